@@ -1,0 +1,62 @@
+// The layers of docs/architecture.md, enforced: dependencies point down only, no cycles.
+// Order, top to bottom: web, cli | server, agent | services | hypervisors | protocols | store | core.
+const layer = (name) => `^src/${name}/`;
+module.exports = {
+  forbidden: [
+    { name: 'no-cycles', severity: 'error', from: {}, to: { circular: true } },
+    {
+      name: 'core-is-the-bottom',
+      severity: 'error',
+      from: { path: layer('core') },
+      to: { path: '^src/(?!core/)' },
+    },
+    {
+      name: 'protocols-know-only-bytes',
+      severity: 'error',
+      from: { path: layer('protocols') },
+      to: { path: '^src/(store|hypervisors|services|server|cli|agent|web)/' },
+    },
+    {
+      name: 'store-below-services',
+      severity: 'error',
+      from: { path: layer('store') },
+      to: { path: '^src/(protocols|hypervisors|services|server|cli|agent|web)/' },
+    },
+    {
+      name: 'drivers-below-services',
+      severity: 'error',
+      from: { path: layer('hypervisors') },
+      to: { path: '^src/(store|services|server|cli|agent|web)/' },
+    },
+    {
+      name: 'services-never-import-server-or-cli',
+      severity: 'error',
+      from: { path: layer('services') },
+      to: { path: '^src/(server|cli|agent|web)/' },
+    },
+    {
+      name: 'server-not-cli',
+      severity: 'error',
+      from: { path: layer('server') },
+      to: { path: '^src/(cli|agent|web)/' },
+    },
+    {
+      name: 'agent-not-server-or-cli',
+      severity: 'error',
+      from: { path: layer('agent') },
+      to: { path: '^src/(server|cli|web)/' },
+    },
+    {
+      name: 'testing-only-from-tests',
+      severity: 'error',
+      from: { path: '^src/(?!testing/)' },
+      to: { path: '^src/testing/' },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsConfig: { fileName: 'tsconfig.json' },
+    tsPreCompilationDeps: true,
+    enhancedResolveOptions: { extensions: ['.ts', '.js'] },
+  },
+};

@@ -1,0 +1,196 @@
+/**
+ * The one catalogue of stable error codes. Every error that crosses a module,
+ * process or HTTP boundary carries one of these codes; callers branch on the
+ * code, never on the message. docs/errors.md documents each code and a test
+ * keeps the two in sync.
+ */
+
+export interface ErrorSpec {
+  /** HTTP status the API answers with. */
+  readonly status: number;
+  /** One sentence: what happened and what the caller can do. */
+  readonly summary: string;
+}
+
+export const errorCatalogue = {
+  // --- request and input --------------------------------------------------
+  ZEN_BAD_REQUEST: {
+    status: 400,
+    summary:
+      'The request is malformed: wrong types, unknown fields or missing values. Fix the request as the details say.',
+  },
+  ZEN_BAD_FILTER: {
+    status: 400,
+    summary:
+      'A list filter could not be parsed. Use KEY OP VALUE with OP one of = != > >= < <= ~ and an optional ! before KEY for absence.',
+  },
+  ZEN_BAD_CURSOR: {
+    status: 400,
+    summary: 'The pagination cursor is not one this server issued. Start again without a cursor.',
+  },
+  ZEN_BAD_ID: {
+    status: 400,
+    summary: 'An id does not have the expected prefix and form (for example vm_…, host_…).',
+  },
+  ZEN_PAYLOAD_TOO_LARGE: {
+    status: 413,
+    summary: 'The request body is larger than the server accepts.',
+  },
+  ZEN_UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    summary: 'The request body must be JSON (Content-Type: application/json).',
+  },
+  ZEN_NOT_FOUND: {
+    status: 404,
+    summary: 'No object with that id or name exists, or you may not see it.',
+  },
+  ZEN_ROUTE_NOT_FOUND: { status: 404, summary: 'No API route matches this method and path.' },
+  ZEN_CONFLICT: {
+    status: 409,
+    summary: 'The change conflicts with the current state (a duplicate name, or an object in use).',
+  },
+  ZEN_INVALID_STATE: {
+    status: 409,
+    summary:
+      'The object is not in a state that allows this action (for example starting a running VM).',
+  },
+  ZEN_READ_ONLY_FACT: {
+    status: 409,
+    summary:
+      'The fact is discovered from the hypervisor and cannot be written; write a user fact under user.* instead.',
+  },
+  // --- identity -----------------------------------------------------------
+  ZEN_UNAUTHENTICATED: {
+    status: 401,
+    summary:
+      'No valid credentials were presented. Log in (zenith login) or send a valid API token.',
+  },
+  ZEN_BAD_CREDENTIALS: { status: 401, summary: 'The user name or password is wrong.' },
+  ZEN_TOKEN_EXPIRED: {
+    status: 401,
+    summary: 'The session or token has expired or was revoked. Log in again.',
+  },
+  ZEN_FORBIDDEN: {
+    status: 403,
+    summary: 'You are authenticated but your role does not allow this action here.',
+  },
+  ZEN_RATE_LIMITED: {
+    status: 429,
+    summary:
+      'Too many failed attempts or requests. Wait for the time given in details.retryAfterSeconds.',
+  },
+  ZEN_WEAK_PASSWORD: {
+    status: 400,
+    summary: 'The password is too short or too simple; use at least 12 characters.',
+  },
+  // --- hypervisors and tasks ----------------------------------------------
+  ZEN_UNSUPPORTED: {
+    status: 422,
+    summary:
+      "This connection's driver does not support the operation; see the connection's capabilities.",
+  },
+  ZEN_CONNECTION_FAILED: {
+    status: 502,
+    summary:
+      'The hypervisor or manager behind a connection could not be reached or refused the request.',
+  },
+  ZEN_CONNECTION_DISCONNECTED: {
+    status: 409,
+    summary: 'The connection that owns this object is not connected; reconnect it and try again.',
+  },
+  ZEN_NO_CAPACITY: {
+    status: 409,
+    summary: 'The target host does not have the capacity (CPU, memory) for this VM.',
+  },
+  ZEN_DRIVER_ERROR: {
+    status: 502,
+    summary:
+      'The hypervisor reported an error while carrying out the action; details carry its own code and message.',
+  },
+  ZEN_TASK_INTERRUPTED: {
+    status: 409,
+    summary:
+      'The task was running when the control plane stopped and could not be completed safely; check the object and try again.',
+  },
+  ZEN_TASK_CANCELLED: { status: 409, summary: 'The task was cancelled before it completed.' },
+  ZEN_TIMEOUT: { status: 504, summary: 'An operation did not finish within its time limit.' },
+  // --- audit and store ----------------------------------------------------
+  ZEN_AUDIT_CHAIN_BROKEN: {
+    status: 500,
+    summary:
+      'Audit verification found a record that was edited, deleted or reordered; details name the first one.',
+  },
+  ZEN_STORE_UNAVAILABLE: {
+    status: 503,
+    summary: 'The database could not be reached or is not initialised.',
+  },
+  ZEN_MIGRATION_FAILED: {
+    status: 500,
+    summary: 'A schema migration failed; the store was left at the previous version.',
+  },
+  ZEN_CONFIG_INVALID: {
+    status: 400,
+    summary:
+      'A setting (flag, environment variable or config file) is invalid; the message names it.',
+  },
+  // --- the fallback ---------------------------------------------------------
+  ZEN_INTERNAL: {
+    status: 500,
+    summary: 'An unexpected error; it was logged with the request id. Please report it.',
+  },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof errorCatalogue;
+
+export type ErrorDetails = Record<string, unknown>;
+
+/** An expected error: it carries a stable code and is safe to show to the caller. */
+export class ZenithError extends Error {
+  readonly code: ErrorCode;
+  readonly details: ErrorDetails;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    details: ErrorDetails = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'ZenithError';
+    this.code = code;
+    this.details = details;
+  }
+
+  get status(): number {
+    return errorCatalogue[this.code].status;
+  }
+
+  toJSON(): ErrorBody {
+    return { error: { code: this.code, message: this.message, details: this.details } };
+  }
+}
+
+export interface ErrorBody {
+  error: { code: string; message: string; details: ErrorDetails };
+}
+
+export function isZenithError(value: unknown): value is ZenithError {
+  return value instanceof ZenithError;
+}
+
+export function isErrorCode(value: string): value is ErrorCode {
+  return Object.hasOwn(errorCatalogue, value);
+}
+
+/** Rebuilds a ZenithError from its wire form (API answers, agent messages). */
+export function errorFromBody(body: unknown, fallbackMessage = 'request failed'): ZenithError {
+  const error = (body as Partial<ErrorBody> | undefined)?.error;
+  if (error && typeof error.code === 'string' && isErrorCode(error.code)) {
+    return new ZenithError(error.code, error.message ?? fallbackMessage, error.details ?? {});
+  }
+  return new ZenithError('ZEN_INTERNAL', fallbackMessage, { body });
+}
+
+export function assertNever(value: never, what = 'value'): never {
+  throw new ZenithError('ZEN_INTERNAL', `unexpected ${what}: ${String(value)}`);
+}
