@@ -1,0 +1,126 @@
+/**
+ * The one interface every hypervisor family implements. A driver speaks in
+ * the peer's own ids (external ids); the inventory service maps them to
+ * Zenith ids. Capabilities are declared, never assumed: the API refuses an
+ * operation a driver does not list with ZEN_UNSUPPORTED.
+ */
+
+export type FactValue = string | number | boolean | string[] | null;
+export type Facts = Record<string, FactValue>;
+
+export type ObjectKind = 'datacenter' | 'cluster' | 'host' | 'vm' | 'network' | 'datastore' | 'resourceGroup';
+export const objectKinds: readonly ObjectKind[] = ['datacenter', 'cluster', 'host', 'vm', 'network', 'datastore', 'resourceGroup'];
+
+export type PowerState = 'running' | 'stopped' | 'suspended' | 'paused' | 'unknown';
+
+export interface ExternalRef {
+  kind: ObjectKind;
+  externalId: string;
+}
+
+/** One object as the hypervisor reports it. */
+export interface DiscoveredObject {
+  kind: ObjectKind;
+  externalId: string;
+  name: string;
+  parent: ExternalRef | null;
+  facts: Facts;
+  tags?: string[];
+}
+
+/** A VM also says where it runs and in which power state. */
+export interface DiscoveredVm extends DiscoveredObject {
+  kind: 'vm';
+  hostExternalId: string | null;
+  powerState: PowerState;
+}
+
+export function isDiscoveredVm(object: DiscoveredObject): object is DiscoveredVm {
+  return object.kind === 'vm';
+}
+
+export interface DiscoverySnapshot {
+  objects: DiscoveredObject[];
+}
+
+export type InventoryDelta =
+  | { type: 'upsert'; object: DiscoveredObject }
+  | { type: 'remove'; kind: ObjectKind; externalId: string };
+
+export type Capability =
+  | 'vm.start'
+  | 'vm.stop'
+  | 'vm.shutdown'
+  | 'vm.reboot'
+  | 'vm.reset'
+  | 'vm.suspend'
+  | 'vm.resume'
+  | 'vm.delete'
+  | 'vm.migrate'
+  | 'vm.create'
+  | 'vm.clone'
+  | 'vm.snapshot'
+  | 'vm.console';
+
+export interface ActionProgress {
+  /** 0..100 */
+  percent: number;
+  message?: string;
+  details?: Record<string, number | string>;
+}
+
+export interface ActionContext {
+  signal: AbortSignal;
+  progress(update: ActionProgress): void;
+}
+
+export interface MigrateOptions {
+  /** Migrate the disks too (no shared storage). */
+  withStorage?: boolean;
+  maxBandwidthBytesPerSecond?: number;
+  maxDowntimeMs?: number;
+}
+
+export interface VmSpec {
+  name: string;
+  cpus: number;
+  memoryBytes: number;
+  diskBytes: number;
+  hostExternalId: string;
+  facts?: Facts;
+}
+
+export interface SnapshotInfo {
+  id: string;
+  name: string;
+  createdAt: number;
+}
+
+export interface DriverInfo {
+  /** Family, e.g. simulated, qemu, libvirt, vsphere. */
+  type: string;
+  /** True for drivers that pretend: shown wherever their objects appear. */
+  simulated: boolean;
+  capabilities: readonly Capability[];
+}
+
+export interface HypervisorDriver {
+  readonly info: DriverInfo;
+  /** Opens the connection to the peer; throws a coded error when it cannot. */
+  connect(): Promise<void>;
+  /** A full inventory of what the peer knows. */
+  discover(): Promise<DiscoverySnapshot>;
+  /** Changes from the moment of this call (call it before discover()), until the signal aborts. */
+  watch(signal: AbortSignal): AsyncIterable<InventoryDelta>;
+  /** Each action resolves with the VM as it is afterwards (null once deleted). */
+  startVm(vmExternalId: string, context: ActionContext): Promise<DiscoveredVm>;
+  stopVm(vmExternalId: string, context: ActionContext, options?: { force?: boolean }): Promise<DiscoveredVm>;
+  rebootVm(vmExternalId: string, context: ActionContext): Promise<DiscoveredVm>;
+  suspendVm(vmExternalId: string, context: ActionContext): Promise<DiscoveredVm>;
+  resumeVm(vmExternalId: string, context: ActionContext): Promise<DiscoveredVm>;
+  deleteVm(vmExternalId: string, context: ActionContext): Promise<null>;
+  migrateVm(vmExternalId: string, targetHostExternalId: string, context: ActionContext, options?: MigrateOptions): Promise<DiscoveredVm>;
+  createVm(spec: VmSpec, context: ActionContext): Promise<DiscoveredVm>;
+  /** Releases every resource; the driver is unusable afterwards. */
+  close(): Promise<void>;
+}

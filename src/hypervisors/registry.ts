@@ -1,0 +1,90 @@
+/**
+ * Driver families by connection type. Each entry validates its settings
+ * (failing fast with ZEN_CONFIG_INVALID) and builds a driver.
+ */
+import { join } from 'node:path';
+import type { Clock } from '../core/clock.js';
+import { ZenithError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { HypervisorDriver } from './driver.js';
+import { SimulatedDriver } from './simulated/simulated-driver.js';
+
+export interface DriverContext {
+  connectionId: string;
+  clock: Clock;
+  logger: Logger;
+  /** A directory the driver may keep state in. */
+  stateDir: string;
+}
+
+export interface DriverFamily {
+  type: string;
+  description: string;
+  simulated: boolean;
+  /** Checks settings and returns them normalised; throws ZEN_CONFIG_INVALID. */
+  validate(settings: Record<string, unknown>): Record<string, unknown>;
+  create(settings: Record<string, unknown>, secret: string | null, context: DriverContext): HypervisorDriver;
+}
+
+function intSetting(settings: Record<string, unknown>, key: string, fallback: number, min: number, max: number): number {
+  const value = settings[key] ?? fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new ZenithError('ZEN_CONFIG_INVALID', `setting '${key}' must be a whole number from ${min} to ${max}`, { key, value });
+  }
+  return value;
+}
+
+const simulated: DriverFamily = {
+  type: 'simulated',
+  description: 'A simulated fleet for demos, scale tests and benchmarks (not real machines)',
+  simulated: true,
+  validate(settings) {
+    const known = ['seed', 'datacenters', 'clustersPerDatacenter', 'hostsPerCluster', 'vmsPerHost', 'timeScale'];
+    const unknown = Object.keys(settings).filter((k) => !known.includes(k));
+    if (unknown.length > 0) throw new ZenithError('ZEN_CONFIG_INVALID', `unknown simulated setting(s): ${unknown.join(', ')} (known: ${known.join(', ')})`, { unknown });
+    const timeScale = settings.timeScale ?? 1;
+    if (typeof timeScale !== 'number' || !(timeScale >= 0 && timeScale <= 100)) throw new ZenithError('ZEN_CONFIG_INVALID', "setting 'timeScale' must be a number from 0 to 100", { key: 'timeScale' });
+    const out = {
+      seed: intSetting(settings, 'seed', 1, 0, 2 ** 31),
+      datacenters: intSetting(settings, 'datacenters', 1, 1, 100),
+      clustersPerDatacenter: intSetting(settings, 'clustersPerDatacenter', 2, 1, 1000),
+      hostsPerCluster: intSetting(settings, 'hostsPerCluster', 3, 1, 1000),
+      vmsPerHost: intSetting(settings, 'vmsPerHost', 4, 0, 1000),
+      timeScale,
+    };
+    const vms = out.datacenters * out.clustersPerDatacenter * out.hostsPerCluster * out.vmsPerHost;
+    if (vms > 1_000_000) throw new ZenithError('ZEN_CONFIG_INVALID', `a simulated fleet may hold at most 1,000,000 VMs (this one: ${vms})`);
+    return out;
+  },
+  create(settings, _secret, context) {
+    const s = settings as { seed: number; datacenters: number; clustersPerDatacenter: number; hostsPerCluster: number; vmsPerHost: number; timeScale: number };
+    return new SimulatedDriver({
+      clock: context.clock,
+      timeScale: s.timeScale,
+      fleet: { seed: s.seed, datacenters: s.datacenters, clustersPerDatacenter: s.clustersPerDatacenter, hostsPerCluster: s.hostsPerCluster, vmsPerHost: s.vmsPerHost },
+      journalPath: join(context.stateDir, 'simulated.journal'),
+    });
+  },
+};
+
+export class DriverRegistry {
+  readonly #families = new Map<string, DriverFamily>();
+
+  constructor(families: DriverFamily[] = [simulated]) {
+    for (const family of families) this.#families.set(family.type, family);
+  }
+
+  register(family: DriverFamily): void {
+    this.#families.set(family.type, family);
+  }
+
+  get(type: string): DriverFamily {
+    const family = this.#families.get(type);
+    if (!family) throw new ZenithError('ZEN_CONFIG_INVALID', `unknown connection type '${type}' (known: ${[...this.#families.keys()].join(', ')})`, { type });
+    return family;
+  }
+
+  list(): DriverFamily[] {
+    return [...this.#families.values()];
+  }
+}

@@ -1,0 +1,275 @@
+/**
+ * The simulated driver: a deterministic fleet that supports every lifecycle
+ * operation and migration with realistic durations from the injected clock.
+ * It is for demos, scale tests and benchmarks, and labels everything it
+ * reports as simulated. Its state is kept in a journal file (like a real
+ * hypervisor, it outlives a control-plane restart); an action that is cut off
+ * by a crash never reaches the journal, so it did not happen.
+ */
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Clock } from '../../core/clock.js';
+import { ZenithError } from '../../core/errors.js';
+import type {
+  ActionContext,
+  Capability,
+  DiscoveredVm,
+  DiscoverySnapshot,
+  DriverInfo,
+  HypervisorDriver,
+  InventoryDelta,
+  MigrateOptions,
+  PowerState,
+  VmSpec,
+} from '../driver.js';
+import { defaultFleet, generateFleet, hostObject, vmObject, type FleetSettings, type SimFleet, type SimVm } from './fleet.js';
+
+export interface SimulatedDriverOptions {
+  fleet?: Partial<FleetSettings>;
+  /** Multiplies every simulated duration: 1 is realistic, 0.01 is a hundred times faster. */
+  timeScale?: number;
+  /** Where the simulated hypervisor keeps its state; in memory only when absent. */
+  journalPath?: string;
+  /** Bandwidth of the simulated migration network. */
+  migrationBytesPerSecond?: number;
+  clock: Clock;
+}
+
+type JournalEntry = { op: 'vm'; vm: SimVm } | { op: 'delete'; id: string };
+
+const capabilities: readonly Capability[] = ['vm.start', 'vm.stop', 'vm.shutdown', 'vm.reboot', 'vm.reset', 'vm.suspend', 'vm.resume', 'vm.delete', 'vm.migrate', 'vm.create'];
+
+/** Base durations in ms of simulated time, before timeScale. */
+const durations = { start: 1500, stop: 400, shutdown: 2500, reboot: 3000, suspend: 1000, resume: 700, delete: 500, create: 2000, migrateSetup: 300 };
+
+export class SimulatedDriver implements HypervisorDriver {
+  readonly info: DriverInfo = { type: 'simulated', simulated: true, capabilities };
+  readonly #clock: Clock;
+  readonly #timeScale: number;
+  readonly #journalPath: string | undefined;
+  readonly #bandwidth: number;
+  readonly #fleet: SimFleet;
+  readonly #busy = new Set<string>();
+  readonly #watchers = new Set<{ push: (delta: InventoryDelta) => void; wake: () => void }>();
+  #closed = false;
+
+  constructor(options: SimulatedDriverOptions) {
+    this.#clock = options.clock;
+    this.#timeScale = options.timeScale ?? 1;
+    this.#journalPath = options.journalPath;
+    this.#bandwidth = options.migrationBytesPerSecond ?? 1.25e9;
+    this.#fleet = generateFleet({ ...defaultFleet, ...options.fleet });
+    if (this.#journalPath) this.#replay(this.#journalPath);
+  }
+
+  async connect(): Promise<void> {
+    if (this.#closed) throw new ZenithError('ZEN_CONNECTION_FAILED', 'the simulated driver was closed');
+  }
+
+  async discover(): Promise<DiscoverySnapshot> {
+    return {
+      objects: [...this.#fleet.others, ...[...this.#fleet.hosts.values()].map(hostObject), ...[...this.#fleet.vms.values()].map(vmObject)],
+    };
+  }
+
+  /** Registers at once, so that no change between discover() and the first read is lost. */
+  watch(signal: AbortSignal): AsyncIterable<InventoryDelta> {
+    const queue: InventoryDelta[] = [];
+    let wake: (() => void) | undefined;
+    const onAbort = () => wake?.();
+    const watcher = {
+      push: (delta: InventoryDelta) => {
+        queue.push(delta);
+        wake?.();
+      },
+      wake: onAbort,
+    };
+    this.#watchers.add(watcher);
+    signal.addEventListener('abort', onAbort);
+    const isOver = () => signal.aborted || this.#closed;
+    const cleanUp = () => {
+      this.#watchers.delete(watcher);
+      signal.removeEventListener('abort', onAbort);
+    };
+    return {
+      async *[Symbol.asyncIterator]() {
+        try {
+          while (!isOver()) {
+            const next = queue.shift();
+            if (next) {
+              yield next;
+              continue;
+            }
+            await new Promise<void>((resolve) => (wake = resolve));
+            wake = undefined;
+          }
+        } finally {
+          cleanUp();
+        }
+      },
+    };
+  }
+
+  startVm(id: string, context: ActionContext): Promise<DiscoveredVm> {
+    return this.#transition(id, context, ['stopped'], durations.start, 'running');
+  }
+
+  stopVm(id: string, context: ActionContext, options: { force?: boolean } = {}): Promise<DiscoveredVm> {
+    return this.#transition(id, context, ['running', 'suspended', 'paused'], options.force === false ? durations.shutdown : durations.stop, 'stopped');
+  }
+
+  rebootVm(id: string, context: ActionContext): Promise<DiscoveredVm> {
+    return this.#transition(id, context, ['running'], durations.reboot, 'running');
+  }
+
+  suspendVm(id: string, context: ActionContext): Promise<DiscoveredVm> {
+    return this.#transition(id, context, ['running'], durations.suspend, 'suspended');
+  }
+
+  resumeVm(id: string, context: ActionContext): Promise<DiscoveredVm> {
+    return this.#transition(id, context, ['suspended', 'paused'], durations.resume, 'running');
+  }
+
+  async deleteVm(id: string, context: ActionContext): Promise<null> {
+    const vm = this.#vm(id);
+    return this.#exclusive(id, async () => {
+      if (vm.powerState === 'running') throw new ZenithError('ZEN_INVALID_STATE', `stop ${vm.name} before deleting it`, { powerState: vm.powerState });
+      await this.#work(durations.delete, context);
+      this.#fleet.vms.delete(id);
+      this.#record({ op: 'delete', id });
+      this.#emit({ type: 'remove', kind: 'vm', externalId: id });
+      return null;
+    });
+  }
+
+  async createVm(spec: VmSpec, context: ActionContext): Promise<DiscoveredVm> {
+    const host = this.#fleet.hosts.get(spec.hostExternalId);
+    if (!host) throw new ZenithError('ZEN_NOT_FOUND', `no simulated host ${spec.hostExternalId}`);
+    this.#checkCapacity(spec.hostExternalId, spec.memoryBytes);
+    const externalId = `vm-z${this.#clock.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
+    await this.#work(durations.create, context);
+    const vm: SimVm = {
+      externalId,
+      name: spec.name,
+      hostExternalId: spec.hostExternalId,
+      cpus: spec.cpus,
+      memoryBytes: spec.memoryBytes,
+      diskBytes: spec.diskBytes,
+      powerState: 'stopped',
+      tags: [],
+      guestOs: 'other',
+      createdBy: 'zenith',
+    };
+    this.#commit(vm);
+    return vmObject(vm);
+  }
+
+  async migrateVm(id: string, target: string, context: ActionContext, options: MigrateOptions = {}): Promise<DiscoveredVm> {
+    const vm = this.#vm(id);
+    if (!this.#fleet.hosts.has(target)) throw new ZenithError('ZEN_NOT_FOUND', `no simulated host ${target}`, { host: target });
+    if (vm.hostExternalId === target) throw new ZenithError('ZEN_INVALID_STATE', `${vm.name} already runs on that host`);
+    return this.#exclusive(id, async () => {
+      this.#checkCapacity(target, vm.memoryBytes);
+      const bandwidth = Math.min(this.#bandwidth, options.maxBandwidthBytesPerSecond ?? Infinity);
+      const bytes = vm.memoryBytes + (options.withStorage ? vm.diskBytes : 0);
+      // Memory is copied once, plus a dirty-page tail when the guest runs.
+      const total = vm.powerState === 'running' ? bytes * 1.1 : bytes;
+      const transferMs = (total / bandwidth) * 1000;
+      await this.#work(durations.migrateSetup, context);
+      const steps = 10;
+      for (let step = 1; step <= steps; step++) {
+        await this.#clock.sleep((transferMs / steps) * this.#timeScale, context.signal);
+        const sent = Math.round((total * step) / steps);
+        context.progress({ percent: step * 10, message: `pass ${step}`, details: { bytesSent: sent, bytesRemaining: Math.round(total - sent) } });
+      }
+      const moved: SimVm = { ...vm, hostExternalId: target };
+      this.#commit(moved);
+      return vmObject(moved);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const watcher of this.#watchers) watcher.wake();
+    this.#watchers.clear();
+  }
+
+  #vm(id: string): SimVm {
+    const vm = this.#fleet.vms.get(id);
+    if (!vm) throw new ZenithError('ZEN_NOT_FOUND', `no simulated VM ${id}`, { externalId: id });
+    return vm;
+  }
+
+  #checkCapacity(hostId: string, memoryBytes: number): void {
+    const host = this.#fleet.hosts.get(hostId)!;
+    let used = 0;
+    for (const other of this.#fleet.vms.values()) if (other.hostExternalId === hostId && other.powerState !== 'stopped') used += other.memoryBytes;
+    if (used + memoryBytes > host.memoryBytes) {
+      throw new ZenithError('ZEN_NO_CAPACITY', `host ${host.name} has ${host.memoryBytes - used} bytes of memory free, the VM needs ${memoryBytes}`, {
+        host: host.name,
+        freeBytes: host.memoryBytes - used,
+        neededBytes: memoryBytes,
+      });
+    }
+  }
+
+  async #transition(id: string, context: ActionContext, from: PowerState[], ms: number, to: PowerState): Promise<DiscoveredVm> {
+    const vm = this.#vm(id);
+    return this.#exclusive(id, async () => {
+      if (!from.includes(vm.powerState)) {
+        throw new ZenithError('ZEN_INVALID_STATE', `${vm.name} is ${vm.powerState}; this action needs it ${from.join(' or ')}`, { powerState: vm.powerState });
+      }
+      await this.#work(ms, context);
+      const next: SimVm = { ...this.#vm(id), powerState: to };
+      this.#commit(next);
+      return vmObject(next);
+    });
+  }
+
+  async #exclusive<T>(id: string, work: () => Promise<T>): Promise<T> {
+    if (this.#busy.has(id)) throw new ZenithError('ZEN_INVALID_STATE', 'another operation on this VM is in progress', { externalId: id });
+    this.#busy.add(id);
+    try {
+      return await work();
+    } finally {
+      this.#busy.delete(id);
+    }
+  }
+
+  async #work(ms: number, context: ActionContext): Promise<void> {
+    context.progress({ percent: 0 });
+    await this.#clock.sleep(ms * this.#timeScale, context.signal);
+  }
+
+  #commit(vm: SimVm): void {
+    this.#fleet.vms.set(vm.externalId, vm);
+    this.#record({ op: 'vm', vm });
+    this.#emit({ type: 'upsert', object: vmObject(vm) });
+  }
+
+  #emit(delta: InventoryDelta): void {
+    for (const watcher of this.#watchers) watcher.push(delta);
+  }
+
+  #record(entry: JournalEntry): void {
+    if (!this.#journalPath) return;
+    // Synchronous append: once an action reports success, its result survives a crash of this process.
+    appendFileSync(this.#journalPath, `${JSON.stringify(entry)}\n`);
+  }
+
+  #replay(path: string): void {
+    mkdirSync(dirname(path), { recursive: true });
+    if (!existsSync(path)) return;
+    for (const line of readFileSync(path, 'utf8').split('\n')) {
+      if (!line) continue;
+      let entry: JournalEntry;
+      try {
+        entry = JSON.parse(line) as JournalEntry;
+      } catch {
+        continue; // a torn last line from a crash: that action never completed
+      }
+      if (entry.op === 'vm') this.#fleet.vms.set(entry.vm.externalId, entry.vm);
+      else this.#fleet.vms.delete(entry.id);
+    }
+  }
+}

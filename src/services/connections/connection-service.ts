@@ -1,0 +1,263 @@
+/**
+ * Connections to hypervisors and managers. Each connection is a service
+ * identity of its own, runs one driver, feeds its discovery and watch stream
+ * into the inventory, and reconnects with backoff when the peer goes away.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Clock } from '../../core/clock.js';
+import { ZenithError } from '../../core/errors.js';
+import { newId } from '../../core/ids.js';
+import type { Logger } from '../../core/logger.js';
+import type { SecretBox } from '../../core/secret-box.js';
+import type { HypervisorDriver } from '../../hypervisors/driver.js';
+import type { DriverRegistry } from '../../hypervisors/registry.js';
+import type { ConnectionsTable } from '../../store/schema.js';
+import type { Store } from '../../store/store.js';
+import type { EventBus } from '../events/event-bus.js';
+import type { IdentityService } from '../identity/identity-service.js';
+import type { InventoryService } from '../inventory/inventory-service.js';
+
+export type ConnectionState = 'connecting' | 'connected' | 'disconnected';
+
+export interface Connection {
+  id: string;
+  name: string;
+  type: string;
+  simulated: boolean;
+  settings: Record<string, unknown>;
+  identityId: string;
+  state: ConnectionState;
+  lastError: string | null;
+  lastSyncAt: number | null;
+  capabilities: string[];
+  createdAt: number;
+}
+
+interface Running {
+  driver: HypervisorDriver | undefined;
+  abort: AbortController;
+  state: ConnectionState;
+  lastError: string | null;
+  lastSyncAt: number | null;
+  firstSync: Promise<void>;
+  loop: Promise<void>;
+}
+
+const connectionName = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$/;
+
+export class ConnectionService {
+  readonly #running = new Map<string, Running>();
+
+  constructor(
+    private readonly deps: {
+      store: Store;
+      registry: DriverRegistry;
+      inventory: InventoryService;
+      identities: IdentityService;
+      events: EventBus;
+      secrets: SecretBox;
+      clock: Clock;
+      logger: Logger;
+      stateDir: string;
+    },
+  ) {}
+
+  /** Starts every stored connection; resolves when each has synced once or failed. */
+  async startAll(timeoutMs = 30_000): Promise<void> {
+    const rows = await this.deps.store.db.selectFrom('connections').selectAll().execute();
+    for (const row of rows) this.#start(row);
+    await Promise.all([...this.#running.values()].map((r) => Promise.race([r.firstSync, this.deps.clock.sleep(timeoutMs)])));
+  }
+
+  async add(input: { name: string; type: string; settings?: Record<string, unknown>; secret?: string | null }): Promise<Connection> {
+    if (!connectionName.test(input.name)) throw new ZenithError('ZEN_BAD_REQUEST', `'${input.name}' is not a valid connection name (letters, digits, . _ -, at most 64)`, { name: input.name });
+    const family = this.deps.registry.get(input.type);
+    const settings = family.validate(input.settings ?? {});
+    const clash = await this.deps.store.db.selectFrom('connections').select('id').where('name', '=', input.name).executeTakeFirst();
+    if (clash) throw new ZenithError('ZEN_CONFLICT', `a connection named '${input.name}' exists`, { name: input.name });
+    // The connection acts as an identity of its own (what it changes is attributed to it).
+    const { identity } = await this.deps.identities.createService({ name: `conn.${input.name.toLowerCase()}`.slice(0, 64), role: 'operator', displayName: `connection ${input.name}` });
+    const now = this.deps.clock.now();
+    const row: ConnectionsTable = {
+      id: newId('connection', now),
+      name: input.name,
+      type: family.type,
+      settings: JSON.stringify(settings),
+      secret: input.secret ? this.deps.secrets.seal(input.secret) : null,
+      identity_id: identity.id,
+      state: 'connecting',
+      last_error: null,
+      last_sync_at: null,
+      created_at: now,
+    };
+    await this.deps.store.db.insertInto('connections').values(row).execute();
+    const running = this.#start(row);
+    await Promise.race([running.firstSync, this.deps.clock.sleep(30_000)]);
+    return this.get(row.id);
+  }
+
+  /** Tries a connection's settings without saving anything: connects and discovers once. */
+  async test(input: { type: string; settings?: Record<string, unknown>; secret?: string | null }): Promise<{ ok: true; objects: Record<string, number>; durationMs: number }> {
+    const family = this.deps.registry.get(input.type);
+    const settings = family.validate(input.settings ?? {});
+    const started = performance.now();
+    const driver = family.create(settings, input.secret ?? null, { connectionId: 'test', clock: this.deps.clock, logger: this.deps.logger, stateDir: join(this.deps.stateDir, 'connection-test') });
+    try {
+      await driver.connect();
+      const snapshot = await driver.discover();
+      const objects: Record<string, number> = {};
+      for (const object of snapshot.objects) objects[object.kind] = (objects[object.kind] ?? 0) + 1;
+      return { ok: true, objects, durationMs: Math.round(performance.now() - started) };
+    } finally {
+      await driver.close();
+    }
+  }
+
+  async list(): Promise<Connection[]> {
+    const rows = await this.deps.store.db.selectFrom('connections').selectAll().orderBy('name').execute();
+    return rows.map((row) => this.#view(row));
+  }
+
+  async get(idOrName: string): Promise<Connection> {
+    const row = await this.deps.store.db.selectFrom('connections').selectAll().where((eb) => eb.or([eb('id', '=', idOrName), eb('name', '=', idOrName)])).executeTakeFirst();
+    if (!row) throw new ZenithError('ZEN_NOT_FOUND', `no connection '${idOrName}'`, { connection: idOrName });
+    return this.#view(row);
+  }
+
+  async remove(idOrName: string): Promise<Connection> {
+    const connection = await this.get(idOrName);
+    await this.#stop(connection.id);
+    await this.deps.inventory.markConnectionGone(connection.id);
+    await this.deps.store.db.deleteFrom('connections').where('id', '=', connection.id).execute();
+    await this.deps.identities.update(connection.identityId, { disabled: true });
+    await this.deps.events.publish([{ type: 'connection.removed', objectId: connection.id, data: { name: connection.name } }]);
+    return connection;
+  }
+
+  /** Re-reads the whole inventory of a connection now. */
+  async refresh(idOrName: string): Promise<Connection> {
+    const connection = await this.get(idOrName);
+    const driver = this.driver(connection.id);
+    const snapshot = await driver.discover();
+    await this.deps.inventory.applySnapshot(connection.id, snapshot.objects);
+    await this.#setState(connection.id, 'connected', null, this.deps.clock.now());
+    return this.get(connection.id);
+  }
+
+  /** The live driver of a connection, or ZEN_CONNECTION_DISCONNECTED. */
+  driver(connectionId: string): HypervisorDriver {
+    const running = this.#running.get(connectionId);
+    if (!running?.driver || running.state !== 'connected') {
+      throw new ZenithError('ZEN_CONNECTION_DISCONNECTED', 'the connection that owns this object is not connected', { connectionId, state: running?.state ?? 'stopped' });
+    }
+    return running.driver;
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.#running.keys()].map((id) => this.#stop(id)));
+  }
+
+  #view(row: ConnectionsTable): Connection {
+    const running = this.#running.get(row.id);
+    const family = this.deps.registry.get(row.type);
+    return {
+      id: row.id,
+      name: row.name,
+      type: row.type,
+      simulated: family.simulated,
+      settings: JSON.parse(row.settings) as Record<string, unknown>,
+      identityId: row.identity_id,
+      state: running?.state ?? (row.state as ConnectionState),
+      lastError: running?.lastError ?? row.last_error,
+      lastSyncAt: running?.lastSyncAt ?? (row.last_sync_at === null ? null : Number(row.last_sync_at)),
+      capabilities: running?.driver ? [...running.driver.info.capabilities] : [],
+      createdAt: Number(row.created_at),
+    };
+  }
+
+  #start(row: ConnectionsTable): Running {
+    let resolveFirst!: () => void;
+    const running: Running = {
+      driver: undefined,
+      abort: new AbortController(),
+      state: 'connecting',
+      lastError: null,
+      lastSyncAt: row.last_sync_at,
+      firstSync: new Promise<void>((resolve) => (resolveFirst = resolve)),
+      loop: Promise.resolve(),
+    };
+    this.#running.set(row.id, running);
+    running.loop = this.#run(row, running, resolveFirst);
+    return running;
+  }
+
+  async #run(row: ConnectionsTable, running: Running, firstSyncDone: () => void): Promise<void> {
+    const { clock, logger, registry, inventory } = this.deps;
+    const family = registry.get(row.type);
+    const signal = running.abort.signal;
+    const stateDir = join(this.deps.stateDir, 'connections', row.id);
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    let backoffMs = 1000;
+    while (!signal.aborted) {
+      let driver: HypervisorDriver | undefined;
+      try {
+        const secret = row.secret ? this.deps.secrets.open(row.secret) : null;
+        driver = family.create(JSON.parse(row.settings) as Record<string, unknown>, secret, { connectionId: row.id, clock, logger: logger.child({ connection: row.name }), stateDir });
+        running.driver = driver;
+        await driver.connect();
+        const watch = driver.watch(signal)[Symbol.asyncIterator]();
+        const snapshot = await driver.discover();
+        await inventory.applySnapshot(row.id, snapshot.objects);
+        await this.#setState(row.id, 'connected', null, clock.now());
+        firstSyncDone();
+        backoffMs = 1000;
+        for (;;) {
+          const next = await watch.next();
+          if (next.done || signal.aborted) break;
+          const delta = next.value;
+          if (delta.type === 'upsert') await inventory.applyChanges(row.id, [delta.object]);
+          else await inventory.applyChanges(row.id, [], [{ kind: delta.kind, externalId: delta.externalId }]);
+        }
+        if (signal.aborted) break;
+        throw new ZenithError('ZEN_CONNECTION_FAILED', 'the change stream ended');
+      } catch (error) {
+        if (signal.aborted) break;
+        const message = error instanceof Error ? error.message : String(error);
+        logger.warn({ connection: row.name, err: message, retryInMs: backoffMs }, 'connection lost; will retry');
+        await this.#setState(row.id, 'disconnected', message, null);
+        firstSyncDone();
+      } finally {
+        running.driver = undefined;
+        await driver?.close().catch(() => undefined);
+      }
+      await clock.sleep(backoffMs, signal).catch(() => undefined);
+      backoffMs = Math.min(backoffMs * 2, 60_000);
+    }
+  }
+
+  async #setState(id: string, state: ConnectionState, lastError: string | null, syncedAt: number | null): Promise<void> {
+    const running = this.#running.get(id);
+    const changed = running?.state !== state;
+    if (running) {
+      running.state = state;
+      running.lastError = lastError;
+      if (syncedAt !== null) running.lastSyncAt = syncedAt;
+    }
+    await this.deps.store.db
+      .updateTable('connections')
+      .set({ state, last_error: lastError, ...(syncedAt !== null ? { last_sync_at: syncedAt } : {}) })
+      .where('id', '=', id)
+      .execute();
+    if (changed) await this.deps.events.publish([{ type: `connection.${state}`, objectId: id, data: lastError ? { error: lastError } : {} }]);
+  }
+
+  async #stop(id: string): Promise<void> {
+    const running = this.#running.get(id);
+    if (!running) return;
+    running.abort.abort(new ZenithError('ZEN_CONNECTION_DISCONNECTED', 'connection stopped'));
+    await running.driver?.close().catch(() => undefined);
+    await running.loop;
+    this.#running.delete(id);
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * Builds and starts the services of one control-plane process, in order:
+ * store (migrated) → inventory index → identities → connections (first sync)
+ * → task recovery. close() stops them in reverse.
+ */
+import { join } from 'node:path';
+import { systemClock, type Clock } from '../core/clock.js';
+import { createLogger, type Logger } from '../core/logger.js';
+import { SecretBox } from '../core/secret-box.js';
+import { DriverRegistry } from '../hypervisors/registry.js';
+import { openStore, type Store } from '../store/store.js';
+import { AuditService, type Actor } from './audit/audit-service.js';
+import { ConnectionService } from './connections/connection-service.js';
+import { EventBus } from './events/event-bus.js';
+import { IdentityService } from './identity/identity-service.js';
+import { InventoryService } from './inventory/inventory-service.js';
+import { TaskService } from './tasks/task-service.js';
+import { VmActionService } from './vms/vm-actions.js';
+
+export interface ControlPlaneOptions {
+  dataDir: string;
+  databaseUrl?: string | undefined;
+  adminPassword?: string | undefined;
+  clock?: Clock;
+  logger?: Logger;
+  registry?: DriverRegistry;
+}
+
+export interface ControlPlane {
+  store: Store;
+  clock: Clock;
+  logger: Logger;
+  events: EventBus;
+  audit: AuditService;
+  identities: IdentityService;
+  inventory: InventoryService;
+  connections: ConnectionService;
+  tasks: TaskService;
+  vms: VmActionService;
+  registry: DriverRegistry;
+  /** Set on the very first start when no admin password was given: print it once. */
+  generatedAdminPassword: string | undefined;
+  close(): Promise<void>;
+}
+
+export const systemActor: Actor = { id: 'system', kind: 'system', name: 'zenith' };
+
+export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? createLogger();
+  const store = await openStore({ dataDir: options.dataDir, databaseUrl: options.databaseUrl });
+  const registry = options.registry ?? new DriverRegistry();
+  const events = new EventBus(store.db, clock, logger);
+  const audit = new AuditService(store, clock);
+  const identities = new IdentityService(store, clock);
+  const inventory = new InventoryService(store, events, clock, logger);
+  const secrets = SecretBox.fromFile(join(options.dataDir, 'secret.key'));
+  const connections = new ConnectionService({ store, registry, inventory, identities, events, secrets, clock, logger, stateDir: options.dataDir });
+  const resolveActor = async (id: string): Promise<Actor> => {
+    if (id === systemActor.id) return systemActor;
+    const identity = await identities.get(id).catch(() => undefined);
+    return identity ? { id: identity.id, kind: identity.kind, name: identity.name } : { id, kind: 'unknown', name: id };
+  };
+  const tasks = new TaskService({ store, events, audit, clock, logger, resolveActor });
+  const vms = new VmActionService(inventory, connections, tasks);
+
+  try {
+    await inventory.load();
+    const bootstrap = await identities.bootstrap(options.adminPassword);
+    if (bootstrap.created) await audit.append([{ actor: systemActor, action: 'identity.bootstrap', targetId: null, params: { user: 'admin' }, result: 'succeeded' }]);
+    await connections.startAll();
+    const recovered = await tasks.recover();
+    if (recovered.resumed + recovered.completed + recovered.retried + recovered.interrupted > 0) logger.info(recovered, 'tasks recovered after restart');
+    return {
+      store,
+      clock,
+      logger,
+      events,
+      audit,
+      identities,
+      inventory,
+      connections,
+      tasks,
+      vms,
+      registry,
+      generatedAdminPassword: bootstrap.generatedPassword,
+      async close() {
+        await tasks.drain();
+        await connections.stopAll();
+        await store.close();
+      },
+    };
+  } catch (error) {
+    await connections.stopAll().catch(() => undefined);
+    await store.close();
+    throw error;
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * One stream of events (inventory changes, task progress, connection state).
+ * Events are persisted with a sequence number so that a client can resume
+ * from the last one it saw, then delivered to live subscribers.
+ */
+import type { Clock } from '../../core/clock.js';
+import type { Logger } from '../../core/logger.js';
+import type { Db, Tx } from '../../store/store.js';
+
+export interface ZenithEvent {
+  seq: number;
+  type: string;
+  objectId: string | null;
+  data: Record<string, unknown>;
+  ts: number;
+}
+
+export interface NewEvent {
+  type: string;
+  objectId?: string | null;
+  data?: Record<string, unknown>;
+}
+
+export type EventListener = (event: ZenithEvent) => void;
+
+const insertChunk = 500;
+
+export class EventBus {
+  readonly #listeners = new Set<EventListener>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Writes events inside the caller's transaction; deliver() them once it has committed. */
+  async persist(tx: Tx | Db, events: NewEvent[]): Promise<ZenithEvent[]> {
+    const ts = this.clock.now();
+    const out: ZenithEvent[] = [];
+    for (let i = 0; i < events.length; i += insertChunk) {
+      const chunk = events.slice(i, i + insertChunk);
+      const rows = await tx
+        .insertInto('events')
+        .values(chunk.map((e) => ({ type: e.type, object_id: e.objectId ?? null, data: JSON.stringify(e.data ?? {}), ts })))
+        .returning('seq')
+        .execute();
+      rows.forEach((row, index) => {
+        const event = chunk[index]!;
+        out.push({ seq: Number(row.seq), type: event.type, objectId: event.objectId ?? null, data: event.data ?? {}, ts });
+      });
+    }
+    return out;
+  }
+
+  deliver(events: ZenithEvent[]): void {
+    for (const event of events) {
+      for (const listener of this.#listeners) {
+        try {
+          listener(event);
+        } catch (error) {
+          this.logger.error({ err: error, type: event.type }, 'event listener failed');
+        }
+      }
+    }
+  }
+
+  async publish(events: NewEvent[]): Promise<ZenithEvent[]> {
+    const persisted = await this.persist(this.db, events);
+    this.deliver(persisted);
+    return persisted;
+  }
+
+  subscribe(listener: EventListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  async list(options: { afterSeq?: number; limit: number; typePrefix?: string; objectId?: string }): Promise<ZenithEvent[]> {
+    let query = this.db.selectFrom('events').selectAll().where('seq', '>', options.afterSeq ?? 0);
+    if (options.typePrefix) query = query.where('type', 'like', `${options.typePrefix}%`);
+    if (options.objectId) query = query.where('object_id', '=', options.objectId);
+    const rows = await query.orderBy('seq').limit(options.limit).execute();
+    return rows.map((row) => ({ seq: Number(row.seq), type: row.type, objectId: row.object_id, data: JSON.parse(row.data) as Record<string, unknown>, ts: row.ts }));
+  }
+
+  async lastSeq(): Promise<number> {
+    const row = await this.db.selectFrom('events').select((eb) => eb.fn.max('seq').as('seq')).executeTakeFirst();
+    return Number(row?.seq ?? 0);
+  }
+}

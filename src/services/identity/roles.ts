@@ -1,0 +1,47 @@
+/** Permissions and the built-in roles that group them. Every API route names the permission it needs. */
+export const permissions = [
+  'inventory.read',
+  'inventory.write',
+  'vm.power',
+  'vm.migrate',
+  'vm.create',
+  'vm.delete',
+  'task.read',
+  'task.cancel',
+  'event.read',
+  'connection.read',
+  'connection.manage',
+  'identity.manage',
+  'audit.read',
+] as const;
+
+export type Permission = (typeof permissions)[number];
+
+export const roleNames = ['viewer', 'operator', 'admin'] as const;
+export type RoleName = (typeof roleNames)[number];
+
+const viewer: Permission[] = ['inventory.read', 'task.read', 'event.read', 'connection.read'];
+const operator: Permission[] = [...viewer, 'inventory.write', 'vm.power', 'vm.migrate', 'vm.create', 'vm.delete', 'task.cancel'];
+
+export const rolePermissions: Record<RoleName, ReadonlySet<Permission>> = {
+  viewer: new Set(viewer),
+  operator: new Set(operator),
+  admin: new Set(permissions),
+};
+
+export function isRoleName(value: string): value is RoleName {
+  return (roleNames as readonly string[]).includes(value);
+}
+
+export interface Principal {
+  id: string;
+  kind: 'user' | 'service';
+  name: string;
+  role: RoleName;
+  /** The session or API token this request authenticated with. */
+  tokenId: string;
+}
+
+export function can(principal: Principal, permission: Permission): boolean {
+  return rolePermissions[principal.role].has(permission);
+}

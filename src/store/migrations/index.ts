@@ -1,0 +1,16 @@
+import type { Kysely } from 'kysely';
+import * as m0001 from './0001-initial.js';
+
+export type Dialect = 'sqlite' | 'postgres';
+
+export interface MigrationContext {
+  dialect: Dialect;
+}
+
+export interface ZenithMigration {
+  name: string;
+  up(db: Kysely<unknown>, context: MigrationContext): Promise<void>;
+}
+
+/** Every migration, in order. Append only: never edit, reorder or remove an entry. */
+export const migrations: readonly ZenithMigration[] = [{ name: '0001-initial', up: m0001.up }];

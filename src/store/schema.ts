@@ -1,0 +1,126 @@
+/**
+ * Table shapes as Kysely sees them. JSON columns are stored as text in both
+ * databases (the in-memory index answers fact queries), times are integer
+ * milliseconds since the epoch.
+ */
+import type { Generated } from 'kysely';
+
+export interface ObjectsTable {
+  id: string;
+  kind: string;
+  name: string;
+  parent_id: string | null;
+  connection_id: string | null;
+  external_id: string | null;
+  /** JSON array of strings. */
+  tags: string;
+  /** JSON object: facts discovered from the hypervisor (read-only for users). */
+  facts: string;
+  /** JSON object: facts written by users (user.* namespace). */
+  user_facts: string;
+  status: string;
+  missing_since: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface LocationHistoryTable {
+  id: Generated<number>;
+  vm_id: string;
+  host_id: string | null;
+  power_state: string;
+  from_ts: number;
+  to_ts: number | null;
+}
+
+export interface ConnectionsTable {
+  id: string;
+  name: string;
+  type: string;
+  /** JSON object: driver settings (no secrets). */
+  settings: string;
+  /** Secrets for the peer, encrypted at rest; null when the driver needs none. */
+  secret: string | null;
+  identity_id: string;
+  state: string;
+  last_error: string | null;
+  last_sync_at: number | null;
+  created_at: number;
+}
+
+export interface IdentitiesTable {
+  id: string;
+  kind: string;
+  name: string;
+  display_name: string | null;
+  role: string;
+  password_hash: string | null;
+  disabled: number;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface TokensTable {
+  id: string;
+  identity_id: string;
+  kind: string;
+  name: string;
+  secret_hash: string;
+  created_at: number;
+  expires_at: number | null;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
+export interface TasksTable {
+  id: string;
+  kind: string;
+  target_id: string | null;
+  owner_id: string;
+  state: string;
+  progress: number;
+  progress_message: string | null;
+  params: string;
+  result: string | null;
+  error_code: string | null;
+  error_message: string | null;
+  attempt: number;
+  created_at: number;
+  started_at: number | null;
+  ended_at: number | null;
+}
+
+export interface EventsTable {
+  seq: Generated<number>;
+  type: string;
+  object_id: string | null;
+  data: string;
+  ts: number;
+}
+
+export interface AuditTable {
+  seq: number;
+  ts: number;
+  actor_id: string;
+  actor_kind: string;
+  actor_name: string;
+  action: string;
+  target_id: string | null;
+  params: string;
+  result: string;
+  error_code: string | null;
+  request_id: string | null;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface Database {
+  objects: ObjectsTable;
+  location_history: LocationHistoryTable;
+  connections: ConnectionsTable;
+  identities: IdentitiesTable;
+  tokens: TokensTable;
+  tasks: TasksTable;
+  events: EventsTable;
+  audit: AuditTable;
+}
