@@ -76,11 +76,14 @@ export class EventBus {
     return () => this.#listeners.delete(listener);
   }
 
-  async list(options: { afterSeq?: number; limit: number; typePrefix?: string; objectId?: string }): Promise<ZenithEvent[]> {
+  /** Events after `afterSeq` in order; without it, the latest `limit` events (still in order). */
+  async list(options: { afterSeq?: number | undefined; limit: number; typePrefix?: string; objectId?: string }): Promise<ZenithEvent[]> {
+    const newestFirst = options.afterSeq === undefined;
     let query = this.db.selectFrom('events').selectAll().where('seq', '>', options.afterSeq ?? 0);
     if (options.typePrefix) query = query.where('type', 'like', `${options.typePrefix}%`);
     if (options.objectId) query = query.where('object_id', '=', options.objectId);
-    const rows = await query.orderBy('seq').limit(options.limit).execute();
+    const rows = await query.orderBy('seq', newestFirst ? 'desc' : 'asc').limit(options.limit).execute();
+    if (newestFirst) rows.reverse();
     return rows.map((row) => ({ seq: Number(row.seq), type: row.type, objectId: row.object_id, data: JSON.parse(row.data) as Record<string, unknown>, ts: row.ts }));
   }
 

@@ -1,0 +1,95 @@
+/** The CLI's view of the API: one small HTTP client that turns error bodies back into coded errors. */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { errorFromBody, ZenithError } from '../core/errors.js';
+
+export interface CliConfig {
+  server: string;
+  token?: string | undefined;
+  user?: string | undefined;
+}
+
+export const defaultServer = 'http://127.0.0.1:7443';
+
+export function configPath(): string {
+  return process.env.ZENITH_CONFIG ?? join(process.env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'zenith', 'cli.json');
+}
+
+export function readConfig(): CliConfig {
+  const path = configPath();
+  const stored = existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as Partial<CliConfig>) : {};
+  return {
+    server: process.env.ZENITH_SERVER ?? stored.server ?? defaultServer,
+    token: process.env.ZENITH_TOKEN ?? stored.token,
+    user: stored.user,
+  };
+}
+
+export function writeConfig(config: CliConfig): void {
+  const path = configPath();
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  writeFileSync(path, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+}
+
+export class ApiClient {
+  constructor(
+    readonly server: string,
+    private readonly token: string | undefined,
+  ) {}
+
+  static fromConfig(overrides: { server?: string | undefined } = {}): ApiClient {
+    const config = readConfig();
+    return new ApiClient(overrides.server ?? config.server, config.token);
+  }
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let response: Response;
+    try {
+      response = await fetch(`${this.server}/api/v1${path}`, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+    } catch (error) {
+      throw new ZenithError('ZEN_CONNECTION_FAILED', `cannot reach the Zenith server at ${this.server} (${(error as Error & { cause?: Error }).cause?.message ?? (error as Error).message}); is it running? Set the address with --server or ZENITH_SERVER`);
+    }
+    if (response.status === 204) return undefined as T;
+    const text = await response.text();
+    const parsed: unknown = text ? JSON.parse(text) : undefined;
+    if (!response.ok) throw errorFromBody(parsed, `HTTP ${response.status}`);
+    return parsed as T;
+  }
+
+  get<T>(path: string): Promise<T> {
+    return this.request<T>('GET', path);
+  }
+
+  post<T>(path: string, body: unknown = {}): Promise<T> {
+    return this.request<T>('POST', path, body);
+  }
+
+  /** Server-Sent Events as an async iterable of parsed events. */
+  async *stream(path: string, signal?: AbortSignal): AsyncIterable<{ id: string; event: string; data: unknown }> {
+    const headers: Record<string, string> = { accept: 'text/event-stream' };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    const response = await fetch(`${this.server}/api/v1${path}`, { headers, ...(signal ? { signal } : {}) });
+    if (!response.ok || !response.body) throw errorFromBody(await response.json().catch(() => undefined), `HTTP ${response.status}`);
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for await (const chunk of response.body) {
+      buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+      let end: number;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const fields: Record<string, string> = {};
+        for (const line of block.split('\n')) {
+          if (line.startsWith(':')) continue;
+          const colon = line.indexOf(':');
+          if (colon > 0) fields[line.slice(0, colon)] = line.slice(colon + 1).trimStart();
+        }
+        if (fields.data !== undefined) yield { id: fields.id ?? '', event: fields.event ?? 'message', data: JSON.parse(fields.data) as unknown };
+      }
+    }
+  }
+}

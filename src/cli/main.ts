@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+/** The `zenith` command. */
+import { Command, CommanderError } from 'commander';
+import { registerAdmin } from './commands/admin.js';
+import { registerInventory } from './commands/inventory.js';
+import { registerOperations } from './commands/operations.js';
+import { registerServe } from './commands/serve.js';
+import { registerSession } from './commands/session.js';
+import { reportError } from './output.js';
+
+const program = new Command('zenith')
+  .description('Zenith: one control plane for virtual machines on heterogeneous hypervisors')
+  .version('0.1.0')
+  .option('--server <url>', 'the Zenith server (default: from zenith login, or ZENITH_SERVER)')
+  .option('--json', 'machine-readable output')
+  .showHelpAfterError()
+  .exitOverride();
+
+registerServe(program);
+registerSession(program);
+registerInventory(program);
+registerOperations(program);
+registerAdmin(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) process.exit(error.exitCode === 0 ? 0 : 2);
+  process.exit(reportError(error));
+}

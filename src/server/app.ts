@@ -1,0 +1,94 @@
+/**
+ * The HTTP server: thin. Validate (schemas), authenticate, authorize, call a
+ * service, audit, answer.
+ */
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { ZenithError } from '../core/errors.js';
+import type { ControlPlane } from '../services/control-plane.js';
+import { actorOf, installAuth } from './auth.js';
+import { sendError } from './errors.js';
+import { auditRoutes } from './routes/audit.js';
+import { authRoutes } from './routes/auth.js';
+import { connectionRoutes } from './routes/connections.js';
+import { eventRoutes } from './routes/events.js';
+import { identityRoutes } from './routes/identities.js';
+import { inventoryRoutes } from './routes/inventory.js';
+import { systemRoutes } from './routes/system.js';
+import { taskRoutes } from './routes/tasks.js';
+import { vmActionRoutes } from './routes/vm-actions.js';
+import { ErrorBody } from './schemas.js';
+
+export type App = FastifyInstance;
+
+export interface AppOptions {
+  /** Largest accepted request body. */
+  bodyLimit?: number;
+}
+
+export async function buildApp(plane: ControlPlane, options: AppOptions = {}): Promise<App> {
+  // Typed as the plain instance: route modules add the TypeBox provider themselves.
+  const app = Fastify({
+    loggerInstance: plane.logger.child({ component: 'http' }),
+    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    trustProxy: false,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+    genReqId: () => `req_${Math.random().toString(36).slice(2, 12)}`,
+  }) as unknown as FastifyInstance;
+
+  app.addSchema(ErrorBody);
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'Zenith API', version: '1', description: 'One control plane for virtual machines on heterogeneous hypervisors.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+
+  app.setErrorHandler((error, request, reply) => sendError(error, request, reply));
+  app.setNotFoundHandler((request, reply) => sendError(new ZenithError('ZEN_ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`), request, reply));
+  installAuth(app, plane.identities);
+
+  // Every mutating request leaves an audit record (task routes write theirs with the task).
+  app.addHook('onResponse', async (request, reply) => {
+    const config = request.routeOptions.config;
+    if (!['POST', 'PUT', 'PATCH', 'DELETE'].includes(request.method) || config.audit === false || !request.routeOptions.url) return;
+    if (!request.principal && reply.statusCode === 401) return;
+    const actor = request.principal ? actorOf(request.principal) : { id: 'anonymous', kind: 'anonymous', name: 'anonymous' };
+    const params = request.params as Record<string, unknown> | undefined;
+    const result = reply.statusCode < 400 ? 'succeeded' : reply.statusCode === 403 ? 'denied' : 'failed';
+    await plane.audit
+      .append([
+        {
+          actor,
+          action: config.audit ?? `${request.method} ${request.routeOptions.url}`,
+          targetId: typeof params?.id === 'string' ? params.id : null,
+          params: { body: request.body ?? null, ...(params ?? {}) },
+          result,
+          errorCode: reply.zenithErrorCode,
+          requestId: request.id,
+        },
+      ])
+      .catch((error: unknown) => request.log.error({ err: error }, 'audit append failed'));
+  });
+
+  await app.register(
+    async (scoped) => {
+      // The route modules take a plain instance and add their own type provider.
+      const api = scoped as unknown as FastifyInstance;
+      await systemRoutes(api, plane);
+      await authRoutes(api, plane);
+      await inventoryRoutes(api, plane);
+      await vmActionRoutes(api, plane);
+      await connectionRoutes(api, plane);
+      await taskRoutes(api, plane);
+      await eventRoutes(api, plane);
+      await identityRoutes(api, plane);
+      await auditRoutes(api, plane);
+    },
+    { prefix: '/api/v1' },
+  );
+  await app.ready();
+  return app;
+}

@@ -1,0 +1,73 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
+import type { ControlPlane } from '../../services/control-plane.js';
+import type { Permission } from '../../services/identity/roles.js';
+import type { VmActionName } from '../../services/vms/vm-actions.js';
+import { actorOf, principalOf } from '../auth.js';
+import { IdParams, TaskView } from '../schemas.js';
+
+const powerActions: Array<{ action: VmActionName; summary: string }> = [
+  { action: 'start', summary: 'Power on' },
+  { action: 'stop', summary: 'Power off at once (like pulling the plug)' },
+  { action: 'shutdown', summary: 'Ask the guest to shut down' },
+  { action: 'reboot', summary: 'Reboot the guest' },
+  { action: 'suspend', summary: 'Suspend (keep memory, stop running)' },
+  { action: 'resume', summary: 'Resume a suspended VM' },
+];
+
+const Accepted = { 202: TaskView };
+
+export async function vmActionRoutes(root: FastifyInstance, plane: ControlPlane): Promise<void> {
+  const app = root.withTypeProvider<TypeBoxTypeProvider>();
+  const vmId = (idOrName: string) => plane.inventory.resolve('vm', idOrName).id;
+
+  for (const { action, summary } of powerActions) {
+    app.post(
+      `/vms/:id/${action}`,
+      {
+        config: { permission: 'vm.power' satisfies Permission, audit: false },
+        schema: { tags: ['vm actions'], summary: `${summary}; answers 202 with the task`, params: IdParams, response: Accepted },
+      },
+      async (request, reply) => {
+        const task = await plane.vms.request(action, vmId(request.params.id), {}, actorOf(principalOf(request)), request.id);
+        return reply.status(202).send(task);
+      },
+    );
+  }
+
+  app.post(
+    '/vms/:id/migrate',
+    {
+      config: { permission: 'vm.migrate', audit: false },
+      schema: {
+        tags: ['vm actions'],
+        summary: 'Live-migrate to another host (by id or name); answers 202 with the task',
+        params: IdParams,
+        body: Type.Object(
+          {
+            targetHostId: Type.String({ minLength: 1, maxLength: 200 }),
+            withStorage: Type.Optional(Type.Boolean()),
+            maxBandwidthBytesPerSecond: Type.Optional(Type.Integer({ minimum: 1024 * 1024 })),
+            maxDowntimeMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 60_000 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: Accepted,
+      },
+    },
+    async (request, reply) => {
+      const task = await plane.vms.request('migrate', vmId(request.params.id), { ...request.body }, actorOf(principalOf(request)), request.id);
+      return reply.status(202).send(task);
+    },
+  );
+
+  app.delete(
+    '/vms/:id',
+    { config: { permission: 'vm.delete', audit: false }, schema: { tags: ['vm actions'], summary: 'Delete a stopped VM; answers 202 with the task', params: IdParams, response: Accepted } },
+    async (request, reply) => {
+      const task = await plane.vms.request('delete', vmId(request.params.id), {}, actorOf(principalOf(request)), request.id);
+      return reply.status(202).send(task);
+    },
+  );
+}

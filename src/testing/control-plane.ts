@@ -1,0 +1,83 @@
+/** Test fixtures: a control plane on a throw-away store (SQLite or a fresh PostgreSQL database), and an API client. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Clock } from '../core/clock.js';
+import { silentLogger } from '../core/logger.js';
+import { buildApp, type App } from '../server/app.js';
+import { startControlPlane, type ControlPlane } from '../services/control-plane.js';
+import { createTestDatabase } from './postgres.js';
+
+export type StoreKind = 'sqlite' | 'postgres';
+export const storeKinds: readonly StoreKind[] = ['sqlite', 'postgres'];
+export const adminPassword = 'admin-password-for-tests';
+
+export interface TestPlane {
+  plane: ControlPlane;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  close(): Promise<void>;
+}
+
+export async function startTestPlane(options: { store?: StoreKind; clock?: Clock } = {}): Promise<TestPlane> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'zenith-test-'));
+  const database = options.store === 'postgres' ? await createTestDatabase() : undefined;
+  const plane = await startControlPlane({ dataDir, databaseUrl: database?.url, adminPassword, logger: silentLogger, ...(options.clock ? { clock: options.clock } : {}) });
+  return {
+    plane,
+    dataDir,
+    databaseUrl: database?.url,
+    async close() {
+      await plane.close();
+      await database?.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface TestServer extends TestPlane {
+  app: App;
+  baseUrl: string;
+  /** Logs in and answers a bearer token. */
+  login(username?: string, password?: string): Promise<string>;
+  request(method: string, path: string, options?: { token?: string | undefined; body?: unknown; headers?: Record<string, string> }): Promise<{ status: number; body: any }>;
+}
+
+export async function startTestServer(options: { store?: StoreKind; clock?: Clock } = {}): Promise<TestServer> {
+  const base = await startTestPlane(options);
+  const app = await buildApp(base.plane);
+  const address = await app.listen({ port: 0, host: '127.0.0.1' });
+  const request: TestServer['request'] = async (method, path, opts = {}) => {
+    const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+    if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+    let body: string | undefined;
+    if (opts.body !== undefined) {
+      body = typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
+      headers['content-type'] ??= 'application/json';
+    }
+    const response = await fetch(`${address}/api/v1${path}`, { method, headers, ...(body !== undefined ? { body } : {}) });
+    const text = await response.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      // not JSON: keep the text
+    }
+    return { status: response.status, body: parsed };
+  };
+  return {
+    ...base,
+    app,
+    baseUrl: address,
+    request,
+    async login(username = 'admin', password = adminPassword) {
+      const answer = await request('POST', '/auth/login', { body: { username, password } });
+      if (answer.status !== 200) throw new Error(`login failed: ${answer.status} ${JSON.stringify(answer.body)}`);
+      return (answer.body as { token: string }).token;
+    },
+    async close() {
+      await app.close();
+      await base.close();
+    },
+  };
+}
