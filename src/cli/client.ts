@@ -13,12 +13,17 @@ export interface CliConfig {
 export const defaultServer = 'http://127.0.0.1:7443';
 
 export function configPath(): string {
-  return process.env.ZENITH_CONFIG ?? join(process.env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'zenith', 'cli.json');
+  return (
+    process.env.ZENITH_CONFIG ??
+    join(process.env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'zenith', 'cli.json')
+  );
 }
 
 export function readConfig(): CliConfig {
   const path = configPath();
-  const stored = existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as Partial<CliConfig>) : {};
+  const stored = existsSync(path)
+    ? (JSON.parse(readFileSync(path, 'utf8')) as Partial<CliConfig>)
+    : {};
   return {
     server: process.env.ZENITH_SERVER ?? stored.server ?? defaultServer,
     token: process.env.ZENITH_TOKEN ?? stored.token,
@@ -49,9 +54,16 @@ export class ApiClient {
     if (body !== undefined) headers['content-type'] = 'application/json';
     let response: Response;
     try {
-      response = await fetch(`${this.server}/api/v1${path}`, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+      response = await fetch(`${this.server}/api/v1${path}`, {
+        method,
+        headers,
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      });
     } catch (error) {
-      throw new ZenithError('ZEN_CONNECTION_FAILED', `cannot reach the Zenith server at ${this.server} (${(error as Error & { cause?: Error }).cause?.message ?? (error as Error).message}); is it running? Set the address with --server or ZENITH_SERVER`);
+      throw new ZenithError(
+        'ZEN_CONNECTION_FAILED',
+        `cannot reach the Zenith server at ${this.server} (${(error as Error & { cause?: Error }).cause?.message ?? (error as Error).message}); is it running? Set the address with --server or ZENITH_SERVER`,
+      );
     }
     if (response.status === 204) return undefined as T;
     const text = await response.text();
@@ -69,11 +81,18 @@ export class ApiClient {
   }
 
   /** Server-Sent Events as an async iterable of parsed events. */
-  async *stream(path: string, signal?: AbortSignal): AsyncIterable<{ id: string; event: string; data: unknown }> {
+  async *stream(
+    path: string,
+    signal?: AbortSignal,
+  ): AsyncIterable<{ id: string; event: string; data: unknown }> {
     const headers: Record<string, string> = { accept: 'text/event-stream' };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
-    const response = await fetch(`${this.server}/api/v1${path}`, { headers, ...(signal ? { signal } : {}) });
-    if (!response.ok || !response.body) throw errorFromBody(await response.json().catch(() => undefined), `HTTP ${response.status}`);
+    const response = await fetch(`${this.server}/api/v1${path}`, {
+      headers,
+      ...(signal ? { signal } : {}),
+    });
+    if (!response.ok || !response.body)
+      throw errorFromBody(await response.json().catch(() => undefined), `HTTP ${response.status}`);
     const decoder = new TextDecoder();
     let buffer = '';
     for await (const chunk of response.body) {
@@ -88,7 +107,12 @@ export class ApiClient {
           const colon = line.indexOf(':');
           if (colon > 0) fields[line.slice(0, colon)] = line.slice(colon + 1).trimStart();
         }
-        if (fields.data !== undefined) yield { id: fields.id ?? '', event: fields.event ?? 'message', data: JSON.parse(fields.data) as unknown };
+        if (fields.data !== undefined)
+          yield {
+            id: fields.id ?? '',
+            event: fields.event ?? 'message',
+            data: JSON.parse(fields.data) as unknown,
+          };
       }
     }
   }

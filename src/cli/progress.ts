@@ -17,19 +17,29 @@ const final = ['succeeded', 'failed', 'cancelled'];
 function bar(percent: number, message: string | null): string {
   const width = 30;
   const filled = Math.round((percent / 100) * width);
-  return `\r[${'#'.repeat(filled)}${' '.repeat(width - filled)}] ${String(percent).padStart(3)}% ${message ?? ''}`.padEnd(80);
+  return `\r[${'#'.repeat(filled)}${' '.repeat(width - filled)}] ${String(percent).padStart(3)}% ${message ?? ''}`.padEnd(
+    80,
+  );
 }
 
-export async function waitForTask(client: ApiClient, taskId: string, options: { quiet?: boolean } = {}): Promise<TaskSummary> {
+export async function waitForTask(
+  client: ApiClient,
+  taskId: string,
+  options: { quiet?: boolean } = {},
+): Promise<TaskSummary> {
   const draw = !options.quiet && process.stderr.isTTY;
   const controller = new AbortController();
   let task = await client.get<TaskSummary>(`/tasks/${taskId}`);
   // Follow the stream for prompt updates; re-read the task when it says something happened.
   const follow = (async () => {
     try {
-      for await (const event of client.stream(`/events/stream?objectId=${taskId}&since=0`, controller.signal)) {
+      for await (const event of client.stream(
+        `/events/stream?objectId=${taskId}&since=0`,
+        controller.signal,
+      )) {
         const data = event.data as { data?: { percent?: number; message?: string | null } };
-        if (event.event === 'task.progress' && draw) process.stderr.write(bar(data.data?.percent ?? 0, data.data?.message ?? null));
+        if (event.event === 'task.progress' && draw)
+          process.stderr.write(bar(data.data?.percent ?? 0, data.data?.message ?? null));
         if (final.some((s) => event.event === `task.${s}`)) return;
       }
     } catch {
@@ -41,10 +51,16 @@ export async function waitForTask(client: ApiClient, taskId: string, options: { 
     task = await client.get<TaskSummary>(`/tasks/${taskId}`);
   }
   controller.abort();
-  if (draw) process.stderr.write(`${bar(task.state === 'succeeded' ? 100 : task.progress, task.state)}\n`);
+  if (draw)
+    process.stderr.write(`${bar(task.state === 'succeeded' ? 100 : task.progress, task.state)}\n`);
   if (task.state !== 'succeeded') {
-    const code = task.error?.code && isErrorCode(task.error.code) ? task.error.code : 'ZEN_TASK_CANCELLED';
-    throw new ZenithError(code, `task ${task.id} (${task.kind}) ${task.state}: ${task.error?.message ?? 'no reason given'}`, { taskId: task.id });
+    const code =
+      task.error?.code && isErrorCode(task.error.code) ? task.error.code : 'ZEN_TASK_CANCELLED';
+    throw new ZenithError(
+      code,
+      `task ${task.id} (${task.kind}) ${task.state}: ${task.error?.message ?? 'no reason given'}`,
+      { taskId: task.id },
+    );
   }
   return task;
 }

@@ -12,11 +12,18 @@ export class SecretBox {
   readonly #key: Buffer;
 
   constructor(key: Buffer) {
-    if (key.length !== 32) throw new ZenithError('ZEN_CONFIG_INVALID', 'the secret key must be 32 bytes (64 hex characters)');
+    if (key.length !== 32)
+      throw new ZenithError(
+        'ZEN_CONFIG_INVALID',
+        'the secret key must be 32 bytes (64 hex characters)',
+      );
     this.#key = key;
   }
 
-  static fromFile(path: string, envKey: string | undefined = process.env.ZENITH_SECRET_KEY): SecretBox {
+  static fromFile(
+    path: string,
+    envKey: string | undefined = process.env.ZENITH_SECRET_KEY,
+  ): SecretBox {
     if (envKey) return new SecretBox(Buffer.from(envKey, 'hex'));
     if (!existsSync(path)) {
       mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
@@ -34,13 +41,22 @@ export class SecretBox {
 
   open(sealed: string): string {
     const [version, iv, tag, body] = sealed.split('.');
-    if (version !== 'v1' || !iv || !tag || body === undefined) throw new ZenithError('ZEN_CONFIG_INVALID', 'a stored secret is not in a known format');
+    if (version !== 'v1' || !iv || !tag || body === undefined)
+      throw new ZenithError('ZEN_CONFIG_INVALID', 'a stored secret is not in a known format');
     try {
       const decipher = createDecipheriv('aes-256-gcm', this.#key, Buffer.from(iv, 'base64url'));
       decipher.setAuthTag(Buffer.from(tag, 'base64url'));
-      return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8');
+      return Buffer.concat([
+        decipher.update(Buffer.from(body, 'base64url')),
+        decipher.final(),
+      ]).toString('utf8');
     } catch (error) {
-      throw new ZenithError('ZEN_CONFIG_INVALID', 'a stored secret cannot be decrypted with this key (was ZENITH_SECRET_KEY or secret.key changed?)', {}, { cause: error });
+      throw new ZenithError(
+        'ZEN_CONFIG_INVALID',
+        'a stored secret cannot be decrypted with this key (was ZENITH_SECRET_KEY or secret.key changed?)',
+        {},
+        { cause: error },
+      );
     }
   }
 }

@@ -8,8 +8,17 @@
 export type FactValue = string | number | boolean | string[] | null;
 export type Facts = Record<string, FactValue>;
 
-export type ObjectKind = 'datacenter' | 'cluster' | 'host' | 'vm' | 'network' | 'datastore' | 'resourceGroup';
-export const objectKinds: readonly ObjectKind[] = ['datacenter', 'cluster', 'host', 'vm', 'network', 'datastore', 'resourceGroup'];
+export type ObjectKind =
+  'datacenter' | 'cluster' | 'host' | 'vm' | 'network' | 'datastore' | 'resourceGroup';
+export const objectKinds: readonly ObjectKind[] = [
+  'datacenter',
+  'cluster',
+  'host',
+  'vm',
+  'network',
+  'datastore',
+  'resourceGroup',
+];
 
 export type PowerState = 'running' | 'stopped' | 'suspended' | 'paused' | 'unknown';
 
@@ -114,12 +123,21 @@ export interface HypervisorDriver {
   watch(signal: AbortSignal): AsyncIterable<InventoryDelta>;
   /** Each action resolves with the VM as it is afterwards (null once deleted). */
   startVm(vmExternalId: string, context: ActionContext): Promise<DiscoveredVm>;
-  stopVm(vmExternalId: string, context: ActionContext, options?: { force?: boolean }): Promise<DiscoveredVm>;
+  stopVm(
+    vmExternalId: string,
+    context: ActionContext,
+    options?: { force?: boolean },
+  ): Promise<DiscoveredVm>;
   rebootVm(vmExternalId: string, context: ActionContext): Promise<DiscoveredVm>;
   suspendVm(vmExternalId: string, context: ActionContext): Promise<DiscoveredVm>;
   resumeVm(vmExternalId: string, context: ActionContext): Promise<DiscoveredVm>;
   deleteVm(vmExternalId: string, context: ActionContext): Promise<null>;
-  migrateVm(vmExternalId: string, targetHostExternalId: string, context: ActionContext, options?: MigrateOptions): Promise<DiscoveredVm>;
+  migrateVm(
+    vmExternalId: string,
+    targetHostExternalId: string,
+    context: ActionContext,
+    options?: MigrateOptions,
+  ): Promise<DiscoveredVm>;
   createVm(spec: VmSpec, context: ActionContext): Promise<DiscoveredVm>;
   /** Releases every resource; the driver is unusable afterwards. */
   close(): Promise<void>;

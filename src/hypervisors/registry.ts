@@ -23,13 +23,27 @@ export interface DriverFamily {
   simulated: boolean;
   /** Checks settings and returns them normalised; throws ZEN_CONFIG_INVALID. */
   validate(settings: Record<string, unknown>): Record<string, unknown>;
-  create(settings: Record<string, unknown>, secret: string | null, context: DriverContext): HypervisorDriver;
+  create(
+    settings: Record<string, unknown>,
+    secret: string | null,
+    context: DriverContext,
+  ): HypervisorDriver;
 }
 
-function intSetting(settings: Record<string, unknown>, key: string, fallback: number, min: number, max: number): number {
+function intSetting(
+  settings: Record<string, unknown>,
+  key: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
   const value = settings[key] ?? fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new ZenithError('ZEN_CONFIG_INVALID', `setting '${key}' must be a whole number from ${min} to ${max}`, { key, value });
+    throw new ZenithError(
+      'ZEN_CONFIG_INVALID',
+      `setting '${key}' must be a whole number from ${min} to ${max}`,
+      { key, value },
+    );
   }
   return value;
 }
@@ -39,11 +53,28 @@ const simulated: DriverFamily = {
   description: 'A simulated fleet for demos, scale tests and benchmarks (not real machines)',
   simulated: true,
   validate(settings) {
-    const known = ['seed', 'datacenters', 'clustersPerDatacenter', 'hostsPerCluster', 'vmsPerHost', 'timeScale'];
+    const known = [
+      'seed',
+      'datacenters',
+      'clustersPerDatacenter',
+      'hostsPerCluster',
+      'vmsPerHost',
+      'timeScale',
+    ];
     const unknown = Object.keys(settings).filter((k) => !known.includes(k));
-    if (unknown.length > 0) throw new ZenithError('ZEN_CONFIG_INVALID', `unknown simulated setting(s): ${unknown.join(', ')} (known: ${known.join(', ')})`, { unknown });
+    if (unknown.length > 0)
+      throw new ZenithError(
+        'ZEN_CONFIG_INVALID',
+        `unknown simulated setting(s): ${unknown.join(', ')} (known: ${known.join(', ')})`,
+        { unknown },
+      );
     const timeScale = settings.timeScale ?? 1;
-    if (typeof timeScale !== 'number' || !(timeScale >= 0 && timeScale <= 100)) throw new ZenithError('ZEN_CONFIG_INVALID', "setting 'timeScale' must be a number from 0 to 100", { key: 'timeScale' });
+    if (typeof timeScale !== 'number' || !(timeScale >= 0 && timeScale <= 100))
+      throw new ZenithError(
+        'ZEN_CONFIG_INVALID',
+        "setting 'timeScale' must be a number from 0 to 100",
+        { key: 'timeScale' },
+      );
     const out = {
       seed: intSetting(settings, 'seed', 1, 0, 2 ** 31),
       datacenters: intSetting(settings, 'datacenters', 1, 1, 100),
@@ -53,15 +84,32 @@ const simulated: DriverFamily = {
       timeScale,
     };
     const vms = out.datacenters * out.clustersPerDatacenter * out.hostsPerCluster * out.vmsPerHost;
-    if (vms > 1_000_000) throw new ZenithError('ZEN_CONFIG_INVALID', `a simulated fleet may hold at most 1,000,000 VMs (this one: ${vms})`);
+    if (vms > 1_000_000)
+      throw new ZenithError(
+        'ZEN_CONFIG_INVALID',
+        `a simulated fleet may hold at most 1,000,000 VMs (this one: ${vms})`,
+      );
     return out;
   },
   create(settings, _secret, context) {
-    const s = settings as { seed: number; datacenters: number; clustersPerDatacenter: number; hostsPerCluster: number; vmsPerHost: number; timeScale: number };
+    const s = settings as {
+      seed: number;
+      datacenters: number;
+      clustersPerDatacenter: number;
+      hostsPerCluster: number;
+      vmsPerHost: number;
+      timeScale: number;
+    };
     return new SimulatedDriver({
       clock: context.clock,
       timeScale: s.timeScale,
-      fleet: { seed: s.seed, datacenters: s.datacenters, clustersPerDatacenter: s.clustersPerDatacenter, hostsPerCluster: s.hostsPerCluster, vmsPerHost: s.vmsPerHost },
+      fleet: {
+        seed: s.seed,
+        datacenters: s.datacenters,
+        clustersPerDatacenter: s.clustersPerDatacenter,
+        hostsPerCluster: s.hostsPerCluster,
+        vmsPerHost: s.vmsPerHost,
+      },
       journalPath: join(context.stateDir, 'simulated.journal'),
     });
   },
@@ -80,7 +128,12 @@ export class DriverRegistry {
 
   get(type: string): DriverFamily {
     const family = this.#families.get(type);
-    if (!family) throw new ZenithError('ZEN_CONFIG_INVALID', `unknown connection type '${type}' (known: ${[...this.#families.keys()].join(', ')})`, { type });
+    if (!family)
+      throw new ZenithError(
+        'ZEN_CONFIG_INVALID',
+        `unknown connection type '${type}' (known: ${[...this.#families.keys()].join(', ')})`,
+        { type },
+      );
     return family;
   }
 

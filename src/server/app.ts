@@ -32,7 +32,14 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
     loggerInstance: plane.logger.child({ component: 'http' }),
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     trustProxy: false,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+    ajv: {
+      customOptions: {
+        removeAdditional: false,
+        coerceTypes: 'array',
+        useDefaults: true,
+        allErrors: false,
+      },
+    },
     genReqId: () => `req_${Math.random().toString(36).slice(2, 12)}`,
   }) as unknown as FastifyInstance;
 
@@ -40,24 +47,45 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
-      info: { title: 'Zenith API', version: '1', description: 'One control plane for virtual machines on heterogeneous hypervisors.' },
+      info: {
+        title: 'Zenith API',
+        version: '1',
+        description: 'One control plane for virtual machines on heterogeneous hypervisors.',
+      },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
   });
 
   app.setErrorHandler((error, request, reply) => sendError(error, request, reply));
-  app.setNotFoundHandler((request, reply) => sendError(new ZenithError('ZEN_ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`), request, reply));
+  app.setNotFoundHandler((request, reply) =>
+    sendError(
+      new ZenithError(
+        'ZEN_ROUTE_NOT_FOUND',
+        `no route ${request.method} ${request.url.split('?')[0]}`,
+      ),
+      request,
+      reply,
+    ),
+  );
   installAuth(app, plane.identities);
 
   // Every mutating request leaves an audit record (task routes write theirs with the task).
   app.addHook('onResponse', async (request, reply) => {
     const config = request.routeOptions.config;
-    if (!['POST', 'PUT', 'PATCH', 'DELETE'].includes(request.method) || config.audit === false || !request.routeOptions.url) return;
+    if (
+      !['POST', 'PUT', 'PATCH', 'DELETE'].includes(request.method) ||
+      config.audit === false ||
+      !request.routeOptions.url
+    )
+      return;
     if (!request.principal && reply.statusCode === 401) return;
-    const actor = request.principal ? actorOf(request.principal) : { id: 'anonymous', kind: 'anonymous', name: 'anonymous' };
+    const actor = request.principal
+      ? actorOf(request.principal)
+      : { id: 'anonymous', kind: 'anonymous', name: 'anonymous' };
     const params = request.params as Record<string, unknown> | undefined;
-    const result = reply.statusCode < 400 ? 'succeeded' : reply.statusCode === 403 ? 'denied' : 'failed';
+    const result =
+      reply.statusCode < 400 ? 'succeeded' : reply.statusCode === 403 ? 'denied' : 'failed';
     await plane.audit
       .append([
         {

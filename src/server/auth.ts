@@ -42,7 +42,8 @@ function presentedToken(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
   if (header) {
     const [scheme, value] = header.split(' ', 2);
-    if (scheme?.toLowerCase() !== 'bearer' || !value) throw new ZenithError('ZEN_UNAUTHENTICATED', "use 'Authorization: Bearer <token>'");
+    if (scheme?.toLowerCase() !== 'bearer' || !value)
+      throw new ZenithError('ZEN_UNAUTHENTICATED', "use 'Authorization: Bearer <token>'");
     return value.trim();
   }
   const cookie = request.headers.cookie;
@@ -61,18 +62,28 @@ export function installAuth(app: FastifyInstance, identities: IdentityService): 
   app.addHook('onRoute', (route: RouteOptions) => {
     const config = route.config as { public?: boolean; permission?: string } | undefined;
     if (route.url.startsWith('/api/') && !config?.public && !config?.permission) {
-      throw new Error(`route ${route.method.toString()} ${route.url} declares neither public nor a permission`);
+      throw new Error(
+        `route ${route.method.toString()} ${route.url} declares neither public nor a permission`,
+      );
     }
   });
   app.addHook('preHandler', async (request) => {
     const config = request.routeOptions.config;
     if (config.public || !request.routeOptions.url) return;
     const token = presentedToken(request);
-    if (!token) throw new ZenithError('ZEN_UNAUTHENTICATED', 'authentication required: log in (zenith login) or send an API token');
+    if (!token)
+      throw new ZenithError(
+        'ZEN_UNAUTHENTICATED',
+        'authentication required: log in (zenith login) or send an API token',
+      );
     request.principal = await identities.authenticate(token);
     const needed = config.permission;
     if (needed && needed !== 'self' && !can(request.principal, needed)) {
-      throw new ZenithError('ZEN_FORBIDDEN', `your role (${request.principal.role}) does not grant ${needed}`, { permission: needed, role: request.principal.role });
+      throw new ZenithError(
+        'ZEN_FORBIDDEN',
+        `your role (${request.principal.role}) does not grant ${needed}`,
+        { permission: needed, role: request.principal.role },
+      );
     }
   });
 }

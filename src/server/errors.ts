@@ -12,22 +12,47 @@ const fastifyCodes: Record<string, ErrorCode> = {
 
 export function toZenithError(error: unknown): ZenithError {
   if (isZenithError(error)) return error;
-  const fastifyError = error as Partial<FastifyError> & { validation?: { instancePath?: string; message?: string; params?: unknown }[]; validationContext?: string };
+  const fastifyError = error as Partial<FastifyError> & {
+    validation?: { instancePath?: string; message?: string; params?: unknown }[];
+    validationContext?: string;
+  };
   if (fastifyError.validation) {
-    const issues = fastifyError.validation.map((issue) => ({ path: `${fastifyError.validationContext ?? ''}${issue.instancePath ?? ''}`, message: issue.message ?? 'invalid', params: issue.params }));
+    const issues = fastifyError.validation.map((issue) => ({
+      path: `${fastifyError.validationContext ?? ''}${issue.instancePath ?? ''}`,
+      message: issue.message ?? 'invalid',
+      params: issue.params,
+    }));
     const first = issues[0];
-    return new ZenithError('ZEN_BAD_REQUEST', first ? `${first.path || 'request'} ${first.message}` : 'the request is invalid', { issues });
+    return new ZenithError(
+      'ZEN_BAD_REQUEST',
+      first ? `${first.path || 'request'} ${first.message}` : 'the request is invalid',
+      { issues },
+    );
   }
   const mapped = fastifyError.code ? fastifyCodes[fastifyError.code] : undefined;
   if (mapped) return new ZenithError(mapped, fastifyError.message ?? 'bad request');
-  if (error instanceof SyntaxError) return new ZenithError('ZEN_BAD_REQUEST', `the body is not valid JSON: ${error.message}`);
-  if (typeof fastifyError.statusCode === 'number' && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
-    return new ZenithError('ZEN_BAD_REQUEST', fastifyError.message ?? 'bad request', { fastifyCode: fastifyError.code });
+  if (error instanceof SyntaxError)
+    return new ZenithError('ZEN_BAD_REQUEST', `the body is not valid JSON: ${error.message}`);
+  if (
+    typeof fastifyError.statusCode === 'number' &&
+    fastifyError.statusCode >= 400 &&
+    fastifyError.statusCode < 500
+  ) {
+    return new ZenithError('ZEN_BAD_REQUEST', fastifyError.message ?? 'bad request', {
+      fastifyCode: fastifyError.code,
+    });
   }
-  return new ZenithError('ZEN_INTERNAL', 'an unexpected error occurred; it was logged with the request id');
+  return new ZenithError(
+    'ZEN_INTERNAL',
+    'an unexpected error occurred; it was logged with the request id',
+  );
 }
 
-export function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+export function sendError(
+  error: unknown,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): FastifyReply {
   const coded = toZenithError(error);
   if (coded.code === 'ZEN_INTERNAL') request.log.error({ err: error }, 'unexpected error');
   reply.zenithErrorCode = coded.code;

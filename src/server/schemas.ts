@@ -2,14 +2,29 @@
 import { Type, type Static, type TSchema } from 'typebox';
 
 export const ErrorBody = Type.Object(
-  { error: Type.Object({ code: Type.String(), message: Type.String(), details: Type.Record(Type.String(), Type.Unknown()) }) },
+  {
+    error: Type.Object({
+      code: Type.String(),
+      message: Type.String(),
+      details: Type.Record(Type.String(), Type.Unknown()),
+    }),
+  },
   { $id: 'ErrorBody' },
 );
 
-export const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false });
+export const IdParams = Type.Object(
+  { id: Type.String({ minLength: 1, maxLength: 200 }) },
+  { additionalProperties: false },
+);
 export type IdParams = Static<typeof IdParams>;
 
-export const FactValue = Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Array(Type.String()), Type.Null()]);
+export const FactValue = Type.Union([
+  Type.String(),
+  Type.Number(),
+  Type.Boolean(),
+  Type.Array(Type.String()),
+  Type.Null(),
+]);
 
 export const ManagedObjectView = Type.Object({
   id: Type.String(),
@@ -31,7 +46,12 @@ export const ManagedObjectView = Type.Object({
 
 export const ListQuery = Type.Object(
   {
-    filter: Type.Optional(Type.Array(Type.String({ maxLength: 512 }), { maxItems: 32, description: 'KEY OP VALUE terms, all must hold (repeat the parameter)' })),
+    filter: Type.Optional(
+      Type.Array(Type.String({ maxLength: 512 }), {
+        maxItems: 32,
+        description: 'KEY OP VALUE terms, all must hold (repeat the parameter)',
+      }),
+    ),
     tag: Type.Optional(Type.Array(Type.String({ maxLength: 128 }), { maxItems: 32 })),
     sort: Type.Optional(Type.String({ maxLength: 128, pattern: '^-?[a-zA-Z][a-zA-Z0-9_.:-]*$' })),
     cursor: Type.Optional(Type.String({ maxLength: 2048 })),
@@ -42,7 +62,10 @@ export const ListQuery = Type.Object(
 export type ListQuery = Static<typeof ListQuery>;
 
 export function Page<T extends TSchema>(item: T) {
-  return Type.Object({ items: Type.Array(item), nextCursor: Type.Union([Type.String(), Type.Null()]) });
+  return Type.Object({
+    items: Type.Array(item),
+    nextCursor: Type.Union([Type.String(), Type.Null()]),
+  });
 }
 
 export const TaskView = Type.Object({
@@ -92,5 +115,9 @@ export const TokenView = Type.Object({
   revokedAt: Type.Union([Type.Number(), Type.Null()]),
 });
 
-export const Role = Type.Union([Type.Literal('admin'), Type.Literal('operator'), Type.Literal('viewer')]);
+export const Role = Type.Union([
+  Type.Literal('admin'),
+  Type.Literal('operator'),
+  Type.Literal('viewer'),
+]);
 export const Password = Type.String({ minLength: 1, maxLength: 1024 });

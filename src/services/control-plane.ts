@@ -55,11 +55,23 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const identities = new IdentityService(store, clock);
   const inventory = new InventoryService(store, events, clock, logger);
   const secrets = SecretBox.fromFile(join(options.dataDir, 'secret.key'));
-  const connections = new ConnectionService({ store, registry, inventory, identities, events, secrets, clock, logger, stateDir: options.dataDir });
+  const connections = new ConnectionService({
+    store,
+    registry,
+    inventory,
+    identities,
+    events,
+    secrets,
+    clock,
+    logger,
+    stateDir: options.dataDir,
+  });
   const resolveActor = async (id: string): Promise<Actor> => {
     if (id === systemActor.id) return systemActor;
     const identity = await identities.get(id).catch(() => undefined);
-    return identity ? { id: identity.id, kind: identity.kind, name: identity.name } : { id, kind: 'unknown', name: id };
+    return identity
+      ? { id: identity.id, kind: identity.kind, name: identity.name }
+      : { id, kind: 'unknown', name: id };
   };
   const tasks = new TaskService({ store, events, audit, clock, logger, resolveActor });
   const vms = new VmActionService(inventory, connections, tasks);
@@ -67,10 +79,20 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   try {
     await inventory.load();
     const bootstrap = await identities.bootstrap(options.adminPassword);
-    if (bootstrap.created) await audit.append([{ actor: systemActor, action: 'identity.bootstrap', targetId: null, params: { user: 'admin' }, result: 'succeeded' }]);
+    if (bootstrap.created)
+      await audit.append([
+        {
+          actor: systemActor,
+          action: 'identity.bootstrap',
+          targetId: null,
+          params: { user: 'admin' },
+          result: 'succeeded',
+        },
+      ]);
     await connections.startAll();
     const recovered = await tasks.recover();
-    if (recovered.resumed + recovered.completed + recovered.retried + recovered.interrupted > 0) logger.info(recovered, 'tasks recovered after restart');
+    if (recovered.resumed + recovered.completed + recovered.retried + recovered.interrupted > 0)
+      logger.info(recovered, 'tasks recovered after restart');
     return {
       store,
       clock,

@@ -38,7 +38,10 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   let dialect: Dialect;
   if (options.databaseUrl) {
     if (!/^postgres(ql)?:\/\//.test(options.databaseUrl)) {
-      throw new ZenithError('ZEN_CONFIG_INVALID', 'the database URL must start with postgres:// (or leave it out for embedded SQLite)');
+      throw new ZenithError(
+        'ZEN_CONFIG_INVALID',
+        'the database URL must start with postgres:// (or leave it out for embedded SQLite)',
+      );
     }
     dialect = 'postgres';
     const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 10 });
@@ -47,10 +50,16 @@ export async function openStore(options: StoreOptions): Promise<Store> {
       await sql`select 1`.execute(db);
     } catch (error) {
       await db.destroy();
-      throw new ZenithError('ZEN_STORE_UNAVAILABLE', `cannot reach PostgreSQL: ${(error as Error).message}`, {}, { cause: error });
+      throw new ZenithError(
+        'ZEN_STORE_UNAVAILABLE',
+        `cannot reach PostgreSQL: ${(error as Error).message}`,
+        {},
+        { cause: error },
+      );
     }
   } else {
-    if (!options.dataDir) throw new ZenithError('ZEN_CONFIG_INVALID', 'a data directory or a database URL is required');
+    if (!options.dataDir)
+      throw new ZenithError('ZEN_CONFIG_INVALID', 'a data directory or a database URL is required');
     mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
     const file = new SqliteDatabase(join(options.dataDir, 'zenith.db'));
     file.pragma('journal_mode = WAL');
@@ -64,7 +73,10 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     db,
     dialect,
     transaction: (work) => db.transaction().execute(work),
-    appliedMigrations: async () => (await sql<{ name: string }>`select name from zenith_migrations order by name`.execute(db)).rows.map((r) => r.name),
+    appliedMigrations: async () =>
+      (
+        await sql<{ name: string }>`select name from zenith_migrations order by name`.execute(db)
+      ).rows.map((r) => r.name),
     close: () => db.destroy(),
   };
   try {
@@ -78,24 +90,41 @@ export async function openStore(options: StoreOptions): Promise<Store> {
 
 async function migrate(store: Store, upTo: string | undefined): Promise<void> {
   const { db, dialect } = store;
-  await sql`create table if not exists zenith_migrations (name text primary key, applied_at bigint not null)`.execute(db);
+  await sql`create table if not exists zenith_migrations (name text primary key, applied_at bigint not null)`.execute(
+    db,
+  );
   await db.transaction().execute(async (tx) => {
     // Several replicas may start at once on one PostgreSQL: one migrates, the others wait.
     if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(7336001)`.execute(tx);
-    const applied = new Set((await sql<{ name: string }>`select name from zenith_migrations`.execute(tx)).rows.map((r) => r.name));
+    const applied = new Set(
+      (await sql<{ name: string }>`select name from zenith_migrations`.execute(tx)).rows.map(
+        (r) => r.name,
+      ),
+    );
     const known = new Set(migrations.map((m) => m.name));
     const unknown = [...applied].filter((name) => !known.has(name));
     if (unknown.length > 0) {
-      throw new ZenithError('ZEN_MIGRATION_FAILED', `the database was written by a newer Zenith (migrations ${unknown.join(', ')}); upgrade Zenith, never downgrade`, { unknown });
+      throw new ZenithError(
+        'ZEN_MIGRATION_FAILED',
+        `the database was written by a newer Zenith (migrations ${unknown.join(', ')}); upgrade Zenith, never downgrade`,
+        { unknown },
+      );
     }
     for (const migration of migrations) {
       if (applied.has(migration.name)) continue;
       try {
         await migration.up(tx as unknown as Kysely<unknown>, { dialect });
       } catch (error) {
-        throw new ZenithError('ZEN_MIGRATION_FAILED', `migration ${migration.name} failed: ${(error as Error).message}`, { migration: migration.name }, { cause: error });
+        throw new ZenithError(
+          'ZEN_MIGRATION_FAILED',
+          `migration ${migration.name} failed: ${(error as Error).message}`,
+          { migration: migration.name },
+          { cause: error },
+        );
       }
-      await sql`insert into zenith_migrations (name, applied_at) values (${migration.name}, ${Date.now()})`.execute(tx);
+      await sql`insert into zenith_migrations (name, applied_at) values (${migration.name}, ${Date.now()})`.execute(
+        tx,
+      );
       if (migration.name === upTo) break;
     }
   });

@@ -8,6 +8,10 @@ import { buildApp, type App } from '../server/app.js';
 import { startControlPlane, type ControlPlane } from '../services/control-plane.js';
 import { createTestDatabase } from './postgres.js';
 
+// Answers are read by tests field by field; typing every body would only restate the schemas.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type ApiAnswer = any;
+
 export type StoreKind = 'sqlite' | 'postgres';
 export const storeKinds: readonly StoreKind[] = ['sqlite', 'postgres'];
 export const adminPassword = 'admin-password-for-tests';
@@ -19,10 +23,18 @@ export interface TestPlane {
   close(): Promise<void>;
 }
 
-export async function startTestPlane(options: { store?: StoreKind; clock?: Clock } = {}): Promise<TestPlane> {
+export async function startTestPlane(
+  options: { store?: StoreKind; clock?: Clock } = {},
+): Promise<TestPlane> {
   const dataDir = mkdtempSync(join(tmpdir(), 'zenith-test-'));
   const database = options.store === 'postgres' ? await createTestDatabase() : undefined;
-  const plane = await startControlPlane({ dataDir, databaseUrl: database?.url, adminPassword, logger: silentLogger, ...(options.clock ? { clock: options.clock } : {}) });
+  const plane = await startControlPlane({
+    dataDir,
+    databaseUrl: database?.url,
+    adminPassword,
+    logger: silentLogger,
+    ...(options.clock ? { clock: options.clock } : {}),
+  });
   return {
     plane,
     dataDir,
@@ -40,10 +52,16 @@ export interface TestServer extends TestPlane {
   baseUrl: string;
   /** Logs in and answers a bearer token. */
   login(username?: string, password?: string): Promise<string>;
-  request(method: string, path: string, options?: { token?: string | undefined; body?: unknown; headers?: Record<string, string> }): Promise<{ status: number; body: any }>;
+  request(
+    method: string,
+    path: string,
+    options?: { token?: string | undefined; body?: unknown; headers?: Record<string, string> },
+  ): Promise<{ status: number; body: ApiAnswer }>;
 }
 
-export async function startTestServer(options: { store?: StoreKind; clock?: Clock } = {}): Promise<TestServer> {
+export async function startTestServer(
+  options: { store?: StoreKind; clock?: Clock } = {},
+): Promise<TestServer> {
   const base = await startTestPlane(options);
   const app = await buildApp(base.plane);
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
@@ -55,7 +73,11 @@ export async function startTestServer(options: { store?: StoreKind; clock?: Cloc
       body = typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
       headers['content-type'] ??= 'application/json';
     }
-    const response = await fetch(`${address}/api/v1${path}`, { method, headers, ...(body !== undefined ? { body } : {}) });
+    const response = await fetch(`${address}/api/v1${path}`, {
+      method,
+      headers,
+      ...(body !== undefined ? { body } : {}),
+    });
     const text = await response.text();
     let parsed: unknown = text;
     try {
@@ -72,7 +94,8 @@ export async function startTestServer(options: { store?: StoreKind; clock?: Cloc
     request,
     async login(username = 'admin', password = adminPassword) {
       const answer = await request('POST', '/auth/login', { body: { username, password } });
-      if (answer.status !== 200) throw new Error(`login failed: ${answer.status} ${JSON.stringify(answer.body)}`);
+      if (answer.status !== 200)
+        throw new Error(`login failed: ${answer.status} ${JSON.stringify(answer.body)}`);
       return (answer.body as { token: string }).token;
     },
     async close() {

@@ -4,7 +4,9 @@ import { startPostgresServer, stopPostgresAt } from './postgres.js';
 const [command, dir] = process.argv.slice(2);
 if (command === 'start') {
   const server = await startPostgresServer();
-  process.stdout.write(`export ZENITH_TEST_PG_URL='${server.url}' ZENITH_TEST_PG_DIR='${server.dir}'\n`);
+  process.stdout.write(
+    `export ZENITH_TEST_PG_URL='${server.url}' ZENITH_TEST_PG_DIR='${server.dir}'\n`,
+  );
 } else if (command === 'stop' && dir) {
   stopPostgresAt(dir);
 } else {

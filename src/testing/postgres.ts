@@ -18,8 +18,15 @@ export interface PostgresServer {
 
 function binDir(): string {
   const root = '/usr/lib/postgresql';
-  const versions = existsSync(root) ? readdirSync(root).filter((v) => existsSync(join(root, v, 'bin', 'initdb'))).sort((a, b) => Number(b) - Number(a)) : [];
-  if (versions.length === 0) throw new Error('PostgreSQL is not installed: the test command installs the Debian package postgresql (apt-get install -y postgresql)');
+  const versions = existsSync(root)
+    ? readdirSync(root)
+        .filter((v) => existsSync(join(root, v, 'bin', 'initdb')))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
+  if (versions.length === 0)
+    throw new Error(
+      'PostgreSQL is not installed: the test command installs the Debian package postgresql (apt-get install -y postgresql)',
+    );
   return join(root, versions[0]!, 'bin');
 }
 
@@ -44,10 +51,27 @@ export async function startPostgresServer(): Promise<PostgresServer> {
     const run = spawnSync('runuser', ['-u', 'postgres', '--', ...args], { encoding: 'utf8' });
     if (run.status !== 0) throw new Error(`${args[0]} failed: ${run.stderr || run.stdout}`);
   };
-  chownSync(dir, Number(execFileSync('id', ['-u', 'postgres']).toString().trim()), Number(execFileSync('id', ['-g', 'postgres']).toString().trim()));
+  chownSync(
+    dir,
+    Number(execFileSync('id', ['-u', 'postgres']).toString().trim()),
+    Number(execFileSync('id', ['-g', 'postgres']).toString().trim()),
+  );
   writeFileSync(join(dir, 'pw'), 'zenith-test\n');
   chownSync(join(dir, 'pw'), Number(execFileSync('id', ['-u', 'postgres']).toString().trim()), 0);
-  asPostgres([join(bin, 'initdb'), '-D', data, '-U', 'zenith', '--pwfile', join(dir, 'pw'), '-A', 'scram-sha-256', '--no-sync', '-E', 'UTF8']);
+  asPostgres([
+    join(bin, 'initdb'),
+    '-D',
+    data,
+    '-U',
+    'zenith',
+    '--pwfile',
+    join(dir, 'pw'),
+    '-A',
+    'scram-sha-256',
+    '--no-sync',
+    '-E',
+    'UTF8',
+  ]);
   asPostgres([
     join(bin, 'pg_ctl'),
     '-D',
@@ -67,7 +91,22 @@ export async function startPostgresServer(): Promise<PostgresServer> {
 }
 
 export function stopPostgresAt(dir: string): void {
-  spawnSync('runuser', ['-u', 'postgres', '--', join(binDir(), 'pg_ctl'), '-D', join(dir, 'data'), '-m', 'immediate', '-w', 'stop'], { encoding: 'utf8' });
+  spawnSync(
+    'runuser',
+    [
+      '-u',
+      'postgres',
+      '--',
+      join(binDir(), 'pg_ctl'),
+      '-D',
+      join(dir, 'data'),
+      '-m',
+      'immediate',
+      '-w',
+      'stop',
+    ],
+    { encoding: 'utf8' },
+  );
   rmSync(dir, { recursive: true, force: true });
 }
 

@@ -30,23 +30,59 @@ export function registerAdmin(program: Command): void {
     .option('--target <id>', 'only this object')
     .option('--action <prefix>', 'only actions starting with this')
     .option('--limit <n>', 'how many', '50')
-    .action(async (options: { actor?: string; target?: string; action?: string; limit: string }, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const query = new URLSearchParams({ limit: options.limit, ...(options.actor ? { actorId: options.actor } : {}), ...(options.target ? { targetId: options.target } : {}), ...(options.action ? { action: options.action } : {}) });
-      const page = await ApiClient.fromConfig(globals).get<{ items: Array<{ seq: number; ts: number; actorName: string; actorKind: string; action: string; targetId: string | null; result: string; errorCode: string | null }> }>(`/audit?${query.toString()}`);
-      if (globals.json) return printJson(page);
-      printTable(['SEQ', 'TIME', 'WHO', 'ACTION', 'TARGET', 'RESULT'], page.items.map((r) => [r.seq, formatTime(r.ts), `${r.actorName} (${r.actorKind})`, r.action, r.targetId, r.errorCode ? `${r.result} ${r.errorCode}` : r.result]));
-    });
+    .action(
+      async (
+        options: { actor?: string; target?: string; action?: string; limit: string },
+        command: Command,
+      ) => {
+        const globals = command.optsWithGlobals<Globals>();
+        const query = new URLSearchParams({
+          limit: options.limit,
+          ...(options.actor ? { actorId: options.actor } : {}),
+          ...(options.target ? { targetId: options.target } : {}),
+          ...(options.action ? { action: options.action } : {}),
+        });
+        const page = await ApiClient.fromConfig(globals).get<{
+          items: Array<{
+            seq: number;
+            ts: number;
+            actorName: string;
+            actorKind: string;
+            action: string;
+            targetId: string | null;
+            result: string;
+            errorCode: string | null;
+          }>;
+        }>(`/audit?${query.toString()}`);
+        if (globals.json) return printJson(page);
+        printTable(
+          ['SEQ', 'TIME', 'WHO', 'ACTION', 'TARGET', 'RESULT'],
+          page.items.map((r) => [
+            r.seq,
+            formatTime(r.ts),
+            `${r.actorName} (${r.actorKind})`,
+            r.action,
+            r.targetId,
+            r.errorCode ? `${r.result} ${r.errorCode}` : r.result,
+          ]),
+        );
+      },
+    );
   audit
     .command('verify')
-    .description('Re-compute the hash chain and name the first record that was edited, deleted or reordered')
+    .description(
+      'Re-compute the hash chain and name the first record that was edited, deleted or reordered',
+    )
     .option('--data-dir <dir>', 'verify the store directly (server not needed)')
     .option('--database <url>', 'verify a PostgreSQL store directly')
     .action(async (options: { dataDir?: string; database?: string }, command: Command) => {
       const globals = command.optsWithGlobals<Globals>();
       let result: VerifyResult;
       if (options.dataDir || options.database) {
-        const store = await openStore({ dataDir: options.dataDir ? resolve(options.dataDir) : undefined, databaseUrl: options.database });
+        const store = await openStore({
+          dataDir: options.dataDir ? resolve(options.dataDir) : undefined,
+          databaseUrl: options.database,
+        });
         try {
           result = await new AuditService(store, systemClock).verify();
         } finally {
@@ -57,9 +93,16 @@ export function registerAdmin(program: Command): void {
       }
       if (globals.json) printJson(result);
       if (!result.ok) {
-        throw new ZenithError('ZEN_AUDIT_CHAIN_BROKEN', `audit chain broken at record ${result.firstBad!.seq} (${result.firstBad!.problem}): ${result.firstBad!.detail}`, { ...result.firstBad });
+        throw new ZenithError(
+          'ZEN_AUDIT_CHAIN_BROKEN',
+          `audit chain broken at record ${result.firstBad!.seq} (${result.firstBad!.problem}): ${result.firstBad!.detail}`,
+          { ...result.firstBad },
+        );
       }
-      if (!globals.json) process.stdout.write(`audit chain intact: ${result.records} records verified in ${Math.round(result.durationMs)} ms\n`);
+      if (!globals.json)
+        process.stdout.write(
+          `audit chain intact: ${result.records} records verified in ${Math.round(result.durationMs)} ms\n`,
+        );
     });
 
   const users = program.command('users').description('People and service identities');
@@ -68,55 +111,135 @@ export function registerAdmin(program: Command): void {
     .description('List identities')
     .action(async (_o: unknown, command: Command) => {
       const globals = command.optsWithGlobals<Globals>();
-      const list = await ApiClient.fromConfig(globals).get<{ items: Array<{ id: string; name: string; kind: string; role: string; disabled: boolean; createdAt: number }> }>('/users');
+      const list = await ApiClient.fromConfig(globals).get<{
+        items: Array<{
+          id: string;
+          name: string;
+          kind: string;
+          role: string;
+          disabled: boolean;
+          createdAt: number;
+        }>;
+      }>('/users');
       if (globals.json) return printJson(list);
-      printTable(['NAME', 'KIND', 'ROLE', 'DISABLED', 'CREATED', 'ID'], list.items.map((u) => [u.name, u.kind, u.role, u.disabled ? 'yes' : '', formatTime(u.createdAt), u.id]));
+      printTable(
+        ['NAME', 'KIND', 'ROLE', 'DISABLED', 'CREATED', 'ID'],
+        list.items.map((u) => [
+          u.name,
+          u.kind,
+          u.role,
+          u.disabled ? 'yes' : '',
+          formatTime(u.createdAt),
+          u.id,
+        ]),
+      );
     });
   users
     .command('create <name>')
-    .description('Create a user (password prompted or from stdin) or, with --service, a service identity with a token')
+    .description(
+      'Create a user (password prompted or from stdin) or, with --service, a service identity with a token',
+    )
     .option('--role <role>', 'admin, operator or viewer', 'viewer')
     .option('--service', 'a service identity (answers its API token once)')
-    .action(async (name: string, options: { role: string; service?: boolean }, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const body: Record<string, unknown> = { name, role: options.role, kind: options.service ? 'service' : 'user' };
-      if (!options.service) body.password = process.env.ZENITH_NEW_PASSWORD ?? (await readSecret(`Password for ${name}: `));
-      const created = await ApiClient.fromConfig(globals).post<{ identity: { id: string; name: string }; token?: string }>('/users', body);
-      if (globals.json) return printJson(created);
-      process.stderr.write(`created ${created.identity.name} (${created.identity.id})\n`);
-      if (created.token) process.stdout.write(`token (shown once): ${created.token}\n`);
-    });
+    .action(
+      async (name: string, options: { role: string; service?: boolean }, command: Command) => {
+        const globals = command.optsWithGlobals<Globals>();
+        const body: Record<string, unknown> = {
+          name,
+          role: options.role,
+          kind: options.service ? 'service' : 'user',
+        };
+        if (!options.service)
+          body.password =
+            process.env.ZENITH_NEW_PASSWORD ?? (await readSecret(`Password for ${name}: `));
+        const created = await ApiClient.fromConfig(globals).post<{
+          identity: { id: string; name: string };
+          token?: string;
+        }>('/users', body);
+        if (globals.json) return printJson(created);
+        process.stderr.write(`created ${created.identity.name} (${created.identity.id})\n`);
+        if (created.token) process.stdout.write(`token (shown once): ${created.token}\n`);
+      },
+    );
   users
     .command('set-role <user> <role>')
     .description('Change a role')
-    .action(async (user: string, role: string, _o: unknown, command: Command) => printJson(await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).request('PATCH', `/users/${encodeURIComponent(user)}`, { role })));
+    .action(async (user: string, role: string, _o: unknown, command: Command) =>
+      printJson(
+        await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).request(
+          'PATCH',
+          `/users/${encodeURIComponent(user)}`,
+          { role },
+        ),
+      ),
+    );
   users
     .command('disable <user>')
     .description('Disable an identity (its tokens stop working)')
-    .action(async (user: string, _o: unknown, command: Command) => printJson(await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).request('PATCH', `/users/${encodeURIComponent(user)}`, { disabled: true })));
+    .action(async (user: string, _o: unknown, command: Command) =>
+      printJson(
+        await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).request(
+          'PATCH',
+          `/users/${encodeURIComponent(user)}`,
+          { disabled: true },
+        ),
+      ),
+    );
   users
     .command('delete <user>')
     .description('Delete an identity')
-    .action(async (user: string, _o: unknown, command: Command) => printJson(await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).request('DELETE', `/users/${encodeURIComponent(user)}`)));
+    .action(async (user: string, _o: unknown, command: Command) =>
+      printJson(
+        await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).request(
+          'DELETE',
+          `/users/${encodeURIComponent(user)}`,
+        ),
+      ),
+    );
   users
     .command('passwd [user]')
-    .description('Set a password (yours by default); ends that user\'s sessions')
+    .description("Set a password (yours by default); ends that user's sessions")
     .action(async (user: string | undefined, _o: unknown, command: Command) => {
       const password = process.env.ZENITH_NEW_PASSWORD ?? (await readSecret('New password: '));
-      await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).post(`/users/${encodeURIComponent(user ?? 'me')}/password`, { password });
+      await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).post(
+        `/users/${encodeURIComponent(user ?? 'me')}/password`,
+        { password },
+      );
       process.stderr.write('password changed\n');
     });
 
   const tokens = program.command('tokens').description('API tokens and sessions');
   tokens
     .command('list', { isDefault: true })
-    .description('Your tokens (--all: everyone\'s, administrators only)')
-    .option('--all', 'every identity\'s tokens')
+    .description("Your tokens (--all: everyone's, administrators only)")
+    .option('--all', "every identity's tokens")
     .action(async (options: { all?: boolean }, command: Command) => {
       const globals = command.optsWithGlobals<Globals>();
-      const list = await ApiClient.fromConfig(globals).get<{ items: Array<{ id: string; name: string; kind: string; identityId: string; createdAt: number; expiresAt: number | null; lastUsedAt: number | null; revokedAt: number | null }> }>(`/tokens${options.all ? '?all=true' : ''}`);
+      const list = await ApiClient.fromConfig(globals).get<{
+        items: Array<{
+          id: string;
+          name: string;
+          kind: string;
+          identityId: string;
+          createdAt: number;
+          expiresAt: number | null;
+          lastUsedAt: number | null;
+          revokedAt: number | null;
+        }>;
+      }>(`/tokens${options.all ? '?all=true' : ''}`);
       if (globals.json) return printJson(list);
-      printTable(['ID', 'NAME', 'KIND', 'CREATED', 'EXPIRES', 'LAST USED', 'REVOKED'], list.items.map((t) => [t.id, t.name, t.kind, formatTime(t.createdAt), formatTime(t.expiresAt), formatTime(t.lastUsedAt), formatTime(t.revokedAt)]));
+      printTable(
+        ['ID', 'NAME', 'KIND', 'CREATED', 'EXPIRES', 'LAST USED', 'REVOKED'],
+        list.items.map((t) => [
+          t.id,
+          t.name,
+          t.kind,
+          formatTime(t.createdAt),
+          formatTime(t.expiresAt),
+          formatTime(t.lastUsedAt),
+          formatTime(t.revokedAt),
+        ]),
+      );
     });
   tokens
     .command('create <name>')
@@ -124,13 +247,28 @@ export function registerAdmin(program: Command): void {
     .option('--expires-in-days <n>', 'expiry')
     .action(async (name: string, options: { expiresInDays?: string }, command: Command) => {
       const globals = command.optsWithGlobals<Globals>();
-      const created = await ApiClient.fromConfig(globals).post<{ token: string; info: { id: string } }>('/tokens', { name, ...(options.expiresInDays ? { expiresInDays: Number(options.expiresInDays) } : {}) });
+      const created = await ApiClient.fromConfig(globals).post<{
+        token: string;
+        info: { id: string };
+      }>('/tokens', {
+        name,
+        ...(options.expiresInDays ? { expiresInDays: Number(options.expiresInDays) } : {}),
+      });
       if (globals.json) return printJson(created);
       process.stdout.write(`${created.token}\n`);
-      process.stderr.write(`token ${created.info.id} created; the secret above is shown only once\n`);
+      process.stderr.write(
+        `token ${created.info.id} created; the secret above is shown only once\n`,
+      );
     });
   tokens
     .command('revoke <id>')
     .description('Revoke a token at once')
-    .action(async (id: string, _o: unknown, command: Command) => printJson(await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).request('DELETE', `/tokens/${encodeURIComponent(id)}`)));
+    .action(async (id: string, _o: unknown, command: Command) =>
+      printJson(
+        await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).request(
+          'DELETE',
+          `/tokens/${encodeURIComponent(id)}`,
+        ),
+      ),
+    );
 }

@@ -26,7 +26,15 @@ interface Globals {
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
-function listQuery(options: { filter?: string[]; tag?: string[]; sort?: string; limit?: string; cursor?: string }): string {
+interface ListOptions {
+  filter?: string[];
+  tag?: string[];
+  sort?: string;
+  limit?: string;
+  cursor?: string;
+}
+
+function listQuery(options: ListOptions): string {
   const params = new URLSearchParams();
   for (const f of options.filter ?? []) params.append('filter', f);
   for (const t of options.tag ?? []) params.append('tag', t);
@@ -39,7 +47,11 @@ function listQuery(options: { filter?: string[]; tag?: string[]; sort?: string; 
 
 function addListOptions(command: Command): Command {
   return command
-    .option('-f, --filter <KEY OP VALUE>', 'fact filter, repeatable: power.state=running, cpu.count>=4, name~web, !user.owner', collect)
+    .option(
+      '-f, --filter <KEY OP VALUE>',
+      'fact filter, repeatable: power.state=running, cpu.count>=4, name~web, !user.owner',
+      collect,
+    )
     .option('-t, --tag <tag>', 'only objects with this tag, repeatable', collect)
     .option('--sort <key>', "sort by name or a fact; prefix '-' for descending")
     .option('--limit <n>', 'page size (1–1000)', '100')
@@ -52,61 +64,122 @@ function sim(object: ObjectView): string {
 
 export function registerInventory(program: Command): void {
   const hosts = program.command('hosts').description('Physical hosts');
-  addListOptions(hosts.command('list', { isDefault: true }).description('List hosts')).action(async (options, command: Command) => {
-    const globals = command.optsWithGlobals<Globals>();
-    const page = await ApiClient.fromConfig(globals).get<{ items: ObjectView[]; nextCursor: string | null }>(`/hosts${listQuery(options)}`);
-    if (globals.json) return printJson(page);
-    printTable(
-      ['NAME', 'STATUS', 'TYPE', 'CPUS', 'MEMORY', 'VMS', 'RUNNING', 'ID'],
-      page.items.map((h) => [h.name + sim(h), h.status, h.facts['hypervisor.type'] as string, h.facts['cpu.cores'] as number, formatBytes(h.facts['memory.totalBytes']), h.computed['vms.total'] as number, h.computed['vms.running'] as number, h.id]),
-    );
-    if (page.nextCursor) process.stderr.write(`more: --cursor ${page.nextCursor}\n`);
-  });
+  addListOptions(hosts.command('list', { isDefault: true }).description('List hosts')).action(
+    async (options: ListOptions, command: Command) => {
+      const globals = command.optsWithGlobals<Globals>();
+      const page = await ApiClient.fromConfig(globals).get<{
+        items: ObjectView[];
+        nextCursor: string | null;
+      }>(`/hosts${listQuery(options)}`);
+      if (globals.json) return printJson(page);
+      printTable(
+        ['NAME', 'STATUS', 'TYPE', 'CPUS', 'MEMORY', 'VMS', 'RUNNING', 'ID'],
+        page.items.map((h) => [
+          h.name + sim(h),
+          h.status,
+          h.facts['hypervisor.type'] as string,
+          h.facts['cpu.cores'] as number,
+          formatBytes(h.facts['memory.totalBytes']),
+          h.computed['vms.total'] as number,
+          h.computed['vms.running'] as number,
+          h.id,
+        ]),
+      );
+      if (page.nextCursor) process.stderr.write(`more: --cursor ${page.nextCursor}\n`);
+    },
+  );
   hosts
     .command('show <host>')
     .description('One host by name or id')
-    .action(async (host: string, _o: unknown, command: Command) => showObject(command.optsWithGlobals<Globals>(), `/hosts/${encodeURIComponent(host)}`));
+    .action(async (host: string, _o: unknown, command: Command) =>
+      showObject(command.optsWithGlobals<Globals>(), `/hosts/${encodeURIComponent(host)}`),
+    );
 
   const vms = program.command('vms').description('Virtual machines');
-  addListOptions(vms.command('list', { isDefault: true }).description('List VMs')).action(async (options, command: Command) => {
-    const globals = command.optsWithGlobals<Globals>();
-    const page = await ApiClient.fromConfig(globals).get<{ items: ObjectView[]; nextCursor: string | null }>(`/vms${listQuery(options)}`);
-    if (globals.json) return printJson(page);
-    printTable(
-      ['NAME', 'POWER', 'STATUS', 'HOST', 'CPUS', 'MEMORY', 'TAGS', 'ID'],
-      page.items.map((v) => [v.name + sim(v), v.facts['power.state'] as string, v.status, v.computed['location.hostName'] as string, v.facts['cpu.count'] as number, formatBytes(v.facts['memory.bytes']), v.tags.join(' '), v.id]),
-    );
-    if (page.nextCursor) process.stderr.write(`more: --cursor ${page.nextCursor}\n`);
-  });
+  addListOptions(vms.command('list', { isDefault: true }).description('List VMs')).action(
+    async (options: ListOptions, command: Command) => {
+      const globals = command.optsWithGlobals<Globals>();
+      const page = await ApiClient.fromConfig(globals).get<{
+        items: ObjectView[];
+        nextCursor: string | null;
+      }>(`/vms${listQuery(options)}`);
+      if (globals.json) return printJson(page);
+      printTable(
+        ['NAME', 'POWER', 'STATUS', 'HOST', 'CPUS', 'MEMORY', 'TAGS', 'ID'],
+        page.items.map((v) => [
+          v.name + sim(v),
+          v.facts['power.state'] as string,
+          v.status,
+          v.computed['location.hostName'] as string,
+          v.facts['cpu.count'] as number,
+          formatBytes(v.facts['memory.bytes']),
+          v.tags.join(' '),
+          v.id,
+        ]),
+      );
+      if (page.nextCursor) process.stderr.write(`more: --cursor ${page.nextCursor}\n`);
+    },
+  );
   vms
     .command('show <vm>')
     .description('One VM by name or id, with its facts')
-    .action(async (vm: string, _o: unknown, command: Command) => showObject(command.optsWithGlobals<Globals>(), `/vms/${encodeURIComponent(vm)}`));
+    .action(async (vm: string, _o: unknown, command: Command) =>
+      showObject(command.optsWithGlobals<Globals>(), `/vms/${encodeURIComponent(vm)}`),
+    );
 
   for (const action of ['start', 'stop', 'shutdown', 'reboot', 'suspend', 'resume'] as const) {
     vms
       .command(`${action} <vm>`)
       .description(`${action[0]!.toUpperCase()}${action.slice(1)} a VM and wait for the task`)
       .option('--no-wait', 'return as soon as the task is queued')
-      .action(async (vm: string, options: { wait: boolean }, command: Command) => runTask(command.optsWithGlobals<Globals>(), 'POST', `/vms/${encodeURIComponent(vm)}/${action}`, undefined, options.wait));
+      .action(async (vm: string, options: { wait: boolean }, command: Command) =>
+        runTask(
+          command.optsWithGlobals<Globals>(),
+          'POST',
+          `/vms/${encodeURIComponent(vm)}/${action}`,
+          undefined,
+          options.wait,
+        ),
+      );
   }
   vms
     .command('delete <vm>')
     .description('Delete a stopped VM')
     .option('--no-wait', 'return as soon as the task is queued')
-    .action(async (vm: string, options: { wait: boolean }, command: Command) => runTask(command.optsWithGlobals<Globals>(), 'DELETE', `/vms/${encodeURIComponent(vm)}`, undefined, options.wait));
+    .action(async (vm: string, options: { wait: boolean }, command: Command) =>
+      runTask(
+        command.optsWithGlobals<Globals>(),
+        'DELETE',
+        `/vms/${encodeURIComponent(vm)}`,
+        undefined,
+        options.wait,
+      ),
+    );
   vms
     .command('migrate <vm> <host>')
     .description('Live-migrate a VM to another host (name or id) and wait for the task')
     .option('--with-storage', 'copy the disks too (no shared storage)')
     .option('--max-bandwidth <bytesPerSecond>', 'cap the migration bandwidth')
     .option('--no-wait', 'return as soon as the task is queued')
-    .action(async (vm: string, host: string, options: { withStorage?: boolean; maxBandwidth?: string; wait: boolean }, command: Command) => {
-      const body: Record<string, unknown> = { targetHostId: host };
-      if (options.withStorage) body.withStorage = true;
-      if (options.maxBandwidth) body.maxBandwidthBytesPerSecond = Number(options.maxBandwidth);
-      await runTask(command.optsWithGlobals<Globals>(), 'POST', `/vms/${encodeURIComponent(vm)}/migrate`, body, options.wait);
-    });
+    .action(
+      async (
+        vm: string,
+        host: string,
+        options: { withStorage?: boolean; maxBandwidth?: string; wait: boolean },
+        command: Command,
+      ) => {
+        const body: Record<string, unknown> = { targetHostId: host };
+        if (options.withStorage) body.withStorage = true;
+        if (options.maxBandwidth) body.maxBandwidthBytesPerSecond = Number(options.maxBandwidth);
+        await runTask(
+          command.optsWithGlobals<Globals>(),
+          'POST',
+          `/vms/${encodeURIComponent(vm)}/migrate`,
+          body,
+          options.wait,
+        );
+      },
+    );
   vms
     .command('location <vm>')
     .description('Where the VM runs now, or was at --at TIME')
@@ -114,18 +187,44 @@ export function registerInventory(program: Command): void {
     .action(async (vm: string, options: { at?: string }, command: Command) => {
       const globals = command.optsWithGlobals<Globals>();
       const at = options.at ? `?at=${encodeURIComponent(options.at)}` : '';
-      const location = await ApiClient.fromConfig(globals).get<{ hostName: string | null; hostId: string | null; powerState: string; from: number; to: number | null }>(`/vms/${encodeURIComponent(vm)}/location${at}`);
+      const location = await ApiClient.fromConfig(globals).get<{
+        hostName: string | null;
+        hostId: string | null;
+        powerState: string;
+        from: number;
+        to: number | null;
+      }>(`/vms/${encodeURIComponent(vm)}/location${at}`);
       if (globals.json) return printJson(location);
-      printKeyValues([['host', `${location.hostName ?? '-'} (${location.hostId ?? '-'})`], ['power', location.powerState], ['since', formatTime(location.from)], ['until', location.to ? formatTime(location.to) : 'now']]);
+      printKeyValues([
+        ['host', `${location.hostName ?? '-'} (${location.hostId ?? '-'})`],
+        ['power', location.powerState],
+        ['since', formatTime(location.from)],
+        ['until', location.to ? formatTime(location.to) : 'now'],
+      ]);
     });
   vms
     .command('history <vm>')
     .description('The location history: every interval on a host in one power state')
     .action(async (vm: string, _o: unknown, command: Command) => {
       const globals = command.optsWithGlobals<Globals>();
-      const history = await ApiClient.fromConfig(globals).get<{ items: Array<{ hostName: string | null; powerState: string; from: number; to: number | null }> }>(`/vms/${encodeURIComponent(vm)}/location-history`);
+      const history = await ApiClient.fromConfig(globals).get<{
+        items: Array<{
+          hostName: string | null;
+          powerState: string;
+          from: number;
+          to: number | null;
+        }>;
+      }>(`/vms/${encodeURIComponent(vm)}/location-history`);
       if (globals.json) return printJson(history);
-      printTable(['FROM', 'TO', 'HOST', 'POWER'], history.items.map((i) => [formatTime(i.from), i.to ? formatTime(i.to) : 'now', i.hostName, i.powerState]));
+      printTable(
+        ['FROM', 'TO', 'HOST', 'POWER'],
+        history.items.map((i) => [
+          formatTime(i.from),
+          i.to ? formatTime(i.to) : 'now',
+          i.hostName,
+          i.powerState,
+        ]),
+      );
     });
   vms
     .command('set <vm>')
@@ -133,21 +232,36 @@ export function registerInventory(program: Command): void {
     .option('--fact <key=value>', 'a user fact; an empty value deletes it', collect)
     .option('--tag <tag>', 'add a tag', collect)
     .option('--untag <tag>', 'remove a tag', collect)
-    .action(async (vm: string, options: { fact?: string[]; tag?: string[]; untag?: string[] }, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const client = ApiClient.fromConfig(globals);
-      const target = await client.get<ObjectView>(`/vms/${encodeURIComponent(vm)}`);
-      const facts: Record<string, unknown> = {};
-      for (const pair of options.fact ?? []) {
-        const eq = pair.indexOf('=');
-        const key = eq < 0 ? pair : pair.slice(0, eq);
-        const value = eq < 0 ? '' : pair.slice(eq + 1);
-        facts[key] = value === '' ? null : Number.isFinite(Number(value)) && value.trim() !== '' ? Number(value) : value;
-      }
-      const updated = await client.request<ObjectView>('PATCH', `/objects/${target.id}`, { facts, ...(options.tag ? { addTags: options.tag } : {}), ...(options.untag ? { removeTags: options.untag } : {}) });
-      if (globals.json) printJson(updated);
-      else process.stderr.write(`updated ${updated.name}\n`);
-    });
+    .action(
+      async (
+        vm: string,
+        options: { fact?: string[]; tag?: string[]; untag?: string[] },
+        command: Command,
+      ) => {
+        const globals = command.optsWithGlobals<Globals>();
+        const client = ApiClient.fromConfig(globals);
+        const target = await client.get<ObjectView>(`/vms/${encodeURIComponent(vm)}`);
+        const facts: Record<string, unknown> = {};
+        for (const pair of options.fact ?? []) {
+          const eq = pair.indexOf('=');
+          const key = eq < 0 ? pair : pair.slice(0, eq);
+          const value = eq < 0 ? '' : pair.slice(eq + 1);
+          facts[key] =
+            value === ''
+              ? null
+              : Number.isFinite(Number(value)) && value.trim() !== ''
+                ? Number(value)
+                : value;
+        }
+        const updated = await client.request<ObjectView>('PATCH', `/objects/${target.id}`, {
+          facts,
+          ...(options.tag ? { addTags: options.tag } : {}),
+          ...(options.untag ? { removeTags: options.untag } : {}),
+        });
+        if (globals.json) printJson(updated);
+        else process.stderr.write(`updated ${updated.name}\n`);
+      },
+    );
 }
 
 async function showObject(globals: Globals, path: string): Promise<void> {
@@ -163,14 +277,28 @@ async function showObject(globals: Globals, path: string): Promise<void> {
     ['connection', object.connectionId],
     ['updated', formatTime(object.updatedAt)],
   ]);
-  const facts = [...Object.entries(object.facts), ...Object.entries(object.computed), ...Object.entries(object.userFacts)].sort(([a], [b]) => a.localeCompare(b));
+  const facts = [
+    ...Object.entries(object.facts),
+    ...Object.entries(object.computed),
+    ...Object.entries(object.userFacts),
+  ].sort(([a], [b]) => a.localeCompare(b));
   process.stdout.write('\nfacts:\n');
   for (const [key, value] of facts) process.stdout.write(`  ${key} = ${JSON.stringify(value)}\n`);
 }
 
-export async function runTask(globals: Globals, method: string, path: string, body: unknown, wait: boolean): Promise<void> {
+export async function runTask(
+  globals: Globals,
+  method: string,
+  path: string,
+  body: unknown,
+  wait: boolean,
+): Promise<void> {
   const client = ApiClient.fromConfig(globals);
-  const task = await client.request<TaskSummary>(method, path, body ?? (method === 'POST' ? {} : undefined));
+  const task = await client.request<TaskSummary>(
+    method,
+    path,
+    body ?? (method === 'POST' ? {} : undefined),
+  );
   if (!wait) {
     if (globals.json) printJson(task);
     else process.stderr.write(`queued ${task.kind} as ${task.id}\n`);

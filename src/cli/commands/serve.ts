@@ -8,21 +8,42 @@ export function registerServe(program: Command): void {
   program
     .command('serve')
     .description('Run the control plane: API, event stream and console on one port')
-    .option('--data-dir <dir>', 'where the SQLite database, keys and driver state live', process.env.ZENITH_DATA_DIR ?? './.zenith')
+    .option(
+      '--data-dir <dir>',
+      'where the SQLite database, keys and driver state live',
+      process.env.ZENITH_DATA_DIR ?? './.zenith',
+    )
     .option('--port <n>', 'TCP port to listen on', process.env.ZENITH_PORT ?? '7443')
     .option('--host <address>', 'address to listen on', process.env.ZENITH_HOST ?? '127.0.0.1')
-    .option('--database <url>', 'PostgreSQL URL (postgres://…); embedded SQLite when absent', process.env.ZENITH_DATABASE_URL)
+    .option(
+      '--database <url>',
+      'PostgreSQL URL (postgres://…); embedded SQLite when absent',
+      process.env.ZENITH_DATABASE_URL,
+    )
     .action(async (options: { dataDir: string; port: string; host: string; database?: string }) => {
       const port = Number(options.port);
-      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ZenithError('ZEN_CONFIG_INVALID', `--port must be 0–65535, not '${options.port}'`);
-      const plane = await startControlPlane({ dataDir: resolve(options.dataDir), databaseUrl: options.database, adminPassword: process.env.ZENITH_ADMIN_PASSWORD || undefined });
+      if (!Number.isInteger(port) || port < 0 || port > 65535)
+        throw new ZenithError(
+          'ZEN_CONFIG_INVALID',
+          `--port must be 0–65535, not '${options.port}'`,
+        );
+      const plane = await startControlPlane({
+        dataDir: resolve(options.dataDir),
+        databaseUrl: options.database,
+        adminPassword: process.env.ZENITH_ADMIN_PASSWORD || undefined,
+      });
       const app = await buildApp(plane);
       const address = await app.listen({ port, host: options.host });
       if (plane.generatedAdminPassword) {
         // Shown once, on the terminal only (never in the log): the first administrator's password.
-        process.stderr.write(`\n  First start: user 'admin' was created with password: ${plane.generatedAdminPassword}\n  Log in with: zenith login --server ${address} --user admin\n  Change it with: zenith users passwd admin\n\n`);
+        process.stderr.write(
+          `\n  First start: user 'admin' was created with password: ${plane.generatedAdminPassword}\n  Log in with: zenith login --server ${address} --user admin\n  Change it with: zenith users passwd admin\n\n`,
+        );
       }
-      plane.logger.info({ address, store: plane.store.dialect, dataDir: resolve(options.dataDir) }, 'zenith is serving');
+      plane.logger.info(
+        { address, store: plane.store.dialect, dataDir: resolve(options.dataDir) },
+        'zenith is serving',
+      );
       let stopping = false;
       const stop = async (signal: string) => {
         if (stopping) return;

@@ -12,7 +12,13 @@ export interface FleetSettings {
   vmsPerHost: number;
 }
 
-export const defaultFleet: FleetSettings = { seed: 1, datacenters: 1, clustersPerDatacenter: 2, hostsPerCluster: 3, vmsPerHost: 4 };
+export const defaultFleet: FleetSettings = {
+  seed: 1,
+  datacenters: 1,
+  clustersPerDatacenter: 2,
+  hostsPerCluster: 3,
+  vmsPerHost: 4,
+};
 
 export interface SimHost {
   externalId: string;
@@ -68,8 +74,20 @@ export function generateFleet(settings: FleetSettings): SimFleet {
   let vmNumber = 0;
   for (let d = 1; d <= settings.datacenters; d++) {
     const dc = `dc-${d}`;
-    others.push({ kind: 'datacenter', externalId: dc, name: `sim-dc${d}`, parent: null, facts: { 'hypervisor.type': 'simulated' } });
-    others.push({ kind: 'network', externalId: `${dc}/net-prod`, name: `sim-dc${d}-prod`, parent: { kind: 'datacenter', externalId: dc }, facts: { 'network.vlan': 100 } });
+    others.push({
+      kind: 'datacenter',
+      externalId: dc,
+      name: `sim-dc${d}`,
+      parent: null,
+      facts: { 'hypervisor.type': 'simulated' },
+    });
+    others.push({
+      kind: 'network',
+      externalId: `${dc}/net-prod`,
+      name: `sim-dc${d}-prod`,
+      parent: { kind: 'datacenter', externalId: dc },
+      facts: { 'network.vlan': 100 },
+    });
     others.push({
       kind: 'datastore',
       externalId: `${dc}/ds-1`,
@@ -79,7 +97,13 @@ export function generateFleet(settings: FleetSettings): SimFleet {
     });
     for (let c = 1; c <= settings.clustersPerDatacenter; c++) {
       const cluster = `${dc}/cl-${c}`;
-      others.push({ kind: 'cluster', externalId: cluster, name: `sim-dc${d}-cl${c}`, parent: { kind: 'datacenter', externalId: dc }, facts: {} });
+      others.push({
+        kind: 'cluster',
+        externalId: cluster,
+        name: `sim-dc${d}-cl${c}`,
+        parent: { kind: 'datacenter', externalId: dc },
+        facts: {},
+      });
       for (let h = 1; h <= settings.hostsPerCluster; h++) {
         const hostId = `${cluster}/h-${h}`;
         const big = random() < 0.5;
@@ -103,7 +127,10 @@ export function generateFleet(settings: FleetSettings): SimFleet {
             memoryBytes: pick(random, [1, 2, 4, 4, 8, 16]) * GiB,
             diskBytes: pick(random, [20, 40, 80, 160]) * GiB,
             powerState: roll < 0.75 ? 'running' : roll < 0.9 ? 'stopped' : 'suspended',
-            tags: [pick(random, ['env:prod', 'env:prod', 'env:dev', 'env:test']), pick(random, ['tier:web', 'tier:db', 'tier:batch'])],
+            tags: [
+              pick(random, ['env:prod', 'env:prod', 'env:dev', 'env:test']),
+              pick(random, ['tier:web', 'tier:db', 'tier:batch']),
+            ],
             guestOs: pick(random, ['debian12', 'ubuntu24.04', 'rhel9', 'windows2022']),
             createdBy: 'fleet',
           });

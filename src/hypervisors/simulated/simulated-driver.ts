@@ -22,7 +22,15 @@ import type {
   PowerState,
   VmSpec,
 } from '../driver.js';
-import { defaultFleet, generateFleet, hostObject, vmObject, type FleetSettings, type SimFleet, type SimVm } from './fleet.js';
+import {
+  defaultFleet,
+  generateFleet,
+  hostObject,
+  vmObject,
+  type FleetSettings,
+  type SimFleet,
+  type SimVm,
+} from './fleet.js';
 
 export interface SimulatedDriverOptions {
   fleet?: Partial<FleetSettings>;
@@ -37,10 +45,31 @@ export interface SimulatedDriverOptions {
 
 type JournalEntry = { op: 'vm'; vm: SimVm } | { op: 'delete'; id: string };
 
-const capabilities: readonly Capability[] = ['vm.start', 'vm.stop', 'vm.shutdown', 'vm.reboot', 'vm.reset', 'vm.suspend', 'vm.resume', 'vm.delete', 'vm.migrate', 'vm.create'];
+const capabilities: readonly Capability[] = [
+  'vm.start',
+  'vm.stop',
+  'vm.shutdown',
+  'vm.reboot',
+  'vm.reset',
+  'vm.suspend',
+  'vm.resume',
+  'vm.delete',
+  'vm.migrate',
+  'vm.create',
+];
 
 /** Base durations in ms of simulated time, before timeScale. */
-const durations = { start: 1500, stop: 400, shutdown: 2500, reboot: 3000, suspend: 1000, resume: 700, delete: 500, create: 2000, migrateSetup: 300 };
+const durations = {
+  start: 1500,
+  stop: 400,
+  shutdown: 2500,
+  reboot: 3000,
+  suspend: 1000,
+  resume: 700,
+  delete: 500,
+  create: 2000,
+  migrateSetup: 300,
+};
 
 export class SimulatedDriver implements HypervisorDriver {
   readonly info: DriverInfo = { type: 'simulated', simulated: true, capabilities };
@@ -63,12 +92,17 @@ export class SimulatedDriver implements HypervisorDriver {
   }
 
   async connect(): Promise<void> {
-    if (this.#closed) throw new ZenithError('ZEN_CONNECTION_FAILED', 'the simulated driver was closed');
+    if (this.#closed)
+      throw new ZenithError('ZEN_CONNECTION_FAILED', 'the simulated driver was closed');
   }
 
   async discover(): Promise<DiscoverySnapshot> {
     return {
-      objects: [...this.#fleet.others, ...[...this.#fleet.hosts.values()].map(hostObject), ...[...this.#fleet.vms.values()].map(vmObject)],
+      objects: [
+        ...this.#fleet.others,
+        ...[...this.#fleet.hosts.values()].map(hostObject),
+        ...[...this.#fleet.vms.values()].map(vmObject),
+      ],
     };
   }
 
@@ -114,8 +148,18 @@ export class SimulatedDriver implements HypervisorDriver {
     return this.#transition(id, context, ['stopped'], durations.start, 'running');
   }
 
-  stopVm(id: string, context: ActionContext, options: { force?: boolean } = {}): Promise<DiscoveredVm> {
-    return this.#transition(id, context, ['running', 'suspended', 'paused'], options.force === false ? durations.shutdown : durations.stop, 'stopped');
+  stopVm(
+    id: string,
+    context: ActionContext,
+    options: { force?: boolean } = {},
+  ): Promise<DiscoveredVm> {
+    return this.#transition(
+      id,
+      context,
+      ['running', 'suspended', 'paused'],
+      options.force === false ? durations.shutdown : durations.stop,
+      'stopped',
+    );
   }
 
   rebootVm(id: string, context: ActionContext): Promise<DiscoveredVm> {
@@ -133,7 +177,10 @@ export class SimulatedDriver implements HypervisorDriver {
   async deleteVm(id: string, context: ActionContext): Promise<null> {
     const vm = this.#vm(id);
     return this.#exclusive(id, async () => {
-      if (vm.powerState === 'running') throw new ZenithError('ZEN_INVALID_STATE', `stop ${vm.name} before deleting it`, { powerState: vm.powerState });
+      if (vm.powerState === 'running')
+        throw new ZenithError('ZEN_INVALID_STATE', `stop ${vm.name} before deleting it`, {
+          powerState: vm.powerState,
+        });
       await this.#work(durations.delete, context);
       this.#fleet.vms.delete(id);
       this.#record({ op: 'delete', id });
@@ -164,10 +211,17 @@ export class SimulatedDriver implements HypervisorDriver {
     return vmObject(vm);
   }
 
-  async migrateVm(id: string, target: string, context: ActionContext, options: MigrateOptions = {}): Promise<DiscoveredVm> {
+  async migrateVm(
+    id: string,
+    target: string,
+    context: ActionContext,
+    options: MigrateOptions = {},
+  ): Promise<DiscoveredVm> {
     const vm = this.#vm(id);
-    if (!this.#fleet.hosts.has(target)) throw new ZenithError('ZEN_NOT_FOUND', `no simulated host ${target}`, { host: target });
-    if (vm.hostExternalId === target) throw new ZenithError('ZEN_INVALID_STATE', `${vm.name} already runs on that host`);
+    if (!this.#fleet.hosts.has(target))
+      throw new ZenithError('ZEN_NOT_FOUND', `no simulated host ${target}`, { host: target });
+    if (vm.hostExternalId === target)
+      throw new ZenithError('ZEN_INVALID_STATE', `${vm.name} already runs on that host`);
     return this.#exclusive(id, async () => {
       this.#checkCapacity(target, vm.memoryBytes);
       const bandwidth = Math.min(this.#bandwidth, options.maxBandwidthBytesPerSecond ?? Infinity);
@@ -180,7 +234,11 @@ export class SimulatedDriver implements HypervisorDriver {
       for (let step = 1; step <= steps; step++) {
         await this.#clock.sleep((transferMs / steps) * this.#timeScale, context.signal);
         const sent = Math.round((total * step) / steps);
-        context.progress({ percent: step * 10, message: `pass ${step}`, details: { bytesSent: sent, bytesRemaining: Math.round(total - sent) } });
+        context.progress({
+          percent: step * 10,
+          message: `pass ${step}`,
+          details: { bytesSent: sent, bytesRemaining: Math.round(total - sent) },
+        });
       }
       const moved: SimVm = { ...vm, hostExternalId: target };
       this.#commit(moved);
@@ -203,21 +261,37 @@ export class SimulatedDriver implements HypervisorDriver {
   #checkCapacity(hostId: string, memoryBytes: number): void {
     const host = this.#fleet.hosts.get(hostId)!;
     let used = 0;
-    for (const other of this.#fleet.vms.values()) if (other.hostExternalId === hostId && other.powerState !== 'stopped') used += other.memoryBytes;
+    for (const other of this.#fleet.vms.values())
+      if (other.hostExternalId === hostId && other.powerState !== 'stopped')
+        used += other.memoryBytes;
     if (used + memoryBytes > host.memoryBytes) {
-      throw new ZenithError('ZEN_NO_CAPACITY', `host ${host.name} has ${host.memoryBytes - used} bytes of memory free, the VM needs ${memoryBytes}`, {
-        host: host.name,
-        freeBytes: host.memoryBytes - used,
-        neededBytes: memoryBytes,
-      });
+      throw new ZenithError(
+        'ZEN_NO_CAPACITY',
+        `host ${host.name} has ${host.memoryBytes - used} bytes of memory free, the VM needs ${memoryBytes}`,
+        {
+          host: host.name,
+          freeBytes: host.memoryBytes - used,
+          neededBytes: memoryBytes,
+        },
+      );
     }
   }
 
-  async #transition(id: string, context: ActionContext, from: PowerState[], ms: number, to: PowerState): Promise<DiscoveredVm> {
+  async #transition(
+    id: string,
+    context: ActionContext,
+    from: PowerState[],
+    ms: number,
+    to: PowerState,
+  ): Promise<DiscoveredVm> {
     const vm = this.#vm(id);
     return this.#exclusive(id, async () => {
       if (!from.includes(vm.powerState)) {
-        throw new ZenithError('ZEN_INVALID_STATE', `${vm.name} is ${vm.powerState}; this action needs it ${from.join(' or ')}`, { powerState: vm.powerState });
+        throw new ZenithError(
+          'ZEN_INVALID_STATE',
+          `${vm.name} is ${vm.powerState}; this action needs it ${from.join(' or ')}`,
+          { powerState: vm.powerState },
+        );
       }
       await this.#work(ms, context);
       const next: SimVm = { ...this.#vm(id), powerState: to };
@@ -227,7 +301,10 @@ export class SimulatedDriver implements HypervisorDriver {
   }
 
   async #exclusive<T>(id: string, work: () => Promise<T>): Promise<T> {
-    if (this.#busy.has(id)) throw new ZenithError('ZEN_INVALID_STATE', 'another operation on this VM is in progress', { externalId: id });
+    if (this.#busy.has(id))
+      throw new ZenithError('ZEN_INVALID_STATE', 'another operation on this VM is in progress', {
+        externalId: id,
+      });
     this.#busy.add(id);
     try {
       return await work();

@@ -11,15 +11,20 @@ export async function auditRoutes(root: FastifyInstance, plane: ControlPlane): P
       config: { permission: 'audit.read' },
       schema: {
         tags: ['audit'],
-        summary: 'Audit records, newest first (read-only: records cannot be changed through the API)',
+        summary:
+          'Audit records, newest first (read-only: records cannot be changed through the API)',
         querystring: Type.Object(
           {
             actorId: Type.Optional(Type.String({ maxLength: 64 })),
             targetId: Type.Optional(Type.String({ maxLength: 64 })),
-            action: Type.Optional(Type.String({ maxLength: 64, description: 'Action prefix, e.g. vm.' })),
+            action: Type.Optional(
+              Type.String({ maxLength: 64, description: 'Action prefix, e.g. vm.' }),
+            ),
             since: Type.Optional(Type.Integer({ minimum: 0 })),
             until: Type.Optional(Type.Integer({ minimum: 0 })),
-            cursor: Type.Optional(Type.Integer({ minimum: 1, description: 'Sequence number: records before it' })),
+            cursor: Type.Optional(
+              Type.Integer({ minimum: 1, description: 'Sequence number: records before it' }),
+            ),
             limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
           },
           { additionalProperties: false },
@@ -41,7 +46,16 @@ export async function auditRoutes(root: FastifyInstance, plane: ControlPlane): P
       return { items, nextCursor: items.length === limit ? items[items.length - 1]!.seq : null };
     },
   );
-  app.post('/audit/verify', { config: { permission: 'audit.read', audit: 'audit.verify' }, schema: { tags: ['audit'], summary: 'Re-compute the hash chain; names the first record that was edited, deleted or reordered' } }, async () =>
-    plane.audit.verify(),
+  app.post(
+    '/audit/verify',
+    {
+      config: { permission: 'audit.read', audit: 'audit.verify' },
+      schema: {
+        tags: ['audit'],
+        summary:
+          'Re-compute the hash chain; names the first record that was edited, deleted or reordered',
+      },
+    },
+    async () => plane.audit.verify(),
   );
 }

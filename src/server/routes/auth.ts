@@ -14,33 +14,90 @@ export async function authRoutes(root: FastifyInstance, plane: ControlPlane): Pr
       config: { public: true, audit: false },
       schema: {
         tags: ['auth'],
-        summary: 'Log in with a user name and password; answers a session token (also set as a cookie)',
-        body: Type.Object({ username: Type.String({ minLength: 1, maxLength: 64 }), password: Password }, { additionalProperties: false }),
-        response: { 200: Type.Object({ token: Type.String(), expiresAt: Type.Union([Type.Number(), Type.Null()]), identity: IdentityView }) },
+        summary:
+          'Log in with a user name and password; answers a session token (also set as a cookie)',
+        body: Type.Object(
+          { username: Type.String({ minLength: 1, maxLength: 64 }), password: Password },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            token: Type.String(),
+            expiresAt: Type.Union([Type.Number(), Type.Null()]),
+            identity: IdentityView,
+          }),
+        },
       },
     },
     async (request, reply) => {
       try {
-        const session = await plane.identities.login(request.body.username, request.body.password, request.ip);
-        await plane.audit.append([{ actor: { id: session.identity.id, kind: 'user', name: session.identity.name }, action: 'auth.login', result: 'succeeded', requestId: request.id, params: { address: request.ip } }]);
-        const maxAge = session.info.expiresAt ? Math.floor((session.info.expiresAt - Date.now()) / 1000) : 43200;
-        void reply.header('set-cookie', `${sessionCookie}=${encodeURIComponent(session.token)}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${maxAge}`);
-        return { token: session.token, expiresAt: session.info.expiresAt, identity: session.identity };
+        const session = await plane.identities.login(
+          request.body.username,
+          request.body.password,
+          request.ip,
+        );
+        await plane.audit.append([
+          {
+            actor: { id: session.identity.id, kind: 'user', name: session.identity.name },
+            action: 'auth.login',
+            result: 'succeeded',
+            requestId: request.id,
+            params: { address: request.ip },
+          },
+        ]);
+        const maxAge = session.info.expiresAt
+          ? Math.floor((session.info.expiresAt - Date.now()) / 1000)
+          : 43200;
+        void reply.header(
+          'set-cookie',
+          `${sessionCookie}=${encodeURIComponent(session.token)}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${maxAge}`,
+        );
+        return {
+          token: session.token,
+          expiresAt: session.info.expiresAt,
+          identity: session.identity,
+        };
       } catch (error) {
         const code = isZenithError(error) ? error.code : 'ZEN_INTERNAL';
-        await plane.audit.append([{ actor: { id: 'anonymous', kind: 'anonymous', name: request.body.username }, action: 'auth.login', result: 'failed', errorCode: code, requestId: request.id, params: { address: request.ip } }]);
+        await plane.audit.append([
+          {
+            actor: { id: 'anonymous', kind: 'anonymous', name: request.body.username },
+            action: 'auth.login',
+            result: 'failed',
+            errorCode: code,
+            requestId: request.id,
+            params: { address: request.ip },
+          },
+        ]);
         throw error;
       }
     },
   );
-  app.post('/auth/logout', { config: { permission: 'self', audit: 'auth.logout' }, schema: { tags: ['auth'], summary: 'Ends this session (revokes the token used)' } }, async (request, reply) => {
-    await plane.identities.revokeToken(principalOf(request).tokenId);
-    void reply.header('set-cookie', `${sessionCookie}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0`);
-    return reply.status(204).send();
-  });
-  app.get('/auth/me', { config: { permission: 'self' }, schema: { tags: ['auth'], summary: 'Who am I, with which role' } }, async (request) => {
-    const principal = principalOf(request);
-    const identity = await plane.identities.get(principal.id);
-    return { ...identity, tokenId: principal.tokenId, actor: actorOf(principal) };
-  });
+  app.post(
+    '/auth/logout',
+    {
+      config: { permission: 'self', audit: 'auth.logout' },
+      schema: { tags: ['auth'], summary: 'Ends this session (revokes the token used)' },
+    },
+    async (request, reply) => {
+      await plane.identities.revokeToken(principalOf(request).tokenId);
+      void reply.header(
+        'set-cookie',
+        `${sessionCookie}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0`,
+      );
+      return reply.status(204).send();
+    },
+  );
+  app.get(
+    '/auth/me',
+    {
+      config: { permission: 'self' },
+      schema: { tags: ['auth'], summary: 'Who am I, with which role' },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      const identity = await plane.identities.get(principal.id);
+      return { ...identity, tokenId: principal.tokenId, actor: actorOf(principal) };
+    },
+  );
 }

@@ -17,30 +17,83 @@ const ConnectionInput = Type.Object(
 export async function connectionRoutes(root: FastifyInstance, plane: ControlPlane): Promise<void> {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
   const { connections } = plane;
-  app.get('/connections', { config: { permission: 'connection.read' }, schema: { tags: ['connections'], summary: 'Connections to hypervisors and managers' } }, async () => ({ items: await connections.list() }));
-  app.get('/connection-types', { config: { permission: 'connection.read' }, schema: { tags: ['connections'], summary: 'The driver families this server can connect to' } }, async () => ({
-    items: plane.registry.list().map((f) => ({ type: f.type, description: f.description, simulated: f.simulated })),
-  }));
-  app.get('/connections/:id', { config: { permission: 'connection.read' }, schema: { tags: ['connections'], params: IdParams } }, async (request) => connections.get(request.params.id));
+  app.get(
+    '/connections',
+    {
+      config: { permission: 'connection.read' },
+      schema: { tags: ['connections'], summary: 'Connections to hypervisors and managers' },
+    },
+    async () => ({ items: await connections.list() }),
+  );
+  app.get(
+    '/connection-types',
+    {
+      config: { permission: 'connection.read' },
+      schema: { tags: ['connections'], summary: 'The driver families this server can connect to' },
+    },
+    async () => ({
+      items: plane.registry
+        .list()
+        .map((f) => ({ type: f.type, description: f.description, simulated: f.simulated })),
+    }),
+  );
+  app.get(
+    '/connections/:id',
+    {
+      config: { permission: 'connection.read' },
+      schema: { tags: ['connections'], params: IdParams },
+    },
+    async (request) => connections.get(request.params.id),
+  );
   app.post(
     '/connections',
-    { config: { permission: 'connection.manage', audit: 'connection.add' }, schema: { tags: ['connections'], summary: 'Add a connection; answers once it has synced once (or failed)', body: ConnectionInput } },
-    async (request, reply) => reply.status(201).send(await connections.add({ ...request.body, settings: request.body.settings ?? {} })),
+    {
+      config: { permission: 'connection.manage', audit: 'connection.add' },
+      schema: {
+        tags: ['connections'],
+        summary: 'Add a connection; answers once it has synced once (or failed)',
+        body: ConnectionInput,
+      },
+    },
+    async (request, reply) =>
+      reply
+        .status(201)
+        .send(await connections.add({ ...request.body, settings: request.body.settings ?? {} })),
   );
   app.post(
     '/connections/test',
     {
       config: { permission: 'connection.manage', audit: 'connection.test' },
-      schema: { tags: ['connections'], summary: 'Try settings without saving: connect and discover once', body: Type.Omit(ConnectionInput, ['name']) },
+      schema: {
+        tags: ['connections'],
+        summary: 'Try settings without saving: connect and discover once',
+        body: Type.Omit(ConnectionInput, ['name']),
+      },
     },
     async (request) => connections.test({ ...request.body, settings: request.body.settings ?? {} }),
   );
-  app.post('/connections/:id/refresh', { config: { permission: 'connection.manage', audit: 'connection.refresh' }, schema: { tags: ['connections'], summary: 'Re-read the whole inventory now', params: IdParams } }, async (request) =>
-    connections.refresh(request.params.id),
+  app.post(
+    '/connections/:id/refresh',
+    {
+      config: { permission: 'connection.manage', audit: 'connection.refresh' },
+      schema: {
+        tags: ['connections'],
+        summary: 'Re-read the whole inventory now',
+        params: IdParams,
+      },
+    },
+    async (request) => connections.refresh(request.params.id),
   );
   app.delete(
     '/connections/:id',
-    { config: { permission: 'connection.manage', audit: 'connection.remove' }, schema: { tags: ['connections'], summary: 'Remove a connection; its objects stay, marked missing', params: IdParams } },
+    {
+      config: { permission: 'connection.manage', audit: 'connection.remove' },
+      schema: {
+        tags: ['connections'],
+        summary: 'Remove a connection; its objects stay, marked missing',
+        params: IdParams,
+      },
+    },
     async (request) => connections.remove(request.params.id),
   );
 }

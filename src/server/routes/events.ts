@@ -6,8 +6,12 @@ import type { ZenithEvent } from '../../services/events/event-bus.js';
 
 const EventsQuery = Type.Object(
   {
-    since: Type.Optional(Type.Integer({ minimum: 0, description: 'Only events after this sequence number' })),
-    type: Type.Optional(Type.String({ maxLength: 64, description: 'Type prefix, e.g. task. or inventory.' })),
+    since: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'Only events after this sequence number' }),
+    ),
+    type: Type.Optional(
+      Type.String({ maxLength: 64, description: 'Type prefix, e.g. task. or inventory.' }),
+    ),
     objectId: Type.Optional(Type.String({ maxLength: 64 })),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
   },
@@ -16,11 +20,27 @@ const EventsQuery = Type.Object(
 
 export async function eventRoutes(root: FastifyInstance, plane: ControlPlane): Promise<void> {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
-  app.get('/events', { config: { permission: 'event.read' }, schema: { tags: ['events'], summary: 'Stored events in sequence order: after ?since=, or the latest ones', querystring: EventsQuery } }, async (request) => {
-    const q = request.query;
-    const items = await plane.events.list({ afterSeq: q.since, limit: q.limit ?? 100, ...(q.type ? { typePrefix: q.type } : {}), ...(q.objectId ? { objectId: q.objectId } : {}) });
-    return { items, nextSince: items.length > 0 ? items[items.length - 1]!.seq : (q.since ?? 0) };
-  });
+  app.get(
+    '/events',
+    {
+      config: { permission: 'event.read' },
+      schema: {
+        tags: ['events'],
+        summary: 'Stored events in sequence order: after ?since=, or the latest ones',
+        querystring: EventsQuery,
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      const items = await plane.events.list({
+        afterSeq: q.since,
+        limit: q.limit ?? 100,
+        ...(q.type ? { typePrefix: q.type } : {}),
+        ...(q.objectId ? { objectId: q.objectId } : {}),
+      });
+      return { items, nextSince: items.length > 0 ? items[items.length - 1]!.seq : (q.since ?? 0) };
+    },
+  );
 
   app.get(
     '/events/stream',
@@ -28,18 +48,27 @@ export async function eventRoutes(root: FastifyInstance, plane: ControlPlane): P
       config: { permission: 'event.read' },
       schema: {
         tags: ['events'],
-        summary: 'Server-Sent Events: inventory changes and task progress, live. Resumes after Last-Event-ID or ?since=',
+        summary:
+          'Server-Sent Events: inventory changes and task progress, live. Resumes after Last-Event-ID or ?since=',
         querystring: Type.Omit(EventsQuery, ['limit']),
       },
     },
     async (request, reply) => {
       const q = request.query;
       const header = request.headers['last-event-id'];
-      const resumeFrom = typeof header === 'string' && /^\d+$/.test(header) ? Number(header) : q.since;
-      const wanted = (event: ZenithEvent) => (!q.type || event.type.startsWith(q.type)) && (!q.objectId || event.objectId === q.objectId);
+      const resumeFrom =
+        typeof header === 'string' && /^\d+$/.test(header) ? Number(header) : q.since;
+      const wanted = (event: ZenithEvent) =>
+        (!q.type || event.type.startsWith(q.type)) &&
+        (!q.objectId || event.objectId === q.objectId);
       reply.hijack();
       const out = reply.raw;
-      out.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+      out.writeHead(200, {
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-store',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+      });
       out.write(': zenith event stream\n\n');
       let lastSent = resumeFrom ?? (await plane.events.lastSeq());
       const buffered: ZenithEvent[] = [];
@@ -49,7 +78,9 @@ export async function eventRoutes(root: FastifyInstance, plane: ControlPlane): P
         lastSent = event.seq;
         out.write(`id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
       };
-      const unsubscribe = plane.events.subscribe((event) => (replaying ? buffered.push(event) : send(event)));
+      const unsubscribe = plane.events.subscribe((event) =>
+        replaying ? buffered.push(event) : send(event),
+      );
       const heartbeat = setInterval(() => out.write(': keep-alive\n\n'), 15_000);
       request.raw.on('close', () => {
         clearInterval(heartbeat);

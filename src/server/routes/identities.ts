@@ -12,17 +12,36 @@ export async function identityRoutes(root: FastifyInstance, plane: ControlPlane)
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
   const { identities } = plane;
 
-  app.get('/users', { config: { permission: 'identity.manage' }, schema: { tags: ['identity'], summary: 'People and service identities', response: { 200: Type.Object({ items: Type.Array(IdentityView) }) } } }, async () => ({
-    items: await identities.list(),
-  }));
-  app.get('/users/:id', { config: { permission: 'identity.manage' }, schema: { tags: ['identity'], params: IdParams, response: { 200: IdentityView } } }, async (request) => identities.get(request.params.id));
+  app.get(
+    '/users',
+    {
+      config: { permission: 'identity.manage' },
+      schema: {
+        tags: ['identity'],
+        summary: 'People and service identities',
+        response: { 200: Type.Object({ items: Type.Array(IdentityView) }) },
+      },
+    },
+    async () => ({
+      items: await identities.list(),
+    }),
+  );
+  app.get(
+    '/users/:id',
+    {
+      config: { permission: 'identity.manage' },
+      schema: { tags: ['identity'], params: IdParams, response: { 200: IdentityView } },
+    },
+    async (request) => identities.get(request.params.id),
+  );
   app.post(
     '/users',
     {
       config: { permission: 'identity.manage', audit: 'identity.create' },
       schema: {
         tags: ['identity'],
-        summary: 'Create a local user (with a password) or a service identity (answers its first API token, shown once)',
+        summary:
+          'Create a local user (with a password) or a service identity (answers its first API token, shown once)',
         body: Type.Object(
           {
             name: Type.String({ minLength: 2, maxLength: 64 }),
@@ -38,11 +57,31 @@ export async function identityRoutes(root: FastifyInstance, plane: ControlPlane)
     async (request, reply) => {
       const body = request.body;
       if ((body.kind ?? 'user') === 'service') {
-        const created = await identities.createService({ name: body.name, role: body.role, displayName: body.displayName ?? null });
-        return reply.status(201).send({ identity: created.identity, token: created.token.token, tokenInfo: created.token.info });
+        const created = await identities.createService({
+          name: body.name,
+          role: body.role,
+          displayName: body.displayName ?? null,
+        });
+        return reply
+          .status(201)
+          .send({
+            identity: created.identity,
+            token: created.token.token,
+            tokenInfo: created.token.info,
+          });
       }
-      if (!body.password) throw new ZenithError('ZEN_BAD_REQUEST', 'a user needs a password (or use kind: service)');
-      return reply.status(201).send({ identity: await identities.createUser({ name: body.name, password: body.password, role: body.role, displayName: body.displayName ?? null }) });
+      if (!body.password)
+        throw new ZenithError('ZEN_BAD_REQUEST', 'a user needs a password (or use kind: service)');
+      return reply
+        .status(201)
+        .send({
+          identity: await identities.createUser({
+            name: body.name,
+            password: body.password,
+            role: body.role,
+            displayName: body.displayName ?? null,
+          }),
+        });
     },
   );
   app.patch(
@@ -52,27 +91,53 @@ export async function identityRoutes(root: FastifyInstance, plane: ControlPlane)
       schema: {
         tags: ['identity'],
         params: IdParams,
-        body: Type.Object({ role: Type.Optional(Role), disabled: Type.Optional(Type.Boolean()), displayName: Type.Optional(Type.Union([Type.String({ maxLength: 200 }), Type.Null()])) }, { additionalProperties: false }),
+        body: Type.Object(
+          {
+            role: Type.Optional(Role),
+            disabled: Type.Optional(Type.Boolean()),
+            displayName: Type.Optional(Type.Union([Type.String({ maxLength: 200 }), Type.Null()])),
+          },
+          { additionalProperties: false },
+        ),
         response: { 200: IdentityView },
       },
     },
     async (request) => identities.update(request.params.id, request.body),
   );
-  app.delete('/users/:id', { config: { permission: 'identity.manage', audit: 'identity.delete' }, schema: { tags: ['identity'], params: IdParams, response: { 200: IdentityView } } }, async (request) => {
-    const target = await identities.get(request.params.id);
-    if (target.id === principalOf(request).id) throw new ZenithError('ZEN_CONFLICT', 'you cannot delete yourself');
-    return identities.remove(target.id);
-  });
+  app.delete(
+    '/users/:id',
+    {
+      config: { permission: 'identity.manage', audit: 'identity.delete' },
+      schema: { tags: ['identity'], params: IdParams, response: { 200: IdentityView } },
+    },
+    async (request) => {
+      const target = await identities.get(request.params.id);
+      if (target.id === principalOf(request).id)
+        throw new ZenithError('ZEN_CONFLICT', 'you cannot delete yourself');
+      return identities.remove(target.id);
+    },
+  );
   app.post(
     '/users/:id/password',
     {
       config: { permission: 'self', audit: 'identity.password' },
-      schema: { tags: ['identity'], summary: 'Set a password (your own, or anyone\'s as an administrator); ends that user\'s sessions', params: IdParams, body: Type.Object({ password: Password }, { additionalProperties: false }) },
+      schema: {
+        tags: ['identity'],
+        summary:
+          "Set a password (your own, or anyone's as an administrator); ends that user's sessions",
+        params: IdParams,
+        body: Type.Object({ password: Password }, { additionalProperties: false }),
+      },
     },
     async (request, reply) => {
       const principal = principalOf(request);
-      const target = await identities.get(request.params.id === 'me' ? principal.id : request.params.id);
-      if (target.id !== principal.id && !can(principal, 'identity.manage')) throw new ZenithError('ZEN_FORBIDDEN', 'only administrators set other people\'s passwords', { permission: 'identity.manage' });
+      const target = await identities.get(
+        request.params.id === 'me' ? principal.id : request.params.id,
+      );
+      if (target.id !== principal.id && !can(principal, 'identity.manage'))
+        throw new ZenithError('ZEN_FORBIDDEN', "only administrators set other people's passwords", {
+          permission: 'identity.manage',
+        });
       await identities.setPassword(target.id, request.body.password);
       return reply.status(204).send();
     },
@@ -81,10 +146,24 @@ export async function identityRoutes(root: FastifyInstance, plane: ControlPlane)
   // Tokens: everyone manages their own; administrators see and revoke all.
   app.get(
     '/tokens',
-    { config: { permission: 'self' }, schema: { tags: ['identity'], summary: 'Your tokens and sessions (all of them with ?all=true, administrators only)', querystring: Type.Object({ all: Type.Optional(Type.Boolean()) }, { additionalProperties: false }), response: { 200: Type.Object({ items: Type.Array(TokenView) }) } } },
+    {
+      config: { permission: 'self' },
+      schema: {
+        tags: ['identity'],
+        summary: 'Your tokens and sessions (all of them with ?all=true, administrators only)',
+        querystring: Type.Object(
+          { all: Type.Optional(Type.Boolean()) },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Object({ items: Type.Array(TokenView) }) },
+      },
+    },
     async (request) => {
       const principal = principalOf(request);
-      if (request.query.all && !can(principal, 'identity.manage')) throw new ZenithError('ZEN_FORBIDDEN', 'only administrators list every token', { permission: 'identity.manage' });
+      if (request.query.all && !can(principal, 'identity.manage'))
+        throw new ZenithError('ZEN_FORBIDDEN', 'only administrators list every token', {
+          permission: 'identity.manage',
+        });
       return { items: await identities.listTokens(request.query.all ? undefined : principal.id) };
     },
   );
@@ -94,21 +173,40 @@ export async function identityRoutes(root: FastifyInstance, plane: ControlPlane)
       config: { permission: 'self', audit: 'token.create' },
       schema: {
         tags: ['identity'],
-        summary: 'Create an API token for yourself; the secret is in the answer once and never again',
-        body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 64 }), expiresInDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })) }, { additionalProperties: false }),
+        summary:
+          'Create an API token for yourself; the secret is in the answer once and never again',
+        body: Type.Object(
+          {
+            name: Type.String({ minLength: 1, maxLength: 64 }),
+            expiresInDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })),
+          },
+          { additionalProperties: false },
+        ),
       },
     },
     async (request, reply) => {
       const principal = principalOf(request);
       const days = request.body.expiresInDays;
-      const issued = await identities.createToken(principal.id, request.body.name, days ? plane.clock.now() + days * 86_400_000 : null);
+      const issued = await identities.createToken(
+        principal.id,
+        request.body.name,
+        days ? plane.clock.now() + days * 86_400_000 : null,
+      );
       return reply.status(201).send({ token: issued.token, info: issued.info });
     },
   );
-  app.delete('/tokens/:id', { config: { permission: 'self', audit: 'token.revoke' }, schema: { tags: ['identity'], params: IdParams, response: { 200: TokenView } } }, async (request) => {
-    const principal = principalOf(request);
-    const token = await identities.getToken(assertId(request.params.id, 'token'));
-    if (token.identityId !== principal.id && !can(principal, 'identity.manage')) throw new ZenithError('ZEN_NOT_FOUND', `no token ${token.id}`);
-    return identities.revokeToken(token.id);
-  });
+  app.delete(
+    '/tokens/:id',
+    {
+      config: { permission: 'self', audit: 'token.revoke' },
+      schema: { tags: ['identity'], params: IdParams, response: { 200: TokenView } },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      const token = await identities.getToken(assertId(request.params.id, 'token'));
+      if (token.identityId !== principal.id && !can(principal, 'identity.manage'))
+        throw new ZenithError('ZEN_NOT_FOUND', `no token ${token.id}`);
+      return identities.revokeToken(token.id);
+    },
+  );
 }

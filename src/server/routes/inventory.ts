@@ -6,7 +6,14 @@ import type { ObjectKind } from '../../hypervisors/driver.js';
 import type { ControlPlane } from '../../services/control-plane.js';
 import { parseFilter } from '../../services/inventory/filter.js';
 import type { LocationInterval, ManagedObject } from '../../services/inventory/model.js';
-import { FactValue, IdParams, ListQuery, LocationView, ManagedObjectView, Page } from '../schemas.js';
+import {
+  FactValue,
+  IdParams,
+  ListQuery,
+  LocationView,
+  ManagedObjectView,
+  Page,
+} from '../schemas.js';
 
 export function objectView(object: ManagedObject) {
   return { ...object, simulated: object.facts['hypervisor.type'] === 'simulated' };
@@ -28,7 +35,14 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
 
   const list = (kind: ObjectKind | undefined, query: ListQuery) => {
     const filters = (query.filter ?? []).map(parseFilter);
-    const page = inventory.index.query({ kind, filters, tags: query.tag ?? [], sort: query.sort, cursor: query.cursor, limit: query.limit ?? 100 });
+    const page = inventory.index.query({
+      kind,
+      filters,
+      tags: query.tag ?? [],
+      sort: query.sort,
+      cursor: query.cursor,
+      limit: query.limit ?? 100,
+    });
     return { items: page.items.map(objectView), nextCursor: page.nextCursor };
   };
   const lookup = (kind: ObjectKind | undefined, id: string) => {
@@ -41,13 +55,26 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
       `/${path}`,
       {
         config: { permission: 'inventory.read' },
-        schema: { tags: ['inventory'], summary: `List ${path}, filtered by facts and tags, cursor-paginated`, querystring: ListQuery, response: { 200: Page(ManagedObjectView) } },
+        schema: {
+          tags: ['inventory'],
+          summary: `List ${path}, filtered by facts and tags, cursor-paginated`,
+          querystring: ListQuery,
+          response: { 200: Page(ManagedObjectView) },
+        },
       },
       async (request) => list(kind, request.query),
     );
     app.get(
       `/${path}/:id`,
-      { config: { permission: 'inventory.read' }, schema: { tags: ['inventory'], summary: `One ${kind} by id or name`, params: IdParams, response: { 200: ManagedObjectView } } },
+      {
+        config: { permission: 'inventory.read' },
+        schema: {
+          tags: ['inventory'],
+          summary: `One ${kind} by id or name`,
+          params: IdParams,
+          response: { 200: ManagedObjectView },
+        },
+      },
       async (request) => lookup(kind, request.params.id),
     );
   }
@@ -56,15 +83,36 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
     '/objects',
     {
       config: { permission: 'inventory.read' },
-      schema: { tags: ['inventory'], summary: 'Every managed object, any kind', querystring: ListQuery, response: { 200: Page(ManagedObjectView) } },
+      schema: {
+        tags: ['inventory'],
+        summary: 'Every managed object, any kind',
+        querystring: ListQuery,
+        response: { 200: Page(ManagedObjectView) },
+      },
     },
     async (request) => list(undefined, request.query),
   );
-  app.get('/objects/:id', { config: { permission: 'inventory.read' }, schema: { tags: ['inventory'], params: IdParams, response: { 200: ManagedObjectView } } }, async (request) => lookup(undefined, request.params.id));
+  app.get(
+    '/objects/:id',
+    {
+      config: { permission: 'inventory.read' },
+      schema: { tags: ['inventory'], params: IdParams, response: { 200: ManagedObjectView } },
+    },
+    async (request) => lookup(undefined, request.params.id),
+  );
   app.get(
     '/objects/:id/children',
-    { config: { permission: 'inventory.read' }, schema: { tags: ['inventory'], summary: 'Direct children (datacenter → cluster → host → vm)', params: IdParams } },
-    async (request) => ({ items: inventory.index.children(inventory.get(request.params.id).id).map(objectView) }),
+    {
+      config: { permission: 'inventory.read' },
+      schema: {
+        tags: ['inventory'],
+        summary: 'Direct children (datacenter → cluster → host → vm)',
+        params: IdParams,
+      },
+    },
+    async (request) => ({
+      items: inventory.index.children(inventory.get(request.params.id).id).map(objectView),
+    }),
   );
 
   app.patch(
@@ -77,9 +125,13 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
         params: IdParams,
         body: Type.Object(
           {
-            facts: Type.Optional(Type.Record(Type.String({ maxLength: 128 }), FactValue, { maxProperties: 64 })),
+            facts: Type.Optional(
+              Type.Record(Type.String({ maxLength: 128 }), FactValue, { maxProperties: 64 }),
+            ),
             addTags: Type.Optional(Type.Array(Type.String({ maxLength: 128 }), { maxItems: 64 })),
-            removeTags: Type.Optional(Type.Array(Type.String({ maxLength: 128 }), { maxItems: 64 })),
+            removeTags: Type.Optional(
+              Type.Array(Type.String({ maxLength: 128 }), { maxItems: 64 }),
+            ),
           },
           { additionalProperties: false },
         ),
@@ -88,12 +140,18 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
     },
     async (request) => {
       const body = request.body;
-      const updated = await inventory.setUserFacts(request.params.id, body.facts ?? {}, { ...(body.addTags ? { add: body.addTags } : {}), ...(body.removeTags ? { remove: body.removeTags } : {}) });
+      const updated = await inventory.setUserFacts(request.params.id, body.facts ?? {}, {
+        ...(body.addTags ? { add: body.addTags } : {}),
+        ...(body.removeTags ? { remove: body.removeTags } : {}),
+      });
       return objectView(updated);
     },
   );
 
-  const locationView = (interval: LocationInterval) => ({ ...interval, hostName: interval.hostId ? (inventory.index.get(interval.hostId)?.name ?? null) : null });
+  const locationView = (interval: LocationInterval) => ({
+    ...interval,
+    hostName: interval.hostId ? (inventory.index.get(interval.hostId)?.name ?? null) : null,
+  });
 
   app.get(
     '/vms/:id/location',
@@ -101,19 +159,34 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
       config: { permission: 'inventory.read' },
       schema: {
         tags: ['inventory'],
-        summary: 'Where the VM runs now, or where it was at time `at` (ms since the epoch or ISO 8601)',
+        summary:
+          'Where the VM runs now, or where it was at time `at` (ms since the epoch or ISO 8601)',
         params: IdParams,
-        querystring: Type.Object({ at: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false }),
+        querystring: Type.Object(
+          { at: Type.Optional(Type.String({ maxLength: 64 })) },
+          { additionalProperties: false },
+        ),
         response: { 200: LocationView },
       },
     },
     async (request) => {
       const vm = inventory.resolve('vm', request.params.id);
       const raw = request.query.at;
-      const at = raw === undefined ? plane.clock.now() : /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
-      if (!Number.isFinite(at)) throw new ZenithError('ZEN_BAD_REQUEST', `'${raw}' is not a time: use milliseconds since the epoch or ISO 8601`, { at: raw });
+      const at =
+        raw === undefined ? plane.clock.now() : /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
+      if (!Number.isFinite(at))
+        throw new ZenithError(
+          'ZEN_BAD_REQUEST',
+          `'${raw}' is not a time: use milliseconds since the epoch or ISO 8601`,
+          { at: raw },
+        );
       const interval = await inventory.locations.at(vm.id, at);
-      if (!interval) throw new ZenithError('ZEN_NOT_FOUND', `Zenith did not know where ${vm.name} was at ${new Date(at).toISOString()}`, { at });
+      if (!interval)
+        throw new ZenithError(
+          'ZEN_NOT_FOUND',
+          `Zenith did not know where ${vm.name} was at ${new Date(at).toISOString()}`,
+          { at },
+        );
       return locationView(interval);
     },
   );
@@ -125,14 +198,25 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
         tags: ['inventory'],
         summary: 'Every interval the VM spent on a host in one power state, newest first',
         params: IdParams,
-        querystring: Type.Object({ from: Type.Optional(Type.Integer({ minimum: 0 })), to: Type.Optional(Type.Integer({ minimum: 0 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, default: 1000 })) }, { additionalProperties: false }),
+        querystring: Type.Object(
+          {
+            from: Type.Optional(Type.Integer({ minimum: 0 })),
+            to: Type.Optional(Type.Integer({ minimum: 0 })),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, default: 1000 })),
+          },
+          { additionalProperties: false },
+        ),
         response: { 200: Type.Object({ items: Type.Array(LocationView) }) },
       },
     },
     async (request) => {
       const vm = inventory.resolve('vm', request.params.id);
       const q = request.query;
-      const items = await inventory.locations.history(vm.id, { ...(q.from !== undefined ? { from: q.from } : {}), ...(q.to !== undefined ? { to: q.to } : {}), limit: q.limit ?? 1000 });
+      const items = await inventory.locations.history(vm.id, {
+        ...(q.from !== undefined ? { from: q.from } : {}),
+        ...(q.to !== undefined ? { to: q.to } : {}),
+        limit: q.limit ?? 1000,
+      });
       return { items: items.map(locationView) };
     },
   );

@@ -7,9 +7,17 @@ export async function systemRoutes(app: FastifyInstance, plane: ControlPlane): P
     '/health',
     {
       config: { public: true },
-      schema: { tags: ['system'], summary: 'Liveness and store reachability (no authentication)', response: { 200: Type.Object({ status: Type.String(), version: Type.String(), store: Type.String() }) } },
+      schema: {
+        tags: ['system'],
+        summary: 'Liveness and store reachability (no authentication)',
+        response: {
+          200: Type.Object({ status: Type.String(), version: Type.String(), store: Type.String() }),
+        },
+      },
     },
     async () => ({ status: 'ok', version: '0.1.0', store: plane.store.dialect }),
   );
-  app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
+  app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () =>
+    app.swagger(),
+  );
 }

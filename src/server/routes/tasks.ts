@@ -3,7 +3,6 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { assertId } from '../../core/ids.js';
 import type { ControlPlane } from '../../services/control-plane.js';
-import type { TaskState } from '../../services/tasks/task-service.js';
 import { actorOf, principalOf } from '../auth.js';
 import { IdParams, TaskView } from '../schemas.js';
 
@@ -18,26 +17,60 @@ export async function taskRoutes(root: FastifyInstance, plane: ControlPlane): Pr
         summary: 'Tasks, newest first; the cursor is the last id of the previous page',
         querystring: Type.Object(
           {
-            state: Type.Optional(Type.Union(['queued', 'running', 'succeeded', 'failed', 'cancelled'].map((s) => Type.Literal(s)))),
+            state: Type.Optional(
+              Type.Union(
+                ['queued', 'running', 'succeeded', 'failed', 'cancelled'].map((s) =>
+                  Type.Literal(s),
+                ),
+              ),
+            ),
             targetId: Type.Optional(Type.String({ maxLength: 64 })),
             cursor: Type.Optional(Type.String({ maxLength: 64 })),
             limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
           },
           { additionalProperties: false },
         ),
-        response: { 200: Type.Object({ items: Type.Array(TaskView), nextCursor: Type.Union([Type.String(), Type.Null()]) }) },
+        response: {
+          200: Type.Object({
+            items: Type.Array(TaskView),
+            nextCursor: Type.Union([Type.String(), Type.Null()]),
+          }),
+        },
       },
     },
     async (request) => {
       const q = request.query;
       const limit = q.limit ?? 100;
       if (q.cursor) assertId(q.cursor, 'task');
-      const items = await plane.tasks.list({ ...(q.state ? { state: q.state as TaskState } : {}), ...(q.targetId ? { targetId: q.targetId } : {}), ...(q.cursor ? { beforeId: q.cursor } : {}), limit });
+      const items = await plane.tasks.list({
+        ...(q.state ? { state: q.state } : {}),
+        ...(q.targetId ? { targetId: q.targetId } : {}),
+        ...(q.cursor ? { beforeId: q.cursor } : {}),
+        limit,
+      });
       return { items, nextCursor: items.length === limit ? items[items.length - 1]!.id : null };
     },
   );
-  app.get('/tasks/:id', { config: { permission: 'task.read' }, schema: { tags: ['tasks'], params: IdParams, response: { 200: TaskView } } }, async (request) => plane.tasks.get(assertId(request.params.id, 'task')));
-  app.post('/tasks/:id/cancel', { config: { permission: 'task.cancel', audit: 'task.cancel' }, schema: { tags: ['tasks'], summary: 'Cancel a queued or running task', params: IdParams, response: { 200: TaskView } } }, async (request) =>
-    plane.tasks.cancel(assertId(request.params.id, 'task'), actorOf(principalOf(request))),
+  app.get(
+    '/tasks/:id',
+    {
+      config: { permission: 'task.read' },
+      schema: { tags: ['tasks'], params: IdParams, response: { 200: TaskView } },
+    },
+    async (request) => plane.tasks.get(assertId(request.params.id, 'task')),
+  );
+  app.post(
+    '/tasks/:id/cancel',
+    {
+      config: { permission: 'task.cancel', audit: 'task.cancel' },
+      schema: {
+        tags: ['tasks'],
+        summary: 'Cancel a queued or running task',
+        params: IdParams,
+        response: { 200: TaskView },
+      },
+    },
+    async (request) =>
+      plane.tasks.cancel(assertId(request.params.id, 'task'), actorOf(principalOf(request))),
   );
 }

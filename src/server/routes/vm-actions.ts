@@ -27,10 +27,21 @@ export async function vmActionRoutes(root: FastifyInstance, plane: ControlPlane)
       `/vms/:id/${action}`,
       {
         config: { permission: 'vm.power' satisfies Permission, audit: false },
-        schema: { tags: ['vm actions'], summary: `${summary}; answers 202 with the task`, params: IdParams, response: Accepted },
+        schema: {
+          tags: ['vm actions'],
+          summary: `${summary}; answers 202 with the task`,
+          params: IdParams,
+          response: Accepted,
+        },
       },
       async (request, reply) => {
-        const task = await plane.vms.request(action, vmId(request.params.id), {}, actorOf(principalOf(request)), request.id);
+        const task = await plane.vms.request(
+          action,
+          vmId(request.params.id),
+          {},
+          actorOf(principalOf(request)),
+          request.id,
+        );
         return reply.status(202).send(task);
       },
     );
@@ -57,16 +68,36 @@ export async function vmActionRoutes(root: FastifyInstance, plane: ControlPlane)
       },
     },
     async (request, reply) => {
-      const task = await plane.vms.request('migrate', vmId(request.params.id), { ...request.body }, actorOf(principalOf(request)), request.id);
+      const task = await plane.vms.request(
+        'migrate',
+        vmId(request.params.id),
+        { ...request.body },
+        actorOf(principalOf(request)),
+        request.id,
+      );
       return reply.status(202).send(task);
     },
   );
 
   app.delete(
     '/vms/:id',
-    { config: { permission: 'vm.delete', audit: false }, schema: { tags: ['vm actions'], summary: 'Delete a stopped VM; answers 202 with the task', params: IdParams, response: Accepted } },
+    {
+      config: { permission: 'vm.delete', audit: false },
+      schema: {
+        tags: ['vm actions'],
+        summary: 'Delete a stopped VM; answers 202 with the task',
+        params: IdParams,
+        response: Accepted,
+      },
+    },
     async (request, reply) => {
-      const task = await plane.vms.request('delete', vmId(request.params.id), {}, actorOf(principalOf(request)), request.id);
+      const task = await plane.vms.request(
+        'delete',
+        vmId(request.params.id),
+        {},
+        actorOf(principalOf(request)),
+        request.id,
+      );
       return reply.status(202).send(task);
     },
   );

@@ -109,8 +109,14 @@ export class AuditService {
 
   async #appendIn(tx: Tx, inputs: AuditInput[]): Promise<AuditRecord[]> {
     // One writer at a time across replicas: the chain head is read and extended under a lock.
-    if (this.store.dialect === 'postgres') await sql`select pg_advisory_xact_lock(7336002)`.execute(tx);
-    const head = await tx.selectFrom('audit').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+    if (this.store.dialect === 'postgres')
+      await sql`select pg_advisory_xact_lock(7336002)`.execute(tx);
+    const head = await tx
+      .selectFrom('audit')
+      .select(['seq', 'hash'])
+      .orderBy('seq', 'desc')
+      .limit(1)
+      .executeTakeFirst();
     let seq = Number(head?.seq ?? 0);
     let prevHash = head?.hash ?? genesisHash;
     const ts = this.clock.now();
@@ -135,11 +141,23 @@ export class AuditService {
       rows.push({ ...base, hash });
       prevHash = hash;
     }
-    for (let i = 0; i < rows.length; i += 500) await tx.insertInto('audit').values(rows.slice(i, i + 500)).execute();
+    for (let i = 0; i < rows.length; i += 500)
+      await tx
+        .insertInto('audit')
+        .values(rows.slice(i, i + 500))
+        .execute();
     return rows.map(recordOf);
   }
 
-  async list(options: { beforeSeq?: number; limit: number; actorId?: string; targetId?: string; action?: string; since?: number; until?: number }): Promise<AuditRecord[]> {
+  async list(options: {
+    beforeSeq?: number;
+    limit: number;
+    actorId?: string;
+    targetId?: string;
+    action?: string;
+    since?: number;
+    until?: number;
+  }): Promise<AuditRecord[]> {
     let query = this.store.db.selectFrom('audit').selectAll();
     if (options.beforeSeq !== undefined) query = query.where('seq', '<', options.beforeSeq);
     if (options.actorId) query = query.where('actor_id', '=', options.actorId);
@@ -160,16 +178,35 @@ export class AuditService {
     const pageSize = 10_000;
     let lastSeq = 0;
     for (;;) {
-      const rows = await db.selectFrom('audit').selectAll().where('seq', '>', lastSeq).orderBy('seq').limit(pageSize).execute();
+      const rows = await db
+        .selectFrom('audit')
+        .selectAll()
+        .where('seq', '>', lastSeq)
+        .orderBy('seq')
+        .limit(pageSize)
+        .execute();
       for (const row of rows) {
         const seq = Number(row.seq);
         records++;
-        const bad = (problem: VerifyProblem, detail: string): VerifyResult => ({ ok: false, records, firstBad: { seq, problem, detail }, durationMs: performance.now() - started });
+        const bad = (problem: VerifyProblem, detail: string): VerifyResult => ({
+          ok: false,
+          records,
+          firstBad: { seq, problem, detail },
+          durationMs: performance.now() - started,
+        });
         if (seq !== expectedSeq) {
-          return bad('deleted', `record(s) ${expectedSeq}${seq - 1 > expectedSeq ? `–${seq - 1}` : ''} are missing before record ${seq}`);
+          return bad(
+            'deleted',
+            `record(s) ${expectedSeq}${seq - 1 > expectedSeq ? `–${seq - 1}` : ''} are missing before record ${seq}`,
+          );
         }
-        if (row.prev_hash !== prevHash) return bad('reordered', `record ${seq} does not follow record ${seq - 1}: its link to the previous record is broken`);
-        if (hashRecord(row) !== row.hash) return bad('edited', `record ${seq}'s contents do not match its hash`);
+        if (row.prev_hash !== prevHash)
+          return bad(
+            'reordered',
+            `record ${seq} does not follow record ${seq - 1}: its link to the previous record is broken`,
+          );
+        if (hashRecord(row) !== row.hash)
+          return bad('edited', `record ${seq}'s contents do not match its hash`);
         prevHash = row.hash;
         expectedSeq = seq + 1;
         lastSeq = seq;

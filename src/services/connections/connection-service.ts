@@ -67,17 +67,42 @@ export class ConnectionService {
   async startAll(timeoutMs = 30_000): Promise<void> {
     const rows = await this.deps.store.db.selectFrom('connections').selectAll().execute();
     for (const row of rows) this.#start(row);
-    await Promise.all([...this.#running.values()].map((r) => Promise.race([r.firstSync, this.deps.clock.sleep(timeoutMs)])));
+    await Promise.all(
+      [...this.#running.values()].map((r) =>
+        Promise.race([r.firstSync, this.deps.clock.sleep(timeoutMs)]),
+      ),
+    );
   }
 
-  async add(input: { name: string; type: string; settings?: Record<string, unknown>; secret?: string | null }): Promise<Connection> {
-    if (!connectionName.test(input.name)) throw new ZenithError('ZEN_BAD_REQUEST', `'${input.name}' is not a valid connection name (letters, digits, . _ -, at most 64)`, { name: input.name });
+  async add(input: {
+    name: string;
+    type: string;
+    settings?: Record<string, unknown>;
+    secret?: string | null;
+  }): Promise<Connection> {
+    if (!connectionName.test(input.name))
+      throw new ZenithError(
+        'ZEN_BAD_REQUEST',
+        `'${input.name}' is not a valid connection name (letters, digits, . _ -, at most 64)`,
+        { name: input.name },
+      );
     const family = this.deps.registry.get(input.type);
     const settings = family.validate(input.settings ?? {});
-    const clash = await this.deps.store.db.selectFrom('connections').select('id').where('name', '=', input.name).executeTakeFirst();
-    if (clash) throw new ZenithError('ZEN_CONFLICT', `a connection named '${input.name}' exists`, { name: input.name });
+    const clash = await this.deps.store.db
+      .selectFrom('connections')
+      .select('id')
+      .where('name', '=', input.name)
+      .executeTakeFirst();
+    if (clash)
+      throw new ZenithError('ZEN_CONFLICT', `a connection named '${input.name}' exists`, {
+        name: input.name,
+      });
     // The connection acts as an identity of its own (what it changes is attributed to it).
-    const { identity } = await this.deps.identities.createService({ name: `conn.${input.name.toLowerCase()}`.slice(0, 64), role: 'operator', displayName: `connection ${input.name}` });
+    const { identity } = await this.deps.identities.createService({
+      name: `conn.${input.name.toLowerCase()}`.slice(0, 64),
+      role: 'operator',
+      displayName: `connection ${input.name}`,
+    });
     const now = this.deps.clock.now();
     const row: ConnectionsTable = {
       id: newId('connection', now),
@@ -98,11 +123,20 @@ export class ConnectionService {
   }
 
   /** Tries a connection's settings without saving anything: connects and discovers once. */
-  async test(input: { type: string; settings?: Record<string, unknown>; secret?: string | null }): Promise<{ ok: true; objects: Record<string, number>; durationMs: number }> {
+  async test(input: {
+    type: string;
+    settings?: Record<string, unknown>;
+    secret?: string | null;
+  }): Promise<{ ok: true; objects: Record<string, number>; durationMs: number }> {
     const family = this.deps.registry.get(input.type);
     const settings = family.validate(input.settings ?? {});
     const started = performance.now();
-    const driver = family.create(settings, input.secret ?? null, { connectionId: 'test', clock: this.deps.clock, logger: this.deps.logger, stateDir: join(this.deps.stateDir, 'connection-test') });
+    const driver = family.create(settings, input.secret ?? null, {
+      connectionId: 'test',
+      clock: this.deps.clock,
+      logger: this.deps.logger,
+      stateDir: join(this.deps.stateDir, 'connection-test'),
+    });
     try {
       await driver.connect();
       const snapshot = await driver.discover();
@@ -115,13 +149,24 @@ export class ConnectionService {
   }
 
   async list(): Promise<Connection[]> {
-    const rows = await this.deps.store.db.selectFrom('connections').selectAll().orderBy('name').execute();
+    const rows = await this.deps.store.db
+      .selectFrom('connections')
+      .selectAll()
+      .orderBy('name')
+      .execute();
     return rows.map((row) => this.#view(row));
   }
 
   async get(idOrName: string): Promise<Connection> {
-    const row = await this.deps.store.db.selectFrom('connections').selectAll().where((eb) => eb.or([eb('id', '=', idOrName), eb('name', '=', idOrName)])).executeTakeFirst();
-    if (!row) throw new ZenithError('ZEN_NOT_FOUND', `no connection '${idOrName}'`, { connection: idOrName });
+    const row = await this.deps.store.db
+      .selectFrom('connections')
+      .selectAll()
+      .where((eb) => eb.or([eb('id', '=', idOrName), eb('name', '=', idOrName)]))
+      .executeTakeFirst();
+    if (!row)
+      throw new ZenithError('ZEN_NOT_FOUND', `no connection '${idOrName}'`, {
+        connection: idOrName,
+      });
     return this.#view(row);
   }
 
@@ -131,7 +176,9 @@ export class ConnectionService {
     await this.deps.inventory.markConnectionGone(connection.id);
     await this.deps.store.db.deleteFrom('connections').where('id', '=', connection.id).execute();
     await this.deps.identities.update(connection.identityId, { disabled: true });
-    await this.deps.events.publish([{ type: 'connection.removed', objectId: connection.id, data: { name: connection.name } }]);
+    await this.deps.events.publish([
+      { type: 'connection.removed', objectId: connection.id, data: { name: connection.name } },
+    ]);
     return connection;
   }
 
@@ -149,7 +196,11 @@ export class ConnectionService {
   driver(connectionId: string): HypervisorDriver {
     const running = this.#running.get(connectionId);
     if (!running?.driver || running.state !== 'connected') {
-      throw new ZenithError('ZEN_CONNECTION_DISCONNECTED', 'the connection that owns this object is not connected', { connectionId, state: running?.state ?? 'stopped' });
+      throw new ZenithError(
+        'ZEN_CONNECTION_DISCONNECTED',
+        'the connection that owns this object is not connected',
+        { connectionId, state: running?.state ?? 'stopped' },
+      );
     }
     return running.driver;
   }
@@ -170,7 +221,8 @@ export class ConnectionService {
       identityId: row.identity_id,
       state: running?.state ?? (row.state as ConnectionState),
       lastError: running?.lastError ?? row.last_error,
-      lastSyncAt: running?.lastSyncAt ?? (row.last_sync_at === null ? null : Number(row.last_sync_at)),
+      lastSyncAt:
+        running?.lastSyncAt ?? (row.last_sync_at === null ? null : Number(row.last_sync_at)),
       capabilities: running?.driver ? [...running.driver.info.capabilities] : [],
       createdAt: Number(row.created_at),
     };
@@ -203,7 +255,12 @@ export class ConnectionService {
       let driver: HypervisorDriver | undefined;
       try {
         const secret = row.secret ? this.deps.secrets.open(row.secret) : null;
-        driver = family.create(JSON.parse(row.settings) as Record<string, unknown>, secret, { connectionId: row.id, clock, logger: logger.child({ connection: row.name }), stateDir });
+        driver = family.create(JSON.parse(row.settings) as Record<string, unknown>, secret, {
+          connectionId: row.id,
+          clock,
+          logger: logger.child({ connection: row.name }),
+          stateDir,
+        });
         running.driver = driver;
         await driver.connect();
         const watch = driver.watch(signal)[Symbol.asyncIterator]();
@@ -217,14 +274,22 @@ export class ConnectionService {
           if (next.done || signal.aborted) break;
           const delta = next.value;
           if (delta.type === 'upsert') await inventory.applyChanges(row.id, [delta.object]);
-          else await inventory.applyChanges(row.id, [], [{ kind: delta.kind, externalId: delta.externalId }]);
+          else
+            await inventory.applyChanges(
+              row.id,
+              [],
+              [{ kind: delta.kind, externalId: delta.externalId }],
+            );
         }
         if (signal.aborted) break;
         throw new ZenithError('ZEN_CONNECTION_FAILED', 'the change stream ended');
       } catch (error) {
         if (signal.aborted) break;
         const message = error instanceof Error ? error.message : String(error);
-        logger.warn({ connection: row.name, err: message, retryInMs: backoffMs }, 'connection lost; will retry');
+        logger.warn(
+          { connection: row.name, err: message, retryInMs: backoffMs },
+          'connection lost; will retry',
+        );
         await this.#setState(row.id, 'disconnected', message, null);
         firstSyncDone();
       } finally {
@@ -236,7 +301,12 @@ export class ConnectionService {
     }
   }
 
-  async #setState(id: string, state: ConnectionState, lastError: string | null, syncedAt: number | null): Promise<void> {
+  async #setState(
+    id: string,
+    state: ConnectionState,
+    lastError: string | null,
+    syncedAt: number | null,
+  ): Promise<void> {
     const running = this.#running.get(id);
     const changed = running?.state !== state;
     if (running) {
@@ -246,10 +316,17 @@ export class ConnectionService {
     }
     await this.deps.store.db
       .updateTable('connections')
-      .set({ state, last_error: lastError, ...(syncedAt !== null ? { last_sync_at: syncedAt } : {}) })
+      .set({
+        state,
+        last_error: lastError,
+        ...(syncedAt !== null ? { last_sync_at: syncedAt } : {}),
+      })
       .where('id', '=', id)
       .execute();
-    if (changed) await this.deps.events.publish([{ type: `connection.${state}`, objectId: id, data: lastError ? { error: lastError } : {} }]);
+    if (changed)
+      await this.deps.events.publish([
+        { type: `connection.${state}`, objectId: id, data: lastError ? { error: lastError } : {} },
+      ]);
   }
 
   async #stop(id: string): Promise<void> {

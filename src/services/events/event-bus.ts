@@ -42,12 +42,25 @@ export class EventBus {
       const chunk = events.slice(i, i + insertChunk);
       const rows = await tx
         .insertInto('events')
-        .values(chunk.map((e) => ({ type: e.type, object_id: e.objectId ?? null, data: JSON.stringify(e.data ?? {}), ts })))
+        .values(
+          chunk.map((e) => ({
+            type: e.type,
+            object_id: e.objectId ?? null,
+            data: JSON.stringify(e.data ?? {}),
+            ts,
+          })),
+        )
         .returning('seq')
         .execute();
       rows.forEach((row, index) => {
         const event = chunk[index]!;
-        out.push({ seq: Number(row.seq), type: event.type, objectId: event.objectId ?? null, data: event.data ?? {}, ts });
+        out.push({
+          seq: Number(row.seq),
+          type: event.type,
+          objectId: event.objectId ?? null,
+          data: event.data ?? {},
+          ts,
+        });
       });
     }
     return out;
@@ -77,18 +90,38 @@ export class EventBus {
   }
 
   /** Events after `afterSeq` in order; without it, the latest `limit` events (still in order). */
-  async list(options: { afterSeq?: number | undefined; limit: number; typePrefix?: string; objectId?: string }): Promise<ZenithEvent[]> {
+  async list(options: {
+    afterSeq?: number | undefined;
+    limit: number;
+    typePrefix?: string;
+    objectId?: string;
+  }): Promise<ZenithEvent[]> {
     const newestFirst = options.afterSeq === undefined;
-    let query = this.db.selectFrom('events').selectAll().where('seq', '>', options.afterSeq ?? 0);
+    let query = this.db
+      .selectFrom('events')
+      .selectAll()
+      .where('seq', '>', options.afterSeq ?? 0);
     if (options.typePrefix) query = query.where('type', 'like', `${options.typePrefix}%`);
     if (options.objectId) query = query.where('object_id', '=', options.objectId);
-    const rows = await query.orderBy('seq', newestFirst ? 'desc' : 'asc').limit(options.limit).execute();
+    const rows = await query
+      .orderBy('seq', newestFirst ? 'desc' : 'asc')
+      .limit(options.limit)
+      .execute();
     if (newestFirst) rows.reverse();
-    return rows.map((row) => ({ seq: Number(row.seq), type: row.type, objectId: row.object_id, data: JSON.parse(row.data) as Record<string, unknown>, ts: row.ts }));
+    return rows.map((row) => ({
+      seq: Number(row.seq),
+      type: row.type,
+      objectId: row.object_id,
+      data: JSON.parse(row.data) as Record<string, unknown>,
+      ts: row.ts,
+    }));
   }
 
   async lastSeq(): Promise<number> {
-    const row = await this.db.selectFrom('events').select((eb) => eb.fn.max('seq').as('seq')).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('events')
+      .select((eb) => eb.fn.max('seq').as('seq'))
+      .executeTakeFirst();
     return Number(row?.seq ?? 0);
   }
 }

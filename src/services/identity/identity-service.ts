@@ -6,7 +6,13 @@
  */
 import type { Clock } from '../../core/clock.js';
 import { ZenithError } from '../../core/errors.js';
-import { constantTimeEqualHex, hashPassword, randomSecret, sha256Hex, verifyPassword } from '../../core/crypto.js';
+import {
+  constantTimeEqualHex,
+  hashPassword,
+  randomSecret,
+  sha256Hex,
+  verifyPassword,
+} from '../../core/crypto.js';
 import { isId, newId } from '../../core/ids.js';
 import type { Store } from '../../store/store.js';
 import type { IdentitiesTable, TokensTable } from '../../store/schema.js';
@@ -45,23 +51,49 @@ const minPasswordLength = 12;
 const cacheMs = 30_000;
 
 function identityOf(row: IdentitiesTable): Identity {
-  return { id: row.id, kind: row.kind as Identity['kind'], name: row.name, displayName: row.display_name, role: row.role as RoleName, disabled: row.disabled === 1, createdAt: Number(row.created_at) };
+  return {
+    id: row.id,
+    kind: row.kind as Identity['kind'],
+    name: row.name,
+    displayName: row.display_name,
+    role: row.role as RoleName,
+    disabled: row.disabled === 1,
+    createdAt: Number(row.created_at),
+  };
 }
 
 function tokenOf(row: TokensTable): TokenInfo {
   const n = (v: number | null) => (v === null ? null : Number(v));
-  return { id: row.id, identityId: row.identity_id, kind: row.kind as TokenInfo['kind'], name: row.name, createdAt: Number(row.created_at), expiresAt: n(row.expires_at), lastUsedAt: n(row.last_used_at), revokedAt: n(row.revoked_at) };
+  return {
+    id: row.id,
+    identityId: row.identity_id,
+    kind: row.kind as TokenInfo['kind'],
+    name: row.name,
+    createdAt: Number(row.created_at),
+    expiresAt: n(row.expires_at),
+    lastUsedAt: n(row.last_used_at),
+    revokedAt: n(row.revoked_at),
+  };
 }
 
 export function checkPassword(password: string): void {
-  if (password.length < minPasswordLength) throw new ZenithError('ZEN_WEAK_PASSWORD', `a password needs at least ${minPasswordLength} characters`, { minLength: minPasswordLength });
-  if (new Set(password).size < 4) throw new ZenithError('ZEN_WEAK_PASSWORD', 'the password repeats too few characters');
+  if (password.length < minPasswordLength)
+    throw new ZenithError(
+      'ZEN_WEAK_PASSWORD',
+      `a password needs at least ${minPasswordLength} characters`,
+      { minLength: minPasswordLength },
+    );
+  if (new Set(password).size < 4)
+    throw new ZenithError('ZEN_WEAK_PASSWORD', 'the password repeats too few characters');
 }
 
 export class IdentityService {
   readonly limiter: LoginLimiter;
   /** Verified tokens, so that a request does not cost a database read; revocation evicts at once. */
-  readonly #cache = new Map<string, { principal: Principal; secretHash: string; expiresAt: number | null; cachedAt: number }>();
+  readonly #cache = new Map<
+    string,
+    { principal: Principal; secretHash: string; expiresAt: number | null; cachedAt: number }
+  >();
 
   constructor(
     private readonly store: Store,
@@ -71,30 +103,67 @@ export class IdentityService {
   }
 
   /** On first start: creates `admin`. Returns the generated password (to print once) when none was given. */
-  async bootstrap(adminPassword: string | undefined): Promise<{ created: boolean; generatedPassword?: string }> {
-    const any = await this.store.db.selectFrom('identities').select('id').limit(1).executeTakeFirst();
+  async bootstrap(
+    adminPassword: string | undefined,
+  ): Promise<{ created: boolean; generatedPassword?: string }> {
+    const any = await this.store.db
+      .selectFrom('identities')
+      .select('id')
+      .limit(1)
+      .executeTakeFirst();
     if (any) return { created: false };
     const password = adminPassword ?? randomSecret(15);
     if (adminPassword !== undefined) checkPassword(adminPassword);
     await this.createUser({ name: 'admin', password, role: 'admin', displayName: 'Administrator' });
-    return adminPassword === undefined ? { created: true, generatedPassword: password } : { created: true };
+    return adminPassword === undefined
+      ? { created: true, generatedPassword: password }
+      : { created: true };
   }
 
-  async createUser(input: { name: string; password: string; role: string; displayName?: string | null }): Promise<Identity> {
+  async createUser(input: {
+    name: string;
+    password: string;
+    role: string;
+    displayName?: string | null;
+  }): Promise<Identity> {
     checkPassword(input.password);
-    return this.#createIdentity({ ...input, kind: 'user', passwordHash: await hashPassword(input.password) });
+    return this.#createIdentity({
+      ...input,
+      kind: 'user',
+      passwordHash: await hashPassword(input.password),
+    });
   }
 
   /** A service identity (connection, agent, automation) and its first API token. */
-  async createService(input: { name: string; role: string; displayName?: string | null }): Promise<{ identity: Identity; token: IssuedToken }> {
+  async createService(input: {
+    name: string;
+    role: string;
+    displayName?: string | null;
+  }): Promise<{ identity: Identity; token: IssuedToken }> {
     const identity = await this.#createIdentity({ ...input, kind: 'service', passwordHash: null });
     const token = await this.createToken(identity.id, 'initial');
     return { identity, token };
   }
 
-  async #createIdentity(input: { name: string; role: string; kind: Identity['kind']; displayName?: string | null | undefined; passwordHash: string | null }): Promise<Identity> {
-    if (!namePattern.test(input.name)) throw new ZenithError('ZEN_BAD_REQUEST', `'${input.name}' is not a valid name: 2–64 lower-case letters, digits and . _ -, starting with a letter`, { name: input.name });
-    if (!isRoleName(input.role)) throw new ZenithError('ZEN_BAD_REQUEST', `unknown role '${input.role}' (admin, operator, viewer)`, { role: input.role });
+  async #createIdentity(input: {
+    name: string;
+    role: string;
+    kind: Identity['kind'];
+    displayName?: string | null | undefined;
+    passwordHash: string | null;
+  }): Promise<Identity> {
+    if (!namePattern.test(input.name))
+      throw new ZenithError(
+        'ZEN_BAD_REQUEST',
+        `'${input.name}' is not a valid name: 2–64 lower-case letters, digits and . _ -, starting with a letter`,
+        { name: input.name },
+      );
+    if (!isRoleName(input.role))
+      throw new ZenithError(
+        'ZEN_BAD_REQUEST',
+        `unknown role '${input.role}' (admin, operator, viewer)`,
+        { role: input.role },
+      );
     const now = this.clock.now();
     const row: IdentitiesTable = {
       id: newId(input.kind === 'user' ? 'user' : 'service', now),
@@ -107,27 +176,49 @@ export class IdentityService {
       created_at: now,
       updated_at: now,
     };
-    const clash = await this.store.db.selectFrom('identities').select('id').where('name', '=', input.name).executeTakeFirst();
-    if (clash) throw new ZenithError('ZEN_CONFLICT', `an identity named '${input.name}' exists`, { name: input.name });
+    const clash = await this.store.db
+      .selectFrom('identities')
+      .select('id')
+      .where('name', '=', input.name)
+      .executeTakeFirst();
+    if (clash)
+      throw new ZenithError('ZEN_CONFLICT', `an identity named '${input.name}' exists`, {
+        name: input.name,
+      });
     await this.store.db.insertInto('identities').values(row).execute();
     return identityOf(row);
   }
 
   async list(): Promise<Identity[]> {
-    return (await this.store.db.selectFrom('identities').selectAll().orderBy('name').execute()).map(identityOf);
+    return (await this.store.db.selectFrom('identities').selectAll().orderBy('name').execute()).map(
+      identityOf,
+    );
   }
 
   async get(idOrName: string): Promise<Identity> {
     const column = isId(idOrName, 'user') || isId(idOrName, 'service') ? 'id' : 'name';
-    const row = await this.store.db.selectFrom('identities').selectAll().where(column, '=', idOrName).executeTakeFirst();
-    if (!row) throw new ZenithError('ZEN_NOT_FOUND', `no identity '${idOrName}'`, { identity: idOrName });
+    const row = await this.store.db
+      .selectFrom('identities')
+      .selectAll()
+      .where(column, '=', idOrName)
+      .executeTakeFirst();
+    if (!row)
+      throw new ZenithError('ZEN_NOT_FOUND', `no identity '${idOrName}'`, { identity: idOrName });
     return identityOf(row);
   }
 
-  async update(id: string, changes: { role?: string; disabled?: boolean; displayName?: string | null }): Promise<Identity> {
+  async update(
+    id: string,
+    changes: { role?: string; disabled?: boolean; displayName?: string | null },
+  ): Promise<Identity> {
     const current = await this.get(id);
-    if (changes.role !== undefined && !isRoleName(changes.role)) throw new ZenithError('ZEN_BAD_REQUEST', `unknown role '${changes.role}'`, { role: changes.role });
-    const losesAdmin = current.role === 'admin' && ((changes.role !== undefined && changes.role !== 'admin') || changes.disabled === true);
+    if (changes.role !== undefined && !isRoleName(changes.role))
+      throw new ZenithError('ZEN_BAD_REQUEST', `unknown role '${changes.role}'`, {
+        role: changes.role,
+      });
+    const losesAdmin =
+      current.role === 'admin' &&
+      ((changes.role !== undefined && changes.role !== 'admin') || changes.disabled === true);
     if (losesAdmin) await this.#assertAnotherAdmin(current.id);
     await this.store.db
       .updateTable('identities')
@@ -154,38 +245,94 @@ export class IdentityService {
   async setPassword(id: string, password: string): Promise<void> {
     checkPassword(password);
     const current = await this.get(id);
-    if (current.kind !== 'user') throw new ZenithError('ZEN_BAD_REQUEST', 'service identities authenticate with tokens, not passwords');
-    await this.store.db.updateTable('identities').set({ password_hash: await hashPassword(password), updated_at: this.clock.now() }).where('id', '=', current.id).execute();
+    if (current.kind !== 'user')
+      throw new ZenithError(
+        'ZEN_BAD_REQUEST',
+        'service identities authenticate with tokens, not passwords',
+      );
+    await this.store.db
+      .updateTable('identities')
+      .set({ password_hash: await hashPassword(password), updated_at: this.clock.now() })
+      .where('id', '=', current.id)
+      .execute();
     // A new password ends every session: someone who knew the old one is logged out.
-    await this.store.db.updateTable('tokens').set({ revoked_at: this.clock.now() }).where('identity_id', '=', current.id).where('kind', '=', 'session').where('revoked_at', 'is', null).execute();
+    await this.store.db
+      .updateTable('tokens')
+      .set({ revoked_at: this.clock.now() })
+      .where('identity_id', '=', current.id)
+      .where('kind', '=', 'session')
+      .where('revoked_at', 'is', null)
+      .execute();
     this.#evictIdentity(current.id);
   }
 
-  async login(name: string, password: string, clientAddress: string): Promise<IssuedToken & { identity: Identity }> {
+  async login(
+    name: string,
+    password: string,
+    clientAddress: string,
+  ): Promise<IssuedToken & { identity: Identity }> {
     const keys = [`user:${name}`, `addr:${clientAddress}`];
     this.limiter.check(keys);
-    const row = await this.store.db.selectFrom('identities').selectAll().where('name', '=', name).executeTakeFirst();
+    const row = await this.store.db
+      .selectFrom('identities')
+      .selectAll()
+      .where('name', '=', name)
+      .executeTakeFirst();
     // Always pay for one hash so that unknown names and wrong passwords take the same time.
-    const ok = await verifyPassword(password, row?.password_hash ?? 'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA');
+    const ok = await verifyPassword(
+      password,
+      row?.password_hash ??
+        'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+    );
     if (!row || !ok || row.disabled === 1 || row.kind !== 'user') {
       this.limiter.fail(keys);
       throw new ZenithError('ZEN_BAD_CREDENTIALS', 'wrong user name or password');
     }
     this.limiter.succeed([`user:${name}`]);
-    const issued = await this.#issue(row.id, 'session', 'login', this.clock.now() + sessionLifetimeMs);
+    const issued = await this.#issue(
+      row.id,
+      'session',
+      'login',
+      this.clock.now() + sessionLifetimeMs,
+    );
     return { ...issued, identity: identityOf(row) };
   }
 
-  async createToken(identityId: string, name: string, expiresAt: number | null = null): Promise<IssuedToken> {
-    if (!/^[\w .:-]{1,64}$/.test(name)) throw new ZenithError('ZEN_BAD_REQUEST', 'a token name is 1–64 letters, digits, spaces and . : _ -', { name });
-    if (expiresAt !== null && expiresAt <= this.clock.now()) throw new ZenithError('ZEN_BAD_REQUEST', 'the expiry must be in the future');
+  async createToken(
+    identityId: string,
+    name: string,
+    expiresAt: number | null = null,
+  ): Promise<IssuedToken> {
+    if (!/^[\w .:-]{1,64}$/.test(name))
+      throw new ZenithError(
+        'ZEN_BAD_REQUEST',
+        'a token name is 1–64 letters, digits, spaces and . : _ -',
+        { name },
+      );
+    if (expiresAt !== null && expiresAt <= this.clock.now())
+      throw new ZenithError('ZEN_BAD_REQUEST', 'the expiry must be in the future');
     return this.#issue(identityId, 'api', name, expiresAt);
   }
 
-  async #issue(identityId: string, kind: TokenInfo['kind'], name: string, expiresAt: number | null): Promise<IssuedToken> {
+  async #issue(
+    identityId: string,
+    kind: TokenInfo['kind'],
+    name: string,
+    expiresAt: number | null,
+  ): Promise<IssuedToken> {
     const now = this.clock.now();
     const secret = randomSecret(32);
-    const row: TokensTable = { id: newId('token', now), identity_id: identityId, kind, name, secret_hash: sha256Hex(secret), created_at: now, expires_at: expiresAt, last_used_at: null, revoked_at: null };
+    const row: TokensTable = {
+      id: newId('token', now),
+      identity_id: identityId,
+      kind,
+      name,
+      secret_hash: sha256Hex(secret),
+      created_at: now,
+      expires_at: expiresAt,
+      last_used_at: null,
+      revoked_at: null,
+    };
     await this.store.db.insertInto('tokens').values(row).execute();
     return { token: `${row.id}.${secret}`, info: tokenOf(row) };
   }
@@ -197,13 +344,22 @@ export class IdentityService {
   }
 
   async getToken(id: string): Promise<TokenInfo> {
-    const row = await this.store.db.selectFrom('tokens').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await this.store.db
+      .selectFrom('tokens')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
     if (!row) throw new ZenithError('ZEN_NOT_FOUND', `no token ${id}`, { id });
     return tokenOf(row);
   }
 
   async revokeToken(id: string): Promise<TokenInfo> {
-    await this.store.db.updateTable('tokens').set({ revoked_at: this.clock.now() }).where('id', '=', id).where('revoked_at', 'is', null).execute();
+    await this.store.db
+      .updateTable('tokens')
+      .set({ revoked_at: this.clock.now() })
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .execute();
     this.#cache.delete(id);
     return this.getToken(id);
   }
@@ -213,35 +369,87 @@ export class IdentityService {
     const dot = presented.indexOf('.');
     const tokenId = dot > 0 ? presented.slice(0, dot) : '';
     const secret = presented.slice(dot + 1);
-    if (!isId(tokenId, 'token') || secret.length < 16) throw new ZenithError('ZEN_UNAUTHENTICATED', 'the token is malformed');
+    if (!isId(tokenId, 'token') || secret.length < 16)
+      throw new ZenithError('ZEN_UNAUTHENTICATED', 'the token is malformed');
     const now = this.clock.now();
     const secretHash = sha256Hex(secret);
     const cached = this.#cache.get(tokenId);
-    if (cached && now - cached.cachedAt < cacheMs && constantTimeEqualHex(cached.secretHash, secretHash)) {
-      if (cached.expiresAt !== null && cached.expiresAt <= now) throw new ZenithError('ZEN_TOKEN_EXPIRED', 'the session or token has expired; log in again');
+    if (
+      cached &&
+      now - cached.cachedAt < cacheMs &&
+      constantTimeEqualHex(cached.secretHash, secretHash)
+    ) {
+      if (cached.expiresAt !== null && cached.expiresAt <= now)
+        throw new ZenithError(
+          'ZEN_TOKEN_EXPIRED',
+          'the session or token has expired; log in again',
+        );
       return cached.principal;
     }
     const row = await this.store.db
       .selectFrom('tokens')
       .innerJoin('identities', 'identities.id', 'tokens.identity_id')
-      .select(['tokens.id as tokenId', 'tokens.secret_hash', 'tokens.expires_at', 'tokens.revoked_at', 'identities.id', 'identities.kind', 'identities.name', 'identities.role', 'identities.disabled'])
+      .select([
+        'tokens.id as tokenId',
+        'tokens.secret_hash',
+        'tokens.expires_at',
+        'tokens.revoked_at',
+        'identities.id',
+        'identities.kind',
+        'identities.name',
+        'identities.role',
+        'identities.disabled',
+      ])
       .where('tokens.id', '=', tokenId)
       .executeTakeFirst();
-    if (!row || !constantTimeEqualHex(row.secret_hash, secretHash)) throw new ZenithError('ZEN_UNAUTHENTICATED', 'the token is not valid');
-    if (row.revoked_at !== null || (row.expires_at !== null && Number(row.expires_at) <= now)) throw new ZenithError('ZEN_TOKEN_EXPIRED', 'the session or token has expired or was revoked; log in again');
-    if (row.disabled === 1) throw new ZenithError('ZEN_UNAUTHENTICATED', 'this identity is disabled');
-    const principal: Principal = { id: row.id, kind: row.kind as Principal['kind'], name: row.name, role: row.role as RoleName, tokenId };
-    this.#cache.set(tokenId, { principal, secretHash, expiresAt: row.expires_at === null ? null : Number(row.expires_at), cachedAt: now });
-    void this.store.db.updateTable('tokens').set({ last_used_at: now }).where('id', '=', tokenId).execute().catch(() => undefined);
+    if (!row || !constantTimeEqualHex(row.secret_hash, secretHash))
+      throw new ZenithError('ZEN_UNAUTHENTICATED', 'the token is not valid');
+    if (row.revoked_at !== null || (row.expires_at !== null && Number(row.expires_at) <= now))
+      throw new ZenithError(
+        'ZEN_TOKEN_EXPIRED',
+        'the session or token has expired or was revoked; log in again',
+      );
+    if (row.disabled === 1)
+      throw new ZenithError('ZEN_UNAUTHENTICATED', 'this identity is disabled');
+    const principal: Principal = {
+      id: row.id,
+      kind: row.kind as Principal['kind'],
+      name: row.name,
+      role: row.role as RoleName,
+      tokenId,
+    };
+    this.#cache.set(tokenId, {
+      principal,
+      secretHash,
+      expiresAt: row.expires_at === null ? null : Number(row.expires_at),
+      cachedAt: now,
+    });
+    void this.store.db
+      .updateTable('tokens')
+      .set({ last_used_at: now })
+      .where('id', '=', tokenId)
+      .execute()
+      .catch(() => undefined);
     return principal;
   }
 
   async #assertAnotherAdmin(exceptId: string): Promise<void> {
-    const other = await this.store.db.selectFrom('identities').select('id').where('role', '=', 'admin').where('disabled', '=', 0).where('id', '!=', exceptId).executeTakeFirst();
-    if (!other) throw new ZenithError('ZEN_CONFLICT', 'this is the last enabled administrator; make another one first');
+    const other = await this.store.db
+      .selectFrom('identities')
+      .select('id')
+      .where('role', '=', 'admin')
+      .where('disabled', '=', 0)
+      .where('id', '!=', exceptId)
+      .executeTakeFirst();
+    if (!other)
+      throw new ZenithError(
+        'ZEN_CONFLICT',
+        'this is the last enabled administrator; make another one first',
+      );
   }
 
   #evictIdentity(identityId: string): void {
-    for (const [tokenId, entry] of this.#cache) if (entry.principal.id === identityId) this.#cache.delete(tokenId);
+    for (const [tokenId, entry] of this.#cache)
+      if (entry.principal.id === identityId) this.#cache.delete(tokenId);
   }
 }

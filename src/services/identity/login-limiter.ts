@@ -28,7 +28,11 @@ export class LoginLimiter {
       const record = this.#records.get(key);
       if (record && record.lockedUntil > now) {
         const retryAfterSeconds = Math.ceil((record.lockedUntil - now) / 1000);
-        throw new ZenithError('ZEN_RATE_LIMITED', `too many failed logins; try again in ${retryAfterSeconds} s`, { retryAfterSeconds });
+        throw new ZenithError(
+          'ZEN_RATE_LIMITED',
+          `too many failed logins; try again in ${retryAfterSeconds} s`,
+          { retryAfterSeconds },
+        );
       }
     }
   }
@@ -51,6 +55,8 @@ export class LoginLimiter {
   }
 
   #prune(now: number): void {
-    for (const [key, record] of this.#records) if (record.lockedUntil < now && record.failures.every((t) => t < now - window)) this.#records.delete(key);
+    for (const [key, record] of this.#records)
+      if (record.lockedUntil < now && record.failures.every((t) => t < now - window))
+        this.#records.delete(key);
   }
 }

@@ -21,7 +21,15 @@ export const roleNames = ['viewer', 'operator', 'admin'] as const;
 export type RoleName = (typeof roleNames)[number];
 
 const viewer: Permission[] = ['inventory.read', 'task.read', 'event.read', 'connection.read'];
-const operator: Permission[] = [...viewer, 'inventory.write', 'vm.power', 'vm.migrate', 'vm.create', 'vm.delete', 'task.cancel'];
+const operator: Permission[] = [
+  ...viewer,
+  'inventory.write',
+  'vm.power',
+  'vm.migrate',
+  'vm.create',
+  'vm.delete',
+  'task.cancel',
+];
 
 export const rolePermissions: Record<RoleName, ReadonlySet<Permission>> = {
   viewer: new Set(viewer),

@@ -23,21 +23,34 @@ const termPattern = /^(!?)([a-zA-Z][a-zA-Z0-9_.:-]*)(?:(!=|>=|<=|=|>|<|~)(.*))?$
 const maxTermLength = 512;
 
 export function parseFilter(text: string): FilterTerm {
-  if (text.length > maxTermLength) throw badFilter(text, `a filter term may be at most ${maxTermLength} characters`);
+  if (text.length > maxTermLength)
+    throw badFilter(text, `a filter term may be at most ${maxTermLength} characters`);
   const match = termPattern.exec(text.trim());
-  if (!match) throw badFilter(text, 'expected KEY OP VALUE, e.g. power.state=running or cpu.count>=4');
-  const [, negation, key, op, rawValue] = match as unknown as [string, string, string, string | undefined, string | undefined];
+  if (!match)
+    throw badFilter(text, 'expected KEY OP VALUE, e.g. power.state=running or cpu.count>=4');
+  const [, negation, key, op, rawValue] = match as unknown as [
+    string,
+    string,
+    string,
+    string | undefined,
+    string | undefined,
+  ];
   if (op === undefined) return { key, op: negation ? 'absent' : 'exists', values: [], text };
-  if (negation) throw badFilter(text, "'!' only goes before a key alone (absence), e.g. !user.owner");
+  if (negation)
+    throw badFilter(text, "'!' only goes before a key alone (absence), e.g. !user.owner");
   const value = rawValue ?? '';
   if (value === '') throw badFilter(text, `a value is needed after '${op}'`);
   const values = op === '=' || op === '!=' ? value.split('|') : [value];
-  if (['>', '>=', '<', '<='].includes(op) && !Number.isFinite(Number(value))) throw badFilter(text, `'${op}' compares numbers; '${value}' is not a number`);
+  if (['>', '>=', '<', '<='].includes(op) && !Number.isFinite(Number(value)))
+    throw badFilter(text, `'${op}' compares numbers; '${value}' is not a number`);
   return { key, op: op as FilterOp, values, text };
 }
 
 function badFilter(text: string, reason: string): ZenithError {
-  return new ZenithError('ZEN_BAD_FILTER', `bad filter '${text}': ${reason}`, { filter: text, reason });
+  return new ZenithError('ZEN_BAD_FILTER', `bad filter '${text}': ${reason}`, {
+    filter: text,
+    reason,
+  });
 }
 
 function valueMatches(fact: FactValue | undefined, wanted: string): boolean {

@@ -44,7 +44,8 @@ function encodeCursor(key: CursorKey): string {
 function decodeCursor(cursor: string): CursorKey {
   try {
     const key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
-    if (Array.isArray(key) && key.length === 2 && typeof key[1] === 'string') return key as CursorKey;
+    if (Array.isArray(key) && key.length === 2 && typeof key[1] === 'string')
+      return key as CursorKey;
   } catch {
     // fall through
   }
@@ -94,12 +95,18 @@ export class InventoryIndex {
     const previous = this.#byId.get(object.id);
     if (previous) this.#unindex(previous);
     this.#byId.set(object.id, object);
-    if (object.connectionId && object.externalId) this.#byExternal.set(InventoryIndex.externalKey(object.connectionId, object.kind, object.externalId), object.id);
+    if (object.connectionId && object.externalId)
+      this.#byExternal.set(
+        InventoryIndex.externalKey(object.connectionId, object.kind, object.externalId),
+        object.id,
+      );
     addTo(this.#byKind, object.kind, object.id);
     for (const tag of object.tags) addTo(this.#byTag, tag, object.id);
     if (object.parentId) addTo(this.#children, object.parentId, object.id);
-    for (const [key, index] of this.#factIndexes) for (const value of indexKeys(factOf(object, key))) addTo(index, value, object.id);
-    if (!previous || previous.name !== object.name || previous.kind !== object.kind) this.#nameOrder.set(object.kind, null);
+    for (const [key, index] of this.#factIndexes)
+      for (const value of indexKeys(factOf(object, key))) addTo(index, value, object.id);
+    if (!previous || previous.name !== object.name || previous.kind !== object.kind)
+      this.#nameOrder.set(object.kind, null);
   }
 
   remove(id: string): void {
@@ -124,9 +131,13 @@ export class InventoryIndex {
     for (const tag of tags) sets.push(this.#byTag.get(tag) ?? new Set());
     for (const term of filters) if (term.op === '=') sets.push(this.#equalitySet(term));
     const remaining = filters.filter((term) => term.op !== '=');
-    const accept = (object: ManagedObject) => remaining.every((term) => matches(object, term)) && (options.visible?.(object) ?? true);
+    const accept = (object: ManagedObject) =>
+      remaining.every((term) => matches(object, term)) && (options.visible?.(object) ?? true);
 
-    const keyOf = (object: ManagedObject): CursorKey => [sortKey === 'name' ? object.name : factOf(object, sortKey), object.id];
+    const keyOf = (object: ManagedObject): CursorKey => [
+      sortKey === 'name' ? object.name : factOf(object, sortKey),
+      object.id,
+    ];
     const compare = (a: CursorKey, b: CursorKey) => {
       const byValue = compareValues(a[0], b[0]);
       const order = byValue !== 0 ? byValue : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0;
@@ -136,7 +147,8 @@ export class InventoryIndex {
 
     let page: ManagedObject[];
     const smallest = sets.sort((a, b) => a.size - b.size)[0];
-    const ordered = options.kind && sortKey === 'name' && !descending ? this.#ordered(options.kind) : undefined;
+    const ordered =
+      options.kind && sortKey === 'name' && !descending ? this.#ordered(options.kind) : undefined;
     if (ordered && (!smallest || smallest.size * 8 > ordered.length)) {
       // Walk the name order from the cursor and stop once the page is full.
       page = [];
@@ -179,13 +191,15 @@ export class InventoryIndex {
     let index = this.#factIndexes.get(term.key);
     if (!index) {
       index = new Map();
-      for (const object of this.#byId.values()) for (const value of indexKeys(factOf(object, term.key))) addTo(index, value, object.id);
+      for (const object of this.#byId.values())
+        for (const value of indexKeys(factOf(object, term.key))) addTo(index, value, object.id);
       this.#factIndexes.set(term.key, index);
     }
     const out = new Set<string>();
     for (const wanted of term.values) {
       const forms = new Set([wanted]);
-      if (wanted.trim() !== '' && Number.isFinite(Number(wanted))) forms.add(String(Number(wanted)));
+      if (wanted.trim() !== '' && Number.isFinite(Number(wanted)))
+        forms.add(String(Number(wanted)));
       for (const form of forms) for (const id of index.get(form) ?? []) out.add(id);
     }
     return out;
@@ -195,7 +209,9 @@ export class InventoryIndex {
     let ordered = this.#nameOrder.get(kind);
     if (!ordered) {
       ordered = this.ofKind(kind)
-        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+        .sort((a, b) =>
+          a.name < b.name ? -1 : a.name > b.name ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0,
+        )
         .map((o) => o.id);
       this.#nameOrder.set(kind, ordered);
     }
@@ -203,11 +219,15 @@ export class InventoryIndex {
   }
 
   #unindex(object: ManagedObject): void {
-    if (object.connectionId && object.externalId) this.#byExternal.delete(InventoryIndex.externalKey(object.connectionId, object.kind, object.externalId));
+    if (object.connectionId && object.externalId)
+      this.#byExternal.delete(
+        InventoryIndex.externalKey(object.connectionId, object.kind, object.externalId),
+      );
     this.#byKind.get(object.kind)?.delete(object.id);
     for (const tag of object.tags) this.#byTag.get(tag)?.delete(object.id);
     if (object.parentId) this.#children.get(object.parentId)?.delete(object.id);
-    for (const [key, index] of this.#factIndexes) for (const value of indexKeys(factOf(object, key))) index.get(value)?.delete(object.id);
+    for (const [key, index] of this.#factIndexes)
+      for (const value of indexKeys(factOf(object, key))) index.get(value)?.delete(object.id);
   }
 }
 

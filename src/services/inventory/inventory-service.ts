@@ -9,15 +9,35 @@ import { ZenithError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
 import type { Logger } from '../../core/logger.js';
 import { Mutex } from '../../core/mutex.js';
-import { isDiscoveredVm, type DiscoveredObject, type ExternalRef, type ObjectKind, type PowerState } from '../../hypervisors/driver.js';
+import {
+  isDiscoveredVm,
+  type DiscoveredObject,
+  type ExternalRef,
+  type ObjectKind,
+  type PowerState,
+} from '../../hypervisors/driver.js';
 import type { Store, Tx } from '../../store/store.js';
 import type { EventBus, NewEvent } from '../events/event-bus.js';
 import { InventoryIndex } from './inventory-index.js';
 import { LocationLedger } from './location-ledger.js';
-import { tagPattern, userFactKey, type Facts, type FactValue, type ManagedObject } from './model.js';
+import {
+  tagPattern,
+  userFactKey,
+  type Facts,
+  type FactValue,
+  type ManagedObject,
+} from './model.js';
 import { objectOf, rowOf, unionTags } from './object-rows.js';
 
-const kindRank: Record<ObjectKind, number> = { datacenter: 0, cluster: 1, network: 2, datastore: 2, resourceGroup: 2, host: 3, vm: 4 };
+const kindRank: Record<ObjectKind, number> = {
+  datacenter: 0,
+  cluster: 1,
+  network: 2,
+  datastore: 2,
+  resourceGroup: 2,
+  host: 3,
+  vm: 4,
+};
 /** Above this many changes in one reconcile, one summary event replaces per-object events. */
 const perObjectEventLimit = 1000;
 const chunk = 400;
@@ -76,9 +96,18 @@ export class InventoryService {
   resolve(kind: ObjectKind, idOrName: string): ManagedObject {
     const byId = this.index.get(idOrName);
     if (byId && byId.kind === kind) return byId;
-    const named = this.index.query({ kind, filters: [{ key: 'name', op: '=', values: [idOrName], text: `name=${idOrName}` }], limit: 2 }).items;
+    const named = this.index.query({
+      kind,
+      filters: [{ key: 'name', op: '=', values: [idOrName], text: `name=${idOrName}` }],
+      limit: 2,
+    }).items;
     if (named.length === 1) return named[0]!;
-    if (named.length > 1) throw new ZenithError('ZEN_CONFLICT', `more than one ${kind} is named '${idOrName}'; use its id`, { name: idOrName, ids: named.map((o) => o.id) });
+    if (named.length > 1)
+      throw new ZenithError(
+        'ZEN_CONFLICT',
+        `more than one ${kind} is named '${idOrName}'; use its id`,
+        { name: idOrName, ids: named.map((o) => o.id) },
+      );
     throw new ZenithError('ZEN_NOT_FOUND', `no ${kind} '${idOrName}'`, { kind, idOrName });
   }
 
@@ -87,7 +116,11 @@ export class InventoryService {
     return this.#mutex.run(() => this.#reconcile(connectionId, objects, [], true));
   }
 
-  applyChanges(connectionId: string, upserts: DiscoveredObject[], removals: ExternalRef[] = []): Promise<ReconcileResult> {
+  applyChanges(
+    connectionId: string,
+    upserts: DiscoveredObject[],
+    removals: ExternalRef[] = [],
+  ): Promise<ReconcileResult> {
     return this.#mutex.run(() => this.#reconcile(connectionId, upserts, removals, false));
   }
 
@@ -100,26 +133,63 @@ export class InventoryService {
     return this.#mutex.run(() => this.#reconcile(connectionId, [], refs, false));
   }
 
-  async setUserFacts(id: string, facts: Record<string, FactValue>, tags: { add?: string[]; remove?: string[] }): Promise<ManagedObject> {
+  async setUserFacts(
+    id: string,
+    facts: Record<string, FactValue>,
+    tags: { add?: string[]; remove?: string[] },
+  ): Promise<ManagedObject> {
     return this.#mutex.run(async () => {
       const current = this.get(id);
       const userFacts: Facts = { ...current.userFacts };
       for (const [key, value] of Object.entries(facts)) {
         if (!userFactKey.test(key)) {
-          throw new ZenithError(key in current.facts || key in current.computed ? 'ZEN_READ_ONLY_FACT' : 'ZEN_BAD_REQUEST', `'${key}' is not writable: user facts are named user.<name>`, { key });
+          throw new ZenithError(
+            key in current.facts || key in current.computed
+              ? 'ZEN_READ_ONLY_FACT'
+              : 'ZEN_BAD_REQUEST',
+            `'${key}' is not writable: user facts are named user.<name>`,
+            { key },
+          );
         }
         if (value === null) delete userFacts[key];
         else userFacts[key] = value;
       }
       for (const tag of [...(tags.add ?? []), ...(tags.remove ?? [])]) {
-        if (!tagPattern.test(tag)) throw new ZenithError('ZEN_BAD_REQUEST', `'${tag}' is not a valid tag (letters, digits and _.:/=- , at most 128)`, { tag });
+        if (!tagPattern.test(tag))
+          throw new ZenithError(
+            'ZEN_BAD_REQUEST',
+            `'${tag}' is not a valid tag (letters, digits and _.:/=- , at most 128)`,
+            { tag },
+          );
       }
       const stored = this.#tags.get(id) ?? { discovered: [], user: [] };
-      const userTags = unionTags(stored.user.filter((t) => !(tags.remove ?? []).includes(t)), tags.add ?? []);
-      const next: ManagedObject = { ...current, userFacts, tags: unionTags(stored.discovered, userTags), updatedAt: this.clock.now() };
+      const userTags = unionTags(
+        stored.user.filter((t) => !(tags.remove ?? []).includes(t)),
+        tags.add ?? [],
+      );
+      const next: ManagedObject = {
+        ...current,
+        userFacts,
+        tags: unionTags(stored.discovered, userTags),
+        updatedAt: this.clock.now(),
+      };
       const persisted = await this.store.transaction(async (tx) => {
-        await tx.updateTable('objects').set({ user_facts: JSON.stringify(userFacts), tags: rowOf(next, stored.discovered, userTags).tags, updated_at: next.updatedAt }).where('id', '=', id).execute();
-        return this.events.persist(tx, [{ type: 'inventory.updated', objectId: id, data: { kind: next.kind, name: next.name, changed: ['userFacts', 'tags'] } }]);
+        await tx
+          .updateTable('objects')
+          .set({
+            user_facts: JSON.stringify(userFacts),
+            tags: rowOf(next, stored.discovered, userTags).tags,
+            updated_at: next.updatedAt,
+          })
+          .where('id', '=', id)
+          .execute();
+        return this.events.persist(tx, [
+          {
+            type: 'inventory.updated',
+            objectId: id,
+            data: { kind: next.kind, name: next.name, changed: ['userFacts', 'tags'] },
+          },
+        ]);
       });
       this.#tags.set(id, { discovered: stored.discovered, user: userTags });
       this.index.put(next);
@@ -128,20 +198,33 @@ export class InventoryService {
     });
   }
 
-  async #reconcile(connectionId: string, objects: DiscoveredObject[], removals: ExternalRef[], full: boolean): Promise<ReconcileResult> {
+  async #reconcile(
+    connectionId: string,
+    objects: DiscoveredObject[],
+    removals: ExternalRef[],
+    full: boolean,
+  ): Promise<ReconcileResult> {
     const now = this.clock.now();
     const sorted = [...objects].sort((a, b) => kindRank[a.kind] - kindRank[b.kind]);
     const idsInBatch = new Map<string, string>();
     const changes: Change[] = [];
     const seen = new Set<string>();
     const idFor = (ref: ExternalRef): string | null =>
-      idsInBatch.get(InventoryIndex.externalKey(connectionId, ref.kind, ref.externalId)) ?? this.index.idForExternal(connectionId, ref.kind, ref.externalId) ?? null;
+      idsInBatch.get(InventoryIndex.externalKey(connectionId, ref.kind, ref.externalId)) ??
+      this.index.idForExternal(connectionId, ref.kind, ref.externalId) ??
+      null;
 
     for (const discovered of sorted) {
       const key = InventoryIndex.externalKey(connectionId, discovered.kind, discovered.externalId);
-      const existingId = this.index.idForExternal(connectionId, discovered.kind, discovered.externalId);
+      const existingId = this.index.idForExternal(
+        connectionId,
+        discovered.kind,
+        discovered.externalId,
+      );
       const existing = existingId ? this.index.get(existingId) : undefined;
-      const id = existing?.id ?? newId(discovered.kind === 'resourceGroup' ? 'resourceGroup' : discovered.kind, now);
+      const id =
+        existing?.id ??
+        newId(discovered.kind === 'resourceGroup' ? 'resourceGroup' : discovered.kind, now);
       idsInBatch.set(key, id);
       seen.add(id);
       const parentId = discovered.parent ? idFor(discovered.parent) : null;
@@ -153,15 +236,22 @@ export class InventoryService {
         if (existing.parentId !== parentId) changedKeys.push('parent');
         if (existing.status !== 'present') changedKeys.push('status');
         if (discoveredTags.join('\n') !== stored.discovered.join('\n')) changedKeys.push('tags');
-        for (const factKey of new Set([...Object.keys(existing.facts), ...Object.keys(discovered.facts)])) {
-          if (JSON.stringify(existing.facts[factKey]) !== JSON.stringify(discovered.facts[factKey])) changedKeys.push(factKey);
+        for (const factKey of new Set([
+          ...Object.keys(existing.facts),
+          ...Object.keys(discovered.facts),
+        ])) {
+          if (JSON.stringify(existing.facts[factKey]) !== JSON.stringify(discovered.facts[factKey]))
+            changedKeys.push(factKey);
         }
       }
       let location: Change['location'];
       if (isDiscoveredVm(discovered)) {
-        const hostId = discovered.hostExternalId ? idFor({ kind: 'host', externalId: discovered.hostExternalId }) : null;
+        const hostId = discovered.hostExternalId
+          ? idFor({ kind: 'host', externalId: discovered.hostExternalId })
+          : null;
         const open = this.locations.openInterval(id);
-        if (!open || open.hostId !== hostId || open.powerState !== discovered.powerState) location = { hostId, powerState: discovered.powerState };
+        if (!open || open.hostId !== hostId || open.powerState !== discovered.powerState)
+          location = { hostId, powerState: discovered.powerState };
       }
       if (existing && changedKeys.length === 0 && location === undefined) continue;
       changes.push({
@@ -190,7 +280,9 @@ export class InventoryService {
     }
 
     const gone: ManagedObject[] = [];
-    if (full) for (const object of this.index.ofConnection(connectionId)) if (!seen.has(object.id) && object.status === 'present') gone.push(object);
+    if (full)
+      for (const object of this.index.ofConnection(connectionId))
+        if (!seen.has(object.id) && object.status === 'present') gone.push(object);
     for (const ref of removals) {
       const id = this.index.idForExternal(connectionId, ref.kind, ref.externalId);
       const object = id ? this.index.get(id) : undefined;
@@ -216,16 +308,31 @@ export class InventoryService {
       if (change.isNew) result.created++;
       else if (object.status === 'present') result.updated++;
       const previousHost = this.locations.openInterval(object.id)?.hostId;
-      if (change.location && previousHost !== undefined && previousHost !== change.location.hostId) result.moved++;
+      if (change.location && previousHost !== undefined && previousHost !== change.location.hostId)
+        result.moved++;
       if (changes.length <= perObjectEventLimit) {
-        const type = change.isNew ? 'inventory.created' : object.status === 'missing' ? 'inventory.missing' : 'inventory.updated';
-        const data: Record<string, unknown> = { kind: object.kind, name: object.name, connectionId };
+        const type = change.isNew
+          ? 'inventory.created'
+          : object.status === 'missing'
+            ? 'inventory.missing'
+            : 'inventory.updated';
+        const data: Record<string, unknown> = {
+          kind: object.kind,
+          name: object.name,
+          connectionId,
+        };
         if (!change.isNew) data.changed = change.changedKeys;
-        if (change.location) data.location = { hostId: change.location.hostId, powerState: change.location.powerState, previousHostId: previousHost ?? null };
+        if (change.location)
+          data.location = {
+            hostId: change.location.hostId,
+            powerState: change.location.powerState,
+            previousHostId: previousHost ?? null,
+          };
         events.push({ type, objectId: object.id, data });
       }
     }
-    if (changes.length > perObjectEventLimit) events.push({ type: 'inventory.synced', data: { connectionId, ...result } });
+    if (changes.length > perObjectEventLimit)
+      events.push({ type: 'inventory.synced', data: { connectionId, ...result } });
 
     const persisted = await this.store.transaction(async (tx) => {
       await this.#write(tx, changes, now);
@@ -235,29 +342,52 @@ export class InventoryService {
     for (const change of changes) {
       const parent = this.index.get(change.object.id)?.parentId;
       if (parent) previousParents.add(parent);
-      this.#tags.set(change.object.id, { discovered: change.discoveredTags, user: change.userTags });
+      this.#tags.set(change.object.id, {
+        discovered: change.discoveredTags,
+        user: change.userTags,
+      });
       this.index.put(change.object);
     }
     this.locations.commit();
-    this.#recompute(changes.map((c) => c.object), previousParents);
+    this.#recompute(
+      changes.map((c) => c.object),
+      previousParents,
+    );
     this.events.deliver(persisted);
-    if (result.created + result.missing + result.moved > 0) this.logger.info({ connectionId, ...result }, 'inventory reconciled');
+    if (result.created + result.missing + result.moved > 0)
+      this.logger.info({ connectionId, ...result }, 'inventory reconciled');
     return result;
   }
 
   async #write(tx: Tx, changes: Change[], now: number): Promise<void> {
-    const inserts = changes.filter((c) => c.isNew).map((c) => rowOf(c.object, c.discoveredTags, c.userTags));
-    for (let i = 0; i < inserts.length; i += chunk) await tx.insertInto('objects').values(inserts.slice(i, i + chunk)).execute();
+    const inserts = changes
+      .filter((c) => c.isNew)
+      .map((c) => rowOf(c.object, c.discoveredTags, c.userTags));
+    for (let i = 0; i < inserts.length; i += chunk)
+      await tx
+        .insertInto('objects')
+        .values(inserts.slice(i, i + chunk))
+        .execute();
     for (const change of changes) {
       if (change.isNew) continue;
       const row = rowOf(change.object, change.discoveredTags, change.userTags);
       await tx
         .updateTable('objects')
-        .set({ name: row.name, parent_id: row.parent_id, tags: row.tags, facts: row.facts, status: row.status, missing_since: row.missing_since, updated_at: row.updated_at })
+        .set({
+          name: row.name,
+          parent_id: row.parent_id,
+          tags: row.tags,
+          facts: row.facts,
+          status: row.status,
+          missing_since: row.missing_since,
+          updated_at: row.updated_at,
+        })
         .where('id', '=', row.id)
         .execute();
     }
-    const moves = changes.filter((c) => c.location !== undefined).map((c) => ({ vmId: c.object.id, next: c.location ?? null }));
+    const moves = changes
+      .filter((c) => c.location !== undefined)
+      .map((c) => ({ vmId: c.object.id, next: c.location ?? null }));
     await this.locations.record(tx, moves, now);
   }
 
@@ -279,7 +409,12 @@ export class InventoryService {
         'location.hostId': hostId,
         'location.hostName': host?.name ?? null,
         'location.clusterId': cluster?.kind === 'cluster' ? cluster.id : null,
-        'location.datacenterId': datacenter?.kind === 'datacenter' ? datacenter.id : cluster?.kind === 'datacenter' ? cluster.id : null,
+        'location.datacenterId':
+          datacenter?.kind === 'datacenter'
+            ? datacenter.id
+            : cluster?.kind === 'datacenter'
+              ? cluster.id
+              : null,
       };
       this.index.put({ ...this.index.get(object.id)!, computed });
       if (hostId) hosts.add(hostId);
@@ -287,12 +422,23 @@ export class InventoryService {
     for (const hostId of hosts) {
       const host = this.index.get(hostId);
       if (host?.kind !== 'host') continue;
-      const vms = this.index.children(hostId).filter((vm) => vm.kind === 'vm' && vm.status === 'present');
+      const vms = this.index
+        .children(hostId)
+        .filter((vm) => vm.kind === 'vm' && vm.status === 'present');
       const running = vms.filter((vm) => vm.facts['power.state'] === 'running');
-      const sum = (key: string) => running.reduce((total, vm) => total + (typeof vm.facts[key] === 'number' ? vm.facts[key] : 0), 0);
+      const sum = (key: string) =>
+        running.reduce(
+          (total, vm) => total + (typeof vm.facts[key] === 'number' ? vm.facts[key] : 0),
+          0,
+        );
       this.index.put({
         ...host,
-        computed: { 'vms.total': vms.length, 'vms.running': running.length, 'cpu.allocated': sum('cpu.count'), 'memory.allocatedBytes': sum('memory.bytes') },
+        computed: {
+          'vms.total': vms.length,
+          'vms.running': running.length,
+          'cpu.allocated': sum('cpu.count'),
+          'memory.allocatedBytes': sum('memory.bytes'),
+        },
       });
     }
   }

@@ -29,8 +29,18 @@ export class LocationLedger {
   constructor(private readonly store: Store) {}
 
   async load(): Promise<void> {
-    const rows = await this.store.db.selectFrom('location_history').selectAll().where('to_ts', 'is', null).execute();
-    for (const row of rows) this.#open.set(row.vm_id, { rowId: Number(row.id), hostId: row.host_id, powerState: row.power_state as PowerState, from: Number(row.from_ts) });
+    const rows = await this.store.db
+      .selectFrom('location_history')
+      .selectAll()
+      .where('to_ts', 'is', null)
+      .execute();
+    for (const row of rows)
+      this.#open.set(row.vm_id, {
+        rowId: Number(row.id),
+        hostId: row.host_id,
+        powerState: row.power_state as PowerState,
+        from: Number(row.from_ts),
+      });
   }
 
   openInterval(vmId: string): OpenInterval | undefined {
@@ -40,7 +50,9 @@ export class LocationLedger {
   /** Writes the moves in the caller's transaction; commit() makes them visible once it has committed. */
   async record(tx: Tx, moves: LocationMove[], now: number): Promise<void> {
     const staged = new Map<string, OpenInterval | null>();
-    const closing = moves.map((m) => this.#open.get(m.vmId)).filter((o): o is OpenInterval => o !== undefined);
+    const closing = moves
+      .map((m) => this.#open.get(m.vmId))
+      .filter((o): o is OpenInterval => o !== undefined);
     for (let i = 0; i < closing.length; i += insertChunk) {
       const ids = closing.slice(i, i + insertChunk).map((o) => o.rowId);
       await tx.updateTable('location_history').set({ to_ts: now }).where('id', 'in', ids).execute();
@@ -50,12 +62,25 @@ export class LocationLedger {
       const part = opening.slice(i, i + insertChunk);
       const rows = await tx
         .insertInto('location_history')
-        .values(part.map((m) => ({ vm_id: m.vmId, host_id: m.next!.hostId, power_state: m.next!.powerState, from_ts: now, to_ts: null })))
+        .values(
+          part.map((m) => ({
+            vm_id: m.vmId,
+            host_id: m.next!.hostId,
+            power_state: m.next!.powerState,
+            from_ts: now,
+            to_ts: null,
+          })),
+        )
         .returning('id')
         .execute();
       rows.forEach((row, index) => {
         const move = part[index]!;
-        staged.set(move.vmId, { rowId: Number(row.id), hostId: move.next!.hostId, powerState: move.next!.powerState, from: now });
+        staged.set(move.vmId, {
+          rowId: Number(row.id),
+          hostId: move.next!.hostId,
+          powerState: move.next!.powerState,
+          from: now,
+        });
       });
     }
     for (const move of moves) if (move.next === null) staged.set(move.vmId, null);
@@ -70,11 +95,21 @@ export class LocationLedger {
     this.#staged = undefined;
   }
 
-  async history(vmId: string, options: { from?: number; to?: number; limit?: number } = {}): Promise<LocationInterval[]> {
+  async history(
+    vmId: string,
+    options: { from?: number; to?: number; limit?: number } = {},
+  ): Promise<LocationInterval[]> {
     let query = this.store.db.selectFrom('location_history').selectAll().where('vm_id', '=', vmId);
-    if (options.from !== undefined) query = query.where((eb) => eb.or([eb('to_ts', 'is', null), eb('to_ts', '>', options.from!)]));
+    if (options.from !== undefined)
+      query = query.where((eb) =>
+        eb.or([eb('to_ts', 'is', null), eb('to_ts', '>', options.from!)]),
+      );
     if (options.to !== undefined) query = query.where('from_ts', '<', options.to);
-    const rows = await query.orderBy('from_ts', 'desc').orderBy('id', 'desc').limit(options.limit ?? 1000).execute();
+    const rows = await query
+      .orderBy('from_ts', 'desc')
+      .orderBy('id', 'desc')
+      .limit(options.limit ?? 1000)
+      .execute();
     return rows.map((row) => ({
       vmId: row.vm_id,
       hostId: row.host_id,
@@ -96,6 +131,12 @@ export class LocationLedger {
       .orderBy('id', 'desc')
       .executeTakeFirst();
     if (!row) return null;
-    return { vmId: row.vm_id, hostId: row.host_id, powerState: row.power_state as PowerState, from: Number(row.from_ts), to: row.to_ts === null ? null : Number(row.to_ts) };
+    return {
+      vmId: row.vm_id,
+      hostId: row.host_id,
+      powerState: row.power_state as PowerState,
+      from: Number(row.from_ts),
+      to: row.to_ts === null ? null : Number(row.to_ts),
+    };
   }
 }

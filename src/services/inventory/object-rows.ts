@@ -7,7 +7,11 @@ interface StoredTags {
   user: string[];
 }
 
-export function rowOf(object: ManagedObject, discoveredTags: string[], userTags: string[]): ObjectsTable {
+export function rowOf(
+  object: ManagedObject,
+  discoveredTags: string[],
+  userTags: string[],
+): ObjectsTable {
   const tags: StoredTags = { discovered: discoveredTags, user: userTags };
   return {
     id: object.id,

@@ -7,7 +7,7 @@
  * re-run or failed with ZEN_TASK_INTERRUPTED.
  */
 import type { Clock } from '../../core/clock.js';
-import { isZenithError, ZenithError, type ErrorCode } from '../../core/errors.js';
+import { isZenithError, ZenithError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
 import type { Logger } from '../../core/logger.js';
 import type { ActionProgress } from '../../hypervisors/driver.js';
@@ -84,7 +84,14 @@ export class TaskService {
   #accepting = true;
 
   constructor(
-    private readonly deps: { store: Store; events: EventBus; audit: AuditService; clock: Clock; logger: Logger; resolveActor: (id: string) => Promise<Actor> },
+    private readonly deps: {
+      store: Store;
+      events: EventBus;
+      audit: AuditService;
+      clock: Clock;
+      logger: Logger;
+      resolveActor: (id: string) => Promise<Actor>;
+    },
   ) {}
 
   register(kind: TaskKind): void {
@@ -92,9 +99,17 @@ export class TaskService {
   }
 
   /** Records a task and schedules it; resolves at once with the queued task. */
-  async submit(input: { kind: string; targetId: string | null; params: Record<string, unknown>; owner: Actor; requestId?: string }): Promise<Task> {
-    if (!this.#kinds.has(input.kind)) throw new ZenithError('ZEN_UNSUPPORTED', `no task kind '${input.kind}'`);
-    if (!this.#accepting) throw new ZenithError('ZEN_STORE_UNAVAILABLE', 'the server is shutting down');
+  async submit(input: {
+    kind: string;
+    targetId: string | null;
+    params: Record<string, unknown>;
+    owner: Actor;
+    requestId?: string;
+  }): Promise<Task> {
+    if (!this.#kinds.has(input.kind))
+      throw new ZenithError('ZEN_UNSUPPORTED', `no task kind '${input.kind}'`);
+    if (!this.#accepting)
+      throw new ZenithError('ZEN_STORE_UNAVAILABLE', 'the server is shutting down');
     const now = this.deps.clock.now();
     const row: TasksTable = {
       id: newId('task', now),
@@ -115,8 +130,26 @@ export class TaskService {
     };
     const events = await this.deps.store.transaction(async (tx) => {
       await tx.insertInto('tasks').values(row).execute();
-      await this.deps.audit.append([{ actor: input.owner, action: input.kind, targetId: input.targetId, params: input.params, result: 'accepted', requestId: input.requestId ?? null }], tx);
-      return this.deps.events.persist(tx, [{ type: 'task.queued', objectId: row.id, data: { kind: row.kind, targetId: row.target_id } }]);
+      await this.deps.audit.append(
+        [
+          {
+            actor: input.owner,
+            action: input.kind,
+            targetId: input.targetId,
+            params: input.params,
+            result: 'accepted',
+            requestId: input.requestId ?? null,
+          },
+        ],
+        tx,
+      );
+      return this.deps.events.persist(tx, [
+        {
+          type: 'task.queued',
+          objectId: row.id,
+          data: { kind: row.kind, targetId: row.target_id },
+        },
+      ]);
     });
     this.deps.events.deliver(events);
     this.#owners.set(row.id, input.owner);
@@ -126,12 +159,22 @@ export class TaskService {
   }
 
   async get(id: string): Promise<Task> {
-    const row = await this.deps.store.db.selectFrom('tasks').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await this.deps.store.db
+      .selectFrom('tasks')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
     if (!row) throw new ZenithError('ZEN_NOT_FOUND', `no task ${id}`, { id });
     return taskOf(row);
   }
 
-  async list(options: { state?: TaskState; targetId?: string; ownerId?: string; beforeId?: string; limit: number }): Promise<Task[]> {
+  async list(options: {
+    state?: TaskState;
+    targetId?: string;
+    ownerId?: string;
+    beforeId?: string;
+    limit: number;
+  }): Promise<Task[]> {
     let query = this.deps.store.db.selectFrom('tasks').selectAll();
     if (options.state) query = query.where('state', '=', options.state);
     if (options.targetId) query = query.where('target_id', '=', options.targetId);
@@ -142,10 +185,20 @@ export class TaskService {
 
   async cancel(id: string, by: Actor): Promise<Task> {
     const task = await this.get(id);
-    if (finalStates.includes(task.state)) throw new ZenithError('ZEN_INVALID_STATE', `the task already ${task.state}`, { state: task.state });
+    if (finalStates.includes(task.state))
+      throw new ZenithError('ZEN_INVALID_STATE', `the task already ${task.state}`, {
+        state: task.state,
+      });
     const controller = this.#running.get(id);
-    if (controller) controller.abort(new ZenithError('ZEN_TASK_CANCELLED', `cancelled by ${by.name}`));
-    else await this.#finish(task, 'cancelled', null, new ZenithError('ZEN_TASK_CANCELLED', `cancelled by ${by.name}`));
+    if (controller)
+      controller.abort(new ZenithError('ZEN_TASK_CANCELLED', `cancelled by ${by.name}`));
+    else
+      await this.#finish(
+        task,
+        'cancelled',
+        null,
+        new ZenithError('ZEN_TASK_CANCELLED', `cancelled by ${by.name}`),
+      );
     return this.get(id);
   }
 
@@ -155,7 +208,8 @@ export class TaskService {
     for (;;) {
       const task = await this.get(id);
       if (finalStates.includes(task.state)) return task;
-      if (this.deps.clock.now() > deadline) throw new ZenithError('ZEN_TIMEOUT', `task ${id} did not finish in time`);
+      if (this.deps.clock.now() > deadline)
+        throw new ZenithError('ZEN_TIMEOUT', `task ${id} did not finish in time`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, 100);
         const unsubscribe = this.deps.events.subscribe((event) => {
@@ -171,8 +225,18 @@ export class TaskService {
   }
 
   /** Finishes what a previous process left behind. Call once connections have synced. */
-  async recover(): Promise<{ resumed: number; completed: number; retried: number; interrupted: number }> {
-    const rows = await this.deps.store.db.selectFrom('tasks').selectAll().where('state', 'in', ['queued', 'running']).orderBy('id').execute();
+  async recover(): Promise<{
+    resumed: number;
+    completed: number;
+    retried: number;
+    interrupted: number;
+  }> {
+    const rows = await this.deps.store.db
+      .selectFrom('tasks')
+      .selectAll()
+      .where('state', 'in', ['queued', 'running'])
+      .orderBy('id')
+      .execute();
     const outcome = { resumed: 0, completed: 0, retried: 0, interrupted: 0 };
     for (const row of rows) {
       const task = taskOf(row);
@@ -186,18 +250,38 @@ export class TaskService {
       try {
         if (kind) verdict = await kind.recover(task);
       } catch (error) {
-        this.deps.logger.warn({ task: task.id, err: (error as Error).message }, 'task recovery check failed');
+        this.deps.logger.warn(
+          { task: task.id, err: (error as Error).message },
+          'task recovery check failed',
+        );
       }
       if (verdict === 'retry' && task.attempt < maxAttempts) {
         outcome.retried++;
-        await this.deps.store.db.updateTable('tasks').set({ state: 'queued', attempt: task.attempt + 1, progress: 0, progress_message: 'retrying after a restart' }).where('id', '=', task.id).execute();
+        await this.deps.store.db
+          .updateTable('tasks')
+          .set({
+            state: 'queued',
+            attempt: task.attempt + 1,
+            progress: 0,
+            progress_message: 'retrying after a restart',
+          })
+          .where('id', '=', task.id)
+          .execute();
         this.#schedule({ ...task, state: 'queued', attempt: task.attempt + 1 });
       } else if (verdict === 'done') {
         outcome.completed++;
         await this.#finish(task, 'succeeded', { recovered: true }, null);
       } else {
         outcome.interrupted++;
-        await this.#finish(task, 'failed', null, new ZenithError('ZEN_TASK_INTERRUPTED', 'the control plane stopped while this task ran, and it could not be completed safely'));
+        await this.#finish(
+          task,
+          'failed',
+          null,
+          new ZenithError(
+            'ZEN_TASK_INTERRUPTED',
+            'the control plane stopped while this task ran, and it could not be completed safely',
+          ),
+        );
       }
     }
     return outcome;
@@ -206,13 +290,20 @@ export class TaskService {
   /** Stops taking tasks and waits for the running ones (up to the timeout). */
   async drain(timeoutMs = 10_000): Promise<void> {
     this.#accepting = false;
-    await Promise.race([Promise.allSettled([...this.#lanes.values()]), this.deps.clock.sleep(timeoutMs)]);
+    await Promise.race([
+      Promise.allSettled([...this.#lanes.values()]),
+      this.deps.clock.sleep(timeoutMs),
+    ]);
   }
 
   #schedule(task: Task): void {
     const lane = task.targetId ?? task.id;
     const previous = this.#lanes.get(lane) ?? Promise.resolve();
-    const next = previous.then(() => this.#execute(task)).catch((error: unknown) => this.deps.logger.error({ err: error, task: task.id }, 'task runner failed'));
+    const next = previous
+      .then(() => this.#execute(task))
+      .catch((error: unknown) =>
+        this.deps.logger.error({ err: error, task: task.id }, 'task runner failed'),
+      );
     this.#lanes.set(lane, next);
     void next.then(() => {
       if (this.#lanes.get(lane) === next) this.#lanes.delete(lane);
@@ -226,8 +317,18 @@ export class TaskService {
     const controller = new AbortController();
     this.#running.set(current.id, controller);
     const startedAt = this.deps.clock.now();
-    await this.deps.store.db.updateTable('tasks').set({ state: 'running', started_at: startedAt }).where('id', '=', current.id).execute();
-    await this.deps.events.publish([{ type: 'task.running', objectId: current.id, data: { kind: current.kind, targetId: current.targetId } }]);
+    await this.deps.store.db
+      .updateTable('tasks')
+      .set({ state: 'running', started_at: startedAt })
+      .where('id', '=', current.id)
+      .execute();
+    await this.deps.events.publish([
+      {
+        type: 'task.running',
+        objectId: current.id,
+        data: { kind: current.kind, targetId: current.targetId },
+      },
+    ]);
     let lastWrite = 0;
     const progress = (update: ActionProgress) => {
       const now = this.deps.clock.now();
@@ -240,23 +341,57 @@ export class TaskService {
         .where('id', '=', current.id)
         .where('state', '=', 'running')
         .execute()
-        .then(() => this.deps.events.publish([{ type: 'task.progress', objectId: current.id, data: { percent, message: update.message ?? null, ...(update.details ?? {}) } }]))
+        .then(() =>
+          this.deps.events.publish([
+            {
+              type: 'task.progress',
+              objectId: current.id,
+              data: { percent, message: update.message ?? null, ...(update.details ?? {}) },
+            },
+          ]),
+        )
         .catch((error: unknown) => this.deps.logger.warn({ err: error }, 'progress write failed'));
     };
     try {
-      const result = await kind.run({ task: { ...current, state: 'running', startedAt }, signal: controller.signal, progress });
+      const result = await kind.run({
+        task: { ...current, state: 'running', startedAt },
+        signal: controller.signal,
+        progress,
+      });
       await this.#finish(current, 'succeeded', result ?? null, null);
     } catch (error) {
-      const coded = controller.signal.aborted && isZenithError(controller.signal.reason) ? controller.signal.reason : error;
-      const zenithError = isZenithError(coded) ? coded : new ZenithError('ZEN_DRIVER_ERROR', coded instanceof Error ? coded.message : String(coded));
-      if (!isZenithError(coded)) this.deps.logger.error({ err: coded, task: current.id }, 'task failed with an uncoded error');
-      await this.#finish(current, zenithError.code === 'ZEN_TASK_CANCELLED' ? 'cancelled' : 'failed', null, zenithError);
+      const coded =
+        controller.signal.aborted && isZenithError(controller.signal.reason)
+          ? controller.signal.reason
+          : error;
+      const zenithError = isZenithError(coded)
+        ? coded
+        : new ZenithError(
+            'ZEN_DRIVER_ERROR',
+            coded instanceof Error ? coded.message : String(coded),
+          );
+      if (!isZenithError(coded))
+        this.deps.logger.error(
+          { err: coded, task: current.id },
+          'task failed with an uncoded error',
+        );
+      await this.#finish(
+        current,
+        zenithError.code === 'ZEN_TASK_CANCELLED' ? 'cancelled' : 'failed',
+        null,
+        zenithError,
+      );
     } finally {
       this.#running.delete(current.id);
     }
   }
 
-  async #finish(task: Task, state: TaskState, result: unknown, error: ZenithError | null): Promise<void> {
+  async #finish(
+    task: Task,
+    state: TaskState,
+    result: unknown,
+    error: ZenithError | null,
+  ): Promise<void> {
     const owner = this.#owners.get(task.id) ?? (await this.deps.resolveActor(task.ownerId));
     const endedAt = this.deps.clock.now();
     const events = await this.deps.store.transaction(async (tx) => {
@@ -273,11 +408,28 @@ export class TaskService {
         .where('id', '=', task.id)
         .execute();
       await this.deps.audit.append(
-        [{ actor: owner, action: `${task.kind}.${state === 'succeeded' ? 'completed' : state}`, targetId: task.targetId, params: { taskId: task.id, attempt: task.attempt }, result: state === 'succeeded' ? 'succeeded' : 'failed', errorCode: error?.code ?? null }],
+        [
+          {
+            actor: owner,
+            action: `${task.kind}.${state === 'succeeded' ? 'completed' : state}`,
+            targetId: task.targetId,
+            params: { taskId: task.id, attempt: task.attempt },
+            result: state === 'succeeded' ? 'succeeded' : 'failed',
+            errorCode: error?.code ?? null,
+          },
+        ],
         tx,
       );
       return this.deps.events.persist(tx, [
-        { type: `task.${state}`, objectId: task.id, data: { kind: task.kind, targetId: task.targetId, ...(error ? { error: { code: error.code as ErrorCode, message: error.message } } : {}) } },
+        {
+          type: `task.${state}`,
+          objectId: task.id,
+          data: {
+            kind: task.kind,
+            targetId: task.targetId,
+            ...(error ? { error: { code: error.code, message: error.message } } : {}),
+          },
+        },
       ]);
     });
     this.#owners.delete(task.id);

@@ -5,14 +5,29 @@
  * once, not a failed task later.
  */
 import { ZenithError } from '../../core/errors.js';
-import type { ActionContext, Capability, DiscoveredVm, HypervisorDriver, PowerState } from '../../hypervisors/driver.js';
+import type {
+  ActionContext,
+  Capability,
+  DiscoveredVm,
+  HypervisorDriver,
+  PowerState,
+} from '../../hypervisors/driver.js';
 import type { Actor } from '../audit/audit-service.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import type { ManagedObject } from '../inventory/model.js';
 import type { Task, TaskRunContext, TaskService } from '../tasks/task-service.js';
 
-export const vmActionNames = ['start', 'stop', 'shutdown', 'reboot', 'suspend', 'resume', 'delete', 'migrate'] as const;
+export const vmActionNames = [
+  'start',
+  'stop',
+  'shutdown',
+  'reboot',
+  'suspend',
+  'resume',
+  'delete',
+  'migrate',
+] as const;
 export type VmActionName = (typeof vmActionNames)[number];
 
 interface ActionSpec {
@@ -21,19 +36,60 @@ interface ActionSpec {
   from: PowerState[];
   /** The power state that shows the action took effect (for recovery), if any. */
   reaches: PowerState | 'gone' | 'moved' | null;
-  perform(driver: HypervisorDriver, vm: ManagedObject, context: ActionContext, params: Record<string, unknown>, targetExternalId: string | null): Promise<DiscoveredVm | null>;
+  perform(
+    driver: HypervisorDriver,
+    vm: ManagedObject,
+    context: ActionContext,
+    params: Record<string, unknown>,
+    targetExternalId: string | null,
+  ): Promise<DiscoveredVm | null>;
 }
 
 const active: PowerState[] = ['running', 'suspended', 'paused'];
 
 const specs: Record<VmActionName, ActionSpec> = {
-  start: { capability: 'vm.start', from: ['stopped'], reaches: 'running', perform: (d, vm, c) => d.startVm(vm.externalId!, c) },
-  stop: { capability: 'vm.stop', from: active, reaches: 'stopped', perform: (d, vm, c) => d.stopVm(vm.externalId!, c, { force: true }) },
-  shutdown: { capability: 'vm.shutdown', from: ['running'], reaches: 'stopped', perform: (d, vm, c) => d.stopVm(vm.externalId!, c, { force: false }) },
-  reboot: { capability: 'vm.reboot', from: ['running'], reaches: null, perform: (d, vm, c) => d.rebootVm(vm.externalId!, c) },
-  suspend: { capability: 'vm.suspend', from: ['running'], reaches: 'suspended', perform: (d, vm, c) => d.suspendVm(vm.externalId!, c) },
-  resume: { capability: 'vm.resume', from: ['suspended', 'paused'], reaches: 'running', perform: (d, vm, c) => d.resumeVm(vm.externalId!, c) },
-  delete: { capability: 'vm.delete', from: ['stopped', 'unknown'], reaches: 'gone', perform: (d, vm, c) => d.deleteVm(vm.externalId!, c) },
+  start: {
+    capability: 'vm.start',
+    from: ['stopped'],
+    reaches: 'running',
+    perform: (d, vm, c) => d.startVm(vm.externalId!, c),
+  },
+  stop: {
+    capability: 'vm.stop',
+    from: active,
+    reaches: 'stopped',
+    perform: (d, vm, c) => d.stopVm(vm.externalId!, c, { force: true }),
+  },
+  shutdown: {
+    capability: 'vm.shutdown',
+    from: ['running'],
+    reaches: 'stopped',
+    perform: (d, vm, c) => d.stopVm(vm.externalId!, c, { force: false }),
+  },
+  reboot: {
+    capability: 'vm.reboot',
+    from: ['running'],
+    reaches: null,
+    perform: (d, vm, c) => d.rebootVm(vm.externalId!, c),
+  },
+  suspend: {
+    capability: 'vm.suspend',
+    from: ['running'],
+    reaches: 'suspended',
+    perform: (d, vm, c) => d.suspendVm(vm.externalId!, c),
+  },
+  resume: {
+    capability: 'vm.resume',
+    from: ['suspended', 'paused'],
+    reaches: 'running',
+    perform: (d, vm, c) => d.resumeVm(vm.externalId!, c),
+  },
+  delete: {
+    capability: 'vm.delete',
+    from: ['stopped', 'unknown'],
+    reaches: 'gone',
+    perform: (d, vm, c) => d.deleteVm(vm.externalId!, c),
+  },
   migrate: {
     capability: 'vm.migrate',
     from: ['running', 'stopped', 'suspended', 'paused'],
@@ -41,8 +97,12 @@ const specs: Record<VmActionName, ActionSpec> = {
     perform: (d, vm, c, params, target) =>
       d.migrateVm(vm.externalId!, target!, c, {
         withStorage: params.withStorage === true,
-        ...(typeof params.maxBandwidthBytesPerSecond === 'number' ? { maxBandwidthBytesPerSecond: params.maxBandwidthBytesPerSecond } : {}),
-        ...(typeof params.maxDowntimeMs === 'number' ? { maxDowntimeMs: params.maxDowntimeMs } : {}),
+        ...(typeof params.maxBandwidthBytesPerSecond === 'number'
+          ? { maxBandwidthBytesPerSecond: params.maxBandwidthBytesPerSecond }
+          : {}),
+        ...(typeof params.maxDowntimeMs === 'number'
+          ? { maxDowntimeMs: params.maxDowntimeMs }
+          : {}),
       }),
   },
 };
@@ -54,48 +114,101 @@ export class VmActionService {
     private readonly tasks: TaskService,
   ) {
     for (const name of vmActionNames) {
-      tasks.register({ name: `vm.${name}`, run: (context) => this.#run(name, context), recover: (task) => this.#recover(name, task) });
+      tasks.register({
+        name: `vm.${name}`,
+        run: (context) => this.#run(name, context),
+        recover: (task) => this.#recover(name, task),
+      });
     }
   }
 
   /** Checks and queues an action; returns the task (answered with 202). */
-  async request(action: VmActionName, vmId: string, params: Record<string, unknown>, owner: Actor, requestId?: string): Promise<Task> {
+  async request(
+    action: VmActionName,
+    vmId: string,
+    params: Record<string, unknown>,
+    owner: Actor,
+    requestId?: string,
+  ): Promise<Task> {
     const spec = specs[action];
     const vm = this.inventory.get(vmId);
     if (vm.kind !== 'vm') throw new ZenithError('ZEN_NOT_FOUND', `${vmId} is not a VM`);
-    if (vm.status === 'missing') throw new ZenithError('ZEN_INVALID_STATE', `${vm.name} is missing from its hypervisor`, { status: vm.status });
+    if (vm.status === 'missing')
+      throw new ZenithError('ZEN_INVALID_STATE', `${vm.name} is missing from its hypervisor`, {
+        status: vm.status,
+      });
     const driver = this.connections.driver(vm.connectionId!);
     if (!driver.info.capabilities.includes(spec.capability)) {
-      throw new ZenithError('ZEN_UNSUPPORTED', `${driver.info.type} connections cannot ${action} VMs`, { capability: spec.capability, type: driver.info.type });
+      throw new ZenithError(
+        'ZEN_UNSUPPORTED',
+        `${driver.info.type} connections cannot ${action} VMs`,
+        { capability: spec.capability, type: driver.info.type },
+      );
     }
     const power = (vm.facts['power.state'] as PowerState | undefined) ?? 'unknown';
     if (!spec.from.includes(power)) {
-      throw new ZenithError('ZEN_INVALID_STATE', `${vm.name} is ${power}; ${action} needs it ${spec.from.join(' or ')}`, { powerState: power, action });
+      throw new ZenithError(
+        'ZEN_INVALID_STATE',
+        `${vm.name} is ${power}; ${action} needs it ${spec.from.join(' or ')}`,
+        { powerState: power, action },
+      );
     }
     const taskParams: Record<string, unknown> = { ...params, vmName: vm.name };
     if (action === 'migrate') {
-      const target = this.inventory.resolve('host', String(params.targetHostId ?? ''));
-      if (target.connectionId !== vm.connectionId) throw new ZenithError('ZEN_UNSUPPORTED', 'migration between hosts of different connections is not supported yet', { targetHostId: target.id });
-      if (target.id === vm.computed['location.hostId']) throw new ZenithError('ZEN_INVALID_STATE', `${vm.name} already runs on ${target.name}`);
-      if (target.status !== 'present') throw new ZenithError('ZEN_INVALID_STATE', `host ${target.name} is missing`);
+      const target = this.inventory.resolve('host', typeof params.targetHostId === 'string' ? params.targetHostId : '');
+      if (target.connectionId !== vm.connectionId)
+        throw new ZenithError(
+          'ZEN_UNSUPPORTED',
+          'migration between hosts of different connections is not supported yet',
+          { targetHostId: target.id },
+        );
+      if (target.id === vm.computed['location.hostId'])
+        throw new ZenithError('ZEN_INVALID_STATE', `${vm.name} already runs on ${target.name}`);
+      if (target.status !== 'present')
+        throw new ZenithError('ZEN_INVALID_STATE', `host ${target.name} is missing`);
       taskParams.targetHostId = target.id;
       taskParams.targetHostName = target.name;
       taskParams.sourceHostId = vm.computed['location.hostId'] ?? null;
     }
-    return this.tasks.submit({ kind: `vm.${action}`, targetId: vm.id, params: taskParams, owner, ...(requestId ? { requestId } : {}) });
+    return this.tasks.submit({
+      kind: `vm.${action}`,
+      targetId: vm.id,
+      params: taskParams,
+      owner,
+      ...(requestId ? { requestId } : {}),
+    });
   }
 
   async #run(action: VmActionName, context: TaskRunContext): Promise<unknown> {
     const spec = specs[action];
     const vm = this.inventory.get(context.task.targetId!);
     const driver = this.connections.driver(vm.connectionId!);
-    const target = action === 'migrate' ? this.inventory.get(String(context.task.params.targetHostId)).externalId : null;
+    const target =
+      action === 'migrate'
+        ? this.inventory.get(String(context.task.params.targetHostId)).externalId
+        : null;
     const started = Date.now();
-    const after = await spec.perform(driver, vm, { signal: context.signal, progress: context.progress }, context.task.params, target);
+    const after = await spec.perform(
+      driver,
+      vm,
+      { signal: context.signal, progress: (update) => context.progress(update) },
+      context.task.params,
+      target,
+    );
     if (after) await this.inventory.applyChanges(vm.connectionId!, [after]);
-    else await this.inventory.applyChanges(vm.connectionId!, [], [{ kind: 'vm', externalId: vm.externalId! }]);
+    else
+      await this.inventory.applyChanges(
+        vm.connectionId!,
+        [],
+        [{ kind: 'vm', externalId: vm.externalId! }],
+      );
     const now = this.inventory.get(vm.id);
-    return { powerState: now.facts['power.state'] ?? null, hostId: now.computed['location.hostId'] ?? null, status: now.status, durationMs: Date.now() - started };
+    return {
+      powerState: now.facts['power.state'] ?? null,
+      hostId: now.computed['location.hostId'] ?? null,
+      status: now.status,
+      durationMs: Date.now() - started,
+    };
   }
 
   async #recover(action: VmActionName, task: Task): Promise<'done' | 'retry' | 'interrupted'> {
@@ -103,7 +216,8 @@ export class VmActionService {
     const vm = this.inventory.index.get(task.targetId ?? '');
     if (spec.reaches === 'gone') return !vm || vm.status === 'missing' ? 'done' : 'retry';
     if (!vm || vm.status === 'missing') return 'interrupted';
-    if (spec.reaches === 'moved') return vm.computed['location.hostId'] === task.params.targetHostId ? 'done' : 'retry';
+    if (spec.reaches === 'moved')
+      return vm.computed['location.hostId'] === task.params.targetHostId ? 'done' : 'retry';
     if (spec.reaches === null) return 'interrupted';
     return vm.facts['power.state'] === spec.reaches ? 'done' : 'retry';
   }

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { MigrationContext } from './index.js';
+import type { MigrationContext } from './context.js';
 
 // Forward-only: once released, a migration is never edited (test/store/migrations.test.ts holds their checksums).
 export async function up(db: Kysely<unknown>, { dialect }: MigrationContext): Promise<void> {
@@ -20,20 +20,35 @@ export async function up(db: Kysely<unknown>, { dialect }: MigrationContext): Pr
     .addColumn('created_at', bigint, (c) => c.notNull())
     .addColumn('updated_at', bigint, (c) => c.notNull())
     .execute();
-  await db.schema.createIndex('objects_by_external').on('objects').columns(['connection_id', 'kind', 'external_id']).unique().execute();
+  await db.schema
+    .createIndex('objects_by_external')
+    .on('objects')
+    .columns(['connection_id', 'kind', 'external_id'])
+    .unique()
+    .execute();
   await db.schema.createIndex('objects_by_kind').on('objects').columns(['kind', 'name']).execute();
 
   await db.schema
     .createTable('location_history')
-    .addColumn('id', dialect === 'postgres' ? 'bigserial' : 'integer', (c) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement()))
+    .addColumn('id', dialect === 'postgres' ? 'bigserial' : 'integer', (c) =>
+      dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement(),
+    )
     .addColumn('vm_id', 'text', (c) => c.notNull())
     .addColumn('host_id', 'text')
     .addColumn('power_state', 'text', (c) => c.notNull())
     .addColumn('from_ts', bigint, (c) => c.notNull())
     .addColumn('to_ts', bigint)
     .execute();
-  await db.schema.createIndex('location_by_vm').on('location_history').columns(['vm_id', 'from_ts']).execute();
-  await db.schema.createIndex('location_by_host').on('location_history').columns(['host_id', 'from_ts']).execute();
+  await db.schema
+    .createIndex('location_by_vm')
+    .on('location_history')
+    .columns(['vm_id', 'from_ts'])
+    .execute();
+  await db.schema
+    .createIndex('location_by_host')
+    .on('location_history')
+    .columns(['host_id', 'from_ts'])
+    .execute();
 
   await db.schema
     .createTable('identities')
@@ -51,7 +66,9 @@ export async function up(db: Kysely<unknown>, { dialect }: MigrationContext): Pr
   await db.schema
     .createTable('tokens')
     .addColumn('id', 'text', (c) => c.primaryKey())
-    .addColumn('identity_id', 'text', (c) => c.notNull().references('identities.id').onDelete('cascade'))
+    .addColumn('identity_id', 'text', (c) =>
+      c.notNull().references('identities.id').onDelete('cascade'),
+    )
     .addColumn('kind', 'text', (c) => c.notNull())
     .addColumn('name', 'text', (c) => c.notNull())
     .addColumn('secret_hash', 'text', (c) => c.notNull())
@@ -94,12 +111,22 @@ export async function up(db: Kysely<unknown>, { dialect }: MigrationContext): Pr
     .addColumn('started_at', bigint)
     .addColumn('ended_at', bigint)
     .execute();
-  await db.schema.createIndex('tasks_by_state').on('tasks').columns(['state', 'created_at']).execute();
-  await db.schema.createIndex('tasks_by_target').on('tasks').columns(['target_id', 'created_at']).execute();
+  await db.schema
+    .createIndex('tasks_by_state')
+    .on('tasks')
+    .columns(['state', 'created_at'])
+    .execute();
+  await db.schema
+    .createIndex('tasks_by_target')
+    .on('tasks')
+    .columns(['target_id', 'created_at'])
+    .execute();
 
   await db.schema
     .createTable('events')
-    .addColumn('seq', dialect === 'postgres' ? 'bigserial' : 'integer', (c) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement()))
+    .addColumn('seq', dialect === 'postgres' ? 'bigserial' : 'integer', (c) =>
+      dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement(),
+    )
     .addColumn('type', 'text', (c) => c.notNull())
     .addColumn('object_id', 'text')
     .addColumn('data', 'text', (c) => c.notNull())
@@ -123,5 +150,9 @@ export async function up(db: Kysely<unknown>, { dialect }: MigrationContext): Pr
     .addColumn('hash', 'text', (c) => c.notNull())
     .execute();
   await db.schema.createIndex('audit_by_actor').on('audit').columns(['actor_id', 'seq']).execute();
-  await db.schema.createIndex('audit_by_target').on('audit').columns(['target_id', 'seq']).execute();
+  await db.schema
+    .createIndex('audit_by_target')
+    .on('audit')
+    .columns(['target_id', 'seq'])
+    .execute();
 }

@@ -1,11 +1,9 @@
 import type { Kysely } from 'kysely';
 import * as m0001 from './0001-initial.js';
 
-export type Dialect = 'sqlite' | 'postgres';
+import type { MigrationContext } from './context.js';
 
-export interface MigrationContext {
-  dialect: Dialect;
-}
+export type { Dialect, MigrationContext } from './context.js';
 
 export interface ZenithMigration {
   name: string;
