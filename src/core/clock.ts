@@ -53,7 +53,11 @@ export class ManualClock implements Clock {
         reject(signal.reason as Error);
         return;
       }
-      const sleeper: Sleeper = { wakeAt: this.#now + Math.max(0, ms), resolve };
+      if (ms <= 0) {
+        queueMicrotask(resolve);
+        return;
+      }
+      const sleeper: Sleeper = { wakeAt: this.#now + ms, resolve };
       this.#sleepers.push(sleeper);
       signal?.addEventListener(
         'abort',

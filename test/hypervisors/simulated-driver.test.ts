@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { ManualClock } from '../../src/core/clock.js';
+import { isZenithError } from '../../src/core/errors.js';
+import type { ActionProgress, DiscoveredVm } from '../../src/hypervisors/driver.js';
+import { SimulatedDriver } from '../../src/hypervisors/simulated/simulated-driver.js';
+
+const fleet = { seed: 7, datacenters: 1, clustersPerDatacenter: 2, hostsPerCluster: 2, vmsPerHost: 10 };
+const noProgress = { signal: new AbortController().signal, progress: () => undefined };
+
+function vmsOf(objects: { kind: string }[]): DiscoveredVm[] {
+  return objects.filter((o) => o.kind === 'vm') as DiscoveredVm[];
+}
+
+test('the same settings give the same fleet, labelled simulated', async () => {
+  const a = await new SimulatedDriver({ clock: new ManualClock(), fleet }).discover();
+  const b = await new SimulatedDriver({ clock: new ManualClock(), fleet }).discover();
+  assert.deepEqual(a, b);
+  assert.equal(vmsOf(a.objects).length, 40);
+  assert.ok(vmsOf(a.objects).some((vm) => vm.powerState === 'stopped') && vmsOf(a.objects).some((vm) => vm.powerState === 'running'));
+  assert.equal(a.objects.filter((o) => o.kind === 'host').length, 4);
+  assert.ok(vmsOf(a.objects).every((vm) => vm.facts['vm.simulated'] === true && vm.facts['hypervisor.type'] === 'simulated'));
+});
+
+test('a start takes its simulated time on the injected clock, then reports the new state', async () => {
+  const clock = new ManualClock();
+  const driver = new SimulatedDriver({ clock, fleet });
+  const stopped = vmsOf((await driver.discover()).objects).find((vm) => vm.powerState === 'stopped')!;
+  let done: DiscoveredVm | undefined;
+  void driver.startVm(stopped.externalId, noProgress).then((vm) => (done = vm));
+  await clock.advance(1400);
+  assert.equal(done, undefined, 'not yet after 1.4 s');
+  await clock.advance(100);
+  assert.equal(done?.powerState, 'running');
+  await assert.rejects(driver.startVm(stopped.externalId, noProgress), (e) => isZenithError(e) && e.code === 'ZEN_INVALID_STATE');
+});
+
+test('a migration lasts memory ÷ bandwidth and reports progress with bytes', async () => {
+  const clock = new ManualClock();
+  const driver = new SimulatedDriver({ clock, fleet, migrationBytesPerSecond: 1024 ** 3 });
+  const objects = (await driver.discover()).objects;
+  const vm = vmsOf(objects).find((v) => v.powerState === 'stopped')!;
+  const target = objects.find((o) => o.kind === 'host' && o.externalId !== vm.hostExternalId)!;
+  const updates: ActionProgress[] = [];
+  const started = clock.now();
+  let finished: number | undefined;
+  const migration = driver.migrateVm(vm.externalId, target.externalId, { signal: new AbortController().signal, progress: (p) => updates.push(p) }).then((v) => {
+    finished = clock.now();
+    return v;
+  });
+  while (finished === undefined) await clock.advance(50);
+  const moved = await migration;
+  const expectedMs = 300 + ((vm.facts['memory.bytes'] as number) / 1024 ** 3) * 1000;
+  assert.ok(Math.abs(finished - started - expectedMs) <= 50, `took ${finished - started} ms, expected about ${expectedMs}`);
+  assert.equal(moved.hostExternalId, target.externalId);
+  assert.equal(updates.at(-1)?.percent, 100);
+  assert.equal(updates.at(-1)?.details?.bytesRemaining, 0);
+});
+
+test('the journal keeps the simulated hypervisor state across a new driver instance', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'zenith-sim-'));
+  try {
+    const clock = new ManualClock();
+    const journalPath = join(dir, 'sim.journal');
+    const first = new SimulatedDriver({ clock, fleet, journalPath, timeScale: 0 });
+    const vm = vmsOf((await first.discover()).objects).find((v) => v.powerState === 'running')!;
+    await first.suspendVm(vm.externalId, noProgress);
+    const second = new SimulatedDriver({ clock, fleet, journalPath, timeScale: 0 });
+    const again = vmsOf((await second.discover()).objects).find((v) => v.externalId === vm.externalId)!;
+    assert.equal(again.powerState, 'suspended');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an aborted action leaves the VM as it was', async () => {
+  const clock = new ManualClock();
+  const driver = new SimulatedDriver({ clock, fleet });
+  const vm = vmsOf((await driver.discover()).objects).find((v) => v.powerState === 'running')!;
+  const controller = new AbortController();
+  const suspending = driver.suspendVm(vm.externalId, { signal: controller.signal, progress: () => undefined });
+  await clock.advance(100);
+  controller.abort(new Error('cancelled'));
+  await assert.rejects(suspending, /cancelled/);
+  const after = vmsOf((await driver.discover()).objects).find((v) => v.externalId === vm.externalId)!;
+  assert.equal(after.powerState, 'running');
+});
