@@ -68,29 +68,28 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
       reply,
     ),
   );
+  // JSON only: no form or plain-text bodies.
+  app.removeContentTypeParser(['text/plain']);
   installAuth(app, plane.identities);
 
-  // Every mutating request leaves an audit record (task routes write theirs with the task).
-  app.addHook('onResponse', async (request, reply) => {
+  // Every mutating request leaves an audit record before its answer goes out (task routes write theirs with the task).
+  app.addHook('onSend', async (request, reply, payload) => {
     const config = request.routeOptions.config;
-    if (
-      !['POST', 'PUT', 'PATCH', 'DELETE'].includes(request.method) ||
-      config.audit === false ||
-      !request.routeOptions.url
-    )
-      return;
-    if (!request.principal && reply.statusCode === 401) return;
+    const mutating = ['POST', 'PUT', 'PATCH', 'DELETE'].includes(request.method);
+    if (!mutating || !request.routeOptions.url) return payload;
+    // Task routes audit what they accept together with the task; refusals are audited here.
+    if (config.audit === false && reply.statusCode < 400) return payload;
+    if (!request.principal && reply.statusCode === 401) return payload;
     const actor = request.principal
       ? actorOf(request.principal)
       : { id: 'anonymous', kind: 'anonymous', name: 'anonymous' };
     const params = request.params as Record<string, unknown> | undefined;
-    const result =
-      reply.statusCode < 400 ? 'succeeded' : reply.statusCode === 403 ? 'denied' : 'failed';
+    const result = reply.statusCode < 400 ? 'succeeded' : reply.statusCode === 403 ? 'denied' : 'failed';
     await plane.audit
       .append([
         {
           actor,
-          action: config.audit ?? `${request.method} ${request.routeOptions.url}`,
+          action: config.audit || `${request.method} ${request.routeOptions.url}`,
           targetId: typeof params?.id === 'string' ? params.id : null,
           params: { body: request.body ?? null, ...(params ?? {}) },
           result,
@@ -99,6 +98,7 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
         },
       ])
       .catch((error: unknown) => request.log.error({ err: error }, 'audit append failed'));
+    return payload;
   });
 
   await app.register(

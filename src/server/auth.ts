@@ -67,7 +67,8 @@ export function installAuth(app: FastifyInstance, identities: IdentityService): 
       );
     }
   });
-  app.addHook('preHandler', async (request) => {
+  // onRequest: before the body is parsed or validated, so an anonymous caller learns nothing.
+  app.addHook('onRequest', async (request) => {
     const config = request.routeOptions.config;
     if (config.public || !request.routeOptions.url) return;
     const token = presentedToken(request);
