@@ -29,12 +29,13 @@ test('a start takes its simulated time on the injected clock, then reports the n
   const clock = new ManualClock();
   const driver = new SimulatedDriver({ clock, fleet });
   const stopped = vmsOf((await driver.discover()).objects).find((vm) => vm.powerState === 'stopped')!;
-  const outcome: { vm?: DiscoveredVm } = {};
-  void driver.startVm(stopped.externalId, noProgress).then((vm) => (outcome.vm = vm));
+  let done: DiscoveredVm | undefined;
+  const result = () => done;
+  void driver.startVm(stopped.externalId, noProgress).then((vm) => (done = vm));
   await clock.advance(1400);
-  assert.equal(outcome.vm, undefined, 'not yet after 1.4 s');
+  assert.equal(result(), undefined, 'not yet after 1.4 s');
   await clock.advance(100);
-  assert.equal(outcome.vm?.powerState, 'running');
+  assert.equal(result()?.powerState, 'running');
   await assert.rejects(driver.startVm(stopped.externalId, noProgress), (e) => isZenithError(e) && e.code === 'ZEN_INVALID_STATE');
 });
 
