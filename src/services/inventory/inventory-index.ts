@@ -149,7 +149,14 @@ export class InventoryIndex {
     const smallest = sets.sort((a, b) => a.size - b.size)[0];
     const ordered =
       options.kind && sortKey === 'name' && !descending ? this.#ordered(options.kind) : undefined;
-    if (ordered && (!smallest || smallest.size * 8 > ordered.length)) {
+    // Walking the name order costs about limit × total ÷ matches steps; sorting the candidates
+    // costs about n·log n. Take the cheaper one.
+    const walkSteps =
+      smallest && smallest.size > 0
+        ? ((limit + 1) * (ordered?.length ?? 0)) / smallest.size
+        : Infinity;
+    const sortSteps = smallest ? smallest.size * Math.log2(smallest.size + 2) : Infinity;
+    if (ordered && (!smallest || walkSteps < sortSteps)) {
       // Walk the name order from the cursor and stop once the page is full.
       page = [];
       let start = 0;
@@ -195,13 +202,17 @@ export class InventoryIndex {
         for (const value of indexKeys(factOf(object, term.key))) addTo(index, value, object.id);
       this.#factIndexes.set(term.key, index);
     }
-    const out = new Set<string>();
+    const forms = new Set<string>();
     for (const wanted of term.values) {
-      const forms = new Set([wanted]);
+      forms.add(wanted);
       if (wanted.trim() !== '' && Number.isFinite(Number(wanted)))
         forms.add(String(Number(wanted)));
-      for (const form of forms) for (const id of index.get(form) ?? []) out.add(id);
     }
+    const found = [...forms].map((form) => index.get(form)).filter((set) => set !== undefined);
+    // One value: the index's own set (read-only here), no copy per request.
+    if (found.length <= 1) return found[0] ?? new Set();
+    const out = new Set<string>();
+    for (const set of found) for (const id of set) out.add(id);
     return out;
   }
 
