@@ -16,6 +16,7 @@ import { IdentityService } from './identity/identity-service.js';
 import { InventoryService } from './inventory/inventory-service.js';
 import { TaskService } from './tasks/task-service.js';
 import { VmActionService } from './vms/vm-actions.js';
+import { VmCreateService } from './vms/vm-create.js';
 
 export interface ControlPlaneOptions {
   dataDir: string;
@@ -37,6 +38,7 @@ export interface ControlPlane {
   connections: ConnectionService;
   tasks: TaskService;
   vms: VmActionService;
+  vmCreation: VmCreateService;
   registry: DriverRegistry;
   /** Set on the very first start when no admin password was given: print it once. */
   generatedAdminPassword: string | undefined;
@@ -75,6 +77,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   };
   const tasks = new TaskService({ store, events, audit, clock, logger, resolveActor });
   const vms = new VmActionService(inventory, connections, tasks);
+  const vmCreation = new VmCreateService(inventory, connections, tasks);
 
   try {
     await inventory.load();
@@ -104,6 +107,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       connections,
       tasks,
       vms,
+      vmCreation,
       registry,
       generatedAdminPassword: bootstrap.generatedPassword,
       async close() {

@@ -73,15 +73,22 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `zenith ARGS…` as a user would, with its own config file (where login keeps the session). */
-export function cliRunner(
-  server: string,
-): (
+export type CliRunner = (
   args: string[],
   options?: { env?: Record<string, string>; input?: string },
-) => Promise<CliResult> {
+) => Promise<CliResult>;
+
+const runnerConfigs = new WeakMap<CliRunner, string>();
+
+/** The config file (with the session) a runner uses, for a command started by hand. */
+export function configOf(runner: CliRunner): string {
+  return runnerConfigs.get(runner)!;
+}
+
+/** Runs `zenith ARGS…` as a user would, with its own config file (where login keeps the session). */
+export function cliRunner(server: string): CliRunner {
   const config = join(mkdtempSync(join(tmpdir(), 'zenith-cli-')), 'cli.json');
-  return (args, options = {}) =>
+  const run: CliRunner = (args, options = {}) =>
     new Promise((resolve) => {
       const child = spawn(process.execPath, [zenithBin, '--server', server, ...args], {
         env: { ...process.env, ZENITH_CONFIG: config, ...(options.env ?? {}) },
@@ -94,4 +101,6 @@ export function cliRunner(
       child.stdin.end(options.input ?? '');
       child.once('exit', (code) => resolve({ code: code ?? 1, stdout, stderr }));
     });
+  runnerConfigs.set(run, config);
+  return run;
 }

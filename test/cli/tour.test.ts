@@ -4,9 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
+import { spawn } from 'node:child_process';
 import { adminPassword } from '../../src/testing/control-plane.js';
 import {
   cliRunner,
+  configOf,
   startServerProcess,
   type ServerProcess,
 } from '../../src/testing/server-process.js';
@@ -111,6 +113,56 @@ describe('the five-minute tour through the zenith command', () => {
     const verify = await zenith(['audit', 'verify']);
     assert.equal(verify.code, 0, verify.stderr);
     assert.match(verify.stdout, /audit chain intact: \d+ records/);
+  });
+
+  test('events --follow shows a VM being created as it happens', async () => {
+    const follower = spawn(
+      process.execPath,
+      [
+        join(import.meta.dirname, '../../bin/zenith.js'),
+        '--server',
+        server.url,
+        'events',
+        '--follow',
+      ],
+      {
+        env: { ...process.env, ZENITH_CONFIG: configOf(zenith) },
+      },
+    );
+    let seen = '';
+    follower.stdout.on('data', (chunk: Buffer) => (seen += chunk.toString()));
+    await new Promise((r) => setTimeout(r, 1500));
+    const hosts = JSON.parse(
+      (await zenith(['--json', 'hosts', 'list', '--limit', '1'])).stdout,
+    ) as { items: Array<{ name: string }> };
+    const created = await zenith([
+      'vms',
+      'create',
+      'tour-vm',
+      '--host',
+      hosts.items[0]!.name,
+      '--cpus',
+      '2',
+      '--memory',
+      '512MiB',
+    ]);
+    assert.equal(created.code, 0, created.stderr);
+    for (let i = 0; i < 50 && !/task\.succeeded/.test(seen); i++)
+      await new Promise((r) => setTimeout(r, 100));
+    follower.kill();
+    assert.match(seen, /task\.queued .*"kind":"vm\.create"/);
+    assert.match(seen, /inventory\.created .*"name":"tour-vm"/);
+    assert.match(seen, /task\.succeeded/);
+    const badSize = await zenith([
+      'vms',
+      'create',
+      'x',
+      '--host',
+      hosts.items[0]!.name,
+      '--memory',
+      'lots',
+    ]);
+    assert.equal(badSize.code, 2);
   });
 
   test('a viewer is refused a stop with ZEN_FORBIDDEN; an administrator manages users and tokens', async () => {

@@ -218,17 +218,90 @@ for (const store of storeKinds) {
       assert.ok(verify.body.records >= records.length);
     });
 
+    test('a VM is created on a chosen host; impossible specs are refused before anything is queued', async () => {
+      const host = (await s.request('GET', '/hosts?limit=1', { token })).body.items[0];
+      const spec = {
+        name: 'web-new-1',
+        hostId: host.name,
+        cpus: 2,
+        memoryBytes: 2 * 1024 ** 3,
+        diskBytes: 20 * 1024 ** 3,
+      };
+      const create = await s.request('POST', '/vms', { token, body: spec });
+      assert.equal(create.status, 202, JSON.stringify(create.body));
+      const done = await waitTask(s, token, create.body.id);
+      assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
+      const vm = (await s.request('GET', `/vms/${done.result.vmId}`, { token })).body;
+      assert.deepEqual(
+        [vm.name, vm.facts['power.state'], vm.computed['location.hostId'], vm.facts['cpu.count']],
+        ['web-new-1', 'stopped', host.id, 2],
+      );
+      const refusals: Array<[Record<string, unknown>, number, string]> = [
+        [spec, 409, 'ZEN_CONFLICT'],
+        [{ ...spec, name: 'web-new-2', cpus: 0 }, 400, 'ZEN_BAD_REQUEST'],
+        [{ ...spec, name: 'web-new-3', memoryBytes: 1024 ** 5 }, 409, 'ZEN_NO_CAPACITY'],
+        [{ ...spec, name: 'web-new-4', hostId: 'no-such-host' }, 404, 'ZEN_NOT_FOUND'],
+        [{ ...spec, name: '../etc/passwd' }, 400, 'ZEN_BAD_REQUEST'],
+      ];
+      const tasksBefore = (await s.request('GET', '/tasks?limit=1000', { token })).body.items
+        .length;
+      for (const [body, status, code] of refusals) {
+        const answer = await s.request('POST', '/vms', { token, body });
+        assert.deepEqual(
+          [answer.status, answer.body.error?.code],
+          [status, code],
+          JSON.stringify(body),
+        );
+      }
+      assert.equal(
+        (await s.request('GET', '/tasks?limit=1000', { token })).body.items.length,
+        tasksBefore,
+        'no task was queued for a refused spec',
+      );
+    });
+
+    test('resource groups are created, listed and deleted by users', async () => {
+      const created = await s.request('POST', '/resource-groups', {
+        token,
+        body: { name: 'payments', tags: ['team:pay'], facts: { 'user.costCenter': 'cc-42' } },
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      assert.match(created.body.id, /^rg_/);
+      const listed = await s.request('GET', '/resource-groups?tag=team:pay', { token });
+      assert.deepEqual(
+        listed.body.items.map((g: any) => [g.name, g.userFacts['user.costCenter']]),
+        [['payments', 'cc-42']],
+      );
+      assert.equal(
+        (await s.request('POST', '/resource-groups', { token, body: { name: 'payments' } })).status,
+        409,
+      );
+      assert.equal(
+        (await s.request('DELETE', `/resource-groups/${created.body.id}`, { token })).status,
+        200,
+      );
+      assert.equal(
+        (await s.request('GET', `/resource-groups/${created.body.id}`, { token })).status,
+        404,
+      );
+    });
+
     test('removing a connection keeps its objects, marked missing, with their history', async () => {
       const removed = await s.request('DELETE', '/connections/lab', { token });
       assert.equal(removed.status, 200);
       const vms = (await s.request('GET', '/vms?limit=1000', { token })).body.items;
-      assert.equal(vms.length, 20);
+      assert.equal(vms.length, 21);
       assert.ok(vms.every((vm: any) => vm.status === 'missing'));
       const history = (await s.request('GET', `/vms/${vms[0].id}/location-history`, { token })).body
         .items;
       assert.ok(history.length >= 1 && history.every((i: any) => i.to !== null));
       const action = await s.request('POST', `/vms/${vms[0].id}/start`, { token });
       assert.equal(action.status, 409);
+      const readded = await s.request('POST', '/connections', {
+        token,
+        body: { name: 'lab', type: 'simulated', settings: { timeScale: 0.02 } },
+      });
+      assert.equal(readded.status, 201, "a removed connection's name can be used again");
     });
   });
 }

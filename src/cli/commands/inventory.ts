@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { ZenithError } from '../../core/errors.js';
 import { ApiClient } from '../client.js';
 import { formatBytes, formatTime, printJson, printKeyValues, printTable } from '../output.js';
 import { waitForTask, type TaskSummary } from '../progress.js';
@@ -143,6 +144,30 @@ export function registerInventory(program: Command): void {
       );
   }
   vms
+    .command('create <name>')
+    .description('Create a VM on a host and wait for the task')
+    .requiredOption('--host <host>', 'the host (name or id)')
+    .option('--cpus <n>', 'virtual CPUs', '1')
+    .option('--memory <size>', 'memory, e.g. 512MiB or 2GiB', '1GiB')
+    .option('--disk <size>', 'disk size, e.g. 20GiB', '10GiB')
+    .option('--no-wait', 'return as soon as the task is queued')
+    .action(
+      async (
+        name: string,
+        options: { host: string; cpus: string; memory: string; disk: string; wait: boolean },
+        command: Command,
+      ) => {
+        const body = {
+          name,
+          hostId: options.host,
+          cpus: Number(options.cpus),
+          memoryBytes: parseSize(options.memory),
+          diskBytes: parseSize(options.disk),
+        };
+        await runTask(command.optsWithGlobals<Globals>(), 'POST', '/vms', body, options.wait);
+      },
+    );
+  vms
     .command('delete <vm>')
     .description('Delete a stopped VM')
     .option('--no-wait', 'return as soon as the task is queued')
@@ -262,6 +287,30 @@ export function registerInventory(program: Command): void {
         else process.stderr.write(`updated ${updated.name}\n`);
       },
     );
+}
+
+const units: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 1024,
+  kib: 1024,
+  m: 1024 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gib: 1024 ** 3,
+  t: 1024 ** 4,
+  tib: 1024 ** 4,
+};
+
+export function parseSize(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([a-zA-Z]*)$/.exec(text.trim());
+  const unit = match ? units[match[2]!.toLowerCase()] : undefined;
+  if (!match || unit === undefined)
+    throw new ZenithError(
+      'ZEN_BAD_REQUEST',
+      `'${text}' is not a size: use e.g. 512MiB, 2GiB or a number of bytes`,
+    );
+  return Math.round(Number(match[1]) * unit);
 }
 
 async function showObject(globals: Globals, path: string): Promise<void> {

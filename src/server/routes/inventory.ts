@@ -148,6 +148,52 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
     },
   );
 
+  app.post(
+    '/resource-groups',
+    {
+      config: { permission: 'inventory.write', audit: 'resourceGroup.create' },
+      schema: {
+        tags: ['inventory'],
+        summary:
+          'Create a resource group (an object Zenith owns, for grouping, quotas and access later)',
+        body: Type.Object(
+          {
+            name: Type.String({ minLength: 1, maxLength: 128 }),
+            parentId: Type.Optional(Type.String({ maxLength: 64 })),
+            tags: Type.Optional(Type.Array(Type.String({ maxLength: 128 }), { maxItems: 64 })),
+            facts: Type.Optional(
+              Type.Record(Type.String({ maxLength: 128 }), FactValue, { maxProperties: 64 }),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: ManagedObjectView },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      const created = await inventory.createLocal({
+        kind: 'resourceGroup',
+        name: body.name,
+        parentId: body.parentId ?? null,
+        tags: body.tags ?? [],
+        facts: body.facts ?? {},
+      });
+      return reply.status(201).send(objectView(created));
+    },
+  );
+  app.delete(
+    '/resource-groups/:id',
+    {
+      config: { permission: 'inventory.write', audit: 'resourceGroup.delete' },
+      schema: { tags: ['inventory'], params: IdParams, response: { 200: ManagedObjectView } },
+    },
+    async (request) =>
+      objectView(
+        await inventory.deleteLocal(inventory.resolve('resourceGroup', request.params.id).id),
+      ),
+  );
+
   const locationView = (interval: LocationInterval) => ({
     ...interval,
     hostName: interval.hostId ? (inventory.index.get(interval.hostId)?.name ?? null) : null,

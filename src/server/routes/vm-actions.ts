@@ -79,6 +79,34 @@ export async function vmActionRoutes(root: FastifyInstance, plane: ControlPlane)
     },
   );
 
+  app.post(
+    '/vms',
+    {
+      config: { permission: 'vm.create', audit: false },
+      schema: {
+        tags: ['vm actions'],
+        summary: 'Create a VM on a host (by id or name); answers 202 with the task',
+        body: Type.Object(
+          {
+            name: Type.String({ minLength: 1, maxLength: 63 }),
+            hostId: Type.String({ minLength: 1, maxLength: 200 }),
+            cpus: Type.Integer({ minimum: 1, maximum: 512 }),
+            memoryBytes: Type.Integer({ minimum: 16 * 1024 * 1024 }),
+            diskBytes: Type.Integer({ minimum: 0 }),
+          },
+          { additionalProperties: false },
+        ),
+        response: Accepted,
+      },
+    },
+    async (request, reply) =>
+      reply
+        .status(202)
+        .send(
+          await plane.vmCreation.request(request.body, actorOf(principalOf(request)), request.id),
+        ),
+  );
+
   app.delete(
     '/vms/:id',
     {

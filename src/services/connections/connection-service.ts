@@ -97,15 +97,17 @@ export class ConnectionService {
       throw new ZenithError('ZEN_CONFLICT', `a connection named '${input.name}' exists`, {
         name: input.name,
       });
-    // The connection acts as an identity of its own (what it changes is attributed to it).
-    const { identity } = await this.deps.identities.createService({
-      name: `conn.${input.name.toLowerCase()}`.slice(0, 64),
+    // The connection acts as an identity of its own (what it changes is attributed to it),
+    // named after its id so that a removed connection's name can be used again.
+    const now = this.deps.clock.now();
+    const id = newId('connection', now);
+    const identity = await this.deps.identities.createServiceIdentity({
+      name: `conn-${id.slice('conn_'.length).toLowerCase()}`,
       role: 'operator',
       displayName: `connection ${input.name}`,
     });
-    const now = this.deps.clock.now();
     const row: ConnectionsTable = {
-      id: newId('connection', now),
+      id,
       name: input.name,
       type: family.type,
       settings: JSON.stringify(settings),

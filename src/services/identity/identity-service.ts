@@ -140,9 +140,18 @@ export class IdentityService {
     role: string;
     displayName?: string | null;
   }): Promise<{ identity: Identity; token: IssuedToken }> {
-    const identity = await this.#createIdentity({ ...input, kind: 'service', passwordHash: null });
+    const identity = await this.createServiceIdentity(input);
     const token = await this.createToken(identity.id, 'initial');
     return { identity, token };
+  }
+
+  /** A service identity with no credentials yet (a connection: the control plane acts as it). */
+  async createServiceIdentity(input: {
+    name: string;
+    role: string;
+    displayName?: string | null;
+  }): Promise<Identity> {
+    return this.#createIdentity({ ...input, kind: 'service', passwordHash: null });
   }
 
   async #createIdentity(input: {

@@ -133,6 +133,103 @@ export class InventoryService {
     return this.#mutex.run(() => this.#reconcile(connectionId, [], refs, false));
   }
 
+  /** An object Zenith itself owns (a resource group): no connection, written by users. */
+  async createLocal(input: {
+    kind: 'resourceGroup';
+    name: string;
+    parentId?: string | null;
+    tags?: string[];
+    facts?: Facts;
+  }): Promise<ManagedObject> {
+    return this.#mutex.run(async () => {
+      if (!/^[a-zA-Z0-9][a-zA-Z0-9 ._:-]{0,127}$/.test(input.name))
+        throw new ZenithError('ZEN_BAD_REQUEST', `'${input.name}' is not a valid name`, {
+          name: input.name,
+        });
+      for (const key of Object.keys(input.facts ?? {}))
+        if (!userFactKey.test(key))
+          throw new ZenithError('ZEN_BAD_REQUEST', `'${key}' is not a user fact (user.<name>)`, {
+            key,
+          });
+      for (const tag of input.tags ?? [])
+        if (!tagPattern.test(tag))
+          throw new ZenithError('ZEN_BAD_REQUEST', `'${tag}' is not a valid tag`, { tag });
+      if (input.parentId) this.get(input.parentId);
+      const clash = this.index.query({
+        kind: input.kind,
+        filters: [{ key: 'name', op: '=', values: [input.name], text: input.name }],
+        limit: 1,
+      }).items;
+      if (clash.length > 0)
+        throw new ZenithError('ZEN_CONFLICT', `a ${input.kind} named '${input.name}' exists`, {
+          name: input.name,
+        });
+      const now = this.clock.now();
+      const userTags = [...new Set(input.tags ?? [])].sort();
+      const object: ManagedObject = {
+        id: newId('resourceGroup', now),
+        kind: input.kind,
+        name: input.name,
+        parentId: input.parentId ?? null,
+        connectionId: null,
+        externalId: null,
+        tags: userTags,
+        facts: {},
+        userFacts: input.facts ?? {},
+        computed: {},
+        status: 'present',
+        missingSince: null,
+        createdAt: now,
+        updatedAt: now,
+      };
+      const persisted = await this.store.transaction(async (tx) => {
+        await tx
+          .insertInto('objects')
+          .values(rowOf(object, [], userTags))
+          .execute();
+        return this.events.persist(tx, [
+          {
+            type: 'inventory.created',
+            objectId: object.id,
+            data: { kind: object.kind, name: object.name },
+          },
+        ]);
+      });
+      this.#tags.set(object.id, { discovered: [], user: userTags });
+      this.index.put(object);
+      this.events.deliver(persisted);
+      return object;
+    });
+  }
+
+  /** Deletes an object Zenith owns; discovered objects are never deleted, only marked missing. */
+  async deleteLocal(id: string): Promise<ManagedObject> {
+    return this.#mutex.run(async () => {
+      const object = this.get(id);
+      if (object.connectionId !== null)
+        throw new ZenithError(
+          'ZEN_CONFLICT',
+          `${object.name} comes from a connection and cannot be deleted here`,
+        );
+      if (this.index.children(id).length > 0)
+        throw new ZenithError('ZEN_CONFLICT', `${object.name} still has children`);
+      const persisted = await this.store.transaction(async (tx) => {
+        await tx.deleteFrom('objects').where('id', '=', id).execute();
+        return this.events.persist(tx, [
+          {
+            type: 'inventory.deleted',
+            objectId: id,
+            data: { kind: object.kind, name: object.name },
+          },
+        ]);
+      });
+      this.index.remove(id);
+      this.#tags.delete(id);
+      this.events.deliver(persisted);
+      return object;
+    });
+  }
+
   async setUserFacts(
     id: string,
     facts: Record<string, FactValue>,

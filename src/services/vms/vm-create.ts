@@ -1,0 +1,116 @@
+/**
+ * Creating a VM on a chosen host, as a task. The spec is checked before
+ * anything is queued: sane sizes, a present host whose connection can create
+ * VMs, room for the memory, and a name not already used on that connection.
+ * (Choosing the host by policy is the placement engine's job.)
+ */
+import { ZenithError } from '../../core/errors.js';
+import type { Actor } from '../audit/audit-service.js';
+import type { ConnectionService } from '../connections/connection-service.js';
+import type { InventoryService } from '../inventory/inventory-service.js';
+import type { Task, TaskService } from '../tasks/task-service.js';
+
+export interface VmCreateRequest {
+  name: string;
+  hostId: string;
+  cpus: number;
+  memoryBytes: number;
+  diskBytes: number;
+}
+
+const vmName = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
+const MiB = 1024 * 1024;
+
+export class VmCreateService {
+  constructor(
+    private readonly inventory: InventoryService,
+    private readonly connections: ConnectionService,
+    private readonly tasks: TaskService,
+  ) {
+    tasks.register({
+      name: 'vm.create',
+      run: async (context) => {
+        const params = context.task.params as unknown as VmCreateRequest;
+        const host = this.inventory.get(params.hostId);
+        const driver = this.connections.driver(host.connectionId!);
+        const vm = await driver.createVm(
+          {
+            name: params.name,
+            cpus: params.cpus,
+            memoryBytes: params.memoryBytes,
+            diskBytes: params.diskBytes,
+            hostExternalId: host.externalId!,
+          },
+          { signal: context.signal, progress: (update) => context.progress(update) },
+        );
+        await this.inventory.applyChanges(host.connectionId!, [vm]);
+        const created = this.inventory.index.idForExternal(host.connectionId!, 'vm', vm.externalId);
+        return { vmId: created ?? null, name: vm.name, hostId: host.id };
+      },
+      // Done if a VM of that name now sits on the connection; creating again is safe otherwise.
+      recover: async (task) =>
+        this.#existing(task.params as unknown as VmCreateRequest) ? 'done' : 'retry',
+    });
+  }
+
+  async request(spec: VmCreateRequest, owner: Actor, requestId?: string): Promise<Task> {
+    if (!vmName.test(spec.name))
+      throw new ZenithError(
+        'ZEN_BAD_REQUEST',
+        `'${spec.name}' is not a valid VM name (letters, digits, . _ -, at most 63)`,
+        { name: spec.name },
+      );
+    if (!Number.isInteger(spec.cpus) || spec.cpus < 1 || spec.cpus > 512)
+      throw new ZenithError('ZEN_BAD_REQUEST', 'cpus must be a whole number from 1 to 512', {
+        cpus: spec.cpus,
+      });
+    if (spec.memoryBytes < 16 * MiB)
+      throw new ZenithError('ZEN_BAD_REQUEST', 'memoryBytes must be at least 16 MiB', {
+        memoryBytes: spec.memoryBytes,
+      });
+    if (spec.diskBytes < 0)
+      throw new ZenithError('ZEN_BAD_REQUEST', 'diskBytes cannot be negative');
+    const host = this.inventory.resolve('host', spec.hostId);
+    if (host.status !== 'present')
+      throw new ZenithError('ZEN_INVALID_STATE', `host ${host.name} is missing`);
+    const driver = this.connections.driver(host.connectionId!);
+    if (!driver.info.capabilities.includes('vm.create'))
+      throw new ZenithError(
+        'ZEN_UNSUPPORTED',
+        `${driver.info.type} connections cannot create VMs`,
+        { capability: 'vm.create' },
+      );
+    const total = host.facts['memory.totalBytes'];
+    if (typeof total === 'number' && spec.memoryBytes > total) {
+      throw new ZenithError(
+        'ZEN_NO_CAPACITY',
+        `host ${host.name} has ${total} bytes of memory in all; the VM asks for ${spec.memoryBytes}`,
+        { hostMemoryBytes: total },
+      );
+    }
+    const normalized = { ...spec, hostId: host.id };
+    if (this.#existing(normalized))
+      throw new ZenithError('ZEN_CONFLICT', `a VM named '${spec.name}' exists on this connection`, {
+        name: spec.name,
+      });
+    return this.tasks.submit({
+      kind: 'vm.create',
+      targetId: host.id,
+      params: { ...normalized, hostName: host.name },
+      owner,
+      ...(requestId ? { requestId } : {}),
+    });
+  }
+
+  #existing(spec: VmCreateRequest): boolean {
+    const host = this.inventory.index.get(spec.hostId);
+    if (!host) return false;
+    return this.inventory.index
+      .query({
+        kind: 'vm',
+        filters: [{ key: 'name', op: '=', values: [spec.name], text: `name=${spec.name}` }],
+        limit: 10,
+      })
+      .items.some((vm) => vm.connectionId === host.connectionId && vm.status === 'present');
+  }
+}
