@@ -92,6 +92,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           result: 'succeeded',
         },
       ]);
+    const eventRetentionMs = 14 * 86_400_000;
+    await events.prune(eventRetentionMs);
+    const pruneTimer = setInterval(() => void events.prune(eventRetentionMs).catch((error: unknown) => logger.warn({ err: error }, 'event pruning failed')), 3_600_000);
+    pruneTimer.unref();
     await connections.startAll();
     const recovered = await tasks.recover();
     if (recovered.resumed + recovered.completed + recovered.retried + recovered.interrupted > 0)
@@ -111,6 +115,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       registry,
       generatedAdminPassword: bootstrap.generatedPassword,
       async close() {
+        clearInterval(pruneTimer);
         await tasks.drain();
         await connections.stopAll();
         await store.close();

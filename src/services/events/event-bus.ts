@@ -117,6 +117,12 @@ export class EventBus {
     }));
   }
 
+  /** Forgets events older than the retention period (the stream is for following, not for history: that is the audit trail). */
+  async prune(retentionMs: number): Promise<number> {
+    const result = await this.db.deleteFrom('events').where('ts', '<', this.clock.now() - retentionMs).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
   async lastSeq(): Promise<number> {
     const row = await this.db
       .selectFrom('events')

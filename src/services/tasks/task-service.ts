@@ -202,28 +202,6 @@ export class TaskService {
     return this.get(id);
   }
 
-  /** Resolves when the task reaches a final state. */
-  async wait(id: string, timeoutMs = 600_000): Promise<Task> {
-    const deadline = this.deps.clock.now() + timeoutMs;
-    for (;;) {
-      const task = await this.get(id);
-      if (finalStates.includes(task.state)) return task;
-      if (this.deps.clock.now() > deadline)
-        throw new ZenithError('ZEN_TIMEOUT', `task ${id} did not finish in time`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 100);
-        const unsubscribe = this.deps.events.subscribe((event) => {
-          if (event.objectId === id && event.type !== 'task.progress') {
-            clearTimeout(timer);
-            unsubscribe();
-            resolve();
-          }
-        });
-        setTimeout(unsubscribe, 150);
-      });
-    }
-  }
-
   /** Finishes what a previous process left behind. Call once connections have synced. */
   async recover(): Promise<{
     resumed: number;
