@@ -32,6 +32,11 @@ export const errorCatalogue = {
     status: 400,
     summary: 'An id does not have the expected prefix and form (for example vm_…, host_…).',
   },
+  ZEN_URI_TOO_LONG: {
+    status: 414,
+    summary:
+      'A path segment is longer than the server accepts (ids and names are at most a few hundred characters).',
+  },
   ZEN_PAYLOAD_TOO_LARGE: {
     status: 413,
     summary: 'The request body is larger than the server accepts.',

@@ -32,6 +32,8 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
     loggerInstance: plane.logger.child({ component: 'http' }),
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     trustProxy: false,
+    // Errors raised by the router itself (bad URL encoding, overlong parameters) leave as coded errors too.
+    frameworkErrors: (error, request, reply) => sendError(error, request, reply),
     ajv: {
       customOptions: {
         removeAdditional: false,

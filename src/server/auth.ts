@@ -50,7 +50,12 @@ function presentedToken(request: FastifyRequest): string | undefined {
   if (cookie) {
     for (const part of cookie.split(';')) {
       const [name, ...rest] = part.trim().split('=');
-      if (name === sessionCookie) return decodeURIComponent(rest.join('='));
+      if (name !== sessionCookie) continue;
+      try {
+        return decodeURIComponent(rest.join('='));
+      } catch {
+        throw new ZenithError('ZEN_UNAUTHENTICATED', 'the session cookie is malformed');
+      }
     }
   }
   return undefined;

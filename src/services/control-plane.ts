@@ -94,7 +94,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       ]);
     const eventRetentionMs = 14 * 86_400_000;
     await events.prune(eventRetentionMs);
-    const pruneTimer = setInterval(() => void events.prune(eventRetentionMs).catch((error: unknown) => logger.warn({ err: error }, 'event pruning failed')), 3_600_000);
+    const pruneTimer = setInterval(
+      () =>
+        void events
+          .prune(eventRetentionMs)
+          .catch((error: unknown) => logger.warn({ err: error }, 'event pruning failed')),
+      3_600_000,
+    );
     pruneTimer.unref();
     await connections.startAll();
     const recovered = await tasks.recover();

@@ -217,3 +217,96 @@ describe('API authentication, authorization and bad input', () => {
     );
   });
 });
+
+describe('hostile input never gets a 5xx', () => {
+  let s: TestServer;
+  let admin: string;
+  before(async () => {
+    s = await startTestServer();
+    admin = await s.login();
+    await s.request('POST', '/connections', {
+      token: admin,
+      body: { name: 'sim', type: 'simulated', settings: { timeScale: 0.01, vmsPerHost: 2 } },
+    });
+  });
+  after(async () => s.close());
+
+  test('every route, with odd ids, bodies, queries and headers', async () => {
+    const doc = await s.request('GET', '/openapi.json');
+    const ids = [
+      'x',
+      '%00',
+      '..%2F..%2Fetc',
+      'vm_' + 'Z'.repeat(26),
+      'ü'.repeat(50),
+      'a'.repeat(300),
+      'me',
+      '-1',
+    ];
+    const bodies: unknown[] = [
+      null,
+      [],
+      'text',
+      12,
+      { a: { b: { c: [1, 2, { d: null }] } } },
+      { name: 'x'.repeat(5000), role: 'admin' },
+      { targetHostId: ['a'] },
+      { facts: { 'user.x': { nested: 1 } } },
+      { settings: { seed: 1e308 } },
+    ];
+    const queries = [
+      '?limit=-5',
+      '?limit=abc',
+      '?filter=',
+      '?filter=a%3D%3D%3Db',
+      '?sort=__proto__',
+      '?cursor=' + 'A'.repeat(3000),
+      '?at=99999999999999999999',
+      '?since=-1',
+      '?tag=' + '%FF'.repeat(10),
+      '?state=exploded',
+    ];
+    let requests = 0;
+    for (const [path, methods] of Object.entries(
+      doc.body.paths as Record<string, Record<string, unknown>>,
+    )) {
+      for (const method of Object.keys(methods)) {
+        if (path.endsWith('/events/stream') || path.endsWith('/auth/logout')) continue;
+        for (const id of ids) {
+          const concrete = path.replace('/api/v1', '').replace(/\{[^}]+\}/g, id);
+          for (const variant of [
+            ...bodies.map((body) => ({ body, query: '' })),
+            ...queries.map((query) => ({ body: undefined, query })),
+          ]) {
+            const options: { token: string; body?: unknown } = { token: admin };
+            if (['post', 'patch', 'put'].includes(method) && variant.body !== undefined)
+              options.body = JSON.stringify(variant.body);
+            const answer = await s.request(
+              method.toUpperCase(),
+              `${concrete}${variant.query}`,
+              options,
+            );
+            requests++;
+            assert.ok(
+              answer.status < 500,
+              `${method.toUpperCase()} ${concrete}${variant.query} ${String(options.body ?? '').slice(0, 80)} → ${answer.status} ${JSON.stringify(answer.body).slice(0, 200)}`,
+            );
+            if (answer.status >= 400)
+              assert.match(
+                String(answer.body?.error?.code),
+                /^ZEN_[A-Z_]+$/,
+                `${method.toUpperCase()} ${concrete}${variant.query} → ${answer.status} ${JSON.stringify(answer.body)}`,
+              );
+          }
+        }
+      }
+    }
+    assert.ok(requests > 1000);
+    const cookie = await s.request('GET', '/auth/me', {
+      headers: { cookie: 'zenith_session=%E0%A4%A' },
+    });
+    assert.equal(cookie.status, 401);
+    const verify = await s.request('POST', '/audit/verify', { token: admin });
+    assert.equal(verify.body.ok, true);
+  });
+});

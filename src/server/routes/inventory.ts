@@ -220,7 +220,7 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
       const raw = request.query.at;
       const at =
         raw === undefined ? plane.clock.now() : /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
-      if (!Number.isFinite(at))
+      if (!Number.isFinite(at) || Math.abs(at) > 8.64e15)
         throw new ZenithError(
           'ZEN_BAD_REQUEST',
           `'${raw}' is not a time: use milliseconds since the epoch or ISO 8601`,

@@ -119,7 +119,10 @@ export class EventBus {
 
   /** Forgets events older than the retention period (the stream is for following, not for history: that is the audit trail). */
   async prune(retentionMs: number): Promise<number> {
-    const result = await this.db.deleteFrom('events').where('ts', '<', this.clock.now() - retentionMs).executeTakeFirst();
+    const result = await this.db
+      .deleteFrom('events')
+      .where('ts', '<', this.clock.now() - retentionMs)
+      .executeTakeFirst();
     return Number(result.numDeletedRows);
   }
 
