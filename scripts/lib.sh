@@ -18,12 +18,12 @@ ensure_debs() {
     die "missing Debian packages: ${missing[*]}. Run this command as root, or install them with: apt-get install -y ${missing[*]}"
   fi
   say "installing Debian packages: ${missing[*]}"
-  if [ ! -f /var/lib/apt/periodic/zenith-updated ] || [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v lock)" ]; then
+  local install=(env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}")
+  # Try with the package lists as they are; refresh them once if that fails (or if there are none).
+  if [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)" ] || ! "${install[@]}" >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || die "apt-get update failed; check the network or the apt sources"
-    mkdir -p /var/lib/apt/periodic && touch /var/lib/apt/periodic/zenith-updated
+    "${install[@]}" >/dev/null || die "apt-get install ${missing[*]} failed"
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-    || die "apt-get install ${missing[*]} failed"
 }
 
 # Installs npm packages when node_modules is missing or older than the lock file.
