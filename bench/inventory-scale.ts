@@ -38,7 +38,7 @@ function rssMiB(pid: number): number {
 async function measure(store: 'sqlite' | 'postgres'): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'zenith-bench-'));
   const database = store === 'postgres' ? await createTestDatabase() : undefined;
-  const server = await startServerProcess({
+  let server = await startServerProcess({
     dataDir,
     ...(database ? { databaseUrl: database.url } : {}),
   });
@@ -95,6 +95,12 @@ async function measure(store: 'sqlite' | 'postgres'): Promise<void> {
         `  GET ${label}: p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, ${Math.round(result.requests.average)} req/s, 50 clients${errors ? `, ${errors} errors` : ''}`,
       );
     }
+    await server.kill();
+    const restarted = performance.now();
+    server = await startServerProcess({ dataDir, ...(database ? { databaseUrl: database.url } : {}) });
+    console.log(
+      `  restart to serving (index rebuilt from the store, fleet re-synced): ${((performance.now() - restarted) / 1000).toFixed(2)} s, resident memory ${rssMiB(server.process.pid!).toFixed(0)} MiB`,
+    );
   } finally {
     await server.kill();
     await database?.drop();
