@@ -289,7 +289,7 @@ describe('hostile input never gets a 5xx', () => {
             requests++;
             assert.ok(
               answer.status < 500,
-              `${method.toUpperCase()} ${concrete}${variant.query} ${String(options.body ?? '').slice(0, 80)} → ${answer.status} ${JSON.stringify(answer.body).slice(0, 200)}`,
+              `${method.toUpperCase()} ${concrete}${variant.query} ${JSON.stringify(options.body ?? '').slice(0, 80)} → ${answer.status} ${JSON.stringify(answer.body).slice(0, 200)}`,
             );
             if (answer.status >= 400)
               assert.match(
