@@ -103,6 +103,8 @@ export interface SnapshotInfo {
   id: string;
   name: string;
   createdAt: number;
+  /** The power state the VM returns to when reverted. */
+  powerState: PowerState;
 }
 
 export interface DriverInfo {
@@ -139,6 +141,23 @@ export interface HypervisorDriver {
     options?: MigrateOptions,
   ): Promise<DiscoveredVm>;
   createVm(spec: VmSpec, context: ActionContext): Promise<DiscoveredVm>;
+  /** Snapshots: present when the driver declares 'vm.snapshot'. */
+  listSnapshots?(vmExternalId: string): Promise<SnapshotInfo[]>;
+  createSnapshot?(
+    vmExternalId: string,
+    name: string,
+    context: ActionContext,
+  ): Promise<{ snapshot: SnapshotInfo; vm: DiscoveredVm }>;
+  revertSnapshot?(
+    vmExternalId: string,
+    snapshotId: string,
+    context: ActionContext,
+  ): Promise<DiscoveredVm>;
+  deleteSnapshot?(
+    vmExternalId: string,
+    snapshotId: string,
+    context: ActionContext,
+  ): Promise<DiscoveredVm>;
   /** Releases every resource; the driver is unusable afterwards. */
   close(): Promise<void>;
 }

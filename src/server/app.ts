@@ -14,6 +14,7 @@ import { connectionRoutes } from './routes/connections.js';
 import { eventRoutes } from './routes/events.js';
 import { identityRoutes } from './routes/identities.js';
 import { inventoryRoutes } from './routes/inventory.js';
+import { snapshotRoutes } from './routes/snapshots.js';
 import { systemRoutes } from './routes/system.js';
 import { taskRoutes } from './routes/tasks.js';
 import { vmActionRoutes } from './routes/vm-actions.js';
@@ -112,6 +113,7 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
       await authRoutes(api, plane);
       await inventoryRoutes(api, plane);
       await vmActionRoutes(api, plane);
+      await snapshotRoutes(api, plane);
       await connectionRoutes(api, plane);
       await taskRoutes(api, plane);
       await eventRoutes(api, plane);

@@ -17,6 +17,7 @@ import { InventoryService } from './inventory/inventory-service.js';
 import { TaskService } from './tasks/task-service.js';
 import { VmActionService } from './vms/vm-actions.js';
 import { VmCreateService } from './vms/vm-create.js';
+import { VmSnapshotService } from './vms/vm-snapshots.js';
 
 export interface ControlPlaneOptions {
   dataDir: string;
@@ -39,6 +40,7 @@ export interface ControlPlane {
   tasks: TaskService;
   vms: VmActionService;
   vmCreation: VmCreateService;
+  snapshots: VmSnapshotService;
   registry: DriverRegistry;
   /** Set on the very first start when no admin password was given: print it once. */
   generatedAdminPassword: string | undefined;
@@ -78,6 +80,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const tasks = new TaskService({ store, events, audit, clock, logger, resolveActor });
   const vms = new VmActionService(inventory, connections, tasks);
   const vmCreation = new VmCreateService(inventory, connections, tasks);
+  const snapshots = new VmSnapshotService(inventory, connections, tasks);
 
   try {
     await inventory.load();
@@ -118,6 +121,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       tasks,
       vms,
       vmCreation,
+      snapshots,
       registry,
       generatedAdminPassword: bootstrap.generatedPassword,
       async close() {

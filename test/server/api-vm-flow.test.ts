@@ -260,6 +260,58 @@ for (const store of storeKinds) {
       );
     });
 
+    test('snapshots are taken, listed, reverted and deleted as tasks', async () => {
+      const vm = (await s.request('GET', '/vms?filter=power.state=running&limit=1', { token })).body
+        .items[0];
+      const take = await s.request('POST', `/vms/${vm.id}/snapshots`, {
+        token,
+        body: { name: 'before upgrade' },
+      });
+      assert.equal(take.status, 202, JSON.stringify(take.body));
+      assert.equal((await waitTask(s, token, take.body.id)).state, 'succeeded');
+      assert.equal(
+        (
+          await s.request('POST', `/vms/${vm.id}/snapshots`, {
+            token,
+            body: { name: 'before upgrade' },
+          })
+        ).status,
+        409,
+      );
+      const listed = (await s.request('GET', `/vms/${vm.id}/snapshots`, { token })).body.items;
+      assert.deepEqual(
+        listed.map((x: any) => [x.name, x.powerState]),
+        [['before upgrade', 'running']],
+      );
+      assert.equal(
+        (await s.request('GET', `/vms/${vm.id}`, { token })).body.facts['snapshot.count'],
+        1,
+      );
+      const stop = await s.request('POST', `/vms/${vm.id}/stop`, { token });
+      await waitTask(s, token, stop.body.id);
+      const revert = await s.request('POST', `/vms/${vm.id}/snapshots/before%20upgrade/revert`, {
+        token,
+      });
+      assert.equal((await waitTask(s, token, revert.body.id)).state, 'succeeded');
+      assert.equal(
+        (await s.request('GET', `/vms/${vm.id}`, { token })).body.facts['power.state'],
+        'running',
+        'back to the state of the snapshot',
+      );
+      const remove = await s.request('DELETE', `/vms/${vm.id}/snapshots/${listed[0].id}`, {
+        token,
+      });
+      assert.equal((await waitTask(s, token, remove.body.id)).state, 'succeeded');
+      assert.deepEqual(
+        (await s.request('GET', `/vms/${vm.id}/snapshots`, { token })).body.items,
+        [],
+      );
+      assert.equal(
+        (await s.request('POST', `/vms/${vm.id}/snapshots/nope/revert`, { token })).body.error.code,
+        'ZEN_NOT_FOUND',
+      );
+    });
+
     test('resource groups are created, listed and deleted by users', async () => {
       const created = await s.request('POST', '/resource-groups', {
         token,

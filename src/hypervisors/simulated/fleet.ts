@@ -40,6 +40,7 @@ export interface SimVm {
   tags: string[];
   guestOs: string;
   createdBy: 'fleet' | 'zenith';
+  snapshots?: Array<{ id: string; name: string; createdAt: number; powerState: PowerState }>;
 }
 
 export interface SimFleet {
@@ -175,6 +176,7 @@ export function vmObject(vm: SimVm): DiscoveredVm {
       'disk.totalBytes': vm.diskBytes,
       'power.state': vm.powerState,
       'guest.os': vm.guestOs,
+      'snapshot.count': vm.snapshots?.length ?? 0,
     },
   };
 }

@@ -20,6 +20,7 @@ import type {
   InventoryDelta,
   MigrateOptions,
   PowerState,
+  SnapshotInfo,
   VmSpec,
 } from '../driver.js';
 import {
@@ -56,6 +57,7 @@ const capabilities: readonly Capability[] = [
   'vm.delete',
   'vm.migrate',
   'vm.create',
+  'vm.snapshot',
 ];
 
 /** Base durations in ms of simulated time, before timeScale. */
@@ -69,6 +71,7 @@ const durations = {
   delete: 500,
   create: 2000,
   migrateSetup: 300,
+  snapshot: 800,
 };
 
 export class SimulatedDriver implements HypervisorDriver {
@@ -244,6 +247,82 @@ export class SimulatedDriver implements HypervisorDriver {
       this.#commit(moved);
       return vmObject(moved);
     });
+  }
+
+  async listSnapshots(id: string): Promise<SnapshotInfo[]> {
+    return (this.#vm(id).snapshots ?? []).map((s) => ({ ...s }));
+  }
+
+  async createSnapshot(
+    id: string,
+    name: string,
+    context: ActionContext,
+  ): Promise<{ snapshot: SnapshotInfo; vm: DiscoveredVm }> {
+    return this.#exclusive(id, async () => {
+      const vm = this.#vm(id);
+      if ((vm.snapshots ?? []).some((s) => s.name === name)) {
+        throw new ZenithError('ZEN_CONFLICT', `${vm.name} already has a snapshot named '${name}'`, {
+          name,
+        });
+      }
+      // Memory is saved too when the guest runs.
+      await this.#work(
+        durations.snapshot +
+          (vm.powerState === 'running' ? (vm.memoryBytes / this.#bandwidth) * 1000 : 0),
+        context,
+      );
+      const snapshot = {
+        id: `snap-${this.#clock.now().toString(36)}-${(vm.snapshots?.length ?? 0) + 1}`,
+        name,
+        createdAt: this.#clock.now(),
+        powerState: vm.powerState,
+      };
+      const after: SimVm = { ...this.#vm(id), snapshots: [...(vm.snapshots ?? []), snapshot] };
+      this.#commit(after);
+      return { snapshot: { ...snapshot }, vm: vmObject(after) };
+    });
+  }
+
+  async revertSnapshot(
+    id: string,
+    snapshotId: string,
+    context: ActionContext,
+  ): Promise<DiscoveredVm> {
+    return this.#exclusive(id, async () => {
+      const snapshot = this.#snapshot(id, snapshotId);
+      await this.#work(durations.snapshot, context);
+      const reverted: SimVm = { ...this.#vm(id), powerState: snapshot.powerState };
+      this.#commit(reverted);
+      return vmObject(reverted);
+    });
+  }
+
+  async deleteSnapshot(
+    id: string,
+    snapshotId: string,
+    context: ActionContext,
+  ): Promise<DiscoveredVm> {
+    return this.#exclusive(id, async () => {
+      const gone = this.#snapshot(id, snapshotId);
+      await this.#work(durations.snapshot, context);
+      const vm = this.#vm(id);
+      const after: SimVm = {
+        ...vm,
+        snapshots: (vm.snapshots ?? []).filter((s) => s.id !== gone.id),
+      };
+      this.#commit(after);
+      return vmObject(after);
+    });
+  }
+
+  #snapshot(id: string, snapshotId: string): NonNullable<SimVm['snapshots']>[number] {
+    const vm = this.#vm(id);
+    const snapshot = (vm.snapshots ?? []).find((s) => s.id === snapshotId || s.name === snapshotId);
+    if (!snapshot)
+      throw new ZenithError('ZEN_NOT_FOUND', `${vm.name} has no snapshot '${snapshotId}'`, {
+        snapshot: snapshotId,
+      });
+    return snapshot;
   }
 
   async close(): Promise<void> {

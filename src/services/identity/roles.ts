@@ -6,6 +6,7 @@ export const permissions = [
   'vm.migrate',
   'vm.create',
   'vm.delete',
+  'vm.snapshot',
   'task.read',
   'task.cancel',
   'event.read',
@@ -28,6 +29,7 @@ const operator: Permission[] = [
   'vm.migrate',
   'vm.create',
   'vm.delete',
+  'vm.snapshot',
   'task.cancel',
 ];
 
