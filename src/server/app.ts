@@ -34,7 +34,9 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     trustProxy: false,
     // Errors raised by the router itself (bad URL encoding, overlong parameters) leave as coded errors too.
-    frameworkErrors: (error, request, reply) => sendError(error, request, reply),
+    frameworkErrors: (error, request, reply) => {
+      sendError(error, request, reply);
+    },
     ajv: {
       customOptions: {
         removeAdditional: false,

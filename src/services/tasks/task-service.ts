@@ -39,7 +39,7 @@ export interface Task {
 export interface TaskRunContext {
   task: Task;
   signal: AbortSignal;
-  progress(update: ActionProgress): void;
+  progress: (update: ActionProgress) => void;
 }
 
 export interface TaskKind {
