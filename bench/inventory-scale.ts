@@ -97,7 +97,10 @@ async function measure(store: 'sqlite' | 'postgres'): Promise<void> {
     }
     await server.kill();
     const restarted = performance.now();
-    server = await startServerProcess({ dataDir, ...(database ? { databaseUrl: database.url } : {}) });
+    server = await startServerProcess({
+      dataDir,
+      ...(database ? { databaseUrl: database.url } : {}),
+    });
     console.log(
       `  restart to serving (index rebuilt from the store, fleet re-synced): ${((performance.now() - restarted) / 1000).toFixed(2)} s, resident memory ${rssMiB(server.process.pid!).toFixed(0)} MiB`,
     );
