@@ -91,23 +91,22 @@ export class VmSnapshotService {
     });
   }
 
-  async revert(vmId: string, snapshot: string, owner: Actor, requestId?: string): Promise<Task> {
-    const { vm } = this.#target(vmId);
-    const found = await this.#find(vm.id, snapshot);
-    if (!found)
-      throw new ZenithError('ZEN_NOT_FOUND', `${vm.name} has no snapshot '${snapshot}'`, {
-        snapshot,
-      });
-    return this.tasks.submit({
-      kind: 'vm.snapshot.revert',
-      targetId: vm.id,
-      params: { snapshotId: found.id, snapshotName: found.name, vmName: vm.name },
-      owner,
-      ...(requestId ? { requestId } : {}),
-    });
+  revert(vmId: string, snapshot: string, owner: Actor, requestId?: string): Promise<Task> {
+    return this.#onExisting('vm.snapshot.revert', vmId, snapshot, owner, requestId);
   }
 
-  async remove(vmId: string, snapshot: string, owner: Actor, requestId?: string): Promise<Task> {
+  remove(vmId: string, snapshot: string, owner: Actor, requestId?: string): Promise<Task> {
+    return this.#onExisting('vm.snapshot.delete', vmId, snapshot, owner, requestId);
+  }
+
+  /** Queues a task on a snapshot that must exist now (found by id or name). */
+  async #onExisting(
+    kind: string,
+    vmId: string,
+    snapshot: string,
+    owner: Actor,
+    requestId: string | undefined,
+  ): Promise<Task> {
     const { vm } = this.#target(vmId);
     const found = await this.#find(vm.id, snapshot);
     if (!found)
@@ -115,7 +114,7 @@ export class VmSnapshotService {
         snapshot,
       });
     return this.tasks.submit({
-      kind: 'vm.snapshot.delete',
+      kind,
       targetId: vm.id,
       params: { snapshotId: found.id, snapshotName: found.name, vmName: vm.name },
       owner,
