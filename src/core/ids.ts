@@ -15,6 +15,8 @@ export const idPrefixes = {
   service: 'svc',
   token: 'tok',
   task: 'task',
+  agent: 'agent',
+  enrollment: 'enr',
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

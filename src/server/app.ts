@@ -8,6 +8,7 @@ import { ZenithError } from '../core/errors.js';
 import type { ControlPlane } from '../services/control-plane.js';
 import { actorOf, installAuth } from './auth.js';
 import { sendError } from './errors.js';
+import { agentRoutes } from './routes/agents.js';
 import { auditRoutes } from './routes/audit.js';
 import { authRoutes } from './routes/auth.js';
 import { connectionRoutes } from './routes/connections.js';
@@ -121,6 +122,7 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
       await eventRoutes(api, plane);
       await identityRoutes(api, plane);
       await auditRoutes(api, plane);
+      await agentRoutes(api, plane);
     },
     { prefix: '/api/v1' },
   );

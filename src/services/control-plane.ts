@@ -9,6 +9,7 @@ import { createLogger, type Logger } from '../core/logger.js';
 import { SecretBox } from '../core/secret-box.js';
 import { DriverRegistry } from '../hypervisors/registry.js';
 import { openStore, type Store } from '../store/store.js';
+import { AgentService } from './agents/agent-service.js';
 import { AuditService, type Actor } from './audit/audit-service.js';
 import { ConnectionService } from './connections/connection-service.js';
 import { EventBus } from './events/event-bus.js';
@@ -42,6 +43,7 @@ export interface ControlPlane {
   vmCreation: VmCreateService;
   snapshots: VmSnapshotService;
   registry: DriverRegistry;
+  agents: AgentService;
   /** Set on the very first start when no admin password was given: print it once. */
   generatedAdminPassword: string | undefined;
   close(): Promise<void>;
@@ -79,6 +81,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   };
   const tasks = new TaskService({ store, events, audit, clock, logger, resolveActor });
   const vms = new VmActionService(inventory, connections, tasks);
+  const agents = new AgentService({ store, identities, events, clock });
   const vmCreation = new VmCreateService(inventory, connections, tasks);
   const snapshots = new VmSnapshotService(inventory, connections, tasks);
 
@@ -123,6 +126,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       vmCreation,
       snapshots,
       registry,
+      agents,
       generatedAdminPassword: bootstrap.generatedPassword,
       async close() {
         clearInterval(pruneTimer);

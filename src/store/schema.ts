@@ -114,6 +114,28 @@ export interface AuditTable {
   hash: string;
 }
 
+export interface EnrollmentTokensTable {
+  id: string;
+  secret_hash: string;
+  created_by: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+  agent_id: string | null;
+}
+
+export interface AgentsTable {
+  id: string;
+  identity_id: string;
+  hostname: string;
+  /** JSON object: facts the agent reports about its host. */
+  facts: string;
+  address: string | null;
+  enrolled_at: number;
+  last_seen_at: number | null;
+  revoked_at: number | null;
+}
+
 export interface Database {
   objects: ObjectsTable;
   location_history: LocationHistoryTable;
@@ -123,4 +145,6 @@ export interface Database {
   tasks: TasksTable;
   events: EventsTable;
   audit: AuditTable;
+  enrollment_tokens: EnrollmentTokensTable;
+  agents: AgentsTable;
 }

@@ -19,9 +19,16 @@ describe('API authentication, authorization and bad input', () => {
     const paths = Object.entries(doc.body.paths as Record<string, Record<string, unknown>>);
     assert.ok(paths.length > 30, `the document lists the API (${paths.length} paths)`);
     let checked = 0;
+    const publicOperations: string[] = [];
     for (const [path, methods] of paths) {
-      for (const method of Object.keys(methods)) {
-        if (path === '/api/v1/health' || path === '/api/v1/auth/login') continue;
+      for (const [method, operation] of Object.entries(
+        methods as Record<string, { security?: unknown[] }>,
+      )) {
+        // Public operations say so in the document (security: []): health, login, agent enrollment.
+        if (Array.isArray(operation.security) && operation.security.length === 0) {
+          publicOperations.push(`${method.toUpperCase()} ${path}`);
+          continue;
+        }
         const concrete = path
           .replace('/api/v1', '')
           .replace(/\{[^}]+\}/g, 'vm_00000000000000000000000000');
@@ -40,6 +47,11 @@ describe('API authentication, authorization and bad input', () => {
       }
     }
     assert.ok(checked > 30);
+    assert.deepEqual(
+      publicOperations.sort(),
+      ['GET /api/v1/health', 'POST /api/v1/agents/enroll', 'POST /api/v1/auth/login'],
+      'exactly these need no credentials',
+    );
   });
 
   test('a viewer can read but is refused actions with 403 ZEN_FORBIDDEN', async () => {

@@ -13,6 +13,7 @@ export async function authRoutes(root: FastifyInstance, plane: ControlPlane): Pr
     {
       config: { public: true, audit: false },
       schema: {
+        security: [],
         tags: ['auth'],
         summary:
           'Log in with a user name and password; answers a session token (also set as a cookie)',

@@ -8,6 +8,7 @@ export async function systemRoutes(app: FastifyInstance, plane: ControlPlane): P
     {
       config: { public: true },
       schema: {
+        security: [],
         tags: ['system'],
         summary: 'Liveness and store reachability (no authentication)',
         response: {

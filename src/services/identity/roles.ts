@@ -14,11 +14,14 @@ export const permissions = [
   'connection.manage',
   'identity.manage',
   'audit.read',
+  'agent.manage',
+  /** What a host agent may do with its own credentials: report itself. */
+  'agent.report',
 ] as const;
 
 export type Permission = (typeof permissions)[number];
 
-export const roleNames = ['viewer', 'operator', 'admin'] as const;
+export const roleNames = ['viewer', 'operator', 'admin', 'agent'] as const;
 export type RoleName = (typeof roleNames)[number];
 
 const viewer: Permission[] = ['inventory.read', 'task.read', 'event.read', 'connection.read'];
@@ -36,7 +39,8 @@ const operator: Permission[] = [
 export const rolePermissions: Record<RoleName, ReadonlySet<Permission>> = {
   viewer: new Set(viewer),
   operator: new Set(operator),
-  admin: new Set(permissions),
+  admin: new Set(permissions.filter((p) => p !== 'agent.report')),
+  agent: new Set(['agent.report']),
 };
 
 export function isRoleName(value: string): value is RoleName {

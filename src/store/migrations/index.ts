@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import * as m0001 from './0001-initial.js';
+import * as m0004 from './0004-agents.js';
 
 import type { MigrationContext } from './context.js';
 
@@ -11,4 +12,7 @@ export interface ZenithMigration {
 }
 
 /** Every migration, in order. Append only: never edit, reorder or remove an entry. */
-export const migrations: readonly ZenithMigration[] = [{ name: '0001-initial', up: m0001.up }];
+export const migrations: readonly ZenithMigration[] = [
+  { name: '0001-initial', up: m0001.up },
+  { name: '0004-agents', up: m0004.up },
+];

@@ -1,0 +1,209 @@
+/**
+ * Host agents: enrolled with a one-time token, then authenticated with
+ * credentials of their own (a service identity whose only permission is to
+ * report itself). An agent that misses its heartbeats is shown disconnected;
+ * a revoked one is cut off at once.
+ */
+import type { Clock } from '../../core/clock.js';
+import { ZenithError } from '../../core/errors.js';
+import { constantTimeEqualHex, randomSecret, sha256Hex } from '../../core/crypto.js';
+import { isId, newId } from '../../core/ids.js';
+import type { AgentsTable } from '../../store/schema.js';
+import type { Store } from '../../store/store.js';
+import type { Actor } from '../audit/audit-service.js';
+import type { EventBus } from '../events/event-bus.js';
+import type { IdentityService } from '../identity/identity-service.js';
+import type { Principal } from '../identity/roles.js';
+
+export type AgentState = 'connected' | 'disconnected' | 'revoked';
+
+export interface Agent {
+  id: string;
+  identityId: string;
+  hostname: string;
+  facts: Record<string, unknown>;
+  address: string | null;
+  enrolledAt: number;
+  lastSeenAt: number | null;
+  state: AgentState;
+}
+
+/** Agents report every few seconds; three missed heartbeats mean disconnected. */
+export const heartbeatIntervalMs = 5_000;
+const missedHeartbeats = 3;
+const hostnamePattern = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62}))*$/;
+
+export class AgentService {
+  constructor(
+    private readonly deps: {
+      store: Store;
+      identities: IdentityService;
+      events: EventBus;
+      clock: Clock;
+    },
+  ) {}
+
+  /** A token an administrator hands to one new agent; valid once, until it expires. */
+  async createEnrollmentToken(
+    by: Actor,
+    ttlMs: number,
+  ): Promise<{ id: string; token: string; expiresAt: number }> {
+    if (!(ttlMs >= 60_000 && ttlMs <= 7 * 86_400_000))
+      throw new ZenithError('ZEN_BAD_REQUEST', 'an enrollment token lives from 1 minute to 7 days');
+    const now = this.deps.clock.now();
+    const secret = randomSecret(32);
+    const id = newId('enrollment', now);
+    await this.deps.store.db
+      .insertInto('enrollment_tokens')
+      .values({
+        id,
+        secret_hash: sha256Hex(secret),
+        created_by: by.id,
+        created_at: now,
+        expires_at: now + ttlMs,
+        used_at: null,
+        agent_id: null,
+      })
+      .execute();
+    return { id, token: `${id}.${secret}`, expiresAt: now + ttlMs };
+  }
+
+  /** Trades a one-time token for the agent's own credentials. A second use fails. */
+  async enroll(
+    presented: string,
+    hostname: string,
+    address: string | null,
+  ): Promise<{ agent: Agent; token: string }> {
+    if (!hostnamePattern.test(hostname) || hostname.length > 253)
+      throw new ZenithError('ZEN_BAD_REQUEST', `'${hostname}' is not a host name`, { hostname });
+    const [id = '', secret = ''] = presented.split('.', 2);
+    if (!isId(id, 'enrollment'))
+      throw new ZenithError('ZEN_UNAUTHENTICATED', 'the enrollment token is malformed');
+    const now = this.deps.clock.now();
+    const row = await this.deps.store.db
+      .selectFrom('enrollment_tokens')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
+    if (!row || !constantTimeEqualHex(row.secret_hash, sha256Hex(secret)))
+      throw new ZenithError('ZEN_UNAUTHENTICATED', 'the enrollment token is not valid');
+    if (row.used_at !== null)
+      throw new ZenithError(
+        'ZEN_TOKEN_EXPIRED',
+        'this enrollment token was already used; ask an administrator for a new one',
+      );
+    if (Number(row.expires_at) <= now)
+      throw new ZenithError(
+        'ZEN_TOKEN_EXPIRED',
+        'this enrollment token has expired; ask an administrator for a new one',
+      );
+    const agentId = newId('agent', now);
+    // Claim the token first: of two agents racing with one token, exactly one wins.
+    const claimed = await this.deps.store.db
+      .updateTable('enrollment_tokens')
+      .set({ used_at: now, agent_id: agentId })
+      .where('id', '=', id)
+      .where('used_at', 'is', null)
+      .executeTakeFirst();
+    if (Number(claimed.numUpdatedRows) !== 1)
+      throw new ZenithError(
+        'ZEN_TOKEN_EXPIRED',
+        'this enrollment token was already used; ask an administrator for a new one',
+      );
+    const identity = await this.deps.identities.createServiceIdentity({
+      name: `agent-${agentId.slice('agent_'.length).toLowerCase()}`,
+      role: 'agent',
+      displayName: `agent on ${hostname}`,
+    });
+    const credentials = await this.deps.identities.createToken(identity.id, `agent ${hostname}`);
+    const agentRow: AgentsTable = {
+      id: agentId,
+      identity_id: identity.id,
+      hostname,
+      facts: '{}',
+      address,
+      enrolled_at: now,
+      last_seen_at: now,
+      revoked_at: null,
+    };
+    await this.deps.store.db.insertInto('agents').values(agentRow).execute();
+    await this.deps.events.publish([
+      { type: 'agent.enrolled', objectId: agentId, data: { hostname } },
+    ]);
+    return { agent: this.#view(agentRow), token: credentials.token };
+  }
+
+  /** An agent reports itself (with its own credentials). */
+  async heartbeat(principal: Principal, facts: Record<string, unknown>): Promise<Agent> {
+    const row = await this.deps.store.db
+      .selectFrom('agents')
+      .selectAll()
+      .where('identity_id', '=', principal.id)
+      .executeTakeFirst();
+    if (!row || row.revoked_at !== null)
+      throw new ZenithError(
+        'ZEN_FORBIDDEN',
+        'these credentials do not belong to an enrolled agent',
+      );
+    const wasDisconnected = this.#view(row).state === 'disconnected';
+    const now = this.deps.clock.now();
+    await this.deps.store.db
+      .updateTable('agents')
+      .set({ last_seen_at: now, facts: JSON.stringify(facts) })
+      .where('id', '=', row.id)
+      .execute();
+    if (wasDisconnected)
+      await this.deps.events.publish([
+        { type: 'agent.connected', objectId: row.id, data: { hostname: row.hostname } },
+      ]);
+    return this.#view({ ...row, last_seen_at: now, facts: JSON.stringify(facts) });
+  }
+
+  async list(): Promise<Agent[]> {
+    return (
+      await this.deps.store.db.selectFrom('agents').selectAll().orderBy('hostname').execute()
+    ).map((row) => this.#view(row));
+  }
+
+  async get(id: string): Promise<Agent> {
+    const row = await this.deps.store.db
+      .selectFrom('agents')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
+    if (!row) throw new ZenithError('ZEN_NOT_FOUND', `no agent ${id}`, { id });
+    return this.#view(row);
+  }
+
+  /** Cuts an agent off at once: its identity is disabled, so its next request is refused. */
+  async revoke(id: string): Promise<Agent> {
+    const agent = await this.get(id);
+    await this.deps.store.db
+      .updateTable('agents')
+      .set({ revoked_at: this.deps.clock.now() })
+      .where('id', '=', id)
+      .execute();
+    await this.deps.identities.update(agent.identityId, { disabled: true });
+    await this.deps.events.publish([
+      { type: 'agent.revoked', objectId: id, data: { hostname: agent.hostname } },
+    ]);
+    return this.get(id);
+  }
+
+  #view(row: AgentsTable): Agent {
+    const lastSeen = row.last_seen_at === null ? null : Number(row.last_seen_at);
+    const fresh =
+      lastSeen !== null &&
+      this.deps.clock.now() - lastSeen <= heartbeatIntervalMs * missedHeartbeats;
+    return {
+      id: row.id,
+      identityId: row.identity_id,
+      hostname: row.hostname,
+      facts: JSON.parse(row.facts) as Record<string, unknown>,
+      address: row.address,
+      enrolledAt: Number(row.enrolled_at),
+      lastSeenAt: lastSeen,
+      state: row.revoked_at !== null ? 'revoked' : fresh ? 'connected' : 'disconnected',
+    };
+  }
+}
