@@ -1,0 +1,73 @@
+/** Turns a validated VM spec into the QEMU command line the driver owns. Pure: no processes, no files. */
+import type { QemuVmSpec } from './vm-spec.js';
+
+export interface RuntimePaths {
+  qmpSocket: string;
+  serialSocket: string;
+  vncSocket: string;
+  pidFile: string;
+}
+
+/** `auto` becomes kvm only where /dev/kvm exists and the host says KVM is usable. */
+export function resolveAccelerator(
+  requested: QemuVmSpec['accelerator'],
+  kvmUsable: boolean,
+): 'kvm' | 'tcg' {
+  if (requested === 'auto') return kvmUsable ? 'kvm' : 'tcg';
+  return requested;
+}
+
+/** Characters QEMU's option parser treats specially in a value are doubled (`,` → `,,`). */
+function optionValue(value: string): string {
+  return value.replaceAll(',', ',,');
+}
+
+export function buildCommandLine(
+  spec: QemuVmSpec,
+  paths: RuntimePaths,
+  accelerator: 'kvm' | 'tcg',
+): string[] {
+  const args = [
+    '-name',
+    `guest=${optionValue(spec.name)}`,
+    '-accel',
+    accelerator,
+    // `-cpu host`/`max` need KVM; under TCG a fixed model is the portable choice.
+    '-cpu',
+    accelerator === 'kvm' ? 'host' : 'qemu64',
+    '-smp',
+    String(spec.cpus),
+    '-m',
+    String(spec.memoryMiB),
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
+    '-qmp',
+    `unix:${optionValue(paths.qmpSocket)},server=on,wait=off`,
+    '-serial',
+    `unix:${optionValue(paths.serialSocket)},server=on,wait=off`,
+    '-pidfile',
+    paths.pidFile,
+  ];
+  if (spec.vnc) args.push('-vnc', `unix:${optionValue(paths.vncSocket)}`);
+  spec.disks.forEach((disk, index) => {
+    args.push(
+      '-drive',
+      `file=${optionValue(disk.file)},format=qcow2,if=virtio,id=disk${index},node-name=disk${index}`,
+    );
+  });
+  if (spec.boot.kind === 'kernel') {
+    args.push('-kernel', spec.boot.kernel);
+    if (spec.boot.initrd) args.push('-initrd', spec.boot.initrd);
+    if (spec.boot.cmdline) args.push('-append', spec.boot.cmdline);
+  }
+  spec.nics.forEach((nic, index) => {
+    const netdev =
+      nic.mode === 'user'
+        ? `user,id=net${index}`
+        : `bridge,id=net${index},br=${optionValue(nic.bridge)}`;
+    args.push('-netdev', netdev, '-device', `virtio-net-pci,netdev=net${index}`);
+  });
+  return args;
+}

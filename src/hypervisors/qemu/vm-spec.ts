@@ -1,0 +1,139 @@
+/**
+ * A QEMU VM as the operator describes it, and the checks that refuse an
+ * impossible one before anything is created: sizes, paths that must stay
+ * inside the configured storage roots (no `..`, no symlink out), bridges that
+ * exist on the host.
+ */
+import { existsSync, realpathSync } from 'node:fs';
+import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
+import { ZenithError } from '../../core/errors.js';
+
+export type Accelerator = 'kvm' | 'tcg' | 'auto';
+
+export interface QemuDiskSpec {
+  /** A path inside a storage root (relative paths are taken from the first root). */
+  file: string;
+  /** Size of a new blank disk; absent for an existing file or a linked clone of `backingFile`. */
+  sizeBytes?: number;
+  /** Create the disk as a qcow2 linked clone of this base image (inside a storage root). */
+  backingFile?: string;
+}
+
+export type QemuBoot =
+  { kind: 'disk' } | { kind: 'kernel'; kernel: string; initrd?: string; cmdline?: string };
+
+export type QemuNicSpec = { mode: 'user' } | { mode: 'bridge'; bridge: string };
+
+export interface QemuVmSpec {
+  name: string;
+  cpus: number;
+  memoryMiB: number;
+  disks: QemuDiskSpec[];
+  boot: QemuBoot;
+  nics: QemuNicSpec[];
+  vnc: boolean;
+  accelerator: Accelerator;
+}
+
+export interface HostLimits {
+  storageRoots: string[];
+  cpuCount: number;
+  memoryBytes: number;
+  /** Names of the network bridges that exist on the host. */
+  bridges: string[];
+}
+
+const namePattern = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
+
+function bad(message: string, details: Record<string, unknown> = {}): ZenithError {
+  return new ZenithError('ZEN_BAD_REQUEST', message, details);
+}
+
+/**
+ * Resolves a path and proves it lies inside one of the roots, following
+ * symlinks of every part that exists, so neither `..` nor a link can escape.
+ */
+export function pathWithinRoots(path: string, roots: string[]): string {
+  if (roots.length === 0)
+    throw new ZenithError('ZEN_CONFIG_INVALID', 'no storage roots are configured for this host');
+  if (path.includes('\0')) throw bad('a path may not contain NUL characters', { path });
+  const candidate = isAbsolute(path) ? resolve(path) : resolve(roots[0]!, path);
+  // Follow links on the longest existing prefix of the path.
+  let existing = candidate;
+  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  const real = resolve(realpathSync(existing), relative(existing, candidate));
+  for (const root of roots) {
+    const realRoot = existsSync(root) ? realpathSync(root) : resolve(root);
+    const inside = relative(realRoot, real);
+    if (inside === '' || (!inside.startsWith(`..${sep}`) && inside !== '..' && !isAbsolute(inside)))
+      return real;
+  }
+  throw bad(`'${path}' is outside the storage roots of this host (${roots.join(', ')})`, {
+    path,
+    storageRoots: roots,
+  });
+}
+
+/** Checks a spec against the host; returns it with every path resolved inside the roots. */
+export function validateSpec(spec: QemuVmSpec, host: HostLimits): QemuVmSpec {
+  if (!namePattern.test(spec.name))
+    throw bad(`'${spec.name}' is not a valid VM name (letters, digits, . _ -, at most 63)`, {
+      name: spec.name,
+    });
+  if (!Number.isInteger(spec.cpus) || spec.cpus < 1)
+    throw bad('a VM needs at least 1 vCPU', { cpus: spec.cpus });
+  if (spec.cpus > Math.max(host.cpuCount * 4, 1))
+    throw new ZenithError(
+      'ZEN_NO_CAPACITY',
+      `${spec.cpus} vCPUs is more than this host can schedule (${host.cpuCount} CPUs)`,
+      { cpus: spec.cpus, hostCpus: host.cpuCount },
+    );
+  if (!Number.isInteger(spec.memoryMiB) || spec.memoryMiB < 16)
+    throw bad('a VM needs at least 16 MiB of memory', { memoryMiB: spec.memoryMiB });
+  if (spec.memoryMiB * 1024 * 1024 > host.memoryBytes) {
+    throw new ZenithError(
+      'ZEN_NO_CAPACITY',
+      `${spec.memoryMiB} MiB is more memory than this host has (${Math.floor(host.memoryBytes / 1048576)} MiB)`,
+      { memoryMiB: spec.memoryMiB, hostMemoryBytes: host.memoryBytes },
+    );
+  }
+  if (spec.disks.length > 16) throw bad('at most 16 disks');
+  const disks = spec.disks.map((disk) => {
+    if (
+      disk.sizeBytes !== undefined &&
+      !(Number.isInteger(disk.sizeBytes) && disk.sizeBytes >= 1048576)
+    )
+      throw bad('a disk is at least 1 MiB', { sizeBytes: disk.sizeBytes });
+    return {
+      file: pathWithinRoots(disk.file, host.storageRoots),
+      ...(disk.sizeBytes !== undefined ? { sizeBytes: disk.sizeBytes } : {}),
+      ...(disk.backingFile !== undefined
+        ? { backingFile: pathWithinRoots(disk.backingFile, host.storageRoots) }
+        : {}),
+    };
+  });
+  if (spec.boot.kind === 'disk' && disks.length === 0) throw bad('booting from disk needs a disk');
+  const boot: QemuBoot =
+    spec.boot.kind === 'kernel'
+      ? {
+          kind: 'kernel',
+          kernel: pathWithinRoots(spec.boot.kernel, host.storageRoots),
+          ...(spec.boot.initrd
+            ? { initrd: pathWithinRoots(spec.boot.initrd, host.storageRoots) }
+            : {}),
+          ...(spec.boot.cmdline !== undefined ? { cmdline: spec.boot.cmdline } : {}),
+        }
+      : { kind: 'disk' };
+  if (boot.kind === 'kernel' && (boot.cmdline?.length ?? 0) > 4096)
+    throw bad('the kernel command line is at most 4096 characters');
+  for (const nic of spec.nics) {
+    if (nic.mode === 'bridge' && !host.bridges.includes(nic.bridge))
+      throw bad(`there is no bridge '${nic.bridge}' on this host`, {
+        bridge: nic.bridge,
+        bridges: host.bridges,
+      });
+  }
+  if (!['kvm', 'tcg', 'auto'].includes(spec.accelerator))
+    throw bad(`unknown accelerator '${String(spec.accelerator)}' (kvm, tcg or auto)`);
+  return { ...spec, disks, boot };
+}

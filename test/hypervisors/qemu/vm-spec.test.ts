@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { isZenithError } from '../../../src/core/errors.js';
+import {
+  buildCommandLine,
+  resolveAccelerator,
+} from '../../../src/hypervisors/qemu/command-line.js';
+import {
+  pathWithinRoots,
+  validateSpec,
+  type QemuVmSpec,
+} from '../../../src/hypervisors/qemu/vm-spec.js';
+
+const base = mkdtempSync(join(tmpdir(), 'zenith-spec-'));
+const root = join(base, 'images');
+const outside = join(base, 'secret');
+mkdirSync(root);
+mkdirSync(outside);
+writeFileSync(join(outside, 'shadow'), 'x');
+writeFileSync(join(root, 'vmlinuz'), 'kernel');
+symlinkSync(outside, join(root, 'escape'));
+after(() => rmSync(base, { recursive: true, force: true }));
+
+const host = { storageRoots: [root], cpuCount: 2, memoryBytes: 4 * 1024 ** 3, bridges: ['br0'] };
+const spec: QemuVmSpec = {
+  name: 'web-1',
+  cpus: 2,
+  memoryMiB: 256,
+  disks: [{ file: 'web-1/disk0.qcow2', sizeBytes: 1024 ** 3 }],
+  boot: { kind: 'kernel', kernel: 'vmlinuz', cmdline: 'console=ttyS0' },
+  nics: [{ mode: 'user' }],
+  vnc: true,
+  accelerator: 'auto',
+};
+
+const refused = (change: Partial<QemuVmSpec>, code: string) =>
+  assert.throws(
+    () => validateSpec({ ...spec, ...change }, host),
+    (e) => isZenithError(e) && e.code === code,
+    JSON.stringify(change),
+  );
+
+test('a sane spec passes, with every path resolved inside the storage root', () => {
+  const valid = validateSpec(spec, host);
+  assert.equal(valid.disks[0]!.file, join(root, 'web-1/disk0.qcow2'));
+  assert.deepEqual(valid.boot, {
+    kind: 'kernel',
+    kernel: join(root, 'vmlinuz'),
+    cmdline: 'console=ttyS0',
+  });
+});
+
+test('impossible values are refused with a coded error before anything is created', () => {
+  refused({ cpus: 0 }, 'ZEN_BAD_REQUEST');
+  refused({ cpus: 64 }, 'ZEN_NO_CAPACITY');
+  refused({ memoryMiB: 8 * 1024 }, 'ZEN_NO_CAPACITY');
+  refused({ memoryMiB: 4 }, 'ZEN_BAD_REQUEST');
+  refused({ name: '../evil' }, 'ZEN_BAD_REQUEST');
+  refused({ nics: [{ mode: 'bridge', bridge: 'br-missing' }] }, 'ZEN_BAD_REQUEST');
+  refused({ disks: [], boot: { kind: 'disk' } }, 'ZEN_BAD_REQUEST');
+});
+
+test('no path can reach outside the storage roots: not with .., an absolute path or a symlink', () => {
+  for (const path of [
+    '../secret/shadow',
+    join(outside, 'shadow'),
+    'escape/shadow',
+    'a/../../secret/x',
+    '/etc/passwd',
+  ]) {
+    assert.throws(
+      () => pathWithinRoots(path, [root]),
+      (e) => isZenithError(e) && e.code === 'ZEN_BAD_REQUEST',
+      path,
+    );
+  }
+  refused({ disks: [{ file: 'escape/disk.qcow2', sizeBytes: 1024 ** 3 }] }, 'ZEN_BAD_REQUEST');
+  refused({ boot: { kind: 'kernel', kernel: '/boot/vmlinuz' } }, 'ZEN_BAD_REQUEST');
+  assert.equal(pathWithinRoots('new/dir/disk.qcow2', [root]), join(root, 'new/dir/disk.qcow2'));
+});
+
+test('the command line uses the accelerator the host can run, and quotes option values', () => {
+  assert.equal(resolveAccelerator('auto', false), 'tcg');
+  assert.equal(resolveAccelerator('auto', true), 'kvm');
+  const valid = validateSpec(
+    { ...spec, disks: [{ file: 'odd,name.qcow2', sizeBytes: 1024 ** 3 }] },
+    host,
+  );
+  const args = buildCommandLine(
+    valid,
+    {
+      qmpSocket: '/run/q.sock',
+      serialSocket: '/run/s.sock',
+      vncSocket: '/run/v.sock',
+      pidFile: '/run/pid',
+    },
+    'tcg',
+  );
+  const after = (flag: string) => args[args.indexOf(flag) + 1];
+  assert.equal(after('-accel'), 'tcg');
+  assert.equal(after('-cpu'), 'qemu64');
+  assert.equal(after('-smp'), '2');
+  assert.equal(after('-m'), '256');
+  assert.equal(after('-kernel'), join(root, 'vmlinuz'));
+  assert.ok(after('-drive')!.startsWith(`file=${join(root, 'odd,,name.qcow2')},format=qcow2`));
+  assert.equal(after('-vnc'), 'unix:/run/v.sock');
+  assert.equal(after('-netdev'), 'user,id=net0');
+});
