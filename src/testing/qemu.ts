@@ -85,6 +85,11 @@ export async function startTestQemu(options: TestQemuOptions): Promise<TestQemu>
     });
   });
 
+  // A test process that dies without cleaning up must not leave QEMU running.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  void exited.then(() => process.off('exit', killOnExit));
+
   const stop = async () => {
     if (exitCode === undefined) {
       child.kill('SIGTERM');
