@@ -138,6 +138,31 @@ export const errorCatalogue = {
     summary:
       'A setting (flag, environment variable or config file) is invalid; the message names it.',
   },
+  // --- QMP (QEMU Machine Protocol client, src/protocols/qmp) -------------
+  QMP_CONNECT_FAILED: {
+    status: 502,
+    summary:
+      'The QMP socket of a QEMU process could not be opened (missing socket file, refused, or no greeting in time).',
+  },
+  QMP_COMMAND_FAILED: {
+    status: 502,
+    summary:
+      'QEMU refused a QMP command; details carry its error class, description and the command name.',
+  },
+  QMP_TIMEOUT: {
+    status: 504,
+    summary: 'QEMU did not answer a QMP command within its time limit; details name the command.',
+  },
+  QMP_CLOSED: {
+    status: 502,
+    summary:
+      'The QMP connection closed (QEMU exited or the client was closed) before the command was answered.',
+  },
+  QMP_PROTOCOL_ERROR: {
+    status: 502,
+    summary:
+      'QEMU sent something that is not valid QMP (bad JSON, an oversized line, an unmatched reply); the connection was closed.',
+  },
   // --- the fallback ---------------------------------------------------------
   ZEN_INTERNAL: {
     status: 500,

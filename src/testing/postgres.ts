@@ -5,10 +5,12 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, chownSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { freePort } from './ports.js';
+
+export { freePort };
 
 export interface PostgresServer {
   url: string;
@@ -28,17 +30,6 @@ function binDir(): string {
       'PostgreSQL is not installed: the test command installs the Debian package postgresql (apt-get install -y postgresql)',
     );
   return join(root, versions[0]!, 'bin');
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
 }
 
 /** Starts a private server in a temporary directory (initdb refuses root, so it runs as the postgres user). */

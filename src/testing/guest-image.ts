@@ -1,0 +1,154 @@
+/**
+ * THE tiny test guest: Debian's cloud kernel and a busybox initramfs whose
+ * /init prints `ZENITH-GUEST READY` on ttyS0, then `tick N` every 100 ms forever
+ * (a migration test checks the counter keeps going on the destination).
+ * Built once from Debian packages into .cache/guest/<key>/ and shared by every
+ * test; concurrent builders each build in a temp dir and the first rename wins.
+ */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export interface GuestImage {
+  /** Absolute path of the kernel (bzImage). */
+  kernel: string;
+  /** Absolute path of the gzip'd newc initramfs. */
+  initrd: string;
+}
+
+/** The serial line the guest prints once /init runs. */
+export const GUEST_READY_LINE = 'ZENITH-GUEST READY';
+
+/** Kernel command line for the guest: serial console, quiet boot (serial output is slow under TCG). */
+export const GUEST_KERNEL_APPEND = 'console=ttyS0 quiet panic=-1';
+
+const KERNEL_META_PACKAGE = 'linux-image-cloud-amd64';
+const BUSYBOX_PACKAGE = 'busybox-static';
+
+const INIT_SCRIPT = `#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+exec >/dev/ttyS0 2>&1 </dev/null
+echo "${GUEST_READY_LINE}"
+i=0
+while true; do
+  echo "tick $i"
+  i=$((i + 1))
+  usleep 100000
+done
+`;
+
+const repoRoot = resolve(import.meta.dirname, '..', '..');
+const cacheDir = join(repoRoot, '.cache', 'guest');
+
+let building: Promise<GuestImage> | undefined;
+
+/** Builds the guest on first use (about 27 MB of downloads) and returns its files. */
+export function ensureGuestImage(): Promise<GuestImage> {
+  building ??= buildOnce().catch((error: unknown) => {
+    building = undefined;
+    throw error;
+  });
+  return building;
+}
+
+async function buildOnce(): Promise<GuestImage> {
+  const kernelPackage = await resolveKernelPackage();
+  const key = `${kernelPackage}-${createHash('sha256').update(INIT_SCRIPT).digest('hex').slice(0, 12)}`;
+  const finalDir = join(cacheDir, key);
+  const image = { kernel: join(finalDir, 'vmlinuz'), initrd: join(finalDir, 'initrd.gz') };
+  if (existsSync(image.kernel) && existsSync(image.initrd)) return image;
+
+  for (const tool of ['cpio', 'gzip', 'dpkg', 'apt-get']) await requireTool(tool);
+  mkdirSync(cacheDir, { recursive: true });
+  const work = mkdtempSync(join(cacheDir, '.build-'));
+  try {
+    await run('apt-get', ['download', '-qq', kernelPackage, BUSYBOX_PACKAGE], { cwd: work }).catch(
+      (error: Error & { stderr?: string }) => {
+        throw new Error(
+          `cannot download ${kernelPackage} and ${BUSYBOX_PACKAGE} with apt-get (is the network to the Debian mirror up, and did apt-get update run?): ${error.stderr ?? error.message}`,
+          { cause: error },
+        );
+      },
+    );
+    const extracted = join(work, 'extracted');
+    for (const deb of readdirSync(work).filter((f) => f.endsWith('.deb'))) {
+      await run('dpkg', ['-x', join(work, deb), extracted]);
+    }
+    const out = join(work, 'out');
+    mkdirSync(out);
+    const vmlinuz = readdirSync(join(extracted, 'boot')).find((f) => f.startsWith('vmlinuz-'));
+    if (!vmlinuz) throw new Error(`${kernelPackage} has no boot/vmlinuz-*`);
+    copyFileSync(join(extracted, 'boot', vmlinuz), join(out, 'vmlinuz'));
+
+    const root = join(work, 'root');
+    for (const dir of ['bin', 'dev', 'proc', 'sys'])
+      mkdirSync(join(root, dir), { recursive: true });
+    copyFileSync(join(extracted, 'bin', 'busybox'), join(root, 'bin', 'busybox'));
+    chmodSync(join(root, 'bin', 'busybox'), 0o755);
+    writeFileSync(join(root, 'init'), INIT_SCRIPT, { mode: 0o755 });
+    // /dev/console lets the kernel give /init a console before devtmpfs is mounted;
+    // only root may create it, and /init works without it (it reopens ttyS0 itself).
+    await run('mknod', [join(root, 'dev', 'console'), 'c', '5', '1']).catch(() => undefined);
+    await run(
+      'sh',
+      ['-c', 'find . | cpio -o -H newc --quiet | gzip -1 > "$0"', join(out, 'initrd.gz')],
+      {
+        cwd: root,
+      },
+    );
+
+    try {
+      renameSync(out, finalDir);
+    } catch (error) {
+      // Another process finished first: its files are identical, keep them.
+      if (!existsSync(image.initrd)) throw error;
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  return image;
+}
+
+async function resolveKernelPackage(): Promise<string> {
+  let output: string;
+  try {
+    output = (await run('apt-cache', ['depends', KERNEL_META_PACKAGE])).stdout;
+  } catch (error) {
+    throw new Error(
+      `apt-cache depends ${KERNEL_META_PACKAGE} failed (run apt-get update first): ${String(error)}`,
+      { cause: error },
+    );
+  }
+  const match = /Depends:\s+(linux-image-\S+-cloud-amd64)/.exec(output);
+  if (!match?.[1]) {
+    throw new Error(`cannot resolve the kernel package behind ${KERNEL_META_PACKAGE}: ${output}`);
+  }
+  return match[1];
+}
+
+async function requireTool(tool: string): Promise<void> {
+  try {
+    await run('sh', ['-c', `command -v ${tool}`]);
+  } catch {
+    throw new Error(
+      `${tool} is missing; the test command installs it from scripts/test-debs.txt (apt-get install -y ${tool})`,
+    );
+  }
+}
