@@ -97,6 +97,8 @@ export interface VmSpec {
   diskBytes: number;
   hostExternalId: string;
   facts?: Facts;
+  /** Family-specific settings (for QEMU: kernel, initrd, cmdline, baseImage, disks, nics, vnc, accelerator). */
+  options?: Record<string, unknown>;
 }
 
 export interface SnapshotInfo {

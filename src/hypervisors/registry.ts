@@ -7,6 +7,7 @@ import type { Clock } from '../core/clock.js';
 import { ZenithError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { HypervisorDriver } from './driver.js';
+import { QemuDriver } from './qemu/qemu-driver.js';
 import { SimulatedDriver } from './simulated/simulated-driver.js';
 
 export interface DriverContext {
@@ -115,10 +116,68 @@ const simulated: DriverFamily = {
   },
 };
 
+const qemu: DriverFamily = {
+  type: 'qemu',
+  description: 'QEMU/KVM on this host: VMs are QEMU processes driven through QMP',
+  simulated: false,
+  validate(settings) {
+    const known = ['storageRoots', 'accelerator', 'kvmUsable', 'hostName', 'shutdownTimeoutMs'];
+    const unknown = Object.keys(settings).filter((k) => !known.includes(k));
+    if (unknown.length > 0)
+      throw new ZenithError(
+        'ZEN_CONFIG_INVALID',
+        `unknown qemu setting(s): ${unknown.join(', ')} (known: ${known.join(', ')})`,
+        { unknown },
+      );
+    const roots = settings.storageRoots ?? [];
+    if (!Array.isArray(roots) || !roots.every((r) => typeof r === 'string' && r.startsWith('/')))
+      throw new ZenithError(
+        'ZEN_CONFIG_INVALID',
+        "setting 'storageRoots' is a list of absolute paths",
+      );
+    const accelerator = settings.accelerator ?? 'auto';
+    if (!['auto', 'kvm', 'tcg'].includes(accelerator as string))
+      throw new ZenithError('ZEN_CONFIG_INVALID', "setting 'accelerator' is auto, kvm or tcg");
+    if (settings.kvmUsable !== undefined && typeof settings.kvmUsable !== 'boolean')
+      throw new ZenithError('ZEN_CONFIG_INVALID', "setting 'kvmUsable' is true or false");
+    if (
+      settings.hostName !== undefined &&
+      (typeof settings.hostName !== 'string' || !/^[a-zA-Z0-9.-]{1,253}$/.test(settings.hostName))
+    )
+      throw new ZenithError('ZEN_CONFIG_INVALID', "setting 'hostName' is a host name");
+    return {
+      storageRoots: roots,
+      accelerator,
+      ...(settings.kvmUsable !== undefined ? { kvmUsable: settings.kvmUsable } : {}),
+      ...(settings.hostName !== undefined ? { hostName: settings.hostName } : {}),
+      shutdownTimeoutMs: intSetting(settings, 'shutdownTimeoutMs', 60_000, 0, 3_600_000),
+    };
+  },
+  create(settings, _secret, context) {
+    const s = settings as {
+      storageRoots: string[];
+      accelerator: 'auto' | 'kvm' | 'tcg';
+      kvmUsable?: boolean;
+      hostName?: string;
+      shutdownTimeoutMs: number;
+    };
+    return new QemuDriver({
+      stateDir: context.stateDir,
+      storageRoots: s.storageRoots.length > 0 ? s.storageRoots : [join(context.stateDir, 'images')],
+      accelerator: s.accelerator,
+      ...(s.kvmUsable !== undefined ? { kvmUsable: s.kvmUsable } : {}),
+      ...(s.hostName !== undefined ? { hostName: s.hostName } : {}),
+      shutdownTimeoutMs: s.shutdownTimeoutMs,
+      clock: context.clock,
+      logger: context.logger,
+    });
+  },
+};
+
 export class DriverRegistry {
   readonly #families = new Map<string, DriverFamily>();
 
-  constructor(families: DriverFamily[] = [simulated]) {
+  constructor(families: DriverFamily[] = [simulated, qemu]) {
     for (const family of families) this.#families.set(family.type, family);
   }
 

@@ -19,6 +19,8 @@ export async function startServerProcess(options: {
   dataDir: string;
   databaseUrl?: string;
   port?: number;
+  /** Connect this machine as a QEMU host, as `zenith serve` does by default; off unless asked. */
+  localHost?: boolean;
 }): Promise<ServerProcess> {
   const args = [
     zenithBin,
@@ -29,6 +31,7 @@ export async function startServerProcess(options: {
     String(options.port ?? 0),
   ];
   if (options.databaseUrl) args.push('--database', options.databaseUrl);
+  if (!options.localHost) args.push('--no-local-host');
   const child = spawn(process.execPath, args, {
     env: { ...process.env, ZENITH_ADMIN_PASSWORD: adminPassword, ZENITH_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],

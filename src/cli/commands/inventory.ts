@@ -149,20 +149,40 @@ export function registerInventory(program: Command): void {
     .requiredOption('--host <host>', 'the host (name or id)')
     .option('--cpus <n>', 'virtual CPUs', '1')
     .option('--memory <size>', 'memory, e.g. 512MiB or 2GiB', '1GiB')
-    .option('--disk <size>', 'disk size, e.g. 20GiB', '10GiB')
+    .option('--disk <size>', 'disk size, e.g. 20GiB (0 for none)', '10GiB')
+    .option('--kernel <path>', "QEMU: boot this kernel (a path in the host's storage roots)")
+    .option('--initrd <path>', 'QEMU: with this initramfs')
+    .option('--cmdline <text>', 'QEMU: kernel command line')
+    .option('--base-image <path>', 'QEMU: create the disk as a linked clone of this qcow2 image')
     .option('--no-wait', 'return as soon as the task is queued')
     .action(
       async (
         name: string,
-        options: { host: string; cpus: string; memory: string; disk: string; wait: boolean },
+        options: {
+          host: string;
+          cpus: string;
+          memory: string;
+          disk: string;
+          wait: boolean;
+          kernel?: string;
+          initrd?: string;
+          cmdline?: string;
+          baseImage?: string;
+        },
         command: Command,
       ) => {
+        const driverOptions: Record<string, string> = {};
+        if (options.kernel) driverOptions.kernel = options.kernel;
+        if (options.initrd) driverOptions.initrd = options.initrd;
+        if (options.cmdline) driverOptions.cmdline = options.cmdline;
+        if (options.baseImage) driverOptions.baseImage = options.baseImage;
         const body = {
           name,
           hostId: options.host,
           cpus: Number(options.cpus),
           memoryBytes: parseSize(options.memory),
           diskBytes: parseSize(options.disk),
+          ...(Object.keys(driverOptions).length > 0 ? { options: driverOptions } : {}),
         };
         await runTask(command.optsWithGlobals<Globals>(), 'POST', '/vms', body, options.wait);
       },

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { ZenithError } from '../../core/errors.js';
 import { buildApp } from '../../server/app.js';
+import { connectLocalHost } from '../../services/connections/local-host.js';
 import { startControlPlane } from '../../services/control-plane.js';
 
 export function registerServe(program: Command): void {
@@ -20,40 +21,54 @@ export function registerServe(program: Command): void {
       'PostgreSQL URL (postgres://…); embedded SQLite when absent',
       process.env.ZENITH_DATABASE_URL,
     )
-    .action(async (options: { dataDir: string; port: string; host: string; database?: string }) => {
-      const port = Number(options.port);
-      if (!Number.isInteger(port) || port < 0 || port > 65535)
-        throw new ZenithError(
-          'ZEN_CONFIG_INVALID',
-          `--port must be 0–65535, not '${options.port}'`,
+    .option(
+      '--no-local-host',
+      'do not connect this machine as a QEMU host on the first start (env ZENITH_LOCAL_HOST=off)',
+    )
+    .action(
+      async (options: {
+        dataDir: string;
+        port: string;
+        host: string;
+        database?: string;
+        localHost: boolean;
+      }) => {
+        const port = Number(options.port);
+        if (!Number.isInteger(port) || port < 0 || port > 65535)
+          throw new ZenithError(
+            'ZEN_CONFIG_INVALID',
+            `--port must be 0–65535, not '${options.port}'`,
+          );
+        const plane = await startControlPlane({
+          dataDir: resolve(options.dataDir),
+          databaseUrl: options.database,
+          adminPassword: process.env.ZENITH_ADMIN_PASSWORD || undefined,
+        });
+        if (options.localHost && process.env.ZENITH_LOCAL_HOST !== 'off')
+          await connectLocalHost(plane.connections, resolve(options.dataDir), plane.logger);
+        const app = await buildApp(plane);
+        const address = await app.listen({ port, host: options.host });
+        if (plane.generatedAdminPassword) {
+          // Shown once, on the terminal only (never in the log): the first administrator's password.
+          process.stderr.write(
+            `\n  First start: user 'admin' was created with password: ${plane.generatedAdminPassword}\n  Log in with: zenith login --server ${address} --user admin\n  Change it with: zenith users passwd admin\n\n`,
+          );
+        }
+        plane.logger.info(
+          { address, store: plane.store.dialect, dataDir: resolve(options.dataDir) },
+          'zenith is serving',
         );
-      const plane = await startControlPlane({
-        dataDir: resolve(options.dataDir),
-        databaseUrl: options.database,
-        adminPassword: process.env.ZENITH_ADMIN_PASSWORD || undefined,
-      });
-      const app = await buildApp(plane);
-      const address = await app.listen({ port, host: options.host });
-      if (plane.generatedAdminPassword) {
-        // Shown once, on the terminal only (never in the log): the first administrator's password.
-        process.stderr.write(
-          `\n  First start: user 'admin' was created with password: ${plane.generatedAdminPassword}\n  Log in with: zenith login --server ${address} --user admin\n  Change it with: zenith users passwd admin\n\n`,
-        );
-      }
-      plane.logger.info(
-        { address, store: plane.store.dialect, dataDir: resolve(options.dataDir) },
-        'zenith is serving',
-      );
-      let stopping = false;
-      const stop = async (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        plane.logger.info({ signal }, 'shutting down');
-        await app.close();
-        await plane.close();
-        process.exit(0);
-      };
-      process.once('SIGINT', () => void stop('SIGINT'));
-      process.once('SIGTERM', () => void stop('SIGTERM'));
-    });
+        let stopping = false;
+        const stop = async (signal: string) => {
+          if (stopping) return;
+          stopping = true;
+          plane.logger.info({ signal }, 'shutting down');
+          await app.close();
+          await plane.close();
+          process.exit(0);
+        };
+        process.once('SIGINT', () => void stop('SIGINT'));
+        process.once('SIGTERM', () => void stop('SIGTERM'));
+      },
+    );
 }

@@ -52,10 +52,7 @@ export function buildCommandLine(
   ];
   if (spec.vnc) args.push('-vnc', `unix:${optionValue(paths.vncSocket)}`);
   spec.disks.forEach((disk, index) => {
-    args.push(
-      '-drive',
-      `file=${optionValue(disk.file)},format=qcow2,if=virtio,id=disk${index},node-name=disk${index}`,
-    );
+    args.push('-drive', `file=${optionValue(disk.file)},format=qcow2,if=virtio,id=disk${index}`);
   });
   if (spec.boot.kind === 'kernel') {
     args.push('-kernel', spec.boot.kernel);

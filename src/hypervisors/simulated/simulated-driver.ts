@@ -9,6 +9,7 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Clock } from '../../core/clock.js';
+import { DeltaFeed } from '../delta-feed.js';
 import { ZenithError } from '../../core/errors.js';
 import type {
   ActionContext,
@@ -82,7 +83,7 @@ export class SimulatedDriver implements HypervisorDriver {
   readonly #bandwidth: number;
   readonly #fleet: SimFleet;
   readonly #busy = new Set<string>();
-  readonly #watchers = new Set<{ push: (delta: InventoryDelta) => void; wake: () => void }>();
+  readonly #feed = new DeltaFeed();
   #closed = false;
 
   constructor(options: SimulatedDriverOptions) {
@@ -109,42 +110,8 @@ export class SimulatedDriver implements HypervisorDriver {
     };
   }
 
-  /** Registers at once, so that no change between discover() and the first read is lost. */
   watch(signal: AbortSignal): AsyncIterable<InventoryDelta> {
-    const queue: InventoryDelta[] = [];
-    let wake: (() => void) | undefined;
-    const onAbort = () => wake?.();
-    const watcher = {
-      push: (delta: InventoryDelta) => {
-        queue.push(delta);
-        wake?.();
-      },
-      wake: onAbort,
-    };
-    this.#watchers.add(watcher);
-    signal.addEventListener('abort', onAbort);
-    const isOver = () => signal.aborted || this.#closed;
-    const cleanUp = () => {
-      this.#watchers.delete(watcher);
-      signal.removeEventListener('abort', onAbort);
-    };
-    return {
-      async *[Symbol.asyncIterator]() {
-        try {
-          while (!isOver()) {
-            const next = queue.shift();
-            if (next) {
-              yield next;
-              continue;
-            }
-            await new Promise<void>((resolve) => (wake = resolve));
-            wake = undefined;
-          }
-        } finally {
-          cleanUp();
-        }
-      },
-    };
+    return this.#feed.watch(signal);
   }
 
   startVm(id: string, context: ActionContext): Promise<DiscoveredVm> {
@@ -327,8 +294,7 @@ export class SimulatedDriver implements HypervisorDriver {
 
   async close(): Promise<void> {
     this.#closed = true;
-    for (const watcher of this.#watchers) watcher.wake();
-    this.#watchers.clear();
+    this.#feed.close();
   }
 
   #vm(id: string): SimVm {
@@ -404,7 +370,7 @@ export class SimulatedDriver implements HypervisorDriver {
   }
 
   #emit(delta: InventoryDelta): void {
-    for (const watcher of this.#watchers) watcher.push(delta);
+    this.#feed.push(delta);
   }
 
   #record(entry: JournalEntry): void {

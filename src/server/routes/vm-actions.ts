@@ -93,6 +93,13 @@ export async function vmActionRoutes(root: FastifyInstance, plane: ControlPlane)
             cpus: Type.Integer({ minimum: 1, maximum: 512 }),
             memoryBytes: Type.Integer({ minimum: 16 * 1024 * 1024 }),
             diskBytes: Type.Integer({ minimum: 0 }),
+            options: Type.Optional(
+              Type.Record(Type.String({ maxLength: 64 }), Type.Unknown(), {
+                maxProperties: 32,
+                description:
+                  'Driver-specific settings, e.g. for QEMU: kernel, initrd, cmdline, baseImage, vnc, accelerator, nics',
+              }),
+            ),
           },
           { additionalProperties: false },
         ),

@@ -16,6 +16,8 @@ export interface VmCreateRequest {
   cpus: number;
   memoryBytes: number;
   diskBytes: number;
+  /** Family-specific settings passed to the driver (QEMU: kernel, initrd, cmdline, baseImage, nics, vnc, accelerator). */
+  options?: Record<string, unknown>;
 }
 
 const vmName = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
@@ -40,6 +42,7 @@ export class VmCreateService {
             memoryBytes: params.memoryBytes,
             diskBytes: params.diskBytes,
             hostExternalId: host.externalId!,
+            ...(params.options ? { options: params.options } : {}),
           },
           { signal: context.signal, progress: (update) => context.progress(update) },
         );

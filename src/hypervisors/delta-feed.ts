@@ -1,0 +1,63 @@
+/**
+ * The watch() stream of a driver: deltas pushed by the driver, read by any
+ * number of watchers. A watcher is registered when watch() is called, so no
+ * change between that call and discover() is lost.
+ */
+import type { InventoryDelta } from './driver.js';
+
+interface Watcher {
+  push(delta: InventoryDelta): void;
+  wake(): void;
+}
+
+export class DeltaFeed {
+  readonly #watchers = new Set<Watcher>();
+  #closed = false;
+
+  push(delta: InventoryDelta): void {
+    for (const watcher of this.#watchers) watcher.push(delta);
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const watcher of this.#watchers) watcher.wake();
+    this.#watchers.clear();
+  }
+
+  watch(signal: AbortSignal): AsyncIterable<InventoryDelta> {
+    const queue: InventoryDelta[] = [];
+    let wake: (() => void) | undefined;
+    const onAbort = () => wake?.();
+    const watcher: Watcher = {
+      push: (delta) => {
+        queue.push(delta);
+        wake?.();
+      },
+      wake: onAbort,
+    };
+    this.#watchers.add(watcher);
+    signal.addEventListener('abort', onAbort);
+    const isOver = () => signal.aborted || this.#closed;
+    const cleanUp = () => {
+      this.#watchers.delete(watcher);
+      signal.removeEventListener('abort', onAbort);
+    };
+    return {
+      async *[Symbol.asyncIterator]() {
+        try {
+          while (!isOver()) {
+            const next = queue.shift();
+            if (next) {
+              yield next;
+              continue;
+            }
+            await new Promise<void>((resolve) => (wake = resolve));
+            wake = undefined;
+          }
+        } finally {
+          cleanUp();
+        }
+      },
+    };
+  }
+}

@@ -1,0 +1,374 @@
+/**
+ * The QEMU driver for the local host: VMs are QEMU processes it starts
+ * detached and reaches through QMP. Its state lives in a directory (one
+ * vm.json per VM), so a new driver instance — after an agent or control-plane
+ * restart — finds every VM again and re-attaches to the running ones.
+ */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import type { Clock } from '../../core/clock.js';
+import { ZenithError } from '../../core/errors.js';
+import { newId } from '../../core/ids.js';
+import type { Logger } from '../../core/logger.js';
+import { DeltaFeed } from '../delta-feed.js';
+import type {
+  ActionContext,
+  Capability,
+  DiscoveredObject,
+  DiscoveredVm,
+  DiscoverySnapshot,
+  DriverInfo,
+  HypervisorDriver,
+  InventoryDelta,
+  MigrateOptions,
+  PowerState,
+  VmSpec,
+} from '../driver.js';
+import { resolveAccelerator } from './command-line.js';
+import { hostFacts, inspectLocalHost, probeKvm, type LocalHost } from './host-facts.js';
+import { QemuVm, type VmRecord } from './qemu-vm.js';
+import { validateSpec, type QemuVmSpec } from './vm-spec.js';
+
+const run = promisify(execFile);
+
+export interface QemuDriverOptions {
+  stateDir: string;
+  storageRoots: string[];
+  accelerator: 'kvm' | 'tcg' | 'auto';
+  /** Whether KVM guests actually run here (KVM present is not enough on nested hosts). */
+  kvmUsable?: boolean;
+  binary?: string;
+  hostName?: string;
+  shutdownTimeoutMs?: number;
+  clock: Clock;
+  logger: Logger;
+}
+
+const capabilities: readonly Capability[] = [
+  'vm.start',
+  'vm.stop',
+  'vm.shutdown',
+  'vm.reboot',
+  'vm.reset',
+  'vm.suspend',
+  'vm.resume',
+  'vm.delete',
+  'vm.create',
+];
+
+export class QemuDriver implements HypervisorDriver {
+  readonly info: DriverInfo = { type: 'qemu', simulated: false, capabilities };
+  readonly #options: QemuDriverOptions;
+  readonly #binary: string;
+  readonly #feed = new DeltaFeed();
+  readonly #vms = new Map<string, QemuVm>();
+  readonly #runDir: string;
+  #host: LocalHost | undefined;
+  #kvmProbed: boolean | undefined;
+
+  constructor(options: QemuDriverOptions) {
+    this.#options = options;
+    this.#binary = options.binary ?? 'qemu-system-x86_64';
+    // Unix socket paths are limited to 108 bytes: sockets live in a short per-driver directory.
+    const key = createHash('sha256').update(options.stateDir).digest('hex').slice(0, 12);
+    const base = existsSync('/run') ? '/run/zenith' : join(tmpdir(), 'zenith-run');
+    this.#runDir = join(base, key);
+  }
+
+  get #kvmUsable(): boolean {
+    return this.#options.kvmUsable ?? this.#kvmProbed ?? false;
+  }
+
+  async connect(): Promise<void> {
+    this.#host = await inspectLocalHost(this.#binary, this.#options.hostName);
+    if (this.#options.kvmUsable === undefined && this.#options.accelerator === 'auto')
+      this.#kvmProbed = await probeKvm(this.#binary);
+    for (const root of this.#options.storageRoots) mkdirSync(root, { recursive: true });
+    mkdirSync(join(this.#options.stateDir, 'vms'), { recursive: true, mode: 0o700 });
+    mkdirSync(this.#runDir, { recursive: true, mode: 0o700 });
+    for (const id of readdirSync(join(this.#options.stateDir, 'vms'))) {
+      const file = join(this.#options.stateDir, 'vms', id, 'vm.json');
+      if (!existsSync(file)) continue;
+      const vm = this.#instance(JSON.parse(readFileSync(file, 'utf8')) as VmRecord);
+      await vm
+        .attach()
+        .catch((error: unknown) =>
+          this.#options.logger.warn(
+            { vm: id, err: (error as Error).message },
+            'could not re-attach',
+          ),
+        );
+    }
+  }
+
+  async discover(): Promise<DiscoverySnapshot> {
+    const host = this.#requireHost();
+    const hostObject: DiscoveredObject = {
+      kind: 'host',
+      externalId: host.name,
+      name: host.name,
+      parent: null,
+      facts: hostFacts(host, {
+        kvmUsable: this.#kvmUsable,
+        storageRoots: this.#options.storageRoots,
+      }),
+    };
+    return { objects: [hostObject, ...[...this.#vms.values()].map((vm) => this.#view(vm))] };
+  }
+
+  watch(signal: AbortSignal): AsyncIterable<InventoryDelta> {
+    return this.#feed.watch(signal);
+  }
+
+  async createVm(spec: VmSpec, context: ActionContext): Promise<DiscoveredVm> {
+    const host = this.#requireHost();
+    if ([...this.#vms.values()].some((vm) => vm.record.spec.name === spec.name))
+      throw new ZenithError('ZEN_CONFLICT', `a VM named '${spec.name}' exists on ${host.name}`, {
+        name: spec.name,
+      });
+    const options = (spec.options ?? {}) as Partial<QemuVmSpec> & {
+      kernel?: string;
+      initrd?: string;
+      cmdline?: string;
+      baseImage?: string;
+    };
+    const qemuSpec = validateSpec(
+      {
+        name: spec.name,
+        cpus: spec.cpus,
+        memoryMiB: Math.round(spec.memoryBytes / 1048576),
+        disks:
+          options.disks ??
+          (spec.diskBytes > 0 || options.baseImage
+            ? [
+                {
+                  file: `${spec.name}/disk0.qcow2`,
+                  ...(options.baseImage
+                    ? { backingFile: options.baseImage }
+                    : { sizeBytes: spec.diskBytes }),
+                },
+              ]
+            : []),
+        boot:
+          options.boot ??
+          (options.kernel
+            ? {
+                kind: 'kernel',
+                kernel: options.kernel,
+                ...(options.initrd ? { initrd: options.initrd } : {}),
+                ...(options.cmdline ? { cmdline: options.cmdline } : {}),
+              }
+            : { kind: 'disk' }),
+        nics: options.nics ?? [{ mode: 'user' }],
+        vnc: options.vnc ?? true,
+        accelerator: options.accelerator ?? this.#options.accelerator,
+      },
+      {
+        storageRoots: this.#options.storageRoots,
+        cpuCount: host.cpuCount,
+        memoryBytes: host.memoryBytes,
+        bridges: host.bridges,
+      },
+    );
+    for (const disk of qemuSpec.disks)
+      if (existsSync(disk.file) && (disk.sizeBytes !== undefined || disk.backingFile))
+        throw new ZenithError('ZEN_CONFLICT', `the disk ${disk.file} exists already`, {
+          file: disk.file,
+        });
+    context.progress({ percent: 10, message: 'creating disks' });
+    const created: string[] = [];
+    try {
+      for (const disk of qemuSpec.disks) {
+        if (disk.sizeBytes === undefined && !disk.backingFile) continue;
+        mkdirSync(dirname(disk.file), { recursive: true });
+        const args = disk.backingFile
+          ? ['create', '-q', '-f', 'qcow2', '-b', disk.backingFile, '-F', 'qcow2', disk.file]
+          : ['create', '-q', '-f', 'qcow2', disk.file, String(disk.sizeBytes)];
+        await run('qemu-img', args);
+        created.push(disk.file);
+      }
+    } catch (error) {
+      for (const file of created) rmSync(file, { force: true });
+      throw new ZenithError(
+        'ZEN_DRIVER_ERROR',
+        `qemu-img failed: ${(error as Error).message}`,
+        {},
+        { cause: error },
+      );
+    }
+    const vm = this.#instance({
+      id: newId('vm', this.#options.clock.now()).replace('vm_', 'q'),
+      spec: qemuSpec,
+      createdAt: this.#options.clock.now(),
+      desired: 'stopped',
+    });
+    vm.save();
+    return this.#view(vm);
+  }
+
+  async startVm(id: string, context: ActionContext): Promise<DiscoveredVm> {
+    const vm = this.#vm(id);
+    this.#expect(vm, ['stopped']);
+    context.progress({ percent: 10, message: 'starting QEMU' });
+    await vm.start();
+    return this.#view(vm);
+  }
+
+  async stopVm(
+    id: string,
+    context: ActionContext,
+    options: { force?: boolean } = {},
+  ): Promise<DiscoveredVm> {
+    const vm = this.#vm(id);
+    this.#expect(vm, ['running', 'suspended', 'paused']);
+    if (options.force === false) {
+      // Ask the guest (ACPI power button); power off if it has not gone within the timeout.
+      await vm.qmp().execute('system_powerdown');
+      const deadline = this.#options.clock.now() + (this.#options.shutdownTimeoutMs ?? 60_000);
+      while (vm.pid !== null && this.#options.clock.now() < deadline && !context.signal.aborted)
+        await new Promise((r) => setTimeout(r, 100));
+    }
+    if (vm.pid !== null) await vm.quit();
+    return this.#view(vm);
+  }
+
+  async rebootVm(id: string): Promise<DiscoveredVm> {
+    const vm = this.#vm(id);
+    this.#expect(vm, ['running']);
+    await vm.qmp().execute('system_reset');
+    return this.#view(vm);
+  }
+
+  async suspendVm(id: string): Promise<DiscoveredVm> {
+    const vm = this.#vm(id);
+    this.#expect(vm, ['running']);
+    const stopped = vm.qmp().waitForEvent('STOP');
+    await vm.qmp().execute('stop');
+    await stopped;
+    vm.power = 'suspended';
+    return this.#view(vm);
+  }
+
+  async resumeVm(id: string): Promise<DiscoveredVm> {
+    const vm = this.#vm(id);
+    this.#expect(vm, ['suspended', 'paused']);
+    const resumed = vm.qmp().waitForEvent('RESUME');
+    await vm.qmp().execute('cont');
+    await resumed;
+    vm.power = 'running';
+    return this.#view(vm);
+  }
+
+  async deleteVm(id: string, _context: ActionContext): Promise<null> {
+    const vm = this.#vm(id);
+    this.#expect(vm, ['stopped']);
+    for (const disk of vm.record.spec.disks)
+      if (disk.sizeBytes !== undefined || disk.backingFile) rmSync(disk.file, { force: true });
+    rmSync(vm.dir, { recursive: true, force: true });
+    for (const path of [
+      vm.paths.qmpSocket,
+      vm.paths.serialSocket,
+      vm.paths.vncSocket,
+      vm.paths.pidFile,
+    ])
+      rmSync(path, { force: true });
+    this.#vms.delete(id);
+    this.#feed.push({ type: 'remove', kind: 'vm', externalId: id });
+    return null;
+  }
+
+  async migrateVm(
+    _id: string,
+    _target: string,
+    _context: ActionContext,
+    _options?: MigrateOptions,
+  ): Promise<DiscoveredVm> {
+    throw new ZenithError(
+      'ZEN_UNSUPPORTED',
+      'live migration between QEMU hosts goes through host agents (not yet available)',
+    );
+  }
+
+  async close(): Promise<void> {
+    // The VMs keep running: only the QMP connections are let go.
+    await Promise.all([...this.#vms.values()].map((vm) => vm.detach()));
+    this.#feed.close();
+  }
+
+  /** The serial console's unix socket of a running VM (for the console relay). */
+  serialSocket(id: string): string {
+    return this.#vm(id).paths.serialSocket;
+  }
+
+  #instance(record: VmRecord): QemuVm {
+    const dir = join(this.#options.stateDir, 'vms', record.id);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const paths = {
+      qmpSocket: join(this.#runDir, `${record.id}.qmp`),
+      serialSocket: join(this.#runDir, `${record.id}.serial`),
+      vncSocket: join(this.#runDir, `${record.id}.vnc`),
+      pidFile: join(this.#runDir, `${record.id}.pid`),
+    };
+    const vm = new QemuVm(record, dir, paths, {
+      binary: this.#binary,
+      clock: this.#options.clock,
+      logger: this.#options.logger,
+      accelerator: (spec) => resolveAccelerator(spec.accelerator, this.#kvmUsable),
+      onChange: (changed) => this.#feed.push({ type: 'upsert', object: this.#view(changed) }),
+    });
+    this.#vms.set(record.id, vm);
+    return vm;
+  }
+
+  #view(vm: QemuVm): DiscoveredVm {
+    const host = this.#requireHost();
+    const spec = vm.record.spec;
+    return {
+      kind: 'vm',
+      externalId: vm.id,
+      name: spec.name,
+      parent: { kind: 'host', externalId: host.name },
+      hostExternalId: host.name,
+      powerState: vm.power,
+      facts: {
+        'hypervisor.type': 'qemu',
+        'cpu.count': spec.cpus,
+        'memory.bytes': spec.memoryMiB * 1048576,
+        'disk.totalBytes': spec.disks.reduce((sum, d) => sum + (d.sizeBytes ?? 0), 0),
+        'power.state': vm.power,
+        'power.reason': vm.reason,
+        'qemu.pid': vm.pid,
+        'qemu.accelerator': resolveAccelerator(spec.accelerator, this.#kvmUsable),
+        'boot.kind': spec.boot.kind,
+        'console.serial': true,
+        'console.vnc': spec.vnc,
+      },
+    };
+  }
+
+  #vm(id: string): QemuVm {
+    const vm = this.#vms.get(id);
+    if (!vm)
+      throw new ZenithError('ZEN_NOT_FOUND', `no QEMU VM ${id} on this host`, { externalId: id });
+    return vm;
+  }
+
+  #expect(vm: QemuVm, states: PowerState[]): void {
+    if (!states.includes(vm.power))
+      throw new ZenithError(
+        'ZEN_INVALID_STATE',
+        `${vm.record.spec.name} is ${vm.power}; this action needs it ${states.join(' or ')}`,
+        { powerState: vm.power },
+      );
+  }
+
+  #requireHost(): LocalHost {
+    if (!this.#host)
+      throw new ZenithError('ZEN_CONNECTION_DISCONNECTED', 'the QEMU driver is not connected');
+    return this.#host;
+  }
+}

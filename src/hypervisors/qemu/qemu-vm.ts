@@ -1,0 +1,206 @@
+/**
+ * One QEMU VM the driver owns: its record on disk, its QEMU process (started
+ * detached, so it outlives the agent or control plane), and its QMP
+ * connection, through which state changes arrive as events.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Clock } from '../../core/clock.js';
+import { ZenithError } from '../../core/errors.js';
+import type { Logger } from '../../core/logger.js';
+import { connectQmp, type QmpClient } from '../../protocols/qmp/index.js';
+import type { PowerState } from '../driver.js';
+import { buildCommandLine, type RuntimePaths } from './command-line.js';
+import type { QemuVmSpec } from './vm-spec.js';
+
+export interface VmRecord {
+  id: string;
+  spec: QemuVmSpec;
+  createdAt: number;
+  /** What the operator last asked for: lets a restart tell a crash from a stop. */
+  desired: 'running' | 'stopped';
+}
+
+export interface QemuVmDeps {
+  binary: string;
+  clock: Clock;
+  logger: Logger;
+  accelerator: (spec: QemuVmSpec) => 'kvm' | 'tcg';
+  onChange: (vm: QemuVm) => void;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export class QemuVm {
+  power: PowerState = 'stopped';
+  /** Why the VM is in its state when it was not asked for (e.g. its QEMU died). */
+  reason: string | null = null;
+  pid: number | null = null;
+  #qmp: QmpClient | undefined;
+
+  constructor(
+    public record: VmRecord,
+    readonly dir: string,
+    readonly paths: RuntimePaths,
+    private readonly deps: QemuVmDeps,
+  ) {}
+
+  get id(): string {
+    return this.record.id;
+  }
+
+  save(): void {
+    writeFileSync(join(this.dir, 'vm.json'), `${JSON.stringify(this.record, null, 2)}\n`);
+  }
+
+  /** After a restart: finds the VM's QEMU if it still runs and re-attaches to its QMP socket. */
+  async attach(): Promise<void> {
+    const pid = existsSync(this.paths.pidFile)
+      ? Number(readFileSync(this.paths.pidFile, 'utf8').trim())
+      : NaN;
+    if (Number.isInteger(pid) && pid > 0 && alive(pid) && existsSync(this.paths.qmpSocket)) {
+      this.pid = pid;
+      await this.#connect();
+      return;
+    }
+    this.pid = null;
+    this.power = 'stopped';
+    if (this.record.desired === 'running')
+      this.reason = 'its QEMU process exited while nobody watched (crash, kill or host reboot)';
+  }
+
+  async start(): Promise<void> {
+    if (this.pid !== null && alive(this.pid))
+      throw new ZenithError('ZEN_INVALID_STATE', `${this.record.spec.name} is already running`);
+    rmSync(this.paths.qmpSocket, { force: true });
+    rmSync(this.paths.pidFile, { force: true });
+    const args = buildCommandLine(
+      this.record.spec,
+      this.paths,
+      this.deps.accelerator(this.record.spec),
+    );
+    const log = openSync(join(this.dir, 'qemu.log'), 'w');
+    // Detached and unreferenced: the VM must outlive whoever started it.
+    const child = spawn(this.deps.binary, args, { detached: true, stdio: ['ignore', log, log] });
+    closeSync(log);
+    let exitCode: number | null | undefined;
+    child.once('exit', (code) => (exitCode = code));
+    child.unref();
+    const deadline = this.deps.clock.now() + 15_000;
+    while (!existsSync(this.paths.qmpSocket)) {
+      if (exitCode !== undefined || this.deps.clock.now() > deadline) {
+        const output = readFileSync(join(this.dir, 'qemu.log'), 'utf8').slice(-2000);
+        throw new ZenithError(
+          'ZEN_DRIVER_ERROR',
+          `QEMU did not start: ${output.trim() || `exit code ${exitCode}`}`,
+          { exitCode, output },
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    this.pid = child.pid ?? null;
+    this.record.desired = 'running';
+    this.reason = null;
+    this.save();
+    try {
+      await this.#connect(() => exitCode === undefined);
+    } catch (error) {
+      const output = readFileSync(join(this.dir, 'qemu.log'), 'utf8').slice(-2000).trim();
+      this.record.desired = 'stopped';
+      this.save();
+      throw new ZenithError(
+        'ZEN_DRIVER_ERROR',
+        `QEMU did not start: ${output || (error as Error).message}`,
+        { exitCode, output },
+        { cause: error },
+      );
+    }
+  }
+
+  async #connect(running: () => boolean = () => true): Promise<void> {
+    // The socket file appears at bind(), a moment before QEMU listens: retry briefly.
+    let qmp: QmpClient | undefined;
+    for (let attempt = 0; !qmp; attempt++) {
+      try {
+        qmp = await connectQmp(this.paths.qmpSocket, { clock: this.deps.clock });
+      } catch (error) {
+        if (attempt >= 100 || !running()) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+    this.#qmp = qmp;
+    const refresh = () => void this.#refresh();
+    qmp.on('STOP', refresh);
+    qmp.on('RESUME', refresh);
+    qmp.on('RESET', refresh);
+    qmp.on('SHUTDOWN', refresh);
+    void qmp.closed.then(() => {
+      if (this.#qmp !== qmp) return;
+      this.#qmp = undefined;
+      this.pid = null;
+      if (this.power !== 'stopped' && this.record.desired === 'running')
+        this.reason = 'its QEMU process exited';
+      this.power = 'stopped';
+      this.deps.onChange(this);
+    });
+    await this.#refresh();
+  }
+
+  async #refresh(): Promise<void> {
+    const qmp = this.#qmp;
+    if (!qmp) return;
+    try {
+      const { status } = await qmp.execute('query-status');
+      this.power =
+        status === 'running'
+          ? 'running'
+          : status === 'paused' || status === 'suspended'
+            ? 'suspended'
+            : status === 'shutdown'
+              ? 'stopped'
+              : 'paused';
+      this.deps.onChange(this);
+    } catch (error) {
+      this.deps.logger.debug({ vm: this.id, err: (error as Error).message }, 'status query failed');
+    }
+  }
+
+  qmp(): QmpClient {
+    if (!this.#qmp)
+      throw new ZenithError('ZEN_INVALID_STATE', `${this.record.spec.name} is not running`, {
+        powerState: this.power,
+      });
+    return this.#qmp;
+  }
+
+  /** Power off at once: QEMU quits; SIGKILL if it does not within 5 s. */
+  async quit(): Promise<void> {
+    const pid = this.pid;
+    this.record.desired = 'stopped';
+    this.save();
+    if (this.#qmp) {
+      await this.#qmp.execute('quit').catch(() => undefined);
+      await Promise.race([this.#qmp?.closed, new Promise((r) => setTimeout(r, 5000))]);
+    }
+    if (pid !== null && alive(pid)) process.kill(pid, 'SIGKILL');
+    this.pid = null;
+    this.power = 'stopped';
+    this.reason = null;
+    this.deps.onChange(this);
+  }
+
+  /** Lets go of the QMP connection without touching QEMU (the VM keeps running). */
+  async detach(): Promise<void> {
+    const qmp = this.#qmp;
+    this.#qmp = undefined;
+    await qmp?.close();
+  }
+}

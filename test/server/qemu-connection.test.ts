@@ -1,0 +1,182 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  adminPassword,
+  startTestServer,
+  type TestServer,
+} from '../../src/testing/control-plane.js';
+import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../src/testing/guest-image.js';
+import { startServerProcess } from '../../src/testing/server-process.js';
+
+async function waitTask(s: TestServer, token: string, id: string): Promise<Record<string, any>> {
+  for (let i = 0; i < 600; i++) {
+    const task = (await s.request('GET', `/tasks/${id}`, { token })).body;
+    if (['succeeded', 'failed', 'cancelled'].includes(task.state)) return task;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`task ${id} did not finish`);
+}
+
+describe('a QEMU connection through the API: real VMs in the inventory', () => {
+  let s: TestServer;
+  let token: string;
+  let image: { kernel: string; initrd: string };
+  const images = mkdtempSync(join(tmpdir(), 'zenith-qemu-images-'));
+  before(async () => {
+    image = await ensureGuestImage();
+    s = await startTestServer();
+    token = await s.login();
+  });
+  after(async () => {
+    for (const vm of (await s.request('GET', '/vms?limit=100', { token })).body.items ?? []) {
+      if (vm.facts['power.state'] !== 'stopped')
+        await waitTask(
+          s,
+          token,
+          (await s.request('POST', `/vms/${vm.id}/stop`, { token })).body.id,
+        ).catch(() => undefined);
+    }
+    await s.close();
+    rmSync(images, { recursive: true, force: true });
+  });
+
+  test('the host appears with its facts, not simulated', async () => {
+    const added = await s.request('POST', '/connections', {
+      token,
+      body: {
+        name: 'local',
+        type: 'qemu',
+        settings: { storageRoots: [images, dirname(image.kernel)], accelerator: 'tcg' },
+      },
+    });
+    assert.equal(added.status, 201, JSON.stringify(added.body));
+    assert.equal(added.body.state, 'connected', added.body.lastError);
+    const hosts = (await s.request('GET', '/hosts', { token })).body.items;
+    assert.equal(hosts.length, 1);
+    assert.equal(hosts[0].simulated, false);
+    assert.equal(hosts[0].facts['hypervisor.type'], 'qemu');
+    assert.ok(hosts[0].facts['qemu.version']);
+  });
+
+  test("create, start, suspend, resume a real guest; a QEMU killed behind Zenith's back shows stopped at once, with the reason", async () => {
+    const host = (await s.request('GET', '/hosts', { token })).body.items[0];
+    const create = await s.request('POST', '/vms', {
+      token,
+      body: {
+        name: 'tiny',
+        hostId: host.id,
+        cpus: 1,
+        memoryBytes: 128 * 1048576,
+        diskBytes: 0,
+        options: { kernel: image.kernel, initrd: image.initrd, cmdline: GUEST_KERNEL_APPEND },
+      },
+    });
+    assert.equal(create.status, 202, JSON.stringify(create.body));
+    const created = await waitTask(s, token, create.body.id);
+    assert.equal(created.state, 'succeeded', JSON.stringify(created.error));
+    const vmId = created.result.vmId as string;
+    const start = await waitTask(
+      s,
+      token,
+      (await s.request('POST', `/vms/${vmId}/start`, { token })).body.id,
+    );
+    assert.equal(start.state, 'succeeded', JSON.stringify(start.error));
+    let vm = (await s.request('GET', `/vms/${vmId}`, { token })).body;
+    assert.equal(vm.facts['power.state'], 'running');
+    assert.equal(vm.computed['location.hostId'], host.id);
+    assert.equal(
+      (
+        await waitTask(
+          s,
+          token,
+          (await s.request('POST', `/vms/${vmId}/suspend`, { token })).body.id,
+        )
+      ).state,
+      'succeeded',
+    );
+    assert.equal(
+      (await s.request('GET', `/vms/${vmId}`, { token })).body.facts['power.state'],
+      'suspended',
+    );
+    assert.equal(
+      (
+        await waitTask(
+          s,
+          token,
+          (await s.request('POST', `/vms/${vmId}/resume`, { token })).body.id,
+        )
+      ).state,
+      'succeeded',
+    );
+
+    process.kill(vm.facts['qemu.pid'], 'SIGKILL');
+    const killedAt = Date.now();
+    for (let i = 0; i < 100; i++) {
+      vm = (await s.request('GET', `/vms/${vmId}`, { token })).body;
+      if (vm.facts['power.state'] === 'stopped') break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(vm.facts['power.state'], 'stopped');
+    assert.ok(Date.now() - killedAt < 1500, 'the inventory knew within about a second');
+    assert.match(vm.facts['power.reason'], /exited/);
+    const history = (
+      await s.request('GET', `/vms/${vmId}/location-history`, { token })
+    ).body.items.map((i: any) => i.powerState);
+    assert.deepEqual(history, ['stopped', 'running', 'suspended', 'running', 'stopped']);
+
+    const remove = await waitTask(
+      s,
+      token,
+      (await s.request('DELETE', `/vms/${vmId}`, { token })).body.id,
+    );
+    assert.equal(remove.state, 'succeeded');
+    assert.equal((await s.request('GET', `/vms/${vmId}`, { token })).body.status, 'missing');
+  });
+
+  test('a spec that reaches outside the storage roots is refused with a coded error by the task', async () => {
+    const host = (await s.request('GET', '/hosts', { token })).body.items[0];
+    const create = await s.request('POST', '/vms', {
+      token,
+      body: {
+        name: 'escape',
+        hostId: host.id,
+        cpus: 1,
+        memoryBytes: 128 * 1048576,
+        diskBytes: 0,
+        options: { kernel: '/etc/passwd' },
+      },
+    });
+    const done = await waitTask(s, token, create.body.id);
+    assert.equal(done.state, 'failed');
+    assert.equal(done.error.code, 'ZEN_BAD_REQUEST');
+  });
+});
+
+test('zenith serve connects the machine it runs on as a QEMU host on the first start', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'zenith-local-'));
+  const server = await startServerProcess({ dataDir, localHost: true });
+  try {
+    const login = (await (
+      await fetch(`${server.url}/api/v1/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: 'admin', password: adminPassword }),
+      })
+    ).json()) as any;
+    const connections = (await (
+      await fetch(`${server.url}/api/v1/connections`, {
+        headers: { authorization: `Bearer ${login.token}` },
+      })
+    ).json()) as any;
+    assert.deepEqual(
+      connections.items.map((c: any) => [c.name, c.type, c.state]),
+      [['local', 'qemu', 'connected']],
+    );
+  } finally {
+    await server.kill();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
