@@ -1,3 +1,5 @@
+import type { Duplex } from 'node:stream';
+
 /**
  * The one interface every hypervisor family implements. A driver speaks in
  * the peer's own ids (external ids); the inventory service maps them to
@@ -101,6 +103,8 @@ export interface VmSpec {
   options?: Record<string, unknown>;
 }
 
+export type ConsoleKind = 'serial' | 'vnc';
+
 export interface SnapshotInfo {
   id: string;
   name: string;
@@ -160,6 +164,8 @@ export interface HypervisorDriver {
     snapshotId: string,
     context: ActionContext,
   ): Promise<DiscoveredVm>;
+  /** A byte stream to the VM's serial console or VNC server: present with the 'vm.console' capability. */
+  openConsole?(vmExternalId: string, kind: ConsoleKind): Promise<Duplex>;
   /** Releases every resource; the driver is unusable afterwards. */
   close(): Promise<void>;
 }

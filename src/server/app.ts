@@ -3,6 +3,7 @@
  * service, audit, answer.
  */
 import swagger from '@fastify/swagger';
+import websocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { ZenithError } from '../core/errors.js';
 import type { ControlPlane } from '../services/control-plane.js';
@@ -10,6 +11,7 @@ import { actorOf, installAuth } from './auth.js';
 import { sendError } from './errors.js';
 import { agentRoutes } from './routes/agents.js';
 import { auditRoutes } from './routes/audit.js';
+import { consoleRoutes } from './routes/consoles.js';
 import { authRoutes } from './routes/auth.js';
 import { connectionRoutes } from './routes/connections.js';
 import { eventRoutes } from './routes/events.js';
@@ -63,6 +65,7 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
     },
   });
 
+  await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
   app.setErrorHandler((error, request, reply) => sendError(error, request, reply));
   app.setNotFoundHandler((request, reply) =>
     sendError(
@@ -123,6 +126,7 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
       await identityRoutes(api, plane);
       await auditRoutes(api, plane);
       await agentRoutes(api, plane);
+      await consoleRoutes(api, plane);
     },
     { prefix: '/api/v1' },
   );

@@ -12,6 +12,7 @@ import { openStore, type Store } from '../store/store.js';
 import { AgentService } from './agents/agent-service.js';
 import { AuditService, type Actor } from './audit/audit-service.js';
 import { ConnectionService } from './connections/connection-service.js';
+import { ConsoleService } from './consoles/console-service.js';
 import { EventBus } from './events/event-bus.js';
 import { IdentityService } from './identity/identity-service.js';
 import { InventoryService } from './inventory/inventory-service.js';
@@ -44,6 +45,7 @@ export interface ControlPlane {
   snapshots: VmSnapshotService;
   registry: DriverRegistry;
   agents: AgentService;
+  consoles: ConsoleService;
   /** Set on the very first start when no admin password was given: print it once. */
   generatedAdminPassword: string | undefined;
   close(): Promise<void>;
@@ -82,6 +84,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const tasks = new TaskService({ store, events, audit, clock, logger, resolveActor });
   const vms = new VmActionService(inventory, connections, tasks);
   const agents = new AgentService({ store, identities, events, clock });
+  const consoles = new ConsoleService({ inventory, connections, audit, clock });
   const vmCreation = new VmCreateService(inventory, connections, tasks);
   const snapshots = new VmSnapshotService(inventory, connections, tasks);
 
@@ -127,6 +130,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       snapshots,
       registry,
       agents,
+      consoles,
       generatedAdminPassword: bootstrap.generatedPassword,
       async close() {
         clearInterval(pruneTimer);

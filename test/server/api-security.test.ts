@@ -52,6 +52,12 @@ describe('API authentication, authorization and bad input', () => {
       ['GET /api/v1/health', 'POST /api/v1/agents/enroll', 'POST /api/v1/auth/login'],
       'exactly these need no credentials',
     );
+    // The console WebSocket (not in the document) takes a single-use ticket instead of credentials.
+    const console = await s.request('GET', '/consoles/not-a-ticket-at-all-0000');
+    assert.ok(
+      console.status >= 400 && console.status < 500,
+      `a plain GET of a console answers ${console.status}`,
+    );
   });
 
   test('a viewer can read but is refused actions with 403 ZEN_FORBIDDEN', async () => {

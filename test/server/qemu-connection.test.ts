@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import WebSocket from 'ws';
 import {
   adminPassword,
   startTestServer,
@@ -110,6 +111,44 @@ describe('a QEMU connection through the API: real VMs in the inventory', () => {
         )
       ).state,
       'succeeded',
+    );
+
+    // The serial console through the control plane: a single-use ticket, then a WebSocket.
+    const issued = await s.request('POST', `/vms/${vmId}/console-tickets`, {
+      token,
+      body: { kind: 'serial' },
+    });
+    assert.equal(issued.status, 201, JSON.stringify(issued.body));
+    const wsUrl = `${s.baseUrl.replace('http', 'ws')}${issued.body.path}`;
+    const output = await new Promise<string>((resolve, reject) => {
+      let text = '';
+      const socket = new WebSocket(wsUrl);
+      const timer = setTimeout(() => reject(new Error(`no tick on the console: ${text}`)), 20_000);
+      socket.on('message', (data: Buffer) => {
+        text += data.toString();
+        if (/tick \d+/.test(text)) {
+          clearTimeout(timer);
+          socket.close();
+          resolve(text);
+        }
+      });
+      socket.on('error', reject);
+    });
+    assert.match(output, /tick \d+/);
+    const reused = await new Promise<number>((resolve) => {
+      const socket = new WebSocket(wsUrl);
+      socket.on('close', (code) => resolve(code));
+      socket.on('error', () => resolve(-1));
+    });
+    assert.equal(reused, 4401, 'a ticket opens one console, once');
+    await s.request('POST', '/users', {
+      token,
+      body: { name: 'vic', role: 'viewer', password: 'viewer-password-1' },
+    });
+    const viewer = await s.login('vic', 'viewer-password-1');
+    assert.equal(
+      (await s.request('POST', `/vms/${vmId}/console-tickets`, { token: viewer, body: {} })).status,
+      403,
     );
 
     process.kill(vm.facts['qemu.pid'], 'SIGKILL');

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { ZenithError } from '../../core/errors.js';
 import { ApiClient } from '../client.js';
+import { registerConsole } from './console.js';
 import { formatBytes, formatTime, printJson, printKeyValues, printTable } from '../output.js';
 import { waitForTask, type TaskSummary } from '../progress.js';
 
@@ -187,6 +188,7 @@ export function registerInventory(program: Command): void {
         await runTask(command.optsWithGlobals<Globals>(), 'POST', '/vms', body, options.wait);
       },
     );
+  registerConsole(vms);
   const snapshots = vms.command('snapshot').description('Snapshots of a VM');
   snapshots
     .command('list <vm>', { isDefault: true })

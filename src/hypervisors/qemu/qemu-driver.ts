@@ -5,6 +5,8 @@
  * restart — finds every VM again and re-attaches to the running ones.
  */
 import { execFile } from 'node:child_process';
+import { createConnection } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,6 +20,7 @@ import { DeltaFeed } from '../delta-feed.js';
 import type {
   ActionContext,
   Capability,
+  ConsoleKind,
   DiscoveredObject,
   DiscoveredVm,
   DiscoverySnapshot,
@@ -58,6 +61,7 @@ const capabilities: readonly Capability[] = [
   'vm.resume',
   'vm.delete',
   'vm.create',
+  'vm.console',
 ];
 
 export class QemuDriver implements HypervisorDriver {
@@ -297,6 +301,27 @@ export class QemuDriver implements HypervisorDriver {
     // The VMs keep running: only the QMP connections are let go.
     await Promise.all([...this.#vms.values()].map((vm) => vm.detach()));
     this.#feed.close();
+  }
+
+  async openConsole(id: string, kind: ConsoleKind): Promise<Duplex> {
+    const vm = this.#vm(id);
+    if (vm.power === 'stopped')
+      throw new ZenithError(
+        'ZEN_INVALID_STATE',
+        `${vm.record.spec.name} is stopped; start it to reach its console`,
+      );
+    if (kind === 'vnc' && !vm.record.spec.vnc)
+      throw new ZenithError('ZEN_UNSUPPORTED', `${vm.record.spec.name} has no graphical console`);
+    const path = kind === 'serial' ? vm.paths.serialSocket : vm.paths.vncSocket;
+    return new Promise((resolve, reject) => {
+      const socket = createConnection(path);
+      socket.once('connect', () => resolve(socket));
+      socket.once('error', (error) =>
+        reject(
+          new ZenithError('ZEN_DRIVER_ERROR', `cannot reach the ${kind} console: ${error.message}`),
+        ),
+      );
+    });
   }
 
   /** The serial console's unix socket of a running VM (for the console relay). */

@@ -7,6 +7,7 @@ export const permissions = [
   'vm.create',
   'vm.delete',
   'vm.snapshot',
+  'vm.console',
   'task.read',
   'task.cancel',
   'event.read',
@@ -33,6 +34,7 @@ const operator: Permission[] = [
   'vm.create',
   'vm.delete',
   'vm.snapshot',
+  'vm.console',
   'task.cancel',
 ];
 
