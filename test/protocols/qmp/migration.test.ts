@@ -3,30 +3,41 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { connectQmp, isQmpEvent, type QmpEventMessage } from '../../../src/protocols/qmp/index.js';
+import {
+  connectQmp,
+  isQmpEvent,
+  type QmpClient,
+  type QmpEventMessage,
+} from '../../../src/protocols/qmp/index.js';
 import { GUEST_READY_LINE } from '../../../src/testing/guest-image.js';
 import { freePort } from '../../../src/testing/ports.js';
-import { lastTick, startTestQemu, waitForSerial } from '../../../src/testing/qemu.js';
+import {
+  lastTick,
+  startTestQemu,
+  waitForSerial,
+  type TestQemu,
+} from '../../../src/testing/qemu.js';
 
 test('live migration of the running test guest between two QEMU processes', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'zenith-migrate-'));
   const port = await freePort();
-  const [source, destination] = await Promise.all([
-    startTestQemu({
-      qmpSocket: join(dir, 'src.sock'),
-      serialFile: join(dir, 'src.log'),
-      memoryMiB: 128,
-    }),
-    startTestQemu({
+  const source = await startTestQemu({
+    qmpSocket: join(dir, 'src.sock'),
+    serialFile: join(dir, 'src.log'),
+    memoryMiB: 128,
+  });
+  let destination: TestQemu | undefined;
+  let sourceQmp: QmpClient | undefined;
+  let destinationQmp: QmpClient | undefined;
+  try {
+    destination = await startTestQemu({
       qmpSocket: join(dir, 'dst.sock'),
       serialFile: join(dir, 'dst.log'),
       memoryMiB: 128,
       incomingPort: port,
-    }),
-  ]);
-  const sourceQmp = await connectQmp(join(dir, 'src.sock'));
-  const destinationQmp = await connectQmp(join(dir, 'dst.sock'));
-  try {
+    });
+    sourceQmp = await connectQmp(join(dir, 'src.sock'));
+    destinationQmp = await connectQmp(join(dir, 'dst.sock'));
     await waitForSerial(join(dir, 'src.log'), new RegExp(GUEST_READY_LINE));
     await waitForSerial(join(dir, 'src.log'), /^tick 3\r?$/m);
     assert.equal((await destinationQmp.execute('query-status')).status, 'inmigrate');
@@ -107,9 +118,9 @@ test('live migration of the running test guest between two QEMU processes', asyn
       `the count continues: source ended at ${lastOnSource}, destination began at ${firstOnDestination}`,
     );
   } finally {
-    await sourceQmp.close();
-    await destinationQmp.close();
-    await Promise.all([source.stop(), destination.stop()]);
+    await sourceQmp?.close();
+    await destinationQmp?.close();
+    await Promise.all([source.stop(), destination?.stop()]);
     rmSync(dir, { recursive: true, force: true });
   }
 });

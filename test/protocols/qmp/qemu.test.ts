@@ -168,7 +168,7 @@ test('quit answers, then QEMU exits and the client closes', async () => {
     assert.deepEqual(await leavingClient.execute('quit'), {});
     await leavingClient.closed;
     assert.equal(leavingClient.closeReason?.code, 'QMP_CLOSED');
-    assert.equal(await leaving.exited, 0);
+    assert.equal(await leaving.waitForExit(), 0);
   } finally {
     await leaving.stop();
   }
