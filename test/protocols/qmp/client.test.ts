@@ -227,3 +227,17 @@ test('close is idempotent and releases the stream', async () => {
   assert.ok(peer.clientSide.destroyed);
   await rejectsWith(client.execute('query-status'), 'QMP_CLOSED');
 });
+
+test('a call whose signal is already aborted is rejected and never sent', async () => {
+  const { peer, client } = await readyClient();
+  await rejectsWith(
+    client.execute('system_reset', undefined, { signal: AbortSignal.abort() }),
+    'ZEN_TASK_CANCELLED',
+  );
+  const next = client.execute('query-status');
+  const sent = await peer.command(2);
+  assert.equal(sent.execute, 'query-status', 'system_reset never reached QEMU');
+  peer.sendJson({ return: { status: 'running', running: true }, id: sent.id });
+  assert.equal((await next).status, 'running');
+  await client.close();
+});

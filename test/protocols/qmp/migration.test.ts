@@ -57,7 +57,12 @@ test('live migration of the running test guest between two QEMU processes', asyn
       predicate: (event) => event.data.status === 'completed' || event.data.status === 'failed',
       timeoutMs: 30_000,
     });
+    // The destination resumes the guest, then reports completed (QEMU 7.2 order): wait for both.
     const resumed = destinationQmp.waitForEvent('RESUME', { timeoutMs: 30_000 });
+    const arrived = destinationQmp.waitForEvent('MIGRATION', {
+      predicate: (event) => event.data.status === 'completed' || event.data.status === 'failed',
+      timeoutMs: 30_000,
+    });
 
     const started = Date.now();
     assert.deepEqual(await sourceQmp.execute('migrate', { uri: `tcp:127.0.0.1:${port}` }), {});
@@ -65,6 +70,7 @@ test('live migration of the running test guest between two QEMU processes', asyn
     const wall = Date.now() - started;
     assert.equal(done.data.status, 'completed');
     await resumed;
+    assert.equal((await arrived).data.status, 'completed');
 
     const info = await sourceQmp.execute('query-migrate');
     assert.equal(info.status, 'completed');
