@@ -113,11 +113,14 @@ export async function startTestQemu(options: TestQemuOptions): Promise<TestQemu>
   };
 
   const deadline = Date.now() + 15_000;
-  while (!isListening(options.qmpSocket)) {
+  const sockets = [options.qmpSocket, ...(options.serialSocket ? [options.serialSocket] : [])];
+  while (!sockets.every(isListening)) {
     if (exitCode !== undefined) throw new Error(`QEMU exited before opening QMP: ${stderr.trim()}`);
     if (Date.now() > deadline) {
       await stop();
-      throw new Error(`QEMU did not create ${options.qmpSocket} within 15 s: ${stderr.trim()}`);
+      throw new Error(
+        `QEMU did not listen on ${sockets.join(' and ')} within 15 s: ${stderr.trim()}`,
+      );
     }
     await delay(10);
   }
