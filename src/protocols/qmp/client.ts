@@ -33,6 +33,8 @@ export interface QmpClientOptions {
   maxLineBytes?: number;
   /** Enable out-of-band execution when QEMU offers it. Default true. */
   enableOob?: boolean;
+  /** Told of every state change from the start (`open` resolves only once ready). */
+  onStateChange?: (state: QmpConnectionState) => void;
 }
 
 export interface QmpExecuteOptions {
@@ -80,6 +82,7 @@ export class QmpClient {
     this.#decoder = new QmpDecoder(
       options.maxLineBytes === undefined ? {} : { maxLineBytes: options.maxLineBytes },
     );
+    if (options.onStateChange) this.#stateListeners.add(options.onStateChange);
     this.#closed = new Promise((resolve) => {
       this.#markClosed = resolve;
     });

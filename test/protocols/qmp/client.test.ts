@@ -32,7 +32,11 @@ async function rejectsWith(promise: Promise<unknown>, code: string): Promise<Zen
 
 test('negotiates after the greeting, enabling oob when offered, and moves through named states', async () => {
   const peer = new ScriptedPeer();
-  const opening = QmpClient.open(peer.clientSide, { clock: new ManualClock() });
+  const states: QmpConnectionState[] = [];
+  const opening = QmpClient.open(peer.clientSide, {
+    clock: new ManualClock(),
+    onStateChange: (state) => states.push(state),
+  });
   peer.greet(['oob']);
   const negotiation = await peer.command(1);
   assert.equal(negotiation.execute, 'qmp_capabilities');
@@ -44,6 +48,7 @@ test('negotiates after the greeting, enabling oob when offered, and moves throug
   assert.equal(client.greeting.version.qemu.major, 7);
   await client.close();
   assert.equal(client.state, 'closed');
+  assert.deepEqual(states, ['negotiating', 'ready', 'closed'], 'from connecting, in order');
 });
 
 test('does not ask for oob when QEMU does not offer it', async () => {
