@@ -190,3 +190,14 @@ test('out-of-band execution reaches QEMU as exec-oob; QEMU refuses it for in-ban
   assert.match(String(inBandOnly.details.desc), /OOB/);
   assert.equal(client.state, 'ready');
 });
+
+test('after a client leaves, a new client re-attaches to the same running QEMU', async () => {
+  await client.execute('stop');
+  await client.close();
+  // As an agent does after a restart: the VM kept its state while nobody was attached.
+  client = await connectQmp(join(dir, 'qmp.sock'));
+  assert.equal(client.state, 'ready');
+  assert.equal((await client.execute('query-status')).status, 'paused');
+  await client.execute('cont');
+  assert.equal((await client.execute('query-status')).status, 'running');
+});
