@@ -29,8 +29,8 @@ export interface TestQemuOptions {
 export interface TestQemu {
   pid: number;
   process: ChildProcess;
-  /** Resolves with the exit code (null when killed by a signal). */
-  exited: Promise<number | null>;
+  /** Resolves with the exit code (null when killed by a signal); keeps the test process alive meanwhile. */
+  waitForExit(): Promise<number | null>;
   /** Everything QEMU wrote to stderr so far. */
   stderr(): string;
   /** SIGTERM, then SIGKILL after 5 s; removes the QMP socket. Idempotent. */
@@ -85,16 +85,27 @@ export async function startTestQemu(options: TestQemuOptions): Promise<TestQemu>
     });
   });
 
-  // A test process that dies without cleaning up must not leave QEMU running.
+  // QEMU must neither keep a finished (or failed) test process alive nor outlive it:
+  // the child does not hold the event loop, and dies with the test process.
+  child.unref();
+  (child.stderr as { unref?: () => void } | null)?.unref?.();
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
   void exited.then(() => process.off('exit', killOnExit));
+  const waitForExit = async () => {
+    const keepAlive = setInterval(() => {}, 1_000);
+    try {
+      return await exited;
+    } finally {
+      clearInterval(keepAlive);
+    }
+  };
 
   const stop = async () => {
     if (exitCode === undefined) {
       child.kill('SIGTERM');
       const killer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      await exited;
+      await waitForExit();
       clearTimeout(killer);
     }
     rmSync(options.qmpSocket, { force: true });
@@ -102,15 +113,34 @@ export async function startTestQemu(options: TestQemuOptions): Promise<TestQemu>
   };
 
   const deadline = Date.now() + 15_000;
-  while (!existsSync(options.qmpSocket)) {
+  const sockets = [options.qmpSocket, ...(options.serialSocket ? [options.serialSocket] : [])];
+  while (!sockets.every(isListening)) {
     if (exitCode !== undefined) throw new Error(`QEMU exited before opening QMP: ${stderr.trim()}`);
     if (Date.now() > deadline) {
       await stop();
-      throw new Error(`QEMU did not create ${options.qmpSocket} within 15 s: ${stderr.trim()}`);
+      throw new Error(
+        `QEMU did not listen on ${sockets.join(' and ')} within 15 s: ${stderr.trim()}`,
+      );
     }
     await delay(10);
   }
-  return { pid: child.pid ?? 0, process: child, exited, stderr: () => stderr, stop };
+  return { pid: child.pid ?? 0, process: child, waitForExit, stderr: () => stderr, stop };
+}
+
+/**
+ * True once a unix socket at `path` is listening. QEMU binds (the file appears)
+ * before it listens, and a connect in between is refused; probing with a
+ * connect would take QMP's only client slot, so read the kernel's table.
+ */
+function isListening(path: string): boolean {
+  if (!existsSync(path)) return false;
+  const listeningFlag = 0x10000; // __SO_ACCEPTCON
+  return readFileSync('/proc/net/unix', 'utf8')
+    .split('\n')
+    .some((line) => {
+      const fields = line.trim().split(/\s+/);
+      return fields[7] === path && (parseInt(fields[3] ?? '0', 16) & listeningFlag) !== 0;
+    });
 }
 
 /** Polls a serial log file until `pattern` matches its content; returns the content. */

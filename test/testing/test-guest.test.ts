@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
+import { createConnection } from 'node:net';
 import { test } from 'node:test';
 import { connectQmp } from '../../src/protocols/qmp/index.js';
 import { ensureGuestImage, GUEST_READY_LINE } from '../../src/testing/guest-image.js';
@@ -49,6 +50,34 @@ test('the guest boots under TCG, says it is ready on the serial console, and tic
     assert.equal((await client.execute('query-status')).status, 'running');
     await client.close();
   } finally {
+    await qemu.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the guest console can be read from a unix socket instead of a file', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'zenith-guest-'));
+  const qemu = await startTestQemu({
+    qmpSocket: join(dir, 'qmp.sock'),
+    serialSocket: join(dir, 'serial.sock'),
+  });
+  const serial = createConnection({ path: join(dir, 'serial.sock') });
+  try {
+    let text = '';
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no ticks on the socket: ${text}`)), 30_000);
+      serial.on('data', (chunk: Buffer) => {
+        text += chunk.toString('utf8');
+        if (lastTick(text) >= 2) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      serial.on('error', reject);
+    });
+    assert.ok(text.includes(GUEST_READY_LINE), 'connected before boot, so the ready line was seen');
+  } finally {
+    serial.destroy();
     await qemu.stop();
     rmSync(dir, { recursive: true, force: true });
   }

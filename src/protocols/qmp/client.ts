@@ -5,6 +5,7 @@ import type { QmpArgs, QmpCommandName, QmpResult } from './commands.js';
 import { QmpDecoder } from './decoder.js';
 import { encodeCommand } from './encoder.js';
 import { QmpEventHub, type Unsubscribe } from './event-hub.js';
+import { PendingCalls, SETTLED } from './pending-calls.js';
 import type { QmpEventName, QmpTypedEvent } from './events.js';
 import type {
   JsonObject,
@@ -32,6 +33,8 @@ export interface QmpClientOptions {
   maxLineBytes?: number;
   /** Enable out-of-band execution when QEMU offers it. Default true. */
   enableOob?: boolean;
+  /** Told of every state change from the start (`open` resolves only once ready). */
+  onStateChange?: (state: QmpConnectionState) => void;
 }
 
 export interface QmpExecuteOptions {
@@ -46,21 +49,7 @@ type ExecuteRest<K extends QmpCommandName> =
     ? [args?: QmpArgs<K>, options?: QmpExecuteOptions]
     : [args: QmpArgs<K>, options?: QmpExecuteOptions];
 
-interface PendingCall {
-  command: string;
-  resolve: (value: JsonValue) => void;
-  reject: (error: ZenithError) => void;
-  /** Cancels the timeout sleep and the abort listener. */
-  settle: AbortController;
-}
-
 const DEFAULT_COMMAND_TIMEOUT_MS = 30_000;
-/**
- * The reason given when a timer is cancelled because its call settled. A shared
- * constant: a bare abort() builds a DOMException with a stack trace on every
- * reply, which measurably slowed each round trip.
- */
-const SETTLED = Symbol('settled');
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /**
@@ -74,9 +63,7 @@ export class QmpClient {
   readonly #options: QmpClientOptions;
   readonly #decoder: QmpDecoder;
   readonly #hub = new QmpEventHub();
-  readonly #pending = new Map<string, PendingCall>();
-  /** Ids given up on (timed out or aborted): their late replies are dropped, not protocol errors. */
-  readonly #abandoned = new Set<string>();
+  readonly #pending: PendingCalls;
   readonly #stateListeners = new Set<(state: QmpConnectionState) => void>();
   #state: QmpConnectionState = 'connecting';
   #greeting: QmpGreeting | undefined;
@@ -91,9 +78,11 @@ export class QmpClient {
     this.#stream = stream;
     this.#options = options;
     this.#clock = options.clock ?? systemClock;
+    this.#pending = new PendingCalls(this.#clock);
     this.#decoder = new QmpDecoder(
       options.maxLineBytes === undefined ? {} : { maxLineBytes: options.maxLineBytes },
     );
+    if (options.onStateChange) this.#stateListeners.add(options.onStateChange);
     this.#closed = new Promise((resolve) => {
       this.#markClosed = resolve;
     });
@@ -167,42 +156,16 @@ export class QmpClient {
             }),
       );
     }
+    if (options.signal?.aborted) {
+      // Not sent at all: the caller gave up before it started.
+      return this.#pending.add(`z${this.#nextId++}`, name, 0, options.signal);
+    }
     const id = `z${this.#nextId++}`;
-    return new Promise<JsonValue>((resolve, reject) => {
-      const settle = new AbortController();
-      const call: PendingCall = { command: name, resolve, reject, settle };
-      this.#pending.set(id, call);
-      const timeoutMs =
-        options.timeoutMs ?? this.#options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
-      if (timeoutMs > 0) {
-        this.#clock.sleep(timeoutMs, settle.signal).then(
-          () =>
-            this.#abandon(
-              id,
-              new ZenithError('QMP_TIMEOUT', `QEMU did not answer ${name} within ${timeoutMs} ms`, {
-                command: name,
-                timeoutMs,
-              }),
-            ),
-          () => {},
-        );
-      }
-      const signal = options.signal;
-      if (signal) {
-        const onAbort = () =>
-          this.#abandon(
-            id,
-            signal.reason instanceof ZenithError
-              ? signal.reason
-              : new ZenithError('ZEN_TASK_CANCELLED', `${name} was abandoned by its caller`, {
-                  command: name,
-                }),
-          );
-        if (signal.aborted) return onAbort();
-        signal.addEventListener('abort', onAbort, { once: true, signal: settle.signal });
-      }
-      this.#stream.write(encodeCommand({ execute: name, arguments: args, id, oob: options.oob }));
-    });
+    const timeoutMs =
+      options.timeoutMs ?? this.#options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    const reply = this.#pending.add(id, name, timeoutMs, options.signal);
+    this.#stream.write(encodeCommand({ execute: name, arguments: args, id, oob: options.oob }));
+    return reply;
   }
 
   /** Calls `listener` for every event of this name until unsubscribed or closed. */
@@ -353,33 +316,27 @@ export class QmpClient {
       return this.#shutdown(protocolError(`a ${message.kind} arrived before the greeting`));
     if (message.kind === 'event') return this.#hub.publish(message);
     const id = typeof message.id === 'string' ? message.id : undefined;
-    const call = id === undefined ? undefined : this.#pending.get(id);
-    if (!call || id === undefined) {
-      if (id !== undefined && this.#abandoned.delete(id)) return;
-      // Every command this client sends carries an id, so an unmatched reply means the stream is out of step.
-      return this.#shutdown(
+    const matched =
+      id !== undefined &&
+      this.#pending.settle(
+        id,
+        message.kind === 'return'
+          ? { value: message.value }
+          : {
+              error: (command) =>
+                new ZenithError('QMP_COMMAND_FAILED', `QEMU refused ${command}: ${message.desc}`, {
+                  class: message.errorClass,
+                  desc: message.desc,
+                  command,
+                }),
+            },
+      );
+    // Every command this client sends carries an id, so an unmatched reply means the stream is out of step.
+    if (!matched) {
+      this.#shutdown(
         protocolError('a reply matches no command in flight', { id: message.id ?? null }),
       );
     }
-    this.#pending.delete(id);
-    call.settle.abort(SETTLED);
-    if (message.kind === 'return') return call.resolve(message.value);
-    call.reject(
-      new ZenithError('QMP_COMMAND_FAILED', `QEMU refused ${call.command}: ${message.desc}`, {
-        class: message.errorClass,
-        desc: message.desc,
-        command: call.command,
-      }),
-    );
-  }
-
-  #abandon(id: string, error: ZenithError): void {
-    const call = this.#pending.get(id);
-    if (!call) return;
-    this.#pending.delete(id);
-    this.#abandoned.add(id);
-    call.settle.abort(SETTLED);
-    call.reject(error);
   }
 
   /** A method, not a comparison, so TypeScript does not narrow the state across calls that change it. */
@@ -398,15 +355,9 @@ export class QmpClient {
     if (this.#isClosed()) return;
     this.#closeReason = reason;
     this.#setState('closed');
-    const calls = [...this.#pending.values()];
-    this.#pending.clear();
-    this.#abandoned.clear();
-    for (const call of calls) {
-      call.settle.abort(SETTLED);
-      call.reject(
-        reason.code === 'QMP_CLOSED' ? closedError(reason.message, reason, call.command) : reason,
-      );
-    }
+    this.#pending.rejectAll((command) =>
+      reason.code === 'QMP_CLOSED' ? closedError(reason.message, reason, command) : reason,
+    );
     this.#hub.end();
     this.#stateListeners.clear();
     if (this.#stream.destroyed) {

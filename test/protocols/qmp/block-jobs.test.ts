@@ -4,7 +4,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { connectQmp, type QmpEventMessage } from '../../../src/protocols/qmp/index.js';
+import {
+  connectQmp,
+  type QmpClient,
+  type QmpEventMessage,
+} from '../../../src/protocols/qmp/index.js';
 import { startTestQemu } from '../../../src/testing/qemu.js';
 
 const qemuImg = (...args: string[]) => execFileSync('qemu-img', args, { encoding: 'utf8' });
@@ -29,8 +33,9 @@ test('drive-mirror copies a disk to a new image, reports READY, and pivots on bl
     guest: false,
     extraArgs: ['-drive', `file=${source},if=none,id=disk0,format=qcow2`],
   });
-  const qmp = await connectQmp(join(dir, 'qmp.sock'));
+  let qmp: QmpClient | undefined;
   try {
+    qmp = await connectQmp(join(dir, 'qmp.sock'));
     const [block] = await qmp.execute('query-block');
     assert.equal(block?.device, 'disk0');
     assert.equal(block?.inserted?.file, source);
@@ -80,7 +85,7 @@ test('drive-mirror copies a disk to a new image, reports READY, and pivots on bl
     assert.equal(stats[0]?.device, 'disk0');
     assert.equal(typeof stats[0]?.stats.rd_bytes, 'number');
   } finally {
-    await qmp.close();
+    await qmp?.close();
     await qemu.stop();
   }
   // Byte for byte the same disk, as qemu-img sees it once QEMU has let go.
@@ -100,8 +105,9 @@ test('block-job-cancel on a ready mirror leaves the drive on the source', async 
     guest: false,
     extraArgs: ['-drive', `file=${source},if=none,id=disk0,format=qcow2`],
   });
-  const qmp = await connectQmp(join(dir, 'qmp.sock'));
+  let qmp: QmpClient | undefined;
   try {
+    qmp = await connectQmp(join(dir, 'qmp.sock'));
     const ready = qmp.waitForEvent('BLOCK_JOB_READY', { timeoutMs: 20_000 });
     await qmp.execute('drive-mirror', {
       device: 'disk0',
@@ -116,7 +122,7 @@ test('block-job-cancel on a ready mirror leaves the drive on the source', async 
     await finished;
     assert.equal((await qmp.execute('query-block'))[0]?.inserted?.file, source);
   } finally {
-    await qmp.close();
+    await qmp?.close();
     await qemu.stop();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -32,7 +32,11 @@ async function rejectsWith(promise: Promise<unknown>, code: string): Promise<Zen
 
 test('negotiates after the greeting, enabling oob when offered, and moves through named states', async () => {
   const peer = new ScriptedPeer();
-  const opening = QmpClient.open(peer.clientSide, { clock: new ManualClock() });
+  const states: QmpConnectionState[] = [];
+  const opening = QmpClient.open(peer.clientSide, {
+    clock: new ManualClock(),
+    onStateChange: (state) => states.push(state),
+  });
   peer.greet(['oob']);
   const negotiation = await peer.command(1);
   assert.equal(negotiation.execute, 'qmp_capabilities');
@@ -44,6 +48,7 @@ test('negotiates after the greeting, enabling oob when offered, and moves throug
   assert.equal(client.greeting.version.qemu.major, 7);
   await client.close();
   assert.equal(client.state, 'closed');
+  assert.deepEqual(states, ['negotiating', 'ready', 'closed'], 'from connecting, in order');
 });
 
 test('does not ask for oob when QEMU does not offer it', async () => {
@@ -226,4 +231,18 @@ test('close is idempotent and releases the stream', async () => {
   await Promise.all([client.close(), client.close()]);
   assert.ok(peer.clientSide.destroyed);
   await rejectsWith(client.execute('query-status'), 'QMP_CLOSED');
+});
+
+test('a call whose signal is already aborted is rejected and never sent', async () => {
+  const { peer, client } = await readyClient();
+  await rejectsWith(
+    client.execute('system_reset', undefined, { signal: AbortSignal.abort() }),
+    'ZEN_TASK_CANCELLED',
+  );
+  const next = client.execute('query-status');
+  const sent = await peer.command(2);
+  assert.equal(sent.execute, 'query-status', 'system_reset never reached QEMU');
+  peer.sendJson({ return: { status: 'running', running: true }, id: sent.id });
+  assert.equal((await next).status, 'running');
+  await client.close();
 });

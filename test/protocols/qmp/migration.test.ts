@@ -3,30 +3,41 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { connectQmp, isQmpEvent, type QmpEventMessage } from '../../../src/protocols/qmp/index.js';
+import {
+  connectQmp,
+  isQmpEvent,
+  type QmpClient,
+  type QmpEventMessage,
+} from '../../../src/protocols/qmp/index.js';
 import { GUEST_READY_LINE } from '../../../src/testing/guest-image.js';
 import { freePort } from '../../../src/testing/ports.js';
-import { lastTick, startTestQemu, waitForSerial } from '../../../src/testing/qemu.js';
+import {
+  lastTick,
+  startTestQemu,
+  waitForSerial,
+  type TestQemu,
+} from '../../../src/testing/qemu.js';
 
 test('live migration of the running test guest between two QEMU processes', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'zenith-migrate-'));
   const port = await freePort();
-  const [source, destination] = await Promise.all([
-    startTestQemu({
-      qmpSocket: join(dir, 'src.sock'),
-      serialFile: join(dir, 'src.log'),
-      memoryMiB: 128,
-    }),
-    startTestQemu({
+  const source = await startTestQemu({
+    qmpSocket: join(dir, 'src.sock'),
+    serialFile: join(dir, 'src.log'),
+    memoryMiB: 128,
+  });
+  let destination: TestQemu | undefined;
+  let sourceQmp: QmpClient | undefined;
+  let destinationQmp: QmpClient | undefined;
+  try {
+    destination = await startTestQemu({
       qmpSocket: join(dir, 'dst.sock'),
       serialFile: join(dir, 'dst.log'),
       memoryMiB: 128,
       incomingPort: port,
-    }),
-  ]);
-  const sourceQmp = await connectQmp(join(dir, 'src.sock'));
-  const destinationQmp = await connectQmp(join(dir, 'dst.sock'));
-  try {
+    });
+    sourceQmp = await connectQmp(join(dir, 'src.sock'));
+    destinationQmp = await connectQmp(join(dir, 'dst.sock'));
     await waitForSerial(join(dir, 'src.log'), new RegExp(GUEST_READY_LINE));
     await waitForSerial(join(dir, 'src.log'), /^tick 3\r?$/m);
     assert.equal((await destinationQmp.execute('query-status')).status, 'inmigrate');
@@ -46,7 +57,12 @@ test('live migration of the running test guest between two QEMU processes', asyn
       predicate: (event) => event.data.status === 'completed' || event.data.status === 'failed',
       timeoutMs: 30_000,
     });
+    // The destination resumes the guest, then reports completed (QEMU 7.2 order): wait for both.
     const resumed = destinationQmp.waitForEvent('RESUME', { timeoutMs: 30_000 });
+    const arrived = destinationQmp.waitForEvent('MIGRATION', {
+      predicate: (event) => event.data.status === 'completed' || event.data.status === 'failed',
+      timeoutMs: 30_000,
+    });
 
     const started = Date.now();
     assert.deepEqual(await sourceQmp.execute('migrate', { uri: `tcp:127.0.0.1:${port}` }), {});
@@ -54,6 +70,7 @@ test('live migration of the running test guest between two QEMU processes', asyn
     const wall = Date.now() - started;
     assert.equal(done.data.status, 'completed');
     await resumed;
+    assert.equal((await arrived).data.status, 'completed');
 
     const info = await sourceQmp.execute('query-migrate');
     assert.equal(info.status, 'completed');
@@ -107,9 +124,9 @@ test('live migration of the running test guest between two QEMU processes', asyn
       `the count continues: source ended at ${lastOnSource}, destination began at ${firstOnDestination}`,
     );
   } finally {
-    await sourceQmp.close();
-    await destinationQmp.close();
-    await Promise.all([source.stop(), destination.stop()]);
+    await sourceQmp?.close();
+    await destinationQmp?.close();
+    await Promise.all([source.stop(), destination?.stop()]);
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -168,7 +168,7 @@ test('quit answers, then QEMU exits and the client closes', async () => {
     assert.deepEqual(await leavingClient.execute('quit'), {});
     await leavingClient.closed;
     assert.equal(leavingClient.closeReason?.code, 'QMP_CLOSED');
-    assert.equal(await leaving.exited, 0);
+    assert.equal(await leaving.waitForExit(), 0);
   } finally {
     await leaving.stop();
   }
@@ -189,4 +189,15 @@ test('out-of-band execution reaches QEMU as exec-oob; QEMU refuses it for in-ban
   );
   assert.match(String(inBandOnly.details.desc), /OOB/);
   assert.equal(client.state, 'ready');
+});
+
+test('after a client leaves, a new client re-attaches to the same running QEMU', async () => {
+  await client.execute('stop');
+  await client.close();
+  // As an agent does after a restart: the VM kept its state while nobody was attached.
+  client = await connectQmp(join(dir, 'qmp.sock'));
+  assert.equal(client.state, 'ready');
+  assert.equal((await client.execute('query-status')).status, 'paused');
+  await client.execute('cont');
+  assert.equal((await client.execute('query-status')).status, 'running');
 });
