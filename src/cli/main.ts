@@ -2,6 +2,7 @@
 /** The `zenith` command. */
 import { Command, CommanderError } from 'commander';
 import { registerAdmin } from './commands/admin.js';
+import { registerAgent } from './commands/agent.js';
 import { registerInventory } from './commands/inventory.js';
 import { registerOperations } from './commands/operations.js';
 import { registerServe } from './commands/serve.js';
@@ -17,6 +18,7 @@ const program = new Command('zenith')
   .exitOverride();
 
 registerServe(program);
+registerAgent(program);
 registerSession(program);
 registerInventory(program);
 registerOperations(program);

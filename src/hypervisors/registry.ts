@@ -7,6 +7,8 @@ import type { Clock } from '../core/clock.js';
 import { ZenithError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { HypervisorDriver } from './driver.js';
+import { AgentDriver } from './agent/agent-driver.js';
+import type { AgentLink } from './agent/agent-link.js';
 import { QemuDriver } from './qemu/qemu-driver.js';
 import { SimulatedDriver } from './simulated/simulated-driver.js';
 
@@ -16,6 +18,8 @@ export interface DriverContext {
   logger: Logger;
   /** A directory the driver may keep state in. */
   stateDir: string;
+  /** The channel to an enrolled host agent, for drivers that work through one. */
+  agentLink?: (agentId: string) => AgentLink | undefined;
 }
 
 export interface DriverFamily {
@@ -174,10 +178,34 @@ const qemu: DriverFamily = {
   },
 };
 
+const agent: DriverFamily = {
+  type: 'agent',
+  description: 'A host running the Zenith agent (QEMU driven locally by the agent)',
+  simulated: false,
+  validate(settings) {
+    const agentId = settings.agentId;
+    if (
+      typeof agentId !== 'string' ||
+      !/^agent_[0-9A-Z]{26}$/.test(agentId) ||
+      Object.keys(settings).length !== 1
+    ) {
+      throw new ZenithError(
+        'ZEN_CONFIG_INVALID',
+        "an agent connection has exactly one setting, 'agentId' (agent_…); agents create their connection when they enroll",
+      );
+    }
+    return { agentId };
+  },
+  create(settings, _secret, context) {
+    const agentId = settings.agentId as string;
+    return new AgentDriver(() => context.agentLink?.(agentId));
+  },
+};
+
 export class DriverRegistry {
   readonly #families = new Map<string, DriverFamily>();
 
-  constructor(families: DriverFamily[] = [simulated, qemu]) {
+  constructor(families: DriverFamily[] = [simulated, qemu, agent]) {
     for (const family of families) this.#families.set(family.type, family);
   }
 

@@ -9,6 +9,7 @@ import { createLogger, type Logger } from '../core/logger.js';
 import { SecretBox } from '../core/secret-box.js';
 import { DriverRegistry } from '../hypervisors/registry.js';
 import { openStore, type Store } from '../store/store.js';
+import { AgentHub } from './agents/agent-hub.js';
 import { AgentService } from './agents/agent-service.js';
 import { AuditService, type Actor } from './audit/audit-service.js';
 import { ConnectionService } from './connections/connection-service.js';
@@ -45,6 +46,7 @@ export interface ControlPlane {
   snapshots: VmSnapshotService;
   registry: DriverRegistry;
   agents: AgentService;
+  agentHub: AgentHub;
   consoles: ConsoleService;
   /** Set on the very first start when no admin password was given: print it once. */
   generatedAdminPassword: string | undefined;
@@ -63,6 +65,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const identities = new IdentityService(store, clock);
   const inventory = new InventoryService(store, events, clock, logger);
   const secrets = SecretBox.fromFile(join(options.dataDir, 'secret.key'));
+  const agentHub = new AgentHub(logger);
   const connections = new ConnectionService({
     store,
     registry,
@@ -73,6 +76,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     clock,
     logger,
     stateDir: options.dataDir,
+    agentLink: (agentId) => agentHub.link(agentId),
   });
   const resolveActor = async (id: string): Promise<Actor> => {
     if (id === systemActor.id) return systemActor;
@@ -84,6 +88,21 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const tasks = new TaskService({ store, events, audit, clock, logger, resolveActor });
   const vms = new VmActionService(inventory, connections, tasks);
   const agents = new AgentService({ store, identities, events, clock });
+  // An enrolled agent gets a connection of its own; when its channel opens, that connection syncs at once.
+  agents.onEnrolled = async (agent) => {
+    const suffix = agent.id.slice(-6).toLowerCase();
+    const name = `agent-${agent.hostname}`.slice(0, 56).replace(/[^a-zA-Z0-9._-]/g, '-');
+    const taken = (await connections.list()).some((c) => c.name === name);
+    await connections.add(
+      { name: taken ? `${name}-${suffix}` : name, type: 'agent', settings: { agentId: agent.id } },
+      { waitForSync: false },
+    );
+  };
+  agentHub.onConnected = (agentId) => {
+    void connections
+      .findBySetting('agentId', agentId)
+      .then((connection) => connection && connections.nudge(connection.id));
+  };
   const consoles = new ConsoleService({ inventory, connections, audit, clock });
   const vmCreation = new VmCreateService(inventory, connections, tasks);
   const snapshots = new VmSnapshotService(inventory, connections, tasks);
@@ -130,9 +149,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       snapshots,
       registry,
       agents,
+      agentHub,
       consoles,
       generatedAdminPassword: bootstrap.generatedPassword,
       async close() {
+        agentHub.closeAll();
         clearInterval(pruneTimer);
         await tasks.drain();
         await connections.stopAll();

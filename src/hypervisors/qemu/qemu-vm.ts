@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Clock } from '../../core/clock.js';
 import { ZenithError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
+import { processAlive } from '../../core/process.js';
 import { connectQmp, type QmpClient } from '../../protocols/qmp/index.js';
 import type { PowerState } from '../driver.js';
 import { buildCommandLine, type RuntimePaths } from './command-line.js';
@@ -30,14 +31,7 @@ export interface QemuVmDeps {
   onChange: (vm: QemuVm) => void;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const alive = processAlive;
 
 export class QemuVm {
   power: PowerState = 'stopped';

@@ -2,6 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { heartbeatIntervalMs } from '../../services/agents/agent-service.js';
+import { isZenithError } from '../../core/errors.js';
 import type { ControlPlane } from '../../services/control-plane.js';
 import { actorOf, principalOf } from '../auth.js';
 import { IdParams } from '../schemas.js';
@@ -132,5 +133,30 @@ export async function agentRoutes(root: FastifyInstance, plane: ControlPlane): P
       },
     },
     async (request) => plane.agents.revoke(request.params.id),
+  );
+  app.get(
+    '/agents/channel',
+    {
+      websocket: true,
+      config: { permission: 'agent.report' },
+      schema: { hide: true },
+    },
+    async (socket, request) => {
+      const principal = principalOf(request);
+      try {
+        const agent = await plane.agents.byIdentity(principal.id);
+        plane.agentHub.attach(agent.id, socket, (facts) => {
+          plane.agents
+            .heartbeat(principal, facts)
+            .catch((error: unknown) => request.log.warn({ err: error }, 'heartbeat failed'));
+        });
+        await plane.agents.heartbeat(principal, {});
+      } catch (error) {
+        socket.close(
+          4403,
+          isZenithError(error) ? `${error.code}: ${error.message}`.slice(0, 120) : 'refused',
+        );
+      }
+    },
   );
 }

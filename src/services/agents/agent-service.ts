@@ -34,6 +34,9 @@ const missedHeartbeats = 3;
 const hostnamePattern = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62}))*$/;
 
 export class AgentService {
+  /** Called once an agent is enrolled (the control plane gives it a connection). */
+  onEnrolled: (agent: Agent) => Promise<void> = async () => undefined;
+
   constructor(
     private readonly deps: {
       store: Store;
@@ -130,7 +133,23 @@ export class AgentService {
     await this.deps.events.publish([
       { type: 'agent.enrolled', objectId: agentId, data: { hostname } },
     ]);
+    await this.onEnrolled(this.#view(agentRow));
     return { agent: this.#view(agentRow), token: credentials.token };
+  }
+
+  /** The agent behind a set of credentials, or ZEN_FORBIDDEN. */
+  async byIdentity(identityId: string): Promise<Agent> {
+    const row = await this.deps.store.db
+      .selectFrom('agents')
+      .selectAll()
+      .where('identity_id', '=', identityId)
+      .executeTakeFirst();
+    if (!row || row.revoked_at !== null)
+      throw new ZenithError(
+        'ZEN_FORBIDDEN',
+        'these credentials do not belong to an enrolled agent',
+      );
+    return this.#view(row);
   }
 
   /** An agent reports itself (with its own credentials). */

@@ -11,6 +11,7 @@ import { newId } from '../../core/ids.js';
 import type { Logger } from '../../core/logger.js';
 import type { SecretBox } from '../../core/secret-box.js';
 import type { HypervisorDriver } from '../../hypervisors/driver.js';
+import type { AgentLink } from '../../hypervisors/agent/agent-link.js';
 import type { DriverRegistry } from '../../hypervisors/registry.js';
 import type { ConnectionsTable } from '../../store/schema.js';
 import type { Store } from '../../store/store.js';
@@ -42,6 +43,8 @@ interface Running {
   lastSyncAt: number | null;
   firstSync: Promise<void>;
   loop: Promise<void>;
+  /** Cuts the backoff wait short (the peer is back). */
+  nudge: AbortController;
 }
 
 const connectionName = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$/;
@@ -60,6 +63,7 @@ export class ConnectionService {
       clock: Clock;
       logger: Logger;
       stateDir: string;
+      agentLink?: (agentId: string) => AgentLink | undefined;
     },
   ) {}
 
@@ -74,12 +78,15 @@ export class ConnectionService {
     );
   }
 
-  async add(input: {
-    name: string;
-    type: string;
-    settings?: Record<string, unknown>;
-    secret?: string | null;
-  }): Promise<Connection> {
+  async add(
+    input: {
+      name: string;
+      type: string;
+      settings?: Record<string, unknown>;
+      secret?: string | null;
+    },
+    options: { waitForSync?: boolean } = {},
+  ): Promise<Connection> {
     if (!connectionName.test(input.name))
       throw new ZenithError(
         'ZEN_BAD_REQUEST',
@@ -120,7 +127,8 @@ export class ConnectionService {
     };
     await this.deps.store.db.insertInto('connections').values(row).execute();
     const running = this.#start(row);
-    await Promise.race([running.firstSync, this.deps.clock.sleep(30_000)]);
+    if (options.waitForSync !== false)
+      await Promise.race([running.firstSync, this.deps.clock.sleep(30_000)]);
     return this.get(row.id);
   }
 
@@ -207,6 +215,16 @@ export class ConnectionService {
     return running.driver;
   }
 
+  /** Retries a disconnected connection now instead of after its backoff. */
+  nudge(connectionId: string): void {
+    this.#running.get(connectionId)?.nudge.abort();
+  }
+
+  /** The connection whose settings match, e.g. the one of an agent. */
+  async findBySetting(key: string, value: unknown): Promise<Connection | undefined> {
+    return (await this.list()).find((c) => c.settings[key] === value);
+  }
+
   async stopAll(): Promise<void> {
     await Promise.all([...this.#running.keys()].map((id) => this.#stop(id)));
   }
@@ -240,6 +258,7 @@ export class ConnectionService {
       lastSyncAt: row.last_sync_at,
       firstSync: new Promise<void>((resolve) => (resolveFirst = resolve)),
       loop: Promise.resolve(),
+      nudge: new AbortController(),
     };
     this.#running.set(row.id, running);
     running.loop = this.#run(row, running, resolveFirst);
@@ -262,6 +281,7 @@ export class ConnectionService {
           clock,
           logger: logger.child({ connection: row.name }),
           stateDir,
+          ...(this.deps.agentLink ? { agentLink: this.deps.agentLink } : {}),
         });
         running.driver = driver;
         await driver.connect();
@@ -298,7 +318,10 @@ export class ConnectionService {
         running.driver = undefined;
         await driver?.close().catch(() => undefined);
       }
-      await clock.sleep(backoffMs, signal).catch(() => undefined);
+      running.nudge = new AbortController();
+      await clock
+        .sleep(backoffMs, AbortSignal.any([signal, running.nudge.signal]))
+        .catch(() => undefined);
       backoffMs = Math.min(backoffMs * 2, 60_000);
     }
   }

@@ -1,0 +1,73 @@
+import type { Command } from 'commander';
+import { resolve } from 'node:path';
+import { systemClock } from '../../core/clock.js';
+import { ZenithError } from '../../core/errors.js';
+import { createLogger } from '../../core/logger.js';
+import { HostAgent } from '../../agent/host-agent.js';
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+export function registerAgent(program: Command): void {
+  program
+    .command('agent')
+    .description(
+      'Run the host agent (with --server URL): enroll with a one-time token, then keep this host connected',
+    )
+    .option(
+      '--token <token>',
+      'one-time enrollment token (first start only; or ZENITH_ENROLLMENT_TOKEN)',
+      process.env.ZENITH_ENROLLMENT_TOKEN,
+    )
+    .option(
+      '--state-dir <dir>',
+      'where the agent keeps its credentials and VM definitions',
+      process.env.ZENITH_AGENT_DIR ?? '/var/lib/zenith-agent',
+    )
+    .option(
+      '--storage-root <dir>',
+      'a directory VM disks, images and kernels may live in (repeatable)',
+      collect,
+    )
+    .option('--accelerator <kind>', 'auto, kvm or tcg', 'auto')
+    .option('--host-name <name>', 'the name this host reports (default: the system host name)')
+    .action(
+      async (
+        options: {
+          token?: string;
+          stateDir: string;
+          storageRoot?: string[];
+          accelerator: string;
+          hostName?: string;
+        },
+        command: Command,
+      ) => {
+        // --server is the program's global option: `zenith agent --server URL …` or `zenith --server URL agent …`.
+        const server =
+          command.optsWithGlobals<{ server?: string }>().server ?? process.env.ZENITH_SERVER;
+        if (!server)
+          throw new ZenithError(
+            'ZEN_CONFIG_INVALID',
+            'zenith agent needs --server URL (the control plane)',
+          );
+        if (!['auto', 'kvm', 'tcg'].includes(options.accelerator))
+          throw new ZenithError('ZEN_CONFIG_INVALID', '--accelerator is auto, kvm or tcg');
+        const stateDir = resolve(options.stateDir);
+        const agent = new HostAgent({
+          server: server.replace(/\/+$/, ''),
+          stateDir,
+          enrollmentToken: options.token,
+          storageRoots: (options.storageRoot ?? [resolve(stateDir, 'images')]).map((root) =>
+            resolve(root),
+          ),
+          accelerator: options.accelerator as 'auto' | 'kvm' | 'tcg',
+          hostName: options.hostName,
+          clock: systemClock,
+          logger: createLogger(),
+        });
+        const stop = () => void agent.stop().then(() => process.exit(0));
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+        await agent.run();
+      },
+    );
+}

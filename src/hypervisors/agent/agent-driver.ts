@@ -1,0 +1,102 @@
+/**
+ * The driver of a host reached through its agent: every operation is a call
+ * over the agent's channel, answered by the QEMU driver the agent runs.
+ */
+import { ZenithError } from '../../core/errors.js';
+import type {
+  ActionContext,
+  Capability,
+  DiscoveredVm,
+  DiscoverySnapshot,
+  DriverInfo,
+  HypervisorDriver,
+  InventoryDelta,
+  MigrateOptions,
+  VmSpec,
+} from '../driver.js';
+import type { AgentLink, AgentMethod } from './agent-link.js';
+
+const capabilities: readonly Capability[] = [
+  'vm.start',
+  'vm.stop',
+  'vm.shutdown',
+  'vm.reboot',
+  'vm.suspend',
+  'vm.resume',
+  'vm.delete',
+  'vm.create',
+];
+
+export class AgentDriver implements HypervisorDriver {
+  readonly info: DriverInfo = { type: 'agent', simulated: false, capabilities };
+
+  constructor(private readonly link: () => AgentLink | undefined) {}
+
+  #link(): AgentLink {
+    const link = this.link();
+    if (!link?.connected)
+      throw new ZenithError('ZEN_CONNECTION_DISCONNECTED', 'the host agent is not connected');
+    return link;
+  }
+
+  async #call<T>(method: AgentMethod, args: unknown[], timeoutMs?: number): Promise<T> {
+    return (await this.#link().call(method, args, timeoutMs)) as T;
+  }
+
+  async connect(): Promise<void> {
+    this.#link();
+  }
+
+  discover(): Promise<DiscoverySnapshot> {
+    return this.#call('discover', []);
+  }
+
+  watch(signal: AbortSignal): AsyncIterable<InventoryDelta> {
+    return this.#link().deltas(signal);
+  }
+
+  startVm(id: string, _context: ActionContext): Promise<DiscoveredVm> {
+    return this.#call('startVm', [id], 60_000);
+  }
+
+  stopVm(
+    id: string,
+    _context: ActionContext,
+    options: { force?: boolean } = {},
+  ): Promise<DiscoveredVm> {
+    return this.#call('stopVm', [id, options], 10 * 60_000);
+  }
+
+  rebootVm(id: string): Promise<DiscoveredVm> {
+    return this.#call('rebootVm', [id]);
+  }
+
+  suspendVm(id: string): Promise<DiscoveredVm> {
+    return this.#call('suspendVm', [id]);
+  }
+
+  resumeVm(id: string): Promise<DiscoveredVm> {
+    return this.#call('resumeVm', [id]);
+  }
+
+  deleteVm(id: string): Promise<null> {
+    return this.#call('deleteVm', [id]);
+  }
+
+  createVm(spec: VmSpec): Promise<DiscoveredVm> {
+    return this.#call('createVm', [spec], 5 * 60_000);
+  }
+
+  async migrateVm(
+    _id: string,
+    _target: string,
+    _context: ActionContext,
+    _options?: MigrateOptions,
+  ): Promise<DiscoveredVm> {
+    throw new ZenithError('ZEN_UNSUPPORTED', 'live migration between agents is not available yet');
+  }
+
+  async close(): Promise<void> {
+    // The link belongs to the agent hub; nothing to release here.
+  }
+}

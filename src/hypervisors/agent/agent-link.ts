@@ -1,0 +1,44 @@
+/**
+ * The control channel between the control plane and a host agent: JSON
+ * messages over one WebSocket the agent keeps open. The control plane calls
+ * driver methods on the agent; the agent answers, and pushes inventory deltas
+ * and heartbeats on its own.
+ */
+import type { InventoryDelta } from '../driver.js';
+
+export const agentMethods = [
+  'discover',
+  'startVm',
+  'stopVm',
+  'rebootVm',
+  'suspendVm',
+  'resumeVm',
+  'deleteVm',
+  'createVm',
+] as const;
+export type AgentMethod = (typeof agentMethods)[number];
+
+export type ToAgent = { type: 'call'; id: number; method: AgentMethod; args: unknown[] };
+
+export type FromAgent =
+  | { type: 'result'; id: number; ok: true; value: unknown }
+  | {
+      type: 'result';
+      id: number;
+      ok: false;
+      error: { code: string; message: string; details: Record<string, unknown> };
+    }
+  | { type: 'delta'; delta: InventoryDelta }
+  | { type: 'heartbeat'; facts: Record<string, unknown> };
+
+/** What the control plane offers a driver for one agent. */
+export interface AgentLink {
+  readonly connected: boolean;
+  call(method: AgentMethod, args: unknown[], timeoutMs?: number): Promise<unknown>;
+  /** Deltas from the agent, from the moment of this call, until the signal aborts or the link drops. */
+  deltas(signal: AbortSignal): AsyncIterable<InventoryDelta>;
+}
+
+export function isAgentMethod(value: unknown): value is AgentMethod {
+  return typeof value === 'string' && (agentMethods as readonly string[]).includes(value);
+}

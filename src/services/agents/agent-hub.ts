@@ -1,0 +1,146 @@
+/**
+ * The live channels of connected agents. Each channel is an AgentLink the
+ * agent's connection uses as its driver; when the agent reconnects, the
+ * connection is told at once instead of waiting out its backoff.
+ */
+import { isErrorCode, ZenithError } from '../../core/errors.js';
+import type { Logger } from '../../core/logger.js';
+import {
+  type AgentLink,
+  type AgentMethod,
+  type FromAgent,
+  type ToAgent,
+} from '../../hypervisors/agent/agent-link.js';
+import { DeltaFeed } from '../../hypervisors/delta-feed.js';
+import type { InventoryDelta } from '../../hypervisors/driver.js';
+
+/** The part of a WebSocket the hub needs (ws's WebSocket satisfies it). */
+export interface ChannelSocket {
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  on(event: 'message', listener: (data: Buffer) => void): unknown;
+  on(event: 'close', listener: () => void): unknown;
+}
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+class AgentChannel implements AgentLink {
+  #connected = true;
+  #nextId = 1;
+  readonly #pending = new Map<number, Pending>();
+  readonly #feed = new DeltaFeed();
+
+  constructor(
+    private readonly socket: ChannelSocket,
+    private readonly onHeartbeat: (facts: Record<string, unknown>) => void,
+  ) {
+    socket.on('message', (data) => this.#receive(data));
+    socket.on('close', () => this.drop());
+  }
+
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  call(method: AgentMethod, args: unknown[], timeoutMs = 30_000): Promise<unknown> {
+    if (!this.#connected)
+      return Promise.reject(
+        new ZenithError('ZEN_CONNECTION_DISCONNECTED', 'the host agent is not connected'),
+      );
+    const id = this.#nextId++;
+    const message: ToAgent = { type: 'call', id, method, args };
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(
+          new ZenithError(
+            'ZEN_TIMEOUT',
+            `the host agent did not answer ${method} within ${timeoutMs} ms`,
+          ),
+        );
+      }, timeoutMs);
+      this.#pending.set(id, { resolve, reject, timer });
+      this.socket.send(JSON.stringify(message));
+    });
+  }
+
+  deltas(signal: AbortSignal): AsyncIterable<InventoryDelta> {
+    return this.#feed.watch(signal);
+  }
+
+  drop(): void {
+    if (!this.#connected) return;
+    this.#connected = false;
+    for (const [id, pending] of this.#pending) {
+      clearTimeout(pending.timer);
+      pending.reject(
+        new ZenithError('ZEN_CONNECTION_DISCONNECTED', 'the host agent went away during the call'),
+      );
+      this.#pending.delete(id);
+    }
+    this.#feed.close();
+  }
+
+  #receive(data: Buffer): void {
+    let message: FromAgent;
+    try {
+      message = JSON.parse(data.toString('utf8')) as FromAgent;
+    } catch {
+      this.socket.close(4400, 'not JSON');
+      return;
+    }
+    if (message.type === 'heartbeat') this.onHeartbeat(message.facts ?? {});
+    else if (message.type === 'delta') this.#feed.push(message.delta);
+    else if (message.type === 'result') {
+      const pending = this.#pending.get(message.id);
+      if (!pending) return;
+      this.#pending.delete(message.id);
+      clearTimeout(pending.timer);
+      if (message.ok) pending.resolve(message.value);
+      else {
+        const code =
+          isErrorCode(message.error.code) && message.error.code !== 'ZEN_INTERNAL'
+            ? message.error.code
+            : 'ZEN_DRIVER_ERROR';
+        pending.reject(new ZenithError(code, message.error.message, message.error.details ?? {}));
+      }
+    }
+  }
+}
+
+export class AgentHub {
+  readonly #channels = new Map<string, AgentChannel>();
+  /** Called when an agent's channel opens (the control plane nudges its connection). */
+  onConnected: (agentId: string) => void = () => undefined;
+
+  constructor(private readonly logger: Logger) {}
+
+  attach(
+    agentId: string,
+    socket: ChannelSocket,
+    onHeartbeat: (facts: Record<string, unknown>) => void,
+  ): void {
+    this.#channels.get(agentId)?.drop();
+    const channel = new AgentChannel(socket, onHeartbeat);
+    this.#channels.set(agentId, channel);
+    socket.on('close', () => {
+      if (this.#channels.get(agentId) === channel) this.#channels.delete(agentId);
+      this.logger.info({ agentId }, 'agent channel closed');
+    });
+    this.logger.info({ agentId }, 'agent channel open');
+    this.onConnected(agentId);
+  }
+
+  link(agentId: string): AgentLink | undefined {
+    return this.#channels.get(agentId);
+  }
+
+  closeAll(): void {
+    for (const channel of this.#channels.values()) channel.drop();
+    this.#channels.clear();
+  }
+}

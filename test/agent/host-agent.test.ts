@@ -1,0 +1,211 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { processAlive } from '../../src/core/process.js';
+import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
+import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../src/testing/guest-image.js';
+
+const zenithBin = join(import.meta.dirname, '../../bin/zenith.js');
+
+let outputOfAgent = () => '';
+const lastOutput = () => `\nagent output:\n${outputOfAgent().slice(-3000)}`;
+
+async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastOutput()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const alive = processAlive;
+
+describe('zenith agent: enrollment, a real VM through the agent, and an agent restart', () => {
+  let s: TestServer;
+  let token: string;
+  let image: { kernel: string; initrd: string };
+  const stateDir = mkdtempSync(join(tmpdir(), 'zenith-agent-'));
+  let agent: ChildProcess | undefined;
+  let output = '';
+  outputOfAgent = () => output;
+  const startAgent = (extra: string[] = []) => {
+    agent = spawn(
+      process.execPath,
+      [
+        zenithBin,
+        'agent',
+        '--server',
+        s.baseUrl,
+        '--state-dir',
+        stateDir,
+        '--storage-root',
+        dirname(image.kernel),
+        '--accelerator',
+        'tcg',
+        '--host-name',
+        'agent-host-1',
+        ...extra,
+      ],
+      {
+        env: { ...process.env, ZENITH_LOG_LEVEL: 'info' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    agent.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+    agent.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+  };
+  const killAgent = async () => {
+    if (!agent || agent.exitCode !== null || agent.signalCode !== null) return;
+    const exited = once(agent, 'exit');
+    agent.kill('SIGKILL');
+    await exited;
+  };
+  const connection = async () =>
+    (
+      (await s.request('GET', '/connections', { token })).body.items as Array<{
+        name: string;
+        type: string;
+        state: string;
+        id: string;
+      }>
+    ).find((c) => c.type === 'agent');
+
+  before(async () => {
+    image = await ensureGuestImage();
+    s = await startTestServer();
+    token = await s.login();
+  });
+  after(async () => {
+    for (const vm of (await s.request('GET', '/vms?limit=100', { token })).body.items ?? []) {
+      if (typeof vm.facts['qemu.pid'] === 'number' && alive(vm.facts['qemu.pid']))
+        process.kill(vm.facts['qemu.pid'], 'SIGKILL');
+    }
+    await killAgent();
+    await s.close();
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  test('an agent enrolls with a one-time token and its host appears, connected', async () => {
+    const enrollment = (await s.request('POST', '/agents/enrollment-tokens', { token, body: {} }))
+      .body.token;
+    startAgent(['--token', enrollment]);
+    const conn = await until('the agent connection', async () => {
+      const c = await connection();
+      return c?.state === 'connected' ? c : undefined;
+    });
+    assert.equal(conn.name, 'agent-agent-host-1');
+    assert.equal(
+      (statSync(join(stateDir, 'credentials.json')).mode & 0o777).toString(8),
+      '600',
+      'credentials are readable by root only',
+    );
+    const hosts = (await s.request('GET', '/hosts', { token })).body.items;
+    assert.deepEqual(
+      hosts.map((h: any) => [h.name, h.facts['hypervisor.type']]),
+      [['agent-host-1', 'qemu']],
+    );
+    const agents = (await s.request('GET', '/agents', { token })).body.items;
+    assert.equal(agents[0].state, 'connected');
+    assert.ok(agents[0].facts['qemu.version'], 'the heartbeat carries host facts');
+    const reuse = await s.request('POST', '/agents/enroll', {
+      body: { enrollmentToken: enrollment, hostname: 'other' },
+    });
+    assert.equal(reuse.body.error.code, 'ZEN_TOKEN_EXPIRED');
+  });
+
+  test('a VM created and started through the agent keeps running while the agent restarts', async () => {
+    const host = (await s.request('GET', '/hosts', { token })).body.items[0];
+    const create = await s.request('POST', '/vms', {
+      token,
+      body: {
+        name: 'via-agent',
+        hostId: host.id,
+        cpus: 1,
+        memoryBytes: 128 * 1048576,
+        diskBytes: 0,
+        options: { kernel: image.kernel, initrd: image.initrd, cmdline: GUEST_KERNEL_APPEND },
+      },
+    });
+    assert.equal(create.status, 202, JSON.stringify(create.body));
+    const waitTask = (id: string) =>
+      until(
+        `task ${id}`,
+        async () => {
+          const task = (await s.request('GET', `/tasks/${id}`, { token })).body;
+          return ['succeeded', 'failed'].includes(task.state) ? task : undefined;
+        },
+        60_000,
+      );
+    const created = await waitTask(create.body.id);
+    assert.equal(created.state, 'succeeded', JSON.stringify(created.error));
+    const vmId = created.result.vmId;
+    const started = await waitTask(
+      (await s.request('POST', `/vms/${vmId}/start`, { token })).body.id,
+    );
+    assert.equal(started.state, 'succeeded', JSON.stringify(started.error));
+    const vm = (await s.request('GET', `/vms/${vmId}`, { token })).body;
+    assert.equal(vm.facts['power.state'], 'running');
+    const pid = vm.facts['qemu.pid'] as number;
+
+    await killAgent();
+    await until(
+      'the connection to notice the agent is gone',
+      async () => ((await connection())?.state === 'disconnected' ? true : undefined),
+      10_000,
+    );
+    assert.ok(alive(pid), 'the VM runs on while its agent is down');
+    const refused = await s.request('POST', `/vms/${vmId}/suspend`, { token });
+    assert.equal(refused.body.error.code, 'ZEN_CONNECTION_DISCONNECTED');
+
+    const restartedAt = Date.now();
+    startAgent();
+    await until(
+      'the agent to reconnect',
+      async () => ((await connection())?.state === 'connected' ? true : undefined),
+      20_000,
+    );
+    const reconnectMs = Date.now() - restartedAt;
+    const again = (await s.request('GET', `/vms/${vmId}`, { token })).body;
+    assert.deepEqual(
+      [again.facts['power.state'], again.facts['qemu.pid']],
+      ['running', pid],
+      'the same VM, re-attached, not restarted',
+    );
+    assert.ok(reconnectMs < 15_000, `reconnected in ${reconnectMs} ms`);
+
+    const suspended = await waitTask(
+      (await s.request('POST', `/vms/${vmId}/suspend`, { token })).body.id,
+    );
+    assert.equal(suspended.state, 'succeeded');
+    const stopped = await waitTask(
+      (await s.request('POST', `/vms/${vmId}/stop`, { token })).body.id,
+    );
+    assert.equal(stopped.state, 'succeeded');
+    assert.equal(alive(pid), false);
+  });
+
+  test('a revoked agent is cut off', async () => {
+    const agents = (await s.request('GET', '/agents', { token })).body.items;
+    await s.request('DELETE', `/agents/${agents[0].id}`, { token });
+    await killAgent();
+    output = '';
+    startAgent();
+    await until(
+      'the agent to be refused',
+      async () =>
+        /refused the channel \(HTTP 401\)|ZEN_UNAUTHENTICATED/.test(output) ? true : undefined,
+      15_000,
+    );
+    assert.notEqual((await connection())?.state, 'connected');
+  });
+});
