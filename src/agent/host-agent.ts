@@ -9,6 +9,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
 import WebSocket from 'ws';
 import type { Clock } from '../core/clock.js';
 import { errorFromBody, isZenithError, ZenithError } from '../core/errors.js';
@@ -129,6 +130,7 @@ export class HostAgent {
         if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
       };
       let heartbeat: NodeJS.Timeout | undefined;
+      const consoles = new ConsoleRelays(driver);
       socket.on('open', () => {
         opened = true;
         this.#options.logger.info('channel open');
@@ -141,14 +143,15 @@ export class HostAgent {
         })();
       });
       socket.on('message', (data: Buffer) => {
-        let call: ToAgent;
+        let message: ToAgent;
         try {
-          call = JSON.parse(data.toString('utf8')) as ToAgent;
+          message = JSON.parse(data.toString('utf8')) as ToAgent;
         } catch {
           return;
         }
-        if (call.type !== 'call') return;
-        void this.#answer(driver, call).then((result) => send(result));
+        if (message.type === 'call')
+          void this.#answer(driver, message).then((result) => send(result));
+        else consoles.handle(message, send);
       });
       socket.on('unexpected-response', (_request, response) => {
         reject(
@@ -163,13 +166,14 @@ export class HostAgent {
       });
       socket.on('close', () => {
         clearInterval(heartbeat);
+        consoles.closeAll();
         watching.abort();
         resolve(opened);
       });
     });
   }
 
-  async #answer(driver: QemuDriver, call: ToAgent): Promise<FromAgent> {
+  async #answer(driver: QemuDriver, call: Extract<ToAgent, { type: 'call' }>): Promise<FromAgent> {
     const context: ActionContext = { signal: this.#abort.signal, progress: () => undefined };
     try {
       if (!isAgentMethod(call.method))
@@ -214,5 +218,51 @@ export class HostAgent {
     const snapshot = await driver.discover();
     const host = snapshot.objects.find((o) => o.kind === 'host');
     return { ...(host?.facts ?? {}), 'agent.vms': snapshot.objects.length - 1 };
+  }
+}
+
+/** The consoles the control plane opened through this agent: local sockets relayed as base64 messages. */
+class ConsoleRelays {
+  readonly #streams = new Map<number, Duplex>();
+
+  constructor(private readonly driver: QemuDriver) {}
+
+  handle(message: Exclude<ToAgent, { type: 'call' }>, send: (message: FromAgent) => void): void {
+    if (message.type === 'console-open') {
+      this.driver
+        .openConsole(message.vmId, message.kind)
+        .then((stream) => {
+          this.#streams.set(message.stream, stream);
+          stream.on('data', (chunk: Buffer) =>
+            send({ type: 'console-data', stream: message.stream, data: chunk.toString('base64') }),
+          );
+          stream.on('close', () => {
+            this.#streams.delete(message.stream);
+            send({ type: 'console-close', stream: message.stream });
+          });
+          stream.on('error', () => stream.destroy());
+          send({ type: 'console-opened', stream: message.stream });
+        })
+        .catch((error: unknown) => {
+          const coded = isZenithError(error)
+            ? error
+            : new ZenithError('ZEN_DRIVER_ERROR', (error as Error).message);
+          send({
+            type: 'console-close',
+            stream: message.stream,
+            error: { code: coded.code, message: coded.message },
+          });
+        });
+    } else if (message.type === 'console-data') {
+      this.#streams.get(message.stream)?.write(Buffer.from(message.data, 'base64'));
+    } else {
+      this.#streams.get(message.stream)?.destroy();
+      this.#streams.delete(message.stream);
+    }
+  }
+
+  closeAll(): void {
+    for (const stream of this.#streams.values()) stream.destroy();
+    this.#streams.clear();
   }
 }

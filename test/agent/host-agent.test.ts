@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import WebSocket from 'ws';
 import { processAlive } from '../../src/core/process.js';
 import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
 import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../src/testing/guest-image.js';
@@ -156,6 +157,30 @@ describe('zenith agent: enrollment, a real VM through the agent, and an agent re
     const vm = (await s.request('GET', `/vms/${vmId}`, { token })).body;
     assert.equal(vm.facts['power.state'], 'running');
     const pid = vm.facts['qemu.pid'] as number;
+
+    // The serial console of an agent's VM, relayed through the agent's channel and the control plane.
+    const ticket = (
+      await s.request('POST', `/vms/${vmId}/console-tickets`, { token, body: { kind: 'serial' } })
+    ).body;
+    assert.ok(ticket.path, JSON.stringify(ticket));
+    const consoleText = await new Promise<string>((resolve, reject) => {
+      let text = '';
+      const socket = new WebSocket(`${s.baseUrl.replace('http', 'ws')}${ticket.path}`);
+      const timer = setTimeout(
+        () => reject(new Error(`no tick through the agent: ${text}`)),
+        30_000,
+      );
+      socket.on('message', (data: Buffer) => {
+        text += data.toString();
+        if (/tick \d+/.test(text)) {
+          clearTimeout(timer);
+          socket.close();
+          resolve(text);
+        }
+      });
+      socket.on('error', reject);
+    });
+    assert.match(consoleText, /tick \d+/);
 
     await killAgent();
     await until(

@@ -2,10 +2,12 @@
  * The driver of a host reached through its agent: every operation is a call
  * over the agent's channel, answered by the QEMU driver the agent runs.
  */
+import type { Duplex } from 'node:stream';
 import { ZenithError } from '../../core/errors.js';
 import type {
   ActionContext,
   Capability,
+  ConsoleKind,
   DiscoveredVm,
   DiscoverySnapshot,
   DriverInfo,
@@ -25,6 +27,7 @@ const capabilities: readonly Capability[] = [
   'vm.resume',
   'vm.delete',
   'vm.create',
+  'vm.console',
 ];
 
 export class AgentDriver implements HypervisorDriver {
@@ -85,6 +88,10 @@ export class AgentDriver implements HypervisorDriver {
 
   createVm(spec: VmSpec): Promise<DiscoveredVm> {
     return this.#call('createVm', [spec], 5 * 60_000);
+  }
+
+  openConsole(id: string, kind: ConsoleKind): Promise<Duplex> {
+    return this.#link().openConsole(id, kind);
   }
 
   async migrateVm(

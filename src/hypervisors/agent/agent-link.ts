@@ -4,7 +4,8 @@
  * driver methods on the agent; the agent answers, and pushes inventory deltas
  * and heartbeats on its own.
  */
-import type { InventoryDelta } from '../driver.js';
+import type { Duplex } from 'node:stream';
+import type { ConsoleKind, InventoryDelta } from '../driver.js';
 
 export const agentMethods = [
   'discover',
@@ -18,7 +19,11 @@ export const agentMethods = [
 ] as const;
 export type AgentMethod = (typeof agentMethods)[number];
 
-export type ToAgent = { type: 'call'; id: number; method: AgentMethod; args: unknown[] };
+export type ToAgent =
+  | { type: 'call'; id: number; method: AgentMethod; args: unknown[] }
+  | { type: 'console-open'; stream: number; vmId: string; kind: ConsoleKind }
+  | { type: 'console-data'; stream: number; data: string }
+  | { type: 'console-close'; stream: number };
 
 export type FromAgent =
   | { type: 'result'; id: number; ok: true; value: unknown }
@@ -29,7 +34,11 @@ export type FromAgent =
       error: { code: string; message: string; details: Record<string, unknown> };
     }
   | { type: 'delta'; delta: InventoryDelta }
-  | { type: 'heartbeat'; facts: Record<string, unknown> };
+  | { type: 'heartbeat'; facts: Record<string, unknown> }
+  /** Console bytes travel base64-encoded; `stream` numbers are chosen by the control plane. */
+  | { type: 'console-opened'; stream: number }
+  | { type: 'console-data'; stream: number; data: string }
+  | { type: 'console-close'; stream: number; error?: { code: string; message: string } };
 
 /** What the control plane offers a driver for one agent. */
 export interface AgentLink {
@@ -37,6 +46,8 @@ export interface AgentLink {
   call(method: AgentMethod, args: unknown[], timeoutMs?: number): Promise<unknown>;
   /** Deltas from the agent, from the moment of this call, until the signal aborts or the link drops. */
   deltas(signal: AbortSignal): AsyncIterable<InventoryDelta>;
+  /** A VM's console, relayed through the channel. */
+  openConsole(vmId: string, kind: ConsoleKind): Promise<Duplex>;
 }
 
 export function isAgentMethod(value: unknown): value is AgentMethod {

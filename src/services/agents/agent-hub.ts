@@ -12,7 +12,8 @@ import {
   type ToAgent,
 } from '../../hypervisors/agent/agent-link.js';
 import { DeltaFeed } from '../../hypervisors/delta-feed.js';
-import type { InventoryDelta } from '../../hypervisors/driver.js';
+import { Duplex } from 'node:stream';
+import type { ConsoleKind, InventoryDelta } from '../../hypervisors/driver.js';
 
 /** The part of a WebSocket the hub needs (ws's WebSocket satisfies it). */
 export interface ChannelSocket {
@@ -33,6 +34,11 @@ class AgentChannel implements AgentLink {
   #nextId = 1;
   readonly #pending = new Map<number, Pending>();
   readonly #feed = new DeltaFeed();
+  #nextStream = 1;
+  readonly #consoles = new Map<
+    number,
+    { relay: Duplex; opened: () => void; failed: (error: Error) => void }
+  >();
 
   constructor(
     private readonly socket: ChannelSocket,
@@ -72,6 +78,37 @@ class AgentChannel implements AgentLink {
     return this.#feed.watch(signal);
   }
 
+  openConsole(vmId: string, kind: ConsoleKind): Promise<Duplex> {
+    if (!this.#connected)
+      return Promise.reject(
+        new ZenithError('ZEN_CONNECTION_DISCONNECTED', 'the host agent is not connected'),
+      );
+    const stream = this.#nextStream++;
+    const relay = new Duplex({
+      read: () => undefined,
+      write: (chunk: Buffer, _encoding, callback) => {
+        this.#send({ type: 'console-data', stream, data: chunk.toString('base64') });
+        callback();
+      },
+      destroy: (error, callback) => {
+        if (this.#consoles.delete(stream)) this.#send({ type: 'console-close', stream });
+        callback(error);
+      },
+    });
+    return new Promise((resolve, reject) => {
+      this.#consoles.set(stream, {
+        relay,
+        opened: () => resolve(relay),
+        failed: (error) => reject(error),
+      });
+      this.#send({ type: 'console-open', stream, vmId, kind });
+    });
+  }
+
+  #send(message: ToAgent): void {
+    if (this.#connected) this.socket.send(JSON.stringify(message));
+  }
+
   drop(): void {
     if (!this.#connected) return;
     this.#connected = false;
@@ -83,6 +120,11 @@ class AgentChannel implements AgentLink {
       this.#pending.delete(id);
     }
     this.#feed.close();
+    for (const console of this.#consoles.values()) {
+      console.failed(new ZenithError('ZEN_CONNECTION_DISCONNECTED', 'the host agent went away'));
+      console.relay.destroy();
+    }
+    this.#consoles.clear();
   }
 
   #receive(data: Buffer): void {
@@ -95,7 +137,22 @@ class AgentChannel implements AgentLink {
     }
     if (message.type === 'heartbeat') this.onHeartbeat(message.facts ?? {});
     else if (message.type === 'delta') this.#feed.push(message.delta);
-    else if (message.type === 'result') {
+    else if (message.type === 'console-opened') this.#consoles.get(message.stream)?.opened();
+    else if (message.type === 'console-data')
+      this.#consoles.get(message.stream)?.relay.push(Buffer.from(message.data, 'base64'));
+    else if (message.type === 'console-close') {
+      const console = this.#consoles.get(message.stream);
+      this.#consoles.delete(message.stream);
+      if (console && message.error)
+        console.failed(
+          new ZenithError(
+            isErrorCode(message.error.code) ? message.error.code : 'ZEN_DRIVER_ERROR',
+            message.error.message,
+          ),
+        );
+      console?.relay.push(null);
+      console?.relay.destroy();
+    } else if (message.type === 'result') {
       const pending = this.#pending.get(message.id);
       if (!pending) return;
       this.#pending.delete(message.id);

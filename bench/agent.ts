@@ -1,0 +1,165 @@
+/**
+ * The host agent: time from "create" to the guest's first serial output (create task, start task,
+ * console ticket, first bytes of the guest's console), and the agent's reconnect time after a
+ * control-plane restart, both with real QEMU (TCG) on this machine.
+ *
+ *   node --import tsx bench/agent.ts [--runs 3]
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import WebSocket from 'ws';
+import { adminPassword } from '../src/testing/control-plane.js';
+import {
+  ensureGuestImage,
+  GUEST_KERNEL_APPEND,
+  GUEST_READY_LINE,
+} from '../src/testing/guest-image.js';
+import { freePort } from '../src/testing/ports.js';
+import { startServerProcess, type ServerProcess } from '../src/testing/server-process.js';
+
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' } } });
+const runs = Number(values.runs);
+const zenithBin = join(import.meta.dirname, '..', 'bin', 'zenith.js');
+
+async function api(
+  base: string,
+  token: string | undefined,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<any> {
+  const response = await fetch(`${base}/api/v1${path}`, {
+    method,
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  return response.json();
+}
+
+async function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const dataDir = mkdtempSync(join(tmpdir(), 'zenith-bench-agent-'));
+const agentDir = mkdtempSync(join(tmpdir(), 'zenith-bench-agent-state-'));
+const image = await ensureGuestImage();
+const port = await freePort();
+let server: ServerProcess = await startServerProcess({ dataDir, port });
+let token = (
+  await api(server.url, undefined, 'POST', '/auth/login', {
+    username: 'admin',
+    password: adminPassword,
+  })
+).token as string;
+const enrollment = (await api(server.url, token, 'POST', '/agents/enrollment-tokens', {}))
+  .token as string;
+const agent = spawn(
+  process.execPath,
+  [
+    zenithBin,
+    'agent',
+    '--server',
+    server.url,
+    '--token',
+    enrollment,
+    '--state-dir',
+    agentDir,
+    '--storage-root',
+    dirname(image.kernel),
+    '--accelerator',
+    'tcg',
+    '--host-name',
+    'bench-host',
+  ],
+  { stdio: 'ignore' },
+);
+const connected = async () =>
+  (
+    (await api(server.url, token, 'GET', '/connections')).items as Array<{
+      type: string;
+      state: string;
+    }>
+  ).find((c) => c.type === 'agent' && c.state === 'connected');
+try {
+  await until(connected);
+  const host = (await api(server.url, token, 'GET', '/hosts')).items[0];
+  const waitTask = (id: string) =>
+    until(async () => {
+      const task = await api(server.url, token, 'GET', `/tasks/${id}`);
+      return ['succeeded', 'failed'].includes(task.state) ? task : undefined;
+    });
+  console.log(`Zenith host-agent benchmark, real QEMU (TCG), ${new Date().toISOString()}`);
+  const firstOutput: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const started = performance.now();
+    const created = await waitTask(
+      (
+        await api(server.url, token, 'POST', '/vms', {
+          name: `bench-${i}`,
+          hostId: host.id,
+          cpus: 1,
+          memoryBytes: 128 << 20,
+          diskBytes: 0,
+          options: { kernel: image.kernel, initrd: image.initrd, cmdline: GUEST_KERNEL_APPEND },
+        })
+      ).id,
+    );
+    const vmId = created.result.vmId as string;
+    await waitTask((await api(server.url, token, 'POST', `/vms/${vmId}/start`)).id);
+    const ticket = await api(server.url, token, 'POST', `/vms/${vmId}/console-tickets`, {
+      kind: 'serial',
+    });
+    await new Promise<void>((resolve, reject) => {
+      const socket = new WebSocket(`${server.url.replace('http', 'ws')}${ticket.path}`);
+      let text = '';
+      socket.on('message', (data: Buffer) => {
+        text += data.toString();
+        if (text.includes(GUEST_READY_LINE)) {
+          socket.close();
+          resolve();
+        }
+      });
+      socket.on('error', reject);
+    });
+    firstOutput.push(performance.now() - started);
+    await waitTask((await api(server.url, token, 'POST', `/vms/${vmId}/stop`)).id);
+  }
+  console.log(
+    `  create → start → guest's "${GUEST_READY_LINE}" on the console through the control plane: ${firstOutput.map((ms) => `${(ms / 1000).toFixed(2)} s`).join(', ')}`,
+  );
+
+  const reconnects: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    await server.kill();
+    const restarted = performance.now();
+    server = await startServerProcess({ dataDir, port });
+    token = (
+      await api(server.url, undefined, 'POST', '/auth/login', {
+        username: 'admin',
+        password: adminPassword,
+      })
+    ).token as string;
+    await until(connected);
+    reconnects.push(performance.now() - restarted);
+  }
+  console.log(
+    `  control-plane restart → agent connected again (includes the server's own start): ${reconnects.map((ms) => `${(ms / 1000).toFixed(2)} s`).join(', ')}`,
+  );
+} finally {
+  agent.kill('SIGKILL');
+  await server.kill();
+  rmSync(dataDir, { recursive: true, force: true });
+  rmSync(agentDir, { recursive: true, force: true });
+}
