@@ -15,7 +15,8 @@ import type { Clock } from '../core/clock.js';
 import { errorFromBody, isZenithError, ZenithError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { isAgentMethod, type FromAgent, type ToAgent } from '../hypervisors/agent/agent-link.js';
-import type { ActionContext, VmSpec } from '../hypervisors/driver.js';
+import type { ActionContext, MigrateOptions, VmSpec } from '../hypervisors/driver.js';
+import type { VmRecord } from '../hypervisors/qemu/qemu-vm.js';
 import { QemuDriver } from '../hypervisors/qemu/qemu-driver.js';
 
 export interface HostAgentOptions {
@@ -26,6 +27,8 @@ export interface HostAgentOptions {
   storageRoots: string[];
   accelerator: 'auto' | 'kvm' | 'tcg';
   hostName?: string | undefined;
+  /** The address this host receives live migrations on (default 127.0.0.1). */
+  migrationAddress?: string | undefined;
   heartbeatMs?: number;
   clock: Clock;
   logger: Logger;
@@ -196,6 +199,29 @@ export class HostAgent {
           break;
         case 'deleteVm':
           value = await driver.deleteVm(id, context);
+          break;
+        case 'exportVm':
+          value = await driver.exportVm(id);
+          break;
+        case 'prepareIncoming':
+          value = await driver.prepareIncoming(
+            first as VmRecord,
+            this.#options.migrationAddress ?? '127.0.0.1',
+          );
+          break;
+        case 'sendMigration': {
+          const [, uri, options] = call.args as [string, string, MigrateOptions];
+          value = await driver.sendMigration(id, uri, options ?? {}, context);
+          break;
+        }
+        case 'finishIncoming':
+          value = await driver.finishIncoming(id);
+          break;
+        case 'cleanupOutgoing':
+          value = await driver.cleanupOutgoing(id);
+          break;
+        case 'abortIncoming':
+          value = await driver.abortIncoming(id);
           break;
         default:
           value = await driver[call.method](id, context);

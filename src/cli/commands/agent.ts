@@ -29,6 +29,11 @@ export function registerAgent(program: Command): void {
       collect,
     )
     .option('--accelerator <kind>', 'auto, kvm or tcg', 'auto')
+    .option(
+      '--migration-address <ip>',
+      'the address other hosts send live migrations to',
+      '127.0.0.1',
+    )
     .option('--host-name <name>', 'the name this host reports (default: the system host name)')
     .action(
       async (
@@ -38,6 +43,7 @@ export function registerAgent(program: Command): void {
           storageRoot?: string[];
           accelerator: string;
           hostName?: string;
+          migrationAddress: string;
         },
         command: Command,
       ) => {
@@ -61,6 +67,7 @@ export function registerAgent(program: Command): void {
           ),
           accelerator: options.accelerator as 'auto' | 'kvm' | 'tcg',
           hostName: options.hostName,
+          migrationAddress: options.migrationAddress,
           clock: systemClock,
           logger: createLogger(),
         });

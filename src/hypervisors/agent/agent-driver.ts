@@ -28,6 +28,7 @@ const capabilities: readonly Capability[] = [
   'vm.delete',
   'vm.create',
   'vm.console',
+  'vm.migrate',
 ];
 
 export class AgentDriver implements HypervisorDriver {
@@ -92,6 +93,35 @@ export class AgentDriver implements HypervisorDriver {
 
   openConsole(id: string, kind: ConsoleKind): Promise<Duplex> {
     return this.#link().openConsole(id, kind);
+  }
+
+  // Live migration between agents: the control plane drives both ends (services/vms/agent-migration.ts).
+  exportVm(id: string): Promise<unknown> {
+    return this.#call('exportVm', [id]);
+  }
+
+  prepareIncoming(record: unknown): Promise<{ uri: string }> {
+    return this.#call('prepareIncoming', [record], 60_000);
+  }
+
+  sendMigration(
+    id: string,
+    uri: string,
+    options: MigrateOptions,
+  ): Promise<{ totalTimeMs: number; downtimeMs: number; transferredBytes: number }> {
+    return this.#call('sendMigration', [id, uri, options], 60 * 60_000);
+  }
+
+  finishIncoming(id: string): Promise<DiscoveredVm> {
+    return this.#call('finishIncoming', [id]);
+  }
+
+  cleanupOutgoing(id: string): Promise<null> {
+    return this.#call('cleanupOutgoing', [id], 60_000);
+  }
+
+  abortIncoming(id: string): Promise<null> {
+    return this.#call('abortIncoming', [id], 60_000);
   }
 
   async migrateVm(

@@ -16,6 +16,13 @@ export const agentMethods = [
   'resumeVm',
   'deleteVm',
   'createVm',
+  // live migration between two agents, orchestrated by the control plane
+  'exportVm',
+  'prepareIncoming',
+  'sendMigration',
+  'finishIncoming',
+  'cleanupOutgoing',
+  'abortIncoming',
 ] as const;
 export type AgentMethod = (typeof agentMethods)[number];
 

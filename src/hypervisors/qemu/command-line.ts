@@ -50,6 +50,7 @@ export function buildCommandLine(
     '-pidfile',
     paths.pidFile,
   ];
+  if (spec.uuid) args.push('-uuid', spec.uuid);
   if (spec.vnc) args.push('-vnc', `unix:${optionValue(paths.vncSocket)}`);
   spec.disks.forEach((disk, index) => {
     args.push('-drive', `file=${optionValue(disk.file)},format=qcow2,if=virtio,id=disk${index}`);

@@ -5,9 +5,9 @@
  * restart — finds every VM again and re-attaches to the running ones.
  */
 import { execFile } from 'node:child_process';
-import { createConnection } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -98,6 +98,12 @@ export class QemuDriver implements HypervisorDriver {
       const file = join(this.#options.stateDir, 'vms', id, 'vm.json');
       if (!existsSync(file)) continue;
       const vm = this.#instance(JSON.parse(readFileSync(file, 'utf8')) as VmRecord);
+      if (vm.record.incoming) {
+        // A migration into this host was cut off: the source still has the VM.
+        await vm.attach().catch(() => undefined);
+        await this.abortIncoming(vm.id);
+        continue;
+      }
       await vm
         .attach()
         .catch((error: unknown) =>
@@ -121,7 +127,8 @@ export class QemuDriver implements HypervisorDriver {
         storageRoots: this.#options.storageRoots,
       }),
     };
-    return { objects: [hostObject, ...[...this.#vms.values()].map((vm) => this.#view(vm))] };
+    const reported = [...this.#vms.values()].filter((vm) => !vm.incoming);
+    return { objects: [hostObject, ...reported.map((vm) => this.#view(vm))] };
   }
 
   watch(signal: AbortSignal): AsyncIterable<InventoryDelta> {
@@ -170,6 +177,7 @@ export class QemuDriver implements HypervisorDriver {
         nics: options.nics ?? [{ mode: 'user' }],
         vnc: options.vnc ?? true,
         accelerator: options.accelerator ?? this.#options.accelerator,
+        uuid: randomUUID(),
       },
       {
         storageRoots: this.#options.storageRoots,
@@ -285,6 +293,161 @@ export class QemuDriver implements HypervisorDriver {
     return null;
   }
 
+  // --- live migration between hosts (orchestrated by the control plane across two agents) ---
+
+  /** The record a destination needs to receive this VM. */
+  async exportVm(id: string): Promise<VmRecord> {
+    return structuredClone(this.#vm(id).record);
+  }
+
+  /** Destination: starts QEMU waiting for the incoming migration; answers the address to send to. */
+  async prepareIncoming(record: VmRecord, listenHost: string): Promise<{ uri: string }> {
+    if (this.#vms.has(record.id))
+      throw new ZenithError('ZEN_CONFLICT', `VM ${record.id} already exists on this host`);
+    const host = this.#requireHost();
+    const spec = validateSpec(record.spec, {
+      storageRoots: this.#options.storageRoots,
+      cpuCount: host.cpuCount,
+      memoryBytes: host.memoryBytes,
+      bridges: host.bridges,
+    });
+    const vm = this.#instance({ ...record, spec, desired: 'running', incoming: true });
+    vm.incoming = true;
+    vm.save();
+    const port = await freeTcpPort(listenHost);
+    try {
+      await vm.start(['-incoming', `tcp:${listenHost}:${port}`]);
+      await vm
+        .qmp()
+        .execute('migrate-set-capabilities', {
+          capabilities: [{ capability: 'events', state: true }],
+        });
+    } catch (error) {
+      await this.abortIncoming(record.id);
+      throw error;
+    }
+    return { uri: `tcp:${listenHost}:${port}` };
+  }
+
+  /** Source: sends the running VM to `uri` and waits for the switch-over; the VM stays here on failure. */
+  async sendMigration(
+    id: string,
+    uri: string,
+    options: MigrateOptions,
+    context: ActionContext,
+  ): Promise<{ totalTimeMs: number; downtimeMs: number; transferredBytes: number }> {
+    const vm = this.#vm(id);
+    this.#expect(vm, ['running', 'suspended', 'paused']);
+    const qmp = vm.qmp();
+    await qmp.execute('migrate-set-capabilities', {
+      capabilities: [{ capability: 'events', state: true }],
+    });
+    const parameters = {
+      ...(options.maxBandwidthBytesPerSecond
+        ? { 'max-bandwidth': options.maxBandwidthBytesPerSecond }
+        : {}),
+      ...(options.maxDowntimeMs ? { 'downtime-limit': options.maxDowntimeMs } : {}),
+    };
+    if (Object.keys(parameters).length > 0) await qmp.execute('migrate-set-parameters', parameters);
+    vm.outgoing = true;
+    try {
+      return await this.#followMigration(vm, uri, context);
+    } catch (error) {
+      vm.outgoing = false;
+      await vm.refreshNow();
+      throw error;
+    }
+  }
+
+  async #followMigration(
+    vm: QemuVm,
+    uri: string,
+    context: ActionContext,
+  ): Promise<{ totalTimeMs: number; downtimeMs: number; transferredBytes: number }> {
+    const qmp = vm.qmp();
+    await qmp.execute('migrate', { uri });
+    for (;;) {
+      if (context.signal.aborted) {
+        await qmp.execute('migrate_cancel').catch(() => undefined);
+        throw new ZenithError(
+          'ZEN_TASK_CANCELLED',
+          'the migration was cancelled; the VM stays on its host',
+        );
+      }
+      const info = await qmp.execute('query-migrate');
+      if (info.status === 'completed') {
+        return {
+          totalTimeMs: info['total-time'] ?? 0,
+          downtimeMs: info.downtime ?? 0,
+          transferredBytes: info.ram?.transferred ?? 0,
+        };
+      }
+      if (info.status === 'failed' || info.status === 'cancelled') {
+        throw new ZenithError(
+          'ZEN_DRIVER_ERROR',
+          `the migration ${info.status}: ${info['error-desc'] ?? 'no reason given'}; the VM stays on its host`,
+        );
+      }
+      const ram = info.ram;
+      if (ram) {
+        const percent = Math.min(
+          99,
+          Math.round((100 * ram.transferred) / Math.max(1, ram.transferred + ram.remaining)),
+        );
+        context.progress({
+          percent,
+          message: `pass ${ram['dirty-sync-count']}`,
+          details: {
+            bytesSent: ram.transferred,
+            bytesRemaining: ram.remaining,
+            dirtyPagesRate: ram['dirty-pages-rate'],
+          },
+        });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  /** Destination, after the switch-over: the VM runs here now. */
+  async finishIncoming(id: string): Promise<DiscoveredVm> {
+    const vm = this.#vm(id);
+    vm.incoming = false;
+    delete vm.record.incoming;
+    vm.save();
+    await vm.refreshNow();
+    return this.#view(vm);
+  }
+
+  /** Source, after the switch-over: ends the old QEMU and forgets the VM (its disks stay: the destination uses them). */
+  async cleanupOutgoing(id: string): Promise<null> {
+    const vm = this.#vm(id);
+    await vm.quit();
+    this.#forget(vm);
+    return null;
+  }
+
+  /** Destination, when a migration failed: removes the half-received VM. */
+  async abortIncoming(id: string): Promise<null> {
+    const vm = this.#vms.get(id);
+    if (!vm) return null;
+    await vm.quit().catch(() => undefined);
+    this.#forget(vm);
+    return null;
+  }
+
+  #forget(vm: QemuVm): void {
+    rmSync(vm.dir, { recursive: true, force: true });
+    for (const path of [
+      vm.paths.qmpSocket,
+      vm.paths.serialSocket,
+      vm.paths.vncSocket,
+      vm.paths.pidFile,
+    ])
+      rmSync(path, { force: true });
+    this.#vms.delete(vm.id);
+    this.#feed.push({ type: 'remove', kind: 'vm', externalId: vm.id });
+  }
+
   async migrateVm(
     _id: string,
     _target: string,
@@ -343,7 +506,10 @@ export class QemuDriver implements HypervisorDriver {
       clock: this.#options.clock,
       logger: this.#options.logger,
       accelerator: (spec) => resolveAccelerator(spec.accelerator, this.#kvmUsable),
-      onChange: (changed) => this.#feed.push({ type: 'upsert', object: this.#view(changed) }),
+      onChange: (changed) => {
+        if (!changed.incoming && !changed.outgoing)
+          this.#feed.push({ type: 'upsert', object: this.#view(changed) });
+      },
     });
     this.#vms.set(record.id, vm);
     return vm;
@@ -361,6 +527,7 @@ export class QemuDriver implements HypervisorDriver {
       powerState: vm.power,
       facts: {
         'hypervisor.type': 'qemu',
+        'vm.uuid': spec.uuid ?? null,
         'cpu.count': spec.cpus,
         'memory.bytes': spec.memoryMiB * 1048576,
         'disk.totalBytes': spec.disks.reduce((sum, d) => sum + (d.sizeBytes ?? 0), 0),
@@ -396,4 +563,15 @@ export class QemuDriver implements HypervisorDriver {
       throw new ZenithError('ZEN_CONNECTION_DISCONNECTED', 'the QEMU driver is not connected');
     return this.#host;
   }
+}
+
+function freeTcpPort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
 }

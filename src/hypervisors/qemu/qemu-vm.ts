@@ -21,6 +21,8 @@ export interface VmRecord {
   createdAt: number;
   /** What the operator last asked for: lets a restart tell a crash from a stop. */
   desired: 'running' | 'stopped';
+  /** Set while a live migration into this host is under way; a record still marked after a restart is discarded. */
+  incoming?: boolean;
 }
 
 export interface QemuVmDeps {
@@ -38,6 +40,10 @@ export class QemuVm {
   /** Why the VM is in its state when it was not asked for (e.g. its QEMU died). */
   reason: string | null = null;
   pid: number | null = null;
+  /** Receiving a live migration: not reported until the switch-over, so the VM is never seen on two hosts. */
+  incoming = false;
+  /** Sending a live migration: its passing states (paused for the switch-over) are not reported. */
+  outgoing = false;
   #qmp: QmpClient | undefined;
 
   constructor(
@@ -71,16 +77,15 @@ export class QemuVm {
       this.reason = 'its QEMU process exited while nobody watched (crash, kill or host reboot)';
   }
 
-  async start(): Promise<void> {
+  async start(extraArgs: string[] = []): Promise<void> {
     if (this.pid !== null && alive(this.pid))
       throw new ZenithError('ZEN_INVALID_STATE', `${this.record.spec.name} is already running`);
     rmSync(this.paths.qmpSocket, { force: true });
     rmSync(this.paths.pidFile, { force: true });
-    const args = buildCommandLine(
-      this.record.spec,
-      this.paths,
-      this.deps.accelerator(this.record.spec),
-    );
+    const args = [
+      ...buildCommandLine(this.record.spec, this.paths, this.deps.accelerator(this.record.spec)),
+      ...extraArgs,
+    ];
     const log = openSync(join(this.dir, 'qemu.log'), 'w');
     // Detached and unreferenced: the VM must outlive whoever started it.
     const child = spawn(this.deps.binary, args, { detached: true, stdio: ['ignore', log, log] });
@@ -165,6 +170,11 @@ export class QemuVm {
     } catch (error) {
       this.deps.logger.debug({ vm: this.id, err: (error as Error).message }, 'status query failed');
     }
+  }
+
+  /** Re-reads the run state now (after a switch-over). */
+  async refreshNow(): Promise<void> {
+    await this.#refresh();
   }
 
   qmp(): QmpClient {

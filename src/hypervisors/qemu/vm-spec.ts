@@ -26,6 +26,8 @@ export type QemuNicSpec = { mode: 'user' } | { mode: 'bridge'; bridge: string };
 
 export interface QemuVmSpec {
   name: string;
+  /** The VM's identity across hosts (SMBIOS UUID); set when the VM is created, kept through migrations. */
+  uuid?: string;
   cpus: number;
   memoryMiB: number;
   disks: QemuDiskSpec[];

@@ -318,7 +318,10 @@ export class InventoryService {
         discovered.kind,
         discovered.externalId,
       );
-      const existing = existingId ? this.index.get(existingId) : undefined;
+      // A VM that moved between connections (live migration between hosts) keeps its identity by its UUID.
+      const existing =
+        (existingId ? this.index.get(existingId) : undefined) ??
+        this.#sameVmElsewhere(discovered, connectionId);
       const id =
         existing?.id ??
         newId(discovered.kind === 'resourceGroup' ? 'resourceGroup' : discovered.kind, now);
@@ -330,6 +333,7 @@ export class InventoryService {
       const changedKeys: string[] = [];
       if (existing) {
         if (existing.name !== discovered.name) changedKeys.push('name');
+        if (existing.connectionId !== connectionId) changedKeys.push('connection');
         if (existing.parentId !== parentId) changedKeys.push('parent');
         if (existing.status !== 'present') changedKeys.push('status');
         if (discoveredTags.join('\n') !== stored.discovered.join('\n')) changedKeys.push('tags');
@@ -473,6 +477,8 @@ export class InventoryService {
         .set({
           name: row.name,
           parent_id: row.parent_id,
+          connection_id: row.connection_id,
+          external_id: row.external_id,
           tags: row.tags,
           facts: row.facts,
           status: row.status,
@@ -486,6 +492,18 @@ export class InventoryService {
       .filter((c) => c.location !== undefined)
       .map((c) => ({ vmId: c.object.id, next: c.location ?? null }));
     await this.locations.record(tx, moves, now);
+  }
+
+  #sameVmElsewhere(discovered: DiscoveredObject, connectionId: string): ManagedObject | undefined {
+    const uuid = discovered.facts['vm.uuid'];
+    if (discovered.kind !== 'vm' || typeof uuid !== 'string' || uuid === '') return undefined;
+    return this.index
+      .query({
+        kind: 'vm',
+        filters: [{ key: 'vm.uuid', op: '=', values: [uuid], text: `vm.uuid=${uuid}` }],
+        limit: 2,
+      })
+      .items.find((vm) => vm.connectionId !== connectionId);
   }
 
   #recomputeAll(): void {

@@ -16,6 +16,7 @@ import type { Actor } from '../audit/audit-service.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import type { ManagedObject } from '../inventory/model.js';
+import { canMigrateAcrossAgents, migrateAcrossAgents } from './agent-migration.js';
 import type { Task, TaskRunContext, TaskService } from '../tasks/task-service.js';
 
 export const vmActionNames = [
@@ -159,7 +160,10 @@ export class VmActionService {
         'host',
         typeof params.targetHostId === 'string' ? params.targetHostId : '',
       );
-      if (target.connectionId !== vm.connectionId)
+      if (
+        target.connectionId !== vm.connectionId &&
+        !canMigrateAcrossAgents(this.connections, vm.connectionId!, target.connectionId!)
+      )
         throw new ZenithError(
           'ZEN_UNSUPPORTED',
           'migration between hosts of different connections is not supported yet',
@@ -186,10 +190,33 @@ export class VmActionService {
     const spec = specs[action];
     const vm = this.inventory.get(context.task.targetId!);
     const driver = this.connections.driver(vm.connectionId!);
-    const target =
-      action === 'migrate'
-        ? this.inventory.get(String(context.task.params.targetHostId)).externalId
-        : null;
+    const targetHost =
+      action === 'migrate' ? this.inventory.get(String(context.task.params.targetHostId)) : null;
+    if (targetHost && targetHost.connectionId !== vm.connectionId) {
+      const params = context.task.params;
+      const stats = await migrateAcrossAgents(
+        { inventory: this.inventory, connections: this.connections },
+        vm,
+        targetHost,
+        {
+          ...(typeof params.maxBandwidthBytesPerSecond === 'number'
+            ? { maxBandwidthBytesPerSecond: params.maxBandwidthBytesPerSecond }
+            : {}),
+          ...(typeof params.maxDowntimeMs === 'number'
+            ? { maxDowntimeMs: params.maxDowntimeMs }
+            : {}),
+          ...(params.withStorage === true ? { withStorage: true } : {}),
+        },
+      );
+      const moved = this.inventory.get(vm.id);
+      return {
+        powerState: moved.facts['power.state'] ?? null,
+        hostId: moved.computed['location.hostId'] ?? null,
+        status: moved.status,
+        ...stats,
+      };
+    }
+    const target = targetHost?.externalId ?? null;
     const started = Date.now();
     const after = await spec.perform(
       driver,

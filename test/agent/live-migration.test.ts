@@ -1,0 +1,232 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import WebSocket from 'ws';
+import { processAlive } from '../../src/core/process.js';
+import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
+import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../src/testing/guest-image.js';
+
+const zenithBin = join(import.meta.dirname, '../../bin/zenith.js');
+
+async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Reads the guest's console through the control plane until `count` ticks were seen; answers their numbers. */
+async function ticks(s: TestServer, token: string, vmId: string, count: number): Promise<number[]> {
+  const ticket = (
+    await s.request('POST', `/vms/${vmId}/console-tickets`, { token, body: { kind: 'serial' } })
+  ).body;
+  assert.ok(ticket.path, JSON.stringify(ticket));
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const socket = new WebSocket(`${s.baseUrl.replace('http', 'ws')}${ticket.path}`);
+    const timer = setTimeout(
+      () => reject(new Error(`not enough ticks: ${text.slice(-300)}`)),
+      30_000,
+    );
+    socket.on('message', (data: Buffer) => {
+      text += data.toString();
+      const seen = [...text.matchAll(/tick (\d+)\r?\n/g)].map((m) => Number(m[1]));
+      if (seen.length >= count) {
+        clearTimeout(timer);
+        socket.close();
+        resolve(seen);
+      }
+    });
+    socket.on('error', reject);
+  });
+}
+
+describe('live migration between two agents on this machine (shared storage, real QEMU)', () => {
+  let s: TestServer;
+  let token: string;
+  let image: { kernel: string; initrd: string };
+  const dirs = [
+    mkdtempSync(join(tmpdir(), 'zenith-agent-a-')),
+    mkdtempSync(join(tmpdir(), 'zenith-agent-b-')),
+  ];
+  const agents: ChildProcess[] = [];
+  let vmId = '';
+
+  before(async () => {
+    image = await ensureGuestImage();
+    s = await startTestServer();
+    token = await s.login();
+    for (const [i, name] of ['host-a', 'host-b'].entries()) {
+      const enrollment = (await s.request('POST', '/agents/enrollment-tokens', { token, body: {} }))
+        .body.token;
+      agents.push(
+        spawn(
+          process.execPath,
+          [
+            zenithBin,
+            'agent',
+            '--server',
+            s.baseUrl,
+            '--token',
+            enrollment,
+            '--state-dir',
+            dirs[i]!,
+            '--storage-root',
+            dirname(image.kernel),
+            '--accelerator',
+            'tcg',
+            '--host-name',
+            name,
+          ],
+          { stdio: 'ignore' },
+        ),
+      );
+    }
+    await until('both agents', async () => {
+      const connected = (
+        (await s.request('GET', '/connections', { token })).body.items as Array<{ state: string }>
+      ).filter((c) => c.state === 'connected');
+      return connected.length === 2 ? true : undefined;
+    });
+  });
+  after(async () => {
+    for (const vm of (await s.request('GET', '/vms?limit=100', { token })).body.items ?? []) {
+      if (typeof vm.facts['qemu.pid'] === 'number' && processAlive(vm.facts['qemu.pid']))
+        process.kill(vm.facts['qemu.pid'], 'SIGKILL');
+    }
+    for (const agent of agents) agent.kill('SIGKILL');
+    await s.close();
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const hostNamed = async (name: string) =>
+    (
+      (await s.request('GET', '/hosts', { token })).body.items as Array<{
+        id: string;
+        name: string;
+      }>
+    ).find((h) => h.name === name)!;
+  const waitTask = (id: string) =>
+    until(`task ${id}`, async () => {
+      const task = (await s.request('GET', `/tasks/${id}`, { token })).body;
+      return ['succeeded', 'failed', 'cancelled'].includes(task.state) ? task : undefined;
+    });
+
+  test('a running guest moves to the other host and back; its counter goes on, its identity and history stay', async () => {
+    const hostA = await hostNamed('host-a');
+    const hostB = await hostNamed('host-b');
+    const created = await waitTask(
+      (
+        await s.request('POST', '/vms', {
+          token,
+          body: {
+            name: 'mover',
+            hostId: hostA.id,
+            cpus: 1,
+            memoryBytes: 128 * 1048576,
+            diskBytes: 0,
+            options: { kernel: image.kernel, initrd: image.initrd, cmdline: GUEST_KERNEL_APPEND },
+          },
+        })
+      ).body.id,
+    );
+    assert.equal(created.state, 'succeeded', JSON.stringify(created.error));
+    vmId = created.result.vmId;
+    assert.equal(
+      (await waitTask((await s.request('POST', `/vms/${vmId}/start`, { token })).body.id)).state,
+      'succeeded',
+    );
+    const before = await ticks(s, token, vmId, 3);
+    const pidOnA = (await s.request('GET', `/vms/${vmId}`, { token })).body.facts['qemu.pid'];
+
+    const migrate = await s.request('POST', `/vms/${vmId}/migrate`, {
+      token,
+      body: { targetHostId: hostB.name },
+    });
+    assert.equal(migrate.status, 202, JSON.stringify(migrate.body));
+    const moved = await waitTask(migrate.body.id);
+    assert.equal(moved.state, 'succeeded', JSON.stringify(moved.error));
+    assert.equal(moved.result.hostId, hostB.id);
+    assert.ok(
+      moved.result.transferredBytes > 0 && moved.result.totalTimeMs > 0,
+      JSON.stringify(moved.result),
+    );
+
+    const vm = (await s.request('GET', `/vms/${vmId}`, { token })).body;
+    assert.deepEqual(
+      [vm.id, vm.status, vm.facts['power.state'], vm.computed['location.hostId']],
+      [vmId, 'present', 'running', hostB.id],
+      'the same VM object, now on host-b',
+    );
+    assert.equal(processAlive(pidOnA), false, 'the source QEMU is gone');
+    assert.ok(processAlive(vm.facts['qemu.pid']), 'the destination QEMU runs');
+    assert.equal(
+      (await s.request('GET', '/vms?limit=100', { token })).body.items.length,
+      1,
+      'the VM is listed once',
+    );
+    const after = await ticks(s, token, vmId, 2);
+    assert.ok(
+      after[0]! > before.at(-1)!,
+      `the counter continued (${before.at(-1)} → ${after[0]}), the guest did not restart`,
+    );
+
+    const history = (
+      await s.request('GET', `/vms/${vmId}/location-history`, { token })
+    ).body.items.map((i: any) => [i.hostName, i.powerState]);
+    assert.deepEqual(history.slice(0, 2), [
+      ['host-b', 'running'],
+      ['host-a', 'running'],
+    ]);
+
+    const back = await waitTask(
+      (
+        await s.request('POST', `/vms/${vmId}/migrate`, {
+          token,
+          body: { targetHostId: hostA.id, maxDowntimeMs: 300 },
+        })
+      ).body.id,
+    );
+    assert.equal(back.state, 'succeeded', JSON.stringify(back.error));
+    assert.equal(
+      (await s.request('GET', `/vms/${vmId}/location`, { token })).body.hostName,
+      'host-a',
+    );
+    const final = await ticks(s, token, vmId, 1);
+    assert.ok(final[0]! > after.at(-1)!, 'still the same guest after coming back');
+  });
+
+  test('a migration that cannot happen leaves the VM where it was', async () => {
+    const hostA = await hostNamed('host-a');
+    const refused = await s.request('POST', `/vms/${vmId}/migrate`, {
+      token,
+      body: { targetHostId: hostA.id },
+    });
+    assert.equal(refused.body.error.code, 'ZEN_INVALID_STATE', 'already there');
+    const hostB = await hostNamed('host-b');
+    const storage = await waitTask(
+      (
+        await s.request('POST', `/vms/${vmId}/migrate`, {
+          token,
+          body: { targetHostId: hostB.id, withStorage: true },
+        })
+      ).body.id,
+    );
+    assert.equal(storage.state, 'failed');
+    assert.equal(storage.error.code, 'ZEN_UNSUPPORTED');
+    assert.equal(
+      (await s.request('GET', `/vms/${vmId}/location`, { token })).body.hostName,
+      'host-a',
+    );
+  });
+});
