@@ -317,11 +317,9 @@ export class QemuDriver implements HypervisorDriver {
     const port = await freeTcpPort(listenHost);
     try {
       await vm.start(['-incoming', `tcp:${listenHost}:${port}`]);
-      await vm
-        .qmp()
-        .execute('migrate-set-capabilities', {
-          capabilities: [{ capability: 'events', state: true }],
-        });
+      await vm.qmp().execute('migrate-set-capabilities', {
+        capabilities: [{ capability: 'events', state: true }],
+      });
     } catch (error) {
       await this.abortIncoming(record.id);
       throw error;
