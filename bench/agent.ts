@@ -54,6 +54,8 @@ async function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 60_000)
 
 const dataDir = mkdtempSync(join(tmpdir(), 'zenith-bench-agent-'));
 const agentDir = mkdtempSync(join(tmpdir(), 'zenith-bench-agent-state-'));
+const agentDirB = mkdtempSync(join(tmpdir(), 'zenith-bench-agent-state-b-'));
+const others: ReturnType<typeof spawn>[] = [];
 const image = await ensureGuestImage();
 const port = await freePort();
 let server: ServerProcess = await startServerProcess({ dataDir, port });
@@ -140,6 +142,78 @@ try {
     `  create → start → guest's "${GUEST_READY_LINE}" on the console through the control plane: ${firstOutput.map((ms) => `${(ms / 1000).toFixed(2)} s`).join(', ')}`,
   );
 
+  // Live migration between two agents on this machine (shared storage), idle guests, QEMU's default 128 MiB/s cap.
+  const enrollmentB = (await api(server.url, token, 'POST', '/agents/enrollment-tokens', {}))
+    .token as string;
+  const agentB = spawn(
+    process.execPath,
+    [
+      zenithBin,
+      'agent',
+      '--server',
+      server.url,
+      '--token',
+      enrollmentB,
+      '--state-dir',
+      agentDirB,
+      '--storage-root',
+      dirname(image.kernel),
+      '--accelerator',
+      'tcg',
+      '--host-name',
+      'bench-host-b',
+    ],
+    { stdio: 'ignore' },
+  );
+  others.push(agentB);
+  await until(async () =>
+    (
+      (await api(server.url, token, 'GET', '/connections')).items as Array<{ state: string }>
+    ).filter((c) => c.state === 'connected').length === 2
+      ? true
+      : undefined,
+  );
+  const hosts = (await api(server.url, token, 'GET', '/hosts')).items as Array<{
+    id: string;
+    name: string;
+  }>;
+  const hostB = hosts.find((h) => h.name === 'bench-host-b')!;
+  const cap = 134217728;
+  console.log('  live migration between two agents, idle guest (bandwidth cap 128 MiB/s):');
+  for (const memoryMiB of [256, 1024]) {
+    const created = await waitTask(
+      (
+        await api(server.url, token, 'POST', '/vms', {
+          name: `mig-${memoryMiB}`,
+          hostId: host.id,
+          cpus: 1,
+          memoryBytes: memoryMiB << 20,
+          diskBytes: 0,
+          options: { kernel: image.kernel, initrd: image.initrd, cmdline: GUEST_KERNEL_APPEND },
+        })
+      ).id,
+    );
+    const vmId = created.result.vmId as string;
+    await waitTask((await api(server.url, token, 'POST', `/vms/${vmId}/start`)).id);
+    await new Promise((r) => setTimeout(r, 3000));
+    const wall = performance.now();
+    const moved = await waitTask(
+      (
+        await api(server.url, token, 'POST', `/vms/${vmId}/migrate`, {
+          targetHostId: hostB.id,
+          maxBandwidthBytesPerSecond: cap,
+        })
+      ).id,
+    );
+    const wallMs = performance.now() - wall;
+    if (moved.state !== 'succeeded') throw new Error(JSON.stringify(moved.error));
+    const limitMs = ((memoryMiB << 20) / cap) * 1000;
+    console.log(
+      `    ${memoryMiB} MiB: QEMU total ${moved.result.totalTimeMs} ms, downtime ${moved.result.downtimeMs} ms, ${(moved.result.transferredBytes / 1048576).toFixed(1)} MiB sent; task wall ${(wallMs / 1000).toFixed(2)} s; physical limit (memory ÷ cap) ${(limitMs / 1000).toFixed(2)} s`,
+    );
+    await waitTask((await api(server.url, token, 'POST', `/vms/${vmId}/stop`)).id);
+  }
+
   const reconnects: number[] = [];
   for (let i = 0; i < runs; i++) {
     await server.kill();
@@ -159,6 +233,8 @@ try {
   );
 } finally {
   agent.kill('SIGKILL');
+  for (const other of others) other.kill('SIGKILL');
+  rmSync(agentDirB, { recursive: true, force: true });
   await server.kill();
   rmSync(dataDir, { recursive: true, force: true });
   rmSync(agentDir, { recursive: true, force: true });
