@@ -7,6 +7,7 @@ import { silentLogger } from '../core/logger.js';
 import { buildApp, type App } from '../server/app.js';
 import { startControlPlane, type ControlPlane } from '../services/control-plane.js';
 import { createTestDatabase } from './postgres.js';
+import { until } from './wait.js';
 
 // Answers are read by tests field by field; typing every body would only restate the schemas.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -50,6 +51,8 @@ export async function startTestPlane(
 export interface TestServer extends TestPlane {
   app: App;
   baseUrl: string;
+  /** Polls a task until it ends; answers it. */
+  waitForTask(token: string, id: string, timeoutMs?: number): Promise<ApiAnswer>;
   /** Logs in and answers a bearer token. */
   login(username?: string, password?: string): Promise<string>;
   request(
@@ -92,6 +95,19 @@ export async function startTestServer(
     app,
     baseUrl: address,
     request,
+    waitForTask: (token, id, timeoutMs = 60_000) =>
+      until(
+        `task ${id}`,
+        async () => {
+          const task = (await request('GET', `/tasks/${id}`, { token })).body as
+            { state?: string } | undefined;
+          return task?.state && ['succeeded', 'failed', 'cancelled'].includes(task.state)
+            ? task
+            : undefined;
+        },
+        timeoutMs,
+        25,
+      ),
     async login(username = 'admin', password = adminPassword) {
       const answer = await request('POST', '/auth/login', { body: { username, password } });
       if (answer.status !== 200)

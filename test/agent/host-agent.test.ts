@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { processAlive } from '../../src/core/process.js';
+import { until } from '../../src/testing/wait.js';
 import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
 import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../src/testing/guest-image.js';
 
@@ -14,20 +15,6 @@ const zenithBin = join(import.meta.dirname, '../../bin/zenith.js');
 
 let outputOfAgent = () => '';
 const lastOutput = () => `\nagent output:\n${outputOfAgent().slice(-3000)}`;
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastOutput()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const alive = processAlive;
 
@@ -100,10 +87,13 @@ describe('zenith agent: enrollment, a real VM through the agent, and an agent re
     const enrollment = (await s.request('POST', '/agents/enrollment-tokens', { token, body: {} }))
       .body.token;
     startAgent(['--token', enrollment]);
-    const conn = await until('the agent connection', async () => {
-      const c = await connection();
-      return c?.state === 'connected' ? c : undefined;
-    });
+    const conn = await until(
+      () => `the agent connection${lastOutput()}`,
+      async () => {
+        const c = await connection();
+        return c?.state === 'connected' ? c : undefined;
+      },
+    );
     assert.equal(conn.name, 'agent-agent-host-1');
     assert.equal(
       (statSync(join(stateDir, 'credentials.json')).mode & 0o777).toString(8),
@@ -184,7 +174,7 @@ describe('zenith agent: enrollment, a real VM through the agent, and an agent re
 
     await killAgent();
     await until(
-      'the connection to notice the agent is gone',
+      () => `the connection to notice the agent is gone${lastOutput()}`,
       async () => ((await connection())?.state === 'disconnected' ? true : undefined),
       10_000,
     );
@@ -195,7 +185,7 @@ describe('zenith agent: enrollment, a real VM through the agent, and an agent re
     const restartedAt = Date.now();
     startAgent();
     await until(
-      'the agent to reconnect',
+      () => `the agent to reconnect${lastOutput()}`,
       async () => ((await connection())?.state === 'connected' ? true : undefined),
       20_000,
     );
@@ -226,7 +216,7 @@ describe('zenith agent: enrollment, a real VM through the agent, and an agent re
     output = '';
     startAgent();
     await until(
-      'the agent to be refused',
+      () => `the agent to be refused${lastOutput()}`,
       async () =>
         /refused the channel \(HTTP 401\)|ZEN_UNAUTHENTICATED/.test(output) ? true : undefined,
       15_000,

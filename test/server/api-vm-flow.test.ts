@@ -2,15 +2,6 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startTestServer, storeKinds, type TestServer } from '../../src/testing/control-plane.js';
 
-async function waitTask(s: TestServer, token: string, id: string): Promise<Record<string, any>> {
-  for (let i = 0; i < 200; i++) {
-    const task = (await s.request('GET', `/tasks/${id}`, { token })).body;
-    if (['succeeded', 'failed', 'cancelled'].includes(task.state)) return task;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`task ${id} did not finish`);
-}
-
 for (const store of storeKinds) {
   describe(`VM lifecycle through the API on ${store}`, () => {
     let s: TestServer;
@@ -98,7 +89,7 @@ for (const store of storeKinds) {
       const start = await s.request('POST', `/vms/${stopped.id}/start`, { token });
       assert.equal(start.status, 202);
       assert.equal(start.body.state, 'queued');
-      const started = await waitTask(s, token, start.body.id);
+      const started = await s.waitForTask(token, start.body.id);
       assert.equal(started.state, 'succeeded', JSON.stringify(started.error));
       assert.equal(
         (await s.request('GET', `/vms/${stopped.id}`, { token })).body.facts['power.state'],
@@ -119,7 +110,7 @@ for (const store of storeKinds) {
         body: { targetHostId: target.name },
       });
       assert.equal(migrate.status, 202);
-      const migrated = await waitTask(s, token, migrate.body.id);
+      const migrated = await s.waitForTask(token, migrate.body.id);
       assert.equal(migrated.state, 'succeeded');
       assert.equal(migrated.result.hostId, target.id);
 
@@ -148,7 +139,7 @@ for (const store of storeKinds) {
       );
 
       const stop = await s.request('POST', `/vms/${stopped.id}/stop`, { token });
-      assert.equal((await waitTask(s, token, stop.body.id)).state, 'succeeded');
+      assert.equal((await s.waitForTask(token, stop.body.id)).state, 'succeeded');
       await new Promise((r) => setTimeout(r, 100));
       controller.abort();
       await stream;
@@ -186,7 +177,7 @@ for (const store of storeKinds) {
         await new Promise((r) => setTimeout(r, 10));
       const cancel = await s.request('POST', `/tasks/${migrate.body.id}/cancel`, { token });
       assert.equal(cancel.status, 200);
-      const done = await waitTask(s, token, migrate.body.id);
+      const done = await s.waitForTask(token, migrate.body.id);
       assert.equal(done.state, 'cancelled');
       assert.equal(done.error.code, 'ZEN_TASK_CANCELLED');
       assert.equal(
@@ -229,7 +220,7 @@ for (const store of storeKinds) {
       };
       const create = await s.request('POST', '/vms', { token, body: spec });
       assert.equal(create.status, 202, JSON.stringify(create.body));
-      const done = await waitTask(s, token, create.body.id);
+      const done = await s.waitForTask(token, create.body.id);
       assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
       const vm = (await s.request('GET', `/vms/${done.result.vmId}`, { token })).body;
       assert.deepEqual(
@@ -268,7 +259,7 @@ for (const store of storeKinds) {
         body: { name: 'before upgrade' },
       });
       assert.equal(take.status, 202, JSON.stringify(take.body));
-      assert.equal((await waitTask(s, token, take.body.id)).state, 'succeeded');
+      assert.equal((await s.waitForTask(token, take.body.id)).state, 'succeeded');
       assert.equal(
         (
           await s.request('POST', `/vms/${vm.id}/snapshots`, {
@@ -288,11 +279,11 @@ for (const store of storeKinds) {
         1,
       );
       const stop = await s.request('POST', `/vms/${vm.id}/stop`, { token });
-      await waitTask(s, token, stop.body.id);
+      await s.waitForTask(token, stop.body.id);
       const revert = await s.request('POST', `/vms/${vm.id}/snapshots/before%20upgrade/revert`, {
         token,
       });
-      assert.equal((await waitTask(s, token, revert.body.id)).state, 'succeeded');
+      assert.equal((await s.waitForTask(token, revert.body.id)).state, 'succeeded');
       assert.equal(
         (await s.request('GET', `/vms/${vm.id}`, { token })).body.facts['power.state'],
         'running',
@@ -301,7 +292,7 @@ for (const store of storeKinds) {
       const remove = await s.request('DELETE', `/vms/${vm.id}/snapshots/${listed[0].id}`, {
         token,
       });
-      assert.equal((await waitTask(s, token, remove.body.id)).state, 'succeeded');
+      assert.equal((await s.waitForTask(token, remove.body.id)).state, 'succeeded');
       assert.deepEqual(
         (await s.request('GET', `/vms/${vm.id}/snapshots`, { token })).body.items,
         [],

@@ -12,15 +12,6 @@ import {
 import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../src/testing/guest-image.js';
 import { startServerProcess } from '../../src/testing/server-process.js';
 
-async function waitTask(s: TestServer, token: string, id: string): Promise<Record<string, any>> {
-  for (let i = 0; i < 600; i++) {
-    const task = (await s.request('GET', `/tasks/${id}`, { token })).body;
-    if (['succeeded', 'failed', 'cancelled'].includes(task.state)) return task;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`task ${id} did not finish`);
-}
-
 describe('a QEMU connection through the API: real VMs in the inventory', () => {
   let s: TestServer;
   let token: string;
@@ -34,11 +25,9 @@ describe('a QEMU connection through the API: real VMs in the inventory', () => {
   after(async () => {
     for (const vm of (await s.request('GET', '/vms?limit=100', { token })).body.items ?? []) {
       if (vm.facts['power.state'] !== 'stopped')
-        await waitTask(
-          s,
-          token,
-          (await s.request('POST', `/vms/${vm.id}/stop`, { token })).body.id,
-        ).catch(() => undefined);
+        await s
+          .waitForTask(token, (await s.request('POST', `/vms/${vm.id}/stop`, { token })).body.id)
+          .catch(() => undefined);
     }
     await s.close();
     rmSync(images, { recursive: true, force: true });
@@ -76,11 +65,10 @@ describe('a QEMU connection through the API: real VMs in the inventory', () => {
       },
     });
     assert.equal(create.status, 202, JSON.stringify(create.body));
-    const created = await waitTask(s, token, create.body.id);
+    const created = await s.waitForTask(token, create.body.id);
     assert.equal(created.state, 'succeeded', JSON.stringify(created.error));
     const vmId = created.result.vmId as string;
-    const start = await waitTask(
-      s,
+    const start = await s.waitForTask(
       token,
       (await s.request('POST', `/vms/${vmId}/start`, { token })).body.id,
     );
@@ -90,8 +78,7 @@ describe('a QEMU connection through the API: real VMs in the inventory', () => {
     assert.equal(vm.computed['location.hostId'], host.id);
     assert.equal(
       (
-        await waitTask(
-          s,
+        await s.waitForTask(
           token,
           (await s.request('POST', `/vms/${vmId}/suspend`, { token })).body.id,
         )
@@ -104,8 +91,7 @@ describe('a QEMU connection through the API: real VMs in the inventory', () => {
     );
     assert.equal(
       (
-        await waitTask(
-          s,
+        await s.waitForTask(
           token,
           (await s.request('POST', `/vms/${vmId}/resume`, { token })).body.id,
         )
@@ -166,8 +152,7 @@ describe('a QEMU connection through the API: real VMs in the inventory', () => {
     ).body.items.map((i: any) => i.powerState);
     assert.deepEqual(history, ['stopped', 'running', 'suspended', 'running', 'stopped']);
 
-    const remove = await waitTask(
-      s,
+    const remove = await s.waitForTask(
       token,
       (await s.request('DELETE', `/vms/${vmId}`, { token })).body.id,
     );
@@ -188,7 +173,7 @@ describe('a QEMU connection through the API: real VMs in the inventory', () => {
         options: { kernel: '/etc/passwd' },
       },
     });
-    const done = await waitTask(s, token, create.body.id);
+    const done = await s.waitForTask(token, create.body.id);
     assert.equal(done.state, 'failed');
     assert.equal(done.error.code, 'ZEN_BAD_REQUEST');
   });

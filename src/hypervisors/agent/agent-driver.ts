@@ -108,7 +108,7 @@ export class AgentDriver implements HypervisorDriver {
     id: string,
     uri: string,
     options: MigrateOptions,
-  ): Promise<{ totalTimeMs: number; downtimeMs: number; transferredBytes: number }> {
+  ): Promise<{ totalTimeMs: number; downtimeMs: number | null; transferredBytes: number }> {
     return this.#call('sendMigration', [id, uri, options], 60 * 60_000);
   }
 

@@ -15,7 +15,7 @@ import type { ManagedObject } from '../inventory/model.js';
 
 export interface MigrationStats {
   totalTimeMs: number;
-  downtimeMs: number;
+  downtimeMs: number | null;
   transferredBytes: number;
 }
 
