@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -11,6 +12,11 @@ import { startTestServer, type TestServer } from '../../src/testing/control-plan
 import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../src/testing/guest-image.js';
 
 const zenithBin = join(import.meta.dirname, '../../bin/zenith.js');
+
+/** The directory of an agent's QEMU sockets (as the QEMU driver names it), which its QEMU command lines contain. */
+function runDirOf(agentStateDir: string): string {
+  return `/run/zenith/${createHash('sha256').update(join(agentStateDir, 'qemu')).digest('hex').slice(0, 12)}`;
+}
 
 /** Reads the guest's console through the control plane until `count` ticks were seen; answers their numbers. */
 async function ticks(s: TestServer, token: string, vmId: string, count: number): Promise<number[]> {
@@ -92,6 +98,8 @@ describe('live migration between two agents on this machine (shared storage, rea
         process.kill(vm.facts['qemu.pid'], 'SIGKILL');
     }
     for (const agent of agents) agent.kill('SIGKILL');
+    // Any QEMU these agents started (an incoming one is in no inventory).
+    for (const dir of dirs) spawnSync('pkill', ['-9', '-f', runDirOf(dir)]);
     await s.close();
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   });
@@ -214,6 +222,47 @@ describe('live migration between two agents on this machine (shared storage, rea
     assert.equal(
       (await s.request('GET', `/vms/${vmId}/location`, { token })).body.hostName,
       'host-a',
+    );
+  });
+
+  test('when the destination QEMU dies in mid-migration, the task fails with a code and the guest runs on at the source', async () => {
+    const hostB = await hostNamed('host-b');
+    const before = await ticks(s, token, vmId, 1);
+    // 1 MiB/s: the copy takes long enough to kill the receiving QEMU while it runs.
+    const migrate = await s.request('POST', `/vms/${vmId}/migrate`, {
+      token,
+      body: { targetHostId: hostB.id, maxBandwidthBytesPerSecond: 1048576 },
+    });
+    assert.equal(migrate.status, 202, JSON.stringify(migrate.body));
+    const receiver = await until(
+      'the receiving QEMU',
+      async () => {
+        const found = spawnSync('pgrep', ['-f', `${runDirOf(dirs[1]!)}/.*-incoming tcp:`], {
+          encoding: 'utf8',
+        })
+          .stdout.trim()
+          .split('\n')
+          .filter(Boolean);
+        return found.length > 0 ? Number(found[0]) : undefined;
+      },
+      20_000,
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    process.kill(receiver, 'SIGKILL');
+    const failed = await s.waitForTask(token, migrate.body.id, 60_000);
+    assert.equal(failed.state, 'failed');
+    assert.match(failed.error.code, /^ZEN_/);
+    const vm = (await s.request('GET', `/vms/${vmId}`, { token })).body;
+    assert.deepEqual(
+      [vm.computed['location.hostName'], vm.facts['power.state'], vm.status],
+      ['host-a', 'running', 'present'],
+    );
+    const after = await ticks(s, token, vmId, 1);
+    assert.ok(after[0]! > before[0]!, 'the guest kept running at the source');
+    assert.equal(
+      (await s.request('GET', '/vms?limit=100', { token })).body.items.length,
+      1,
+      'no half-received copy shows up',
     );
   });
 });

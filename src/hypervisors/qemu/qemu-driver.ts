@@ -376,8 +376,8 @@ export class QemuDriver implements HypervisorDriver {
       const info = await qmp.execute('query-migrate');
       if (info.status === 'completed') {
         return {
-          // QEMU leaves these out now and then; the wall time seen here is the honest fallback.
-          totalTimeMs: info['total-time'] ?? Math.round(performance.now() - started),
+          // QEMU at times reports these as 0 or leaves them out; the wall time seen here is the honest fallback.
+          totalTimeMs: info['total-time'] || Math.round(performance.now() - started),
           downtimeMs: info.downtime ?? null,
           transferredBytes: info.ram?.transferred ?? 0,
         };
