@@ -28,6 +28,12 @@ export interface EventMessageType<M> {
   readonly message: XdrType<M>;
 }
 
+/** Per-call options: a time limit (from the connection's clock) and cancellation. */
+export interface CallOptions {
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
 export type ProcedureArgs<P> = P extends RemoteProcedure<infer A, unknown> ? A : never;
 export type ProcedureResult<P> = P extends RemoteProcedure<unknown, infer R> ? R : never;
 
