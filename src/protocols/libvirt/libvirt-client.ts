@@ -269,6 +269,8 @@ export class LibvirtClient extends EventEmitter {
     );
     transport.on('close', () => this.#onTransportEnded());
     transport.on('end', () => this.#onTransportEnded());
+    // A transport handed over after a 'readable' handshake (TLS verdict byte) is not flowing yet.
+    transport.resume();
   }
 
   #onTransportEnded(): void {
