@@ -84,7 +84,8 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
       ? actorOf(request.principal)
       : { id: 'anonymous', kind: 'anonymous', name: 'anonymous' };
     const params = request.params as Record<string, unknown> | undefined;
-    const result = reply.statusCode < 400 ? 'succeeded' : reply.statusCode === 403 ? 'denied' : 'failed';
+    const result =
+      reply.statusCode < 400 ? 'succeeded' : reply.statusCode === 403 ? 'denied' : 'failed';
     await plane.audit
       .append([
         {

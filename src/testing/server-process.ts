@@ -15,13 +15,30 @@ export interface ServerProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function startServerProcess(options: { dataDir: string; databaseUrl?: string; port?: number }): Promise<ServerProcess> {
-  const args = [zenithBin, 'serve', '--data-dir', options.dataDir, '--port', String(options.port ?? 0)];
+export async function startServerProcess(options: {
+  dataDir: string;
+  databaseUrl?: string;
+  port?: number;
+}): Promise<ServerProcess> {
+  const args = [
+    zenithBin,
+    'serve',
+    '--data-dir',
+    options.dataDir,
+    '--port',
+    String(options.port ?? 0),
+  ];
   if (options.databaseUrl) args.push('--database', options.databaseUrl);
-  const child = spawn(process.execPath, args, { env: { ...process.env, ZENITH_ADMIN_PASSWORD: adminPassword, ZENITH_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, ZENITH_ADMIN_PASSWORD: adminPassword, ZENITH_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`zenith serve did not start in 60 s:\n${output}`)), 60_000);
+    const timer = setTimeout(
+      () => reject(new Error(`zenith serve did not start in 60 s:\n${output}`)),
+      60_000,
+    );
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
       const match = /"address":"(http:\/\/[^"]+)".*zenith is serving/.exec(output);
@@ -57,11 +74,19 @@ export interface CliResult {
 }
 
 /** Runs `zenith ARGS…` as a user would, with its own config file (where login keeps the session). */
-export function cliRunner(server: string): (args: string[], options?: { env?: Record<string, string>; input?: string }) => Promise<CliResult> {
+export function cliRunner(
+  server: string,
+): (
+  args: string[],
+  options?: { env?: Record<string, string>; input?: string },
+) => Promise<CliResult> {
   const config = join(mkdtempSync(join(tmpdir(), 'zenith-cli-')), 'cli.json');
   return (args, options = {}) =>
     new Promise((resolve) => {
-      const child = spawn(process.execPath, [zenithBin, '--server', server, ...args], { env: { ...process.env, ZENITH_CONFIG: config, ...(options.env ?? {}) }, stdio: ['pipe', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [zenithBin, '--server', server, ...args], {
+        env: { ...process.env, ZENITH_CONFIG: config, ...(options.env ?? {}) },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));

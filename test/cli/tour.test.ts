@@ -5,7 +5,11 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { adminPassword } from '../../src/testing/control-plane.js';
-import { cliRunner, startServerProcess, type ServerProcess } from '../../src/testing/server-process.js';
+import {
+  cliRunner,
+  startServerProcess,
+  type ServerProcess,
+} from '../../src/testing/server-process.js';
 
 describe('the five-minute tour through the zenith command', () => {
   let server: ServerProcess;
@@ -35,29 +39,57 @@ describe('the five-minute tour through the zenith command', () => {
     const login = await zenith(['login', '--user', 'admin'], { input: `${adminPassword}\n` });
     assert.equal(login.code, 0, login.stderr);
     assert.match(login.stderr, /Logged in .* as admin \(admin\)/);
-    const add = await zenith(['connections', 'add', 'lab', 'simulated', '--set', 'timeScale=0.05', '--set', 'vmsPerHost=3']);
+    const add = await zenith([
+      'connections',
+      'add',
+      'lab',
+      'simulated',
+      '--set',
+      'timeScale=0.05',
+      '--set',
+      'vmsPerHost=3',
+    ]);
     assert.equal(add.code, 0, add.stderr);
     assert.match(add.stderr, /is connected/);
     const table = await zenith(['vms', 'list']);
     assert.equal(table.code, 0, table.stderr);
     assert.match(table.stdout, /NAME.*POWER.*HOST/);
     assert.match(table.stdout, /sim-vm-00001 \(simulated\)/);
-    const json = await zenith(['--json', 'vms', 'list', '--filter', 'power.state=running', '--tag', 'env:prod']);
-    const page = JSON.parse(json.stdout) as { items: Array<{ facts: Record<string, unknown>; tags: string[] }> };
+    const json = await zenith([
+      '--json',
+      'vms',
+      'list',
+      '--filter',
+      'power.state=running',
+      '--tag',
+      'env:prod',
+    ]);
+    const page = JSON.parse(json.stdout) as {
+      items: Array<{ facts: Record<string, unknown>; tags: string[] }>;
+    };
     assert.ok(page.items.length > 0);
-    assert.ok(page.items.every((vm) => vm.facts['power.state'] === 'running' && vm.tags.includes('env:prod')));
+    assert.ok(
+      page.items.every(
+        (vm) => vm.facts['power.state'] === 'running' && vm.tags.includes('env:prod'),
+      ),
+    );
     const bad = await zenith(['vms', 'list', '--filter', 'cpu.count>lots']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /ZEN_BAD_FILTER/);
   });
 
   test('start, migrate and stop a VM, then read its location history and verify the audit trail', async () => {
-    const list = JSON.parse((await zenith(['--json', 'vms', 'list', '--filter', 'power.state=stopped', '--limit', '1'])).stdout) as { items: Array<{ name: string; computed: Record<string, string> }> };
+    const list = JSON.parse(
+      (await zenith(['--json', 'vms', 'list', '--filter', 'power.state=stopped', '--limit', '1']))
+        .stdout,
+    ) as { items: Array<{ name: string; computed: Record<string, string> }> };
     const vm = list.items[0]!;
     const start = await zenith(['vms', 'start', vm.name]);
     assert.equal(start.code, 0, start.stderr);
     assert.match(start.stderr, /vm.start succeeded/);
-    const hosts = JSON.parse((await zenith(['--json', 'hosts', 'list'])).stdout) as { items: Array<{ id: string; name: string }> };
+    const hosts = JSON.parse((await zenith(['--json', 'hosts', 'list'])).stdout) as {
+      items: Array<{ id: string; name: string }>;
+    };
     const target = hosts.items.find((h) => h.id !== vm.computed['location.hostId'])!;
     const migrate = await zenith(['vms', 'migrate', vm.name, target.name]);
     assert.equal(migrate.code, 0, migrate.stderr);
@@ -82,13 +114,21 @@ describe('the five-minute tour through the zenith command', () => {
   });
 
   test('a viewer is refused a stop with ZEN_FORBIDDEN; an administrator manages users and tokens', async () => {
-    const created = await zenith(['users', 'create', 'vic', '--role', 'viewer'], { input: 'viewer-password-1\n' });
+    const created = await zenith(['users', 'create', 'vic', '--role', 'viewer'], {
+      input: 'viewer-password-1\n',
+    });
     assert.equal(created.code, 0, created.stderr);
     const token = await zenith(['tokens', 'create', 'automation']);
     assert.match(token.stdout, /^tok_[0-9A-Z]{26}\.\S+\n$/);
     const viewer = cliRunner(server.url);
-    assert.equal((await viewer(['login', '--user', 'vic'], { input: 'viewer-password-1\n' })).code, 0);
-    const running = JSON.parse((await viewer(['--json', 'vms', 'list', '--filter', 'power.state=running', '--limit', '1'])).stdout) as { items: Array<{ name: string }> };
+    assert.equal(
+      (await viewer(['login', '--user', 'vic'], { input: 'viewer-password-1\n' })).code,
+      0,
+    );
+    const running = JSON.parse(
+      (await viewer(['--json', 'vms', 'list', '--filter', 'power.state=running', '--limit', '1']))
+        .stdout,
+    ) as { items: Array<{ name: string }> };
     const refused = await viewer(['vms', 'stop', running.items[0]!.name]);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /ZEN_FORBIDDEN/);
@@ -104,6 +144,9 @@ describe('the five-minute tour through the zenith command', () => {
     file.close();
     const broken = await zenith(['audit', 'verify', '--data-dir', dataDir]);
     assert.equal(broken.code, 1);
-    assert.match(broken.stderr, /ZEN_AUDIT_CHAIN_BROKEN: audit chain broken at record 3 \(edited\)/);
+    assert.match(
+      broken.stderr,
+      /ZEN_AUDIT_CHAIN_BROKEN: audit chain broken at record 3 \(edited\)/,
+    );
   });
 });

@@ -16,9 +16,17 @@ test('docs/errors.md documents exactly the codes of the catalogue, with the same
     }
   }
   const codes = Object.keys(errorCatalogue);
-  assert.deepEqual([...rows.keys()].sort(), [...codes].sort(), 'the documented codes and the catalogue differ');
+  assert.deepEqual(
+    [...rows.keys()].sort(),
+    [...codes].sort(),
+    'the documented codes and the catalogue differ',
+  );
   for (const [code, spec] of Object.entries(errorCatalogue)) {
-    assert.deepEqual(rows.get(code), { status: spec.status, summary: spec.summary }, `${code} differs between code and docs`);
+    assert.deepEqual(
+      rows.get(code),
+      { status: spec.status, summary: spec.summary },
+      `${code} differs between code and docs`,
+    );
   }
 });
 

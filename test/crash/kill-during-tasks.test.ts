@@ -14,36 +14,69 @@ after(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-async function api(base: string, token: string | undefined, method: string, path: string, body?: unknown): Promise<any> {
+async function api(
+  base: string,
+  token: string | undefined,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<any> {
   const response = await fetch(`${base}/api/v1${path}`, {
     method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   return response.status === 204 ? undefined : response.json();
 }
 
 async function login(base: string): Promise<string> {
-  return (await api(base, undefined, 'POST', '/auth/login', { username: 'admin', password: adminPassword })).token;
+  return (
+    await api(base, undefined, 'POST', '/auth/login', {
+      username: 'admin',
+      password: adminPassword,
+    })
+  ).token;
 }
 
 test('kill -9 in the middle of a burst of tasks, then a restart, leaves every task final, every VM once and the audit chain intact', async () => {
   server = await startServerProcess({ dataDir });
   let token = await login(server.url);
-  const added = await api(server.url, token, 'POST', '/connections', { name: 'lab', type: 'simulated', settings: { timeScale: 0.3, hostsPerCluster: 3, vmsPerHost: 8 } });
+  const added = await api(server.url, token, 'POST', '/connections', {
+    name: 'lab',
+    type: 'simulated',
+    settings: { timeScale: 0.3, hostsPerCluster: 3, vmsPerHost: 8 },
+  });
   assert.equal(added.state, 'connected');
-  const vms = (await api(server.url, token, 'GET', '/vms?limit=1000')).items as Array<{ id: string; name: string; facts: Record<string, string>; computed: Record<string, string> }>;
-  const hosts = (await api(server.url, token, 'GET', '/hosts?limit=100')).items as Array<{ id: string }>;
+  const vms = (await api(server.url, token, 'GET', '/vms?limit=1000')).items as Array<{
+    id: string;
+    name: string;
+    facts: Record<string, string>;
+    computed: Record<string, string>;
+  }>;
+  const hosts = (await api(server.url, token, 'GET', '/hosts?limit=100')).items as Array<{
+    id: string;
+  }>;
   assert.equal(vms.length, 48);
 
   // A burst: every VM gets a power action, a third of them a migration queued behind it.
   const submitted: string[] = [];
   for (const [i, vm] of vms.entries()) {
-    const action = vm.facts['power.state'] === 'stopped' ? 'start' : vm.facts['power.state'] === 'suspended' ? 'resume' : 'suspend';
+    const action =
+      vm.facts['power.state'] === 'stopped'
+        ? 'start'
+        : vm.facts['power.state'] === 'suspended'
+          ? 'resume'
+          : 'suspend';
     submitted.push((await api(server.url, token, 'POST', `/vms/${vm.id}/${action}`)).id);
     if (i % 3 === 0) {
       const target = hosts.find((h) => h.id !== vm.computed['location.hostId'])!;
-      submitted.push((await api(server.url, token, 'POST', `/vms/${vm.id}/migrate`, { targetHostId: target.id })).id);
+      submitted.push(
+        (await api(server.url, token, 'POST', `/vms/${vm.id}/migrate`, { targetHostId: target.id }))
+          .id,
+      );
     }
   }
   assert.ok(submitted.every((id) => typeof id === 'string' && id.startsWith('task_')));
@@ -51,7 +84,9 @@ test('kill -9 in the middle of a burst of tasks, then a restart, leaves every ta
   await server.kill('SIGKILL');
 
   const file = new Database(join(dataDir, 'zenith.db'), { readonly: true });
-  const unfinished = file.prepare("select count(*) as n from tasks where state in ('queued', 'running')").get() as { n: number };
+  const unfinished = file
+    .prepare("select count(*) as n from tasks where state in ('queued', 'running')")
+    .get() as { n: number };
   file.close();
   assert.ok(unfinished.n > 0, 'the kill really interrupted tasks');
 
@@ -69,19 +104,35 @@ test('kill -9 in the middle of a burst of tasks, then a restart, leaves every ta
     if (task.state === 'failed') assert.match(task.error!.code, /^ZEN_/);
   }
 
-  const after = (await api(server.url, token, 'GET', '/vms?limit=1000')).items as Array<{ id: string; name: string; status: string; facts: Record<string, string> }>;
+  const after = (await api(server.url, token, 'GET', '/vms?limit=1000')).items as Array<{
+    id: string;
+    name: string;
+    status: string;
+    facts: Record<string, string>;
+  }>;
   assert.equal(after.length, 48, 'no VM lost or doubled');
-  assert.deepEqual(after.map((v) => v.id).sort(), vms.map((v) => v.id).sort(), 'the same VMs, with the same ids');
+  assert.deepEqual(
+    after.map((v) => v.id).sort(),
+    vms.map((v) => v.id).sort(),
+    'the same VMs, with the same ids',
+  );
   assert.ok(after.every((v) => v.status === 'present'));
 
   // The inventory agrees with the hypervisor: a full re-read changes nothing.
   const before = JSON.stringify(after.map((v) => [v.id, v.facts['power.state']]));
   await api(server.url, token, 'POST', '/connections/lab/refresh');
-  const reread = (await api(server.url, token, 'GET', '/vms?limit=1000')).items as Array<{ id: string; facts: Record<string, string> }>;
+  const reread = (await api(server.url, token, 'GET', '/vms?limit=1000')).items as Array<{
+    id: string;
+    facts: Record<string, string>;
+  }>;
   assert.equal(JSON.stringify(reread.map((v) => [v.id, v.facts['power.state']])), before);
 
   const check = new Database(join(dataDir, 'zenith.db'), { readonly: true });
-  const open = check.prepare('select vm_id, count(*) as n from location_history where to_ts is null group by vm_id having n > 1').all();
+  const open = check
+    .prepare(
+      'select vm_id, count(*) as n from location_history where to_ts is null group by vm_id having n > 1',
+    )
+    .all();
   check.close();
   assert.deepEqual(open, [], 'every VM has exactly one open location interval');
 

@@ -8,7 +8,13 @@ import { isZenithError } from '../../src/core/errors.js';
 import type { ActionProgress, DiscoveredVm } from '../../src/hypervisors/driver.js';
 import { SimulatedDriver } from '../../src/hypervisors/simulated/simulated-driver.js';
 
-const fleet = { seed: 7, datacenters: 1, clustersPerDatacenter: 2, hostsPerCluster: 2, vmsPerHost: 10 };
+const fleet = {
+  seed: 7,
+  datacenters: 1,
+  clustersPerDatacenter: 2,
+  hostsPerCluster: 2,
+  vmsPerHost: 10,
+};
 const noProgress = { signal: new AbortController().signal, progress: () => undefined };
 
 function vmsOf(objects: { kind: string }[]): DiscoveredVm[] {
@@ -20,15 +26,24 @@ test('the same settings give the same fleet, labelled simulated', async () => {
   const b = await new SimulatedDriver({ clock: new ManualClock(), fleet }).discover();
   assert.deepEqual(a, b);
   assert.equal(vmsOf(a.objects).length, 40);
-  assert.ok(vmsOf(a.objects).some((vm) => vm.powerState === 'stopped') && vmsOf(a.objects).some((vm) => vm.powerState === 'running'));
+  assert.ok(
+    vmsOf(a.objects).some((vm) => vm.powerState === 'stopped') &&
+      vmsOf(a.objects).some((vm) => vm.powerState === 'running'),
+  );
   assert.equal(a.objects.filter((o) => o.kind === 'host').length, 4);
-  assert.ok(vmsOf(a.objects).every((vm) => vm.facts['vm.simulated'] === true && vm.facts['hypervisor.type'] === 'simulated'));
+  assert.ok(
+    vmsOf(a.objects).every(
+      (vm) => vm.facts['vm.simulated'] === true && vm.facts['hypervisor.type'] === 'simulated',
+    ),
+  );
 });
 
 test('a start takes its simulated time on the injected clock, then reports the new state', async () => {
   const clock = new ManualClock();
   const driver = new SimulatedDriver({ clock, fleet });
-  const stopped = vmsOf((await driver.discover()).objects).find((vm) => vm.powerState === 'stopped')!;
+  const stopped = vmsOf((await driver.discover()).objects).find(
+    (vm) => vm.powerState === 'stopped',
+  )!;
   let done: DiscoveredVm | undefined;
   const result = () => done;
   void driver.startVm(stopped.externalId, noProgress).then((vm) => (done = vm));
@@ -36,7 +51,10 @@ test('a start takes its simulated time on the injected clock, then reports the n
   assert.equal(result(), undefined, 'not yet after 1.4 s');
   await clock.advance(100);
   assert.equal(result()?.powerState, 'running');
-  await assert.rejects(driver.startVm(stopped.externalId, noProgress), (e) => isZenithError(e) && e.code === 'ZEN_INVALID_STATE');
+  await assert.rejects(
+    driver.startVm(stopped.externalId, noProgress),
+    (e) => isZenithError(e) && e.code === 'ZEN_INVALID_STATE',
+  );
 });
 
 test('a migration lasts memory ÷ bandwidth and reports progress with bytes', async () => {
@@ -48,14 +66,22 @@ test('a migration lasts memory ÷ bandwidth and reports progress with bytes', as
   const updates: ActionProgress[] = [];
   const started = clock.now();
   let finished: number | undefined;
-  const migration = driver.migrateVm(vm.externalId, target.externalId, { signal: new AbortController().signal, progress: (p) => updates.push(p) }).then((v) => {
-    finished = clock.now();
-    return v;
-  });
+  const migration = driver
+    .migrateVm(vm.externalId, target.externalId, {
+      signal: new AbortController().signal,
+      progress: (p) => updates.push(p),
+    })
+    .then((v) => {
+      finished = clock.now();
+      return v;
+    });
   while (finished === undefined) await clock.advance(50);
   const moved = await migration;
   const expectedMs = 300 + ((vm.facts['memory.bytes'] as number) / 1024 ** 3) * 1000;
-  assert.ok(Math.abs(finished - started - expectedMs) <= 50, `took ${finished - started} ms, expected about ${expectedMs}`);
+  assert.ok(
+    Math.abs(finished - started - expectedMs) <= 50,
+    `took ${finished - started} ms, expected about ${expectedMs}`,
+  );
   assert.equal(moved.hostExternalId, target.externalId);
   assert.equal(updates.at(-1)?.percent, 100);
   assert.equal(updates.at(-1)?.details?.bytesRemaining, 0);
@@ -70,7 +96,9 @@ test('the journal keeps the simulated hypervisor state across a new driver insta
     const vm = vmsOf((await first.discover()).objects).find((v) => v.powerState === 'running')!;
     await first.suspendVm(vm.externalId, noProgress);
     const second = new SimulatedDriver({ clock, fleet, journalPath, timeScale: 0 });
-    const again = vmsOf((await second.discover()).objects).find((v) => v.externalId === vm.externalId)!;
+    const again = vmsOf((await second.discover()).objects).find(
+      (v) => v.externalId === vm.externalId,
+    )!;
     assert.equal(again.powerState, 'suspended');
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -82,10 +110,15 @@ test('an aborted action leaves the VM as it was', async () => {
   const driver = new SimulatedDriver({ clock, fleet });
   const vm = vmsOf((await driver.discover()).objects).find((v) => v.powerState === 'running')!;
   const controller = new AbortController();
-  const suspending = driver.suspendVm(vm.externalId, { signal: controller.signal, progress: () => undefined });
+  const suspending = driver.suspendVm(vm.externalId, {
+    signal: controller.signal,
+    progress: () => undefined,
+  });
   await clock.advance(100);
   controller.abort(new Error('cancelled'));
   await assert.rejects(suspending, /cancelled/);
-  const after = vmsOf((await driver.discover()).objects).find((v) => v.externalId === vm.externalId)!;
+  const after = vmsOf((await driver.discover()).objects).find(
+    (v) => v.externalId === vm.externalId,
+  )!;
   assert.equal(after.powerState, 'running');
 });

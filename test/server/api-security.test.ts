@@ -22,9 +22,19 @@ describe('API authentication, authorization and bad input', () => {
     for (const [path, methods] of paths) {
       for (const method of Object.keys(methods)) {
         if (path === '/api/v1/health' || path === '/api/v1/auth/login') continue;
-        const concrete = path.replace('/api/v1', '').replace(/\{[^}]+\}/g, 'vm_00000000000000000000000000');
-        const answer = await s.request(method.toUpperCase(), concrete, ['post', 'patch'].includes(method) ? { body: {} } : {});
-        assert.equal(answer.status, 401, `${method.toUpperCase()} ${path} answered ${answer.status}`);
+        const concrete = path
+          .replace('/api/v1', '')
+          .replace(/\{[^}]+\}/g, 'vm_00000000000000000000000000');
+        const answer = await s.request(
+          method.toUpperCase(),
+          concrete,
+          ['post', 'patch'].includes(method) ? { body: {} } : {},
+        );
+        assert.equal(
+          answer.status,
+          401,
+          `${method.toUpperCase()} ${path} answered ${answer.status}`,
+        );
         assert.equal(answer.body.error.code, 'ZEN_UNAUTHENTICATED');
         checked++;
       }
@@ -33,11 +43,19 @@ describe('API authentication, authorization and bad input', () => {
   });
 
   test('a viewer can read but is refused actions with 403 ZEN_FORBIDDEN', async () => {
-    const created = await s.request('POST', '/users', { token: admin, body: { name: 'vera', role: 'viewer', password: 'viewer-password-1' } });
+    const created = await s.request('POST', '/users', {
+      token: admin,
+      body: { name: 'vera', role: 'viewer', password: 'viewer-password-1' },
+    });
     assert.equal(created.status, 201);
-    await s.request('POST', '/connections', { token: admin, body: { name: 'sim', type: 'simulated', settings: { timeScale: 0.01 } } });
+    await s.request('POST', '/connections', {
+      token: admin,
+      body: { name: 'sim', type: 'simulated', settings: { timeScale: 0.01 } },
+    });
     const viewer = await s.login('vera', 'viewer-password-1');
-    const vms = await s.request('GET', '/vms?filter=power.state=running&limit=1', { token: viewer });
+    const vms = await s.request('GET', '/vms?filter=power.state=running&limit=1', {
+      token: viewer,
+    });
     assert.equal(vms.status, 200);
     const vm = vms.body.items[0];
     const stop = await s.request('POST', `/vms/${vm.id}/stop`, { token: viewer });
@@ -46,18 +64,62 @@ describe('API authentication, authorization and bad input', () => {
     assert.equal((await s.request('GET', '/users', { token: viewer })).status, 403);
     assert.equal((await s.request('GET', '/audit', { token: viewer })).status, 403);
     const denied = await s.request('GET', `/audit?action=POST&limit=5`, { token: admin });
-    assert.ok(denied.body.items.some((r: { result: string; actorName: string }) => r.result === 'denied' && r.actorName === 'vera'), 'the refusal is audited');
+    assert.ok(
+      denied.body.items.some(
+        (r: { result: string; actorName: string }) =>
+          r.result === 'denied' && r.actorName === 'vera',
+      ),
+      'the refusal is audited',
+    );
   });
 
   test('bad input gets a 4xx with a stable code, never a 5xx', async () => {
-    const cases: Array<[string, string, { body?: unknown; headers?: Record<string, string> }, number, string]> = [
-      ['POST', '/users', { body: { name: 'x1', role: 'viewer', password: 'long-enough-pass', extra: 1 } }, 400, 'ZEN_BAD_REQUEST'],
+    const cases: Array<
+      [string, string, { body?: unknown; headers?: Record<string, string> }, number, string]
+    > = [
+      [
+        'POST',
+        '/users',
+        { body: { name: 'x1', role: 'viewer', password: 'long-enough-pass', extra: 1 } },
+        400,
+        'ZEN_BAD_REQUEST',
+      ],
       ['POST', '/users', { body: { name: 42, role: 'viewer' } }, 400, 'ZEN_BAD_REQUEST'],
-      ['POST', '/users', { body: { name: 'weak', role: 'viewer', password: 'short' } }, 400, 'ZEN_WEAK_PASSWORD'],
-      ['POST', '/users', { body: { name: 'x2', role: 'emperor', password: 'long-enough-pass' } }, 400, 'ZEN_BAD_REQUEST'],
-      ['POST', '/users', { body: '{"name": ', headers: { 'content-type': 'application/json' } }, 400, 'ZEN_BAD_REQUEST'],
-      ['POST', '/users', { body: 'name=x', headers: { 'content-type': 'text/plain' } }, 415, 'ZEN_UNSUPPORTED_MEDIA_TYPE'],
-      ['POST', '/users', { body: { name: 'big', role: 'viewer', password: 'x'.repeat(2 * 1024 * 1024) } }, 413, 'ZEN_PAYLOAD_TOO_LARGE'],
+      [
+        'POST',
+        '/users',
+        { body: { name: 'weak', role: 'viewer', password: 'short' } },
+        400,
+        'ZEN_WEAK_PASSWORD',
+      ],
+      [
+        'POST',
+        '/users',
+        { body: { name: 'x2', role: 'emperor', password: 'long-enough-pass' } },
+        400,
+        'ZEN_BAD_REQUEST',
+      ],
+      [
+        'POST',
+        '/users',
+        { body: '{"name": ', headers: { 'content-type': 'application/json' } },
+        400,
+        'ZEN_BAD_REQUEST',
+      ],
+      [
+        'POST',
+        '/users',
+        { body: 'name=x', headers: { 'content-type': 'text/plain' } },
+        415,
+        'ZEN_UNSUPPORTED_MEDIA_TYPE',
+      ],
+      [
+        'POST',
+        '/users',
+        { body: { name: 'big', role: 'viewer', password: 'x'.repeat(2 * 1024 * 1024) } },
+        413,
+        'ZEN_PAYLOAD_TOO_LARGE',
+      ],
       ['GET', '/tasks/not-a-task-id', {}, 400, 'ZEN_BAD_ID'],
       ['GET', '/tasks/task_00000000000000000000000000', {}, 404, 'ZEN_NOT_FOUND'],
       ['GET', '/vms?filter=cpu.count>=many', {}, 400, 'ZEN_BAD_FILTER'],
@@ -67,21 +129,46 @@ describe('API authentication, authorization and bad input', () => {
       ['GET', '/vms/no-such-vm', {}, 404, 'ZEN_NOT_FOUND'],
       ['GET', '/vms/no-such-vm/location?at=yesterday-ish', {}, 404, 'ZEN_NOT_FOUND'],
       ['POST', '/vms/no-such-vm/migrate', { body: { targetHostId: 'x' } }, 404, 'ZEN_NOT_FOUND'],
-      ['POST', '/connections', { body: { name: 'bad', type: 'simulated', settings: { hostsPerCluster: -1 } } }, 400, 'ZEN_CONFIG_INVALID'],
-      ['POST', '/connections', { body: { name: 'bad', type: 'teleporter' } }, 400, 'ZEN_CONFIG_INVALID'],
+      [
+        'POST',
+        '/connections',
+        { body: { name: 'bad', type: 'simulated', settings: { hostsPerCluster: -1 } } },
+        400,
+        'ZEN_CONFIG_INVALID',
+      ],
+      [
+        'POST',
+        '/connections',
+        { body: { name: 'bad', type: 'teleporter' } },
+        400,
+        'ZEN_CONFIG_INVALID',
+      ],
       ['POST', '/connections', { body: { name: 'sim', type: 'simulated' } }, 409, 'ZEN_CONFLICT'],
-      ['PATCH', '/objects/vm_00000000000000000000000000', { body: { facts: { 'user.a': 1 } } }, 404, 'ZEN_NOT_FOUND'],
+      [
+        'PATCH',
+        '/objects/vm_00000000000000000000000000',
+        { body: { facts: { 'user.a': 1 } } },
+        404,
+        'ZEN_NOT_FOUND',
+      ],
       ['GET', '/no/such/route', {}, 404, 'ZEN_ROUTE_NOT_FOUND'],
       ['DELETE', '/audit', {}, 404, 'ZEN_ROUTE_NOT_FOUND'],
     ];
     for (const [method, path, options, status, code] of cases) {
       const answer = await s.request(method, path, { token: admin, ...options });
-      assert.equal(answer.status, status, `${method} ${path}: ${JSON.stringify(answer.body).slice(0, 300)}`);
+      assert.equal(
+        answer.status,
+        status,
+        `${method} ${path}: ${JSON.stringify(answer.body).slice(0, 300)}`,
+      );
       assert.equal(answer.body.error.code, code, `${method} ${path}`);
       assert.equal(typeof answer.body.error.message, 'string');
     }
     const users = await s.request('GET', '/users', { token: admin });
-    assert.ok(!users.body.items.some((u: { name: string }) => ['x1', 'x2', 'weak', 'big'].includes(u.name)), 'no refused request wrote anything');
+    assert.ok(
+      !users.body.items.some((u: { name: string }) => ['x1', 'x2', 'weak', 'big'].includes(u.name)),
+      'no refused request wrote anything',
+    );
   });
 
   test('an API token works until it is revoked, then answers 401 at once', async () => {
@@ -90,25 +177,43 @@ describe('API authentication, authorization and bad input', () => {
     const token = created.body.token as string;
     assert.equal((await s.request('GET', '/auth/me', { token })).body.name, 'admin');
     const listed = await s.request('GET', '/tokens', { token: admin });
-    assert.ok(listed.body.items.every((t: Record<string, unknown>) => !('secret_hash' in t) && !('token' in t)), 'no secret is listed');
-    assert.equal((await s.request('DELETE', `/tokens/${created.body.info.id}`, { token: admin })).status, 200);
+    assert.ok(
+      listed.body.items.every(
+        (t: Record<string, unknown>) => !('secret_hash' in t) && !('token' in t),
+      ),
+      'no secret is listed',
+    );
+    assert.equal(
+      (await s.request('DELETE', `/tokens/${created.body.info.id}`, { token: admin })).status,
+      200,
+    );
     const after = await s.request('GET', '/auth/me', { token });
     assert.equal(after.status, 401);
     assert.equal(after.body.error.code, 'ZEN_TOKEN_EXPIRED');
   });
 
   test('failed logins are rate-limited per user with 429 and Retry-After', async () => {
-    await s.request('POST', '/users', { token: admin, body: { name: 'target', role: 'viewer', password: 'the-real-password' } });
+    await s.request('POST', '/users', {
+      token: admin,
+      body: { name: 'target', role: 'viewer', password: 'the-real-password' },
+    });
     for (let i = 0; i < 5; i++) {
-      const wrong = await s.request('POST', '/auth/login', { body: { username: 'target', password: `guess-${i}` } });
+      const wrong = await s.request('POST', '/auth/login', {
+        body: { username: 'target', password: `guess-${i}` },
+      });
       assert.equal(wrong.status, 401);
       assert.equal(wrong.body.error.code, 'ZEN_BAD_CREDENTIALS');
     }
-    const limited = await s.request('POST', '/auth/login', { body: { username: 'target', password: 'the-real-password' } });
+    const limited = await s.request('POST', '/auth/login', {
+      body: { username: 'target', password: 'the-real-password' },
+    });
     assert.equal(limited.status, 429);
     assert.equal(limited.body.error.code, 'ZEN_RATE_LIMITED');
     assert.ok(limited.body.error.details.retryAfterSeconds > 0);
     const failures = await s.request('GET', '/audit?action=auth.login&limit=20', { token: admin });
-    assert.ok(failures.body.items.filter((r: { result: string }) => r.result === 'failed').length >= 5, 'failed logins are audited');
+    assert.ok(
+      failures.body.items.filter((r: { result: string }) => r.result === 'failed').length >= 5,
+      'failed logins are audited',
+    );
   });
 });

@@ -6,12 +6,40 @@ import type { DiscoveredObject, DiscoveredVm, PowerState } from '../../src/hyper
 import { parseFilter } from '../../src/services/inventory/filter.js';
 import { startControlPlane } from '../../src/services/control-plane.js';
 import { silentLogger } from '../../src/core/logger.js';
-import { startTestPlane, storeKinds, adminPassword, type TestPlane } from '../../src/testing/control-plane.js';
+import {
+  startTestPlane,
+  storeKinds,
+  adminPassword,
+  type TestPlane,
+} from '../../src/testing/control-plane.js';
 
-const dc: DiscoveredObject = { kind: 'datacenter', externalId: 'dc', name: 'dc1', parent: null, facts: {} };
-const cluster: DiscoveredObject = { kind: 'cluster', externalId: 'cl', name: 'cl1', parent: { kind: 'datacenter', externalId: 'dc' }, facts: {} };
-const host = (n: number): DiscoveredObject => ({ kind: 'host', externalId: `h${n}`, name: `host-${n}`, parent: { kind: 'cluster', externalId: 'cl' }, facts: { 'cpu.cores': 16, 'memory.totalBytes': 64 } });
-const vm = (n: number, hostN: number, power: PowerState = 'running', extra: Record<string, number | string> = {}): DiscoveredVm => ({
+const dc: DiscoveredObject = {
+  kind: 'datacenter',
+  externalId: 'dc',
+  name: 'dc1',
+  parent: null,
+  facts: {},
+};
+const cluster: DiscoveredObject = {
+  kind: 'cluster',
+  externalId: 'cl',
+  name: 'cl1',
+  parent: { kind: 'datacenter', externalId: 'dc' },
+  facts: {},
+};
+const host = (n: number): DiscoveredObject => ({
+  kind: 'host',
+  externalId: `h${n}`,
+  name: `host-${n}`,
+  parent: { kind: 'cluster', externalId: 'cl' },
+  facts: { 'cpu.cores': 16, 'memory.totalBytes': 64 },
+});
+const vm = (
+  n: number,
+  hostN: number,
+  power: PowerState = 'running',
+  extra: Record<string, number | string> = {},
+): DiscoveredVm => ({
   kind: 'vm',
   externalId: `v${n}`,
   name: `vm-${String(n).padStart(3, '0')}`,
@@ -76,14 +104,31 @@ for (const kind of storeKinds) {
 
     test('an object the hypervisor stops reporting is marked missing, not deleted, and comes back', async () => {
       await clock.advance(1000);
-      const result = await t.plane.inventory.applySnapshot(conn, [vm(1, 2, 'suspended'), dc, cluster, host(1), host(2)]);
+      const result = await t.plane.inventory.applySnapshot(conn, [
+        vm(1, 2, 'suspended'),
+        dc,
+        cluster,
+        host(1),
+        host(2),
+      ]);
       assert.equal(result.missing, 1);
       const v2 = t.plane.inventory.resolve('vm', 'vm-002');
       assert.equal(v2.status, 'missing');
       assert.equal(v2.missingSince, clock.now());
-      assert.equal(t.plane.inventory.locations.openInterval(v2.id), undefined, 'its open interval is closed');
+      assert.equal(
+        t.plane.inventory.locations.openInterval(v2.id),
+        undefined,
+        'its open interval is closed',
+      );
       await clock.advance(1000);
-      await t.plane.inventory.applySnapshot(conn, [vm(1, 2, 'suspended'), vm(2, 1, 'stopped'), dc, cluster, host(1), host(2)]);
+      await t.plane.inventory.applySnapshot(conn, [
+        vm(1, 2, 'suspended'),
+        vm(2, 1, 'stopped'),
+        dc,
+        cluster,
+        host(1),
+        host(2),
+      ]);
       const back = t.plane.inventory.get(v2.id);
       assert.equal(back.status, 'present');
       assert.equal(back.id, v2.id, 'the same object, not a duplicate');
@@ -91,17 +136,37 @@ for (const kind of storeKinds) {
 
     test('user facts and tags survive rediscovery; discovered facts are read-only', async () => {
       const v1 = t.plane.inventory.resolve('vm', 'vm-001');
-      await t.plane.inventory.setUserFacts(v1.id, { 'user.owner': 'alice' }, { add: ['team:blue'] });
-      await t.plane.inventory.applySnapshot(conn, [vm(1, 2, 'suspended'), vm(2, 1, 'stopped'), dc, cluster, host(1), host(2)]);
+      await t.plane.inventory.setUserFacts(
+        v1.id,
+        { 'user.owner': 'alice' },
+        { add: ['team:blue'] },
+      );
+      await t.plane.inventory.applySnapshot(conn, [
+        vm(1, 2, 'suspended'),
+        vm(2, 1, 'stopped'),
+        dc,
+        cluster,
+        host(1),
+        host(2),
+      ]);
       const after = t.plane.inventory.get(v1.id);
       assert.equal(after.userFacts['user.owner'], 'alice');
       assert.deepEqual(after.tags, ['env:dev', 'team:blue']);
-      await assert.rejects(t.plane.inventory.setUserFacts(v1.id, { 'power.state': 'stopped' }, {}), (e) => isZenithError(e) && e.code === 'ZEN_READ_ONLY_FACT');
+      await assert.rejects(
+        t.plane.inventory.setUserFacts(v1.id, { 'power.state': 'stopped' }, {}),
+        (e) => isZenithError(e) && e.code === 'ZEN_READ_ONLY_FACT',
+      );
     });
 
     test('a restart rebuilds the same index from the store', async () => {
       const before = t.plane.inventory.index.query({ kind: 'vm', limit: 100 }).items;
-      const again = await startControlPlane({ dataDir: t.dataDir, databaseUrl: t.databaseUrl, adminPassword, logger: silentLogger, clock });
+      const again = await startControlPlane({
+        dataDir: t.dataDir,
+        databaseUrl: t.databaseUrl,
+        adminPassword,
+        logger: silentLogger,
+        clock,
+      });
       try {
         const reloaded = again.inventory.index.query({ kind: 'vm', limit: 100 }).items;
         assert.deepEqual(
@@ -120,18 +185,37 @@ describe('filters and pages over the index', () => {
   before(async () => {
     t = await startTestPlane({ store: 'sqlite' });
     const objects: DiscoveredObject[] = [dc, cluster, host(1), host(2)];
-    for (let n = 1; n <= 250; n++) objects.push(vm(n, (n % 2) + 1, n % 3 === 0 ? 'stopped' : 'running', n % 5 === 0 ? { 'guest.os': 'windows' } : {}));
+    for (let n = 1; n <= 250; n++)
+      objects.push(
+        vm(
+          n,
+          (n % 2) + 1,
+          n % 3 === 0 ? 'stopped' : 'running',
+          n % 5 === 0 ? { 'guest.os': 'windows' } : {},
+        ),
+      );
     await t.plane.inventory.applySnapshot('conn_F', objects);
   });
   after(async () => t.close());
   const query = (filters: string[], tags: string[] = [], limit = 1000, sort?: string) =>
-    t.plane.inventory.index.query({ kind: 'vm', filters: filters.map(parseFilter), tags, limit, sort });
+    t.plane.inventory.index.query({
+      kind: 'vm',
+      filters: filters.map(parseFilter),
+      tags,
+      limit,
+      sort,
+    });
 
   test('equality, comparison, substring, existence and tags combine', () => {
     assert.equal(query(['power.state=stopped']).items.length, 83);
     assert.equal(query(['power.state=stopped|running']).items.length, 250);
     assert.equal(query(['cpu.count>=3']).items.length, 125);
-    assert.equal(query(['cpu.count>=3', 'power.state!=stopped']).items.filter((v) => v.facts['power.state'] === 'stopped').length, 0);
+    assert.equal(
+      query(['cpu.count>=3', 'power.state!=stopped']).items.filter(
+        (v) => v.facts['power.state'] === 'stopped',
+      ).length,
+      0,
+    );
     assert.equal(query(['name~VM-01']).items.length, 10, 'vm-010 … vm-019, case-insensitive');
     assert.equal(query(['guest.os']).items.length, 50);
     assert.equal(query(['!guest.os']).items.length, 200);
@@ -144,7 +228,13 @@ describe('filters and pages over the index', () => {
       const seen: string[] = [];
       let cursor: string | undefined;
       do {
-        const page = t.plane.inventory.index.query({ kind: 'vm', filters: [parseFilter('power.state=running')], limit: 7, sort, cursor });
+        const page = t.plane.inventory.index.query({
+          kind: 'vm',
+          filters: [parseFilter('power.state=running')],
+          limit: 7,
+          sort,
+          cursor,
+        });
         seen.push(...page.items.map((o) => o.id));
         cursor = page.nextCursor ?? undefined;
       } while (cursor);
@@ -155,8 +245,15 @@ describe('filters and pages over the index', () => {
 
   test('bad filters and cursors are refused with their codes', () => {
     for (const bad of ['', '=x', 'cpu.count>=many', 'power.state=', '!a=b', 'x'.repeat(600)]) {
-      assert.throws(() => parseFilter(bad), (e) => isZenithError(e) && e.code === 'ZEN_BAD_FILTER', bad);
+      assert.throws(
+        () => parseFilter(bad),
+        (e) => isZenithError(e) && e.code === 'ZEN_BAD_FILTER',
+        bad,
+      );
     }
-    assert.throws(() => t.plane.inventory.index.query({ kind: 'vm', limit: 5, cursor: 'not-a-cursor' }), (e) => isZenithError(e) && e.code === 'ZEN_BAD_CURSOR');
+    assert.throws(
+      () => t.plane.inventory.index.query({ kind: 'vm', limit: 5, cursor: 'not-a-cursor' }),
+      (e) => isZenithError(e) && e.code === 'ZEN_BAD_CURSOR',
+    );
   });
 });

@@ -10,8 +10,7 @@ export function registerSession(program: Command): void {
     .option('--user <name>', 'user name', 'admin')
     .option('--password-stdin', 'read the password from standard input')
     .action(async (options: { user: string; passwordStdin?: boolean }, command: Command) => {
-      const server =
-        command.optsWithGlobals<{ server?: string }>().server ?? readConfig().server;
+      const server = command.optsWithGlobals<{ server?: string }>().server ?? readConfig().server;
       const password =
         process.env.ZENITH_PASSWORD ??
         (await readSecret(`Password for ${options.user}@${server}: `));

@@ -28,6 +28,7 @@ import {
 } from './packet.js';
 import { PacketSplitter } from './packet-splitter.js';
 import type { CallOptions, EventMessageType, RemoteProcedure } from './procedure.js';
+import { connectClose } from './procedures/connect.js';
 import { KEEPALIVE_PROC, KEEPALIVE_VERSION } from './procedures/keepalive.js';
 import { libvirtError, remoteError } from './remote-error.js';
 import { performHandshake, type HandshakeOptions } from './handshake.js';
@@ -78,6 +79,7 @@ export class LibvirtClient extends EventEmitter {
   #transport: Duplex | undefined;
   #serial = 0;
   #keepalive: KeepaliveMonitor | undefined;
+  readonly #keepaliveStats = { pingsReceived: 0, pongsSent: 0, pingsSent: 0, pongsReceived: 0 };
   #closeError: ZenithError | undefined;
   readonly #closed: Promise<ZenithError | undefined>;
   #markClosed!: (error: ZenithError | undefined) => void;
@@ -144,12 +146,30 @@ export class LibvirtClient extends EventEmitter {
     return this.#pending.size;
   }
 
+  /** Keepalive traffic so far: the daemon's pings we answered and our own pings. */
+  get keepaliveStats(): {
+    pingsReceived: number;
+    pongsSent: number;
+    pingsSent: number;
+    pongsReceived: number;
+  } {
+    return { ...this.#keepaliveStats };
+  }
+
+  /** Streams whose serial is still routed (not yet finished or aborted). */
+  get openStreams(): number {
+    return this.#streams.size;
+  }
+
   /** Starts our keepalive pings (done by connect() when the daemon supports keepalive). */
   startKeepalive(): void {
     if (this.#keepalive || this.#options.keepalive === false) return;
     const options = { ...DEFAULT_KEEPALIVE, ...(this.#options.keepalive ?? {}) };
     this.#keepalive = new KeepaliveMonitor(this.#clock, options, {
-      sendPing: () => this.#sendKeepalive(KEEPALIVE_PROC.ping),
+      sendPing: () => {
+        this.#keepaliveStats.pingsSent += 1;
+        this.#sendKeepalive(KEEPALIVE_PROC.ping);
+      },
       onPeerDead: (silentForMs) =>
         this.#finish(
           closedError('peer missed keepalive', {
@@ -229,19 +249,7 @@ export class LibvirtClient extends EventEmitter {
     this.#keepalive?.stop();
     if (wasOpen) {
       try {
-        await this.#call(
-          {
-            name: 'connectClose',
-            program: LIBVIRT_PROGRAM.remote,
-            version: 1,
-            procedure: 2,
-          } as RemoteProcedure<void, void>,
-          undefined,
-          { timeoutMs: 2000 },
-          undefined,
-          undefined,
-          true,
-        );
+        await this.#call(connectClose, undefined, { timeoutMs: 2000 }, undefined, undefined, true);
       } catch {
         // The daemon may already be gone; closing continues.
       }
@@ -318,7 +326,11 @@ export class LibvirtClient extends EventEmitter {
     const { header } = packet;
     if (header.program === LIBVIRT_PROGRAM.keepalive) {
       if (header.type === MESSAGE_TYPE.message && header.procedure === KEEPALIVE_PROC.ping) {
+        this.#keepaliveStats.pingsReceived += 1;
         this.#sendKeepalive(KEEPALIVE_PROC.pong);
+        this.#keepaliveStats.pongsSent += 1;
+      } else if (header.procedure === KEEPALIVE_PROC.pong) {
+        this.#keepaliveStats.pongsReceived += 1;
       }
       return; // a PONG only proves liveness, already noted
     }

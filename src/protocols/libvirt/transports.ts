@@ -135,7 +135,9 @@ export async function connectTls(options: TlsTransportOptions): Promise<TLSSocke
     cert: credentials.cert,
     key: credentials.key,
     // SNI takes host names only; the certificate is still checked against an IP host.
-    ...(options.servername || !isIP(options.host) ? { servername: options.servername ?? options.host } : {}),
+    ...(options.servername || !isIP(options.host)
+      ? { servername: options.servername ?? options.host }
+      : {}),
   });
   const details = { transport: 'tls', host: options.host, port };
   await whenConnected(socket, 'secureConnect', where, options, details);

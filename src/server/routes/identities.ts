@@ -62,26 +62,22 @@ export async function identityRoutes(root: FastifyInstance, plane: ControlPlane)
           role: body.role,
           displayName: body.displayName ?? null,
         });
-        return reply
-          .status(201)
-          .send({
-            identity: created.identity,
-            token: created.token.token,
-            tokenInfo: created.token.info,
-          });
+        return reply.status(201).send({
+          identity: created.identity,
+          token: created.token.token,
+          tokenInfo: created.token.info,
+        });
       }
       if (!body.password)
         throw new ZenithError('ZEN_BAD_REQUEST', 'a user needs a password (or use kind: service)');
-      return reply
-        .status(201)
-        .send({
-          identity: await identities.createUser({
-            name: body.name,
-            password: body.password,
-            role: body.role,
-            displayName: body.displayName ?? null,
-          }),
-        });
+      return reply.status(201).send({
+        identity: await identities.createUser({
+          name: body.name,
+          password: body.password,
+          role: body.role,
+          displayName: body.displayName ?? null,
+        }),
+      });
     },
   );
   app.patch(

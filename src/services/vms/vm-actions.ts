@@ -155,7 +155,10 @@ export class VmActionService {
     }
     const taskParams: Record<string, unknown> = { ...params, vmName: vm.name };
     if (action === 'migrate') {
-      const target = this.inventory.resolve('host', typeof params.targetHostId === 'string' ? params.targetHostId : '');
+      const target = this.inventory.resolve(
+        'host',
+        typeof params.targetHostId === 'string' ? params.targetHostId : '',
+      );
       if (target.connectionId !== vm.connectionId)
         throw new ZenithError(
           'ZEN_UNSUPPORTED',

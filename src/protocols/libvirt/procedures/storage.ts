@@ -38,6 +38,29 @@ export const storagePoolLookupByName = remoteProcedure(
   xdrStruct({ pool: remoteStoragePoolRef }),
 );
 
+export const storagePoolCreateXml = remoteProcedure(
+  'storagePoolCreateXml',
+  76,
+  xdrStruct({ xml: remoteNonnullString, flags: xdrUint }),
+  xdrStruct({ pool: remoteStoragePoolRef }),
+);
+
+export const storagePoolDefineXml = remoteProcedure(
+  'storagePoolDefineXml',
+  77,
+  xdrStruct({ xml: remoteNonnullString, flags: xdrUint }),
+  xdrStruct({ pool: remoteStoragePoolRef }),
+);
+
+export const storagePoolCreate = remoteProcedure(
+  'storagePoolCreate',
+  78,
+  xdrStruct({ pool: remoteStoragePoolRef, flags: xdrUint }),
+);
+
+export const storagePoolDestroy = remoteProcedure('storagePoolDestroy', 80, poolArg);
+export const storagePoolUndefine = remoteProcedure('storagePoolUndefine', 82, poolArg);
+
 export const storagePoolGetInfo = remoteProcedure(
   'storagePoolGetInfo',
   87,
