@@ -2,8 +2,9 @@
  * A libvirt data stream (volume upload/download, console) as a Node Duplex.
  * Stream packets share the call's serial. Data flows as STREAM/CONTINUE packets;
  * an empty CONTINUE from the daemon is end-of-data, which we acknowledge with
- * STREAM/OK; the daemon confirms our own finish with STREAM/OK; STREAM/ERROR
- * carries a remote_error.
+ * STREAM/OK; the daemon confirms with STREAM/OK (only then does the readable
+ * side end), as it confirms our own finish of an upload; STREAM/ERROR carries
+ * a remote_error.
  *
  * Back-pressure: writes wait for the transport to drain; when the reader does
  * not keep up, the whole connection stops reading (libvirt has no per-stream
@@ -82,8 +83,8 @@ export class LibvirtStream extends Duplex {
     this.#fail(error);
   }
 
+  /** Empty CONTINUE: no more data. The readable side ends when the daemon confirms our OK, so errors at the end still surface. */
   #endOfData(): void {
-    this.push(null);
     if (!this.#finishSent) {
       // The daemon waits for our OK before it confirms the end with its own OK.
       this.#finishSent = true;

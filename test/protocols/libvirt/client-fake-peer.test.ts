@@ -321,15 +321,18 @@ test('a download ends at the empty CONTINUE packet, which is answered with OK', 
   conn.streamPacket(call, MESSAGE_STATUS.continue, Buffer.from('world'));
   conn.streamPacket(call, MESSAGE_STATUS.continue);
   const chunks: Buffer[] = [];
-  await pipeline(stream, new Writable({ write: (c: Buffer, _e, cb) => (chunks.push(c), cb()) }));
-  assert.equal(Buffer.concat(chunks).toString(), 'hello world');
+  const reading = pipeline(
+    stream,
+    new Writable({ write: (c: Buffer, _e, cb) => (chunks.push(c), cb()) }),
+  );
   const ack = await conn.nextCall();
   assert.deepEqual(
     [ack.header.type, ack.header.status, ack.header.serial, ack.payload.length],
     [MESSAGE_TYPE.stream, MESSAGE_STATUS.ok, call.header.serial, 0],
   );
   conn.streamPacket(call, MESSAGE_STATUS.ok);
-  await new Promise((r) => setTimeout(r, 10));
+  await reading;
+  assert.equal(Buffer.concat(chunks).toString(), 'hello world');
   assert.equal(client.openStreams, 0);
   assert.equal(client.state, 'open');
   await closeBoth(client, conn);
