@@ -14,7 +14,12 @@ import { AuditService, type AuditInput } from '../src/services/audit/audit-servi
 import { openStore } from '../src/store/store.js';
 import { createTestDatabase } from '../src/testing/postgres.js';
 
-const { values } = parseArgs({ options: { records: { type: 'string', default: '1000000' }, store: { type: 'string', default: 'both' } } });
+const { values } = parseArgs({
+  options: {
+    records: { type: 'string', default: '1000000' },
+    store: { type: 'string', default: 'both' },
+  },
+});
 const total = Number(values.records);
 
 const input = (i: number): AuditInput => ({
@@ -43,15 +48,21 @@ async function measure(kind: 'sqlite' | 'postgres'): Promise<void> {
     while (performance.now() - started < 5000) {
       await audit.append(Array.from({ length: 100 }, () => input(n++)));
     }
-    console.log(`  appends, 100 records per transaction: ${Math.round((n - batchStart) / ((performance.now() - started) / 1000))} records/s`);
+    console.log(
+      `  appends, 100 records per transaction: ${Math.round((n - batchStart) / ((performance.now() - started) / 1000))} records/s`,
+    );
     started = performance.now();
     while (n < total) {
       const size = Math.min(5000, total - n);
       await audit.append(Array.from({ length: size }, () => input(n++)));
     }
-    console.log(`  filled the chain to ${n} records in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    console.log(
+      `  filled the chain to ${n} records in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+    );
     const result = await audit.verify();
-    console.log(`  verify ${result.records} records: ${(result.durationMs / 1000).toFixed(2)} s (${Math.round(result.records / (result.durationMs / 1000))} records/s), ok=${result.ok}`);
+    console.log(
+      `  verify ${result.records} records: ${(result.durationMs / 1000).toFixed(2)} s (${Math.round(result.records / (result.durationMs / 1000))} records/s), ok=${result.ok}`,
+    );
   } finally {
     await store.close();
     await database?.drop();
@@ -60,4 +71,7 @@ async function measure(kind: 'sqlite' | 'postgres'): Promise<void> {
 }
 
 console.log(`Zenith audit-chain benchmark, node ${process.version}, ${new Date().toISOString()}`);
-for (const kind of values.store === 'both' ? (['sqlite', 'postgres'] as const) : [values.store as 'sqlite' | 'postgres']) await measure(kind);
+for (const kind of values.store === 'both'
+  ? (['sqlite', 'postgres'] as const)
+  : [values.store as 'sqlite' | 'postgres'])
+  await measure(kind);

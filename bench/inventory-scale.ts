@@ -23,7 +23,12 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '10' },
   },
 });
-const fleet = { datacenters: 2, clustersPerDatacenter: 10, hostsPerCluster: Number(values['hosts-per-cluster']), vmsPerHost: Number(values['vms-per-host']) };
+const fleet = {
+  datacenters: 2,
+  clustersPerDatacenter: 10,
+  hostsPerCluster: Number(values['hosts-per-cluster']),
+  vmsPerHost: Number(values['vms-per-host']),
+};
 
 function rssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -33,31 +38,62 @@ function rssMiB(pid: number): number {
 async function measure(store: 'sqlite' | 'postgres'): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'zenith-bench-'));
   const database = store === 'postgres' ? await createTestDatabase() : undefined;
-  const server = await startServerProcess({ dataDir, ...(database ? { databaseUrl: database.url } : {}) });
+  const server = await startServerProcess({
+    dataDir,
+    ...(database ? { databaseUrl: database.url } : {}),
+  });
   try {
-    const login = await fetch(`${server.url}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: adminPassword }) });
+    const login = await fetch(`${server.url}/api/v1/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'admin', password: adminPassword }),
+    });
     const { token } = (await login.json()) as { token: string };
     const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
     const rssBefore = rssMiB(server.process.pid!);
     const started = performance.now();
-    const added = await fetch(`${server.url}/api/v1/connections`, { method: 'POST', headers, body: JSON.stringify({ name: 'fleet', type: 'simulated', settings: fleet }) });
+    const added = await fetch(`${server.url}/api/v1/connections`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ name: 'fleet', type: 'simulated', settings: fleet }),
+    });
     const ingestMs = performance.now() - started;
     const connection = (await added.json()) as { state: string };
-    if (connection.state !== 'connected') throw new Error(`ingest failed: ${JSON.stringify(connection)}`);
-    const counted = (await (await fetch(`${server.url}/api/v1/hosts?limit=1000`, { headers })).json()) as { items: unknown[] };
+    if (connection.state !== 'connected')
+      throw new Error(`ingest failed: ${JSON.stringify(connection)}`);
+    const counted = (await (
+      await fetch(`${server.url}/api/v1/hosts?limit=1000`, { headers })
+    ).json()) as { items: unknown[] };
     const rssAfter = rssMiB(server.process.pid!);
     const vmCount = 2 * 10 * fleet.hostsPerCluster * fleet.vmsPerHost;
     console.log(`\n[${store}] ${counted.items.length} hosts, ${vmCount} VMs`);
-    console.log(`  first discovery ingested in ${(ingestMs / 1000).toFixed(2)} s (${Math.round(vmCount / (ingestMs / 1000))} VMs/s)`);
-    console.log(`  server resident memory: ${rssBefore.toFixed(0)} MiB before, ${rssAfter.toFixed(0)} MiB after ingest`);
+    console.log(
+      `  first discovery ingested in ${(ingestMs / 1000).toFixed(2)} s (${Math.round(vmCount / (ingestMs / 1000))} VMs/s)`,
+    );
+    console.log(
+      `  server resident memory: ${rssBefore.toFixed(0)} MiB before, ${rssAfter.toFixed(0)} MiB after ingest`,
+    );
     for (const [label, query] of [
-      ['fact filter power.state=suspended, limit 100', '/api/v1/vms?filter=power.state%3Dsuspended&limit=100'],
+      [
+        'fact filter power.state=suspended, limit 100',
+        '/api/v1/vms?filter=power.state%3Dsuspended&limit=100',
+      ],
       ['tag filter env:test, limit 100', '/api/v1/vms?tag=env%3Atest&limit=100'],
-      ['fact + tag + comparison, limit 100', '/api/v1/vms?tag=tier%3Adb&filter=cpu.count%3E%3D4&filter=power.state%3Drunning&limit=100'],
+      [
+        'fact + tag + comparison, limit 100',
+        '/api/v1/vms?tag=tier%3Adb&filter=cpu.count%3E%3D4&filter=power.state%3Drunning&limit=100',
+      ],
     ] as const) {
-      const result = await autocannon({ url: `${server.url}${query}`, connections: 50, duration: Number(values.duration), headers: { authorization: `Bearer ${token}` } });
+      const result = await autocannon({
+        url: `${server.url}${query}`,
+        connections: 50,
+        duration: Number(values.duration),
+        headers: { authorization: `Bearer ${token}` },
+      });
       const errors = result.errors + result.non2xx;
-      console.log(`  GET ${label}: p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, ${Math.round(result.requests.average)} req/s, 50 clients${errors ? `, ${errors} errors` : ''}`);
+      console.log(
+        `  GET ${label}: p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, ${Math.round(result.requests.average)} req/s, 50 clients${errors ? `, ${errors} errors` : ''}`,
+      );
     }
   } finally {
     await server.kill();
@@ -66,5 +102,10 @@ async function measure(store: 'sqlite' | 'postgres'): Promise<void> {
   }
 }
 
-console.log(`Zenith inventory benchmark — simulated fleet (not real machines), node ${process.version}, ${new Date().toISOString()}`);
-for (const store of values.store === 'both' ? (['sqlite', 'postgres'] as const) : [values.store as 'sqlite' | 'postgres']) await measure(store);
+console.log(
+  `Zenith inventory benchmark — simulated fleet (not real machines), node ${process.version}, ${new Date().toISOString()}`,
+);
+for (const store of values.store === 'both'
+  ? (['sqlite', 'postgres'] as const)
+  : [values.store as 'sqlite' | 'postgres'])
+  await measure(store);
