@@ -23,9 +23,13 @@ import {
   domainOpenConsole,
 } from '../../../src/protocols/libvirt/procedures/domain.js';
 import {
+  domainEventJobCompleted,
   domainEventLifecycle,
+  domainEventMigrationIteration,
+  domainEventReboot,
   LIFECYCLE_EVENT,
 } from '../../../src/protocols/libvirt/procedures/events.js';
+import { typedParam, typedParamNumber } from '../../../src/protocols/libvirt/remote-types.js';
 import { KEEPALIVE_PROC } from '../../../src/protocols/libvirt/procedures/keepalive.js';
 import { storageVolDownload } from '../../../src/protocols/libvirt/procedures/storage.js';
 import {
@@ -413,4 +417,49 @@ test('closing the connection fails an open stream and pending calls', async () =
   conn.socket.destroy();
   const error = await failed;
   assert.ok(error instanceof ZenithError && error.code === 'LIBVIRT_RPC_CLOSED');
+});
+
+test('reboot, migration-iteration and job-completed events decode into their messages', async () => {
+  const { client, conn } = await connected();
+  const reboots: string[] = [];
+  const iterations: number[] = [];
+  const jobs: { name: string; downtime: number | undefined }[] = [];
+  client.onEvent(domainEventReboot, ({ msg }) => reboots.push(msg.dom.name));
+  client.onEvent(domainEventMigrationIteration, (event) => iterations.push(event.iteration));
+  const done = new Promise<void>((resolve) =>
+    client.onEvent(domainEventJobCompleted, (event) => {
+      jobs.push({ name: event.dom.name, downtime: typedParamNumber(event.params, 'downtime') });
+      resolve();
+    }),
+  );
+  conn.event(domainEventReboot, { callbackID: 2, msg: { dom } });
+  conn.event(domainEventMigrationIteration, { callbackID: 3, dom, iteration: 1 });
+  conn.event(domainEventMigrationIteration, { callbackID: 3, dom, iteration: 2 });
+  conn.event(domainEventJobCompleted, {
+    callbackID: 4,
+    dom,
+    params: [typedParam.int('type', 3), typedParam.ullong('downtime', 42n)],
+  });
+  await done;
+  assert.deepEqual(reboots, ['web-1']);
+  assert.deepEqual(iterations, [1, 2]);
+  assert.deepEqual(jobs, [{ name: 'web-1', downtime: 42 }]);
+  await closeBoth(client, conn);
+});
+
+test('an event whose payload does not decode closes the connection with a protocol error', async () => {
+  const { client, conn } = await connected();
+  client.onEvent(domainEventLifecycle, () => assert.fail('must not be delivered'));
+  conn.send(
+    {
+      program: LIBVIRT_PROGRAM.remote,
+      version: 1,
+      procedure: domainEventLifecycle.procedure,
+      type: MESSAGE_TYPE.message,
+      serial: 0,
+      status: MESSAGE_STATUS.ok,
+    },
+    Buffer.from('0000000100000003abc', 'hex'),
+  );
+  assert.equal((await client.closed)?.code, 'LIBVIRT_RPC_PROTOCOL_ERROR');
 });
