@@ -5,4 +5,6 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { register } from 'tsx/esm/api';
 
 register();
-await import(pathToFileURL(join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.ts')).href);
+await import(
+  pathToFileURL(join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.ts')).href
+);
