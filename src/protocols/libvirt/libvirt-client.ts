@@ -11,7 +11,6 @@ import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { ZenithError } from '../../core/errors.js';
-import { decodeXdr } from '../xdr/xdr-types.js';
 import { ConnectionStateMachine, type LibvirtConnectionState } from './connection-state.js';
 import { DEFAULT_KEEPALIVE, KeepaliveMonitor, type KeepaliveOptions } from './keepalive.js';
 import { LibvirtStream, type StreamChannel } from './libvirt-stream.js';
@@ -27,10 +26,12 @@ import {
   type Packet,
 } from './packet.js';
 import { PacketSplitter } from './packet-splitter.js';
+import { EventRouter } from './event-router.js';
+import { PendingCalls } from './pending-calls.js';
+import { TransportFlow } from './transport-flow.js';
 import type { CallOptions, EventMessageType, RemoteProcedure } from './procedure.js';
 import { connectClose } from './procedures/connect.js';
 import { KEEPALIVE_PROC, KEEPALIVE_VERSION } from './procedures/keepalive.js';
-import { libvirtError, remoteError } from './remote-error.js';
 import { performHandshake, type HandshakeOptions } from './handshake.js';
 
 export interface LibvirtClientOptions {
@@ -49,16 +50,6 @@ export interface LibvirtConnectOptions extends LibvirtClientOptions, HandshakeOp
 
 export type TransportSource = Duplex | (() => Duplex | Promise<Duplex>);
 
-interface PendingCall {
-  procedure: RemoteProcedure<unknown, unknown>;
-  resolve: (value: unknown) => void;
-  reject: (error: unknown) => void;
-  stream: LibvirtStream | undefined;
-  cancelTimer: (() => void) | undefined;
-}
-
-type RawListener = (packet: Packet) => void;
-
 function closedError(reason: string, details: Record<string, unknown> = {}): ZenithError {
   return new ZenithError('LIBVIRT_RPC_CLOSED', `libvirt connection closed: ${reason}`, {
     reason,
@@ -71,12 +62,13 @@ export class LibvirtClient extends EventEmitter {
   readonly #clock: Clock;
   readonly #options: LibvirtClientOptions;
   readonly #splitter: PacketSplitter;
-  readonly #pending = new Map<number, PendingCall>();
+  readonly #pending: PendingCalls;
   readonly #streams = new Map<number, LibvirtStream>();
-  readonly #abandoned = new Set<number>();
-  readonly #listeners = new Map<string, Set<RawListener>>();
-  readonly #readingPausedBy = new Set<object>();
-  #transport: Duplex | undefined;
+  readonly #events = new EventRouter({
+    onUndecodable: (error) => this.#finish(error as ZenithError),
+    onListenerError: (error) => this.emit('listenerError', error),
+  });
+  #flow: TransportFlow | undefined;
   #serial = 0;
   #keepalive: KeepaliveMonitor | undefined;
   readonly #keepaliveStats = { pingsReceived: 0, pongsSent: 0, pingsSent: 0, pongsReceived: 0 };
@@ -88,6 +80,7 @@ export class LibvirtClient extends EventEmitter {
     super();
     this.#options = options;
     this.#clock = options.clock ?? systemClock;
+    this.#pending = new PendingCalls(this.#clock);
     this.#splitter = new PacketSplitter(options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES);
     this.#state = new ConnectionStateMachine((state, previous) =>
       this.emit('state', state, previous),
@@ -178,14 +171,14 @@ export class LibvirtClient extends EventEmitter {
             maxMissed: options.maxMissed,
           }),
         ),
-      isReadingPaused: () => this.#readingPausedBy.size > 0,
+      isReadingPaused: () => this.#flow?.readingPaused ?? false,
     });
     this.#keepalive.start();
   }
 
   /** Calls a procedure and resolves with its decoded reply; libvirt errors reject with LIBVIRT_RPC_ERROR. */
   call<A, R>(procedure: RemoteProcedure<A, R>, args: A, options: CallOptions = {}): Promise<R> {
-    return this.#call(procedure, args, options, undefined);
+    return this.#call(procedure, args, options);
   }
 
   /**
@@ -201,7 +194,7 @@ export class LibvirtClient extends EventEmitter {
     const stream = new LibvirtStream(this.#streamChannel, serial, procedure.procedure);
     this.#streams.set(serial, stream);
     try {
-      await this.#call(procedure, args, options, stream, serial);
+      await this.#call(procedure, args, options, serial);
     } catch (error) {
       this.#streams.delete(serial);
       throw error;
@@ -211,31 +204,7 @@ export class LibvirtClient extends EventEmitter {
 
   /** Listens to one kind of event message; returns the function that stops listening. */
   onEvent<M>(type: EventMessageType<M>, listener: (message: M) => void): () => void {
-    const key = `${type.program}:${type.procedure}`;
-    const raw: RawListener = (packet) => {
-      let message: M;
-      try {
-        message = decodeXdr(type.message, packet.payload);
-      } catch (error) {
-        this.#finish(
-          protocolError(`undecodable ${type.name} event: ${(error as Error).message}`, {
-            event: type.name,
-          }),
-        );
-        return;
-      }
-      try {
-        listener(message);
-      } catch (error) {
-        this.emit('listenerError', error);
-      }
-    };
-    let set = this.#listeners.get(key);
-    if (!set) this.#listeners.set(key, (set = new Set()));
-    set.add(raw);
-    return () => {
-      set.delete(raw);
-    };
+    return this.#events.on(type, listener);
   }
 
   /** Closes the libvirt connection (CONNECT_CLOSE) and the transport; pending calls fail with LIBVIRT_RPC_CLOSED. */
@@ -249,7 +218,7 @@ export class LibvirtClient extends EventEmitter {
     this.#keepalive?.stop();
     if (wasOpen) {
       try {
-        await this.#call(connectClose, undefined, { timeoutMs: 2000 }, undefined, undefined, true);
+        await this.#call(connectClose, undefined, { timeoutMs: 2000 }, undefined, true);
       } catch {
         // The daemon may already be gone; closing continues.
       }
@@ -270,7 +239,7 @@ export class LibvirtClient extends EventEmitter {
   }
 
   #attach(transport: Duplex): void {
-    this.#transport = transport;
+    this.#flow = new TransportFlow(transport);
     transport.on('data', (chunk: Buffer) => this.#receive(chunk));
     transport.on('error', (error: Error) =>
       this.#finish(closedError(`transport error: ${error.message}`, { cause: error.message })),
@@ -337,7 +306,7 @@ export class LibvirtClient extends EventEmitter {
     switch (header.type) {
       case MESSAGE_TYPE.reply:
       case MESSAGE_TYPE.replyWithFds:
-        this.#onReply(packet);
+        this.#pending.settle(packet);
         return;
       case MESSAGE_TYPE.message:
         this.#onMessage(packet);
@@ -345,7 +314,7 @@ export class LibvirtClient extends EventEmitter {
       case MESSAGE_TYPE.stream: {
         const stream = this.#streams.get(header.serial);
         if (stream) stream.handlePacket(packet);
-        else if (!this.#abandoned.has(header.serial)) {
+        else if (!this.#pending.isForgotten(header.serial)) {
           throw protocolError(`stream packet for unknown serial ${header.serial}`, {
             serial: header.serial,
           });
@@ -359,57 +328,14 @@ export class LibvirtClient extends EventEmitter {
     }
   }
 
-  #onReply(packet: Packet): void {
-    const { serial, status } = packet.header;
-    const pending = this.#pending.get(serial);
-    if (!pending) {
-      if (this.#abandoned.delete(serial)) return;
-      throw protocolError(`reply for unknown serial ${serial}`, {
-        serial,
-        procedure: packet.header.procedure,
-      });
-    }
-    this.#pending.delete(serial);
-    pending.cancelTimer?.();
-    if (status === MESSAGE_STATUS.ok) {
-      let value: unknown;
-      try {
-        value = decodeXdr(pending.procedure.ret, packet.payload);
-      } catch (error) {
-        // The framing is intact: only this call failed.
-        pending.reject(error);
-        return;
-      }
-      pending.resolve(value);
-      return;
-    }
-    if (status === MESSAGE_STATUS.error) {
-      let error: ZenithError;
-      try {
-        error = libvirtError(decodeXdr(remoteError, packet.payload), pending.procedure.name);
-      } catch (decodeFailure) {
-        error = decodeFailure as ZenithError;
-      }
-      pending.reject(error);
-      return;
-    }
-    pending.reject(protocolError(`reply with status ${status}`, { serial, status }));
-  }
-
   #onMessage(packet: Packet): void {
-    const listeners = this.#listeners.get(`${packet.header.program}:${packet.header.procedure}`);
-    if (!listeners || listeners.size === 0) {
-      this.emit('unhandledMessage', packet);
-      return;
-    }
-    for (const listener of [...listeners]) listener(packet);
+    if (!this.#events.dispatch(packet)) this.emit('unhandledMessage', packet);
   }
 
   #call<A, R>(
     procedure: RemoteProcedure<A, R>,
     args: A,
     options: CallOptions,
-    stream: LibvirtStream | undefined,
     presetSerial?: number,
     duringClose = false,
   ): Promise<R> {
@@ -439,66 +365,18 @@ export class LibvirtClient extends EventEmitter {
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
-    return new Promise<R>((resolve, reject) => {
-      const pending: PendingCall = {
-        procedure,
-        resolve: resolve as (value: unknown) => void,
-        reject,
-        stream,
-        cancelTimer: undefined,
-      };
-      const timeoutMs = options.timeoutMs ?? this.#options.callTimeoutMs;
-      const abandon = (error: Error) => {
-        if (this.#pending.get(serial) !== pending) return;
-        this.#pending.delete(serial);
-        this.#abandoned.add(serial);
-        pending.cancelTimer?.();
-        reject(error);
-      };
-      if (timeoutMs !== undefined || options.signal) {
-        const timer = new AbortController();
-        pending.cancelTimer = () => timer.abort();
-        if (timeoutMs !== undefined) {
-          this.#clock.sleep(timeoutMs, timer.signal).then(
-            () =>
-              abandon(
-                new ZenithError(
-                  'LIBVIRT_RPC_TIMEOUT',
-                  `${procedure.name} got no reply within ${timeoutMs} ms`,
-                  {
-                    procedure: procedure.name,
-                    timeoutMs,
-                  },
-                ),
-              ),
-            () => undefined,
-          );
-        }
-        if (options.signal) {
-          const signal = options.signal;
-          const onAbort = () =>
-            abandon(signal.reason instanceof Error ? signal.reason : new Error('call aborted'));
-          if (signal.aborted) {
-            onAbort();
-            return;
-          }
-          signal.addEventListener('abort', onAbort, { once: true });
-          timer.signal.addEventListener(
-            'abort',
-            () => signal.removeEventListener('abort', onAbort),
-            { once: true },
-          );
-        }
-      }
-      this.#pending.set(serial, pending);
-      this.#write(packet);
+    const reply = this.#pending.add(serial, procedure, {
+      ...options,
+      ...(options.timeoutMs === undefined && this.#options.callTimeoutMs !== undefined
+        ? { timeoutMs: this.#options.callTimeoutMs }
+        : {}),
     });
+    this.#write(packet);
+    return reply;
   }
 
   #write(packet: Buffer): boolean {
-    const transport = this.#transport;
-    if (!transport || transport.destroyed || this.state === 'closed') return true;
-    return transport.write(packet);
+    return this.#flow?.write(packet) ?? true;
   }
 
   #sendKeepalive(procedure: number): void {
@@ -535,38 +413,14 @@ export class LibvirtClient extends EventEmitter {
         ),
       ),
     waitForDrain: () =>
-      new Promise<void>((resolve, reject) => {
-        const transport = this.#transport;
-        if (!transport || this.state === 'closed') {
-          reject(this.#closeError ?? closedError('connection is closed'));
-          return;
-        }
-        if (!transport.writableNeedDrain) {
-          resolve();
-          return;
-        }
-        const onDrain = () => {
-          transport.off('close', onClose);
-          resolve();
-        };
-        const onClose = () => {
-          transport.off('drain', onDrain);
-          reject(this.#closeError ?? closedError('connection is closed'));
-        };
-        transport.once('drain', onDrain);
-        transport.once('close', onClose);
-      }),
-    pauseReading: (owner: object) => {
-      this.#readingPausedBy.add(owner);
-      this.#transport?.pause();
-    },
-    resumeReading: (owner: object) => {
-      if (!this.#readingPausedBy.delete(owner)) return;
-      if (this.#readingPausedBy.size === 0 && this.state !== 'closed') this.#transport?.resume();
-    },
+      this.#flow
+        ? this.#flow.waitForDrain(() => this.#closeError ?? closedError('connection is closed'))
+        : Promise.reject(closedError('connection is closed')),
+    pauseReading: (owner: object) => this.#flow?.pauseReading(owner),
+    resumeReading: (owner: object) => this.#flow?.resumeReading(owner),
     release: (serial: number) => {
       this.#streams.delete(serial);
-      this.#abandoned.add(serial);
+      this.#pending.forget(serial);
     },
   };
 
@@ -577,19 +431,10 @@ export class LibvirtClient extends EventEmitter {
     this.#keepalive?.stop();
     this.#state.moveTo('closed');
     const failure = this.#closeError;
-    for (const [serial, pending] of this.#pending) {
-      this.#pending.delete(serial);
-      pending.cancelTimer?.();
-      pending.reject(failure);
-    }
+    this.#pending.failAll(failure);
     for (const stream of this.#streams.values()) stream.abortWith(failure);
     this.#streams.clear();
-    this.#readingPausedBy.clear();
-    const transport = this.#transport;
-    if (transport && !transport.destroyed) {
-      transport.end();
-      transport.destroy();
-    }
+    this.#flow?.close();
     this.#markClosed(error);
     this.emit('close', error);
   }
