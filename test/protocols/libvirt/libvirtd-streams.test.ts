@@ -62,15 +62,20 @@ function sha256(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
+/** The most bytes the download stream held unread at any time, from the last download(). */
+let maxBuffered = 0;
+
 async function download(vol: StorageVolRef, offset = 0, length = 0, slow = false): Promise<Buffer> {
   const stream = await client.openStream(storageVolDownload, { vol, offset, length, flags: 0 });
   const chunks: Buffer[] = [];
+  maxBuffered = 0;
   await pipeline(
     stream,
     new Writable({
       highWaterMark: 16 * 1024,
       write(chunk: Buffer, _encoding, callback) {
         chunks.push(chunk);
+        maxBuffered = Math.max(maxBuffered, stream.readableLength);
         if (slow) setTimeout(callback, 1);
         else callback();
       },
@@ -111,6 +116,10 @@ test('a slow reader holds the download back and still gets every byte; calls kee
   await pipeline(Readable.from([data]), upload);
   const back = await download(vol, 0, 0, true);
   assert.equal(sha256(back), sha256(data));
+  assert.ok(
+    maxBuffered < MiB,
+    `the client held ${maxBuffered} unread bytes: it must stop reading instead`,
+  );
   assert.ok((await client.call(connectGetHostname, undefined)).hostname.length > 0);
   await client.call(storageVolDelete, { vol, flags: 0 });
 });
