@@ -163,6 +163,46 @@ export const errorCatalogue = {
     summary:
       'QEMU sent something that is not valid QMP (bad JSON, an oversized line, an unmatched reply); the connection was closed.',
   },
+  // --- protocols: XDR and the libvirt remote protocol -----------------------
+  XDR_DECODE_ERROR: {
+    status: 502,
+    summary:
+      'A peer sent bytes that are not valid XDR for the expected message (truncated, out of range or too long).',
+  },
+  XDR_ENCODE_ERROR: {
+    status: 500,
+    summary:
+      'A value could not be encoded as the declared XDR type (out of range, too long or missing).',
+  },
+  LIBVIRT_RPC_PROTOCOL_ERROR: {
+    status: 502,
+    summary:
+      'The libvirt peer broke the RPC protocol (bad framing, oversized or unexpected packet); the connection was closed.',
+  },
+  LIBVIRT_RPC_ERROR: {
+    status: 502,
+    summary:
+      "libvirt refused or failed the call; details carry libvirt's own code, domain, message and level.",
+  },
+  LIBVIRT_RPC_CLOSED: {
+    status: 503,
+    summary:
+      'The libvirt connection is closed (by us, by the peer, or after missed keepalives); open a new one.',
+  },
+  LIBVIRT_RPC_CONNECT_FAILED: {
+    status: 502,
+    summary:
+      'The libvirt daemon could not be reached (socket, TCP or TLS connection failed); details say where.',
+  },
+  LIBVIRT_RPC_AUTH_UNSUPPORTED: {
+    status: 502,
+    summary:
+      'The libvirt daemon asks for an authentication method this client does not implement (only none and polkit are).',
+  },
+  LIBVIRT_RPC_TIMEOUT: {
+    status: 504,
+    summary: 'A libvirt call got no reply within its time limit.',
+  },
   // --- the fallback ---------------------------------------------------------
   ZEN_INTERNAL: {
     status: 500,

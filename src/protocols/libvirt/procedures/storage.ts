@@ -1,0 +1,155 @@
+/** Storage pool and volume procedures, including volume upload and download streams. */
+import { xdrArray, xdrInt, xdrStruct, xdrUhyperNumber, xdrUint } from '../../xdr/xdr-types.js';
+import { remoteProcedure } from '../procedure.js';
+import {
+  REMOTE_LIST_MAX,
+  remoteNonnullString,
+  remoteStoragePoolRef,
+  remoteStorageVolRef,
+} from '../remote-types.js';
+
+/** virStoragePoolState. */
+export const POOL_STATE = {
+  inactive: 0,
+  building: 1,
+  running: 2,
+  degraded: 3,
+  inaccessible: 4,
+} as const;
+
+/** virStorageVolType. */
+export const VOL_TYPE = { file: 0, block: 1, dir: 2, network: 3, netdir: 4, ploop: 5 } as const;
+
+const poolArg = xdrStruct({ pool: remoteStoragePoolRef });
+const volArg = xdrStruct({ vol: remoteStorageVolRef });
+const volRet = xdrStruct({ vol: remoteStorageVolRef });
+const transferArgs = xdrStruct({
+  vol: remoteStorageVolRef,
+  offset: xdrUhyperNumber,
+  /** 0 = to the end of the volume */
+  length: xdrUhyperNumber,
+  flags: xdrUint,
+});
+
+export const storagePoolLookupByName = remoteProcedure(
+  'storagePoolLookupByName',
+  84,
+  xdrStruct({ name: remoteNonnullString }),
+  xdrStruct({ pool: remoteStoragePoolRef }),
+);
+
+export const storagePoolCreateXml = remoteProcedure(
+  'storagePoolCreateXml',
+  76,
+  xdrStruct({ xml: remoteNonnullString, flags: xdrUint }),
+  xdrStruct({ pool: remoteStoragePoolRef }),
+);
+
+export const storagePoolDefineXml = remoteProcedure(
+  'storagePoolDefineXml',
+  77,
+  xdrStruct({ xml: remoteNonnullString, flags: xdrUint }),
+  xdrStruct({ pool: remoteStoragePoolRef }),
+);
+
+export const storagePoolCreate = remoteProcedure(
+  'storagePoolCreate',
+  78,
+  xdrStruct({ pool: remoteStoragePoolRef, flags: xdrUint }),
+);
+
+export const storagePoolDestroy = remoteProcedure('storagePoolDestroy', 80, poolArg);
+export const storagePoolUndefine = remoteProcedure('storagePoolUndefine', 82, poolArg);
+
+export const storagePoolGetInfo = remoteProcedure(
+  'storagePoolGetInfo',
+  87,
+  poolArg,
+  xdrStruct(
+    {
+      /** POOL_STATE */
+      state: xdrUint,
+      /** bytes */
+      capacity: xdrUhyperNumber,
+      allocation: xdrUhyperNumber,
+      available: xdrUhyperNumber,
+    },
+    'remote_storage_pool_get_info_ret',
+  ),
+);
+
+export const storagePoolGetXmlDesc = remoteProcedure(
+  'storagePoolGetXmlDesc',
+  88,
+  xdrStruct({ pool: remoteStoragePoolRef, flags: xdrUint }),
+  xdrStruct({ xml: remoteNonnullString }),
+);
+
+export const storageVolCreateXml = remoteProcedure(
+  'storageVolCreateXml',
+  93,
+  xdrStruct({ pool: remoteStoragePoolRef, xml: remoteNonnullString, flags: xdrUint }),
+  volRet,
+);
+
+export const storageVolDelete = remoteProcedure(
+  'storageVolDelete',
+  94,
+  xdrStruct({ vol: remoteStorageVolRef, flags: xdrUint }),
+);
+
+export const storageVolLookupByName = remoteProcedure(
+  'storageVolLookupByName',
+  95,
+  xdrStruct({ pool: remoteStoragePoolRef, name: remoteNonnullString }),
+  volRet,
+);
+
+export const storageVolGetInfo = remoteProcedure(
+  'storageVolGetInfo',
+  98,
+  volArg,
+  xdrStruct(
+    { type: xdrInt, capacity: xdrUhyperNumber, allocation: xdrUhyperNumber },
+    'remote_storage_vol_get_info_ret',
+  ),
+);
+
+export const storageVolGetXmlDesc = remoteProcedure(
+  'storageVolGetXmlDesc',
+  99,
+  xdrStruct({ vol: remoteStorageVolRef, flags: xdrUint }),
+  xdrStruct({ xml: remoteNonnullString }),
+);
+
+/** Client-to-daemon stream of the volume's new contents. */
+export const storageVolUpload = remoteProcedure(
+  'storageVolUpload',
+  208,
+  transferArgs,
+  undefined,
+  'write',
+);
+
+/** Daemon-to-client stream of the volume's contents. */
+export const storageVolDownload = remoteProcedure(
+  'storageVolDownload',
+  209,
+  transferArgs,
+  undefined,
+  'read',
+);
+
+export const connectListAllStoragePools = remoteProcedure(
+  'connectListAllStoragePools',
+  281,
+  xdrStruct({ need_results: xdrInt, flags: xdrUint }),
+  xdrStruct({ pools: xdrArray(remoteStoragePoolRef, REMOTE_LIST_MAX), ret: xdrUint }),
+);
+
+export const storagePoolListAllVolumes = remoteProcedure(
+  'storagePoolListAllVolumes',
+  282,
+  xdrStruct({ pool: remoteStoragePoolRef, need_results: xdrInt, flags: xdrUint }),
+  xdrStruct({ vols: xdrArray(remoteStorageVolRef, REMOTE_LIST_MAX), ret: xdrUint }),
+);
