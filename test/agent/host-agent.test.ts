@@ -5,8 +5,8 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import WebSocket from 'ws';
 import { processAlive } from '../../src/core/process.js';
+import { consoleTicks } from '../../src/testing/guest-console.js';
 import { until } from '../../src/testing/wait.js';
 import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
 import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../src/testing/guest-image.js';
@@ -128,15 +128,7 @@ describe('zenith agent: enrollment, a real VM through the agent, and an agent re
       },
     });
     assert.equal(create.status, 202, JSON.stringify(create.body));
-    const waitTask = (id: string) =>
-      until(
-        `task ${id}`,
-        async () => {
-          const task = (await s.request('GET', `/tasks/${id}`, { token })).body;
-          return ['succeeded', 'failed'].includes(task.state) ? task : undefined;
-        },
-        60_000,
-      );
+    const waitTask = (id: string) => s.waitForTask(token, id);
     const created = await waitTask(create.body.id);
     assert.equal(created.state, 'succeeded', JSON.stringify(created.error));
     const vmId = created.result.vmId;
@@ -149,28 +141,7 @@ describe('zenith agent: enrollment, a real VM through the agent, and an agent re
     const pid = vm.facts['qemu.pid'] as number;
 
     // The serial console of an agent's VM, relayed through the agent's channel and the control plane.
-    const ticket = (
-      await s.request('POST', `/vms/${vmId}/console-tickets`, { token, body: { kind: 'serial' } })
-    ).body;
-    assert.ok(ticket.path, JSON.stringify(ticket));
-    const consoleText = await new Promise<string>((resolve, reject) => {
-      let text = '';
-      const socket = new WebSocket(`${s.baseUrl.replace('http', 'ws')}${ticket.path}`);
-      const timer = setTimeout(
-        () => reject(new Error(`no tick through the agent: ${text}`)),
-        30_000,
-      );
-      socket.on('message', (data: Buffer) => {
-        text += data.toString();
-        if (/tick \d+/.test(text)) {
-          clearTimeout(timer);
-          socket.close();
-          resolve(text);
-        }
-      });
-      socket.on('error', reject);
-    });
-    assert.match(consoleText, /tick \d+/);
+    assert.equal((await consoleTicks(s, token, vmId, 1)).length, 1);
 
     await killAgent();
     await until(

@@ -5,8 +5,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import WebSocket from 'ws';
 import { processAlive } from '../../src/core/process.js';
+import { consoleTicks } from '../../src/testing/guest-console.js';
 import { until } from '../../src/testing/wait.js';
 import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
 import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../src/testing/guest-image.js';
@@ -16,32 +16,6 @@ const zenithBin = join(import.meta.dirname, '../../bin/zenith.js');
 /** The directory of an agent's QEMU sockets (as the QEMU driver names it), which its QEMU command lines contain. */
 function runDirOf(agentStateDir: string): string {
   return `/run/zenith/${createHash('sha256').update(join(agentStateDir, 'qemu')).digest('hex').slice(0, 12)}`;
-}
-
-/** Reads the guest's console through the control plane until `count` ticks were seen; answers their numbers. */
-async function ticks(s: TestServer, token: string, vmId: string, count: number): Promise<number[]> {
-  const ticket = (
-    await s.request('POST', `/vms/${vmId}/console-tickets`, { token, body: { kind: 'serial' } })
-  ).body;
-  assert.ok(ticket.path, JSON.stringify(ticket));
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const socket = new WebSocket(`${s.baseUrl.replace('http', 'ws')}${ticket.path}`);
-    const timer = setTimeout(
-      () => reject(new Error(`not enough ticks: ${text.slice(-300)}`)),
-      30_000,
-    );
-    socket.on('message', (data: Buffer) => {
-      text += data.toString();
-      const seen = [...text.matchAll(/tick (\d+)\r?\n/g)].map((m) => Number(m[1]));
-      if (seen.length >= count) {
-        clearTimeout(timer);
-        socket.close();
-        resolve(seen);
-      }
-    });
-    socket.on('error', reject);
-  });
 }
 
 describe('live migration between two agents on this machine (shared storage, real QEMU)', () => {
@@ -141,7 +115,7 @@ describe('live migration between two agents on this machine (shared storage, rea
       (await waitTask((await s.request('POST', `/vms/${vmId}/start`, { token })).body.id)).state,
       'succeeded',
     );
-    const before = await ticks(s, token, vmId, 3);
+    const before = await consoleTicks(s, token, vmId, 3);
     const pidOnA = (await s.request('GET', `/vms/${vmId}`, { token })).body.facts['qemu.pid'];
 
     const migrate = await s.request('POST', `/vms/${vmId}/migrate`, {
@@ -170,7 +144,7 @@ describe('live migration between two agents on this machine (shared storage, rea
       1,
       'the VM is listed once',
     );
-    const after = await ticks(s, token, vmId, 2);
+    const after = await consoleTicks(s, token, vmId, 2);
     assert.ok(
       after[0]! > before.at(-1)!,
       `the counter continued (${before.at(-1)} → ${after[0]}), the guest did not restart`,
@@ -197,7 +171,7 @@ describe('live migration between two agents on this machine (shared storage, rea
       (await s.request('GET', `/vms/${vmId}/location`, { token })).body.hostName,
       'host-a',
     );
-    const final = await ticks(s, token, vmId, 1);
+    const final = await consoleTicks(s, token, vmId, 1);
     assert.ok(final[0]! > after.at(-1)!, 'still the same guest after coming back');
   });
 
@@ -227,7 +201,7 @@ describe('live migration between two agents on this machine (shared storage, rea
 
   test('when the destination QEMU dies in mid-migration, the task fails with a code and the guest runs on at the source', async () => {
     const hostB = await hostNamed('host-b');
-    const before = await ticks(s, token, vmId, 1);
+    const before = await consoleTicks(s, token, vmId, 1);
     // 1 MiB/s: the copy takes long enough to kill the receiving QEMU while it runs.
     const migrate = await s.request('POST', `/vms/${vmId}/migrate`, {
       token,
@@ -257,7 +231,7 @@ describe('live migration between two agents on this machine (shared storage, rea
       [vm.computed['location.hostName'], vm.facts['power.state'], vm.status],
       ['host-a', 'running', 'present'],
     );
-    const after = await ticks(s, token, vmId, 1);
+    const after = await consoleTicks(s, token, vmId, 1);
     assert.ok(after[0]! > before[0]!, 'the guest kept running at the source');
     assert.equal(
       (await s.request('GET', '/vms?limit=100', { token })).body.items.length,
