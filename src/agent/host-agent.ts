@@ -16,8 +16,11 @@ import { errorFromBody, isZenithError, ZenithError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { isAgentMethod, type FromAgent, type ToAgent } from '../hypervisors/agent/agent-link.js';
 import type { ActionContext, MigrateOptions, VmSpec } from '../hypervisors/driver.js';
-import type { VmRecord } from '../hypervisors/qemu/qemu-vm.js';
-import { QemuDriver } from '../hypervisors/qemu/qemu-driver.js';
+import {
+  QemuDriver,
+  type IncomingEndpoint,
+  type MigrationPackage,
+} from '../hypervisors/qemu/qemu-driver.js';
 
 export interface HostAgentOptions {
   server: string;
@@ -134,11 +137,17 @@ export class HostAgent {
       };
       let heartbeat: NodeJS.Timeout | undefined;
       const consoles = new ConsoleRelays(driver);
+      // Calls under way, so the control plane can cancel one (a cancelled task).
+      const calls = new Map<number, AbortController>();
       socket.on('open', () => {
         opened = true;
         this.#options.logger.info('channel open');
         const beat = () =>
-          void this.#hostFacts(driver).then((facts) => send({ type: 'heartbeat', facts }));
+          void Promise.all([this.#hostFacts(driver), driver.allMetrics()]).then(
+            ([facts, metrics]) => send({ type: 'heartbeat', facts, metrics }),
+            (error: unknown) =>
+              this.#options.logger.warn({ err: (error as Error).message }, 'heartbeat failed'),
+          );
         beat();
         heartbeat = setInterval(beat, this.#options.heartbeatMs ?? 5000);
         void (async () => {
@@ -152,8 +161,18 @@ export class HostAgent {
         } catch {
           return;
         }
-        if (message.type === 'call')
-          void this.#answer(driver, message).then((result) => send(result));
+        if (message.type === 'call') {
+          const controller = new AbortController();
+          calls.set(message.id, controller);
+          const context: ActionContext = {
+            signal: AbortSignal.any([this.#abort.signal, controller.signal]),
+            progress: (update) => send({ type: 'progress', id: message.id, update }),
+          };
+          void this.#answer(driver, message, context).then((result) => {
+            calls.delete(message.id);
+            send(result);
+          });
+        } else if (message.type === 'cancel') calls.get(message.id)?.abort();
         else consoles.handle(message, send);
       });
       socket.on('unexpected-response', (_request, response) => {
@@ -176,8 +195,11 @@ export class HostAgent {
     });
   }
 
-  async #answer(driver: QemuDriver, call: Extract<ToAgent, { type: 'call' }>): Promise<FromAgent> {
-    const context: ActionContext = { signal: this.#abort.signal, progress: () => undefined };
+  async #answer(
+    driver: QemuDriver,
+    call: Extract<ToAgent, { type: 'call' }>,
+    context: ActionContext,
+  ): Promise<FromAgent> {
     try {
       if (!isAgentMethod(call.method))
         throw new ZenithError(
@@ -205,13 +227,24 @@ export class HostAgent {
           break;
         case 'prepareIncoming':
           value = await driver.prepareIncoming(
-            first as VmRecord,
+            first as MigrationPackage,
             this.#options.migrationAddress ?? '127.0.0.1',
+            second ?? {},
           );
           break;
+        case 'incomingState':
+          value = await driver.incomingState(id);
+          break;
+        case 'outgoingState':
+          value = await driver.outgoingState(id);
+          break;
         case 'sendMigration': {
-          const [, uri, options] = call.args as [string, string, MigrateOptions];
-          value = await driver.sendMigration(id, uri, options ?? {}, context);
+          const [, incoming, options] = call.args as [
+            string,
+            IncomingEndpoint,
+            MigrateOptions & { multifdChannels?: number },
+          ];
+          value = await driver.sendMigration(id, incoming, options ?? {}, context);
           break;
         }
         case 'finishIncoming':
@@ -253,7 +286,10 @@ class ConsoleRelays {
 
   constructor(private readonly driver: QemuDriver) {}
 
-  handle(message: Exclude<ToAgent, { type: 'call' }>, send: (message: FromAgent) => void): void {
+  handle(
+    message: Exclude<ToAgent, { type: 'call' } | { type: 'cancel' }>,
+    send: (message: FromAgent) => void,
+  ): void {
     if (message.type === 'console-open') {
       this.driver
         .openConsole(message.vmId, message.kind)

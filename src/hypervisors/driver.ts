@@ -105,6 +105,24 @@ export interface VmSpec {
 
 export type ConsoleKind = 'serial' | 'vnc';
 
+/** Counters of one running VM, as its hypervisor measures them (cumulative since the VM started). */
+export interface VmMetrics {
+  /** When these were read (ms since the epoch). */
+  sampledAt: number;
+  /** CPU time the VM's vCPUs and device emulation used. */
+  cpuTimeMs: number;
+  /** Host memory the VM occupies now (resident), and what it was given. */
+  memoryUsedBytes: number;
+  memoryConfiguredBytes: number;
+  diskReadBytes: number;
+  diskWriteBytes: number;
+  diskReadOps: number;
+  diskWriteOps: number;
+  /** Null where the NIC's kind keeps no counters the host can read (QEMU user-mode networking). */
+  netRxBytes: number | null;
+  netTxBytes: number | null;
+}
+
 export interface SnapshotInfo {
   id: string;
   name: string;
@@ -164,6 +182,8 @@ export interface HypervisorDriver {
     snapshotId: string,
     context: ActionContext,
   ): Promise<DiscoveredVm>;
+  /** Counters of a running VM (null when it is not running); present where the driver can measure them. */
+  vmMetrics?(vmExternalId: string): Promise<VmMetrics | null>;
   /** A byte stream to the VM's serial console or VNC server: present with the 'vm.console' capability. */
   openConsole?(vmExternalId: string, kind: ConsoleKind): Promise<Duplex>;
   /** Releases every resource; the driver is unusable afterwards. */

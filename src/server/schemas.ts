@@ -76,6 +76,10 @@ export const TaskView = Type.Object({
   state: Type.String(),
   progress: Type.Number(),
   progressMessage: Type.Union([Type.String(), Type.Null()]),
+  progressDetails: Type.Union([
+    Type.Record(Type.String(), Type.Union([Type.Number(), Type.String()])),
+    Type.Null(),
+  ]),
   params: Type.Record(Type.String(), Type.Unknown()),
   result: Type.Unknown(),
   error: Type.Union([Type.Object({ code: Type.String(), message: Type.String() }), Type.Null()]),

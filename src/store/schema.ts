@@ -80,6 +80,8 @@ export interface TasksTable {
   state: string;
   progress: number;
   progress_message: string | null;
+  /** JSON object of numbers and strings, or null. */
+  progress_details: string | null;
   params: string;
   result: string | null;
   error_code: string | null;

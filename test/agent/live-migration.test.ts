@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -18,7 +18,7 @@ function runDirOf(agentStateDir: string): string {
   return `/run/zenith/${createHash('sha256').update(join(agentStateDir, 'qemu')).digest('hex').slice(0, 12)}`;
 }
 
-describe('live migration between two agents on this machine (shared storage, real QEMU)', () => {
+describe('live migration between two agents on this machine (real QEMU)', () => {
   let s: TestServer;
   let token: string;
   let image: { kernel: string; initrd: string };
@@ -28,36 +28,40 @@ describe('live migration between two agents on this machine (shared storage, rea
   ];
   const agents: ChildProcess[] = [];
   let vmId = '';
+  const hostNames = ['host-a', 'host-b'];
+  /** Each host has storage of its own (its first root) and sees the guest image directory (shared). */
+  const startAgent = (i: number, enrollment?: string) => {
+    agents[i] = spawn(
+      process.execPath,
+      [
+        zenithBin,
+        'agent',
+        '--server',
+        s.baseUrl,
+        ...(enrollment ? ['--token', enrollment] : []),
+        '--state-dir',
+        dirs[i]!,
+        '--storage-root',
+        join(dirs[i]!, 'storage'),
+        '--storage-root',
+        dirname(image.kernel),
+        '--accelerator',
+        'tcg',
+        '--host-name',
+        hostNames[i]!,
+      ],
+      { stdio: 'ignore' },
+    );
+  };
 
   before(async () => {
     image = await ensureGuestImage();
     s = await startTestServer();
     token = await s.login();
-    for (const [i, name] of ['host-a', 'host-b'].entries()) {
+    for (const i of [0, 1]) {
       const enrollment = (await s.request('POST', '/agents/enrollment-tokens', { token, body: {} }))
         .body.token;
-      agents.push(
-        spawn(
-          process.execPath,
-          [
-            zenithBin,
-            'agent',
-            '--server',
-            s.baseUrl,
-            '--token',
-            enrollment,
-            '--state-dir',
-            dirs[i]!,
-            '--storage-root',
-            dirname(image.kernel),
-            '--accelerator',
-            'tcg',
-            '--host-name',
-            name,
-          ],
-          { stdio: 'ignore' },
-        ),
-      );
+      startAgent(i, enrollment);
     }
     await until('both agents', async () => {
       const connected = (
@@ -71,7 +75,7 @@ describe('live migration between two agents on this machine (shared storage, rea
       if (typeof vm.facts['qemu.pid'] === 'number' && processAlive(vm.facts['qemu.pid']))
         process.kill(vm.facts['qemu.pid'], 'SIGKILL');
     }
-    for (const agent of agents) agent.kill('SIGKILL');
+    for (const agent of agents) agent?.kill('SIGKILL');
     // Any QEMU these agents started (an incoming one is in no inventory).
     for (const dir of dirs) spawnSync('pkill', ['-9', '-f', runDirOf(dir)]);
     await s.close();
@@ -182,21 +186,6 @@ describe('live migration between two agents on this machine (shared storage, rea
       body: { targetHostId: hostA.id },
     });
     assert.equal(refused.body.error.code, 'ZEN_INVALID_STATE', 'already there');
-    const hostB = await hostNamed('host-b');
-    const storage = await waitTask(
-      (
-        await s.request('POST', `/vms/${vmId}/migrate`, {
-          token,
-          body: { targetHostId: hostB.id, withStorage: true },
-        })
-      ).body.id,
-    );
-    assert.equal(storage.state, 'failed');
-    assert.equal(storage.error.code, 'ZEN_UNSUPPORTED');
-    assert.equal(
-      (await s.request('GET', `/vms/${vmId}/location`, { token })).body.hostName,
-      'host-a',
-    );
   });
 
   test('when the destination QEMU dies in mid-migration, the task fails with a code and the guest runs on at the source', async () => {
@@ -211,7 +200,7 @@ describe('live migration between two agents on this machine (shared storage, rea
     const receiver = await until(
       'the receiving QEMU',
       async () => {
-        const found = spawnSync('pgrep', ['-f', `${runDirOf(dirs[1]!)}/.*-incoming tcp:`], {
+        const found = spawnSync('pgrep', ['-f', `${runDirOf(dirs[1]!)}/.*-incoming defer`], {
           encoding: 'utf8',
         })
           .stdout.trim()
@@ -238,5 +227,192 @@ describe('live migration between two agents on this machine (shared storage, rea
       1,
       'no half-received copy shows up',
     );
+  });
+
+  const receivingQemus = () =>
+    spawnSync('pgrep', ['-f', `${runDirOf(dirs[1]!)}/.*-incoming defer`], { encoding: 'utf8' })
+      .stdout.trim()
+      .split('\n')
+      .filter(Boolean);
+  /** QEMU processes anywhere on this machine that run the VM with this UUID. */
+  const qemusOf = (uuid: string) =>
+    spawnSync('pgrep', ['-f', `qemu-system.*-uuid ${uuid}`], { encoding: 'utf8' })
+      .stdout.trim()
+      .split('\n')
+      .filter(Boolean);
+
+  test('a cancelled migration stops at once: the guest runs on at the source, nothing stays behind', async () => {
+    const hostB = await hostNamed('host-b');
+    const before = await consoleTicks(s, token, vmId, 1);
+    const migrate = await s.request('POST', `/vms/${vmId}/migrate`, {
+      token,
+      body: { targetHostId: hostB.id, maxBandwidthBytesPerSecond: 1048576 },
+    });
+    assert.equal(migrate.status, 202, JSON.stringify(migrate.body));
+    const progressing = await until('memory being sent', async () => {
+      const task = (await s.request('GET', `/tasks/${migrate.body.id}`, { token })).body;
+      return task.progressDetails?.bytesSent > 0 ? task : undefined;
+    });
+    assert.ok(
+      (progressing.progressDetails.bytesRemaining as number) >= 0,
+      JSON.stringify(progressing),
+    );
+    const cancel = await s.request('POST', `/tasks/${migrate.body.id}/cancel`, { token });
+    assert.equal(cancel.status, 200, JSON.stringify(cancel.body));
+    const cancelled = await s.waitForTask(token, migrate.body.id, 60_000);
+    assert.equal(cancelled.state, 'cancelled');
+    assert.equal(cancelled.error.code, 'ZEN_TASK_CANCELLED');
+    const vm = (await s.request('GET', `/vms/${vmId}`, { token })).body;
+    assert.deepEqual(
+      [vm.computed['location.hostName'], vm.facts['power.state']],
+      ['host-a', 'running'],
+    );
+    await until('the receiving QEMU is gone', async () =>
+      receivingQemus().length === 0 ? true : undefined,
+    );
+    assert.equal(qemusOf(vm.facts['vm.uuid']).length, 1, 'one QEMU runs the VM');
+    const after = await consoleTicks(s, token, vmId, 1);
+    assert.ok(after[0]! > before[0]!, 'the guest kept running');
+  });
+
+  test('kill -9 of the source agent in mid-migration: the VM lands on the destination and runs once; the restarted agent lets go of it', async () => {
+    const hostB = await hostNamed('host-b');
+    const vm = (await s.request('GET', `/vms/${vmId}`, { token })).body;
+    const uuid = vm.facts['vm.uuid'];
+    const before = await consoleTicks(s, token, vmId, 1);
+    const migrate = await s.request('POST', `/vms/${vmId}/migrate`, {
+      token,
+      body: { targetHostId: hostB.id, maxBandwidthBytesPerSecond: 8 * 1048576 },
+    });
+    assert.equal(migrate.status, 202, JSON.stringify(migrate.body));
+    await until('memory being sent', async () => {
+      const task = (await s.request('GET', `/tasks/${migrate.body.id}`, { token })).body;
+      return task.progressDetails?.bytesSent > 0 ? true : undefined;
+    });
+    agents[0]!.kill('SIGKILL');
+    // The source's QEMU goes on sending without its agent; the destination says when it has the VM.
+    const done = await s.waitForTask(token, migrate.body.id, 120_000);
+    assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
+    const moved = (await s.request('GET', `/vms/${vmId}`, { token })).body;
+    assert.deepEqual(
+      [moved.computed['location.hostName'], moved.facts['power.state']],
+      ['host-b', 'running'],
+    );
+    startAgent(0);
+    await until('host-a back', async () => {
+      const connections = (await s.request('GET', '/connections', { token })).body.items as Array<{
+        state: string;
+      }>;
+      return connections.every((c) => c.state === 'connected') ? true : undefined;
+    });
+    await until('exactly one QEMU runs the VM', async () =>
+      qemusOf(uuid).length === 1 ? true : undefined,
+    );
+    const after = await consoleTicks(s, token, vmId, 1);
+    assert.ok(after[0]! > before[0]!, 'the same guest, still counting');
+    const listed = (await s.request('GET', '/vms?limit=100', { token })).body.items;
+    assert.deepEqual(
+      listed.map((v: any) => [v.id, v.computed['location.hostName'], v.status]),
+      [[vmId, 'host-b', 'present']],
+      'listed once, on host-b',
+    );
+  });
+
+  test('a VM with a disk of its own moves with storage migration and back; its data comes along', async () => {
+    const hostA = await hostNamed('host-a');
+    const hostB = await hostNamed('host-b');
+    const created = await s.waitForTask(
+      token,
+      (
+        await s.request('POST', '/vms', {
+          token,
+          body: {
+            name: 'walker',
+            hostId: hostA.id,
+            cpus: 1,
+            memoryBytes: 128 * 1048576,
+            diskBytes: 64 * 1048576,
+            options: { kernel: image.kernel, initrd: image.initrd, cmdline: GUEST_KERNEL_APPEND },
+          },
+        })
+      ).body.id,
+    );
+    assert.equal(created.state, 'succeeded', JSON.stringify(created.error));
+    const walker = created.result.vmId;
+    const diskOnA = join(dirs[0]!, 'storage', 'walker', 'disk0.qcow2');
+    const diskOnB = join(dirs[1]!, 'storage', 'walker', 'disk0.qcow2');
+    // Data the copy must carry: 1 MiB of 0x5a at 1 MiB.
+    const wrote = spawnSync('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x5a 1M 1M', diskOnA], {
+      encoding: 'utf8',
+    });
+    assert.equal(wrote.status, 0, wrote.stderr);
+    const started = await s.waitForTask(
+      token,
+      (await s.request('POST', `/vms/${walker}/start`, { token })).body.id,
+    );
+    assert.equal(started.state, 'succeeded', JSON.stringify(started.error));
+    const before = await consoleTicks(s, token, walker, 1);
+
+    const shared = await s.waitForTask(
+      token,
+      (
+        await s.request('POST', `/vms/${walker}/migrate`, {
+          token,
+          body: { targetHostId: hostB.id },
+        })
+      ).body.id,
+    );
+    assert.equal(shared.state, 'failed');
+    assert.equal(shared.error.code, 'ZEN_INVALID_STATE');
+    assert.match(shared.error.message, /migrate with storage/);
+
+    const there = await s.waitForTask(
+      token,
+      (
+        await s.request('POST', `/vms/${walker}/migrate`, {
+          token,
+          body: { targetHostId: hostB.id, withStorage: true },
+        })
+      ).body.id,
+      120_000,
+    );
+    assert.equal(there.state, 'succeeded', JSON.stringify(there.error));
+    assert.equal(there.result.hostId, hostB.id);
+    assert.ok(there.result.diskBytes >= 64 * 1048576, JSON.stringify(there.result));
+    assert.ok(there.result.downtimeMs !== null && there.result.downtimeMs >= 0);
+    assert.equal(existsSync(diskOnA), false, 'the source disk is removed');
+    assert.equal(existsSync(diskOnB), true, 'the disk lives on host-b now');
+    const middle = await consoleTicks(s, token, walker, 1);
+    assert.ok(middle[0]! > before[0]!, 'the guest kept counting');
+
+    const back = await s.waitForTask(
+      token,
+      (
+        await s.request('POST', `/vms/${walker}/migrate`, {
+          token,
+          body: { targetHostId: hostA.id, withStorage: true },
+        })
+      ).body.id,
+      120_000,
+    );
+    assert.equal(back.state, 'succeeded', JSON.stringify(back.error));
+    assert.deepEqual([existsSync(diskOnA), existsSync(diskOnB)], [true, false]);
+    const last = await consoleTicks(s, token, walker, 1);
+    assert.ok(last[0]! > middle[0]!, 'the same guest after two moves');
+    const history = (
+      await s.request('GET', `/vms/${walker}/location-history`, { token })
+    ).body.items.map((i: any) => i.hostName);
+    assert.deepEqual(history.slice(0, 3), ['host-a', 'host-b', 'host-a']);
+
+    const stopped = await s.waitForTask(
+      token,
+      (await s.request('POST', `/vms/${walker}/stop`, { token })).body.id,
+    );
+    assert.equal(stopped.state, 'succeeded', JSON.stringify(stopped.error));
+    const read = spawnSync('qemu-io', ['-f', 'qcow2', '-c', 'read -P 0x5a 1M 1M', diskOnA], {
+      encoding: 'utf8',
+    });
+    assert.equal(read.status, 0, read.stderr);
+    assert.doesNotMatch(read.stdout, /verification failed/i, 'the data came along both ways');
   });
 });

@@ -261,17 +261,27 @@ export function registerInventory(program: Command): void {
     .description('Live-migrate a VM to another host (name or id) and wait for the task')
     .option('--with-storage', 'copy the disks too (no shared storage)')
     .option('--max-bandwidth <bytesPerSecond>', 'cap the migration bandwidth')
+    .option('--max-downtime <ms>', 'the longest pause the switch-over may cause')
+    .option('--multifd <channels>', 'send memory over this many connections')
     .option('--no-wait', 'return as soon as the task is queued')
     .action(
       async (
         vm: string,
         host: string,
-        options: { withStorage?: boolean; maxBandwidth?: string; wait: boolean },
+        options: {
+          withStorage?: boolean;
+          maxBandwidth?: string;
+          maxDowntime?: string;
+          multifd?: string;
+          wait: boolean;
+        },
         command: Command,
       ) => {
         const body: Record<string, unknown> = { targetHostId: host };
         if (options.withStorage) body.withStorage = true;
         if (options.maxBandwidth) body.maxBandwidthBytesPerSecond = Number(options.maxBandwidth);
+        if (options.maxDowntime) body.maxDowntimeMs = Number(options.maxDowntime);
+        if (options.multifd) body.multifdChannels = Number(options.multifd);
         await runTask(
           command.optsWithGlobals<Globals>(),
           'POST',
@@ -301,6 +311,37 @@ export function registerInventory(program: Command): void {
         ['power', location.powerState],
         ['since', formatTime(location.from)],
         ['until', location.to ? formatTime(location.to) : 'now'],
+      ]);
+    });
+  vms
+    .command('metrics <vm>')
+    .description('Counters of a running VM: CPU time, memory, disk and network bytes')
+    .action(async (vm: string, _o: unknown, command: Command) => {
+      const globals = command.optsWithGlobals<Globals>();
+      const { metrics } = await ApiClient.fromConfig(globals).get<{
+        metrics: Record<string, number | null> | null;
+      }>(`/vms/${encodeURIComponent(vm)}/metrics`);
+      if (globals.json) return printJson(metrics);
+      if (!metrics) {
+        console.log('not running: no metrics');
+        return;
+      }
+      const orDash = (value: number | null | undefined, show: (n: number) => string) =>
+        value === null || value === undefined ? '-' : show(value);
+      printKeyValues([
+        ['measured', formatTime(metrics.sampledAt)],
+        ['cpu time', orDash(metrics.cpuTimeMs, (ms) => `${(ms / 1000).toFixed(1)} s`)],
+        [
+          'memory',
+          `${formatBytes(metrics.memoryUsedBytes)} used of ${formatBytes(metrics.memoryConfiguredBytes)}`,
+        ],
+        ['disk read', `${formatBytes(metrics.diskReadBytes)} in ${metrics.diskReadOps} operations`],
+        [
+          'disk written',
+          `${formatBytes(metrics.diskWriteBytes)} in ${metrics.diskWriteOps} operations`,
+        ],
+        ['network in', orDash(metrics.netRxBytes, formatBytes)],
+        ['network out', orDash(metrics.netTxBytes, formatBytes)],
       ]);
     });
   vms

@@ -14,8 +14,15 @@ import type {
   HypervisorDriver,
   InventoryDelta,
   MigrateOptions,
+  VmMetrics,
   VmSpec,
 } from '../driver.js';
+import type {
+  IncomingEndpoint,
+  IncomingOptions,
+  MigrationPackage,
+  MigrationResult,
+} from '../qemu/qemu-migration.js';
 import type { AgentLink, AgentMethod } from './agent-link.js';
 
 const capabilities: readonly Capability[] = [
@@ -43,8 +50,16 @@ export class AgentDriver implements HypervisorDriver {
     return link;
   }
 
-  async #call<T>(method: AgentMethod, args: unknown[], timeoutMs?: number): Promise<T> {
-    return (await this.#link().call(method, args, timeoutMs)) as T;
+  async #call<T>(
+    method: AgentMethod,
+    args: unknown[],
+    timeoutMs?: number,
+    context?: ActionContext,
+  ): Promise<T> {
+    return (await this.#link().call(method, args, {
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+      ...(context ? { context } : {}),
+    })) as T;
   }
 
   async connect(): Promise<void> {
@@ -59,16 +74,16 @@ export class AgentDriver implements HypervisorDriver {
     return this.#link().deltas(signal);
   }
 
-  startVm(id: string, _context: ActionContext): Promise<DiscoveredVm> {
-    return this.#call('startVm', [id], 60_000);
+  startVm(id: string, context: ActionContext): Promise<DiscoveredVm> {
+    return this.#call('startVm', [id], 60_000, context);
   }
 
   stopVm(
     id: string,
-    _context: ActionContext,
+    context: ActionContext,
     options: { force?: boolean } = {},
   ): Promise<DiscoveredVm> {
-    return this.#call('stopVm', [id, options], 10 * 60_000);
+    return this.#call('stopVm', [id, options], 10 * 60_000, context);
   }
 
   rebootVm(id: string): Promise<DiscoveredVm> {
@@ -87,8 +102,13 @@ export class AgentDriver implements HypervisorDriver {
     return this.#call('deleteVm', [id]);
   }
 
-  createVm(spec: VmSpec): Promise<DiscoveredVm> {
-    return this.#call('createVm', [spec], 5 * 60_000);
+  createVm(spec: VmSpec, context: ActionContext): Promise<DiscoveredVm> {
+    return this.#call('createVm', [spec], 5 * 60_000, context);
+  }
+
+  /** The counters the agent sent with its last heartbeat (a few seconds old at most). */
+  async vmMetrics(id: string): Promise<VmMetrics | null> {
+    return this.#link().metrics(id) ?? null;
   }
 
   openConsole(id: string, kind: ConsoleKind): Promise<Duplex> {
@@ -96,24 +116,33 @@ export class AgentDriver implements HypervisorDriver {
   }
 
   // Live migration between agents: the control plane drives both ends (services/vms/agent-migration.ts).
-  exportVm(id: string): Promise<unknown> {
-    return this.#call('exportVm', [id]);
+  exportVm(id: string): Promise<MigrationPackage> {
+    return this.#call('exportVm', [id], 60_000);
   }
 
-  prepareIncoming(record: unknown): Promise<{ uri: string }> {
-    return this.#call('prepareIncoming', [record], 60_000);
+  prepareIncoming(pkg: MigrationPackage, options: IncomingOptions): Promise<IncomingEndpoint> {
+    return this.#call('prepareIncoming', [pkg, options], 10 * 60_000);
+  }
+
+  incomingState(id: string): Promise<'receiving' | 'received' | 'failed'> {
+    return this.#call('incomingState', [id]);
+  }
+
+  outgoingState(id: string): Promise<'sending' | 'departed' | 'stayed' | 'gone'> {
+    return this.#call('outgoingState', [id]);
   }
 
   sendMigration(
     id: string,
-    uri: string,
-    options: MigrateOptions,
-  ): Promise<{ totalTimeMs: number; downtimeMs: number | null; transferredBytes: number }> {
-    return this.#call('sendMigration', [id, uri, options], 60 * 60_000);
+    incoming: IncomingEndpoint,
+    options: MigrateOptions & { multifdChannels?: number },
+    context: ActionContext,
+  ): Promise<MigrationResult> {
+    return this.#call('sendMigration', [id, incoming, options], 24 * 60 * 60_000, context);
   }
 
   finishIncoming(id: string): Promise<DiscoveredVm> {
-    return this.#call('finishIncoming', [id]);
+    return this.#call('finishIncoming', [id], 60_000);
   }
 
   cleanupOutgoing(id: string): Promise<null> {

@@ -5,7 +5,13 @@
  * and heartbeats on its own.
  */
 import type { Duplex } from 'node:stream';
-import type { ConsoleKind, InventoryDelta } from '../driver.js';
+import type {
+  ActionContext,
+  ActionProgress,
+  ConsoleKind,
+  InventoryDelta,
+  VmMetrics,
+} from '../driver.js';
 
 export const agentMethods = [
   'discover',
@@ -23,11 +29,15 @@ export const agentMethods = [
   'finishIncoming',
   'cleanupOutgoing',
   'abortIncoming',
+  'incomingState',
+  'outgoingState',
 ] as const;
 export type AgentMethod = (typeof agentMethods)[number];
 
 export type ToAgent =
   | { type: 'call'; id: number; method: AgentMethod; args: unknown[] }
+  /** The caller gave up (a cancelled task): the agent aborts the call's work. */
+  | { type: 'cancel'; id: number }
   | { type: 'console-open'; stream: number; vmId: string; kind: ConsoleKind }
   | { type: 'console-data'; stream: number; data: string }
   | { type: 'console-close'; stream: number };
@@ -41,7 +51,9 @@ export type FromAgent =
       error: { code: string; message: string; details: Record<string, unknown> };
     }
   | { type: 'delta'; delta: InventoryDelta }
-  | { type: 'heartbeat'; facts: Record<string, unknown> }
+  /** Progress of a long call (a migration), routed to the task that made it. */
+  | { type: 'progress'; id: number; update: ActionProgress }
+  | { type: 'heartbeat'; facts: Record<string, unknown>; metrics?: Record<string, VmMetrics> }
   /** Console bytes travel base64-encoded; `stream` numbers are chosen by the control plane. */
   | { type: 'console-opened'; stream: number }
   | { type: 'console-data'; stream: number; data: string }
@@ -50,7 +62,14 @@ export type FromAgent =
 /** What the control plane offers a driver for one agent. */
 export interface AgentLink {
   readonly connected: boolean;
-  call(method: AgentMethod, args: unknown[], timeoutMs?: number): Promise<unknown>;
+  /** A driver call; with a context, the agent's progress reaches it and its signal cancels the call. */
+  call(
+    method: AgentMethod,
+    args: unknown[],
+    options?: { timeoutMs?: number; context?: ActionContext },
+  ): Promise<unknown>;
+  /** The latest per-VM metrics the agent reported (by the VM's id on the agent). */
+  metrics(vmId: string): VmMetrics | undefined;
   /** Deltas from the agent, from the moment of this call, until the signal aborts or the link drops. */
   deltas(signal: AbortSignal): AsyncIterable<InventoryDelta>;
   /** A VM's console, relayed through the channel. */

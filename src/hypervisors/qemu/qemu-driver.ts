@@ -5,7 +5,7 @@
  * restart — finds every VM again and re-attaches to the running ones.
  */
 import { execFile } from 'node:child_process';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -29,10 +29,19 @@ import type {
   InventoryDelta,
   MigrateOptions,
   PowerState,
+  VmMetrics,
   VmSpec,
 } from '../driver.js';
 import { resolveAccelerator } from './command-line.js';
 import { hostFacts, inspectLocalHost, probeKvm, type LocalHost } from './host-facts.js';
+import {
+  QemuMigrations,
+  type IncomingEndpoint,
+  type IncomingOptions,
+  type MigrationPackage,
+  type MigrationResult,
+} from './qemu-migration.js';
+import { readVmMetrics } from './qemu-metrics.js';
 import { QemuVm, type VmRecord } from './qemu-vm.js';
 import { validateSpec, type QemuVmSpec } from './vm-spec.js';
 
@@ -64,6 +73,8 @@ const capabilities: readonly Capability[] = [
   'vm.console',
 ];
 
+export type { IncomingEndpoint, IncomingOptions, MigrationPackage, MigrationResult };
+
 export class QemuDriver implements HypervisorDriver {
   readonly info: DriverInfo = { type: 'qemu', simulated: false, capabilities };
   readonly #options: QemuDriverOptions;
@@ -71,6 +82,7 @@ export class QemuDriver implements HypervisorDriver {
   readonly #feed = new DeltaFeed();
   readonly #vms = new Map<string, QemuVm>();
   readonly #runDir: string;
+  readonly #migrations: QemuMigrations;
   #host: LocalHost | undefined;
   #kvmProbed: boolean | undefined;
 
@@ -81,6 +93,24 @@ export class QemuDriver implements HypervisorDriver {
     const key = createHash('sha256').update(options.stateDir).digest('hex').slice(0, 12);
     const base = existsSync('/run') ? '/run/zenith' : join(tmpdir(), 'zenith-run');
     this.#runDir = join(base, key);
+    this.#migrations = new QemuMigrations({
+      storageRoots: options.storageRoots,
+      logger: options.logger,
+      find: (id) => this.#vms.get(id),
+      vm: (id) => this.#vm(id),
+      instance: (record) => this.#instance(record),
+      validate: (spec) => {
+        const host = this.#requireHost();
+        return validateSpec(spec, {
+          storageRoots: this.#options.storageRoots,
+          cpuCount: host.cpuCount,
+          memoryBytes: host.memoryBytes,
+          bridges: host.bridges,
+        });
+      },
+      expect: (vm, states) => this.#expect(vm, states),
+      forget: (vm, removeDisks) => this.#forget(vm, removeDisks),
+    });
   }
 
   get #kvmUsable(): boolean {
@@ -112,6 +142,16 @@ export class QemuDriver implements HypervisorDriver {
             'could not re-attach',
           ),
         );
+      // Settled in the background: the VM stays hidden while its outgoing migration may still complete.
+      if (vm.record.outgoing)
+        void this.#migrations
+          .settleAfterRestart(vm)
+          .catch((error: unknown) =>
+            this.#options.logger.warn(
+              { vm: id, err: (error as Error).message },
+              'could not settle an interrupted outgoing migration',
+            ),
+          );
     }
   }
 
@@ -127,7 +167,7 @@ export class QemuDriver implements HypervisorDriver {
         storageRoots: this.#options.storageRoots,
       }),
     };
-    const reported = [...this.#vms.values()].filter((vm) => !vm.incoming);
+    const reported = [...this.#vms.values()].filter((vm) => !vm.incoming && !vm.departed);
     return { objects: [hostObject, ...reported.map((vm) => this.#view(vm))] };
   }
 
@@ -278,164 +318,68 @@ export class QemuDriver implements HypervisorDriver {
   async deleteVm(id: string, _context: ActionContext): Promise<null> {
     const vm = this.#vm(id);
     this.#expect(vm, ['stopped']);
-    for (const disk of vm.record.spec.disks)
-      if (disk.sizeBytes !== undefined || disk.backingFile) rmSync(disk.file, { force: true });
-    rmSync(vm.dir, { recursive: true, force: true });
-    for (const path of [
-      vm.paths.qmpSocket,
-      vm.paths.serialSocket,
-      vm.paths.vncSocket,
-      vm.paths.pidFile,
-    ])
-      rmSync(path, { force: true });
-    this.#vms.delete(id);
-    this.#feed.push({ type: 'remove', kind: 'vm', externalId: id });
+    this.#forget(vm, true);
     return null;
   }
 
   // --- live migration between hosts (orchestrated by the control plane across two agents) ---
 
-  /** The record a destination needs to receive this VM. */
-  async exportVm(id: string): Promise<VmRecord> {
-    return structuredClone(this.#vm(id).record);
+  /** Source: what the destination needs to receive this VM. */
+  exportVm(id: string): Promise<MigrationPackage> {
+    return this.#migrations.export(id);
   }
 
-  /** Destination: starts QEMU waiting for the incoming migration; answers the address to send to. */
-  async prepareIncoming(record: VmRecord, listenHost: string): Promise<{ uri: string }> {
-    if (this.#vms.has(record.id))
-      throw new ZenithError('ZEN_CONFLICT', `VM ${record.id} already exists on this host`);
-    const host = this.#requireHost();
-    const spec = validateSpec(record.spec, {
-      storageRoots: this.#options.storageRoots,
-      cpuCount: host.cpuCount,
-      memoryBytes: host.memoryBytes,
-      bridges: host.bridges,
-    });
-    const vm = this.#instance({ ...record, spec, desired: 'running', incoming: true });
-    vm.incoming = true;
-    vm.save();
-    const port = await freeTcpPort(listenHost);
-    try {
-      await vm.start(['-incoming', `tcp:${listenHost}:${port}`]);
-      await vm.qmp().execute('migrate-set-capabilities', {
-        capabilities: [{ capability: 'events', state: true }],
-      });
-    } catch (error) {
-      await this.abortIncoming(record.id);
-      throw error;
-    }
-    return { uri: `tcp:${listenHost}:${port}` };
+  /** Destination: starts QEMU waiting for the incoming migration; answers where to send to. */
+  prepareIncoming(
+    pkg: MigrationPackage,
+    listenHost: string,
+    options: IncomingOptions = {},
+  ): Promise<IncomingEndpoint> {
+    return this.#migrations.prepareIncoming(pkg, listenHost, options);
   }
 
-  /** Source: sends the running VM to `uri` and waits for the switch-over; the VM stays here on failure. */
-  async sendMigration(
+  /** Destination: whether the VM has arrived (asked when the source went silent). */
+  incomingState(id: string): Promise<'receiving' | 'received' | 'failed'> {
+    return this.#migrations.incomingState(id);
+  }
+
+  /** Source: whether a VM is still being sent, has left, or stayed here. */
+  outgoingState(id: string): Promise<'sending' | 'departed' | 'stayed' | 'gone'> {
+    return this.#migrations.outgoingState(id);
+  }
+
+  /** Source: sends the running VM and waits for the switch-over; the VM stays here on failure. */
+  sendMigration(
     id: string,
-    uri: string,
-    options: MigrateOptions,
+    incoming: IncomingEndpoint,
+    options: MigrateOptions & { multifdChannels?: number },
     context: ActionContext,
-  ): Promise<{ totalTimeMs: number; downtimeMs: number | null; transferredBytes: number }> {
-    const vm = this.#vm(id);
-    this.#expect(vm, ['running', 'suspended', 'paused']);
-    const qmp = vm.qmp();
-    await qmp.execute('migrate-set-capabilities', {
-      capabilities: [{ capability: 'events', state: true }],
-    });
-    const parameters = {
-      ...(options.maxBandwidthBytesPerSecond
-        ? { 'max-bandwidth': options.maxBandwidthBytesPerSecond }
-        : {}),
-      ...(options.maxDowntimeMs ? { 'downtime-limit': options.maxDowntimeMs } : {}),
-    };
-    if (Object.keys(parameters).length > 0) await qmp.execute('migrate-set-parameters', parameters);
-    vm.outgoing = true;
-    try {
-      return await this.#followMigration(vm, uri, context);
-    } catch (error) {
-      vm.outgoing = false;
-      await vm.refreshNow();
-      throw error;
-    }
-  }
-
-  async #followMigration(
-    vm: QemuVm,
-    uri: string,
-    context: ActionContext,
-  ): Promise<{ totalTimeMs: number; downtimeMs: number | null; transferredBytes: number }> {
-    const qmp = vm.qmp();
-    const started = performance.now();
-    await qmp.execute('migrate', { uri });
-    for (;;) {
-      if (context.signal.aborted) {
-        await qmp.execute('migrate_cancel').catch(() => undefined);
-        throw new ZenithError(
-          'ZEN_TASK_CANCELLED',
-          'the migration was cancelled; the VM stays on its host',
-        );
-      }
-      const info = await qmp.execute('query-migrate');
-      if (info.status === 'completed') {
-        return {
-          // QEMU at times reports these as 0 or leaves them out; the wall time seen here is the honest fallback.
-          totalTimeMs: info['total-time'] || Math.round(performance.now() - started),
-          downtimeMs: info.downtime ?? null,
-          transferredBytes: info.ram?.transferred ?? 0,
-        };
-      }
-      if (info.status === 'failed' || info.status === 'cancelled') {
-        throw new ZenithError(
-          'ZEN_DRIVER_ERROR',
-          `the migration ${info.status}: ${info['error-desc'] ?? 'no reason given'}; the VM stays on its host`,
-        );
-      }
-      const ram = info.ram;
-      if (ram) {
-        const percent = Math.min(
-          99,
-          Math.round((100 * ram.transferred) / Math.max(1, ram.transferred + ram.remaining)),
-        );
-        context.progress({
-          percent,
-          message: `pass ${ram['dirty-sync-count']}`,
-          details: {
-            bytesSent: ram.transferred,
-            bytesRemaining: ram.remaining,
-            dirtyPagesRate: ram['dirty-pages-rate'],
-          },
-        });
-      }
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+  ): Promise<MigrationResult> {
+    return this.#migrations.send(id, incoming, options, context);
   }
 
   /** Destination, after the switch-over: the VM runs here now. */
   async finishIncoming(id: string): Promise<DiscoveredVm> {
-    const vm = this.#vm(id);
-    vm.incoming = false;
-    delete vm.record.incoming;
-    vm.save();
-    await vm.refreshNow();
-    return this.#view(vm);
+    await this.#migrations.finishIncoming(id);
+    return this.#view(this.#vm(id));
   }
 
-  /** Source, after the switch-over: ends the old QEMU and forgets the VM (its disks stay: the destination uses them). */
+  /** Source, after the switch-over: ends the old QEMU and forgets the VM. */
   async cleanupOutgoing(id: string): Promise<null> {
-    const vm = this.#vm(id);
-    await vm.quit();
-    this.#forget(vm);
+    await this.#migrations.cleanupOutgoing(id);
     return null;
   }
 
   /** Destination, when a migration failed: removes the half-received VM. */
   async abortIncoming(id: string): Promise<null> {
-    const vm = this.#vms.get(id);
-    if (!vm) return null;
-    await vm.quit().catch(() => undefined);
-    this.#forget(vm);
+    await this.#migrations.abortIncoming(id);
     return null;
   }
 
-  #forget(vm: QemuVm): void {
+  #forget(vm: QemuVm, removeDisks: boolean): void {
+    if (removeDisks)
+      for (const disk of vm.record.spec.disks)
+        if (disk.sizeBytes !== undefined || disk.backingFile) rmSync(disk.file, { force: true });
     rmSync(vm.dir, { recursive: true, force: true });
     for (const path of [
       vm.paths.qmpSocket,
@@ -487,6 +431,22 @@ export class QemuDriver implements HypervisorDriver {
     });
   }
 
+  async vmMetrics(id: string): Promise<VmMetrics | null> {
+    const vm = this.#vm(id);
+    return vm.incoming || vm.departed ? null : readVmMetrics(vm, this.#options.clock.now());
+  }
+
+  /** Metrics of every running VM this host reports (for the agent's heartbeat). */
+  async allMetrics(): Promise<Record<string, VmMetrics>> {
+    const all: Record<string, VmMetrics> = {};
+    for (const vm of this.#vms.values()) {
+      if (vm.pid === null || vm.incoming || vm.departed) continue;
+      const metrics = await readVmMetrics(vm, this.#options.clock.now()).catch(() => null);
+      if (metrics) all[vm.id] = metrics;
+    }
+    return all;
+  }
+
   /** The serial console's unix socket of a running VM (for the console relay). */
   serialSocket(id: string): string {
     return this.#vm(id).paths.serialSocket;
@@ -507,7 +467,7 @@ export class QemuDriver implements HypervisorDriver {
       logger: this.#options.logger,
       accelerator: (spec) => resolveAccelerator(spec.accelerator, this.#kvmUsable),
       onChange: (changed) => {
-        if (!changed.incoming && !changed.outgoing)
+        if (!changed.incoming && !changed.outgoing && !changed.departed)
           this.#feed.push({ type: 'upsert', object: this.#view(changed) });
       },
     });
@@ -563,15 +523,4 @@ export class QemuDriver implements HypervisorDriver {
       throw new ZenithError('ZEN_CONNECTION_DISCONNECTED', 'the QEMU driver is not connected');
     return this.#host;
   }
-}
-
-function freeTcpPort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
 }

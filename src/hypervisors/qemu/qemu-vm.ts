@@ -23,6 +23,13 @@ export interface VmRecord {
   desired: 'running' | 'stopped';
   /** Set while a live migration into this host is under way; a record still marked after a restart is discarded. */
   incoming?: boolean;
+  /** A storage migration into this host: the disks made for it (removed if it fails). */
+  incomingStorage?: boolean;
+  incomingDisks?: string[];
+  /** The VM's power state at the source of an incoming migration. */
+  sourcePowerState?: PowerState;
+  /** Set while a live migration away from this host is under way: a restarted agent settles it. */
+  outgoing?: { withStorage: boolean };
 }
 
 export interface QemuVmDeps {
@@ -44,6 +51,8 @@ export class QemuVm {
   incoming = false;
   /** Sending a live migration: its passing states (paused for the switch-over) are not reported. */
   outgoing = false;
+  /** The switch-over is done: the VM runs on the destination and is no longer reported here. */
+  departed = false;
   #qmp: QmpClient | undefined;
 
   constructor(

@@ -266,4 +266,49 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
       return { items: items.map(locationView) };
     },
   );
+  app.get(
+    '/vms/:id/metrics',
+    {
+      config: { permission: 'inventory.read' },
+      schema: {
+        tags: ['inventory'],
+        summary:
+          'Counters of a running VM (CPU time, memory, disk and network bytes), as its host last measured them; null when it is not running',
+        params: IdParams,
+        response: {
+          200: Type.Object({
+            vmId: Type.String(),
+            metrics: Type.Union([
+              Type.Object({
+                sampledAt: Type.Number(),
+                cpuTimeMs: Type.Number(),
+                memoryUsedBytes: Type.Number(),
+                memoryConfiguredBytes: Type.Number(),
+                diskReadBytes: Type.Number(),
+                diskWriteBytes: Type.Number(),
+                diskReadOps: Type.Number(),
+                diskWriteOps: Type.Number(),
+                netRxBytes: Type.Union([Type.Number(), Type.Null()]),
+                netTxBytes: Type.Union([Type.Number(), Type.Null()]),
+              }),
+              Type.Null(),
+            ]),
+          }),
+        },
+      },
+    },
+    async (request) => {
+      const vm = inventory.resolve('vm', request.params.id);
+      if (!vm.connectionId || !vm.externalId || vm.status !== 'present')
+        throw new ZenithError('ZEN_INVALID_STATE', `${vm.name} is missing: it has no metrics`);
+      const driver = plane.connections.driver(vm.connectionId);
+      if (!driver.vmMetrics)
+        throw new ZenithError(
+          'ZEN_UNSUPPORTED',
+          `${driver.info.type} connections do not report VM metrics`,
+          { type: driver.info.type },
+        );
+      return { vmId: vm.id, metrics: await driver.vmMetrics(vm.externalId) };
+    },
+  );
 }

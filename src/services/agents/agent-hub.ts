@@ -13,7 +13,12 @@ import {
 } from '../../hypervisors/agent/agent-link.js';
 import { DeltaFeed } from '../../hypervisors/delta-feed.js';
 import { Duplex } from 'node:stream';
-import type { ConsoleKind, InventoryDelta } from '../../hypervisors/driver.js';
+import type {
+  ActionContext,
+  ConsoleKind,
+  InventoryDelta,
+  VmMetrics,
+} from '../../hypervisors/driver.js';
 
 /** The part of a WebSocket the hub needs (ws's WebSocket satisfies it). */
 export interface ChannelSocket {
@@ -27,6 +32,9 @@ interface Pending {
   resolve(value: unknown): void;
   reject(error: Error): void;
   timer: NodeJS.Timeout;
+  context: ActionContext | undefined;
+  /** Stops listening to the context's signal. */
+  release(): void;
 }
 
 class AgentChannel implements AgentLink {
@@ -34,6 +42,7 @@ class AgentChannel implements AgentLink {
   #nextId = 1;
   readonly #pending = new Map<number, Pending>();
   readonly #feed = new DeltaFeed();
+  #metrics = new Map<string, VmMetrics>();
   #nextStream = 1;
   readonly #consoles = new Map<
     number,
@@ -52,15 +61,22 @@ class AgentChannel implements AgentLink {
     return this.#connected;
   }
 
-  call(method: AgentMethod, args: unknown[], timeoutMs = 30_000): Promise<unknown> {
+  call(
+    method: AgentMethod,
+    args: unknown[],
+    options: { timeoutMs?: number; context?: ActionContext } = {},
+  ): Promise<unknown> {
     if (!this.#connected)
       return Promise.reject(
         new ZenithError('ZEN_CONNECTION_DISCONNECTED', 'the host agent is not connected'),
       );
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    const context = options.context;
     const id = this.#nextId++;
     const message: ToAgent = { type: 'call', id, method, args };
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
+        this.#pending.get(id)?.release();
         this.#pending.delete(id);
         reject(
           new ZenithError(
@@ -69,9 +85,18 @@ class AgentChannel implements AgentLink {
           ),
         );
       }, timeoutMs);
-      this.#pending.set(id, { resolve, reject, timer });
+      // A cancelled task cancels the agent's work; the agent still answers (with ZEN_TASK_CANCELLED).
+      const cancel = () => this.#send({ type: 'cancel', id });
+      context?.signal.addEventListener('abort', cancel, { once: true });
+      const release = () => context?.signal.removeEventListener('abort', cancel);
+      this.#pending.set(id, { resolve, reject, timer, context, release });
       this.socket.send(JSON.stringify(message));
+      if (context?.signal.aborted) cancel();
     });
+  }
+
+  metrics(vmId: string): VmMetrics | undefined {
+    return this.#metrics.get(vmId);
   }
 
   deltas(signal: AbortSignal): AsyncIterable<InventoryDelta> {
@@ -114,6 +139,7 @@ class AgentChannel implements AgentLink {
     this.#connected = false;
     for (const [id, pending] of this.#pending) {
       clearTimeout(pending.timer);
+      pending.release();
       pending.reject(
         new ZenithError('ZEN_CONNECTION_DISCONNECTED', 'the host agent went away during the call'),
       );
@@ -135,8 +161,15 @@ class AgentChannel implements AgentLink {
       this.socket.close(4400, 'not JSON');
       return;
     }
-    if (message.type === 'heartbeat') this.onHeartbeat(message.facts ?? {});
-    else if (message.type === 'delta') this.#feed.push(message.delta);
+    if (message.type === 'heartbeat') {
+      this.onHeartbeat(message.facts ?? {});
+      if (message.metrics && typeof message.metrics === 'object')
+        this.#metrics = new Map(Object.entries(message.metrics));
+    } else if (message.type === 'progress') {
+      const context = this.#pending.get(message.id)?.context;
+      if (context && message.update && typeof message.update.percent === 'number')
+        context.progress(message.update);
+    } else if (message.type === 'delta') this.#feed.push(message.delta);
     else if (message.type === 'console-opened') this.#consoles.get(message.stream)?.opened();
     else if (message.type === 'console-data')
       this.#consoles.get(message.stream)?.relay.push(Buffer.from(message.data, 'base64'));
@@ -157,6 +190,7 @@ class AgentChannel implements AgentLink {
       if (!pending) return;
       this.#pending.delete(message.id);
       clearTimeout(pending.timer);
+      pending.release();
       if (message.ok) pending.resolve(message.value);
       else {
         const code =

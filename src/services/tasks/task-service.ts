@@ -27,6 +27,8 @@ export interface Task {
   state: TaskState;
   progress: number;
   progressMessage: string | null;
+  /** The figures behind the progress (for a migration: bytes sent and remaining, dirty-page rate, pass). */
+  progressDetails: Record<string, number | string> | null;
   params: Record<string, unknown>;
   result: unknown;
   error: { code: string; message: string } | null;
@@ -65,6 +67,10 @@ function taskOf(row: TasksTable): Task {
     state: row.state as TaskState,
     progress: row.progress,
     progressMessage: row.progress_message,
+    progressDetails:
+      row.progress_details === null
+        ? null
+        : (JSON.parse(row.progress_details) as Record<string, number | string>),
     params: JSON.parse(row.params) as Record<string, unknown>,
     result: row.result === null ? null : (JSON.parse(row.result) as unknown),
     error: row.error_code ? { code: row.error_code, message: row.error_message ?? '' } : null,
@@ -119,6 +125,7 @@ export class TaskService {
       state: 'queued',
       progress: 0,
       progress_message: null,
+      progress_details: null,
       params: JSON.stringify(input.params),
       result: null,
       error_code: null,
@@ -242,6 +249,7 @@ export class TaskService {
             attempt: task.attempt + 1,
             progress: 0,
             progress_message: 'retrying after a restart',
+            progress_details: null,
           })
           .where('id', '=', task.id)
           .execute();
@@ -315,7 +323,11 @@ export class TaskService {
       const percent = Math.max(0, Math.min(100, Math.round(update.percent)));
       void this.deps.store.db
         .updateTable('tasks')
-        .set({ progress: percent, progress_message: update.message ?? null })
+        .set({
+          progress: percent,
+          progress_message: update.message ?? null,
+          progress_details: update.details ? JSON.stringify(update.details) : null,
+        })
         .where('id', '=', current.id)
         .where('state', '=', 'running')
         .execute()

@@ -206,7 +206,11 @@ export class VmActionService {
             ? { maxDowntimeMs: params.maxDowntimeMs }
             : {}),
           ...(params.withStorage === true ? { withStorage: true } : {}),
+          ...(typeof params.multifdChannels === 'number'
+            ? { multifdChannels: params.multifdChannels }
+            : {}),
         },
+        { signal: context.signal, progress: (update) => context.progress(update) },
       );
       const moved = this.inventory.get(vm.id);
       return {

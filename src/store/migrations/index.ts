@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import * as m0001 from './0001-initial.js';
 import * as m0004 from './0004-agents.js';
+import * as m0005 from './0005-task-progress-details.js';
 
 import type { MigrationContext } from './context.js';
 
@@ -15,4 +16,5 @@ export interface ZenithMigration {
 export const migrations: readonly ZenithMigration[] = [
   { name: '0001-initial', up: m0001.up },
   { name: '0004-agents', up: m0004.up },
+  { name: '0005-task-progress-details', up: m0005.up },
 ];
