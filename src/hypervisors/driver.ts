@@ -155,6 +155,8 @@ export interface HypervisorDriver {
     options?: { force?: boolean },
   ): Promise<DiscoveredVm>;
   rebootVm(vmExternalId: string, context: ActionContext): Promise<DiscoveredVm>;
+  /** A hard reset (the reset button), also from suspended: present where it differs from reboot. */
+  resetVm?(vmExternalId: string, context: ActionContext): Promise<DiscoveredVm>;
   suspendVm(vmExternalId: string, context: ActionContext): Promise<DiscoveredVm>;
   resumeVm(vmExternalId: string, context: ActionContext): Promise<DiscoveredVm>;
   deleteVm(vmExternalId: string, context: ActionContext): Promise<null>;

@@ -36,6 +36,13 @@ export const GUEST_READY_LINE = 'ZENITH-GUEST READY';
 /** Kernel command line for the guest: serial console, quiet boot (serial output is slow under TCG). */
 export const GUEST_KERNEL_APPEND = 'console=ttyS0 quiet panic=-1';
 
+/** The command line for a guest that keeps dirtying `dirtyMiB` of its memory (see /init). */
+export function guestAppend(options: { dirtyMiB?: number } = {}): string {
+  return options.dirtyMiB
+    ? `${GUEST_KERNEL_APPEND} zenith.dirty=${options.dirtyMiB}`
+    : GUEST_KERNEL_APPEND;
+}
+
 const KERNEL_META_PACKAGE = 'linux-image-cloud-amd64';
 const BUSYBOX_PACKAGE = 'busybox-static';
 
@@ -46,6 +53,19 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 exec >/dev/ttyS0 2>&1 </dev/null
 echo "${GUEST_READY_LINE}"
+# zenith.dirty=N on the kernel command line: rewrite N MiB of memory with random bytes, forever
+# (a memory-dirtying workload for migration benchmarks).
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in zenith.dirty=*) dirty="\${arg#zenith.dirty=}" ;; esac
+done
+if [ -n "$dirty" ]; then
+  (
+    mkdir -p /tmp
+    mount -t tmpfs -o size=$((dirty * 2 + 8))m tmpfs /tmp
+    dd if=/dev/urandom of=/tmp/source bs=1M count="$dirty" 2>/dev/null
+    while true; do cp /tmp/source /tmp/copy; done
+  ) &
+fi
 i=0
 while true; do
   echo "tick $i"

@@ -129,7 +129,15 @@ export function registerInventory(program: Command): void {
       showObject(command.optsWithGlobals<Globals>(), `/vms/${encodeURIComponent(vm)}`),
     );
 
-  for (const action of ['start', 'stop', 'shutdown', 'reboot', 'suspend', 'resume'] as const) {
+  for (const action of [
+    'start',
+    'stop',
+    'shutdown',
+    'reboot',
+    'reset',
+    'suspend',
+    'resume',
+  ] as const) {
     vms
       .command(`${action} <vm>`)
       .description(`${action[0]!.toUpperCase()}${action.slice(1)} a VM and wait for the task`)

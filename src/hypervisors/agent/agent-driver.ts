@@ -30,6 +30,7 @@ const capabilities: readonly Capability[] = [
   'vm.stop',
   'vm.shutdown',
   'vm.reboot',
+  'vm.reset',
   'vm.suspend',
   'vm.resume',
   'vm.delete',
@@ -88,6 +89,10 @@ export class AgentDriver implements HypervisorDriver {
 
   rebootVm(id: string): Promise<DiscoveredVm> {
     return this.#call('rebootVm', [id]);
+  }
+
+  resetVm(id: string): Promise<DiscoveredVm> {
+    return this.#call('resetVm', [id]);
   }
 
   suspendVm(id: string): Promise<DiscoveredVm> {

@@ -18,6 +18,7 @@ export const agentMethods = [
   'startVm',
   'stopVm',
   'rebootVm',
+  'resetVm',
   'suspendVm',
   'resumeVm',
   'deleteVm',

@@ -295,6 +295,20 @@ export class QemuDriver implements HypervisorDriver {
     return this.#view(vm);
   }
 
+  /** QEMU's reset button; a suspended VM runs again afterwards. */
+  async resetVm(id: string): Promise<DiscoveredVm> {
+    const vm = this.#vm(id);
+    this.#expect(vm, ['running', 'suspended', 'paused']);
+    await vm.qmp().execute('system_reset');
+    if (vm.power !== 'running') {
+      const resumed = vm.qmp().waitForEvent('RESUME');
+      await vm.qmp().execute('cont');
+      await resumed;
+    }
+    await vm.refreshNow();
+    return this.#view(vm);
+  }
+
   async suspendVm(id: string): Promise<DiscoveredVm> {
     const vm = this.#vm(id);
     this.#expect(vm, ['running']);

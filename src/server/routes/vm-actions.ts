@@ -12,6 +12,7 @@ const powerActions: Array<{ action: VmActionName; summary: string }> = [
   { action: 'stop', summary: 'Power off at once (like pulling the plug)' },
   { action: 'shutdown', summary: 'Ask the guest to shut down' },
   { action: 'reboot', summary: 'Reboot the guest' },
+  { action: 'reset', summary: 'Reset at once (like the reset button); a suspended VM runs again' },
   { action: 'suspend', summary: 'Suspend (keep memory, stop running)' },
   { action: 'resume', summary: 'Resume a suspended VM' },
 ];

@@ -24,6 +24,7 @@ export const vmActionNames = [
   'stop',
   'shutdown',
   'reboot',
+  'reset',
   'suspend',
   'resume',
   'delete',
@@ -72,6 +73,13 @@ const specs: Record<VmActionName, ActionSpec> = {
     from: ['running'],
     reaches: null,
     perform: (d, vm, c) => d.rebootVm(vm.externalId!, c),
+  },
+  reset: {
+    capability: 'vm.reset',
+    from: ['running', 'suspended', 'paused'],
+    reaches: 'running',
+    perform: (d, vm, c) =>
+      d.resetVm ? d.resetVm(vm.externalId!, c) : d.rebootVm(vm.externalId!, c),
   },
   suspend: {
     capability: 'vm.suspend',
