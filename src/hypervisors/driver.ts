@@ -90,6 +90,8 @@ export interface MigrateOptions {
   withStorage?: boolean;
   maxBandwidthBytesPerSecond?: number;
   maxDowntimeMs?: number;
+  /** Slow the guest's vCPUs down when memory is dirtied faster than it is sent, so the migration converges. */
+  autoConverge?: boolean;
 }
 
 export interface VmSpec {

@@ -271,6 +271,7 @@ export function registerInventory(program: Command): void {
     .option('--max-bandwidth <bytesPerSecond>', 'cap the migration bandwidth')
     .option('--max-downtime <ms>', 'the longest pause the switch-over may cause')
     .option('--multifd <channels>', 'send memory over this many connections')
+    .option('--auto-converge', 'slow a guest that dirties memory faster than it is sent')
     .option('--no-wait', 'return as soon as the task is queued')
     .action(
       async (
@@ -281,6 +282,7 @@ export function registerInventory(program: Command): void {
           maxBandwidth?: string;
           maxDowntime?: string;
           multifd?: string;
+          autoConverge?: boolean;
           wait: boolean;
         },
         command: Command,
@@ -290,6 +292,7 @@ export function registerInventory(program: Command): void {
         if (options.maxBandwidth) body.maxBandwidthBytesPerSecond = Number(options.maxBandwidth);
         if (options.maxDowntime) body.maxDowntimeMs = Number(options.maxDowntime);
         if (options.multifd) body.multifdChannels = Number(options.multifd);
+        if (options.autoConverge) body.autoConverge = true;
         await runTask(
           command.optsWithGlobals<Globals>(),
           'POST',

@@ -170,7 +170,7 @@ export class QemuMigrations {
       // Paused after arrival when the disks come too: the guest resumes once their copies are final.
       await vm.start(['-incoming', 'defer', ...(withStorage ? ['-S'] : [])]);
       const qmp = vm.qmp();
-      await configure(qmp, options.multifdChannels, {});
+      await configure(qmp, options.multifdChannels, false, {});
       let nbd: IncomingEndpoint['nbd'];
       if (withStorage) {
         const port = await freeTcpPort(listenHost);
@@ -237,7 +237,7 @@ export class QemuMigrations {
     const vm = this.host.vm(id);
     this.host.expect(vm, ['running', 'suspended', 'paused']);
     const qmp = vm.qmp();
-    await configure(qmp, options.multifdChannels, {
+    await configure(qmp, options.multifdChannels, options.autoConverge === true, {
       ...(options.maxBandwidthBytesPerSecond
         ? { 'max-bandwidth': options.maxBandwidthBytesPerSecond }
         : {}),
@@ -416,6 +416,7 @@ export class QemuMigrations {
 async function configure(
   qmp: QmpClient,
   multifdChannels: number | undefined,
+  autoConverge: boolean,
   parameters: Record<string, number>,
 ): Promise<void> {
   const multifd = (multifdChannels ?? 1) > 1;
@@ -423,6 +424,7 @@ async function configure(
     capabilities: [
       { capability: 'events', state: true },
       { capability: 'multifd', state: multifd },
+      { capability: 'auto-converge', state: autoConverge },
     ],
   });
   const all = { ...parameters, ...(multifd ? { 'multifd-channels': multifdChannels! } : {}) };

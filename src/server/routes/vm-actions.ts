@@ -63,6 +63,7 @@ export async function vmActionRoutes(root: FastifyInstance, plane: ControlPlane)
             maxBandwidthBytesPerSecond: Type.Optional(Type.Integer({ minimum: 1024 * 1024 })),
             maxDowntimeMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 60_000 })),
             multifdChannels: Type.Optional(Type.Integer({ minimum: 1, maximum: 16 })),
+            autoConverge: Type.Optional(Type.Boolean()),
           },
           { additionalProperties: false },
         ),

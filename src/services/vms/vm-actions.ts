@@ -217,6 +217,7 @@ export class VmActionService {
           ...(typeof params.multifdChannels === 'number'
             ? { multifdChannels: params.multifdChannels }
             : {}),
+          ...(params.autoConverge === true ? { autoConverge: true } : {}),
         },
         { signal: context.signal, progress: (update) => context.progress(update) },
       );
