@@ -10,7 +10,7 @@ import type { Clock } from '../../core/clock.js';
 import { ZenithError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { processAlive } from '../../core/process.js';
-import { connectQmp, type QmpClient } from '../../protocols/qmp/index.js';
+import { connectQmp, type QmpClient, type QmpRunState } from '../../protocols/qmp/index.js';
 import type { PowerState } from '../driver.js';
 import { buildCommandLine, type RuntimePaths } from './command-line.js';
 import type { QemuVmSpec } from './vm-spec.js';
@@ -35,6 +35,27 @@ export interface QemuVmDeps {
 
 const alive = processAlive;
 
+/**
+ * Zenith's power state for a QEMU run state. restore-vm and prelaunch hold a
+ * loaded snapshot waiting for `cont` (after a failed load, or a load into a
+ * QEMU started with -S: see qemu-snapshots.ts): suspended.
+ */
+function powerOf(status: QmpRunState): PowerState {
+  switch (status) {
+    case 'running':
+      return 'running';
+    case 'paused':
+    case 'suspended':
+    case 'restore-vm':
+    case 'prelaunch':
+      return 'suspended';
+    case 'shutdown':
+      return 'stopped';
+    default:
+      return 'paused';
+  }
+}
+
 export class QemuVm {
   power: PowerState = 'stopped';
   /** Why the VM is in its state when it was not asked for (e.g. its QEMU died). */
@@ -44,6 +65,8 @@ export class QemuVm {
   incoming = false;
   /** Sending a live migration: its passing states (paused for the switch-over) are not reported. */
   outgoing = false;
+  /** Taking or loading a snapshot: the guest's passing pause is not reported, only the state after. */
+  snapshotting = false;
   #qmp: QmpClient | undefined;
 
   constructor(
@@ -158,23 +181,17 @@ export class QemuVm {
     if (!qmp) return;
     try {
       const { status } = await qmp.execute('query-status');
-      this.power =
-        status === 'running'
-          ? 'running'
-          : status === 'paused' || status === 'suspended'
-            ? 'suspended'
-            : status === 'shutdown'
-              ? 'stopped'
-              : 'paused';
+      this.power = powerOf(status);
       this.deps.onChange(this);
     } catch (error) {
       this.deps.logger.debug({ vm: this.id, err: (error as Error).message }, 'status query failed');
     }
   }
 
-  /** Re-reads the run state now (after a switch-over). */
+  /** Re-reads the run state now (after a switch-over or a snapshot) and reports it. */
   async refreshNow(): Promise<void> {
-    await this.#refresh();
+    if (this.#qmp) await this.#refresh();
+    else this.deps.onChange(this);
   }
 
   qmp(): QmpClient {
