@@ -15,7 +15,7 @@ import type { Clock } from '../core/clock.js';
 import { errorFromBody, isZenithError, ZenithError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { isAgentMethod, type FromAgent, type ToAgent } from '../hypervisors/agent/agent-link.js';
-import type { ActionContext, MigrateOptions, VmSpec } from '../hypervisors/driver.js';
+import type { ActionContext, CloneOptions, MigrateOptions, VmSpec } from '../hypervisors/driver.js';
 import type { VmRecord } from '../hypervisors/qemu/qemu-vm.js';
 import { QemuDriver } from '../hypervisors/qemu/qemu-driver.js';
 
@@ -153,7 +153,9 @@ export class HostAgent {
           return;
         }
         if (message.type === 'call')
-          void this.#answer(driver, message).then((result) => send(result));
+          void this.#answer(driver, message, (update) =>
+            send({ type: 'progress', id: message.id, update }),
+          ).then((result) => send(result));
         else consoles.handle(message, send);
       });
       socket.on('unexpected-response', (_request, response) => {
@@ -176,8 +178,12 @@ export class HostAgent {
     });
   }
 
-  async #answer(driver: QemuDriver, call: Extract<ToAgent, { type: 'call' }>): Promise<FromAgent> {
-    const context: ActionContext = { signal: this.#abort.signal, progress: () => undefined };
+  async #answer(
+    driver: QemuDriver,
+    call: Extract<ToAgent, { type: 'call' }>,
+    progress: ActionContext['progress'],
+  ): Promise<FromAgent> {
+    const context: ActionContext = { signal: this.#abort.signal, progress };
     try {
       if (!isAgentMethod(call.method))
         throw new ZenithError(
@@ -199,6 +205,21 @@ export class HostAgent {
           break;
         case 'deleteVm':
           value = await driver.deleteVm(id, context);
+          break;
+        case 'cloneVm':
+          value = await driver.cloneVm(id, second as CloneOptions, context);
+          break;
+        case 'listSnapshots':
+          value = await driver.listSnapshots(id);
+          break;
+        case 'createSnapshot':
+          value = await driver.createSnapshot(id, String(second), context);
+          break;
+        case 'revertSnapshot':
+          value = await driver.revertSnapshot(id, String(second), context);
+          break;
+        case 'deleteSnapshot':
+          value = await driver.deleteSnapshot(id, String(second), context);
           break;
         case 'exportVm':
           value = await driver.exportVm(id);

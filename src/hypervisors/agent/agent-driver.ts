@@ -7,6 +7,7 @@ import { ZenithError } from '../../core/errors.js';
 import type {
   ActionContext,
   Capability,
+  CloneOptions,
   ConsoleKind,
   DiscoveredVm,
   DiscoverySnapshot,
@@ -14,6 +15,7 @@ import type {
   HypervisorDriver,
   InventoryDelta,
   MigrateOptions,
+  SnapshotInfo,
   VmSpec,
 } from '../driver.js';
 import type { AgentLink, AgentMethod } from './agent-link.js';
@@ -27,6 +29,8 @@ const capabilities: readonly Capability[] = [
   'vm.resume',
   'vm.delete',
   'vm.create',
+  'vm.clone',
+  'vm.snapshot',
   'vm.console',
   'vm.migrate',
 ];
@@ -43,8 +47,13 @@ export class AgentDriver implements HypervisorDriver {
     return link;
   }
 
-  async #call<T>(method: AgentMethod, args: unknown[], timeoutMs?: number): Promise<T> {
-    return (await this.#link().call(method, args, timeoutMs)) as T;
+  async #call<T>(
+    method: AgentMethod,
+    args: unknown[],
+    timeoutMs?: number,
+    context?: ActionContext,
+  ): Promise<T> {
+    return (await this.#link().call(method, args, timeoutMs, context?.progress)) as T;
   }
 
   async connect(): Promise<void> {
@@ -89,6 +98,31 @@ export class AgentDriver implements HypervisorDriver {
 
   createVm(spec: VmSpec): Promise<DiscoveredVm> {
     return this.#call('createVm', [spec], 5 * 60_000);
+  }
+
+  cloneVm(id: string, options: CloneOptions, context: ActionContext): Promise<DiscoveredVm> {
+    return this.#call('cloneVm', [id, options], 60 * 60_000, context);
+  }
+
+  listSnapshots(id: string): Promise<SnapshotInfo[]> {
+    return this.#call('listSnapshots', [id]);
+  }
+
+  createSnapshot(
+    id: string,
+    name: string,
+    context: ActionContext,
+  ): Promise<{ snapshot: SnapshotInfo; vm: DiscoveredVm }> {
+    // Saving a guest's memory takes as long as writing it to disk.
+    return this.#call('createSnapshot', [id, name], 30 * 60_000, context);
+  }
+
+  revertSnapshot(id: string, snapshotId: string, context: ActionContext): Promise<DiscoveredVm> {
+    return this.#call('revertSnapshot', [id, snapshotId], 30 * 60_000, context);
+  }
+
+  deleteSnapshot(id: string, snapshotId: string, context: ActionContext): Promise<DiscoveredVm> {
+    return this.#call('deleteSnapshot', [id, snapshotId], 10 * 60_000, context);
   }
 
   openConsole(id: string, kind: ConsoleKind): Promise<Duplex> {

@@ -5,7 +5,7 @@
  * and heartbeats on its own.
  */
 import type { Duplex } from 'node:stream';
-import type { ConsoleKind, InventoryDelta } from '../driver.js';
+import type { ActionProgress, ConsoleKind, InventoryDelta } from '../driver.js';
 
 export const agentMethods = [
   'discover',
@@ -16,6 +16,11 @@ export const agentMethods = [
   'resumeVm',
   'deleteVm',
   'createVm',
+  'cloneVm',
+  'listSnapshots',
+  'createSnapshot',
+  'revertSnapshot',
+  'deleteSnapshot',
   // live migration between two agents, orchestrated by the control plane
   'exportVm',
   'prepareIncoming',
@@ -40,6 +45,8 @@ export type FromAgent =
       ok: false;
       error: { code: string; message: string; details: Record<string, unknown> };
     }
+  /** Progress of a call still running (clone, snapshot): the driver's context.progress. */
+  | { type: 'progress'; id: number; update: ActionProgress }
   | { type: 'delta'; delta: InventoryDelta }
   | { type: 'heartbeat'; facts: Record<string, unknown> }
   /** Console bytes travel base64-encoded; `stream` numbers are chosen by the control plane. */
@@ -50,7 +57,12 @@ export type FromAgent =
 /** What the control plane offers a driver for one agent. */
 export interface AgentLink {
   readonly connected: boolean;
-  call(method: AgentMethod, args: unknown[], timeoutMs?: number): Promise<unknown>;
+  call(
+    method: AgentMethod,
+    args: unknown[],
+    timeoutMs?: number,
+    onProgress?: (update: ActionProgress) => void,
+  ): Promise<unknown>;
   /** Deltas from the agent, from the moment of this call, until the signal aborts or the link drops. */
   deltas(signal: AbortSignal): AsyncIterable<InventoryDelta>;
   /** A VM's console, relayed through the channel. */

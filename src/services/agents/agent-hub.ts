@@ -13,7 +13,7 @@ import {
 } from '../../hypervisors/agent/agent-link.js';
 import { DeltaFeed } from '../../hypervisors/delta-feed.js';
 import { Duplex } from 'node:stream';
-import type { ConsoleKind, InventoryDelta } from '../../hypervisors/driver.js';
+import type { ActionProgress, ConsoleKind, InventoryDelta } from '../../hypervisors/driver.js';
 
 /** The part of a WebSocket the hub needs (ws's WebSocket satisfies it). */
 export interface ChannelSocket {
@@ -26,6 +26,7 @@ export interface ChannelSocket {
 interface Pending {
   resolve(value: unknown): void;
   reject(error: Error): void;
+  progress: ((update: ActionProgress) => void) | undefined;
   timer: NodeJS.Timeout;
 }
 
@@ -52,7 +53,12 @@ class AgentChannel implements AgentLink {
     return this.#connected;
   }
 
-  call(method: AgentMethod, args: unknown[], timeoutMs = 30_000): Promise<unknown> {
+  call(
+    method: AgentMethod,
+    args: unknown[],
+    timeoutMs = 30_000,
+    onProgress?: (update: ActionProgress) => void,
+  ): Promise<unknown> {
     if (!this.#connected)
       return Promise.reject(
         new ZenithError('ZEN_CONNECTION_DISCONNECTED', 'the host agent is not connected'),
@@ -69,7 +75,7 @@ class AgentChannel implements AgentLink {
           ),
         );
       }, timeoutMs);
-      this.#pending.set(id, { resolve, reject, timer });
+      this.#pending.set(id, { resolve, reject, progress: onProgress, timer });
       this.socket.send(JSON.stringify(message));
     });
   }
@@ -137,6 +143,7 @@ class AgentChannel implements AgentLink {
     }
     if (message.type === 'heartbeat') this.onHeartbeat(message.facts ?? {});
     else if (message.type === 'delta') this.#feed.push(message.delta);
+    else if (message.type === 'progress') this.#pending.get(message.id)?.progress?.(message.update);
     else if (message.type === 'console-opened') this.#consoles.get(message.stream)?.opened();
     else if (message.type === 'console-data')
       this.#consoles.get(message.stream)?.relay.push(Buffer.from(message.data, 'base64'));
