@@ -6,6 +6,7 @@ import type { Duplex } from 'node:stream';
 import { ZenithError } from '../../core/errors.js';
 import type {
   ActionContext,
+  ActionProgress,
   Capability,
   CloneOptions,
   ConsoleKind,
@@ -53,7 +54,8 @@ export class AgentDriver implements HypervisorDriver {
     timeoutMs?: number,
     context?: ActionContext,
   ): Promise<T> {
-    return (await this.#link().call(method, args, timeoutMs, context?.progress)) as T;
+    const progress = context ? (update: ActionProgress) => context.progress(update) : undefined;
+    return (await this.#link().call(method, args, timeoutMs, progress)) as T;
   }
 
   async connect(): Promise<void> {
