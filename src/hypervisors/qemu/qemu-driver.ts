@@ -277,7 +277,6 @@ export class QemuDriver implements HypervisorDriver {
     const bases = basesOf(vm, this.#vms.values());
     for (const disk of vm.record.spec.disks)
       if (disk.sizeBytes !== undefined || disk.backingFile) rmSync(disk.file, { force: true });
-    this.#snapshots.forget(vm);
     this.#forget(vm);
     // A VM whose disks backed this one may change again: its facts say so.
     for (const base of bases) this.#feed.push({ type: 'upsert', object: this.#view(base) });

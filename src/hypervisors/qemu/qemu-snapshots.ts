@@ -8,35 +8,26 @@
  * - A stopped VM is snapshotted with `qemu-img snapshot`: disks only.
  *
  * The tag inside the images is the snapshot's id; names are Zenith's. The
- * list (id, name, time, power state) is kept in snapshots.json beside the
- * VM's vm.json, so it survives restarts of the agent or control plane.
+ * list (id, name, time, power state) is kept in the VM's record (vm.json), so
+ * it survives restarts of the agent or control plane and travels with a
+ * live migration.
  *
  * Reverting returns the VM to the power state of the snapshot: a snapshot
  * taken while the VM ran is restored into a running guest (QEMU is started
  * paused first when the VM is stopped), one taken while it was stopped
  * powers the VM off and restores its disks.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Clock } from '../../core/clock.js';
 import { ZenithError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
 import { runJob } from '../../protocols/qmp/index.js';
 import type { ActionContext, SnapshotInfo } from '../driver.js';
 import { imageInfo, snapshotImage } from './qemu-img.js';
-import type { QemuVm } from './qemu-vm.js';
-
-export interface SnapshotRecord extends SnapshotInfo {
-  /** Whether the guest's memory and device state were saved (the VM's QEMU ran). */
-  withMemory: boolean;
-}
+import type { QemuVm, SnapshotRecord } from './qemu-vm.js';
 
 const snapshotName = /^[a-zA-Z0-9][a-zA-Z0-9 ._:-]{0,63}$/;
 
 export class QemuSnapshots {
-  /** Per VM id: its snapshots, read from snapshots.json on first use. */
-  readonly #catalogs = new Map<string, SnapshotRecord[]>();
-
   constructor(private readonly clock: Clock) {}
 
   list(vm: QemuVm): SnapshotInfo[] {
@@ -50,11 +41,6 @@ export class QemuSnapshots {
 
   count(vm: QemuVm): number {
     return this.#catalog(vm).length;
-  }
-
-  /** The VM's snapshot list is gone with the VM. */
-  forget(vm: QemuVm): void {
-    this.#catalogs.delete(vm.id);
   }
 
   async create(vm: QemuVm, name: string, context: ActionContext): Promise<SnapshotInfo> {
@@ -230,23 +216,12 @@ export class QemuSnapshots {
   }
 
   #catalog(vm: QemuVm): SnapshotRecord[] {
-    let catalog = this.#catalogs.get(vm.id);
-    if (!catalog) {
-      const file = join(vm.dir, 'snapshots.json');
-      catalog = existsSync(file)
-        ? (JSON.parse(readFileSync(file, 'utf8')) as { snapshots: SnapshotRecord[] }).snapshots
-        : [];
-      this.#catalogs.set(vm.id, catalog);
-    }
-    return catalog;
+    return vm.record.snapshots ?? [];
   }
 
   #save(vm: QemuVm, catalog: SnapshotRecord[]): void {
-    const file = join(vm.dir, 'snapshots.json');
-    // Write and rename: a crash leaves the old list or the new one, never half of one.
-    writeFileSync(`${file}.tmp`, `${JSON.stringify({ snapshots: catalog }, null, 2)}\n`);
-    renameSync(`${file}.tmp`, file);
-    this.#catalogs.set(vm.id, catalog);
+    vm.record.snapshots = catalog;
+    vm.save();
   }
 }
 

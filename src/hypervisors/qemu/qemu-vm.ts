@@ -4,7 +4,15 @@
  * connection, through which state changes arrive as events.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { Clock } from '../../core/clock.js';
 import { ZenithError } from '../../core/errors.js';
@@ -23,6 +31,19 @@ export interface VmRecord {
   desired: 'running' | 'stopped';
   /** Set while a live migration into this host is under way; a record still marked after a restart is discarded. */
   incoming?: boolean;
+  /** Its snapshots (qemu-snapshots.ts), oldest first; they travel with the record when it migrates. */
+  snapshots?: SnapshotRecord[];
+}
+
+/** A snapshot as the driver keeps it: its id is also its tag inside every qcow2 disk. */
+export interface SnapshotRecord {
+  id: string;
+  name: string;
+  createdAt: number;
+  /** The power state the VM returns to when reverted: running and suspended ones hold its memory. */
+  powerState: PowerState;
+  /** Whether the guest's memory and device state were saved (the VM's QEMU ran). */
+  withMemory: boolean;
 }
 
 export interface QemuVmDeps {
@@ -81,7 +102,10 @@ export class QemuVm {
   }
 
   save(): void {
-    writeFileSync(join(this.dir, 'vm.json'), `${JSON.stringify(this.record, null, 2)}\n`);
+    // Write and rename: a crash leaves the old record or the new one, never half of one.
+    const file = join(this.dir, 'vm.json');
+    writeFileSync(`${file}.tmp`, `${JSON.stringify(this.record, null, 2)}\n`);
+    renameSync(`${file}.tmp`, file);
   }
 
   /** After a restart: finds the VM's QEMU if it still runs and re-attaches to its QMP socket. */

@@ -146,6 +146,11 @@ describe('QEMU snapshots against real QEMU (TCG)', () => {
       ['second'],
     );
     assert.deepEqual(tagsIn(disk), [second.id], 'the disk no longer holds it');
+    assert.deepEqual(
+      (await driver.exportVm(vmId)).snapshots?.map((s) => s.name),
+      ['second'],
+      'the list travels with the VM when it migrates to another host',
+    );
   });
 
   test('a stopped VM gets a disk-only snapshot; reverting to it restores the disk and leaves the VM stopped', async () => {
