@@ -4,7 +4,7 @@
  * vm.json per VM), so a new driver instance — after an agent or control-plane
  * restart — finds every VM again and re-attaches to the running ones.
  */
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -35,6 +35,7 @@ import { resolveAccelerator } from './command-line.js';
 import { hostFacts, inspectLocalHost, probeKvm, type LocalHost } from './host-facts.js';
 import { basesOf, cloneDisks, cloneSpec, linkedClonesOf, refuseIfBase } from './qemu-clone.js';
 import { createImage } from './qemu-img.js';
+import { followMigration, freeTcpPort } from './qemu-migration.js';
 import { QemuSnapshots } from './qemu-snapshots.js';
 import { QemuVm, type VmRecord } from './qemu-vm.js';
 import { validateSpec, type HostLimits, type QemuVmSpec } from './vm-spec.js';
@@ -422,62 +423,11 @@ export class QemuDriver implements HypervisorDriver {
     if (Object.keys(parameters).length > 0) await qmp.execute('migrate-set-parameters', parameters);
     vm.outgoing = true;
     try {
-      return await this.#followMigration(vm, uri, context);
+      return await followMigration(vm, uri, context);
     } catch (error) {
       vm.outgoing = false;
       await vm.refreshNow();
       throw error;
-    }
-  }
-
-  async #followMigration(
-    vm: QemuVm,
-    uri: string,
-    context: ActionContext,
-  ): Promise<{ totalTimeMs: number; downtimeMs: number | null; transferredBytes: number }> {
-    const qmp = vm.qmp();
-    const started = performance.now();
-    await qmp.execute('migrate', { uri });
-    for (;;) {
-      if (context.signal.aborted) {
-        await qmp.execute('migrate_cancel').catch(() => undefined);
-        throw new ZenithError(
-          'ZEN_TASK_CANCELLED',
-          'the migration was cancelled; the VM stays on its host',
-        );
-      }
-      const info = await qmp.execute('query-migrate');
-      if (info.status === 'completed') {
-        return {
-          // QEMU at times reports these as 0 or leaves them out; the wall time seen here is the honest fallback.
-          totalTimeMs: info['total-time'] || Math.round(performance.now() - started),
-          downtimeMs: info.downtime ?? null,
-          transferredBytes: info.ram?.transferred ?? 0,
-        };
-      }
-      if (info.status === 'failed' || info.status === 'cancelled') {
-        throw new ZenithError(
-          'ZEN_DRIVER_ERROR',
-          `the migration ${info.status}: ${info['error-desc'] ?? 'no reason given'}; the VM stays on its host`,
-        );
-      }
-      const ram = info.ram;
-      if (ram) {
-        const percent = Math.min(
-          99,
-          Math.round((100 * ram.transferred) / Math.max(1, ram.transferred + ram.remaining)),
-        );
-        context.progress({
-          percent,
-          message: `pass ${ram['dirty-sync-count']}`,
-          details: {
-            bytesSent: ram.transferred,
-            bytesRemaining: ram.remaining,
-            dirtyPagesRate: ram['dirty-pages-rate'],
-          },
-        });
-      }
-      await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
 
@@ -638,15 +588,4 @@ export class QemuDriver implements HypervisorDriver {
       throw new ZenithError('ZEN_CONNECTION_DISCONNECTED', 'the QEMU driver is not connected');
     return this.#host;
   }
-}
-
-function freeTcpPort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
 }
