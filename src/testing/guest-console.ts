@@ -22,7 +22,10 @@ export class GuestConsole {
       const console = new GuestConsole(() => socket.destroy());
       socket.on('data', (chunk: Buffer) => console.#receive(chunk.toString('latin1')));
       socket.on('close', () => console.#end());
-      socket.once('error', reject);
+      socket.on('error', (error) => {
+        reject(error);
+        console.#end();
+      });
       socket.once('connect', () => resolve(console));
     });
   }
@@ -34,7 +37,10 @@ export class GuestConsole {
       const console = new GuestConsole(() => socket.close());
       socket.on('message', (data: Buffer) => console.#receive(data.toString('latin1')));
       socket.on('close', () => console.#end());
-      socket.once('error', reject);
+      socket.on('error', (error) => {
+        reject(error);
+        console.#end();
+      });
       socket.once('open', () => resolve(console));
     });
   }

@@ -56,7 +56,8 @@ export class QemuSnapshots {
         name,
       });
     await requireQcow2Disks(vm);
-    const id = `s${newId('vm', this.clock.now()).slice('vm_'.length)}`;
+    const takenAt = this.clock.now();
+    const id = `s${newId('vm', takenAt).slice('vm_'.length)}`;
     const power = vm.power;
     context.progress({
       percent: 10,
@@ -88,7 +89,7 @@ export class QemuSnapshots {
     const record: SnapshotRecord = {
       id,
       name,
-      createdAt: this.clock.now(),
+      createdAt: takenAt,
       // A paused guest comes back paused: Zenith calls that suspended.
       powerState: power === 'stopped' || power === 'running' ? power : 'suspended',
       withMemory: power !== 'stopped',
