@@ -15,7 +15,7 @@ import type { Clock } from '../core/clock.js';
 import { errorFromBody, isZenithError, ZenithError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { isAgentMethod, type FromAgent, type ToAgent } from '../hypervisors/agent/agent-link.js';
-import type { ActionContext, MigrateOptions, VmSpec } from '../hypervisors/driver.js';
+import type { ActionContext, CloneOptions, MigrateOptions, VmSpec } from '../hypervisors/driver.js';
 import {
   QemuDriver,
   type IncomingEndpoint,
@@ -221,6 +221,21 @@ export class HostAgent {
           break;
         case 'deleteVm':
           value = await driver.deleteVm(id, context);
+          break;
+        case 'cloneVm':
+          value = await driver.cloneVm(id, second as CloneOptions, context);
+          break;
+        case 'listSnapshots':
+          value = await driver.listSnapshots(id);
+          break;
+        case 'createSnapshot':
+          value = await driver.createSnapshot(id, String(second), context);
+          break;
+        case 'revertSnapshot':
+          value = await driver.revertSnapshot(id, String(second), context);
+          break;
+        case 'deleteSnapshot':
+          value = await driver.deleteSnapshot(id, String(second), context);
           break;
         case 'exportVm':
           value = await driver.exportVm(id);

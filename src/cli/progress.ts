@@ -1,6 +1,7 @@
 /** Waits for a task through the event stream, drawing a progress bar on a terminal. */
 import { ZenithError, isErrorCode } from '../core/errors.js';
-import type { ApiClient } from './client.js';
+import { ApiClient } from './client.js';
+import { printJson } from './output.js';
 
 export interface TaskSummary {
   id: string;
@@ -63,4 +64,28 @@ export async function waitForTask(
     );
   }
   return task;
+}
+
+/** Sends an action that answers with a task; waits for it (with a progress bar) unless told not to. */
+export async function runTask(
+  globals: { json?: boolean; server?: string },
+  method: string,
+  path: string,
+  body: unknown,
+  wait: boolean,
+): Promise<void> {
+  const client = ApiClient.fromConfig(globals);
+  const task = await client.request<TaskSummary>(
+    method,
+    path,
+    body ?? (method === 'POST' ? {} : undefined),
+  );
+  if (!wait) {
+    if (globals.json) printJson(task);
+    else process.stderr.write(`queued ${task.kind} as ${task.id}\n`);
+    return;
+  }
+  const done = await waitForTask(client, task.id, { quiet: globals.json === true });
+  if (globals.json) printJson(done);
+  else process.stderr.write(`${done.kind} succeeded (${done.id})\n`);
 }

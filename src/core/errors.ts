@@ -158,6 +158,11 @@ export const errorCatalogue = {
     summary:
       'The QMP connection closed (QEMU exited or the client was closed) before the command was answered.',
   },
+  QMP_JOB_FAILED: {
+    status: 502,
+    summary:
+      "A QEMU job (snapshot save, load or delete) concluded with an error; details carry the job id, its type and QEMU's message.",
+  },
   QMP_PROTOCOL_ERROR: {
     status: 502,
     summary:

@@ -105,6 +105,16 @@ export interface VmSpec {
   options?: Record<string, unknown>;
 }
 
+export interface CloneOptions {
+  /** The clone's name; it must be free on the connection. */
+  name: string;
+  /**
+   * Share the source's disks copy-on-write instead of copying them: fast and
+   * small, but the clone depends on the source (see the driver's docs).
+   */
+  linked?: boolean;
+}
+
 export type ConsoleKind = 'serial' | 'vnc';
 
 /** Counters of one running VM, as its hypervisor measures them (cumulative since the VM started). */
@@ -188,6 +198,16 @@ export interface HypervisorDriver {
   ): Promise<DiscoveredVm>;
   /** Counters of a running VM (null when it is not running); present where the driver can measure them. */
   vmMetrics?(vmExternalId: string): Promise<VmMetrics | null>;
+  /**
+   * A new VM like the source (same spec, new name, id and identity), stopped:
+   * present when the driver declares 'vm.clone'. Refuses a taken name with
+   * ZEN_CONFLICT before anything is created, and leaves nothing behind on failure.
+   */
+  cloneVm?(
+    vmExternalId: string,
+    options: CloneOptions,
+    context: ActionContext,
+  ): Promise<DiscoveredVm>;
   /** A byte stream to the VM's serial console or VNC server: present with the 'vm.console' capability. */
   openConsole?(vmExternalId: string, kind: ConsoleKind): Promise<Duplex>;
   /** Releases every resource; the driver is unusable afterwards. */

@@ -19,6 +19,7 @@ import { IdentityService } from './identity/identity-service.js';
 import { InventoryService } from './inventory/inventory-service.js';
 import { TaskService } from './tasks/task-service.js';
 import { VmActionService } from './vms/vm-actions.js';
+import { VmCloneService } from './vms/vm-clone.js';
 import { VmCreateService } from './vms/vm-create.js';
 import { VmSnapshotService } from './vms/vm-snapshots.js';
 
@@ -43,6 +44,7 @@ export interface ControlPlane {
   tasks: TaskService;
   vms: VmActionService;
   vmCreation: VmCreateService;
+  vmClones: VmCloneService;
   snapshots: VmSnapshotService;
   registry: DriverRegistry;
   agents: AgentService;
@@ -105,6 +107,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   };
   const consoles = new ConsoleService({ inventory, connections, audit, clock });
   const vmCreation = new VmCreateService(inventory, connections, tasks);
+  const vmClones = new VmCloneService(inventory, connections, tasks);
   const snapshots = new VmSnapshotService(inventory, connections, tasks);
 
   try {
@@ -146,6 +149,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       tasks,
       vms,
       vmCreation,
+      vmClones,
       snapshots,
       registry,
       agents,

@@ -1,6 +1,128 @@
-/** Reads the tiny test guest's serial console through the control plane (ticket, then WebSocket). */
+/**
+ * The test guest's serial console as a user reads it: the `tick N` lines it
+ * prints every 100 ms, from the VM's unix socket or through the control
+ * plane's console WebSocket. Only whole lines count, so a line cut in two by
+ * the transport is never misread.
+ */
+import { connect } from 'node:net';
 import WebSocket from 'ws';
 import type { TestServer } from './control-plane.js';
+import { GUEST_READY_LINE } from './guest-image.js';
+
+export class GuestConsole {
+  #text = '';
+  readonly #waiters = new Set<() => void>();
+  #closed = false;
+
+  private constructor(private readonly release: () => void) {}
+
+  /** Connects to a VM's serial console socket (QEMU's `-serial unix:…,server=on`). */
+  static unix(path: string): Promise<GuestConsole> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(path);
+      const console = new GuestConsole(() => socket.destroy());
+      socket.on('data', (chunk: Buffer) => console.#receive(chunk.toString('latin1')));
+      socket.on('close', () => console.#end());
+      socket.on('error', (error) => {
+        reject(error);
+        console.#end();
+      });
+      socket.once('connect', () => resolve(console));
+    });
+  }
+
+  /** Connects to a console WebSocket of the API (`/api/v1/consoles/{ticket}`). */
+  static webSocket(url: string): Promise<GuestConsole> {
+    return new Promise((resolve, reject) => {
+      const socket = new WebSocket(url);
+      const console = new GuestConsole(() => socket.close());
+      socket.on('message', (data: Buffer) => console.#receive(data.toString('latin1')));
+      socket.on('close', () => console.#end());
+      socket.on('error', (error) => {
+        reject(error);
+        console.#end();
+      });
+      socket.once('open', () => resolve(console));
+    });
+  }
+
+  /** Every tick number in a whole line, in the order received. */
+  get ticks(): number[] {
+    return this.#lines()
+      .map((line) => /^tick (\d+)$/.exec(line)?.[1])
+      .filter((n): n is string => n !== undefined)
+      .map(Number);
+  }
+
+  /** Whether the guest printed its boot line (a fresh boot) after the first `position` ticks. */
+  bootedSince(position = 0): boolean {
+    let ticks = 0;
+    for (const line of this.#lines()) {
+      if (line.startsWith('tick ')) ticks++;
+      else if (line === GUEST_READY_LINE && ticks >= position) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Waits for a tick at position `from` or later (positions count ticks from
+   * the first received) that satisfies `accept`; answers it.
+   */
+  async waitForTick(
+    accept: (tick: number) => boolean = () => true,
+    from = 0,
+    timeoutMs = 60_000,
+  ): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.ticks.slice(from).find(accept);
+      if (found !== undefined) return found;
+      if (this.#closed) throw new Error(`the console closed; last output: ${this.#tail()}`);
+      if (Date.now() > deadline)
+        throw new Error(`no such tick within ${timeoutMs} ms; last output: ${this.#tail()}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 200);
+        this.#waiters.add(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  close(): void {
+    this.release();
+    this.#end();
+  }
+
+  #lines(): string[] {
+    // The last piece has no line end yet: not a whole line.
+    return this.#text
+      .split('\n')
+      .slice(0, -1)
+      .map((line) => line.replace(/\r$/, ''));
+  }
+
+  #tail(): string {
+    return JSON.stringify(this.#text.slice(-300));
+  }
+
+  #receive(text: string): void {
+    this.#text += text;
+    this.#wake();
+  }
+
+  #end(): void {
+    this.#closed = true;
+    this.#wake();
+  }
+
+  #wake(): void {
+    const waiters = [...this.#waiters];
+    this.#waiters.clear();
+    for (const wake of waiters) wake();
+  }
+}
 
 /** Answers the numbers of the first `count` `tick N` lines seen on the VM's console. */
 export async function consoleTicks(

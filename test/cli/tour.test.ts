@@ -115,6 +115,37 @@ describe('the five-minute tour through the zenith command', () => {
     assert.match(verify.stdout, /audit chain intact: \d+ records/);
   });
 
+  test('clone a stopped VM, fully and linked; a taken name or a running source is refused', async () => {
+    const stopped = JSON.parse(
+      (await zenith(['--json', 'vms', 'list', '--filter', 'power.state=stopped', '--limit', '1']))
+        .stdout,
+    ) as { items: Array<{ name: string; facts: Record<string, unknown> }> };
+    const source = stopped.items[0]!;
+    const full = await zenith(['vms', 'clone', source.name, 'tour-copy', '--wait']);
+    assert.equal(full.code, 0, full.stderr);
+    assert.match(full.stderr, /vm\.clone succeeded/);
+    const linked = await zenith(['--json', 'vms', 'clone', source.name, 'tour-link', '--linked']);
+    assert.equal(linked.code, 0, linked.stderr);
+    assert.equal(JSON.parse(linked.stdout).result.linked, true);
+    const copy = JSON.parse((await zenith(['--json', 'vms', 'show', 'tour-copy'])).stdout) as {
+      facts: Record<string, unknown>;
+    };
+    assert.deepEqual(
+      [copy.facts['power.state'], copy.facts['cpu.count'], copy.facts['memory.bytes']],
+      ['stopped', source.facts['cpu.count'], source.facts['memory.bytes']],
+    );
+    const taken = await zenith(['vms', 'clone', source.name, 'tour-copy']);
+    assert.equal(taken.code, 1);
+    assert.match(taken.stderr, /ZEN_CONFLICT/);
+    const running = JSON.parse(
+      (await zenith(['--json', 'vms', 'list', '--filter', 'power.state=running', '--limit', '1']))
+        .stdout,
+    ) as { items: Array<{ name: string }> };
+    const busy = await zenith(['vms', 'clone', running.items[0]!.name, 'tour-busy', '--no-wait']);
+    assert.equal(busy.code, 1);
+    assert.match(busy.stderr, /ZEN_INVALID_STATE/);
+  });
+
   test('events --follow shows a VM being created as it happens', async () => {
     const follower = spawn(
       process.execPath,

@@ -122,3 +122,55 @@ test('an aborted action leaves the VM as it was', async () => {
   )!;
   assert.equal(after.powerState, 'running');
 });
+
+test('a clone of a stopped VM is a new stopped VM like it; a linked clone keeps its source from deletion', async () => {
+  const driver = new SimulatedDriver({ clock: new ManualClock(), fleet, timeScale: 0 });
+  const all = vmsOf((await driver.discover()).objects);
+  const source = all.find((v) => v.powerState === 'stopped')!;
+  const full = await driver.cloneVm(source.externalId, { name: 'twin' }, noProgress);
+  assert.notEqual(full.externalId, source.externalId);
+  assert.deepEqual(
+    [
+      full.name,
+      full.powerState,
+      full.hostExternalId,
+      full.facts['cpu.count'],
+      full.facts['memory.bytes'],
+    ],
+    [
+      'twin',
+      'stopped',
+      source.hostExternalId,
+      source.facts['cpu.count'],
+      source.facts['memory.bytes'],
+    ],
+  );
+  const linked = await driver.cloneVm(
+    source.externalId,
+    { name: 'linked-twin', linked: true },
+    noProgress,
+  );
+  const coded = (code: string) => (e: unknown) => isZenithError(e) && e.code === code;
+  await assert.rejects(driver.deleteVm(source.externalId, noProgress), coded('ZEN_CONFLICT'));
+  await driver.deleteVm(linked.externalId, noProgress);
+  await driver.deleteVm(source.externalId, noProgress);
+
+  const running = all.find((v) => v.powerState === 'running')!;
+  await assert.rejects(
+    driver.cloneVm(running.externalId, { name: 'nope' }, noProgress),
+    coded('ZEN_INVALID_STATE'),
+  );
+  await assert.rejects(
+    driver.cloneVm(full.externalId, { name: all[0]!.name }, noProgress),
+    coded('ZEN_CONFLICT'),
+  );
+  await assert.rejects(
+    driver.cloneVm(full.externalId, { name: 'bad name' }, noProgress),
+    coded('ZEN_BAD_REQUEST'),
+  );
+  assert.equal(
+    vmsOf((await driver.discover()).objects).length,
+    all.length,
+    'net: twin in, source out',
+  );
+});

@@ -2,8 +2,9 @@ import type { Command } from 'commander';
 import { ZenithError } from '../../core/errors.js';
 import { ApiClient } from '../client.js';
 import { registerConsole } from './console.js';
+import { registerClone } from './vm-clone.js';
 import { formatBytes, formatTime, printJson, printKeyValues, printTable } from '../output.js';
-import { waitForTask, type TaskSummary } from '../progress.js';
+import { runTask } from '../progress.js';
 
 interface ObjectView {
   id: string;
@@ -196,6 +197,7 @@ export function registerInventory(program: Command): void {
         await runTask(command.optsWithGlobals<Globals>(), 'POST', '/vms', body, options.wait);
       },
     );
+  registerClone(vms);
   registerConsole(vms);
   const snapshots = vms.command('snapshot').description('Snapshots of a VM');
   snapshots
@@ -461,27 +463,4 @@ async function showObject(globals: Globals, path: string): Promise<void> {
   ].sort(([a], [b]) => a.localeCompare(b));
   process.stdout.write('\nfacts:\n');
   for (const [key, value] of facts) process.stdout.write(`  ${key} = ${JSON.stringify(value)}\n`);
-}
-
-export async function runTask(
-  globals: Globals,
-  method: string,
-  path: string,
-  body: unknown,
-  wait: boolean,
-): Promise<void> {
-  const client = ApiClient.fromConfig(globals);
-  const task = await client.request<TaskSummary>(
-    method,
-    path,
-    body ?? (method === 'POST' ? {} : undefined),
-  );
-  if (!wait) {
-    if (globals.json) printJson(task);
-    else process.stderr.write(`queued ${task.kind} as ${task.id}\n`);
-    return;
-  }
-  const done = await waitForTask(client, task.id, { quiet: globals.json === true });
-  if (globals.json) printJson(done);
-  else process.stderr.write(`${done.kind} succeeded (${done.id})\n`);
 }

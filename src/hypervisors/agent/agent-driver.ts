@@ -7,6 +7,7 @@ import { ZenithError } from '../../core/errors.js';
 import type {
   ActionContext,
   Capability,
+  CloneOptions,
   ConsoleKind,
   DiscoveredVm,
   DiscoverySnapshot,
@@ -15,6 +16,7 @@ import type {
   InventoryDelta,
   MigrateOptions,
   VmMetrics,
+  SnapshotInfo,
   VmSpec,
 } from '../driver.js';
 import type {
@@ -35,6 +37,8 @@ const capabilities: readonly Capability[] = [
   'vm.resume',
   'vm.delete',
   'vm.create',
+  'vm.clone',
+  'vm.snapshot',
   'vm.console',
   'vm.migrate',
 ];
@@ -114,6 +118,31 @@ export class AgentDriver implements HypervisorDriver {
   /** The counters the agent sent with its last heartbeat (a few seconds old at most). */
   async vmMetrics(id: string): Promise<VmMetrics | null> {
     return this.#link().metrics(id) ?? null;
+  }
+
+  cloneVm(id: string, options: CloneOptions, context: ActionContext): Promise<DiscoveredVm> {
+    return this.#call('cloneVm', [id, options], 60 * 60_000, context);
+  }
+
+  listSnapshots(id: string): Promise<SnapshotInfo[]> {
+    return this.#call('listSnapshots', [id]);
+  }
+
+  createSnapshot(
+    id: string,
+    name: string,
+    context: ActionContext,
+  ): Promise<{ snapshot: SnapshotInfo; vm: DiscoveredVm }> {
+    // Saving a guest's memory takes as long as writing it to disk.
+    return this.#call('createSnapshot', [id, name], 30 * 60_000, context);
+  }
+
+  revertSnapshot(id: string, snapshotId: string, context: ActionContext): Promise<DiscoveredVm> {
+    return this.#call('revertSnapshot', [id, snapshotId], 30 * 60_000, context);
+  }
+
+  deleteSnapshot(id: string, snapshotId: string, context: ActionContext): Promise<DiscoveredVm> {
+    return this.#call('deleteSnapshot', [id, snapshotId], 10 * 60_000, context);
   }
 
   openConsole(id: string, kind: ConsoleKind): Promise<Duplex> {

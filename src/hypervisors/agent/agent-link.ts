@@ -23,6 +23,11 @@ export const agentMethods = [
   'resumeVm',
   'deleteVm',
   'createVm',
+  'cloneVm',
+  'listSnapshots',
+  'createSnapshot',
+  'revertSnapshot',
+  'deleteSnapshot',
   // live migration between two agents, orchestrated by the control plane
   'exportVm',
   'prepareIncoming',

@@ -4,14 +4,12 @@
  * vm.json per VM), so a new driver instance — after an agent or control-plane
  * restart — finds every VM again and re-attaches to the running ones.
  */
-import { execFile } from 'node:child_process';
 import { createConnection } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { promisify } from 'node:util';
 import type { Clock } from '../../core/clock.js';
 import { ZenithError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
@@ -20,6 +18,7 @@ import { DeltaFeed } from '../delta-feed.js';
 import type {
   ActionContext,
   Capability,
+  CloneOptions,
   ConsoleKind,
   DiscoveredObject,
   DiscoveredVm,
@@ -30,6 +29,7 @@ import type {
   MigrateOptions,
   PowerState,
   VmMetrics,
+  SnapshotInfo,
   VmSpec,
 } from '../driver.js';
 import { resolveAccelerator } from './command-line.js';
@@ -42,10 +42,11 @@ import {
   type MigrationResult,
 } from './qemu-migration.js';
 import { readVmMetrics } from './qemu-metrics.js';
+import { basesOf, cloneDisks, cloneSpec, linkedClonesOf, refuseIfBase } from './qemu-clone.js';
+import { createImage } from './qemu-img.js';
+import { QemuSnapshots } from './qemu-snapshots.js';
 import { QemuVm, type VmRecord } from './qemu-vm.js';
-import { validateSpec, type QemuVmSpec } from './vm-spec.js';
-
-const run = promisify(execFile);
+import { validateSpec, type HostLimits, type QemuVmSpec } from './vm-spec.js';
 
 export interface QemuDriverOptions {
   stateDir: string;
@@ -70,6 +71,8 @@ const capabilities: readonly Capability[] = [
   'vm.resume',
   'vm.delete',
   'vm.create',
+  'vm.clone',
+  'vm.snapshot',
   'vm.console',
 ];
 
@@ -83,6 +86,9 @@ export class QemuDriver implements HypervisorDriver {
   readonly #vms = new Map<string, QemuVm>();
   readonly #runDir: string;
   readonly #migrations: QemuMigrations;
+  readonly #snapshots: QemuSnapshots;
+  /** Names of clones being written: taken, though no VM carries them yet. */
+  readonly #cloning = new Set<string>();
   #host: LocalHost | undefined;
   #kvmProbed: boolean | undefined;
 
@@ -111,6 +117,7 @@ export class QemuDriver implements HypervisorDriver {
       expect: (vm, states) => this.#expect(vm, states),
       forget: (vm, removeDisks) => this.#forget(vm, removeDisks),
     });
+    this.#snapshots = new QemuSnapshots(options.clock);
   }
 
   get #kvmUsable(): boolean {
@@ -177,10 +184,7 @@ export class QemuDriver implements HypervisorDriver {
 
   async createVm(spec: VmSpec, context: ActionContext): Promise<DiscoveredVm> {
     const host = this.#requireHost();
-    if ([...this.#vms.values()].some((vm) => vm.record.spec.name === spec.name))
-      throw new ZenithError('ZEN_CONFLICT', `a VM named '${spec.name}' exists on ${host.name}`, {
-        name: spec.name,
-      });
+    this.#requireFreeName(spec.name);
     const options = (spec.options ?? {}) as Partial<QemuVmSpec> & {
       kernel?: string;
       initrd?: string;
@@ -219,12 +223,7 @@ export class QemuDriver implements HypervisorDriver {
         accelerator: options.accelerator ?? this.#options.accelerator,
         uuid: randomUUID(),
       },
-      {
-        storageRoots: this.#options.storageRoots,
-        cpuCount: host.cpuCount,
-        memoryBytes: host.memoryBytes,
-        bridges: host.bridges,
-      },
+      this.#limits(host),
     );
     for (const disk of qemuSpec.disks)
       if (existsSync(disk.file) && (disk.sizeBytes !== undefined || disk.backingFile))
@@ -237,20 +236,15 @@ export class QemuDriver implements HypervisorDriver {
       for (const disk of qemuSpec.disks) {
         if (disk.sizeBytes === undefined && !disk.backingFile) continue;
         mkdirSync(dirname(disk.file), { recursive: true });
-        const args = disk.backingFile
-          ? ['create', '-q', '-f', 'qcow2', '-b', disk.backingFile, '-F', 'qcow2', disk.file]
-          : ['create', '-q', '-f', 'qcow2', disk.file, String(disk.sizeBytes)];
-        await run('qemu-img', args);
+        await createImage(
+          disk.file,
+          disk.backingFile ? { backingFile: disk.backingFile } : { sizeBytes: disk.sizeBytes! },
+        );
         created.push(disk.file);
       }
     } catch (error) {
       for (const file of created) rmSync(file, { force: true });
-      throw new ZenithError(
-        'ZEN_DRIVER_ERROR',
-        `qemu-img failed: ${(error as Error).message}`,
-        {},
-        { cause: error },
-      );
+      throw error;
     }
     const vm = this.#instance({
       id: newId('vm', this.#options.clock.now()).replace('vm_', 'q'),
@@ -265,6 +259,7 @@ export class QemuDriver implements HypervisorDriver {
   async startVm(id: string, context: ActionContext): Promise<DiscoveredVm> {
     const vm = this.#vm(id);
     this.#expect(vm, ['stopped']);
+    this.#refuseIfBase(vm, 'started');
     context.progress({ percent: 10, message: 'starting QEMU' });
     await vm.start();
     return this.#view(vm);
@@ -332,8 +327,102 @@ export class QemuDriver implements HypervisorDriver {
   async deleteVm(id: string, _context: ActionContext): Promise<null> {
     const vm = this.#vm(id);
     this.#expect(vm, ['stopped']);
-    this.#forget(vm, true);
+    this.#refuseIfBase(vm, 'deleted');
+    const bases = basesOf(vm, this.#vms.values());
+    for (const disk of vm.record.spec.disks)
+      if (disk.sizeBytes !== undefined || disk.backingFile) rmSync(disk.file, { force: true });
+    this.#forget(vm, false);
+    // A VM whose disks backed this one may change again: its facts say so.
+    for (const base of bases) this.#feed.push({ type: 'upsert', object: this.#view(base) });
     return null;
+  }
+
+  // --- snapshots (qemu-snapshots.ts) and clones (qemu-clone.ts) ---
+
+  async listSnapshots(id: string): Promise<SnapshotInfo[]> {
+    return this.#snapshots.list(this.#vm(id));
+  }
+
+  async createSnapshot(
+    id: string,
+    name: string,
+    context: ActionContext,
+  ): Promise<{ snapshot: SnapshotInfo; vm: DiscoveredVm }> {
+    const vm = this.#vm(id);
+    this.#refuseIfBase(vm, 'snapshotted');
+    const snapshot = await this.#snapshots.create(vm, name, context);
+    return { snapshot, vm: this.#view(vm) };
+  }
+
+  async revertSnapshot(
+    id: string,
+    snapshotId: string,
+    context: ActionContext,
+  ): Promise<DiscoveredVm> {
+    const vm = this.#vm(id);
+    this.#refuseIfBase(vm, 'reverted');
+    await this.#snapshots.revert(vm, snapshotId, context);
+    return this.#view(vm);
+  }
+
+  async deleteSnapshot(
+    id: string,
+    snapshotId: string,
+    context: ActionContext,
+  ): Promise<DiscoveredVm> {
+    const vm = this.#vm(id);
+    this.#refuseIfBase(vm, 'changed');
+    await this.#snapshots.remove(vm, snapshotId, context);
+    return this.#view(vm);
+  }
+
+  /** A stopped VM's twin: new name, id and UUID, its disks copied (or overlaid when linked). */
+  async cloneVm(id: string, options: CloneOptions, context: ActionContext): Promise<DiscoveredVm> {
+    const source = this.#vm(id);
+    this.#expect(source, ['stopped']);
+    this.#requireFreeName(options.name);
+    const spec = cloneSpec(source.record.spec, options.name, this.#limits(this.#requireHost()));
+    this.#cloning.add(options.name);
+    try {
+      const disks = await cloneDisks(source.record.spec.disks, spec.disks, options, context);
+      const clone = this.#instance({
+        id: newId('vm', this.#options.clock.now()).replace('vm_', 'q'),
+        spec: { ...spec, disks },
+        createdAt: this.#options.clock.now(),
+        desired: 'stopped',
+      });
+      clone.save();
+      // The source now backs a clone: its facts say so.
+      if (options.linked) this.#feed.push({ type: 'upsert', object: this.#view(source) });
+      return this.#view(clone);
+    } finally {
+      this.#cloning.delete(options.name);
+    }
+  }
+
+  #refuseIfBase(vm: QemuVm, what: string): void {
+    refuseIfBase(vm, this.#vms.values(), what);
+  }
+
+  #requireFreeName(name: string): void {
+    if (
+      this.#cloning.has(name) ||
+      [...this.#vms.values()].some((vm) => vm.record.spec.name === name)
+    )
+      throw new ZenithError(
+        'ZEN_CONFLICT',
+        `a VM named '${name}' exists on ${this.#requireHost().name}`,
+        { name },
+      );
+  }
+
+  #limits(host: LocalHost): HostLimits {
+    return {
+      storageRoots: this.#options.storageRoots,
+      cpuCount: host.cpuCount,
+      memoryBytes: host.memoryBytes,
+      bridges: host.bridges,
+    };
   }
 
   // --- live migration between hosts (orchestrated by the control plane across two agents) ---
@@ -481,7 +570,7 @@ export class QemuDriver implements HypervisorDriver {
       logger: this.#options.logger,
       accelerator: (spec) => resolveAccelerator(spec.accelerator, this.#kvmUsable),
       onChange: (changed) => {
-        if (!changed.incoming && !changed.outgoing && !changed.departed)
+        if (!changed.incoming && !changed.outgoing && !changed.departed && !changed.snapshotting)
           this.#feed.push({ type: 'upsert', object: this.#view(changed) });
       },
     });
@@ -512,6 +601,8 @@ export class QemuDriver implements HypervisorDriver {
         'boot.kind': spec.boot.kind,
         'console.serial': true,
         'console.vnc': spec.vnc,
+        'snapshot.count': this.#snapshots.count(vm),
+        'clone.linkedClones': linkedClonesOf(vm, this.#vms.values()).map((c) => c.record.spec.name),
       },
     };
   }

@@ -109,6 +109,14 @@ export class QemuMigrations {
     if (this.host.find(record.id))
       throw new ZenithError('ZEN_CONFLICT', `VM ${record.id} already exists on this host`);
     const withStorage = options.withStorage === true;
+    // Internal snapshots live inside the qcow2 images, and a mirror copies only what the guest sees.
+    const snapshots = record.snapshots?.length ?? 0;
+    if (withStorage && snapshots > 0)
+      throw new ZenithError(
+        'ZEN_INVALID_STATE',
+        `${record.spec.name} has ${snapshots} snapshot(s), which a storage migration cannot carry: delete them first`,
+        { snapshots },
+      );
     const root = this.host.storageRoots[0];
     if (withStorage && !root)
       throw new ZenithError('ZEN_CONFIG_INVALID', 'no storage roots are configured for this host');

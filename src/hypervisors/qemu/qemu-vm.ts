@@ -4,13 +4,21 @@
  * connection, through which state changes arrive as events.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { Clock } from '../../core/clock.js';
 import { ZenithError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { processAlive } from '../../core/process.js';
-import { connectQmp, type QmpClient } from '../../protocols/qmp/index.js';
+import { connectQmp, type QmpClient, type QmpRunState } from '../../protocols/qmp/index.js';
 import type { PowerState } from '../driver.js';
 import { buildCommandLine, type RuntimePaths } from './command-line.js';
 import type { QemuVmSpec } from './vm-spec.js';
@@ -30,6 +38,19 @@ export interface VmRecord {
   sourcePowerState?: PowerState;
   /** Set while a live migration away from this host is under way: a restarted agent settles it. */
   outgoing?: { withStorage: boolean };
+  /** Its snapshots (qemu-snapshots.ts), oldest first; they travel with the record when it migrates. */
+  snapshots?: SnapshotRecord[];
+}
+
+/** A snapshot as the driver keeps it: its id is also its tag inside every qcow2 disk. */
+export interface SnapshotRecord {
+  id: string;
+  name: string;
+  createdAt: number;
+  /** The power state the VM returns to when reverted: running and suspended ones hold its memory. */
+  powerState: PowerState;
+  /** Whether the guest's memory and device state were saved (the VM's QEMU ran). */
+  withMemory: boolean;
 }
 
 export interface QemuVmDeps {
@@ -42,6 +63,27 @@ export interface QemuVmDeps {
 
 const alive = processAlive;
 
+/**
+ * Zenith's power state for a QEMU run state. restore-vm and prelaunch hold a
+ * loaded snapshot waiting for `cont` (after a failed load, or a load into a
+ * QEMU started with -S: see qemu-snapshots.ts): suspended.
+ */
+function powerOf(status: QmpRunState): PowerState {
+  switch (status) {
+    case 'running':
+      return 'running';
+    case 'paused':
+    case 'suspended':
+    case 'restore-vm':
+    case 'prelaunch':
+      return 'suspended';
+    case 'shutdown':
+      return 'stopped';
+    default:
+      return 'paused';
+  }
+}
+
 export class QemuVm {
   power: PowerState = 'stopped';
   /** Why the VM is in its state when it was not asked for (e.g. its QEMU died). */
@@ -53,6 +95,8 @@ export class QemuVm {
   outgoing = false;
   /** The switch-over is done: the VM runs on the destination and is no longer reported here. */
   departed = false;
+  /** Taking or loading a snapshot: the guest's passing pause is not reported, only the state after. */
+  snapshotting = false;
   #qmp: QmpClient | undefined;
 
   constructor(
@@ -67,7 +111,10 @@ export class QemuVm {
   }
 
   save(): void {
-    writeFileSync(join(this.dir, 'vm.json'), `${JSON.stringify(this.record, null, 2)}\n`);
+    // Write and rename: a crash leaves the old record or the new one, never half of one.
+    const file = join(this.dir, 'vm.json');
+    writeFileSync(`${file}.tmp`, `${JSON.stringify(this.record, null, 2)}\n`);
+    renameSync(`${file}.tmp`, file);
   }
 
   /** After a restart: finds the VM's QEMU if it still runs and re-attaches to its QMP socket. */
@@ -167,23 +214,17 @@ export class QemuVm {
     if (!qmp) return;
     try {
       const { status } = await qmp.execute('query-status');
-      this.power =
-        status === 'running'
-          ? 'running'
-          : status === 'paused' || status === 'suspended'
-            ? 'suspended'
-            : status === 'shutdown'
-              ? 'stopped'
-              : 'paused';
+      this.power = powerOf(status);
       this.deps.onChange(this);
     } catch (error) {
       this.deps.logger.debug({ vm: this.id, err: (error as Error).message }, 'status query failed');
     }
   }
 
-  /** Re-reads the run state now (after a switch-over). */
+  /** Re-reads the run state now (after a switch-over or a snapshot) and reports it. */
   async refreshNow(): Promise<void> {
-    await this.#refresh();
+    if (this.#qmp) await this.#refresh();
+    else this.deps.onChange(this);
   }
 
   qmp(): QmpClient {

@@ -41,6 +41,8 @@ export interface SimVm {
   guestOs: string;
   createdBy: 'fleet' | 'zenith';
   snapshots?: Array<{ id: string; name: string; createdAt: number; powerState: PowerState }>;
+  /** Set on a linked clone: the VM whose disks it shares (which may not be deleted meanwhile). */
+  linkedCloneOf?: string;
 }
 
 export interface SimFleet {

@@ -14,6 +14,7 @@ import { ZenithError } from '../../core/errors.js';
 import type {
   ActionContext,
   Capability,
+  CloneOptions,
   DiscoveredVm,
   DiscoverySnapshot,
   DriverInfo,
@@ -58,6 +59,7 @@ const capabilities: readonly Capability[] = [
   'vm.delete',
   'vm.migrate',
   'vm.create',
+  'vm.clone',
   'vm.snapshot',
 ];
 
@@ -73,7 +75,10 @@ const durations = {
   create: 2000,
   migrateSetup: 300,
   snapshot: 800,
+  clone: 1000,
 };
+
+const vmName = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
 
 export class SimulatedDriver implements HypervisorDriver {
   readonly info: DriverInfo = { type: 'simulated', simulated: true, capabilities };
@@ -151,6 +156,15 @@ export class SimulatedDriver implements HypervisorDriver {
         throw new ZenithError('ZEN_INVALID_STATE', `stop ${vm.name} before deleting it`, {
           powerState: vm.powerState,
         });
+      const clones = [...this.#fleet.vms.values()]
+        .filter((other) => other.linkedCloneOf === id)
+        .map((other) => other.name);
+      if (clones.length > 0)
+        throw new ZenithError(
+          'ZEN_CONFLICT',
+          `${vm.name} cannot be deleted: the linked clones ${clones.join(', ')} share its disks; delete them first`,
+          { linkedClones: clones },
+        );
       await this.#work(durations.delete, context);
       this.#fleet.vms.delete(id);
       this.#record({ op: 'delete', id });
@@ -179,6 +193,51 @@ export class SimulatedDriver implements HypervisorDriver {
     };
     this.#commit(vm);
     return vmObject(vm);
+  }
+
+  /** A stopped VM's twin on the same host; a full clone takes as long as copying its disk. */
+  async cloneVm(id: string, options: CloneOptions, context: ActionContext): Promise<DiscoveredVm> {
+    const source = this.#vm(id);
+    if (!vmName.test(options.name))
+      throw new ZenithError(
+        'ZEN_BAD_REQUEST',
+        `'${options.name}' is not a valid VM name (letters, digits, . _ -, at most 63)`,
+        { name: options.name },
+      );
+    return this.#exclusive(id, async () => {
+      if (source.powerState !== 'stopped')
+        throw new ZenithError(
+          'ZEN_INVALID_STATE',
+          `${source.name} is ${source.powerState}; clone needs it stopped`,
+          { powerState: source.powerState },
+        );
+      if ([...this.#fleet.vms.values()].some((vm) => vm.name === options.name))
+        throw new ZenithError('ZEN_CONFLICT', `a VM named '${options.name}' exists`, {
+          name: options.name,
+        });
+      const copyMs = options.linked ? 0 : (source.diskBytes / this.#bandwidth) * 1000;
+      await this.#work(durations.clone + copyMs, context);
+      // Checked again: another clone or create may have taken the name meanwhile.
+      if ([...this.#fleet.vms.values()].some((vm) => vm.name === options.name))
+        throw new ZenithError('ZEN_CONFLICT', `a VM named '${options.name}' exists`, {
+          name: options.name,
+        });
+      const clone: SimVm = {
+        externalId: `vm-z${this.#clock.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`,
+        name: options.name,
+        hostExternalId: source.hostExternalId,
+        cpus: source.cpus,
+        memoryBytes: source.memoryBytes,
+        diskBytes: source.diskBytes,
+        powerState: 'stopped',
+        tags: [...source.tags],
+        guestOs: source.guestOs,
+        createdBy: 'zenith',
+        ...(options.linked ? { linkedCloneOf: source.externalId } : {}),
+      };
+      this.#commit(clone);
+      return vmObject(clone);
+    });
   }
 
   async migrateVm(

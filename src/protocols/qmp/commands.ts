@@ -59,6 +59,19 @@ export interface QmpImageInfo {
   'actual-size'?: number;
   'dirty-flag'?: boolean;
   'backing-filename'?: string;
+  /** Internal snapshots the image holds (qcow2). */
+  snapshots?: QmpSnapshotInfo[];
+}
+
+/** qapi/block-core.json SnapshotInfo: one internal snapshot of an image. */
+export interface QmpSnapshotInfo {
+  id: string;
+  name: string;
+  'vm-state-size': number;
+  'date-sec': number;
+  'date-nsec': number;
+  'vm-clock-sec': number;
+  'vm-clock-nsec': number;
 }
 
 export interface QmpBlockDeviceInfo {
@@ -210,6 +223,40 @@ export interface QmpBlockJobInfo {
   error?: string;
 }
 
+/** qapi/job.json JobType (the ones a driver starts). */
+export type QmpJobType =
+  | 'commit'
+  | 'stream'
+  | 'mirror'
+  | 'backup'
+  | 'create'
+  | 'amend'
+  | 'snapshot-load'
+  | 'snapshot-save'
+  | 'snapshot-delete';
+
+/** qapi/job.json JobInfo, as `query-jobs` answers it. */
+export interface QmpJobInfo {
+  id: string;
+  type: QmpJobType;
+  status: QmpJobStatus;
+  'current-progress': number;
+  'total-progress': number;
+  /** QEMU's message when the job failed (set once it concluded). */
+  error?: string;
+}
+
+/** qapi/migration.json snapshot-save / snapshot-load: internal snapshots in qcow2 images. */
+export interface QmpSnapshotJobArgs {
+  'job-id': string;
+  /** The snapshot's name in every image. */
+  tag: string;
+  /** Node name of the image that holds (or receives) the VM state. */
+  vmstate: string;
+  /** Node names of every image in the snapshot. */
+  devices: string[];
+}
+
 export type QmpMirrorSync = 'top' | 'full' | 'none' | 'incremental' | 'bitmap';
 
 interface QmpMirrorCommon {
@@ -273,6 +320,14 @@ export interface QmpCommands {
   'block-job-cancel': { args: { device: string; force?: boolean }; result: Empty };
   'block-job-complete': { args: { device: string }; result: Empty };
   'query-block-jobs': { args: NoArgs; result: QmpBlockJobInfo[] };
+  'query-jobs': { args: NoArgs; result: QmpJobInfo[] };
+  'job-dismiss': { args: { id: string }; result: Empty };
+  'snapshot-save': { args: QmpSnapshotJobArgs; result: Empty };
+  'snapshot-load': { args: QmpSnapshotJobArgs; result: Empty };
+  'snapshot-delete': {
+    args: { 'job-id': string; tag: string; devices: string[] };
+    result: Empty;
+  };
 }
 
 export type QmpCommandName = keyof QmpCommands;

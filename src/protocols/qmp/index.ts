@@ -6,4 +6,5 @@ export * from './commands.js';
 export * from './events.js';
 export type { Unsubscribe } from './event-hub.js';
 export * from './client.js';
+export * from './jobs.js';
 export * from './connect.js';

@@ -117,6 +117,43 @@ export async function vmActionRoutes(root: FastifyInstance, plane: ControlPlane)
         ),
   );
 
+  app.post(
+    '/vms/:id/clone',
+    {
+      config: { permission: 'vm.create', audit: false },
+      schema: {
+        tags: ['vm actions'],
+        summary:
+          'Clone a stopped VM (by id or name) under a new name, its disks copied or, with linked, shared copy-on-write; answers 202 with the task',
+        params: IdParams,
+        body: Type.Object(
+          {
+            name: Type.String({ minLength: 1, maxLength: 63 }),
+            linked: Type.Optional(
+              Type.Boolean({
+                description:
+                  'Share the source disks copy-on-write (fast, small); the source can then not be started, changed or deleted while the clone exists (QEMU)',
+              }),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        response: Accepted,
+      },
+    },
+    async (request, reply) =>
+      reply
+        .status(202)
+        .send(
+          await plane.vmClones.request(
+            vmId(request.params.id),
+            request.body,
+            actorOf(principalOf(request)),
+            request.id,
+          ),
+        ),
+  );
+
   app.delete(
     '/vms/:id',
     {

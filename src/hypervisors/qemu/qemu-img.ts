@@ -1,0 +1,134 @@
+/**
+ * The qemu-img operations the QEMU driver needs on disk images that no QEMU
+ * process has open: create, inspect, copy (with progress), and internal
+ * snapshots. Failures are ZEN_DRIVER_ERROR carrying qemu-img's own message.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
+import { ZenithError } from '../../core/errors.js';
+
+const run = promisify(execFile);
+
+export interface ImageInfo {
+  format: string;
+  virtualSizeBytes: number;
+  backingFile: string | null;
+  /** Internal snapshots (qcow2), by tag. */
+  snapshots: Array<{ tag: string; vmStateBytes: number }>;
+}
+
+async function qemuImg(args: string[]): Promise<string> {
+  try {
+    return (await run('qemu-img', args)).stdout;
+  } catch (error) {
+    throw failure(args[0] ?? 'qemu-img', error);
+  }
+}
+
+function failure(operation: string, error: unknown): ZenithError {
+  const stderr = (error as { stderr?: string }).stderr?.trim();
+  const message = stderr || (error as Error).message;
+  return new ZenithError(
+    'ZEN_DRIVER_ERROR',
+    `qemu-img ${operation} failed: ${message}`,
+    { tool: 'qemu-img', operation, message },
+    { cause: error },
+  );
+}
+
+/** Reads an image's header; `-U` so that an image a QEMU holds can still be looked at. */
+export async function imageInfo(file: string): Promise<ImageInfo> {
+  const raw = JSON.parse(await qemuImg(['info', '-U', '--output=json', file])) as {
+    format: string;
+    'virtual-size': number;
+    'full-backing-filename'?: string;
+    'backing-filename'?: string;
+    snapshots?: Array<{ name: string; 'vm-state-size': number }>;
+  };
+  return {
+    format: raw.format,
+    virtualSizeBytes: raw['virtual-size'],
+    backingFile: raw['full-backing-filename'] ?? raw['backing-filename'] ?? null,
+    snapshots: (raw.snapshots ?? []).map((s) => ({
+      tag: s.name,
+      vmStateBytes: s['vm-state-size'],
+    })),
+  };
+}
+
+/** A new qcow2 image: blank of a size, or an overlay whose reads fall through to `backingFile`. */
+export async function createImage(
+  file: string,
+  source: { sizeBytes: number } | { backingFile: string; backingFormat?: string },
+): Promise<void> {
+  await qemuImg(
+    'backingFile' in source
+      ? [
+          'create',
+          '-q',
+          '-f',
+          'qcow2',
+          '-b',
+          source.backingFile,
+          '-F',
+          source.backingFormat ?? 'qcow2',
+          file,
+        ]
+      : ['create', '-q', '-f', 'qcow2', file, String(source.sizeBytes)],
+  );
+}
+
+/**
+ * Copies an image (and whatever backs it) into a new, self-contained qcow2
+ * file, reporting 0..100 as it goes. An abort kills qemu-img; the caller
+ * removes the partial target.
+ */
+export function convertImage(
+  source: string,
+  target: string,
+  onProgress: (percent: number) => void,
+  signal: AbortSignal,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(aborted());
+    const child = spawn('qemu-img', ['convert', '-p', '-O', 'qcow2', source, target], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    let last = -1;
+    child.stdout.on('data', (chunk: Buffer) => {
+      // -p draws "    (12.50/100%)\r" over and over.
+      for (const match of chunk.toString('latin1').matchAll(/\((\d+(?:\.\d+)?)\/100%\)/g)) {
+        const percent = Math.floor(Number(match[1]));
+        if (percent !== last) onProgress((last = percent));
+      }
+    });
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const onAbort = () => child.kill('SIGKILL');
+    signal.addEventListener('abort', onAbort, { once: true });
+    child.once('error', (error) => {
+      signal.removeEventListener('abort', onAbort);
+      reject(failure('convert', error));
+    });
+    child.once('close', (code) => {
+      signal.removeEventListener('abort', onAbort);
+      if (signal.aborted) reject(aborted());
+      else if (code === 0) resolve();
+      else reject(failure('convert', Object.assign(new Error(`exit code ${code}`), { stderr })));
+    });
+  });
+}
+
+function aborted(): ZenithError {
+  return new ZenithError('ZEN_TASK_CANCELLED', 'the copy was cancelled');
+}
+
+/** Internal snapshots of an image no QEMU has open: take (-c), apply (-a) or delete (-d) `tag`. */
+export async function snapshotImage(
+  action: 'create' | 'apply' | 'delete',
+  tag: string,
+  file: string,
+): Promise<void> {
+  const flag = { create: '-c', apply: '-a', delete: '-d' }[action];
+  await qemuImg(['snapshot', flag, tag, file]);
+}
