@@ -162,7 +162,12 @@ function readCertificateVerdict(
       cleanup();
       if (byte[0] !== 1) {
         socket.destroy();
-        reject(connectFailed(where, new Error('libvirtd refused our client certificate'), details));
+        reject(
+          connectFailed(where, new Error('libvirtd refused our client certificate'), {
+            ...details,
+            refused: 'client-certificate',
+          }),
+        );
         return;
       }
       resolve();
