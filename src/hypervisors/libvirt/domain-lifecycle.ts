@@ -4,14 +4,19 @@
  * if the definition fails), and metadata naming what it owns; deleting it
  * removes the definition with its snapshot metadata, managed save and NVRAM,
  * and the volumes it owns — never the disks of a domain created elsewhere.
+ * A graceful shutdown asks the guest first and powers it off after a timeout.
  */
 import { randomUUID } from 'node:crypto';
 import { ZenithError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { LibvirtClient } from '../../protocols/libvirt/libvirt-client.js';
 import {
+  DOMAIN_STATE,
   UNDEFINE,
   domainDefineXml,
+  domainDestroy,
+  domainGetState,
+  domainShutdown,
   domainLookupByName,
   domainUndefineFlags,
 } from '../../protocols/libvirt/procedures/domain.js';
@@ -21,7 +26,8 @@ import {
   storageVolDelete,
   storageVolLookupByName,
 } from '../../protocols/libvirt/procedures/storage.js';
-import { isNoDomainError } from '../../protocols/libvirt/remote-error.js';
+import { isNoDomainError, isOperationInvalidError } from '../../protocols/libvirt/remote-error.js';
+import type { Clock } from '../../core/clock.js';
 import type { DomainRef } from '../../protocols/libvirt/remote-types.js';
 import type { ActionContext, VmSpec } from '../driver.js';
 import {
@@ -158,4 +164,27 @@ export async function undefineDomain(
       ),
     );
   }
+}
+
+/** Asks the guest to power off (ACPI); powers it off when it has not within `timeoutMs`. */
+export async function shutDownGracefully(
+  client: LibvirtClient,
+  dom: DomainRef,
+  options: { timeoutMs: number; clock: Clock; context: ActionContext },
+): Promise<void> {
+  const { clock, context } = options;
+  await client.call(domainShutdown, { dom });
+  const deadline = clock.now() + options.timeoutMs;
+  while (clock.now() < deadline) {
+    if (context.signal.aborted)
+      throw new ZenithError('ZEN_TASK_CANCELLED', 'the shutdown was cancelled');
+    const { state } = await client.call(domainGetState, { dom, flags: 0 });
+    if (state === DOMAIN_STATE.shutoff) return;
+    await clock.sleep(250, context.signal).catch(() => undefined);
+  }
+  context.progress({ percent: 90, message: 'the guest did not shut down in time: powering off' });
+  await client.call(domainDestroy, { dom }).catch((error: unknown) => {
+    // It went off on its own after all.
+    if (!isOperationInvalidError(error)) throw error;
+  });
 }

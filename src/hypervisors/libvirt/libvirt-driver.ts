@@ -14,23 +14,19 @@ import type { Logger } from '../../core/logger.js';
 import type { LibvirtClient } from '../../protocols/libvirt/libvirt-client.js';
 import {
   DOMAIN_STATE,
-  connectListAllDomains,
   domainCreate,
   domainDestroy,
   domainGetState,
   domainLookupByUuid,
-  domainOpenConsole,
   domainReboot,
   domainResume,
-  domainShutdown,
   domainSuspend,
 } from '../../protocols/libvirt/procedures/domain.js';
-import { isNoDomainError, isOperationInvalidError } from '../../protocols/libvirt/remote-error.js';
+import { isNoDomainError } from '../../protocols/libvirt/remote-error.js';
 import type { DomainRef } from '../../protocols/libvirt/remote-types.js';
 import { DeltaFeed } from '../delta-feed.js';
 import type {
   ActionContext,
-  Capability,
   ConsoleKind,
   DiscoveredVm,
   DiscoverySnapshot,
@@ -42,17 +38,19 @@ import type {
   VmSpec,
 } from '../driver.js';
 import { DomainChangeNotices } from './domain-events.js';
-import { createDomain, undefineDomain } from './domain-lifecycle.js';
+import { capabilitiesOf } from './libvirt-capabilities.js';
+import { createDomain, shutDownGracefully, undefineDomain } from './domain-lifecycle.js';
+import { openSerialConsole } from './libvirt-console.js';
 import { openLibvirt } from './libvirt-connect.js';
 import { attempt } from './libvirt-errors.js';
 import { hostObject, vmObject, type LibvirtHost } from './libvirt-inventory.js';
 import { migrateDomain, type MigrationPeer, type MigrationStats } from './libvirt-migration.js';
 import {
-  mapLimit,
   readDomain,
   readDomainStats,
   readHost,
   readNetworks,
+  readVms,
   readPools,
 } from './libvirt-reader.js';
 import type { LibvirtSettings } from './libvirt-settings.js';
@@ -66,31 +64,6 @@ export interface LibvirtDriverOptions {
   clock: Clock;
   logger: Logger;
 }
-
-const lifecycle: Capability[] = [
-  'vm.start',
-  'vm.stop',
-  'vm.shutdown',
-  'vm.reboot',
-  'vm.suspend',
-  'vm.resume',
-  'vm.delete',
-];
-
-/** What each libvirt driver is known to do through this driver (tested: test and qemu). */
-function capabilitiesOf(driver: string): Capability[] {
-  switch (driver) {
-    case 'qemu':
-      return [...lifecycle, 'vm.create', 'vm.snapshot', 'vm.console', 'vm.migrate'];
-    case 'test':
-      return [...lifecycle, 'vm.create', 'vm.snapshot'];
-    default:
-      return [...lifecycle, 'vm.console'];
-  }
-}
-
-/** VIR_DOMAIN_CONSOLE_FORCE: take the console over from an earlier session. */
-const CONSOLE_FORCE = 1;
 
 export class LibvirtDriver implements HypervisorDriver {
   readonly info: DriverInfo;
@@ -148,31 +121,13 @@ export class LibvirtDriver implements HypervisorDriver {
     const client = this.#requireClient();
     const host = this.host;
     return attempt(`discover ${this.#uri.text}`, async () => {
-      const { domains } = await client.call(connectListAllDomains, { need_results: 1, flags: 0 });
-      const stats = await readDomainStats(client, []);
-      const vms = await mapLimit(
-        domains.filter((dom) => !this.#held.has(dom.uuid)),
-        8,
-        async (dom) => {
-          try {
-            return vmObject(host, await readDomain(client, dom, stats.get(dom.uuid)));
-          } catch (error) {
-            if (isNoDomainError(error)) return null; // gone between the list and the read
-            throw error;
-          }
-        },
-      );
+      const vms = await readVms(client, host, (uuid) => this.#held.has(uuid));
       const [networks, pools] = await Promise.all([
         readNetworks(client, host),
         readPools(client, host),
       ]);
       return {
-        objects: [
-          hostObject(host),
-          ...networks,
-          ...pools,
-          ...vms.filter((vm): vm is DiscoveredVm => vm !== null),
-        ],
+        objects: [hostObject(host), ...networks, ...pools, ...vms],
       };
     });
   }
@@ -194,27 +149,13 @@ export class LibvirtDriver implements HypervisorDriver {
   ): Promise<DiscoveredVm> {
     if (options.force !== false)
       return this.#act(id, 'power off', (client, dom) => client.call(domainDestroy, { dom }));
-    return this.#act(id, 'shut down', async (client, dom) => {
-      await client.call(domainShutdown, { dom });
-      // The guest gets the timeout to power itself off; then it is powered off.
-      const { clock, settings } = this.#options;
-      const deadline = clock.now() + settings.shutdownTimeoutMs;
-      while (clock.now() < deadline) {
-        if (context.signal.aborted)
-          throw new ZenithError('ZEN_TASK_CANCELLED', 'the shutdown was cancelled');
-        const { state } = await client.call(domainGetState, { dom, flags: 0 });
-        if (state === DOMAIN_STATE.shutoff) return;
-        await clock.sleep(250, context.signal).catch(() => undefined);
-      }
-      context.progress({
-        percent: 90,
-        message: 'the guest did not shut down in time: powering off',
-      });
-      await client.call(domainDestroy, { dom }).catch((error: unknown) => {
-        // It went off on its own after all.
-        if (!isOperationInvalidError(error)) throw error;
-      });
-    });
+    return this.#act(id, 'shut down', (client, dom) =>
+      shutDownGracefully(client, dom, {
+        timeoutMs: this.#options.settings.shutdownTimeoutMs,
+        clock: this.#options.clock,
+        context,
+      }),
+    );
   }
 
   rebootVm(id: string, _context: ActionContext): Promise<DiscoveredVm> {
@@ -314,30 +255,18 @@ export class LibvirtDriver implements HypervisorDriver {
 
   // --- console ---------------------------------------------------------------
 
-  /**
-   * The serial console as a stream, on a connection of its own: libvirt has no
-   * per-stream flow control, so a slow console reader must not stall the
-   * connection that reports the inventory.
-   */
   async openConsole(id: string, kind: ConsoleKind): Promise<Duplex> {
     if (kind !== 'serial')
       throw new ZenithError('ZEN_UNSUPPORTED', 'libvirt connections offer the serial console only');
     const dom = await this.#lookup(id);
-    const client = await openLibvirt({
-      settings: this.#options.settings,
-      secret: this.#options.secret,
-      clock: this.#options.clock,
-    });
-    try {
-      const stream = await attempt(`open the console of ${dom.name}`, () =>
-        client.openStream(domainOpenConsole, { dom, dev_name: null, flags: CONSOLE_FORCE }),
-      );
-      stream.once('close', () => void client.close());
-      return stream;
-    } catch (error) {
-      await client.close();
-      throw error;
-    }
+    return openSerialConsole(
+      {
+        settings: this.#options.settings,
+        secret: this.#options.secret,
+        clock: this.#options.clock,
+      },
+      dom,
+    );
   }
 
   // --- migration between libvirt connections (driven by the control plane) ----

@@ -16,6 +16,7 @@ import {
 import {
   DOMAIN_STATS,
   connectGetAllDomainStats,
+  connectListAllDomains,
   domainGetState,
   domainGetXmlDesc,
 } from '../../protocols/libvirt/procedures/domain.js';
@@ -32,7 +33,8 @@ import {
 } from '../../protocols/libvirt/procedures/storage.js';
 import type { DomainRef, TypedParam } from '../../protocols/libvirt/remote-types.js';
 import { ZenithError } from '../../core/errors.js';
-import type { DiscoveredObject } from '../driver.js';
+import type { DiscoveredObject, DiscoveredVm } from '../driver.js';
+import { isNoDomainError } from '../../protocols/libvirt/remote-error.js';
 import { parseDomainXml } from './domain-xml.js';
 import { domainPower } from './domain-state.js';
 import { parseCapabilitiesXml, parseNetworkXml, parsePoolXml } from './host-xml.js';
@@ -41,6 +43,7 @@ import {
   datastoreObject,
   networkObject,
   versionText,
+  vmObject,
   type DomainReading,
   type LibvirtHost,
 } from './libvirt-inventory.js';
@@ -146,6 +149,29 @@ export async function mapLimit<T, R>(
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
+}
+
+/** Every domain as a VM, but those `skip` names (held back during a migration). */
+export async function readVms(
+  client: LibvirtClient,
+  host: LibvirtHost,
+  skip: (uuid: string) => boolean,
+): Promise<DiscoveredVm[]> {
+  const { domains } = await client.call(connectListAllDomains, { need_results: 1, flags: 0 });
+  const stats = await readDomainStats(client, []);
+  const vms = await mapLimit(
+    domains.filter((dom) => !skip(dom.uuid)),
+    8,
+    async (dom) => {
+      try {
+        return vmObject(host, await readDomain(client, dom, stats.get(dom.uuid)));
+      } catch (error) {
+        if (isNoDomainError(error)) return null; // gone between the list and the read
+        throw error;
+      }
+    },
+  );
+  return vms.filter((vm): vm is DiscoveredVm => vm !== null);
 }
 
 export async function readNetworks(
