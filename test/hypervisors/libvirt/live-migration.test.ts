@@ -158,4 +158,34 @@ describe('live migration between two libvirt hosts, through Zenith', () => {
     assert.ok(Number(await consoleTick(vmId)) >= 0);
     assert.equal((await runTask('POST', `/vms/${vmId}/stop`)).state, 'succeeded');
   });
+
+  test('a target reached only through its local socket, with no migrationUri, is refused before anything is queued', async () => {
+    const added = await s.request('POST', '/connections', {
+      token,
+      body: {
+        name: 'lv-b-local',
+        type: 'libvirt',
+        settings: {
+          uri: `qemu:///system?socket=${daemons[1]!.socketPath}`,
+          hostName: 'lv-b-local',
+        },
+      },
+    });
+    assert.equal(added.body.state, 'connected', added.body.lastError);
+    const target = (await s.request('GET', '/hosts?filter=name=lv-b-local', { token })).body
+      .items[0];
+    const vmId = (await s.request('GET', '/vms?filter=name=traveller', { token })).body.items[0].id;
+    const refused = await s.request('POST', `/vms/${vmId}/migrate`, {
+      token,
+      body: { targetHostId: target.id },
+    });
+    assert.equal(refused.status, 422, JSON.stringify(refused.body));
+    assert.equal(refused.body.error.code, 'ZEN_UNSUPPORTED');
+    assert.equal(refused.body.error.details.setting, 'migrationUri');
+    const tasks = (await s.request('GET', '/tasks?limit=100', { token })).body.items;
+    assert.ok(
+      !tasks.some((t: ApiAnswer) => t.params?.targetHostId === target.id),
+      'nothing queued',
+    );
+  });
 });
