@@ -76,6 +76,8 @@ export class LibvirtDriver implements HypervisorDriver {
   #host: LibvirtHost | undefined;
   #notices: DomainChangeNotices | undefined;
   #closed = false;
+  /** Why the daemon's connection ended, when it was not closed by us. */
+  #lost: ZenithError | undefined;
 
   constructor(options: LibvirtDriverOptions) {
     this.#options = options;
@@ -100,8 +102,16 @@ export class LibvirtDriver implements HypervisorDriver {
       clock: this.#options.clock,
     });
     this.#client = client;
-    // A lost daemon ends the change stream, so the connection service reconnects.
-    client.once('close', () => this.#feed.close());
+    // A lost daemon ends the change stream with the reason, so the connection service reconnects.
+    client.once('close', (error: unknown) => {
+      if (!this.#closed)
+        this.#lost = new ZenithError(
+          'ZEN_CONNECTION_DISCONNECTED',
+          `lost the connection to ${this.#uri.text}: ${error instanceof Error ? error.message : 'closed'}`,
+          { uri: this.#uri.text },
+        );
+      this.#feed.close();
+    });
     try {
       this.#host = await attempt(`read the host behind ${this.#uri.text}`, () =>
         readHost(client, {
@@ -133,7 +143,15 @@ export class LibvirtDriver implements HypervisorDriver {
   }
 
   watch(signal: AbortSignal): AsyncIterable<InventoryDelta> {
-    return this.#feed.watch(signal);
+    const deltas = this.#feed.watch(signal);
+    const lost = () => this.#lost;
+    return {
+      async *[Symbol.asyncIterator]() {
+        yield* deltas;
+        const reason = lost();
+        if (reason && !signal.aborted) throw reason;
+      },
+    };
   }
 
   // --- lifecycle ---------------------------------------------------------

@@ -248,4 +248,30 @@ describe('a libvirt connection (test driver) through the API', () => {
     }
     assert.equal((await s.request('GET', '/connections', { token })).status, 200);
   });
+
+  test('a daemon that goes away leaves the connection disconnected with the reason, its VMs kept', async () => {
+    await outsider.close();
+    await daemon.stop();
+    const connection = await until(
+      'the connection to notice',
+      async () => {
+        const c = (await s.request('GET', `/connections/${connectionId}`, { token })).body;
+        return c.state === 'disconnected' ? c : undefined;
+      },
+      60_000,
+      20,
+    );
+    // The first report says the connection was lost; later reconnect attempts say the socket is gone.
+    assert.match(connection.lastError, /test\+unix:\/\/\/default/);
+    const disconnected = (
+      await s.request('GET', `/events?type=connection.disconnected&objectId=${connectionId}`, {
+        token,
+      })
+    ).body.items;
+    assert.match(disconnected[0].data.error, /lost the connection to test\+unix:\/\/\/default/);
+    assert.equal((await vmNamed('test')).status, 'present', 'a lost connection is not a lost VM');
+    const action = await s.request('POST', `/vms/${(await vmNamed('test')).id}/stop`, { token });
+    assert.equal(action.status, 409);
+    assert.equal(action.body.error.code, 'ZEN_CONNECTION_DISCONNECTED');
+  });
 });
