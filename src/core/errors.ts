@@ -99,6 +99,11 @@ export const errorCatalogue = {
     summary:
       'The hypervisor or manager behind a connection could not be reached or refused the request.',
   },
+  ZEN_CONNECTION_AUTH_FAILED: {
+    status: 502,
+    summary:
+      "The hypervisor refused the connection's credentials (client certificate, CA, key or authentication method); fix the connection's settings or secret.",
+  },
   ZEN_CONNECTION_DISCONNECTED: {
     status: 409,
     summary: 'The connection that owns this object is not connected; reconnect it and try again.',
@@ -207,6 +212,11 @@ export const errorCatalogue = {
   LIBVIRT_RPC_TIMEOUT: {
     status: 504,
     summary: 'A libvirt call got no reply within its time limit.',
+  },
+  LIBVIRT_XML_INVALID: {
+    status: 502,
+    summary:
+      'libvirt sent an XML description (domain, capabilities, network, pool, snapshot) that is not well-formed, declares entities, or lacks a required element.',
   },
   // --- the fallback ---------------------------------------------------------
   ZEN_INTERNAL: {

@@ -9,6 +9,8 @@ import type { Logger } from '../core/logger.js';
 import type { HypervisorDriver } from './driver.js';
 import { AgentDriver } from './agent/agent-driver.js';
 import type { AgentLink } from './agent/agent-link.js';
+import { LibvirtDriver } from './libvirt/libvirt-driver.js';
+import { validateLibvirtSettings, type LibvirtSettings } from './libvirt/libvirt-settings.js';
 import { QemuDriver } from './qemu/qemu-driver.js';
 import { SimulatedDriver } from './simulated/simulated-driver.js';
 
@@ -202,10 +204,29 @@ const agent: DriverFamily = {
   },
 };
 
+const libvirt: DriverFamily = {
+  type: 'libvirt',
+  description:
+    'A libvirt daemon reached by URI (qemu:///system, qemu+tls://host/system, test+unix:///default, lxc:///, xen+tls://host/system), agentless',
+  simulated: false,
+  validate(settings) {
+    return { ...validateLibvirtSettings(settings) };
+  },
+  create(settings, secret, context) {
+    return new LibvirtDriver({
+      // validate() ran when the connection was stored; run again, settings may come from an older version.
+      settings: validateLibvirtSettings(settings) satisfies LibvirtSettings,
+      secret,
+      clock: context.clock,
+      logger: context.logger,
+    });
+  },
+};
+
 export class DriverRegistry {
   readonly #families = new Map<string, DriverFamily>();
 
-  constructor(families: DriverFamily[] = [simulated, qemu, agent]) {
+  constructor(families: DriverFamily[] = [simulated, qemu, agent, libvirt]) {
     for (const family of families) this.#families.set(family.type, family);
   }
 

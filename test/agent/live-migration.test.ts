@@ -308,14 +308,19 @@ describe('live migration between two agents on this machine (real QEMU)', () => 
     await until('exactly one QEMU runs the VM', async () =>
       qemusOf(uuid).length === 1 ? true : undefined,
     );
-    const after = await consoleTicks(s, token, vmId, 1);
-    assert.ok(after[0]! > before[0]!, 'the same guest, still counting');
     const listed = (await s.request('GET', '/vms?limit=100', { token })).body.items;
     assert.deepEqual(
-      listed.map((v: any) => [v.id, v.computed['location.hostName'], v.status]),
-      [[vmId, 'host-b', 'present']],
-      'listed once, on host-b',
+      listed.map((v: any) => [
+        v.id,
+        v.computed['location.hostName'],
+        v.status,
+        v.facts['power.state'],
+      ]),
+      [[vmId, 'host-b', 'present', 'running']],
+      'listed once, on host-b, running',
     );
+    const after = await consoleTicks(s, token, vmId, 1);
+    assert.ok(after[0]! > before[0]!, 'the same guest, still counting');
   });
 
   test('a VM with a disk of its own moves with storage migration and back; its data comes along', async () => {

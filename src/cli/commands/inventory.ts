@@ -160,9 +160,13 @@ export function registerInventory(program: Command): void {
     .option('--cpus <n>', 'virtual CPUs', '1')
     .option('--memory <size>', 'memory, e.g. 512MiB or 2GiB', '1GiB')
     .option('--disk <size>', 'disk size, e.g. 20GiB (0 for none)', '10GiB')
-    .option('--kernel <path>', "QEMU: boot this kernel (a path in the host's storage roots)")
-    .option('--initrd <path>', 'QEMU: with this initramfs')
-    .option('--cmdline <text>', 'QEMU: kernel command line')
+    .option(
+      '--kernel <path>',
+      "QEMU, libvirt: boot this kernel (QEMU: in the host's storage roots; libvirt: a path on the libvirt host)",
+    )
+    .option('--initrd <path>', 'QEMU, libvirt: with this initramfs')
+    .option('--cmdline <text>', 'QEMU, libvirt: kernel command line')
+    .option('--network <name>', 'libvirt: plug a NIC into this libvirt network')
     .option('--base-image <path>', 'QEMU: create the disk as a linked clone of this qcow2 image')
     .option('--no-wait', 'return as soon as the task is queued')
     .action(
@@ -178,6 +182,7 @@ export function registerInventory(program: Command): void {
           initrd?: string;
           cmdline?: string;
           baseImage?: string;
+          network?: string;
         },
         command: Command,
       ) => {
@@ -186,6 +191,7 @@ export function registerInventory(program: Command): void {
         if (options.initrd) driverOptions.initrd = options.initrd;
         if (options.cmdline) driverOptions.cmdline = options.cmdline;
         if (options.baseImage) driverOptions.baseImage = options.baseImage;
+        if (options.network) driverOptions.network = options.network;
         const body = {
           name,
           hostId: options.host,

@@ -30,6 +30,12 @@ function parseSettings(pairs: string[] = []): Record<string, unknown> {
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
+async function readStdin(): Promise<string> {
+  let text = '';
+  for await (const chunk of process.stdin) text += String(chunk);
+  return text.trim();
+}
+
 export function registerOperations(program: Command): void {
   const connections = program
     .command('connections')
@@ -69,7 +75,10 @@ export function registerOperations(program: Command): void {
       'Add a connection, e.g.: zenith connections add lab simulated --set hostsPerCluster=5',
     )
     .option('--set <key=value>', 'a driver setting, repeatable', collect)
-    .option('--secret-stdin', 'read the connection secret (password) from standard input')
+    .option(
+      '--secret-stdin',
+      'read the connection secret (password, TLS client key) from standard input',
+    )
     .action(
       async (
         name: string,
@@ -78,12 +87,7 @@ export function registerOperations(program: Command): void {
         command: Command,
       ) => {
         const globals = command.optsWithGlobals<Globals>();
-        let secret: string | undefined;
-        if (options.secretStdin) {
-          let text = '';
-          for await (const chunk of process.stdin) text += String(chunk);
-          secret = text.trim();
-        }
+        const secret = options.secretStdin ? await readStdin() : undefined;
         const created = await ApiClient.fromConfig(globals).post<{
           id: string;
           name: string;
@@ -105,13 +109,16 @@ export function registerOperations(program: Command): void {
     .command('test <type>')
     .description('Try settings without saving')
     .option('--set <key=value>', 'a driver setting, repeatable', collect)
-    .action(async (type: string, options: { set?: string[] }, command: Command) =>
-      printJson(
-        await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).post('/connections/test', {
-          type,
-          settings: parseSettings(options.set),
-        }),
-      ),
+    .option('--secret-stdin', 'read the connection secret (password, key) from standard input')
+    .action(
+      async (type: string, options: { set?: string[]; secretStdin?: boolean }, command: Command) =>
+        printJson(
+          await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).post('/connections/test', {
+            type,
+            settings: parseSettings(options.set),
+            ...(options.secretStdin ? { secret: await readStdin() } : {}),
+          }),
+        ),
     );
   connections
     .command('remove <connection>')

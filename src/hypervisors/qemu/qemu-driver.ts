@@ -141,6 +141,11 @@ export class QemuDriver implements HypervisorDriver {
         await this.abortIncoming(vm.id);
         continue;
       }
+      // A VM that was migrating away stays hidden until its migration is settled: it may run elsewhere now.
+      if (vm.record.outgoing) {
+        vm.outgoing = true;
+        vm.departed = true;
+      }
       await vm
         .attach()
         .catch((error: unknown) =>

@@ -392,7 +392,6 @@ export class QemuMigrations {
       this.host.forget(vm, false);
       return false;
     }
-    vm.outgoing = true;
     const qmp = vm.qmp();
     for (;;) {
       const [{ status }, info] = await Promise.all([
@@ -411,6 +410,7 @@ export class QemuMigrations {
         ))
           await qmp.execute('block-job-cancel', { device: job.device, force: true });
         vm.outgoing = false;
+        vm.departed = false;
         delete vm.record.outgoing;
         vm.save();
         await vm.refreshNow();

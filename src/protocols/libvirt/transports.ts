@@ -151,10 +151,10 @@ function readCertificateVerdict(
   details: Record<string, unknown>,
 ): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    const fail = (message: string) => {
+    const fail = (message: string, extra: Record<string, unknown> = {}) => {
       cleanup();
       socket.destroy();
-      reject(connectFailed(where, new Error(message), details));
+      reject(connectFailed(where, new Error(message), { ...details, ...extra }));
     };
     const onReadable = () => {
       const byte = socket.read(1) as Buffer | null;
@@ -162,12 +162,20 @@ function readCertificateVerdict(
       cleanup();
       if (byte[0] !== 1) {
         socket.destroy();
-        reject(connectFailed(where, new Error('libvirtd refused our client certificate'), details));
+        reject(
+          connectFailed(where, new Error('libvirtd refused our client certificate'), {
+            ...details,
+            refused: 'client-certificate',
+          }),
+        );
         return;
       }
       resolve();
     };
-    const onEnd = () => fail('closed before confirming our certificate');
+    // With TLS 1.3 the daemon checks our certificate after our side of the handshake is done;
+    // it closes without a verdict when it refuses the certificate.
+    const onEnd = () =>
+      fail('closed before confirming our certificate', { refused: 'client-certificate' });
     const onError = (error: Error) => fail(error.message);
     const cleanup = () => {
       socket.off('readable', onReadable);

@@ -72,9 +72,7 @@ export class ConnectionService {
     const rows = await this.deps.store.db.selectFrom('connections').selectAll().execute();
     for (const row of rows) this.#start(row);
     await Promise.all(
-      [...this.#running.values()].map((r) =>
-        Promise.race([r.firstSync, this.deps.clock.sleep(timeoutMs)]),
-      ),
+      [...this.#running.values()].map((r) => this.#waitAtMost(r.firstSync, timeoutMs)),
     );
   }
 
@@ -127,8 +125,7 @@ export class ConnectionService {
     };
     await this.deps.store.db.insertInto('connections').values(row).execute();
     const running = this.#start(row);
-    if (options.waitForSync !== false)
-      await Promise.race([running.firstSync, this.deps.clock.sleep(30_000)]);
+    if (options.waitForSync !== false) await this.#waitAtMost(running.firstSync, 30_000);
     return this.get(row.id);
   }
 
@@ -323,6 +320,16 @@ export class ConnectionService {
         .sleep(backoffMs, AbortSignal.any([signal, running.nudge.signal]))
         .catch(() => undefined);
       backoffMs = Math.min(backoffMs * 2, 60_000);
+    }
+  }
+
+  /** Waits for `done` or `ms`, whichever comes first, leaving no timer behind (it would keep a process alive). */
+  async #waitAtMost(done: Promise<void>, ms: number): Promise<void> {
+    const timer = new AbortController();
+    try {
+      await Promise.race([done, this.deps.clock.sleep(ms, timer.signal).catch(() => undefined)]);
+    } finally {
+      timer.abort();
     }
   }
 

@@ -6,6 +6,7 @@
  */
 import { ZenithError } from '../../core/errors.js';
 import type {
+  ActionProgress,
   ActionContext,
   Capability,
   DiscoveredVm,
@@ -17,6 +18,11 @@ import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import type { ManagedObject } from '../inventory/model.js';
 import { canMigrateAcrossAgents, migrateAcrossAgents } from './agent-migration.js';
+import {
+  checkLibvirtMigration,
+  isLibvirtPair,
+  migrateBetweenLibvirt,
+} from './libvirt-migration.js';
 import type { Task, TaskRunContext, TaskService } from '../tasks/task-service.js';
 
 export const vmActionNames = [
@@ -168,15 +174,16 @@ export class VmActionService {
         'host',
         typeof params.targetHostId === 'string' ? params.targetHostId : '',
       );
-      if (
-        target.connectionId !== vm.connectionId &&
-        !canMigrateAcrossAgents(this.connections, vm.connectionId!, target.connectionId!)
-      )
-        throw new ZenithError(
-          'ZEN_UNSUPPORTED',
-          'migration between hosts of different connections is not supported yet',
-          { targetHostId: target.id },
-        );
+      if (target.connectionId !== vm.connectionId) {
+        if (isLibvirtPair(this.connections, vm.connectionId!, target.connectionId!))
+          checkLibvirtMigration(this.connections, vm.connectionId!, target.connectionId!);
+        else if (!canMigrateAcrossAgents(this.connections, vm.connectionId!, target.connectionId!))
+          throw new ZenithError(
+            'ZEN_UNSUPPORTED',
+            'migration between hosts of different connections is supported between two agents or two libvirt connections',
+            { targetHostId: target.id },
+          );
+      }
       if (target.id === vm.computed['location.hostId'])
         throw new ZenithError('ZEN_INVALID_STATE', `${vm.name} already runs on ${target.name}`);
       if (target.status !== 'present')
@@ -202,25 +209,27 @@ export class VmActionService {
       action === 'migrate' ? this.inventory.get(String(context.task.params.targetHostId)) : null;
     if (targetHost && targetHost.connectionId !== vm.connectionId) {
       const params = context.task.params;
-      const stats = await migrateAcrossAgents(
-        { inventory: this.inventory, connections: this.connections },
-        vm,
-        targetHost,
-        {
-          ...(typeof params.maxBandwidthBytesPerSecond === 'number'
-            ? { maxBandwidthBytesPerSecond: params.maxBandwidthBytesPerSecond }
-            : {}),
-          ...(typeof params.maxDowntimeMs === 'number'
-            ? { maxDowntimeMs: params.maxDowntimeMs }
-            : {}),
-          ...(params.withStorage === true ? { withStorage: true } : {}),
-          ...(typeof params.multifdChannels === 'number'
-            ? { multifdChannels: params.multifdChannels }
-            : {}),
-          ...(params.autoConverge === true ? { autoConverge: true } : {}),
-        },
-        { signal: context.signal, progress: (update) => context.progress(update) },
-      );
+      const options = {
+        ...(typeof params.maxBandwidthBytesPerSecond === 'number'
+          ? { maxBandwidthBytesPerSecond: params.maxBandwidthBytesPerSecond }
+          : {}),
+        ...(typeof params.maxDowntimeMs === 'number'
+          ? { maxDowntimeMs: params.maxDowntimeMs }
+          : {}),
+        ...(params.withStorage === true ? { withStorage: true } : {}),
+        ...(typeof params.multifdChannels === 'number'
+          ? { multifdChannels: params.multifdChannels }
+          : {}),
+        ...(params.autoConverge === true ? { autoConverge: true } : {}),
+      };
+      const deps = { inventory: this.inventory, connections: this.connections };
+      const actionContext = {
+        signal: context.signal,
+        progress: (update: ActionProgress) => context.progress(update),
+      };
+      const stats = isLibvirtPair(this.connections, vm.connectionId!, targetHost.connectionId!)
+        ? await migrateBetweenLibvirt(deps, vm, targetHost, options, actionContext)
+        : await migrateAcrossAgents(deps, vm, targetHost, options, actionContext);
       const moved = this.inventory.get(vm.id);
       return {
         powerState: moved.facts['power.state'] ?? null,

@@ -1,0 +1,181 @@
+/**
+ * Domain XML for VMs created through Zenith, built with an XML builder (names
+ * and paths are escaped, never pasted into markup). Kept small and real:
+ * - the test driver: name, UUID, memory, vCPUs;
+ * - QEMU: kvm or TCG, an optional qcow2 disk (a volume in the connection's
+ *   storage pool), an optional direct kernel boot, a NIC on a libvirt
+ *   network, a serial console on a pty, optionally VNC on localhost.
+ */
+import { XMLBuilder } from 'fast-xml-parser';
+import { ZenithError } from '../../core/errors.js';
+import type { VmSpec } from '../driver.js';
+import { metadataElement, type OwnedVolume } from './zenith-metadata.js';
+import type { XmlNode } from './xml-reader.js';
+
+const builder = new XMLBuilder({
+  ignoreAttributes: false,
+  attributeNamePrefix: '@',
+  textNodeName: '#text',
+  format: true,
+  suppressEmptyNode: true,
+});
+
+export interface LibvirtCreateOptions {
+  kernel?: string;
+  initrd?: string;
+  cmdline?: string;
+  /** A libvirt network to plug the NIC into; no NIC when absent. */
+  network?: string;
+  vnc?: boolean;
+  accelerator?: 'kvm' | 'tcg';
+}
+
+const knownOptions = ['kernel', 'initrd', 'cmdline', 'network', 'vnc', 'accelerator'];
+
+function bad(message: string, details: Record<string, unknown> = {}): ZenithError {
+  return new ZenithError('ZEN_BAD_REQUEST', message, details);
+}
+
+export function validateCreateOptions(options: Record<string, unknown> = {}): LibvirtCreateOptions {
+  const unknown = Object.keys(options).filter((k) => !knownOptions.includes(k));
+  if (unknown.length > 0)
+    throw bad(
+      `unknown libvirt VM option(s): ${unknown.join(', ')} (known: ${knownOptions.join(', ')})`,
+      {
+        unknown,
+      },
+    );
+  const out: LibvirtCreateOptions = {};
+  for (const key of ['kernel', 'initrd'] as const) {
+    const value = options[key];
+    if (value === undefined) continue;
+    // A path on the libvirt host, not here: it can only be checked for form; libvirt checks the rest.
+    if (
+      typeof value !== 'string' ||
+      !value.startsWith('/') ||
+      value.length > 4096 ||
+      value.includes('\0')
+    )
+      throw bad(`option '${key}' is an absolute path on the libvirt host`, { key });
+    out[key] = value;
+  }
+  if (options.cmdline !== undefined) {
+    if (
+      typeof options.cmdline !== 'string' ||
+      options.cmdline.length > 2048 ||
+      [...options.cmdline].some((c) => c.charCodeAt(0) < 0x20)
+    )
+      throw bad("option 'cmdline' is a kernel command line of at most 2048 printable characters");
+    out.cmdline = options.cmdline;
+  }
+  if ((out.initrd || out.cmdline) && !out.kernel)
+    throw bad("options 'initrd' and 'cmdline' need 'kernel'");
+  if (options.network !== undefined) {
+    if (
+      typeof options.network !== 'string' ||
+      !/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$/.test(options.network)
+    )
+      throw bad("option 'network' is the name of a libvirt network");
+    out.network = options.network;
+  }
+  if (options.vnc !== undefined) {
+    if (typeof options.vnc !== 'boolean') throw bad("option 'vnc' is true or false");
+    out.vnc = options.vnc;
+  }
+  if (options.accelerator !== undefined) {
+    if (options.accelerator !== 'kvm' && options.accelerator !== 'tcg')
+      throw bad("option 'accelerator' is kvm or tcg");
+    out.accelerator = options.accelerator;
+  }
+  return out;
+}
+
+export interface DomainPlan {
+  /** test, kvm or qemu */
+  domainType: string;
+  uuid: string;
+  arch: string | null;
+  disk: OwnedVolume | null;
+}
+
+const KiB = 1024;
+
+function memory(spec: VmSpec): { '@unit': string; '#text': string } {
+  return { '@unit': 'KiB', '#text': String(Math.ceil(spec.memoryBytes / KiB)) };
+}
+
+export function testDomainXml(spec: VmSpec, plan: DomainPlan): string {
+  return builder.build({
+    domain: {
+      '@type': 'test',
+      name: spec.name,
+      uuid: plan.uuid,
+      metadata: metadataElement({ ownedVolumes: [] }),
+      memory: memory(spec),
+      vcpu: String(spec.cpus),
+      os: { type: 'hvm' },
+    },
+  });
+}
+
+export function qemuDomainXml(
+  spec: VmSpec,
+  options: LibvirtCreateOptions,
+  plan: DomainPlan,
+): string {
+  const os: XmlNode = {
+    type: { ...(plan.arch ? { '@arch': plan.arch } : {}), '#text': 'hvm' },
+  };
+  if (options.kernel) {
+    os.kernel = options.kernel;
+    if (options.initrd) os.initrd = options.initrd;
+    if (options.cmdline) os.cmdline = options.cmdline;
+  } else {
+    os.boot = { '@dev': 'hd' };
+  }
+  const devices: XmlNode = {
+    serial: { '@type': 'pty', target: { '@port': '0' } },
+    console: { '@type': 'pty', target: { '@type': 'serial', '@port': '0' } },
+  };
+  if (plan.disk)
+    devices.disk = {
+      '@type': 'volume',
+      '@device': 'disk',
+      driver: { '@name': 'qemu', '@type': 'qcow2' },
+      source: { '@pool': plan.disk.pool, '@volume': plan.disk.name },
+      target: { '@dev': 'vda', '@bus': 'virtio' },
+    };
+  if (options.network)
+    devices.interface = {
+      '@type': 'network',
+      source: { '@network': options.network },
+      model: { '@type': 'virtio' },
+    };
+  if (options.vnc)
+    devices.graphics = { '@type': 'vnc', '@autoport': 'yes', '@listen': '127.0.0.1' };
+  return builder.build({
+    domain: {
+      '@type': plan.domainType,
+      name: spec.name,
+      uuid: plan.uuid,
+      metadata: metadataElement({ ownedVolumes: plan.disk ? [plan.disk] : [] }),
+      memory: memory(spec),
+      vcpu: String(spec.cpus),
+      os,
+      on_poweroff: 'destroy',
+      on_reboot: 'restart',
+      on_crash: 'destroy',
+      devices,
+    },
+  });
+}
+
+export function volumeXml(name: string, capacityBytes: number): string {
+  return builder.build({
+    volume: {
+      name,
+      capacity: { '@unit': 'bytes', '#text': String(capacityBytes) },
+      target: { format: { '@type': 'qcow2' } },
+    },
+  });
+}
