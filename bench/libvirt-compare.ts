@@ -46,8 +46,9 @@ const calls = Number(values.calls);
 const domains = Number(values.domains);
 const eventRounds = Number(values.events);
 
-// The C client: Debian's binding of libvirt's own library.
-if (spawnSync('python3', ['-c', 'import libvirt']).status !== 0) {
+// The C client: Debian's binding of libvirt's own library, for Debian's Python (not another python3 on PATH).
+const systemPython = '/usr/bin/python3';
+if (spawnSync(systemPython, ['-c', 'import libvirt']).status !== 0) {
   console.log('installing python3-libvirt (libvirt C client binding) with apt-get');
   const install = spawnSync('apt-get', ['install', '-y', '-q', 'python3-libvirt'], {
     stdio: 'inherit',
@@ -95,7 +96,7 @@ writeFileSync(script, pythonClient);
 const daemon = await startLibvirtd({ virtlogd: false });
 const uri = `test+unix:///default?socket=${daemon.socketPath}`;
 const python = async (mode: string, n: number) =>
-  JSON.parse((await run('python3', [script, uri, mode, String(n)])).stdout) as Record<
+  JSON.parse((await run(systemPython, [script, uri, mode, String(n)])).stdout) as Record<
     string,
     number
   >;

@@ -9,6 +9,7 @@ export class TransportFlow {
   readonly #transport: Duplex;
   readonly #pausedBy = new Set<object>();
   #closed = false;
+  #corked = false;
 
   constructor(transport: Duplex) {
     this.#transport = transport;
@@ -18,9 +19,21 @@ export class TransportFlow {
     return this.#pausedBy.size > 0;
   }
 
-  /** Writes a packet; false when the transport's buffer is full (wait for drain). */
+  /**
+   * Writes a packet; false when the transport's buffer is full (wait for drain).
+   * Packets written in the same tick leave together (corked, then one vectored
+   * write), so many calls in flight cost one system call, not one each.
+   */
   write(packet: Buffer): boolean {
     if (this.#closed || this.#transport.destroyed) return true;
+    if (!this.#corked) {
+      this.#corked = true;
+      this.#transport.cork();
+      process.nextTick(() => {
+        this.#corked = false;
+        if (!this.#transport.destroyed) this.#transport.uncork();
+      });
+    }
     return this.#transport.write(packet);
   }
 
