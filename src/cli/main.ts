@@ -2,7 +2,7 @@
 /** The `zenith` command. */
 import { Command, CommanderError } from 'commander';
 import { registerAdmin } from './commands/admin.js';
-import { registerAgent } from './commands/agent.js';
+import { registerAgent, registerAgents } from './commands/agent.js';
 import { registerInventory } from './commands/inventory.js';
 import { registerOperations } from './commands/operations.js';
 import { registerServe } from './commands/serve.js';
@@ -19,6 +19,7 @@ const program = new Command('zenith')
 
 registerServe(program);
 registerAgent(program);
+registerAgents(program);
 registerSession(program);
 registerInventory(program);
 registerOperations(program);

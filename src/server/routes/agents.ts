@@ -132,7 +132,12 @@ export async function agentRoutes(root: FastifyInstance, plane: ControlPlane): P
         response: { 200: AgentView },
       },
     },
-    async (request) => plane.agents.revoke(request.params.id),
+    async (request) => {
+      const agent = await plane.agents.revoke(request.params.id);
+      // Cut off at once, not at its next request.
+      plane.agentHub.disconnect(agent.id, 'ZEN_FORBIDDEN: this agent was revoked');
+      return agent;
+    },
   );
   app.get(
     '/agents/channel',

@@ -134,6 +134,12 @@ class AgentChannel implements AgentLink {
     if (this.#connected) this.socket.send(JSON.stringify(message));
   }
 
+  /** Closes the socket and fails everything under way. */
+  close(code: number, reason: string): void {
+    this.socket.close(code, reason);
+    this.drop();
+  }
+
   drop(): void {
     if (!this.#connected) return;
     this.#connected = false;
@@ -228,6 +234,14 @@ export class AgentHub {
 
   link(agentId: string): AgentLink | undefined {
     return this.#channels.get(agentId);
+  }
+
+  /** Closes an agent's channel now (a revoked agent): its calls fail, its connection drops. */
+  disconnect(agentId: string, reason: string): void {
+    const channel = this.#channels.get(agentId);
+    if (!channel) return;
+    this.#channels.delete(agentId);
+    channel.close(4403, reason);
   }
 
   closeAll(): void {
