@@ -130,7 +130,11 @@ export interface VmMetrics {
   diskWriteBytes: number;
   diskReadOps: number;
   diskWriteOps: number;
-  /** Null where the NIC's kind keeps no counters the host can read (QEMU user-mode networking). */
+  /**
+   * Bytes the guest received and sent on its NICs (the guest's point of view). Null where no NIC
+   * keeps counters the host can read (QEMU: a VM with user-mode NICs only; with both kinds, the
+   * bridged NICs' bytes alone).
+   */
   netRxBytes: number | null;
   netTxBytes: number | null;
 }

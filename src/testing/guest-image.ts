@@ -2,6 +2,9 @@
  * THE tiny test guest: Debian's cloud kernel and a busybox initramfs whose
  * /init prints `ZENITH-GUEST READY` on ttyS0, then `tick N` every 100 ms forever
  * (a migration test checks the counter keeps going on the destination).
+ * With `zenith.net=up` it loads the virtio-net driver (a module in the cloud
+ * kernel, copied into the initramfs) and brings every NIC up, so they take
+ * packets in (a NIC without a driver does not) and IPv6 announces itself.
  * Built once from Debian packages into .cache/guest/<key>/ and shared by every
  * test; concurrent builders each build in a temp dir and the first rename wins.
  */
@@ -14,6 +17,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   renameSync,
   rmSync,
   writeFileSync,
@@ -36,12 +40,20 @@ export const GUEST_READY_LINE = 'ZENITH-GUEST READY';
 /** Kernel command line for the guest: serial console, quiet boot (serial output is slow under TCG). */
 export const GUEST_KERNEL_APPEND = 'console=ttyS0 quiet panic=-1';
 
-/** The command line for a guest that keeps dirtying `dirtyMiB` of its memory (see /init). */
-export function guestAppend(options: { dirtyMiB?: number } = {}): string {
-  return options.dirtyMiB
-    ? `${GUEST_KERNEL_APPEND} zenith.dirty=${options.dirtyMiB}`
-    : GUEST_KERNEL_APPEND;
+/** The line the guest prints once its NICs are up (with `net: true`). */
+export const GUEST_NET_UP_LINE = 'ZENITH-GUEST NET UP';
+
+/** The command line for a guest that keeps dirtying `dirtyMiB` of its memory, or brings its NIC up (see /init). */
+export function guestAppend(options: { dirtyMiB?: number; net?: boolean } = {}): string {
+  return [
+    GUEST_KERNEL_APPEND,
+    ...(options.dirtyMiB ? [`zenith.dirty=${options.dirtyMiB}`] : []),
+    ...(options.net ? ['zenith.net=up'] : []),
+  ].join(' ');
 }
+
+/** The virtio PCI transport and the virtio-net driver; what they depend on is found in the modules themselves. */
+const NET_MODULES = ['virtio_pci', 'virtio_net'];
 
 const KERNEL_META_PACKAGE = 'linux-image-cloud-amd64';
 const BUSYBOX_PACKAGE = 'busybox-static';
@@ -56,8 +68,18 @@ echo "${GUEST_READY_LINE}"
 # zenith.dirty=N on the kernel command line: rewrite N MiB of memory with random bytes, forever
 # (a memory-dirtying workload for migration benchmarks).
 for arg in $(cat /proc/cmdline); do
-  case "$arg" in zenith.dirty=*) dirty="\${arg#zenith.dirty=}" ;; esac
+  case "$arg" in
+    zenith.dirty=*) dirty="\${arg#zenith.dirty=}" ;;
+    zenith.net=up) net=up ;;
+  esac
 done
+# zenith.net=up: load the virtio-net driver (modules absent from the image are built in) and bring every NIC up.
+if [ -n "$net" ]; then
+  for module in $(cat /lib/modules/load-order); do insmod "/lib/modules/$module"; done
+  up=0
+  for dev in /sys/class/net/eth*; do ip link set "\${dev##*/}" up && up=$((up + 1)); done
+  if [ "$up" -gt 0 ]; then echo "${GUEST_NET_UP_LINE}"; else echo "ZENITH-GUEST NET FAILED"; fi
+fi
 if [ -n "$dirty" ]; then
   (
     mkdir -p /tmp
@@ -90,7 +112,7 @@ export function ensureGuestImage(): Promise<GuestImage> {
 
 async function buildOnce(): Promise<GuestImage> {
   const kernelPackage = await resolveKernelPackage();
-  const key = `${kernelPackage}-${createHash('sha256').update(INIT_SCRIPT).digest('hex').slice(0, 12)}`;
+  const key = `${kernelPackage}-${createHash('sha256').update(INIT_SCRIPT).update(NET_MODULES.join()).digest('hex').slice(0, 12)}`;
   const finalDir = join(cacheDir, key);
   const image = { kernel: join(finalDir, 'vmlinuz'), initrd: join(finalDir, 'initrd.gz') };
   if (existsSync(image.kernel) && existsSync(image.initrd)) return image;
@@ -121,6 +143,7 @@ async function buildOnce(): Promise<GuestImage> {
     for (const dir of ['bin', 'dev', 'proc', 'sys'])
       mkdirSync(join(root, dir), { recursive: true });
     copyFileSync(join(extracted, 'bin', 'busybox'), join(root, 'bin', 'busybox'));
+    copyNetModules(join(extracted, 'lib', 'modules'), join(root, 'lib', 'modules'));
     chmodSync(join(root, 'bin', 'busybox'), 0o755);
     writeFileSync(join(root, 'init'), INIT_SCRIPT, { mode: 0o755 });
     // /dev/console lets the kernel give /init a console before devtmpfs is mounted;
@@ -144,6 +167,36 @@ async function buildOnce(): Promise<GuestImage> {
     rmSync(work, { recursive: true, force: true });
   }
   return image;
+}
+
+/**
+ * Copies the NET_MODULES and their dependencies (each module's `depends=`
+ * in its .modinfo) into `target`, with `load-order` listing them
+ * dependencies first. A module the kernel has built in is not found and not
+ * needed. Only uncompressed modules: busybox's insmod reads nothing else.
+ */
+function copyNetModules(modulesDir: string, target: string): void {
+  const paths = new Map<string, string>();
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      if (entry.isDirectory()) walk(join(dir, entry.name));
+      else if (entry.name.endsWith('.ko'))
+        paths.set(entry.name.slice(0, -3).replaceAll('-', '_'), join(dir, entry.name));
+    }
+  };
+  if (existsSync(modulesDir)) walk(modulesDir);
+  mkdirSync(target, { recursive: true });
+  const order: string[] = [];
+  const add = (name: string) => {
+    const path = paths.get(name);
+    if (!path || order.includes(`${name}.ko`)) return;
+    const depends = /depends=([^\0]*)\0/.exec(readFileSync(path, 'latin1'))?.[1] ?? '';
+    for (const dependency of depends.split(',').filter(Boolean)) add(dependency);
+    copyFileSync(path, join(target, `${name}.ko`));
+    order.push(`${name}.ko`);
+  };
+  for (const name of NET_MODULES) add(name);
+  writeFileSync(join(target, 'load-order'), `${order.join('\n')}\n`);
 }
 
 async function resolveKernelPackage(): Promise<string> {

@@ -1,4 +1,5 @@
 /** Turns a validated VM spec into the QEMU command line the driver owns. Pure: no processes, no files. */
+import type { NicWiring } from './nic-names.js';
 import type { QemuVmSpec } from './vm-spec.js';
 
 export interface RuntimePaths {
@@ -22,10 +23,12 @@ function optionValue(value: string): string {
   return value.replaceAll(',', ',,');
 }
 
+/** `nics` holds each NIC's MAC and, for a bridged one, its tap (nic-names.ts), in the spec's order. */
 export function buildCommandLine(
   spec: QemuVmSpec,
   paths: RuntimePaths,
   accelerator: 'kvm' | 'tcg',
+  nics: readonly NicWiring[],
 ): string[] {
   const args = [
     '-name',
@@ -60,12 +63,13 @@ export function buildCommandLine(
     if (spec.boot.initrd) args.push('-initrd', spec.boot.initrd);
     if (spec.boot.cmdline) args.push('-append', spec.boot.cmdline);
   }
-  spec.nics.forEach((nic, index) => {
-    const netdev =
-      nic.mode === 'user'
-        ? `user,id=net${index}`
-        : `bridge,id=net${index},br=${optionValue(nic.bridge)}`;
-    args.push('-netdev', netdev, '-device', `virtio-net-pci,netdev=net${index}`);
+  if (nics.length !== spec.nics.length) throw new Error('every NIC needs its wiring');
+  nics.forEach((nic, index) => {
+    // A tap Zenith made and owns: QEMU runs no scripts on it (tap-devices.ts sets it up and removes it).
+    const netdev = nic.tap
+      ? `tap,id=net${index},ifname=${nic.tap.name},script=no,downscript=no`
+      : `user,id=net${index}`;
+    args.push('-netdev', netdev, '-device', `virtio-net-pci,netdev=net${index},mac=${nic.mac}`);
   });
   return args;
 }

@@ -14,7 +14,6 @@ export interface LocalHost {
   memoryBytes: number;
   kvmAvailable: boolean;
   qemuVersion: string;
-  bridges: string[];
 }
 
 export async function qemuVersion(binary: string): Promise<string> {
@@ -31,7 +30,8 @@ export async function qemuVersion(binary: string): Promise<string> {
   }
 }
 
-function bridges(): string[] {
+/** The network bridges on the host now (read on every use: an operator may add one at any time). */
+export function hostBridges(): string[] {
   try {
     return readdirSync('/sys/class/net').filter((name) =>
       existsSync(`/sys/class/net/${name}/bridge`),
@@ -94,7 +94,6 @@ export async function inspectLocalHost(binary: string, name?: string): Promise<L
     memoryBytes: totalmem(),
     kvmAvailable: kvmAvailable(),
     qemuVersion: await qemuVersion(binary),
-    bridges: bridges(),
   };
 }
 
@@ -127,7 +126,7 @@ export function hostFacts(
     'qemu.version': host.qemuVersion,
     'storage.roots': options.storageRoots,
     'storage.freeBytes': freeBytes,
-    'network.bridges': host.bridges,
+    'network.bridges': hostBridges(),
     'os.name': osName,
   };
 }

@@ -33,7 +33,13 @@ import type {
   VmSpec,
 } from '../driver.js';
 import { resolveAccelerator } from './command-line.js';
-import { hostFacts, inspectLocalHost, probeKvm, type LocalHost } from './host-facts.js';
+import {
+  hostBridges,
+  hostFacts,
+  inspectLocalHost,
+  probeKvm,
+  type LocalHost,
+} from './host-facts.js';
 import {
   QemuMigrations,
   type IncomingEndpoint,
@@ -85,6 +91,8 @@ export class QemuDriver implements HypervisorDriver {
   readonly #feed = new DeltaFeed();
   readonly #vms = new Map<string, QemuVm>();
   readonly #runDir: string;
+  /** A hash of the state directory: names this driver's sockets directory and its taps. */
+  readonly #hostKey: string;
   readonly #migrations: QemuMigrations;
   readonly #snapshots: QemuSnapshots;
   /** Names of clones being written: taken, though no VM carries them yet. */
@@ -96,9 +104,9 @@ export class QemuDriver implements HypervisorDriver {
     this.#options = options;
     this.#binary = options.binary ?? 'qemu-system-x86_64';
     // Unix socket paths are limited to 108 bytes: sockets live in a short per-driver directory.
-    const key = createHash('sha256').update(options.stateDir).digest('hex').slice(0, 12);
+    this.#hostKey = createHash('sha256').update(options.stateDir).digest('hex').slice(0, 12);
     const base = existsSync('/run') ? '/run/zenith' : join(tmpdir(), 'zenith-run');
-    this.#runDir = join(base, key);
+    this.#runDir = join(base, this.#hostKey);
     this.#migrations = new QemuMigrations({
       storageRoots: options.storageRoots,
       logger: options.logger,
@@ -111,7 +119,7 @@ export class QemuDriver implements HypervisorDriver {
           storageRoots: this.#options.storageRoots,
           cpuCount: host.cpuCount,
           memoryBytes: host.memoryBytes,
-          bridges: host.bridges,
+          bridges: hostBridges(),
         });
       },
       expect: (vm, states) => this.#expect(vm, states),
@@ -284,7 +292,9 @@ export class QemuDriver implements HypervisorDriver {
       while (vm.pid !== null && this.#options.clock.now() < deadline && !context.signal.aborted)
         await new Promise((r) => setTimeout(r, 100));
     }
+    // Gone by itself (the guest powered off): its taps may still be being removed.
     if (vm.pid !== null) await vm.quit();
+    else await vm.releaseNetwork();
     return this.#view(vm);
   }
 
@@ -334,6 +344,7 @@ export class QemuDriver implements HypervisorDriver {
     this.#expect(vm, ['stopped']);
     this.#refuseIfBase(vm, 'deleted');
     const bases = basesOf(vm, this.#vms.values());
+    await vm.releaseNetwork();
     for (const disk of vm.record.spec.disks)
       if (disk.sizeBytes !== undefined || disk.backingFile) rmSync(disk.file, { force: true });
     this.#forget(vm, false);
@@ -426,7 +437,7 @@ export class QemuDriver implements HypervisorDriver {
       storageRoots: this.#options.storageRoots,
       cpuCount: host.cpuCount,
       memoryBytes: host.memoryBytes,
-      bridges: host.bridges,
+      bridges: hostBridges(),
     };
   }
 
@@ -571,6 +582,7 @@ export class QemuDriver implements HypervisorDriver {
     };
     const vm = new QemuVm(record, dir, paths, {
       binary: this.#binary,
+      hostKey: this.#hostKey,
       clock: this.#options.clock,
       logger: this.#options.logger,
       accelerator: (spec) => resolveAccelerator(spec.accelerator, this.#kvmUsable),
@@ -606,6 +618,9 @@ export class QemuDriver implements HypervisorDriver {
         'boot.kind': spec.boot.kind,
         'console.serial': true,
         'console.vnc': spec.vnc,
+        'network.macs': vm.nics.map((nic) => nic.mac),
+        // The host's taps of its bridged NICs, in NIC order; they exist while its QEMU runs.
+        'network.taps': vm.tapNames,
         'snapshot.count': this.#snapshots.count(vm),
         'clone.linkedClones': linkedClonesOf(vm, this.#vms.values()).map((c) => c.record.spec.name),
       },

@@ -1,12 +1,17 @@
 /**
  * Counters of a running QEMU VM, read the way the host sees them: CPU time
  * and resident memory of its QEMU process from /proc, disk traffic from
- * QMP's block statistics. User-mode networking (slirp) keeps no counters
- * anyone can read, so network bytes are null there.
+ * QMP's block statistics, network traffic from the taps of its bridged NICs
+ * (tap-devices.ts). User-mode networking (slirp) runs inside QEMU and keeps
+ * no counters anyone can read (QMP has no query for them, and its packets
+ * leave through QEMU's own sockets, mixed with everything else QEMU does):
+ * a VM with only user-mode NICs reports null network bytes, and a VM with
+ * both kinds counts only its bridged NICs.
  */
 import { readFile } from 'node:fs/promises';
 import type { VmMetrics } from '../driver.js';
 import type { QemuVm } from './qemu-vm.js';
+import { guestTraffic } from './tap-devices.js';
 
 /** Linux reports process CPU time in USER_HZ ticks, which is 100 on every architecture. */
 const msPerTick = 10;
@@ -33,6 +38,8 @@ export async function readVmMetrics(vm: QemuVm, now: number): Promise<VmMetrics 
     vm.qmp().execute('query-blockstats'),
   ]);
   const disks = blocks.filter((b) => b.device?.startsWith('disk'));
+  const taps = vm.tapNames;
+  const network = taps.length > 0 ? guestTraffic(taps) : null;
   const sum = (key: 'rd_bytes' | 'wr_bytes' | 'rd_operations' | 'wr_operations') =>
     disks.reduce((total, d) => total + (d.stats[key] ?? 0), 0);
   return {
@@ -44,7 +51,8 @@ export async function readVmMetrics(vm: QemuVm, now: number): Promise<VmMetrics 
     diskWriteBytes: sum('wr_bytes'),
     diskReadOps: sum('rd_operations'),
     diskWriteOps: sum('wr_operations'),
-    netRxBytes: null,
-    netTxBytes: null,
+    // From the guest's point of view: received is what came in to the guest.
+    netRxBytes: network?.receivedBytes ?? null,
+    netTxBytes: network?.sentBytes ?? null,
   };
 }

@@ -21,6 +21,8 @@ import { processAlive } from '../../core/process.js';
 import { connectQmp, type QmpClient, type QmpRunState } from '../../protocols/qmp/index.js';
 import type { PowerState } from '../driver.js';
 import { buildCommandLine, type RuntimePaths } from './command-line.js';
+import { nicWiring, tapsOf, type NicWiring } from './nic-names.js';
+import { createTaps, removeTaps } from './tap-devices.js';
 import type { QemuVmSpec } from './vm-spec.js';
 
 export interface VmRecord {
@@ -55,6 +57,8 @@ export interface SnapshotRecord {
 
 export interface QemuVmDeps {
   binary: string;
+  /** The owning driver's key (a hash of its state directory): part of every tap's name. */
+  hostKey: string;
   clock: Clock;
   logger: Logger;
   accelerator: (spec: QemuVmSpec) => 'kvm' | 'tcg';
@@ -98,6 +102,8 @@ export class QemuVm {
   /** Taking or loading a snapshot: the guest's passing pause is not reported, only the state after. */
   snapshotting = false;
   #qmp: QmpClient | undefined;
+  /** The taps being removed: a start waits for it, so an old removal never takes a new tap. */
+  #releasing: Promise<void> | undefined;
 
   constructor(
     public record: VmRecord,
@@ -108,6 +114,16 @@ export class QemuVm {
 
   get id(): string {
     return this.record.id;
+  }
+
+  /** Each NIC's MAC and, when bridged, its tap on this host. */
+  get nics(): NicWiring[] {
+    return nicWiring(this.record.spec, this.id, this.deps.hostKey);
+  }
+
+  /** The names of the taps of its bridged NICs (they exist while its QEMU runs). */
+  get tapNames(): string[] {
+    return tapsOf(this.record.spec, this.id, this.deps.hostKey).map((tap) => tap.name);
   }
 
   save(): void {
@@ -131,6 +147,7 @@ export class QemuVm {
     this.power = 'stopped';
     if (this.record.desired === 'running')
       this.reason = 'its QEMU process exited while nobody watched (crash, kill or host reboot)';
+    await this.releaseNetwork();
   }
 
   async start(extraArgs: string[] = []): Promise<void> {
@@ -138,10 +155,27 @@ export class QemuVm {
       throw new ZenithError('ZEN_INVALID_STATE', `${this.record.spec.name} is already running`);
     rmSync(this.paths.qmpSocket, { force: true });
     rmSync(this.paths.pidFile, { force: true });
+    const nics = this.nics;
     const args = [
-      ...buildCommandLine(this.record.spec, this.paths, this.deps.accelerator(this.record.spec)),
+      ...buildCommandLine(
+        this.record.spec,
+        this.paths,
+        this.deps.accelerator(this.record.spec),
+        nics,
+      ),
       ...extraArgs,
     ];
+    await this.#releasing;
+    await createTaps(nics.flatMap((nic) => (nic.tap ? [nic.tap] : [])));
+    try {
+      await this.#launch(args);
+    } catch (error) {
+      if (this.pid === null || !alive(this.pid)) await this.releaseNetwork();
+      throw error;
+    }
+  }
+
+  async #launch(args: string[]): Promise<void> {
     const log = openSync(join(this.dir, 'qemu.log'), 'w');
     // Detached and unreferenced: the VM must outlive whoever started it.
     const child = spawn(this.deps.binary, args, { detached: true, stdio: ['ignore', log, log] });
@@ -152,6 +186,7 @@ export class QemuVm {
     const deadline = this.deps.clock.now() + 15_000;
     while (!existsSync(this.paths.qmpSocket)) {
       if (exitCode !== undefined || this.deps.clock.now() > deadline) {
+        if (exitCode === undefined) child.kill('SIGKILL');
         const output = readFileSync(join(this.dir, 'qemu.log'), 'utf8').slice(-2000);
         throw new ZenithError(
           'ZEN_DRIVER_ERROR',
@@ -205,6 +240,7 @@ export class QemuVm {
         this.reason = 'its QEMU process exited';
       this.power = 'stopped';
       this.deps.onChange(this);
+      void this.releaseNetwork();
     });
     await this.#refresh();
   }
@@ -249,6 +285,26 @@ export class QemuVm {
     this.power = 'stopped';
     this.reason = null;
     this.deps.onChange(this);
+    await this.releaseNetwork();
+  }
+
+  /**
+   * Removes the taps of its bridged NICs (call once its QEMU is gone). One
+   * removal at a time; a failure is logged, not thrown: the next start or
+   * re-attach removes what is left.
+   */
+  releaseNetwork(): Promise<void> {
+    const names = this.tapNames;
+    if (names.length === 0) return Promise.resolve();
+    this.#releasing ??= removeTaps(names)
+      .catch((error: unknown) =>
+        this.deps.logger.warn(
+          { vm: this.id, taps: names, err: (error as Error).message },
+          'could not remove the taps of a stopped VM',
+        ),
+      )
+      .finally(() => (this.#releasing = undefined));
+    return this.#releasing;
   }
 
   /** Lets go of the QMP connection without touching QEMU (the VM keeps running). */

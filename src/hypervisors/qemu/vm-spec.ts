@@ -128,7 +128,11 @@ export function validateSpec(spec: QemuVmSpec, host: HostLimits): QemuVmSpec {
       : { kind: 'disk' };
   if (boot.kind === 'kernel' && (boot.cmdline?.length ?? 0) > 4096)
     throw bad('the kernel command line is at most 4096 characters');
+  // Each bridged NIC's tap is named with its index, in at most 15 bytes (nic-names.ts).
+  if (spec.nics.length > 16) throw bad('at most 16 NICs');
   for (const nic of spec.nics) {
+    if (!['user', 'bridge'].includes((nic as { mode: unknown }).mode as string))
+      throw bad(`unknown NIC mode '${String((nic as { mode: unknown }).mode)}' (user or bridge)`);
     if (nic.mode === 'bridge' && !host.bridges.includes(nic.bridge))
       throw bad(`there is no bridge '${nic.bridge}' on this host`, {
         bridge: nic.bridge,

@@ -8,6 +8,7 @@ import {
   buildCommandLine,
   resolveAccelerator,
 } from '../../../src/hypervisors/qemu/command-line.js';
+import { nicWiring, tapName } from '../../../src/hypervisors/qemu/nic-names.js';
 import {
   pathWithinRoots,
   validateSpec,
@@ -60,6 +61,11 @@ test('impossible values are refused with a coded error before anything is create
   refused({ memoryMiB: 4 }, 'ZEN_BAD_REQUEST');
   refused({ name: '../evil' }, 'ZEN_BAD_REQUEST');
   refused({ nics: [{ mode: 'bridge', bridge: 'br-missing' }] }, 'ZEN_BAD_REQUEST');
+  refused({ nics: [{ mode: 'tap' } as never] }, 'ZEN_BAD_REQUEST');
+  refused(
+    { nics: Array.from({ length: 17 }, () => ({ mode: 'user' as const })) },
+    'ZEN_BAD_REQUEST',
+  );
   refused({ disks: [], boot: { kind: 'disk' } }, 'ZEN_BAD_REQUEST');
 });
 
@@ -98,6 +104,7 @@ test('the command line uses the accelerator the host can run, and quotes option 
       pidFile: '/run/pid',
     },
     'tcg',
+    nicWiring(valid, 'q1', 'hostkey'),
   );
   const after = (flag: string) => args[args.indexOf(flag) + 1];
   assert.equal(after('-accel'), 'tcg');
@@ -108,4 +115,38 @@ test('the command line uses the accelerator the host can run, and quotes option 
   assert.ok(after('-drive')!.startsWith(`file=${join(root, 'odd,,name.qcow2')},format=qcow2`));
   assert.equal(after('-vnc'), 'unix:/run/v.sock');
   assert.equal(after('-netdev'), 'user,id=net0');
+});
+
+test('a bridged NIC is a tap Zenith made, named from the VM and the driver, with a MAC of its own', () => {
+  const valid = validateSpec(
+    { ...spec, nics: [{ mode: 'user' }, { mode: 'bridge', bridge: 'br0' }] },
+    host,
+  );
+  const nics = nicWiring(valid, 'q1', 'hostkey');
+  const args = buildCommandLine(
+    valid,
+    { qmpSocket: '/q', serialSocket: '/s', vncSocket: '/v', pidFile: '/p' },
+    'tcg',
+    nics,
+  );
+  const tap = tapName('hostkey', 'q1', 1);
+  assert.match(tap, /^zt[0-9a-f]{10}1$/);
+  assert.ok(Buffer.byteLength(tap) <= 15, 'Linux interface names are at most 15 bytes');
+  assert.ok(Buffer.byteLength(tapName('hostkey', 'q1', 15)) <= 15);
+  const netdevs = args.filter((_, i) => args[i - 1] === '-netdev');
+  assert.deepEqual(netdevs, ['user,id=net0', `tap,id=net1,ifname=${tap},script=no,downscript=no`]);
+  const devices = args.filter((_, i) => args[i - 1] === '-device');
+  assert.deepEqual(devices, [
+    `virtio-net-pci,netdev=net0,mac=${nics[0]!.mac}`,
+    `virtio-net-pci,netdev=net1,mac=${nics[1]!.mac}`,
+  ]);
+  // Every VM's NICs have MACs of their own; the tap's starts with fe so it never becomes the bridge's.
+  assert.match(nics[1]!.mac, /^52:54:00(:[0-9a-f]{2}){3}$/);
+  assert.notEqual(nics[0]!.mac, nics[1]!.mac);
+  assert.notEqual(nicWiring(valid, 'q2', 'hostkey')[1]!.mac, nics[1]!.mac);
+  assert.equal(nics[1]!.tap!.mac, `fe${nics[1]!.mac.slice(2)}`);
+  // The same VM under another driver (the other end of a migration on one machine): another tap, same MAC.
+  const elsewhere = nicWiring(valid, 'q1', 'otherkey')[1]!;
+  assert.notEqual(elsewhere.tap!.name, tap);
+  assert.equal(elsewhere.mac, nics[1]!.mac);
 });
