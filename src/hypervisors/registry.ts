@@ -2,6 +2,7 @@
  * Driver families by connection type. Each entry validates its settings
  * (failing fast with ZEN_CONFIG_INVALID) and builds a driver.
  */
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { Clock } from '../core/clock.js';
 import { ZenithError } from '../core/errors.js';
@@ -127,7 +128,14 @@ const qemu: DriverFamily = {
   description: 'QEMU/KVM on this host: VMs are QEMU processes driven through QMP',
   simulated: false,
   validate(settings) {
-    const known = ['storageRoots', 'accelerator', 'kvmUsable', 'hostName', 'shutdownTimeoutMs'];
+    const known = [
+      'storageRoots',
+      'accelerator',
+      'kvmUsable',
+      'hostName',
+      'shutdownTimeoutMs',
+      'migrationAddress',
+    ];
     const unknown = Object.keys(settings).filter((k) => !known.includes(k));
     if (unknown.length > 0)
       throw new ZenithError(
@@ -151,7 +159,18 @@ const qemu: DriverFamily = {
       (typeof settings.hostName !== 'string' || !/^[a-zA-Z0-9.-]{1,253}$/.test(settings.hostName))
     )
       throw new ZenithError('ZEN_CONFIG_INVALID', "setting 'hostName' is a host name");
+    if (
+      settings.migrationAddress !== undefined &&
+      (typeof settings.migrationAddress !== 'string' || isIP(settings.migrationAddress) === 0)
+    )
+      throw new ZenithError(
+        'ZEN_CONFIG_INVALID',
+        "setting 'migrationAddress' is an IP address of this host",
+      );
     return {
+      ...(settings.migrationAddress !== undefined
+        ? { migrationAddress: settings.migrationAddress }
+        : {}),
       storageRoots: roots,
       accelerator,
       ...(settings.kvmUsable !== undefined ? { kvmUsable: settings.kvmUsable } : {}),
@@ -166,8 +185,10 @@ const qemu: DriverFamily = {
       kvmUsable?: boolean;
       hostName?: string;
       shutdownTimeoutMs: number;
+      migrationAddress?: string;
     };
     return new QemuDriver({
+      ...(s.migrationAddress !== undefined ? { migrationAddress: s.migrationAddress } : {}),
       stateDir: context.stateDir,
       storageRoots: s.storageRoots.length > 0 ? s.storageRoots : [join(context.stateDir, 'images')],
       accelerator: s.accelerator,

@@ -420,4 +420,54 @@ describe('live migration between two agents on this machine (real QEMU)', () => 
     assert.equal(read.status, 0, read.stderr);
     assert.doesNotMatch(read.stdout, /verification failed/i, 'the data came along both ways');
   });
+
+  test("the control plane's own QEMU host and an agent host migrate to each other", async () => {
+    const added = await s.request('POST', '/connections', {
+      token,
+      body: {
+        name: 'in-process-qemu',
+        type: 'qemu',
+        settings: {
+          storageRoots: [join(dirs[0]!, 'local'), dirname(image.kernel)],
+          accelerator: 'tcg',
+          hostName: 'host-local',
+        },
+      },
+    });
+    assert.equal(added.status, 201, JSON.stringify(added.body));
+    assert.equal(added.body.state, 'connected', added.body.lastError);
+    const local = await hostNamed('host-local');
+    const hostA = await hostNamed('host-a');
+    const before = await consoleTicks(s, token, vmId, 1);
+    const request = await s.request('POST', `/vms/${vmId}/migrate`, {
+      token,
+      body: { targetHostId: local.id },
+    });
+    assert.equal(request.status, 202, JSON.stringify(request.body));
+    const there = await s.waitForTask(token, request.body.id, 120_000);
+    assert.equal(there.state, 'succeeded', JSON.stringify(there.error));
+    assert.equal(
+      (await s.request('GET', `/vms/${vmId}/location`, { token })).body.hostName,
+      'host-local',
+    );
+    const middle = await consoleTicks(s, token, vmId, 1);
+    assert.ok(middle[0]! > before[0]!, 'the guest kept counting on the local host');
+    const back = await s.waitForTask(
+      token,
+      (
+        await s.request('POST', `/vms/${vmId}/migrate`, {
+          token,
+          body: { targetHostId: hostA.id },
+        })
+      ).body.id,
+      120_000,
+    );
+    assert.equal(back.state, 'succeeded', JSON.stringify(back.error));
+    assert.equal(
+      (await s.request('GET', `/vms/${vmId}/location`, { token })).body.hostName,
+      'host-a',
+    );
+    const uuid = (await s.request('GET', `/vms/${vmId}`, { token })).body.facts['vm.uuid'];
+    assert.equal(qemusOf(uuid).length, 1, 'one QEMU runs the VM');
+  });
 });

@@ -63,6 +63,8 @@ export interface QemuDriverOptions {
   binary?: string;
   hostName?: string;
   shutdownTimeoutMs?: number;
+  /** The address this host receives live migrations on (default 127.0.0.1). */
+  migrationAddress?: string;
   clock: Clock;
   logger: Logger;
 }
@@ -80,6 +82,8 @@ const capabilities: readonly Capability[] = [
   'vm.clone',
   'vm.snapshot',
   'vm.console',
+  // To and from agent hosts (services/vms/agent-migration.ts); one QEMU connection is one host.
+  'vm.migrate',
 ];
 
 export type { IncomingEndpoint, IncomingOptions, MigrationPackage, MigrationResult };
@@ -457,6 +461,11 @@ export class QemuDriver implements HypervisorDriver {
     return this.#migrations.prepareIncoming(pkg, listenHost, options);
   }
 
+  /** Where other hosts send live migrations to this one. */
+  get migrationAddress(): string {
+    return this.#options.migrationAddress ?? '127.0.0.1';
+  }
+
   /** Destination: whether the VM has arrived (asked when the source went silent). */
   incomingState(id: string): Promise<'receiving' | 'received' | 'failed'> {
     return this.#migrations.incomingState(id);
@@ -517,9 +526,10 @@ export class QemuDriver implements HypervisorDriver {
     _context: ActionContext,
     _options?: MigrateOptions,
   ): Promise<DiscoveredVm> {
+    // One QEMU connection is one host: migrations go to another connection's host (agent-migration.ts).
     throw new ZenithError(
       'ZEN_UNSUPPORTED',
-      'live migration between QEMU hosts goes through host agents (not yet available)',
+      'a QEMU connection has one host: migrate to a host of another connection (an agent host)',
     );
   }
 

@@ -13,7 +13,19 @@
  */
 import { isZenithError, ZenithError } from '../../core/errors.js';
 import { AgentDriver } from '../../hypervisors/agent/agent-driver.js';
-import type { ActionContext, MigrateOptions } from '../../hypervisors/driver.js';
+import type {
+  ActionContext,
+  DiscoveredVm,
+  HypervisorDriver,
+  MigrateOptions,
+} from '../../hypervisors/driver.js';
+import { QemuDriver } from '../../hypervisors/qemu/qemu-driver.js';
+import type {
+  IncomingEndpoint,
+  IncomingOptions,
+  MigrationPackage,
+  MigrationResult,
+} from '../../hypervisors/qemu/qemu-migration.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import type { ManagedObject } from '../inventory/model.js';
@@ -32,14 +44,50 @@ export type AgentMigrateOptions = MigrateOptions & { multifdChannels?: number };
 /** How long the destination may go on receiving after the source's agent fell silent. */
 const silentSourceGraceMs = 10 * 60_000;
 
+/** One end of a migration between QEMU hosts: a host agent, or the control plane's own QEMU host. */
+interface MigrationEnd {
+  exportVm(id: string): Promise<MigrationPackage>;
+  prepareIncoming(pkg: MigrationPackage, options: IncomingOptions): Promise<IncomingEndpoint>;
+  incomingState(id: string): Promise<'receiving' | 'received' | 'failed'>;
+  outgoingState(id: string): Promise<'sending' | 'departed' | 'stayed' | 'gone'>;
+  sendMigration(
+    id: string,
+    incoming: IncomingEndpoint,
+    options: AgentMigrateOptions,
+    context: ActionContext,
+  ): Promise<MigrationResult>;
+  finishIncoming(id: string): Promise<DiscoveredVm>;
+  cleanupOutgoing(id: string): Promise<null>;
+  abortIncoming(id: string): Promise<null>;
+}
+
+function endOf(driver: HypervisorDriver): MigrationEnd | undefined {
+  if (driver instanceof AgentDriver) return driver;
+  if (driver instanceof QemuDriver)
+    return {
+      exportVm: (id) => driver.exportVm(id),
+      prepareIncoming: (pkg, options) =>
+        driver.prepareIncoming(pkg, driver.migrationAddress, options),
+      incomingState: (id) => driver.incomingState(id),
+      outgoingState: (id) => driver.outgoingState(id),
+      sendMigration: (id, incoming, options, context) =>
+        driver.sendMigration(id, incoming, options, context),
+      finishIncoming: (id) => driver.finishIncoming(id),
+      cleanupOutgoing: (id) => driver.cleanupOutgoing(id),
+      abortIncoming: (id) => driver.abortIncoming(id),
+    };
+  return undefined;
+}
+
+/** Whether both hosts run QEMU under Zenith (an agent, or the control plane's own QEMU host). */
 export function canMigrateAcrossAgents(
   connections: ConnectionService,
   sourceConnectionId: string,
   targetConnectionId: string,
 ): boolean {
   return (
-    connections.driver(sourceConnectionId) instanceof AgentDriver &&
-    connections.driver(targetConnectionId) instanceof AgentDriver
+    endOf(connections.driver(sourceConnectionId)) !== undefined &&
+    endOf(connections.driver(targetConnectionId)) !== undefined
   );
 }
 
@@ -50,12 +98,12 @@ export async function migrateAcrossAgents(
   options: AgentMigrateOptions,
   context: ActionContext,
 ): Promise<MigrationStats> {
-  const source = deps.connections.driver(vm.connectionId!);
-  const target = deps.connections.driver(targetHost.connectionId!);
-  if (!(source instanceof AgentDriver) || !(target instanceof AgentDriver)) {
+  const source = endOf(deps.connections.driver(vm.connectionId!));
+  const target = endOf(deps.connections.driver(targetHost.connectionId!));
+  if (!source || !target) {
     throw new ZenithError(
       'ZEN_UNSUPPORTED',
-      'live migration between these hosts is not supported (both must run the Zenith agent)',
+      'live migration between these hosts is not supported (both must run QEMU under Zenith)',
     );
   }
   const withStorage = options.withStorage === true;
@@ -98,8 +146,8 @@ export async function migrateAcrossAgents(
  * to have lost it, or for the returning source to say the VM stayed.
  */
 async function arrival(
-  source: AgentDriver,
-  target: AgentDriver,
+  source: MigrationEnd,
+  target: MigrationEnd,
   id: string,
   context: ActionContext,
 ): Promise<'received' | 'failed'> {
