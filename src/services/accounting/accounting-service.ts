@@ -342,6 +342,51 @@ export class AccountingService {
     };
   }
 
+  /** Showback: per group, the period's usage and cost (sums of the same atoms as the report). */
+  async showback(request: { from: number; to: number; timeZone?: string }): Promise<{
+    from: number;
+    to: number;
+    currency: string | null;
+    minorDigits: number;
+    rateCards: Report['rateCards'];
+    groups: Array<Omit<ReportRow, 'bucketStart' | 'bucketEnd' | 'label'>>;
+    totals: ReportRow['cost'];
+  }> {
+    const report = await this.report({ ...request, granularity: 'monthly', groupBy: 'group' });
+    const groups = new Map<string, Omit<ReportRow, 'bucketStart' | 'bucketEnd' | 'label'>>();
+    for (const row of report.rows) {
+      const group = groups.get(row.key);
+      if (!group) {
+        const { bucketStart: _s, bucketEnd: _e, label: _l, ...rest } = row;
+        groups.set(row.key, { ...rest, cost: { ...row.cost } });
+        continue;
+      }
+      group.vms = Math.max(group.vms, row.vms);
+      for (const key of [
+        'runningMs',
+        'suspendedMs',
+        'stoppedMs',
+        'vcpuMs',
+        'memoryMiBMs',
+        'diskMiBMs',
+      ] as const)
+        group[key] += row[key];
+      for (const key of Object.keys(group.cost) as Array<keyof ReportRow['cost']>)
+        group.cost[key] += row.cost[key];
+    }
+    return {
+      from: report.from,
+      to: report.to,
+      currency: report.currency,
+      minorDigits: report.minorDigits,
+      rateCards: report.rateCards,
+      groups: [...groups.values()].sort(
+        (a, b) => b.cost.total - a.cost.total || a.key.localeCompare(b.key),
+      ),
+      totals: report.totals,
+    };
+  }
+
   #meterHost(host: ManagedObject): MeterHost {
     const cluster = host.parentId ? this.inventory.index.get(host.parentId) : undefined;
     const datacenter = cluster?.parentId ? this.inventory.index.get(cluster.parentId) : undefined;
