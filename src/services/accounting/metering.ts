@@ -180,7 +180,35 @@ export function meter(input: MeterInput): MeterResult {
   const timeline = buildTimeline(from, to, input.granularity, input.timeZone, cards);
   const { slices, buckets } = timeline;
   const maxRows = input.maxRows ?? 200_000;
-  const rows = new Map<string, ReportRow & { lastVm: string }>();
+  type Row = ReportRow & { lastVm: string };
+  interface Slot {
+    key: string;
+    label: string;
+    rows: Row[];
+  }
+  let rowCount = 0;
+  const slotsByKey = new Map<string, Slot>();
+  // Hosts, ownership spans and VMs are few compared with pieces: their slot is looked up once.
+  const slotByObject = new Map<object, Slot>();
+  const slotOf = (vm: MeterVm, atom: Atom): Slot => {
+    const object =
+      input.groupBy === 'vm'
+        ? vm
+        : ['owner', 'group', 'costCenter'].includes(input.groupBy)
+          ? atom.ownership
+          : atom.host;
+    let slot = slotByObject.get(object);
+    if (!slot) {
+      const [key, label] = dimensionOf(vm, atom);
+      slot = slotsByKey.get(key);
+      if (!slot) {
+        slot = { key, label, rows: [] };
+        slotsByKey.set(key, slot);
+      }
+      slotByObject.set(object, slot);
+    }
+    return slot;
+  };
   const cardsUsed = new Set<number>();
   const totals = { vcpu: 0, memory: 0, disk: 0, fixed: 0, discount: 0, total: 0 };
   // Prices per card, host and window: looked up once, not per piece.
@@ -224,21 +252,21 @@ export function meter(input: MeterInput): MeterResult {
       const fixed = divRound(atom.fixed, microPerMinor);
       const discount = divRound(atom.discount, microPerMinor);
       const total = vcpu + memory + disk + fixed - discount;
-      const [key, label] = dimensionOf(vm, atom);
-      const rowKey = `${bucket}\u0000${key}`;
-      let row = rows.get(rowKey);
+      const slot = slotOf(vm, atom);
+      let row = slot.rows[bucket];
       if (!row) {
-        if (rows.size >= maxRows)
+        if (rowCount >= maxRows)
           throw new ZenithError(
             'ZEN_REPORT_TOO_LARGE',
             `the report has more than ${maxRows} rows; narrow the period, coarsen the granularity or group by a wider dimension`,
             { maxRows },
           );
+        rowCount++;
         row = {
           bucketStart: buckets[bucket]!.start,
           bucketEnd: buckets[bucket]!.end,
-          key,
-          label,
+          key: slot.key,
+          label: slot.label,
           vms: 0,
           lastVm: '',
           runningMs: 0,
@@ -249,7 +277,7 @@ export function meter(input: MeterInput): MeterResult {
           diskMiBMs: 0,
           cost: { vcpu: 0, memory: 0, disk: 0, fixed: 0, discount: 0, total: 0 },
         };
-        rows.set(rowKey, row);
+        slot.rows[bucket] = row;
       }
       if (row.lastVm !== vm.id) {
         row.vms++;
@@ -393,7 +421,8 @@ export function meter(input: MeterInput): MeterResult {
     }
     if (bucket >= 0) flush(vm, bucket, atoms);
   }
-  const sorted = [...rows.values()]
+  const sorted = [...slotsByKey.values()]
+    .flatMap((slot) => slot.rows.filter((row) => row !== undefined))
     .sort((x, y) => x.bucketStart - y.bucketStart || (x.key < y.key ? -1 : x.key > y.key ? 1 : 0))
     .map(({ lastVm: _lastVm, ...row }) => row);
   return { buckets, rows: sorted, cardsUsed: [...cardsUsed].sort((x, y) => x - y), totals };
