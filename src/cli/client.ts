@@ -72,6 +72,23 @@ export class ApiClient {
     return parsed as T;
   }
 
+  /** A non-JSON answer (CSV), as text; errors still arrive as coded JSON. */
+  async getText(path: string): Promise<string> {
+    const headers: Record<string, string> = {};
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    const response = await fetch(`${this.server}/api/v1${path}`, { headers }).catch(
+      (error: unknown) => {
+        throw new ZenithError(
+          'ZEN_CONNECTION_FAILED',
+          `cannot reach the Zenith server at ${this.server} (${(error as Error).message})`,
+        );
+      },
+    );
+    const text = await response.text();
+    if (!response.ok) throw errorFromBody(JSON.parse(text || 'null'), `HTTP ${response.status}`);
+    return text;
+  }
+
   get<T>(path: string): Promise<T> {
     return this.request<T>('GET', path);
   }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** The `zenith` command. */
 import { Command, CommanderError } from 'commander';
+import { registerAccounting } from './commands/accounting.js';
 import { registerAdmin } from './commands/admin.js';
 import { registerAgent, registerAgents } from './commands/agent.js';
 import { registerInventory } from './commands/inventory.js';
@@ -24,6 +25,7 @@ registerSession(program);
 registerInventory(program);
 registerOperations(program);
 registerAdmin(program);
+registerAccounting(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -64,6 +64,16 @@ export const errorCatalogue = {
     summary:
       'The fact is discovered from the hypervisor and cannot be written; write a user fact under user.* instead.',
   },
+  ZEN_BAD_RATE_CARD: {
+    status: 400,
+    summary:
+      'A rate card is invalid (an unknown window, a price that is not a decimal, a bad time zone or currency); details name the field.',
+  },
+  ZEN_REPORT_TOO_LARGE: {
+    status: 422,
+    summary:
+      'The report would have more rows than the server returns at once; narrow the period, coarsen the granularity or group by a wider dimension.',
+  },
   // --- identity -----------------------------------------------------------
   ZEN_UNAUTHENTICATED: {
     status: 401,

@@ -17,6 +17,7 @@ export const idPrefixes = {
   task: 'task',
   agent: 'agent',
   enrollment: 'enr',
+  rateCard: 'rc',
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

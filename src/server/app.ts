@@ -9,6 +9,7 @@ import { ZenithError } from '../core/errors.js';
 import type { ControlPlane } from '../services/control-plane.js';
 import { actorOf, installAuth } from './auth.js';
 import { sendError } from './errors.js';
+import { accountingRoutes } from './routes/accounting.js';
 import { agentRoutes } from './routes/agents.js';
 import { auditRoutes } from './routes/audit.js';
 import { consoleRoutes } from './routes/consoles.js';
@@ -127,6 +128,7 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
       await auditRoutes(api, plane);
       await agentRoutes(api, plane);
       await consoleRoutes(api, plane);
+      await accountingRoutes(api, plane);
     },
     { prefix: '/api/v1' },
   );

@@ -9,6 +9,7 @@ import { createLogger, type Logger } from '../core/logger.js';
 import { SecretBox } from '../core/secret-box.js';
 import { DriverRegistry } from '../hypervisors/registry.js';
 import { openStore, type Store } from '../store/store.js';
+import { AccountingService } from './accounting/accounting-service.js';
 import { AgentHub } from './agents/agent-hub.js';
 import { AgentService } from './agents/agent-service.js';
 import { AuditService, type Actor } from './audit/audit-service.js';
@@ -50,6 +51,7 @@ export interface ControlPlane {
   agents: AgentService;
   agentHub: AgentHub;
   consoles: ConsoleService;
+  accounting: AccountingService;
   /** Set on the very first start when no admin password was given: print it once. */
   generatedAdminPassword: string | undefined;
   close(): Promise<void>;
@@ -109,6 +111,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const vmCreation = new VmCreateService(inventory, connections, tasks);
   const vmClones = new VmCloneService(inventory, connections, tasks);
   const snapshots = new VmSnapshotService(inventory, connections, tasks);
+  const accounting = new AccountingService(store, inventory, clock);
 
   try {
     await inventory.load();
@@ -155,6 +158,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       agents,
       agentHub,
       consoles,
+      accounting,
       generatedAdminPassword: bootstrap.generatedPassword,
       async close() {
         agentHub.closeAll();

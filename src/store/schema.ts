@@ -138,6 +138,27 @@ export interface AgentsTable {
   revoked_at: number | null;
 }
 
+export interface RateCardsTable {
+  id: string;
+  version: number;
+  effective_from: number;
+  /** JSON object: the validated rate card body (prices as decimal strings). */
+  body: string;
+  created_by: string;
+  created_at: number;
+}
+
+export interface VmOwnershipTable {
+  id: Generated<number>;
+  vm_id: string;
+  owner: string;
+  group_name: string;
+  cost_center: string;
+  from_ts: number;
+  to_ts: number | null;
+  changed_by: string;
+}
+
 export interface Database {
   objects: ObjectsTable;
   location_history: LocationHistoryTable;
@@ -149,4 +170,6 @@ export interface Database {
   audit: AuditTable;
   enrollment_tokens: EnrollmentTokensTable;
   agents: AgentsTable;
+  rate_cards: RateCardsTable;
+  vm_ownership: VmOwnershipTable;
 }

@@ -16,6 +16,10 @@ export const permissions = [
   'identity.manage',
   'audit.read',
   'agent.manage',
+  /** Usage and cost reports, ownership history, rate cards (read). */
+  'accounting.read',
+  /** Rate card versions and VM ownership (write). */
+  'accounting.manage',
   /** What a host agent may do with its own credentials: report itself. */
   'agent.report',
 ] as const;
@@ -36,6 +40,7 @@ const operator: Permission[] = [
   'vm.snapshot',
   'vm.console',
   'task.cancel',
+  'accounting.read',
 ];
 
 export const rolePermissions: Record<RoleName, ReadonlySet<Permission>> = {

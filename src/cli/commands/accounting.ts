@@ -1,0 +1,268 @@
+/** zenith accounting: rate cards, VM ownership, usage and cost reports, showback. */
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { ZenithError } from '../../core/errors.js';
+import { ApiClient } from '../client.js';
+import { formatTime, printJson, printTable } from '../output.js';
+
+interface Globals {
+  json?: boolean;
+  server?: string;
+}
+
+interface Cost {
+  vcpu: number;
+  memory: number;
+  disk: number;
+  fixed: number;
+  discount: number;
+  total: number;
+}
+
+interface ReportAnswer {
+  currency: string | null;
+  minorDigits: number;
+  rateCards: Array<{ version: number }>;
+  rows: Array<{ bucketStart: number; label: string; vms: number; vcpuMs: number; cost: Cost }>;
+  totals: Cost;
+}
+
+/** Accepts ISO 8601 (2026-06-01, 2026-06-01T08:00Z) or milliseconds since the epoch. */
+function instant(text: string, what: string): number {
+  const ms = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
+  if (!Number.isFinite(ms))
+    throw new ZenithError(
+      'ZEN_BAD_REQUEST',
+      `${what} '${text}' is not a date (use ISO 8601, e.g. 2026-06-01)`,
+    );
+  return ms;
+}
+
+function money(minor: number, digits: number): string {
+  if (digits === 0) return String(minor);
+  const text = String(Math.abs(minor)).padStart(digits + 1, '0');
+  return `${minor < 0 ? '-' : ''}${text.slice(0, -digits)}.${text.slice(-digits)}`;
+}
+
+export function registerAccounting(program: Command): void {
+  const accounting = program.command('accounting').description('Usage, cost and chargeback');
+  const rates = accounting.command('rates').description('Rate card versions');
+  rates
+    .command('list', { isDefault: true })
+    .description('List rate card versions')
+    .action(async (_options: unknown, command: Command) => {
+      const globals = command.optsWithGlobals<Globals>();
+      const answer = await ApiClient.fromConfig(globals).get<{
+        items: Array<{
+          id: string;
+          version: number;
+          effectiveFrom: number;
+          body: { currency: string; timeZone: string; rates: unknown[] };
+        }>;
+      }>('/accounting/rate-cards');
+      if (globals.json) return printJson(answer);
+      printTable(
+        ['VERSION', 'EFFECTIVE FROM', 'CURRENCY', 'TIME ZONE', 'RULES', 'ID'],
+        answer.items.map((c) => [
+          c.version,
+          formatTime(c.effectiveFrom),
+          c.body.currency,
+          c.body.timeZone,
+          c.body.rates.length,
+          c.id,
+        ]),
+      );
+    });
+  rates
+    .command('show <version>')
+    .description('Show one version (by number or id) as JSON')
+    .action(async (version: string, _options: unknown, command: Command) => {
+      printJson(
+        await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).get(
+          `/accounting/rate-cards/${encodeURIComponent(version)}`,
+        ),
+      );
+    });
+  rates
+    .command('add <file>')
+    .description(
+      'Add a version from a JSON file (currency, timeZone, windows, rates, fixed, discounts)',
+    )
+    .option(
+      '--effective-from <date>',
+      'when it takes effect (ISO 8601; default: the file, else now)',
+    )
+    .action(async (file: string, options: { effectiveFrom?: string }, command: Command) => {
+      const globals = command.optsWithGlobals<Globals>();
+      const body = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+      if (options.effectiveFrom)
+        body.effectiveFrom = instant(options.effectiveFrom, '--effective-from');
+      body.effectiveFrom ??= Date.now();
+      const card = await ApiClient.fromConfig(globals).post<{
+        id: string;
+        version: number;
+        effectiveFrom: number;
+      }>('/accounting/rate-cards', body);
+      if (globals.json) return printJson(card);
+      console.log(
+        `rate card version ${card.version} (${card.id}) takes effect ${formatTime(card.effectiveFrom)}`,
+      );
+    });
+
+  accounting
+    .command('owner <vm>')
+    .description(
+      'Show the ownership history of a VM, or change it with --owner/--group/--cost-center',
+    )
+    .option('--owner <name>')
+    .option('--group <name>')
+    .option('--cost-center <name>')
+    .action(
+      async (
+        vm: string,
+        options: { owner?: string; group?: string; costCenter?: string },
+        command: Command,
+      ) => {
+        const globals = command.optsWithGlobals<Globals>();
+        const client = ApiClient.fromConfig(globals);
+        const path = `/vms/${encodeURIComponent(vm)}/ownership`;
+        const change = Object.fromEntries(
+          Object.entries(options).filter(([, v]) => v !== undefined),
+        );
+        if (Object.keys(change).length > 0) await client.request('PUT', path, change);
+        const history = await client.get<{
+          items: Array<{
+            owner: string;
+            group: string;
+            costCenter: string;
+            from: number;
+            to: number | null;
+            changedBy: string;
+          }>;
+        }>(path);
+        if (globals.json) return printJson(history);
+        printTable(
+          ['OWNER', 'GROUP', 'COST CENTER', 'FROM', 'TO', 'CHANGED BY'],
+          history.items.map((o) => [
+            o.owner,
+            o.group,
+            o.costCenter,
+            formatTime(o.from),
+            o.to === null ? '-' : formatTime(o.to),
+            o.changedBy,
+          ]),
+        );
+      },
+    );
+
+  accounting
+    .command('report')
+    .description(
+      'Usage and cost for a period, grouped by vm, owner, group, costCenter, cluster, host or hypervisor',
+    )
+    .requiredOption('--from <date>', 'start (ISO 8601)')
+    .requiredOption('--to <date>', 'end, exclusive (ISO 8601)')
+    .option(
+      '--group-by <dimension>',
+      'vm | owner | group | costCenter | cluster | host | hypervisor',
+      'vm',
+    )
+    .option('--granularity <g>', 'hourly | daily | monthly', 'daily')
+    .option('--tz <zone>', 'IANA time zone of the buckets', 'UTC')
+    .option('--format <format>', 'table | csv | json', 'table')
+    .action(
+      async (
+        options: {
+          from: string;
+          to: string;
+          groupBy: string;
+          granularity: string;
+          tz: string;
+          format: string;
+        },
+        command: Command,
+      ) => {
+        const globals = command.optsWithGlobals<Globals>();
+        const client = ApiClient.fromConfig(globals);
+        const params = new URLSearchParams({
+          from: String(instant(options.from, '--from')),
+          to: String(instant(options.to, '--to')),
+          groupBy: options.groupBy,
+          granularity: options.granularity,
+          timeZone: options.tz,
+        });
+        if (options.format === 'csv') {
+          params.set('format', 'csv');
+          process.stdout.write(await client.getText(`/accounting/report?${params.toString()}`));
+          return;
+        }
+        const report = await client.get<ReportAnswer>(`/accounting/report?${params.toString()}`);
+        if (globals.json || options.format === 'json') return printJson(report);
+        const m = (minor: number) => money(minor, report.minorDigits);
+        printTable(
+          [
+            'BUCKET',
+            options.groupBy.toUpperCase(),
+            'VMS',
+            'VCPU-H',
+            'DISCOUNT',
+            `TOTAL ${report.currency ?? ''}`.trim(),
+          ],
+          report.rows.map((r) => [
+            formatTime(r.bucketStart),
+            r.label,
+            r.vms,
+            (r.vcpuMs / 3_600_000).toFixed(2),
+            m(r.cost.discount),
+            m(r.cost.total),
+          ]),
+        );
+        console.log(
+          `total ${m(report.totals.total)} ${report.currency ?? ''}; rate card versions: ${report.rateCards.map((c) => c.version).join(', ') || 'none'}`,
+        );
+      },
+    );
+
+  accounting
+    .command('showback')
+    .description('Cost per group for a period')
+    .requiredOption('--from <date>', 'start (ISO 8601)')
+    .requiredOption('--to <date>', 'end, exclusive (ISO 8601)')
+    .action(async (options: { from: string; to: string }, command: Command) => {
+      const globals = command.optsWithGlobals<Globals>();
+      const params = new URLSearchParams({
+        from: String(instant(options.from, '--from')),
+        to: String(instant(options.to, '--to')),
+      });
+      const answer = await ApiClient.fromConfig(globals).get<{
+        currency: string | null;
+        minorDigits: number;
+        groups: Array<{ key: string; vms: number; cost: Cost }>;
+        totals: Cost;
+      }>(`/accounting/showback?${params.toString()}`);
+      if (globals.json) return printJson(answer);
+      const m = (minor: number) => money(minor, answer.minorDigits);
+      printTable(
+        [
+          'GROUP',
+          'VMS',
+          'COMPUTE',
+          'MEMORY',
+          'DISK',
+          'FIXED',
+          'DISCOUNT',
+          `TOTAL ${answer.currency ?? ''}`.trim(),
+        ],
+        answer.groups.map((g) => [
+          g.key,
+          g.vms,
+          m(g.cost.vcpu),
+          m(g.cost.memory),
+          m(g.cost.disk),
+          m(g.cost.fixed),
+          m(g.cost.discount),
+          m(g.cost.total),
+        ]),
+      );
+    });
+}
