@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** The `zenith` command. */
 import { Command, CommanderError } from 'commander';
+import { registerAccess } from './commands/access.js';
 import { registerAdmin } from './commands/admin.js';
 import { registerAgent } from './commands/agent.js';
 import { registerInventory } from './commands/inventory.js';
@@ -23,6 +24,7 @@ registerSession(program);
 registerInventory(program);
 registerOperations(program);
 registerAdmin(program);
+registerAccess(program);
 
 try {
   await program.parseAsync(process.argv);

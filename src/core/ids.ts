@@ -17,6 +17,9 @@ export const idPrefixes = {
   task: 'task',
   agent: 'agent',
   enrollment: 'enr',
+  group: 'grp',
+  role: 'role',
+  binding: 'bind',
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

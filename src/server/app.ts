@@ -9,6 +9,7 @@ import { ZenithError } from '../core/errors.js';
 import type { ControlPlane } from '../services/control-plane.js';
 import { actorOf, installAuth } from './auth.js';
 import { sendError } from './errors.js';
+import { accessRoutes } from './routes/access.js';
 import { agentRoutes } from './routes/agents.js';
 import { auditRoutes } from './routes/audit.js';
 import { consoleRoutes } from './routes/consoles.js';
@@ -79,7 +80,7 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
   );
   // JSON only: no form or plain-text bodies.
   app.removeContentTypeParser(['text/plain']);
-  installAuth(app, plane.identities);
+  installAuth(app, plane);
 
   // Every mutating request leaves an audit record before its answer goes out (task routes write theirs with the task).
   app.addHook('onSend', async (request, reply, payload) => {
@@ -124,6 +125,7 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
       await taskRoutes(api, plane);
       await eventRoutes(api, plane);
       await identityRoutes(api, plane);
+      await accessRoutes(api, plane);
       await auditRoutes(api, plane);
       await agentRoutes(api, plane);
       await consoleRoutes(api, plane);

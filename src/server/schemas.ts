@@ -120,6 +120,7 @@ export const TokenView = Type.Object({
 });
 
 export const Role = Type.Union([
+  Type.Literal('none'),
   Type.Literal('admin'),
   Type.Literal('operator'),
   Type.Literal('viewer'),

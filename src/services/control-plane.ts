@@ -15,6 +15,7 @@ import { AuditService, type Actor } from './audit/audit-service.js';
 import { ConnectionService } from './connections/connection-service.js';
 import { ConsoleService } from './consoles/console-service.js';
 import { EventBus } from './events/event-bus.js';
+import { AccessService } from './identity/access-service.js';
 import { IdentityService } from './identity/identity-service.js';
 import { InventoryService } from './inventory/inventory-service.js';
 import { TaskService } from './tasks/task-service.js';
@@ -39,6 +40,8 @@ export interface ControlPlane {
   events: EventBus;
   audit: AuditService;
   identities: IdentityService;
+  /** Groups, roles, role bindings: every authorization decision. */
+  access: AccessService;
   inventory: InventoryService;
   connections: ConnectionService;
   tasks: TaskService;
@@ -66,6 +69,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const audit = new AuditService(store, clock);
   const identities = new IdentityService(store, clock);
   const inventory = new InventoryService(store, events, clock, logger);
+  const access = new AccessService(store, clock, identities, inventory);
   const secrets = SecretBox.fromFile(join(options.dataDir, 'secret.key'));
   const agentHub = new AgentHub(logger);
   const connections = new ConnectionService({
@@ -112,6 +116,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 
   try {
     await inventory.load();
+    await access.load();
     const bootstrap = await identities.bootstrap(options.adminPassword);
     if (bootstrap.created)
       await audit.append([
@@ -144,6 +149,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       events,
       audit,
       identities,
+      access,
       inventory,
       connections,
       tasks,

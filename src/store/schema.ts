@@ -138,6 +138,42 @@ export interface AgentsTable {
   revoked_at: number | null;
 }
 
+export interface GroupsTable {
+  id: string;
+  name: string;
+  description: string | null;
+  created_at: number;
+}
+
+export interface GroupMembersTable {
+  group_id: string;
+  member_id: string;
+  /** user, service or group (groups nest). */
+  member_kind: string;
+  added_at: number;
+}
+
+export interface RolesTable {
+  id: string;
+  name: string;
+  description: string | null;
+  /** JSON array of permission names. */
+  permissions: string;
+  created_at: number;
+}
+
+export interface RoleBindingsTable {
+  id: string;
+  subject_id: string;
+  subject_kind: string;
+  /** A role name: built-in (viewer, operator, admin, agent) or custom. */
+  role: string;
+  /** The object whose subtree the binding covers; null = everything. */
+  scope_id: string | null;
+  created_by: string;
+  created_at: number;
+}
+
 export interface Database {
   objects: ObjectsTable;
   location_history: LocationHistoryTable;
@@ -149,4 +185,8 @@ export interface Database {
   audit: AuditTable;
   enrollment_tokens: EnrollmentTokensTable;
   agents: AgentsTable;
+  groups: GroupsTable;
+  group_members: GroupMembersTable;
+  roles: RolesTable;
+  role_bindings: RoleBindingsTable;
 }
