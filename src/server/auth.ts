@@ -40,10 +40,22 @@ declare module 'fastify' {
   interface FastifyRequest {
     principal: Principal | null;
   }
+  interface FastifyInstance {
+    /** Every API route with what it needs: the source of the permission matrix test and of docs. */
+    routeTable: RouteEntry[];
+  }
   interface FastifyReply {
     /** The code of the error this reply carries, for the audit record. */
     zenithErrorCode: string | null;
   }
+}
+
+export interface RouteEntry {
+  method: string;
+  url: string;
+  public: boolean;
+  permission: Permission | 'self' | null;
+  scope: RouteScope;
 }
 
 export const sessionCookie = 'zenith_session';
@@ -114,13 +126,25 @@ export function installAuth(app: FastifyInstance, plane: ControlPlane): void {
   const { identities, access } = plane;
   app.decorateRequest('principal', null);
   app.decorateReply('zenithErrorCode', null);
+  const routeTable: RouteEntry[] = [];
+  app.decorate('routeTable', routeTable);
   app.addHook('onRoute', (route: RouteOptions) => {
-    const config = route.config as { public?: boolean; permission?: string } | undefined;
-    if (route.url.startsWith('/api/') && !config?.public && !config?.permission) {
+    const config = route.config as
+      { public?: boolean; permission?: Permission | 'self'; scope?: RouteScope } | undefined;
+    if (!route.url.startsWith('/api/')) return;
+    if (!config?.public && !config?.permission) {
       throw new Error(
         `route ${route.method.toString()} ${route.url} declares neither public nor a permission`,
       );
     }
+    for (const method of [route.method].flat())
+      routeTable.push({
+        method,
+        url: route.url,
+        public: config.public === true,
+        permission: config.permission ?? null,
+        scope: config.scope ?? 'global',
+      });
   });
   // onRequest: before the body is parsed or validated, so an anonymous caller learns nothing.
   app.addHook('onRequest', async (request) => {
