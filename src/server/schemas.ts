@@ -104,6 +104,7 @@ export const IdentityView = Type.Object({
   name: Type.String(),
   displayName: Type.Union([Type.String(), Type.Null()]),
   role: Type.String(),
+  source: Type.String(),
   disabled: Type.Boolean(),
   createdAt: Type.Number(),
 });

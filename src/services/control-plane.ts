@@ -17,6 +17,7 @@ import { ConsoleService } from './consoles/console-service.js';
 import { EventBus } from './events/event-bus.js';
 import { AccessService } from './identity/access-service.js';
 import { IdentityService } from './identity/identity-service.js';
+import { LdapDirectory, type LdapSettings } from './identity/ldap-directory.js';
 import { InventoryService } from './inventory/inventory-service.js';
 import { TaskService } from './tasks/task-service.js';
 import { VmActionService } from './vms/vm-actions.js';
@@ -31,6 +32,8 @@ export interface ControlPlaneOptions {
   clock?: Clock;
   logger?: Logger;
   registry?: DriverRegistry;
+  /** Log users in against LDAP/AD too. */
+  ldap?: LdapSettings;
 }
 
 export interface ControlPlane {
@@ -70,6 +73,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const identities = new IdentityService(store, clock);
   const inventory = new InventoryService(store, events, clock, logger);
   const access = new AccessService(store, clock, identities, inventory);
+  if (options.ldap) {
+    const groupMap = options.ldap.groupMap;
+    identities.directory = new LdapDirectory(options.ldap);
+    identities.onDirectoryLogin = (identityId, groups) =>
+      access.syncDirectoryGroups(identityId, groups, groupMap);
+  }
   const secrets = SecretBox.fromFile(join(options.dataDir, 'secret.key'));
   const agentHub = new AgentHub(logger);
   const connections = new ConnectionService({

@@ -55,6 +55,8 @@ export interface IdentitiesTable {
   display_name: string | null;
   role: string;
   password_hash: string | null;
+  /** local or ldap (the password is checked by the directory). */
+  source: string;
   disabled: number;
   created_at: number;
   updated_at: number;

@@ -233,6 +233,44 @@ export class AccessService {
     return { id: identity.id, kind: identity.kind, name: identity.name };
   }
 
+  /**
+   * After a directory login: the user is in exactly the Zenith groups its directory groups map to
+   * (missing Zenith groups are created); groups no directory group maps to are left alone.
+   */
+  async syncDirectoryGroups(
+    identityId: string,
+    directoryGroups: string[],
+    groupMap: Record<string, string>,
+  ): Promise<void> {
+    const wanted = new Set(directoryGroups.flatMap((g) => (groupMap[g] ? [groupMap[g]] : [])));
+    for (const name of new Set(Object.values(groupMap))) {
+      const group =
+        (await this.getGroup(name).catch(() => null)) ??
+        (wanted.has(name)
+          ? await this.createGroup({ name, description: 'from the directory' })
+          : null);
+      if (!group) continue;
+      const isMember = group.members.some((m) => m.id === identityId);
+      if (wanted.has(name) && !isMember)
+        await this.store.db
+          .insertInto('group_members')
+          .values({
+            group_id: group.id,
+            member_id: identityId,
+            member_kind: 'user',
+            added_at: this.clock.now(),
+          })
+          .execute();
+      if (!wanted.has(name) && isMember)
+        await this.store.db
+          .deleteFrom('group_members')
+          .where('group_id', '=', group.id)
+          .where('member_id', '=', identityId)
+          .execute();
+    }
+    await this.load();
+  }
+
   /** An identity is gone: its memberships and bindings go with it. */
   async forgetSubject(subjectId: string): Promise<void> {
     await this.store.db.deleteFrom('group_members').where('member_id', '=', subjectId).execute();
