@@ -5,6 +5,7 @@
  * (the object, its ancestors, the resource groups that hold any of them) and
  * names the binding that allows, so every answer can be explained.
  */
+import type { ScopeResolver } from '../inventory/scope-chain.js';
 import type { Permission, RoleName } from './roles.js';
 
 export type SubjectKind = 'user' | 'service' | 'group';
@@ -43,8 +44,7 @@ export interface Grant {
   scopes: Map<string, { binding: RoleBinding; via: string[] }>;
 }
 
-/** The object, its ancestors and the resource groups holding any of them: where a binding on any of them reaches. */
-export type ScopeChain = (objectId: string) => string[];
+export type { ScopeResolver } from '../inventory/scope-chain.js';
 
 export class AccessGraph {
   readonly #roles = new Map<string, ReadonlySet<Permission>>();
@@ -53,7 +53,7 @@ export class AccessGraph {
   readonly #bindingsBySubject = new Map<string, RoleBinding[]>();
   readonly #grants = new Map<string, Map<Permission, Grant>>();
 
-  constructor(private readonly chainOf: ScopeChain) {}
+  constructor(private readonly scopes: ScopeResolver) {}
 
   setRole(name: string, permissions: Iterable<Permission>): void {
     this.#roles.set(name, new Set(permissions));
@@ -159,11 +159,10 @@ export class AccessGraph {
           : `binding ${hit.binding.id} gives ${hit.binding.subjectId} the role '${hit.binding.role}' on ${hit.binding.scopeId ?? 'everything'}`,
     });
     if (grant.global) return allow(grant.global);
-    if (objectId !== null && grant.scopes.size > 0)
-      for (const scopeId of this.chainOf(objectId)) {
-        const hit = grant.scopes.get(scopeId);
-        if (hit) return allow(hit);
-      }
+    if (objectId !== null && grant.scopes.size > 0) {
+      const hit = this.#reach(grant, objectId);
+      if (hit) return allow(hit);
+    }
     return {
       allowed: false,
       permission,
@@ -184,6 +183,31 @@ export class AccessGraph {
     const grant = this.grantOf(asker, permission);
     if (grant.global) return () => true;
     if (grant.scopes.size === 0) return () => false;
-    return (objectId) => this.chainOf(objectId).some((scopeId) => grant.scopes.has(scopeId));
+    // Resource groups and their selectors change with the inventory: asked per list, not cached.
+    const bySelector = this.#bySelector(grant);
+    return (objectId) => this.#reach(grant, objectId, bySelector) !== undefined;
+  }
+
+  /** The grant's entry whose scope holds the object: an ancestor first, then a selecting resource group. */
+  #bySelector(grant: Grant): boolean {
+    return [...grant.scopes.keys()].some((id) => this.scopes.reachesBySelector(id));
+  }
+
+  #reach(
+    grant: Grant,
+    objectId: string,
+    bySelector?: boolean,
+  ): { binding: RoleBinding; via: string[] } | undefined {
+    const ancestors = this.scopes.ancestors(objectId);
+    for (const scopeId of ancestors) {
+      const hit = grant.scopes.get(scopeId);
+      if (hit) return hit;
+    }
+    if (!(bySelector ?? this.#bySelector(grant))) return undefined;
+    for (const scopeId of this.scopes.groupsHolding(ancestors)) {
+      const hit = grant.scopes.get(scopeId);
+      if (hit) return hit;
+    }
+    return undefined;
   }
 }

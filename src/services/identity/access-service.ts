@@ -9,7 +9,7 @@ import { ZenithError } from '../../core/errors.js';
 import { isId, newId } from '../../core/ids.js';
 import type { Store } from '../../store/store.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
-import { scopeChainOf } from '../inventory/scope-chain.js';
+import { scopeResolverOf, type ScopeResolver } from '../inventory/scope-chain.js';
 import {
   AccessGraph,
   type Asker,
@@ -55,7 +55,7 @@ function checkName(what: string, name: string): void {
 
 export class AccessService {
   #graph: AccessGraph;
-  readonly #chainOf: (objectId: string) => string[];
+  readonly #scopes: ScopeResolver;
 
   constructor(
     private readonly store: Store,
@@ -63,8 +63,8 @@ export class AccessService {
     private readonly identities: IdentityService,
     private readonly inventory: InventoryService,
   ) {
-    this.#chainOf = scopeChainOf(inventory.index);
-    this.#graph = new AccessGraph(this.#chainOf);
+    this.#scopes = scopeResolverOf(inventory.index);
+    this.#graph = new AccessGraph(this.#scopes);
   }
 
   get graph(): AccessGraph {
@@ -72,7 +72,7 @@ export class AccessService {
   }
 
   async load(): Promise<void> {
-    const graph = new AccessGraph(this.#chainOf);
+    const graph = new AccessGraph(this.#scopes);
     for (const name of roleNames) graph.setRole(name, rolePermissions[name]);
     for (const row of await this.store.db.selectFrom('roles').selectAll().execute())
       graph.setRole(row.name, JSON.parse(row.permissions) as Permission[]);
