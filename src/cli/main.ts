@@ -2,6 +2,7 @@
 /** The `zenith` command. */
 import { Command, CommanderError } from 'commander';
 import { registerAccounting } from './commands/accounting.js';
+import { registerAccess } from './commands/access.js';
 import { registerAdmin } from './commands/admin.js';
 import { registerAgent, registerAgents } from './commands/agent.js';
 import { registerInventory } from './commands/inventory.js';
@@ -26,6 +27,7 @@ registerInventory(program);
 registerOperations(program);
 registerAdmin(program);
 registerAccounting(program);
+registerAccess(program);
 
 try {
   await program.parseAsync(process.argv);

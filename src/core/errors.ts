@@ -81,6 +81,11 @@ export const errorCatalogue = {
       'No valid credentials were presented. Log in (zenith login) or send a valid API token.',
   },
   ZEN_BAD_CREDENTIALS: { status: 401, summary: 'The user name or password is wrong.' },
+  ZEN_DIRECTORY_UNAVAILABLE: {
+    status: 503,
+    summary:
+      'The LDAP/Active Directory server cannot be reached, so directory users cannot log in now; local accounts still can. Try again later or ask an administrator.',
+  },
   ZEN_TOKEN_EXPIRED: {
     status: 401,
     summary: 'The session or token has expired or was revoked. Log in again.',

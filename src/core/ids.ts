@@ -18,6 +18,9 @@ export const idPrefixes = {
   agent: 'agent',
   enrollment: 'enr',
   rateCard: 'rc',
+  group: 'grp',
+  role: 'role',
+  binding: 'bind',
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

@@ -10,6 +10,7 @@ import type { ControlPlane } from '../services/control-plane.js';
 import { actorOf, installAuth } from './auth.js';
 import { sendError } from './errors.js';
 import { accountingRoutes } from './routes/accounting.js';
+import { accessRoutes } from './routes/access.js';
 import { agentRoutes } from './routes/agents.js';
 import { auditRoutes } from './routes/audit.js';
 import { consoleRoutes } from './routes/consoles.js';
@@ -80,7 +81,7 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
   );
   // JSON only: no form or plain-text bodies.
   app.removeContentTypeParser(['text/plain']);
-  installAuth(app, plane.identities);
+  installAuth(app, plane);
 
   // Every mutating request leaves an audit record before its answer goes out (task routes write theirs with the task).
   app.addHook('onSend', async (request, reply, payload) => {
@@ -125,6 +126,7 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
       await taskRoutes(api, plane);
       await eventRoutes(api, plane);
       await identityRoutes(api, plane);
+      await accessRoutes(api, plane);
       await auditRoutes(api, plane);
       await agentRoutes(api, plane);
       await consoleRoutes(api, plane);

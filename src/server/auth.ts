@@ -5,9 +5,26 @@
  */
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
 import { ZenithError } from '../core/errors.js';
+import { assertId } from '../core/ids.js';
+import type { ObjectKind } from '../hypervisors/driver.js';
 import type { Actor } from '../services/audit/audit-service.js';
-import type { IdentityService } from '../services/identity/identity-service.js';
-import { can, type Permission, type Principal } from '../services/identity/roles.js';
+import type { ControlPlane } from '../services/control-plane.js';
+import type { Permission, Principal } from '../services/identity/roles.js';
+
+/**
+ * Where a route's permission is checked. `global`: a binding on everything
+ * is needed. `filtered`: any binding of the permission lets the caller in and
+ * the answer holds only what its scopes reach. A list of sources: the objects
+ * the request names (a path parameter or a body field), each checked on its
+ * scope chain; a task stands for the object it acts on.
+ */
+export type RouteScope =
+  | 'global'
+  | 'filtered'
+  | Array<
+      | { param: string; kind: ObjectKind | 'task' | 'any' }
+      | { body: string; kind: ObjectKind | 'any' }
+    >;
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -15,16 +32,30 @@ declare module 'fastify' {
     public?: boolean;
     /** The permission the caller's role must grant; 'self' = any authenticated identity. */
     permission?: Permission | 'self';
+    /** Where the permission is checked; global when absent. */
+    scope?: RouteScope;
     /** The audit action name for a mutating route; false when the route audits itself (tasks). */
     audit?: string | false;
   }
   interface FastifyRequest {
     principal: Principal | null;
   }
+  interface FastifyInstance {
+    /** Every API route with what it needs: the source of the permission matrix test and of docs. */
+    routeTable: RouteEntry[];
+  }
   interface FastifyReply {
     /** The code of the error this reply carries, for the audit record. */
     zenithErrorCode: string | null;
   }
+}
+
+export interface RouteEntry {
+  method: string;
+  url: string;
+  public: boolean;
+  permission: Permission | 'self' | null;
+  scope: RouteScope;
 }
 
 export const sessionCookie = 'zenith_session';
@@ -61,16 +92,59 @@ function presentedToken(request: FastifyRequest): string | undefined {
   return undefined;
 }
 
-export function installAuth(app: FastifyInstance, identities: IdentityService): void {
+/** The objects a request names, resolved to ids (404 for one that does not exist). */
+async function scopeObjects(
+  request: FastifyRequest,
+  scope: Exclude<RouteScope, 'global' | 'filtered'>,
+  plane: ControlPlane,
+): Promise<string[]> {
+  const ids: string[] = [];
+  const params = (request.params ?? {}) as Record<string, unknown>;
+  const body = (request.body ?? {}) as Record<string, unknown>;
+  for (const source of scope) {
+    const value = 'param' in source ? params[source.param] : body[source.body];
+    // A missing or mistyped body field is left to schema validation (a 400).
+    if (typeof value !== 'string' || value === '') continue;
+    if (source.kind === 'task') {
+      const task = await plane.tasks.get(assertId(value, 'task'));
+      // A task on no object is checked on everything.
+      ids.push(task.targetId ?? '');
+    } else if (source.kind === 'any') ids.push(plane.inventory.lookup(value).id);
+    else ids.push(plane.inventory.resolve(source.kind, value).id);
+  }
+  return ids;
+}
+
+function forbidden(principal: Principal, permission: Permission, reason: string): ZenithError {
+  return new ZenithError('ZEN_FORBIDDEN', `${principal.name} may not ${permission}: ${reason}`, {
+    permission,
+    role: principal.role,
+  });
+}
+
+export function installAuth(app: FastifyInstance, plane: ControlPlane): void {
+  const { identities, access } = plane;
   app.decorateRequest('principal', null);
   app.decorateReply('zenithErrorCode', null);
+  const routeTable: RouteEntry[] = [];
+  app.decorate('routeTable', routeTable);
   app.addHook('onRoute', (route: RouteOptions) => {
-    const config = route.config as { public?: boolean; permission?: string } | undefined;
-    if (route.url.startsWith('/api/') && !config?.public && !config?.permission) {
+    const config = route.config as
+      { public?: boolean; permission?: Permission | 'self'; scope?: RouteScope } | undefined;
+    if (!route.url.startsWith('/api/')) return;
+    if (!config?.public && !config?.permission) {
       throw new Error(
         `route ${route.method.toString()} ${route.url} declares neither public nor a permission`,
       );
     }
+    for (const method of [route.method].flat())
+      routeTable.push({
+        method,
+        url: route.url,
+        public: config.public === true,
+        permission: config.permission ?? null,
+        scope: config.scope ?? 'global',
+      });
   });
   // onRequest: before the body is parsed or validated, so an anonymous caller learns nothing.
   app.addHook('onRequest', async (request) => {
@@ -84,12 +158,22 @@ export function installAuth(app: FastifyInstance, identities: IdentityService): 
       );
     request.principal = await identities.authenticate(token);
     const needed = config.permission;
-    if (needed && needed !== 'self' && !can(request.principal, needed)) {
-      throw new ZenithError(
-        'ZEN_FORBIDDEN',
-        `your role (${request.principal.role}) does not grant ${needed}`,
-        { permission: needed, role: request.principal.role },
-      );
+    if (!needed || needed === 'self') return;
+    // The cheap gate: without the permission anywhere, nothing of the request is even parsed.
+    if (!access.holdsAnywhere(request.principal, needed))
+      throw forbidden(request.principal, needed, `no role binding grants ${needed} anywhere`);
+  });
+  // preValidation: the body is parsed but not validated yet, so a scope is checked before the input is judged.
+  app.addHook('preValidation', async (request) => {
+    const config = request.routeOptions.config;
+    const needed = config.permission;
+    const principal = request.principal;
+    if (!principal || !needed || needed === 'self' || config.scope === 'filtered') return;
+    const scope = config.scope ?? 'global';
+    const objects = scope === 'global' ? [null] : await scopeObjects(request, scope, plane);
+    for (const objectId of objects.length > 0 ? objects : [null]) {
+      const decision = access.decide(principal, needed, objectId || null);
+      if (!decision.allowed) throw forbidden(principal, needed, decision.reason);
     }
   });
 }

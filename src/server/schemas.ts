@@ -104,6 +104,7 @@ export const IdentityView = Type.Object({
   name: Type.String(),
   displayName: Type.Union([Type.String(), Type.Null()]),
   role: Type.String(),
+  source: Type.String(),
   disabled: Type.Boolean(),
   createdAt: Type.Number(),
 });
@@ -120,6 +121,7 @@ export const TokenView = Type.Object({
 });
 
 export const Role = Type.Union([
+  Type.Literal('none'),
   Type.Literal('admin'),
   Type.Literal('operator'),
   Type.Literal('viewer'),

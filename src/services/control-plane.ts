@@ -16,7 +16,9 @@ import { AuditService, type Actor } from './audit/audit-service.js';
 import { ConnectionService } from './connections/connection-service.js';
 import { ConsoleService } from './consoles/console-service.js';
 import { EventBus } from './events/event-bus.js';
+import { AccessService } from './identity/access-service.js';
 import { IdentityService } from './identity/identity-service.js';
+import { LdapDirectory, type LdapSettings } from './identity/ldap-directory.js';
 import { InventoryService } from './inventory/inventory-service.js';
 import { TaskService } from './tasks/task-service.js';
 import { VmActionService } from './vms/vm-actions.js';
@@ -31,6 +33,8 @@ export interface ControlPlaneOptions {
   clock?: Clock;
   logger?: Logger;
   registry?: DriverRegistry;
+  /** Log users in against LDAP/AD too. */
+  ldap?: LdapSettings;
 }
 
 export interface ControlPlane {
@@ -40,6 +44,8 @@ export interface ControlPlane {
   events: EventBus;
   audit: AuditService;
   identities: IdentityService;
+  /** Groups, roles, role bindings: every authorization decision. */
+  access: AccessService;
   inventory: InventoryService;
   connections: ConnectionService;
   tasks: TaskService;
@@ -68,6 +74,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const audit = new AuditService(store, clock);
   const identities = new IdentityService(store, clock);
   const inventory = new InventoryService(store, events, clock, logger);
+  const access = new AccessService(store, clock, identities, inventory);
+  if (options.ldap) {
+    const groupMap = options.ldap.groupMap;
+    identities.directory = new LdapDirectory(options.ldap);
+    identities.onDirectoryLogin = (identityId, groups) =>
+      access.syncDirectoryGroups(identityId, groups, groupMap);
+  }
   const secrets = SecretBox.fromFile(join(options.dataDir, 'secret.key'));
   const agentHub = new AgentHub(logger);
   const connections = new ConnectionService({
@@ -115,6 +128,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 
   try {
     await inventory.load();
+    await access.load();
     const bootstrap = await identities.bootstrap(options.adminPassword);
     if (bootstrap.created)
       await audit.append([
@@ -147,6 +161,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       events,
       audit,
       identities,
+      access,
       inventory,
       connections,
       tasks,

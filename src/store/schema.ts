@@ -55,6 +55,8 @@ export interface IdentitiesTable {
   display_name: string | null;
   role: string;
   password_hash: string | null;
+  /** local or ldap (the password is checked by the directory). */
+  source: string;
   disabled: number;
   created_at: number;
   updated_at: number;
@@ -148,6 +150,42 @@ export interface RateCardsTable {
   created_at: number;
 }
 
+export interface GroupsTable {
+  id: string;
+  name: string;
+  description: string | null;
+  created_at: number;
+}
+
+export interface GroupMembersTable {
+  group_id: string;
+  member_id: string;
+  /** user, service or group (groups nest). */
+  member_kind: string;
+  added_at: number;
+}
+
+export interface RolesTable {
+  id: string;
+  name: string;
+  description: string | null;
+  /** JSON array of permission names. */
+  permissions: string;
+  created_at: number;
+}
+
+export interface RoleBindingsTable {
+  id: string;
+  subject_id: string;
+  subject_kind: string;
+  /** A role name: built-in (viewer, operator, admin, agent) or custom. */
+  role: string;
+  /** The object whose subtree the binding covers; null = everything. */
+  scope_id: string | null;
+  created_by: string;
+  created_at: number;
+}
+
 export interface VmOwnershipTable {
   id: Generated<number>;
   vm_id: string;
@@ -172,4 +210,8 @@ export interface Database {
   agents: AgentsTable;
   rate_cards: RateCardsTable;
   vm_ownership: VmOwnershipTable;
+  groups: GroupsTable;
+  group_members: GroupMembersTable;
+  roles: RolesTable;
+  role_bindings: RoleBindingsTable;
 }

@@ -6,6 +6,7 @@ import type { Clock } from '../core/clock.js';
 import { silentLogger } from '../core/logger.js';
 import { buildApp, type App } from '../server/app.js';
 import { startControlPlane, type ControlPlane } from '../services/control-plane.js';
+import type { LdapSettings } from '../services/identity/ldap-directory.js';
 import { createTestDatabase } from './postgres.js';
 import { until } from './wait.js';
 
@@ -24,9 +25,13 @@ export interface TestPlane {
   close(): Promise<void>;
 }
 
-export async function startTestPlane(
-  options: { store?: StoreKind; clock?: Clock } = {},
-): Promise<TestPlane> {
+export interface TestPlaneOptions {
+  store?: StoreKind;
+  clock?: Clock;
+  ldap?: LdapSettings;
+}
+
+export async function startTestPlane(options: TestPlaneOptions = {}): Promise<TestPlane> {
   const dataDir = mkdtempSync(join(tmpdir(), 'zenith-test-'));
   const database = options.store === 'postgres' ? await createTestDatabase() : undefined;
   const plane = await startControlPlane({
@@ -35,6 +40,7 @@ export async function startTestPlane(
     adminPassword,
     logger: silentLogger,
     ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.ldap ? { ldap: options.ldap } : {}),
   });
   return {
     plane,
@@ -62,9 +68,7 @@ export interface TestServer extends TestPlane {
   ): Promise<{ status: number; body: ApiAnswer }>;
 }
 
-export async function startTestServer(
-  options: { store?: StoreKind; clock?: Clock } = {},
-): Promise<TestServer> {
+export async function startTestServer(options: TestPlaneOptions = {}): Promise<TestServer> {
   const base = await startTestPlane(options);
   const app = await buildApp(base.plane);
   const address = await app.listen({ port: 0, host: '127.0.0.1' });

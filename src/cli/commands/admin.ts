@@ -139,7 +139,11 @@ export function registerAdmin(program: Command): void {
     .description(
       'Create a user (password prompted or from stdin) or, with --service, a service identity with a token',
     )
-    .option('--role <role>', 'admin, operator or viewer', 'viewer')
+    .option(
+      '--role <role>',
+      'none, viewer, operator or admin (more through role bindings)',
+      'viewer',
+    )
     .option('--service', 'a service identity (answers its API token once)')
     .action(
       async (name: string, options: { role: string; service?: boolean }, command: Command) => {

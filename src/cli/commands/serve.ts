@@ -1,9 +1,33 @@
 import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ZenithError } from '../../core/errors.js';
 import { buildApp } from '../../server/app.js';
 import { connectLocalHost } from '../../services/connections/local-host.js';
 import { startControlPlane } from '../../services/control-plane.js';
+import type { LdapSettings } from '../../services/identity/ldap-directory.js';
+
+function readLdapSettings(path: string): LdapSettings {
+  let settings: LdapSettings;
+  try {
+    settings = JSON.parse(readFileSync(path, 'utf8')) as LdapSettings;
+  } catch (error) {
+    throw new ZenithError(
+      'ZEN_CONFIG_INVALID',
+      `ZENITH_LDAP_CONFIG: cannot read ${path} as JSON (${(error as Error).message})`,
+    );
+  }
+  const bindPassword = process.env.ZENITH_LDAP_BIND_PASSWORD ?? settings.bindPassword;
+  for (const key of ['url', 'bindDn', 'userBase', 'groupBase'] as const)
+    if (typeof settings[key] !== 'string')
+      throw new ZenithError('ZEN_CONFIG_INVALID', `ZENITH_LDAP_CONFIG: '${key}' is missing`);
+  if (typeof bindPassword !== 'string')
+    throw new ZenithError(
+      'ZEN_CONFIG_INVALID',
+      'the LDAP bind password is missing (ZENITH_LDAP_BIND_PASSWORD or bindPassword)',
+    );
+  return { ...settings, bindPassword, groupMap: settings.groupMap ?? {} };
+}
 
 export function registerServe(program: Command): void {
   program
@@ -43,6 +67,10 @@ export function registerServe(program: Command): void {
           dataDir: resolve(options.dataDir),
           databaseUrl: options.database,
           adminPassword: process.env.ZENITH_ADMIN_PASSWORD || undefined,
+          // LDAP/AD login: a JSON file of LdapSettings (docs/identity.md); the bind password may come from the environment.
+          ...(process.env.ZENITH_LDAP_CONFIG
+            ? { ldap: readLdapSettings(process.env.ZENITH_LDAP_CONFIG) }
+            : {}),
         });
         if (options.localHost && process.env.ZENITH_LOCAL_HOST !== 'off')
           await connectLocalHost(plane.connections, resolve(options.dataDir), plane.logger);

@@ -134,7 +134,7 @@ export async function accountingRoutes(root: FastifyInstance, plane: ControlPlan
   app.get(
     '/vms/:id/ownership',
     {
-      config: { permission: 'accounting.read' },
+      config: { permission: 'accounting.read', scope: [{ param: 'id', kind: 'vm' }] },
       schema: {
         tags: ['accounting'],
         summary: 'Ownership history of a VM, newest first',
@@ -146,7 +146,11 @@ export async function accountingRoutes(root: FastifyInstance, plane: ControlPlan
   app.put(
     '/vms/:id/ownership',
     {
-      config: { permission: 'accounting.manage', audit: 'accounting.ownership.set' },
+      config: {
+        permission: 'accounting.manage',
+        audit: 'accounting.ownership.set',
+        scope: [{ param: 'id', kind: 'vm' }],
+      },
       schema: {
         tags: ['accounting'],
         summary:

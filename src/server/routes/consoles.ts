@@ -10,7 +10,11 @@ export async function consoleRoutes(root: FastifyInstance, plane: ControlPlane):
   app.post(
     '/vms/:id/console-tickets',
     {
-      config: { permission: 'vm.console', audit: 'vm.console.ticket' },
+      config: {
+        permission: 'vm.console',
+        audit: 'vm.console.ticket',
+        scope: [{ param: 'id', kind: 'vm' }],
+      },
       schema: {
         tags: ['consoles'],
         summary:

@@ -3,6 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import type { ControlPlane } from '../../services/control-plane.js';
 import type { ZenithEvent } from '../../services/events/event-bus.js';
+import type { Principal } from '../../services/identity/roles.js';
+import { principalOf } from '../auth.js';
 
 const EventsQuery = Type.Object(
   {
@@ -18,12 +20,22 @@ const EventsQuery = Type.Object(
   { additionalProperties: false },
 );
 
+/** Events about objects the caller may read; events about no object need event.read everywhere. */
+function readableEvents(
+  plane: ControlPlane,
+  principal: Principal,
+): (event: ZenithEvent) => boolean {
+  const onObject = plane.access.filter(principal, 'event.read');
+  const everywhere = plane.access.decide(principal, 'event.read', null).allowed;
+  return (event) => (event.objectId ? onObject(event.objectId) : everywhere);
+}
+
 export async function eventRoutes(root: FastifyInstance, plane: ControlPlane): Promise<void> {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
   app.get(
     '/events',
     {
-      config: { permission: 'event.read' },
+      config: { permission: 'event.read', scope: 'filtered' },
       schema: {
         tags: ['events'],
         summary: 'Stored events in sequence order: after ?since=, or the latest ones',
@@ -32,20 +44,25 @@ export async function eventRoutes(root: FastifyInstance, plane: ControlPlane): P
     },
     async (request) => {
       const q = request.query;
-      const items = await plane.events.list({
+      const readable = readableEvents(plane, principalOf(request));
+      const page = await plane.events.list({
         afterSeq: q.since,
         limit: q.limit ?? 100,
         ...(q.type ? { typePrefix: q.type } : {}),
         ...(q.objectId ? { objectId: q.objectId } : {}),
       });
-      return { items, nextSince: items.length > 0 ? items[items.length - 1]!.seq : (q.since ?? 0) };
+      // nextSince follows the unfiltered page, so that paging never stalls on hidden events.
+      return {
+        items: page.filter(readable),
+        nextSince: page.length > 0 ? page[page.length - 1]!.seq : (q.since ?? 0),
+      };
     },
   );
 
   app.get(
     '/events/stream',
     {
-      config: { permission: 'event.read' },
+      config: { permission: 'event.read', scope: 'filtered' },
       schema: {
         tags: ['events'],
         summary:
@@ -58,7 +75,9 @@ export async function eventRoutes(root: FastifyInstance, plane: ControlPlane): P
       const header = request.headers['last-event-id'];
       const resumeFrom =
         typeof header === 'string' && /^\d+$/.test(header) ? Number(header) : q.since;
+      const readable = readableEvents(plane, principalOf(request));
       const wanted = (event: ZenithEvent) =>
+        readable(event) &&
         (!q.type || event.type.startsWith(q.type)) &&
         (!q.objectId || event.objectId === q.objectId);
       reply.hijack();

@@ -4,13 +4,15 @@ import { Type } from 'typebox';
 import { ZenithError } from '../../core/errors.js';
 import { assertId } from '../../core/ids.js';
 import type { ControlPlane } from '../../services/control-plane.js';
-import { can } from '../../services/identity/roles.js';
+import type { Principal } from '../../services/identity/roles.js';
 import { principalOf } from '../auth.js';
 import { IdentityView, IdParams, Password, Role, TokenView } from '../schemas.js';
 
 export async function identityRoutes(root: FastifyInstance, plane: ControlPlane): Promise<void> {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
   const { identities } = plane;
+  const isAdministrator = (principal: Principal) =>
+    plane.access.decide(principal, 'identity.manage', null).allowed;
 
   app.get(
     '/users',
@@ -110,7 +112,9 @@ export async function identityRoutes(root: FastifyInstance, plane: ControlPlane)
       const target = await identities.get(request.params.id);
       if (target.id === principalOf(request).id)
         throw new ZenithError('ZEN_CONFLICT', 'you cannot delete yourself');
-      return identities.remove(target.id);
+      const removed = await identities.remove(target.id);
+      await plane.access.forgetSubject(removed.id);
+      return removed;
     },
   );
   app.post(
@@ -130,7 +134,7 @@ export async function identityRoutes(root: FastifyInstance, plane: ControlPlane)
       const target = await identities.get(
         request.params.id === 'me' ? principal.id : request.params.id,
       );
-      if (target.id !== principal.id && !can(principal, 'identity.manage'))
+      if (target.id !== principal.id && !isAdministrator(principal))
         throw new ZenithError('ZEN_FORBIDDEN', "only administrators set other people's passwords", {
           permission: 'identity.manage',
         });
@@ -156,7 +160,7 @@ export async function identityRoutes(root: FastifyInstance, plane: ControlPlane)
     },
     async (request) => {
       const principal = principalOf(request);
-      if (request.query.all && !can(principal, 'identity.manage'))
+      if (request.query.all && !isAdministrator(principal))
         throw new ZenithError('ZEN_FORBIDDEN', 'only administrators list every token', {
           permission: 'identity.manage',
         });
@@ -200,7 +204,7 @@ export async function identityRoutes(root: FastifyInstance, plane: ControlPlane)
     async (request) => {
       const principal = principalOf(request);
       const token = await identities.getToken(assertId(request.params.id, 'token'));
-      if (token.identityId !== principal.id && !can(principal, 'identity.manage'))
+      if (token.identityId !== principal.id && !isAdministrator(principal))
         throw new ZenithError('ZEN_NOT_FOUND', `no token ${token.id}`);
       return identities.revokeToken(token.id);
     },

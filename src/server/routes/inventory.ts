@@ -5,6 +5,8 @@ import { ZenithError } from '../../core/errors.js';
 import type { ObjectKind } from '../../hypervisors/driver.js';
 import type { ControlPlane } from '../../services/control-plane.js';
 import { parseFilter } from '../../services/inventory/filter.js';
+import type { Principal } from '../../services/identity/roles.js';
+import { principalOf } from '../auth.js';
 import type { LocationInterval, ManagedObject } from '../../services/inventory/model.js';
 import {
   FactValue,
@@ -33,8 +35,10 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
   const { inventory } = plane;
 
-  const list = (kind: ObjectKind | undefined, query: ListQuery) => {
+  // Lists hold only what the caller may read.
+  const list = (kind: ObjectKind | undefined, query: ListQuery, principal: Principal) => {
     const filters = (query.filter ?? []).map(parseFilter);
+    const readable = plane.access.filter(principal, 'inventory.read');
     const page = inventory.index.query({
       kind,
       filters,
@@ -42,6 +46,7 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
       sort: query.sort,
       cursor: query.cursor,
       limit: query.limit ?? 100,
+      visible: (object) => readable(object.id),
     });
     return { items: page.items.map(objectView), nextCursor: page.nextCursor };
   };
@@ -54,7 +59,7 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
     app.get(
       `/${path}`,
       {
-        config: { permission: 'inventory.read' },
+        config: { permission: 'inventory.read', scope: 'filtered' },
         schema: {
           tags: ['inventory'],
           summary: `List ${path}, filtered by facts and tags, cursor-paginated`,
@@ -62,12 +67,12 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
           response: { 200: Page(ManagedObjectView) },
         },
       },
-      async (request) => list(kind, request.query),
+      async (request) => list(kind, request.query, principalOf(request)),
     );
     app.get(
       `/${path}/:id`,
       {
-        config: { permission: 'inventory.read' },
+        config: { permission: 'inventory.read', scope: [{ param: 'id', kind }] },
         schema: {
           tags: ['inventory'],
           summary: `One ${kind} by id or name`,
@@ -82,7 +87,7 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
   app.get(
     '/objects',
     {
-      config: { permission: 'inventory.read' },
+      config: { permission: 'inventory.read', scope: 'filtered' },
       schema: {
         tags: ['inventory'],
         summary: 'Every managed object, any kind',
@@ -90,12 +95,12 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
         response: { 200: Page(ManagedObjectView) },
       },
     },
-    async (request) => list(undefined, request.query),
+    async (request) => list(undefined, request.query, principalOf(request)),
   );
   app.get(
     '/objects/:id',
     {
-      config: { permission: 'inventory.read' },
+      config: { permission: 'inventory.read', scope: [{ param: 'id', kind: 'any' }] },
       schema: { tags: ['inventory'], params: IdParams, response: { 200: ManagedObjectView } },
     },
     async (request) => lookup(undefined, request.params.id),
@@ -103,22 +108,32 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
   app.get(
     '/objects/:id/children',
     {
-      config: { permission: 'inventory.read' },
+      config: { permission: 'inventory.read', scope: [{ param: 'id', kind: 'any' }] },
       schema: {
         tags: ['inventory'],
         summary: 'Direct children (datacenter → cluster → host → vm)',
         params: IdParams,
       },
     },
-    async (request) => ({
-      items: inventory.index.children(inventory.get(request.params.id).id).map(objectView),
-    }),
+    async (request) => {
+      const readable = plane.access.filter(principalOf(request), 'inventory.read');
+      return {
+        items: inventory.index
+          .children(inventory.lookup(request.params.id).id)
+          .filter((child) => readable(child.id))
+          .map(objectView),
+      };
+    },
   );
 
   app.patch(
     '/objects/:id',
     {
-      config: { permission: 'inventory.write', audit: 'object.update' },
+      config: {
+        permission: 'inventory.write',
+        audit: 'object.update',
+        scope: [{ param: 'id', kind: 'any' }],
+      },
       schema: {
         tags: ['inventory'],
         summary: 'Write user facts (user.* keys; null deletes) and add or remove tags',
@@ -151,7 +166,11 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
   app.post(
     '/resource-groups',
     {
-      config: { permission: 'inventory.write', audit: 'resourceGroup.create' },
+      config: {
+        permission: 'inventory.write',
+        audit: 'resourceGroup.create',
+        scope: [{ body: 'parentId', kind: 'any' }],
+      },
       schema: {
         tags: ['inventory'],
         summary:
@@ -185,7 +204,11 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
   app.delete(
     '/resource-groups/:id',
     {
-      config: { permission: 'inventory.write', audit: 'resourceGroup.delete' },
+      config: {
+        permission: 'inventory.write',
+        audit: 'resourceGroup.delete',
+        scope: [{ param: 'id', kind: 'resourceGroup' }],
+      },
       schema: { tags: ['inventory'], params: IdParams, response: { 200: ManagedObjectView } },
     },
     async (request) =>
@@ -202,7 +225,7 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
   app.get(
     '/vms/:id/location',
     {
-      config: { permission: 'inventory.read' },
+      config: { permission: 'inventory.read', scope: [{ param: 'id', kind: 'vm' }] },
       schema: {
         tags: ['inventory'],
         summary:
@@ -239,7 +262,7 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
   app.get(
     '/vms/:id/location-history',
     {
-      config: { permission: 'inventory.read' },
+      config: { permission: 'inventory.read', scope: [{ param: 'id', kind: 'vm' }] },
       schema: {
         tags: ['inventory'],
         summary: 'Every interval the VM spent on a host in one power state, newest first',
@@ -269,7 +292,7 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
   app.get(
     '/vms/:id/metrics',
     {
-      config: { permission: 'inventory.read' },
+      config: { permission: 'inventory.read', scope: [{ param: 'id', kind: 'vm' }] },
       schema: {
         tags: ['inventory'],
         summary:

@@ -30,7 +30,7 @@ export async function snapshotRoutes(root: FastifyInstance, plane: ControlPlane)
   app.get(
     '/vms/:id/snapshots',
     {
-      config: { permission: 'inventory.read' },
+      config: { permission: 'inventory.read', scope: [{ param: 'id', kind: 'vm' }] },
       schema: {
         tags: ['snapshots'],
         summary: 'Snapshots of a VM, read live from its hypervisor',
@@ -43,7 +43,7 @@ export async function snapshotRoutes(root: FastifyInstance, plane: ControlPlane)
   app.post(
     '/vms/:id/snapshots',
     {
-      config: { permission: 'vm.snapshot', audit: false },
+      config: { permission: 'vm.snapshot', audit: false, scope: [{ param: 'id', kind: 'vm' }] },
       schema: {
         tags: ['snapshots'],
         summary: 'Take a snapshot (with memory when the VM runs); answers 202 with the task',
@@ -70,7 +70,7 @@ export async function snapshotRoutes(root: FastifyInstance, plane: ControlPlane)
   app.post(
     '/vms/:id/snapshots/:snapshot/revert',
     {
-      config: { permission: 'vm.snapshot', audit: false },
+      config: { permission: 'vm.snapshot', audit: false, scope: [{ param: 'id', kind: 'vm' }] },
       schema: {
         tags: ['snapshots'],
         summary: 'Revert to a snapshot (by id or name); answers 202 with the task',
@@ -93,7 +93,7 @@ export async function snapshotRoutes(root: FastifyInstance, plane: ControlPlane)
   app.delete(
     '/vms/:id/snapshots/:snapshot',
     {
-      config: { permission: 'vm.snapshot', audit: false },
+      config: { permission: 'vm.snapshot', audit: false, scope: [{ param: 'id', kind: 'vm' }] },
       schema: {
         tags: ['snapshots'],
         summary: 'Delete a snapshot (by id or name); answers 202 with the task',

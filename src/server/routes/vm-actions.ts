@@ -27,7 +27,11 @@ export async function vmActionRoutes(root: FastifyInstance, plane: ControlPlane)
     app.post(
       `/vms/:id/${action}`,
       {
-        config: { permission: 'vm.power' satisfies Permission, audit: false },
+        config: {
+          permission: 'vm.power' satisfies Permission,
+          audit: false,
+          scope: [{ param: 'id', kind: 'vm' }],
+        },
         schema: {
           tags: ['vm actions'],
           summary: `${summary}; answers 202 with the task`,
@@ -51,7 +55,14 @@ export async function vmActionRoutes(root: FastifyInstance, plane: ControlPlane)
   app.post(
     '/vms/:id/migrate',
     {
-      config: { permission: 'vm.migrate', audit: false },
+      config: {
+        permission: 'vm.migrate',
+        audit: false,
+        scope: [
+          { param: 'id', kind: 'vm' },
+          { body: 'targetHostId', kind: 'host' },
+        ],
+      },
       schema: {
         tags: ['vm actions'],
         summary: 'Live-migrate to another host (by id or name); answers 202 with the task',
@@ -85,7 +96,7 @@ export async function vmActionRoutes(root: FastifyInstance, plane: ControlPlane)
   app.post(
     '/vms',
     {
-      config: { permission: 'vm.create', audit: false },
+      config: { permission: 'vm.create', audit: false, scope: [{ body: 'hostId', kind: 'host' }] },
       schema: {
         tags: ['vm actions'],
         summary: 'Create a VM on a host (by id or name); answers 202 with the task',
@@ -120,7 +131,7 @@ export async function vmActionRoutes(root: FastifyInstance, plane: ControlPlane)
   app.post(
     '/vms/:id/clone',
     {
-      config: { permission: 'vm.create', audit: false },
+      config: { permission: 'vm.create', audit: false, scope: [{ param: 'id', kind: 'vm' }] },
       schema: {
         tags: ['vm actions'],
         summary:
@@ -157,7 +168,7 @@ export async function vmActionRoutes(root: FastifyInstance, plane: ControlPlane)
   app.delete(
     '/vms/:id',
     {
-      config: { permission: 'vm.delete', audit: false },
+      config: { permission: 'vm.delete', audit: false, scope: [{ param: 'id', kind: 'vm' }] },
       schema: {
         tags: ['vm actions'],
         summary: 'Delete a stopped VM; answers 202 with the task',

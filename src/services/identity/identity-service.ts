@@ -16,6 +16,7 @@ import {
 import { isId, newId } from '../../core/ids.js';
 import type { Store } from '../../store/store.js';
 import type { IdentitiesTable, TokensTable } from '../../store/schema.js';
+import type { LdapDirectory } from './ldap-directory.js';
 import { LoginLimiter } from './login-limiter.js';
 import { isRoleName, type Principal, type RoleName } from './roles.js';
 
@@ -25,6 +26,8 @@ export interface Identity {
   name: string;
   displayName: string | null;
   role: RoleName;
+  /** local (password here) or ldap (password in the directory). */
+  source: string;
   disabled: boolean;
   createdAt: number;
 }
@@ -57,6 +60,7 @@ function identityOf(row: IdentitiesTable): Identity {
     name: row.name,
     displayName: row.display_name,
     role: row.role as RoleName,
+    source: row.source,
     disabled: row.disabled === 1,
     createdAt: Number(row.created_at),
   };
@@ -89,6 +93,11 @@ export function checkPassword(password: string): void {
 
 export class IdentityService {
   readonly limiter: LoginLimiter;
+  /** The LDAP/AD directory users may log in against; null: local accounts only. */
+  directory: LdapDirectory | null = null;
+  /** Called after each directory login with the user's directory groups (to map them to Zenith groups). */
+  onDirectoryLogin: ((identityId: string, directoryGroups: string[]) => Promise<void>) | null =
+    null;
   /** Verified tokens, so that a request does not cost a database read; revocation evicts at once. */
   readonly #cache = new Map<
     string,
@@ -160,6 +169,7 @@ export class IdentityService {
     kind: Identity['kind'];
     displayName?: string | null | undefined;
     passwordHash: string | null;
+    source?: 'local' | 'ldap';
   }): Promise<Identity> {
     if (!namePattern.test(input.name))
       throw new ZenithError(
@@ -181,6 +191,7 @@ export class IdentityService {
       display_name: input.displayName ?? null,
       role: input.role,
       password_hash: input.passwordHash,
+      source: input.source ?? 'local',
       disabled: 0,
       created_at: now,
       updated_at: now,
@@ -259,6 +270,11 @@ export class IdentityService {
         'ZEN_BAD_REQUEST',
         'service identities authenticate with tokens, not passwords',
       );
+    if (current.source === 'ldap')
+      throw new ZenithError(
+        'ZEN_BAD_REQUEST',
+        `${current.name} is a directory user: the password is changed in the directory`,
+      );
     await this.store.db
       .updateTable('identities')
       .set({ password_hash: await hashPassword(password), updated_at: this.clock.now() })
@@ -287,6 +303,15 @@ export class IdentityService {
       .selectAll()
       .where('name', '=', name)
       .executeTakeFirst();
+    // Local accounts never wait on the directory: they log in when it is down.
+    if (!row || row.source === 'ldap') {
+      if (this.directory) return this.#directoryLogin(name, password, row, keys);
+      if (row)
+        throw new ZenithError(
+          'ZEN_DIRECTORY_UNAVAILABLE',
+          `${name} is a directory user and no directory is configured`,
+        );
+    }
     // Always pay for one hash so that unknown names and wrong passwords take the same time.
     const ok = await verifyPassword(
       password,
@@ -305,6 +330,39 @@ export class IdentityService {
       this.clock.now() + sessionLifetimeMs,
     );
     return { ...issued, identity: identityOf(row) };
+  }
+
+  async #directoryLogin(
+    name: string,
+    password: string,
+    row: IdentitiesTable | undefined,
+    keys: string[],
+  ): Promise<IssuedToken & { identity: Identity }> {
+    // ZEN_DIRECTORY_UNAVAILABLE passes through: it is no failed guess.
+    const user = await this.directory!.authenticate(name, password);
+    if (!user || row?.disabled === 1 || !namePattern.test(name)) {
+      this.limiter.fail(keys);
+      throw new ZenithError('ZEN_BAD_CREDENTIALS', 'wrong user name or password');
+    }
+    this.limiter.succeed([`user:${name}`]);
+    const identity = row
+      ? identityOf(row)
+      : await this.#createIdentity({
+          name,
+          role: 'none',
+          kind: 'user',
+          displayName: user.displayName,
+          passwordHash: null,
+          source: 'ldap',
+        });
+    await this.onDirectoryLogin?.(identity.id, user.groups);
+    const issued = await this.#issue(
+      identity.id,
+      'session',
+      'login',
+      this.clock.now() + sessionLifetimeMs,
+    );
+    return { ...issued, identity };
   }
 
   async createToken(

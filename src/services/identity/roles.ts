@@ -26,7 +26,8 @@ export const permissions = [
 
 export type Permission = (typeof permissions)[number];
 
-export const roleNames = ['viewer', 'operator', 'admin', 'agent'] as const;
+/** The predefined roles; `none` grants nothing (an identity that acts only through role bindings). */
+export const roleNames = ['none', 'viewer', 'operator', 'admin', 'agent'] as const;
 export type RoleName = (typeof roleNames)[number];
 
 const viewer: Permission[] = ['inventory.read', 'task.read', 'event.read', 'connection.read'];
@@ -44,6 +45,7 @@ const operator: Permission[] = [
 ];
 
 export const rolePermissions: Record<RoleName, ReadonlySet<Permission>> = {
+  none: new Set(),
   viewer: new Set(viewer),
   operator: new Set(operator),
   admin: new Set(permissions.filter((p) => p !== 'agent.report')),
@@ -63,6 +65,6 @@ export interface Principal {
   tokenId: string;
 }
 
-export function can(principal: Principal, permission: Permission): boolean {
-  return rolePermissions[principal.role].has(permission);
+export function isPermission(value: string): value is Permission {
+  return (permissions as readonly string[]).includes(value);
 }

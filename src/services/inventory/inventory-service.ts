@@ -92,6 +92,24 @@ export class InventoryService {
     return object;
   }
 
+  /** Finds by id, or by exact name in any kind (a name shared by several objects needs the id). */
+  lookup(idOrName: string): ManagedObject {
+    const byId = this.index.get(idOrName);
+    if (byId) return byId;
+    const named = this.index.query({
+      filters: [{ key: 'name', op: '=', values: [idOrName], text: `name=${idOrName}` }],
+      limit: 2,
+    }).items;
+    if (named.length === 1) return named[0]!;
+    if (named.length > 1)
+      throw new ZenithError(
+        'ZEN_CONFLICT',
+        `more than one object is named '${idOrName}'; use its id`,
+        { name: idOrName, ids: named.map((o) => o.id) },
+      );
+    throw new ZenithError('ZEN_NOT_FOUND', `no object '${idOrName}'`, { idOrName });
+  }
+
   /** Finds by id, or by exact name within a kind. */
   resolve(kind: ObjectKind, idOrName: string): ManagedObject {
     const byId = this.index.get(idOrName);

@@ -3,6 +3,8 @@ import * as m0001 from './0001-initial.js';
 import * as m0004 from './0004-agents.js';
 import * as m0005 from './0005-task-progress-details.js';
 import * as m0006accounting from './0006-accounting.js';
+import * as m0006 from './0006-access.js';
+import * as m0007 from './0007-directory-users.js';
 
 import type { MigrationContext } from './context.js';
 
@@ -18,5 +20,7 @@ export const migrations: readonly ZenithMigration[] = [
   { name: '0001-initial', up: m0001.up },
   { name: '0004-agents', up: m0004.up },
   { name: '0005-task-progress-details', up: m0005.up },
+  { name: '0006-access', up: m0006.up },
   { name: '0006-accounting', up: m0006accounting.up },
+  { name: '0007-directory-users', up: m0007.up },
 ];

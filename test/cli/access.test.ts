@@ -1,0 +1,53 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { adminPassword } from '../../src/testing/control-plane.js';
+import {
+  cliRunner,
+  startServerProcess,
+  type ServerProcess,
+} from '../../src/testing/server-process.js';
+
+describe('groups, roles, bindings and access explain through the zenith command', () => {
+  let server: ServerProcess;
+  let dataDir: string;
+  let zenith: ReturnType<typeof cliRunner>;
+  before(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), 'zenith-access-cli-'));
+    server = await startServerProcess({ dataDir });
+    zenith = cliRunner(server.url);
+    const login = await zenith(['login', '--user', 'admin'], { input: `${adminPassword}\n` });
+    assert.equal(login.code, 0, login.stderr);
+  });
+  after(async () => {
+    await server.kill();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test('an operator bound on a group is explained as allowed, with the binding and the group', async () => {
+    const run = async (args: string[]) => {
+      const result = await zenith(args);
+      assert.equal(result.code, 0, `${args.join(' ')}: ${result.stderr}`);
+      return result.stdout;
+    };
+    const bob = await zenith(['users', 'create', 'bob', '--role', 'none'], {
+      input: 'bob-password-1234\n',
+    });
+    assert.equal(bob.code, 0, bob.stderr);
+    await run(['groups', 'create', 'ops']);
+    await run(['groups', 'add', 'ops', 'bob']);
+    await run(['roles', 'create', 'power-only', 'vm.power', 'inventory.read']);
+    const created = await run(['bindings', 'create', 'ops', 'power-only']);
+    const bindingId = /bind_[0-9A-Z]{26}/.exec(created)?.[0];
+    assert.ok(bindingId, created);
+    const allowed = await run(['access', 'explain', 'bob', 'vm.power']);
+    assert.match(allowed, /ALLOWED/);
+    assert.match(allowed, new RegExp(bindingId));
+    const denied = await zenith(['access', 'explain', 'bob', 'vm.delete']);
+    assert.equal(denied.code, 1);
+    assert.match(denied.stdout, /DENIED/);
+    assert.match(denied.stdout, /no role binding grants vm.delete/);
+  });
+});
