@@ -37,8 +37,12 @@ export interface GuestImage {
 /** The serial line the guest prints once /init runs. */
 export const GUEST_READY_LINE = 'ZENITH-GUEST READY';
 
-/** Kernel command line for the guest: serial console, quiet boot (serial output is slow under TCG). */
-export const GUEST_KERNEL_APPEND = 'console=ttyS0 quiet panic=-1';
+/**
+ * Kernel command line for the guest: serial console, quiet boot (serial output is slow under TCG),
+ * and no_timer_check: on a starved host the emulated timer misses the kernel's IO-APIC check, which
+ * then panics at boot (seen under heavy load).
+ */
+export const GUEST_KERNEL_APPEND = 'console=ttyS0 quiet panic=-1 no_timer_check';
 
 /** The line the guest prints once its NICs are up (with `net: true`). */
 export const GUEST_NET_UP_LINE = 'ZENITH-GUEST NET UP';
