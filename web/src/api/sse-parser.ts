@@ -10,9 +10,14 @@ export interface SseMessage {
 
 export class SseParser {
   #buffer = '';
+  /** A chunk's last '\r' waits for the next one: it may be half of a '\r\n'. */
+  #carriage = '';
 
   push(chunk: string): SseMessage[] {
-    this.#buffer += chunk.replace(/\r\n?/g, '\n');
+    let text = this.#carriage + chunk;
+    this.#carriage = text.endsWith('\r') ? '\r' : '';
+    if (this.#carriage) text = text.slice(0, -1);
+    this.#buffer += text.replace(/\r\n?/g, '\n');
     const messages: SseMessage[] = [];
     let end: number;
     while ((end = this.#buffer.indexOf('\n\n')) >= 0) {
