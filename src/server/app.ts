@@ -24,12 +24,15 @@ import { systemRoutes } from './routes/system.js';
 import { taskRoutes } from './routes/tasks.js';
 import { vmActionRoutes } from './routes/vm-actions.js';
 import { ErrorBody } from './schemas.js';
+import { defaultWebRoot, webConsoleRoutes } from './web-console.js';
 
 export type App = FastifyInstance;
 
 export interface AppOptions {
   /** Largest accepted request body. */
   bodyLimit?: number;
+  /** The built web console (web/dist); null serves none. */
+  webRoot?: string | null;
 }
 
 export async function buildApp(plane: ControlPlane, options: AppOptions = {}): Promise<App> {
@@ -134,6 +137,8 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
     },
     { prefix: '/api/v1' },
   );
+  const webRoot = options.webRoot === undefined ? defaultWebRoot : options.webRoot;
+  if (webRoot) await webConsoleRoutes(app, webRoot);
   await app.ready();
   return app;
 }

@@ -1,0 +1,98 @@
+/**
+ * The console's only way to the control plane: the public REST API under /api/v1 with a bearer
+ * token. A 401 from any call ends the session (the app returns to the login page).
+ */
+import { ApiError, apiErrorOf } from './api-error.ts';
+import type {
+  ConsoleTicket,
+  LocationInterval,
+  LoginAnswer,
+  ManagedObject,
+  Page,
+  Task,
+} from './types.ts';
+
+export const apiBase = '/api/v1';
+
+export type VmAction = 'start' | 'stop' | 'suspend' | 'resume' | 'reboot' | 'reset';
+
+export interface VmListQuery {
+  search: string;
+  sort: string;
+  cursor: string | null;
+  limit: number;
+}
+
+export async function login(username: string, password: string): Promise<LoginAnswer> {
+  const response = await fetch(`${apiBase}/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password }),
+  });
+  if (!response.ok) throw await apiErrorOf(response);
+  return (await response.json()) as LoginAnswer;
+}
+
+export class ApiClient {
+  constructor(
+    readonly token: string,
+    private readonly onUnauthorized: (error: ApiError) => void,
+  ) {}
+
+  async call<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const response = await fetch(`${apiBase}${path}`, {
+      method,
+      headers,
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      ...(signal ? { signal } : {}),
+    });
+    if (response.status === 401) {
+      const error = await apiErrorOf(response);
+      this.onUnauthorized(error);
+      throw error;
+    }
+    if (!response.ok) throw await apiErrorOf(response);
+    if (response.status === 204) return undefined as T;
+    return (await response.json()) as T;
+  }
+
+  listVms(query: VmListQuery, signal?: AbortSignal): Promise<Page<ManagedObject>> {
+    const params = new URLSearchParams({ limit: String(query.limit), sort: query.sort });
+    const search = query.search.trim();
+    if (search) params.append('filter', `name~${search}`);
+    if (query.cursor) params.set('cursor', query.cursor);
+    return this.call('GET', `/vms?${params.toString()}`, undefined, signal);
+  }
+
+  getVm(id: string, signal?: AbortSignal): Promise<ManagedObject> {
+    return this.call('GET', `/vms/${encodeURIComponent(id)}`, undefined, signal);
+  }
+
+  async locationHistory(id: string, signal?: AbortSignal): Promise<LocationInterval[]> {
+    const answer = await this.call<{ items: LocationInterval[] }>(
+      'GET',
+      `/vms/${encodeURIComponent(id)}/location-history`,
+      undefined,
+      signal,
+    );
+    return answer.items;
+  }
+
+  requestVmAction(id: string, action: VmAction): Promise<Task> {
+    return this.call('POST', `/vms/${encodeURIComponent(id)}/${action}`);
+  }
+
+  getTask(id: string): Promise<Task> {
+    return this.call('GET', `/tasks/${encodeURIComponent(id)}`);
+  }
+
+  consoleTicket(id: string, kind: 'serial' | 'vnc'): Promise<ConsoleTicket> {
+    return this.call('POST', `/vms/${encodeURIComponent(id)}/console-tickets`, { kind });
+  }
+
+  async logout(): Promise<void> {
+    await this.call('POST', '/auth/logout').catch(() => undefined);
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * The VM table: search by name, sort by column, one server-side page at a time (cursor pages of
+ * 50 rows, so the page costs the same with 50 or 50,000 VMs). Rows on screen follow the event
+ * stream: a VM changed elsewhere is fetched again and redrawn without a reload.
+ */
+import {
+  Alert,
+  Anchor,
+  Button,
+  Group,
+  Stack,
+  Table,
+  Text,
+  TextInput,
+  Title,
+  UnstyledButton,
+} from '@mantine/core';
+import { useDebouncedValue } from '@mantine/hooks';
+import { useEffect, useState } from 'react';
+import { ApiError } from '../api/api-error.ts';
+import type { ApiClient } from '../api/client.ts';
+import type { EventStream } from '../api/event-stream.ts';
+import type { ManagedObject } from '../api/types.ts';
+import { PowerStateBadge } from '../components/power-state-badge.tsx';
+import { hrefOf } from '../hash-route.ts';
+
+const pageSize = 50;
+
+interface Column {
+  label: string;
+  /** The API's sort key (name or a fact). */
+  sortKey: string;
+  render: (vm: ManagedObject) => React.ReactNode;
+}
+
+const columns: Column[] = [
+  {
+    label: 'Name',
+    sortKey: 'name',
+    render: (vm) => <Anchor href={hrefOf.vm(vm.id)}>{vm.name}</Anchor>,
+  },
+  {
+    label: 'Power state',
+    sortKey: 'power.state',
+    render: (vm) => <PowerStateBadge state={vm.facts['power.state']} />,
+  },
+  {
+    label: 'Host',
+    sortKey: 'location.hostName',
+    render: (vm) => String(vm.computed['location.hostName'] ?? '—'),
+  },
+  { label: 'CPUs', sortKey: 'cpu.count', render: (vm) => String(vm.facts['cpu.count'] ?? '—') },
+  {
+    label: 'Memory',
+    sortKey: 'memory.bytes',
+    render: (vm) => formatBytes(vm.facts['memory.bytes']),
+  },
+];
+
+export function formatBytes(value: unknown): string {
+  if (typeof value !== 'number') return '—';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let amount = value;
+  let unit = 0;
+  while (amount >= 1024 && unit < units.length - 1) {
+    amount /= 1024;
+    unit += 1;
+  }
+  return `${Number.isInteger(amount) ? amount : amount.toFixed(1)} ${units[unit]}`;
+}
+
+export function InventoryPage(props: { client: ApiClient; events: EventStream }) {
+  const { client, events } = props;
+  const [search, setSearch] = useState('');
+  const [debouncedSearch] = useDebouncedValue(search, 250);
+  const [sort, setSort] = useState('name');
+  // Cursors of the pages seen so far: cursors[i] opens page i (null: the first page).
+  const [cursors, setCursors] = useState<Array<string | null>>([null]);
+  const [pageIndex, setPageIndex] = useState(0);
+  const [rows, setRows] = useState<ManagedObject[]>([]);
+  const [nextCursor, setNextCursor] = useState<string | null>(null);
+  const [loading, setLoading] = useState(true);
+  const [error, setError] = useState<string | null>(null);
+
+  // A new search or sort starts again at the first page.
+  useEffect(() => {
+    setCursors([null]);
+    setPageIndex(0);
+  }, [debouncedSearch, sort]);
+
+  const cursor = cursors[pageIndex] ?? null;
+  useEffect(() => {
+    const abort = new AbortController();
+    setLoading(true);
+    client
+      .listVms({ search: debouncedSearch, sort, cursor, limit: pageSize }, abort.signal)
+      .then((page) => {
+        setRows(page.items);
+        setNextCursor(page.nextCursor);
+        setError(null);
+      })
+      .catch((failure: unknown) => {
+        if (abort.signal.aborted) return;
+        setError(failure instanceof ApiError ? failure.reason : String(failure));
+      })
+      .finally(() => {
+        if (!abort.signal.aborted) setLoading(false);
+      });
+    return () => abort.abort();
+  }, [client, debouncedSearch, sort, cursor]);
+
+  // Live: a change to a VM on this page is fetched again and redrawn in place.
+  useEffect(() => {
+    const visible = new Set(rows.map((vm) => vm.id));
+    return events.subscribe((event) => {
+      if (!event.type.startsWith('inventory.') || !event.objectId) return;
+      if (!visible.has(event.objectId)) return;
+      client
+        .getVm(event.objectId)
+        .then((fresh) => setRows((now) => now.map((vm) => (vm.id === fresh.id ? fresh : vm))))
+        .catch(() => undefined);
+    });
+  }, [client, events, rows]);
+
+  const sortBy = (key: string) => setSort((now) => (now === key ? `-${key}` : key));
+  const sortOrder = (key: string): 'ascending' | 'descending' | 'none' =>
+    sort === key ? 'ascending' : sort === `-${key}` ? 'descending' : 'none';
+
+  return (
+    <Stack>
+      <Title order={2}>Virtual machines</Title>
+      <TextInput
+        label="Search by name"
+        placeholder="part of a VM's name"
+        value={search}
+        onChange={(event) => setSearch(event.currentTarget.value)}
+        maw={400}
+      />
+      {error && (
+        <Alert color="red" role="alert" title="The list could not be loaded">
+          {error}
+        </Alert>
+      )}
+      <Table striped highlightOnHover aria-label="Virtual machines" aria-busy={loading}>
+        <Table.Thead>
+          <Table.Tr>
+            {columns.map((column) => (
+              <Table.Th key={column.sortKey} aria-sort={sortOrder(column.sortKey)}>
+                <UnstyledButton
+                  onClick={() => sortBy(column.sortKey)}
+                  aria-label={`Sort by ${column.label.toLowerCase()}`}
+                  fw={600}
+                >
+                  {column.label}
+                  {sortOrder(column.sortKey) === 'ascending'
+                    ? ' ▲'
+                    : sortOrder(column.sortKey) === 'descending'
+                      ? ' ▼'
+                      : ''}
+                </UnstyledButton>
+              </Table.Th>
+            ))}
+          </Table.Tr>
+        </Table.Thead>
+        <Table.Tbody>
+          {rows.map((vm) => (
+            <Table.Tr key={vm.id} data-vm-name={vm.name}>
+              {columns.map((column) => (
+                <Table.Td key={column.sortKey}>{column.render(vm)}</Table.Td>
+              ))}
+            </Table.Tr>
+          ))}
+        </Table.Tbody>
+      </Table>
+      {!loading && rows.length === 0 && <Text c="dimmed">No virtual machines match.</Text>}
+      <Group>
+        <Button
+          variant="default"
+          disabled={pageIndex === 0}
+          onClick={() => setPageIndex((index) => index - 1)}
+        >
+          Previous page
+        </Button>
+        <Text size="sm" aria-live="polite">
+          Page {pageIndex + 1}
+        </Text>
+        <Button
+          variant="default"
+          disabled={!nextCursor}
+          onClick={() => {
+            const next = nextCursor;
+            setCursors((known) => [...known.slice(0, pageIndex + 1), next]);
+            setPageIndex((index) => index + 1);
+          }}
+        >
+          Next page
+        </Button>
+      </Group>
+    </Stack>
+  );
+}
