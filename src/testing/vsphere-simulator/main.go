@@ -70,7 +70,6 @@ func main() {
 	if err := model.Create(); err != nil {
 		log.Fatalf("create model: %v", err)
 	}
-	defer model.Remove()
 	simulator.SessionIdleTimeout = *idle
 	markTools(*tools)
 
@@ -81,7 +80,6 @@ func main() {
 	model.Service.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	model.Service.Listen = &url.URL{Host: *listen}
 	server := model.Service.NewServer()
-	defer server.Close()
 
 	sum := sha256.Sum256(cert.Certificate[0])
 	pairs := make([]string, len(sum))
@@ -107,6 +105,10 @@ func main() {
 	case <-stop:
 	case <-closed:
 	}
+	// Not server.Close(): it waits for every request, and the simulator's WaitForUpdatesEx
+	// does not notice a client that went away until its maxWaitSeconds pass.
+	model.Remove()
+	os.Exit(0)
 }
 
 // markTools makes VMware Tools run in the named VMs (the simulator's VMs have none).
