@@ -22,6 +22,7 @@ import { VmActionService } from './vms/vm-actions.js';
 import { VmCloneService } from './vms/vm-clone.js';
 import { VmCreateService } from './vms/vm-create.js';
 import { VmSnapshotService } from './vms/vm-snapshots.js';
+import { VmEditService } from './vms/vm-edit.js';
 
 export interface ControlPlaneOptions {
   dataDir: string;
@@ -46,6 +47,7 @@ export interface ControlPlane {
   vmCreation: VmCreateService;
   vmClones: VmCloneService;
   snapshots: VmSnapshotService;
+  vmEdits: VmEditService;
   registry: DriverRegistry;
   agents: AgentService;
   agentHub: AgentHub;
@@ -109,6 +111,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const vmCreation = new VmCreateService(inventory, connections, tasks);
   const vmClones = new VmCloneService(inventory, connections, tasks);
   const snapshots = new VmSnapshotService(inventory, connections, tasks);
+  const vmEdits = new VmEditService(inventory, connections, tasks);
 
   try {
     await inventory.load();
@@ -151,6 +154,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       vmCreation,
       vmClones,
       snapshots,
+      vmEdits,
       registry,
       agents,
       agentHub,

@@ -16,9 +16,19 @@ export interface VsphereSettings {
   caFile?: string;
   /** How long one WaitForUpdatesEx waits for changes before asking again (seconds). */
   watchWaitSeconds: number;
+  /** How long a guest shutdown may take before the task fails (seconds). */
+  shutdownTimeoutSeconds: number;
 }
 
-const known = ['url', 'username', 'thumbprint', 'ca', 'caFile', 'watchWaitSeconds'];
+const known = [
+  'url',
+  'username',
+  'thumbprint',
+  'ca',
+  'caFile',
+  'watchWaitSeconds',
+  'shutdownTimeoutSeconds',
+];
 
 function invalid(message: string, key?: string): ZenithError {
   return new ZenithError('ZEN_CONFIG_INVALID', message, key ? { key } : {});
@@ -60,6 +70,7 @@ export function validateVsphereSettings(settings: Record<string, unknown>): Vsph
     url: url.href,
     username: settings.username,
     watchWaitSeconds: 30,
+    shutdownTimeoutSeconds: 300,
   };
   if (settings.thumbprint !== undefined) {
     const pin =
@@ -91,6 +102,15 @@ export function validateVsphereSettings(settings: Record<string, unknown>): Vsph
         'watchWaitSeconds',
       );
     out.watchWaitSeconds = wait;
+  }
+  if (settings.shutdownTimeoutSeconds !== undefined) {
+    const wait = settings.shutdownTimeoutSeconds;
+    if (typeof wait !== 'number' || !Number.isInteger(wait) || wait < 1 || wait > 3600)
+      throw invalid(
+        "setting 'shutdownTimeoutSeconds' is a whole number from 1 to 3600",
+        'shutdownTimeoutSeconds',
+      );
+    out.shutdownTimeoutSeconds = wait;
   }
   return out;
 }

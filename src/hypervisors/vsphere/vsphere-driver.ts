@@ -15,11 +15,14 @@ import {
   PropertyCollector,
 } from '../../protocols/vim/property-collector.js';
 import { VimClient } from '../../protocols/vim/vim-client.js';
-import { MoRef } from '../../protocols/vim/vim-values.js';
+import { MoRef, type VimValue } from '../../protocols/vim/vim-values.js';
 import { DeltaFeed } from '../delta-feed.js';
 import type {
   ActionContext,
   Capability,
+  CloneOptions,
+  ReconfigureOptions,
+  SnapshotInfo,
   DiscoveredVm,
   DiscoverySnapshot,
   DriverInfo,
@@ -31,6 +34,24 @@ import type {
 import { customFieldNames, followInventory } from './inventory-feed.js';
 import { InventoryCache, propertySpecs, viewTypes } from './inventory-model.js';
 import { caOf, type VsphereSettings } from './settings.js';
+import {
+  rebootGuest,
+  reconfigure,
+  relocate,
+  rename,
+  shutdownGuest,
+  vmTask,
+  type ActionHost,
+} from './vsphere-actions.js';
+import {
+  cloneVm,
+  createSnapshot,
+  createVm,
+  deleteSnapshot,
+  destroyVm,
+  listSnapshots,
+  revertSnapshot,
+} from './vsphere-provisioning.js';
 
 export interface VsphereDriverOptions {
   settings: VsphereSettings;
@@ -39,7 +60,33 @@ export interface VsphereDriverOptions {
   logger: Logger;
 }
 
-const capabilities: readonly Capability[] = [];
+/** What an action's result and the change feed must agree on before the result is handed back. */
+const settledPaths = [
+  'name',
+  'runtime.powerState',
+  'runtime.host',
+  'datastore',
+  'config.hardware.numCPU',
+  'config.hardware.memoryMB',
+];
+
+const capabilities: readonly Capability[] = [
+  'vm.start',
+  'vm.stop',
+  'vm.shutdown',
+  'vm.reboot',
+  'vm.reset',
+  'vm.suspend',
+  'vm.resume',
+  'vm.delete',
+  'vm.migrate',
+  'vm.relocateStorage',
+  'vm.create',
+  'vm.clone',
+  'vm.snapshot',
+  'vm.rename',
+  'vm.reconfigure',
+];
 
 export class VsphereDriver implements HypervisorDriver {
   readonly info: DriverInfo = { type: 'vsphere', simulated: false, capabilities };
@@ -143,7 +190,11 @@ export class VsphereDriver implements HypervisorDriver {
       .finally(() => this.#feed.close());
   }
 
-  /** Reads one VM again (after an action) and keeps the cache in step. */
+  /**
+   * Reads one VM again after an action, then waits (a few seconds at most) until the change
+   * feed has caught up with what was read and handed over every earlier change: an action's
+   * result is then applied after, never before, a stale change from the feed.
+   */
   async readVm(id: string): Promise<DiscoveredVm> {
     const ref = new MoRef('VirtualMachine', id);
     const found = await new PropertyCollector(this.client).retrieveAll([
@@ -155,38 +206,137 @@ export class VsphereDriver implements HypervisorDriver {
     const props = found[0]?.props;
     if (!props)
       throw new ZenithError('ZEN_NOT_FOUND', `no VM ${id} on this vCenter`, { externalId: id });
-    this.#cache.put(ref, props);
+    await this.#feedCaughtUp(id, props);
     return this.#cache.toVm({ ref, props });
   }
 
-  startVm(_id: string, _context: ActionContext): Promise<DiscoveredVm> {
-    return unsupported('start');
+  async #feedCaughtUp(id: string, props: Map<string, VimValue> | null): Promise<void> {
+    if (!this.#following || this.#stop.signal.aborted) return;
+    const { clock } = this.#options;
+    const deadline = clock.now() + 5000;
+    const caughtUp = () => {
+      const cached = this.#cache.get(id)?.props;
+      if (!props) return !cached;
+      return (
+        cached !== undefined &&
+        settledPaths.every(
+          (path) => JSON.stringify(cached.get(path)) === JSON.stringify(props.get(path)),
+        )
+      );
+    };
+    while (!(caughtUp() && this.#feed.backlog === 0) && clock.now() < deadline)
+      await clock.sleep(20, this.#stop.signal).catch(() => undefined);
   }
-  stopVm(_id: string, _context: ActionContext): Promise<DiscoveredVm> {
-    return unsupported('stop');
+
+  /** After a VM was destroyed: the feed has seen it leave. */
+  vmGone(id: string): Promise<void> {
+    return this.#feedCaughtUp(id, null);
   }
-  rebootVm(_id: string, _context: ActionContext): Promise<DiscoveredVm> {
-    return unsupported('reboot');
+
+  get #actions(): ActionHost {
+    return {
+      client: this.client,
+      cache: this.#cache,
+      clock: this.#options.clock,
+      readVm: (id) => this.readVm(id),
+      vmGone: (id) => this.vmGone(id),
+    };
   }
-  suspendVm(_id: string, _context: ActionContext): Promise<DiscoveredVm> {
-    return unsupported('suspend');
+
+  startVm(id: string, context: ActionContext): Promise<DiscoveredVm> {
+    return vmTask(this.#actions, id, 'PowerOnVM_Task', {}, context);
   }
-  resumeVm(_id: string, _context: ActionContext): Promise<DiscoveredVm> {
-    return unsupported('resume');
-  }
-  deleteVm(_id: string, _context: ActionContext): Promise<null> {
-    return unsupported('delete');
-  }
-  migrateVm(
-    _id: string,
-    _target: string,
-    _context: ActionContext,
-    _options?: MigrateOptions,
+
+  /** force (the default): power off at once; force false: guest shutdown through VMware Tools. */
+  stopVm(
+    id: string,
+    context: ActionContext,
+    options: { force?: boolean } = {},
   ): Promise<DiscoveredVm> {
-    return unsupported('migrate');
+    if (options.force === false)
+      return shutdownGuest(
+        this.#actions,
+        id,
+        context,
+        this.#options.settings.shutdownTimeoutSeconds * 1000,
+      );
+    return vmTask(this.#actions, id, 'PowerOffVM_Task', {}, context);
   }
-  createVm(_spec: VmSpec, _context: ActionContext): Promise<DiscoveredVm> {
-    return unsupported('create');
+
+  rebootVm(id: string, context: ActionContext): Promise<DiscoveredVm> {
+    return rebootGuest(this.#actions, id, context);
+  }
+
+  resetVm(id: string, context: ActionContext): Promise<DiscoveredVm> {
+    return vmTask(this.#actions, id, 'ResetVM_Task', {}, context);
+  }
+
+  suspendVm(id: string, context: ActionContext): Promise<DiscoveredVm> {
+    return vmTask(this.#actions, id, 'SuspendVM_Task', {}, context);
+  }
+
+  resumeVm(id: string, context: ActionContext): Promise<DiscoveredVm> {
+    return vmTask(this.#actions, id, 'PowerOnVM_Task', {}, context);
+  }
+
+  deleteVm(id: string, context: ActionContext): Promise<null> {
+    return destroyVm(this.#actions, id, context);
+  }
+
+  /** RelocateVM_Task to another host (and datastore, when asked); a running VM moves live (vMotion). */
+  migrateVm(
+    id: string,
+    target: string,
+    context: ActionContext,
+    options: MigrateOptions = {},
+  ): Promise<DiscoveredVm> {
+    const current = this.#cache.get(id);
+    const onHost = (current?.props.get('runtime.host') as MoRef | undefined)?.value;
+    return relocate(
+      this.#actions,
+      id,
+      {
+        ...(target !== onHost ? { hostId: target } : {}),
+        ...(options.datastoreExternalId ? { datastoreId: options.datastoreExternalId } : {}),
+      },
+      context,
+    );
+  }
+
+  createVm(spec: VmSpec, context: ActionContext): Promise<DiscoveredVm> {
+    return createVm(this.#actions, spec, context);
+  }
+
+  cloneVm(id: string, options: CloneOptions, context: ActionContext): Promise<DiscoveredVm> {
+    return cloneVm(this.#actions, id, options, context);
+  }
+
+  async listSnapshots(id: string): Promise<SnapshotInfo[]> {
+    return (await listSnapshots(this.#actions, id)).map(({ ref: _ref, ...info }) => info);
+  }
+
+  createSnapshot(id: string, name: string, context: ActionContext) {
+    return createSnapshot(this.#actions, id, name, context);
+  }
+
+  revertSnapshot(id: string, snapshotId: string, context: ActionContext): Promise<DiscoveredVm> {
+    return revertSnapshot(this.#actions, id, snapshotId, context);
+  }
+
+  deleteSnapshot(id: string, snapshotId: string, context: ActionContext): Promise<DiscoveredVm> {
+    return deleteSnapshot(this.#actions, id, snapshotId, context);
+  }
+
+  renameVm(id: string, name: string, context: ActionContext): Promise<DiscoveredVm> {
+    return rename(this.#actions, id, name, context);
+  }
+
+  reconfigureVm(
+    id: string,
+    change: ReconfigureOptions,
+    context: ActionContext,
+  ): Promise<DiscoveredVm> {
+    return reconfigure(this.#actions, id, change, context);
   }
 
   async close(): Promise<void> {
@@ -195,10 +345,4 @@ export class VsphereDriver implements HypervisorDriver {
     await this.#client?.close().catch(() => undefined);
     await this.#following;
   }
-}
-
-async function unsupported(action: string): Promise<never> {
-  throw new ZenithError('ZEN_UNSUPPORTED', `vsphere connections cannot ${action} VMs yet`, {
-    action,
-  });
 }
