@@ -29,6 +29,8 @@ export interface FeedOptions {
   signal: AbortSignal;
   /** How long one WaitForUpdatesEx may wait for a change (seconds). */
   maxWaitSeconds?: number;
+  /** Called once the filter's first (whole) update set has been compared with discovery. */
+  onSynced?: () => void;
 }
 
 /** Reads the custom attribute definitions (key → name). */
@@ -86,6 +88,7 @@ export async function followInventory(options: FeedOptions): Promise<void> {
         }
         initial = false;
         seen.clear();
+        options.onSynced?.();
       }
       if (initial) continue;
       for (const value of dirty) {

@@ -97,6 +97,8 @@ export class VsphereDriver implements HypervisorDriver {
   #client: VimClient | undefined;
   #view: MoRef | undefined;
   #following: Promise<void> | undefined;
+  #markSynced!: () => void;
+  readonly #synced = new Promise<void>((resolve) => (this.#markSynced = resolve));
 
   constructor(options: VsphereDriverOptions) {
     this.#options = options;
@@ -164,6 +166,11 @@ export class VsphereDriver implements HypervisorDriver {
     return { objects: this.#cache.snapshot() };
   }
 
+  /** Resolves once the change feed follows the inventory (after discover(): its first update set is in). */
+  whenFollowing(): Promise<void> {
+    return this.#synced;
+  }
+
   watch(signal: AbortSignal): AsyncIterable<InventoryDelta> {
     return this.#feed.watch(signal);
   }
@@ -179,6 +186,7 @@ export class VsphereDriver implements HypervisorDriver {
       logger,
       signal: this.#stop.signal,
       maxWaitSeconds: settings.watchWaitSeconds,
+      onSynced: () => this.#markSynced(),
     })
       .catch((error: unknown) => {
         if (this.#stop.signal.aborted) return;
