@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { until } from '../../src/testing/wait.js';
 import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
 import { VsphereOperator } from '../../src/testing/vsphere-operator.js';
 import {
@@ -182,6 +183,15 @@ describe('every VM action on a vCenter, as Zenith tasks through the API', () => 
     const after = await vm(target.id);
     assert.equal(after.facts['cpu.count'], 4);
     assert.equal(after.facts['memory.bytes'], 2048 * MiB);
+    // A change made elsewhere afterwards does not bring the old sizes back (the simulator never reports a reconfiguration).
+    await operator.powerOff(await operator.vm('web-frontend'));
+    const off = await until('the power-off made elsewhere', async () => {
+      const now = await vm(target.id);
+      return now.facts['power.state'] === 'stopped' ? now : undefined;
+    });
+    assert.equal(off.facts['cpu.count'], 4);
+    assert.equal(off.facts['memory.bytes'], 2048 * MiB);
+    await succeeded('POST', `/vms/${target.id}/start`);
     const odd = await s.request('POST', `/vms/${target.id}/reconfigure`, {
       token,
       body: { memoryBytes: 100 * MiB + 1 },

@@ -20,7 +20,7 @@ export interface ActionHost {
   cache: InventoryCache;
   clock: Clock;
   /** The VM read again, once the change feed agrees with it. */
-  readVm(id: string): Promise<DiscoveredVm>;
+  readVm(id: string, expect?: readonly string[]): Promise<DiscoveredVm>;
   /** Resolves once the change feed has seen the VM leave. */
   vmGone(id: string): Promise<void>;
 }
@@ -55,8 +55,17 @@ export async function vmTask(
   context: ActionContext,
 ): Promise<DiscoveredVm> {
   await runTask(host, method, vmRef(id), args, context);
-  return host.readVm(id);
+  return host.readVm(id, changedPaths[method] ?? []);
 }
+
+/** The paths each task changes, which the change feed must report before the task's result is handed back. */
+const changedPaths: Record<string, readonly string[]> = {
+  PowerOnVM_Task: ['runtime.powerState'],
+  PowerOffVM_Task: ['runtime.powerState'],
+  SuspendVM_Task: ['runtime.powerState'],
+  RelocateVM_Task: ['runtime.host', 'datastore'],
+  Rename_Task: ['name'],
+};
 
 /** Guest shutdown: needs VMware Tools; waits until the VM is off. */
 export async function shutdownGuest(
@@ -70,7 +79,7 @@ export async function shutdownGuest(
   context.progress({ percent: 50, message: 'the guest is shutting down' });
   const deadline = host.clock.now() + timeoutMs;
   for (let pause = 50; ; pause = Math.min(pause * 2, 1000)) {
-    const vm = await host.readVm(id);
+    const vm = await host.readVm(id, ['runtime.powerState']);
     if (vm.powerState === 'stopped') return vm;
     if (host.clock.now() > deadline)
       throw new ZenithError('VIM_TIMEOUT', `${vm.name} did not shut down within ${timeoutMs} ms`, {

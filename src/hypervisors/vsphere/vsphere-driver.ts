@@ -60,16 +60,6 @@ export interface VsphereDriverOptions {
   logger: Logger;
 }
 
-/** What an action's result and the change feed must agree on before the result is handed back. */
-const settledPaths = [
-  'name',
-  'runtime.powerState',
-  'runtime.host',
-  'datastore',
-  'config.hardware.numCPU',
-  'config.hardware.memoryMB',
-];
-
 const capabilities: readonly Capability[] = [
   'vm.start',
   'vm.stop',
@@ -199,11 +189,14 @@ export class VsphereDriver implements HypervisorDriver {
   }
 
   /**
-   * Reads one VM again after an action, then waits (a few seconds at most) until the change
-   * feed has caught up with what was read and handed over every earlier change: an action's
-   * result is then applied after, never before, a stale change from the feed.
+   * Reads one VM again after an action. When `expect` names the paths the action changed, it
+   * first waits (a few seconds at most) until the change feed reports the same values for them
+   * and has handed over every earlier change: the action's result is then applied after, never
+   * before, a stale change from the feed. What was read then replaces the feed's copy, so a later
+   * change from the feed carries it too (servers do not report every path: the simulator reports
+   * no reconfiguration).
    */
-  async readVm(id: string): Promise<DiscoveredVm> {
+  async readVm(id: string, expect: readonly string[] = []): Promise<DiscoveredVm> {
     const ref = new MoRef('VirtualMachine', id);
     const found = await new PropertyCollector(this.client).retrieveAll([
       objectsSpec(
@@ -214,11 +207,16 @@ export class VsphereDriver implements HypervisorDriver {
     const props = found[0]?.props;
     if (!props)
       throw new ZenithError('ZEN_NOT_FOUND', `no VM ${id} on this vCenter`, { externalId: id });
-    await this.#feedCaughtUp(id, props);
+    await this.#feedCaughtUp(id, props, expect);
+    if (this.#following) this.#cache.put(ref, props);
     return this.#cache.toVm({ ref, props });
   }
 
-  async #feedCaughtUp(id: string, props: Map<string, VimValue> | null): Promise<void> {
+  async #feedCaughtUp(
+    id: string,
+    props: Map<string, VimValue> | null,
+    expect: readonly string[],
+  ): Promise<void> {
     if (!this.#following || this.#stop.signal.aborted) return;
     const { clock } = this.#options;
     const deadline = clock.now() + 5000;
@@ -227,9 +225,7 @@ export class VsphereDriver implements HypervisorDriver {
       if (!props) return !cached;
       return (
         cached !== undefined &&
-        settledPaths.every(
-          (path) => JSON.stringify(cached.get(path)) === JSON.stringify(props.get(path)),
-        )
+        expect.every((path) => JSON.stringify(cached.get(path)) === JSON.stringify(props.get(path)))
       );
     };
     while (!(caughtUp() && this.#feed.backlog === 0) && clock.now() < deadline)
@@ -238,7 +234,7 @@ export class VsphereDriver implements HypervisorDriver {
 
   /** After a VM was destroyed: the feed has seen it leave. */
   vmGone(id: string): Promise<void> {
-    return this.#feedCaughtUp(id, null);
+    return this.#feedCaughtUp(id, null, []);
   }
 
   get #actions(): ActionHost {
@@ -246,7 +242,7 @@ export class VsphereDriver implements HypervisorDriver {
       client: this.client,
       cache: this.#cache,
       clock: this.#options.clock,
-      readVm: (id) => this.readVm(id),
+      readVm: (id, expect) => this.readVm(id, expect),
       vmGone: (id) => this.vmGone(id),
     };
   }

@@ -137,7 +137,7 @@ export async function createVm(
   }
   if (!(created instanceof MoRef))
     throw new ZenithError('VIM_PROTOCOL_ERROR', 'the new VM has no reference');
-  let vm = await host.readVm(created.value);
+  let vm = await host.readVm(created.value, ['name']);
   // vCenter honours a clone's config and host; not every server does (the simulator ignores both).
   if (vm.facts['cpu.count'] !== spec.cpus || vm.facts['memory.bytes'] !== spec.memoryBytes)
     vm = await reconfigure(
@@ -233,7 +233,7 @@ export async function cloneVm(
   );
   if (!(created instanceof MoRef))
     throw new ZenithError('VIM_PROTOCOL_ERROR', 'the clone has no reference');
-  return host.readVm(created.value);
+  return host.readVm(created.value, ['name']);
 }
 
 function findVm(host: ActionHost, idOrName: string): MoRef {
