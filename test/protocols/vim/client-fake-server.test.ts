@@ -3,7 +3,6 @@ import { after, before, describe, test } from 'node:test';
 import { PropertyCollector, objectsSpec } from '../../../src/protocols/vim/property-collector.js';
 import type { SoapTransport, TransportReply } from '../../../src/protocols/vim/http-transport.js';
 import { VimClient } from '../../../src/protocols/vim/vim-client.js';
-import { until } from '../../../src/testing/wait.js';
 import { moRef } from '../../../src/protocols/vim/vim-values.js';
 import { parseXml } from '../../../src/protocols/vim/xml-tree.js';
 import {
@@ -194,30 +193,4 @@ test('RetrievePropertiesEx pages are followed with ContinueRetrievePropertiesEx 
   assert.match(sent[3]!, /<ContinueRetrievePropertiesEx .*<token>t1<\/token>/);
   assert.match(sent[4]!, /<ContinueRetrievePropertiesEx .*<token>t2<\/token>/);
   transport.close();
-});
-
-test('an idle session is kept alive with CurrentTime on the injected clock; a busy one is not disturbed', async () => {
-  const { ManualClock } = await import('../../../src/core/clock.js');
-  const clock = new ManualClock();
-  const server = await startFakeVimServer();
-  const client = await VimClient.connect({
-    url: server.url,
-    username: 'u',
-    password: 'p',
-    clock,
-    keepAliveMs: 60_000,
-  });
-  try {
-    const keepAlives = () => server.calls.filter((m) => m === 'CurrentTime').length;
-    await clock.advance(30_000);
-    await client.invoke('RetrievePropertiesEx', client.content.propertyCollector, {});
-    await clock.advance(30_000);
-    // A call 30 s ago: the session is not idle yet.
-    assert.equal(keepAlives(), 0);
-    await clock.advance(60_000);
-    await until('a keep-alive call', async () => (keepAlives() === 1 ? true : undefined));
-  } finally {
-    await client.close();
-    await server.close();
-  }
 });

@@ -16,6 +16,8 @@ import {
   type VsphereSimulator,
 } from '../../../src/testing/vsphere-simulator.js';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { ManualClock } from '../../../src/core/clock.js';
+import { until } from '../../../src/testing/wait.js';
 
 describe('the VIM client against the vSphere simulator', () => {
   let sim: VsphereSimulator;
@@ -107,6 +109,29 @@ describe('the VIM client against the vSphere simulator', () => {
     assert.deepEqual(calls, ['CurrentTime', 'Login', 'CurrentTime']);
     assert.equal(client.stats.logins, 2);
     assert.notEqual(client.sessionCookie!.split('=')[1], key);
+  });
+
+  test('an idle session is kept alive with CurrentTime on the injected clock; a busy one is left alone', async () => {
+    const clock = new ManualClock();
+    const client = await open({ clock, keepAliveMs: 60_000 });
+    const calls: string[] = [];
+    const onCall = (message: any) => calls.push(message.method);
+    subscribe(vimCallChannel.name, onCall);
+    try {
+      await clock.advance(30_000);
+      await client.invoke('CurrentTime', client.serviceInstance);
+      calls.length = 0;
+      await clock.advance(30_000);
+      // The last call was 30 s ago: not idle yet.
+      assert.equal(calls.length, 0, calls.join());
+      await clock.advance(60_000);
+      await until('a keep-alive call', async () =>
+        calls.includes('CurrentTime') ? true : undefined,
+      );
+      assert.equal(client.stats.logins, 1, 'the session stayed the same');
+    } finally {
+      unsubscribe(vimCallChannel.name, onCall);
+    }
   });
 
   test('reads the whole inventory through a container view', async () => {
