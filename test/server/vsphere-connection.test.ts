@@ -125,6 +125,23 @@ describe('a vCenter added through the API: its inventory, and changes made elsew
     assert.equal((await vms()).length, 6, 'a rename is the same VM, not a new one');
   });
 
+  test('custom attributes set in vCenter become facts named after the attribute (read on refresh: the simulator reports no change for them)', async () => {
+    const fields = operator.client.content.customFieldsManager!;
+    const def: any = await operator.client.invoke('AddCustomFieldDef', fields, {
+      name: 'cost center',
+      moType: 'VirtualMachine',
+    });
+    const target = (await vms())[0];
+    await operator.client.invoke('SetField', fields, {
+      entity: await operator.vm(target.name),
+      key: def.key,
+      value: 'CC-42',
+    });
+    const refreshed = await s.request('POST', '/connections/vc/refresh', { token });
+    assert.equal(refreshed.status, 200, JSON.stringify(refreshed.body));
+    assert.equal((await vm(target.id)).facts['custom.cost_center'], 'CC-42');
+  });
+
   test('the simulator restarts: Zenith logs in again, re-reads everything, and holds no duplicates', async () => {
     const before = new Map((await vms()).map((v) => [v.facts['vm.uuid'], v.id]));
     const restartedAt = Date.now();
