@@ -233,6 +233,66 @@ export const errorCatalogue = {
     summary:
       'libvirt sent an XML description (domain, capabilities, network, pool, snapshot) that is not well-formed, declares entities, or lacks a required element.',
   },
+  // --- protocols: VIM (the vSphere SOAP API, src/protocols/vim) ------------
+  VIM_CONNECT_FAILED: {
+    status: 502,
+    summary:
+      'The vSphere endpoint could not be reached (refused, unreachable, TLS handshake or HTTP failure); details say where and why.',
+  },
+  VIM_CERTIFICATE_REJECTED: {
+    status: 502,
+    summary:
+      "The vSphere endpoint's TLS certificate is not trusted: not signed by a trusted or configured CA, or not the pinned thumbprint; details carry the thumbprint it presented.",
+  },
+  VIM_PROTOCOL_ERROR: {
+    status: 502,
+    summary:
+      'The vSphere peer sent a reply that is not valid SOAP (malformed, truncated, oversized, or not the expected shape).',
+  },
+  VIM_INVALID_LOGIN: {
+    status: 502,
+    summary: 'vCenter or ESXi refused the user name or password of the connection.',
+  },
+  VIM_NOT_AUTHENTICATED: {
+    status: 502,
+    summary: 'The vSphere session is not (or no longer) logged in, and logging in again failed.',
+  },
+  VIM_NO_PERMISSION: {
+    status: 502,
+    summary:
+      "The connection's vSphere account lacks a privilege for this operation; details name the object and privilege.",
+  },
+  VIM_NOT_FOUND: {
+    status: 404,
+    summary: 'The vSphere object no longer exists (deleted behind Zenith, or a stale reference).',
+  },
+  VIM_INVALID_STATE: {
+    status: 409,
+    summary:
+      "vSphere refused the operation in the object's current state (for example powering on a running VM).",
+  },
+  VIM_NOT_SUPPORTED: {
+    status: 422,
+    summary:
+      'The vSphere endpoint does not implement this operation (a method or feature absent from this server or version).',
+  },
+  VIM_TOOLS_UNAVAILABLE: {
+    status: 409,
+    summary:
+      'The operation needs VMware Tools running in the guest (guest shutdown or reboot), and they are not.',
+  },
+  VIM_FAULT: {
+    status: 502,
+    summary: 'vSphere answered with another fault; details carry its type and message.',
+  },
+  VIM_TIMEOUT: {
+    status: 504,
+    summary: 'A vSphere call or task did not finish within its time limit.',
+  },
+  VIM_CLOSED: {
+    status: 503,
+    summary: 'The vSphere client was closed before the call completed.',
+  },
   // --- the fallback ---------------------------------------------------------
   ZEN_INTERNAL: {
     status: 500,

@@ -8,6 +8,7 @@ import type { InventoryDelta } from './driver.js';
 interface Watcher {
   push(delta: InventoryDelta): void;
   wake(): void;
+  backlog(): number;
 }
 
 export class DeltaFeed {
@@ -16,6 +17,13 @@ export class DeltaFeed {
 
   push(delta: InventoryDelta): void {
     for (const watcher of this.#watchers) watcher.push(delta);
+  }
+
+  /** Deltas pushed but not yet taken by every watcher. */
+  get backlog(): number {
+    let total = 0;
+    for (const watcher of this.#watchers) total += watcher.backlog();
+    return total;
   }
 
   close(): void {
@@ -34,6 +42,7 @@ export class DeltaFeed {
         wake?.();
       },
       wake: onAbort,
+      backlog: () => queue.length,
     };
     this.#watchers.add(watcher);
     signal.addEventListener('abort', onAbort);

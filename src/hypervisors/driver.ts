@@ -71,7 +71,12 @@ export type Capability =
   | 'vm.create'
   | 'vm.clone'
   | 'vm.snapshot'
-  | 'vm.console';
+  | 'vm.console'
+  /** Move a VM's disks to another datastore (with or without another host). */
+  | 'vm.relocateStorage'
+  | 'vm.rename'
+  /** Change a VM's CPU count and memory. */
+  | 'vm.reconfigure';
 
 export interface ActionProgress {
   /** 0..100 */
@@ -92,6 +97,13 @@ export interface MigrateOptions {
   maxDowntimeMs?: number;
   /** Slow the guest's vCPUs down when memory is dirtied faster than it is sent, so the migration converges. */
   autoConverge?: boolean;
+  /** Move the VM's disks to this datastore too (drivers with 'vm.relocateStorage'). */
+  datastoreExternalId?: string;
+}
+
+export interface ReconfigureOptions {
+  cpus?: number;
+  memoryBytes?: number;
 }
 
 export interface VmSpec {
@@ -210,6 +222,14 @@ export interface HypervisorDriver {
   cloneVm?(
     vmExternalId: string,
     options: CloneOptions,
+    context: ActionContext,
+  ): Promise<DiscoveredVm>;
+  /** A new name for the VM: present with the 'vm.rename' capability. */
+  renameVm?(vmExternalId: string, name: string, context: ActionContext): Promise<DiscoveredVm>;
+  /** New CPU count and/or memory: present with the 'vm.reconfigure' capability. */
+  reconfigureVm?(
+    vmExternalId: string,
+    change: ReconfigureOptions,
     context: ActionContext,
   ): Promise<DiscoveredVm>;
   /** A byte stream to the VM's serial console or VNC server: present with the 'vm.console' capability. */

@@ -14,6 +14,8 @@ import { LibvirtDriver } from './libvirt/libvirt-driver.js';
 import { validateLibvirtSettings, type LibvirtSettings } from './libvirt/libvirt-settings.js';
 import { QemuDriver } from './qemu/qemu-driver.js';
 import { SimulatedDriver } from './simulated/simulated-driver.js';
+import { validateVsphereSettings, type VsphereSettings } from './vsphere/settings.js';
+import { VsphereDriver } from './vsphere/vsphere-driver.js';
 
 export interface DriverContext {
   connectionId: string;
@@ -244,10 +246,26 @@ const libvirt: DriverFamily = {
   },
 };
 
+const vsphere: DriverFamily = {
+  type: 'vsphere',
+  description:
+    'VMware vCenter or ESXi through the vSphere Web Services (VIM) API; the secret is the password',
+  simulated: false,
+  validate: (settings) => ({ ...validateVsphereSettings(settings) }),
+  create(settings, secret, context) {
+    return new VsphereDriver({
+      settings: validateVsphereSettings(settings) satisfies VsphereSettings,
+      password: secret,
+      clock: context.clock,
+      logger: context.logger,
+    });
+  },
+};
+
 export class DriverRegistry {
   readonly #families = new Map<string, DriverFamily>();
 
-  constructor(families: DriverFamily[] = [simulated, qemu, agent, libvirt]) {
+  constructor(families: DriverFamily[] = [simulated, qemu, agent, libvirt, vsphere]) {
     for (const family of families) this.#families.set(family.type, family);
   }
 

@@ -25,6 +25,7 @@ import { VmActionService } from './vms/vm-actions.js';
 import { VmCloneService } from './vms/vm-clone.js';
 import { VmCreateService } from './vms/vm-create.js';
 import { VmSnapshotService } from './vms/vm-snapshots.js';
+import { VmEditService } from './vms/vm-edit.js';
 
 export interface ControlPlaneOptions {
   dataDir: string;
@@ -53,6 +54,7 @@ export interface ControlPlane {
   vmCreation: VmCreateService;
   vmClones: VmCloneService;
   snapshots: VmSnapshotService;
+  vmEdits: VmEditService;
   registry: DriverRegistry;
   agents: AgentService;
   agentHub: AgentHub;
@@ -125,6 +127,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const vmClones = new VmCloneService(inventory, connections, tasks);
   const snapshots = new VmSnapshotService(inventory, connections, tasks);
   const accounting = new AccountingService(store, inventory, clock);
+  const vmEdits = new VmEditService(inventory, connections, tasks);
 
   try {
     await inventory.load();
@@ -169,6 +172,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       vmCreation,
       vmClones,
       snapshots,
+      vmEdits,
       registry,
       agents,
       agentHub,

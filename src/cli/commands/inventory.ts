@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
-import { ZenithError } from '../../core/errors.js';
 import { ApiClient } from '../client.js';
 import { registerConsole } from './console.js';
 import { registerClone } from './vm-clone.js';
+import { registerEdits } from './vm-edit.js';
+import { parseSize } from './parse-size.js';
 import { formatBytes, formatTime, printJson, printKeyValues, printTable } from '../output.js';
 import { runTask } from '../progress.js';
 
@@ -168,6 +169,11 @@ export function registerInventory(program: Command): void {
     .option('--cmdline <text>', 'QEMU, libvirt: kernel command line')
     .option('--network <name>', 'libvirt: plug a NIC into this libvirt network')
     .option('--base-image <path>', 'QEMU: create the disk as a linked clone of this qcow2 image')
+    .option('--template <vm>', 'vSphere: clone this template or VM (name or id)')
+    .option(
+      '--datastore <datastore>',
+      "vSphere: put the VM on this datastore (default: the host's first)",
+    )
     .option('--no-wait', 'return as soon as the task is queued')
     .action(
       async (
@@ -183,6 +189,8 @@ export function registerInventory(program: Command): void {
           cmdline?: string;
           baseImage?: string;
           network?: string;
+          template?: string;
+          datastore?: string;
         },
         command: Command,
       ) => {
@@ -192,6 +200,8 @@ export function registerInventory(program: Command): void {
         if (options.cmdline) driverOptions.cmdline = options.cmdline;
         if (options.baseImage) driverOptions.baseImage = options.baseImage;
         if (options.network) driverOptions.network = options.network;
+        if (options.template) driverOptions.template = options.template;
+        if (options.datastore) driverOptions.datastore = options.datastore;
         const body = {
           name,
           hostId: options.host,
@@ -204,6 +214,7 @@ export function registerInventory(program: Command): void {
       },
     );
   registerClone(vms);
+  registerEdits(vms);
   registerConsole(vms);
   const snapshots = vms.command('snapshot').description('Snapshots of a VM');
   snapshots
@@ -273,8 +284,11 @@ export function registerInventory(program: Command): void {
       ),
     );
   vms
-    .command('migrate <vm> <host>')
-    .description('Live-migrate a VM to another host (name or id) and wait for the task')
+    .command('migrate <vm> [host]')
+    .description(
+      'Live-migrate a VM to another host and/or datastore (name or id) and wait for the task',
+    )
+    .option('--datastore <datastore>', "move the VM's disks to this datastore (vSphere)")
     .option('--with-storage', 'copy the disks too (no shared storage)')
     .option('--max-bandwidth <bytesPerSecond>', 'cap the migration bandwidth')
     .option('--max-downtime <ms>', 'the longest pause the switch-over may cause')
@@ -284,8 +298,9 @@ export function registerInventory(program: Command): void {
     .action(
       async (
         vm: string,
-        host: string,
+        host: string | undefined,
         options: {
+          datastore?: string;
           withStorage?: boolean;
           maxBandwidth?: string;
           maxDowntime?: string;
@@ -295,7 +310,9 @@ export function registerInventory(program: Command): void {
         },
         command: Command,
       ) => {
-        const body: Record<string, unknown> = { targetHostId: host };
+        const body: Record<string, unknown> = {};
+        if (host) body.targetHostId = host;
+        if (options.datastore) body.targetDatastoreId = options.datastore;
         if (options.withStorage) body.withStorage = true;
         if (options.maxBandwidth) body.maxBandwidthBytesPerSecond = Number(options.maxBandwidth);
         if (options.maxDowntime) body.maxDowntimeMs = Number(options.maxDowntime);
@@ -423,30 +440,6 @@ export function registerInventory(program: Command): void {
         else process.stderr.write(`updated ${updated.name}\n`);
       },
     );
-}
-
-const units: Record<string, number> = {
-  '': 1,
-  b: 1,
-  k: 1024,
-  kib: 1024,
-  m: 1024 ** 2,
-  mib: 1024 ** 2,
-  g: 1024 ** 3,
-  gib: 1024 ** 3,
-  t: 1024 ** 4,
-  tib: 1024 ** 4,
-};
-
-export function parseSize(text: string): number {
-  const match = /^(\d+(?:\.\d+)?)\s*([a-zA-Z]*)$/.exec(text.trim());
-  const unit = match ? units[match[2]!.toLowerCase()] : undefined;
-  if (!match || unit === undefined)
-    throw new ZenithError(
-      'ZEN_BAD_REQUEST',
-      `'${text}' is not a size: use e.g. 512MiB, 2GiB or a number of bytes`,
-    );
-  return Math.round(Number(match[1]) * unit);
 }
 
 async function showObject(globals: Globals, path: string): Promise<void> {

@@ -65,11 +65,20 @@ export async function vmActionRoutes(root: FastifyInstance, plane: ControlPlane)
       },
       schema: {
         tags: ['vm actions'],
-        summary: 'Live-migrate to another host (by id or name); answers 202 with the task',
+        summary:
+          'Live-migrate to another host and/or datastore (by id or name); answers 202 with the task',
         params: IdParams,
         body: Type.Object(
           {
-            targetHostId: Type.String({ minLength: 1, maxLength: 200 }),
+            targetHostId: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+            targetDatastoreId: Type.Optional(
+              Type.String({
+                minLength: 1,
+                maxLength: 200,
+                description:
+                  "Move the VM's disks to this datastore (by id or name), with or without another host (vSphere)",
+              }),
+            ),
             withStorage: Type.Optional(Type.Boolean()),
             maxBandwidthBytesPerSecond: Type.Optional(Type.Integer({ minimum: 1024 * 1024 })),
             maxDowntimeMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 60_000 })),
@@ -157,6 +166,65 @@ export async function vmActionRoutes(root: FastifyInstance, plane: ControlPlane)
         .status(202)
         .send(
           await plane.vmClones.request(
+            vmId(request.params.id),
+            request.body,
+            actorOf(principalOf(request)),
+            request.id,
+          ),
+        ),
+  );
+
+  app.post(
+    '/vms/:id/rename',
+    {
+      config: { permission: 'vm.create', audit: false },
+      schema: {
+        tags: ['vm actions'],
+        summary: 'Rename a VM on its hypervisor; answers 202 with the task',
+        params: IdParams,
+        body: Type.Object(
+          { name: Type.String({ minLength: 1, maxLength: 63 }) },
+          { additionalProperties: false },
+        ),
+        response: Accepted,
+      },
+    },
+    async (request, reply) =>
+      reply
+        .status(202)
+        .send(
+          await plane.vmEdits.rename(
+            vmId(request.params.id),
+            request.body.name,
+            actorOf(principalOf(request)),
+            request.id,
+          ),
+        ),
+  );
+
+  app.post(
+    '/vms/:id/reconfigure',
+    {
+      config: { permission: 'vm.create', audit: false },
+      schema: {
+        tags: ['vm actions'],
+        summary: 'Change the CPU count and/or memory of a VM; answers 202 with the task',
+        params: IdParams,
+        body: Type.Object(
+          {
+            cpus: Type.Optional(Type.Integer({ minimum: 1, maximum: 512 })),
+            memoryBytes: Type.Optional(Type.Integer({ minimum: 16 * 1024 * 1024 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: Accepted,
+      },
+    },
+    async (request, reply) =>
+      reply
+        .status(202)
+        .send(
+          await plane.vmEdits.reconfigure(
             vmId(request.params.id),
             request.body,
             actorOf(principalOf(request)),

@@ -112,6 +112,9 @@ const specs: Record<VmActionName, ActionSpec> = {
     perform: (d, vm, c, params, target) =>
       d.migrateVm(vm.externalId!, target!, c, {
         withStorage: params.withStorage === true,
+        ...(typeof params.targetDatastoreExternalId === 'string'
+          ? { datastoreExternalId: params.targetDatastoreExternalId }
+          : {}),
         ...(typeof params.maxBandwidthBytesPerSecond === 'number'
           ? { maxBandwidthBytesPerSecond: params.maxBandwidthBytesPerSecond }
           : {}),
@@ -170,21 +173,46 @@ export class VmActionService {
     }
     const taskParams: Record<string, unknown> = { ...params, vmName: vm.name };
     if (action === 'migrate') {
-      const target = this.inventory.resolve(
-        'host',
-        typeof params.targetHostId === 'string' ? params.targetHostId : '',
-      );
+      const datastore =
+        typeof params.targetDatastoreId === 'string'
+          ? this.inventory.resolve('datastore', params.targetDatastoreId)
+          : undefined;
+      if (datastore) {
+        if (!driver.info.capabilities.includes('vm.relocateStorage'))
+          throw new ZenithError(
+            'ZEN_UNSUPPORTED',
+            `${driver.info.type} connections cannot move a VM to another datastore`,
+            { capability: 'vm.relocateStorage', type: driver.info.type },
+          );
+        if (datastore.connectionId !== vm.connectionId || datastore.status !== 'present')
+          throw new ZenithError(
+            'ZEN_INVALID_STATE',
+            `datastore ${datastore.name} is not a present datastore of ${vm.name}'s connection`,
+          );
+        taskParams.targetDatastoreId = datastore.id;
+        taskParams.targetDatastoreExternalId = datastore.externalId;
+        taskParams.targetDatastoreName = datastore.name;
+      }
+      if (typeof params.targetHostId !== 'string' && !datastore)
+        throw new ZenithError(
+          'ZEN_BAD_REQUEST',
+          'migrate needs targetHostId, targetDatastoreId or both',
+        );
+      const target =
+        typeof params.targetHostId === 'string'
+          ? this.inventory.resolve('host', params.targetHostId)
+          : this.inventory.get(String(vm.computed['location.hostId']));
       if (target.connectionId !== vm.connectionId) {
         if (isLibvirtPair(this.connections, vm.connectionId!, target.connectionId!))
           checkLibvirtMigration(this.connections, vm.connectionId!, target.connectionId!);
         else if (!canMigrateAcrossAgents(this.connections, vm.connectionId!, target.connectionId!))
           throw new ZenithError(
             'ZEN_UNSUPPORTED',
-            'migration between hosts of different connections is supported between two agents or two libvirt connections',
+            'migration between hosts of different connections is supported between QEMU hosts under Zenith (agents or its own) or two libvirt connections',
             { targetHostId: target.id },
           );
       }
-      if (target.id === vm.computed['location.hostId'])
+      if (target.id === vm.computed['location.hostId'] && !datastore)
         throw new ZenithError('ZEN_INVALID_STATE', `${vm.name} already runs on ${target.name}`);
       if (target.status !== 'present')
         throw new ZenithError('ZEN_INVALID_STATE', `host ${target.name} is missing`);

@@ -1,0 +1,45 @@
+/** `zenith vms rename VM NEW-NAME` and `zenith vms reconfigure VM [--cpus N] [--memory SIZE]`, as tasks. */
+import type { Command } from 'commander';
+import { parseSize } from './parse-size.js';
+import { runTask } from '../progress.js';
+
+type Globals = { json?: boolean; server?: string };
+
+export function registerEdits(vms: Command): void {
+  vms
+    .command('rename <vm> <new-name>')
+    .description('Rename a VM on its hypervisor and wait for the task')
+    .option('--no-wait', 'return as soon as the task is queued')
+    .action(async (vm: string, name: string, options: { wait: boolean }, command: Command) =>
+      runTask(
+        command.optsWithGlobals<Globals>(),
+        'POST',
+        `/vms/${encodeURIComponent(vm)}/rename`,
+        { name },
+        options.wait,
+      ),
+    );
+  vms
+    .command('reconfigure <vm>')
+    .description('Change the CPU count and/or memory of a VM and wait for the task')
+    .option('--cpus <n>', 'virtual CPUs')
+    .option('--memory <size>', 'memory, e.g. 512MiB or 2GiB')
+    .option('--no-wait', 'return as soon as the task is queued')
+    .action(
+      async (
+        vm: string,
+        options: { cpus?: string; memory?: string; wait: boolean },
+        command: Command,
+      ) =>
+        runTask(
+          command.optsWithGlobals<Globals>(),
+          'POST',
+          `/vms/${encodeURIComponent(vm)}/reconfigure`,
+          {
+            ...(options.cpus ? { cpus: Number(options.cpus) } : {}),
+            ...(options.memory ? { memoryBytes: parseSize(options.memory) } : {}),
+          },
+          options.wait,
+        ),
+    );
+}
