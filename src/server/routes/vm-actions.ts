@@ -61,6 +61,7 @@ export async function vmActionRoutes(root: FastifyInstance, plane: ControlPlane)
         scope: [
           { param: 'id', kind: 'vm' },
           { body: 'targetHostId', kind: 'host' },
+          { body: 'targetDatastoreId', kind: 'datastore' },
         ],
       },
       schema: {
@@ -177,7 +178,7 @@ export async function vmActionRoutes(root: FastifyInstance, plane: ControlPlane)
   app.post(
     '/vms/:id/rename',
     {
-      config: { permission: 'vm.create', audit: false },
+      config: { permission: 'vm.create', audit: false, scope: [{ param: 'id', kind: 'vm' }] },
       schema: {
         tags: ['vm actions'],
         summary: 'Rename a VM on its hypervisor; answers 202 with the task',
@@ -205,7 +206,7 @@ export async function vmActionRoutes(root: FastifyInstance, plane: ControlPlane)
   app.post(
     '/vms/:id/reconfigure',
     {
-      config: { permission: 'vm.create', audit: false },
+      config: { permission: 'vm.create', audit: false, scope: [{ param: 'id', kind: 'vm' }] },
       schema: {
         tags: ['vm actions'],
         summary: 'Change the CPU count and/or memory of a VM; answers 202 with the task',
