@@ -5,6 +5,8 @@ import { registerAdmin } from './commands/admin.js';
 import { registerAgent } from './commands/agent.js';
 import { registerInventory } from './commands/inventory.js';
 import { registerOperations } from './commands/operations.js';
+import { registerPlace } from './commands/place.js';
+import { registerPolicy } from './commands/policy.js';
 import { registerServe } from './commands/serve.js';
 import { registerSession } from './commands/session.js';
 import { reportError } from './output.js';
@@ -22,6 +24,8 @@ registerAgent(program);
 registerSession(program);
 registerInventory(program);
 registerOperations(program);
+registerPolicy(program);
+registerPlace(program);
 registerAdmin(program);
 
 try {

@@ -17,6 +17,8 @@ export const idPrefixes = {
   task: 'task',
   agent: 'agent',
   enrollment: 'enr',
+  policy: 'pol',
+  plan: 'plan',
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

@@ -17,6 +17,8 @@ import { connectionRoutes } from './routes/connections.js';
 import { eventRoutes } from './routes/events.js';
 import { identityRoutes } from './routes/identities.js';
 import { inventoryRoutes } from './routes/inventory.js';
+import { placementRoutes } from './routes/placement.js';
+import { policyRoutes } from './routes/policies.js';
 import { snapshotRoutes } from './routes/snapshots.js';
 import { systemRoutes } from './routes/system.js';
 import { taskRoutes } from './routes/tasks.js';
@@ -127,6 +129,8 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
       await auditRoutes(api, plane);
       await agentRoutes(api, plane);
       await consoleRoutes(api, plane);
+      await policyRoutes(api, plane);
+      await placementRoutes(api, plane);
     },
     { prefix: '/api/v1' },
   );

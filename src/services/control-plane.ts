@@ -17,6 +17,8 @@ import { ConsoleService } from './consoles/console-service.js';
 import { EventBus } from './events/event-bus.js';
 import { IdentityService } from './identity/identity-service.js';
 import { InventoryService } from './inventory/inventory-service.js';
+import { PlacementService } from './placement/placement-service.js';
+import { PolicyService } from './placement/policy-service.js';
 import { TaskService } from './tasks/task-service.js';
 import { VmActionService } from './vms/vm-actions.js';
 import { VmCloneService } from './vms/vm-clone.js';
@@ -50,6 +52,8 @@ export interface ControlPlane {
   agents: AgentService;
   agentHub: AgentHub;
   consoles: ConsoleService;
+  policies: PolicyService;
+  placement: PlacementService;
   /** Set on the very first start when no admin password was given: print it once. */
   generatedAdminPassword: string | undefined;
   close(): Promise<void>;
@@ -106,12 +110,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       .then((connection) => connection && connections.nudge(connection.id));
   };
   const consoles = new ConsoleService({ inventory, connections, audit, clock });
-  const vmCreation = new VmCreateService(inventory, connections, tasks);
+  const policies = new PolicyService({ store, inventory, events, clock, logger });
+  const placement = new PlacementService({ inventory, policies, connections });
+  const vmCreation = new VmCreateService(inventory, connections, tasks, placement);
   const vmClones = new VmCloneService(inventory, connections, tasks);
   const snapshots = new VmSnapshotService(inventory, connections, tasks);
 
   try {
     await inventory.load();
+    await policies.load();
     const bootstrap = await identities.bootstrap(options.adminPassword);
     if (bootstrap.created)
       await audit.append([
@@ -155,6 +162,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       agents,
       agentHub,
       consoles,
+      policies,
+      placement,
       generatedAdminPassword: bootstrap.generatedPassword,
       async close() {
         agentHub.closeAll();

@@ -138,6 +138,21 @@ export interface AgentsTable {
   revoked_at: number | null;
 }
 
+export interface PoliciesTable {
+  id: string;
+  name: string;
+  description: string | null;
+  scope_kind: string;
+  scope_id: string | null;
+  /** 1 or 0. */
+  enabled: number;
+  /** JSON: when, constraints, preferences, rules, settings. */
+  document: string;
+  created_by: string;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface Database {
   objects: ObjectsTable;
   location_history: LocationHistoryTable;
@@ -149,4 +164,5 @@ export interface Database {
   audit: AuditTable;
   enrollment_tokens: EnrollmentTokensTable;
   agents: AgentsTable;
+  policies: PoliciesTable;
 }

@@ -155,8 +155,13 @@ export function registerInventory(program: Command): void {
   }
   vms
     .command('create <name>')
-    .description('Create a VM on a host and wait for the task')
-    .requiredOption('--host <host>', 'the host (name or id)')
+    .description(
+      'Create a VM (on --host, or where placement chooses by policy) and wait for the task',
+    )
+    .option('--host <host>', 'the host (name or id); placement chooses when absent')
+    .option('--type <type>', 'the hypervisor type it needs (placement only)')
+    .option('--tag <tag>', 'a tag for the new VM, repeatable', collect)
+    .option('--fact <user.key=value>', 'a user fact for the new VM, repeatable', collect)
     .option('--cpus <n>', 'virtual CPUs', '1')
     .option('--memory <size>', 'memory, e.g. 512MiB or 2GiB', '1GiB')
     .option('--disk <size>', 'disk size, e.g. 20GiB (0 for none)', '10GiB')
@@ -169,7 +174,10 @@ export function registerInventory(program: Command): void {
       async (
         name: string,
         options: {
-          host: string;
+          host?: string;
+          type?: string;
+          tag?: string[];
+          fact?: string[];
           cpus: string;
           memory: string;
           disk: string;
@@ -186,9 +194,21 @@ export function registerInventory(program: Command): void {
         if (options.initrd) driverOptions.initrd = options.initrd;
         if (options.cmdline) driverOptions.cmdline = options.cmdline;
         if (options.baseImage) driverOptions.baseImage = options.baseImage;
+        const facts: Record<string, unknown> = {};
+        for (const pair of options.fact ?? []) {
+          const eq = pair.indexOf('=');
+          if (eq <= 0)
+            throw new ZenithError('ZEN_BAD_REQUEST', `--fact takes user.KEY=VALUE, not '${pair}'`);
+          const value = pair.slice(eq + 1);
+          facts[pair.slice(0, eq)] =
+            value !== '' && Number.isFinite(Number(value)) ? Number(value) : value;
+        }
         const body = {
           name,
-          hostId: options.host,
+          ...(options.host ? { hostId: options.host } : {}),
+          ...(options.type ? { type: options.type } : {}),
+          ...(options.tag ? { tags: options.tag } : {}),
+          ...(Object.keys(facts).length > 0 ? { facts } : {}),
           cpus: Number(options.cpus),
           memoryBytes: parseSize(options.memory),
           diskBytes: parseSize(options.disk),

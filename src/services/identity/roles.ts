@@ -16,6 +16,10 @@ export const permissions = [
   'identity.manage',
   'audit.read',
   'agent.manage',
+  'policy.read',
+  'policy.manage',
+  /** Evacuating hosts (maintenance mode), running the rebalancer and applying its plans. */
+  'host.maintenance',
   /** What a host agent may do with its own credentials: report itself. */
   'agent.report',
 ] as const;
@@ -25,7 +29,13 @@ export type Permission = (typeof permissions)[number];
 export const roleNames = ['viewer', 'operator', 'admin', 'agent'] as const;
 export type RoleName = (typeof roleNames)[number];
 
-const viewer: Permission[] = ['inventory.read', 'task.read', 'event.read', 'connection.read'];
+const viewer: Permission[] = [
+  'inventory.read',
+  'task.read',
+  'event.read',
+  'connection.read',
+  'policy.read',
+];
 const operator: Permission[] = [
   ...viewer,
   'inventory.write',
@@ -36,6 +46,7 @@ const operator: Permission[] = [
   'vm.snapshot',
   'vm.console',
   'task.cancel',
+  'host.maintenance',
 ];
 
 export const rolePermissions: Record<RoleName, ReadonlySet<Permission>> = {

@@ -38,6 +38,8 @@ export interface CompiledExpression {
   readonly type: StaticType;
   /** The objects the expression reads: lets callers evaluate host-only parts once per host. */
   readonly roots: ReadonlySet<Root>;
+  /** The facts it reads, as `root.key`. */
+  readonly reads: ReadonlySet<string>;
   evaluate(env: PolicyEnv): Value;
 }
 
@@ -71,8 +73,9 @@ export function compileExpression(
 ): CompiledExpression {
   const tree = parse(source);
   const used = new Set<Root>();
-  const compiled = new Compiler(source, options, used).compile(tree);
-  return { source, type: compiled.type, roots: used, evaluate: compiled.evaluate };
+  const reads = new Set<string>();
+  const compiled = new Compiler(source, options, used, reads).compile(tree);
+  return { source, type: compiled.type, roots: used, reads, evaluate: compiled.evaluate };
 }
 
 /** A condition (constraint, `when`, selector): true or false. */
@@ -122,6 +125,7 @@ class Compiler {
     private readonly source: string,
     private readonly options: CompileOptions,
     private readonly used: Set<Root>,
+    private readonly reads: Set<string>,
   ) {}
 
   compile(node: Node): Compiled {
@@ -205,6 +209,7 @@ class Compiler {
         { root },
       );
     this.used.add(root);
+    this.reads.add(`${root}.${key}`);
     const namespaced = `${root}.${key}`;
     return {
       type: builtinTypes[key] ?? 'any',

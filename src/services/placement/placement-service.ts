@@ -1,0 +1,142 @@
+/**
+ * Placement against the live inventory: builds a placement model (hosts,
+ * VMs, policies in force, connection states, maintenance modes) and asks the
+ * engine where a VM should go — a new VM described by its size, or an
+ * existing one (where it could move). Used by POST /placement/preview and by
+ * VM creation without a host.
+ */
+import { ZenithError } from '../../core/errors.js';
+import type { ConnectionService } from '../connections/connection-service.js';
+import type { InventoryService } from '../inventory/inventory-service.js';
+import { canMigrateAcrossAgents } from '../vms/agent-migration.js';
+import type { Requester } from './fact-sources.js';
+import { placeVm, type PlacementDecision } from './placement-engine.js';
+import {
+  PlacementModel,
+  type ConnectionFacts,
+  type DraftVm,
+  type HostMode,
+} from './placement-model.js';
+import type { PolicyIndex, PolicyService } from './policy-service.js';
+
+export interface PreviewRequest {
+  /** A VM to create (its size and type), or an existing VM by id or name (where it could move). */
+  vm: DraftVm | string;
+  explain?: boolean;
+  topCandidates?: number;
+}
+
+export class PlacementService {
+  /** Zenith's own host modes; set by the maintenance service. */
+  modes: () => ReadonlyMap<string, HostMode> = () => new Map();
+
+  constructor(
+    private readonly deps: {
+      inventory: InventoryService;
+      policies: PolicyService;
+      connections: ConnectionService;
+    },
+  ) {}
+
+  /** What placement knows about connections, read from the live drivers. */
+  readonly connectionFacts: ConnectionFacts = {
+    isConnected: (connectionId) => {
+      try {
+        this.deps.connections.driver(connectionId);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    canCreate: (connectionId) => {
+      try {
+        return this.deps.connections.driver(connectionId).info.capabilities.includes('vm.create');
+      } catch {
+        return false;
+      }
+    },
+    canMigrate: (from, to) => {
+      try {
+        if (from === to)
+          return this.deps.connections.driver(from).info.capabilities.includes('vm.migrate');
+        return canMigrateAcrossAgents(this.deps.connections, from, to);
+      } catch {
+        return false;
+      }
+    },
+  };
+
+  /** A fresh model of the fleet as it is now. */
+  model(
+    options: { requester?: Requester | undefined; policies?: PolicyIndex } = {},
+  ): PlacementModel {
+    return new PlacementModel({
+      index: this.deps.inventory.index,
+      policies: options.policies ?? this.deps.policies.index,
+      connections: this.connectionFacts,
+      modes: this.modes(),
+      requester: options.requester,
+    });
+  }
+
+  preview(
+    request: PreviewRequest,
+    requester?: Requester,
+    policies?: PolicyIndex,
+  ): PlacementDecision {
+    const model = this.model({ requester, ...(policies ? { policies } : {}) });
+    return previewOn(model, this.deps.inventory, request);
+  }
+
+  /** The host a new VM goes to, or ZEN_NO_PLACEMENT with every host's reason. */
+  chooseHost(
+    draft: DraftVm,
+    requester?: Requester,
+  ): { hostId: string; decision: PlacementDecision } {
+    const model = this.model({ requester });
+    const decision = placeVm(model, model.draftVm(draft), { explain: false });
+    if (decision.chosen) return { hostId: decision.chosen.hostId, decision };
+    // Explain only when refusing: the answer says why each host was rejected.
+    const explained = placeVm(model, model.draftVm(draft), { explain: true });
+    throw noPlacement(explained);
+  }
+}
+
+export function previewOn(
+  model: PlacementModel,
+  inventory: InventoryService,
+  request: PreviewRequest,
+): PlacementDecision {
+  const options = {
+    explain: request.explain ?? true,
+    ...(request.topCandidates !== undefined ? { topCandidates: request.topCandidates } : {}),
+  };
+  if (typeof request.vm !== 'string') return placeVm(model, model.draftVm(request.vm), options);
+  const object = inventory.resolve('vm', request.vm);
+  const slot = model.vms.get(object.id);
+  if (!slot)
+    throw new ZenithError('ZEN_INVALID_STATE', `${object.name} is missing: it cannot be placed`, {
+      vmId: object.id,
+    });
+  return placeVm(model, slot, {
+    ...options,
+    exclude: new Set(slot.home >= 0 ? [slot.home] : []),
+  });
+}
+
+export function noPlacement(decision: PlacementDecision): ZenithError {
+  const reasons = Object.entries(decision.rejectedByReason)
+    .map(([kind, count]) => `${count} ${kind}`)
+    .join(', ');
+  return new ZenithError(
+    'ZEN_NO_PLACEMENT',
+    decision.hostsConsidered === 0
+      ? `no host is known to place ${decision.vm.name} on`
+      : `no host can take ${decision.vm.name}: of ${decision.hostsConsidered} hosts, rejected by ${reasons}`,
+    {
+      hostsConsidered: decision.hostsConsidered,
+      rejectedByReason: decision.rejectedByReason,
+      rejected: decision.rejected.slice(0, 100),
+    },
+  );
+}
