@@ -18,13 +18,14 @@ export const IdParams = Type.Object(
 );
 export type IdParams = Static<typeof IdParams>;
 
-export const FactValue = Type.Union([
-  Type.String(),
-  Type.Number(),
-  Type.Boolean(),
-  Type.Array(Type.String()),
-  Type.Null(),
-]);
+/**
+ * One schema with a list of types, not a union: with the server's type coercion a union would
+ * turn a number into a string (its first branch); a type list is coerced only when no type matches.
+ */
+export const FactValue = Type.Unsafe<string | number | boolean | string[] | null>({
+  type: ['string', 'number', 'boolean', 'array', 'null'],
+  items: { type: 'string' },
+});
 
 export const ManagedObjectView = Type.Object({
   id: Type.String(),

@@ -111,7 +111,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   };
   const consoles = new ConsoleService({ inventory, connections, audit, clock });
   const policies = new PolicyService({ store, inventory, events, clock, logger });
-  const placement = new PlacementService({ inventory, policies, connections });
+  const placement = new PlacementService({ inventory, policies, connections, clock });
   const vmCreation = new VmCreateService(inventory, connections, tasks, placement);
   const vmClones = new VmCloneService(inventory, connections, tasks);
   const snapshots = new VmSnapshotService(inventory, connections, tasks);

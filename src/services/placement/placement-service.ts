@@ -4,7 +4,12 @@
  * engine where a VM should go — a new VM described by its size, or an
  * existing one (where it could move). Used by POST /placement/preview and by
  * VM creation without a host.
+ *
+ * A host chosen for a VM being created is reserved until the VM shows up in
+ * the inventory (or the creation ends): placements made meanwhile count it,
+ * so concurrent creations neither overfill a host nor break anti-affinity.
  */
+import type { Clock } from '../../core/clock.js';
 import { ZenithError } from '../../core/errors.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
@@ -26,15 +31,27 @@ export interface PreviewRequest {
   topCandidates?: number;
 }
 
+interface Reservation {
+  draft: DraftVm;
+  hostId: string;
+  expiresAt: number;
+}
+
+/** A reservation outlives its creation task only if that task never ran (cancelled while queued). */
+const reservationLifetimeMs = 15 * 60_000;
+
 export class PlacementService {
   /** Zenith's own host modes; set by the maintenance service. */
   modes: () => ReadonlyMap<string, HostMode> = () => new Map();
+  readonly #reservations = new Map<number, Reservation>();
+  #nextReservation = 1;
 
   constructor(
     private readonly deps: {
       inventory: InventoryService;
       policies: PolicyService;
       connections: ConnectionService;
+      clock: Clock;
     },
   ) {}
 
@@ -66,17 +83,19 @@ export class PlacementService {
     },
   };
 
-  /** A fresh model of the fleet as it is now. */
+  /** A fresh model of the fleet as it is now, creations in flight included. */
   model(
     options: { requester?: Requester | undefined; policies?: PolicyIndex } = {},
   ): PlacementModel {
-    return new PlacementModel({
+    const model = new PlacementModel({
       index: this.deps.inventory.index,
       policies: options.policies ?? this.deps.policies.index,
       connections: this.connectionFacts,
       modes: this.modes(),
       requester: options.requester,
     });
+    this.#applyReservations(model);
+    return model;
   }
 
   preview(
@@ -88,17 +107,48 @@ export class PlacementService {
     return previewOn(model, this.deps.inventory, request);
   }
 
-  /** The host a new VM goes to, or ZEN_NO_PLACEMENT with every host's reason. */
+  /**
+   * The host a new VM goes to, held for it until release() (call it when the
+   * creation ends); or ZEN_NO_PLACEMENT with every host's reason.
+   */
   chooseHost(
     draft: DraftVm,
     requester?: Requester,
-  ): { hostId: string; decision: PlacementDecision } {
+  ): { hostId: string; decision: PlacementDecision; release: () => void } {
     const model = this.model({ requester });
     const decision = placeVm(model, model.draftVm(draft), { explain: false });
-    if (decision.chosen) return { hostId: decision.chosen.hostId, decision };
-    // Explain only when refusing: the answer says why each host was rejected.
-    const explained = placeVm(model, model.draftVm(draft), { explain: true });
-    throw noPlacement(explained);
+    if (!decision.chosen)
+      // Explain only when refusing: the answer says why each host was rejected.
+      throw noPlacement(placeVm(model, model.draftVm(draft), { explain: true }));
+    const id = this.#nextReservation++;
+    this.#reservations.set(id, {
+      draft,
+      hostId: decision.chosen.hostId,
+      expiresAt: this.deps.clock.now() + reservationLifetimeMs,
+    });
+    return {
+      hostId: decision.chosen.hostId,
+      decision,
+      release: () => this.#reservations.delete(id),
+    };
+  }
+
+  /** Creations in flight hold their host, unless their VM is in the inventory already. */
+  #applyReservations(model: PlacementModel): void {
+    const now = this.deps.clock.now();
+    for (const [id, reservation] of this.#reservations) {
+      if (reservation.expiresAt < now) {
+        this.#reservations.delete(id);
+        continue;
+      }
+      const host = model.hostById.get(reservation.hostId);
+      if (!host) continue;
+      const landed = [...host.vms].some(
+        (vmId) => model.vms.get(vmId)?.name === reservation.draft.name,
+      );
+      if (landed) continue;
+      model.place({ ...model.draftVm(reservation.draft), id: `reserved:${id}` }, host);
+    }
   }
 }
 

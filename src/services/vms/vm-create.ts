@@ -11,7 +11,7 @@ import type { Actor } from '../audit/audit-service.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import { tagPattern, userFactKey, type Facts } from '../inventory/model.js';
-import type { Task, TaskService } from '../tasks/task-service.js';
+import type { Task, TaskRunContext, TaskService } from '../tasks/task-service.js';
 
 export interface VmCreateRequest {
   name: string;
@@ -42,13 +42,21 @@ export interface HostChooser {
       facts?: Facts;
     },
     requester: Actor,
-  ): { hostId: string; decision: { chosen: { score: number } | null; feasibleHosts: number } };
+  ): {
+    hostId: string;
+    decision: { chosen: { score: number } | null; feasibleHosts: number };
+    /** Ends the hold placement keeps on the host while the VM is being created. */
+    release: () => void;
+  };
 }
 
 const vmName = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
 const MiB = 1024 * 1024;
 
 export class VmCreateService {
+  /** Placement holds on hosts, by creation task. */
+  readonly #holds = new Map<string, () => void>();
+
   constructor(
     private readonly inventory: InventoryService,
     private readonly connections: ConnectionService,
@@ -58,27 +66,12 @@ export class VmCreateService {
     tasks.register({
       name: 'vm.create',
       run: async (context) => {
-        const params = context.task.params as unknown as VmCreateRequest & { hostId: string };
-        const host = this.inventory.get(params.hostId);
-        const driver = this.connections.driver(host.connectionId!);
-        const vm = await driver.createVm(
-          {
-            name: params.name,
-            cpus: params.cpus,
-            memoryBytes: params.memoryBytes,
-            diskBytes: params.diskBytes,
-            hostExternalId: host.externalId!,
-            ...(params.options ? { options: params.options } : {}),
-          },
-          { signal: context.signal, progress: (update) => context.progress(update) },
-        );
-        await this.inventory.applyChanges(host.connectionId!, [vm]);
-        const created = this.inventory.index.idForExternal(host.connectionId!, 'vm', vm.externalId);
-        if (created && (params.tags?.length || Object.keys(params.facts ?? {}).length))
-          await this.inventory.setUserFacts(created, params.facts ?? {}, {
-            add: params.tags ?? [],
-          });
-        return { vmId: created ?? null, name: vm.name, hostId: host.id };
+        try {
+          return await this.#create(context);
+        } finally {
+          this.#holds.get(context.task.id)?.();
+          this.#holds.delete(context.task.id);
+        }
       },
       // Done if a VM of that name now sits on the connection; creating again is safe otherwise.
       recover: async (task) =>
@@ -86,6 +79,30 @@ export class VmCreateService {
           ? 'done'
           : 'retry',
     });
+  }
+
+  async #create(context: TaskRunContext): Promise<unknown> {
+    const params = context.task.params as unknown as VmCreateRequest & { hostId: string };
+    const host = this.inventory.get(params.hostId);
+    const driver = this.connections.driver(host.connectionId!);
+    const vm = await driver.createVm(
+      {
+        name: params.name,
+        cpus: params.cpus,
+        memoryBytes: params.memoryBytes,
+        diskBytes: params.diskBytes,
+        hostExternalId: host.externalId!,
+        ...(params.options ? { options: params.options } : {}),
+      },
+      { signal: context.signal, progress: (update) => context.progress(update) },
+    );
+    await this.inventory.applyChanges(host.connectionId!, [vm]);
+    const created = this.inventory.index.idForExternal(host.connectionId!, 'vm', vm.externalId);
+    if (created && (params.tags?.length || Object.keys(params.facts ?? {}).length))
+      await this.inventory.setUserFacts(created, params.facts ?? {}, {
+        add: params.tags ?? [],
+      });
+    return { vmId: created ?? null, name: vm.name, hostId: host.id };
   }
 
   async request(spec: VmCreateRequest, owner: Actor, requestId?: string): Promise<Task> {
@@ -116,6 +133,7 @@ export class VmCreateService {
           { key },
         );
     let placement: { score: number | null; feasibleHosts: number } | undefined;
+    let release: (() => void) | undefined;
     let hostId = spec.hostId;
     if (hostId === undefined) {
       const chosen = this.placement.chooseHost(
@@ -131,11 +149,29 @@ export class VmCreateService {
         owner,
       );
       hostId = chosen.hostId;
+      release = chosen.release;
       placement = {
         score: chosen.decision.chosen?.score ?? null,
         feasibleHosts: chosen.decision.feasibleHosts,
       };
     }
+    try {
+      const task = await this.#submit(spec, hostId, placement, owner, requestId);
+      if (release) this.#holds.set(task.id, release);
+      return task;
+    } catch (error) {
+      release?.();
+      throw error;
+    }
+  }
+
+  async #submit(
+    spec: VmCreateRequest,
+    hostId: string,
+    placement: { score: number | null; feasibleHosts: number } | undefined,
+    owner: Actor,
+    requestId: string | undefined,
+  ): Promise<Task> {
     const host = this.inventory.resolve('host', hostId);
     if (host.status !== 'present')
       throw new ZenithError('ZEN_INVALID_STATE', `host ${host.name} is missing`);
