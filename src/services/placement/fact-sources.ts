@@ -7,55 +7,54 @@ import type { InventoryIndex } from '../inventory/inventory-index.js';
 import type { FactValue, Facts, ManagedObject } from '../inventory/model.js';
 import type { FactSource } from './policy/compiler.js';
 
-function own(facts: Facts, key: string): FactValue | undefined {
-  return Object.hasOwn(facts, key) ? facts[key] : undefined;
-}
-
-/** An object's facts: user.* from user facts, then extra figures, computed, discovered, built-ins. */
+/**
+ * An object's facts, as factOf() reads them — user.* from user facts only;
+ * otherwise extra figures, computed, discovered, built-ins — flattened once
+ * into one record (objects in the index are replaced, never changed, so the
+ * record stays true for this object).
+ */
 export class ObjectFacts implements FactSource {
+  #flat: Map<string, FactValue> | undefined;
+
   constructor(
     readonly object: ManagedObject,
     readonly extra: Facts | null = null,
   ) {}
 
   fact(key: string): FactValue | undefined {
+    return (this.#flat ??= this.#flatten()).get(key);
+  }
+
+  #flatten(): Map<string, FactValue> {
     const object = this.object;
-    if (key.startsWith('user.')) return own(object.userFacts, key);
-    if (this.extra) {
-      const value = own(this.extra, key);
-      if (value !== undefined) return value;
-    }
-    const computed = own(object.computed, key);
-    if (computed !== undefined) return computed;
-    const discovered = own(object.facts, key);
-    if (discovered !== undefined) return discovered;
-    switch (key) {
-      case 'name':
-        return object.name;
-      case 'id':
-        return object.id;
-      case 'kind':
-        return object.kind;
-      case 'status':
-        return object.status;
-      case 'tags':
-        return object.tags;
-      case 'parent':
-        return object.parentId;
-      case 'connection':
-        return object.connectionId;
-      default:
-        return undefined;
-    }
+    const flat = new Map<string, FactValue>([
+      ['name', object.name],
+      ['id', object.id],
+      ['kind', object.kind],
+      ['status', object.status],
+      ['tags', object.tags],
+      ['parent', object.parentId],
+      ['connection', object.connectionId],
+    ]);
+    for (const layer of [object.facts, object.computed, this.extra ?? {}])
+      for (const [key, value] of Object.entries(layer))
+        if (!key.startsWith('user.')) flat.set(key, value);
+    for (const [key, value] of Object.entries(object.userFacts))
+      if (key.startsWith('user.')) flat.set(key, value);
+    return flat;
   }
 }
 
 /** A plain set of facts (the identity asking, a VM not created yet). */
 export class PlainFacts implements FactSource {
-  constructor(readonly facts: Facts) {}
+  readonly #facts: Map<string, FactValue>;
+
+  constructor(readonly facts: Facts) {
+    this.#facts = new Map(Object.entries(facts));
+  }
 
   fact(key: string): FactValue | undefined {
-    return own(this.facts, key);
+    return this.#facts.get(key);
   }
 }
 

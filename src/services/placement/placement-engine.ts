@@ -6,87 +6,42 @@
  * ranked: spread or pack, cost, soft rules, preferences. With `explain`, the
  * decision lists every rejected host with its reason and the best candidates
  * with their score broken down; without it nothing is allocated per host.
+ *
+ * A VmPlacer holds what depends on the VM only (the policies in force for
+ * it, its affinity groups, its VM-only constraints) so that the rebalancer
+ * and the migration planner can ask about single hosts cheaply.
  */
-import { isZenithError } from '../../core/errors.js';
-import type { CompiledConstraint, CompiledPolicy, CompiledRule } from './policy-document.js';
-import { defaultSettings, mergeSettings } from './policy-document.js';
-import type { CompiledExpression, PolicyEnv } from './policy/compiler.js';
-import type { Value } from './policy/ast.js';
 import {
-  liveHostFacts,
-  loadOf,
-  type HostSlot,
-  type PlacementModel,
-  type VmSlot,
-} from './placement-model.js';
-import type { RuleState } from './rule-groups.js';
+  checkConstraint,
+  checkConstraintAt,
+  checkHardRules,
+  constraintsOf,
+  formatBytes,
+  onlyVm,
+  preferences,
+  rulesOf,
+  scoringSettings,
+  softRules,
+  whenHolds,
+  type ActiveConstraint,
+  type ActiveRule,
+  type Candidate,
+  type PlacementDecision,
+  type Rejection,
+  type RejectionReason,
+  type ScorePart,
+} from './placement-checks.js';
+import type { CompiledConstraint, CompiledPolicy } from './policy-document.js';
+import { loadOf, type PlacementModel } from './placement-model.js';
+import type { HostSlot, VmSlot } from './slots.js';
 
-export type RejectionReason =
-  | { kind: 'current'; message: string }
-  | { kind: 'state'; state: string; message: string }
-  | { kind: 'connection'; message: string }
-  | { kind: 'hypervisor'; vmType: string; hostTypes: readonly string[]; message: string }
-  | {
-      kind: 'capacity';
-      resource: 'cpu' | 'memory';
-      needed: number;
-      free: number;
-      capacity: number;
-      overcommit: number;
-      message: string;
-    }
-  | {
-      kind: 'rule';
-      policy: string;
-      rule: string;
-      ruleKind: string;
-      conflicting: string[];
-      message: string;
-    }
-  | { kind: 'constraint'; policy: string; constraint: string; expression: string; message: string }
-  | {
-      kind: 'error';
-      policy: string;
-      constraint: string;
-      expression: string;
-      error: { code: string; message: string; line?: unknown; column?: unknown };
-      message: string;
-    };
-
-export interface Rejection {
-  hostId: string;
-  hostName: string;
-  reason: RejectionReason;
-}
-
-export interface ScorePart {
-  kind: 'strategy' | 'cost' | 'rule' | 'preference';
-  name: string;
-  policy?: string;
-  value: number;
-  weight: number;
-  points: number;
-}
-
-export interface Candidate {
-  hostId: string;
-  hostName: string;
-  score: number;
-  loadAfter: number;
-  breakdown?: ScorePart[];
-}
-
-export interface PlacementDecision {
-  vm: { id: string | null; name: string; cpu: number; memoryBytes: number; type: string | null };
-  chosen: Candidate | null;
-  /** The best candidates, best first (explain only). */
-  candidates: Candidate[];
-  /** Every rejected host with the first check it failed (explain only). */
-  rejected: Rejection[];
-  rejectedByReason: Record<string, number>;
-  hostsConsidered: number;
-  feasibleHosts: number;
-}
+export type {
+  Candidate,
+  PlacementDecision,
+  Rejection,
+  RejectionReason,
+  ScorePart,
+} from './placement-checks.js';
 
 export interface PlaceOptions {
   explain?: boolean;
@@ -96,191 +51,116 @@ export interface PlaceOptions {
   exclude?: ReadonlySet<number>;
   /** Only hosts for which this holds are considered (a rebalancing scope). */
   within?: (host: HostSlot) => boolean;
+  /**
+   * Stop once this many hosts can take the VM, and choose the best of them
+   * (ignored with `explain`). The scan starts where the previous one ended,
+   * so successive placements look at different hosts.
+   */
+  sample?: number;
 }
 
-interface ActiveRule {
-  policy: CompiledPolicy;
-  rule: CompiledRule;
-  state: RuleState | null;
-  key: string;
-  hostSide: boolean;
+/**
+ * How many feasible hosts to score in a fleet of `hosts`: all of a small
+ * fleet; of a large one a share that shrinks from half to 5 % — the
+ * trade-off the Kubernetes scheduler makes (percentageOfNodesToScore).
+ */
+export function adaptiveSample(hosts: number): number {
+  if (hosts <= 100) return hosts;
+  const percent = Math.max(5, 50 - hosts / 125);
+  return Math.max(100, Math.floor((hosts * percent) / 100));
 }
 
-interface ActiveConstraint {
-  policy: CompiledPolicy;
-  constraint: CompiledConstraint;
-  /** Host-only and reading no live figure: its verdict per host can be kept. */
-  cacheable: boolean;
-}
+type Env = {
+  vm: VmSlot['facts'];
+  group: VmSlot['groupFacts'];
+  user: PlacementModel['requester'];
+  host?: HostSlot['facts'];
+  cluster?: HostSlot['clusterFacts'];
+  datacenter?: HostSlot['datacenterFacts'];
+};
 
-const vmSideRoots = new Set(['vm', 'group', 'user']);
-const hostSideRoots = new Set(['host', 'cluster', 'datacenter']);
+/** One VM's view of placement: evaluate() answers for one host at a time. */
+export class VmPlacer {
+  /** After evaluate(): the rejection (explain only), or the score of an accepted host. */
+  reason: RejectionReason | null = null;
+  score = 0;
+  loadAfter = 0;
+  parts: ScorePart[] | undefined;
 
-/** Verdicts of host-only constraints, per host: undefined until first evaluated, null when it holds. */
-const staticVerdicts = new WeakMap<
-  PlacementModel,
-  Map<CompiledExpression, Array<RejectionReason | null | undefined>>
->();
+  readonly #env: Env;
+  readonly #vmPolicies: CompiledPolicy[];
+  readonly #vmRules: ActiveRule[];
+  readonly #vmConstraints: ActiveConstraint[];
+  readonly #vmOnlyFailure = new Map<CompiledConstraint, RejectionReason | null>();
+  readonly #hostPolicyApplies = new Map<CompiledPolicy, boolean>();
+  readonly #hostPolicies = new Map<readonly CompiledPolicy[], CompiledPolicy[]>();
+  readonly #hostRules = new Map<readonly CompiledPolicy[], ActiveRule[]>();
+  readonly #hostConstraints = new Map<readonly CompiledPolicy[], ActiveConstraint[]>();
+  readonly #settings = new Map<readonly CompiledPolicy[], ReturnType<typeof scoringSettings>>();
 
-function verdictsFor(
-  model: PlacementModel,
-  expression: CompiledExpression,
-): Array<RejectionReason | null | undefined> {
-  let perModel = staticVerdicts.get(model);
-  if (!perModel)
-    staticVerdicts.set(
-      model,
-      (perModel = new Map<CompiledExpression, Array<RejectionReason | null | undefined>>()),
-    );
-  let verdicts = perModel.get(expression);
-  if (!verdicts)
-    perModel.set(
-      expression,
-      (verdicts = new Array<RejectionReason | null | undefined>(model.hosts.length)),
-    );
-  return verdicts;
-}
-
-function isCacheable(expression: CompiledExpression): boolean {
-  for (const root of expression.roots) if (!hostSideRoots.has(root)) return false;
-  for (const read of expression.reads) if (liveHostFacts.has(read)) return false;
-  return true;
-}
-
-function onlyVm(expression: CompiledExpression): boolean {
-  for (const root of expression.roots) if (!vmSideRoots.has(root)) return false;
-  return true;
-}
-
-function whenHolds(policy: CompiledPolicy, env: PolicyEnv): boolean {
-  if (!policy.when) return true;
-  try {
-    return policy.when.evaluate(env) === true;
-  } catch {
-    return false; // a `when` that fails on this VM's facts: the policy does not apply to it
+  constructor(
+    readonly model: PlacementModel,
+    readonly vm: VmSlot,
+  ) {
+    this.#env = { vm: vm.facts, group: vm.groupFacts, user: model.requester };
+    this.#vmPolicies = model.vmPolicies(vm).filter((policy) => whenHolds(policy, this.#env));
+    this.#vmRules = rulesOf(model, vm, this.#vmPolicies, false);
+    this.#vmConstraints = constraintsOf(this.#vmPolicies);
+    // VM-only constraints do not depend on the host: decide them once.
+    for (const entry of this.#vmConstraints)
+      if (onlyVm(entry.constraint.expression))
+        this.#vmOnlyFailure.set(entry.constraint, checkConstraint(entry, this.#env));
   }
-}
 
-function formatBytes(bytes: number): string {
-  const gib = bytes / 1024 ** 3;
-  return gib >= 1 ? `${Number(gib.toFixed(1))} GiB` : `${Math.round(bytes / 1024 ** 2)} MiB`;
-}
-
-/** Places one VM: the chosen host (or none) and, with `explain`, why every other host was not. */
-export function placeVm(
-  model: PlacementModel,
-  vm: VmSlot,
-  options: PlaceOptions = {},
-): PlacementDecision {
-  const explain = options.explain === true;
-  const env: {
-    vm: VmSlot['facts'];
-    group: VmSlot['groupFacts'];
-    user: PlacementModel['requester'];
-    host?: HostSlot['facts'];
-    cluster?: HostSlot['clusterFacts'];
-    datacenter?: HostSlot['datacenterFacts'];
-  } = { vm: vm.facts, group: vm.groupFacts, user: model.requester };
-
-  // Per VM, once: the VM-side policies that apply, their rules and constraints.
-  const vmPolicies = model.vmPolicies(vm).filter((policy) => whenHolds(policy, env));
-  const hostPolicyApplies = new Map<CompiledPolicy, boolean>();
-  const vmRules = rulesOf(model, vm, vmPolicies, false);
-  const vmConstraints = constraintsOf(vmPolicies);
-  // VM-only constraints do not depend on the host: decide them once.
-  const vmOnlyFailure = new Map<CompiledConstraint, RejectionReason | null>();
-  for (const entry of vmConstraints)
-    if (onlyVm(entry.constraint.expression))
-      vmOnlyFailure.set(entry.constraint, checkConstraint(entry, env));
-  const hostRulesCache = new Map<readonly CompiledPolicy[], ActiveRule[]>();
-  const hostConstraintsCache = new Map<readonly CompiledPolicy[], ActiveConstraint[]>();
-  const settingsCache = new Map<readonly CompiledPolicy[], ReturnType<typeof scoringSettings>>();
-  const existing = vm.object !== null;
-  const costRange = model.costRange;
-
-  const rejected: Rejection[] = [];
-  const rejectedByReason: Record<string, number> = {};
-  const scored: Candidate[] = [];
-  let best: Candidate | null = null;
-  let considered = 0;
-  let feasible = 0;
-
-  const reject = (
-    host: HostSlot,
-    reason: RejectionReason | (() => RejectionReason),
-    kind: string,
-  ) => {
-    rejectedByReason[kind] = (rejectedByReason[kind] ?? 0) + 1;
-    if (explain)
-      rejected.push({
-        hostId: host.id,
-        hostName: host.name,
-        reason: typeof reason === 'function' ? reason() : reason,
-      });
-  };
-
-  for (const host of model.hosts) {
-    if (options.within && !options.within(host)) continue;
-    considered++;
-    if (options.exclude?.has(host.index)) {
-      reject(host, () => ({ kind: 'current', message: `${vm.name} runs here` }), 'current');
-      continue;
-    }
+  /** Checks the VM on a host: the rejection's kind, or null when the host can take it (score set). */
+  evaluate(host: HostSlot, explain: boolean): string | null {
+    const { vm, model } = this;
+    this.reason = null;
     if (host.state !== 'connected') {
-      reject(
-        host,
-        () => ({
+      if (explain)
+        this.reason = {
           kind: 'state',
           state: host.state,
           message:
             host.state === 'maintenance'
               ? `the host is in maintenance${host.mode === 'entering-maintenance' ? ' (being evacuated)' : ''}`
               : `the host is ${host.state}`,
-        }),
-        'state',
-      );
-      continue;
+        };
+      return 'state';
     }
     if (host.connectionId !== null) {
+      const existing = vm.object !== null;
       const compatible = existing
         ? vm.connectionId !== null &&
           model.connections.canMigrate(vm.connectionId, host.connectionId)
         : model.connections.canCreate(host.connectionId);
       if (!compatible) {
-        reject(
-          host,
-          () => ({
+        if (explain)
+          this.reason = {
             kind: 'connection',
             message: existing
               ? 'the VM cannot migrate to a host of this connection (only within one connection, or between Zenith agents)'
               : "this host's connection cannot create VMs",
-          }),
-          'connection',
-        );
-        continue;
+          };
+        return 'connection';
       }
     }
     if (vm.type !== null && host.vmTypes.length > 0 && !host.vmTypes.includes(vm.type)) {
-      const vmType = vm.type;
-      reject(
-        host,
-        () => ({
+      if (explain)
+        this.reason = {
           kind: 'hypervisor',
-          vmType,
+          vmType: vm.type,
           hostTypes: host.vmTypes,
-          message: `a ${vmType} VM cannot run on a host that runs ${host.vmTypes.join(', ')}`,
-        }),
-        'hypervisor',
-      );
-      continue;
+          message: `a ${vm.type} VM cannot run on a host that runs ${host.vmTypes.join(', ')}`,
+        };
+      return 'hypervisor';
     }
     const here = host.vms.has(vm.id);
     const needCpu = vm.active && !here ? vm.cpu : 0;
     const needMemory = vm.active && !here ? vm.memoryBytes : 0;
     if (host.cpuUsed + needCpu > host.cpuCapacity) {
-      reject(
-        host,
-        () => ({
+      if (explain)
+        this.reason = {
           kind: 'capacity',
           resource: 'cpu',
           needed: vm.cpu,
@@ -288,15 +168,12 @@ export function placeVm(
           capacity: host.cpuCapacity,
           overcommit: host.cpuOvercommit,
           message: `needs ${vm.cpu} vCPUs, ${Math.max(0, host.cpuCapacity - host.cpuUsed)} of ${host.cpuCapacity} free (${host.cpuCores} cores × overcommit ${host.cpuOvercommit})`,
-        }),
-        'capacity',
-      );
-      continue;
+        };
+      return 'capacity';
     }
     if (host.memoryUsed + needMemory > host.memoryCapacity) {
-      reject(
-        host,
-        () => ({
+      if (explain)
+        this.reason = {
           kind: 'capacity',
           resource: 'memory',
           needed: vm.memoryBytes,
@@ -304,62 +181,51 @@ export function placeVm(
           capacity: host.memoryCapacity,
           overcommit: host.memoryOvercommit,
           message: `needs ${formatBytes(vm.memoryBytes)} of memory, ${formatBytes(Math.max(0, host.memoryCapacity - host.memoryUsed))} of ${formatBytes(host.memoryCapacity)} free (overcommit ${host.memoryOvercommit})`,
-        }),
-        'capacity',
-      );
-      continue;
+        };
+      return 'capacity';
     }
 
+    const env = this.#env;
     env.host = host.facts;
     env.cluster = host.clusterFacts;
     env.datacenter = host.datacenterFacts;
-    let hostPolicies: CompiledPolicy[] = [];
-    if (host.policies.length > 0) {
-      hostPolicies = host.policies.filter((policy) => {
-        let applies = hostPolicyApplies.get(policy);
-        if (applies === undefined)
-          hostPolicyApplies.set(policy, (applies = whenHolds(policy, env)));
-        return applies;
-      });
-    }
-    let hostRules = hostRulesCache.get(host.policies);
+    const hostPolicies = this.#applicableHostPolicies(host);
+    let hostRules = this.#hostRules.get(host.policies);
     if (!hostRules)
-      hostRulesCache.set(host.policies, (hostRules = rulesOf(model, vm, hostPolicies, true)));
-
+      this.#hostRules.set(host.policies, (hostRules = rulesOf(model, vm, hostPolicies, true)));
     const ruleFailure =
-      checkHardRules(model, vm, host, vmRules, explain) ??
+      checkHardRules(model, vm, host, this.#vmRules, explain) ??
       checkHardRules(model, vm, host, hostRules, explain);
     if (ruleFailure) {
-      reject(host, ruleFailure, 'rule');
-      continue;
+      this.reason = ruleFailure;
+      return 'rule';
     }
 
     let failure: RejectionReason | null = null;
-    for (const entry of vmConstraints) {
-      const known = vmOnlyFailure.get(entry.constraint);
+    for (const entry of this.#vmConstraints) {
+      const known = this.#vmOnlyFailure.get(entry.constraint);
       failure = known !== undefined ? known : checkConstraintAt(model, entry, env, host);
       if (failure) break;
     }
     if (!failure && hostPolicies.length > 0) {
-      let hostConstraints = hostConstraintsCache.get(host.policies);
+      let hostConstraints = this.#hostConstraints.get(host.policies);
       if (!hostConstraints)
-        hostConstraintsCache.set(host.policies, (hostConstraints = constraintsOf(hostPolicies)));
+        this.#hostConstraints.set(host.policies, (hostConstraints = constraintsOf(hostPolicies)));
       for (const entry of hostConstraints) {
         failure = checkConstraintAt(model, entry, env, host);
         if (failure) break;
       }
     }
     if (failure) {
-      reject(host, failure, failure.kind);
-      continue;
+      this.reason = failure;
+      return failure.kind;
     }
 
-    feasible++;
-    let settings = settingsCache.get(host.policies);
+    let settings = this.#settings.get(host.policies);
     if (!settings)
-      settingsCache.set(
+      this.#settings.set(
         host.policies,
-        (settings = scoringSettings([...hostPolicies, ...vmPolicies])),
+        (settings = scoringSettings([...hostPolicies, ...this.#vmPolicies])),
       );
     const loadAfter = loadOf(host, needCpu, needMemory);
     const parts: ScorePart[] | undefined = explain ? [] : undefined;
@@ -373,6 +239,7 @@ export function placeVm(
       weight: settings.strategyWeight,
       points: settings.strategyWeight * strategyValue,
     });
+    const costRange = model.costRange;
     if (costRange && settings.costWeight > 0) {
       const cheapness =
         host.costPerHour === null
@@ -390,20 +257,87 @@ export function placeVm(
       });
     }
     score +=
-      softRules(model, vm, host, vmRules, parts) + softRules(model, vm, host, hostRules, parts);
-    score += preferences(vmPolicies, env, parts) + preferences(hostPolicies, env, parts);
+      softRules(model, vm, host, this.#vmRules, parts) +
+      softRules(model, vm, host, hostRules, parts);
+    score += preferences(this.#vmPolicies, env, parts) + preferences(hostPolicies, env, parts);
+    this.score = score;
+    this.loadAfter = loadAfter;
+    this.parts = parts;
+    return null;
+  }
 
+  /** Whether the VM may go to (or stay on) this host right now. */
+  fits(host: HostSlot): boolean {
+    return this.evaluate(host, false) === null;
+  }
+
+  #applicableHostPolicies(host: HostSlot): CompiledPolicy[] {
+    if (host.policies.length === 0) return [];
+    let list = this.#hostPolicies.get(host.policies);
+    if (!list) {
+      list = host.policies.filter((policy) => {
+        let applies = this.#hostPolicyApplies.get(policy);
+        if (applies === undefined)
+          this.#hostPolicyApplies.set(policy, (applies = whenHolds(policy, this.#env)));
+        return applies;
+      });
+      this.#hostPolicies.set(host.policies, list);
+    }
+    return list;
+  }
+}
+
+/** Places one VM: the chosen host (or none) and, with `explain`, why every other host was not. */
+export function placeVm(
+  model: PlacementModel,
+  vm: VmSlot,
+  options: PlaceOptions = {},
+  placer: VmPlacer = new VmPlacer(model, vm),
+): PlacementDecision {
+  const explain = options.explain === true;
+  const rejected: Rejection[] = [];
+  const rejectedByReason: Record<string, number> = {};
+  const scored: Candidate[] = [];
+  let best: Candidate | null = null;
+  let considered = 0;
+  let feasible = 0;
+
+  const hosts = model.hosts;
+  const count = hosts.length;
+  const sample =
+    !explain && options.sample !== undefined && options.sample < count ? options.sample : 0;
+  const start = sample > 0 ? model.scanStart % count : 0;
+  let visited = 0;
+  for (; visited < count; visited++) {
+    if (sample > 0 && feasible >= sample) break;
+    const host = hosts[start + visited < count ? start + visited : start + visited - count]!;
+    if (options.within && !options.within(host)) continue;
+    considered++;
+    let kind: string | null;
+    if (options.exclude?.has(host.index)) {
+      kind = 'current';
+      placer.reason = explain ? { kind: 'current', message: `${vm.name} runs here` } : null;
+    } else kind = placer.evaluate(host, explain);
+    if (kind !== null) {
+      rejectedByReason[kind] = (rejectedByReason[kind] ?? 0) + 1;
+      if (explain && placer.reason)
+        rejected.push({ hostId: host.id, hostName: host.name, reason: placer.reason });
+      continue;
+    }
+    feasible++;
+    if (!explain && best && placer.score <= best.score) continue;
     const candidate: Candidate = {
       hostId: host.id,
       hostName: host.name,
-      score,
-      loadAfter,
-      ...(parts ? { breakdown: parts } : {}),
+      score: placer.score,
+      loadAfter: placer.loadAfter,
+      ...(placer.parts ? { breakdown: placer.parts } : {}),
     };
     if (explain) scored.push(candidate);
-    if (!best || score > best.score) best = candidate;
+    if (!best || candidate.score > best.score) best = candidate;
   }
 
+  if (sample > 0) model.scanStart = (start + visited) % count;
   if (explain) scored.sort((a, b) => b.score - a.score || (a.hostName < b.hostName ? -1 : 1));
   return {
     vm: {
@@ -420,237 +354,4 @@ export function placeVm(
     hostsConsidered: considered,
     feasibleHosts: feasible,
   };
-}
-
-/** The settings that rank hosts for this VM there: strategy and the weights. */
-function scoringSettings(policies: readonly CompiledPolicy[]) {
-  const merged = mergeSettings(policies);
-  return {
-    strategy: merged.strategy ?? defaultSettings.strategy,
-    strategyWeight: merged.strategyWeight ?? defaultSettings.strategyWeight,
-    costWeight: merged.costWeight ?? defaultSettings.costWeight,
-  };
-}
-
-function rulesOf(
-  model: PlacementModel,
-  vm: VmSlot,
-  policies: readonly CompiledPolicy[],
-  hostSide: boolean,
-): ActiveRule[] {
-  const out: ActiveRule[] = [];
-  for (const policy of policies)
-    for (const rule of policy.rules) {
-      const key = model.rules.keyFor(policy, rule, vm);
-      if (key === null) continue;
-      const needsGroups = rule.kind === 'separate' || rule.kind === 'together';
-      out.push({
-        policy,
-        rule,
-        key,
-        hostSide,
-        state: needsGroups ? model.rules.state(policy, rule) : null,
-      });
-    }
-  return out;
-}
-
-function constraintsOf(policies: readonly CompiledPolicy[]): ActiveConstraint[] {
-  const out: ActiveConstraint[] = [];
-  for (const policy of policies)
-    for (const constraint of policy.constraints)
-      out.push({ policy, constraint, cacheable: isCacheable(constraint.expression) });
-  return out;
-}
-
-function checkConstraint(entry: ActiveConstraint, env: PolicyEnv): RejectionReason | null {
-  const { policy, constraint } = entry;
-  try {
-    if (constraint.expression.evaluate(env) === true) return null;
-    return {
-      kind: 'constraint',
-      policy: policy.name,
-      constraint: constraint.name,
-      expression: constraint.source,
-      message: `constraint '${constraint.name}' of policy '${policy.name}' does not hold: ${constraint.source}`,
-    };
-  } catch (error) {
-    const coded = isZenithError(error)
-      ? {
-          code: error.code,
-          message: error.message,
-          line: error.details.line,
-          column: error.details.column,
-        }
-      : { code: 'ZEN_POLICY_EVALUATION', message: String(error) };
-    return {
-      kind: 'error',
-      policy: policy.name,
-      constraint: constraint.name,
-      expression: constraint.source,
-      error: coded,
-      message: `constraint '${constraint.name}' of policy '${policy.name}' failed: ${coded.message}`,
-    };
-  }
-}
-
-function checkConstraintAt(
-  model: PlacementModel,
-  entry: ActiveConstraint,
-  env: PolicyEnv,
-  host: HostSlot,
-): RejectionReason | null {
-  if (!entry.cacheable) return checkConstraint(entry, env);
-  const verdicts = verdictsFor(model, entry.constraint.expression);
-  const known = verdicts[host.index];
-  if (known !== undefined) return known;
-  const failure = checkConstraint(entry, env);
-  verdicts[host.index] = failure;
-  return failure;
-}
-
-function checkHardRules(
-  model: PlacementModel,
-  vm: VmSlot,
-  host: HostSlot,
-  rules: readonly ActiveRule[],
-  explain: boolean,
-): RejectionReason | null {
-  for (const active of rules) {
-    const { rule, policy } = active;
-    if (!rule.hard) continue;
-    const reason = (detail: string, conflicting: string[] = []): RejectionReason => ({
-      kind: 'rule',
-      policy: policy.name,
-      rule: rule.name,
-      ruleKind: rule.kind,
-      conflicting,
-      message: `rule '${rule.name}' of policy '${policy.name}' (${rule.kind}): ${detail}`,
-    });
-    switch (rule.kind) {
-      case 'separate': {
-        if (model.rules.membersOn(active.state!, active.key, host.index, vm) > 0) {
-          const names = explain
-            ? model.rules.memberNamesOn(active.state!, active.key, host.index, vm)
-            : [];
-          return reason(
-            `keeps ${groupLabel(active)} apart, and ${names.join(', ') || 'another member'} runs here`,
-            names,
-          );
-        }
-        break;
-      }
-      case 'together': {
-        const hosts = model.rules.hostsOfOthers(active.state!, active.key, vm);
-        if (hosts.length > 0 && !hosts.includes(host.index)) {
-          const names = explain
-            ? model.rules.memberNamesOn(active.state!, active.key, hosts[0]!, vm)
-            : [];
-          return reason(
-            `keeps ${groupLabel(active)} together, on ${model.hosts[hosts[0]!]?.name ?? 'another host'}`,
-            names,
-          );
-        }
-        break;
-      }
-      case 'onHosts':
-      case 'offHosts': {
-        const onIt = hostMatches(rule, host);
-        if (onIt !== (rule.kind === 'onHosts'))
-          return reason(
-            rule.kind === 'onHosts'
-              ? 'this host is not one of its hosts'
-              : 'this host is one it must avoid',
-          );
-        break;
-      }
-    }
-  }
-  return null;
-}
-
-function groupLabel(active: ActiveRule): string {
-  return active.key === '' ? 'its VMs' : `the VMs of group ${active.key}`;
-}
-
-function hostMatches(rule: CompiledRule, host: HostSlot): boolean {
-  try {
-    return (
-      rule.hosts?.evaluate({
-        host: host.facts,
-        cluster: host.clusterFacts,
-        datacenter: host.datacenterFacts,
-      }) === true
-    );
-  } catch {
-    return false;
-  }
-}
-
-function softRules(
-  model: PlacementModel,
-  vm: VmSlot,
-  host: HostSlot,
-  rules: readonly ActiveRule[],
-  parts: ScorePart[] | undefined,
-): number {
-  let total = 0;
-  for (const active of rules) {
-    const { rule, policy } = active;
-    if (rule.hard) continue;
-    let value = 0;
-    switch (rule.kind) {
-      case 'separate':
-        value = -model.rules.membersOn(active.state!, active.key, host.index, vm);
-        break;
-      case 'together':
-        value = model.rules.membersOn(active.state!, active.key, host.index, vm) > 0 ? 1 : 0;
-        break;
-      case 'onHosts':
-        value = hostMatches(rule, host) ? 1 : 0;
-        break;
-      case 'offHosts':
-        value = hostMatches(rule, host) ? -1 : 0;
-        break;
-    }
-    total += value * rule.weight;
-    parts?.push({
-      kind: 'rule',
-      name: rule.name,
-      policy: policy.name,
-      value,
-      weight: rule.weight,
-      points: value * rule.weight,
-    });
-  }
-  return total;
-}
-
-function preferences(
-  policies: readonly CompiledPolicy[],
-  env: PolicyEnv,
-  parts: ScorePart[] | undefined,
-): number {
-  let total = 0;
-  for (const policy of policies)
-    for (const preference of policy.preferences) {
-      let value: Value;
-      try {
-        value = preference.expression.evaluate(env);
-      } catch {
-        value = null; // a preference that fails here counts nothing
-      }
-      const number =
-        typeof value === 'number' && Number.isFinite(value) ? value : value === true ? 1 : 0;
-      total += number * preference.weight;
-      parts?.push({
-        kind: 'preference',
-        name: preference.name,
-        policy: policy.name,
-        value: number,
-        weight: preference.weight,
-        points: number * preference.weight,
-      });
-    }
-  return total;
 }

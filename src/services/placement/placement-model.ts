@@ -65,6 +65,19 @@ function numberFact(object: ManagedObject, key: string): number | null {
   return typeof value === 'number' && Number.isFinite(value) ? value : null;
 }
 
+/** Placement's live figures of a host, by fact key. */
+const liveFigures = new Map<string, (slot: HostSlot) => FactValue>([
+  ['cpu.capacity', (slot) => slot.cpuCapacity],
+  ['cpu.used', (slot) => slot.cpuUsed],
+  ['cpu.free', (slot) => slot.cpuCapacity - slot.cpuUsed],
+  ['memory.capacityBytes', (slot) => slot.memoryCapacity],
+  ['memory.usedBytes', (slot) => slot.memoryUsed],
+  ['memory.freeBytes', (slot) => slot.memoryCapacity - slot.memoryUsed],
+  ['load', (slot) => loadOf(slot)],
+  ['mode', (slot) => slot.mode],
+  ['placementState', (slot) => slot.state],
+]);
+
 /** A host's facts with placement's live figures laid over them. */
 class HostFacts implements FactSource {
   readonly #base: ObjectFacts;
@@ -74,29 +87,8 @@ class HostFacts implements FactSource {
   }
 
   fact(key: string): FactValue | undefined {
-    const slot = this.slot;
-    switch (key) {
-      case 'cpu.capacity':
-        return slot.cpuCapacity;
-      case 'cpu.used':
-        return slot.cpuUsed;
-      case 'cpu.free':
-        return slot.cpuCapacity - slot.cpuUsed;
-      case 'memory.capacityBytes':
-        return slot.memoryCapacity;
-      case 'memory.usedBytes':
-        return slot.memoryUsed;
-      case 'memory.freeBytes':
-        return slot.memoryCapacity - slot.memoryUsed;
-      case 'load':
-        return loadOf(slot);
-      case 'mode':
-        return slot.mode;
-      case 'placementState':
-        return slot.state;
-      default:
-        return this.#base.fact(key);
-    }
+    const live = liveFigures.get(key);
+    return live ? live(this.slot) : this.#base.fact(key);
   }
 }
 
@@ -141,6 +133,9 @@ export class PlacementModel {
   readonly requester: FactSource | undefined;
   readonly rules: RuleGroups;
   readonly index: InventoryIndex;
+  readonly #policySets = new Map<string, readonly CompiledPolicy[]>();
+  /** Where the next sampled placement starts scanning hosts. */
+  scanStart = 0;
   /** Cheapest and dearest known host cost, for ranking. */
   costRange: { min: number; max: number } | null = null;
 
@@ -309,7 +304,9 @@ export class PlacementModel {
         ...settings.migration,
         ...(bandwidth !== null ? { hostBandwidthBytesPerSecond: bandwidth } : {}),
       },
-      policies: policies.filter((p) => p.scope.kind === 'datacenter' || p.scope.kind === 'cluster'),
+      policies: this.#interned(
+        policies.filter((p) => p.scope.kind === 'datacenter' || p.scope.kind === 'cluster'),
+      ),
       facts: undefined as unknown as FactSource,
       clusterFacts: cluster ? new ObjectFacts(cluster) : undefined,
       datacenterFacts: datacenter ? new ObjectFacts(datacenter) : undefined,
@@ -318,6 +315,14 @@ export class PlacementModel {
     slot.facts = new HostFacts(slot);
     this.hosts.push(slot);
     this.hostById.set(slot.id, slot);
+  }
+
+  /** Hosts with the same policies share one array: placement caches what it derives per array. */
+  #interned(policies: CompiledPolicy[]): readonly CompiledPolicy[] {
+    const key = policies.map((p) => p.id).join(',');
+    let shared = this.#policySets.get(key);
+    if (!shared) this.#policySets.set(key, (shared = policies));
+    return shared;
   }
 
   #stateOf(object: ManagedObject, mode: HostMode): HostPlacementState {

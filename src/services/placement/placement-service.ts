@@ -15,7 +15,7 @@ import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import { canMigrateAcrossAgents } from '../vms/agent-migration.js';
 import type { Requester } from './fact-sources.js';
-import { placeVm, type PlacementDecision } from './placement-engine.js';
+import { adaptiveSample, placeVm, type PlacementDecision } from './placement-engine.js';
 import {
   PlacementModel,
   type ConnectionFacts,
@@ -44,6 +44,8 @@ export class PlacementService {
   /** Zenith's own host modes; set by the maintenance service. */
   modes: () => ReadonlyMap<string, HostMode> = () => new Map();
   readonly #reservations = new Map<number, Reservation>();
+  /** Where the next sampled placement starts, across models: creations spread over the fleet. */
+  #scanStart = 0;
   #nextReservation = 1;
 
   constructor(
@@ -116,7 +118,12 @@ export class PlacementService {
     requester?: Requester,
   ): { hostId: string; decision: PlacementDecision; release: () => void } {
     const model = this.model({ requester });
-    const decision = placeVm(model, model.draftVm(draft), { explain: false });
+    model.scanStart = this.#scanStart;
+    const decision = placeVm(model, model.draftVm(draft), {
+      explain: false,
+      sample: adaptiveSample(model.hosts.length),
+    });
+    this.#scanStart = model.scanStart;
     if (!decision.chosen)
       // Explain only when refusing: the answer says why each host was rejected.
       throw noPlacement(placeVm(model, model.draftVm(draft), { explain: true }));

@@ -162,7 +162,11 @@ class Compiler {
         const evaluators = items.map((item) => item.evaluate);
         return {
           type: 'list',
-          evaluate: (env) => evaluators.map((evaluate) => evaluate(env)),
+          evaluate: (env) => {
+            const out: Value[] = new Array<Value>(evaluators.length);
+            for (let i = 0; i < evaluators.length; i++) out[i] = evaluators[i]!(env);
+            return out;
+          },
           constant: items.every((item) => item.constant),
         };
       }
@@ -542,8 +546,9 @@ class Compiler {
       type: spec.returns,
       constant: compiled.every((arg) => arg.constant),
       evaluate: (env) => {
-        const values = evaluators.map((evaluate) => evaluate(env));
-        values.forEach((value, index) => {
+        const values: Value[] = new Array<Value>(evaluators.length);
+        for (let index = 0; index < evaluators.length; index++) {
+          const value = evaluators[index]!(env);
           const allowed = allowedAt(index);
           if (value !== null && !allowed.includes('any') && !allowed.includes(typeOf(value)))
             fail(
@@ -552,7 +557,8 @@ class Compiler {
                 .map(article)
                 .join(' or ')}, not ${article(typeOf(value))}`,
             );
-        });
+          values[index] = value;
+        }
         return spec.apply(values, fail);
       },
     };
