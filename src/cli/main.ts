@@ -6,6 +6,7 @@ import { registerAgent } from './commands/agent.js';
 import { registerInventory } from './commands/inventory.js';
 import { registerOperations } from './commands/operations.js';
 import { registerPlace } from './commands/place.js';
+import { registerPlans } from './commands/plans.js';
 import { registerPolicy } from './commands/policy.js';
 import { registerServe } from './commands/serve.js';
 import { registerSession } from './commands/session.js';
@@ -26,6 +27,7 @@ registerInventory(program);
 registerOperations(program);
 registerPolicy(program);
 registerPlace(program);
+registerPlans(program);
 registerAdmin(program);
 
 try {

@@ -153,6 +153,32 @@ export interface PoliciesTable {
   updated_at: number;
 }
 
+export interface PlacementPlansTable {
+  id: string;
+  /** rebalance, evacuation or moves. */
+  kind: string;
+  /** proposed, applying, applied, failed or discarded. */
+  state: string;
+  /** The host an evacuation empties. */
+  host_id: string | null;
+  /** The task that applies it. */
+  task_id: string | null;
+  /** JSON: options, moves with their schedule, figures, outcome. */
+  document: string;
+  created_by: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface HostModesTable {
+  host_id: string;
+  /** entering-maintenance or maintenance (a host in normal mode has no row). */
+  mode: string;
+  plan_id: string | null;
+  since: number;
+  updated_by: string;
+}
+
 export interface Database {
   objects: ObjectsTable;
   location_history: LocationHistoryTable;
@@ -165,4 +191,6 @@ export interface Database {
   enrollment_tokens: EnrollmentTokensTable;
   agents: AgentsTable;
   policies: PoliciesTable;
+  placement_plans: PlacementPlansTable;
+  host_modes: HostModesTable;
 }

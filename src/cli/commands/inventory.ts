@@ -76,10 +76,11 @@ export function registerInventory(program: Command): void {
       }>(`/hosts${listQuery(options)}`);
       if (globals.json) return printJson(page);
       printTable(
-        ['NAME', 'STATUS', 'TYPE', 'CPUS', 'MEMORY', 'VMS', 'RUNNING', 'ID'],
+        ['NAME', 'STATUS', 'MODE', 'TYPE', 'CPUS', 'MEMORY', 'VMS', 'RUNNING', 'ID'],
         page.items.map((h) => [
           h.name + sim(h),
           h.status,
+          (h.computed['host.mode'] as string | undefined) ?? 'normal',
           h.facts['hypervisor.type'] as string,
           h.facts['cpu.cores'] as number,
           formatBytes(h.facts['memory.totalBytes']),

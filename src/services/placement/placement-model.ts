@@ -232,6 +232,11 @@ export class PlacementModel {
     this.rules.refresh(vm);
   }
 
+  /** A move that failed: the VM was never on the target after all. */
+  abortMove(vm: VmSlot, target: HostSlot): void {
+    if (vm.home !== target.index) this.#vacate(vm, target);
+  }
+
   /** A whole move at once (planning): present on the target only. */
   move(vm: VmSlot, target: HostSlot): void {
     this.beginMove(vm, target);

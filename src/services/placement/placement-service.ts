@@ -87,13 +87,17 @@ export class PlacementService {
 
   /** A fresh model of the fleet as it is now, creations in flight included. */
   model(
-    options: { requester?: Requester | undefined; policies?: PolicyIndex } = {},
+    options: {
+      requester?: Requester | undefined;
+      policies?: PolicyIndex;
+      modes?: ReadonlyMap<string, HostMode>;
+    } = {},
   ): PlacementModel {
     const model = new PlacementModel({
       index: this.deps.inventory.index,
       policies: options.policies ?? this.deps.policies.index,
       connections: this.connectionFacts,
-      modes: this.modes(),
+      modes: options.modes ?? this.modes(),
       requester: options.requester,
     });
     this.#applyReservations(model);

@@ -70,6 +70,16 @@ export interface MigrationSettings {
   defaultDirtyBytesPerSecond?: number;
 }
 
+/** Running the rebalancer on a schedule (global policies only). */
+export interface RebalanceScheduleSettings {
+  everyMinutes: number;
+  mode?: 'balance' | 'consolidate';
+  /** Apply the plan at once; otherwise it waits, proposed, for someone to apply it. */
+  automatic?: boolean;
+  maxMoves?: number;
+  minBenefit?: number;
+}
+
 export interface PolicySettings {
   cpuOvercommit?: number;
   memoryOvercommit?: number;
@@ -77,6 +87,7 @@ export interface PolicySettings {
   strategyWeight?: number;
   costWeight?: number;
   migration?: MigrationSettings;
+  rebalance?: RebalanceScheduleSettings;
 }
 
 export interface PolicyScope {
@@ -216,6 +227,15 @@ export function checkSettings(settings: PolicySettings, scope: ScopeKind): Polic
         `settings.${key}`,
         `is about hosts: set it on a global, datacenter or cluster policy, not on a ${scope} one`,
       );
+  if (settings.rebalance) {
+    if (scope !== 'global')
+      throw invalid('settings.rebalance', 'the rebalancing schedule is set on a global policy');
+    checkNumber('settings.rebalance.everyMinutes', settings.rebalance.everyMinutes, 1, 10_080);
+    if (settings.rebalance.maxMoves !== undefined)
+      checkNumber('settings.rebalance.maxMoves', settings.rebalance.maxMoves, 1, 10_000);
+    if (settings.rebalance.minBenefit !== undefined)
+      checkNumber('settings.rebalance.minBenefit', settings.rebalance.minBenefit, 0, 1);
+  }
   if (settings.cpuOvercommit !== undefined)
     checkNumber('settings.cpuOvercommit', settings.cpuOvercommit, 0.1, 64);
   if (settings.memoryOvercommit !== undefined)

@@ -175,6 +175,12 @@ export class VmCreateService {
     const host = this.inventory.resolve('host', hostId);
     if (host.status !== 'present')
       throw new ZenithError('ZEN_INVALID_STATE', `host ${host.name} is missing`);
+    if (host.computed['host.mode'])
+      throw new ZenithError(
+        'ZEN_INVALID_STATE',
+        `host ${host.name} is in maintenance (${String(host.computed['host.mode'])})`,
+        { mode: host.computed['host.mode'] },
+      );
     const driver = this.connections.driver(host.connectionId!);
     if (!driver.info.capabilities.includes('vm.create'))
       throw new ZenithError(

@@ -3,6 +3,7 @@ import * as m0001 from './0001-initial.js';
 import * as m0004 from './0004-agents.js';
 import * as m0005 from './0005-task-progress-details.js';
 import * as m0006 from './0006-policies.js';
+import * as m0007 from './0007-placement-plans.js';
 
 import type { MigrationContext } from './context.js';
 
@@ -19,4 +20,5 @@ export const migrations: readonly ZenithMigration[] = [
   { name: '0004-agents', up: m0004.up },
   { name: '0005-task-progress-details', up: m0005.up },
   { name: '0006-policies', up: m0006.up },
+  { name: '0007-placement-plans', up: m0007.up },
 ];
