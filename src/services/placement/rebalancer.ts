@@ -3,15 +3,19 @@
  * any policy, on a placement model (which it leaves as it found it).
  *
  * - **balance**: repeatedly takes the busiest host (load: the busier of CPU
- *   and memory use) and looks for the move off it that lowers the busier of
- *   the two hosts the most, among the least loaded hosts that can take the VM
- *   (capacity, affinity, constraints — the placement checks). A move must
- *   bring at least `minBenefit` (in load, 0.05 = 5 points); the busiest host
- *   with no such move is set aside.
+ *   and memory use) and looks for a move off it to one of the least loaded
+ *   hosts, fleet-wide or in its own cluster, that can take the VM (capacity,
+ *   affinity, constraints — the placement checks). A move must lower the
+ *   busier of its two hosts by at least `minBenefit` (in load, 0.05 = 5
+ *   points); among those, the one that buys the most per second of migration
+ *   wins (its memory over the link it would cross), so moves stay inside a
+ *   cluster or datacenter unless leaving it is worth the slower link. The
+ *   busiest host with no such move is set aside.
  * - **consolidate**: empties the least loaded hosts (load up to
- *   `consolidateBelow`), biggest VMs first, onto the busiest hosts that can
- *   take them without going above `targetLoad`; a host is emptied wholly or
- *   not at all, so every move frees a host in the end.
+ *   `consolidateBelow`), biggest VMs first, onto the nearest (same cluster,
+ *   then datacenter) and within that the busiest hosts that can take them
+ *   without going above `targetLoad`; a host is emptied wholly or not at all,
+ *   so every move frees a host in the end.
  *
  * Both stop at `maxMoves`. Every move is checked on the model as changed by
  * the moves before it, so the moves one at a time never break a policy; the
@@ -149,6 +153,19 @@ export function moveOf(
   };
 }
 
+/** The bandwidth a move between two hosts would get alone: their networks, and the link it crosses. */
+function linkRate(source: HostSlot, target: HostSlot): number {
+  let rate = Math.min(
+    source.migration.hostBandwidthBytesPerSecond,
+    target.migration.hostBandwidthBytesPerSecond,
+  );
+  if ((source.datacenter?.id ?? null) !== (target.datacenter?.id ?? null))
+    rate = Math.min(rate, source.migration.interDatacenterBandwidthBytesPerSecond);
+  else if ((source.cluster?.id ?? null) !== (target.cluster?.id ?? null))
+    rate = Math.min(rate, source.migration.interClusterBandwidthBytesPerSecond);
+  return rate;
+}
+
 function balance(
   model: PlacementModel,
   hosts: HostSlot[],
@@ -158,9 +175,28 @@ function balance(
   const moves: PlannedRebalanceMove[] = [];
   const sources = new LoadHeap(true);
   const targets = new LoadHeap(false);
+  // Per cluster too: the cheapest moves stay on the cluster's own network.
+  const clusterTargets = new Map<string, LoadHeap>();
+  const clusterOf = (host: HostSlot) => host.cluster?.id ?? `host:${host.id}`;
+  const pushTarget = (host: HostSlot) => {
+    targets.push(host);
+    let heap = clusterTargets.get(clusterOf(host));
+    if (!heap) clusterTargets.set(clusterOf(host), (heap = new LoadHeap(false)));
+    heap.push(host);
+  };
+  const lightest = (heap: LoadHeap | undefined, count: number): HostSlot[] => {
+    const out: HostSlot[] = [];
+    while (heap && out.length < count) {
+      const host = heap.pop();
+      if (!host) break;
+      out.push(host);
+    }
+    for (const host of out) heap!.push(host);
+    return out;
+  };
   for (const host of hosts) {
     sources.push(host);
-    targets.push(host);
+    pushTarget(host);
   }
   const perVm = options.targetsPerVm ?? 16;
   const moved = new Set<string>();
@@ -168,17 +204,20 @@ function balance(
     const source = sources.pop();
     if (!source) break;
     const sourceLoad = loadOf(source);
-    // The least loaded hosts: a move can help only toward them.
-    const light: HostSlot[] = [];
-    while (light.length < perVm) {
-      const host = targets.pop();
-      if (!host) break;
-      light.push(host);
-    }
-    for (const host of light) targets.push(host);
-    if (light.length === 0 || sourceLoad - loadOf(light[0]!) < options.minBenefit) break;
+    // The least loaded hosts, fleet-wide and in the source's cluster: a move can help only toward them.
+    const fleetWide = lightest(targets, perVm);
+    if (fleetWide.length === 0 || sourceLoad - loadOf(fleetWide[0]!) < options.minBenefit) break;
+    const light = [
+      ...new Set([...lightest(clusterTargets.get(clusterOf(source)), perVm), ...fleetWide]),
+    ];
 
-    let best: { vm: VmSlot; target: HostSlot; benefit: number; spread: number } | null = null;
+    let best: {
+      vm: VmSlot;
+      target: HostSlot;
+      benefit: number;
+      value: number;
+      spread: number;
+    } | null = null;
     for (const vmId of source.vms) {
       const vm = model.vms.get(vmId);
       if (!vm || !vm.active || moved.has(vm.id) || vm.home !== source.index) continue;
@@ -187,12 +226,14 @@ function balance(
         if (target === source) continue;
         const arrived = loadOf(target, vm.cpu, vm.memoryBytes);
         const benefit = sourceLoad - Math.max(after, arrived);
-        if (benefit < options.minBenefit || (best && benefit < best.benefit)) continue;
-        // Ties: the move that leaves the two hosts closest.
+        if (benefit < options.minBenefit) continue;
+        // What the move buys per second of migration (its memory over the link it crosses).
+        const value = benefit / (0.3 + vm.memoryBytes / linkRate(source, target));
         const spread = Math.abs(after - arrived);
-        if (best && benefit === best.benefit && spread >= best.spread) continue;
+        if (best && (value < best.value || (value === best.value && spread >= best.spread)))
+          continue;
         if (!placerOf(vm).fits(target)) continue;
-        best = { vm, target, benefit, spread };
+        best = { vm, target, benefit, value, spread };
       }
     }
     // Nothing to gain off this host: it is left out as a source (it may still receive).
@@ -202,8 +243,8 @@ function balance(
     moves.push(moveOf(best.vm, source, best.target, best.benefit));
     sources.push(source);
     sources.push(best.target);
-    targets.push(source);
-    targets.push(best.target);
+    pushTarget(source);
+    pushTarget(best.target);
   }
   return { moves, emptied: [] };
 }
@@ -231,7 +272,14 @@ function consolidate(
       .filter((vm) => vm.home === donor.index)
       .sort((a, b) => b.memoryBytes - a.memoryBytes || b.cpu - a.cpu);
     if (moves.length + vms.length > options.maxMoves) continue;
-    // Targets: the busiest first (pack), never another host being emptied, never above the ceiling.
+    // Targets: nearest first (its cluster, its datacenter, then any), within that the busiest (pack);
+    // never another host being emptied, never above the ceiling.
+    const distance = (host: HostSlot) =>
+      host.cluster?.id === donor.cluster?.id
+        ? 0
+        : host.datacenter?.id === donor.datacenter?.id
+          ? 1
+          : 2;
     const candidates = hosts
       .filter(
         (host) =>
@@ -239,7 +287,7 @@ function consolidate(
           !emptiedSet.has(host.index) &&
           !(donorSet.has(host.index) && !receivers.has(host.index)),
       )
-      .sort((a, b) => loadOf(b) - loadOf(a) || a.index - b.index);
+      .sort((a, b) => distance(a) - distance(b) || loadOf(b) - loadOf(a) || a.index - b.index);
     const tentative: PlannedRebalanceMove[] = [];
     for (const vm of vms) {
       const placer = placerOf(vm);
