@@ -158,17 +158,23 @@ export class PlanService {
       );
     if (!(await this.plans.transition(plan.id, 'proposed', 'applying')))
       throw new ZenithError('ZEN_CONFLICT', 'the plan is being applied already');
-    const task = await this.deps.tasks.submit({
-      kind: 'plan.apply',
-      targetId: plan.id,
-      params: {
-        planId: plan.id,
+    let task: Task;
+    try {
+      task = await this.deps.tasks.submit({
+        kind: 'plan.apply',
+        targetId: plan.id,
+        params: {
+          planId: plan.id,
+          owner: actor,
+          predictedCompletionMs: plan.predictedCompletionMs,
+          moves: plan.moves.length,
+        },
         owner: actor,
-        predictedCompletionMs: plan.predictedCompletionMs,
-        moves: plan.moves.length,
-      },
-      owner: actor,
-    });
+      });
+    } catch (error) {
+      await this.plans.transition(plan.id, 'applying', 'proposed');
+      throw error;
+    }
     await this.plans.update(plan.id, { taskId: task.id });
     return task;
   }
