@@ -46,6 +46,8 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
       customOptions: {
         removeAdditional: false,
         coerceTypes: 'array',
+        // Fact values in requests take a list of types (see FactValueInput), not a coercing union.
+        allowUnionTypes: true,
         useDefaults: true,
         allErrors: false,
       },

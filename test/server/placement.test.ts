@@ -360,6 +360,17 @@ describe('placement through the API on the simulated driver', () => {
     accountsForEveryHost(decision);
     const own = decision.rejected.find((r: any) => r.hostId === vm.computed['location.hostId']);
     assert.equal(own.reason.kind, 'current');
+    // Fact values keep their types through the API, both ways (policies compare them).
+    const written = await s.request('PATCH', `/objects/${vm.id}`, {
+      token,
+      body: {
+        facts: { 'user.rank': 1, 'user.code': '1', 'user.teams': ['blue'], 'user.on': true },
+      },
+    });
+    assert.deepEqual(
+      ['user.rank', 'user.code', 'user.teams', 'user.on'].map((k) => written.body.userFacts[k]),
+      [1, '1', ['blue'], true],
+    );
     for (const [body, status, code] of [
       [{ vm: 'no-such-vm' }, 404, 'ZEN_NOT_FOUND'],
       [{ vm: { cpus: 0, memoryBytes: GiB } }, 400, 'ZEN_BAD_REQUEST'],

@@ -7,7 +7,7 @@ import type { ControlPlane } from '../../services/control-plane.js';
 import { parseFilter } from '../../services/inventory/filter.js';
 import type { LocationInterval, ManagedObject } from '../../services/inventory/model.js';
 import {
-  FactValue,
+  FactValueInput,
   IdParams,
   ListQuery,
   LocationView,
@@ -126,7 +126,7 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
         body: Type.Object(
           {
             facts: Type.Optional(
-              Type.Record(Type.String({ maxLength: 128 }), FactValue, { maxProperties: 64 }),
+              Type.Record(Type.String({ maxLength: 128 }), FactValueInput, { maxProperties: 64 }),
             ),
             addTags: Type.Optional(Type.Array(Type.String({ maxLength: 128 }), { maxItems: 64 })),
             removeTags: Type.Optional(
@@ -162,7 +162,7 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
             parentId: Type.Optional(Type.String({ maxLength: 64 })),
             tags: Type.Optional(Type.Array(Type.String({ maxLength: 128 }), { maxItems: 64 })),
             facts: Type.Optional(
-              Type.Record(Type.String({ maxLength: 128 }), FactValue, { maxProperties: 64 }),
+              Type.Record(Type.String({ maxLength: 128 }), FactValueInput, { maxProperties: 64 }),
             ),
           },
           { additionalProperties: false },

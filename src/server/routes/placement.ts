@@ -5,7 +5,7 @@ import type { ControlPlane } from '../../services/control-plane.js';
 import type { Requester } from '../../services/placement/fact-sources.js';
 import type { Principal } from '../../services/identity/roles.js';
 import { actorOf, principalOf } from '../auth.js';
-import { FactValue, IdParams, TaskView } from '../schemas.js';
+import { FactValueInput, IdParams, TaskView } from '../schemas.js';
 
 export function requesterOf(principal: Principal): Requester {
   return { id: principal.id, name: principal.name, kind: principal.kind, role: principal.role };
@@ -20,7 +20,7 @@ export const DraftVmBody = Type.Object(
     type: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
     tags: Type.Optional(Type.Array(Type.String({ maxLength: 128 }), { maxItems: 64 })),
     facts: Type.Optional(
-      Type.Record(Type.String({ maxLength: 128 }), FactValue, { maxProperties: 64 }),
+      Type.Record(Type.String({ maxLength: 128 }), FactValueInput, { maxProperties: 64 }),
     ),
   },
   { additionalProperties: false },

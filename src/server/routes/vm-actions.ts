@@ -5,7 +5,7 @@ import type { ControlPlane } from '../../services/control-plane.js';
 import type { Permission } from '../../services/identity/roles.js';
 import type { VmActionName } from '../../services/vms/vm-actions.js';
 import { actorOf, principalOf } from '../auth.js';
-import { FactValue, IdParams, TaskView } from '../schemas.js';
+import { FactValueInput, IdParams, TaskView } from '../schemas.js';
 
 const powerActions: Array<{ action: VmActionName; summary: string }> = [
   { action: 'start', summary: 'Power on' },
@@ -109,7 +109,7 @@ export async function vmActionRoutes(root: FastifyInstance, plane: ControlPlane)
             ),
             tags: Type.Optional(Type.Array(Type.String({ maxLength: 128 }), { maxItems: 64 })),
             facts: Type.Optional(
-              Type.Record(Type.String({ maxLength: 128 }), FactValue, {
+              Type.Record(Type.String({ maxLength: 128 }), FactValueInput, {
                 maxProperties: 64,
                 description:
                   'user.* facts set on the new VM (user.resourceGroup puts it in a group)',
