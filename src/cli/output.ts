@@ -59,7 +59,13 @@ export function exitCodeFor(code: string): number {
     return 3;
   if (code === 'ZEN_NOT_FOUND') return 4;
   if (code === 'ZEN_CONNECTION_FAILED') return 5;
-  if (code === 'ZEN_BAD_REQUEST' || code === 'ZEN_BAD_FILTER' || code === 'ZEN_CONFIG_INVALID')
+  if (
+    code === 'ZEN_BAD_REQUEST' ||
+    code === 'ZEN_BAD_FILTER' ||
+    code === 'ZEN_CONFIG_INVALID' ||
+    code === 'ZEN_POLICY_SYNTAX' ||
+    code === 'ZEN_POLICY_INVALID'
+  )
     return 2;
   return 1;
 }

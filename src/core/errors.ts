@@ -74,6 +74,37 @@ export const errorCatalogue = {
     summary:
       'The report would have more rows than the server returns at once; narrow the period, coarsen the granularity or group by a wider dimension.',
   },
+  // --- policies and placement -------------------------------------------
+  ZEN_POLICY_SYNTAX: {
+    status: 400,
+    summary:
+      'A policy expression could not be parsed; details give the line, the column and what was expected there.',
+  },
+  ZEN_POLICY_INVALID: {
+    status: 400,
+    summary:
+      'A policy is well-formed but wrong (an unknown fact root or function, a type mismatch, a misplaced setting); details say where.',
+  },
+  ZEN_POLICY_EVALUATION: {
+    status: 422,
+    summary:
+      'A policy expression failed on the facts of a real object (for example comparing a string with a number); details give its line and column.',
+  },
+  ZEN_NO_PLACEMENT: {
+    status: 409,
+    summary:
+      'No host satisfies the VM: details list why each host was rejected (the same as POST /placement/preview shows).',
+  },
+  ZEN_PLAN_STALE: {
+    status: 409,
+    summary:
+      'The plan no longer fits the inventory (a VM or host changed since it was computed); compute a new plan.',
+  },
+  ZEN_PLAN_INFEASIBLE: {
+    status: 409,
+    summary:
+      'The moves cannot be ordered without breaking capacity or anti-affinity at some point; details name the moves that wait on each other.',
+  },
   // --- identity -----------------------------------------------------------
   ZEN_UNAUTHENTICATED: {
     status: 401,

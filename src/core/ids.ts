@@ -21,6 +21,8 @@ export const idPrefixes = {
   group: 'grp',
   role: 'role',
   binding: 'bind',
+  policy: 'pol',
+  plan: 'plan',
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

@@ -19,6 +19,8 @@ import { connectionRoutes } from './routes/connections.js';
 import { eventRoutes } from './routes/events.js';
 import { identityRoutes } from './routes/identities.js';
 import { inventoryRoutes } from './routes/inventory.js';
+import { placementRoutes } from './routes/placement.js';
+import { policyRoutes } from './routes/policies.js';
 import { snapshotRoutes } from './routes/snapshots.js';
 import { systemRoutes } from './routes/system.js';
 import { taskRoutes } from './routes/tasks.js';
@@ -49,6 +51,8 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
       customOptions: {
         removeAdditional: false,
         coerceTypes: 'array',
+        // Fact values in requests take a list of types (see FactValueInput), not a coercing union.
+        allowUnionTypes: true,
         useDefaults: true,
         allErrors: false,
       },
@@ -134,6 +138,8 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
       await agentRoutes(api, plane);
       await consoleRoutes(api, plane);
       await accountingRoutes(api, plane);
+      await policyRoutes(api, plane);
+      await placementRoutes(api, plane);
     },
     { prefix: '/api/v1' },
   );

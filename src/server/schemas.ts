@@ -18,6 +18,7 @@ export const IdParams = Type.Object(
 );
 export type IdParams = Static<typeof IdParams>;
 
+/** A fact value in an answer (serialized by branch, so a one-item list stays a list). */
 export const FactValue = Type.Union([
   Type.String(),
   Type.Number(),
@@ -25,6 +26,16 @@ export const FactValue = Type.Union([
   Type.Array(Type.String()),
   Type.Null(),
 ]);
+
+/**
+ * A fact value in a request: one schema with a list of types, not a union. With the server's type
+ * coercion a union would turn a number into a string (its first branch); a list of types is
+ * coerced only when no type matches, so 1 stays 1 and "1" stays "1".
+ */
+export const FactValueInput = Type.Unsafe<string | number | boolean | string[] | null>({
+  type: ['string', 'number', 'boolean', 'array', 'null'],
+  items: { type: 'string' },
+});
 
 export const ManagedObjectView = Type.Object({
   id: Type.String(),

@@ -20,6 +20,13 @@ import { AccessService } from './identity/access-service.js';
 import { IdentityService } from './identity/identity-service.js';
 import { LdapDirectory, type LdapSettings } from './identity/ldap-directory.js';
 import { InventoryService } from './inventory/inventory-service.js';
+import { EvacuationService } from './placement/evacuation-service.js';
+import { HostModeService } from './placement/host-modes.js';
+import { PlacementService } from './placement/placement-service.js';
+import { PlanService } from './placement/plan-service.js';
+import { mergeSettings } from './placement/policy-document.js';
+import { RebalanceScheduler } from './placement/rebalance-scheduler.js';
+import { PolicyService } from './placement/policy-service.js';
 import { TaskService } from './tasks/task-service.js';
 import { VmActionService } from './vms/vm-actions.js';
 import { VmCloneService } from './vms/vm-clone.js';
@@ -60,6 +67,11 @@ export interface ControlPlane {
   agentHub: AgentHub;
   consoles: ConsoleService;
   accounting: AccountingService;
+  policies: PolicyService;
+  placement: PlacementService;
+  hostModes: HostModeService;
+  plans: PlanService;
+  evacuations: EvacuationService;
   /** Set on the very first start when no admin password was given: print it once. */
   generatedAdminPassword: string | undefined;
   close(): Promise<void>;
@@ -123,7 +135,35 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       .then((connection) => connection && connections.nudge(connection.id));
   };
   const consoles = new ConsoleService({ inventory, connections, audit, clock });
-  const vmCreation = new VmCreateService(inventory, connections, tasks);
+  const policies = new PolicyService({ store, inventory, events, clock, logger });
+  const placement = new PlacementService({ inventory, policies, connections, clock });
+  const hostModes = new HostModeService({ store, inventory, events, clock });
+  placement.modes = () => hostModes.modes;
+  const plans = new PlanService({
+    store,
+    clock,
+    logger,
+    inventory,
+    placement,
+    tasks,
+    vms,
+  });
+  const evacuations = new EvacuationService({
+    plans: plans.plans,
+    inventory,
+    placement,
+    modes: hostModes,
+    tasks,
+    vms,
+    clock,
+  });
+  const rebalancer = new RebalanceScheduler(
+    clock,
+    () => mergeSettings(policies.index.global).rebalance,
+    (settings) => plans.scheduledRebalance(settings, systemActor),
+    logger,
+  );
+  const vmCreation = new VmCreateService(inventory, connections, tasks, placement);
   const vmClones = new VmCloneService(inventory, connections, tasks);
   const snapshots = new VmSnapshotService(inventory, connections, tasks);
   const accounting = new AccountingService(store, inventory, clock);
@@ -132,6 +172,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   try {
     await inventory.load();
     await access.load();
+    await policies.load();
+    await hostModes.load();
     const bootstrap = await identities.bootstrap(options.adminPassword);
     if (bootstrap.created)
       await audit.append([
@@ -157,6 +199,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const recovered = await tasks.recover();
     if (recovered.resumed + recovered.completed + recovered.retried + recovered.interrupted > 0)
       logger.info(recovered, 'tasks recovered after restart');
+    rebalancer.start();
     return {
       store,
       clock,
@@ -178,10 +221,16 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       agentHub,
       consoles,
       accounting,
+      policies,
+      placement,
+      hostModes,
+      plans,
+      evacuations,
       generatedAdminPassword: bootstrap.generatedPassword,
       async close() {
         agentHub.closeAll();
         clearInterval(pruneTimer);
+        await rebalancer.stop();
         await tasks.drain();
         await connections.stopAll();
         await store.close();

@@ -197,6 +197,47 @@ export interface VmOwnershipTable {
   changed_by: string;
 }
 
+export interface PoliciesTable {
+  id: string;
+  name: string;
+  description: string | null;
+  scope_kind: string;
+  scope_id: string | null;
+  /** 1 or 0. */
+  enabled: number;
+  /** JSON: when, constraints, preferences, rules, settings. */
+  document: string;
+  created_by: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface PlacementPlansTable {
+  id: string;
+  /** rebalance, evacuation or moves. */
+  kind: string;
+  /** proposed, applying, applied, failed or discarded. */
+  state: string;
+  /** The host an evacuation empties. */
+  host_id: string | null;
+  /** The task that applies it. */
+  task_id: string | null;
+  /** JSON: options, moves with their schedule, figures, outcome. */
+  document: string;
+  created_by: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface HostModesTable {
+  host_id: string;
+  /** entering-maintenance or maintenance (a host in normal mode has no row). */
+  mode: string;
+  plan_id: string | null;
+  since: number;
+  updated_by: string;
+}
+
 export interface Database {
   objects: ObjectsTable;
   location_history: LocationHistoryTable;
@@ -214,4 +255,7 @@ export interface Database {
   group_members: GroupMembersTable;
   roles: RolesTable;
   role_bindings: RoleBindingsTable;
+  policies: PoliciesTable;
+  placement_plans: PlacementPlansTable;
+  host_modes: HostModesTable;
 }

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { ZenithError } from '../../core/errors.js';
 import { ApiClient } from '../client.js';
 import { registerConsole } from './console.js';
 import { registerClone } from './vm-clone.js';
@@ -77,10 +78,11 @@ export function registerInventory(program: Command): void {
       }>(`/hosts${listQuery(options)}`);
       if (globals.json) return printJson(page);
       printTable(
-        ['NAME', 'STATUS', 'TYPE', 'CPUS', 'MEMORY', 'VMS', 'RUNNING', 'ID'],
+        ['NAME', 'STATUS', 'MODE', 'TYPE', 'CPUS', 'MEMORY', 'VMS', 'RUNNING', 'ID'],
         page.items.map((h) => [
           h.name + sim(h),
           h.status,
+          (h.computed['host.mode'] as string | undefined) ?? 'normal',
           h.facts['hypervisor.type'] as string,
           h.facts['cpu.cores'] as number,
           formatBytes(h.facts['memory.totalBytes']),
@@ -156,8 +158,13 @@ export function registerInventory(program: Command): void {
   }
   vms
     .command('create <name>')
-    .description('Create a VM on a host and wait for the task')
-    .requiredOption('--host <host>', 'the host (name or id)')
+    .description(
+      'Create a VM (on --host, or where placement chooses by policy) and wait for the task',
+    )
+    .option('--host <host>', 'the host (name or id); placement chooses when absent')
+    .option('--type <type>', 'the hypervisor type it needs (placement only)')
+    .option('--tag <tag>', 'a tag for the new VM, repeatable', collect)
+    .option('--fact <user.key=value>', 'a user fact for the new VM, repeatable', collect)
     .option('--cpus <n>', 'virtual CPUs', '1')
     .option('--memory <size>', 'memory, e.g. 512MiB or 2GiB', '1GiB')
     .option('--disk <size>', 'disk size, e.g. 20GiB (0 for none)', '10GiB')
@@ -179,7 +186,10 @@ export function registerInventory(program: Command): void {
       async (
         name: string,
         options: {
-          host: string;
+          host?: string;
+          type?: string;
+          tag?: string[];
+          fact?: string[];
           cpus: string;
           memory: string;
           disk: string;
@@ -202,9 +212,21 @@ export function registerInventory(program: Command): void {
         if (options.network) driverOptions.network = options.network;
         if (options.template) driverOptions.template = options.template;
         if (options.datastore) driverOptions.datastore = options.datastore;
+        const facts: Record<string, unknown> = {};
+        for (const pair of options.fact ?? []) {
+          const eq = pair.indexOf('=');
+          if (eq <= 0)
+            throw new ZenithError('ZEN_BAD_REQUEST', `--fact takes user.KEY=VALUE, not '${pair}'`);
+          const value = pair.slice(eq + 1);
+          facts[pair.slice(0, eq)] =
+            value !== '' && Number.isFinite(Number(value)) ? Number(value) : value;
+        }
         const body = {
           name,
-          hostId: options.host,
+          ...(options.host ? { hostId: options.host } : {}),
+          ...(options.type ? { type: options.type } : {}),
+          ...(options.tag ? { tags: options.tag } : {}),
+          ...(Object.keys(facts).length > 0 ? { facts } : {}),
           cpus: Number(options.cpus),
           memoryBytes: parseSize(options.memory),
           diskBytes: parseSize(options.disk),

@@ -40,6 +40,8 @@ export interface SimVm {
   tags: string[];
   guestOs: string;
   createdBy: 'fleet' | 'zenith';
+  /** Memory the guest rewrites per second while it runs (what a live migration must re-send). */
+  dirtyBytesPerSecond?: number;
   snapshots?: Array<{ id: string; name: string; createdAt: number; powerState: PowerState }>;
   /** Set on a linked clone: the VM whose disks it shares (which may not be deleted meanwhile). */
   linkedCloneOf?: string;
@@ -52,6 +54,7 @@ export interface SimFleet {
 }
 
 const GiB = 1024 ** 3;
+export const defaultDirtyBytesPerSecond = 8 * 1024 * 1024;
 
 /** mulberry32: small, fast, deterministic. */
 export function seededRandom(seed: number): () => number {
@@ -136,6 +139,8 @@ export function generateFleet(settings: FleetSettings): SimFleet {
             ],
             guestOs: pick(random, ['debian12', 'ubuntu24.04', 'rhel9', 'windows2022']),
             createdBy: 'fleet',
+            // From the VM's number, not the random stream, so that the rest of the fleet stays as it was.
+            dirtyBytesPerSecond: [4, 8, 16, 32][vmNumber % 4]! * 1024 * 1024,
           });
         }
       }
@@ -179,6 +184,7 @@ export function vmObject(vm: SimVm): DiscoveredVm {
       'power.state': vm.powerState,
       'guest.os': vm.guestOs,
       'snapshot.count': vm.snapshots?.length ?? 0,
+      'memory.dirtyBytesPerSecond': vm.dirtyBytesPerSecond ?? defaultDirtyBytesPerSecond,
     },
   };
 }

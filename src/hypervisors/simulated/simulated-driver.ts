@@ -26,6 +26,7 @@ import type {
   VmSpec,
 } from '../driver.js';
 import {
+  defaultDirtyBytesPerSecond,
   defaultFleet,
   generateFleet,
   hostObject,
@@ -79,6 +80,30 @@ const durations = {
 };
 
 const vmName = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
+
+/**
+ * What a migration sends of a VM's memory: nothing for a stopped VM (only its
+ * definition moves), its memory once for a suspended or paused one, and for a
+ * running one QEMU's pre-copy: the memory, then what the guest dirtied
+ * meanwhile, pass after pass, until the rest fits in the downtime (a guest
+ * that dirties faster than the link carries is throttled: about twice its
+ * memory in all).
+ */
+function memoryToSend(vm: SimVm, bandwidth: number, maxDowntimeMs: number): number {
+  if (vm.powerState === 'stopped') return 0;
+  if (vm.powerState !== 'running') return vm.memoryBytes;
+  const dirty = vm.dirtyBytesPerSecond ?? defaultDirtyBytesPerSecond;
+  if (dirty >= bandwidth) return vm.memoryBytes * 2;
+  const ratio = dirty / bandwidth;
+  const lastPass = (bandwidth * maxDowntimeMs) / 1000;
+  let remaining = vm.memoryBytes;
+  let total = 0;
+  for (let pass = 0; pass < 30 && remaining > lastPass; pass++) {
+    total += remaining;
+    remaining *= ratio;
+  }
+  return total + remaining;
+}
 
 export class SimulatedDriver implements HypervisorDriver {
   readonly info: DriverInfo = { type: 'simulated', simulated: true, capabilities };
@@ -254,9 +279,9 @@ export class SimulatedDriver implements HypervisorDriver {
     return this.#exclusive(id, async () => {
       this.#checkCapacity(target, vm.memoryBytes);
       const bandwidth = Math.min(this.#bandwidth, options.maxBandwidthBytesPerSecond ?? Infinity);
-      const bytes = vm.memoryBytes + (options.withStorage ? vm.diskBytes : 0);
-      // Memory is copied once, plus a dirty-page tail when the guest runs.
-      const total = vm.powerState === 'running' ? bytes * 1.1 : bytes;
+      const total =
+        memoryToSend(vm, bandwidth, options.maxDowntimeMs ?? 300) +
+        (options.withStorage ? vm.diskBytes : 0);
       const transferMs = (total / bandwidth) * 1000;
       await this.#work(durations.migrateSetup, context);
       const steps = 10;

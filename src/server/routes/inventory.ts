@@ -9,7 +9,7 @@ import type { Principal } from '../../services/identity/roles.js';
 import { principalOf } from '../auth.js';
 import type { LocationInterval, ManagedObject } from '../../services/inventory/model.js';
 import {
-  FactValue,
+  FactValueInput,
   IdParams,
   ListQuery,
   LocationView,
@@ -141,7 +141,7 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
         body: Type.Object(
           {
             facts: Type.Optional(
-              Type.Record(Type.String({ maxLength: 128 }), FactValue, { maxProperties: 64 }),
+              Type.Record(Type.String({ maxLength: 128 }), FactValueInput, { maxProperties: 64 }),
             ),
             addTags: Type.Optional(Type.Array(Type.String({ maxLength: 128 }), { maxItems: 64 })),
             removeTags: Type.Optional(
@@ -181,7 +181,7 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
             parentId: Type.Optional(Type.String({ maxLength: 64 })),
             tags: Type.Optional(Type.Array(Type.String({ maxLength: 128 }), { maxItems: 64 })),
             facts: Type.Optional(
-              Type.Record(Type.String({ maxLength: 128 }), FactValue, { maxProperties: 64 }),
+              Type.Record(Type.String({ maxLength: 128 }), FactValueInput, { maxProperties: 64 }),
             ),
           },
           { additionalProperties: false },

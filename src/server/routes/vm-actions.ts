@@ -5,7 +5,7 @@ import type { ControlPlane } from '../../services/control-plane.js';
 import type { Permission } from '../../services/identity/roles.js';
 import type { VmActionName } from '../../services/vms/vm-actions.js';
 import { actorOf, principalOf } from '../auth.js';
-import { IdParams, TaskView } from '../schemas.js';
+import { FactValueInput, IdParams, TaskView } from '../schemas.js';
 
 const powerActions: Array<{ action: VmActionName; summary: string }> = [
   { action: 'start', summary: 'Power on' },
@@ -109,11 +109,33 @@ export async function vmActionRoutes(root: FastifyInstance, plane: ControlPlane)
       config: { permission: 'vm.create', audit: false, scope: [{ body: 'hostId', kind: 'host' }] },
       schema: {
         tags: ['vm actions'],
-        summary: 'Create a VM on a host (by id or name); answers 202 with the task',
+        summary:
+          'Create a VM on a host (by id or name), or where placement chooses by policy when no host is given; answers 202 with the task',
         body: Type.Object(
           {
             name: Type.String({ minLength: 1, maxLength: 63 }),
-            hostId: Type.String({ minLength: 1, maxLength: 200 }),
+            hostId: Type.Optional(
+              Type.String({
+                minLength: 1,
+                maxLength: 200,
+                description: 'Where to create it; placement chooses when absent',
+              }),
+            ),
+            type: Type.Optional(
+              Type.String({
+                minLength: 1,
+                maxLength: 64,
+                description: 'The hypervisor type it needs (e.g. qemu, simulated)',
+              }),
+            ),
+            tags: Type.Optional(Type.Array(Type.String({ maxLength: 128 }), { maxItems: 64 })),
+            facts: Type.Optional(
+              Type.Record(Type.String({ maxLength: 128 }), FactValueInput, {
+                maxProperties: 64,
+                description:
+                  'user.* facts set on the new VM (user.resourceGroup puts it in a group)',
+              }),
+            ),
             cpus: Type.Integer({ minimum: 1, maximum: 512 }),
             memoryBytes: Type.Integer({ minimum: 16 * 1024 * 1024 }),
             diskBytes: Type.Integer({ minimum: 0 }),

@@ -20,6 +20,10 @@ export const permissions = [
   'accounting.read',
   /** Rate card versions and VM ownership (write). */
   'accounting.manage',
+  'policy.read',
+  'policy.manage',
+  /** Evacuating hosts (maintenance mode), running the rebalancer and applying its plans. */
+  'host.maintenance',
   /** What a host agent may do with its own credentials: report itself. */
   'agent.report',
 ] as const;
@@ -30,7 +34,13 @@ export type Permission = (typeof permissions)[number];
 export const roleNames = ['none', 'viewer', 'operator', 'admin', 'agent'] as const;
 export type RoleName = (typeof roleNames)[number];
 
-const viewer: Permission[] = ['inventory.read', 'task.read', 'event.read', 'connection.read'];
+const viewer: Permission[] = [
+  'inventory.read',
+  'task.read',
+  'event.read',
+  'connection.read',
+  'policy.read',
+];
 const operator: Permission[] = [
   ...viewer,
   'inventory.write',
@@ -42,6 +52,7 @@ const operator: Permission[] = [
   'vm.console',
   'task.cancel',
   'accounting.read',
+  'host.maintenance',
 ];
 
 export const rolePermissions: Record<RoleName, ReadonlySet<Permission>> = {

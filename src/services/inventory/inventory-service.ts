@@ -62,6 +62,8 @@ export class InventoryService {
   readonly index = new InventoryIndex();
   readonly locations: LocationLedger;
   readonly #tags = new Map<string, { discovered: string[]; user: string[] }>();
+  /** Facts other services keep on objects (a host's maintenance mode), shown among the computed ones. */
+  readonly #overlays = new Map<string, Facts>();
   readonly #mutex = new Mutex();
 
   constructor(
@@ -246,6 +248,18 @@ export class InventoryService {
       this.events.deliver(persisted);
       return object;
     });
+  }
+
+  /** Sets (or with null clears) the facts a service keeps on an object; they join its computed facts. */
+  setOverlay(id: string, facts: Facts | null): void {
+    const previous = this.#overlays.get(id) ?? {};
+    if (facts && Object.keys(facts).length > 0) this.#overlays.set(id, facts);
+    else this.#overlays.delete(id);
+    const object = this.index.get(id);
+    if (!object) return;
+    const computed: Facts = { ...object.computed };
+    for (const key of Object.keys(previous)) delete computed[key];
+    this.index.put({ ...object, computed: { ...computed, ...(facts ?? {}) } });
   }
 
   async setUserFacts(
@@ -571,6 +585,7 @@ export class InventoryService {
           'vms.running': running.length,
           'cpu.allocated': sum('cpu.count'),
           'memory.allocatedBytes': sum('memory.bytes'),
+          ...this.#overlays.get(hostId),
         },
       });
     }

@@ -175,6 +175,33 @@ export class TaskService {
     return taskOf(row);
   }
 
+  /** Resolves with the task once it has ended (succeeded, failed or cancelled). */
+  waitFor(id: string, signal?: AbortSignal): Promise<Task> {
+    return new Promise<Task>((resolve, reject) => {
+      let settled = false;
+      const settle = (outcome: () => void) => {
+        if (settled) return;
+        settled = true;
+        unsubscribe();
+        signal?.removeEventListener('abort', onAbort);
+        outcome();
+      };
+      const check = () =>
+        void this.get(id).then(
+          (task) => finalStates.includes(task.state) && settle(() => resolve(task)),
+          (error: Error) => settle(() => reject(error)),
+        );
+      const unsubscribe = this.deps.events.subscribe((event) => {
+        if (event.objectId === id && finalStates.some((state) => event.type === `task.${state}`))
+          check();
+      });
+      const onAbort = () => settle(() => reject(signal!.reason as Error));
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      check();
+    });
+  }
+
   async list(options: {
     state?: TaskState;
     targetId?: string;

@@ -216,6 +216,12 @@ export class VmActionService {
         throw new ZenithError('ZEN_INVALID_STATE', `${vm.name} already runs on ${target.name}`);
       if (target.status !== 'present')
         throw new ZenithError('ZEN_INVALID_STATE', `host ${target.name} is missing`);
+      if (target.computed['host.mode'])
+        throw new ZenithError(
+          'ZEN_INVALID_STATE',
+          `host ${target.name} is in maintenance (${String(target.computed['host.mode'])})`,
+          { mode: target.computed['host.mode'] },
+        );
       taskParams.targetHostId = target.id;
       taskParams.targetHostName = target.name;
       taskParams.sourceHostId = vm.computed['location.hostId'] ?? null;

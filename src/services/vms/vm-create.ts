@@ -1,18 +1,27 @@
 /**
- * Creating a VM on a chosen host, as a task. The spec is checked before
- * anything is queued: sane sizes, a present host whose connection can create
- * VMs, room for the memory, and a name not already used on that connection.
- * (Choosing the host by policy is the placement engine's job.)
+ * Creating a VM, as a task. Without a host, placement chooses one by policy
+ * (or the request is refused with ZEN_NO_PLACEMENT and every host's reason).
+ * The spec is checked before anything is queued: sane sizes, a present host
+ * whose connection can create VMs, room for the memory, and a name not
+ * already used on that connection. Tags and user facts given with the
+ * request are set on the new VM, so policies see it as they saw the request.
  */
 import { ZenithError } from '../../core/errors.js';
 import type { Actor } from '../audit/audit-service.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
-import type { Task, TaskService } from '../tasks/task-service.js';
+import { tagPattern, userFactKey, type Facts } from '../inventory/model.js';
+import type { Task, TaskRunContext, TaskService } from '../tasks/task-service.js';
 
 export interface VmCreateRequest {
   name: string;
-  hostId: string;
+  /** Where to create it; placement chooses when absent. */
+  hostId?: string;
+  /** The hypervisor type it needs (placement only considers hosts that run it). */
+  type?: string;
+  tags?: string[];
+  /** user.* facts to set on the new VM (user.resourceGroup puts it in a group). */
+  facts?: Facts;
   cpus: number;
   memoryBytes: number;
   diskBytes: number;
@@ -20,40 +29,80 @@ export interface VmCreateRequest {
   options?: Record<string, unknown>;
 }
 
+/** Chooses a host by policy (the placement service). */
+export interface HostChooser {
+  chooseHost(
+    draft: {
+      name: string;
+      cpus: number;
+      memoryBytes: number;
+      diskBytes: number;
+      type?: string;
+      tags?: string[];
+      facts?: Facts;
+    },
+    requester: Actor,
+  ): {
+    hostId: string;
+    decision: { chosen: { score: number } | null; feasibleHosts: number };
+    /** Ends the hold placement keeps on the host while the VM is being created. */
+    release: () => void;
+  };
+}
+
 const vmName = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
 const MiB = 1024 * 1024;
 
 export class VmCreateService {
+  /** Placement holds on hosts, by creation task. */
+  readonly #holds = new Map<string, () => void>();
+
   constructor(
     private readonly inventory: InventoryService,
     private readonly connections: ConnectionService,
     private readonly tasks: TaskService,
+    private readonly placement: HostChooser,
   ) {
     tasks.register({
       name: 'vm.create',
       run: async (context) => {
-        const params = context.task.params as unknown as VmCreateRequest;
-        const host = this.inventory.get(params.hostId);
-        const driver = this.connections.driver(host.connectionId!);
-        const vm = await driver.createVm(
-          {
-            name: params.name,
-            cpus: params.cpus,
-            memoryBytes: params.memoryBytes,
-            diskBytes: params.diskBytes,
-            hostExternalId: host.externalId!,
-            ...(params.options ? { options: params.options } : {}),
-          },
-          { signal: context.signal, progress: (update) => context.progress(update) },
-        );
-        await this.inventory.applyChanges(host.connectionId!, [vm]);
-        const created = this.inventory.index.idForExternal(host.connectionId!, 'vm', vm.externalId);
-        return { vmId: created ?? null, name: vm.name, hostId: host.id };
+        try {
+          return await this.#create(context);
+        } finally {
+          this.#holds.get(context.task.id)?.();
+          this.#holds.delete(context.task.id);
+        }
       },
       // Done if a VM of that name now sits on the connection; creating again is safe otherwise.
       recover: async (task) =>
-        this.#existing(task.params as unknown as VmCreateRequest) ? 'done' : 'retry',
+        this.#existing(task.params as unknown as VmCreateRequest & { hostId: string })
+          ? 'done'
+          : 'retry',
     });
+  }
+
+  async #create(context: TaskRunContext): Promise<unknown> {
+    const params = context.task.params as unknown as VmCreateRequest & { hostId: string };
+    const host = this.inventory.get(params.hostId);
+    const driver = this.connections.driver(host.connectionId!);
+    const vm = await driver.createVm(
+      {
+        name: params.name,
+        cpus: params.cpus,
+        memoryBytes: params.memoryBytes,
+        diskBytes: params.diskBytes,
+        hostExternalId: host.externalId!,
+        ...(params.options ? { options: params.options } : {}),
+      },
+      { signal: context.signal, progress: (update) => context.progress(update) },
+    );
+    await this.inventory.applyChanges(host.connectionId!, [vm]);
+    const created = this.inventory.index.idForExternal(host.connectionId!, 'vm', vm.externalId);
+    if (created && (params.tags?.length || Object.keys(params.facts ?? {}).length))
+      await this.inventory.setUserFacts(created, params.facts ?? {}, {
+        add: params.tags ?? [],
+      });
+    return { vmId: created ?? null, name: vm.name, hostId: host.id };
   }
 
   async request(spec: VmCreateRequest, owner: Actor, requestId?: string): Promise<Task> {
@@ -73,9 +122,65 @@ export class VmCreateService {
       });
     if (spec.diskBytes < 0)
       throw new ZenithError('ZEN_BAD_REQUEST', 'diskBytes cannot be negative');
-    const host = this.inventory.resolve('host', spec.hostId);
+    for (const tag of spec.tags ?? [])
+      if (!tagPattern.test(tag))
+        throw new ZenithError('ZEN_BAD_REQUEST', `'${tag}' is not a valid tag`, { tag });
+    for (const key of Object.keys(spec.facts ?? {}))
+      if (!userFactKey.test(key))
+        throw new ZenithError(
+          'ZEN_BAD_REQUEST',
+          `'${key}' is not a user fact: facts given with a new VM are named user.<name>`,
+          { key },
+        );
+    let placement: { score: number | null; feasibleHosts: number } | undefined;
+    let release: (() => void) | undefined;
+    let hostId = spec.hostId;
+    if (hostId === undefined) {
+      const chosen = this.placement.chooseHost(
+        {
+          name: spec.name,
+          cpus: spec.cpus,
+          memoryBytes: spec.memoryBytes,
+          diskBytes: spec.diskBytes,
+          ...(spec.type ? { type: spec.type } : {}),
+          ...(spec.tags ? { tags: spec.tags } : {}),
+          ...(spec.facts ? { facts: spec.facts } : {}),
+        },
+        owner,
+      );
+      hostId = chosen.hostId;
+      release = chosen.release;
+      placement = {
+        score: chosen.decision.chosen?.score ?? null,
+        feasibleHosts: chosen.decision.feasibleHosts,
+      };
+    }
+    try {
+      const task = await this.#submit(spec, hostId, placement, owner, requestId);
+      if (release) this.#holds.set(task.id, release);
+      return task;
+    } catch (error) {
+      release?.();
+      throw error;
+    }
+  }
+
+  async #submit(
+    spec: VmCreateRequest,
+    hostId: string,
+    placement: { score: number | null; feasibleHosts: number } | undefined,
+    owner: Actor,
+    requestId: string | undefined,
+  ): Promise<Task> {
+    const host = this.inventory.resolve('host', hostId);
     if (host.status !== 'present')
       throw new ZenithError('ZEN_INVALID_STATE', `host ${host.name} is missing`);
+    if (host.computed['host.mode'])
+      throw new ZenithError(
+        'ZEN_INVALID_STATE',
+        `host ${host.name} is in maintenance (${String(host.computed['host.mode'])})`,
+        { mode: host.computed['host.mode'] },
+      );
     const driver = this.connections.driver(host.connectionId!);
     if (!driver.info.capabilities.includes('vm.create'))
       throw new ZenithError(
@@ -91,6 +196,12 @@ export class VmCreateService {
         { hostMemoryBytes: total },
       );
     }
+    if (spec.type && host.facts['hypervisor.type'] !== spec.type)
+      throw new ZenithError(
+        'ZEN_INVALID_STATE',
+        `host ${host.name} runs ${String(host.facts['hypervisor.type'])}, not ${spec.type}`,
+        { type: spec.type },
+      );
     const normalized = { ...spec, hostId: host.id };
     if (this.#existing(normalized))
       throw new ZenithError('ZEN_CONFLICT', `a VM named '${spec.name}' exists on this connection`, {
@@ -99,13 +210,13 @@ export class VmCreateService {
     return this.tasks.submit({
       kind: 'vm.create',
       targetId: host.id,
-      params: { ...normalized, hostName: host.name },
+      params: { ...normalized, hostName: host.name, ...(placement ? { placement } : {}) },
       owner,
       ...(requestId ? { requestId } : {}),
     });
   }
 
-  #existing(spec: VmCreateRequest): boolean {
+  #existing(spec: VmCreateRequest & { hostId: string }): boolean {
     const host = this.inventory.index.get(spec.hostId);
     if (!host) return false;
     return this.inventory.index

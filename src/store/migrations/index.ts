@@ -4,7 +4,9 @@ import * as m0004 from './0004-agents.js';
 import * as m0005 from './0005-task-progress-details.js';
 import * as m0006accounting from './0006-accounting.js';
 import * as m0006 from './0006-access.js';
+import * as m0006policies from './0006-policies.js';
 import * as m0007 from './0007-directory-users.js';
+import * as m0007plans from './0007-placement-plans.js';
 
 import type { MigrationContext } from './context.js';
 
@@ -22,5 +24,7 @@ export const migrations: readonly ZenithMigration[] = [
   { name: '0005-task-progress-details', up: m0005.up },
   { name: '0006-access', up: m0006.up },
   { name: '0006-accounting', up: m0006accounting.up },
+  { name: '0006-policies', up: m0006policies.up },
   { name: '0007-directory-users', up: m0007.up },
+  { name: '0007-placement-plans', up: m0007plans.up },
 ];

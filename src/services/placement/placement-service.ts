@@ -1,0 +1,203 @@
+/**
+ * Placement against the live inventory: builds a placement model (hosts,
+ * VMs, policies in force, connection states, maintenance modes) and asks the
+ * engine where a VM should go — a new VM described by its size, or an
+ * existing one (where it could move). Used by POST /placement/preview and by
+ * VM creation without a host.
+ *
+ * A host chosen for a VM being created is reserved until the VM shows up in
+ * the inventory (or the creation ends): placements made meanwhile count it,
+ * so concurrent creations neither overfill a host nor break anti-affinity.
+ */
+import type { Clock } from '../../core/clock.js';
+import { ZenithError } from '../../core/errors.js';
+import type { ConnectionService } from '../connections/connection-service.js';
+import type { InventoryService } from '../inventory/inventory-service.js';
+import { canMigrateAcrossAgents } from '../vms/agent-migration.js';
+import type { Requester } from './fact-sources.js';
+import { adaptiveSample, placeVm, type PlacementDecision } from './placement-engine.js';
+import {
+  PlacementModel,
+  type ConnectionFacts,
+  type DraftVm,
+  type HostMode,
+} from './placement-model.js';
+import type { PolicyIndex, PolicyService } from './policy-service.js';
+
+export interface PreviewRequest {
+  /** A VM to create (its size and type), or an existing VM by id or name (where it could move). */
+  vm: DraftVm | string;
+  explain?: boolean;
+  topCandidates?: number;
+}
+
+interface Reservation {
+  draft: DraftVm;
+  hostId: string;
+  expiresAt: number;
+}
+
+/** A reservation outlives its creation task only if that task never ran (cancelled while queued). */
+const reservationLifetimeMs = 15 * 60_000;
+
+export class PlacementService {
+  /** Zenith's own host modes; set by the maintenance service. */
+  modes: () => ReadonlyMap<string, HostMode> = () => new Map();
+  readonly #reservations = new Map<number, Reservation>();
+  /** Where the next sampled placement starts, across models: creations spread over the fleet. */
+  #scanStart = 0;
+  #nextReservation = 1;
+
+  constructor(
+    private readonly deps: {
+      inventory: InventoryService;
+      policies: PolicyService;
+      connections: ConnectionService;
+      clock: Clock;
+    },
+  ) {}
+
+  /** What placement knows about connections, read from the live drivers. */
+  readonly connectionFacts: ConnectionFacts = {
+    isConnected: (connectionId) => {
+      try {
+        this.deps.connections.driver(connectionId);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    canCreate: (connectionId) => {
+      try {
+        return this.deps.connections.driver(connectionId).info.capabilities.includes('vm.create');
+      } catch {
+        return false;
+      }
+    },
+    canMigrate: (from, to) => {
+      try {
+        if (from === to)
+          return this.deps.connections.driver(from).info.capabilities.includes('vm.migrate');
+        return canMigrateAcrossAgents(this.deps.connections, from, to);
+      } catch {
+        return false;
+      }
+    },
+  };
+
+  /** A fresh model of the fleet as it is now, creations in flight included. */
+  model(
+    options: {
+      requester?: Requester | undefined;
+      policies?: PolicyIndex;
+      modes?: ReadonlyMap<string, HostMode>;
+    } = {},
+  ): PlacementModel {
+    const model = new PlacementModel({
+      index: this.deps.inventory.index,
+      policies: options.policies ?? this.deps.policies.index,
+      connections: this.connectionFacts,
+      modes: options.modes ?? this.modes(),
+      requester: options.requester,
+    });
+    this.#applyReservations(model);
+    return model;
+  }
+
+  preview(
+    request: PreviewRequest,
+    requester?: Requester,
+    policies?: PolicyIndex,
+  ): PlacementDecision {
+    const model = this.model({ requester, ...(policies ? { policies } : {}) });
+    return previewOn(model, this.deps.inventory, request);
+  }
+
+  /**
+   * The host a new VM goes to, held for it until release() (call it when the
+   * creation ends); or ZEN_NO_PLACEMENT with every host's reason.
+   */
+  chooseHost(
+    draft: DraftVm,
+    requester?: Requester,
+  ): { hostId: string; decision: PlacementDecision; release: () => void } {
+    const model = this.model({ requester });
+    model.scanStart = this.#scanStart;
+    const decision = placeVm(model, model.draftVm(draft), {
+      explain: false,
+      sample: adaptiveSample(model.hosts.length),
+    });
+    this.#scanStart = model.scanStart;
+    if (!decision.chosen)
+      // Explain only when refusing: the answer says why each host was rejected.
+      throw noPlacement(placeVm(model, model.draftVm(draft), { explain: true }));
+    const id = this.#nextReservation++;
+    this.#reservations.set(id, {
+      draft,
+      hostId: decision.chosen.hostId,
+      expiresAt: this.deps.clock.now() + reservationLifetimeMs,
+    });
+    return {
+      hostId: decision.chosen.hostId,
+      decision,
+      release: () => this.#reservations.delete(id),
+    };
+  }
+
+  /** Creations in flight hold their host, unless their VM is in the inventory already. */
+  #applyReservations(model: PlacementModel): void {
+    const now = this.deps.clock.now();
+    for (const [id, reservation] of this.#reservations) {
+      if (reservation.expiresAt < now) {
+        this.#reservations.delete(id);
+        continue;
+      }
+      const host = model.hostById.get(reservation.hostId);
+      if (!host) continue;
+      const landed = [...host.vms].some(
+        (vmId) => model.vms.get(vmId)?.name === reservation.draft.name,
+      );
+      if (landed) continue;
+      model.place({ ...model.draftVm(reservation.draft), id: `reserved:${id}` }, host);
+    }
+  }
+}
+
+export function previewOn(
+  model: PlacementModel,
+  inventory: InventoryService,
+  request: PreviewRequest,
+): PlacementDecision {
+  const options = {
+    explain: request.explain ?? true,
+    ...(request.topCandidates !== undefined ? { topCandidates: request.topCandidates } : {}),
+  };
+  if (typeof request.vm !== 'string') return placeVm(model, model.draftVm(request.vm), options);
+  const object = inventory.resolve('vm', request.vm);
+  const slot = model.vms.get(object.id);
+  if (!slot)
+    throw new ZenithError('ZEN_INVALID_STATE', `${object.name} is missing: it cannot be placed`, {
+      vmId: object.id,
+    });
+  return placeVm(model, slot, {
+    ...options,
+    exclude: new Set(slot.home >= 0 ? [slot.home] : []),
+  });
+}
+
+export function noPlacement(decision: PlacementDecision): ZenithError {
+  const reasons = Object.entries(decision.rejectedByReason)
+    .map(([kind, count]) => `${count} ${kind}`)
+    .join(', ');
+  return new ZenithError(
+    'ZEN_NO_PLACEMENT',
+    decision.hostsConsidered === 0
+      ? `no host is known to place ${decision.vm.name} on`
+      : `no host can take ${decision.vm.name}: of ${decision.hostsConsidered} hosts, rejected by ${reasons}`,
+    {
+      hostsConsidered: decision.hostsConsidered,
+      rejectedByReason: decision.rejectedByReason,
+      rejected: decision.rejected.slice(0, 100),
+    },
+  );
+}

@@ -1,0 +1,38 @@
+/** The syntax tree of a policy expression. Every node knows where it was written. */
+import type { SourcePosition } from './source-position.js';
+
+/** The objects an expression may read facts of. */
+export const roots = ['vm', 'host', 'cluster', 'datacenter', 'group', 'user'] as const;
+export type Root = (typeof roots)[number];
+
+export function isRoot(name: string): name is Root {
+  return (roots as readonly string[]).includes(name);
+}
+
+export type Value = string | number | boolean | null | readonly Value[];
+
+export type BinaryOperator =
+  '+' | '-' | '*' | '/' | '%' | '&' | '|' | '==' | '!=' | '<' | '<=' | '>' | '>=';
+
+export type Node =
+  | { type: 'literal'; value: Value; at: SourcePosition }
+  | { type: 'path'; root: string; key: string; at: SourcePosition }
+  | { type: 'list'; items: Node[]; at: SourcePosition }
+  | { type: 'unary'; op: 'not' | '-'; operand: Node; at: SourcePosition }
+  | { type: 'binary'; op: BinaryOperator; left: Node; right: Node; at: SourcePosition }
+  | { type: 'logical'; op: 'and' | 'or'; left: Node; right: Node; at: SourcePosition }
+  | {
+      type: 'membership';
+      negated: boolean;
+      element: Node;
+      collection: Node | RangeNode;
+      at: SourcePosition;
+    }
+  | { type: 'call'; name: string; args: Node[]; at: SourcePosition };
+
+export interface RangeNode {
+  type: 'range';
+  low: Node;
+  high: Node;
+  at: SourcePosition;
+}
