@@ -172,7 +172,9 @@ describe('the web console in Chromium, against a real Zenith with a real QEMU VM
     );
     await s.request('POST', '/auth/logout', { token: stored.token });
     await page.getByRole('table', { name: 'Virtual machines' }).getByRole('link').first().click();
-    await page.getByText(/Your session ended \(ZEN_TOKEN_EXPIRED: .*revoked/).waitFor(seen);
+    await page
+      .getByText(/Your session ended \(ZEN_(TOKEN_EXPIRED|UNAUTHENTICATED): /)
+      .waitFor(seen);
     await page.getByRole('button', { name: 'Log in' }).waitFor(seen);
     assert.deepEqual(watched.errors(), []);
   });
