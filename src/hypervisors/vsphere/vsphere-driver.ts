@@ -32,7 +32,7 @@ import type {
   VmSpec,
 } from '../driver.js';
 import { customFieldNames, followInventory } from './inventory-feed.js';
-import { InventoryCache, propertySpecs, viewTypes } from './inventory-model.js';
+import { InventoryCache, nonVmPropertySpecs, nonVmViewTypes, vmPaths } from './inventory-model.js';
 import { caOf, type VsphereSettings } from './settings.js';
 import {
   rebootGuest,
@@ -85,7 +85,8 @@ export class VsphereDriver implements HypervisorDriver {
   readonly #feed = new DeltaFeed();
   readonly #stop = new AbortController();
   #client: VimClient | undefined;
-  #view: MoRef | undefined;
+  #vmView: MoRef | undefined;
+  #objectView: MoRef | undefined;
   #following: Promise<void> | undefined;
   #markSynced!: () => void;
   readonly #synced = new Promise<void>((resolve) => (this.#markSynced = resolve));
@@ -127,18 +128,23 @@ export class VsphereDriver implements HypervisorDriver {
         ...(ca ? { ca } : {}),
       },
     });
-    const view = await this.#client.invoke(
-      'CreateContainerView',
-      this.#client.content.viewManager,
-      {
-        container: this.#client.content.rootFolder,
-        type: viewTypes,
-        recursive: true,
-      },
-    );
-    if (!(view instanceof MoRef))
-      throw new ZenithError('VIM_PROTOCOL_ERROR', 'CreateContainerView answered no view');
-    this.#view = view;
+    // Two views: the VMs, and everything else (the change feed follows them differently).
+    const viewOf = async (type: string[]) => {
+      const view = await this.client.invoke(
+        'CreateContainerView',
+        this.client.content.viewManager,
+        {
+          container: this.client.content.rootFolder,
+          type,
+          recursive: true,
+        },
+      );
+      if (!(view instanceof MoRef))
+        throw new ZenithError('VIM_PROTOCOL_ERROR', 'CreateContainerView answered no view');
+      return view;
+    };
+    this.#vmView = await viewOf(['VirtualMachine']);
+    this.#objectView = await viewOf(nonVmViewTypes);
   }
 
   async discover(): Promise<DiscoverySnapshot> {
@@ -146,7 +152,13 @@ export class VsphereDriver implements HypervisorDriver {
     const collector = new PropertyCollector(client);
     const fields = client.content.customFieldsManager;
     const [objects, fieldDefs] = await Promise.all([
-      collector.retrieveAll([containerViewSpec(this.#view!, propertySpecs)], { maxObjects: 5000 }),
+      collector.retrieveAll(
+        [
+          containerViewSpec(this.#objectView!, nonVmPropertySpecs),
+          containerViewSpec(this.#vmView!, [{ type: 'VirtualMachine', pathSet: vmPaths }]),
+        ],
+        { maxObjects: 5000 },
+      ),
       fields ? collector.retrieveOne(fields, ['field']) : Promise.resolve(undefined),
     ]);
     this.#cache.clear();
@@ -170,7 +182,8 @@ export class VsphereDriver implements HypervisorDriver {
     const { logger, settings } = this.#options;
     this.#following = followInventory({
       client: this.client,
-      view: this.#view!,
+      vmView: this.#vmView!,
+      objectView: this.#objectView!,
       cache: this.#cache,
       feed: this.#feed,
       logger,
@@ -199,10 +212,7 @@ export class VsphereDriver implements HypervisorDriver {
   async readVm(id: string, expect: readonly string[] = []): Promise<DiscoveredVm> {
     const ref = new MoRef('VirtualMachine', id);
     const found = await new PropertyCollector(this.client).retrieveAll([
-      objectsSpec(
-        [ref],
-        propertySpecs.filter((p) => p.type === 'VirtualMachine'),
-      ),
+      objectsSpec([ref], [{ type: 'VirtualMachine', pathSet: vmPaths }]),
     ]);
     const props = found[0]?.props;
     if (!props)

@@ -60,11 +60,19 @@ export function containerViewSpec(view: MoRef, propSet: PropertySpec[]): VimArgO
   };
 }
 
-/** A filter spec over the given objects themselves. */
-export function objectsSpec(objects: MoRef[], propSet: PropertySpec[]): VimArgObject {
+/**
+ * A filter spec over the given objects themselves. With `reportMissing`, an object that is gone
+ * is left out of the answer instead of failing the whole call with ManagedObjectNotFound.
+ */
+export function objectsSpec(
+  objects: MoRef[],
+  propSet: PropertySpec[],
+  options: { reportMissing?: boolean } = {},
+): VimArgObject {
   return {
     propSet: propSet.map((p) => ({ type: p.type, all: false, pathSet: p.pathSet })),
     objectSet: objects.map((o) => ({ obj: o, skip: false })),
+    ...(options.reportMissing ? { reportMissingObjectsInResults: true } : {}),
   };
 }
 
