@@ -270,4 +270,28 @@ describe('every VM action on a vCenter, as Zenith tasks through the API', () => 
       'vCenter no longer has it',
     );
   });
+
+  test('a linked clone is made from the current snapshot; a VM without one is refused and nothing is made', async () => {
+    const source = await vm('DC0_C0_RP0_VM3');
+    assert.equal(source.facts['power.state'], 'stopped');
+    const refused = await run('POST', `/vms/${source.id}/clone`, {
+      name: 'vm3-linked',
+      linked: true,
+    });
+    assert.equal(refused.state, 'failed');
+    assert.equal(refused.error.code, 'ZEN_INVALID_STATE');
+    assert.equal((await operator.named('VirtualMachine')).has('vm3-linked'), false);
+
+    await succeeded('POST', `/vms/${source.id}/snapshots`, { name: 'golden' });
+    const cloned = await succeeded('POST', `/vms/${source.id}/clone`, {
+      name: 'vm3-linked',
+      linked: true,
+    });
+    const copy = await vm(cloned.result.vmId);
+    assert.equal(copy.name, 'vm3-linked');
+    assert.equal(copy.facts['power.state'], 'stopped');
+    assert.notEqual(copy.facts['vm.uuid'], source.facts['vm.uuid']);
+    assert.equal(copy.computed['location.hostId'], source.computed['location.hostId']);
+    assert.equal((await operator.named('VirtualMachine')).has('vm3-linked'), true);
+  });
 });
