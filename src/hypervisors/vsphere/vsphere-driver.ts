@@ -29,11 +29,13 @@ import type {
   HypervisorDriver,
   InventoryDelta,
   MigrateOptions,
+  VmMetrics,
   VmSpec,
 } from '../driver.js';
 import { customFieldNames, followInventory } from './inventory-feed.js';
 import { InventoryCache, nonVmPropertySpecs, nonVmViewTypes, vmPaths } from './inventory-model.js';
 import { caOf, type VsphereSettings } from './settings.js';
+import { PerfCounters, toVmMetrics } from './vsphere-metrics.js';
 import {
   rebootGuest,
   reconfigure,
@@ -85,6 +87,7 @@ export class VsphereDriver implements HypervisorDriver {
   readonly #feed = new DeltaFeed();
   readonly #stop = new AbortController();
   #client: VimClient | undefined;
+  #perf: PerfCounters | undefined;
   #vmView: MoRef | undefined;
   #objectView: MoRef | undefined;
   #following: Promise<void> | undefined;
@@ -351,6 +354,21 @@ export class VsphereDriver implements HypervisorDriver {
     context: ActionContext,
   ): Promise<DiscoveredVm> {
     return reconfigure(this.#actions, id, change, context);
+  }
+
+  /** Realtime statistics of a running VM (null when it is not running); see vsphere-metrics.ts. */
+  async vmMetrics(id: string): Promise<VmMetrics | null> {
+    const vm = await this.readVm(id);
+    if (vm.powerState !== 'running') return null;
+    this.#perf ??= new PerfCounters(this.client);
+    const series = await this.#perf.query(new MoRef('VirtualMachine', id));
+    const memory = vm.facts['memory.bytes'];
+    return toVmMetrics(
+      series,
+      await this.#perf.ids(),
+      typeof memory === 'number' ? memory : 0,
+      this.#options.clock.now(),
+    );
   }
 
   async close(): Promise<void> {

@@ -40,6 +40,8 @@ export interface ServiceContent {
   viewManager: MoRef;
   sessionManager: MoRef;
   customFieldsManager: MoRef | undefined;
+  /** The PerformanceManager (statistics), where the server has one. */
+  perfManager: MoRef | undefined;
   about: { fullName: string; apiType: string; apiVersion: string; instanceUuid: string };
 }
 
@@ -172,6 +174,7 @@ export class VimClient {
       viewManager: need('viewManager'),
       sessionManager: need('sessionManager'),
       customFieldsManager: ref(content?.customFieldsManager),
+      perfManager: ref(content?.perfManager),
       about: {
         fullName: str(about?.fullName) ?? '',
         apiType: str(about?.apiType) ?? '',
