@@ -33,7 +33,13 @@ import type {
   VmSpec,
 } from '../driver.js';
 import { customFieldNames, followInventory } from './inventory-feed.js';
-import { InventoryCache, nonVmPropertySpecs, nonVmViewTypes, vmPaths } from './inventory-model.js';
+import {
+  InventoryCache,
+  nonVmPropertySpecs,
+  nonVmViewTypes,
+  vmPaths,
+  vmTriggerPaths,
+} from './inventory-model.js';
 import { caOf, type VsphereSettings } from './settings.js';
 import { PerfCounters, toVmMetrics } from './vsphere-metrics.js';
 import {
@@ -220,7 +226,12 @@ export class VsphereDriver implements HypervisorDriver {
     const props = found[0]?.props;
     if (!props)
       throw new ZenithError('ZEN_NOT_FOUND', `no VM ${id} on this vCenter`, { externalId: id });
-    await this.#feedCaughtUp(id, props, expect);
+    // Only the VM feed's trigger paths ever come through the feed (decision 19).
+    await this.#feedCaughtUp(
+      id,
+      props,
+      expect.filter((path) => vmTriggerPaths.includes(path)),
+    );
     if (this.#following) this.#cache.put(ref, props);
     return this.#cache.toVm({ ref, props });
   }
