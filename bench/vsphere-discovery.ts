@@ -6,15 +6,19 @@
  *    - govmomi: the reference client in bench/govmomi-list (VMware's Go SDK) listing every VM with
  *      its host and power state;
  *    - zenith-lean: Zenith's VIM client reading exactly that (VM name, host, power state; host names);
+ *    - govmomi-discover: the Go SDK reading the property set of Zenith's discover() (the same views
+ *      and paths, decoded into govmomi's typed values);
  *    - zenith-discover: the vsphere driver's connect() + discover(): every object, with all facts.
  *    Each reports wall time (login included), HTTP round trips and peak resident memory.
- * 2. Change propagation: power changes made by another session (--parallel at a time), each timed
- *    from the call that makes it to the driver's watch() event that reports it: --scale-changes in
- *    the big inventory, then --changes in one of --changes-vms VMs (the simulator re-collects the
- *    whole view for every update it records, so at full size each change costs it seconds).
+ * 2. Change propagation in the same inventory: --changes power changes made by another session,
+ *    one at a time, each timed from the call that makes it to the report of it, by
+ *    - zenith: the driver's watch() event;
+ *    - govmomi-watch: a Go SDK watcher with the driver's VM filter (the same view and paths), its
+ *      own collector and WaitForUpdatesEx — the simulator's floor for that filter.
+ *    With --small-changes N, then N changes in an inventory of --changes-vms VMs.
  *
  *   node --import tsx bench/vsphere-discovery.ts [--vms 10000] [--runs 3] [--changes 1000]
- *     [--changes-vms 100] [--scale-changes 20] [--parallel 1]
+ *     [--only discovery|propagation] [--small-changes 0] [--changes-vms 100]
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -24,6 +28,12 @@ import { parseArgs, promisify } from 'node:util';
 import { systemClock } from '../src/core/clock.js';
 import { silentLogger } from '../src/core/logger.js';
 import type { DiscoveredVm } from '../src/hypervisors/driver.js';
+import {
+  nonVmPropertySpecs,
+  nonVmViewTypes,
+  vmPaths,
+  vmTriggerPaths,
+} from '../src/hypervisors/vsphere/inventory-model.js';
 import { validateVsphereSettings } from '../src/hypervisors/vsphere/settings.js';
 import { VsphereDriver } from '../src/hypervisors/vsphere/vsphere-driver.js';
 import { containerViewSpec, PropertyCollector } from '../src/protocols/vim/property-collector.js';
@@ -47,9 +57,9 @@ const { values } = parseArgs({
     vms: { type: 'string', default: '10000' },
     runs: { type: 'string', default: '3' },
     changes: { type: 'string', default: '1000' },
-    parallel: { type: 'string', default: '1' },
+    only: { type: 'string' },
     'changes-vms': { type: 'string', default: '100' },
-    'scale-changes': { type: 'string', default: '20' },
+    'small-changes': { type: 'string', default: '0' },
     child: { type: 'string' },
     url: { type: 'string' },
     thumbprint: { type: 'string' },
@@ -123,6 +133,20 @@ async function child(mode: string, url: string, thumbprint: string): Promise<Mea
   };
 }
 
+/** The property set of the driver's discover(), for the Go SDK's discover mode. */
+const discoverSpec = [
+  { viewTypes: nonVmViewTypes, propSet: nonVmPropertySpecs },
+  { viewTypes: ['VirtualMachine'], propSet: [{ type: 'VirtualMachine', pathSet: vmPaths }] },
+];
+/** The driver's VM feed filter, for the Go SDK's watch mode. */
+const watchSpec = [
+  {
+    viewTypes: ['VirtualMachine'],
+    propSet: [{ type: 'VirtualMachine', pathSet: vmTriggerPaths }],
+  },
+];
+const only = values.only;
+
 const vms = Number(values.vms);
 const runs = Number(values.runs);
 const clusters = Math.max(1, Math.ceil(vms / 1000));
@@ -154,30 +178,41 @@ try {
   writeFileSync(certFile, sim.certificatePem);
   const results = new Map<string, Measure[]>();
   const measure = async (name: string): Promise<Measure> => {
-    const { stdout } =
-      name === 'govmomi'
-        ? await run(goClient, ['-url', sim.url, '-cert', certFile], { maxBuffer: 1 << 20 })
-        : await run(
-            process.execPath,
-            [
-              '--import',
-              'tsx',
-              import.meta.filename,
-              '--child',
-              name,
-              '--url',
-              sim.url,
-              '--thumbprint',
-              sim.thumbprint,
-            ],
-            {
-              maxBuffer: 1 << 20,
-            },
-          );
+    const { stdout } = name.startsWith('govmomi')
+      ? await run(
+          goClient,
+          [
+            '-url',
+            sim.url,
+            '-cert',
+            certFile,
+            ...(name === 'govmomi-discover'
+              ? ['-mode', 'discover', '-spec', JSON.stringify(discoverSpec)]
+              : []),
+          ],
+          { maxBuffer: 1 << 20 },
+        )
+      : await run(
+          process.execPath,
+          [
+            '--import',
+            'tsx',
+            import.meta.filename,
+            '--child',
+            name,
+            '--url',
+            sim.url,
+            '--thumbprint',
+            sim.thumbprint,
+          ],
+          {
+            maxBuffer: 1 << 20,
+          },
+        );
     return JSON.parse(stdout.trim().split('\n').pop()!) as Measure;
   };
-  for (let r = 0; r < runs; r++) {
-    for (const name of ['govmomi', 'zenith-lean', 'zenith-discover']) {
+  for (let r = 0; r < (only === 'propagation' ? 0 : runs); r++) {
+    for (const name of ['govmomi', 'zenith-lean', 'govmomi-discover', 'zenith-discover']) {
       const m = await measure(name);
       results.set(name, [...(results.get(name) ?? []), m]);
       console.log(
@@ -185,42 +220,62 @@ try {
       );
     }
   }
-  console.log(
-    '\n| client | VMs | wall (median) | wall (min–max) | round trips | peak RSS (median) |',
-  );
-  console.log('| --- | --- | --- | --- | --- | --- |');
+  if (results.size > 0) {
+    console.log(
+      '\n| client | VMs | wall (median) | wall (min–max) | round trips | peak RSS (median) |',
+    );
+    console.log('| --- | --- | --- | --- | --- | --- |');
+  }
   for (const [name, list] of results) {
     const walls = list.map((m) => m.wallMs);
     console.log(
       `| ${name} | ${list[0]!.vms} | ${median(walls).toFixed(0)} ms | ${Math.min(...walls).toFixed(0)}–${Math.max(...walls).toFixed(0)} ms | ${list[0]!.roundTrips} | ${(median(list.map((m) => m.maxRssKb)) / 1024).toFixed(0)} MiB |`,
     );
   }
-  // The simulator re-collects a filter's whole view for every update it records (tasks included),
-  // so a change costs it time in proportion to the inventory: a few changes at full size,
-  // the --changes on a small inventory.
-  await propagation(sim.url, sim.thumbprint, Number(values['scale-changes']), 1);
+  if (only !== 'discovery') {
+    const changes = Number(values.changes);
+    await propagation(sim.url, sim.thumbprint, changes);
+    const { stdout } = await run(
+      goClient,
+      [
+        '-url',
+        sim.url,
+        '-cert',
+        certFile,
+        '-mode',
+        'watch',
+        '-changes',
+        String(changes),
+        '-spec',
+        JSON.stringify(watchSpec),
+      ],
+      { maxBuffer: 1 << 20 },
+    );
+    const go = JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, number>;
+    console.log(
+      `| govmomi-watch (the same VM filter) | ${go.changes} | ${go.p50Ms!.toFixed(0)} ms | ${go.p99Ms!.toFixed(0)} ms | ${go.maxMs!.toFixed(0)} ms |`,
+    );
+  }
 } finally {
   await sim.stop();
 }
-const small = await startVsphereSimulator({
-  clustersPerDatacenter: 1,
-  hostsPerCluster: 10,
-  standaloneHostsPerDatacenter: 0,
-  vmsPerPool: Number(values['changes-vms']),
-});
-try {
-  await propagation(small.url, small.thumbprint, Number(values.changes), Number(values.parallel));
-} finally {
-  await small.stop();
+const smallChanges = Number(values['small-changes']);
+if (smallChanges > 0) {
+  const small = await startVsphereSimulator({
+    clustersPerDatacenter: 1,
+    hostsPerCluster: 10,
+    standaloneHostsPerDatacenter: 0,
+    vmsPerPool: Number(values['changes-vms']),
+  });
+  try {
+    await propagation(small.url, small.thumbprint, smallChanges);
+  } finally {
+    await small.stop();
+  }
 }
 
 /** Power changes made by another session, timed until the driver's watch() reports each. */
-async function propagation(
-  url: string,
-  thumbprint: string,
-  changes: number,
-  parallel: number,
-): Promise<void> {
+async function propagation(url: string, thumbprint: string, changes: number): Promise<void> {
   const driver = new VsphereDriver({
     settings: validateVsphereSettings({ url, username: 'bench', thumbprint }),
     password: 'bench-password',
@@ -254,14 +309,11 @@ async function propagation(
   const targets = objects.filter((o) => o.kind === 'vm').map((o) => o.externalId);
   const fromCall: number[] = [];
   const fromTaskEnd: number[] = [];
-  let next = 0;
   const started = performance.now();
   await Promise.all(
-    Array.from({ length: parallel }, async (_, worker) => {
-      for (;;) {
-        const n = next++;
-        if (n >= changes) return;
-        const id = targets[(worker + parallel * Math.floor(n / parallel)) % targets.length]!;
+    Array.from({ length: 1 }, async () => {
+      for (let n = 0; n < changes; n++) {
+        const id = targets[n % targets.length]!;
         const on = driver.cache.get(id)?.props.get('runtime.powerState') === 'poweredOn';
         const seen = new Promise<number>((resolve) =>
           waiters.set(id, { power: on ? 'stopped' : 'running', resolve }),
@@ -287,14 +339,14 @@ async function propagation(
   fromCall.sort((a, b) => a - b);
   fromTaskEnd.sort((a, b) => a - b);
   console.log(
-    `\nchange propagation in an inventory of ${targets.length} VMs, ${changes} power changes, ${parallel} at a time, ${totalS.toFixed(1)} s in all:`,
+    `\nchange propagation in an inventory of ${targets.length} VMs, ${changes} power changes one at a time (zenith: ${totalS.toFixed(1)} s in all), from the call that makes each:`,
   );
-  console.log(`| measured from | p50 | p99 | max |`);
-  console.log(`| --- | --- | --- | --- |`);
+  console.log(`| watcher | changes | p50 | p99 | max |`);
+  console.log(`| --- | --- | --- | --- | --- |`);
   console.log(
-    `| the call that makes the change | ${percentile(fromCall, 50).toFixed(0)} ms | ${percentile(fromCall, 99).toFixed(0)} ms | ${fromCall.at(-1)!.toFixed(0)} ms |`,
+    `| zenith (driver watch()) | ${fromCall.length} | ${percentile(fromCall, 50).toFixed(0)} ms | ${percentile(fromCall, 99).toFixed(0)} ms | ${fromCall.at(-1)!.toFixed(0)} ms |`,
   );
   console.log(
-    `| the task seen finished by its caller | ${percentile(fromTaskEnd, 50).toFixed(0)} ms | ${percentile(fromTaskEnd, 99).toFixed(0)} ms | ${fromTaskEnd.at(-1)!.toFixed(0)} ms |`,
+    `| zenith, from the task seen finished | ${fromTaskEnd.length} | ${percentile(fromTaskEnd, 50).toFixed(0)} ms | ${percentile(fromTaskEnd, 99).toFixed(0)} ms | ${fromTaskEnd.at(-1)!.toFixed(0)} ms |`,
   );
 }

@@ -270,4 +270,55 @@ describe('every VM action on a vCenter, as Zenith tasks through the API', () => 
       'vCenter no longer has it',
     );
   });
+
+  test('a linked clone is made from the current snapshot; a VM without one is refused and nothing is made', async () => {
+    const source = await vm('DC0_C0_RP0_VM3');
+    assert.equal(source.facts['power.state'], 'stopped');
+    const refused = await run('POST', `/vms/${source.id}/clone`, {
+      name: 'vm3-linked',
+      linked: true,
+    });
+    assert.equal(refused.state, 'failed');
+    assert.equal(refused.error.code, 'ZEN_INVALID_STATE');
+    assert.equal((await operator.named('VirtualMachine')).has('vm3-linked'), false);
+
+    await succeeded('POST', `/vms/${source.id}/snapshots`, { name: 'golden' });
+    const cloned = await succeeded('POST', `/vms/${source.id}/clone`, {
+      name: 'vm3-linked',
+      linked: true,
+    });
+    const copy = await vm(cloned.result.vmId);
+    assert.equal(copy.name, 'vm3-linked');
+    assert.equal(copy.facts['power.state'], 'stopped');
+    assert.notEqual(copy.facts['vm.uuid'], source.facts['vm.uuid']);
+    assert.equal(copy.computed['location.hostId'], source.computed['location.hostId']);
+    assert.equal((await operator.named('VirtualMachine')).has('vm3-linked'), true);
+  });
+
+  test('metrics of a running VM from the PerformanceManager; a stopped VM has none', async () => {
+    const running = await vm('DC0_C0_RP0_VM0');
+    assert.equal(running.facts['power.state'], 'running');
+    const answer = await s.request('GET', `/vms/${running.id}/metrics`, { token });
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    const metrics = answer.body.metrics;
+    // The simulator answers an hour of realtime samples (180 of 20 s) drawn from recorded data.
+    assert.ok(metrics.cpuTimeMs > 0, 'CPU time used (cpu.used, summed)');
+    assert.ok(
+      metrics.memoryUsedBytes > 0 && metrics.memoryUsedBytes % 1024 === 0,
+      'mem.consumed is in KB',
+    );
+    assert.equal(metrics.memoryConfiguredBytes, running.facts['memory.bytes']);
+    assert.ok(
+      metrics.diskReadBytes > 0 && metrics.diskReadBytes % (20 * 1024) === 0,
+      'KB/s × 20 s',
+    );
+    assert.ok(metrics.diskWriteBytes > 0);
+    assert.ok(metrics.netRxBytes > 0 && metrics.netTxBytes > 0);
+    assert.ok(Math.abs(metrics.sampledAt - Date.now()) < 5 * 60_000, 'the newest sample is recent');
+
+    const stopped = await vm('DC0_C0_RP0_VM3');
+    const none = await s.request('GET', `/vms/${stopped.id}/metrics`, { token });
+    assert.equal(none.status, 200);
+    assert.equal(none.body.metrics, null);
+  });
 });

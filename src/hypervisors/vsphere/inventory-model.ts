@@ -44,6 +44,7 @@ export const vmPaths = [
   'config.guestFullName',
   'config.annotation',
   'config.template',
+  'config.changeVersion',
   'guest.toolsRunningStatus',
   'guest.ipAddress',
   'summary.storage.committed',
@@ -51,6 +52,19 @@ export const vmPaths = [
   'network',
   'resourcePool',
   'customValue',
+];
+
+/**
+ * What the change feed follows of every VM (one filter of its own): the paths that change often
+ * and must show within a second (power, host, name), and `config.changeVersion`, which vCenter
+ * bumps with every configuration change. When one of them changes, the feed reads that VM's
+ * `vmPaths` again; the rest of the VM's facts are not followed path by path (see decision 19).
+ */
+export const vmTriggerPaths = [
+  'name',
+  'runtime.host',
+  'runtime.powerState',
+  'config.changeVersion',
 ];
 
 export const propertySpecs: PropertySpec[] = [
@@ -92,6 +106,12 @@ export const propertySpecs: PropertySpec[] = [
   { type: 'Network', pathSet: ['name', 'parent'] },
   { type: 'ResourcePool', pathSet: ['name', 'parent', 'owner'] },
 ];
+
+/** The types of the view the feed follows for everything but VMs. */
+export const nonVmViewTypes = viewTypes.filter((t) => t !== 'VirtualMachine');
+
+/** What the feed follows of the objects that are not VMs: every path discovery reads. */
+export const nonVmPropertySpecs = propertySpecs.filter((p) => p.type !== 'VirtualMachine');
 
 export interface CachedObject {
   ref: MoRef;

@@ -29,11 +29,19 @@ import type {
   HypervisorDriver,
   InventoryDelta,
   MigrateOptions,
+  VmMetrics,
   VmSpec,
 } from '../driver.js';
 import { customFieldNames, followInventory } from './inventory-feed.js';
-import { InventoryCache, propertySpecs, viewTypes } from './inventory-model.js';
+import {
+  InventoryCache,
+  nonVmPropertySpecs,
+  nonVmViewTypes,
+  vmPaths,
+  vmTriggerPaths,
+} from './inventory-model.js';
 import { caOf, type VsphereSettings } from './settings.js';
+import { PerfCounters, toVmMetrics } from './vsphere-metrics.js';
 import {
   rebootGuest,
   reconfigure,
@@ -85,7 +93,9 @@ export class VsphereDriver implements HypervisorDriver {
   readonly #feed = new DeltaFeed();
   readonly #stop = new AbortController();
   #client: VimClient | undefined;
-  #view: MoRef | undefined;
+  #perf: PerfCounters | undefined;
+  #vmView: MoRef | undefined;
+  #objectView: MoRef | undefined;
   #following: Promise<void> | undefined;
   #markSynced!: () => void;
   readonly #synced = new Promise<void>((resolve) => (this.#markSynced = resolve));
@@ -127,18 +137,23 @@ export class VsphereDriver implements HypervisorDriver {
         ...(ca ? { ca } : {}),
       },
     });
-    const view = await this.#client.invoke(
-      'CreateContainerView',
-      this.#client.content.viewManager,
-      {
-        container: this.#client.content.rootFolder,
-        type: viewTypes,
-        recursive: true,
-      },
-    );
-    if (!(view instanceof MoRef))
-      throw new ZenithError('VIM_PROTOCOL_ERROR', 'CreateContainerView answered no view');
-    this.#view = view;
+    // Two views: the VMs, and everything else (the change feed follows them differently).
+    const viewOf = async (type: string[]) => {
+      const view = await this.client.invoke(
+        'CreateContainerView',
+        this.client.content.viewManager,
+        {
+          container: this.client.content.rootFolder,
+          type,
+          recursive: true,
+        },
+      );
+      if (!(view instanceof MoRef))
+        throw new ZenithError('VIM_PROTOCOL_ERROR', 'CreateContainerView answered no view');
+      return view;
+    };
+    this.#vmView = await viewOf(['VirtualMachine']);
+    this.#objectView = await viewOf(nonVmViewTypes);
   }
 
   async discover(): Promise<DiscoverySnapshot> {
@@ -146,7 +161,13 @@ export class VsphereDriver implements HypervisorDriver {
     const collector = new PropertyCollector(client);
     const fields = client.content.customFieldsManager;
     const [objects, fieldDefs] = await Promise.all([
-      collector.retrieveAll([containerViewSpec(this.#view!, propertySpecs)], { maxObjects: 5000 }),
+      collector.retrieveAll(
+        [
+          containerViewSpec(this.#objectView!, nonVmPropertySpecs),
+          containerViewSpec(this.#vmView!, [{ type: 'VirtualMachine', pathSet: vmPaths }]),
+        ],
+        { maxObjects: 5000 },
+      ),
       fields ? collector.retrieveOne(fields, ['field']) : Promise.resolve(undefined),
     ]);
     this.#cache.clear();
@@ -170,7 +191,8 @@ export class VsphereDriver implements HypervisorDriver {
     const { logger, settings } = this.#options;
     this.#following = followInventory({
       client: this.client,
-      view: this.#view!,
+      vmView: this.#vmView!,
+      objectView: this.#objectView!,
       cache: this.#cache,
       feed: this.#feed,
       logger,
@@ -199,15 +221,17 @@ export class VsphereDriver implements HypervisorDriver {
   async readVm(id: string, expect: readonly string[] = []): Promise<DiscoveredVm> {
     const ref = new MoRef('VirtualMachine', id);
     const found = await new PropertyCollector(this.client).retrieveAll([
-      objectsSpec(
-        [ref],
-        propertySpecs.filter((p) => p.type === 'VirtualMachine'),
-      ),
+      objectsSpec([ref], [{ type: 'VirtualMachine', pathSet: vmPaths }]),
     ]);
     const props = found[0]?.props;
     if (!props)
       throw new ZenithError('ZEN_NOT_FOUND', `no VM ${id} on this vCenter`, { externalId: id });
-    await this.#feedCaughtUp(id, props, expect);
+    // Only the VM feed's trigger paths ever come through the feed (decision 19).
+    await this.#feedCaughtUp(
+      id,
+      props,
+      expect.filter((path) => vmTriggerPaths.includes(path)),
+    );
     if (this.#following) this.#cache.put(ref, props);
     return this.#cache.toVm({ ref, props });
   }
@@ -341,6 +365,21 @@ export class VsphereDriver implements HypervisorDriver {
     context: ActionContext,
   ): Promise<DiscoveredVm> {
     return reconfigure(this.#actions, id, change, context);
+  }
+
+  /** Realtime statistics of a running VM (null when it is not running); see vsphere-metrics.ts. */
+  async vmMetrics(id: string): Promise<VmMetrics | null> {
+    const vm = await this.readVm(id);
+    if (vm.powerState !== 'running') return null;
+    this.#perf ??= new PerfCounters(this.client);
+    const series = await this.#perf.query(new MoRef('VirtualMachine', id));
+    const memory = vm.facts['memory.bytes'];
+    return toVmMetrics(
+      series,
+      await this.#perf.ids(),
+      typeof memory === 'number' ? memory : 0,
+      this.#options.clock.now(),
+    );
   }
 
   async close(): Promise<void> {

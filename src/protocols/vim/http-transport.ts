@@ -15,7 +15,7 @@ import {
   type PeerCertificate,
 } from 'node:tls';
 import { ZenithError } from '../../core/errors.js';
-import { XmlTreeBuilder, type XmlElement } from './xml-tree.js';
+import { XmlTreeBuilder, type XmlElement, type XmlEmit } from './xml-tree.js';
 
 export interface TlsOptions {
   /** PEM certificates to trust instead of the system's CAs. */
@@ -43,10 +43,12 @@ export interface TransportReply {
 }
 
 export interface SoapTransport {
+  /** `emit`: elements to hand over as they arrive (a transport may also leave them in the tree). */
   post(
     body: string,
     headers: Record<string, string>,
     signal?: AbortSignal,
+    emit?: XmlEmit,
   ): Promise<TransportReply>;
   close(): void;
 }
@@ -134,6 +136,7 @@ export class HttpTransport implements SoapTransport {
     body: string,
     headers: Record<string, string>,
     signal?: AbortSignal,
+    emit?: XmlEmit,
   ): Promise<TransportReply> {
     const payload = Buffer.from(body, 'utf8');
     return new Promise<TransportReply>((resolve, reject) => {
@@ -193,6 +196,7 @@ export class HttpTransport implements SoapTransport {
               resolve(reply);
             },
             fail,
+            emit,
           ),
       );
       request.on('error', (error) =>
@@ -206,6 +210,7 @@ export class HttpTransport implements SoapTransport {
     response: IncomingMessage,
     done: (reply: TransportReply) => void,
     fail: (error: ZenithError) => void,
+    emit: XmlEmit | undefined,
   ): void {
     const status = response.statusCode ?? 0;
     const type = String(response.headers['content-type'] ?? '');
@@ -223,7 +228,7 @@ export class HttpTransport implements SoapTransport {
       );
       return;
     }
-    const builder = new XmlTreeBuilder();
+    const builder = new XmlTreeBuilder(emit ? { emit } : {});
     let bytes = 0;
     response.setEncoding('utf8');
     response.on('data', (chunk: string) => {

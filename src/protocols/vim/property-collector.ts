@@ -60,11 +60,19 @@ export function containerViewSpec(view: MoRef, propSet: PropertySpec[]): VimArgO
   };
 }
 
-/** A filter spec over the given objects themselves. */
-export function objectsSpec(objects: MoRef[], propSet: PropertySpec[]): VimArgObject {
+/**
+ * A filter spec over the given objects themselves. With `reportMissing`, an object that is gone
+ * is left out of the answer instead of failing the whole call with ManagedObjectNotFound.
+ */
+export function objectsSpec(
+  objects: MoRef[],
+  propSet: PropertySpec[],
+  options: { reportMissing?: boolean } = {},
+): VimArgObject {
   return {
     propSet: propSet.map((p) => ({ type: p.type, all: false, pathSet: p.pathSet })),
     objectSet: objects.map((o) => ({ obj: o, skip: false })),
+    ...(options.reportMissing ? { reportMissingObjectsInResults: true } : {}),
   };
 }
 
@@ -74,28 +82,50 @@ export class PropertyCollector {
     readonly self: MoRef = client.content.propertyCollector,
   ) {}
 
-  /** Every object the spec selects, page by page; `maxObjects` is a hint the server may ignore. */
+  /**
+   * Every object the spec selects, page by page; `maxObjects` is a hint the server may ignore.
+   * Objects are decoded as the reply streams in (each ObjectContent alone, then dropped from the
+   * tree), so a large page is never held as a tree.
+   */
   async *retrievePages(
     specSet: VimArgObject[],
     options: { maxObjects?: number; signal?: AbortSignal } = {},
   ): AsyncGenerator<ObjectContent[]> {
-    const signal = options.signal ? { signal: options.signal } : {};
+    let page: ObjectContent[] = [];
+    const call = {
+      ...(options.signal ? { signal: options.signal } : {}),
+      // Envelope > Body > …Response > returnval > objects
+      emit: {
+        depth: 4,
+        name: 'objects',
+        onElement: (e: XmlElement) => page.push(decodeObjectContent(e)),
+      },
+    };
     let result = await this.client.invokeRaw(
       'RetrievePropertiesEx',
       this.self,
       { specSet, options: options.maxObjects ? { maxObjects: options.maxObjects } : {} },
-      signal,
+      call,
     );
     for (;;) {
-      const page = decodeRetrieveResult(result[0]);
-      yield page.objects;
-      if (!page.token) return;
-      result = await this.client.invokeRaw(
+      // A transport that does not stream leaves the objects in the tree.
+      const rest = decodeRetrieveResult(result[0]);
+      const objects = page.concat(rest.objects);
+      page = [];
+      if (!rest.token) {
+        yield objects;
+        return;
+      }
+      // The next page is asked for before this one is handed over (pipelined).
+      const next = this.client.invokeRaw(
         'ContinueRetrievePropertiesEx',
         this.self,
-        { token: page.token },
-        signal,
+        { token: rest.token },
+        call,
       );
+      next.catch(() => undefined);
+      yield objects;
+      result = await next;
     }
   }
 

@@ -14,7 +14,7 @@ import { ZenithError } from '../../core/errors.js';
 import { HttpTransport, type SoapTransport, type TlsOptions } from './http-transport.js';
 import { decodeReply, encodeRequest, returnValue } from './soap-envelope.js';
 import { moRef, obj, ref, str, type MoRef, type VimArg, type VimValue } from './vim-values.js';
-import type { XmlElement } from './xml-tree.js';
+import type { XmlElement, XmlEmit } from './xml-tree.js';
 
 /** Every finished call: { method, durationMs, bytes, error? } (diagnostics_channel). */
 export const vimCallChannel = channel('zenith:vim:call');
@@ -40,6 +40,8 @@ export interface ServiceContent {
   viewManager: MoRef;
   sessionManager: MoRef;
   customFieldsManager: MoRef | undefined;
+  /** The PerformanceManager (statistics), where the server has one. */
+  perfManager: MoRef | undefined;
   about: { fullName: string; apiType: string; apiVersion: string; instanceUuid: string };
 }
 
@@ -126,17 +128,17 @@ export class VimClient {
     method: string,
     self: MoRef,
     args: Record<string, VimArg> = {},
-    options: { signal?: AbortSignal } = {},
+    options: { signal?: AbortSignal; emit?: XmlEmit } = {},
   ): Promise<XmlElement[]> {
     if (this.#login) await this.#login.catch(() => undefined);
     try {
-      return await this.#call(method, self, args, options.signal);
+      return await this.#call(method, self, args, options.signal, options.emit);
     } catch (error) {
       if (!(error instanceof ZenithError) || error.code !== 'VIM_NOT_AUTHENTICATED' || this.#closed)
         throw error;
       // The session is gone (expired, terminated, or the server restarted): log in again, once.
       await this.login();
-      return this.#call(method, self, args, options.signal);
+      return this.#call(method, self, args, options.signal, options.emit);
     }
   }
 
@@ -172,6 +174,7 @@ export class VimClient {
       viewManager: need('viewManager'),
       sessionManager: need('sessionManager'),
       customFieldsManager: ref(content?.customFieldsManager),
+      perfManager: ref(content?.perfManager),
       about: {
         fullName: str(about?.fullName) ?? '',
         apiType: str(about?.apiType) ?? '',
@@ -188,6 +191,7 @@ export class VimClient {
     self: MoRef,
     args: Record<string, VimArg> = {},
     signal?: AbortSignal,
+    emit?: XmlEmit,
   ): Promise<XmlElement[]> {
     if (this.#closed)
       throw new ZenithError('VIM_CLOSED', 'the vSphere client is closed', { method });
@@ -197,7 +201,12 @@ export class VimClient {
     this.stats.calls++;
     this.#lastCallAt = this.#clock.now();
     try {
-      const reply = await this.#transport.post(encodeRequest(method, self, args), headers, signal);
+      const reply = await this.#transport.post(
+        encodeRequest(method, self, args),
+        headers,
+        signal,
+        emit,
+      );
       this.stats.bytesReceived += reply.bytes;
       for (const header of reply.setCookie) {
         const pair = header.split(';', 1)[0]!.trim();

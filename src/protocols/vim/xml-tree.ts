@@ -27,16 +27,29 @@ export interface XmlElement {
   text: string;
 }
 
+/**
+ * Hands over elements as they close instead of keeping them in the tree: every element named
+ * `name` at `depth` (the root is at 0) goes to `onElement`, detached from its parent. A large
+ * reply is then decoded while it arrives and never held whole.
+ */
+export interface XmlEmit {
+  depth: number;
+  name: string;
+  onElement(element: XmlElement): void;
+}
+
 /** Parses a document fed in chunks; resolves with the root element once the input ends. */
 export class XmlTreeBuilder {
-  readonly #parser = new SaxesParser({ xmlns: true });
+  readonly #parser = new SaxesParser({ xmlns: true, position: false });
   readonly #stack: XmlElement[] = [];
   readonly #maxDepth: number;
+  readonly #emit: XmlEmit | undefined;
   #root: XmlElement | undefined;
   #failure: ZenithError | undefined;
 
-  constructor(options: { maxDepth?: number } = {}) {
+  constructor(options: { maxDepth?: number; emit?: XmlEmit } = {}) {
     this.#maxDepth = options.maxDepth ?? 64;
+    this.#emit = options.emit;
     const parser = this.#parser;
     parser.on('opentag', (tag) => this.#open(tag));
     parser.on('text', (text) => {
@@ -48,7 +61,16 @@ export class XmlTreeBuilder {
       if (top) top.text += text;
     });
     parser.on('closetag', () => {
-      this.#stack.pop();
+      const closed = this.#stack.pop();
+      const emit = this.#emit;
+      if (!emit || !closed || this.#failure) return;
+      if (this.#stack.length !== emit.depth || closed.name !== emit.name) return;
+      this.#stack[this.#stack.length - 1]?.children.pop();
+      try {
+        emit.onElement(closed);
+      } catch (error) {
+        this.#failure = toProtocolError(error);
+      }
     });
     parser.on('error', (error) => {
       this.#failure ??= protocolError(`the reply is not well-formed XML: ${error.message}`);
@@ -83,11 +105,15 @@ export class XmlTreeBuilder {
       this.#failure = protocolError(`the reply nests deeper than ${this.#maxDepth} elements`);
       return;
     }
-    const attrs: Record<string, string> = {};
+    // Most elements of a reply have no plain attribute: they share one empty record.
+    let attrs: Record<string, string> = noAttributes;
     let xsiType: QName | undefined;
-    for (const attribute of Object.values(tag.attributes)) {
-      if (attribute.uri === '') attrs[attribute.local] = attribute.value;
-      else if (attribute.uri === XSI && attribute.local === 'type')
+    for (const name in tag.attributes) {
+      const attribute = tag.attributes[name]!;
+      if (attribute.uri === '') {
+        if (attrs === noAttributes) attrs = {};
+        attrs[attribute.local] = attribute.value;
+      } else if (attribute.uri === XSI && attribute.local === 'type')
         xsiType = this.#resolveQName(attribute.value);
     }
     const element: XmlElement = {
@@ -111,6 +137,8 @@ export class XmlTreeBuilder {
     return { ns: this.#parser.resolve(prefix) ?? prefix, local: value.slice(colon + 1) };
   }
 }
+
+const noAttributes: Record<string, string> = Object.freeze({});
 
 /** Parses a whole document at once. */
 export function parseXml(text: string): XmlElement {

@@ -114,6 +114,55 @@ describe('SOAP replies', () => {
     }
   });
 
+  test('streamed: each ObjectContent is handed over as it closes, at every split, and left out of the tree', () => {
+    const twoObjects = retrieveReply.replace(
+      '</objects></returnval>',
+      '</objects><objects><obj type="HostSystem">host-9</obj></objects></returnval>',
+    );
+    const expected = JSON.stringify(
+      decodeRetrieveResult(decodeReply(parseXml(twoObjects), 'RetrievePropertiesEx')[0]).objects,
+      (_k, v: unknown) => (v instanceof Map ? [...v] : v),
+    );
+    for (let cut = 1; cut < twoObjects.length; cut += 7) {
+      const streamed: unknown[] = [];
+      const builder = new XmlTreeBuilder({
+        emit: {
+          depth: 4,
+          name: 'objects',
+          onElement: (element) =>
+            streamed.push(
+              ...decodeRetrieveResult({ ...element, name: 'returnval', children: [element] })
+                .objects,
+            ),
+        },
+      });
+      builder.write(twoObjects.slice(0, cut));
+      builder.write(twoObjects.slice(cut));
+      const rest = decodeRetrieveResult(decodeReply(builder.end(), 'RetrievePropertiesEx')[0]);
+      assert.equal(rest.objects.length, 0, 'nothing left in the tree');
+      assert.equal(rest.token, 'page-2');
+      assert.equal(
+        JSON.stringify(streamed, (_k, v: unknown) => (v instanceof Map ? [...v] : v)),
+        expected,
+        `split at ${cut}`,
+      );
+    }
+  });
+
+  test('a streamed element the receiver refuses fails the parse with VIM_PROTOCOL_ERROR', () => {
+    const builder = new XmlTreeBuilder({
+      emit: {
+        depth: 4,
+        name: 'objects',
+        onElement: () => {
+          throw new Error('no');
+        },
+      },
+    });
+    builder.write(retrieveReply);
+    assert.throws(() => builder.end(), { code: 'VIM_PROTOCOL_ERROR' });
+  });
+
   test('an update set: enter, modify with assign and remove, leave, and the next version', () => {
     const reply = envelope(
       '<WaitForUpdatesExResponse xmlns="urn:vim25"><returnval><version>7</version><filterSet><filter type="PropertyFilter">f-1</filter>' +
