@@ -10,8 +10,10 @@ import { SecretBox } from '../core/secret-box.js';
 import { DriverRegistry } from '../hypervisors/registry.js';
 import { openStore, type Store } from '../store/store.js';
 import { AccountingService } from './accounting/accounting-service.js';
+import { AgentCertificates, defaultCertificateValidityMs } from './agents/agent-certificates.js';
 import { AgentHub } from './agents/agent-hub.js';
 import { AgentService } from './agents/agent-service.js';
+import { CertificateAuthority } from './agents/certificate-authority.js';
 import { AuditService, type Actor } from './audit/audit-service.js';
 import { ConnectionService } from './connections/connection-service.js';
 import { ConsoleService } from './consoles/console-service.js';
@@ -43,6 +45,8 @@ export interface ControlPlaneOptions {
   registry?: DriverRegistry;
   /** Log users in against LDAP/AD too. */
   ldap?: LdapSettings;
+  /** How long an agent's client certificate lasts (default 30 days); renewed at two thirds. */
+  agentCertificateValidityMs?: number;
 }
 
 export interface ControlPlane {
@@ -118,7 +122,20 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   };
   const tasks = new TaskService({ store, events, audit, clock, logger, resolveActor });
   const vms = new VmActionService(inventory, connections, tasks);
-  const agents = new AgentService({ store, identities, events, clock });
+  const certificateAuthority = await CertificateAuthority.loadOrCreate({ store, secrets, clock });
+  const agentCertificates = new AgentCertificates({
+    store,
+    clock,
+    ca: certificateAuthority,
+    validityMs: options.agentCertificateValidityMs ?? defaultCertificateValidityMs,
+  });
+  const agents = new AgentService({
+    store,
+    identities,
+    events,
+    clock,
+    certificates: agentCertificates,
+  });
   // An enrolled agent gets a connection of its own; when its channel opens, that connection syncs at once.
   agents.onEnrolled = async (agent) => {
     const suffix = agent.id.slice(-6).toLowerCase();

@@ -29,6 +29,7 @@ export interface TestPlaneOptions {
   store?: StoreKind;
   clock?: Clock;
   ldap?: LdapSettings;
+  agentCertificateValidityMs?: number;
 }
 
 export async function startTestPlane(options: TestPlaneOptions = {}): Promise<TestPlane> {
@@ -41,6 +42,9 @@ export async function startTestPlane(options: TestPlaneOptions = {}): Promise<Te
     logger: silentLogger,
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.ldap ? { ldap: options.ldap } : {}),
+    ...(options.agentCertificateValidityMs
+      ? { agentCertificateValidityMs: options.agentCertificateValidityMs }
+      : {}),
   });
   return {
     plane,

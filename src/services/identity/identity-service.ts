@@ -192,6 +192,7 @@ export class IdentityService {
       role: input.role,
       password_hash: input.passwordHash,
       source: input.source ?? 'local',
+      attributes: '{}',
       disabled: 0,
       created_at: now,
       updated_at: now,
