@@ -280,6 +280,47 @@ describe('agent enrollment, client certificates and the channel handshake', () =
     assert.equal(again.answer.error?.code, 'ZEN_CREDENTIAL_REVOKED');
   });
 
+  test('an agent is a service identity: bindings name it, and conditions read its host facts', async () => {
+    const agent = await enroll('node-k.lab');
+    const identityId = (await s.request('GET', '/agents', { token: admin })).body.items.find(
+      (a: { id: string }) => a.id === agent.agentId,
+    ).identityId as string;
+    const binding = await s.request('POST', '/role-bindings', {
+      token: admin,
+      body: { subject: identityId, role: 'viewer', condition: "subject['cpu.count'] >= 8" },
+    });
+    assert.equal(binding.status, 201, JSON.stringify(binding.body));
+    const explain = async () =>
+      (
+        await s.request('GET', `/access/explain?identity=${identityId}&permission=inventory.read`, {
+          token: admin,
+        })
+      ).body;
+    const channel = await openChannel(agent);
+    const beat = async (cpus: number) => {
+      channel.socket.send(JSON.stringify({ type: 'heartbeat', facts: { 'cpu.count': cpus } }));
+      await until(`the heartbeat with ${cpus} CPUs`, async () => {
+        const facts = (
+          (await s.request('GET', '/agents', { token: admin })).body.items as Array<{
+            id: string;
+            facts: Record<string, unknown>;
+          }>
+        ).find((a) => a.id === agent.agentId)?.facts;
+        return facts?.['cpu.count'] === cpus ? true : undefined;
+      });
+    };
+    await beat(16);
+    const allowed = await explain();
+    assert.equal(allowed.allowed, true, JSON.stringify(allowed));
+    assert.equal(allowed.binding.id, binding.body.id);
+    assert.equal(allowed.conditions[0].held, true);
+    await beat(4);
+    const denied = await explain();
+    assert.equal(denied.allowed, false);
+    assert.equal(denied.conditions[0].held, false);
+    channel.socket.close();
+  });
+
   test('an expired or forged enrollment token is refused', async () => {
     const { csr } = await newKeyAndRequest('node-e.lab');
     const token = await newToken();
