@@ -1,26 +1,39 @@
 /**
  * `zenith agent`: runs on a hypervisor host. Enrolls once with a one-time
- * token (keeping the credentials it receives, mode 0600), then keeps one
- * self-re-establishing WebSocket to the control plane: it answers driver
- * calls with its local QEMU driver, pushes inventory changes and sends a
- * heartbeat with the host's facts. The VMs are QEMU processes that outlive
- * the agent: a restarted agent re-attaches to them.
+ * token (a key pair made here and a client certificate from Zenith's CA,
+ * mode 0600), then keeps one self-re-establishing WebSocket to the control
+ * plane, opened by signing the control plane's challenge with that key: it
+ * answers driver calls with its local QEMU driver, pushes inventory changes,
+ * sends a heartbeat with the host's facts and renews its certificate before
+ * it expires. The VMs are QEMU processes that outlive the agent: a restarted
+ * agent re-attaches to them.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import type { Duplex } from 'node:stream';
 import WebSocket from 'ws';
 import type { Clock } from '../core/clock.js';
-import { errorFromBody, isZenithError, ZenithError } from '../core/errors.js';
+import { isErrorCode, isZenithError, ZenithError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { isAgentMethod, type FromAgent, type ToAgent } from '../hypervisors/agent/agent-link.js';
+import {
+  isAgentMethod,
+  type ChannelHandshake,
+  type FromAgent,
+  type ToAgent,
+} from '../hypervisors/agent/agent-link.js';
 import type { ActionContext, CloneOptions, MigrateOptions, VmSpec } from '../hypervisors/driver.js';
 import {
   QemuDriver,
   type IncomingEndpoint,
   type MigrationPackage,
 } from '../hypervisors/qemu/qemu-driver.js';
+import { ConsoleRelays } from './console-relays.js';
+import {
+  CredentialStore,
+  enroll,
+  newKeyAndRequest,
+  signChallenge,
+  type AgentCredentials,
+} from './agent-credentials.js';
 
 export interface HostAgentOptions {
   server: string;
@@ -37,11 +50,12 @@ export interface HostAgentOptions {
   logger: Logger;
 }
 
-interface Credentials {
-  server: string;
-  agentId: string;
-  token: string;
-}
+/** Refusals that another attempt cannot change: the agent stops and says why. */
+const finalRefusals = new Set([
+  'ZEN_CREDENTIAL_REVOKED',
+  'ZEN_CERTIFICATE_EXPIRED',
+  'ZEN_CERTIFICATE_INVALID',
+]);
 
 export class HostAgent {
   readonly #options: HostAgentOptions;
@@ -49,14 +63,17 @@ export class HostAgent {
   #socket: WebSocket | undefined;
   #stopped = false;
   readonly #abort = new AbortController();
+  readonly #store: CredentialStore;
+  #current: AgentCredentials | undefined;
 
   constructor(options: HostAgentOptions) {
     this.#options = options;
+    this.#store = new CredentialStore(options.stateDir);
   }
 
   /** Enrolls if needed, starts the driver, and keeps the channel up until stop(). */
   async run(): Promise<void> {
-    const credentials = await this.#credentials();
+    this.#current = await this.#credentials();
     const driver = new QemuDriver({
       stateDir: join(this.#options.stateDir, 'qemu'),
       storageRoots: this.#options.storageRoots,
@@ -69,7 +86,12 @@ export class HostAgent {
     this.#driver = driver;
     let backoffMs = 500;
     while (!this.#stopped) {
-      const opened = await this.#session(credentials, driver).catch((error: unknown) => {
+      const opened = await this.#session(this.#current, driver).catch(async (error: unknown) => {
+        if (isZenithError(error) && finalRefusals.has(error.code)) {
+          this.#options.logger.error({ code: error.code, err: error.message }, 'refused');
+          await this.stop();
+          throw error;
+        }
         this.#options.logger.warn({ err: (error as Error).message }, 'control plane unreachable');
         return false;
       });
@@ -86,51 +108,47 @@ export class HostAgent {
     await this.#driver?.close();
   }
 
-  async #credentials(): Promise<Credentials> {
-    const file = join(this.#options.stateDir, 'credentials.json');
-    if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as Credentials;
+  async #credentials(): Promise<AgentCredentials> {
+    const stored = this.#store.load();
+    if (stored) return stored;
     if (!this.#options.enrollmentToken)
       throw new ZenithError(
         'ZEN_UNAUTHENTICATED',
         'this agent is not enrolled yet: pass --token with a one-time enrollment token',
       );
-    const response = await fetch(`${this.#options.server}/api/v1/agents/enroll`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        enrollmentToken: this.#options.enrollmentToken,
-        hostname: this.#options.hostName ?? hostname(),
-      }),
-    }).catch((error: unknown) => {
-      throw new ZenithError(
-        'ZEN_CONNECTION_FAILED',
-        `cannot reach ${this.#options.server}: ${(error as Error).message}`,
-      );
-    });
-    const body = (await response.json()) as { agent?: { id: string }; token?: string };
-    if (!response.ok || !body.agent || !body.token)
-      throw errorFromBody(body, `enrollment failed (HTTP ${response.status})`);
-    const credentials: Credentials = {
+    const credentials = await enroll({
       server: this.#options.server,
-      agentId: body.agent.id,
-      token: body.token,
-    };
-    mkdirSync(this.#options.stateDir, { recursive: true, mode: 0o700 });
-    writeFileSync(file, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 });
-    chmodSync(file, 0o600);
+      enrollmentToken: this.#options.enrollmentToken,
+      hostName: this.#options.hostName ?? hostname(),
+    });
+    this.#store.save(credentials);
     this.#options.logger.info({ agentId: credentials.agentId }, 'enrolled');
     return credentials;
   }
 
+  /** Asks for a certificate for a new key pair; the answer arrives as `renewed` on the channel. */
+  #renew(send: (message: FromAgent) => void, pending: { privateKey?: string }): void {
+    void newKeyAndRequest(this.#options.hostName ?? hostname()).then(
+      ({ privateKey, csr }) => {
+        pending.privateKey = privateKey;
+        send({ type: 'renew', csr });
+        this.#options.logger.info('renewing the certificate');
+      },
+      (error: unknown) =>
+        this.#options.logger.warn({ err: (error as Error).message }, 'no key for the renewal'),
+    );
+  }
+
   /** One channel's life; resolves true if it was ever open. */
-  #session(credentials: Credentials, driver: QemuDriver): Promise<boolean> {
+  #session(credentials: AgentCredentials, driver: QemuDriver): Promise<boolean> {
     return new Promise((resolve, reject) => {
       const url = `${this.#options.server.replace(/^http/, 'ws')}/api/v1/agents/channel`;
-      const socket = new WebSocket(url, {
-        headers: { authorization: `Bearer ${credentials.token}` },
-      });
+      const socket = new WebSocket(url);
       this.#socket = socket;
       let opened = false;
+      let refusal: ZenithError | undefined;
+      let renewal: NodeJS.Timeout | undefined;
+      const pendingKey: { privateKey?: string } = {};
       const watching = new AbortController();
       const send = (message: FromAgent) => {
         if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
@@ -139,9 +157,13 @@ export class HostAgent {
       const consoles = new ConsoleRelays(driver);
       // Calls under way, so the control plane can cancel one (a cancelled task).
       const calls = new Map<number, AbortController>();
-      socket.on('open', () => {
+      const welcome = (message: Extract<ChannelHandshake, { type: 'welcome' }>) => {
         opened = true;
-        this.#options.logger.info('channel open');
+        this.#options.logger.info(
+          { serial: message.serial, renewInMs: message.renewInMs },
+          'channel open',
+        );
+        renewal = setTimeout(() => this.#renew(send, pendingKey), message.renewInMs);
         const beat = () =>
           void Promise.all([this.#hostFacts(driver), driver.allMetrics()]).then(
             ([facts, metrics]) => send({ type: 'heartbeat', facts, metrics }),
@@ -153,15 +175,45 @@ export class HostAgent {
         void (async () => {
           for await (const delta of driver.watch(watching.signal)) send({ type: 'delta', delta });
         })();
-      });
+      };
       socket.on('message', (data: Buffer) => {
-        let message: ToAgent;
+        let message: ToAgent | ChannelHandshake;
         try {
-          message = JSON.parse(data.toString('utf8')) as ToAgent;
+          message = JSON.parse(data.toString('utf8')) as ToAgent | ChannelHandshake;
         } catch {
           return;
         }
-        if (message.type === 'call') {
+        if (message.type === 'challenge')
+          socket.send(
+            JSON.stringify({
+              type: 'hello',
+              certificate: credentials.certificate,
+              signature: signChallenge(credentials, message.nonce),
+            } satisfies ChannelHandshake),
+          );
+        else if (message.type === 'welcome') welcome(message);
+        else if (message.type === 'refused')
+          refusal = new ZenithError(
+            isErrorCode(message.error.code) ? message.error.code : 'ZEN_UNAUTHENTICATED',
+            `the control plane refused the channel: ${message.error.message}`,
+          );
+        else if (message.type === 'renewed') {
+          if (!pendingKey.privateKey) return;
+          // Keep the new certificate first; only then may the control plane revoke the old one.
+          this.#current = {
+            ...(this.#current ?? credentials),
+            certificate: message.certificate,
+            privateKey: pendingKey.privateKey,
+          };
+          delete pendingKey.privateKey;
+          this.#store.save(this.#current);
+          send({ type: 'switched' });
+          this.#options.logger.info({ notAfter: message.notAfter }, 'certificate renewed');
+          renewal = setTimeout(() => this.#renew(send, pendingKey), message.renewInMs);
+        } else if (message.type === 'renew-failed') {
+          this.#options.logger.warn({ code: message.error.code }, message.error.message);
+          renewal = setTimeout(() => this.#renew(send, pendingKey), 60_000);
+        } else if (message.type === 'call') {
           const controller = new AbortController();
           calls.set(message.id, controller);
           const context: ActionContext = {
@@ -173,7 +225,12 @@ export class HostAgent {
             send(result);
           });
         } else if (message.type === 'cancel') calls.get(message.id)?.abort();
-        else consoles.handle(message, send);
+        else if (
+          message.type === 'console-open' ||
+          message.type === 'console-data' ||
+          message.type === 'console-close'
+        )
+          consoles.handle(message, send);
       });
       socket.on('unexpected-response', (_request, response) => {
         reject(
@@ -187,6 +244,11 @@ export class HostAgent {
         if (!opened) reject(error);
       });
       socket.on('close', () => {
+        clearTimeout(renewal);
+        if (refusal && !opened) {
+          reject(refusal);
+          return;
+        }
         clearInterval(heartbeat);
         consoles.closeAll();
         watching.abort();
@@ -292,54 +354,5 @@ export class HostAgent {
     const snapshot = await driver.discover();
     const host = snapshot.objects.find((o) => o.kind === 'host');
     return { ...(host?.facts ?? {}), 'agent.vms': snapshot.objects.length - 1 };
-  }
-}
-
-/** The consoles the control plane opened through this agent: local sockets relayed as base64 messages. */
-class ConsoleRelays {
-  readonly #streams = new Map<number, Duplex>();
-
-  constructor(private readonly driver: QemuDriver) {}
-
-  handle(
-    message: Exclude<ToAgent, { type: 'call' } | { type: 'cancel' }>,
-    send: (message: FromAgent) => void,
-  ): void {
-    if (message.type === 'console-open') {
-      this.driver
-        .openConsole(message.vmId, message.kind)
-        .then((stream) => {
-          this.#streams.set(message.stream, stream);
-          stream.on('data', (chunk: Buffer) =>
-            send({ type: 'console-data', stream: message.stream, data: chunk.toString('base64') }),
-          );
-          stream.on('close', () => {
-            this.#streams.delete(message.stream);
-            send({ type: 'console-close', stream: message.stream });
-          });
-          stream.on('error', () => stream.destroy());
-          send({ type: 'console-opened', stream: message.stream });
-        })
-        .catch((error: unknown) => {
-          const coded = isZenithError(error)
-            ? error
-            : new ZenithError('ZEN_DRIVER_ERROR', (error as Error).message);
-          send({
-            type: 'console-close',
-            stream: message.stream,
-            error: { code: coded.code, message: coded.message },
-          });
-        });
-    } else if (message.type === 'console-data') {
-      this.#streams.get(message.stream)?.write(Buffer.from(message.data, 'base64'));
-    } else {
-      this.#streams.get(message.stream)?.destroy();
-      this.#streams.delete(message.stream);
-    }
-  }
-
-  closeAll(): void {
-    for (const stream of this.#streams.values()) stream.destroy();
-    this.#streams.clear();
   }
 }

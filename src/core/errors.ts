@@ -121,6 +121,21 @@ export const errorCatalogue = {
     status: 401,
     summary: 'The session or token has expired or was revoked. Log in again.',
   },
+  ZEN_CREDENTIAL_REVOKED: {
+    status: 401,
+    summary:
+      "The agent's certificate, or the agent itself, was revoked. Enroll the host again with a new one-time token.",
+  },
+  ZEN_CERTIFICATE_EXPIRED: {
+    status: 401,
+    summary:
+      "The agent's certificate has expired (it was not renewed in time). Enroll the host again with a new one-time token.",
+  },
+  ZEN_CERTIFICATE_INVALID: {
+    status: 401,
+    summary:
+      "The agent's certificate was not issued by this Zenith's CA, is not yet valid or malformed, or the agent could not prove it holds its key.",
+  },
   ZEN_FORBIDDEN: {
     status: 403,
     summary: 'You are authenticated but your role does not allow this action here.',

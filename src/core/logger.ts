@@ -12,6 +12,11 @@ export const redactedPaths = [
   '*.secret',
   'credentials',
   '*.credentials',
+  // An agent's key, Zenith's CA key (sealed or not).
+  'privateKey',
+  '*.privateKey',
+  'sealed_key',
+  '*.sealed_key',
   'req.headers.authorization',
   'req.headers.cookie',
   'headers.authorization',

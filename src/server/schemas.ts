@@ -116,6 +116,8 @@ export const IdentityView = Type.Object({
   displayName: Type.Union([Type.String(), Type.Null()]),
   role: Type.String(),
   source: Type.String(),
+  /** Facts about the identity (a user's department), read by binding conditions as subject.*. */
+  attributes: Type.Record(Type.String(), Type.Unknown()),
   disabled: Type.Boolean(),
   createdAt: Type.Number(),
 });

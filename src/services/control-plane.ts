@@ -10,8 +10,10 @@ import { SecretBox } from '../core/secret-box.js';
 import { DriverRegistry } from '../hypervisors/registry.js';
 import { openStore, type Store } from '../store/store.js';
 import { AccountingService } from './accounting/accounting-service.js';
+import { AgentCertificates, defaultCertificateValidityMs } from './agents/agent-certificates.js';
 import { AgentHub } from './agents/agent-hub.js';
 import { AgentService } from './agents/agent-service.js';
+import { CertificateAuthority } from './agents/certificate-authority.js';
 import { AuditService, type Actor } from './audit/audit-service.js';
 import { ConnectionService } from './connections/connection-service.js';
 import { ConsoleService } from './consoles/console-service.js';
@@ -26,6 +28,7 @@ import {
   type MetricSettings,
 } from './metrics/metric-history.js';
 import { MetricsSampler } from './metrics/metrics-sampler.js';
+import type { Facts } from './inventory/model.js';
 import { EvacuationService } from './placement/evacuation-service.js';
 import { HostModeService } from './placement/host-modes.js';
 import { PlacementService } from './placement/placement-service.js';
@@ -51,6 +54,8 @@ export interface ControlPlaneOptions {
   ldap?: LdapSettings;
   /** Metrics history: sampling period and retention (defaults: 15 s, raw 24 h, rollups 35 days). */
   metrics?: Partial<MetricSettings>;
+  /** How long an agent's client certificate lasts (default 30 days); renewed at two thirds. */
+  agentCertificateValidityMs?: number;
 }
 
 export interface ControlPlane {
@@ -129,8 +134,24 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   };
   const tasks = new TaskService({ store, events, audit, clock, logger, resolveActor });
   const vms = new VmActionService(inventory, connections, tasks);
-  const agents = new AgentService({ store, identities, events, clock });
+  const certificateAuthority = await CertificateAuthority.loadOrCreate({ store, secrets, clock });
+  const agentCertificates = new AgentCertificates({
+    store,
+    clock,
+    ca: certificateAuthority,
+    validityMs: options.agentCertificateValidityMs ?? defaultCertificateValidityMs,
+  });
+  const agents = new AgentService({
+    store,
+    identities,
+    events,
+    clock,
+    certificates: agentCertificates,
+  });
   // An enrolled agent gets a connection of its own; when its channel opens, that connection syncs at once.
+  // Identity facts for binding conditions: users' attributes, agents' host facts.
+  identities.onChanged = (identity) => access.setSubjectAttributes(identity, identity.attributes);
+  agents.onFacts = (identityId, facts) => access.setHostFacts(identityId, facts as Facts);
   agents.onEnrolled = async (agent) => {
     const suffix = agent.id.slice(-6).toLowerCase();
     const name = `agent-${agent.hostname}`.slice(0, 56).replace(/[^a-zA-Z0-9._-]/g, '-');

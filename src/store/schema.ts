@@ -57,6 +57,8 @@ export interface IdentitiesTable {
   password_hash: string | null;
   /** local or ldap (the password is checked by the directory). */
   source: string;
+  /** JSON object: facts about the identity (a user's department), read by binding conditions. */
+  attributes: string;
   disabled: number;
   created_at: number;
   updated_at: number;
@@ -128,6 +130,31 @@ export interface EnrollmentTokensTable {
   agent_id: string | null;
 }
 
+export interface CertificateAuthoritiesTable {
+  id: string;
+  /** PEM. */
+  certificate: string;
+  /** The CA's private key (PKCS#8 PEM), sealed with the secret box. */
+  sealed_key: string;
+  created_at: number;
+  not_after: number;
+}
+
+export interface AgentCertificatesTable {
+  /** Lower-case hex. */
+  serial: string;
+  agent_id: string;
+  identity_id: string;
+  not_before: number;
+  not_after: number;
+  issued_at: number;
+  /** The serial this one renews; that one is revoked once this one is first used. */
+  replaces: string | null;
+  first_used_at: number | null;
+  revoked_at: number | null;
+  revoked_reason: string | null;
+}
+
 export interface AgentsTable {
   id: string;
   identity_id: string;
@@ -182,6 +209,8 @@ export interface RoleBindingsTable {
   role: string;
   /** The object whose subtree the binding covers; null = everything. */
   scope_id: string | null;
+  /** A condition in the policy language over subject.* and object.*; null = always. */
+  condition: string | null;
   created_by: string;
   created_at: number;
 }
@@ -271,6 +300,8 @@ export interface Database {
   audit: AuditTable;
   enrollment_tokens: EnrollmentTokensTable;
   agents: AgentsTable;
+  certificate_authorities: CertificateAuthoritiesTable;
+  agent_certificates: AgentCertificatesTable;
   rate_cards: RateCardsTable;
   vm_ownership: VmOwnershipTable;
   groups: GroupsTable;

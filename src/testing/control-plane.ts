@@ -31,6 +31,7 @@ export interface TestPlaneOptions {
   clock?: Clock;
   ldap?: LdapSettings;
   metrics?: Partial<MetricSettings>;
+  agentCertificateValidityMs?: number;
 }
 
 export async function startTestPlane(options: TestPlaneOptions = {}): Promise<TestPlane> {
@@ -44,6 +45,9 @@ export async function startTestPlane(options: TestPlaneOptions = {}): Promise<Te
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.ldap ? { ldap: options.ldap } : {}),
     ...(options.metrics ? { metrics: options.metrics } : {}),
+    ...(options.agentCertificateValidityMs
+      ? { agentCertificateValidityMs: options.agentCertificateValidityMs }
+      : {}),
   });
   return {
     plane,

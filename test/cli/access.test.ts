@@ -50,4 +50,46 @@ describe('groups, roles, bindings and access explain through the zenith command'
     assert.match(denied.stdout, /DENIED/);
     assert.match(denied.stdout, /no role binding grants vm.delete/);
   });
+
+  test('a binding with a condition on identity facts, and explain showing whether it held', async () => {
+    const run = async (args: string[]) => {
+      const result = await zenith(args);
+      assert.equal(result.code, 0, `${args.join(' ')}: ${result.stderr}`);
+      return result.stdout;
+    };
+    const carol = await zenith(['users', 'create', 'carol', '--role', 'none'], {
+      input: 'carol-password-1234\n',
+    });
+    assert.equal(carol.code, 0, carol.stderr);
+    const attributes = JSON.parse(await run(['users', 'set-attributes', 'carol', 'level=3']));
+    assert.deepEqual(attributes.attributes, { level: '3' });
+    await run(['roles', 'create', 'auditor', 'audit.read']);
+    const bad = await zenith([
+      'bindings',
+      'create',
+      'carol',
+      'auditor',
+      '--when',
+      'subject.level =',
+    ]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /ZEN_POLICY_SYNTAX/);
+    const created = await run([
+      'bindings',
+      'create',
+      'carol',
+      'auditor',
+      '--when',
+      "subject.level == '3'",
+    ]);
+    assert.match(created, /where subject\.level == '3'/);
+    const allowed = await run(['access', 'explain', 'carol', 'audit.read']);
+    assert.match(allowed, /ALLOWED/);
+    assert.match(allowed, /subject\.level == '3' → held/);
+    await run(['users', 'set-attributes', 'carol', 'level=']);
+    const denied = await zenith(['access', 'explain', 'carol', 'audit.read']);
+    assert.equal(denied.code, 1);
+    assert.match(denied.stdout, /→ did not hold/);
+    assert.match((await run(['bindings', 'list'])).toString(), /subject\.level == '3'/);
+  });
 });

@@ -1,14 +1,36 @@
+import 'reflect-metadata';
 import assert from 'node:assert/strict';
+import { webcrypto, X509Certificate } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { X509CertificateGenerator } from '@peculiar/x509';
+import WebSocket from 'ws';
+import {
+  newKeyAndRequest,
+  signChallenge,
+  type AgentCredentials,
+} from '../../src/agent/agent-credentials.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
+import { until } from '../../src/testing/wait.js';
 
-describe('agent enrollment and credentials', () => {
-  const clock = new ManualClock(Date.now());
+const validityMs = 3_600_000;
+
+/** One channel as an agent opens it: the handshake's outcome, and the socket to go on with. */
+interface Channel {
+  socket: WebSocket;
+  /** The first answer after the hello: welcome or refused. */
+  answer: { type: string; error?: { code: string }; renewInMs?: number; serial?: string };
+  closed: Promise<{ code: number; reason: string }>;
+  next(type: string): Promise<Record<string, unknown>>;
+}
+
+describe('agent enrollment, client certificates and the channel handshake', () => {
+  // Whole seconds: certificates carry whole seconds, so renewal times come out exact.
+  const clock = new ManualClock(Math.floor(Date.now() / 1000) * 1000);
   let s: TestServer;
   let admin: string;
   before(async () => {
-    s = await startTestServer({ clock });
+    s = await startTestServer({ clock, agentCertificateValidityMs: validityMs });
     admin = await s.login();
   });
   after(async () => s.close());
@@ -20,6 +42,70 @@ describe('agent enrollment and credentials', () => {
         body: { ttlMinutes: 30 },
       })
     ).body.token as string;
+
+  const enroll = async (hostname: string): Promise<AgentCredentials> => {
+    const { privateKey, csr } = await newKeyAndRequest(hostname);
+    const answer = await s.request('POST', '/agents/enroll', {
+      body: { enrollmentToken: await newToken(), hostname, csr },
+    });
+    assert.equal(answer.status, 201, JSON.stringify(answer.body));
+    return {
+      server: s.baseUrl,
+      agentId: answer.body.agent.id,
+      certificate: answer.body.certificate.certificate,
+      privateKey,
+      caCertificate: answer.body.caCertificate,
+    };
+  };
+
+  /** Opens the channel and answers the challenge with `present` (the certificate and key to show). */
+  const openChannel = (present: { certificate: string; privateKey: string }): Promise<Channel> =>
+    new Promise((resolve, reject) => {
+      const socket = new WebSocket(`${s.baseUrl.replace(/^http/, 'ws')}/api/v1/agents/channel`);
+      const waiting = new Map<string, (message: Record<string, unknown>) => void>();
+      const closed = new Promise<{ code: number; reason: string }>((done) =>
+        socket.once('close', (code, reason) => done({ code, reason: reason.toString() })),
+      );
+      let answered = false;
+      socket.on('message', (data: Buffer) => {
+        const message = JSON.parse(data.toString()) as Record<string, unknown> & { type: string };
+        if (message.type === 'challenge') {
+          const credentials = { ...present, server: '', agentId: '', caCertificate: '' };
+          socket.send(
+            JSON.stringify({
+              type: 'hello',
+              certificate: present.certificate,
+              signature: signChallenge(credentials, String(message.nonce)),
+            }),
+          );
+        } else if (!answered && (message.type === 'welcome' || message.type === 'refused')) {
+          answered = true;
+          resolve({
+            socket,
+            answer: message,
+            closed,
+            next: (type) => new Promise((done) => waiting.set(type, done)),
+          });
+        } else waiting.get(message.type)?.(message);
+      });
+      socket.once('error', reject);
+    });
+
+  const agentState = async (id: string) =>
+    (
+      (await s.request('GET', '/agents', { token: admin })).body.items as Array<{
+        id: string;
+        state: string;
+      }>
+    ).find((a) => a.id === id)?.state;
+
+  const certificatesOf = async (id: string) =>
+    (await s.request('GET', `/agents/${id}/certificates`, { token: admin })).body.items as Array<{
+      serial: string;
+      revokedAt: number | null;
+      revokedReason: string | null;
+      replaces: string | null;
+    }>;
 
   test('only an administrator issues enrollment tokens', async () => {
     assert.equal((await s.request('POST', '/agents/enrollment-tokens', { body: {} })).status, 401);
@@ -35,90 +121,224 @@ describe('agent enrollment and credentials', () => {
     assert.equal(refused.status, 403);
   });
 
-  test('a token enrolls exactly one agent, which gets credentials of its own that only let it report', async () => {
+  test('a token enrolls exactly one agent, whose certificate from Zenith’s CA opens its channel', async () => {
     const token = await newToken();
+    const [keyA, keyB] = await Promise.all([
+      newKeyAndRequest('node-a.lab'),
+      newKeyAndRequest('node-b.lab'),
+    ]);
     const [a, b] = await Promise.all([
       s.request('POST', '/agents/enroll', {
-        body: { enrollmentToken: token, hostname: 'node-a.lab' },
+        body: { enrollmentToken: token, hostname: 'node-a.lab', csr: keyA.csr },
       }),
       s.request('POST', '/agents/enroll', {
-        body: { enrollmentToken: token, hostname: 'node-b.lab' },
+        body: { enrollmentToken: token, hostname: 'node-b.lab', csr: keyB.csr },
       }),
     ]);
-    const statuses = [a.status, b.status].sort();
     assert.deepEqual(
-      statuses,
+      [a.status, b.status].sort(),
       [201, 401],
       'of two agents racing with one token, exactly one enrolls',
     );
     const enrolled = a.status === 201 ? a : b;
     const loser = a.status === 201 ? b : a;
     assert.equal(loser.body.error.code, 'ZEN_TOKEN_EXPIRED');
-    const again = await s.request('POST', '/agents/enroll', {
-      body: { enrollmentToken: token, hostname: 'node-c.lab' },
-    });
-    assert.equal(again.body.error.code, 'ZEN_TOKEN_EXPIRED', 'a used token cannot be reused');
+    assert.equal(enrolled.body.token, undefined, 'no bearer credentials any more');
 
-    const credentials = enrolled.body.token as string;
-    assert.notEqual(credentials, token);
-    const beat = await s.request('POST', '/agents/heartbeat', {
-      token: credentials,
-      body: { facts: { 'cpu.count': 8, 'qemu.version': '7.2.0' } },
+    const certificate = new X509Certificate(enrolled.body.certificate.certificate);
+    const ca = new X509Certificate(enrolled.body.caCertificate);
+    assert.ok(ca.ca, 'the CA certificate is a CA');
+    assert.ok(certificate.verify(ca.publicKey), 'signed by Zenith’s CA');
+    assert.match(certificate.subject, new RegExp(`CN=${enrolled.body.agent.id}`));
+    assert.match(certificate.subjectAltName ?? '', /urn:zenith:identity:svc_/);
+    assert.equal(
+      Date.parse(certificate.validTo) - Date.parse(certificate.validFrom),
+      validityMs,
+      'the validity configured',
+    );
+
+    const channel = await openChannel({
+      certificate: enrolled.body.certificate.certificate,
+      privateKey: a.status === 201 ? keyA.privateKey : keyB.privateKey,
     });
-    assert.equal(beat.status, 200);
-    assert.equal(beat.body.state, 'connected');
-    assert.equal(
-      (await s.request('GET', '/vms', { token: credentials })).status,
-      403,
-      'an agent cannot read the inventory',
+    assert.equal(channel.answer.type, 'welcome', JSON.stringify(channel.answer));
+    assert.equal(channel.answer.renewInMs, Math.round((validityMs * 2) / 3));
+    assert.equal(await agentState(enrolled.body.agent.id), 'connected');
+    // Three missed heartbeats: disconnected; one over the channel: connected again.
+    await clock.advance(20_000);
+    assert.equal(await agentState(enrolled.body.agent.id), 'disconnected');
+    channel.socket.send(JSON.stringify({ type: 'heartbeat', facts: { 'cpu.count': 8 } }));
+    await until('the heartbeat', async () =>
+      (await agentState(enrolled.body.agent.id)) === 'connected' ? true : undefined,
     );
-    assert.equal(
-      (await s.request('POST', '/agents/heartbeat', { token: admin, body: { facts: {} } })).status,
-      403,
-      'a person is not an agent',
-    );
+    channel.socket.close();
   });
 
-  test('an agent that misses its heartbeats shows disconnected, and a revoked one is cut off at once', async () => {
-    const enrolled = (
-      await s.request('POST', '/agents/enroll', {
-        body: { enrollmentToken: await newToken(), hostname: 'node-d.lab' },
-      })
-    ).body;
-    const byHost = async () =>
-      (
-        (await s.request('GET', '/agents', { token: admin })).body.items as Array<{
-          hostname: string;
-          state: string;
-        }>
-      ).find((x) => x.hostname === 'node-d.lab')!;
-    assert.equal((await byHost()).state, 'connected');
-    await clock.advance(20_000);
-    assert.equal((await byHost()).state, 'disconnected');
-    await s.request('POST', '/agents/heartbeat', { token: enrolled.token, body: { facts: {} } });
-    assert.equal((await byHost()).state, 'connected');
-    const revoked = await s.request('DELETE', `/agents/${enrolled.agent.id}`, { token: admin });
-    assert.equal(revoked.body.state, 'revoked');
-    const after = await s.request('POST', '/agents/heartbeat', {
-      token: enrolled.token,
-      body: { facts: {} },
+  test('a bad CSR is refused without using the token up', async () => {
+    const token = await newToken();
+    const refused = await s.request('POST', '/agents/enroll', {
+      body: { enrollmentToken: token, hostname: 'node-f.lab', csr: 'not a CSR' },
     });
-    assert.equal(after.status, 401);
+    assert.equal(refused.status, 400);
+    assert.equal(refused.body.error.code, 'ZEN_BAD_REQUEST');
+    const { csr } = await newKeyAndRequest('node-f.lab');
+    const enrolled = await s.request('POST', '/agents/enroll', {
+      body: { enrollmentToken: token, hostname: 'node-f.lab', csr },
+    });
+    assert.equal(enrolled.status, 201, JSON.stringify(enrolled.body));
+  });
+
+  test('a certificate from another CA, or without its key, is refused with a code', async () => {
+    const agent = await enroll('node-g.lab');
+    // Same subject, same shape, but self-made: not signed by Zenith's CA.
+    const algorithm = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+    const keys = await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify']);
+    const forged = await X509CertificateGenerator.createSelfSigned({
+      serialNumber: '01',
+      name: `CN=${agent.agentId}, O=Zenith agents`,
+      notBefore: new Date(clock.now() - 1000),
+      notAfter: new Date(clock.now() + 86_400_000),
+      keys: keys as never,
+      signingAlgorithm: algorithm,
+    });
+    const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
+    const other = await openChannel({
+      certificate: forged.toString('pem'),
+      privateKey: `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString('base64')}\n-----END PRIVATE KEY-----\n`,
+    });
+    assert.equal(other.answer.error?.code, 'ZEN_CERTIFICATE_INVALID');
+    assert.equal((await other.closed).code, 4401);
+
+    // The real certificate, but the challenge signed with another key: no proof of possession.
+    const stranger = await newKeyAndRequest('x');
+    const stolen = await openChannel({
+      certificate: agent.certificate,
+      privateKey: stranger.privateKey,
+    });
+    assert.equal(stolen.answer.error?.code, 'ZEN_CERTIFICATE_INVALID');
+
+    const garbage = await openChannel({ certificate: 'nonsense', privateKey: agent.privateKey });
+    assert.equal(garbage.answer.error?.code, 'ZEN_CERTIFICATE_INVALID');
+    assert.equal(await agentState(agent.agentId), 'connected', 'enrollment counts as seen');
+  });
+
+  test('an agent renews over its channel; the old certificate is revoked once the new one is kept', async () => {
+    const agent = await enroll('node-h.lab');
+    const channel = await openChannel(agent);
+    assert.equal(channel.answer.type, 'welcome');
+    const bad = channel.next('renew-failed');
+    channel.socket.send(JSON.stringify({ type: 'renew', csr: 'garbage' }));
+    assert.equal(((await bad).error as { code: string }).code, 'ZEN_BAD_REQUEST');
+
+    await clock.advance((validityMs * 2) / 3);
+    const next = await newKeyAndRequest('node-h.lab');
+    const renewed = channel.next('renewed');
+    channel.socket.send(JSON.stringify({ type: 'renew', csr: next.csr }));
+    const answer = await renewed;
+    assert.equal(answer.renewInMs, Math.round((validityMs * 2) / 3));
+    const [first, second] = await certificatesOf(agent.agentId);
+    assert.equal(second?.replaces, first?.serial);
+    assert.equal(first?.revokedAt, null, 'the old one stays good until the agent has switched');
+    channel.socket.send(JSON.stringify({ type: 'switched' }));
+    await until('the old certificate revoked', async () =>
+      (await certificatesOf(agent.agentId))[0]?.revokedAt ? true : undefined,
+    );
+    assert.equal((await certificatesOf(agent.agentId))[0]?.revokedReason, 'superseded');
+    channel.socket.close();
+
+    const withOld = await openChannel(agent);
+    assert.equal(withOld.answer.error?.code, 'ZEN_CREDENTIAL_REVOKED');
+    const withNew = await openChannel({
+      certificate: String(answer.certificate),
+      privateKey: next.privateKey,
+    });
+    assert.equal(withNew.answer.type, 'welcome');
+    assert.equal(withNew.answer.serial, second?.serial);
+    withNew.socket.close();
+  });
+
+  test('an expired certificate is refused with ZEN_CERTIFICATE_EXPIRED', async () => {
+    const agent = await enroll('node-i.lab');
+    assert.equal((await openChannel(agent)).answer.type, 'welcome');
+    await clock.advance(validityMs + 1000);
+    const late = await openChannel(agent);
+    assert.equal(late.answer.error?.code, 'ZEN_CERTIFICATE_EXPIRED');
+  });
+
+  test('revoking an agent closes its channel at once and its certificate is refused after', async () => {
+    const agent = await enroll('node-j.lab');
+    const channel = await openChannel(agent);
+    assert.equal(channel.answer.type, 'welcome');
+    const revoked = await s.request('DELETE', `/agents/${agent.agentId}`, { token: admin });
+    assert.equal(revoked.body.state, 'revoked');
+    const closed = await channel.closed;
+    assert.equal(closed.code, 4403);
+    assert.match(closed.reason, /ZEN_CREDENTIAL_REVOKED/);
+    const [certificate] = await certificatesOf(agent.agentId);
+    assert.equal(certificate?.revokedReason, 'agent revoked');
+    const again = await openChannel(agent);
+    assert.equal(again.answer.error?.code, 'ZEN_CREDENTIAL_REVOKED');
+  });
+
+  test('an agent is a service identity: bindings name it, and conditions read its host facts', async () => {
+    const agent = await enroll('node-k.lab');
+    const identityId = (await s.request('GET', '/agents', { token: admin })).body.items.find(
+      (a: { id: string }) => a.id === agent.agentId,
+    ).identityId as string;
+    const binding = await s.request('POST', '/role-bindings', {
+      token: admin,
+      body: { subject: identityId, role: 'viewer', condition: "subject['cpu.count'] >= 8" },
+    });
+    assert.equal(binding.status, 201, JSON.stringify(binding.body));
+    const explain = async () =>
+      (
+        await s.request('GET', `/access/explain?identity=${identityId}&permission=inventory.read`, {
+          token: admin,
+        })
+      ).body;
+    const channel = await openChannel(agent);
+    const beat = async (cpus: number) => {
+      channel.socket.send(JSON.stringify({ type: 'heartbeat', facts: { 'cpu.count': cpus } }));
+      await until(`the heartbeat with ${cpus} CPUs`, async () => {
+        const facts = (
+          (await s.request('GET', '/agents', { token: admin })).body.items as Array<{
+            id: string;
+            facts: Record<string, unknown>;
+          }>
+        ).find((a) => a.id === agent.agentId)?.facts;
+        return facts?.['cpu.count'] === cpus ? true : undefined;
+      });
+    };
+    await beat(16);
+    const allowed = await explain();
+    assert.equal(allowed.allowed, true, JSON.stringify(allowed));
+    assert.equal(allowed.binding.id, binding.body.id);
+    assert.equal(allowed.conditions[0].held, true);
+    await beat(4);
+    const denied = await explain();
+    assert.equal(denied.allowed, false);
+    assert.equal(denied.conditions[0].held, false);
+    channel.socket.close();
   });
 
   test('an expired or forged enrollment token is refused', async () => {
+    const { csr } = await newKeyAndRequest('node-e.lab');
     const token = await newToken();
     await clock.advance(31 * 60_000);
     const expired = await s.request('POST', '/agents/enroll', {
-      body: { enrollmentToken: token, hostname: 'node-e.lab' },
+      body: { enrollmentToken: token, hostname: 'node-e.lab', csr },
     });
     assert.equal(expired.body.error.code, 'ZEN_TOKEN_EXPIRED');
     const forged = await s.request('POST', '/agents/enroll', {
-      body: { enrollmentToken: `${token.split('.')[0]}.not-the-secret`, hostname: 'node-e.lab' },
+      body: {
+        enrollmentToken: `${token.split('.')[0]}.not-the-secret`,
+        hostname: 'node-e.lab',
+        csr,
+      },
     });
     assert.equal(forged.body.error.code, 'ZEN_UNAUTHENTICATED');
     const badHost = await s.request('POST', '/agents/enroll', {
-      body: { enrollmentToken: await newToken(), hostname: 'not a host!' },
+      body: { enrollmentToken: await newToken(), hostname: 'not a host!', csr },
     });
     assert.equal(badHost.body.error.code, 'ZEN_BAD_REQUEST');
   });

@@ -25,6 +25,7 @@ interface Binding {
   subjectKind: string;
   role: string;
   scopeId: string | null;
+  condition?: string | null;
   createdAt: number;
 }
 interface Decision {
@@ -34,6 +35,7 @@ interface Decision {
   binding: Binding | null;
   via: string[];
   reason: string;
+  conditions: Array<{ bindingId: string; condition: string; held: boolean; error?: string }>;
 }
 
 const client = (command: Command) => {
@@ -82,6 +84,10 @@ export function registerAccess(program: Command): void {
           ...(decision.via.length > 0
             ? ([['through groups', decision.via.join(' → ')]] as Array<[string, unknown]>)
             : []),
+          ...decision.conditions.map((c): [string, unknown] => [
+            `condition of ${c.bindingId}`,
+            `${c.condition} → ${c.held ? 'held' : 'did not hold'}${c.error ? ` (${c.error})` : ''}`,
+          ]),
         ]);
         if (!decision.allowed) process.exitCode = 1;
       },
@@ -176,12 +182,13 @@ export function registerAccess(program: Command): void {
       const page = await api.get<{ items: Binding[] }>(`/role-bindings?${query.toString()}`);
       if (json) return printJson(page);
       printTable(
-        ['ID', 'SUBJECT', 'ROLE', 'SCOPE', 'CREATED'],
+        ['ID', 'SUBJECT', 'ROLE', 'SCOPE', 'CONDITION', 'CREATED'],
         page.items.map((b) => [
           b.id,
           `${b.subjectId} (${b.subjectKind})`,
           b.role,
           b.scopeId ?? 'everything',
+          b.condition ?? '-',
           formatTime(b.createdAt),
         ]),
       );
@@ -191,17 +198,28 @@ export function registerAccess(program: Command): void {
     .description(
       'Give SUBJECT the ROLE on SCOPE (an object and its subtree; everything when absent)',
     )
+    .option(
+      '--when <condition>',
+      "only where this holds, over subject.* and object.* facts (e.g. 'subject.department == object.user.costCenter')",
+    )
     .action(
-      async (subject: string, role: string, scope: string | undefined, _o, command: Command) => {
+      async (
+        subject: string,
+        role: string,
+        scope: string | undefined,
+        options: { when?: string },
+        command: Command,
+      ) => {
         const { api, json } = client(command);
         const binding = await api.post<Binding>('/role-bindings', {
           subject,
           role,
           ...(scope ? { scope } : {}),
+          ...(options.when ? { condition: options.when } : {}),
         });
         if (json) return printJson(binding);
         console.log(
-          `${binding.id}: ${subject} is ${binding.role} on ${binding.scopeId ?? 'everything'}`,
+          `${binding.id}: ${subject} is ${binding.role} on ${binding.scopeId ?? 'everything'}${binding.condition ? ` where ${binding.condition}` : ''}`,
         );
       },
     );

@@ -178,6 +178,28 @@ export function registerAdmin(program: Command): void {
       ),
     );
   users
+    .command('set-attributes <user> <attributes...>')
+    .description(
+      'Set facts about an identity that binding conditions read as subject.* (department=eng; name= removes one)',
+    )
+    .action(async (user: string, pairs: string[], _o: unknown, command: Command) => {
+      const attributes: Record<string, string | null> = {};
+      for (const pair of pairs) {
+        const at = pair.indexOf('=');
+        if (at < 1)
+          throw new ZenithError('ZEN_BAD_REQUEST', `'${pair}' is not NAME=VALUE`, { pair });
+        const value = pair.slice(at + 1);
+        attributes[pair.slice(0, at)] = value === '' ? null : value;
+      }
+      printJson(
+        await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).request(
+          'PATCH',
+          `/users/${encodeURIComponent(user)}`,
+          { attributes },
+        ),
+      );
+    });
+  users
     .command('disable <user>')
     .description('Disable an identity (its tokens stop working)')
     .action(async (user: string, _o: unknown, command: Command) =>

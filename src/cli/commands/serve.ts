@@ -46,6 +46,11 @@ export function registerServe(program: Command): void {
       process.env.ZENITH_DATABASE_URL,
     )
     .option(
+      '--agent-certificate-days <n>',
+      'how long the client certificate of a host agent lasts; agents renew at two thirds (env ZENITH_AGENT_CERTIFICATE_DAYS)',
+      process.env.ZENITH_AGENT_CERTIFICATE_DAYS ?? '30',
+    )
+    .option(
       '--no-local-host',
       'do not connect this machine as a QEMU host on the first start (env ZENITH_LOCAL_HOST=off)',
     )
@@ -56,8 +61,15 @@ export function registerServe(program: Command): void {
         host: string;
         database?: string;
         localHost: boolean;
+        agentCertificateDays: string;
       }) => {
         const port = Number(options.port);
+        const certificateDays = Number(options.agentCertificateDays);
+        if (!(certificateDays > 0 && certificateDays <= 3650))
+          throw new ZenithError(
+            'ZEN_CONFIG_INVALID',
+            `--agent-certificate-days must be a number of days from a fraction to 3650, not '${options.agentCertificateDays}'`,
+          );
         if (!Number.isInteger(port) || port < 0 || port > 65535)
           throw new ZenithError(
             'ZEN_CONFIG_INVALID',
@@ -66,6 +78,7 @@ export function registerServe(program: Command): void {
         const plane = await startControlPlane({
           dataDir: resolve(options.dataDir),
           databaseUrl: options.database,
+          agentCertificateValidityMs: Math.round(certificateDays * 86_400_000),
           adminPassword: process.env.ZENITH_ADMIN_PASSWORD || undefined,
           // LDAP/AD login: a JSON file of LdapSettings (docs/identity.md); the bind password may come from the environment.
           ...(process.env.ZENITH_LDAP_CONFIG

@@ -46,7 +46,20 @@ export type ToAgent =
   | { type: 'cancel'; id: number }
   | { type: 'console-open'; stream: number; vmId: string; kind: ConsoleKind }
   | { type: 'console-data'; stream: number; data: string }
-  | { type: 'console-close'; stream: number };
+  | { type: 'console-close'; stream: number }
+  /** A renewed certificate (the answer to `renew`); the agent keeps it, then says `switched`. */
+  | { type: 'renewed'; certificate: string; notAfter: number; renewInMs: number }
+  | { type: 'renew-failed'; error: { code: string; message: string } };
+
+/**
+ * The handshake that opens a channel: the control plane sends a one-time nonce, the agent answers
+ * with its certificate and its signature over the nonce, and is welcomed or refused.
+ */
+export type ChannelHandshake =
+  | { type: 'challenge'; nonce: string }
+  | { type: 'hello'; certificate: string; signature: string }
+  | { type: 'welcome'; agentId: string; serial: string; notAfter: number; renewInMs: number }
+  | { type: 'refused'; error: { code: string; message: string } };
 
 export type FromAgent =
   | { type: 'result'; id: number; ok: true; value: unknown }
@@ -63,7 +76,11 @@ export type FromAgent =
   /** Console bytes travel base64-encoded; `stream` numbers are chosen by the control plane. */
   | { type: 'console-opened'; stream: number }
   | { type: 'console-data'; stream: number; data: string }
-  | { type: 'console-close'; stream: number; error?: { code: string; message: string } };
+  | { type: 'console-close'; stream: number; error?: { code: string; message: string } }
+  /** A certificate signing request for a new key pair, before the current certificate expires. */
+  | { type: 'renew'; csr: string }
+  /** The renewed certificate is stored: the control plane revokes the one it replaces. */
+  | { type: 'switched' };
 
 /** What the control plane offers a driver for one agent. */
 export interface AgentLink {

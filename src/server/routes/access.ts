@@ -30,6 +30,8 @@ const BindingView = Type.Object({
   subjectKind: Type.String(),
   role: Type.String(),
   scopeId: Type.Union([Type.String(), Type.Null()]),
+  /** A condition over subject.* and object.* (the policy language); null: always. */
+  condition: Type.Optional(Type.Union([Type.String(), Type.Null()])),
   createdBy: Type.String(),
   createdAt: Type.Number(),
 });
@@ -224,6 +226,12 @@ export async function accessRoutes(root: FastifyInstance, plane: ControlPlane): 
             subject: Type.String({ minLength: 1, maxLength: 200 }),
             role: Name,
             scope: Type.Optional(Type.Union([Type.String({ maxLength: 200 }), Type.Null()])),
+            condition: Type.Optional(
+              Type.Union([Type.String({ maxLength: 4096 }), Type.Null()], {
+                description:
+                  'grants the role only where this holds, e.g. subject.department == object.user.costCenter',
+              }),
+            ),
           },
           { additionalProperties: false },
         ),
@@ -266,6 +274,14 @@ export async function accessRoutes(root: FastifyInstance, plane: ControlPlane): 
             binding: Type.Union([BindingView, Type.Null()]),
             via: Type.Array(Type.String()),
             reason: Type.String(),
+            conditions: Type.Array(
+              Type.Object({
+                bindingId: Type.String(),
+                condition: Type.String(),
+                held: Type.Boolean(),
+                error: Type.Optional(Type.String()),
+              }),
+            ),
           }),
         },
       },

@@ -1,8 +1,11 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
+import type { WebSocket } from 'ws';
 import { heartbeatIntervalMs } from '../../services/agents/agent-service.js';
-import { isZenithError } from '../../core/errors.js';
+import { newNonce } from '../../services/agents/agent-certificates.js';
+import { isZenithError, ZenithError } from '../../core/errors.js';
+import type { ChannelHandshake } from '../../hypervisors/agent/agent-link.js';
 import type { ControlPlane } from '../../services/control-plane.js';
 import { actorOf, principalOf } from '../auth.js';
 import { IdParams } from '../schemas.js';
@@ -17,6 +20,27 @@ const AgentView = Type.Object({
   lastSeenAt: Type.Union([Type.Number(), Type.Null()]),
   state: Type.String(),
 });
+
+const CertificateView = Type.Object({
+  serial: Type.String(),
+  certificate: Type.String(),
+  notBefore: Type.Number(),
+  notAfter: Type.Number(),
+});
+
+const CertificateRecord = Type.Object({
+  serial: Type.String(),
+  agentId: Type.String(),
+  notBefore: Type.Number(),
+  notAfter: Type.Number(),
+  issuedAt: Type.Number(),
+  replaces: Type.Union([Type.String(), Type.Null()]),
+  revokedAt: Type.Union([Type.Number(), Type.Null()]),
+  revokedReason: Type.Union([Type.String(), Type.Null()]),
+});
+
+/** How long an agent has to answer the channel's challenge. */
+const handshakeTimeoutMs = 10_000;
 
 export async function agentRoutes(root: FastifyInstance, plane: ControlPlane): Promise<void> {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
@@ -54,18 +78,21 @@ export async function agentRoutes(root: FastifyInstance, plane: ControlPlane): P
       schema: {
         security: [],
         tags: ['agents'],
-        summary: 'An agent trades its one-time token for credentials of its own',
+        summary:
+          'An agent trades its one-time token and a CSR for a client certificate from Zenith’s CA',
         body: Type.Object(
           {
             enrollmentToken: Type.String({ minLength: 10, maxLength: 200 }),
             hostname: Type.String({ minLength: 1, maxLength: 253 }),
+            csr: Type.String({ minLength: 1, maxLength: 8192 }),
           },
           { additionalProperties: false },
         ),
         response: {
           201: Type.Object({
             agent: AgentView,
-            token: Type.String(),
+            certificate: CertificateView,
+            caCertificate: Type.String(),
             heartbeatIntervalMs: Type.Number(),
           }),
         },
@@ -79,6 +106,7 @@ export async function agentRoutes(root: FastifyInstance, plane: ControlPlane): P
           request.body.enrollmentToken,
           request.body.hostname,
           request.ip,
+          request.body.csr,
         );
         return reply.status(201).send({ ...enrolled, heartbeatIntervalMs });
       } catch (error) {
@@ -86,26 +114,6 @@ export async function agentRoutes(root: FastifyInstance, plane: ControlPlane): P
         throw error;
       }
     },
-  );
-  app.post(
-    '/agents/heartbeat',
-    {
-      config: { permission: 'agent.report', audit: false },
-      schema: {
-        tags: ['agents'],
-        summary: 'An agent reports its host facts (agent credentials only)',
-        body: Type.Object(
-          {
-            facts: Type.Record(Type.String({ maxLength: 128 }), Type.Unknown(), {
-              maxProperties: 256,
-            }),
-          },
-          { additionalProperties: false },
-        ),
-        response: { 200: AgentView },
-      },
-    },
-    async (request) => plane.agents.heartbeat(principalOf(request), request.body.facts),
   );
   app.get(
     '/agents',
@@ -121,6 +129,22 @@ export async function agentRoutes(root: FastifyInstance, plane: ControlPlane): P
       items: await plane.agents.list(),
     }),
   );
+  app.get(
+    '/agents/:id/certificates',
+    {
+      config: { permission: 'connection.read' },
+      schema: {
+        tags: ['agents'],
+        summary: "An agent's client certificates (serials, validity, revocation), oldest first",
+        params: IdParams,
+        response: { 200: Type.Object({ items: Type.Array(CertificateRecord) }) },
+      },
+    },
+    async (request) => {
+      const agent = await plane.agents.get(request.params.id);
+      return { items: await plane.agents.certificates.list(agent.id) };
+    },
+  );
   app.delete(
     '/agents/:id',
     {
@@ -135,7 +159,7 @@ export async function agentRoutes(root: FastifyInstance, plane: ControlPlane): P
     async (request) => {
       const agent = await plane.agents.revoke(request.params.id);
       // Cut off at once, not at its next request.
-      plane.agentHub.disconnect(agent.id, 'ZEN_FORBIDDEN: this agent was revoked');
+      plane.agentHub.disconnect(agent.id, 'ZEN_CREDENTIAL_REVOKED: this agent was revoked');
       return agent;
     },
   );
@@ -143,25 +167,110 @@ export async function agentRoutes(root: FastifyInstance, plane: ControlPlane): P
     '/agents/channel',
     {
       websocket: true,
-      config: { permission: 'agent.report' },
+      // Public at the HTTP level: the agent proves itself inside the channel with its certificate.
+      config: { public: true },
       schema: { hide: true },
     },
     async (socket, request) => {
-      const principal = principalOf(request);
       try {
-        const agent = await plane.agents.byIdentity(principal.id);
-        plane.agentHub.attach(agent.id, socket, (facts) => {
-          plane.agents
-            .heartbeat(principal, facts)
-            .catch((error: unknown) => request.log.warn({ err: error }, 'heartbeat failed'));
+        const { agent, principal, session } = await handshake(socket, plane);
+        // The certificate this channel stands on, and one renewed but not yet switched to.
+        let serial = session.serial;
+        let pending: string | null = null;
+        plane.agentHub.attach(agent.id, socket, {
+          heartbeat: (facts) => {
+            plane.agents
+              .heartbeat(principal, facts)
+              .catch((error: unknown) => request.log.warn({ err: error }, 'heartbeat failed'));
+          },
+          renew: async (csr) => {
+            const issued = await plane.agents.certificates.renew(serial, csr);
+            pending = issued.serial;
+            request.log.info(
+              { agentId: agent.id, serial: issued.serial, replaces: serial },
+              'agent certificate renewed',
+            );
+            return {
+              certificate: issued.certificate,
+              notAfter: issued.notAfter,
+              renewInMs: plane.agents.certificates.renewInMs(issued.notBefore, issued.notAfter),
+            };
+          },
+          switched: async () => {
+            if (pending === null) return;
+            await plane.agents.certificates
+              .activate(pending)
+              .catch((error: unknown) =>
+                request.log.warn({ err: error }, 'the certificate switch failed'),
+              );
+            serial = pending;
+            pending = null;
+          },
         });
         await plane.agents.heartbeat(principal, {});
       } catch (error) {
-        socket.close(
-          4403,
-          isZenithError(error) ? `${error.code}: ${error.message}`.slice(0, 120) : 'refused',
-        );
+        const coded = isZenithError(error)
+          ? error
+          : new ZenithError('ZEN_UNAUTHENTICATED', 'the channel handshake failed');
+        const refused: ChannelHandshake = {
+          type: 'refused',
+          error: { code: coded.code, message: coded.message },
+        };
+        if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(refused));
+        socket.close(4401, `${coded.code}: ${coded.message}`.slice(0, 120));
       }
     },
   );
+}
+
+/** The signed-challenge handshake (docs/decisions/0016): a nonce out, the certificate and a signature back. */
+async function handshake(socket: WebSocket, plane: ControlPlane) {
+  const nonce = newNonce();
+  const hello = await new Promise<Extract<ChannelHandshake, { type: 'hello' }>>(
+    (resolve, reject) => {
+      const timer = setTimeout(
+        () =>
+          reject(new ZenithError('ZEN_UNAUTHENTICATED', 'no certificate was presented in time')),
+        handshakeTimeoutMs,
+      );
+      socket.once('message', (data: Buffer) => {
+        clearTimeout(timer);
+        let message: Partial<ChannelHandshake>;
+        try {
+          message = JSON.parse(data.toString('utf8')) as Partial<ChannelHandshake>;
+        } catch {
+          message = {};
+        }
+        if (
+          message.type !== 'hello' ||
+          typeof message.certificate !== 'string' ||
+          typeof message.signature !== 'string'
+        )
+          reject(
+            new ZenithError(
+              'ZEN_UNAUTHENTICATED',
+              'the channel opens with a certificate and a signature over the challenge',
+            ),
+          );
+        else resolve(message as Extract<ChannelHandshake, { type: 'hello' }>);
+      });
+      socket.once('close', () => clearTimeout(timer));
+      const challenge: ChannelHandshake = { type: 'challenge', nonce };
+      socket.send(JSON.stringify(challenge));
+    },
+  );
+  const authenticated = await plane.agents.authenticateChannel(
+    hello.certificate,
+    nonce,
+    hello.signature,
+  );
+  const welcome: ChannelHandshake = {
+    type: 'welcome',
+    agentId: authenticated.agent.id,
+    serial: authenticated.session.serial,
+    notAfter: authenticated.session.notAfter,
+    renewInMs: authenticated.session.renewInMs,
+  };
+  socket.send(JSON.stringify(welcome));
+  return authenticated;
 }

@@ -6,7 +6,7 @@ import { assertId } from '../../core/ids.js';
 import type { ControlPlane } from '../../services/control-plane.js';
 import type { Principal } from '../../services/identity/roles.js';
 import { principalOf } from '../auth.js';
-import { IdentityView, IdParams, Password, Role, TokenView } from '../schemas.js';
+import { FactValueInput, IdentityView, IdParams, Password, Role, TokenView } from '../schemas.js';
 
 export async function identityRoutes(root: FastifyInstance, plane: ControlPlane): Promise<void> {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
@@ -94,6 +94,10 @@ export async function identityRoutes(root: FastifyInstance, plane: ControlPlane)
             role: Type.Optional(Role),
             disabled: Type.Optional(Type.Boolean()),
             displayName: Type.Optional(Type.Union([Type.String({ maxLength: 200 }), Type.Null()])),
+            // Merged; a null removes one. Binding conditions read them as subject.<name>.
+            attributes: Type.Optional(
+              Type.Record(Type.String({ maxLength: 64 }), FactValueInput, { maxProperties: 64 }),
+            ),
           },
           { additionalProperties: false },
         ),

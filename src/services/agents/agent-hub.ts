@@ -3,7 +3,7 @@
  * agent's connection uses as its driver; when the agent reconnects, the
  * connection is told at once instead of waiting out its backoff.
  */
-import { isErrorCode, ZenithError } from '../../core/errors.js';
+import { isErrorCode, isZenithError, ZenithError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import {
   type AgentLink,
@@ -37,6 +37,12 @@ interface Pending {
   release(): void;
 }
 
+/** Certificate renewal over the channel: a CSR in, a certificate out; then the switch is confirmed. */
+export interface RenewalHandlers {
+  renew(csr: string): Promise<{ certificate: string; notAfter: number; renewInMs: number }>;
+  switched(): Promise<void>;
+}
+
 class AgentChannel implements AgentLink {
   #connected = true;
   #nextId = 1;
@@ -52,6 +58,7 @@ class AgentChannel implements AgentLink {
   constructor(
     private readonly socket: ChannelSocket,
     private readonly onHeartbeat: (facts: Record<string, unknown>) => void,
+    private readonly renewal: RenewalHandlers,
   ) {
     socket.on('message', (data) => this.#receive(data));
     socket.on('close', () => this.drop());
@@ -175,7 +182,20 @@ class AgentChannel implements AgentLink {
       const context = this.#pending.get(message.id)?.context;
       if (context && message.update && typeof message.update.percent === 'number')
         context.progress(message.update);
-    } else if (message.type === 'delta') this.#feed.push(message.delta);
+    } else if (message.type === 'renew') {
+      this.renewal.renew(String(message.csr)).then(
+        (issued) => this.#send({ type: 'renewed', ...issued }),
+        (error: unknown) =>
+          this.#send({
+            type: 'renew-failed',
+            error: {
+              code: isZenithError(error) ? error.code : 'ZEN_INTERNAL',
+              message: isZenithError(error) ? error.message : 'the renewal failed',
+            },
+          }),
+      );
+    } else if (message.type === 'switched') void this.renewal.switched();
+    else if (message.type === 'delta') this.#feed.push(message.delta);
     else if (message.type === 'console-opened') this.#consoles.get(message.stream)?.opened();
     else if (message.type === 'console-data')
       this.#consoles.get(message.stream)?.relay.push(Buffer.from(message.data, 'base64'));
@@ -219,10 +239,10 @@ export class AgentHub {
   attach(
     agentId: string,
     socket: ChannelSocket,
-    onHeartbeat: (facts: Record<string, unknown>) => void,
+    handlers: { heartbeat: (facts: Record<string, unknown>) => void } & RenewalHandlers,
   ): void {
     this.#channels.get(agentId)?.drop();
-    const channel = new AgentChannel(socket, onHeartbeat);
+    const channel = new AgentChannel(socket, handlers.heartbeat, handlers);
     this.#channels.set(agentId, channel);
     socket.on('close', () => {
       if (this.#channels.get(agentId) === channel) this.#channels.delete(agentId);

@@ -1,8 +1,8 @@
 /**
- * Host agents: enrolled with a one-time token, then authenticated with
- * credentials of their own (a service identity whose only permission is to
- * report itself). An agent that misses its heartbeats is shown disconnected;
- * a revoked one is cut off at once.
+ * Host agents: enrolled with a one-time token, then authenticated with a
+ * client certificate from Zenith's own CA (the agent's service identity,
+ * whose only permission is to report itself). An agent that misses its
+ * heartbeats is shown disconnected; a revoked one is cut off at once.
  */
 import type { Clock } from '../../core/clock.js';
 import { ZenithError } from '../../core/errors.js';
@@ -14,6 +14,8 @@ import type { Actor } from '../audit/audit-service.js';
 import type { EventBus } from '../events/event-bus.js';
 import type { IdentityService } from '../identity/identity-service.js';
 import type { Principal } from '../identity/roles.js';
+import type { AgentCertificates, AuthenticatedAgent } from './agent-certificates.js';
+import type { IssuedCertificate } from './certificate-authority.js';
 
 export type AgentState = 'connected' | 'disconnected' | 'revoked';
 
@@ -34,6 +36,8 @@ const missedHeartbeats = 3;
 const hostnamePattern = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62}))*$/;
 
 export class AgentService {
+  /** Called with the host facts of every heartbeat (binding conditions read them as subject.*). */
+  onFacts: (identityId: string, facts: Record<string, unknown>) => void = () => undefined;
   /** Called once an agent is enrolled (the control plane gives it a connection). */
   onEnrolled: (agent: Agent) => Promise<void> = async () => undefined;
 
@@ -43,8 +47,13 @@ export class AgentService {
       identities: IdentityService;
       events: EventBus;
       clock: Clock;
+      certificates: AgentCertificates;
     },
   ) {}
+
+  get certificates(): AgentCertificates {
+    return this.deps.certificates;
+  }
 
   /** A token an administrator hands to one new agent; valid once, until it expires. */
   async createEnrollmentToken(
@@ -71,14 +80,20 @@ export class AgentService {
     return { id, token: `${id}.${secret}`, expiresAt: now + ttlMs };
   }
 
-  /** Trades a one-time token for the agent's own credentials. A second use fails. */
+  /**
+   * Trades a one-time token and a CSR (the agent's own key pair, made on the host) for a client
+   * certificate. A second use of the token fails.
+   */
   async enroll(
     presented: string,
     hostname: string,
     address: string | null,
-  ): Promise<{ agent: Agent; token: string }> {
+    csr: string,
+  ): Promise<{ agent: Agent; certificate: IssuedCertificate; caCertificate: string }> {
     if (!hostnamePattern.test(hostname) || hostname.length > 253)
       throw new ZenithError('ZEN_BAD_REQUEST', `'${hostname}' is not a host name`, { hostname });
+    // A bad request must not use the token up: the CSR is checked before the token is claimed.
+    await this.deps.certificates.checkRequest(csr);
     const [id = '', secret = ''] = presented.split('.', 2);
     if (!isId(id, 'enrollment'))
       throw new ZenithError('ZEN_UNAUTHENTICATED', 'the enrollment token is malformed');
@@ -118,7 +133,6 @@ export class AgentService {
       role: 'agent',
       displayName: `agent on ${hostname}`,
     });
-    const credentials = await this.deps.identities.createToken(identity.id, `agent ${hostname}`);
     const agentRow: AgentsTable = {
       id: agentId,
       identity_id: identity.id,
@@ -130,26 +144,53 @@ export class AgentService {
       revoked_at: null,
     };
     await this.deps.store.db.insertInto('agents').values(agentRow).execute();
+    const certificate = await this.deps.certificates.issue(csr, {
+      agentId,
+      identityId: identity.id,
+    });
     await this.deps.events.publish([
       { type: 'agent.enrolled', objectId: agentId, data: { hostname } },
     ]);
     await this.onEnrolled(this.#view(agentRow));
-    return { agent: this.#view(agentRow), token: credentials.token };
+    return {
+      agent: this.#view(agentRow),
+      certificate,
+      caCertificate: this.deps.certificates.caCertificate,
+    };
   }
 
-  /** The agent behind a set of credentials, or ZEN_FORBIDDEN. */
-  async byIdentity(identityId: string): Promise<Agent> {
+  /** The agent whose certificate opens a channel (see AgentCertificates.authenticate). */
+  async authenticateChannel(
+    certificate: string,
+    nonce: string,
+    signature: string,
+  ): Promise<{ agent: Agent; principal: Principal; session: AuthenticatedAgent }> {
+    const session = await this.deps.certificates.authenticate(certificate, nonce, signature);
     const row = await this.deps.store.db
       .selectFrom('agents')
       .selectAll()
-      .where('identity_id', '=', identityId)
+      .where('id', '=', session.agentId)
       .executeTakeFirst();
     if (!row || row.revoked_at !== null)
-      throw new ZenithError(
-        'ZEN_FORBIDDEN',
-        'these credentials do not belong to an enrolled agent',
-      );
-    return this.#view(row);
+      throw new ZenithError('ZEN_CREDENTIAL_REVOKED', 'this agent was revoked', {
+        agentId: session.agentId,
+      });
+    const identity = await this.deps.identities.get(row.identity_id);
+    if (identity.disabled)
+      throw new ZenithError('ZEN_CREDENTIAL_REVOKED', "this agent's identity is disabled", {
+        agentId: session.agentId,
+      });
+    return {
+      agent: this.#view(row),
+      principal: {
+        id: identity.id,
+        kind: identity.kind,
+        name: identity.name,
+        role: identity.role,
+        tokenId: `certificate:${session.serial}`,
+      },
+      session,
+    };
   }
 
   /** An agent reports itself (with its own credentials). */
@@ -165,6 +206,7 @@ export class AgentService {
         'these credentials do not belong to an enrolled agent',
       );
     const wasDisconnected = this.#view(row).state === 'disconnected';
+    if (Object.keys(facts).length > 0) this.onFacts(principal.id, facts);
     const now = this.deps.clock.now();
     await this.deps.store.db
       .updateTable('agents')
@@ -194,7 +236,10 @@ export class AgentService {
     return this.#view(row);
   }
 
-  /** Cuts an agent off at once: its identity is disabled, so its next request is refused. */
+  /**
+   * Cuts an agent off: its certificates are revoked (by serial) and its identity disabled, so it
+   * can never open its channel again. The caller closes the channel it has open now.
+   */
   async revoke(id: string): Promise<Agent> {
     const agent = await this.get(id);
     await this.deps.store.db
@@ -202,6 +247,7 @@ export class AgentService {
       .set({ revoked_at: this.deps.clock.now() })
       .where('id', '=', id)
       .execute();
+    await this.deps.certificates.revokeAgent(id, 'agent revoked');
     await this.deps.identities.update(agent.identityId, { disabled: true });
     await this.deps.events.publish([
       { type: 'agent.revoked', objectId: id, data: { hostname: agent.hostname } },

@@ -3,9 +3,17 @@
  * (groups nest), which role grants which permissions, and which binding puts
  * a subject in a role on a scope. A decision walks the object's scope chain
  * (the object, its ancestors, the resource groups that hold any of them) and
- * names the binding that allows, so every answer can be explained.
+ * names the binding that allows, so every answer can be explained. A binding
+ * may carry a condition over the facts of the subject and the object
+ * (binding-conditions.ts): it grants only where the condition holds.
  */
 import type { ScopeResolver } from '../inventory/scope-chain.js';
+import type { CompiledExpression, FactSource } from '../placement/policy/compiler.js';
+import {
+  compileBindingCondition,
+  evaluateCondition,
+  type ConditionOutcome,
+} from './binding-conditions.js';
 import type { Permission, RoleName } from './roles.js';
 
 export type SubjectKind = 'user' | 'service' | 'group';
@@ -17,9 +25,19 @@ export interface RoleBinding {
   role: string;
   /** null: everything. */
   scopeId: string | null;
+  /** A condition over subject.* and object.* (the policy language); null or absent: always. */
+  condition?: string | null;
   createdBy: string;
   createdAt: number;
 }
+
+/** Where a decision reads the facts of the identity asking and of the object. */
+export interface AccessFacts {
+  subject(identityId: string): FactSource | undefined;
+  object(objectId: string): FactSource | undefined;
+}
+
+const noFacts: AccessFacts = { subject: () => undefined, object: () => undefined };
 
 /** Who asks: an identity and the predefined role it holds everywhere. */
 export interface Asker {
@@ -36,13 +54,19 @@ export interface Decision {
   /** The groups from the identity to the binding's subject, outermost last. */
   via: string[];
   reason: string;
+  /** The conditions of bindings that reach the object, and how each came out (in the order tried). */
+  conditions: ConditionOutcome[];
 }
 
 /** What a permission grants an asker: everywhere, or on these scopes (each with the binding that grants it). */
 export interface Grant {
   global: { binding: RoleBinding; via: string[] } | null;
   scopes: Map<string, { binding: RoleBinding; via: string[] }>;
+  /** Bindings with a condition: they grant only where it holds, so they are tried per object. */
+  conditional: Array<{ binding: RoleBinding; via: string[]; condition: CompiledExpression }>;
 }
+
+const emptyGrant = (): Grant => ({ global: null, scopes: new Map(), conditional: [] });
 
 export type { ScopeResolver } from '../inventory/scope-chain.js';
 
@@ -52,8 +76,12 @@ export class AccessGraph {
   readonly #groupsOf = new Map<string, Set<string>>();
   readonly #bindingsBySubject = new Map<string, RoleBinding[]>();
   readonly #grants = new Map<string, Map<Permission, Grant>>();
+  readonly #conditions = new Map<string, CompiledExpression>();
 
-  constructor(private readonly scopes: ScopeResolver) {}
+  constructor(
+    private readonly scopes: ScopeResolver,
+    private readonly facts: AccessFacts = noFacts,
+  ) {}
 
   setRole(name: string, permissions: Iterable<Permission>): void {
     this.#roles.set(name, new Set(permissions));
@@ -71,7 +99,15 @@ export class AccessGraph {
     this.#grants.clear();
   }
 
+  /** Adds a binding; its condition is compiled here (a stored one that no longer compiles grants nothing). */
   addBinding(binding: RoleBinding): void {
+    if (binding.condition) {
+      try {
+        this.#conditions.set(binding.id, compileBindingCondition(binding.condition));
+      } catch {
+        return;
+      }
+    }
     let list = this.#bindingsBySubject.get(binding.subjectId);
     if (!list) this.#bindingsBySubject.set(binding.subjectId, (list = []));
     list.push(binding);
@@ -127,26 +163,29 @@ export class AccessGraph {
       for (const entry of this.bindingsOf(asker)) {
         for (const granted of this.#roles.get(entry.binding.role) ?? []) {
           let grant = byPermission.get(granted);
-          if (!grant) byPermission.set(granted, (grant = { global: null, scopes: new Map() }));
-          if (entry.binding.scopeId === null) grant.global ??= entry;
+          if (!grant) byPermission.set(granted, (grant = emptyGrant()));
+          const condition = this.#conditions.get(entry.binding.id);
+          if (condition) grant.conditional.push({ ...entry, condition });
+          else if (entry.binding.scopeId === null) grant.global ??= entry;
           else if (!grant.scopes.has(entry.binding.scopeId))
             grant.scopes.set(entry.binding.scopeId, entry);
         }
       }
       this.#grants.set(key, byPermission);
     }
-    return byPermission.get(permission) ?? { global: null, scopes: new Map() };
+    return byPermission.get(permission) ?? emptyGrant();
   }
 
   /** Does the asker hold the permission anywhere at all (the first, cheap gate of a request)? */
   holdsAnywhere(asker: Asker, permission: Permission): boolean {
     const grant = this.grantOf(asker, permission);
-    return grant.global !== null || grant.scopes.size > 0;
+    return grant.global !== null || grant.scopes.size > 0 || grant.conditional.length > 0;
   }
 
   /** The decision for one permission on one object (null: on everything, i.e. a global binding is needed). */
   decide(asker: Asker, permission: Permission, objectId: string | null): Decision {
     const grant = this.grantOf(asker, permission);
+    const conditions: ConditionOutcome[] = [];
     const allow = (hit: { binding: RoleBinding; via: string[] }): Decision => ({
       allowed: true,
       permission,
@@ -156,13 +195,29 @@ export class AccessGraph {
       reason:
         hit.binding.id === 'identity-role'
           ? `the identity's own role '${hit.binding.role}' grants ${permission} everywhere`
-          : `binding ${hit.binding.id} gives ${hit.binding.subjectId} the role '${hit.binding.role}' on ${hit.binding.scopeId ?? 'everything'}`,
+          : `binding ${hit.binding.id} gives ${hit.binding.subjectId} the role '${hit.binding.role}' on ${hit.binding.scopeId ?? 'everything'}${hit.binding.condition ? ` where ${hit.binding.condition}` : ''}`,
+      conditions,
     });
     if (grant.global) return allow(grant.global);
     if (objectId !== null && grant.scopes.size > 0) {
       const hit = this.#reach(grant, objectId);
       if (hit) return allow(hit);
     }
+    const reaching = grant.conditional.filter(
+      (entry) =>
+        entry.binding.scopeId === null ||
+        (objectId !== null && this.#holds(entry.binding.scopeId, objectId)),
+    );
+    if (reaching.length > 0) {
+      const subject = this.facts.subject(asker.id);
+      const object = objectId === null ? undefined : this.facts.object(objectId);
+      for (const entry of reaching) {
+        const outcome = evaluateCondition(entry.binding.id, entry.condition, subject, object);
+        conditions.push(outcome);
+        if (outcome.held) return allow(entry);
+      }
+    }
+    const scoped = [...grant.scopes.keys()];
     return {
       allowed: false,
       permission,
@@ -170,19 +225,34 @@ export class AccessGraph {
       binding: null,
       via: [],
       reason:
-        objectId === null
-          ? `no role binding grants ${permission} on everything`
-          : grant.scopes.size > 0
-            ? `${permission} is granted on ${[...grant.scopes.keys()].join(', ')}, none of which holds ${objectId}`
-            : `no role binding grants ${permission} anywhere`,
+        conditions.length > 0
+          ? `the condition${conditions.length > 1 ? 's' : ''} of ${conditions.map((c) => c.bindingId).join(', ')} did not hold for ${objectId ?? 'everything'}`
+          : objectId === null
+            ? `no role binding grants ${permission} on everything`
+            : scoped.length > 0 || grant.conditional.length > 0
+              ? `${permission} is granted on ${[...scoped, ...grant.conditional.map((c) => c.binding.scopeId ?? 'everything')].join(', ')}, none of which holds ${objectId}`
+              : `no role binding grants ${permission} anywhere`,
+      conditions,
     };
+  }
+
+  /** Does the scope hold the object (an ancestor, or a resource group that selects it)? */
+  #holds(scopeId: string, objectId: string): boolean {
+    const ancestors = this.scopes.ancestors(objectId);
+    return (
+      ancestors.includes(scopeId) ||
+      (this.scopes.reachesBySelector(scopeId) &&
+        this.scopes.groupsHolding(ancestors).includes(scopeId))
+    );
   }
 
   /** A test for many objects at once (lists): the grant is looked up once. */
   filter(asker: Asker, permission: Permission): (objectId: string) => boolean {
     const grant = this.grantOf(asker, permission);
     if (grant.global) return () => true;
-    if (grant.scopes.size === 0) return () => false;
+    if (grant.scopes.size === 0 && grant.conditional.length === 0) return () => false;
+    if (grant.conditional.length > 0)
+      return (objectId) => this.decide(asker, permission, objectId).allowed;
     // Resource groups and their selectors change with the inventory: asked per list, not cached.
     const bySelector = this.#bySelector(grant);
     return (objectId) => this.#reach(grant, objectId, bySelector) !== undefined;

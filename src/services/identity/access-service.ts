@@ -10,13 +10,18 @@ import { isId, newId } from '../../core/ids.js';
 import type { Store } from '../../store/store.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import { scopeResolverOf, type ScopeResolver } from '../inventory/scope-chain.js';
+import type { Facts } from '../inventory/model.js';
+import { ObjectFacts } from '../placement/fact-sources.js';
 import {
   AccessGraph,
+  type AccessFacts,
   type Asker,
   type Decision,
   type RoleBinding,
   type SubjectKind,
 } from './access-graph.js';
+import { compileBindingCondition } from './binding-conditions.js';
+import { SubjectFacts, type SubjectIdentity } from './subject-facts.js';
 import type { IdentityService } from './identity-service.js';
 import {
   isPermission,
@@ -56,6 +61,9 @@ function checkName(what: string, name: string): void {
 export class AccessService {
   #graph: AccessGraph;
   readonly #scopes: ScopeResolver;
+  /** What binding conditions read as `subject.…`: attributes of users, host facts of agents. */
+  readonly #subjects = new SubjectFacts();
+  readonly #facts: AccessFacts;
 
   constructor(
     private readonly store: Store,
@@ -64,7 +72,24 @@ export class AccessService {
     private readonly inventory: InventoryService,
   ) {
     this.#scopes = scopeResolverOf(inventory.index);
-    this.#graph = new AccessGraph(this.#scopes);
+    this.#facts = {
+      subject: (id) => this.#subjects.get(id),
+      object: (id) => {
+        const object = inventory.index.get(id);
+        return object ? new ObjectFacts(object) : undefined;
+      },
+    };
+    this.#graph = new AccessGraph(this.#scopes, this.#facts);
+  }
+
+  /** An identity's attributes changed: conditions see them at once. */
+  setSubjectAttributes(identity: SubjectIdentity, attributes: Facts): void {
+    this.#subjects.set(identity, attributes);
+  }
+
+  /** An agent reported its host's facts: conditions read them as subject.*. */
+  setHostFacts(identityId: string, facts: Facts): void {
+    this.#subjects.setHostFacts(identityId, facts);
   }
 
   get graph(): AccessGraph {
@@ -72,7 +97,8 @@ export class AccessService {
   }
 
   async load(): Promise<void> {
-    const graph = new AccessGraph(this.#scopes);
+    await this.#subjects.load(this.store);
+    const graph = new AccessGraph(this.#scopes, this.#facts);
     for (const name of roleNames) graph.setRole(name, rolePermissions[name]);
     for (const row of await this.store.db.selectFrom('roles').selectAll().execute())
       graph.setRole(row.name, JSON.parse(row.permissions) as Permission[]);
@@ -383,9 +409,12 @@ export class AccessService {
   }
 
   async createBinding(
-    input: { subject: string; role: string; scope?: string | null },
+    input: { subject: string; role: string; scope?: string | null; condition?: string | null },
     createdBy: string,
   ): Promise<RoleBinding> {
+    const condition = input.condition?.trim() ? input.condition : null;
+    // Refused (ZEN_POLICY_SYNTAX / ZEN_POLICY_INVALID, with line and column) before anything is written.
+    if (condition !== null) compileBindingCondition(condition);
     const subject = await this.resolveSubject(input.subject);
     await this.getRole(input.role);
     const scopeId = input.scope ? this.inventory.lookup(input.scope).id : null;
@@ -396,6 +425,7 @@ export class AccessService {
       subject_kind: subject.kind,
       role: input.role,
       scope_id: scopeId,
+      condition,
       created_by: createdBy,
       created_at: now,
     };
@@ -435,6 +465,7 @@ function bindingOf(row: {
   subject_kind: string;
   role: string;
   scope_id: string | null;
+  condition: string | null;
   created_by: string;
   created_at: number;
 }): RoleBinding {
@@ -444,6 +475,7 @@ function bindingOf(row: {
     subjectKind: row.subject_kind as SubjectKind,
     role: row.role,
     scopeId: row.scope_id,
+    condition: row.condition,
     createdBy: row.created_by,
     createdAt: Number(row.created_at),
   };

@@ -16,6 +16,8 @@ import {
 import { isId, newId } from '../../core/ids.js';
 import type { Store } from '../../store/store.js';
 import type { IdentitiesTable, TokensTable } from '../../store/schema.js';
+import type { Facts } from '../inventory/model.js';
+import { checkAttributes } from './binding-conditions.js';
 import type { LdapDirectory } from './ldap-directory.js';
 import { LoginLimiter } from './login-limiter.js';
 import { isRoleName, type Principal, type RoleName } from './roles.js';
@@ -28,6 +30,8 @@ export interface Identity {
   role: RoleName;
   /** local (password here) or ldap (password in the directory). */
   source: string;
+  /** Facts about the identity (a user's department) that binding conditions read as subject.*. */
+  attributes: Facts;
   disabled: boolean;
   createdAt: number;
 }
@@ -61,6 +65,7 @@ function identityOf(row: IdentitiesTable): Identity {
     displayName: row.display_name,
     role: row.role as RoleName,
     source: row.source,
+    attributes: JSON.parse(row.attributes) as Facts,
     disabled: row.disabled === 1,
     createdAt: Number(row.created_at),
   };
@@ -80,6 +85,14 @@ function tokenOf(row: TokensTable): TokenInfo {
   };
 }
 
+function mergeAttributes(current: Facts, changes: Facts): Facts {
+  const merged = { ...current };
+  for (const [key, value] of Object.entries(changes))
+    if (value === null) delete merged[key];
+    else merged[key] = value;
+  return merged;
+}
+
 export function checkPassword(password: string): void {
   if (password.length < minPasswordLength)
     throw new ZenithError(
@@ -95,6 +108,8 @@ export class IdentityService {
   readonly limiter: LoginLimiter;
   /** The LDAP/AD directory users may log in against; null: local accounts only. */
   directory: LdapDirectory | null = null;
+  /** Called when an identity's attributes or role change (binding conditions read them). */
+  onChanged: ((identity: Identity) => void) | null = null;
   /** Called after each directory login with the user's directory groups (to map them to Zenith groups). */
   onDirectoryLogin: ((identityId: string, directoryGroups: string[]) => Promise<void>) | null =
     null;
@@ -192,6 +207,7 @@ export class IdentityService {
       role: input.role,
       password_hash: input.passwordHash,
       source: input.source ?? 'local',
+      attributes: '{}',
       disabled: 0,
       created_at: now,
       updated_at: now,
@@ -206,6 +222,7 @@ export class IdentityService {
         name: input.name,
       });
     await this.store.db.insertInto('identities').values(row).execute();
+    this.onChanged?.(identityOf(row));
     return identityOf(row);
   }
 
@@ -229,9 +246,19 @@ export class IdentityService {
 
   async update(
     id: string,
-    changes: { role?: string; disabled?: boolean; displayName?: string | null },
+    changes: {
+      role?: string;
+      disabled?: boolean;
+      displayName?: string | null;
+      /** Merged into the attributes; a null value removes one. */
+      attributes?: Record<string, unknown>;
+    },
   ): Promise<Identity> {
     const current = await this.get(id);
+    const attributes =
+      changes.attributes === undefined
+        ? undefined
+        : mergeAttributes(current.attributes, checkAttributes(changes.attributes));
     if (changes.role !== undefined && !isRoleName(changes.role))
       throw new ZenithError('ZEN_BAD_REQUEST', `unknown role '${changes.role}'`, {
         role: changes.role,
@@ -246,12 +273,15 @@ export class IdentityService {
         ...(changes.role !== undefined ? { role: changes.role } : {}),
         ...(changes.disabled !== undefined ? { disabled: changes.disabled ? 1 : 0 } : {}),
         ...(changes.displayName !== undefined ? { display_name: changes.displayName } : {}),
+        ...(attributes !== undefined ? { attributes: JSON.stringify(attributes) } : {}),
         updated_at: this.clock.now(),
       })
       .where('id', '=', current.id)
       .execute();
     this.#evictIdentity(current.id);
-    return this.get(current.id);
+    const updated = await this.get(current.id);
+    this.onChanged?.(updated);
+    return updated;
   }
 
   async remove(id: string): Promise<Identity> {
@@ -355,6 +385,11 @@ export class IdentityService {
           passwordHash: null,
           source: 'ldap',
         });
+    // Directory attributes mapped to identity attributes follow the directory at every login.
+    const mapped = Object.keys(user.attributes).length > 0;
+    const current = mapped
+      ? await this.update(identity.id, { attributes: user.attributes })
+      : identity;
     await this.onDirectoryLogin?.(identity.id, user.groups);
     const issued = await this.#issue(
       identity.id,
@@ -362,7 +397,7 @@ export class IdentityService {
       'login',
       this.clock.now() + sessionLifetimeMs,
     );
-    return { ...issued, identity };
+    return { ...issued, identity: current };
   }
 
   async createToken(

@@ -21,6 +21,11 @@ export interface LdapSettings {
   groupNameAttribute?: string;
   /** Directory group name → Zenith group name. Groups not listed are ignored. */
   groupMap: Record<string, string>;
+  /**
+   * Directory attribute → identity attribute (e.g. departmentNumber → department), copied at every
+   * login; binding conditions read them as subject.department. An attribute the entry lacks is removed.
+   */
+  attributeMap?: Record<string, string>;
   timeoutMs?: number;
 }
 
@@ -29,6 +34,8 @@ export interface DirectoryUser {
   displayName: string | null;
   /** Directory group names the user belongs to. */
   groups: string[];
+  /** The mapped attributes (identity attribute → value; null: the entry has none). */
+  attributes: Record<string, string | string[] | null>;
 }
 
 /** RFC 4515 escaping for a value inside a search filter. */
@@ -53,7 +60,11 @@ export class LdapDirectory {
         escapeFilterValue(username),
       );
       const { searchEntries } = await this.#reach(() =>
-        client.search(s.userBase, { scope: 'sub', filter, attributes: ['cn', 'displayName'] }),
+        client.search(s.userBase, {
+          scope: 'sub',
+          filter,
+          attributes: ['cn', 'displayName', ...Object.keys(s.attributeMap ?? {})],
+        }),
       );
       if (searchEntries.length !== 1) return null;
       const entry = searchEntries[0]!;
@@ -77,8 +88,22 @@ export class LdapDirectory {
         }),
       );
       const display = entry.displayName ?? entry.cn;
+      const attributes: DirectoryUser['attributes'] = {};
+      for (const [from, to] of Object.entries(s.attributeMap ?? {})) {
+        const value = entry[from];
+        // ldapts answers an attribute the entry lacks as an empty list.
+        attributes[to] =
+          typeof value === 'string'
+            ? value
+            : Array.isArray(value) && value.length > 0
+              ? value.length === 1
+                ? String(value[0])
+                : value.map(String)
+              : null;
+      }
       return {
         dn: entry.dn,
+        attributes,
         displayName: typeof display === 'string' ? display : null,
         groups: groups.searchEntries.flatMap((g) => {
           const name = g[nameAttribute];

@@ -5,7 +5,7 @@
  * errors carry the field (`constraints[1].expression`) besides line and column.
  */
 import { isZenithError, ZenithError } from '../../core/errors.js';
-import type { Root } from './policy/ast.js';
+import { placementRoots, type Root } from './policy/ast.js';
 import {
   compileCondition,
   compileExpression,
@@ -188,7 +188,7 @@ function compileField(
   purpose: string,
 ): CompiledExpression {
   try {
-    return compile(source, { ...(allowedRoots ? { allowedRoots } : {}), purpose });
+    return compile(source, { allowedRoots: allowedRoots ?? [...placementRoots], purpose });
   } catch (error) {
     if (isZenithError(error))
       throw new ZenithError(error.code, `${field}: ${error.message}`, {

@@ -14,7 +14,7 @@ import type { HostSlot, PlacementModel, VmSlot } from './placement-model.js';
 import { previewOn } from './placement-service.js';
 import type { CompiledPolicy } from './policy-document.js';
 import type { PolicyIndex } from './policy-service.js';
-import type { Value } from './policy/ast.js';
+import { placementRoots, type Value } from './policy/ast.js';
 import { compileExpression, type PolicyEnv } from './policy/compiler.js';
 import { formatValue } from './policy/values.js';
 
@@ -298,7 +298,7 @@ export function testExpression(
   source: string,
   options: { vm?: string; host?: string; limit: number },
 ): ExpressionTestResult {
-  const compiled = compileExpression(source);
+  const compiled = compileExpression(source, { allowedRoots: [...placementRoots] });
   const base = { expression: source, type: compiled.type, reads: [...compiled.reads].sort() };
   const vmObject = options.vm ? inventory.resolve('vm', options.vm) : undefined;
   const hostObject = options.host ? inventory.resolve('host', options.host) : undefined;

@@ -19,7 +19,12 @@ describe('LDAP login against a real slapd', () => {
   let admin: string;
   before(async () => {
     slapd = await startSlapd([
-      { uid: 'carol', password: 'carol-directory-pw', groups: ['engineers', 'staff'] },
+      {
+        uid: 'carol',
+        password: 'carol-directory-pw',
+        groups: ['engineers', 'staff'],
+        department: 'eng',
+      },
       { uid: 'dave', password: 'dave-directory-pw', groups: ['staff'] },
     ]);
     s = await startTestServer({
@@ -30,6 +35,7 @@ describe('LDAP login against a real slapd', () => {
         userBase: `ou=people,${ldapBase}`,
         groupBase: `ou=groups,${ldapBase}`,
         groupMap: { engineers: 'engineering' },
+        attributeMap: { departmentNumber: 'department' },
         timeoutMs: 2_000,
       },
     });
@@ -66,6 +72,14 @@ describe('LDAP login against a real slapd', () => {
     });
     assert.equal(dave.status, 200);
     assert.equal((await s.request('GET', '/vms', { token: dave.body.token })).status, 403);
+
+    // Directory attributes mapped to identity attributes, for binding conditions (subject.department).
+    const users = (await s.request('GET', '/users', { token: admin })).body.items as Array<{
+      name: string;
+      attributes: Record<string, unknown>;
+    }>;
+    assert.deepEqual(users.find((u) => u.name === 'carol')?.attributes, { department: 'eng' });
+    assert.deepEqual(users.find((u) => u.name === 'dave')?.attributes, {});
   });
 
   test('a wrong password, an unknown user or a filter in the name is refused as bad credentials', async () => {

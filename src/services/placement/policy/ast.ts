@@ -1,8 +1,12 @@
 /** The syntax tree of a policy expression. Every node knows where it was written. */
 import type { SourcePosition } from './source-position.js';
 
+/** The objects placement's expressions may read facts of. */
+export const placementRoots = ['vm', 'host', 'cluster', 'datacenter', 'group', 'user'] as const;
+/** The objects a role binding's condition reads: the identity asking and the object it acts on. */
+export const accessRoots = ['subject', 'object'] as const;
 /** The objects an expression may read facts of. */
-export const roots = ['vm', 'host', 'cluster', 'datacenter', 'group', 'user'] as const;
+export const roots = [...placementRoots, ...accessRoots] as const;
 export type Root = (typeof roots)[number];
 
 export function isRoot(name: string): name is Root {

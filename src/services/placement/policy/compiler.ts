@@ -195,7 +195,7 @@ class Compiler {
         : '';
       throw this.#invalid(
         at,
-        `unknown name '${root}': facts are read from ${roots.join(', ')}${hint}`,
+        `unknown name '${root}': facts are read from ${(this.options.allowedRoots ?? roots).join(', ')}${hint}`,
         {
           name: root,
         },
