@@ -17,6 +17,8 @@ import { ConnectionService } from './connections/connection-service.js';
 import { ConsoleService } from './consoles/console-service.js';
 import { EventBus } from './events/event-bus.js';
 import { AccessService } from './identity/access-service.js';
+import { QuotaGate } from './quotas/quota-gate.js';
+import { QuotaService } from './quotas/quota-service.js';
 import { IdentityService } from './identity/identity-service.js';
 import { LdapDirectory, type LdapSettings } from './identity/ldap-directory.js';
 import { InventoryService } from './inventory/inventory-service.js';
@@ -54,6 +56,7 @@ export interface ControlPlane {
   identities: IdentityService;
   /** Groups, roles, role bindings: every authorization decision. */
   access: AccessService;
+  quotas: QuotaService;
   inventory: InventoryService;
   connections: ConnectionService;
   tasks: TaskService;
@@ -163,11 +166,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     (settings) => plans.scheduledRebalance(settings, systemActor),
     logger,
   );
-  const vmCreation = new VmCreateService(inventory, connections, tasks, placement);
-  const vmClones = new VmCloneService(inventory, connections, tasks);
+  const quotas = new QuotaService(store, clock, access);
+  const quotaGate = new QuotaGate(quotas, inventory);
+  const vmCreation = new VmCreateService(inventory, connections, tasks, placement, quotaGate);
+  const vmClones = new VmCloneService(inventory, connections, tasks, quotaGate);
   const snapshots = new VmSnapshotService(inventory, connections, tasks);
   const accounting = new AccountingService(store, inventory, clock);
-  const vmEdits = new VmEditService(inventory, connections, tasks);
+  const vmEdits = new VmEditService(inventory, connections, tasks, quotaGate);
 
   try {
     await inventory.load();
@@ -208,6 +213,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       audit,
       identities,
       access,
+      quotas,
       inventory,
       connections,
       tasks,
