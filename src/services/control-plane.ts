@@ -16,6 +16,7 @@ import { AuditService, type Actor } from './audit/audit-service.js';
 import { ConnectionService } from './connections/connection-service.js';
 import { ConsoleService } from './consoles/console-service.js';
 import { EventBus } from './events/event-bus.js';
+import { AccessReports } from './identity/access-report.js';
 import { AccessService } from './identity/access-service.js';
 import { QuotaGate } from './quotas/quota-gate.js';
 import { QuotaService } from './quotas/quota-service.js';
@@ -57,6 +58,7 @@ export interface ControlPlane {
   /** Groups, roles, role bindings: every authorization decision. */
   access: AccessService;
   quotas: QuotaService;
+  accessReports: AccessReports;
   inventory: InventoryService;
   connections: ConnectionService;
   tasks: TaskService;
@@ -214,6 +216,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       identities,
       access,
       quotas,
+      accessReports: new AccessReports(store, access, identities, inventory),
       inventory,
       connections,
       tasks,

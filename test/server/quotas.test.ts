@@ -183,9 +183,15 @@ for (const store of storeKinds) {
     test("a parent group's quota covers its subgroups: a request must fit every quota above it", async () => {
       const set = await s.request('PUT', '/groups/engineering/quota', {
         token: admin,
-        body: { vms: 5 },
+        body: { vms: 5, vcpus: null },
       });
       assert.equal(set.status, 200);
+      assert.deepEqual(set.body.limits, {
+        vcpus: null,
+        memoryBytes: null,
+        diskBytes: null,
+        vms: 5,
+      });
       assert.equal(set.body.used.vms, 3, 'team-a VMs count against engineering');
       assert.deepEqual(set.body.covers, ['engineering', 'team-a', 'team-b']);
       const answers = await Promise.all(

@@ -7,7 +7,8 @@ import type { ControlPlane } from '../../services/control-plane.js';
 import { principalOf } from '../auth.js';
 import { IdParams } from '../schemas.js';
 
-const Limit = Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]);
+// Null first: the server coerces types, and tried as an integer first, null would become 0.
+const Limit = Type.Union([Type.Null(), Type.Integer({ minimum: 0 })]);
 const Amounts = Type.Object({
   vcpus: Type.Number(),
   memoryBytes: Type.Number(),
