@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { newId } from '../../src/core/ids.js';
 import {
   startTestServer,
   storeKinds,
@@ -316,6 +317,71 @@ for (const store of storeKinds) {
         token: admin,
       });
       assert.equal(cloneOwner.body.items[0].group, 'team-a');
+    });
+
+    test('after a crash, a creation whose VM turns out to exist settles: the VM joins the group, the reservation ends', async () => {
+      const vms = (await s.request('GET', '/vms?limit=1000', { token: admin })).body.items;
+      const discovered: ApiAnswer = vms.find(
+        (vm: ApiAnswer) => !/^(race|clone|carol|no-group|too-big)/.test(vm.name),
+      );
+      assert.ok(discovered, 'a VM Zenith did not create');
+      const group = (await s.request('GET', '/groups/team-b', { token: admin })).body;
+      const bob = await s.plane.identities.get('bob');
+      const before = (await quotaOf('team-b')).body;
+      // What a control plane that stopped mid-creation leaves: a running task and its reservation.
+      const taskId = newId('task');
+      await s.plane.store.db
+        .insertInto('tasks')
+        .values({
+          id: taskId,
+          kind: 'vm.create',
+          target_id: discovered.computed['location.hostId'],
+          owner_id: bob.id,
+          state: 'running',
+          progress: 50,
+          progress_message: null,
+          progress_details: null,
+          params: JSON.stringify({
+            name: discovered.name,
+            hostId: discovered.computed['location.hostId'],
+            cpus: 1,
+            memoryBytes: GiB,
+            diskBytes: 0,
+            group: { id: group.id, name: group.name },
+            ownerName: 'bob',
+          }),
+          result: null,
+          error_code: null,
+          error_message: null,
+          attempt: 1,
+          created_at: 0,
+          started_at: 0,
+          ended_at: null,
+        })
+        .execute();
+      await s.plane.store.db
+        .insertInto('quota_reservations')
+        .values({
+          task_id: taskId,
+          group_id: group.id,
+          vcpus: 1,
+          memory_bytes: GiB,
+          disk_bytes: 0,
+          vms: 1,
+          created_at: 0,
+        })
+        .execute();
+      assert.equal((await quotaOf('team-b')).body.reserved.vms, before.reserved.vms + 1);
+      const outcome = await s.plane.tasks.recover();
+      assert.equal(outcome.completed, 1);
+      const after = (await quotaOf('team-b')).body;
+      assert.equal(after.reserved.vms, before.reserved.vms);
+      assert.equal(after.used.vms, before.used.vms + 1);
+      const ownership = await s.request('GET', `/vms/${discovered.id}/ownership`, { token: admin });
+      assert.deepEqual(
+        [ownership.body.items[0].group, ownership.body.items[0].owner],
+        ['team-b', 'bob'],
+      );
     });
   });
 }

@@ -53,4 +53,13 @@ export class QuotaGate {
     );
     return result;
   }
+
+  /** After a crash: the task's VM turned out to exist, so it joins the group and the reservation ends. */
+  async settleRecovered(task: Task, vmId: string): Promise<void> {
+    const group = task.params.group as OwningGroup | undefined;
+    const owner = task.params.ownerName;
+    const vm = this.inventory.index.get(vmId);
+    if (!group || typeof owner !== 'string' || !vm) return;
+    await this.quotas.settle(task.id, group, { id: vm.id, createdAt: vm.createdAt, owner });
+  }
 }

@@ -62,7 +62,10 @@ export class VmCloneService {
       recover: async (task) => {
         const source = this.inventory.index.get(task.targetId ?? '');
         if (!source) return 'interrupted';
-        return this.#existing(source, String(task.params.name)) ? 'done' : 'retry';
+        const clone = this.#existing(source, String(task.params.name));
+        if (!clone) return 'retry';
+        await this.quotas.settleRecovered(task, clone.id);
+        return 'done';
       },
     });
   }
@@ -128,13 +131,13 @@ export class VmCloneService {
   }
 
   /** A present VM of this name on the source's connection. */
-  #existing(source: ManagedObject, name: string): boolean {
+  #existing(source: ManagedObject, name: string): ManagedObject | undefined {
     return this.inventory.index
       .query({
         kind: 'vm',
         filters: [{ key: 'name', op: '=', values: [name], text: `name=${name}` }],
         limit: 10,
       })
-      .items.some((vm) => vm.connectionId === source.connectionId && vm.status === 'present');
+      .items.find((vm) => vm.connectionId === source.connectionId && vm.status === 'present');
   }
 }

@@ -10,7 +10,7 @@ import { ZenithError } from '../../core/errors.js';
 import type { Actor } from '../audit/audit-service.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
-import { tagPattern, userFactKey, type Facts } from '../inventory/model.js';
+import { tagPattern, userFactKey, type Facts, type ManagedObject } from '../inventory/model.js';
 import type { QuotaGate } from '../quotas/quota-gate.js';
 import type { OwningGroup } from '../quotas/quota-service.js';
 import type { Task, TaskRunContext, TaskService } from '../tasks/task-service.js';
@@ -86,8 +86,12 @@ export class VmCreateService {
         }
       },
       // Done if a VM of that name now sits on the connection; creating again is safe otherwise.
-      recover: async (task) =>
-        this.#existing(task.params as unknown as CreateParams) ? 'done' : 'retry',
+      recover: async (task) => {
+        const vm = this.#existing(task.params as unknown as CreateParams);
+        if (!vm) return 'retry';
+        await this.quotas.settleRecovered(task, vm.id);
+        return 'done';
+      },
     });
   }
 
@@ -244,15 +248,15 @@ export class VmCreateService {
     });
   }
 
-  #existing(spec: CreateParams): boolean {
+  #existing(spec: CreateParams): ManagedObject | undefined {
     const host = this.inventory.index.get(spec.hostId);
-    if (!host) return false;
+    if (!host) return undefined;
     return this.inventory.index
       .query({
         kind: 'vm',
         filters: [{ key: 'name', op: '=', values: [spec.name], text: `name=${spec.name}` }],
         limit: 10,
       })
-      .items.some((vm) => vm.connectionId === host.connectionId && vm.status === 'present');
+      .items.find((vm) => vm.connectionId === host.connectionId && vm.status === 'present');
   }
 }
