@@ -10,6 +10,7 @@ import { registerOperations } from './commands/operations.js';
 import { registerPlace } from './commands/place.js';
 import { registerPlans } from './commands/plans.js';
 import { registerPolicy } from './commands/policy.js';
+import { registerQuotas } from './commands/quotas.js';
 import { registerServe } from './commands/serve.js';
 import { registerSession } from './commands/session.js';
 import { reportError } from './output.js';
@@ -34,6 +35,7 @@ registerPlans(program);
 registerAdmin(program);
 registerAccounting(program);
 registerAccess(program);
+registerQuotas(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -149,6 +149,16 @@ export const errorCatalogue = {
     status: 400,
     summary: 'The password is too short or too simple; use at least 12 characters.',
   },
+  ZEN_QUOTA_EXCEEDED: {
+    status: 409,
+    summary:
+      'The request would take a group over its quota (or a quota of a group it is nested in); details name the group, the resource, the limit, what is used and reserved, and what was requested.',
+  },
+  ZEN_GROUP_REQUIRED: {
+    status: 400,
+    summary:
+      'You are in several groups: name the group the new VM belongs to with the group field (details list your groups).',
+  },
   // --- hypervisors and tasks ----------------------------------------------
   ZEN_UNSUPPORTED: {
     status: 422,

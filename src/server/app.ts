@@ -11,6 +11,8 @@ import { actorOf, installAuth } from './auth.js';
 import { sendError } from './errors.js';
 import { accountingRoutes } from './routes/accounting.js';
 import { accessRoutes } from './routes/access.js';
+import { quotaRoutes } from './routes/quotas.js';
+import { accessReportRoutes } from './routes/access-reports.js';
 import { agentRoutes } from './routes/agents.js';
 import { auditRoutes } from './routes/audit.js';
 import { consoleRoutes } from './routes/consoles.js';
@@ -136,6 +138,8 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
       await eventRoutes(api, plane);
       await identityRoutes(api, plane);
       await accessRoutes(api, plane);
+      await quotaRoutes(api, plane);
+      await accessReportRoutes(api, plane);
       await auditRoutes(api, plane);
       await agentRoutes(api, plane);
       await consoleRoutes(api, plane);

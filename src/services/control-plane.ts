@@ -18,7 +18,10 @@ import { AuditService, type Actor } from './audit/audit-service.js';
 import { ConnectionService } from './connections/connection-service.js';
 import { ConsoleService } from './consoles/console-service.js';
 import { EventBus } from './events/event-bus.js';
+import { AccessReports } from './identity/access-report.js';
 import { AccessService } from './identity/access-service.js';
+import { QuotaGate } from './quotas/quota-gate.js';
+import { QuotaService } from './quotas/quota-service.js';
 import { IdentityService } from './identity/identity-service.js';
 import { LdapDirectory, type LdapSettings } from './identity/ldap-directory.js';
 import { InventoryService } from './inventory/inventory-service.js';
@@ -67,6 +70,8 @@ export interface ControlPlane {
   identities: IdentityService;
   /** Groups, roles, role bindings: every authorization decision. */
   access: AccessService;
+  quotas: QuotaService;
+  accessReports: AccessReports;
   inventory: InventoryService;
   connections: ConnectionService;
   tasks: TaskService;
@@ -195,11 +200,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     (settings) => plans.scheduledRebalance(settings, systemActor),
     logger,
   );
-  const vmCreation = new VmCreateService(inventory, connections, tasks, placement);
-  const vmClones = new VmCloneService(inventory, connections, tasks);
+  const quotas = new QuotaService(store, clock, access);
+  const quotaGate = new QuotaGate(quotas, inventory);
+  const vmCreation = new VmCreateService(inventory, connections, tasks, placement, quotaGate);
+  const vmClones = new VmCloneService(inventory, connections, tasks, quotaGate);
   const snapshots = new VmSnapshotService(inventory, connections, tasks);
   const accounting = new AccountingService(store, inventory, clock);
-  const vmEdits = new VmEditService(inventory, connections, tasks);
+  const vmEdits = new VmEditService(inventory, connections, tasks, quotaGate);
   const metrics = new MetricHistory(store, clock, { ...defaultMetricSettings, ...options.metrics });
   const metricsSampler = new MetricsSampler({
     clock,
@@ -249,6 +256,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       audit,
       identities,
       access,
+      quotas,
+      accessReports: new AccessReports(store, access, identities, inventory),
       inventory,
       connections,
       tasks,

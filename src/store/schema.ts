@@ -289,6 +289,28 @@ export interface HostModesTable {
   updated_by: string;
 }
 
+export interface QuotasTable {
+  group_id: string;
+  /** null: no limit. */
+  vcpus: number | null;
+  memory_bytes: number | null;
+  disk_bytes: number | null;
+  vms: number | null;
+  updated_by: string;
+  updated_at: number;
+}
+
+/** What a queued or running task holds against its group's quotas until the VM exists (or the task fails). */
+export interface QuotaReservationsTable {
+  task_id: string;
+  group_id: string;
+  vcpus: number;
+  memory_bytes: number;
+  disk_bytes: number;
+  vms: number;
+  created_at: number;
+}
+
 export interface Database {
   objects: ObjectsTable;
   location_history: LocationHistoryTable;
@@ -313,4 +335,6 @@ export interface Database {
   host_modes: HostModesTable;
   vm_metric_samples: VmMetricSamplesTable;
   vm_metric_rollups: VmMetricRollupsTable;
+  quotas: QuotasTable;
+  quota_reservations: QuotaReservationsTable;
 }

@@ -194,6 +194,65 @@ describe('a QEMU connection through the API: real VMs in the inventory', () => {
     assert.equal(done.state, 'failed');
     assert.equal(done.error.code, 'ZEN_BAD_REQUEST');
   });
+
+  test("on a real QEMU host a group's quota admits what fits, and a failed creation gives its reservation back", async () => {
+    const host = (await s.request('GET', '/hosts', { token })).body.items[0];
+    await s.request('POST', '/groups', { token, body: { name: 'lab-team' } });
+    await s.plane.identities.createUser({
+      name: 'quinn',
+      role: 'operator',
+      password: 'quinn-password-long',
+    });
+    await s.request('POST', '/groups/lab-team/members', { token, body: { member: 'quinn' } });
+    const quinn = await s.login('quinn', 'quinn-password-long');
+    await s.request('PUT', '/groups/lab-team/quota', {
+      token,
+      body: { vms: 1, memoryBytes: 256 * 1048576 },
+    });
+    const spec = (name: string, kernel: string) => ({
+      name,
+      hostId: host.id,
+      cpus: 1,
+      memoryBytes: 128 * 1048576,
+      diskBytes: 0,
+      options: { kernel, initrd: image.initrd, cmdline: GUEST_KERNEL_APPEND },
+    });
+    const usage = async () =>
+      (await s.request('GET', '/groups/lab-team/quota', { token: quinn })).body;
+    const doomed = await s.request('POST', '/vms', {
+      token: quinn,
+      body: spec('doomed', '/etc/passwd'),
+    });
+    assert.equal(doomed.status, 202, JSON.stringify(doomed.body));
+    assert.equal((await s.waitForTask(token, doomed.body.id)).state, 'failed');
+    assert.deepEqual([(await usage()).used.vms, (await usage()).reserved.vms], [0, 0]);
+    const fits = await s.request('POST', '/vms', {
+      token: quinn,
+      body: spec('in-quota', image.kernel),
+    });
+    assert.equal(fits.status, 202, JSON.stringify(fits.body));
+    const created = await s.waitForTask(token, fits.body.id);
+    assert.equal(created.state, 'succeeded', JSON.stringify(created.error));
+    const after = await usage();
+    assert.deepEqual(after.used, {
+      vcpus: 1,
+      memoryBytes: 128 * 1048576,
+      diskBytes: after.used.diskBytes,
+      vms: 1,
+    });
+    const over = await s.request('POST', '/vms', {
+      token: quinn,
+      body: spec('over-quota', image.kernel),
+    });
+    assert.equal(over.status, 409, JSON.stringify(over.body));
+    assert.deepEqual(
+      [over.body.error.code, over.body.error.details.resource],
+      ['ZEN_QUOTA_EXCEEDED', 'vms'],
+    );
+    const removal = await s.request('DELETE', `/vms/${created.result.vmId}`, { token: quinn });
+    assert.equal((await s.waitForTask(token, removal.body.id)).state, 'succeeded');
+    assert.equal((await usage()).used.vms, 0);
+  });
 });
 
 test('zenith serve connects the machine it runs on as a QEMU host on the first start', async () => {

@@ -321,4 +321,59 @@ describe('every VM action on a vCenter, as Zenith tasks through the API', () => 
     assert.equal(none.status, 200);
     assert.equal(none.body.metrics, null);
   });
+
+  test("growing a VM through reconfigure must fit its group's quota; shrinking it is never refused", async () => {
+    const target = await vm('DC0_C0_RP0_VM0');
+    const cpus = target.facts['cpu.count'] as number;
+    assert.equal(
+      (await s.request('POST', '/groups', { token, body: { name: 'vmw' } })).status,
+      201,
+    );
+    await s.plane.identities.createUser({
+      name: 'vic',
+      role: 'operator',
+      password: 'vic-password-long',
+    });
+    await s.request('POST', '/groups/vmw/members', { token, body: { member: 'vic' } });
+    const vic = await s.login('vic', 'vic-password-long');
+    const owned = await s.request('PUT', `/vms/${target.id}/ownership`, {
+      token,
+      body: { group: 'vmw' },
+    });
+    assert.equal(owned.status, 200, JSON.stringify(owned.body));
+    await s.request('PUT', '/groups/vmw/quota', { token, body: { vcpus: cpus + 1 } });
+    const over = await s.request('POST', `/vms/${target.id}/reconfigure`, {
+      token: vic,
+      body: { cpus: cpus + 2 },
+    });
+    assert.equal(over.status, 409, JSON.stringify(over.body));
+    assert.equal(over.body.error.code, 'ZEN_QUOTA_EXCEEDED');
+    assert.deepEqual(
+      [
+        over.body.error.details.resource,
+        over.body.error.details.used,
+        over.body.error.details.requested,
+      ],
+      ['vcpus', cpus, 2],
+    );
+    const grown = await s.request('POST', `/vms/${target.id}/reconfigure`, {
+      token: vic,
+      body: { cpus: cpus + 1 },
+    });
+    assert.equal(grown.status, 202, JSON.stringify(grown.body));
+    assert.equal((await s.waitForTask(token, grown.body.id)).state, 'succeeded');
+    const quota = (await s.request('GET', '/groups/vmw/quota', { token: vic })).body;
+    assert.deepEqual(
+      [quota.used.vcpus, quota.reserved.vcpus, quota.available.vcpus],
+      [cpus + 1, 0, 0],
+    );
+    // At the limit, a change that takes nothing more goes through.
+    const shrunk = await s.request('POST', `/vms/${target.id}/reconfigure`, {
+      token: vic,
+      body: { cpus: 1 },
+    });
+    assert.equal(shrunk.status, 202, JSON.stringify(shrunk.body));
+    assert.equal((await s.waitForTask(token, shrunk.body.id)).state, 'succeeded');
+    assert.equal((await s.request('GET', '/groups/vmw/quota', { token })).body.used.vcpus, 1);
+  });
 });

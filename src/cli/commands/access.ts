@@ -1,6 +1,7 @@
 /** access explain, groups, roles, role bindings */
 import type { Command } from 'commander';
 import { ApiClient } from '../client.js';
+import { registerAccessReport } from './access-report.js';
 import { formatTime, printJson, printKeyValues, printTable } from '../output.js';
 
 interface Globals {
@@ -92,6 +93,7 @@ export function registerAccess(program: Command): void {
         if (!decision.allowed) process.exitCode = 1;
       },
     );
+  registerAccessReport(access);
 
   const groups = program
     .command('groups')

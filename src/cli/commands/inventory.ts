@@ -164,6 +164,10 @@ export function registerInventory(program: Command): void {
     )
     .option('--host <host>', 'the host (name or id); placement chooses when absent')
     .option('--type <type>', 'the hypervisor type it needs (placement only)')
+    .option(
+      '--group <group>',
+      'the group the VM belongs to and whose quotas it counts against (default: your only group)',
+    )
     .option('--tag <tag>', 'a tag for the new VM, repeatable', collect)
     .option('--fact <user.key=value>', 'a user fact for the new VM, repeatable', collect)
     .option('--cpus <n>', 'virtual CPUs', '1')
@@ -189,6 +193,7 @@ export function registerInventory(program: Command): void {
         options: {
           host?: string;
           type?: string;
+          group?: string;
           tag?: string[];
           fact?: string[];
           cpus: string;
@@ -226,6 +231,7 @@ export function registerInventory(program: Command): void {
           name,
           ...(options.host ? { hostId: options.host } : {}),
           ...(options.type ? { type: options.type } : {}),
+          ...(options.group ? { group: options.group } : {}),
           ...(options.tag ? { tags: options.tag } : {}),
           ...(Object.keys(facts).length > 0 ? { facts } : {}),
           cpus: Number(options.cpus),

@@ -10,20 +10,28 @@ export function registerClone(vms: Command): void {
       '--linked',
       'share the disks copy-on-write instead of copying them (QEMU: the source then stays stopped and cannot be deleted while the clone exists)',
     )
+    .option(
+      '--group <group>',
+      'the group the clone belongs to and whose quotas it counts against (default: your only group)',
+    )
     .option('--wait', 'wait for the task, with a progress bar (the default)')
     .option('--no-wait', 'return as soon as the task is queued')
     .action(
       async (
         vm: string,
         name: string,
-        options: { linked?: boolean; wait?: boolean },
+        options: { linked?: boolean; group?: string; wait?: boolean },
         command: Command,
       ) =>
         runTask(
           command.optsWithGlobals<{ json?: boolean; server?: string }>(),
           'POST',
           `/vms/${encodeURIComponent(vm)}/clone`,
-          { name, ...(options.linked ? { linked: true } : {}) },
+          {
+            name,
+            ...(options.linked ? { linked: true } : {}),
+            ...(options.group ? { group: options.group } : {}),
+          },
           options.wait !== false,
         ),
     );

@@ -136,6 +136,14 @@ export async function vmActionRoutes(root: FastifyInstance, plane: ControlPlane)
                   'user.* facts set on the new VM (user.resourceGroup puts it in a group)',
               }),
             ),
+            group: Type.Optional(
+              Type.String({
+                minLength: 1,
+                maxLength: 200,
+                description:
+                  'The group the VM belongs to and whose quotas it counts against (you must be in it); default: your only group',
+              }),
+            ),
             cpus: Type.Integer({ minimum: 1, maximum: 512 }),
             memoryBytes: Type.Integer({ minimum: 16 * 1024 * 1024 }),
             diskBytes: Type.Integer({ minimum: 0 }),
@@ -171,6 +179,14 @@ export async function vmActionRoutes(root: FastifyInstance, plane: ControlPlane)
         params: IdParams,
         body: Type.Object(
           {
+            group: Type.Optional(
+              Type.String({
+                minLength: 1,
+                maxLength: 200,
+                description:
+                  'The group the clone belongs to and whose quotas it counts against (you must be in it); default: your only group',
+              }),
+            ),
             name: Type.String({ minLength: 1, maxLength: 63 }),
             linked: Type.Optional(
               Type.Boolean({

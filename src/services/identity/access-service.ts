@@ -196,6 +196,7 @@ export class AccessService {
       await tx.deleteFrom('group_members').where('group_id', '=', group.id).execute();
       await tx.deleteFrom('group_members').where('member_id', '=', group.id).execute();
       await tx.deleteFrom('role_bindings').where('subject_id', '=', group.id).execute();
+      await tx.deleteFrom('quotas').where('group_id', '=', group.id).execute();
       await tx.deleteFrom('groups').where('id', '=', group.id).execute();
     });
     await this.load();

@@ -12,7 +12,7 @@ import { newId } from '../../core/ids.js';
 import type { Logger } from '../../core/logger.js';
 import type { ActionProgress } from '../../hypervisors/driver.js';
 import type { TasksTable } from '../../store/schema.js';
-import type { Store } from '../../store/store.js';
+import type { Store, Tx } from '../../store/store.js';
 import type { Actor, AuditService } from '../audit/audit-service.js';
 import type { EventBus } from '../events/event-bus.js';
 
@@ -111,6 +111,8 @@ export class TaskService {
     params: Record<string, unknown>;
     owner: Actor;
     requestId?: string;
+    /** Runs first in the transaction that records the task (quota reservations); throwing records nothing. */
+    prepare?: (tx: Tx, taskId: string) => Promise<void>;
   }): Promise<Task> {
     if (!this.#kinds.has(input.kind))
       throw new ZenithError('ZEN_UNSUPPORTED', `no task kind '${input.kind}'`);
@@ -136,6 +138,7 @@ export class TaskService {
       ended_at: null,
     };
     const events = await this.deps.store.transaction(async (tx) => {
+      await input.prepare?.(tx, row.id);
       await tx.insertInto('tasks').values(row).execute();
       await this.deps.audit.append(
         [

@@ -10,12 +10,16 @@ import type { Actor } from '../audit/audit-service.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import type { ManagedObject } from '../inventory/model.js';
+import type { QuotaGate } from '../quotas/quota-gate.js';
+import { amountsOfVm } from '../quotas/quota-service.js';
 import type { Task, TaskService } from '../tasks/task-service.js';
 
 export interface VmCloneRequest {
   name: string;
   /** Share the source's disks copy-on-write instead of copying them. */
   linked?: boolean;
+  /** The group the clone belongs to (and whose quotas it counts against); default: the requester's only group. */
+  group?: string;
 }
 
 type CloneDriver = HypervisorDriver & Required<Pick<HypervisorDriver, 'cloneVm'>>;
@@ -27,36 +31,41 @@ export class VmCloneService {
     private readonly inventory: InventoryService,
     private readonly connections: ConnectionService,
     private readonly tasks: TaskService,
+    private readonly quotas: QuotaGate,
   ) {
     tasks.register({
       name: 'vm.clone',
-      run: async (context) => {
-        const { name, linked } = context.task.params as unknown as VmCloneRequest;
-        const { vm, driver } = this.#source(context.task.targetId!);
-        const clone = await driver.cloneVm(
-          vm.externalId!,
-          { name, ...(linked ? { linked: true } : {}) },
-          { signal: context.signal, progress: (update) => context.progress(update) },
-        );
-        await this.inventory.applyChanges(vm.connectionId!, [clone]);
-        const cloneId = this.inventory.index.idForExternal(
-          vm.connectionId!,
-          'vm',
-          clone.externalId,
-        );
-        return {
-          vmId: cloneId ?? null,
-          name: clone.name,
-          sourceId: vm.id,
-          linked: linked === true,
-        };
-      },
+      run: async (context) =>
+        this.quotas.holdWhile(context.task, async () => {
+          const { name, linked } = context.task.params as { name: string; linked?: boolean };
+          const { vm, driver } = this.#source(context.task.targetId!);
+          const clone = await driver.cloneVm(
+            vm.externalId!,
+            { name, ...(linked ? { linked: true } : {}) },
+            { signal: context.signal, progress: (update) => context.progress(update) },
+          );
+          await this.inventory.applyChanges(vm.connectionId!, [clone]);
+          const cloneId = this.inventory.index.idForExternal(
+            vm.connectionId!,
+            'vm',
+            clone.externalId,
+          );
+          return {
+            vmId: cloneId ?? null,
+            name: clone.name,
+            sourceId: vm.id,
+            linked: linked === true,
+          };
+        }),
       // Done if a VM of that name now sits on the connection; otherwise the driver left nothing
       // behind, and cloning again is safe.
       recover: async (task) => {
         const source = this.inventory.index.get(task.targetId ?? '');
         if (!source) return 'interrupted';
-        return this.#existing(source, String(task.params.name)) ? 'done' : 'retry';
+        const clone = this.#existing(source, String(task.params.name));
+        if (!clone) return 'retry';
+        await this.quotas.settleRecovered(task, clone.id);
+        return 'done';
       },
     });
   }
@@ -87,6 +96,7 @@ export class VmCloneService {
         `a VM named '${request.name}' exists on this connection`,
         { name: request.name },
       );
+    const group = await this.quotas.owningGroup(owner, request.group);
     return this.tasks.submit({
       kind: 'vm.clone',
       targetId: vm.id,
@@ -95,9 +105,14 @@ export class VmCloneService {
         linked: request.linked === true,
         vmName: vm.name,
         hostId: vm.computed['location.hostId'] ?? null,
+        ...(group ? { group, ownerName: owner.name } : {}),
       },
       owner,
       ...(requestId ? { requestId } : {}),
+      // A clone takes what its source takes (a linked clone's disk too: it may grow to that size).
+      ...(group
+        ? { prepare: (tx, taskId) => this.quotas.reserve(tx, taskId, group, amountsOfVm(vm.facts)) }
+        : {}),
     });
   }
 
@@ -116,13 +131,13 @@ export class VmCloneService {
   }
 
   /** A present VM of this name on the source's connection. */
-  #existing(source: ManagedObject, name: string): boolean {
+  #existing(source: ManagedObject, name: string): ManagedObject | undefined {
     return this.inventory.index
       .query({
         kind: 'vm',
         filters: [{ key: 'name', op: '=', values: [name], text: `name=${name}` }],
         limit: 10,
       })
-      .items.some((vm) => vm.connectionId === source.connectionId && vm.status === 'present');
+      .items.find((vm) => vm.connectionId === source.connectionId && vm.status === 'present');
   }
 }

@@ -10,7 +10,9 @@ import { ZenithError } from '../../core/errors.js';
 import type { Actor } from '../audit/audit-service.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
-import { tagPattern, userFactKey, type Facts } from '../inventory/model.js';
+import { tagPattern, userFactKey, type Facts, type ManagedObject } from '../inventory/model.js';
+import type { QuotaGate } from '../quotas/quota-gate.js';
+import type { OwningGroup } from '../quotas/quota-service.js';
 import type { Task, TaskRunContext, TaskService } from '../tasks/task-service.js';
 
 export interface VmCreateRequest {
@@ -27,7 +29,16 @@ export interface VmCreateRequest {
   diskBytes: number;
   /** Family-specific settings passed to the driver (QEMU: kernel, initrd, cmdline, baseImage, nics, vnc, accelerator). */
   options?: Record<string, unknown>;
+  /** The group the VM belongs to (and whose quotas it counts against); default: the creator's only group. */
+  group?: string;
 }
+
+/** The stored parameters of a creation task. */
+type CreateParams = Omit<VmCreateRequest, 'group'> & {
+  hostId: string;
+  group?: OwningGroup;
+  ownerName?: string;
+};
 
 /** Chooses a host by policy (the placement service). */
 export interface HostChooser {
@@ -62,27 +73,30 @@ export class VmCreateService {
     private readonly connections: ConnectionService,
     private readonly tasks: TaskService,
     private readonly placement: HostChooser,
+    private readonly quotas: QuotaGate,
   ) {
     tasks.register({
       name: 'vm.create',
       run: async (context) => {
         try {
-          return await this.#create(context);
+          return await this.quotas.holdWhile(context.task, () => this.#create(context));
         } finally {
           this.#holds.get(context.task.id)?.();
           this.#holds.delete(context.task.id);
         }
       },
       // Done if a VM of that name now sits on the connection; creating again is safe otherwise.
-      recover: async (task) =>
-        this.#existing(task.params as unknown as VmCreateRequest & { hostId: string })
-          ? 'done'
-          : 'retry',
+      recover: async (task) => {
+        const vm = this.#existing(task.params as unknown as CreateParams);
+        if (!vm) return 'retry';
+        await this.quotas.settleRecovered(task, vm.id);
+        return 'done';
+      },
     });
   }
 
   async #create(context: TaskRunContext): Promise<unknown> {
-    const params = context.task.params as unknown as VmCreateRequest & { hostId: string };
+    const params = context.task.params as unknown as CreateParams;
     const host = this.inventory.get(params.hostId);
     const driver = this.connections.driver(host.connectionId!);
     const vm = await driver.createVm(
@@ -132,6 +146,7 @@ export class VmCreateService {
           `'${key}' is not a user fact: facts given with a new VM are named user.<name>`,
           { key },
         );
+    const group = await this.quotas.owningGroup(owner, spec.group);
     let placement: { score: number | null; feasibleHosts: number } | undefined;
     let release: (() => void) | undefined;
     let hostId = spec.hostId;
@@ -156,7 +171,7 @@ export class VmCreateService {
       };
     }
     try {
-      const task = await this.#submit(spec, hostId, placement, owner, requestId);
+      const task = await this.#submit(spec, hostId, placement, group, owner, requestId);
       if (release) this.#holds.set(task.id, release);
       return task;
     } catch (error) {
@@ -169,6 +184,7 @@ export class VmCreateService {
     spec: VmCreateRequest,
     hostId: string,
     placement: { score: number | null; feasibleHosts: number } | undefined,
+    group: OwningGroup | null,
     owner: Actor,
     requestId: string | undefined,
   ): Promise<Task> {
@@ -202,7 +218,12 @@ export class VmCreateService {
         `host ${host.name} runs ${String(host.facts['hypervisor.type'])}, not ${spec.type}`,
         { type: spec.type },
       );
-    const normalized = { ...spec, hostId: host.id };
+    const { group: _named, ...rest } = spec;
+    const normalized: CreateParams = {
+      ...rest,
+      hostId: host.id,
+      ...(group ? { group, ownerName: owner.name } : {}),
+    };
     if (this.#existing(normalized))
       throw new ZenithError('ZEN_CONFLICT', `a VM named '${spec.name}' exists on this connection`, {
         name: spec.name,
@@ -213,18 +234,29 @@ export class VmCreateService {
       params: { ...normalized, hostName: host.name, ...(placement ? { placement } : {}) },
       owner,
       ...(requestId ? { requestId } : {}),
+      ...(group
+        ? {
+            prepare: (tx, taskId) =>
+              this.quotas.reserve(tx, taskId, group, {
+                vcpus: spec.cpus,
+                memoryBytes: spec.memoryBytes,
+                diskBytes: spec.diskBytes,
+                vms: 1,
+              }),
+          }
+        : {}),
     });
   }
 
-  #existing(spec: VmCreateRequest & { hostId: string }): boolean {
+  #existing(spec: CreateParams): ManagedObject | undefined {
     const host = this.inventory.index.get(spec.hostId);
-    if (!host) return false;
+    if (!host) return undefined;
     return this.inventory.index
       .query({
         kind: 'vm',
         filters: [{ key: 'name', op: '=', values: [spec.name], text: `name=${spec.name}` }],
         limit: 10,
       })
-      .items.some((vm) => vm.connectionId === host.connectionId && vm.status === 'present');
+      .items.find((vm) => vm.connectionId === host.connectionId && vm.status === 'present');
   }
 }

@@ -10,6 +10,7 @@ import type { Actor } from '../audit/audit-service.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import type { ManagedObject } from '../inventory/model.js';
+import type { QuotaGate } from '../quotas/quota-gate.js';
 import type { Task, TaskService } from '../tasks/task-service.js';
 
 export interface VmReconfigureRequest {
@@ -25,6 +26,7 @@ export class VmEditService {
     private readonly inventory: InventoryService,
     private readonly connections: ConnectionService,
     private readonly tasks: TaskService,
+    private readonly quotas: QuotaGate,
   ) {
     tasks.register({
       name: 'vm.rename',
@@ -43,23 +45,26 @@ export class VmEditService {
     });
     tasks.register({
       name: 'vm.reconfigure',
-      run: async ({ task, signal, progress }) => {
-        const { vm, driver } = this.#target(task.targetId!, 'vm.reconfigure');
-        const change = task.params as VmReconfigureRequest;
-        const after = await driver.reconfigureVm!(
-          vm.externalId!,
-          {
-            ...(typeof change.cpus === 'number' ? { cpus: change.cpus } : {}),
-            ...(typeof change.memoryBytes === 'number' ? { memoryBytes: change.memoryBytes } : {}),
-          },
-          { signal, progress },
-        );
-        await this.inventory.applyChanges(vm.connectionId!, [after]);
-        return {
-          cpus: after.facts['cpu.count'] ?? null,
-          memoryBytes: after.facts['memory.bytes'] ?? null,
-        };
-      },
+      run: async ({ task, signal, progress }) =>
+        this.quotas.holdWhile(task, async () => {
+          const { vm, driver } = this.#target(task.targetId!, 'vm.reconfigure');
+          const change = task.params as VmReconfigureRequest;
+          const after = await driver.reconfigureVm!(
+            vm.externalId!,
+            {
+              ...(typeof change.cpus === 'number' ? { cpus: change.cpus } : {}),
+              ...(typeof change.memoryBytes === 'number'
+                ? { memoryBytes: change.memoryBytes }
+                : {}),
+            },
+            { signal, progress },
+          );
+          await this.inventory.applyChanges(vm.connectionId!, [after]);
+          return {
+            cpus: after.facts['cpu.count'] ?? null,
+            memoryBytes: after.facts['memory.bytes'] ?? null,
+          };
+        }),
       // Setting the same sizes again lands in the same state.
       recover: async () => 'retry',
     });
@@ -118,6 +123,19 @@ export class VmEditService {
         memoryBytes: change.memoryBytes,
       });
     const { vm } = this.#target(vmId, 'vm.reconfigure');
+    // Growing a VM takes more of its group's quotas: the growth is reserved like a new VM's size.
+    const current = (key: string) => {
+      const value = vm.facts[key];
+      return typeof value === 'number' ? value : 0;
+    };
+    const growth = {
+      vcpus: Math.max(0, (change.cpus ?? 0) - current('cpu.count')),
+      memoryBytes: Math.max(0, (change.memoryBytes ?? 0) - current('memory.bytes')),
+      diskBytes: 0,
+      vms: 0,
+    };
+    const group =
+      growth.vcpus > 0 || growth.memoryBytes > 0 ? await this.quotas.groupOfVm(vm.id) : null;
     return this.tasks.submit({
       kind: 'vm.reconfigure',
       targetId: vm.id,
@@ -125,9 +143,11 @@ export class VmEditService {
         ...(change.cpus !== undefined ? { cpus: change.cpus } : {}),
         ...(change.memoryBytes !== undefined ? { memoryBytes: change.memoryBytes } : {}),
         vmName: vm.name,
+        ...(group ? { group } : {}),
       },
       owner,
       ...(requestId ? { requestId } : {}),
+      ...(group ? { prepare: (tx, taskId) => this.quotas.reserve(tx, taskId, group, growth) } : {}),
     });
   }
 

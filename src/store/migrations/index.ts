@@ -9,6 +9,7 @@ import * as m0007 from './0007-directory-users.js';
 import * as m0007plans from './0007-placement-plans.js';
 import * as m0008certificates from './0008-agent-certificates.js';
 import * as m0008metrics from './0008-metric-samples.js';
+import * as m0008quotas from './0008-quotas.js';
 
 import type { MigrationContext } from './context.js';
 
@@ -31,4 +32,5 @@ export const migrations: readonly ZenithMigration[] = [
   { name: '0007-placement-plans', up: m0007plans.up },
   { name: '0008-agent-certificates', up: m0008certificates.up },
   { name: '0008-metric-samples', up: m0008metrics.up },
+  { name: '0008-quotas', up: m0008quotas.up },
 ];
