@@ -4,10 +4,11 @@ import { useCallback, useEffect, useMemo, useState } from 'react';
 import type { ApiError } from './api/api-error.ts';
 import { ApiClient } from './api/client.ts';
 import { EventStream, type StreamState } from './api/event-stream.ts';
+import { FleetNav, FleetPage } from './fleet-pages.tsx';
 import { hrefOf, useRoute } from './hash-route.ts';
 import { InventoryPage } from './pages/inventory-page.tsx';
 import { LoginPage } from './pages/login-page.tsx';
-import { PermissionContext, PermissionStore } from './permissions.ts';
+import { PermissionProvider } from './permissions.ts';
 import { VmPage } from './pages/vm-page.tsx';
 import { clearSession, loadSession, saveSession, type Session } from './session.ts';
 
@@ -33,14 +34,16 @@ export function App() {
       />
     );
   return (
-    <Console
-      session={session}
-      onUnauthorized={endSession}
-      onLoggedOut={() => {
-        clearSession();
-        setSession(null);
-      }}
-    />
+    <PermissionProvider token={session.token} onUnauthorized={endSession}>
+      <Console
+        session={session}
+        onUnauthorized={endSession}
+        onLoggedOut={() => {
+          clearSession();
+          setSession(null);
+        }}
+      />
+    </PermissionProvider>
   );
 }
 
@@ -65,10 +68,6 @@ function Console(props: {
       stream.close();
     };
   }, [client]);
-  const permissions = useMemo(() => new PermissionStore(client), [client]);
-  useEffect(() => {
-    void permissions.load().catch(() => undefined);
-  }, [permissions]);
   const route = useRoute();
 
   const logout = async () => {
@@ -77,46 +76,47 @@ function Console(props: {
   };
 
   return (
-    <PermissionContext value={permissions}>
-      <AppShell header={{ height: 56 }} padding="md">
-        <AppShell.Header>
-          <Group h="100%" px="md" justify="space-between">
-            <Group>
-              <Title order={3}>Zenith</Title>
-              <Anchor href={hrefOf.inventory}>Virtual machines</Anchor>
-            </Group>
-            <Group>
-              <Badge
-                color={streamState === 'live' ? 'green' : 'gray'}
-                variant="light"
-                aria-label={`Live updates: ${streamState}`}
-              >
-                {streamState === 'live' ? 'live' : streamState}
-              </Badge>
-              <Text size="sm" aria-label="Logged in as">
-                {session.identity.name} ({session.identity.role})
-              </Text>
-              <Button variant="default" size="xs" onClick={() => void logout()}>
-                Log out
-              </Button>
-            </Group>
+    <AppShell header={{ height: 56 }} padding="md">
+      <AppShell.Header>
+        <Group h="100%" px="md" justify="space-between">
+          <Group>
+            <Title order={3}>Zenith</Title>
+            <Anchor href={hrefOf.inventory}>Virtual machines</Anchor>
+            <FleetNav />
           </Group>
-        </AppShell.Header>
-        <AppShell.Main>
-          {events &&
-            (route.page === 'vm' ? (
-              <VmPage
-                key={route.vmId}
-                vmId={route.vmId}
-                client={client}
-                events={events}
-                role={session.identity.role}
-              />
-            ) : (
-              <InventoryPage client={client} events={events} />
-            ))}
-        </AppShell.Main>
-      </AppShell>
-    </PermissionContext>
+          <Group>
+            <Badge
+              color={streamState === 'live' ? 'green' : 'gray'}
+              variant="light"
+              aria-label={`Live updates: ${streamState}`}
+            >
+              {streamState === 'live' ? 'live' : streamState}
+            </Badge>
+            <Text size="sm" aria-label="Logged in as">
+              {session.identity.name} ({session.identity.role})
+            </Text>
+            <Button variant="default" size="xs" onClick={() => void logout()}>
+              Log out
+            </Button>
+          </Group>
+        </Group>
+      </AppShell.Header>
+      <AppShell.Main>
+        {events &&
+          (route.page === 'host' || route.page === 'fleet' ? (
+            <FleetPage route={route} client={client} events={events} />
+          ) : route.page === 'vm' ? (
+            <VmPage
+              key={route.vmId}
+              vmId={route.vmId}
+              client={client}
+              events={events}
+              role={session.identity.role}
+            />
+          ) : (
+            <InventoryPage client={client} events={events} />
+          ))}
+      </AppShell.Main>
+    </AppShell>
   );
 }

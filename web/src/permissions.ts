@@ -5,9 +5,18 @@
  * or a resource group holding any of them grants it. Pages ask once for the objects they show
  * (`usePermissions(ids)`), never once per row. The server still decides; a refusal shows its code.
  */
-import { createContext, useContext, useEffect, useSyncExternalStore } from 'react';
+import {
+  createContext,
+  createElement,
+  useContext,
+  useEffect,
+  useMemo,
+  useSyncExternalStore,
+  type ReactNode,
+} from 'react';
 import { isRoleName, rolePermissions, type Permission } from '../../src/services/identity/roles.ts';
-import type { ApiClient } from './api/client.ts';
+import type { ApiError } from './api/api-error.ts';
+import { ApiClient } from './api/client.ts';
 
 export type { Permission };
 
@@ -100,8 +109,8 @@ export class PermissionStore {
 export const PermissionContext = createContext<PermissionStore | null>(null);
 
 export interface Can {
-  can(permission: Permission, objectId?: string | null): boolean;
-  canAnywhere(permission: Permission): boolean;
+  can: (permission: Permission, objectId?: string | null) => boolean;
+  canAnywhere: (permission: Permission) => boolean;
   loaded: boolean;
 }
 
@@ -130,4 +139,21 @@ export function usePermissions(objectIds: readonly string[] = []): Can {
 /** The predefined role's table alone (bundled from the server); prefer usePermissions, which also follows bindings. */
 export function roleCan(role: string, permission: Permission): boolean {
   return isRoleName(role) && rolePermissions[role].has(permission);
+}
+
+/** Gives the pages below it the permissions of the session whose token it is given. */
+export function PermissionProvider(props: {
+  token: string;
+  onUnauthorized: (error: ApiError) => void;
+  children: ReactNode;
+}) {
+  const { token, onUnauthorized, children } = props;
+  const store = useMemo(
+    () => new PermissionStore(new ApiClient(token, onUnauthorized)),
+    [token, onUnauthorized],
+  );
+  useEffect(() => {
+    void store.load().catch(() => undefined);
+  }, [store]);
+  return createElement(PermissionContext, { value: store }, children);
 }

@@ -1,0 +1,46 @@
+/**
+ * The fleet-wide pages (host, tasks and events, audit, accounting, policies) and their place in
+ * the header. Each page is its own chunk, loaded when first opened (React.lazy), so the first
+ * load carries only the shell, the login and the inventory.
+ */
+import { Anchor, Loader } from '@mantine/core';
+import { lazy, Suspense } from 'react';
+import type { ApiClient } from './api/client.ts';
+import type { EventStream } from './api/event-stream.ts';
+import { hrefOf, type FleetPanel, type Route } from './hash-route.ts';
+import { usePermissions, type Permission } from './permissions.ts';
+
+const HostPage = lazy(async () => ({ default: (await import('./pages/host-page.tsx')).HostPage }));
+
+const panels: Array<{ panel: FleetPanel; label: string; needs: Permission }> = [];
+
+/** Links to the fleet pages the identity may read somewhere. */
+export function FleetNav() {
+  const { canAnywhere } = usePermissions();
+  return (
+    <>
+      {panels
+        .filter((entry) => canAnywhere(entry.needs))
+        .map((entry) => (
+          <Anchor key={entry.panel} href={hrefOf.panel(entry.panel)}>
+            {entry.label}
+          </Anchor>
+        ))}
+    </>
+  );
+}
+
+export function FleetPage(props: {
+  route: Exclude<Route, { page: 'inventory' } | { page: 'vm' }>;
+  client: ApiClient;
+  events: EventStream;
+}) {
+  const { route, client, events } = props;
+  return (
+    <Suspense fallback={<Loader aria-label="Loading the page" />}>
+      {route.page === 'host' ? (
+        <HostPage key={route.hostId} hostId={route.hostId} client={client} events={events} />
+      ) : null}
+    </Suspense>
+  );
+}
