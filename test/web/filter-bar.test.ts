@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseFilterBar } from '../../web/src/inventory/filter-bar.ts';
+import { parseFilterBar } from '../../web/src/inventory/filter-bar.js';
 
 test('words become name searches, tag: a tag, short fact names the full ones', () => {
   assert.deepEqual(parseFilterBar('  web tag:env:prod power=running cpus>=4 !user.owner '), {

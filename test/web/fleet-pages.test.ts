@@ -186,7 +186,8 @@ describe('the fleet pages of the web console in Chromium, on a simulated fleet',
   const waitForRowCount = async (watched: WatchedPage, rows: number) => {
     await watched.page.waitForFunction(
       (expected) =>
-        document.querySelectorAll('table[aria-label="Virtual machines"] tr').length === expected,
+        (globalThis as any).document.querySelectorAll('table[aria-label="Virtual machines"] tr')
+          .length === expected,
       rows,
       seen,
     );
