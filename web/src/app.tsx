@@ -9,7 +9,7 @@ import { hrefOf, useRoute } from './hash-route.ts';
 import { InventoryPage } from './pages/inventory-page.tsx';
 import { LoginPage } from './pages/login-page.tsx';
 import { PermissionProvider } from './permissions.ts';
-import { VmPage } from './pages/vm-page.tsx';
+import { VmPage } from './lazy-vm-page.tsx';
 import { clearSession, loadSession, saveSession, type Session } from './session.ts';
 
 export function App() {

@@ -11,8 +11,25 @@ import { hrefOf, type FleetPanel, type Route } from './hash-route.ts';
 import { usePermissions, type Permission } from './permissions.ts';
 
 const HostPage = lazy(async () => ({ default: (await import('./pages/host-page.tsx')).HostPage }));
+const TasksPage = lazy(async () => ({
+  default: (await import('./panels/tasks-page.tsx')).TasksPage,
+}));
+const AuditPage = lazy(async () => ({
+  default: (await import('./panels/audit-page.tsx')).AuditPage,
+}));
+const AccountingPage = lazy(async () => ({
+  default: (await import('./panels/accounting-page.tsx')).AccountingPage,
+}));
+const PoliciesPage = lazy(async () => ({
+  default: (await import('./panels/policies-page.tsx')).PoliciesPage,
+}));
 
-const panels: Array<{ panel: FleetPanel; label: string; needs: Permission }> = [];
+const panels: Array<{ panel: FleetPanel; label: string; needs: Permission }> = [
+  { panel: 'tasks', label: 'Tasks and events', needs: 'task.read' },
+  { panel: 'audit', label: 'Audit', needs: 'audit.read' },
+  { panel: 'accounting', label: 'Accounting', needs: 'accounting.read' },
+  { panel: 'policies', label: 'Policies', needs: 'policy.read' },
+];
 
 /** Links to the fleet pages the identity may read somewhere. */
 export function FleetNav() {
@@ -40,7 +57,15 @@ export function FleetPage(props: {
     <Suspense fallback={<Loader aria-label="Loading the page" />}>
       {route.page === 'host' ? (
         <HostPage key={route.hostId} hostId={route.hostId} client={client} events={events} />
-      ) : null}
+      ) : route.panel === 'tasks' ? (
+        <TasksPage client={client} events={events} />
+      ) : route.panel === 'audit' ? (
+        <AuditPage client={client} />
+      ) : route.panel === 'accounting' ? (
+        <AccountingPage client={client} />
+      ) : (
+        <PoliciesPage client={client} />
+      )}
     </Suspense>
   );
 }
