@@ -161,7 +161,7 @@ export function EvacuationPanel(props: {
           Mode: <strong data-testid="host-mode">{mode}</strong>
         </Text>
         {mayManage && mode === 'normal' && (
-          <Button onClick={() => void evacuate()} loading={busy} color="orange">
+          <Button onClick={() => void evacuate()} loading={busy} color="orange" variant="light">
             Enter maintenance (evacuate)
           </Button>
         )}

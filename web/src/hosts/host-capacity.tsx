@@ -42,7 +42,6 @@ function Meter(props: {
         value={Math.min(100, percent)}
         color={percent > 100 ? 'red' : percent > 80 ? 'orange' : 'blue'}
         aria-label={label}
-        aria-valuetext={`${percent}%`}
         size="lg"
       />
       <Text size="sm" c="dimmed">
