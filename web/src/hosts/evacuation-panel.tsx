@@ -4,7 +4,7 @@
  * is seen on the target host (the VM's inventory events), so the list fills in as the VMs move.
  */
 import { Alert, Button, Group, Progress, Stack, Table, Text, Title } from '@mantine/core';
-import { useCallback, useEffect, useState } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import { ApiError } from '../api/api-error.ts';
 import type { ApiClient } from '../api/client.ts';
 import type { EventStream } from '../api/event-stream.ts';
@@ -69,16 +69,23 @@ export function EvacuationPanel(props: {
     [client],
   );
 
+  const planSeen = useRef<string | null>(null);
   const refresh = useCallback(
     async (taskId: string) => {
       const fresh = await client.call<EvacuationTask>('GET', `/tasks/${taskId}`);
       setTask(fresh);
-      if (fresh.params.planId) {
-        const planned = await client.call<Plan>('GET', `/placement/plans/${fresh.params.planId}`);
+      const ended = ['succeeded', 'failed', 'cancelled'].includes(fresh.state);
+      // The plan once (where its VMs are, too), and again at the end for its outcome; between
+      // the two, the VMs' own events say where they are.
+      const planId = fresh.params.planId;
+      if (planId && (planSeen.current !== planId || ended)) {
+        const first = planSeen.current !== planId;
+        planSeen.current = planId;
+        const planned = await client.call<Plan>('GET', `/placement/plans/${planId}`);
         setPlan(planned);
-        await locate(planned.moves.map((m) => m.vmId));
+        if (first || ended) await locate(planned.moves.map((m) => m.vmId));
       }
-      if (['succeeded', 'failed', 'cancelled'].includes(fresh.state)) onChanged();
+      if (ended) onChanged();
     },
     [client, onChanged, locate],
   );

@@ -55,13 +55,24 @@ export function HostPage(props: { hostId: string; client: ApiClient; events: Eve
     return () => abort.abort();
   }, [client, hostId, generation]);
 
-  // Live: the host's own events, and any VM event (a VM may arrive here from anywhere).
+  // Live: the host's own events, events of the VMs listed, and VMs arriving here (an inventory
+  // event whose location names this host), at most one reload every 0.3 s.
+  const listed = vms.map((vm) => vm.id).join(',');
   useEffect(() => {
+    const ids = new Set(listed.split(','));
+    const here = new Set([hostId, host?.id]);
     let timer: ReturnType<typeof setTimeout> | null = null;
     const unsubscribe = events.subscribe((event) => {
-      const mine = event.objectId === host?.id || event.objectId === hostId;
-      const vmEvent = event.type.startsWith('inventory.') && event.data?.kind === 'vm';
-      if (!mine && !vmEvent && event.type !== 'inventory.synced') return;
+      const location = event.data?.location as
+        { hostId?: string | null; previousHostId?: string | null } | undefined;
+      const relevant =
+        here.has(event.objectId ?? '') ||
+        (event.type.startsWith('inventory.') && ids.has(event.objectId ?? '')) ||
+        here.has(location?.hostId ?? '') ||
+        here.has(location?.previousHostId ?? '') ||
+        event.type === 'inventory.synced' ||
+        (event.type === 'inventory.created' && event.data?.kind === 'vm');
+      if (!relevant) return;
       timer ??= setTimeout(() => {
         timer = null;
         reload();
@@ -71,7 +82,7 @@ export function HostPage(props: { hostId: string; client: ApiClient; events: Eve
       unsubscribe();
       if (timer) clearTimeout(timer);
     };
-  }, [events, host?.id, hostId, reload]);
+  }, [events, host?.id, hostId, listed, reload]);
 
   if (error)
     return (
