@@ -48,7 +48,7 @@ export function FleetNav() {
 }
 
 export function FleetPage(props: {
-  route: Exclude<Route, { page: 'inventory' } | { page: 'vm' }>;
+  route: Extract<Route, { page: 'host' } | { page: 'fleet' }>;
   client: ApiClient;
   events: EventStream;
 }) {
