@@ -4,10 +4,12 @@ import { useCallback, useEffect, useMemo, useState } from 'react';
 import type { ApiError } from './api/api-error.ts';
 import { ApiClient } from './api/client.ts';
 import { EventStream, type StreamState } from './api/event-stream.ts';
+import { FleetNav, FleetPage } from './fleet-pages.tsx';
 import { hrefOf, useRoute } from './hash-route.ts';
 import { InventoryPage } from './pages/inventory-page.tsx';
 import { LoginPage } from './pages/login-page.tsx';
-import { VmPage } from './pages/vm-page.tsx';
+import { PermissionProvider } from './permissions.ts';
+import { VmPage } from './lazy-vm-page.tsx';
 import { clearSession, loadSession, saveSession, type Session } from './session.ts';
 
 export function App() {
@@ -32,14 +34,16 @@ export function App() {
       />
     );
   return (
-    <Console
-      session={session}
-      onUnauthorized={endSession}
-      onLoggedOut={() => {
-        clearSession();
-        setSession(null);
-      }}
-    />
+    <PermissionProvider token={session.token} onUnauthorized={endSession}>
+      <Console
+        session={session}
+        onUnauthorized={endSession}
+        onLoggedOut={() => {
+          clearSession();
+          setSession(null);
+        }}
+      />
+    </PermissionProvider>
   );
 }
 
@@ -78,6 +82,7 @@ function Console(props: {
           <Group>
             <Title order={3}>Zenith</Title>
             <Anchor href={hrefOf.inventory}>Virtual machines</Anchor>
+            <FleetNav />
           </Group>
           <Group>
             <Badge
@@ -98,7 +103,9 @@ function Console(props: {
       </AppShell.Header>
       <AppShell.Main>
         {events &&
-          (route.page === 'vm' ? (
+          (route.page === 'host' || route.page === 'fleet' ? (
+            <FleetPage route={route} client={client} events={events} />
+          ) : route.page === 'vm' ? (
             <VmPage
               key={route.vmId}
               vmId={route.vmId}

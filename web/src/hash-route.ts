@@ -1,17 +1,32 @@
 /** The console's pages live in the URL's hash (#/vms, #/vms/ID), so the server serves one file. */
 import { useEffect, useState } from 'react';
 
-export type Route = { page: 'inventory' } | { page: 'vm'; vmId: string };
+export type Route =
+  | { page: 'inventory' }
+  | { page: 'vm'; vmId: string }
+  | { page: 'host'; hostId: string }
+  | { page: 'fleet'; panel: FleetPanel };
+
+/** The fleet-wide pages beside the inventory (web/src/fleet-pages.tsx). */
+export const fleetPanels = ['tasks', 'audit', 'accounting', 'policies'] as const;
+export type FleetPanel = (typeof fleetPanels)[number];
 
 export function parseRoute(hash: string): Route {
   const vm = /^#\/vms\/([^/]+)$/.exec(hash);
   if (vm?.[1]) return { page: 'vm', vmId: decodeURIComponent(vm[1]) };
+  const host = /^#\/hosts\/([^/]+)$/.exec(hash);
+  if (host?.[1]) return { page: 'host', hostId: decodeURIComponent(host[1]) };
+  const panel = /^#\/([a-z]+)$/.exec(hash)?.[1];
+  if (panel && (fleetPanels as readonly string[]).includes(panel))
+    return { page: 'fleet', panel: panel as FleetPanel };
   return { page: 'inventory' };
 }
 
 export const hrefOf = {
   inventory: '#/vms',
   vm: (id: string) => `#/vms/${encodeURIComponent(id)}`,
+  host: (id: string) => `#/hosts/${encodeURIComponent(id)}`,
+  panel: (panel: FleetPanel) => `#/${panel}`,
 };
 
 export function useRoute(): Route {

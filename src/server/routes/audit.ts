@@ -16,6 +16,7 @@ export async function auditRoutes(root: FastifyInstance, plane: ControlPlane): P
         querystring: Type.Object(
           {
             actorId: Type.Optional(Type.String({ maxLength: 64 })),
+            actorName: Type.Optional(Type.String({ maxLength: 200 })),
             targetId: Type.Optional(Type.String({ maxLength: 64 })),
             action: Type.Optional(
               Type.String({ maxLength: 64, description: 'Action prefix, e.g. vm.' }),
@@ -38,6 +39,7 @@ export async function auditRoutes(root: FastifyInstance, plane: ControlPlane): P
         limit,
         ...(q.cursor !== undefined ? { beforeSeq: q.cursor } : {}),
         ...(q.actorId ? { actorId: q.actorId } : {}),
+        ...(q.actorName ? { actorName: q.actorName } : {}),
         ...(q.targetId ? { targetId: q.targetId } : {}),
         ...(q.action ? { action: q.action } : {}),
         ...(q.since !== undefined ? { since: q.since } : {}),

@@ -1,10 +1,14 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { isZenithError } from '../../core/errors.js';
+import { isZenithError, ZenithError } from '../../core/errors.js';
 import type { ControlPlane } from '../../services/control-plane.js';
+import { effectivePermissions } from '../../services/identity/effective-permissions.js';
 import { actorOf, principalOf, sessionCookie } from '../auth.js';
 import { IdentityView, Password } from '../schemas.js';
+
+/** A page of the console holds at most a few hundred objects; more is a mistake, not a page. */
+const maxObjectsPerAsk = 500;
 
 export async function authRoutes(root: FastifyInstance, plane: ControlPlane): Promise<void> {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
@@ -99,6 +103,50 @@ export async function authRoutes(root: FastifyInstance, plane: ControlPlane): Pr
       const principal = principalOf(request);
       const identity = await plane.identities.get(principal.id);
       return { ...identity, tokenId: principal.tokenId, actor: actorOf(principal) };
+    },
+  );
+  app.get(
+    '/auth/me/permissions',
+    {
+      config: { permission: 'self' },
+      schema: {
+        tags: ['auth'],
+        summary:
+          'What I may do: permissions held everywhere, the scopes bindings reach with what they grant, and for each object of ?objects=ID,ID (at most 500) every permission that holds on it (objects that do not exist or that I may not read are listed as missing)',
+        querystring: Type.Object(
+          { objects: Type.Optional(Type.String({ maxLength: 40_000 })) },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            global: Type.Array(Type.String()),
+            scoped: Type.Array(
+              Type.Object({ scopeId: Type.String(), permissions: Type.Array(Type.String()) }),
+            ),
+            objects: Type.Record(Type.String(), Type.Array(Type.String())),
+            missing: Type.Array(Type.String()),
+          }),
+        },
+      },
+    },
+    async (request) => {
+      const ids = (request.query.objects ?? '')
+        .split(',')
+        .map((id) => id.trim())
+        .filter((id) => id !== '');
+      if (ids.length > maxObjectsPerAsk)
+        throw new ZenithError(
+          'ZEN_BAD_REQUEST',
+          `ask about at most ${maxObjectsPerAsk} objects at once (${ids.length} given)`,
+          { objects: ids.length, max: maxObjectsPerAsk },
+        );
+      const principal = principalOf(request);
+      return effectivePermissions(
+        plane.access.graph,
+        principal,
+        ids,
+        (id) => plane.inventory.index.get(id) !== undefined,
+      );
     },
   );
 }

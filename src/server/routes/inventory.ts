@@ -51,7 +51,8 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
     return { items: page.items.map(objectView), nextCursor: page.nextCursor };
   };
   const lookup = (kind: ObjectKind | undefined, id: string) => {
-    const object = kind ? inventory.resolve(kind, id) : inventory.get(id);
+    // By id or name, as the route's scope check already resolved it.
+    const object = kind ? inventory.resolve(kind, id) : inventory.lookup(id);
     return objectView(object);
   };
 
@@ -101,7 +102,13 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
     '/objects/:id',
     {
       config: { permission: 'inventory.read', scope: [{ param: 'id', kind: 'any' }] },
-      schema: { tags: ['inventory'], params: IdParams, response: { 200: ManagedObjectView } },
+      schema: {
+        tags: ['inventory'],
+        summary:
+          'One object of any kind, by id or name (a name several objects share needs the id)',
+        params: IdParams,
+        response: { 200: ManagedObjectView },
+      },
     },
     async (request) => lookup(undefined, request.params.id),
   );

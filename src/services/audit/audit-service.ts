@@ -155,6 +155,8 @@ export class AuditService {
     beforeSeq?: number;
     limit: number;
     actorId?: string;
+    /** The actor's name as recorded (a user, service identity or, for a failed login, what was typed). */
+    actorName?: string;
     targetId?: string;
     action?: string;
     since?: number;
@@ -163,6 +165,7 @@ export class AuditService {
     let query = this.store.db.selectFrom('audit').selectAll();
     if (options.beforeSeq !== undefined) query = query.where('seq', '<', options.beforeSeq);
     if (options.actorId) query = query.where('actor_id', '=', options.actorId);
+    if (options.actorName) query = query.where('actor_name', '=', options.actorName);
     if (options.targetId) query = query.where('target_id', '=', options.targetId);
     if (options.action) query = query.where('action', 'like', `${options.action}%`);
     if (options.since !== undefined) query = query.where('ts', '>=', options.since);

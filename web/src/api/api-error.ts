@@ -4,6 +4,8 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** The error's details (e.g. the line and column of a policy syntax error). */
+    readonly details: Record<string, unknown> = {},
   ) {
     super(message);
     this.name = 'ApiError';
@@ -17,11 +19,12 @@ export class ApiError extends Error {
 
 export async function apiErrorOf(response: Response): Promise<ApiError> {
   const body = (await response.json().catch(() => null)) as {
-    error?: { code?: string; message?: string };
+    error?: { code?: string; message?: string; details?: Record<string, unknown> };
   } | null;
   return new ApiError(
     response.status,
     body?.error?.code ?? `HTTP_${response.status}`,
     body?.error?.message ?? response.statusText,
+    body?.error?.details ?? {},
   );
 }

@@ -21,6 +21,9 @@ export interface VmListQuery {
   sort: string;
   cursor: string | null;
   limit: number;
+  /** More `KEY OP VALUE` terms and tags (the inventory's filter bar). */
+  filters?: string[];
+  tags?: string[];
 }
 
 export async function login(username: string, password: string): Promise<LoginAnswer> {
@@ -62,6 +65,8 @@ export class ApiClient {
     const params = new URLSearchParams({ limit: String(query.limit), sort: query.sort });
     const search = query.search.trim();
     if (search) params.append('filter', `name~${search}`);
+    for (const term of query.filters ?? []) params.append('filter', term);
+    for (const tag of query.tags ?? []) params.append('tag', tag);
     if (query.cursor) params.set('cursor', query.cursor);
     return this.call('GET', `/vms?${params.toString()}`, undefined, signal);
   }

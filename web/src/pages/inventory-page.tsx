@@ -1,12 +1,19 @@
 /**
- * The VM table: search by name, sort by column, one server-side page at a time (cursor pages of
- * 50 rows, so the page costs the same with 50 or 50,000 VMs). Rows on screen follow the event
- * stream: a VM changed elsewhere is fetched again and redrawn without a reload.
+ * The inventory: a tree (datacenter → cluster → host → VM, loaded as it is opened) beside the VM
+ * table. The table is filtered by the filter bar (name, tags, facts: inventory/filter-bar.ts) and
+ * by the datacenter or cluster chosen in the tree, sorted by column, one server-side page at a
+ * time (cursor pages of 50 rows, so the page costs the same with 50 or 50,000 VMs). Rows on screen
+ * follow the event stream: a VM changed elsewhere is fetched again and redrawn, and a VM created
+ * or removed anywhere makes the current page be fetched again, all without a reload.
  */
 import {
   Alert,
   Anchor,
+  Badge,
   Button,
+  Checkbox,
+  CloseButton,
+  Grid,
   Group,
   Stack,
   Table,
@@ -23,6 +30,16 @@ import type { EventStream } from '../api/event-stream.ts';
 import type { ManagedObject } from '../api/types.ts';
 import { PowerStateBadge } from '../components/power-state-badge.tsx';
 import { hrefOf } from '../hash-route.ts';
+import { parseFilterBar } from '../inventory/filter-bar.ts';
+import { InventoryTree } from '../inventory/inventory-tree.tsx';
+
+/** Inventory events that change which VMs a page holds (not just what one of them shows). */
+const membershipEvents = new Set([
+  'inventory.created',
+  'inventory.deleted',
+  'inventory.missing',
+  'inventory.synced',
+]);
 
 const pageSize = 50;
 
@@ -55,6 +72,11 @@ const columns: Column[] = [
     sortKey: 'memory.bytes',
     render: (vm) => formatBytes(vm.facts['memory.bytes']),
   },
+  {
+    label: 'Tags',
+    sortKey: 'tags',
+    render: (vm) => vm.tags.join(' '),
+  },
 ];
 
 export function formatBytes(value: unknown): string {
@@ -74,6 +96,12 @@ export function InventoryPage(props: { client: ApiClient; events: EventStream })
   const [search, setSearch] = useState('');
   const [debouncedSearch] = useDebouncedValue(search, 250);
   const [sort, setSort] = useState('name');
+  /** A datacenter or cluster chosen in the tree: the table shows only the VMs under it. */
+  const [scope, setScope] = useState<{ id: string; kind: string; name: string } | null>(null);
+  /** Bumped when the page must be fetched again (VMs created or removed elsewhere). */
+  const [generation, setGeneration] = useState(0);
+  /** VMs Zenith no longer finds (deleted elsewhere or gone with their host) are hidden unless asked for. */
+  const [withMissing, setWithMissing] = useState(false);
   // Cursors of the pages seen so far: cursors[i] opens page i (null: the first page).
   const [cursors, setCursors] = useState<Array<string | null>>([null]);
   const [pageIndex, setPageIndex] = useState(0);
@@ -86,14 +114,34 @@ export function InventoryPage(props: { client: ApiClient; events: EventStream })
   useEffect(() => {
     setCursors([null]);
     setPageIndex(0);
-  }, [debouncedSearch, sort]);
+  }, [debouncedSearch, sort, scope, withMissing]);
 
   const cursor = cursors[pageIndex] ?? null;
   useEffect(() => {
     const abort = new AbortController();
     setLoading(true);
-    client
-      .listVms({ search: debouncedSearch, sort, cursor, limit: pageSize }, abort.signal)
+    const load = async () => {
+      const query = parseFilterBar(debouncedSearch);
+      const filters = [...query.filters];
+      for (const parent of query.parents) {
+        const found = await client.call<{ items: ManagedObject[] }>(
+          'GET',
+          `/${parent.kind}s?limit=1&filter=${encodeURIComponent(`name=${parent.name}`)}`,
+          undefined,
+          abort.signal,
+        );
+        const id = found.items[0]?.id;
+        if (!id) throw new Error(`there is no ${parent.kind} named '${parent.name}'`);
+        filters.push(`${parent.fact}=${id}`);
+      }
+      if (scope) filters.push(`location.${scope.kind}Id=${scope.id}`);
+      if (!withMissing) filters.push('status=present');
+      return client.listVms(
+        { search: '', sort, cursor, limit: pageSize, filters, tags: query.tags },
+        abort.signal,
+      );
+    };
+    load()
       .then((page) => {
         setRows(page.items);
         setNextCursor(page.nextCursor);
@@ -107,7 +155,26 @@ export function InventoryPage(props: { client: ApiClient; events: EventStream })
         if (!abort.signal.aborted) setLoading(false);
       });
     return () => abort.abort();
-  }, [client, debouncedSearch, sort, cursor]);
+  }, [client, debouncedSearch, sort, cursor, scope, generation, withMissing]);
+
+  // Live: VMs created or removed anywhere may enter or leave this page; fetch it again, at most
+  // every half second however many arrive.
+  useEffect(() => {
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    const unsubscribe = events.subscribe((event) => {
+      if (!membershipEvents.has(event.type)) return;
+      const kind = event.data?.kind;
+      if (event.type !== 'inventory.synced' && kind !== 'vm') return;
+      timer ??= setTimeout(() => {
+        timer = null;
+        setGeneration((n) => n + 1);
+      }, 500);
+    });
+    return () => {
+      unsubscribe();
+      if (timer) clearTimeout(timer);
+    };
+  }, [events]);
 
   // Live: a change to a VM on this page is fetched again and redrawn in place.
   useEffect(() => {
@@ -127,75 +194,108 @@ export function InventoryPage(props: { client: ApiClient; events: EventStream })
     sort === key ? 'ascending' : sort === `-${key}` ? 'descending' : 'none';
 
   return (
-    <Stack>
-      <Title order={2}>Virtual machines</Title>
-      <TextInput
-        label="Search by name"
-        placeholder="part of a VM's name"
-        value={search}
-        onChange={(event) => setSearch(event.currentTarget.value)}
-        maw={400}
-      />
-      {error && (
-        <Alert color="red" role="alert" title="The list could not be loaded">
-          {error}
-        </Alert>
-      )}
-      <Table striped highlightOnHover aria-label="Virtual machines" aria-busy={loading}>
-        <Table.Thead>
-          <Table.Tr>
-            {columns.map((column) => (
-              <Table.Th key={column.sortKey} aria-sort={sortOrder(column.sortKey)}>
-                <UnstyledButton
-                  onClick={() => sortBy(column.sortKey)}
-                  aria-label={`Sort by ${column.label.toLowerCase()}`}
-                  fw={600}
-                >
-                  {column.label}
-                  {sortOrder(column.sortKey) === 'ascending'
-                    ? ' ▲'
-                    : sortOrder(column.sortKey) === 'descending'
-                      ? ' ▼'
-                      : ''}
-                </UnstyledButton>
-              </Table.Th>
-            ))}
-          </Table.Tr>
-        </Table.Thead>
-        <Table.Tbody>
-          {rows.map((vm) => (
-            <Table.Tr key={vm.id} data-vm-name={vm.name}>
-              {columns.map((column) => (
-                <Table.Td key={column.sortKey}>{column.render(vm)}</Table.Td>
-              ))}
-            </Table.Tr>
-          ))}
-        </Table.Tbody>
-      </Table>
-      {!loading && rows.length === 0 && <Text c="dimmed">No virtual machines match.</Text>}
-      <Group>
-        <Button
-          variant="default"
-          disabled={pageIndex === 0}
-          onClick={() => setPageIndex((index) => index - 1)}
-        >
-          Previous page
-        </Button>
-        <Text size="sm" aria-live="polite">
-          Page {pageIndex + 1}
-        </Text>
-        <Button
-          variant="default"
-          disabled={!nextCursor}
-          onClick={() => {
-            const next = nextCursor;
-            setCursors((known) => [...known.slice(0, pageIndex + 1), next]);
-            setPageIndex((index) => index + 1);
+    <Grid>
+      <Grid.Col span={{ base: 12, md: 3 }}>
+        <InventoryTree
+          client={client}
+          onActivate={(object) => {
+            if (object.kind === 'vm') window.location.hash = hrefOf.vm(object.id);
+            else if (object.kind === 'host') window.location.hash = hrefOf.host(object.id);
+            else setScope(object);
           }}
-        >
-          Next page
-        </Button>
-      </Group>
-    </Stack>
+        />
+      </Grid.Col>
+      <Grid.Col span={{ base: 12, md: 9 }}>
+        <Stack>
+          <Title order={2}>Virtual machines</Title>
+          <TextInput
+            label="Search by name, tag or fact"
+            description="Words search names; tag:env:prod, power=running, cpus>=4, host=NAME, cluster=NAME, user.owner"
+            placeholder="web tag:env:prod power=running"
+            value={search}
+            onChange={(event) => setSearch(event.currentTarget.value)}
+            maw={600}
+          />
+          <Checkbox
+            label="Include missing VMs (no longer found on their hypervisor)"
+            checked={withMissing}
+            onChange={(event) => setWithMissing(event.currentTarget.checked)}
+          />
+          {scope && (
+            <Group gap="xs">
+              <Text size="sm">In {scope.kind}</Text>
+              <Badge variant="light" size="lg" tt="none">
+                {scope.name}
+              </Badge>
+              <CloseButton
+                size="sm"
+                aria-label={`Show VMs everywhere, not only in ${scope.name}`}
+                onClick={() => setScope(null)}
+              />
+            </Group>
+          )}
+          {error && (
+            <Alert color="red" role="alert" title="The list could not be loaded">
+              {error}
+            </Alert>
+          )}
+          <Table striped highlightOnHover aria-label="Virtual machines" aria-busy={loading}>
+            <Table.Thead>
+              <Table.Tr>
+                {columns.map((column) => (
+                  <Table.Th key={column.sortKey} aria-sort={sortOrder(column.sortKey)}>
+                    <UnstyledButton
+                      onClick={() => sortBy(column.sortKey)}
+                      aria-label={`Sort by ${column.label.toLowerCase()}`}
+                      fw={600}
+                    >
+                      {column.label}
+                      {sortOrder(column.sortKey) === 'ascending'
+                        ? ' ▲'
+                        : sortOrder(column.sortKey) === 'descending'
+                          ? ' ▼'
+                          : ''}
+                    </UnstyledButton>
+                  </Table.Th>
+                ))}
+              </Table.Tr>
+            </Table.Thead>
+            <Table.Tbody>
+              {rows.map((vm) => (
+                <Table.Tr key={vm.id} data-vm-name={vm.name}>
+                  {columns.map((column) => (
+                    <Table.Td key={column.sortKey}>{column.render(vm)}</Table.Td>
+                  ))}
+                </Table.Tr>
+              ))}
+            </Table.Tbody>
+          </Table>
+          {!loading && rows.length === 0 && <Text c="dimmed">No virtual machines match.</Text>}
+          <Group>
+            <Button
+              variant="default"
+              disabled={pageIndex === 0}
+              onClick={() => setPageIndex((index) => index - 1)}
+            >
+              Previous page
+            </Button>
+            <Text size="sm" aria-live="polite">
+              Page {pageIndex + 1}
+            </Text>
+            <Button
+              variant="default"
+              disabled={!nextCursor}
+              onClick={() => {
+                const next = nextCursor;
+                setCursors((known) => [...known.slice(0, pageIndex + 1), next]);
+                setPageIndex((index) => index + 1);
+              }}
+            >
+              Next page
+            </Button>
+          </Group>
+        </Stack>
+      </Grid.Col>
+    </Grid>
   );
 }

@@ -1,0 +1,172 @@
+/**
+ * Tasks and events: the recent tasks with their state and progress, and the recent events, both
+ * kept live from the event stream (a task's events fetch it again; events are appended as they
+ * arrive, newest first, at most the last 100).
+ */
+import { Alert, Anchor, Badge, Grid, Progress, Stack, Table, Text, Title } from '@mantine/core';
+import { useEffect, useState } from 'react';
+import { ApiError } from '../api/api-error.ts';
+import type { ApiClient } from '../api/client.ts';
+import type { EventStream } from '../api/event-stream.ts';
+import type { ZenithEvent } from '../api/types.ts';
+import { hrefOf } from '../hash-route.ts';
+import { usePermissions } from '../permissions.ts';
+
+interface TaskRow {
+  id: string;
+  kind: string;
+  targetId: string | null;
+  state: string;
+  progress: number;
+  progressMessage: string | null;
+  error: { code: string; message: string } | null;
+  createdAt: number;
+}
+
+const shown = 50;
+const stateColor: Record<string, string> = {
+  succeeded: 'green',
+  failed: 'red',
+  cancelled: 'gray',
+  running: 'blue',
+  queued: 'yellow',
+};
+
+export function time(ms: number): string {
+  return new Date(ms).toLocaleString();
+}
+
+function targetLink(id: string | null) {
+  if (!id) return '—';
+  if (id.startsWith('vm_')) return <Anchor href={hrefOf.vm(id)}>{id}</Anchor>;
+  if (id.startsWith('host_')) return <Anchor href={hrefOf.host(id)}>{id}</Anchor>;
+  return id;
+}
+
+export function TasksPage(props: { client: ApiClient; events: EventStream }) {
+  const { client, events } = props;
+  const mayReadEvents = usePermissions().canAnywhere('event.read');
+  const [tasks, setTasks] = useState<TaskRow[]>([]);
+  const [recent, setRecent] = useState<ZenithEvent[]>([]);
+  const [error, setError] = useState<string | null>(null);
+
+  useEffect(() => {
+    const abort = new AbortController();
+    const fail = (failure: unknown) => {
+      if (!abort.signal.aborted)
+        setError(failure instanceof ApiError ? failure.reason : String(failure));
+    };
+    client
+      .call<{ items: TaskRow[] }>('GET', `/tasks?limit=${shown}`, undefined, abort.signal)
+      .then((answer) => setTasks(answer.items))
+      .catch(fail);
+    if (mayReadEvents)
+      client
+        .call<{ items: ZenithEvent[] }>('GET', `/events?limit=${shown}`, undefined, abort.signal)
+        .then((answer) =>
+          setRecent((now) => {
+            const known = new Set(now.map((e) => e.seq));
+            return [...now, ...[...answer.items].reverse().filter((e) => !known.has(e.seq))]
+              .sort((a, b) => b.seq - a.seq)
+              .slice(0, 100);
+          }),
+        )
+        .catch(fail);
+    return () => abort.abort();
+  }, [client, mayReadEvents]);
+
+  useEffect(
+    () =>
+      events.subscribe((event) => {
+        setRecent((now) =>
+          now.some((e) => e.seq === event.seq) ? now : [event, ...now].slice(0, 100),
+        );
+        if (!event.type.startsWith('task.') || !event.objectId) return;
+        client
+          .call<TaskRow>('GET', `/tasks/${encodeURIComponent(event.objectId)}`)
+          .then((fresh) =>
+            setTasks((now) =>
+              now.some((t) => t.id === fresh.id)
+                ? now.map((t) => (t.id === fresh.id ? fresh : t))
+                : [fresh, ...now].slice(0, shown),
+            ),
+          )
+          .catch(() => undefined);
+      }),
+    [client, events],
+  );
+
+  return (
+    <Stack>
+      <Title order={2}>Tasks and events</Title>
+      {error && (
+        <Alert color="red" role="alert" title="Could not be loaded">
+          {error}
+        </Alert>
+      )}
+      <Grid>
+        <Grid.Col span={{ base: 12, xl: 7 }}>
+          <Title order={3}>Recent tasks</Title>
+          <Table aria-label="Recent tasks" striped>
+            <Table.Thead>
+              <Table.Tr>
+                <Table.Th>Task</Table.Th>
+                <Table.Th>On</Table.Th>
+                <Table.Th>State</Table.Th>
+                <Table.Th>Progress</Table.Th>
+                <Table.Th>Created</Table.Th>
+              </Table.Tr>
+            </Table.Thead>
+            <Table.Tbody>
+              {tasks.map((task) => (
+                <Table.Tr key={task.id} data-task-id={task.id}>
+                  <Table.Td>{task.kind}</Table.Td>
+                  <Table.Td>{targetLink(task.targetId)}</Table.Td>
+                  <Table.Td>
+                    <Badge color={stateColor[task.state] ?? 'gray'} variant="light">
+                      {task.state}
+                    </Badge>
+                    {task.error && (
+                      <Text size="xs" c="red">
+                        {task.error.code}: {task.error.message}
+                      </Text>
+                    )}
+                  </Table.Td>
+                  <Table.Td miw={120}>
+                    <Progress value={task.progress} aria-label={`Progress of ${task.kind}`} />
+                    {task.progressMessage && <Text size="xs">{task.progressMessage}</Text>}
+                  </Table.Td>
+                  <Table.Td>{time(task.createdAt)}</Table.Td>
+                </Table.Tr>
+              ))}
+            </Table.Tbody>
+          </Table>
+          {tasks.length === 0 && <Text c="dimmed">No tasks yet.</Text>}
+        </Grid.Col>
+        <Grid.Col span={{ base: 12, xl: 5 }}>
+          <Title order={3}>Recent events</Title>
+          <Table aria-label="Recent events" striped>
+            <Table.Thead>
+              <Table.Tr>
+                <Table.Th>#</Table.Th>
+                <Table.Th>Event</Table.Th>
+                <Table.Th>Object</Table.Th>
+                <Table.Th>At</Table.Th>
+              </Table.Tr>
+            </Table.Thead>
+            <Table.Tbody>
+              {recent.map((event) => (
+                <Table.Tr key={event.seq}>
+                  <Table.Td>{event.seq}</Table.Td>
+                  <Table.Td>{event.type}</Table.Td>
+                  <Table.Td>{targetLink(event.objectId)}</Table.Td>
+                  <Table.Td>{time(event.ts)}</Table.Td>
+                </Table.Tr>
+              ))}
+            </Table.Tbody>
+          </Table>
+        </Grid.Col>
+      </Grid>
+    </Stack>
+  );
+}
