@@ -5,9 +5,11 @@ import type { ApiError } from './api/api-error.ts';
 import { ApiClient } from './api/client.ts';
 import { EventStream, type StreamState } from './api/event-stream.ts';
 import { hrefOf, useRoute } from './hash-route.ts';
+import { CreateVmPage } from './pages/create-vm-page.tsx';
 import { InventoryPage } from './pages/inventory-page.tsx';
 import { LoginPage } from './pages/login-page.tsx';
 import { VmPage } from './pages/vm-page.tsx';
+import { roleCan } from './permissions.ts';
 import { clearSession, loadSession, saveSession, type Session } from './session.ts';
 
 export function App() {
@@ -78,6 +80,9 @@ function Console(props: {
           <Group>
             <Title order={3}>Zenith</Title>
             <Anchor href={hrefOf.inventory}>Virtual machines</Anchor>
+            {roleCan(session.identity.role, 'vm.create') && (
+              <Anchor href={hrefOf.createVm}>New VM</Anchor>
+            )}
           </Group>
           <Group>
             <Badge
@@ -106,6 +111,8 @@ function Console(props: {
               events={events}
               role={session.identity.role}
             />
+          ) : route.page === 'create-vm' ? (
+            <CreateVmPage client={client} events={events} />
           ) : (
             <InventoryPage client={client} events={events} />
           ))}
