@@ -1,6 +1,6 @@
 /**
  * One VM: its state and the actions the role grants and its connection supports, its tasks,
- * snapshots, where it ran (a timeline), consoles (serial and graphical) and facts. The
+ * snapshots, where it ran (a timeline), consoles (serial and graphical), metrics and facts. The
  * page follows the event stream: the VM is read again on each of its inventory events.
  */
 import {
@@ -15,7 +15,7 @@ import {
   Text,
   Title,
 } from '@mantine/core';
-import { useCallback, useEffect, useState } from 'react';
+import { lazy, Suspense, useCallback, useEffect, useState } from 'react';
 import type { ApiClient } from '../api/client.ts';
 import type { EventStream } from '../api/event-stream.ts';
 import { reasonOf } from '../api/follow-task.ts';
@@ -27,9 +27,16 @@ import { SerialConsole } from '../components/serial-console.tsx';
 import { VmActions } from '../components/vm-actions.tsx';
 import { VmSnapshots } from '../components/vm-snapshots.tsx';
 import { VmTasks } from '../components/vm-tasks.tsx';
-import { VncConsole } from '../components/vnc-console.tsx';
 import { hrefOf } from '../hash-route.ts';
 import { roleCan, type Permission } from '../permissions.ts';
+
+// The chart library and noVNC are loaded when first shown: the VM list does not wait for them.
+const MetricsCharts = lazy(async () => ({
+  default: (await import('../components/metrics-charts.tsx')).MetricsCharts,
+}));
+const VncConsole = lazy(async () => ({
+  default: (await import('../components/vnc-console.tsx')).VncConsole,
+}));
 
 export function VmPage(props: {
   vmId: string;
@@ -142,7 +149,11 @@ export function VmPage(props: {
               )}
             </Group>
             {openConsole === 'serial' && <SerialConsole vmId={vm.id} client={client} />}
-            {openConsole === 'vnc' && <VncConsole vmId={vm.id} client={client} />}
+            {openConsole === 'vnc' && (
+              <Suspense fallback={<Text c="dimmed">Loading the graphical console…</Text>}>
+                <VncConsole vmId={vm.id} client={client} />
+              </Suspense>
+            )}
           </Stack>
         ) : (
           <Text c="dimmed">Your role does not grant console access.</Text>
@@ -158,6 +169,14 @@ export function VmPage(props: {
           events={events}
           mayChange={can('vm.snapshot') && (capabilities?.has('vm.snapshot') ?? true)}
         />
+      </Paper>
+      <Paper withBorder p="md">
+        <Title order={3} mb="sm">
+          Metrics
+        </Title>
+        <Suspense fallback={<Text c="dimmed">Loading metrics…</Text>}>
+          <MetricsCharts vmId={vm.id} client={client} />
+        </Suspense>
       </Paper>
       <Paper withBorder p="md">
         <Title order={3} mb="sm">
