@@ -362,7 +362,7 @@ describe('the VM page and the create-VM wizard in Chromium (real QEMU, local and
     assert.deepEqual(watched.errors(), []);
   });
 
-  test('the VM page and the wizard fit laptop and large-screen widths', async () => {
+  test('the VM page and the wizard fit laptop and large-screen widths; a refused console says why', async () => {
     const watched = await browser.newPage();
     const { page } = watched;
     watched.allowHttpStatus(404);
@@ -385,6 +385,13 @@ describe('the VM page and the create-VM wizard in Chromium (real QEMU, local and
       await page.getByRole('heading', { name: 'web-still' }).waitFor(seen);
       await watched.screenshot(`vm-page-${width}`);
     }
+    // A console the server refuses (the VM is stopped) shows the coded reason.
+    watched.allowHttpStatus(409);
+    await page.getByRole('button', { name: 'Open graphical console' }).click();
+    await page
+      .getByRole('alert')
+      .getByText(/ZEN_INVALID_STATE: web-still is stopped/)
+      .waitFor(seen);
     assert.deepEqual(watched.errors(), []);
   });
 });
