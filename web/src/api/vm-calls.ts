@@ -74,7 +74,7 @@ export function reconfigureVm(
 export function migrateVm(
   client: ApiClient,
   vmId: string,
-  migration: { targetHostId: string; withStorage: boolean },
+  migration: { targetHostId: string; withStorage: boolean; maxBandwidthBytesPerSecond?: number },
 ): Promise<TaskDetail> {
   return client.call('POST', `${vmPath(vmId)}/migrate`, migration);
 }

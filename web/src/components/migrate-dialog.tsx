@@ -4,7 +4,7 @@
  * (the task's progressDetails: bytes sent and remaining, passes). The page's location timeline
  * grows on its own from the event stream.
  */
-import { Alert, Button, Checkbox, Group, Loader, Modal, Stack } from '@mantine/core';
+import { Alert, Button, Checkbox, Group, Loader, Modal, NumberInput, Stack } from '@mantine/core';
 import { useEffect, useState } from 'react';
 import { reasonOf } from '../api/follow-task.ts';
 import { migrateVm, placementPreview } from '../api/vm-calls.ts';
@@ -24,6 +24,7 @@ export function MigrateDialog(props: VmDialogProps) {
   const hasDisks =
     typeof vm.facts['disk.totalBytes'] === 'number' && vm.facts['disk.totalBytes'] > 0;
   const [withStorage, setWithStorage] = useState(hasDisks);
+  const [bandwidthMiB, setBandwidthMiB] = useState<number | null>(null);
 
   useEffect(() => {
     let current = true;
@@ -57,6 +58,16 @@ export function MigrateDialog(props: VmDialogProps) {
           checked={withStorage}
           onChange={(event) => setWithStorage(event.currentTarget.checked)}
         />
+        <NumberInput
+          label="Bandwidth limit (MiB/s; empty for none)"
+          min={1}
+          allowDecimal={false}
+          w={360}
+          value={bandwidthMiB ?? ''}
+          onChange={(value) =>
+            setBandwidthMiB(typeof value === 'number' && value >= 1 ? value : null)
+          }
+        />
         <TaskRunStatus run={run} showDetails />
         <Group justify="flex-end">
           <Button variant="default" onClick={onClose}>
@@ -68,7 +79,11 @@ export function MigrateDialog(props: VmDialogProps) {
             onClick={() =>
               target &&
               void start('Migrate', () =>
-                migrateVm(client, vm.id, { targetHostId: target.hostId, withStorage }),
+                migrateVm(client, vm.id, {
+                  targetHostId: target.hostId,
+                  withStorage,
+                  ...(bandwidthMiB ? { maxBandwidthBytesPerSecond: bandwidthMiB * 1048576 } : {}),
+                }),
               )
             }
           >
