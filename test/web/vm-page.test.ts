@@ -35,6 +35,23 @@ function litPixels(): number {
   return lit;
 }
 
+/** Visible buttons, inputs and links a screen reader could not name (by label, text or aria). */
+function unlabelledControls(): string[] {
+  const doc = (globalThis as any).document;
+  const unnamed: string[] = [];
+  for (const element of doc.querySelectorAll('button, input, select, textarea, a[href]')) {
+    if (element.type === 'hidden' || element.closest('[aria-hidden="true"]')) continue;
+    const named =
+      (element.labels?.length ?? 0) > 0 ||
+      element.getAttribute('aria-label') ||
+      element.getAttribute('aria-labelledby') ||
+      element.getAttribute('title') ||
+      element.textContent.trim() !== '';
+    if (!named) unnamed.push(element.outerHTML.slice(0, 120));
+  }
+  return unnamed;
+}
+
 describe('the VM page and the create-VM wizard in Chromium (real QEMU, local and agent hosts)', () => {
   let s: TestServer;
   let token: string;
@@ -399,6 +416,11 @@ describe('the VM page and the create-VM wizard in Chromium (real QEMU, local and
           return doc.documentElement.scrollWidth - doc.documentElement.clientWidth;
         });
         assert.ok(overflow <= 0, `no horizontal scrolling at ${width}px on ${hash} (${overflow})`);
+        assert.deepEqual(
+          await page.evaluate(unlabelledControls),
+          [],
+          `labelled controls on ${hash}`,
+        );
       }
       await page.goto(`${s.baseUrl}/#/vms/${stillVmId}`);
       await page.getByRole('heading', { name: 'web-still' }).waitFor(seen);
