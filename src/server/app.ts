@@ -19,6 +19,7 @@ import { connectionRoutes } from './routes/connections.js';
 import { eventRoutes } from './routes/events.js';
 import { identityRoutes } from './routes/identities.js';
 import { inventoryRoutes } from './routes/inventory.js';
+import { metricsHistoryRoutes } from './routes/metrics-history.js';
 import { placementRoutes } from './routes/placement.js';
 import { policyRoutes } from './routes/policies.js';
 import { snapshotRoutes } from './routes/snapshots.js';
@@ -128,6 +129,7 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
       await systemRoutes(api, plane);
       await authRoutes(api, plane);
       await inventoryRoutes(api, plane);
+      await metricsHistoryRoutes(api, plane);
       await vmActionRoutes(api, plane);
       await snapshotRoutes(api, plane);
       await vmCapabilityRoutes(api, plane);

@@ -20,6 +20,12 @@ import { AccessService } from './identity/access-service.js';
 import { IdentityService } from './identity/identity-service.js';
 import { LdapDirectory, type LdapSettings } from './identity/ldap-directory.js';
 import { InventoryService } from './inventory/inventory-service.js';
+import {
+  defaultMetricSettings,
+  MetricHistory,
+  type MetricSettings,
+} from './metrics/metric-history.js';
+import { MetricsSampler } from './metrics/metrics-sampler.js';
 import { EvacuationService } from './placement/evacuation-service.js';
 import { HostModeService } from './placement/host-modes.js';
 import { PlacementService } from './placement/placement-service.js';
@@ -43,6 +49,8 @@ export interface ControlPlaneOptions {
   registry?: DriverRegistry;
   /** Log users in against LDAP/AD too. */
   ldap?: LdapSettings;
+  /** Metrics history: sampling period and retention (defaults: 15 s, raw 24 h, rollups 35 days). */
+  metrics?: Partial<MetricSettings>;
 }
 
 export interface ControlPlane {
@@ -67,6 +75,9 @@ export interface ControlPlane {
   agentHub: AgentHub;
   consoles: ConsoleService;
   accounting: AccountingService;
+  /** Per-VM metric samples over time. */
+  metrics: MetricHistory;
+  metricsSampler: MetricsSampler;
   policies: PolicyService;
   placement: PlacementService;
   hostModes: HostModeService;
@@ -168,6 +179,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const snapshots = new VmSnapshotService(inventory, connections, tasks);
   const accounting = new AccountingService(store, inventory, clock);
   const vmEdits = new VmEditService(inventory, connections, tasks);
+  const metrics = new MetricHistory(store, clock, { ...defaultMetricSettings, ...options.metrics });
+  const metricsSampler = new MetricsSampler({
+    clock,
+    history: metrics,
+    inventory,
+    connections,
+    logger,
+  });
 
   try {
     await inventory.load();
@@ -200,6 +219,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     if (recovered.resumed + recovered.completed + recovered.retried + recovered.interrupted > 0)
       logger.info(recovered, 'tasks recovered after restart');
     rebalancer.start();
+    metricsSampler.start();
     return {
       store,
       clock,
@@ -221,6 +241,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       agentHub,
       consoles,
       accounting,
+      metrics,
+      metricsSampler,
       policies,
       placement,
       hostModes,
@@ -231,6 +253,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         agentHub.closeAll();
         clearInterval(pruneTimer);
         await rebalancer.stop();
+        await metricsSampler.stop();
         await tasks.drain();
         await connections.stopAll();
         await store.close();

@@ -197,6 +197,28 @@ export interface VmOwnershipTable {
   changed_by: string;
 }
 
+/** Shared columns of vm_metric_samples and vm_metric_rollups (see migration 0008-metric-samples). */
+export interface MetricSums {
+  vm_id: string;
+  span_ms: number;
+  cpu_ms: number;
+  disk_read_bytes: number;
+  disk_write_bytes: number;
+  net_span_ms: number;
+  net_rx_bytes: number;
+  net_tx_bytes: number;
+  memory_sum_bytes: number;
+  memory_samples: number;
+}
+
+export interface VmMetricSamplesTable extends MetricSums {
+  at: number;
+}
+
+export interface VmMetricRollupsTable extends MetricSums {
+  bucket_start: number;
+}
+
 export interface PoliciesTable {
   id: string;
   name: string;
@@ -258,4 +280,6 @@ export interface Database {
   policies: PoliciesTable;
   placement_plans: PlacementPlansTable;
   host_modes: HostModesTable;
+  vm_metric_samples: VmMetricSamplesTable;
+  vm_metric_rollups: VmMetricRollupsTable;
 }

@@ -7,6 +7,7 @@ import { silentLogger } from '../core/logger.js';
 import { buildApp, type App } from '../server/app.js';
 import { startControlPlane, type ControlPlane } from '../services/control-plane.js';
 import type { LdapSettings } from '../services/identity/ldap-directory.js';
+import type { MetricSettings } from '../services/metrics/metric-history.js';
 import { createTestDatabase } from './postgres.js';
 import { until } from './wait.js';
 
@@ -29,6 +30,7 @@ export interface TestPlaneOptions {
   store?: StoreKind;
   clock?: Clock;
   ldap?: LdapSettings;
+  metrics?: Partial<MetricSettings>;
 }
 
 export async function startTestPlane(options: TestPlaneOptions = {}): Promise<TestPlane> {
@@ -41,6 +43,7 @@ export async function startTestPlane(options: TestPlaneOptions = {}): Promise<Te
     logger: silentLogger,
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.ldap ? { ldap: options.ldap } : {}),
+    ...(options.metrics ? { metrics: options.metrics } : {}),
   });
   return {
     plane,

@@ -1,9 +1,9 @@
 /** zenith accounting: rate cards, VM ownership, usage and cost reports, showback. */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { ZenithError } from '../../core/errors.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printTable } from '../output.js';
+import { instant } from './parse-instant.js';
 
 interface Globals {
   json?: boolean;
@@ -25,17 +25,6 @@ interface ReportAnswer {
   rateCards: Array<{ version: number }>;
   rows: Array<{ bucketStart: number; label: string; vms: number; vcpuMs: number; cost: Cost }>;
   totals: Cost;
-}
-
-/** Accepts ISO 8601 (2026-06-01, 2026-06-01T08:00Z) or milliseconds since the epoch. */
-function instant(text: string, what: string): number {
-  const ms = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
-  if (!Number.isFinite(ms))
-    throw new ZenithError(
-      'ZEN_BAD_REQUEST',
-      `${what} '${text}' is not a date (use ISO 8601, e.g. 2026-06-01)`,
-    );
-  return ms;
 }
 
 function money(minor: number, digits: number): string {

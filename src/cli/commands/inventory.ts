@@ -5,6 +5,7 @@ import { registerConsole } from './console.js';
 import { registerClone } from './vm-clone.js';
 import { registerEdits } from './vm-edit.js';
 import { parseSize } from './parse-size.js';
+import { printMetricsHistory, type HistoryOptions } from './vm-metrics-history.js';
 import { formatBytes, formatTime, printJson, printKeyValues, printTable } from '../output.js';
 import { runTask } from '../progress.js';
 
@@ -373,35 +374,47 @@ export function registerInventory(program: Command): void {
     });
   vms
     .command('metrics <vm>')
-    .description('Counters of a running VM: CPU time, memory, disk and network bytes')
-    .action(async (vm: string, _o: unknown, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const { metrics } = await ApiClient.fromConfig(globals).get<{
-        metrics: Record<string, number | null> | null;
-      }>(`/vms/${encodeURIComponent(vm)}/metrics`);
-      if (globals.json) return printJson(metrics);
-      if (!metrics) {
-        console.log('not running: no metrics');
-        return;
-      }
-      const orDash = (value: number | null | undefined, show: (n: number) => string) =>
-        value === null || value === undefined ? '-' : show(value);
-      printKeyValues([
-        ['measured', formatTime(metrics.sampledAt)],
-        ['cpu time', orDash(metrics.cpuTimeMs, (ms) => `${(ms / 1000).toFixed(1)} s`)],
-        [
-          'memory',
-          `${formatBytes(metrics.memoryUsedBytes)} used of ${formatBytes(metrics.memoryConfiguredBytes)}`,
-        ],
-        ['disk read', `${formatBytes(metrics.diskReadBytes)} in ${metrics.diskReadOps} operations`],
-        [
-          'disk written',
-          `${formatBytes(metrics.diskWriteBytes)} in ${metrics.diskWriteOps} operations`,
-        ],
-        ['network in', orDash(metrics.netRxBytes, formatBytes)],
-        ['network out', orDash(metrics.netTxBytes, formatBytes)],
-      ]);
-    });
+    .description(
+      'Counters of a running VM: CPU time, memory, disk and network bytes; --history: rates over time',
+    )
+    .option('--history', 'metrics over time, one line per step (default: the last hour)')
+    .option('--from <time>', 'with --history: start (ISO 8601 or ms since the epoch)')
+    .option('--to <time>', 'with --history: end (default: now)')
+    .option('--step <seconds>', 'with --history: seconds per line', '60')
+    .action(
+      async (vm: string, options: HistoryOptions & { history?: boolean }, command: Command) => {
+        const globals = command.optsWithGlobals<Globals>();
+        if (options.history) return printMetricsHistory(globals, vm, options);
+        const { metrics } = await ApiClient.fromConfig(globals).get<{
+          metrics: Record<string, number | null> | null;
+        }>(`/vms/${encodeURIComponent(vm)}/metrics`);
+        if (globals.json) return printJson(metrics);
+        if (!metrics) {
+          console.log('not running: no metrics');
+          return;
+        }
+        const orDash = (value: number | null | undefined, show: (n: number) => string) =>
+          value === null || value === undefined ? '-' : show(value);
+        printKeyValues([
+          ['measured', formatTime(metrics.sampledAt)],
+          ['cpu time', orDash(metrics.cpuTimeMs, (ms) => `${(ms / 1000).toFixed(1)} s`)],
+          [
+            'memory',
+            `${formatBytes(metrics.memoryUsedBytes)} used of ${formatBytes(metrics.memoryConfiguredBytes)}`,
+          ],
+          [
+            'disk read',
+            `${formatBytes(metrics.diskReadBytes)} in ${metrics.diskReadOps} operations`,
+          ],
+          [
+            'disk written',
+            `${formatBytes(metrics.diskWriteBytes)} in ${metrics.diskWriteOps} operations`,
+          ],
+          ['network in', orDash(metrics.netRxBytes, formatBytes)],
+          ['network out', orDash(metrics.netTxBytes, formatBytes)],
+        ]);
+      },
+    );
   vms
     .command('history <vm>')
     .description('The location history: every interval on a host in one power state')

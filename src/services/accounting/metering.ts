@@ -8,13 +8,28 @@
  * ownership — is rounded once to minor units; every total is a sum of atoms,
  * so a group's total is exactly the sum of its VMs, and every dimension adds
  * up to the same grand total.
+ *
+ * Speed: inside a stretch of one VM where host, power state and owner stay the
+ * same, every whole bucket of one class (same slices, windows, card and month
+ * length) costs the same atom: it is costed once per stretch and class and
+ * added to the whole run of buckets at once (see report-accumulator.ts). Only
+ * buckets a stretch starts or ends inside are costed piece by piece.
  */
 import type { PowerState } from '../inventory/model.js';
 import { divRound, microPerMinor, mulDivRound } from './money.js';
 import type { CompiledRateCard, UnitPrices } from './rate-card.js';
 import { buildTimeline, type Granularity, type Slice } from './timeline.js';
 import type { Facts } from '../inventory/model.js';
-import { ZenithError } from '../../core/errors.js';
+import {
+  atomWidth,
+  ReportAccumulator,
+  type AtomValues,
+  type ReportRow,
+  type Slot,
+} from './report-accumulator.js';
+
+export type { ReportRow } from './report-accumulator.js';
+import { planBuckets } from './bucket-plan.js';
 
 export type Dimension = 'vm' | 'owner' | 'group' | 'costCenter' | 'cluster' | 'host' | 'hypervisor';
 export const dimensions: readonly Dimension[] = [
@@ -87,29 +102,6 @@ export interface MeterInput {
   maxRows?: number;
 }
 
-export interface ReportRow {
-  bucketStart: number;
-  bucketEnd: number;
-  key: string;
-  label: string;
-  vms: number;
-  runningMs: number;
-  suspendedMs: number;
-  stoppedMs: number;
-  vcpuMs: number;
-  memoryMiBMs: number;
-  diskMiBMs: number;
-  /** Minor currency units. */
-  cost: {
-    vcpu: number;
-    memory: number;
-    disk: number;
-    fixed: number;
-    discount: number;
-    total: number;
-  };
-}
-
 export interface MeterResult {
   buckets: Array<{ start: number; end: number }>;
   rows: ReportRow[];
@@ -128,47 +120,20 @@ const unknownHost: MeterHost = {
   facts: {},
 };
 
-interface Atom {
+/** An atom being summed: micro-minor units until it is rounded. */
+interface PartialAtom {
   host: MeterHost;
   ownership: Ownership;
-  runningMs: number;
-  suspendedMs: number;
-  stoppedMs: number;
-  vcpuMs: number;
-  memoryMiBMs: number;
-  diskMiBMs: number;
-  vcpu: number;
-  memory: number;
-  disk: number;
-  fixed: number;
-  discount: number;
+  values: AtomValues;
 }
 
-function newAtom(host: MeterHost, ownership: Ownership): Atom {
-  return {
-    host,
-    ownership,
-    runningMs: 0,
-    suspendedMs: 0,
-    stoppedMs: 0,
-    vcpuMs: 0,
-    memoryMiBMs: 0,
-    diskMiBMs: 0,
-    vcpu: 0,
-    memory: 0,
-    disk: 0,
-    fixed: 0,
-    discount: 0,
-  };
-}
-
-/** Index of the slice containing `at` (slices are contiguous and sorted). */
-function sliceAt(slices: Slice[], at: number): number {
+/** Index of the first element whose start is after `at`, minus one (items sorted by start). */
+function indexAt(items: ReadonlyArray<{ start: number }>, at: number): number {
   let low = 0;
-  let high = slices.length - 1;
+  let high = items.length - 1;
   while (low < high) {
     const mid = (low + high + 1) >> 1;
-    if (slices[mid]!.start <= at) low = mid;
+    if (items[mid]!.start <= at) low = mid;
     else high = mid - 1;
   }
   return low;
@@ -177,40 +142,24 @@ function sliceAt(slices: Slice[], at: number): number {
 export function meter(input: MeterInput): MeterResult {
   const { from, to, cards } = input;
   const end = Math.min(to, input.now);
-  const timeline = buildTimeline(from, to, input.granularity, input.timeZone, cards);
-  const { slices, buckets } = timeline;
-  const maxRows = input.maxRows ?? 200_000;
-  type Row = ReportRow & { lastVm: string };
-  interface Slot {
-    key: string;
-    label: string;
-    rows: Row[];
-  }
-  let rowCount = 0;
-  const slotsByKey = new Map<string, Slot>();
-  // Hosts, ownership spans and VMs are few compared with pieces: their slot is looked up once.
+  const { slices, buckets } = buildTimeline(from, to, input.granularity, input.timeZone, cards);
+  const plan = planBuckets(slices, buckets.length);
+  const report = new ReportAccumulator(buckets, input.maxRows ?? 200_000);
+  const cardsUsed = new Set<number>();
+  const byOwnership = ['owner', 'group', 'costCenter'].includes(input.groupBy);
+
+  // Hosts, ownership spans and VMs are few compared with atoms: their slot is looked up once.
   const slotByObject = new Map<object, Slot>();
-  const slotOf = (vm: MeterVm, atom: Atom): Slot => {
-    const object =
-      input.groupBy === 'vm'
-        ? vm
-        : ['owner', 'group', 'costCenter'].includes(input.groupBy)
-          ? atom.ownership
-          : atom.host;
+  const slotOf = (vm: MeterVm, host: MeterHost, ownership: Ownership): Slot => {
+    const object = input.groupBy === 'vm' ? vm : byOwnership ? ownership : host;
     let slot = slotByObject.get(object);
     if (!slot) {
-      const [key, label] = dimensionOf(vm, atom);
-      slot = slotsByKey.get(key);
-      if (!slot) {
-        slot = { key, label, rows: [] };
-        slotsByKey.set(key, slot);
-      }
+      const [key, label] = dimensionOf(input.groupBy, vm, host, ownership);
+      slot = report.slot(key, label);
       slotByObject.set(object, slot);
     }
     return slot;
   };
-  const cardsUsed = new Set<number>();
-  const totals = { vcpu: 0, memory: 0, disk: 0, fixed: 0, discount: 0, total: 0 };
   // Prices per card, host and window: looked up once, not per piece.
   const priceCache = new Map<MeterHost, UnitPrices[][]>();
   const pricesOf = (host: MeterHost, card: number, window: number): UnitPrices => {
@@ -225,86 +174,6 @@ export function meter(input: MeterInput): MeterResult {
     return perCard[card]![window + 1]!;
   };
 
-  const dimensionOf = (vm: MeterVm, atom: Atom): [string, string] => {
-    switch (input.groupBy) {
-      case 'vm':
-        return [vm.id, vm.name];
-      case 'host':
-        return [atom.host.id || '(unknown)', atom.host.name];
-      case 'cluster':
-        return [atom.host.cluster, atom.host.cluster];
-      case 'hypervisor':
-        return [atom.host.hypervisor, atom.host.hypervisor];
-      case 'owner':
-        return [atom.ownership.owner, atom.ownership.owner];
-      case 'group':
-        return [atom.ownership.group, atom.ownership.group];
-      case 'costCenter':
-        return [atom.ownership.costCenter, atom.ownership.costCenter];
-    }
-  };
-
-  const flush = (vm: MeterVm, bucket: number, atoms: Atom[]) => {
-    for (const atom of atoms) {
-      const vcpu = divRound(atom.vcpu, microPerMinor);
-      const memory = divRound(atom.memory, microPerMinor);
-      const disk = divRound(atom.disk, microPerMinor);
-      const fixed = divRound(atom.fixed, microPerMinor);
-      const discount = divRound(atom.discount, microPerMinor);
-      const total = vcpu + memory + disk + fixed - discount;
-      const slot = slotOf(vm, atom);
-      let row = slot.rows[bucket];
-      if (!row) {
-        if (rowCount >= maxRows)
-          throw new ZenithError(
-            'ZEN_REPORT_TOO_LARGE',
-            `the report has more than ${maxRows} rows; narrow the period, coarsen the granularity or group by a wider dimension`,
-            { maxRows },
-          );
-        rowCount++;
-        row = {
-          bucketStart: buckets[bucket]!.start,
-          bucketEnd: buckets[bucket]!.end,
-          key: slot.key,
-          label: slot.label,
-          vms: 0,
-          lastVm: '',
-          runningMs: 0,
-          suspendedMs: 0,
-          stoppedMs: 0,
-          vcpuMs: 0,
-          memoryMiBMs: 0,
-          diskMiBMs: 0,
-          cost: { vcpu: 0, memory: 0, disk: 0, fixed: 0, discount: 0, total: 0 },
-        };
-        slot.rows[bucket] = row;
-      }
-      if (row.lastVm !== vm.id) {
-        row.vms++;
-        row.lastVm = vm.id;
-      }
-      row.runningMs += atom.runningMs;
-      row.suspendedMs += atom.suspendedMs;
-      row.stoppedMs += atom.stoppedMs;
-      row.vcpuMs += atom.vcpuMs;
-      row.memoryMiBMs += atom.memoryMiBMs;
-      row.diskMiBMs += atom.diskMiBMs;
-      row.cost.vcpu += vcpu;
-      row.cost.memory += memory;
-      row.cost.disk += disk;
-      row.cost.fixed += fixed;
-      row.cost.discount += discount;
-      row.cost.total += total;
-      totals.vcpu += vcpu;
-      totals.memory += memory;
-      totals.disk += disk;
-      totals.fixed += fixed;
-      totals.discount += discount;
-      totals.total += total;
-    }
-    atoms.length = 0;
-  };
-
   const ownershipByVm = new Map<string, OwnershipSpan[]>();
   for (const span of input.ownership) {
     const list = ownershipByVm.get(span.vmId);
@@ -312,11 +181,121 @@ export function meter(input: MeterInput): MeterResult {
     else ownershipByVm.set(span.vmId, [span]);
   }
 
-  let i = 0;
+  // State of the VM and stretch being costed (reused, so the loop allocates almost nothing).
+  let vm!: MeterVm;
+  let fixedPerCard: number[] = [];
+  let host = unknownHost;
+  let ownership!: Ownership;
+  let running = false;
+  let holdsMemory = false;
+  const pending: PartialAtom[] = [];
+  let pendingBucket = -1;
+  const classValues: Array<AtomValues | undefined> = [];
+  const rounded = new Float64Array(atomWidth);
+
+  /** Adds one piece [start, start + ms) of one slice to `values` (usage exact, money in micro units). */
+  const addPiece = (values: AtomValues, slice: Slice, ms: number): void => {
+    if (running) values[0]! += ms;
+    else if (holdsMemory) values[1]! += ms;
+    else values[2]! += ms;
+    if (running) values[3]! += vm.cpus * ms;
+    if (holdsMemory) values[4]! += vm.memoryMiB * ms;
+    values[5]! += vm.diskMiB * ms;
+    if (slice.card < 0) return;
+    cardsUsed.add(slice.card);
+    const prices = pricesOf(host, slice.card, slice.window);
+    const fixedMonthly = fixedPerCard[slice.card]!;
+    const discountBp = cards[slice.card]!.discountFor(ownership.group);
+    const vcpu = running ? mulDivRound(prices.vcpu * vm.cpus, ms, hourMs) : 0;
+    const memory = holdsMemory
+      ? mulDivRound(prices.memoryGiB * vm.memoryMiB, ms, gibHourDivisor)
+      : 0;
+    const disk = mulDivRound(prices.disk * vm.diskMiB, ms, gibHourDivisor);
+    const fixed = fixedMonthly > 0 ? mulDivRound(fixedMonthly, ms, slice.monthMs) : 0;
+    const discount =
+      discountBp > 0 ? mulDivRound(vcpu + memory + disk + fixed, discountBp, 10_000) : 0;
+    values[6]! += vcpu;
+    values[7]! += memory;
+    values[8]! += disk;
+    values[9]! += fixed;
+    values[10]! += discount;
+  };
+  /** Rounds an atom's money once, half up, to minor units (into `out`). */
+  const round = (values: AtomValues, out: AtomValues): AtomValues => {
+    for (let f = 0; f < 6; f++) out[f] = values[f]!;
+    for (let f = 6; f < atomWidth; f++) out[f] = divRound(values[f]!, microPerMinor);
+    return out;
+  };
+  const flushPending = (): void => {
+    for (const atom of pending)
+      report.add(
+        slotOf(vm, atom.host, atom.ownership),
+        vm.id,
+        pendingBucket,
+        pendingBucket + 1,
+        round(atom.values, rounded),
+      );
+    pending.length = 0;
+    pendingBucket = -1;
+  };
+  /** A piece of the current stretch inside one bucket, [a, b): costed slice by slice. */
+  const partial = (a: number, b: number, bucket: number): void => {
+    if (bucket !== pendingBucket) {
+      flushPending();
+      pendingBucket = bucket;
+    }
+    let atom = pending.find((x) => x.host === host && x.ownership === ownership);
+    if (!atom) {
+      atom = { host, ownership, values: new Float64Array(atomWidth) };
+      pending.push(atom);
+    }
+    for (let s = indexAt(slices, a); s < slices.length && slices[s]!.start < b; s++) {
+      const slice = slices[s]!;
+      addPiece(atom.values, slice, Math.min(b, slice.end) - Math.max(a, slice.start));
+    }
+  };
+  /** Whole buckets [first, last) of the current stretch: one atom per bucket class, added per run. */
+  const whole = (first: number, last: number): void => {
+    if (first >= last) return;
+    flushPending();
+    classValues.fill(undefined);
+    const slot = slotOf(vm, host, ownership);
+    for (let r = indexAt(plan.runs, first); r < plan.runs.length; r++) {
+      const run = plan.runs[r]!;
+      if (run.start >= last) break;
+      let values = classValues[run.bucketClass];
+      if (!values) {
+        const sum = new Float64Array(atomWidth);
+        const bucket = plan.classBucket[run.bucketClass]!;
+        for (let s = plan.firstSlice[bucket]!; s < plan.firstSlice[bucket + 1]!; s++) {
+          const slice = slices[s]!;
+          addPiece(sum, slice, slice.end - slice.start);
+        }
+        values = round(sum, sum);
+        classValues[run.bucketClass] = values;
+      }
+      report.add(slot, vm.id, Math.max(first, run.start), Math.min(last, run.end), values);
+    }
+  };
+  /** [a, b) of one VM on one host, in one power state, with one ownership. */
+  const stretch = (a: number, b: number): void => {
+    let bucket = indexAt(buckets, a);
+    if (a > buckets[bucket]!.start || b < buckets[bucket]!.end) {
+      const pieceEnd = Math.min(b, buckets[bucket]!.end);
+      partial(a, pieceEnd, bucket);
+      if (pieceEnd >= b) return;
+      bucket++;
+    }
+    const last = b >= to ? buckets.length : indexAt(buckets, b);
+    whole(bucket, last);
+    if (last < buckets.length && buckets[last]!.start < b) partial(buckets[last]!.start, b, last);
+  };
+
   const intervals = input.intervals;
+  let i = 0;
   while (i < intervals.length) {
     const vmId = intervals[i]!.vmId;
-    const vm = input.vms.get(vmId) ?? {
+    vm = input.vms.get(vmId) ?? {
       id: vmId,
       name: vmId,
       cpus: 0,
@@ -327,103 +306,74 @@ export function meter(input: MeterInput): MeterResult {
     };
     const spans = ownershipByVm.get(vmId) ?? [];
     const fallback = input.defaultOwnership(vmId);
-    const fixedPerCard = cards.map((c) => c.fixedFor(vm.facts, vm.tags));
-    const atoms: Atom[] = [];
-    let bucket = -1;
+    fixedPerCard = cards.map((c) => c.fixedFor(vm.facts, vm.tags));
     for (; i < intervals.length && intervals[i]!.vmId === vmId; i++) {
       const interval = intervals[i]!;
       const a = Math.max(interval.from, from);
       const b = Math.min(interval.to ?? end, end);
       if (a >= b) continue;
-      const host = (interval.hostId && input.hosts.get(interval.hostId)) || unknownHost;
-      const state = interval.powerState;
-      const running = state === 'running';
-      const holdsMemory = running || state === 'suspended' || state === 'paused';
-      // Memo: consecutive whole slices with the same prices cost the same.
-      let memoKey: UnitPrices | undefined;
-      let memoMs = -1;
-      let memoMonth = -1;
-      let memoFixed = -1;
-      let memoDiscount = -1;
-      let memo = { vcpu: 0, memory: 0, disk: 0, fixed: 0, discount: 0 };
-      for (let s = sliceAt(slices, a); s < slices.length && slices[s]!.start < b; s++) {
-        const slice = slices[s]!;
-        let pieceStart = Math.max(a, slice.start);
-        const sliceEnd = Math.min(b, slice.end);
-        if (slice.bucket !== bucket) {
-          if (bucket >= 0) flush(vm, bucket, atoms);
-          bucket = slice.bucket;
+      host = (interval.hostId && input.hosts.get(interval.hostId)) || unknownHost;
+      running = interval.powerState === 'running';
+      holdsMemory =
+        running || interval.powerState === 'suspended' || interval.powerState === 'paused';
+      // An ownership change inside the interval splits it into stretches.
+      let pieceStart = a;
+      while (pieceStart < b) {
+        ownership = fallback;
+        let pieceEnd = b;
+        for (const span of spans) {
+          if (span.from > pieceStart) {
+            pieceEnd = Math.min(pieceEnd, span.from);
+            break;
+          }
+          if (span.to === null || span.to > pieceStart) {
+            ownership = span;
+            if (span.to !== null) pieceEnd = Math.min(pieceEnd, span.to);
+            break;
+          }
         }
-        // An ownership change inside the slice splits it again.
-        while (pieceStart < sliceEnd) {
-          let ownership: Ownership = fallback;
-          let pieceEnd = sliceEnd;
-          for (const span of spans) {
-            if (span.from > pieceStart) {
-              pieceEnd = Math.min(pieceEnd, span.from);
-              break;
-            }
-            if (span.to === null || span.to > pieceStart) {
-              ownership = span;
-              if (span.to !== null) pieceEnd = Math.min(pieceEnd, span.to);
-              break;
-            }
-          }
-          const ms = pieceEnd - pieceStart;
-          let atom = atoms.find((x) => x.host === host && x.ownership === ownership);
-          if (!atom) {
-            atom = newAtom(host, ownership);
-            atoms.push(atom);
-          }
-          if (running) atom.runningMs += ms;
-          else if (holdsMemory) atom.suspendedMs += ms;
-          else atom.stoppedMs += ms;
-          if (running) atom.vcpuMs += vm.cpus * ms;
-          if (holdsMemory) atom.memoryMiBMs += vm.memoryMiB * ms;
-          atom.diskMiBMs += vm.diskMiB * ms;
-          if (slice.card >= 0) {
-            cardsUsed.add(slice.card);
-            const card = cards[slice.card]!;
-            const prices = pricesOf(host, slice.card, slice.window);
-            const fixedMonthly = fixedPerCard[slice.card]!;
-            const discountBp = card.discountFor(ownership.group);
-            if (
-              prices !== memoKey ||
-              ms !== memoMs ||
-              slice.monthMs !== memoMonth ||
-              fixedMonthly !== memoFixed ||
-              discountBp !== memoDiscount
-            ) {
-              const vcpu = running ? mulDivRound(prices.vcpu * vm.cpus, ms, hourMs) : 0;
-              const memory = holdsMemory
-                ? mulDivRound(prices.memoryGiB * vm.memoryMiB, ms, gibHourDivisor)
-                : 0;
-              const disk = mulDivRound(prices.disk * vm.diskMiB, ms, gibHourDivisor);
-              const fixed = fixedMonthly > 0 ? mulDivRound(fixedMonthly, ms, slice.monthMs) : 0;
-              const discount =
-                discountBp > 0 ? mulDivRound(vcpu + memory + disk + fixed, discountBp, 10_000) : 0;
-              memo = { vcpu, memory, disk, fixed, discount };
-              memoKey = prices;
-              memoMs = ms;
-              memoMonth = slice.monthMs;
-              memoFixed = fixedMonthly;
-              memoDiscount = discountBp;
-            }
-            atom.vcpu += memo.vcpu;
-            atom.memory += memo.memory;
-            atom.disk += memo.disk;
-            atom.fixed += memo.fixed;
-            atom.discount += memo.discount;
-          }
-          pieceStart = pieceEnd;
-        }
+        stretch(pieceStart, pieceEnd);
+        pieceStart = pieceEnd;
       }
     }
-    if (bucket >= 0) flush(vm, bucket, atoms);
+    flushPending();
+    if (input.groupBy === 'vm') {
+      const slot = slotByObject.get(vm);
+      if (slot) {
+        report.emit(slot);
+        slotByObject.delete(vm);
+      }
+    }
   }
-  const sorted = [...slotsByKey.values()]
-    .flatMap((slot) => slot.rows.filter((row) => row !== undefined))
-    .sort((x, y) => x.bucketStart - y.bucketStart || (x.key < y.key ? -1 : x.key > y.key ? 1 : 0))
-    .map(({ lastVm: _lastVm, ...row }) => row);
-  return { buckets, rows: sorted, cardsUsed: [...cardsUsed].sort((x, y) => x - y), totals };
+  const rows = report.rows();
+  return {
+    buckets,
+    rows,
+    cardsUsed: [...cardsUsed].sort((x, y) => x - y),
+    totals: report.totals,
+  };
+}
+
+function dimensionOf(
+  groupBy: Dimension,
+  vm: MeterVm,
+  host: MeterHost,
+  ownership: Ownership,
+): [string, string] {
+  switch (groupBy) {
+    case 'vm':
+      return [vm.id, vm.name];
+    case 'host':
+      return [host.id || '(unknown)', host.name];
+    case 'cluster':
+      return [host.cluster, host.cluster];
+    case 'hypervisor':
+      return [host.hypervisor, host.hypervisor];
+    case 'owner':
+      return [ownership.owner, ownership.owner];
+    case 'group':
+      return [ownership.group, ownership.group];
+    case 'costCenter':
+      return [ownership.costCenter, ownership.costCenter];
+  }
 }

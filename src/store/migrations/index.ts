@@ -7,6 +7,7 @@ import * as m0006 from './0006-access.js';
 import * as m0006policies from './0006-policies.js';
 import * as m0007 from './0007-directory-users.js';
 import * as m0007plans from './0007-placement-plans.js';
+import * as m0008metrics from './0008-metric-samples.js';
 
 import type { MigrationContext } from './context.js';
 
@@ -27,4 +28,5 @@ export const migrations: readonly ZenithMigration[] = [
   { name: '0006-policies', up: m0006policies.up },
   { name: '0007-directory-users', up: m0007.up },
   { name: '0007-placement-plans', up: m0007plans.up },
+  { name: '0008-metric-samples', up: m0008metrics.up },
 ];

@@ -1,0 +1,198 @@
+/**
+ * The rows of a report as sums of rounded atoms. A run of identical atoms
+ * (one VM, the same host, owner and prices for many whole buckets) is added
+ * once, as a difference at its first bucket and its end, instead of once per
+ * bucket; rows are the prefix sums. Storage is blocks of buckets allocated on
+ * first touch, so a slot that few atoms touch costs little memory.
+ */
+import { ZenithError } from '../../core/errors.js';
+
+export interface ReportRow {
+  bucketStart: number;
+  bucketEnd: number;
+  key: string;
+  label: string;
+  vms: number;
+  runningMs: number;
+  suspendedMs: number;
+  stoppedMs: number;
+  vcpuMs: number;
+  memoryMiBMs: number;
+  diskMiBMs: number;
+  /** Minor currency units. */
+  cost: {
+    vcpu: number;
+    memory: number;
+    disk: number;
+    fixed: number;
+    discount: number;
+    total: number;
+  };
+}
+
+/** Order of the values an atom adds (all integers: ms, unit·ms, minor units). */
+export const atomFields = [
+  'runningMs',
+  'suspendedMs',
+  'stoppedMs',
+  'vcpuMs',
+  'memoryMiBMs',
+  'diskMiBMs',
+  'vcpu',
+  'memory',
+  'disk',
+  'fixed',
+  'discount',
+] as const;
+export type AtomValues = Float64Array;
+export const atomWidth = atomFields.length;
+/** Index of the first money field in AtomValues. */
+const moneyFrom = 6;
+
+// One cell per bucket: the VM count, then the atom fields.
+const width = atomWidth + 1;
+const blockShift = 4;
+const blockSize = 1 << blockShift;
+
+export interface Slot {
+  key: string;
+  label: string;
+  blocks: Array<Float64Array | undefined>;
+  lastVm: string;
+  lastBucket: number;
+  minBucket: number;
+  maxBucket: number;
+}
+
+export class ReportAccumulator {
+  readonly totals = { vcpu: 0, memory: 0, disk: 0, fixed: 0, discount: 0, total: 0 };
+  readonly #rows: ReportRow[] = [];
+  readonly #slotsByKey = new Map<string, Slot>();
+
+  constructor(
+    private readonly buckets: ReadonlyArray<{ start: number; end: number }>,
+    private readonly maxRows: number,
+  ) {}
+
+  slot(key: string, label: string): Slot {
+    let slot = this.#slotsByKey.get(key);
+    if (!slot) {
+      slot = {
+        key,
+        label,
+        blocks: new Array<Float64Array | undefined>(
+          ((this.buckets.length + 1 + blockSize - 1) >> blockShift) + 1,
+        ),
+        lastVm: '',
+        lastBucket: -1,
+        minBucket: Number.MAX_SAFE_INTEGER,
+        maxBucket: -1,
+      };
+      this.#slotsByKey.set(key, slot);
+    }
+    return slot;
+  }
+
+  /** Adds the same rounded atom of one VM to every bucket in [first, end). */
+  add(slot: Slot, vmId: string, first: number, end: number, values: AtomValues): void {
+    // A VM counts once per row, however many atoms it has there (atoms of one VM come in time order).
+    const counted = slot.lastVm === vmId && slot.lastBucket >= first ? slot.lastBucket + 1 : first;
+    if (counted < end) {
+      this.#cell(slot, counted)[(counted & (blockSize - 1)) * width]! += 1;
+      this.#cell(slot, end)[(end & (blockSize - 1)) * width]! -= 1;
+    }
+    if (slot.lastVm !== vmId || slot.lastBucket < end - 1) slot.lastBucket = end - 1;
+    slot.lastVm = vmId;
+    if (first < slot.minBucket) slot.minBucket = first;
+    if (end - 1 > slot.maxBucket) slot.maxBucket = end - 1;
+    const head = this.#cell(slot, first);
+    const headAt = (first & (blockSize - 1)) * width + 1;
+    const tail = this.#cell(slot, end);
+    const tailAt = (end & (blockSize - 1)) * width + 1;
+    for (let f = 0; f < atomWidth; f++) {
+      const value = values[f]!;
+      if (value === 0) continue;
+      head[headAt + f]! += value;
+      tail[tailAt + f]! -= value;
+    }
+    const n = end - first;
+    const totals = this.totals;
+    totals.vcpu += values[moneyFrom]! * n;
+    totals.memory += values[moneyFrom + 1]! * n;
+    totals.disk += values[moneyFrom + 2]! * n;
+    totals.fixed += values[moneyFrom + 3]! * n;
+    totals.discount += values[moneyFrom + 4]! * n;
+    totals.total +=
+      (values[moneyFrom]! +
+        values[moneyFrom + 1]! +
+        values[moneyFrom + 2]! +
+        values[moneyFrom + 3]! -
+        values[moneyFrom + 4]!) *
+      n;
+  }
+
+  /** Turns a slot's differences into rows; the slot must receive no more atoms. */
+  emit(slot: Slot): void {
+    const sums = new Float64Array(width);
+    for (let b = slot.minBucket; b <= slot.maxBucket; b++) {
+      const block = slot.blocks[b >> blockShift];
+      if (block) {
+        const at = (b & (blockSize - 1)) * width;
+        for (let f = 0; f < width; f++) sums[f]! += block[at + f]!;
+      }
+      if (sums[0]! <= 0) continue;
+      if (this.#rows.length >= this.maxRows)
+        throw new ZenithError(
+          'ZEN_REPORT_TOO_LARGE',
+          `the report has more than ${this.maxRows} rows; narrow the period, coarsen the granularity or group by a wider dimension`,
+          { maxRows: this.maxRows },
+        );
+      const vcpu = sums[7]!;
+      const memory = sums[8]!;
+      const disk = sums[9]!;
+      const fixed = sums[10]!;
+      const discount = sums[11]!;
+      this.#rows.push({
+        bucketStart: this.buckets[b]!.start,
+        bucketEnd: this.buckets[b]!.end,
+        key: slot.key,
+        label: slot.label,
+        vms: sums[0]!,
+        runningMs: sums[1]!,
+        suspendedMs: sums[2]!,
+        stoppedMs: sums[3]!,
+        vcpuMs: sums[4]!,
+        memoryMiBMs: sums[5]!,
+        diskMiBMs: sums[6]!,
+        cost: {
+          vcpu,
+          memory,
+          disk,
+          fixed,
+          discount,
+          total: vcpu + memory + disk + fixed - discount,
+        },
+      });
+    }
+    slot.blocks.fill(undefined);
+    this.#slotsByKey.delete(slot.key);
+  }
+
+  /** Every row, sorted by bucket and key (emits the slots still open). */
+  rows(): ReportRow[] {
+    for (const slot of [...this.#slotsByKey.values()]) this.emit(slot);
+    return this.#rows.sort(
+      (x, y) => x.bucketStart - y.bucketStart || (x.key < y.key ? -1 : x.key > y.key ? 1 : 0),
+    );
+  }
+
+  #cell(slot: Slot, bucket: number): Float64Array {
+    const index = bucket >> blockShift;
+    let block = slot.blocks[index];
+    if (!block) {
+      block = new Float64Array(blockSize * width);
+      slot.blocks[index] = block;
+    }
+    return block;
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * Reads the counters of every running VM whose driver reports metrics (for
+ * an agent's VMs: what its last heartbeat carried) every `sampleEveryMs`,
+ * writes them in one batch, and prunes expired history once an hour. Time
+ * comes from the injected clock, so tests move it by hand.
+ */
+import type { Clock } from '../../core/clock.js';
+import type { Logger } from '../../core/logger.js';
+import type { ConnectionService } from '../connections/connection-service.js';
+import type { InventoryService } from '../inventory/inventory-service.js';
+import type { MetricHistory } from './metric-history.js';
+
+const pruneEveryMs = 3_600_000;
+
+export class MetricsSampler {
+  readonly #stop = new AbortController();
+  #loop: Promise<void> | undefined;
+  #lastPrune = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    private readonly deps: {
+      clock: Clock;
+      history: MetricHistory;
+      inventory: InventoryService;
+      connections: ConnectionService;
+      logger: Logger;
+    },
+  ) {}
+
+  start(): void {
+    this.#loop ??= this.#rounds();
+  }
+
+  async stop(): Promise<void> {
+    this.#stop.abort();
+    await this.#loop;
+    await this.deps.history.flush().catch(() => 0);
+  }
+
+  /** One round: sample every running VM that has metrics; returns the samples taken. */
+  async sampleOnce(): Promise<number> {
+    const { inventory, connections, history } = this.deps;
+    let taken = 0;
+    for (const vm of inventory.index.ofKind('vm')) {
+      if (vm.status !== 'present' || !vm.connectionId || !vm.externalId) continue;
+      if (vm.facts['power.state'] !== 'running') continue;
+      let driver;
+      try {
+        driver = connections.driver(vm.connectionId);
+      } catch {
+        continue; // disconnected: nothing to read
+      }
+      if (!driver.vmMetrics) continue;
+      const metrics = await driver.vmMetrics(vm.externalId).catch(() => null);
+      if (metrics && history.record(vm.id, metrics)) taken++;
+    }
+    await history.flush();
+    return taken;
+  }
+
+  async #rounds(): Promise<void> {
+    const { clock, history, logger } = this.deps;
+    const signal = this.#stop.signal;
+    while (!signal.aborted) {
+      try {
+        await clock.sleep(history.settings.sampleEveryMs, signal);
+      } catch {
+        return; // stopped
+      }
+      try {
+        await this.sampleOnce();
+        if (clock.now() - this.#lastPrune >= pruneEveryMs) {
+          this.#lastPrune = clock.now();
+          await history.prune();
+        }
+      } catch (error) {
+        logger.warn({ err: (error as Error).message }, 'metrics sampling failed');
+      }
+    }
+  }
+}
