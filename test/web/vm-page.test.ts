@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { processAlive } from '../../src/core/process.js';
+import type { Page } from 'playwright-core';
 import { launchBrowser, type TestBrowser, type WatchedPage } from '../../src/testing/browser.js';
 import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
 import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../src/testing/guest-image.js';
@@ -65,7 +66,8 @@ describe('the VM page and the create-VM wizard in Chromium (real QEMU, local and
 
   before(async () => {
     image = await ensureGuestImage();
-    s = await startTestServer();
+    // Samples every second, so that a VM that ran for a few seconds has a metrics history.
+    s = await startTestServer({ metrics: { sampleEveryMs: 1000 } });
     token = await s.login();
     const added = await s.request('POST', '/connections', {
       token,
@@ -147,6 +149,35 @@ describe('the VM page and the create-VM wizard in Chromium (real QEMU, local and
     rmSync(agentDir, { recursive: true, force: true });
   });
 
+  /** What the metrics section must show follows the API's own answer for the same period. */
+  const expectMetrics = async (page: Page, vmId: string, spanMs: number, step: number) => {
+    const to = Date.now();
+    const answer = await s.request(
+      'GET',
+      `/vms/${vmId}/metrics/history?from=${to - spanMs}&to=${to}&step=${step}`,
+      { token },
+    );
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    const measured = (answer.body.points as Array<Record<string, number | null>>).some((point) =>
+      Object.entries(point).some(([key, value]) => key !== 'at' && value !== null),
+    );
+    if (!measured) {
+      await page.getByText('No measurements in this period.').waitFor(seen);
+      assert.equal(await page.getByRole('figure').count(), 0, 'no empty charts');
+      return false;
+    }
+    for (const chart of ['CPU', 'Memory', 'Disk', 'Network'])
+      await page.getByRole('figure', { name: `${chart} chart` }).waitFor(seen);
+    // The CPU series is drawn: recharts' curve and a dot per measured step.
+    const cpu = page.getByRole('figure', { name: 'CPU chart' });
+    assert.match(
+      (await cpu.locator('path.recharts-line-curve').first().getAttribute('d')) ?? '',
+      /^M/,
+    );
+    assert.ok((await cpu.locator('.recharts-line-dots circle').count()) > 0, 'CPU dots drawn');
+    return true;
+  };
+
   const logIn = async (watched: WatchedPage, username: string, password: string) => {
     const { page } = watched;
     await page.goto(s.baseUrl);
@@ -159,8 +190,6 @@ describe('the VM page and the create-VM wizard in Chromium (real QEMU, local and
   test('an operator creates a VM with the wizard, starts it, uses both consoles, snapshots, migrates, clones and deletes it', async (t) => {
     const watched = await browser.newPage();
     const { page } = watched;
-    // The metrics history route belongs to another branch: until it is there, its 404 is shown.
-    watched.allowHttpStatus(404);
     watched.allowHttpStatus(409);
     await page.setViewportSize({ width: 1280, height: 900 });
     await logIn(watched, 'admin', 'admin-password-for-tests');
@@ -292,6 +321,9 @@ describe('the VM page and the create-VM wizard in Chromium (real QEMU, local and
         `QEMU total ${migration.result.totalTimeMs} ms, downtime ${migration.result.downtimeMs} ms, ` +
         `${migration.result.transferredBytes} bytes`,
     );
+    // It has run for a while, sampled every second: the charts show its metrics (6 h asks again).
+    await page.getByRole('radiogroup', { name: 'Metrics period' }).getByText('6 h').click();
+    assert.equal(await expectMetrics(page, moved.id, 6 * 3_600_000, 300), true, 'measured');
     await watched.screenshot('vm-page-after-migration');
 
     // Stopped, then deleted with its name typed: back to the list, and gone from the API.
@@ -327,7 +359,6 @@ describe('the VM page and the create-VM wizard in Chromium (real QEMU, local and
   test('a viewer sees the VM page with no action, no snapshot change and no console', async () => {
     const watched = await browser.newPage();
     const { page } = watched;
-    watched.allowHttpStatus(404);
     const asked: URL[] = [];
     page.on('request', (request) => {
       if (request.url().includes('/metrics/history')) asked.push(new URL(request.url()));
@@ -338,34 +369,12 @@ describe('the VM page and the create-VM wizard in Chromium (real QEMU, local and
     await page.getByRole('heading', { name: 'web-still' }).waitFor(seen);
     await page.getByText('Your role does not grant console access.').waitFor(seen);
     await page.getByText('No tasks yet.').waitFor(seen);
-    // The history route is another branch's: what the page must show follows the API's answer.
-    const expectMetrics = async (spanMs: number, step: number) => {
-      const to = Date.now();
-      const answer = await s.request(
-        'GET',
-        `/vms/${stillVmId}/metrics/history?from=${to - spanMs}&to=${to}&step=${step}`,
-        { token },
-      );
-      if (answer.status === 404) {
-        await page
-          .getByText(`Metrics history unavailable (${answer.body.error.code})`)
-          .waitFor(seen);
-        assert.equal(await page.getByRole('figure').count(), 0, 'no empty charts');
-      } else if (answer.body.points.length === 0) {
-        assert.equal(answer.status, 200, JSON.stringify(answer.body));
-        await page.getByText('No measurements in this period.').waitFor(seen);
-      } else {
-        assert.equal(answer.status, 200, JSON.stringify(answer.body));
-        for (const chart of ['CPU', 'Memory', 'Disk', 'Network'])
-          await page.getByRole('figure', { name: `${chart} chart` }).waitFor(seen);
-      }
-    };
-    await expectMetrics(3_600_000, 60);
+    await expectMetrics(page, stillVmId, 3_600_000, 60);
     await page.getByRole('radiogroup', { name: 'Metrics period' }).getByText('7 d').click();
     await until('the 7-day history asked for', async () =>
       asked.some((url) => url.searchParams.get('step') === '3600') ? true : undefined,
     );
-    await expectMetrics(7 * 24 * 3_600_000, 3600);
+    await expectMetrics(page, stillVmId, 7 * 24 * 3_600_000, 3600);
     // The contract: from and to in ms since the epoch, step in seconds, for the chosen period.
     const spans = asked.map((url) => [
       url.pathname,
@@ -401,7 +410,6 @@ describe('the VM page and the create-VM wizard in Chromium (real QEMU, local and
   test('the VM page and the wizard fit laptop and large-screen widths; a refused console says why', async () => {
     const watched = await browser.newPage();
     const { page } = watched;
-    watched.allowHttpStatus(404);
     await logIn(watched, 'admin', 'admin-password-for-tests');
     for (const width of [1280, 2560]) {
       await page.setViewportSize({ width, height: 1000 });

@@ -84,8 +84,6 @@ describe('the web console in Chromium, against a real Zenith with a real QEMU VM
   test('an operator logs in, finds the VM, sees it start live, drives it and reads its serial console', async () => {
     const watched = await browser.newPage();
     const { page } = watched;
-    // The VM page asks for the metrics history, a route of another branch: 404 until merged.
-    watched.allowHttpStatus(404);
     await page.goto(s.baseUrl);
     await page.getByRole('button', { name: 'Log in' }).waitFor(seen);
     await watched.screenshot('login');
@@ -151,8 +149,6 @@ describe('the web console in Chromium, against a real Zenith with a real QEMU VM
   test('a viewer sees the VM and its history but is offered no actions and no console', async () => {
     const watched = await browser.newPage();
     const { page } = watched;
-    // The VM page asks for the metrics history, a route of another branch: 404 until merged.
-    watched.allowHttpStatus(404);
     await logIn(watched, 'vera', 'viewer-password-1');
     await vmRow(watched).getByRole('link', { name: 'web-tiny' }).click();
     await page.getByRole('heading', { name: 'web-tiny' }).waitFor(seen);
@@ -167,8 +163,6 @@ describe('the web console in Chromium, against a real Zenith with a real QEMU VM
   test('a session the server no longer accepts returns to the login page with the reason', async () => {
     const watched = await browser.newPage();
     const { page } = watched;
-    // The VM page asks for the metrics history, a route of another branch: 404 until merged.
-    watched.allowHttpStatus(404);
     await logIn(watched, 'admin', 'admin-password-for-tests');
     watched.allowHttpStatus(401);
     // Revoke this browser's session behind its back, then move to another page.

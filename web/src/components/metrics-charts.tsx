@@ -101,6 +101,12 @@ export function MetricsCharts(props: { vmId: string; client: ApiClient }) {
   }, [client, vmId, period]);
 
   const spanMs = (periods.find((p) => p.value === period) ?? periods[0]!).spanMs;
+  // A VM that did not run in the period answers points with nothing measured: say so, no empty axes.
+  const measured =
+    loaded.state === 'loaded' &&
+    loaded.history.points.some((point) =>
+      charts.some((chart) => chart.series.some((series) => point[series.key] !== null)),
+    );
   const tick = (at: number) =>
     spanMs > 24 * hour
       ? new Date(at).toLocaleDateString(undefined, { weekday: 'short', hour: '2-digit' })
@@ -127,10 +133,10 @@ export function MetricsCharts(props: { vmId: string; client: ApiClient }) {
           {loaded.reason}
         </Alert>
       )}
-      {loaded.state === 'loaded' && loaded.history.points.length === 0 && (
+      {loaded.state === 'loaded' && !measured && (
         <Text c="dimmed">No measurements in this period.</Text>
       )}
-      {loaded.state === 'loaded' && loaded.history.points.length > 0 && (
+      {loaded.state === 'loaded' && measured && (
         <SimpleGrid cols={{ base: 1, lg: 2 }}>
           {charts.map((chart) => (
             <Paper
@@ -165,7 +171,8 @@ export function MetricsCharts(props: { vmId: string; client: ApiClient }) {
                       dataKey={series.key}
                       name={series.name}
                       stroke={series.color}
-                      dot={false}
+                      // Dots: a step between two unmeasured ones would have no line to show it.
+                      dot={{ r: 2 }}
                       isAnimationActive={false}
                       connectNulls={false}
                     />
