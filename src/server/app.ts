@@ -28,6 +28,7 @@ import { snapshotRoutes } from './routes/snapshots.js';
 import { systemRoutes } from './routes/system.js';
 import { taskRoutes } from './routes/tasks.js';
 import { vmActionRoutes } from './routes/vm-actions.js';
+import { vmCapabilityRoutes } from './routes/vm-capabilities.js';
 import { ErrorBody } from './schemas.js';
 import { defaultWebRoot, webConsoleRoutes } from './web-console.js';
 
@@ -133,6 +134,7 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
       await metricsHistoryRoutes(api, plane);
       await vmActionRoutes(api, plane);
       await snapshotRoutes(api, plane);
+      await vmCapabilityRoutes(api, plane);
       await connectionRoutes(api, plane);
       await taskRoutes(api, plane);
       await eventRoutes(api, plane);

@@ -110,7 +110,7 @@ describe('the web console in Chromium, against a real Zenith with a real QEMU VM
 
     await vmRow(watched).getByRole('link', { name: 'web-tiny' }).click();
     await page.getByRole('heading', { name: 'web-tiny' }).waitFor(seen);
-    await page.getByRole('table', { name: 'Location history' }).getByText('now').waitFor(seen);
+    await page.getByRole('list', { name: 'Location history' }).getByText(/→ now/).waitFor(seen);
     await page.getByRole('table', { name: 'Facts' }).getByText('power.state').waitFor(seen);
 
     // A refused action shows the server's coded reason.

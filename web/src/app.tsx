@@ -6,9 +6,10 @@ import { ApiClient } from './api/client.ts';
 import { EventStream, type StreamState } from './api/event-stream.ts';
 import { FleetNav, FleetPage } from './fleet-pages.tsx';
 import { hrefOf, useRoute } from './hash-route.ts';
+import { CreateVmPage } from './pages/create-vm-page.tsx';
 import { InventoryPage } from './pages/inventory-page.tsx';
 import { LoginPage } from './pages/login-page.tsx';
-import { PermissionProvider } from './permissions.ts';
+import { PermissionProvider, usePermissions } from './permissions.ts';
 import { VmPage } from './lazy-vm-page.tsx';
 import { clearSession, loadSession, saveSession, type Session } from './session.ts';
 
@@ -83,6 +84,7 @@ function Console(props: {
             <Title order={3}>Zenith</Title>
             <Anchor href={hrefOf.inventory}>Virtual machines</Anchor>
             <FleetNav />
+            <NewVmLink />
           </Group>
           <Group>
             <Badge
@@ -113,10 +115,18 @@ function Console(props: {
               events={events}
               role={session.identity.role}
             />
+          ) : route.page === 'create-vm' ? (
+            <CreateVmPage client={client} events={events} />
           ) : (
             <InventoryPage client={client} events={events} />
           ))}
       </AppShell.Main>
     </AppShell>
   );
+}
+
+/** Offered to whoever may create a VM somewhere (a custom role bound on one cluster counts). */
+function NewVmLink() {
+  const { canAnywhere } = usePermissions();
+  return canAnywhere('vm.create') ? <Anchor href={hrefOf.createVm}>New VM</Anchor> : null;
 }

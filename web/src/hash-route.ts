@@ -5,13 +5,16 @@ export type Route =
   | { page: 'inventory' }
   | { page: 'vm'; vmId: string }
   | { page: 'host'; hostId: string }
-  | { page: 'fleet'; panel: FleetPanel };
+  | { page: 'fleet'; panel: FleetPanel }
+  | { page: 'create-vm' };
 
 /** The fleet-wide pages beside the inventory (web/src/fleet-pages.tsx). */
 export const fleetPanels = ['tasks', 'audit', 'accounting', 'policies'] as const;
 export type FleetPanel = (typeof fleetPanels)[number];
 
 export function parseRoute(hash: string): Route {
+  // Before #/vms/ID: "new" is the wizard, never a VM's id.
+  if (hash === '#/vms/new') return { page: 'create-vm' };
   const vm = /^#\/vms\/([^/]+)$/.exec(hash);
   if (vm?.[1]) return { page: 'vm', vmId: decodeURIComponent(vm[1]) };
   const host = /^#\/hosts\/([^/]+)$/.exec(hash);
@@ -27,6 +30,7 @@ export const hrefOf = {
   vm: (id: string) => `#/vms/${encodeURIComponent(id)}`,
   host: (id: string) => `#/hosts/${encodeURIComponent(id)}`,
   panel: (panel: FleetPanel) => `#/${panel}`,
+  createVm: '#/vms/new',
 };
 
 export function useRoute(): Route {

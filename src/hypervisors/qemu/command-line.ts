@@ -54,7 +54,9 @@ export function buildCommandLine(
     paths.pidFile,
   ];
   if (spec.uuid) args.push('-uuid', spec.uuid);
-  if (spec.vnc) args.push('-vnc', `unix:${optionValue(paths.vncSocket)}`);
+  // -nodefaults leaves no display adapter: without one the VNC server shows only QEMU's
+  // "no graphic display device" notice. Standard VGA is what every guest and firmware drives.
+  if (spec.vnc) args.push('-vnc', `unix:${optionValue(paths.vncSocket)}`, '-device', 'VGA');
   spec.disks.forEach((disk, index) => {
     args.push('-drive', `file=${optionValue(disk.file)},format=qcow2,if=virtio,id=disk${index}`);
   });

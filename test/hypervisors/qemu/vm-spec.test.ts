@@ -114,6 +114,8 @@ test('the command line uses the accelerator the host can run, and quotes option 
   assert.equal(after('-kernel'), join(root, 'vmlinuz'));
   assert.ok(after('-drive')!.startsWith(`file=${join(root, 'odd,,name.qcow2')},format=qcow2`));
   assert.equal(after('-vnc'), 'unix:/run/v.sock');
+  // A VNC console needs a display adapter (-nodefaults removes the default one).
+  assert.equal(after('-device'), 'VGA');
   assert.equal(after('-netdev'), 'user,id=net0');
 });
 
@@ -137,6 +139,7 @@ test('a bridged NIC is a tap Zenith made, named from the VM and the driver, with
   assert.deepEqual(netdevs, ['user,id=net0', `tap,id=net1,ifname=${tap},script=no,downscript=no`]);
   const devices = args.filter((_, i) => args[i - 1] === '-device');
   assert.deepEqual(devices, [
+    'VGA',
     `virtio-net-pci,netdev=net0,mac=${nics[0]!.mac}`,
     `virtio-net-pci,netdev=net1,mac=${nics[1]!.mac}`,
   ]);

@@ -1,101 +1,102 @@
 /**
- * Power actions on one VM, offered only to a role that grants vm.power. Each click asks the API;
- * the answer is a task, followed on the event stream until it ends. A refusal, up front or by
- * the task, shows its code and message.
+ * Actions on one VM, offered only when the role grants them and the VM's connection supports
+ * them: power actions run at once; clone, rename, reconfigure, migrate and delete open a dialog.
+ * Each answers a task, followed on the event stream; a refusal shows its code and message.
  */
-import { Alert, Button, Group, Text } from '@mantine/core';
-import { useEffect, useState } from 'react';
-import { ApiError } from '../api/api-error.ts';
+import { Button, Group } from '@mantine/core';
+import { useState } from 'react';
 import type { ApiClient, VmAction } from '../api/client.ts';
 import type { EventStream } from '../api/event-stream.ts';
+import type { ManagedObject } from '../api/types.ts';
+import type { Permission } from '../permissions.ts';
+import { CloneDialog } from './clone-dialog.tsx';
+import { DeleteVmDialog } from './delete-vm-dialog.tsx';
+import { MigrateDialog } from './migrate-dialog.tsx';
+import { TaskRunStatus } from './task-run-status.tsx';
+import { useTaskRunner } from './use-task-runner.ts';
+import { ReconfigureDialog, RenameDialog } from './vm-edit-dialogs.tsx';
 
-const actions: Array<{ action: VmAction; label: string }> = [
+const powerActions: Array<{ action: VmAction | 'shutdown'; label: string }> = [
   { action: 'start', label: 'Start' },
+  { action: 'shutdown', label: 'Shut down' },
   { action: 'stop', label: 'Stop' },
+  { action: 'reboot', label: 'Reboot' },
+  { action: 'reset', label: 'Reset' },
   { action: 'suspend', label: 'Suspend' },
   { action: 'resume', label: 'Resume' },
-  { action: 'reboot', label: 'Reboot' },
 ];
 
-type Outcome =
-  | { state: 'pending'; action: VmAction; taskId: string }
-  | { state: 'succeeded'; action: VmAction }
-  | { state: 'refused'; action: VmAction; reason: string };
+type Dialog = 'clone' | 'rename' | 'reconfigure' | 'migrate' | 'delete' | null;
 
 export function VmActions(props: {
-  vmId: string;
-  vmName: string;
+  vm: ManagedObject;
   client: ApiClient;
   events: EventStream;
+  can: (permission: Permission) => boolean;
+  /** The connection's capabilities; null when unknown (then the server's refusal explains). */
+  capabilities: ReadonlySet<string> | null;
 }) {
-  const { vmId, vmName, client, events } = props;
-  const [outcome, setOutcome] = useState<Outcome | null>(null);
-  const pendingTask = outcome?.state === 'pending' ? outcome.taskId : null;
+  const { vm, client, events, can, capabilities } = props;
+  const { run, start } = useTaskRunner(client, events);
+  const [dialog, setDialog] = useState<Dialog>(null);
+  const supports = (capability: string) => capabilities === null || capabilities.has(capability);
 
-  useEffect(() => {
-    if (!pendingTask || outcome?.state !== 'pending') return;
-    const { action } = outcome;
-    const settle = (state: string, error: { code: string; message: string } | null) => {
-      if (state === 'succeeded') setOutcome({ state: 'succeeded', action });
-      else if (['failed', 'cancelled'].includes(state))
-        setOutcome({
-          state: 'refused',
-          action,
-          reason: error ? `${error.code}: ${error.message}` : `the task was ${state}`,
-        });
-    };
-    const unsubscribe = events.subscribe((event) => {
-      if (event.objectId !== pendingTask || !event.type.startsWith('task.')) return;
-      const error = (event.data?.error ?? null) as { code: string; message: string } | null;
-      settle(event.type.slice('task.'.length), error);
-    });
-    // The task may have ended before this subscription: ask once.
-    client
-      .getTask(pendingTask)
-      .then((task) => settle(task.state, task.error))
-      .catch(() => undefined);
-    return unsubscribe;
-  }, [client, events, pendingTask, outcome]);
+  const power = can('vm.power')
+    ? powerActions.filter(({ action }) => supports(`vm.${action}`))
+    : [];
+  const more: Array<{ dialog: Exclude<Dialog, null>; label: string; shown: boolean }> = [
+    { dialog: 'clone', label: 'Clone…', shown: can('vm.create') && supports('vm.clone') },
+    { dialog: 'rename', label: 'Rename…', shown: can('vm.create') && supports('vm.rename') },
+    {
+      dialog: 'reconfigure',
+      label: 'Reconfigure…',
+      shown: can('vm.create') && supports('vm.reconfigure'),
+    },
+    // Migration between hosts of different connections needs no driver capability of its own:
+    // the placement preview in the dialog says where the VM can go.
+    { dialog: 'migrate', label: 'Migrate…', shown: can('vm.migrate') },
+    { dialog: 'delete', label: 'Delete…', shown: can('vm.delete') && supports('vm.delete') },
+  ];
+  const offered = more.filter((entry) => entry.shown);
+  if (power.length === 0 && offered.length === 0) return null;
 
-  const run = async (action: VmAction) => {
-    try {
-      const task = await client.requestVmAction(vmId, action);
-      setOutcome({ state: 'pending', action, taskId: task.id });
-    } catch (failure) {
-      setOutcome({
-        state: 'refused',
-        action,
-        reason: failure instanceof ApiError ? failure.reason : String(failure),
-      });
-    }
-  };
-
+  const close = () => setDialog(null);
+  const common = { vm, client, events, onClose: close };
   return (
     <div>
-      <Group role="group" aria-label={`Actions on ${vmName}`}>
-        {actions.map(({ action, label }) => (
+      <Group role="group" aria-label={`Actions on ${vm.name}`} gap="xs">
+        {power.map(({ action, label }) => (
           <Button
             key={action}
             variant="light"
-            loading={outcome?.state === 'pending' && outcome.action === action}
-            onClick={() => void run(action)}
+            loading={run?.state === 'pending' && run.label === label}
+            onClick={() =>
+              void start(label, () =>
+                client.call('POST', `/vms/${encodeURIComponent(vm.id)}/${action}`),
+              )
+            }
           >
             {label}
           </Button>
         ))}
+        {offered.map((entry) => (
+          <Button
+            key={entry.dialog}
+            {...(entry.dialog === 'delete'
+              ? { variant: 'outline', color: 'red' }
+              : { variant: 'default' })}
+            onClick={() => setDialog(entry.dialog)}
+          >
+            {entry.label}
+          </Button>
+        ))}
       </Group>
-      <div aria-live="polite">
-        {outcome?.state === 'succeeded' && (
-          <Text size="sm" mt="xs">
-            {actions.find((a) => a.action === outcome.action)?.label} done.
-          </Text>
-        )}
-        {outcome?.state === 'refused' && (
-          <Alert color="red" role="alert" mt="xs" title={`${outcome.action} refused`}>
-            {outcome.reason}
-          </Alert>
-        )}
-      </div>
+      <TaskRunStatus run={run} />
+      {dialog === 'clone' && <CloneDialog {...common} />}
+      {dialog === 'rename' && <RenameDialog {...common} />}
+      {dialog === 'reconfigure' && <ReconfigureDialog {...common} />}
+      {dialog === 'migrate' && <MigrateDialog {...common} />}
+      {dialog === 'delete' && <DeleteVmDialog {...common} />}
     </div>
   );
 }

@@ -1,16 +1,42 @@
-/** One VM: its facts, where it ran, the actions the role grants, and its serial console. */
-import { Alert, Anchor, Button, Group, Paper, Stack, Table, Text, Title } from '@mantine/core';
-import { useCallback, useEffect, useState } from 'react';
-import { ApiError } from '../api/api-error.ts';
+/**
+ * One VM: its state and the actions the role grants and its connection supports, its tasks,
+ * snapshots, where it ran (a timeline), consoles (serial and graphical), metrics and facts. The
+ * page follows the event stream: the VM is read again on each of its inventory events.
+ */
+import {
+  Alert,
+  Anchor,
+  Button,
+  Group,
+  Paper,
+  SimpleGrid,
+  Stack,
+  Table,
+  Text,
+  Title,
+} from '@mantine/core';
+import { lazy, Suspense, useCallback, useEffect, useState } from 'react';
 import type { ApiClient } from '../api/client.ts';
 import type { EventStream } from '../api/event-stream.ts';
+import { reasonOf } from '../api/follow-task.ts';
 import type { LocationInterval, ManagedObject } from '../api/types.ts';
-import { LocationHistory } from '../components/location-history.tsx';
+import { vmCapabilities } from '../api/vm-calls.ts';
+import { LocationTimeline } from '../components/location-timeline.tsx';
 import { PowerStateBadge } from '../components/power-state-badge.tsx';
 import { SerialConsole } from '../components/serial-console.tsx';
 import { VmActions } from '../components/vm-actions.tsx';
+import { VmSnapshots } from '../components/vm-snapshots.tsx';
+import { VmTasks } from '../components/vm-tasks.tsx';
 import { hrefOf } from '../hash-route.ts';
-import { roleCan } from '../permissions.ts';
+import { roleCan, type Permission } from '../permissions.ts';
+
+// The chart library and noVNC are loaded when first shown: the VM list does not wait for them.
+const MetricsCharts = lazy(async () => ({
+  default: (await import('../components/metrics-charts.tsx')).MetricsCharts,
+}));
+const VncConsole = lazy(async () => ({
+  default: (await import('../components/vnc-console.tsx')).VncConsole,
+}));
 
 export function VmPage(props: {
   vmId: string;
@@ -21,8 +47,11 @@ export function VmPage(props: {
   const { vmId, client, events, role } = props;
   const [vm, setVm] = useState<ManagedObject | null>(null);
   const [history, setHistory] = useState<LocationInterval[]>([]);
+  const [capabilities, setCapabilities] = useState<ReadonlySet<string> | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const [consoleOpen, setConsoleOpen] = useState(false);
+  const [openConsole, setOpenConsole] = useState<'serial' | 'vnc' | null>(null);
+  const [now, setNow] = useState(() => Date.now());
+  const can = useCallback((permission: Permission) => roleCan(role, permission), [role]);
 
   const load = useCallback(
     async (signal?: AbortSignal) => {
@@ -33,10 +62,11 @@ export function VmPage(props: {
         ]);
         setVm(fresh);
         setHistory(intervals);
+        setNow(Date.now());
         setError(null);
       } catch (failure) {
         if (signal?.aborted) return;
-        setError(failure instanceof ApiError ? failure.reason : String(failure));
+        setError(reasonOf(failure));
       }
     },
     [client, vmId],
@@ -45,8 +75,13 @@ export function VmPage(props: {
   useEffect(() => {
     const abort = new AbortController();
     void load(abort.signal);
+    // Unknown capabilities (a disconnected connection) offer what the role grants; the server
+    // still refuses with its reason.
+    vmCapabilities(client, vmId)
+      .then((answer) => !abort.signal.aborted && setCapabilities(new Set(answer.capabilities)))
+      .catch(() => undefined);
     return () => abort.abort();
-  }, [load]);
+  }, [client, load, vmId]);
 
   useEffect(
     () =>
@@ -67,30 +102,58 @@ export function VmPage(props: {
   const facts = Object.entries({ ...vm.facts, ...vm.computed, ...vm.userFacts }).sort(([a], [b]) =>
     a.localeCompare(b),
   );
+  // The graphical console exists where the VM was made with one (QEMU: console.vnc).
+  const supportsVnc =
+    (capabilities === null || capabilities.has('vm.console')) && vm.facts['console.vnc'] !== false;
+  const toggle = (kind: 'serial' | 'vnc') =>
+    setOpenConsole((open) => (open === kind ? null : kind));
   return (
     <Stack>
       <Anchor href={hrefOf.inventory}>← All virtual machines</Anchor>
       <Group>
         <Title order={2}>{vm.name}</Title>
         <PowerStateBadge state={vm.facts['power.state']} />
+        <Text c="dimmed" size="sm">
+          on {String(vm.computed['location.hostName'] ?? 'no host')}
+        </Text>
       </Group>
-      {roleCan(role, 'vm.power') && (
-        <VmActions vmId={vm.id} vmName={vm.name} client={client} events={events} />
-      )}
+      <VmActions vm={vm} client={client} events={events} can={can} capabilities={capabilities} />
+      <SimpleGrid cols={{ base: 1, xl: 2 }}>
+        <Paper withBorder p="md">
+          <Title order={3} mb="sm">
+            Tasks
+          </Title>
+          <VmTasks vmId={vm.id} client={client} events={events} />
+        </Paper>
+        <Paper withBorder p="md">
+          <Title order={3} mb="sm">
+            Location history
+          </Title>
+          <LocationTimeline intervals={history} now={now} />
+        </Paper>
+      </SimpleGrid>
       <Paper withBorder p="md">
         <Title order={3} mb="sm">
-          Serial console
+          Consoles
         </Title>
-        {roleCan(role, 'vm.console') ? (
+        {can('vm.console') ? (
           <Stack>
-            <Button
-              variant="default"
-              w="fit-content"
-              onClick={() => setConsoleOpen((open) => !open)}
-            >
-              {consoleOpen ? 'Close serial console' : 'Open serial console'}
-            </Button>
-            {consoleOpen && <SerialConsole vmId={vm.id} client={client} />}
+            <Group>
+              <Button variant="default" onClick={() => toggle('serial')}>
+                {openConsole === 'serial' ? 'Close serial console' : 'Open serial console'}
+              </Button>
+              {supportsVnc && (
+                <Button variant="default" onClick={() => toggle('vnc')}>
+                  {openConsole === 'vnc' ? 'Close graphical console' : 'Open graphical console'}
+                </Button>
+              )}
+            </Group>
+            {openConsole === 'serial' && <SerialConsole vmId={vm.id} client={client} />}
+            {openConsole === 'vnc' && (
+              <Suspense fallback={<Text c="dimmed">Loading the graphical console…</Text>}>
+                <VncConsole vmId={vm.id} client={client} />
+              </Suspense>
+            )}
           </Stack>
         ) : (
           <Text c="dimmed">Your role does not grant console access.</Text>
@@ -98,9 +161,22 @@ export function VmPage(props: {
       </Paper>
       <Paper withBorder p="md">
         <Title order={3} mb="sm">
-          Location history
+          Snapshots
         </Title>
-        <LocationHistory intervals={history} />
+        <VmSnapshots
+          vmId={vm.id}
+          client={client}
+          events={events}
+          mayChange={can('vm.snapshot') && (capabilities?.has('vm.snapshot') ?? true)}
+        />
+      </Paper>
+      <Paper withBorder p="md">
+        <Title order={3} mb="sm">
+          Metrics
+        </Title>
+        <Suspense fallback={<Text c="dimmed">Loading metrics…</Text>}>
+          <MetricsCharts vmId={vm.id} client={client} />
+        </Suspense>
       </Paper>
       <Paper withBorder p="md">
         <Title order={3} mb="sm">
