@@ -274,6 +274,26 @@ export class AccountingService {
       .orderBy('from_ts')
       .orderBy('id')
       .execute();
+    // Measured usage: the 5-minute rollups of the metrics history that cover some time.
+    const measuredRows = await this.store.db
+      .selectFrom('vm_metric_rollups')
+      .select([
+        'vm_id',
+        'bucket_start',
+        'span_ms',
+        'cpu_ms',
+        'disk_read_bytes',
+        'disk_write_bytes',
+        'net_span_ms',
+        'net_rx_bytes',
+        'net_tx_bytes',
+      ])
+      .where('bucket_start', '>=', from)
+      .where('bucket_start', '<', to)
+      .where('span_ms', '>', 0)
+      .orderBy('vm_id')
+      .orderBy('bucket_start')
+      .execute();
     const creators = await this.#creators();
     const vms = new Map<string, MeterVm>();
     const hosts = new Map<string, MeterHost>();
@@ -314,6 +334,16 @@ export class AccountingService {
         to: row.to_ts === null ? null : Number(row.to_ts),
       })),
       ownership,
+      measured: measuredRows.map((row) => ({
+        vmId: row.vm_id,
+        at: Number(row.bucket_start),
+        cpuMs: Number(row.cpu_ms),
+        diskReadBytes: Number(row.disk_read_bytes),
+        diskWriteBytes: Number(row.disk_write_bytes),
+        netSpanMs: Number(row.net_span_ms),
+        netRxBytes: Number(row.net_rx_bytes),
+        netTxBytes: Number(row.net_tx_bytes),
+      })),
       defaultOwnership: (vmId) => {
         let owner = defaults.get(vmId);
         if (!owner) {
@@ -358,7 +388,7 @@ export class AccountingService {
       const group = groups.get(row.key);
       if (!group) {
         const { bucketStart: _s, bucketEnd: _e, label: _l, ...rest } = row;
-        groups.set(row.key, { ...rest, cost: { ...row.cost } });
+        groups.set(row.key, { ...rest, cost: { ...row.cost }, measured: { ...row.measured } });
         continue;
       }
       group.vms = Math.max(group.vms, row.vms);
@@ -373,6 +403,10 @@ export class AccountingService {
         group[key] += row[key];
       for (const key of Object.keys(group.cost) as Array<keyof ReportRow['cost']>)
         group.cost[key] += row.cost[key];
+      for (const key of Object.keys(group.measured) as Array<keyof ReportRow['measured']>) {
+        const value = row.measured[key];
+        if (value !== null) group.measured[key] = (group.measured[key] ?? 0) + value;
+      }
     }
     return {
       from: report.from,

@@ -24,11 +24,12 @@ import {
   atomWidth,
   ReportAccumulator,
   type AtomValues,
+  type MeasuredSample,
   type ReportRow,
   type Slot,
 } from './report-accumulator.js';
 
-export type { ReportRow } from './report-accumulator.js';
+export type { MeasuredSample, MeasuredUsage, ReportRow } from './report-accumulator.js';
 import { planBuckets } from './bucket-plan.js';
 
 export type Dimension = 'vm' | 'owner' | 'group' | 'costCenter' | 'cluster' | 'host' | 'hypervisor';
@@ -99,6 +100,8 @@ export interface MeterInput {
   ownership: OwnershipSpan[];
   /** Who owns a VM when no span covers a time (for example the identity that created it). */
   defaultOwnership(vmId: string): Ownership;
+  /** Measured usage (5-minute rollups), sorted by VM, then time; counted in the row the VM is in then. */
+  measured?: MeasuredSample[];
   maxRows?: number;
 }
 
@@ -174,6 +177,31 @@ export function meter(input: MeterInput): MeterResult {
     return perCard[card]![window + 1]!;
   };
 
+  // Where the current VM's atoms went, in time order: measured usage follows them.
+  const vmRanges: Array<{ first: number; end: number; slot: Slot }> = [];
+  const addAtom = (slot: Slot, first: number, last: number, values: AtomValues): void => {
+    report.add(slot, vm.id, first, last, values);
+    vmRanges.push({ first, end: last, slot });
+  };
+  const measuredByVm = new Map<string, MeasuredSample[]>();
+  for (const sample of input.measured ?? []) {
+    const list = measuredByVm.get(sample.vmId);
+    if (list) list.push(sample);
+    else measuredByVm.set(sample.vmId, [sample]);
+  }
+  const addMeasured = (): void => {
+    let r = 0;
+    for (const sample of measuredByVm.get(vm.id) ?? []) {
+      if (sample.at < from || sample.at >= end) continue;
+      const bucket = indexAt(buckets, sample.at);
+      while (r < vmRanges.length && vmRanges[r]!.end <= bucket) r++;
+      const range = vmRanges[r];
+      // Measured while the history has the VM nowhere: no row to put it in.
+      if (range && range.first <= bucket) report.addMeasured(range.slot, bucket, sample);
+    }
+    vmRanges.length = 0;
+  };
+
   const ownershipByVm = new Map<string, OwnershipSpan[]>();
   for (const span of input.ownership) {
     const list = ownershipByVm.get(span.vmId);
@@ -228,9 +256,8 @@ export function meter(input: MeterInput): MeterResult {
   };
   const flushPending = (): void => {
     for (const atom of pending)
-      report.add(
+      addAtom(
         slotOf(vm, atom.host, atom.ownership),
-        vm.id,
         pendingBucket,
         pendingBucket + 1,
         round(atom.values, rounded),
@@ -274,7 +301,7 @@ export function meter(input: MeterInput): MeterResult {
         values = round(sum, sum);
         classValues[run.bucketClass] = values;
       }
-      report.add(slot, vm.id, Math.max(first, run.start), Math.min(last, run.end), values);
+      addAtom(slot, Math.max(first, run.start), Math.min(last, run.end), values);
     }
   };
   /** [a, b) of one VM on one host, in one power state, with one ownership. */
@@ -337,6 +364,7 @@ export function meter(input: MeterInput): MeterResult {
       }
     }
     flushPending();
+    addMeasured();
     if (input.groupBy === 'vm') {
       const slot = slotByObject.get(vm);
       if (slot) {

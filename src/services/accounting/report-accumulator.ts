@@ -28,6 +28,29 @@ export interface ReportRow {
     discount: number;
     total: number;
   };
+  /** Usage the VMs' drivers measured (metrics history); null where no sample covers the row. */
+  measured: MeasuredUsage;
+}
+
+export interface MeasuredUsage {
+  cpuSeconds: number | null;
+  diskReadBytes: number | null;
+  diskWriteBytes: number | null;
+  netRxBytes: number | null;
+  netTxBytes: number | null;
+}
+
+/** Measured differences of one VM in one 5-minute rollup (see services/metrics). */
+export interface MeasuredSample {
+  vmId: string;
+  at: number;
+  cpuMs: number;
+  diskReadBytes: number;
+  diskWriteBytes: number;
+  /** 0 when the driver reads no network counters. */
+  netSpanMs: number;
+  netRxBytes: number;
+  netTxBytes: number;
 }
 
 /** Order of the values an atom adds (all integers: ms, unit·ms, minor units). */
@@ -49,8 +72,9 @@ export const atomWidth = atomFields.length;
 /** Index of the first money field in AtomValues. */
 const moneyFrom = 6;
 
-// One cell per bucket: the VM count, then the atom fields.
-const width = atomWidth + 1;
+// One cell per bucket: the VM count, the atom fields, then the measured usage (see addMeasured).
+const measuredFrom = atomWidth + 1;
+const width = measuredFrom + 7;
 const blockShift = 4;
 const blockSize = 1 << blockShift;
 
@@ -131,6 +155,29 @@ export class ReportAccumulator {
       n;
   }
 
+  /** Adds one measured sample to one bucket of a slot. */
+  addMeasured(slot: Slot, bucket: number, sample: MeasuredSample): void {
+    const head = this.#cell(slot, bucket);
+    const tail = this.#cell(slot, bucket + 1);
+    const at = (bucket & (blockSize - 1)) * width + measuredFrom;
+    const tailAt = ((bucket + 1) & (blockSize - 1)) * width + measuredFrom;
+    const values = [
+      1,
+      sample.cpuMs,
+      sample.diskReadBytes,
+      sample.diskWriteBytes,
+      sample.netSpanMs > 0 ? 1 : 0,
+      sample.netRxBytes,
+      sample.netTxBytes,
+    ];
+    for (let f = 0; f < values.length; f++) {
+      head[at + f]! += values[f]!;
+      tail[tailAt + f]! -= values[f]!;
+    }
+    if (bucket < slot.minBucket) slot.minBucket = bucket;
+    if (bucket > slot.maxBucket) slot.maxBucket = bucket;
+  }
+
   /** Turns a slot's differences into rows; the slot must receive no more atoms. */
   emit(slot: Slot): void {
     const sums = new Float64Array(width);
@@ -172,6 +219,7 @@ export class ReportAccumulator {
           discount,
           total: vcpu + memory + disk + fixed - discount,
         },
+        measured: measuredOf(sums),
       });
     }
     slot.blocks.fill(undefined);
@@ -195,4 +243,16 @@ export class ReportAccumulator {
     }
     return block;
   }
+}
+
+function measuredOf(sums: Float64Array): MeasuredUsage {
+  const measured = sums[measuredFrom]! > 0;
+  const network = sums[measuredFrom + 4]! > 0;
+  return {
+    cpuSeconds: measured ? sums[measuredFrom + 1]! / 1000 : null,
+    diskReadBytes: measured ? sums[measuredFrom + 2]! : null,
+    diskWriteBytes: measured ? sums[measuredFrom + 3]! : null,
+    netRxBytes: network ? sums[measuredFrom + 5]! : null,
+    netTxBytes: network ? sums[measuredFrom + 6]! : null,
+  };
 }

@@ -176,6 +176,14 @@ export function referenceMeter(input: MeterInput): MeterResult {
           memoryMiBMs: 0,
           diskMiBMs: 0,
           cost: { vcpu: 0, memory: 0, disk: 0, fixed: 0, discount: 0, total: 0 },
+          // The reference knows no measured usage.
+          measured: {
+            cpuSeconds: null,
+            diskReadBytes: null,
+            diskWriteBytes: null,
+            netRxBytes: null,
+            netTxBytes: null,
+          },
         };
         slot.rows[bucket] = row;
       }
