@@ -219,6 +219,15 @@ export interface VmMetricRollupsTable extends MetricSums {
   bucket_start: number;
 }
 
+export interface VmAllocationsTable {
+  id: Generated<number>;
+  vm_id: string;
+  from_ts: number;
+  cpus: number;
+  memory_bytes: number;
+  disk_bytes: number;
+}
+
 export interface PoliciesTable {
   id: string;
   name: string;
@@ -282,4 +291,5 @@ export interface Database {
   host_modes: HostModesTable;
   vm_metric_samples: VmMetricSamplesTable;
   vm_metric_rollups: VmMetricRollupsTable;
+  vm_allocations: VmAllocationsTable;
 }

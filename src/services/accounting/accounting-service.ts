@@ -7,7 +7,7 @@ import { ZenithError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
 import type { Store } from '../../store/store.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
-import type { ManagedObject, PowerState } from '../inventory/model.js';
+import type { PowerState } from '../inventory/model.js';
 import {
   meter,
   type Dimension,
@@ -17,6 +17,13 @@ import {
   type OwnershipSpan,
   type ReportRow,
 } from './metering.js';
+import {
+  loadAllocations,
+  loadCreators,
+  loadMeasured,
+  meterHost,
+  meterVm,
+} from './report-inputs.js';
 import {
   compileRateCard,
   type CompiledRateCard,
@@ -274,27 +281,9 @@ export class AccountingService {
       .orderBy('from_ts')
       .orderBy('id')
       .execute();
-    // Measured usage: the 5-minute rollups of the metrics history that cover some time.
-    const measuredRows = await this.store.db
-      .selectFrom('vm_metric_rollups')
-      .select([
-        'vm_id',
-        'bucket_start',
-        'span_ms',
-        'cpu_ms',
-        'disk_read_bytes',
-        'disk_write_bytes',
-        'net_span_ms',
-        'net_rx_bytes',
-        'net_tx_bytes',
-      ])
-      .where('bucket_start', '>=', from)
-      .where('bucket_start', '<', to)
-      .where('span_ms', '>', 0)
-      .orderBy('vm_id')
-      .orderBy('bucket_start')
-      .execute();
-    const creators = await this.#creators();
+    const allocations = await loadAllocations(this.store.db, to);
+    const measured = await loadMeasured(this.store.db, from, to);
+    const creators = await loadCreators(this.store.db);
     const vms = new Map<string, MeterVm>();
     const hosts = new Map<string, MeterHost>();
     for (const row of intervalRows) {
@@ -304,7 +293,7 @@ export class AccountingService {
       }
       if (row.host_id && !hosts.has(row.host_id)) {
         const host = this.inventory.index.get(row.host_id);
-        if (host) hosts.set(host.id, this.#meterHost(host));
+        if (host) hosts.set(host.id, meterHost(host, this.inventory.index));
       }
     }
     const ownership: OwnershipSpan[] = ownershipRows.map((row) => ({
@@ -334,16 +323,8 @@ export class AccountingService {
         to: row.to_ts === null ? null : Number(row.to_ts),
       })),
       ownership,
-      measured: measuredRows.map((row) => ({
-        vmId: row.vm_id,
-        at: Number(row.bucket_start),
-        cpuMs: Number(row.cpu_ms),
-        diskReadBytes: Number(row.disk_read_bytes),
-        diskWriteBytes: Number(row.disk_write_bytes),
-        netSpanMs: Number(row.net_span_ms),
-        netRxBytes: Number(row.net_rx_bytes),
-        netTxBytes: Number(row.net_tx_bytes),
-      })),
+      allocations,
+      measured,
       defaultOwnership: (vmId) => {
         let owner = defaults.get(vmId);
         if (!owner) {
@@ -421,69 +402,8 @@ export class AccountingService {
     };
   }
 
-  #meterHost(host: ManagedObject): MeterHost {
-    const cluster = host.parentId ? this.inventory.index.get(host.parentId) : undefined;
-    const datacenter = cluster?.parentId ? this.inventory.index.get(cluster.parentId) : undefined;
-    const clusterName = cluster?.kind === 'cluster' ? cluster.name : '(none)';
-    return {
-      id: host.id,
-      name: host.name,
-      cluster: clusterName,
-      hypervisor: String(host.facts['hypervisor.type'] ?? '(unknown)'),
-      facts: {
-        ...host.facts,
-        ...host.userFacts,
-        host: host.name,
-        'host.id': host.id,
-        cluster: clusterName,
-        'cluster.id': cluster?.id ?? null,
-        datacenter: datacenter?.name ?? null,
-      },
-    };
-  }
-
-  /** The identity whose request created each VM (vm.create and vm.clone tasks that succeeded). */
-  async #creators(): Promise<Map<string, string>> {
-    const tasks = await this.store.db
-      .selectFrom('tasks')
-      .select(['owner_id', 'result'])
-      .where('kind', 'in', ['vm.create', 'vm.clone'])
-      .where('state', '=', 'succeeded')
-      .execute();
-    if (tasks.length === 0) return new Map();
-    const names = new Map(
-      (await this.store.db.selectFrom('identities').select(['id', 'name']).execute()).map((r) => [
-        r.id,
-        r.name,
-      ]),
-    );
-    const creators = new Map<string, string>();
-    for (const task of tasks) {
-      const vmId = task.result ? (JSON.parse(task.result) as { vmId?: unknown }).vmId : undefined;
-      if (typeof vmId === 'string') creators.set(vmId, names.get(task.owner_id) ?? task.owner_id);
-    }
-    return creators;
-  }
-
   async #creationOwnership(vmId: string): Promise<Ownership> {
-    const creator = (await this.#creators()).get(vmId);
+    const creator = (await loadCreators(this.store.db)).get(vmId);
     return { owner: creator ?? unassigned, group: unassigned, costCenter: unassigned };
   }
-}
-
-function meterVm(vm: ManagedObject): MeterVm {
-  const number = (key: string) => {
-    const value = vm.facts[key];
-    return typeof value === 'number' && value > 0 ? value : 0;
-  };
-  return {
-    id: vm.id,
-    name: vm.name,
-    cpus: Math.round(number('cpu.count')),
-    // Allocations are metered in whole MiB (rounded up), so every product stays an exact integer.
-    memoryMiB: Math.ceil(number('memory.bytes') / 2 ** 20),
-    diskMiB: Math.ceil(number('disk.totalBytes') / 2 ** 20),
-    facts: { ...vm.facts, ...vm.userFacts },
-    tags: vm.tags,
-  };
 }

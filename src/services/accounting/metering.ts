@@ -15,103 +15,29 @@
  * added to the whole run of buckets at once (see report-accumulator.ts). Only
  * buckets a stretch starts or ends inside are costed piece by piece.
  */
-import type { PowerState } from '../inventory/model.js';
 import { divRound, microPerMinor, mulDivRound } from './money.js';
-import type { CompiledRateCard, UnitPrices } from './rate-card.js';
-import { buildTimeline, type Granularity, type Slice } from './timeline.js';
-import type { Facts } from '../inventory/model.js';
+import type { UnitPrices } from './rate-card.js';
+import { buildTimeline, type Slice } from './timeline.js';
+import type {
+  Dimension,
+  MeterHost,
+  MeterInput,
+  MeterResult,
+  MeterVm,
+  Ownership,
+  OwnershipSpan,
+} from './meter-input.js';
 import {
   atomWidth,
   ReportAccumulator,
   type AtomValues,
   type MeasuredSample,
-  type ReportRow,
   type Slot,
 } from './report-accumulator.js';
 
 export type { MeasuredSample, MeasuredUsage, ReportRow } from './report-accumulator.js';
+export * from './meter-input.js';
 import { planBuckets } from './bucket-plan.js';
-
-export type Dimension = 'vm' | 'owner' | 'group' | 'costCenter' | 'cluster' | 'host' | 'hypervisor';
-export const dimensions: readonly Dimension[] = [
-  'vm',
-  'owner',
-  'group',
-  'costCenter',
-  'cluster',
-  'host',
-  'hypervisor',
-];
-
-export interface MeterHost {
-  id: string;
-  name: string;
-  cluster: string;
-  hypervisor: string;
-  /** Facts rate rules match on (host facts, user facts, cluster, datacenter, host). */
-  facts: Facts;
-}
-
-export interface MeterVm {
-  id: string;
-  name: string;
-  cpus: number;
-  memoryMiB: number;
-  diskMiB: number;
-  facts: Facts;
-  tags: string[];
-}
-
-export interface Ownership {
-  owner: string;
-  group: string;
-  costCenter: string;
-}
-
-export interface OwnershipSpan extends Ownership {
-  vmId: string;
-  from: number;
-  to: number | null;
-}
-
-export interface MeterInterval {
-  vmId: string;
-  hostId: string | null;
-  powerState: PowerState;
-  from: number;
-  to: number | null;
-}
-
-export interface MeterInput {
-  from: number;
-  to: number;
-  /** Open intervals end here (the present), or at `to` if that is earlier. */
-  now: number;
-  granularity: Granularity;
-  groupBy: Dimension;
-  timeZone: string;
-  /** Sorted by effective date. */
-  cards: CompiledRateCard[];
-  vms: Map<string, MeterVm>;
-  hosts: Map<string, MeterHost>;
-  /** Sorted by VM, then start. */
-  intervals: MeterInterval[];
-  /** Sorted by VM, then start. */
-  ownership: OwnershipSpan[];
-  /** Who owns a VM when no span covers a time (for example the identity that created it). */
-  defaultOwnership(vmId: string): Ownership;
-  /** Measured usage (5-minute rollups), sorted by VM, then time; counted in the row the VM is in then. */
-  measured?: MeasuredSample[];
-  maxRows?: number;
-}
-
-export interface MeterResult {
-  buckets: Array<{ start: number; end: number }>;
-  rows: ReportRow[];
-  /** Indices into input.cards of the versions that priced at least one piece. */
-  cardsUsed: number[];
-  totals: ReportRow['cost'];
-}
 
 const hourMs = 3_600_000;
 const gibHourDivisor = hourMs * 1024;
@@ -212,6 +138,11 @@ export function meter(input: MeterInput): MeterResult {
   // State of the VM and stretch being costed (reused, so the loop allocates almost nothing).
   let vm!: MeterVm;
   let fixedPerCard: number[] = [];
+  let size: { cpus: number; memoryMiB: number; diskMiB: number } = {
+    cpus: 0,
+    memoryMiB: 0,
+    diskMiB: 0,
+  };
   let host = unknownHost;
   let ownership!: Ownership;
   let running = false;
@@ -226,19 +157,19 @@ export function meter(input: MeterInput): MeterResult {
     if (running) values[0]! += ms;
     else if (holdsMemory) values[1]! += ms;
     else values[2]! += ms;
-    if (running) values[3]! += vm.cpus * ms;
-    if (holdsMemory) values[4]! += vm.memoryMiB * ms;
-    values[5]! += vm.diskMiB * ms;
+    if (running) values[3]! += size.cpus * ms;
+    if (holdsMemory) values[4]! += size.memoryMiB * ms;
+    values[5]! += size.diskMiB * ms;
     if (slice.card < 0) return;
     cardsUsed.add(slice.card);
     const prices = pricesOf(host, slice.card, slice.window);
     const fixedMonthly = fixedPerCard[slice.card]!;
     const discountBp = cards[slice.card]!.discountFor(ownership.group);
-    const vcpu = running ? mulDivRound(prices.vcpu * vm.cpus, ms, hourMs) : 0;
+    const vcpu = running ? mulDivRound(prices.vcpu * size.cpus, ms, hourMs) : 0;
     const memory = holdsMemory
-      ? mulDivRound(prices.memoryGiB * vm.memoryMiB, ms, gibHourDivisor)
+      ? mulDivRound(prices.memoryGiB * size.memoryMiB, ms, gibHourDivisor)
       : 0;
-    const disk = mulDivRound(prices.disk * vm.diskMiB, ms, gibHourDivisor);
+    const disk = mulDivRound(prices.disk * size.diskMiB, ms, gibHourDivisor);
     const fixed = fixedMonthly > 0 ? mulDivRound(fixedMonthly, ms, slice.monthMs) : 0;
     const discount =
       discountBp > 0 ? mulDivRound(vcpu + memory + disk + fixed, discountBp, 10_000) : 0;
@@ -334,6 +265,7 @@ export function meter(input: MeterInput): MeterResult {
     const spans = ownershipByVm.get(vmId) ?? [];
     const fallback = input.defaultOwnership(vmId);
     fixedPerCard = cards.map((c) => c.fixedFor(vm.facts, vm.tags));
+    const sizes = input.allocations?.get(vmId) ?? [];
     for (; i < intervals.length && intervals[i]!.vmId === vmId; i++) {
       const interval = intervals[i]!;
       const a = Math.max(interval.from, from);
@@ -358,6 +290,15 @@ export function meter(input: MeterInput): MeterResult {
             if (span.to !== null) pieceEnd = Math.min(pieceEnd, span.to);
             break;
           }
+        }
+        // So does a change of size: each part is metered at the size it had.
+        size = vm;
+        for (let z = 0; z < sizes.length; z++) {
+          const next = sizes[z + 1];
+          if (next && next.from <= pieceStart) continue;
+          size = sizes[z]!;
+          if (next) pieceEnd = Math.min(pieceEnd, next.from);
+          break;
         }
         stretch(pieceStart, pieceEnd);
         pieceStart = pieceEnd;

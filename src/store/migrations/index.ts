@@ -8,6 +8,7 @@ import * as m0006policies from './0006-policies.js';
 import * as m0007 from './0007-directory-users.js';
 import * as m0007plans from './0007-placement-plans.js';
 import * as m0008metrics from './0008-metric-samples.js';
+import * as m0008allocations from './0008-vm-allocations.js';
 
 import type { MigrationContext } from './context.js';
 
@@ -29,4 +30,5 @@ export const migrations: readonly ZenithMigration[] = [
   { name: '0007-directory-users', up: m0007.up },
   { name: '0007-placement-plans', up: m0007plans.up },
   { name: '0008-metric-samples', up: m0008metrics.up },
+  { name: '0008-vm-allocations', up: m0008allocations.up },
 ];
