@@ -248,6 +248,12 @@ export class AccountingService {
   }
 
   async report(request: ReportRequest): Promise<Report> {
+    return (await this.#compute(request)).report;
+  }
+
+  async #compute(
+    request: ReportRequest,
+  ): Promise<{ report: Report; vmsByKey: Map<string, number> }> {
     const timeZone = request.timeZone ?? 'UTC';
     assertTimeZone(timeZone);
     if (!(request.from < request.to))
@@ -336,7 +342,7 @@ export class AccountingService {
       },
     });
     const first = versions[0];
-    return {
+    const report: Report = {
       from,
       to,
       granularity: request.granularity,
@@ -351,6 +357,7 @@ export class AccountingService {
       rows: result.rows,
       totals: result.totals,
     };
+    return { report, vmsByKey: result.vmsByKey };
   }
 
   /** Showback: per group, the period's usage and cost (sums of the same atoms as the report). */
@@ -363,16 +370,25 @@ export class AccountingService {
     groups: Array<Omit<ReportRow, 'bucketStart' | 'bucketEnd' | 'label'>>;
     totals: ReportRow['cost'];
   }> {
-    const report = await this.report({ ...request, granularity: 'monthly', groupBy: 'group' });
+    const { report, vmsByKey } = await this.#compute({
+      ...request,
+      granularity: 'monthly',
+      groupBy: 'group',
+    });
     const groups = new Map<string, Omit<ReportRow, 'bucketStart' | 'bucketEnd' | 'label'>>();
     for (const row of report.rows) {
       const group = groups.get(row.key);
       if (!group) {
         const { bucketStart: _s, bucketEnd: _e, label: _l, ...rest } = row;
-        groups.set(row.key, { ...rest, cost: { ...row.cost }, measured: { ...row.measured } });
+        groups.set(row.key, {
+          ...rest,
+          // Distinct VMs over the whole period, not per month.
+          vms: vmsByKey.get(row.key) ?? row.vms,
+          cost: { ...row.cost },
+          measured: { ...row.measured },
+        });
         continue;
       }
-      group.vms = Math.max(group.vms, row.vms);
       for (const key of [
         'runningMs',
         'suspendedMs',

@@ -95,4 +95,6 @@ export interface MeterResult {
   /** Indices into input.cards of the versions that priced at least one piece. */
   cardsUsed: number[];
   totals: ReportRow['cost'];
+  /** Distinct VMs per row key over the whole period. */
+  vmsByKey: Map<string, number>;
 }

@@ -320,6 +320,7 @@ export function meter(input: MeterInput): MeterResult {
     rows,
     cardsUsed: [...cardsUsed].sort((x, y) => x - y),
     totals: report.totals,
+    vmsByKey: report.vmsByKey,
   };
 }
 

@@ -84,6 +84,8 @@ export interface Slot {
   blocks: Array<Float64Array | undefined>;
   lastVm: string;
   lastBucket: number;
+  /** VMs with any atom in the slot, over the whole period (a VM's atoms come one VM at a time). */
+  distinctVms: number;
   minBucket: number;
   maxBucket: number;
 }
@@ -92,6 +94,8 @@ export class ReportAccumulator {
   readonly totals = { vcpu: 0, memory: 0, disk: 0, fixed: 0, discount: 0, total: 0 };
   readonly #rows: ReportRow[] = [];
   readonly #slotsByKey = new Map<string, Slot>();
+  /** Distinct VMs per key over the whole period. */
+  readonly vmsByKey = new Map<string, number>();
 
   constructor(
     private readonly buckets: ReadonlyArray<{ start: number; end: number }>,
@@ -109,6 +113,7 @@ export class ReportAccumulator {
         ),
         lastVm: '',
         lastBucket: -1,
+        distinctVms: 0,
         minBucket: Number.MAX_SAFE_INTEGER,
         maxBucket: -1,
       };
@@ -125,6 +130,7 @@ export class ReportAccumulator {
       this.#cell(slot, counted)[(counted & (blockSize - 1)) * width]! += 1;
       this.#cell(slot, end)[(end & (blockSize - 1)) * width]! -= 1;
     }
+    if (slot.lastVm !== vmId) slot.distinctVms++;
     if (slot.lastVm !== vmId || slot.lastBucket < end - 1) slot.lastBucket = end - 1;
     slot.lastVm = vmId;
     if (first < slot.minBucket) slot.minBucket = first;
@@ -222,6 +228,7 @@ export class ReportAccumulator {
         measured: measuredOf(sums),
       });
     }
+    this.vmsByKey.set(slot.key, slot.distinctVms);
     slot.blocks.fill(undefined);
     this.#slotsByKey.delete(slot.key);
   }
