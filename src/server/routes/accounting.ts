@@ -131,6 +131,19 @@ export async function accountingRoutes(root: FastifyInstance, plane: ControlPlan
       return reply.status(201).send(card);
     },
   );
+  app.delete(
+    '/accounting/rate-cards/:id',
+    {
+      config: { permission: 'accounting.manage', audit: 'accounting.rate-card.withdraw' },
+      schema: {
+        tags: ['accounting'],
+        summary:
+          'Withdraw a rate card version (by id or number) that has not taken effect yet; ZEN_RATE_CARD_IN_EFFECT once it has',
+        params: IdParams,
+      },
+    },
+    async (request) => accounting.withdrawRateCard(request.params.id),
+  );
   app.get(
     '/vms/:id/ownership',
     {

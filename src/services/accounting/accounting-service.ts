@@ -150,6 +150,27 @@ export class AccountingService {
     return card;
   }
 
+  /**
+   * Withdraws a version that has not taken effect yet (a price change announced by mistake).
+   * One that has taken effect priced the past and stays: ZEN_RATE_CARD_IN_EFFECT.
+   */
+  async withdrawRateCard(idOrVersion: string): Promise<RateCardVersion> {
+    const card = await this.rateCard(idOrVersion);
+    const now = this.clock.now();
+    if (card.effectiveFrom <= now)
+      throw new ZenithError(
+        'ZEN_RATE_CARD_IN_EFFECT',
+        `rate card version ${card.version} took effect on ${new Date(card.effectiveFrom).toISOString()}: add a new version instead`,
+        { id: card.id, version: card.version, effectiveFrom: card.effectiveFrom, now },
+      );
+    await this.store.db
+      .deleteFrom('rate_cards')
+      .where('id', '=', card.id)
+      .where('effective_from', '>', now)
+      .execute();
+    return card;
+  }
+
   /** Changes the owner, group or cost center of a VM from now on; the previous ones stay in the history. */
   async setOwnership(
     vmId: string,
