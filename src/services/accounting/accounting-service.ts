@@ -39,6 +39,11 @@ export interface ReportRequest {
   granularity: Granularity;
   groupBy: Dimension;
   timeZone?: string;
+  /** Only this VM (id or name). */
+  vm?: string;
+  owner?: string;
+  group?: string;
+  costCenter?: string;
 }
 
 export interface Report {
@@ -352,6 +357,14 @@ export class AccountingService {
       ownership,
       allocations,
       measured,
+      filter: {
+        ...(request.vm !== undefined
+          ? { vmIds: new Set([this.inventory.resolve('vm', request.vm).id]) }
+          : {}),
+        ...(request.owner !== undefined ? { owner: request.owner } : {}),
+        ...(request.group !== undefined ? { group: request.group } : {}),
+        ...(request.costCenter !== undefined ? { costCenter: request.costCenter } : {}),
+      },
       defaultOwnership: (vmId) => {
         let owner = defaults.get(vmId);
         if (!owner) {

@@ -34,6 +34,13 @@ export interface MeterVm {
   tags: string[];
 }
 
+export interface ReportFilter {
+  vmIds?: ReadonlySet<string>;
+  owner?: string;
+  group?: string;
+  costCenter?: string;
+}
+
 export interface VmSize {
   from: number;
   cpus: number;
@@ -84,6 +91,8 @@ export interface MeterInput {
    * the first, the first. A VM without any is metered at its current size.
    */
   allocations?: Map<string, VmSize[]>;
+  /** Only these VMs, and only the time they had this owner, group or cost center. */
+  filter?: ReportFilter;
   /** Measured usage (5-minute rollups), sorted by VM, then time; counted in the row the VM is in then. */
   measured?: MeasuredSample[];
   maxRows?: number;

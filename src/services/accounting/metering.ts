@@ -249,10 +249,20 @@ export function meter(input: MeterInput): MeterResult {
     if (last < buckets.length && buckets[last]!.start < b) partial(buckets[last]!.start, b, last);
   };
 
+  const filter = input.filter;
+  const ownedAsFiltered = (owned: Ownership): boolean =>
+    !filter ||
+    ((filter.owner === undefined || owned.owner === filter.owner) &&
+      (filter.group === undefined || owned.group === filter.group) &&
+      (filter.costCenter === undefined || owned.costCenter === filter.costCenter));
   const intervals = input.intervals;
   let i = 0;
   while (i < intervals.length) {
     const vmId = intervals[i]!.vmId;
+    if (filter?.vmIds && !filter.vmIds.has(vmId)) {
+      while (i < intervals.length && intervals[i]!.vmId === vmId) i++;
+      continue;
+    }
     vm = input.vms.get(vmId) ?? {
       id: vmId,
       name: vmId,
@@ -300,7 +310,7 @@ export function meter(input: MeterInput): MeterResult {
           if (next) pieceEnd = Math.min(pieceEnd, next.from);
           break;
         }
-        stretch(pieceStart, pieceEnd);
+        if (ownedAsFiltered(ownership)) stretch(pieceStart, pieceEnd);
         pieceStart = pieceEnd;
       }
     }
