@@ -57,16 +57,20 @@ export class ManualClock implements Clock {
         queueMicrotask(resolve);
         return;
       }
-      const sleeper: Sleeper = { wakeAt: this.#now + ms, resolve };
-      this.#sleepers.push(sleeper);
-      signal?.addEventListener(
-        'abort',
-        () => {
-          this.#sleepers = this.#sleepers.filter((s) => s !== sleeper);
-          reject(signal.reason as Error);
+      const onAbort = () => {
+        this.#sleepers = this.#sleepers.filter((s) => s !== sleeper);
+        reject(signal?.reason as Error);
+      };
+      // A sleep that ends stops listening: a loop that sleeps on one signal must not pile up listeners.
+      const sleeper: Sleeper = {
+        wakeAt: this.#now + ms,
+        resolve: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
         },
-        { once: true },
-      );
+      };
+      this.#sleepers.push(sleeper);
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 

@@ -74,6 +74,11 @@ export const errorCatalogue = {
     summary:
       'The report would have more rows than the server returns at once; narrow the period, coarsen the granularity or group by a wider dimension.',
   },
+  ZEN_RATE_CARD_IN_EFFECT: {
+    status: 409,
+    summary:
+      'A rate card version has taken effect and is part of the priced past: it cannot be withdrawn (add a new version instead).',
+  },
   // --- policies and placement -------------------------------------------
   ZEN_POLICY_SYNTAX: {
     status: 400,

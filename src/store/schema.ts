@@ -248,6 +248,15 @@ export interface VmMetricRollupsTable extends MetricSums {
   bucket_start: number;
 }
 
+export interface VmAllocationsTable {
+  id: Generated<number>;
+  vm_id: string;
+  from_ts: number;
+  cpus: number;
+  memory_bytes: number;
+  disk_bytes: number;
+}
+
 export interface PoliciesTable {
   id: string;
   name: string;
@@ -337,4 +346,5 @@ export interface Database {
   vm_metric_rollups: VmMetricRollupsTable;
   quotas: QuotasTable;
   quota_reservations: QuotaReservationsTable;
+  vm_allocations: VmAllocationsTable;
 }

@@ -139,7 +139,7 @@ describe('accounting API', () => {
     const lines = (await response.text()).trim().split('\r\n');
     assert.match(lines[0]!, /^bucket_start,bucket_end,group_by,key/);
     const rita = lines.find((l) => l.includes(',rita,'))!;
-    assert.match(rita, /,EUR,0\.10,0\.04,0\.00,0\.00,0\.02,0\.12,1$/);
+    assert.match(rita, /,EUR,0\.10,0\.04,0\.00,0\.00,0\.02,0\.12,1,,,,,$/);
   });
 
   test('bad input is a coded 4xx, never a 5xx, and nothing is written', async () => {

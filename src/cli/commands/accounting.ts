@@ -159,6 +159,10 @@ export function registerAccounting(program: Command): void {
     .option('--granularity <g>', 'hourly | daily | monthly', 'daily')
     .option('--tz <zone>', 'IANA time zone of the buckets', 'UTC')
     .option('--format <format>', 'table | csv | json', 'table')
+    .option('--vm <vm>', 'only this VM (name or id)')
+    .option('--owner <name>', 'only the time VMs had this owner')
+    .option('--group <name>', 'only the time VMs belonged to this group')
+    .option('--cost-center <name>', 'only the time VMs were on this cost center')
     .action(
       async (
         options: {
@@ -168,6 +172,10 @@ export function registerAccounting(program: Command): void {
           granularity: string;
           tz: string;
           format: string;
+          vm?: string;
+          owner?: string;
+          group?: string;
+          costCenter?: string;
         },
         command: Command,
       ) => {
@@ -180,6 +188,10 @@ export function registerAccounting(program: Command): void {
           granularity: options.granularity,
           timeZone: options.tz,
         });
+        for (const key of ['vm', 'owner', 'group', 'costCenter'] as const) {
+          const value = options[key];
+          if (value !== undefined) params.set(key, value);
+        }
         if (options.format === 'csv') {
           params.set('format', 'csv');
           process.stdout.write(await client.getText(`/accounting/report?${params.toString()}`));

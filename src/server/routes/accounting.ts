@@ -83,6 +83,10 @@ const ReportQuery = Type.Object(
     groupBy: Type.Optional(Type.String({ enum: [...dimensions], default: 'vm' })),
     timeZone: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
     format: Type.Optional(Type.String({ enum: ['json', 'csv'], default: 'json' })),
+    vm: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'VM id or name' })),
+    owner: Type.Optional(name),
+    group: Type.Optional(name),
+    costCenter: Type.Optional(name),
   },
   { additionalProperties: false },
 );
@@ -130,6 +134,19 @@ export async function accountingRoutes(root: FastifyInstance, plane: ControlPlan
       );
       return reply.status(201).send(card);
     },
+  );
+  app.delete(
+    '/accounting/rate-cards/:id',
+    {
+      config: { permission: 'accounting.manage', audit: 'accounting.rate-card.withdraw' },
+      schema: {
+        tags: ['accounting'],
+        summary:
+          'Withdraw a rate card version (by id or number) that has not taken effect yet; ZEN_RATE_CARD_IN_EFFECT once it has',
+        params: IdParams,
+      },
+    },
+    async (request) => accounting.withdrawRateCard(request.params.id),
   );
   app.get(
     '/vms/:id/ownership',
@@ -188,6 +205,10 @@ export async function accountingRoutes(root: FastifyInstance, plane: ControlPlan
         granularity: (q.granularity ?? 'daily') as 'hourly' | 'daily' | 'monthly',
         groupBy: (q.groupBy ?? 'vm') as Dimension,
         ...(q.timeZone ? { timeZone: q.timeZone } : {}),
+        ...(q.vm !== undefined ? { vm: q.vm } : {}),
+        ...(q.owner !== undefined ? { owner: q.owner } : {}),
+        ...(q.group !== undefined ? { group: q.group } : {}),
+        ...(q.costCenter !== undefined ? { costCenter: q.costCenter } : {}),
       });
       if (q.format === 'csv') return reply.type('text/csv; charset=utf-8').send(reportCsv(report));
       return report;

@@ -7,7 +7,7 @@ import { ZenithError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
 import type { Store } from '../../store/store.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
-import type { ManagedObject, PowerState } from '../inventory/model.js';
+import type { PowerState } from '../inventory/model.js';
 import {
   meter,
   type Dimension,
@@ -17,6 +17,13 @@ import {
   type OwnershipSpan,
   type ReportRow,
 } from './metering.js';
+import {
+  loadAllocations,
+  loadCreators,
+  loadMeasured,
+  meterHost,
+  meterVm,
+} from './report-inputs.js';
 import {
   compileRateCard,
   type CompiledRateCard,
@@ -32,6 +39,11 @@ export interface ReportRequest {
   granularity: Granularity;
   groupBy: Dimension;
   timeZone?: string;
+  /** Only this VM (id or name). */
+  vm?: string;
+  owner?: string;
+  group?: string;
+  costCenter?: string;
 }
 
 export interface Report {
@@ -143,6 +155,27 @@ export class AccountingService {
     return card;
   }
 
+  /**
+   * Withdraws a version that has not taken effect yet (a price change announced by mistake).
+   * One that has taken effect priced the past and stays: ZEN_RATE_CARD_IN_EFFECT.
+   */
+  async withdrawRateCard(idOrVersion: string): Promise<RateCardVersion> {
+    const card = await this.rateCard(idOrVersion);
+    const now = this.clock.now();
+    if (card.effectiveFrom <= now)
+      throw new ZenithError(
+        'ZEN_RATE_CARD_IN_EFFECT',
+        `rate card version ${card.version} took effect on ${new Date(card.effectiveFrom).toISOString()}: add a new version instead`,
+        { id: card.id, version: card.version, effectiveFrom: card.effectiveFrom, now },
+      );
+    await this.store.db
+      .deleteFrom('rate_cards')
+      .where('id', '=', card.id)
+      .where('effective_from', '>', now)
+      .execute();
+    return card;
+  }
+
   /** Changes the owner, group or cost center of a VM from now on; the previous ones stay in the history. */
   async setOwnership(
     vmId: string,
@@ -241,6 +274,12 @@ export class AccountingService {
   }
 
   async report(request: ReportRequest): Promise<Report> {
+    return (await this.#compute(request)).report;
+  }
+
+  async #compute(
+    request: ReportRequest,
+  ): Promise<{ report: Report; vmsByKey: Map<string, number> }> {
     const timeZone = request.timeZone ?? 'UTC';
     assertTimeZone(timeZone);
     if (!(request.from < request.to))
@@ -274,7 +313,9 @@ export class AccountingService {
       .orderBy('from_ts')
       .orderBy('id')
       .execute();
-    const creators = await this.#creators();
+    const allocations = await loadAllocations(this.store.db, to);
+    const measured = await loadMeasured(this.store.db, from, to);
+    const creators = await loadCreators(this.store.db);
     const vms = new Map<string, MeterVm>();
     const hosts = new Map<string, MeterHost>();
     for (const row of intervalRows) {
@@ -284,7 +325,7 @@ export class AccountingService {
       }
       if (row.host_id && !hosts.has(row.host_id)) {
         const host = this.inventory.index.get(row.host_id);
-        if (host) hosts.set(host.id, this.#meterHost(host));
+        if (host) hosts.set(host.id, meterHost(host, this.inventory.index));
       }
     }
     const ownership: OwnershipSpan[] = ownershipRows.map((row) => ({
@@ -314,6 +355,16 @@ export class AccountingService {
         to: row.to_ts === null ? null : Number(row.to_ts),
       })),
       ownership,
+      allocations,
+      measured,
+      filter: {
+        ...(request.vm !== undefined
+          ? { vmIds: new Set([this.inventory.resolve('vm', request.vm).id]) }
+          : {}),
+        ...(request.owner !== undefined ? { owner: request.owner } : {}),
+        ...(request.group !== undefined ? { group: request.group } : {}),
+        ...(request.costCenter !== undefined ? { costCenter: request.costCenter } : {}),
+      },
       defaultOwnership: (vmId) => {
         let owner = defaults.get(vmId);
         if (!owner) {
@@ -325,7 +376,7 @@ export class AccountingService {
       },
     });
     const first = versions[0];
-    return {
+    const report: Report = {
       from,
       to,
       granularity: request.granularity,
@@ -340,6 +391,7 @@ export class AccountingService {
       rows: result.rows,
       totals: result.totals,
     };
+    return { report, vmsByKey: result.vmsByKey };
   }
 
   /** Showback: per group, the period's usage and cost (sums of the same atoms as the report). */
@@ -352,16 +404,25 @@ export class AccountingService {
     groups: Array<Omit<ReportRow, 'bucketStart' | 'bucketEnd' | 'label'>>;
     totals: ReportRow['cost'];
   }> {
-    const report = await this.report({ ...request, granularity: 'monthly', groupBy: 'group' });
+    const { report, vmsByKey } = await this.#compute({
+      ...request,
+      granularity: 'monthly',
+      groupBy: 'group',
+    });
     const groups = new Map<string, Omit<ReportRow, 'bucketStart' | 'bucketEnd' | 'label'>>();
     for (const row of report.rows) {
       const group = groups.get(row.key);
       if (!group) {
         const { bucketStart: _s, bucketEnd: _e, label: _l, ...rest } = row;
-        groups.set(row.key, { ...rest, cost: { ...row.cost } });
+        groups.set(row.key, {
+          ...rest,
+          // Distinct VMs over the whole period, not per month.
+          vms: vmsByKey.get(row.key) ?? row.vms,
+          cost: { ...row.cost },
+          measured: { ...row.measured },
+        });
         continue;
       }
-      group.vms = Math.max(group.vms, row.vms);
       for (const key of [
         'runningMs',
         'suspendedMs',
@@ -373,6 +434,10 @@ export class AccountingService {
         group[key] += row[key];
       for (const key of Object.keys(group.cost) as Array<keyof ReportRow['cost']>)
         group.cost[key] += row.cost[key];
+      for (const key of Object.keys(group.measured) as Array<keyof ReportRow['measured']>) {
+        const value = row.measured[key];
+        if (value !== null) group.measured[key] = (group.measured[key] ?? 0) + value;
+      }
     }
     return {
       from: report.from,
@@ -387,69 +452,8 @@ export class AccountingService {
     };
   }
 
-  #meterHost(host: ManagedObject): MeterHost {
-    const cluster = host.parentId ? this.inventory.index.get(host.parentId) : undefined;
-    const datacenter = cluster?.parentId ? this.inventory.index.get(cluster.parentId) : undefined;
-    const clusterName = cluster?.kind === 'cluster' ? cluster.name : '(none)';
-    return {
-      id: host.id,
-      name: host.name,
-      cluster: clusterName,
-      hypervisor: String(host.facts['hypervisor.type'] ?? '(unknown)'),
-      facts: {
-        ...host.facts,
-        ...host.userFacts,
-        host: host.name,
-        'host.id': host.id,
-        cluster: clusterName,
-        'cluster.id': cluster?.id ?? null,
-        datacenter: datacenter?.name ?? null,
-      },
-    };
-  }
-
-  /** The identity whose request created each VM (vm.create and vm.clone tasks that succeeded). */
-  async #creators(): Promise<Map<string, string>> {
-    const tasks = await this.store.db
-      .selectFrom('tasks')
-      .select(['owner_id', 'result'])
-      .where('kind', 'in', ['vm.create', 'vm.clone'])
-      .where('state', '=', 'succeeded')
-      .execute();
-    if (tasks.length === 0) return new Map();
-    const names = new Map(
-      (await this.store.db.selectFrom('identities').select(['id', 'name']).execute()).map((r) => [
-        r.id,
-        r.name,
-      ]),
-    );
-    const creators = new Map<string, string>();
-    for (const task of tasks) {
-      const vmId = task.result ? (JSON.parse(task.result) as { vmId?: unknown }).vmId : undefined;
-      if (typeof vmId === 'string') creators.set(vmId, names.get(task.owner_id) ?? task.owner_id);
-    }
-    return creators;
-  }
-
   async #creationOwnership(vmId: string): Promise<Ownership> {
-    const creator = (await this.#creators()).get(vmId);
+    const creator = (await loadCreators(this.store.db)).get(vmId);
     return { owner: creator ?? unassigned, group: unassigned, costCenter: unassigned };
   }
-}
-
-function meterVm(vm: ManagedObject): MeterVm {
-  const number = (key: string) => {
-    const value = vm.facts[key];
-    return typeof value === 'number' && value > 0 ? value : 0;
-  };
-  return {
-    id: vm.id,
-    name: vm.name,
-    cpus: Math.round(number('cpu.count')),
-    // Allocations are metered in whole MiB (rounded up), so every product stays an exact integer.
-    memoryMiB: Math.ceil(number('memory.bytes') / 2 ** 20),
-    diskMiB: Math.ceil(number('disk.totalBytes') / 2 ** 20),
-    facts: { ...vm.facts, ...vm.userFacts },
-    tags: vm.tags,
-  };
 }

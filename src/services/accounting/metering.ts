@@ -15,100 +15,29 @@
  * added to the whole run of buckets at once (see report-accumulator.ts). Only
  * buckets a stretch starts or ends inside are costed piece by piece.
  */
-import type { PowerState } from '../inventory/model.js';
 import { divRound, microPerMinor, mulDivRound } from './money.js';
-import type { CompiledRateCard, UnitPrices } from './rate-card.js';
-import { buildTimeline, type Granularity, type Slice } from './timeline.js';
-import type { Facts } from '../inventory/model.js';
+import type { UnitPrices } from './rate-card.js';
+import { buildTimeline, type Slice } from './timeline.js';
+import type {
+  Dimension,
+  MeterHost,
+  MeterInput,
+  MeterResult,
+  MeterVm,
+  Ownership,
+  OwnershipSpan,
+} from './meter-input.js';
 import {
   atomWidth,
   ReportAccumulator,
   type AtomValues,
-  type ReportRow,
+  type MeasuredSample,
   type Slot,
 } from './report-accumulator.js';
 
-export type { ReportRow } from './report-accumulator.js';
+export type { MeasuredSample, MeasuredUsage, ReportRow } from './report-accumulator.js';
+export * from './meter-input.js';
 import { planBuckets } from './bucket-plan.js';
-
-export type Dimension = 'vm' | 'owner' | 'group' | 'costCenter' | 'cluster' | 'host' | 'hypervisor';
-export const dimensions: readonly Dimension[] = [
-  'vm',
-  'owner',
-  'group',
-  'costCenter',
-  'cluster',
-  'host',
-  'hypervisor',
-];
-
-export interface MeterHost {
-  id: string;
-  name: string;
-  cluster: string;
-  hypervisor: string;
-  /** Facts rate rules match on (host facts, user facts, cluster, datacenter, host). */
-  facts: Facts;
-}
-
-export interface MeterVm {
-  id: string;
-  name: string;
-  cpus: number;
-  memoryMiB: number;
-  diskMiB: number;
-  facts: Facts;
-  tags: string[];
-}
-
-export interface Ownership {
-  owner: string;
-  group: string;
-  costCenter: string;
-}
-
-export interface OwnershipSpan extends Ownership {
-  vmId: string;
-  from: number;
-  to: number | null;
-}
-
-export interface MeterInterval {
-  vmId: string;
-  hostId: string | null;
-  powerState: PowerState;
-  from: number;
-  to: number | null;
-}
-
-export interface MeterInput {
-  from: number;
-  to: number;
-  /** Open intervals end here (the present), or at `to` if that is earlier. */
-  now: number;
-  granularity: Granularity;
-  groupBy: Dimension;
-  timeZone: string;
-  /** Sorted by effective date. */
-  cards: CompiledRateCard[];
-  vms: Map<string, MeterVm>;
-  hosts: Map<string, MeterHost>;
-  /** Sorted by VM, then start. */
-  intervals: MeterInterval[];
-  /** Sorted by VM, then start. */
-  ownership: OwnershipSpan[];
-  /** Who owns a VM when no span covers a time (for example the identity that created it). */
-  defaultOwnership(vmId: string): Ownership;
-  maxRows?: number;
-}
-
-export interface MeterResult {
-  buckets: Array<{ start: number; end: number }>;
-  rows: ReportRow[];
-  /** Indices into input.cards of the versions that priced at least one piece. */
-  cardsUsed: number[];
-  totals: ReportRow['cost'];
-}
 
 const hourMs = 3_600_000;
 const gibHourDivisor = hourMs * 1024;
@@ -174,6 +103,31 @@ export function meter(input: MeterInput): MeterResult {
     return perCard[card]![window + 1]!;
   };
 
+  // Where the current VM's atoms went, in time order: measured usage follows them.
+  const vmRanges: Array<{ first: number; end: number; slot: Slot }> = [];
+  const addAtom = (slot: Slot, first: number, last: number, values: AtomValues): void => {
+    report.add(slot, vm.id, first, last, values);
+    vmRanges.push({ first, end: last, slot });
+  };
+  const measuredByVm = new Map<string, MeasuredSample[]>();
+  for (const sample of input.measured ?? []) {
+    const list = measuredByVm.get(sample.vmId);
+    if (list) list.push(sample);
+    else measuredByVm.set(sample.vmId, [sample]);
+  }
+  const addMeasured = (): void => {
+    let r = 0;
+    for (const sample of measuredByVm.get(vm.id) ?? []) {
+      if (sample.at < from || sample.at >= end) continue;
+      const bucket = indexAt(buckets, sample.at);
+      while (r < vmRanges.length && vmRanges[r]!.end <= bucket) r++;
+      const range = vmRanges[r];
+      // Measured while the history has the VM nowhere: no row to put it in.
+      if (range && range.first <= bucket) report.addMeasured(range.slot, bucket, sample);
+    }
+    vmRanges.length = 0;
+  };
+
   const ownershipByVm = new Map<string, OwnershipSpan[]>();
   for (const span of input.ownership) {
     const list = ownershipByVm.get(span.vmId);
@@ -184,6 +138,11 @@ export function meter(input: MeterInput): MeterResult {
   // State of the VM and stretch being costed (reused, so the loop allocates almost nothing).
   let vm!: MeterVm;
   let fixedPerCard: number[] = [];
+  let size: { cpus: number; memoryMiB: number; diskMiB: number } = {
+    cpus: 0,
+    memoryMiB: 0,
+    diskMiB: 0,
+  };
   let host = unknownHost;
   let ownership!: Ownership;
   let running = false;
@@ -198,19 +157,19 @@ export function meter(input: MeterInput): MeterResult {
     if (running) values[0]! += ms;
     else if (holdsMemory) values[1]! += ms;
     else values[2]! += ms;
-    if (running) values[3]! += vm.cpus * ms;
-    if (holdsMemory) values[4]! += vm.memoryMiB * ms;
-    values[5]! += vm.diskMiB * ms;
+    if (running) values[3]! += size.cpus * ms;
+    if (holdsMemory) values[4]! += size.memoryMiB * ms;
+    values[5]! += size.diskMiB * ms;
     if (slice.card < 0) return;
     cardsUsed.add(slice.card);
     const prices = pricesOf(host, slice.card, slice.window);
     const fixedMonthly = fixedPerCard[slice.card]!;
     const discountBp = cards[slice.card]!.discountFor(ownership.group);
-    const vcpu = running ? mulDivRound(prices.vcpu * vm.cpus, ms, hourMs) : 0;
+    const vcpu = running ? mulDivRound(prices.vcpu * size.cpus, ms, hourMs) : 0;
     const memory = holdsMemory
-      ? mulDivRound(prices.memoryGiB * vm.memoryMiB, ms, gibHourDivisor)
+      ? mulDivRound(prices.memoryGiB * size.memoryMiB, ms, gibHourDivisor)
       : 0;
-    const disk = mulDivRound(prices.disk * vm.diskMiB, ms, gibHourDivisor);
+    const disk = mulDivRound(prices.disk * size.diskMiB, ms, gibHourDivisor);
     const fixed = fixedMonthly > 0 ? mulDivRound(fixedMonthly, ms, slice.monthMs) : 0;
     const discount =
       discountBp > 0 ? mulDivRound(vcpu + memory + disk + fixed, discountBp, 10_000) : 0;
@@ -228,9 +187,8 @@ export function meter(input: MeterInput): MeterResult {
   };
   const flushPending = (): void => {
     for (const atom of pending)
-      report.add(
+      addAtom(
         slotOf(vm, atom.host, atom.ownership),
-        vm.id,
         pendingBucket,
         pendingBucket + 1,
         round(atom.values, rounded),
@@ -274,7 +232,7 @@ export function meter(input: MeterInput): MeterResult {
         values = round(sum, sum);
         classValues[run.bucketClass] = values;
       }
-      report.add(slot, vm.id, Math.max(first, run.start), Math.min(last, run.end), values);
+      addAtom(slot, Math.max(first, run.start), Math.min(last, run.end), values);
     }
   };
   /** [a, b) of one VM on one host, in one power state, with one ownership. */
@@ -291,10 +249,20 @@ export function meter(input: MeterInput): MeterResult {
     if (last < buckets.length && buckets[last]!.start < b) partial(buckets[last]!.start, b, last);
   };
 
+  const filter = input.filter;
+  const ownedAsFiltered = (owned: Ownership): boolean =>
+    !filter ||
+    ((filter.owner === undefined || owned.owner === filter.owner) &&
+      (filter.group === undefined || owned.group === filter.group) &&
+      (filter.costCenter === undefined || owned.costCenter === filter.costCenter));
   const intervals = input.intervals;
   let i = 0;
   while (i < intervals.length) {
     const vmId = intervals[i]!.vmId;
+    if (filter?.vmIds && !filter.vmIds.has(vmId)) {
+      while (i < intervals.length && intervals[i]!.vmId === vmId) i++;
+      continue;
+    }
     vm = input.vms.get(vmId) ?? {
       id: vmId,
       name: vmId,
@@ -307,6 +275,7 @@ export function meter(input: MeterInput): MeterResult {
     const spans = ownershipByVm.get(vmId) ?? [];
     const fallback = input.defaultOwnership(vmId);
     fixedPerCard = cards.map((c) => c.fixedFor(vm.facts, vm.tags));
+    const sizes = input.allocations?.get(vmId) ?? [];
     for (; i < intervals.length && intervals[i]!.vmId === vmId; i++) {
       const interval = intervals[i]!;
       const a = Math.max(interval.from, from);
@@ -332,11 +301,21 @@ export function meter(input: MeterInput): MeterResult {
             break;
           }
         }
-        stretch(pieceStart, pieceEnd);
+        // So does a change of size: each part is metered at the size it had.
+        size = vm;
+        for (let z = 0; z < sizes.length; z++) {
+          const next = sizes[z + 1];
+          if (next && next.from <= pieceStart) continue;
+          size = sizes[z]!;
+          if (next) pieceEnd = Math.min(pieceEnd, next.from);
+          break;
+        }
+        if (ownedAsFiltered(ownership)) stretch(pieceStart, pieceEnd);
         pieceStart = pieceEnd;
       }
     }
     flushPending();
+    addMeasured();
     if (input.groupBy === 'vm') {
       const slot = slotByObject.get(vm);
       if (slot) {
@@ -351,6 +330,7 @@ export function meter(input: MeterInput): MeterResult {
     rows,
     cardsUsed: [...cardsUsed].sort((x, y) => x - y),
     totals: report.totals,
+    vmsByKey: report.vmsByKey,
   };
 }
 

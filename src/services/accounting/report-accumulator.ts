@@ -28,6 +28,29 @@ export interface ReportRow {
     discount: number;
     total: number;
   };
+  /** Usage the VMs' drivers measured (metrics history); null where no sample covers the row. */
+  measured: MeasuredUsage;
+}
+
+export interface MeasuredUsage {
+  cpuSeconds: number | null;
+  diskReadBytes: number | null;
+  diskWriteBytes: number | null;
+  netRxBytes: number | null;
+  netTxBytes: number | null;
+}
+
+/** Measured differences of one VM in one 5-minute rollup (see services/metrics). */
+export interface MeasuredSample {
+  vmId: string;
+  at: number;
+  cpuMs: number;
+  diskReadBytes: number;
+  diskWriteBytes: number;
+  /** 0 when the driver reads no network counters. */
+  netSpanMs: number;
+  netRxBytes: number;
+  netTxBytes: number;
 }
 
 /** Order of the values an atom adds (all integers: ms, unit·ms, minor units). */
@@ -49,8 +72,9 @@ export const atomWidth = atomFields.length;
 /** Index of the first money field in AtomValues. */
 const moneyFrom = 6;
 
-// One cell per bucket: the VM count, then the atom fields.
-const width = atomWidth + 1;
+// One cell per bucket: the VM count, the atom fields, then the measured usage (see addMeasured).
+const measuredFrom = atomWidth + 1;
+const width = measuredFrom + 7;
 const blockShift = 4;
 const blockSize = 1 << blockShift;
 
@@ -60,6 +84,8 @@ export interface Slot {
   blocks: Array<Float64Array | undefined>;
   lastVm: string;
   lastBucket: number;
+  /** VMs with any atom in the slot, over the whole period (a VM's atoms come one VM at a time). */
+  distinctVms: number;
   minBucket: number;
   maxBucket: number;
 }
@@ -68,6 +94,8 @@ export class ReportAccumulator {
   readonly totals = { vcpu: 0, memory: 0, disk: 0, fixed: 0, discount: 0, total: 0 };
   readonly #rows: ReportRow[] = [];
   readonly #slotsByKey = new Map<string, Slot>();
+  /** Distinct VMs per key over the whole period. */
+  readonly vmsByKey = new Map<string, number>();
 
   constructor(
     private readonly buckets: ReadonlyArray<{ start: number; end: number }>,
@@ -85,6 +113,7 @@ export class ReportAccumulator {
         ),
         lastVm: '',
         lastBucket: -1,
+        distinctVms: 0,
         minBucket: Number.MAX_SAFE_INTEGER,
         maxBucket: -1,
       };
@@ -101,6 +130,7 @@ export class ReportAccumulator {
       this.#cell(slot, counted)[(counted & (blockSize - 1)) * width]! += 1;
       this.#cell(slot, end)[(end & (blockSize - 1)) * width]! -= 1;
     }
+    if (slot.lastVm !== vmId) slot.distinctVms++;
     if (slot.lastVm !== vmId || slot.lastBucket < end - 1) slot.lastBucket = end - 1;
     slot.lastVm = vmId;
     if (first < slot.minBucket) slot.minBucket = first;
@@ -129,6 +159,29 @@ export class ReportAccumulator {
         values[moneyFrom + 3]! -
         values[moneyFrom + 4]!) *
       n;
+  }
+
+  /** Adds one measured sample to one bucket of a slot. */
+  addMeasured(slot: Slot, bucket: number, sample: MeasuredSample): void {
+    const head = this.#cell(slot, bucket);
+    const tail = this.#cell(slot, bucket + 1);
+    const at = (bucket & (blockSize - 1)) * width + measuredFrom;
+    const tailAt = ((bucket + 1) & (blockSize - 1)) * width + measuredFrom;
+    const values = [
+      1,
+      sample.cpuMs,
+      sample.diskReadBytes,
+      sample.diskWriteBytes,
+      sample.netSpanMs > 0 ? 1 : 0,
+      sample.netRxBytes,
+      sample.netTxBytes,
+    ];
+    for (let f = 0; f < values.length; f++) {
+      head[at + f]! += values[f]!;
+      tail[tailAt + f]! -= values[f]!;
+    }
+    if (bucket < slot.minBucket) slot.minBucket = bucket;
+    if (bucket > slot.maxBucket) slot.maxBucket = bucket;
   }
 
   /** Turns a slot's differences into rows; the slot must receive no more atoms. */
@@ -172,8 +225,10 @@ export class ReportAccumulator {
           discount,
           total: vcpu + memory + disk + fixed - discount,
         },
+        measured: measuredOf(sums),
       });
     }
+    this.vmsByKey.set(slot.key, slot.distinctVms);
     slot.blocks.fill(undefined);
     this.#slotsByKey.delete(slot.key);
   }
@@ -195,4 +250,16 @@ export class ReportAccumulator {
     }
     return block;
   }
+}
+
+function measuredOf(sums: Float64Array): MeasuredUsage {
+  const measured = sums[measuredFrom]! > 0;
+  const network = sums[measuredFrom + 4]! > 0;
+  return {
+    cpuSeconds: measured ? sums[measuredFrom + 1]! / 1000 : null,
+    diskReadBytes: measured ? sums[measuredFrom + 2]! : null,
+    diskWriteBytes: measured ? sums[measuredFrom + 3]! : null,
+    netRxBytes: network ? sums[measuredFrom + 5]! : null,
+    netTxBytes: network ? sums[measuredFrom + 6]! : null,
+  };
 }

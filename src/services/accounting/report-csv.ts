@@ -23,6 +23,11 @@ const header = [
   'discount',
   'total',
   'rate_card_versions',
+  'measured_cpu_seconds',
+  'measured_disk_read_bytes',
+  'measured_disk_write_bytes',
+  'measured_net_rx_bytes',
+  'measured_net_tx_bytes',
 ];
 
 function field(value: string | number): string {
@@ -59,6 +64,12 @@ export function reportCsv(report: Report): string {
         money(row.cost.discount),
         money(row.cost.total),
         versions,
+        // Empty where nothing was measured (no metrics history for the VMs of the row).
+        row.measured.cpuSeconds ?? '',
+        row.measured.diskReadBytes ?? '',
+        row.measured.diskWriteBytes ?? '',
+        row.measured.netRxBytes ?? '',
+        row.measured.netTxBytes ?? '',
       ]
         .map(field)
         .join(','),

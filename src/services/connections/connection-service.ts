@@ -212,6 +212,13 @@ export class ConnectionService {
     return running.driver;
   }
 
+  /** Ids of the connections whose drivers answer now. */
+  connectedIds(): string[] {
+    return [...this.#running]
+      .filter(([, running]) => running.state === 'connected' && running.driver)
+      .map(([id]) => id);
+  }
+
   /** Retries a disconnected connection now instead of after its backoff. */
   nudge(connectionId: string): void {
     this.#running.get(connectionId)?.nudge.abort();

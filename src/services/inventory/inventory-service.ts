@@ -20,6 +20,7 @@ import type { Store, Tx } from '../../store/store.js';
 import type { EventBus, NewEvent } from '../events/event-bus.js';
 import { InventoryIndex } from './inventory-index.js';
 import { LocationLedger } from './location-ledger.js';
+import { recordAllocations } from './allocation-ledger.js';
 import {
   tagPattern,
   userFactKey,
@@ -524,6 +525,8 @@ export class InventoryService {
       .filter((c) => c.location !== undefined)
       .map((c) => ({ vmId: c.object.id, next: c.location ?? null }));
     await this.locations.record(tx, moves, now);
+    // The index still holds the objects as they were: the sizes before the change.
+    await recordAllocations(tx, changes, (id) => this.index.get(id), now);
   }
 
   #sameVmElsewhere(discovered: DiscoveredObject, connectionId: string): ManagedObject | undefined {

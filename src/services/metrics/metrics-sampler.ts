@@ -6,6 +6,7 @@
  */
 import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../core/logger.js';
+import type { HypervisorDriver } from '../../hypervisors/driver.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import type { MetricHistory } from './metric-history.js';
@@ -40,20 +41,26 @@ export class MetricsSampler {
   /** One round: sample every running VM that has metrics; returns the samples taken. */
   async sampleOnce(): Promise<number> {
     const { inventory, connections, history } = this.deps;
-    let taken = 0;
-    for (const vm of inventory.index.ofKind('vm')) {
-      if (vm.status !== 'present' || !vm.connectionId || !vm.externalId) continue;
-      if (vm.facts['power.state'] !== 'running') continue;
-      let driver;
+    // Only connections whose driver reports metrics: with none, a round costs nothing.
+    const drivers = new Map<string, HypervisorDriver>();
+    for (const id of connections.connectedIds()) {
       try {
-        driver = connections.driver(vm.connectionId);
+        const driver = connections.driver(id);
+        if (driver.vmMetrics) drivers.set(id, driver);
       } catch {
-        continue; // disconnected: nothing to read
+        // disconnected in the meantime
       }
-      if (!driver.vmMetrics) continue;
-      const metrics = await driver.vmMetrics(vm.externalId).catch(() => null);
-      if (metrics && history.record(vm.id, metrics)) taken++;
     }
+    let taken = 0;
+    if (drivers.size > 0)
+      for (const vm of inventory.index.ofKind('vm')) {
+        if (vm.status !== 'present' || !vm.connectionId || !vm.externalId) continue;
+        if (vm.facts['power.state'] !== 'running') continue;
+        const driver = drivers.get(vm.connectionId);
+        if (!driver?.vmMetrics) continue;
+        const metrics = await driver.vmMetrics(vm.externalId).catch(() => null);
+        if (metrics && history.record(vm.id, metrics)) taken++;
+      }
     await history.flush();
     return taken;
   }

@@ -10,6 +10,7 @@ import * as m0007plans from './0007-placement-plans.js';
 import * as m0008certificates from './0008-agent-certificates.js';
 import * as m0008metrics from './0008-metric-samples.js';
 import * as m0008quotas from './0008-quotas.js';
+import * as m0008allocations from './0008-vm-allocations.js';
 
 import type { MigrationContext } from './context.js';
 
@@ -33,4 +34,5 @@ export const migrations: readonly ZenithMigration[] = [
   { name: '0008-agent-certificates', up: m0008certificates.up },
   { name: '0008-metric-samples', up: m0008metrics.up },
   { name: '0008-quotas', up: m0008quotas.up },
+  { name: '0008-vm-allocations', up: m0008allocations.up },
 ];

@@ -152,6 +152,7 @@ test('the optimised costing equals the piece-by-piece reference on a random flee
           assert.deepEqual(actual.totals, expected.totals, what);
           assert.deepEqual(actual.cardsUsed, expected.cardsUsed, what);
           assert.deepEqual(actual.rows, expected.rows, what);
+          assert.deepEqual(actual.vmsByKey, expected.vmsByKey, what);
         }
   }
 });

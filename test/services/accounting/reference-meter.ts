@@ -110,6 +110,7 @@ export function referenceMeter(input: MeterInput): MeterResult {
     return slot;
   };
   const cardsUsed = new Set<number>();
+  const vmsSeen = new Map<string, Set<string>>();
   const totals = { vcpu: 0, memory: 0, disk: 0, fixed: 0, discount: 0, total: 0 };
   // Prices per card, host and window: looked up once, not per piece.
   const priceCache = new Map<MeterHost, UnitPrices[][]>();
@@ -153,6 +154,9 @@ export function referenceMeter(input: MeterInput): MeterResult {
       const discount = divRound(atom.discount, microPerMinor);
       const total = vcpu + memory + disk + fixed - discount;
       const slot = slotOf(vm, atom);
+      const seen = vmsSeen.get(slot.key) ?? new Set<string>();
+      seen.add(vm.id);
+      vmsSeen.set(slot.key, seen);
       let row = slot.rows[bucket];
       if (!row) {
         if (rowCount >= maxRows)
@@ -176,6 +180,14 @@ export function referenceMeter(input: MeterInput): MeterResult {
           memoryMiBMs: 0,
           diskMiBMs: 0,
           cost: { vcpu: 0, memory: 0, disk: 0, fixed: 0, discount: 0, total: 0 },
+          // The reference knows no measured usage.
+          measured: {
+            cpuSeconds: null,
+            diskReadBytes: null,
+            diskWriteBytes: null,
+            netRxBytes: null,
+            netTxBytes: null,
+          },
         };
         slot.rows[bucket] = row;
       }
@@ -304,5 +316,11 @@ export function referenceMeter(input: MeterInput): MeterResult {
     .flatMap((slot) => slot.rows.filter((row) => row !== undefined))
     .sort((x, y) => x.bucketStart - y.bucketStart || (x.key < y.key ? -1 : x.key > y.key ? 1 : 0))
     .map(({ lastVm: _lastVm, ...row }) => row);
-  return { buckets, rows: sorted, cardsUsed: [...cardsUsed].sort((x, y) => x - y), totals };
+  return {
+    buckets,
+    rows: sorted,
+    cardsUsed: [...cardsUsed].sort((x, y) => x - y),
+    totals,
+    vmsByKey: new Map([...vmsSeen].map(([key, vms]) => [key, vms.size])),
+  };
 }
