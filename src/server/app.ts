@@ -21,6 +21,7 @@ import { connectionRoutes } from './routes/connections.js';
 import { eventRoutes } from './routes/events.js';
 import { identityRoutes } from './routes/identities.js';
 import { inventoryRoutes } from './routes/inventory.js';
+import { resourceGroupMemberRoutes } from './routes/resource-group-members.js';
 import { metricsHistoryRoutes } from './routes/metrics-history.js';
 import { placementRoutes } from './routes/placement.js';
 import { policyRoutes } from './routes/policies.js';
@@ -131,6 +132,7 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
       await systemRoutes(api, plane);
       await authRoutes(api, plane);
       await inventoryRoutes(api, plane);
+      await resourceGroupMemberRoutes(api, plane);
       await metricsHistoryRoutes(api, plane);
       await vmActionRoutes(api, plane);
       await snapshotRoutes(api, plane);

@@ -5,6 +5,7 @@ import { ZenithError } from '../../core/errors.js';
 import type { ObjectKind } from '../../hypervisors/driver.js';
 import type { ControlPlane } from '../../services/control-plane.js';
 import { parseFilter } from '../../services/inventory/filter.js';
+import { membersFact, selectorFact } from '../../services/inventory/scope-chain.js';
 import type { Principal } from '../../services/identity/roles.js';
 import { principalOf } from '../auth.js';
 import type { LocationInterval, ManagedObject } from '../../services/inventory/model.js';
@@ -162,7 +163,19 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
     },
     async (request) => {
       const body = request.body;
-      const updated = await inventory.setUserFacts(request.params.id, body.facts ?? {}, {
+      const target = inventory.lookup(request.params.id);
+      // A resource group's selector and member list decide what bindings on it reach: an access change.
+      if (
+        target.kind === 'resourceGroup' &&
+        Object.keys(body.facts ?? {}).some((key) => key === selectorFact || key === membersFact) &&
+        !plane.access.decide(principalOf(request), 'identity.manage', target.id).allowed
+      )
+        throw new ZenithError(
+          'ZEN_FORBIDDEN',
+          `${principalOf(request).name} may not identity.manage: a resource group's ${selectorFact} and ${membersFact} change who may act where`,
+          { permission: 'identity.manage' },
+        );
+      const updated = await inventory.setUserFacts(target.id, body.facts ?? {}, {
         ...(body.addTags ? { add: body.addTags } : {}),
         ...(body.removeTags ? { remove: body.removeTags } : {}),
       });

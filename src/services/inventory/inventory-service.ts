@@ -263,15 +263,20 @@ export class InventoryService {
     this.index.put({ ...object, computed: { ...computed, ...(facts ?? {}) } });
   }
 
+  /**
+   * Sets (null: removes) user facts and tags. `facts` may be computed from the object as it is
+   * inside the inventory's lock, so that read-modify-write edits (a list of members) lose nothing.
+   */
   async setUserFacts(
     id: string,
-    facts: Record<string, FactValue>,
+    facts: Record<string, FactValue> | ((current: ManagedObject) => Record<string, FactValue>),
     tags: { add?: string[]; remove?: string[] },
   ): Promise<ManagedObject> {
     return this.#mutex.run(async () => {
       const current = this.get(id);
       const userFacts: Facts = { ...current.userFacts };
-      for (const [key, value] of Object.entries(facts)) {
+      const changes = typeof facts === 'function' ? facts(current) : facts;
+      for (const [key, value] of Object.entries(changes)) {
         if (!userFactKey.test(key)) {
           throw new ZenithError(
             key in current.facts || key in current.computed
