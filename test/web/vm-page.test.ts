@@ -128,6 +128,17 @@ describe('the VM page and the create-VM wizard in Chromium (real QEMU, local and
     );
     assert.equal(still.state, 'succeeded', JSON.stringify(still.error));
     stillVmId = still.result.vmId;
+    // A price high enough that a VM running for seconds costs whole cents.
+    const card = await s.request('POST', '/accounting/rate-cards', {
+      token,
+      body: {
+        effectiveFrom: Date.now() - 86_400_000,
+        currency: 'EUR',
+        timeZone: 'UTC',
+        rates: [{ vcpuHour: '360' }],
+      },
+    });
+    assert.equal(card.status, 201, JSON.stringify(card.body));
     const viewer = await s.request('POST', '/users', {
       token,
       body: { name: 'vic', role: 'viewer', password: 'viewer-password-1' },
@@ -325,6 +336,26 @@ describe('the VM page and the create-VM wizard in Chromium (real QEMU, local and
     await page.getByRole('radiogroup', { name: 'Metrics period' }).getByText('6 h').click();
     assert.equal(await expectMetrics(page, moved.id, 6 * 3_600_000, 300), true, 'measured');
     await watched.screenshot('vm-page-after-migration');
+    // Its cost so far, from the accounting report narrowed to it, priced by the rate card.
+    const cost = page.getByTestId('vm-cost-total');
+    await cost.waitFor(seen);
+    const shown = (await cost.textContent()) ?? '';
+    const match = /^([\d,]+)\.(\d{2}) EUR$/.exec(shown);
+    assert.ok(match, `a cost in EUR: '${shown}'`);
+    const shownCents = Number(match[1]!.replaceAll(',', '')) * 100 + Number(match[2]);
+    assert.ok(shownCents > 0, `it ran, so it cost something: ${shown}`);
+    await page.getByText(/rate card version 1/).waitFor(seen);
+    const billed = await s.request(
+      'GET',
+      `/accounting/report?from=${Date.now() - 86_400_000}&to=${Date.now()}&groupBy=vm&vm=${moved.id}`,
+      { token },
+    );
+    assert.equal(billed.status, 200, JSON.stringify(billed.body));
+    // Read a moment later while it still runs: the API's total can only have grown.
+    assert.ok(
+      billed.body.totals.total >= shownCents,
+      `page ${shownCents} vs API ${billed.body.totals.total}`,
+    );
 
     // Stopped, then deleted with its name typed: back to the list, and gone from the API.
     await page.getByRole('button', { name: 'Stop' }).click();
@@ -367,7 +398,9 @@ describe('the VM page and the create-VM wizard in Chromium (real QEMU, local and
     assert.equal(await page.getByRole('link', { name: 'New VM' }).count(), 0);
     await page.goto(`${s.baseUrl}/#/vms/${stillVmId}`);
     await page.getByRole('heading', { name: 'web-still' }).waitFor(seen);
-    await page.getByText('Your role does not grant console access.').waitFor(seen);
+    await page.getByText("You may not open this VM's consoles.").waitFor(seen);
+    // No accounting.read: no cost section.
+    assert.equal(await page.getByRole('heading', { name: 'Cost' }).count(), 0);
     await page.getByText('No tasks yet.').waitFor(seen);
     await expectMetrics(page, stillVmId, 3_600_000, 60);
     await page.getByRole('radiogroup', { name: 'Metrics period' }).getByText('7 d').click();

@@ -153,7 +153,7 @@ describe('the web console in Chromium, against a real Zenith with a real QEMU VM
     await vmRow(watched).getByRole('link', { name: 'web-tiny' }).click();
     await page.getByRole('heading', { name: 'web-tiny' }).waitFor(seen);
     await page.getByRole('table', { name: 'Facts' }).getByText('power.state').waitFor(seen);
-    await page.getByText('Your role does not grant console access.').waitFor(seen);
+    await page.getByText("You may not open this VM's consoles.").waitFor(seen);
     for (const name of ['Start', 'Stop', 'Suspend', 'Resume', 'Reboot', 'Open serial console'])
       assert.equal(await page.getByRole('button', { name }).count(), 0, `no ${name} button`);
     await watched.screenshot('vm-page-viewer');

@@ -108,13 +108,7 @@ function Console(props: {
           (route.page === 'host' || route.page === 'fleet' ? (
             <FleetPage route={route} client={client} events={events} />
           ) : route.page === 'vm' ? (
-            <VmPage
-              key={route.vmId}
-              vmId={route.vmId}
-              client={client}
-              events={events}
-              role={session.identity.role}
-            />
+            <VmPage key={route.vmId} vmId={route.vmId} client={client} events={events} />
           ) : route.page === 'create-vm' ? (
             <CreateVmPage client={client} events={events} />
           ) : (

@@ -14,7 +14,7 @@ import {
   useSyncExternalStore,
   type ReactNode,
 } from 'react';
-import { isRoleName, rolePermissions, type Permission } from '../../src/services/identity/roles.ts';
+import type { Permission } from '../../src/services/identity/roles.ts';
 import type { ApiError } from './api/api-error.ts';
 import { ApiClient } from './api/client.ts';
 
@@ -134,11 +134,6 @@ export function usePermissions(objectIds: readonly string[] = []): Can {
     canAnywhere: (permission) => store.canAnywhere(permission),
     loaded: store.loaded,
   };
-}
-
-/** The predefined role's table alone (bundled from the server); prefer usePermissions, which also follows bindings. */
-export function roleCan(role: string, permission: Permission): boolean {
-  return isRoleName(role) && rolePermissions[role].has(permission);
 }
 
 /** Gives the pages below it the permissions of the session whose token it is given. */

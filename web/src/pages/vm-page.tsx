@@ -1,6 +1,6 @@
 /**
- * One VM: its state and the actions the role grants and its connection supports, its tasks,
- * snapshots, where it ran (a timeline), consoles (serial and graphical), metrics and facts. The
+ * One VM: its state and the actions the identity may perform and its connection supports, its tasks,
+ * snapshots, where it ran (a timeline), consoles (serial and graphical), metrics, cost and facts. The
  * page follows the event stream: the VM is read again on each of its inventory events.
  */
 import {
@@ -25,10 +25,11 @@ import { LocationTimeline } from '../components/location-timeline.tsx';
 import { PowerStateBadge } from '../components/power-state-badge.tsx';
 import { SerialConsole } from '../components/serial-console.tsx';
 import { VmActions } from '../components/vm-actions.tsx';
+import { VmCost } from '../components/vm-cost.tsx';
 import { VmSnapshots } from '../components/vm-snapshots.tsx';
 import { VmTasks } from '../components/vm-tasks.tsx';
 import { hrefOf } from '../hash-route.ts';
-import { roleCan, type Permission } from '../permissions.ts';
+import { usePermissions, type Permission } from '../permissions.ts';
 
 // The chart library and noVNC are loaded when first shown: the VM list does not wait for them.
 const MetricsCharts = lazy(async () => ({
@@ -38,20 +39,18 @@ const VncConsole = lazy(async () => ({
   default: (await import('../components/vnc-console.tsx')).VncConsole,
 }));
 
-export function VmPage(props: {
-  vmId: string;
-  client: ApiClient;
-  events: EventStream;
-  role: string;
-}) {
-  const { vmId, client, events, role } = props;
+export function VmPage(props: { vmId: string; client: ApiClient; events: EventStream }) {
+  const { vmId, client, events } = props;
   const [vm, setVm] = useState<ManagedObject | null>(null);
   const [history, setHistory] = useState<LocationInterval[]>([]);
   const [capabilities, setCapabilities] = useState<ReadonlySet<string> | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [openConsole, setOpenConsole] = useState<'serial' | 'vnc' | null>(null);
   const [now, setNow] = useState(() => Date.now());
-  const can = useCallback((permission: Permission) => roleCan(role, permission), [role]);
+  // What this identity may do on this VM: its role and every binding that reaches the VM (a
+  // custom role on its cluster or a resource group), asked once for the page.
+  const permissions = usePermissions([vmId]);
+  const can = (permission: Permission) => permissions.can(permission, vmId);
 
   const load = useCallback(
     async (signal?: AbortSignal) => {
@@ -156,7 +155,7 @@ export function VmPage(props: {
             )}
           </Stack>
         ) : (
-          <Text c="dimmed">Your role does not grant console access.</Text>
+          <Text c="dimmed">You may not open this VM's consoles.</Text>
         )}
       </Paper>
       <Paper withBorder p="md">
@@ -178,6 +177,14 @@ export function VmPage(props: {
           <MetricsCharts vmId={vm.id} client={client} />
         </Suspense>
       </Paper>
+      {can('accounting.read') && (
+        <Paper withBorder p="md">
+          <Title order={3} mb="sm">
+            Cost
+          </Title>
+          <VmCost vmId={vm.id} client={client} />
+        </Paper>
+      )}
       <Paper withBorder p="md">
         <Title order={3} mb="sm">
           Facts

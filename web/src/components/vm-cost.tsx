@@ -1,0 +1,115 @@
+/**
+ * What this VM cost over a recent period, from the accounting report narrowed to it
+ * (`/accounting/report?vm=ID&groupBy=vm`): the total and its parts, running hours, and the rate
+ * card versions that priced it. Money comes in integer minor units and is formatted from them.
+ */
+import { Alert, Group, SegmentedControl, Table, Text } from '@mantine/core';
+import { useEffect, useState } from 'react';
+import type { ApiClient } from '../api/client.ts';
+import { reasonOf } from '../api/follow-task.ts';
+import { formatMinor } from '../panels/money.ts';
+
+interface Cost {
+  vcpu: number;
+  memory: number;
+  disk: number;
+  fixed: number;
+  discount: number;
+  total: number;
+}
+interface VmReport {
+  currency: string | null;
+  minorDigits: number;
+  rateCards: Array<{ version: number; effectiveFrom: number }>;
+  rows: Array<{ runningMs: number; cost: Cost }>;
+  totals: Cost;
+}
+
+const day = 86_400_000;
+const periods = [
+  { value: '1', label: 'Last 24 h' },
+  { value: '7', label: 'Last 7 days' },
+  { value: '30', label: 'Last 30 days' },
+];
+
+export function VmCost(props: { vmId: string; client: ApiClient }) {
+  const { vmId, client } = props;
+  const [days, setDays] = useState('7');
+  const [report, setReport] = useState<VmReport | null>(null);
+  const [error, setError] = useState<string | null>(null);
+
+  useEffect(() => {
+    const abort = new AbortController();
+    const to = Date.now();
+    const query = new URLSearchParams({
+      from: String(to - Number(days) * day),
+      to: String(to),
+      granularity: 'daily',
+      groupBy: 'vm',
+      vm: vmId,
+    });
+    client
+      .call<VmReport>('GET', `/accounting/report?${query.toString()}`, undefined, abort.signal)
+      .then((answer) => {
+        setReport(answer);
+        setError(null);
+      })
+      .catch((failure: unknown) => !abort.signal.aborted && setError(reasonOf(failure)));
+    return () => abort.abort();
+  }, [client, vmId, days]);
+
+  const money = (minor: number) =>
+    report ? formatMinor(minor, report.minorDigits, report.currency) : '';
+  const runningHours = report
+    ? report.rows.reduce((sum, row) => sum + row.runningMs, 0) / 3_600_000
+    : 0;
+  return (
+    <>
+      <SegmentedControl
+        aria-label="Cost period"
+        data={periods}
+        value={days}
+        onChange={setDays}
+        mb="sm"
+      />
+      {error && (
+        <Alert color="red" role="alert" title="The cost could not be read">
+          {error}
+        </Alert>
+      )}
+      {report && !error && (
+        <>
+          <Group gap="xs" mb="xs">
+            <Text fw={700} size="lg" data-testid="vm-cost-total">
+              {money(report.totals.total)}
+            </Text>
+            <Text c="dimmed" size="sm">
+              running {runningHours.toFixed(2)} h
+              {report.rateCards.length > 0
+                ? ` · rate card version ${report.rateCards.map((c) => c.version).join(', ')}`
+                : ' · no rate card in effect'}
+            </Text>
+          </Group>
+          <Table aria-label="Cost by resource">
+            <Table.Tbody>
+              {(
+                [
+                  ['vCPU', report.totals.vcpu],
+                  ['Memory', report.totals.memory],
+                  ['Disk', report.totals.disk],
+                  ['Fixed charges', report.totals.fixed],
+                  ['Discount', -report.totals.discount],
+                ] as const
+              ).map(([label, minor]) => (
+                <Table.Tr key={label}>
+                  <Table.Th scope="row">{label}</Table.Th>
+                  <Table.Td>{money(minor)}</Table.Td>
+                </Table.Tr>
+              ))}
+            </Table.Tbody>
+          </Table>
+        </>
+      )}
+    </>
+  );
+}
