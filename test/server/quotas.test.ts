@@ -162,6 +162,7 @@ for (const store of storeKinds) {
         const ownership = await s.request('GET', `/vms/${vm.id}/ownership`, { token: admin });
         assert.equal(ownership.body.items[0].group, 'team-a');
         assert.equal(ownership.body.items[0].owner, 'alice');
+        assert.equal(ownership.body.items[0].costCenter, 'team-a');
       }
       const quota = await quotaOf('team-a', tokens.alice);
       assert.equal(quota.status, 200, JSON.stringify(quota.body));

@@ -227,7 +227,8 @@ export class QuotaService {
               vm_id: vm.id,
               owner: vm.owner,
               group_name: group.name,
-              cost_center: 'unassigned',
+              // The group is the VM's cost center until someone assigns another.
+              cost_center: group.name,
               from_ts: vm.createdAt,
               to_ts: null,
               changed_by: 'system',
