@@ -32,8 +32,14 @@ const periods = [
   { value: '30', label: 'Last 30 days' },
 ];
 
-export function VmCost(props: { vmId: string; client: ApiClient }) {
-  const { vmId, client } = props;
+/** `changed` moves when the VM changes (power, host): the cost is read again then, and each minute. */
+export function VmCost(props: { vmId: string; client: ApiClient; changed: string }) {
+  const { vmId, client, changed } = props;
+  const [tick, setTick] = useState(0);
+  useEffect(() => {
+    const timer = window.setInterval(() => setTick((n) => n + 1), 60_000);
+    return () => window.clearInterval(timer);
+  }, []);
   const [days, setDays] = useState('7');
   const [report, setReport] = useState<VmReport | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -56,7 +62,7 @@ export function VmCost(props: { vmId: string; client: ApiClient }) {
       })
       .catch((failure: unknown) => !abort.signal.aborted && setError(reasonOf(failure)));
     return () => abort.abort();
-  }, [client, vmId, days]);
+  }, [client, vmId, days, changed, tick]);
 
   const money = (minor: number) =>
     report ? formatMinor(minor, report.minorDigits, report.currency) : '';

@@ -182,7 +182,11 @@ export function VmPage(props: { vmId: string; client: ApiClient; events: EventSt
           <Title order={3} mb="sm">
             Cost
           </Title>
-          <VmCost vmId={vm.id} client={client} />
+          <VmCost
+            vmId={vm.id}
+            client={client}
+            changed={`${String(vm.facts['power.state'])}@${history.length}@${String(vm.computed['location.hostId'])}`}
+          />
         </Paper>
       )}
       <Paper withBorder p="md">
