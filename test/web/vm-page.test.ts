@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { processAlive } from '../../src/core/process.js';
+import { seriousViolations } from '../../src/testing/accessibility.js';
 import type { Page } from 'playwright-core';
 import { launchBrowser, type TestBrowser, type WatchedPage } from '../../src/testing/browser.js';
 import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
@@ -461,6 +462,12 @@ describe('the VM page and the create-VM wizard in Chromium (real QEMU, local and
           await page.evaluate(unlabelledControls),
           [],
           `labelled controls on ${hash}`,
+        );
+        if (hash !== '#/vms/new') await page.getByRole('table', { name: 'Facts' }).waitFor(seen);
+        assert.deepEqual(
+          await seriousViolations(page),
+          [],
+          `no serious or critical axe-core violation on ${hash} at ${width}px`,
         );
       }
       await page.goto(`${s.baseUrl}/#/vms/${stillVmId}`);
