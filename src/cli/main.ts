@@ -11,6 +11,7 @@ import { registerPlace } from './commands/place.js';
 import { registerPlans } from './commands/plans.js';
 import { registerPolicy } from './commands/policy.js';
 import { registerQuotas } from './commands/quotas.js';
+import { registerResourceGroups } from './commands/resource-groups.js';
 import { registerServe } from './commands/serve.js';
 import { registerSession } from './commands/session.js';
 import { reportError } from './output.js';
@@ -36,6 +37,7 @@ registerAdmin(program);
 registerAccounting(program);
 registerAccess(program);
 registerQuotas(program);
+registerResourceGroups(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -59,6 +59,43 @@ describe('quotas and compliance reports through the zenith command', () => {
     assert.match(gone.stderr, /ZEN_NOT_FOUND/);
   });
 
+  test('resource groups: create with a selector, list members, add and remove them', async () => {
+    const add = await zenith([
+      'connections',
+      'add',
+      'rg-lab',
+      'simulated',
+      '--set',
+      'timeScale=0',
+      '--set',
+      'vmsPerHost=2',
+    ]);
+    assert.equal(add.code, 0, add.stderr);
+    const vms = JSON.parse(await run(['--json', 'vms', 'list'])).items as Array<{
+      id: string;
+      name: string;
+    }>;
+    const [first, second] = vms as [{ id: string; name: string }, { id: string; name: string }];
+    const created = await run(['resource-groups', 'create', 'pci', '--selector', 'tags=env:pci']);
+    assert.match(created, /created resource group pci \(rg_/);
+    assert.match(
+      await run(['resource-groups', 'add', 'pci', first.name]),
+      /member of pci \(1 listed\)/,
+    );
+    await run(['resource-groups', 'add', 'pci', second.id]);
+    const shown = await run(['resource-groups', 'show', 'pci']);
+    assert.match(shown, /selector\s+tags=env:pci/);
+    assert.match(shown, new RegExp(`${first.name}\\s+vm\\s+${first.id}`));
+    assert.match(shown, new RegExp(`${second.name}\\s+vm\\s+${second.id}`));
+    assert.match(await run(['resource-groups', 'list']), /pci\s+rg_\S+\s+tags=env:pci\s+2/);
+    await run(['resource-groups', 'remove', 'pci', first.id]);
+    const after = JSON.parse(await run(['--json', 'resource-groups', 'show', 'pci']));
+    assert.deepEqual(after.userFacts['user.members'], [second.id]);
+    const unknown = await zenith(['resource-groups', 'add', 'pci', 'no-such-vm']);
+    assert.equal(unknown.code, 4, unknown.stderr);
+    assert.match(unknown.stderr, /ZEN_NOT_FOUND/);
+  });
+
   test('access reports as a table, CSV and JSON', async () => {
     const from = new Date(Date.now() - 60_000).toISOString();
     await run(['groups', 'create', 'auditors']);
