@@ -5,25 +5,10 @@
  */
 import { Alert, Group, SegmentedControl, Table, Text } from '@mantine/core';
 import { useEffect, useState } from 'react';
+import type { Report } from '../api/accounting-types.ts';
 import type { ApiClient } from '../api/client.ts';
 import { reasonOf } from '../api/follow-task.ts';
 import { formatMinor } from '../panels/money.ts';
-
-interface Cost {
-  vcpu: number;
-  memory: number;
-  disk: number;
-  fixed: number;
-  discount: number;
-  total: number;
-}
-interface VmReport {
-  currency: string | null;
-  minorDigits: number;
-  rateCards: Array<{ version: number; effectiveFrom: number }>;
-  rows: Array<{ runningMs: number; cost: Cost }>;
-  totals: Cost;
-}
 
 const day = 86_400_000;
 const periods = [
@@ -41,7 +26,7 @@ export function VmCost(props: { vmId: string; client: ApiClient; changed: string
     return () => window.clearInterval(timer);
   }, []);
   const [days, setDays] = useState('7');
-  const [report, setReport] = useState<VmReport | null>(null);
+  const [report, setReport] = useState<Report | null>(null);
   const [error, setError] = useState<string | null>(null);
 
   useEffect(() => {
@@ -55,7 +40,7 @@ export function VmCost(props: { vmId: string; client: ApiClient; changed: string
       vm: vmId,
     });
     client
-      .call<VmReport>('GET', `/accounting/report?${query.toString()}`, undefined, abort.signal)
+      .call<Report>('GET', `/accounting/report?${query.toString()}`, undefined, abort.signal)
       .then((answer) => {
         setReport(answer);
         setError(null);

@@ -18,36 +18,8 @@ import { useCallback, useEffect, useState } from 'react';
 import { Bar, BarChart, CartesianGrid, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { ApiError, apiErrorOf } from '../api/api-error.ts';
 import { apiBase, type ApiClient } from '../api/client.ts';
+import type { Report, Showback } from '../api/accounting-types.ts';
 import { formatMinor } from './money.ts';
-
-interface Cost {
-  vcpu: number;
-  memory: number;
-  disk: number;
-  fixed: number;
-  discount: number;
-  total: number;
-}
-interface ReportRow {
-  bucketStart: number;
-  key: string;
-  label: string;
-  vms: number;
-  runningMs: number;
-  cost: Cost;
-}
-interface Report {
-  currency: string | null;
-  minorDigits: number;
-  rows: ReportRow[];
-  totals: Cost;
-}
-interface Showback {
-  currency: string | null;
-  minorDigits: number;
-  groups: Array<{ key: string; vms: number; cost: Cost }>;
-  totals: Cost;
-}
 
 const granularities = ['hourly', 'daily', 'monthly'];
 const dimensions = ['vm', 'owner', 'group', 'costCenter', 'cluster', 'host', 'hypervisor'];
