@@ -1,17 +1,14 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { processAlive } from '../../src/core/process.js';
+import { spawnAgent, type AgentProcess } from '../../src/testing/agent-process.js';
 import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
 import { GuestConsole } from '../../src/testing/guest-console.js';
 import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../src/testing/guest-image.js';
 import { until } from '../../src/testing/wait.js';
-
-const zenithBin = join(import.meta.dirname, '../../bin/zenith.js');
 
 describe('snapshots and clones of a VM on an agent host (real QEMU behind the agent)', () => {
   let s: TestServer;
@@ -19,44 +16,22 @@ describe('snapshots and clones of a VM on an agent host (real QEMU behind the ag
   let image: { kernel: string; initrd: string };
   const stateDir = mkdtempSync(join(tmpdir(), 'zenith-agent-snap-'));
   const images = mkdtempSync(join(tmpdir(), 'zenith-agent-snap-images-'));
-  let agent: ChildProcess | undefined;
-  let output = '';
+  let agent: AgentProcess | undefined;
   let vmId = '';
 
   const startAgent = (extra: string[] = []) => {
-    agent = spawn(
-      process.execPath,
-      [
-        zenithBin,
-        'agent',
-        '--server',
-        s.baseUrl,
-        '--state-dir',
-        stateDir,
-        '--storage-root',
-        images,
-        '--storage-root',
-        dirname(image.kernel),
-        '--accelerator',
-        'tcg',
-        '--host-name',
-        'snap-host',
-        ...extra,
-      ],
-      { env: { ...process.env, ZENITH_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    agent.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-    agent.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+    agent = spawnAgent({
+      serverUrl: s.baseUrl,
+      stateDir,
+      storageRoots: [images, dirname(image.kernel)],
+      hostName: 'snap-host',
+      extra,
+    });
   };
-  const stopAgent = async () => {
-    if (!agent || agent.exitCode !== null || agent.signalCode !== null) return;
-    const exited = once(agent, 'exit');
-    agent.kill('SIGKILL');
-    await exited;
-  };
+  const stopAgent = async () => agent?.kill();
   const connected = () =>
     until(
-      () => `the agent connection; agent output:\n${output.slice(-2000)}`,
+      () => `the agent connection; agent output:\n${(agent?.output() ?? '').slice(-2000)}`,
       async () => {
         const connections = (await s.request('GET', '/connections', { token })).body.items;
         const agentConnection = connections.find((c: { type: string }) => c.type === 'agent');

@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { spawnAgent, type AgentProcess } from '../../src/testing/agent-process.js';
 import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
 import { until } from '../../src/testing/wait.js';
 
-const zenithBin = join(import.meta.dirname, '../../bin/zenith.js');
 /** Short enough to see renewals and an expiry in a test; the agent renews at two thirds (4 s). */
 const validityMs = 6_000;
 
@@ -24,39 +23,19 @@ describe('a real agent process renews its certificate before it expires', () => 
   let s: TestServer;
   let token: string;
   const stateDir = mkdtempSync(join(tmpdir(), 'zenith-agent-renewal-'));
-  let agent: ChildProcess | undefined;
-  let output = '';
-  const lastOutput = () => `\nagent output:\n${output.slice(-3000)}`;
+  let agent: AgentProcess | undefined;
+  const lastOutput = () => `\nagent output:\n${(agent?.output() ?? '').slice(-3000)}`;
   const startAgent = (extra: string[] = []) => {
     mkdirSync(join(stateDir, 'images'), { recursive: true });
-    agent = spawn(
-      process.execPath,
-      [
-        zenithBin,
-        'agent',
-        '--server',
-        s.baseUrl,
-        '--state-dir',
-        stateDir,
-        '--storage-root',
-        join(stateDir, 'images'),
-        '--accelerator',
-        'tcg',
-        '--host-name',
-        'renewing-host',
-        ...extra,
-      ],
-      { env: { ...process.env, ZENITH_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    agent.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-    agent.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+    agent = spawnAgent({
+      serverUrl: s.baseUrl,
+      stateDir,
+      storageRoots: [join(stateDir, 'images')],
+      hostName: 'renewing-host',
+      extra,
+    });
   };
-  const killAgent = async () => {
-    if (!agent || agent.exitCode !== null || agent.signalCode !== null) return;
-    const exited = once(agent, 'exit');
-    agent.kill('SIGKILL');
-    await exited;
-  };
+  const killAgent = async () => agent?.kill();
   const theAgent = async () =>
     (await s.request('GET', '/agents', { token })).body.items[0] as
       { id: string; state: string } | undefined;
@@ -138,10 +117,9 @@ describe('a real agent process renews its certificate before it expires', () => 
       async () => (Date.now() > newest.notAfter + 500 ? true : undefined),
       validityMs + 5_000,
     );
-    output = '';
     startAgent();
-    const [code] = (await once(agent!, 'exit')) as [number | null];
+    const [code] = (await once(agent!.process, 'exit')) as [number | null];
     assert.notEqual(code, 0);
-    assert.match(output, /ZEN_CERTIFICATE_EXPIRED/);
+    assert.match(agent!.output(), /ZEN_CERTIFICATE_EXPIRED/);
   });
 });
