@@ -132,6 +132,20 @@ export async function consoleTicks(
   count: number,
   timeoutMs = 30_000,
 ): Promise<number[]> {
+  return (await consoleRead(s, token, vmId, count, timeoutMs)).ticks;
+}
+
+/**
+ * Reads the VM's console through the API until `count` `tick N` lines were seen; answers their
+ * numbers and the whole text received (for failure messages: a guest that restarted shows why).
+ */
+export async function consoleRead(
+  s: TestServer,
+  token: string,
+  vmId: string,
+  count: number,
+  timeoutMs = 30_000,
+): Promise<{ ticks: number[]; text: string }> {
   const issued = await s.request('POST', `/vms/${vmId}/console-tickets`, {
     token,
     body: { kind: 'serial' },
@@ -156,7 +170,7 @@ export async function consoleTicks(
       if (seen.length >= count) {
         clearTimeout(timer);
         socket.close();
-        resolve(seen.slice(0, count));
+        resolve({ ticks: seen.slice(0, count), text });
       }
     });
     socket.on('error', (error) => {

@@ -47,12 +47,20 @@ export const GUEST_KERNEL_APPEND = 'console=ttyS0 quiet panic=-1 no_timer_check'
 /** The line the guest prints once its NICs are up (with `net: true`). */
 export const GUEST_NET_UP_LINE = 'ZENITH-GUEST NET UP';
 
-/** The command line for a guest that keeps dirtying `dirtyMiB` of its memory, or brings its NIC up (see /init). */
-export function guestAppend(options: { dirtyMiB?: number; net?: boolean } = {}): string {
+/**
+ * The command line for a guest that keeps dirtying `dirtyMiB` of its memory, brings its NIC up, or
+ * crashes its kernel after `panicAfterTicks` ticks (then reboots, as `panic=-1` says; see /init).
+ */
+export function guestAppend(
+  options: { dirtyMiB?: number; net?: boolean; panicAfterTicks?: number } = {},
+): string {
   return [
     GUEST_KERNEL_APPEND,
     ...(options.dirtyMiB ? [`zenith.dirty=${options.dirtyMiB}`] : []),
     ...(options.net ? ['zenith.net=up'] : []),
+    ...(options.panicAfterTicks !== undefined
+      ? [`zenith.panic-after=${options.panicAfterTicks}`]
+      : []),
   ].join(' ');
 }
 
@@ -75,6 +83,7 @@ for arg in $(cat /proc/cmdline); do
   case "$arg" in
     zenith.dirty=*) dirty="\${arg#zenith.dirty=}" ;;
     zenith.net=up) net=up ;;
+    zenith.panic-after=*) panic_after="\${arg#zenith.panic-after=}" ;;
   esac
 done
 # zenith.net=up: load the virtio-net driver (modules absent from the image are built in) and bring every NIC up.
@@ -95,6 +104,8 @@ fi
 i=0
 while true; do
   echo "tick $i"
+  # zenith.panic-after=N: crash the kernel after N ticks (a guest that resets itself).
+  if [ -n "$panic_after" ] && [ "$i" -ge "$panic_after" ]; then echo c > /proc/sysrq-trigger; fi
   i=$((i + 1))
   usleep 100000
 done

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { processAlive } from '../../src/core/process.js';
-import { consoleTicks } from '../../src/testing/guest-console.js';
+import { consoleRead, consoleTicks } from '../../src/testing/guest-console.js';
 import { until } from '../../src/testing/wait.js';
 import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
 import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../src/testing/guest-image.js';
@@ -148,10 +148,11 @@ describe('live migration between two agents on this machine (real QEMU)', () => 
       1,
       'the VM is listed once',
     );
-    const after = await consoleTicks(s, token, vmId, 2);
+    const read = await consoleRead(s, token, vmId, 2);
+    const after = read.ticks;
     assert.ok(
       after[0]! > before.at(-1)!,
-      `the counter continued (${before.at(-1)} → ${after[0]}), the guest did not restart`,
+      `the counter continued (${before.at(-1)} → ${after[0]}), the guest did not restart; guest resets ${vm.facts['guest.resets']} (${vm.facts['guest.lastReset']}); console: ${JSON.stringify(read.text.slice(-3000))}`,
     );
 
     const history = (

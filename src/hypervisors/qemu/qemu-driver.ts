@@ -624,6 +624,11 @@ export class QemuDriver implements HypervisorDriver {
         'power.state': vm.power,
         'power.reason': vm.reason,
         'qemu.pid': vm.pid,
+        // Reboots, panics and triple faults of the guest since its QEMU started (0 after a restart or migration).
+        'guest.resets': vm.guestResets,
+        'guest.lastReset': vm.lastGuestReset
+          ? `${vm.lastGuestReset.at} ${vm.lastGuestReset.reason}`
+          : null,
         'qemu.accelerator': resolveAccelerator(spec.accelerator, this.#kvmUsable),
         'boot.kind': spec.boot.kind,
         'console.serial': true,

@@ -93,6 +93,10 @@ export class QemuVm {
   /** Why the VM is in its state when it was not asked for (e.g. its QEMU died). */
   reason: string | null = null;
   pid: number | null = null;
+  /** Resets the guest made itself (reboot, panic, triple fault) since its QEMU process started. */
+  guestResets = 0;
+  /** The last of those: when, and QEMU's reason (e.g. guest-reset, guest-panic). */
+  lastGuestReset: { at: string; reason: string } | null = null;
   /** Receiving a live migration: not reported until the switch-over, so the VM is never seen on two hosts. */
   incoming = false;
   /** Sending a live migration: its passing states (paused for the switch-over) are not reported. */
@@ -230,7 +234,17 @@ export class QemuVm {
     const refresh = () => void this.#refresh();
     qmp.on('STOP', refresh);
     qmp.on('RESUME', refresh);
-    qmp.on('RESET', refresh);
+    qmp.on('RESET', (event) => {
+      if (event.data.guest) {
+        this.guestResets++;
+        this.lastGuestReset = {
+          at: new Date(this.deps.clock.now()).toISOString(),
+          reason: event.data.reason,
+        };
+        this.deps.logger.info({ vm: this.id, reason: event.data.reason }, 'the guest reset itself');
+      }
+      refresh();
+    });
     qmp.on('SHUTDOWN', refresh);
     void qmp.closed.then(() => {
       if (this.#qmp !== qmp) return;

@@ -13,6 +13,7 @@ import {
   ensureGuestImage,
   GUEST_KERNEL_APPEND,
   GUEST_READY_LINE,
+  guestAppend,
 } from '../../../src/testing/guest-image.js';
 
 const context = { signal: new AbortController().signal, progress: () => undefined };
@@ -169,6 +170,43 @@ describe('QEMU driver against real QEMU (TCG)', () => {
     const vm = (await next.discover()).objects.find((o) => o.externalId === vmId) as DiscoveredVm;
     assert.equal(vm.powerState, 'stopped');
     assert.match(String(vm.facts['power.reason']), /exited/);
+  });
+
+  test("a guest that crashes and reboots itself is counted, with the time and QEMU's reason", async () => {
+    const driver = drivers.at(-1)!;
+    const created = await driver.createVm(
+      {
+        name: 'crasher',
+        cpus: 1,
+        memoryBytes: 128 * 1048576,
+        diskBytes: 0,
+        hostExternalId: 'x',
+        options: {
+          kernel: image.kernel,
+          initrd: image.initrd,
+          cmdline: guestAppend({ panicAfterTicks: 3 }),
+        },
+      },
+      context,
+    );
+    const started = await driver.startVm(created.externalId, context);
+    assert.equal(started.facts['guest.resets'], 0);
+    assert.equal(started.facts['guest.lastReset'], null);
+    // The kernel panics after tick 3 and, with panic=-1, reboots: the guest prints its boot line again.
+    await readSerial(
+      driver.serialSocket(created.externalId),
+      new RegExp(`tick 3[\\s\\S]*${GUEST_READY_LINE}`),
+      60_000,
+    );
+    const vm = (await driver.discover()).objects.find(
+      (o) => o.externalId === created.externalId,
+    ) as DiscoveredVm;
+    assert.ok((vm.facts['guest.resets'] as number) >= 1, JSON.stringify(vm.facts));
+    assert.match(String(vm.facts['guest.lastReset']), /^\d{4}-\d\d-\d\dT\S+Z guest-reset$/);
+    assert.equal(vm.powerState, 'running', 'the same QEMU runs on');
+    assert.equal(vm.facts['qemu.pid'], started.facts['qemu.pid']);
+    await driver.stopVm(created.externalId, context);
+    await driver.deleteVm(created.externalId, context);
   });
 
   test('stop and delete remove the VM and its disks; impossible specs are refused before anything is created', async () => {
