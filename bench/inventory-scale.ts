@@ -2,7 +2,7 @@
  * Inventory at scale: a simulated fleet of 1,000 hosts and 50,000 VMs.
  * Prints: time to ingest the first full discovery, the server's resident
  * memory after ingest, and p50/p99 latency of GET /api/v1/vms filtered by a
- * fact and by a tag under 50 concurrent clients, with SQLite and PostgreSQL.
+ * fact and by a tag, and sorted by a fact, under 50 concurrent clients, with SQLite and PostgreSQL.
  *
  *   node --import tsx bench/inventory-scale.ts [--hosts-per-cluster 50] [--vms-per-host 50] [--store sqlite|postgres|both]
  */
@@ -83,6 +83,7 @@ async function measure(store: 'sqlite' | 'postgres'): Promise<void> {
         'fact + tag + comparison, limit 100',
         '/api/v1/vms?tag=tier%3Adb&filter=cpu.count%3E%3D4&filter=power.state%3Drunning&limit=100',
       ],
+      ['sorted by a fact (-memory.bytes), limit 50', '/api/v1/vms?sort=-memory.bytes&limit=50'],
     ] as const) {
       const result = await autocannon({
         url: `${server.url}${query}`,

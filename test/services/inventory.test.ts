@@ -4,6 +4,7 @@ import { ManualClock } from '../../src/core/clock.js';
 import { isZenithError } from '../../src/core/errors.js';
 import type { DiscoveredObject, DiscoveredVm, PowerState } from '../../src/hypervisors/driver.js';
 import { parseFilter } from '../../src/services/inventory/filter.js';
+import type { ManagedObject } from '../../src/services/inventory/model.js';
 import { startControlPlane } from '../../src/services/control-plane.js';
 import { silentLogger } from '../../src/core/logger.js';
 import {
@@ -241,6 +242,85 @@ describe('filters and pages over the index', () => {
       assert.equal(seen.length, 167, `sort ${sort}`);
       assert.equal(new Set(seen).size, 167, `sort ${sort}: no duplicates`);
     }
+  });
+
+  test('a sort order the index keeps follows changes: pages always equal a sort of everything', async () => {
+    const index = t.plane.inventory.index;
+    const pagesOf = (sort: string, filters: string[] = []) => {
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = index.query({
+          kind: 'vm',
+          filters: filters.map(parseFilter),
+          limit: 40,
+          sort,
+          cursor,
+        });
+        seen.push(...page.items.map((o) => o.id));
+        cursor = page.nextCursor ?? undefined;
+      } while (cursor);
+      return seen;
+    };
+    /** The expected order, computed here from every VM: by value (absent last), then id. */
+    const expected = (sort: string, keep: (v: ManagedObject) => boolean = () => true) => {
+      const key = sort.replace(/^-/, '');
+      const value = (v: ManagedObject) => (key === 'name' ? v.name : v.facts[key]);
+      const sign = sort.startsWith('-') ? -1 : 1;
+      return index
+        .ofKind('vm')
+        .filter(keep)
+        .sort((a, b) => {
+          const [x, y] = [value(a), value(b)];
+          const byValue =
+            x === y
+              ? 0
+              : x === undefined
+                ? 1
+                : y === undefined
+                  ? -1
+                  : typeof x === 'number' && typeof y === 'number'
+                    ? x - y
+                    : String(x) < String(y)
+                      ? -1
+                      : 1;
+          return sign * (byValue || (a.id < b.id ? -1 : 1));
+        })
+        .map((v) => v.id);
+    };
+    const sorts = ['memory.bytes', '-memory.bytes', 'cpu.count', '-name', 'guest.os'];
+    for (const sort of sorts) assert.deepEqual(pagesOf(sort), expected(sort), sort);
+
+    // Memory sizes change, a VM arrives, another is removed: the kept orders must follow.
+    const objects: DiscoveredObject[] = [dc, cluster, host(1), host(2)];
+    for (let n = 1; n <= 251; n++)
+      objects.push(
+        vm(n, (n % 2) + 1, n % 3 === 0 ? 'stopped' : 'running', {
+          ...(n % 5 === 0 ? { 'guest.os': 'windows' } : {}),
+          'memory.bytes': n % 7 === 0 ? 4096 * n : 1024,
+        }),
+      );
+    await t.plane.inventory.applySnapshot('conn_F', objects);
+    const check = (when: string) => {
+      for (const sort of sorts) {
+        assert.deepEqual(pagesOf(sort), expected(sort), `${sort} ${when}`);
+        assert.deepEqual(
+          pagesOf(sort, ['power.state=running']),
+          expected(sort, (v) => v.facts['power.state'] === 'running'),
+          `${sort} among running VMs ${when}`,
+        );
+      }
+    };
+    check('after the changes');
+    assert.equal(pagesOf('memory.bytes').length, 251);
+    index.remove(t.plane.inventory.resolve('vm', 'vm-100').id);
+    check('after a removal');
+    assert.equal(pagesOf('memory.bytes').length, 250);
+    assert.equal(
+      index.query({ kind: 'vm', limit: 1, sort: '-memory.bytes' }).items[0]!.name,
+      'vm-245',
+      'the largest memory first',
+    );
   });
 
   test('bad filters and cursors are refused with their codes', () => {

@@ -27,8 +27,9 @@ export interface QueryResult {
 
 type CursorKey = [FactValue | undefined, string];
 
+/** Absent and null sort last, and alike: a cursor carries an absent value as null (JSON). */
 function compareValues(a: FactValue | undefined, b: FactValue | undefined): number {
-  if (a === b) return 0;
+  if (a === b || ((a === undefined || a === null) && (b === undefined || b === null))) return 0;
   if (a === undefined || a === null) return 1;
   if (b === undefined || b === null) return -1;
   if (typeof a === 'number' && typeof b === 'number') return a - b;
@@ -36,6 +37,14 @@ function compareValues(a: FactValue | undefined, b: FactValue | undefined): numb
   const right = Array.isArray(b) ? b.join(',') : String(b);
   return left < right ? -1 : left > right ? 1 : 0;
 }
+
+/** What a query sorts by: the name, or a fact (any fact key `factOf` answers). */
+function sortValue(object: ManagedObject, key: string): FactValue | undefined {
+  return key === 'name' ? object.name : factOf(object, key);
+}
+
+/** How many sort orders the index keeps (each is one id per object of its kind). */
+const keptOrders = 16;
 
 function encodeCursor(key: CursorKey): string {
   return Buffer.from(JSON.stringify(key)).toString('base64url');
@@ -59,8 +68,12 @@ export class InventoryIndex {
   readonly #byTag = new Map<string, Set<string>>();
   readonly #children = new Map<string, Set<string>>();
   readonly #factIndexes = new Map<string, Map<string, Set<string>>>();
-  /** Ids per kind ordered by (name, id); null when it must be rebuilt. */
-  readonly #nameOrder = new Map<ObjectKind, string[] | null>();
+  /**
+   * Kept sort orders: the ids of one kind by (name or a fact, id), ascending or descending, built
+   * on first use and dropped when an object of that kind comes, goes or changes its sort value.
+   * At most `keptOrders`; the least recently used goes first.
+   */
+  readonly #orders = new Map<string, { kind: ObjectKind; key: string; ids: string[] }>();
 
   static externalKey(connectionId: string, kind: ObjectKind, externalId: string): string {
     return `${connectionId}\u0000${kind}\u0000${externalId}`;
@@ -105,8 +118,15 @@ export class InventoryIndex {
     if (object.parentId) addTo(this.#children, object.parentId, object.id);
     for (const [key, index] of this.#factIndexes)
       for (const value of indexKeys(factOf(object, key))) addTo(index, value, object.id);
-    if (!previous || previous.name !== object.name || previous.kind !== object.kind)
-      this.#nameOrder.set(object.kind, null);
+    for (const [id, order] of this.#orders) {
+      if (order.kind !== object.kind && order.kind !== previous?.kind) continue;
+      if (
+        !previous ||
+        previous.kind !== object.kind ||
+        compareValues(sortValue(previous, order.key), sortValue(object, order.key)) !== 0
+      )
+        this.#orders.delete(id);
+    }
   }
 
   remove(id: string): void {
@@ -114,7 +134,8 @@ export class InventoryIndex {
     if (!previous) return;
     this.#unindex(previous);
     this.#byId.delete(id);
-    this.#nameOrder.set(previous.kind, null);
+    for (const [orderId, order] of this.#orders)
+      if (order.kind === previous.kind) this.#orders.delete(orderId);
   }
 
   query(options: QueryOptions): QueryResult {
@@ -131,25 +152,35 @@ export class InventoryIndex {
     for (const tag of tags) sets.push(this.#byTag.get(tag) ?? new Set());
     for (const term of filters) if (term.op === '=') sets.push(this.#equalitySet(term));
     const remaining = filters.filter((term) => term.op !== '=');
-    const accept = (object: ManagedObject) =>
-      remaining.every((term) => matches(object, term)) && (options.visible?.(object) ?? true);
+    // The caller's access is the costly check: asked last, and only of objects a page may take.
+    const visible = options.visible ?? (() => true);
+    const matchesFilters = (object: ManagedObject) =>
+      remaining.every((term) => matches(object, term));
+    const accept = (object: ManagedObject) => matchesFilters(object) && visible(object);
 
-    const keyOf = (object: ManagedObject): CursorKey => [
-      sortKey === 'name' ? object.name : factOf(object, sortKey),
-      object.id,
-    ];
+    const keyOf = (object: ManagedObject): CursorKey => [sortValue(object, sortKey), object.id];
     const compare = (a: CursorKey, b: CursorKey) => {
       const byValue = compareValues(a[0], b[0]);
       const order = byValue !== 0 ? byValue : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0;
       return descending ? -order : order;
     };
-    const isAfter = (object: ManagedObject) => !after || compare(keyOf(object), after) > 0;
 
     let page: ManagedObject[];
     const smallest = sets.sort((a, b) => a.size - b.size)[0];
-    const ordered =
-      options.kind && sortKey === 'name' && !descending ? this.#ordered(options.kind) : undefined;
-    // Walking the name order costs about limit × total ÷ matches steps; sorting the candidates
+    // A kept order of the kind by this key is walked when that is cheaper than sorting; one is
+    // built when the candidates are at least a quarter of the kind (sorting them would cost about
+    // as much, and a page walks at most about 4 × its size).
+    const ordered = options.kind
+      ? this.#order(
+          options.kind,
+          sortKey,
+          descending,
+          (smallest?.size ?? 0) * 4 >= (this.#byKind.get(options.kind)?.size ?? 0),
+          keyOf,
+          compare,
+        )
+      : undefined;
+    // Walking a kept order costs about limit × total ÷ matches steps; sorting the candidates
     // costs about n·log n. Take the cheaper one.
     const walkSteps =
       smallest && smallest.size > 0
@@ -179,14 +210,22 @@ export class InventoryIndex {
     } else {
       const base = smallest ?? new Set(this.#byId.keys());
       const others = sets.filter((set) => set !== base);
-      const candidates: ManagedObject[] = [];
+      // Each candidate's sort key is read once; access is checked in sorted order until the page
+      // is full, so a caller who sees most objects pays for a page, not for the whole fleet.
+      const candidates: Array<{ object: ManagedObject; key: CursorKey }> = [];
       for (const id of base) {
         if (!others.every((set) => set.has(id))) continue;
         const object = this.#byId.get(id)!;
-        if (accept(object) && isAfter(object)) candidates.push(object);
+        if (!matchesFilters(object)) continue;
+        const key = keyOf(object);
+        if (!after || compare(key, after) > 0) candidates.push({ object, key });
       }
-      candidates.sort((a, b) => compare(keyOf(a), keyOf(b)));
-      page = candidates.slice(0, limit + 1);
+      candidates.sort((a, b) => compare(a.key, b.key));
+      page = [];
+      for (const { object } of candidates) {
+        if (page.length > limit) break;
+        if (visible(object)) page.push(object);
+      }
     }
     const hasMore = page.length > limit;
     const items = page.slice(0, limit);
@@ -216,17 +255,32 @@ export class InventoryIndex {
     return out;
   }
 
-  #ordered(kind: ObjectKind): string[] {
-    let ordered = this.#nameOrder.get(kind);
-    if (!ordered) {
-      ordered = this.ofKind(kind)
-        .sort((a, b) =>
-          a.name < b.name ? -1 : a.name > b.name ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0,
-        )
-        .map((o) => o.id);
-      this.#nameOrder.set(kind, ordered);
+  #order(
+    kind: ObjectKind,
+    key: string,
+    descending: boolean,
+    build: boolean,
+    keyOf: (object: ManagedObject) => CursorKey,
+    compare: (a: CursorKey, b: CursorKey) => number,
+  ): string[] | undefined {
+    const id = `${kind}\u0000${key}\u0000${descending ? 'desc' : 'asc'}`;
+    const kept = this.#orders.get(id);
+    if (kept) {
+      // Most recently used last.
+      this.#orders.delete(id);
+      this.#orders.set(id, kept);
+      return kept.ids;
     }
-    return ordered;
+    if (!build && key !== 'name') return undefined;
+    const keyed = this.ofKind(kind).map((object) => ({ id: object.id, key: keyOf(object) }));
+    keyed.sort((a, b) => compare(a.key, b.key));
+    const ids = keyed.map((entry) => entry.id);
+    this.#orders.set(id, { kind, key, ids });
+    for (const oldest of this.#orders.keys()) {
+      if (this.#orders.size <= keptOrders) break;
+      this.#orders.delete(oldest);
+    }
+    return ids;
   }
 
   #unindex(object: ManagedObject): void {
