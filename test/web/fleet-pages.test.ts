@@ -145,13 +145,25 @@ describe('the fleet pages of the web console in Chromium, on a simulated fleet',
     assert.deepEqual(watched.errors(), []);
   });
 
-  test('a VM created or deleted elsewhere appears on and leaves the current page without a reload', async () => {
+  test('a VM created or deleted elsewhere appears on and leaves the current page and the tree without a reload', async () => {
     const watched = await logIn();
     const { page } = watched;
     await page.getByLabel('Search by name, tag or fact').fill('zz-live');
     await page.getByText('No virtual machines match.').waitFor(seen);
     await page.evaluate(() => ((globalThis as any).notReloaded = true));
     const host = (await s.request('GET', '/hosts?limit=1', { token })).body.items[0];
+    // The tree opened down to that host.
+    const cluster = (await s.request('GET', `/objects/${host.parentId}`, { token })).body;
+    const datacenter = (await s.request('GET', `/objects/${cluster.parentId}`, { token })).body;
+    for (const level of [datacenter, cluster, host]) {
+      await treeItem(watched, level.name).waitFor(seen);
+      await treeItem(watched, level.name).focus();
+      await page.keyboard.press('ArrowRight');
+    }
+    const alreadyOnHost = (
+      await s.request('GET', `/objects/${host.id}/children`, { token })
+    ).body.items.filter((o: ApiAnswer) => o.kind === 'vm') as ApiAnswer[];
+    if (alreadyOnHost[0]) await treeItem(watched, alreadyOnHost[0].name).waitFor(seen);
     const created = await s.waitForTask(
       token,
       (
@@ -163,6 +175,7 @@ describe('the fleet pages of the web console in Chromium, on a simulated fleet',
     );
     assert.equal(created.state, 'succeeded', JSON.stringify(created.error));
     await vmTable(watched).getByRole('link', { name: 'zz-live-1' }).waitFor(seen);
+    await treeItem(watched, 'zz-live-1').waitFor(seen);
     const deleted = await s.waitForTask(
       token,
       (await s.request('DELETE', `/vms/${created.result.vmId}`, { token })).body.id,
@@ -174,6 +187,11 @@ describe('the fleet pages of the web console in Chromium, on a simulated fleet',
         ...seen,
         state: 'detached',
       });
+    await page
+      .getByRole('tree')
+      .getByText('zz-live-1', { exact: true })
+      .waitFor({ ...seen, state: 'detached' });
+    for (const vm of alreadyOnHost) await treeItem(watched, vm.name).waitFor(seen);
     assert.equal(await page.evaluate(() => (globalThis as any).notReloaded), true);
     assert.deepEqual(watched.errors(), []);
   });

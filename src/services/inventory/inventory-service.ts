@@ -212,7 +212,7 @@ export class InventoryService {
           {
             type: 'inventory.created',
             objectId: object.id,
-            data: { kind: object.kind, name: object.name },
+            data: { kind: object.kind, name: object.name, parentId: object.parentId },
           },
         ]);
       });
@@ -240,7 +240,7 @@ export class InventoryService {
           {
             type: 'inventory.deleted',
             objectId: id,
-            data: { kind: object.kind, name: object.name },
+            data: { kind: object.kind, name: object.name, parentId: object.parentId },
           },
         ]);
       });
@@ -458,6 +458,8 @@ export class InventoryService {
         const data: Record<string, unknown> = {
           kind: object.kind,
           name: object.name,
+          // Where it is in the tree now: a console showing that level refreshes it.
+          parentId: object.parentId,
           connectionId,
         };
         if (!change.isNew) data.changed = change.changedKeys;

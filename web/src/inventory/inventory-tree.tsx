@@ -2,20 +2,16 @@
  * The inventory tree: datacenter → cluster → host → VM, each level fetched when it is first
  * opened (`/objects/ID/children`), so a fleet of 50,000 VMs costs one small list per click.
  * Mantine's Tree gives the keyboard: arrows move and open/close, Space opens, Enter activates.
+ * Live: an inventory event that adds, removes, renames or moves something under an opened level
+ * fetches that level again (tree-refresh.ts), at most every 300 ms, keeping what is open below it.
  */
-import {
-  Alert,
-  Group,
-  mergeAsyncChildren,
-  Text,
-  Tree,
-  useTree,
-  type TreeNodeData,
-} from '@mantine/core';
-import { useCallback, useEffect, useState } from 'react';
+import { Alert, Group, Text, Tree, useTree, type TreeNodeData } from '@mantine/core';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import { ApiError } from '../api/api-error.ts';
 import type { ApiClient } from '../api/client.ts';
+import type { EventStream } from '../api/event-stream.ts';
 import type { ManagedObject, Page } from '../api/types.ts';
+import { loadedParents, parentsToRefresh, replaceChildren, TREE_ROOT } from './tree-refresh.ts';
 
 /** What the tree shows under each kind (networks and datastores are not part of the path to a VM). */
 const shownKinds = new Set(['datacenter', 'cluster', 'host', 'vm']);
@@ -30,55 +26,109 @@ function nodeOf(object: ManagedObject): TreeNodeData {
 
 export function InventoryTree(props: {
   client: ApiClient;
+  events: EventStream;
   onActivate: (object: { id: string; kind: string; name: string }) => void;
 }) {
-  const { client, onActivate } = props;
+  const { client, events, onActivate } = props;
   const [data, setData] = useState<TreeNodeData[]>([]);
   const [error, setError] = useState<string | null>(null);
   const [kinds] = useState(() => new Map<string, { kind: string; name: string }>());
+  /** The parent each shown object was listed under (TREE_ROOT for datacenters). */
+  const [parents] = useState(() => new Map<string, string>());
+  const shown = useRef<TreeNodeData[]>([]);
+  shown.current = data;
 
-  const remember = useCallback(
-    (objects: ManagedObject[]) => {
-      for (const object of objects) kinds.set(object.id, { kind: object.kind, name: object.name });
+  const show = useCallback(
+    (parent: string, objects: ManagedObject[]) => {
+      for (const object of objects) {
+        kinds.set(object.id, { kind: object.kind, name: object.name });
+        parents.set(object.id, parent);
+      }
+      setData((now) => replaceChildren(now, parent, objects.map(nodeOf)));
     },
-    [kinds],
+    [kinds, parents],
   );
 
+  const fetchChildren = useCallback(
+    async (id: string) => {
+      const answer = await client.call<{ items: ManagedObject[] }>(
+        'GET',
+        `/objects/${encodeURIComponent(id)}/children`,
+      );
+      show(
+        id,
+        answer.items
+          // What the hypervisor no longer reports (deleted, or gone elsewhere) is not shown, as in the table.
+          .filter((child) => shownKinds.has(child.kind) && child.status === 'present')
+          .sort((a, b) => a.name.localeCompare(b.name)),
+      );
+    },
+    [client, show],
+  );
   const loadChildren = useCallback(
     async (id: string) => {
       try {
-        const answer = await client.call<{ items: ManagedObject[] }>(
-          'GET',
-          `/objects/${encodeURIComponent(id)}/children`,
-        );
-        const children = answer.items
-          .filter((child) => shownKinds.has(child.kind))
-          .sort((a, b) => a.name.localeCompare(b.name));
-        remember(children);
-        setData((now) => mergeAsyncChildren(now, id, children.map(nodeOf)));
+        await fetchChildren(id);
       } catch (failure) {
         setError(failure instanceof ApiError ? failure.reason : String(failure));
         throw failure;
       }
     },
-    [client, remember],
+    [fetchChildren],
   );
   const tree = useTree({ onLoadChildren: loadChildren });
 
+  const loadRoot = useCallback(
+    async (signal?: AbortSignal) => {
+      const page = await client.call<Page<ManagedObject>>(
+        'GET',
+        '/datacenters?limit=1000',
+        undefined,
+        signal,
+      );
+      show(
+        TREE_ROOT,
+        page.items.filter((datacenter) => datacenter.status === 'present'),
+      );
+    },
+    [client, show],
+  );
+
   useEffect(() => {
     const abort = new AbortController();
-    client
-      .call<Page<ManagedObject>>('GET', '/datacenters?limit=1000', undefined, abort.signal)
-      .then((page) => {
-        remember(page.items);
-        setData(page.items.map(nodeOf));
-      })
-      .catch((failure: unknown) => {
-        if (!abort.signal.aborted)
-          setError(failure instanceof ApiError ? failure.reason : String(failure));
-      });
+    loadRoot(abort.signal).catch((failure: unknown) => {
+      if (!abort.signal.aborted)
+        setError(failure instanceof ApiError ? failure.reason : String(failure));
+    });
     return () => abort.abort();
-  }, [client, remember]);
+  }, [loadRoot]);
+
+  // Live: the opened levels an event touches are fetched again together.
+  useEffect(() => {
+    let pending = new Set<string>();
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    const flush = () => {
+      timer = null;
+      const loaded = new Set(loadedParents(shown.current));
+      const wanted = pending;
+      pending = new Set();
+      for (const parent of wanted) {
+        // A level gone in the meantime answers 404; the next refresh of its parent drops it.
+        if (parent === TREE_ROOT) void loadRoot().catch(() => undefined);
+        else if (loaded.has(parent)) void fetchChildren(parent).catch(() => undefined);
+      }
+    };
+    const unsubscribe = events.subscribe((event) => {
+      const touched = parentsToRefresh(event, (id) => parents.get(id));
+      const add = touched === 'all' ? [TREE_ROOT, ...loadedParents(shown.current)] : touched;
+      for (const parent of add) pending.add(parent);
+      if (pending.size > 0) timer ??= setTimeout(flush, 300);
+    });
+    return () => {
+      unsubscribe();
+      if (timer) clearTimeout(timer);
+    };
+  }, [events, fetchChildren, loadRoot, parents]);
 
   return (
     <nav aria-label="Inventory tree">

@@ -198,6 +198,7 @@ export function InventoryPage(props: { client: ApiClient; events: EventStream })
       <Grid.Col span={{ base: 12, md: 3 }}>
         <InventoryTree
           client={client}
+          events={events}
           onActivate={(object) => {
             if (object.kind === 'vm') window.location.hash = hrefOf.vm(object.id);
             else if (object.kind === 'host') window.location.hash = hrefOf.host(object.id);
