@@ -55,7 +55,7 @@ import {
 } from './libvirt-reader.js';
 import type { LibvirtSettings } from './libvirt-settings.js';
 import * as snapshots from './libvirt-snapshots.js';
-import { parseLibvirtUri, type LibvirtUri } from './libvirt-uri.js';
+import { daemonAddress, parseLibvirtUri, type LibvirtUri } from './libvirt-uri.js';
 
 export interface LibvirtDriverOptions {
   settings: LibvirtSettings;
@@ -125,6 +125,15 @@ export class LibvirtDriver implements HypervisorDriver {
       await client.close();
       throw error;
     }
+  }
+
+  /**
+   * The hypervisor driver the daemon serves (qemu:///system) on the host with this UUID; a daemon
+   * whose driver reports no host UUID (libvirt's test driver) is known by its address instead.
+   */
+  peerIdentity(): string {
+    const where = this.host.capabilities.uuid ?? daemonAddress(this.#uri);
+    return `libvirt:${this.#uri.remoteName}@${where}`;
   }
 
   async discover(): Promise<DiscoverySnapshot> {
