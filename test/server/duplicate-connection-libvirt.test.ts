@@ -5,7 +5,9 @@
  * Against a real libvirtd (its own mount namespace) serving libvirt's test hypervisor.
  */
 import assert from 'node:assert/strict';
-import { basename, dirname } from 'node:path';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   startTestServer,
@@ -13,6 +15,7 @@ import {
   type TestServer,
 } from '../../src/testing/control-plane.js';
 import { startLibvirtd, type LibvirtdDaemon } from '../../src/testing/libvirtd.js';
+import { until } from '../../src/testing/wait.js';
 
 describe('the same libvirt daemon added twice', () => {
   let daemon: LibvirtdDaemon;
@@ -86,6 +89,36 @@ describe('the same libvirt daemon added twice', () => {
     assert.notEqual(respelled, uri);
     assertRefused(await add('lv-c', respelled), first);
     assert.deepEqual(await saved(), before);
+  });
+
+  test('a connection whose daemon was unreachable when added, and turns out to be one connected already, stays disconnected and discovers nothing', async () => {
+    // A socket path that does not exist yet: the add cannot reach the daemon, so it is saved as before.
+    const links = mkdtempSync(join(tmpdir(), 'zenith-dup-'));
+    try {
+      const link = join(links, 'libvirt-sock');
+      const vms = await presentVms();
+      const added = await add('lv-later', `test+unix:///default?socket=${link}`);
+      assert.equal(added.status, 201, JSON.stringify(added.body));
+      assert.equal(added.body.state, 'disconnected');
+      // Now the path leads to the daemon lv-a has: the retry reaches it and finds it taken.
+      symlinkSync(daemon.socketPath, link);
+      const refused = await until(
+        'the retry to find the daemon taken',
+        async () => {
+          const now = (await s.request('GET', `/connections/${added.body.id}`, { token })).body;
+          return /connected already, as connection 'lv-a'/.test(now.lastError ?? '')
+            ? now
+            : undefined;
+        },
+        30_000,
+      );
+      assert.equal(refused.state, 'disconnected');
+      assert.deepEqual(await presentVms(), vms, 'its VMs were not discovered a second time');
+      const removed = await s.request('DELETE', `/connections/${added.body.id}`, { token });
+      assert.equal(removed.status, 200);
+    } finally {
+      rmSync(links, { recursive: true, force: true });
+    }
   });
 
   test('once the first is removed the daemon can be added again; of two adds at once exactly one wins', async () => {

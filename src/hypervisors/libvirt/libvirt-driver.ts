@@ -7,6 +7,8 @@
  * by the control plane (services/vms/libvirt-migration.ts) through the
  * migration methods at the end.
  */
+import { realpathSync } from 'node:fs';
+import { normalize } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Clock } from '../../core/clock.js';
 import { ZenithError } from '../../core/errors.js';
@@ -132,7 +134,7 @@ export class LibvirtDriver implements HypervisorDriver {
    * whose driver reports no host UUID (libvirt's test driver) is known by its address instead.
    */
   peerIdentity(): string {
-    const where = this.host.capabilities.uuid ?? daemonAddress(this.#uri);
+    const where = this.host.capabilities.uuid ?? daemonAddress(this.#uri, realSocketPath);
     return `libvirt:${this.#uri.remoteName}@${where}`;
   }
 
@@ -435,5 +437,14 @@ export class LibvirtDriver implements HypervisorDriver {
         'could not read a domain after its event',
       );
     }
+  }
+}
+
+/** The socket's path with symbolic links resolved (it exists once connected); as written otherwise. */
+function realSocketPath(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return normalize(path);
   }
 }

@@ -132,8 +132,14 @@ export function parseLibvirtUri(text: string): LibvirtUri {
   };
 }
 
-/** Where the daemon listens, however the URI spells it: its normalised socket path, or host and port. */
-export function daemonAddress(uri: LibvirtUri): string {
-  if (uri.socket !== null) return `unix:${normalize(uri.socket)}`;
+/**
+ * Where the daemon listens, however the URI spells it: its socket path (normalised, or resolved by
+ * `resolveSocket`, e.g. through symbolic links), or host and port.
+ */
+export function daemonAddress(
+  uri: LibvirtUri,
+  resolveSocket: (path: string) => string = normalize,
+): string {
+  if (uri.socket !== null) return `unix:${resolveSocket(uri.socket)}`;
   return `[${(uri.host ?? '').toLowerCase()}]:${uri.port ?? ''}`;
 }
