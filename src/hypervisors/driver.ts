@@ -171,6 +171,12 @@ export interface HypervisorDriver {
   readonly info: DriverInfo;
   /** Opens the connection to the peer; throws a coded error when it cannot. */
   connect(): Promise<void>;
+  /**
+   * Who the peer is, however it was addressed (valid after connect()): two connections with the
+   * same identity reach the same hypervisor and would discover the same VMs, so the connection
+   * service refuses the second. Absent where a driver cannot tell.
+   */
+  peerIdentity?(): string;
   /** A full inventory of what the peer knows. */
   discover(): Promise<DiscoverySnapshot>;
   /** Changes from the moment of this call (call it before discover()), until the signal aborts. */

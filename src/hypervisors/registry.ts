@@ -31,6 +31,8 @@ export interface DriverFamily {
   type: string;
   description: string;
   simulated: boolean;
+  /** Its drivers answer peerIdentity() once connected: a new connection is checked before it is saved. */
+  identifiesPeer?: boolean;
   /** Checks settings and returns them normalised; throws ZEN_CONFIG_INVALID. */
   validate(settings: Record<string, unknown>): Record<string, unknown>;
   create(
@@ -232,6 +234,7 @@ const libvirt: DriverFamily = {
   description:
     'A libvirt daemon reached by URI (qemu:///system, qemu+tls://host/system, test+unix:///default, lxc:///, xen+tls://host/system), agentless',
   simulated: false,
+  identifiesPeer: true,
   validate(settings) {
     return { ...validateLibvirtSettings(settings) };
   },
@@ -251,6 +254,7 @@ const vsphere: DriverFamily = {
   description:
     'VMware vCenter or ESXi through the vSphere Web Services (VIM) API; the secret is the password',
   simulated: false,
+  identifiesPeer: true,
   validate: (settings) => ({ ...validateVsphereSettings(settings) }),
   create(settings, secret, context) {
     return new VsphereDriver({

@@ -30,6 +30,7 @@ import { systemRoutes } from './routes/system.js';
 import { taskRoutes } from './routes/tasks.js';
 import { vmActionRoutes } from './routes/vm-actions.js';
 import { vmCapabilityRoutes } from './routes/vm-capabilities.js';
+import { requestValidatorFactory } from './request-validation.js';
 import { ErrorBody } from './schemas.js';
 import { defaultWebRoot, webConsoleRoutes } from './web-console.js';
 
@@ -52,16 +53,8 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
     frameworkErrors: (error, request, reply) => {
       sendError(error, request, reply);
     },
-    ajv: {
-      customOptions: {
-        removeAdditional: false,
-        coerceTypes: 'array',
-        // Fact values in requests take a list of types (see FactValueInput), not a coercing union.
-        allowUnionTypes: true,
-        useDefaults: true,
-        allErrors: false,
-      },
-    },
+    // Query strings, path parameters and headers are coerced to their schema's types; JSON bodies are not.
+    schemaController: { compilersFactory: { buildValidator: requestValidatorFactory() } },
     genReqId: () => `req_${Math.random().toString(36).slice(2, 12)}`,
   }) as unknown as FastifyInstance;
 

@@ -28,9 +28,9 @@ export const FactValue = Type.Union([
 ]);
 
 /**
- * A fact value in a request: one schema with a list of types, not a union. With the server's type
- * coercion a union would turn a number into a string (its first branch); a list of types is
- * coerced only when no type matches, so 1 stays 1 and "1" stays "1".
+ * A fact value in a request: one schema with a list of types. JSON bodies are validated without
+ * type coercion (see request-validation.ts), so 1 stays 1 and "1" stays "1"; the list (rather than
+ * a union) also keeps that true should the schema ever be used in a coerced part (a query string).
  */
 export const FactValueInput = Type.Unsafe<string | number | boolean | string[] | null>({
   type: ['string', 'number', 'boolean', 'array', 'null'],

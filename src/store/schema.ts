@@ -46,6 +46,8 @@ export interface ConnectionsTable {
   last_error: string | null;
   last_sync_at: number | null;
   created_at: number;
+  /** Who the peer is (its driver's peerIdentity()), unique; null until first reached or when unknown. */
+  peer_id: string | null;
 }
 
 export interface IdentitiesTable {

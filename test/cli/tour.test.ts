@@ -194,6 +194,18 @@ describe('the five-minute tour through the zenith command', () => {
       'lots',
     ]);
     assert.equal(badSize.code, 2);
+    // Commander hands over strings; the command parses numbers itself (the API does not coerce them).
+    const badCpus = await zenith([
+      'vms',
+      'create',
+      'x',
+      '--host',
+      hosts.items[0]!.name,
+      '--cpus',
+      'two',
+    ]);
+    assert.equal(badCpus.code, 2);
+    assert.match(badCpus.stderr, /ZEN_BAD_REQUEST.*--cpus takes a whole number, not 'two'/);
   });
 
   test('a viewer is refused a stop with ZEN_FORBIDDEN; an administrator manages users and tokens', async () => {

@@ -8,6 +8,7 @@ import { ZenithError } from '../../core/errors.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printTable } from '../output.js';
 import { readSecret } from '../prompt.js';
+import { wholeNumber } from './parse-number.js';
 
 interface Globals {
   json?: boolean;
@@ -278,7 +279,9 @@ export function registerAdmin(program: Command): void {
         info: { id: string };
       }>('/tokens', {
         name,
-        ...(options.expiresInDays ? { expiresInDays: Number(options.expiresInDays) } : {}),
+        ...(options.expiresInDays
+          ? { expiresInDays: wholeNumber(options.expiresInDays, '--expires-in-days') }
+          : {}),
       });
       if (globals.json) return printJson(created);
       process.stdout.write(`${created.token}\n`);

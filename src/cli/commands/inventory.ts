@@ -8,6 +8,7 @@ import { parseSize } from './parse-size.js';
 import { printMetricsHistory, type HistoryOptions } from './vm-metrics-history.js';
 import { formatBytes, formatTime, printJson, printKeyValues, printTable } from '../output.js';
 import { runTask } from '../progress.js';
+import { wholeNumber } from './parse-number.js';
 
 interface ObjectView {
   id: string;
@@ -234,7 +235,7 @@ export function registerInventory(program: Command): void {
           ...(options.group ? { group: options.group } : {}),
           ...(options.tag ? { tags: options.tag } : {}),
           ...(Object.keys(facts).length > 0 ? { facts } : {}),
-          cpus: Number(options.cpus),
+          cpus: wholeNumber(options.cpus, '--cpus'),
           memoryBytes: parseSize(options.memory),
           diskBytes: parseSize(options.disk),
           ...(Object.keys(driverOptions).length > 0 ? { options: driverOptions } : {}),
@@ -343,9 +344,11 @@ export function registerInventory(program: Command): void {
         if (host) body.targetHostId = host;
         if (options.datastore) body.targetDatastoreId = options.datastore;
         if (options.withStorage) body.withStorage = true;
-        if (options.maxBandwidth) body.maxBandwidthBytesPerSecond = Number(options.maxBandwidth);
-        if (options.maxDowntime) body.maxDowntimeMs = Number(options.maxDowntime);
-        if (options.multifd) body.multifdChannels = Number(options.multifd);
+        if (options.maxBandwidth)
+          body.maxBandwidthBytesPerSecond = wholeNumber(options.maxBandwidth, '--max-bandwidth');
+        if (options.maxDowntime)
+          body.maxDowntimeMs = wholeNumber(options.maxDowntime, '--max-downtime');
+        if (options.multifd) body.multifdChannels = wholeNumber(options.multifd, '--multifd');
         if (options.autoConverge) body.autoConverge = true;
         await runTask(
           command.optsWithGlobals<Globals>(),

@@ -5,6 +5,7 @@ import { ApiClient } from '../client.js';
 import { printJson } from '../output.js';
 import { parseSize } from './parse-size.js';
 import { printDecision, type Decision } from './policy.js';
+import { wholeNumber } from './parse-number.js';
 
 interface Globals {
   json?: boolean;
@@ -65,7 +66,7 @@ export function registerPlace(program: Command): void {
               value !== '' && Number.isFinite(Number(value)) ? Number(value) : value;
           }
           target = {
-            cpus: Number(options.cpus),
+            cpus: wholeNumber(options.cpus, '--cpus'),
             memoryBytes: parseSize(options.memory),
             ...(options.disk ? { diskBytes: parseSize(options.disk) } : {}),
             ...(options.name ? { name: options.name } : {}),
@@ -76,7 +77,7 @@ export function registerPlace(program: Command): void {
         }
         const decision = await ApiClient.fromConfig(globals).post<Decision>('/placement/preview', {
           vm: target,
-          topCandidates: Number(options.top),
+          topCandidates: wholeNumber(options.top, '--top'),
         });
         if (globals.json) return printJson(decision);
         printDecision(decision, options.explain === true);

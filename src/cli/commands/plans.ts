@@ -4,6 +4,7 @@ import { ZenithError } from '../../core/errors.js';
 import { ApiClient } from '../client.js';
 import { formatBytes, formatTime, printJson, printKeyValues, printTable } from '../output.js';
 import { waitForTask, type TaskSummary } from '../progress.js';
+import { decimalNumber, wholeNumber } from './parse-number.js';
 
 interface Globals {
   json?: boolean;
@@ -175,13 +176,13 @@ export function registerPlans(program: Command): void {
           '/placement/rebalance',
           {
             mode: options.mode,
-            maxMoves: Number(options.maxMoves),
-            minBenefit: Number(options.minBenefit),
+            maxMoves: wholeNumber(options.maxMoves, '--max-moves'),
+            minBenefit: decimalNumber(options.minBenefit, '--min-benefit'),
             ...(scope ? { scope } : {}),
             ...(options.mode === 'consolidate'
               ? {
-                  consolidateBelow: Number(options.consolidateBelow),
-                  targetLoad: Number(options.targetLoad),
+                  consolidateBelow: decimalNumber(options.consolidateBelow, '--consolidate-below'),
+                  targetLoad: decimalNumber(options.targetLoad, '--target-load'),
                 }
               : {}),
             apply: options.apply ? 'automatic' : 'recommend',

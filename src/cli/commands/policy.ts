@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { ZenithError } from '../../core/errors.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printKeyValues, printTable } from '../output.js';
+import { wholeNumber } from './parse-number.js';
 
 interface Globals {
   json?: boolean;
@@ -373,7 +374,7 @@ export function registerPolicy(program: Command): void {
         command: Command,
       ) => {
         const globals = command.optsWithGlobals<Globals>();
-        const body: Record<string, unknown> = { limit: Number(flags.limit) };
+        const body: Record<string, unknown> = { limit: wholeNumber(flags.limit, '--limit') };
         if (flags.expr !== undefined) body.expression = flags.expr;
         else body.policy = policyFromFlags(flags);
         if (flags.vm) body.vm = flags.vm;

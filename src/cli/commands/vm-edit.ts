@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { parseSize } from './parse-size.js';
 import { runTask } from '../progress.js';
+import { wholeNumber } from './parse-number.js';
 
 type Globals = { json?: boolean; server?: string };
 
@@ -36,7 +37,7 @@ export function registerEdits(vms: Command): void {
           'POST',
           `/vms/${encodeURIComponent(vm)}/reconfigure`,
           {
-            ...(options.cpus ? { cpus: Number(options.cpus) } : {}),
+            ...(options.cpus ? { cpus: wholeNumber(options.cpus, '--cpus') } : {}),
             ...(options.memory ? { memoryBytes: parseSize(options.memory) } : {}),
           },
           options.wait,

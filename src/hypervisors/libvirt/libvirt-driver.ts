@@ -7,6 +7,8 @@
  * by the control plane (services/vms/libvirt-migration.ts) through the
  * migration methods at the end.
  */
+import { realpathSync } from 'node:fs';
+import { normalize } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Clock } from '../../core/clock.js';
 import { ZenithError } from '../../core/errors.js';
@@ -55,7 +57,7 @@ import {
 } from './libvirt-reader.js';
 import type { LibvirtSettings } from './libvirt-settings.js';
 import * as snapshots from './libvirt-snapshots.js';
-import { parseLibvirtUri, type LibvirtUri } from './libvirt-uri.js';
+import { daemonAddress, parseLibvirtUri, type LibvirtUri } from './libvirt-uri.js';
 
 export interface LibvirtDriverOptions {
   settings: LibvirtSettings;
@@ -125,6 +127,15 @@ export class LibvirtDriver implements HypervisorDriver {
       await client.close();
       throw error;
     }
+  }
+
+  /**
+   * The hypervisor driver the daemon serves (qemu:///system) on the host with this UUID; a daemon
+   * whose driver reports no host UUID (libvirt's test driver) is known by its address instead.
+   */
+  peerIdentity(): string {
+    const where = this.host.capabilities.uuid ?? daemonAddress(this.#uri, realSocketPath);
+    return `libvirt:${this.#uri.remoteName}@${where}`;
   }
 
   async discover(): Promise<DiscoverySnapshot> {
@@ -426,5 +437,14 @@ export class LibvirtDriver implements HypervisorDriver {
         'could not read a domain after its event',
       );
     }
+  }
+}
+
+/** The socket's path with symbolic links resolved (it exists once connected); as written otherwise. */
+function realSocketPath(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return normalize(path);
   }
 }

@@ -5,7 +5,7 @@
  * transport means TLS, one without a host the local unix socket. The daemon
  * is asked to open the URI stripped of transport and host (`qemu:///system`).
  */
-import { isAbsolute } from 'node:path';
+import { isAbsolute, normalize } from 'node:path';
 import { ZenithError } from '../../core/errors.js';
 
 export type LibvirtTransport = 'unix' | 'tcp' | 'tls';
@@ -130,4 +130,16 @@ export function parseLibvirtUri(text: string): LibvirtUri {
     pkiPath,
     remoteName: name ?? `${driver}://${path}`,
   };
+}
+
+/**
+ * Where the daemon listens, however the URI spells it: its socket path (normalised, or resolved by
+ * `resolveSocket`, e.g. through symbolic links), or host and port.
+ */
+export function daemonAddress(
+  uri: LibvirtUri,
+  resolveSocket: (path: string) => string = normalize,
+): string {
+  if (uri.socket !== null) return `unix:${resolveSocket(uri.socket)}`;
+  return `[${(uri.host ?? '').toLowerCase()}]:${uri.port ?? ''}`;
 }

@@ -111,6 +111,17 @@ export class VsphereDriver implements HypervisorDriver {
     return this.#client;
   }
 
+  /**
+   * A vCenter's instance UUID (the same however it is addressed); an ESXi has none and is known by
+   * its address (host and port) instead.
+   */
+  peerIdentity(): string {
+    const uuid = this.client.content.about.instanceUuid;
+    if (uuid) return `vsphere:${uuid.toLowerCase()}`;
+    const url = new URL(this.#options.settings.url);
+    return `vsphere:${url.hostname.toLowerCase()}:${url.port || '443'}`;
+  }
+
   get cache(): InventoryCache {
     return this.#cache;
   }

@@ -2,8 +2,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import type { ControlPlane } from '../../services/control-plane.js';
-import { actorOf, principalOf } from '../auth.js';
 import { TaskView } from '../schemas.js';
+import { acceptTask } from '../task-reply.js';
 
 const VmParams = Type.Object(
   { id: Type.String({ minLength: 1, maxLength: 200 }) },
@@ -56,16 +56,9 @@ export async function snapshotRoutes(root: FastifyInstance, plane: ControlPlane)
       },
     },
     async (request, reply) =>
-      reply
-        .status(202)
-        .send(
-          await plane.snapshots.create(
-            vmId(request.params.id),
-            request.body.name,
-            actorOf(principalOf(request)),
-            request.id,
-          ),
-        ),
+      acceptTask(request, reply, (actor, requestId) =>
+        plane.snapshots.create(vmId(request.params.id), request.body.name, actor, requestId),
+      ),
   );
   app.post(
     '/vms/:id/snapshots/:snapshot/revert',
@@ -79,16 +72,9 @@ export async function snapshotRoutes(root: FastifyInstance, plane: ControlPlane)
       },
     },
     async (request, reply) =>
-      reply
-        .status(202)
-        .send(
-          await plane.snapshots.revert(
-            vmId(request.params.id),
-            request.params.snapshot,
-            actorOf(principalOf(request)),
-            request.id,
-          ),
-        ),
+      acceptTask(request, reply, (actor, requestId) =>
+        plane.snapshots.revert(vmId(request.params.id), request.params.snapshot, actor, requestId),
+      ),
   );
   app.delete(
     '/vms/:id/snapshots/:snapshot',
@@ -102,15 +88,8 @@ export async function snapshotRoutes(root: FastifyInstance, plane: ControlPlane)
       },
     },
     async (request, reply) =>
-      reply
-        .status(202)
-        .send(
-          await plane.snapshots.remove(
-            vmId(request.params.id),
-            request.params.snapshot,
-            actorOf(principalOf(request)),
-            request.id,
-          ),
-        ),
+      acceptTask(request, reply, (actor, requestId) =>
+        plane.snapshots.remove(vmId(request.params.id), request.params.snapshot, actor, requestId),
+      ),
   );
 }

@@ -4,8 +4,8 @@ import { Type } from 'typebox';
 import type { ControlPlane } from '../../services/control-plane.js';
 import type { Permission } from '../../services/identity/roles.js';
 import type { VmActionName } from '../../services/vms/vm-actions.js';
-import { actorOf, principalOf } from '../auth.js';
 import { FactValueInput, IdParams, TaskView } from '../schemas.js';
+import { acceptTask } from '../task-reply.js';
 
 const powerActions: Array<{ action: VmActionName; summary: string }> = [
   { action: 'start', summary: 'Power on' },
@@ -39,16 +39,10 @@ export async function vmActionRoutes(root: FastifyInstance, plane: ControlPlane)
           response: Accepted,
         },
       },
-      async (request, reply) => {
-        const task = await plane.vms.request(
-          action,
-          vmId(request.params.id),
-          {},
-          actorOf(principalOf(request)),
-          request.id,
-        );
-        return reply.status(202).send(task);
-      },
+      async (request, reply) =>
+        acceptTask(request, reply, (actor, requestId) =>
+          plane.vms.request(action, vmId(request.params.id), {}, actor, requestId),
+        ),
     );
   }
 
@@ -91,16 +85,16 @@ export async function vmActionRoutes(root: FastifyInstance, plane: ControlPlane)
         response: Accepted,
       },
     },
-    async (request, reply) => {
-      const task = await plane.vms.request(
-        'migrate',
-        vmId(request.params.id),
-        { ...request.body },
-        actorOf(principalOf(request)),
-        request.id,
-      );
-      return reply.status(202).send(task);
-    },
+    async (request, reply) =>
+      acceptTask(request, reply, (actor, requestId) =>
+        plane.vms.request(
+          'migrate',
+          vmId(request.params.id),
+          { ...request.body },
+          actor,
+          requestId,
+        ),
+      ),
   );
 
   app.post(
@@ -161,11 +155,9 @@ export async function vmActionRoutes(root: FastifyInstance, plane: ControlPlane)
       },
     },
     async (request, reply) =>
-      reply
-        .status(202)
-        .send(
-          await plane.vmCreation.request(request.body, actorOf(principalOf(request)), request.id),
-        ),
+      acceptTask(request, reply, (actor, requestId) =>
+        plane.vmCreation.request(request.body, actor, requestId),
+      ),
   );
 
   app.post(
@@ -201,16 +193,9 @@ export async function vmActionRoutes(root: FastifyInstance, plane: ControlPlane)
       },
     },
     async (request, reply) =>
-      reply
-        .status(202)
-        .send(
-          await plane.vmClones.request(
-            vmId(request.params.id),
-            request.body,
-            actorOf(principalOf(request)),
-            request.id,
-          ),
-        ),
+      acceptTask(request, reply, (actor, requestId) =>
+        plane.vmClones.request(vmId(request.params.id), request.body, actor, requestId),
+      ),
   );
 
   app.post(
@@ -229,16 +214,9 @@ export async function vmActionRoutes(root: FastifyInstance, plane: ControlPlane)
       },
     },
     async (request, reply) =>
-      reply
-        .status(202)
-        .send(
-          await plane.vmEdits.rename(
-            vmId(request.params.id),
-            request.body.name,
-            actorOf(principalOf(request)),
-            request.id,
-          ),
-        ),
+      acceptTask(request, reply, (actor, requestId) =>
+        plane.vmEdits.rename(vmId(request.params.id), request.body.name, actor, requestId),
+      ),
   );
 
   app.post(
@@ -260,16 +238,9 @@ export async function vmActionRoutes(root: FastifyInstance, plane: ControlPlane)
       },
     },
     async (request, reply) =>
-      reply
-        .status(202)
-        .send(
-          await plane.vmEdits.reconfigure(
-            vmId(request.params.id),
-            request.body,
-            actorOf(principalOf(request)),
-            request.id,
-          ),
-        ),
+      acceptTask(request, reply, (actor, requestId) =>
+        plane.vmEdits.reconfigure(vmId(request.params.id), request.body, actor, requestId),
+      ),
   );
 
   app.delete(
@@ -283,15 +254,9 @@ export async function vmActionRoutes(root: FastifyInstance, plane: ControlPlane)
         response: Accepted,
       },
     },
-    async (request, reply) => {
-      const task = await plane.vms.request(
-        'delete',
-        vmId(request.params.id),
-        {},
-        actorOf(principalOf(request)),
-        request.id,
-      );
-      return reply.status(202).send(task);
-    },
+    async (request, reply) =>
+      acceptTask(request, reply, (actor, requestId) =>
+        plane.vms.request('delete', vmId(request.params.id), {}, actor, requestId),
+      ),
   );
 }

@@ -18,6 +18,7 @@ import type { Store } from '../../store/store.js';
 import type { EventBus } from '../events/event-bus.js';
 import type { IdentityService } from '../identity/identity-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
+import { claimPeer, probePeer, refuseTakenPeer } from './connection-peer.js';
 
 export type ConnectionState = 'connecting' | 'connected' | 'disconnected';
 
@@ -93,15 +94,17 @@ export class ConnectionService {
       );
     const family = this.deps.registry.get(input.type);
     const settings = family.validate(input.settings ?? {});
-    const clash = await this.deps.store.db
-      .selectFrom('connections')
-      .select('id')
-      .where('name', '=', input.name)
-      .executeTakeFirst();
-    if (clash)
-      throw new ZenithError('ZEN_CONFLICT', `a connection named '${input.name}' exists`, {
-        name: input.name,
-      });
+    await this.#refuseTakenName(input.name);
+    // Who is behind these settings: a hypervisor connected already is refused before anything is saved.
+    const peer = family.identifiesPeer
+      ? await probePeer(family, settings, input.secret ?? null, {
+          connectionId: 'probe',
+          clock: this.deps.clock,
+          logger: this.deps.logger,
+          stateDir: join(this.deps.stateDir, 'connection-probe'),
+        })
+      : null;
+    if (peer) await refuseTakenPeer(this.deps.store.db, peer);
     // The connection acts as an identity of its own (what it changes is attributed to it),
     // named after its id so that a removed connection's name can be used again.
     const now = this.deps.clock.now();
@@ -122,8 +125,17 @@ export class ConnectionService {
       last_error: null,
       last_sync_at: null,
       created_at: now,
+      peer_id: peer,
     };
-    await this.deps.store.db.insertInto('connections').values(row).execute();
+    try {
+      await this.deps.store.db.insertInto('connections').values(row).execute();
+    } catch (error) {
+      // A concurrent add took the name or the peer (both unique) first: say which, leave nothing.
+      await this.deps.identities.remove(identity.id).catch(() => undefined);
+      await this.#refuseTakenName(input.name);
+      if (peer) await refuseTakenPeer(this.deps.store.db, peer);
+      throw error;
+    }
     const running = this.#start(row);
     if (options.waitForSync !== false) await this.#waitAtMost(running.firstSync, 30_000);
     return this.get(row.id);
@@ -233,6 +245,16 @@ export class ConnectionService {
     await Promise.all([...this.#running.keys()].map((id) => this.#stop(id)));
   }
 
+  async #refuseTakenName(name: string): Promise<void> {
+    const clash = await this.deps.store.db
+      .selectFrom('connections')
+      .select('id')
+      .where('name', '=', name)
+      .executeTakeFirst();
+    if (clash)
+      throw new ZenithError('ZEN_CONFLICT', `a connection named '${name}' exists`, { name });
+  }
+
   #view(row: ConnectionsTable): Connection {
     const running = this.#running.get(row.id);
     const family = this.deps.registry.get(row.type);
@@ -276,6 +298,7 @@ export class ConnectionService {
     const stateDir = join(this.deps.stateDir, 'connections', row.id);
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     let backoffMs = 1000;
+    let claimedPeer = row.peer_id;
     while (!signal.aborted) {
       let driver: HypervisorDriver | undefined;
       try {
@@ -289,6 +312,12 @@ export class ConnectionService {
         });
         running.driver = driver;
         await driver.connect();
+        // Never two connections to one hypervisor: they would each move its VMs to themselves.
+        const peer = driver.peerIdentity?.();
+        if (peer !== undefined && peer !== claimedPeer) {
+          await claimPeer(this.deps.store.db, row.id, peer);
+          claimedPeer = peer;
+        }
         const watch = driver.watch(signal)[Symbol.asyncIterator]();
         const snapshot = await driver.discover();
         await inventory.applySnapshot(row.id, snapshot.objects);

@@ -160,17 +160,27 @@ describe('live migration between two libvirt hosts, through Zenith', () => {
   });
 
   test('a target reached only through its local socket, with no migrationUri, is refused before anything is queued', async () => {
-    const added = await s.request('POST', '/connections', {
-      token,
-      body: {
-        name: 'lv-b-local',
-        type: 'libvirt',
-        settings: {
-          uri: `qemu:///system?socket=${daemons[1]!.socketPath}`,
-          hostName: 'lv-b-local',
+    const addLocal = () =>
+      s.request('POST', '/connections', {
+        token,
+        body: {
+          name: 'lv-b-local',
+          type: 'libvirt',
+          settings: {
+            uri: `qemu:///system?socket=${daemons[1]!.socketPath}`,
+            hostName: 'lv-b-local',
+          },
         },
-      },
-    });
+      });
+    // The same daemon (same host UUID) cannot be connected twice: lv-b has to go first.
+    const twice = await addLocal();
+    assert.equal(twice.status, 409, JSON.stringify(twice.body));
+    assert.equal(twice.body.error.code, 'ZEN_CONFLICT');
+    assert.equal(twice.body.error.details.connection.name, 'lv-b');
+    const removed = await s.request('DELETE', '/connections/lv-b', { token });
+    assert.equal(removed.status, 200, JSON.stringify(removed.body));
+    const added = await addLocal();
+    assert.equal(added.status, 201, JSON.stringify(added.body));
     assert.equal(added.body.state, 'connected', added.body.lastError);
     const target = (await s.request('GET', '/hosts?filter=name=lv-b-local', { token })).body
       .items[0];

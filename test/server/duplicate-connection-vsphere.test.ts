@@ -1,0 +1,110 @@
+/**
+ * One vCenter, one connection: adding the same vCenter again (known by its instance UUID, however
+ * its address is spelled) or by two adds at once is a 409 ZEN_CONFLICT naming the connection that
+ * has it, and leaves nothing behind. Against govmomi's vSphere simulator.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import {
+  startTestServer,
+  type ApiAnswer,
+  type TestServer,
+} from '../../src/testing/control-plane.js';
+import {
+  startVsphereSimulator,
+  type VsphereSimulator,
+} from '../../src/testing/vsphere-simulator.js';
+
+describe('the same vCenter added twice', () => {
+  let sim: VsphereSimulator;
+  let s: TestServer;
+  let token: string;
+  let first: { id: string; name: string };
+
+  before(async () => {
+    sim = await startVsphereSimulator({
+      clustersPerDatacenter: 1,
+      hostsPerCluster: 1,
+      standaloneHostsPerDatacenter: 0,
+      vmsPerPool: 2,
+    });
+    s = await startTestServer();
+    token = await s.login();
+  });
+  after(async () => {
+    await s?.close();
+    await sim?.stop();
+  });
+
+  const add = (name: string, url = sim.url) =>
+    s.request('POST', '/connections', {
+      token,
+      body: {
+        name,
+        type: 'vsphere',
+        settings: { url, username: sim.username, thumbprint: sim.thumbprint },
+        secret: sim.password,
+      },
+    });
+  const saved = async () => ({
+    connections: (await s.request('GET', '/connections', { token })).body.items.map(
+      (c: ApiAnswer) => c.id,
+    ),
+    identities: (await s.request('GET', '/users', { token })).body.items.map(
+      (i: ApiAnswer) => i.id,
+    ),
+  });
+  /** The simulator's VMs as the inventory shows them (present ones), by their vSphere UUID. */
+  const presentVms = async (): Promise<string[]> =>
+    (await s.request('GET', '/vms?limit=1000', { token })).body.items
+      .filter((vm: ApiAnswer) => vm.status !== 'missing')
+      .map((vm: ApiAnswer) => vm.facts['vm.uuid'] as string)
+      .sort();
+  const assertRefused = (answer: ApiAnswer, existing: { id: string; name: string }) => {
+    assert.equal(answer.status, 409, JSON.stringify(answer.body));
+    assert.equal(answer.body.error.code, 'ZEN_CONFLICT');
+    assert.deepEqual(answer.body.error.details.connection, existing);
+    assert.ok(answer.body.error.message.includes(`'${existing.name}' (${existing.id})`));
+  };
+
+  test('the first connection is added and discovers the VMs', async () => {
+    const added = await add('vc-a');
+    assert.equal(added.status, 201, JSON.stringify(added.body));
+    assert.equal(added.body.state, 'connected', added.body.lastError);
+    first = { id: added.body.id, name: added.body.name };
+    assert.equal((await presentVms()).length, 2);
+  });
+
+  test('the same vCenter again, by the same URL or by another name for its host, is refused and nothing is saved', async (t) => {
+    const before = await saved();
+    const started = performance.now();
+    assertRefused(await add('vc-b'), first);
+    t.diagnostic(`refused after ${Math.round(performance.now() - started)} ms (one probe login)`);
+    const respelled = sim.url.replace('127.0.0.1', 'localhost');
+    assert.notEqual(respelled, sim.url);
+    assertRefused(await add('vc-c', respelled), first);
+    assert.deepEqual(await saved(), before);
+    const vms = await presentVms();
+    assert.equal(vms.length, 2);
+    assert.equal(new Set(vms).size, 2, 'each VM once');
+  });
+
+  test('once the first is removed the vCenter can be added again; of two adds at once exactly one wins', async () => {
+    const removed = await s.request('DELETE', `/connections/${first.id}`, { token });
+    assert.equal(removed.status, 200, JSON.stringify(removed.body));
+    const before = await saved();
+    const answers = await Promise.all([add('vc-d'), add('vc-e')]);
+    const winners = answers.filter((a) => a.status === 201);
+    const losers = answers.filter((a) => a.status !== 201);
+    assert.equal(winners.length, 1, JSON.stringify(answers.map((a) => a.body)));
+    const winner = { id: winners[0]!.body.id, name: winners[0]!.body.name };
+    assert.equal(winners[0]!.body.state, 'connected', winners[0]!.body.lastError);
+    assertRefused(losers[0]!, winner);
+    const after = await saved();
+    assert.deepEqual(after.connections, [winner.id]);
+    assert.equal(after.identities.length, before.identities.length + 1, 'one service identity');
+    const vms = await presentVms();
+    assert.equal(vms.length, 2);
+    assert.equal(new Set(vms).size, 2, 'each VM once');
+  });
+});
