@@ -11,6 +11,7 @@ export default tseslint.config(
       '.cache/**',
       'web/dist/**',
       'bin/**',
+      'scripts/*.mjs',
       '*.cjs',
       'eslint.config.js',
     ],

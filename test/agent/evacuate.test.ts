@@ -1,16 +1,15 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { processAlive } from '../../src/core/process.js';
+import { spawnAgent, type AgentProcess } from '../../src/testing/agent-process.js';
 import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
 import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../src/testing/guest-image.js';
 import { until } from '../../src/testing/wait.js';
-
-const zenithBin = join(import.meta.dirname, '../../bin/zenith.js');
 
 /** The directory of an agent's QEMU sockets (as the QEMU driver names it), which its QEMU command lines contain. */
 function runDirOf(agentStateDir: string): string {
@@ -24,7 +23,7 @@ describe('evacuating a host run by an agent (real QEMU)', () => {
     mkdtempSync(join(tmpdir(), 'zenith-evac-a-')),
     mkdtempSync(join(tmpdir(), 'zenith-evac-b-')),
   ];
-  const agents: ChildProcess[] = [];
+  const agents: AgentProcess[] = [];
   let image: { kernel: string; initrd: string };
 
   before(async () => {
@@ -34,43 +33,32 @@ describe('evacuating a host run by an agent (real QEMU)', () => {
     for (const [i, name] of ['evac-a', 'evac-b'].entries()) {
       const enrollment = (await s.request('POST', '/agents/enrollment-tokens', { token, body: {} }))
         .body.token;
-      agents[i] = spawn(
-        process.execPath,
-        [
-          zenithBin,
-          'agent',
-          '--server',
-          s.baseUrl,
-          '--token',
-          enrollment,
-          '--state-dir',
-          dirs[i]!,
-          '--storage-root',
-          join(dirs[i]!, 'storage'),
-          '--storage-root',
-          dirname(image.kernel),
-          '--accelerator',
-          'tcg',
-          '--host-name',
-          name,
-        ],
-        { stdio: 'ignore' },
-      );
+      agents[i] = spawnAgent({
+        serverUrl: s.baseUrl,
+        stateDir: dirs[i]!,
+        storageRoots: [join(dirs[i]!, 'storage'), dirname(image.kernel)],
+        hostName: name,
+        extra: ['--token', enrollment],
+      });
     }
-    await until('both agents', async () => {
-      const connected = (
-        (await s.request('GET', '/connections', { token })).body.items as Array<{
-          state: string;
-        }>
-      ).filter((c) => c.state === 'connected');
-      return connected.length === 2 ? true : undefined;
-    });
+    await until(
+      () =>
+        `both agents${agents.map((a) => `\nagent output:\n${a.output().slice(-2000)}`).join('')}`,
+      async () => {
+        const connected = (
+          (await s.request('GET', '/connections', { token })).body.items as Array<{
+            state: string;
+          }>
+        ).filter((c) => c.state === 'connected');
+        return connected.length === 2 ? true : undefined;
+      },
+    );
   });
   after(async () => {
     for (const vm of (await s.request('GET', '/vms?limit=100', { token })).body.items ?? [])
       if (typeof vm.facts['qemu.pid'] === 'number' && processAlive(vm.facts['qemu.pid']))
         process.kill(vm.facts['qemu.pid'], 'SIGKILL');
-    for (const agent of agents) agent?.kill('SIGKILL');
+    for (const agent of agents) await agent?.kill();
     for (const dir of dirs) spawnSync('pkill', ['-9', '-f', runDirOf(dir)]);
     await s.close();
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,12 +6,11 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { newKeyAndRequest } from '../../src/agent/agent-credentials.js';
 import { processAlive } from '../../src/core/process.js';
+import { spawnAgent, type AgentProcess } from '../../src/testing/agent-process.js';
 import { consoleTicks } from '../../src/testing/guest-console.js';
 import { until } from '../../src/testing/wait.js';
 import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
 import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../src/testing/guest-image.js';
-
-const zenithBin = join(import.meta.dirname, '../../bin/zenith.js');
 
 let outputOfAgent = () => '';
 const lastOutput = () => `\nagent output:\n${outputOfAgent().slice(-3000)}`;
@@ -24,41 +22,18 @@ describe('zenith agent: enrollment, a real VM through the agent, and an agent re
   let token: string;
   let image: { kernel: string; initrd: string };
   const stateDir = mkdtempSync(join(tmpdir(), 'zenith-agent-'));
-  let agent: ChildProcess | undefined;
-  let output = '';
-  outputOfAgent = () => output;
+  let agent: AgentProcess | undefined;
+  outputOfAgent = () => agent?.output() ?? '';
   const startAgent = (extra: string[] = []) => {
-    agent = spawn(
-      process.execPath,
-      [
-        zenithBin,
-        'agent',
-        '--server',
-        s.baseUrl,
-        '--state-dir',
-        stateDir,
-        '--storage-root',
-        dirname(image.kernel),
-        '--accelerator',
-        'tcg',
-        '--host-name',
-        'agent-host-1',
-        ...extra,
-      ],
-      {
-        env: { ...process.env, ZENITH_LOG_LEVEL: 'info' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    agent.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-    agent.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+    agent = spawnAgent({
+      serverUrl: s.baseUrl,
+      stateDir,
+      storageRoots: [dirname(image.kernel)],
+      hostName: 'agent-host-1',
+      extra,
+    });
   };
-  const killAgent = async () => {
-    if (!agent || agent.exitCode !== null || agent.signalCode !== null) return;
-    const exited = once(agent, 'exit');
-    agent.kill('SIGKILL');
-    await exited;
-  };
+  const killAgent = async () => agent?.kill();
   const connection = async () =>
     (
       (await s.request('GET', '/connections', { token })).body.items as Array<{
@@ -210,21 +185,20 @@ describe('zenith agent: enrollment, a real VM through the agent, and an agent re
     const agents = (await s.request('GET', '/agents', { token })).body.items;
     assert.equal((await connection())?.state, 'connected');
     const running = agent!;
-    const exited = once(running, 'exit');
+    const exited = once(running.process, 'exit');
     await s.request('DELETE', `/agents/${agents[0].id}`, { token });
     // The channel is closed at once; the agent's reconnection is refused by serial, and it stops.
     const [code] = (await exited) as [number | null];
     assert.notEqual(code, 0);
-    assert.match(output, /ZEN_CREDENTIAL_REVOKED/);
+    assert.match(running.output(), /ZEN_CREDENTIAL_REVOKED/);
     assert.notEqual((await connection())?.state, 'connected');
     const certificates = (await s.request('GET', `/agents/${agents[0].id}/certificates`, { token }))
       .body.items;
     assert.ok(certificates.every((c: { revokedAt: number | null }) => c.revokedAt !== null));
 
-    output = '';
     startAgent();
-    const [again] = (await once(agent!, 'exit')) as [number | null];
+    const [again] = (await once(agent!.process, 'exit')) as [number | null];
     assert.notEqual(again, 0, 'a restarted agent is refused too');
-    assert.match(output, /ZEN_CREDENTIAL_REVOKED/);
+    assert.match(agent!.output(), /ZEN_CREDENTIAL_REVOKED/);
   });
 });

@@ -1,17 +1,16 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { processAlive } from '../../src/core/process.js';
+import { spawnAgent, type AgentProcess } from '../../src/testing/agent-process.js';
 import { consoleRead, consoleTicks } from '../../src/testing/guest-console.js';
 import { until } from '../../src/testing/wait.js';
 import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
 import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../src/testing/guest-image.js';
-
-const zenithBin = join(import.meta.dirname, '../../bin/zenith.js');
 
 /** The directory of an agent's QEMU sockets (as the QEMU driver names it), which its QEMU command lines contain. */
 function runDirOf(agentStateDir: string): string {
@@ -26,32 +25,18 @@ describe('live migration between two agents on this machine (real QEMU)', () => 
     mkdtempSync(join(tmpdir(), 'zenith-agent-a-')),
     mkdtempSync(join(tmpdir(), 'zenith-agent-b-')),
   ];
-  const agents: ChildProcess[] = [];
+  const agents: AgentProcess[] = [];
   let vmId = '';
   const hostNames = ['host-a', 'host-b'];
   /** Each host has storage of its own (its first root) and sees the guest image directory (shared). */
   const startAgent = (i: number, enrollment?: string) => {
-    agents[i] = spawn(
-      process.execPath,
-      [
-        zenithBin,
-        'agent',
-        '--server',
-        s.baseUrl,
-        ...(enrollment ? ['--token', enrollment] : []),
-        '--state-dir',
-        dirs[i]!,
-        '--storage-root',
-        join(dirs[i]!, 'storage'),
-        '--storage-root',
-        dirname(image.kernel),
-        '--accelerator',
-        'tcg',
-        '--host-name',
-        hostNames[i]!,
-      ],
-      { stdio: 'ignore' },
-    );
+    agents[i] = spawnAgent({
+      serverUrl: s.baseUrl,
+      stateDir: dirs[i]!,
+      storageRoots: [join(dirs[i]!, 'storage'), dirname(image.kernel)],
+      hostName: hostNames[i]!,
+      extra: enrollment ? ['--token', enrollment] : [],
+    });
   };
 
   before(async () => {
@@ -75,7 +60,7 @@ describe('live migration between two agents on this machine (real QEMU)', () => 
       if (typeof vm.facts['qemu.pid'] === 'number' && processAlive(vm.facts['qemu.pid']))
         process.kill(vm.facts['qemu.pid'], 'SIGKILL');
     }
-    for (const agent of agents) agent?.kill('SIGKILL');
+    for (const agent of agents) await agent?.kill();
     // Any QEMU these agents started (an incoming one is in no inventory).
     for (const dir of dirs) spawnSync('pkill', ['-9', '-f', runDirOf(dir)]);
     await s.close();
@@ -297,7 +282,7 @@ describe('live migration between two agents on this machine (real QEMU)', () => 
       const task = (await s.request('GET', `/tasks/${migrate.body.id}`, { token })).body;
       return task.progressDetails?.bytesSent > 0 ? true : undefined;
     });
-    agents[0]!.kill('SIGKILL');
+    agents[0]!.process.kill('SIGKILL');
     // The source's QEMU goes on sending without its agent; the destination says when it has the VM.
     const done = await s.waitForTask(token, migrate.body.id, 120_000);
     assert.equal(done.state, 'succeeded', JSON.stringify(done.error));

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { processAlive } from '../../src/core/process.js';
+import { spawnAgent, type AgentProcess } from '../../src/testing/agent-process.js';
 import {
   adminPassword,
   startTestServer,
@@ -15,7 +14,6 @@ import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../src/testing/guest-i
 import { cliRunner } from '../../src/testing/server-process.js';
 import { until } from '../../src/testing/wait.js';
 
-const zenithBin = join(import.meta.dirname, '../../bin/zenith.js');
 const MiB = 2 ** 20;
 
 describe('metrics history of a real QEMU guest through a host agent', () => {
@@ -23,8 +21,7 @@ describe('metrics history of a real QEMU guest through a host agent', () => {
   let token: string;
   let image: { kernel: string; initrd: string };
   const stateDir = mkdtempSync(join(tmpdir(), 'zenith-agent-metrics-'));
-  let agent: ChildProcess | undefined;
-  let output = '';
+  let agent: AgentProcess | undefined;
   let pid: number | undefined;
 
   before(async () => {
@@ -35,11 +32,7 @@ describe('metrics history of a real QEMU guest through a host agent', () => {
   });
   after(async () => {
     if (pid !== undefined && processAlive(pid)) process.kill(pid, 'SIGKILL');
-    if (agent && agent.exitCode === null && agent.signalCode === null) {
-      const exited = once(agent, 'exit');
-      agent.kill('SIGKILL');
-      await exited;
-    }
+    await agent?.kill();
     await s.close();
     rmSync(stateDir, { recursive: true, force: true });
   });
@@ -47,30 +40,15 @@ describe('metrics history of a real QEMU guest through a host agent', () => {
   test('a running guest accumulates history with plausible values, through the API and the CLI', async (t) => {
     const enrollment = (await s.request('POST', '/agents/enrollment-tokens', { token, body: {} }))
       .body.token;
-    agent = spawn(
-      process.execPath,
-      [
-        zenithBin,
-        'agent',
-        '--server',
-        s.baseUrl,
-        '--token',
-        enrollment,
-        '--state-dir',
-        stateDir,
-        '--storage-root',
-        dirname(image.kernel),
-        '--accelerator',
-        'tcg',
-        '--host-name',
-        'metrics-host',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    agent.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-    agent.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+    agent = spawnAgent({
+      serverUrl: s.baseUrl,
+      stateDir,
+      storageRoots: [dirname(image.kernel)],
+      hostName: 'metrics-host',
+      extra: ['--token', enrollment],
+    });
     const host = await until(
-      () => `the agent's host\n${output.slice(-2000)}`,
+      () => `the agent's host\n${agent!.output().slice(-2000)}`,
       async () => (await s.request('GET', '/hosts', { token })).body.items[0],
     );
     const create = await s.request('POST', '/vms', {

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { spawnAgent, type AgentProcess } from '../../src/testing/agent-process.js';
 import { adminPassword } from '../../src/testing/control-plane.js';
 import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../src/testing/guest-image.js';
 import {
@@ -13,8 +14,6 @@ import {
 } from '../../src/testing/server-process.js';
 import { until } from '../../src/testing/wait.js';
 
-const zenithBin = join(import.meta.dirname, '../../bin/zenith.js');
-
 describe('two host agents through the zenith command: enroll, create, migrate with storage and back, revoke', () => {
   let server: ServerProcess;
   let zenith: ReturnType<typeof cliRunner>;
@@ -23,7 +22,7 @@ describe('two host agents through the zenith command: enroll, create, migrate wi
     mkdtempSync(join(tmpdir(), 'zenith-cli-agent-a-')),
     mkdtempSync(join(tmpdir(), 'zenith-cli-agent-b-')),
   ];
-  const agents: ChildProcess[] = [];
+  const agents: AgentProcess[] = [];
   let image: { kernel: string; initrd: string };
 
   before(async () => {
@@ -35,7 +34,7 @@ describe('two host agents through the zenith command: enroll, create, migrate wi
   });
   after(async () => {
     await zenith(['vms', 'stop', 'cli-walker']).catch(() => undefined);
-    for (const agent of agents) agent.kill('SIGKILL');
+    for (const agent of agents) await agent.kill();
     spawnSync('pkill', ['-9', '-f', 'guest=cli-walker']);
     await server.kill();
     for (const dir of [dataDir, ...agentDirs]) rmSync(dir, { recursive: true, force: true });
@@ -54,37 +53,26 @@ describe('two host agents through the zenith command: enroll, create, migrate wi
     for (const [i, name] of ['cli-a', 'cli-b'].entries()) {
       const { token } = await json(['agents', 'enroll', '--ttl', '10']);
       agents.push(
-        spawn(
-          process.execPath,
-          [
-            zenithBin,
-            'agent',
-            '--server',
-            server.url,
-            '--token',
-            token,
-            '--state-dir',
-            agentDirs[i]!,
-            '--storage-root',
-            join(agentDirs[i]!, 'storage'),
-            '--storage-root',
-            dirname(image.kernel),
-            '--accelerator',
-            'tcg',
-            '--host-name',
-            name,
-          ],
-          { stdio: 'ignore' },
-        ),
+        spawnAgent({
+          serverUrl: server.url,
+          stateDir: agentDirs[i]!,
+          storageRoots: [join(agentDirs[i]!, 'storage'), dirname(image.kernel)],
+          hostName: name,
+          extra: ['--token', token],
+        }),
       );
     }
-    const listed = await until('both agents connected', async () => {
-      const page = await json(['agents', 'list']);
-      const connected = (page.items as Array<{ hostname: string; state: string }>).filter(
-        (a) => a.state === 'connected',
-      );
-      return connected.length === 2 ? page : undefined;
-    });
+    const listed = await until(
+      () =>
+        `both agents connected${agents.map((a) => `\nagent output:\n${a.output().slice(-2000)}`).join('')}`,
+      async () => {
+        const page = await json(['agents', 'list']);
+        const connected = (page.items as Array<{ hostname: string; state: string }>).filter(
+          (a) => a.state === 'connected',
+        );
+        return connected.length === 2 ? page : undefined;
+      },
+    );
     assert.deepEqual((listed.items as Array<{ hostname: string }>).map((a) => a.hostname).sort(), [
       'cli-a',
       'cli-b',

@@ -249,7 +249,8 @@ describe('hostile input never gets a 5xx', () => {
   });
   after(async () => s.close());
 
-  test('every route, with odd ids, bodies, queries and headers', async () => {
+  test('every route, with odd ids, bodies, queries and headers', async (t) => {
+    const started = Date.now();
     const doc = await s.request('GET', '/openapi.json');
     const ids = [
       'x',
@@ -292,12 +293,15 @@ describe('hostile input never gets a 5xx', () => {
         if (path.endsWith('/events/stream') || path.endsWith('/auth/logout')) continue;
         for (const id of ids) {
           const concrete = path.replace('/api/v1', '').replace(/\{[^}]+\}/g, id);
+          const sendsBody = ['post', 'patch', 'put'].includes(method);
           for (const variant of [
-            ...bodies.map((body) => ({ body, query: '' })),
+            // A GET carries no body: the body variants would send one same read nine times in a
+            // row; it is sent once. (A DELETE is repeated: a second one meets what the first did.)
+            ...(method === 'get' ? [undefined] : bodies).map((body) => ({ body, query: '' })),
             ...queries.map((query) => ({ body: undefined, query })),
           ]) {
             const options: { token: string; body?: unknown } = { token: admin };
-            if (['post', 'patch', 'put'].includes(method) && variant.body !== undefined)
+            if (sendsBody && variant.body !== undefined)
               options.body = JSON.stringify(variant.body);
             const answer = await s.request(
               method.toUpperCase(),
@@ -320,6 +324,7 @@ describe('hostile input never gets a 5xx', () => {
       }
     }
     assert.ok(requests > 1000);
+    t.diagnostic(`${requests} requests in ${Date.now() - started} ms`);
     const cookie = await s.request('GET', '/auth/me', {
       headers: { cookie: 'zenith_session=%E0%A4%A' },
     });

@@ -3,7 +3,7 @@
  * hosts: the control plane's own (a local qemu connection) and one run by an agent process.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { processAlive } from '../../src/core/process.js';
 import { seriousViolations } from '../../src/testing/accessibility.js';
+import { spawnAgent, type AgentProcess } from '../../src/testing/agent-process.js';
 import type { Page } from 'playwright-core';
 import { launchBrowser, type TestBrowser, type WatchedPage } from '../../src/testing/browser.js';
 import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
@@ -19,7 +20,6 @@ import { until } from '../../src/testing/wait.js';
 
 /** TCG guests and a cold browser are slow on a loaded 2-core machine: wait for what is seen. */
 const seen = { timeout: 90_000 };
-const zenithBin = join(import.meta.dirname, '../../bin/zenith.js');
 
 /** The directory of an agent's QEMU sockets (as the QEMU driver names it), which its QEMU command lines contain. */
 function runDirOf(agentStateDir: string): string {
@@ -63,7 +63,7 @@ describe('the VM page and the create-VM wizard in Chromium (real QEMU, local and
   let stillVmId: string;
   const images = mkdtempSync(join(tmpdir(), 'zenith-web-vm-images-'));
   const agentDir = mkdtempSync(join(tmpdir(), 'zenith-web-vm-agent-'));
-  let agent: ChildProcess | undefined;
+  let agent: AgentProcess | undefined;
 
   before(async () => {
     image = await ensureGuestImage();
@@ -82,34 +82,22 @@ describe('the VM page and the create-VM wizard in Chromium (real QEMU, local and
     localHost = (await s.request('GET', '/hosts', { token })).body.items[0];
     const enrollment = (await s.request('POST', '/agents/enrollment-tokens', { token, body: {} }))
       .body.token;
-    agent = spawn(
-      process.execPath,
-      [
-        zenithBin,
-        'agent',
-        '--server',
-        s.baseUrl,
-        '--token',
-        enrollment,
-        '--state-dir',
-        agentDir,
-        '--storage-root',
-        join(agentDir, 'storage'),
-        '--storage-root',
-        dirname(image.kernel),
-        '--accelerator',
-        'tcg',
-        '--host-name',
-        'web-agent',
-      ],
-      { stdio: 'ignore' },
-    );
-    await until('the agent host', async () => {
-      const hosts = (await s.request('GET', '/hosts', { token })).body.items as Array<{
-        name: string;
-      }>;
-      return hosts.some((h) => h.name === 'web-agent') ? true : undefined;
+    agent = spawnAgent({
+      serverUrl: s.baseUrl,
+      stateDir: agentDir,
+      storageRoots: [join(agentDir, 'storage'), dirname(image.kernel)],
+      hostName: 'web-agent',
+      extra: ['--token', enrollment],
     });
+    await until(
+      () => `the agent host\nagent output:\n${agent!.output().slice(-2000)}`,
+      async () => {
+        const hosts = (await s.request('GET', '/hosts', { token })).body.items as Array<{
+          name: string;
+        }>;
+        return hosts.some((h) => h.name === 'web-agent') ? true : undefined;
+      },
+    );
     // A VM the viewer looks at (never started).
     const still = await s.waitForTask(
       token,
@@ -153,7 +141,7 @@ describe('the VM page and the create-VM wizard in Chromium (real QEMU, local and
     for (const vm of (await s.request('GET', '/vms?limit=100', { token })).body.items ?? [])
       if (typeof vm.facts['qemu.pid'] === 'number' && processAlive(vm.facts['qemu.pid']))
         process.kill(vm.facts['qemu.pid'], 'SIGKILL');
-    agent?.kill('SIGKILL');
+    await agent?.kill();
     // Any QEMU the agent started (an incoming one is in no inventory).
     spawnSync('pkill', ['-9', '-f', runDirOf(agentDir)]);
     await s.close();

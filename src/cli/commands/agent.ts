@@ -2,8 +2,6 @@ import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { systemClock } from '../../core/clock.js';
 import { ZenithError } from '../../core/errors.js';
-import { createLogger } from '../../core/logger.js';
-import { HostAgent } from '../../agent/host-agent.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printKeyValues, printTable } from '../output.js';
 
@@ -74,6 +72,9 @@ export function registerAgent(program: Command): void {
         if (!['auto', 'kvm', 'tcg'].includes(options.accelerator))
           throw new ZenithError('ZEN_CONFIG_INVALID', '--accelerator is auto, kvm or tcg');
         const stateDir = resolve(options.stateDir);
+        // Loaded here, not at the top: every other command starts without the agent's modules.
+        const { HostAgent } = await import('../../agent/host-agent.js');
+        const { createLogger } = await import('../../core/logger.js');
         const agent = new HostAgent({
           server: server.replace(/\/+$/, ''),
           stateDir,

@@ -2,9 +2,6 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ZenithError } from '../../core/errors.js';
-import { buildApp } from '../../server/app.js';
-import { connectLocalHost } from '../../services/connections/local-host.js';
-import { startControlPlane } from '../../services/control-plane.js';
 import type { LdapSettings } from '../../services/identity/ldap-directory.js';
 
 function readLdapSettings(path: string): LdapSettings {
@@ -75,6 +72,10 @@ export function registerServe(program: Command): void {
             'ZEN_CONFIG_INVALID',
             `--port must be 0–65535, not '${options.port}'`,
           );
+        // Loaded here, not at the top: every other command starts without the server's modules.
+        const { startControlPlane } = await import('../../services/control-plane.js');
+        const { connectLocalHost } = await import('../../services/connections/local-host.js');
+        const { buildApp } = await import('../../server/app.js');
         const plane = await startControlPlane({
           dataDir: resolve(options.dataDir),
           databaseUrl: options.database,

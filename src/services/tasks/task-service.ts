@@ -306,10 +306,13 @@ export class TaskService {
   /** Stops taking tasks and waits for the running ones (up to the timeout). */
   async drain(timeoutMs = 10_000): Promise<void> {
     this.#accepting = false;
+    const timeout = new AbortController();
     await Promise.race([
       Promise.allSettled([...this.#lanes.values()]),
-      this.deps.clock.sleep(timeoutMs),
+      this.deps.clock.sleep(timeoutMs, timeout.signal).catch(() => undefined),
     ]);
+    // The timeout's timer must not outlive the drain: it would keep the process alive that long.
+    timeout.abort();
   }
 
   #schedule(task: Task): void {

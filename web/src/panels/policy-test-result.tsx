@@ -123,7 +123,7 @@ export function PolicyTestView(props: { answer: PolicyTestAnswer }) {
 export function ExpressionTestView(props: { answer: ExpressionTestAnswer }) {
   const { answer } = props;
   return (
-    <Stack gap="xs" aria-label="Expression test result">
+    <Stack gap="xs" role="region" aria-label="Expression test result">
       <Title order={5}>
         Over {answer.evaluated ?? 0} {answer.over ?? 'objects'} ({answer.type})
       </Title>
