@@ -389,6 +389,41 @@ test('TCP and TLS with client certificates reach the same daemon', async () => {
   }
 });
 
+test('over TLS, calls written at once are all answered, with no keepalive to wake the daemon', async () => {
+  // libvirtd reads a TLS record only as far as the packet it parses: packets sharing a record
+  // waited for the next write (a keepalive, 5 s later by default). Here nobody pings, so a call
+  // stuck that way would never be answered and would fail with its timeout.
+  const quiet = await startLibvirtd({ tls: true, keepaliveIntervalSeconds: -1, virtlogd: false });
+  const tls = await LibvirtClient.connect(
+    () =>
+      connectTls({
+        host: '127.0.0.1',
+        port: quiet.tlsPort!,
+        pkiDirectory: quiet.clientPkiDirectory!,
+      }),
+    { uri: TEST_URI, keepalive: false, callTimeoutMs: 20_000 },
+  );
+  try {
+    for (let round = 0; round < 3; round++) {
+      const names = await Promise.all(
+        Array.from({ length: 40 }, () => tls.call(connectGetHostname, undefined)),
+      );
+      assert.equal(new Set(names.map((n) => n.hostname)).size, 1);
+      const [info] = await Promise.all([
+        tls
+          .call(domainLookupByName, { name: 'test' })
+          .then(({ dom }) => tls.call(domainGetInfo, { dom })),
+        tls.call(connectGetHostname, undefined),
+      ]);
+      assert.equal(info.state, DOMAIN_STATE.running);
+    }
+    assert.equal(tls.inFlight, 0);
+  } finally {
+    await tls.close();
+    await quiet.stop();
+  }
+});
+
 test('TLS refuses a daemon whose certificate our CA did not sign', async () => {
   const genuine = await loadLibvirtPki(daemon.clientPkiDirectory!);
   const wrongCa = { ...genuine, ca: genuine.cert };
