@@ -14,6 +14,10 @@ import {
   type ApiAnswer,
   type TestServer,
 } from '../../src/testing/control-plane.js';
+import {
+  assertRefusedAsDuplicate,
+  savedConnectionsAndIdentities,
+} from '../../src/testing/connection-conflicts.js';
 import { startLibvirtd, type LibvirtdDaemon } from '../../src/testing/libvirtd.js';
 import { until } from '../../src/testing/wait.js';
 
@@ -40,27 +44,14 @@ describe('the same libvirt daemon added twice', () => {
       token,
       body: { name, type: 'libvirt', settings: { uri: settingsUri } },
     });
-  /** What must not change when an add is refused. */
-  const saved = async () => ({
-    connections: (await s.request('GET', '/connections', { token })).body.items.map(
-      (c: ApiAnswer) => c.id,
-    ),
-    identities: (await s.request('GET', '/users', { token })).body.items.map(
-      (i: ApiAnswer) => i.id,
-    ),
-  });
+  const saved = () => savedConnectionsAndIdentities(s, token);
   /** The daemon's domains as the inventory shows them (present ones): each UUID once. */
   const presentVms = async (): Promise<string[]> =>
     (await s.request('GET', '/vms?limit=1000', { token })).body.items
       .filter((vm: ApiAnswer) => vm.status !== 'missing')
       .map((vm: ApiAnswer) => vm.externalId)
       .sort();
-  const assertRefused = (answer: ApiAnswer, existing: { id: string; name: string }) => {
-    assert.equal(answer.status, 409, JSON.stringify(answer.body));
-    assert.equal(answer.body.error.code, 'ZEN_CONFLICT');
-    assert.deepEqual(answer.body.error.details.connection, existing);
-    assert.ok(answer.body.error.message.includes(`'${existing.name}' (${existing.id})`));
-  };
+  const assertRefused = assertRefusedAsDuplicate;
 
   test('the first connection is added and discovers the daemon', async () => {
     const added = await add('lv-a', uri);

@@ -11,6 +11,10 @@ import {
   type TestServer,
 } from '../../src/testing/control-plane.js';
 import {
+  assertRefusedAsDuplicate,
+  savedConnectionsAndIdentities,
+} from '../../src/testing/connection-conflicts.js';
+import {
   startVsphereSimulator,
   type VsphereSimulator,
 } from '../../src/testing/vsphere-simulator.js';
@@ -46,26 +50,14 @@ describe('the same vCenter added twice', () => {
         secret: sim.password,
       },
     });
-  const saved = async () => ({
-    connections: (await s.request('GET', '/connections', { token })).body.items.map(
-      (c: ApiAnswer) => c.id,
-    ),
-    identities: (await s.request('GET', '/users', { token })).body.items.map(
-      (i: ApiAnswer) => i.id,
-    ),
-  });
+  const saved = () => savedConnectionsAndIdentities(s, token);
   /** The simulator's VMs as the inventory shows them (present ones), by their vSphere UUID. */
   const presentVms = async (): Promise<string[]> =>
     (await s.request('GET', '/vms?limit=1000', { token })).body.items
       .filter((vm: ApiAnswer) => vm.status !== 'missing')
       .map((vm: ApiAnswer) => vm.facts['vm.uuid'] as string)
       .sort();
-  const assertRefused = (answer: ApiAnswer, existing: { id: string; name: string }) => {
-    assert.equal(answer.status, 409, JSON.stringify(answer.body));
-    assert.equal(answer.body.error.code, 'ZEN_CONFLICT');
-    assert.deepEqual(answer.body.error.details.connection, existing);
-    assert.ok(answer.body.error.message.includes(`'${existing.name}' (${existing.id})`));
-  };
+  const assertRefused = assertRefusedAsDuplicate;
 
   test('the first connection is added and discovers the VMs', async () => {
     const added = await add('vc-a');
