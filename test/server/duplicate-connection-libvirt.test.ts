@@ -53,7 +53,16 @@ describe('the same libvirt daemon added twice', () => {
       .sort();
   const assertRefused = assertRefusedAsDuplicate;
 
+  const tryIt = (settingsUri: string) =>
+    s.request('POST', '/connections/test', {
+      token,
+      body: { type: 'libvirt', settings: { uri: settingsUri } },
+    });
+
   test('the first connection is added and discovers the daemon', async () => {
+    const tried = await tryIt(uri);
+    assert.equal(tried.status, 200, JSON.stringify(tried.body));
+    assert.equal(tried.body.connectedAs, null, 'nobody has this daemon yet');
     const added = await add('lv-a', uri);
     assert.equal(added.status, 201, JSON.stringify(added.body));
     assert.equal(added.body.state, 'connected', added.body.lastError);
@@ -72,6 +81,10 @@ describe('the same libvirt daemon added twice', () => {
     assert.deepEqual(await saved(), before);
     assert.deepEqual(await presentVms(), vms);
     assert.equal(new Set(vms).size, vms.length, 'each VM once');
+    // Trying the settings first says so too, without refusing: the daemon answers, it is just taken.
+    const tried = await tryIt(uri);
+    assert.equal(tried.status, 200, JSON.stringify(tried.body));
+    assert.deepEqual(tried.body.connectedAs, first);
   });
 
   test('a differently spelled URI for the same daemon (no transport, another socket path form) is refused too', async () => {

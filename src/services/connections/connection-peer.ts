@@ -10,11 +10,20 @@ import type { HypervisorDriver } from '../../hypervisors/driver.js';
 import type { DriverContext, DriverFamily } from '../../hypervisors/registry.js';
 import type { Db } from '../../store/store.js';
 
-/** ZEN_CONFLICT naming the connection (other than `exceptId`) that reaches this peer already. */
-export async function refuseTakenPeer(db: Db, peer: string, exceptId?: string): Promise<void> {
+/** The connection (other than `exceptId`) that reaches this peer already, if any. */
+export async function connectionOfPeer(
+  db: Db,
+  peer: string,
+  exceptId?: string,
+): Promise<{ id: string; name: string } | undefined> {
   let query = db.selectFrom('connections').select(['id', 'name']).where('peer_id', '=', peer);
   if (exceptId) query = query.where('id', '<>', exceptId);
-  const existing = await query.executeTakeFirst();
+  return query.executeTakeFirst();
+}
+
+/** ZEN_CONFLICT naming the connection (other than `exceptId`) that reaches this peer already. */
+export async function refuseTakenPeer(db: Db, peer: string, exceptId?: string): Promise<void> {
+  const existing = await connectionOfPeer(db, peer, exceptId);
   if (existing)
     throw new ZenithError(
       'ZEN_CONFLICT',

@@ -18,7 +18,7 @@ import type { Store } from '../../store/store.js';
 import type { EventBus } from '../events/event-bus.js';
 import type { IdentityService } from '../identity/identity-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
-import { claimPeer, probePeer, refuseTakenPeer } from './connection-peer.js';
+import { claimPeer, connectionOfPeer, probePeer, refuseTakenPeer } from './connection-peer.js';
 
 export type ConnectionState = 'connecting' | 'connected' | 'disconnected';
 
@@ -146,7 +146,13 @@ export class ConnectionService {
     type: string;
     settings?: Record<string, unknown>;
     secret?: string | null;
-  }): Promise<{ ok: true; objects: Record<string, number>; durationMs: number }> {
+  }): Promise<{
+    ok: true;
+    objects: Record<string, number>;
+    durationMs: number;
+    /** The connection that reaches this hypervisor already (adding these settings would be refused). */
+    connectedAs: { id: string; name: string } | null;
+  }> {
     const family = this.deps.registry.get(input.type);
     const settings = family.validate(input.settings ?? {});
     const started = performance.now();
@@ -161,7 +167,14 @@ export class ConnectionService {
       const snapshot = await driver.discover();
       const objects: Record<string, number> = {};
       for (const object of snapshot.objects) objects[object.kind] = (objects[object.kind] ?? 0) + 1;
-      return { ok: true, objects, durationMs: Math.round(performance.now() - started) };
+      const peer = driver.peerIdentity?.();
+      const connectedAs = peer ? await connectionOfPeer(this.deps.store.db, peer) : undefined;
+      return {
+        ok: true,
+        objects,
+        durationMs: Math.round(performance.now() - started),
+        connectedAs: connectedAs ? { id: connectedAs.id, name: connectedAs.name } : null,
+      };
     } finally {
       await driver.close();
     }
