@@ -157,6 +157,27 @@ describe('the web console in Chromium, against a real Zenith with a real QEMU VM
     for (const name of ['Start', 'Stop', 'Suspend', 'Resume', 'Reboot', 'Open serial console'])
       assert.equal(await page.getByRole('button', { name }).count(), 0, `no ${name} button`);
     await watched.screenshot('vm-page-viewer');
+
+    // An administrator lets her power this VM while she looks at it: when she comes back to the
+    // tab, the power actions are offered without logging in again; taken back, they go.
+    const role = await s.request('POST', '/roles', {
+      token,
+      body: { name: 'vm-powerer', permissions: ['inventory.read', 'vm.power'] },
+    });
+    assert.equal(role.status, 201, JSON.stringify(role.body));
+    const binding = await s.request('POST', '/role-bindings', {
+      token,
+      body: { subject: 'vera', role: 'vm-powerer', scope: vmId },
+    });
+    assert.equal(binding.status, 201, JSON.stringify(binding.body));
+    const powerButton = page.getByRole('button', { name: /^(Start|Stop)$/ }).first();
+    await page.evaluate(() => (globalThis as any).dispatchEvent(new Event('focus')));
+    await powerButton.waitFor(seen);
+    const unbound = await s.request('DELETE', `/role-bindings/${binding.body.id}`, { token });
+    assert.equal(unbound.status < 300, true, JSON.stringify(unbound.body));
+    await page.evaluate(() => (globalThis as any).dispatchEvent(new Event('focus')));
+    await powerButton.waitFor({ ...seen, state: 'detached' });
+    assert.equal(await page.getByRole('button', { name: 'Open serial console' }).count(), 0);
     assert.deepEqual(watched.errors(), []);
   });
 

@@ -4,6 +4,8 @@
  * followed: `can('vm.power', vmId)` holds when a binding on the VM, its host, cluster, datacenter
  * or a resource group holding any of them grants it. Pages ask once for the objects they show
  * (`usePermissions(ids)`), never once per row. The server still decides; a refusal shows its code.
+ * A role binding changed during the session shows when the tab is looked at again (focus, or it
+ * becomes visible) and at least every minute while it is: everything known is asked again at once.
  */
 import {
   createContext,
@@ -31,6 +33,9 @@ export interface EffectivePermissions {
 /** The server accepts at most this many objects per ask. */
 const batchSize = 500;
 
+/** How often a visible tab asks again what it may do. */
+const refreshEveryMs = 60_000;
+
 export class PermissionStore {
   #global = new Set<Permission>();
   #anywhere = new Set<Permission>();
@@ -48,6 +53,32 @@ export class PermissionStore {
     this.#global = new Set(answer.global);
     this.#anywhere = new Set([...answer.global, ...answer.scoped.flatMap((s) => s.permissions)]);
     this.#objects.clear();
+    this.loaded = true;
+    this.#changed();
+  }
+
+  /**
+   * Asks again for everything known (the grants and each object asked about so far) and swaps it
+   * in at once, so nothing offered flickers while the answers come.
+   */
+  async refresh(): Promise<void> {
+    const ids = [...this.#objects.keys()];
+    const answer = await this.client.call<EffectivePermissions>('GET', '/auth/me/permissions');
+    const objects = new Map<string, ReadonlySet<Permission>>();
+    for (let i = 0; i < ids.length; i += batchSize) {
+      const batch = ids.slice(i, i + batchSize);
+      const asked = await this.client.call<EffectivePermissions>(
+        'GET',
+        `/auth/me/permissions?objects=${batch.map(encodeURIComponent).join(',')}`,
+      );
+      for (const [id, held] of Object.entries(asked.objects)) objects.set(id, new Set(held));
+      for (const id of asked.missing) objects.set(id, new Set());
+    }
+    this.#global = new Set(answer.global);
+    this.#anywhere = new Set([...answer.global, ...answer.scoped.flatMap((s) => s.permissions)]);
+    // Objects first asked about while this ran keep what they were told.
+    for (const [id, held] of this.#objects) if (!objects.has(id)) objects.set(id, held);
+    this.#objects = objects;
     this.loaded = true;
     this.#changed();
   }
@@ -149,6 +180,17 @@ export function PermissionProvider(props: {
   );
   useEffect(() => {
     void store.load().catch(() => undefined);
+    const refresh = () => {
+      if (document.visibilityState === 'visible') void store.refresh().catch(() => undefined);
+    };
+    window.addEventListener('focus', refresh);
+    document.addEventListener('visibilitychange', refresh);
+    const timer = setInterval(refresh, refreshEveryMs);
+    return () => {
+      window.removeEventListener('focus', refresh);
+      document.removeEventListener('visibilitychange', refresh);
+      clearInterval(timer);
+    };
   }, [store]);
   return createElement(PermissionContext, { value: store }, children);
 }
