@@ -1,8 +1,8 @@
 /** zenith access report effective|changes|actions: compliance reports as a table, CSV or JSON. */
 import type { Command } from 'commander';
-import { ZenithError } from '../../core/errors.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printTable } from '../output.js';
+import { instant } from './parse-instant.js';
 
 interface Globals {
   json?: boolean;
@@ -25,17 +25,6 @@ interface AuditRow {
   targetId: string | null;
   result: string;
   errorCode: string | null;
-}
-
-/** ISO 8601 (2026-06-01, 2026-06-01T08:00Z) or milliseconds since the epoch. */
-function instant(text: string, what: string): number {
-  const ms = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
-  if (!Number.isFinite(ms))
-    throw new ZenithError(
-      'ZEN_BAD_REQUEST',
-      `${what} '${text}' is not a date (use ISO 8601, e.g. 2026-06-01)`,
-    );
-  return ms;
 }
 
 async function fetchReport<T>(

@@ -4,20 +4,14 @@ import type { Command } from 'commander';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printTable } from '../output.js';
 import { instant } from './parse-instant.js';
+import type { CostBreakdown } from '../../services/accounting/report-accumulator.js';
 
 interface Globals {
   json?: boolean;
   server?: string;
 }
 
-interface Cost {
-  vcpu: number;
-  memory: number;
-  disk: number;
-  fixed: number;
-  discount: number;
-  total: number;
-}
+type Cost = CostBreakdown;
 
 interface ReportAnswer {
   currency: string | null;

@@ -2,17 +2,8 @@
 import { ZenithError } from '../../core/errors.js';
 import { ApiClient } from '../client.js';
 import { formatBytes, formatTime, printJson, printTable } from '../output.js';
+import type { MetricPoint } from '../../services/metrics/metric-deltas.js';
 import { instant } from './parse-instant.js';
-
-interface Point {
-  at: number;
-  cpuPercent: number | null;
-  memoryUsedBytes: number | null;
-  diskReadBytesPerSec: number | null;
-  diskWriteBytesPerSec: number | null;
-  netRxBytesPerSec: number | null;
-  netTxBytesPerSec: number | null;
-}
 
 export interface HistoryOptions {
   from?: string;
@@ -31,9 +22,10 @@ export async function printMetricsHistory(
   if (!/^\d+$/.test(step))
     throw new ZenithError('ZEN_BAD_REQUEST', `--step '${step}' is not a whole number of seconds`);
   const params = new URLSearchParams({ from: String(from), to: String(to), step });
-  const history = await ApiClient.fromConfig(globals).get<{ stepSeconds: number; points: Point[] }>(
-    `/vms/${encodeURIComponent(vm)}/metrics/history?${params.toString()}`,
-  );
+  const history = await ApiClient.fromConfig(globals).get<{
+    stepSeconds: number;
+    points: MetricPoint[];
+  }>(`/vms/${encodeURIComponent(vm)}/metrics/history?${params.toString()}`);
   if (globals.json) return printJson(history);
   const rate = (value: number | null) => (value === null ? '-' : `${formatBytes(value)}/s`);
   printTable(

@@ -7,6 +7,16 @@
  */
 import { ZenithError } from '../../core/errors.js';
 
+/** A cost split by what it is for, in minor currency units (integers). */
+export interface CostBreakdown {
+  vcpu: number;
+  memory: number;
+  disk: number;
+  fixed: number;
+  discount: number;
+  total: number;
+}
+
 export interface ReportRow {
   bucketStart: number;
   bucketEnd: number;
@@ -20,14 +30,7 @@ export interface ReportRow {
   memoryMiBMs: number;
   diskMiBMs: number;
   /** Minor currency units. */
-  cost: {
-    vcpu: number;
-    memory: number;
-    disk: number;
-    fixed: number;
-    discount: number;
-    total: number;
-  };
+  cost: CostBreakdown;
   /** Usage the VMs' drivers measured (metrics history); null where no sample covers the row. */
   measured: MeasuredUsage;
 }

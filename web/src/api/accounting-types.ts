@@ -1,13 +1,9 @@
 /** What the accounting routes answer, as the console reads it. Money is in integer minor units. */
 
-export interface Cost {
-  vcpu: number;
-  memory: number;
-  disk: number;
-  fixed: number;
-  discount: number;
-  total: number;
-}
+// The server's own declaration (type only: nothing of the server is bundled).
+import type { CostBreakdown as Cost } from '../../../src/services/accounting/report-accumulator.ts';
+
+export type { Cost };
 
 export interface ReportRow {
   bucketStart: number;

@@ -1,5 +1,9 @@
 /** The shapes of the VM-centred answers the console reads (docs/api.md): tasks, snapshots, placement. */
+// The metrics chart points are the server's own declaration (type only: nothing of it is bundled).
+import type { MetricPoint as MetricsPoint } from '../../../src/services/metrics/metric-deltas.ts';
 import type { ManagedObject } from './types.ts';
+
+export type { MetricsPoint };
 
 export interface TaskDetail {
   id: string;
@@ -66,16 +70,6 @@ export interface DraftVm {
 export interface NewVm extends DraftVm {
   hostId?: string;
   options?: Record<string, unknown>;
-}
-
-export interface MetricsPoint {
-  at: number;
-  cpuPercent: number | null;
-  memoryUsedBytes: number | null;
-  diskReadBytesPerSec: number | null;
-  diskWriteBytesPerSec: number | null;
-  netRxBytesPerSec: number | null;
-  netTxBytesPerSec: number | null;
 }
 
 export interface MetricsHistory {
