@@ -34,3 +34,37 @@ export function assertRefusedAsDuplicate(
   assert.deepEqual(error.details.connection, existing);
   assert.ok(error.message.includes(`'${existing.name}' (${existing.id})`), error.message);
 }
+
+interface Added {
+  status: number;
+  body: unknown;
+}
+
+/**
+ * Two adds of one peer at once: exactly one is created and connected, the other is refused naming
+ * it, and one connection with one new service identity is all that remains. Answers the winner.
+ */
+export async function assertOneOfTwoAddsWins(
+  s: TestServer,
+  token: string,
+  addBoth: () => Promise<Added[]>,
+): Promise<{ id: string; name: string }> {
+  const before = await savedConnectionsAndIdentities(s, token);
+  const answers = await addBoth();
+  const winners = answers.filter((a) => a.status === 201);
+  const losers = answers.filter((a) => a.status !== 201);
+  assert.equal(winners.length, 1, JSON.stringify(answers.map((a) => a.body)));
+  const created = winners[0]!.body as {
+    id: string;
+    name: string;
+    state: string;
+    lastError: string | null;
+  };
+  const winner = { id: created.id, name: created.name };
+  assert.equal(created.state, 'connected', created.lastError ?? '');
+  assertRefusedAsDuplicate(losers[0]!, winner);
+  const after = await savedConnectionsAndIdentities(s, token);
+  assert.deepEqual(after.connections, [winner.id]);
+  assert.equal(after.identities.length, before.identities.length + 1, 'one service identity');
+  return winner;
+}

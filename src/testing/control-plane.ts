@@ -68,6 +68,15 @@ export interface TestServer extends TestPlane {
   waitForTask(token: string, id: string, timeoutMs?: number): Promise<ApiAnswer>;
   /** Logs in and answers a bearer token. */
   login(username?: string, password?: string): Promise<string>;
+  /**
+   * Adds a simulated fleet (a `simulated` connection, default name 'lab') and waits for its first
+   * discovery; answers the connection. Throws with the answer when it is not created.
+   */
+  addSimulatedFleet(
+    token: string,
+    settings: Record<string, unknown>,
+    name?: string,
+  ): Promise<{ id: string; name: string; state: string }>;
   request(
     method: string,
     path: string,
@@ -124,6 +133,17 @@ export async function startTestServer(options: TestPlaneOptions = {}): Promise<T
       if (answer.status !== 200)
         throw new Error(`login failed: ${answer.status} ${JSON.stringify(answer.body)}`);
       return (answer.body as { token: string }).token;
+    },
+    async addSimulatedFleet(token, settings, name = 'lab') {
+      const added = await request('POST', '/connections', {
+        token,
+        body: { name, type: 'simulated', settings },
+      });
+      if (added.status !== 201)
+        throw new Error(
+          `the simulated fleet was not added: ${added.status} ${JSON.stringify(added.body)}`,
+        );
+      return added.body as { id: string; name: string; state: string };
     },
     async close() {
       await app.close();

@@ -8,24 +8,14 @@ import {
   type TestServer,
 } from '../../src/testing/control-plane.js';
 import { cliRunner } from '../../src/testing/server-process.js';
+import { kvmHost, runningVm } from '../services/accounting/kvm-host.js';
 
 const hour = 3_600_000;
 const t0 = Date.UTC(2026, 8, 14);
 
 const objects: DiscoveredObject[] = [
-  { kind: 'host', externalId: 'h', name: 'h', parent: null, facts: { 'hypervisor.type': 'kvm' } },
-  ...['web-1', 'db-1'].map(
-    (name) =>
-      ({
-        kind: 'vm',
-        externalId: name,
-        name,
-        parent: { kind: 'host', externalId: 'h' },
-        hostExternalId: 'h',
-        powerState: 'running',
-        facts: { 'power.state': 'running', 'cpu.count': 2, 'memory.bytes': 2 ** 31 },
-      }) as DiscoveredObject,
-  ),
+  kvmHost(),
+  ...['web-1', 'db-1'].map((name) => runningVm(name, { cpus: 2, memoryGiB: 2 })),
 ];
 
 describe('zenith accounting report', () => {

@@ -17,15 +17,12 @@ for (const store of storeKinds) {
     before(async () => {
       s = await startTestServer({ store });
       admin = await s.login();
-      const added = await s.request('POST', '/connections', {
-        token: admin,
-        body: {
-          name: 'lab',
-          type: 'simulated',
-          settings: { timeScale: 0, clustersPerDatacenter: 2, hostsPerCluster: 1, vmsPerHost: 2 },
-        },
+      await s.addSimulatedFleet(admin, {
+        timeScale: 0,
+        clustersPerDatacenter: 2,
+        hostsPerCluster: 1,
+        vmsPerHost: 2,
       });
-      assert.equal(added.status, 201, JSON.stringify(added.body));
       clusters = (await s.request('GET', '/clusters', { token: admin })).body.items;
       vmsOf = async (clusterId) => {
         const all = (await s.request('GET', '/vms?limit=1000', { token: admin })).body.items;

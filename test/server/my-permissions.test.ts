@@ -21,15 +21,12 @@ describe("the caller's effective permissions", () => {
   before(async () => {
     s = await startTestServer();
     admin = await s.login();
-    const added = await s.request('POST', '/connections', {
-      token: admin,
-      body: {
-        name: 'lab',
-        type: 'simulated',
-        settings: { timeScale: 0, clustersPerDatacenter: 2, hostsPerCluster: 1, vmsPerHost: 1 },
-      },
+    await s.addSimulatedFleet(admin, {
+      timeScale: 0,
+      clustersPerDatacenter: 2,
+      hostsPerCluster: 1,
+      vmsPerHost: 1,
     });
-    assert.equal(added.status, 201, JSON.stringify(added.body));
     const [a, b] = (await s.request('GET', '/clusters', { token: admin })).body.items as [
       ApiAnswer,
       ApiAnswer,

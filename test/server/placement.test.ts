@@ -12,15 +12,7 @@ describe('placement through the API on the simulated driver', () => {
   before(async () => {
     s = await startTestServer();
     token = await s.login();
-    const added = await s.request('POST', '/connections', {
-      token,
-      body: {
-        name: 'lab',
-        type: 'simulated',
-        settings: { timeScale: 0.02, hostsPerCluster: 3, vmsPerHost: 2 },
-      },
-    });
-    assert.equal(added.status, 201, JSON.stringify(added.body));
+    await s.addSimulatedFleet(token, { timeScale: 0.02, hostsPerCluster: 3, vmsPerHost: 2 });
     hosts = (await s.request('GET', '/hosts?limit=1000', { token })).body.items;
     assert.equal(hosts.length, 6);
   });

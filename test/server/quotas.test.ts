@@ -42,15 +42,12 @@ for (const store of storeKinds) {
     before(async () => {
       s = await startTestServer({ store });
       admin = await s.login();
-      const added = await s.request('POST', '/connections', {
-        token: admin,
-        body: {
-          name: 'lab',
-          type: 'simulated',
-          settings: { timeScale: 0, clustersPerDatacenter: 1, hostsPerCluster: 2, vmsPerHost: 3 },
-        },
+      await s.addSimulatedFleet(admin, {
+        timeScale: 0,
+        clustersPerDatacenter: 1,
+        hostsPerCluster: 2,
+        vmsPerHost: 3,
       });
-      assert.equal(added.status, 201, JSON.stringify(added.body));
       hosts = (await s.request('GET', '/hosts', { token: admin })).body.items;
       // engineering holds team-a and team-b; carol is in both teams.
       for (const group of ['engineering', 'team-a', 'team-b'])

@@ -10,15 +10,7 @@ describe('rebalancing, migration plans and evacuation through the API on the sim
   before(async () => {
     s = await startTestServer();
     token = await s.login();
-    const added = await s.request('POST', '/connections', {
-      token,
-      body: {
-        name: 'lab',
-        type: 'simulated',
-        settings: { timeScale: 0.01, hostsPerCluster: 3, vmsPerHost: 3 },
-      },
-    });
-    assert.equal(added.status, 201, JSON.stringify(added.body));
+    await s.addSimulatedFleet(token, { timeScale: 0.01, hostsPerCluster: 3, vmsPerHost: 3 });
   });
   after(async () => s.close());
 

@@ -2,28 +2,14 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { ManualClock } from '../../../src/core/clock.js';
 import { isZenithError } from '../../../src/core/errors.js';
-import type { DiscoveredObject, DiscoveredVm } from '../../../src/hypervisors/driver.js';
 import { startTestPlane, storeKinds, type TestPlane } from '../../../src/testing/control-plane.js';
+import { kvmHost, runningVm } from './kvm-host.js';
 
 const hour = 3_600_000;
 const t0 = Date.UTC(2026, 8, 7);
 
-const host: DiscoveredObject = {
-  kind: 'host',
-  externalId: 'h',
-  name: 'h',
-  parent: null,
-  facts: { 'hypervisor.type': 'kvm' },
-};
-const vm = (name: string): DiscoveredVm => ({
-  kind: 'vm',
-  externalId: name,
-  name,
-  parent: { kind: 'host', externalId: 'h' },
-  hostExternalId: 'h',
-  powerState: 'running',
-  facts: { 'power.state': 'running', 'cpu.count': 2, 'memory.bytes': 2 ** 31 },
-});
+const host = kvmHost();
+const vm = (name: string) => runningVm(name, { cpus: 2, memoryGiB: 2 });
 
 for (const kind of storeKinds) {
   describe(`report filters on ${kind}`, () => {

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { ManualClock } from '../../../src/core/clock.js';
-import type { DiscoveredObject, DiscoveredVm } from '../../../src/hypervisors/driver.js';
+import type { DiscoveredObject } from '../../../src/hypervisors/driver.js';
 import { startTestPlane, storeKinds, type TestPlane } from '../../../src/testing/control-plane.js';
+import { kvmHost, runningVm } from './kvm-host.js';
 
 const GiB = 2 ** 30;
 const hour = 3_600_000;
@@ -10,29 +11,11 @@ const t0 = Date.UTC(2026, 7, 3);
 
 const tree: DiscoveredObject[] = [
   { kind: 'cluster', externalId: 'cl', name: 'silver', parent: null, facts: {} },
-  {
-    kind: 'host',
-    externalId: 'h',
-    name: 'h',
-    parent: { kind: 'cluster', externalId: 'cl' },
-    facts: { 'hypervisor.type': 'kvm' },
-  },
+  kvmHost('cl'),
 ];
 
-const vm = (name: string, cpus: number, memoryGiB: number, diskGiB: number): DiscoveredVm => ({
-  kind: 'vm',
-  externalId: name,
-  name,
-  parent: { kind: 'host', externalId: 'h' },
-  hostExternalId: 'h',
-  powerState: 'running',
-  facts: {
-    'power.state': 'running',
-    'cpu.count': cpus,
-    'memory.bytes': memoryGiB * GiB,
-    'disk.totalBytes': diskGiB * GiB,
-  },
-});
+const vm = (name: string, cpus: number, memoryGiB: number, diskGiB: number) =>
+  runningVm(name, { cpus, memoryGiB, diskGiB });
 
 for (const kind of storeKinds) {
   describe(`a resized VM on ${kind}`, () => {

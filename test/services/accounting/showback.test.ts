@@ -1,29 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { ManualClock } from '../../../src/core/clock.js';
-import type { DiscoveredObject, DiscoveredVm } from '../../../src/hypervisors/driver.js';
 import { startTestPlane, storeKinds, type TestPlane } from '../../../src/testing/control-plane.js';
+import { kvmHost, runningVm } from './kvm-host.js';
 
 const hour = 3_600_000;
 // 30 June 2026, 22:00 UTC: the period crosses into July.
 const t0 = Date.UTC(2026, 5, 30, 22);
 
-const host: DiscoveredObject = {
-  kind: 'host',
-  externalId: 'h',
-  name: 'h',
-  parent: null,
-  facts: { 'hypervisor.type': 'kvm' },
-};
-const vm = (name: string): DiscoveredVm => ({
-  kind: 'vm',
-  externalId: name,
-  name,
-  parent: { kind: 'host', externalId: 'h' },
-  hostExternalId: 'h',
-  powerState: 'running',
-  facts: { 'power.state': 'running', 'cpu.count': 1, 'memory.bytes': 2 ** 30 },
-});
+const host = kvmHost();
+const vm = (name: string) => runningVm(name, { cpus: 1, memoryGiB: 1 });
 
 for (const kind of storeKinds) {
   describe(`showback on ${kind}`, () => {
