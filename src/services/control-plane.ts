@@ -20,6 +20,7 @@ import { ConsoleService } from './consoles/console-service.js';
 import { EventBus } from './events/event-bus.js';
 import { AccessReports } from './identity/access-report.js';
 import { AccessService } from './identity/access-service.js';
+import { AccessDataGuard } from './identity/access-data-guard.js';
 import { QuotaGate } from './quotas/quota-gate.js';
 import { QuotaService } from './quotas/quota-service.js';
 import { IdentityService } from './identity/identity-service.js';
@@ -70,6 +71,8 @@ export interface ControlPlane {
   identities: IdentityService;
   /** Groups, roles, role bindings: every authorization decision. */
   access: AccessService;
+  /** Who may change the data that decides access (selectors, members, facts conditions read). */
+  accessData: AccessDataGuard;
   quotas: QuotaService;
   accessReports: AccessReports;
   inventory: InventoryService;
@@ -256,6 +259,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       audit,
       identities,
       access,
+      accessData: new AccessDataGuard(access, inventory),
       quotas,
       accessReports: new AccessReports(store, access, identities, inventory),
       inventory,

@@ -5,7 +5,6 @@ import { ZenithError } from '../../core/errors.js';
 import type { ObjectKind } from '../../hypervisors/driver.js';
 import type { ControlPlane } from '../../services/control-plane.js';
 import { parseFilter } from '../../services/inventory/filter.js';
-import { membersFact, selectorFact } from '../../services/inventory/scope-chain.js';
 import type { Principal } from '../../services/identity/roles.js';
 import { principalOf } from '../auth.js';
 import type { LocationInterval, ManagedObject } from '../../services/inventory/model.js';
@@ -164,17 +163,12 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
     async (request) => {
       const body = request.body;
       const target = inventory.lookup(request.params.id);
-      // A resource group's selector and member list decide what bindings on it reach: an access change.
-      if (
-        target.kind === 'resourceGroup' &&
-        Object.keys(body.facts ?? {}).some((key) => key === selectorFact || key === membersFact) &&
-        !plane.access.decide(principalOf(request), 'identity.manage', target.id).allowed
-      )
-        throw new ZenithError(
-          'ZEN_FORBIDDEN',
-          `${principalOf(request).name} may not identity.manage: a resource group's ${selectorFact} and ${membersFact} change who may act where`,
-          { permission: 'identity.manage' },
-        );
+      // Selectors, member lists and the facts conditions read decide who may act where.
+      plane.accessData.checkEdit(principalOf(request), target, {
+        ...(body.facts ? { facts: body.facts } : {}),
+        ...(body.addTags ? { addTags: body.addTags } : {}),
+        ...(body.removeTags ? { removeTags: body.removeTags } : {}),
+      });
       const updated = await inventory.setUserFacts(target.id, body.facts ?? {}, {
         ...(body.addTags ? { add: body.addTags } : {}),
         ...(body.removeTags ? { remove: body.removeTags } : {}),
@@ -198,7 +192,7 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
         body: Type.Object(
           {
             name: Type.String({ minLength: 1, maxLength: 128 }),
-            parentId: Type.Optional(Type.String({ maxLength: 64 })),
+            parentId: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
             tags: Type.Optional(Type.Array(Type.String({ maxLength: 128 }), { maxItems: 64 })),
             facts: Type.Optional(
               Type.Record(Type.String({ maxLength: 128 }), FactValueInput, { maxProperties: 64 }),
@@ -211,10 +205,15 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
     },
     async (request, reply) => {
       const body = request.body;
+      const parentId = body.parentId ? inventory.lookup(body.parentId).id : null;
+      plane.accessData.checkNew(principalOf(request), parentId, 'resourceGroup', {
+        ...(body.facts ? { facts: body.facts } : {}),
+        ...(body.tags ? { addTags: body.tags } : {}),
+      });
       const created = await inventory.createLocal({
         kind: 'resourceGroup',
         name: body.name,
-        parentId: body.parentId ?? null,
+        parentId,
         tags: body.tags ?? [],
         facts: body.facts ?? {},
       });
@@ -225,7 +224,8 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
     '/resource-groups/:id',
     {
       config: {
-        permission: 'inventory.write',
+        // What bindings on the group reach goes with it: an access change.
+        permission: 'identity.manage',
         audit: 'resourceGroup.delete',
         scope: [{ param: 'id', kind: 'resourceGroup' }],
       },

@@ -2,20 +2,18 @@
  * Explicit members of a resource group: objects listed by id besides the group's children and
  * whatever its selector picks, so that one VM or host can sit in several resource groups.
  * Membership widens what bindings on the group reach, so changing it is an access change:
- * `identity.manage` on the group, and the member must be an object the caller can read.
+ * `identity.manage` on the group, and on the member (an object the caller cannot read is not found).
  */
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { ZenithError } from '../../core/errors.js';
 import type { ControlPlane } from '../../services/control-plane.js';
+import { maxMembers } from '../../services/identity/access-data-guard.js';
 import { membersFact, membersOf } from '../../services/inventory/scope-chain.js';
 import { principalOf } from '../auth.js';
 import { ManagedObjectView } from '../schemas.js';
 import { objectView } from './inventory.js';
-
-/** More would make every decision scan a long list; a selector is the tool for large sets. */
-const maxMembers = 1000;
 
 export async function resourceGroupMemberRoutes(
   root: FastifyInstance,
@@ -55,6 +53,8 @@ export async function resourceGroupMemberRoutes(
     async (request) => {
       const group = inventory.resolve('resourceGroup', request.params.id);
       const member = readableMember(request, request.body.object);
+      // Bindings on the group would reach the member: the caller must manage access to it already.
+      plane.accessData.checkNewMember(principalOf(request), member);
       if (member.id === group.id)
         throw new ZenithError('ZEN_CONFLICT', `${group.name} cannot be a member of itself`, {
           id: group.id,

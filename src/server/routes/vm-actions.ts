@@ -6,6 +6,7 @@ import type { Permission } from '../../services/identity/roles.js';
 import type { VmActionName } from '../../services/vms/vm-actions.js';
 import { FactValueInput, IdParams, TaskView } from '../schemas.js';
 import { acceptTask } from '../task-reply.js';
+import { principalOf } from '../auth.js';
 
 const powerActions: Array<{ action: VmActionName; summary: string }> = [
   { action: 'start', summary: 'Power on' },
@@ -154,10 +155,19 @@ export async function vmActionRoutes(root: FastifyInstance, plane: ControlPlane)
         response: Accepted,
       },
     },
-    async (request, reply) =>
-      acceptTask(request, reply, (actor, requestId) =>
+    async (request, reply) => {
+      const { hostId, tags, facts } = request.body;
+      // Tags and user facts that selectors or conditions read would decide who reaches the new VM.
+      plane.accessData.checkNew(
+        principalOf(request),
+        hostId === undefined ? null : plane.inventory.resolve('host', hostId).id,
+        'vm',
+        { ...(facts ? { facts } : {}), ...(tags ? { addTags: tags } : {}) },
+      );
+      return acceptTask(request, reply, (actor, requestId) =>
         plane.vmCreation.request(request.body, actor, requestId),
-      ),
+      );
+    },
   );
 
   app.post(

@@ -114,6 +114,15 @@ export class AccessGraph {
     this.#grants.clear();
   }
 
+  /** The object facts (`object.KEY` → KEY) that some binding's condition reads. */
+  conditionObjectReads(): Set<string> {
+    const keys = new Set<string>();
+    for (const condition of this.#conditions.values())
+      for (const read of condition.reads)
+        if (read.startsWith('object.')) keys.add(read.slice('object.'.length));
+    return keys;
+  }
+
   /** Every group the subject is in, directly or through nested groups, each with the path that leads to it. */
   groupsOf(subjectId: string): Map<string, string[]> {
     const paths = new Map<string, string[]>();
@@ -236,14 +245,10 @@ export class AccessGraph {
     };
   }
 
-  /** Does the scope hold the object (an ancestor, or a resource group that selects it)? */
+  /** Does the scope hold the object (an ancestor, or a resource group that picks it or an ancestor)? */
   #holds(scopeId: string, objectId: string): boolean {
     const ancestors = this.scopes.ancestors(objectId);
-    return (
-      ancestors.includes(scopeId) ||
-      (this.scopes.reachesBySelector(scopeId) &&
-        this.scopes.groupsHolding(ancestors).includes(scopeId))
-    );
+    return ancestors.includes(scopeId) || this.scopes.picks(scopeId, ancestors);
   }
 
   /** A test for many objects at once (lists): the grant is looked up once. */
@@ -254,30 +259,28 @@ export class AccessGraph {
     if (grant.conditional.length > 0)
       return (objectId) => this.decide(asker, permission, objectId).allowed;
     // Resource groups and their selectors change with the inventory: asked per list, not cached.
-    const bySelector = this.#bySelector(grant);
-    return (objectId) => this.#reach(grant, objectId, bySelector) !== undefined;
+    const picking = this.#picking(grant);
+    return (objectId) => this.#reach(grant, objectId, picking) !== undefined;
   }
 
-  /** The grant's entry whose scope holds the object: an ancestor first, then a selecting resource group. */
-  #bySelector(grant: Grant): boolean {
-    return [...grant.scopes.keys()].some((id) => this.scopes.reachesBySelector(id));
+  /** The grant's scopes that are resource groups picking objects besides their children. */
+  #picking(grant: Grant): string[] {
+    return [...grant.scopes.keys()].filter((id) => this.scopes.picksObjects(id));
   }
 
+  /** The grant's entry whose scope holds the object: an ancestor first, then a resource group that picks it. */
   #reach(
     grant: Grant,
     objectId: string,
-    bySelector?: boolean,
+    picking?: string[],
   ): { binding: RoleBinding; via: string[] } | undefined {
     const ancestors = this.scopes.ancestors(objectId);
     for (const scopeId of ancestors) {
       const hit = grant.scopes.get(scopeId);
       if (hit) return hit;
     }
-    if (!(bySelector ?? this.#bySelector(grant))) return undefined;
-    for (const scopeId of this.scopes.groupsHolding(ancestors)) {
-      const hit = grant.scopes.get(scopeId);
-      if (hit) return hit;
-    }
+    for (const scopeId of picking ?? this.#picking(grant))
+      if (this.scopes.picks(scopeId, ancestors)) return grant.scopes.get(scopeId);
     return undefined;
   }
 }

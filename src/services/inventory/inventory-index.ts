@@ -74,6 +74,8 @@ export class InventoryIndex {
    * At most `keptOrders`; the least recently used goes first.
    */
   readonly #orders = new Map<string, { kind: ObjectKind; key: string; ids: string[] }>();
+  /** Bumped whenever an object of the kind comes, goes or changes: lets readers keep derived views. */
+  readonly #kindVersions = new Map<ObjectKind, number>();
 
   static externalKey(connectionId: string, kind: ObjectKind, externalId: string): string {
     return `${connectionId}\u0000${kind}\u0000${externalId}`;
@@ -85,6 +87,15 @@ export class InventoryIndex {
 
   get(id: string): ManagedObject | undefined {
     return this.#byId.get(id);
+  }
+
+  /** A number that changes whenever an object of this kind is put or removed. */
+  kindVersion(kind: ObjectKind): number {
+    return this.#kindVersions.get(kind) ?? 0;
+  }
+
+  #bump(kind: ObjectKind): void {
+    this.#kindVersions.set(kind, this.kindVersion(kind) + 1);
   }
 
   idForExternal(connectionId: string, kind: ObjectKind, externalId: string): string | undefined {
@@ -108,6 +119,8 @@ export class InventoryIndex {
     const previous = this.#byId.get(object.id);
     if (previous) this.#unindex(previous);
     this.#byId.set(object.id, object);
+    this.#bump(object.kind);
+    if (previous && previous.kind !== object.kind) this.#bump(previous.kind);
     if (object.connectionId && object.externalId)
       this.#byExternal.set(
         InventoryIndex.externalKey(object.connectionId, object.kind, object.externalId),
@@ -134,6 +147,7 @@ export class InventoryIndex {
     if (!previous) return;
     this.#unindex(previous);
     this.#byId.delete(id);
+    this.#bump(previous.kind);
     for (const [orderId, order] of this.#orders)
       if (order.kind === previous.kind) this.#orders.delete(orderId);
   }
