@@ -32,7 +32,6 @@ import {
   type MetricSettings,
 } from './metrics/metric-history.js';
 import { MetricsSampler } from './metrics/metrics-sampler.js';
-import type { Facts } from './inventory/model.js';
 import { EvacuationService } from './placement/evacuation-service.js';
 import { HostModeService } from './placement/host-modes.js';
 import { PlacementService } from './placement/placement-service.js';
@@ -157,9 +156,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     certificates: agentCertificates,
   });
   // An enrolled agent gets a connection of its own; when its channel opens, that connection syncs at once.
-  // Identity facts for binding conditions: users' attributes, agents' host facts.
+  // Identity facts for binding conditions: identities' attributes (never what an agent reports).
   identities.onChanged = (identity) => access.setSubjectAttributes(identity, identity.attributes);
-  agents.onFacts = (identityId, facts) => access.setHostFacts(identityId, facts as Facts);
   agents.onEnrolled = async (agent) => {
     const suffix = agent.id.slice(-6).toLowerCase();
     const name = `agent-${agent.hostname}`.slice(0, 56).replace(/[^a-zA-Z0-9._-]/g, '-');

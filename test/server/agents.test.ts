@@ -280,7 +280,7 @@ describe('agent enrollment, client certificates and the channel handshake', () =
     assert.equal(again.answer.error?.code, 'ZEN_CREDENTIAL_REVOKED');
   });
 
-  test('an agent is a service identity: bindings name it, and conditions read its host facts', async () => {
+  test('an agent is a service identity: bindings name it, and what it reports never widens its access', async () => {
     const agent = await enroll('node-k.lab');
     const identityId = (await s.request('GET', '/agents', { token: admin })).body.items.find(
       (a: { id: string }) => a.id === agent.agentId,
@@ -297,27 +297,29 @@ describe('agent enrollment, client certificates and the channel handshake', () =
         })
       ).body;
     const channel = await openChannel(agent);
-    const beat = async (cpus: number) => {
-      channel.socket.send(JSON.stringify({ type: 'heartbeat', facts: { 'cpu.count': cpus } }));
-      await until(`the heartbeat with ${cpus} CPUs`, async () => {
-        const facts = (
-          (await s.request('GET', '/agents', { token: admin })).body.items as Array<{
-            id: string;
-            facts: Record<string, unknown>;
-          }>
-        ).find((a) => a.id === agent.agentId)?.facts;
-        return facts?.['cpu.count'] === cpus ? true : undefined;
-      });
-    };
-    await beat(16);
+    // The agent claims 16 CPUs: its host's facts are its own report, not data that decides access.
+    channel.socket.send(JSON.stringify({ type: 'heartbeat', facts: { 'cpu.count': 16 } }));
+    await until('the heartbeat with 16 CPUs', async () => {
+      const facts = (
+        (await s.request('GET', '/agents', { token: admin })).body.items as Array<{
+          id: string;
+          facts: Record<string, unknown>;
+        }>
+      ).find((a) => a.id === agent.agentId)?.facts;
+      return facts?.['cpu.count'] === 16 ? true : undefined;
+    });
+    const denied = await explain();
+    assert.equal(denied.allowed, false, JSON.stringify(denied));
+    assert.equal(denied.conditions[0].held, false);
+    // Attributes an identity manager sets are what conditions read.
+    const attributes = await s.request('PATCH', `/users/${identityId}`, {
+      token: admin,
+      body: { attributes: { 'cpu.count': 16 } },
+    });
+    assert.equal(attributes.status, 200, JSON.stringify(attributes.body));
     const allowed = await explain();
     assert.equal(allowed.allowed, true, JSON.stringify(allowed));
     assert.equal(allowed.binding.id, binding.body.id);
-    assert.equal(allowed.conditions[0].held, true);
-    await beat(4);
-    const denied = await explain();
-    assert.equal(denied.allowed, false);
-    assert.equal(denied.conditions[0].held, false);
     channel.socket.close();
   });
 

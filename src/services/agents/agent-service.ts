@@ -36,8 +36,6 @@ const missedHeartbeats = 3;
 const hostnamePattern = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62}))*$/;
 
 export class AgentService {
-  /** Called with the host facts of every heartbeat (binding conditions read them as subject.*). */
-  onFacts: (identityId: string, facts: Record<string, unknown>) => void = () => undefined;
   /** Called once an agent is enrolled (the control plane gives it a connection). */
   onEnrolled: (agent: Agent) => Promise<void> = async () => undefined;
 
@@ -206,7 +204,6 @@ export class AgentService {
         'these credentials do not belong to an enrolled agent',
       );
     const wasDisconnected = this.#view(row).state === 'disconnected';
-    if (Object.keys(facts).length > 0) this.onFacts(principal.id, facts);
     const now = this.deps.clock.now();
     await this.deps.store.db
       .updateTable('agents')

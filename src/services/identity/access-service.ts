@@ -61,7 +61,7 @@ function checkName(what: string, name: string): void {
 export class AccessService {
   #graph: AccessGraph;
   readonly #scopes: ScopeResolver;
-  /** What binding conditions read as `subject.…`: attributes of users, host facts of agents. */
+  /** What binding conditions read as `subject.…`: identities' attributes. */
   readonly #subjects = new SubjectFacts();
   readonly #facts: AccessFacts;
 
@@ -85,11 +85,6 @@ export class AccessService {
   /** An identity's attributes changed: conditions see them at once. */
   setSubjectAttributes(identity: SubjectIdentity, attributes: Facts): void {
     this.#subjects.set(identity, attributes);
-  }
-
-  /** An agent reported its host's facts: conditions read them as subject.*. */
-  setHostFacts(identityId: string, facts: Facts): void {
-    this.#subjects.setHostFacts(identityId, facts);
   }
 
   get graph(): AccessGraph {

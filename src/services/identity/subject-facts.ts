@@ -1,9 +1,9 @@
 /**
- * What binding conditions read as `subject.…`: the attributes of users (set
- * by administrators, or mapped from directory attributes at login) and the
- * host facts of agents (their last heartbeat), with the identity's id, name,
- * kind and role. Kept in memory; loaded with the access graph and updated
- * as attributes change and heartbeats arrive.
+ * What binding conditions read as `subject.…`: the attributes of identities
+ * (set by identity managers, or mapped from directory attributes at login),
+ * with the identity's id, name, kind and role. Never what an identity reports
+ * about itself (an agent's heartbeat): that would let it widen its own access.
+ * Kept in memory; loaded with the access graph and updated as attributes change.
  */
 import type { Store } from '../../store/store.js';
 import type { Facts } from '../inventory/model.js';
@@ -19,46 +19,29 @@ export interface SubjectIdentity {
 export class SubjectFacts {
   readonly #subjects = new Map<
     string,
-    { identity: SubjectIdentity; attributes: Facts; host: Facts; facts: IdentityFacts }
+    { identity: SubjectIdentity; attributes: Facts; facts: IdentityFacts }
   >();
 
   get(identityId: string): IdentityFacts | undefined {
     return this.#subjects.get(identityId)?.facts;
   }
 
-  /** An identity's own attributes (they win over host facts of the same name). */
+  /** An identity's attributes changed. */
   set(identity: SubjectIdentity, attributes: Facts): void {
-    this.#put(identity, attributes, this.#subjects.get(identity.id)?.host ?? {});
-  }
-
-  /** An agent's host facts, from its heartbeat. */
-  setHostFacts(identityId: string, host: Facts): void {
-    const known = this.#subjects.get(identityId);
-    if (known) this.#put(known.identity, known.attributes, host);
-  }
-
-  #put(identity: SubjectIdentity, attributes: Facts, host: Facts): void {
     const { id, name, kind, role } = identity;
     this.#subjects.set(id, {
       identity: { id, name, kind, role },
       attributes,
-      host,
-      facts: new IdentityFacts({ id, name, kind, role }, { ...host, ...attributes }),
+      facts: new IdentityFacts({ id, name, kind, role }, attributes),
     });
   }
 
   async load(store: Store): Promise<void> {
-    const agentFacts = new Map(
-      (await store.db.selectFrom('agents').select(['identity_id', 'facts']).execute()).map(
-        (row) => [row.identity_id, JSON.parse(row.facts) as Facts],
-      ),
-    );
     const rows = await store.db
       .selectFrom('identities')
       .select(['id', 'name', 'kind', 'role', 'attributes'])
       .execute();
     this.#subjects.clear();
-    for (const row of rows)
-      this.#put(row, JSON.parse(row.attributes) as Facts, agentFacts.get(row.id) ?? {});
+    for (const row of rows) this.set(row, JSON.parse(row.attributes) as Facts);
   }
 }
