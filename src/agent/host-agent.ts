@@ -278,6 +278,9 @@ export class HostAgent {
         case 'createVm':
           value = await driver.createVm(first as VmSpec, context);
           break;
+        case 'checkNewVm':
+          value = await driver.checkNewVm(first as VmSpec);
+          break;
         case 'stopVm':
           value = await driver.stopVm(id, context, second ?? {});
           break;

@@ -54,6 +54,11 @@ export const errorCatalogue = {
     status: 409,
     summary: 'The change conflicts with the current state (a duplicate name, or an object in use).',
   },
+  ZEN_DISK_IN_USE: {
+    status: 409,
+    summary:
+      "A disk image belongs to another VM, or backs another VM's disk: a VM may use only its own disks, and images no VM writes.",
+  },
   ZEN_INVALID_STATE: {
     status: 409,
     summary:

@@ -117,6 +117,13 @@ export interface VmSpec {
   options?: Record<string, unknown>;
 }
 
+/** What a VM takes of a host: vCPUs, memory and the capacity of its disks. */
+export interface VmFootprint {
+  cpus: number;
+  memoryBytes: number;
+  diskBytes: number;
+}
+
 export interface CloneOptions {
   /** The clone's name; it must be free on the connection. */
   name: string;
@@ -201,6 +208,12 @@ export interface HypervisorDriver {
     options?: MigrateOptions,
   ): Promise<DiscoveredVm>;
   createVm(spec: VmSpec, context: ActionContext): Promise<DiscoveredVm>;
+  /**
+   * Checks a new VM's spec as createVm would, creating nothing, and answers what the VM will take
+   * (its disks as the driver will make them: family options may set sizes the request does not
+   * say). Quotas reserve this. Absent: the request's own figures are what it takes.
+   */
+  checkNewVm?(spec: VmSpec): Promise<VmFootprint>;
   /** Snapshots: present when the driver declares 'vm.snapshot'. */
   listSnapshots?(vmExternalId: string): Promise<SnapshotInfo[]>;
   createSnapshot?(

@@ -17,6 +17,7 @@ import type {
   MigrateOptions,
   VmMetrics,
   SnapshotInfo,
+  VmFootprint,
   VmSpec,
 } from '../driver.js';
 import type {
@@ -113,6 +114,10 @@ export class AgentDriver implements HypervisorDriver {
 
   createVm(spec: VmSpec, context: ActionContext): Promise<DiscoveredVm> {
     return this.#call('createVm', [spec], 5 * 60_000, context);
+  }
+
+  checkNewVm(spec: VmSpec): Promise<VmFootprint> {
+    return this.#call('checkNewVm', [spec]);
   }
 
   /** The counters the agent sent with its last heartbeat (a few seconds old at most). */

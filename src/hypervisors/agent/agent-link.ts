@@ -23,6 +23,7 @@ export const agentMethods = [
   'resumeVm',
   'deleteVm',
   'createVm',
+  'checkNewVm',
   'cloneVm',
   'listSnapshots',
   'createSnapshot',

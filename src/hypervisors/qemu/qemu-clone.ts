@@ -135,7 +135,7 @@ export async function cloneDisks(
       });
       specs.push(
         linked
-          ? { file: target, backingFile: source.file }
+          ? { file: target, backingFile: source.file, capacityBytes: info.virtualSizeBytes }
           : { file: target, sizeBytes: info.virtualSizeBytes },
       );
     }

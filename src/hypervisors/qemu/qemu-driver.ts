@@ -28,6 +28,7 @@ import type {
   InventoryDelta,
   MigrateOptions,
   PowerState,
+  VmFootprint,
   VmMetrics,
   SnapshotInfo,
   VmSpec,
@@ -49,7 +50,8 @@ import {
 } from './qemu-migration.js';
 import { readVmMetrics } from './qemu-metrics.js';
 import { basesOf, cloneDisks, cloneSpec, linkedClonesOf, refuseIfBase } from './qemu-clone.js';
-import { createImage } from './qemu-img.js';
+import { DiskClaims } from './disk-claims.js';
+import { backingChain, createImage, imageInfo } from './qemu-img.js';
 import { QemuSnapshots } from './qemu-snapshots.js';
 import { QemuVm, type VmRecord } from './qemu-vm.js';
 import { validateSpec, type HostLimits, type QemuVmSpec } from './vm-spec.js';
@@ -101,6 +103,8 @@ export class QemuDriver implements HypervisorDriver {
   readonly #snapshots: QemuSnapshots;
   /** Names of clones being written: taken, though no VM carries them yet. */
   readonly #cloning = new Set<string>();
+  /** Which VM owns each disk, kept in the storage roots (shared with other hosts there). */
+  readonly #claims: DiskClaims;
   #host: LocalHost | undefined;
   #kvmProbed: boolean | undefined;
 
@@ -111,7 +115,9 @@ export class QemuDriver implements HypervisorDriver {
     this.#hostKey = createHash('sha256').update(options.stateDir).digest('hex').slice(0, 12);
     const base = existsSync('/run') ? '/run/zenith' : join(tmpdir(), 'zenith-run');
     this.#runDir = join(base, this.#hostKey);
+    this.#claims = new DiskClaims(options.storageRoots);
     this.#migrations = new QemuMigrations({
+      claims: this.#claims,
       storageRoots: options.storageRoots,
       logger: options.logger,
       find: (id) => this.#vms.get(id),
@@ -153,6 +159,7 @@ export class QemuDriver implements HypervisorDriver {
         await this.abortIncoming(vm.id);
         continue;
       }
+      this.#claimExisting(vm);
       // A VM that was migrating away stays hidden until its migration is settled: it may run elsewhere now.
       if (vm.record.outgoing) {
         vm.outgoing = true;
@@ -199,7 +206,8 @@ export class QemuDriver implements HypervisorDriver {
     return this.#feed.watch(signal);
   }
 
-  async createVm(spec: VmSpec, context: ActionContext): Promise<DiscoveredVm> {
+  /** A new VM's spec from a request, checked against this host (nothing is created). */
+  #newSpec(spec: VmSpec): QemuVmSpec {
     const host = this.#requireHost();
     this.#requireFreeName(spec.name);
     const options = (spec.options ?? {}) as Partial<QemuVmSpec> & {
@@ -208,7 +216,7 @@ export class QemuDriver implements HypervisorDriver {
       cmdline?: string;
       baseImage?: string;
     };
-    const qemuSpec = validateSpec(
+    return validateSpec(
       {
         name: spec.name,
         cpus: spec.cpus,
@@ -242,35 +250,120 @@ export class QemuDriver implements HypervisorDriver {
       },
       this.#limits(host),
     );
-    for (const disk of qemuSpec.disks)
-      if (existsSync(disk.file) && (disk.sizeBytes !== undefined || disk.backingFile))
+  }
+
+  /**
+   * Refuses disks and boot files a new VM may not use: a file that is another VM's disk, or backs
+   * one, or has one under it. A new disk gets a new file; an existing file may be attached only if
+   * no other VM uses it; a base image and a kernel are read by the VM, so no VM may write them.
+   * Answers each disk's capacity and the images under it.
+   */
+  async #checkDisks(
+    spec: QemuVmSpec,
+  ): Promise<Array<{ capacityBytes: number; backing: string[] }>> {
+    const owner = { uuid: spec.uuid!, name: spec.name };
+    const files = spec.disks.map((disk) => disk.file);
+    const twice = files.find((file, index) => files.indexOf(file) !== index);
+    if (twice !== undefined)
+      throw new ZenithError('ZEN_BAD_REQUEST', `${twice} is given as two disks`, { file: twice });
+    const checked = [];
+    for (const disk of spec.disks) {
+      const isNew = disk.sizeBytes !== undefined || disk.backingFile !== undefined;
+      if (isNew && existsSync(disk.file))
         throw new ZenithError('ZEN_CONFLICT', `the disk ${disk.file} exists already`, {
           file: disk.file,
         });
+      if (disk.sizeBytes !== undefined) {
+        checked.push({ capacityBytes: disk.sizeBytes, backing: [] });
+        continue;
+      }
+      const image = disk.backingFile ?? disk.file;
+      if (!existsSync(image))
+        throw new ZenithError('ZEN_BAD_REQUEST', `there is no image ${image} on this host`, {
+          file: image,
+        });
+      const chain = await backingChain(image);
+      if (disk.backingFile !== undefined) this.#claims.checkImage(image, owner, chain);
+      else this.#claims.checkUsable(image, owner, chain);
+      const { virtualSizeBytes } = await imageInfo(image);
+      checked.push({
+        capacityBytes: virtualSizeBytes,
+        backing: disk.backingFile !== undefined ? [image, ...chain] : chain,
+      });
+    }
+    if (spec.boot.kind === 'kernel')
+      for (const file of [spec.boot.kernel, spec.boot.initrd])
+        if (file !== undefined) this.#claims.checkImage(file, owner);
+    return checked;
+  }
+
+  async checkNewVm(spec: VmSpec): Promise<VmFootprint> {
+    const qemuSpec = this.#newSpec(spec);
+    const disks = await this.#checkDisks(qemuSpec);
+    return {
+      cpus: qemuSpec.cpus,
+      memoryBytes: qemuSpec.memoryMiB * 1048576,
+      diskBytes: disks.reduce((sum, disk) => sum + disk.capacityBytes, 0),
+    };
+  }
+
+  async createVm(spec: VmSpec, context: ActionContext): Promise<DiscoveredVm> {
+    const qemuSpec = this.#newSpec(spec);
+    const checked = await this.#checkDisks(qemuSpec);
+    const owner = { uuid: qemuSpec.uuid!, name: qemuSpec.name };
     context.progress({ percent: 10, message: 'creating disks' });
     const created: string[] = [];
+    const claimed: string[] = [];
     try {
-      for (const disk of qemuSpec.disks) {
-        if (disk.sizeBytes === undefined && !disk.backingFile) continue;
-        mkdirSync(dirname(disk.file), { recursive: true });
-        await createImage(
-          disk.file,
-          disk.backingFile ? { backingFile: disk.backingFile } : { sizeBytes: disk.sizeBytes! },
-        );
-        created.push(disk.file);
+      for (const [index, disk] of qemuSpec.disks.entries()) {
+        if (disk.sizeBytes !== undefined || disk.backingFile) {
+          mkdirSync(dirname(disk.file), { recursive: true });
+          await createImage(
+            disk.file,
+            disk.backingFile ? { backingFile: disk.backingFile } : { sizeBytes: disk.sizeBytes! },
+          );
+          created.push(disk.file);
+        }
+        // Exclusive: of two VMs racing for one existing file, one gets ZEN_DISK_IN_USE here.
+        this.#claims.claim(disk.file, owner, checked[index]!.backing);
+        claimed.push(disk.file);
       }
     } catch (error) {
+      for (const file of claimed) this.#claims.release(file, owner);
       for (const file of created) rmSync(file, { force: true });
       throw error;
     }
     const vm = this.#instance({
       id: newId('vm', this.#options.clock.now()).replace('vm_', 'q'),
-      spec: qemuSpec,
+      spec: {
+        ...qemuSpec,
+        disks: qemuSpec.disks.map((disk, index) =>
+          disk.sizeBytes !== undefined
+            ? disk
+            : { ...disk, capacityBytes: checked[index]!.capacityBytes },
+        ),
+      },
       createdAt: this.#options.clock.now(),
       desired: 'stopped',
     });
     vm.save();
     return this.#view(vm);
+  }
+
+  /** A VM found on start claims its disks if nothing claims them yet (VMs made before claims). */
+  #claimExisting(vm: QemuVm): void {
+    const owner = { uuid: vm.record.spec.uuid ?? vm.record.id, name: vm.record.spec.name };
+    for (const disk of vm.record.spec.disks) {
+      if (this.#claims.owner(disk.file)) continue;
+      try {
+        this.#claims.claim(disk.file, owner, disk.backingFile ? [disk.backingFile] : []);
+      } catch (error) {
+        this.#options.logger.warn(
+          { vm: vm.id, file: disk.file, err: (error as Error).message },
+          'a disk of this VM is claimed by another VM',
+        );
+      }
+    }
   }
 
   async startVm(id: string, context: ActionContext): Promise<DiscoveredVm> {
@@ -349,8 +442,7 @@ export class QemuDriver implements HypervisorDriver {
     this.#refuseIfBase(vm, 'deleted');
     const bases = basesOf(vm, this.#vms.values());
     await vm.releaseNetwork();
-    for (const disk of vm.record.spec.disks)
-      if (disk.sizeBytes !== undefined || disk.backingFile) rmSync(disk.file, { force: true });
+    this.#removeDisks(vm, true);
     this.#forget(vm, false);
     // A VM whose disks backed this one may change again: its facts say so.
     for (const base of bases) this.#feed.push({ type: 'upsert', object: this.#view(base) });
@@ -405,6 +497,17 @@ export class QemuDriver implements HypervisorDriver {
     this.#cloning.add(options.name);
     try {
       const disks = await cloneDisks(source.record.spec.disks, spec.disks, options, context);
+      const owner = { uuid: spec.uuid!, name: spec.name };
+      try {
+        for (const disk of disks)
+          this.#claims.claim(disk.file, owner, disk.backingFile ? [disk.backingFile] : []);
+      } catch (error) {
+        for (const disk of disks) {
+          this.#claims.release(disk.file, owner);
+          rmSync(disk.file, { force: true });
+        }
+        throw error;
+      }
       const clone = this.#instance({
         id: newId('vm', this.#options.clock.now()).replace('vm_', 'q'),
         spec: { ...spec, disks },
@@ -504,10 +607,18 @@ export class QemuDriver implements HypervisorDriver {
     return null;
   }
 
+  /** Removes the disks the VM made (attached files stay) and ends its claims on them (on all, when it is gone). */
+  #removeDisks(vm: QemuVm, gone: boolean): void {
+    const owner = { uuid: vm.record.spec.uuid ?? vm.record.id };
+    for (const disk of vm.record.spec.disks) {
+      const made = disk.sizeBytes !== undefined || disk.backingFile !== undefined;
+      if (made) rmSync(disk.file, { force: true });
+      if (made || gone) this.#claims.release(disk.file, owner);
+    }
+  }
+
   #forget(vm: QemuVm, removeDisks: boolean): void {
-    if (removeDisks)
-      for (const disk of vm.record.spec.disks)
-        if (disk.sizeBytes !== undefined || disk.backingFile) rmSync(disk.file, { force: true });
+    if (removeDisks) this.#removeDisks(vm, false);
     rmSync(vm.dir, { recursive: true, force: true });
     for (const path of [
       vm.paths.qmpSocket,
@@ -620,7 +731,10 @@ export class QemuDriver implements HypervisorDriver {
         'vm.uuid': spec.uuid ?? null,
         'cpu.count': spec.cpus,
         'memory.bytes': spec.memoryMiB * 1048576,
-        'disk.totalBytes': spec.disks.reduce((sum, d) => sum + (d.sizeBytes ?? 0), 0),
+        'disk.totalBytes': spec.disks.reduce(
+          (sum, d) => sum + (d.sizeBytes ?? d.capacityBytes ?? 0),
+          0,
+        ),
         'power.state': vm.power,
         'power.reason': vm.reason,
         'qemu.pid': vm.pid,

@@ -56,6 +56,14 @@ export async function imageInfo(file: string): Promise<ImageInfo> {
   };
 }
 
+/** The images under `file` (its backing chain, nearest first), as absolute paths. */
+export async function backingChain(file: string): Promise<string[]> {
+  const raw = JSON.parse(
+    await qemuImg(['info', '-U', '--backing-chain', '--output=json', file]),
+  ) as Array<{ filename: string }>;
+  return raw.slice(1).map((image) => image.filename);
+}
+
 /** A new qcow2 image: blank of a size, or an overlay whose reads fall through to `backingFile`. */
 export async function createImage(
   file: string,

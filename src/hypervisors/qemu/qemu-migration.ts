@@ -26,6 +26,7 @@ import type { Logger } from '../../core/logger.js';
 import type { QmpClient } from '../../protocols/qmp/index.js';
 import type { ActionContext, MigrateOptions, PowerState } from '../driver.js';
 import type { QemuVm, VmRecord } from './qemu-vm.js';
+import type { DiskClaims } from './disk-claims.js';
 import { pathWithinRoots, type QemuVmSpec } from './vm-spec.js';
 
 const run = promisify(execFile);
@@ -71,6 +72,8 @@ export interface MigrationHost {
   expect(vm: QemuVm, states: PowerState[]): void;
   /** Removes the VM from this host (QEMU must have ended); its disks too when asked. */
   forget(vm: QemuVm, removeDisks: boolean): void;
+  /** Which VM owns each disk, in the storage itself. */
+  claims: DiskClaims;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -156,6 +159,11 @@ export class QemuMigrations {
           { file: disk.file },
         );
     }
+    // The VM keeps its UUID: shared disks are its own already, new copies become its own.
+    const owner = { uuid: record.spec.uuid ?? record.id, name: record.spec.name };
+    if (!withStorage)
+      for (const disk of spec.disks)
+        this.host.claims.claim(disk.file, owner, disk.backingFile ? [disk.backingFile] : []);
     const created: string[] = [];
     const vm = this.host.instance({
       ...record,
@@ -174,6 +182,7 @@ export class QemuMigrations {
         await run('qemu-img', ['create', '-q', '-f', 'qcow2', disk.file, String(disk.sizeBytes)]);
         created.push(disk.file);
         vm.save();
+        this.host.claims.claim(disk.file, owner);
       }
       // Paused after arrival when the disks come too: the guest resumes once their copies are final.
       await vm.start(['-incoming', 'defer', ...(withStorage ? ['-S'] : [])]);
@@ -371,7 +380,11 @@ export class QemuMigrations {
     const vm = this.host.find(id);
     if (!vm) return;
     await vm.quit().catch(() => undefined);
-    for (const file of vm.record.incomingDisks ?? []) rmSync(file, { force: true });
+    const owner = { uuid: vm.record.spec.uuid ?? vm.record.id };
+    for (const file of vm.record.incomingDisks ?? []) {
+      rmSync(file, { force: true });
+      this.host.claims.release(file, owner);
+    }
     this.host.forget(vm, false);
   }
 

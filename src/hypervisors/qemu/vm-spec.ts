@@ -17,6 +17,8 @@ export interface QemuDiskSpec {
   sizeBytes?: number;
   /** Create the disk as a qcow2 linked clone of this base image (inside a storage root). */
   backingFile?: string;
+  /** The virtual size of an overlay or an existing file, as it was when the VM was made. */
+  capacityBytes?: number;
 }
 
 export type QemuBoot =
@@ -112,6 +114,7 @@ export function validateSpec(spec: QemuVmSpec, host: HostLimits): QemuVmSpec {
       ...(disk.backingFile !== undefined
         ? { backingFile: pathWithinRoots(disk.backingFile, host.storageRoots) }
         : {}),
+      ...(disk.capacityBytes !== undefined ? { capacityBytes: disk.capacityBytes } : {}),
     };
   });
   if (spec.boot.kind === 'disk' && disks.length === 0) throw bad('booting from disk needs a disk');

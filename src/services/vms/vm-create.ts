@@ -228,19 +228,36 @@ export class VmCreateService {
       throw new ZenithError('ZEN_CONFLICT', `a VM named '${spec.name}' exists on this connection`, {
         name: spec.name,
       });
+    // What the VM will really take, as the driver will make it (family options may size its
+    // disks): checked before anything is queued, and what a quota reserves.
+    const footprint = driver.checkNewVm
+      ? await driver.checkNewVm({
+          name: spec.name,
+          cpus: spec.cpus,
+          memoryBytes: spec.memoryBytes,
+          diskBytes: spec.diskBytes,
+          hostExternalId: host.externalId!,
+          ...(spec.options ? { options: spec.options } : {}),
+        })
+      : { cpus: spec.cpus, memoryBytes: spec.memoryBytes, diskBytes: spec.diskBytes };
     return this.tasks.submit({
       kind: 'vm.create',
       targetId: host.id,
-      params: { ...normalized, hostName: host.name, ...(placement ? { placement } : {}) },
+      params: {
+        ...normalized,
+        hostName: host.name,
+        footprint,
+        ...(placement ? { placement } : {}),
+      },
       owner,
       ...(requestId ? { requestId } : {}),
       ...(group
         ? {
             prepare: (tx, taskId) =>
               this.quotas.reserve(tx, taskId, group, {
-                vcpus: spec.cpus,
-                memoryBytes: spec.memoryBytes,
-                diskBytes: spec.diskBytes,
+                vcpus: footprint.cpus,
+                memoryBytes: footprint.memoryBytes,
+                diskBytes: footprint.diskBytes,
                 vms: 1,
               }),
           }
