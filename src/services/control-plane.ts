@@ -243,6 +243,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       3_600_000,
     );
     pruneTimer.unref();
+    // A migration cut off by the restart may have landed: its destination may report the VM.
+    await vms.allowInterruptedMoves(clock.now() + 10 * 60_000);
     await connections.startAll();
     const recovered = await tasks.recover();
     if (recovered.resumed + recovered.completed + recovered.retried + recovered.interrupted > 0)

@@ -247,6 +247,12 @@ export class InventoryIndex {
     return { items, nextCursor: hasMore && last ? encodeCursor(keyOf(last)) : null };
   }
 
+  /** The objects whose fact `key` equals `value` (or holds it, for a list), by the equality index. */
+  withFact(key: string, value: string): ManagedObject[] {
+    const ids = this.#equalitySet({ key, op: '=', values: [value], text: `${key}=${value}` });
+    return [...ids].map((id) => this.#byId.get(id)!);
+  }
+
   #equalitySet(term: FilterTerm): Set<string> {
     let index = this.#factIndexes.get(term.key);
     if (!index) {

@@ -29,6 +29,7 @@ import {
   type ManagedObject,
 } from './model.js';
 import { objectOf, rowOf, unionTags } from './object-rows.js';
+import { VmHandovers } from './vm-handovers.js';
 
 const kindRank: Record<ObjectKind, number> = {
   datacenter: 0,
@@ -62,6 +63,8 @@ interface Change {
 export class InventoryService {
   readonly index = new InventoryIndex();
   readonly locations: LocationLedger;
+  /** When a VM's identity may move to another connection (a move the control plane runs). */
+  readonly handovers: VmHandovers;
   readonly #tags = new Map<string, { discovered: string[]; user: string[] }>();
   /** Facts other services keep on objects (a host's maintenance mode), shown among the computed ones. */
   readonly #overlays = new Map<string, Facts>();
@@ -74,6 +77,7 @@ export class InventoryService {
     private readonly logger: Logger,
   ) {
     this.locations = new LocationLedger(store);
+    this.handovers = new VmHandovers(clock);
   }
 
   /** Rebuilds the index from the store. */
@@ -344,6 +348,8 @@ export class InventoryService {
     const idsInBatch = new Map<string, string>();
     const changes: Change[] = [];
     const seen = new Set<string>();
+    /** VMs another connection has by the same UUID, with no move under way: second claimants. */
+    const conflicts: Array<{ claimantId: string; vm: ManagedObject; uuid: string }> = [];
     const idFor = (ref: ExternalRef): string | null =>
       idsInBatch.get(InventoryIndex.externalKey(connectionId, ref.kind, ref.externalId)) ??
       this.index.idForExternal(connectionId, ref.kind, ref.externalId) ??
@@ -356,13 +362,19 @@ export class InventoryService {
         discovered.kind,
         discovered.externalId,
       );
-      // A VM that moved between connections (live migration between hosts) keeps its identity by its UUID.
-      const existing =
-        (existingId ? this.index.get(existingId) : undefined) ??
-        this.#sameVmElsewhere(discovered, connectionId);
+      // A VM that moved between connections (live migration between hosts) keeps its identity by
+      // its UUID — only when the control plane moves it there (vm-handovers.ts).
+      const known = existingId ? this.index.get(existingId) : undefined;
+      const twin = known ? undefined : this.#sameVmElsewhere(discovered, connectionId);
+      const movedHere = twin && this.handovers.isExpected(twin.id, connectionId) ? twin : undefined;
+      // The last report of a VM its old host is letting go of: not a second VM.
+      if (twin && !movedHere && this.handovers.isMoving(twin.id)) continue;
+      const existing = known ?? movedHere;
       const id =
         existing?.id ??
         newId(discovered.kind === 'resourceGroup' ? 'resourceGroup' : discovered.kind, now);
+      if (twin && !movedHere)
+        conflicts.push({ claimantId: id, vm: twin, uuid: String(discovered.facts['vm.uuid']) });
       idsInBatch.set(key, id);
       seen.add(id);
       const parentId = discovered.parent ? idFor(discovered.parent) : null;
@@ -474,6 +486,29 @@ export class InventoryService {
     }
     if (changes.length > perObjectEventLimit)
       events.push({ type: 'inventory.synced', data: { connectionId, ...result } });
+    for (const conflict of conflicts) {
+      events.push({
+        type: 'inventory.conflict',
+        objectId: conflict.claimantId,
+        data: {
+          kind: 'vm',
+          reason: 'uuid',
+          uuid: conflict.uuid,
+          vmId: conflict.vm.id,
+          connectionId,
+          vmConnectionId: conflict.vm.connectionId,
+        },
+      });
+      this.logger.warn(
+        {
+          uuid: conflict.uuid,
+          vmId: conflict.vm.id,
+          claimantId: conflict.claimantId,
+          connectionId,
+        },
+        'a second connection reports a VM with the UUID of a known one: kept apart as a conflict',
+      );
+    }
 
     const persisted = await this.store.transaction(async (tx) => {
       await this.#write(tx, changes, now);
@@ -552,12 +587,30 @@ export class InventoryService {
     this.#recompute(this.index.ofKind('vm'));
   }
 
-  /** Computed facts: a VM's location.*, a host's VM counts and allocations. */
+  /** Present VMs of other connections with the same UUID as this one (none for a missing VM). */
+  #uuidTwins(vm: ManagedObject): ManagedObject[] {
+    const uuid = vm.facts['vm.uuid'];
+    if (typeof uuid !== 'string' || uuid === '' || vm.status !== 'present') return [];
+    return this.index
+      .withFact('vm.uuid', uuid)
+      .filter((other) => other.id !== vm.id && other.kind === 'vm' && other.status === 'present');
+  }
+
+  /** Computed facts: a VM's location.* and UUID conflicts, a host's VM counts and allocations. */
   #recompute(changed: ManagedObject[], previousParents: Set<string> = new Set()): void {
     const hosts = new Set<string>(previousParents);
+    // A VM whose UUID twin came or went shows the conflict (or its end) too.
+    const vms = new Map<string, ManagedObject>();
     for (const object of changed) {
-      if (object.kind === 'host') hosts.add(object.id);
       if (object.kind !== 'vm') continue;
+      vms.set(object.id, object);
+      const uuid = object.facts['vm.uuid'];
+      if (typeof uuid === 'string' && uuid !== '')
+        for (const twin of this.index.withFact('vm.uuid', uuid))
+          if (twin.kind === 'vm') vms.set(twin.id, twin);
+    }
+    for (const object of changed) if (object.kind === 'host') hosts.add(object.id);
+    for (const object of vms.values()) {
       const hostId = this.locations.openInterval(object.id)?.hostId ?? null;
       const host = hostId ? this.index.get(hostId) : undefined;
       const cluster = host?.parentId ? this.index.get(host.parentId) : undefined;
@@ -573,6 +626,8 @@ export class InventoryService {
               ? cluster.id
               : null,
       };
+      const twins = this.#uuidTwins(this.index.get(object.id) ?? object);
+      if (twins.length > 0) computed['vm.uuidConflict'] = twins.map((twin) => twin.id);
       this.index.put({ ...this.index.get(object.id)!, computed });
       if (hostId) hosts.add(hostId);
     }

@@ -220,6 +220,17 @@ export class TaskService {
     return (await query.orderBy('id', 'desc').limit(options.limit).execute()).map(taskOf);
   }
 
+  /** Tasks of a kind that had not ended (queued or running), as the store has them. */
+  async unfinished(kind: string): Promise<Task[]> {
+    const rows = await this.deps.store.db
+      .selectFrom('tasks')
+      .selectAll()
+      .where('kind', '=', kind)
+      .where('state', 'in', ['queued', 'running'])
+      .execute();
+    return rows.map(taskOf);
+  }
+
   async cancel(id: string, by: Actor): Promise<Task> {
     const task = await this.get(id);
     if (finalStates.includes(task.state))

@@ -140,6 +140,18 @@ export class VmActionService {
     }
   }
 
+  /**
+   * After a restart, before connections report: a migration between connections that was under way
+   * may have landed, so its destination may report the VM for a while (its recovery settles the task).
+   */
+  async allowInterruptedMoves(until: number): Promise<void> {
+    for (const task of await this.tasks.unfinished('vm.migrate')) {
+      const target = this.inventory.index.get(String(task.params.targetHostId));
+      if (task.targetId && target?.connectionId)
+        this.inventory.handovers.allowUntil(task.targetId, target.connectionId, until);
+    }
+  }
+
   /** Checks and queues an action; returns the task (answered with 202). */
   async request(
     action: VmActionName,
@@ -261,9 +273,16 @@ export class VmActionService {
         signal: context.signal,
         progress: (update: ActionProgress) => context.progress(update),
       };
-      const stats = isLibvirtPair(this.connections, vm.connectionId!, targetHost.connectionId!)
-        ? await migrateBetweenLibvirt(deps, vm, targetHost, options, actionContext)
-        : await migrateAcrossAgents(deps, vm, targetHost, options, actionContext);
+      // Only while this migration runs may the destination's report take over the VM's identity.
+      const release = this.inventory.handovers.hold(vm.id, targetHost.connectionId!);
+      let stats;
+      try {
+        stats = isLibvirtPair(this.connections, vm.connectionId!, targetHost.connectionId!)
+          ? await migrateBetweenLibvirt(deps, vm, targetHost, options, actionContext)
+          : await migrateAcrossAgents(deps, vm, targetHost, options, actionContext);
+      } finally {
+        release();
+      }
       const moved = this.inventory.get(vm.id);
       return {
         powerState: moved.facts['power.state'] ?? null,
