@@ -1,7 +1,8 @@
 /**
  * A scoped user's list among many selecting resource groups (review finding
  * 10): 20,000 simulated VMs, 200 resource groups with selectors, and a user
- * bound to one cluster and to five of the groups. Prints the latency of the
+ * bound to five of the groups, which pick few VMs (so a page is found only
+ * by scanning the fleet). Prints the latency of the
  * user's `GET /vms?limit=1000` alone, then of `GET /health` while four such
  * lists run at once (is the event loop free?).
  *
@@ -52,7 +53,6 @@ try {
     (await call('POST', '/auth/login', null, { username, password })).token as string;
   const admin = await login('admin', adminPassword);
   await call('POST', '/connections', admin, { name: 'fleet', type: 'simulated', settings: fleet });
-  const clusters = (await call('GET', '/clusters?limit=100', admin)).items as Array<{ id: string }>;
   const picked: string[] = [];
   for (let g = 0; g < groups; g++) {
     // Selectors that read a fact and a tag, as operators write them; every fifth picks VMs.
@@ -63,7 +63,8 @@ try {
           g % 5 === 0 ? `cpu.count>=${1 + (g % 8)} tags=env:prod` : `user.team=t${g}`,
       },
     });
-    if (g < 5) picked.push(group.id as string);
+    // The user is bound to a few groups that pick few VMs: a page is found only by scanning the fleet.
+    if (g === 7 || g === 35 || g === 99 || g === 120 || g === 160) picked.push(group.id as string);
   }
   await call('POST', '/roles', admin, { name: 'reader', permissions: ['inventory.read'] });
   await call('POST', '/users', admin, {
@@ -71,7 +72,7 @@ try {
     role: 'none',
     password: 'scoped-password-1',
   });
-  for (const scope of [clusters[0]!.id, ...picked])
+  for (const scope of picked)
     await call('POST', '/role-bindings', admin, { subject: 'scoped', role: 'reader', scope });
   const scoped = await login('scoped', 'scoped-password-1');
   const timed = async (path: string, token: string | null) => {
