@@ -31,7 +31,7 @@ import { taskRoutes } from './routes/tasks.js';
 import { vmActionRoutes } from './routes/vm-actions.js';
 import { vmCapabilityRoutes } from './routes/vm-capabilities.js';
 import { requestValidatorFactory } from './request-validation.js';
-import { ErrorBody } from './schemas.js';
+import { ErrorBody, maxPathIdLength } from './schemas.js';
 import { defaultWebRoot, webConsoleRoutes } from './web-console.js';
 
 export type App = FastifyInstance;
@@ -49,6 +49,10 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
     loggerInstance: plane.logger.child({ component: 'http' }),
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     trustProxy: false,
+    // Path ids are documented up to maxPathIdLength characters; the router measures a segment still
+    // percent-encoded, where one character takes up to 12 (4 UTF-8 bytes as %XX). Longer is a 414,
+    // and anything over the schema's length within that a 400 naming the parameter.
+    maxParamLength: maxPathIdLength * 12,
     // Errors raised by the router itself (bad URL encoding, overlong parameters) leave as coded errors too.
     frameworkErrors: (error, request, reply) => {
       sendError(error, request, reply);

@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
+import {
+  startTestServer,
+  type ApiAnswer,
+  type TestServer,
+} from '../../src/testing/control-plane.js';
 
 describe('API authentication, authorization and bad input', () => {
   let s: TestServer;
@@ -284,6 +288,10 @@ describe('hostile input never gets a 5xx', () => {
       '?since=-1',
       '?tag=' + '%FF'.repeat(10),
       '?state=exploded',
+      // Query coercion turns these into ±Infinity, which an integer's bounds would let through.
+      '?limit=Infinity',
+      '?limit=-Infinity',
+      '?limit=1e400',
     ];
     let requests = 0;
     for (const [path, methods] of Object.entries(
@@ -331,5 +339,62 @@ describe('hostile input never gets a 5xx', () => {
     assert.equal(cookie.status, 401);
     const verify = await s.request('POST', '/audit/verify', { token: admin });
     assert.equal(verify.body.ok, true);
+  });
+
+  test('a number that is not finite is a 400 naming the field, on every route that takes one', async () => {
+    const vm = (await s.request('GET', '/vms?limit=1', { token: admin })).body.items[0];
+    const paths = [
+      '/tasks',
+      '/events',
+      '/audit',
+      '/placement/plans',
+      `/vms/${vm.id}/location-history`,
+      '/vms',
+      '/hosts',
+    ];
+    for (const path of paths)
+      for (const value of ['Infinity', '-Infinity', '1e400', '-1e400']) {
+        const answer = await s.request('GET', `${path}?limit=${value}`, { token: admin });
+        assert.equal(answer.status, 400, `${path}?limit=${value}: ${JSON.stringify(answer.body)}`);
+        assert.equal(answer.body.error.code, 'ZEN_BAD_REQUEST');
+        assert.equal(answer.body.error.details.issues[0].path, 'querystring/limit', path);
+      }
+    // A JSON body's 1e400 parses to Infinity: refused too, wherever it sits.
+    const body = await s.request('POST', '/connections', {
+      token: admin,
+      body: '{"name": "huge", "type": "simulated", "settings": {"seed": 1e400}}',
+    });
+    assert.equal(body.status, 400, JSON.stringify(body.body));
+    assert.equal(body.body.error.details.issues[0].path, 'body/settings/seed');
+    const connections = await s.request('GET', '/connections', { token: admin });
+    assert.ok(!connections.body.items.some((c: { name: string }) => c.name === 'huge'));
+  });
+
+  test('path ids as long as the API document allows are accepted, and one character more is a 400', async () => {
+    const doc = await s.request('GET', '/openapi.json');
+    const users = doc.body.paths['/api/v1/users/{id}'].get;
+    const declared = users.parameters.find((p: { in: string }) => p.in === 'path');
+    const longest = declared.schema.maxLength as number;
+    assert.equal(longest, 200);
+    // Multi-byte characters: the router sees them percent-encoded, several bytes each.
+    const atLimit = await s.request('GET', `/users/${encodeURIComponent('ü'.repeat(longest))}`, {
+      token: admin,
+    });
+    assert.equal(atLimit.status, 404, JSON.stringify(atLimit.body));
+    assert.equal(atLimit.body.error.code, 'ZEN_NOT_FOUND');
+    const over = await s.request('GET', `/users/${'a'.repeat(longest + 1)}`, { token: admin });
+    assert.equal(over.status, 400, JSON.stringify(over.body));
+    assert.equal(over.body.error.details.issues[0].path, 'params/id');
+    // Every path parameter of the document is declared within that length.
+    for (const [path, methods] of Object.entries(
+      doc.body.paths as Record<string, Record<string, { parameters?: ApiAnswer[] }>>,
+    ))
+      for (const operation of Object.values(methods))
+        for (const parameter of operation.parameters ?? [])
+          if (parameter.in === 'path')
+            assert.ok(
+              parameter.schema.maxLength <= longest,
+              `${path} {${parameter.name}} declares maxLength ${parameter.schema.maxLength}`,
+            );
   });
 });
