@@ -206,6 +206,11 @@ export const errorCatalogue = {
     summary:
       'Audit verification found a record that was edited, deleted or reordered; details name the first one.',
   },
+  ZEN_AUDIT_UNAVAILABLE: {
+    status: 503,
+    summary:
+      'The audit trail cannot be written now, so changes are refused until it can; a change that had already run when this was found is in the server log. Try again later.',
+  },
   ZEN_STORE_UNAVAILABLE: {
     status: 503,
     summary: 'The database could not be reached or is not initialised.',

@@ -7,7 +7,9 @@ import websocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { ZenithError } from '../core/errors.js';
 import type { ControlPlane } from '../services/control-plane.js';
-import { actorOf, installAuth } from './auth.js';
+import { installAuditHook } from './audit-hook.js';
+import { installAuth } from './auth.js';
+import { installJsonBodyParser } from './json-body.js';
 import { sendError } from './errors.js';
 import { accountingRoutes } from './routes/accounting.js';
 import { accessRoutes } from './routes/access.js';
@@ -92,35 +94,8 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
   app.removeContentTypeParser(['text/plain']);
   installAuth(app, plane);
 
-  // Every mutating request leaves an audit record before its answer goes out (task routes write theirs with the task).
-  app.addHook('onSend', async (request, reply, payload) => {
-    const config = request.routeOptions.config;
-    const mutating = ['POST', 'PUT', 'PATCH', 'DELETE'].includes(request.method);
-    if (!mutating || !request.routeOptions.url) return payload;
-    // Task routes audit what they accept together with the task; refusals are audited here.
-    if (config.audit === false && reply.statusCode < 400) return payload;
-    if (!request.principal && reply.statusCode === 401) return payload;
-    const actor = request.principal
-      ? actorOf(request.principal)
-      : { id: 'anonymous', kind: 'anonymous', name: 'anonymous' };
-    const params = request.params as Record<string, unknown> | undefined;
-    const result =
-      reply.statusCode < 400 ? 'succeeded' : reply.statusCode === 403 ? 'denied' : 'failed';
-    await plane.audit
-      .append([
-        {
-          actor,
-          action: config.audit || `${request.method} ${request.routeOptions.url}`,
-          targetId: typeof params?.id === 'string' ? params.id : null,
-          params: { body: request.body ?? null, ...(params ?? {}) },
-          result,
-          errorCode: reply.zenithErrorCode,
-          requestId: request.id,
-        },
-      ])
-      .catch((error: unknown) => request.log.error({ err: error }, 'audit append failed'));
-    return payload;
-  });
+  installJsonBodyParser(app);
+  installAuditHook(app, plane);
 
   await app.register(
     async (scoped) => {
