@@ -240,6 +240,51 @@ describe('API authentication, authorization and bad input', () => {
   });
 });
 
+describe('logins sent at once', () => {
+  let s: TestServer;
+  let admin: string;
+  before(async () => {
+    s = await startTestServer();
+    admin = await s.login();
+  });
+  after(async () => s.close());
+
+  test('a hundred logins at once judge no more wrong passwords than the limit allows', async () => {
+    const created = await s.request('POST', '/users', {
+      token: admin,
+      body: { name: 'racer', role: 'viewer', password: 'the-racers-password' },
+    });
+    assert.equal(created.status, 201);
+    const answers = await Promise.all(
+      Array.from({ length: 100 }, (_, i) =>
+        s.request('POST', '/auth/login', {
+          body: { username: 'racer', password: i === 50 ? 'the-racers-password' : `guess-${i}` },
+        }),
+      ),
+    );
+    const count = (status: number) => answers.filter((a) => a.status === status).length;
+    // Five failures lock the name and the address: concurrency must not buy more guesses.
+    assert.ok(count(401) <= 5, `${count(401)} wrong passwords were judged`);
+    assert.ok(count(200) <= 1);
+    assert.equal(count(401) + count(200) + count(429), 100);
+    for (const answer of answers.filter((a) => a.status === 429)) {
+      assert.equal(answer.body.error.code, 'ZEN_RATE_LIMITED');
+      assert.ok(answer.body.error.details.retryAfterSeconds >= 1);
+    }
+    const judged = await s.request('GET', '/audit?action=auth.login&actorName=racer&limit=200', {
+      token: admin,
+    });
+    assert.equal(
+      judged.body.items.filter(
+        (r: { result: string; errorCode: string | null }) =>
+          r.result === 'failed' && r.errorCode === 'ZEN_BAD_CREDENTIALS',
+      ).length,
+      count(401),
+      'every judged failure is audited',
+    );
+  });
+});
+
 describe('hostile input never gets a 5xx', () => {
   let s: TestServer;
   let admin: string;

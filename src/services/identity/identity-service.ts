@@ -19,7 +19,7 @@ import type { IdentitiesTable, TokensTable } from '../../store/schema.js';
 import type { Facts } from '../inventory/model.js';
 import { checkAttributes } from './binding-conditions.js';
 import type { LdapDirectory } from './ldap-directory.js';
-import { LoginLimiter } from './login-limiter.js';
+import { LoginLimiter, type LoginAttempt } from './login-limiter.js';
 import { isRoleName, type Principal, type RoleName } from './roles.js';
 
 export interface Identity {
@@ -326,8 +326,21 @@ export class IdentityService {
     password: string,
     clientAddress: string,
   ): Promise<IssuedToken & { identity: Identity }> {
-    const keys = [`user:${name}`, `addr:${clientAddress}`];
-    this.limiter.check(keys);
+    // Reserved before anything is verified: logins sent at once are counted at once.
+    const attempt = this.limiter.begin([`user:${name}`, `addr:${clientAddress}`]);
+    try {
+      return await this.#login(name, password, attempt);
+    } finally {
+      // Neither a failure nor a success (the directory is down, the store failed): nothing counts.
+      attempt.release();
+    }
+  }
+
+  async #login(
+    name: string,
+    password: string,
+    attempt: LoginAttempt,
+  ): Promise<IssuedToken & { identity: Identity }> {
     const row = await this.store.db
       .selectFrom('identities')
       .selectAll()
@@ -335,7 +348,7 @@ export class IdentityService {
       .executeTakeFirst();
     // Local accounts never wait on the directory: they log in when it is down.
     if (!row || row.source === 'ldap') {
-      if (this.directory) return this.#directoryLogin(name, password, row, keys);
+      if (this.directory) return this.#directoryLogin(name, password, row, attempt);
       if (row)
         throw new ZenithError(
           'ZEN_DIRECTORY_UNAVAILABLE',
@@ -349,10 +362,10 @@ export class IdentityService {
         'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
     );
     if (!row || !ok || row.disabled === 1 || row.kind !== 'user') {
-      this.limiter.fail(keys);
+      attempt.fail();
       throw new ZenithError('ZEN_BAD_CREDENTIALS', 'wrong user name or password');
     }
-    this.limiter.succeed([`user:${name}`]);
+    attempt.succeed([`user:${name}`]);
     const issued = await this.#issue(
       row.id,
       'session',
@@ -366,15 +379,15 @@ export class IdentityService {
     name: string,
     password: string,
     row: IdentitiesTable | undefined,
-    keys: string[],
+    attempt: LoginAttempt,
   ): Promise<IssuedToken & { identity: Identity }> {
     // ZEN_DIRECTORY_UNAVAILABLE passes through: it is no failed guess.
     const user = await this.directory!.authenticate(name, password);
     if (!user || row?.disabled === 1 || !namePattern.test(name)) {
-      this.limiter.fail(keys);
+      attempt.fail();
       throw new ZenithError('ZEN_BAD_CREDENTIALS', 'wrong user name or password');
     }
-    this.limiter.succeed([`user:${name}`]);
+    attempt.succeed([`user:${name}`]);
     const identity = row
       ? identityOf(row)
       : await this.#createIdentity({
