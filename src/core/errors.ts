@@ -141,6 +141,11 @@ export const errorCatalogue = {
     summary:
       "The agent's certificate was not issued by this Zenith's CA, is not yet valid or malformed, or the agent could not prove it holds its key.",
   },
+  ZEN_CURRENT_PASSWORD_WRONG: {
+    status: 403,
+    summary:
+      'The current password given to change your own password is wrong; nothing was changed and your session stays. Failed tries count like failed logins.',
+  },
   ZEN_FORBIDDEN: {
     status: 403,
     summary: 'You are authenticated but your role does not allow this action here.',

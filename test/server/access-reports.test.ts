@@ -216,7 +216,7 @@ for (const store of storeKinds) {
       await s.request('POST', '/groups', { token: tokens.erin, body: { name: 'erins' } });
       await s.request('POST', '/users/me/password', {
         token: tokens.erin,
-        body: { password: 'erin-password-longer' },
+        body: { password: 'erin-password-longer', currentPassword: 'erin-password-long' },
       });
       await clock.advance(hour);
       const to = clock.now();
