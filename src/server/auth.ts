@@ -69,6 +69,9 @@ export function principalOf(request: FastifyRequest): Principal {
   return request.principal;
 }
 
+/** The methods a session cookie authenticates: reads, which change nothing. */
+const cookieMethods = new Set(['GET', 'HEAD']);
+
 function presentedToken(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
   if (header) {
@@ -82,6 +85,13 @@ function presentedToken(request: FastifyRequest): string | undefined {
     for (const part of cookie.split(';')) {
       const [name, ...rest] = part.trim().split('=');
       if (name !== sessionCookie) continue;
+      // A browser sends the cookie with requests other sites make it send (a form posted from a
+      // sibling subdomain is same-site): the cookie reads (the event stream), it never changes anything.
+      if (!cookieMethods.has(request.method))
+        throw new ZenithError(
+          'ZEN_UNAUTHENTICATED',
+          `the session cookie authenticates reads only; a ${request.method} needs 'Authorization: Bearer <token>'`,
+        );
       try {
         return decodeURIComponent(rest.join('='));
       } catch {

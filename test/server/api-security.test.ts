@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
+  adminPassword,
   startTestServer,
   type ApiAnswer,
   type TestServer,
@@ -212,6 +213,45 @@ describe('API authentication, authorization and bad input', () => {
     const after = await s.request('GET', '/auth/me', { token });
     assert.equal(after.status, 401);
     assert.equal(after.body.error.code, 'ZEN_TOKEN_EXPIRED');
+  });
+
+  test('the session cookie reads but changes nothing: a cross-origin POST with it alone is refused', async () => {
+    const login = await fetch(`${s.baseUrl}/api/v1/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'admin', password: adminPassword }),
+    });
+    const setCookie = login.headers.get('set-cookie') ?? '';
+    assert.match(setCookie, /HttpOnly; SameSite=Strict/);
+    const cookie = setCookie.split(';')[0]!;
+    const session = ((await login.json()) as { token: string }).token;
+    assert.equal((await s.request('GET', '/auth/me', { headers: { cookie } })).status, 200);
+    for (const origin of ['https://evil.example', s.baseUrl]) {
+      const forged = await s.request('POST', '/groups', {
+        headers: { cookie, origin },
+        body: { name: 'forged' },
+      });
+      assert.deepEqual(
+        [forged.status, forged.body.error.code],
+        [401, 'ZEN_UNAUTHENTICATED'],
+        origin,
+      );
+      const logout = await s.request('POST', '/auth/logout', { headers: { cookie, origin } });
+      assert.equal(logout.status, 401, origin);
+      const revoke = await s.request('DELETE', `/tokens/${session.split('.')[0]}`, {
+        headers: { cookie, origin },
+      });
+      assert.equal(revoke.status, 401, origin);
+    }
+    assert.equal((await s.request('GET', '/groups/forged', { token: admin })).status, 404);
+    assert.equal((await s.request('GET', '/auth/me', { token: session })).status, 200);
+    // The console's way: a bearer token, which its same-origin requests send beside the cookie.
+    const bearer = await s.request('POST', '/groups', {
+      token: session,
+      headers: { cookie },
+      body: { name: 'with-bearer' },
+    });
+    assert.equal(bearer.status, 201, JSON.stringify(bearer.body));
   });
 
   test('failed logins are rate-limited per user with 429 and Retry-After', async () => {
