@@ -110,7 +110,12 @@ export async function agentRoutes(root: FastifyInstance, plane: ControlPlane): P
         );
         return reply.status(201).send({ ...enrolled, heartbeatIntervalMs });
       } catch (error) {
-        attempt.fail();
+        // Guesses count: a token that is wrong, used or expired (not a bad CSR or a taken host name).
+        if (
+          isZenithError(error) &&
+          ['ZEN_UNAUTHENTICATED', 'ZEN_TOKEN_EXPIRED'].includes(error.code)
+        )
+          attempt.fail();
         throw error;
       } finally {
         attempt.release();
