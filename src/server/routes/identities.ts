@@ -156,12 +156,11 @@ export async function identityRoutes(root: FastifyInstance, plane: ControlPlane)
           request.ip,
         );
       } else {
+        // Someone else's, for whoever may not manage identities: as if there were no such user.
         if (!isAdministrator(principal))
-          throw new ZenithError(
-            'ZEN_FORBIDDEN',
-            "only administrators set other people's passwords",
-            { permission: 'identity.manage' },
-          );
+          throw new ZenithError('ZEN_NOT_FOUND', `no identity '${request.params.id}'`, {
+            identity: request.params.id,
+          });
         await identities.setPassword(target.id, request.body.password);
       }
       return reply.status(204).send();
