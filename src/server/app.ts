@@ -32,6 +32,7 @@ import { systemRoutes } from './routes/system.js';
 import { taskRoutes } from './routes/tasks.js';
 import { vmActionRoutes } from './routes/vm-actions.js';
 import { vmCapabilityRoutes } from './routes/vm-capabilities.js';
+import { serializeRequest } from './request-log.js';
 import { requestValidatorFactory } from './request-validation.js';
 import { ErrorBody, maxPathIdLength } from './schemas.js';
 import { defaultWebRoot, webConsoleRoutes } from './web-console.js';
@@ -48,7 +49,11 @@ export interface AppOptions {
 export async function buildApp(plane: ControlPlane, options: AppOptions = {}): Promise<App> {
   // Typed as the plain instance: route modules add the TypeBox provider themselves.
   const app = Fastify({
-    loggerInstance: plane.logger.child({ component: 'http' }),
+    // Request lines carry the URL: credentials in it (console tickets) are redacted first.
+    loggerInstance: plane.logger.child(
+      { component: 'http' },
+      { serializers: { req: serializeRequest } },
+    ),
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     trustProxy: false,
     // Path ids are documented up to maxPathIdLength characters; the router measures a segment still
