@@ -103,16 +103,17 @@ function presentedToken(request: FastifyRequest): string | undefined {
   return undefined;
 }
 
-/** Reading an inventory object takes inventory.read on it (a task: task.read on its target, or owning it). */
+/** Reading an inventory object takes inventory.read on it (a task's reading is decided in scopeObjects). */
 function mayRead(plane: ControlPlane, principal: Principal, objectId: string): boolean {
   return plane.access.decide(principal, 'inventory.read', objectId).allowed;
 }
 
 /**
  * The objects a request names (their ids), each resolved among those the caller may see: the ones
- * it may read, or act on with the permission asked. An object it may not see answers exactly as one that does not
- * exist (404), so that a refusal never tells which objects exist. A name is replaced by the id it
- * resolved to, so the route acts on the object that was checked. A task stands for its target.
+ * it may read, or act on with the permission asked. One it may not see answers exactly as one that
+ * does not exist (404), so that a refusal never tells which objects exist. A name is replaced by
+ * the id it resolved to, so the route acts on the object that was checked. A task (read with
+ * task.read on its target, or by its owner) stands for its target.
  */
 async function scopeObjects(
   request: FastifyRequest,
