@@ -59,7 +59,7 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
     // Path ids are documented up to maxPathIdLength characters; the router measures a segment still
     // percent-encoded, where one character takes up to 12 (4 UTF-8 bytes as %XX). Longer is a 414,
     // and anything over the schema's length within that a 400 naming the parameter.
-    maxParamLength: maxPathIdLength * 12,
+    routerOptions: { maxParamLength: maxPathIdLength * 12 },
     // Errors raised by the router itself (bad URL encoding, overlong parameters) leave as coded errors too.
     frameworkErrors: (error, request, reply) => {
       sendError(error, request, reply);
