@@ -146,6 +146,11 @@ export const errorCatalogue = {
     summary:
       "The agent's certificate was not issued by this Zenith's CA, is not yet valid or malformed, or the agent could not prove it holds its key.",
   },
+  ZEN_CURRENT_PASSWORD_WRONG: {
+    status: 403,
+    summary:
+      'The current password given to change your own password is wrong; nothing was changed and your session stays. Failed tries count like failed logins.',
+  },
   ZEN_FORBIDDEN: {
     status: 403,
     summary: 'You are authenticated but your role does not allow this action here.',
@@ -210,6 +215,11 @@ export const errorCatalogue = {
     status: 500,
     summary:
       'Audit verification found a record that was edited, deleted or reordered; details name the first one.',
+  },
+  ZEN_AUDIT_UNAVAILABLE: {
+    status: 503,
+    summary:
+      'The audit trail cannot be written now, so changes are refused until it can; a change that had already run when this was found is in the server log. Try again later.',
   },
   ZEN_STORE_UNAVAILABLE: {
     status: 503,

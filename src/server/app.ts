@@ -7,7 +7,9 @@ import websocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { ZenithError } from '../core/errors.js';
 import type { ControlPlane } from '../services/control-plane.js';
-import { actorOf, installAuth } from './auth.js';
+import { installAuditHook } from './audit-hook.js';
+import { installAuth } from './auth.js';
+import { installJsonBodyParser } from './json-body.js';
 import { sendError } from './errors.js';
 import { accountingRoutes } from './routes/accounting.js';
 import { accessRoutes } from './routes/access.js';
@@ -30,8 +32,9 @@ import { systemRoutes } from './routes/system.js';
 import { taskRoutes } from './routes/tasks.js';
 import { vmActionRoutes } from './routes/vm-actions.js';
 import { vmCapabilityRoutes } from './routes/vm-capabilities.js';
+import { serializeRequest } from './request-log.js';
 import { requestValidatorFactory } from './request-validation.js';
-import { ErrorBody } from './schemas.js';
+import { ErrorBody, maxPathIdLength } from './schemas.js';
 import { defaultWebRoot, webConsoleRoutes } from './web-console.js';
 
 export type App = FastifyInstance;
@@ -46,9 +49,17 @@ export interface AppOptions {
 export async function buildApp(plane: ControlPlane, options: AppOptions = {}): Promise<App> {
   // Typed as the plain instance: route modules add the TypeBox provider themselves.
   const app = Fastify({
-    loggerInstance: plane.logger.child({ component: 'http' }),
+    // Request lines carry the URL: credentials in it (console tickets) are redacted first.
+    loggerInstance: plane.logger.child(
+      { component: 'http' },
+      { serializers: { req: serializeRequest } },
+    ),
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     trustProxy: false,
+    // Path ids are documented up to maxPathIdLength characters; the router measures a segment still
+    // percent-encoded, where one character takes up to 12 (4 UTF-8 bytes as %XX). Longer is a 414,
+    // and anything over the schema's length within that a 400 naming the parameter.
+    routerOptions: { maxParamLength: maxPathIdLength * 12 },
     // Errors raised by the router itself (bad URL encoding, overlong parameters) leave as coded errors too.
     frameworkErrors: (error, request, reply) => {
       sendError(error, request, reply);
@@ -88,35 +99,8 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
   app.removeContentTypeParser(['text/plain']);
   installAuth(app, plane);
 
-  // Every mutating request leaves an audit record before its answer goes out (task routes write theirs with the task).
-  app.addHook('onSend', async (request, reply, payload) => {
-    const config = request.routeOptions.config;
-    const mutating = ['POST', 'PUT', 'PATCH', 'DELETE'].includes(request.method);
-    if (!mutating || !request.routeOptions.url) return payload;
-    // Task routes audit what they accept together with the task; refusals are audited here.
-    if (config.audit === false && reply.statusCode < 400) return payload;
-    if (!request.principal && reply.statusCode === 401) return payload;
-    const actor = request.principal
-      ? actorOf(request.principal)
-      : { id: 'anonymous', kind: 'anonymous', name: 'anonymous' };
-    const params = request.params as Record<string, unknown> | undefined;
-    const result =
-      reply.statusCode < 400 ? 'succeeded' : reply.statusCode === 403 ? 'denied' : 'failed';
-    await plane.audit
-      .append([
-        {
-          actor,
-          action: config.audit || `${request.method} ${request.routeOptions.url}`,
-          targetId: typeof params?.id === 'string' ? params.id : null,
-          params: { body: request.body ?? null, ...(params ?? {}) },
-          result,
-          errorCode: reply.zenithErrorCode,
-          requestId: request.id,
-        },
-      ])
-      .catch((error: unknown) => request.log.error({ err: error }, 'audit append failed'));
-    return payload;
-  });
+  installJsonBodyParser(app);
+  installAuditHook(app, plane);
 
   await app.register(
     async (scoped) => {

@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
 import { ZenithError } from '../core/errors.js';
 import { assertId } from '../core/ids.js';
 import type { ObjectKind } from '../hypervisors/driver.js';
+import type { ManagedObject } from '../services/inventory/model.js';
 import type { Actor } from '../services/audit/audit-service.js';
 import type { ControlPlane } from '../services/control-plane.js';
 import type { Permission, Principal } from '../services/identity/roles.js';
@@ -69,6 +70,9 @@ export function principalOf(request: FastifyRequest): Principal {
   return request.principal;
 }
 
+/** The methods a session cookie authenticates: reads, which change nothing. */
+const cookieMethods = new Set(['GET', 'HEAD']);
+
 function presentedToken(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
   if (header) {
@@ -82,6 +86,13 @@ function presentedToken(request: FastifyRequest): string | undefined {
     for (const part of cookie.split(';')) {
       const [name, ...rest] = part.trim().split('=');
       if (name !== sessionCookie) continue;
+      // A browser sends the cookie with requests other sites make it send (a form posted from a
+      // sibling subdomain is same-site): the cookie reads (the event stream), it never changes anything.
+      if (!cookieMethods.has(request.method))
+        throw new ZenithError(
+          'ZEN_UNAUTHENTICATED',
+          `the session cookie authenticates reads only; a ${request.method} needs 'Authorization: Bearer <token>'`,
+        );
       try {
         return decodeURIComponent(rest.join('='));
       } catch {
@@ -92,27 +103,57 @@ function presentedToken(request: FastifyRequest): string | undefined {
   return undefined;
 }
 
-/** The objects a request names, resolved to ids (404 for one that does not exist). */
+/** Reading an inventory object takes inventory.read on it (a task's reading is decided in scopeObjects). */
+function mayRead(plane: ControlPlane, principal: Principal, objectId: string): boolean {
+  return plane.access.decide(principal, 'inventory.read', objectId).allowed;
+}
+
+/**
+ * The objects a request names (their ids), each resolved among those the caller may see: the ones
+ * it may read, or act on with the permission asked. One it may not see answers exactly as one that
+ * does not exist (404), so that a refusal never tells which objects exist. A name is replaced by
+ * the id it resolved to, so the route acts on the object that was checked. A task (read with
+ * task.read on its target, or by its owner) stands for its target.
+ */
 async function scopeObjects(
   request: FastifyRequest,
+  principal: Principal,
+  needed: Permission,
   scope: Exclude<RouteScope, 'global' | 'filtered'>,
   plane: ControlPlane,
-): Promise<string[]> {
-  const ids: string[] = [];
+): Promise<Array<string | null>> {
+  const named: Array<string | null> = [];
   const params = (request.params ?? {}) as Record<string, unknown>;
   const body = (request.body ?? {}) as Record<string, unknown>;
+  const visible = (object: ManagedObject) =>
+    mayRead(plane, principal, object.id) ||
+    plane.access.decide(principal, needed, object.id).allowed;
   for (const source of scope) {
     const value = 'param' in source ? params[source.param] : body[source.body];
     // A missing or mistyped body field is left to schema validation (a 400).
     if (typeof value !== 'string' || value === '') continue;
     if (source.kind === 'task') {
       const task = await plane.tasks.get(assertId(value, 'task'));
+      const readable =
+        task.ownerId === principal.id ||
+        plane.access.decide(principal, 'task.read', task.targetId).allowed;
+      const allowed = plane.access.decide(principal, needed, task.targetId).allowed;
+      // The same answer as tasks.get gives for a task that does not exist.
+      if (!readable && !allowed)
+        throw new ZenithError('ZEN_NOT_FOUND', `no task ${value}`, { id: value });
       // A task on no object is checked on everything.
-      ids.push(task.targetId ?? '');
-    } else if (source.kind === 'any') ids.push(plane.inventory.lookup(value).id);
-    else ids.push(plane.inventory.resolve(source.kind, value).id);
+      named.push(task.targetId);
+      continue;
+    }
+    const object =
+      source.kind === 'any'
+        ? plane.inventory.lookup(value, visible)
+        : plane.inventory.resolve(source.kind, value, visible);
+    if ('param' in source) params[source.param] = object.id;
+    else body[source.body] = object.id;
+    named.push(object.id);
   }
-  return ids;
+  return named;
 }
 
 function forbidden(principal: Principal, permission: Permission, reason: string): ZenithError {
@@ -170,10 +211,23 @@ export function installAuth(app: FastifyInstance, plane: ControlPlane): void {
     const principal = request.principal;
     if (!principal || !needed || needed === 'self' || config.scope === 'filtered') return;
     const scope = config.scope ?? 'global';
-    const objects = scope === 'global' ? [null] : await scopeObjects(request, scope, plane);
-    for (const objectId of objects.length > 0 ? objects : [null]) {
-      const decision = access.decide(principal, needed, objectId || null);
+    const objects =
+      scope === 'global' ? [] : await scopeObjects(request, principal, needed, scope, plane);
+    if (objects.length === 0) {
+      const decision = access.decide(principal, needed, null);
       if (!decision.allowed) throw forbidden(principal, needed, decision.reason);
+      return;
+    }
+    for (const id of objects) {
+      const decision = access.decide(principal, needed, id);
+      if (decision.allowed) continue;
+      // The caller may read the object (scopeObjects answered 404 otherwise), so naming it tells
+      // nothing new; the scopes of the caller's bindings stay out of the message.
+      throw forbidden(
+        principal,
+        needed,
+        id === null ? decision.reason : `no role binding grants it on ${id}`,
+      );
     }
   });
 }

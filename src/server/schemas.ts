@@ -12,8 +12,11 @@ export const ErrorBody = Type.Object(
   { $id: 'ErrorBody' },
 );
 
+/** The longest id or name a path takes (characters); the server accepts such a path segment (see buildApp). */
+export const maxPathIdLength = 200;
+
 export const IdParams = Type.Object(
-  { id: Type.String({ minLength: 1, maxLength: 200 }) },
+  { id: Type.String({ minLength: 1, maxLength: maxPathIdLength }) },
   { additionalProperties: false },
 );
 export type IdParams = Static<typeof IdParams>;

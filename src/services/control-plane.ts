@@ -158,7 +158,30 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   // An enrolled agent gets a connection of its own; when its channel opens, that connection syncs at once.
   // Identity facts for binding conditions: identities' attributes (never what an agent reports).
   identities.onChanged = (identity) => access.setSubjectAttributes(identity, identity.attributes);
-  agents.onEnrolled = async (agent) => {
+  agents.hostNamed = async (hostname, replacing) => {
+    // The hosts of the agents being replaced are this host's own: not in the way.
+    const theirs = new Set<string>();
+    for (const agent of replacing) {
+      const connection = await connections.findBySetting('agentId', agent.id);
+      if (connection) theirs.add(connection.id);
+    }
+    const wanted = hostname.toLowerCase();
+    const host = inventory.index
+      .ofKind('host')
+      .find(
+        (object) =>
+          object.name.toLowerCase() === wanted &&
+          !(object.connectionId !== null && theirs.has(object.connectionId)),
+      );
+    return host ? { id: host.id, name: host.name } : null;
+  };
+  agents.onEnrolled = async (agent, replaces) => {
+    // A host enrolled again keeps its connection, so its host and VMs stay the same objects.
+    const previous = replaces ? await connections.findBySetting('agentId', replaces.id) : undefined;
+    if (previous) {
+      await connections.rebind(previous.id, { agentId: agent.id });
+      return;
+    }
     const suffix = agent.id.slice(-6).toLowerCase();
     const name = `agent-${agent.hostname}`.slice(0, 56).replace(/[^a-zA-Z0-9._-]/g, '-');
     const taken = (await connections.list()).some((c) => c.name === name);

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely';
@@ -33,6 +33,17 @@ export interface Store {
 // Both drivers must hand back integers as numbers, not strings (times are bigint ms).
 pg.types.setTypeParser(20, (value) => Number(value));
 
+/**
+ * The database file (and SQLite's -wal and -shm beside it) readable by the owner only: it holds
+ * password hashes and sealed secrets. mkdirSync's mode does nothing for a data directory that exists
+ * already, and a new file would take the umask's 0644; a file from an older start is tightened.
+ */
+function ownerOnly(path: string): void {
+  closeSync(openSync(path, 'a', 0o600));
+  for (const file of [path, `${path}-wal`, `${path}-shm`])
+    if (existsSync(file)) chmodSync(file, 0o600);
+}
+
 export async function openStore(options: StoreOptions): Promise<Store> {
   let db: Db;
   let dialect: Dialect;
@@ -61,7 +72,9 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     if (!options.dataDir)
       throw new ZenithError('ZEN_CONFIG_INVALID', 'a data directory or a database URL is required');
     mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
-    const file = new SqliteDatabase(join(options.dataDir, 'zenith.db'));
+    const path = join(options.dataDir, 'zenith.db');
+    ownerOnly(path);
+    const file = new SqliteDatabase(path);
     file.pragma('journal_mode = WAL');
     file.pragma('synchronous = NORMAL');
     file.pragma('foreign_keys = ON');

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Clock } from '../core/clock.js';
-import { silentLogger } from '../core/logger.js';
+import { silentLogger, type Logger } from '../core/logger.js';
 import { buildApp, type App } from '../server/app.js';
 import { startControlPlane, type ControlPlane } from '../services/control-plane.js';
 import type { LdapSettings } from '../services/identity/ldap-directory.js';
@@ -32,6 +32,8 @@ export interface TestPlaneOptions {
   ldap?: LdapSettings;
   metrics?: Partial<MetricSettings>;
   agentCertificateValidityMs?: number;
+  /** Silent unless given (captureLogs gives one whose lines a test reads). */
+  logger?: Logger;
 }
 
 export async function startTestPlane(options: TestPlaneOptions = {}): Promise<TestPlane> {
@@ -41,7 +43,7 @@ export async function startTestPlane(options: TestPlaneOptions = {}): Promise<Te
     dataDir,
     databaseUrl: database?.url,
     adminPassword,
-    logger: silentLogger,
+    logger: options.logger ?? silentLogger,
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.ldap ? { ldap: options.ldap } : {}),
     ...(options.metrics ? { metrics: options.metrics } : {}),

@@ -92,4 +92,39 @@ describe('groups, roles, bindings and access explain through the zenith command'
     assert.match(denied.stdout, /→ did not hold/);
     assert.match((await run(['bindings', 'list'])).toString(), /subject\.level == '3'/);
   });
+
+  test('users passwd asks for the current password first, and ends the user’s other ways in', async () => {
+    const dana = await zenith(['users', 'create', 'dana', '--role', 'viewer'], {
+      input: 'dana-password-1234\n',
+    });
+    assert.equal(dana.code, 0, dana.stderr);
+    const asDana = cliRunner(server.url);
+    assert.equal(
+      (await asDana(['login', '--user', 'dana'], { input: 'dana-password-1234\n' })).code,
+      0,
+    );
+    const elsewhere = cliRunner(server.url);
+    assert.equal(
+      (await elsewhere(['login', '--user', 'dana'], { input: 'dana-password-1234\n' })).code,
+      0,
+    );
+    // Piped: the current password on the first line, the new one on the second.
+    const wrong = await asDana(['users', 'passwd'], {
+      input: 'not-danas-password\ndana-password-5678\n',
+    });
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /ZEN_CURRENT_PASSWORD_WRONG/);
+    const changed = await asDana(['users', 'passwd', 'dana'], {
+      input: 'dana-password-1234\ndana-password-5678\n',
+    });
+    assert.equal(changed.code, 0, changed.stderr);
+    assert.match(changed.stderr, /other sessions ended/);
+    assert.equal((await asDana(['vms'])).code, 0, 'the session that changed it stays');
+    const ended = await elsewhere(['vms']);
+    assert.equal(ended.code, 3, ended.stderr);
+    // An administrator sets someone else's without theirs.
+    const reset = await zenith(['users', 'passwd', 'dana'], { input: 'dana-password-9999\n' });
+    assert.equal(reset.code, 0, reset.stderr);
+    assert.equal((await asDana(['vms'])).code, 3);
+  });
 });

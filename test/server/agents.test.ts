@@ -345,3 +345,81 @@ describe('agent enrollment, client certificates and the channel handshake', () =
     assert.equal(badHost.body.error.code, 'ZEN_BAD_REQUEST');
   });
 });
+
+describe('agent host names', () => {
+  const clock = new ManualClock(Math.floor(Date.now() / 1000) * 1000);
+  let s: TestServer;
+  let admin: string;
+  before(async () => {
+    s = await startTestServer({ clock, agentCertificateValidityMs: validityMs });
+    admin = await s.login();
+  });
+  after(async () => s.close());
+
+  const newToken = async () =>
+    (
+      await s.request('POST', '/agents/enrollment-tokens', {
+        token: admin,
+        body: { ttlMinutes: 30 },
+      })
+    ).body.token as string;
+  const enrollAs = async (hostname: string, token?: string) => {
+    const { csr } = await newKeyAndRequest(hostname);
+    return s.request('POST', '/agents/enroll', {
+      body: { enrollmentToken: token ?? (await newToken()), hostname, csr },
+    });
+  };
+  const agentConnections = async () =>
+    (
+      (await s.request('GET', '/connections', { token: admin })).body.items as Array<{
+        id: string;
+        name: string;
+        type: string;
+        settings: { agentId?: string };
+      }>
+    ).filter((c) => c.type === 'agent');
+
+  test('the name of a host of another connection is refused with a conflict, without using the token up', async () => {
+    await s.addSimulatedFleet(admin, { timeScale: 0, hostsPerCluster: 1, vmsPerHost: 0 });
+    const host = (await s.request('GET', '/hosts?limit=1', { token: admin })).body.items[0];
+    const token = await newToken();
+    for (const name of [host.name, String(host.name).toUpperCase()]) {
+      const refused = await enrollAs(name, token);
+      assert.deepEqual([refused.status, refused.body.error.code], [409, 'ZEN_CONFLICT'], name);
+      assert.equal(refused.body.error.details.hostId, host.id);
+    }
+    assert.equal((await s.request('GET', `/hosts/${host.name}`, { token: admin })).status, 200);
+    const elsewhere = await enrollAs('node-free.lab', token);
+    assert.equal(elsewhere.status, 201, JSON.stringify(elsewhere.body));
+  });
+
+  test('the name of an agent that can still connect is refused; one revoked or expired is enrolled again', async () => {
+    const first = await enrollAs('node-p.lab');
+    assert.equal(first.status, 201, JSON.stringify(first.body));
+    const twin = await enrollAs('Node-P.lab');
+    assert.deepEqual([twin.status, twin.body.error.code], [409, 'ZEN_CONFLICT']);
+    assert.equal(twin.body.error.details.agentId, first.body.agent.id);
+
+    // Revoked: the host enrolls again and takes over its connection (same host, same objects).
+    const before = (await agentConnections()).find(
+      (c) => c.settings.agentId === first.body.agent.id,
+    );
+    assert.ok(before);
+    await s.request('DELETE', `/agents/${first.body.agent.id}`, { token: admin });
+    const again = await enrollAs('node-p.lab');
+    assert.equal(again.status, 201, JSON.stringify(again.body));
+    const after = (await agentConnections()).filter((c) => c.name.startsWith('agent-node-p.lab'));
+    assert.deepEqual(
+      after.map((c) => [c.id, c.settings.agentId]),
+      [[before.id, again.body.agent.id]],
+    );
+
+    // Certificates all expired: the documented way back is to enroll again.
+    const lapsed = await enrollAs('node-q.lab');
+    assert.equal(lapsed.status, 201);
+    assert.equal((await enrollAs('node-q.lab')).status, 409);
+    await clock.advance(validityMs + 1000);
+    const renewed = await enrollAs('node-q.lab');
+    assert.equal(renewed.status, 201, JSON.stringify(renewed.body));
+  });
+});

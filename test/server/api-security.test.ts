@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
+import {
+  adminPassword,
+  startTestServer,
+  type ApiAnswer,
+  type TestServer,
+} from '../../src/testing/control-plane.js';
 
 describe('API authentication, authorization and bad input', () => {
   let s: TestServer;
@@ -210,6 +215,45 @@ describe('API authentication, authorization and bad input', () => {
     assert.equal(after.body.error.code, 'ZEN_TOKEN_EXPIRED');
   });
 
+  test('the session cookie reads but changes nothing: a cross-origin POST with it alone is refused', async () => {
+    const login = await fetch(`${s.baseUrl}/api/v1/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'admin', password: adminPassword }),
+    });
+    const setCookie = login.headers.get('set-cookie') ?? '';
+    assert.match(setCookie, /HttpOnly; SameSite=Strict/);
+    const cookie = setCookie.split(';')[0]!;
+    const session = ((await login.json()) as { token: string }).token;
+    assert.equal((await s.request('GET', '/auth/me', { headers: { cookie } })).status, 200);
+    for (const origin of ['https://evil.example', s.baseUrl]) {
+      const forged = await s.request('POST', '/groups', {
+        headers: { cookie, origin },
+        body: { name: 'forged' },
+      });
+      assert.deepEqual(
+        [forged.status, forged.body.error.code],
+        [401, 'ZEN_UNAUTHENTICATED'],
+        origin,
+      );
+      const logout = await s.request('POST', '/auth/logout', { headers: { cookie, origin } });
+      assert.equal(logout.status, 401, origin);
+      const revoke = await s.request('DELETE', `/tokens/${session.split('.')[0]}`, {
+        headers: { cookie, origin },
+      });
+      assert.equal(revoke.status, 401, origin);
+    }
+    assert.equal((await s.request('GET', '/groups/forged', { token: admin })).status, 404);
+    assert.equal((await s.request('GET', '/auth/me', { token: session })).status, 200);
+    // The console's way: a bearer token, which its same-origin requests send beside the cookie.
+    const bearer = await s.request('POST', '/groups', {
+      token: session,
+      headers: { cookie },
+      body: { name: 'with-bearer' },
+    });
+    assert.equal(bearer.status, 201, JSON.stringify(bearer.body));
+  });
+
   test('failed logins are rate-limited per user with 429 and Retry-After', async () => {
     await s.request('POST', '/users', {
       token: admin,
@@ -232,6 +276,51 @@ describe('API authentication, authorization and bad input', () => {
     assert.ok(
       failures.body.items.filter((r: { result: string }) => r.result === 'failed').length >= 5,
       'failed logins are audited',
+    );
+  });
+});
+
+describe('logins sent at once', () => {
+  let s: TestServer;
+  let admin: string;
+  before(async () => {
+    s = await startTestServer();
+    admin = await s.login();
+  });
+  after(async () => s.close());
+
+  test('a hundred logins at once judge no more wrong passwords than the limit allows', async () => {
+    const created = await s.request('POST', '/users', {
+      token: admin,
+      body: { name: 'racer', role: 'viewer', password: 'the-racers-password' },
+    });
+    assert.equal(created.status, 201);
+    const answers = await Promise.all(
+      Array.from({ length: 100 }, (_, i) =>
+        s.request('POST', '/auth/login', {
+          body: { username: 'racer', password: i === 50 ? 'the-racers-password' : `guess-${i}` },
+        }),
+      ),
+    );
+    const count = (status: number) => answers.filter((a) => a.status === status).length;
+    // Five failures lock the name and the address: concurrency must not buy more guesses.
+    assert.ok(count(401) <= 5, `${count(401)} wrong passwords were judged`);
+    assert.ok(count(200) <= 1);
+    assert.equal(count(401) + count(200) + count(429), 100);
+    for (const answer of answers.filter((a) => a.status === 429)) {
+      assert.equal(answer.body.error.code, 'ZEN_RATE_LIMITED');
+      assert.ok(answer.body.error.details.retryAfterSeconds >= 1);
+    }
+    const judged = await s.request('GET', '/audit?action=auth.login&actorName=racer&limit=200', {
+      token: admin,
+    });
+    assert.equal(
+      judged.body.items.filter(
+        (r: { result: string; errorCode: string | null }) =>
+          r.result === 'failed' && r.errorCode === 'ZEN_BAD_CREDENTIALS',
+      ).length,
+      count(401),
+      'every judged failure is audited',
     );
   });
 });
@@ -284,6 +373,10 @@ describe('hostile input never gets a 5xx', () => {
       '?since=-1',
       '?tag=' + '%FF'.repeat(10),
       '?state=exploded',
+      // Query coercion turns these into ±Infinity, which an integer's bounds would let through.
+      '?limit=Infinity',
+      '?limit=-Infinity',
+      '?limit=1e400',
     ];
     let requests = 0;
     for (const [path, methods] of Object.entries(
@@ -331,5 +424,62 @@ describe('hostile input never gets a 5xx', () => {
     assert.equal(cookie.status, 401);
     const verify = await s.request('POST', '/audit/verify', { token: admin });
     assert.equal(verify.body.ok, true);
+  });
+
+  test('a number that is not finite is a 400 naming the field, on every route that takes one', async () => {
+    const vm = (await s.request('GET', '/vms?limit=1', { token: admin })).body.items[0];
+    const paths = [
+      '/tasks',
+      '/events',
+      '/audit',
+      '/placement/plans',
+      `/vms/${vm.id}/location-history`,
+      '/vms',
+      '/hosts',
+    ];
+    for (const path of paths)
+      for (const value of ['Infinity', '-Infinity', '1e400', '-1e400']) {
+        const answer = await s.request('GET', `${path}?limit=${value}`, { token: admin });
+        assert.equal(answer.status, 400, `${path}?limit=${value}: ${JSON.stringify(answer.body)}`);
+        assert.equal(answer.body.error.code, 'ZEN_BAD_REQUEST');
+        assert.equal(answer.body.error.details.issues[0].path, 'querystring/limit', path);
+      }
+    // A JSON body's 1e400 parses to Infinity: refused too, wherever it sits.
+    const body = await s.request('POST', '/connections', {
+      token: admin,
+      body: '{"name": "huge", "type": "simulated", "settings": {"seed": 1e400}}',
+    });
+    assert.equal(body.status, 400, JSON.stringify(body.body));
+    assert.equal(body.body.error.details.issues[0].path, 'body/settings/seed');
+    const connections = await s.request('GET', '/connections', { token: admin });
+    assert.ok(!connections.body.items.some((c: { name: string }) => c.name === 'huge'));
+  });
+
+  test('path ids as long as the API document allows are accepted, and one character more is a 400', async () => {
+    const doc = await s.request('GET', '/openapi.json');
+    const users = doc.body.paths['/api/v1/users/{id}'].get;
+    const declared = users.parameters.find((p: { in: string }) => p.in === 'path');
+    const longest = declared.schema.maxLength as number;
+    assert.equal(longest, 200);
+    // Multi-byte characters: the router sees them percent-encoded, several bytes each.
+    const atLimit = await s.request('GET', `/users/${encodeURIComponent('ü'.repeat(longest))}`, {
+      token: admin,
+    });
+    assert.equal(atLimit.status, 404, JSON.stringify(atLimit.body));
+    assert.equal(atLimit.body.error.code, 'ZEN_NOT_FOUND');
+    const over = await s.request('GET', `/users/${'a'.repeat(longest + 1)}`, { token: admin });
+    assert.equal(over.status, 400, JSON.stringify(over.body));
+    assert.equal(over.body.error.details.issues[0].path, 'params/id');
+    // Every path parameter of the document is declared within that length.
+    for (const [path, methods] of Object.entries(
+      doc.body.paths as Record<string, Record<string, { parameters?: ApiAnswer[] }>>,
+    ))
+      for (const operation of Object.values(methods))
+        for (const parameter of operation.parameters ?? [])
+          if (parameter.in === 'path')
+            assert.ok(
+              parameter.schema.maxLength <= longest,
+              `${path} {${parameter.name}} declares maxLength ${parameter.schema.maxLength}`,
+            );
   });
 });

@@ -1,14 +1,20 @@
 /**
  * The permission matrix, generated from the server's own route table: every
  * API route is called by identities that hold its permission on the right
- * scope, on another scope only, and everywhere but without that permission,
- * and the answer must allow or refuse accordingly. A new route is covered
- * the day it is added.
+ * scope, on another scope only (with and without reading the right one), and
+ * everywhere but without that permission, and the answer must allow or refuse
+ * accordingly. Refusals tell nothing the caller may not read: an object it
+ * may not see answers as one that does not exist (404), a 403 comes only
+ * where it may read the object, and names no scope of its bindings. A new
+ * route is covered the day it is added.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { RouteEntry } from '../../src/server/auth.js';
 import { permissions, type Permission } from '../../src/services/identity/roles.js';
+
+/** What reading datacenter A takes: its objects, and the tasks on them. */
+const readPermissions: Permission[] = ['inventory.read', 'task.read'];
 import {
   startTestServer,
   type ApiAnswer,
@@ -25,14 +31,20 @@ interface Fixture {
   taskA: string;
 }
 
-/** What a route names, filled with objects inside datacenter A. */
+/** An id of the same form as `id` that names nothing. */
+const missingLike = (id: string) => `${id.slice(0, -6)}ZZZZZZ`;
+
+/** What a route names, filled with objects inside datacenter A (or ids like theirs that name nothing). */
 function requestFor(
   route: RouteEntry,
   f: Fixture,
+  options: { missing?: boolean } = {},
 ): { path: string; body?: Record<string, string> } {
   const scope = Array.isArray(route.scope) ? route.scope : [];
-  const objectFor = (kind: string) =>
-    kind === 'task' ? f.taskA : kind === 'any' ? f.vmA : f.inA[kind]!;
+  const objectFor = (kind: string) => {
+    const id = kind === 'task' ? f.taskA : kind === 'any' ? f.vmA : f.inA[kind]!;
+    return options.missing ? missingLike(id) : id;
+  };
   const path = route.url.replace(/^\/api\/v1/, '').replace(/:(\w+)/g, (_all, name: string) => {
     const source = scope.find((s) => 'param' in s && s.param === name);
     // Parameters outside any scope name things that are not there: allowed means "not refused".
@@ -76,7 +88,7 @@ describe('permission matrix over every API route', () => {
   /** Per permission: a token factory for each kind of identity (fresh tokens: logout revokes its own). */
   const holders = new Map<
     Permission,
-    { everywhere: string; onA: string; onB: string; allButIt: string }
+    { everywhere: string; onA: string; onB: string; onBReadsA: string; allButIt: string }
   >();
   let nobody: string;
 
@@ -135,10 +147,16 @@ describe('permission matrix over every API route', () => {
         name: `all-but-${slug}`,
         permissions: permissions.filter((p) => p !== permission),
       });
+      // Reads what datacenter A holds (objects and tasks), without the permission under test.
+      await access.createRole({
+        name: `reads-${slug}`,
+        permissions: readPermissions.filter((p) => p !== permission),
+      });
       const ids = {
         everywhere: await identity(`${slug}-everywhere`),
         onA: await identity(`${slug}-on-a`),
         onB: await identity(`${slug}-on-b`),
+        onBReadsA: await identity(`${slug}-on-b-reads-a`),
         allButIt: await identity(`${slug}-all-but`),
       };
       await access.createBinding({ subject: ids.everywhere, role: `only-${slug}` }, 'test');
@@ -148,6 +166,14 @@ describe('permission matrix over every API route', () => {
       );
       await access.createBinding(
         { subject: ids.onB, role: `only-${slug}`, scope: f.scopeB },
+        'test',
+      );
+      await access.createBinding(
+        { subject: ids.onBReadsA, role: `only-${slug}`, scope: f.scopeB },
+        'test',
+      );
+      await access.createBinding(
+        { subject: ids.onBReadsA, role: `reads-${slug}`, scope: f.scopeA },
         'test',
       );
       await access.createBinding({ subject: ids.allButIt, role: `all-but-${slug}` }, 'test');
@@ -185,6 +211,7 @@ describe('permission matrix over every API route', () => {
     for (const route of ordered) {
       if (route.public) continue;
       const { path, body } = requestFor(route, f);
+      const scope = Array.isArray(route.scope) ? route.scope : [];
       const name = `${route.method} ${route.url}`;
       const anonymous = await call(s, route.method, path, undefined, body);
       expect(`${name} anonymous`, anonymous.status === 401, anonymous.status, anonymous.text);
@@ -211,13 +238,53 @@ describe('permission matrix over every API route', () => {
           offScope.status,
           offScope.text,
         );
-      else
+      else if (route.scope === 'global')
         expect(
           `${name} on datacenter B only`,
           refused(offScope.status, offScope.text),
           offScope.status,
           offScope.text,
         );
+      else {
+        // Objects it may not read do not exist for it: the same answer as for ids naming nothing.
+        const missing = requestFor(route, f, { missing: true });
+        const none = await call(
+          s,
+          route.method,
+          missing.path,
+          await tokenOf(ids.onB),
+          missing.body,
+        );
+        const named = [...path.split('/'), ...Object.values(body ?? {})];
+        const normal = (text: string) => {
+          for (const id of named.filter((part) => /^[a-z]+_[0-9A-Z]{26}$/.test(part)))
+            text = text.replaceAll(id, 'ID').replaceAll(missingLike(id), 'ID');
+          return text;
+        };
+        expect(
+          `${name} on datacenter B only (as for nothing there: ${none.status} ${none.text.slice(0, 120)})`,
+          offScope.status === 404 &&
+            none.status === 404 &&
+            normal(offScope.text) === normal(none.text),
+          offScope.status,
+          offScope.text,
+        );
+        // Reading what it names, but holding the permission elsewhere only: 403, naming no scope.
+        // Without a reading permission besides the one under test, it still sees nothing.
+        const readsOthers = !(
+          route.permission === 'inventory.read' ||
+          (route.permission === 'task.read' && scope.some((source) => source.kind === 'task'))
+        );
+        const reader = await call(s, route.method, path, await tokenOf(ids.onBReadsA), body);
+        expect(
+          `${name} on datacenter B, reading A`,
+          readsOthers
+            ? refused(reader.status, reader.text) && !reader.text.includes(f.scopeB)
+            : reader.status === 404,
+          reader.status,
+          reader.text,
+        );
+      }
       const onScope = await call(s, route.method, path, await tokenOf(ids.onA), body);
       if (route.scope === 'global')
         // Bound on a subtree is not bound on everything.

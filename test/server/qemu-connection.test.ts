@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { until } from '../../src/testing/wait.js';
 import { consoleTicks } from '../../src/testing/guest-console.js';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -51,6 +51,31 @@ describe('a QEMU connection through the API: real VMs in the inventory', () => {
     assert.equal(hosts[0].simulated, false);
     assert.equal(hosts[0].facts['hypervisor.type'], 'qemu');
     assert.ok(hosts[0].facts['qemu.version']);
+  });
+
+  test('a new disk is readable by its owner and group only, though its directory existed', async () => {
+    const host = (await s.request('GET', '/hosts', { token })).body.items[0];
+    const create = await s.request('POST', '/vms', {
+      token,
+      body: {
+        name: 'private-disk',
+        hostId: host.id,
+        cpus: 1,
+        memoryBytes: 64 * 1048576,
+        diskBytes: 16 * 1048576,
+        options: { kernel: image.kernel, initrd: image.initrd, cmdline: GUEST_KERNEL_APPEND },
+      },
+    });
+    assert.equal(create.status, 202, JSON.stringify(create.body));
+    const task = await s.waitForTask(token, create.body.id);
+    assert.equal(task.state, 'succeeded', JSON.stringify(task.error));
+    const disks = readdirSync(images, { recursive: true, encoding: 'utf8' })
+      .map((name) => join(images, name))
+      .filter((file) => statSync(file).isFile());
+    assert.ok(disks.length > 0, 'the disk is under the storage root');
+    for (const disk of disks) assert.equal((statSync(disk).mode & 0o777).toString(8), '640', disk);
+    const removed = await s.request('DELETE', `/vms/${task.result.vmId}`, { token });
+    assert.equal((await s.waitForTask(token, removed.body.id)).state, 'succeeded');
   });
 
   test("create, start, suspend, resume, reset a real guest; a QEMU killed behind Zenith's back shows stopped at once, with the reason", async (t) => {

@@ -225,14 +225,27 @@ export function registerAdmin(program: Command): void {
     );
   users
     .command('passwd [user]')
-    .description("Set a password (yours by default); ends that user's sessions")
+    .description(
+      "Set a password (yours by default, asking for the current one first); ends that user's other sessions and revokes their API tokens",
+    )
     .action(async (user: string | undefined, _o: unknown, command: Command) => {
+      const client = ApiClient.fromConfig(command.optsWithGlobals<Globals>());
+      const me = await client.get<{ id: string; name: string }>('/auth/me');
+      const own = user === undefined || [me.name, me.id, 'me'].includes(user);
+      // Piped: the current password on the first line, the new one on the next.
+      const currentPassword = own
+        ? (process.env.ZENITH_CURRENT_PASSWORD ?? (await readSecret('Current password: ')))
+        : undefined;
       const password = process.env.ZENITH_NEW_PASSWORD ?? (await readSecret('New password: '));
-      await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).post(
-        `/users/${encodeURIComponent(user ?? 'me')}/password`,
-        { password },
+      await client.post(`/users/${encodeURIComponent(user ?? 'me')}/password`, {
+        password,
+        ...(currentPassword !== undefined ? { currentPassword } : {}),
+      });
+      process.stderr.write(
+        own
+          ? 'password changed; your other sessions ended and your API tokens were revoked\n'
+          : 'password changed; their sessions ended and their API tokens were revoked\n',
       );
-      process.stderr.write('password changed\n');
     });
 
   const tokens = program.command('tokens').description('API tokens and sessions');

@@ -4,6 +4,7 @@
  * snapshots. Failures are ZEN_DRIVER_ERROR carrying qemu-img's own message.
  */
 import { execFile, spawn } from 'node:child_process';
+import { chmodSync, closeSync, existsSync, openSync, rmSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { ZenithError } from '../../core/errors.js';
 
@@ -64,26 +65,47 @@ export async function backingChain(file: string): Promise<string[]> {
   return raw.slice(1).map((image) => image.filename);
 }
 
+const imageMode = 0o640;
+
+/**
+ * Makes the file an image will be written to, readable by its owner and group only (a guest's disk
+ * is its data): qemu-img keeps the mode of a file that exists, and would otherwise take the umask's
+ * 0644. An existing file is tightened the same way.
+ */
+export function reserveImageFile(file: string): { created: boolean } {
+  const created = !existsSync(file);
+  closeSync(openSync(file, 'a', imageMode));
+  chmodSync(file, imageMode);
+  return { created };
+}
+
 /** A new qcow2 image: blank of a size, or an overlay whose reads fall through to `backingFile`. */
 export async function createImage(
   file: string,
   source: { sizeBytes: number } | { backingFile: string; backingFormat?: string },
 ): Promise<void> {
-  await qemuImg(
-    'backingFile' in source
-      ? [
-          'create',
-          '-q',
-          '-f',
-          'qcow2',
-          '-b',
-          source.backingFile,
-          '-F',
-          source.backingFormat ?? 'qcow2',
-          file,
-        ]
-      : ['create', '-q', '-f', 'qcow2', file, String(source.sizeBytes)],
-  );
+  const reserved = reserveImageFile(file);
+  try {
+    await qemuImg(
+      'backingFile' in source
+        ? [
+            'create',
+            '-q',
+            '-f',
+            'qcow2',
+            '-b',
+            source.backingFile,
+            '-F',
+            source.backingFormat ?? 'qcow2',
+            file,
+          ]
+        : ['create', '-q', '-f', 'qcow2', file, String(source.sizeBytes)],
+    );
+  } catch (error) {
+    // Nothing left behind that was not there before.
+    if (reserved.created) rmSync(file, { force: true });
+    throw error;
+  }
 }
 
 /**
@@ -99,6 +121,7 @@ export function convertImage(
 ): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(aborted());
+    reserveImageFile(target);
     const child = spawn('qemu-img', ['convert', '-p', '-O', 'qcow2', source, target], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });

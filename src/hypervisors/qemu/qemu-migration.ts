@@ -25,6 +25,7 @@ import { ZenithError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { QmpClient } from '../../protocols/qmp/index.js';
 import type { ActionContext, MigrateOptions, PowerState } from '../driver.js';
+import { reserveImageFile } from './qemu-img.js';
 import type { QemuVm, VmRecord } from './qemu-vm.js';
 import type { DiskClaims } from './disk-claims.js';
 import { pathWithinRoots, type QemuVmSpec } from './vm-spec.js';
@@ -179,9 +180,11 @@ export class QemuMigrations {
     try {
       for (const disk of withStorage ? spec.disks : []) {
         mkdirSync(dirname(disk.file), { recursive: true });
-        await run('qemu-img', ['create', '-q', '-f', 'qcow2', disk.file, String(disk.sizeBytes)]);
+        // Listed from the moment the file exists, so that a failed create is removed with the rest.
+        reserveImageFile(disk.file);
         created.push(disk.file);
         vm.save();
+        await run('qemu-img', ['create', '-q', '-f', 'qcow2', disk.file, String(disk.sizeBytes)]);
         this.host.claims.claim(disk.file, owner);
       }
       // Paused after arrival when the disks come too: the guest resumes once their copies are final.

@@ -99,8 +99,8 @@ export async function agentRoutes(root: FastifyInstance, plane: ControlPlane): P
       },
     },
     async (request, reply) => {
-      const keys = [`addr:${request.ip}`];
-      plane.identities.limiter.check(keys);
+      // Reserved before the token is checked, like a login (a success clears nothing).
+      const attempt = plane.identities.limiter.begin([`addr:${request.ip}`]);
       try {
         const enrolled = await plane.agents.enroll(
           request.body.enrollmentToken,
@@ -110,8 +110,15 @@ export async function agentRoutes(root: FastifyInstance, plane: ControlPlane): P
         );
         return reply.status(201).send({ ...enrolled, heartbeatIntervalMs });
       } catch (error) {
-        plane.identities.limiter.fail(keys);
+        // Guesses count: a token that is wrong, used or expired (not a bad CSR or a taken host name).
+        if (
+          isZenithError(error) &&
+          ['ZEN_UNAUTHENTICATED', 'ZEN_TOKEN_EXPIRED'].includes(error.code)
+        )
+          attempt.fail();
         throw error;
+      } finally {
+        attempt.release();
       }
     },
   );

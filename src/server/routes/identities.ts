@@ -128,9 +128,12 @@ export async function identityRoutes(root: FastifyInstance, plane: ControlPlane)
       schema: {
         tags: ['identity'],
         summary:
-          "Set a password (your own, or anyone's as an administrator); ends that user's sessions",
+          "Set a password: your own (with currentPassword), or anyone's as an administrator. Ends that user's other sessions and revokes their API tokens",
         params: IdParams,
-        body: Type.Object({ password: Password }, { additionalProperties: false }),
+        body: Type.Object(
+          { password: Password, currentPassword: Type.Optional(Password) },
+          { additionalProperties: false },
+        ),
       },
     },
     async (request, reply) => {
@@ -138,11 +141,28 @@ export async function identityRoutes(root: FastifyInstance, plane: ControlPlane)
       const target = await identities.get(
         request.params.id === 'me' ? principal.id : request.params.id,
       );
-      if (target.id !== principal.id && !isAdministrator(principal))
-        throw new ZenithError('ZEN_FORBIDDEN', "only administrators set other people's passwords", {
-          permission: 'identity.manage',
-        });
-      await identities.setPassword(target.id, request.body.password);
+      if (target.id === principal.id) {
+        // A session alone must not be enough to take the account: the current password is asked.
+        if (request.body.currentPassword === undefined)
+          throw new ZenithError(
+            'ZEN_BAD_REQUEST',
+            'changing your own password needs your current one (currentPassword)',
+            { field: 'currentPassword' },
+          );
+        await identities.changeOwnPassword(
+          principal,
+          request.body.currentPassword,
+          request.body.password,
+          request.ip,
+        );
+      } else {
+        // Someone else's, for whoever may not manage identities: as if there were no such user.
+        if (!isAdministrator(principal))
+          throw new ZenithError('ZEN_NOT_FOUND', `no identity '${request.params.id}'`, {
+            identity: request.params.id,
+          });
+        await identities.setPassword(target.id, request.body.password);
+      }
       return reply.status(204).send();
     },
   );

@@ -61,16 +61,15 @@ export async function quotaRoutes(root: FastifyInstance, plane: ControlPlane): P
     async (request) => {
       const principal = principalOf(request);
       const group = await plane.access.getGroup(request.params.id);
+      // Whoever may not read it learns no more than for a group that does not exist.
       if (
         !quotas.isMember(principal.id, group.id) &&
         !plane.access.decide(principal, 'identity.manage', null).allowed &&
         !plane.access.decide(principal, 'audit.read', null).allowed
       )
-        throw new ZenithError(
-          'ZEN_FORBIDDEN',
-          `${principal.name} may not read the quota of ${group.name}: not a member, and no identity.manage or audit.read everywhere`,
-          { group: group.name },
-        );
+        throw new ZenithError('ZEN_NOT_FOUND', `no group '${request.params.id}'`, {
+          group: request.params.id,
+        });
       return quotas.get(group.id);
     },
   );

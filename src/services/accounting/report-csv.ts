@@ -1,4 +1,5 @@
-/** A report as CSV (RFC 4180): one line per row, money as decimal text in the card's currency. */
+/** A report as CSV (RFC 4180): one line per row, money as decimal numbers in the card's currency. */
+import { csvDecimal, toCsv } from '../../core/csv.js';
 import type { Report } from './accounting-service.js';
 import { formatMinor } from './money.js';
 
@@ -30,49 +31,42 @@ const header = [
   'measured_net_tx_bytes',
 ];
 
-function field(value: string | number): string {
-  const text = String(value);
-  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-}
-
 export const hours = (ms: number, perHour = 1): string => (ms / 3_600_000 / perHour).toFixed(6);
 
 export function reportCsv(report: Report): string {
-  const money = (minor: number) => formatMinor(minor, report.minorDigits);
+  // Amounts and hours are numbers (a discount is negative): written bare, not taken for formulas.
+  const money = (minor: number) => csvDecimal(formatMinor(minor, report.minorDigits));
+  const hoursOf = (ms: number, perHour = 1) => csvDecimal(hours(ms, perHour));
   const versions = report.rateCards.map((c) => c.version).join(' ');
-  const lines = [header.join(',')];
-  for (const row of report.rows)
-    lines.push(
-      [
-        new Date(row.bucketStart).toISOString(),
-        new Date(row.bucketEnd).toISOString(),
-        report.groupBy,
-        row.key,
-        row.label,
-        row.vms,
-        hours(row.runningMs),
-        hours(row.suspendedMs),
-        hours(row.stoppedMs),
-        hours(row.vcpuMs),
-        hours(row.memoryMiBMs, 1024),
-        hours(row.diskMiBMs, 1024),
-        report.currency ?? '',
-        money(row.cost.vcpu),
-        money(row.cost.memory),
-        money(row.cost.disk),
-        money(row.cost.fixed),
-        money(row.cost.discount),
-        money(row.cost.total),
-        versions,
-        // Empty where nothing was measured (no metrics history for the VMs of the row).
-        row.measured.cpuSeconds ?? '',
-        row.measured.diskReadBytes ?? '',
-        row.measured.diskWriteBytes ?? '',
-        row.measured.netRxBytes ?? '',
-        row.measured.netTxBytes ?? '',
-      ]
-        .map(field)
-        .join(','),
-    );
-  return `${lines.join('\r\n')}\r\n`;
+  return toCsv(
+    header,
+    report.rows.map((row) => [
+      new Date(row.bucketStart).toISOString(),
+      new Date(row.bucketEnd).toISOString(),
+      report.groupBy,
+      row.key,
+      row.label,
+      row.vms,
+      hoursOf(row.runningMs),
+      hoursOf(row.suspendedMs),
+      hoursOf(row.stoppedMs),
+      hoursOf(row.vcpuMs),
+      hoursOf(row.memoryMiBMs, 1024),
+      hoursOf(row.diskMiBMs, 1024),
+      report.currency ?? '',
+      money(row.cost.vcpu),
+      money(row.cost.memory),
+      money(row.cost.disk),
+      money(row.cost.fixed),
+      money(row.cost.discount),
+      money(row.cost.total),
+      versions,
+      // Empty where nothing was measured (no metrics history for the VMs of the row).
+      row.measured.cpuSeconds ?? '',
+      row.measured.diskReadBytes ?? '',
+      row.measured.diskWriteBytes ?? '',
+      row.measured.netRxBytes ?? '',
+      row.measured.netTxBytes ?? '',
+    ]),
+  );
 }

@@ -201,6 +201,18 @@ export class AgentCertificates {
       .execute();
   }
 
+  /** Can the agent still open its channel: does it hold a certificate neither revoked nor expired? */
+  async usable(agentId: string): Promise<boolean> {
+    const row = await this.deps.store.db
+      .selectFrom('agent_certificates')
+      .select('serial')
+      .where('agent_id', '=', agentId)
+      .where('revoked_at', 'is', null)
+      .where('not_after', '>', this.deps.clock.now())
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
   async list(agentId: string): Promise<AgentCertificateView[]> {
     const rows = await this.deps.store.db
       .selectFrom('agent_certificates')

@@ -8,6 +8,7 @@ import type { Clock } from '../../core/clock.js';
 import { ZenithError } from '../../core/errors.js';
 import { constantTimeEqualHex, randomSecret, sha256Hex } from '../../core/crypto.js';
 import { isId, newId } from '../../core/ids.js';
+import { Mutex } from '../../core/mutex.js';
 import type { AgentsTable } from '../../store/schema.js';
 import type { Store } from '../../store/store.js';
 import type { Actor } from '../audit/audit-service.js';
@@ -36,8 +37,21 @@ const missedHeartbeats = 3;
 const hostnamePattern = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62}))*$/;
 
 export class AgentService {
-  /** Called once an agent is enrolled (the control plane gives it a connection). */
-  onEnrolled: (agent: Agent) => Promise<void> = async () => undefined;
+  /**
+   * Called once an agent is enrolled (the control plane gives it a connection: the one of the agent
+   * it replaces, when it enrolled again under that agent's host name).
+   */
+  onEnrolled: (agent: Agent, replaces: Agent | null) => Promise<void> = async () => undefined;
+  /**
+   * A host of the inventory with this name (any case) that is not one of the agents' being replaced
+   * (their connections' hosts): the control plane answers it from the inventory.
+   */
+  hostNamed: (
+    hostname: string,
+    replacing: Agent[],
+  ) => Promise<{ id: string; name: string } | null> = async () => null;
+  /** Check and claim in one step: two agents enrolling under one name cannot both pass the check. */
+  readonly #enrolling = new Mutex();
 
   constructor(
     private readonly deps: {
@@ -113,6 +127,51 @@ export class AgentService {
         'ZEN_TOKEN_EXPIRED',
         'this enrollment token has expired; ask an administrator for a new one',
       );
+    return this.#enrolling.run(async () => {
+      // After the token is known good (a stranger learns no host names), before it is used up.
+      const replaces = await this.#refuseTakenHostname(hostname);
+      return this.#enrollChecked(id, hostname, address, csr, replaces);
+    });
+  }
+
+  /**
+   * Refuses a host name that an agent able to connect, or another host of the inventory (the
+   * control plane's own QEMU host, a libvirt host), already has: name-based operations would no
+   * longer know which one is meant. Agents that can never connect again (revoked, or whose
+   * certificates have all expired) leave their name to the host enrolling again; the newest of them
+   * is answered, so that the new agent takes over its connection.
+   */
+  async #refuseTakenHostname(hostname: string): Promise<Agent | null> {
+    const wanted = hostname.toLowerCase();
+    const holders = (await this.deps.store.db.selectFrom('agents').selectAll().execute())
+      .filter((row) => row.hostname.toLowerCase() === wanted)
+      .sort((a, b) => Number(b.enrolled_at) - Number(a.enrolled_at));
+    for (const row of holders)
+      if (row.revoked_at === null && (await this.deps.certificates.usable(row.id)))
+        throw new ZenithError(
+          'ZEN_CONFLICT',
+          `an enrolled agent has the host name '${row.hostname}'; revoke it first to enroll this host again, or start the agent with another --host-name`,
+          { hostname, agentId: row.id },
+        );
+    const replacing = holders.map((row) => this.#view(row));
+    const host = await this.hostNamed(hostname, replacing);
+    if (host)
+      throw new ZenithError(
+        'ZEN_CONFLICT',
+        `a host named '${host.name}' is in the inventory already; start the agent with another --host-name`,
+        { hostname, hostId: host.id },
+      );
+    return replacing[0] ?? null;
+  }
+
+  async #enrollChecked(
+    id: string,
+    hostname: string,
+    address: string | null,
+    csr: string,
+    replaces: Agent | null,
+  ): Promise<{ agent: Agent; certificate: IssuedCertificate; caCertificate: string }> {
+    const now = this.deps.clock.now();
     const agentId = newId('agent', now);
     // Claim the token first: of two agents racing with one token, exactly one wins.
     const claimed = await this.deps.store.db
@@ -149,7 +208,7 @@ export class AgentService {
     await this.deps.events.publish([
       { type: 'agent.enrolled', objectId: agentId, data: { hostname } },
     ]);
-    await this.onEnrolled(this.#view(agentRow));
+    await this.onEnrolled(this.#view(agentRow), replaces);
     return {
       agent: this.#view(agentRow),
       certificate,

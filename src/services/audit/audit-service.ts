@@ -3,6 +3,7 @@
  * hash covers its own fields and the previous record's hash, so editing,
  * deleting or reordering any record breaks verification from that record on.
  */
+import { ZenithError } from '../../core/errors.js';
 import { withoutSecrets } from '../../core/redact.js';
 import type { Clock } from '../../core/clock.js';
 import { sha256Hex } from '../../core/crypto.js';
@@ -105,8 +106,20 @@ export class AuditService {
 
   /** Appends records in order; inside the caller's transaction when given (so an action and its record commit together). */
   async append(inputs: AuditInput[], tx?: Tx): Promise<AuditRecord[]> {
-    if (tx) return this.#appendIn(tx, inputs);
-    return this.#mutex.run(() => this.store.transaction((own) => this.#appendIn(own, inputs)));
+    try {
+      if (tx) return await this.#appendIn(tx, inputs);
+      return await this.#mutex.run(() =>
+        this.store.transaction((own) => this.#appendIn(own, inputs)),
+      );
+    } catch (error) {
+      // Coded, so that callers refuse with it (and a caller's transaction rolls back with it).
+      throw new ZenithError(
+        'ZEN_AUDIT_UNAVAILABLE',
+        'the audit trail cannot be written now, so the request is refused',
+        {},
+        { cause: error },
+      );
+    }
   }
 
   async #appendIn(tx: Tx, inputs: AuditInput[]): Promise<AuditRecord[]> {

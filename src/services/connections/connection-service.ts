@@ -214,6 +214,28 @@ export class ConnectionService {
     return connection;
   }
 
+  /**
+   * Gives a connection new settings and restarts it with them: a host agent enrolled again takes
+   * over the connection of the agent it replaces (same host, same objects).
+   */
+  async rebind(idOrName: string, settings: Record<string, unknown>): Promise<Connection> {
+    const connection = await this.get(idOrName);
+    const valid = this.deps.registry.get(connection.type).validate(settings);
+    await this.#stop(connection.id);
+    await this.deps.store.db
+      .updateTable('connections')
+      .set({ settings: JSON.stringify(valid), state: 'connecting', last_error: null })
+      .where('id', '=', connection.id)
+      .execute();
+    const row = await this.deps.store.db
+      .selectFrom('connections')
+      .selectAll()
+      .where('id', '=', connection.id)
+      .executeTakeFirstOrThrow();
+    this.#start(row);
+    return this.get(connection.id);
+  }
+
   /** Re-reads the whole inventory of a connection now. */
   async refresh(idOrName: string): Promise<Connection> {
     const connection = await this.get(idOrName);

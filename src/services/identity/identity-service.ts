@@ -19,7 +19,7 @@ import type { IdentitiesTable, TokensTable } from '../../store/schema.js';
 import type { Facts } from '../inventory/model.js';
 import { checkAttributes } from './binding-conditions.js';
 import type { LdapDirectory } from './ldap-directory.js';
-import { LoginLimiter } from './login-limiter.js';
+import { LoginLimiter, type LoginAttempt } from './login-limiter.js';
 import { isRoleName, type Principal, type RoleName } from './roles.js';
 
 export interface Identity {
@@ -292,8 +292,72 @@ export class IdentityService {
     return current;
   }
 
-  async setPassword(id: string, password: string): Promise<void> {
+  /**
+   * Sets a user's password (an administrator's reset needs nothing more). Everyone who held a way in
+   * is shut out: every session but `keepSessionId` (the one that made the change) ends and every API
+   * token is revoked, so a stolen session cannot outlive the change through a token it minted.
+   */
+  async setPassword(
+    id: string,
+    password: string,
+    options: { keepSessionId?: string } = {},
+  ): Promise<void> {
     checkPassword(password);
+    const current = await this.#localUser(id);
+    await this.store.db
+      .updateTable('identities')
+      .set({ password_hash: await hashPassword(password), updated_at: this.clock.now() })
+      .where('id', '=', current.id)
+      .execute();
+    let revoke = this.store.db
+      .updateTable('tokens')
+      .set({ revoked_at: this.clock.now() })
+      .where('identity_id', '=', current.id)
+      .where('revoked_at', 'is', null);
+    if (options.keepSessionId !== undefined) {
+      const keep = options.keepSessionId;
+      revoke = revoke.where((eb) => eb.or([eb('id', '!=', keep), eb('kind', '!=', 'session')]));
+    }
+    await revoke.execute();
+    this.#evictIdentity(current.id);
+  }
+
+  /**
+   * A user changes their own password: the current one is checked first, and a wrong one counts
+   * like a failed login (name and address), so a stolen session cannot guess it either. The session
+   * that asks stays; the others end and API tokens are revoked (setPassword).
+   */
+  async changeOwnPassword(
+    principal: Principal,
+    currentPassword: string,
+    password: string,
+    clientAddress: string,
+  ): Promise<void> {
+    checkPassword(password);
+    const user = await this.#localUser(principal.id);
+    const attempt = this.limiter.begin([`user:${user.name}`, `addr:${clientAddress}`]);
+    try {
+      const row = await this.store.db
+        .selectFrom('identities')
+        .select('password_hash')
+        .where('id', '=', user.id)
+        .executeTakeFirstOrThrow();
+      if (!row.password_hash || !(await verifyPassword(currentPassword, row.password_hash))) {
+        attempt.fail();
+        throw new ZenithError(
+          'ZEN_CURRENT_PASSWORD_WRONG',
+          'the current password is wrong; the password was not changed',
+        );
+      }
+      attempt.succeed([`user:${user.name}`]);
+    } finally {
+      attempt.release();
+    }
+    await this.setPassword(user.id, password, { keepSessionId: principal.tokenId });
+  }
+
+  /** A user whose password is kept here (not a service identity, not a directory user). */
+  async #localUser(id: string): Promise<Identity> {
     const current = await this.get(id);
     if (current.kind !== 'user')
       throw new ZenithError(
@@ -305,20 +369,7 @@ export class IdentityService {
         'ZEN_BAD_REQUEST',
         `${current.name} is a directory user: the password is changed in the directory`,
       );
-    await this.store.db
-      .updateTable('identities')
-      .set({ password_hash: await hashPassword(password), updated_at: this.clock.now() })
-      .where('id', '=', current.id)
-      .execute();
-    // A new password ends every session: someone who knew the old one is logged out.
-    await this.store.db
-      .updateTable('tokens')
-      .set({ revoked_at: this.clock.now() })
-      .where('identity_id', '=', current.id)
-      .where('kind', '=', 'session')
-      .where('revoked_at', 'is', null)
-      .execute();
-    this.#evictIdentity(current.id);
+    return current;
   }
 
   async login(
@@ -326,8 +377,21 @@ export class IdentityService {
     password: string,
     clientAddress: string,
   ): Promise<IssuedToken & { identity: Identity }> {
-    const keys = [`user:${name}`, `addr:${clientAddress}`];
-    this.limiter.check(keys);
+    // Reserved before anything is verified: logins sent at once are counted at once.
+    const attempt = this.limiter.begin([`user:${name}`, `addr:${clientAddress}`]);
+    try {
+      return await this.#login(name, password, attempt);
+    } finally {
+      // Neither a failure nor a success (the directory is down, the store failed): nothing counts.
+      attempt.release();
+    }
+  }
+
+  async #login(
+    name: string,
+    password: string,
+    attempt: LoginAttempt,
+  ): Promise<IssuedToken & { identity: Identity }> {
     const row = await this.store.db
       .selectFrom('identities')
       .selectAll()
@@ -335,7 +399,7 @@ export class IdentityService {
       .executeTakeFirst();
     // Local accounts never wait on the directory: they log in when it is down.
     if (!row || row.source === 'ldap') {
-      if (this.directory) return this.#directoryLogin(name, password, row, keys);
+      if (this.directory) return this.#directoryLogin(name, password, row, attempt);
       if (row)
         throw new ZenithError(
           'ZEN_DIRECTORY_UNAVAILABLE',
@@ -349,10 +413,10 @@ export class IdentityService {
         'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
     );
     if (!row || !ok || row.disabled === 1 || row.kind !== 'user') {
-      this.limiter.fail(keys);
+      attempt.fail();
       throw new ZenithError('ZEN_BAD_CREDENTIALS', 'wrong user name or password');
     }
-    this.limiter.succeed([`user:${name}`]);
+    attempt.succeed([`user:${name}`]);
     const issued = await this.#issue(
       row.id,
       'session',
@@ -366,15 +430,15 @@ export class IdentityService {
     name: string,
     password: string,
     row: IdentitiesTable | undefined,
-    keys: string[],
+    attempt: LoginAttempt,
   ): Promise<IssuedToken & { identity: Identity }> {
     // ZEN_DIRECTORY_UNAVAILABLE passes through: it is no failed guess.
     const user = await this.directory!.authenticate(name, password);
     if (!user || row?.disabled === 1 || !namePattern.test(name)) {
-      this.limiter.fail(keys);
+      attempt.fail();
       throw new ZenithError('ZEN_BAD_CREDENTIALS', 'wrong user name or password');
     }
-    this.limiter.succeed([`user:${name}`]);
+    attempt.succeed([`user:${name}`]);
     const identity = row
       ? identityOf(row)
       : await this.#createIdentity({

@@ -43,6 +43,16 @@ export function escapeFilterValue(value: string): string {
   return value.replace(/[\\*()\0]/g, (c) => `\\${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
+/**
+ * The filter with `placeholder` replaced by the escaped value, every occurrence. A function replacer:
+ * with a string one, `$'`, `` $` `` and `$&` in the value would be read as replacement patterns and
+ * splice pieces of the filter back in, undoing the escaping.
+ */
+export function fillFilter(template: string, placeholder: string, value: string): string {
+  const escaped = escapeFilterValue(value);
+  return template.replaceAll(placeholder, () => escaped);
+}
+
 export class LdapDirectory {
   constructor(readonly settings: LdapSettings) {}
 
@@ -55,10 +65,7 @@ export class LdapDirectory {
     const client = new Client({ url: s.url, timeout, connectTimeout: timeout });
     try {
       await this.#reach(() => client.bind(s.bindDn, s.bindPassword));
-      const filter = (s.userFilter ?? '(uid={username})').replace(
-        '{username}',
-        escapeFilterValue(username),
-      );
+      const filter = fillFilter(s.userFilter ?? '(uid={username})', '{username}', username);
       const { searchEntries } = await this.#reach(() =>
         client.search(s.userBase, {
           scope: 'sub',
@@ -76,10 +83,7 @@ export class LdapDirectory {
       }
       await this.#reach(() => client.bind(s.bindDn, s.bindPassword));
       const nameAttribute = s.groupNameAttribute ?? 'cn';
-      const groupFilter = (s.groupFilter ?? '(member={dn})').replace(
-        '{dn}',
-        escapeFilterValue(entry.dn),
-      );
+      const groupFilter = fillFilter(s.groupFilter ?? '(member={dn})', '{dn}', entry.dn);
       const groups = await this.#reach(() =>
         client.search(s.groupBase, {
           scope: 'sub',

@@ -99,13 +99,17 @@ export class InventoryService {
     return object;
   }
 
-  /** Finds by id, or by exact name in any kind (a name shared by several objects needs the id). */
-  lookup(idOrName: string): ManagedObject {
+  /**
+   * Finds by id, or by exact name in any kind (a name shared by several objects needs the id).
+   * With `visible`, objects it refuses are not there: the answer is the one for a missing object.
+   */
+  lookup(idOrName: string, visible?: (object: ManagedObject) => boolean): ManagedObject {
     const byId = this.index.get(idOrName);
-    if (byId) return byId;
+    if (byId && (visible?.(byId) ?? true)) return byId;
     const named = this.index.query({
       filters: [{ key: 'name', op: '=', values: [idOrName], text: `name=${idOrName}` }],
       limit: 2,
+      ...(visible ? { visible } : {}),
     }).items;
     if (named.length === 1) return named[0]!;
     if (named.length > 1)
@@ -117,14 +121,19 @@ export class InventoryService {
     throw new ZenithError('ZEN_NOT_FOUND', `no object '${idOrName}'`, { idOrName });
   }
 
-  /** Finds by id, or by exact name within a kind. */
-  resolve(kind: ObjectKind, idOrName: string): ManagedObject {
+  /** Finds by id, or by exact name within a kind; `visible` as for lookup. */
+  resolve(
+    kind: ObjectKind,
+    idOrName: string,
+    visible?: (object: ManagedObject) => boolean,
+  ): ManagedObject {
     const byId = this.index.get(idOrName);
-    if (byId && byId.kind === kind) return byId;
+    if (byId && byId.kind === kind && (visible?.(byId) ?? true)) return byId;
     const named = this.index.query({
       kind,
       filters: [{ key: 'name', op: '=', values: [idOrName], text: `name=${idOrName}` }],
       limit: 2,
+      ...(visible ? { visible } : {}),
     }).items;
     if (named.length === 1) return named[0]!;
     if (named.length > 1)

@@ -5,6 +5,7 @@ import {
   startTestServer,
   type TestServer,
 } from '../../../src/testing/control-plane.js';
+import { LdapDirectory, type LdapSettings } from '../../../src/services/identity/ldap-directory.js';
 import {
   ldapAdminDn,
   ldapAdminPassword,
@@ -17,6 +18,7 @@ describe('LDAP login against a real slapd', () => {
   let slapd: Slapd;
   let s: TestServer;
   let admin: string;
+  let settings: LdapSettings;
   before(async () => {
     slapd = await startSlapd([
       {
@@ -26,19 +28,21 @@ describe('LDAP login against a real slapd', () => {
         department: 'eng',
       },
       { uid: 'dave', password: 'dave-directory-pw', groups: ['staff'] },
+      // Replacement patterns of String.prototype.replace in directory names.
+      { uid: "o$'neil", password: 'oneil-directory-pw', groups: ['staff'] },
+      { uid: 'pay$`roll$&', password: 'payroll-directory-pw', groups: ['engineers'] },
     ]);
-    s = await startTestServer({
-      ldap: {
-        url: slapd.url,
-        bindDn: ldapAdminDn,
-        bindPassword: ldapAdminPassword,
-        userBase: `ou=people,${ldapBase}`,
-        groupBase: `ou=groups,${ldapBase}`,
-        groupMap: { engineers: 'engineering' },
-        attributeMap: { departmentNumber: 'department' },
-        timeoutMs: 2_000,
-      },
-    });
+    settings = {
+      url: slapd.url,
+      bindDn: ldapAdminDn,
+      bindPassword: ldapAdminPassword,
+      userBase: `ou=people,${ldapBase}`,
+      groupBase: `ou=groups,${ldapBase}`,
+      groupMap: { engineers: 'engineering' },
+      attributeMap: { departmentNumber: 'department' },
+      timeoutMs: 2_000,
+    };
+    s = await startTestServer({ ldap: settings });
     admin = await s.login();
     await s.request('POST', '/groups', { token: admin, body: { name: 'engineering' } });
     const bound = await s.request('POST', '/role-bindings', {
@@ -92,6 +96,24 @@ describe('LDAP login against a real slapd', () => {
       assert.equal(answer.status, 401, `${username}: ${JSON.stringify(answer.body)}`);
       assert.equal(answer.body.error.code, 'ZEN_BAD_CREDENTIALS');
     }
+  });
+
+  test("names holding $' $` or $& are searched as written, not spliced into the filter", async () => {
+    const directory = new LdapDirectory(settings);
+    const oneil = await directory.authenticate("o$'neil", 'oneil-directory-pw');
+    assert.equal(oneil?.dn, `uid=o$'neil,ou=people,${ldapBase}`);
+    assert.deepEqual(oneil?.groups, ['staff']);
+    // The DN goes into the group filter the same way.
+    const payroll = await directory.authenticate('pay$`roll$&', 'payroll-directory-pw');
+    assert.deepEqual(payroll?.groups, ['engineers']);
+    assert.equal(await directory.authenticate("o$'neil", 'carol-directory-pw'), null);
+    // Through the API such a name is no Zenith name: bad credentials, never a directory error (one
+    // attempt: failures from this address count towards its limit).
+    const answer = await s.request('POST', '/auth/login', {
+      body: { username: "carol$'", password: 'carol-directory-pw' },
+    });
+    assert.equal(answer.status, 401, JSON.stringify(answer.body));
+    assert.equal(answer.body.error.code, 'ZEN_BAD_CREDENTIALS');
   });
 
   test('with the directory down, directory users get a clear error and local accounts still log in', async () => {
