@@ -207,6 +207,13 @@ export class QemuVm {
     try {
       await this.#connect(() => exitCode === undefined);
     } catch (error) {
+      // QEMU made its socket and then failed (a kernel it cannot read, a busy device) or never
+      // answered: nothing of this start may stay, or the VM would look running with a dead pid.
+      if (exitCode === undefined) child.kill('SIGKILL');
+      this.pid = null;
+      this.power = 'stopped';
+      rmSync(this.paths.qmpSocket, { force: true });
+      rmSync(this.paths.pidFile, { force: true });
       const output = readFileSync(join(this.dir, 'qemu.log'), 'utf8').slice(-2000).trim();
       this.record.desired = 'stopped';
       this.save();
