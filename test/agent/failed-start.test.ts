@@ -18,9 +18,12 @@ before(async () => {
   token = await s.login();
 });
 after(async () => {
-  await agent?.kill();
-  await s.close();
-  rmSync(base, { recursive: true, force: true });
+  try {
+    await agent?.kill();
+  } finally {
+    await s.close();
+    rmSync(base, { recursive: true, force: true });
+  }
 });
 
 test('an agent whose VM failed to start keeps running through its next heartbeats, and reports the VM stopped', async () => {
