@@ -167,9 +167,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     );
   };
   agentHub.onConnected = (agentId) => {
-    void connections
+    connections
       .findBySetting('agentId', agentId)
-      .then((connection) => connection && connections.nudge(connection.id));
+      .then((connection) => connection && connections.nudge(connection.id))
+      .catch((error: unknown) =>
+        logger.warn({ err: error, agentId }, "the agent's connection could not be nudged"),
+      );
   };
   const consoles = new ConsoleService({ inventory, connections, audit, clock });
   const policies = new PolicyService({ store, inventory, events, clock, logger });

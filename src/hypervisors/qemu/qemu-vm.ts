@@ -238,7 +238,10 @@ export class QemuVm {
       }
     }
     this.#qmp = qmp;
-    const refresh = () => void this.#refresh();
+    // #refresh catches and logs its own failures.
+    const refresh = () => {
+      this.#refresh().catch(() => undefined);
+    };
     qmp.on('STOP', refresh);
     qmp.on('RESUME', refresh);
     qmp.on('RESET', (event) => {
@@ -253,16 +256,20 @@ export class QemuVm {
       refresh();
     });
     qmp.on('SHUTDOWN', refresh);
-    void qmp.closed.then(() => {
-      if (this.#qmp !== qmp) return;
-      this.#qmp = undefined;
-      this.pid = null;
-      if (this.power !== 'stopped' && this.record.desired === 'running')
-        this.reason = 'its QEMU process exited';
-      this.power = 'stopped';
-      this.deps.onChange(this);
-      void this.releaseNetwork();
-    });
+    qmp.closed
+      .then(() => {
+        if (this.#qmp !== qmp) return;
+        this.#qmp = undefined;
+        this.pid = null;
+        if (this.power !== 'stopped' && this.record.desired === 'running')
+          this.reason = 'its QEMU process exited';
+        this.power = 'stopped';
+        this.deps.onChange(this);
+        return this.releaseNetwork();
+      })
+      .catch((error: unknown) =>
+        this.deps.logger.error({ vm: this.id, err: error }, 'the end of its QEMU was not handled'),
+      );
     await this.#refresh();
   }
 
