@@ -156,6 +156,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   // An enrolled agent gets a connection of its own; when its channel opens, that connection syncs at once.
   // Identity facts for binding conditions: users' attributes, agents' host facts.
   identities.onChanged = (identity) => access.setSubjectAttributes(identity, identity.attributes);
+  // Open event streams and consoles follow revocations (identity-service) and access changes.
+  access.onReloaded = () => identities.sessions.accessChanged();
+  identities.sessions.onError = (error) =>
+    logger.warn({ err: error }, 'a live session failed to close or to look again');
   agents.onFacts = (identityId, facts) => access.setHostFacts(identityId, facts as Facts);
   agents.onEnrolled = async (agent) => {
     const suffix = agent.id.slice(-6).toLowerCase();
@@ -245,6 +249,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       3_600_000,
     );
     pruneTimer.unref();
+    // Live sessions end at their token's expiry and after revocations by another replica.
+    const sessionSweep = setInterval(
+      () =>
+        void identities
+          .sweepSessions()
+          .catch((error: unknown) => logger.warn({ err: error }, 'the session sweep failed')),
+      15_000,
+    );
+    sessionSweep.unref();
     await connections.startAll();
     const recovered = await tasks.recover();
     if (recovered.resumed + recovered.completed + recovered.retried + recovered.interrupted > 0)
@@ -285,6 +298,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       async close() {
         agentHub.closeAll();
         clearInterval(pruneTimer);
+        clearInterval(sessionSweep);
         await rebalancer.stop();
         await metricsSampler.stop();
         await tasks.drain();

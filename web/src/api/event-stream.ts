@@ -83,6 +83,14 @@ export class EventStream {
       const { value, done } = await reader.read();
       if (done) return;
       for (const message of parser.push(value)) {
+        if (message.event === 'stream.closed') {
+          // The server ended the stream for good (a revoked session, a disabled user, no access to
+          // events any more): reconnecting cannot help. One ordinary call lets the client's 401
+          // handling take over when the session is what ended.
+          await this.client.call('GET', '/auth/me').catch(() => undefined);
+          this.close();
+          return;
+        }
         if (message.id) this.#lastId = message.id;
         const event = JSON.parse(message.data) as ZenithEvent;
         for (const listener of this.#listeners) listener(event);
