@@ -178,7 +178,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         logger.warn({ err: error, agentId }, "the agent's connection could not be nudged"),
       );
   };
-  const consoles = new ConsoleService({ inventory, connections, audit, clock });
+  const consoles = new ConsoleService({ inventory, connections, audit, identities, clock });
   const policies = new PolicyService({ store, inventory, events, clock, logger });
   const placement = new PlacementService({ inventory, policies, connections, clock });
   const hostModes = new HostModeService({ store, inventory, events, clock });
