@@ -114,6 +114,8 @@ export async function streamEvents(
   };
   close = finish;
   request.raw.on('close', () => finish());
+  // The client went away during the awaits above: its close has been and gone.
+  if (out.destroyed || request.raw.socket.destroyed) return finish();
   if (early) return finish(early);
   // Replay what the client missed, page by page, then switch to live delivery.
   while (replaying && !finished) {

@@ -6,6 +6,7 @@ import {
   type TestServer,
 } from '../../src/testing/control-plane.js';
 import { SseStream, type SseMessage } from '../../src/testing/sse-client.js';
+import { until } from '../../src/testing/wait.js';
 
 const tokenIdOf = (token: string) => token.slice(0, token.indexOf('.'));
 const closedWith = (code: string) => (m: SseMessage) =>
@@ -201,6 +202,18 @@ describe('an open event stream follows its credential and the access of its user
     assert.ok(last && closedWith('ZEN_FORBIDDEN')(last), JSON.stringify(otherStream.messages));
     assert.equal(open.isEnded, false);
     open.close();
+  });
+
+  test('streams their clients close leave no live session behind', async () => {
+    const ida = await newUser('viewer');
+    const tokenId = tokenIdOf(ida.token);
+    const registered = () => s.plane.identities.sessions.tokenIds().includes(tokenId);
+    const streams = await Promise.all([1, 2, 3].map(() => stream(ida.token)));
+    assert.ok(registered(), 'each open stream is a live session of its token');
+    for (const open of streams) open.close();
+    await until('the closed streams to be forgotten', async () =>
+      registered() ? undefined : true,
+    );
   });
 
   test('a token revoked or expired behind this process (another replica, the clock) ends its stream at the next sweep', async () => {

@@ -108,6 +108,12 @@ export async function consoleRoutes(root: FastifyInstance, plane: ControlPlane):
           release();
           stream.destroy();
         });
+        // The client went away while the console was being opened: its close has been and gone.
+        if (socket.readyState !== socket.OPEN) {
+          release();
+          stream.destroy();
+          return;
+        }
         // Access changed, or the token ended while the console was being opened.
         if (!mayStillUse()) {
           release();
