@@ -3,6 +3,7 @@
  * bearer token, so this reads the stream with fetch and resumes after a drop with Last-Event-ID,
  * so no event is missed between connections.
  */
+import { ApiError } from './api-error.ts';
 import { apiBase, type ApiClient } from './client.ts';
 import { SseParser } from './sse-parser.ts';
 import type { ZenithEvent } from './types.ts';
@@ -84,11 +85,15 @@ export class EventStream {
       if (done) return;
       for (const message of parser.push(value)) {
         if (message.event === 'stream.closed') {
-          // The server ended the stream for good (a revoked session, a disabled user, no access to
-          // events any more): reconnecting cannot help. One ordinary call lets the client's 401
-          // handling take over when the session is what ended.
-          await this.client.call('GET', '/auth/me').catch(() => undefined);
+          // The server ended the stream for good: reconnecting cannot help. A session that ended
+          // (revoked, its user disabled) ends here as a 401 would; with no access to events any
+          // more (ZEN_FORBIDDEN) the console just stops following them.
+          const { error } = JSON.parse(message.data) as {
+            error: { code: string; message: string };
+          };
           this.close();
+          if (error.code !== 'ZEN_FORBIDDEN')
+            this.client.sessionEnded(new ApiError(401, error.code, error.message));
           return;
         }
         if (message.id) this.#lastId = message.id;
