@@ -46,6 +46,15 @@ export default tseslint.config(
     },
   },
   {
+    // Product code: `void promise` does not make a failure go away. A rejection nothing handles
+    // ends a zenith process (src/core/unhandled-rejections.ts), so a promise left running gets its
+    // handler where it is started: .catch, or .then with a rejection handler.
+    files: ['src/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-floating-promises': ['error', { ignoreVoid: false }],
+    },
+  },
+  {
     files: ['test/**/*.ts', 'bench/**/*.ts'],
     rules: {
       '@typescript-eslint/no-unsafe-assignment': 'off',

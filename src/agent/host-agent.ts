@@ -172,9 +172,11 @@ export class HostAgent {
           );
         beat();
         heartbeat = setInterval(beat, this.#options.heartbeatMs ?? 5000);
-        void (async () => {
+        (async () => {
           for await (const delta of driver.watch(watching.signal)) send({ type: 'delta', delta });
-        })();
+        })().catch((error: unknown) =>
+          this.#options.logger.error({ err: error }, 'the inventory watch failed'),
+        );
       };
       socket.on('message', (data: Buffer) => {
         let message: ToAgent | ChannelHandshake;
@@ -220,10 +222,17 @@ export class HostAgent {
             signal: AbortSignal.any([this.#abort.signal, controller.signal]),
             progress: (update) => send({ type: 'progress', id: message.id, update }),
           };
-          void this.#answer(driver, message, context).then((result) => {
-            calls.delete(message.id);
-            send(result);
-          });
+          this.#answer(driver, message, context)
+            .then((result) => {
+              calls.delete(message.id);
+              send(result);
+            })
+            .catch((error: unknown) =>
+              this.#options.logger.error(
+                { err: error, call: message.id },
+                'a call was not answered',
+              ),
+            );
         } else if (message.type === 'cancel') calls.get(message.id)?.abort();
         else if (
           message.type === 'console-open' ||

@@ -124,6 +124,9 @@ export class ApiClient {
           const colon = line.indexOf(':');
           if (colon > 0) fields[line.slice(0, colon)] = line.slice(colon + 1).trimStart();
         }
+        // The server ended the stream for good (revoked, disabled, no access): its reason is an error body.
+        if (fields.event === 'stream.closed' && fields.data !== undefined)
+          throw errorFromBody(JSON.parse(fields.data), 'the event stream was closed');
         if (fields.data !== undefined)
           yield {
             id: fields.id ?? '',

@@ -15,6 +15,10 @@ import { registerResourceGroups } from './commands/resource-groups.js';
 import { registerServe } from './commands/serve.js';
 import { registerSession } from './commands/session.js';
 import { reportError } from './output.js';
+import { exitOnUnhandledRejection } from '../core/unhandled-rejections.js';
+
+// Before anything runs: a rejection nobody handles ends the command with a coded line, never silently.
+exitOnUnhandledRejection();
 
 const program = new Command('zenith')
   .description('Zenith: one control plane for virtual machines on heterogeneous hypervisors')

@@ -374,6 +374,11 @@ export const errorCatalogue = {
     status: 500,
     summary: 'An unexpected error; it was logged with the request id. Please report it.',
   },
+  ZEN_UNHANDLED_REJECTION: {
+    status: 500,
+    summary:
+      'A zenith process found a failed operation nobody waited for (a bug): it logged this code with the error and exited with status 70 for its supervisor to restart it. Please report it with the log line.',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

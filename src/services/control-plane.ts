@@ -158,6 +158,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   // An enrolled agent gets a connection of its own; when its channel opens, that connection syncs at once.
   // Identity facts for binding conditions: identities' attributes (never what an agent reports).
   identities.onChanged = (identity) => access.setSubjectAttributes(identity, identity.attributes);
+  // Open event streams and consoles follow revocations (identity-service) and access changes.
+  access.onReloaded = () => identities.sessions.accessChanged();
+  identities.sessions.onError = (error) =>
+    logger.warn({ err: error }, 'a live session failed to close or to look again');
   agents.hostNamed = async (hostname, replacing) => {
     // The hosts of the agents being replaced are this host's own: not in the way.
     const theirs = new Set<string>();
@@ -191,11 +195,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     );
   };
   agentHub.onConnected = (agentId) => {
-    void connections
+    connections
       .findBySetting('agentId', agentId)
-      .then((connection) => connection && connections.nudge(connection.id));
+      .then((connection) => connection && connections.nudge(connection.id))
+      .catch((error: unknown) =>
+        logger.warn({ err: error, agentId }, "the agent's connection could not be nudged"),
+      );
   };
-  const consoles = new ConsoleService({ inventory, connections, audit, clock });
+  const consoles = new ConsoleService({ inventory, connections, audit, identities, clock });
   const policies = new PolicyService({ store, inventory, events, clock, logger });
   const placement = new PlacementService({ inventory, policies, connections, clock });
   const hostModes = new HostModeService({ store, inventory, events, clock });
@@ -268,6 +275,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     pruneTimer.unref();
     // A migration cut off by the restart may have landed: its destination may report the VM.
     await vms.allowInterruptedMoves(clock.now() + 10 * 60_000);
+    // Live sessions end at their token's expiry and after revocations by another replica.
+    const sessionSweep = setInterval(
+      () =>
+        void identities
+          .sweepSessions()
+          .catch((error: unknown) => logger.warn({ err: error }, 'the session sweep failed')),
+      15_000,
+    );
+    sessionSweep.unref();
     await connections.startAll();
     const recovered = await tasks.recover();
     if (recovered.resumed + recovered.completed + recovered.retried + recovered.interrupted > 0)
@@ -309,6 +325,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       async close() {
         agentHub.closeAll();
         clearInterval(pruneTimer);
+        clearInterval(sessionSweep);
         await rebalancer.stop();
         await metricsSampler.stop();
         await tasks.drain();

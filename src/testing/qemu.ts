@@ -91,7 +91,8 @@ export async function startTestQemu(options: TestQemuOptions): Promise<TestQemu>
   (child.stderr as { unref?: () => void } | null)?.unref?.();
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
-  void exited.then(() => process.off('exit', killOnExit));
+  const forget = () => process.off('exit', killOnExit);
+  exited.then(forget, forget);
   const waitForExit = async () => {
     const keepAlive = setInterval(() => {}, 1_000);
     try {

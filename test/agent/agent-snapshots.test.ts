@@ -77,10 +77,13 @@ describe('snapshots and clones of a VM on an agent host (real QEMU behind the ag
     for (const each of (await s.request('GET', '/vms?limit=100', { token })).body.items ?? [])
       if (typeof each.facts['qemu.pid'] === 'number' && processAlive(each.facts['qemu.pid']))
         process.kill(each.facts['qemu.pid'], 'SIGKILL');
-    await stopAgent();
-    await s.close();
-    rmSync(stateDir, { recursive: true, force: true });
-    rmSync(images, { recursive: true, force: true });
+    try {
+      await stopAgent();
+    } finally {
+      await s.close();
+      rmSync(stateDir, { recursive: true, force: true });
+      rmSync(images, { recursive: true, force: true });
+    }
   });
 
   test('a running guest is snapshotted and keeps running; reverting takes its counter back to the snapshot', async () => {

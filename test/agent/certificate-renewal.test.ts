@@ -55,9 +55,12 @@ describe('a real agent process renews its certificate before it expires', () => 
     token = await s.login();
   });
   after(async () => {
-    await killAgent();
-    await s.close();
-    rmSync(stateDir, { recursive: true, force: true });
+    try {
+      await killAgent();
+    } finally {
+      await s.close();
+      rmSync(stateDir, { recursive: true, force: true });
+    }
   });
 
   test('renewals keep the agent connected past its first certificate’s expiry, each revoking the one before', async (t) => {

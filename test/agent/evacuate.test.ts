@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { processAlive } from '../../src/core/process.js';
-import { spawnAgent, type AgentProcess } from '../../src/testing/agent-process.js';
+import { killAgents, spawnAgent, type AgentProcess } from '../../src/testing/agent-process.js';
 import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
 import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../src/testing/guest-image.js';
 import { until } from '../../src/testing/wait.js';
@@ -58,10 +58,13 @@ describe('evacuating a host run by an agent (real QEMU)', () => {
     for (const vm of (await s.request('GET', '/vms?limit=100', { token })).body.items ?? [])
       if (typeof vm.facts['qemu.pid'] === 'number' && processAlive(vm.facts['qemu.pid']))
         process.kill(vm.facts['qemu.pid'], 'SIGKILL');
-    for (const agent of agents) await agent?.kill();
-    for (const dir of dirs) spawnSync('pkill', ['-9', '-f', runDirOf(dir)]);
-    await s.close();
-    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    try {
+      await killAgents(agents);
+    } finally {
+      for (const dir of dirs) spawnSync('pkill', ['-9', '-f', runDirOf(dir)]);
+      await s.close();
+      for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('its running guest moves to the other agent by policy, with a predicted and an actual completion, and the host enters maintenance', async () => {

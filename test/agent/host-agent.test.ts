@@ -54,9 +54,12 @@ describe('zenith agent: enrollment, a real VM through the agent, and an agent re
       if (typeof vm.facts['qemu.pid'] === 'number' && alive(vm.facts['qemu.pid']))
         process.kill(vm.facts['qemu.pid'], 'SIGKILL');
     }
-    await killAgent();
-    await s.close();
-    rmSync(stateDir, { recursive: true, force: true });
+    try {
+      await killAgent();
+    } finally {
+      await s.close();
+      rmSync(stateDir, { recursive: true, force: true });
+    }
   });
 
   test('an agent enrolls with a one-time token and its host appears, connected', async () => {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { processAlive } from '../../src/core/process.js';
-import { spawnAgent, type AgentProcess } from '../../src/testing/agent-process.js';
+import { killAgents, spawnAgent, type AgentProcess } from '../../src/testing/agent-process.js';
 import { consoleRead, consoleTicks } from '../../src/testing/guest-console.js';
 import { until } from '../../src/testing/wait.js';
 import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
@@ -60,11 +60,14 @@ describe('live migration between two agents on this machine (real QEMU)', () => 
       if (typeof vm.facts['qemu.pid'] === 'number' && processAlive(vm.facts['qemu.pid']))
         process.kill(vm.facts['qemu.pid'], 'SIGKILL');
     }
-    for (const agent of agents) await agent?.kill();
-    // Any QEMU these agents started (an incoming one is in no inventory).
-    for (const dir of dirs) spawnSync('pkill', ['-9', '-f', runDirOf(dir)]);
-    await s.close();
-    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    try {
+      await killAgents(agents);
+    } finally {
+      // Any QEMU these agents started (an incoming one is in no inventory).
+      for (const dir of dirs) spawnSync('pkill', ['-9', '-f', runDirOf(dir)]);
+      await s.close();
+      for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   const hostNamed = async (name: string) =>

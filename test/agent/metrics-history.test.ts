@@ -32,9 +32,12 @@ describe('metrics history of a real QEMU guest through a host agent', () => {
   });
   after(async () => {
     if (pid !== undefined && processAlive(pid)) process.kill(pid, 'SIGKILL');
-    await agent?.kill();
-    await s.close();
-    rmSync(stateDir, { recursive: true, force: true });
+    try {
+      await agent?.kill();
+    } finally {
+      await s.close();
+      rmSync(stateDir, { recursive: true, force: true });
+    }
   });
 
   test('a running guest accumulates history with plausible values, through the API and the CLI', async (t) => {

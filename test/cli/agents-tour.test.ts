@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { spawnAgent, type AgentProcess } from '../../src/testing/agent-process.js';
+import { killAgents, spawnAgent, type AgentProcess } from '../../src/testing/agent-process.js';
 import { adminPassword } from '../../src/testing/control-plane.js';
 import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../src/testing/guest-image.js';
 import {
@@ -34,10 +34,13 @@ describe('two host agents through the zenith command: enroll, create, migrate wi
   });
   after(async () => {
     await zenith(['vms', 'stop', 'cli-walker']).catch(() => undefined);
-    for (const agent of agents) await agent.kill();
-    spawnSync('pkill', ['-9', '-f', 'guest=cli-walker']);
-    await server.kill();
-    for (const dir of [dataDir, ...agentDirs]) rmSync(dir, { recursive: true, force: true });
+    try {
+      await killAgents(agents);
+    } finally {
+      spawnSync('pkill', ['-9', '-f', 'guest=cli-walker']);
+      await server.kill();
+      for (const dir of [dataDir, ...agentDirs]) rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   const json = async (args: string[]) => {

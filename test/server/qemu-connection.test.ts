@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { until } from '../../src/testing/wait.js';
 import { consoleTicks } from '../../src/testing/guest-console.js';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -305,6 +305,76 @@ test('zenith serve connects the machine it runs on as a QEMU host on the first s
       connections.items.map((c: any) => [c.name, c.type, c.state]),
       [['local', 'qemu', 'connected']],
     );
+  } finally {
+    await server.kill();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test("after a failed start, a viewer asks for the VM's metrics: an answer, and zenith serve lives on", async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'zenith-failed-start-'));
+  const image = await ensureGuestImage();
+  const server = await startServerProcess({ dataDir, localHost: true });
+  const call = async (method: string, path: string, token?: string, body?: unknown) => {
+    const response = await fetch(`${server.url}/api/v1${path}`, {
+      method,
+      headers: {
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    return { status: response.status, body: (await response.json()) as any };
+  };
+  const login = async (username: string, password: string) =>
+    (await call('POST', '/auth/login', undefined, { username, password })).body.token as string;
+  const task = (token: string, id: string) =>
+    until(`task ${id}`, async () => {
+      const t = (await call('GET', `/tasks/${id}`, token)).body;
+      return ['succeeded', 'failed', 'cancelled'].includes(t.state) ? t : undefined;
+    });
+  try {
+    const admin = await login('admin', adminPassword);
+    // A kernel inside the local host's storage root, removed before the start: QEMU makes its
+    // QMP socket, then exits on the missing file.
+    const images = join(dataDir, 'images');
+    mkdirSync(images, { recursive: true });
+    const kernel = join(images, 'vmlinuz');
+    copyFileSync(image.kernel, kernel);
+    const host = (await call('GET', '/hosts', admin)).body.items[0];
+    const created = await task(
+      admin,
+      (
+        await call('POST', '/vms', admin, {
+          name: 'no-kernel',
+          hostId: host.id,
+          cpus: 1,
+          memoryBytes: 128 * 1048576,
+          diskBytes: 0,
+          options: { kernel, cmdline: GUEST_KERNEL_APPEND },
+        })
+      ).body.id,
+    );
+    assert.equal(created.state, 'succeeded', JSON.stringify(created.error));
+    const vmId = created.result.vmId as string;
+    rmSync(kernel);
+    const started = await task(admin, (await call('POST', `/vms/${vmId}/start`, admin)).body.id);
+    assert.equal(started.state, 'failed');
+    assert.equal(started.error.code, 'ZEN_DRIVER_ERROR');
+    assert.match(started.error.message, /kernel/);
+
+    await call('POST', '/users', admin, {
+      name: 'vera',
+      role: 'viewer',
+      password: 'viewer-password-1',
+    });
+    const viewer = await login('vera', 'viewer-password-1');
+    const metrics = await call('GET', `/vms/${vmId}/metrics`, viewer);
+    assert.deepEqual(metrics, { status: 200, body: { vmId, metrics: null } }, 'not running');
+    const vm = (await call('GET', `/vms/${vmId}`, viewer)).body;
+    assert.deepEqual([vm.facts['power.state'], vm.facts['qemu.pid']], ['stopped', null]);
+    assert.equal((await fetch(`${server.url}/api/v1/health`)).status, 200);
+    assert.equal(server.process.exitCode, null, 'zenith serve still runs');
   } finally {
     await server.kill();
     rmSync(dataDir, { recursive: true, force: true });

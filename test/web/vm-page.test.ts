@@ -141,12 +141,15 @@ describe('the VM page and the create-VM wizard in Chromium (real QEMU, local and
     for (const vm of (await s.request('GET', '/vms?limit=100', { token })).body.items ?? [])
       if (typeof vm.facts['qemu.pid'] === 'number' && processAlive(vm.facts['qemu.pid']))
         process.kill(vm.facts['qemu.pid'], 'SIGKILL');
-    await agent?.kill();
-    // Any QEMU the agent started (an incoming one is in no inventory).
-    spawnSync('pkill', ['-9', '-f', runDirOf(agentDir)]);
-    await s.close();
-    rmSync(images, { recursive: true, force: true });
-    rmSync(agentDir, { recursive: true, force: true });
+    try {
+      await agent?.kill();
+    } finally {
+      // Any QEMU the agent started (an incoming one is in no inventory).
+      spawnSync('pkill', ['-9', '-f', runDirOf(agentDir)]);
+      await s.close();
+      rmSync(images, { recursive: true, force: true });
+      rmSync(agentDir, { recursive: true, force: true });
+    }
   });
 
   /** What the metrics section must show follows the API's own answer for the same period. */

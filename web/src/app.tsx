@@ -72,6 +72,8 @@ function Console(props: {
   const route = useRoute();
 
   const logout = async () => {
+    // Closed first: the server ends the stream of the session being ended, which is no news here.
+    events?.close();
     await client.logout();
     onLoggedOut();
   };

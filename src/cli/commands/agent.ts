@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { systemClock } from '../../core/clock.js';
 import { ZenithError } from '../../core/errors.js';
+import { reportUnhandledRejectionsTo } from '../../core/unhandled-rejections.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printKeyValues, printTable } from '../output.js';
 
@@ -75,6 +76,8 @@ export function registerAgent(program: Command): void {
         // Loaded here, not at the top: every other command starts without the agent's modules.
         const { HostAgent } = await import('../../agent/host-agent.js');
         const { createLogger } = await import('../../core/logger.js');
+        const logger = createLogger();
+        reportUnhandledRejectionsTo(logger);
         const agent = new HostAgent({
           server: server.replace(/\/+$/, ''),
           stateDir,
@@ -86,9 +89,17 @@ export function registerAgent(program: Command): void {
           hostName: options.hostName,
           migrationAddress: options.migrationAddress,
           clock: systemClock,
-          logger: createLogger(),
+          logger,
         });
-        const stop = () => void agent.stop().then(() => process.exit(0));
+        const stop = () => {
+          agent.stop().then(
+            () => process.exit(0),
+            (error: unknown) => {
+              logger.error({ err: error }, 'the agent did not stop cleanly');
+              process.exit(1);
+            },
+          );
+        };
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
         await agent.run();

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ZenithError } from '../../core/errors.js';
+import { reportUnhandledRejectionsTo } from '../../core/unhandled-rejections.js';
 import type { LdapSettings } from '../../services/identity/ldap-directory.js';
 
 function readLdapSettings(path: string): LdapSettings {
@@ -86,6 +87,7 @@ export function registerServe(program: Command): void {
             ? { ldap: readLdapSettings(process.env.ZENITH_LDAP_CONFIG) }
             : {}),
         });
+        reportUnhandledRejectionsTo(plane.logger);
         if (options.localHost && process.env.ZENITH_LOCAL_HOST !== 'off')
           await connectLocalHost(plane.connections, resolve(options.dataDir), plane.logger);
         const app = await buildApp(plane);
@@ -109,8 +111,14 @@ export function registerServe(program: Command): void {
           await plane.close();
           process.exit(0);
         };
-        process.once('SIGINT', () => void stop('SIGINT'));
-        process.once('SIGTERM', () => void stop('SIGTERM'));
+        const stopOn = (signal: string) => {
+          stop(signal).catch((error: unknown) => {
+            plane.logger.error({ err: error }, 'the shutdown failed');
+            process.exit(1);
+          });
+        };
+        process.once('SIGINT', () => stopOn('SIGINT'));
+        process.once('SIGTERM', () => stopOn('SIGTERM'));
       },
     );
 }

@@ -54,16 +54,15 @@ export class DomainChangeNotices {
     const refresh: Refresh = { again: false };
     this.#pending.set(uuid, refresh);
     const run = async () => {
-      try {
-        do {
-          refresh.again = false;
-          await this.refresh(uuid);
-        } while (refresh.again);
-      } finally {
-        this.#pending.delete(uuid);
-      }
+      do {
+        refresh.again = false;
+        // refresh must not throw; if it does anyway, the next event reads the domain again.
+        await this.refresh(uuid).catch(() => undefined);
+      } while (refresh.again);
+      this.#pending.delete(uuid);
     };
-    void run();
+    // Cannot fail: every await in it is caught.
+    run().catch(() => undefined);
   }
 
   stop(): void {

@@ -19,7 +19,10 @@ export async function openSerialConsole(options: OpenOptions, dom: DomainRef): P
     const stream = await attempt(`open the console of ${dom.name}`, () =>
       client.openStream(domainOpenConsole, { dom, dev_name: null, flags: CONSOLE_FORCE }),
     );
-    stream.once('close', () => void client.close());
+    // A connection that fails to close is gone anyway.
+    stream.once('close', () => {
+      client.close().catch(() => undefined);
+    });
     return stream;
   } catch (error) {
     await client.close();

@@ -29,14 +29,18 @@ export function residentBytesFromStatus(status: string): number {
   return match ? Number(match[1]) * 1024 : 0;
 }
 
+/**
+ * Null when the VM's QEMU is not running; ZEN_INVALID_STATE when it has a process but no QMP
+ * connection (starting, or just gone). The reads are awaited one by one: reads started together
+ * leave the others unwatched when one fails at once (vm.qmp() throwing while they are made), and
+ * an unhandled rejection ends the process. Each takes microseconds.
+ */
 export async function readVmMetrics(vm: QemuVm, now: number): Promise<VmMetrics | null> {
   const pid = vm.pid;
   if (pid === null) return null;
-  const [stat, status, blocks] = await Promise.all([
-    readFile(`/proc/${pid}/stat`, 'utf8'),
-    readFile(`/proc/${pid}/status`, 'utf8'),
-    vm.qmp().execute('query-blockstats'),
-  ]);
+  const blocks = await vm.qmp().execute('query-blockstats');
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const disks = blocks.filter((b) => b.device?.startsWith('disk'));
   const taps = vm.tapNames;
   const network = taps.length > 0 ? guestTraffic(taps) : null;

@@ -207,6 +207,13 @@ export class QemuVm {
     try {
       await this.#connect(() => exitCode === undefined);
     } catch (error) {
+      // QEMU made its socket and then failed (a kernel it cannot read, a busy device) or never
+      // answered: nothing of this start may stay, or the VM would look running with a dead pid.
+      if (exitCode === undefined) child.kill('SIGKILL');
+      this.pid = null;
+      this.power = 'stopped';
+      rmSync(this.paths.qmpSocket, { force: true });
+      rmSync(this.paths.pidFile, { force: true });
       const output = readFileSync(join(this.dir, 'qemu.log'), 'utf8').slice(-2000).trim();
       this.record.desired = 'stopped';
       this.save();
@@ -231,7 +238,10 @@ export class QemuVm {
       }
     }
     this.#qmp = qmp;
-    const refresh = () => void this.#refresh();
+    // #refresh catches and logs its own failures.
+    const refresh = () => {
+      this.#refresh().catch(() => undefined);
+    };
     qmp.on('STOP', refresh);
     qmp.on('RESUME', refresh);
     qmp.on('RESET', (event) => {
@@ -246,16 +256,20 @@ export class QemuVm {
       refresh();
     });
     qmp.on('SHUTDOWN', refresh);
-    void qmp.closed.then(() => {
-      if (this.#qmp !== qmp) return;
-      this.#qmp = undefined;
-      this.pid = null;
-      if (this.power !== 'stopped' && this.record.desired === 'running')
-        this.reason = 'its QEMU process exited';
-      this.power = 'stopped';
-      this.deps.onChange(this);
-      void this.releaseNetwork();
-    });
+    qmp.closed
+      .then(() => {
+        if (this.#qmp !== qmp) return;
+        this.#qmp = undefined;
+        this.pid = null;
+        if (this.power !== 'stopped' && this.record.desired === 'running')
+          this.reason = 'its QEMU process exited';
+        this.power = 'stopped';
+        this.deps.onChange(this);
+        return this.releaseNetwork();
+      })
+      .catch((error: unknown) =>
+        this.deps.logger.error({ vm: this.id, err: error }, 'the end of its QEMU was not handled'),
+      );
     await this.#refresh();
   }
 

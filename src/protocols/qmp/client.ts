@@ -258,7 +258,7 @@ export class QmpClient {
     try {
       const greeting = await new Promise<QmpGreeting>((resolve, reject) => {
         this.#onGreeting = resolve;
-        void this.#closed.then(() => reject(this.#handshakeFailure()));
+        this.#closed.then(() => reject(this.#handshakeFailure()), reject);
       });
       this.#setState('negotiating');
       const enable =

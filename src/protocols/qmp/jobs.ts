@@ -51,7 +51,8 @@ export async function runJob<K extends QmpJobCommand>(
       wake?.();
     }
   });
-  void client.closed.then(() => wake?.());
+  const wakeUp = () => wake?.();
+  client.closed.then(wakeUp, wakeUp);
   try {
     await client.executeRaw(command, args as unknown as JsonObject);
     const deadline = clock.now() + timeoutMs;

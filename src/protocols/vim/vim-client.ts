@@ -233,13 +233,14 @@ export class VimClient {
     const every = this.#options.keepAliveMs ?? 10 * 60_000;
     if (every <= 0) return;
     const signal = this.#keepAlive.signal;
-    void (async () => {
+    (async () => {
       while (!signal.aborted) {
         await this.#clock.sleep(every, signal).catch(() => undefined);
         if (signal.aborted) return;
         if (this.#clock.now() - this.#lastCallAt < every) continue;
         await this.invoke('CurrentTime', this.serviceInstance).catch(() => undefined);
       }
-    })();
+      // Cannot fail: every await in it is caught.
+    })().catch(() => undefined);
   }
 }

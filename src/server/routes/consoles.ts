@@ -1,9 +1,23 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { isZenithError } from '../../core/errors.js';
+import { errorCatalogue, isZenithError, type ErrorCode } from '../../core/errors.js';
 import type { ControlPlane } from '../../services/control-plane.js';
-import { actorOf, principalOf } from '../auth.js';
+import type { SessionEnd } from '../../services/identity/live-sessions.js';
+import { principalOf } from '../auth.js';
+
+/**
+ * WebSocket close codes of a console: 4000 + the HTTP status of the Zenith code for 401 and 403
+ * (credentials, permission), 4500 for an internal error, 4409 for anything else; the reason is
+ * `CODE: message`.
+ */
+function closeCodeOf(code: ErrorCode): number {
+  const status = errorCatalogue[code].status;
+  if (status === 401 || status === 403) return 4000 + status;
+  return code === 'ZEN_INTERNAL' ? 4500 : 4409;
+}
+
+const closeReason = (reason: SessionEnd) => `${reason.code}: ${reason.message}`.slice(0, 120);
 
 export async function consoleRoutes(root: FastifyInstance, plane: ControlPlane): Promise<void> {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
@@ -40,9 +54,7 @@ export async function consoleRoutes(root: FastifyInstance, plane: ControlPlane):
       const vm = plane.inventory.resolve('vm', request.params.id);
       return reply
         .status(201)
-        .send(
-          plane.consoles.issue(vm.id, request.body.kind ?? 'serial', actorOf(principalOf(request))),
-        );
+        .send(plane.consoles.issue(vm.id, request.body.kind ?? 'serial', principalOf(request)));
     },
   );
   app.get(
@@ -64,20 +76,59 @@ export async function consoleRoutes(root: FastifyInstance, plane: ControlPlane):
     async (socket, request) => {
       const { ticket } = request.params;
       try {
-        const { stream } = await plane.consoles.redeem(ticket, request.id);
+        const opened = await plane.consoles.redeem(ticket, request.id);
+        const { stream, vmId, vmName } = opened;
+        let principal = opened.principal;
+        const close = (reason: SessionEnd) => {
+          socket.close(closeCodeOf(reason.code), closeReason(reason));
+          stream.destroy();
+        };
+        const mayStillUse = () => plane.access.decide(principal, 'vm.console', vmId).allowed;
+        const lostAccess = (): SessionEnd => ({
+          code: 'ZEN_FORBIDDEN',
+          message: `${principal.name} may no longer use the console of ${vmName}`,
+        });
+        // A live session of the ticket's token: revoked, disabled, or no longer allowed, it closes.
+        const release = plane.identities.sessions.open({
+          identityId: principal.id,
+          tokenId: principal.tokenId,
+          end: close,
+          accessChanged: (role) => {
+            if (role) principal = { ...principal, role };
+            if (mayStillUse()) return;
+            release();
+            close(lostAccess());
+          },
+        });
         stream.on('data', (chunk: Buffer) => socket.send(chunk));
         stream.on('close', () => socket.close(1000, 'console closed'));
         stream.on('error', () => socket.close(1011, 'console error'));
         socket.on('message', (data: Buffer) => stream.write(data));
-        socket.on('close', () => stream.destroy());
+        socket.on('close', () => {
+          release();
+          stream.destroy();
+        });
+        // The client went away while the console was being opened: its close has been and gone.
+        if (socket.readyState !== socket.OPEN) {
+          release();
+          stream.destroy();
+          return;
+        }
+        // Access changed, or the token ended while the console was being opened.
+        if (!mayStillUse()) {
+          release();
+          close(lostAccess());
+          return;
+        }
+        const ending = await plane.identities.tokenEnding(principal.tokenId);
+        if (ending) {
+          release();
+          close(ending);
+        }
       } catch (error) {
         const code = isZenithError(error) ? error.code : 'ZEN_INTERNAL';
         const message = isZenithError(error) ? error.message : 'the console could not be opened';
-        // 4401/4409/4500: application close codes carrying the Zenith code in the reason.
-        socket.close(
-          code === 'ZEN_UNAUTHENTICATED' ? 4401 : code === 'ZEN_INTERNAL' ? 4500 : 4409,
-          `${code}: ${message}`.slice(0, 120),
-        );
+        socket.close(closeCodeOf(code), closeReason({ code, message }));
       }
     },
   );

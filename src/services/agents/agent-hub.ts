@@ -40,6 +40,7 @@ interface Pending {
 /** Certificate renewal over the channel: a CSR in, a certificate out; then the switch is confirmed. */
 export interface RenewalHandlers {
   renew(csr: string): Promise<{ certificate: string; notAfter: number; renewInMs: number }>;
+  /** Reports its own failure: a rejection is dropped. */
   switched(): Promise<void>;
 }
 
@@ -194,7 +195,9 @@ class AgentChannel implements AgentLink {
             },
           }),
       );
-    } else if (message.type === 'switched') void this.renewal.switched();
+    } else if (message.type === 'switched')
+      // switched() reports its own failure (the channel's route logs it).
+      this.renewal.switched().catch(() => undefined);
     else if (message.type === 'delta') this.#feed.push(message.delta);
     else if (message.type === 'console-opened') this.#consoles.get(message.stream)?.opened();
     else if (message.type === 'console-data')

@@ -64,6 +64,8 @@ export class AccessService {
   /** What binding conditions read as `subject.…`: identities' attributes. */
   readonly #subjects = new SubjectFacts();
   readonly #facts: AccessFacts;
+  /** Called after each reload (a group, role or binding changed): live sessions look again. */
+  onReloaded: (() => void) | null = null;
 
   constructor(
     private readonly store: Store,
@@ -102,6 +104,7 @@ export class AccessService {
     for (const row of await this.store.db.selectFrom('role_bindings').selectAll().execute())
       graph.addBinding(bindingOf(row));
     this.#graph = graph;
+    this.onReloaded?.();
   }
 
   decide(asker: Asker, permission: Permission, objectId: string | null): Decision {

@@ -18,7 +18,9 @@ import type { Store } from '../../store/store.js';
 import type { IdentitiesTable, TokensTable } from '../../store/schema.js';
 import type { Facts } from '../inventory/model.js';
 import { checkAttributes } from './binding-conditions.js';
+import { credentialEndings } from './credential-endings.js';
 import type { LdapDirectory } from './ldap-directory.js';
+import { LiveSessions, type SessionEnd } from './live-sessions.js';
 import { LoginLimiter, type LoginAttempt } from './login-limiter.js';
 import { isRoleName, type Principal, type RoleName } from './roles.js';
 
@@ -113,6 +115,8 @@ export class IdentityService {
   /** Called after each directory login with the user's directory groups (to map them to Zenith groups). */
   onDirectoryLogin: ((identityId: string, directoryGroups: string[]) => Promise<void>) | null =
     null;
+  /** Streams and consoles open under a token: ended here with it (live-sessions.ts). */
+  readonly sessions = new LiveSessions();
   /** Verified tokens, so that a request does not cost a database read; revocation evicts at once. */
   readonly #cache = new Map<
     string,
@@ -281,6 +285,13 @@ export class IdentityService {
     this.#evictIdentity(current.id);
     const updated = await this.get(current.id);
     this.onChanged?.(updated);
+    if (changes.disabled === true)
+      this.sessions.endIdentity(current.id, {
+        code: 'ZEN_UNAUTHENTICATED',
+        message: 'this identity is disabled',
+      });
+    else if (changes.role !== undefined || attributes !== undefined)
+      this.sessions.identityChanged(current.id, updated.role);
     return updated;
   }
 
@@ -289,6 +300,10 @@ export class IdentityService {
     if (current.role === 'admin') await this.#assertAnotherAdmin(current.id);
     await this.store.db.deleteFrom('identities').where('id', '=', current.id).execute();
     this.#evictIdentity(current.id);
+    this.sessions.endIdentity(current.id, {
+      code: 'ZEN_UNAUTHENTICATED',
+      message: 'this identity was removed',
+    });
     return current;
   }
 
@@ -318,8 +333,13 @@ export class IdentityService {
       const keep = options.keepSessionId;
       revoke = revoke.where((eb) => eb.or([eb('id', '!=', keep), eb('kind', '!=', 'session')]));
     }
-    await revoke.execute();
+    // Whoever knew the old password is logged out: every session but the one changing it, every API token.
+    const ended = await revoke.returning('id').execute();
     this.#evictIdentity(current.id);
+    this.sessions.endTokens(
+      ended.map((row) => row.id),
+      { code: 'ZEN_TOKEN_EXPIRED', message: 'the password was changed; log in again' },
+    );
   }
 
   /**
@@ -527,7 +547,31 @@ export class IdentityService {
       .where('revoked_at', 'is', null)
       .execute();
     this.#cache.delete(id);
+    this.sessions.endTokens([id], {
+      code: 'ZEN_TOKEN_EXPIRED',
+      message: 'the token was revoked; log in again',
+    });
     return this.getToken(id);
+  }
+
+  /** Why a token no longer holds (revoked, expired, gone, its identity disabled); null while it does. */
+  async tokenEnding(tokenId: string): Promise<SessionEnd | null> {
+    const endings = await credentialEndings(this.store.db, this.clock.now(), [tokenId]);
+    return endings.get(tokenId) ?? null;
+  }
+
+  /**
+   * Checks every live session's token against the store and ends those that no longer hold: their
+   * expiry, and revocations this process did not make (another replica's). Answers how many ended.
+   */
+  async sweepSessions(): Promise<number> {
+    const endings = await credentialEndings(
+      this.store.db,
+      this.clock.now(),
+      this.sessions.tokenIds(),
+    );
+    for (const [tokenId, reason] of endings) this.sessions.endTokens([tokenId], reason);
+    return endings.size;
   }
 
   /** Resolves `tok_….secret` to the identity it belongs to, or throws a 401 code. */

@@ -329,15 +329,15 @@ export class TaskService {
   #schedule(task: Task): void {
     const lane = task.targetId ?? task.id;
     const previous = this.#lanes.get(lane) ?? Promise.resolve();
-    const next = previous
+    const next: Promise<void> = previous
       .then(() => this.#execute(task))
       .catch((error: unknown) =>
         this.deps.logger.error({ err: error, task: task.id }, 'task runner failed'),
-      );
+      )
+      .then(() => {
+        if (this.#lanes.get(lane) === next) this.#lanes.delete(lane);
+      });
     this.#lanes.set(lane, next);
-    void next.then(() => {
-      if (this.#lanes.get(lane) === next) this.#lanes.delete(lane);
-    });
   }
 
   async #execute(queued: Task): Promise<void> {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -245,5 +245,42 @@ describe('QEMU driver against real QEMU (TCG)', () => {
       0,
       'nothing was created',
     );
+  });
+
+  test('a start that fails (its kernel file is gone) leaves the VM stopped with no process: metrics answer null, a new start is possible', async () => {
+    const driver = drivers.at(-1)!;
+    // A kernel of its own inside a storage root, removed before the start: QEMU makes its QMP
+    // socket, then exits on the missing file.
+    mkdirSync(root, { recursive: true });
+    const kernel = join(root, 'vanishing-kernel');
+    copyFileSync(image.kernel, kernel);
+    const created = await driver.createVm(
+      {
+        name: 'no-kernel',
+        cpus: 1,
+        memoryBytes: 128 * 1048576,
+        diskBytes: 0,
+        hostExternalId: 'x',
+        options: { kernel, initrd: image.initrd, cmdline: GUEST_KERNEL_APPEND },
+      },
+      context,
+    );
+    rmSync(kernel);
+    await assert.rejects(
+      driver.startVm(created.externalId, context),
+      (e) => isZenithError(e) && e.code === 'ZEN_DRIVER_ERROR' && /kernel/.test(e.message),
+    );
+    const vm = (await driver.discover()).objects.find(
+      (o) => o.externalId === created.externalId,
+    ) as DiscoveredVm;
+    assert.deepEqual([vm.powerState, vm.facts['qemu.pid']], ['stopped', null]);
+    assert.equal(await driver.vmMetrics(created.externalId), null);
+    assert.deepEqual(await driver.allMetrics(), {});
+    // The kernel back in place: the same VM starts.
+    copyFileSync(image.kernel, kernel);
+    assert.equal((await driver.startVm(created.externalId, context)).powerState, 'running');
+    assert.ok(await driver.vmMetrics(created.externalId), 'a running VM has metrics');
+    await driver.stopVm(created.externalId, context);
+    await driver.deleteVm(created.externalId, context);
   });
 });

@@ -42,6 +42,11 @@ export class ApiClient {
     private readonly onUnauthorized: (error: ApiError) => void,
   ) {}
 
+  /** The session ended without a call saying so (the event stream's stream.closed): as a 401. */
+  sessionEnded(error: ApiError): void {
+    this.onUnauthorized(error);
+  }
+
   async call<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
     const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
     if (body !== undefined) headers['content-type'] = 'application/json';

@@ -3,6 +3,7 @@
  * bearer token, so this reads the stream with fetch and resumes after a drop with Last-Event-ID,
  * so no event is missed between connections.
  */
+import { ApiError } from './api-error.ts';
 import { apiBase, type ApiClient } from './client.ts';
 import { SseParser } from './sse-parser.ts';
 import type { ZenithEvent } from './types.ts';
@@ -83,6 +84,18 @@ export class EventStream {
       const { value, done } = await reader.read();
       if (done) return;
       for (const message of parser.push(value)) {
+        if (message.event === 'stream.closed') {
+          // The server ended the stream for good: reconnecting cannot help. A session that ended
+          // (revoked, its user disabled) ends here as a 401 would; with no access to events any
+          // more (ZEN_FORBIDDEN) the console just stops following them.
+          const { error } = JSON.parse(message.data) as {
+            error: { code: string; message: string };
+          };
+          this.close();
+          if (error.code !== 'ZEN_FORBIDDEN')
+            this.client.sessionEnded(new ApiError(401, error.code, error.message));
+          return;
+        }
         if (message.id) this.#lastId = message.id;
         const event = JSON.parse(message.data) as ZenithEvent;
         for (const listener of this.#listeners) listener(event);
