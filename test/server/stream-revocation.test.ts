@@ -178,6 +178,40 @@ describe('an open event stream follows its credential and the access of its user
     assert.ok(last && closedWith('ZEN_FORBIDDEN')(last), JSON.stringify(open.messages));
   });
 
+  test("a resource group's selector changed: an open stream of a user bound to the group delivers what it picks now", async () => {
+    const gus = await newUser('none');
+    const [a, b] = clusters as [ApiAnswer, ApiAnswer];
+    const group = await s.request('POST', '/resource-groups', {
+      token: admin,
+      body: { name: 'picks-later', parentId: a.id },
+    });
+    assert.equal(group.status, 201, JSON.stringify(group.body));
+    const bound = await s.request('POST', '/role-bindings', {
+      token: admin,
+      body: { subject: gus.name, role: 'viewer', scope: group.body.id },
+    });
+    assert.equal(bound.status, 201, JSON.stringify(bound.body));
+    const [vmA, vmB] = [await vmIn(a.id), await vmIn(b.id)];
+    const open = await stream(gus.token, '?type=inventory.updated');
+    const selected = await s.request('PATCH', `/objects/${group.body.id}`, {
+      token: admin,
+      body: { facts: { 'user.selector': 'kind=vm' } },
+    });
+    assert.equal(selected.status, 200, JSON.stringify(selected.body));
+    const mark = open.messages.at(-1)?.data.seq ?? 0;
+    await touch(vmB.id);
+    await touch(vmA.id);
+    await open.waitFor(
+      `an event about ${vmA.name}, which the group picks now`,
+      (m) => m.data.objectId === vmA.id && m.data.seq > mark,
+    );
+    // The selector picks only under the group's parent (cluster A): nothing about cluster B.
+    assert.deepEqual(
+      open.messages.filter((m) => m.data.objectId === vmB.id),
+      [],
+    );
+  });
+
   test('a role taken away from the user ends the stream with ZEN_FORBIDDEN; a role given widens what it delivers', async () => {
     const cam = await newUser('none');
     const [a, b] = clusters as [ApiAnswer, ApiAnswer];

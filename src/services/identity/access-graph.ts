@@ -258,9 +258,17 @@ export class AccessGraph {
     if (grant.scopes.size === 0 && grant.conditional.length === 0) return () => false;
     if (grant.conditional.length > 0)
       return (objectId) => this.decide(asker, permission, objectId).allowed;
-    // Resource groups and their selectors change with the inventory: asked per list, not cached.
-    const picking = this.#picking(grant);
-    return (objectId) => this.#reach(grant, objectId, picking) !== undefined;
+    // Resource groups and their selectors change with the inventory: a long-lived filter (an event
+    // stream's) asks again which of the grant's scopes pick objects once a group has changed.
+    let pickingAt = this.scopes.version();
+    let picking = this.#picking(grant);
+    return (objectId) => {
+      if (this.scopes.version() !== pickingAt) {
+        pickingAt = this.scopes.version();
+        picking = this.#picking(grant);
+      }
+      return this.#reach(grant, objectId, picking) !== undefined;
+    };
   }
 
   /** The grant's scopes that are resource groups picking objects besides their children. */

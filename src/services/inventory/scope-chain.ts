@@ -67,6 +67,8 @@ export interface ScopeResolver {
   picksObjects(scopeId: string): boolean;
   /** Every resource group that picks one of `ancestors` (for reports; a decision asks `picks`). */
   groupsHolding(ancestors: string[]): string[];
+  /** Changes whenever what resource groups pick may have changed (a group made, edited or deleted). */
+  version(): number;
 }
 
 export function scopeResolverOf(index: InventoryIndex): ScopeResolver {
@@ -123,6 +125,7 @@ export function scopeResolverOf(index: InventoryIndex): ScopeResolver {
     picksObjects(scopeId) {
       return pickingGroups().has(scopeId);
     },
+    version: () => index.kindVersion('resourceGroup'),
     groupsHolding(ancestors) {
       const found: string[] = [];
       for (const group of pickingGroups().values())
