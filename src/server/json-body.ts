@@ -3,7 +3,7 @@
  * so that nothing downstream (validation, redaction, the audit record) meets a pathological shape.
  * Otherwise Fastify's own parser (which refuses __proto__ and constructor poisoning) parses them.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ZenithError } from '../core/errors.js';
 
 /** The deepest body of the API (a rate card's rules) is five levels; this leaves room to spare. */
@@ -29,7 +29,12 @@ export function jsonNestingDepth(text: string): number {
 }
 
 export function installJsonBodyParser(app: FastifyInstance): void {
-  const parse = app.getDefaultJsonParser('error', 'error');
+  // Fastify's own JSON parser is the callback kind (its type also allows the promise kind).
+  const parse = app.getDefaultJsonParser('error', 'error') as (
+    request: FastifyRequest,
+    body: string,
+    done: (error: Error | null, value?: unknown) => void,
+  ) => void;
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     const text = body as string;
     if (jsonNestingDepth(text) > maxJsonDepth) {
@@ -43,6 +48,6 @@ export function installJsonBodyParser(app: FastifyInstance): void {
       );
       return;
     }
-    void parse(request, text, done);
+    parse(request, text, done);
   });
 }
