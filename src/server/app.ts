@@ -5,8 +5,11 @@
 import swagger from '@fastify/swagger';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { maxPathIdLength } from '../api/common.js';
+import { ErrorBody } from '../api/errors.js';
 import { ZenithError } from '../core/errors.js';
 import type { ControlPlane } from '../services/control-plane.js';
+import { installAnswerCheck, type AnswerLog } from './answer-check.js';
 import { installAuditHook } from './audit-hook.js';
 import { installAuth } from './auth.js';
 import { installJsonBodyParser } from './json-body.js';
@@ -33,8 +36,8 @@ import { taskRoutes } from './routes/tasks.js';
 import { vmActionRoutes } from './routes/vm-actions.js';
 import { vmCapabilityRoutes } from './routes/vm-capabilities.js';
 import { serializeRequest } from './request-log.js';
+import type { Api } from './route.js';
 import { requestValidatorFactory } from './request-validation.js';
-import { ErrorBody, maxPathIdLength } from './schemas.js';
 import { defaultWebRoot, webConsoleRoutes } from './web-console.js';
 
 export type App = FastifyInstance;
@@ -44,6 +47,8 @@ export interface AppOptions {
   bodyLimit?: number;
   /** The built web console (web/dist); null serves none. */
   webRoot?: string | null;
+  /** Check every answer against the contract and report it here (tests). */
+  answerLog?: AnswerLog;
 }
 
 export async function buildApp(plane: ControlPlane, options: AppOptions = {}): Promise<App> {
@@ -69,8 +74,13 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
     genReqId: () => `req_${Math.random().toString(36).slice(2, 12)}`,
   }) as unknown as FastifyInstance;
 
-  app.addSchema(ErrorBody);
+  // One error body, referenced by every operation's error answers (and named so in the document).
+  app.addSchema({ ...ErrorBody, $id: 'ErrorBody' });
   await app.register(swagger, {
+    refResolver: {
+      buildLocalReference: (json, _baseUri, _fragment, i) =>
+        typeof json.$id === 'string' ? json.$id : `def-${i}`,
+    },
     openapi: {
       openapi: '3.0.3',
       info: {
@@ -101,11 +111,12 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
 
   installJsonBodyParser(app);
   installAuditHook(app, plane);
+  if (options.answerLog) installAnswerCheck(app, options.answerLog);
 
   await app.register(
     async (scoped) => {
-      // The route modules take a plain instance and add their own type provider.
-      const api = scoped as unknown as FastifyInstance;
+      // The route modules register typed routes (TypeBox) on this scope.
+      const api = scoped as unknown as Api;
       await systemRoutes(api, plane);
       await authRoutes(api, plane);
       await inventoryRoutes(api, plane);

@@ -10,6 +10,7 @@ import type { ObjectKind } from '../hypervisors/driver.js';
 import type { ManagedObject } from '../services/inventory/model.js';
 import type { Actor } from '../services/audit/audit-service.js';
 import type { ControlPlane } from '../services/control-plane.js';
+import type { OperationSpec } from '../api/operation.js';
 import type { Permission, Principal } from '../services/identity/roles.js';
 
 /**
@@ -37,6 +38,8 @@ declare module 'fastify' {
     scope?: RouteScope;
     /** The audit action name for a mutating route; false when the route audits itself (tasks). */
     audit?: string | false;
+    /** The operation of the contract (src/api) the route serves; absent on hidden routes only. */
+    operation?: OperationSpec;
   }
   interface FastifyRequest {
     principal: Principal | null;
@@ -57,6 +60,8 @@ export interface RouteEntry {
   public: boolean;
   permission: Permission | 'self' | null;
   scope: RouteScope;
+  /** The contract's operation it serves (null for the hidden ones: the document, WebSockets). */
+  operation: OperationSpec | null;
 }
 
 export const sessionCookie = 'zenith_session';
@@ -171,13 +176,25 @@ export function installAuth(app: FastifyInstance, plane: ControlPlane): void {
   app.decorate('routeTable', routeTable);
   app.addHook('onRoute', (route: RouteOptions) => {
     const config = route.config as
-      { public?: boolean; permission?: Permission | 'self'; scope?: RouteScope } | undefined;
+      | {
+          public?: boolean;
+          permission?: Permission | 'self';
+          scope?: RouteScope;
+          operation?: OperationSpec;
+        }
+      | undefined;
     if (!route.url.startsWith('/api/')) return;
     if (!config?.public && !config?.permission) {
       throw new Error(
         `route ${route.method.toString()} ${route.url} declares neither public nor a permission`,
       );
     }
+    // Every route in the document serves an operation of the contract: shapes are declared there once.
+    const hidden = (route.schema as { hide?: boolean } | undefined)?.hide === true;
+    if (!hidden && !config.operation)
+      throw new Error(
+        `route ${route.method.toString()} ${route.url} serves no operation of the contract (src/api)`,
+      );
     for (const method of [route.method].flat())
       routeTable.push({
         method,
@@ -185,6 +202,7 @@ export function installAuth(app: FastifyInstance, plane: ControlPlane): void {
         public: config.public === true,
         permission: config.permission ?? null,
         scope: config.scope ?? 'global',
+        operation: config.operation ?? null,
       });
   });
   // onRequest: before the body is parsed or validated, so an anonymous caller learns nothing.

@@ -1,21 +1,22 @@
 /**
- * GET /events/stream: Server-Sent Events, for as long as the caller's credential holds. The stream
- * registers as a live session (services/identity/live-sessions.ts): a revoked token, a disabled or
- * removed identity, or a session ended by a new password closes it at once with a `stream.closed`
- * event carrying the code; a change of bindings, groups, roles or the identity's own role makes it
- * decide again which events it may deliver, and closes it (ZEN_FORBIDDEN) when the caller may read
- * events nowhere any more.
+ * GET /events/stream: Server-Sent Events, for as long as the caller's credential holds. What it
+ * sends is EventBus.follow's: the missed events, then live ones, at the pace the client reads. The
+ * stream registers as a live session (services/identity/live-sessions.ts): a revoked token, a
+ * disabled or removed identity, or a session ended by a new password closes it at once with a
+ * `stream.closed` event carrying the code; a change of bindings, groups, roles or the identity's
+ * own role makes it decide again which events it may deliver, and closes it (ZEN_FORBIDDEN) when
+ * the caller may read events nowhere any more.
  */
+import { once } from 'node:events';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { streamClosedEvent, type StreamClosedData, type ZenithEvent } from '../api/events.js';
 import { ZenithError } from '../core/errors.js';
-import type { ControlPlane } from '../services/control-plane.js';
-import type { ZenithEvent } from '../services/events/event-bus.js';
+import type { EventBus } from '../services/events/event-bus.js';
+import type { AccessService } from '../services/identity/access-service.js';
+import type { IdentityService } from '../services/identity/identity-service.js';
 import type { SessionEnd } from '../services/identity/live-sessions.js';
 import type { Principal } from '../services/identity/roles.js';
 import { principalOf } from './auth.js';
-
-/** The event a stream's last message has when the server ends it; its data is an error body. */
-export const streamClosedEvent = 'stream.closed';
 
 export interface StreamQuery {
   since?: number | undefined;
@@ -23,13 +24,19 @@ export interface StreamQuery {
   objectId?: string | undefined;
 }
 
+export interface EventStreamServices {
+  events: EventBus;
+  access: AccessService;
+  identities: IdentityService;
+}
+
 /** Events about objects the caller may read; events about no object need event.read everywhere. */
 export function readableEvents(
-  plane: ControlPlane,
+  access: AccessService,
   principal: Principal,
 ): (event: ZenithEvent) => boolean {
-  const onObject = plane.access.filter(principal, 'event.read');
-  const everywhere = plane.access.decide(principal, 'event.read', null).allowed;
+  const onObject = access.filter(principal, 'event.read');
+  const everywhere = access.decide(principal, 'event.read', null).allowed;
   return (event) => (event.objectId ? onObject(event.objectId) : everywhere);
 }
 
@@ -39,7 +46,7 @@ const noLongerPermitted = (principal: Principal): SessionEnd => ({
 });
 
 export async function streamEvents(
-  plane: ControlPlane,
+  { events, access, identities }: EventStreamServices,
   request: FastifyRequest,
   reply: FastifyReply,
   q: StreamQuery,
@@ -47,11 +54,7 @@ export async function streamEvents(
   const header = request.headers['last-event-id'];
   const resumeFrom = typeof header === 'string' && /^\d+$/.test(header) ? Number(header) : q.since;
   let principal = principalOf(request);
-  let readable = readableEvents(plane, principal);
-  const wanted = (event: ZenithEvent) =>
-    readable(event) &&
-    (!q.type || event.type.startsWith(q.type)) &&
-    (!q.objectId || event.objectId === q.objectId);
+  let readable = readableEvents(access, principal);
 
   // Registered before the credential is checked again and before anything is sent: a revocation
   // from the request's authentication on reaches this stream, one way or the other.
@@ -59,21 +62,21 @@ export async function streamEvents(
   let close: (reason: SessionEnd) => void = (reason) => {
     early ??= reason;
   };
-  const release = plane.identities.sessions.open({
+  const release = identities.sessions.open({
     identityId: principal.id,
     tokenId: principal.tokenId,
     end: (reason) => close(reason),
     accessChanged: (role) => {
       if (role) principal = { ...principal, role };
-      if (!plane.access.holdsAnywhere(principal, 'event.read')) {
+      if (!access.holdsAnywhere(principal, 'event.read')) {
         release();
         close(noLongerPermitted(principal));
         return;
       }
-      readable = readableEvents(plane, principal);
+      readable = readableEvents(access, principal);
     },
   });
-  const ending = early ?? (await plane.identities.tokenEnding(principal.tokenId)) ?? early;
+  const ending = early ?? (await identities.tokenEnding(principal.tokenId)) ?? early;
   if (ending) {
     release();
     throw new ZenithError(ending.code, ending.message);
@@ -88,27 +91,15 @@ export async function streamEvents(
     'x-accel-buffering': 'no',
   });
   out.write(': zenith event stream\n\n');
-  let finished = false;
-  let lastSent = resumeFrom ?? (await plane.events.lastSeq());
-  const buffered: ZenithEvent[] = [];
-  let replaying = resumeFrom !== undefined;
-  const send = (event: ZenithEvent) => {
-    if (finished || event.seq <= lastSent || !wanted(event)) return;
-    lastSent = event.seq;
-    out.write(`id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
-  };
-  const unsubscribe = plane.events.subscribe((event) =>
-    replaying ? buffered.push(event) : send(event),
-  );
-  const heartbeat = setInterval(() => out.write(': keep-alive\n\n'), 15_000);
+  const following = new AbortController();
   const finish = (reason?: SessionEnd) => {
-    if (finished) return;
-    finished = true;
-    clearInterval(heartbeat);
-    unsubscribe();
+    if (following.signal.aborted) return;
+    following.abort();
     release();
     if (reason && !out.writableEnded) {
-      const body = { error: { code: reason.code, message: reason.message, details: {} } };
+      const body: StreamClosedData = {
+        error: { code: reason.code, message: reason.message, details: {} },
+      };
       out.end(`event: ${streamClosedEvent}\ndata: ${JSON.stringify(body)}\n\n`);
     }
   };
@@ -117,16 +108,29 @@ export async function streamEvents(
   // The client went away during the awaits above: its close has been and gone.
   if (out.destroyed || request.raw.socket.destroyed) return finish();
   if (early) return finish(early);
-  // Replay what the client missed, page by page, then switch to live delivery.
-  while (replaying && !finished) {
-    const page = await plane.events.list({ afterSeq: lastSent, limit: 1000 });
-    for (const event of page) {
-      if (wanted(event)) send(event);
-      else lastSent = event.seq;
+  // The filter asks `readable` as it is now: access changes replace it (accessChanged above).
+  const filter = {
+    type: q.type,
+    objectId: q.objectId,
+    visible: (event: ZenithEvent) => readable(event),
+  };
+  try {
+    for await (const followed of events.follow(resumeFrom, filter, following.signal)) {
+      // Ended (or the client gone) while the next one was read: nothing more is written.
+      if (following.signal.aborted || out.writableEnded) break;
+      const text =
+        followed.kind === 'idle'
+          ? ': keep-alive\n\n'
+          : `id: ${followed.event.seq}\nevent: ${followed.event.type}\ndata: ${JSON.stringify(followed.event)}\n\n`;
+      // The client reads at its pace: the next event is taken once this one is on its way.
+      if (!out.write(text)) await once(out, 'drain', { signal: following.signal });
     }
-    if (page.length < 1000) {
-      replaying = false;
-      for (const event of buffered.splice(0)) send(event);
+  } catch (error) {
+    // Ending the stream aborts a wait for the client to drain; anything else is a failure.
+    if (!following.signal.aborted) {
+      request.log.error({ err: error }, 'the event stream failed');
+      finish();
+      out.destroy();
     }
   }
 }

@@ -2,8 +2,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ApiClient } from '../api/client.js';
+import type { ConnectionView } from '../api/connections.js';
+import { addConnection } from '../api/connections.js';
+import { login } from '../api/auth.js';
+import { fetchTransport } from '../api/fetch-transport.js';
+import { finishedTaskStates, getTask, type TaskView } from '../api/tasks.js';
 import type { Clock } from '../core/clock.js';
 import { silentLogger, type Logger } from '../core/logger.js';
+import type { AnsweredRoute } from '../server/answer-check.js';
 import { buildApp, type App } from '../server/app.js';
 import { startControlPlane, type ControlPlane } from '../services/control-plane.js';
 import type { LdapSettings } from '../services/identity/ldap-directory.js';
@@ -11,7 +18,10 @@ import type { MetricSettings } from '../services/metrics/metric-history.js';
 import { createTestDatabase } from './postgres.js';
 import { until } from './wait.js';
 
-// Answers are read by tests field by field; typing every body would only restate the schemas.
+/**
+ * The body of a raw request (TestServer.request), which may be anything: hostile input, odd
+ * statuses. Typed answers come from TestServer.client, whose calls the contract types.
+ */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type ApiAnswer = any;
 
@@ -66,8 +76,22 @@ export async function startTestPlane(options: TestPlaneOptions = {}): Promise<Te
 export interface TestServer extends TestPlane {
   app: App;
   baseUrl: string;
-  /** Polls a task until it ends; answers it. */
+  /** The typed client of the contract (src/api), as `token` (anonymous without): coded errors throw. */
+  client(token?: string): ApiClient;
+  /** Every answer of a route so far: its method, declared path and status. */
+  readonly answers: readonly AnsweredRoute[];
+  /**
+   * Answers that did not fit the contract: a status the operation does not declare, or a body
+   * that does not fit the schema of its status. close() fails when there are any.
+   */
+  readonly misfits: readonly string[];
+  /**
+   * Polls a task until it ends; answers it. Its result's shape depends on the task's kind, which
+   * the contract does not type (TaskView.result is unknown): tests read it field by field.
+   */
   waitForTask(token: string, id: string, timeoutMs?: number): Promise<ApiAnswer>;
+  /** The same, typed as the contract says (result: unknown). */
+  waitForTaskView(token: string, id: string, timeoutMs?: number): Promise<TaskView>;
   /** Logs in and answers a bearer token. */
   login(username?: string, password?: string): Promise<string>;
   /**
@@ -78,7 +102,8 @@ export interface TestServer extends TestPlane {
     token: string,
     settings: Record<string, unknown>,
     name?: string,
-  ): Promise<{ id: string; name: string; state: string }>;
+  ): Promise<ConnectionView>;
+  /** A raw request: any method, path, body and headers (hostile input); its body untyped. */
   request(
     method: string,
     path: string,
@@ -88,8 +113,28 @@ export interface TestServer extends TestPlane {
 
 export async function startTestServer(options: TestPlaneOptions = {}): Promise<TestServer> {
   const base = await startTestPlane(options);
-  const app = await buildApp(base.plane);
+  const answers: AnsweredRoute[] = [];
+  const misfits: string[] = [];
+  const app = await buildApp(base.plane, {
+    answerLog: {
+      answered: (answer) => answers.push(answer),
+      misfit: (answer, problems) =>
+        misfits.push(`${answer.method} ${answer.url} ${answer.status}: ${problems.join('; ')}`),
+    },
+  });
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
+  const client = (token?: string) =>
+    new ApiClient(fetchTransport({ baseUrl: `${address}/api/v1`, token }));
+  const waitForTaskView = (token: string, id: string, timeoutMs = 60_000) =>
+    until(
+      `task ${id}`,
+      async () => {
+        const task = await client(token).call(getTask, { params: { id } });
+        return finishedTaskStates.includes(task.state) ? task : undefined;
+      },
+      timeoutMs,
+      25,
+    );
   const request: TestServer['request'] = async (method, path, opts = {}) => {
     const headers: Record<string, string> = { ...(opts.headers ?? {}) };
     if (opts.token) headers.authorization = `Bearer ${opts.token}`;
@@ -117,39 +162,26 @@ export async function startTestServer(options: TestPlaneOptions = {}): Promise<T
     app,
     baseUrl: address,
     request,
-    waitForTask: (token, id, timeoutMs = 60_000) =>
-      until(
-        `task ${id}`,
-        async () => {
-          const task = (await request('GET', `/tasks/${id}`, { token })).body as
-            { state?: string } | undefined;
-          return task?.state && ['succeeded', 'failed', 'cancelled'].includes(task.state)
-            ? task
-            : undefined;
-        },
-        timeoutMs,
-        25,
-      ),
+    client,
+    answers,
+    misfits,
+    waitForTask: (token, id, timeoutMs) => waitForTaskView(token, id, timeoutMs),
+    waitForTaskView,
     async login(username = 'admin', password = adminPassword) {
-      const answer = await request('POST', '/auth/login', { body: { username, password } });
-      if (answer.status !== 200)
-        throw new Error(`login failed: ${answer.status} ${JSON.stringify(answer.body)}`);
-      return (answer.body as { token: string }).token;
+      return (await client().call(login, { body: { username, password } })).token;
     },
     async addSimulatedFleet(token, settings, name = 'lab') {
-      const added = await request('POST', '/connections', {
-        token,
+      return client(token).call(addConnection, {
         body: { name, type: 'simulated', settings },
       });
-      if (added.status !== 201)
-        throw new Error(
-          `the simulated fleet was not added: ${added.status} ${JSON.stringify(added.body)}`,
-        );
-      return added.body as { id: string; name: string; state: string };
     },
     async close() {
       await app.close();
       await base.close();
+      if (misfits.length > 0)
+        throw new Error(
+          `answers did not fit the contract (src/api):\n${[...new Set(misfits)].join('\n')}`,
+        );
     },
   };
 }

@@ -1,175 +1,74 @@
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { FastifyInstance } from 'fastify';
-import { Type } from 'typebox';
 import type { WebSocket } from 'ws';
-import { heartbeatIntervalMs } from '../../services/agents/agent-service.js';
-import { newNonce } from '../../services/agents/agent-certificates.js';
+import {
+  createEnrollmentToken,
+  enrollAgent,
+  listAgentCertificates,
+  listAgents,
+  revokeAgent,
+} from '../../api/agents.js';
 import { isZenithError, ZenithError } from '../../core/errors.js';
 import type { ChannelHandshake } from '../../hypervisors/agent/agent-link.js';
-import type { ControlPlane } from '../../services/control-plane.js';
+import { newNonce } from '../../services/agents/agent-certificates.js';
+import type { AgentHub } from '../../services/agents/agent-hub.js';
+import { heartbeatIntervalMs, type AgentService } from '../../services/agents/agent-service.js';
+import type { IdentityService } from '../../services/identity/identity-service.js';
 import { actorOf, principalOf } from '../auth.js';
-import { IdParams } from '../schemas.js';
-
-const AgentView = Type.Object({
-  id: Type.String(),
-  identityId: Type.String(),
-  hostname: Type.String(),
-  facts: Type.Record(Type.String(), Type.Unknown()),
-  address: Type.Union([Type.String(), Type.Null()]),
-  enrolledAt: Type.Number(),
-  lastSeenAt: Type.Union([Type.Number(), Type.Null()]),
-  state: Type.String(),
-});
-
-const CertificateView = Type.Object({
-  serial: Type.String(),
-  certificate: Type.String(),
-  notBefore: Type.Number(),
-  notAfter: Type.Number(),
-});
-
-const CertificateRecord = Type.Object({
-  serial: Type.String(),
-  agentId: Type.String(),
-  notBefore: Type.Number(),
-  notAfter: Type.Number(),
-  issuedAt: Type.Number(),
-  replaces: Type.Union([Type.String(), Type.Null()]),
-  revokedAt: Type.Union([Type.Number(), Type.Null()]),
-  revokedReason: Type.Union([Type.String(), Type.Null()]),
-});
+import { serve, type Api } from '../route.js';
 
 /** How long an agent has to answer the channel's challenge. */
 const handshakeTimeoutMs = 10_000;
 
-export async function agentRoutes(root: FastifyInstance, plane: ControlPlane): Promise<void> {
-  const app = root.withTypeProvider<TypeBoxTypeProvider>();
-  app.post(
-    '/agents/enrollment-tokens',
-    {
-      config: { permission: 'agent.manage', audit: 'agent.enrollmentToken' },
-      schema: {
-        tags: ['agents'],
-        summary: 'A one-time token for enrolling one host agent (shown once)',
-        body: Type.Object(
-          { ttlMinutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 10080, default: 60 })) },
-          { additionalProperties: false },
+export interface AgentRouteServices {
+  agents: AgentService;
+  agentHub: AgentHub;
+  identities: IdentityService;
+}
+
+export async function agentRoutes(
+  app: Api,
+  { agents, agentHub, identities }: AgentRouteServices,
+): Promise<void> {
+  serve(app, createEnrollmentToken, { audit: 'agent.enrollmentToken' }, async (request, reply) =>
+    reply
+      .status(201)
+      .send(
+        await agents.createEnrollmentToken(
+          actorOf(principalOf(request)),
+          (request.body.ttlMinutes ?? 60) * 60_000,
         ),
-        response: {
-          201: Type.Object({ id: Type.String(), token: Type.String(), expiresAt: Type.Number() }),
-        },
-      },
-    },
-    async (request, reply) =>
-      reply
-        .status(201)
-        .send(
-          await plane.agents.createEnrollmentToken(
-            actorOf(principalOf(request)),
-            (request.body.ttlMinutes ?? 60) * 60_000,
-          ),
-        ),
+      ),
   );
-  app.post(
-    '/agents/enroll',
-    {
-      // Reachable without a session: the one-time token in the body is the credential.
-      config: { public: true, audit: 'agent.enroll' },
-      schema: {
-        security: [],
-        tags: ['agents'],
-        summary:
-          'An agent trades its one-time token and a CSR for a client certificate from Zenith’s CA',
-        body: Type.Object(
-          {
-            enrollmentToken: Type.String({ minLength: 10, maxLength: 200 }),
-            hostname: Type.String({ minLength: 1, maxLength: 253 }),
-            csr: Type.String({ minLength: 1, maxLength: 8192 }),
-          },
-          { additionalProperties: false },
-        ),
-        response: {
-          201: Type.Object({
-            agent: AgentView,
-            certificate: CertificateView,
-            caCertificate: Type.String(),
-            heartbeatIntervalMs: Type.Number(),
-          }),
-        },
-      },
-    },
-    async (request, reply) => {
-      // Reserved before the token is checked, like a login (a success clears nothing).
-      const attempt = plane.identities.limiter.begin([`addr:${request.ip}`]);
-      try {
-        const enrolled = await plane.agents.enroll(
-          request.body.enrollmentToken,
-          request.body.hostname,
-          request.ip,
-          request.body.csr,
-        );
-        return reply.status(201).send({ ...enrolled, heartbeatIntervalMs });
-      } catch (error) {
-        // Guesses count: a token that is wrong, used or expired (not a bad CSR or a taken host name).
-        if (
-          isZenithError(error) &&
-          ['ZEN_UNAUTHENTICATED', 'ZEN_TOKEN_EXPIRED'].includes(error.code)
-        )
-          attempt.fail();
-        throw error;
-      } finally {
-        attempt.release();
-      }
-    },
-  );
-  app.get(
-    '/agents',
-    {
-      config: { permission: 'connection.read' },
-      schema: {
-        tags: ['agents'],
-        summary: 'Enrolled agents and whether they are connected',
-        response: { 200: Type.Object({ items: Type.Array(AgentView) }) },
-      },
-    },
-    async () => ({
-      items: await plane.agents.list(),
-    }),
-  );
-  app.get(
-    '/agents/:id/certificates',
-    {
-      config: { permission: 'connection.read' },
-      schema: {
-        tags: ['agents'],
-        summary: "An agent's client certificates (serials, validity, revocation), oldest first",
-        params: IdParams,
-        response: { 200: Type.Object({ items: Type.Array(CertificateRecord) }) },
-      },
-    },
-    async (request) => {
-      const agent = await plane.agents.get(request.params.id);
-      return { items: await plane.agents.certificates.list(agent.id) };
-    },
-  );
-  app.delete(
-    '/agents/:id',
-    {
-      config: { permission: 'agent.manage', audit: 'agent.revoke' },
-      schema: {
-        tags: ['agents'],
-        summary: 'Revoke an agent: its credentials stop working at once',
-        params: IdParams,
-        response: { 200: AgentView },
-      },
-    },
-    async (request) => {
-      const agent = await plane.agents.revoke(request.params.id);
-      // Cut off at once, not at its next request.
-      plane.agentHub.disconnect(agent.id, 'ZEN_CREDENTIAL_REVOKED: this agent was revoked');
-      return agent;
-    },
-  );
+  serve(app, enrollAgent, { audit: 'agent.enroll' }, async (request, reply) => {
+    // Reserved before the token is checked, like a login (a success clears nothing).
+    const attempt = identities.limiter.begin([`addr:${request.ip}`]);
+    try {
+      const enrolled = await agents.enroll(
+        request.body.enrollmentToken,
+        request.body.hostname,
+        request.ip,
+        request.body.csr,
+      );
+      return reply.status(201).send({ ...enrolled, heartbeatIntervalMs });
+    } catch (error) {
+      // Guesses count: a token that is wrong, used or expired (not a bad CSR or a taken host name).
+      if (isZenithError(error) && ['ZEN_UNAUTHENTICATED', 'ZEN_TOKEN_EXPIRED'].includes(error.code))
+        attempt.fail();
+      throw error;
+    } finally {
+      attempt.release();
+    }
+  });
+  serve(app, listAgents, {}, async () => ({ items: await agents.list() }));
+  serve(app, listAgentCertificates, {}, async (request) => {
+    const agent = await agents.get(request.params.id);
+    return { items: await agents.certificates.list(agent.id) };
+  });
+  serve(app, revokeAgent, { audit: 'agent.revoke' }, async (request) => {
+    const agent = await agents.revoke(request.params.id);
+    // Cut off at once, not at its next request.
+    agentHub.disconnect(agent.id, 'ZEN_CREDENTIAL_REVOKED: this agent was revoked');
+    return agent;
+  });
   app.get(
     '/agents/channel',
     {
@@ -180,18 +79,18 @@ export async function agentRoutes(root: FastifyInstance, plane: ControlPlane): P
     },
     async (socket, request) => {
       try {
-        const { agent, principal, session } = await handshake(socket, plane);
+        const { agent, principal, session } = await handshake(socket, agents);
         // The certificate this channel stands on, and one renewed but not yet switched to.
         let serial = session.serial;
         let pending: string | null = null;
-        plane.agentHub.attach(agent.id, socket, {
+        agentHub.attach(agent.id, socket, {
           heartbeat: (facts) => {
-            plane.agents
+            agents
               .heartbeat(principal, facts)
               .catch((error: unknown) => request.log.warn({ err: error }, 'heartbeat failed'));
           },
           renew: async (csr) => {
-            const issued = await plane.agents.certificates.renew(serial, csr);
+            const issued = await agents.certificates.renew(serial, csr);
             pending = issued.serial;
             request.log.info(
               { agentId: agent.id, serial: issued.serial, replaces: serial },
@@ -200,12 +99,12 @@ export async function agentRoutes(root: FastifyInstance, plane: ControlPlane): P
             return {
               certificate: issued.certificate,
               notAfter: issued.notAfter,
-              renewInMs: plane.agents.certificates.renewInMs(issued.notBefore, issued.notAfter),
+              renewInMs: agents.certificates.renewInMs(issued.notBefore, issued.notAfter),
             };
           },
           switched: async () => {
             if (pending === null) return;
-            await plane.agents.certificates
+            await agents.certificates
               .activate(pending)
               .catch((error: unknown) =>
                 request.log.warn({ err: error }, 'the certificate switch failed'),
@@ -214,7 +113,7 @@ export async function agentRoutes(root: FastifyInstance, plane: ControlPlane): P
             pending = null;
           },
         });
-        await plane.agents.heartbeat(principal, {});
+        await agents.heartbeat(principal, {});
       } catch (error) {
         const coded = isZenithError(error)
           ? error
@@ -231,7 +130,7 @@ export async function agentRoutes(root: FastifyInstance, plane: ControlPlane): P
 }
 
 /** The signed-challenge handshake (docs/decisions/0016): a nonce out, the certificate and a signature back. */
-async function handshake(socket: WebSocket, plane: ControlPlane) {
+async function handshake(socket: WebSocket, agents: AgentService) {
   const nonce = newNonce();
   const hello = await new Promise<Extract<ChannelHandshake, { type: 'hello' }>>(
     (resolve, reject) => {
@@ -266,11 +165,7 @@ async function handshake(socket: WebSocket, plane: ControlPlane) {
       socket.send(JSON.stringify(challenge));
     },
   );
-  const authenticated = await plane.agents.authenticateChannel(
-    hello.certificate,
-    nonce,
-    hello.signature,
-  );
+  const authenticated = await agents.authenticateChannel(hello.certificate, nonce, hello.signature);
   const welcome: ChannelHandshake = {
     type: 'welcome',
     agentId: authenticated.agent.id,

@@ -1,99 +1,44 @@
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { FastifyInstance } from 'fastify';
-import { Type } from 'typebox';
-import type { ControlPlane } from '../../services/control-plane.js';
-import { IdParams } from '../schemas.js';
+import {
+  addConnection,
+  getConnection,
+  listConnections,
+  listConnectionTypes,
+  refreshConnection,
+  removeConnection,
+  testConnection,
+} from '../../api/connections.js';
+import type { DriverRegistry } from '../../hypervisors/registry.js';
+import type { ConnectionService } from '../../services/connections/connection-service.js';
+import { serve, type Api } from '../route.js';
 
-const ConnectionInput = Type.Object(
-  {
-    name: Type.String({ minLength: 1, maxLength: 64 }),
-    type: Type.String({ minLength: 1, maxLength: 32 }),
-    settings: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { maxProperties: 64 })),
-    secret: Type.Optional(Type.Union([Type.String({ maxLength: 65536 }), Type.Null()])),
-  },
-  { additionalProperties: false },
-);
+export interface ConnectionRouteServices {
+  connections: ConnectionService;
+  registry: DriverRegistry;
+}
 
-export async function connectionRoutes(root: FastifyInstance, plane: ControlPlane): Promise<void> {
-  const app = root.withTypeProvider<TypeBoxTypeProvider>();
-  const { connections } = plane;
-  app.get(
-    '/connections',
-    {
-      config: { permission: 'connection.read' },
-      schema: { tags: ['connections'], summary: 'Connections to hypervisors and managers' },
-    },
-    async () => ({ items: await connections.list() }),
+export async function connectionRoutes(
+  app: Api,
+  { connections, registry }: ConnectionRouteServices,
+): Promise<void> {
+  serve(app, listConnections, {}, async () => ({ items: await connections.list() }));
+  serve(app, listConnectionTypes, {}, async () => ({
+    items: registry
+      .list()
+      .map((f) => ({ type: f.type, description: f.description, simulated: f.simulated })),
+  }));
+  serve(app, getConnection, {}, async (request) => connections.get(request.params.id));
+  serve(app, addConnection, { audit: 'connection.add' }, async (request, reply) =>
+    reply
+      .status(201)
+      .send(await connections.add({ ...request.body, settings: request.body.settings ?? {} })),
   );
-  app.get(
-    '/connection-types',
-    {
-      config: { permission: 'connection.read' },
-      schema: { tags: ['connections'], summary: 'The driver families this server can connect to' },
-    },
-    async () => ({
-      items: plane.registry
-        .list()
-        .map((f) => ({ type: f.type, description: f.description, simulated: f.simulated })),
-    }),
+  serve(app, testConnection, { audit: 'connection.test' }, async (request) =>
+    connections.test({ ...request.body, settings: request.body.settings ?? {} }),
   );
-  app.get(
-    '/connections/:id',
-    {
-      config: { permission: 'connection.read' },
-      schema: { tags: ['connections'], params: IdParams },
-    },
-    async (request) => connections.get(request.params.id),
+  serve(app, refreshConnection, { audit: 'connection.refresh' }, async (request) =>
+    connections.refresh(request.params.id),
   );
-  app.post(
-    '/connections',
-    {
-      config: { permission: 'connection.manage', audit: 'connection.add' },
-      schema: {
-        tags: ['connections'],
-        summary: 'Add a connection; answers once it has synced once (or failed)',
-        body: ConnectionInput,
-      },
-    },
-    async (request, reply) =>
-      reply
-        .status(201)
-        .send(await connections.add({ ...request.body, settings: request.body.settings ?? {} })),
-  );
-  app.post(
-    '/connections/test',
-    {
-      config: { permission: 'connection.manage', audit: 'connection.test' },
-      schema: {
-        tags: ['connections'],
-        summary: 'Try settings without saving: connect and discover once',
-        body: Type.Omit(ConnectionInput, ['name']),
-      },
-    },
-    async (request) => connections.test({ ...request.body, settings: request.body.settings ?? {} }),
-  );
-  app.post(
-    '/connections/:id/refresh',
-    {
-      config: { permission: 'connection.manage', audit: 'connection.refresh' },
-      schema: {
-        tags: ['connections'],
-        summary: 'Re-read the whole inventory now',
-        params: IdParams,
-      },
-    },
-    async (request) => connections.refresh(request.params.id),
-  );
-  app.delete(
-    '/connections/:id',
-    {
-      config: { permission: 'connection.manage', audit: 'connection.remove' },
-      schema: {
-        tags: ['connections'],
-        summary: 'Remove a connection; its objects stay, marked missing',
-        params: IdParams,
-      },
-    },
-    async (request) => connections.remove(request.params.id),
+  serve(app, removeConnection, { audit: 'connection.remove' }, async (request) =>
+    connections.remove(request.params.id),
   );
 }

@@ -1,10 +1,13 @@
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
+import { createConsoleTicket } from '../../api/consoles.js';
 import { errorCatalogue, isZenithError, type ErrorCode } from '../../core/errors.js';
-import type { ControlPlane } from '../../services/control-plane.js';
+import type { ConsoleService } from '../../services/consoles/console-service.js';
+import type { AccessService } from '../../services/identity/access-service.js';
+import type { IdentityService } from '../../services/identity/identity-service.js';
 import type { SessionEnd } from '../../services/identity/live-sessions.js';
+import type { InventoryService } from '../../services/inventory/inventory-service.js';
 import { principalOf } from '../auth.js';
+import { serve, type Api } from '../route.js';
 
 /**
  * WebSocket close codes of a console: 4000 + the HTTP status of the Zenith code for 401 and 403
@@ -19,42 +22,26 @@ function closeCodeOf(code: ErrorCode): number {
 
 const closeReason = (reason: SessionEnd) => `${reason.code}: ${reason.message}`.slice(0, 120);
 
-export async function consoleRoutes(root: FastifyInstance, plane: ControlPlane): Promise<void> {
-  const app = root.withTypeProvider<TypeBoxTypeProvider>();
-  app.post(
-    '/vms/:id/console-tickets',
-    {
-      config: {
-        permission: 'vm.console',
-        audit: 'vm.console.ticket',
-        scope: [{ param: 'id', kind: 'vm' }],
-      },
-      schema: {
-        tags: ['consoles'],
-        summary:
-          "A single-use ticket (30 s) for the VM's serial or VNC console; open a WebSocket on the path it names",
-        params: Type.Object(
-          { id: Type.String({ minLength: 1, maxLength: 200 }) },
-          { additionalProperties: false },
-        ),
-        body: Type.Object(
-          { kind: Type.Optional(Type.Union([Type.Literal('serial'), Type.Literal('vnc')])) },
-          { additionalProperties: false },
-        ),
-        response: {
-          201: Type.Object({
-            ticket: Type.String(),
-            path: Type.String(),
-            expiresAt: Type.Number(),
-          }),
-        },
-      },
-    },
+export interface ConsoleRouteServices {
+  consoles: ConsoleService;
+  inventory: InventoryService;
+  access: AccessService;
+  identities: IdentityService;
+}
+
+export async function consoleRoutes(
+  app: Api,
+  { consoles, inventory, access, identities }: ConsoleRouteServices,
+): Promise<void> {
+  serve(
+    app,
+    createConsoleTicket,
+    { audit: 'vm.console.ticket', scope: [{ param: 'id', kind: 'vm' }] },
     async (request, reply) => {
-      const vm = plane.inventory.resolve('vm', request.params.id);
+      const vm = inventory.resolve('vm', request.params.id);
       return reply
         .status(201)
-        .send(plane.consoles.issue(vm.id, request.body.kind ?? 'serial', principalOf(request)));
+        .send(consoles.issue(vm.id, request.body.kind ?? 'serial', principalOf(request)));
     },
   );
   app.get(
@@ -76,20 +63,20 @@ export async function consoleRoutes(root: FastifyInstance, plane: ControlPlane):
     async (socket, request) => {
       const { ticket } = request.params;
       try {
-        const opened = await plane.consoles.redeem(ticket, request.id);
+        const opened = await consoles.redeem(ticket, request.id);
         const { stream, vmId, vmName } = opened;
         let principal = opened.principal;
         const close = (reason: SessionEnd) => {
           socket.close(closeCodeOf(reason.code), closeReason(reason));
           stream.destroy();
         };
-        const mayStillUse = () => plane.access.decide(principal, 'vm.console', vmId).allowed;
+        const mayStillUse = () => access.decide(principal, 'vm.console', vmId).allowed;
         const lostAccess = (): SessionEnd => ({
           code: 'ZEN_FORBIDDEN',
           message: `${principal.name} may no longer use the console of ${vmName}`,
         });
         // A live session of the ticket's token: revoked, disabled, or no longer allowed, it closes.
-        const release = plane.identities.sessions.open({
+        const release = identities.sessions.open({
           identityId: principal.id,
           tokenId: principal.tokenId,
           end: close,
@@ -120,7 +107,7 @@ export async function consoleRoutes(root: FastifyInstance, plane: ControlPlane):
           close(lostAccess());
           return;
         }
-        const ending = await plane.identities.tokenEnding(principal.tokenId);
+        const ending = await identities.tokenEnding(principal.tokenId);
         if (ending) {
           release();
           close(ending);

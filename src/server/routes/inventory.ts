@@ -1,44 +1,74 @@
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { FastifyInstance } from 'fastify';
-import { Type } from 'typebox';
+import {
+  createResourceGroup,
+  deleteResourceGroup,
+  getCluster,
+  getDatacenter,
+  getDatastore,
+  getHost,
+  getNetwork,
+  getObject,
+  getResourceGroup,
+  getVm,
+  listChildren,
+  listClusters,
+  listDatacenters,
+  listDatastores,
+  listHosts,
+  listNetworks,
+  listObjects,
+  listResourceGroups,
+  listVms,
+  updateObject,
+  vmLocation,
+  vmLocationHistory,
+  type ManagedObjectView,
+} from '../../api/inventory.js';
+import type { ListQuery } from '../../api/common.js';
+import { vmMetrics } from '../../api/metrics.js';
+import type { Clock } from '../../core/clock.js';
 import { ZenithError } from '../../core/errors.js';
 import type { ObjectKind } from '../../hypervisors/driver.js';
-import type { ControlPlane } from '../../services/control-plane.js';
-import { parseFilter } from '../../services/inventory/filter.js';
+import type { ConnectionService } from '../../services/connections/connection-service.js';
+import type { AccessDataGuard } from '../../services/identity/access-data-guard.js';
+import type { AccessService } from '../../services/identity/access-service.js';
 import type { Principal } from '../../services/identity/roles.js';
-import { principalOf } from '../auth.js';
+import { parseFilter } from '../../services/inventory/filter.js';
+import type { InventoryService } from '../../services/inventory/inventory-service.js';
 import type { LocationInterval, ManagedObject } from '../../services/inventory/model.js';
-import {
-  FactValueInput,
-  IdParams,
-  ListQuery,
-  LocationView,
-  ManagedObjectView,
-  Page,
-} from '../schemas.js';
+import { principalOf } from '../auth.js';
+import { serve, type Api } from '../route.js';
 
-export function objectView(object: ManagedObject) {
+export function objectView(object: ManagedObject): ManagedObjectView {
   return { ...object, simulated: object.facts['hypervisor.type'] === 'simulated' };
 }
 
-const kindsByPath: Record<string, ObjectKind> = {
-  hosts: 'host',
-  vms: 'vm',
-  datacenters: 'datacenter',
-  clusters: 'cluster',
-  networks: 'network',
-  datastores: 'datastore',
-  'resource-groups': 'resourceGroup',
-};
+/** The lists and single objects of each kind. */
+const kinds = [
+  { kind: 'host', list: listHosts, get: getHost },
+  { kind: 'vm', list: listVms, get: getVm },
+  { kind: 'datacenter', list: listDatacenters, get: getDatacenter },
+  { kind: 'cluster', list: listClusters, get: getCluster },
+  { kind: 'network', list: listNetworks, get: getNetwork },
+  { kind: 'datastore', list: listDatastores, get: getDatastore },
+  { kind: 'resourceGroup', list: listResourceGroups, get: getResourceGroup },
+] as const satisfies ReadonlyArray<{ kind: ObjectKind; list: unknown; get: unknown }>;
 
-export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane): Promise<void> {
-  const app = root.withTypeProvider<TypeBoxTypeProvider>();
-  const { inventory } = plane;
+export interface InventoryRouteServices {
+  inventory: InventoryService;
+  access: AccessService;
+  accessData: AccessDataGuard;
+  connections: ConnectionService;
+  clock: Clock;
+}
 
+export async function inventoryRoutes(
+  app: Api,
+  { inventory, access, accessData, connections, clock }: InventoryRouteServices,
+): Promise<void> {
   // Lists hold only what the caller may read.
   const list = (kind: ObjectKind | undefined, query: ListQuery, principal: Principal) => {
     const filters = (query.filter ?? []).map(parseFilter);
-    const readable = plane.access.filter(principal, 'inventory.read');
+    const readable = access.filter(principal, 'inventory.read');
     const page = inventory.index.query({
       kind,
       filters,
@@ -56,115 +86,40 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
     return objectView(object);
   };
 
-  for (const [path, kind] of Object.entries(kindsByPath)) {
-    app.get(
-      `/${path}`,
-      {
-        config: { permission: 'inventory.read', scope: 'filtered' },
-        schema: {
-          tags: ['inventory'],
-          summary: `List ${path}, filtered by facts and tags, cursor-paginated`,
-          querystring: ListQuery,
-          response: { 200: Page(ManagedObjectView) },
-        },
-      },
-      async (request) => list(kind, request.query, principalOf(request)),
+  for (const { kind, list: listKind, get: getKind } of kinds) {
+    serve(app, listKind, { scope: 'filtered' }, async (request) =>
+      list(kind, request.query, principalOf(request)),
     );
-    app.get(
-      `/${path}/:id`,
-      {
-        config: { permission: 'inventory.read', scope: [{ param: 'id', kind }] },
-        schema: {
-          tags: ['inventory'],
-          summary: `One ${kind} by id or name`,
-          params: IdParams,
-          response: { 200: ManagedObjectView },
-        },
-      },
-      async (request) => lookup(kind, request.params.id),
+    serve(app, getKind, { scope: [{ param: 'id', kind }] }, async (request) =>
+      lookup(kind, request.params.id),
     );
   }
 
-  app.get(
-    '/objects',
-    {
-      config: { permission: 'inventory.read', scope: 'filtered' },
-      schema: {
-        tags: ['inventory'],
-        summary: 'Every managed object, any kind',
-        querystring: ListQuery,
-        response: { 200: Page(ManagedObjectView) },
-      },
-    },
-    async (request) => list(undefined, request.query, principalOf(request)),
+  serve(app, listObjects, { scope: 'filtered' }, async (request) =>
+    list(undefined, request.query, principalOf(request)),
   );
-  app.get(
-    '/objects/:id',
-    {
-      config: { permission: 'inventory.read', scope: [{ param: 'id', kind: 'any' }] },
-      schema: {
-        tags: ['inventory'],
-        summary:
-          'One object of any kind, by id or name (a name several objects share needs the id)',
-        params: IdParams,
-        response: { 200: ManagedObjectView },
-      },
-    },
-    async (request) => lookup(undefined, request.params.id),
+  serve(app, getObject, { scope: [{ param: 'id', kind: 'any' }] }, async (request) =>
+    lookup(undefined, request.params.id),
   );
-  app.get(
-    '/objects/:id/children',
-    {
-      config: { permission: 'inventory.read', scope: [{ param: 'id', kind: 'any' }] },
-      schema: {
-        tags: ['inventory'],
-        summary: 'Direct children (datacenter → cluster → host → vm)',
-        params: IdParams,
-      },
-    },
-    async (request) => {
-      const readable = plane.access.filter(principalOf(request), 'inventory.read');
-      return {
-        items: inventory.index
-          .children(inventory.lookup(request.params.id).id)
-          .filter((child) => readable(child.id))
-          .map(objectView),
-      };
-    },
-  );
+  serve(app, listChildren, { scope: [{ param: 'id', kind: 'any' }] }, async (request) => {
+    const readable = access.filter(principalOf(request), 'inventory.read');
+    return {
+      items: inventory.index
+        .children(inventory.lookup(request.params.id).id)
+        .filter((child) => readable(child.id))
+        .map(objectView),
+    };
+  });
 
-  app.patch(
-    '/objects/:id',
-    {
-      config: {
-        permission: 'inventory.write',
-        audit: 'object.update',
-        scope: [{ param: 'id', kind: 'any' }],
-      },
-      schema: {
-        tags: ['inventory'],
-        summary: 'Write user facts (user.* keys; null deletes) and add or remove tags',
-        params: IdParams,
-        body: Type.Object(
-          {
-            facts: Type.Optional(
-              Type.Record(Type.String({ maxLength: 128 }), FactValueInput, { maxProperties: 64 }),
-            ),
-            addTags: Type.Optional(Type.Array(Type.String({ maxLength: 128 }), { maxItems: 64 })),
-            removeTags: Type.Optional(
-              Type.Array(Type.String({ maxLength: 128 }), { maxItems: 64 }),
-            ),
-          },
-          { additionalProperties: false },
-        ),
-        response: { 200: ManagedObjectView },
-      },
-    },
+  serve(
+    app,
+    updateObject,
+    { audit: 'object.update', scope: [{ param: 'id', kind: 'any' }] },
     async (request) => {
       const body = request.body;
       const target = inventory.lookup(request.params.id);
       // Selectors, member lists and the facts conditions read decide who may act where.
-      plane.accessData.checkEdit(principalOf(request), target, {
+      accessData.checkEdit(principalOf(request), target, {
         ...(body.facts ? { facts: body.facts } : {}),
         ...(body.addTags ? { addTags: body.addTags } : {}),
         ...(body.removeTags ? { removeTags: body.removeTags } : {}),
@@ -177,36 +132,14 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
     },
   );
 
-  app.post(
-    '/resource-groups',
-    {
-      config: {
-        permission: 'inventory.write',
-        audit: 'resourceGroup.create',
-        scope: [{ body: 'parentId', kind: 'any' }],
-      },
-      schema: {
-        tags: ['inventory'],
-        summary:
-          'Create a resource group (an object Zenith owns, for grouping, quotas and access later)',
-        body: Type.Object(
-          {
-            name: Type.String({ minLength: 1, maxLength: 128 }),
-            parentId: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
-            tags: Type.Optional(Type.Array(Type.String({ maxLength: 128 }), { maxItems: 64 })),
-            facts: Type.Optional(
-              Type.Record(Type.String({ maxLength: 128 }), FactValueInput, { maxProperties: 64 }),
-            ),
-          },
-          { additionalProperties: false },
-        ),
-        response: { 201: ManagedObjectView },
-      },
-    },
+  serve(
+    app,
+    createResourceGroup,
+    { audit: 'resourceGroup.create', scope: [{ body: 'parentId', kind: 'any' }] },
     async (request, reply) => {
       const body = request.body;
       const parentId = body.parentId ? inventory.lookup(body.parentId).id : null;
-      plane.accessData.checkNew(principalOf(request), parentId, 'resourceGroup', {
+      accessData.checkNew(principalOf(request), parentId, 'resourceGroup', {
         ...(body.facts ? { facts: body.facts } : {}),
         ...(body.tags ? { addTags: body.tags } : {}),
       });
@@ -220,17 +153,11 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
       return reply.status(201).send(objectView(created));
     },
   );
-  app.delete(
-    '/resource-groups/:id',
-    {
-      config: {
-        // What bindings on the group reach goes with it: an access change.
-        permission: 'identity.manage',
-        audit: 'resourceGroup.delete',
-        scope: [{ param: 'id', kind: 'resourceGroup' }],
-      },
-      schema: { tags: ['inventory'], params: IdParams, response: { 200: ManagedObjectView } },
-    },
+  serve(
+    app,
+    deleteResourceGroup,
+    // What bindings on the group reach goes with it: an access change.
+    { audit: 'resourceGroup.delete', scope: [{ param: 'id', kind: 'resourceGroup' }] },
     async (request) =>
       objectView(
         await inventory.deleteLocal(inventory.resolve('resourceGroup', request.params.id).id),
@@ -242,116 +169,46 @@ export async function inventoryRoutes(root: FastifyInstance, plane: ControlPlane
     hostName: interval.hostId ? (inventory.index.get(interval.hostId)?.name ?? null) : null,
   });
 
-  app.get(
-    '/vms/:id/location',
-    {
-      config: { permission: 'inventory.read', scope: [{ param: 'id', kind: 'vm' }] },
-      schema: {
-        tags: ['inventory'],
-        summary:
-          'Where the VM runs now, or where it was at time `at` (ms since the epoch or ISO 8601)',
-        params: IdParams,
-        querystring: Type.Object(
-          { at: Type.Optional(Type.String({ maxLength: 64 })) },
-          { additionalProperties: false },
-        ),
-        response: { 200: LocationView },
-      },
-    },
-    async (request) => {
-      const vm = inventory.resolve('vm', request.params.id);
-      const raw = request.query.at;
-      const at =
-        raw === undefined ? plane.clock.now() : /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
-      if (!Number.isFinite(at) || Math.abs(at) > 8.64e15)
-        throw new ZenithError(
-          'ZEN_BAD_REQUEST',
-          `'${raw}' is not a time: use milliseconds since the epoch or ISO 8601`,
-          { at: raw },
-        );
-      const interval = await inventory.locations.at(vm.id, at);
-      if (!interval)
-        throw new ZenithError(
-          'ZEN_NOT_FOUND',
-          `Zenith did not know where ${vm.name} was at ${new Date(at).toISOString()}`,
-          { at },
-        );
-      return locationView(interval);
-    },
-  );
-  app.get(
-    '/vms/:id/location-history',
-    {
-      config: { permission: 'inventory.read', scope: [{ param: 'id', kind: 'vm' }] },
-      schema: {
-        tags: ['inventory'],
-        summary: 'Every interval the VM spent on a host in one power state, newest first',
-        params: IdParams,
-        querystring: Type.Object(
-          {
-            from: Type.Optional(Type.Integer({ minimum: 0 })),
-            to: Type.Optional(Type.Integer({ minimum: 0 })),
-            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, default: 1000 })),
-          },
-          { additionalProperties: false },
-        ),
-        response: { 200: Type.Object({ items: Type.Array(LocationView) }) },
-      },
-    },
-    async (request) => {
-      const vm = inventory.resolve('vm', request.params.id);
-      const q = request.query;
-      const items = await inventory.locations.history(vm.id, {
-        ...(q.from !== undefined ? { from: q.from } : {}),
-        ...(q.to !== undefined ? { to: q.to } : {}),
-        limit: q.limit ?? 1000,
-      });
-      return { items: items.map(locationView) };
-    },
-  );
-  app.get(
-    '/vms/:id/metrics',
-    {
-      config: { permission: 'inventory.read', scope: [{ param: 'id', kind: 'vm' }] },
-      schema: {
-        tags: ['inventory'],
-        summary:
-          'Counters of a running VM (CPU time, memory, disk and network bytes), as its host last measured them; null when it is not running',
-        params: IdParams,
-        response: {
-          200: Type.Object({
-            vmId: Type.String(),
-            metrics: Type.Union([
-              Type.Object({
-                sampledAt: Type.Number(),
-                cpuTimeMs: Type.Number(),
-                memoryUsedBytes: Type.Number(),
-                memoryConfiguredBytes: Type.Number(),
-                diskReadBytes: Type.Number(),
-                diskWriteBytes: Type.Number(),
-                diskReadOps: Type.Number(),
-                diskWriteOps: Type.Number(),
-                netRxBytes: Type.Union([Type.Number(), Type.Null()]),
-                netTxBytes: Type.Union([Type.Number(), Type.Null()]),
-              }),
-              Type.Null(),
-            ]),
-          }),
-        },
-      },
-    },
-    async (request) => {
-      const vm = inventory.resolve('vm', request.params.id);
-      if (!vm.connectionId || !vm.externalId || vm.status !== 'present')
-        throw new ZenithError('ZEN_INVALID_STATE', `${vm.name} is missing: it has no metrics`);
-      const driver = plane.connections.driver(vm.connectionId);
-      if (!driver.vmMetrics)
-        throw new ZenithError(
-          'ZEN_UNSUPPORTED',
-          `${driver.info.type} connections do not report VM metrics`,
-          { type: driver.info.type },
-        );
-      return { vmId: vm.id, metrics: await driver.vmMetrics(vm.externalId) };
-    },
-  );
+  serve(app, vmLocation, { scope: [{ param: 'id', kind: 'vm' }] }, async (request) => {
+    const vm = inventory.resolve('vm', request.params.id);
+    const raw = request.query.at;
+    const at = raw === undefined ? clock.now() : /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
+    if (!Number.isFinite(at) || Math.abs(at) > 8.64e15)
+      throw new ZenithError(
+        'ZEN_BAD_REQUEST',
+        `'${raw}' is not a time: use milliseconds since the epoch or ISO 8601`,
+        { at: raw },
+      );
+    const interval = await inventory.locations.at(vm.id, at);
+    if (!interval)
+      throw new ZenithError(
+        'ZEN_NOT_FOUND',
+        `Zenith did not know where ${vm.name} was at ${new Date(at).toISOString()}`,
+        { at },
+      );
+    return locationView(interval);
+  });
+  serve(app, vmLocationHistory, { scope: [{ param: 'id', kind: 'vm' }] }, async (request) => {
+    const vm = inventory.resolve('vm', request.params.id);
+    const q = request.query;
+    const items = await inventory.locations.history(vm.id, {
+      ...(q.from !== undefined ? { from: q.from } : {}),
+      ...(q.to !== undefined ? { to: q.to } : {}),
+      limit: q.limit ?? 1000,
+    });
+    return { items: items.map(locationView) };
+  });
+  serve(app, vmMetrics, { scope: [{ param: 'id', kind: 'vm' }] }, async (request) => {
+    const vm = inventory.resolve('vm', request.params.id);
+    if (!vm.connectionId || !vm.externalId || vm.status !== 'present')
+      throw new ZenithError('ZEN_INVALID_STATE', `${vm.name} is missing: it has no metrics`);
+    const driver = connections.driver(vm.connectionId);
+    if (!driver.vmMetrics)
+      throw new ZenithError(
+        'ZEN_UNSUPPORTED',
+        `${driver.info.type} connections do not report VM metrics`,
+        { type: driver.info.type },
+      );
+    return { vmId: vm.id, metrics: await driver.vmMetrics(vm.externalId) };
+  });
 }

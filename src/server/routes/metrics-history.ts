@@ -1,63 +1,21 @@
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { FastifyInstance } from 'fastify';
-import { Type } from 'typebox';
-import type { ControlPlane } from '../../services/control-plane.js';
-import { IdParams } from '../schemas.js';
+import { vmMetricsHistory } from '../../api/metrics.js';
+import type { InventoryService } from '../../services/inventory/inventory-service.js';
+import type { MetricHistory } from '../../services/metrics/metric-history.js';
+import { serve, type Api } from '../route.js';
 
-const rate = Type.Union([Type.Number(), Type.Null()]);
+export interface MetricsHistoryRouteServices {
+  inventory: InventoryService;
+  metrics: MetricHistory;
+}
 
 /** Metrics of a VM over time, as chart points (the web console draws them). */
 export async function metricsHistoryRoutes(
-  root: FastifyInstance,
-  plane: ControlPlane,
+  app: Api,
+  { inventory, metrics }: MetricsHistoryRouteServices,
 ): Promise<void> {
-  const app = root.withTypeProvider<TypeBoxTypeProvider>();
-  app.get(
-    '/vms/:id/metrics/history',
-    {
-      config: { permission: 'inventory.read', scope: [{ param: 'id', kind: 'vm' }] },
-      schema: {
-        tags: ['inventory'],
-        summary:
-          'Metrics of a VM over time: one point per step (start of the step, ms since the epoch), rates per second, null where nothing was measured',
-        params: IdParams,
-        querystring: Type.Object(
-          {
-            from: Type.Integer({ minimum: 0, description: 'ms since the epoch' }),
-            to: Type.Integer({ minimum: 0, description: 'ms since the epoch' }),
-            step: Type.Optional(
-              Type.Integer({
-                minimum: 1,
-                maximum: 86_400 * 31,
-                description: 'seconds; default 60',
-              }),
-            ),
-          },
-          { additionalProperties: false },
-        ),
-        response: {
-          200: Type.Object({
-            vmId: Type.String(),
-            stepSeconds: Type.Integer(),
-            points: Type.Array(
-              Type.Object({
-                at: Type.Number(),
-                cpuPercent: rate,
-                memoryUsedBytes: rate,
-                diskReadBytesPerSec: rate,
-                diskWriteBytesPerSec: rate,
-                netRxBytesPerSec: rate,
-                netTxBytesPerSec: rate,
-              }),
-            ),
-          }),
-        },
-      },
-    },
-    async (request) => {
-      const vm = plane.inventory.resolve('vm', request.params.id);
-      const { from, to, step } = request.query;
-      return plane.metrics.history(vm.id, { from, to, stepSeconds: step ?? 60 });
-    },
-  );
+  serve(app, vmMetricsHistory, { scope: [{ param: 'id', kind: 'vm' }] }, async (request) => {
+    const vm = inventory.resolve('vm', request.params.id);
+    const { from, to, step } = request.query;
+    return metrics.history(vm.id, { from, to, stepSeconds: step ?? 60 });
+  });
 }

@@ -4,57 +4,43 @@
  * Membership widens what bindings on the group reach, so changing it is an access change:
  * `identity.manage` on the group, and on the member (an object the caller cannot read is not found).
  */
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { FastifyInstance } from 'fastify';
-import { Type } from 'typebox';
+import { addResourceGroupMember, removeResourceGroupMember } from '../../api/inventory.js';
 import { ZenithError } from '../../core/errors.js';
-import type { ControlPlane } from '../../services/control-plane.js';
-import { maxMembers } from '../../services/identity/access-data-guard.js';
+import { maxMembers, type AccessDataGuard } from '../../services/identity/access-data-guard.js';
+import type { AccessService } from '../../services/identity/access-service.js';
+import type { InventoryService } from '../../services/inventory/inventory-service.js';
 import { membersFact, membersOf } from '../../services/inventory/scope-chain.js';
 import { principalOf } from '../auth.js';
-import { ManagedObjectView } from '../schemas.js';
+import { serve, type Api } from '../route.js';
 import { objectView } from './inventory.js';
 
-export async function resourceGroupMemberRoutes(
-  root: FastifyInstance,
-  plane: ControlPlane,
-): Promise<void> {
-  const app = root.withTypeProvider<TypeBoxTypeProvider>();
-  const { inventory } = plane;
+export interface ResourceGroupMemberRouteServices {
+  inventory: InventoryService;
+  access: AccessService;
+  accessData: AccessDataGuard;
+}
 
+export async function resourceGroupMemberRoutes(
+  app: Api,
+  { inventory, access, accessData }: ResourceGroupMemberRouteServices,
+): Promise<void> {
   /** The member as the caller may see it: an object they cannot read is "not found". */
   const readableMember = (request: Parameters<typeof principalOf>[0], idOrName: string) => {
     const member = inventory.lookup(idOrName);
-    if (!plane.access.decide(principalOf(request), 'inventory.read', member.id).allowed)
+    if (!access.decide(principalOf(request), 'inventory.read', member.id).allowed)
       throw new ZenithError('ZEN_NOT_FOUND', `no object '${idOrName}'`, { id: idOrName });
     return member;
   };
 
-  app.post(
-    '/resource-groups/:id/members',
-    {
-      config: {
-        permission: 'identity.manage',
-        audit: 'resourceGroup.addMember',
-        scope: [{ param: 'id', kind: 'resourceGroup' }],
-      },
-      schema: {
-        tags: ['inventory'],
-        summary:
-          'List an object (VM, host, cluster, …) as a member of the resource group; bindings on the group then reach it',
-        params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }) }),
-        body: Type.Object(
-          { object: Type.String({ minLength: 1, maxLength: 200 }) },
-          { additionalProperties: false },
-        ),
-        response: { 200: ManagedObjectView },
-      },
-    },
+  serve(
+    app,
+    addResourceGroupMember,
+    { audit: 'resourceGroup.addMember', scope: [{ param: 'id', kind: 'resourceGroup' }] },
     async (request) => {
       const group = inventory.resolve('resourceGroup', request.params.id);
       const member = readableMember(request, request.body.object);
       // Bindings on the group would reach the member: the caller must manage access to it already.
-      plane.accessData.checkNewMember(principalOf(request), member);
+      accessData.checkNewMember(principalOf(request), member);
       if (member.id === group.id)
         throw new ZenithError('ZEN_CONFLICT', `${group.name} cannot be a member of itself`, {
           id: group.id,
@@ -78,24 +64,10 @@ export async function resourceGroupMemberRoutes(
     },
   );
 
-  app.delete(
-    '/resource-groups/:id/members/:member',
-    {
-      config: {
-        permission: 'identity.manage',
-        audit: 'resourceGroup.removeMember',
-        scope: [{ param: 'id', kind: 'resourceGroup' }],
-      },
-      schema: {
-        tags: ['inventory'],
-        summary: 'Take an object off the resource group’s member list',
-        params: Type.Object({
-          id: Type.String({ minLength: 1, maxLength: 200 }),
-          member: Type.String({ minLength: 1, maxLength: 200 }),
-        }),
-        response: { 200: ManagedObjectView },
-      },
-    },
+  serve(
+    app,
+    removeResourceGroupMember,
+    { audit: 'resourceGroup.removeMember', scope: [{ param: 'id', kind: 'resourceGroup' }] },
     async (request) => {
       const group = inventory.resolve('resourceGroup', request.params.id);
       // A member deleted from the inventory meanwhile can still be taken off by its id.

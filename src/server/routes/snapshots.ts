@@ -1,95 +1,42 @@
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { FastifyInstance } from 'fastify';
-import { Type } from 'typebox';
-import type { ControlPlane } from '../../services/control-plane.js';
-import { TaskView } from '../schemas.js';
+import {
+  createSnapshot,
+  deleteSnapshot,
+  listSnapshots,
+  revertSnapshot,
+} from '../../api/snapshots.js';
+import type { InventoryService } from '../../services/inventory/inventory-service.js';
+import type { VmSnapshotService } from '../../services/vms/vm-snapshots.js';
+import { serve, type Api } from '../route.js';
 import { acceptTask } from '../task-reply.js';
 
-const VmParams = Type.Object(
-  { id: Type.String({ minLength: 1, maxLength: 200 }) },
-  { additionalProperties: false },
-);
-const SnapshotParams = Type.Object(
-  {
-    id: Type.String({ minLength: 1, maxLength: 200 }),
-    snapshot: Type.String({ minLength: 1, maxLength: 200 }),
-  },
-  { additionalProperties: false },
-);
-const SnapshotView = Type.Object({
-  id: Type.String(),
-  name: Type.String(),
-  createdAt: Type.Number(),
-  powerState: Type.String(),
-});
+export interface SnapshotRouteServices {
+  inventory: InventoryService;
+  snapshots: VmSnapshotService;
+}
 
-export async function snapshotRoutes(root: FastifyInstance, plane: ControlPlane): Promise<void> {
-  const app = root.withTypeProvider<TypeBoxTypeProvider>();
-  const vmId = (idOrName: string) => plane.inventory.resolve('vm', idOrName).id;
+export async function snapshotRoutes(
+  app: Api,
+  { inventory, snapshots }: SnapshotRouteServices,
+): Promise<void> {
+  const vmId = (idOrName: string) => inventory.resolve('vm', idOrName).id;
+  const onVm = [{ param: 'id', kind: 'vm' }] as const;
 
-  app.get(
-    '/vms/:id/snapshots',
-    {
-      config: { permission: 'inventory.read', scope: [{ param: 'id', kind: 'vm' }] },
-      schema: {
-        tags: ['snapshots'],
-        summary: 'Snapshots of a VM, read live from its hypervisor',
-        params: VmParams,
-        response: { 200: Type.Object({ items: Type.Array(SnapshotView) }) },
-      },
-    },
-    async (request) => ({ items: await plane.snapshots.list(vmId(request.params.id)) }),
+  serve(app, listSnapshots, { scope: [...onVm] }, async (request) => ({
+    items: await snapshots.list(vmId(request.params.id)),
+  }));
+  serve(app, createSnapshot, { audit: false, scope: [...onVm] }, async (request, reply) =>
+    acceptTask(request, reply, (actor, requestId) =>
+      snapshots.create(vmId(request.params.id), request.body.name, actor, requestId),
+    ),
   );
-  app.post(
-    '/vms/:id/snapshots',
-    {
-      config: { permission: 'vm.snapshot', audit: false, scope: [{ param: 'id', kind: 'vm' }] },
-      schema: {
-        tags: ['snapshots'],
-        summary: 'Take a snapshot (with memory when the VM runs); answers 202 with the task',
-        params: VmParams,
-        body: Type.Object(
-          { name: Type.String({ minLength: 1, maxLength: 64 }) },
-          { additionalProperties: false },
-        ),
-        response: { 202: TaskView },
-      },
-    },
-    async (request, reply) =>
-      acceptTask(request, reply, (actor, requestId) =>
-        plane.snapshots.create(vmId(request.params.id), request.body.name, actor, requestId),
-      ),
+  serve(app, revertSnapshot, { audit: false, scope: [...onVm] }, async (request, reply) =>
+    acceptTask(request, reply, (actor, requestId) =>
+      snapshots.revert(vmId(request.params.id), request.params.snapshot, actor, requestId),
+    ),
   );
-  app.post(
-    '/vms/:id/snapshots/:snapshot/revert',
-    {
-      config: { permission: 'vm.snapshot', audit: false, scope: [{ param: 'id', kind: 'vm' }] },
-      schema: {
-        tags: ['snapshots'],
-        summary: 'Revert to a snapshot (by id or name); answers 202 with the task',
-        params: SnapshotParams,
-        response: { 202: TaskView },
-      },
-    },
-    async (request, reply) =>
-      acceptTask(request, reply, (actor, requestId) =>
-        plane.snapshots.revert(vmId(request.params.id), request.params.snapshot, actor, requestId),
-      ),
-  );
-  app.delete(
-    '/vms/:id/snapshots/:snapshot',
-    {
-      config: { permission: 'vm.snapshot', audit: false, scope: [{ param: 'id', kind: 'vm' }] },
-      schema: {
-        tags: ['snapshots'],
-        summary: 'Delete a snapshot (by id or name); answers 202 with the task',
-        params: SnapshotParams,
-        response: { 202: TaskView },
-      },
-    },
-    async (request, reply) =>
-      acceptTask(request, reply, (actor, requestId) =>
-        plane.snapshots.remove(vmId(request.params.id), request.params.snapshot, actor, requestId),
-      ),
+  serve(app, deleteSnapshot, { audit: false, scope: [...onVm] }, async (request, reply) =>
+    acceptTask(request, reply, (actor, requestId) =>
+      snapshots.remove(vmId(request.params.id), request.params.snapshot, actor, requestId),
+    ),
   );
 }

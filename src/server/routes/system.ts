@@ -1,23 +1,14 @@
-import type { FastifyInstance } from 'fastify';
-import { Type } from 'typebox';
-import type { ControlPlane } from '../../services/control-plane.js';
+import { health } from '../../api/system.js';
+import type { Store } from '../../store/store.js';
+import { serve, type Api } from '../route.js';
 
-export async function systemRoutes(app: FastifyInstance, plane: ControlPlane): Promise<void> {
-  app.get(
-    '/health',
-    {
-      config: { public: true },
-      schema: {
-        security: [],
-        tags: ['system'],
-        summary: 'Liveness and store reachability (no authentication)',
-        response: {
-          200: Type.Object({ status: Type.String(), version: Type.String(), store: Type.String() }),
-        },
-      },
-    },
-    async () => ({ status: 'ok', version: '0.1.0', store: plane.store.dialect }),
-  );
+export interface SystemRouteServices {
+  store: Pick<Store, 'dialect'>;
+}
+
+export async function systemRoutes(app: Api, { store }: SystemRouteServices): Promise<void> {
+  serve(app, health, {}, async () => ({ status: 'ok', version: '0.1.0', store: store.dialect }));
+  // The document itself: generated from the routes, not an operation of its own.
   app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () =>
     app.swagger(),
   );

@@ -1,25 +1,21 @@
 /**
- * One stream of events (inventory changes, task progress, connection state).
- * Events are persisted with a sequence number so that a client can resume
- * from the last one it saw, then delivered to live subscribers.
+ * One stream of events (inventory changes, task progress, connection state), typed by the
+ * contract (src/api/events.ts). Events are persisted with a sequence number so that a client can
+ * resume from the last one it saw, then delivered to live subscribers; follow() is both at once.
  */
+import type { NewEvent, ZenithEvent } from '../../api/events.js';
 import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../core/logger.js';
 import type { Db, Tx } from '../../store/store.js';
+import {
+  followEvents,
+  type EventFilter,
+  type FollowOptions,
+  type Followed,
+} from './event-follower.js';
 
-export interface ZenithEvent {
-  seq: number;
-  type: string;
-  objectId: string | null;
-  data: Record<string, unknown>;
-  ts: number;
-}
-
-export interface NewEvent {
-  type: string;
-  objectId?: string | null;
-  data?: Record<string, unknown>;
-}
+export type { NewEvent, ZenithEvent } from '../../api/events.js';
+export type { EventFilter, Followed } from './event-follower.js';
 
 export type EventListener = (event: ZenithEvent) => void;
 
@@ -46,7 +42,7 @@ export class EventBus {
           chunk.map((e) => ({
             type: e.type,
             object_id: e.objectId ?? null,
-            data: JSON.stringify(e.data ?? {}),
+            data: JSON.stringify(e.data),
             ts,
           })),
         )
@@ -58,9 +54,9 @@ export class EventBus {
           seq: Number(row.seq),
           type: event.type,
           objectId: event.objectId ?? null,
-          data: event.data ?? {},
+          data: event.data,
           ts,
-        });
+        } as ZenithEvent);
       });
     }
     return out;
@@ -108,13 +104,33 @@ export class EventBus {
       .limit(options.limit)
       .execute();
     if (newestFirst) rows.reverse();
-    return rows.map((row) => ({
-      seq: Number(row.seq),
-      type: row.type,
-      objectId: row.object_id,
-      data: JSON.parse(row.data) as Record<string, unknown>,
-      ts: row.ts,
-    }));
+    // Stored by persist() from typed events: read back as the contract says they are.
+    return rows.map(
+      (row) =>
+        ({
+          seq: Number(row.seq),
+          type: row.type,
+          objectId: row.object_id,
+          data: JSON.parse(row.data) as unknown,
+          ts: row.ts,
+        }) as ZenithEvent,
+    );
+  }
+
+  /**
+   * The events after `afterSeq` (from now on without it) that pass `filter`, in order, as long as
+   * `signal` is not aborted: first those stored (a page at a time), then live ones as they come.
+   * The consumer sets the pace: nothing is read ahead of what it asks for, and live events that
+   * pile up meanwhile are read from the store again rather than held without bound. After
+   * `idleMs` (the clock's time) without an event it yields an `idle` mark (for keep-alives).
+   */
+  follow(
+    afterSeq: number | undefined,
+    filter: EventFilter,
+    signal: AbortSignal,
+    options: FollowOptions = {},
+  ): AsyncGenerator<Followed> {
+    return followEvents(this, this.clock, afterSeq, filter, signal, options);
   }
 
   /** Forgets events older than the retention period (the stream is for following, not for history: that is the audit trail). */

@@ -1,38 +1,8 @@
-/** Permissions and the built-in roles that group them. Every API route names the permission it needs. */
-export const permissions = [
-  'inventory.read',
-  'inventory.write',
-  'vm.power',
-  'vm.migrate',
-  'vm.create',
-  'vm.delete',
-  'vm.snapshot',
-  'vm.console',
-  'task.read',
-  'task.cancel',
-  'event.read',
-  'connection.read',
-  'connection.manage',
-  'identity.manage',
-  'audit.read',
-  'agent.manage',
-  /** Usage and cost reports, ownership history, rate cards (read). */
-  'accounting.read',
-  /** Rate card versions and VM ownership (write). */
-  'accounting.manage',
-  'policy.read',
-  'policy.manage',
-  /** Evacuating hosts (maintenance mode), running the rebalancer and applying its plans. */
-  'host.maintenance',
-  /** What a host agent may do with its own credentials: report itself. */
-  'agent.report',
-] as const;
+/** The built-in roles: which permissions each grants. Every API route names the permission it needs. */
+import { permissions, roleNames, type Permission, type RoleName } from '../../api/permissions.js';
 
-export type Permission = (typeof permissions)[number];
-
-/** The predefined roles; `none` grants nothing (an identity that acts only through role bindings). */
-export const roleNames = ['none', 'viewer', 'operator', 'admin', 'agent'] as const;
-export type RoleName = (typeof roleNames)[number];
+export { isPermission, permissions, roleNames } from '../../api/permissions.js';
+export type { Permission, RoleName } from '../../api/permissions.js';
 
 const viewer: Permission[] = [
   'inventory.read',
@@ -74,8 +44,4 @@ export interface Principal {
   role: RoleName;
   /** The session or API token this request authenticated with. */
   tokenId: string;
-}
-
-export function isPermission(value: string): value is Permission {
-  return (permissions as readonly string[]).includes(value);
 }

@@ -17,6 +17,7 @@ import {
   type PowerState,
 } from '../../hypervisors/driver.js';
 import type { Store, Tx } from '../../store/store.js';
+import type { EventData } from '../../api/events.js';
 import type { EventBus, NewEvent } from '../events/event-bus.js';
 import { InventoryIndex } from './inventory-index.js';
 import { LocationLedger } from './location-ledger.js';
@@ -476,7 +477,7 @@ export class InventoryService {
           : object.status === 'missing'
             ? 'inventory.missing'
             : 'inventory.updated';
-        const data: Record<string, unknown> = {
+        const data: EventData<'inventory.updated'> = {
           kind: object.kind,
           name: object.name,
           // Where it is in the tree now: a console showing that level refreshes it.

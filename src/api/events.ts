@@ -1,0 +1,213 @@
+/**
+ * Events: one typed union, `type` → `data` shape. Services publish them (stored with a sequence
+ * number), GET /events lists them and GET /events/stream follows them; the web console and
+ * `zenith events` read the same types. A stream's last event may be `stream.closed` (not stored).
+ */
+import { Type, type Static, type TObject, type TSchema } from 'typebox';
+import { ErrorBody } from './errors.js';
+import { operation } from './operation.js';
+import { TaskError } from './tasks.js';
+
+const NullableString = Type.Union([Type.String(), Type.Null()]);
+
+/** What an inventory event says about the object (its objectId) it is about. */
+const InventoryObjectData = Type.Object({
+  kind: Type.String(),
+  name: Type.String(),
+  /** Where it is in the tree now: a console showing that level refreshes it. */
+  parentId: Type.Optional(NullableString),
+  /** The connection that reported it (absent for objects Zenith owns). */
+  connectionId: Type.Optional(Type.String()),
+  /** What changed (updated, missing): facts, status, name, parent, userFacts, tags, … */
+  changed: Type.Optional(Type.Array(Type.String())),
+  /** A VM's location, when it changed: where it is now and where it was. */
+  location: Type.Optional(
+    Type.Object({
+      hostId: NullableString,
+      powerState: Type.String(),
+      previousHostId: NullableString,
+    }),
+  ),
+});
+
+const TaskLifecycleData = Type.Object({
+  kind: Type.String(),
+  targetId: NullableString,
+  /** A failed or cancelled task: why. */
+  error: Type.Optional(TaskError),
+});
+
+/** A running task's progress; the figures behind it (bytes sent, dirty-page rate, …) beside. */
+const TaskProgressData = Type.Unsafe<{
+  percent: number;
+  message: string | null;
+  [figure: string]: number | string | null;
+}>(
+  Type.Object(
+    { percent: Type.Number(), message: NullableString },
+    { additionalProperties: Type.Union([Type.Number(), Type.String()]) },
+  ),
+);
+
+const ConnectionStateData = Type.Object({ error: Type.Optional(Type.String()) });
+const AgentData = Type.Object({ hostname: Type.String() });
+const PolicyScopeData = Type.Object({ kind: Type.String(), id: NullableString });
+
+/** Every event type with the shape of its data. */
+export const eventData = {
+  'inventory.created': InventoryObjectData,
+  'inventory.updated': InventoryObjectData,
+  'inventory.deleted': InventoryObjectData,
+  'inventory.missing': InventoryObjectData,
+  /** A reconcile of more than 1,000 changes: this one summary instead of an event per object. */
+  'inventory.synced': Type.Object({
+    connectionId: Type.String(),
+    created: Type.Number(),
+    updated: Type.Number(),
+    missing: Type.Number(),
+    moved: Type.Number(),
+  }),
+  /** A connection reports a VM with the UUID of a VM it does not have (docs/inventory.md). */
+  'inventory.conflict': Type.Object({
+    kind: Type.Literal('vm'),
+    reason: Type.Literal('uuid'),
+    uuid: Type.String(),
+    vmId: Type.String(),
+    connectionId: Type.String(),
+    vmConnectionId: NullableString,
+  }),
+  'task.queued': TaskLifecycleData,
+  'task.running': TaskLifecycleData,
+  'task.progress': TaskProgressData,
+  'task.succeeded': TaskLifecycleData,
+  'task.failed': TaskLifecycleData,
+  'task.cancelled': TaskLifecycleData,
+  'connection.connecting': ConnectionStateData,
+  'connection.connected': ConnectionStateData,
+  'connection.disconnected': ConnectionStateData,
+  'connection.removed': Type.Object({ name: Type.String() }),
+  'agent.enrolled': AgentData,
+  'agent.connected': AgentData,
+  'agent.revoked': AgentData,
+  'policy.created': Type.Object({ name: Type.String(), scope: PolicyScopeData }),
+  'policy.updated': Type.Object({ name: Type.String(), scope: PolicyScopeData }),
+  'policy.deleted': Type.Object({ name: Type.String() }),
+  /** A host entered or left maintenance (or is being evacuated). */
+  'host.mode': Type.Object({
+    mode: Type.String(),
+    previous: Type.String(),
+    planId: NullableString,
+  }),
+} as const satisfies Record<string, TSchema>;
+
+export type EventType = keyof typeof eventData;
+export type EventData<T extends EventType> = Static<(typeof eventData)[T]>;
+export const eventTypes = Object.keys(eventData) as EventType[];
+
+/** An event as stored and delivered; `ZenithEvent<'task.failed'>` is one of one type. */
+export type ZenithEvent<T extends EventType = EventType> = {
+  [K in T]: { seq: number; type: K; objectId: string | null; data: EventData<K>; ts: number };
+}[T];
+
+/** An event as a service publishes it (the store gives it its sequence number and time). */
+export type NewEvent<T extends EventType = EventType> = {
+  [K in T]: { type: K; objectId?: string | null; data: EventData<K> };
+}[T];
+
+function envelope<T extends string, D extends TSchema>(type: T, data: D) {
+  return Type.Object({
+    seq: Type.Number(),
+    type: Type.Literal(type),
+    objectId: NullableString,
+    data,
+    ts: Type.Number({ description: 'ms since the epoch' }),
+  });
+}
+
+/** The union as a schema (the document describes it; GET /events answers a page of it). */
+export const ZenithEventSchema = Type.Unsafe<ZenithEvent>(
+  Type.Union(Object.entries(eventData).map(([type, data]) => envelope(type, data as TObject))),
+);
+
+/** The last event of a stream the server ends (revoked, disabled, no access): an error body. */
+export const streamClosedEvent = 'stream.closed';
+export const StreamClosedData = ErrorBody;
+export type StreamClosedData = Static<typeof StreamClosedData>;
+
+export function isEventType(type: string): type is EventType {
+  return Object.hasOwn(eventData, type);
+}
+
+/** The event is of this type (its data then has that type's shape). */
+export function isEvent<T extends EventType>(
+  event: ZenithEvent,
+  type: T,
+): event is Extract<ZenithEvent, { type: T }> {
+  return event.type === type;
+}
+
+export type TaskEventType = Extract<EventType, `task.${string}`>;
+export type InventoryEventType = Extract<EventType, `inventory.${string}`>;
+
+/** A task event (queued, running, progress, succeeded, failed, cancelled): its objectId is the task. */
+export function isTaskEvent(
+  event: ZenithEvent,
+): event is Extract<ZenithEvent, { type: TaskEventType }> {
+  return event.type.startsWith('task.');
+}
+
+/** An inventory event: about the object of its objectId (or, synced, about a connection's all). */
+export function isInventoryEvent(
+  event: ZenithEvent,
+): event is Extract<ZenithEvent, { type: InventoryEventType }> {
+  return event.type.startsWith('inventory.');
+}
+
+/** The task events that end a task. */
+export const taskEndEvents = ['task.succeeded', 'task.failed', 'task.cancelled'] as const;
+export function isTaskEnd(
+  event: ZenithEvent,
+): event is Extract<ZenithEvent, { type: (typeof taskEndEvents)[number] }> {
+  return (taskEndEvents as readonly string[]).includes(event.type);
+}
+
+const EventsQuery = Type.Object(
+  {
+    since: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'Only events after this sequence number' }),
+    ),
+    type: Type.Optional(
+      Type.String({ maxLength: 64, description: 'Type prefix, e.g. task. or inventory.' }),
+    ),
+    objectId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+  },
+  { additionalProperties: false },
+);
+
+export const listEvents = operation({
+  method: 'GET',
+  path: '/events',
+  auth: 'event.read',
+  tag: 'events',
+  summary: 'Stored events in sequence order: after ?since=, or the latest ones',
+  query: EventsQuery,
+  success: {
+    200: Type.Object({
+      items: Type.Array(ZenithEventSchema),
+      /** Continue with ?since= this (it follows every stored event, also those not shown). */
+      nextSince: Type.Number(),
+    }),
+  },
+});
+
+export const followEvents = operation({
+  method: 'GET',
+  path: '/events/stream',
+  auth: 'event.read',
+  tag: 'events',
+  summary: `Server-Sent Events: inventory changes and task progress, live. Resumes after Last-Event-ID or ?since=. Ends with a ${streamClosedEvent} event (data: an error body with its code) when the credential is revoked or the caller may no longer read events`,
+  query: Type.Omit(EventsQuery, ['limit']),
+  success: { 200: Type.Union([ZenithEventSchema, StreamClosedData]) },
+  stream: true,
+});

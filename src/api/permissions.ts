@@ -1,0 +1,42 @@
+/**
+ * The permissions an operation may need and the predefined roles' names: part of the contract, since
+ * a client asks what it may do (GET /auth/me/permissions) and offers only that.
+ */
+export const permissions = [
+  'inventory.read',
+  'inventory.write',
+  'vm.power',
+  'vm.migrate',
+  'vm.create',
+  'vm.delete',
+  'vm.snapshot',
+  'vm.console',
+  'task.read',
+  'task.cancel',
+  'event.read',
+  'connection.read',
+  'connection.manage',
+  'identity.manage',
+  'audit.read',
+  'agent.manage',
+  /** Usage and cost reports, ownership history, rate cards (read). */
+  'accounting.read',
+  /** Rate card versions and VM ownership (write). */
+  'accounting.manage',
+  'policy.read',
+  'policy.manage',
+  /** Evacuating hosts (maintenance mode), running the rebalancer and applying its plans. */
+  'host.maintenance',
+  /** What a host agent may do with its own credentials: report itself. */
+  'agent.report',
+] as const;
+
+export type Permission = (typeof permissions)[number];
+
+/** The predefined roles; `none` grants nothing (an identity that acts only through role bindings). */
+export const roleNames = ['none', 'viewer', 'operator', 'admin', 'agent'] as const;
+export type RoleName = (typeof roleNames)[number];
+
+export function isPermission(value: string): value is Permission {
+  return (permissions as readonly string[]).includes(value);
+}
