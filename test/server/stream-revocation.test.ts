@@ -100,26 +100,30 @@ describe('an open event stream follows its credential and the access of its user
     watcher.close();
   });
 
-  test("a new password ends the streams of that user's sessions; a stream of an API token goes on", async () => {
+  test("a new password ends the streams of that user's other sessions and API tokens; the session that changed it goes on", async () => {
     const pia = await newUser('viewer');
+    const other = await s.login(pia.name, pia.password);
     const apiToken = (
       await s.request('POST', '/tokens', { token: pia.token, body: { name: 'script' } })
     ).body.token as string;
-    const bySession = await stream(pia.token);
-    const byToken = await stream(apiToken, '?type=inventory.');
+    const own = await stream(pia.token, '?type=inventory.');
+    const bySession = await stream(other);
+    const byToken = await stream(apiToken);
     const changed = await s.request('POST', `/users/${pia.id}/password`, {
-      token: admin,
-      body: { password: 'a-new-password-for-pia' },
+      token: pia.token,
+      body: { currentPassword: pia.password, password: 'a-new-password-for-pia' },
     });
     assert.equal(changed.status, 204, JSON.stringify(changed.body));
-    await bySession.waitForEnd();
-    const last = bySession.messages.at(-1);
-    assert.ok(last && closedWith('ZEN_TOKEN_EXPIRED')(last), JSON.stringify(bySession.messages));
+    for (const ended of [bySession, byToken]) {
+      await ended.waitForEnd();
+      const last = ended.messages.at(-1);
+      assert.ok(last && closedWith('ZEN_TOKEN_EXPIRED')(last), JSON.stringify(ended.messages));
+    }
     const vm = await vmIn(clusters[0].id);
     await touch(vm.id);
-    await byToken.waitFor(`an event about ${vm.name}`, (m) => m.data.objectId === vm.id);
-    assert.equal(byToken.isEnded, false);
-    byToken.close();
+    await own.waitFor(`an event about ${vm.name}`, (m) => m.data.objectId === vm.id);
+    assert.equal(own.isEnded, false);
+    own.close();
   });
 
   test('a binding removed: events about the objects it reached stop at once; added again: they come again; the last one removed ends the stream with ZEN_FORBIDDEN', async () => {
