@@ -214,6 +214,7 @@ describe('an open event stream follows its credential and the access of its user
       open.messages.filter((m) => m.data.objectId === vmB.id),
       [],
     );
+    open.close();
   });
 
   test('a role taken away from the user ends the stream with ZEN_FORBIDDEN; a role given widens what it delivers', async () => {
@@ -281,4 +282,22 @@ describe('an open event stream follows its credential and the access of its user
       assert.match(last.data.error.message, why);
     }
   });
+});
+
+test('stopping the server ends its open event streams with ZEN_SHUTTING_DOWN instead of waiting for them', async () => {
+  const s = await startTestServer();
+  let closed = false;
+  try {
+    const admin = await s.login();
+    const open = await SseStream.open(`${s.baseUrl}/api/v1/events/stream`, {
+      authorization: `Bearer ${admin}`,
+    });
+    await s.close();
+    closed = true;
+    await open.waitForEnd();
+    const last = open.messages.at(-1);
+    assert.ok(last && closedWith('ZEN_SHUTTING_DOWN')(last), JSON.stringify(open.messages));
+  } finally {
+    if (!closed) await s.close();
+  }
 });
