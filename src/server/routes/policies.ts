@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { ZenithError } from '../../core/errors.js';
 import type { ControlPlane } from '../../services/control-plane.js';
-import { mergeSettings, type PolicyInput } from '../../services/placement/policy-document.js';
+import { mergeSettings, type PolicyInput } from '../../services/policy/policy-document.js';
 import { testExpression, testPolicy, withDraft } from '../../services/placement/policy-tester.js';
 import { principalOf } from '../auth.js';
 import { IdParams } from '../schemas.js';

@@ -5,13 +5,13 @@
  * errors carry the field (`constraints[1].expression`) besides line and column.
  */
 import { isZenithError, ZenithError } from '../../core/errors.js';
-import { placementRoots, type Root } from './policy/ast.js';
+import { placementRoots, type Root } from './language/ast.js';
 import {
   compileCondition,
   compileExpression,
   compileScore,
   type CompiledExpression,
-} from './policy/compiler.js';
+} from './language/compiler.js';
 
 export const scopeKinds = ['global', 'datacenter', 'cluster', 'resourceGroup', 'vm'] as const;
 export type ScopeKind = (typeof scopeKinds)[number];
