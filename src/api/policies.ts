@@ -195,16 +195,16 @@ export const ExpressionTestResult = Type.Object({
 });
 export type ExpressionTestResult = Static<typeof ExpressionTestResult>;
 
+const PolicySummary = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  scope: AtLeast({ kind: Type.String(), id: Type.Union([Type.String(), Type.Null()]) }),
+});
+
 export const EffectivePolicies = Type.Object({
   vm: Type.Object({ id: Type.String(), name: Type.String() }),
   host: Type.Union([Type.Object({ id: Type.String(), name: Type.String() }), Type.Null()]),
-  policies: Type.Array(
-    Type.Object({
-      id: Type.String(),
-      name: Type.String(),
-      scope: AtLeast({ kind: Type.String(), id: Type.Union([Type.String(), Type.Null()]) }),
-    }),
-  ),
+  policies: Type.Array(PolicySummary),
   /** The settings the policies in force add up to. */
   settings: AtLeast({
     ...Settings.properties,
@@ -221,6 +221,8 @@ export const EffectivePolicies = Type.Object({
   }),
   capacity: Type.Union([
     Type.Object({
+      /** The host's policies its overcommit and migration settings come from (whatever their `when`). */
+      from: Type.Array(PolicySummary),
       cpuOvercommit: Type.Number(),
       memoryOvercommit: Type.Number(),
       cpuCapacity: Type.Number(),

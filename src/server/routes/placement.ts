@@ -9,10 +9,10 @@ import {
   previewPlacement,
   rebalance,
 } from '../../api/placement.js';
-import type { Requester } from '../../services/placement/fact-sources.js';
-import type { EvacuationService } from '../../services/placement/evacuation-service.js';
+import type { Requester } from '../../services/policy/fact-sources.js';
+import type { EvacuationService } from '../../services/plans/evacuation-service.js';
 import type { PlacementService } from '../../services/placement/placement-service.js';
-import type { PlanService } from '../../services/placement/plan-service.js';
+import type { PlanService } from '../../services/plans/plan-service.js';
 import type { Principal } from '../../services/identity/roles.js';
 import { actorOf, principalOf } from '../auth.js';
 import { serve, type Api } from '../route.js';

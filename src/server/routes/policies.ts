@@ -11,8 +11,14 @@ import {
 import { ZenithError } from '../../core/errors.js';
 import type { InventoryService } from '../../services/inventory/inventory-service.js';
 import type { PlacementService } from '../../services/placement/placement-service.js';
-import { mergeSettings, type PolicyInput } from '../../services/placement/policy-document.js';
-import type { PolicyService } from '../../services/placement/policy-service.js';
+import {
+  hostSideSettings,
+  mergeSettings,
+  settingsOnHost,
+  type CompiledPolicy,
+  type PolicyInput,
+} from '../../services/policy/policy-document.js';
+import type { PolicyService } from '../../services/policy/policy-service.js';
 import {
   testExpression,
   testPolicy as testDraft,
@@ -101,13 +107,19 @@ export async function policyRoutes(
         return false;
       }
     });
+    const summary = (p: CompiledPolicy) => ({ id: p.id, name: p.name, scope: p.scope });
+    // Overcommit and migration settings are the host's: they come from its policies whatever their `when`.
+    const hostPolicies = host?.policies ?? [];
     return {
       vm: { id: vm.id, name: vm.name },
       host: host ? { id: host.id, name: host.name } : null,
-      policies: inForce.map((p) => ({ id: p.id, name: p.name, scope: p.scope })),
-      settings: mergeSettings(inForce),
+      policies: inForce.map(summary),
+      settings: host ? settingsOnHost(inForce, hostPolicies) : mergeSettings(inForce),
       capacity: host
         ? {
+            from: hostPolicies
+              .filter((p) => hostSideSettings.some((key) => p.settings[key] !== undefined))
+              .map(summary),
             cpuOvercommit: host.cpuOvercommit,
             memoryOvercommit: host.memoryOvercommit,
             cpuCapacity: host.cpuCapacity,
