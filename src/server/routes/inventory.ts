@@ -138,7 +138,7 @@ export async function inventoryRoutes(
     { audit: 'resourceGroup.create', scope: [{ body: 'parentId', kind: 'any' }] },
     async (request, reply) => {
       const body = request.body;
-      const parentId = body.parentId ? inventory.lookup(body.parentId).id : null;
+      const parentId = body.parentId === undefined ? null : inventory.lookup(body.parentId).id;
       accessData.checkNew(principalOf(request), parentId, 'resourceGroup', {
         ...(body.facts ? { facts: body.facts } : {}),
         ...(body.tags ? { addTags: body.tags } : {}),

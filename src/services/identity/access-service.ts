@@ -416,7 +416,16 @@ export class AccessService {
     if (condition !== null) compileBindingCondition(condition);
     const subject = await this.resolveSubject(input.subject);
     await this.getRole(input.role);
-    const scopeId = input.scope ? this.inventory.lookup(input.scope).id : null;
+    // Only absent or null means everywhere: an empty id names nothing (it is not a wildcard).
+    if (input.scope === '')
+      throw new ZenithError(
+        'ZEN_BAD_REQUEST',
+        'scope is empty: leave it out (or null) to bind everywhere',
+        {
+          field: 'scope',
+        },
+      );
+    const scopeId = input.scope == null ? null : this.inventory.lookup(input.scope).id;
     const now = this.clock.now();
     const row = {
       id: newId('binding', now),
