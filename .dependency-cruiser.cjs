@@ -1,5 +1,6 @@
 // The layers of docs/architecture.md, enforced: dependencies point down only, no cycles.
-// Order, top to bottom: web, cli | server, agent | services | hypervisors | protocols | store | core.
+// Order, top to bottom: web, cli | api | server, agent | services | hypervisors | protocols | store | core.
+// Run over src and web (web/ may import the contract, src/api, and nothing else of src/).
 const layer = (name) => `^src/${name}/`;
 
 // Service rooms, bottom to top: a room may import only rooms listed before it (no cycles between
@@ -86,6 +87,31 @@ module.exports = {
       to: { path: '^src/(server|cli|web)/' },
     },
     {
+      name: 'api-is-the-contract',
+      comment: 'src/api declares shapes; it builds on core (errors) and nothing else of the server',
+      severity: 'error',
+      from: { path: layer('api') },
+      to: { path: '^src/', pathNot: '^src/(api|core)/' },
+    },
+    {
+      name: 'cli-speaks-the-contract',
+      comment:
+        'The CLI talks to a server through src/api only; its process entry and the commands that run a part of Zenith in-process (serve, agent, audit verify of a store) are the exceptions',
+      severity: 'error',
+      from: {
+        path: layer('cli'),
+        pathNot: '^src/cli/(main|commands/(serve|agent|local-audit))[.]ts$',
+      },
+      to: { path: '^src/', pathNot: '^src/(api|cli)/' },
+    },
+    {
+      name: 'web-speaks-the-contract',
+      comment: 'The web console takes from src/ only the contract (src/api), as types',
+      severity: 'error',
+      from: { path: '^web/' },
+      to: { path: '^src/', pathNot: '^src/api/' },
+    },
+    {
       name: 'testing-only-from-tests',
       severity: 'error',
       from: { path: '^src/(?!testing/)' },
@@ -93,9 +119,11 @@ module.exports = {
     },
   ],
   options: {
+    // The web console's build output is not source.
+    exclude: { path: '^web/dist/' },
     doNotFollow: { path: 'node_modules' },
     tsConfig: { fileName: 'tsconfig.json' },
     tsPreCompilationDeps: true,
-    enhancedResolveOptions: { extensions: ['.ts', '.js'] },
+    enhancedResolveOptions: { extensions: ['.ts', '.tsx', '.js'] },
   },
 };

@@ -129,46 +129,12 @@ export const ZenithEventSchema = Type.Unsafe<ZenithEvent>(
   Type.Union(Object.entries(eventData).map(([type, data]) => envelope(type, data as TObject))),
 );
 
-/** The last event of a stream the server ends (revoked, disabled, no access): an error body. */
-export const streamClosedEvent = 'stream.closed';
+/** The data of a stream's last event when the server ends it (stream.closed, see event-guards.ts): an error body. */
 export const StreamClosedData = ErrorBody;
 export type StreamClosedData = Static<typeof StreamClosedData>;
 
 export function isEventType(type: string): type is EventType {
   return Object.hasOwn(eventData, type);
-}
-
-/** The event is of this type (its data then has that type's shape). */
-export function isEvent<T extends EventType>(
-  event: ZenithEvent,
-  type: T,
-): event is Extract<ZenithEvent, { type: T }> {
-  return event.type === type;
-}
-
-export type TaskEventType = Extract<EventType, `task.${string}`>;
-export type InventoryEventType = Extract<EventType, `inventory.${string}`>;
-
-/** A task event (queued, running, progress, succeeded, failed, cancelled): its objectId is the task. */
-export function isTaskEvent(
-  event: ZenithEvent,
-): event is Extract<ZenithEvent, { type: TaskEventType }> {
-  return event.type.startsWith('task.');
-}
-
-/** An inventory event: about the object of its objectId (or, synced, about a connection's all). */
-export function isInventoryEvent(
-  event: ZenithEvent,
-): event is Extract<ZenithEvent, { type: InventoryEventType }> {
-  return event.type.startsWith('inventory.');
-}
-
-/** The task events that end a task. */
-export const taskEndEvents = ['task.succeeded', 'task.failed', 'task.cancelled'] as const;
-export function isTaskEnd(
-  event: ZenithEvent,
-): event is Extract<ZenithEvent, { type: (typeof taskEndEvents)[number] }> {
-  return (taskEndEvents as readonly string[]).includes(event.type);
 }
 
 const EventsQuery = Type.Object(
@@ -206,7 +172,8 @@ export const followEvents = operation({
   path: '/events/stream',
   auth: 'event.read',
   tag: 'events',
-  summary: `Server-Sent Events: inventory changes and task progress, live. Resumes after Last-Event-ID or ?since=. Ends with a ${streamClosedEvent} event (data: an error body with its code) when the credential is revoked or the caller may no longer read events`,
+  summary:
+    'Server-Sent Events: inventory changes and task progress, live. Resumes after Last-Event-ID or ?since=. Ends with a stream.closed event (data: an error body with its code) when the credential is revoked or the caller may no longer read events',
   query: Type.Omit(EventsQuery, ['limit']),
   success: { 200: Type.Union([ZenithEventSchema, StreamClosedData]) },
   stream: true,

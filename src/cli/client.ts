@@ -2,7 +2,9 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { errorFromBody, ZenithError } from '../core/errors.js';
+import { errorFromBody, ZenithError } from '../api/errors.js';
+import { streamClosedEvent } from '../api/event-guards.js';
+import type { ZenithEvent } from '../api/events.js';
 
 export interface CliConfig {
   server: string;
@@ -97,11 +99,8 @@ export class ApiClient {
     return this.request<T>('POST', path, body);
   }
 
-  /** Server-Sent Events as an async iterable of parsed events. */
-  async *stream(
-    path: string,
-    signal?: AbortSignal,
-  ): AsyncIterable<{ id: string; event: string; data: unknown }> {
+  /** GET /events/stream as an async iterable of its events, typed by the contract (src/api/events.ts). */
+  async *stream(path: string, signal?: AbortSignal): AsyncIterable<ZenithEvent> {
     const headers: Record<string, string> = { accept: 'text/event-stream' };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     const response = await fetch(`${this.server}/api/v1${path}`, {
@@ -125,14 +124,10 @@ export class ApiClient {
           if (colon > 0) fields[line.slice(0, colon)] = line.slice(colon + 1).trimStart();
         }
         // The server ended the stream for good (revoked, disabled, no access): its reason is an error body.
-        if (fields.event === 'stream.closed' && fields.data !== undefined)
+        if (fields.event === streamClosedEvent && fields.data !== undefined)
           throw errorFromBody(JSON.parse(fields.data), 'the event stream was closed');
-        if (fields.data !== undefined)
-          yield {
-            id: fields.id ?? '',
-            event: fields.event ?? 'message',
-            data: JSON.parse(fields.data) as unknown,
-          };
+        // Every other message's data is one event of the union, as the server declares it.
+        if (fields.data !== undefined) yield JSON.parse(fields.data) as ZenithEvent;
       }
     }
   }

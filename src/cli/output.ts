@@ -1,6 +1,6 @@
 /** Human tables by default, JSON with --json; errors as "error CODE: message" with a hint. */
 import Table from 'cli-table3';
-import { errorCatalogue, isZenithError } from '../core/errors.js';
+import { errorCatalogue, isZenithError } from '../api/errors.js';
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);

@@ -1,5 +1,6 @@
 /** Waits for a task through the event stream, drawing a progress bar on a terminal. */
-import { ZenithError, isErrorCode } from '../core/errors.js';
+import { ZenithError, isErrorCode } from '../api/errors.js';
+import { isEvent, isTaskEnd } from '../api/event-guards.js';
 import { ApiClient } from './client.js';
 import { printJson } from './output.js';
 
@@ -38,10 +39,9 @@ export async function waitForTask(
         `/events/stream?objectId=${taskId}&since=0`,
         controller.signal,
       )) {
-        const data = event.data as { data?: { percent?: number; message?: string | null } };
-        if (event.event === 'task.progress' && draw)
-          process.stderr.write(bar(data.data?.percent ?? 0, data.data?.message ?? null));
-        if (final.some((s) => event.event === `task.${s}`)) return;
+        if (isEvent(event, 'task.progress') && draw)
+          process.stderr.write(bar(event.data.percent, event.data.message));
+        if (isTaskEnd(event)) return;
       }
     } catch {
       // the poll below still finishes the wait

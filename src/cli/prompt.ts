@@ -1,5 +1,5 @@
 import { createInterface } from 'node:readline';
-import { ZenithError } from '../core/errors.js';
+import { ZenithError } from '../api/errors.js';
 
 let piped: string[] | undefined;
 

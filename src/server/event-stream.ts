@@ -9,7 +9,8 @@
  */
 import { once } from 'node:events';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { streamClosedEvent, type StreamClosedData, type ZenithEvent } from '../api/events.js';
+import { streamClosedEvent } from '../api/event-guards.js';
+import type { StreamClosedData, ZenithEvent } from '../api/events.js';
 import { ZenithError } from '../core/errors.js';
 import type { EventBus } from '../services/events/event-bus.js';
 import type { AccessService } from '../services/identity/access-service.js';

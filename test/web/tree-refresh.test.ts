@@ -7,14 +7,17 @@ import {
   replaceChildren,
   TREE_ROOT,
 } from '../../web/src/inventory/tree-refresh.js';
+import type { ZenithEvent } from '../../src/api/events.js';
 
-const event = (type: string, objectId: string | null, data: Record<string, unknown> | null) => ({
-  seq: 1,
-  type,
-  objectId,
-  data,
-  ts: 0,
-});
+// Events as the stream delivers them; the cases below give each type the data it has.
+const event = (type: string, objectId: string | null, data: Record<string, unknown> | null) =>
+  ({
+    seq: 1,
+    type,
+    objectId,
+    data,
+    ts: 0,
+  }) as ZenithEvent;
 const shownUnder = new Map([
   ['vm-1', 'host-a'],
   ['host-a', 'cluster-1'],

@@ -16,7 +16,7 @@ import {
   useSyncExternalStore,
   type ReactNode,
 } from 'react';
-import type { Permission } from '../../src/services/identity/roles.ts';
+import type { Permission } from '../../src/api/permissions.ts';
 import type { ApiError } from './api/api-error.ts';
 import { ApiClient } from './api/client.ts';
 

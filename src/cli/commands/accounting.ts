@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printTable } from '../output.js';
 import { instant } from './parse-instant.js';
-import type { CostBreakdown } from '../../services/accounting/report-accumulator.js';
+import type { CostBreakdown } from '../../api/accounting.js';
 
 interface Globals {
   json?: boolean;

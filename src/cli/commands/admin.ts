@@ -1,13 +1,10 @@
 /** audit, users, tokens */
 import type { Command } from 'commander';
-import { resolve } from 'node:path';
-import { openStore } from '../../store/store.js';
-import { AuditService } from '../../services/audit/audit-service.js';
-import { systemClock } from '../../core/clock.js';
-import { ZenithError } from '../../core/errors.js';
+import { ZenithError } from '../../api/errors.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printTable } from '../output.js';
 import { readSecret } from '../prompt.js';
+import { verifyStoredAudit } from './local-audit.js';
 import { wholeNumber } from './parse-number.js';
 
 interface Globals {
@@ -80,15 +77,7 @@ export function registerAdmin(program: Command): void {
       const globals = command.optsWithGlobals<Globals>();
       let result: VerifyResult;
       if (options.dataDir || options.database) {
-        const store = await openStore({
-          dataDir: options.dataDir ? resolve(options.dataDir) : undefined,
-          databaseUrl: options.database,
-        });
-        try {
-          result = await new AuditService(store, systemClock).verify();
-        } finally {
-          await store.close();
-        }
+        result = await verifyStoredAudit(options);
       } else {
         result = await ApiClient.fromConfig(globals).post<VerifyResult>('/audit/verify');
       }

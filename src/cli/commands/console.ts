@@ -1,7 +1,7 @@
 /** `zenith vms console VM`: the VM's serial console in this terminal, through the control plane. */
 import type { Command } from 'commander';
 import WebSocket from 'ws';
-import { ZenithError } from '../../core/errors.js';
+import { ZenithError } from '../../api/errors.js';
 import { ApiClient } from '../client.js';
 
 const ctrlRightBracket = 0x1d;

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ZenithError } from '../../core/errors.js';
+import { ZenithError } from '../../api/errors.js';
 import { ApiClient } from '../client.js';
 import { registerConsole } from './console.js';
 import { registerClone } from './vm-clone.js';

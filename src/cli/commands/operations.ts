@@ -1,6 +1,8 @@
 /** connections, tasks, events */
 import type { Command } from 'commander';
-import { ZenithError } from '../../core/errors.js';
+import { ZenithError } from '../../api/errors.js';
+import type { listEvents, ZenithEvent } from '../../api/events.js';
+import type { AnswerOf } from '../../api/operation.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printTable } from '../output.js';
 import { waitForTask, type TaskSummary } from '../progress.js';
@@ -220,13 +222,7 @@ export function registerOperations(program: Command): void {
       ) => {
         const globals = command.optsWithGlobals<Globals>();
         const client = ApiClient.fromConfig(globals);
-        const show = (event: {
-          seq: number;
-          ts: number;
-          type: string;
-          objectId: string | null;
-          data: unknown;
-        }) => {
+        const show = (event: ZenithEvent) => {
           if (globals.json) process.stdout.write(`${JSON.stringify(event)}\n`);
           else
             process.stdout.write(
@@ -239,28 +235,13 @@ export function registerOperations(program: Command): void {
         });
         if (!options.follow) {
           filter.set('limit', options.limit);
-          const page = await client.get<{
-            items: Array<{
-              seq: number;
-              ts: number;
-              type: string;
-              objectId: string | null;
-              data: unknown;
-            }>;
-          }>(`/events?${filter.toString()}`);
+          const page = await client.get<AnswerOf<typeof listEvents>>(
+            `/events?${filter.toString()}`,
+          );
           page.items.forEach(show);
           return;
         }
-        for await (const event of client.stream(`/events/stream?${filter.toString()}`))
-          show(
-            event.data as {
-              seq: number;
-              ts: number;
-              type: string;
-              objectId: string | null;
-              data: unknown;
-            },
-          );
+        for await (const event of client.stream(`/events/stream?${filter.toString()}`)) show(event);
       },
     );
 }

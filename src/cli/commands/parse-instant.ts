@@ -1,4 +1,4 @@
-import { ZenithError } from '../../core/errors.js';
+import { ZenithError } from '../../api/errors.js';
 
 /** Accepts ISO 8601 (2026-06-01, 2026-06-01T08:00Z) or milliseconds since the epoch. */
 export function instant(text: string, what: string): number {

@@ -2,7 +2,7 @@
  * Numbers on the command line. Commander hands over strings and the API takes JSON numbers (it does
  * not coerce bodies), so options are parsed here, with an error that names the option.
  */
-import { ZenithError } from '../../core/errors.js';
+import { ZenithError } from '../../api/errors.js';
 
 /** A whole number such as `4` or `250` (no sign, no fraction, no unit). */
 export function wholeNumber(text: string, option: string): number {

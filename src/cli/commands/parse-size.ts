@@ -1,5 +1,5 @@
 /** Sizes on the command line: 512MiB, 2GiB, 1.5G or a number of bytes. */
-import { ZenithError } from '../../core/errors.js';
+import { ZenithError } from '../../api/errors.js';
 
 const units: Record<string, number> = {
   '': 1,

@@ -1,6 +1,6 @@
 /** zenith place: where a VM would go, and why. */
 import type { Command } from 'commander';
-import { ZenithError } from '../../core/errors.js';
+import { ZenithError } from '../../api/errors.js';
 import { ApiClient } from '../client.js';
 import { printJson } from '../output.js';
 import { parseSize } from './parse-size.js';

@@ -1,6 +1,6 @@
 /** zenith rebalance, zenith plans …, zenith hosts evacuate | exit-maintenance */
 import type { Command } from 'commander';
-import { ZenithError } from '../../core/errors.js';
+import { ZenithError } from '../../api/errors.js';
 import { ApiClient } from '../client.js';
 import { formatBytes, formatTime, printJson, printKeyValues, printTable } from '../output.js';
 import { waitForTask, type TaskSummary } from '../progress.js';

@@ -1,7 +1,7 @@
 /** zenith policy …: write, test and inspect placement policies. */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { ZenithError } from '../../core/errors.js';
+import { ZenithError } from '../../api/errors.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printKeyValues, printTable } from '../output.js';
 import { wholeNumber } from './parse-number.js';

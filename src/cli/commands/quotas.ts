@@ -1,6 +1,6 @@
 /** zenith quotas: limits per group and usage against them. */
 import type { Command } from 'commander';
-import { ZenithError } from '../../core/errors.js';
+import { ZenithError } from '../../api/errors.js';
 import { ApiClient } from '../client.js';
 import { formatBytes, formatTime, printJson, printKeyValues, printTable } from '../output.js';
 import { parseSize } from './parse-size.js';

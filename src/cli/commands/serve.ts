@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { ZenithError } from '../../core/errors.js';
+import { ZenithError } from '../../api/errors.js';
 import { reportUnhandledRejectionsTo } from '../../core/unhandled-rejections.js';
 import type { LdapSettings } from '../../services/identity/ldap-directory.js';
 

@@ -1,8 +1,8 @@
 /** zenith vms metrics VM --history: the VM's metrics over time, one line per step. */
-import { ZenithError } from '../../core/errors.js';
+import { ZenithError } from '../../api/errors.js';
 import { ApiClient } from '../client.js';
 import { formatBytes, formatTime, printJson, printTable } from '../output.js';
-import type { MetricPoint } from '../../services/metrics/metric-deltas.js';
+import type { MetricPoint } from '../../api/metrics.js';
 import { instant } from './parse-instant.js';
 
 export interface HistoryOptions {

@@ -1,7 +1,7 @@
 /** What the accounting routes answer, as the console reads it. Money is in integer minor units. */
 
-// The server's own declaration (type only: nothing of the server is bundled).
-import type { CostBreakdown as Cost } from '../../../src/services/accounting/report-accumulator.ts';
+// The contract's declaration (type only: nothing of the server is bundled).
+import type { CostBreakdown as Cost } from '../../../src/api/accounting.ts';
 
 export type { Cost };
 

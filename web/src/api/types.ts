@@ -1,64 +1,29 @@
-/** The shapes of the public API's answers that the console reads (docs/api.md). */
-export type FactValue = string | number | boolean | null;
+/**
+ * The shapes of the public API's answers that the console reads: the contract's own (src/api),
+ * imported as types only, so nothing of the server is bundled.
+ */
+import type { Static } from 'typebox';
+import type { AnswerOf } from '../../../src/api/operation.ts';
+import type { IdentityView as IdentityViewSchema, login } from '../../../src/api/auth.ts';
+import type { FactValue } from '../../../src/api/common.ts';
+import type { ConsoleTicket } from '../../../src/api/consoles.ts';
+import type { ZenithEvent } from '../../../src/api/events.ts';
+import type { LocationView, ManagedObjectView } from '../../../src/api/inventory.ts';
+import type { TaskView } from '../../../src/api/tasks.ts';
 
-export interface ManagedObject {
-  id: string;
-  kind: string;
-  name: string;
-  parentId: string | null;
-  tags: string[];
-  facts: Record<string, FactValue>;
-  userFacts: Record<string, FactValue>;
-  computed: Record<string, FactValue>;
-  status: string;
-  simulated: boolean;
-}
+export type { ConsoleTicket, FactValue, ZenithEvent };
+
+export type ManagedObject = ManagedObjectView;
 
 export interface Page<T> {
   items: T[];
   nextCursor: string | null;
 }
 
-export interface Identity {
-  id: string;
-  name: string;
-  displayName: string | null;
-  role: string;
-}
+export type Identity = Static<typeof IdentityViewSchema>;
 
-export interface LoginAnswer {
-  token: string;
-  expiresAt: number | null;
-  identity: Identity;
-}
+export type LoginAnswer = AnswerOf<typeof login>;
 
-export interface LocationInterval {
-  vmId: string;
-  hostId: string | null;
-  hostName: string | null;
-  powerState: string;
-  from: number;
-  to: number | null;
-}
+export type LocationInterval = LocationView;
 
-export interface Task {
-  id: string;
-  kind: string;
-  state: string;
-  error: { code: string; message: string } | null;
-}
-
-export interface ConsoleTicket {
-  ticket: string;
-  path: string;
-  expiresAt: number;
-}
-
-/** One Server-Sent Event of GET /events/stream. */
-export interface ZenithEvent {
-  seq: number;
-  type: string;
-  objectId: string | null;
-  data: Record<string, unknown> | null;
-  ts: number;
-}
+export type Task = TaskView;

@@ -1,27 +1,14 @@
 /** The shapes of the VM-centred answers the console reads (docs/api.md): tasks, snapshots, placement. */
-// The metrics chart points are the server's own declaration (type only: nothing of it is bundled).
-import type { MetricPoint as MetricsPoint } from '../../../src/services/metrics/metric-deltas.ts';
+// The server's own declarations from the contract (types only: nothing of the server is bundled).
+import type { MetricPoint as MetricsPoint } from '../../../src/api/metrics.ts';
+import type { TaskState, TaskView } from '../../../src/api/tasks.ts';
 import type { ManagedObject } from './types.ts';
 
 export type { MetricsPoint };
 
-export interface TaskDetail {
-  id: string;
-  kind: string;
-  targetId: string | null;
-  state: string;
-  progress: number;
-  progressMessage: string | null;
-  progressDetails: Record<string, number | string> | null;
-  params: Record<string, unknown>;
-  result: unknown;
-  error: { code: string; message: string } | null;
-  createdAt: number;
-  startedAt: number | null;
-  endedAt: number | null;
-}
+export type TaskDetail = TaskView;
 
-export const finishedTaskStates = ['succeeded', 'failed', 'cancelled'];
+export const finishedTaskStates: readonly TaskState[] = ['succeeded', 'failed', 'cancelled'];
 
 export interface Snapshot {
   id: string;

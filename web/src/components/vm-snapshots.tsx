@@ -8,6 +8,7 @@ import type { ApiClient } from '../api/client.ts';
 import type { EventStream } from '../api/event-stream.ts';
 import { reasonOf } from '../api/follow-task.ts';
 import { deleteSnapshot, revertSnapshot, snapshotsOf, takeSnapshot } from '../api/vm-calls.ts';
+import { isEvent } from '../api/events.ts';
 import type { Snapshot } from '../api/vm-types.ts';
 import { TaskRunStatus } from './task-run-status.tsx';
 import { useTaskRunner } from './use-task-runner.ts';
@@ -38,7 +39,10 @@ export function VmSnapshots(props: {
   useEffect(() => {
     void load();
     return events.subscribe((event) => {
-      if (event.data?.targetId === vmId && /^task\.(succeeded|failed)$/.test(event.type))
+      if (
+        (isEvent(event, 'task.succeeded') || isEvent(event, 'task.failed')) &&
+        event.data.targetId === vmId
+      )
         void load();
     });
   }, [events, load, vmId]);

@@ -8,6 +8,7 @@ import type { ApiClient } from '../api/client.ts';
 import type { EventStream } from '../api/event-stream.ts';
 import { reasonOf } from '../api/follow-task.ts';
 import { tasksOfVm } from '../api/vm-calls.ts';
+import { isTaskEvent } from '../api/events.ts';
 import type { TaskDetail } from '../api/vm-types.ts';
 
 const stateColors: Record<string, string> = {
@@ -49,8 +50,8 @@ export function VmTasks(props: { vmId: string; client: ApiClient; events: EventS
   useEffect(() => {
     void load();
     return events.subscribe((event) => {
-      if (!event.type.startsWith('task.')) return;
-      const about = event.data?.targetId === vmId;
+      if (!isTaskEvent(event)) return;
+      const about = event.type !== 'task.progress' && event.data.targetId === vmId;
       if (about || (event.objectId !== null && known.current.has(event.objectId))) void load();
     });
   }, [events, load, vmId]);

@@ -8,7 +8,7 @@ import { useCallback, useEffect, useRef, useState } from 'react';
 import { ApiError } from '../api/api-error.ts';
 import type { ApiClient } from '../api/client.ts';
 import type { EventStream } from '../api/event-stream.ts';
-import type { ManagedObject } from '../api/types.ts';
+import type { ManagedObject, Task } from '../api/types.ts';
 
 interface PlannedMove {
   vmId: string;
@@ -29,14 +29,8 @@ interface Plan {
   outcome?: { moves: Array<{ vmId: string; state: string }>; actualCompletionMs: number };
 }
 
-interface EvacuationTask {
-  id: string;
-  state: string;
-  progress: number;
-  progressMessage: string | null;
-  params: { planId?: string };
-  error: { code: string; message: string } | null;
-}
+/** The evacuation's task (its params name the plan once there is one). */
+type EvacuationTask = Task;
 
 export function EvacuationPanel(props: {
   host: ManagedObject;
@@ -77,7 +71,7 @@ export function EvacuationPanel(props: {
       const ended = ['succeeded', 'failed', 'cancelled'].includes(fresh.state);
       // The plan once (where its VMs are, too), and again at the end for its outcome; between
       // the two, the VMs' own events say where they are.
-      const planId = fresh.params.planId;
+      const planId = typeof fresh.params.planId === 'string' ? fresh.params.planId : undefined;
       if (planId && (planSeen.current !== planId || ended)) {
         const first = planSeen.current !== planId;
         planSeen.current = planId;

@@ -18,9 +18,7 @@ export function parentsToRefresh(
   parentOf: (id: string) => string | undefined,
 ): Set<string> | 'all' {
   const parents = new Set<string>();
-  if (!event.type.startsWith('inventory.')) return parents;
   if (event.type === 'inventory.synced') return 'all';
-  const data = event.data ?? {};
   const add = (id: unknown) => {
     if (typeof id === 'string') parents.add(id);
     else if (id === null) parents.add(TREE_ROOT);
@@ -28,20 +26,20 @@ export function parentsToRefresh(
   const shownUnder = event.objectId ? parentOf(event.objectId) : undefined;
   switch (event.type) {
     case 'inventory.created':
-      add(data.parentId);
+      add(event.data.parentId);
       break;
     case 'inventory.deleted':
     case 'inventory.missing':
       add(shownUnder);
-      add(data.parentId);
+      add(event.data.parentId);
       break;
     case 'inventory.updated': {
-      const changed = Array.isArray(data.changed) ? (data.changed as unknown[]) : [];
+      const changed = event.data.changed ?? [];
       if (changed.includes('name') || changed.includes('parent') || changed.includes('status')) {
         add(shownUnder);
-        add(data.parentId);
+        add(event.data.parentId);
       }
-      const location = data.location as { hostId?: unknown; previousHostId?: unknown } | undefined;
+      const location = event.data.location;
       if (location && location.hostId !== location.previousHostId) {
         if (typeof location.previousHostId === 'string') parents.add(location.previousHostId);
         if (typeof location.hostId === 'string') parents.add(location.hostId);

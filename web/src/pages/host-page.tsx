@@ -9,6 +9,7 @@ import { useCallback, useEffect, useState } from 'react';
 import { ApiError } from '../api/api-error.ts';
 import type { ApiClient } from '../api/client.ts';
 import type { EventStream } from '../api/event-stream.ts';
+import { isInventoryEvent } from '../api/events.ts';
 import type { ManagedObject, Page } from '../api/types.ts';
 import { PowerStateBadge } from '../components/power-state-badge.tsx';
 import { hrefOf } from '../hash-route.ts';
@@ -64,8 +65,12 @@ export function HostPage(props: { hostId: string; client: ApiClient; events: Eve
     const here = new Set([hostId, host?.id]);
     let timer: ReturnType<typeof setTimeout> | null = null;
     const unsubscribe = events.subscribe((event) => {
-      const location = event.data?.location as
-        { hostId?: string | null; previousHostId?: string | null } | undefined;
+      const location =
+        isInventoryEvent(event) && event.type !== 'inventory.synced'
+          ? 'location' in event.data
+            ? event.data.location
+            : undefined
+          : undefined;
       const relevant =
         here.has(event.objectId ?? '') ||
         (event.type.startsWith('inventory.') && ids.has(event.objectId ?? '')) ||

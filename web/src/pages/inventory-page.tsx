@@ -27,6 +27,7 @@ import { useEffect, useState } from 'react';
 import { ApiError } from '../api/api-error.ts';
 import type { ApiClient } from '../api/client.ts';
 import type { EventStream } from '../api/event-stream.ts';
+import { isInventoryEvent } from '../api/events.ts';
 import type { ManagedObject } from '../api/types.ts';
 import { PowerStateBadge } from '../components/power-state-badge.tsx';
 import { hrefOf } from '../hash-route.ts';
@@ -168,8 +169,8 @@ export function InventoryPage(props: { client: ApiClient; events: EventStream })
   useEffect(() => {
     let timer: ReturnType<typeof setTimeout> | null = null;
     const unsubscribe = events.subscribe((event) => {
-      if (!membershipEvents.has(event.type)) return;
-      const kind = event.data?.kind;
+      if (!membershipEvents.has(event.type) || !isInventoryEvent(event)) return;
+      const kind = event.type === 'inventory.synced' ? undefined : event.data.kind;
       if (event.type !== 'inventory.synced' && kind !== 'vm') return;
       timer ??= setTimeout(() => {
         timer = null;

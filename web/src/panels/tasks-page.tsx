@@ -8,21 +8,12 @@ import { useEffect, useState } from 'react';
 import { ApiError } from '../api/api-error.ts';
 import type { ApiClient } from '../api/client.ts';
 import type { EventStream } from '../api/event-stream.ts';
-import type { ZenithEvent } from '../api/types.ts';
+import type { Task, ZenithEvent } from '../api/types.ts';
 import { ObjectLink } from '../components/object-link.tsx';
 import { usePermissions } from '../permissions.ts';
 
-interface TaskRow {
-  id: string;
-  kind: string;
-  targetId: string | null;
-  state: string;
-  progress: number;
-  progressMessage: string | null;
-  error: { code: string; message: string } | null;
-  params?: Record<string, unknown>;
-  createdAt: number;
-}
+/** A task as the contract declares it (GET /tasks). */
+type TaskRow = Task;
 
 const shown = 50;
 const stateColor: Record<string, string> = {
@@ -45,7 +36,7 @@ function targetName(task: TaskRow): string | null {
 }
 
 function eventObjectName(event: ZenithEvent): string | null {
-  return typeof event.data?.name === 'string' ? event.data.name : null;
+  return 'name' in event.data && typeof event.data.name === 'string' ? event.data.name : null;
 }
 
 export function TasksPage(props: { client: ApiClient; events: EventStream }) {
