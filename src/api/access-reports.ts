@@ -62,7 +62,7 @@ export const effectiveAccessReport = operation({
     { additionalProperties: false },
   ),
   success: { 200: Items(EffectiveAccessRow) },
-  errors: [404, 422],
+  errors: [404, 409, 422],
   csv: true,
 });
 
@@ -90,6 +90,6 @@ export const actionsReport = operation({
     { additionalProperties: false },
   ),
   success: { 200: Items(AuditReportRow) },
-  errors: [404, 422],
+  errors: [404, 409, 422],
   csv: true,
 });

@@ -177,7 +177,7 @@ export const listBindings = operation({
     { additionalProperties: false },
   ),
   success: { 200: Items(BindingView) },
-  errors: [404],
+  errors: [404, 409],
 });
 
 export const createBinding = operation({
@@ -202,7 +202,7 @@ export const createBinding = operation({
     { additionalProperties: false },
   ),
   success: { 201: BindingView },
-  errors: [404],
+  errors: [404, 409],
 });
 
 export const deleteBinding = operation({
@@ -251,5 +251,5 @@ export const explainAccess = operation({
     { additionalProperties: false },
   ),
   success: { 200: Decision },
-  errors: [404],
+  errors: [404, 409],
 });

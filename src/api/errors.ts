@@ -48,14 +48,15 @@ export const errorStatusMeanings: Record<ErrorStatus, string> = {
  * Every error status an operation can answer: its own refusals and those that come with its kind —
  * any operation can fail unexpectedly (500) or find the store away (503); one with credentials
  * refuses none (401), one that needs a permission refuses without it (403); path parameters can
- * name nothing (404), be malformed (400) or too long (414); a query can be malformed (400); a
+ * name nothing (404), name several objects (409: a name they share needs the id), be malformed
+ * (400) or too long (414); a query can be malformed (400); a
  * request other than GET may carry a body that is not JSON, too large or malformed (415, 413, 400).
  */
 export function errorStatusesOf(spec: OperationSpec): ErrorStatus[] {
   const statuses = new Set<ErrorStatus>([500, 503, ...(spec.errors ?? [])]);
   if (spec.auth !== 'public') statuses.add(401);
   if (spec.auth !== 'public' && spec.auth !== 'self') statuses.add(403);
-  if (spec.params) for (const status of [400, 404, 414] as const) statuses.add(status);
+  if (spec.params) for (const status of [400, 404, 409, 414] as const) statuses.add(status);
   if (spec.query) statuses.add(400);
   if (spec.method !== 'GET') for (const status of [400, 413, 415] as const) statuses.add(status);
   return [...statuses].sort((a, b) => a - b);
