@@ -5,7 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { isZenithError } from '../../src/core/errors.js';
+import { createBinding, listBindings } from '../../src/api/access.js';
+import { isZenithError } from '../../src/api/errors.js';
+import { createResourceGroup, listObjects } from '../../src/api/inventory.js';
+import { createUser } from '../../src/api/users.js';
 import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
 
 describe('empty ids', () => {
@@ -16,25 +19,23 @@ describe('empty ids', () => {
     s = await startTestServer();
     admin = await s.login();
     await s.addSimulatedFleet(admin, { timeScale: 0, vmsPerHost: 1 });
-    const created = await s.request('POST', '/users', {
-      token: admin,
+    await s.client(admin).call(createUser, {
       body: { name: 'eve', role: 'none', password: 'a-password-for-eve' },
     });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
   });
   after(async () => s.close());
 
   const bindingsOfEve = async () =>
-    (await s.request('GET', '/role-bindings?subject=eve', { token: admin })).body
-      .items as unknown[];
+    (await s.client(admin).call(listBindings, { query: { subject: 'eve' } })).items;
+  /** Refused with this code (the typed client throws the coded error of an error answer). */
+  const refusedWith = (code: string) => (error: unknown) =>
+    isZenithError(error) && error.code === code;
 
   test('a role binding with scope "" is refused (400, ZEN_BAD_REQUEST) and none is made', async () => {
-    const answer = await s.request('POST', '/role-bindings', {
-      token: admin,
-      body: { subject: 'eve', role: 'admin', scope: '' },
-    });
-    assert.equal(answer.status, 400, JSON.stringify(answer.body));
-    assert.equal(answer.body.error.code, 'ZEN_BAD_REQUEST');
+    await assert.rejects(
+      s.client(admin).call(createBinding, { body: { subject: 'eve', role: 'admin', scope: '' } }),
+      refusedWith('ZEN_BAD_REQUEST'),
+    );
     assert.deepEqual(await bindingsOfEve(), []);
     // Eve can still do nothing anywhere.
     const eve = await s.login('eve', 'a-password-for-eve');
@@ -44,24 +45,19 @@ describe('empty ids', () => {
   test('the access service refuses scope "" too, whoever calls it', async () => {
     await assert.rejects(
       s.plane.access.createBinding({ subject: 'eve', role: 'admin', scope: '' }, 'test'),
-      (error) => isZenithError(error) && error.code === 'ZEN_BAD_REQUEST',
+      refusedWith('ZEN_BAD_REQUEST'),
     );
     assert.deepEqual(await bindingsOfEve(), []);
   });
 
   test('a resource group with parentId "" is refused (400) and no group is stored', async () => {
-    const answer = await s.request('POST', '/resource-groups', {
-      token: admin,
-      body: { name: 'orphan', parentId: '' },
-    });
-    assert.equal(answer.status, 400, JSON.stringify(answer.body));
-    assert.equal(answer.body.error.code, 'ZEN_BAD_REQUEST');
-    const objects = await s.request('GET', '/objects?limit=1000', { token: admin });
-    assert.equal(objects.status, 200, JSON.stringify(objects.body));
+    await assert.rejects(
+      s.client(admin).call(createResourceGroup, { body: { name: 'orphan', parentId: '' } }),
+      refusedWith('ZEN_BAD_REQUEST'),
+    );
+    const objects = await s.client(admin).call(listObjects, { query: { limit: 1000 } });
     assert.deepEqual(
-      (objects.body.items as { kind: string; name: string }[]).filter(
-        (object) => object.kind === 'resourceGroup',
-      ),
+      objects.items.filter((object) => object.kind === 'resourceGroup'),
       [],
     );
   });
