@@ -1,68 +1,32 @@
-/** The shapes of the VM-centred answers the console reads (docs/api.md): tasks, snapshots, placement. */
-// The server's own declarations from the contract (types only: nothing of the server is bundled).
-import type { MetricPoint as MetricsPoint } from '../../../src/api/metrics.ts';
+/** The shapes of the VM-centred answers the console reads: the contract's (src/api), as types only. */
+import type { MetricPoint as MetricsPoint, MetricsHistory } from '../../../src/api/metrics.ts';
+import type {
+  Candidate as PlacementCandidate,
+  DraftVm as DraftVmBody,
+  PlacementDecision,
+  Rejection as PlacementRejection,
+} from '../../../src/api/placement.ts';
+import type { SnapshotView as Snapshot } from '../../../src/api/snapshots.ts';
 import type { TaskState, TaskView } from '../../../src/api/tasks.ts';
+import type { NewVm, VmCapabilities } from '../../../src/api/vms.ts';
 import type { ManagedObject } from './types.ts';
 
-export type { MetricsPoint };
+export type {
+  MetricsHistory,
+  MetricsPoint,
+  NewVm,
+  PlacementCandidate,
+  PlacementDecision,
+  PlacementRejection,
+  Snapshot,
+  VmCapabilities,
+};
 
 export type TaskDetail = TaskView;
 
+/** A VM not created yet, as the create-VM wizard holds it (every size chosen) and previews it. */
+export type DraftVm = Required<Pick<DraftVmBody, 'name' | 'cpus' | 'memoryBytes' | 'diskBytes'>>;
+
 export const finishedTaskStates: readonly TaskState[] = ['succeeded', 'failed', 'cancelled'];
-
-export interface Snapshot {
-  id: string;
-  name: string;
-  createdAt: number;
-  powerState: string;
-}
-
-export interface VmCapabilities {
-  vmId: string;
-  connectionType: string;
-  simulated: boolean;
-  capabilities: string[];
-}
-
-export interface PlacementCandidate {
-  hostId: string;
-  hostName: string;
-  score: number;
-  loadAfter: number;
-}
-
-export interface PlacementRejection {
-  hostId: string;
-  hostName: string;
-  reason: { kind: string; message: string };
-}
-
-export interface PlacementDecision {
-  vm: { id: string | null; name: string; cpu: number; memoryBytes: number; type: string | null };
-  chosen: PlacementCandidate | null;
-  candidates: PlacementCandidate[];
-  rejected: PlacementRejection[];
-  hostsConsidered: number;
-  feasibleHosts: number;
-}
-
-/** A VM not created yet, as the placement preview and POST /vms take it. */
-export interface DraftVm {
-  name: string;
-  cpus: number;
-  memoryBytes: number;
-  diskBytes: number;
-}
-
-export interface NewVm extends DraftVm {
-  hostId?: string;
-  options?: Record<string, unknown>;
-}
-
-export interface MetricsHistory {
-  vmId: string;
-  stepSeconds: number;
-  points: MetricsPoint[];
-}
 
 export type HostObject = ManagedObject;
