@@ -21,11 +21,8 @@ import {
   type ToAgent,
 } from '../hypervisors/agent/agent-link.js';
 import type { ActionContext, CloneOptions, MigrateOptions, VmSpec } from '../hypervisors/driver.js';
-import {
-  QemuDriver,
-  type IncomingEndpoint,
-  type MigrationPackage,
-} from '../hypervisors/qemu/qemu-driver.js';
+import { QemuDriver } from '../hypervisors/qemu/qemu-driver.js';
+import type { IncomingEndpoint, MigrationPackage } from '../hypervisors/qemu/qemu-migration.js';
 import { ConsoleRelays } from './console-relays.js';
 import {
   CredentialStore,
@@ -79,6 +76,9 @@ export class HostAgent {
       storageRoots: this.#options.storageRoots,
       accelerator: this.#options.accelerator,
       ...(this.#options.hostName ? { hostName: this.#options.hostName } : {}),
+      ...(this.#options.migrationAddress
+        ? { migrationAddress: this.#options.migrationAddress }
+        : {}),
       clock: this.#options.clock,
       logger: this.#options.logger,
     });
@@ -312,20 +312,23 @@ export class HostAgent {
           value = await driver.deleteSnapshot(id, String(second), context);
           break;
         case 'exportVm':
-          value = await driver.exportVm(id);
+          value = (await driver.facets.migration.exportVm(id)).payload;
           break;
-        case 'prepareIncoming':
-          value = await driver.prepareIncoming(
-            first as MigrationPackage,
-            this.#options.migrationAddress ?? '127.0.0.1',
-            second ?? {},
-          );
+        case 'prepareIncoming': {
+          const pkg = first as MigrationPackage;
+          value = (
+            await driver.facets.migration.prepareIncoming(
+              { migrationId: pkg.record.id, protocol: 'qemu', payload: pkg },
+              second ?? {},
+            )
+          ).payload;
           break;
+        }
         case 'incomingState':
-          value = await driver.incomingState(id);
+          value = await driver.facets.migration.incomingState(id);
           break;
         case 'outgoingState':
-          value = await driver.outgoingState(id);
+          value = await driver.facets.migration.outgoingState(id);
           break;
         case 'sendMigration': {
           const [, incoming, options] = call.args as [
@@ -333,17 +336,25 @@ export class HostAgent {
             IncomingEndpoint,
             MigrateOptions & { multifdChannels?: number },
           ];
-          value = await driver.sendMigration(id, incoming, options ?? {}, context);
+          const { resumesAtFinish: _, ...result } = await driver.facets.migration.send(
+            id,
+            { protocol: 'qemu', payload: incoming },
+            options ?? {},
+            context,
+          );
+          value = result;
           break;
         }
         case 'finishIncoming':
-          value = await driver.finishIncoming(id);
+          value = await driver.facets.migration.finishIncoming(id);
           break;
         case 'cleanupOutgoing':
-          value = await driver.cleanupOutgoing(id);
+          await driver.facets.migration.finishOutgoing(id, true);
+          value = null;
           break;
         case 'abortIncoming':
-          value = await driver.abortIncoming(id);
+          await driver.facets.migration.abortIncoming(id);
+          value = null;
           break;
         default:
           value = await driver[call.method](id, context);
