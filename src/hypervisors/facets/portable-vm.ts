@@ -31,6 +31,8 @@ export interface PortableDisk {
   bus: PortableDiskBus;
   /** The size the guest sees (the image says it too). */
   capacityBytes: number;
+  /** The VM's own disk, deleted with it; otherwise an image it uses that outlives it. */
+  owned: boolean;
   readOnly?: boolean;
 }
 
@@ -88,6 +90,9 @@ export interface PortableVmFacet {
    * cannot see (ZEN_INVALID_STATE) or that belong to another VM (ZEN_DISK_IN_USE), and what it
    * cannot run as described (ZEN_UNSUPPORTED). A disk still in use by a running copy elsewhere
    * makes the start fail (the hypervisor's image lock); a failed run leaves nothing defined.
+   *
+   * The VM is reported as it is defined: a caller running a VM the inventory knows elsewhere (a
+   * restart after a host failure) holds the inventory's handover for it first, as a migration does.
    */
   runVm(vm: PortableVm, options: RunOptions, context: ActionContext): Promise<DiscoveredVm>;
 }

@@ -44,6 +44,7 @@ import {
 import type { QemuHost } from './qemu-host.js';
 import { QemuMigrationEndpoint } from './qemu-migration-endpoint.js';
 import { QemuMigrations } from './qemu-migration.js';
+import { QemuPortableVms } from './qemu-portable-vm.js';
 import { readVmMetrics } from './qemu-metrics.js';
 import { basesOf, cloneDisks, cloneSpec, linkedClonesOf, refuseIfBase } from './qemu-clone.js';
 import { DiskClaims } from './disk-claims.js';
@@ -103,7 +104,7 @@ export class QemuDriver implements HypervisorDriver {
   /** What the facets work through (qemu-host.ts). */
   readonly #qemuHost: QemuHost;
   readonly #migrations: QemuMigrations;
-  readonly facets: { migration: QemuMigrationEndpoint };
+  readonly facets: { migration: QemuMigrationEndpoint; portableVms: QemuPortableVms };
 
   constructor(options: QemuDriverOptions) {
     this.#options = options;
@@ -121,6 +122,7 @@ export class QemuDriver implements HypervisorDriver {
       migrationAddress: options.migrationAddress ?? '127.0.0.1',
       claims: this.#claims,
       find: (id) => this.#vms.get(id),
+      all: () => this.#vms.values(),
       vm: (id) => this.#vm(id),
       instance: (record) => this.#instance(record),
       view: (vm) => this.#view(vm),
@@ -131,7 +133,10 @@ export class QemuDriver implements HypervisorDriver {
       forget: (vm, removeDisks) => this.#forget(vm, removeDisks),
     };
     this.#migrations = new QemuMigrations(this.#qemuHost);
-    this.facets = { migration: new QemuMigrationEndpoint(this.#qemuHost, this.#migrations) };
+    this.facets = {
+      migration: new QemuMigrationEndpoint(this.#qemuHost, this.#migrations),
+      portableVms: new QemuPortableVms(this.#qemuHost),
+    };
     this.#snapshots = new QemuSnapshots(options.clock);
   }
 
@@ -213,7 +218,7 @@ export class QemuDriver implements HypervisorDriver {
       cmdline?: string;
       baseImage?: string;
     };
-    return validateSpec(
+    const validated = validateSpec(
       {
         name: spec.name,
         cpus: spec.cpus,
@@ -247,6 +252,8 @@ export class QemuDriver implements HypervisorDriver {
       },
       this.#limits(host),
     );
+    // MACs are derived from the VM's id: a request does not choose them.
+    return { ...validated, nics: validated.nics.map(({ mac: _, ...nic }) => nic) };
   }
 
   /**

@@ -21,6 +21,8 @@ export interface QemuHost {
   /** Which VM owns each disk, in the storage itself. */
   claims: DiskClaims;
   find(id: string): QemuVm | undefined;
+  /** Every VM this host knows (incoming and departing ones too). */
+  all(): Iterable<QemuVm>;
   /** The VM, or ZEN_NOT_FOUND. */
   vm(id: string): QemuVm;
   /** Takes a VM record in (a new VM, or one arriving): its instance, known to the driver from now on. */

@@ -19,7 +19,12 @@ import type {
   SendOptions,
 } from '../facets/migration-endpoint.js';
 import type { QemuHost } from './qemu-host.js';
-import type { IncomingEndpoint, MigrationPackage, QemuMigrations } from './qemu-migration.js';
+import type {
+  IncomingEndpoint,
+  MigrationPackage,
+  MigrationResult as QemuMigrationResult,
+  QemuMigrations,
+} from './qemu-migration.js';
 
 export interface QemuMigrationOffer extends MigrationOffer {
   protocol: 'qemu';
@@ -82,7 +87,7 @@ export class QemuMigrationEndpoint implements MigrationEndpoint {
     target: MigrationTarget,
     options: SendOptions,
     context: ActionContext,
-  ): Promise<MigrationResult> {
+  ): Promise<QemuMigrationResult & MigrationResult> {
     const endpoint = qemuEndpointOf(target);
     const result = await this.migrations.send(id, endpoint, options, context);
     return { ...result, ...(endpoint.nbd ? { resumesAtFinish: true } : {}) };
