@@ -1,7 +1,8 @@
 /** Calls over an agent's channel, as the agent's driver and its facets make them. */
 import { ZenithError } from '../../core/errors.js';
+import type { AgentLink } from '../../protocols/agent-channel/agent-link.js';
+import type { AgentMethod, CallArgs, CallResult } from '../../protocols/agent-channel/call-map.js';
 import type { ActionContext } from '../driver-types.js';
-import type { AgentLink, AgentMethod } from './agent-link.js';
 
 export class AgentCaller {
   constructor(private readonly link: () => AgentLink | undefined) {}
@@ -14,15 +15,22 @@ export class AgentCaller {
     return link;
   }
 
-  async call<T>(
-    method: AgentMethod,
-    args: unknown[],
+  /** Whether the connected agent has the method; true while none is connected (it is asked then). */
+  supports(method: AgentMethod): boolean {
+    const link = this.link();
+    return !link?.connected || link.supports(method);
+  }
+
+  /** Async, so that a missing agent is a rejection like any other failure of the call. */
+  async call<M extends AgentMethod>(
+    method: M,
+    args: CallArgs<M>,
     timeoutMs?: number,
     context?: ActionContext,
-  ): Promise<T> {
-    return (await this.connected().call(method, args, {
+  ): Promise<CallResult<M>> {
+    return await this.connected().call(method, args, {
       ...(timeoutMs !== undefined ? { timeoutMs } : {}),
       ...(context ? { context } : {}),
-    })) as T;
+    });
   }
 }

@@ -21,7 +21,7 @@ import type {
   VmSpec,
 } from '../driver.js';
 import { AgentCaller } from './agent-caller.js';
-import type { AgentLink } from './agent-link.js';
+import type { AgentLink } from '../../protocols/agent-channel/agent-link.js';
 import { AgentMigrationEndpoint } from './agent-migration-endpoint.js';
 
 const capabilities: readonly Capability[] = [

@@ -3,6 +3,7 @@
  * call over the agent's channel to the QEMU driver the agent runs, which
  * answers with the package and endpoint that QEMU ends exchange.
  */
+import { ZenithError } from '../../core/errors.js';
 import type { ActionContext, DiscoveredVm } from '../driver-types.js';
 import type {
   IncomingOptions,
@@ -16,7 +17,6 @@ import type {
 } from '../facets/migration-endpoint.js';
 import type { QemuMigrationOffer, QemuMigrationTarget } from '../qemu/qemu-migration-endpoint.js';
 import { qemuEndpointOf, qemuPackageOf } from '../qemu/qemu-migration-endpoint.js';
-import type { IncomingEndpoint, MigrationPackage } from '../qemu/qemu-migration.js';
 import type { AgentCaller } from './agent-caller.js';
 
 export class AgentMigrationEndpoint implements MigrationEndpoint {
@@ -26,7 +26,7 @@ export class AgentMigrationEndpoint implements MigrationEndpoint {
   constructor(private readonly agent: AgentCaller) {}
 
   async exportVm(id: string): Promise<QemuMigrationOffer> {
-    const payload = await this.agent.call<MigrationPackage>('exportVm', [id], 60_000);
+    const payload = await this.agent.call('exportVm', [id], 60_000);
     return { migrationId: payload.record.id, protocol: 'qemu', payload };
   }
 
@@ -34,11 +34,14 @@ export class AgentMigrationEndpoint implements MigrationEndpoint {
     offer: MigrationOffer,
     options: IncomingOptions,
   ): Promise<QemuMigrationTarget> {
-    const payload = await this.agent.call<IncomingEndpoint>(
-      'prepareIncoming',
-      [qemuPackageOf(offer), options],
-      10 * 60_000,
-    );
+    const pkg = qemuPackageOf(offer);
+    // An agent before 1.1 ignores the MACs a VM keeps from its description: it would change them.
+    if (!this.agent.supports('runVm') && pkg.record.spec.nics.some((nic) => nic.mac !== undefined))
+      throw new ZenithError(
+        'ZEN_UNSUPPORTED',
+        `${pkg.record.spec.name} keeps MAC addresses of its own, which this agent's protocol version does not carry: upgrade the agent`,
+      );
+    const payload = await this.agent.call('prepareIncoming', [pkg, options], 10 * 60_000);
     return { protocol: 'qemu', payload };
   }
 
@@ -49,7 +52,7 @@ export class AgentMigrationEndpoint implements MigrationEndpoint {
     context: ActionContext,
   ): Promise<MigrationResult> {
     const endpoint = qemuEndpointOf(target);
-    const result = await this.agent.call<MigrationResult>(
+    const result = await this.agent.call(
       'sendMigration',
       [id, endpoint, options],
       24 * 60 * 60_000,
