@@ -3,7 +3,8 @@
  * processes (one of this build, one speaking 1.0 as an agent of the previous
  * minor version would, one of another major) and scripted peers. An older
  * minor works and is simply not asked what it lacks; another major is
- * refused with a code telling the operator what to upgrade.
+ * refused with a code telling the operator what to upgrade. And, through the
+ * agents' portable-VM facet, a VM of a host that died runs on another.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -14,7 +15,12 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { isZenithError } from '../../src/core/errors.js';
 import { processAlive } from '../../src/core/process.js';
-import { requireFacet, type HypervisorDriver } from '../../src/hypervisors/driver.js';
+import {
+  facetOf,
+  requireFacet,
+  type DiscoveredVm,
+  type HypervisorDriver,
+} from '../../src/hypervisors/driver.js';
 import { killAgents, spawnAgent, type AgentProcess } from '../../src/testing/agent-process.js';
 import {
   startTestServer,
@@ -26,6 +32,7 @@ import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../src/testing/guest-i
 import { startScriptedAgent, type ScriptedAgent } from '../../src/testing/scripted-agent.js';
 import { until } from '../../src/testing/wait.js';
 
+const context = { signal: new AbortController().signal, progress: () => undefined };
 const coded = (code: string, message?: RegExp) => (error: unknown) =>
   isZenithError(error) && error.code === code && (!message || message.test(error.message));
 
@@ -128,9 +135,17 @@ describe('agent channel protocol versions, against the real server', () => {
       (a: ApiAnswer) => a.hostname === 'host-a',
     ).id as string;
     assert.deepEqual(s.plane.agentHub.link(currentId)?.protocol, { major: 1, minor: 1 });
-    assert.equal(currentConnection.state, 'connected');
-    assert.equal(olderConnection.state, 'connected');
-    // Asked what 1.0 lacks, the control plane answers for it, and the channel stays up.
+    assert.ok(
+      facetOf(driverOf(currentConnection.id), 'portableVms'),
+      'this build runs VMs from a description',
+    );
+    const olderDriver = driverOf(olderConnection.id);
+    assert.equal(facetOf(olderDriver, 'portableVms'), undefined, 'a 1.0 agent has no such facet');
+    assert.throws(
+      () => requireFacet(olderDriver, 'portableVms', 'run VMs from a description'),
+      coded('ZEN_UNSUPPORTED'),
+    );
+    // Asked anyway, the control plane answers for it, and the channel stays up.
     const agentId = (await s.request('GET', '/agents', { token })).body.items.find(
       (a: ApiAnswer) => a.hostname === 'host-old',
     ).id as string;
@@ -143,6 +158,53 @@ describe('agent channel protocol versions, against the real server', () => {
     assert.equal((await connectionOf('host-old'))?.state, 'connected');
     const stopped = await runTask('POST', `/vms/${vm.id}/stop`);
     assert.equal(stopped.state, 'succeeded', JSON.stringify(stopped.error));
+  });
+
+  test('through the agents’ portable-VM facet, the VM of a host that died runs on another with its identity', async () => {
+    const second = await startAgent('host-b');
+    const toConnection = await connected('host-b', second);
+    const fromConnection = (await connectionOf('host-a'))!;
+    const vm = await newRunningVm('roamer', 'host-a', 32 * 1048576);
+    assert.equal((await consoleTicks(s, token, vm.id, 1)).length, 1, 'the guest runs on host-a');
+    const description = await requireFacet(
+      driverOf(fromConnection.id),
+      'portableVms',
+      'describe VMs',
+    ).describeVm(vm.externalId as string);
+    assert.equal(description.uuid, vm.facts['vm.uuid']);
+    assert.equal(description.disks[0]?.location.path, join(shared, 'roamer', 'disk0.qcow2'));
+
+    // host-a dies: its agent and the VM's QEMU are killed.
+    await agents[0]!.kill();
+    process.kill(vm.facts['qemu.pid'] as number, 'SIGKILL');
+    await until('the QEMU to be gone', async () =>
+      processAlive(vm.facts['qemu.pid'] as number) ? undefined : true,
+    );
+    // What a restart after a failure does: the move is held for the VM, then it runs elsewhere.
+    const release = s.plane.inventory.handovers.hold(vm.id as string, toConnection.id);
+    let arrived: DiscoveredVm;
+    try {
+      arrived = await requireFacet(driverOf(toConnection.id), 'portableVms', 'run VMs').runVm(
+        description,
+        { start: true },
+        context,
+      );
+      await s.plane.inventory.applyChanges(toConnection.id, [arrived]);
+    } finally {
+      release();
+    }
+    assert.equal(arrived.facts['vm.uuid'], vm.facts['vm.uuid']);
+    assert.deepEqual(arrived.facts['network.macs'], vm.facts['network.macs']);
+    const now = (await s.request('GET', `/vms/${vm.id}`, { token })).body;
+    assert.deepEqual(
+      [now.id, now.computed['location.hostName'], now.facts['power.state']],
+      [vm.id, 'host-b', 'running'],
+      'the same VM, running on host-b',
+    );
+    // A fresh boot (its memory died with host-a), from the same disk, counting again.
+    assert.equal((await consoleTicks(s, token, vm.id as string, 2)).length, 2);
+    const roamers = (await s.request('GET', '/vms?filter=name=roamer', { token })).body.items;
+    assert.equal(roamers.length, 1, 'listed once');
   });
 
   test('an agent of another major is refused with ZEN_AGENT_INCOMPATIBLE and stops, saying to upgrade it', async () => {
@@ -202,7 +264,7 @@ describe('agent channel protocol versions, against the real server', () => {
     const driver = driverOf(connection.id as string);
     // It speaks 1.1, so it is asked; it does not know the call, and says so with the code.
     await assert.rejects(
-      s.plane.agentHub.link(modern.agentId)!.call('describeVm', ['x']),
+      requireFacet(driver, 'portableVms', 'describe VMs').describeVm('x'),
       coded('ZEN_UNSUPPORTED', /scripted: no describeVm/),
     );
     // An answer that does not fit the call is not believed.

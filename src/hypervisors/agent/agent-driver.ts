@@ -23,6 +23,7 @@ import type {
 import { AgentCaller } from './agent-caller.js';
 import type { AgentLink } from '../../protocols/agent-channel/agent-link.js';
 import { AgentMigrationEndpoint } from './agent-migration-endpoint.js';
+import { AgentPortableVms } from './agent-portable-vms.js';
 
 const capabilities: readonly Capability[] = [
   'vm.start',
@@ -45,11 +46,21 @@ export class AgentDriver implements HypervisorDriver {
   readonly info: DriverInfo = { type: 'agent', simulated: false, capabilities };
 
   readonly #agent: AgentCaller;
-  readonly facets: { migration: AgentMigrationEndpoint };
+  readonly #migration: AgentMigrationEndpoint;
+  readonly #portableVms: AgentPortableVms;
 
   constructor(link: () => AgentLink | undefined) {
     this.#agent = new AgentCaller(link);
-    this.facets = { migration: new AgentMigrationEndpoint(this.#agent) };
+    this.#migration = new AgentMigrationEndpoint(this.#agent);
+    this.#portableVms = new AgentPortableVms(this.#agent);
+  }
+
+  /** What the agent can do depends on the protocol version it speaks (asked anew each time). */
+  get facets(): { migration: AgentMigrationEndpoint; portableVms?: AgentPortableVms } {
+    return {
+      migration: this.#migration,
+      ...(this.#agent.supports('runVm') ? { portableVms: this.#portableVms } : {}),
+    };
   }
 
   #link(): AgentLink {
