@@ -11,6 +11,11 @@
  * from dirty bitmaps (QEMU) or changed-block tracking; a family that cannot
  * tell refuses `changedSince` with ZEN_UNSUPPORTED rather than answer a full
  * read in its place.
+ *
+ * Declared, not implemented yet: no driver has this facet. Backup (a later
+ * issue) implements it for QEMU hosts and agents — a persistent dirty bitmap
+ * and a point-in-time export of the disk over NBD, read by an NBD client in
+ * src/protocols — and is its first user.
  */
 import type { ActionContext } from '../driver-types.js';
 import type { PortableDisk, PortableDiskFormat, PortableLocation } from './portable-vm.js';
