@@ -5,7 +5,7 @@
  * rejection once, under the stable code ZEN_UNHANDLED_REJECTION, and exits with 70 (EX_SOFTWARE)
  * for its supervisor to restart it (tasks are recovered at start, VMs outlive an agent). The code
  * is what tests look for in the output of the processes they start (src/testing).
- * See docs/decisions/0024-unhandled-rejections.md.
+ * See docs/decisions/0029-unhandled-rejections.md.
  */
 import type { ErrorCode } from './errors.js';
 import type { Logger } from './logger.js';
