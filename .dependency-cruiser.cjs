@@ -75,6 +75,15 @@ module.exports = {
       to: { path: '^src/(server|cli|agent|web)/' },
     },
     {
+      // Services ask a driver for a facet (hypervisors/driver.ts), never for a family's class: of
+      // hypervisors/ they import only its top-level modules (driver.ts, driver-types.ts,
+      // registry.ts, delta-feed.ts) and facets/ (docs/decisions/0028).
+      name: 'services-never-import-a-driver-family',
+      severity: 'error',
+      from: { path: layer('services') },
+      to: { path: '^src/hypervisors/(?!facets/)[^/]+/' },
+    },
+    {
       name: 'server-not-cli',
       severity: 'error',
       from: { path: layer('server') },

@@ -61,6 +61,24 @@ const ownLocation = {
   },
 };
 
+/**
+ * Packages stay in node_modules and load from there, except TypeBox: the agent channel's schemas
+ * use it, and loaded as its ~200 separate modules it added about a second to every agent start
+ * (a restarted agent must be back before its short-lived test certificate expires).
+ */
+const bundledPackages = new Set(['typebox']);
+const packagesOutside = {
+  name: 'packages-outside',
+  setup(build) {
+    build.onResolve({ filter: /^[^./]/ }, (args) => {
+      const name = args.path.startsWith('@')
+        ? args.path.split('/').slice(0, 2).join('/')
+        : args.path.split('/')[0];
+      return bundledPackages.has(name) ? undefined : { path: args.path, external: true };
+    });
+  },
+};
+
 async function buildBundle() {
   const { build } = await import('esbuild');
   mkdirSync(cacheDir, { recursive: true });
@@ -78,11 +96,10 @@ async function buildBundle() {
     platform: 'node',
     format: 'esm',
     target: 'node20',
-    packages: 'external',
     sourcemap: 'linked',
     metafile: true,
     logLevel: 'silent',
-    plugins: [ownLocation],
+    plugins: [ownLocation, packagesOutside],
   });
   const inputs = {};
   for (const input of Object.keys(result.metafile.inputs)) {

@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { isZenithError, ZenithError } from '../core/errors.js';
-import type { FromAgent, ToAgent } from '../hypervisors/agent/agent-link.js';
+import type { FromAgent, ToAgent } from '../protocols/agent-channel/messages.js';
 import type { QemuDriver } from '../hypervisors/qemu/qemu-driver.js';
 
 /** The consoles the control plane opened through this agent: local sockets relayed as base64 messages. */

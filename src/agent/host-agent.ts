@@ -14,18 +14,21 @@ import WebSocket from 'ws';
 import type { Clock } from '../core/clock.js';
 import { isErrorCode, isZenithError, ZenithError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { QemuDriver } from '../hypervisors/qemu/qemu-driver.js';
+import { check, decodeForAgent, encode } from '../protocols/agent-channel/codec.js';
+import { dispatchCall, type CallContext } from '../protocols/agent-channel/dispatcher.js';
+import type { FromAgent, ControlPlaneHandshake } from '../protocols/agent-channel/messages.js';
 import {
-  isAgentMethod,
-  type ChannelHandshake,
-  type FromAgent,
-  type ToAgent,
-} from '../hypervisors/agent/agent-link.js';
-import type { ActionContext, CloneOptions, MigrateOptions, VmSpec } from '../hypervisors/driver.js';
+  channelProtocol,
+  formatVersion,
+  parseVersion,
+  type ProtocolVersion,
+} from '../protocols/agent-channel/version.js';
 import {
-  QemuDriver,
-  type IncomingEndpoint,
-  type MigrationPackage,
-} from '../hypervisors/qemu/qemu-driver.js';
+  InventoryDelta,
+  type InventoryDelta as WireDelta,
+} from '../protocols/agent-channel/values.js';
+import { qemuCallHandlers } from './call-handlers.js';
 import { ConsoleRelays } from './console-relays.js';
 import {
   CredentialStore,
@@ -46,6 +49,12 @@ export interface HostAgentOptions {
   /** The address this host receives live migrations on (default 127.0.0.1). */
   migrationAddress?: string | undefined;
   heartbeatMs?: number;
+  /**
+   * The channel protocol version to speak (default: this build's, or ZENITH_AGENT_PROTOCOL):
+   * an older minor answers the methods it lacks as an agent of that version would, for testing
+   * compatibility with a real agent process.
+   */
+  protocolVersion?: ProtocolVersion;
   clock: Clock;
   logger: Logger;
 }
@@ -55,10 +64,25 @@ const finalRefusals = new Set([
   'ZEN_CREDENTIAL_REVOKED',
   'ZEN_CERTIFICATE_EXPIRED',
   'ZEN_CERTIFICATE_INVALID',
+  'ZEN_AGENT_INCOMPATIBLE',
 ]);
+
+/** The version ZENITH_AGENT_PROTOCOL asks for (MAJOR.MINOR), or this build's. */
+function protocolFromEnvironment(): ProtocolVersion {
+  const asked = process.env.ZENITH_AGENT_PROTOCOL;
+  if (asked === undefined) return channelProtocol;
+  const version = parseVersion(asked);
+  if (!version)
+    throw new ZenithError(
+      'ZEN_CONFIG_INVALID',
+      `ZENITH_AGENT_PROTOCOL is MAJOR.MINOR (this build speaks ${formatVersion(channelProtocol)})`,
+    );
+  return version;
+}
 
 export class HostAgent {
   readonly #options: HostAgentOptions;
+  readonly #protocol: ProtocolVersion;
   #driver: QemuDriver | undefined;
   #socket: WebSocket | undefined;
   #stopped = false;
@@ -68,17 +92,22 @@ export class HostAgent {
 
   constructor(options: HostAgentOptions) {
     this.#options = options;
+    this.#protocol = options.protocolVersion ?? protocolFromEnvironment();
     this.#store = new CredentialStore(options.stateDir);
   }
 
   /** Enrolls if needed, starts the driver, and keeps the channel up until stop(). */
   async run(): Promise<void> {
     this.#current = await this.#credentials();
+    this.#options.logger.info({ protocol: formatVersion(this.#protocol) }, 'starting');
     const driver = new QemuDriver({
       stateDir: join(this.#options.stateDir, 'qemu'),
       storageRoots: this.#options.storageRoots,
       accelerator: this.#options.accelerator,
       ...(this.#options.hostName ? { hostName: this.#options.hostName } : {}),
+      ...(this.#options.migrationAddress
+        ? { migrationAddress: this.#options.migrationAddress }
+        : {}),
       clock: this.#options.clock,
       logger: this.#options.logger,
     });
@@ -151,16 +180,22 @@ export class HostAgent {
       const pendingKey: { privateKey?: string } = {};
       const watching = new AbortController();
       const send = (message: FromAgent) => {
-        if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+        if (socket.readyState === WebSocket.OPEN) socket.send(encode(message));
       };
+      const handlers = qemuCallHandlers(driver);
       let heartbeat: NodeJS.Timeout | undefined;
       const consoles = new ConsoleRelays(driver);
       // Calls under way, so the control plane can cancel one (a cancelled task).
       const calls = new Map<number, AbortController>();
-      const welcome = (message: Extract<ChannelHandshake, { type: 'welcome' }>) => {
+      const welcome = (message: Extract<ControlPlaneHandshake, { type: 'welcome' }>) => {
         opened = true;
         this.#options.logger.info(
-          { serial: message.serial, renewInMs: message.renewInMs },
+          {
+            serial: message.serial,
+            renewInMs: message.renewInMs,
+            // A control plane from before versions says nothing: it speaks 1.0.
+            protocol: message.protocol ?? '1.0',
+          },
           'channel open',
         );
         renewal = setTimeout(() => this.#renew(send, pendingKey), message.renewInMs);
@@ -173,73 +208,96 @@ export class HostAgent {
         beat();
         heartbeat = setInterval(beat, this.#options.heartbeatMs ?? 5000);
         (async () => {
-          for await (const delta of driver.watch(watching.signal)) send({ type: 'delta', delta });
+          for await (const delta of driver.watch(watching.signal)) {
+            // Checked as the channel defines a delta; a driver bug is logged, not sent.
+            try {
+              send({ type: 'delta', delta: check<WireDelta>(InventoryDelta, delta, 'a delta') });
+            } catch (error) {
+              this.#options.logger.error({ err: error }, 'a delta was not sent');
+            }
+          }
         })().catch((error: unknown) =>
           this.#options.logger.error({ err: error }, 'the inventory watch failed'),
         );
       };
       socket.on('message', (data: Buffer) => {
-        let message: ToAgent | ChannelHandshake;
+        let message;
         try {
-          message = JSON.parse(data.toString('utf8')) as ToAgent | ChannelHandshake;
-        } catch {
+          message = decodeForAgent(data);
+        } catch (error) {
+          this.#options.logger.warn({ err: (error as Error).message }, 'a message was refused');
           return;
         }
-        if (message.type === 'challenge')
-          socket.send(
-            JSON.stringify({
-              type: 'hello',
-              certificate: credentials.certificate,
-              signature: signChallenge(credentials, message.nonce),
-            } satisfies ChannelHandshake),
-          );
-        else if (message.type === 'welcome') welcome(message);
-        else if (message.type === 'refused')
-          refusal = new ZenithError(
-            isErrorCode(message.error.code) ? message.error.code : 'ZEN_UNAUTHENTICATED',
-            `the control plane refused the channel: ${message.error.message}`,
-          );
-        else if (message.type === 'renewed') {
-          if (!pendingKey.privateKey) return;
-          // Keep the new certificate first; only then may the control plane revoke the old one.
-          this.#current = {
-            ...(this.#current ?? credentials),
-            certificate: message.certificate,
-            privateKey: pendingKey.privateKey,
-          };
-          delete pendingKey.privateKey;
-          this.#store.save(this.#current);
-          send({ type: 'switched' });
-          this.#options.logger.info({ notAfter: message.notAfter }, 'certificate renewed');
-          renewal = setTimeout(() => this.#renew(send, pendingKey), message.renewInMs);
-        } else if (message.type === 'renew-failed') {
-          this.#options.logger.warn({ code: message.error.code }, message.error.message);
-          renewal = setTimeout(() => this.#renew(send, pendingKey), 60_000);
-        } else if (message.type === 'call') {
-          const controller = new AbortController();
-          calls.set(message.id, controller);
-          const context: ActionContext = {
-            signal: AbortSignal.any([this.#abort.signal, controller.signal]),
-            progress: (update) => send({ type: 'progress', id: message.id, update }),
-          };
-          this.#answer(driver, message, context)
-            .then((result) => {
-              calls.delete(message.id);
-              send(result);
-            })
-            .catch((error: unknown) =>
-              this.#options.logger.error(
-                { err: error, call: message.id },
-                'a call was not answered',
-              ),
+        // A type this agent does not know (a newer control plane's) is none of its business.
+        if (message === null) return;
+        switch (message.type) {
+          case 'challenge':
+            socket.send(
+              encode({
+                type: 'hello',
+                certificate: credentials.certificate,
+                signature: signChallenge(credentials, message.nonce),
+                protocol: formatVersion(this.#protocol),
+              }),
             );
-        } else if (message.type === 'cancel') calls.get(message.id)?.abort();
-        else if (
-          message.type === 'console-open' ||
-          message.type === 'console-data' ||
-          message.type === 'console-close'
-        )
-          consoles.handle(message, send);
+            break;
+          case 'welcome':
+            welcome(message);
+            break;
+          case 'refused':
+            refusal = new ZenithError(
+              isErrorCode(message.error.code) ? message.error.code : 'ZEN_UNAUTHENTICATED',
+              `the control plane refused the channel: ${message.error.message}`,
+            );
+            break;
+          case 'renewed':
+            if (!pendingKey.privateKey) return;
+            // Keep the new certificate first; only then may the control plane revoke the old one.
+            this.#current = {
+              ...(this.#current ?? credentials),
+              certificate: message.certificate,
+              privateKey: pendingKey.privateKey,
+            };
+            delete pendingKey.privateKey;
+            this.#store.save(this.#current);
+            send({ type: 'switched' });
+            this.#options.logger.info({ notAfter: message.notAfter }, 'certificate renewed');
+            renewal = setTimeout(() => this.#renew(send, pendingKey), message.renewInMs);
+            break;
+          case 'renew-failed':
+            this.#options.logger.warn({ code: message.error.code }, message.error.message);
+            renewal = setTimeout(() => this.#renew(send, pendingKey), 60_000);
+            break;
+          case 'call': {
+            const call = message;
+            const controller = new AbortController();
+            calls.set(call.id, controller);
+            const context: CallContext = {
+              signal: AbortSignal.any([this.#abort.signal, controller.signal]),
+              progress: (update) => send({ type: 'progress', id: call.id, update }),
+            };
+            dispatchCall(call, handlers, this.#protocol, context)
+              .then((result) => {
+                calls.delete(call.id);
+                send(result);
+              })
+              .catch((error: unknown) =>
+                this.#options.logger.error(
+                  { err: error, call: call.id },
+                  'a call was not answered',
+                ),
+              );
+            break;
+          }
+          case 'cancel':
+            calls.get(message.id)?.abort();
+            break;
+          case 'console-open':
+          case 'console-data':
+          case 'console-close':
+            consoles.handle(message, send);
+            break;
+        }
       });
       socket.on('unexpected-response', (_request, response) => {
         reject(
@@ -264,102 +322,6 @@ export class HostAgent {
         resolve(opened);
       });
     });
-  }
-
-  async #answer(
-    driver: QemuDriver,
-    call: Extract<ToAgent, { type: 'call' }>,
-    context: ActionContext,
-  ): Promise<FromAgent> {
-    try {
-      if (!isAgentMethod(call.method))
-        throw new ZenithError(
-          'ZEN_UNSUPPORTED',
-          `the agent has no method '${String(call.method)}'`,
-        );
-      const [first, second] = call.args;
-      const id = String(first);
-      let value: unknown;
-      switch (call.method) {
-        case 'discover':
-          value = await driver.discover();
-          break;
-        case 'createVm':
-          value = await driver.createVm(first as VmSpec, context);
-          break;
-        case 'checkNewVm':
-          value = await driver.checkNewVm(first as VmSpec);
-          break;
-        case 'stopVm':
-          value = await driver.stopVm(id, context, second ?? {});
-          break;
-        case 'deleteVm':
-          value = await driver.deleteVm(id, context);
-          break;
-        case 'cloneVm':
-          value = await driver.cloneVm(id, second as CloneOptions, context);
-          break;
-        case 'listSnapshots':
-          value = await driver.listSnapshots(id);
-          break;
-        case 'createSnapshot':
-          value = await driver.createSnapshot(id, String(second), context);
-          break;
-        case 'revertSnapshot':
-          value = await driver.revertSnapshot(id, String(second), context);
-          break;
-        case 'deleteSnapshot':
-          value = await driver.deleteSnapshot(id, String(second), context);
-          break;
-        case 'exportVm':
-          value = await driver.exportVm(id);
-          break;
-        case 'prepareIncoming':
-          value = await driver.prepareIncoming(
-            first as MigrationPackage,
-            this.#options.migrationAddress ?? '127.0.0.1',
-            second ?? {},
-          );
-          break;
-        case 'incomingState':
-          value = await driver.incomingState(id);
-          break;
-        case 'outgoingState':
-          value = await driver.outgoingState(id);
-          break;
-        case 'sendMigration': {
-          const [, incoming, options] = call.args as [
-            string,
-            IncomingEndpoint,
-            MigrateOptions & { multifdChannels?: number },
-          ];
-          value = await driver.sendMigration(id, incoming, options ?? {}, context);
-          break;
-        }
-        case 'finishIncoming':
-          value = await driver.finishIncoming(id);
-          break;
-        case 'cleanupOutgoing':
-          value = await driver.cleanupOutgoing(id);
-          break;
-        case 'abortIncoming':
-          value = await driver.abortIncoming(id);
-          break;
-        default:
-          value = await driver[call.method](id, context);
-      }
-      return { type: 'result', id: call.id, ok: true, value };
-    } catch (error) {
-      const coded = isZenithError(error)
-        ? error
-        : new ZenithError('ZEN_DRIVER_ERROR', (error as Error).message);
-      return {
-        type: 'result',
-        id: call.id,
-        ok: false,
-        error: { code: coded.code, message: coded.message, details: coded.details },
-      };
-    }
   }
 
   async #hostFacts(driver: QemuDriver): Promise<Record<string, unknown>> {

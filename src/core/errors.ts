@@ -210,6 +210,11 @@ export const errorCatalogue = {
   },
   ZEN_TASK_CANCELLED: { status: 409, summary: 'The task was cancelled before it completed.' },
   ZEN_TIMEOUT: { status: 504, summary: 'An operation did not finish within its time limit.' },
+  ZEN_AGENT_INCOMPATIBLE: {
+    status: 426,
+    summary:
+      'A host agent speaks another major version of the agent channel protocol than the control plane, so its channel was refused: upgrade the agent to the control plane’s version (or the control plane, when the agent is newer); details give both versions.',
+  },
   // --- audit and store ----------------------------------------------------
   ZEN_AUDIT_CHAIN_BROKEN: {
     status: 500,
@@ -268,6 +273,12 @@ export const errorCatalogue = {
     status: 502,
     summary:
       'QEMU sent something that is not valid QMP (bad JSON, an oversized line, an unmatched reply); the connection was closed.',
+  },
+  // --- protocols: the agent channel (src/protocols/agent-channel) ----------
+  AGENT_CHANNEL_PROTOCOL_ERROR: {
+    status: 502,
+    summary:
+      'A message on the agent channel does not follow the protocol (not JSON, no type, or a field of the wrong shape; a call’s arguments or result that do not fit the call); details name the field.',
   },
   // --- protocols: XDR and the libvirt remote protocol -----------------------
   XDR_DECODE_ERROR: {

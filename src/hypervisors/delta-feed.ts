@@ -1,21 +1,22 @@
 /**
  * The watch() stream of a driver: deltas pushed by the driver, read by any
  * number of watchers. A watcher is registered when watch() is called, so no
- * change between that call and discover() is lost.
+ * change between that call and discover() is lost. Generic over the delta's
+ * type: the agent hub feeds the agent channel's deltas through one too.
  */
 import type { InventoryDelta } from './driver.js';
 
-interface Watcher {
-  push(delta: InventoryDelta): void;
+interface Watcher<Delta> {
+  push(delta: Delta): void;
   wake(): void;
   backlog(): number;
 }
 
-export class DeltaFeed {
-  readonly #watchers = new Set<Watcher>();
+export class DeltaFeed<Delta = InventoryDelta> {
+  readonly #watchers = new Set<Watcher<Delta>>();
   #closed = false;
 
-  push(delta: InventoryDelta): void {
+  push(delta: Delta): void {
     for (const watcher of this.#watchers) watcher.push(delta);
   }
 
@@ -32,11 +33,11 @@ export class DeltaFeed {
     this.#watchers.clear();
   }
 
-  watch(signal: AbortSignal): AsyncIterable<InventoryDelta> {
-    const queue: InventoryDelta[] = [];
+  watch(signal: AbortSignal): AsyncIterable<Delta> {
+    const queue: Delta[] = [];
     let wake: (() => void) | undefined;
     const onAbort = () => wake?.();
-    const watcher: Watcher = {
+    const watcher: Watcher<Delta> = {
       push: (delta) => {
         queue.push(delta);
         wake?.();

@@ -1,62 +1,39 @@
 import type { Duplex } from 'node:stream';
+import { ZenithError } from '../core/errors.js';
+import type {
+  ActionContext,
+  CloneOptions,
+  ConsoleKind,
+  DiscoveredVm,
+  DiscoverySnapshot,
+  InventoryDelta,
+  MigrateOptions,
+  ReconfigureOptions,
+  SnapshotInfo,
+  VmFootprint,
+  VmMetrics,
+  VmSpec,
+} from './driver-types.js';
+import type { DiskStreamFacet } from './facets/disk-streams.js';
+import type { MigrationEndpoint } from './facets/migration-endpoint.js';
+import type { PortableVmFacet } from './facets/portable-vm.js';
 
 /**
  * The one interface every hypervisor family implements. A driver speaks in
  * the peer's own ids (external ids); the inventory service maps them to
  * Zenith ids. Capabilities are declared, never assumed: the API refuses an
  * operation a driver does not list with ZEN_UNSUPPORTED.
+ *
+ * Operations that take two hosts, or a VM and something outside its host,
+ * are facets: optional, declared, each with one meaning for every family.
+ * Services ask for a facet by name (facetOf, requireFacet), never for a
+ * driver's class.
  */
 
-export type FactValue = string | number | boolean | string[] | null;
-export type Facts = Record<string, FactValue>;
-
-export type ObjectKind =
-  'datacenter' | 'cluster' | 'host' | 'vm' | 'network' | 'datastore' | 'resourceGroup';
-export const objectKinds: readonly ObjectKind[] = [
-  'datacenter',
-  'cluster',
-  'host',
-  'vm',
-  'network',
-  'datastore',
-  'resourceGroup',
-];
-
-export type PowerState = 'running' | 'stopped' | 'suspended' | 'paused' | 'unknown';
-
-export interface ExternalRef {
-  kind: ObjectKind;
-  externalId: string;
-}
-
-/** One object as the hypervisor reports it. */
-export interface DiscoveredObject {
-  kind: ObjectKind;
-  externalId: string;
-  name: string;
-  parent: ExternalRef | null;
-  facts: Facts;
-  tags?: string[];
-}
-
-/** A VM also says where it runs and in which power state. */
-export interface DiscoveredVm extends DiscoveredObject {
-  kind: 'vm';
-  hostExternalId: string | null;
-  powerState: PowerState;
-}
-
-export function isDiscoveredVm(object: DiscoveredObject): object is DiscoveredVm {
-  return object.kind === 'vm';
-}
-
-export interface DiscoverySnapshot {
-  objects: DiscoveredObject[];
-}
-
-export type InventoryDelta =
-  | { type: 'upsert'; object: DiscoveredObject }
-  | { type: 'remove'; kind: ObjectKind; externalId: string };
+export * from './driver-types.js';
+export type * from './facets/disk-streams.js';
+export type * from './facets/migration-endpoint.js';
+export type * from './facets/portable-vm.js';
 
 export type Capability =
   | 'vm.start'
@@ -78,93 +55,17 @@ export type Capability =
   /** Change a VM's CPU count and memory. */
   | 'vm.reconfigure';
 
-export interface ActionProgress {
-  /** 0..100 */
-  percent: number;
-  message?: string;
-  details?: Record<string, number | string>;
+/** The facets a driver may declare, by name. */
+export interface DriverFacets {
+  /** One end of a migration between hosts of different connections. */
+  migration: MigrationEndpoint;
+  /** Describe a VM portably; run one here from such a description with its existing disks. */
+  portableVms: PortableVmFacet;
+  /** Read a disk (whole, or its changed extents) and write one, as extents of bytes. */
+  diskStreams: DiskStreamFacet;
 }
 
-export interface ActionContext {
-  signal: AbortSignal;
-  progress(update: ActionProgress): void;
-}
-
-export interface MigrateOptions {
-  /** Migrate the disks too (no shared storage). */
-  withStorage?: boolean;
-  maxBandwidthBytesPerSecond?: number;
-  maxDowntimeMs?: number;
-  /** Slow the guest's vCPUs down when memory is dirtied faster than it is sent, so the migration converges. */
-  autoConverge?: boolean;
-  /** Move the VM's disks to this datastore too (drivers with 'vm.relocateStorage'). */
-  datastoreExternalId?: string;
-}
-
-export interface ReconfigureOptions {
-  cpus?: number;
-  memoryBytes?: number;
-}
-
-export interface VmSpec {
-  name: string;
-  cpus: number;
-  memoryBytes: number;
-  diskBytes: number;
-  hostExternalId: string;
-  facts?: Facts;
-  /** Family-specific settings (for QEMU: kernel, initrd, cmdline, baseImage, disks, nics, vnc, accelerator). */
-  options?: Record<string, unknown>;
-}
-
-/** What a VM takes of a host: vCPUs, memory and the capacity of its disks. */
-export interface VmFootprint {
-  cpus: number;
-  memoryBytes: number;
-  diskBytes: number;
-}
-
-export interface CloneOptions {
-  /** The clone's name; it must be free on the connection. */
-  name: string;
-  /**
-   * Share the source's disks copy-on-write instead of copying them: fast and
-   * small, but the clone depends on the source (see the driver's docs).
-   */
-  linked?: boolean;
-}
-
-export type ConsoleKind = 'serial' | 'vnc';
-
-/** Counters of one running VM, as its hypervisor measures them (cumulative since the VM started). */
-export interface VmMetrics {
-  /** When these were read (ms since the epoch). */
-  sampledAt: number;
-  /** CPU time the VM's vCPUs and device emulation used. */
-  cpuTimeMs: number;
-  /** Host memory the VM occupies now (resident), and what it was given. */
-  memoryUsedBytes: number;
-  memoryConfiguredBytes: number;
-  diskReadBytes: number;
-  diskWriteBytes: number;
-  diskReadOps: number;
-  diskWriteOps: number;
-  /**
-   * Bytes the guest received and sent on its NICs (the guest's point of view). Null where no NIC
-   * keeps counters the host can read (QEMU: a VM with user-mode NICs only; with both kinds, the
-   * bridged NICs' bytes alone).
-   */
-  netRxBytes: number | null;
-  netTxBytes: number | null;
-}
-
-export interface SnapshotInfo {
-  id: string;
-  name: string;
-  createdAt: number;
-  /** The power state the VM returns to when reverted. */
-  powerState: PowerState;
-}
+export type FacetName = keyof DriverFacets;
 
 export interface DriverInfo {
   /** Family, e.g. simulated, qemu, libvirt, vsphere. */
@@ -176,6 +77,11 @@ export interface DriverInfo {
 
 export interface HypervisorDriver {
   readonly info: DriverInfo;
+  /**
+   * The facets this driver has now (an agent's depend on the protocol version it speaks). Read
+   * through facetOf/requireFacet.
+   */
+  readonly facets?: Partial<DriverFacets>;
   /** Opens the connection to the peer; throws a coded error when it cannot. */
   connect(): Promise<void>;
   /**
@@ -255,4 +161,28 @@ export interface HypervisorDriver {
   openConsole?(vmExternalId: string, kind: ConsoleKind): Promise<Duplex>;
   /** Releases every resource; the driver is unusable afterwards. */
   close(): Promise<void>;
+}
+
+/** The driver's facet of that name, or undefined when it does not have it. */
+export function facetOf<N extends FacetName>(
+  driver: HypervisorDriver,
+  name: N,
+): DriverFacets[N] | undefined {
+  return driver.facets?.[name];
+}
+
+/** The driver's facet of that name; ZEN_UNSUPPORTED (saying what needed it) when it has none. */
+export function requireFacet<N extends FacetName>(
+  driver: HypervisorDriver,
+  name: N,
+  purpose: string,
+): DriverFacets[N] {
+  const facet = facetOf(driver, name);
+  if (!facet)
+    throw new ZenithError(
+      'ZEN_UNSUPPORTED',
+      `${driver.info.type} connections cannot ${purpose} (they have no '${name}' facet)`,
+      { facet: name, type: driver.info.type },
+    );
+  return facet;
 }

@@ -9,7 +9,7 @@ import { ZenithError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { HypervisorDriver } from './driver.js';
 import { AgentDriver } from './agent/agent-driver.js';
-import type { AgentLink } from './agent/agent-link.js';
+import type { AgentLink } from '../protocols/agent-channel/agent-link.js';
 import { LibvirtDriver } from './libvirt/libvirt-driver.js';
 import { validateLibvirtSettings, type LibvirtSettings } from './libvirt/libvirt-settings.js';
 import { QemuDriver } from './qemu/qemu-driver.js';

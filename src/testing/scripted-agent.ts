@@ -3,17 +3,23 @@
  * token and key pair, opens the real channel with the signed challenge, and
  * answers the control plane's calls from a script — what an operator's
  * tampered agent could say. Tests use it to prove the control plane does not
- * believe more than it should (a VM reported with someone else's UUID).
+ * believe more than it should (a VM reported with someone else's UUID), and
+ * to speak as an agent of another protocol version would.
  */
 import WebSocket from 'ws';
 import { newKeyAndRequest, signChallenge } from '../agent/agent-credentials.js';
-import type { AgentMethod } from '../hypervisors/agent/agent-link.js';
 import type { DiscoverySnapshot } from '../hypervisors/driver.js';
+import type { AgentMethod } from '../protocols/agent-channel/call-map.js';
+import { decodeForAgent, encode } from '../protocols/agent-channel/codec.js';
+import type { FromAgent } from '../protocols/agent-channel/messages.js';
+import { channelProtocol, formatVersion } from '../protocols/agent-channel/version.js';
 
 export interface ScriptedAgent {
   agentId: string;
-  /** Every call the control plane made, in order. */
-  calls: Array<{ method: AgentMethod; args: unknown[] }>;
+  /** The protocol version the welcome named (absent from a control plane before versions). */
+  welcomedWith: string | undefined;
+  /** Every call the control plane made, in order (any name: an older agent may not know it). */
+  calls: Array<{ method: string; args: unknown[] }>;
   close(): Promise<void>;
 }
 
@@ -25,8 +31,10 @@ export interface ScriptedAgentOptions {
   hostname: string;
   /** What `discover` answers. */
   snapshot: DiscoverySnapshot;
-  /** Answers to other calls (default: a coded refusal). */
+  /** Answers to other calls (default: a coded refusal, ZEN_UNSUPPORTED, as for a method it lacks). */
   answers?: Partial<Record<AgentMethod, (args: unknown[]) => unknown>>;
+  /** The version its hello announces (default this build's); null: none, as agents before 1.1. */
+  protocol?: string | null;
 }
 
 export async function startScriptedAgent(options: ScriptedAgentOptions): Promise<ScriptedAgent> {
@@ -63,31 +71,40 @@ export async function startScriptedAgent(options: ScriptedAgentOptions): Promise
     caCertificate: enrolled.caCertificate,
   };
   const calls: ScriptedAgent['calls'] = [];
+  const protocol =
+    options.protocol === undefined ? formatVersion(channelProtocol) : options.protocol;
   const socket = new WebSocket(`${options.server.replace(/^http/, 'ws')}/api/v1/agents/channel`);
-  const send = (message: unknown) => socket.send(JSON.stringify(message));
+  const send = (message: FromAgent) => socket.send(encode(message));
   let heartbeat: NodeJS.Timeout | undefined;
+  let welcomedWith: string | undefined;
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
     socket.on('message', (data: Buffer) => {
-      const message = JSON.parse(data.toString()) as Record<string, unknown> & { type: string };
-      if (message.type === 'challenge')
-        send({
-          type: 'hello',
-          certificate: credentials.certificate,
-          signature: signChallenge(credentials, String(message.nonce)),
-        });
-      else if (message.type === 'welcome') {
+      const message = decodeForAgent(data);
+      if (message?.type === 'challenge')
+        socket.send(
+          encode({
+            type: 'hello',
+            certificate: credentials.certificate,
+            signature: signChallenge(credentials, message.nonce),
+            ...(protocol !== null ? { protocol } : {}),
+          }),
+        );
+      else if (message?.type === 'welcome') {
+        welcomedWith = message.protocol;
         send({ type: 'heartbeat', facts: {} });
         heartbeat = setInterval(() => send({ type: 'heartbeat', facts: {} }), 5000);
         heartbeat.unref();
         resolve();
-      } else if (message.type === 'refused')
-        reject(new Error(`the channel was refused: ${JSON.stringify(message.error)}`));
-      else if (message.type === 'call') {
-        const method = message.method as AgentMethod;
-        const args = message.args as unknown[];
+      } else if (message?.type === 'refused')
+        reject(
+          new Error(`the channel was refused: ${message.error.code}: ${message.error.message}`),
+        );
+      else if (message?.type === 'call') {
+        const { method, args } = message;
         calls.push({ method, args });
-        const answer = method === 'discover' ? () => options.snapshot : options.answers?.[method];
+        const scripted = options.answers as Partial<Record<string, (args: unknown[]) => unknown>>;
+        const answer = method === 'discover' ? () => options.snapshot : scripted?.[method];
         send(
           answer
             ? { type: 'result', id: message.id, ok: true, value: answer(args) }
@@ -103,6 +120,7 @@ export async function startScriptedAgent(options: ScriptedAgentOptions): Promise
   });
   return {
     agentId: credentials.agentId,
+    welcomedWith,
     calls,
     close: () =>
       new Promise((resolve) => {

@@ -20,13 +20,10 @@ import type {
   VmFootprint,
   VmSpec,
 } from '../driver.js';
-import type {
-  IncomingEndpoint,
-  IncomingOptions,
-  MigrationPackage,
-  MigrationResult,
-} from '../qemu/qemu-migration.js';
-import type { AgentLink, AgentMethod } from './agent-link.js';
+import { AgentCaller } from './agent-caller.js';
+import type { AgentLink } from '../../protocols/agent-channel/agent-link.js';
+import { AgentMigrationEndpoint } from './agent-migration-endpoint.js';
+import { AgentPortableVms } from './agent-portable-vms.js';
 
 const capabilities: readonly Capability[] = [
   'vm.start',
@@ -41,31 +38,33 @@ const capabilities: readonly Capability[] = [
   'vm.clone',
   'vm.snapshot',
   'vm.console',
+  // To and from other QEMU hosts, through the migration facet; one agent is one host.
   'vm.migrate',
 ];
 
 export class AgentDriver implements HypervisorDriver {
   readonly info: DriverInfo = { type: 'agent', simulated: false, capabilities };
 
-  constructor(private readonly link: () => AgentLink | undefined) {}
+  readonly #agent: AgentCaller;
+  readonly #migration: AgentMigrationEndpoint;
+  readonly #portableVms: AgentPortableVms;
 
-  #link(): AgentLink {
-    const link = this.link();
-    if (!link?.connected)
-      throw new ZenithError('ZEN_CONNECTION_DISCONNECTED', 'the host agent is not connected');
-    return link;
+  constructor(link: () => AgentLink | undefined) {
+    this.#agent = new AgentCaller(link);
+    this.#migration = new AgentMigrationEndpoint(this.#agent);
+    this.#portableVms = new AgentPortableVms(this.#agent);
   }
 
-  async #call<T>(
-    method: AgentMethod,
-    args: unknown[],
-    timeoutMs?: number,
-    context?: ActionContext,
-  ): Promise<T> {
-    return (await this.#link().call(method, args, {
-      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
-      ...(context ? { context } : {}),
-    })) as T;
+  /** What the agent can do depends on the protocol version it speaks (asked anew each time). */
+  get facets(): { migration: AgentMigrationEndpoint; portableVms?: AgentPortableVms } {
+    return {
+      migration: this.#migration,
+      ...(this.#agent.supports('runVm') ? { portableVms: this.#portableVms } : {}),
+    };
+  }
+
+  #link(): AgentLink {
+    return this.#agent.connected();
   }
 
   async connect(): Promise<void> {
@@ -73,7 +72,7 @@ export class AgentDriver implements HypervisorDriver {
   }
 
   discover(): Promise<DiscoverySnapshot> {
-    return this.#call('discover', []);
+    return this.#agent.call('discover', []);
   }
 
   watch(signal: AbortSignal): AsyncIterable<InventoryDelta> {
@@ -81,7 +80,7 @@ export class AgentDriver implements HypervisorDriver {
   }
 
   startVm(id: string, context: ActionContext): Promise<DiscoveredVm> {
-    return this.#call('startVm', [id], 60_000, context);
+    return this.#agent.call('startVm', [id], 60_000, context);
   }
 
   stopVm(
@@ -89,35 +88,35 @@ export class AgentDriver implements HypervisorDriver {
     context: ActionContext,
     options: { force?: boolean } = {},
   ): Promise<DiscoveredVm> {
-    return this.#call('stopVm', [id, options], 10 * 60_000, context);
+    return this.#agent.call('stopVm', [id, options], 10 * 60_000, context);
   }
 
   rebootVm(id: string): Promise<DiscoveredVm> {
-    return this.#call('rebootVm', [id]);
+    return this.#agent.call('rebootVm', [id]);
   }
 
   resetVm(id: string): Promise<DiscoveredVm> {
-    return this.#call('resetVm', [id]);
+    return this.#agent.call('resetVm', [id]);
   }
 
   suspendVm(id: string): Promise<DiscoveredVm> {
-    return this.#call('suspendVm', [id]);
+    return this.#agent.call('suspendVm', [id]);
   }
 
   resumeVm(id: string): Promise<DiscoveredVm> {
-    return this.#call('resumeVm', [id]);
+    return this.#agent.call('resumeVm', [id]);
   }
 
   deleteVm(id: string): Promise<null> {
-    return this.#call('deleteVm', [id]);
+    return this.#agent.call('deleteVm', [id]);
   }
 
   createVm(spec: VmSpec, context: ActionContext): Promise<DiscoveredVm> {
-    return this.#call('createVm', [spec], 5 * 60_000, context);
+    return this.#agent.call('createVm', [spec], 5 * 60_000, context);
   }
 
   checkNewVm(spec: VmSpec): Promise<VmFootprint> {
-    return this.#call('checkNewVm', [spec]);
+    return this.#agent.call('checkNewVm', [spec]);
   }
 
   /** The counters the agent sent with its last heartbeat (a few seconds old at most). */
@@ -126,11 +125,11 @@ export class AgentDriver implements HypervisorDriver {
   }
 
   cloneVm(id: string, options: CloneOptions, context: ActionContext): Promise<DiscoveredVm> {
-    return this.#call('cloneVm', [id, options], 60 * 60_000, context);
+    return this.#agent.call('cloneVm', [id, options], 60 * 60_000, context);
   }
 
   listSnapshots(id: string): Promise<SnapshotInfo[]> {
-    return this.#call('listSnapshots', [id]);
+    return this.#agent.call('listSnapshots', [id]);
   }
 
   createSnapshot(
@@ -139,57 +138,19 @@ export class AgentDriver implements HypervisorDriver {
     context: ActionContext,
   ): Promise<{ snapshot: SnapshotInfo; vm: DiscoveredVm }> {
     // Saving a guest's memory takes as long as writing it to disk.
-    return this.#call('createSnapshot', [id, name], 30 * 60_000, context);
+    return this.#agent.call('createSnapshot', [id, name], 30 * 60_000, context);
   }
 
   revertSnapshot(id: string, snapshotId: string, context: ActionContext): Promise<DiscoveredVm> {
-    return this.#call('revertSnapshot', [id, snapshotId], 30 * 60_000, context);
+    return this.#agent.call('revertSnapshot', [id, snapshotId], 30 * 60_000, context);
   }
 
   deleteSnapshot(id: string, snapshotId: string, context: ActionContext): Promise<DiscoveredVm> {
-    return this.#call('deleteSnapshot', [id, snapshotId], 10 * 60_000, context);
+    return this.#agent.call('deleteSnapshot', [id, snapshotId], 10 * 60_000, context);
   }
 
   openConsole(id: string, kind: ConsoleKind): Promise<Duplex> {
     return this.#link().openConsole(id, kind);
-  }
-
-  // Live migration between agents: the control plane drives both ends (services/vms/agent-migration.ts).
-  exportVm(id: string): Promise<MigrationPackage> {
-    return this.#call('exportVm', [id], 60_000);
-  }
-
-  prepareIncoming(pkg: MigrationPackage, options: IncomingOptions): Promise<IncomingEndpoint> {
-    return this.#call('prepareIncoming', [pkg, options], 10 * 60_000);
-  }
-
-  incomingState(id: string): Promise<'receiving' | 'received' | 'failed'> {
-    return this.#call('incomingState', [id]);
-  }
-
-  outgoingState(id: string): Promise<'sending' | 'departed' | 'stayed' | 'gone'> {
-    return this.#call('outgoingState', [id]);
-  }
-
-  sendMigration(
-    id: string,
-    incoming: IncomingEndpoint,
-    options: MigrateOptions & { multifdChannels?: number },
-    context: ActionContext,
-  ): Promise<MigrationResult> {
-    return this.#call('sendMigration', [id, incoming, options], 24 * 60 * 60_000, context);
-  }
-
-  finishIncoming(id: string): Promise<DiscoveredVm> {
-    return this.#call('finishIncoming', [id], 60_000);
-  }
-
-  cleanupOutgoing(id: string): Promise<null> {
-    return this.#call('cleanupOutgoing', [id], 60_000);
-  }
-
-  abortIncoming(id: string): Promise<null> {
-    return this.#call('abortIncoming', [id], 60_000);
   }
 
   async migrateVm(
@@ -198,7 +159,11 @@ export class AgentDriver implements HypervisorDriver {
     _context: ActionContext,
     _options?: MigrateOptions,
   ): Promise<DiscoveredVm> {
-    throw new ZenithError('ZEN_UNSUPPORTED', 'live migration between agents is not available yet');
+    // One agent is one host: migrations go to another connection's host (the migration facet).
+    throw new ZenithError(
+      'ZEN_UNSUPPORTED',
+      'an agent connection has one host: migrate to a host of another connection',
+    );
   }
 
   async close(): Promise<void> {

@@ -4,8 +4,8 @@
  * lxc:///, xen+tls://host/system. Discovery maps the host, domains, networks
  * and storage pools; domain events are re-read and reported at once; actions
  * are libvirt calls. Live migration to another libvirt connection is driven
- * by the control plane (services/vms/libvirt-migration.ts) through the
- * migration methods at the end.
+ * by the control plane through the migration facet
+ * (libvirt-migration-endpoint.ts), over the migration methods at the end.
  */
 import { realpathSync } from 'node:fs';
 import { normalize } from 'node:path';
@@ -47,6 +47,7 @@ import { openLibvirt } from './libvirt-connect.js';
 import { attempt } from './libvirt-errors.js';
 import { hostObject, vmObject, type LibvirtHost } from './libvirt-inventory.js';
 import { migrateDomain, type MigrationPeer, type MigrationStats } from './libvirt-migration.js';
+import { LibvirtMigrationEndpoint } from './libvirt-migration-endpoint.js';
 import {
   readDomain,
   readDomainStats,
@@ -69,6 +70,8 @@ export interface LibvirtDriverOptions {
 
 export class LibvirtDriver implements HypervisorDriver {
   readonly info: DriverInfo;
+  /** Migration only where libvirt's driver can migrate through Zenith (QEMU: see capabilitiesOf). */
+  readonly facets: { migration?: LibvirtMigrationEndpoint };
   readonly #options: LibvirtDriverOptions;
   readonly #uri: LibvirtUri;
   readonly #feed = new DeltaFeed();
@@ -89,6 +92,25 @@ export class LibvirtDriver implements HypervisorDriver {
       simulated: false,
       capabilities: capabilitiesOf(this.#uri.driver),
     };
+    this.facets = this.info.capabilities.includes('vm.migrate')
+      ? {
+          migration: new LibvirtMigrationEndpoint({
+            guestKind: () => this.host.driver,
+            migrationPeer: () => this.migrationPeer(),
+            migrateToPeer: (uuid, peer, options, context) =>
+              this.migrateToPeer(uuid, peer, options, context),
+            hold: (uuid) => this.#held.add(uuid),
+            release: (uuid) => {
+              this.#held.delete(uuid);
+              this.#notices?.notice(uuid);
+            },
+            arrived: async (uuid) => {
+              this.#held.delete(uuid);
+              return this.#vm(await this.#lookup(uuid));
+            },
+          }),
+        }
+      : {};
   }
 
   get host(): LibvirtHost {
@@ -309,7 +331,7 @@ export class LibvirtDriver implements HypervisorDriver {
     return { uri, ...(settings.migrationDataUri ? { dataUri: settings.migrationDataUri } : {}) };
   }
 
-  /** Source: sends the VM to `peer`; its changes are held back until finishOutgoing or a failure. */
+  /** Source: sends the VM to `peer`; its changes are held back until the facet's finishOutgoing or a failure. */
   async migrateToPeer(
     id: string,
     peer: MigrationPeer,
@@ -337,27 +359,6 @@ export class LibvirtDriver implements HypervisorDriver {
       this.#notices?.notice(dom.uuid);
       throw error;
     }
-  }
-
-  /** Source, after the destination reported the VM: its changes flow again (it is gone here). */
-  finishOutgoing(uuid: string): void {
-    this.#held.delete(uuid);
-    this.#notices?.notice(uuid);
-  }
-
-  /** Destination: holds back changes of the arriving domain until finishIncoming or abortIncoming. */
-  expectIncoming(uuid: string): void {
-    this.#held.add(uuid);
-  }
-
-  async finishIncoming(uuid: string): Promise<DiscoveredVm> {
-    this.#held.delete(uuid);
-    return this.#vm(await this.#lookup(uuid));
-  }
-
-  abortIncoming(uuid: string): void {
-    this.#held.delete(uuid);
-    this.#notices?.notice(uuid);
   }
 
   async close(): Promise<void> {

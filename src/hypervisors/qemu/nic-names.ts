@@ -5,7 +5,8 @@
  *
  * - The guest's MAC comes from the VM's id: stable across restarts and live
  *   migrations (the id travels with the VM), different for every VM on a
- *   bridge (QEMU's default, 52:54:00:12:34:56, would be the same for all).
+ *   bridge (QEMU's default, 52:54:00:12:34:56, would be the same for all);
+ *   a NIC that names its MAC (a VM run from a portable description) keeps it.
  * - A bridged NIC's tap comes from the VM's id and the driver's key (a hash
  *   of its state directory): two drivers on one machine, such as the two ends
  *   of a migration within one host, never reach for the same tap. Linux
@@ -56,7 +57,7 @@ export function tapName(hostKey: string, vmId: string, nicIndex: number): string
 /** Every NIC of the VM, in order, with its MAC and (when bridged) its tap. */
 export function nicWiring(spec: QemuVmSpec, vmId: string, hostKey: string): NicWiring[] {
   return spec.nics.map((nic, index) => {
-    const mac = guestMac(vmId, index);
+    const mac = nic.mac ?? guestMac(vmId, index);
     return nic.mode === 'bridge'
       ? {
           mac,

@@ -33,6 +33,8 @@ export function cloneSpec(source: QemuVmSpec, name: string, limits: HostLimits):
       name,
       uuid: randomUUID(),
       disks: source.disks.map((_disk, index) => ({ file: `${name}/disk${index}.qcow2` })),
+      // A clone is another machine: MACs the source kept from elsewhere are not its.
+      nics: source.nics.map(({ mac: _, ...nic }) => nic),
     },
     limits,
   );

@@ -41,13 +41,10 @@ import {
   probeKvm,
   type LocalHost,
 } from './host-facts.js';
-import {
-  QemuMigrations,
-  type IncomingEndpoint,
-  type IncomingOptions,
-  type MigrationPackage,
-  type MigrationResult,
-} from './qemu-migration.js';
+import type { QemuHost } from './qemu-host.js';
+import { QemuMigrationEndpoint } from './qemu-migration-endpoint.js';
+import { QemuMigrations } from './qemu-migration.js';
+import { QemuPortableVms } from './qemu-portable-vm.js';
 import { readVmMetrics } from './qemu-metrics.js';
 import { basesOf, cloneDisks, cloneSpec, linkedClonesOf, refuseIfBase } from './qemu-clone.js';
 import { DiskClaims } from './disk-claims.js';
@@ -84,11 +81,9 @@ const capabilities: readonly Capability[] = [
   'vm.clone',
   'vm.snapshot',
   'vm.console',
-  // To and from agent hosts (services/vms/agent-migration.ts); one QEMU connection is one host.
+  // To and from other QEMU hosts, through the migration facet; one QEMU connection is one host.
   'vm.migrate',
 ];
-
-export type { IncomingEndpoint, IncomingOptions, MigrationPackage, MigrationResult };
 
 export class QemuDriver implements HypervisorDriver {
   readonly info: DriverInfo = { type: 'qemu', simulated: false, capabilities };
@@ -99,7 +94,6 @@ export class QemuDriver implements HypervisorDriver {
   readonly #runDir: string;
   /** A hash of the state directory: names this driver's sockets directory and its taps. */
   readonly #hostKey: string;
-  readonly #migrations: QemuMigrations;
   readonly #snapshots: QemuSnapshots;
   /** Names of clones being written: taken, though no VM carries them yet. */
   readonly #cloning = new Set<string>();
@@ -107,6 +101,10 @@ export class QemuDriver implements HypervisorDriver {
   readonly #claims: DiskClaims;
   #host: LocalHost | undefined;
   #kvmProbed: boolean | undefined;
+  /** What the facets work through (qemu-host.ts). */
+  readonly #qemuHost: QemuHost;
+  readonly #migrations: QemuMigrations;
+  readonly facets: { migration: QemuMigrationEndpoint; portableVms: QemuPortableVms };
 
   constructor(options: QemuDriverOptions) {
     this.#options = options;
@@ -116,25 +114,29 @@ export class QemuDriver implements HypervisorDriver {
     const base = existsSync('/run') ? '/run/zenith' : join(tmpdir(), 'zenith-run');
     this.#runDir = join(base, this.#hostKey);
     this.#claims = new DiskClaims(options.storageRoots);
-    this.#migrations = new QemuMigrations({
-      claims: this.#claims,
+    this.#qemuHost = {
       storageRoots: options.storageRoots,
+      clock: options.clock,
       logger: options.logger,
+      accelerator: options.accelerator,
+      migrationAddress: options.migrationAddress ?? '127.0.0.1',
+      claims: this.#claims,
       find: (id) => this.#vms.get(id),
+      all: () => this.#vms.values(),
       vm: (id) => this.#vm(id),
       instance: (record) => this.#instance(record),
-      validate: (spec) => {
-        const host = this.#requireHost();
-        return validateSpec(spec, {
-          storageRoots: this.#options.storageRoots,
-          cpuCount: host.cpuCount,
-          memoryBytes: host.memoryBytes,
-          bridges: hostBridges(),
-        });
-      },
+      view: (vm) => this.#view(vm),
+      validate: (spec) => validateSpec(spec, this.#limits(this.#requireHost())),
       expect: (vm, states) => this.#expect(vm, states),
+      requireFreeName: (name) => this.#requireFreeName(name),
+      newVmId: () => newId('vm', this.#options.clock.now()).replace('vm_', 'q'),
       forget: (vm, removeDisks) => this.#forget(vm, removeDisks),
-    });
+    };
+    this.#migrations = new QemuMigrations(this.#qemuHost);
+    this.facets = {
+      migration: new QemuMigrationEndpoint(this.#qemuHost, this.#migrations),
+      portableVms: new QemuPortableVms(this.#qemuHost),
+    };
     this.#snapshots = new QemuSnapshots(options.clock);
   }
 
@@ -156,7 +158,7 @@ export class QemuDriver implements HypervisorDriver {
       if (vm.record.incoming) {
         // A migration into this host was cut off: the source still has the VM.
         await vm.attach().catch(() => undefined);
-        await this.abortIncoming(vm.id);
+        await this.#migrations.abortIncoming(vm.id);
         continue;
       }
       this.#claimExisting(vm);
@@ -216,7 +218,7 @@ export class QemuDriver implements HypervisorDriver {
       cmdline?: string;
       baseImage?: string;
     };
-    return validateSpec(
+    const validated = validateSpec(
       {
         name: spec.name,
         cpus: spec.cpus,
@@ -250,6 +252,8 @@ export class QemuDriver implements HypervisorDriver {
       },
       this.#limits(host),
     );
+    // MACs are derived from the VM's id: a request does not choose them.
+    return { ...validated, nics: validated.nics.map(({ mac: _, ...nic }) => nic) };
   }
 
   /**
@@ -334,7 +338,7 @@ export class QemuDriver implements HypervisorDriver {
       throw error;
     }
     const vm = this.#instance({
-      id: newId('vm', this.#options.clock.now()).replace('vm_', 'q'),
+      id: this.#qemuHost.newVmId(),
       spec: {
         ...qemuSpec,
         disks: qemuSpec.disks.map((disk, index) =>
@@ -509,7 +513,7 @@ export class QemuDriver implements HypervisorDriver {
         throw error;
       }
       const clone = this.#instance({
-        id: newId('vm', this.#options.clock.now()).replace('vm_', 'q'),
+        id: this.#qemuHost.newVmId(),
         spec: { ...spec, disks },
         createdAt: this.#options.clock.now(),
         desired: 'stopped',
@@ -548,65 +552,6 @@ export class QemuDriver implements HypervisorDriver {
     };
   }
 
-  // --- live migration between hosts (orchestrated by the control plane across two agents) ---
-
-  /** Source: what the destination needs to receive this VM. */
-  exportVm(id: string): Promise<MigrationPackage> {
-    return this.#migrations.export(id);
-  }
-
-  /** Destination: starts QEMU waiting for the incoming migration; answers where to send to. */
-  prepareIncoming(
-    pkg: MigrationPackage,
-    listenHost: string,
-    options: IncomingOptions = {},
-  ): Promise<IncomingEndpoint> {
-    return this.#migrations.prepareIncoming(pkg, listenHost, options);
-  }
-
-  /** Where other hosts send live migrations to this one. */
-  get migrationAddress(): string {
-    return this.#options.migrationAddress ?? '127.0.0.1';
-  }
-
-  /** Destination: whether the VM has arrived (asked when the source went silent). */
-  incomingState(id: string): Promise<'receiving' | 'received' | 'failed'> {
-    return this.#migrations.incomingState(id);
-  }
-
-  /** Source: whether a VM is still being sent, has left, or stayed here. */
-  outgoingState(id: string): Promise<'sending' | 'departed' | 'stayed' | 'gone'> {
-    return this.#migrations.outgoingState(id);
-  }
-
-  /** Source: sends the running VM and waits for the switch-over; the VM stays here on failure. */
-  sendMigration(
-    id: string,
-    incoming: IncomingEndpoint,
-    options: MigrateOptions & { multifdChannels?: number },
-    context: ActionContext,
-  ): Promise<MigrationResult> {
-    return this.#migrations.send(id, incoming, options, context);
-  }
-
-  /** Destination, after the switch-over: the VM runs here now. */
-  async finishIncoming(id: string): Promise<DiscoveredVm> {
-    await this.#migrations.finishIncoming(id);
-    return this.#view(this.#vm(id));
-  }
-
-  /** Source, after the switch-over: ends the old QEMU and forgets the VM. */
-  async cleanupOutgoing(id: string): Promise<null> {
-    await this.#migrations.cleanupOutgoing(id);
-    return null;
-  }
-
-  /** Destination, when a migration failed: removes the half-received VM. */
-  async abortIncoming(id: string): Promise<null> {
-    await this.#migrations.abortIncoming(id);
-    return null;
-  }
-
   /** Removes the disks the VM made (attached files stay) and ends its claims on them (on all, when it is gone). */
   #removeDisks(vm: QemuVm, gone: boolean): void {
     const owner = { uuid: vm.record.spec.uuid ?? vm.record.id };
@@ -637,7 +582,7 @@ export class QemuDriver implements HypervisorDriver {
     _context: ActionContext,
     _options?: MigrateOptions,
   ): Promise<DiscoveredVm> {
-    // One QEMU connection is one host: migrations go to another connection's host (agent-migration.ts).
+    // One QEMU connection is one host: migrations go to another connection's host (the migration facet).
     throw new ZenithError(
       'ZEN_UNSUPPORTED',
       'a QEMU connection has one host: migrate to a host of another connection (an agent host)',

@@ -22,13 +22,12 @@ import { createServer } from 'node:net';
 import { dirname, join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { ZenithError } from '../../core/errors.js';
-import type { Logger } from '../../core/logger.js';
 import type { QmpClient } from '../../protocols/qmp/index.js';
 import type { ActionContext, MigrateOptions, PowerState } from '../driver.js';
 import { reserveImageFile } from './qemu-img.js';
+import type { QemuHost } from './qemu-host.js';
 import type { QemuVm, VmRecord } from './qemu-vm.js';
-import type { DiskClaims } from './disk-claims.js';
-import { pathWithinRoots, type QemuVmSpec } from './vm-spec.js';
+import { pathWithinRoots } from './vm-spec.js';
 
 const run = promisify(execFile);
 
@@ -62,25 +61,10 @@ export interface MigrationResult {
   diskBytes: number;
 }
 
-/** What the migration needs from the driver that owns the VMs. */
-export interface MigrationHost {
-  storageRoots: string[];
-  logger: Logger;
-  find(id: string): QemuVm | undefined;
-  vm(id: string): QemuVm;
-  instance(record: VmRecord): QemuVm;
-  validate(spec: QemuVmSpec): QemuVmSpec;
-  expect(vm: QemuVm, states: PowerState[]): void;
-  /** Removes the VM from this host (QEMU must have ended); its disks too when asked. */
-  forget(vm: QemuVm, removeDisks: boolean): void;
-  /** Which VM owns each disk, in the storage itself. */
-  claims: DiskClaims;
-}
-
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class QemuMigrations {
-  constructor(private readonly host: MigrationHost) {}
+  constructor(private readonly host: QemuHost) {}
 
   /** Source: the package the destination is prepared with. */
   async export(id: string): Promise<MigrationPackage> {

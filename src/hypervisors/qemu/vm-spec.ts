@@ -24,7 +24,12 @@ export interface QemuDiskSpec {
 export type QemuBoot =
   { kind: 'disk' } | { kind: 'kernel'; kernel: string; initrd?: string; cmdline?: string };
 
-export type QemuNicSpec = { mode: 'user' } | { mode: 'bridge'; bridge: string };
+/**
+ * `mac`: the guest's MAC address, where it must stay what it was on another host (a VM run from a
+ * portable description); otherwise it is derived from the VM's id (nic-names.ts).
+ */
+export type QemuNicSpec =
+  { mode: 'user'; mac?: string } | { mode: 'bridge'; bridge: string; mac?: string };
 
 export interface QemuVmSpec {
   name: string;
@@ -48,6 +53,8 @@ export interface HostLimits {
 }
 
 const namePattern = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
+/** A unicast MAC address, lower case (the first octet's lowest bit clear). */
+const macPattern = /^[0-9a-f][02468ace](:[0-9a-f]{2}){5}$/;
 
 function bad(message: string, details: Record<string, unknown> = {}): ZenithError {
   return new ZenithError('ZEN_BAD_REQUEST', message, details);
@@ -136,6 +143,10 @@ export function validateSpec(spec: QemuVmSpec, host: HostLimits): QemuVmSpec {
   for (const nic of spec.nics) {
     if (!['user', 'bridge'].includes((nic as { mode: unknown }).mode as string))
       throw bad(`unknown NIC mode '${String((nic as { mode: unknown }).mode)}' (user or bridge)`);
+    if (nic.mac !== undefined && !macPattern.test(nic.mac))
+      throw bad(`'${nic.mac}' is not a unicast MAC address (lower case, colon-separated)`, {
+        mac: nic.mac,
+      });
     if (nic.mode === 'bridge' && !host.bridges.includes(nic.bridge))
       throw bad(`there is no bridge '${nic.bridge}' on this host`, {
         bridge: nic.bridge,

@@ -7,7 +7,9 @@ import {
   revokeAgent,
 } from '../../api/agents.js';
 import { isZenithError, ZenithError } from '../../core/errors.js';
-import type { ChannelHandshake } from '../../hypervisors/agent/agent-link.js';
+import type { ChannelHandshake } from '../../protocols/agent-channel/messages.js';
+import { readHello } from '../../protocols/agent-channel/handshake.js';
+import { channelProtocol, formatVersion } from '../../protocols/agent-channel/version.js';
 import { newNonce } from '../../services/agents/agent-certificates.js';
 import type { AgentHub } from '../../services/agents/agent-hub.js';
 import { heartbeatIntervalMs, type AgentService } from '../../services/agents/agent-service.js';
@@ -79,11 +81,11 @@ export async function agentRoutes(
     },
     async (socket, request) => {
       try {
-        const { agent, principal, session } = await handshake(socket, agents);
+        const { agent, principal, session, protocol } = await handshake(socket, agents);
         // The certificate this channel stands on, and one renewed but not yet switched to.
         let serial = session.serial;
         let pending: string | null = null;
-        agentHub.attach(agent.id, socket, {
+        agentHub.attach(agent.id, socket, protocol, {
           heartbeat: (facts) => {
             agents
               .heartbeat(principal, facts)
@@ -132,39 +134,26 @@ export async function agentRoutes(
 /** The signed-challenge handshake (docs/decisions/0016): a nonce out, the certificate and a signature back. */
 async function handshake(socket: WebSocket, agents: AgentService) {
   const nonce = newNonce();
-  const hello = await new Promise<Extract<ChannelHandshake, { type: 'hello' }>>(
-    (resolve, reject) => {
-      const timer = setTimeout(
-        () =>
-          reject(new ZenithError('ZEN_UNAUTHENTICATED', 'no certificate was presented in time')),
-        handshakeTimeoutMs,
-      );
-      socket.once('message', (data: Buffer) => {
-        clearTimeout(timer);
-        let message: Partial<ChannelHandshake>;
-        try {
-          message = JSON.parse(data.toString('utf8')) as Partial<ChannelHandshake>;
-        } catch {
-          message = {};
-        }
-        if (
-          message.type !== 'hello' ||
-          typeof message.certificate !== 'string' ||
-          typeof message.signature !== 'string'
-        )
-          reject(
-            new ZenithError(
-              'ZEN_UNAUTHENTICATED',
-              'the channel opens with a certificate and a signature over the challenge',
-            ),
-          );
-        else resolve(message as Extract<ChannelHandshake, { type: 'hello' }>);
-      });
-      socket.once('close', () => clearTimeout(timer));
-      const challenge: ChannelHandshake = { type: 'challenge', nonce };
-      socket.send(JSON.stringify(challenge));
-    },
-  );
+  // The hello is read by the protocol module: its version first (another major is refused with
+  // ZEN_AGENT_INCOMPATIBLE), then its certificate and signature.
+  const first = await new Promise<Buffer>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new ZenithError('ZEN_UNAUTHENTICATED', 'no certificate was presented in time')),
+      handshakeTimeoutMs,
+    );
+    socket.once('message', (data: Buffer) => {
+      clearTimeout(timer);
+      resolve(data);
+    });
+    socket.once('close', () => clearTimeout(timer));
+    const challenge: ChannelHandshake = {
+      type: 'challenge',
+      nonce,
+      protocol: formatVersion(channelProtocol),
+    };
+    socket.send(JSON.stringify(challenge));
+  });
+  const { hello, protocol } = readHello(first);
   const authenticated = await agents.authenticateChannel(hello.certificate, nonce, hello.signature);
   const welcome: ChannelHandshake = {
     type: 'welcome',
@@ -172,7 +161,8 @@ async function handshake(socket: WebSocket, agents: AgentService) {
     serial: authenticated.session.serial,
     notAfter: authenticated.session.notAfter,
     renewInMs: authenticated.session.renewInMs,
+    protocol: formatVersion(protocol),
   };
   socket.send(JSON.stringify(welcome));
-  return authenticated;
+  return { ...authenticated, protocol };
 }

@@ -3,22 +3,34 @@
  * agent's connection uses as its driver; when the agent reconnects, the
  * connection is told at once instead of waiting out its backoff.
  */
+import { Duplex } from 'node:stream';
 import { isErrorCode, isZenithError, ZenithError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
-import {
-  type AgentLink,
-  type AgentMethod,
-  type FromAgent,
-  type ToAgent,
-} from '../../hypervisors/agent/agent-link.js';
 import { DeltaFeed } from '../../hypervisors/delta-feed.js';
-import { Duplex } from 'node:stream';
+import type { AgentLink } from '../../protocols/agent-channel/agent-link.js';
+import {
+  agentCalls,
+  type AgentMethod,
+  type CallArgs,
+  type CallResult,
+} from '../../protocols/agent-channel/call-map.js';
+import {
+  decodeForControlPlane,
+  decodeResult,
+  encode,
+} from '../../protocols/agent-channel/codec.js';
+import type { CallContext } from '../../protocols/agent-channel/dispatcher.js';
+import type { ToAgent } from '../../protocols/agent-channel/messages.js';
 import type {
-  ActionContext,
   ConsoleKind,
   InventoryDelta,
   VmMetrics,
-} from '../../hypervisors/driver.js';
+} from '../../protocols/agent-channel/values.js';
+import {
+  formatVersion,
+  speaks,
+  type ProtocolVersion,
+} from '../../protocols/agent-channel/version.js';
 
 /** The part of a WebSocket the hub needs (ws's WebSocket satisfies it). */
 export interface ChannelSocket {
@@ -29,10 +41,11 @@ export interface ChannelSocket {
 }
 
 interface Pending {
+  method: AgentMethod;
   resolve(value: unknown): void;
   reject(error: Error): void;
   timer: NodeJS.Timeout;
-  context: ActionContext | undefined;
+  context: CallContext | undefined;
   /** Stops listening to the context's signal. */
   release(): void;
 }
@@ -48,7 +61,7 @@ class AgentChannel implements AgentLink {
   #connected = true;
   #nextId = 1;
   readonly #pending = new Map<number, Pending>();
-  readonly #feed = new DeltaFeed();
+  readonly #feed = new DeltaFeed<InventoryDelta>();
   #metrics = new Map<string, VmMetrics>();
   #nextStream = 1;
   readonly #consoles = new Map<
@@ -58,8 +71,10 @@ class AgentChannel implements AgentLink {
 
   constructor(
     private readonly socket: ChannelSocket,
+    readonly protocol: ProtocolVersion,
     private readonly onHeartbeat: (facts: Record<string, unknown>) => void,
     private readonly renewal: RenewalHandlers,
+    private readonly logger: Logger,
   ) {
     socket.on('message', (data) => this.#receive(data));
     socket.on('close', () => this.drop());
@@ -69,20 +84,33 @@ class AgentChannel implements AgentLink {
     return this.#connected;
   }
 
-  call(
-    method: AgentMethod,
-    args: unknown[],
-    options: { timeoutMs?: number; context?: ActionContext } = {},
-  ): Promise<unknown> {
+  supports(method: AgentMethod): boolean {
+    return speaks(this.protocol, agentCalls[method].since);
+  }
+
+  call<M extends AgentMethod>(
+    method: M,
+    args: CallArgs<M>,
+    options: { timeoutMs?: number; context?: CallContext } = {},
+  ): Promise<CallResult<M>> {
     if (!this.#connected)
       return Promise.reject(
         new ZenithError('ZEN_CONNECTION_DISCONNECTED', 'the host agent is not connected'),
+      );
+    // An older agent does not know the method: refused here, as it would refuse it.
+    if (!this.supports(method))
+      return Promise.reject(
+        new ZenithError(
+          'ZEN_UNSUPPORTED',
+          `the host agent speaks the agent channel protocol ${formatVersion(this.protocol)}, which has no '${method}' (since ${formatVersion(agentCalls[method].since)}): upgrade the agent`,
+          { method, agentProtocol: formatVersion(this.protocol) },
+        ),
       );
     const timeoutMs = options.timeoutMs ?? 30_000;
     const context = options.context;
     const id = this.#nextId++;
     const message: ToAgent = { type: 'call', id, method, args };
-    return new Promise((resolve, reject) => {
+    return new Promise<CallResult<M>>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.get(id)?.release();
         this.#pending.delete(id);
@@ -97,8 +125,15 @@ class AgentChannel implements AgentLink {
       const cancel = () => this.#send({ type: 'cancel', id });
       context?.signal.addEventListener('abort', cancel, { once: true });
       const release = () => context?.signal.removeEventListener('abort', cancel);
-      this.#pending.set(id, { resolve, reject, timer, context, release });
-      this.socket.send(JSON.stringify(message));
+      this.#pending.set(id, {
+        method,
+        resolve: (value) => resolve(value as CallResult<M>),
+        reject,
+        timer,
+        context,
+        release,
+      });
+      this.socket.send(encode(message));
       if (context?.signal.aborted) cancel();
     });
   }
@@ -139,7 +174,7 @@ class AgentChannel implements AgentLink {
   }
 
   #send(message: ToAgent): void {
-    if (this.#connected) this.socket.send(JSON.stringify(message));
+    if (this.#connected) this.socket.send(encode(message));
   }
 
   /** Closes the socket and fails everything under way. */
@@ -168,66 +203,92 @@ class AgentChannel implements AgentLink {
   }
 
   #receive(data: Buffer): void {
-    let message: FromAgent;
+    let message;
     try {
-      message = JSON.parse(data.toString('utf8')) as FromAgent;
-    } catch {
-      this.socket.close(4400, 'not JSON');
+      message = decodeForControlPlane(data);
+    } catch (error) {
+      // A peer that breaks the protocol is cut off: it reconnects and is believed no more than before.
+      const coded = error as ZenithError;
+      this.logger.warn({ code: coded.code, err: coded.message }, 'agent channel message refused');
+      this.socket.close(4400, `${coded.code}: ${coded.message}`.slice(0, 120));
+      this.drop();
       return;
     }
-    if (message.type === 'heartbeat') {
-      this.onHeartbeat(message.facts ?? {});
-      if (message.metrics && typeof message.metrics === 'object')
-        this.#metrics = new Map(Object.entries(message.metrics));
-    } else if (message.type === 'progress') {
-      const context = this.#pending.get(message.id)?.context;
-      if (context && message.update && typeof message.update.percent === 'number')
-        context.progress(message.update);
-    } else if (message.type === 'renew') {
-      this.renewal.renew(String(message.csr)).then(
-        (issued) => this.#send({ type: 'renewed', ...issued }),
-        (error: unknown) =>
-          this.#send({
-            type: 'renew-failed',
-            error: {
-              code: isZenithError(error) ? error.code : 'ZEN_INTERNAL',
-              message: isZenithError(error) ? error.message : 'the renewal failed',
-            },
-          }),
-      );
-    } else if (message.type === 'switched')
-      // switched() reports its own failure (the channel's route logs it).
-      this.renewal.switched().catch(() => undefined);
-    else if (message.type === 'delta') this.#feed.push(message.delta);
-    else if (message.type === 'console-opened') this.#consoles.get(message.stream)?.opened();
-    else if (message.type === 'console-data')
-      this.#consoles.get(message.stream)?.relay.push(Buffer.from(message.data, 'base64'));
-    else if (message.type === 'console-close') {
-      const console = this.#consoles.get(message.stream);
-      this.#consoles.delete(message.stream);
-      if (console && message.error)
-        console.failed(
-          new ZenithError(
-            isErrorCode(message.error.code) ? message.error.code : 'ZEN_DRIVER_ERROR',
-            message.error.message,
-          ),
+    // A type this control plane does not know (a newer agent's) is none of its business.
+    if (message === null) return;
+    switch (message.type) {
+      case 'heartbeat':
+        this.onHeartbeat(message.facts);
+        if (message.metrics) this.#metrics = new Map(Object.entries(message.metrics));
+        break;
+      case 'progress':
+        this.#pending.get(message.id)?.context?.progress(message.update);
+        break;
+      case 'renew':
+        this.renewal.renew(message.csr).then(
+          (issued) => this.#send({ type: 'renewed', ...issued }),
+          (error: unknown) =>
+            this.#send({
+              type: 'renew-failed',
+              error: {
+                code: isZenithError(error) ? error.code : 'ZEN_INTERNAL',
+                message: isZenithError(error) ? error.message : 'the renewal failed',
+              },
+            }),
         );
-      console?.relay.push(null);
-      console?.relay.destroy();
-    } else if (message.type === 'result') {
-      const pending = this.#pending.get(message.id);
-      if (!pending) return;
-      this.#pending.delete(message.id);
-      clearTimeout(pending.timer);
-      pending.release();
-      if (message.ok) pending.resolve(message.value);
-      else {
-        const code =
-          isErrorCode(message.error.code) && message.error.code !== 'ZEN_INTERNAL'
-            ? message.error.code
-            : 'ZEN_DRIVER_ERROR';
-        pending.reject(new ZenithError(code, message.error.message, message.error.details ?? {}));
+        break;
+      case 'switched':
+        // switched() reports its own failure (the channel's route logs it).
+        this.renewal.switched().catch(() => undefined);
+        break;
+      case 'delta':
+        this.#feed.push(message.delta);
+        break;
+      case 'console-opened':
+        this.#consoles.get(message.stream)?.opened();
+        break;
+      case 'console-data':
+        this.#consoles.get(message.stream)?.relay.push(Buffer.from(message.data, 'base64'));
+        break;
+      case 'console-close': {
+        const console = this.#consoles.get(message.stream);
+        this.#consoles.delete(message.stream);
+        if (console && message.error)
+          console.failed(
+            new ZenithError(
+              isErrorCode(message.error.code) ? message.error.code : 'ZEN_DRIVER_ERROR',
+              message.error.message,
+            ),
+          );
+        console?.relay.push(null);
+        console?.relay.destroy();
+        break;
       }
+      case 'result': {
+        const pending = this.#pending.get(message.id);
+        if (!pending) return;
+        this.#pending.delete(message.id);
+        clearTimeout(pending.timer);
+        pending.release();
+        if (message.ok) {
+          // What the agent answers is believed only in the shape the call map gives it.
+          try {
+            pending.resolve(decodeResult(pending.method, message.value));
+          } catch (error) {
+            pending.reject(error as ZenithError);
+          }
+        } else {
+          const code =
+            isErrorCode(message.error.code) && message.error.code !== 'ZEN_INTERNAL'
+              ? message.error.code
+              : 'ZEN_DRIVER_ERROR';
+          pending.reject(new ZenithError(code, message.error.message, message.error.details ?? {}));
+        }
+        break;
+      }
+      case 'hello':
+        // The handshake is over: a second hello is out of place, and harmless.
+        break;
     }
   }
 }
@@ -239,19 +300,21 @@ export class AgentHub {
 
   constructor(private readonly logger: Logger) {}
 
+  /** `protocol`: the version both ends speak, as the handshake settled it. */
   attach(
     agentId: string,
     socket: ChannelSocket,
+    protocol: ProtocolVersion,
     handlers: { heartbeat: (facts: Record<string, unknown>) => void } & RenewalHandlers,
   ): void {
     this.#channels.get(agentId)?.drop();
-    const channel = new AgentChannel(socket, handlers.heartbeat, handlers);
+    const channel = new AgentChannel(socket, protocol, handlers.heartbeat, handlers, this.logger);
     this.#channels.set(agentId, channel);
     socket.on('close', () => {
       if (this.#channels.get(agentId) === channel) this.#channels.delete(agentId);
       this.logger.info({ agentId }, 'agent channel closed');
     });
-    this.logger.info({ agentId }, 'agent channel open');
+    this.logger.info({ agentId, protocol: formatVersion(protocol) }, 'agent channel open');
     this.onConnected(agentId);
   }
 

@@ -11,7 +11,7 @@ import { newId } from '../../core/ids.js';
 import type { Logger } from '../../core/logger.js';
 import type { SecretBox } from '../../core/secret-box.js';
 import type { HypervisorDriver } from '../../hypervisors/driver.js';
-import type { AgentLink } from '../../hypervisors/agent/agent-link.js';
+import type { AgentLink } from '../../protocols/agent-channel/agent-link.js';
 import type { DriverRegistry } from '../../hypervisors/registry.js';
 import type { ConnectionsTable } from '../../store/schema.js';
 import type { Store } from '../../store/store.js';

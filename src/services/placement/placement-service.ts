@@ -13,7 +13,7 @@ import type { Clock } from '../../core/clock.js';
 import { ZenithError } from '../../core/errors.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
-import { canMigrateAcrossAgents } from '../vms/agent-migration.js';
+import { canMigrateAcrossAgents } from '../vms/cross-host-migration.js';
 import type { Requester } from '../policy/fact-sources.js';
 import { adaptiveSample, placeVm, type PlacementDecision } from './placement-engine.js';
 import {

@@ -17,12 +17,7 @@ import type { Actor } from '../audit/audit-service.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import type { ManagedObject } from '../inventory/model.js';
-import { canMigrateAcrossAgents, migrateAcrossAgents } from './agent-migration.js';
-import {
-  checkLibvirtMigration,
-  isLibvirtPair,
-  migrateBetweenLibvirt,
-} from './libvirt-migration.js';
+import { migrateAcrossHosts, migrationEnds } from './cross-host-migration.js';
 import type { Task, TaskRunContext, TaskService } from '../tasks/task-service.js';
 
 export const vmActionNames = [
@@ -214,16 +209,9 @@ export class VmActionService {
         typeof params.targetHostId === 'string'
           ? this.inventory.resolve('host', params.targetHostId)
           : this.inventory.get(String(vm.computed['location.hostId']));
-      if (target.connectionId !== vm.connectionId) {
-        if (isLibvirtPair(this.connections, vm.connectionId!, target.connectionId!))
-          checkLibvirtMigration(this.connections, vm.connectionId!, target.connectionId!);
-        else if (!canMigrateAcrossAgents(this.connections, vm.connectionId!, target.connectionId!))
-          throw new ZenithError(
-            'ZEN_UNSUPPORTED',
-            'migration between hosts of different connections is supported between QEMU hosts under Zenith (agents or its own) or two libvirt connections',
-            { targetHostId: target.id },
-          );
-      }
+      // To another connection's host: both ends' migration facets must fit each other.
+      if (target.connectionId !== vm.connectionId)
+        migrationEnds(this.connections, vm.connectionId!, target.connectionId!, target.id);
       if (target.id === vm.computed['location.hostId'] && !datastore)
         throw new ZenithError('ZEN_INVALID_STATE', `${vm.name} already runs on ${target.name}`);
       if (target.status !== 'present')
@@ -277,9 +265,7 @@ export class VmActionService {
       const release = this.inventory.handovers.hold(vm.id, targetHost.connectionId!);
       let stats;
       try {
-        stats = isLibvirtPair(this.connections, vm.connectionId!, targetHost.connectionId!)
-          ? await migrateBetweenLibvirt(deps, vm, targetHost, options, actionContext)
-          : await migrateAcrossAgents(deps, vm, targetHost, options, actionContext);
+        stats = await migrateAcrossHosts(deps, vm, targetHost, options, actionContext);
       } finally {
         release();
       }

@@ -169,12 +169,15 @@ describe('bridged NICs: taps Zenith makes on a real bridge, with real QEMU (TCG)
     const [sourceTap] = tapsOf(created) as [string];
     await source.startVm(id, context);
 
-    const incoming = await destination.prepareIncoming(await source.exportVm(id), '127.0.0.1');
+    const incoming = await destination.facets.migration.prepareIncoming(
+      await source.facets.migration.exportVm(id),
+      {},
+    );
     const ports = bridge.ports();
     assert.equal(ports.length, 2, `both ends have a tap on the bridge: ${ports.join(', ')}`);
-    await source.sendMigration(id, incoming, {}, context);
-    const arrived = await destination.finishIncoming(id);
-    await source.cleanupOutgoing(id);
+    await source.facets.migration.send(id, incoming, {}, context);
+    const arrived = await destination.facets.migration.finishIncoming(id);
+    await source.facets.migration.finishOutgoing(id, true);
 
     const [tap] = tapsOf(arrived) as [string];
     assert.notEqual(tap, sourceTap, 'each host names its own tap');

@@ -147,7 +147,7 @@ describe('QEMU snapshots against real QEMU (TCG)', () => {
     );
     assert.deepEqual(tagsIn(disk), [second.id], 'the disk no longer holds it');
     assert.deepEqual(
-      (await driver.exportVm(vmId)).record.snapshots?.map((s) => s.name),
+      (await driver.facets.migration.exportVm(vmId)).payload.record.snapshots?.map((s) => s.name),
       ['second'],
       'the list travels with the VM when it migrates to another host',
     );

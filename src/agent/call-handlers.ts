@@ -1,0 +1,69 @@
+/**
+ * What the agent does for each call of the channel's call map: one line per
+ * method, on the host's QEMU driver and its facets. The protocol's dispatcher
+ * has checked the arguments before a handler runs.
+ */
+import type { Static } from 'typebox';
+import type { QemuDriver } from '../hypervisors/qemu/qemu-driver.js';
+import { check } from '../protocols/agent-channel/codec.js';
+import type { CallHandlers } from '../protocols/agent-channel/dispatcher.js';
+import { DiscoverySnapshot } from '../protocols/agent-channel/values.js';
+
+export function qemuCallHandlers(driver: QemuDriver): CallHandlers {
+  const migration = driver.facets.migration;
+  const portable = driver.facets.portableVms;
+  return {
+    // The driver's type lets any object be a VM; the channel's says a VM has a host and a power state.
+    discover: async () =>
+      check<Static<typeof DiscoverySnapshot>>(
+        DiscoverySnapshot,
+        await driver.discover(),
+        'the discovery',
+      ),
+    startVm: ([id], context) => driver.startVm(id, context),
+    stopVm: ([id, options], context) => driver.stopVm(id, context, options),
+    rebootVm: ([id]) => driver.rebootVm(id),
+    resetVm: ([id]) => driver.resetVm(id),
+    suspendVm: ([id]) => driver.suspendVm(id),
+    resumeVm: ([id]) => driver.resumeVm(id),
+    deleteVm: ([id], context) => driver.deleteVm(id, context),
+    createVm: ([spec], context) => driver.createVm(spec, context),
+    checkNewVm: ([spec]) => driver.checkNewVm(spec),
+    cloneVm: ([id, options], context) => driver.cloneVm(id, options, context),
+    listSnapshots: ([id]) => driver.listSnapshots(id),
+    createSnapshot: ([id, name], context) => driver.createSnapshot(id, name, context),
+    revertSnapshot: ([id, snapshot], context) => driver.revertSnapshot(id, snapshot, context),
+    deleteSnapshot: ([id, snapshot], context) => driver.deleteSnapshot(id, snapshot, context),
+    // The migration facet, in the channel's terms since protocol 1.0 (a package, an endpoint).
+    exportVm: async ([id]) => (await migration.exportVm(id)).payload,
+    prepareIncoming: async ([pkg, options]) =>
+      (
+        await migration.prepareIncoming(
+          { migrationId: pkg.record.id, protocol: 'qemu', payload: pkg },
+          options,
+        )
+      ).payload,
+    sendMigration: async ([id, incoming, options], context) => {
+      const { resumesAtFinish: _, ...result } = await migration.send(
+        id,
+        { protocol: 'qemu', payload: incoming },
+        options,
+        context,
+      );
+      return result;
+    },
+    finishIncoming: ([id]) => migration.finishIncoming(id),
+    cleanupOutgoing: async ([id]) => {
+      await migration.finishOutgoing(id, true);
+      return null;
+    },
+    abortIncoming: async ([id]) => {
+      await migration.abortIncoming(id);
+      return null;
+    },
+    incomingState: ([id]) => migration.incomingState(id),
+    outgoingState: ([id]) => migration.outgoingState(id),
+    describeVm: ([id]) => portable.describeVm(id),
+    runVm: ([vm, options], context) => portable.runVm(vm, options, context),
+  };
+}

@@ -1,0 +1,36 @@
+/** Calls over an agent's channel, as the agent's driver and its facets make them. */
+import { ZenithError } from '../../core/errors.js';
+import type { AgentLink } from '../../protocols/agent-channel/agent-link.js';
+import type { AgentMethod, CallArgs, CallResult } from '../../protocols/agent-channel/call-map.js';
+import type { ActionContext } from '../driver-types.js';
+
+export class AgentCaller {
+  constructor(private readonly link: () => AgentLink | undefined) {}
+
+  /** The channel, or ZEN_CONNECTION_DISCONNECTED. */
+  connected(): AgentLink {
+    const link = this.link();
+    if (!link?.connected)
+      throw new ZenithError('ZEN_CONNECTION_DISCONNECTED', 'the host agent is not connected');
+    return link;
+  }
+
+  /** Whether the connected agent has the method; true while none is connected (it is asked then). */
+  supports(method: AgentMethod): boolean {
+    const link = this.link();
+    return !link?.connected || link.supports(method);
+  }
+
+  /** Async, so that a missing agent is a rejection like any other failure of the call. */
+  async call<M extends AgentMethod>(
+    method: M,
+    args: CallArgs<M>,
+    timeoutMs?: number,
+    context?: ActionContext,
+  ): Promise<CallResult<M>> {
+    return await this.connected().call(method, args, {
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+      ...(context ? { context } : {}),
+    });
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * An agent host's portable-VM facet: describe and run calls over the channel
+ * to the agent's QEMU driver (protocol 1.1). An agent of an older protocol
+ * has no such calls: its driver does not declare the facet.
+ */
+import type { ActionContext, DiscoveredVm } from '../driver-types.js';
+import type { PortableVm, PortableVmFacet, RunOptions } from '../facets/portable-vm.js';
+import type { AgentCaller } from './agent-caller.js';
+
+export class AgentPortableVms implements PortableVmFacet {
+  constructor(private readonly agent: AgentCaller) {}
+
+  describeVm(id: string): Promise<PortableVm> {
+    return this.agent.call('describeVm', [id], 60_000);
+  }
+
+  /** A start waits for QEMU, as a start does. */
+  runVm(vm: PortableVm, options: RunOptions, context: ActionContext): Promise<DiscoveredVm> {
+    return this.agent.call('runVm', [vm, options], 5 * 60_000, context);
+  }
+}

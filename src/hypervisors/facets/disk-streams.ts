@@ -1,0 +1,90 @@
+/**
+ * The disk-stream facet: read a VM's disk as the guest sees it, or write a
+ * new disk image, as extents of bytes. Backup reads disks into a chunk
+ * repository and restores them, replication sends changed extents to a
+ * replica, conversion reads a disk in one family and writes it in another:
+ * all of them speak this, whatever the family's image format and transport.
+ *
+ * A read covers either the whole disk (`scope: 'full'`: every extent, each
+ * either data or known zeroes, so holes are neither read nor stored) or only
+ * what changed since a checkpoint (`scope: 'changed'`). Changed extents come
+ * from dirty bitmaps (QEMU) or changed-block tracking; a family that cannot
+ * tell refuses `changedSince` with ZEN_UNSUPPORTED rather than answer a full
+ * read in its place.
+ *
+ * Declared, not implemented yet: no driver has this facet. Backup (a later
+ * issue) implements it for QEMU hosts and agents — a persistent dirty bitmap
+ * and a point-in-time export of the disk over NBD, read by an NBD client in
+ * src/protocols — and is its first user.
+ */
+import type { ActionContext } from '../driver-types.js';
+import type { PortableDisk, PortableDiskFormat, PortableLocation } from './portable-vm.js';
+
+export interface StreamDisk {
+  /** Names the disk within its VM (QEMU: disk0, disk1, … in the order the guest sees them). */
+  diskId: string;
+  capacityBytes: number;
+  format: PortableDiskFormat;
+}
+
+/** A point a later read may start from, made by a full or changed read of the same disk. */
+export interface DiskCheckpoint {
+  name: string;
+}
+
+export interface DiskReadOptions {
+  /** Only the extents written since this checkpoint. */
+  changedSince?: DiskCheckpoint;
+}
+
+export interface DiskExtent {
+  offset: number;
+  length: number;
+  /** Reads as zeroes: nothing to read or store. */
+  zero: boolean;
+}
+
+export interface DiskReader {
+  readonly capacityBytes: number;
+  readonly scope: 'full' | 'changed';
+  /** The extents to copy, in order and without overlap; a full read's cover the whole disk. */
+  extents(): AsyncIterable<DiskExtent>;
+  /** Bytes of the disk as the guest sees them. */
+  read(offset: number, length: number): Promise<Buffer>;
+  /** Ends the read and everything it held open. */
+  close(): Promise<void>;
+}
+
+export interface DiskWriter {
+  readonly capacityBytes: number;
+  write(offset: number, data: Uint8Array): Promise<void>;
+  writeZeroes(offset: number, length: number): Promise<void>;
+  /** Makes every write durable and closes: answers the disk as a portable VM names it. */
+  finish(): Promise<PortableDisk>;
+  /** Closes and removes the image: nothing of it stays. */
+  abort(): Promise<void>;
+}
+
+export interface NewDisk {
+  location: PortableLocation;
+  format: PortableDiskFormat;
+  capacityBytes: number;
+}
+
+export interface DiskStreamFacet {
+  /** The VM's disks as streams name them. */
+  listDisks(vmExternalId: string): Promise<StreamDisk[]>;
+  /**
+   * A reader of one disk of the VM. The disk must not change while it is read: a family reads
+   * a stopped VM's disk, or a point-in-time view of a running one where it can make one
+   * (otherwise ZEN_INVALID_STATE).
+   */
+  openReader(
+    vmExternalId: string,
+    diskId: string,
+    options: DiskReadOptions,
+    context: ActionContext,
+  ): Promise<DiskReader>;
+  /** A writer of a new image; an existing file is never overwritten (ZEN_CONFLICT). */
+  openWriter(disk: NewDisk, context: ActionContext): Promise<DiskWriter>;
+}

@@ -1,0 +1,92 @@
+/**
+ * Every call the control plane makes on an agent: its arguments (a tuple),
+ * its result, and the protocol version that introduced it. Both ends are
+ * typed from this map and validate against it: the agent checks arguments
+ * before it dispatches, the control plane checks results before it believes
+ * them.
+ */
+import { Type, type Static, type TSchema } from 'typebox';
+import { PortableVm, RunOptions } from './portable-values.js';
+import {
+  IncomingEndpoint,
+  IncomingOptions,
+  IncomingState,
+  MigrationPackage,
+  MigrationResult,
+  OutgoingState,
+  SendOptions,
+} from './qemu-values.js';
+import {
+  CloneOptions,
+  DiscoveredVm,
+  DiscoverySnapshot,
+  SnapshotInfo,
+  StopOptions,
+  VmFootprint,
+  VmSpec,
+} from './values.js';
+import type { ProtocolVersion } from './version.js';
+
+interface CallSpec<Args extends TSchema, Result extends TSchema> {
+  since: ProtocolVersion;
+  args: Args;
+  result: Result;
+}
+
+const v1_0: ProtocolVersion = { major: 1, minor: 0 };
+const v1_1: ProtocolVersion = { major: 1, minor: 1 };
+
+function call<Args extends TSchema, Result extends TSchema>(
+  since: ProtocolVersion,
+  args: Args,
+  result: Result,
+): CallSpec<Args, Result> {
+  return { since, args, result };
+}
+
+const vmId = Type.String();
+const onVm = Type.Tuple([vmId]);
+
+export const agentCalls = {
+  discover: call(v1_0, Type.Tuple([]), DiscoverySnapshot),
+  startVm: call(v1_0, onVm, DiscoveredVm),
+  stopVm: call(v1_0, Type.Tuple([vmId, StopOptions]), DiscoveredVm),
+  rebootVm: call(v1_0, onVm, DiscoveredVm),
+  resetVm: call(v1_0, onVm, DiscoveredVm),
+  suspendVm: call(v1_0, onVm, DiscoveredVm),
+  resumeVm: call(v1_0, onVm, DiscoveredVm),
+  deleteVm: call(v1_0, onVm, Type.Null()),
+  createVm: call(v1_0, Type.Tuple([VmSpec]), DiscoveredVm),
+  checkNewVm: call(v1_0, Type.Tuple([VmSpec]), VmFootprint),
+  cloneVm: call(v1_0, Type.Tuple([vmId, CloneOptions]), DiscoveredVm),
+  listSnapshots: call(v1_0, onVm, Type.Array(SnapshotInfo)),
+  createSnapshot: call(
+    v1_0,
+    Type.Tuple([vmId, Type.String()]),
+    Type.Object({ snapshot: SnapshotInfo, vm: DiscoveredVm }),
+  ),
+  revertSnapshot: call(v1_0, Type.Tuple([vmId, Type.String()]), DiscoveredVm),
+  deleteSnapshot: call(v1_0, Type.Tuple([vmId, Type.String()]), DiscoveredVm),
+  // Live migration between QEMU hosts, both ends driven by the control plane.
+  exportVm: call(v1_0, onVm, MigrationPackage),
+  prepareIncoming: call(v1_0, Type.Tuple([MigrationPackage, IncomingOptions]), IncomingEndpoint),
+  sendMigration: call(v1_0, Type.Tuple([vmId, IncomingEndpoint, SendOptions]), MigrationResult),
+  finishIncoming: call(v1_0, onVm, DiscoveredVm),
+  cleanupOutgoing: call(v1_0, onVm, Type.Null()),
+  abortIncoming: call(v1_0, onVm, Type.Null()),
+  incomingState: call(v1_0, onVm, IncomingState),
+  outgoingState: call(v1_0, onVm, OutgoingState),
+  // The portable-VM facet.
+  describeVm: call(v1_1, onVm, PortableVm),
+  runVm: call(v1_1, Type.Tuple([PortableVm, RunOptions]), DiscoveredVm),
+};
+
+export type AgentMethod = keyof typeof agentCalls;
+export type CallArgs<M extends AgentMethod> = Static<(typeof agentCalls)[M]['args']>;
+export type CallResult<M extends AgentMethod> = Static<(typeof agentCalls)[M]['result']>;
+
+export const agentMethods = Object.keys(agentCalls) as AgentMethod[];
+
+export function isAgentMethod(value: string): value is AgentMethod {
+  return Object.hasOwn(agentCalls, value);
+}
