@@ -77,7 +77,7 @@ module.exports = {
     {
       // Services ask a driver for a facet (hypervisors/driver.ts), never for a family's class: of
       // hypervisors/ they import only its top-level modules (driver.ts, driver-types.ts,
-      // registry.ts, delta-feed.ts) and facets/ (docs/decisions/0028).
+      // registry.ts, delta-feed.ts) and facets/ (docs/decisions/0031).
       name: 'services-never-import-a-driver-family',
       severity: 'error',
       from: { path: layer('services') },
