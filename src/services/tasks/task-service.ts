@@ -7,6 +7,7 @@
  * run, running ones are checked against the hypervisor and either completed,
  * re-run or failed with ZEN_TASK_INTERRUPTED.
  */
+import type { Static, TSchema } from 'typebox';
 import type { Clock } from '../../core/clock.js';
 import { isZenithError, ZenithError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
@@ -16,7 +17,13 @@ import type { Store, Tx } from '../../store/store.js';
 import type { Actor, AuditService } from '../audit/audit-service.js';
 import type { EventBus } from '../events/event-bus.js';
 import { finalStates, taskOf, type StoredParams, type Task, type TaskState } from './task.js';
-import type { RecoveryVerdict, TaskKind } from './task-kind.js';
+import {
+  typedTask,
+  type RecoveryVerdict,
+  type TaskKind,
+  type TaskKindDefinition,
+  type TaskRunContext,
+} from './task-kind.js';
 import { progressWriter } from './task-progress.js';
 import { taskTransitions, transitionTask, type TaskTransition } from './task-transitions.js';
 
@@ -24,10 +31,16 @@ import { taskTransitions, transitionTask, type TaskTransition } from './task-tra
 export { finalStates, type Task, type TaskState } from './task.js';
 export type { RecoveryVerdict, TaskKind, TaskRunContext } from './task-kind.js';
 
+/** A registered kind, its parameters read as its own before it sees a task. */
+interface KindRunner {
+  run(context: TaskRunContext<StoredParams>): Promise<unknown>;
+  recover(task: Task): Promise<RecoveryVerdict>;
+}
+
 const maxAttempts = 2;
 
 export class TaskService {
-  readonly #kinds = new Map<string, TaskKind>();
+  readonly #kinds = new Map<string, KindRunner>();
   /** Tasks this process runs now, by id: a cancel aborts them here. */
   readonly #running = new Map<string, AbortController>();
   /** Tasks this process has scheduled or runs: live, never a previous process's leftovers. */
@@ -48,28 +61,34 @@ export class TaskService {
     },
   ) {}
 
-  register(kind: TaskKind): void {
-    this.#kinds.set(kind.name, kind);
+  /** Makes a kind runnable; answers it, to submit tasks of it with its parameters typed. */
+  register<S extends TSchema>(kind: TaskKindDefinition<S>): TaskKind<Static<S>> {
+    this.#kinds.set(kind.name, {
+      run: (context) => kind.run({ ...context, task: typedTask(kind, context.task) }),
+      recover: (task) => kind.recover(typedTask(kind, task)),
+    });
+    return kind;
   }
 
   /** Records a task and schedules it; resolves at once with the queued task. */
-  async submit(input: {
-    kind: string;
+  async submit<P>(input: {
+    kind: TaskKind<P>;
     targetId: string | null;
-    params: StoredParams;
+    params: P;
     owner: Actor;
     requestId?: string;
     /** Runs first in the transaction that records the task (quota reservations); throwing records nothing. */
     prepare?: (tx: Tx, taskId: string) => Promise<void>;
-  }): Promise<Task> {
-    if (!this.#kinds.has(input.kind))
-      throw new ZenithError('ZEN_UNSUPPORTED', `no task kind '${input.kind}'`);
+  }): Promise<Task<P>> {
+    const { kind } = input;
+    if (!this.#kinds.has(kind.name))
+      throw new ZenithError('ZEN_UNSUPPORTED', `no task kind '${kind.name}'`);
     if (!this.#accepting)
       throw new ZenithError('ZEN_STORE_UNAVAILABLE', 'the server is shutting down');
     const now = this.deps.clock.now();
     const row: TasksTable = {
       id: newId('task', now),
-      kind: input.kind,
+      kind: kind.name,
       target_id: input.targetId,
       owner_id: input.owner.id,
       state: 'queued',
@@ -85,7 +104,9 @@ export class TaskService {
       started_at: null,
       ended_at: null,
     };
-    const task = taskOf(row);
+    // As it will come back from the store: a kind whose schema refuses its own parameters fails here.
+    const stored = taskOf(row);
+    const task = typedTask(kind, stored);
     const events = await this.deps.store.transaction(async (tx) => {
       await input.prepare?.(tx, row.id);
       await tx.insertInto('tasks').values(row).execute();
@@ -93,9 +114,9 @@ export class TaskService {
         [
           {
             actor: input.owner,
-            action: input.kind,
+            action: kind.name,
             targetId: input.targetId,
-            params: input.params,
+            params: stored.params,
             result: 'accepted',
             requestId: input.requestId ?? null,
           },
@@ -112,7 +133,7 @@ export class TaskService {
     });
     this.deps.events.deliver(events);
     this.#owners.set(row.id, input.owner);
-    this.#schedule(task);
+    this.#schedule(stored);
     return task;
   }
 
@@ -169,14 +190,23 @@ export class TaskService {
   }
 
   /** Tasks of a kind that had not ended (queued or running), as the store has them. */
-  async unfinished(kind: string): Promise<Task[]> {
+  async unfinished<P>(kind: TaskKind<P>): Promise<Task<P>[]> {
     const rows = await this.deps.store.db
       .selectFrom('tasks')
       .selectAll()
-      .where('kind', '=', kind)
+      .where('kind', '=', kind.name)
       .where('state', 'in', ['queued', 'running'])
       .execute();
-    return rows.map(taskOf);
+    const tasks: Task<P>[] = [];
+    for (const row of rows) {
+      try {
+        tasks.push(typedTask(kind, taskOf(row)));
+      } catch (error) {
+        // Its run and its recovery refuse it the same way: it ends failed, never run.
+        this.deps.logger.warn({ err: error, task: row.id }, 'an unfinished task cannot be read');
+      }
+    }
+    return tasks;
   }
 
   /**

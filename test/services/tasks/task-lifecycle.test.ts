@@ -1,9 +1,10 @@
 /**
  * The task state machine on both stores: the transition table itself (each transition from every
- * state), a task's life through the service, and recovery's outcomes.
+ * state), a task's life through the service, recovery's outcomes, and parameters typed by kind.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { Type } from 'typebox';
 import { isZenithError } from '../../../src/core/errors.js';
 import type { Actor } from '../../../src/services/audit/audit-service.js';
 import type { TaskState } from '../../../src/services/tasks/task.js';
@@ -102,16 +103,17 @@ for (const kind of storeKinds) {
     });
 
     test('a task runs once: queued, running, then its outcome, audited and announced', async () => {
-      t.plane.tasks.register({
+      const echo = t.plane.tasks.register({
         name: 'test.echo',
+        params: Type.Object({ word: Type.String(), fail: Type.Optional(Type.Boolean()) }),
         run: async ({ task }) => {
-          if (task.params.fail) throw new Error(`no ${String(task.params.word)}`);
+          if (task.params.fail) throw new Error(`no ${task.params.word}`);
           return { said: task.params.word };
         },
         recover: async () => 'retry',
       });
       const ok = await t.plane.tasks.submit({
-        kind: 'test.echo',
+        kind: echo,
         targetId: 'obj_echo',
         params: { word: 'hello' },
         owner: alice,
@@ -125,7 +127,7 @@ for (const kind of storeKinds) {
       assert.deepEqual(await eventsOf(ok.id), ['task.queued', 'task.running', 'task.succeeded']);
 
       const bad = await t.plane.tasks.submit({
-        kind: 'test.echo',
+        kind: echo,
         targetId: 'obj_echo',
         params: { word: 'luck', fail: true },
         owner: alice,
@@ -154,15 +156,17 @@ for (const kind of storeKinds) {
 
     test('cancel: a queued task never runs, a running one stops, an ended one refuses', async () => {
       const gate = deferred();
-      t.plane.tasks.register({
+      const blocker = t.plane.tasks.register({
         name: 'test.gate',
+        params: Type.Object({}),
         run: () => gate.promise,
         recover: async () => 'retry',
       });
       let runs = 0;
       const started = deferred();
-      t.plane.tasks.register({
+      const waiter = t.plane.tasks.register({
         name: 'test.waiter',
+        params: Type.Object({}),
         run: ({ signal }) => {
           runs++;
           started.resolve();
@@ -173,13 +177,13 @@ for (const kind of storeKinds) {
         recover: async () => 'retry',
       });
       const first = await t.plane.tasks.submit({
-        kind: 'test.gate',
+        kind: blocker,
         targetId: 'obj_cancel',
         params: {},
         owner: alice,
       });
       const queued = await t.plane.tasks.submit({
-        kind: 'test.waiter',
+        kind: waiter,
         targetId: 'obj_cancel',
         params: {},
         owner: alice,
@@ -191,7 +195,7 @@ for (const kind of storeKinds) {
       await t.plane.tasks.waitFor(first.id);
 
       const running = await t.plane.tasks.submit({
-        kind: 'test.waiter',
+        kind: waiter,
         targetId: 'obj_cancel',
         params: {},
         owner: alice,
@@ -224,6 +228,7 @@ for (const kind of storeKinds) {
       const runs: string[] = [];
       t.plane.tasks.register({
         name: 'test.leftover',
+        params: Type.Object({}),
         run: async ({ task }) => {
           runs.push(task.id);
           return { attempt: task.attempt };
@@ -264,6 +269,46 @@ for (const kind of storeKinds) {
         retried: 0,
         interrupted: 0,
       });
+    });
+
+    test('parameters are typed by their kind: ones it cannot read are refused, never run', async () => {
+      let runs = 0;
+      const sized = t.plane.tasks.register({
+        name: 'test.sized',
+        params: Type.Object({ bytes: Type.Number() }),
+        run: async ({ task }) => {
+          runs++;
+          return { double: task.params.bytes * 2 };
+        },
+        recover: async () => 'retry',
+      });
+      const ok = await t.plane.tasks.submit({
+        kind: sized,
+        targetId: 'obj_sized',
+        params: { bytes: 21 },
+        owner: alice,
+      });
+      assert.deepEqual((await t.plane.tasks.waitFor(ok.id)).result, { double: 42 });
+      // What a bug (or a hand-edited row) could store: the kind would read nonsense.
+      const unreadable = await insert(
+        row('test.sized', 'queued', { params: JSON.stringify({ bytes: 'many' }) }),
+      );
+      const leftover = await insert(
+        row('test.sized', 'running', { params: JSON.stringify({ bytes: 'many' }) }),
+      );
+      assert.deepEqual(await t.plane.tasks.recover(), {
+        resumed: 1,
+        completed: 0,
+        retried: 0,
+        interrupted: 1,
+      });
+      const refused = await t.plane.tasks.waitFor(unreadable);
+      assert.equal(refused.state, 'failed');
+      assert.equal(refused.error?.code, 'ZEN_INTERNAL');
+      assert.match(refused.error?.message ?? '', /test\.sized task cannot read: \/bytes/);
+      assert.equal((await t.plane.tasks.waitFor(leftover)).error?.code, 'ZEN_TASK_INTERRUPTED');
+      assert.deepEqual(await t.plane.tasks.unfinished(sized), []);
+      assert.equal(runs, 1);
     });
   });
 }

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { Type } from 'typebox';
 import { isZenithError } from '../../../src/core/errors.js';
 import type { Actor } from '../../../src/services/audit/audit-service.js';
 import type { Task } from '../../../src/services/tasks/task-service.js';
@@ -17,6 +18,8 @@ function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => voi
   const promise = new Promise<T>((r) => (resolve = r));
   return { promise, resolve };
 }
+
+const noParams = Type.Object({});
 
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -41,8 +44,9 @@ for (const kind of storeKinds) {
     test('a cancel that lands while the runner picks the task up wins: the task never succeeds', async () => {
       const runs: string[] = [];
       // Honours its signal at its first step, as drivers do.
-      t.plane.tasks.register({
+      const quick = t.plane.tasks.register({
         name: 'test.quick',
+        params: noParams,
         run: async ({ task, signal }) => {
           runs.push(task.id);
           await turn();
@@ -52,8 +56,9 @@ for (const kind of storeKinds) {
         recover: async () => 'retry',
       });
       let gate = deferred();
-      t.plane.tasks.register({
+      const blocker = t.plane.tasks.register({
         name: 'test.blocker',
+        params: noParams,
         run: () => gate.promise,
         recover: async () => 'retry',
       });
@@ -72,9 +77,9 @@ for (const kind of storeKinds) {
         const targetId = `obj_race${index}`;
         gate = deferred();
         if (trial.behind)
-          await t.plane.tasks.submit({ kind: 'test.blocker', targetId, params: {}, owner: alice });
+          await t.plane.tasks.submit({ kind: blocker, targetId, params: {}, owner: alice });
         const task = await t.plane.tasks.submit({
-          kind: 'test.quick',
+          kind: quick,
           targetId,
           params: {},
           owner: alice,
@@ -116,8 +121,9 @@ for (const kind of storeKinds) {
         const started = deferred();
         const release = deferred();
         let runs = 0;
-        t.plane.tasks.register({
+        const live = t.plane.tasks.register({
           name,
+          params: noParams,
           run: async () => {
             runs++;
             started.resolve();
@@ -127,7 +133,7 @@ for (const kind of storeKinds) {
           recover: async () => verdict,
         });
         const task = await t.plane.tasks.submit({
-          kind: name,
+          kind: live,
           targetId: `obj_live_${verdict}`,
           params: {},
           owner: alice,
@@ -159,6 +165,7 @@ for (const kind of storeKinds) {
       let runs = 0;
       t.plane.tasks.register({
         name: 'test.leftover',
+        params: noParams,
         run: async () => {
           runs++;
           return {};
