@@ -323,6 +323,30 @@ describe('filters and pages over the index', () => {
     );
   });
 
+  test('a key named like a property every object has (constructor, toString, …) is no fact of anything', async () => {
+    const inherited = ['constructor', 'toString', 'valueOf', 'hasOwnProperty', 'isPrototypeOf'];
+    for (const key of inherited) {
+      assert.equal(query([key]).items.length, 0, `${key} exists nowhere`);
+      assert.equal(query([`!${key}`]).items.length, 250, `${key} is absent everywhere`);
+      assert.equal(query([`${key}~function`]).items.length, 0, `${key}~function`);
+      // The equality index, too: it filed every object under the inherited value's text.
+      const inheritedText = String(Reflect.get({}, key));
+      assert.equal(query([`${key}=${inheritedText}`]).items.length, 0, `${key}=${inheritedText}`);
+      assert.equal(query([`${key}!=anything`]).items.length, 250);
+    }
+    // Not even a key a filter may name.
+    assert.throws(
+      () => parseFilter('__proto__'),
+      (e) => isZenithError(e) && e.code === 'ZEN_BAD_FILTER',
+    );
+    // Nor a discovered or computed fact that a user could not write for that reason.
+    const vm1 = t.plane.inventory.resolve('vm', 'vm-001');
+    await assert.rejects(
+      t.plane.inventory.setUserFacts(vm1.id, { constructor: 'x' }, {}),
+      (e) => isZenithError(e) && e.code === 'ZEN_BAD_REQUEST',
+    );
+  });
+
   test('bad filters and cursors are refused with their codes', () => {
     for (const bad of ['', '=x', 'cpu.count>=many', 'power.state=', '!a=b', 'x'.repeat(600)]) {
       assert.throws(

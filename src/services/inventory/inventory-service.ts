@@ -292,7 +292,7 @@ export class InventoryService {
       for (const [key, value] of Object.entries(changes)) {
         if (!userFactKey.test(key)) {
           throw new ZenithError(
-            key in current.facts || key in current.computed
+            Object.hasOwn(current.facts, key) || Object.hasOwn(current.computed, key)
               ? 'ZEN_READ_ONLY_FACT'
               : 'ZEN_BAD_REQUEST',
             `'${key}' is not writable: user facts are named user.<name>`,
