@@ -1,8 +1,47 @@
 // The layers of docs/architecture.md, enforced: dependencies point down only, no cycles.
 // Order, top to bottom: web, cli | server, agent | services | hypervisors | protocols | store | core.
 const layer = (name) => `^src/${name}/`;
+
+// Service rooms, bottom to top: a room may import only rooms listed before it (no cycles between
+// them, and an order a newcomer can read). docs/architecture.md draws the same order.
+const serviceRooms = [
+  'events',
+  'audit',
+  'inventory',
+  'policy',
+  'identity',
+  'tasks',
+  'agents',
+  'connections',
+  'quotas',
+  'consoles',
+  'metrics',
+  'accounting',
+  'vms',
+  'placement',
+  'plans',
+];
+const serviceRoomRules = serviceRooms.map((room, index) => ({
+  name: `services-${room}-imports-only-rooms-below`,
+  severity: 'error',
+  from: { path: `^src/services/${room}/` },
+  to: {
+    path: `^src/services/(${serviceRooms
+      .slice(index + 1)
+      .concat(['[^/]+\\.ts$'])
+      .join('|')})`,
+  },
+}));
 module.exports = {
   forbidden: [
+    ...serviceRoomRules,
+    {
+      // A new service room joins serviceRooms (and so the order) before it may import anything.
+      name: 'services-live-in-known-rooms',
+      severity: 'error',
+      from: { path: `^src/services/(?!(${serviceRooms.join('|')})/)[^/]+/` },
+      to: {},
+    },
     { name: 'no-cycles', severity: 'error', from: {}, to: { circular: true } },
     {
       name: 'core-is-the-bottom',

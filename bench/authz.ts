@@ -10,7 +10,7 @@
 import { parseArgs } from 'node:util';
 import { AccessGraph, type RoleBinding } from '../src/services/identity/access-graph.js';
 import { IdentityFacts } from '../src/services/identity/binding-conditions.js';
-import { ObjectFacts } from '../src/services/placement/fact-sources.js';
+import { ObjectFacts } from '../src/services/policy/fact-sources.js';
 import { rolePermissions, type RoleName } from '../src/services/identity/roles.js';
 import { InventoryIndex } from '../src/services/inventory/inventory-index.js';
 import type { ManagedObject, ObjectKind } from '../src/services/inventory/model.js';

@@ -15,16 +15,16 @@
  */
 import { parseArgs } from 'node:util';
 import { seededRandom } from '../src/hypervisors/simulated/fleet.js';
-import { planGreedyBaseline } from '../src/services/placement/greedy-baseline.js';
-import { scheduleMoves } from '../src/services/placement/migration-planner.js';
+import { planGreedyBaseline } from '../src/services/plans/greedy-baseline.js';
+import { scheduleMoves } from '../src/services/plans/migration-planner.js';
 import { adaptiveSample, placeVm } from '../src/services/placement/placement-engine.js';
 import { loadOf, type PlacementModel } from '../src/services/placement/placement-model.js';
-import type { PolicyInput } from '../src/services/placement/policy-document.js';
+import type { PolicyInput } from '../src/services/policy/policy-document.js';
 import {
   imbalanceOf,
   planRebalance,
   type RebalanceResult,
-} from '../src/services/placement/rebalancer.js';
+} from '../src/services/plans/rebalancer.js';
 import { fixtureModel, simulatedFleetIndex } from '../src/testing/placement-fixtures.js';
 
 const { values } = parseArgs({

@@ -225,6 +225,11 @@ export const errorCatalogue = {
     status: 503,
     summary: 'The database could not be reached or is not initialised.',
   },
+  ZEN_SHUTTING_DOWN: {
+    status: 503,
+    summary:
+      'The server is stopping: open event streams and consoles end with this code. Connect again (to another replica, or once it is back).',
+  },
   ZEN_MIGRATION_FAILED: {
     status: 500,
     summary: 'A schema migration failed; the store was left at the previous version.',

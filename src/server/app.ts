@@ -98,6 +98,14 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
   // JSON only: no form or plain-text bodies.
   app.removeContentTypeParser(['text/plain']);
   installAuth(app, plane);
+  // What a credential keeps open (event streams, consoles) would hold app.close() forever: the
+  // server ends them first, each with a last word saying why.
+  app.addHook('preClose', async () => {
+    plane.identities.sessions.endAll({
+      code: 'ZEN_SHUTTING_DOWN',
+      message: 'the server is stopping; connect again',
+    });
+  });
 
   installJsonBodyParser(app);
   installAuditHook(app, plane);

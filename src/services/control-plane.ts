@@ -32,13 +32,13 @@ import {
   type MetricSettings,
 } from './metrics/metric-history.js';
 import { MetricsSampler } from './metrics/metrics-sampler.js';
-import { EvacuationService } from './placement/evacuation-service.js';
+import { EvacuationService } from './plans/evacuation-service.js';
 import { HostModeService } from './placement/host-modes.js';
 import { PlacementService } from './placement/placement-service.js';
-import { PlanService } from './placement/plan-service.js';
-import { mergeSettings } from './placement/policy-document.js';
-import { RebalanceScheduler } from './placement/rebalance-scheduler.js';
-import { PolicyService } from './placement/policy-service.js';
+import { PlanService } from './plans/plan-service.js';
+import { mergeSettings } from './policy/policy-document.js';
+import { RebalanceScheduler } from './plans/rebalance-scheduler.js';
+import { PolicyService } from './policy/policy-service.js';
 import { TaskService } from './tasks/task-service.js';
 import { VmActionService } from './vms/vm-actions.js';
 import { VmCloneService } from './vms/vm-clone.js';

@@ -18,8 +18,8 @@ import {
   sameConnectionOnly,
   type HostMode,
 } from '../services/placement/placement-model.js';
-import { compilePolicy, type PolicyInput } from '../services/placement/policy-document.js';
-import type { PolicyIndex } from '../services/placement/policy-service.js';
+import { compilePolicy, type PolicyInput } from '../services/policy/policy-document.js';
+import type { PolicyIndex } from '../services/policy/policy-service.js';
 
 const GiB = 1024 ** 3;
 const connectionId = 'conn_fixture';

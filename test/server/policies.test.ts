@@ -345,6 +345,45 @@ describe('policies through the API', () => {
     for (const name of ['global-oc', 'first-oc', 'pack-me', 'shop-pack'])
       await s.request('DELETE', `/policies/${name}`, { token });
   });
+
+  test("a host's overcommit comes from its policies whatever their `when`; the effective view says which", async () => {
+    const [first] = (await s.request('GET', '/clusters', { token })).body.items;
+    const vm = vms.find(
+      (v) => hosts.find((h) => h.id === v.computed['location.hostId'])?.parentId === first.id,
+    );
+    const created = await post('/policies', {
+      name: 'prod-oc',
+      scope: { kind: 'cluster', id: first.name },
+      when: "'no-such-tag' in vm.tags",
+      settings: { cpuOvercommit: 6, strategy: 'pack' },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const view = (await s.request('GET', `/policies/effective?vm=${vm.name}`, { token })).body;
+    // Its `when` does not hold for this VM: not in force for it, so its strategy does not count…
+    assert.equal(
+      view.policies.some((p: any) => p.name === 'prod-oc'),
+      false,
+    );
+    assert.notEqual(view.settings.strategy, 'pack');
+    // …but the host's capacity is the host's: placement counts 6 vCPUs per core there, and says why.
+    assert.equal(view.capacity.cpuOvercommit, 6);
+    assert.equal(view.settings.cpuOvercommit, 6);
+    assert.deepEqual(
+      view.capacity.from.map((p: any) => p.name),
+      ['prod-oc'],
+    );
+    // Placement's own explanation counts 6 vCPUs per core on this cluster's hosts, 4 elsewhere.
+    const placed = await post('/placement/preview', {
+      vm: { name: 'probe', cpus: 512, memoryBytes: 64 * 1048576, diskBytes: 0 },
+    });
+    assert.equal(placed.status, 200, JSON.stringify(placed.body));
+    const overcommitOf = new Map(
+      placed.body.rejected.map((r: any) => [r.hostId, r.reason.overcommit as number]),
+    );
+    for (const host of hosts)
+      assert.equal(overcommitOf.get(host.id), host.parentId === first.id ? 6 : 4, host.name);
+    await s.request('DELETE', '/policies/prod-oc', { token });
+  });
 });
 
 for (const store of storeKinds) {

@@ -100,26 +100,30 @@ describe('an open event stream follows its credential and the access of its user
     watcher.close();
   });
 
-  test("a new password ends the streams of that user's sessions; a stream of an API token goes on", async () => {
+  test("a new password ends the streams of that user's other sessions and API tokens; the session that changed it goes on", async () => {
     const pia = await newUser('viewer');
+    const other = await s.login(pia.name, pia.password);
     const apiToken = (
       await s.request('POST', '/tokens', { token: pia.token, body: { name: 'script' } })
     ).body.token as string;
-    const bySession = await stream(pia.token);
-    const byToken = await stream(apiToken, '?type=inventory.');
+    const own = await stream(pia.token, '?type=inventory.');
+    const bySession = await stream(other);
+    const byToken = await stream(apiToken);
     const changed = await s.request('POST', `/users/${pia.id}/password`, {
-      token: admin,
-      body: { password: 'a-new-password-for-pia' },
+      token: pia.token,
+      body: { currentPassword: pia.password, password: 'a-new-password-for-pia' },
     });
     assert.equal(changed.status, 204, JSON.stringify(changed.body));
-    await bySession.waitForEnd();
-    const last = bySession.messages.at(-1);
-    assert.ok(last && closedWith('ZEN_TOKEN_EXPIRED')(last), JSON.stringify(bySession.messages));
+    for (const ended of [bySession, byToken]) {
+      await ended.waitForEnd();
+      const last = ended.messages.at(-1);
+      assert.ok(last && closedWith('ZEN_TOKEN_EXPIRED')(last), JSON.stringify(ended.messages));
+    }
     const vm = await vmIn(clusters[0].id);
     await touch(vm.id);
-    await byToken.waitFor(`an event about ${vm.name}`, (m) => m.data.objectId === vm.id);
-    assert.equal(byToken.isEnded, false);
-    byToken.close();
+    await own.waitFor(`an event about ${vm.name}`, (m) => m.data.objectId === vm.id);
+    assert.equal(own.isEnded, false);
+    own.close();
   });
 
   test('a binding removed: events about the objects it reached stop at once; added again: they come again; the last one removed ends the stream with ZEN_FORBIDDEN', async () => {
@@ -210,6 +214,7 @@ describe('an open event stream follows its credential and the access of its user
       open.messages.filter((m) => m.data.objectId === vmB.id),
       [],
     );
+    open.close();
   });
 
   test('a role taken away from the user ends the stream with ZEN_FORBIDDEN; a role given widens what it delivers', async () => {
@@ -277,4 +282,22 @@ describe('an open event stream follows its credential and the access of its user
       assert.match(last.data.error.message, why);
     }
   });
+});
+
+test('stopping the server ends its open event streams with ZEN_SHUTTING_DOWN instead of waiting for them', async () => {
+  const s = await startTestServer();
+  let closed = false;
+  try {
+    const admin = await s.login();
+    const open = await SseStream.open(`${s.baseUrl}/api/v1/events/stream`, {
+      authorization: `Bearer ${admin}`,
+    });
+    await s.close();
+    closed = true;
+    await open.waitForEnd();
+    const last = open.messages.at(-1);
+    assert.ok(last && closedWith('ZEN_SHUTTING_DOWN')(last), JSON.stringify(open.messages));
+  } finally {
+    if (!closed) await s.close();
+  }
 });

@@ -406,7 +406,36 @@ describe('the fleet pages of the web console in Chromium, on a simulated fleet',
     assert.deepEqual(watched.errors(), []);
   });
 
-  test('every page passes an accessibility audit (axe-core) and fits at 1280 and 2560 pixels', async () => {
+  test('simulated hosts and VMs are labelled in the table, the tree and on their pages', async () => {
+    const watched = await logIn();
+    const { page } = watched;
+    const vm = (await s.request('GET', '/vms?limit=1&sort=name', { token })).body.items[0];
+    const host = (await s.request('GET', `/hosts/${vm.computed['location.hostId']}`, { token }))
+      .body;
+    assert.equal(vm.simulated, true);
+    const row = vmTable(watched).locator(`tr[data-vm-name="${vm.name}"]`);
+    await row.getByText('simulated', { exact: true }).waitFor(seen);
+    const cluster = clusters.find((c) => c.id === host.parentId)!;
+    for (const level of ['sim-dc1', cluster.name]) {
+      await treeItem(watched, level).waitFor(seen);
+      await treeItem(watched, level).focus();
+      await page.keyboard.press('ArrowRight');
+    }
+    await treeItem(watched, host.name).waitFor(seen);
+    await treeItem(watched, host.name).getByText('simulated', { exact: true }).waitFor(seen);
+    for (const [hash, name] of [
+      [`#/vms/${vm.id}`, vm.name],
+      [`#/hosts/${host.id}`, host.name],
+    ]) {
+      await page.goto(`${s.baseUrl}/${hash}`);
+      const heading = page.getByRole('heading', { name, exact: true });
+      await heading.waitFor(seen);
+      await heading.locator('..').getByText('simulated', { exact: true }).waitFor(seen);
+    }
+    assert.deepEqual(watched.errors(), []);
+  });
+
+  test('every page passes an accessibility audit (axe-core) and fits at 1280, 1440 and 2560 pixels, nothing clipped', async () => {
     const watched = await logIn();
     const { page } = watched;
     const host = (await s.request('GET', '/hosts?limit=1', { token })).body.items[0];
@@ -420,8 +449,8 @@ describe('the fleet pages of the web console in Chromium, on a simulated fleet',
       ['policies', '#/policies', 'Policies', 'text=/Applies to \\d+ VMs/'],
     ];
     const found: string[] = [];
-    for (const width of [1280, 2560]) {
-      await page.setViewportSize({ width, height: width === 1280 ? 800 : 1440 });
+    for (const width of [1280, 1440, 2560]) {
+      await page.setViewportSize({ width, height: width === 2560 ? 1440 : 800 });
       for (const [name, hash, heading, loaded] of pages) {
         await page.goto(`${s.baseUrl}/${hash}`);
         await page.getByRole('heading', { name: heading, exact: true }).waitFor(seen);
@@ -435,6 +464,13 @@ describe('the fleet pages of the web console in Chromium, on a simulated fleet',
           return doc.scrollWidth - doc.clientWidth;
         });
         assert.ok(overflow <= 0, `${name} at ${width}px scrolls sideways by ${overflow}px`);
+        // Badges (task states, power states) show their whole word, not "SUCCEE…".
+        const clipped = await page.evaluate(() =>
+          [...(globalThis as any).document.querySelectorAll('.mantine-Badge-label')]
+            .filter((label: any) => label.scrollWidth > label.clientWidth + 1)
+            .map((label: any) => label.textContent as string),
+        );
+        assert.deepEqual(clipped, [], `${name} at ${width}px clips badges`);
         if (width === 2560) await watched.screenshot(`${name}-2560`);
       }
     }

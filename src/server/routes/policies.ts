@@ -3,7 +3,13 @@ import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { ZenithError } from '../../core/errors.js';
 import type { ControlPlane } from '../../services/control-plane.js';
-import { mergeSettings, type PolicyInput } from '../../services/placement/policy-document.js';
+import {
+  hostSideSettings,
+  mergeSettings,
+  settingsOnHost,
+  type CompiledPolicy,
+  type PolicyInput,
+} from '../../services/policy/policy-document.js';
 import { testExpression, testPolicy, withDraft } from '../../services/placement/policy-tester.js';
 import { principalOf } from '../auth.js';
 import { IdParams } from '../schemas.js';
@@ -296,13 +302,19 @@ export async function policyRoutes(root: FastifyInstance, plane: ControlPlane): 
           return false;
         }
       });
+      const summary = (p: CompiledPolicy) => ({ id: p.id, name: p.name, scope: p.scope });
+      // Overcommit and migration settings are the host's: they come from its policies whatever their `when`.
+      const hostPolicies = host?.policies ?? [];
       return {
         vm: { id: vm.id, name: vm.name },
         host: host ? { id: host.id, name: host.name } : null,
-        policies: inForce.map((p) => ({ id: p.id, name: p.name, scope: p.scope })),
-        settings: mergeSettings(inForce),
+        policies: inForce.map(summary),
+        settings: host ? settingsOnHost(inForce, hostPolicies) : mergeSettings(inForce),
         capacity: host
           ? {
+              from: hostPolicies
+                .filter((p) => hostSideSettings.some((key) => p.settings[key] !== undefined))
+                .map(summary),
               cpuOvercommit: host.cpuOvercommit,
               memoryOvercommit: host.memoryOvercommit,
               cpuCapacity: host.cpuCapacity,

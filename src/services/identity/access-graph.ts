@@ -8,7 +8,7 @@
  * (binding-conditions.ts): it grants only where the condition holds.
  */
 import type { ScopeResolver } from '../inventory/scope-chain.js';
-import type { CompiledExpression, FactSource } from '../placement/policy/compiler.js';
+import type { CompiledExpression, FactSource } from '../policy/language/compiler.js';
 import {
   compileBindingCondition,
   evaluateCondition,

@@ -11,7 +11,7 @@ import type { Store } from '../../store/store.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import { scopeResolverOf, type ScopeResolver } from '../inventory/scope-chain.js';
 import type { Facts } from '../inventory/model.js';
-import { ObjectFacts } from '../placement/fact-sources.js';
+import { ObjectFacts } from '../policy/fact-sources.js';
 import {
   AccessGraph,
   type AccessFacts,

@@ -9,13 +9,13 @@
  */
 import { isZenithError, ZenithError } from '../../core/errors.js';
 import { ownFact, type FactValue, type Facts } from '../inventory/model.js';
-import { accessRoots } from '../placement/policy/ast.js';
+import { accessRoots } from '../policy/language/ast.js';
 import {
   compileCondition,
   holds,
   type CompiledExpression,
   type FactSource,
-} from '../placement/policy/compiler.js';
+} from '../policy/language/compiler.js';
 
 export const maxConditionLength = 4096;
 

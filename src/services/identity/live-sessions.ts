@@ -53,6 +53,11 @@ export class LiveSessions {
     this.#end((s) => s.identityId === identityId, reason);
   }
 
+  /** Every session ends (the server is stopping): nothing the server holds open outlives it. */
+  endAll(reason: SessionEnd): void {
+    this.#end(() => true, reason);
+  }
+
   /** Groups, roles or bindings changed: every session looks again. */
   accessChanged(): void {
     for (const session of [...this.#sessions]) this.#safely(() => session.accessChanged());

@@ -4,10 +4,14 @@
  * ones), soft rules and preferences; and the shapes explanations take.
  */
 import { isZenithError } from '../../core/errors.js';
-import type { CompiledConstraint, CompiledPolicy, CompiledRule } from './policy-document.js';
-import { defaultSettings, mergeSettings } from './policy-document.js';
-import type { CompiledExpression, PolicyEnv } from './policy/compiler.js';
-import type { Value } from './policy/ast.js';
+import type {
+  CompiledConstraint,
+  CompiledPolicy,
+  CompiledRule,
+} from '../policy/policy-document.js';
+import { defaultSettings, mergeSettings } from '../policy/policy-document.js';
+import type { CompiledExpression, PolicyEnv } from '../policy/language/compiler.js';
+import type { Value } from '../policy/language/ast.js';
 import { liveHostFacts, type PlacementModel } from './placement-model.js';
 import type { HostSlot, VmSlot } from './slots.js';
 import type { RuleState } from './rule-groups.js';

@@ -31,7 +31,7 @@ import {
   type RejectionReason,
   type ScorePart,
 } from './placement-checks.js';
-import type { CompiledConstraint, CompiledPolicy } from './policy-document.js';
+import type { CompiledConstraint, CompiledPolicy } from '../policy/policy-document.js';
 import { loadOf, type PlacementModel } from './placement-model.js';
 import type { HostSlot, VmSlot } from './slots.js';
 

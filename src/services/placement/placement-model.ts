@@ -16,15 +16,15 @@ import {
   requesterFacts,
   resourceGroupOf,
   type Requester,
-} from './fact-sources.js';
+} from '../policy/fact-sources.js';
 import {
   defaultMigrationSettings,
   defaultSettings,
   mergeSettings,
   type CompiledPolicy,
-} from './policy-document.js';
-import type { FactSource } from './policy/compiler.js';
-import type { PolicyIndex } from './policy-service.js';
+} from '../policy/policy-document.js';
+import type { FactSource } from '../policy/language/compiler.js';
+import type { PolicyIndex } from '../policy/policy-service.js';
 import { RuleGroups } from './rule-groups.js';
 import type { HostMode, HostPlacementState, HostSlot, VmSlot } from './slots.js';
 

@@ -14,7 +14,7 @@ import { ZenithError } from '../../core/errors.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import { canMigrateAcrossAgents } from '../vms/agent-migration.js';
-import type { Requester } from './fact-sources.js';
+import type { Requester } from '../policy/fact-sources.js';
 import { adaptiveSample, placeVm, type PlacementDecision } from './placement-engine.js';
 import {
   PlacementModel,
@@ -22,7 +22,7 @@ import {
   type DraftVm,
   type HostMode,
 } from './placement-model.js';
-import type { PolicyIndex, PolicyService } from './policy-service.js';
+import type { PolicyIndex, PolicyService } from '../policy/policy-service.js';
 
 export interface PreviewRequest {
   /** A VM to create (its size and type), or an existing VM by id or name (where it could move). */

@@ -12,11 +12,11 @@ import type { ManagedObject } from '../inventory/model.js';
 import type { PlacementDecision } from './placement-engine.js';
 import type { HostSlot, PlacementModel, VmSlot } from './placement-model.js';
 import { previewOn } from './placement-service.js';
-import type { CompiledPolicy } from './policy-document.js';
-import type { PolicyIndex } from './policy-service.js';
-import { placementRoots, type Value } from './policy/ast.js';
-import { compileExpression, type PolicyEnv } from './policy/compiler.js';
-import { formatValue } from './policy/values.js';
+import type { CompiledPolicy } from '../policy/policy-document.js';
+import type { PolicyIndex } from '../policy/policy-service.js';
+import { placementRoots, type Value } from '../policy/language/ast.js';
+import { compileExpression, type PolicyEnv } from '../policy/language/compiler.js';
+import { formatValue } from '../policy/language/values.js';
 
 interface ObjectRef {
   vmId: string;

@@ -4,9 +4,9 @@
  * each host; built on first use (one pass over the VMs) and kept up to date as
  * the model places and moves VMs.
  */
-import type { CompiledPolicy, CompiledRule } from './policy-document.js';
-import type { PolicyEnv } from './policy/compiler.js';
-import { formatValue } from './policy/values.js';
+import type { CompiledPolicy, CompiledRule } from '../policy/policy-document.js';
+import type { PolicyEnv } from '../policy/language/compiler.js';
+import { formatValue } from '../policy/language/values.js';
 import type { SlotView, VmSlot } from './slots.js';
 
 export interface RuleState {

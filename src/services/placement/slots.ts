@@ -1,7 +1,7 @@
 /** The slots a placement model is made of: one per host, one per VM. */
 import type { ManagedObject } from '../inventory/model.js';
-import type { CompiledPolicy, MigrationSettings } from './policy-document.js';
-import type { FactSource } from './policy/compiler.js';
+import type { CompiledPolicy, MigrationSettings } from '../policy/policy-document.js';
+import type { FactSource } from '../policy/language/compiler.js';
 
 export type HostPlacementState = 'connected' | 'maintenance' | 'failed' | 'disconnected';
 export type HostMode = 'normal' | 'entering-maintenance' | 'maintenance';

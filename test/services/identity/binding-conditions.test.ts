@@ -5,7 +5,7 @@ import {
   evaluateCondition,
   IdentityFacts,
 } from '../../../src/services/identity/binding-conditions.js';
-import { ObjectFacts } from '../../../src/services/placement/fact-sources.js';
+import { ObjectFacts } from '../../../src/services/policy/fact-sources.js';
 import type { ManagedObject } from '../../../src/services/inventory/model.js';
 
 const dana = new IdentityFacts(

@@ -12,6 +12,7 @@ import type { ApiClient } from '../api/client.ts';
 import type { EventStream } from '../api/event-stream.ts';
 import type { ManagedObject, Page } from '../api/types.ts';
 import { loadedParents, parentsToRefresh, replaceChildren, TREE_ROOT } from './tree-refresh.ts';
+import { SimulatedBadge } from '../components/simulated-badge.tsx';
 
 /** What the tree shows under each kind (networks and datastores are not part of the path to a VM). */
 const shownKinds = new Set(['datacenter', 'cluster', 'host', 'vm']);
@@ -19,7 +20,14 @@ const shownKinds = new Set(['datacenter', 'cluster', 'host', 'vm']);
 function nodeOf(object: ManagedObject): TreeNodeData {
   return {
     value: object.id,
-    label: object.name,
+    label: object.simulated ? (
+      <Group gap={6} wrap="nowrap" component="span">
+        <span>{object.name}</span>
+        <SimulatedBadge simulated />
+      </Group>
+    ) : (
+      object.name
+    ),
     hasChildren: object.kind !== 'vm',
   };
 }

@@ -4,7 +4,7 @@
  * (`/vms?filter=location.hostId=ID`), fetched again when an inventory event touches one of them or
  * the host, so VMs leaving during an evacuation disappear as they go.
  */
-import { Alert, Anchor, Grid, Stack, Table, Text, Title } from '@mantine/core';
+import { Alert, Anchor, Grid, Group, Stack, Table, Text, Title } from '@mantine/core';
 import { useCallback, useEffect, useState } from 'react';
 import { ApiError } from '../api/api-error.ts';
 import type { ApiClient } from '../api/client.ts';
@@ -16,6 +16,7 @@ import { allocationOf, HostCapacity } from '../hosts/host-capacity.tsx';
 import { EvacuationPanel } from '../hosts/evacuation-panel.tsx';
 import { usePermissions } from '../permissions.ts';
 import { formatBytes } from './inventory-page.tsx';
+import { SimulatedBadge } from '../components/simulated-badge.tsx';
 
 /** A host holds a few hundred VMs at most; past this the page says it shows only the first ones. */
 const vmLimit = 1000;
@@ -96,7 +97,10 @@ export function HostPage(props: { hostId: string; client: ApiClient; events: Eve
   );
   return (
     <Stack>
-      <Title order={2}>{host.name}</Title>
+      <Group>
+        <Title order={2}>{host.name}</Title>
+        <SimulatedBadge simulated={host.simulated} />
+      </Group>
       <Text c="dimmed">
         Host {host.id}
         {host.tags.length > 0 ? ` · ${host.tags.join(' ')}` : ''}

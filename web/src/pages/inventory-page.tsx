@@ -32,6 +32,7 @@ import { PowerStateBadge } from '../components/power-state-badge.tsx';
 import { hrefOf } from '../hash-route.ts';
 import { parseFilterBar } from '../inventory/filter-bar.ts';
 import { InventoryTree } from '../inventory/inventory-tree.tsx';
+import { SimulatedBadge } from '../components/simulated-badge.tsx';
 
 /** Inventory events that change which VMs a page holds (not just what one of them shows). */
 const membershipEvents = new Set([
@@ -54,7 +55,12 @@ const columns: Column[] = [
   {
     label: 'Name',
     sortKey: 'name',
-    render: (vm) => <Anchor href={hrefOf.vm(vm.id)}>{vm.name}</Anchor>,
+    render: (vm) => (
+      <Group gap="xs" wrap="nowrap">
+        <Anchor href={hrefOf.vm(vm.id)}>{vm.name}</Anchor>
+        <SimulatedBadge simulated={vm.simulated} />
+      </Group>
+    ),
   },
   {
     label: 'Power state',

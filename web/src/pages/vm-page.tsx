@@ -30,6 +30,7 @@ import { VmSnapshots } from '../components/vm-snapshots.tsx';
 import { VmTasks } from '../components/vm-tasks.tsx';
 import { hrefOf } from '../hash-route.ts';
 import { usePermissions, type Permission } from '../permissions.ts';
+import { SimulatedBadge } from '../components/simulated-badge.tsx';
 
 // The chart library and noVNC are loaded when first shown: the VM list does not wait for them.
 const MetricsCharts = lazy(async () => ({
@@ -111,6 +112,7 @@ export function VmPage(props: { vmId: string; client: ApiClient; events: EventSt
       <Anchor href={hrefOf.inventory}>← All virtual machines</Anchor>
       <Group>
         <Title order={2}>{vm.name}</Title>
+        <SimulatedBadge simulated={vm.simulated} />
         <PowerStateBadge state={vm.facts['power.state']} />
         <Text c="dimmed" size="sm">
           on {String(vm.computed['location.hostName'] ?? 'no host')}

@@ -3,13 +3,13 @@
  * kept live from the event stream (a task's events fetch it again; events are appended as they
  * arrive, newest first, at most the last 100).
  */
-import { Alert, Anchor, Badge, Grid, Progress, Stack, Table, Text, Title } from '@mantine/core';
+import { Alert, Badge, Grid, Progress, Stack, Table, Text, Title } from '@mantine/core';
 import { useEffect, useState } from 'react';
 import { ApiError } from '../api/api-error.ts';
 import type { ApiClient } from '../api/client.ts';
 import type { EventStream } from '../api/event-stream.ts';
 import type { ZenithEvent } from '../api/types.ts';
-import { hrefOf } from '../hash-route.ts';
+import { ObjectLink } from '../components/object-link.tsx';
 import { usePermissions } from '../permissions.ts';
 
 interface TaskRow {
@@ -20,6 +20,7 @@ interface TaskRow {
   progress: number;
   progressMessage: string | null;
   error: { code: string; message: string } | null;
+  params?: Record<string, unknown>;
   createdAt: number;
 }
 
@@ -36,11 +37,15 @@ export function time(ms: number): string {
   return new Date(ms).toLocaleString();
 }
 
-function targetLink(id: string | null) {
-  if (!id) return '—';
-  if (id.startsWith('vm_')) return <Anchor href={hrefOf.vm(id)}>{id}</Anchor>;
-  if (id.startsWith('host_')) return <Anchor href={hrefOf.host(id)}>{id}</Anchor>;
-  return id;
+/** The name a task's parameters give its target, where they give one. */
+function targetName(task: TaskRow): string | null {
+  for (const key of ['vmName', 'hostName', 'name'])
+    if (typeof task.params?.[key] === 'string') return task.params[key];
+  return null;
+}
+
+function eventObjectName(event: ZenithEvent): string | null {
+  return typeof event.data?.name === 'string' ? event.data.name : null;
 }
 
 export function TasksPage(props: { client: ApiClient; events: EventStream }) {
@@ -121,8 +126,10 @@ export function TasksPage(props: { client: ApiClient; events: EventStream }) {
               {tasks.map((task) => (
                 <Table.Tr key={task.id} data-task-id={task.id}>
                   <Table.Td>{task.kind}</Table.Td>
-                  <Table.Td>{targetLink(task.targetId)}</Table.Td>
                   <Table.Td>
+                    <ObjectLink id={task.targetId} name={targetName(task)} />
+                  </Table.Td>
+                  <Table.Td miw={110}>
                     <Badge color={stateColor[task.state] ?? 'gray'} variant="light">
                       {task.state}
                     </Badge>
@@ -159,7 +166,9 @@ export function TasksPage(props: { client: ApiClient; events: EventStream }) {
                 <Table.Tr key={event.seq}>
                   <Table.Td>{event.seq}</Table.Td>
                   <Table.Td>{event.type}</Table.Td>
-                  <Table.Td>{targetLink(event.objectId)}</Table.Td>
+                  <Table.Td>
+                    <ObjectLink id={event.objectId} name={eventObjectName(event)} />
+                  </Table.Td>
                   <Table.Td>{time(event.ts)}</Table.Td>
                 </Table.Tr>
               ))}

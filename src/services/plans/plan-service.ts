@@ -16,8 +16,8 @@ import type { InventoryService } from '../inventory/inventory-service.js';
 import type { Task, TaskKind, TaskRunContext, TaskService } from '../tasks/task-service.js';
 import type { VmActionService } from '../vms/vm-actions.js';
 import { scheduleMoves, type Move } from './migration-planner.js';
-import type { PlacementModel } from './placement-model.js';
-import type { PlacementService } from './placement-service.js';
+import type { PlacementModel } from '../placement/placement-model.js';
+import type { PlacementService } from '../placement/placement-service.js';
 import { executeSchedule, executionError } from './plan-executor.js';
 import {
   failPlanOnError,
@@ -27,9 +27,9 @@ import {
   summary,
 } from './plan-runs.js';
 import { PlanStore, type PlanView } from './plan-store.js';
-import type { RebalanceScheduleSettings } from './policy-document.js';
+import type { RebalanceScheduleSettings } from '../policy/policy-document.js';
 import { planRebalance, type RebalanceMode } from './rebalancer.js';
-import type { HostSlot } from './slots.js';
+import type { HostSlot } from '../placement/slots.js';
 
 export interface RebalanceRequest {
   mode: RebalanceMode;

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { VmPlacer } from '../../../src/services/placement/placement-engine.js';
 import { loadOf, type PlacementModel } from '../../../src/services/placement/placement-model.js';
-import type { PolicyInput } from '../../../src/services/placement/policy-document.js';
-import { imbalanceOf, planRebalance } from '../../../src/services/placement/rebalancer.js';
-import { scheduleMoves } from '../../../src/services/placement/migration-planner.js';
+import type { PolicyInput } from '../../../src/services/policy/policy-document.js';
+import { imbalanceOf, planRebalance } from '../../../src/services/plans/rebalancer.js';
+import { scheduleMoves } from '../../../src/services/plans/migration-planner.js';
 import { fixtureModel, simulatedFleetIndex } from '../../../src/testing/placement-fixtures.js';
 
 /** A fleet with uneven hosts: 4 clusters × 10 hosts, 12 VMs each, memory not overcommitted. */

@@ -5,13 +5,13 @@
  * errors carry the field (`constraints[1].expression`) besides line and column.
  */
 import { isZenithError, ZenithError } from '../../core/errors.js';
-import { placementRoots, type Root } from './policy/ast.js';
+import { placementRoots, type Root } from './language/ast.js';
 import {
   compileCondition,
   compileExpression,
   compileScore,
   type CompiledExpression,
-} from './policy/compiler.js';
+} from './language/compiler.js';
 
 export const scopeKinds = ['global', 'datacenter', 'cluster', 'resourceGroup', 'vm'] as const;
 export type ScopeKind = (typeof scopeKinds)[number];
@@ -145,7 +145,7 @@ export const policyName = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$/;
 const vmRoots: Root[] = ['vm', 'group', 'user'];
 const hostRoots: Root[] = ['host', 'cluster', 'datacenter'];
 /** Settings about hosts: they may be set only where hosts are (global, datacenter, cluster). */
-const hostSideSettings: Array<keyof PolicySettings> = [
+export const hostSideSettings: Array<keyof PolicySettings> = [
   'cpuOvercommit',
   'memoryOvercommit',
   'migration',
@@ -366,6 +366,23 @@ function compileRule(rule: RuleInput, field: string): CompiledRule {
 }
 
 /** Settings in force: later (more specific) policies override earlier ones, key by key. */
+/**
+ * The settings for a VM on a host: the host's own (overcommit, migration) from the host's policies
+ * whatever their `when` — a host's capacity is shared by every VM on it — and the rest from the
+ * policies in force for the VM.
+ */
+export function settingsOnHost(
+  vmPolicies: readonly CompiledPolicy[],
+  hostPolicies: readonly CompiledPolicy[],
+): PolicySettings {
+  const forVm = mergeSettings(vmPolicies);
+  const forHost = mergeSettings(hostPolicies);
+  for (const key of hostSideSettings) delete forVm[key];
+  for (const key of hostSideSettings)
+    if (forHost[key] !== undefined) Object.assign(forVm, { [key]: forHost[key] });
+  return forVm;
+}
+
 export function mergeSettings(policies: readonly CompiledPolicy[]): PolicySettings {
   const merged: PolicySettings = {};
   for (const policy of [...policies].sort(

@@ -1,6 +1,6 @@
 import { LoadHeap } from './load-heap.js';
-import { VmPlacer } from './placement-engine.js';
-import type { PlacementModel } from './placement-model.js';
+import { VmPlacer } from '../placement/placement-engine.js';
+import type { PlacementModel } from '../placement/placement-model.js';
 import {
   eligibleHosts,
   imbalanceOf,
@@ -8,7 +8,7 @@ import {
   type PlannedRebalanceMove,
   type RebalanceResult,
 } from './rebalancer.js';
-import type { HostSlot } from './slots.js';
+import type { HostSlot } from '../placement/slots.js';
 
 /**
  * The baseline the benchmark compares with: the classic greedy — move the

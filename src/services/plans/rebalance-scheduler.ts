@@ -6,7 +6,7 @@
  */
 import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../core/logger.js';
-import type { RebalanceScheduleSettings } from './policy-document.js';
+import type { RebalanceScheduleSettings } from '../policy/policy-document.js';
 
 /** How often to look again for a schedule while none is set. */
 const idleCheckMs = 60_000;

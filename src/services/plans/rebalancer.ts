@@ -21,9 +21,9 @@
  * the moves before it, so the moves one at a time never break a policy; the
  * migration planner then orders them in time.
  */
-import { VmPlacer } from './placement-engine.js';
-import { loadOf, type PlacementModel } from './placement-model.js';
-import type { HostSlot, VmSlot } from './slots.js';
+import { VmPlacer } from '../placement/placement-engine.js';
+import { loadOf, type PlacementModel } from '../placement/placement-model.js';
+import type { HostSlot, VmSlot } from '../placement/slots.js';
 import type { Move } from './migration-planner.js';
 import { LoadHeap } from './load-heap.js';
 

@@ -5,7 +5,7 @@
  */
 import type { InventoryIndex } from '../inventory/inventory-index.js';
 import type { FactValue, Facts, ManagedObject } from '../inventory/model.js';
-import type { FactSource } from './policy/compiler.js';
+import type { FactSource } from './language/compiler.js';
 
 /**
  * An object's facts, as factOf() reads them — user.* from user facts only;

@@ -2,7 +2,7 @@
 import { isZenithError } from '../../core/errors.js';
 import type { TaskRunContext } from '../tasks/task-service.js';
 import { scheduleMoves, type Schedule } from './migration-planner.js';
-import type { PlacementModel } from './placement-model.js';
+import type { PlacementModel } from '../placement/placement-model.js';
 import type { PlanDocument, PlanStore, PlanView } from './plan-store.js';
 
 export type Outcome = NonNullable<PlanDocument['outcome']>;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { isZenithError } from '../../../src/core/errors.js';
-import type { Root } from '../../../src/services/placement/policy/ast.js';
+import type { Root } from '../../../src/services/policy/language/ast.js';
 import {
   compileCondition,
   compileExpression,
@@ -9,9 +9,9 @@ import {
   holds,
   scoreOf,
   type PolicyEnv,
-} from '../../../src/services/placement/policy/compiler.js';
-import { tokenize } from '../../../src/services/placement/policy/lexer.js';
-import { parse } from '../../../src/services/placement/policy/parser.js';
+} from '../../../src/services/policy/language/compiler.js';
+import { tokenize } from '../../../src/services/policy/language/lexer.js';
+import { parse } from '../../../src/services/policy/language/parser.js';
 
 type Facts = Record<string, string | number | boolean | string[] | null>;
 

@@ -6,8 +6,8 @@ import {
   migrationSetupMs,
   scheduleMoves,
   type PlannedMove,
-} from '../../../src/services/placement/migration-planner.js';
-import type { PolicyInput } from '../../../src/services/placement/policy-document.js';
+} from '../../../src/services/plans/migration-planner.js';
+import type { PolicyInput } from '../../../src/services/policy/policy-document.js';
 import {
   fixtureIndex,
   fixtureModel,

@@ -19,10 +19,10 @@
  * ZEN_PLAN_INFEASIBLE naming the moves that wait and why.
  */
 import { ZenithError } from '../../core/errors.js';
-import { VmPlacer } from './placement-engine.js';
-import { mergeSettings, defaultMigrationSettings } from './policy-document.js';
-import type { PlacementModel } from './placement-model.js';
-import type { HostSlot, VmSlot } from './slots.js';
+import { VmPlacer } from '../placement/placement-engine.js';
+import { mergeSettings, defaultMigrationSettings } from '../policy/policy-document.js';
+import type { PlacementModel } from '../placement/placement-model.js';
+import type { HostSlot, VmSlot } from '../placement/slots.js';
 
 /** Connection set-up, device state and switch-over: what a migration costs besides its bytes. */
 export const migrationSetupMs = 300;

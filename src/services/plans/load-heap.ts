@@ -1,5 +1,5 @@
-import { loadOf } from './placement-model.js';
-import type { HostSlot } from './slots.js';
+import { loadOf } from '../placement/placement-model.js';
+import type { HostSlot } from '../placement/slots.js';
 
 /** A binary heap of hosts by load, with stale entries skipped (each host has a version). */
 export class LoadHeap {

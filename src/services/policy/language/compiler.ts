@@ -15,16 +15,10 @@
 import type { FactValue } from '../../inventory/model.js';
 import { isRoot, roots, type BinaryOperator, type Node, type Root, type Value } from './ast.js';
 import { functionNames, functions } from './functions.js';
+import { operators, type OperatorErrors } from './operators.js';
 import { parse } from './parser.js';
 import { policyError, type SourcePosition } from './source-position.js';
-import {
-  article,
-  formatValue,
-  listContains,
-  typeOf,
-  valuesEqual,
-  type StaticType,
-} from './values.js';
+import { article, formatValue, listContains, typeOf, type StaticType } from './values.js';
 
 /** Where an evaluator reads the facts of one object. */
 export interface FactSource {
@@ -282,7 +276,7 @@ class Compiler {
     const mismatch = (a: Value, b: Value) =>
       this.#runtime(at, `'${op}' cannot combine ${article(typeOf(a))} and ${article(typeOf(b))}`);
     const known = (c: Compiled) => c.type !== 'any' && c.type !== 'null';
-    const staticMismatch = (allowed: StaticType[][]) => {
+    const staticMismatch = (allowed: ReadonlyArray<readonly [StaticType, StaticType]>) => {
       if (!known(left) || !known(right)) {
         for (const side of [left, right])
           if (known(side) && !allowed.some((pair) => pair.includes(side.type)))
@@ -298,133 +292,21 @@ class Compiler {
           },
         );
     };
-    switch (op) {
-      case '==':
-      case '!=': {
-        const equal = op === '==';
-        return {
-          type: 'boolean',
-          constant,
-          evaluate: (env) => valuesEqual(l(env), r(env)) === equal,
-        };
-      }
-      case '<':
-      case '<=':
-      case '>':
-      case '>=': {
-        staticMismatch([
-          ['number', 'number'],
-          ['string', 'string'],
-        ]);
-        const compare = comparators[op];
-        return {
-          type: 'boolean',
-          constant,
-          evaluate: (env) => {
-            const a = l(env);
-            const b = r(env);
-            if (a === null || b === null) return false;
-            if (
-              (typeof a === 'number' && typeof b === 'number') ||
-              (typeof a === 'string' && typeof b === 'string')
-            )
-              return compare(a, b);
-            throw mismatch(a, b);
-          },
-        };
-      }
-      case '+': {
-        staticMismatch([
-          ['number', 'number'],
-          ['string', 'string'],
-        ]);
-        const type =
-          left.type === 'string' || right.type === 'string'
-            ? 'string'
-            : known(left) || known(right)
-              ? 'number'
-              : 'any';
-        return {
-          type,
-          constant,
-          evaluate: (env) => {
-            const a = l(env);
-            const b = r(env);
-            if (a === null || b === null) return null;
-            if (typeof a === 'number' && typeof b === 'number') return a + b;
-            if (typeof a === 'string' && typeof b === 'string') return a + b;
-            throw mismatch(a, b);
-          },
-        };
-      }
-      case '-': {
-        staticMismatch([
-          ['number', 'number'],
-          ['list', 'list'],
-        ]);
-        const type =
-          left.type === 'list' || right.type === 'list'
-            ? 'list'
-            : known(left) || known(right)
-              ? 'number'
-              : 'any';
-        return {
-          type,
-          constant,
-          evaluate: (env) => {
-            const a = l(env);
-            const b = r(env);
-            if (a === null || b === null) return null;
-            if (typeof a === 'number' && typeof b === 'number') return a - b;
-            if (Array.isArray(a) && Array.isArray(b)) {
-              const right = b as readonly Value[];
-              return (a as readonly Value[]).filter((item) => !listContains(right, item));
-            }
-            throw mismatch(a, b);
-          },
-        };
-      }
-      case '*':
-      case '/':
-      case '%': {
-        staticMismatch([['number', 'number']]);
-        const arithmetic = arithmetics[op];
-        return {
-          type: 'number',
-          constant,
-          evaluate: (env) => {
-            const a = l(env);
-            const b = r(env);
-            if (a === null || b === null) return null;
-            if (typeof a === 'number' && typeof b === 'number') return arithmetic(a, b);
-            throw mismatch(a, b);
-          },
-        };
-      }
-      case '&':
-      case '|': {
-        staticMismatch([['list', 'list']]);
-        const union = op === '|';
-        const asList = (value: Value, side: string): readonly Value[] => {
-          if (value === null) return [];
-          if (Array.isArray(value)) return value as readonly Value[];
-          throw this.#runtime(
-            at,
-            `'${op}' needs lists; the ${side} side is ${article(typeOf(value))}`,
-          );
-        };
-        return {
-          type: 'list',
-          constant,
-          evaluate: (env) => {
-            const a = asList(l(env), 'left');
-            const b = asList(r(env), 'right');
-            if (union) return [...a, ...b.filter((item) => !listContains(a, item))];
-            return a.filter((item) => listContains(b, item));
-          },
-        };
-      }
-    }
+    const spec = operators[op];
+    if (spec.takes) staticMismatch(spec.takes);
+    const errors: OperatorErrors = {
+      mismatch: (a, b) => {
+        throw mismatch(a, b);
+      },
+      fail: (reason) => {
+        throw this.#runtime(at, reason);
+      },
+    };
+    return {
+      type: spec.returns(left.type, right.type),
+      constant,
+      evaluate: (env) => spec.apply(l(env), r(env), errors),
+    };
   }
 
   #membership(node: Extract<Node, { type: 'membership' }>): Compiled {
@@ -590,16 +472,3 @@ class Compiler {
     return policyError('ZEN_POLICY_EVALUATION', this.source, at, reason);
   }
 }
-
-const comparators = {
-  '<': (a: number | string, b: number | string) => a < b,
-  '<=': (a: number | string, b: number | string) => a <= b,
-  '>': (a: number | string, b: number | string) => a > b,
-  '>=': (a: number | string, b: number | string) => a >= b,
-};
-
-const arithmetics = {
-  '*': (a: number, b: number) => a * b,
-  '/': (a: number, b: number): number | null => (b === 0 ? null : a / b),
-  '%': (a: number, b: number): number | null => (b === 0 ? null : a % b),
-};

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ManualClock } from '../../../src/core/clock.js';
 import { silentLogger } from '../../../src/core/logger.js';
-import type { RebalanceScheduleSettings } from '../../../src/services/placement/policy-document.js';
-import { RebalanceScheduler } from '../../../src/services/placement/rebalance-scheduler.js';
+import type { RebalanceScheduleSettings } from '../../../src/services/policy/policy-document.js';
+import { RebalanceScheduler } from '../../../src/services/plans/rebalance-scheduler.js';
 
 test('the rebalancer runs every scheduled interval, follows a changed schedule, and idles without one', async () => {
   const clock = new ManualClock();

@@ -14,10 +14,10 @@ import type { Actor } from '../audit/audit-service.js';
 import type { Task, TaskRunContext, TaskService } from '../tasks/task-service.js';
 import type { VmActionService } from '../vms/vm-actions.js';
 import type { PlannedMove, Schedule } from './migration-planner.js';
-import { VmPlacer } from './placement-engine.js';
-import type { PlacementModel } from './placement-model.js';
-import { defaultMigrationSettings, mergeSettings } from './policy-document.js';
-import type { HostSlot, VmSlot } from './slots.js';
+import { VmPlacer } from '../placement/placement-engine.js';
+import type { PlacementModel } from '../placement/placement-model.js';
+import { defaultMigrationSettings, mergeSettings } from '../policy/policy-document.js';
+import type { HostSlot, VmSlot } from '../placement/slots.js';
 
 const MiB = 1024 * 1024;
 

@@ -12,11 +12,11 @@ import { ZenithError } from '../../core/errors.js';
 import type { Actor } from '../audit/audit-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import type { Task, TaskKind, TaskRunContext, TaskService } from '../tasks/task-service.js';
-import type { HostModeService } from './host-modes.js';
+import type { HostModeService } from '../placement/host-modes.js';
 import { scheduleMoves, type Move } from './migration-planner.js';
-import { placeVm } from './placement-engine.js';
-import type { PlacementModel } from './placement-model.js';
-import type { PlacementService } from './placement-service.js';
+import { placeVm } from '../placement/placement-engine.js';
+import type { PlacementModel } from '../placement/placement-model.js';
+import type { PlacementService } from '../placement/placement-service.js';
 import { executeSchedule, executionError, type ExecutionDeps } from './plan-executor.js';
 import {
   failPlanOnError,
@@ -26,7 +26,7 @@ import {
   summary,
 } from './plan-runs.js';
 import type { PlanStore, PlanView } from './plan-store.js';
-import type { HostSlot } from './slots.js';
+import type { HostSlot } from '../placement/slots.js';
 
 const EvacuateParams = Type.Object({
   planId: Type.String(),
