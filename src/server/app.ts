@@ -101,7 +101,7 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
   // What a credential keeps open (event streams, consoles) would hold app.close() forever: the
   // server ends them first, each with a last word saying why.
   app.addHook('preClose', async () => {
-    plane.identities.sessions.endAll({
+    plane.sessions.live.endAll({
       code: 'ZEN_SHUTTING_DOWN',
       message: 'the server is stopping; connect again',
     });

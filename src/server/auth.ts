@@ -164,7 +164,7 @@ function forbidden(principal: Principal, permission: Permission, reason: string)
 }
 
 export function installAuth(app: FastifyInstance, plane: ControlPlane): void {
-  const { identities, access } = plane;
+  const { sessions, access } = plane;
   app.decorateRequest('principal', null);
   app.decorateReply('zenithErrorCode', null);
   const routeTable: RouteEntry[] = [];
@@ -197,7 +197,7 @@ export function installAuth(app: FastifyInstance, plane: ControlPlane): void {
         'ZEN_UNAUTHENTICATED',
         'authentication required: log in (zenith login) or send an API token',
       );
-    request.principal = await identities.authenticate(token);
+    request.principal = await sessions.authenticate(token);
     const needed = config.permission;
     if (!needed || needed === 'self') return;
     // The cheap gate: without the permission anywhere, nothing of the request is even parsed.

@@ -59,7 +59,7 @@ export async function streamEvents(
   let close: (reason: SessionEnd) => void = (reason) => {
     early ??= reason;
   };
-  const release = plane.identities.sessions.open({
+  const release = plane.sessions.live.open({
     identityId: principal.id,
     tokenId: principal.tokenId,
     end: (reason) => close(reason),
@@ -73,7 +73,7 @@ export async function streamEvents(
       readable = readableEvents(plane, principal);
     },
   });
-  const ending = early ?? (await plane.identities.tokenEnding(principal.tokenId)) ?? early;
+  const ending = early ?? (await plane.sessions.tokenEnding(principal.tokenId)) ?? early;
   if (ending) {
     release();
     throw new ZenithError(ending.code, ending.message);

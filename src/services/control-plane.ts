@@ -25,6 +25,7 @@ import { QuotaGate } from './quotas/quota-gate.js';
 import { QuotaService } from './quotas/quota-service.js';
 import { IdentityService } from './identity/identity-service.js';
 import { LdapDirectory, type LdapSettings } from './identity/ldap-directory.js';
+import { SessionService } from './identity/session-service.js';
 import { InventoryService } from './inventory/inventory-service.js';
 import {
   defaultMetricSettings,
@@ -68,6 +69,8 @@ export interface ControlPlane {
   events: EventBus;
   audit: AuditService;
   identities: IdentityService;
+  /** Login sessions and API tokens, authentication, and what they keep open. */
+  sessions: SessionService;
   /** Groups, roles, role bindings: every authorization decision. */
   access: AccessService;
   /** Who may change the data that decides access (selectors, members, facts conditions read). */
@@ -109,7 +112,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const registry = options.registry ?? new DriverRegistry();
   const events = new EventBus(store.db, clock, logger);
   const audit = new AuditService(store, clock);
-  const identities = new IdentityService(store, clock);
+  const sessions = new SessionService(store, clock, {
+    onLiveSessionError: (error) =>
+      logger.warn({ err: error }, 'a live session failed to close or to look again'),
+  });
+  const identities = new IdentityService(store, clock, sessions);
   const inventory = new InventoryService(store, events, clock, logger);
   const access = new AccessService(store, clock, identities, inventory);
   if (options.ldap) {
@@ -159,9 +166,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   // Identity facts for binding conditions: identities' attributes (never what an agent reports).
   identities.onChanged = (identity) => access.setSubjectAttributes(identity, identity.attributes);
   // Open event streams and consoles follow revocations (identity-service) and access changes.
-  access.onReloaded = () => identities.sessions.accessChanged();
-  identities.sessions.onError = (error) =>
-    logger.warn({ err: error }, 'a live session failed to close or to look again');
+  access.onReloaded = () => sessions.live.accessChanged();
   agents.hostNamed = async (hostname, replacing) => {
     // The hosts of the agents being replaced are this host's own: not in the way.
     const theirs = new Set<string>();
@@ -202,7 +207,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         logger.warn({ err: error, agentId }, "the agent's connection could not be nudged"),
       );
   };
-  const consoles = new ConsoleService({ inventory, connections, audit, identities, clock });
+  const consoles = new ConsoleService({ inventory, connections, audit, sessions, clock });
   const policies = new PolicyService({ store, inventory, events, clock, logger });
   const placement = new PlacementService({ inventory, policies, connections, clock });
   const hostModes = new HostModeService({ store, inventory, events, clock });
@@ -278,7 +283,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     // Live sessions end at their token's expiry and after revocations by another replica.
     const sessionSweep = setInterval(
       () =>
-        void identities
+        void sessions
           .sweepSessions()
           .catch((error: unknown) => logger.warn({ err: error }, 'the session sweep failed')),
       15_000,
@@ -297,6 +302,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       events,
       audit,
       identities,
+      sessions,
       access,
       accessData: new AccessDataGuard(access, inventory),
       quotas,
