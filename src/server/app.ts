@@ -6,7 +6,7 @@ import swagger from '@fastify/swagger';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { ZenithError } from '../core/errors.js';
-import type { ControlPlane } from '../services/control-plane.js';
+import type { ControlPlane } from '../app/control-plane.js';
 import { installAuditHook } from './audit-hook.js';
 import { installAuth } from './auth.js';
 import { installJsonBodyParser } from './json-body.js';

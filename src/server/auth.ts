@@ -9,7 +9,7 @@ import { assertId } from '../core/ids.js';
 import type { ObjectKind } from '../hypervisors/driver.js';
 import type { ManagedObject } from '../services/inventory/model.js';
 import type { Actor } from '../services/audit/audit-service.js';
-import type { ControlPlane } from '../services/control-plane.js';
+import type { ControlPlane } from '../app/control-plane.js';
 import type { Permission, Principal } from '../services/identity/roles.js';
 
 /**

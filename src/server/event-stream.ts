@@ -8,7 +8,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ZenithError } from '../core/errors.js';
-import type { ControlPlane } from '../services/control-plane.js';
+import type { ControlPlane } from '../app/control-plane.js';
 import type { ZenithEvent } from '../services/events/event-bus.js';
 import type { SessionEnd } from '../services/identity/live-sessions.js';
 import type { Principal } from '../services/identity/roles.js';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Clock } from '../core/clock.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { buildApp, type App } from '../server/app.js';
-import { startControlPlane, type ControlPlane } from '../services/control-plane.js';
+import { startControlPlane, type ControlPlane } from '../app/control-plane.js';
 import type { LdapSettings } from '../services/identity/ldap-directory.js';
 import type { MetricSettings } from '../services/metrics/metric-history.js';
 import { createTestDatabase } from './postgres.js';

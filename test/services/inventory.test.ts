@@ -5,7 +5,7 @@ import { isZenithError } from '../../src/core/errors.js';
 import type { DiscoveredObject, DiscoveredVm, PowerState } from '../../src/hypervisors/driver.js';
 import { parseFilter } from '../../src/services/inventory/filter.js';
 import type { ManagedObject } from '../../src/services/inventory/model.js';
-import { startControlPlane } from '../../src/services/control-plane.js';
+import { startControlPlane } from '../../src/app/control-plane.js';
 import { silentLogger } from '../../src/core/logger.js';
 import {
   startTestPlane,

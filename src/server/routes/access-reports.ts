@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { toCsv } from '../../core/csv.js';
-import type { ControlPlane } from '../../services/control-plane.js';
+import type { ControlPlane } from '../../app/control-plane.js';
 import type { AuditReportRow } from '../../services/identity/access-report.js';
 
 const Format = Type.Optional(Type.String({ enum: ['json', 'csv'], default: 'json' }));

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { dimensions, type Dimension } from '../../services/accounting/metering.js';
 import { reportCsv } from '../../services/accounting/report-csv.js';
-import type { ControlPlane } from '../../services/control-plane.js';
+import type { ControlPlane } from '../../app/control-plane.js';
 import { FactValue, IdParams } from '../schemas.js';
 
 const name = Type.String({ minLength: 1, maxLength: 128 });

@@ -6,7 +6,7 @@ import { heartbeatIntervalMs } from '../../services/agents/agent-service.js';
 import { newNonce } from '../../services/agents/agent-certificates.js';
 import { isZenithError, ZenithError } from '../../core/errors.js';
 import type { ChannelHandshake } from '../../hypervisors/agent/agent-link.js';
-import type { ControlPlane } from '../../services/control-plane.js';
+import type { ControlPlane } from '../../app/control-plane.js';
 import { actorOf, principalOf } from '../auth.js';
 import { IdParams } from '../schemas.js';
 

@@ -2,7 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { isZenithError, ZenithError } from '../../core/errors.js';
-import type { ControlPlane } from '../../services/control-plane.js';
+import type { ControlPlane } from '../../app/control-plane.js';
 import { effectivePermissions } from '../../services/identity/effective-permissions.js';
 import { actorOf, principalOf, sessionCookie } from '../auth.js';
 import { IdentityView, Password } from '../schemas.js';

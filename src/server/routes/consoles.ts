@@ -2,7 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { errorCatalogue, isZenithError, type ErrorCode } from '../../core/errors.js';
-import type { ControlPlane } from '../../services/control-plane.js';
+import type { ControlPlane } from '../../app/control-plane.js';
 import type { SessionEnd } from '../../services/identity/live-sessions.js';
 import { principalOf } from '../auth.js';
 

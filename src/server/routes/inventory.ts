@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { ZenithError } from '../../core/errors.js';
 import type { ObjectKind } from '../../hypervisors/driver.js';
-import type { ControlPlane } from '../../services/control-plane.js';
+import type { ControlPlane } from '../../app/control-plane.js';
 import { parseFilter } from '../../services/inventory/filter.js';
 import type { Principal } from '../../services/identity/roles.js';
 import { principalOf } from '../auth.js';

@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { ZenithError } from '../../core/errors.js';
-import type { ControlPlane } from '../../services/control-plane.js';
+import type { ControlPlane } from '../../app/control-plane.js';
 import { principalOf } from '../auth.js';
 import { IdParams } from '../schemas.js';
 

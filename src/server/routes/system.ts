@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import type { ControlPlane } from '../../services/control-plane.js';
+import type { ControlPlane } from '../../app/control-plane.js';
 
 export async function systemRoutes(app: FastifyInstance, plane: ControlPlane): Promise<void> {
   app.get(

@@ -2,7 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { assertId } from '../../core/ids.js';
-import type { ControlPlane } from '../../services/control-plane.js';
+import type { ControlPlane } from '../../app/control-plane.js';
 import type { Task } from '../../services/tasks/task-service.js';
 import { actorOf, principalOf } from '../auth.js';
 import { IdParams, TaskView } from '../schemas.js';

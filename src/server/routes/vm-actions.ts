@@ -1,7 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import type { ControlPlane } from '../../services/control-plane.js';
+import type { ControlPlane } from '../../app/control-plane.js';
 import type { Permission } from '../../services/identity/roles.js';
 import type { VmActionName } from '../../services/vms/vm-actions.js';
 import { FactValueInput, IdParams, TaskView } from '../schemas.js';

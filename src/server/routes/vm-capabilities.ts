@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { ZenithError } from '../../core/errors.js';
 import type { Capability } from '../../hypervisors/driver.js';
-import type { ControlPlane } from '../../services/control-plane.js';
+import type { ControlPlane } from '../../app/control-plane.js';
 import { IdParams } from '../schemas.js';
 
 export async function vmCapabilityRoutes(

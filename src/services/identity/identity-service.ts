@@ -75,20 +75,45 @@ export function checkPassword(password: string): void {
 export class IdentityService {
   readonly limiter: LoginLimiter;
   /** The LDAP/AD directory users may log in against; null: local accounts only. */
-  directory: LdapDirectory | null = null;
-  /** Called when an identity's attributes or role change (binding conditions read them). */
-  onChanged: ((identity: Identity) => void) | null = null;
-  /** Called after each directory login with the user's directory groups (to map them to Zenith groups). */
-  onDirectoryLogin: ((identityId: string, directoryGroups: string[]) => Promise<void>) | null =
-    null;
+  readonly #directory: LdapDirectory | null;
+  readonly #changeFollowers = new Set<(identity: Identity) => void>();
+  readonly #directoryLoginFollowers = new Set<
+    (identityId: string, directoryGroups: string[]) => Promise<void>
+  >();
 
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
     /** The credentials identities act with: told of every change that ends or narrows them. */
     private readonly credentials: SessionService,
+    options: { directory?: LdapDirectory | null } = {},
   ) {
     this.limiter = new LoginLimiter(clock);
+    this.#directory = options.directory ?? null;
+  }
+
+  /**
+   * Calls `listener` with each identity made or changed (its role or attributes: binding conditions
+   * read them). Answers the unsubscribe.
+   */
+  followChanges(listener: (identity: Identity) => void): () => void {
+    this.#changeFollowers.add(listener);
+    return () => this.#changeFollowers.delete(listener);
+  }
+
+  /**
+   * Calls `listener` after each directory login with the user's directory groups (to map them to
+   * Zenith groups); the login waits for it. Answers the unsubscribe.
+   */
+  followDirectoryLogins(
+    listener: (identityId: string, directoryGroups: string[]) => Promise<void>,
+  ): () => void {
+    this.#directoryLoginFollowers.add(listener);
+    return () => this.#directoryLoginFollowers.delete(listener);
+  }
+
+  #changed(identity: Identity): void {
+    for (const listener of this.#changeFollowers) listener(identity);
   }
 
   /** On first start: creates `admin`. Returns the generated password (to print once) when none was given. */
@@ -187,7 +212,7 @@ export class IdentityService {
         name: input.name,
       });
     await this.store.db.insertInto('identities').values(row).execute();
-    this.onChanged?.(identityOf(row));
+    this.#changed(identityOf(row));
     return identityOf(row);
   }
 
@@ -245,7 +270,7 @@ export class IdentityService {
       .execute();
     this.credentials.forgetIdentity(current.id);
     const updated = await this.get(current.id);
-    this.onChanged?.(updated);
+    this.#changed(updated);
     if (changes.disabled === true)
       this.credentials.live.endIdentity(current.id, {
         code: 'ZEN_UNAUTHENTICATED',
@@ -370,7 +395,7 @@ export class IdentityService {
       .executeTakeFirst();
     // Local accounts never wait on the directory: they log in when it is down.
     if (!row || row.source === 'ldap') {
-      if (this.directory) return this.#directoryLogin(name, password, row, attempt);
+      if (this.#directory) return this.#directoryLogin(name, password, row, attempt);
       if (row)
         throw new ZenithError(
           'ZEN_DIRECTORY_UNAVAILABLE',
@@ -399,7 +424,7 @@ export class IdentityService {
     attempt: LoginAttempt,
   ): Promise<IssuedToken & { identity: Identity }> {
     // ZEN_DIRECTORY_UNAVAILABLE passes through: it is no failed guess.
-    const user = await this.directory!.authenticate(name, password);
+    const user = await this.#directory!.authenticate(name, password);
     if (!user || row?.disabled === 1 || !namePattern.test(name)) {
       attempt.fail();
       throw new ZenithError('ZEN_BAD_CREDENTIALS', 'wrong user name or password');
@@ -420,7 +445,7 @@ export class IdentityService {
     const current = mapped
       ? await this.update(identity.id, { attributes: user.attributes })
       : identity;
-    await this.onDirectoryLogin?.(identity.id, user.groups);
+    for (const listener of this.#directoryLoginFollowers) await listener(identity.id, user.groups);
     const issued = await this.credentials.startSession(identity.id);
     return { ...issued, identity: current };
   }
