@@ -1,6 +1,7 @@
 // The layers of docs/architecture.md, enforced: dependencies point down only, no cycles.
-// Order, top to bottom: web, cli | api | server, agent | services | hypervisors | protocols | store | core.
-// Run over src and web (web/ may import the contract, src/api, and nothing else of src/).
+// Order, top to bottom: web, cli | api | server, agent | app (the composition root) | services |
+// hypervisors | protocols | store | core. Run over src and web (web/ may import the contract,
+// src/api, and nothing else of src/).
 const layer = (name) => `^src/${name}/`;
 
 // Service rooms, bottom to top: a room may import only rooms listed before it (no cycles between
@@ -54,24 +55,31 @@ module.exports = {
       name: 'protocols-know-only-bytes',
       severity: 'error',
       from: { path: layer('protocols') },
-      to: { path: '^src/(store|hypervisors|services|server|cli|agent|web)/' },
+      to: { path: '^src/(store|hypervisors|services|app|server|cli|agent|web)/' },
     },
     {
       name: 'store-below-services',
       severity: 'error',
       from: { path: layer('store') },
-      to: { path: '^src/(protocols|hypervisors|services|server|cli|agent|web)/' },
+      to: { path: '^src/(protocols|hypervisors|services|app|server|cli|agent|web)/' },
     },
     {
       name: 'drivers-below-services',
       severity: 'error',
       from: { path: layer('hypervisors') },
-      to: { path: '^src/(store|services|server|cli|agent|web)/' },
+      to: { path: '^src/(store|services|app|server|cli|agent|web)/' },
     },
     {
       name: 'services-never-import-server-or-cli',
       severity: 'error',
       from: { path: layer('services') },
+      to: { path: '^src/(app|server|cli|agent|web)/' },
+    },
+    {
+      // The composition root builds the services; the server and the CLI use what it built.
+      name: 'app-below-server',
+      severity: 'error',
+      from: { path: layer('app') },
       to: { path: '^src/(server|cli|agent|web)/' },
     },
     {
@@ -93,7 +101,7 @@ module.exports = {
       name: 'agent-not-server-or-cli',
       severity: 'error',
       from: { path: layer('agent') },
-      to: { path: '^src/(server|cli|web)/' },
+      to: { path: '^src/(app|server|cli|web)/' },
     },
     {
       name: 'api-is-the-contract',

@@ -8,7 +8,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { maxPathIdLength } from '../api/common.js';
 import { ErrorBody } from '../api/errors.js';
 import { ZenithError } from '../core/errors.js';
-import type { ControlPlane } from '../services/control-plane.js';
+import type { ControlPlane } from '../app/control-plane.js';
 import { installAnswerCheck, type AnswerLog } from './answer-check.js';
 import { installAuditHook } from './audit-hook.js';
 import { installAuth } from './auth.js';
@@ -111,7 +111,7 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
   // What a credential keeps open (event streams, consoles) would hold app.close() forever: the
   // server ends them first, each with a last word saying why.
   app.addHook('preClose', async () => {
-    plane.identities.sessions.endAll({
+    plane.sessions.live.endAll({
       code: 'ZEN_SHUTTING_DOWN',
       message: 'the server is stopping; connect again',
     });

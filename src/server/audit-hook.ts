@@ -10,7 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { ZenithError } from '../core/errors.js';
 import { withoutSecrets } from '../core/redact.js';
 import type { AuditInput } from '../services/audit/audit-service.js';
-import type { ControlPlane } from '../services/control-plane.js';
+import type { ControlPlane } from '../app/control-plane.js';
 import { actorOf } from './auth.js';
 
 const mutatingMethods = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);

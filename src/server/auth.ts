@@ -9,8 +9,8 @@ import { assertId } from '../core/ids.js';
 import type { ObjectKind } from '../hypervisors/driver.js';
 import type { ManagedObject } from '../services/inventory/model.js';
 import type { Actor } from '../services/audit/audit-service.js';
-import type { ControlPlane } from '../services/control-plane.js';
 import type { OperationSpec } from '../api/operation.js';
+import type { ControlPlane } from '../app/control-plane.js';
 import type { Permission, Principal } from '../services/identity/roles.js';
 
 /**
@@ -118,7 +118,9 @@ function mayRead(plane: ControlPlane, principal: Principal, objectId: string): b
  * it may read, or act on with the permission asked. One it may not see answers exactly as one that
  * does not exist (404), so that a refusal never tells which objects exist. A name is replaced by
  * the id it resolved to, so the route acts on the object that was checked. A task (read with
- * task.read on its target, or by its owner) stands for its target.
+ * task.read on its target, or by its owner) stands for its target, except when its owner reads it:
+ * a submitter may read their own task wherever its target now is, as the task list shows it.
+ * The answer lists the objects to check the permission on; null stands for everything.
  */
 async function scopeObjects(
   request: FastifyRequest,
@@ -126,8 +128,10 @@ async function scopeObjects(
   needed: Permission,
   scope: Exclude<RouteScope, 'global' | 'filtered'>,
   plane: ControlPlane,
-): Promise<Array<string | null>> {
+): Promise<{ named: Array<string | null>; settled: string[] }> {
   const named: Array<string | null> = [];
+  /** Tasks their owner reads: allowed as they are. */
+  const settled: string[] = [];
   const params = (request.params ?? {}) as Record<string, unknown>;
   const body = (request.body ?? {}) as Record<string, unknown>;
   const visible = (object: ManagedObject) =>
@@ -139,9 +143,12 @@ async function scopeObjects(
     if (typeof value !== 'string' || value === '') continue;
     if (source.kind === 'task') {
       const task = await plane.tasks.get(assertId(value, 'task'));
-      const readable =
-        task.ownerId === principal.id ||
-        plane.access.decide(principal, 'task.read', task.targetId).allowed;
+      const own = task.ownerId === principal.id;
+      if (own && needed === 'task.read') {
+        settled.push(task.id);
+        continue;
+      }
+      const readable = own || plane.access.decide(principal, 'task.read', task.targetId).allowed;
       const allowed = plane.access.decide(principal, needed, task.targetId).allowed;
       // The same answer as tasks.get gives for a task that does not exist.
       if (!readable && !allowed)
@@ -158,7 +165,7 @@ async function scopeObjects(
     else body[source.body] = object.id;
     named.push(object.id);
   }
-  return named;
+  return { named, settled };
 }
 
 function forbidden(principal: Principal, permission: Permission, reason: string): ZenithError {
@@ -169,7 +176,7 @@ function forbidden(principal: Principal, permission: Permission, reason: string)
 }
 
 export function installAuth(app: FastifyInstance, plane: ControlPlane): void {
-  const { identities, access } = plane;
+  const { sessions, access } = plane;
   app.decorateRequest('principal', null);
   app.decorateReply('zenithErrorCode', null);
   const routeTable: RouteEntry[] = [];
@@ -215,7 +222,7 @@ export function installAuth(app: FastifyInstance, plane: ControlPlane): void {
         'ZEN_UNAUTHENTICATED',
         'authentication required: log in (zenith login) or send an API token',
       );
-    request.principal = await identities.authenticate(token);
+    request.principal = await sessions.authenticate(token);
     const needed = config.permission;
     if (!needed || needed === 'self') return;
     // The cheap gate: without the permission anywhere, nothing of the request is even parsed.
@@ -229,9 +236,11 @@ export function installAuth(app: FastifyInstance, plane: ControlPlane): void {
     const principal = request.principal;
     if (!principal || !needed || needed === 'self' || config.scope === 'filtered') return;
     const scope = config.scope ?? 'global';
-    const objects =
-      scope === 'global' ? [] : await scopeObjects(request, principal, needed, scope, plane);
-    if (objects.length === 0) {
+    const { named: objects, settled } =
+      scope === 'global'
+        ? { named: [], settled: [] }
+        : await scopeObjects(request, principal, needed, scope, plane);
+    if (objects.length === 0 && settled.length === 0) {
       const decision = access.decide(principal, needed, null);
       if (!decision.allowed) throw forbidden(principal, needed, decision.reason);
       return;

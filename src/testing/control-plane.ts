@@ -12,7 +12,7 @@ import type { Clock } from '../core/clock.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { AnsweredRoute } from '../server/answer-check.js';
 import { buildApp, type App } from '../server/app.js';
-import { startControlPlane, type ControlPlane } from '../services/control-plane.js';
+import { startControlPlane, type ControlPlane } from '../app/control-plane.js';
 import type { LdapSettings } from '../services/identity/ldap-directory.js';
 import type { MetricSettings } from '../services/metrics/metric-history.js';
 import { createTestDatabase } from './postgres.js';

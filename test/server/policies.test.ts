@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { silentLogger } from '../../src/core/logger.js';
-import { startControlPlane } from '../../src/services/control-plane.js';
+import { startControlPlane } from '../../src/app/control-plane.js';
 import {
   adminPassword,
   startTestServer,

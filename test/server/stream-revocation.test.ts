@@ -246,7 +246,7 @@ describe('an open event stream follows its credential and the access of its user
   test('streams their clients close leave no live session behind', async () => {
     const ida = await newUser('viewer');
     const tokenId = tokenIdOf(ida.token);
-    const registered = () => s.plane.identities.sessions.tokenIds().includes(tokenId);
+    const registered = () => s.plane.sessions.live.tokenIds().includes(tokenId);
     const streams = await Promise.all([1, 2, 3].map(() => stream(ida.token)));
     assert.ok(registered(), 'each open stream is a live session of its token');
     for (const open of streams) open.close();
@@ -271,7 +271,7 @@ describe('an open event stream follows its credential and the access of its user
       .set({ expires_at: now })
       .where('id', '=', tokenIdOf(second))
       .execute();
-    assert.equal(await s.plane.identities.sweepSessions(), 2);
+    assert.equal(await s.plane.sessions.sweepSessions(), 2);
     for (const [open, why] of [
       [revokedElsewhere, /revoked/],
       [expiring, /expired/],

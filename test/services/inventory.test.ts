@@ -5,7 +5,7 @@ import { isZenithError } from '../../src/core/errors.js';
 import type { DiscoveredObject, DiscoveredVm, PowerState } from '../../src/hypervisors/driver.js';
 import { parseFilter } from '../../src/services/inventory/filter.js';
 import type { ManagedObject } from '../../src/services/inventory/model.js';
-import { startControlPlane } from '../../src/services/control-plane.js';
+import { startControlPlane } from '../../src/app/control-plane.js';
 import { silentLogger } from '../../src/core/logger.js';
 import {
   startTestPlane,
@@ -320,6 +320,30 @@ describe('filters and pages over the index', () => {
       index.query({ kind: 'vm', limit: 1, sort: '-memory.bytes' }).items[0]!.name,
       'vm-245',
       'the largest memory first',
+    );
+  });
+
+  test('a key named like a property every object has (constructor, toString, …) is no fact of anything', async () => {
+    const inherited = ['constructor', 'toString', 'valueOf', 'hasOwnProperty', 'isPrototypeOf'];
+    for (const key of inherited) {
+      assert.equal(query([key]).items.length, 0, `${key} exists nowhere`);
+      assert.equal(query([`!${key}`]).items.length, 250, `${key} is absent everywhere`);
+      assert.equal(query([`${key}~function`]).items.length, 0, `${key}~function`);
+      // The equality index, too: it filed every object under the inherited value's text.
+      const inheritedText = String(Reflect.get({}, key));
+      assert.equal(query([`${key}=${inheritedText}`]).items.length, 0, `${key}=${inheritedText}`);
+      assert.equal(query([`${key}!=anything`]).items.length, 250);
+    }
+    // Not even a key a filter may name.
+    assert.throws(
+      () => parseFilter('__proto__'),
+      (e) => isZenithError(e) && e.code === 'ZEN_BAD_FILTER',
+    );
+    // Nor a discovered or computed fact that a user could not write for that reason.
+    const vm1 = t.plane.inventory.resolve('vm', 'vm-001');
+    await assert.rejects(
+      t.plane.inventory.setUserFacts(vm1.id, { constructor: 'x' }, {}),
+      (e) => isZenithError(e) && e.code === 'ZEN_BAD_REQUEST',
     );
   });
 

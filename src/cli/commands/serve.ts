@@ -74,7 +74,7 @@ export function registerServe(program: Command): void {
             `--port must be 0–65535, not '${options.port}'`,
           );
         // Loaded here, not at the top: every other command starts without the server's modules.
-        const { startControlPlane } = await import('../../services/control-plane.js');
+        const { startControlPlane } = await import('../../app/control-plane.js');
         const { connectLocalHost } = await import('../../services/connections/local-host.js');
         const { buildApp } = await import('../../server/app.js');
         const plane = await startControlPlane({

@@ -5,7 +5,7 @@
  * prices (micro-minor units per unit-hour) before any metering uses it.
  */
 import { ZenithError } from '../../core/errors.js';
-import type { FactValue, Facts } from '../inventory/model.js';
+import { ownFact, type FactValue, type Facts } from '../inventory/model.js';
 import { assertTimeZone } from './local-time.js';
 import { microPerMinor, minorDigitsOf, parseDecimal } from './money.js';
 
@@ -102,7 +102,7 @@ export function matches(match: FactMatch | undefined, facts: Facts, tags: string
         return false;
       continue;
     }
-    const actual = facts[key];
+    const actual = ownFact(facts, key);
     if (!accepted.some((value) => JSON.stringify(value) === JSON.stringify(actual))) return false;
   }
   return true;

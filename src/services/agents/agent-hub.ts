@@ -295,10 +295,18 @@ class AgentChannel implements AgentLink {
 
 export class AgentHub {
   readonly #channels = new Map<string, AgentChannel>();
-  /** Called when an agent's channel opens (the control plane nudges its connection). */
-  onConnected: (agentId: string) => void = () => undefined;
+  readonly #connectedFollowers = new Set<(agentId: string) => void>();
 
   constructor(private readonly logger: Logger) {}
+
+  /**
+   * Calls `listener` when an agent's channel opens (the control plane nudges its connection, which
+   * itself reaches the agent through this hub). Answers the unsubscribe.
+   */
+  followConnected(listener: (agentId: string) => void): () => void {
+    this.#connectedFollowers.add(listener);
+    return () => this.#connectedFollowers.delete(listener);
+  }
 
   /** `protocol`: the version both ends speak, as the handshake settled it. */
   attach(
@@ -315,7 +323,7 @@ export class AgentHub {
       this.logger.info({ agentId }, 'agent channel closed');
     });
     this.logger.info({ agentId, protocol: formatVersion(protocol) }, 'agent channel open');
-    this.onConnected(agentId);
+    for (const listener of this.#connectedFollowers) listener(agentId);
   }
 
   link(agentId: string): AgentLink | undefined {

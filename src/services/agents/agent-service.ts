@@ -37,19 +37,6 @@ const missedHeartbeats = 3;
 const hostnamePattern = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62}))*$/;
 
 export class AgentService {
-  /**
-   * Called once an agent is enrolled (the control plane gives it a connection: the one of the agent
-   * it replaces, when it enrolled again under that agent's host name).
-   */
-  onEnrolled: (agent: Agent, replaces: Agent | null) => Promise<void> = async () => undefined;
-  /**
-   * A host of the inventory with this name (any case) that is not one of the agents' being replaced
-   * (their connections' hosts): the control plane answers it from the inventory.
-   */
-  hostNamed: (
-    hostname: string,
-    replacing: Agent[],
-  ) => Promise<{ id: string; name: string } | null> = async () => null;
   /** Check and claim in one step: two agents enrolling under one name cannot both pass the check. */
   readonly #enrolling = new Mutex();
 
@@ -60,6 +47,19 @@ export class AgentService {
       events: EventBus;
       clock: Clock;
       certificates: AgentCertificates;
+      /**
+       * Called once an agent is enrolled (the control plane gives it a connection: the one of the
+       * agent it replaces, when it enrolled again under that agent's host name).
+       */
+      onEnrolled: (agent: Agent, replaces: Agent | null) => Promise<void>;
+      /**
+       * A host of the inventory with this name (any case) that is not one of the agents' being
+       * replaced (their connections' hosts): the control plane answers it from the inventory.
+       */
+      hostNamed: (
+        hostname: string,
+        replacing: Agent[],
+      ) => Promise<{ id: string; name: string } | null>;
     },
   ) {}
 
@@ -154,7 +154,7 @@ export class AgentService {
           { hostname, agentId: row.id },
         );
     const replacing = holders.map((row) => this.#view(row));
-    const host = await this.hostNamed(hostname, replacing);
+    const host = await this.deps.hostNamed(hostname, replacing);
     if (host)
       throw new ZenithError(
         'ZEN_CONFLICT',
@@ -208,7 +208,7 @@ export class AgentService {
     await this.deps.events.publish([
       { type: 'agent.enrolled', objectId: agentId, data: { hostname } },
     ]);
-    await this.onEnrolled(this.#view(agentRow), replaces);
+    await this.deps.onEnrolled(this.#view(agentRow), replaces);
     return {
       agent: this.#view(agentRow),
       certificate,

@@ -15,7 +15,7 @@ import { randomSecret, sha256Hex } from '../../core/crypto.js';
 import type { ConsoleKind } from '../../hypervisors/driver.js';
 import type { Actor, AuditService } from '../audit/audit-service.js';
 import type { ConnectionService } from '../connections/connection-service.js';
-import type { IdentityService } from '../identity/identity-service.js';
+import type { SessionService } from '../identity/session-service.js';
 import type { Principal } from '../identity/roles.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 
@@ -45,7 +45,7 @@ export class ConsoleService {
       inventory: InventoryService;
       connections: ConnectionService;
       audit: AuditService;
-      identities: IdentityService;
+      sessions: SessionService;
       clock: Clock;
     },
   ) {}
@@ -88,7 +88,7 @@ export class ConsoleService {
         'the console ticket is unknown, used or expired; ask for a new one',
       );
     // The token it was issued under may have been revoked (or its identity disabled) since.
-    const ending = await this.deps.identities.tokenEnding(found.principal.tokenId);
+    const ending = await this.deps.sessions.tokenEnding(found.principal.tokenId);
     if (ending) throw new ZenithError(ending.code, ending.message);
     const { principal } = found;
     const actor: Actor = { id: principal.id, kind: principal.kind, name: principal.name };

@@ -65,14 +65,16 @@ export class AccessService {
   readonly #subjects = new SubjectFacts();
   readonly #facts: AccessFacts;
   /** Called after each reload (a group, role or binding changed): live sessions look again. */
-  onReloaded: (() => void) | null = null;
+  readonly #onReloaded: () => void;
 
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
     private readonly identities: IdentityService,
     private readonly inventory: InventoryService,
+    options: { onReloaded?: () => void } = {},
   ) {
+    this.#onReloaded = options.onReloaded ?? (() => undefined);
     this.#scopes = scopeResolverOf(inventory.index);
     this.#facts = {
       subject: (id) => this.#subjects.get(id),
@@ -104,7 +106,7 @@ export class AccessService {
     for (const row of await this.store.db.selectFrom('role_bindings').selectAll().execute())
       graph.addBinding(bindingOf(row));
     this.#graph = graph;
-    this.onReloaded?.();
+    this.#onReloaded();
   }
 
   decide(asker: Asker, permission: Permission, objectId: string | null): Decision {

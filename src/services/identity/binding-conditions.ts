@@ -8,7 +8,7 @@
  * says why.
  */
 import { isZenithError, ZenithError } from '../../core/errors.js';
-import type { FactValue, Facts } from '../inventory/model.js';
+import { ownFact, type FactValue, type Facts } from '../inventory/model.js';
 import { accessRoots } from '../policy/language/ast.js';
 import {
   compileCondition,
@@ -69,7 +69,7 @@ export class IdentityFacts implements FactSource {
   fact(key: string): FactValue | undefined {
     if (key === 'id' || key === 'name' || key === 'kind' || key === 'role')
       return this.builtins[key];
-    return this.facts[key];
+    return ownFact(this.facts, key);
   }
 }
 

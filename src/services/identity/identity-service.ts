@@ -1,28 +1,26 @@
 /**
- * Identities (people and service identities), their passwords, login
- * sessions and API tokens. Secrets are shown once at creation and stored
- * only as hashes: passwords with scrypt, tokens with SHA-256 (they are long
- * random values, so a fast hash is enough).
+ * Identities (people and service identities), their roles, attributes and
+ * passwords, and logging in. A password is stored only as its scrypt hash. The
+ * credentials an identity then acts with — login sessions, API tokens, what
+ * they keep open — are session-service.ts: this service starts a session after
+ * a login and tells the sessions when an identity changes, is disabled or gone,
+ * or gets a new password.
  */
 import type { Clock } from '../../core/clock.js';
 import { ZenithError } from '../../core/errors.js';
-import {
-  constantTimeEqualHex,
-  hashPassword,
-  randomSecret,
-  sha256Hex,
-  verifyPassword,
-} from '../../core/crypto.js';
+import { hashPassword, randomSecret, verifyPassword } from '../../core/crypto.js';
 import { isId, newId } from '../../core/ids.js';
 import type { Store } from '../../store/store.js';
-import type { IdentitiesTable, TokensTable } from '../../store/schema.js';
+import type { IdentitiesTable } from '../../store/schema.js';
 import type { Facts } from '../inventory/model.js';
 import { checkAttributes } from './binding-conditions.js';
-import { credentialEndings } from './credential-endings.js';
 import type { LdapDirectory } from './ldap-directory.js';
-import { LiveSessions, type SessionEnd } from './live-sessions.js';
+import type { LiveSessions, SessionEnd } from './live-sessions.js';
 import { LoginLimiter, type LoginAttempt } from './login-limiter.js';
 import { isRoleName, type Principal, type RoleName } from './roles.js';
+import type { IssuedToken, SessionService, TokenInfo } from './session-service.js';
+
+export type { IssuedToken, TokenInfo } from './session-service.js';
 
 export interface Identity {
   id: string;
@@ -38,26 +36,8 @@ export interface Identity {
   createdAt: number;
 }
 
-export interface TokenInfo {
-  id: string;
-  identityId: string;
-  kind: 'session' | 'api';
-  name: string;
-  createdAt: number;
-  expiresAt: number | null;
-  lastUsedAt: number | null;
-  revokedAt: number | null;
-}
-
-export interface IssuedToken {
-  token: string;
-  info: TokenInfo;
-}
-
-const sessionLifetimeMs = 12 * 3600_000;
 const namePattern = /^[a-z][a-z0-9._-]{1,63}$/;
 const minPasswordLength = 12;
-const cacheMs = 30_000;
 
 function identityOf(row: IdentitiesTable): Identity {
   return {
@@ -70,20 +50,6 @@ function identityOf(row: IdentitiesTable): Identity {
     attributes: JSON.parse(row.attributes) as Facts,
     disabled: row.disabled === 1,
     createdAt: Number(row.created_at),
-  };
-}
-
-function tokenOf(row: TokensTable): TokenInfo {
-  const n = (v: number | null) => (v === null ? null : Number(v));
-  return {
-    id: row.id,
-    identityId: row.identity_id,
-    kind: row.kind as TokenInfo['kind'],
-    name: row.name,
-    createdAt: Number(row.created_at),
-    expiresAt: n(row.expires_at),
-    lastUsedAt: n(row.last_used_at),
-    revokedAt: n(row.revoked_at),
   };
 }
 
@@ -109,25 +75,45 @@ export function checkPassword(password: string): void {
 export class IdentityService {
   readonly limiter: LoginLimiter;
   /** The LDAP/AD directory users may log in against; null: local accounts only. */
-  directory: LdapDirectory | null = null;
-  /** Called when an identity's attributes or role change (binding conditions read them). */
-  onChanged: ((identity: Identity) => void) | null = null;
-  /** Called after each directory login with the user's directory groups (to map them to Zenith groups). */
-  onDirectoryLogin: ((identityId: string, directoryGroups: string[]) => Promise<void>) | null =
-    null;
-  /** Streams and consoles open under a token: ended here with it (live-sessions.ts). */
-  readonly sessions = new LiveSessions();
-  /** Verified tokens, so that a request does not cost a database read; revocation evicts at once. */
-  readonly #cache = new Map<
-    string,
-    { principal: Principal; secretHash: string; expiresAt: number | null; cachedAt: number }
+  readonly #directory: LdapDirectory | null;
+  readonly #changeFollowers = new Set<(identity: Identity) => void>();
+  readonly #directoryLoginFollowers = new Set<
+    (identityId: string, directoryGroups: string[]) => Promise<void>
   >();
 
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
+    /** The credentials identities act with: told of every change that ends or narrows them. */
+    private readonly credentials: SessionService,
+    options: { directory?: LdapDirectory | null } = {},
   ) {
     this.limiter = new LoginLimiter(clock);
+    this.#directory = options.directory ?? null;
+  }
+
+  /**
+   * Calls `listener` with each identity made or changed (its role or attributes: binding conditions
+   * read them). Answers the unsubscribe.
+   */
+  followChanges(listener: (identity: Identity) => void): () => void {
+    this.#changeFollowers.add(listener);
+    return () => this.#changeFollowers.delete(listener);
+  }
+
+  /**
+   * Calls `listener` after each directory login with the user's directory groups (to map them to
+   * Zenith groups); the login waits for it. Answers the unsubscribe.
+   */
+  followDirectoryLogins(
+    listener: (identityId: string, directoryGroups: string[]) => Promise<void>,
+  ): () => void {
+    this.#directoryLoginFollowers.add(listener);
+    return () => this.#directoryLoginFollowers.delete(listener);
+  }
+
+  #changed(identity: Identity): void {
+    for (const listener of this.#changeFollowers) listener(identity);
   }
 
   /** On first start: creates `admin`. Returns the generated password (to print once) when none was given. */
@@ -226,7 +212,7 @@ export class IdentityService {
         name: input.name,
       });
     await this.store.db.insertInto('identities').values(row).execute();
-    this.onChanged?.(identityOf(row));
+    this.#changed(identityOf(row));
     return identityOf(row);
   }
 
@@ -282,16 +268,16 @@ export class IdentityService {
       })
       .where('id', '=', current.id)
       .execute();
-    this.#evictIdentity(current.id);
+    this.credentials.forgetIdentity(current.id);
     const updated = await this.get(current.id);
-    this.onChanged?.(updated);
+    this.#changed(updated);
     if (changes.disabled === true)
-      this.sessions.endIdentity(current.id, {
+      this.credentials.live.endIdentity(current.id, {
         code: 'ZEN_UNAUTHENTICATED',
         message: 'this identity is disabled',
       });
     else if (changes.role !== undefined || attributes !== undefined)
-      this.sessions.identityChanged(current.id, updated.role);
+      this.credentials.live.identityChanged(current.id, updated.role);
     return updated;
   }
 
@@ -299,8 +285,8 @@ export class IdentityService {
     const current = await this.get(id);
     if (current.role === 'admin') await this.#assertAnotherAdmin(current.id);
     await this.store.db.deleteFrom('identities').where('id', '=', current.id).execute();
-    this.#evictIdentity(current.id);
-    this.sessions.endIdentity(current.id, {
+    this.credentials.forgetIdentity(current.id);
+    this.credentials.live.endIdentity(current.id, {
       code: 'ZEN_UNAUTHENTICATED',
       message: 'this identity was removed',
     });
@@ -324,21 +310,11 @@ export class IdentityService {
       .set({ password_hash: await hashPassword(password), updated_at: this.clock.now() })
       .where('id', '=', current.id)
       .execute();
-    let revoke = this.store.db
-      .updateTable('tokens')
-      .set({ revoked_at: this.clock.now() })
-      .where('identity_id', '=', current.id)
-      .where('revoked_at', 'is', null);
-    if (options.keepSessionId !== undefined) {
-      const keep = options.keepSessionId;
-      revoke = revoke.where((eb) => eb.or([eb('id', '!=', keep), eb('kind', '!=', 'session')]));
-    }
     // Whoever knew the old password is logged out: every session but the one changing it, every API token.
-    const ended = await revoke.returning('id').execute();
-    this.#evictIdentity(current.id);
-    this.sessions.endTokens(
-      ended.map((row) => row.id),
+    await this.credentials.revokeAllOf(
+      current.id,
       { code: 'ZEN_TOKEN_EXPIRED', message: 'the password was changed; log in again' },
+      { keepSessionId: options.keepSessionId },
     );
   }
 
@@ -419,7 +395,7 @@ export class IdentityService {
       .executeTakeFirst();
     // Local accounts never wait on the directory: they log in when it is down.
     if (!row || row.source === 'ldap') {
-      if (this.directory) return this.#directoryLogin(name, password, row, attempt);
+      if (this.#directory) return this.#directoryLogin(name, password, row, attempt);
       if (row)
         throw new ZenithError(
           'ZEN_DIRECTORY_UNAVAILABLE',
@@ -437,12 +413,7 @@ export class IdentityService {
       throw new ZenithError('ZEN_BAD_CREDENTIALS', 'wrong user name or password');
     }
     attempt.succeed([`user:${name}`]);
-    const issued = await this.#issue(
-      row.id,
-      'session',
-      'login',
-      this.clock.now() + sessionLifetimeMs,
-    );
+    const issued = await this.credentials.startSession(row.id);
     return { ...issued, identity: identityOf(row) };
   }
 
@@ -453,7 +424,7 @@ export class IdentityService {
     attempt: LoginAttempt,
   ): Promise<IssuedToken & { identity: Identity }> {
     // ZEN_DIRECTORY_UNAVAILABLE passes through: it is no failed guess.
-    const user = await this.directory!.authenticate(name, password);
+    const user = await this.#directory!.authenticate(name, password);
     if (!user || row?.disabled === 1 || !namePattern.test(name)) {
       attempt.fail();
       throw new ZenithError('ZEN_BAD_CREDENTIALS', 'wrong user name or password');
@@ -474,173 +445,41 @@ export class IdentityService {
     const current = mapped
       ? await this.update(identity.id, { attributes: user.attributes })
       : identity;
-    await this.onDirectoryLogin?.(identity.id, user.groups);
-    const issued = await this.#issue(
-      identity.id,
-      'session',
-      'login',
-      this.clock.now() + sessionLifetimeMs,
-    );
+    for (const listener of this.#directoryLoginFollowers) await listener(identity.id, user.groups);
+    const issued = await this.credentials.startSession(identity.id);
     return { ...issued, identity: current };
   }
+
+  // The routes reach an identity's tokens here until they move to the session service
+  // (session-service.ts) with the API contract.
 
   async createToken(
     identityId: string,
     name: string,
     expiresAt: number | null = null,
   ): Promise<IssuedToken> {
-    if (!/^[\w .:-]{1,64}$/.test(name))
-      throw new ZenithError(
-        'ZEN_BAD_REQUEST',
-        'a token name is 1–64 letters, digits, spaces and . : _ -',
-        { name },
-      );
-    if (expiresAt !== null && expiresAt <= this.clock.now())
-      throw new ZenithError('ZEN_BAD_REQUEST', 'the expiry must be in the future');
-    return this.#issue(identityId, 'api', name, expiresAt);
-  }
-
-  async #issue(
-    identityId: string,
-    kind: TokenInfo['kind'],
-    name: string,
-    expiresAt: number | null,
-  ): Promise<IssuedToken> {
-    const now = this.clock.now();
-    const secret = randomSecret(32);
-    const row: TokensTable = {
-      id: newId('token', now),
-      identity_id: identityId,
-      kind,
-      name,
-      secret_hash: sha256Hex(secret),
-      created_at: now,
-      expires_at: expiresAt,
-      last_used_at: null,
-      revoked_at: null,
-    };
-    await this.store.db.insertInto('tokens').values(row).execute();
-    return { token: `${row.id}.${secret}`, info: tokenOf(row) };
+    return this.credentials.createToken(identityId, name, expiresAt);
   }
 
   async listTokens(identityId?: string): Promise<TokenInfo[]> {
-    let query = this.store.db.selectFrom('tokens').selectAll();
-    if (identityId) query = query.where('identity_id', '=', identityId);
-    return (await query.orderBy('created_at', 'desc').execute()).map(tokenOf);
+    return this.credentials.listTokens(identityId);
   }
 
   async getToken(id: string): Promise<TokenInfo> {
-    const row = await this.store.db
-      .selectFrom('tokens')
-      .selectAll()
-      .where('id', '=', id)
-      .executeTakeFirst();
-    if (!row) throw new ZenithError('ZEN_NOT_FOUND', `no token ${id}`, { id });
-    return tokenOf(row);
+    return this.credentials.getToken(id);
   }
 
   async revokeToken(id: string): Promise<TokenInfo> {
-    await this.store.db
-      .updateTable('tokens')
-      .set({ revoked_at: this.clock.now() })
-      .where('id', '=', id)
-      .where('revoked_at', 'is', null)
-      .execute();
-    this.#cache.delete(id);
-    this.sessions.endTokens([id], {
-      code: 'ZEN_TOKEN_EXPIRED',
-      message: 'the token was revoked; log in again',
-    });
-    return this.getToken(id);
+    return this.credentials.revokeToken(id);
   }
 
-  /** Why a token no longer holds (revoked, expired, gone, its identity disabled); null while it does. */
   async tokenEnding(tokenId: string): Promise<SessionEnd | null> {
-    const endings = await credentialEndings(this.store.db, this.clock.now(), [tokenId]);
-    return endings.get(tokenId) ?? null;
+    return this.credentials.tokenEnding(tokenId);
   }
 
-  /**
-   * Checks every live session's token against the store and ends those that no longer hold: their
-   * expiry, and revocations this process did not make (another replica's). Answers how many ended.
-   */
-  async sweepSessions(): Promise<number> {
-    const endings = await credentialEndings(
-      this.store.db,
-      this.clock.now(),
-      this.sessions.tokenIds(),
-    );
-    for (const [tokenId, reason] of endings) this.sessions.endTokens([tokenId], reason);
-    return endings.size;
-  }
-
-  /** Resolves `tok_….secret` to the identity it belongs to, or throws a 401 code. */
-  async authenticate(presented: string): Promise<Principal> {
-    const dot = presented.indexOf('.');
-    const tokenId = dot > 0 ? presented.slice(0, dot) : '';
-    const secret = presented.slice(dot + 1);
-    if (!isId(tokenId, 'token') || secret.length < 16)
-      throw new ZenithError('ZEN_UNAUTHENTICATED', 'the token is malformed');
-    const now = this.clock.now();
-    const secretHash = sha256Hex(secret);
-    const cached = this.#cache.get(tokenId);
-    if (
-      cached &&
-      now - cached.cachedAt < cacheMs &&
-      constantTimeEqualHex(cached.secretHash, secretHash)
-    ) {
-      if (cached.expiresAt !== null && cached.expiresAt <= now)
-        throw new ZenithError(
-          'ZEN_TOKEN_EXPIRED',
-          'the session or token has expired; log in again',
-        );
-      return cached.principal;
-    }
-    const row = await this.store.db
-      .selectFrom('tokens')
-      .innerJoin('identities', 'identities.id', 'tokens.identity_id')
-      .select([
-        'tokens.id as tokenId',
-        'tokens.secret_hash',
-        'tokens.expires_at',
-        'tokens.revoked_at',
-        'identities.id',
-        'identities.kind',
-        'identities.name',
-        'identities.role',
-        'identities.disabled',
-      ])
-      .where('tokens.id', '=', tokenId)
-      .executeTakeFirst();
-    if (!row || !constantTimeEqualHex(row.secret_hash, secretHash))
-      throw new ZenithError('ZEN_UNAUTHENTICATED', 'the token is not valid');
-    if (row.revoked_at !== null || (row.expires_at !== null && Number(row.expires_at) <= now))
-      throw new ZenithError(
-        'ZEN_TOKEN_EXPIRED',
-        'the session or token has expired or was revoked; log in again',
-      );
-    if (row.disabled === 1)
-      throw new ZenithError('ZEN_UNAUTHENTICATED', 'this identity is disabled');
-    const principal: Principal = {
-      id: row.id,
-      kind: row.kind as Principal['kind'],
-      name: row.name,
-      role: row.role as RoleName,
-      tokenId,
-    };
-    this.#cache.set(tokenId, {
-      principal,
-      secretHash,
-      expiresAt: row.expires_at === null ? null : Number(row.expires_at),
-      cachedAt: now,
-    });
-    void this.store.db
-      .updateTable('tokens')
-      .set({ last_used_at: now })
-      .where('id', '=', tokenId)
-      .execute()
-      .catch(() => undefined);
-    return principal;
+  /** Streams and consoles open under a token (live-sessions.ts). */
+  get sessions(): LiveSessions {
+    return this.credentials.live;
   }
 
   async #assertAnotherAdmin(exceptId: string): Promise<void> {
@@ -656,10 +495,5 @@ export class IdentityService {
         'ZEN_CONFLICT',
         'this is the last enabled administrator; make another one first',
       );
-  }
-
-  #evictIdentity(identityId: string): void {
-    for (const [tokenId, entry] of this.#cache)
-      if (entry.principal.id === identityId) this.#cache.delete(tokenId);
   }
 }

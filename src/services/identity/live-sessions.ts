@@ -26,8 +26,9 @@ export interface LiveSession {
 
 export class LiveSessions {
   readonly #sessions = new Set<LiveSession>();
-  /** Where a session's own failure to end or re-evaluate goes (it never stops the others). */
-  onError: (error: unknown) => void = () => undefined;
+
+  /** `onError`: where a session's own failure to end or re-evaluate goes (it never stops the others). */
+  constructor(private readonly onError: (error: unknown) => void = () => undefined) {}
 
   /** Registers a session; the answer unregisters it (idempotent). */
   open(session: LiveSession): () => void {

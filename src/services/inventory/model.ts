@@ -33,11 +33,19 @@ export interface LocationInterval {
   to: number | null;
 }
 
+/**
+ * A fact of a set by its key, if the set has it: its own keys only (`constructor`, `toString` and
+ * `__proto__` of every object are no facts).
+ */
+export function ownFact(facts: Facts, key: string): FactValue | undefined {
+  return Object.hasOwn(facts, key) ? facts[key] : undefined;
+}
+
 /** Reads a fact by its full key: user.* from user facts, then computed, then discovered, then built-ins. */
 export function factOf(object: ManagedObject, key: string): FactValue | undefined {
-  if (key.startsWith('user.')) return object.userFacts[key];
-  if (key in object.computed) return object.computed[key];
-  if (key in object.facts) return object.facts[key];
+  if (key.startsWith('user.')) return ownFact(object.userFacts, key);
+  if (Object.hasOwn(object.computed, key)) return object.computed[key];
+  if (Object.hasOwn(object.facts, key)) return object.facts[key];
   switch (key) {
     case 'name':
       return object.name;

@@ -41,8 +41,6 @@ interface Reservation {
 const reservationLifetimeMs = 15 * 60_000;
 
 export class PlacementService {
-  /** Zenith's own host modes; set by the maintenance service. */
-  modes: () => ReadonlyMap<string, HostMode> = () => new Map();
   readonly #reservations = new Map<number, Reservation>();
   /** Where the next sampled placement starts, across models: creations spread over the fleet. */
   #scanStart = 0;
@@ -54,6 +52,8 @@ export class PlacementService {
       policies: PolicyService;
       connections: ConnectionService;
       clock: Clock;
+      /** Zenith's own host modes (maintenance: host-modes.ts). */
+      modes: () => ReadonlyMap<string, HostMode>;
     },
   ) {}
 
@@ -97,7 +97,7 @@ export class PlacementService {
       index: this.deps.inventory.index,
       policies: options.policies ?? this.deps.policies.index,
       connections: this.connectionFacts,
-      modes: options.modes ?? this.modes(),
+      modes: options.modes ?? this.deps.modes(),
       requester: options.requester,
     });
     this.#applyReservations(model);

@@ -7,10 +7,11 @@
  * runs the moves; once the host is empty it is in `maintenance`. VMs that
  * arrived meanwhile, or whose move failed, get one more planned round.
  */
+import { Type, type Static } from 'typebox';
 import { ZenithError } from '../../core/errors.js';
 import type { Actor } from '../audit/audit-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
-import type { Task, TaskRunContext, TaskService } from '../tasks/task-service.js';
+import type { Task, TaskKind, TaskRunContext, TaskService } from '../tasks/task-service.js';
 import type { HostModeService } from '../placement/host-modes.js';
 import { scheduleMoves, type Move } from './migration-planner.js';
 import { placeVm } from '../placement/placement-engine.js';
@@ -27,15 +28,20 @@ import {
 import type { PlanStore, PlanView } from './plan-store.js';
 import type { HostSlot } from '../placement/slots.js';
 
-interface EvacuateParams {
-  planId: string;
-  hostId: string;
-  hostName: string;
-  owner: Actor;
-  predictedCompletionMs: number;
-}
+const EvacuateParams = Type.Object({
+  planId: Type.String(),
+  hostId: Type.String(),
+  hostName: Type.String(),
+  /** Who evacuates it: its migrate tasks are theirs. */
+  owner: Type.Object({ id: Type.String(), kind: Type.String(), name: Type.String() }),
+  predictedCompletionMs: Type.Number(),
+  moves: Type.Optional(Type.Number()),
+});
+type EvacuateParams = Static<typeof EvacuateParams>;
 
 export class EvacuationService {
+  readonly #evacuate: TaskKind<EvacuateParams>;
+
   constructor(
     private readonly deps: ExecutionDeps & {
       plans: PlanStore;
@@ -45,8 +51,9 @@ export class EvacuationService {
       tasks: TaskService;
     },
   ) {
-    deps.tasks.register({
+    this.#evacuate = deps.tasks.register({
       name: 'host.evacuate',
+      params: EvacuateParams,
       run: (context) => failPlanOnError(deps.plans, context, () => this.#run(context)),
       // Moves already made are recognised as done; running it again finishes the rest.
       recover: async () => 'retry',
@@ -78,7 +85,7 @@ export class EvacuationService {
     });
     await modes.set(host.id, 'entering-maintenance', actor, plan.id);
     const task = await tasks.submit({
-      kind: 'host.evacuate',
+      kind: this.#evacuate,
       targetId: host.id,
       params: {
         planId: plan.id,
@@ -109,9 +116,9 @@ export class EvacuationService {
     return { hostId: host.id, mode: 'normal' };
   }
 
-  async #run(context: TaskRunContext): Promise<unknown> {
+  async #run(context: TaskRunContext<EvacuateParams>): Promise<unknown> {
     const { plans, placement, inventory, modes } = this.deps;
-    const params = context.task.params as unknown as EvacuateParams;
+    const params = context.task.params;
     const plan = await plans.get(params.planId);
     let model = placement.model();
     let result = await executeSchedule(

@@ -6,13 +6,14 @@
  * outcome — predicted against actual — in the plan. A plan whose VMs have
  * moved since is refused with ZEN_PLAN_STALE.
  */
+import { Type, type Static } from 'typebox';
 import type { Clock } from '../../core/clock.js';
 import { ZenithError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { Store } from '../../store/store.js';
 import type { Actor } from '../audit/audit-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
-import type { Task, TaskRunContext, TaskService } from '../tasks/task-service.js';
+import type { Task, TaskKind, TaskRunContext, TaskService } from '../tasks/task-service.js';
 import type { VmActionService } from '../vms/vm-actions.js';
 import { scheduleMoves, type Move } from './migration-planner.js';
 import type { PlacementModel } from '../placement/placement-model.js';
@@ -41,14 +42,18 @@ export interface RebalanceRequest {
   apply: 'recommend' | 'automatic';
 }
 
-interface ApplyParams {
-  planId: string;
-  owner: Actor;
-  predictedCompletionMs: number;
-}
+const ApplyParams = Type.Object({
+  planId: Type.String(),
+  /** Who applies it: its migrate tasks are theirs. */
+  owner: Type.Object({ id: Type.String(), kind: Type.String(), name: Type.String() }),
+  predictedCompletionMs: Type.Number(),
+  moves: Type.Optional(Type.Number()),
+});
+type ApplyParams = Static<typeof ApplyParams>;
 
 export class PlanService {
   readonly plans: PlanStore;
+  readonly #apply: TaskKind<ApplyParams>;
 
   constructor(
     private readonly deps: {
@@ -62,8 +67,9 @@ export class PlanService {
     },
   ) {
     this.plans = new PlanStore(deps.store, deps.clock);
-    deps.tasks.register({
+    this.#apply = deps.tasks.register({
       name: 'plan.apply',
+      params: ApplyParams,
       run: (context) => failPlanOnError(this.plans, context, () => this.#runApply(context)),
       // Moves already made are recognised as done; running it again finishes the rest.
       recover: async () => 'retry',
@@ -161,7 +167,7 @@ export class PlanService {
     let task: Task;
     try {
       task = await this.deps.tasks.submit({
-        kind: 'plan.apply',
+        kind: this.#apply,
         targetId: plan.id,
         params: {
           planId: plan.id,
@@ -208,8 +214,8 @@ export class PlanService {
     );
   }
 
-  async #runApply(context: TaskRunContext): Promise<unknown> {
-    const params = context.task.params as unknown as ApplyParams;
+  async #runApply(context: TaskRunContext<ApplyParams>): Promise<unknown> {
+    const params = context.task.params;
     const plan = await this.plans.get(params.planId);
     const model = this.deps.placement.model();
     const schedule = reschedule(model, plan);

@@ -1,89 +1,50 @@
 /**
- * Tasks: durable rows for every long action (queued → running →
- * succeeded | failed | cancelled). At most one task runs per target at a
+ * Tasks: durable rows for every long action, moved through the states of
+ * task-transitions.ts (queued → running → succeeded | failed | cancelled), each
+ * move decided atomically by the store. At most one task runs per target at a
  * time; progress goes to the event stream; every outcome is audited. After a
  * restart, recover() finishes what the previous process left: queued tasks
  * run, running ones are checked against the hypervisor and either completed,
  * re-run or failed with ZEN_TASK_INTERRUPTED.
  */
+import type { Static, TSchema } from 'typebox';
 import type { Clock } from '../../core/clock.js';
 import { isZenithError, ZenithError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
 import type { Logger } from '../../core/logger.js';
-import type { ActionProgress } from '../../hypervisors/driver.js';
 import type { TasksTable } from '../../store/schema.js';
 import type { Store, Tx } from '../../store/store.js';
 import type { Actor, AuditService } from '../audit/audit-service.js';
 import type { EventBus } from '../events/event-bus.js';
+import { finalStates, taskOf, type StoredParams, type Task, type TaskState } from './task.js';
+import {
+  typedTask,
+  type RecoveryVerdict,
+  type TaskKind,
+  type TaskKindDefinition,
+  type TaskRunContext,
+} from './task-kind.js';
+import { progressWriter } from './task-progress.js';
+import { taskTransitions, transitionTask, type TaskTransition } from './task-transitions.js';
 
-export type TaskState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
-export const finalStates: readonly TaskState[] = ['succeeded', 'failed', 'cancelled'];
+// The task's shapes live beside it; callers keep importing them from the service.
+export { finalStates, type Task, type TaskState } from './task.js';
+export type { RecoveryVerdict, TaskKind, TaskRunContext } from './task-kind.js';
 
-export interface Task {
-  id: string;
-  kind: string;
-  targetId: string | null;
-  ownerId: string;
-  state: TaskState;
-  progress: number;
-  progressMessage: string | null;
-  /** The figures behind the progress (for a migration: bytes sent and remaining, dirty-page rate, pass). */
-  progressDetails: Record<string, number | string> | null;
-  params: Record<string, unknown>;
-  result: unknown;
-  error: { code: string; message: string } | null;
-  attempt: number;
-  createdAt: number;
-  startedAt: number | null;
-  endedAt: number | null;
-}
-
-export interface TaskRunContext {
-  task: Task;
-  signal: AbortSignal;
-  progress: (update: ActionProgress) => void;
-}
-
-export interface TaskKind {
-  name: string;
-  run(context: TaskRunContext): Promise<unknown>;
-  /**
-   * After a crash: given the task that was running, says whether its effect
-   * is already there ('done'), whether it is safe to run again ('retry'), or
-   * neither ('interrupted').
-   */
-  recover(task: Task): Promise<'done' | 'retry' | 'interrupted'>;
+/** A registered kind, its parameters read as its own before it sees a task. */
+interface KindRunner {
+  run(context: TaskRunContext<StoredParams>): Promise<unknown>;
+  recover(task: Task): Promise<RecoveryVerdict>;
 }
 
 const maxAttempts = 2;
-const progressWriteIntervalMs = 250;
-
-function taskOf(row: TasksTable): Task {
-  return {
-    id: row.id,
-    kind: row.kind,
-    targetId: row.target_id,
-    ownerId: row.owner_id,
-    state: row.state as TaskState,
-    progress: row.progress,
-    progressMessage: row.progress_message,
-    progressDetails:
-      row.progress_details === null
-        ? null
-        : (JSON.parse(row.progress_details) as Record<string, number | string>),
-    params: JSON.parse(row.params) as Record<string, unknown>,
-    result: row.result === null ? null : (JSON.parse(row.result) as unknown),
-    error: row.error_code ? { code: row.error_code, message: row.error_message ?? '' } : null,
-    attempt: row.attempt,
-    createdAt: Number(row.created_at),
-    startedAt: row.started_at === null ? null : Number(row.started_at),
-    endedAt: row.ended_at === null ? null : Number(row.ended_at),
-  };
-}
 
 export class TaskService {
-  readonly #kinds = new Map<string, TaskKind>();
+  readonly #kinds = new Map<string, KindRunner>();
+  /** Tasks this process runs now, by id: a cancel aborts them here. */
   readonly #running = new Map<string, AbortController>();
+  /** Tasks this process has scheduled or runs: live, never a previous process's leftovers. */
+  readonly #live = new Set<string>();
   /** Per target: the chain that serializes its tasks. */
   readonly #lanes = new Map<string, Promise<void>>();
   readonly #owners = new Map<string, Actor>();
@@ -100,28 +61,34 @@ export class TaskService {
     },
   ) {}
 
-  register(kind: TaskKind): void {
-    this.#kinds.set(kind.name, kind);
+  /** Makes a kind runnable; answers it, to submit tasks of it with its parameters typed. */
+  register<S extends TSchema>(kind: TaskKindDefinition<S>): TaskKind<Static<S>> {
+    this.#kinds.set(kind.name, {
+      run: (context) => kind.run({ ...context, task: typedTask(kind, context.task) }),
+      recover: (task) => kind.recover(typedTask(kind, task)),
+    });
+    return kind;
   }
 
   /** Records a task and schedules it; resolves at once with the queued task. */
-  async submit(input: {
-    kind: string;
+  async submit<P>(input: {
+    kind: TaskKind<P>;
     targetId: string | null;
-    params: Record<string, unknown>;
+    params: P;
     owner: Actor;
     requestId?: string;
     /** Runs first in the transaction that records the task (quota reservations); throwing records nothing. */
     prepare?: (tx: Tx, taskId: string) => Promise<void>;
-  }): Promise<Task> {
-    if (!this.#kinds.has(input.kind))
-      throw new ZenithError('ZEN_UNSUPPORTED', `no task kind '${input.kind}'`);
+  }): Promise<Task<P>> {
+    const { kind } = input;
+    if (!this.#kinds.has(kind.name))
+      throw new ZenithError('ZEN_UNSUPPORTED', `no task kind '${kind.name}'`);
     if (!this.#accepting)
       throw new ZenithError('ZEN_STORE_UNAVAILABLE', 'the server is shutting down');
     const now = this.deps.clock.now();
     const row: TasksTable = {
       id: newId('task', now),
-      kind: input.kind,
+      kind: kind.name,
       target_id: input.targetId,
       owner_id: input.owner.id,
       state: 'queued',
@@ -137,6 +104,9 @@ export class TaskService {
       started_at: null,
       ended_at: null,
     };
+    // As it will come back from the store: a kind whose schema refuses its own parameters fails here.
+    const stored = taskOf(row);
+    const task = typedTask(kind, stored);
     const events = await this.deps.store.transaction(async (tx) => {
       await input.prepare?.(tx, row.id);
       await tx.insertInto('tasks').values(row).execute();
@@ -144,9 +114,9 @@ export class TaskService {
         [
           {
             actor: input.owner,
-            action: input.kind,
+            action: kind.name,
             targetId: input.targetId,
-            params: input.params,
+            params: stored.params,
             result: 'accepted',
             requestId: input.requestId ?? null,
           },
@@ -163,8 +133,7 @@ export class TaskService {
     });
     this.deps.events.deliver(events);
     this.#owners.set(row.id, input.owner);
-    const task = taskOf(row);
-    this.#schedule(task);
+    this.#schedule(stored);
     return task;
   }
 
@@ -221,36 +190,55 @@ export class TaskService {
   }
 
   /** Tasks of a kind that had not ended (queued or running), as the store has them. */
-  async unfinished(kind: string): Promise<Task[]> {
+  async unfinished<P>(kind: TaskKind<P>): Promise<Task<P>[]> {
     const rows = await this.deps.store.db
       .selectFrom('tasks')
       .selectAll()
-      .where('kind', '=', kind)
+      .where('kind', '=', kind.name)
       .where('state', 'in', ['queued', 'running'])
       .execute();
-    return rows.map(taskOf);
+    const tasks: Task<P>[] = [];
+    for (const row of rows) {
+      try {
+        tasks.push(typedTask(kind, taskOf(row)));
+      } catch (error) {
+        // Its run and its recovery refuse it the same way: it ends failed, never run.
+        this.deps.logger.warn({ err: error, task: row.id }, 'an unfinished task cannot be read');
+      }
+    }
+    return tasks;
   }
 
+  /**
+   * Cancels a queued task (it never runs) or stops a running one (its runner ends it cancelled).
+   * Racing the runner's start, a finish or recovery, the store decides who came first; a task that
+   * ended first is ZEN_INVALID_STATE.
+   */
   async cancel(id: string, by: Actor): Promise<Task> {
-    const task = await this.get(id);
-    if (finalStates.includes(task.state))
-      throw new ZenithError('ZEN_INVALID_STATE', `the task already ${task.state}`, {
-        state: task.state,
-      });
-    const controller = this.#running.get(id);
-    if (controller)
-      controller.abort(new ZenithError('ZEN_TASK_CANCELLED', `cancelled by ${by.name}`));
-    else
-      await this.#finish(
-        task,
-        'cancelled',
-        null,
-        new ZenithError('ZEN_TASK_CANCELLED', `cancelled by ${by.name}`),
-      );
-    return this.get(id);
+    const reason = () => new ZenithError('ZEN_TASK_CANCELLED', `cancelled by ${by.name}`);
+    // Each turn that does not apply saw the task move on; it ends after a few.
+    for (;;) {
+      const task = await this.get(id);
+      if (finalStates.includes(task.state))
+        throw new ZenithError('ZEN_INVALID_STATE', `the task already ${task.state}`, {
+          state: task.state,
+        });
+      // Registered before its start is written: a runner of this process is found even then.
+      const controller = this.#running.get(id);
+      if (controller) {
+        controller.abort(reason());
+        return this.get(id);
+      }
+      // Running with no runner here: left by a process that stopped, before recovery took it up.
+      const transition = task.state === 'queued' ? 'cancelQueued' : 'cancelRunning';
+      if (await this.#end(task, transition, null, reason())) return this.get(id);
+    }
   }
 
-  /** Finishes what a previous process left behind. Call once connections have synced. */
+  /**
+   * Finishes what a previous process left behind. Call once connections have synced. Tasks this
+   * process has scheduled or runs are live, not leftovers: recovery leaves them alone.
+   */
   async recover(): Promise<{
     resumed: number;
     completed: number;
@@ -265,6 +253,7 @@ export class TaskService {
       .execute();
     const outcome = { resumed: 0, completed: 0, retried: 0, interrupted: 0 };
     for (const row of rows) {
+      if (this.#live.has(row.id)) continue;
       const task = taskOf(row);
       const kind = this.#kinds.get(task.kind);
       if (task.state === 'queued' && kind) {
@@ -272,7 +261,7 @@ export class TaskService {
         this.#schedule(task);
         continue;
       }
-      let verdict: 'done' | 'retry' | 'interrupted' = 'interrupted';
+      let verdict: RecoveryVerdict = 'interrupted';
       try {
         if (kind) verdict = await kind.recover(task);
       } catch (error) {
@@ -281,34 +270,25 @@ export class TaskService {
           'task recovery check failed',
         );
       }
+      if (this.#live.has(task.id)) continue;
       if (verdict === 'retry' && task.attempt < maxAttempts) {
+        const requeued = await transitionTask(this.deps.store.db, task.id, 'retry', {
+          attempt: task.attempt + 1,
+          progress: 0,
+          progress_message: 'retrying after a restart',
+          progress_details: null,
+        });
+        if (!requeued) continue; // cancelled meanwhile
         outcome.retried++;
-        await this.deps.store.db
-          .updateTable('tasks')
-          .set({
-            state: 'queued',
-            attempt: task.attempt + 1,
-            progress: 0,
-            progress_message: 'retrying after a restart',
-            progress_details: null,
-          })
-          .where('id', '=', task.id)
-          .execute();
-        this.#schedule({ ...task, state: 'queued', attempt: task.attempt + 1 });
+        this.#schedule(taskOf(requeued));
       } else if (verdict === 'done') {
-        outcome.completed++;
-        await this.#finish(task, 'succeeded', { recovered: true }, null);
+        if (await this.#end(task, 'recovered', { recovered: true }, null)) outcome.completed++;
       } else {
-        outcome.interrupted++;
-        await this.#finish(
-          task,
-          'failed',
-          null,
-          new ZenithError(
-            'ZEN_TASK_INTERRUPTED',
-            'the control plane stopped while this task ran, and it could not be completed safely',
-          ),
+        const interrupted = new ZenithError(
+          'ZEN_TASK_INTERRUPTED',
+          'the control plane stopped while this task ran, and it could not be completed safely',
         );
+        if (await this.#end(task, 'interrupt', null, interrupted)) outcome.interrupted++;
       }
     }
     return outcome;
@@ -327,6 +307,8 @@ export class TaskService {
   }
 
   #schedule(task: Task): void {
+    if (this.#live.has(task.id)) return;
+    this.#live.add(task.id);
     const lane = task.targetId ?? task.id;
     const previous = this.#lanes.get(lane) ?? Promise.resolve();
     const next: Promise<void> = previous
@@ -335,112 +317,96 @@ export class TaskService {
         this.deps.logger.error({ err: error, task: task.id }, 'task runner failed'),
       )
       .then(() => {
+        this.#live.delete(task.id);
         if (this.#lanes.get(lane) === next) this.#lanes.delete(lane);
       });
     this.#lanes.set(lane, next);
   }
 
   async #execute(queued: Task): Promise<void> {
-    const current = await this.get(queued.id);
-    if (current.state !== 'queued') return; // cancelled while it waited
-    const kind = this.#kinds.get(current.kind)!;
+    const kind = this.#kinds.get(queued.kind)!;
     const controller = new AbortController();
-    this.#running.set(current.id, controller);
-    const startedAt = this.deps.clock.now();
-    await this.deps.store.db
-      .updateTable('tasks')
-      .set({ state: 'running', started_at: startedAt })
-      .where('id', '=', current.id)
-      .execute();
-    await this.deps.events.publish([
-      {
-        type: 'task.running',
-        objectId: current.id,
-        data: { kind: current.kind, targetId: current.targetId },
-      },
-    ]);
-    let lastWrite = 0;
-    const progress = (update: ActionProgress) => {
-      const now = this.deps.clock.now();
-      if (now - lastWrite < progressWriteIntervalMs && update.percent < 100) return;
-      lastWrite = now;
-      const percent = Math.max(0, Math.min(100, Math.round(update.percent)));
-      void this.deps.store.db
-        .updateTable('tasks')
-        .set({
-          progress: percent,
-          progress_message: update.message ?? null,
-          progress_details: update.details ? JSON.stringify(update.details) : null,
-        })
-        .where('id', '=', current.id)
-        .where('state', '=', 'running')
-        .execute()
-        .then(() =>
-          this.deps.events.publish([
-            {
-              type: 'task.progress',
-              objectId: current.id,
-              data: { percent, message: update.message ?? null, ...(update.details ?? {}) },
-            },
-          ]),
-        )
-        .catch((error: unknown) => this.deps.logger.warn({ err: error }, 'progress write failed'));
-    };
+    // Before the start is written, so that a cancel landing meanwhile finds this runner.
+    this.#running.set(queued.id, controller);
     try {
-      const result = await kind.run({
-        task: { ...current, state: 'running', startedAt },
-        signal: controller.signal,
-        progress,
-      });
-      await this.#finish(current, 'succeeded', result ?? null, null);
-    } catch (error) {
-      const coded =
-        controller.signal.aborted && isZenithError(controller.signal.reason)
-          ? controller.signal.reason
-          : error;
-      const zenithError = isZenithError(coded)
-        ? coded
-        : new ZenithError(
-            'ZEN_DRIVER_ERROR',
-            coded instanceof Error ? coded.message : String(coded),
+      const current = await this.#start(queued.id);
+      if (!current) return; // cancelled (or ended) while it waited: it never runs
+      if (controller.signal.aborted) {
+        await this.#end(current, 'cancelRunning', null, codedError(controller.signal.reason));
+        return;
+      }
+      try {
+        const result = await kind.run({
+          task: current,
+          signal: controller.signal,
+          progress: progressWriter(this.deps, current.id),
+        });
+        await this.#end(current, 'succeed', result ?? null, null);
+      } catch (error) {
+        const cause =
+          controller.signal.aborted && isZenithError(controller.signal.reason)
+            ? controller.signal.reason
+            : error;
+        if (!isZenithError(cause))
+          this.deps.logger.error(
+            { err: cause, task: current.id },
+            'task failed with an uncoded error',
           );
-      if (!isZenithError(coded))
-        this.deps.logger.error(
-          { err: coded, task: current.id },
-          'task failed with an uncoded error',
+        const coded = codedError(cause);
+        await this.#end(
+          current,
+          coded.code === 'ZEN_TASK_CANCELLED' ? 'cancelRunning' : 'fail',
+          null,
+          coded,
         );
-      await this.#finish(
-        current,
-        zenithError.code === 'ZEN_TASK_CANCELLED' ? 'cancelled' : 'failed',
-        null,
-        zenithError,
-      );
+      }
     } finally {
-      this.#running.delete(current.id);
+      this.#running.delete(queued.id);
     }
   }
 
-  async #finish(
+  /** queued → running with its event; the task as it starts, or undefined when it may not. */
+  async #start(id: string): Promise<Task | undefined> {
+    const startedAt = this.deps.clock.now();
+    const started = await this.deps.store.transaction(async (tx) => {
+      const row = await transitionTask(tx, id, 'start', { started_at: startedAt });
+      if (!row) return undefined;
+      const events = await this.deps.events.persist(tx, [
+        {
+          type: 'task.running',
+          objectId: id,
+          data: { kind: row.kind, targetId: row.target_id },
+        },
+      ]);
+      return { task: taskOf(row), events };
+    });
+    if (!started) return undefined;
+    this.deps.events.deliver(started.events);
+    return started.task;
+  }
+
+  /**
+   * Ends the task by a transition, with its audit record and event, all in one transaction. False
+   * when the transition did not apply (the task had moved on: another end won), and nothing is written.
+   */
+  async #end(
     task: Task,
-    state: TaskState,
+    transition: TaskTransition,
     result: unknown,
     error: ZenithError | null,
-  ): Promise<void> {
+  ): Promise<boolean> {
+    const state = taskTransitions[transition].to;
     const owner = this.#owners.get(task.id) ?? (await this.deps.resolveActor(task.ownerId));
     const endedAt = this.deps.clock.now();
     const events = await this.deps.store.transaction(async (tx) => {
-      await tx
-        .updateTable('tasks')
-        .set({
-          state,
-          progress: state === 'succeeded' ? 100 : task.progress,
-          result: result === null ? null : JSON.stringify(result),
-          error_code: error?.code ?? null,
-          error_message: error?.message ?? null,
-          ended_at: endedAt,
-        })
-        .where('id', '=', task.id)
-        .execute();
+      const ended = await transitionTask(tx, task.id, transition, {
+        progress: state === 'succeeded' ? 100 : task.progress,
+        result: result === null ? null : JSON.stringify(result),
+        error_code: error?.code ?? null,
+        error_message: error?.message ?? null,
+        ended_at: endedAt,
+      });
+      if (!ended) return undefined;
       await this.deps.audit.append(
         [
           {
@@ -466,7 +432,18 @@ export class TaskService {
         },
       ]);
     });
+    if (!events) return false;
     this.#owners.delete(task.id);
     this.deps.events.deliver(events);
+    return true;
   }
+}
+
+/** What a task's failure is recorded as: its coded error, or ZEN_DRIVER_ERROR with the message. */
+function codedError(cause: unknown): ZenithError {
+  if (isZenithError(cause)) return cause;
+  return new ZenithError(
+    'ZEN_DRIVER_ERROR',
+    cause instanceof Error ? cause.message : String(cause),
+  );
 }

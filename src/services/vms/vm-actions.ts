@@ -4,6 +4,7 @@
  * VM is in a state that allows it) so that an impossible action is a 4xx at
  * once, not a failed task later.
  */
+import { Type, type Static } from 'typebox';
 import { ZenithError } from '../../core/errors.js';
 import type {
   ActionProgress,
@@ -16,9 +17,9 @@ import type {
 import type { Actor } from '../audit/audit-service.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
-import type { ManagedObject } from '../inventory/model.js';
+import type { FactValue, ManagedObject } from '../inventory/model.js';
 import { migrateAcrossHosts, migrationEnds } from './cross-host-migration.js';
-import type { Task, TaskRunContext, TaskService } from '../tasks/task-service.js';
+import type { Task, TaskKind, TaskRunContext, TaskService } from '../tasks/task-service.js';
 
 export const vmActionNames = [
   'start',
@@ -33,6 +34,36 @@ export const vmActionNames = [
 ] as const;
 export type VmActionName = (typeof vmActionNames)[number];
 
+/** What a request for an action may say: a migration's target and limits; nothing for the others. */
+export interface VmActionRequest {
+  /** By id or name. */
+  targetHostId?: string;
+  /** By id or name. */
+  targetDatastoreId?: string;
+  withStorage?: boolean;
+  maxBandwidthBytesPerSecond?: number;
+  maxDowntimeMs?: number;
+  multifdChannels?: number;
+  autoConverge?: boolean;
+}
+
+/** The stored parameters of an action: the request with its targets resolved, and names to show. */
+const ActionParams = Type.Object({
+  vmName: Type.Optional(Type.String()),
+  targetHostId: Type.Optional(Type.String()),
+  targetHostName: Type.Optional(Type.String()),
+  sourceHostId: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  targetDatastoreId: Type.Optional(Type.String()),
+  targetDatastoreExternalId: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  targetDatastoreName: Type.Optional(Type.String()),
+  withStorage: Type.Optional(Type.Boolean()),
+  maxBandwidthBytesPerSecond: Type.Optional(Type.Number()),
+  maxDowntimeMs: Type.Optional(Type.Number()),
+  multifdChannels: Type.Optional(Type.Number()),
+  autoConverge: Type.Optional(Type.Boolean()),
+});
+type ActionParams = Static<typeof ActionParams>;
+
 interface ActionSpec {
   capability: Capability;
   /** Power states the action starts from. */
@@ -43,7 +74,7 @@ interface ActionSpec {
     driver: HypervisorDriver,
     vm: ManagedObject,
     context: ActionContext,
-    params: Record<string, unknown>,
+    params: ActionParams,
     targetExternalId: string | null,
   ): Promise<DiscoveredVm | null>;
 }
@@ -121,17 +152,21 @@ const specs: Record<VmActionName, ActionSpec> = {
 };
 
 export class VmActionService {
+  readonly #kinds = new Map<VmActionName, TaskKind<ActionParams>>();
+
   constructor(
     private readonly inventory: InventoryService,
     private readonly connections: ConnectionService,
     private readonly tasks: TaskService,
   ) {
     for (const name of vmActionNames) {
-      tasks.register({
+      const kind = tasks.register({
         name: `vm.${name}`,
+        params: ActionParams,
         run: (context) => this.#run(name, context),
         recover: (task) => this.#recover(name, task),
       });
+      this.#kinds.set(name, kind);
     }
   }
 
@@ -140,7 +175,7 @@ export class VmActionService {
    * may have landed, so its destination may report the VM for a while (its recovery settles the task).
    */
   async allowInterruptedMoves(until: number): Promise<void> {
-    for (const task of await this.tasks.unfinished('vm.migrate')) {
+    for (const task of await this.tasks.unfinished(this.#kinds.get('migrate')!)) {
       const target = this.inventory.index.get(String(task.params.targetHostId));
       if (task.targetId && target?.connectionId)
         this.inventory.handovers.allowUntil(task.targetId, target.connectionId, until);
@@ -151,7 +186,7 @@ export class VmActionService {
   async request(
     action: VmActionName,
     vmId: string,
-    params: Record<string, unknown>,
+    params: VmActionRequest,
     owner: Actor,
     requestId?: string,
   ): Promise<Task> {
@@ -178,7 +213,7 @@ export class VmActionService {
         { powerState: power, action },
       );
     }
-    const taskParams: Record<string, unknown> = { ...params, vmName: vm.name };
+    const taskParams: ActionParams = { ...params, vmName: vm.name };
     if (action === 'migrate') {
       const datastore =
         typeof params.targetDatastoreId === 'string'
@@ -224,10 +259,10 @@ export class VmActionService {
         );
       taskParams.targetHostId = target.id;
       taskParams.targetHostName = target.name;
-      taskParams.sourceHostId = vm.computed['location.hostId'] ?? null;
+      taskParams.sourceHostId = stringOrNull(vm.computed['location.hostId']);
     }
     return this.tasks.submit({
-      kind: `vm.${action}`,
+      kind: this.#kinds.get(action)!,
       targetId: vm.id,
       params: taskParams,
       owner,
@@ -235,7 +270,7 @@ export class VmActionService {
     });
   }
 
-  async #run(action: VmActionName, context: TaskRunContext): Promise<unknown> {
+  async #run(action: VmActionName, context: TaskRunContext<ActionParams>): Promise<unknown> {
     const spec = specs[action];
     const vm = this.inventory.get(context.task.targetId!);
     const driver = this.connections.driver(vm.connectionId!);
@@ -302,7 +337,10 @@ export class VmActionService {
     };
   }
 
-  async #recover(action: VmActionName, task: Task): Promise<'done' | 'retry' | 'interrupted'> {
+  async #recover(
+    action: VmActionName,
+    task: Task<ActionParams>,
+  ): Promise<'done' | 'retry' | 'interrupted'> {
     const spec = specs[action];
     const vm = this.inventory.index.get(task.targetId ?? '');
     if (spec.reaches === 'gone') return !vm || vm.status === 'missing' ? 'done' : 'retry';
@@ -312,4 +350,8 @@ export class VmActionService {
     if (spec.reaches === null) return 'interrupted';
     return vm.facts['power.state'] === spec.reaches ? 'done' : 'retry';
   }
+}
+
+function stringOrNull(value: FactValue | undefined): string | null {
+  return typeof value === 'string' ? value : null;
 }

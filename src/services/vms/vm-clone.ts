@@ -4,15 +4,16 @@
  * exists and is stopped, its connection can clone, and the new name is valid
  * and free on that connection.
  */
+import { Type, type Static } from 'typebox';
 import { ZenithError } from '../../core/errors.js';
 import type { HypervisorDriver } from '../../hypervisors/driver.js';
 import type { Actor } from '../audit/audit-service.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
-import type { ManagedObject } from '../inventory/model.js';
-import type { QuotaGate } from '../quotas/quota-gate.js';
+import type { FactValue, ManagedObject } from '../inventory/model.js';
+import { quotaHoldParams, type QuotaGate } from '../quotas/quota-gate.js';
 import { amountsOfVm } from '../quotas/quota-service.js';
-import type { Task, TaskService } from '../tasks/task-service.js';
+import type { Task, TaskKind, TaskService } from '../tasks/task-service.js';
 
 export interface VmCloneRequest {
   name: string;
@@ -24,20 +25,31 @@ export interface VmCloneRequest {
 
 type CloneDriver = HypervisorDriver & Required<Pick<HypervisorDriver, 'cloneVm'>>;
 
+const CloneParams = Type.Object({
+  name: Type.String(),
+  linked: Type.Optional(Type.Boolean()),
+  vmName: Type.Optional(Type.String()),
+  hostId: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  ...quotaHoldParams,
+});
+
 const vmName = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
 
 export class VmCloneService {
+  readonly #clone: TaskKind<Static<typeof CloneParams>>;
+
   constructor(
     private readonly inventory: InventoryService,
     private readonly connections: ConnectionService,
     private readonly tasks: TaskService,
     private readonly quotas: QuotaGate,
   ) {
-    tasks.register({
+    this.#clone = tasks.register({
       name: 'vm.clone',
+      params: CloneParams,
       run: async (context) =>
         this.quotas.holdWhile(context.task, async () => {
-          const { name, linked } = context.task.params as { name: string; linked?: boolean };
+          const { name, linked } = context.task.params;
           const { vm, driver } = this.#source(context.task.targetId!);
           const clone = await driver.cloneVm(
             vm.externalId!,
@@ -62,7 +74,7 @@ export class VmCloneService {
       recover: async (task) => {
         const source = this.inventory.index.get(task.targetId ?? '');
         if (!source) return 'interrupted';
-        const clone = this.#existing(source, String(task.params.name));
+        const clone = this.#existing(source, task.params.name);
         if (!clone) return 'retry';
         await this.quotas.settleRecovered(task, clone.id);
         return 'done';
@@ -98,13 +110,13 @@ export class VmCloneService {
       );
     const group = await this.quotas.owningGroup(owner, request.group);
     return this.tasks.submit({
-      kind: 'vm.clone',
+      kind: this.#clone,
       targetId: vm.id,
       params: {
         name: request.name,
         linked: request.linked === true,
         vmName: vm.name,
-        hostId: vm.computed['location.hostId'] ?? null,
+        hostId: stringOrNull(vm.computed['location.hostId']),
         ...(group ? { group, ownerName: owner.name } : {}),
       },
       owner,
@@ -140,4 +152,8 @@ export class VmCloneService {
       })
       .items.find((vm) => vm.connectionId === source.connectionId && vm.status === 'present');
   }
+}
+
+function stringOrNull(value: FactValue | undefined): string | null {
+  return typeof value === 'string' ? value : null;
 }

@@ -6,14 +6,15 @@
  * already used on that connection. Tags and user facts given with the
  * request are set on the new VM, so policies see it as they saw the request.
  */
+import { Type, type Static } from 'typebox';
 import { ZenithError } from '../../core/errors.js';
 import type { Actor } from '../audit/audit-service.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import { tagPattern, userFactKey, type Facts, type ManagedObject } from '../inventory/model.js';
-import type { QuotaGate } from '../quotas/quota-gate.js';
+import { quotaHoldParams, type QuotaGate } from '../quotas/quota-gate.js';
 import type { OwningGroup } from '../quotas/quota-service.js';
-import type { Task, TaskRunContext, TaskService } from '../tasks/task-service.js';
+import type { Task, TaskKind, TaskRunContext, TaskService } from '../tasks/task-service.js';
 
 export interface VmCreateRequest {
   name: string;
@@ -33,12 +34,39 @@ export interface VmCreateRequest {
   group?: string;
 }
 
-/** The stored parameters of a creation task. */
-type CreateParams = Omit<VmCreateRequest, 'group'> & {
-  hostId: string;
-  group?: OwningGroup;
-  ownerName?: string;
-};
+/** The stored parameters of a creation task: the request (its group resolved) and where it goes. */
+const CreateParams = Type.Object({
+  name: Type.String(),
+  hostId: Type.String(),
+  type: Type.Optional(Type.String()),
+  tags: Type.Optional(Type.Array(Type.String())),
+  facts: Type.Optional(
+    Type.Record(
+      Type.String(),
+      Type.Union([
+        Type.String(),
+        Type.Number(),
+        Type.Boolean(),
+        Type.Array(Type.String()),
+        Type.Null(),
+      ]),
+    ),
+  ),
+  cpus: Type.Number(),
+  memoryBytes: Type.Number(),
+  diskBytes: Type.Number(),
+  options: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  hostName: Type.Optional(Type.String()),
+  /** What the driver said the VM will take (what a quota reserves). */
+  footprint: Type.Optional(
+    Type.Object({ cpus: Type.Number(), memoryBytes: Type.Number(), diskBytes: Type.Number() }),
+  ),
+  placement: Type.Optional(
+    Type.Object({ score: Type.Union([Type.Number(), Type.Null()]), feasibleHosts: Type.Number() }),
+  ),
+  ...quotaHoldParams,
+});
+type CreateParams = Static<typeof CreateParams>;
 
 /** Chooses a host by policy (the placement service). */
 export interface HostChooser {
@@ -67,6 +95,7 @@ const MiB = 1024 * 1024;
 export class VmCreateService {
   /** Placement holds on hosts, by creation task. */
   readonly #holds = new Map<string, () => void>();
+  readonly #create: TaskKind<CreateParams>;
 
   constructor(
     private readonly inventory: InventoryService,
@@ -75,11 +104,12 @@ export class VmCreateService {
     private readonly placement: HostChooser,
     private readonly quotas: QuotaGate,
   ) {
-    tasks.register({
+    this.#create = tasks.register({
       name: 'vm.create',
+      params: CreateParams,
       run: async (context) => {
         try {
-          return await this.quotas.holdWhile(context.task, () => this.#create(context));
+          return await this.quotas.holdWhile(context.task, () => this.#createVm(context));
         } finally {
           this.#holds.get(context.task.id)?.();
           this.#holds.delete(context.task.id);
@@ -87,7 +117,7 @@ export class VmCreateService {
       },
       // Done if a VM of that name now sits on the connection; creating again is safe otherwise.
       recover: async (task) => {
-        const vm = this.#existing(task.params as unknown as CreateParams);
+        const vm = this.#existing(task.params);
         if (!vm) return 'retry';
         await this.quotas.settleRecovered(task, vm.id);
         return 'done';
@@ -95,8 +125,8 @@ export class VmCreateService {
     });
   }
 
-  async #create(context: TaskRunContext): Promise<unknown> {
-    const params = context.task.params as unknown as CreateParams;
+  async #createVm(context: TaskRunContext<CreateParams>): Promise<unknown> {
+    const params = context.task.params;
     const host = this.inventory.get(params.hostId);
     const driver = this.connections.driver(host.connectionId!);
     const vm = await driver.createVm(
@@ -241,7 +271,7 @@ export class VmCreateService {
         })
       : { cpus: spec.cpus, memoryBytes: spec.memoryBytes, diskBytes: spec.diskBytes };
     return this.tasks.submit({
-      kind: 'vm.create',
+      kind: this.#create,
       targetId: host.id,
       params: {
         ...normalized,

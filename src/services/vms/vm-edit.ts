@@ -4,14 +4,15 @@
  * can do it, the new name is valid and free on that connection, the sizes
  * are sane.
  */
+import { Type, type Static } from 'typebox';
 import { ZenithError } from '../../core/errors.js';
 import type { Capability, HypervisorDriver } from '../../hypervisors/driver.js';
 import type { Actor } from '../audit/audit-service.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import type { ManagedObject } from '../inventory/model.js';
-import type { QuotaGate } from '../quotas/quota-gate.js';
-import type { Task, TaskService } from '../tasks/task-service.js';
+import { quotaHoldParams, type QuotaGate } from '../quotas/quota-gate.js';
+import type { Task, TaskKind, TaskService } from '../tasks/task-service.js';
 
 export interface VmReconfigureRequest {
   cpus?: number;
@@ -21,18 +22,32 @@ export interface VmReconfigureRequest {
 const vmName = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
 const MiB = 1024 * 1024;
 
+/** The new name, and the one it had when asked. */
+const RenameParams = Type.Object({ name: Type.String(), vmName: Type.Optional(Type.String()) });
+/** The sizes asked for; a growth's reservation is held for the VM's group. */
+const ReconfigureParams = Type.Object({
+  cpus: Type.Optional(Type.Number()),
+  memoryBytes: Type.Optional(Type.Number()),
+  vmName: Type.Optional(Type.String()),
+  ...quotaHoldParams,
+});
+
 export class VmEditService {
+  readonly #rename: TaskKind<Static<typeof RenameParams>>;
+  readonly #reconfigure: TaskKind<Static<typeof ReconfigureParams>>;
+
   constructor(
     private readonly inventory: InventoryService,
     private readonly connections: ConnectionService,
     private readonly tasks: TaskService,
     private readonly quotas: QuotaGate,
   ) {
-    tasks.register({
+    this.#rename = tasks.register({
       name: 'vm.rename',
+      params: RenameParams,
       run: async ({ task, signal, progress }) => {
         const { vm, driver } = this.#target(task.targetId!, 'vm.rename');
-        const after = await driver.renameVm!(vm.externalId!, String(task.params.name), {
+        const after = await driver.renameVm!(vm.externalId!, task.params.name, {
           signal,
           progress,
         });
@@ -43,12 +58,13 @@ export class VmEditService {
       recover: async (task) =>
         this.inventory.index.get(task.targetId ?? '')?.name === task.params.name ? 'done' : 'retry',
     });
-    tasks.register({
+    this.#reconfigure = tasks.register({
       name: 'vm.reconfigure',
+      params: ReconfigureParams,
       run: async ({ task, signal, progress }) =>
         this.quotas.holdWhile(task, async () => {
           const { vm, driver } = this.#target(task.targetId!, 'vm.reconfigure');
-          const change = task.params as VmReconfigureRequest;
+          const change = task.params;
           const after = await driver.reconfigureVm!(
             vm.externalId!,
             {
@@ -92,7 +108,7 @@ export class VmEditService {
         name,
       });
     return this.tasks.submit({
-      kind: 'vm.rename',
+      kind: this.#rename,
       targetId: vm.id,
       params: { name, vmName: vm.name },
       owner,
@@ -137,7 +153,7 @@ export class VmEditService {
     const group =
       growth.vcpus > 0 || growth.memoryBytes > 0 ? await this.quotas.groupOfVm(vm.id) : null;
     return this.tasks.submit({
-      kind: 'vm.reconfigure',
+      kind: this.#reconfigure,
       targetId: vm.id,
       params: {
         ...(change.cpus !== undefined ? { cpus: change.cpus } : {}),

@@ -1,11 +1,12 @@
 /** Snapshots of VMs: listed live from the driver; created, reverted and deleted as tasks. */
+import { Type, type Static } from 'typebox';
 import { ZenithError } from '../../core/errors.js';
 import type { HypervisorDriver, SnapshotInfo } from '../../hypervisors/driver.js';
 import type { Actor } from '../audit/audit-service.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import type { ManagedObject } from '../inventory/model.js';
-import type { Task, TaskService } from '../tasks/task-service.js';
+import type { Task, TaskKind, TaskService } from '../tasks/task-service.js';
 
 type SnapshotDriver = HypervisorDriver &
   Required<
@@ -14,32 +15,47 @@ type SnapshotDriver = HypervisorDriver &
 
 const snapshotName = /^[a-zA-Z0-9][a-zA-Z0-9 ._:-]{0,63}$/;
 
+const CreateParams = Type.Object({ name: Type.String(), vmName: Type.Optional(Type.String()) });
+/** A revert or delete: of the snapshot found by id or name when it was asked for. */
+const OnSnapshotParams = Type.Object({
+  snapshotId: Type.String(),
+  snapshotName: Type.Optional(Type.String()),
+  vmName: Type.Optional(Type.String()),
+});
+type OnSnapshotKind = TaskKind<Static<typeof OnSnapshotParams>>;
+
 export class VmSnapshotService {
+  readonly #create: TaskKind<Static<typeof CreateParams>>;
+  readonly #revert: OnSnapshotKind;
+  readonly #delete: OnSnapshotKind;
+
   constructor(
     private readonly inventory: InventoryService,
     private readonly connections: ConnectionService,
     private readonly tasks: TaskService,
   ) {
-    tasks.register({
+    this.#create = tasks.register({
       name: 'vm.snapshot.create',
+      params: CreateParams,
       run: async ({ task, signal, progress }) => {
         const { vm, driver } = this.#target(task.targetId!);
         const { snapshot, vm: after } = await driver.createSnapshot(
           vm.externalId!,
-          String(task.params.name),
+          task.params.name,
           { signal, progress },
         );
         await this.inventory.applyChanges(vm.connectionId!, [after]);
         return snapshot;
       },
       recover: async (task) =>
-        (await this.#find(task.targetId!, String(task.params.name))) ? 'done' : 'retry',
+        (await this.#find(task.targetId!, task.params.name)) ? 'done' : 'retry',
     });
-    tasks.register({
+    this.#revert = tasks.register({
       name: 'vm.snapshot.revert',
+      params: OnSnapshotParams,
       run: async ({ task, signal, progress }) => {
         const { vm, driver } = this.#target(task.targetId!);
-        const after = await driver.revertSnapshot(vm.externalId!, String(task.params.snapshotId), {
+        const after = await driver.revertSnapshot(vm.externalId!, task.params.snapshotId, {
           signal,
           progress,
         });
@@ -49,11 +65,12 @@ export class VmSnapshotService {
       // Reverting again lands in the same state.
       recover: async () => 'retry',
     });
-    tasks.register({
+    this.#delete = tasks.register({
       name: 'vm.snapshot.delete',
+      params: OnSnapshotParams,
       run: async ({ task, signal, progress }) => {
         const { vm, driver } = this.#target(task.targetId!);
-        const after = await driver.deleteSnapshot(vm.externalId!, String(task.params.snapshotId), {
+        const after = await driver.deleteSnapshot(vm.externalId!, task.params.snapshotId, {
           signal,
           progress,
         });
@@ -61,7 +78,7 @@ export class VmSnapshotService {
         return { deleted: task.params.snapshotId };
       },
       recover: async (task) =>
-        (await this.#find(task.targetId!, String(task.params.snapshotId))) ? 'retry' : 'done',
+        (await this.#find(task.targetId!, task.params.snapshotId)) ? 'retry' : 'done',
     });
   }
 
@@ -83,7 +100,7 @@ export class VmSnapshotService {
         name,
       });
     return this.tasks.submit({
-      kind: 'vm.snapshot.create',
+      kind: this.#create,
       targetId: vm.id,
       params: { name, vmName: vm.name },
       owner,
@@ -92,16 +109,16 @@ export class VmSnapshotService {
   }
 
   revert(vmId: string, snapshot: string, owner: Actor, requestId?: string): Promise<Task> {
-    return this.#onExisting('vm.snapshot.revert', vmId, snapshot, owner, requestId);
+    return this.#onExisting(this.#revert, vmId, snapshot, owner, requestId);
   }
 
   remove(vmId: string, snapshot: string, owner: Actor, requestId?: string): Promise<Task> {
-    return this.#onExisting('vm.snapshot.delete', vmId, snapshot, owner, requestId);
+    return this.#onExisting(this.#delete, vmId, snapshot, owner, requestId);
   }
 
   /** Queues a task on a snapshot that must exist now (found by id or name). */
   async #onExisting(
-    kind: string,
+    kind: OnSnapshotKind,
     vmId: string,
     snapshot: string,
     owner: Actor,

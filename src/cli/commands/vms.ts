@@ -1,108 +1,33 @@
+/**
+ * `zenith vms`: list and show VMs, their actions as tasks (start … resume, create, delete,
+ * migrate), where they are and were, and their user facts and tags; clone, rename, reconfigure,
+ * console, snapshot and metrics have files of their own (vms-*.ts).
+ */
 import type { Command } from 'commander';
 import { ZenithError } from '../../api/errors.js';
 import { ApiClient } from '../client.js';
-import { registerConsole } from './console.js';
-import { registerClone } from './vm-clone.js';
-import { registerEdits } from './vm-edit.js';
-import { parseSize } from './parse-size.js';
-import { printMetricsHistory, type HistoryOptions } from './vm-metrics-history.js';
-import { formatBytes, formatTime, printJson, printKeyValues, printTable } from '../output.js';
+import { formatTime, formatBytes, printJson, printKeyValues, printTable } from '../output.js';
 import { runTask } from '../progress.js';
+import {
+  addListOptions,
+  collect,
+  listQuery,
+  showObject,
+  sim,
+  type Globals,
+  type ListOptions,
+  type ObjectView,
+} from './object-views.js';
+import { parseSize } from './parse-size.js';
 import { wholeNumber } from './parse-number.js';
+import { registerClone } from './vms-clone.js';
+import { registerConsole } from './vms-console.js';
+import { registerMetrics } from './vms-metrics.js';
+import { registerReconfigure } from './vms-reconfigure.js';
+import { registerRename } from './vms-rename.js';
+import { registerSnapshots } from './vms-snapshot.js';
 
-interface ObjectView {
-  id: string;
-  kind: string;
-  name: string;
-  status: string;
-  tags: string[];
-  simulated: boolean;
-  facts: Record<string, unknown>;
-  userFacts: Record<string, unknown>;
-  computed: Record<string, unknown>;
-  parentId: string | null;
-  connectionId: string | null;
-  createdAt: number;
-  updatedAt: number;
-}
-
-interface Globals {
-  json?: boolean;
-  server?: string;
-}
-
-const collect = (value: string, previous: string[] = []) => [...previous, value];
-
-interface ListOptions {
-  filter?: string[];
-  tag?: string[];
-  sort?: string;
-  limit?: string;
-  cursor?: string;
-}
-
-function listQuery(options: ListOptions): string {
-  const params = new URLSearchParams();
-  for (const f of options.filter ?? []) params.append('filter', f);
-  for (const t of options.tag ?? []) params.append('tag', t);
-  if (options.sort) params.set('sort', options.sort);
-  if (options.limit) params.set('limit', options.limit);
-  if (options.cursor) params.set('cursor', options.cursor);
-  const text = params.toString();
-  return text ? `?${text}` : '';
-}
-
-function addListOptions(command: Command): Command {
-  return command
-    .option(
-      '-f, --filter <KEY OP VALUE>',
-      'fact filter, repeatable: power.state=running, cpu.count>=4, name~web, !user.owner',
-      collect,
-    )
-    .option('-t, --tag <tag>', 'only objects with this tag, repeatable', collect)
-    .option('--sort <key>', "sort by name or a fact; prefix '-' for descending")
-    .option('--limit <n>', 'page size (1–1000)', '100')
-    .option('--cursor <cursor>', 'continue after a previous page');
-}
-
-function sim(object: ObjectView): string {
-  return object.simulated ? ' (simulated)' : '';
-}
-
-export function registerInventory(program: Command): void {
-  const hosts = program.command('hosts').description('Physical hosts');
-  addListOptions(hosts.command('list', { isDefault: true }).description('List hosts')).action(
-    async (options: ListOptions, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const page = await ApiClient.fromConfig(globals).get<{
-        items: ObjectView[];
-        nextCursor: string | null;
-      }>(`/hosts${listQuery(options)}`);
-      if (globals.json) return printJson(page);
-      printTable(
-        ['NAME', 'STATUS', 'MODE', 'TYPE', 'CPUS', 'MEMORY', 'VMS', 'RUNNING', 'ID'],
-        page.items.map((h) => [
-          h.name + sim(h),
-          h.status,
-          (h.computed['host.mode'] as string | undefined) ?? 'normal',
-          h.facts['hypervisor.type'] as string,
-          h.facts['cpu.cores'] as number,
-          formatBytes(h.facts['memory.totalBytes']),
-          h.computed['vms.total'] as number,
-          h.computed['vms.running'] as number,
-          h.id,
-        ]),
-      );
-      if (page.nextCursor) process.stderr.write(`more: --cursor ${page.nextCursor}\n`);
-    },
-  );
-  hosts
-    .command('show <host>')
-    .description('One host by name or id')
-    .action(async (host: string, _o: unknown, command: Command) =>
-      showObject(command.optsWithGlobals<Globals>(), `/hosts/${encodeURIComponent(host)}`),
-    );
-
+export function registerVms(program: Command): void {
   const vms = program.command('vms').description('Virtual machines');
   addListOptions(vms.command('list', { isDefault: true }).description('List VMs')).action(
     async (options: ListOptions, command: Command) => {
@@ -244,62 +169,10 @@ export function registerInventory(program: Command): void {
       },
     );
   registerClone(vms);
-  registerEdits(vms);
+  registerRename(vms);
+  registerReconfigure(vms);
   registerConsole(vms);
-  const snapshots = vms.command('snapshot').description('Snapshots of a VM');
-  snapshots
-    .command('list <vm>', { isDefault: true })
-    .description('List the snapshots of a VM')
-    .action(async (vm: string, _o: unknown, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const list = await ApiClient.fromConfig(globals).get<{
-        items: Array<{ id: string; name: string; createdAt: number; powerState: string }>;
-      }>(`/vms/${encodeURIComponent(vm)}/snapshots`);
-      if (globals.json) return printJson(list);
-      printTable(
-        ['NAME', 'TAKEN', 'POWER', 'ID'],
-        list.items.map((s) => [s.name, formatTime(s.createdAt), s.powerState, s.id]),
-      );
-    });
-  snapshots
-    .command('create <vm> <name>')
-    .description('Take a snapshot and wait for the task')
-    .option('--no-wait', 'return as soon as the task is queued')
-    .action(async (vm: string, name: string, options: { wait: boolean }, command: Command) =>
-      runTask(
-        command.optsWithGlobals<Globals>(),
-        'POST',
-        `/vms/${encodeURIComponent(vm)}/snapshots`,
-        { name },
-        options.wait,
-      ),
-    );
-  snapshots
-    .command('revert <vm> <snapshot>')
-    .description('Revert to a snapshot (name or id)')
-    .option('--no-wait', 'return as soon as the task is queued')
-    .action(async (vm: string, snapshot: string, options: { wait: boolean }, command: Command) =>
-      runTask(
-        command.optsWithGlobals<Globals>(),
-        'POST',
-        `/vms/${encodeURIComponent(vm)}/snapshots/${encodeURIComponent(snapshot)}/revert`,
-        {},
-        options.wait,
-      ),
-    );
-  snapshots
-    .command('delete <vm> <snapshot>')
-    .description('Delete a snapshot (name or id)')
-    .option('--no-wait', 'return as soon as the task is queued')
-    .action(async (vm: string, snapshot: string, options: { wait: boolean }, command: Command) =>
-      runTask(
-        command.optsWithGlobals<Globals>(),
-        'DELETE',
-        `/vms/${encodeURIComponent(vm)}/snapshots/${encodeURIComponent(snapshot)}`,
-        undefined,
-        options.wait,
-      ),
-    );
+  registerSnapshots(vms);
   vms
     .command('delete <vm>')
     .description('Delete a stopped VM')
@@ -381,49 +254,7 @@ export function registerInventory(program: Command): void {
         ['until', location.to ? formatTime(location.to) : 'now'],
       ]);
     });
-  vms
-    .command('metrics <vm>')
-    .description(
-      'Counters of a running VM: CPU time, memory, disk and network bytes; --history: rates over time',
-    )
-    .option('--history', 'metrics over time, one line per step (default: the last hour)')
-    .option('--from <time>', 'with --history: start (ISO 8601 or ms since the epoch)')
-    .option('--to <time>', 'with --history: end (default: now)')
-    .option('--step <seconds>', 'with --history: seconds per line', '60')
-    .action(
-      async (vm: string, options: HistoryOptions & { history?: boolean }, command: Command) => {
-        const globals = command.optsWithGlobals<Globals>();
-        if (options.history) return printMetricsHistory(globals, vm, options);
-        const { metrics } = await ApiClient.fromConfig(globals).get<{
-          metrics: Record<string, number | null> | null;
-        }>(`/vms/${encodeURIComponent(vm)}/metrics`);
-        if (globals.json) return printJson(metrics);
-        if (!metrics) {
-          console.log('not running: no metrics');
-          return;
-        }
-        const orDash = (value: number | null | undefined, show: (n: number) => string) =>
-          value === null || value === undefined ? '-' : show(value);
-        printKeyValues([
-          ['measured', formatTime(metrics.sampledAt)],
-          ['cpu time', orDash(metrics.cpuTimeMs, (ms) => `${(ms / 1000).toFixed(1)} s`)],
-          [
-            'memory',
-            `${formatBytes(metrics.memoryUsedBytes)} used of ${formatBytes(metrics.memoryConfiguredBytes)}`,
-          ],
-          [
-            'disk read',
-            `${formatBytes(metrics.diskReadBytes)} in ${metrics.diskReadOps} operations`,
-          ],
-          [
-            'disk written',
-            `${formatBytes(metrics.diskWriteBytes)} in ${metrics.diskWriteOps} operations`,
-          ],
-          ['network in', orDash(metrics.netRxBytes, formatBytes)],
-          ['network out', orDash(metrics.netTxBytes, formatBytes)],
-        ]);
-      },
-    );
+  registerMetrics(vms);
   vms
     .command('history <vm>')
     .description('The location history: every interval on a host in one power state')
@@ -484,26 +315,4 @@ export function registerInventory(program: Command): void {
         else process.stderr.write(`updated ${updated.name}\n`);
       },
     );
-}
-
-async function showObject(globals: Globals, path: string): Promise<void> {
-  const object = await ApiClient.fromConfig(globals).get<ObjectView>(path);
-  if (globals.json) return printJson(object);
-  printKeyValues([
-    ['name', object.name + sim(object)],
-    ['id', object.id],
-    ['kind', object.kind],
-    ['status', object.status],
-    ['tags', object.tags.join(' ') || '-'],
-    ['parent', object.parentId],
-    ['connection', object.connectionId],
-    ['updated', formatTime(object.updatedAt)],
-  ]);
-  const facts = [
-    ...Object.entries(object.facts),
-    ...Object.entries(object.computed),
-    ...Object.entries(object.userFacts),
-  ].sort(([a], [b]) => a.localeCompare(b));
-  process.stdout.write('\nfacts:\n');
-  for (const [key, value] of facts) process.stdout.write(`  ${key} = ${JSON.stringify(value)}\n`);
 }

@@ -1,7 +1,9 @@
 /**
- * Builds and starts the services of one control-plane process, in order:
- * store (migrated) → inventory index → identities → connections (first sync)
- * → task recovery. close() stops them in reverse.
+ * The composition root: builds the store and the services of one control-plane
+ * process, each given its collaborators when it is constructed, and starts
+ * them in order: store (migrated) → inventory index → identities → connections
+ * (first sync) → task recovery. close() stops them in reverse. Where two
+ * services need each other, the later one follows the earlier one's events.
  */
 import { join } from 'node:path';
 import { systemClock, type Clock } from '../core/clock.js';
@@ -9,42 +11,46 @@ import { createLogger, type Logger } from '../core/logger.js';
 import { SecretBox } from '../core/secret-box.js';
 import { DriverRegistry } from '../hypervisors/registry.js';
 import { openStore, type Store } from '../store/store.js';
-import { AccountingService } from './accounting/accounting-service.js';
-import { AgentCertificates, defaultCertificateValidityMs } from './agents/agent-certificates.js';
-import { AgentHub } from './agents/agent-hub.js';
-import { AgentService } from './agents/agent-service.js';
-import { CertificateAuthority } from './agents/certificate-authority.js';
-import { AuditService, type Actor } from './audit/audit-service.js';
-import { ConnectionService } from './connections/connection-service.js';
-import { ConsoleService } from './consoles/console-service.js';
-import { EventBus } from './events/event-bus.js';
-import { AccessReports } from './identity/access-report.js';
-import { AccessService } from './identity/access-service.js';
-import { AccessDataGuard } from './identity/access-data-guard.js';
-import { QuotaGate } from './quotas/quota-gate.js';
-import { QuotaService } from './quotas/quota-service.js';
-import { IdentityService } from './identity/identity-service.js';
-import { LdapDirectory, type LdapSettings } from './identity/ldap-directory.js';
-import { InventoryService } from './inventory/inventory-service.js';
+import { AccountingService } from '../services/accounting/accounting-service.js';
+import {
+  AgentCertificates,
+  defaultCertificateValidityMs,
+} from '../services/agents/agent-certificates.js';
+import { AgentHub } from '../services/agents/agent-hub.js';
+import { AgentService } from '../services/agents/agent-service.js';
+import { CertificateAuthority } from '../services/agents/certificate-authority.js';
+import { AuditService, type Actor } from '../services/audit/audit-service.js';
+import { ConnectionService } from '../services/connections/connection-service.js';
+import { ConsoleService } from '../services/consoles/console-service.js';
+import { EventBus } from '../services/events/event-bus.js';
+import { AccessReports } from '../services/identity/access-report.js';
+import { AccessService } from '../services/identity/access-service.js';
+import { AccessDataGuard } from '../services/identity/access-data-guard.js';
+import { QuotaGate } from '../services/quotas/quota-gate.js';
+import { QuotaService } from '../services/quotas/quota-service.js';
+import { IdentityService } from '../services/identity/identity-service.js';
+import { LdapDirectory, type LdapSettings } from '../services/identity/ldap-directory.js';
+import { SessionService } from '../services/identity/session-service.js';
+import { InventoryService } from '../services/inventory/inventory-service.js';
 import {
   defaultMetricSettings,
   MetricHistory,
   type MetricSettings,
-} from './metrics/metric-history.js';
-import { MetricsSampler } from './metrics/metrics-sampler.js';
-import { EvacuationService } from './plans/evacuation-service.js';
-import { HostModeService } from './placement/host-modes.js';
-import { PlacementService } from './placement/placement-service.js';
-import { PlanService } from './plans/plan-service.js';
-import { mergeSettings } from './policy/policy-document.js';
-import { RebalanceScheduler } from './plans/rebalance-scheduler.js';
-import { PolicyService } from './policy/policy-service.js';
-import { TaskService } from './tasks/task-service.js';
-import { VmActionService } from './vms/vm-actions.js';
-import { VmCloneService } from './vms/vm-clone.js';
-import { VmCreateService } from './vms/vm-create.js';
-import { VmSnapshotService } from './vms/vm-snapshots.js';
-import { VmEditService } from './vms/vm-edit.js';
+} from '../services/metrics/metric-history.js';
+import { MetricsSampler } from '../services/metrics/metrics-sampler.js';
+import { EvacuationService } from '../services/plans/evacuation-service.js';
+import { HostModeService } from '../services/placement/host-modes.js';
+import { PlacementService } from '../services/placement/placement-service.js';
+import { PlanService } from '../services/plans/plan-service.js';
+import { mergeSettings } from '../services/policy/policy-document.js';
+import { RebalanceScheduler } from '../services/plans/rebalance-scheduler.js';
+import { PolicyService } from '../services/policy/policy-service.js';
+import { TaskService } from '../services/tasks/task-service.js';
+import { VmActionService } from '../services/vms/vm-actions.js';
+import { VmCloneService } from '../services/vms/vm-clone.js';
+import { VmCreateService } from '../services/vms/vm-create.js';
+import { VmSnapshotService } from '../services/vms/vm-snapshots.js';
+import { VmEditService } from '../services/vms/vm-edit.js';
 
 export interface ControlPlaneOptions {
   dataDir: string;
@@ -68,6 +74,8 @@ export interface ControlPlane {
   events: EventBus;
   audit: AuditService;
   identities: IdentityService;
+  /** Login sessions and API tokens, authentication, and what they keep open. */
+  sessions: SessionService;
   /** Groups, roles, role bindings: every authorization decision. */
   access: AccessService;
   /** Who may change the data that decides access (selectors, members, facts conditions read). */
@@ -109,14 +117,27 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const registry = options.registry ?? new DriverRegistry();
   const events = new EventBus(store.db, clock, logger);
   const audit = new AuditService(store, clock);
-  const identities = new IdentityService(store, clock);
+  const sessions = new SessionService(store, clock, {
+    onLiveSessionError: (error) =>
+      logger.warn({ err: error }, 'a live session failed to close or to look again'),
+  });
+  const identities = new IdentityService(store, clock, sessions, {
+    directory: options.ldap ? new LdapDirectory(options.ldap) : null,
+  });
   const inventory = new InventoryService(store, events, clock, logger);
-  const access = new AccessService(store, clock, identities, inventory);
+  // Open event streams and consoles follow access changes (and revocations: session-service).
+  const access = new AccessService(store, clock, identities, inventory, {
+    onReloaded: () => sessions.live.accessChanged(),
+  });
+  // Identity facts for binding conditions: identities' attributes (never what an agent reports).
+  identities.followChanges((identity) =>
+    access.setSubjectAttributes(identity, identity.attributes),
+  );
   if (options.ldap) {
     const groupMap = options.ldap.groupMap;
-    identities.directory = new LdapDirectory(options.ldap);
-    identities.onDirectoryLogin = (identityId, groups) =>
-      access.syncDirectoryGroups(identityId, groups, groupMap);
+    identities.followDirectoryLogins((identityId, groups) =>
+      access.syncDirectoryGroups(identityId, groups, groupMap),
+    );
   }
   const secrets = SecretBox.fromFile(join(options.dataDir, 'secret.key'));
   const agentHub = new AgentHub(logger);
@@ -148,65 +169,71 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     ca: certificateAuthority,
     validityMs: options.agentCertificateValidityMs ?? defaultCertificateValidityMs,
   });
+  // An enrolled agent gets a connection of its own; when its channel opens, that connection syncs at once.
   const agents = new AgentService({
     store,
     identities,
     events,
     clock,
     certificates: agentCertificates,
-  });
-  // An enrolled agent gets a connection of its own; when its channel opens, that connection syncs at once.
-  // Identity facts for binding conditions: identities' attributes (never what an agent reports).
-  identities.onChanged = (identity) => access.setSubjectAttributes(identity, identity.attributes);
-  // Open event streams and consoles follow revocations (identity-service) and access changes.
-  access.onReloaded = () => identities.sessions.accessChanged();
-  identities.sessions.onError = (error) =>
-    logger.warn({ err: error }, 'a live session failed to close or to look again');
-  agents.hostNamed = async (hostname, replacing) => {
-    // The hosts of the agents being replaced are this host's own: not in the way.
-    const theirs = new Set<string>();
-    for (const agent of replacing) {
-      const connection = await connections.findBySetting('agentId', agent.id);
-      if (connection) theirs.add(connection.id);
-    }
-    const wanted = hostname.toLowerCase();
-    const host = inventory.index
-      .ofKind('host')
-      .find(
-        (object) =>
-          object.name.toLowerCase() === wanted &&
-          !(object.connectionId !== null && theirs.has(object.connectionId)),
+    hostNamed: async (hostname, replacing) => {
+      // The hosts of the agents being replaced are this host's own: not in the way.
+      const theirs = new Set<string>();
+      for (const agent of replacing) {
+        const connection = await connections.findBySetting('agentId', agent.id);
+        if (connection) theirs.add(connection.id);
+      }
+      const wanted = hostname.toLowerCase();
+      const host = inventory.index
+        .ofKind('host')
+        .find(
+          (object) =>
+            object.name.toLowerCase() === wanted &&
+            !(object.connectionId !== null && theirs.has(object.connectionId)),
+        );
+      return host ? { id: host.id, name: host.name } : null;
+    },
+    onEnrolled: async (agent, replaces) => {
+      // A host enrolled again keeps its connection, so its host and VMs stay the same objects.
+      const previous = replaces
+        ? await connections.findBySetting('agentId', replaces.id)
+        : undefined;
+      if (previous) {
+        await connections.rebind(previous.id, { agentId: agent.id });
+        return;
+      }
+      const suffix = agent.id.slice(-6).toLowerCase();
+      const name = `agent-${agent.hostname}`.slice(0, 56).replace(/[^a-zA-Z0-9._-]/g, '-');
+      const taken = (await connections.list()).some((c) => c.name === name);
+      await connections.add(
+        {
+          name: taken ? `${name}-${suffix}` : name,
+          type: 'agent',
+          settings: { agentId: agent.id },
+        },
+        { waitForSync: false },
       );
-    return host ? { id: host.id, name: host.name } : null;
-  };
-  agents.onEnrolled = async (agent, replaces) => {
-    // A host enrolled again keeps its connection, so its host and VMs stay the same objects.
-    const previous = replaces ? await connections.findBySetting('agentId', replaces.id) : undefined;
-    if (previous) {
-      await connections.rebind(previous.id, { agentId: agent.id });
-      return;
-    }
-    const suffix = agent.id.slice(-6).toLowerCase();
-    const name = `agent-${agent.hostname}`.slice(0, 56).replace(/[^a-zA-Z0-9._-]/g, '-');
-    const taken = (await connections.list()).some((c) => c.name === name);
-    await connections.add(
-      { name: taken ? `${name}-${suffix}` : name, type: 'agent', settings: { agentId: agent.id } },
-      { waitForSync: false },
-    );
-  };
-  agentHub.onConnected = (agentId) => {
+    },
+  });
+  // The connections reach agents through the hub: the hub cannot be given them, it is followed.
+  agentHub.followConnected((agentId) => {
     connections
       .findBySetting('agentId', agentId)
       .then((connection) => connection && connections.nudge(connection.id))
       .catch((error: unknown) =>
         logger.warn({ err: error, agentId }, "the agent's connection could not be nudged"),
       );
-  };
-  const consoles = new ConsoleService({ inventory, connections, audit, identities, clock });
+  });
+  const consoles = new ConsoleService({ inventory, connections, audit, sessions, clock });
   const policies = new PolicyService({ store, inventory, events, clock, logger });
-  const placement = new PlacementService({ inventory, policies, connections, clock });
   const hostModes = new HostModeService({ store, inventory, events, clock });
-  placement.modes = () => hostModes.modes;
+  const placement = new PlacementService({
+    inventory,
+    policies,
+    connections,
+    clock,
+    modes: () => hostModes.modes,
+  });
   const plans = new PlanService({
     store,
     clock,
@@ -278,7 +305,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     // Live sessions end at their token's expiry and after revocations by another replica.
     const sessionSweep = setInterval(
       () =>
-        void identities
+        void sessions
           .sweepSessions()
           .catch((error: unknown) => logger.warn({ err: error }, 'the session sweep failed')),
       15_000,
@@ -297,6 +324,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       events,
       audit,
       identities,
+      sessions,
       access,
       accessData: new AccessDataGuard(access, inventory),
       quotas,

@@ -1,4 +1,4 @@
-/** `zenith vms rename VM NEW-NAME` and `zenith vms reconfigure VM [--cpus N] [--memory SIZE]`, as tasks. */
+/** `zenith vms reconfigure VM [--cpus N] [--memory SIZE]`, as a task. */
 import type { Command } from 'commander';
 import { parseSize } from './parse-size.js';
 import { runTask } from '../progress.js';
@@ -6,20 +6,7 @@ import { wholeNumber } from './parse-number.js';
 
 type Globals = { json?: boolean; server?: string };
 
-export function registerEdits(vms: Command): void {
-  vms
-    .command('rename <vm> <new-name>')
-    .description('Rename a VM on its hypervisor and wait for the task')
-    .option('--no-wait', 'return as soon as the task is queued')
-    .action(async (vm: string, name: string, options: { wait: boolean }, command: Command) =>
-      runTask(
-        command.optsWithGlobals<Globals>(),
-        'POST',
-        `/vms/${encodeURIComponent(vm)}/rename`,
-        { name },
-        options.wait,
-      ),
-    );
+export function registerReconfigure(vms: Command): void {
   vms
     .command('reconfigure <vm>')
     .description('Change the CPU count and/or memory of a VM and wait for the task')

@@ -1,0 +1,63 @@
+/** `zenith vms snapshot`: list, create, revert and delete a VM's snapshots. */
+import type { Command } from 'commander';
+import { ApiClient } from '../client.js';
+import { formatTime, printJson, printTable } from '../output.js';
+import { runTask } from '../progress.js';
+import type { Globals } from './object-views.js';
+
+export function registerSnapshots(vms: Command): void {
+  const snapshots = vms.command('snapshot').description('Snapshots of a VM');
+  snapshots
+    .command('list <vm>', { isDefault: true })
+    .description('List the snapshots of a VM')
+    .action(async (vm: string, _o: unknown, command: Command) => {
+      const globals = command.optsWithGlobals<Globals>();
+      const list = await ApiClient.fromConfig(globals).get<{
+        items: Array<{ id: string; name: string; createdAt: number; powerState: string }>;
+      }>(`/vms/${encodeURIComponent(vm)}/snapshots`);
+      if (globals.json) return printJson(list);
+      printTable(
+        ['NAME', 'TAKEN', 'POWER', 'ID'],
+        list.items.map((s) => [s.name, formatTime(s.createdAt), s.powerState, s.id]),
+      );
+    });
+  snapshots
+    .command('create <vm> <name>')
+    .description('Take a snapshot and wait for the task')
+    .option('--no-wait', 'return as soon as the task is queued')
+    .action(async (vm: string, name: string, options: { wait: boolean }, command: Command) =>
+      runTask(
+        command.optsWithGlobals<Globals>(),
+        'POST',
+        `/vms/${encodeURIComponent(vm)}/snapshots`,
+        { name },
+        options.wait,
+      ),
+    );
+  snapshots
+    .command('revert <vm> <snapshot>')
+    .description('Revert to a snapshot (name or id)')
+    .option('--no-wait', 'return as soon as the task is queued')
+    .action(async (vm: string, snapshot: string, options: { wait: boolean }, command: Command) =>
+      runTask(
+        command.optsWithGlobals<Globals>(),
+        'POST',
+        `/vms/${encodeURIComponent(vm)}/snapshots/${encodeURIComponent(snapshot)}/revert`,
+        {},
+        options.wait,
+      ),
+    );
+  snapshots
+    .command('delete <vm> <snapshot>')
+    .description('Delete a snapshot (name or id)')
+    .option('--no-wait', 'return as soon as the task is queued')
+    .action(async (vm: string, snapshot: string, options: { wait: boolean }, command: Command) =>
+      runTask(
+        command.optsWithGlobals<Globals>(),
+        'DELETE',
+        `/vms/${encodeURIComponent(vm)}/snapshots/${encodeURIComponent(snapshot)}`,
+        undefined,
+        options.wait,
+      ),
+    );
+}
