@@ -69,7 +69,9 @@ const chassisScript = `#!/bin/sh
 # Chassis control of a test BMC (src/testing/ipmi-bmc.ts); ipmi_sim runs it.
 D="$(dirname "$0")"
 echo "$*" >> "$D/calls.log"
-running() { [ -f "$D/machine.pid" ] && kill -0 "$(cat "$D/machine.pid")" 2>/dev/null; }
+# Alive: exists and is not a zombie (a killed machine waits for whoever adopted it to reap it).
+alive() { kill -0 "$1" 2>/dev/null && [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" != Z ]; }
+running() { [ -f "$D/machine.pid" ] && alive "$(cat "$D/machine.pid")"; }
 start() {
   running && return 0
   setsid "$D/machine" </dev/null >>"$D/machine.log" 2>&1 &
@@ -80,7 +82,7 @@ stop() {
   if running; then
     pid="$(cat "$D/machine.pid")"
     kill -9 -- "-$pid" 2>/dev/null || kill -9 "$pid" 2>/dev/null
-    n=0; while kill -0 "$pid" 2>/dev/null && [ $n -lt 50 ]; do sleep 0.02; n=$((n+1)); done
+    n=0; while alive "$pid" && [ $n -lt 50 ]; do sleep 0.02; n=$((n+1)); done
   fi
   rm -f "$D/machine.pid"
 }
