@@ -213,9 +213,10 @@ export function virtualMedia(m: SimulatedMachineState): Doc {
   };
 }
 
-export function chassis(m: SimulatedMachineState): Doc {
+export function chassis(m: SimulatedMachineState, withSensors: boolean): Doc {
   const path = `${v1}/Chassis/${m.id}`;
   return {
+    ...(withSensors ? { Sensors: link(`${path}/Sensors`) } : {}),
     '@odata.id': path,
     '@odata.type': '#Chassis.v1_11_0.Chassis',
     Id: m.id,
@@ -280,6 +281,27 @@ export function power(m: SimulatedMachineState): Doc {
       },
     ],
   };
+}
+
+/** The newer Sensor resources (Redfish 2019.4 and later) of a chassis, the same readings as Thermal and Power. */
+export function sensors(m: SimulatedMachineState): Doc[] {
+  const path = `${v1}/Chassis/${m.id}/Sensors`;
+  const on = m.power === 'On';
+  const sensor = (id: string, name: string, type: string, reading: number, units: string) => ({
+    '@odata.id': `${path}/${id}`,
+    '@odata.type': '#Sensor.v1_2_0.Sensor',
+    Id: id,
+    Name: name,
+    ReadingType: type,
+    Reading: reading,
+    ReadingUnits: units,
+    Status: { State: 'Enabled', Health: 'OK' },
+  });
+  return [
+    sensor('CPU1Temp', 'CPU1 Temp', 'Temperature', m.sensors.temperatureC, 'Cel'),
+    sensor('Fan1', 'Fan 1', 'Rotational', on ? m.sensors.fanRpm : 0, 'RPM'),
+    sensor('TotalPower', 'Total Power', 'Power', on ? m.sensors.watts : 0, 'W'),
+  ];
 }
 
 export function sessionService(): Doc {

@@ -4,7 +4,7 @@
  * It serves the DMTF resources a BMC offers — service root, SessionService
  * (sessions with X-Auth-Token, and Basic authentication), Systems with
  * ComputerSystem.Reset and a boot override, Managers with VirtualMedia, Chassis
- * with Thermal and Power, EventService — over HTTPS with a certificate made
+ * with Thermal and Power (and, when asked, the newer Sensors), EventService — over HTTPS with a certificate made
  * for it. Real Redfish clients (python3-sushy, redfishtool) read and power its
  * systems (test/testing/redfish-simulator-clients.test.ts), so it is not tuned
  * to Zenith's own client only.
@@ -33,6 +33,7 @@ import {
   manager,
   power,
   resetTypes,
+  sensors,
   serviceRoot,
   session,
   sessionService,
@@ -63,6 +64,8 @@ export interface RedfishSimulatorOptions {
   hooks?: PowerHooks;
   /** Initial power of every machine; default On. */
   power?: 'On' | 'Off';
+  /** Chassis also offer the newer Sensors collection beside Thermal and Power. */
+  sensorResources?: boolean;
 }
 
 export interface RedfishSimulator {
@@ -403,7 +406,21 @@ async function serve(
       return notFound();
     }
     if (kind === 'Chassis') {
-      if (sub === undefined) return get(chassis(m));
+      if (sub === undefined) return get(chassis(m, options.sensorResources === true));
+      if (sub === 'Sensors' && options.sensorResources) {
+        const members = sensors(m);
+        if (subId === undefined)
+          return get(
+            collection(
+              `/redfish/v1/Chassis/${m.id}/Sensors`,
+              'SensorCollection',
+              'Sensors',
+              members.map((d) => String(d['@odata.id'])),
+            ),
+          );
+        const member = members.find((d) => d.Id === subId);
+        return member ? get(member) : notFound();
+      }
       if (sub === 'Thermal') return get(thermal(m));
       if (sub === 'Power') return get(power(m));
     }

@@ -118,6 +118,26 @@ describe('the Redfish client against the Redfish simulator', () => {
     );
   });
 
+  test('a chassis with the newer Sensors collection is read through it', async () => {
+    const withSensors = await startRedfishSimulator({ sensorResources: true });
+    try {
+      withSensors.machine('System1').sensors = { temperatureC: 52, fanRpm: 3900, watts: 410 };
+      const client = await connect(withSensors);
+      assert.deepEqual(
+        (await client.sensors()).map((r) => [r.name, r.kind, r.value, r.unit]),
+        [
+          ['CPU1 Temp', 'temperature', 52, 'Cel'],
+          ['Fan 1', 'fan', 3900, 'RPM'],
+          ['Total Power', 'power', 410, 'W'],
+        ],
+      );
+      assert.ok(!withSensors.requests.some((r) => r.path.endsWith('/Thermal')));
+      await client.close();
+    } finally {
+      await withSensors.close();
+    }
+  });
+
   test('ForceOff kills the machine and reads Off; On starts it again', async () => {
     const [system] = await bmc.systems();
     const machine = machines.get('System1')!;
