@@ -17,7 +17,7 @@ export interface FenceTarget {
 }
 
 export interface FenceOptions {
-  /** Give up (and fail) after this long; default 60 s. */
+  /** Give up (and fail) after this long, even in the middle of a call that hangs; default 60 s. */
   deadlineMs?: number;
   /** Pause between reads of the power state; default 1 s. */
   pollIntervalMs?: number;
@@ -48,48 +48,72 @@ export async function confirmPowerOff(
   let pollsSinceRequest = 0;
   let lastState: 'on' | 'off' | 'unknown' | 'unread' = 'unread';
   let lastError: ZenithError | undefined;
-  for (;;) {
-    if (!offAccepted || pollsSinceRequest >= repeatAfter) {
-      offRequests += 1;
-      pollsSinceRequest = 0;
-      try {
-        await target.powerOff();
-        offAccepted = true;
-      } catch (error) {
-        lastError = asZenithError(error);
+  let hungIn: 'powerOff' | 'readPower' | undefined;
+  // A call that hangs past the deadline must not hold the fence: each is raced against the time left.
+  const deadline = new AbortController();
+  const expiry = clock.sleep(deadlineMs, deadline.signal).then(
+    () => 'expired' as const,
+    () => 'cancelled' as const,
+  );
+  const withinDeadline = async <T>(call: () => Promise<T>): Promise<T | 'expired'> => {
+    const pending = call();
+    pending.catch(() => undefined); // its failure after the deadline no longer matters
+    const winner = await Promise.race([pending, expiry]);
+    return winner === 'cancelled' ? pending : winner;
+  };
+  try {
+    for (;;) {
+      if (!offAccepted || pollsSinceRequest >= repeatAfter) {
+        offRequests += 1;
+        pollsSinceRequest = 0;
+        try {
+          if ((await withinDeadline(() => target.powerOff())) === 'expired') {
+            hungIn = 'powerOff';
+            break;
+          }
+          offAccepted = true;
+        } catch (error) {
+          lastError = asZenithError(error);
+        }
       }
-    }
-    if (offAccepted) {
-      polls += 1;
-      pollsSinceRequest += 1;
-      try {
-        lastState = await target.readPower();
-        if (lastState === 'off') return { elapsedMs: clock.now() - start, offRequests, polls };
-      } catch (error) {
-        lastError = asZenithError(error);
-        lastState = 'unknown';
+      if (offAccepted) {
+        polls += 1;
+        pollsSinceRequest += 1;
+        try {
+          const state = await withinDeadline(() => target.readPower());
+          if (state === 'expired') {
+            hungIn = 'readPower';
+            break;
+          }
+          lastState = state;
+          if (lastState === 'off') return { elapsedMs: clock.now() - start, offRequests, polls };
+        } catch (error) {
+          lastError = asZenithError(error);
+          lastState = 'unknown';
+        }
       }
+      if (clock.now() - start + pollIntervalMs > deadlineMs) break;
+      await clock.sleep(pollIntervalMs);
     }
-    if (clock.now() - start + pollIntervalMs > deadlineMs)
-      throw new ZenithError(
-        'BMC_FENCE_UNCONFIRMED',
-        `the machine was not confirmed off within ${deadlineMs} ms (${
-          offAccepted
-            ? `power state last read ${lastState}`
-            : 'the BMC did not accept the power-off'
-        })`,
-        {
-          deadlineMs,
-          offRequests,
-          offAccepted,
-          polls,
-          lastState,
-          ...(lastError ? { lastError: { code: lastError.code, message: lastError.message } } : {}),
-        },
-        lastError ? { cause: lastError } : undefined,
-      );
-    await clock.sleep(pollIntervalMs);
+  } finally {
+    deadline.abort();
   }
+  throw new ZenithError(
+    'BMC_FENCE_UNCONFIRMED',
+    `the machine was not confirmed off within ${deadlineMs} ms (${
+      offAccepted ? `power state last read ${lastState}` : 'the BMC did not accept the power-off'
+    })`,
+    {
+      deadlineMs,
+      offRequests,
+      offAccepted,
+      polls,
+      lastState,
+      ...(hungIn ? { unansweredAtDeadline: hungIn } : {}),
+      ...(lastError ? { lastError: { code: lastError.code, message: lastError.message } } : {}),
+    },
+    lastError ? { cause: lastError } : undefined,
+  );
 }
 
 function asZenithError(error: unknown): ZenithError {

@@ -90,3 +90,22 @@ test('reads that fail never count as off: fencing fails with the last error', as
     },
   );
 });
+
+test('a read that never answers does not hold the fence past its deadline', async () => {
+  const clock = new ManualClock();
+  const started = clock.now();
+  const target: FenceTarget = {
+    powerOff: () => Promise.resolve(),
+    readPower: () => new Promise<never>(() => undefined),
+  };
+  await assert.rejects(
+    drive(clock, confirmPowerOff(target, { clock, deadlineMs: 7000 })),
+    (error: ZenithError) => {
+      assert.equal(error.code, 'BMC_FENCE_UNCONFIRMED');
+      assert.equal(error.details.unansweredAtDeadline, 'readPower');
+      assert.equal(error.details.offAccepted, true);
+      return true;
+    },
+  );
+  assert.equal(clock.now() - started, 7000);
+});
