@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile, chmod } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -162,6 +163,66 @@ describe('several ipmi_sim BMCs at once', () => {
       ),
     );
     assert.deepEqual(temperatures, [30, 40, 50]);
+  });
+});
+
+/** The processes (host pids) living in the PID namespace of `pid`. */
+function processesInNamespaceOf(pid: number): number[] {
+  const namespace = readlinkSync(`/proc/${pid}/ns/pid`);
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .map(Number)
+    .filter((p) => {
+      try {
+        return readlinkSync(`/proc/${p}/ns/pid`) === namespace && processAlive(p);
+      } catch {
+        return false;
+      }
+    });
+}
+
+describe('a machine in its own PID namespace (the shape of a later agent host)', () => {
+  let bmc: IpmiBmc;
+  before(async () => {
+    bmc = await startIpmiBmc({
+      machineCommand: [
+        'unshare',
+        '--pid',
+        '--fork',
+        '--kill-child',
+        '--mount-proc',
+        'sh',
+        '-c',
+        'sleep 1000 & sleep 1000',
+      ],
+    });
+  });
+  after(async () => {
+    await bmc.stop();
+  });
+
+  test('power off leaves no process of the namespace alive; power on makes a new namespace', async () => {
+    const unshare = await bmc.machinePid();
+    assert.ok(unshare);
+    const init = await until('the namespace init', async () => {
+      const children = readFileSync(`/proc/${unshare}/task/${unshare}/children`, 'utf8').trim();
+      return children ? Number(children.split(' ')[0]) : undefined;
+    });
+    const inside = await until('both sleeps of the machine', async () => {
+      const pids = processesInNamespaceOf(init);
+      return pids.length === 3 ? pids : undefined; // sh and its two sleeps
+    });
+    assert.notEqual(readlinkSync(`/proc/${init}/ns/pid`), readlinkSync('/proc/self/ns/pid'));
+    const ipmi = clientOf(bmc);
+    await ipmi.powerOff();
+    assert.deepEqual(
+      inside.filter((p) => processAlive(p)),
+      [],
+      'every process of the namespace is gone',
+    );
+    await ipmi.powerOn();
+    const again = await bmc.machinePid();
+    assert.ok(again && again !== unshare);
   });
 });
 
