@@ -338,6 +338,12 @@ export function eventService(subscriptions: string[]): Doc {
     EventTypesForSubscription: ['StatusChange', 'ResourceUpdated', 'Alert'],
     Subscriptions: link(`${v1}/EventService/Subscriptions`),
     'Subscriptions@odata.count': subscriptions.length,
+    Actions: {
+      '#EventService.SubmitTestEvent': {
+        target: `${v1}/EventService/Actions/EventService.SubmitTestEvent`,
+        'EventType@Redfish.AllowableValues': ['StatusChange', 'ResourceUpdated', 'Alert'],
+      },
+    },
   };
 }
 

@@ -149,7 +149,8 @@ async function serve(
   );
   const serviceUuid = randomUUID();
   const sessions = new Map<string, { id: string; user: string }>();
-  const subscriptions: string[] = [];
+  const subscriptions = new Map<string, Record<string, unknown>>();
+  let subscriptionCounter = 0;
   const faults: { fault: Fault; path: RegExp }[] = [];
   const requests: RedfishSimulator['requests'] = [];
   const sockets = new Set<Socket>();
@@ -289,19 +290,27 @@ async function serve(
       }
       return get(session(entry[1].id, entry[1].user));
     }
-    if (path === '/redfish/v1/EventService') return get(eventService(subscriptions));
+    if (path === '/redfish/v1/EventService') return get(eventService([...subscriptions.keys()]));
+    if (path === '/redfish/v1/EventService/Actions/EventService.SubmitTestEvent')
+      return method === 'POST' ? send(204) : badMethod();
     if (path === '/redfish/v1/EventService/Subscriptions') {
       if (method === 'POST') {
-        const id = String(subscriptions.length + 1);
-        subscriptions.push(id);
+        const { Destination, EventTypes, Context } = (body ?? {}) as Record<string, unknown>;
+        if (typeof Destination !== 'string' || !/^https?:\/\//.test(Destination))
+          return send(400, errorBody('PropertyMissing', 'Destination must be an http(s) URI'));
+        subscriptionCounter += 1;
+        const id = String(subscriptionCounter);
         const doc = {
           '@odata.id': `${path}/${id}`,
           '@odata.type': '#EventDestination.v1_9_0.EventDestination',
           Id: id,
           Name: 'Event subscription',
-          Destination: (body as { Destination?: unknown } | undefined)?.Destination ?? '',
+          Destination,
+          EventTypes: Array.isArray(EventTypes) ? EventTypes : ['StatusChange'],
+          Context: typeof Context === 'string' ? Context : '',
           Protocol: 'Redfish',
         };
+        subscriptions.set(id, doc);
         return send(201, doc, { location: `${path}/${id}` });
       }
       return get(
@@ -309,9 +318,19 @@ async function serve(
           path,
           'EventDestinationCollection',
           'Event Subscriptions',
-          subscriptions.map((id) => `${path}/${id}`),
+          [...subscriptions.keys()].map((id) => `${path}/${id}`),
         ),
       );
+    }
+    const subscriptionMatch = /^\/redfish\/v1\/EventService\/Subscriptions\/([^/]+)$/.exec(path);
+    if (subscriptionMatch) {
+      const doc = subscriptions.get(subscriptionMatch[1]!);
+      if (!doc) return notFound();
+      if (method === 'DELETE') {
+        subscriptions.delete(subscriptionMatch[1]!);
+        return send(204);
+      }
+      return get(doc);
     }
     if (path === '/redfish/v1/Systems') return get(systemsCollection(machines));
     if (path === '/redfish/v1/Managers')

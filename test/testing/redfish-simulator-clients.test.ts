@@ -42,6 +42,12 @@ say(step='thermal', temperatures=[t.reading_celsius for t in chassis.thermal.tem
 manager = bmc.get_manager(system.json['Links']['ManagedBy'][0]['@odata.id'])
 say(step='manager', firmware=manager.firmware_version,
     media=[m.identity for m in manager.virtual_media.get_members()])
+events = bmc.get_event_service()
+events.subscriptions.create({'Destination': 'https://zenith.example/redfish-events',
+                             'EventTypes': ['StatusChange'], 'Protocol': 'Redfish'})
+events.subscriptions.refresh()
+say(step='events', enabled=events.service_enabled,
+    subscriptions=[s.destination for s in events.subscriptions.get_members()])
 `;
 
 describe('real Redfish clients against the Redfish simulator', () => {
@@ -116,6 +122,11 @@ describe('real Redfish clients against the Redfish simulator', () => {
     assert.deepEqual(state.boot, { enabled: 'Once', target: 'Pxe' });
     assert.deepEqual(steps.thermal?.temperatures, [state.sensors.temperatureC]);
     assert.deepEqual(steps.manager, { step: 'manager', firmware: '3.1.7', media: ['Cd'] });
+    assert.deepEqual(steps.events, {
+      step: 'events',
+      enabled: true,
+      subscriptions: ['https://zenith.example/redfish-events'],
+    });
     assert.ok(
       sim.requests.some(
         (r) => r.method === 'POST' && r.path === '/redfish/v1/SessionService/Sessions',
