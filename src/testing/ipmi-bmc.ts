@@ -264,17 +264,38 @@ export async function startIpmiBmc(options: IpmiBmcOptions = {}): Promise<IpmiBm
   await mkdir(join(dir, 'state'));
   if (options.poweredOn !== false) await runChassis(dir, ['set', 'power', '1']);
 
+  // ipmi_sim runs under a keeper shell that ends it, and powers its machine off, when its stdin
+  // closes: when stop() closes it, and when the test process dies without stopping it.
+  await writeFile(
+    join(dir, 'keeper'),
+    [
+      '#!/bin/sh',
+      'exec 3<&0',
+      'ipmi_sim "$@" </dev/null &',
+      'sim=$!',
+      // Its own messages must not kill it once the test process (and so the pipe) is gone.
+      "trap '' PIPE HUP",
+      'exec 2>/dev/null',
+      '{ read -r _ <&3; kill -9 "$sim" 2>/dev/null; } &',
+      'wait "$sim"',
+      'status=$?',
+      `"${join(dir, 'chassis')}" set power 0`,
+      'exit $status',
+      '',
+    ].join('\n'),
+  );
+  await chmod(join(dir, 'keeper'), 0o755);
   const child: ChildProcess = spawn(
-    'ipmi_sim',
+    join(dir, 'keeper'),
     ['-c', join(dir, 'lan.conf'), '-f', join(dir, 'bmc.emu'), '-s', join(dir, 'state'), '-n'],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+    { stdio: ['pipe', 'ignore', 'pipe'] },
   );
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   await new Promise<void>((resolve, reject) => {
     child.once('error', (error) =>
-      reject(new Error(`ipmi_sim did not start (apt-get install -y openipmi): ${error.message}`)),
+      reject(new Error(`the ipmi_sim keeper did not start: ${error.message}`)),
     );
     child.once('spawn', () => resolve());
   });
@@ -318,10 +339,9 @@ export async function startIpmiBmc(options: IpmiBmcOptions = {}): Promise<IpmiBm
     stop: async () => {
       await rm(join(dir, 'liar'), { force: true });
       if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
+        child.stdin?.end(); // the keeper kills ipmi_sim and powers the machine off
         await exited;
-      }
-      await runChassis(dir, ['set', 'power', '0']);
+      } else await runChassis(dir, ['set', 'power', '0']);
       await rm(dir, { recursive: true, force: true });
     },
   };
