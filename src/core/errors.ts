@@ -385,6 +385,79 @@ export const errorCatalogue = {
     status: 503,
     summary: 'The vSphere client was closed before the call completed.',
   },
+  // --- protocols: Redfish (BMCs over HTTPS and JSON, src/protocols/redfish) ---
+  REDFISH_CONNECT_FAILED: {
+    status: 502,
+    summary:
+      'The BMC could not be reached over HTTPS (refused, unreachable, TLS handshake failed, or the connection dropped); details say where and why.',
+  },
+  REDFISH_CERTIFICATE_REJECTED: {
+    status: 502,
+    summary:
+      "The BMC's TLS certificate is not trusted: not signed by a trusted or configured CA, or not the pinned thumbprint; details carry the thumbprint it presented.",
+  },
+  REDFISH_AUTH_FAILED: {
+    status: 502,
+    summary:
+      'The BMC refused the user name or password of the connection (or the session ended and logging in again failed).',
+  },
+  REDFISH_PROTOCOL_ERROR: {
+    status: 502,
+    summary:
+      'The BMC sent a reply that is not a Redfish resource (not JSON, truncated, oversized, or lacking a field the schema requires).',
+  },
+  REDFISH_REQUEST_FAILED: {
+    status: 502,
+    summary:
+      "The BMC refused or failed a request with an HTTP error; details carry the status and Redfish's extended message ids.",
+  },
+  REDFISH_NOT_SUPPORTED: {
+    status: 422,
+    summary:
+      'The BMC does not offer this resource, action or value (for example no VirtualMedia, or a ResetType it does not allow).',
+  },
+  REDFISH_TIMEOUT: {
+    status: 504,
+    summary: 'A Redfish request got no complete reply within its deadline.',
+  },
+  REDFISH_CLOSED: {
+    status: 503,
+    summary: 'The Redfish client was closed (or the call cancelled) before the request completed.',
+  },
+  // --- protocols: IPMI (BMCs over IPMI 2.0 LAN through ipmitool, src/protocols/ipmi) ---
+  IPMI_UNREACHABLE: {
+    status: 502,
+    summary:
+      'The BMC did not answer on its IPMI LAN port (no RMCP+ session could be started); details say where.',
+  },
+  IPMI_AUTH_FAILED: {
+    status: 502,
+    summary: 'The BMC refused the user name or password of the connection, or its privilege level.',
+  },
+  IPMI_TIMEOUT: {
+    status: 504,
+    summary: 'An ipmitool call did not finish within its deadline and was killed.',
+  },
+  IPMI_COMMAND_FAILED: {
+    status: 502,
+    summary:
+      "The BMC refused or failed an IPMI command (for example a command it does not support); details carry ipmitool's message.",
+  },
+  IPMI_OUTPUT_INVALID: {
+    status: 502,
+    summary: "ipmitool's output could not be read as the expected answer.",
+  },
+  IPMI_TOOL_MISSING: {
+    status: 503,
+    summary:
+      'ipmitool is not installed on this machine (Debian package ipmitool; the zenith commands install it).',
+  },
+  // --- BMC operations common to both protocols ---
+  BMC_FENCE_UNCONFIRMED: {
+    status: 502,
+    summary:
+      'Fencing could not confirm that the machine is off: the power-off request failed, or the BMC did not report power off before the deadline; details carry the last state seen and the attempts.',
+  },
   // --- the fallback ---------------------------------------------------------
   ZEN_INTERNAL: {
     status: 500,

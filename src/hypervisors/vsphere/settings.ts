@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { ZenithError } from '../../core/errors.js';
-import { normalizeThumbprint } from '../../protocols/vim/http-transport.js';
+import { normalizeThumbprint } from '../../protocols/tls/verified-tls.js';
 
 export interface VsphereSettings {
   /** The SDK endpoint: https://HOST/sdk (a bare host name means that). */

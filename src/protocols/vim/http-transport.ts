@@ -2,27 +2,16 @@
  * The HTTP(S) transport of the VIM client: one POST per call on kept-alive
  * connections, the reply parsed while it streams in. TLS is verified by
  * default (system CAs, or the configured CA); a thumbprint pin trusts exactly
- * one certificate instead. The certificate is checked before a single byte of
- * a request (credentials included) is sent.
+ * one certificate instead (../tls/verified-tls.ts, shared with the Redfish
+ * client). The certificate is checked before a single byte of a request
+ * (credentials included) is sent.
  */
-import { createHash } from 'node:crypto';
 import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
-import {
-  checkServerIdentity,
-  connect as tlsConnect,
-  type ConnectionOptions,
-  type PeerCertificate,
-} from 'node:tls';
 import { ZenithError } from '../../core/errors.js';
+import { verifyAgentConnections, type TlsOptions } from '../tls/verified-tls.js';
 import { XmlTreeBuilder, type XmlElement, type XmlEmit } from './xml-tree.js';
 
-export interface TlsOptions {
-  /** PEM certificates to trust instead of the system's CAs. */
-  ca?: string;
-  /** SHA-256 (or SHA-1) thumbprint of the one certificate to trust, hex with or without colons. */
-  thumbprint?: string;
-}
+export type { TlsOptions } from '../tls/verified-tls.js';
 
 export interface TransportOptions {
   /** The SDK endpoint, e.g. https://vcenter.example.com/sdk */
@@ -53,17 +42,6 @@ export interface SoapTransport {
   close(): void;
 }
 
-/** Normalises a thumbprint to upper-case hex pairs joined by colons. */
-export function normalizeThumbprint(text: string): string | undefined {
-  const hex = text.replaceAll(':', '').replaceAll(' ', '').toUpperCase();
-  if (!/^[0-9A-F]+$/.test(hex) || (hex.length !== 40 && hex.length !== 64)) return undefined;
-  return hex.match(/../g)!.join(':');
-}
-
-export function thumbprintOf(der: Buffer, algorithm: 'sha256' | 'sha1' = 'sha256'): string {
-  return normalizeThumbprint(createHash(algorithm).update(der).digest('hex'))!;
-}
-
 export class HttpTransport implements SoapTransport {
   readonly #url: URL;
   readonly #agent: Agent;
@@ -82,54 +60,14 @@ export class HttpTransport implements SoapTransport {
     this.#maxReplyBytes = options.maxReplyBytes ?? 1024 * 1024 * 1024;
     this.#userAgent = options.userAgent ?? 'zenith-vim/1';
     this.#agent = new Agent({ keepAlive: true, maxSockets: 8 });
-    if (this.#url.protocol === 'https:') {
-      const tls = options.tls ?? {};
-      const pin = tls.thumbprint ? normalizeThumbprint(tls.thumbprint) : undefined;
-      if (tls.thumbprint && !pin)
-        throw new ZenithError(
-          'ZEN_CONFIG_INVALID',
-          'the thumbprint must be a SHA-256 or SHA-1 hex digest',
-          {
-            key: 'thumbprint',
-          },
-        );
-      const host = this.#url.hostname.replace(/^\[|\]$/g, '');
-      const port = Number(this.#url.port || 443);
-      // The callback form of createConnection: the socket is handed to HTTP only once its certificate passed.
-      (this.#agent as unknown as { createConnection: unknown }).createConnection = (
-        _options: unknown,
-        callback: (error: Error | null, socket?: Socket) => void,
-      ) => {
-        const connectOptions: ConnectionOptions = {
-          host,
-          port,
-          rejectUnauthorized: false,
-          ...(isIp(host) ? {} : { servername: host }),
-          ...(tls.ca ? { ca: tls.ca } : {}),
-        };
-        const socket = tlsConnect(connectOptions);
-        const onError = (error: Error) => callback(connectError(this.#url, error));
-        socket.once('error', onError);
-        socket.once('secureConnect', () => {
-          socket.off('error', onError);
-          const cert = socket.getPeerCertificate();
-          const rejection = verifyPeer(
-            socket.authorized,
-            socket.authorizationError,
-            cert,
-            host,
-            pin,
-          );
-          if (rejection) {
-            socket.destroy();
-            callback(rejection);
-            return;
-          }
-          callback(null, socket);
-        });
-        return undefined;
-      };
-    }
+    if (this.#url.protocol === 'https:')
+      verifyAgentConnections(this.#agent, {
+        host: this.#url.hostname.replace(/^\[|\]$/g, ''),
+        port: Number(this.#url.port || 443),
+        tls: options.tls ?? {},
+        rejectedCode: 'VIM_CERTIFICATE_REJECTED',
+        connectError: (error) => connectError(this.#url, error),
+      });
   }
 
   post(
@@ -273,49 +211,6 @@ export class HttpTransport implements SoapTransport {
   }
 }
 
-function verifyPeer(
-  authorized: boolean,
-  authorizationError: Error | null,
-  cert: PeerCertificate,
-  host: string,
-  pin: string | undefined,
-): ZenithError | undefined {
-  const raw = cert.raw as Buffer | undefined;
-  if (!raw)
-    return new ZenithError('VIM_CERTIFICATE_REJECTED', `${host} presented no certificate`, {
-      host,
-    });
-  const seen = { thumbprint: thumbprintOf(raw), thumbprintSha1: thumbprintOf(raw, 'sha1') };
-  if (pin) {
-    if (pin === seen.thumbprint || pin === seen.thumbprintSha1) return undefined;
-    return new ZenithError(
-      'VIM_CERTIFICATE_REJECTED',
-      `the certificate of ${host} does not match the pinned thumbprint`,
-      { host, ...seen },
-    );
-  }
-  if (!authorized)
-    return new ZenithError(
-      'VIM_CERTIFICATE_REJECTED',
-      `the certificate of ${host} is not trusted (${String(authorizationError?.message ?? authorizationError)}); configure its CA or pin its thumbprint`,
-      {
-        host,
-        reason: String(
-          (authorizationError as { code?: string } | null)?.code ?? authorizationError,
-        ),
-        ...seen,
-      },
-    );
-  const mismatch = checkServerIdentity(host, cert);
-  if (mismatch)
-    return new ZenithError(
-      'VIM_CERTIFICATE_REJECTED',
-      `the certificate is not for ${host}: ${mismatch.message}`,
-      { host, ...seen },
-    );
-  return undefined;
-}
-
 function connectError(url: URL, error: Error): ZenithError {
   const code = (error as NodeJS.ErrnoException).code;
   return new ZenithError(
@@ -327,8 +222,4 @@ function connectError(url: URL, error: Error): ZenithError {
     },
     { cause: error },
   );
-}
-
-function isIp(host: string): boolean {
-  return /^[0-9.]+$/.test(host) || host.includes(':');
 }
