@@ -3,24 +3,12 @@
  * filters, tags, sort, pages) and how one object is shown.
  */
 import type { Command } from 'commander';
+import type { ManagedObjectView } from '../../api/inventory.js';
 import { ApiClient } from '../client.js';
-import { formatTime, printJson, printKeyValues } from '../output.js';
+import { formatTime, printJson, printKeyValues, printTable } from '../output.js';
 
-export interface ObjectView {
-  id: string;
-  kind: string;
-  name: string;
-  status: string;
-  tags: string[];
-  simulated: boolean;
-  facts: Record<string, unknown>;
-  userFacts: Record<string, unknown>;
-  computed: Record<string, unknown>;
-  parentId: string | null;
-  connectionId: string | null;
-  createdAt: number;
-  updatedAt: number;
-}
+/** An object as the API answers it (the contract's ManagedObjectView). */
+export type ObjectView = ManagedObjectView;
 
 export interface Globals {
   json?: boolean;
@@ -85,4 +73,28 @@ export async function showObject(globals: Globals, path: string): Promise<void> 
   ].sort(([a], [b]) => a.localeCompare(b));
   process.stdout.write('\nfacts:\n');
   for (const [key, value] of facts) process.stdout.write(`  ${key} = ${JSON.stringify(value)}\n`);
+}
+
+/** A `list` subcommand (the default one) of a noun: one page of its objects as a table. */
+export function addListCommand(
+  noun: Command,
+  list: {
+    description: string;
+    path: string;
+    headers: string[];
+    row: (object: ObjectView) => Array<string | number | null | undefined>;
+  },
+): void {
+  addListOptions(noun.command('list', { isDefault: true }).description(list.description)).action(
+    async (options: ListOptions, command: Command) => {
+      const globals = command.optsWithGlobals<Globals>();
+      const page = await ApiClient.fromConfig(globals).get<{
+        items: ObjectView[];
+        nextCursor: string | null;
+      }>(`${list.path}${listQuery(options)}`);
+      if (globals.json) return printJson(page);
+      printTable(list.headers, page.items.map(list.row));
+      if (page.nextCursor) process.stderr.write(`more: --cursor ${page.nextCursor}\n`);
+    },
+  );
 }

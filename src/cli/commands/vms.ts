@@ -9,13 +9,11 @@ import { ApiClient } from '../client.js';
 import { formatTime, formatBytes, printJson, printKeyValues, printTable } from '../output.js';
 import { runTask } from '../progress.js';
 import {
-  addListOptions,
+  addListCommand,
   collect,
-  listQuery,
   showObject,
   sim,
   type Globals,
-  type ListOptions,
   type ObjectView,
 } from './object-views.js';
 import { parseSize } from './parse-size.js';
@@ -29,30 +27,21 @@ import { registerSnapshots } from './vms-snapshot.js';
 
 export function registerVms(program: Command): void {
   const vms = program.command('vms').description('Virtual machines');
-  addListOptions(vms.command('list', { isDefault: true }).description('List VMs')).action(
-    async (options: ListOptions, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const page = await ApiClient.fromConfig(globals).get<{
-        items: ObjectView[];
-        nextCursor: string | null;
-      }>(`/vms${listQuery(options)}`);
-      if (globals.json) return printJson(page);
-      printTable(
-        ['NAME', 'POWER', 'STATUS', 'HOST', 'CPUS', 'MEMORY', 'TAGS', 'ID'],
-        page.items.map((v) => [
-          v.name + sim(v),
-          v.facts['power.state'] as string,
-          v.status,
-          v.computed['location.hostName'] as string,
-          v.facts['cpu.count'] as number,
-          formatBytes(v.facts['memory.bytes']),
-          v.tags.join(' '),
-          v.id,
-        ]),
-      );
-      if (page.nextCursor) process.stderr.write(`more: --cursor ${page.nextCursor}\n`);
-    },
-  );
+  addListCommand(vms, {
+    description: 'List VMs',
+    path: '/vms',
+    headers: ['NAME', 'POWER', 'STATUS', 'HOST', 'CPUS', 'MEMORY', 'TAGS', 'ID'],
+    row: (v) => [
+      v.name + sim(v),
+      v.facts['power.state'] as string,
+      v.status,
+      v.computed['location.hostName'] as string,
+      v.facts['cpu.count'] as number,
+      formatBytes(v.facts['memory.bytes']),
+      v.tags.join(' '),
+      v.id,
+    ],
+  });
   vms
     .command('show <vm>')
     .description('One VM by name or id, with its facts')
