@@ -1,6 +1,7 @@
 /** zenith rebalance, zenith plans …, zenith hosts evacuate | exit-maintenance */
 import type { Command } from 'commander';
 import { ZenithError } from '../../api/errors.js';
+import type { PlanView } from '../../api/placement.js';
 import { ApiClient } from '../client.js';
 import { formatBytes, formatTime, printJson, printKeyValues, printTable } from '../output.js';
 import { waitForTask, type TaskSummary } from '../progress.js';
@@ -11,48 +12,8 @@ interface Globals {
   server?: string;
 }
 
-interface PlannedMove {
-  vmName: string;
-  fromHostName: string;
-  toHostName: string;
-  memoryBytes: number;
-  order: number;
-  startMs: number;
-  endMs: number;
-  bytes: number;
-  benefit?: number;
-}
-
-interface Imbalance {
-  meanLoad: number;
-  stddevLoad: number;
-  maxLoad: number;
-  emptyHosts: number;
-}
-
-interface Plan {
-  id: string;
-  kind: string;
-  state: string;
-  createdAt: number;
-  moves: PlannedMove[];
-  predictedCompletionMs: number;
-  peakConcurrency: number;
-  reordered: boolean;
-  metrics?: { before: Imbalance; after: Imbalance; hostsEmptied: string[]; bytesMoved: number };
-  outcome?: {
-    actualCompletionMs: number;
-    succeeded: number;
-    failed: number;
-    moves: Array<{
-      vmName: string;
-      toHostName: string;
-      state: string;
-      error?: { message: string };
-    }>;
-    error?: { code: string; message: string };
-  };
-}
+/** A plan as the API answers it (the contract's PlanView). */
+type Plan = PlanView;
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 

@@ -71,19 +71,8 @@ export const ActionProgress = Type.Object({
 });
 export type ActionProgress = Static<typeof ActionProgress>;
 
-export const VmMetrics = Type.Object({
-  sampledAt: Type.Number(),
-  cpuTimeMs: Type.Number(),
-  memoryUsedBytes: Type.Number(),
-  memoryConfiguredBytes: Type.Number(),
-  diskReadBytes: Type.Number(),
-  diskWriteBytes: Type.Number(),
-  diskReadOps: Type.Number(),
-  diskWriteOps: Type.Number(),
-  netRxBytes: Type.Union([Type.Number(), Type.Null()]),
-  netTxBytes: Type.Union([Type.Number(), Type.Null()]),
-});
-export type VmMetrics = Static<typeof VmMetrics>;
+// A VM's counters are the contract's: the agent reports them as the API answers them.
+export { VmMetrics } from '../../api/metrics.js';
 
 export const SnapshotInfo = Type.Object({
   id: Type.String(),
