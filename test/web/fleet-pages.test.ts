@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { readFileSync } from 'node:fs';
 import { seriousViolations } from '../../src/testing/accessibility.js';
+import { until } from '../../src/testing/wait.js';
 import { launchBrowser, type TestBrowser, type WatchedPage } from '../../src/testing/browser.js';
 import {
   startTestServer,
@@ -284,7 +285,18 @@ describe('the fleet pages of the web console in Chromium, on a simulated fleet',
     await page.getByRole('button', { name: 'Filter' }).click();
     const records = page.getByRole('table', { name: 'Audit records' });
     await records.getByText('vm.suspend', { exact: true }).first().waitFor(seen);
-    const actions = await records.locator('tbody tr td:nth-child(4)').allInnerTexts();
+    // The page lists every record before the filter's answer replaces them: wait for that answer
+    // (the filtered table has no other action), then check it. A filter that did not apply still
+    // fails here, when the wait ends.
+    const actionCells = records.locator('tbody tr td:nth-child(4)');
+    const actions = await until(
+      'the filtered audit records',
+      async () => {
+        const texts = await actionCells.allInnerTexts();
+        return texts.length > 0 && texts.every((a) => a.startsWith('vm.')) ? texts : undefined;
+      },
+      10_000,
+    ).catch(async () => actionCells.allInnerTexts());
     assert.ok(actions.length > 0 && actions.every((a) => a.startsWith('vm.')), actions.join());
     const objects = await records.locator('tbody tr td:nth-child(5)').allInnerTexts();
     assert.ok(
