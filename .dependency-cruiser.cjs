@@ -55,19 +55,41 @@ module.exports = {
       name: 'protocols-know-only-bytes',
       severity: 'error',
       from: { path: layer('protocols') },
-      to: { path: '^src/(store|hypervisors|services|app|server|cli|agent|web)/' },
+      to: { path: '^src/(store|hypervisors|machines|services|app|server|cli|agent|web)/' },
     },
     {
       name: 'store-below-services',
       severity: 'error',
       from: { path: layer('store') },
-      to: { path: '^src/(protocols|hypervisors|services|app|server|cli|agent|web)/' },
+      to: { path: '^src/(protocols|hypervisors|machines|services|app|server|cli|agent|web)/' },
     },
     {
       name: 'drivers-below-services',
       severity: 'error',
       from: { path: layer('hypervisors') },
       to: { path: '^src/(store|services|app|server|cli|agent|web)/' },
+    },
+    {
+      // BMC drivers (Redfish, IPMI) sit beside the hypervisor families: they implement the driver
+      // interface and its machine facet, and nothing above drivers.
+      name: 'machines-are-drivers',
+      severity: 'error',
+      from: { path: layer('machines') },
+      to: { path: '^src/(store|services|app|server|cli|agent|web)/' },
+    },
+    {
+      // A hypervisor family knows nothing of BMCs (the composition root registers both).
+      name: 'hypervisors-know-no-bmc',
+      severity: 'error',
+      from: { path: layer('hypervisors') },
+      to: { path: layer('machines') },
+    },
+    {
+      // Services ask for the machine facet, never for a BMC family's class.
+      name: 'services-never-import-a-bmc-family',
+      severity: 'error',
+      from: { path: layer('services') },
+      to: { path: layer('machines') },
     },
     {
       name: 'services-never-import-server-or-cli',

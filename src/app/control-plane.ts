@@ -5,6 +5,7 @@
  * (first sync) → task recovery. close() stops them in reverse. Where two
  * services need each other, the later one follows the earlier one's events.
  */
+import { machineFamilies } from '../machines/families.js';
 import { join } from 'node:path';
 import { systemClock, type Clock } from '../core/clock.js';
 import { createLogger, type Logger } from '../core/logger.js';
@@ -115,6 +116,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const logger = options.logger ?? createLogger();
   const store = await openStore({ dataDir: options.dataDir, databaseUrl: options.databaseUrl });
   const registry = options.registry ?? new DriverRegistry();
+  // BMC families join the hypervisor families (a registry given by a test may bring its own).
+  for (const family of machineFamilies)
+    if (!registry.list().some((known) => known.type === family.type)) registry.register(family);
   const events = new EventBus(store.db, clock, logger);
   const audit = new AuditService(store, clock);
   const sessions = new SessionService(store, clock, {

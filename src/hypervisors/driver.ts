@@ -15,6 +15,7 @@ import type {
   VmSpec,
 } from './driver-types.js';
 import type { DiskStreamFacet } from './facets/disk-streams.js';
+import type { MachineFacet } from './facets/machine-power.js';
 import type { MigrationEndpoint } from './facets/migration-endpoint.js';
 import type { PortableVmFacet } from './facets/portable-vm.js';
 
@@ -32,6 +33,7 @@ import type { PortableVmFacet } from './facets/portable-vm.js';
 
 export * from './driver-types.js';
 export type * from './facets/disk-streams.js';
+export * from './facets/machine-power.js';
 export type * from './facets/migration-endpoint.js';
 export type * from './facets/portable-vm.js';
 
@@ -53,7 +55,17 @@ export type Capability =
   | 'vm.relocateStorage'
   | 'vm.rename'
   /** Change a VM's CPU count and memory. */
-  | 'vm.reconfigure';
+  | 'vm.reconfigure'
+  /** A physical machine's power through its BMC (on, shutdown, off, cycle, reset). */
+  | 'machine.power'
+  /** A one-time boot device. */
+  | 'machine.boot'
+  /** Virtual media (an ISO by URL) inserted and ejected. */
+  | 'machine.media'
+  /** The identify light. */
+  | 'machine.identify'
+  /** Power off confirmed by reading it back (high availability fences failed hosts with it). */
+  | 'machine.fence';
 
 /** The facets a driver may declare, by name. */
 export interface DriverFacets {
@@ -63,6 +75,8 @@ export interface DriverFacets {
   portableVms: PortableVmFacet;
   /** Read a disk (whole, or its changed extents) and write one, as extents of bytes. */
   diskStreams: DiskStreamFacet;
+  /** Power, boot device, media, identify light, sensors and fencing of the machines it discovers. */
+  machine: MachineFacet;
 }
 
 export type FacetName = keyof DriverFacets;

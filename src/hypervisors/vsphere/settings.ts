@@ -1,19 +1,11 @@
 /** Settings of a vsphere connection, checked when it is added (ZEN_CONFIG_INVALID); the password is its secret. */
-import { readFileSync } from 'node:fs';
-import { isAbsolute } from 'node:path';
 import { ZenithError } from '../../core/errors.js';
-import { normalizeThumbprint } from '../../protocols/tls/verified-tls.js';
+import { caOf, readTlsSettings, type TlsSettings } from '../tls-settings.js';
 
-export interface VsphereSettings {
+export interface VsphereSettings extends TlsSettings {
   /** The SDK endpoint: https://HOST/sdk (a bare host name means that). */
   url: string;
   username: string;
-  /** Pin this certificate (SHA-256 or SHA-1 thumbprint) instead of verifying it against CAs. */
-  thumbprint?: string;
-  /** PEM CA certificates to trust instead of the system's. */
-  ca?: string;
-  /** A file with them. */
-  caFile?: string;
   /** How long one WaitForUpdatesEx waits for changes before asking again (seconds). */
   watchWaitSeconds: number;
   /** How long a guest shutdown may take before the task fails (seconds). */
@@ -72,28 +64,7 @@ export function validateVsphereSettings(settings: Record<string, unknown>): Vsph
     watchWaitSeconds: 30,
     shutdownTimeoutSeconds: 300,
   };
-  if (settings.thumbprint !== undefined) {
-    const pin =
-      typeof settings.thumbprint === 'string'
-        ? normalizeThumbprint(settings.thumbprint)
-        : undefined;
-    if (!pin)
-      throw invalid(
-        "setting 'thumbprint' is a SHA-256 or SHA-1 certificate thumbprint in hex",
-        'thumbprint',
-      );
-    out.thumbprint = pin;
-  }
-  if (settings.ca !== undefined) {
-    if (typeof settings.ca !== 'string' || !settings.ca.includes('-----BEGIN CERTIFICATE-----'))
-      throw invalid("setting 'ca' is PEM text with one or more certificates", 'ca');
-    out.ca = settings.ca;
-  }
-  if (settings.caFile !== undefined) {
-    if (typeof settings.caFile !== 'string' || !isAbsolute(settings.caFile))
-      throw invalid("setting 'caFile' is an absolute path", 'caFile');
-    out.caFile = settings.caFile;
-  }
+  Object.assign(out, readTlsSettings(settings));
   if (settings.watchWaitSeconds !== undefined) {
     const wait = settings.watchWaitSeconds;
     if (typeof wait !== 'number' || !Number.isInteger(wait) || wait < 1 || wait > 600)
@@ -115,19 +86,4 @@ export function validateVsphereSettings(settings: Record<string, unknown>): Vsph
   return out;
 }
 
-/** The CA text to trust: the setting, or the file's content read now. */
-export function caOf(settings: VsphereSettings): string | undefined {
-  if (settings.ca) return settings.ca;
-  if (!settings.caFile) return undefined;
-  try {
-    return readFileSync(settings.caFile, 'utf8');
-  } catch (error) {
-    throw new ZenithError(
-      'ZEN_CONFIG_INVALID',
-      `cannot read caFile ${settings.caFile}: ${String(error)}`,
-      {
-        key: 'caFile',
-      },
-    );
-  }
-}
+export { caOf };

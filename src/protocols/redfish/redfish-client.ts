@@ -233,9 +233,14 @@ export class RedfishClient {
     return Promise.all(uris.map(async (uri) => readVirtualMedia(await this.get(uri), uri)));
   }
 
-  /** Temperatures, fans and power draw of every chassis: the Sensors collection, else Thermal and Power. */
-  async sensors(): Promise<SensorReading[]> {
-    const chassis = await this.#members(linkOf(this.#serviceRoot, 'Chassis') ?? `${root}Chassis`);
+  /**
+   * Temperatures, fans and power draw of the given chassis (default: every chassis): the Sensors
+   * collection, else Thermal and Power.
+   */
+  async sensors(chassisUris?: string[]): Promise<SensorReading[]> {
+    const chassis =
+      chassisUris ??
+      (await this.#members(linkOf(this.#serviceRoot, 'Chassis') ?? `${root}Chassis`));
     const readings = await Promise.all(
       chassis.map(async (uri) => {
         const doc = await this.get(uri);

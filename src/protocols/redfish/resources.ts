@@ -28,6 +28,8 @@ export type BootTarget = 'Pxe' | 'Hdd' | 'Cd' | 'BiosSetup';
 export interface SystemSummary {
   uri: string;
   id: string;
+  /** The host name the system's operating system reported, where the BMC knows it. */
+  hostName?: string;
   vendor?: string;
   model?: string;
   serial?: string;
@@ -43,6 +45,9 @@ export interface SystemSummary {
   resetTypes: ResetType[];
   resetTarget?: string;
   indicator: { led?: string; locationActive?: boolean };
+  /** The chassis it is in and the managers (BMCs) that manage it (Links), where the BMC says. */
+  chassisUris: string[];
+  managerUris: string[];
 }
 
 export interface ProcessorInfo {
@@ -132,6 +137,15 @@ export function linkOf(doc: JsonObject | undefined, key: string): string | undef
 }
 
 /** The member URIs of a collection. */
+/** The @odata.id of each entry of an array of links (missing or malformed entries left out). */
+export function linkList(doc: JsonObject | undefined, key: string): string[] {
+  const value = doc?.[key];
+  if (!Array.isArray(value)) return [];
+  return value
+    .map((entry) => (entry as Record<string, unknown> | null)?.['@odata.id'])
+    .filter((id): id is string => typeof id === 'string');
+}
+
 export function collectionMembers(value: unknown, where: string): string[] {
   const doc = asObject(value, where);
   const members = doc.Members;
@@ -166,7 +180,10 @@ export function readSystem(value: unknown, uri: string): SystemSummary {
       ? allowedResets.filter((t): t is ResetType => typeof t === 'string')
       : [],
     indicator: {},
+    chassisUris: linkList(optionalObject(doc, 'Links'), 'Chassis'),
+    managerUris: linkList(optionalObject(doc, 'Links'), 'ManagedBy'),
   };
+  assign(summary, 'hostName', optionalString(doc, 'HostName') || undefined);
   assign(summary, 'vendor', optionalString(doc, 'Manufacturer'));
   assign(summary, 'model', optionalString(doc, 'Model'));
   assign(summary, 'serial', optionalString(doc, 'SerialNumber'));

@@ -1,0 +1,67 @@
+/**
+ * How a connection over HTTPS trusts its peer, as its settings say: a pinned
+ * certificate thumbprint, PEM CA certificates (inline or in a file), or the
+ * system's CAs. Shared by every family that speaks HTTPS (vSphere, Redfish).
+ */
+import { readFileSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
+import { ZenithError } from '../core/errors.js';
+import { normalizeThumbprint } from '../protocols/tls/verified-tls.js';
+
+export interface TlsSettings {
+  /** Pin this certificate (SHA-256 or SHA-1 thumbprint) instead of verifying it against CAs. */
+  thumbprint?: string;
+  /** PEM CA certificates to trust instead of the system's. */
+  ca?: string;
+  /** A file with them. */
+  caFile?: string;
+}
+
+export const tlsSettingKeys = ['thumbprint', 'ca', 'caFile'] as const;
+
+function invalid(message: string, key: string): ZenithError {
+  return new ZenithError('ZEN_CONFIG_INVALID', message, { key });
+}
+
+/** The TLS settings among `settings`, checked (ZEN_CONFIG_INVALID) and normalised. */
+export function readTlsSettings(settings: Record<string, unknown>): TlsSettings {
+  const out: TlsSettings = {};
+  if (settings.thumbprint !== undefined) {
+    const pin =
+      typeof settings.thumbprint === 'string'
+        ? normalizeThumbprint(settings.thumbprint)
+        : undefined;
+    if (!pin)
+      throw invalid(
+        "setting 'thumbprint' is a SHA-256 or SHA-1 certificate thumbprint in hex",
+        'thumbprint',
+      );
+    out.thumbprint = pin;
+  }
+  if (settings.ca !== undefined) {
+    if (typeof settings.ca !== 'string' || !settings.ca.includes('-----BEGIN CERTIFICATE-----'))
+      throw invalid("setting 'ca' is PEM text with one or more certificates", 'ca');
+    out.ca = settings.ca;
+  }
+  if (settings.caFile !== undefined) {
+    if (typeof settings.caFile !== 'string' || !isAbsolute(settings.caFile))
+      throw invalid("setting 'caFile' is an absolute path", 'caFile');
+    out.caFile = settings.caFile;
+  }
+  return out;
+}
+
+/** The CA text to trust: the setting, or the file's content read now. */
+export function caOf(settings: TlsSettings): string | undefined {
+  if (settings.ca) return settings.ca;
+  if (!settings.caFile) return undefined;
+  try {
+    return readFileSync(settings.caFile, 'utf8');
+  } catch (error) {
+    throw new ZenithError(
+      'ZEN_CONFIG_INVALID',
+      `cannot read caFile ${settings.caFile}: ${String(error)}`,
+      { key: 'caFile' },
+    );
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * The IPMI family: one connection per BMC, whose one system is a host
+ * (external id `system`) with what IPMI can tell: FRU vendor, model and
+ * serial, the BMC's firmware, the system GUID (the SMBIOS UUID on most
+ * servers), power state and sensors. IPMI has no virtual media and no
+ * hardware inventory beyond that (Redfish does). The peer is the system GUID.
+ */
+import type { Clock } from '../core/clock.js';
+import type { Logger } from '../core/logger.js';
+import type {
+  DiscoveredObject,
+  DriverInfo,
+  Facts,
+  MachineFacet,
+  MachinePowerAction,
+  MachineSensor,
+} from '../hypervisors/driver.js';
+import { IpmiClient } from '../protocols/ipmi/ipmi-client.js';
+import type { IpmiSettings } from './bmc-settings.js';
+import { MachineDriver, type MachineStatus } from './machine-driver.js';
+
+export const ipmiSystemId = 'system';
+
+export class IpmiMachines extends MachineDriver {
+  readonly info: DriverInfo = {
+    type: 'ipmi',
+    simulated: false,
+    capabilities: MachineDriver.capabilities(),
+  };
+  readonly facets: { machine: MachineFacet };
+  readonly #bmc: IpmiClient;
+  #guid: string | undefined;
+
+  constructor(
+    private readonly settings: IpmiSettings,
+    password: string,
+    clock: Clock,
+    private readonly logger: Logger,
+  ) {
+    super(clock, settings.pollSeconds * 1000);
+    this.#bmc = new IpmiClient({
+      host: settings.host,
+      port: settings.port,
+      username: settings.username,
+      password,
+      timeoutMs: settings.timeoutSeconds * 1000,
+    });
+    this.facets = { machine: this.#facet() };
+  }
+
+  async connect(): Promise<void> {
+    this.#guid = await this.#bmc.guid();
+  }
+
+  peerIdentity(): string {
+    return this.#guid ? `ipmi:${this.#guid}` : `ipmi:${this.settings.host}:${this.settings.port}`;
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  protected async readMachines(): Promise<DiscoveredObject[]> {
+    // One ipmitool process at a time: a BMC serves few sessions at once.
+    const fru = await this.#bmc.fru();
+    const mc = await this.#bmc.mcInfo();
+    const guid = await this.#bmc.guid();
+    const power = await this.#bmc.powerState();
+    const facts: Facts = {
+      'bmc.protocol': 'ipmi',
+      'bmc.address': `${this.settings.host}:${this.settings.port}`,
+      'hardware.vendor': fru.vendor ?? mc.manufacturerName ?? null,
+      'hardware.model': fru.model ?? null,
+      'hardware.serial': fru.serial ?? null,
+      'hardware.smbiosUuid': guid,
+      'hardware.bmcFirmware': mc.firmwareVersion ?? null,
+      'hardware.power': power,
+    };
+    return [
+      {
+        kind: 'host',
+        externalId: ipmiSystemId,
+        name: (fru.serial ?? this.settings.host).slice(0, 200),
+        parent: null,
+        facts,
+      },
+    ];
+  }
+
+  protected async readStatus(): Promise<MachineStatus[]> {
+    return [{ externalId: ipmiSystemId, facts: { 'hardware.power': await this.#bmc.powerState() } }];
+  }
+
+  #facet(): MachineFacet {
+    const actions: Record<MachinePowerAction, () => Promise<void>> = {
+      on: () => this.#bmc.powerOn(),
+      shutdown: () => this.#bmc.softOff(),
+      off: () => this.#bmc.powerOff(),
+      cycle: () => this.#bmc.powerCycle(),
+      reset: () => this.#bmc.reset(),
+    };
+    return {
+      powerState: () => this.#bmc.powerState(),
+      power: async (_id, action) => {
+        this.logger.info({ bmc: this.settings.host, action }, 'ipmi power action');
+        await actions[action]();
+      },
+      bootOnce: (_id, device) => this.#bmc.bootOnce(device),
+      identify: (_id, on) => this.#bmc.identify(on ? 'force' : 0),
+      sensors: async (): Promise<MachineSensor[]> =>
+        (await this.#bmc.sensors()).flatMap((s) =>
+          s.kind === 'temperature' || s.kind === 'fan' || s.kind === 'power'
+            ? [{ name: s.name, kind: s.kind, value: s.value, unit: s.unit }]
+            : [],
+        ),
+      fence: (_id, options) => this.#bmc.fence({ deadlineMs: options.deadlineMs, clock: this.clock }),
+    };
+  }
+}
