@@ -20,6 +20,7 @@ const serviceRooms = [
   'metrics',
   'accounting',
   'vms',
+  'machines',
   'placement',
   'plans',
 ];

@@ -9,6 +9,7 @@ import * as connections from './connections.js';
 import * as consoles from './consoles.js';
 import * as events from './events.js';
 import * as inventory from './inventory.js';
+import * as machines from './machines.js';
 import * as metrics from './metrics.js';
 import type { OperationSpec } from './operation.js';
 import * as placement from './placement.js';
@@ -58,6 +59,7 @@ export const operations = {
   ...operationsOf(accounting),
   ...operationsOf(policies),
   ...operationsOf(placement),
+  ...operationsOf(machines),
 };
 
 export type Operations = typeof operations;

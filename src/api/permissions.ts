@@ -27,6 +27,10 @@ export const permissions = [
   'policy.manage',
   /** Evacuating hosts (maintenance mode), running the rebalancer and applying its plans. */
   'host.maintenance',
+  /** Physical machines through their BMCs: power, boot device, virtual media, identify light, fencing. */
+  'host.power',
+  /** Linking physical machines to the hypervisor hosts on them (and unlinking). */
+  'host.link',
   /** What a host agent may do with its own credentials: report itself. */
   'agent.report',
 ] as const;

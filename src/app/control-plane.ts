@@ -5,6 +5,7 @@
  * (first sync) → task recovery. close() stops them in reverse. Where two
  * services need each other, the later one follows the earlier one's events.
  */
+import { MachineService } from '../services/machines/machine-service.js';
 import { machineFamilies } from '../machines/families.js';
 import { join } from 'node:path';
 import { systemClock, type Clock } from '../core/clock.js';
@@ -103,6 +104,8 @@ export interface ControlPlane {
   placement: PlacementService;
   hostModes: HostModeService;
   plans: PlanService;
+  /** Physical machines (BMC connections): links to hypervisor hosts, power, fencing. */
+  machines: MachineService;
   evacuations: EvacuationService;
   /** Set on the very first start when no admin password was given: print it once. */
   generatedAdminPassword: string | undefined;
@@ -270,6 +273,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const accounting = new AccountingService(store, inventory, clock);
   const vmEdits = new VmEditService(inventory, connections, tasks, quotaGate);
   const metrics = new MetricHistory(store, clock, { ...defaultMetricSettings, ...options.metrics });
+  const machines = new MachineService({
+    store,
+    inventory,
+    connections,
+    tasks,
+    events,
+    clock,
+    logger,
+  });
   const metricsSampler = new MetricsSampler({
     clock,
     history: metrics,
@@ -315,6 +327,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       15_000,
     );
     sessionSweep.unref();
+    // Links between machines and hosts follow the inventory from before the first sync on.
+    await machines.start();
     await connections.startAll();
     const recovered = await tasks.recover();
     if (recovered.resumed + recovered.completed + recovered.retried + recovered.interrupted > 0)
@@ -353,6 +367,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       hostModes,
       plans,
       evacuations,
+      machines,
       generatedAdminPassword: bootstrap.generatedPassword,
       async close() {
         agentHub.closeAll();
@@ -361,6 +376,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         await rebalancer.stop();
         await metricsSampler.stop();
         await tasks.drain();
+        machines.stop();
+        await machines.settled();
         await connections.stopAll();
         await store.close();
       },

@@ -458,6 +458,16 @@ export const errorCatalogue = {
     summary:
       'Fencing could not confirm that the machine is off: the power-off request failed, or the BMC did not report power off before the deadline; details carry the last state seen and the attempts.',
   },
+  BMC_POWER_UNCONFIRMED: {
+    status: 502,
+    summary:
+      'A power action was accepted but the BMC did not read the power state it should give (on or off) before the deadline; details carry the state wanted and the last one read.',
+  },
+  ZEN_NO_BMC: {
+    status: 409,
+    summary:
+      'The host has no BMC Zenith knows: add its BMC as a redfish or ipmi connection (the machine is then linked to the host by SMBIOS UUID, serial or a NIC MAC, or by hand).',
+  },
   // --- the fallback ---------------------------------------------------------
   ZEN_INTERNAL: {
     status: 500,

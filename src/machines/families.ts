@@ -9,7 +9,8 @@ import { RedfishMachines } from './redfish-machines.js';
 
 export const redfishFamily: DriverFamily = {
   type: 'redfish',
-  description: 'A physical machine’s BMC over Redfish (HTTPS): hardware, sensors, power, boot, virtual media',
+  description:
+    'A physical machine’s BMC over Redfish (HTTPS): hardware, sensors, power, boot, virtual media',
   simulated: false,
   identifiesPeer: true,
   validate: (settings) => ({ ...validateRedfishSettings(settings) }),

@@ -88,7 +88,9 @@ export class IpmiMachines extends MachineDriver {
   }
 
   protected async readStatus(): Promise<MachineStatus[]> {
-    return [{ externalId: ipmiSystemId, facts: { 'hardware.power': await this.#bmc.powerState() } }];
+    return [
+      { externalId: ipmiSystemId, facts: { 'hardware.power': await this.#bmc.powerState() } },
+    ];
   }
 
   #facet(): MachineFacet {
@@ -113,7 +115,8 @@ export class IpmiMachines extends MachineDriver {
             ? [{ name: s.name, kind: s.kind, value: s.value, unit: s.unit }]
             : [],
         ),
-      fence: (_id, options) => this.#bmc.fence({ deadlineMs: options.deadlineMs, clock: this.clock }),
+      fence: (_id, options) =>
+        this.#bmc.fence({ deadlineMs: options.deadlineMs, clock: this.clock }),
     };
   }
 }

@@ -69,7 +69,9 @@ export abstract class MachineDriver implements HypervisorDriver {
           for (const object of snapshot.objects) yield { type: 'upsert', object };
           break;
         }
-        const changed = Object.entries(status.facts).some(([key, value]) => known.facts[key] !== value);
+        const changed = Object.entries(status.facts).some(
+          ([key, value]) => known.facts[key] !== value,
+        );
         if (!changed) continue;
         const next = { ...known, facts: { ...known.facts, ...status.facts } };
         this.#known.set(status.externalId, next);

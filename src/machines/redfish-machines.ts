@@ -134,7 +134,8 @@ export class RedfishMachines extends MachineDriver {
       'hardware.cpuSockets': system.processors.length || (system.processorCount ?? null),
       'hardware.cpuCores': cores || null,
       'hardware.cpuThreads': threads || null,
-      'hardware.cpuModel': system.processors.find((p) => p.model)?.model ?? system.processorModel ?? null,
+      'hardware.cpuModel':
+        system.processors.find((p) => p.model)?.model ?? system.processorModel ?? null,
       'hardware.memoryBytes': memoryBytes || null,
       'hardware.memoryModules': system.memoryModules.map(
         (m) => `${m.id}: ${m.capacityMiB ?? '?'} MiB${m.type ? ` ${m.type}` : ''}`,
@@ -199,7 +200,8 @@ export class RedfishMachines extends MachineDriver {
         );
         return readings.map((r) => ({ name: r.name, kind: r.kind, value: r.value, unit: r.unit }));
       },
-      fence: (id, options) => this.#bmc().fence(id, { deadlineMs: options.deadlineMs, clock: this.clock }),
+      fence: (id, options) =>
+        this.#bmc().fence(id, { deadlineMs: options.deadlineMs, clock: this.clock }),
     };
   }
 }

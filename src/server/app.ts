@@ -28,6 +28,7 @@ import { identityRoutes } from './routes/identities.js';
 import { inventoryRoutes } from './routes/inventory.js';
 import { resourceGroupMemberRoutes } from './routes/resource-group-members.js';
 import { metricsHistoryRoutes } from './routes/metrics-history.js';
+import { machineRoutes } from './routes/machines.js';
 import { placementRoutes } from './routes/placement.js';
 import { policyRoutes } from './routes/policies.js';
 import { snapshotRoutes } from './routes/snapshots.js';
@@ -146,6 +147,7 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
       await accountingRoutes(api, plane);
       await policyRoutes(api, plane);
       await placementRoutes(api, plane);
+      await machineRoutes(api, plane);
     },
     { prefix: '/api/v1' },
   );

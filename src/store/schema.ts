@@ -300,6 +300,15 @@ export interface HostModesTable {
   updated_by: string;
 }
 
+export interface MachineLinksTable {
+  machine_id: string;
+  /** The hypervisor host on the machine; null: an operator said none (never linked by itself). */
+  host_id: string | null;
+  how: string;
+  linked_by: string;
+  at: number;
+}
+
 export interface QuotasTable {
   group_id: string;
   /** null: no limit. */
@@ -344,6 +353,7 @@ export interface Database {
   policies: PoliciesTable;
   placement_plans: PlacementPlansTable;
   host_modes: HostModesTable;
+  machine_links: MachineLinksTable;
   vm_metric_samples: VmMetricSamplesTable;
   vm_metric_rollups: VmMetricRollupsTable;
   quotas: QuotasTable;

@@ -1,7 +1,7 @@
 /** Facts about the local host that a QEMU driver reports: CPU, memory, accelerator, QEMU, storage. */
 import { execFile } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync, readdirSync, statfsSync } from 'node:fs';
-import { cpus, hostname, totalmem } from 'node:os';
+import { cpus, hostname, networkInterfaces, totalmem } from 'node:os';
 import { promisify } from 'node:util';
 import { ZenithError } from '../../core/errors.js';
 import type { Facts } from '../driver.js';
@@ -97,6 +97,36 @@ export async function inspectLocalHost(binary: string, name?: string): Promise<L
   };
 }
 
+/** A DMI value of the machine (/sys/class/dmi/id), null where the machine has none or hides it. */
+function dmi(name: string): string | null {
+  try {
+    const value = readFileSync(`/sys/class/dmi/id/${name}`, 'utf8').trim();
+    return value === '' ||
+      /^(none|not specified|to be filled by o\.e\.m\.|default string)$/i.test(value)
+      ? null
+      : value;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * What ties this host to the physical machine a BMC reports (SMBIOS UUID, serial, NIC MACs): the
+ * BMC connection links the two by them. MACs are those of this host's network namespace.
+ */
+export function machineIdentity(): Facts {
+  const macs = new Set<string>();
+  for (const addresses of Object.values(networkInterfaces()))
+    for (const address of addresses ?? [])
+      if (!address.internal && address.mac !== '00:00:00:00:00:00')
+        macs.add(address.mac.toLowerCase());
+  return {
+    'hardware.smbiosUuid': dmi('product_uuid')?.toLowerCase() ?? null,
+    'hardware.serial': dmi('product_serial'),
+    'hardware.nicMacs': [...macs].sort(),
+  };
+}
+
 export function hostFacts(
   host: LocalHost,
   options: { kvmUsable: boolean; storageRoots: string[] },
@@ -128,5 +158,6 @@ export function hostFacts(
     'storage.freeBytes': freeBytes,
     'network.bridges': hostBridges(),
     'os.name': osName,
+    ...machineIdentity(),
   };
 }

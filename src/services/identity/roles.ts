@@ -23,6 +23,7 @@ const operator: Permission[] = [
   'task.cancel',
   'accounting.read',
   'host.maintenance',
+  'host.power',
 ];
 
 export const rolePermissions: Record<RoleName, ReadonlySet<Permission>> = {

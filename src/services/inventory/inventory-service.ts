@@ -37,7 +37,8 @@ export class InventoryService {
   readonly handovers: VmHandovers;
   readonly #tags = new Map<string, { discovered: string[]; user: string[] }>();
   /** Facts other services keep on objects (a host's maintenance mode), shown among the computed ones. */
-  readonly #overlays = new Map<string, Facts>();
+  /** Facts services keep on objects, by object id and then by the service (source) keeping them. */
+  readonly #overlays = new Map<string, Map<string, Facts>>();
   readonly #mutex = new Mutex();
 
   constructor(
@@ -234,16 +235,27 @@ export class InventoryService {
     });
   }
 
-  /** Sets (or with null clears) the facts a service keeps on an object; they join its computed facts. */
-  setOverlay(id: string, facts: Facts | null): void {
-    const previous = this.#overlays.get(id) ?? {};
-    if (facts && Object.keys(facts).length > 0) this.#overlays.set(id, facts);
+  /**
+   * Sets (or with null clears) the facts a service (`source`) keeps on an object; they join its
+   * computed facts beside those other services keep.
+   */
+  setOverlay(source: string, id: string, facts: Facts | null): void {
+    const sources = this.#overlays.get(id) ?? new Map<string, Facts>();
+    const previous = sources.get(source) ?? {};
+    if (facts && Object.keys(facts).length > 0) sources.set(source, facts);
+    else sources.delete(source);
+    if (sources.size > 0) this.#overlays.set(id, sources);
     else this.#overlays.delete(id);
     const object = this.index.get(id);
     if (!object) return;
     const computed: Facts = { ...object.computed };
     for (const key of Object.keys(previous)) delete computed[key];
-    this.index.put({ ...object, computed: { ...computed, ...(facts ?? {}) } });
+    this.index.put({ ...object, computed: { ...computed, ...this.#overlayOf(id) } });
+  }
+
+  #overlayOf(id: string): Facts | undefined {
+    const sources = this.#overlays.get(id);
+    return sources ? Object.assign({}, ...sources.values()) : undefined;
   }
 
   /**
@@ -388,7 +400,7 @@ export class InventoryService {
       {
         index: this.index,
         hostOf: (vmId) => this.locations.openInterval(vmId)?.hostId,
-        overlay: (id) => this.#overlays.get(id),
+        overlay: (id) => this.#overlayOf(id),
       },
       changed,
       previousParents,

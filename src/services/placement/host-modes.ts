@@ -27,7 +27,7 @@ export class HostModeService {
     const rows = await this.deps.store.db.selectFrom('host_modes').selectAll().execute();
     for (const row of rows) {
       this.#modes.set(row.host_id, row.mode as HostMode);
-      this.deps.inventory.setOverlay(row.host_id, { 'host.mode': row.mode });
+      this.deps.inventory.setOverlay('host-modes', row.host_id, { 'host.mode': row.mode });
     }
   }
 
@@ -60,7 +60,11 @@ export class HostModeService {
     });
     if (mode === 'normal') this.#modes.delete(hostId);
     else this.#modes.set(hostId, mode);
-    this.deps.inventory.setOverlay(hostId, mode === 'normal' ? null : { 'host.mode': mode });
+    this.deps.inventory.setOverlay(
+      'host-modes',
+      hostId,
+      mode === 'normal' ? null : { 'host.mode': mode },
+    );
     this.deps.events.deliver(persisted);
   }
 }

@@ -124,7 +124,11 @@ export class VmPlacer {
           message:
             host.state === 'maintenance'
               ? `the host is in maintenance${host.mode === 'entering-maintenance' ? ' (being evacuated)' : ''}`
-              : `the host is ${host.state}`,
+              : host.state === 'bare-metal'
+                ? typeof host.object.computed['machine.linkedHostId'] === 'string'
+                  ? 'a physical machine as its BMC sees it: VMs go to the hypervisor host linked to it'
+                  : 'a bare-metal machine: no hypervisor Zenith manages runs on it'
+                : `the host is ${host.state}`,
         };
       return 'state';
     }

@@ -332,6 +332,8 @@ export class PlacementModel {
 
   #stateOf(object: ManagedObject, mode: HostMode): HostPlacementState {
     if (object.status !== 'present') return 'failed';
+    // A machine a BMC discovered runs no VMs itself, whether or not a hypervisor host is linked to it.
+    if (typeof object.facts['bmc.protocol'] === 'string') return 'bare-metal';
     if (object.connectionId && !this.connections.isConnected(object.connectionId))
       return 'disconnected';
     if (mode !== 'normal') return 'maintenance';

@@ -3,7 +3,9 @@ import type { ManagedObject } from '../inventory/model.js';
 import type { CompiledPolicy, MigrationSettings } from '../policy/policy-document.js';
 import type { FactSource } from '../policy/language/compiler.js';
 
-export type HostPlacementState = 'connected' | 'maintenance' | 'failed' | 'disconnected';
+/** bare-metal: a physical machine as its BMC sees it (VMs go to the hypervisor host linked to it, if any). */
+export type HostPlacementState =
+  'connected' | 'maintenance' | 'failed' | 'disconnected' | 'bare-metal';
 export type HostMode = 'normal' | 'entering-maintenance' | 'maintenance';
 
 export interface HostSlot {

@@ -12,6 +12,7 @@ import * as m0008metrics from './0008-metric-samples.js';
 import * as m0008quotas from './0008-quotas.js';
 import * as m0008allocations from './0008-vm-allocations.js';
 import * as m0009 from './0009-connection-identity.js';
+import * as m0010 from './0010-machines.js';
 
 import type { MigrationContext } from './context.js';
 
@@ -37,4 +38,5 @@ export const migrations: readonly ZenithMigration[] = [
   { name: '0008-quotas', up: m0008quotas.up },
   { name: '0008-vm-allocations', up: m0008allocations.up },
   { name: '0009-connection-identity', up: m0009.up },
+  { name: '0010-machines', up: m0010.up },
 ];
