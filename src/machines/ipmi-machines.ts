@@ -21,6 +21,9 @@ import { MachineDriver, type MachineStatus } from './machine-driver.js';
 
 export const ipmiSystemId = 'system';
 
+/** Units as Redfish names them (ipmitool says degrees C, RPM, Watts). */
+const unitOf = { temperature: 'Cel', fan: 'RPM', power: 'W' } as const;
+
 export class IpmiMachines extends MachineDriver {
   readonly info: DriverInfo = {
     type: 'ipmi',
@@ -112,7 +115,7 @@ export class IpmiMachines extends MachineDriver {
       sensors: async (): Promise<MachineSensor[]> =>
         (await this.#bmc.sensors()).flatMap((s) =>
           s.kind === 'temperature' || s.kind === 'fan' || s.kind === 'power'
-            ? [{ name: s.name, kind: s.kind, value: s.value, unit: s.unit }]
+            ? [{ name: s.name, kind: s.kind, value: s.value, unit: unitOf[s.kind] }]
             : [],
         ),
       fence: (_id, options) =>

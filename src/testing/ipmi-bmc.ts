@@ -23,6 +23,7 @@ import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { processAlive } from '../core/process.js';
+import { freeUdpPort } from './ports.js';
 
 export interface IpmiBmcOptions {
   username?: string;
@@ -165,18 +166,6 @@ function checksum(bytes: number[]): number {
 }
 
 const hex = (bytes: number[]) => bytes.map((b) => `0x${b.toString(16).padStart(2, '0')}`).join(' ');
-
-/** A UDP port on 127.0.0.1 that was free a moment ago. */
-async function freeUdpPort(): Promise<number> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
-}
 
 export async function startIpmiBmc(options: IpmiBmcOptions = {}): Promise<IpmiBmc> {
   const dir = await mkdtemp(join(tmpdir(), 'zenith-ipmi-bmc-'));
