@@ -1,10 +1,13 @@
-/** `zenith hosts`: list the physical hosts, show one. */
+/** `zenith hosts`: list the hosts, show one; their machines through BMCs (hosts-machine.ts). */
 import type { Command } from 'commander';
 import { formatBytes } from '../output.js';
+import { registerMachineCommands } from './hosts-machine.js';
 import { addListCommand, showObject, sim, type Globals } from './object-views.js';
 
 export function registerHosts(program: Command): void {
-  const hosts = program.command('hosts').description('Physical hosts');
+  const hosts = program
+    .command('hosts')
+    .description('Hosts: hypervisor hosts and physical machines');
   addListCommand(hosts, {
     description: 'List hosts',
     path: '/hosts',
@@ -13,7 +16,8 @@ export function registerHosts(program: Command): void {
       h.name + sim(h),
       h.status,
       (h.computed['host.mode'] as string | undefined) ?? 'normal',
-      h.facts['hypervisor.type'] as string,
+      (h.facts['hypervisor.type'] as string | undefined) ??
+        `bmc:${String(h.facts['bmc.protocol'] ?? '-')}`,
       h.facts['cpu.cores'] as number,
       formatBytes(h.facts['memory.totalBytes']),
       h.computed['vms.total'] as number,
@@ -27,4 +31,5 @@ export function registerHosts(program: Command): void {
     .action(async (host: string, _o: unknown, command: Command) =>
       showObject(command.optsWithGlobals<Globals>(), `/hosts/${encodeURIComponent(host)}`),
     );
+  registerMachineCommands(hosts);
 }

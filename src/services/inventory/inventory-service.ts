@@ -255,7 +255,10 @@ export class InventoryService {
 
   #overlayOf(id: string): Facts | undefined {
     const sources = this.#overlays.get(id);
-    return sources ? Object.assign({}, ...sources.values()) : undefined;
+    if (!sources) return undefined;
+    const merged: Facts = {};
+    for (const facts of sources.values()) Object.assign(merged, facts);
+    return merged;
   }
 
   /**

@@ -1,0 +1,187 @@
+/**
+ * `zenith hosts power|boot|media|identify|fence|bmc|link|unlink`: a host's physical machine
+ * through its BMC (a redfish or ipmi connection). The host may be the machine itself or the
+ * hypervisor host linked to it.
+ */
+import type { Command } from 'commander';
+import { machineBootDevices, machinePowerActions, type MachineView } from '../../api/machines.js';
+import { ZenithError } from '../../api/errors.js';
+import { ApiClient } from '../client.js';
+import { formatBytes, formatTime, printJson, printKeyValues, printTable } from '../output.js';
+import { runTask } from '../progress.js';
+import type { Globals } from './object-views.js';
+
+const oneOf =
+  <T extends string>(values: readonly T[], what: string) =>
+  (value: string): T => {
+    if (!(values as readonly string[]).includes(value))
+      throw new ZenithError('ZEN_BAD_REQUEST', `${what} is one of ${values.join(', ')}`, {
+        value,
+      });
+    return value as T;
+  };
+
+const hostPath = (host: string, rest: string) => `/hosts/${encodeURIComponent(host)}/${rest}`;
+
+interface Sensor {
+  name: string;
+  kind: string;
+  value: number;
+  unit: string;
+}
+
+export function registerMachineCommands(hosts: Command): void {
+  hosts
+    .command('power <host> <action>')
+    .description(
+      `Power the host's machine through its BMC (${machinePowerActions.join(', ')}) and wait until the BMC reads it done`,
+    )
+    .option('--no-wait', 'return as soon as the task is queued')
+    .action(async (host: string, action: string, options: { wait: boolean }, command: Command) =>
+      runTask(
+        command.optsWithGlobals<Globals>(),
+        'POST',
+        hostPath(host, 'power'),
+        { action: oneOf(machinePowerActions, 'the action')(action) },
+        options.wait,
+      ),
+    );
+  hosts
+    .command('boot <host> <device>')
+    .description(`Boot once from a device (${machineBootDevices.join(', ')}), then as configured`)
+    .option('--no-wait', 'return as soon as the task is queued')
+    .action(async (host: string, device: string, options: { wait: boolean }, command: Command) =>
+      runTask(
+        command.optsWithGlobals<Globals>(),
+        'POST',
+        hostPath(host, 'boot'),
+        { device: oneOf(machineBootDevices, 'the device')(device) },
+        options.wait,
+      ),
+    );
+  hosts
+    .command('media <host> <insert|eject> [url]')
+    .description(
+      "Insert an ISO (by a URL the BMC fetches) into the machine's virtual CD, or eject it",
+    )
+    .option('--no-wait', 'return as soon as the task is queued')
+    .action(
+      async (
+        host: string,
+        what: string,
+        url: string | undefined,
+        options: { wait: boolean },
+        command: Command,
+      ) => {
+        const op = oneOf(['insert', 'eject'] as const, 'the media action')(what);
+        if (op === 'insert' && !url)
+          throw new ZenithError('ZEN_BAD_REQUEST', 'insert needs the image URL', {});
+        await runTask(
+          command.optsWithGlobals<Globals>(),
+          op === 'insert' ? 'POST' : 'DELETE',
+          hostPath(host, 'media'),
+          op === 'insert' ? { image: url } : undefined,
+          options.wait,
+        );
+      },
+    );
+  hosts
+    .command('identify <host> <on|off>')
+    .description("Turn the machine's identify light on or off")
+    .option('--no-wait', 'return as soon as the task is queued')
+    .action(async (host: string, state: string, options: { wait: boolean }, command: Command) =>
+      runTask(
+        command.optsWithGlobals<Globals>(),
+        'POST',
+        hostPath(host, 'identify'),
+        { on: oneOf(['on', 'off'] as const, 'the light')(state) === 'on' },
+        options.wait,
+      ),
+    );
+  hosts
+    .command('fence <host>')
+    .description('Power the machine off and confirm it by reading the power state back')
+    .option('--no-wait', 'return as soon as the task is queued')
+    .action(async (host: string, options: { wait: boolean }, command: Command) =>
+      runTask(
+        command.optsWithGlobals<Globals>(),
+        'POST',
+        hostPath(host, 'fence'),
+        {},
+        options.wait,
+      ),
+    );
+  hosts
+    .command('bmc <host>')
+    .description("The host's physical machine: hardware, BMC, link, power and sensors now")
+    .option('--no-sensors', 'do not read the sensors')
+    .action(async (host: string, options: { sensors: boolean }, command: Command) => {
+      const globals = command.optsWithGlobals<Globals>();
+      const client = ApiClient.fromConfig(globals);
+      const view = await client.get<MachineView>(hostPath(host, 'machine'));
+      const sensors = options.sensors
+        ? (await client.get<{ sensors: Sensor[] }>(hostPath(host, 'sensors'))).sensors
+        : [];
+      if (globals.json) return printJson({ ...view, sensors });
+      const f = view.machine.facts;
+      printKeyValues([
+        ['machine', `${view.machine.name} (${view.machine.id})`],
+        ['linked host', view.hostId ?? 'none (bare metal)'],
+        ['linked by', view.link ? `${view.link.how}, ${formatTime(view.link.at)}` : '-'],
+        ['bmc', `${String(f['bmc.protocol'])} ${String(f['bmc.address'])}`],
+        ['power', f['hardware.power']],
+        ['health', f['hardware.health'] ?? '-'],
+        [
+          'vendor / model',
+          `${String(f['hardware.vendor'] ?? '-')} ${String(f['hardware.model'] ?? '')}`,
+        ],
+        ['serial', f['hardware.serial'] ?? '-'],
+        ['SMBIOS UUID', f['hardware.smbiosUuid'] ?? '-'],
+        [
+          'BIOS / BMC firmware',
+          `${String(f['hardware.biosVersion'] ?? '-')} / ${String(f['hardware.bmcFirmware'] ?? '-')}`,
+        ],
+        [
+          'CPUs',
+          f['hardware.cpuSockets']
+            ? `${String(f['hardware.cpuSockets'])} × ${String(f['hardware.cpuModel'] ?? '?')}, ${String(f['hardware.cpuCores'] ?? '?')} cores`
+            : '-',
+        ],
+        ['memory', f['hardware.memoryBytes'] ? formatBytes(f['hardware.memoryBytes']) : '-'],
+        ['NIC MACs', Array.isArray(f['hardware.nicMacs']) ? f['hardware.nicMacs'].join(', ') : '-'],
+        ['can', view.capabilities.join(', ')],
+      ]);
+      if (sensors.length > 0) {
+        process.stdout.write('\n');
+        printTable(
+          ['SENSOR', 'KIND', 'VALUE'],
+          sensors.map((s) => [s.name, s.kind, `${s.value} ${s.unit}`]),
+        );
+      }
+    });
+  hosts
+    .command('link <machine> <host>')
+    .description('Link a physical machine (a host its BMC reports) to the hypervisor host on it')
+    .action(async (machine: string, host: string, _o: unknown, command: Command) => {
+      const globals = command.optsWithGlobals<Globals>();
+      const view = await ApiClient.fromConfig(globals).request<MachineView>(
+        'PUT',
+        hostPath(machine, 'machine-link'),
+        { hostId: host },
+      );
+      if (globals.json) return printJson(view);
+      process.stderr.write(`${view.machine.name} linked to ${view.hostId ?? '-'}\n`);
+    });
+  hosts
+    .command('unlink <host>')
+    .description('Unlink a machine from its hypervisor host (it stays bare metal)')
+    .action(async (host: string, _o: unknown, command: Command) => {
+      const globals = command.optsWithGlobals<Globals>();
+      const view = await ApiClient.fromConfig(globals).request<MachineView>(
+        'DELETE',
+        hostPath(host, 'machine-link'),
+      );
+      if (globals.json) return printJson(view);
+      process.stderr.write(`${view.machine.name} unlinked: bare metal\n`);
+    });
+}
