@@ -111,7 +111,12 @@ export interface TestServer extends TestPlane {
   ): Promise<{ status: number; body: ApiAnswer }>;
 }
 
-export async function startTestServer(options: TestPlaneOptions = {}): Promise<TestServer> {
+export async function startTestServer(
+  options: TestPlaneOptions & {
+    /** Where to listen (default 127.0.0.1): agents in network namespaces reach it on a bridge. */
+    listenHost?: string;
+  } = {},
+): Promise<TestServer> {
   const base = await startTestPlane(options);
   const answers: AnsweredRoute[] = [];
   const misfits: string[] = [];
@@ -122,7 +127,7 @@ export async function startTestServer(options: TestPlaneOptions = {}): Promise<T
         misfits.push(`${answer.method} ${answer.url} ${answer.status}: ${problems.join('; ')}`),
     },
   });
-  const address = await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = await app.listen({ port: 0, host: options.listenHost ?? '127.0.0.1' });
   const client = (token?: string) =>
     new ApiClient(fetchTransport({ baseUrl: `${address}/api/v1`, token }));
   const waitForTaskView = (token: string, id: string, timeoutMs = 60_000) =>

@@ -8,12 +8,11 @@
  * Its chassis control script powers a "machine": power-on starts
  * `machineCommand` in its own session and process group, power-off kills that
  * whole group with SIGKILL, so a test sees power by the process being there or
- * gone. Any long-running command works; a physical host of the later tests is
- * a zenith agent in its own PID and network namespace:
- *   machineCommand: ['unshare', '--pid', '--fork', '--kill-child', '--mount-proc',
- *                    '--net=/run/netns/NAME', 'node', 'bin/zenith.js', 'agent', …]
- * (--kill-child, or killing unshare leaves the namespace's processes alive;
- * see ../shared FACTS). In 'liar' mode the script accepts power-off and keeps
+ * gone. Any long-running command works; a physical host is a zenith agent in
+ * its own PID and network namespace (./physical-hosts.ts gives the command:
+ * ip netns exec NS unshare --pid --fork --kill-child --mount-proc node … agent;
+ * without --kill-child, killing unshare leaves the namespace's processes
+ * alive). In 'liar' mode the script accepts power-off and keeps
  * the machine running, as a broken BMC might.
  */
 import { spawn, type ChildProcess } from 'node:child_process';

@@ -4,8 +4,8 @@
  * with SIGKILL, as pulling the plug would). The Redfish simulator's power
  * hooks drive one per simulated system; the IPMI test BMC does the same from
  * its chassis control script (./ipmi-bmc.ts). A later physical host is a
- * zenith agent in its own PID and network namespace (unshare --pid --fork
- * --kill-child --mount-proc --net=…), started the same way.
+ * zenith agent in its own PID and network namespace (ip netns exec NS unshare --pid
+ * --fork --kill-child --mount-proc …; ./physical-hosts.ts), started the same way.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 

@@ -1,0 +1,142 @@
+/**
+ * "Physical hosts" for the BMC tests: each is a `zenith agent` in a PID and
+ * network namespace of its own, the machine a BMC (ipmi_sim's chassis control,
+ * or the Redfish simulator's power hooks through a MachineProcess) starts on
+ * power-on and kills — agent, QEMUs and all — on power-off. The namespaces
+ * hang off one bridge in the test's own namespace, so the agents reach the
+ * control plane (listening on the bridge's address) and each other (live
+ * migrations), and each host's NIC has a MAC the test chooses (a Redfish BMC
+ * reports it, and Zenith links the machine to the agent's host by it).
+ *
+ * The agent's state directory survives power cycles like a disk: it enrolls
+ * on the first boot with a one-time token and reconnects with its
+ * certificate on the next ones. Needs root (ip netns, veth, bridges). The
+ * machine is `ip netns exec NS unshare --pid --fork --kill-child --mount-proc
+ * zenith agent …`: `unshare --net=FILE` does not join FILE's namespace, it
+ * makes a new one and mounts it over FILE.
+ */
+import { execFile } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const zenithBin = join(import.meta.dirname, '../../bin/zenith.js');
+
+export interface PhysicalHost {
+  name: string;
+  namespace: string;
+  /** The host's address on the lab bridge. */
+  address: string;
+  /** Its NIC's MAC address (lower case). */
+  mac: string;
+  stateDir: string;
+  /** The command the BMC runs to "boot" the machine (the agent in its namespaces). */
+  machineCommand: string[];
+}
+
+export interface PhysicalLab {
+  /** The bridge's address: the control plane listens here for the agents. */
+  gateway: string;
+  /** Adds a host; `serverUrl` is the control plane as the agent reaches it (http://gateway:port). */
+  addHost(options: {
+    name: string;
+    serverUrl: string;
+    enrollmentToken: string;
+    storageRoots: string[];
+    baseDir: string;
+  }): Promise<PhysicalHost>;
+  /** Removes every namespace and the bridge (kill the machines first). */
+  close(): Promise<void>;
+}
+
+const ip = (...args: string[]) => run('ip', args);
+
+/** One lab per test process: a bridge 10.(77+n).x.1/24 and namespaces on it. */
+export async function startPhysicalLab(): Promise<PhysicalLab> {
+  const tag = (process.pid % 100_000).toString(36);
+  const bridge = `zbr${tag}`;
+  const subnet = 100 + (process.pid % 100);
+  const gateway = `10.${subnet}.${(process.pid >> 8) % 250}.1`;
+  const prefix = gateway.slice(0, gateway.lastIndexOf('.'));
+  const namespaces: string[] = [];
+  // No forwarding delay: a new port forwards at once (by default it listens and learns for 15 s).
+  await ip('link', 'add', bridge, 'type', 'bridge', 'forward_delay', '0');
+  await ip('addr', 'add', `${gateway}/24`, 'dev', bridge);
+  await ip('link', 'set', bridge, 'up');
+  let next = 2;
+  return {
+    gateway,
+    async addHost({ name, serverUrl, enrollmentToken, storageRoots, baseDir }) {
+      const n = next++;
+      const namespace = `zph${tag}-${n}`;
+      const outside = `zv${tag}o${n}`;
+      const inside = `zv${tag}i${n}`;
+      const mac = `02:5a:${hex(subnet)}:${hex((process.pid >> 8) % 250)}:00:${hex(n)}`;
+      const address = `${prefix}.${n}`;
+      await ip('netns', 'add', namespace);
+      namespaces.push(namespace);
+      await ip('link', 'add', outside, 'type', 'veth', 'peer', 'name', inside);
+      await ip('link', 'set', outside, 'master', bridge);
+      await ip('link', 'set', outside, 'up');
+      await ip('link', 'set', inside, 'netns', namespace);
+      const inNs = (...args: string[]) => ip('netns', 'exec', namespace, 'ip', ...args);
+      await inNs('link', 'set', inside, 'address', mac);
+      await inNs('addr', 'add', `${address}/24`, 'dev', inside);
+      await inNs('link', 'set', inside, 'up');
+      await inNs('link', 'set', 'lo', 'up');
+      await waitUntilForwarding(outside);
+      const stateDir = join(baseDir, `${name}-state`);
+      mkdirSync(stateDir, { recursive: true });
+      // `ip netns exec` joins the namespace (and execs, keeping the process id the BMC kills);
+      // `unshare --net=FILE` would not join it but make a new one and mount it over FILE.
+      const machineCommand = [
+        'ip',
+        'netns',
+        'exec',
+        namespace,
+        'unshare',
+        '--pid',
+        '--fork',
+        '--kill-child',
+        '--mount-proc',
+        process.execPath,
+        zenithBin,
+        'agent',
+        '--server',
+        serverUrl,
+        '--token',
+        enrollmentToken,
+        '--state-dir',
+        stateDir,
+        ...storageRoots.flatMap((root) => ['--storage-root', root]),
+        '--accelerator',
+        'tcg',
+        '--migration-address',
+        address,
+        '--host-name',
+        name,
+      ];
+      return { name, namespace, address, mac, stateDir, machineCommand };
+    },
+    async close() {
+      for (const namespace of namespaces)
+        await ip('netns', 'del', namespace).catch(() => undefined);
+      await ip('link', 'del', bridge).catch(() => undefined);
+    },
+  };
+}
+
+/** Waits until the bridge forwards through the host's port (an agent's first connection may not fail). */
+async function waitUntilForwarding(port: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const { stdout } = await run('bridge', ['link', 'show', 'dev', port]);
+    if (/state forwarding/.test(stdout)) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`the lab bridge does not forward through ${port}`);
+}
+
+function hex(n: number): string {
+  return (n & 0xff).toString(16).padStart(2, '0');
+}

@@ -1,0 +1,189 @@
+/**
+ * Physical hosts that are real: each is a `zenith agent` in its own PID and network namespace,
+ * the "machine" its BMC starts on power-on and kills (agent and all) on power-off. One BMC is
+ * OpenIPMI's ipmi_sim, the other Zenith's Redfish service simulator (a simulator of our own) whose
+ * power hooks drive the machine. The Redfish machine reports the agent's NIC MAC and is linked to
+ * the agent's host by itself; the IPMI machine is linked by hand. Powering a hypervisor host off
+ * through the API ends its agent (the connection drops), powering it on brings the same host back;
+ * fencing through the hypervisor host's name is confirmed and the agent is gone.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  startTestServer,
+  type ApiAnswer,
+  type TestServer,
+} from '../../src/testing/control-plane.js';
+import { startIpmiBmc, type IpmiBmc } from '../../src/testing/ipmi-bmc.js';
+import { MachineProcess } from '../../src/testing/machine-process.js';
+import { startPhysicalLab, type PhysicalLab } from '../../src/testing/physical-hosts.js';
+import {
+  startRedfishSimulator,
+  type RedfishSimulator,
+} from '../../src/testing/redfish-simulator.js';
+import { until } from '../../src/testing/wait.js';
+
+function ok(answer: { status: number; body: ApiAnswer }, status = 200): ApiAnswer {
+  assert.equal(answer.status, status, JSON.stringify(answer.body));
+  return answer.body;
+}
+
+describe('physical hosts: agents in namespaces powered by their BMCs', () => {
+  let lab: PhysicalLab;
+  let s: TestServer;
+  let admin: string;
+  let bmc: IpmiBmc;
+  let sim: RedfishSimulator;
+  let redfishMachine: MachineProcess;
+  const baseDir = mkdtempSync(join(tmpdir(), 'zenith-physical-'));
+
+  const connectionOf = async (hostName: string) => {
+    const items = ok(await s.request('GET', '/connections', { token: admin })).items as ApiAnswer[];
+    return items.find((c) => c.settings?.hostName === hostName || c.name === hostName);
+  };
+  const hostState = async (name: string) => {
+    const answer = await s.request('GET', `/hosts/${name}`, { token: admin });
+    return answer.status === 200 ? answer.body : undefined;
+  };
+  const agentConnected = (name: string, connected: boolean) =>
+    until(
+      `agent host ${name} ${connected ? 'connected' : 'disconnected'}`,
+      async () => {
+        const host = await hostState(name);
+        if (!host) return undefined;
+        const connection = ok(
+          await s.request('GET', `/connections/${host.connectionId}`, { token: admin }),
+        );
+        return (connection.state === 'connected') === connected ? connection : undefined;
+      },
+      60_000,
+      200,
+    );
+
+  before(async () => {
+    lab = await startPhysicalLab();
+    s = await startTestServer({ listenHost: lab.gateway });
+    admin = await s.login();
+    const serverUrl = s.baseUrl;
+    const token = async () =>
+      ok(await s.request('POST', '/agents/enrollment-tokens', { token: admin, body: {} }), 201)
+        .token as string;
+    const hostA = await lab.addHost({
+      name: 'phys-a',
+      serverUrl,
+      enrollmentToken: await token(),
+      storageRoots: [join(baseDir, 'a-storage')],
+      baseDir,
+    });
+    const hostB = await lab.addHost({
+      name: 'phys-b',
+      serverUrl,
+      enrollmentToken: await token(),
+      storageRoots: [join(baseDir, 'b-storage')],
+      baseDir,
+    });
+    bmc = await startIpmiBmc({ machineCommand: hostA.machineCommand });
+    redfishMachine = new MachineProcess(hostB.machineCommand);
+    sim = await startRedfishSimulator({
+      machines: 1,
+      hooks: {
+        powerOn: () => redfishMachine.start(),
+        powerOff: () => redfishMachine.stop(),
+      },
+    });
+    sim.machine('System1').macs = [hostB.mac];
+    await redfishMachine.start();
+    await agentConnected('phys-a', true);
+    await agentConnected('phys-b', true);
+    for (const body of [
+      {
+        name: 'bmc-a',
+        type: 'ipmi',
+        settings: { host: bmc.host, port: bmc.port, username: bmc.username, pollSeconds: 1 },
+        secret: bmc.password,
+      },
+      {
+        name: 'bmc-b',
+        type: 'redfish',
+        settings: {
+          url: sim.url,
+          username: sim.username,
+          thumbprint: sim.thumbprint,
+          pollSeconds: 1,
+        },
+        secret: sim.password,
+      },
+    ])
+      assert.equal(
+        ok(await s.request('POST', '/connections', { token: admin, body }), 201).state,
+        'connected',
+      );
+  });
+  after(async () => {
+    try {
+      await bmc?.stop();
+      await redfishMachine?.stop();
+      await sim?.close();
+      await s?.close();
+    } finally {
+      await lab?.close();
+      rmSync(baseDir, { recursive: true, force: true });
+    }
+  });
+
+  test("the agent host reports its namespace's NIC, and the Redfish machine reporting that MAC is linked to it by itself", async () => {
+    const host = await hostState('phys-b');
+    assert.deepEqual(host.facts['hardware.nicMacs'], [sim.machine('System1').macs[0]]);
+    const view = await until(
+      'the link by MAC',
+      async () => {
+        const answer = await s.request('GET', '/hosts/phys-b/machine', { token: admin });
+        return answer.status === 200 ? answer.body : undefined;
+      },
+      10_000,
+    );
+    assert.equal(view.link.how, 'mac');
+    assert.equal(view.machine.facts['bmc.protocol'], 'redfish');
+  });
+
+  test('the IPMI machine, linked by hand, powers its agent host off and on again', async () => {
+    const machines = ok(await s.request('GET', '/hosts?limit=100', { token: admin }))
+      .items as ApiAnswer[];
+    const ipmiMachine = machines.find((h) => h.facts['bmc.protocol'] === 'ipmi');
+    ok(
+      await s.request('PUT', `/hosts/${ipmiMachine.id}/machine-link`, {
+        token: admin,
+        body: { hostId: 'phys-a' },
+      }),
+    );
+    const before = await hostState('phys-a');
+    const off = ok(
+      await s.request('POST', '/hosts/phys-a/power', { token: admin, body: { action: 'off' } }),
+      202,
+    );
+    assert.equal((await s.waitForTask(admin, off.id, 60_000)).state, 'succeeded');
+    assert.equal(await bmc.machinePid(), undefined, 'the machine is off');
+    await agentConnected('phys-a', false);
+    const on = ok(
+      await s.request('POST', '/hosts/phys-a/power', { token: admin, body: { action: 'on' } }),
+      202,
+    );
+    assert.equal((await s.waitForTask(admin, on.id, 60_000)).state, 'succeeded');
+    await agentConnected('phys-a', true);
+    const after = await hostState('phys-a');
+    assert.equal(after.id, before.id, 'the same host came back (the agent kept its certificate)');
+    assert.equal(after.computed['machine.hardware.power'], 'on');
+  });
+
+  test('fencing the hypervisor host by name powers its machine off, confirmed, and its agent is gone', async () => {
+    const task = ok(await s.request('POST', '/hosts/phys-b/fence', { token: admin }), 202);
+    const done = await s.waitForTask(admin, task.id, 60_000);
+    assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
+    assert.equal(redfishMachine.running, false);
+    assert.equal(sim.machine('System1').power, 'Off');
+    await agentConnected('phys-b', false);
+  });
+});
