@@ -40,10 +40,6 @@ describe('physical hosts: agents in namespaces powered by their BMCs', () => {
   let redfishMachine: MachineProcess;
   const baseDir = mkdtempSync(join(tmpdir(), 'zenith-physical-'));
 
-  const connectionOf = async (hostName: string) => {
-    const items = ok(await s.request('GET', '/connections', { token: admin })).items as ApiAnswer[];
-    return items.find((c) => c.settings?.hostName === hostName || c.name === hostName);
-  };
   const hostState = async (name: string) => {
     const answer = await s.request('GET', `/hosts/${name}`, { token: admin });
     return answer.status === 200 ? answer.body : undefined;
