@@ -309,3 +309,28 @@ export const exitMaintenance = operation({
   success: { 200: Type.Object({ hostId: Type.String(), mode: Type.String() }) },
   errors: [409],
 });
+
+export const runPowerManagement = operation({
+  method: 'POST',
+  path: '/placement/power-management',
+  auth: 'host.maintenance',
+  tag: 'placement',
+  summary:
+    'Power management now, where a policy enables it: consolidate, then put each host left empty in standby and power it off through its BMC (confirmed), keeping minHostsOn on; 202 with the task (its result lists every host and why)',
+  body: Type.Object(
+    {
+      scope: Type.Optional(
+        Type.Object(
+          {
+            kind: Type.Union([Type.Literal('cluster'), Type.Literal('datacenter')]),
+            id: IdOrName,
+          },
+          { additionalProperties: false },
+        ),
+      ),
+    },
+    { additionalProperties: false },
+  ),
+  success: { 202: TaskView },
+  errors: [404, 409],
+});

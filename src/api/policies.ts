@@ -55,6 +55,22 @@ const Settings = Type.Object(
     strategyWeight: Type.Optional(Type.Number({ minimum: 0, maximum: 1000 })),
     costWeight: Type.Optional(Type.Number({ minimum: 0, maximum: 1000 })),
     migration: Type.Optional(MigrationSettings),
+    /**
+     * Power management (off unless enabled): empty hosts are powered off through their BMCs, and
+     * powered on again when a placement needs their room.
+     */
+    powerManagement: Type.Optional(
+      Type.Object(
+        {
+          enabled: Type.Boolean(),
+          /** Hosts kept on in the scope, however empty (default 1). */
+          minHostsOn: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
+          /** How a host is powered off: shutdown (ACPI, default) or off. */
+          action: Type.Optional(Type.Union([Type.Literal('shutdown'), Type.Literal('off')])),
+        },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );

@@ -5,6 +5,7 @@
  * (first sync) → task recovery. close() stops them in reverse. Where two
  * services need each other, the later one follows the earlier one's events.
  */
+import { PowerManager } from '../services/plans/power-management.js';
 import { MachineService } from '../services/machines/machine-service.js';
 import { machineFamilies } from '../machines/families.js';
 import { join } from 'node:path';
@@ -106,6 +107,8 @@ export interface ControlPlane {
   plans: PlanService;
   /** Physical machines (BMC connections): links to hypervisor hosts, power, fencing. */
   machines: MachineService;
+  /** Power management: hosts emptied and powered off, and woken when placement needs them. */
+  powerManagement: PowerManager;
   evacuations: EvacuationService;
   /** Set on the very first start when no admin password was given: print it once. */
   generatedAdminPassword: string | undefined;
@@ -234,12 +237,24 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const consoles = new ConsoleService({ inventory, connections, audit, sessions, clock });
   const policies = new PolicyService({ store, inventory, events, clock, logger });
   const hostModes = new HostModeService({ store, inventory, events, clock });
-  const placement = new PlacementService({
+  const machines = new MachineService({
+    store,
+    inventory,
+    connections,
+    tasks,
+    events,
+    clock,
+    logger,
+  });
+  const placement: PlacementService = new PlacementService({
     inventory,
     policies,
     connections,
     clock,
     modes: () => hostModes.modes,
+    // Power management wakes hosts in standby when a placement needs their room (built below).
+    wake: (hostId: string, signal: AbortSignal): Promise<void> =>
+      powerManagement.wake(hostId, signal),
   });
   const plans = new PlanService({
     store,
@@ -259,6 +274,16 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     vms,
     clock,
   });
+  const powerManagement: PowerManager = new PowerManager({
+    inventory,
+    placement,
+    plans,
+    hostModes,
+    machines,
+    tasks,
+    clock,
+    logger,
+  });
   const rebalancer = new RebalanceScheduler(
     clock,
     () => mergeSettings(policies.index.global).rebalance,
@@ -273,15 +298,6 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const accounting = new AccountingService(store, inventory, clock);
   const vmEdits = new VmEditService(inventory, connections, tasks, quotaGate);
   const metrics = new MetricHistory(store, clock, { ...defaultMetricSettings, ...options.metrics });
-  const machines = new MachineService({
-    store,
-    inventory,
-    connections,
-    tasks,
-    events,
-    clock,
-    logger,
-  });
   const metricsSampler = new MetricsSampler({
     clock,
     history: metrics,
@@ -368,6 +384,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       plans,
       evacuations,
       machines,
+      powerManagement,
       generatedAdminPassword: bootstrap.generatedPassword,
       async close() {
         agentHub.closeAll();

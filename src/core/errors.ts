@@ -463,6 +463,11 @@ export const errorCatalogue = {
     summary:
       'A power action was accepted but the BMC did not read the power state it should give (on or off) before the deadline; details carry the state wanted and the last one read.',
   },
+  BMC_POWER_FAILED: {
+    status: 502,
+    summary:
+      'A power action through the BMC failed (the BMC refused it, could not be reached, or the task was cancelled); details carry the task and its error.',
+  },
   ZEN_NO_BMC: {
     status: 409,
     summary:

@@ -174,6 +174,72 @@ describe('physical hosts: agents in namespaces powered by their BMCs', () => {
     assert.equal(after.computed['machine.hardware.power'], 'on');
   });
 
+  test('power management: an empty host is put in standby and powered off through its BMC; a placement that needs it powers it on again', async () => {
+    ok(
+      await s.request('POST', '/policies', {
+        token: admin,
+        body: {
+          name: 'power-saving',
+          scope: { kind: 'global' },
+          settings: { powerManagement: { enabled: true, minHostsOn: 1 } },
+        },
+      }),
+      201,
+    );
+    const run = ok(
+      await s.request('POST', '/placement/power-management', { token: admin, body: {} }),
+      202,
+    );
+    const done = await s.waitForTask(admin, run.id, 120_000);
+    assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
+    const steps = done.result.steps as ApiAnswer[];
+    assert.deepEqual(
+      steps.map((step) => [step.hostName, step.outcome]),
+      [
+        ['phys-b', 'powered-off'],
+        ['phys-a', 'kept-on'],
+      ],
+      JSON.stringify(done.result),
+    );
+    assert.match(steps[1].reason, /minHostsOn is 1/);
+    assert.equal(redfishMachine.running, false, 'phys-b is off');
+    assert.equal(sim.machine('System1').power, 'Off');
+    assert.ok(await bmc.machinePid(), 'phys-a stays on');
+    await agentConnected('phys-b', false);
+    assert.equal((await hostState('phys-b')).computed['host.mode'], 'standby');
+    const preview = ok(
+      await s.request('POST', '/placement/preview', {
+        token: admin,
+        body: { vm: { name: 'probe', cpus: 1, memoryBytes: 32 * 2 ** 20 }, topCandidates: 10 },
+      }),
+    );
+    const standbyId = (await hostState('phys-b')).id;
+    const rejected = preview.rejected.find((r: ApiAnswer) => r.hostId === standbyId);
+    assert.match(JSON.stringify(rejected), /powered off by power management \(standby\)/);
+    // phys-a goes into maintenance: a new VM has room only on phys-b, which is powered on for it.
+    const evacuation = ok(await s.request('POST', '/hosts/phys-a/evacuate', { token: admin }), 202);
+    assert.equal((await s.waitForTask(admin, evacuation.id, 60_000)).state, 'succeeded');
+    const create = ok(
+      await s.request('POST', '/vms', {
+        token: admin,
+        body: { name: 'needs-room', cpus: 1, memoryBytes: 32 * 2 ** 20, diskBytes: 2 ** 20 },
+      }),
+      202,
+    );
+    const created = await s.waitForTask(admin, create.id, 120_000);
+    assert.equal(created.state, 'succeeded', JSON.stringify(created.error));
+    assert.equal(created.result.hostId, (await hostState('phys-b')).id);
+    assert.equal(redfishMachine.running, true, 'phys-b was powered on');
+    assert.equal(sim.machine('System1').power, 'On');
+    assert.equal((await hostState('phys-b')).computed['host.mode'], undefined, 'out of standby');
+    const audit = ok(await s.request('GET', '/audit?limit=200', { token: admin }))
+      .items as ApiAnswer[];
+    const actions = audit.map((r) => r.action);
+    assert.ok(actions.includes('host.powerManagement'), actions.join(' '));
+    assert.ok(actions.filter((a) => a === 'host.machine').length >= 2, actions.join(' '));
+    ok(await s.request('POST', '/hosts/phys-a/exit-maintenance', { token: admin }));
+  });
+
   test('fencing the hypervisor host by name powers its machine off, confirmed, and its agent is gone', async () => {
     const task = ok(await s.request('POST', '/hosts/phys-b/fence', { token: admin }), 202);
     const done = await s.waitForTask(admin, task.id, 60_000);

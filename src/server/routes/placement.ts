@@ -3,6 +3,7 @@ import {
   discardPlan,
   evacuateHost,
   exitMaintenance,
+  runPowerManagement,
   getPlan,
   listPlans,
   planMoves,
@@ -11,10 +12,12 @@ import {
 } from '../../api/placement.js';
 import type { Requester } from '../../services/policy/fact-sources.js';
 import type { EvacuationService } from '../../services/plans/evacuation-service.js';
+import type { PowerManager } from '../../services/plans/power-management.js';
 import type { PlacementService } from '../../services/placement/placement-service.js';
 import type { PlanService } from '../../services/plans/plan-service.js';
 import type { Principal } from '../../services/identity/roles.js';
 import { actorOf, principalOf } from '../auth.js';
+import { acceptTask } from '../task-reply.js';
 import { serve, type Api } from '../route.js';
 
 export function requesterOf(principal: Principal): Requester {
@@ -25,11 +28,12 @@ export interface PlacementRouteServices {
   placement: PlacementService;
   plans: PlanService;
   evacuations: EvacuationService;
+  powerManagement: PowerManager;
 }
 
 export async function placementRoutes(
   app: Api,
-  { placement, plans, evacuations }: PlacementRouteServices,
+  { placement, plans, evacuations, powerManagement }: PlacementRouteServices,
 ): Promise<void> {
   serve(app, previewPlacement, { audit: false }, async (request) => {
     const { vm, topCandidates } = request.body;
@@ -92,6 +96,12 @@ export async function placementRoutes(
     const { task } = await evacuations.evacuate(request.params.id, actorOf(principalOf(request)));
     return reply.status(202).send(task);
   });
+
+  serve(app, runPowerManagement, { audit: false }, async (request, reply) =>
+    acceptTask(request, reply, (actor, requestId) =>
+      powerManagement.request(request.body.scope, actor, requestId),
+    ),
+  );
 
   serve(app, exitMaintenance, { audit: 'host.exitMaintenance' }, async (request) =>
     evacuations.exitMaintenance(request.params.id, actorOf(principalOf(request))),

@@ -420,6 +420,52 @@ export class MachineService {
   }
 
   /**
+   * Powers a host's machine on or off as a task of its own (audited under `owner`) and resolves
+   * once it has succeeded; with `waitForHypervisor`, also once the hypervisor host on the machine
+   * answers again (its connection connected: an agent reconnected, a hypervisor reachable).
+   * Power management uses it.
+   */
+  async powerAndWait(
+    hostIdOrName: string,
+    action: MachinePowerAction,
+    owner: Actor,
+    options: { signal?: AbortSignal; waitForHypervisor?: boolean; timeoutMs?: number } = {},
+  ): Promise<void> {
+    // On the machine itself: a task already running on the hypervisor host (a creation waiting
+    // for it) would otherwise hold this one back (tasks on one target run in order).
+    const task = await this.requestPower(this.machineOf(hostIdOrName).id, action, owner);
+    const done = await this.deps.tasks.waitFor(task.id, options.signal);
+    if (done.state !== 'succeeded')
+      throw new ZenithError(
+        done.error?.code === 'BMC_POWER_UNCONFIRMED' ? 'BMC_POWER_UNCONFIRMED' : 'BMC_POWER_FAILED',
+        `powering ${action} failed: ${done.error?.message ?? done.state}`,
+        { taskId: done.id, error: done.error },
+      );
+    if (!options.waitForHypervisor) return;
+    const host = this.deps.inventory.resolve('host', hostIdOrName);
+    const hypervisorId = isMachine(host) ? this.#links.get(host.id)?.hostId : host.id;
+    if (!hypervisorId) return;
+    const deadline = this.deps.clock.now() + (options.timeoutMs ?? 10 * 60_000);
+    for (;;) {
+      const hypervisor = this.deps.inventory.index.get(hypervisorId);
+      if (hypervisor?.connectionId && hypervisor.status === 'present')
+        try {
+          this.deps.connections.driver(hypervisor.connectionId);
+          return;
+        } catch {
+          // not connected yet
+        }
+      if (this.deps.clock.now() > deadline)
+        throw new ZenithError(
+          'ZEN_TIMEOUT',
+          `the machine is on, but host ${hypervisor?.name ?? hypervisorId} did not connect again in time`,
+          { hostId: hypervisorId },
+        );
+      await this.deps.clock.sleep(this.#settings.pollMs, options.signal);
+    }
+  }
+
+  /**
    * Fences a host now (high availability): powers its machine off and resolves only once the BMC
    * reads it off; BMC_FENCE_UNCONFIRMED otherwise, ZEN_NO_BMC when the host has no BMC.
    */

@@ -124,11 +124,13 @@ export class VmPlacer {
           message:
             host.state === 'maintenance'
               ? `the host is in maintenance${host.mode === 'entering-maintenance' ? ' (being evacuated)' : ''}`
-              : host.state === 'bare-metal'
-                ? typeof host.object.computed['machine.linkedHostId'] === 'string'
-                  ? 'a physical machine as its BMC sees it: VMs go to the hypervisor host linked to it'
-                  : 'a bare-metal machine: no hypervisor Zenith manages runs on it'
-                : `the host is ${host.state}`,
+              : host.state === 'standby'
+                ? 'the host is powered off by power management (standby): it is powered on when capacity is needed'
+                : host.state === 'bare-metal'
+                  ? typeof host.object.computed['machine.linkedHostId'] === 'string'
+                    ? 'a physical machine as its BMC sees it: VMs go to the hypervisor host linked to it'
+                    : 'a bare-metal machine: no hypervisor Zenith manages runs on it'
+                  : `the host is ${host.state}`,
         };
       return 'state';
     }

@@ -54,6 +54,8 @@ export class PlacementService {
       clock: Clock;
       /** Zenith's own host modes (maintenance: host-modes.ts). */
       modes: () => ReadonlyMap<string, HostMode>;
+      /** Powers a host in standby on and waits for it (power management); absent: never woken. */
+      wake?: (hostId: string, signal: AbortSignal) => Promise<void>;
     },
   ) {}
 
@@ -91,14 +93,17 @@ export class PlacementService {
       requester?: Requester | undefined;
       policies?: PolicyIndex;
       modes?: ReadonlyMap<string, HostMode>;
+      wakeStandby?: boolean;
     } = {},
   ): PlacementModel {
+    const modes = options.modes ?? this.deps.modes();
     const model = new PlacementModel({
       index: this.deps.inventory.index,
       policies: options.policies ?? this.deps.policies.index,
-      connections: this.connectionFacts,
-      modes: options.modes ?? this.deps.modes(),
+      connections: options.wakeStandby ? this.#awake(modes) : this.connectionFacts,
+      modes,
       requester: options.requester,
+      ...(options.wakeStandby ? { wakeStandby: true } : {}),
     });
     this.#applyReservations(model);
     return model;
@@ -120,28 +125,65 @@ export class PlacementService {
   chooseHost(
     draft: DraftVm,
     requester?: Requester,
-  ): { hostId: string; decision: PlacementDecision; release: () => void } {
+  ): { hostId: string; decision: PlacementDecision; release: () => void; wakes: boolean } {
     const model = this.model({ requester });
     model.scanStart = this.#scanStart;
-    const decision = placeVm(model, model.draftVm(draft), {
+    let decision = placeVm(model, model.draftVm(draft), {
       explain: false,
       sample: adaptiveSample(model.hosts.length),
     });
     this.#scanStart = model.scanStart;
-    if (!decision.chosen)
-      // Explain only when refusing: the answer says why each host was rejected.
-      throw noPlacement(placeVm(model, model.draftVm(draft), { explain: true }));
+    let wakes = false;
+    if (!decision.chosen) {
+      // No room among the hosts that are on: power management may wake a host in standby.
+      const awake = this.deps.wake ? this.model({ requester, wakeStandby: true }) : undefined;
+      const woken = awake ? placeVm(awake, awake.draftVm(draft), { explain: false }) : undefined;
+      if (woken?.chosen && this.deps.modes().get(woken.chosen.hostId) === 'standby') {
+        decision = woken;
+        wakes = true;
+      } else
+        // Explain only when refusing: the answer says why each host was rejected.
+        throw noPlacement(placeVm(model, model.draftVm(draft), { explain: true }));
+    }
+    const chosen = decision.chosen!;
     const id = this.#nextReservation++;
     this.#reservations.set(id, {
       draft,
-      hostId: decision.chosen.hostId,
+      hostId: chosen.hostId,
       expiresAt: this.deps.clock.now() + reservationLifetimeMs,
     });
     return {
-      hostId: decision.chosen.hostId,
+      hostId: chosen.hostId,
       decision,
       release: () => this.#reservations.delete(id),
+      wakes,
     };
+  }
+
+  /**
+   * Connections as they would be with the hosts in standby powered on: their connections (down
+   * while the machines are off) count as connected and able to create VMs, as they were.
+   */
+  #awake(modes: ReadonlyMap<string, HostMode>): ConnectionFacts {
+    const sleeping = new Set<string>();
+    for (const [hostId, mode] of modes) {
+      const connectionId =
+        mode === 'standby' ? this.deps.inventory.index.get(hostId)?.connectionId : null;
+      if (connectionId) sleeping.add(connectionId);
+    }
+    const live = this.connectionFacts;
+    return {
+      isConnected: (id) => sleeping.has(id) || live.isConnected(id),
+      canCreate: (id) => sleeping.has(id) || live.canCreate(id),
+      canMigrate: (from, to) => live.canMigrate(from, to),
+    };
+  }
+
+  /** Powers a host in standby on and waits until it answers (power management). */
+  async wake(hostId: string, signal: AbortSignal): Promise<void> {
+    if (!this.deps.wake)
+      throw new ZenithError('ZEN_INVALID_STATE', 'this server cannot power hosts on', { hostId });
+    await this.deps.wake(hostId, signal);
   }
 
   /** Creations in flight hold their host, unless their VM is in the inventory already. */

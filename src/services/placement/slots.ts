@@ -5,8 +5,9 @@ import type { FactSource } from '../policy/language/compiler.js';
 
 /** bare-metal: a physical machine as its BMC sees it (VMs go to the hypervisor host linked to it, if any). */
 export type HostPlacementState =
-  'connected' | 'maintenance' | 'failed' | 'disconnected' | 'bare-metal';
-export type HostMode = 'normal' | 'entering-maintenance' | 'maintenance';
+  'connected' | 'maintenance' | 'failed' | 'disconnected' | 'bare-metal' | 'standby';
+/** standby: powered off by power management, powered on again when capacity is needed. */
+export type HostMode = 'normal' | 'entering-maintenance' | 'maintenance' | 'standby';
 
 export interface HostSlot {
   index: number;

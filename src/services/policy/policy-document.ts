@@ -80,6 +80,15 @@ export interface RebalanceScheduleSettings {
   minBenefit?: number;
 }
 
+/** Power management of hosts with BMCs (host side; off unless enabled). */
+export interface PowerManagementSettings {
+  enabled: boolean;
+  /** Hosts kept on in the scope, however empty (default 1). */
+  minHostsOn?: number;
+  /** How a host is powered off: shutdown (ACPI, default) or off. */
+  action?: 'shutdown' | 'off';
+}
+
 export interface PolicySettings {
   cpuOvercommit?: number;
   memoryOvercommit?: number;
@@ -88,6 +97,7 @@ export interface PolicySettings {
   costWeight?: number;
   migration?: MigrationSettings;
   rebalance?: RebalanceScheduleSettings;
+  powerManagement?: PowerManagementSettings;
 }
 
 export interface PolicyScope {
@@ -149,6 +159,7 @@ export const hostSideSettings: Array<keyof PolicySettings> = [
   'cpuOvercommit',
   'memoryOvercommit',
   'migration',
+  'powerManagement',
 ];
 
 const limits = {
@@ -235,6 +246,15 @@ export function checkSettings(settings: PolicySettings, scope: ScopeKind): Polic
       checkNumber('settings.rebalance.maxMoves', settings.rebalance.maxMoves, 1, 10_000);
     if (settings.rebalance.minBenefit !== undefined)
       checkNumber('settings.rebalance.minBenefit', settings.rebalance.minBenefit, 0, 1);
+  }
+  const power = settings.powerManagement;
+  if (power) {
+    if (typeof power.enabled !== 'boolean')
+      throw invalid('settings.powerManagement.enabled', 'must be true or false');
+    if (power.minHostsOn !== undefined)
+      checkNumber('settings.powerManagement.minHostsOn', power.minHostsOn, 0, 10_000);
+    if (power.action !== undefined && !['shutdown', 'off'].includes(power.action))
+      throw invalid('settings.powerManagement.action', "must be 'shutdown' or 'off'");
   }
   if (settings.cpuOvercommit !== undefined)
     checkNumber('settings.cpuOvercommit', settings.cpuOvercommit, 0.1, 64);

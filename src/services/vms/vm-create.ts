@@ -57,6 +57,8 @@ const CreateParams = Type.Object({
   diskBytes: Type.Number(),
   options: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
   hostName: Type.Optional(Type.String()),
+  /** The host was in standby when the VM was placed: the task powers it on first. */
+  wakeHost: Type.Optional(Type.Boolean()),
   /** What the driver said the VM will take (what a quota reserves). */
   footprint: Type.Optional(
     Type.Object({ cpus: Type.Number(), memoryBytes: Type.Number(), diskBytes: Type.Number() }),
@@ -86,7 +88,11 @@ export interface HostChooser {
     decision: { chosen: { score: number } | null; feasibleHosts: number };
     /** Ends the hold placement keeps on the host while the VM is being created. */
     release: () => void;
+    /** The host is in standby: power management powers it on before the VM is created there. */
+    wakes?: boolean;
   };
+  /** Powers a host in standby on and waits until it answers; absent: hosts are never woken. */
+  wake?(hostId: string, signal: AbortSignal): Promise<void>;
 }
 
 const vmName = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
@@ -127,6 +133,10 @@ export class VmCreateService {
 
   async #createVm(context: TaskRunContext<CreateParams>): Promise<unknown> {
     const params = context.task.params;
+    if (params.wakeHost && this.placement.wake) {
+      context.progress({ percent: 5, message: `powering ${params.hostName ?? 'the host'} on` });
+      await this.placement.wake(params.hostId, context.signal);
+    }
     const host = this.inventory.get(params.hostId);
     const driver = this.connections.driver(host.connectionId!);
     const vm = await driver.createVm(
@@ -221,14 +231,17 @@ export class VmCreateService {
     const host = this.inventory.resolve('host', hostId);
     if (host.status !== 'present')
       throw new ZenithError('ZEN_INVALID_STATE', `host ${host.name} is missing`);
-    if (host.computed['host.mode'])
+    // A host power management put in standby is powered on by the creation task, before it creates.
+    const wakes = host.computed['host.mode'] === 'standby' && this.placement.wake !== undefined;
+    if (host.computed['host.mode'] && !wakes)
       throw new ZenithError(
         'ZEN_INVALID_STATE',
         `host ${host.name} is in maintenance (${String(host.computed['host.mode'])})`,
         { mode: host.computed['host.mode'] },
       );
-    const driver = this.connections.driver(host.connectionId!);
-    if (!driver.info.capabilities.includes('vm.create'))
+    // Powered off, its driver does not answer: the request's own figures are what it takes.
+    const driver = wakes ? undefined : this.connections.driver(host.connectionId!);
+    if (driver && !driver.info.capabilities.includes('vm.create'))
       throw new ZenithError(
         'ZEN_UNSUPPORTED',
         `${driver.info.type} connections cannot create VMs`,
@@ -260,7 +273,7 @@ export class VmCreateService {
       });
     // What the VM will really take, as the driver will make it (family options may size its
     // disks): checked before anything is queued, and what a quota reserves.
-    const footprint = driver.checkNewVm
+    const footprint = driver?.checkNewVm
       ? await driver.checkNewVm({
           name: spec.name,
           cpus: spec.cpus,
@@ -278,6 +291,7 @@ export class VmCreateService {
         hostName: host.name,
         footprint,
         ...(placement ? { placement } : {}),
+        ...(wakes ? { wakeHost: true } : {}),
       },
       owner,
       ...(requestId ? { requestId } : {}),

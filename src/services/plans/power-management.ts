@@ -1,0 +1,187 @@
+/**
+ * Power management (like vSphere DPM), per scope by policy and off unless a
+ * policy enables it (settings.powerManagement): a run consolidates the scope
+ * (the rebalancer's consolidate plan, applied), then puts each host left empty
+ * in `standby` (nothing new lands there) and powers its machine off through
+ * its BMC, confirmed, keeping `minHostsOn` hosts on. When a placement needs
+ * room that only a host in standby has, the creation powers that host on and
+ * waits for its hypervisor to answer before the VM goes there (wake()). Every
+ * step is in the run's result (its explanation) and, as tasks of their own,
+ * in the audit trail.
+ */
+import { Type, type Static } from 'typebox';
+import type { Clock } from '../../core/clock.js';
+import type { Logger } from '../../core/logger.js';
+import type { Actor } from '../audit/audit-service.js';
+import type { InventoryService } from '../inventory/inventory-service.js';
+import type { MachineService } from '../machines/machine-service.js';
+import type { HostModeService } from '../placement/host-modes.js';
+import type { PlacementService } from '../placement/placement-service.js';
+import type { HostSlot } from '../placement/slots.js';
+import { mergeSettings, type CompiledPolicy } from '../policy/policy-document.js';
+import type { Task, TaskKind, TaskRunContext, TaskService } from '../tasks/task-service.js';
+import type { PlanService } from './plan-service.js';
+
+const Owner = Type.Object({ id: Type.String(), kind: Type.String(), name: Type.String() });
+
+const RunParams = Type.Object({
+  scope: Type.Optional(
+    Type.Object({
+      kind: Type.Union([Type.Literal('cluster'), Type.Literal('datacenter')]),
+      id: Type.String(),
+    }),
+  ),
+  owner: Owner,
+});
+type RunParams = Static<typeof RunParams>;
+
+export interface PowerManagementStep {
+  hostId: string;
+  hostName: string;
+  /** powered-off, kept-on, skipped, failed */
+  outcome: string;
+  reason: string;
+}
+
+const systemActor: Actor = { id: 'system', kind: 'system', name: 'zenith' };
+
+export class PowerManager {
+  readonly #kind: TaskKind<RunParams>;
+
+  constructor(
+    private readonly deps: {
+      inventory: InventoryService;
+      placement: PlacementService;
+      plans: PlanService;
+      hostModes: HostModeService;
+      machines: MachineService;
+      tasks: TaskService;
+      clock: Clock;
+      logger: Logger;
+    },
+  ) {
+    this.#kind = deps.tasks.register({
+      name: 'host.powerManagement',
+      params: RunParams,
+      run: (context) => this.#run(context),
+      // Every step checks the hosts as they are: running it again is safe.
+      recover: () => Promise.resolve('retry'),
+    });
+  }
+
+  /** Queues a power management run over the scope (everything when absent). */
+  request(
+    scope: { kind: 'cluster' | 'datacenter'; id: string } | undefined,
+    owner: Actor,
+    requestId?: string,
+  ): Promise<Task> {
+    const resolved = scope
+      ? { kind: scope.kind, id: this.deps.inventory.resolve(scope.kind, scope.id).id }
+      : undefined;
+    return this.deps.tasks.submit({
+      kind: this.#kind,
+      targetId: resolved?.id ?? null,
+      params: { ...(resolved ? { scope: resolved } : {}), owner },
+      owner,
+      ...(requestId ? { requestId } : {}),
+    });
+  }
+
+  /** Powers a host in standby on, waits for its hypervisor to answer, and takes it out of standby. */
+  async wake(hostId: string, signal: AbortSignal): Promise<void> {
+    if (this.deps.hostModes.modeOf(hostId) !== 'standby') return;
+    await this.deps.machines.powerAndWait(hostId, 'on', systemActor, {
+      signal,
+      waitForHypervisor: true,
+    });
+    await this.deps.hostModes.set(hostId, 'normal', systemActor);
+  }
+
+  #within(scope: RunParams['scope']): (host: HostSlot) => boolean {
+    if (!scope) return () => true;
+    return scope.kind === 'cluster'
+      ? (host) => host.cluster?.id === scope.id
+      : (host) => host.datacenter?.id === scope.id;
+  }
+
+  async #run(context: TaskRunContext<RunParams>): Promise<unknown> {
+    const { scope, owner } = context.task.params;
+    const within = this.#within(scope);
+    // A host's settings: the global policies', then its datacenter's and cluster's.
+    const settingsOf = (host: HostSlot, global: readonly CompiledPolicy[]) =>
+      mergeSettings([...global, ...host.policies]).powerManagement;
+    const managed = () => {
+      const model = this.deps.placement.model();
+      return model.hosts
+        .filter((h) => within(h) && settingsOf(h, model.policies.global)?.enabled === true)
+        .map((slot) => ({ slot, settings: settingsOf(slot, model.policies.global)! }));
+    };
+    if (managed().length === 0)
+      return { consolidation: null, steps: [], message: 'power management is not enabled here' };
+    // 1. Empty what can be emptied.
+    context.progress({ percent: 5, message: 'consolidating' });
+    const { plan, task } = await this.deps.plans.rebalance(
+      {
+        mode: 'consolidate',
+        maxMoves: 1000,
+        minBenefit: 0,
+        apply: 'automatic',
+        ...(scope ? { scope } : {}),
+      },
+      owner,
+    );
+    if (task) {
+      const applied = await this.deps.tasks.waitFor(task.id, context.signal);
+      if (applied.state !== 'succeeded')
+        this.deps.logger.warn({ plan: plan.id, task: task.id }, 'consolidation did not finish');
+    }
+    // 2. Power off the empty hosts, keeping minHostsOn on.
+    const steps: PowerManagementStep[] = [];
+    const managedNow = managed();
+    const hosts = managedNow.map((h) => h.slot);
+    const settingsById = new Map(managedNow.map((h) => [h.slot.id, h.settings]));
+    const minOn = Math.max(0, ...managedNow.map((h) => h.settings.minHostsOn ?? 1));
+    let on = hosts.filter((h) => h.state === 'connected' && h.mode === 'normal').length;
+    const candidates = hosts
+      .filter((h) => h.state === 'connected' && h.mode === 'normal')
+      .sort((a, b) => (a.name < b.name ? 1 : a.name > b.name ? -1 : 0));
+    for (const host of candidates) {
+      const step = (outcome: string, reason: string) =>
+        steps.push({ hostId: host.id, hostName: host.name, outcome, reason });
+      const object = this.deps.inventory.index.get(host.id);
+      const vms = this.deps.inventory.index
+        .children(host.id)
+        .filter((vm) => vm.kind === 'vm' && vm.status === 'present').length;
+      if (vms > 0) {
+        step('kept-on', `${vms} VM(s) still on it`);
+        continue;
+      }
+      if (typeof object?.computed['machine.id'] !== 'string') {
+        step('kept-on', 'no BMC: it cannot be powered on again by Zenith');
+        continue;
+      }
+      if (on <= minOn) {
+        step('kept-on', `minHostsOn is ${minOn}`);
+        continue;
+      }
+      const action = settingsById.get(host.id)?.action ?? 'shutdown';
+      context.progress({
+        percent: 50,
+        message: `powering ${host.name} off (${action}) through its BMC`,
+      });
+      await this.deps.hostModes.set(host.id, 'standby', owner);
+      try {
+        await this.deps.machines.powerAndWait(host.id, action, owner, { signal: context.signal });
+        on -= 1;
+        step('powered-off', `empty; powered off (${action}) through its BMC, confirmed`);
+      } catch (error) {
+        await this.deps.hostModes.set(host.id, 'normal', owner);
+        step('failed', error instanceof Error ? error.message : String(error));
+      }
+    }
+    return {
+      consolidation: { planId: plan.id, moves: plan.moves.length },
+      steps,
+    };
+  }
+}
