@@ -177,6 +177,7 @@ export function MachineActions(props: {
       <Modal
         opened={confirming !== null}
         onClose={() => setConfirming(null)}
+        closeButtonProps={{ 'aria-label': 'Close' }}
         title={confirming ? `${consequences[confirming].label} ${hostLabel}?` : ''}
       >
         <Stack>

@@ -84,7 +84,10 @@ export function MachineHardware(props: { machine: ManagedObject }) {
             <Table.Th scope="row" w={160}>
               {label}
             </Table.Th>
-            <Table.Td data-testid={`hardware-${label.toLowerCase().replaceAll(' ', '-')}`}>
+            <Table.Td
+              style={{ overflowWrap: 'anywhere' }}
+              data-testid={`hardware-${label.toLowerCase().replaceAll(' ', '-')}`}
+            >
               {value}
             </Table.Td>
           </Table.Tr>

@@ -168,7 +168,8 @@ export function HostPage(props: { hostId: string; client: ApiClient; events: Eve
               {facts.map(([key, value]) => (
                 <Table.Tr key={key}>
                   <Table.Th scope="row">{key}</Table.Th>
-                  <Table.Td>{JSON.stringify(value)}</Table.Td>
+                  {/* Machines' facts hold long lists (disks, memory modules) without spaces. */}
+                  <Table.Td style={{ overflowWrap: 'anywhere' }}>{JSON.stringify(value)}</Table.Td>
                 </Table.Tr>
               ))}
             </Table.Tbody>
