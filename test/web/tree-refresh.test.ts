@@ -66,6 +66,15 @@ test('an event names the opened levels it changes', () => {
     [],
     'facts the tree does not show change nothing',
   );
+  assert.deepEqual(
+    refresh('inventory.updated', 'host-a', {
+      kind: 'host',
+      parentId: 'cluster-1',
+      changed: ['hardware.power'],
+    }),
+    ['cluster-1'],
+    "a machine's power, shown beside its host: the host's level",
+  );
   assert.equal(refresh('inventory.synced', null, { created: 2000 }), 'all');
   assert.deepEqual(refresh('task.succeeded', 't1', {}), []);
 });

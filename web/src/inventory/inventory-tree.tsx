@@ -13,17 +13,26 @@ import type { EventStream } from '../api/event-stream.ts';
 import type { ManagedObject, Page } from '../api/types.ts';
 import { loadedParents, parentsToRefresh, replaceChildren, TREE_ROOT } from './tree-refresh.ts';
 import { SimulatedBadge } from '../components/simulated-badge.tsx';
+import { HostBadges, machinePowerOf } from '../hosts/host-badges.tsx';
 
 /** What the tree shows under each kind (networks and datastores are not part of the path to a VM). */
 const shownKinds = new Set(['datacenter', 'cluster', 'host', 'vm']);
 
+/** Hosts show whether they are bare metal and the power of the machine under them. */
+function hasBadges(object: ManagedObject): boolean {
+  if (object.simulated) return true;
+  if (object.kind !== 'host') return false;
+  return object.computed['host.mode'] === 'bare-metal' || machinePowerOf(object) !== undefined;
+}
+
 function nodeOf(object: ManagedObject): TreeNodeData {
   return {
     value: object.id,
-    label: object.simulated ? (
+    label: hasBadges(object) ? (
       <Group gap={6} wrap="nowrap" component="span">
         <span>{object.name}</span>
-        <SimulatedBadge simulated />
+        <SimulatedBadge simulated={object.simulated} />
+        {object.kind === 'host' && <HostBadges host={object} />}
       </Group>
     ) : (
       object.name

@@ -35,7 +35,13 @@ export function parentsToRefresh(
       break;
     case 'inventory.updated': {
       const changed = event.data.changed ?? [];
-      if (changed.includes('name') || changed.includes('parent') || changed.includes('status')) {
+      // A machine's power (read by its BMC's poll) is shown beside its host's name.
+      if (
+        changed.includes('name') ||
+        changed.includes('parent') ||
+        changed.includes('status') ||
+        changed.includes('hardware.power')
+      ) {
         add(shownUnder);
         add(event.data.parentId);
       }

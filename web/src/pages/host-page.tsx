@@ -1,5 +1,6 @@
 /**
- * One host: its facts, the VMs on it, capacity against what they are given, and maintenance mode
+ * One host: its facts, the physical machine under it (hardware, sensors, BMC actions), the VMs on
+ * it, capacity against what they are given, and maintenance mode
  * (evacuate, with the migration plan and its progress live; exit). The VMs are one list
  * (`/vms?filter=location.hostId=ID`), fetched again when an inventory event touches one of them or
  * the host, so VMs leaving during an evacuation disappear as they go.
@@ -18,6 +19,8 @@ import { EvacuationPanel } from '../hosts/evacuation-panel.tsx';
 import { usePermissions } from '../permissions.ts';
 import { formatBytes } from './inventory-page.tsx';
 import { SimulatedBadge } from '../components/simulated-badge.tsx';
+import { BareMetalBadge } from '../hosts/host-badges.tsx';
+import { MachineSection } from '../hosts/machine-section.tsx';
 
 /** A host holds a few hundred VMs at most; past this the page says it shows only the first ones. */
 const vmLimit = 1000;
@@ -105,11 +108,18 @@ export function HostPage(props: { hostId: string; client: ApiClient; events: Eve
       <Group>
         <Title order={2}>{host.name}</Title>
         <SimulatedBadge simulated={host.simulated} />
+        <BareMetalBadge host={host} />
       </Group>
       <Text c="dimmed">
         Host {host.id}
         {host.tags.length > 0 ? ` · ${host.tags.join(' ')}` : ''}
       </Text>
+      <MachineSection
+        host={host}
+        client={client}
+        events={events}
+        mayPower={permissions.can('host.power', host.id)}
+      />
       <Title order={3}>Capacity and load</Title>
       <HostCapacity host={host} allocation={allocationOf(vms)} />
       <EvacuationPanel
@@ -158,7 +168,8 @@ export function HostPage(props: { hostId: string; client: ApiClient; events: Eve
               {facts.map(([key, value]) => (
                 <Table.Tr key={key}>
                   <Table.Th scope="row">{key}</Table.Th>
-                  <Table.Td>{JSON.stringify(value)}</Table.Td>
+                  {/* Machines' facts hold long lists (disks, memory modules) without spaces. */}
+                  <Table.Td style={{ overflowWrap: 'anywhere' }}>{JSON.stringify(value)}</Table.Td>
                 </Table.Tr>
               ))}
             </Table.Tbody>

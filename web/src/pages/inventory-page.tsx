@@ -33,6 +33,7 @@ import { PowerStateBadge } from '../components/power-state-badge.tsx';
 import { hrefOf } from '../hash-route.ts';
 import { parseFilterBar } from '../inventory/filter-bar.ts';
 import { InventoryTree } from '../inventory/inventory-tree.tsx';
+import { StandaloneHosts } from '../inventory/standalone-hosts.tsx';
 import { SimulatedBadge } from '../components/simulated-badge.tsx';
 
 /** Inventory events that change which VMs a page holds (not just what one of them shows). */
@@ -212,6 +213,7 @@ export function InventoryPage(props: { client: ApiClient; events: EventStream })
             else setScope(object);
           }}
         />
+        <StandaloneHosts client={client} events={events} />
       </Grid.Col>
       <Grid.Col span={{ base: 12, md: 9 }}>
         <Stack>

@@ -1,0 +1,263 @@
+/**
+ * The host page's Machine section in Chromium, against a real Zenith with a BMC connection to the
+ * Redfish service simulator (two machines, polled every second) and a local QEMU host sharing a
+ * NIC MAC with the first machine, so that one machine runs a hypervisor host and the other is
+ * bare metal: the hardware and sensors shown are the simulator's, an operator powers a machine off
+ * through the confirmation and the page follows it, a viewer is offered no action, and the pages
+ * pass the accessibility audit.
+ */
+import assert from 'node:assert/strict';
+import { networkInterfaces } from 'node:os';
+import { after, afterEach, before, describe, test } from 'node:test';
+import { seriousViolations } from '../../src/testing/accessibility.js';
+import { launchBrowser, type TestBrowser, type WatchedPage } from '../../src/testing/browser.js';
+import {
+  startTestServer,
+  type ApiAnswer,
+  type TestServer,
+} from '../../src/testing/control-plane.js';
+import {
+  startRedfishSimulator,
+  type RedfishSimulator,
+} from '../../src/testing/redfish-simulator.js';
+
+const seen = { timeout: 30_000 };
+
+/** A MAC address of this machine's network namespace, as its QEMU host reports it. */
+function ownMac(): string {
+  for (const addresses of Object.values(networkInterfaces()))
+    for (const address of addresses ?? [])
+      if (!address.internal && address.mac !== '00:00:00:00:00:00') return address.mac;
+  throw new Error('this machine has no network interface with a MAC address');
+}
+
+describe('the host page shows and drives the physical machine (Redfish simulator, Chromium)', () => {
+  let sim: RedfishSimulator;
+  let s: TestServer;
+  let token: string;
+  let browser: TestBrowser;
+  /** System1, linked to the QEMU host hv-1 by a shared NIC MAC. */
+  let linked: ApiAnswer;
+  /** System2, bare metal. */
+  let bare: ApiAnswer;
+  let hypervisor: ApiAnswer;
+
+  before(async () => {
+    sim = await startRedfishSimulator({ machines: 2 });
+    sim.machine('System1').macs = [ownMac(), '52:54:00:5b:00:00'];
+    s = await startTestServer();
+    token = await s.login();
+    const request = async (method: string, path: string, body: unknown, status: number) => {
+      const answer = await s.request(method, path, { token, body });
+      assert.equal(answer.status, status, `${path}: ${JSON.stringify(answer.body)}`);
+      return answer.body;
+    };
+    await request(
+      'POST',
+      '/connections',
+      { name: 'local', type: 'qemu', settings: { accelerator: 'tcg', hostName: 'hv-1' } },
+      201,
+    );
+    const bmc = await request(
+      'POST',
+      '/connections',
+      {
+        name: 'bmc-rack1',
+        type: 'redfish',
+        settings: {
+          url: sim.url,
+          username: sim.username,
+          thumbprint: sim.thumbprint,
+          pollSeconds: 1,
+        },
+        secret: sim.password,
+      },
+      201,
+    );
+    assert.equal(bmc.state, 'connected', bmc.lastError);
+    for (const [name, role] of [
+      ['olga', 'operator'],
+      ['vera', 'viewer'],
+    ])
+      await request('POST', '/users', { name, role, password: `${name}-password-123` }, 201);
+    const hosts = (await s.request('GET', '/hosts?limit=100', { token })).body.items;
+    linked = hosts.find((h: ApiAnswer) => h.externalId === '/redfish/v1/Systems/System1');
+    bare = hosts.find((h: ApiAnswer) => h.externalId === '/redfish/v1/Systems/System2');
+    hypervisor = hosts.find((h: ApiAnswer) => h.name === 'hv-1');
+    assert.ok(linked && bare && hypervisor, JSON.stringify(hosts.map((h: ApiAnswer) => h.name)));
+    const view = (await s.request('GET', `/hosts/${linked.id}/machine`, { token })).body;
+    assert.equal(view.hostId, hypervisor.id, 'System1 runs hv-1');
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await s?.close();
+    await sim?.close();
+  });
+
+  const opened: WatchedPage[] = [];
+  afterEach(async () => {
+    for (const watched of opened.splice(0)) await watched.page.close();
+  });
+
+  const logIn = async (username = 'admin', password = 'admin-password-for-tests') => {
+    const watched = await browser.newPage();
+    opened.push(watched);
+    const { page } = watched;
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.goto(s.baseUrl);
+    await page.getByLabel('User name').fill(username);
+    await page.getByLabel(/^Password/).fill(password);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.getByRole('heading', { name: 'Virtual machines' }).waitFor(seen);
+    return watched;
+  };
+  const openHost = async (watched: WatchedPage, host: ApiAnswer) => {
+    const { page } = watched;
+    await page.goto(`${s.baseUrl}/#/hosts/${host.id}`);
+    await page.getByRole('heading', { name: host.name, exact: true }).waitFor(seen);
+    const section = page.getByRole('region', { name: 'Machine' });
+    await section.getByRole('table', { name: 'Hardware' }).waitFor(seen);
+    return section;
+  };
+  const hardwareRow = (section: ReturnType<WatchedPage['page']['locator']>, label: string) =>
+    section.getByRole('table', { name: 'Hardware' }).getByRole('row', { name: new RegExp(label) });
+
+  test("a machine's page shows the simulator's hardware and sensors and the hypervisor host on it; that host's page links back", async () => {
+    const machine = sim.machine('System1');
+    machine.sensors.watts = 237;
+    const watched = await logIn();
+    const { page } = watched;
+    const section = await openHost(watched, linked);
+    await hardwareRow(section, 'Serial number').getByText(machine.serial).waitFor(seen);
+    await hardwareRow(section, 'SMBIOS UUID').getByText(machine.uuid.toLowerCase()).waitFor(seen);
+    await hardwareRow(section, 'NIC MACs').getByText(machine.macs[0]!.toLowerCase()).waitFor(seen);
+    await section.getByTestId('machine-power').getByText('power on').waitFor(seen);
+    await section.getByText('BMC: redfish at').waitFor(seen);
+    const sensors = section.getByRole('table', { name: 'Sensor readings' });
+    await sensors
+      .getByRole('row', { name: /Power draw/ })
+      .getByText('237 W')
+      .waitFor(seen);
+    await sensors
+      .getByRole('row', { name: /Temperature/ })
+      .first()
+      .waitFor(seen);
+    await sensors.getByRole('row', { name: /Fan/ }).first().waitFor(seen);
+    // The sensors are read again on demand: a new reading shows without a reload.
+    machine.sensors.watts = 251;
+    await section.getByRole('button', { name: 'Refresh sensors' }).click();
+    await sensors.getByText('251 W').waitFor(seen);
+    const link = section.getByTestId('machine-link');
+    await link.getByText(/Runs hypervisor host/).waitFor(seen);
+    await link.getByText(/a NIC MAC address they share, found by Zenith/).waitFor(seen);
+    await watched.screenshot('host-machine-linked');
+    await link.getByRole('link', { name: 'hv-1' }).click();
+    const onHypervisor = page.getByRole('region', { name: 'Machine' });
+    await page.getByRole('heading', { name: 'hv-1', exact: true }).waitFor(seen);
+    await onHypervisor
+      .getByTestId('machine-link')
+      .getByText(/Runs on machine/)
+      .waitFor(seen);
+    await hardwareRow(onHypervisor, 'Serial number').getByText(machine.serial).waitFor(seen);
+    await onHypervisor.getByRole('link', { name: linked.name }).click();
+    await page.getByRole('heading', { name: linked.name, exact: true }).waitFor(seen);
+    assert.deepEqual(watched.errors(), []);
+  });
+
+  test('an operator powers a bare-metal machine off after a confirmation naming it; the simulator and the page show it off', async () => {
+    const machine = sim.machine('System2');
+    assert.equal(machine.power, 'On');
+    const watched = await logIn('olga', 'olga-password-123');
+    const { page } = watched;
+    // The list of hosts outside datacenters marks it bare metal, with its power.
+    const listed = page
+      .getByRole('navigation', { name: 'Hosts outside datacenters' })
+      .locator(`li[data-host-name="${bare.name}"]`);
+    await listed.getByText('bare-metal', { exact: true }).waitFor(seen);
+    await listed.getByText('power on', { exact: true }).waitFor(seen);
+    await listed.getByRole('link', { name: bare.name }).click();
+    const section = page.getByRole('region', { name: 'Machine' });
+    await section
+      .getByTestId('machine-link')
+      .getByText(/Bare metal/)
+      .waitFor(seen);
+    await page
+      .getByRole('heading', { name: bare.name, exact: true })
+      .locator('..')
+      .getByText('bare-metal', { exact: true })
+      .waitFor(seen);
+    const actions = section.getByRole('group', { name: `Machine actions on ${bare.name}` });
+    await actions.getByRole('button', { name: 'Power off…' }).click();
+    const dialog = page.getByRole('dialog', { name: `Power off ${bare.name}?` });
+    await dialog.getByText(/loses power at once/).waitFor(seen);
+    await watched.screenshot('host-machine-confirm');
+    // The dialog asks first: nothing is done before the confirmation.
+    assert.equal(machine.power, 'On');
+    await dialog.getByRole('button', { name: 'Power off', exact: true }).click();
+    await section.getByText('Power off done.').waitFor(seen);
+    assert.equal(machine.power, 'Off', "the simulator's machine is off");
+    await section.getByTestId('machine-power').getByText('power off').waitFor(seen);
+    // The list follows the BMC's poll too.
+    await page.goto(`${s.baseUrl}/#/vms`);
+    await listed.getByText('power off', { exact: true }).waitFor(seen);
+    assert.deepEqual(watched.errors(), []);
+  });
+
+  test('a viewer sees the machine and its sensors but is offered no action', async () => {
+    const watched = await logIn('vera', 'vera-password-123');
+    const { page } = watched;
+    // The page asks what the identity may do on the host; the buttons are decided by the answer.
+    const asked = page.waitForResponse(
+      (response) =>
+        response.url().includes('/auth/me/permissions?objects=') &&
+        response.url().includes(encodeURIComponent(bare.id)),
+    );
+    const section = await openHost(watched, bare);
+    await section.getByRole('table', { name: 'Sensor readings' }).waitFor(seen);
+    await asked;
+    await page.evaluate(
+      () => new Promise((done) => (globalThis as any).requestAnimationFrame(() => done(null))),
+    );
+    for (const name of ['Power on', 'Shut down…', 'Power off…', 'Reset…', 'Fence…'])
+      assert.equal(await page.getByRole('button', { name }).count(), 0, `${name} is not offered`);
+    assert.equal(await page.getByRole('group', { name: /^Machine actions on/ }).count(), 0);
+    assert.deepEqual(watched.errors(), []);
+  });
+
+  test('the machine page, its confirmation dialog and the host list pass the accessibility audit', async () => {
+    const watched = await logIn();
+    const { page } = watched;
+    const found: string[] = [];
+    const audit = async (name: string) => {
+      for (const v of await seriousViolations(page))
+        found.push(`${name}: ${v.impact} ${v.id} (${v.help}) at ${v.targets.join(' | ')}`);
+    };
+    await page
+      .getByRole('navigation', { name: 'Hosts outside datacenters' })
+      .getByRole('link', { name: bare.name })
+      .waitFor(seen);
+    await audit('inventory');
+    const section = await openHost(watched, linked);
+    await section.getByRole('table', { name: 'Sensor readings' }).waitFor(seen);
+    await audit('machine page');
+    await section.getByRole('button', { name: 'Fence…' }).click();
+    await page.getByRole('dialog', { name: `Fence ${linked.name}?` }).waitFor(seen);
+    // Audited once it has faded in (half-transparent, its text would not contrast).
+    await page.waitForFunction(
+      () =>
+        (globalThis as any).getComputedStyle(
+          (globalThis as any).document.querySelector('[role="dialog"]'),
+        ).opacity === '1',
+    );
+    await audit('fence confirmation');
+    await page.getByRole('button', { name: 'Cancel', exact: true }).click();
+    const overflow = await page.evaluate(() => {
+      const doc = (globalThis as any).document.documentElement;
+      return doc.scrollWidth - doc.clientWidth;
+    });
+    assert.ok(overflow <= 0, `the machine page scrolls sideways by ${overflow}px`);
+    assert.deepEqual(found, []);
+    assert.deepEqual(watched.errors(), []);
+  });
+});
