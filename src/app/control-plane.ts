@@ -40,6 +40,12 @@ import {
   type MetricSettings,
 } from '../services/metrics/metric-history.js';
 import { MetricsSampler } from '../services/metrics/metrics-sampler.js';
+import {
+  defaultSensorSettings,
+  SensorHistory,
+  type SensorSettings,
+} from '../services/machines/sensor-history.js';
+import { SensorSampler } from '../services/machines/sensor-sampler.js';
 import { EvacuationService } from '../services/plans/evacuation-service.js';
 import { HostModeService } from '../services/placement/host-modes.js';
 import { PlacementService } from '../services/placement/placement-service.js';
@@ -65,6 +71,8 @@ export interface ControlPlaneOptions {
   ldap?: LdapSettings;
   /** Metrics history: sampling period and retention (defaults: 15 s, raw 24 h, rollups 35 days). */
   metrics?: Partial<MetricSettings>;
+  /** Machines' sensor history: sampling period, retention, BMCs read at once (60 s, 35 days, 8). */
+  machines?: Partial<SensorSettings>;
   /** How long an agent's client certificate lasts (default 30 days); renewed at two thirds. */
   agentCertificateValidityMs?: number;
 }
@@ -106,6 +114,9 @@ export interface ControlPlane {
   plans: PlanService;
   /** Physical machines (BMC connections): links to hypervisor hosts, power, fencing. */
   machines: MachineService;
+  /** Machines' sensors over time (power draw, temperature, fans) and the energy they drew. */
+  sensorHistory: SensorHistory;
+  sensorSampler: SensorSampler;
   evacuations: EvacuationService;
   /** Set on the very first start when no admin password was given: print it once. */
   generatedAdminPassword: string | undefined;
@@ -270,7 +281,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const vmCreation = new VmCreateService(inventory, connections, tasks, placement, quotaGate);
   const vmClones = new VmCloneService(inventory, connections, tasks, quotaGate);
   const snapshots = new VmSnapshotService(inventory, connections, tasks);
-  const accounting = new AccountingService(store, inventory, clock);
+  const sensorHistory = new SensorHistory(store, clock, {
+    ...defaultSensorSettings,
+    ...options.machines,
+  });
+  const accounting = new AccountingService(store, inventory, clock, sensorHistory);
   const vmEdits = new VmEditService(inventory, connections, tasks, quotaGate);
   const metrics = new MetricHistory(store, clock, { ...defaultMetricSettings, ...options.metrics });
   const machines = new MachineService({
@@ -285,6 +300,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const metricsSampler = new MetricsSampler({
     clock,
     history: metrics,
+    inventory,
+    connections,
+    logger,
+  });
+  const sensorSampler = new SensorSampler({
+    clock,
+    history: sensorHistory,
     inventory,
     connections,
     logger,
@@ -335,6 +357,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       logger.info(recovered, 'tasks recovered after restart');
     rebalancer.start();
     metricsSampler.start();
+    sensorSampler.start();
     return {
       store,
       clock,
@@ -368,6 +391,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       plans,
       evacuations,
       machines,
+      sensorHistory,
+      sensorSampler,
       generatedAdminPassword: bootstrap.generatedPassword,
       async close() {
         agentHub.closeAll();
@@ -375,6 +400,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         clearInterval(sessionSweep);
         await rebalancer.stop();
         await metricsSampler.stop();
+        await sensorSampler.stop();
         await tasks.drain();
         machines.stop();
         await machines.settled();

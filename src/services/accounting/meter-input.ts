@@ -1,5 +1,6 @@
 /** What metering takes and gives: the recorded facts of a period, and its rows. */
 import type { Facts, PowerState } from '../inventory/model.js';
+import type { HostEnergy, MeterEnergy } from './energy-shares.js';
 import type { CompiledRateCard } from './rate-card.js';
 import type { MeasuredSample, ReportRow } from './report-accumulator.js';
 import type { Granularity } from './timeline.js';
@@ -95,6 +96,11 @@ export interface MeterInput {
   filter?: ReportFilter;
   /** Measured usage (5-minute rollups), sorted by VM, then time; counted in the row the VM is in then. */
   measured?: MeasuredSample[];
+  /**
+   * The power draw of the machines under hosts. When a card prices energy (kWh), the cost of what
+   * each machine draws is shared by the VMs running on its host (energy-shares.ts).
+   */
+  energy?: MeterEnergy;
   maxRows?: number;
 }
 
@@ -106,4 +112,6 @@ export interface MeterResult {
   totals: ReportRow['cost'];
   /** Distinct VMs per row key over the whole period. */
   vmsByKey: Map<string, number>;
+  /** Per host on a machine, when a card prices energy: what it drew and cost over the period. */
+  energy?: HostEnergy[];
 }
