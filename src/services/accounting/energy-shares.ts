@@ -1,10 +1,11 @@
 /**
  * Energy in a report, pure: what each host's machine drew in each slice of
- * the period (./energy.ts), its cost at the slice's kWh price, and the
- * running vCPU-milliseconds of every VM on the host in that slice — the key
- * by which the cost is shared: a VM pays cost × its vCPU-ms / all the host's
- * running vCPU-ms in the slice. Energy drawn while no VM runs on the host is
- * the host's (unshared), never spread over other slices.
+ * the period (./energy.ts; with energy priced, slices are at most an hour:
+ * the timeline cuts at every hour), its cost at the slice's kWh price, and
+ * the running vCPU-milliseconds of every VM on the host in that slice — the
+ * key by which the cost is shared: a VM pays cost × its vCPU-ms / all the
+ * host's running vCPU-ms in the slice. Energy drawn in a slice where no VM
+ * runs on the host is the host's (unshared), never spread over other slices.
  */
 import { energyBetween, type WattSample } from './energy.js';
 import type { MeterHost, MeterInput, MeterVm, VmSize } from './meter-input.js';
@@ -40,8 +41,8 @@ export interface HostEnergy {
 
 /** Per slice of one host. */
 export interface HostSlices {
-  /** Milliwatt-hours drawn (integers). */
-  mWh: Float64Array;
+  /** Microwatt-hours drawn (integers: money stays exact, and fine enough at any price). */
+  microWh: Float64Array;
   /** Cost in micro-minor units. */
   costMicro: Float64Array;
   /** vCPU × ms of the VMs running on the host. */
@@ -82,22 +83,22 @@ export function planEnergy(
     if (!host) continue;
     const spans = energyBetween(machine.samples, bounds, energy.maxGapMs);
     const plan: HostSlices = {
-      mWh: new Float64Array(slices.length),
+      microWh: new Float64Array(slices.length),
       costMicro: new Float64Array(slices.length),
       vcpuMs: new Float64Array(slices.length),
       coveredMs: new Float64Array(slices.length),
     };
     spans.forEach((span, s) => {
       const slice = slices[s]!;
-      // W × ms → mWh: 1 mWh is 3600 W·ms.
-      const mWh = Math.round(span.wattMs / 3600);
-      plan.mWh[s] = mWh;
+      // W × ms → µWh: 1 µWh is 3.6 W·ms.
+      const microWh = Math.round(span.wattMs / 3.6);
+      plan.microWh[s] = microWh;
       plan.coveredMs[s] = span.coveredMs;
       if (slice.card >= 0)
         plan.costMicro[s] = mulDivRound(
           pricesOf(host, slice.card, slice.window).kWh,
-          mWh,
-          1_000_000,
+          microWh,
+          1_000_000_000,
         );
     });
     byHost.set(hostId, plan);
@@ -128,18 +129,18 @@ export function planEnergy(
       }
     }
   }
-  const perBucket = new Map<string, Map<number, { mWh: number; costMicro: number }>>();
+  const perBucket = new Map<string, Map<number, { microWh: number; costMicro: number }>>();
   return {
     slicesOf: (hostId) => byHost.get(hostId),
     summary() {
       const hosts: HostEnergy[] = [];
       for (const [hostId, plan] of byHost) {
-        let mWh = 0;
+        let microWh = 0;
         let costMicro = 0;
         let unsharedMicro = 0;
         let coveredMs = 0;
         for (let s = 0; s < slices.length; s++) {
-          mWh += plan.mWh[s]!;
+          microWh += plan.microWh[s]!;
           costMicro += plan.costMicro[s]!;
           coveredMs += plan.coveredMs[s]!;
           if (plan.vcpuMs[s] === 0) unsharedMicro += plan.costMicro[s]!;
@@ -148,7 +149,7 @@ export function planEnergy(
           hostId,
           hostName: input.hosts.get(hostId)!.name,
           machineId: energy.hosts.get(hostId)!.machineId,
-          kWh: mWh / 1_000_000,
+          kWh: microWh / 1e9,
           coveredMs,
           cost: divRound(costMicro, microPerMinor),
           unsharedCost: divRound(unsharedMicro, microPerMinor),
@@ -165,15 +166,15 @@ export function planEnergy(
       if (!buckets) {
         buckets = new Map();
         for (let s = 0; s < slices.length; s++) {
-          const figures = buckets.get(slices[s]!.bucket) ?? { mWh: 0, costMicro: 0 };
-          figures.mWh += plan.mWh[s]!;
+          const figures = buckets.get(slices[s]!.bucket) ?? { microWh: 0, costMicro: 0 };
+          figures.microWh += plan.microWh[s]!;
           figures.costMicro += plan.costMicro[s]!;
           buckets.set(slices[s]!.bucket, figures);
         }
         perBucket.set(hostId, buckets);
       }
-      const figures = buckets.get(bucket) ?? { mWh: 0, costMicro: 0 };
-      return { kWh: figures.mWh / 1_000_000, cost: divRound(figures.costMicro, microPerMinor) };
+      const figures = buckets.get(bucket) ?? { microWh: 0, costMicro: 0 };
+      return { kWh: figures.microWh / 1e9, cost: divRound(figures.costMicro, microPerMinor) };
     },
   };
 }

@@ -73,9 +73,17 @@ function indexAt(items: ReadonlyArray<{ start: number }>, at: number): number {
 export function meter(input: MeterInput): MeterResult {
   const { from, to, cards } = input;
   const end = Math.min(to, input.now);
-  const { slices, buckets } = buildTimeline(from, to, input.granularity, input.timeZone, cards);
-  // Energy is in a report as soon as a card prices it (with no samples, it is zero).
+  // Energy is in a report as soon as a card prices it (with no samples, it is zero). It is shared
+  // hour by hour: slices are cut at every hour too, so a VM pays only for hours it ran in.
   const withEnergy = cards.some((card) => card.pricesEnergy);
+  const { slices, buckets } = buildTimeline(
+    from,
+    to,
+    input.granularity,
+    input.timeZone,
+    cards,
+    withEnergy ? hourMs : undefined,
+  );
   const plan = planBuckets(slices, buckets.length, withEnergy);
   const report = new ReportAccumulator(buckets, input.maxRows ?? 200_000, withEnergy);
   const cardsUsed = new Set<number>();
@@ -189,7 +197,7 @@ export function meter(input: MeterInput): MeterResult {
       const all = hostEnergy.vcpuMs[s]!;
       if (all > 0) {
         energyShare = mulDivRound(hostEnergy.costMicro[s]!, size.cpus * ms, all);
-        values[12]! += mulDivRound(hostEnergy.mWh[s]!, size.cpus * ms, all);
+        values[12]! += mulDivRound(hostEnergy.microWh[s]!, size.cpus * ms, all);
       }
     }
     const discount =

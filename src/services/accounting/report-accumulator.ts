@@ -79,8 +79,8 @@ export const atomFields = [
   'fixed',
   'discount',
   'energy',
-  // The energy share in milliwatt-hours (an integer, like every other field).
-  'energyMWh',
+  // The energy share in microwatt-hours (an integer, like every other field).
+  'energyMicroWh',
 ] as const;
 export type AtomValues = Float64Array;
 export const atomWidth = atomFields.length;
@@ -254,7 +254,7 @@ export class ReportAccumulator {
             }
           : { vcpu, memory, disk, fixed, discount, total: vcpu + memory + disk + fixed - discount },
         measured: measuredOf(sums),
-        ...(this.withEnergy ? { energyKWh: sums[13]! / 1_000_000 } : {}),
+        ...(this.withEnergy ? { energyKWh: sums[13]! / 1e9 } : {}),
       });
     }
     this.vmsByKey.set(slot.key, slot.distinctVms);
