@@ -32,7 +32,7 @@ import {
 } from './rate-card.js';
 import { assertTimeZone } from './local-time.js';
 import type { EnergyReadings } from './energy.js';
-import type { HostEnergy, HostMachineSamples } from './energy-shares.js';
+import type { HostEnergy, HostMachineSamples } from './meter-input.js';
 import type { Granularity } from './timeline.js';
 
 export interface ReportRequest {

@@ -7,37 +7,18 @@
  * host's running vCPU-ms in the slice. Energy drawn in a slice where no VM
  * runs on the host is the host's (unshared), never spread over other slices.
  */
-import { energyBetween, type WattSample } from './energy.js';
-import type { MeterHost, MeterInput, MeterVm, VmSize } from './meter-input.js';
+import { energyBetween } from './energy.js';
+import type {
+  HostEnergy,
+  MeterEnergy,
+  MeterHost,
+  MeterInput,
+  MeterVm,
+  VmSize,
+} from './meter-input.js';
 import { divRound, microPerMinor, mulDivRound } from './money.js';
 import type { UnitPrices } from './rate-card.js';
 import type { Slice } from './timeline.js';
-
-/** The power draw of the machine under a host. */
-export interface HostMachineSamples {
-  machineId: string;
-  samples: WattSample[];
-}
-
-export interface MeterEnergy {
-  /** Longer than this between two samples is a gap: not guessed. */
-  maxGapMs: number;
-  /** By host id: the machine linked to it and its samples. */
-  hosts: Map<string, HostMachineSamples>;
-}
-
-/** A host's energy over a report's period (money in minor units). */
-export interface HostEnergy {
-  hostId: string;
-  hostName: string;
-  machineId: string;
-  kWh: number;
-  /** The part of the period the machine's samples cover. */
-  coveredMs: number;
-  cost: number;
-  /** The cost of the energy drawn while no VM ran on the host (in no VM's share). */
-  unsharedCost: number;
-}
 
 /** Per slice of one host. */
 export interface HostSlices {

@@ -1,6 +1,6 @@
 /** What metering takes and gives: the recorded facts of a period, and its rows. */
 import type { Facts, PowerState } from '../inventory/model.js';
-import type { HostEnergy, MeterEnergy } from './energy-shares.js';
+import type { WattSample } from './energy.js';
 import type { CompiledRateCard } from './rate-card.js';
 import type { MeasuredSample, ReportRow } from './report-accumulator.js';
 import type { Granularity } from './timeline.js';
@@ -67,6 +67,32 @@ export interface MeterInterval {
   powerState: PowerState;
   from: number;
   to: number | null;
+}
+
+/** The power draw of the machine under a host. */
+export interface HostMachineSamples {
+  machineId: string;
+  samples: WattSample[];
+}
+
+export interface MeterEnergy {
+  /** Longer than this between two samples is a gap: not guessed. */
+  maxGapMs: number;
+  /** By host id: the machine linked to it and its samples. */
+  hosts: Map<string, HostMachineSamples>;
+}
+
+/** A host's energy over a report's period (money in minor units). */
+export interface HostEnergy {
+  hostId: string;
+  hostName: string;
+  machineId: string;
+  kWh: number;
+  /** The part of the period the machine's samples cover. */
+  coveredMs: number;
+  cost: number;
+  /** The cost of the energy drawn while no VM ran on the host (in no VM's share). */
+  unsharedCost: number;
 }
 
 export interface MeterInput {
