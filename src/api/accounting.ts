@@ -44,6 +44,8 @@ export const RateCardBody = Type.Object(
           vcpuHour: Type.Optional(decimal),
           memoryGiBHour: Type.Optional(decimal),
           diskGiBHour: Type.Optional(decimal),
+          /** Per kWh the host's machine draws (its BMC's power readings), shared by its VMs. */
+          kWh: Type.Optional(decimal),
         },
         { additionalProperties: false },
       ),
@@ -103,6 +105,8 @@ export const CostBreakdown = Type.Object({
   disk: Type.Number(),
   fixed: Type.Number(),
   discount: Type.Number(),
+  /** The share of the energy of the hosts' machines; only when a rate card prices energy (kWh). */
+  energy: Type.Optional(Type.Number()),
   total: Type.Number(),
 });
 export type CostBreakdown = Static<typeof CostBreakdown>;
@@ -131,6 +135,8 @@ const rowFigures = {
   /** Minor currency units. */
   cost: CostBreakdown,
   measured: MeasuredUsage,
+  /** The VMs' share of their machines' energy (kWh); only when a rate card prices energy. */
+  energyKWh: Type.Optional(Type.Number()),
 };
 
 export const ReportRow = Type.Object({
@@ -138,6 +144,8 @@ export const ReportRow = Type.Object({
   bucketEnd: Type.Number(),
   label: Type.String(),
   ...rowFigures,
+  /** Grouped by host, energy priced, a host on a machine: what the machine drew in the bucket and its cost (minor units). */
+  machineEnergy: Type.Optional(Type.Object({ kWh: Type.Number(), cost: Type.Number() })),
 });
 export type ReportRow = Static<typeof ReportRow>;
 
@@ -159,6 +167,20 @@ const PricedBy = Type.Array(
   { description: 'The rate card versions that priced it' },
 );
 
+/** What a host's machine drew over a report's period (sampled from its BMC) and its cost. */
+export const HostEnergy = Type.Object({
+  hostId: Type.String(),
+  hostName: Type.String(),
+  machineId: Type.String(),
+  kWh: Type.Number(),
+  /** The part of the period the machine's samples cover (gaps are not guessed). */
+  coveredMs: Type.Number(),
+  /** Minor currency units. */
+  cost: Type.Number(),
+  /** The cost of what it drew while no VM ran on it (in no VM's share). */
+  unsharedCost: Type.Number(),
+});
+
 export const Report = Type.Object({
   from: Type.Number(),
   to: Type.Number(),
@@ -170,6 +192,8 @@ export const Report = Type.Object({
   rateCards: PricedBy,
   rows: Type.Array(ReportRow),
   totals: CostBreakdown,
+  /** Only when a rate card prices energy: per hypervisor host on a machine, its energy over the period. */
+  energy: Type.Optional(Type.Array(HostEnergy)),
 });
 export type Report = Static<typeof Report>;
 

@@ -172,3 +172,75 @@ export const unlinkMachine = operation({
   success: { 200: MachineView },
   errors: [404, 409],
 });
+
+const nullableNumber = Type.Union([Type.Number(), Type.Null()]);
+
+/** One chart point of a machine's sensors: the step's start and what was read in it. */
+export const SensorPoint = Type.Object({
+  /** Start of the step, ms since the epoch. */
+  at: Type.Number(),
+  /** Average power draw in the step (W); null where nothing was read. */
+  watts: nullableNumber,
+  /** Highest temperature read in the step (°C). */
+  temperatureC: nullableNumber,
+  /** Average fan speed in the step (RPM). */
+  fanRpm: nullableNumber,
+});
+export type SensorPoint = Static<typeof SensorPoint>;
+
+export const machineSensorHistory = operation({
+  method: 'GET',
+  path: '/hosts/:id/sensors/history',
+  auth: 'inventory.read',
+  tag: 'machines',
+  summary:
+    "The machine's power draw, temperature and fan speed over time, as chart points of `step` seconds (sampled by Zenith from its BMC)",
+  params: IdParams,
+  query: Type.Object(
+    {
+      from: Type.Integer({ minimum: 0, description: 'ms since the epoch' }),
+      to: Type.Integer({ minimum: 0, description: 'ms since the epoch' }),
+      step: Type.Optional(
+        Type.Integer({ minimum: 1, maximum: 86_400 * 31, description: 'seconds; default 60' }),
+      ),
+    },
+    { additionalProperties: false },
+  ),
+  success: {
+    200: Type.Object({
+      machineId: Type.String(),
+      stepSeconds: Type.Integer(),
+      points: Type.Array(SensorPoint),
+    }),
+  },
+  errors: [400, 404, 409],
+});
+
+export const machineEnergy = operation({
+  method: 'GET',
+  path: '/hosts/:id/energy',
+  auth: 'inventory.read',
+  tag: 'machines',
+  summary:
+    'The energy the machine drew between from and to (kWh), integrated from its sampled power draw; coveredMs says how much of the period the samples cover',
+  params: IdParams,
+  query: Type.Object(
+    {
+      from: Type.Integer({ minimum: 0, description: 'ms since the epoch' }),
+      to: Type.Integer({ minimum: 0, description: 'ms since the epoch' }),
+    },
+    { additionalProperties: false },
+  ),
+  success: {
+    200: Type.Object({
+      machineId: Type.String(),
+      from: Type.Number(),
+      to: Type.Number(),
+      kWh: Type.Number(),
+      /** The part of [from, to) that samples cover (gaps longer than three sampling periods are not guessed). */
+      coveredMs: Type.Number(),
+      averageWatts: nullableNumber,
+    }),
+  },
+  errors: [400, 404, 409],
+});

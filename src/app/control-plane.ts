@@ -41,6 +41,12 @@ import {
   type MetricSettings,
 } from '../services/metrics/metric-history.js';
 import { MetricsSampler } from '../services/metrics/metrics-sampler.js';
+import {
+  defaultSensorSettings,
+  SensorHistory,
+  type SensorSettings,
+} from '../services/machines/sensor-history.js';
+import { SensorSampler } from '../services/machines/sensor-sampler.js';
 import { EvacuationService } from '../services/plans/evacuation-service.js';
 import { HostModeService } from '../services/placement/host-modes.js';
 import { PlacementService } from '../services/placement/placement-service.js';
@@ -66,6 +72,8 @@ export interface ControlPlaneOptions {
   ldap?: LdapSettings;
   /** Metrics history: sampling period and retention (defaults: 15 s, raw 24 h, rollups 35 days). */
   metrics?: Partial<MetricSettings>;
+  /** Machines' sensor history: sampling period, retention, BMCs read at once (60 s, 35 days, 8). */
+  machines?: Partial<SensorSettings>;
   /** How long an agent's client certificate lasts (default 30 days); renewed at two thirds. */
   agentCertificateValidityMs?: number;
 }
@@ -109,6 +117,9 @@ export interface ControlPlane {
   machines: MachineService;
   /** Power management: hosts emptied and powered off, and woken when placement needs them. */
   powerManagement: PowerManager;
+  /** Machines' sensors over time (power draw, temperature, fans) and the energy they drew. */
+  sensorHistory: SensorHistory;
+  sensorSampler: SensorSampler;
   evacuations: EvacuationService;
   /** Set on the very first start when no admin password was given: print it once. */
   generatedAdminPassword: string | undefined;
@@ -295,12 +306,23 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const vmCreation = new VmCreateService(inventory, connections, tasks, placement, quotaGate);
   const vmClones = new VmCloneService(inventory, connections, tasks, quotaGate);
   const snapshots = new VmSnapshotService(inventory, connections, tasks);
-  const accounting = new AccountingService(store, inventory, clock);
+  const sensorHistory = new SensorHistory(store, clock, {
+    ...defaultSensorSettings,
+    ...options.machines,
+  });
+  const accounting = new AccountingService(store, inventory, clock, sensorHistory);
   const vmEdits = new VmEditService(inventory, connections, tasks, quotaGate);
   const metrics = new MetricHistory(store, clock, { ...defaultMetricSettings, ...options.metrics });
   const metricsSampler = new MetricsSampler({
     clock,
     history: metrics,
+    inventory,
+    connections,
+    logger,
+  });
+  const sensorSampler = new SensorSampler({
+    clock,
+    history: sensorHistory,
     inventory,
     connections,
     logger,
@@ -351,6 +373,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       logger.info(recovered, 'tasks recovered after restart');
     rebalancer.start();
     metricsSampler.start();
+    sensorSampler.start();
     return {
       store,
       clock,
@@ -385,6 +408,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       evacuations,
       machines,
       powerManagement,
+      sensorHistory,
+      sensorSampler,
       generatedAdminPassword: bootstrap.generatedPassword,
       async close() {
         agentHub.closeAll();
@@ -392,6 +417,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         clearInterval(sessionSweep);
         await rebalancer.stop();
         await metricsSampler.stop();
+        await sensorSampler.stop();
         await tasks.drain();
         machines.stop();
         await machines.settled();

@@ -331,6 +331,17 @@ export interface QuotaReservationsTable {
   created_at: number;
 }
 
+export interface MachineSensorSamplesTable {
+  machine_id: string;
+  at: number;
+  /** Power draw (W): the first power reading (Redfish PowerControl total, IPMI's power sensor). */
+  watts: number | null;
+  /** The highest temperature read (°C). */
+  temperature_c: number | null;
+  /** The average of the fans read (RPM). */
+  fan_rpm: number | null;
+}
+
 export interface Database {
   objects: ObjectsTable;
   location_history: LocationHistoryTable;
@@ -354,6 +365,7 @@ export interface Database {
   placement_plans: PlacementPlansTable;
   host_modes: HostModesTable;
   machine_links: MachineLinksTable;
+  machine_sensor_samples: MachineSensorSamplesTable;
   vm_metric_samples: VmMetricSamplesTable;
   vm_metric_rollups: VmMetricRollupsTable;
   quotas: QuotasTable;

@@ -15,6 +15,7 @@ import { buildApp, type App } from '../server/app.js';
 import { startControlPlane, type ControlPlane } from '../app/control-plane.js';
 import type { LdapSettings } from '../services/identity/ldap-directory.js';
 import type { MetricSettings } from '../services/metrics/metric-history.js';
+import type { SensorSettings } from '../services/machines/sensor-history.js';
 import { createTestDatabase } from './postgres.js';
 import { until } from './wait.js';
 
@@ -41,6 +42,8 @@ export interface TestPlaneOptions {
   clock?: Clock;
   ldap?: LdapSettings;
   metrics?: Partial<MetricSettings>;
+  /** Machines' sensor sampling (e.g. sensorSampleEveryMs: 500 in tests). */
+  machines?: Partial<SensorSettings>;
   agentCertificateValidityMs?: number;
   /** Silent unless given (captureLogs gives one whose lines a test reads). */
   logger?: Logger;
@@ -57,6 +60,7 @@ export async function startTestPlane(options: TestPlaneOptions = {}): Promise<Te
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.ldap ? { ldap: options.ldap } : {}),
     ...(options.metrics ? { metrics: options.metrics } : {}),
+    ...(options.machines ? { machines: options.machines } : {}),
     ...(options.agentCertificateValidityMs
       ? { agentCertificateValidityMs: options.agentCertificateValidityMs }
       : {}),

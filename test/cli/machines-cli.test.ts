@@ -33,7 +33,8 @@ describe('physical machines through the zenith command', () => {
   before(async () => {
     sim = await startRedfishSimulator({ machines: 1 });
     dataDir = mkdtempSync(join(tmpdir(), 'zenith-machines-cli-'));
-    server = await startServerProcess({ dataDir });
+    // Sensors sampled every 300 ms (`zenith serve --sensor-sample-seconds`, here from the environment).
+    server = await startServerProcess({ dataDir, env: { ZENITH_SENSOR_SAMPLE_SECONDS: '0.3' } });
     zenith = cliRunner(server.url);
     await ok(['login', '--user', 'admin'], `${adminPassword}\n`);
   });
@@ -110,5 +111,39 @@ describe('physical machines through the zenith command', () => {
     await ok(['hosts', 'unlink', local.name]);
     const after = JSON.parse((await ok(['--json', 'hosts', 'bmc', serial, '--no-sensors'])).stdout);
     assert.equal(after.hostId, null);
+  });
+
+  test("the machine's sampled power draw and energy over a period", async () => {
+    const serial = sim.machine('System1').serial;
+    sim.machine('System1').sensors.watts = 240;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const from = new Date().toISOString();
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    const to = new Date().toISOString();
+    const energy = JSON.parse(
+      (await ok(['--json', 'hosts', 'energy', serial, '--from', from, '--to', to])).stdout,
+    );
+    // A constant 240 W: whatever the sample times, the average is exact and kWh follows it.
+    assert.equal(energy.averageWatts, 240);
+    assert.ok(energy.coveredMs > 1500, JSON.stringify(energy));
+    assert.ok(Math.abs(energy.kWh - (240 * energy.coveredMs) / 3_600_000_000) < 1e-12);
+    const shown = await ok(['hosts', 'energy', serial, '--from', from, '--to', to]);
+    assert.match(shown.stdout, /average draw\s+240\.0 W/);
+    assert.match(shown.stdout, new RegExp(`energy\\s+${energy.kWh.toFixed(6)} kWh`));
+    const history = await ok([
+      'hosts',
+      'sensors',
+      serial,
+      '--from',
+      from,
+      '--to',
+      to,
+      '--step',
+      '1',
+    ]);
+    assert.match(history.stdout, /240 W\s+│ 41 °C\s+│ 5400 RPM/);
+    const wrong = await zenith(['hosts', 'energy', serial, '--from', 'yesterday-ish']);
+    assert.notEqual(wrong.code, 0);
+    assert.match(wrong.stderr, /--from 'yesterday-ish' is not a date/);
   });
 });

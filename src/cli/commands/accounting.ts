@@ -17,8 +17,17 @@ interface ReportAnswer {
   currency: string | null;
   minorDigits: number;
   rateCards: Array<{ version: number }>;
-  rows: Array<{ bucketStart: number; label: string; vms: number; vcpuMs: number; cost: Cost }>;
+  rows: Array<{
+    bucketStart: number;
+    label: string;
+    vms: number;
+    vcpuMs: number;
+    cost: Cost;
+    energyKWh?: number;
+  }>;
   totals: Cost;
+  /** Only when a rate card prices energy. */
+  energy?: Array<{ hostName: string; kWh: number; cost: number; unsharedCost: number }>;
 }
 
 function money(minor: number, digits: number): string {
@@ -194,12 +203,15 @@ export function registerAccounting(program: Command): void {
         const report = await client.get<ReportAnswer>(`/accounting/report?${params.toString()}`);
         if (globals.json || options.format === 'json') return printJson(report);
         const m = (minor: number) => money(minor, report.minorDigits);
+        // Energy columns only when a rate card prices energy (the report then carries them).
+        const energy = report.energy !== undefined;
         printTable(
           [
             'BUCKET',
             options.groupBy.toUpperCase(),
             'VMS',
             'VCPU-H',
+            ...(energy ? ['KWH', 'ENERGY'] : []),
             'DISCOUNT',
             `TOTAL ${report.currency ?? ''}`.trim(),
           ],
@@ -208,10 +220,18 @@ export function registerAccounting(program: Command): void {
             r.label,
             r.vms,
             (r.vcpuMs / 3_600_000).toFixed(2),
+            ...(energy ? [(r.energyKWh ?? 0).toFixed(3), m(r.cost.energy ?? 0)] : []),
             m(r.cost.discount),
             m(r.cost.total),
           ]),
         );
+        if (report.energy && report.energy.length > 0) {
+          process.stdout.write('\n');
+          printTable(
+            ['HOST', 'MACHINE KWH', `ENERGY ${report.currency ?? ''}`.trim(), 'NOT SHARED'],
+            report.energy.map((h) => [h.hostName, h.kWh.toFixed(3), m(h.cost), m(h.unsharedCost)]),
+          );
+        }
         console.log(
           `total ${m(report.totals.total)} ${report.currency ?? ''}; rate card versions: ${report.rateCards.map((c) => c.version).join(', ') || 'none'}`,
         );

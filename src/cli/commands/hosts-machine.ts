@@ -1,15 +1,31 @@
 /**
- * `zenith hosts power|boot|media|identify|fence|bmc|link|unlink`: a host's physical machine
- * through its BMC (a redfish or ipmi connection). The host may be the machine itself or the
- * hypervisor host linked to it.
+ * `zenith hosts power|boot|media|identify|fence|bmc|sensors|energy|link|unlink`: a host's physical
+ * machine through its BMC (a redfish or ipmi connection). The host may be the machine itself or
+ * the hypervisor host linked to it.
  */
 import type { Command } from 'commander';
-import { machineBootDevices, machinePowerActions, type MachineView } from '../../api/machines.js';
+import {
+  machineBootDevices,
+  machinePowerActions,
+  type MachineView,
+  type SensorPoint,
+} from '../../api/machines.js';
 import { ZenithError } from '../../api/errors.js';
 import { ApiClient } from '../client.js';
 import { formatBytes, formatTime, printJson, printKeyValues, printTable } from '../output.js';
 import { runTask } from '../progress.js';
 import type { Globals } from './object-views.js';
+import { instant } from './parse-instant.js';
+
+/** --from and --to as ms since the epoch; default the last `defaultMs` up to now. */
+function period(options: { from?: string; to?: string }, defaultMs: number) {
+  const to = options.to ? instant(options.to, '--to') : Date.now();
+  const from = options.from ? instant(options.from, '--from') : to - defaultMs;
+  return { from, to };
+}
+
+const orDash = (value: number | null, digits: number, unit: string) =>
+  value === null ? '-' : `${value.toFixed(digits)} ${unit}`;
 
 const oneOf =
   <T extends string>(values: readonly T[], what: string) =>
@@ -158,6 +174,80 @@ export function registerMachineCommands(hosts: Command): void {
           sensors.map((s) => [s.name, s.kind, `${s.value} ${s.unit}`]),
         );
       }
+    });
+  hosts
+    .command('sensors <host>')
+    .description(
+      "The machine's power draw, temperature and fan speed over time as Zenith sampled them, one line per step",
+    )
+    .option('--from <time>', 'start (ISO 8601 or ms since the epoch; default an hour ago)')
+    .option('--to <time>', 'end (default: now)')
+    .option('--step <seconds>', 'seconds per line', '60')
+    .action(
+      async (
+        host: string,
+        options: { from?: string; to?: string; step: string },
+        command: Command,
+      ) => {
+        const globals = command.optsWithGlobals<Globals>();
+        const { from, to } = period(options, 3_600_000);
+        if (!/^\d+$/.test(options.step))
+          throw new ZenithError(
+            'ZEN_BAD_REQUEST',
+            `--step '${options.step}' is not a whole number of seconds`,
+          );
+        const params = new URLSearchParams({
+          from: String(from),
+          to: String(to),
+          step: options.step,
+        });
+        const history = await ApiClient.fromConfig(globals).get<{
+          machineId: string;
+          stepSeconds: number;
+          points: SensorPoint[];
+        }>(hostPath(host, `sensors/history?${params.toString()}`));
+        if (globals.json) return printJson(history);
+        printTable(
+          ['AT', 'POWER', 'HOTTEST', 'FANS'],
+          history.points.map((p) => [
+            formatTime(p.at),
+            orDash(p.watts, 0, 'W'),
+            orDash(p.temperatureC, 0, '°C'),
+            orDash(p.fanRpm, 0, 'RPM'),
+          ]),
+        );
+      },
+    );
+  hosts
+    .command('energy <host>')
+    .description(
+      'The energy the machine drew over a period (kWh), integrated from its sampled power draw',
+    )
+    .option('--from <time>', 'start (ISO 8601 or ms since the epoch; default a day ago)')
+    .option('--to <time>', 'end (default: now)')
+    .action(async (host: string, options: { from?: string; to?: string }, command: Command) => {
+      const globals = command.optsWithGlobals<Globals>();
+      const { from, to } = period(options, 86_400_000);
+      const params = new URLSearchParams({ from: String(from), to: String(to) });
+      const energy = await ApiClient.fromConfig(globals).get<{
+        machineId: string;
+        from: number;
+        to: number;
+        kWh: number;
+        coveredMs: number;
+        averageWatts: number | null;
+      }>(hostPath(host, `energy?${params.toString()}`));
+      if (globals.json) return printJson(energy);
+      const coveredPercent = (100 * energy.coveredMs) / (energy.to - energy.from);
+      printKeyValues([
+        ['machine', energy.machineId],
+        ['from', formatTime(energy.from)],
+        ['to', formatTime(energy.to)],
+        // Small amounts (a short period, one machine) keep their digits.
+        ['energy', `${energy.kWh.toFixed(energy.kWh < 10 ? 6 : 3)} kWh`],
+        ['average draw', orDash(energy.averageWatts, 1, 'W')],
+        ['covered', `${coveredPercent.toFixed(1)}% of the period (gaps are not guessed)`],
+      ]);
     });
   hosts
     .command('link <machine> <host>')

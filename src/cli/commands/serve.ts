@@ -49,6 +49,11 @@ export function registerServe(program: Command): void {
       process.env.ZENITH_AGENT_CERTIFICATE_DAYS ?? '30',
     )
     .option(
+      '--sensor-sample-seconds <n>',
+      "how often every physical machine's sensors are read through its BMC for their history and energy (env ZENITH_SENSOR_SAMPLE_SECONDS)",
+      process.env.ZENITH_SENSOR_SAMPLE_SECONDS ?? '60',
+    )
+    .option(
       '--no-local-host',
       'do not connect this machine as a QEMU host on the first start (env ZENITH_LOCAL_HOST=off)',
     )
@@ -60,7 +65,14 @@ export function registerServe(program: Command): void {
         database?: string;
         localHost: boolean;
         agentCertificateDays: string;
+        sensorSampleSeconds: string;
       }) => {
+        const sensorSampleSeconds = Number(options.sensorSampleSeconds);
+        if (!(sensorSampleSeconds >= 0.1 && sensorSampleSeconds <= 3600))
+          throw new ZenithError(
+            'ZEN_CONFIG_INVALID',
+            `--sensor-sample-seconds must be a number of seconds from 0.1 to 3600, not '${options.sensorSampleSeconds}'`,
+          );
         const port = Number(options.port);
         const certificateDays = Number(options.agentCertificateDays);
         if (!(certificateDays > 0 && certificateDays <= 3650))
@@ -81,6 +93,7 @@ export function registerServe(program: Command): void {
           dataDir: resolve(options.dataDir),
           databaseUrl: options.database,
           agentCertificateValidityMs: Math.round(certificateDays * 86_400_000),
+          machines: { sensorSampleEveryMs: Math.round(sensorSampleSeconds * 1000) },
           adminPassword: process.env.ZENITH_ADMIN_PASSWORD || undefined,
           // LDAP/AD login: a JSON file of LdapSettings (docs/identity.md); the bind password may come from the environment.
           ...(process.env.ZENITH_LDAP_CONFIG

@@ -6,6 +6,8 @@ import {
   identifyMachine,
   insertMachineMedia,
   linkMachine,
+  machineEnergy,
+  machineSensorHistory,
   machineSensors,
   powerMachine,
   unlinkMachine,
@@ -13,6 +15,7 @@ import {
 import { ZenithError } from '../../core/errors.js';
 import type { AccessService } from '../../services/identity/access-service.js';
 import type { MachineService, MachineView } from '../../services/machines/machine-service.js';
+import type { SensorHistory } from '../../services/machines/sensor-history.js';
 import { actorOf, principalOf } from '../auth.js';
 import { serve, type Api } from '../route.js';
 import { acceptTask } from '../task-reply.js';
@@ -21,6 +24,7 @@ import { objectView } from './inventory.js';
 export interface MachineRouteServices {
   access: AccessService;
   machines: MachineService;
+  sensorHistory: SensorHistory;
 }
 
 /**
@@ -29,7 +33,7 @@ export interface MachineRouteServices {
  */
 export async function machineRoutes(
   app: Api,
-  { access, machines }: MachineRouteServices,
+  { access, machines, sensorHistory }: MachineRouteServices,
 ): Promise<void> {
   const onHost = [{ param: 'id', kind: 'host' }] as const;
   const shown = (view: MachineView) => ({ ...view, machine: objectView(view.machine) });
@@ -41,6 +45,23 @@ export async function machineRoutes(
   serve(app, machineSensors, { scope: [...onHost] }, async (request) =>
     machines.sensors(request.params.id),
   );
+
+  serve(app, machineSensorHistory, { scope: [...onHost] }, async (request) => {
+    const machine = machines.machineOf(request.params.id);
+    const { from, to, step } = request.query;
+    return sensorHistory.history(machine.id, { from, to, stepSeconds: step ?? 60 });
+  });
+
+  serve(app, machineEnergy, { scope: [...onHost] }, async (request) => {
+    const machine = machines.machineOf(request.params.id);
+    const { from, to } = request.query;
+    return {
+      machineId: machine.id,
+      from,
+      to,
+      ...(await sensorHistory.energy(machine.id, from, to)),
+    };
+  });
 
   serve(app, powerMachine, { audit: false, scope: [...onHost] }, async (request, reply) =>
     acceptTask(request, reply, (actor, requestId) =>

@@ -31,6 +31,8 @@ import {
   type RateCardVersion,
 } from './rate-card.js';
 import { assertTimeZone } from './local-time.js';
+import type { EnergyReadings } from './energy.js';
+import type { HostEnergy, HostMachineSamples } from './meter-input.js';
 import type { Granularity } from './timeline.js';
 
 export interface ReportRequest {
@@ -58,6 +60,11 @@ export interface Report {
   rateCards: Array<{ id: string; version: number; effectiveFrom: number }>;
   rows: ReportRow[];
   totals: ReportRow['cost'];
+  /**
+   * Only when a rate card prices energy: per hypervisor host on a machine, the energy its machine
+   * drew over the period (its BMC's sampled power draw) and its cost.
+   */
+  energy?: HostEnergy[];
 }
 
 export interface OwnershipRecord extends Ownership {
@@ -75,6 +82,8 @@ export class AccountingService {
     private readonly store: Store,
     private readonly inventory: InventoryService,
     private readonly clock: Clock,
+    /** The machines' sampled power draw (their sensor history), for energy prices. */
+    private readonly energyReadings?: EnergyReadings,
   ) {}
 
   async rateCards(): Promise<RateCardVersion[]> {
@@ -328,6 +337,9 @@ export class AccountingService {
         if (host) hosts.set(host.id, meterHost(host, this.inventory.index));
       }
     }
+    const energy = cards.some((card) => card.pricesEnergy)
+      ? await this.#energyOf(hosts, from, to)
+      : undefined;
     const ownership: OwnershipSpan[] = ownershipRows.map((row) => ({
       vmId: row.vm_id,
       owner: row.owner,
@@ -357,6 +369,7 @@ export class AccountingService {
       ownership,
       allocations,
       measured,
+      ...(energy ? { energy } : {}),
       filter: {
         ...(request.vm !== undefined
           ? { vmIds: new Set([this.inventory.resolve('vm', request.vm).id]) }
@@ -390,8 +403,35 @@ export class AccountingService {
       }),
       rows: result.rows,
       totals: result.totals,
+      ...(result.energy ? { energy: result.energy } : {}),
     };
     return { report, vmsByKey: result.vmsByKey };
+  }
+
+  /**
+   * Every hypervisor host linked to a machine (those the report's VMs ran on, and the others: a
+   * report shows each one's energy), and its machine's power samples around the period.
+   */
+  async #energyOf(
+    hosts: Map<string, MeterHost>,
+    from: number,
+    to: number,
+  ): Promise<{ maxGapMs: number; hosts: Map<string, HostMachineSamples> }> {
+    const machineOf = new Map<string, string>();
+    for (const host of this.inventory.index.ofKind('host')) {
+      const machineId = host.computed['machine.id'];
+      if (typeof machineId !== 'string') continue;
+      machineOf.set(host.id, machineId);
+      if (!hosts.has(host.id)) hosts.set(host.id, meterHost(host, this.inventory.index));
+    }
+    const readings = this.energyReadings;
+    const samples = readings
+      ? await readings.watts([...machineOf.values()], from, to)
+      : new Map<string, never[]>();
+    const energyHosts = new Map<string, HostMachineSamples>();
+    for (const [hostId, machineId] of machineOf)
+      energyHosts.set(hostId, { machineId, samples: samples.get(machineId) ?? [] });
+    return { maxGapMs: readings?.maxGapMs ?? 0, hosts: energyHosts };
   }
 
   /** Showback: per group, the period's usage and cost (sums of the same atoms as the report). */
@@ -401,7 +441,7 @@ export class AccountingService {
     currency: string | null;
     minorDigits: number;
     rateCards: Report['rateCards'];
-    groups: Array<Omit<ReportRow, 'bucketStart' | 'bucketEnd' | 'label'>>;
+    groups: Array<Omit<ReportRow, 'bucketStart' | 'bucketEnd' | 'label' | 'machineEnergy'>>;
     totals: ReportRow['cost'];
   }> {
     const { report, vmsByKey } = await this.#compute({
@@ -409,11 +449,14 @@ export class AccountingService {
       granularity: 'monthly',
       groupBy: 'group',
     });
-    const groups = new Map<string, Omit<ReportRow, 'bucketStart' | 'bucketEnd' | 'label'>>();
+    const groups = new Map<
+      string,
+      Omit<ReportRow, 'bucketStart' | 'bucketEnd' | 'label' | 'machineEnergy'>
+    >();
     for (const row of report.rows) {
       const group = groups.get(row.key);
       if (!group) {
-        const { bucketStart: _s, bucketEnd: _e, label: _l, ...rest } = row;
+        const { bucketStart: _s, bucketEnd: _e, label: _l, machineEnergy: _m, ...rest } = row;
         groups.set(row.key, {
           ...rest,
           // Distinct VMs over the whole period, not per month.
@@ -433,7 +476,8 @@ export class AccountingService {
       ] as const)
         group[key] += row[key];
       for (const key of Object.keys(group.cost) as Array<keyof ReportRow['cost']>)
-        group.cost[key] += row.cost[key];
+        group.cost[key] = (group.cost[key] ?? 0) + (row.cost[key] ?? 0);
+      if (row.energyKWh !== undefined) group.energyKWh = (group.energyKWh ?? 0) + row.energyKWh;
       for (const key of Object.keys(group.measured) as Array<keyof ReportRow['measured']>) {
         const value = row.measured[key];
         if (value !== null) group.measured[key] = (group.measured[key] ?? 0) + value;

@@ -15,7 +15,15 @@ export interface BucketPlan {
   runs: Array<{ start: number; end: number; bucketClass: number }>;
 }
 
-export function planBuckets(slices: readonly Slice[], bucketCount: number): BucketPlan {
+/**
+ * `eachOwnClass`: every bucket is a class of its own (when energy is priced: a host's machine
+ * draws differently in every bucket, so two buckets never cost the same for sure).
+ */
+export function planBuckets(
+  slices: readonly Slice[],
+  bucketCount: number,
+  eachOwnClass = false,
+): BucketPlan {
   const firstSlice: number[] = [];
   for (let s = 0; s < slices.length; s++) {
     const bucket = slices[s]!.bucket;
@@ -26,7 +34,7 @@ export function planBuckets(slices: readonly Slice[], bucketCount: number): Buck
   const classBucket: number[] = [];
   const runs: BucketPlan['runs'] = [];
   for (let b = 0; b < bucketCount; b++) {
-    let signature = '';
+    let signature = eachOwnClass ? `${b};` : '';
     for (let s = firstSlice[b]!; s < firstSlice[b + 1]!; s++) {
       const slice = slices[s]!;
       signature += `${slice.end - slice.start}:${slice.card}:${slice.window}:${slice.monthMs};`;

@@ -1,5 +1,6 @@
 /** What metering takes and gives: the recorded facts of a period, and its rows. */
 import type { Facts, PowerState } from '../inventory/model.js';
+import type { WattSample } from './energy.js';
 import type { CompiledRateCard } from './rate-card.js';
 import type { MeasuredSample, ReportRow } from './report-accumulator.js';
 import type { Granularity } from './timeline.js';
@@ -68,6 +69,32 @@ export interface MeterInterval {
   to: number | null;
 }
 
+/** The power draw of the machine under a host. */
+export interface HostMachineSamples {
+  machineId: string;
+  samples: WattSample[];
+}
+
+export interface MeterEnergy {
+  /** Longer than this between two samples is a gap: not guessed. */
+  maxGapMs: number;
+  /** By host id: the machine linked to it and its samples. */
+  hosts: Map<string, HostMachineSamples>;
+}
+
+/** A host's energy over a report's period (money in minor units). */
+export interface HostEnergy {
+  hostId: string;
+  hostName: string;
+  machineId: string;
+  kWh: number;
+  /** The part of the period the machine's samples cover. */
+  coveredMs: number;
+  cost: number;
+  /** The cost of the energy drawn while no VM ran on the host (in no VM's share). */
+  unsharedCost: number;
+}
+
 export interface MeterInput {
   from: number;
   to: number;
@@ -95,6 +122,11 @@ export interface MeterInput {
   filter?: ReportFilter;
   /** Measured usage (5-minute rollups), sorted by VM, then time; counted in the row the VM is in then. */
   measured?: MeasuredSample[];
+  /**
+   * The power draw of the machines under hosts. When a card prices energy (kWh), the cost of what
+   * each machine draws is shared by the VMs running on its host (energy-shares.ts).
+   */
+  energy?: MeterEnergy;
   maxRows?: number;
 }
 
@@ -106,4 +138,6 @@ export interface MeterResult {
   totals: ReportRow['cost'];
   /** Distinct VMs per row key over the whole period. */
   vmsByKey: Map<string, number>;
+  /** Per host on a machine, when a card prices energy: what it drew and cost over the period. */
+  energy?: HostEnergy[];
 }

@@ -17,7 +17,7 @@
  */
 import { divRound, microPerMinor, mulDivRound } from './money.js';
 import type { UnitPrices } from './rate-card.js';
-import { buildTimeline, type Slice } from './timeline.js';
+import { buildTimeline } from './timeline.js';
 import type {
   Dimension,
   MeterHost,
@@ -27,8 +27,10 @@ import type {
   Ownership,
   OwnershipSpan,
 } from './meter-input.js';
+import { planEnergy, type HostSlices } from './energy-shares.js';
 import {
   atomWidth,
+  moneyEnd,
   ReportAccumulator,
   type AtomValues,
   type MeasuredSample,
@@ -71,9 +73,19 @@ function indexAt(items: ReadonlyArray<{ start: number }>, at: number): number {
 export function meter(input: MeterInput): MeterResult {
   const { from, to, cards } = input;
   const end = Math.min(to, input.now);
-  const { slices, buckets } = buildTimeline(from, to, input.granularity, input.timeZone, cards);
-  const plan = planBuckets(slices, buckets.length);
-  const report = new ReportAccumulator(buckets, input.maxRows ?? 200_000);
+  // Energy is in a report as soon as a card prices it (with no samples, it is zero). It is shared
+  // hour by hour: slices are cut at every hour too, so a VM pays only for hours it ran in.
+  const withEnergy = cards.some((card) => card.pricesEnergy);
+  const { slices, buckets } = buildTimeline(
+    from,
+    to,
+    input.granularity,
+    input.timeZone,
+    cards,
+    withEnergy ? hourMs : undefined,
+  );
+  const plan = planBuckets(slices, buckets.length, withEnergy);
+  const report = new ReportAccumulator(buckets, input.maxRows ?? 200_000, withEnergy);
   const cardsUsed = new Set<number>();
   const byOwnership = ['owner', 'group', 'costCenter'].includes(input.groupBy);
 
@@ -102,6 +114,10 @@ export function meter(input: MeterInput): MeterResult {
     }
     return perCard[card]![window + 1]!;
   };
+  const energy = withEnergy
+    ? planEnergy(input, input.energy ?? { maxGapMs: 0, hosts: new Map() }, slices, end, pricesOf)
+    : undefined;
+  const energySlicesOf = new Map<MeterHost, HostSlices | undefined>();
 
   // Where the current VM's atoms went, in time order: measured usage follows them.
   const vmRanges: Array<{ first: number; end: number; slot: Slot }> = [];
@@ -144,6 +160,8 @@ export function meter(input: MeterInput): MeterResult {
     diskMiB: 0,
   };
   let host = unknownHost;
+  /** The current host's energy per slice (a host on a machine, energy priced), else undefined. */
+  let hostEnergy: HostSlices | undefined;
   let ownership!: Ownership;
   let running = false;
   let holdsMemory = false;
@@ -153,7 +171,8 @@ export function meter(input: MeterInput): MeterResult {
   const rounded = new Float64Array(atomWidth);
 
   /** Adds one piece [start, start + ms) of one slice to `values` (usage exact, money in micro units). */
-  const addPiece = (values: AtomValues, slice: Slice, ms: number): void => {
+  const addPiece = (values: AtomValues, sliceIndex: number, ms: number): void => {
+    const slice = slices[sliceIndex]!;
     if (running) values[0]! += ms;
     else if (holdsMemory) values[1]! += ms;
     else values[2]! += ms;
@@ -171,18 +190,32 @@ export function meter(input: MeterInput): MeterResult {
       : 0;
     const disk = mulDivRound(prices.disk * size.diskMiB, ms, gibHourDivisor);
     const fixed = fixedMonthly > 0 ? mulDivRound(fixedMonthly, ms, slice.monthMs) : 0;
+    let energyShare = 0;
+    if (running && hostEnergy && size.cpus > 0) {
+      // This VM's running vCPU-ms against all the host's in the slice (energy-shares.ts).
+      const s = sliceIndex;
+      const all = hostEnergy.vcpuMs[s]!;
+      if (all > 0) {
+        energyShare = mulDivRound(hostEnergy.costMicro[s]!, size.cpus * ms, all);
+        values[12]! += mulDivRound(hostEnergy.microWh[s]!, size.cpus * ms, all);
+      }
+    }
     const discount =
-      discountBp > 0 ? mulDivRound(vcpu + memory + disk + fixed, discountBp, 10_000) : 0;
+      discountBp > 0
+        ? mulDivRound(vcpu + memory + disk + fixed + energyShare, discountBp, 10_000)
+        : 0;
     values[6]! += vcpu;
     values[7]! += memory;
     values[8]! += disk;
     values[9]! += fixed;
     values[10]! += discount;
+    values[11]! += energyShare;
   };
   /** Rounds an atom's money once, half up, to minor units (into `out`). */
   const round = (values: AtomValues, out: AtomValues): AtomValues => {
     for (let f = 0; f < 6; f++) out[f] = values[f]!;
-    for (let f = 6; f < atomWidth; f++) out[f] = divRound(values[f]!, microPerMinor);
+    for (let f = 6; f < moneyEnd; f++) out[f] = divRound(values[f]!, microPerMinor);
+    for (let f = moneyEnd; f < atomWidth; f++) out[f] = values[f]!;
     return out;
   };
   const flushPending = (): void => {
@@ -209,7 +242,7 @@ export function meter(input: MeterInput): MeterResult {
     }
     for (let s = indexAt(slices, a); s < slices.length && slices[s]!.start < b; s++) {
       const slice = slices[s]!;
-      addPiece(atom.values, slice, Math.min(b, slice.end) - Math.max(a, slice.start));
+      addPiece(atom.values, s, Math.min(b, slice.end) - Math.max(a, slice.start));
     }
   };
   /** Whole buckets [first, last) of the current stretch: one atom per bucket class, added per run. */
@@ -227,7 +260,7 @@ export function meter(input: MeterInput): MeterResult {
         const bucket = plan.classBucket[run.bucketClass]!;
         for (let s = plan.firstSlice[bucket]!; s < plan.firstSlice[bucket + 1]!; s++) {
           const slice = slices[s]!;
-          addPiece(sum, slice, slice.end - slice.start);
+          addPiece(sum, s, slice.end - slice.start);
         }
         values = round(sum, sum);
         classValues[run.bucketClass] = values;
@@ -282,6 +315,10 @@ export function meter(input: MeterInput): MeterResult {
       const b = Math.min(interval.to ?? end, end);
       if (a >= b) continue;
       host = (interval.hostId && input.hosts.get(interval.hostId)) || unknownHost;
+      if (energy) {
+        if (!energySlicesOf.has(host)) energySlicesOf.set(host, energy.slicesOf(host.id));
+        hostEnergy = energySlicesOf.get(host);
+      }
       running = interval.powerState === 'running';
       holdsMemory =
         running || interval.powerState === 'suspended' || interval.powerState === 'paused';
@@ -325,12 +362,18 @@ export function meter(input: MeterInput): MeterResult {
     }
   }
   const rows = report.rows();
+  if (energy && input.groupBy === 'host')
+    for (const row of rows) {
+      const figures = energy.bucketFigures(row.key, indexAt(buckets, row.bucketStart));
+      if (figures) row.machineEnergy = figures;
+    }
   return {
     buckets,
     rows,
     cardsUsed: [...cardsUsed].sort((x, y) => x - y),
     totals: report.totals,
     vmsByKey: report.vmsByKey,
+    ...(energy ? { energy: energy.summary() } : {}),
   };
 }
 

@@ -31,6 +31,8 @@ export interface RateSpec {
   memoryGiBHour?: string;
   /** Per GiB-hour of allocated disk in every power state. */
   diskGiBHour?: string;
+  /** Per kWh the host's machine draws (sampled from its BMC), shared by the VMs running on it. */
+  kWh?: string;
 }
 
 export interface FixedChargeSpec {
@@ -66,11 +68,12 @@ export interface RateCardVersion {
   createdAt: number;
 }
 
-/** Integer prices in micro-minor units per unit-hour. */
+/** Integer prices in micro-minor units per unit-hour (energy: per kWh). */
 export interface UnitPrices {
   vcpu: number;
   memoryGiB: number;
   disk: number;
+  kWh: number;
 }
 
 export interface CompiledRateCard {
@@ -78,6 +81,8 @@ export interface CompiledRateCard {
   minorDigits: number;
   windowOf(weekday: number, hour: number): string | null;
   windows: string[];
+  /** Some rule prices energy (kWh): reports then show energy and its cost. */
+  pricesEnergy: boolean;
   /** First rule that matches the host facts in this window; zero prices when none does. */
   pricesFor(hostFacts: Facts, window: string | null): UnitPrices;
   /** Fixed monthly charges of a VM, in micro-minor units per month. */
@@ -87,7 +92,7 @@ export interface CompiledRateCard {
 }
 
 const dayNames = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
-const zero: UnitPrices = { vcpu: 0, memoryGiB: 0, disk: 0 };
+const zero: UnitPrices = { vcpu: 0, memoryGiB: 0, disk: 0, kWh: 0 };
 
 function bad(message: string, field: string): ZenithError {
   return new ZenithError('ZEN_BAD_RATE_CARD', message, { field });
@@ -161,6 +166,7 @@ export function compileRateCard(card: RateCardVersion): CompiledRateCard {
         vcpu: price(rate.vcpuHour, 'vcpuHour'),
         memoryGiB: price(rate.memoryGiBHour, 'memoryGiBHour'),
         disk: price(rate.diskGiBHour, 'diskGiBHour'),
+        kWh: price(rate.kWh, 'kWh'),
       },
     };
   });
@@ -179,6 +185,7 @@ export function compileRateCard(card: RateCardVersion): CompiledRateCard {
     card,
     minorDigits,
     windows: [...windowNames],
+    pricesEnergy: body.rates.some((rate) => rate.kWh !== undefined),
     windowOf: (weekday, hour) => hourTable[weekday]?.[hour] ?? null,
     pricesFor(hostFacts, window) {
       for (const rate of rates)

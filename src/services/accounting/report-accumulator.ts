@@ -14,6 +14,8 @@ export interface CostBreakdown {
   disk: number;
   fixed: number;
   discount: number;
+  /** The share of the energy of the hosts' machines (only when a rate card prices energy). */
+  energy?: number;
   total: number;
 }
 
@@ -33,6 +35,13 @@ export interface ReportRow {
   cost: CostBreakdown;
   /** Usage the VMs' drivers measured (metrics history); null where no sample covers the row. */
   measured: MeasuredUsage;
+  /** The VMs' share of their machines' energy (kWh; only when a rate card prices energy). */
+  energyKWh?: number;
+  /**
+   * Rows of a report grouped by host, for a host on a machine whose energy is priced: what the
+   * machine drew in the bucket and its cost, shared by the VMs or not.
+   */
+  machineEnergy?: { kWh: number; cost: number };
 }
 
 export interface MeasuredUsage {
@@ -69,11 +78,15 @@ export const atomFields = [
   'disk',
   'fixed',
   'discount',
+  'energy',
+  // The energy share in microwatt-hours (an integer, like every other field).
+  'energyMicroWh',
 ] as const;
 export type AtomValues = Float64Array;
 export const atomWidth = atomFields.length;
-/** Index of the first money field in AtomValues. */
-const moneyFrom = 6;
+/** Index of the first money field in AtomValues, and one past the last. */
+export const moneyFrom = 6;
+export const moneyEnd = 12;
 
 // One cell per bucket: the VM count, the atom fields, then the measured usage (see addMeasured).
 const measuredFrom = atomWidth + 1;
@@ -94,7 +107,7 @@ export interface Slot {
 }
 
 export class ReportAccumulator {
-  readonly totals = { vcpu: 0, memory: 0, disk: 0, fixed: 0, discount: 0, total: 0 };
+  readonly totals: CostBreakdown;
   readonly #rows: ReportRow[] = [];
   readonly #slotsByKey = new Map<string, Slot>();
   /** Distinct VMs per key over the whole period. */
@@ -103,7 +116,13 @@ export class ReportAccumulator {
   constructor(
     private readonly buckets: ReadonlyArray<{ start: number; end: number }>,
     private readonly maxRows: number,
-  ) {}
+    /** Rows and totals carry energy (a rate card prices it); without, they are as they were. */
+    private readonly withEnergy = false,
+  ) {
+    this.totals = withEnergy
+      ? { vcpu: 0, memory: 0, disk: 0, fixed: 0, discount: 0, energy: 0, total: 0 }
+      : { vcpu: 0, memory: 0, disk: 0, fixed: 0, discount: 0, total: 0 };
+  }
 
   slot(key: string, label: string): Slot {
     let slot = this.#slotsByKey.get(key);
@@ -155,11 +174,13 @@ export class ReportAccumulator {
     totals.disk += values[moneyFrom + 2]! * n;
     totals.fixed += values[moneyFrom + 3]! * n;
     totals.discount += values[moneyFrom + 4]! * n;
+    if (totals.energy !== undefined) totals.energy += values[moneyFrom + 5]! * n;
     totals.total +=
       (values[moneyFrom]! +
         values[moneyFrom + 1]! +
         values[moneyFrom + 2]! +
-        values[moneyFrom + 3]! -
+        values[moneyFrom + 3]! +
+        values[moneyFrom + 5]! -
         values[moneyFrom + 4]!) *
       n;
   }
@@ -208,6 +229,7 @@ export class ReportAccumulator {
       const disk = sums[9]!;
       const fixed = sums[10]!;
       const discount = sums[11]!;
+      const energy = sums[12]!;
       this.#rows.push({
         bucketStart: this.buckets[b]!.start,
         bucketEnd: this.buckets[b]!.end,
@@ -220,15 +242,19 @@ export class ReportAccumulator {
         vcpuMs: sums[4]!,
         memoryMiBMs: sums[5]!,
         diskMiBMs: sums[6]!,
-        cost: {
-          vcpu,
-          memory,
-          disk,
-          fixed,
-          discount,
-          total: vcpu + memory + disk + fixed - discount,
-        },
+        cost: this.withEnergy
+          ? {
+              vcpu,
+              memory,
+              disk,
+              fixed,
+              discount,
+              energy,
+              total: vcpu + memory + disk + fixed + energy - discount,
+            }
+          : { vcpu, memory, disk, fixed, discount, total: vcpu + memory + disk + fixed - discount },
         measured: measuredOf(sums),
+        ...(this.withEnergy ? { energyKWh: sums[13]! / 1e9 } : {}),
       });
     }
     this.vmsByKey.set(slot.key, slot.distinctVms);

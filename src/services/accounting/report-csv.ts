@@ -31,6 +31,12 @@ const header = [
   'measured_net_tx_bytes',
 ];
 
+/**
+ * The VMs' share of their machines' energy, and (grouped by host) what the host's machine drew in
+ * the bucket, shared or not.
+ */
+const energyHeader = ['energy_kwh', 'energy_cost', 'machine_energy_kwh', 'machine_energy_cost'];
+
 export const hours = (ms: number, perHour = 1): string => (ms / 3_600_000 / perHour).toFixed(6);
 
 export function reportCsv(report: Report): string {
@@ -38,8 +44,10 @@ export function reportCsv(report: Report): string {
   const money = (minor: number) => csvDecimal(formatMinor(minor, report.minorDigits));
   const hoursOf = (ms: number, perHour = 1) => csvDecimal(hours(ms, perHour));
   const versions = report.rateCards.map((c) => c.version).join(' ');
+  // Energy columns only when a card prices energy: other reports keep their columns.
+  const energy = report.energy !== undefined;
   return toCsv(
-    header,
+    energy ? [...header, ...energyHeader] : header,
     report.rows.map((row) => [
       new Date(row.bucketStart).toISOString(),
       new Date(row.bucketEnd).toISOString(),
@@ -67,6 +75,14 @@ export function reportCsv(report: Report): string {
       row.measured.diskWriteBytes ?? '',
       row.measured.netRxBytes ?? '',
       row.measured.netTxBytes ?? '',
+      ...(energy
+        ? [
+            csvDecimal((row.energyKWh ?? 0).toFixed(6)),
+            money(row.cost.energy ?? 0),
+            row.machineEnergy ? csvDecimal(row.machineEnergy.kWh.toFixed(6)) : '',
+            row.machineEnergy ? money(row.machineEnergy.cost) : '',
+          ]
+        : []),
     ]),
   );
 }

@@ -40,6 +40,8 @@ export function buildTimeline(
   granularity: Granularity,
   timeZone: string,
   cards: readonly CompiledRateCard[],
+  /** Also cut at every whole multiple of this since the epoch (energy is shared hour by hour). */
+  cutEveryMs?: number,
 ): Timeline {
   const bucketStarts = localChanges(timeZone, from, to, bucketKey[granularity]).map((c) => c.at);
   const buckets = bucketStarts.map((start, i) => ({ start, end: bucketStarts[i + 1] ?? to }));
@@ -69,6 +71,9 @@ export function buildTimeline(
     for (const month of months) if (month.at > start && month.at < end) boundaries.add(month.at);
     return { start, end, windows, months };
   });
+  if (cutEveryMs !== undefined)
+    for (let at = Math.ceil(from / cutEveryMs) * cutEveryMs; at < to; at += cutEveryMs)
+      boundaries.add(at);
   const points = [...boundaries].filter((b) => b >= from && b < to).sort((a, b) => a - b);
   const slices: Slice[] = [];
   let bucket = 0;

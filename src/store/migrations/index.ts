@@ -13,6 +13,7 @@ import * as m0008quotas from './0008-quotas.js';
 import * as m0008allocations from './0008-vm-allocations.js';
 import * as m0009 from './0009-connection-identity.js';
 import * as m0010 from './0010-machines.js';
+import * as m0011 from './0011-machine-sensor-samples.js';
 
 import type { MigrationContext } from './context.js';
 
@@ -39,4 +40,5 @@ export const migrations: readonly ZenithMigration[] = [
   { name: '0008-vm-allocations', up: m0008allocations.up },
   { name: '0009-connection-identity', up: m0009.up },
   { name: '0010-machines', up: m0010.up },
+  { name: '0011-machine-sensor-samples', up: m0011.up },
 ];
