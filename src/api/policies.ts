@@ -67,6 +67,8 @@ const Settings = Type.Object(
           minHostsOn: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
           /** How a host is powered off: shutdown (ACPI, default) or off. */
           action: Type.Optional(Type.Union([Type.Literal('shutdown'), Type.Literal('off')])),
+          /** Run it every so many minutes (global policies only); absent: on request only. */
+          everyMinutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_080 })),
         },
         { additionalProperties: false },
       ),

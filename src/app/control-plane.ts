@@ -295,6 +295,18 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     clock,
     logger,
   });
+  const powerSchedule = new RebalanceScheduler(
+    clock,
+    () => {
+      const settings = mergeSettings(policies.index.global).powerManagement;
+      return settings?.enabled && settings.everyMinutes
+        ? { everyMinutes: settings.everyMinutes }
+        : undefined;
+    },
+    () => powerManagement.scheduled(),
+    logger,
+    'scheduled power management',
+  );
   const rebalancer = new RebalanceScheduler(
     clock,
     () => mergeSettings(policies.index.global).rebalance,
@@ -372,6 +384,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     if (recovered.resumed + recovered.completed + recovered.retried + recovered.interrupted > 0)
       logger.info(recovered, 'tasks recovered after restart');
     rebalancer.start();
+    powerSchedule.start();
     metricsSampler.start();
     sensorSampler.start();
     return {
@@ -416,6 +429,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         clearInterval(pruneTimer);
         clearInterval(sessionSweep);
         await rebalancer.stop();
+        await powerSchedule.stop();
         await metricsSampler.stop();
         await sensorSampler.stop();
         await tasks.drain();

@@ -10,13 +10,14 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   startTestServer,
   type ApiAnswer,
   type TestServer,
 } from '../../src/testing/control-plane.js';
+import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../src/testing/guest-image.js';
 import { startIpmiBmc, type IpmiBmc } from '../../src/testing/ipmi-bmc.js';
 import { MachineProcess } from '../../src/testing/machine-process.js';
 import { startPhysicalLab, type PhysicalLab } from '../../src/testing/physical-hosts.js';
@@ -59,7 +60,10 @@ describe('physical hosts: agents in namespaces powered by their BMCs', () => {
       200,
     );
 
+  let image: { kernel: string; initrd: string };
+
   before(async () => {
+    image = await ensureGuestImage();
     lab = await startPhysicalLab();
     s = await startTestServer({ listenHost: lab.gateway });
     admin = await s.login();
@@ -71,14 +75,14 @@ describe('physical hosts: agents in namespaces powered by their BMCs', () => {
       name: 'phys-a',
       serverUrl,
       enrollmentToken: await token(),
-      storageRoots: [join(baseDir, 'a-storage')],
+      storageRoots: [join(baseDir, 'a-storage'), dirname(image.kernel)],
       baseDir,
     });
     const hostB = await lab.addHost({
       name: 'phys-b',
       serverUrl,
       enrollmentToken: await token(),
-      storageRoots: [join(baseDir, 'b-storage')],
+      storageRoots: [join(baseDir, 'b-storage'), dirname(image.kernel)],
       baseDir,
     });
     bmc = await startIpmiBmc({ machineCommand: hostA.machineCommand });
@@ -174,7 +178,37 @@ describe('physical hosts: agents in namespaces powered by their BMCs', () => {
     assert.equal(after.computed['machine.hardware.power'], 'on');
   });
 
-  test('power management: an empty host is put in standby and powered off through its BMC; a placement that needs it powers it on again', async () => {
+  test('power management: consolidation moves a running VM off a host, which is put in standby and powered off through its BMC; a placement that needs its room powers it on again', async () => {
+    // One small running guest on each host: consolidation empties one of them.
+    const vmIds: Record<string, string> = {};
+    for (const host of ['phys-a', 'phys-b']) {
+      const created = await s.waitForTask(
+        admin,
+        ok(
+          await s.request('POST', '/vms', {
+            token: admin,
+            body: {
+              name: `worker-${host}`,
+              hostId: host,
+              cpus: 1,
+              memoryBytes: 96 * 2 ** 20,
+              diskBytes: 0,
+              options: { kernel: image.kernel, initrd: image.initrd, cmdline: GUEST_KERNEL_APPEND },
+            },
+          }),
+          202,
+        ).id,
+        60_000,
+      );
+      assert.equal(created.state, 'succeeded', JSON.stringify(created.error));
+      vmIds[host] = created.result.vmId;
+      const started = await s.waitForTask(
+        admin,
+        ok(await s.request('POST', `/vms/${vmIds[host]}/start`, { token: admin }), 202).id,
+        60_000,
+      );
+      assert.equal(started.state, 'succeeded', JSON.stringify(started.error));
+    }
     ok(
       await s.request('POST', '/policies', {
         token: admin,
@@ -190,54 +224,64 @@ describe('physical hosts: agents in namespaces powered by their BMCs', () => {
       await s.request('POST', '/placement/power-management', { token: admin, body: {} }),
       202,
     );
-    const done = await s.waitForTask(admin, run.id, 120_000);
+    const done = await s.waitForTask(admin, run.id, 180_000);
     assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
+    assert.equal(done.result.consolidation.moves, 1, JSON.stringify(done.result));
     const steps = done.result.steps as ApiAnswer[];
-    assert.deepEqual(
-      steps.map((step) => [step.hostName, step.outcome]),
-      [
-        ['phys-b', 'powered-off'],
-        ['phys-a', 'kept-on'],
-      ],
-      JSON.stringify(done.result),
-    );
-    assert.match(steps[1].reason, /minHostsOn is 1/);
-    assert.equal(redfishMachine.running, false, 'phys-b is off');
-    assert.equal(sim.machine('System1').power, 'Off');
-    assert.ok(await bmc.machinePid(), 'phys-a stays on');
-    await agentConnected('phys-b', false);
-    assert.equal((await hostState('phys-b')).computed['host.mode'], 'standby');
+    const off = steps.filter((step) => step.outcome === 'powered-off');
+    const kept = steps.filter((step) => step.outcome === 'kept-on');
+    assert.equal(off.length, 1, JSON.stringify(steps));
+    assert.equal(kept.length, 1, JSON.stringify(steps));
+    const standbyName = off[0].hostName as string;
+    const awakeName = kept[0].hostName as string;
+    // Both guests now run on the host that stayed on; the other one is off, its agent gone.
+    for (const vmId of Object.values(vmIds)) {
+      const vm = ok(await s.request('GET', `/vms/${vmId}`, { token: admin }));
+      assert.equal(vm.computed['location.hostName'], awakeName);
+      assert.equal(vm.facts['power.state'], 'running');
+    }
+    if (standbyName === 'phys-b') {
+      assert.equal(redfishMachine.running, false);
+      assert.equal(sim.machine('System1').power, 'Off');
+    } else assert.equal(await bmc.machinePid(), undefined);
+    await agentConnected(standbyName, false);
+    const standby = await hostState(standbyName);
+    assert.equal(standby.computed['host.mode'], 'standby');
     const preview = ok(
       await s.request('POST', '/placement/preview', {
         token: admin,
         body: { vm: { name: 'probe', cpus: 1, memoryBytes: 32 * 2 ** 20 }, topCandidates: 10 },
       }),
     );
-    const standbyId = (await hostState('phys-b')).id;
-    const rejected = preview.rejected.find((r: ApiAnswer) => r.hostId === standbyId);
+    const rejected = preview.rejected.find((r: ApiAnswer) => r.hostId === standby.id);
     assert.match(JSON.stringify(rejected), /powered off by power management \(standby\)/);
-    // phys-a goes into maintenance: a new VM has room only on phys-b, which is powered on for it.
-    const evacuation = ok(await s.request('POST', '/hosts/phys-a/evacuate', { token: admin }), 202);
-    assert.equal((await s.waitForTask(admin, evacuation.id, 60_000)).state, 'succeeded');
+    // A VM as big as a whole host: no room left on the awake one (its two guests), all of it on
+    // the host in standby, which the creation powers on first.
+    const capacity = (standby.facts['cpu.cores'] as number) * 4;
     const create = ok(
       await s.request('POST', '/vms', {
         token: admin,
-        body: { name: 'needs-room', cpus: 1, memoryBytes: 32 * 2 ** 20, diskBytes: 2 ** 20 },
+        body: { name: 'needs-room', cpus: capacity, memoryBytes: 32 * 2 ** 20, diskBytes: 0 },
       }),
       202,
     );
-    const created = await s.waitForTask(admin, create.id, 120_000);
+    const created = await s.waitForTask(admin, create.id, 180_000);
     assert.equal(created.state, 'succeeded', JSON.stringify(created.error));
-    assert.equal(created.result.hostId, (await hostState('phys-b')).id);
-    assert.equal(redfishMachine.running, true, 'phys-b was powered on');
-    assert.equal(sim.machine('System1').power, 'On');
-    assert.equal((await hostState('phys-b')).computed['host.mode'], undefined, 'out of standby');
-    const audit = ok(await s.request('GET', '/audit?limit=200', { token: admin }))
+    assert.equal(created.result.hostId, standby.id);
+    await agentConnected(standbyName, true);
+    if (standbyName === 'phys-b') assert.equal(sim.machine('System1').power, 'On');
+    else assert.ok(await bmc.machinePid());
+    assert.equal((await hostState(standbyName)).computed['host.mode'], undefined, 'out of standby');
+    const audit = ok(await s.request('GET', '/audit?limit=300', { token: admin }))
       .items as ApiAnswer[];
     const actions = audit.map((r) => r.action);
     assert.ok(actions.includes('host.powerManagement'), actions.join(' '));
     assert.ok(actions.filter((a) => a === 'host.machine').length >= 2, actions.join(' '));
-    ok(await s.request('POST', '/hosts/phys-a/exit-maintenance', { token: admin }));
+    // The guests stop here: the fencing test powers phys-b off.
+    for (const vmId of [...Object.values(vmIds), created.result.vmId as string]) {
+      const stop = await s.request('POST', `/vms/${vmId}/stop`, { token: admin });
+      if (stop.status === 202) await s.waitForTask(admin, stop.body.id, 60_000);
+    }
   });
 
   test('fencing the hypervisor host by name powers its machine off, confirmed, and its agent is gone', async () => {

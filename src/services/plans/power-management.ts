@@ -87,6 +87,14 @@ export class PowerManager {
     });
   }
 
+  /** A scheduled run (settings.powerManagement.everyMinutes), unless one is queued or running. */
+  async scheduled(): Promise<void> {
+    const busy = await this.deps.tasks.unfinished(this.#kind);
+    if (busy.length > 0) return;
+    const task = await this.request(undefined, systemActor);
+    this.deps.logger.info({ task: task.id }, 'scheduled power management');
+  }
+
   /** Powers a host in standby on, waits for its hypervisor to answer, and takes it out of standby. */
   async wake(hostId: string, signal: AbortSignal): Promise<void> {
     if (this.deps.hostModes.modeOf(hostId) !== 'standby') return;

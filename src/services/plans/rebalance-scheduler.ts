@@ -2,7 +2,8 @@
  * Runs the rebalancer on a schedule: every `settings.rebalance.everyMinutes`
  * of the global policies (re-read each round, so a policy change takes
  * effect at the next one); idle while no schedule is set. Time comes from the
- * injected clock, so tests move it by hand.
+ * injected clock, so tests move it by hand. Power management runs on the same
+ * kind of schedule (`settings.powerManagement.everyMinutes`).
  */
 import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../core/logger.js';
@@ -11,15 +12,16 @@ import type { RebalanceScheduleSettings } from '../policy/policy-document.js';
 /** How often to look again for a schedule while none is set. */
 const idleCheckMs = 60_000;
 
-export class RebalanceScheduler {
+export class RebalanceScheduler<S extends { everyMinutes: number } = RebalanceScheduleSettings> {
   readonly #stop = new AbortController();
   #loop: Promise<void> | undefined;
 
   constructor(
     private readonly clock: Clock,
-    private readonly settings: () => RebalanceScheduleSettings | undefined,
-    private readonly run: (settings: RebalanceScheduleSettings) => Promise<void>,
+    private readonly settings: () => S | undefined,
+    private readonly run: (settings: S) => Promise<void>,
     private readonly logger: Logger,
+    private readonly what = 'scheduled rebalancing',
   ) {}
 
   start(): void {
@@ -45,7 +47,7 @@ export class RebalanceScheduler {
       try {
         await this.run(current);
       } catch (error) {
-        this.logger.warn({ err: (error as Error).message }, 'scheduled rebalancing failed');
+        this.logger.warn({ err: (error as Error).message }, `${this.what} failed`);
       }
     }
   }

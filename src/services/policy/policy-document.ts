@@ -87,6 +87,8 @@ export interface PowerManagementSettings {
   minHostsOn?: number;
   /** How a host is powered off: shutdown (ACPI, default) or off. */
   action?: 'shutdown' | 'off';
+  /** Run power management every so many minutes (global policies only); absent: on request. */
+  everyMinutes?: number;
 }
 
 export interface PolicySettings {
@@ -255,6 +257,14 @@ export function checkSettings(settings: PolicySettings, scope: ScopeKind): Polic
       checkNumber('settings.powerManagement.minHostsOn', power.minHostsOn, 0, 10_000);
     if (power.action !== undefined && !['shutdown', 'off'].includes(power.action))
       throw invalid('settings.powerManagement.action', "must be 'shutdown' or 'off'");
+    if (power.everyMinutes !== undefined) {
+      if (scope !== 'global')
+        throw invalid(
+          'settings.powerManagement.everyMinutes',
+          'the power management schedule is set on a global policy',
+        );
+      checkNumber('settings.powerManagement.everyMinutes', power.everyMinutes, 1, 10_080);
+    }
   }
   if (settings.cpuOvercommit !== undefined)
     checkNumber('settings.cpuOvercommit', settings.cpuOvercommit, 0.1, 64);
