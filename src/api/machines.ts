@@ -188,6 +188,14 @@ export const SensorPoint = Type.Object({
 });
 export type SensorPoint = Static<typeof SensorPoint>;
 
+export const SensorHistoryView = Type.Object({
+  machineId: Type.String(),
+  stepSeconds: Type.Integer(),
+  /** One per step from the step holding `from` up to `to`, measured or not. */
+  points: Type.Array(SensorPoint),
+});
+export type SensorHistoryView = Static<typeof SensorHistoryView>;
+
 export const machineSensorHistory = operation({
   method: 'GET',
   path: '/hosts/:id/sensors/history',
@@ -206,15 +214,20 @@ export const machineSensorHistory = operation({
     },
     { additionalProperties: false },
   ),
-  success: {
-    200: Type.Object({
-      machineId: Type.String(),
-      stepSeconds: Type.Integer(),
-      points: Type.Array(SensorPoint),
-    }),
-  },
+  success: { 200: SensorHistoryView },
   errors: [400, 404, 409],
 });
+
+export const MachineEnergyView = Type.Object({
+  machineId: Type.String(),
+  from: Type.Number(),
+  to: Type.Number(),
+  kWh: Type.Number(),
+  /** The part of [from, to) that samples cover (gaps longer than three sampling periods are not guessed). */
+  coveredMs: Type.Number(),
+  averageWatts: nullableNumber,
+});
+export type MachineEnergyView = Static<typeof MachineEnergyView>;
 
 export const machineEnergy = operation({
   method: 'GET',
@@ -231,16 +244,6 @@ export const machineEnergy = operation({
     },
     { additionalProperties: false },
   ),
-  success: {
-    200: Type.Object({
-      machineId: Type.String(),
-      from: Type.Number(),
-      to: Type.Number(),
-      kWh: Type.Number(),
-      /** The part of [from, to) that samples cover (gaps longer than three sampling periods are not guessed). */
-      coveredMs: Type.Number(),
-      averageWatts: nullableNumber,
-    }),
-  },
+  success: { 200: MachineEnergyView },
   errors: [400, 404, 409],
 });

@@ -2,9 +2,10 @@
  * The host page's Machine section in Chromium, against a real Zenith with a BMC connection to the
  * Redfish service simulator (two machines, polled every second) and a local QEMU host sharing a
  * NIC MAC with the first machine, so that one machine runs a hypervisor host and the other is
- * bare metal: the hardware and sensors shown are the simulator's, an operator powers a machine off
- * through the confirmation and the page follows it, a viewer is offered no action, and the pages
- * pass the accessibility audit.
+ * bare metal: the hardware and sensors shown are the simulator's, the sensor history (sampled every
+ * 300 ms) is charted with the watts the simulator reported and the energy they make, an operator
+ * powers a machine off through the confirmation and the page follows it, a viewer is offered no
+ * action, and the pages pass the accessibility audit.
  */
 import assert from 'node:assert/strict';
 import { networkInterfaces } from 'node:os';
@@ -20,8 +21,12 @@ import {
   startRedfishSimulator,
   type RedfishSimulator,
 } from '../../src/testing/redfish-simulator.js';
+import { until } from '../../src/testing/wait.js';
 
 const seen = { timeout: 30_000 };
+const sampleEveryMs = 300;
+/** What the bare-metal machine draws until it is powered off: every sample of it reads this. */
+const bareWatts = 312;
 
 /** A MAC address of this machine's network namespace, as its QEMU host reports it. */
 function ownMac(): string {
@@ -45,7 +50,8 @@ describe('the host page shows and drives the physical machine (Redfish simulator
   before(async () => {
     sim = await startRedfishSimulator({ machines: 2 });
     sim.machine('System1').macs = [ownMac(), '52:54:00:5b:00:00'];
-    s = await startTestServer();
+    sim.machine('System2').sensors.watts = bareWatts;
+    s = await startTestServer({ machines: { sensorSampleEveryMs: sampleEveryMs } });
     token = await s.login();
     const request = async (method: string, path: string, body: unknown, status: number) => {
       const answer = await s.request(method, path, { token, body });
@@ -165,6 +171,61 @@ describe('the host page shows and drives the physical machine (Redfish simulator
     assert.deepEqual(watched.errors(), []);
   });
 
+  test("a machine's page charts the sensor history the simulator reported, with the energy it makes; a period before any sample says so", async () => {
+    const machine = sim.machine('System2');
+    await until('a few samples of the bare-metal machine', async () =>
+      (await s.plane.sensorHistory.samples(bare.id, 0, Date.now() + 60_000)).length >= 4
+        ? true
+        : undefined,
+    );
+    const watched = await logIn();
+    const { page } = watched;
+    const section = await openHost(watched, bare);
+    const history = section.getByRole('region', { name: 'Sensor history' });
+    // Each chart says in words what it draws: every sample read the simulator's figures.
+    const power = history.getByRole('figure', { name: 'Power draw chart' });
+    await power
+      .getByText(`Latest ${bareWatts} W, lowest ${bareWatts} W, highest ${bareWatts} W;`)
+      .waitFor(seen);
+    const { temperatureC, fanRpm } = machine.sensors;
+    await history
+      .getByRole('figure', { name: 'Highest temperature chart' })
+      .getByText(`Latest ${temperatureC} °C, lowest ${temperatureC} °C`)
+      .waitFor(seen);
+    await history
+      .getByRole('figure', { name: 'Fan speed chart' })
+      .getByText(`Latest ${fanRpm} RPM, lowest ${fanRpm} RPM`)
+      .waitFor(seen);
+    assert.ok((await power.locator('.recharts-line-dots circle').count()) > 0, 'watts drawn');
+    // The energy beside them: the average is the simulator's watts, and kWh is that over the
+    // covered time (shown to the second, kWh to three figures).
+    const energy = history.getByRole('region', { name: 'Energy' });
+    await energy.getByText(`on average ${bareWatts} W`).waitFor(seen);
+    const kWh = Number((await energy.getByTestId('machine-energy-kwh').innerText()).split(' ')[0]);
+    const covered = (await energy.getByTestId('machine-energy-covered').innerText()).match(
+      /Samples cover (?:(\d+) min ?)?(?:(\d+) s)? of it/,
+    );
+    assert.ok(covered, 'the covered time is shown');
+    const coveredSeconds = Number(covered[1] ?? 0) * 60 + Number(covered[2] ?? 0);
+    assert.ok(coveredSeconds >= 1, `covered ${coveredSeconds} s`);
+    const wattSeconds = kWh * 3_600_000;
+    assert.ok(
+      Math.abs(wattSeconds / bareWatts - coveredSeconds) <= 0.6 + 0.01 * coveredSeconds,
+      `${kWh} kWh at ${bareWatts} W over ${coveredSeconds} s`,
+    );
+    await watched.screenshot('host-machine-sensor-history');
+    // An hour that ended before Zenith first sampled the machine (this tab's clock set back two
+    // hours): a plain line, no error.
+    await page.addInitScript(() => {
+      const realNow = Date.now.bind(Date);
+      Date.now = () => realNow() - 2 * 3_600_000;
+    });
+    await page.reload();
+    await history.getByText('No samples yet in the last hour.').waitFor(seen);
+    assert.equal(await history.getByRole('alert').count(), 0);
+    assert.deepEqual(watched.errors(), []);
+  });
+
   test('an operator powers a bare-metal machine off after a confirmation naming it; the simulator and the page show it off', async () => {
     const machine = sim.machine('System2');
     assert.equal(machine.power, 'On');
@@ -240,6 +301,7 @@ describe('the host page shows and drives the physical machine (Redfish simulator
     await audit('inventory');
     const section = await openHost(watched, linked);
     await section.getByRole('table', { name: 'Sensor readings' }).waitFor(seen);
+    await section.getByRole('figure', { name: 'Power draw chart' }).waitFor(seen);
     await audit('machine page');
     await section.getByRole('button', { name: 'Fence…' }).click();
     await page.getByRole('dialog', { name: `Fence ${linked.name}?` }).waitFor(seen);

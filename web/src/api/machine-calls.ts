@@ -1,19 +1,22 @@
 /**
- * The machine calls of the public API (src/api/machines.ts): a host's machine and its sensors, and
- * the BMC actions, each answering a task. A host id may name the machine or the hypervisor host
+ * The machine calls of the public API (src/api/machines.ts): a host's machine, its sensors now and
+ * their history, the energy it drew, and the BMC actions, each answering a task. A host id may name the machine or the hypervisor host
  * linked to it; the console passes the id of the page it is on.
  */
 import type { Static } from 'typebox';
 import type {
   machineBootDevices,
+  MachineEnergyView,
   MachineSensor as MachineSensorSchema,
   MachinePowerAction,
   MachineView,
+  SensorHistoryView,
+  SensorPoint,
 } from '../../../src/api/machines.ts';
 import type { ApiClient } from './client.ts';
 import type { TaskDetail } from './vm-types.ts';
 
-export type { MachinePowerAction, MachineView };
+export type { MachineEnergyView, MachinePowerAction, MachineView, SensorHistoryView, SensorPoint };
 export type MachineSensor = Static<typeof MachineSensorSchema>;
 export type MachineBootDevice = (typeof machineBootDevices)[number];
 
@@ -39,6 +42,37 @@ export async function sensorsOf(
     signal,
   );
   return answer.sensors;
+}
+
+/** Chart points of `stepSeconds` over [from, to): average watts, highest °C, average RPM. */
+export function sensorHistoryOf(
+  client: ApiClient,
+  hostId: string,
+  range: { from: number; to: number; stepSeconds: number },
+  signal?: AbortSignal,
+): Promise<SensorHistoryView> {
+  const params = new URLSearchParams({
+    from: String(range.from),
+    to: String(range.to),
+    step: String(range.stepSeconds),
+  });
+  return client.call(
+    'GET',
+    `${hostPath(hostId)}/sensors/history?${params.toString()}`,
+    undefined,
+    signal,
+  );
+}
+
+/** The energy drawn over [from, to) and how much of it the samples cover. */
+export function energyOf(
+  client: ApiClient,
+  hostId: string,
+  range: { from: number; to: number },
+  signal?: AbortSignal,
+): Promise<MachineEnergyView> {
+  const params = new URLSearchParams({ from: String(range.from), to: String(range.to) });
+  return client.call('GET', `${hostPath(hostId)}/energy?${params.toString()}`, undefined, signal);
 }
 
 export function powerMachine(

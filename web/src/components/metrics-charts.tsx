@@ -5,24 +5,14 @@
  */
 import { Alert, Paper, SegmentedControl, SimpleGrid, Stack, Text, Title } from '@mantine/core';
 import { useEffect, useState } from 'react';
-import {
-  CartesianGrid,
-  Legend,
-  Line,
-  LineChart,
-  ResponsiveContainer,
-  Tooltip,
-  XAxis,
-  YAxis,
-} from 'recharts';
 import { ApiError } from '../api/api-error.ts';
 import type { ApiClient } from '../api/client.ts';
 import { reasonOf } from '../api/follow-task.ts';
 import { metricsHistory } from '../api/vm-calls.ts';
 import type { MetricsHistory, MetricsPoint } from '../api/vm-types.ts';
 import { formatBytes } from '../pages/inventory-page.tsx';
+import { hourMs as hour, TimeSeriesChart, type ChartSeries } from './time-series-chart.tsx';
 
-const hour = 3_600_000;
 /** Each period with a step that gives 60 to 360 points. */
 const periods = [
   { value: '1h', label: '1 h', spanMs: hour, stepSeconds: 60 },
@@ -37,13 +27,11 @@ type Loaded =
   | { state: 'unavailable'; code: string }
   | { state: 'failed'; reason: string };
 
-interface Series {
-  key: keyof MetricsPoint;
-  name: string;
-  color: string;
-}
-
-const charts: Array<{ title: string; series: Series[]; unit: (value: number) => string }> = [
+const charts: Array<{
+  title: string;
+  series: Array<ChartSeries<MetricsPoint>>;
+  unit: (value: number) => string;
+}> = [
   {
     title: 'CPU',
     series: [{ key: 'cpuPercent', name: 'CPU %', color: '#228be6' }],
@@ -107,11 +95,6 @@ export function MetricsCharts(props: { vmId: string; client: ApiClient }) {
     loaded.history.points.some((point) =>
       charts.some((chart) => chart.series.some((series) => point[series.key] !== null)),
     );
-  const tick = (at: number) =>
-    spanMs > 24 * hour
-      ? new Date(at).toLocaleDateString(undefined, { weekday: 'short', hour: '2-digit' })
-      : new Date(at).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
-
   return (
     <Stack>
       <SegmentedControl
@@ -149,36 +132,12 @@ export function MetricsCharts(props: { vmId: string; client: ApiClient }) {
               <Title order={4} mb="xs">
                 {chart.title}
               </Title>
-              <ResponsiveContainer width="100%" height={200}>
-                <LineChart data={loaded.history.points}>
-                  <CartesianGrid strokeDasharray="3 3" />
-                  <XAxis
-                    dataKey="at"
-                    type="number"
-                    scale="time"
-                    domain={['dataMin', 'dataMax']}
-                    tickFormatter={tick}
-                  />
-                  <YAxis tickFormatter={chart.unit} width={80} />
-                  <Tooltip
-                    labelFormatter={(at) => new Date(Number(at)).toLocaleString()}
-                    formatter={(value) => (typeof value === 'number' ? chart.unit(value) : '—')}
-                  />
-                  <Legend />
-                  {chart.series.map((series) => (
-                    <Line
-                      key={series.key}
-                      dataKey={series.key}
-                      name={series.name}
-                      stroke={series.color}
-                      // Dots: a step between two unmeasured ones would have no line to show it.
-                      dot={{ r: 2 }}
-                      isAnimationActive={false}
-                      connectNulls={false}
-                    />
-                  ))}
-                </LineChart>
-              </ResponsiveContainer>
+              <TimeSeriesChart
+                points={loaded.history.points}
+                series={chart.series}
+                unit={chart.unit}
+                spanMs={spanMs}
+              />
             </Paper>
           ))}
         </SimpleGrid>

@@ -2,11 +2,12 @@
  * The physical machine under a host, on the host's page: shown for a machine (a host a redfish or
  * ipmi connection discovered) and for the hypervisor host linked to one (GET /hosts/ID/machine).
  * Its hardware, power and health, its BMC, the link (the hypervisor host on it, or bare metal, and
- * how they were linked), live sensors, and the BMC actions. Read again when an inventory event
- * names the machine or its host (a poll that read another power state) and when an action ends.
+ * how they were linked), live sensors, their history with the energy drawn, and the BMC actions.
+ * Read again when an inventory event names the machine or its host (a poll that read another power
+ * state) and when an action ends.
  */
 import { Alert, Anchor, Grid, Group, Stack, Text, Title } from '@mantine/core';
-import { useCallback, useEffect, useState } from 'react';
+import { lazy, Suspense, useCallback, useEffect, useState } from 'react';
 import { ApiError } from '../api/api-error.ts';
 import type { ApiClient } from '../api/client.ts';
 import type { EventStream } from '../api/event-stream.ts';
@@ -18,6 +19,11 @@ import { BareMetalBadge, MachineHealthBadge, MachinePowerBadge } from './host-ba
 import { MachineActions } from './machine-actions.tsx';
 import { MachineHardware } from './machine-hardware.tsx';
 import { MachineSensors } from './machine-sensors.tsx';
+
+// The chart library is loaded when a machine is first shown: other host pages do not wait for it.
+const MachineSensorHistory = lazy(async () => ({
+  default: (await import('./machine-sensor-history.tsx')).MachineSensorHistory,
+}));
 
 const linkedHow: Record<NonNullable<MachineView['link']>['how'], string> = {
   smbiosUuid: 'the same SMBIOS UUID',
@@ -173,6 +179,9 @@ export function MachineSection(props: {
           <MachineSensors hostId={host.id} client={client} />
         </Grid.Col>
       </Grid>
+      <Suspense fallback={<Text c="dimmed">Loading the sensor history…</Text>}>
+        <MachineSensorHistory hostId={host.id} client={client} />
+      </Suspense>
     </Stack>
   );
 }
