@@ -261,7 +261,7 @@ describe('physical hosts: agents in namespaces powered by their BMCs', () => {
     const create = ok(
       await s.request('POST', '/vms', {
         token: admin,
-        body: { name: 'needs-room', cpus: capacity, memoryBytes: 32 * 2 ** 20, diskBytes: 0 },
+        body: { name: 'needs-room', cpus: capacity, memoryBytes: 32 * 2 ** 20, diskBytes: 2 ** 20 },
       }),
       202,
     );

@@ -14,8 +14,9 @@
  * - **consolidate**: empties the least loaded hosts (load up to
  *   `consolidateBelow`), biggest VMs first, onto the nearest (same cluster,
  *   then datacenter) and within that the busiest hosts that can take them
- *   without going above `targetLoad`; a host is emptied wholly or not at all,
- *   so every move frees a host in the end.
+ *   without going above `targetLoad` — a lighter host may go to one that was
+ *   to be emptied after it, which then stays — a host is emptied wholly or not
+ *   at all, so every move frees a host in the end.
  *
  * Both stop at `maxMoves`. Every move is checked on the model as changed by
  * the moves before it, so the moves one at a time never break a policy; the
@@ -265,6 +266,9 @@ function consolidate(
     .sort((a, b) => loadOf(a) - loadOf(b) || a.vms.size - b.vms.size || a.index - b.index);
   const donorSet = new Set(donors.map((host) => host.index));
   const emptiedSet = new Set<number>();
+  // A donor later in the order (more loaded) may take an earlier one's VMs (when every host is
+  // light, one must): it then stays, as a receiver.
+  const order = new Map(donors.map((host, position) => [host.index, position]));
   for (const donor of donors) {
     if (receivers.has(donor.index)) continue;
     const vms = [...donor.vms]
@@ -285,7 +289,11 @@ function consolidate(
         (host) =>
           host !== donor &&
           !emptiedSet.has(host.index) &&
-          !(donorSet.has(host.index) && !receivers.has(host.index)),
+          !(
+            donorSet.has(host.index) &&
+            !receivers.has(host.index) &&
+            order.get(host.index)! <= order.get(donor.index)!
+          ),
       )
       .sort((a, b) => distance(a) - distance(b) || loadOf(b) - loadOf(a) || a.index - b.index);
     const tentative: PlannedRebalanceMove[] = [];

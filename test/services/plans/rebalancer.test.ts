@@ -115,6 +115,34 @@ describe('rebalancer', () => {
     assert.equal(plan.after.emptyHosts, plan.before.emptyHosts + emptied.size);
   });
 
+  test('consolidation of a fleet where every host is light still empties hosts: a later one takes an earlier one', () => {
+    const model = fixtureModel(
+      simulatedFleetIndex({
+        seed: 5,
+        datacenters: 1,
+        clustersPerDatacenter: 1,
+        hostsPerCluster: 4,
+        vmsPerHost: 1,
+      }),
+      [],
+    );
+    const light = model.hosts.filter((host) => host.vms.size > 0);
+    assert.ok(light.length >= 2 && light.every((host) => loadOf(host) <= 0.3));
+    const plan = planRebalance(model, {
+      mode: 'consolidate',
+      maxMoves: 60,
+      minBenefit: 0,
+      consolidateBelow: 0.3,
+      targetLoad: 0.8,
+    });
+    assert.ok(plan.hostsEmptied.length >= 1, JSON.stringify(plan.moves));
+    const emptied = new Set(plan.hostsEmptied);
+    for (const move of plan.moves)
+      assert.ok(!emptied.has(move.toHostId), 'never onto an emptied host');
+    applyChecked(model, plan.moves);
+    for (const id of emptied) assert.equal(model.host(id).vms.size, 0);
+  });
+
   test('a rebalancing plan can always be scheduled: the planner orders its moves in time', () => {
     const model = fixtureModel(simulatedFleetIndex(fleet), [tight]);
     const plan = planRebalance(model, { mode: 'balance', maxMoves: 40, minBenefit: 0.01 });
