@@ -93,3 +93,15 @@ export const ActorView = Type.Object({
   name: Type.String(),
 });
 export type ActorView = Static<typeof ActorView>;
+
+/** A period of history read as chart points: from and to (ms since the epoch), a step in seconds. */
+export const HistoryQuery = Type.Object(
+  {
+    from: Type.Integer({ minimum: 0, description: 'ms since the epoch' }),
+    to: Type.Integer({ minimum: 0, description: 'ms since the epoch' }),
+    step: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 86_400 * 31, description: 'seconds; default 60' }),
+    ),
+  },
+  { additionalProperties: false },
+);

@@ -5,7 +5,7 @@
  * ipmi connection discovered) or the hypervisor host linked to it.
  */
 import { Type, type Static } from 'typebox';
-import { IdOrName, IdParams, StringEnum } from './common.js';
+import { HistoryQuery, IdOrName, IdParams, StringEnum } from './common.js';
 import { ManagedObjectView } from './inventory.js';
 import { operation } from './operation.js';
 import { TaskView } from './tasks.js';
@@ -204,16 +204,7 @@ export const machineSensorHistory = operation({
   summary:
     "The machine's power draw, temperature and fan speed over time, as chart points of `step` seconds (sampled by Zenith from its BMC)",
   params: IdParams,
-  query: Type.Object(
-    {
-      from: Type.Integer({ minimum: 0, description: 'ms since the epoch' }),
-      to: Type.Integer({ minimum: 0, description: 'ms since the epoch' }),
-      step: Type.Optional(
-        Type.Integer({ minimum: 1, maximum: 86_400 * 31, description: 'seconds; default 60' }),
-      ),
-    },
-    { additionalProperties: false },
-  ),
+  query: HistoryQuery,
   success: { 200: SensorHistoryView },
   errors: [400, 404, 409],
 });

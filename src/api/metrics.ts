@@ -1,6 +1,6 @@
 /** A VM's metrics: its counters as last measured, and rates over time as chart points. */
 import { Type, type Static } from 'typebox';
-import { IdParams } from './common.js';
+import { HistoryQuery, IdParams } from './common.js';
 import { operation } from './operation.js';
 
 const rate = Type.Union([Type.Number(), Type.Null()]);
@@ -62,15 +62,6 @@ export const vmMetricsHistory = operation({
   summary:
     'Metrics of a VM over time: one point per step (start of the step, ms since the epoch), rates per second, null where nothing was measured',
   params: IdParams,
-  query: Type.Object(
-    {
-      from: Type.Integer({ minimum: 0, description: 'ms since the epoch' }),
-      to: Type.Integer({ minimum: 0, description: 'ms since the epoch' }),
-      step: Type.Optional(
-        Type.Integer({ minimum: 1, maximum: 86_400 * 31, description: 'seconds; default 60' }),
-      ),
-    },
-    { additionalProperties: false },
-  ),
+  query: HistoryQuery,
   success: { 200: MetricsHistory },
 });

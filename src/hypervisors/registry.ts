@@ -42,7 +42,8 @@ export interface DriverFamily {
   ): HypervisorDriver;
 }
 
-function intSetting(
+/** A whole-number setting from min to max (the fallback when absent); ZEN_CONFIG_INVALID otherwise. */
+export function intSetting(
   settings: Record<string, unknown>,
   key: string,
   fallback: number,

@@ -23,6 +23,28 @@ function invalid(message: string, key: string): ZenithError {
   return new ZenithError('ZEN_CONFIG_INVALID', message, { key });
 }
 
+/**
+ * The `url` setting of an HTTPS peer, checked (ZEN_CONFIG_INVALID): a URL or a bare host name
+ * (meaning https://NAME), https only, no credentials in it. `example` completes the message.
+ */
+export function httpsUrlSetting(value: unknown, example: string): URL {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 2048)
+    throw invalid(`setting 'url' is ${example}`, 'url');
+  let url: URL;
+  try {
+    url = new URL(value.includes('://') ? value : `https://${value}`);
+  } catch {
+    throw invalid(`setting 'url' is not a URL: ${value}`, 'url');
+  }
+  if (url.protocol !== 'https:') throw invalid("setting 'url' must use https", 'url');
+  if (url.username || url.password)
+    throw invalid(
+      "setting 'url' may not carry credentials: give 'username', and the password as the secret",
+      'url',
+    );
+  return url;
+}
+
 /** The TLS settings among `settings`, checked (ZEN_CONFIG_INVALID) and normalised. */
 export function readTlsSettings(settings: Record<string, unknown>): TlsSettings {
   const out: TlsSettings = {};

@@ -4,7 +4,13 @@
  * never logged, never in settings).
  */
 import { ZenithError } from '../core/errors.js';
-import { readTlsSettings, tlsSettingKeys, type TlsSettings } from '../hypervisors/tls-settings.js';
+import { intSetting } from '../hypervisors/registry.js';
+import {
+  httpsUrlSetting,
+  readTlsSettings,
+  tlsSettingKeys,
+  type TlsSettings,
+} from '../hypervisors/tls-settings.js';
 
 export interface RedfishSettings extends TlsSettings {
   /** The BMC's address: https://HOST[:PORT] (a bare host name means that). */
@@ -43,19 +49,6 @@ function refuseUnknown(type: string, settings: Record<string, unknown>, known: s
     );
 }
 
-function whole(
-  settings: Record<string, unknown>,
-  key: string,
-  fallback: number,
-  min: number,
-  max: number,
-): number {
-  const value = settings[key] ?? fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max)
-    throw invalid(`setting '${key}' is a whole number from ${min} to ${max}`, key);
-  return value;
-}
-
 function username(settings: Record<string, unknown>): string {
   const value = settings.username;
   if (typeof value !== 'string' || value.length === 0 || value.length > 64)
@@ -65,9 +58,9 @@ function username(settings: Record<string, unknown>): string {
 
 function timing(settings: Record<string, unknown>, timeoutDefault: number) {
   return {
-    pollSeconds: whole(settings, 'pollSeconds', 30, 1, 3600),
-    timeoutSeconds: whole(settings, 'timeoutSeconds', timeoutDefault, 1, 300),
-    fenceDeadlineSeconds: whole(settings, 'fenceDeadlineSeconds', 60, 1, 600),
+    pollSeconds: intSetting(settings, 'pollSeconds', 30, 1, 3600),
+    timeoutSeconds: intSetting(settings, 'timeoutSeconds', timeoutDefault, 1, 300),
+    fenceDeadlineSeconds: intSetting(settings, 'fenceDeadlineSeconds', 60, 1, 600),
   };
 }
 
@@ -80,20 +73,10 @@ export function validateRedfishSettings(settings: Record<string, unknown>): Redf
     'timeoutSeconds',
     'fenceDeadlineSeconds',
   ]);
-  if (typeof settings.url !== 'string' || settings.url.length === 0 || settings.url.length > 2048)
-    throw invalid("setting 'url' is the BMC's address, e.g. https://bmc-r12-04.example.com", 'url');
-  let url: URL;
-  try {
-    url = new URL(settings.url.includes('://') ? settings.url : `https://${settings.url}`);
-  } catch {
-    throw invalid(`setting 'url' is not a URL: ${settings.url}`, 'url');
-  }
-  if (url.protocol !== 'https:') throw invalid("setting 'url' must use https", 'url');
-  if (url.username || url.password)
-    throw invalid(
-      "setting 'url' may not carry credentials: give 'username', and the password as the secret",
-      'url',
-    );
+  const url = httpsUrlSetting(
+    settings.url,
+    "the BMC's address, e.g. https://bmc-r12-04.example.com",
+  );
   return {
     url: url.origin,
     username: username(settings),
@@ -117,7 +100,7 @@ export function validateIpmiSettings(settings: Record<string, unknown>): IpmiSet
     throw invalid("setting 'host' is the BMC's host name or IP address", 'host');
   return {
     host: settings.host,
-    port: whole(settings, 'port', 623, 1, 65535),
+    port: intSetting(settings, 'port', 623, 1, 65535),
     username: username(settings),
     ...timing(settings, 20),
   };

@@ -1,4 +1,5 @@
 /** Test fixtures: a control plane on a throw-away store (SQLite or a fresh PostgreSQL database), and an API client. */
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +26,12 @@ import { until } from './wait.js';
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type ApiAnswer = any;
+
+/** The body of a raw answer that has the status a test expects (200 unless said); fails the test otherwise. */
+export function ok(answer: { status: number; body: ApiAnswer }, status = 200): ApiAnswer {
+  assert.equal(answer.status, status, JSON.stringify(answer.body));
+  return answer.body;
+}
 
 export type StoreKind = 'sqlite' | 'postgres';
 export const storeKinds: readonly StoreKind[] = ['sqlite', 'postgres'];

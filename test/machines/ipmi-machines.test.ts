@@ -9,17 +9,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
+  ok,
   startTestServer,
   type ApiAnswer,
   type TestServer,
 } from '../../src/testing/control-plane.js';
 import { startIpmiBmc, type IpmiBmc } from '../../src/testing/ipmi-bmc.js';
 import { freeUdpPort } from '../../src/testing/ports.js';
-
-function ok(answer: { status: number; body: ApiAnswer }, status = 200): ApiAnswer {
-  assert.equal(answer.status, status, JSON.stringify(answer.body));
-  return answer.body;
-}
 
 describe('physical machines over IPMI', () => {
   let bmc: IpmiBmc;

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  ok,
   startTestServer,
   type ApiAnswer,
   type TestServer,
@@ -24,11 +25,6 @@ import { until } from '../../src/testing/wait.js';
 
 const sampleEveryMs = 400;
 const wattMsPerKWh = 3_600_000_000;
-
-function ok(answer: { status: number; body: ApiAnswer }, status = 200): ApiAnswer {
-  assert.equal(answer.status, status, JSON.stringify(answer.body));
-  return answer.body;
-}
 
 describe('sensor history and energy of physical machines', () => {
   let simA: RedfishSimulator;

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
+  ok,
   startTestServer,
   type ApiAnswer,
   type TestServer,
@@ -26,11 +27,6 @@ import {
   type RedfishSimulator,
 } from '../../src/testing/redfish-simulator.js';
 import { until } from '../../src/testing/wait.js';
-
-function ok(answer: { status: number; body: ApiAnswer }, status = 200): ApiAnswer {
-  assert.equal(answer.status, status, JSON.stringify(answer.body));
-  return answer.body;
-}
 
 describe('physical hosts: agents in namespaces powered by their BMCs', () => {
   let lab: PhysicalLab;

@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { networkInterfaces } from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import {
+  ok,
   startTestServer,
   type ApiAnswer,
   type TestServer,
@@ -20,11 +21,6 @@ import {
   type RedfishSimulator,
 } from '../../src/testing/redfish-simulator.js';
 import { until } from '../../src/testing/wait.js';
-
-function ok(answer: { status: number; body: ApiAnswer }, status = 200): ApiAnswer {
-  assert.equal(answer.status, status, JSON.stringify(answer.body));
-  return answer.body;
-}
 
 /** A MAC address of this machine's network namespace, as its QEMU host reports it. */
 function ownMac(): string {

@@ -1,6 +1,6 @@
 /** Settings of a vsphere connection, checked when it is added (ZEN_CONFIG_INVALID); the password is its secret. */
 import { ZenithError } from '../../core/errors.js';
-import { caOf, readTlsSettings, type TlsSettings } from '../tls-settings.js';
+import { caOf, httpsUrlSetting, readTlsSettings, type TlsSettings } from '../tls-settings.js';
 
 export interface VsphereSettings extends TlsSettings {
   /** The SDK endpoint: https://HOST/sdk (a bare host name means that). */
@@ -34,23 +34,10 @@ export function validateVsphereSettings(settings: Record<string, unknown>): Vsph
       `unknown vsphere setting(s): ${unknown.join(', ')} (known: ${known.join(', ')})`,
       { unknown },
     );
-  if (typeof settings.url !== 'string' || settings.url.length === 0 || settings.url.length > 2048)
-    throw invalid(
-      "setting 'url' is the vCenter or ESXi address, e.g. https://vcenter.example.com/sdk",
-      'url',
-    );
-  let url: URL;
-  try {
-    url = new URL(settings.url.includes('://') ? settings.url : `https://${settings.url}`);
-  } catch {
-    throw invalid(`setting 'url' is not a URL: ${settings.url}`, 'url');
-  }
-  if (url.protocol !== 'https:') throw invalid("setting 'url' must use https", 'url');
-  if (url.username || url.password)
-    throw invalid(
-      "setting 'url' may not carry credentials: give 'username', and the password as the secret",
-      'url',
-    );
+  const url = httpsUrlSetting(
+    settings.url,
+    'the vCenter or ESXi address, e.g. https://vcenter.example.com/sdk',
+  );
   if (url.pathname === '/' || url.pathname === '') url.pathname = '/sdk';
   if (
     typeof settings.username !== 'string' ||
