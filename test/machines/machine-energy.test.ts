@@ -276,6 +276,9 @@ describe('sensor history and energy of physical machines', () => {
     const from = Date.now();
     await sleep(3000);
     const to = Date.now();
+    // Both reads below must see the same samples: the one after `to` (which closes the last
+    // trapezoid) is recorded before either reads.
+    await sleep(1000);
     const energy = ok(
       await s.request('GET', `/hosts/${host.id}/energy?from=${from}&to=${to}`, { token: admin }),
     );
