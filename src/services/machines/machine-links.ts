@@ -28,6 +28,16 @@ function smbiosUuid(host: ManagedObject): string | null {
   return text(host, 'hardware.smbiosUuid') ?? text(host, 'host.uuid');
 }
 
+/** Whether the two report one identity key in common (cheap: before a full match). */
+export function sharesIdentity(machine: ManagedObject, host: ManagedObject): boolean {
+  const uuid = text(machine, 'hardware.smbiosUuid');
+  if (uuid && smbiosUuid(host) === uuid) return true;
+  const serial = text(machine, 'hardware.serial');
+  if (serial && text(host, 'hardware.serial') === serial) return true;
+  const hostMacs = new Set(macs(host));
+  return macs(machine).some((mac) => hostMacs.has(mac));
+}
+
 /**
  * The one hypervisor host among `hosts` that matches the machine, and by what; undefined when none
  * does, or when two do by the same (strongest) key: an ambiguous match links nothing.

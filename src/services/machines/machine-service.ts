@@ -35,7 +35,7 @@ import type { EventBus } from '../events/event-bus.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import type { ManagedObject } from '../inventory/model.js';
 import type { Task, TaskKind, TaskRunContext, TaskService } from '../tasks/task-service.js';
-import { isMachine, matchMachine, type LinkHow } from './machine-links.js';
+import { isMachine, matchMachine, sharesIdentity, type LinkHow } from './machine-links.js';
 
 const overlaySource = 'machines';
 
@@ -202,9 +202,11 @@ export class MachineService {
     const linked = this.#machineOfHost(object.id);
     if (linked) return this.#refreshOverlays(linked);
     if (object.status !== 'present') return;
+    // Every host report comes here: only a machine sharing a key with this host is matched in full.
     for (const machine of this.deps.inventory.index.ofKind('host')) {
       if (!isMachine(machine) || this.#links.has(machine.id) || machine.status !== 'present')
         continue;
+      if (!sharesIdentity(machine, object)) continue;
       const match = matchMachine(machine, this.#unlinkedHosts());
       if (match?.host.id === object.id) {
         await this.#store(

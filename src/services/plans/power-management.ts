@@ -149,27 +149,36 @@ export class PowerManager {
     const hosts = managedNow.map((h) => h.slot);
     const settingsById = new Map(managedNow.map((h) => [h.slot.id, h.settings]));
     const minOn = Math.max(0, ...managedNow.map((h) => h.settings.minHostsOn ?? 1));
-    let on = hosts.filter((h) => h.state === 'connected' && h.mode === 'normal').length;
+    // A host in standby whose hypervisor still answers was left half-done (a run killed between
+    // the mode and the power-off): it counts as on, and this run finishes or undoes it.
+    const answers = (h: HostSlot) =>
+      h.connectionId !== null && this.deps.placement.connectionFacts.isConnected(h.connectionId);
+    const isOn = (h: HostSlot) =>
+      (h.mode === 'normal' && h.state === 'connected') || (h.mode === 'standby' && answers(h));
+    let on = hosts.filter(isOn).length;
     const candidates = hosts
-      .filter((h) => h.state === 'connected' && h.mode === 'normal')
+      .filter(isOn)
       .sort((a, b) => (a.name < b.name ? 1 : a.name > b.name ? -1 : 0));
     for (const host of candidates) {
-      const step = (outcome: string, reason: string) =>
+      const step = async (outcome: string, reason: string) => {
         steps.push({ hostId: host.id, hostName: host.name, outcome, reason });
+        if (outcome === 'kept-on' && host.mode === 'standby')
+          await this.deps.hostModes.set(host.id, 'normal', owner);
+      };
       const object = this.deps.inventory.index.get(host.id);
       const vms = this.deps.inventory.index
         .children(host.id)
         .filter((vm) => vm.kind === 'vm' && vm.status === 'present').length;
       if (vms > 0) {
-        step('kept-on', `${vms} VM(s) still on it`);
+        await step('kept-on', `${vms} VM(s) still on it`);
         continue;
       }
       if (typeof object?.computed['machine.id'] !== 'string') {
-        step('kept-on', 'no BMC: it cannot be powered on again by Zenith');
+        await step('kept-on', 'no BMC: it cannot be powered on again by Zenith');
         continue;
       }
       if (on <= minOn) {
-        step('kept-on', `minHostsOn is ${minOn}`);
+        await step('kept-on', `minHostsOn is ${minOn}`);
         continue;
       }
       const action = settingsById.get(host.id)?.action ?? 'shutdown';
@@ -177,14 +186,14 @@ export class PowerManager {
         percent: 50,
         message: `powering ${host.name} off (${action}) through its BMC`,
       });
-      await this.deps.hostModes.set(host.id, 'standby', owner);
+      if (host.mode !== 'standby') await this.deps.hostModes.set(host.id, 'standby', owner);
       try {
         await this.deps.machines.powerAndWait(host.id, action, owner, { signal: context.signal });
         on -= 1;
-        step('powered-off', `empty; powered off (${action}) through its BMC, confirmed`);
+        await step('powered-off', `empty; powered off (${action}) through its BMC, confirmed`);
       } catch (error) {
         await this.deps.hostModes.set(host.id, 'normal', owner);
-        step('failed', error instanceof Error ? error.message : String(error));
+        await step('failed', error instanceof Error ? error.message : String(error));
       }
     }
     return {
