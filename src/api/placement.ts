@@ -143,6 +143,15 @@ export const PlanView = Type.Object(
     predictedCompletionMs: Type.Number(),
     peakConcurrency: Type.Number(),
     reordered: Type.Boolean(),
+    /**
+     * Hosts in standby (powered off by power management) that the plan powers on, waiting for
+     * their hypervisors, before its moves run: the only room for some of them is there.
+     */
+    wakes: Type.Optional(
+      Type.Array(
+        AtLeast({ hostId: Type.String(), hostName: Type.String(), reason: Type.String() }),
+      ),
+    ),
     /** Rebalancing: the fleet's imbalance before and after the moves. */
     metrics: Type.Optional(
       AtLeast({
@@ -209,6 +218,8 @@ export const rebalance = operation({
       ),
       consolidateBelow: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
       targetLoad: Type.Optional(Type.Number({ minimum: 0.05, maximum: 1 })),
+      /** Hosts in standby count as on: moves may go there, and applying the plan powers them on. */
+      wakeStandby: Type.Optional(Type.Boolean()),
       apply: Type.Optional(Type.Union([Type.Literal('recommend'), Type.Literal('automatic')])),
     },
     { additionalProperties: false },

@@ -67,6 +67,11 @@ const Settings = Type.Object(
           minHostsOn: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
           /** How a host is powered off: shutdown (ACPI, default) or off. */
           action: Type.Optional(Type.Union([Type.Literal('shutdown'), Type.Literal('off')])),
+          /**
+           * A host on above this load (the busier of CPU and memory, 0–1; default 0.8) makes a run
+           * power a host in standby on and balance onto it; consolidation fills hosts up to it.
+           */
+          highLoad: Type.Optional(Type.Number({ minimum: 0.1, maximum: 1 })),
           /** Run it every so many minutes (global policies only); absent: on request only. */
           everyMinutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_080 })),
         },

@@ -273,6 +273,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     logger,
     inventory,
     placement,
+    modes: hostModes,
     tasks,
     vms,
   });

@@ -273,8 +273,116 @@ describe('physical hosts: agents in namespaces powered by their BMCs', () => {
     const actions = audit.map((r) => r.action);
     assert.ok(actions.includes('host.powerManagement'), actions.join(' '));
     assert.ok(actions.filter((a) => a === 'host.machine').length >= 2, actions.join(' '));
+    state.vmIds = Object.values(vmIds);
+    state.bigVmId = created.result.vmId as string;
+  });
+
+  const state: { vmIds: string[]; bigVmId?: string } = { vmIds: [] };
+  const runPowerManagement = async () => {
+    const done = await s.waitForTask(
+      admin,
+      ok(await s.request('POST', '/placement/power-management', { token: admin, body: {} }), 202)
+        .id,
+      180_000,
+    );
+    assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
+    return done.result as { steps: ApiAnswer[]; balance?: ApiAnswer; consolidation: ApiAnswer };
+  };
+  const hostOf = async (vmId: string) =>
+    ok(await s.request('GET', `/vms/${vmId}`, { token: admin })).computed['location.hostName'];
+  const isOff = async (name: string) =>
+    name === 'phys-b' ? !redfishMachine.running : (await bmc.machinePid()) === undefined;
+
+  test('an evacuation with no room on the hosts that are on powers a host in standby on and moves the VMs there', async () => {
+    assert.ok(state.bigVmId, 'runs after the power management test');
+    // The big VM goes; a run of power management puts the host it leaves empty back in standby.
+    const stop = await s.request('POST', `/vms/${state.bigVmId}/stop`, { token: admin });
+    if (stop.status === 202) await s.waitForTask(admin, stop.body.id, 60_000);
+    const removed = ok(await s.request('DELETE', `/vms/${state.bigVmId}`, { token: admin }), 202);
+    assert.equal((await s.waitForTask(admin, removed.id, 60_000)).state, 'succeeded');
+    const result = await runPowerManagement();
+    const off = result.steps.filter((step) => step.outcome === 'powered-off');
+    assert.equal(off.length, 1, JSON.stringify(result.steps));
+    const standbyName = off[0].hostName as string;
+    const busyName = standbyName === 'phys-a' ? 'phys-b' : 'phys-a';
+    await agentConnected(standbyName, false);
+    for (const vmId of state.vmIds) assert.equal(await hostOf(vmId), busyName);
+
+    // Maintenance on the busy host: its two guests fit only on the host in standby.
+    const task = ok(await s.request('POST', `/hosts/${busyName}/evacuate`, { token: admin }), 202);
+    const done = await s.waitForTask(admin, task.id, 240_000);
+    assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
+    const plan = ok(
+      await s.request('GET', `/placement/plans/${task.params.planId}`, { token: admin }),
+    );
+    assert.equal(plan.wakes?.length, 1, JSON.stringify(plan));
+    assert.equal(plan.wakes[0].hostName, standbyName);
+    assert.match(
+      plan.wakes[0].reason,
+      /in standby; powered on for worker-phys-[ab], worker-phys-[ab]/,
+    );
+    await agentConnected(standbyName, true);
+    assert.equal(await isOff(standbyName), false);
+    for (const vmId of state.vmIds) {
+      const vm = ok(await s.request('GET', `/vms/${vmId}`, { token: admin }));
+      assert.equal(vm.computed['location.hostName'], standbyName);
+      assert.equal(vm.facts['power.state'], 'running', 'live-migrated, still running');
+    }
+    assert.equal((await hostState(standbyName)).computed['host.mode'], undefined, 'out of standby');
+    assert.equal((await hostState(busyName)).computed['host.mode'], 'maintenance');
+    ok(await s.request('POST', `/hosts/${busyName}/exit-maintenance`, { token: admin }));
+  });
+
+  test('power management wakes a host in standby when a host that is on runs above its high load, and balances onto it', async () => {
+    // The guests' host is on and busy; the other, empty, is powered off first.
+    const busyName = (await hostOf(state.vmIds[0]!)) as string;
+    const idleName = busyName === 'phys-a' ? 'phys-b' : 'phys-a';
+    const first = await runPowerManagement();
+    assert.deepEqual(
+      first.steps.filter((step) => step.outcome === 'powered-off').map((step) => step.hostName),
+      [idleName],
+      JSON.stringify(first.steps),
+    );
+    await agentConnected(idleName, false);
+    // Two one-vCPU guests on a host with no CPU overcommit: its load is 2 / cpu.cores; the high
+    // load is set at half of that.
+    const cores = (await hostState(busyName)).facts['cpu.cores'] as number;
+    const highLoad = Math.max(0.1, Math.floor((100 * 2) / cores / 2) / 100);
+    assert.ok(2 / cores > highLoad, `this test needs at most 10 cores (the host has ${cores})`);
+    const policies = ok(await s.request('GET', '/policies', { token: admin })).items as ApiAnswer[];
+    const policy = policies.find((p) => p.name === 'power-saving')!;
+    ok(
+      await s.request('PUT', `/policies/${policy.id}`, {
+        token: admin,
+        body: {
+          name: 'power-saving',
+          scope: { kind: 'global' },
+          settings: {
+            cpuOvercommit: 1,
+            powerManagement: { enabled: true, minHostsOn: 1, highLoad },
+          },
+        },
+      }),
+    );
+    const second = await runPowerManagement();
+    const on = second.steps.filter((step) => step.outcome === 'powered-on');
+    assert.deepEqual(
+      on.map((step) => step.hostName),
+      [idleName],
+      JSON.stringify(second.steps),
+    );
+    assert.match(
+      on[0].reason as string,
+      new RegExp(`${busyName} at \\d+ % \\(high load ${Math.round(highLoad * 100)} %\\)`),
+    );
+    assert.equal(second.consolidation, null, 'a run that wakes a host consolidates nothing');
+    assert.ok((second.balance?.moves as number) >= 1, JSON.stringify(second));
+    await agentConnected(idleName, true);
+    assert.equal(await isOff(idleName), false);
+    const hosts = await Promise.all(state.vmIds.map(hostOf));
+    assert.deepEqual(new Set(hosts), new Set(['phys-a', 'phys-b']), 'one guest on each host');
     // The guests stop here: the fencing test powers phys-b off.
-    for (const vmId of [...Object.values(vmIds), created.result.vmId as string]) {
+    for (const vmId of state.vmIds) {
       const stop = await s.request('POST', `/vms/${vmId}/stop`, { token: admin });
       if (stop.status === 202) await s.waitForTask(admin, stop.body.id, 60_000);
     }

@@ -291,4 +291,60 @@ describe('physical machines over Redfish', () => {
     const audit = ok(await s.request('GET', '/audit?action=host.link', { token: admin }));
     assert.ok(audit.items.some((r: ApiAnswer) => r.targetId === machineB.id || r.params?.hostId));
   });
+
+  test('a link by hand changes access data when a condition reads machine facts: it then needs identity.manage on both hosts', async () => {
+    // A custom role that may link machines everywhere, but manages no access.
+    ok(
+      await s.request('POST', '/roles', {
+        token: admin,
+        body: { name: 'linker', permissions: ['inventory.read', 'host.link'] },
+      }),
+      201,
+    );
+    ok(
+      await s.request('POST', '/users', {
+        token: admin,
+        body: { name: 'lin', password: 'linker-password-1', role: 'none' },
+      }),
+      201,
+    );
+    ok(
+      await s.request('POST', '/role-bindings', {
+        token: admin,
+        body: { subject: 'lin', role: 'linker' },
+      }),
+      201,
+    );
+    const lin = await s.login('lin', 'linker-password-1');
+    // Someone's reach depends on the vendor of the machine under a host.
+    const reach = ok(
+      await s.request('POST', '/role-bindings', {
+        token: admin,
+        body: {
+          subject: 'lin',
+          role: 'operator',
+          condition: "object.machine.hardware.vendor == 'Contoso'",
+        },
+      }),
+      201,
+    );
+    const refused = await s.request('DELETE', `/hosts/${machineB.id}/machine-link`, { token: lin });
+    assert.equal(refused.status, 403, JSON.stringify(refused.body));
+    assert.equal(refused.body.error.details.permission, 'identity.manage');
+    assert.deepEqual(refused.body.error.details.facts, ['machine.hardware.vendor']);
+    const still = ok(await s.request('GET', `/hosts/${machineB.id}/machine`, { token: admin }));
+    assert.equal(still.hostId, qemuHost.id, 'nothing changed');
+    // With no condition reading machine facts, host.link is enough.
+    ok(await s.request('DELETE', `/role-bindings/${reach.id}`, { token: admin }));
+    const unlinked = ok(
+      await s.request('DELETE', `/hosts/${machineB.id}/machine-link`, { token: lin }),
+    );
+    assert.equal(unlinked.hostId, null);
+    ok(
+      await s.request('PUT', `/hosts/${machineB.id}/machine-link`, {
+        token: lin,
+        body: { hostId: qemuHost.id },
+      }),
+    );
+  });
 });

@@ -13,7 +13,9 @@ import {
   unlinkMachine,
 } from '../../api/machines.js';
 import { ZenithError } from '../../core/errors.js';
+import type { AccessDataGuard } from '../../services/identity/access-data-guard.js';
 import type { AccessService } from '../../services/identity/access-service.js';
+import type { InventoryService } from '../../services/inventory/inventory-service.js';
 import type { MachineService, MachineView } from '../../services/machines/machine-service.js';
 import type { SensorHistory } from '../../services/machines/sensor-history.js';
 import { actorOf, principalOf } from '../auth.js';
@@ -23,17 +25,20 @@ import { objectView } from './inventory.js';
 
 export interface MachineRouteServices {
   access: AccessService;
+  accessData: AccessDataGuard;
+  inventory: InventoryService;
   machines: MachineService;
   sensorHistory: SensorHistory;
 }
 
 /**
  * Every route names the host it acts on and is checked on it. Acting on a hypervisor host acts on
- * the machine linked to it: a link needs host.link on both, so a link never widens anyone's reach.
+ * the machine linked to it: a link needs host.link on both, and identity.manage on both when a
+ * condition or selector reads the facts a link changes, so a link never widens anyone's reach.
  */
 export async function machineRoutes(
   app: Api,
-  { access, machines, sensorHistory }: MachineRouteServices,
+  { access, accessData, inventory, machines, sensorHistory }: MachineRouteServices,
 ): Promise<void> {
   const onHost = [{ param: 'id', kind: 'host' }] as const;
   const shown = (view: MachineView) => ({ ...view, machine: objectView(view.machine) });
@@ -103,10 +108,15 @@ export async function machineRoutes(
     app,
     linkMachine,
     { audit: 'host.link', scope: [...onHost, { body: 'hostId', kind: 'host' }] },
-    async (request) =>
-      shown(
-        await machines.link(request.params.id, request.body.hostId, actorOf(principalOf(request))),
-      ),
+    async (request) => {
+      // The machine's facts land on the host: access data when a condition reads them.
+      const principal = principalOf(request);
+      accessData.checkLink(principal, [
+        machines.machineOf(request.params.id).id,
+        inventory.resolve('host', request.body.hostId).id,
+      ]);
+      return shown(await machines.link(request.params.id, request.body.hostId, actorOf(principal)));
+    },
   );
 
   serve(app, unlinkMachine, { audit: 'host.unlink', scope: [...onHost] }, async (request) => {
@@ -120,6 +130,7 @@ export async function machineRoutes(
           `${principal.name} may not host.link: the machine and the host it is linked to both need it`,
           { permission: 'host.link', role: principal.role },
         );
-    return shown(await machines.unlink(request.params.id, actorOf(principalOf(request))));
+    accessData.checkLink(principal, [current.machine.id, current.hostId]);
+    return shown(await machines.unlink(request.params.id, actorOf(principal)));
   });
 }

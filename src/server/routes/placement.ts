@@ -62,6 +62,7 @@ export async function placementRoutes(
         ...(body.scope ? { scope: body.scope } : {}),
         ...(body.consolidateBelow !== undefined ? { consolidateBelow: body.consolidateBelow } : {}),
         ...(body.targetLoad !== undefined ? { targetLoad: body.targetLoad } : {}),
+        ...(body.wakeStandby ? { wakeStandby: true } : {}),
       },
       actorOf(principalOf(request)),
     );

@@ -10,7 +10,7 @@ import { ZenithError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
 import type { Logger } from '../../core/logger.js';
 import type { SecretBox } from '../../core/secret-box.js';
-import type { HypervisorDriver } from '../../hypervisors/driver.js';
+import { facetOf, type HypervisorDriver } from '../../hypervisors/driver.js';
 import type { AgentLink } from '../../protocols/agent-channel/agent-link.js';
 import type { DriverRegistry } from '../../hypervisors/registry.js';
 import type { ConnectionsTable } from '../../store/schema.js';
@@ -36,8 +36,18 @@ export interface Connection {
   createdAt: number;
 }
 
+/** What a connection could do when it last answered (kept while it is down). */
+export interface KnownAbilities {
+  capabilities: readonly string[];
+  /** Its migration facet's protocol, if it has one. */
+  migrationProtocol: string | null;
+}
+
 interface Running {
+  type: string;
   driver: HypervisorDriver | undefined;
+  /** What its driver could do the last time it connected. */
+  known: KnownAbilities | undefined;
   abort: AbortController;
   state: ConnectionState;
   lastError: string | null;
@@ -52,6 +62,7 @@ const connectionName = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$/;
 
 export class ConnectionService {
   readonly #running = new Map<string, Running>();
+  readonly #knownByType = new Map<string, KnownAbilities>();
 
   constructor(
     private readonly deps: {
@@ -259,6 +270,15 @@ export class ConnectionService {
     return running.driver;
   }
 
+  /**
+   * What a connection could do when it last answered, also while it is down (a host powered off by
+   * power management): what it did then, or else what another connection of its type does.
+   */
+  knownAbilities(connectionId: string): KnownAbilities | undefined {
+    const running = this.#running.get(connectionId);
+    return running && (running.known ?? this.#knownByType.get(running.type));
+  }
+
   /** Ids of the connections whose drivers answer now. */
   connectedIds(): string[] {
     return [...this.#running]
@@ -312,7 +332,9 @@ export class ConnectionService {
   #start(row: ConnectionsTable): Running {
     let resolveFirst!: () => void;
     const running: Running = {
+      type: row.type,
       driver: undefined,
+      known: undefined,
       abort: new AbortController(),
       state: 'connecting',
       lastError: null,
@@ -347,6 +369,11 @@ export class ConnectionService {
         });
         running.driver = driver;
         await driver.connect();
+        running.known = {
+          capabilities: [...driver.info.capabilities],
+          migrationProtocol: facetOf(driver, 'migration')?.protocol ?? null,
+        };
+        this.#knownByType.set(row.type, running.known);
         // Never two connections to one hypervisor: they would each move its VMs to themselves.
         const peer = driver.peerIdentity?.();
         if (peer !== undefined && peer !== claimedPeer) {

@@ -13,6 +13,11 @@
  * what any binding reaches, their own or another's, past where they manage
  * access already.
  *
+ * A machine linked to a hypervisor host by hand lays its facts (`machine.*`) on
+ * the host: when a condition or selector reads them, linking and unlinking need
+ * identity.manage on both hosts (checkLink). Links Zenith finds by itself come
+ * from discovered identities (SMBIOS UUID, serial, MAC) like other discovered facts.
+ *
  * Facts that drivers discover or actions change (names, power states,
  * placement, sizes) are not user data: a selector or condition reading them
  * trusts whoever may rename, power or move the object inside its reach
@@ -47,14 +52,19 @@ export class AccessDataGuard {
     private readonly inventory: InventoryService,
   ) {}
 
-  /** The user facts that some selector or binding condition reads now, and the tags that decide access. */
-  accessData(): { keys: Set<string>; tags: Set<string> | 'all' } {
+  /**
+   * The user facts that some selector or binding condition reads now, the tags that decide access,
+   * and the facts a machine link lays on hosts (`machine.*`, `host.mode`) that one reads.
+   */
+  accessData(): { keys: Set<string>; tags: Set<string> | 'all'; linkKeys: Set<string> } {
     const keys = new Set<string>();
+    const linkKeys = new Set<string>();
     let tags: Set<string> | 'all' = new Set();
     // A condition may ask anything of the tags (`'a' in object.tags`, `size(object.tags)`): all count.
     for (const key of this.access.graph.conditionObjectReads())
       if (key === 'tags') tags = 'all';
       else if (key.startsWith('user.')) keys.add(key);
+      else if (isLinkKey(key)) linkKeys.add(key);
     for (const group of this.inventory.index.ofKind('resourceGroup')) {
       let terms: ReturnType<typeof selectorOf>;
       try {
@@ -64,13 +74,26 @@ export class AccessDataGuard {
       }
       for (const term of terms)
         if (term.key.startsWith('user.')) keys.add(term.key);
+        else if (isLinkKey(term.key)) linkKeys.add(term.key);
         else if (term.key === 'tags' && tags !== 'all') {
           // tags=a|b and tags!=a depend on those tags only; ~, exists and absent on any.
           if (term.op === '=' || term.op === '!=') for (const value of term.values) tags.add(value);
           else tags = 'all';
         }
     }
-    return { keys, tags };
+    return { keys, tags, linkKeys };
+  }
+
+  /**
+   * Linking a machine to a hypervisor host by hand, or undoing a link, lays or takes away the
+   * machine's facts on the host (`machine.*`) and changes the machine's own (`host.mode`,
+   * `machine.linkedHostId`): when a condition or selector reads any of them, it needs
+   * identity.manage on both hosts, as any other change of access data.
+   */
+  checkLink(asker: Asker & { name: string }, hostIds: ReadonlyArray<string | null>): void {
+    const read = [...this.accessData().linkKeys];
+    if (read.length === 0) return;
+    for (const id of hostIds) if (id) this.#requireManage(asker, id, read);
   }
 
   /** Refuses a change of an existing object's user data that would change what bindings reach. */
@@ -201,4 +224,9 @@ export class AccessDataGuard {
 
 function isPickingKey(key: string): boolean {
   return key === selectorFact || key === membersFact;
+}
+
+/** A fact that linking a machine changes: the machine's facts on its host, a machine's mode. */
+function isLinkKey(key: string): boolean {
+  return key.startsWith('machine.') || key === 'host.mode';
 }

@@ -121,8 +121,8 @@ export interface ModelSources {
   connections: ConnectionFacts;
   /** Zenith's own host modes (maintenance), by host id. */
   modes?: ReadonlyMap<string, HostMode>;
-  /** Count hosts in standby as if they were on (what power management could wake). */
-  wakeStandby?: boolean;
+  /** Count hosts in standby as if they were on (what power management could wake): all, or these. */
+  wakeStandby?: boolean | ReadonlySet<string>;
   requester?: Requester | undefined;
 }
 
@@ -136,7 +136,7 @@ export class PlacementModel {
   readonly rules: RuleGroups;
   readonly index: InventoryIndex;
   readonly #policySets = new Map<string, readonly CompiledPolicy[]>();
-  #wakeStandby = false;
+  #wakeStandby: boolean | ReadonlySet<string> = false;
   /** Where the next sampled placement starts scanning hosts. */
   scanStart = 0;
   /** Cheapest and dearest known host cost, for ranking. */
@@ -149,7 +149,7 @@ export class PlacementModel {
     this.requester = requesterFacts(sources.requester);
     this.rules = new RuleGroups(this);
     const groupFacts = new Map<string, FactSource>();
-    this.#wakeStandby = sources.wakeStandby === true;
+    this.#wakeStandby = sources.wakeStandby ?? false;
     for (const object of sources.index.ofKind('host')) this.#addHost(object, sources.modes);
     this.hosts.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     this.hosts.forEach((slot, index) => (slot.index = index));
@@ -339,7 +339,10 @@ export class PlacementModel {
     // A machine a BMC discovered runs no VMs itself, whether or not a hypervisor host is linked to it.
     if (typeof object.facts['bmc.protocol'] === 'string') return 'bare-metal';
     // Powered off on purpose (its connection is down): a candidate only when waking is allowed.
-    if (mode === 'standby') return this.#wakeStandby ? 'connected' : 'standby';
+    if (mode === 'standby') {
+      const wakes = this.#wakeStandby;
+      return wakes === true || (wakes !== false && wakes.has(object.id)) ? 'connected' : 'standby';
+    }
     if (object.connectionId && !this.connections.isConnected(object.connectionId))
       return 'disconnected';
     if (mode !== 'normal') return 'maintenance';

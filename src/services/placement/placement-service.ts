@@ -93,17 +93,20 @@ export class PlacementService {
       requester?: Requester | undefined;
       policies?: PolicyIndex;
       modes?: ReadonlyMap<string, HostMode>;
-      wakeStandby?: boolean;
+      /** Hosts in standby count as on: all of them, or these. */
+      wakeStandby?: boolean | ReadonlySet<string>;
     } = {},
   ): PlacementModel {
     const modes = options.modes ?? this.deps.modes();
     const model = new PlacementModel({
       index: this.deps.inventory.index,
       policies: options.policies ?? this.deps.policies.index,
-      connections: options.wakeStandby ? this.#awake(modes) : this.connectionFacts,
+      connections: options.wakeStandby
+        ? this.#awake(modes, options.wakeStandby)
+        : this.connectionFacts,
       modes,
       requester: options.requester,
-      ...(options.wakeStandby ? { wakeStandby: true } : {}),
+      ...(options.wakeStandby ? { wakeStandby: options.wakeStandby } : {}),
     });
     this.#applyReservations(model);
     return model;
@@ -164,19 +167,34 @@ export class PlacementService {
    * Connections as they would be with the hosts in standby powered on: their connections (down
    * while the machines are off) count as connected and able to create VMs, as they were.
    */
-  #awake(modes: ReadonlyMap<string, HostMode>): ConnectionFacts {
+  #awake(modes: ReadonlyMap<string, HostMode>, which: true | ReadonlySet<string>): ConnectionFacts {
     const sleeping = new Set<string>();
     for (const [hostId, mode] of modes) {
-      const connectionId =
-        mode === 'standby' ? this.deps.inventory.index.get(hostId)?.connectionId : null;
+      const woken = mode === 'standby' && (which === true || which.has(hostId));
+      const connectionId = woken ? this.deps.inventory.index.get(hostId)?.connectionId : null;
       if (connectionId) sleeping.add(connectionId);
     }
     const live = this.connectionFacts;
+    // A sleeping connection can do what it did when it last answered.
+    const known = (id: string) => this.deps.connections.knownAbilities(id);
+    const protocol = (id: string) => known(id)?.migrationProtocol ?? null;
     return {
       isConnected: (id) => sleeping.has(id) || live.isConnected(id),
-      canCreate: (id) => sleeping.has(id) || live.canCreate(id),
-      canMigrate: (from, to) => live.canMigrate(from, to),
+      canCreate: (id) =>
+        sleeping.has(id)
+          ? known(id)?.capabilities.includes('vm.create') !== false
+          : live.canCreate(id),
+      canMigrate: (from, to) => {
+        if (!sleeping.has(from) && !sleeping.has(to)) return live.canMigrate(from, to);
+        if (from === to) return known(from)?.capabilities.includes('vm.migrate') === true;
+        return protocol(from) === 'qemu' && protocol(to) === 'qemu';
+      },
     };
+  }
+
+  /** Can hosts in standby be powered on (power management is wired)? */
+  get canWake(): boolean {
+    return this.deps.wake !== undefined;
   }
 
   /** Powers a host in standby on and waits until it answers (power management). */

@@ -8,7 +8,7 @@
  * arrived meanwhile, or whose move failed, get one more planned round.
  */
 import { Type, type Static } from 'typebox';
-import { ZenithError } from '../../core/errors.js';
+import { isZenithError, ZenithError } from '../../core/errors.js';
 import type { Actor } from '../audit/audit-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import type { Task, TaskKind, TaskRunContext, TaskService } from '../tasks/task-service.js';
@@ -24,6 +24,8 @@ import {
   reschedule,
   scheduleDocument,
   summary,
+  wakeHosts,
+  wakesFor,
 } from './plan-runs.js';
 import type { PlanStore, PlanView } from './plan-store.js';
 import type { HostSlot } from '../placement/slots.js';
@@ -74,14 +76,32 @@ export class EvacuationService {
       );
     const planned = new Map(modes.modes);
     planned.set(host.id, 'entering-maintenance');
-    const model = placement.model({ modes: planned });
-    const schedule = scheduleMoves(model, evacuationMoves(model, model.host(host.id)));
+    let model = placement.model({ modes: planned });
+    let moves: Move[];
+    try {
+      moves = evacuationMoves(model, model.host(host.id));
+    } catch (error) {
+      // No room among the hosts that are on: hosts in standby are powered on for what needs them.
+      if (!isZenithError(error) || error.code !== 'ZEN_NO_PLACEMENT' || !placement.canWake)
+        throw error;
+      model = placement.model({ modes: planned, wakeStandby: true });
+      const standby = new Set(
+        model.hosts.filter((h) => modes.modeOf(h.id) === 'standby').map((h) => h.index),
+      );
+      moves = evacuationMoves(model, model.host(host.id), standby);
+    }
+    const wakes = wakesFor(model, moves, (id) => modes.modeOf(id) === 'standby');
+    const schedule = scheduleMoves(model, moves);
     const plan = await plans.insert({
       kind: 'evacuation',
       state: 'applying',
       hostId: host.id,
       createdBy: actor.id,
-      document: { options: { host: host.id }, ...scheduleDocument(schedule) },
+      document: {
+        options: { host: host.id },
+        ...scheduleDocument(schedule),
+        ...(wakes.length > 0 ? { wakes } : {}),
+      },
     });
     await modes.set(host.id, 'entering-maintenance', actor, plan.id);
     const task = await tasks.submit({
@@ -120,6 +140,7 @@ export class EvacuationService {
     const { plans, placement, inventory, modes } = this.deps;
     const params = context.task.params;
     const plan = await plans.get(params.planId);
+    await wakeHosts(placement, plan, context);
     let model = placement.model();
     let result = await executeSchedule(
       this.deps,
@@ -179,8 +200,15 @@ export class EvacuationService {
   }
 }
 
-/** Every VM on the host, biggest first, to where placement puts it; the model is left as it was. */
-export function evacuationMoves(model: PlacementModel, host: HostSlot): Move[] {
+/**
+ * Every VM on the host, biggest first, to where placement puts it; the model is left as it was.
+ * Hosts in `lastResort` (in standby, to be powered on) take a VM only when no other host does.
+ */
+export function evacuationMoves(
+  model: PlacementModel,
+  host: HostSlot,
+  lastResort: ReadonlySet<number> = new Set(),
+): Move[] {
   const vms = [...host.vms]
     .map((id) => model.vms.get(id)!)
     .filter((vm) => vm.home === host.index)
@@ -188,7 +216,9 @@ export function evacuationMoves(model: PlacementModel, host: HostSlot): Move[] {
   const moves: Move[] = [];
   const stuck: Array<{ vm: string; rejectedByReason: Record<string, number> }> = [];
   for (const vm of vms) {
-    const decision = placeVm(model, vm, { exclude: new Set([host.index]) });
+    let decision = placeVm(model, vm, { exclude: new Set([host.index, ...lastResort]) });
+    if (!decision.chosen && lastResort.size > 0)
+      decision = placeVm(model, vm, { exclude: new Set([host.index]) });
     if (!decision.chosen) {
       stuck.push({ vm: vm.name, rejectedByReason: decision.rejectedByReason });
       continue;

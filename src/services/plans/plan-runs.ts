@@ -3,7 +3,9 @@ import { isZenithError } from '../../core/errors.js';
 import type { TaskRunContext } from '../tasks/task-service.js';
 import { scheduleMoves, type Schedule } from './migration-planner.js';
 import type { PlacementModel } from '../placement/placement-model.js';
-import type { PlanDocument, PlanStore, PlanView } from './plan-store.js';
+import type { PlanDocument, PlanStore, PlanView, PlanWake } from './plan-store.js';
+import type { Move } from './migration-planner.js';
+import type { PlacementService } from '../placement/placement-service.js';
 
 export type Outcome = NonNullable<PlanDocument['outcome']>;
 
@@ -29,15 +31,56 @@ export function reschedule(model: PlacementModel, plan: PlanView): Schedule {
   return schedule;
 }
 
+/** The hosts in standby the moves go to, each with the VMs that need its room. */
+export function wakesFor(
+  model: PlacementModel,
+  moves: readonly Move[],
+  inStandby: (hostId: string) => boolean,
+): PlanWake[] {
+  const byHost = new Map<string, string[]>();
+  for (const move of moves)
+    if (inStandby(move.toHostId))
+      byHost.set(move.toHostId, [
+        ...(byHost.get(move.toHostId) ?? []),
+        model.vms.get(move.vmId)?.name ?? move.vmId,
+      ]);
+  return [...byHost].map(([hostId, vms]) => ({
+    hostId,
+    hostName: model.host(hostId).name,
+    reason: `in standby; powered on for ${vms.join(', ')}: no host that is on has room`,
+  }));
+}
+
+/** Powers on, and waits for, the hosts in standby a plan needs, before its moves run. */
+export async function wakeHosts(
+  placement: PlacementService,
+  plan: PlanView,
+  context: TaskRunContext,
+): Promise<void> {
+  for (const wake of plan.wakes ?? []) {
+    context.progress({ percent: 1, message: `powering ${wake.hostName} on: ${wake.reason}` });
+    await placement.wake(wake.hostId, context.signal);
+  }
+}
+
 function documentOf(plan: PlanView): PlanDocument {
-  const { options, moves, predictedCompletionMs, peakConcurrency, reordered, metrics, outcome } =
-    plan;
+  const {
+    options,
+    moves,
+    predictedCompletionMs,
+    peakConcurrency,
+    reordered,
+    wakes,
+    metrics,
+    outcome,
+  } = plan;
   return {
     options,
     moves,
     predictedCompletionMs,
     peakConcurrency,
     reordered,
+    ...(wakes ? { wakes } : {}),
     ...(metrics ? { metrics } : {}),
     ...(outcome ? { outcome } : {}),
   };

@@ -25,7 +25,10 @@ import {
   reschedule,
   scheduleDocument,
   summary,
+  wakeHosts,
+  wakesFor,
 } from './plan-runs.js';
+import type { HostModeService } from '../placement/host-modes.js';
 import { PlanStore, type PlanView } from './plan-store.js';
 import type { RebalanceScheduleSettings } from '../policy/policy-document.js';
 import { planRebalance, type RebalanceMode } from './rebalancer.js';
@@ -38,6 +41,8 @@ export interface RebalanceRequest {
   scope?: { kind: 'cluster' | 'datacenter'; id: string };
   consolidateBelow?: number;
   targetLoad?: number;
+  /** Hosts in standby count as on (all, or these): moves may go there; applying powers them on. */
+  wakeStandby?: boolean | ReadonlySet<string>;
   /** recommend: store the plan for someone to apply; automatic: apply it at once. */
   apply: 'recommend' | 'automatic';
 }
@@ -62,6 +67,7 @@ export class PlanService {
       logger: Logger;
       inventory: InventoryService;
       placement: PlacementService;
+      modes: HostModeService;
       tasks: TaskService;
       vms: VmActionService;
     },
@@ -80,7 +86,9 @@ export class PlanService {
     request: RebalanceRequest,
     actor: Actor,
   ): Promise<{ plan: PlanView; task: Task | null }> {
-    const model = this.deps.placement.model();
+    const { placement, modes } = this.deps;
+    const wakeStandby = placement.canWake ? (request.wakeStandby ?? false) : false;
+    const model = placement.model(wakeStandby ? { wakeStandby } : {});
     const within = this.#scope(request.scope);
     const result = planRebalance(model, {
       mode: request.mode,
@@ -94,14 +102,21 @@ export class PlanService {
     });
     const schedule = scheduleMoves(model, result.moves);
     const benefits = new Map(result.moves.map((m) => [m.vmId, m.benefit]));
+    const wakes = wakeStandby
+      ? wakesFor(model, schedule.moves, (id) => modes.modeOf(id) === 'standby')
+      : [];
     const plan = await this.plans.insert({
       kind: 'rebalance',
       state: 'proposed',
       createdBy: actor.id,
       document: {
-        options: { ...request },
+        options: {
+          ...request,
+          ...(wakeStandby instanceof Set ? { wakeStandby: [...wakeStandby] } : {}),
+        },
         ...scheduleDocument(schedule),
         moves: schedule.moves.map((m) => ({ ...m, benefit: benefits.get(m.vmId) ?? 0 })),
+        ...(wakes.length > 0 ? { wakes } : {}),
         metrics: {
           before: result.before,
           after: result.after,
@@ -155,7 +170,7 @@ export class PlanService {
         },
       );
     const model = this.deps.placement.model();
-    const stale = staleMoves(model, plan);
+    const stale = staleMoves(model, plan, this.deps.modes);
     if (stale.length > 0)
       throw new ZenithError(
         'ZEN_PLAN_STALE',
@@ -217,6 +232,7 @@ export class PlanService {
   async #runApply(context: TaskRunContext<ApplyParams>): Promise<unknown> {
     const params = context.task.params;
     const plan = await this.plans.get(params.planId);
+    await wakeHosts(this.deps.placement, plan, context);
     const model = this.deps.placement.model();
     const schedule = reschedule(model, plan);
     const result = await executeSchedule(this.deps, model, schedule, context, params.owner);
@@ -237,8 +253,17 @@ export class PlanService {
 function staleMoves(
   model: PlacementModel,
   plan: PlanView,
+  modes: HostModeService,
 ): Array<{ vmName: string; reason: string }> {
   const stale: Array<{ vmName: string; reason: string }> = [];
+  // A host in standby the plan powers on first is a target that can take VMs.
+  const woken = new Set(
+    (plan.wakes ?? [])
+      .map((w) => w.hostId)
+      .filter(
+        (id) => modes.modeOf(id) === 'standby' || model.hostById.get(id)?.state === 'connected',
+      ),
+  );
   for (const move of plan.moves) {
     const vm = model.vms.get(move.vmId);
     const target = model.hostById.get(move.toHostId);
@@ -248,7 +273,7 @@ function staleMoves(
         vmName: move.vmName,
         reason: `${move.vmName} is no longer on ${move.fromHostName}`,
       });
-    else if (!target || target.state !== 'connected')
+    else if (!target || (target.state !== 'connected' && !woken.has(target.id)))
       stale.push({ vmName: move.vmName, reason: `${move.toHostName} cannot take VMs now` });
   }
   return stale;

@@ -11,12 +11,20 @@ import type { Imbalance } from './rebalancer.js';
 export type PlanKind = 'rebalance' | 'evacuation' | 'moves';
 export type PlanState = 'proposed' | 'applying' | 'applied' | 'failed' | 'discarded';
 
+export interface PlanWake {
+  hostId: string;
+  hostName: string;
+  reason: string;
+}
+
 export interface PlanDocument {
   options: Record<string, unknown>;
   moves: Array<PlannedMove & { benefit?: number }>;
   predictedCompletionMs: number;
   peakConcurrency: number;
   reordered: boolean;
+  /** Hosts in standby the plan powers on (and waits for) before its moves: their room is needed. */
+  wakes?: PlanWake[];
   /** Rebalancing: the fleet's imbalance before and after the moves. */
   metrics?: { before: Imbalance; after: Imbalance; hostsEmptied: string[]; bytesMoved: number };
   /** What happened when it was applied. */

@@ -18,7 +18,12 @@ import type { MachineService } from '../machines/machine-service.js';
 import type { HostModeService } from '../placement/host-modes.js';
 import type { PlacementService } from '../placement/placement-service.js';
 import type { HostSlot } from '../placement/slots.js';
-import { mergeSettings, type CompiledPolicy } from '../policy/policy-document.js';
+import {
+  mergeSettings,
+  type CompiledPolicy,
+  type PowerManagementSettings,
+} from '../policy/policy-document.js';
+import { loadOf } from '../placement/placement-model.js';
 import type { Task, TaskKind, TaskRunContext, TaskService } from '../tasks/task-service.js';
 import type { PlanService } from './plan-service.js';
 
@@ -44,6 +49,10 @@ export interface PowerManagementStep {
 }
 
 const systemActor: Actor = { id: 'system', kind: 'system', name: 'zenith' };
+
+/** A host above this load makes power management wake a host in standby (DPM's upper target). */
+const highLoadOf = (settings: PowerManagementSettings) => settings.highLoad ?? 0.8;
+const percent = (load: number) => `${Math.round(load * 100)} %`;
 
 export class PowerManager {
   readonly #kind: TaskKind<RunParams>;
@@ -105,6 +114,72 @@ export class PowerManager {
     await this.deps.hostModes.set(hostId, 'normal', systemActor);
   }
 
+  /**
+   * Like DPM's power-on recommendation: when some host that is on runs above its high load and a
+   * host in standby could take VMs from it, that one host is powered on (waited for) and the load
+   * balanced onto it, in one plan; the run ends there (it consolidates nothing right after).
+   * Another run wakes another host if the load stays high. Null when nothing is too busy.
+   */
+  async #relieve(
+    context: TaskRunContext<RunParams>,
+    managed: Array<{ slot: HostSlot; settings: PowerManagementSettings }>,
+    isOn: (host: HostSlot) => boolean,
+  ): Promise<unknown> {
+    const { scope, owner } = context.task.params;
+    const hot = managed.filter((h) => isOn(h.slot) && loadOf(h.slot) > highLoadOf(h.settings));
+    const sleeping = managed
+      .map((h) => h.slot)
+      .filter((h) => h.mode === 'standby' && !isOn(h))
+      .sort((a, b) => b.cpuCapacity - a.cpuCapacity || (a.name < b.name ? -1 : 1));
+    if (hot.length === 0 || sleeping.length === 0) return null;
+    const why = hot
+      .map(
+        (h) =>
+          `${h.slot.name} at ${percent(loadOf(h.slot))} (high load ${percent(highLoadOf(h.settings))})`,
+      )
+      .join(', ');
+    const steps: PowerManagementStep[] = [];
+    for (const candidate of sleeping) {
+      context.progress({ percent: 10, message: `balancing onto ${candidate.name} (in standby)` });
+      // Planned first, applied only if it uses the host: moves among the hosts that are on are the
+      // rebalancer's business, not power management's.
+      const { plan } = await this.deps.plans.rebalance(
+        {
+          mode: 'balance',
+          maxMoves: 1000,
+          minBenefit: 0.05,
+          wakeStandby: new Set([candidate.id]),
+          apply: 'recommend',
+          ...(scope ? { scope } : {}),
+        },
+        owner,
+      );
+      if (!plan.wakes?.length) {
+        if (plan.state === 'proposed') await this.deps.plans.discard(plan.id);
+        steps.push({
+          hostId: candidate.id,
+          hostName: candidate.name,
+          outcome: 'kept-off',
+          reason: `no VM would move there to relieve ${why}`,
+        });
+        continue;
+      }
+      const task = await this.deps.plans.apply(plan.id, owner);
+      const applied = await this.deps.tasks.waitFor(task.id, context.signal);
+      const on = this.deps.hostModes.modeOf(candidate.id) !== 'standby';
+      steps.push({
+        hostId: candidate.id,
+        hostName: candidate.name,
+        outcome: on ? 'powered-on' : 'failed',
+        reason: on
+          ? `${why}: powered on through its BMC and ${plan.moves.length} VM(s) balanced onto the hosts`
+          : `${why}: ${applied?.error?.message ?? 'it could not be powered on'}`,
+      });
+      return { balance: { planId: plan.id, moves: plan.moves.length }, consolidation: null, steps };
+    }
+    return null;
+  }
+
   #within(scope: RunParams['scope']): (host: HostSlot) => boolean {
     if (!scope) return () => true;
     return scope.kind === 'cluster'
@@ -126,13 +201,23 @@ export class PowerManager {
     };
     if (managed().length === 0)
       return { consolidation: null, steps: [], message: 'power management is not enabled here' };
-    // 1. Empty what can be emptied.
+    // A host in standby whose hypervisor still answers was left half-done (a run killed between
+    // the mode and the power-off): it counts as on, and this run finishes or undoes it.
+    const answers = (h: HostSlot) =>
+      h.connectionId !== null && this.deps.placement.connectionFacts.isConnected(h.connectionId);
+    const isOn = (h: HostSlot) =>
+      (h.mode === 'normal' && h.state === 'connected') || (h.mode === 'standby' && answers(h));
+    // 0. Hosts above their high load: power one host in standby on and balance onto it.
+    const woken = await this.#relieve(context, managed(), isOn);
+    if (woken) return woken;
+    // 1. Empty what can be emptied, filling no host above its high load.
     context.progress({ percent: 5, message: 'consolidating' });
     const { plan, task } = await this.deps.plans.rebalance(
       {
         mode: 'consolidate',
         maxMoves: 1000,
         minBenefit: 0,
+        targetLoad: Math.min(...managed().map((h) => highLoadOf(h.settings))),
         apply: 'automatic',
         ...(scope ? { scope } : {}),
       },
@@ -149,12 +234,6 @@ export class PowerManager {
     const hosts = managedNow.map((h) => h.slot);
     const settingsById = new Map(managedNow.map((h) => [h.slot.id, h.settings]));
     const minOn = Math.max(0, ...managedNow.map((h) => h.settings.minHostsOn ?? 1));
-    // A host in standby whose hypervisor still answers was left half-done (a run killed between
-    // the mode and the power-off): it counts as on, and this run finishes or undoes it.
-    const answers = (h: HostSlot) =>
-      h.connectionId !== null && this.deps.placement.connectionFacts.isConnected(h.connectionId);
-    const isOn = (h: HostSlot) =>
-      (h.mode === 'normal' && h.state === 'connected') || (h.mode === 'standby' && answers(h));
     let on = hosts.filter(isOn).length;
     const candidates = hosts
       .filter(isOn)

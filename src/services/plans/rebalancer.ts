@@ -15,8 +15,9 @@
  *   `consolidateBelow`), biggest VMs first, onto the nearest (same cluster,
  *   then datacenter) and within that the busiest hosts that can take them
  *   without going above `targetLoad` — a lighter host may go to one that was
- *   to be emptied after it, which then stays — a host is emptied wholly or not
- *   at all, so every move frees a host in the end.
+ *   to be emptied after it, which then stays; never onto a host with no VM
+ *   (it is free already) — a host is emptied wholly or not at all, so every
+ *   move frees a host in the end.
  *
  * Both stop at `maxMoves`. Every move is checked on the model as changed by
  * the moves before it, so the moves one at a time never break a policy; the
@@ -266,6 +267,8 @@ function consolidate(
     .sort((a, b) => loadOf(a) - loadOf(b) || a.vms.size - b.vms.size || a.index - b.index);
   const donorSet = new Set(donors.map((host) => host.index));
   const emptiedSet = new Set<number>();
+  // A host with no VM is free already: filling it would free none.
+  const idle = new Set(hosts.filter((host) => host.vms.size === 0).map((host) => host.index));
   // A donor later in the order (more loaded) may take an earlier one's VMs (when every host is
   // light, one must): it then stays, as a receiver.
   const order = new Map(donors.map((host, position) => [host.index, position]));
@@ -289,6 +292,7 @@ function consolidate(
         (host) =>
           host !== donor &&
           !emptiedSet.has(host.index) &&
+          !idle.has(host.index) &&
           !(
             donorSet.has(host.index) &&
             !receivers.has(host.index) &&

@@ -87,6 +87,11 @@ export interface PowerManagementSettings {
   minHostsOn?: number;
   /** How a host is powered off: shutdown (ACPI, default) or off. */
   action?: 'shutdown' | 'off';
+  /**
+   * A host on above this load (0–1, default 0.8) makes a run power a host in standby on and
+   * balance onto it; consolidation fills hosts up to it.
+   */
+  highLoad?: number;
   /** Run power management every so many minutes (global policies only); absent: on request. */
   everyMinutes?: number;
 }
@@ -257,6 +262,8 @@ export function checkSettings(settings: PolicySettings, scope: ScopeKind): Polic
       checkNumber('settings.powerManagement.minHostsOn', power.minHostsOn, 0, 10_000);
     if (power.action !== undefined && !['shutdown', 'off'].includes(power.action))
       throw invalid('settings.powerManagement.action', "must be 'shutdown' or 'off'");
+    if (power.highLoad !== undefined)
+      checkNumber('settings.powerManagement.highLoad', power.highLoad, 0.1, 1);
     if (power.everyMinutes !== undefined) {
       if (scope !== 'global')
         throw invalid(

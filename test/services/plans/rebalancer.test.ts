@@ -143,6 +143,31 @@ describe('rebalancer', () => {
     for (const id of emptied) assert.equal(model.host(id).vms.size, 0);
   });
 
+  test('consolidation never moves VMs onto a host with none: it frees no host', () => {
+    const model = fixtureModel(
+      simulatedFleetIndex({
+        seed: 5,
+        datacenters: 1,
+        clustersPerDatacenter: 1,
+        hostsPerCluster: 2,
+        vmsPerHost: 1,
+      }),
+      [],
+    );
+    // Everything on the first host; the second is free already.
+    const [busy, idle] = model.hosts;
+    for (const vm of [...idle!.vms].map((id) => model.vms.get(id)!)) model.move(vm, busy!);
+    assert.ok(idle!.vms.size === 0 && loadOf(busy!) <= 0.3);
+    const plan = planRebalance(model, {
+      mode: 'consolidate',
+      maxMoves: 60,
+      minBenefit: 0,
+      consolidateBelow: 0.3,
+      targetLoad: 0.8,
+    });
+    assert.deepEqual(plan.moves, []);
+  });
+
   test('a rebalancing plan can always be scheduled: the planner orders its moves in time', () => {
     const model = fixtureModel(simulatedFleetIndex(fleet), [tight]);
     const plan = planRebalance(model, { mode: 'balance', maxMoves: 40, minBenefit: 0.01 });
