@@ -1,6 +1,6 @@
 /** Placement policies: saved documents compiled when saved, tried as drafts, and those in force for a VM. */
 import { Type, type Static, type TProperties } from 'typebox';
-import { IdOrName, IdParams, Items } from './common.js';
+import { IdOrName, IdParams, Items, StringEnum } from './common.js';
 import { operation } from './operation.js';
 import { PlacementDecision } from './placement.js';
 
@@ -47,6 +47,37 @@ const Rule = Type.Object(
   { additionalProperties: false },
 );
 
+/** High availability: per cluster, overridden per resource group and per VM, field by field. */
+const HaSettings = Type.Object(
+  {
+    enabled: Type.Optional(Type.Boolean()),
+    /** Restart order: highest first; disabled: never restarted. Default medium. */
+    restartPriority: Type.Optional(
+      StringEnum(['highest', 'high', 'medium', 'low', 'lowest', 'disabled']),
+    ),
+    /** Order group: a lower group runs (or its timeout passes) before a higher one starts. */
+    restartOrder: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+    restartOrderTimeoutSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600 })),
+    /** What an agent cut off from the control plane (its storage still there) does with its VMs. */
+    isolationResponse: Type.Optional(StringEnum(['leave-running', 'shutdown', 'power-off'])),
+    vmMonitoring: Type.Optional(
+      Type.Object(
+        {
+          enabled: Type.Boolean(),
+          maxRestarts: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
+          windowMinutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_080 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    /** Admission control (global, datacenter, cluster policies only). */
+    hostFailuresToTolerate: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
+    failureDetectionSeconds: Type.Optional(Type.Number({ minimum: 1, maximum: 600 })),
+    selfFenceSeconds: Type.Optional(Type.Number({ minimum: 2, maximum: 3600 })),
+  },
+  { additionalProperties: false },
+);
+
 const Settings = Type.Object(
   {
     cpuOvercommit: Type.Optional(Type.Number({ minimum: 0.1, maximum: 64 })),
@@ -59,6 +90,7 @@ const Settings = Type.Object(
      * Power management (off unless enabled): empty hosts are powered off through their BMCs, and
      * powered on again when a placement needs their room.
      */
+    ha: Type.Optional(HaSettings),
     powerManagement: Type.Optional(
       Type.Object(
         {

@@ -96,6 +96,50 @@ export interface PowerManagementSettings {
   everyMinutes?: number;
 }
 
+export const haPriorities = ['highest', 'high', 'medium', 'low', 'lowest', 'disabled'] as const;
+export type HaPriority = (typeof haPriorities)[number];
+export const isolationResponses = ['leave-running', 'shutdown', 'power-off'] as const;
+export type IsolationResponse = (typeof isolationResponses)[number];
+
+/**
+ * High availability (off unless enabled). Set per cluster (or datacenter, or everywhere) and
+ * overridden per resource group and per VM, field by field; hostFailuresToTolerate and the timings
+ * are about hosts, so only global, datacenter and cluster policies set them.
+ */
+export interface HaSettings {
+  enabled?: boolean;
+  /** The order restarts go in (highest first); disabled: the VM is not restarted. Default medium. */
+  restartPriority?: HaPriority;
+  /**
+   * Restart order group: VMs of a lower group are running (or restartOrderTimeoutSeconds passed)
+   * before any VM of a higher one starts. Default 1.
+   */
+  restartOrder?: number;
+  /** How long a restart order group is waited for before the next starts anyway (default 120 s). */
+  restartOrderTimeoutSeconds?: number;
+  /** What an agent that lost the control plane but not its storage does with its VMs. */
+  isolationResponse?: IsolationResponse;
+  /** Restart a VM whose hypervisor process died or whose guest panicked (never a clean shutdown). */
+  vmMonitoring?: { enabled: boolean; maxRestarts?: number; windowMinutes?: number };
+  /** Admission control: refuse what would leave a failure of this many hosts unrecoverable. */
+  hostFailuresToTolerate?: number;
+  /** A host whose channel and storage heartbeats both stopped this long is failed (default 3 s). */
+  failureDetectionSeconds?: number;
+  /**
+   * An agent that lost both the control plane and its storage heartbeat this long kills its VMs;
+   * a host without a BMC is restarted from only once its lease has been expired this long
+   * (default 10 s).
+   */
+  selfFenceSeconds?: number;
+}
+
+/** HA settings only global, datacenter and cluster policies set (about hosts, not VMs). */
+export const haHostSettings = [
+  'hostFailuresToTolerate',
+  'failureDetectionSeconds',
+  'selfFenceSeconds',
+] as const;
+
 export interface PolicySettings {
   cpuOvercommit?: number;
   memoryOvercommit?: number;
@@ -105,6 +149,7 @@ export interface PolicySettings {
   migration?: MigrationSettings;
   rebalance?: RebalanceScheduleSettings;
   powerManagement?: PowerManagementSettings;
+  ha?: HaSettings;
 }
 
 export interface PolicyScope {
@@ -238,6 +283,44 @@ function checkNames(field: string, items: Array<{ name: string }>, max: number):
   });
 }
 
+function checkHa(ha: HaSettings, scope: ScopeKind): void {
+  if (ha.enabled !== undefined && typeof ha.enabled !== 'boolean')
+    throw invalid('settings.ha.enabled', 'must be true or false');
+  if (ha.restartPriority !== undefined && !haPriorities.includes(ha.restartPriority))
+    throw invalid('settings.ha.restartPriority', `is one of ${haPriorities.join(', ')}`);
+  if (ha.isolationResponse !== undefined && !isolationResponses.includes(ha.isolationResponse))
+    throw invalid('settings.ha.isolationResponse', `is one of ${isolationResponses.join(', ')}`);
+  if (ha.restartOrder !== undefined)
+    checkNumber('settings.ha.restartOrder', ha.restartOrder, 1, 100);
+  if (ha.restartOrderTimeoutSeconds !== undefined)
+    checkNumber('settings.ha.restartOrderTimeoutSeconds', ha.restartOrderTimeoutSeconds, 0, 3600);
+  if (ha.vmMonitoring) {
+    if (typeof ha.vmMonitoring.enabled !== 'boolean')
+      throw invalid('settings.ha.vmMonitoring.enabled', 'must be true or false');
+    if (ha.vmMonitoring.maxRestarts !== undefined)
+      checkNumber('settings.ha.vmMonitoring.maxRestarts', ha.vmMonitoring.maxRestarts, 0, 100);
+    if (ha.vmMonitoring.windowMinutes !== undefined)
+      checkNumber(
+        'settings.ha.vmMonitoring.windowMinutes',
+        ha.vmMonitoring.windowMinutes,
+        1,
+        10_080,
+      );
+  }
+  for (const key of haHostSettings)
+    if (ha[key] !== undefined && !['global', 'datacenter', 'cluster'].includes(scope))
+      throw invalid(
+        `settings.ha.${key}`,
+        `is about hosts: set it on a global, datacenter or cluster policy, not on a ${scope} one`,
+      );
+  if (ha.hostFailuresToTolerate !== undefined)
+    checkNumber('settings.ha.hostFailuresToTolerate', ha.hostFailuresToTolerate, 0, 100);
+  if (ha.failureDetectionSeconds !== undefined)
+    checkNumber('settings.ha.failureDetectionSeconds', ha.failureDetectionSeconds, 1, 600);
+  if (ha.selfFenceSeconds !== undefined)
+    checkNumber('settings.ha.selfFenceSeconds', ha.selfFenceSeconds, 2, 3600);
+}
+
 export function checkSettings(settings: PolicySettings, scope: ScopeKind): PolicySettings {
   for (const key of Object.keys(settings) as Array<keyof PolicySettings>)
     if (hostSideSettings.includes(key) && !['global', 'datacenter', 'cluster'].includes(scope))
@@ -254,6 +337,7 @@ export function checkSettings(settings: PolicySettings, scope: ScopeKind): Polic
     if (settings.rebalance.minBenefit !== undefined)
       checkNumber('settings.rebalance.minBenefit', settings.rebalance.minBenefit, 0, 1);
   }
+  if (settings.ha) checkHa(settings.ha, scope);
   const power = settings.powerManagement;
   if (power) {
     if (typeof power.enabled !== 'boolean')
@@ -425,9 +509,10 @@ export function mergeSettings(policies: readonly CompiledPolicy[]): PolicySettin
   for (const policy of [...policies].sort(
     (a, b) => scopeOrder[a.scope.kind] - scopeOrder[b.scope.kind],
   )) {
-    const { migration, ...rest } = policy.settings;
+    const { migration, ha, ...rest } = policy.settings;
     Object.assign(merged, rest);
     if (migration) merged.migration = { ...merged.migration, ...migration };
+    if (ha) merged.ha = { ...merged.ha, ...ha };
   }
   return merged;
 }
