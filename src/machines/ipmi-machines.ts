@@ -10,7 +10,7 @@
  * (`bmc.identifySource` 'bmc'); many do not (OpenIPMI's ipmi_sim does not),
  * and then `bmc.identify` is the state Zenith last set through this
  * connection (`bmc.identifySource` 'zenith'), unknown (null) until it sets
- * one: a light turned on at the machine's front panel or by another tool is
+ * one (a reconnection starts a new driver, which knows none): a light turned on at the machine's front panel or by another tool is
  * not seen.
  */
 import type { Clock } from '../core/clock.js';
