@@ -13,6 +13,10 @@ import { TaskView } from './tasks.js';
 export const machinePowerActions = ['on', 'shutdown', 'off', 'cycle', 'reset'] as const;
 export type MachinePowerAction = (typeof machinePowerActions)[number];
 export const machineBootDevices = ['pxe', 'disk', 'cdrom', 'bios'] as const;
+/** The URL schemes of an image a BMC fetches into its virtual CD (Redfish TransferProtocolType). */
+export const mediaImageSchemes = ['http', 'https', 'nfs', 'cifs'] as const;
+export type MediaImageScheme = (typeof mediaImageSchemes)[number];
+export const mediaImageMaxLength = 2048;
 
 export const MachineLinkView = Type.Object({
   machineId: Type.String(),
@@ -25,7 +29,10 @@ export const MachineLinkView = Type.Object({
 });
 
 export const MachineView = Type.Object({
-  /** The machine as its BMC sees it (hardware.* facts, power, health). */
+  /**
+   * The machine as its BMC sees it: hardware.* facts, power, health, and the polled bmc.identify
+   * (on, blinking, off; bmc.identifySource bmc or zenith), bmc.media.inserted and bmc.media.image.
+   */
   machine: ManagedObjectView,
   /** The hypervisor host running on it; null while it is bare metal. */
   hostId: Type.Union([Type.String(), Type.Null()]),
@@ -106,7 +113,13 @@ export const insertMachineMedia = operation({
     "Insert an ISO image (by URL the BMC fetches) into the machine's virtual CD (Redfish; 202)",
   params: IdParams,
   body: Type.Object(
-    { image: Type.String({ minLength: 1, maxLength: 2048, pattern: '^(https?|nfs|cifs)://' }) },
+    {
+      image: Type.String({
+        minLength: 1,
+        maxLength: mediaImageMaxLength,
+        pattern: `^(${mediaImageSchemes.join('|')})://`,
+      }),
+    },
     { additionalProperties: false },
   ),
   success: { 202: TaskView },

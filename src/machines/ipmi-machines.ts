@@ -2,8 +2,16 @@
  * The IPMI family: one connection per BMC, whose one system is a host
  * (external id `system`) with what IPMI can tell: FRU vendor, model and
  * serial, the BMC's firmware, the system GUID (the SMBIOS UUID on most
- * servers), power state and sensors. IPMI has no virtual media and no
- * hardware inventory beyond that (Redfish does). The peer is the system GUID.
+ * servers), power state, the identify light and sensors. IPMI has no virtual
+ * media and no hardware inventory beyond that (Redfish does). The peer is the
+ * system GUID.
+ *
+ * The identify light is read from Get Chassis Status where the BMC reports it
+ * (`bmc.identifySource` 'bmc'); many do not (OpenIPMI's ipmi_sim does not),
+ * and then `bmc.identify` is the state Zenith last set through this
+ * connection (`bmc.identifySource` 'zenith'), unknown (null) until it sets
+ * one (a reconnection starts a new driver, which knows none): a light turned on at the machine's front panel or by another tool is
+ * not seen.
  */
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
@@ -12,10 +20,12 @@ import type {
   DriverInfo,
   Facts,
   MachineFacet,
+  MachineIdentify,
   MachinePowerAction,
   MachineSensor,
 } from '../hypervisors/driver.js';
 import { IpmiClient } from '../protocols/ipmi/ipmi-client.js';
+import type { ChassisStatus } from '../protocols/ipmi/ipmitool-output.js';
 import type { IpmiSettings } from './bmc-settings.js';
 import { MachineDriver, type MachineStatus } from './machine-driver.js';
 
@@ -33,6 +43,8 @@ export class IpmiMachines extends MachineDriver {
   readonly facets: { machine: MachineFacet };
   readonly #bmc: IpmiClient;
   #guid: string | undefined;
+  /** The identify light as Zenith last set it (for BMCs that do not report it). */
+  #identifySet: MachineIdentify | undefined;
 
   constructor(
     private readonly settings: IpmiSettings,
@@ -68,7 +80,7 @@ export class IpmiMachines extends MachineDriver {
     const fru = await this.#bmc.fru();
     const mc = await this.#bmc.mcInfo();
     const guid = await this.#bmc.guid();
-    const power = await this.#bmc.powerState();
+    const status = await this.#bmc.chassisStatus();
     const facts: Facts = {
       'bmc.protocol': 'ipmi',
       'bmc.address': `${this.settings.host}:${this.settings.port}`,
@@ -77,7 +89,7 @@ export class IpmiMachines extends MachineDriver {
       'hardware.serial': fru.serial ?? null,
       'hardware.smbiosUuid': guid,
       'hardware.bmcFirmware': mc.firmwareVersion ?? null,
-      'hardware.power': power,
+      ...this.#statusFacts(status),
     };
     return [
       {
@@ -92,8 +104,19 @@ export class IpmiMachines extends MachineDriver {
 
   protected async readStatus(): Promise<MachineStatus[]> {
     return [
-      { externalId: ipmiSystemId, facts: { 'hardware.power': await this.#bmc.powerState() } },
+      { externalId: ipmiSystemId, facts: this.#statusFacts(await this.#bmc.chassisStatus()) },
     ];
+  }
+
+  #statusFacts(status: ChassisStatus): Facts {
+    const reported = status.identify === undefined ? undefined : status.identify !== 'off';
+    return {
+      'hardware.power': status.power,
+      'bmc.identify':
+        reported === undefined ? (this.#identifySet ?? null) : reported ? 'on' : 'off',
+      'bmc.identifySource':
+        reported !== undefined ? 'bmc' : this.#identifySet !== undefined ? 'zenith' : null,
+    };
   }
 
   #facet(): MachineFacet {
@@ -111,7 +134,10 @@ export class IpmiMachines extends MachineDriver {
         await actions[action]();
       },
       bootOnce: (_id, device) => this.#bmc.bootOnce(device),
-      identify: (_id, on) => this.#bmc.identify(on ? 'force' : 0),
+      identify: async (_id, on) => {
+        await this.#bmc.identify(on ? 'force' : 0);
+        this.#identifySet = on ? 'on' : 'off';
+      },
       sensors: async (): Promise<MachineSensor[]> =>
         (await this.#bmc.sensors()).flatMap((s) =>
           s.kind === 'temperature' || s.kind === 'fan' || s.kind === 'power'
@@ -120,6 +146,7 @@ export class IpmiMachines extends MachineDriver {
         ),
       fence: (_id, options) =>
         this.#bmc.fence({ deadlineMs: options.deadlineMs, clock: this.clock }),
+      refreshStatus: () => this.pollNow(),
     };
   }
 }

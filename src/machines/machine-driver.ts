@@ -4,8 +4,10 @@
  * discovers physical machines as hosts and nothing else, so every VM
  * operation is refused with ZEN_UNSUPPORTED, and its actions are the machine
  * facet (../hypervisors/facets/machine-power.ts). Machines have no change
- * feed a BMC pushes reliably, so watch() reads power and health again every
- * `pollSeconds` and reports what changed.
+ * feed a BMC pushes reliably, so watch() reads the status facts (power,
+ * health, identify light, virtual media) again every `pollSeconds` and
+ * reports what changed; pollNow() starts a round at once (after an action
+ * whose effect the page should show without waiting for the next poll).
  */
 import type { Clock } from '../core/clock.js';
 import { ZenithError } from '../core/errors.js';
@@ -15,13 +17,14 @@ import type {
   DiscoveredVm,
   DiscoverySnapshot,
   DriverInfo,
+  FactValue,
   Facts,
   HypervisorDriver,
   InventoryDelta,
   MachineFacet,
 } from '../hypervisors/driver.js';
 
-/** The facts a poll reads again (power and health); the rest comes with a full discovery. */
+/** The facts a poll reads again (power, health, identify, media); the rest comes with a full discovery. */
 export interface MachineStatus {
   externalId: string;
   facts: Facts;
@@ -32,6 +35,11 @@ export abstract class MachineDriver implements HypervisorDriver {
   abstract readonly facets: { machine: MachineFacet };
   /** The machines as last discovered, by external id: a poll lays the status it reads over them. */
   readonly #known = new Map<string, DiscoveredObject>();
+  /** Ends the wait between two polls early (pollNow). */
+  #wake = new AbortController();
+  /** Callers of pollNow waiting for the next round to be reported (or to fail). */
+  #roundWaiters: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
+  #watching = false;
 
   protected constructor(
     protected readonly clock: Clock,
@@ -54,29 +62,68 @@ export abstract class MachineDriver implements HypervisorDriver {
   }
 
   async *watch(signal: AbortSignal): AsyncIterable<InventoryDelta> {
-    while (!signal.aborted) {
-      try {
-        await this.clock.sleep(this.pollMs, signal);
-      } catch {
-        return; // aborted
-      }
-      const statuses = await this.readStatus();
-      for (const status of statuses) {
-        const known = this.#known.get(status.externalId);
-        if (!known) {
-          // A machine the last discovery did not see: discover again to learn its hardware.
-          const snapshot = await this.discover();
-          for (const object of snapshot.objects) yield { type: 'upsert', object };
-          break;
+    this.#watching = true;
+    try {
+      while (!signal.aborted) {
+        if (this.#roundWaiters.length === 0)
+          try {
+            await this.clock.sleep(this.pollMs, AbortSignal.any([signal, this.#wake.signal]));
+          } catch {
+            if (signal.aborted) return;
+          }
+        this.#wake = new AbortController();
+        // Those who asked before this round wait for it; those who ask during it, for the next.
+        const waiters = this.#roundWaiters.splice(0);
+        let failure: { error: unknown } | undefined;
+        try {
+          yield* this.#pollRound();
+        } catch (error) {
+          failure = { error };
+          throw error;
+        } finally {
+          // Past the round's last yield the consumer has applied every delta (it asked for more);
+          // a watch closed mid-round also answers its waiters.
+          for (const waiter of waiters)
+            if (failure) waiter.reject(failure.error);
+            else waiter.resolve();
         }
-        const changed = Object.entries(status.facts).some(
-          ([key, value]) => known.facts[key] !== value,
-        );
-        if (!changed) continue;
-        const next = { ...known, facts: { ...known.facts, ...status.facts } };
-        this.#known.set(status.externalId, next);
-        yield { type: 'upsert', object: next };
       }
+    } finally {
+      this.#watching = false;
+      for (const waiter of this.#roundWaiters.splice(0)) waiter.resolve();
+    }
+  }
+
+  /**
+   * Polls at once rather than at the next period; resolves once the round's changes have been
+   * reported (taken by whoever watches), rejects with the round's error. Resolves at once when
+   * nobody watches (the next connection's discovery reads everything anyway).
+   */
+  pollNow(): Promise<void> {
+    if (!this.#watching) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.#roundWaiters.push({ resolve, reject });
+      this.#wake.abort();
+    });
+  }
+
+  async *#pollRound(): AsyncIterable<InventoryDelta> {
+    const statuses = await this.readStatus();
+    for (const status of statuses) {
+      const known = this.#known.get(status.externalId);
+      if (!known) {
+        // A machine the last discovery did not see: discover again to learn its hardware.
+        const snapshot = await this.discover();
+        for (const object of snapshot.objects) yield { type: 'upsert', object };
+        return;
+      }
+      const changed = Object.entries(status.facts).some(
+        ([key, value]) => !sameFact(known.facts[key], value),
+      );
+      if (!changed) continue;
+      const next = { ...known, facts: { ...known.facts, ...status.facts } };
+      this.#known.set(status.externalId, next);
+      yield { type: 'upsert', object: next };
     }
   }
 
@@ -119,6 +166,12 @@ export abstract class MachineDriver implements HypervisorDriver {
       ),
     );
   }
+}
+
+function sameFact(a: FactValue | undefined, b: FactValue): boolean {
+  if (Array.isArray(a) && Array.isArray(b))
+    return a.length === b.length && a.every((item, i) => item === b[i]);
+  return a === b;
 }
 
 /** Redfish and IPMI health words as Zenith's: ok, warning, critical. */

@@ -3,7 +3,9 @@
  * ComputerSystem a host with its hardware as `hardware.*` facts. Actions go
  * through ComputerSystem.Reset, the boot override, the manager's VirtualMedia
  * and the identify light (../protocols/redfish). The peer is the service
- * root's UUID, so one BMC cannot be connected twice.
+ * root's UUID, so one BMC cannot be connected twice. A poll reads each system
+ * (power, health, identify light) and its manager's virtual CD (inserted,
+ * image).
  */
 import type { Clock } from '../core/clock.js';
 import { ZenithError } from '../core/errors.js';
@@ -14,6 +16,7 @@ import type {
   Facts,
   MachineBootDevice,
   MachineFacet,
+  MachineIdentify,
   MachinePower,
   MachinePowerAction,
   MachineSensor,
@@ -24,7 +27,9 @@ import type {
   BootTarget,
   PowerState,
   ResetType,
+  ManagerSummary,
   SystemSummary,
+  VirtualMediaInfo,
 } from '../protocols/redfish/resources.js';
 import type { RedfishSettings } from './bmc-settings.js';
 import { MachineDriver, healthFact, type MachineStatus } from './machine-driver.js';
@@ -48,11 +53,42 @@ export function machinePower(state: PowerState | undefined): MachinePower {
   return state === 'On' ? 'on' : state === 'Off' ? 'off' : 'unknown';
 }
 
+/**
+ * The identify light as the system reports it: LocationIndicatorActive (newer BMCs) says on or
+ * off; IndicatorLED (older ones) Lit, Blinking or Off. Where both are there, a blinking LED is
+ * shown as blinking while LocationIndicatorActive holds it on.
+ */
+export function identifyOf(indicator: SystemSummary['indicator']): MachineIdentify | null {
+  const { led, locationActive } = indicator;
+  if (locationActive === false) return 'off';
+  if (led === 'Blinking') return 'blinking';
+  if (locationActive === true) return 'on';
+  return led === 'Lit' ? 'on' : led === 'Off' ? 'off' : null;
+}
+
+/** The first CD or DVD drive among the managers' virtual media, if any. */
+async function virtualCd(
+  bmc: RedfishClient,
+  managers: ManagerSummary[],
+): Promise<VirtualMediaInfo | undefined> {
+  for (const manager of managers)
+    for (const media of await bmc.virtualMedia(manager))
+      if (media.mediaTypes.some((t) => t === 'CD' || t === 'DVD')) return media;
+  return undefined;
+}
+
+/** The managers that manage the system (all of them where the system does not say). */
+function managersOf(system: SystemSummary, managers: Iterable<ManagerSummary>): ManagerSummary[] {
+  return [...managers].filter(
+    (m) => system.managerUris.length === 0 || system.managerUris.includes(m.uri),
+  );
+}
+
 export class RedfishMachines extends MachineDriver {
   readonly info: DriverInfo;
   readonly facets: { machine: MachineFacet };
   #client: RedfishClient | undefined;
-  #managers = new Map<string, { firmwareVersion?: string; virtualMediaUri?: string }>();
+  #managers = new Map<string, ManagerSummary>();
 
   constructor(
     private readonly settings: RedfishSettings,
@@ -106,16 +142,43 @@ export class RedfishMachines extends MachineDriver {
     this.#managers = new Map(managers.map((m) => [m.uri, m]));
     const systems = await bmc.systems();
     return Promise.all(
-      systems.map(async (system) => this.#machine(await bmc.inventory(system.uri))),
+      systems.map(async (system) =>
+        this.#machine(await bmc.inventory(system.uri), await this.#mediaFacts(system)),
+      ),
     );
   }
 
   protected async readStatus(): Promise<MachineStatus[]> {
     const systems = await this.#bmc().systems();
-    return systems.map((system) => ({ externalId: system.uri, facts: statusFacts(system) }));
+    return Promise.all(
+      systems.map(async (system) => ({
+        externalId: system.uri,
+        facts: { ...statusFacts(system), ...(await this.#mediaFacts(system)) },
+      })),
+    );
   }
 
-  #machine(system: SystemInventory): DiscoveredObject {
+  /**
+   * `bmc.media.inserted` and `bmc.media.image` of the system's virtual CD (the managers as last
+   * discovered); both null where it has none. A BMC that fails to answer for its virtual media
+   * leaves them out (they keep their last value) rather than failing the whole poll.
+   */
+  async #mediaFacts(system: SystemSummary): Promise<Facts> {
+    let cd: VirtualMediaInfo | undefined;
+    try {
+      cd = await virtualCd(this.#bmc(), managersOf(system, this.#managers.values()));
+    } catch (error) {
+      if (!(error instanceof ZenithError) || !error.code.startsWith('REDFISH_')) throw error;
+      this.logger.debug({ err: error, system: system.uri }, 'reading the virtual media failed');
+      return {};
+    }
+    return {
+      'bmc.media.inserted': cd ? cd.inserted : null,
+      'bmc.media.image': cd?.inserted ? (cd.image ?? null) : null,
+    };
+  }
+
+  #machine(system: SystemInventory, media: Facts): DiscoveredObject {
     const manager = system.managerUris.map((uri) => this.#managers.get(uri)).find(Boolean);
     const cores = system.processors.reduce((sum, p) => sum + (p.cores ?? 0), 0);
     const threads = system.processors.reduce((sum, p) => sum + (p.threads ?? 0), 0);
@@ -149,6 +212,7 @@ export class RedfishMachines extends MachineDriver {
       ),
       'hardware.diskBytes': system.disks.reduce((sum, d) => sum + (d.capacityBytes ?? 0), 0),
       ...statusFacts(system),
+      ...media,
     };
     return {
       kind: 'host',
@@ -165,15 +229,11 @@ export class RedfishMachines extends MachineDriver {
     return this.#client;
   }
 
-  async #virtualMedia(systemUri: string) {
+  async #virtualMedia(systemUri: string): Promise<VirtualMediaInfo> {
     const bmc = this.#bmc();
     const system = await bmc.system(systemUri);
-    const managers = (await bmc.managers()).filter(
-      (m) => system.managerUris.length === 0 || system.managerUris.includes(m.uri),
-    );
-    for (const manager of managers)
-      for (const media of await bmc.virtualMedia(manager))
-        if (media.mediaTypes.some((t) => t === 'CD' || t === 'DVD')) return media;
+    const media = await virtualCd(bmc, managersOf(system, await bmc.managers()));
+    if (media) return media;
     throw new ZenithError(
       'REDFISH_NOT_SUPPORTED',
       `the BMC offers no virtual CD/DVD drive for ${systemUri}`,
@@ -202,6 +262,7 @@ export class RedfishMachines extends MachineDriver {
       },
       fence: (id, options) =>
         this.#bmc().fence(id, { deadlineMs: options.deadlineMs, clock: this.clock }),
+      refreshStatus: () => this.pollNow(),
     };
   }
 }
@@ -210,6 +271,8 @@ function statusFacts(system: SystemSummary): Facts {
   return {
     'hardware.power': machinePower(system.powerState),
     'hardware.health': healthFact(system.health),
+    'bmc.identify': identifyOf(system.indicator),
+    'bmc.identifySource': identifyOf(system.indicator) === null ? null : 'bmc',
   };
 }
 

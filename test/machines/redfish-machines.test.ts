@@ -109,6 +109,11 @@ describe('physical machines over Redfish', () => {
     assert.ok(facts['hardware.biosVersion']);
     assert.equal(facts['hardware.power'], 'on');
     assert.equal(facts['hardware.health'], 'ok');
+    // The identify light and the virtual CD, as the simulator starts them: off, empty.
+    assert.equal(facts['bmc.identify'], 'off');
+    assert.equal(facts['bmc.identifySource'], 'bmc');
+    assert.equal(facts['bmc.media.inserted'], false);
+    assert.equal(facts['bmc.media.image'], null);
   });
 
   test('the machine sharing a NIC with the QEMU host is linked to it by itself; one host object carries both views', async () => {
@@ -218,6 +223,80 @@ describe('physical machines over Redfish', () => {
       body: { device: 'floppy' },
     });
     assert.equal(refused.status, 400);
+  });
+
+  test('the identify light and the virtual CD are facts that follow each action by the time its task ends, with the poll an hour away', async () => {
+    const slowSim = await startRedfishSimulator({ machines: 1 });
+    try {
+      const connection = ok(
+        await s.request('POST', '/connections', {
+          token: admin,
+          body: {
+            name: 'bmc-slow-poll',
+            type: 'redfish',
+            settings: {
+              url: slowSim.url,
+              username: slowSim.username,
+              thumbprint: slowSim.thumbprint,
+              pollSeconds: 3600,
+            },
+            secret: slowSim.password,
+          },
+        }),
+        201,
+      );
+      assert.equal(connection.state, 'connected', connection.lastError);
+      const hosts = ok(await s.request('GET', '/hosts?limit=100', { token: admin })).items;
+      const slow = hosts.find((h: ApiAnswer) => h.connectionId === connection.id);
+      const simulated = slowSim.machine('System1');
+      const facts = async () =>
+        ok(await s.request('GET', `/hosts/${slow.id}`, { token: admin })).facts;
+      const image = 'https://images.example/rescue.iso';
+
+      let task = await act(slow.id, 'identify', { on: true });
+      assert.equal(task.state, 'succeeded', JSON.stringify(task.error));
+      assert.equal(simulated.indicatorLed, 'Lit');
+      assert.equal((await facts())['bmc.identify'], 'on');
+      task = await act(slow.id, 'media', { image });
+      assert.equal(task.state, 'succeeded', JSON.stringify(task.error));
+      assert.deepEqual(simulated.media, { inserted: true, image });
+      let now = await facts();
+      assert.deepEqual([now['bmc.media.inserted'], now['bmc.media.image']], [true, image]);
+      task = await act(slow.id, 'media', undefined, 'DELETE');
+      assert.equal(task.state, 'succeeded', JSON.stringify(task.error));
+      now = await facts();
+      assert.deepEqual([now['bmc.media.inserted'], now['bmc.media.image']], [false, null]);
+      task = await act(slow.id, 'identify', { on: false });
+      assert.equal(task.state, 'succeeded', JSON.stringify(task.error));
+      assert.equal(simulated.indicatorLed, 'Off');
+      assert.equal((await facts())['bmc.identify'], 'off');
+      ok(await s.request('DELETE', `/connections/${connection.id}`, { token: admin }));
+    } finally {
+      await slowSim.close();
+    }
+  });
+
+  test("a light lit at the machine (the simulator's IndicatorLED Blinking) is read by the poll; the linked host carries the light as machine.bmc.identify", async () => {
+    const bare = sim.machine('System2');
+    bare.indicatorLed = 'Blinking';
+    const read = async (id: string) => ok(await s.request('GET', `/hosts/${id}`, { token: admin }));
+    await until(
+      'the poll reads the blinking light',
+      async () =>
+        (await read(machineB.id)).facts['bmc.identify'] === 'blinking' ? true : undefined,
+      10_000,
+    );
+    bare.indicatorLed = 'Off';
+    const task = await act(qemuHost.id, 'identify', { on: true });
+    assert.equal(task.state, 'succeeded', JSON.stringify(task.error));
+    assert.equal((await read(machineA.id)).facts['bmc.identify'], 'on');
+    await until(
+      'the hypervisor host shows its machine lit',
+      async () =>
+        (await read(qemuHost.id)).computed['machine.bmc.identify'] === 'on' ? true : undefined,
+      10_000,
+    );
+    await act(qemuHost.id, 'identify', { on: false });
   });
 
   test('sensors: temperature, fan and power draw as the BMC reads them now', async () => {

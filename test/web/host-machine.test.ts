@@ -4,8 +4,10 @@
  * NIC MAC with the first machine, so that one machine runs a hypervisor host and the other is
  * bare metal: the hardware and sensors shown are the simulator's, the sensor history (sampled every
  * 300 ms) is charted with the watts the simulator reported and the energy they make, an operator
- * powers a machine off through the confirmation and the page follows it, a viewer is offered no
- * action, and the pages pass the accessibility audit.
+ * powers a machine off through the confirmation and the page follows it, turns the identify light
+ * on and off (the badge follows the simulator's light), inserts and ejects a virtual CD image, an
+ * admin unlinks and links machines by hand, a viewer is offered no action, and the pages and
+ * dialogs pass the accessibility audit.
  */
 import assert from 'node:assert/strict';
 import { networkInterfaces } from 'node:os';
@@ -265,6 +267,162 @@ describe('the host page shows and drives the physical machine (Redfish simulator
     assert.deepEqual(watched.errors(), []);
   });
 
+  test("an operator turns the identify light on and off: the badge and the one button offered follow the simulator's light", async () => {
+    const light = sim.machine('System1');
+    assert.equal(light.indicatorLed, 'Off');
+    const watched = await logIn('olga', 'olga-password-123');
+    const section = await openHost(watched, linked);
+    const badge = section.getByTestId('machine-identify');
+    const actions = section.getByRole('group', { name: `Machine actions on ${linked.name}` });
+    await badge.getByText('identify off').waitFor(seen);
+    await actions.getByRole('button', { name: 'Identify light on' }).waitFor(seen);
+    assert.equal(await actions.getByRole('button', { name: 'Identify light off' }).count(), 0);
+    await actions.getByRole('button', { name: 'Identify light on' }).click();
+    await section.getByText('Identify light on done.').waitFor(seen);
+    assert.equal(light.indicatorLed, 'Lit', "the simulator's light is lit");
+    await badge.getByText('identify on').waitFor(seen);
+    await actions.getByRole('button', { name: 'Identify light off' }).waitFor(seen);
+    assert.equal(await actions.getByRole('button', { name: 'Identify light on' }).count(), 0);
+    await watched.screenshot('host-machine-identify-on');
+    // Someone at the machine makes it blink: the poll brings it to the page.
+    light.indicatorLed = 'Blinking';
+    await badge.getByText('identify blinking').waitFor(seen);
+    await actions.getByRole('button', { name: 'Identify light off' }).click();
+    await section.getByText('Identify light off done.').waitFor(seen);
+    assert.equal(light.indicatorLed, 'Off');
+    await badge.getByText('identify off').waitFor(seen);
+    await actions.getByRole('button', { name: 'Identify light on' }).waitFor(seen);
+    assert.deepEqual(watched.errors(), []);
+  });
+
+  test('an operator inserts an image by URL (a wrong one is explained first) and ejects it after a confirmation; the page and the simulator follow; linking is not offered', async () => {
+    const cd = sim.machine('System2');
+    const image = 'https://images.example/debian-12-netinst.iso';
+    const watched = await logIn('olga', 'olga-password-123');
+    const { page } = watched;
+    const section = await openHost(watched, bare);
+    const media = section.getByTestId('machine-media');
+    await media.getByText('Virtual CD: empty').waitFor(seen);
+    await section.getByRole('button', { name: 'Insert image…' }).click();
+    const dialog = page.getByRole('dialog', {
+      name: `Insert an image into the virtual CD of ${bare.name}`,
+    });
+    const url = dialog.getByRole('textbox', { name: 'Image URL' });
+    await url.fill('ftp://images.example/debian.iso');
+    await dialog.getByRole('button', { name: 'Insert', exact: true }).click();
+    await dialog
+      .getByText('The URL must start with http://, https://, nfs:// or cifs://', { exact: false })
+      .waitFor(seen);
+    assert.equal(cd.media.inserted, false, 'nothing was asked of the BMC');
+    await url.fill(image);
+    await dialog.getByRole('button', { name: 'Insert', exact: true }).click();
+    await section.getByText('Insert image done.').waitFor(seen);
+    assert.equal(await dialog.count(), 0, 'the dialog closed');
+    assert.deepEqual(cd.media, { inserted: true, image }, "the simulator's virtual CD holds it");
+    await media.getByText(image).waitFor(seen);
+    await watched.screenshot('host-machine-media-inserted');
+    assert.equal(await section.getByRole('button', { name: 'Insert image…' }).count(), 0);
+    // An operator (host.power, no host.link) is offered no linking.
+    assert.equal(
+      await section.getByRole('button', { name: 'Link to hypervisor host…' }).count(),
+      0,
+    );
+    await section.getByRole('button', { name: 'Eject…' }).click();
+    const confirm = page.getByRole('dialog', { name: `Eject the virtual CD of ${bare.name}?` });
+    await confirm.getByText(`The image ${image} is disconnected`).waitFor(seen);
+    assert.equal(cd.media.inserted, true, 'nothing is done before the confirmation');
+    await confirm.getByRole('button', { name: 'Eject', exact: true }).click();
+    await section.getByText('Eject done.').waitFor(seen);
+    assert.deepEqual(cd.media, { inserted: false });
+    await media.getByText('Virtual CD: empty').waitFor(seen);
+    assert.deepEqual(watched.errors(), []);
+  });
+
+  test('an admin unlinks a machine from its hypervisor host, links the bare-metal one by hand (a conflict shown in the dialog), and unlinks it; the page and the API agree', async () => {
+    const watched = await logIn();
+    const { page } = watched;
+    // Provoked here: the conflicting link, and hv-1's page asking for its machine once it has none.
+    watched.allowHttpStatus(409);
+    const viewOf = async (id: string) =>
+      (await s.request('GET', `/hosts/${id}/machine`, { token })).body;
+    const api = async (method: string, path: string, body?: unknown) => {
+      const answer = await s.request(method, path, { token, ...(body ? { body } : {}) });
+      assert.equal(answer.status, 200, `${method} ${path}: ${JSON.stringify(answer.body)}`);
+    };
+    // From the hypervisor host's page: the confirmation says the unlink is remembered.
+    await page.goto(`${s.baseUrl}/#/hosts/${hypervisor.id}`);
+    const onHypervisor = page.getByRole('region', { name: 'Machine' });
+    await onHypervisor
+      .getByTestId('machine-link')
+      .getByText(/Runs on machine/)
+      .waitFor(seen);
+    await onHypervisor.getByRole('button', { name: 'Unlink…' }).click();
+    const unlinkDialog = page.getByRole('dialog', { name: `Unlink ${linked.name} from hv-1?` });
+    await unlinkDialog
+      .getByText(/will not link them again by itself, even though they share a NIC MAC address/)
+      .waitFor(seen);
+    assert.equal(
+      (await viewOf(linked.id)).hostId,
+      hypervisor.id,
+      'nothing before the confirmation',
+    );
+    await unlinkDialog.getByRole('button', { name: 'Unlink', exact: true }).click();
+    // hv-1 has no machine now: its page says nothing of one.
+    await page.getByText(/Runs on machine/).waitFor({ state: 'detached', ...seen });
+    const unlinked = await viewOf(linked.id);
+    assert.deepEqual([unlinked.hostId, unlinked.link.how], [null, 'manual']);
+
+    // The bare-metal machine's page: hv-1 is offered, machines are not.
+    const section = await openHost(watched, bare);
+    const open = async () => {
+      await section.getByRole('button', { name: 'Link to hypervisor host…' }).click();
+      const dialog = page.getByRole('dialog', { name: `Link ${bare.name} to a hypervisor host` });
+      await dialog.getByRole('combobox', { name: 'Hypervisor host' }).waitFor(seen);
+      return dialog;
+    };
+    let dialog = await open();
+    const offered = await dialog.getByRole('option').allInnerTexts();
+    assert.deepEqual(offered, ['Choose a host', 'hv-1']);
+    await dialog.getByRole('combobox', { name: 'Hypervisor host' }).selectOption({ label: 'hv-1' });
+    // Meanwhile someone links the other machine to hv-1: the API's refusal stays in the dialog.
+    await api('PUT', `/hosts/${linked.id}/machine-link`, { hostId: hypervisor.id });
+    await dialog.getByRole('button', { name: 'Link', exact: true }).click();
+    await dialog
+      .getByRole('alert')
+      .getByText(/ZEN_CONFLICT: hv-1 is linked to another machine already/)
+      .waitFor(seen);
+    assert.equal((await viewOf(bare.id)).hostId, null);
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await api('DELETE', `/hosts/${linked.id}/machine-link`);
+
+    dialog = await open();
+    await dialog.getByRole('combobox', { name: 'Hypervisor host' }).selectOption({ label: 'hv-1' });
+    await dialog.getByRole('button', { name: 'Link', exact: true }).click();
+    const link = section.getByTestId('machine-link');
+    await link.getByText(/Runs hypervisor host/).waitFor(seen);
+    await link.getByText(/linked by hand, by /).waitFor(seen);
+    await link.getByRole('link', { name: 'hv-1' }).waitFor(seen);
+    const linkedByHand = await viewOf(bare.id);
+    assert.deepEqual([linkedByHand.hostId, linkedByHand.link.how], [hypervisor.id, 'manual']);
+    await page
+      .getByRole('heading', { name: bare.name, exact: true })
+      .locator('..')
+      .getByText('bare-metal', { exact: true })
+      .waitFor({ state: 'detached', ...seen });
+    await watched.screenshot('host-machine-linked-by-hand');
+
+    // And unlinked again from the machine's page.
+    await section.getByRole('button', { name: 'Unlink…' }).click();
+    const again = page.getByRole('dialog', { name: `Unlink ${bare.name} from hv-1?` });
+    await again.getByText(/will not link them again by itself\. Link them again/).waitFor(seen);
+    await again.getByRole('button', { name: 'Unlink', exact: true }).click();
+    await link.getByText(/Bare metal/).waitFor(seen);
+    assert.equal((await viewOf(bare.id)).hostId, null);
+    assert.deepEqual(watched.errors(), []);
+    // As the other tests found it: System1 runs hv-1.
+    await api('PUT', `/hosts/${linked.id}/machine-link`, { hostId: hypervisor.id });
+  });
+
   test('a viewer sees the machine and its sensors but is offered no action', async () => {
     const watched = await logIn('vera', 'vera-password-123');
     const { page } = watched;
@@ -280,7 +438,22 @@ describe('the host page shows and drives the physical machine (Redfish simulator
     await page.evaluate(
       () => new Promise((done) => (globalThis as any).requestAnimationFrame(() => done(null))),
     );
-    for (const name of ['Power on', 'Shut down…', 'Power off…', 'Reset…', 'Fence…'])
+    // The identify light and the virtual CD are shown; nothing is offered to change them.
+    await section.getByTestId('machine-identify').getByText('identify off').waitFor(seen);
+    await section.getByTestId('machine-media').getByText('Virtual CD: empty').waitFor(seen);
+    for (const name of [
+      'Power on',
+      'Shut down…',
+      'Power off…',
+      'Reset…',
+      'Fence…',
+      'Identify light on',
+      'Identify light off',
+      'Insert image…',
+      'Eject…',
+      'Link to hypervisor host…',
+      'Unlink…',
+    ])
       assert.equal(await page.getByRole('button', { name }).count(), 0, `${name} is not offered`);
     assert.equal(await page.getByRole('group', { name: /^Machine actions on/ }).count(), 0);
     assert.deepEqual(watched.errors(), []);
@@ -313,6 +486,28 @@ describe('the host page shows and drives the physical machine (Redfish simulator
         ).opacity === '1',
     );
     await audit('fence confirmation');
+    await page.getByRole('button', { name: 'Cancel', exact: true }).click();
+    const faded = () =>
+      page.waitForFunction(
+        () =>
+          (globalThis as any).getComputedStyle(
+            (globalThis as any).document.querySelector('[role="dialog"]'),
+          ).opacity === '1',
+      );
+    // The image dialog with a refused URL explained, and the unlink confirmation.
+    await section.getByRole('button', { name: 'Insert image…' }).click();
+    const insert = page.getByRole('dialog', { name: /^Insert an image/ });
+    await insert.getByRole('textbox', { name: 'Image URL' }).fill('images.example/x.iso');
+    await insert.getByRole('button', { name: 'Insert', exact: true }).click();
+    await insert.getByText(/The URL must start with/).waitFor(seen);
+    await faded();
+    await audit('insert image dialog');
+    await insert.getByRole('button', { name: 'Cancel', exact: true }).click();
+    await insert.waitFor({ state: 'detached', ...seen });
+    await section.getByRole('button', { name: 'Unlink…' }).click();
+    await page.getByRole('dialog', { name: /^Unlink / }).waitFor(seen);
+    await faded();
+    await audit('unlink confirmation');
     await page.getByRole('button', { name: 'Cancel', exact: true }).click();
     const overflow = await page.evaluate(() => {
       const doc = (globalThis as any).document.documentElement;

@@ -27,6 +27,12 @@ export const machineBootDevices: readonly MachineBootDevice[] = ['pxe', 'disk', 
 /** What the BMC reads now; 'unknown' while it changes or when it cannot tell. */
 export type MachinePower = 'on' | 'off' | 'unknown';
 
+/**
+ * The identify light (fact `bmc.identify`): on (lit, or IPMI's timed or indefinite on), blinking
+ * (Redfish IndicatorLED Blinking), or off.
+ */
+export type MachineIdentify = 'on' | 'blinking' | 'off';
+
 export interface MachineSensor {
   name: string;
   kind: 'temperature' | 'fan' | 'power';
@@ -56,4 +62,10 @@ export interface MachineFacet {
   sensors(hostExternalId: string): Promise<MachineSensor[]>;
   /** Power off confirmed by reading it back within the deadline; BMC_FENCE_UNCONFIRMED otherwise. */
   fence(hostExternalId: string, options: { deadlineMs: number }): Promise<MachineFenceResult>;
+  /**
+   * Reads every machine's status facts (power, health, identify light, virtual media) now instead
+   * of at the next poll; resolves once what changed has been reported to the inventory (at once
+   * when the connection is not watching).
+   */
+  refreshStatus(): Promise<void>;
 }

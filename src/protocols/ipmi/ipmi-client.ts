@@ -1,8 +1,9 @@
 /**
  * An IPMI 2.0 client for one BMC, through ipmitool (./ipmitool-runner.ts):
- * chassis power (status, on, off, soft, cycle, reset), a one-time boot device,
- * the identify light, FRU data, the BMC's firmware and GUID, sensor readings,
- * and fencing (power off confirmed by reading it back). Each call is one
+ * chassis power (status, on, off, soft, cycle, reset), the chassis status
+ * (power and identify state), a one-time boot device, the identify light,
+ * FRU data, the BMC's firmware and GUID, sensor readings, and fencing (power
+ * off confirmed by reading it back). Each call is one
  * ipmitool process with its own RMCP+ session; see
  * docs/decisions/0030-ipmi-through-ipmitool.md for what that costs.
  *
@@ -16,11 +17,13 @@ import {
   type FenceResult,
 } from '../fencing/confirm-power-off.js';
 import {
+  readChassisStatus,
   readFru,
   readGuid,
   readMcInfo,
   readPowerStatus,
   readSdr,
+  type ChassisStatus,
   type FruInfo,
   type IpmiPower,
   type IpmiSensor,
@@ -49,6 +52,11 @@ export class IpmiClient {
 
   async powerState(): Promise<IpmiPower> {
     return readPowerStatus(await this.#run.run(['chassis', 'power', 'status']));
+  }
+
+  /** Power and, where the BMC reports it, the identify light, in one Get Chassis Status. */
+  async chassisStatus(): Promise<ChassisStatus> {
+    return readChassisStatus(await this.#run.run(['raw', '0x00', '0x01']));
   }
 
   async powerOn(): Promise<void> {

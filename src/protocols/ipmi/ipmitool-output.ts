@@ -39,6 +39,35 @@ export function readPowerStatus(text: string): IpmiPower {
   return match[1]!.toLowerCase() as IpmiPower;
 }
 
+/**
+ * Get Chassis Status (IPMI 2.0 §28.2) as `raw 0x00 0x01` prints it (" 01 00 00 00": hex bytes
+ * after the completion code). ipmitool's own `chassis status` does not show the identify state,
+ * so the bytes are read: byte 1 bit 0 is the power; byte 3 bit 6 says whether the BMC reports
+ * the identify state, bits 5–4 hold it (0 off, 1 timed on, 2 indefinite on).
+ */
+export interface ChassisStatus {
+  power: IpmiPower;
+  /** Absent where the BMC does not report it (bit 6 clear, as OpenIPMI's ipmi_sim answers). */
+  identify?: 'off' | 'timed' | 'on';
+}
+
+export function readChassisStatus(text: string): ChassisStatus {
+  const bytes = text
+    .trim()
+    .split(/\s+/)
+    .map((cell) => (/^[0-9a-f]{2}$/i.test(cell) ? parseInt(cell, 16) : NaN));
+  if (bytes.length < 3 || bytes.some(Number.isNaN)) throw invalid('raw 0x00 0x01', text);
+  const [current, , misc] = bytes as [number, number, number];
+  const status: ChassisStatus = { power: current & 0x01 ? 'on' : 'off' };
+  if (misc & 0x40) {
+    const state = (misc >> 4) & 0x03;
+    if (state === 0) status.identify = 'off';
+    else if (state === 1) status.identify = 'timed';
+    else if (state === 2) status.identify = 'on';
+  }
+  return status;
+}
+
 /** `key : value` lines into a map (the first occurrence of a key wins). */
 function fields(text: string): Map<string, string> {
   const map = new Map<string, string>();

@@ -10,7 +10,9 @@
  *
  * Power, boot device, virtual media and the identify light are tasks (audited,
  * cancellable while queued, recovered after a restart); a power action ends
- * only once the BMC reads the state it should give. fence() powers off and
+ * only once the BMC reads the state it should give, and every action but the
+ * boot device ends once the machine's facts (power, identify light, virtual
+ * media) have been read again. fence() powers off and
  * confirms it (high availability restarts VMs only after that).
  */
 import { Type, type Static } from 'typebox';
@@ -526,9 +528,32 @@ export class MachineService {
   }
 
   async #run(context: TaskRunContext<MachineTaskParams>): Promise<unknown> {
-    const params = context.task.params;
-    const machine = this.deps.inventory.get(params.machineId);
+    const machine = this.deps.inventory.get(context.task.params.machineId);
     const facet = this.#facet(machine);
+    const result = await this.#act(context, machine, facet);
+    if (context.task.params.operation !== 'boot') {
+      // What the action changed (the light, the CD, the power) shows on the machine by the time
+      // the task ends, not at the next poll. The action is done either way: a failed read waits
+      // for the next poll.
+      context.progress({ percent: 90, message: 'reading the machine again' });
+      await facet
+        .refreshStatus()
+        .catch((error: unknown) =>
+          this.deps.logger.info(
+            { err: error, machineId: machine.id },
+            'reading the machine after an action failed; the next poll will',
+          ),
+        );
+    }
+    return result;
+  }
+
+  async #act(
+    context: TaskRunContext<MachineTaskParams>,
+    machine: ManagedObject,
+    facet: MachineFacet,
+  ): Promise<unknown> {
+    const params = context.task.params;
     const id = machine.externalId!;
     switch (params.operation) {
       case 'power': {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
+  readChassisStatus,
   readFru,
   readGuid,
   readMcInfo,
@@ -71,4 +72,18 @@ test('sensor lines with a reading become sensors; the rest are left out', () => 
       ['Current 1', 106, 'current', 0.4, 'Amps'],
     ],
   );
+});
+
+test('Get Chassis Status bytes give the power, and the identify state only where the BMC says it reports it', () => {
+  // What ipmi_sim answers (power on, the "identify state supported" bit clear): no identify state.
+  assert.deepEqual(readChassisStatus(' 01 00 00\n'), { power: 'on' });
+  // A BMC that reports it (bit 6), with the fourth byte (front panel) some send.
+  assert.deepEqual(readChassisStatus(' 01 00 40 00\n'), { power: 'on', identify: 'off' });
+  assert.deepEqual(readChassisStatus(' 00 00 50\n'), { power: 'off', identify: 'timed' });
+  assert.deepEqual(readChassisStatus(' 21 10 60 aa\n'), { power: 'on', identify: 'on' });
+  // The other bits of byte 3 (fan, drive faults) do not disturb it; state 3 is reserved.
+  assert.deepEqual(readChassisStatus(' 01 00 6c\n'), { power: 'on', identify: 'on' });
+  assert.deepEqual(readChassisStatus(' 01 00 70\n'), { power: 'on' });
+  for (const garbage of ['', ' 01 00\n', 'Unable to send RAW command\n', ' 01 zz 00\n'])
+    assert.throws(() => readChassisStatus(garbage), { code: 'IPMI_OUTPUT_INVALID' });
 });

@@ -2,7 +2,7 @@
  * What marks a host wherever the console lists it: a machine linked to no hypervisor host is
  * "bare-metal" (placement puts no VM there), and a host with a machine under it shows the power
  * its BMC last read (the machine's own `hardware.power`, or the linked host's
- * `machine.hardware.power`).
+ * `machine.hardware.power`). The machine section also shows its health and identify light.
  */
 import { Badge } from '@mantine/core';
 import type { FactValue, ManagedObject } from '../api/types.ts';
@@ -40,6 +40,35 @@ export function MachineHealthBadge(props: { health: FactValue | undefined }) {
       data-testid="machine-health"
     >
       health {health}
+    </Badge>
+  );
+}
+
+const identifyColors: Record<string, string> = { on: 'indigo', blinking: 'indigo', off: 'gray' };
+
+/**
+ * The identify light (`bmc.identify`): lit, blinking, off, or unknown. Its title says whether the
+ * BMC reported it or it is what Zenith last set (IPMI BMCs that do not report it).
+ */
+export function MachineIdentifyBadge(props: {
+  identify: FactValue | undefined;
+  source: FactValue | undefined;
+}) {
+  const identify = typeof props.identify === 'string' ? props.identify : 'unknown';
+  const title =
+    props.source === 'zenith'
+      ? 'Identify light, as Zenith last set it (this BMC does not report it)'
+      : identify === 'unknown'
+        ? 'Identify light: the BMC does not report it and Zenith has not set it'
+        : 'Identify light, as its BMC reports it';
+  return (
+    <Badge
+      color={identifyColors[identify] ?? 'blue'}
+      variant="light"
+      title={title}
+      data-testid="machine-identify"
+    >
+      identify {identify}
     </Badge>
   );
 }

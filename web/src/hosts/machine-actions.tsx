@@ -1,6 +1,7 @@
 /**
  * What can be done to a machine through its BMC: power on, shut down, power off, power cycle,
- * reset, boot once from a device, the identify light, and fencing. Offered only with `host.power`
+ * reset, boot once from a device, the identify light (a toggle: the button offered turns it the
+ * other way from what the BMC last read, both while that is unknown), and fencing. Offered only with `host.power`
  * on the host and where the BMC has the capability (machine.power, machine.boot,
  * machine.identify, machine.fence). The ones that stop what runs on the machine ask first, in a
  * dialog naming the host and what will happen. Each answers a task, followed until it ends; a
@@ -18,6 +19,7 @@ import {
   type MachineBootDevice,
   type MachinePowerAction,
 } from '../api/machine-calls.ts';
+import type { FactValue } from '../api/types.ts';
 import type { TaskDetail } from '../api/vm-types.ts';
 import { TaskRunStatus } from '../components/task-run-status.tsx';
 import { useTaskRunner } from '../components/use-task-runner.ts';
@@ -55,6 +57,13 @@ const bootDevices: Array<{ device: MachineBootDevice; label: string }> = [
   { device: 'bios', label: 'BIOS setup' },
 ];
 
+/** The identify actions to offer: the other way from the light's state, both while it is unknown. */
+function identifyOffered(identify: FactValue | undefined): boolean[] {
+  if (identify === 'on' || identify === 'blinking') return [false];
+  if (identify === 'off') return [true];
+  return [true, false];
+}
+
 export function MachineActions(props: {
   /** The host whose page this is (the machine, or the hypervisor host on it). */
   hostId: string;
@@ -64,10 +73,13 @@ export function MachineActions(props: {
   events: EventStream;
   mayPower: boolean;
   capabilities: readonly string[];
+  /** The identify light as last read (`bmc.identify`): on, blinking, off, or unknown. */
+  identify: FactValue | undefined;
   /** A task ended: the machine may read differently now. */
   onTaskEnded: () => void;
 }) {
-  const { hostId, hostLabel, client, events, mayPower, capabilities, onTaskEnded } = props;
+  const { hostId, hostLabel, client, events, mayPower, capabilities, identify, onTaskEnded } =
+    props;
   const { run, start } = useTaskRunner(client, events);
   const [confirming, setConfirming] = useState<Destructive | null>(null);
   if (!mayPower) return null;
@@ -140,28 +152,20 @@ export function MachineActions(props: {
             </Menu.Dropdown>
           </Menu>
         )}
-        {has('machine.identify') && (
-          <>
-            <Button
-              variant="default"
-              loading={pending('Identify light on')}
-              onClick={() =>
-                void launch('Identify light on', () => identifyMachine(client, hostId, true))
-              }
-            >
-              Identify light on
-            </Button>
-            <Button
-              variant="default"
-              loading={pending('Identify light off')}
-              onClick={() =>
-                void launch('Identify light off', () => identifyMachine(client, hostId, false))
-              }
-            >
-              Identify light off
-            </Button>
-          </>
-        )}
+        {has('machine.identify') &&
+          identifyOffered(identify).map((on) => {
+            const label = `Identify light ${on ? 'on' : 'off'}`;
+            return (
+              <Button
+                key={label}
+                variant="default"
+                loading={pending(label)}
+                onClick={() => void launch(label, () => identifyMachine(client, hostId, on))}
+              >
+                {label}
+              </Button>
+            );
+          })}
         {has('machine.fence') && (
           <Button
             variant="outline"

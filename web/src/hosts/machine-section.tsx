@@ -1,8 +1,9 @@
 /**
  * The physical machine under a host, on the host's page: shown for a machine (a host a redfish or
  * ipmi connection discovered) and for the hypervisor host linked to one (GET /hosts/ID/machine).
- * Its hardware, power and health, its BMC, the link (the hypervisor host on it, or bare metal, and
- * how they were linked), live sensors, their history with the energy drawn, and the BMC actions.
+ * Its hardware, power, health and identify light, its BMC, the link (the hypervisor host on it, or
+ * bare metal, and how they were linked; linking and unlinking by hand), the virtual CD, live
+ * sensors, their history with the energy drawn, and the BMC actions.
  * Read again when an inventory event names the machine or its host (a poll that read another power
  * state) and when an action ends.
  */
@@ -15,9 +16,16 @@ import { reasonOf } from '../api/follow-task.ts';
 import { machineOf, type MachineView } from '../api/machine-calls.ts';
 import type { ManagedObject } from '../api/types.ts';
 import { hrefOf } from '../hash-route.ts';
-import { BareMetalBadge, MachineHealthBadge, MachinePowerBadge } from './host-badges.tsx';
+import {
+  BareMetalBadge,
+  MachineHealthBadge,
+  MachineIdentifyBadge,
+  MachinePowerBadge,
+} from './host-badges.tsx';
 import { MachineActions } from './machine-actions.tsx';
 import { MachineHardware } from './machine-hardware.tsx';
+import { MachineLinkActions } from './machine-link-actions.tsx';
+import { MachineMedia } from './machine-media.tsx';
 import { MachineSensors } from './machine-sensors.tsx';
 
 // The chart library is loaded when a machine is first shown: other host pages do not wait for it.
@@ -74,8 +82,11 @@ export function MachineSection(props: {
   client: ApiClient;
   events: EventStream;
   mayPower: boolean;
+  mayLink: boolean;
+  /** A link was made or undone: the host's own computed facts changed (no inventory event says so). */
+  onLinkChanged: () => void;
 }) {
-  const { host, client, events, mayPower } = props;
+  const { host, client, events, mayPower, mayLink, onLinkChanged } = props;
   const [view, setView] = useState<MachineView | 'no-bmc' | null>(null);
   const [hostName, setHostName] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -152,9 +163,26 @@ export function MachineSection(props: {
         <Title order={3}>Machine</Title>
         <MachinePowerBadge power={machine.facts['hardware.power']} />
         <MachineHealthBadge health={machine.facts['hardware.health']} />
+        <MachineIdentifyBadge
+          identify={machine.facts['bmc.identify']}
+          source={machine.facts['bmc.identifySource']}
+        />
         <BareMetalBadge host={machine} />
       </Group>
-      <LinkLine view={view} pageHostId={host.id} hostName={hostName} />
+      <Group gap="sm">
+        <LinkLine view={view} pageHostId={host.id} hostName={hostName} />
+        <MachineLinkActions
+          view={view}
+          pageHostId={host.id}
+          linkedHostName={view.hostId === host.id ? host.name : hostName}
+          client={client}
+          mayLink={mayLink}
+          onChanged={() => {
+            reload();
+            onLinkChanged();
+          }}
+        />
+      </Group>
       <Text size="sm">
         BMC: {String(machine.facts['bmc.protocol'] ?? '—')} at{' '}
         <Text span ff="monospace" size="sm">
@@ -164,6 +192,17 @@ export function MachineSection(props: {
       <MachineActions
         hostId={host.id}
         hostLabel={hostLabel}
+        client={client}
+        events={events}
+        mayPower={mayPower}
+        capabilities={view.capabilities}
+        identify={machine.facts['bmc.identify']}
+        onTaskEnded={reload}
+      />
+      <MachineMedia
+        hostId={host.id}
+        hostLabel={hostLabel}
+        machine={machine}
         client={client}
         events={events}
         mayPower={mayPower}

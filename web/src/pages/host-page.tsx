@@ -119,6 +119,8 @@ export function HostPage(props: { hostId: string; client: ApiClient; events: Eve
         client={client}
         events={events}
         mayPower={permissions.can('host.power', host.id)}
+        mayLink={permissions.can('host.link', host.id)}
+        onLinkChanged={reload}
       />
       <Title order={3}>Capacity and load</Title>
       <HostCapacity host={host} allocation={allocationOf(vms)} />
