@@ -9,41 +9,44 @@ export class ConsoleRelays {
 
   constructor(private readonly driver: QemuDriver) {}
 
-  handle(
-    message: Extract<ToAgent, { type: 'console-open' | 'console-data' | 'console-close' }>,
+  /** Opens a VM's console and relays it as `stream`; a failure closes the stream with its code. */
+  open(
+    message: Extract<ToAgent, { type: 'console-open' }>,
     send: (message: FromAgent) => void,
   ): void {
-    if (message.type === 'console-open') {
-      this.driver
-        .openConsole(message.vmId, message.kind)
-        .then((stream) => {
-          this.#streams.set(message.stream, stream);
-          stream.on('data', (chunk: Buffer) =>
-            send({ type: 'console-data', stream: message.stream, data: chunk.toString('base64') }),
-          );
-          stream.on('close', () => {
-            this.#streams.delete(message.stream);
-            send({ type: 'console-close', stream: message.stream });
-          });
-          stream.on('error', () => stream.destroy());
-          send({ type: 'console-opened', stream: message.stream });
-        })
-        .catch((error: unknown) => {
-          const coded = isZenithError(error)
-            ? error
-            : new ZenithError('ZEN_DRIVER_ERROR', (error as Error).message);
-          send({
-            type: 'console-close',
-            stream: message.stream,
-            error: { code: coded.code, message: coded.message },
-          });
+    this.driver
+      .openConsole(message.vmId, message.kind)
+      .then((stream) => {
+        this.#streams.set(message.stream, stream);
+        stream.on('data', (chunk: Buffer) =>
+          send({ type: 'console-data', stream: message.stream, data: chunk.toString('base64') }),
+        );
+        stream.on('close', () => {
+          this.#streams.delete(message.stream);
+          send({ type: 'console-close', stream: message.stream });
         });
-    } else if (message.type === 'console-data') {
-      this.#streams.get(message.stream)?.write(Buffer.from(message.data, 'base64'));
-    } else {
-      this.#streams.get(message.stream)?.destroy();
-      this.#streams.delete(message.stream);
-    }
+        stream.on('error', () => stream.destroy());
+        send({ type: 'console-opened', stream: message.stream });
+      })
+      .catch((error: unknown) => {
+        const coded = isZenithError(error)
+          ? error
+          : new ZenithError('ZEN_DRIVER_ERROR', (error as Error).message);
+        send({
+          type: 'console-close',
+          stream: message.stream,
+          error: { code: coded.code, message: coded.message },
+        });
+      });
+  }
+
+  write(message: Extract<ToAgent, { type: 'console-data' }>): void {
+    this.#streams.get(message.stream)?.write(Buffer.from(message.data, 'base64'));
+  }
+
+  close(message: Extract<ToAgent, { type: 'console-close' }>): void {
+    this.#streams.get(message.stream)?.destroy();
+    this.#streams.delete(message.stream);
   }
 
   closeAll(): void {

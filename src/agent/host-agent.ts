@@ -15,9 +15,19 @@ import type { Clock } from '../core/clock.js';
 import { isErrorCode, isZenithError, ZenithError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { QemuDriver } from '../hypervisors/qemu/qemu-driver.js';
-import { check, decodeForAgent, encode } from '../protocols/agent-channel/codec.js';
-import { dispatchCall, type CallContext } from '../protocols/agent-channel/dispatcher.js';
-import type { FromAgent, ControlPlaneHandshake } from '../protocols/agent-channel/messages.js';
+import { check, decodeForAgent, encodeForControlPlane } from '../protocols/agent-channel/codec.js';
+import {
+  dispatchCall,
+  dispatchMessage,
+  type CallContext,
+  type MessageHandlers,
+} from '../protocols/agent-channel/dispatcher.js';
+import type {
+  AgentReceives,
+  ControlPlaneHandshake,
+  ControlPlaneReceives,
+  FromAgent,
+} from '../protocols/agent-channel/messages.js';
 import {
   channelProtocol,
   formatVersion,
@@ -179,10 +189,16 @@ export class HostAgent {
       let renewal: NodeJS.Timeout | undefined;
       const pendingKey: { privateKey?: string } = {};
       const watching = new AbortController();
-      const send = (message: FromAgent) => {
-        if (socket.readyState === WebSocket.OPEN) socket.send(encode(message));
+      // What this end would send wrong (a value the channel does not allow) is logged, not sent.
+      const send = (message: ControlPlaneReceives) => {
+        if (socket.readyState !== WebSocket.OPEN) return;
+        try {
+          socket.send(encodeForControlPlane(message));
+        } catch (error) {
+          this.#options.logger.error({ err: error, type: message.type }, 'a message was not sent');
+        }
       };
-      const handlers = qemuCallHandlers(driver);
+      const callHandlers = qemuCallHandlers(driver);
       let heartbeat: NodeJS.Timeout | undefined;
       const consoles = new ConsoleRelays(driver);
       // Calls under way, so the control plane can cancel one (a cancelled task).
@@ -220,6 +236,60 @@ export class HostAgent {
           this.#options.logger.error({ err: error }, 'the inventory watch failed'),
         );
       };
+      const handlers: MessageHandlers<AgentReceives> = {
+        challenge: (message) =>
+          send({
+            type: 'hello',
+            certificate: credentials.certificate,
+            signature: signChallenge(credentials, message.nonce),
+            protocol: formatVersion(this.#protocol),
+          }),
+        welcome,
+        refused: (message) => {
+          refusal = new ZenithError(
+            isErrorCode(message.error.code) ? message.error.code : 'ZEN_UNAUTHENTICATED',
+            `the control plane refused the channel: ${message.error.message}`,
+          );
+        },
+        renewed: (message) => {
+          if (!pendingKey.privateKey) return;
+          // Keep the new certificate first; only then may the control plane revoke the old one.
+          this.#current = {
+            ...(this.#current ?? credentials),
+            certificate: message.certificate,
+            privateKey: pendingKey.privateKey,
+          };
+          delete pendingKey.privateKey;
+          this.#store.save(this.#current);
+          send({ type: 'switched' });
+          this.#options.logger.info({ notAfter: message.notAfter }, 'certificate renewed');
+          renewal = setTimeout(() => this.#renew(send, pendingKey), message.renewInMs);
+        },
+        'renew-failed': (message) => {
+          this.#options.logger.warn({ code: message.error.code }, message.error.message);
+          renewal = setTimeout(() => this.#renew(send, pendingKey), 60_000);
+        },
+        call: (call) => {
+          const controller = new AbortController();
+          calls.set(call.id, controller);
+          const context: CallContext = {
+            signal: AbortSignal.any([this.#abort.signal, controller.signal]),
+            progress: (update) => send({ type: 'progress', id: call.id, update }),
+          };
+          dispatchCall(call, callHandlers, this.#protocol, context)
+            .then((result) => {
+              calls.delete(call.id);
+              send(result);
+            })
+            .catch((error: unknown) =>
+              this.#options.logger.error({ err: error, call: call.id }, 'a call was not answered'),
+            );
+        },
+        cancel: (message) => calls.get(message.id)?.abort(),
+        'console-open': (message) => consoles.open(message, send),
+        'console-data': (message) => consoles.write(message),
+        'console-close': (message) => consoles.close(message),
+      };
       socket.on('message', (data: Buffer) => {
         let message;
         try {
@@ -229,75 +299,7 @@ export class HostAgent {
           return;
         }
         // A type this agent does not know (a newer control plane's) is none of its business.
-        if (message === null) return;
-        switch (message.type) {
-          case 'challenge':
-            socket.send(
-              encode({
-                type: 'hello',
-                certificate: credentials.certificate,
-                signature: signChallenge(credentials, message.nonce),
-                protocol: formatVersion(this.#protocol),
-              }),
-            );
-            break;
-          case 'welcome':
-            welcome(message);
-            break;
-          case 'refused':
-            refusal = new ZenithError(
-              isErrorCode(message.error.code) ? message.error.code : 'ZEN_UNAUTHENTICATED',
-              `the control plane refused the channel: ${message.error.message}`,
-            );
-            break;
-          case 'renewed':
-            if (!pendingKey.privateKey) return;
-            // Keep the new certificate first; only then may the control plane revoke the old one.
-            this.#current = {
-              ...(this.#current ?? credentials),
-              certificate: message.certificate,
-              privateKey: pendingKey.privateKey,
-            };
-            delete pendingKey.privateKey;
-            this.#store.save(this.#current);
-            send({ type: 'switched' });
-            this.#options.logger.info({ notAfter: message.notAfter }, 'certificate renewed');
-            renewal = setTimeout(() => this.#renew(send, pendingKey), message.renewInMs);
-            break;
-          case 'renew-failed':
-            this.#options.logger.warn({ code: message.error.code }, message.error.message);
-            renewal = setTimeout(() => this.#renew(send, pendingKey), 60_000);
-            break;
-          case 'call': {
-            const call = message;
-            const controller = new AbortController();
-            calls.set(call.id, controller);
-            const context: CallContext = {
-              signal: AbortSignal.any([this.#abort.signal, controller.signal]),
-              progress: (update) => send({ type: 'progress', id: call.id, update }),
-            };
-            dispatchCall(call, handlers, this.#protocol, context)
-              .then((result) => {
-                calls.delete(call.id);
-                send(result);
-              })
-              .catch((error: unknown) =>
-                this.#options.logger.error(
-                  { err: error, call: call.id },
-                  'a call was not answered',
-                ),
-              );
-            break;
-          }
-          case 'cancel':
-            calls.get(message.id)?.abort();
-            break;
-          case 'console-open':
-          case 'console-data':
-          case 'console-close':
-            consoles.handle(message, send);
-            break;
-        }
+        if (message !== null) dispatchMessage(message, handlers);
       });
       socket.on('unexpected-response', (_request, response) => {
         reject(

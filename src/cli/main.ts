@@ -1,20 +1,31 @@
 #!/usr/bin/env node
 /** The `zenith` command. */
 import { Command, CommanderError } from 'commander';
-import { registerAccounting } from './commands/accounting.js';
 import { registerAccess } from './commands/access.js';
-import { registerAdmin } from './commands/admin.js';
-import { registerAgent, registerAgents } from './commands/agent.js';
+import { registerAccounting } from './commands/accounting.js';
+import { registerAgent } from './commands/agent.js';
+import { registerAgents } from './commands/agents.js';
+import { registerAudit } from './commands/audit.js';
+import { registerBindings } from './commands/bindings.js';
+import { registerConnections } from './commands/connections.js';
+import { registerEvents } from './commands/events.js';
+import { registerGroups } from './commands/groups.js';
 import { registerHosts } from './commands/hosts.js';
-import { registerOperations } from './commands/operations.js';
+import { registerLogin } from './commands/login.js';
+import { registerLogout } from './commands/logout.js';
 import { registerPlace } from './commands/place.js';
 import { registerPlans } from './commands/plans.js';
 import { registerPolicy } from './commands/policy.js';
 import { registerQuotas } from './commands/quotas.js';
+import { registerRebalance } from './commands/rebalance.js';
 import { registerResourceGroups } from './commands/resource-groups.js';
+import { registerRoles } from './commands/roles.js';
 import { registerServe } from './commands/serve.js';
-import { registerSession } from './commands/session.js';
+import { registerTasks } from './commands/tasks.js';
+import { registerTokens } from './commands/tokens.js';
+import { registerUsers } from './commands/users.js';
 import { registerVms } from './commands/vms.js';
+import { registerWhoami } from './commands/whoami.js';
 import { reportError } from './output.js';
 import { exitOnUnhandledRejection } from '../core/unhandled-rejections.js';
 
@@ -29,21 +40,36 @@ const program = new Command('zenith')
   .showHelpAfterError()
   .exitOverride();
 
-registerServe(program);
-registerAgent(program);
-registerAgents(program);
-registerSession(program);
-registerHosts(program);
-registerVms(program);
-registerOperations(program);
-registerPolicy(program);
-registerPlace(program);
-registerPlans(program);
-registerAdmin(program);
-registerAccounting(program);
-registerAccess(program);
-registerQuotas(program);
-registerResourceGroups(program);
+// One command noun per file (commands/<noun>.ts, its subcommands in <noun>-<subcommand>.ts), in the
+// order `zenith --help` lists them.
+for (const register of [
+  registerServe,
+  registerAgent,
+  registerAgents,
+  registerLogin,
+  registerLogout,
+  registerWhoami,
+  registerHosts,
+  registerVms,
+  registerConnections,
+  registerTasks,
+  registerEvents,
+  registerPolicy,
+  registerPlace,
+  registerRebalance,
+  registerPlans,
+  registerAudit,
+  registerUsers,
+  registerTokens,
+  registerAccounting,
+  registerAccess,
+  registerGroups,
+  registerRoles,
+  registerBindings,
+  registerQuotas,
+  registerResourceGroups,
+])
+  register(program);
 
 try {
   await program.parseAsync(process.argv);

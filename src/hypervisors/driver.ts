@@ -96,6 +96,12 @@ export interface HypervisorDriver {
    * through facetOf/requireFacet.
    */
   readonly facets?: Partial<DriverFacets>;
+  /**
+   * Why a facet this family can have is absent now (an agent that is not connected, or speaks an
+   * older protocol); undefined when there is no more to say than that the family lacks it.
+   * requireFacet refuses with it; `purpose` says what the caller wanted the facet for.
+   */
+  facetRefusal?(name: FacetName, purpose: string): ZenithError | undefined;
   /** Opens the connection to the peer; throws a coded error when it cannot. */
   connect(): Promise<void>;
   /**
@@ -185,7 +191,10 @@ export function facetOf<N extends FacetName>(
   return driver.facets?.[name];
 }
 
-/** The driver's facet of that name; ZEN_UNSUPPORTED (saying what needed it) when it has none. */
+/**
+ * The driver's facet of that name; when it has none, the driver's reason (facetRefusal) or
+ * ZEN_UNSUPPORTED, saying what needed it.
+ */
 export function requireFacet<N extends FacetName>(
   driver: HypervisorDriver,
   name: N,
@@ -193,10 +202,13 @@ export function requireFacet<N extends FacetName>(
 ): DriverFacets[N] {
   const facet = facetOf(driver, name);
   if (!facet)
-    throw new ZenithError(
-      'ZEN_UNSUPPORTED',
-      `${driver.info.type} connections cannot ${purpose} (they have no '${name}' facet)`,
-      { facet: name, type: driver.info.type },
+    throw (
+      driver.facetRefusal?.(name, purpose) ??
+      new ZenithError(
+        'ZEN_UNSUPPORTED',
+        `${driver.info.type} connections cannot ${purpose} (they have no '${name}' facet)`,
+        { facet: name, type: driver.info.type },
+      )
     );
   return facet;
 }

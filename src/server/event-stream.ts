@@ -14,8 +14,8 @@ import type { StreamClosedData, ZenithEvent } from '../api/events.js';
 import { ZenithError } from '../core/errors.js';
 import type { EventBus } from '../services/events/event-bus.js';
 import type { AccessService } from '../services/identity/access-service.js';
-import type { IdentityService } from '../services/identity/identity-service.js';
 import type { SessionEnd } from '../services/identity/live-sessions.js';
+import type { SessionService } from '../services/identity/session-service.js';
 import type { Principal } from '../services/identity/roles.js';
 import { principalOf } from './auth.js';
 
@@ -28,7 +28,7 @@ export interface StreamQuery {
 export interface EventStreamServices {
   events: EventBus;
   access: AccessService;
-  identities: IdentityService;
+  sessions: SessionService;
 }
 
 /** Events about objects the caller may read; events about no object need event.read everywhere. */
@@ -47,7 +47,7 @@ const noLongerPermitted = (principal: Principal): SessionEnd => ({
 });
 
 export async function streamEvents(
-  { events, access, identities }: EventStreamServices,
+  { events, access, sessions }: EventStreamServices,
   request: FastifyRequest,
   reply: FastifyReply,
   q: StreamQuery,
@@ -63,7 +63,7 @@ export async function streamEvents(
   let close: (reason: SessionEnd) => void = (reason) => {
     early ??= reason;
   };
-  const release = identities.sessions.open({
+  const release = sessions.live.open({
     identityId: principal.id,
     tokenId: principal.tokenId,
     end: (reason) => close(reason),
@@ -77,7 +77,7 @@ export async function streamEvents(
       readable = readableEvents(access, principal);
     },
   });
-  const ending = early ?? (await identities.tokenEnding(principal.tokenId)) ?? early;
+  const ending = early ?? (await sessions.tokenEnding(principal.tokenId)) ?? early;
   if (ending) {
     release();
     throw new ZenithError(ending.code, ending.message);

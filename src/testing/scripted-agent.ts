@@ -10,7 +10,7 @@ import WebSocket from 'ws';
 import { newKeyAndRequest, signChallenge } from '../agent/agent-credentials.js';
 import type { DiscoverySnapshot } from '../hypervisors/driver.js';
 import type { AgentMethod } from '../protocols/agent-channel/call-map.js';
-import { decodeForAgent, encode } from '../protocols/agent-channel/codec.js';
+import { decodeForAgent, encodeForControlPlane } from '../protocols/agent-channel/codec.js';
 import type { FromAgent } from '../protocols/agent-channel/messages.js';
 import { channelProtocol, formatVersion } from '../protocols/agent-channel/version.js';
 
@@ -74,7 +74,7 @@ export async function startScriptedAgent(options: ScriptedAgentOptions): Promise
   const protocol =
     options.protocol === undefined ? formatVersion(channelProtocol) : options.protocol;
   const socket = new WebSocket(`${options.server.replace(/^http/, 'ws')}/api/v1/agents/channel`);
-  const send = (message: FromAgent) => socket.send(encode(message));
+  const send = (message: FromAgent) => socket.send(encodeForControlPlane(message));
   let heartbeat: NodeJS.Timeout | undefined;
   let welcomedWith: string | undefined;
   await new Promise<void>((resolve, reject) => {
@@ -83,7 +83,7 @@ export async function startScriptedAgent(options: ScriptedAgentOptions): Promise
       const message = decodeForAgent(data);
       if (message?.type === 'challenge')
         socket.send(
-          encode({
+          encodeForControlPlane({
             type: 'hello',
             certificate: credentials.certificate,
             signature: signChallenge(credentials, message.nonce),

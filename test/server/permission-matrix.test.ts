@@ -184,7 +184,7 @@ describe('permission matrix over every API route', () => {
   after(async () => s.close());
 
   const tokenOf = async (identityId: string) =>
-    (await s.plane.identities.createToken(identityId, 'matrix')).token;
+    (await s.plane.sessions.createToken(identityId, 'matrix')).token;
 
   test('every route is in the table and declares how it is authorized', () => {
     assert.ok(routes.length > 60, `only ${routes.length} routes`);

@@ -3,11 +3,7 @@ import type { Command } from 'commander';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printTable } from '../output.js';
 import { instant } from './parse-instant.js';
-
-interface Globals {
-  json?: boolean;
-  server?: string;
-}
+import type { Globals } from './globals.js';
 
 interface EffectiveRow {
   identityName: string;

@@ -5,11 +5,7 @@ import { ApiClient } from '../client.js';
 import { formatTime, printJson, printTable } from '../output.js';
 import { instant } from './parse-instant.js';
 import type { CostBreakdown } from '../../api/accounting.js';
-
-interface Globals {
-  json?: boolean;
-  server?: string;
-}
+import type { Globals } from './globals.js';
 
 type Cost = CostBreakdown;
 

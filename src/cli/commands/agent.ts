@@ -1,26 +1,10 @@
+/** `zenith agent`: runs the host agent on this host. */
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { systemClock } from '../../core/clock.js';
 import { ZenithError } from '../../api/errors.js';
 import { reportUnhandledRejectionsTo } from '../../core/unhandled-rejections.js';
-import { ApiClient } from '../client.js';
-import { formatTime, printJson, printKeyValues, printTable } from '../output.js';
-
-interface Globals {
-  json?: boolean;
-  server?: string;
-}
-
-interface AgentView {
-  id: string;
-  hostname: string;
-  state: string;
-  lastSeenAt: number | null;
-  enrolledAt: number;
-  facts: Record<string, unknown>;
-}
-
-const collect = (value: string, previous: string[] = []) => [...previous, value];
+import { collect } from './globals.js';
 
 export function registerAgent(program: Command): void {
   program
@@ -105,62 +89,4 @@ export function registerAgent(program: Command): void {
         await agent.run();
       },
     );
-}
-
-/** `zenith agents …`: enrolling, listing and revoking host agents (administrators). */
-export function registerAgents(program: Command): void {
-  const agents = program.command('agents').description('Host agents: enroll, list, revoke');
-  agents
-    .command('list', { isDefault: true })
-    .description('Enrolled agents with their state (connected, disconnected, revoked)')
-    .action(async (_o: unknown, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const page = await ApiClient.fromConfig(globals).get<{ items: AgentView[] }>('/agents');
-      if (globals.json) return printJson(page);
-      printTable(
-        ['ID', 'HOST', 'STATE', 'LAST SEEN', 'VMS'],
-        page.items.map((a) => [
-          a.id,
-          a.hostname,
-          a.state,
-          a.lastSeenAt ? formatTime(a.lastSeenAt) : '-',
-          typeof a.facts['agent.vms'] === 'number' ? String(a.facts['agent.vms']) : '-',
-        ]),
-      );
-    });
-  agents
-    .command('enroll')
-    .description(
-      'Create a one-time enrollment token (shown once) and print the command that starts an agent with it',
-    )
-    .option('--ttl <minutes>', 'how long the token stays valid', '60')
-    .action(async (options: { ttl: string }, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const ttlMinutes = Number(options.ttl);
-      if (!Number.isInteger(ttlMinutes) || ttlMinutes < 1)
-        throw new ZenithError('ZEN_BAD_REQUEST', '--ttl is a whole number of minutes, at least 1');
-      const client = ApiClient.fromConfig(globals);
-      const issued = await client.post<{ id: string; token: string; expiresAt: number }>(
-        '/agents/enrollment-tokens',
-        { ttlMinutes },
-      );
-      if (globals.json) return printJson(issued);
-      printKeyValues([
-        ['token', issued.token],
-        ['expires', formatTime(issued.expiresAt)],
-        ['on the host', `zenith agent --server ${client.server} --token '${issued.token}'`],
-      ]);
-    });
-  agents
-    .command('revoke <id>')
-    .description('Cut an agent off at once: its credentials stop working')
-    .action(async (id: string, _o: unknown, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const agent = await ApiClient.fromConfig(globals).request<AgentView>(
-        'DELETE',
-        `/agents/${encodeURIComponent(id)}`,
-      );
-      if (globals.json) return printJson(agent);
-      console.log(`${agent.hostname} (${agent.id}) is ${agent.state}`);
-    });
 }

@@ -1,6 +1,11 @@
-/** `zenith hosts`: list the hosts, show one; their machines through BMCs (hosts-machine.ts). */
+/**
+ * `zenith hosts`: list the hosts, show one; their machines through BMCs (hosts-machine.ts);
+ * maintenance (hosts-evacuate.ts, hosts-exit-maintenance.ts).
+ */
 import type { Command } from 'commander';
 import { formatBytes } from '../output.js';
+import { registerEvacuate } from './hosts-evacuate.js';
+import { registerExitMaintenance } from './hosts-exit-maintenance.js';
 import { registerMachineCommands } from './hosts-machine.js';
 import { addListCommand, showObject, sim, type Globals } from './object-views.js';
 
@@ -32,4 +37,6 @@ export function registerHosts(program: Command): void {
       showObject(command.optsWithGlobals<Globals>(), `/hosts/${encodeURIComponent(host)}`),
     );
   registerMachineCommands(hosts);
+  registerEvacuate(hosts);
+  registerExitMaintenance(hosts);
 }

@@ -6,16 +6,13 @@ import type { Command } from 'commander';
 import type { ManagedObjectView } from '../../api/inventory.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printKeyValues, printTable } from '../output.js';
+import { collect, type Globals } from './globals.js';
 
 /** An object as the API answers it (the contract's ManagedObjectView). */
 export type ObjectView = ManagedObjectView;
 
-export interface Globals {
-  json?: boolean;
-  server?: string;
-}
-
-export const collect = (value: string, previous: string[] = []) => [...previous, value];
+// hosts, vms and their subcommands read these from here too (they are globals.ts's).
+export { collect, type Globals };
 
 export interface ListOptions {
   filter?: string[];

@@ -6,13 +6,7 @@ import { printJson } from '../output.js';
 import { parseSize } from './parse-size.js';
 import { printDecision, type Decision } from './policy.js';
 import { wholeNumber } from './parse-number.js';
-
-interface Globals {
-  json?: boolean;
-  server?: string;
-}
-
-const collect = (value: string, previous: string[] = []) => [...previous, value];
+import { collect, type Globals } from './globals.js';
 
 export function registerPlace(program: Command): void {
   program

@@ -5,13 +5,7 @@ import { ZenithError } from '../../api/errors.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printKeyValues, printTable } from '../output.js';
 import { wholeNumber } from './parse-number.js';
-
-interface Globals {
-  json?: boolean;
-  server?: string;
-}
-
-const collect = (value: string, previous: string[] = []) => [...previous, value];
+import { collect, type Globals } from './globals.js';
 
 interface PolicyFlags {
   file?: string;

@@ -4,11 +4,7 @@ import { ZenithError } from '../../api/errors.js';
 import { ApiClient } from '../client.js';
 import { formatBytes, formatTime, printJson, printKeyValues, printTable } from '../output.js';
 import { parseSize } from './parse-size.js';
-
-interface Globals {
-  json?: boolean;
-  server?: string;
-}
+import type { Globals } from './globals.js';
 
 type Resource = 'vcpus' | 'memoryBytes' | 'diskBytes' | 'vms';
 interface Quota {

@@ -2,11 +2,7 @@
 import type { Command } from 'commander';
 import { ApiClient } from '../client.js';
 import { printJson, printKeyValues, printTable } from '../output.js';
-
-interface Globals {
-  json?: boolean;
-  server?: string;
-}
+import type { Globals } from './globals.js';
 
 interface GroupObject {
   id: string;

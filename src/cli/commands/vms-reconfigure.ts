@@ -3,8 +3,7 @@ import type { Command } from 'commander';
 import { parseSize } from './parse-size.js';
 import { runTask } from '../progress.js';
 import { wholeNumber } from './parse-number.js';
-
-type Globals = { json?: boolean; server?: string };
+import type { Globals } from './globals.js';
 
 export function registerReconfigure(vms: Command): void {
   vms

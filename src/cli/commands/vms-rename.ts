@@ -1,8 +1,7 @@
 /** `zenith vms rename VM NEW-NAME`, as a task. */
 import type { Command } from 'commander';
 import { runTask } from '../progress.js';
-
-type Globals = { json?: boolean; server?: string };
+import type { Globals } from './globals.js';
 
 export function registerRename(vms: Command): void {
   vms

@@ -7,18 +7,18 @@ import type { ActionContext } from '../driver-types.js';
 export class AgentCaller {
   constructor(private readonly link: () => AgentLink | undefined) {}
 
-  /** The channel, or ZEN_CONNECTION_DISCONNECTED. */
-  connected(): AgentLink {
+  /** The channel while it is open; undefined while the agent is not connected. */
+  open(): AgentLink | undefined {
     const link = this.link();
-    if (!link?.connected)
-      throw new ZenithError('ZEN_CONNECTION_DISCONNECTED', 'the host agent is not connected');
-    return link;
+    return link?.connected ? link : undefined;
   }
 
-  /** Whether the connected agent has the method; true while none is connected (it is asked then). */
-  supports(method: AgentMethod): boolean {
-    const link = this.link();
-    return !link?.connected || link.supports(method);
+  /** The channel, or ZEN_CONNECTION_DISCONNECTED. */
+  connected(): AgentLink {
+    const link = this.open();
+    if (!link)
+      throw new ZenithError('ZEN_CONNECTION_DISCONNECTED', 'the host agent is not connected');
+    return link;
   }
 
   /** Async, so that a missing agent is a rejection like any other failure of the call. */

@@ -7,6 +7,7 @@ import { ZenithError } from '../../core/errors.js';
 import type {
   ActionContext,
   Capability,
+  FacetName,
   CloneOptions,
   ConsoleKind,
   DiscoveredVm,
@@ -22,6 +23,8 @@ import type {
 } from '../driver.js';
 import { AgentCaller } from './agent-caller.js';
 import type { AgentLink } from '../../protocols/agent-channel/agent-link.js';
+import { agentCalls } from '../../protocols/agent-channel/call-map.js';
+import { formatVersion } from '../../protocols/agent-channel/version.js';
 import { AgentMigrationEndpoint } from './agent-migration-endpoint.js';
 import { AgentPortableVms } from './agent-portable-vms.js';
 
@@ -55,12 +58,34 @@ export class AgentDriver implements HypervisorDriver {
     this.#portableVms = new AgentPortableVms(this.#agent);
   }
 
-  /** What the agent can do depends on the protocol version it speaks (asked anew each time). */
+  /**
+   * What the agent can do depends on the protocol version it speaks (asked anew each time). The
+   * migration facet is in every version; the portable-VM facet only while an agent of 1.1 or later
+   * is connected: a disconnected agent has no version, and nothing it could be asked to do now.
+   */
   get facets(): { migration: AgentMigrationEndpoint; portableVms?: AgentPortableVms } {
     return {
       migration: this.#migration,
-      ...(this.#agent.supports('runVm') ? { portableVms: this.#portableVms } : {}),
+      ...(this.#agent.open()?.supports('runVm') ? { portableVms: this.#portableVms } : {}),
     };
+  }
+
+  /** Why the portable-VM facet is absent: the agent is away, or speaks a version without it. */
+  facetRefusal(name: FacetName, purpose: string): ZenithError | undefined {
+    if (name !== 'portableVms') return undefined;
+    const link = this.#agent.open();
+    if (!link)
+      return new ZenithError(
+        'ZEN_CONNECTION_DISCONNECTED',
+        `cannot ${purpose}: the host agent is not connected (whether it has the '${name}' facet is known when it is back)`,
+        { facet: name },
+      );
+    if (link.supports('runVm')) return undefined;
+    return new ZenithError(
+      'ZEN_UNSUPPORTED',
+      `cannot ${purpose}: the host agent speaks the agent channel protocol ${formatVersion(link.protocol)}, which has no '${name}' facet (since ${formatVersion(agentCalls.runVm.since)}): upgrade the agent`,
+      { facet: name, agentProtocol: formatVersion(link.protocol) },
+    );
   }
 
   #link(): AgentLink {

@@ -36,7 +36,9 @@ export class AgentMigrationEndpoint implements MigrationEndpoint {
   ): Promise<QemuMigrationTarget> {
     const pkg = qemuPackageOf(offer);
     // An agent before 1.1 ignores the MACs a VM keeps from its description: it would change them.
-    if (!this.agent.supports('runVm') && pkg.record.spec.nics.some((nic) => nic.mac !== undefined))
+    // (Without an agent, the call is refused ZEN_CONNECTION_DISCONNECTED here, before anything.)
+    const older = !this.agent.connected().supports('runVm');
+    if (older && pkg.record.spec.nics.some((nic) => nic.mac !== undefined))
       throw new ZenithError(
         'ZEN_UNSUPPORTED',
         `${pkg.record.spec.name} keeps MAC addresses of its own, which this agent's protocol version does not carry: upgrade the agent`,

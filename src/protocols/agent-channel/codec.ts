@@ -1,10 +1,14 @@
 /**
  * The agent channel's codec: messages to text and back, each checked against
- * its schema. Pure — no sockets: the WebSocket frames messages, and whoever
- * holds it passes the text through here. A message that is not JSON, has no
- * type, or has a known type with fields of the wrong shape is refused with
+ * its schema, in both directions and for the handshake as for the rest. Pure
+ * — no sockets: the WebSocket frames messages, and whoever holds it passes
+ * the text through here. A message that is not JSON, has no type, or has a
+ * known type with fields of the wrong shape is refused with
  * AGENT_CHANNEL_PROTOCOL_ERROR; a message of a type this end does not know
- * (a newer minor version's) decodes to null and is ignored.
+ * (a newer minor version's) decodes to null and is ignored. A message this
+ * end is about to send is checked against the same schema its peer will
+ * apply: a bug here is refused here, with the field named, instead of
+ * cutting the channel off at the other end.
  */
 import { Type, type TSchema } from 'typebox';
 import { Compile } from 'typebox/compile';
@@ -15,9 +19,6 @@ import {
   controlPlaneReceives,
   type AgentReceives,
   type ControlPlaneReceives,
-  type FromAgent,
-  type ChannelHandshake,
-  type ToAgent,
 } from './messages.js';
 
 type Validator = ReturnType<typeof Compile<TSchema>>;
@@ -56,17 +57,21 @@ export function check<T>(schema: TSchema, value: unknown, what: string): T {
 /** What every message is at least: an object with a type. */
 const Envelope = Type.Object({ type: Type.String() });
 
+/** A frame's JSON, not yet checked against any schema (the handshake reads its version first). */
+export function parseFrame(data: string | Buffer, side: string): unknown {
+  try {
+    return JSON.parse(typeof data === 'string' ? data : data.toString('utf8'));
+  } catch {
+    throw violation(`a message to ${side} is not JSON`, {});
+  }
+}
+
 function decode<M>(
   data: string | Buffer,
   schemas: Record<string, TSchema>,
   side: string,
 ): M | null {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(typeof data === 'string' ? data : data.toString('utf8'));
-  } catch {
-    throw violation(`a message to ${side} is not JSON`, {});
-  }
+  const parsed = parseFrame(data, side);
   const { type } = check<{ type: string }>(Envelope, parsed, `a message to ${side}`);
   if (!Object.hasOwn(schemas, type)) return null;
   return check<M>(schemas[type]!, parsed, `the '${type}' message`);
@@ -82,8 +87,21 @@ export function decodeForControlPlane(data: string | Buffer): ControlPlaneReceiv
   return decode<ControlPlaneReceives>(data, controlPlaneReceives, 'the control plane');
 }
 
-export function encode(message: ToAgent | FromAgent | ChannelHandshake): string {
-  return JSON.stringify(message);
+function encode(message: { type: string }, schemas: Record<string, TSchema>): string {
+  // The types allow only this end's messages; a type without a schema is a bug of this end.
+  if (!Object.hasOwn(schemas, message.type))
+    throw violation(`'${message.type}' is not a message of this side`, { type: message.type });
+  return JSON.stringify(check(schemas[message.type]!, message, `the '${message.type}' message`));
+}
+
+/** A message the control plane sends (its handshake included), checked as the agent will check it. */
+export function encodeForAgent(message: AgentReceives): string {
+  return encode(message, agentReceives);
+}
+
+/** A message the agent sends (its hello included), checked as the control plane will check it. */
+export function encodeForControlPlane(message: ControlPlaneReceives): string {
+  return encode(message, controlPlaneReceives);
 }
 
 /** A call's arguments, checked against the call map. */

@@ -1,9 +1,13 @@
 /**
- * The agent's end of calls: a call is looked up in the call map, refused if
- * this end's protocol version does not have it (as an agent of that version,
- * which does not know it, would: ZEN_UNSUPPORTED), its arguments checked, and
- * the handler of that method run. Every outcome becomes a result message:
- * an error crosses with its code (errors without one as ZEN_DRIVER_ERROR).
+ * Dispatch by name, for both ends. A decoded message goes to the handler of
+ * its type (a map with one handler per type that side receives, each typed by
+ * that message's schema, so nothing is checked again by hand). A call is
+ * dispatched the same way one level down, at the agent: looked up in the call
+ * map, refused if this end's protocol version does not have it (as an agent
+ * of that version, which does not know it, would: ZEN_UNSUPPORTED), its
+ * arguments checked, and the handler of that method run. Every outcome of a
+ * call becomes a result message: an error crosses with its code (errors
+ * without one as ZEN_DRIVER_ERROR).
  */
 import { isZenithError, ZenithError } from '../../core/errors.js';
 import {
@@ -29,6 +33,21 @@ export type CallHandlers = {
 };
 
 type ResultMessage = Extract<FromAgent, { type: 'result' }>;
+
+/** One handler per message type a side receives (AgentReceives, ControlPlaneReceives). */
+export type MessageHandlers<Message extends { type: string }> = {
+  [T in Message['type']]: (message: Extract<Message, { type: T }>) => void;
+};
+
+/** Runs the handler of a decoded message's type (the codec has checked it against its schema). */
+export function dispatchMessage<Message extends { type: string }>(
+  message: Message,
+  handlers: MessageHandlers<Message>,
+): void {
+  // The map pairs each type with its own handler; TypeScript cannot follow the type through the index.
+  const handler = handlers[message.type as Message['type']] as (message: Message) => void;
+  handler(message);
+}
 
 export async function dispatchCall(
   call: Extract<ToAgent, { type: 'call' }>,

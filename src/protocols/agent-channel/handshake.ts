@@ -7,7 +7,7 @@
  */
 import { Type, type Static } from 'typebox';
 import { ZenithError } from '../../core/errors.js';
-import { check } from './codec.js';
+import { check, parseFrame } from './codec.js';
 import { fromAgentHandshake, type AgentHandshake } from './messages.js';
 import { acceptAgentVersion, type ProtocolVersion } from './version.js';
 
@@ -30,8 +30,7 @@ export function readHello(data: string | Buffer): {
 } {
   let probe: Static<typeof VersionProbe>;
   try {
-    const text = typeof data === 'string' ? data : data.toString('utf8');
-    probe = check(VersionProbe, JSON.parse(text), 'the hello');
+    probe = check(VersionProbe, parseFrame(data, 'the control plane'), 'the hello');
   } catch {
     throw notAHello();
   }

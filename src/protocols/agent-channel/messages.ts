@@ -126,7 +126,6 @@ type MessageOf<Map extends Record<string, TSchema>> = {
 
 export type ControlPlaneHandshake = MessageOf<typeof fromControlPlaneHandshake>;
 export type AgentHandshake = MessageOf<typeof fromAgentHandshake>;
-export type ChannelHandshake = ControlPlaneHandshake | AgentHandshake;
 export type ToAgent = MessageOf<typeof toAgent>;
 export type FromAgent = MessageOf<typeof fromAgent>;
 

@@ -7,7 +7,7 @@ import {
   revokeAgent,
 } from '../../api/agents.js';
 import { isZenithError, ZenithError } from '../../core/errors.js';
-import type { ChannelHandshake } from '../../protocols/agent-channel/messages.js';
+import { encodeForAgent } from '../../protocols/agent-channel/codec.js';
 import { readHello } from '../../protocols/agent-channel/handshake.js';
 import { channelProtocol, formatVersion } from '../../protocols/agent-channel/version.js';
 import { newNonce } from '../../services/agents/agent-certificates.js';
@@ -120,11 +120,13 @@ export async function agentRoutes(
         const coded = isZenithError(error)
           ? error
           : new ZenithError('ZEN_UNAUTHENTICATED', 'the channel handshake failed');
-        const refused: ChannelHandshake = {
-          type: 'refused',
-          error: { code: coded.code, message: coded.message },
-        };
-        if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(refused));
+        if (socket.readyState === socket.OPEN)
+          socket.send(
+            encodeForAgent({
+              type: 'refused',
+              error: { code: coded.code, message: coded.message },
+            }),
+          );
         socket.close(4401, `${coded.code}: ${coded.message}`.slice(0, 120));
       }
     },
@@ -146,23 +148,21 @@ async function handshake(socket: WebSocket, agents: AgentService) {
       resolve(data);
     });
     socket.once('close', () => clearTimeout(timer));
-    const challenge: ChannelHandshake = {
-      type: 'challenge',
-      nonce,
-      protocol: formatVersion(channelProtocol),
-    };
-    socket.send(JSON.stringify(challenge));
+    socket.send(
+      encodeForAgent({ type: 'challenge', nonce, protocol: formatVersion(channelProtocol) }),
+    );
   });
   const { hello, protocol } = readHello(first);
   const authenticated = await agents.authenticateChannel(hello.certificate, nonce, hello.signature);
-  const welcome: ChannelHandshake = {
-    type: 'welcome',
-    agentId: authenticated.agent.id,
-    serial: authenticated.session.serial,
-    notAfter: authenticated.session.notAfter,
-    renewInMs: authenticated.session.renewInMs,
-    protocol: formatVersion(protocol),
-  };
-  socket.send(JSON.stringify(welcome));
+  socket.send(
+    encodeForAgent({
+      type: 'welcome',
+      agentId: authenticated.agent.id,
+      serial: authenticated.session.serial,
+      notAfter: authenticated.session.notAfter,
+      renewInMs: authenticated.session.renewInMs,
+      protocol: formatVersion(protocol),
+    }),
+  );
   return { ...authenticated, protocol };
 }

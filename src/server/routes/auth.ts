@@ -4,6 +4,7 @@ import type { AuditService } from '../../services/audit/audit-service.js';
 import type { AccessService } from '../../services/identity/access-service.js';
 import { effectivePermissions } from '../../services/identity/effective-permissions.js';
 import type { IdentityService } from '../../services/identity/identity-service.js';
+import type { SessionService } from '../../services/identity/session-service.js';
 import type { InventoryService } from '../../services/inventory/inventory-service.js';
 import { actorOf, principalOf, sessionCookie } from '../auth.js';
 import { noContent, serve, type Api } from '../route.js';
@@ -13,6 +14,7 @@ const maxObjectsPerAsk = 500;
 
 export interface AuthRouteServices {
   identities: IdentityService;
+  sessions: SessionService;
   access: AccessService;
   audit: AuditService;
   inventory: InventoryService;
@@ -20,7 +22,7 @@ export interface AuthRouteServices {
 
 export async function authRoutes(
   app: Api,
-  { identities, access, audit, inventory }: AuthRouteServices,
+  { identities, sessions, access, audit, inventory }: AuthRouteServices,
 ): Promise<void> {
   serve(app, login, { audit: false }, async (request, reply) => {
     try {
@@ -66,7 +68,7 @@ export async function authRoutes(
     }
   });
   serve(app, logout, { audit: 'auth.logout' }, async (request, reply) => {
-    await identities.revokeToken(principalOf(request).tokenId);
+    await sessions.revokeToken(principalOf(request).tokenId);
     void reply.header(
       'set-cookie',
       `${sessionCookie}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0`,

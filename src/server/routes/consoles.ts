@@ -3,8 +3,8 @@ import { createConsoleTicket } from '../../api/consoles.js';
 import { errorCatalogue, isZenithError, type ErrorCode } from '../../core/errors.js';
 import type { ConsoleService } from '../../services/consoles/console-service.js';
 import type { AccessService } from '../../services/identity/access-service.js';
-import type { IdentityService } from '../../services/identity/identity-service.js';
 import type { SessionEnd } from '../../services/identity/live-sessions.js';
+import type { SessionService } from '../../services/identity/session-service.js';
 import type { InventoryService } from '../../services/inventory/inventory-service.js';
 import { principalOf } from '../auth.js';
 import { serve, type Api } from '../route.js';
@@ -26,12 +26,12 @@ export interface ConsoleRouteServices {
   consoles: ConsoleService;
   inventory: InventoryService;
   access: AccessService;
-  identities: IdentityService;
+  sessions: SessionService;
 }
 
 export async function consoleRoutes(
   app: Api,
-  { consoles, inventory, access, identities }: ConsoleRouteServices,
+  { consoles, inventory, access, sessions }: ConsoleRouteServices,
 ): Promise<void> {
   serve(
     app,
@@ -76,7 +76,7 @@ export async function consoleRoutes(
           message: `${principal.name} may no longer use the console of ${vmName}`,
         });
         // A live session of the ticket's token: revoked, disabled, or no longer allowed, it closes.
-        const release = identities.sessions.open({
+        const release = sessions.live.open({
           identityId: principal.id,
           tokenId: principal.tokenId,
           end: close,
@@ -107,7 +107,7 @@ export async function consoleRoutes(
           close(lostAccess());
           return;
         }
-        const ending = await identities.tokenEnding(principal.tokenId);
+        const ending = await sessions.tokenEnding(principal.tokenId);
         if (ending) {
           release();
           close(ending);

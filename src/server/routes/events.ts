@@ -1,7 +1,7 @@
 import { followEvents, listEvents } from '../../api/events.js';
 import type { EventBus } from '../../services/events/event-bus.js';
 import type { AccessService } from '../../services/identity/access-service.js';
-import type { IdentityService } from '../../services/identity/identity-service.js';
+import type { SessionService } from '../../services/identity/session-service.js';
 import { principalOf } from '../auth.js';
 import { readableEvents, streamEvents } from '../event-stream.js';
 import { serve, type Api } from '../route.js';
@@ -9,7 +9,7 @@ import { serve, type Api } from '../route.js';
 export interface EventRouteServices {
   events: EventBus;
   access: AccessService;
-  identities: IdentityService;
+  sessions: SessionService;
 }
 
 export async function eventRoutes(app: Api, services: EventRouteServices): Promise<void> {

@@ -12,19 +12,21 @@ import { ZenithError } from '../../core/errors.js';
 import { assertId } from '../../core/ids.js';
 import type { AccessService } from '../../services/identity/access-service.js';
 import type { IdentityService } from '../../services/identity/identity-service.js';
+import type { SessionService } from '../../services/identity/session-service.js';
 import type { Principal } from '../../services/identity/roles.js';
 import { principalOf } from '../auth.js';
 import { noContent, serve, type Api } from '../route.js';
 
 export interface IdentityRouteServices {
   identities: IdentityService;
+  sessions: SessionService;
   access: AccessService;
   clock: Clock;
 }
 
 export async function identityRoutes(
   app: Api,
-  { identities, access, clock }: IdentityRouteServices,
+  { identities, sessions, access, clock }: IdentityRouteServices,
 ): Promise<void> {
   const isAdministrator = (principal: Principal) =>
     access.decide(principal, 'identity.manage', null).allowed;
@@ -104,12 +106,12 @@ export async function identityRoutes(
       throw new ZenithError('ZEN_FORBIDDEN', 'only administrators list every token', {
         permission: 'identity.manage',
       });
-    return { items: await identities.listTokens(request.query.all ? undefined : principal.id) };
+    return { items: await sessions.listTokens(request.query.all ? undefined : principal.id) };
   });
   serve(app, createToken, { audit: 'token.create' }, async (request, reply) => {
     const principal = principalOf(request);
     const days = request.body.expiresInDays;
-    const issued = await identities.createToken(
+    const issued = await sessions.createToken(
       principal.id,
       request.body.name,
       days ? clock.now() + days * 86_400_000 : null,
@@ -118,9 +120,9 @@ export async function identityRoutes(
   });
   serve(app, revokeToken, { audit: 'token.revoke' }, async (request) => {
     const principal = principalOf(request);
-    const token = await identities.getToken(assertId(request.params.id, 'token'));
+    const token = await sessions.getToken(assertId(request.params.id, 'token'));
     if (token.identityId !== principal.id && !isAdministrator(principal))
       throw new ZenithError('ZEN_NOT_FOUND', `no token ${token.id}`);
-    return identities.revokeToken(token.id);
+    return sessions.revokeToken(token.id);
   });
 }

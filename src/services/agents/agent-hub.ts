@@ -17,10 +17,14 @@ import {
 import {
   decodeForControlPlane,
   decodeResult,
-  encode,
+  encodeForAgent,
 } from '../../protocols/agent-channel/codec.js';
-import type { CallContext } from '../../protocols/agent-channel/dispatcher.js';
-import type { ToAgent } from '../../protocols/agent-channel/messages.js';
+import {
+  dispatchMessage,
+  type CallContext,
+  type MessageHandlers,
+} from '../../protocols/agent-channel/dispatcher.js';
+import type { ControlPlaneReceives, ToAgent } from '../../protocols/agent-channel/messages.js';
 import type {
   ConsoleKind,
   InventoryDelta,
@@ -109,8 +113,10 @@ class AgentChannel implements AgentLink {
     const timeoutMs = options.timeoutMs ?? 30_000;
     const context = options.context;
     const id = this.#nextId++;
-    const message: ToAgent = { type: 'call', id, method, args };
     return new Promise<CallResult<M>>((resolve, reject) => {
+      // Encoded first: a call the channel does not allow rejects (the executor throws) before
+      // anything waits for its answer.
+      const frame = encodeForAgent({ type: 'call', id, method, args });
       const timer = setTimeout(() => {
         this.#pending.get(id)?.release();
         this.#pending.delete(id);
@@ -133,7 +139,7 @@ class AgentChannel implements AgentLink {
         context,
         release,
       });
-      this.socket.send(encode(message));
+      this.socket.send(frame);
       if (context?.signal.aborted) cancel();
     });
   }
@@ -173,8 +179,14 @@ class AgentChannel implements AgentLink {
     });
   }
 
+  /** What this end would send wrong (a value the channel does not allow) is logged, not sent. */
   #send(message: ToAgent): void {
-    if (this.#connected) this.socket.send(encode(message));
+    if (!this.#connected) return;
+    try {
+      this.socket.send(encodeForAgent(message));
+    } catch (error) {
+      this.logger.error({ err: error, type: message.type }, 'agent channel message not sent');
+    }
   }
 
   /** Closes the socket and fails everything under way. */
@@ -215,82 +227,74 @@ class AgentChannel implements AgentLink {
       return;
     }
     // A type this control plane does not know (a newer agent's) is none of its business.
-    if (message === null) return;
-    switch (message.type) {
-      case 'heartbeat':
-        this.onHeartbeat(message.facts);
-        if (message.metrics) this.#metrics = new Map(Object.entries(message.metrics));
-        break;
-      case 'progress':
-        this.#pending.get(message.id)?.context?.progress(message.update);
-        break;
-      case 'renew':
-        this.renewal.renew(message.csr).then(
-          (issued) => this.#send({ type: 'renewed', ...issued }),
-          (error: unknown) =>
-            this.#send({
-              type: 'renew-failed',
-              error: {
-                code: isZenithError(error) ? error.code : 'ZEN_INTERNAL',
-                message: isZenithError(error) ? error.message : 'the renewal failed',
-              },
-            }),
-        );
-        break;
-      case 'switched':
-        // switched() reports its own failure (the channel's route logs it).
-        this.renewal.switched().catch(() => undefined);
-        break;
-      case 'delta':
-        this.#feed.push(message.delta);
-        break;
-      case 'console-opened':
-        this.#consoles.get(message.stream)?.opened();
-        break;
-      case 'console-data':
-        this.#consoles.get(message.stream)?.relay.push(Buffer.from(message.data, 'base64'));
-        break;
-      case 'console-close': {
-        const console = this.#consoles.get(message.stream);
-        this.#consoles.delete(message.stream);
-        if (console && message.error)
-          console.failed(
-            new ZenithError(
-              isErrorCode(message.error.code) ? message.error.code : 'ZEN_DRIVER_ERROR',
-              message.error.message,
-            ),
-          );
-        console?.relay.push(null);
-        console?.relay.destroy();
-        break;
-      }
-      case 'result': {
-        const pending = this.#pending.get(message.id);
-        if (!pending) return;
-        this.#pending.delete(message.id);
-        clearTimeout(pending.timer);
-        pending.release();
-        if (message.ok) {
-          // What the agent answers is believed only in the shape the call map gives it.
-          try {
-            pending.resolve(decodeResult(pending.method, message.value));
-          } catch (error) {
-            pending.reject(error as ZenithError);
-          }
-        } else {
-          const code =
-            isErrorCode(message.error.code) && message.error.code !== 'ZEN_INTERNAL'
-              ? message.error.code
-              : 'ZEN_DRIVER_ERROR';
-          pending.reject(new ZenithError(code, message.error.message, message.error.details ?? {}));
-        }
-        break;
-      }
-      case 'hello':
-        // The handshake is over: a second hello is out of place, and harmless.
-        break;
-    }
+    if (message !== null) dispatchMessage(message, this.#handlers);
   }
+
+  /** What the control plane does with each message an agent sends (the codec has checked it). */
+  readonly #handlers: MessageHandlers<ControlPlaneReceives> = {
+    heartbeat: (message) => {
+      this.onHeartbeat(message.facts);
+      if (message.metrics) this.#metrics = new Map(Object.entries(message.metrics));
+    },
+    progress: (message) => this.#pending.get(message.id)?.context?.progress(message.update),
+    renew: (message) => {
+      this.renewal.renew(message.csr).then(
+        (issued) => this.#send({ type: 'renewed', ...issued }),
+        (error: unknown) =>
+          this.#send({
+            type: 'renew-failed',
+            error: {
+              code: isZenithError(error) ? error.code : 'ZEN_INTERNAL',
+              message: isZenithError(error) ? error.message : 'the renewal failed',
+            },
+          }),
+      );
+    },
+    switched: () => {
+      // switched() reports its own failure (the channel's route logs it).
+      this.renewal.switched().catch(() => undefined);
+    },
+    delta: (message) => this.#feed.push(message.delta),
+    'console-opened': (message) => this.#consoles.get(message.stream)?.opened(),
+    'console-data': (message) =>
+      this.#consoles.get(message.stream)?.relay.push(Buffer.from(message.data, 'base64')),
+    'console-close': (message) => {
+      const console = this.#consoles.get(message.stream);
+      this.#consoles.delete(message.stream);
+      if (console && message.error)
+        console.failed(
+          new ZenithError(
+            isErrorCode(message.error.code) ? message.error.code : 'ZEN_DRIVER_ERROR',
+            message.error.message,
+          ),
+        );
+      console?.relay.push(null);
+      console?.relay.destroy();
+    },
+    result: (message) => {
+      const pending = this.#pending.get(message.id);
+      if (!pending) return;
+      this.#pending.delete(message.id);
+      clearTimeout(pending.timer);
+      pending.release();
+      if (message.ok) {
+        // What the agent answers is believed only in the shape the call map gives it.
+        try {
+          pending.resolve(decodeResult(pending.method, message.value));
+        } catch (error) {
+          pending.reject(error as ZenithError);
+        }
+      } else {
+        const code =
+          isErrorCode(message.error.code) && message.error.code !== 'ZEN_INTERNAL'
+            ? message.error.code
+            : 'ZEN_DRIVER_ERROR';
+        pending.reject(new ZenithError(code, message.error.message, message.error.details ?? {}));
+      }
+    },
+    // The handshake is over: a second hello is out of place, and harmless.
+    hello: () => undefined,
+  };
 }
 
 export class AgentHub {

@@ -15,12 +15,9 @@ import type { IdentitiesTable } from '../../store/schema.js';
 import type { Facts } from '../inventory/model.js';
 import { checkAttributes } from './binding-conditions.js';
 import type { LdapDirectory } from './ldap-directory.js';
-import type { LiveSessions, SessionEnd } from './live-sessions.js';
 import { LoginLimiter, type LoginAttempt } from './login-limiter.js';
 import { isRoleName, type Principal, type RoleName } from './roles.js';
-import type { IssuedToken, SessionService, TokenInfo } from './session-service.js';
-
-export type { IssuedToken, TokenInfo } from './session-service.js';
+import type { IssuedToken, SessionService } from './session-service.js';
 
 export interface Identity {
   id: string;
@@ -155,7 +152,7 @@ export class IdentityService {
     displayName?: string | null;
   }): Promise<{ identity: Identity; token: IssuedToken }> {
     const identity = await this.createServiceIdentity(input);
-    const token = await this.createToken(identity.id, 'initial');
+    const token = await this.credentials.createToken(identity.id, 'initial');
     return { identity, token };
   }
 
@@ -448,38 +445,6 @@ export class IdentityService {
     for (const listener of this.#directoryLoginFollowers) await listener(identity.id, user.groups);
     const issued = await this.credentials.startSession(identity.id);
     return { ...issued, identity: current };
-  }
-
-  // The routes reach an identity's tokens here until they move to the session service
-  // (session-service.ts) with the API contract.
-
-  async createToken(
-    identityId: string,
-    name: string,
-    expiresAt: number | null = null,
-  ): Promise<IssuedToken> {
-    return this.credentials.createToken(identityId, name, expiresAt);
-  }
-
-  async listTokens(identityId?: string): Promise<TokenInfo[]> {
-    return this.credentials.listTokens(identityId);
-  }
-
-  async getToken(id: string): Promise<TokenInfo> {
-    return this.credentials.getToken(id);
-  }
-
-  async revokeToken(id: string): Promise<TokenInfo> {
-    return this.credentials.revokeToken(id);
-  }
-
-  async tokenEnding(tokenId: string): Promise<SessionEnd | null> {
-    return this.credentials.tokenEnding(tokenId);
-  }
-
-  /** Streams and consoles open under a token (live-sessions.ts). */
-  get sessions(): LiveSessions {
-    return this.credentials.live;
   }
 
   async #assertAnotherAdmin(exceptId: string): Promise<void> {

@@ -15,15 +15,22 @@ import {
   decodeForAgent,
   decodeForControlPlane,
   decodeResult,
-  encode,
+  encodeForAgent,
+  encodeForControlPlane,
 } from '../../../src/protocols/agent-channel/codec.js';
 import {
   dispatchCall,
+  dispatchMessage,
   type CallHandlers,
+  type MessageHandlers,
 } from '../../../src/protocols/agent-channel/dispatcher.js';
 import { readHello } from '../../../src/protocols/agent-channel/handshake.js';
 import type { DiscoveredVm } from '../../../src/protocols/agent-channel/values.js';
-import type { FromAgent, ToAgent } from '../../../src/protocols/agent-channel/messages.js';
+import type {
+  AgentReceives,
+  FromAgent,
+  ToAgent,
+} from '../../../src/protocols/agent-channel/messages.js';
 import { channelProtocol, formatVersion } from '../../../src/protocols/agent-channel/version.js';
 
 const coded =
@@ -54,7 +61,8 @@ describe('agent channel codec', () => {
       { type: 'renewed', certificate: 'PEM', notAfter: 1, renewInMs: 2 },
       { type: 'renew-failed', error: { code: 'ZEN_INTERNAL', message: 'no' } },
     ];
-    for (const message of toAgent) assert.deepEqual(decodeForAgent(encode(message)), message);
+    for (const message of toAgent)
+      assert.deepEqual(decodeForAgent(encodeForAgent(message)), message);
     const fromAgent: FromAgent[] = [
       { type: 'result', id: 1, ok: true, value: vm },
       {
@@ -73,7 +81,7 @@ describe('agent channel codec', () => {
       { type: 'switched' },
     ];
     for (const message of fromAgent)
-      assert.deepEqual(decodeForControlPlane(Buffer.from(encode(message))), message);
+      assert.deepEqual(decodeForControlPlane(Buffer.from(encodeForControlPlane(message))), message);
   });
 
   test('what is not a message of the protocol is refused with a code naming the field', () => {
@@ -103,6 +111,33 @@ describe('agent channel codec', () => {
     assert.throws(
       () => decodeForAgent('{"type":"call","id":1,"method":"startVm","args":"q1"}'),
       coded('AGENT_CHANNEL_PROTOCOL_ERROR', '/args'),
+    );
+  });
+
+  test('a message this end sends is checked as its peer will check it, the handshake included', () => {
+    assert.equal(
+      decodeForAgent(encodeForAgent({ type: 'challenge', nonce: 'n', protocol: '1.1' }))?.type,
+      'challenge',
+    );
+    assert.equal(
+      decodeForControlPlane(
+        encodeForControlPlane({ type: 'hello', certificate: 'PEM', signature: 'sig' }),
+      )?.type,
+      'hello',
+    );
+    // What TypeScript cannot see (a driver's value, a number that is not one) is refused here.
+    assert.throws(
+      () => encodeForControlPlane({ type: 'progress', id: 1, update: { percent: Number.NaN } }),
+      coded('AGENT_CHANNEL_PROTOCOL_ERROR', '/update/percent'),
+    );
+    assert.throws(
+      () => encodeForAgent({ type: 'console-data', stream: -1, data: '' }),
+      coded('AGENT_CHANNEL_PROTOCOL_ERROR', '/stream'),
+    );
+    // A message of the other side is not one this side sends.
+    assert.throws(
+      () => encodeForAgent({ type: 'switched' } as unknown as Parameters<typeof encodeForAgent>[0]),
+      coded('AGENT_CHANNEL_PROTOCOL_ERROR'),
     );
   });
 
@@ -186,6 +221,34 @@ describe('the hello and its protocol version', () => {
     );
     assert.throws(() => readHello('{"type":"heartbeat","facts":{}}'), coded('ZEN_UNAUTHENTICATED'));
     assert.throws(() => readHello('garbage'), coded('ZEN_UNAUTHENTICATED'));
+  });
+});
+
+describe('dispatch of a decoded message', () => {
+  test('each message reaches the handler of its type, as its schema typed it', () => {
+    const seen: string[] = [];
+    const handlers: MessageHandlers<AgentReceives> = {
+      challenge: (m) => seen.push(`challenge ${m.nonce}`),
+      welcome: (m) => seen.push(`welcome ${m.agentId}`),
+      refused: (m) => seen.push(`refused ${m.error.code}`),
+      call: (m) => seen.push(`call ${m.method}`),
+      cancel: (m) => seen.push(`cancel ${m.id}`),
+      'console-open': (m) => seen.push(`console-open ${m.kind}`),
+      'console-data': (m) => seen.push(`console-data ${m.data}`),
+      'console-close': (m) => seen.push(`console-close ${m.stream}`),
+      renewed: (m) => seen.push(`renewed ${m.certificate}`),
+      'renew-failed': (m) => seen.push(`renew-failed ${m.error.code}`),
+    };
+    for (const text of [
+      '{"type":"challenge","nonce":"n1"}',
+      '{"type":"call","id":1,"method":"startVm","args":["q1"]}',
+      '{"type":"console-data","stream":2,"data":"aGk="}',
+    ]) {
+      const message = decodeForAgent(text);
+      assert.ok(message);
+      dispatchMessage(message, handlers);
+    }
+    assert.deepEqual(seen, ['challenge n1', 'call startVm', 'console-data aGk=']);
   });
 });
 

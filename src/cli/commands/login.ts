@@ -1,9 +1,9 @@
+/** `zenith login`: log in and remember the session for later commands. */
 import type { Command } from 'commander';
 import { ApiClient, readConfig, writeConfig } from '../client.js';
-import { printJson, printKeyValues } from '../output.js';
 import { readSecret } from '../prompt.js';
 
-export function registerSession(program: Command): void {
+export function registerLogin(program: Command): void {
   program
     .command('login')
     .description('Log in and remember the session for later commands')
@@ -24,29 +24,5 @@ export function registerSession(program: Command): void {
       process.stderr.write(
         `Logged in to ${server} as ${session.identity.name} (${session.identity.role}); session ends ${new Date(session.expiresAt).toISOString()}\n`,
       );
-    });
-  program
-    .command('logout')
-    .description('End the remembered session')
-    .action(async (_options: unknown, command: Command) => {
-      const client = ApiClient.fromConfig(command.optsWithGlobals());
-      await client.post('/auth/logout').catch(() => undefined);
-      writeConfig({ server: client.server });
-      process.stderr.write('Logged out\n');
-    });
-  program
-    .command('whoami')
-    .description('Show the identity and role of the remembered session')
-    .action(async (_options: unknown, command: Command) => {
-      const globals = command.optsWithGlobals<{ json?: boolean; server?: string }>();
-      const me = await ApiClient.fromConfig(globals).get<Record<string, unknown>>('/auth/me');
-      if (globals.json) printJson(me);
-      else
-        printKeyValues([
-          ['name', me.name],
-          ['id', me.id],
-          ['kind', me.kind],
-          ['role', me.role],
-        ]);
     });
 }

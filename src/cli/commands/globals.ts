@@ -1,0 +1,18 @@
+/** What every command shares: the global options, repeatable options, and the API client they give. */
+import type { Command } from 'commander';
+import { ApiClient } from '../client.js';
+
+/** The options of `zenith` itself, which every command reads. */
+export interface Globals {
+  json?: boolean;
+  server?: string;
+}
+
+/** Collects a repeatable option's values (`--set a=1 --set b=2`). */
+export const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** The API client of a command (its --server, or the remembered session) and whether --json was asked. */
+export function clientOf(command: Command): { api: ApiClient; json: boolean } {
+  const globals = command.optsWithGlobals<Globals>();
+  return { api: ApiClient.fromConfig(globals), json: globals.json === true };
+}

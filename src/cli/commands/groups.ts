@@ -1,0 +1,71 @@
+/** `zenith groups`: groups of users, service identities and groups. */
+import type { Command } from 'commander';
+import { printJson, printKeyValues, printTable } from '../output.js';
+import { clientOf } from './globals.js';
+
+interface Group {
+  id: string;
+  name: string;
+  description: string | null;
+  members: Array<{ id: string; kind: string; name: string }>;
+}
+
+function printGroup(group: Group): void {
+  printKeyValues([
+    ['id', group.id],
+    ['name', group.name],
+    ['members', group.members.map((m) => `${m.name} (${m.kind})`).join(', ') || '-'],
+  ]);
+}
+
+export function registerGroups(program: Command): void {
+  const groups = program
+    .command('groups')
+    .description('Groups of users, service identities and groups');
+  groups.command('list', { isDefault: true }).action(async (_o, command: Command) => {
+    const { api, json } = clientOf(command);
+    const page = await api.get<{ items: Group[] }>('/groups');
+    if (json) return printJson(page);
+    printTable(
+      ['ID', 'NAME', 'MEMBERS'],
+      page.items.map((g) => [g.id, g.name, g.members.map((m) => m.name).join(', ')]),
+    );
+  });
+  groups
+    .command('create <name>')
+    .option('--description <text>')
+    .action(async (name: string, options: { description?: string }, command: Command) => {
+      const { api, json } = clientOf(command);
+      const group = await api.post<Group>('/groups', { name, ...options });
+      if (json) return printJson(group);
+      printGroup(group);
+    });
+  groups.command('delete <group>').action(async (group: string, _o, command: Command) => {
+    const { api, json } = clientOf(command);
+    const deleted = await api.request<Group>('DELETE', `/groups/${encodeURIComponent(group)}`);
+    if (json) return printJson(deleted);
+    console.log(`deleted group ${deleted.name}`);
+  });
+  groups
+    .command('add <group> <member>')
+    .description('Add a user, service identity or group to a group')
+    .action(async (group: string, member: string, _o, command: Command) => {
+      const { api, json } = clientOf(command);
+      const updated = await api.post<Group>(`/groups/${encodeURIComponent(group)}/members`, {
+        member,
+      });
+      if (json) return printJson(updated);
+      printGroup(updated);
+    });
+  groups
+    .command('remove <group> <member>')
+    .action(async (group: string, member: string, _o, command: Command) => {
+      const { api, json } = clientOf(command);
+      const updated = await api.request<Group>(
+        'DELETE',
+        `/groups/${encodeURIComponent(group)}/members/${encodeURIComponent(member)}`,
+      );
+      if (json) return printJson(updated);
+      printGroup(updated);
+    });
+}

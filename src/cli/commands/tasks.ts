@@ -1,0 +1,74 @@
+/** `zenith tasks`: long actions and their progress. */
+import type { Command } from 'commander';
+import { ApiClient } from '../client.js';
+import { formatTime, printJson, printTable } from '../output.js';
+import { waitForTask, type TaskSummary } from '../progress.js';
+import type { Globals } from './globals.js';
+
+export function registerTasks(program: Command): void {
+  const tasks = program.command('tasks').description('Tasks: long actions and their progress');
+  tasks
+    .command('list', { isDefault: true })
+    .description('Recent tasks, newest first')
+    .option('--state <state>', 'queued, running, succeeded, failed or cancelled')
+    .option('--limit <n>', 'how many', '20')
+    .action(async (options: { state?: string; limit: string }, command: Command) => {
+      const globals = command.optsWithGlobals<Globals>();
+      const query = new URLSearchParams({
+        limit: options.limit,
+        ...(options.state ? { state: options.state } : {}),
+      });
+      const list = await ApiClient.fromConfig(globals).get<{
+        items: Array<
+          TaskSummary & {
+            createdAt: number;
+            targetId: string | null;
+            params: Record<string, unknown>;
+          }
+        >;
+      }>(`/tasks?${query.toString()}`);
+      if (globals.json) return printJson(list);
+      printTable(
+        ['ID', 'KIND', 'TARGET', 'STATE', 'PROGRESS', 'CREATED', 'ERROR'],
+        list.items.map((t) => [
+          t.id,
+          t.kind,
+          (t.params.vmName as string | undefined) ?? t.targetId,
+          t.state,
+          `${t.progress}%`,
+          formatTime(t.createdAt),
+          t.error ? `${t.error.code}: ${t.error.message}` : null,
+        ]),
+      );
+    });
+  tasks
+    .command('show <id>')
+    .description('One task')
+    .action(async (id: string, _o: unknown, command: Command) =>
+      printJson(
+        await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).get(
+          `/tasks/${encodeURIComponent(id)}`,
+        ),
+      ),
+    );
+  tasks
+    .command('wait <id>')
+    .description('Wait for a task to finish, with a progress bar')
+    .action(async (id: string, _o: unknown, command: Command) => {
+      const globals = command.optsWithGlobals<Globals>();
+      const done = await waitForTask(ApiClient.fromConfig(globals), id, {
+        quiet: globals.json === true,
+      });
+      if (globals.json) printJson(done);
+    });
+  tasks
+    .command('cancel <id>')
+    .description('Cancel a queued or running task')
+    .action(async (id: string, _o: unknown, command: Command) =>
+      printJson(
+        await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).post(
+          `/tasks/${encodeURIComponent(id)}/cancel`,
+        ),
+      ),
+    );
+}
