@@ -8,8 +8,10 @@ import type { QemuDriver } from '../hypervisors/qemu/qemu-driver.js';
 import { check } from '../protocols/agent-channel/codec.js';
 import type { CallHandlers } from '../protocols/agent-channel/dispatcher.js';
 import { DiscoverySnapshot } from '../protocols/agent-channel/values.js';
+import type { HaMethod } from './ha-call-handlers.js';
 
-export function qemuCallHandlers(driver: QemuDriver): CallHandlers {
+/** Every call but high availability's (ha-call-handlers.ts). */
+export function qemuCallHandlers(driver: QemuDriver): Omit<CallHandlers, HaMethod> {
   const migration = driver.facets.migration;
   const portable = driver.facets.portableVms;
   return {

@@ -40,6 +40,9 @@ import {
 } from '../protocols/agent-channel/values.js';
 import { qemuCallHandlers } from './call-handlers.js';
 import { ConsoleRelays } from './console-relays.js';
+import { haCallHandlers } from './ha-call-handlers.js';
+import { startHaWatchdog, watchChannel } from './ha-host.js';
+import type { HaWatchdog } from './ha-watchdog.js';
 import {
   CredentialStore,
   enroll,
@@ -94,6 +97,7 @@ export class HostAgent {
   readonly #options: HostAgentOptions;
   readonly #protocol: ProtocolVersion;
   #driver: QemuDriver | undefined;
+  #ha: HaWatchdog | undefined;
   #socket: WebSocket | undefined;
   #stopped = false;
   readonly #abort = new AbortController();
@@ -123,6 +127,7 @@ export class HostAgent {
     });
     await driver.connect();
     this.#driver = driver;
+    this.#ha = await startHaWatchdog({ driver, ...this.#options });
     let backoffMs = 500;
     while (!this.#stopped) {
       const opened = await this.#session(this.#current, driver).catch(async (error: unknown) => {
@@ -144,6 +149,7 @@ export class HostAgent {
     this.#stopped = true;
     this.#abort.abort();
     this.#socket?.close(1000, 'agent stopping');
+    await this.#ha?.stop();
     await this.#driver?.close();
   }
 
@@ -198,13 +204,20 @@ export class HostAgent {
           this.#options.logger.error({ err: error, type: message.type }, 'a message was not sent');
         }
       };
-      const callHandlers = qemuCallHandlers(driver);
+      // Started by run() before any session.
+      const ha = this.#ha!;
+      const callHandlers = {
+        ...qemuCallHandlers(driver),
+        ...haCallHandlers(ha, this.#options.storageRoots, this.#options.logger),
+      };
+      let unwatch: (() => void) | undefined;
       let heartbeat: NodeJS.Timeout | undefined;
       const consoles = new ConsoleRelays(driver);
       // Calls under way, so the control plane can cancel one (a cancelled task).
       const calls = new Map<number, AbortController>();
       const welcome = (message: Extract<ControlPlaneHandshake, { type: 'welcome' }>) => {
         opened = true;
+        unwatch = watchChannel(ha, socket, this.#options.clock);
         this.#options.logger.info(
           {
             serial: message.serial,
@@ -319,6 +332,7 @@ export class HostAgent {
           return;
         }
         clearInterval(heartbeat);
+        unwatch?.();
         consoles.closeAll();
         watching.abort();
         resolve(opened);

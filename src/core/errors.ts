@@ -215,6 +215,11 @@ export const errorCatalogue = {
     summary:
       'A host agent speaks another major version of the agent channel protocol than the control plane, so its channel was refused: upgrade the agent to the control plane’s version (or the control plane, when the agent is newer); details give both versions.',
   },
+  ZEN_HA_HEARTBEAT_INVALID: {
+    status: 502,
+    summary:
+      'A storage heartbeat file of high availability is not a heartbeat (not JSON, truncated, or a field of the wrong shape): the host that wrote it cannot be judged by it; details name the field.',
+  },
   // --- audit and store ----------------------------------------------------
   ZEN_AUDIT_CHAIN_BROKEN: {
     status: 500,

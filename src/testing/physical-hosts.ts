@@ -16,7 +16,7 @@
  * makes a new one and mounts it over FILE.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -30,6 +30,8 @@ export interface PhysicalHost {
   address: string;
   /** Its NIC's MAC address (lower case). */
   mac: string;
+  /** The bridge's end of its veth: down is its control network cut. */
+  veth: string;
   stateDir: string;
   /** The command the BMC runs to "boot" the machine (the agent in its namespaces). */
   machineCommand: string[];
@@ -46,6 +48,16 @@ export interface PhysicalLab {
     storageRoots: string[];
     baseDir: string;
   }): Promise<PhysicalHost>;
+  /** Cuts the host's network (its veth down at the bridge): a partition, the host itself runs on. */
+  cutNetwork(host: PhysicalHost): Promise<void>;
+  restoreNetwork(host: PhysicalHost): Promise<void>;
+  /**
+   * Every process in the host's namespaces (its agent, its QEMUs), with ids as this test's
+   * namespace sees them (the agent reports ids of its own PID namespace).
+   */
+  processes(host: PhysicalHost): Promise<Array<{ pid: number; command: string }>>;
+  /** Crashes the host: SIGKILL to everything in its namespaces, at once. */
+  crash(host: PhysicalHost): Promise<void>;
   /** Removes every namespace and the bridge (kill the machines first). */
   close(): Promise<void>;
 }
@@ -117,7 +129,24 @@ export async function startPhysicalLab(): Promise<PhysicalLab> {
         '--host-name',
         name,
       ];
-      return { name, namespace, address, mac, stateDir, machineCommand };
+      return { name, namespace, address, mac, veth: outside, stateDir, machineCommand };
+    },
+    async cutNetwork(host) {
+      await ip('link', 'set', host.veth, 'down');
+    },
+    async restoreNetwork(host) {
+      await ip('link', 'set', host.veth, 'up');
+      await waitUntilForwarding(host.veth);
+    },
+    processes: (host) => processesIn(host.namespace),
+    async crash(host) {
+      for (const { pid } of await processesIn(host.namespace)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // Gone already: its namespace's init took it along.
+        }
+      }
     },
     async close() {
       for (const namespace of namespaces)
@@ -125,6 +154,22 @@ export async function startPhysicalLab(): Promise<PhysicalLab> {
       await ip('link', 'del', bridge).catch(() => undefined);
     },
   };
+}
+
+async function processesIn(namespace: string): Promise<Array<{ pid: number; command: string }>> {
+  const { stdout } = await ip('netns', 'pids', namespace);
+  return stdout
+    .split('\n')
+    .filter((line) => /^\d+$/.test(line.trim()))
+    .flatMap((line) => {
+      const pid = Number(line.trim());
+      try {
+        const command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+        return [{ pid, command }];
+      } catch {
+        return [];
+      }
+    });
 }
 
 /** Waits until the bridge forwards through the host's port (an agent's first connection may not fail). */

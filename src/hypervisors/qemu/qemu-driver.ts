@@ -632,6 +632,28 @@ export class QemuDriver implements HypervisorDriver {
     return all;
   }
 
+  /**
+   * Every VM of this host with its QEMU process and disk files, for the agent's high-availability
+   * watchdog; `transient` marks half of a migration (arriving, or gone away).
+   */
+  localVms(): Array<{
+    id: string;
+    name: string;
+    uuid: string | null;
+    pid: number | null;
+    transient: boolean;
+    diskFiles: string[];
+  }> {
+    return [...this.#vms.values()].map((vm) => ({
+      id: vm.id,
+      name: vm.record.spec.name,
+      uuid: vm.record.spec.uuid ?? null,
+      pid: vm.pid,
+      transient: vm.incoming || vm.departed,
+      diskFiles: vm.record.spec.disks.map((disk) => disk.file),
+    }));
+  }
+
   /** The serial console's unix socket of a running VM (for the console relay). */
   serialSocket(id: string): string {
     return this.#vm(id).paths.serialSocket;

@@ -6,6 +6,8 @@
  * them.
  */
 import { Type, type Static, type TSchema } from 'typebox';
+import { HaHeartbeat } from '../ha-heartbeat.js';
+import { HaAgentSettings } from './ha-values.js';
 import { PortableVm, RunOptions } from './portable-values.js';
 import {
   IncomingEndpoint,
@@ -35,6 +37,7 @@ interface CallSpec<Args extends TSchema, Result extends TSchema> {
 
 const v1_0: ProtocolVersion = { major: 1, minor: 0 };
 const v1_1: ProtocolVersion = { major: 1, minor: 1 };
+const v1_2: ProtocolVersion = { major: 1, minor: 2 };
 
 function call<Args extends TSchema, Result extends TSchema>(
   since: ProtocolVersion,
@@ -79,6 +82,21 @@ export const agentCalls = {
   // The portable-VM facet.
   describeVm: call(v1_1, onVm, PortableVm),
   runVm: call(v1_1, Type.Tuple([PortableVm, RunOptions]), DiscoveredVm),
+  // High availability: the agent's watchdog, and the storage heartbeats of a root it shares.
+  configureHa: call(
+    v1_2,
+    Type.Tuple([HaAgentSettings]),
+    Type.Object({
+      /** The name its heartbeat files carry (its host object's name). */
+      hostName: Type.String(),
+      bootId: Type.String(),
+      /** The storage roots it writes its heartbeat into now (those holding its VMs' disks). */
+      heartbeatRoots: Type.Array(Type.String()),
+    }),
+  ),
+  readHaHeartbeats: call(v1_2, Type.Tuple([Type.String()]), Type.Array(HaHeartbeat)),
+  /** Forgets released VMs (by UUID) once the control plane has dealt with them; answers the rest. */
+  clearReleased: call(v1_2, Type.Tuple([Type.Array(Type.String())]), Type.Array(Type.String())),
 };
 
 export type AgentMethod = keyof typeof agentCalls;

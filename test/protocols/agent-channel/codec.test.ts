@@ -167,10 +167,15 @@ describe('agent channel codec', () => {
       () => decodeResult('incomingState', 'lost'),
       coded('AGENT_CHANNEL_PROTOCOL_ERROR'),
     );
-    // Every method says when it came: 1.0 for the channel as it was, 1.1 for the portable-VM calls.
+    // Every method says when it came: 1.0 for the channel as it was, 1.1 for the portable-VM calls,
+    // 1.2 for high availability's.
     assert.deepEqual(
-      agentMethods.filter((m) => agentCalls[m].since.minor > 0),
+      agentMethods.filter((m) => agentCalls[m].since.minor === 1),
       ['describeVm', 'runVm'],
+    );
+    assert.deepEqual(
+      agentMethods.filter((m) => agentCalls[m].since.minor === 2),
+      ['configureHa', 'readHaHeartbeats', 'clearReleased'],
     );
   });
 });
@@ -298,6 +303,27 @@ describe('the agent’s dispatcher', () => {
       context,
     );
     assert.equal(!older.ok && older.error.code, 'ZEN_UNSUPPORTED');
+    // Nor does a 1.1 agent know configureHa (1.2).
+    const settings = {
+      enabled: true,
+      isolationResponse: 'power-off',
+      isolationSeconds: 2,
+      selfFenceSeconds: 3,
+    };
+    const before12 = await dispatchCall(
+      call('configureHa', [settings]),
+      handlers,
+      { major: 1, minor: 1 },
+      context,
+    );
+    assert.equal(!before12.ok && before12.error.code, 'ZEN_UNSUPPORTED');
+    const badHa = await dispatchCall(
+      call('configureHa', [{ ...settings, isolationResponse: 'panic' }]),
+      handlers,
+      channelProtocol,
+      context,
+    );
+    assert.equal(!badHa.ok && badHa.error.details?.path, '/0/isolationResponse');
     const bad = await dispatchCall(call('startVm', [42]), handlers, channelProtocol, context);
     assert.equal(!bad.ok && bad.error.code, 'AGENT_CHANNEL_PROTOCOL_ERROR');
     assert.equal(!bad.ok && bad.error.details?.path, '/0');
