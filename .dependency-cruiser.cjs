@@ -23,6 +23,7 @@ const serviceRooms = [
   'machines',
   'placement',
   'plans',
+  'ha',
 ];
 const serviceRoomRules = serviceRooms.map((room, index) => ({
   name: `services-${room}-imports-only-rooms-below`,

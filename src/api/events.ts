@@ -98,6 +98,45 @@ export const eventData = {
     previous: Type.String(),
     planId: NullableString,
   }),
+  /** High availability: a protected host stopped answering on its channel and on its storage. */
+  'ha.hostFailed': Type.Object({
+    name: Type.String(),
+    failedAt: Type.Number(),
+    /** The failover that restarts its VMs. */
+    failoverId: Type.String(),
+  }),
+  /** Its channel is silent but its storage heartbeat goes on: cut off, not dead; nothing restarts. */
+  'ha.hostIsolated': Type.Object({ name: Type.String(), since: Type.Number() }),
+  /** A host that was failed or isolated answers again. */
+  'ha.hostRecovered': Type.Object({ name: Type.String() }),
+  /** Fencing could not be confirmed (BMC down, lease still held): the host's VMs do not restart yet. */
+  'ha.fenceFailed': Type.Object({
+    name: Type.String(),
+    failoverId: Type.String(),
+    reason: Type.String(),
+  }),
+  /** A VM of a failed host runs again elsewhere (its location's reason is failover). */
+  'ha.vmRestarted': Type.Object({
+    name: Type.String(),
+    failoverId: Type.String(),
+    fromHostId: Type.String(),
+    toHostId: Type.String(),
+    /** From the host's failure to the VM started again. */
+    downMs: Type.Number(),
+  }),
+  /** A VM of a failed host cannot start yet (no capacity, a held disk lock): it waits, and why. */
+  'ha.vmWaiting': Type.Object({
+    name: Type.String(),
+    failoverId: Type.String(),
+    reason: Type.String(),
+  }),
+  'ha.failoverFinished': Type.Object({
+    name: Type.String(),
+    state: Type.String(),
+    restarted: Type.Number(),
+    waiting: Type.Number(),
+    failed: Type.Number(),
+  }),
 } as const satisfies Record<string, TSchema>;
 
 export type EventType = keyof typeof eventData;

@@ -48,6 +48,8 @@ export const LocationView = Type.Object({
   powerState: Type.String(),
   from: Type.Number(),
   to: NullableInstant,
+  /** Why it came there, when Zenith moved it for a reason: failover (high availability). */
+  reason: Type.Optional(Type.String()),
 });
 export type LocationView = Static<typeof LocationView>;
 

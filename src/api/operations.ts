@@ -8,6 +8,7 @@ import * as auth from './auth.js';
 import * as connections from './connections.js';
 import * as consoles from './consoles.js';
 import * as events from './events.js';
+import * as ha from './ha.js';
 import * as inventory from './inventory.js';
 import * as machines from './machines.js';
 import * as metrics from './metrics.js';
@@ -58,6 +59,7 @@ export const operations = {
   ...operationsOf(agents),
   ...operationsOf(accounting),
   ...operationsOf(policies),
+  ...operationsOf(ha),
   ...operationsOf(placement),
   ...operationsOf(machines),
 };

@@ -47,6 +47,7 @@ import {
   type SensorSettings,
 } from '../services/machines/sensor-history.js';
 import { SensorSampler } from '../services/machines/sensor-sampler.js';
+import { HaService, type HaOptions } from '../services/ha/ha-service.js';
 import { EvacuationService } from '../services/plans/evacuation-service.js';
 import { HostModeService } from '../services/placement/host-modes.js';
 import { PlacementService } from '../services/placement/placement-service.js';
@@ -74,6 +75,8 @@ export interface ControlPlaneOptions {
   metrics?: Partial<MetricSettings>;
   /** Machines' sensor history: sampling period, retention, BMCs read at once (60 s, 35 days, 8). */
   machines?: Partial<SensorSettings>;
+  /** High availability's timings (checks, grace after a start, descriptions). */
+  ha?: HaOptions;
   /** How long an agent's client certificate lasts (default 30 days); renewed at two thirds. */
   agentCertificateValidityMs?: number;
 }
@@ -121,6 +124,8 @@ export interface ControlPlane {
   sensorHistory: SensorHistory;
   sensorSampler: SensorSampler;
   evacuations: EvacuationService;
+  /** High availability: failure detection, fencing, restarts of failed hosts' VMs. */
+  ha: HaService;
   /** Set on the very first start when no admin password was given: print it once. */
   generatedAdminPassword: string | undefined;
   close(): Promise<void>;
@@ -296,6 +301,22 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     clock,
     logger,
   });
+  const ha = new HaService({
+    store,
+    clock,
+    logger,
+    inventory,
+    connections,
+    agentHub,
+    placement,
+    policies,
+    machines,
+    tasks,
+    events,
+    audit,
+    identities,
+    ...(options.ha ? { options: options.ha } : {}),
+  });
   const powerSchedule = new RebalanceScheduler(
     clock,
     () => {
@@ -388,6 +409,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     powerSchedule.start();
     metricsSampler.start();
     sensorSampler.start();
+    await ha.start();
     return {
       store,
       clock,
@@ -424,8 +446,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       powerManagement,
       sensorHistory,
       sensorSampler,
+      ha,
       generatedAdminPassword: bootstrap.generatedPassword,
       async close() {
+        await ha.stop();
         agentHub.closeAll();
         clearInterval(pruneTimer);
         clearInterval(sessionSweep);

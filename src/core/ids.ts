@@ -23,6 +23,7 @@ export const idPrefixes = {
   binding: 'bind',
   policy: 'pol',
   plan: 'plan',
+  failover: 'failover',
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

@@ -28,6 +28,7 @@ import { identityRoutes } from './routes/identities.js';
 import { inventoryRoutes } from './routes/inventory.js';
 import { resourceGroupMemberRoutes } from './routes/resource-group-members.js';
 import { metricsHistoryRoutes } from './routes/metrics-history.js';
+import { haRoutes } from './routes/ha.js';
 import { machineRoutes } from './routes/machines.js';
 import { placementRoutes } from './routes/placement.js';
 import { policyRoutes } from './routes/policies.js';
@@ -148,6 +149,7 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
       await policyRoutes(api, plane);
       await placementRoutes(api, plane);
       await machineRoutes(api, plane);
+      await haRoutes(api, plane);
     },
     { prefix: '/api/v1' },
   );

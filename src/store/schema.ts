@@ -31,6 +31,8 @@ export interface LocationHistoryTable {
   power_state: string;
   from_ts: number;
   to_ts: number | null;
+  /** Why the VM came to be there when that is not plain discovery: 'failover'. */
+  reason: string | null;
 }
 
 export interface ConnectionsTable {
@@ -309,6 +311,49 @@ export interface MachineLinksTable {
   at: number;
 }
 
+export interface HaVmDescriptionsTable {
+  vm_id: string;
+  /** The host it was described on. */
+  host_id: string;
+  /** The portable-VM description (JSON). */
+  description: string;
+  described_at: number;
+}
+
+export interface HaFailoversTable {
+  id: string;
+  host_id: string;
+  host_name: string;
+  /** When the host stopped answering (its last heartbeat). */
+  failed_at: number;
+  detected_at: number;
+  /** fencing, restarting, done, waiting (VMs wait for capacity), failed */
+  state: string;
+  /** bmc, self-fence (lease expired past the deadline) */
+  fence_method: string | null;
+  fenced_at: number | null;
+  task_id: string | null;
+  error: string | null;
+  updated_at: number;
+  finished_at: number | null;
+}
+
+export interface HaRestartsTable {
+  failover_id: string;
+  vm_id: string;
+  vm_name: string;
+  priority: string;
+  restart_order: number;
+  /** pending, starting, running, waiting (no capacity), failed, skipped */
+  state: string;
+  to_host_id: string | null;
+  reason: string | null;
+  attempts: number;
+  started_at: number | null;
+  running_at: number | null;
+  updated_at: number;
+}
+
 export interface QuotasTable {
   group_id: string;
   /** null: no limit. */
@@ -365,6 +410,9 @@ export interface Database {
   placement_plans: PlacementPlansTable;
   host_modes: HostModesTable;
   machine_links: MachineLinksTable;
+  ha_vm_descriptions: HaVmDescriptionsTable;
+  ha_failovers: HaFailoversTable;
+  ha_restarts: HaRestartsTable;
   machine_sensor_samples: MachineSensorSamplesTable;
   vm_metric_samples: VmMetricSamplesTable;
   vm_metric_rollups: VmMetricRollupsTable;

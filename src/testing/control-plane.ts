@@ -1,4 +1,5 @@
 /** Test fixtures: a control plane on a throw-away store (SQLite or a fresh PostgreSQL database), and an API client. */
+import type { HaOptions } from '../services/ha/ha-service.js';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -50,6 +51,8 @@ export interface TestPlaneOptions {
   ldap?: LdapSettings;
   metrics?: Partial<MetricSettings>;
   /** Machines' sensor sampling (e.g. sensorSampleEveryMs: 500 in tests). */
+  /** High availability's timings (a short grace period after the start, for one). */
+  ha?: HaOptions;
   machines?: Partial<SensorSettings>;
   agentCertificateValidityMs?: number;
   /** Silent unless given (captureLogs gives one whose lines a test reads). */
@@ -68,6 +71,7 @@ export async function startTestPlane(options: TestPlaneOptions = {}): Promise<Te
     ...(options.ldap ? { ldap: options.ldap } : {}),
     ...(options.metrics ? { metrics: options.metrics } : {}),
     ...(options.machines ? { machines: options.machines } : {}),
+    ...(options.ha ? { ha: options.ha } : {}),
     ...(options.agentCertificateValidityMs
       ? { agentCertificateValidityMs: options.agentCertificateValidityMs }
       : {}),

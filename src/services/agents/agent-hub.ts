@@ -42,6 +42,9 @@ export interface ChannelSocket {
   close(code?: number, reason?: string): void;
   on(event: 'message', listener: (data: Buffer) => void): unknown;
   on(event: 'close', listener: () => void): unknown;
+  /** A WebSocket ping (the peer's pong proves it alive without a message of ours). */
+  ping?(): void;
+  on(event: 'pong', listener: () => void): unknown;
 }
 
 interface Pending {
@@ -80,8 +83,24 @@ class AgentChannel implements AgentLink {
     private readonly renewal: RenewalHandlers,
     private readonly logger: Logger,
   ) {
-    socket.on('message', (data) => this.#receive(data));
+    socket.on('message', (data) => {
+      this.lastHeardAt = Date.now();
+      this.#receive(data);
+    });
+    socket.on('pong', () => (this.lastHeardAt = Date.now()));
     socket.on('close', () => this.drop());
+  }
+
+  /** When the agent last said anything (a message or a pong), ms since the epoch. */
+  lastHeardAt = Date.now();
+
+  /** Asks the agent for a pong (liveness between its heartbeats). */
+  probe(): void {
+    try {
+      this.socket.ping?.();
+    } catch {
+      // A socket closing: its close event follows.
+    }
   }
 
   get connected(): boolean {
@@ -300,8 +319,27 @@ class AgentChannel implements AgentLink {
 export class AgentHub {
   readonly #channels = new Map<string, AgentChannel>();
   readonly #connectedFollowers = new Set<(agentId: string) => void>();
+  #prober: NodeJS.Timeout | undefined;
 
   constructor(private readonly logger: Logger) {}
+
+  /**
+   * Pings every agent each `everyMs` (high availability: a host cut off without its socket closing
+   * falls silent within seconds, not after three missed heartbeats). Idempotent; stopped by closeAll.
+   */
+  probeEvery(everyMs: number): void {
+    if (this.#prober) return;
+    this.#prober = setInterval(() => {
+      for (const channel of this.#channels.values()) channel.probe();
+    }, everyMs);
+    this.#prober.unref();
+  }
+
+  /** How long the agent has been silent, in ms; null when it has no channel. */
+  silentMs(agentId: string): number | null {
+    const channel = this.#channels.get(agentId);
+    return channel ? Math.max(0, Date.now() - channel.lastHeardAt) : null;
+  }
 
   /**
    * Calls `listener` when an agent's channel opens (the control plane nudges its connection, which
@@ -343,6 +381,8 @@ export class AgentHub {
   }
 
   closeAll(): void {
+    clearInterval(this.#prober);
+    this.#prober = undefined;
     for (const channel of this.#channels.values()) channel.drop();
     this.#channels.clear();
   }

@@ -22,11 +22,31 @@ export interface LocationMove {
 
 const insertChunk = 400;
 
+/** A move Zenith makes itself and names (a failover): how the next interval of the VM is recorded. */
+export interface ExpectedMove {
+  reason: string;
+  /** The interval it leaves ends then (the host's failure), not when the move is seen. */
+  leftAt?: number;
+}
+
 export class LocationLedger {
   readonly #open = new Map<string, OpenInterval>();
   #staged: Map<string, OpenInterval | null> | undefined;
+  /** vm id → how its next move is recorded (until that move is seen). */
+  readonly #expected = new Map<string, ExpectedMove>();
 
   constructor(private readonly store: Store) {}
+
+  /**
+   * The VM's next move is one Zenith makes for a reason (a restart after its host failed): the
+   * interval it leaves ends at `leftAt` (when given), the one it opens carries the reason.
+   */
+  expect(vmId: string, move: ExpectedMove): () => void {
+    this.#expected.set(vmId, move);
+    return () => {
+      if (this.#expected.get(vmId) === move) this.#expected.delete(vmId);
+    };
+  }
 
   async load(): Promise<void> {
     const rows = await this.store.db
@@ -53,9 +73,26 @@ export class LocationLedger {
     const closing = moves
       .map((m) => this.#open.get(m.vmId))
       .filter((o): o is OpenInterval => o !== undefined);
+    const moved = (m: LocationMove) =>
+      m.next !== null && this.#open.get(m.vmId)?.hostId !== m.next.hostId;
+    const expected = new Map(
+      moves
+        .filter((m) => this.#expected.has(m.vmId) && moved(m))
+        .map((m) => [m.vmId, this.#expected.get(m.vmId)!]),
+    );
     for (let i = 0; i < closing.length; i += insertChunk) {
       const ids = closing.slice(i, i + insertChunk).map((o) => o.rowId);
       await tx.updateTable('location_history').set({ to_ts: now }).where('id', 'in', ids).execute();
+    }
+    // A named move's interval ends when it was left (the host's failure), never before it began.
+    for (const [vmId, move] of expected) {
+      const open = this.#open.get(vmId);
+      if (open && move.leftAt !== undefined)
+        await tx
+          .updateTable('location_history')
+          .set({ to_ts: Math.min(now, Math.max(open.from, move.leftAt)) })
+          .where('id', '=', open.rowId)
+          .execute();
     }
     const opening = moves.filter((m) => m.next !== null);
     for (let i = 0; i < opening.length; i += insertChunk) {
@@ -69,6 +106,7 @@ export class LocationLedger {
             power_state: m.next!.powerState,
             from_ts: now,
             to_ts: null,
+            reason: expected.get(m.vmId)?.reason ?? null,
           })),
         )
         .returning('id')
@@ -85,14 +123,19 @@ export class LocationLedger {
     }
     for (const move of moves) if (move.next === null) staged.set(move.vmId, null);
     this.#staged = staged;
+    this.#stagedExpected = [...expected.keys()];
   }
+
+  #stagedExpected: string[] = [];
 
   commit(): void {
     for (const [vmId, interval] of this.#staged ?? []) {
       if (interval) this.#open.set(vmId, interval);
       else this.#open.delete(vmId);
     }
+    for (const vmId of this.#stagedExpected) this.#expected.delete(vmId);
     this.#staged = undefined;
+    this.#stagedExpected = [];
   }
 
   async history(
@@ -116,6 +159,7 @@ export class LocationLedger {
       powerState: row.power_state as PowerState,
       from: Number(row.from_ts),
       to: row.to_ts === null ? null : Number(row.to_ts),
+      ...(row.reason ? { reason: row.reason } : {}),
     }));
   }
 
@@ -137,6 +181,7 @@ export class LocationLedger {
       powerState: row.power_state as PowerState,
       from: Number(row.from_ts),
       to: row.to_ts === null ? null : Number(row.to_ts),
+      ...(row.reason ? { reason: row.reason } : {}),
     };
   }
 }

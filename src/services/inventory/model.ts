@@ -31,6 +31,8 @@ export interface LocationInterval {
   powerState: PowerState;
   from: number;
   to: number | null;
+  /** Why it came there, when Zenith moved it for a reason: 'failover'. */
+  reason?: string;
 }
 
 /**

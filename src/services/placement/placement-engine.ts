@@ -135,7 +135,7 @@ export class VmPlacer {
       return 'state';
     }
     if (host.connectionId !== null) {
-      const existing = vm.object !== null;
+      const existing = vm.object !== null && vm.fromDescription !== true;
       const compatible = existing
         ? vm.connectionId !== null &&
           model.connections.canMigrate(vm.connectionId, host.connectionId)

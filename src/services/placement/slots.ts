@@ -59,6 +59,11 @@ export interface VmSlot {
   facts: FactSource;
   group: ManagedObject | undefined;
   groupFacts: FactSource | undefined;
+  /**
+   * It runs again from its portable description (high availability, after its host failed), not
+   * by a migration: any host whose connection can create VMs may take it.
+   */
+  fromDescription?: boolean;
 }
 
 /** What affinity bookkeeping reads of a model. */

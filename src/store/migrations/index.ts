@@ -14,6 +14,7 @@ import * as m0008allocations from './0008-vm-allocations.js';
 import * as m0009 from './0009-connection-identity.js';
 import * as m0010 from './0010-machines.js';
 import * as m0011 from './0011-machine-sensor-samples.js';
+import * as m0012 from './0012-high-availability.js';
 
 import type { MigrationContext } from './context.js';
 
@@ -41,4 +42,5 @@ export const migrations: readonly ZenithMigration[] = [
   { name: '0009-connection-identity', up: m0009.up },
   { name: '0010-machines', up: m0010.up },
   { name: '0011-machine-sensor-samples', up: m0011.up },
+  { name: '0012-high-availability', up: m0012.up },
 ];

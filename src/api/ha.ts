@@ -1,0 +1,164 @@
+/**
+ * High availability: the state of each protected host as the failure detector sees it, each VM's
+ * protection, and every failover with each VM's restart (docs/high-availability.md).
+ */
+import { Type, type Static } from 'typebox';
+import { IdParams, Items, StringEnum } from './common.js';
+import { operation } from './operation.js';
+
+const NullableString = Type.Union([Type.String(), Type.Null()]);
+const NullableNumber = Type.Union([Type.Number(), Type.Null()]);
+
+export const haHostStates = ['healthy', 'suspect', 'isolated', 'failed', 'unprotected'] as const;
+export const haVmStates = ['protected', 'unprotected', 'restarting', 'waiting'] as const;
+export const failoverStates = ['fencing', 'restarting', 'waiting', 'done', 'failed'] as const;
+export const restartStates = [
+  'pending',
+  'starting',
+  'running',
+  'waiting',
+  'failed',
+  'skipped',
+] as const;
+
+export const HaHostView = Type.Object({
+  hostId: Type.String(),
+  name: Type.String(),
+  /** HA is enabled where the host is (its cluster's, datacenter's or the global policies). */
+  enabled: Type.Boolean(),
+  /**
+   * healthy; suspect: its channel is silent, not yet for the detection time; isolated: channel
+   * silent, storage heartbeat alive (nothing restarts); failed: both stopped (its VMs fail over);
+   * unprotected: HA off there, or a host HA cannot watch.
+   */
+  state: StringEnum(haHostStates),
+  /** Since when it is in that state (ms since the epoch), when not healthy. */
+  since: NullableNumber,
+  /** How long its channel has been silent, in ms (null: no channel). */
+  silentMs: NullableNumber,
+  /** How a failure is made safe before its VMs restart: its BMC, or its lease and self-fencing. */
+  fencing: StringEnum(['bmc', 'self-fence', 'none']),
+  /** Its storage heartbeat as last read, when it writes one. */
+  storage: Type.Union([
+    Type.Object({ counter: Type.Number(), writtenAt: Type.Number(), readAt: Type.Number() }),
+    Type.Null(),
+  ]),
+  reason: Type.Optional(Type.String()),
+});
+export type HaHostView = Static<typeof HaHostView>;
+
+export const HaVmView = Type.Object({
+  vmId: Type.String(),
+  name: Type.String(),
+  hostId: NullableString,
+  state: StringEnum(haVmStates),
+  /** Why it is unprotected or waiting. */
+  reason: NullableString,
+  priority: Type.String(),
+  restartOrder: Type.Number(),
+  /** When its portable description (what a restart runs) was last taken. */
+  describedAt: NullableNumber,
+});
+export type HaVmView = Static<typeof HaVmView>;
+
+export const RestartView = Type.Object({
+  vmId: Type.String(),
+  vmName: Type.String(),
+  priority: Type.String(),
+  restartOrder: Type.Number(),
+  state: StringEnum(restartStates),
+  toHostId: NullableString,
+  toHostName: NullableString,
+  reason: NullableString,
+  attempts: Type.Number(),
+  startedAt: NullableNumber,
+  runningAt: NullableNumber,
+});
+export type RestartView = Static<typeof RestartView>;
+
+export const FailoverView = Type.Object({
+  id: Type.String(),
+  hostId: Type.String(),
+  hostName: Type.String(),
+  state: StringEnum(failoverStates),
+  /** When the host stopped answering. */
+  failedAt: Type.Number(),
+  detectedAt: Type.Number(),
+  fenceMethod: NullableString,
+  fencedAt: NullableNumber,
+  taskId: NullableString,
+  error: NullableString,
+  updatedAt: Type.Number(),
+  finishedAt: NullableNumber,
+  /** In start order: priority, then order group. */
+  restarts: Type.Array(RestartView),
+});
+export type FailoverView = Static<typeof FailoverView>;
+
+export const haStatus = operation({
+  method: 'GET',
+  path: '/ha',
+  auth: 'inventory.read',
+  tag: 'ha',
+  summary:
+    'High availability now: every host the caller can read with its failure-detection state and fencing method, and how many VMs are protected, unprotected, restarting or waiting',
+  success: {
+    200: Type.Object({
+      hosts: Type.Array(HaHostView),
+      vms: Type.Object({
+        protected: Type.Number(),
+        unprotected: Type.Number(),
+        restarting: Type.Number(),
+        waiting: Type.Number(),
+      }),
+    }),
+  },
+});
+
+export const listHaVms = operation({
+  method: 'GET',
+  path: '/ha/vms',
+  auth: 'inventory.read',
+  tag: 'ha',
+  summary: "Each VM's protection: protected, unprotected (and why), restarting, waiting (and why)",
+  query: Type.Object(
+    { state: Type.Optional(StringEnum(haVmStates)) },
+    { additionalProperties: false },
+  ),
+  success: { 200: Items(HaVmView) },
+});
+
+export const getHaVm = operation({
+  method: 'GET',
+  path: '/ha/vms/:id',
+  auth: 'inventory.read',
+  tag: 'ha',
+  summary: "One VM's protection (by id or name)",
+  params: IdParams,
+  success: { 200: HaVmView },
+  errors: [404],
+});
+
+export const listFailovers = operation({
+  method: 'GET',
+  path: '/ha/failovers',
+  auth: 'inventory.read',
+  tag: 'ha',
+  summary: 'Failovers, newest first, each with its VMs’ restarts',
+  query: Type.Object(
+    { limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })) },
+    { additionalProperties: false },
+  ),
+  success: { 200: Items(FailoverView) },
+});
+
+export const getFailover = operation({
+  method: 'GET',
+  path: '/ha/failovers/:id',
+  auth: 'inventory.read',
+  tag: 'ha',
+  summary: 'One failover: fencing, then each VM’s restart in order, with where it went and when',
+  params: IdParams,
+  success: { 200: FailoverView },
+  errors: [404],
+});

@@ -1,0 +1,408 @@
+/**
+ * A failover: the durable `ha.failover` task that makes a failed host's VMs run elsewhere.
+ *
+ * 1. **Fence.** With a BMC: power the machine off and see it read off (MachineService.fence).
+ *    Without one: its storage lease must have stopped for longer than the self-fencing deadline
+ *    (an agent that lost both the control plane and its storage kills its own VMs by then). A
+ *    fence that cannot be confirmed restarts nothing: the failover stays `fencing`, with the
+ *    reason, and is tried again.
+ * 2. **Restart**, highest priority first, lower order groups before higher ones (a group waits
+ *    for the one before to be running, or for its timeout): each VM is placed by the placement
+ *    engine (policies, anti-affinity, capacity; a host in standby is woken when nothing else has
+ *    room) and run from its stored portable description with its existing disks. A VM with no
+ *    room, or whose disk lock is still held, waits (never forced) and is tried again when the
+ *    failover is.
+ *
+ * Every step is written before it is taken (ha_restarts): a resumed failover skips what is
+ * running, and before running a VM again on the host a killed attempt chose, it asks the
+ * inventory whether the VM already arrived there. Two copies are also refused by QEMU's image
+ * lock on the shared disk.
+ */
+import { Type, type Static } from 'typebox';
+import type { Clock } from '../../core/clock.js';
+import { isZenithError, ZenithError } from '../../core/errors.js';
+import type { Logger } from '../../core/logger.js';
+import { facetOf } from '../../hypervisors/driver.js';
+import type { Actor, AuditService } from '../audit/audit-service.js';
+import type { ConnectionService } from '../connections/connection-service.js';
+import type { EventBus } from '../events/event-bus.js';
+import type { InventoryService } from '../inventory/inventory-service.js';
+import type { ManagedObject } from '../inventory/model.js';
+import type { MachineService } from '../machines/machine-service.js';
+import { placeVm } from '../placement/placement-engine.js';
+import type { PlacementService } from '../placement/placement-service.js';
+import type { TaskKind, TaskRunContext, TaskService } from '../tasks/task-service.js';
+import { haOfVm, type EffectiveHa } from './ha-settings.js';
+import { startOrder, type Failover, type HaStore, type Restart } from './ha-store.js';
+
+const FailoverParams = Type.Object({
+  failoverId: Type.String(),
+  hostId: Type.String(),
+  hostName: Type.String(),
+});
+type FailoverParams = Static<typeof FailoverParams>;
+
+/** What the failover asks of the storage heartbeat: when the host's lease last advanced. */
+export interface LeaseView {
+  /** ms since the epoch when its storage heartbeat last advanced, or null when none is known. */
+  lastAdvance(hostId: string): number | null;
+  /** Reads the heartbeat again now; true when it advanced since the previous reading. */
+  refresh(hostId: string): Promise<boolean>;
+}
+
+export interface FailoverDeps {
+  store: HaStore;
+  inventory: InventoryService;
+  connections: ConnectionService;
+  placement: PlacementService;
+  machines: MachineService;
+  tasks: TaskService;
+  events: EventBus;
+  audit: AuditService;
+  clock: Clock;
+  logger: Logger;
+  lease: LeaseView;
+  actor: () => Actor;
+}
+
+export class FailoverRunner {
+  readonly kind: TaskKind<FailoverParams>;
+
+  constructor(private readonly deps: FailoverDeps) {
+    this.kind = deps.tasks.register({
+      name: 'ha.failover',
+      params: FailoverParams,
+      run: (context) => this.#run(context),
+      // Every step is recorded before it is taken and checked again when resumed.
+      recover: () => Promise.resolve('retry'),
+    });
+  }
+
+  /** Runs (or resumes) a failover as a task of the HA identity. */
+  async submit(failover: Failover): Promise<string> {
+    const task = await this.deps.tasks.submit({
+      kind: this.kind,
+      targetId: failover.hostId,
+      params: { failoverId: failover.id, hostId: failover.hostId, hostName: failover.hostName },
+      owner: this.deps.actor(),
+    });
+    await this.deps.store.updateFailover(failover.id, { taskId: task.id });
+    return task.id;
+  }
+
+  async #run(context: TaskRunContext<FailoverParams>): Promise<unknown> {
+    const { store } = this.deps;
+    const failover = await store.failover(context.task.params.failoverId);
+    if (failover.state === 'done' || failover.state === 'failed')
+      return { state: failover.state, message: 'finished already' };
+    if (failover.fencedAt === null) {
+      context.progress({ percent: 5, message: `fencing ${failover.hostName}` });
+      const fenced = await this.#fence(failover, context);
+      if (!fenced) return { state: 'fencing', restarted: 0 };
+    }
+    await store.updateFailover(failover.id, { state: 'restarting', error: null });
+    await this.#listRestarts(failover);
+    const restarts = await store.restarts(failover.id);
+    const groups = groupsOf(restarts.filter((r) => r.state !== 'running' && r.state !== 'skipped'));
+    let done = 0;
+    // Order groups one after another (a group's VMs are running when runVm answers; one that
+    // cannot start waits, and does not hold the next group back); within a group, each priority
+    // level after the one above it, the VMs of one level at once.
+    for (const group of groups)
+      for (const level of levelsOf(group)) {
+        const started = await Promise.all(
+          level.map((restart) => this.#restartOne(failover, restart, context)),
+        );
+        done += started.filter(Boolean).length;
+        context.progress({
+          percent: 10 + Math.round((90 * done) / Math.max(1, restarts.length)),
+          message: `${done} of ${restarts.length} VMs running again`,
+        });
+      }
+    const final = await store.restarts(failover.id);
+    const count = (state: Restart['state']) => final.filter((r) => r.state === state).length;
+    const waiting = count('waiting') + count('pending') + count('starting');
+    const state = waiting > 0 ? 'waiting' : 'done';
+    await store.updateFailover(failover.id, { state, finished: state === 'done' });
+    await this.deps.events.publish([
+      {
+        type: 'ha.failoverFinished',
+        objectId: failover.hostId,
+        data: {
+          name: failover.hostName,
+          state,
+          restarted: count('running'),
+          waiting,
+          failed: count('failed'),
+        },
+      },
+    ]);
+    return {
+      state,
+      restarted: count('running'),
+      waiting,
+      failed: count('failed'),
+      skipped: count('skipped'),
+    };
+  }
+
+  /** Makes sure the host runs nothing any more; false (recorded, with an event) when it cannot. */
+  async #fence(failover: Failover, context: TaskRunContext<FailoverParams>): Promise<boolean> {
+    const { store, inventory, machines, clock, lease } = this.deps;
+    const host = inventory.index.get(failover.hostId);
+    const hasBmc = typeof host?.computed['machine.id'] === 'string';
+    const reasons: string[] = [];
+    if (hasBmc) {
+      try {
+        await machines.fence(failover.hostId);
+        await store.updateFailover(failover.id, { fenceMethod: 'bmc', fencedAt: clock.now() });
+        return true;
+      } catch (error) {
+        reasons.push(`its BMC did not confirm it off: ${messageOf(error)}`);
+      }
+    } else reasons.push('it has no BMC');
+    // Without a BMC's word: its lease must have stopped longer than the self-fencing deadline.
+    const selfFenceMs = this.#hostSettings(failover.hostId).selfFenceMs;
+    const last = lease.lastAdvance(failover.hostId);
+    if (last !== null) {
+      const safeAt = Math.max(last, failover.failedAt) + selfFenceMs;
+      while (clock.now() < safeAt) {
+        context.progress({
+          percent: 5,
+          message: `waiting for ${failover.hostName}'s lease to be expired ${Math.round(selfFenceMs / 1000)} s (self-fencing)`,
+        });
+        await clock.sleep(Math.min(1000, safeAt - clock.now()), context.signal);
+        if (await lease.refresh(failover.hostId)) {
+          reasons.push('its storage heartbeat advanced again: it is alive, cut off');
+          return this.#unfenced(failover, reasons);
+        }
+      }
+      await store.updateFailover(failover.id, { fenceMethod: 'self-fence', fencedAt: clock.now() });
+      return true;
+    }
+    reasons.push('no storage lease of it is known, so its VMs cannot be proved gone');
+    return this.#unfenced(failover, reasons);
+  }
+
+  async #unfenced(failover: Failover, reasons: string[]): Promise<false> {
+    const reason = `${failover.hostName} cannot be fenced: ${reasons.join('; ')}`;
+    await this.deps.store.updateFailover(failover.id, { state: 'fencing', error: reason });
+    await this.deps.events.publish([
+      {
+        type: 'ha.fenceFailed',
+        objectId: failover.hostId,
+        data: { name: failover.hostName, failoverId: failover.id, reason },
+      },
+    ]);
+    this.deps.logger.warn({ host: failover.hostName }, reason);
+    return false;
+  }
+
+  /** The protected VMs that ran on the host when it failed (recorded once). */
+  async #listRestarts(failover: Failover): Promise<void> {
+    const vms = this.deps.inventory.index
+      .children(failover.hostId)
+      .filter((vm) => vm.kind === 'vm' && vm.status === 'present');
+    const protectedVms = vms
+      .map((vm) => ({ vm, ha: this.#settingsOf(vm.id) }))
+      .filter(({ vm, ha }) => ha.protected && vm.facts['power.state'] === 'running');
+    await this.deps.store.addRestarts(
+      failover.id,
+      protectedVms.map(({ vm, ha }) => ({
+        vmId: vm.id,
+        vmName: vm.name,
+        priority: ha.priority,
+        restartOrder: ha.restartOrder,
+      })),
+    );
+  }
+
+  /** Runs one VM again elsewhere; true when it runs (or already did). */
+  async #restartOne(
+    failover: Failover,
+    restart: Restart,
+    context: TaskRunContext<FailoverParams>,
+  ): Promise<boolean> {
+    const { store, inventory } = this.deps;
+    const update = (patch: Parameters<HaStore['updateRestart']>[2]) =>
+      store.updateRestart(failover.id, restart.vmId, patch);
+    const vm = inventory.index.get(restart.vmId);
+    if (!vm || vm.status !== 'present') {
+      await update({ state: 'skipped', reason: 'the VM is gone' });
+      return true;
+    }
+    // Already elsewhere: a previous attempt's answer was lost, or someone started it.
+    const where = vm.computed['location.hostId'];
+    if (where !== failover.hostId && typeof where === 'string') {
+      await update({
+        state: 'running',
+        toHostId: where,
+        runningAt: this.deps.clock.now(),
+        reason: null,
+      });
+      return true;
+    }
+    const description = await store.description(restart.vmId);
+    if (!description) {
+      await update({ state: 'failed', reason: 'no portable description of it was recorded' });
+      return false;
+    }
+    const target = this.#place(vm, failover);
+    if ('waiting' in target) {
+      await this.#wait(failover, restart, target.waiting);
+      return false;
+    }
+    const targetHost = inventory.index.get(target.hostId)!;
+    if (target.wake) {
+      context.progress({ percent: 10, message: `powering ${targetHost.name} on (standby)` });
+      await this.deps.placement.wake(target.hostId, context.signal);
+    }
+    const driver = this.deps.connections.driver(targetHost.connectionId!);
+    const portable = facetOf(driver, 'portableVms');
+    if (!portable) {
+      await this.#wait(failover, restart, `${targetHost.name} cannot run VMs from a description`);
+      return false;
+    }
+    // Written before it is tried: a control plane killed now finds the attempt and checks it.
+    await update({
+      state: 'starting',
+      toHostId: target.hostId,
+      attempts: restart.attempts + 1,
+      startedAt: this.deps.clock.now(),
+      reason: null,
+    });
+    const expected = inventory.locations.expect(restart.vmId, {
+      reason: 'failover',
+      leftAt: failover.failedAt,
+    });
+    const release = inventory.handovers.hold(restart.vmId, targetHost.connectionId!);
+    try {
+      const arrived = await portable.runVm(description, { start: true }, context);
+      await inventory.applyChanges(targetHost.connectionId!, [arrived]);
+    } catch (error) {
+      expected();
+      if (isZenithError(error) && error.code === 'ZEN_CONFLICT') {
+        // Defined there already: an attempt whose answer was lost. The inventory has it by now.
+        const again = inventory.index.get(restart.vmId)?.computed['location.hostId'];
+        if (again === target.hostId) {
+          await update({ state: 'running', runningAt: this.deps.clock.now() });
+          return true;
+        }
+      }
+      await this.#wait(
+        failover,
+        restart,
+        `starting it on ${targetHost.name} failed: ${messageOf(error)}`,
+      );
+      return false;
+    } finally {
+      release();
+    }
+    const now = this.deps.clock.now();
+    await update({ state: 'running', runningAt: now, reason: null });
+    await this.deps.audit.append([
+      {
+        actor: this.deps.actor(),
+        action: 'ha.restart',
+        targetId: restart.vmId,
+        params: { failoverId: failover.id, fromHostId: failover.hostId, toHostId: target.hostId },
+        result: 'succeeded',
+      },
+    ]);
+    await this.deps.events.publish([
+      {
+        type: 'ha.vmRestarted',
+        objectId: restart.vmId,
+        data: {
+          name: restart.vmName,
+          failoverId: failover.id,
+          fromHostId: failover.hostId,
+          toHostId: target.hostId,
+          downMs: now - failover.failedAt,
+        },
+      },
+    ]);
+    return true;
+  }
+
+  async #wait(failover: Failover, restart: Restart, reason: string): Promise<void> {
+    await this.deps.store.updateRestart(failover.id, restart.vmId, { state: 'waiting', reason });
+    await this.deps.events.publish([
+      {
+        type: 'ha.vmWaiting',
+        objectId: restart.vmId,
+        data: { name: restart.vmName, failoverId: failover.id, reason },
+      },
+    ]);
+  }
+
+  /** Where placement puts the VM now, off the failed host; a host in standby if none else has room. */
+  #place(
+    vm: ManagedObject,
+    failover: Failover,
+  ): { hostId: string; wake: boolean } | { waiting: string } {
+    const { placement } = this.deps;
+    const attempt = (wakeStandby: boolean) => {
+      const model = placement.model(wakeStandby ? { wakeStandby } : {});
+      const found = model.vms.get(vm.id);
+      if (!found) return null;
+      // It runs again from its description: no migration from its (dead) connection.
+      const slot = { ...found, fromDescription: true };
+      const failed = model.hostById.get(failover.hostId);
+      return placeVm(model, slot, {
+        explain: false,
+        ...(failed ? { exclude: new Set([failed.index]) } : {}),
+      });
+    };
+    const decision = attempt(false);
+    if (decision?.chosen) return { hostId: decision.chosen.hostId, wake: false };
+    if (placement.canWake) {
+      const woken = attempt(true);
+      if (woken?.chosen) return { hostId: woken.chosen.hostId, wake: true };
+    }
+    const reasons = Object.entries(decision?.rejectedByReason ?? {})
+      .map(([reason, hosts]) => `${hosts} host(s): ${reason}`)
+      .join('; ');
+    return { waiting: `no host can take it now${reasons ? ` (${reasons})` : ''}` };
+  }
+
+  #settingsOf(vmId: string): EffectiveHa {
+    return haOfVm(this.deps.placement.model(), vmId);
+  }
+
+  #hostSettings(hostId: string): EffectiveHa {
+    const model = this.deps.placement.model();
+    const host = model.hostById.get(hostId);
+    return haOfVm(model, null, host);
+  }
+}
+
+/** Restarts by order group (lower first), each group in start order. */
+function groupsOf(restarts: Restart[]): Restart[][] {
+  const byOrder = new Map<number, Restart[]>();
+  for (const restart of [...restarts].sort(startOrder)) {
+    const group = byOrder.get(restart.restartOrder) ?? [];
+    group.push(restart);
+    byOrder.set(restart.restartOrder, group);
+  }
+  return [...byOrder.keys()].sort((a, b) => a - b).map((order) => byOrder.get(order)!);
+}
+
+/** A group's restarts by priority level, highest first. */
+function levelsOf(group: Restart[]): Restart[][] {
+  const levels: Restart[][] = [];
+  for (const restart of group) {
+    const last = levels.at(-1);
+    if (last && last[0]!.priority === restart.priority) last.push(restart);
+    else levels.push([restart]);
+  }
+  return levels;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof ZenithError
+    ? `${error.code}: ${error.message}`
+    : error instanceof Error
+      ? error.message
+      : String(error);
+}

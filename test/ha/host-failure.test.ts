@@ -1,0 +1,254 @@
+/**
+ * High availability against real peers: two physical hosts, each a `zenith agent` in its own PID
+ * and network namespace (src/testing/physical-hosts.ts) with a shared storage directory both see;
+ * host A's machine is behind a BMC — Zenith's Redfish service simulator, a simulator of our own,
+ * whose power hooks start and kill the namespace — linked to A's agent host by its NIC's MAC.
+ * HA is enabled by a global policy. Host A crashes (everything in its namespace killed at once):
+ * Zenith declares it failed, fences it through the BMC (power read back off), and runs its two
+ * running guests (tiny TCG guests, their disks on the shared storage) on host B from their stored
+ * descriptions — higher priority first — with their ids; their location history says failover.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  ok,
+  startTestServer,
+  type ApiAnswer,
+  type TestServer,
+} from '../../src/testing/control-plane.js';
+import { consoleTicks } from '../../src/testing/guest-console.js';
+import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../src/testing/guest-image.js';
+import { MachineProcess } from '../../src/testing/machine-process.js';
+import { startPhysicalLab, type PhysicalLab } from '../../src/testing/physical-hosts.js';
+import {
+  startRedfishSimulator,
+  type RedfishSimulator,
+} from '../../src/testing/redfish-simulator.js';
+import { until } from '../../src/testing/wait.js';
+
+describe('high availability: a crashed host’s VMs run again on another host', () => {
+  let lab: PhysicalLab;
+  let s: TestServer;
+  let admin: string;
+  let sim: RedfishSimulator;
+  const machines: Record<string, MachineProcess> = {};
+  const baseDir = mkdtempSync(join(tmpdir(), 'zenith-ha-'));
+  const shared = join(baseDir, 'shared');
+  let image: { kernel: string; initrd: string };
+
+  const get = async (path: string) => ok(await s.request('GET', path, { token: admin }));
+  const connected = (name: string) =>
+    until(
+      `agent host ${name} connected`,
+      async () => {
+        const host = await s.request('GET', `/hosts/${name}`, { token: admin });
+        if (host.status !== 200) return undefined;
+        const connection = await get(`/connections/${host.body.connectionId}`);
+        return connection.state === 'connected' ? host.body : undefined;
+      },
+      60_000,
+      200,
+    );
+
+  before(async () => {
+    image = await ensureGuestImage();
+    mkdirSync(shared, { recursive: true });
+    lab = await startPhysicalLab();
+    s = await startTestServer({ listenHost: lab.gateway, ha: { graceMs: 1000, tickMs: 250 } });
+    admin = await s.login();
+    const hosts = [];
+    for (const name of ['ha-a', 'ha-b']) {
+      const token = ok(
+        await s.request('POST', '/agents/enrollment-tokens', { token: admin, body: {} }),
+        201,
+      ).token as string;
+      // The shared directory first: the guests' disks go there, where both hosts see them.
+      const host = await lab.addHost({
+        name,
+        serverUrl: s.baseUrl,
+        enrollmentToken: token,
+        storageRoots: [shared, dirname(image.kernel)],
+        baseDir,
+      });
+      machines[name] = new MachineProcess(host.machineCommand);
+      hosts.push(host);
+    }
+    sim = await startRedfishSimulator({
+      machines: 1,
+      hooks: {
+        powerOn: () => machines['ha-a']!.start(),
+        powerOff: () => machines['ha-a']!.stop(),
+      },
+    });
+    sim.machine('System1').macs = [hosts[0]!.mac];
+    for (const machine of Object.values(machines)) await machine.start();
+    await connected('ha-a');
+    await connected('ha-b');
+    ok(
+      await s.request('POST', '/connections', {
+        token: admin,
+        body: {
+          name: 'bmc-a',
+          type: 'redfish',
+          settings: {
+            url: sim.url,
+            username: sim.username,
+            thumbprint: sim.thumbprint,
+            pollSeconds: 1,
+          },
+          secret: sim.password,
+        },
+      }),
+      201,
+    );
+    await until('ha-a linked to its machine', async () =>
+      typeof (await get('/hosts/ha-a')).computed['machine.id'] === 'string' ? true : undefined,
+    );
+  });
+  after(async () => {
+    try {
+      await sim?.close();
+      for (const machine of Object.values(machines)) await machine.stop();
+      await s?.close();
+    } finally {
+      await lab?.close();
+      rmSync(baseDir, { recursive: true, force: true });
+    }
+  });
+
+  test('host A crashes: it is declared failed, fenced through its BMC, and its protected VMs run on host B, highest priority first', async (t) => {
+    const vmIds: Record<string, string> = {};
+    for (const name of ['web', 'db']) {
+      const created = await s.waitForTask(
+        admin,
+        ok(
+          await s.request('POST', '/vms', {
+            token: admin,
+            body: {
+              name,
+              hostId: 'ha-a',
+              cpus: 1,
+              memoryBytes: 96 * 2 ** 20,
+              diskBytes: 8 * 2 ** 20,
+              options: { kernel: image.kernel, initrd: image.initrd, cmdline: GUEST_KERNEL_APPEND },
+            },
+          }),
+          202,
+        ).id,
+        60_000,
+      );
+      assert.equal(created.state, 'succeeded', JSON.stringify(created.error));
+      vmIds[name] = created.result.vmId as string;
+      const started = await s.waitForTask(
+        admin,
+        ok(await s.request('POST', `/vms/${vmIds[name]}/start`, { token: admin }), 202).id,
+        60_000,
+      );
+      assert.equal(started.state, 'succeeded', JSON.stringify(started.error));
+    }
+    // HA on everywhere; the database restarts first.
+    for (const body of [
+      {
+        name: 'ha-everywhere',
+        scope: { kind: 'global' },
+        settings: { ha: { enabled: true, failureDetectionSeconds: 2 } },
+      },
+      {
+        name: 'db-first',
+        scope: { kind: 'vm', id: vmIds.db },
+        settings: { ha: { restartPriority: 'highest' } },
+      },
+    ])
+      ok(await s.request('POST', '/policies', { token: admin, body }), 201);
+    const protectedNow = await until(
+      'both VMs protected (described)',
+      async () => {
+        const vms = (await get('/ha/vms')).items as ApiAnswer[];
+        const ours = vms.filter((vm) => Object.values(vmIds).includes(vm.vmId));
+        return ours.length === 2 && ours.every((vm) => vm.state === 'protected') ? ours : undefined;
+      },
+      30_000,
+      250,
+    );
+    assert.equal(protectedNow.find((vm) => vm.vmId === vmIds.db).priority, 'highest');
+    const status = await get('/ha');
+    const hostA = status.hosts.find((h: ApiAnswer) => h.name === 'ha-a');
+    assert.deepEqual([hostA.state, hostA.fencing], ['healthy', 'bmc']);
+    const before = ok(await s.request('GET', `/vms/${vmIds.web}`, { token: admin }));
+    assert.equal((await consoleTicks(s, admin, vmIds.web!, 1)).length, 1, 'the guest runs on A');
+
+    // The crash: everything in A's namespaces dies at once (the BMC still reads it on).
+    const crashedAt = Date.now();
+    await machines['ha-a']!.stop();
+    const failover = await until(
+      'the failover to finish',
+      async () => {
+        const items = (await get('/ha/failovers')).items as ApiAnswer[];
+        return items[0]?.state === 'done' ? items[0] : undefined;
+      },
+      90_000,
+      200,
+    ).catch(async (error: unknown) => {
+      // What HA saw, for whoever reads the failure.
+      const state = JSON.stringify({
+        ha: await get('/ha'),
+        failovers: await get('/ha/failovers'),
+        tasks: await get('/tasks?limit=5'),
+      });
+      throw new Error(`${(error as Error).message}: ${state}`);
+    });
+    const recoveredAt = Date.now();
+    assert.equal(failover.hostName, 'ha-a');
+    assert.equal(failover.fenceMethod, 'bmc');
+    assert.equal(sim.machine('System1').power, 'Off', 'fenced: the BMC powered it off');
+    assert.deepEqual(
+      failover.restarts.map((r: ApiAnswer) => [r.vmName, r.state, r.toHostName]),
+      [
+        ['db', 'running', 'ha-b'],
+        ['web', 'running', 'ha-b'],
+      ],
+      'the highest priority first',
+    );
+    const [db, web] = failover.restarts as ApiAnswer[];
+    assert.ok(db!.startedAt <= web!.startedAt, 'db started before web');
+
+    for (const [name, vmId] of Object.entries(vmIds)) {
+      const vm = ok(await s.request('GET', `/vms/${vmId}`, { token: admin }));
+      assert.equal(vm.id, vmId, `${name} keeps its id`);
+      assert.equal(vm.computed['location.hostName'], 'ha-b');
+      assert.equal(vm.facts['power.state'], 'running');
+      const history = (await get(`/vms/${vmId}/location-history`)).items as ApiAnswer[];
+      const [now, then] = history;
+      assert.equal(now!.hostName, 'ha-b');
+      assert.equal(now!.reason, 'failover', JSON.stringify(history));
+      assert.equal(then!.hostName, 'ha-a');
+      assert.equal(then!.to, failover.failedAt, 'the interval on A ends when A failed');
+    }
+    const web2 = ok(await s.request('GET', `/vms/${vmIds.web}`, { token: admin }));
+    assert.deepEqual(web2.facts['vm.uuid'], before.facts['vm.uuid']);
+    assert.deepEqual(web2.facts['network.macs'], before.facts['network.macs']);
+    assert.equal((await consoleTicks(s, admin, vmIds.web!, 2)).length, 2, 'it boots again on B');
+    const listed = (await get('/vms?filter=name=web')).items as ApiAnswer[];
+    assert.equal(listed.length, 1, 'one VM, not two');
+
+    const events = (await get('/events?limit=500')).items as ApiAnswer[];
+    const types = events.map((e) => e.type);
+    assert.ok(types.includes('ha.hostFailed'), types.join(' '));
+    assert.equal(types.filter((type) => type === 'ha.vmRestarted').length, 2);
+    const audit = (await get('/audit?limit=500')).items as ApiAnswer[];
+    const restarts = audit.filter((r) => r.action === 'ha.restart');
+    assert.equal(restarts.length, 2);
+    assert.ok(
+      restarts.every((r) => r.actorName === 'zenith-ha' || r.actorId !== 'system'),
+      JSON.stringify(restarts[0]),
+    );
+    t.diagnostic(
+      `detection ${failover.detectedAt - crashedAt} ms after the crash; every VM running ${
+        Math.max(...(failover.restarts as ApiAnswer[]).map((r) => r.runningAt)) - crashedAt
+      } ms after (seen by the test at ${recoveredAt - crashedAt} ms)`,
+    );
+  });
+});
