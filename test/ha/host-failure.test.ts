@@ -22,7 +22,11 @@ import {
 import { consoleTicks } from '../../src/testing/guest-console.js';
 import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../src/testing/guest-image.js';
 import { MachineProcess } from '../../src/testing/machine-process.js';
-import { startPhysicalLab, type PhysicalLab } from '../../src/testing/physical-hosts.js';
+import {
+  startPhysicalLab,
+  type PhysicalHost,
+  type PhysicalLab,
+} from '../../src/testing/physical-hosts.js';
 import {
   startRedfishSimulator,
   type RedfishSimulator,
@@ -35,6 +39,7 @@ describe('high availability: a crashed host’s VMs run again on another host', 
   let admin: string;
   let sim: RedfishSimulator;
   const machines: Record<string, MachineProcess> = {};
+  const physical: Record<string, PhysicalHost> = {};
   const baseDir = mkdtempSync(join(tmpdir(), 'zenith-ha-'));
   const shared = join(baseDir, 'shared');
   let image: { kernel: string; initrd: string };
@@ -60,7 +65,7 @@ describe('high availability: a crashed host’s VMs run again on another host', 
     s = await startTestServer({ listenHost: lab.gateway, ha: { graceMs: 1000, tickMs: 250 } });
     admin = await s.login();
     const hosts = [];
-    for (const name of ['ha-a', 'ha-b']) {
+    for (const name of ['ha-a', 'ha-b', 'ha-c', 'ha-d']) {
       const token = ok(
         await s.request('POST', '/agents/enrollment-tokens', { token: admin, body: {} }),
         201,
@@ -74,6 +79,7 @@ describe('high availability: a crashed host’s VMs run again on another host', 
         baseDir,
       });
       machines[name] = new MachineProcess(host.machineCommand);
+      physical[name] = host;
       hosts.push(host);
     }
     sim = await startRedfishSimulator({
@@ -85,8 +91,7 @@ describe('high availability: a crashed host’s VMs run again on another host', 
     });
     sim.machine('System1').macs = [hosts[0]!.mac];
     for (const machine of Object.values(machines)) await machine.start();
-    await connected('ha-a');
-    await connected('ha-b');
+    for (const name of Object.keys(machines)) await connected(name);
     ok(
       await s.request('POST', '/connections', {
         token: admin,
@@ -110,6 +115,8 @@ describe('high availability: a crashed host’s VMs run again on another host', 
   });
   after(async () => {
     try {
+      // A cut network would hold the server's close on its channels.
+      for (const host of Object.values(physical)) await lab.restoreNetwork(host);
       await sim?.close();
       for (const machine of Object.values(machines)) await machine.stop();
       await s?.close();
@@ -119,8 +126,30 @@ describe('high availability: a crashed host’s VMs run again on another host', 
     }
   });
 
-  test('host A crashes: it is declared failed, fenced through its BMC, and its protected VMs run on host B, highest priority first', async (t) => {
-    const vmIds: Record<string, string> = {};
+  const vmIds: Record<string, string> = {};
+  const failoverOf = (hostName: string) =>
+    until(
+      `the failover of ${hostName} to finish`,
+      async () => {
+        const items = (await get('/ha/failovers')).items as ApiAnswer[];
+        const latest = items.find((f) => f.hostName === hostName);
+        return latest?.state === 'done' ? latest : undefined;
+      },
+      90_000,
+      200,
+    ).catch(async (error: unknown) => {
+      // What HA saw, for whoever reads the failure.
+      const state = JSON.stringify({
+        ha: await get('/ha'),
+        failovers: await get('/ha/failovers'),
+        tasks: await get('/tasks?limit=5'),
+      });
+      throw new Error(`${(error as Error).message}: ${state}`);
+    });
+  const whereIs = async (vmId: string) =>
+    (await get(`/vms/${vmId}`)).computed['location.hostName'] as string;
+
+  test('host A crashes: it is declared failed, fenced through its BMC, and its protected VMs run on other hosts, highest priority first', async (t) => {
     for (const name of ['web', 'db']) {
       const created = await s.waitForTask(
         admin,
@@ -154,7 +183,14 @@ describe('high availability: a crashed host’s VMs run again on another host', 
       {
         name: 'ha-everywhere',
         scope: { kind: 'global' },
-        settings: { ha: { enabled: true, failureDetectionSeconds: 2 } },
+        settings: {
+          ha: {
+            enabled: true,
+            failureDetectionSeconds: 3,
+            selfFenceSeconds: 3,
+            isolationResponse: 'power-off',
+          },
+        },
       },
       {
         name: 'db-first',
@@ -183,46 +219,33 @@ describe('high availability: a crashed host’s VMs run again on another host', 
     // The crash: everything in A's namespaces dies at once (the BMC still reads it on).
     const crashedAt = Date.now();
     await machines['ha-a']!.stop();
-    const failover = await until(
-      'the failover to finish',
-      async () => {
-        const items = (await get('/ha/failovers')).items as ApiAnswer[];
-        return items[0]?.state === 'done' ? items[0] : undefined;
-      },
-      90_000,
-      200,
-    ).catch(async (error: unknown) => {
-      // What HA saw, for whoever reads the failure.
-      const state = JSON.stringify({
-        ha: await get('/ha'),
-        failovers: await get('/ha/failovers'),
-        tasks: await get('/tasks?limit=5'),
-      });
-      throw new Error(`${(error as Error).message}: ${state}`);
-    });
+    const failover = await failoverOf('ha-a');
     const recoveredAt = Date.now();
     assert.equal(failover.hostName, 'ha-a');
     assert.equal(failover.fenceMethod, 'bmc');
     assert.equal(sim.machine('System1').power, 'Off', 'fenced: the BMC powered it off');
     assert.deepEqual(
-      failover.restarts.map((r: ApiAnswer) => [r.vmName, r.state, r.toHostName]),
+      failover.restarts.map((r: ApiAnswer) => [r.vmName, r.state]),
       [
-        ['db', 'running', 'ha-b'],
-        ['web', 'running', 'ha-b'],
+        ['db', 'running'],
+        ['web', 'running'],
       ],
       'the highest priority first',
     );
+    for (const restart of failover.restarts as ApiAnswer[])
+      assert.ok(['ha-b', 'ha-c', 'ha-d'].includes(restart.toHostName), restart.toHostName);
     const [db, web] = failover.restarts as ApiAnswer[];
     assert.ok(db!.startedAt <= web!.startedAt, 'db started before web');
 
     for (const [name, vmId] of Object.entries(vmIds)) {
       const vm = ok(await s.request('GET', `/vms/${vmId}`, { token: admin }));
       assert.equal(vm.id, vmId, `${name} keeps its id`);
-      assert.equal(vm.computed['location.hostName'], 'ha-b');
+      const to = (failover.restarts as ApiAnswer[]).find((r) => r.vmId === vmId)!.toHostName;
+      assert.equal(vm.computed['location.hostName'], to);
       assert.equal(vm.facts['power.state'], 'running');
       const history = (await get(`/vms/${vmId}/location-history`)).items as ApiAnswer[];
       const [now, then] = history;
-      assert.equal(now!.hostName, 'ha-b');
+      assert.equal(now!.hostName, to);
       assert.equal(now!.reason, 'failover', JSON.stringify(history));
       assert.equal(then!.hostName, 'ha-a');
       assert.equal(then!.to, failover.failedAt, 'the interval on A ends when A failed');
@@ -230,7 +253,7 @@ describe('high availability: a crashed host’s VMs run again on another host', 
     const web2 = ok(await s.request('GET', `/vms/${vmIds.web}`, { token: admin }));
     assert.deepEqual(web2.facts['vm.uuid'], before.facts['vm.uuid']);
     assert.deepEqual(web2.facts['network.macs'], before.facts['network.macs']);
-    assert.equal((await consoleTicks(s, admin, vmIds.web!, 2)).length, 2, 'it boots again on B');
+    assert.equal((await consoleTicks(s, admin, vmIds.web!, 2)).length, 2, 'it boots again');
     const listed = (await get('/vms?filter=name=web')).items as ApiAnswer[];
     assert.equal(listed.length, 1, 'one VM, not two');
 
@@ -250,5 +273,93 @@ describe('high availability: a crashed host’s VMs run again on another host', 
         Math.max(...(failover.restarts as ApiAnswer[]).map((r) => r.runningAt)) - crashedAt
       } ms after (seen by the test at ${recoveredAt - crashedAt} ms)`,
     );
+  });
+  test('a host without a BMC crashes: its VMs restart only once its storage lease has been stale past the self-fencing deadline', async (t) => {
+    const hostName = await whereIs(vmIds.db!);
+    await until('its storage heartbeat read', async () => {
+      const host = ((await get('/ha')).hosts as ApiAnswer[]).find((h) => h.name === hostName);
+      return host?.fencing === 'self-fence' && host.storage ? host : undefined;
+    });
+    const crashedAt = Date.now();
+    await machines[hostName]!.stop();
+    const failover = await failoverOf(hostName);
+    assert.equal(failover.fenceMethod, 'self-fence');
+    assert.ok(
+      failover.fencedAt - failover.failedAt >= 3000,
+      `fenced ${failover.fencedAt - failover.failedAt} ms after the failure: the agent may still run them before 3 s`,
+    );
+    for (const restart of failover.restarts as ApiAnswer[]) {
+      assert.equal(restart.state, 'running', JSON.stringify(restart));
+      assert.ok(restart.startedAt >= failover.fencedAt, 'nothing restarts before the fence');
+      assert.ok(![hostName, 'ha-a'].includes(restart.toHostName), restart.toHostName);
+    }
+    assert.ok((failover.restarts as ApiAnswer[]).some((r) => r.vmId === vmIds.db));
+    t.diagnostic(
+      `no BMC: detection ${failover.detectedAt - crashedAt} ms, fenced by lease ${failover.fencedAt - crashedAt} ms, every VM running ${
+        Math.max(...(failover.restarts as ApiAnswer[]).map((r) => r.runningAt)) - crashedAt
+      } ms after the crash`,
+    );
+  });
+
+  test('a host cut off from the control network keeps its VMs until its agent powers them off (isolation response), and only then do they run elsewhere', async () => {
+    const alive = ((await get('/ha')).hosts as ApiAnswer[])
+      .filter((h) => h.state === 'healthy' && h.name.startsWith('ha-'))
+      .map((h) => h.name as string);
+    assert.ok(alive.length >= 2, alive.join(' '));
+    const target = alive[0]!;
+    const created = await s.waitForTask(
+      admin,
+      ok(
+        await s.request('POST', '/vms', {
+          token: admin,
+          body: {
+            name: 'app',
+            hostId: target,
+            cpus: 1,
+            memoryBytes: 96 * 2 ** 20,
+            diskBytes: 8 * 2 ** 20,
+            options: { kernel: image.kernel, initrd: image.initrd, cmdline: GUEST_KERNEL_APPEND },
+          },
+        }),
+        202,
+      ).id,
+      60_000,
+    );
+    assert.equal(created.state, 'succeeded', JSON.stringify(created.error));
+    const appId = created.result.vmId as string;
+    vmIds.app = appId;
+    const started = await s.waitForTask(
+      admin,
+      ok(await s.request('POST', `/vms/${appId}/start`, { token: admin }), 202).id,
+      60_000,
+    );
+    assert.equal(started.state, 'succeeded', JSON.stringify(started.error));
+    await until('app protected', async () =>
+      (await get(`/ha/vms/${appId}`)).state === 'protected' ? true : undefined,
+    );
+    const qemus = async () =>
+      (await lab.processes(physical[target]!)).filter((p) => /qemu-system/.test(p.command));
+    assert.ok((await qemus()).length >= 1, 'the guest runs on the host');
+
+    await lab.cutNetwork(physical[target]!);
+    const isolated = await until('the host seen isolated', async () => {
+      const host = ((await get('/ha')).hosts as ApiAnswer[]).find((h) => h.name === target);
+      return host?.state === 'isolated' ? host : undefined;
+    });
+    assert.ok(isolated.storage, 'its storage heartbeat goes on');
+    const failover = await failoverOf(target);
+    assert.equal(failover.fenceMethod, 'released', 'its agent powered them off itself');
+    assert.deepEqual(await qemus(), [], 'no guest left running on the isolated host');
+    const restart = (failover.restarts as ApiAnswer[]).find((r) => r.vmId === appId)!;
+    assert.equal(restart.state, 'running');
+    assert.notEqual(restart.toHostName, target);
+    assert.equal(await whereIs(appId), restart.toHostName);
+    const host = ((await get('/ha')).hosts as ApiAnswer[]).find((h) => h.name === target);
+    assert.equal(host.state, 'isolated', 'cut off, never declared failed');
+    const types = ((await get('/events?limit=1000')).items as ApiAnswer[])
+      .filter((e) => e.objectId === isolated.hostId)
+      .map((e) => e.type);
+    assert.ok(types.includes('ha.hostIsolated'), types.join(' '));
+    assert.ok(!types.includes('ha.hostFailed'), types.join(' '));
   });
 });

@@ -42,13 +42,21 @@ const FailoverParams = Type.Object({
 });
 type FailoverParams = Static<typeof FailoverParams>;
 
-/** What the failover asks of the storage heartbeat: when the host's lease last advanced. */
+/** What the failover asks of the storage heartbeat (the host's lease). */
 export interface LeaseView {
-  /** ms since the epoch when its storage heartbeat last advanced, or null when none is known. */
-  lastAdvance(hostId: string): number | null;
+  /**
+   * When the heartbeat's current counter was first read (control plane's clock): the host has
+   * written nothing since; null when no heartbeat of it was ever read.
+   */
+  leaseSeenAt(hostId: string): number | null;
   /** Reads the heartbeat again now; true when it advanced since the previous reading. */
   refresh(hostId: string): Promise<boolean>;
+  /** The VMs (uuids) the host's agent powered off itself (isolation response), safe to restart. */
+  released(hostId: string): string[];
 }
+
+/** The agent writes its heartbeat this often: a write in flight when we last read is allowed for. */
+const heartbeatMs = 1000;
 
 export interface FailoverDeps {
   store: HaStore;
@@ -162,10 +170,12 @@ export class FailoverRunner {
       }
     } else reasons.push('it has no BMC');
     // Without a BMC's word: its lease must have stopped longer than the self-fencing deadline.
+    // The agent kills its VMs once it has been cut off from both the control plane and its
+    // storage for selfFenceSeconds: safe from the later of its last word and its last lease write.
     const selfFenceMs = this.#hostSettings(failover.hostId).selfFenceMs;
-    const last = lease.lastAdvance(failover.hostId);
+    const last = lease.leaseSeenAt(failover.hostId);
     if (last !== null) {
-      const safeAt = Math.max(last, failover.failedAt) + selfFenceMs;
+      const safeAt = Math.max(last, failover.failedAt) + selfFenceMs + heartbeatMs;
       while (clock.now() < safeAt) {
         context.progress({
           percent: 5,
@@ -173,8 +183,15 @@ export class FailoverRunner {
         });
         await clock.sleep(Math.min(1000, safeAt - clock.now()), context.signal);
         if (await lease.refresh(failover.hostId)) {
-          reasons.push('its storage heartbeat advanced again: it is alive, cut off');
-          return this.#unfenced(failover, reasons);
+          // Alive after all (cut off, not dead): this failover ends; isolation takes over.
+          const reason = `${failover.hostName} is alive (its storage heartbeat advanced): cut off, not failed; nothing restarted`;
+          await this.deps.store.updateFailover(failover.id, {
+            state: 'failed',
+            error: reason,
+            finished: true,
+          });
+          this.deps.logger.warn({ host: failover.hostName }, reason);
+          return false;
         }
       }
       await store.updateFailover(failover.id, { fenceMethod: 'self-fence', fencedAt: clock.now() });
@@ -203,9 +220,19 @@ export class FailoverRunner {
     const vms = this.deps.inventory.index
       .children(failover.hostId)
       .filter((vm) => vm.kind === 'vm' && vm.status === 'present');
+    const model = this.deps.placement.model();
+    // A host cut off but alive restarts only what its agent powered off itself (released).
+    const released =
+      failover.fenceMethod === 'released'
+        ? new Set(this.deps.lease.released(failover.hostId))
+        : null;
     const protectedVms = vms
-      .map((vm) => ({ vm, ha: this.#settingsOf(vm.id) }))
-      .filter(({ vm, ha }) => ha.protected && vm.facts['power.state'] === 'running');
+      .map((vm) => ({ vm, ha: haOfVm(model, vm.id) }))
+      .filter(({ vm, ha }) =>
+        released
+          ? released.has(String(vm.facts['vm.uuid'])) && ha.protected
+          : ha.protected && vm.facts['power.state'] === 'running',
+      );
     await this.deps.store.addRestarts(
       failover.id,
       protectedVms.map(({ vm, ha }) => ({
@@ -364,10 +391,6 @@ export class FailoverRunner {
       .map(([reason, hosts]) => `${hosts} host(s): ${reason}`)
       .join('; ');
     return { waiting: `no host can take it now${reasons ? ` (${reasons})` : ''}` };
-  }
-
-  #settingsOf(vmId: string): EffectiveHa {
-    return haOfVm(this.deps.placement.model(), vmId);
   }
 
   #hostSettings(hostId: string): EffectiveHa {

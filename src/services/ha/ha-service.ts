@@ -9,9 +9,13 @@
  * nothing restarts (its agent applies the isolation response). After the control plane starts,
  * no host is declared failed before the grace period (the hosts report first).
  */
+import { existsSync } from 'node:fs';
 import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../core/logger.js';
 import { facetOf } from '../../hypervisors/driver.js';
+import type { AgentLink } from '../../protocols/agent-channel/agent-link.js';
+import type { HaAgentSettings } from '../../protocols/agent-channel/ha-values.js';
+import { readHeartbeatDir, type HaHeartbeat } from '../../protocols/ha-heartbeat.js';
 import type { Store } from '../../store/store.js';
 import type { AgentHub } from '../agents/agent-hub.js';
 import type { Actor, AuditService } from '../audit/audit-service.js';
@@ -29,11 +33,6 @@ import { FailoverRunner } from './failover.js';
 import { haOfHost, haOfVm } from './ha-settings.js';
 import { HaStore, type Failover, type Restart } from './ha-store.js';
 import { healthySilenceMs, HostWatch, type HostVerdict } from './host-watch.js';
-
-/** Reads a host's storage heartbeat (its counter and when it wrote it), or null when there is none. */
-export interface StorageHeartbeatReader {
-  read(host: ManagedObject): Promise<{ counter: number; writtenAt: number } | null>;
-}
 
 export type HaHostState = 'healthy' | 'suspect' | 'isolated' | 'failed' | 'unprotected';
 
@@ -76,7 +75,6 @@ export class HaService {
   readonly failovers: FailoverRunner;
   readonly #watches = new Map<string, HostWatch>();
   readonly #verdicts = new Map<string, HostVerdict>();
-  readonly #storage = new Map<string, { counter: number; writtenAt: number; readAt: number }>();
   /** connection id → agent id (agent connections only). */
   #agentIds = new Map<string, string>();
   #agentIdsAt = 0;
@@ -84,6 +82,11 @@ export class HaService {
   #startedAt = 0;
   #lastDescribe = 0;
   #lastRetry = 0;
+  /** The storage heartbeats last read, by host name (the highest counter over its roots). */
+  #beats = new Map<string, HaHeartbeat>();
+  #beatsAt = 0;
+  /** What each agent link was last told to watch (a new link after a reconnect is told again). */
+  readonly #configured = new WeakMap<AgentLink, string>();
   #abort: AbortController | undefined;
   #loop: Promise<void> = Promise.resolve();
   readonly #options: Required<HaOptions>;
@@ -103,7 +106,6 @@ export class HaService {
       events: EventBus;
       audit: AuditService;
       identities: IdentityService;
-      heartbeats?: StorageHeartbeatReader;
       options?: HaOptions;
     },
   ) {
@@ -126,19 +128,27 @@ export class HaService {
       logger: deps.logger.child({ room: 'ha' }),
       actor: () => this.#actor,
       lease: {
-        lastAdvance: (hostId) => this.#watches.get(hostId)?.lastStorageAdvance ?? null,
+        leaseSeenAt: (hostId) => this.#watches.get(hostId)?.counterSeenAt ?? null,
         refresh: async (hostId) => {
           const host = this.deps.inventory.index.get(hostId);
           const watch = this.#watches.get(hostId);
           if (!host || !watch) return false;
           const before = watch.lastStorageAdvance;
-          const counter = await this.#readStorage(host);
+          await this.#readHeartbeats(this.deps.placement.model(), true);
           watch.observe(
             this.deps.clock.now(),
-            { channelSilentMs: null, storageCounter: counter },
+            {
+              channelSilentMs: null,
+              storageCounter: this.#beats.get(host.name)?.counter ?? null,
+              storageReadAt: this.#beatsReadAt,
+            },
             0,
           );
           return watch.lastStorageAdvance !== before;
+        },
+        released: (hostId) => {
+          const host = this.deps.inventory.index.get(hostId);
+          return host ? (this.#beats.get(host.name)?.released ?? []) : [];
         },
       },
     });
@@ -190,6 +200,8 @@ export class HaService {
     if (!this.#anyEnabled()) return;
     const model = placement.model();
     await this.#refreshAgentIds(now);
+    await this.#readHeartbeats(model, false);
+    await this.#configureAgents(model);
     for (const host of model.hosts) {
       const object = host.object;
       const ha = haOfHost(model, host);
@@ -201,12 +213,10 @@ export class HaService {
       let watch = this.#watches.get(host.id);
       if (!watch) this.#watches.set(host.id, (watch = new HostWatch(this.#startedAt)));
       const silent = this.deps.agentHub.silentMs(agentId);
-      const quiet = silent === null || silent > healthySilenceMs;
-      // The storage heartbeat is read only while the channel is quiet (it tells dead from cut off).
-      const counter = quiet ? await this.#readStorage(object) : null;
+      const counter = this.#beats.get(object.name)?.counter ?? null;
       const verdict = watch.observe(
         now,
-        { channelSilentMs: silent, storageCounter: counter },
+        { channelSilentMs: silent, storageCounter: counter, storageReadAt: this.#beatsReadAt },
         ha.detectionMs,
       );
       await this.#transition(object, this.#verdicts.get(host.id), verdict, now);
@@ -275,14 +285,17 @@ export class HaService {
       await this.failovers.submit(failover);
       return;
     }
-    if (verdict.state === 'isolated' && before?.state !== 'isolated')
-      await events.publish([
-        {
-          type: 'ha.hostIsolated',
-          objectId: host.id,
-          data: { name: host.name, since: verdict.since },
-        },
-      ]);
+    if (verdict.state === 'isolated') {
+      if (before?.state !== 'isolated')
+        await events.publish([
+          {
+            type: 'ha.hostIsolated',
+            objectId: host.id,
+            data: { name: host.name, since: verdict.since },
+          },
+        ]);
+      await this.#failOverReleased(host, verdict.since, now);
+    }
     if (verdict.state === 'healthy') {
       if (before && (before.state === 'failed' || before.state === 'isolated'))
         await events.publish([
@@ -292,12 +305,49 @@ export class HaService {
     }
   }
 
+  /**
+   * A host cut off but alive: nothing of it restarts, except the VMs its agent powered off itself
+   * (isolation response) and lists as released in its storage heartbeat — they are safe to run
+   * elsewhere, and do, in a failover of their own.
+   */
+  async #failOverReleased(host: ManagedObject, since: number, now: number): Promise<void> {
+    const released = new Set(this.#beats.get(host.name)?.released ?? []);
+    if (released.size === 0) return;
+    const stillHere = this.deps.inventory.index
+      .children(host.id)
+      .some(
+        (vm) =>
+          vm.kind === 'vm' && vm.status === 'present' && released.has(String(vm.facts['vm.uuid'])),
+      );
+    if (!stillHere) return;
+    if ((await this.store.unfinished()).some((f) => f.hostId === host.id)) return;
+    const failover = await this.store.createFailover({
+      hostId: host.id,
+      hostName: host.name,
+      failedAt: since,
+      fenced: { method: 'released', at: now },
+    });
+    this.deps.logger.warn(
+      { host: host.name, failover: failover.id, released: [...released] },
+      'isolated host released VMs: restarting them elsewhere',
+    );
+    await this.failovers.submit(failover);
+  }
+
+  /** When each unfinished failover was last submitted again. */
+  readonly #resumedAt = new Map<string, number>();
+
   /** Hosts a failover was started for since they last answered. */
   readonly #declared = new Set<string>();
 
   /** Failovers left fencing or waiting (their task over): tried again, as capacity may be back. */
   async #resumeFailovers(): Promise<void> {
+    const now = this.deps.clock.now();
     for (const failover of await this.store.unfinished()) {
+      // One that cannot be fenced is tried again every 15 s (each try says why, as an event).
+      const every = failover.state === 'fencing' ? 15_000 : 3_000;
+      if (now - (this.#resumedAt.get(failover.id) ?? 0) < every) continue;
+      this.#resumedAt.set(failover.id, now);
       if (failover.taskId) {
         const task = await this.deps.tasks.get(failover.taskId).catch(() => undefined);
         if (task && (task.state === 'queued' || task.state === 'running')) continue;
@@ -340,17 +390,100 @@ export class HaService {
     }
   }
 
-  async #readStorage(host: ManagedObject): Promise<number | null> {
-    const reader = this.deps.heartbeats;
-    if (!reader) return null;
+  /**
+   * Every HA host's storage heartbeat, read once per second: each storage root the HA hosts use is
+   * read through a live agent that has it (readHaHeartbeats), or where the control plane itself
+   * sees it. One read per root serves every host writing there.
+   */
+  async #readHeartbeats(model: PlacementModel, force: boolean): Promise<void> {
+    const now = this.deps.clock.now();
+    if (!force && now - this.#beatsAt < 1000) return;
+    this.#beatsAt = now;
+    const roots = new Map<string, string[]>(); // root → agents that have it and answer
+    for (const host of model.hosts) {
+      if (!haOfHost(model, host).enabled) continue;
+      const hostRoots = host.object.facts['storage.roots'];
+      if (!Array.isArray(hostRoots)) continue;
+      const agentId = host.connectionId ? this.#agentIds.get(host.connectionId) : undefined;
+      const silent = agentId ? this.deps.agentHub.silentMs(agentId) : null;
+      for (const root of hostRoots) {
+        if (typeof root !== 'string') continue;
+        const readers = roots.get(root) ?? [];
+        if (agentId && silent !== null && silent < healthySilenceMs) readers.push(agentId);
+        roots.set(root, readers);
+      }
+    }
+    const beats = new Map<string, HaHeartbeat>();
+    await Promise.all(
+      [...roots].map(async ([root, readers]) => {
+        for (const found of await this.#readRoot(root, readers))
+          if ((beats.get(found.host)?.counter ?? -1) < found.counter) beats.set(found.host, found);
+      }),
+    );
+    this.#beats = beats;
+    this.#beatsReadAt = this.deps.clock.now();
+  }
+
+  /** When the heartbeats were last read through (null: never). */
+  #beatsReadAt: number | null = null;
+
+  async #readRoot(root: string, readers: string[]): Promise<HaHeartbeat[]> {
+    // The two peers heard most recently are asked at once, the first answer taken: one that is
+    // being cut off right now must not hold the reading (and so the verdicts) back.
+    const peers = readers
+      .filter((agentId) => this.deps.agentHub.link(agentId)?.supports('readHaHeartbeats'))
+      .sort(
+        (a, b) =>
+          (this.deps.agentHub.silentMs(a) ?? Infinity) -
+          (this.deps.agentHub.silentMs(b) ?? Infinity),
+      )
+      .slice(0, 2);
+    if (peers.length > 0) {
+      try {
+        return await Promise.any(
+          peers.map((agentId) =>
+            this.deps.agentHub.link(agentId)!.call('readHaHeartbeats', [root], { timeoutMs: 1000 }),
+          ),
+        );
+      } catch (error) {
+        this.deps.logger.debug({ err: error, root }, 'no peer could read the heartbeats');
+      }
+    }
+    if (!existsSync(root)) return [];
     try {
-      const beat = await reader.read(host);
-      if (!beat) return null;
-      this.#storage.set(host.id, { ...beat, readAt: this.deps.clock.now() });
-      return beat.counter;
+      const { heartbeats, invalid } = await readHeartbeatDir(root);
+      for (const bad of invalid)
+        this.deps.logger.warn({ root, ...bad }, 'a storage heartbeat file is not valid');
+      return heartbeats;
     } catch (error) {
-      this.deps.logger.warn({ err: error, host: host.name }, 'reading a storage heartbeat failed');
-      return null;
+      this.deps.logger.warn({ err: error, root }, 'reading storage heartbeats failed');
+      return [];
+    }
+  }
+
+  /** Tells each agent of an HA host what to watch (isolation response, self-fencing), once per link. */
+  async #configureAgents(model: PlacementModel): Promise<void> {
+    for (const host of model.hosts) {
+      const agentId = host.connectionId ? this.#agentIds.get(host.connectionId) : undefined;
+      const link = agentId ? this.deps.agentHub.link(agentId) : undefined;
+      if (!link?.connected || !link.supports('configureHa')) continue;
+      const ha = haOfHost(model, host);
+      const settings: HaAgentSettings = {
+        enabled: ha.enabled,
+        isolationResponse: ha.isolationResponse,
+        isolationSeconds: ha.detectionMs / 1000,
+        selfFenceSeconds: ha.selfFenceMs / 1000,
+        heartbeatMs: 1000,
+      };
+      const wanted = JSON.stringify(settings);
+      const told = this.#configured.get(link);
+      if (told === wanted || (told === undefined && !ha.enabled)) continue;
+      try {
+        await link.call('configureHa', [settings], { timeoutMs: 5000 });
+        this.#configured.set(link, wanted);
+      } catch (error) {
+        this.deps.logger.warn({ err: error, host: host.name }, 'configuring HA on an agent failed');
+      }
     }
   }
 
@@ -373,7 +506,10 @@ export class HaService {
       const ha = haOfHost(model, host);
       const agentId = host.connectionId ? this.#agentIds.get(host.connectionId) : undefined;
       const verdict = this.#verdicts.get(host.id);
-      const storage = this.#storage.get(host.id) ?? null;
+      const beat = this.#beats.get(host.name);
+      const storage = beat
+        ? { counter: beat.counter, writtenAt: beat.writtenAt, readAt: this.#beatsAt }
+        : null;
       const fencing =
         typeof host.object.computed['machine.id'] === 'string'
           ? 'bmc'

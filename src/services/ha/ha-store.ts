@@ -155,6 +155,8 @@ export class HaStore {
     hostId: string;
     hostName: string;
     failedAt: number;
+    /** Made safe already: 'released' (the host's agent powered its VMs off itself). */
+    fenced?: { method: string; at: number };
   }): Promise<Failover> {
     const now = this.clock.now();
     const row: HaFailoversTable = {
@@ -164,8 +166,8 @@ export class HaStore {
       failed_at: input.failedAt,
       detected_at: now,
       state: 'fencing',
-      fence_method: null,
-      fenced_at: null,
+      fence_method: input.fenced?.method ?? null,
+      fenced_at: input.fenced?.at ?? null,
       task_id: null,
       error: null,
       updated_at: now,

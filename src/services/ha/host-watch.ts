@@ -27,7 +27,12 @@ export interface HostSignals {
   channelSilentMs: number | null;
   /** The storage heartbeat's counter as read now; null: none (not written, not readable). */
   storageCounter: number | null;
+  /** When the heartbeats were last read through (null: never). */
+  storageReadAt?: number | null;
 }
+
+/** A storage reading older than this tells nothing about now: the verdict waits for a fresh one. */
+export const staleReadingMs = 1_500;
 
 /** The channel is healthy while it was heard this recently (pings go each second). */
 export const healthySilenceMs = 2_500;
@@ -38,6 +43,8 @@ export class HostWatch {
   #lastCounter: number | null = null;
   /** When the storage counter was last seen to change (read time). */
   #lastAdvance: number | null = null;
+  /** When the counter's current value was first read (the lease as last seen). */
+  #counterSeenAt: number | null = null;
 
   /** `startedAt`: when watching began (the control plane's start): the grace period's origin. */
   constructor(startedAt: number) {
@@ -55,13 +62,26 @@ export class HostWatch {
       // The first reading proves nothing about now (it may be an old file): only a change does.
       if (this.#lastCounter !== null) this.#lastAdvance = now;
       this.#lastCounter = signals.storageCounter;
+      this.#counterSeenAt = now;
     }
     const silent = now - this.#lastHeard;
     if (signals.channelSilentMs !== null && silent < healthySilenceMs) return { state: 'healthy' };
     if (silent < detectionMs) return { state: 'suspect', since: this.#lastHeard };
+    // A host that writes a heartbeat is judged on a fresh reading of it, never on a late one.
+    const readAt = signals.storageReadAt ?? null;
+    if (this.#counterSeenAt !== null && (readAt === null || now - readAt > staleReadingMs))
+      return { state: 'suspect', since: this.#lastHeard };
     if (this.#lastAdvance !== null && now - this.#lastAdvance < detectionMs)
       return { state: 'isolated', since: this.#lastHeard };
     return { state: 'failed', since: Math.max(this.#lastHeard, this.#lastAdvance ?? 0) };
+  }
+
+  /**
+   * When the storage counter's current value was first read (null: no heartbeat ever read): the
+   * host wrote it no later than that, and has written nothing since.
+   */
+  get counterSeenAt(): number | null {
+    return this.#counterSeenAt;
   }
 
   /** When its storage heartbeat last advanced (null: never seen to). */
