@@ -10,6 +10,7 @@ import { registerBindings } from './commands/bindings.js';
 import { registerConnections } from './commands/connections.js';
 import { registerEvents } from './commands/events.js';
 import { registerGroups } from './commands/groups.js';
+import { registerHa } from './commands/ha.js';
 import { registerHosts } from './commands/hosts.js';
 import { registerLogin } from './commands/login.js';
 import { registerLogout } from './commands/logout.js';
@@ -58,6 +59,7 @@ for (const register of [
   registerPlace,
   registerRebalance,
   registerPlans,
+  registerHa,
   registerAudit,
   registerUsers,
   registerTokens,

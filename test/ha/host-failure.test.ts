@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
+  adminPassword,
   ok,
   startTestServer,
   type ApiAnswer,
@@ -22,6 +23,7 @@ import {
 import { consoleTicks } from '../../src/testing/guest-console.js';
 import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../src/testing/guest-image.js';
 import { MachineProcess } from '../../src/testing/machine-process.js';
+import { cliRunner } from '../../src/testing/server-process.js';
 import {
   startPhysicalLab,
   type PhysicalHost,
@@ -361,5 +363,29 @@ describe('high availability: a crashed host’s VMs run again on another host', 
       .map((e) => e.type);
     assert.ok(types.includes('ha.hostIsolated'), types.join(' '));
     assert.ok(!types.includes('ha.hostFailed'), types.join(' '));
+  });
+  test('zenith ha shows the hosts as the detector sees them, the VMs protected, and each failover in order', async () => {
+    const zenith = cliRunner(s.baseUrl);
+    const login = await zenith(['login', '--user', 'admin'], { input: `${adminPassword}\n` });
+    assert.equal(login.code, 0, login.stderr);
+    const status = await zenith(['ha']);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /ha-a[\s│]+failed[\s│].*bmc/);
+    assert.match(status.stdout, /isolated/);
+    assert.match(status.stdout, /VMs: \d+ protected/);
+    const failovers = await zenith(['ha', 'failovers']);
+    assert.match(failovers.stdout, /ha-a[\s│]+done[\s│].*bmc[\s│]+2\/2 running/);
+    const id = /(failover_[0-9A-Z]+)[\s│]+ha-a/.exec(failovers.stdout)?.[1];
+    assert.ok(id, failovers.stdout);
+    const one = await zenith(['ha', 'failover', id]);
+    assert.equal(one.code, 0, one.stderr);
+    // The database first (highest priority), then the web server.
+    assert.match(
+      one.stdout,
+      /db[\s│]+highest[\s│]+1[\s│]+running[\s\S]*web[\s│]+medium[\s│]+1[\s│]+running/,
+    );
+    const vms = await zenith(['--json', 'ha', 'vms']);
+    const items = (JSON.parse(vms.stdout) as { items: ApiAnswer[] }).items;
+    assert.ok(items.some((vm) => vm.name === 'db' && vm.priority === 'highest'));
   });
 });

@@ -21,6 +21,9 @@ export function printPlan(plan: Plan): void {
     ['predicted completion', seconds(plan.predictedCompletionMs)],
     ['peak concurrency', plan.peakConcurrency],
     ...(plan.reordered ? [['order', 'moves reordered to stay feasible'] as [string, unknown]] : []),
+    ...(plan.wakes ?? []).map(
+      (wake) => ['powers on first', `${wake.hostName} — ${wake.reason}`] as [string, unknown],
+    ),
     ...(plan.metrics
       ? ([
           [

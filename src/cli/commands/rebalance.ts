@@ -25,6 +25,10 @@ export function registerRebalance(program: Command): void {
     .option('--datacenter <datacenter>', 'only the hosts of this datacenter')
     .option('--consolidate-below <load>', 'consolidate: empty hosts up to this load', '0.3')
     .option('--target-load <load>', 'consolidate: fill no host above this load', '0.8')
+    .option(
+      '--wake-standby',
+      'count hosts in standby (powered off by power management) as on: applying powers them on first',
+    )
     .option('--apply', 'apply the plan at once and wait for it')
     .action(
       async (
@@ -36,6 +40,7 @@ export function registerRebalance(program: Command): void {
           datacenter?: string;
           consolidateBelow: string;
           targetLoad: string;
+          wakeStandby?: boolean;
           apply?: boolean;
         },
         command: Command,
@@ -62,6 +67,7 @@ export function registerRebalance(program: Command): void {
                   targetLoad: decimalNumber(options.targetLoad, '--target-load'),
                 }
               : {}),
+            ...(options.wakeStandby ? { wakeStandby: true } : {}),
             apply: options.apply ? 'automatic' : 'recommend',
           },
         );

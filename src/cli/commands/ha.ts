@@ -1,0 +1,111 @@
+/** `zenith ha`: high availability — hosts as the failure detector sees them, VMs' protection, failovers. */
+import type { Command } from 'commander';
+import type { getFailover, haStatus, listFailovers, listHaVms } from '../../api/ha.js';
+import type { AnswerOf } from '../../api/operation.js';
+import { ApiClient } from '../client.js';
+import { formatTime, printJson, printKeyValues, printTable } from '../output.js';
+import type { Globals } from './globals.js';
+
+const ms = (value: number | null) => (value === null ? null : `${(value / 1000).toFixed(1)} s`);
+
+export function registerHa(program: Command): void {
+  const ha = program
+    .command('ha')
+    .description('High availability: failure detection, protection, failovers');
+  ha.command('status', { isDefault: true })
+    .description('Each host HA watches, its state and fencing; how many VMs are protected')
+    .action(async (_o: unknown, command: Command) => {
+      const globals = command.optsWithGlobals<Globals>();
+      const status = await ApiClient.fromConfig(globals).get<AnswerOf<typeof haStatus>>('/ha');
+      if (globals.json) return printJson(status);
+      printTable(
+        ['HOST', 'STATE', 'SINCE', 'SILENT', 'FENCING', 'HEARTBEAT', 'WHY'],
+        status.hosts.map((h) => [
+          h.name,
+          h.state,
+          h.since === null ? null : formatTime(h.since),
+          ms(h.silentMs),
+          h.fencing,
+          h.storage ? `#${h.storage.counter}` : null,
+          h.reason ?? null,
+        ]),
+      );
+      const { vms } = status;
+      process.stdout.write(
+        `\nVMs: ${vms.protected} protected, ${vms.unprotected} unprotected, ${vms.restarting} restarting, ${vms.waiting} waiting\n`,
+      );
+    });
+  ha.command('vms')
+    .description("Each VM's protection, and why it is unprotected or waiting")
+    .option('--state <state>', 'protected, unprotected, restarting or waiting')
+    .action(async (options: { state?: string }, command: Command) => {
+      const globals = command.optsWithGlobals<Globals>();
+      const query = options.state ? `?state=${encodeURIComponent(options.state)}` : '';
+      const list = await ApiClient.fromConfig(globals).get<AnswerOf<typeof listHaVms>>(
+        `/ha/vms${query}`,
+      );
+      if (globals.json) return printJson(list);
+      printTable(
+        ['VM', 'STATE', 'PRIORITY', 'ORDER', 'DESCRIBED', 'WHY'],
+        list.items.map((vm) => [
+          vm.name,
+          vm.state,
+          vm.priority,
+          vm.restartOrder,
+          vm.describedAt === null ? null : formatTime(vm.describedAt),
+          vm.reason,
+        ]),
+      );
+    });
+  ha.command('failovers')
+    .description('Failovers, newest first')
+    .option('--limit <n>', 'how many', '20')
+    .action(async (options: { limit: string }, command: Command) => {
+      const globals = command.optsWithGlobals<Globals>();
+      const list = await ApiClient.fromConfig(globals).get<AnswerOf<typeof listFailovers>>(
+        `/ha/failovers?limit=${encodeURIComponent(options.limit)}`,
+      );
+      if (globals.json) return printJson(list);
+      printTable(
+        ['ID', 'HOST', 'STATE', 'FAILED', 'FENCED BY', 'VMS', 'ERROR'],
+        list.items.map((f) => [
+          f.id,
+          f.hostName,
+          f.state,
+          formatTime(f.failedAt),
+          f.fenceMethod,
+          `${f.restarts.filter((r) => r.state === 'running').length}/${f.restarts.length} running`,
+          f.error,
+        ]),
+      );
+    });
+  ha.command('failover <id>')
+    .description('One failover: fencing, then each VM’s restart in order')
+    .action(async (id: string, _o: unknown, command: Command) => {
+      const globals = command.optsWithGlobals<Globals>();
+      const f = await ApiClient.fromConfig(globals).get<AnswerOf<typeof getFailover>>(
+        `/ha/failovers/${encodeURIComponent(id)}`,
+      );
+      if (globals.json) return printJson(f);
+      printKeyValues([
+        ['failover', `${f.id} (${f.state})`],
+        ['host', f.hostName],
+        ['failed', formatTime(f.failedAt)],
+        ['detected', `${formatTime(f.detectedAt)} (+${ms(f.detectedAt - f.failedAt)})`],
+        ['fenced', f.fencedAt === null ? '—' : `${f.fenceMethod}, +${ms(f.fencedAt - f.failedAt)}`],
+        ...(f.error ? ([['error', f.error]] as Array<[string, unknown]>) : []),
+      ]);
+      printTable(
+        ['VM', 'PRIORITY', 'ORDER', 'STATE', 'TO', 'RUNNING AFTER', 'WHY'],
+        f.restarts.map((r) => [
+          r.vmName,
+          r.priority,
+          r.restartOrder,
+          r.state,
+          r.toHostName,
+          r.runningAt === null ? null : ms(r.runningAt - f.failedAt),
+          r.reason,
+        ]),
+      );
+    });
+}
