@@ -27,6 +27,8 @@ export async function startServerProcess(options: {
   dataDir: string;
   databaseUrl?: string;
   port?: number;
+  /** The address to listen on (default 127.0.0.1): agents in network namespaces reach a bridge's. */
+  host?: string;
   /** Connect this machine as a QEMU host, as `zenith serve` does by default; off unless asked. */
   localHost?: boolean;
   /** More environment variables. */
@@ -40,6 +42,7 @@ export async function startServerProcess(options: {
     '--port',
     String(options.port ?? 0),
   ];
+  if (options.host) args.push('--host', options.host);
   if (options.databaseUrl) args.push('--database', options.databaseUrl);
   if (!options.localHost) args.push('--no-local-host');
   const child = spawn(process.execPath, args, {

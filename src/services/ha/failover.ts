@@ -258,8 +258,24 @@ export class FailoverRunner {
       await update({ state: 'skipped', reason: 'the VM is gone' });
       return true;
     }
+    // An attempt was under way when the control plane stopped: whether it started the VM is known
+    // only once that host has answered again (and reported what it runs). Nothing else is tried
+    // before: that could run the VM twice.
+    if (restart.state === 'starting' && restart.toHostId !== null) {
+      const settled = await this.#hostAnswers(restart.toHostId, context.signal);
+      if (!settled) {
+        const name = inventory.index.get(restart.toHostId)?.name ?? restart.toHostId;
+        await this.#wait(
+          failover,
+          restart,
+          `it was being started on ${name} when the control plane stopped, and ${name} does not answer yet; it is tried again once ${name} has said what it runs`,
+          'starting',
+        );
+        return false;
+      }
+    }
     // Already elsewhere: a previous attempt's answer was lost, or someone started it.
-    const where = vm.computed['location.hostId'];
+    const where = inventory.index.get(restart.vmId)?.computed['location.hostId'];
     if (where !== failover.hostId && typeof where === 'string') {
       await update({
         state: 'running',
@@ -352,8 +368,24 @@ export class FailoverRunner {
     return true;
   }
 
-  async #wait(failover: Failover, restart: Restart, reason: string): Promise<void> {
-    await this.deps.store.updateRestart(failover.id, restart.vmId, { state: 'waiting', reason });
+  /** Waits (up to 60 s) until the host's connection is connected, synced, and so has reported its VMs. */
+  async #hostAnswers(hostId: string, signal: AbortSignal): Promise<boolean> {
+    const deadline = this.deps.clock.now() + 60_000;
+    for (;;) {
+      const connectionId = this.deps.inventory.index.get(hostId)?.connectionId;
+      if (connectionId && this.deps.connections.connectedIds().includes(connectionId)) return true;
+      if (this.deps.clock.now() >= deadline) return false;
+      await this.deps.clock.sleep(250, signal);
+    }
+  }
+
+  async #wait(
+    failover: Failover,
+    restart: Restart,
+    reason: string,
+    state: 'waiting' | 'starting' = 'waiting',
+  ): Promise<void> {
+    await this.deps.store.updateRestart(failover.id, restart.vmId, { state, reason });
     await this.deps.events.publish([
       {
         type: 'ha.vmWaiting',
