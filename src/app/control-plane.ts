@@ -390,6 +390,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     pruneTimer.unref();
     // A migration cut off by the restart may have landed: its destination may report the VM.
     await vms.allowInterruptedMoves(clock.now() + 10 * 60_000);
+    // The same for a failover's restart cut off by the restart.
+    await ha.allowInterruptedRestarts(clock.now() + 10 * 60_000);
     // Live sessions end at their token's expiry and after revocations by another replica.
     const sessionSweep = setInterval(
       () =>

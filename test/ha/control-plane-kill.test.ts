@@ -50,7 +50,7 @@ describe('a control plane killed in the middle of a failover finishes it after a
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
     const text = await response.text();
-    return { status: response.status, body: text ? (JSON.parse(text)) : null };
+    return { status: response.status, body: text ? JSON.parse(text) : null };
   };
   const ok = async (method: string, path: string, body?: unknown) => {
     const answer = await api(method, path, body);
@@ -175,7 +175,7 @@ describe('a control plane killed in the middle of a failover finishes it after a
         options: { kernel: image.kernel, initrd: image.initrd, cmdline: GUEST_KERNEL_APPEND },
       });
       assert.equal(created.state, 'succeeded', JSON.stringify(created.error));
-      const vmId = (created.result).vmId as string;
+      const vmId = created.result.vmId as string;
       vmIds.push(vmId);
       const started = await task('POST', `/vms/${vmId}/start`);
       assert.equal(started.state, 'succeeded', JSON.stringify(started.error));
@@ -238,7 +238,13 @@ describe('a control plane killed in the middle of a failover finishes it after a
       },
       120_000,
       250,
-    );
+    ).catch(async (error: unknown) => {
+      const state = JSON.stringify({
+        failovers: await api('GET', '/ha/failovers'),
+        ha: await api('GET', '/ha'),
+      });
+      throw new Error(`${(error as Error).message}: ${state}\n${server.output().slice(-6000)}`);
+    });
     assert.deepEqual(
       (failover.restarts as ApiAnswer[]).map((r) => r.state),
       ['running', 'running', 'running', 'running', 'running'],

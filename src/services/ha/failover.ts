@@ -319,10 +319,12 @@ export class FailoverRunner {
       leftAt: failover.failedAt,
     });
     const release = inventory.handovers.hold(restart.vmId, targetHost.connectionId!);
+    let failed = false;
     try {
       const arrived = await portable.runVm(description, { start: true }, context);
       await inventory.applyChanges(targetHost.connectionId!, [arrived]);
     } catch (error) {
+      failed = true;
       expected();
       if (isZenithError(error) && error.code === 'ZEN_CONFLICT') {
         // Defined there already: an attempt whose answer was lost. The inventory has it by now.
@@ -340,6 +342,14 @@ export class FailoverRunner {
       return false;
     } finally {
       release();
+      // An answer lost on the way (a timeout) may hide a start that happened: its report is still
+      // the same VM for a while, not a stranger claiming its identity.
+      if (failed)
+        inventory.handovers.allowUntil(
+          restart.vmId,
+          targetHost.connectionId!,
+          this.deps.clock.now() + 120_000,
+        );
     }
     const now = this.deps.clock.now();
     await update({ state: 'running', runningAt: now, reason: null });

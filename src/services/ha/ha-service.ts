@@ -172,6 +172,25 @@ export class HaService {
     })();
   }
 
+  /**
+   * Before the connections start after a restart: a restart that was under way may have started
+   * the VM where it was going, and that host reports it when it reconnects — the same VM (its
+   * identity moves there, its location says failover), not a stranger claiming its UUID.
+   */
+  async allowInterruptedRestarts(until: number): Promise<void> {
+    const failovers = new Map((await this.store.unfinished()).map((f) => [f.id, f]));
+    for (const restart of await this.store.openRestarts()) {
+      const failover = failovers.get(restart.failoverId);
+      const target = restart.toHostId ? this.deps.inventory.index.get(restart.toHostId) : undefined;
+      if (!failover || !target?.connectionId || restart.state === 'pending') continue;
+      this.deps.inventory.handovers.allowUntil(restart.vmId, target.connectionId, until);
+      this.deps.inventory.locations.expect(restart.vmId, {
+        reason: 'failover',
+        leftAt: failover.failedAt,
+      });
+    }
+  }
+
   async stop(): Promise<void> {
     this.#abort?.abort();
     await this.#loop;
