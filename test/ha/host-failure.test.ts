@@ -388,4 +388,28 @@ describe('high availability: a crashed host’s VMs run again on another host', 
     const items = (JSON.parse(vms.stdout) as { items: ApiAnswer[] }).items;
     assert.ok(items.some((vm) => vm.name === 'db' && vm.priority === 'highest'));
   });
+  test('the fenced host comes back: it runs none of the VMs that moved away, and they are not listed twice', async () => {
+    const power = ok(
+      await s.request('POST', '/hosts/ha-a/power', { token: admin, body: { action: 'on' } }),
+      202,
+    );
+    assert.equal((await s.waitForTask(admin, power.id, 60_000)).state, 'succeeded');
+    await connected('ha-a');
+    await until('ha-a healthy again', async () => {
+      const host = ((await get('/ha')).hosts as ApiAnswer[]).find((h) => h.name === 'ha-a');
+      return host?.state === 'healthy' ? host : undefined;
+    });
+    const qemus = (await lab.processes(physical['ha-a']!)).filter((p) =>
+      /qemu-system/.test(p.command),
+    );
+    assert.deepEqual(qemus, [], 'nothing of what moved away runs on ha-a');
+    for (const name of ['web', 'db']) {
+      const listed = (await get(`/vms?filter=name=${name}`)).items as ApiAnswer[];
+      assert.equal(listed.length, 1, `${name} listed once`);
+      assert.equal(listed[0].facts['vm.uuidConflict'], undefined, `${name} has no twin`);
+      assert.notEqual(listed[0].computed['location.hostName'], 'ha-a');
+    }
+    const events = ((await get('/events?limit=1000')).items as ApiAnswer[]).map((e) => e.type);
+    assert.ok(events.includes('ha.hostRecovered'), events.join(' '));
+  });
 });

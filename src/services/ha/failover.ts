@@ -277,6 +277,8 @@ export class FailoverRunner {
     // Already elsewhere: a previous attempt's answer was lost, or someone started it.
     const where = inventory.index.get(restart.vmId)?.computed['location.hostId'];
     if (where !== failover.hostId && typeof where === 'string') {
+      const left = inventory.index.get(failover.hostId)?.connectionId;
+      if (left) inventory.handovers.disown(restart.vmId, left);
       await update({
         state: 'running',
         toHostId: where,
@@ -353,6 +355,9 @@ export class FailoverRunner {
     }
     const now = this.deps.clock.now();
     await update({ state: 'running', runningAt: now, reason: null });
+    // The failed host, back one day, still has its definition: that is not this VM any more.
+    const left = inventory.index.get(failover.hostId)?.connectionId;
+    if (left) inventory.handovers.disown(restart.vmId, left);
     await this.deps.audit.append([
       {
         actor: this.deps.actor(),

@@ -178,6 +178,13 @@ export class HaService {
    * identity moves there, its location says failover), not a stranger claiming its UUID.
    */
   async allowInterruptedRestarts(until: number): Promise<void> {
+    // The hosts VMs failed over away from: their stale definitions are not the VMs.
+    for (const { vmId, hostId } of await this.store.movedAway()) {
+      const connectionId = this.deps.inventory.index.get(hostId)?.connectionId;
+      const vm = this.deps.inventory.index.get(vmId);
+      if (connectionId && vm && vm.connectionId !== connectionId)
+        this.deps.inventory.handovers.disown(vmId, connectionId);
+    }
     const failovers = new Map((await this.store.unfinished()).map((f) => [f.id, f]));
     for (const restart of await this.store.openRestarts()) {
       const failover = failovers.get(restart.failoverId);

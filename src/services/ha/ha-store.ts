@@ -250,6 +250,18 @@ export class HaStore {
     return rows.map(restartOf);
   }
 
+  /** Every VM a failover ran elsewhere, with the host it left (latest first). */
+  async movedAway(): Promise<Array<{ vmId: string; hostId: string }>> {
+    const rows = await this.store.db
+      .selectFrom('ha_restarts')
+      .innerJoin('ha_failovers', 'ha_failovers.id', 'ha_restarts.failover_id')
+      .select(['ha_restarts.vm_id as vmId', 'ha_failovers.host_id as hostId'])
+      .where('ha_restarts.state', '=', 'running')
+      .orderBy('ha_failovers.detected_at', 'desc')
+      .execute();
+    return rows;
+  }
+
   /** Records the VMs a failover restarts (once: a resumed failover keeps what it had). */
   async addRestarts(
     failoverId: string,

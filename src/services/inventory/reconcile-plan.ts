@@ -80,6 +80,7 @@ export interface InventoryView {
   handovers: {
     isExpected(vmId: string, connectionId: string): boolean;
     isMoving(vmId: string): boolean;
+    isDisowned(vmId: string, connectionId: string): boolean;
   };
 }
 
@@ -119,6 +120,8 @@ export function planReconcile(view: InventoryView, input: ReconcileInput): Recon
     const movedHere = twin && view.handovers.isExpected(twin.id, connectionId) ? twin : undefined;
     // The last report of a VM its old host is letting go of: not a second VM.
     if (twin && !movedHere && view.handovers.isMoving(twin.id)) continue;
+    // A host a VM failed over away from, back with its stale definition: not a second VM.
+    if (twin && !movedHere && view.handovers.isDisowned(twin.id, connectionId)) continue;
     const existing = known ?? movedHere;
     const id = existing?.id ?? input.newId(discovered.kind);
     if (twin && !movedHere)

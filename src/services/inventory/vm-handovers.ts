@@ -17,6 +17,7 @@ export class VmHandovers {
 
   /** A move the control plane runs may bring the VM to `connectionId`; the answer ends it. */
   hold(vmId: string, connectionId: string): () => void {
+    this.#disowned.get(vmId)?.delete(connectionId);
     this.#set(vmId, connectionId, Infinity);
     return () => this.#clear(vmId, connectionId);
   }
@@ -44,6 +45,25 @@ export class VmHandovers {
     const byConnection = this.#expected.get(vmId);
     if (!byConnection) return false;
     return [...byConnection.keys()].some((connectionId) => this.isExpected(vmId, connectionId));
+  }
+
+  /** vm id → connections it left for good (a host it failed over away from). */
+  readonly #disowned = new Map<string, Set<string>>();
+
+  /**
+   * The VM left that connection for good (high availability restarted it elsewhere): what that
+   * host still reports of it when it comes back — a stale definition — is neither the VM nor a
+   * second one, and is left out.
+   */
+  disown(vmId: string, connectionId: string): void {
+    let connections = this.#disowned.get(vmId);
+    if (!connections) this.#disowned.set(vmId, (connections = new Set()));
+    connections.add(connectionId);
+  }
+
+  /** Does the connection report a VM that left it for good? */
+  isDisowned(vmId: string, connectionId: string): boolean {
+    return this.#disowned.get(vmId)?.has(connectionId) === true;
   }
 
   #set(vmId: string, connectionId: string, until: number): void {
