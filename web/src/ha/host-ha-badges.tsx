@@ -5,6 +5,7 @@
  * 5 s while the tab is visible (suspect has no event of its own). Nothing for a host HA does not
  * list (a bare-metal machine).
  */
+import { Group } from '@mantine/core';
 import { useCallback, useEffect, useState } from 'react';
 import type { ApiClient } from '../api/client.ts';
 import type { EventStream } from '../api/event-stream.ts';
@@ -44,14 +45,9 @@ export function HostHaBadges(props: { hostId: string; client: ApiClient; events:
 
   if (!view) return null;
   return (
-    <span
-      role="group"
-      aria-label="High availability"
-      title={view.reason}
-      style={{ display: 'contents' }}
-    >
+    <Group gap="xs" role="group" aria-label="High availability" title={view.reason}>
       <HaHostStateBadge state={view.state} prefix="HA" />
       <FencingBadge fencing={view.fencing} />
-    </span>
+    </Group>
   );
 }

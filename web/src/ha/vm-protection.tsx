@@ -1,7 +1,8 @@
 /**
  * A VM's high-availability protection in its summary: protected, unprotected, restarting or
  * waiting (with why), its restart priority and order group. Read again on every `ha.*` event (at
- * most every 0.3 s) and when the VM page says the VM changed.
+ * most every 0.3 s), when the VM page says the VM changed, and every 10 s while the tab is visible
+ * (a description taken, or its host's fencing becoming known, announce no event).
  */
 import { Anchor, Group, Text } from '@mantine/core';
 import { useCallback, useEffect, useState } from 'react';
@@ -12,28 +13,37 @@ import { haVm, type HaVmView } from '../api/ha-calls.ts';
 import { hrefOf } from '../hash-route.ts';
 import { HaVmStateBadge } from './ha-badges.tsx';
 
+const pollMs = 10_000;
+
 export function VmProtection(props: {
   vmId: string;
   client: ApiClient;
   events: EventStream;
   /** Changes when the VM does (its power state, its host): the protection is read again. */
   changed: string;
+  /**
+   * The VM is present on its hypervisor. HA knows nothing of a missing (deleted) VM and answers
+   * 404, which the browser would log as an error: it is not asked then.
+   */
+  present: boolean;
 }) {
-  const { vmId, client, events, changed } = props;
+  const { vmId, client, events, changed, present } = props;
   const [protection, setProtection] = useState<HaVmView | null>(null);
   const [error, setError] = useState<string | null>(null);
 
   const load = useCallback(
-    (signal?: AbortSignal) =>
-      haVm(client, vmId, signal)
+    async (signal?: AbortSignal) => {
+      if (!present) return;
+      await haVm(client, vmId, signal)
         .then((fresh) => {
           setProtection(fresh);
           setError(null);
         })
         .catch((failure: unknown) => {
           if (!signal?.aborted) setError(reasonOf(failure));
-        }),
-    [client, vmId],
+        });
+    },
+    [client, present, vmId],
   );
 
   useEffect(() => {
@@ -43,6 +53,9 @@ export function VmProtection(props: {
   }, [load, changed]);
 
   useEffect(() => {
+    const poll = setInterval(() => {
+      if (document.visibilityState === 'visible') void load();
+    }, pollMs);
     let timer: ReturnType<typeof setTimeout> | null = null;
     const unsubscribe = events.subscribe((event) => {
       if (!event.type.startsWith('ha.')) return;
@@ -53,10 +66,12 @@ export function VmProtection(props: {
     });
     return () => {
       unsubscribe();
+      clearInterval(poll);
       if (timer) clearTimeout(timer);
     };
   }, [events, load]);
 
+  if (!present) return null;
   return (
     <Group gap="xs" aria-label="High availability" role="group" data-testid="vm-protection">
       <Anchor size="sm" href={hrefOf.panel('ha')}>

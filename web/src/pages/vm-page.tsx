@@ -124,6 +124,7 @@ export function VmPage(props: { vmId: string; client: ApiClient; events: EventSt
         client={client}
         events={events}
         changed={`${String(vm.facts['power.state'])}@${String(vm.computed['location.hostId'])}`}
+        present={vm.status === 'present'}
       />
       <VmActions vm={vm} client={client} events={events} can={can} capabilities={capabilities} />
       <SimpleGrid cols={{ base: 1, xl: 2 }}>

@@ -135,13 +135,22 @@ export function HaPage(props: { client: ApiClient; events: EventStream }) {
                 key={state}
                 onClick={() => setFilter({ ...filter, state: filter.state === state ? '' : state })}
                 aria-pressed={filter.state === state}
-                aria-label={`${status?.vms[state] ?? 0} ${state}: show them`}
+                title={`Show only the ${state} VMs (again: all)`}
               >
-                <Paper withBorder p="sm" {...(filter.state === state ? { bg: 'blue.0' } : {})}>
-                  <Text size="xl" fw={700} data-testid={`ha-count-${state}`}>
+                {/* One line of text, so that its accessible name reads as it looks: "2 protected". */}
+                <Paper
+                  component="span"
+                  display="block"
+                  withBorder
+                  p="sm"
+                  {...(filter.state === state ? { bg: 'blue.0' } : {})}
+                >
+                  <Text span size="xl" fw={700} data-testid={`ha-count-${state}`}>
                     {status?.vms[state] ?? '…'}
+                  </Text>{' '}
+                  <Text span size="sm">
+                    {state}
                   </Text>
-                  <Text size="sm">{state}</Text>
                 </Paper>
               </UnstyledButton>
             ))}
