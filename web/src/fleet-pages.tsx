@@ -1,5 +1,5 @@
 /**
- * The fleet-wide pages (host, tasks and events, audit, accounting, policies) and their place in
+ * The fleet-wide pages (host, high availability, tasks and events, audit, accounting, policies) and their place in
  * the header. Each page is its own chunk, loaded when first opened (React.lazy), so the first
  * load carries only the shell, the login and the inventory.
  */
@@ -11,6 +11,7 @@ import { hrefOf, type FleetPanel, type Route } from './hash-route.ts';
 import { usePermissions, type Permission } from './permissions.ts';
 
 const HostPage = lazy(async () => ({ default: (await import('./pages/host-page.tsx')).HostPage }));
+const HaPage = lazy(async () => ({ default: (await import('./panels/ha-page.tsx')).HaPage }));
 const TasksPage = lazy(async () => ({
   default: (await import('./panels/tasks-page.tsx')).TasksPage,
 }));
@@ -25,6 +26,7 @@ const PoliciesPage = lazy(async () => ({
 }));
 
 const panels: Array<{ panel: FleetPanel; label: string; needs: Permission }> = [
+  { panel: 'ha', label: 'High availability', needs: 'inventory.read' },
   { panel: 'tasks', label: 'Tasks and events', needs: 'task.read' },
   { panel: 'audit', label: 'Audit', needs: 'audit.read' },
   { panel: 'accounting', label: 'Accounting', needs: 'accounting.read' },
@@ -57,6 +59,8 @@ export function FleetPage(props: {
     <Suspense fallback={<Loader aria-label="Loading the page" />}>
       {route.page === 'host' ? (
         <HostPage key={route.hostId} hostId={route.hostId} client={client} events={events} />
+      ) : route.panel === 'ha' ? (
+        <HaPage client={client} events={events} />
       ) : route.panel === 'tasks' ? (
         <TasksPage client={client} events={events} />
       ) : route.panel === 'audit' ? (

@@ -1,5 +1,5 @@
 /**
- * One host: its facts, the physical machine under it (hardware, sensors, BMC actions), the VMs on
+ * One host: its facts, its HA state and fencing, the physical machine under it (hardware, sensors, BMC actions), the VMs on
  * it, capacity against what they are given, and maintenance mode
  * (evacuate, with the migration plan and its progress live; exit). The VMs are one list
  * (`/vms?filter=location.hostId=ID`), fetched again when an inventory event touches one of them or
@@ -21,6 +21,7 @@ import { formatBytes } from './inventory-page.tsx';
 import { SimulatedBadge } from '../components/simulated-badge.tsx';
 import { BareMetalBadge } from '../hosts/host-badges.tsx';
 import { MachineSection } from '../hosts/machine-section.tsx';
+import { HostHaBadges } from '../ha/host-ha-badges.tsx';
 
 /** A host holds a few hundred VMs at most; past this the page says it shows only the first ones. */
 const vmLimit = 1000;
@@ -109,6 +110,7 @@ export function HostPage(props: { hostId: string; client: ApiClient; events: Eve
         <Title order={2}>{host.name}</Title>
         <SimulatedBadge simulated={host.simulated} />
         <BareMetalBadge host={host} />
+        <HostHaBadges hostId={host.id} client={client} events={events} />
       </Group>
       <Text c="dimmed">
         Host {host.id}

@@ -1,5 +1,5 @@
 /**
- * One VM: its state and the actions the identity may perform and its connection supports, its tasks,
+ * One VM: its state, its HA protection, and the actions the identity may perform and its connection supports, its tasks,
  * snapshots, where it ran (a timeline), consoles (serial and graphical), metrics, cost and facts. The
  * page follows the event stream: the VM is read again on each of its inventory events.
  */
@@ -31,6 +31,7 @@ import { VmTasks } from '../components/vm-tasks.tsx';
 import { hrefOf } from '../hash-route.ts';
 import { usePermissions, type Permission } from '../permissions.ts';
 import { SimulatedBadge } from '../components/simulated-badge.tsx';
+import { VmProtection } from '../ha/vm-protection.tsx';
 
 // The chart library and noVNC are loaded when first shown: the VM list does not wait for them.
 const MetricsCharts = lazy(async () => ({
@@ -118,6 +119,13 @@ export function VmPage(props: { vmId: string; client: ApiClient; events: EventSt
           on {String(vm.computed['location.hostName'] ?? 'no host')}
         </Text>
       </Group>
+      <VmProtection
+        vmId={vm.id}
+        client={client}
+        events={events}
+        changed={`${String(vm.facts['power.state'])}@${String(vm.computed['location.hostId'])}`}
+        present={vm.status === 'present'}
+      />
       <VmActions vm={vm} client={client} events={events} can={can} capabilities={capabilities} />
       <SimpleGrid cols={{ base: 1, xl: 2 }}>
         <Paper withBorder p="md">
