@@ -14,6 +14,9 @@ import {
   toleranceOf,
 } from '../../../src/services/ha/admission.js';
 import { whatIf } from '../../../src/services/ha/what-if.js';
+import { HaAdmission } from '../../../src/services/ha/admission-service.js';
+import type { ZenithError } from '../../../src/core/errors.js';
+import type { PlacementService } from '../../../src/services/placement/placement-service.js';
 import type { PlacementModel } from '../../../src/services/placement/placement-model.js';
 import type { PolicyInput } from '../../../src/services/policy/policy-document.js';
 import {
@@ -33,7 +36,7 @@ const haOn = (hostFailuresToTolerate = 1): PolicyInput => ({
 });
 
 /** Three hosts of 64 GiB, each running two protected VMs of 20 GiB: 24 GiB free on each. */
-function threeHosts(policies: PolicyInput[] = [haOn()]): PlacementModel {
+function threeHosts(policies: PolicyInput[] = [haOn()], more: FixtureVm[] = []): PlacementModel {
   const hosts: FixtureHost[] = ['h1', 'h2', 'h3'].map((name) => ({ name, memoryGiB: 64 }));
   const vms: FixtureVm[] = hosts.flatMap((host) =>
     ['a', 'b'].map((suffix) => ({
@@ -42,7 +45,13 @@ function threeHosts(policies: PolicyInput[] = [haOn()]): PlacementModel {
       memoryGiB: 20,
     })),
   );
-  return fixtureModel(fixtureIndex(hosts, vms), policies);
+  return fixtureModel(fixtureIndex(hosts, [...vms, ...more]), policies);
+}
+
+/** Admission control over a fresh model of the fixture for each decision, as the service builds one. */
+function admissionOver(build: () => PlacementModel): HaAdmission {
+  const placement = { model: build } as unknown as PlacementService;
+  return new HaAdmission({ placement, policies: { index: build().policies } });
 }
 
 /** Where every VM is and what every host has in use: what must be the same after a what-if. */
@@ -216,6 +225,28 @@ describe('admission control', () => {
     assert.equal(lost.length, 1);
     assert.ok(['big', 'h1-a', 'h1-b'].includes(lost[0]!.vmName));
     assert.equal(refusal.details.hostFailuresToTolerate, 1);
+  });
+
+  test('a start is refused whenever a failure would not be survived, a move only when it is what breaks it, and nothing is asked with no tolerance set', () => {
+    const stopped: FixtureVm = { name: 'off', host: 'h1', memoryGiB: 10, power: 'stopped' };
+    const start = admissionOver(() => threeHosts([haOn(1)], [stopped]));
+    assert.throws(
+      () => start.admitStart('vm:off'),
+      (error: ZenithError) =>
+        error.code === 'ZEN_HA_ADMISSION' && /starting off on h1/.test(error.message),
+    );
+    const off = admissionOver(() => threeHosts([haOn(0)], [stopped]));
+    assert.equal(off.enabled(), false);
+    assert.doesNotThrow(() => off.admitStart('vm:off'));
+
+    // Tolerating two failures of three full hosts is broken already: moves still go.
+    const broken = admissionOver(() => threeHosts([haOn(2)], [stopped]));
+    assert.doesNotThrow(() => broken.admitMigration('vm:h1-a', 'host:h3'));
+    assert.throws(
+      () => broken.admitStart('vm:off'),
+      (error: ZenithError) => error.code === 'ZEN_HA_ADMISSION',
+      'a start there is refused, as vSphere refuses power-ons',
+    );
   });
 
   test('the tolerance comes from the most specific policy that sets it, and only its scope’s hosts fail', () => {
