@@ -2,31 +2,28 @@ import { haWhatIf } from '../../api/ha-admission.js';
 import type { HaAdmission } from '../../services/ha/admission-service.js';
 import { unrecoverableReason } from '../../services/ha/what-if.js';
 import type { AccessService } from '../../services/identity/access-service.js';
-import type { InventoryService } from '../../services/inventory/inventory-service.js';
 import { principalOf } from '../auth.js';
 import { serve, type Api } from '../route.js';
 
 export interface HaAdmissionRouteServices {
   access: AccessService;
   haAdmission: HaAdmission;
-  inventory: InventoryService;
 }
 
 /**
- * The what-if report: on hosts the caller may read (another is "not found"); VMs and target hosts
- * it may not read are counted, not named.
+ * The what-if report: on hosts the caller may read (another is "not found", as for any object
+ * named); VMs and target hosts it may not read are counted, not named.
  */
 export async function haAdmissionRoutes(
   app: Api,
-  { access, haAdmission, inventory }: HaAdmissionRouteServices,
+  { access, haAdmission }: HaAdmissionRouteServices,
 ): Promise<void> {
-  serve(app, haWhatIf, { audit: false, scope: 'filtered' }, async (request) => {
+  // Each host named is checked (and resolved to its id) before the handler runs.
+  const scope = [{ body: 'hosts', kind: 'host' }] as const;
+  serve(app, haWhatIf, { audit: false, scope: [...scope] }, async (request) => {
     const principal = principalOf(request);
     const readable = (id: string) => access.decide(principal, 'inventory.read', id).allowed;
-    const hosts = request.body.hosts.map(
-      (ref) => inventory.resolve('host', ref, (object) => readable(object.id)).id,
-    );
-    const report = haAdmission.whatIf(hosts);
+    const report = haAdmission.whatIf(request.body.hosts);
     const restarts = report.restarts.map((restart) => {
       const seen = restart.vmId !== null && readable(restart.vmId);
       const there = restart.toHostId !== null && readable(restart.toHostId);
