@@ -9,6 +9,7 @@ import * as connections from './connections.js';
 import * as consoles from './consoles.js';
 import * as events from './events.js';
 import * as ha from './ha.js';
+import * as haAdmission from './ha-admission.js';
 import * as inventory from './inventory.js';
 import * as machines from './machines.js';
 import * as metrics from './metrics.js';
@@ -60,6 +61,7 @@ export const operations = {
   ...operationsOf(accounting),
   ...operationsOf(policies),
   ...operationsOf(ha),
+  ...operationsOf(haAdmission),
   ...operationsOf(placement),
   ...operationsOf(machines),
 };

@@ -48,6 +48,7 @@ import {
 } from '../services/machines/sensor-history.js';
 import { SensorSampler } from '../services/machines/sensor-sampler.js';
 import { HaService, type HaOptions } from '../services/ha/ha-service.js';
+import { HaAdmission } from '../services/ha/admission-service.js';
 import { EvacuationService } from '../services/plans/evacuation-service.js';
 import { HostModeService } from '../services/placement/host-modes.js';
 import { PlacementService } from '../services/placement/placement-service.js';
@@ -126,6 +127,8 @@ export interface ControlPlane {
   evacuations: EvacuationService;
   /** High availability: failure detection, fencing, restarts of failed hosts' VMs. */
   ha: HaService;
+  /** Admission control and the what-if report of high availability. */
+  haAdmission: HaAdmission;
   /** Set on the very first start when no admin password was given: print it once. */
   generatedAdminPassword: string | undefined;
   close(): Promise<void>;
@@ -187,7 +190,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       : { id, kind: 'unknown', name: id };
   };
   const tasks = new TaskService({ store, events, audit, clock, logger, resolveActor });
-  const vms = new VmActionService(inventory, connections, tasks);
+  // High availability's admission control (built below, once placement is) may refuse starts and moves.
+  const vms = new VmActionService(inventory, connections, tasks, {
+    admitStart: (vmId) => haAdmission.admitStart(vmId),
+    admitMigration: (vmId, targetHostId) => haAdmission.admitMigration(vmId, targetHostId),
+  });
   const certificateAuthority = await CertificateAuthority.loadOrCreate({ store, secrets, clock });
   const agentCertificates = new AgentCertificates({
     store,
@@ -271,7 +278,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     // Power management wakes hosts in standby when a placement needs their room (built below).
     wake: (hostId: string, signal: AbortSignal): Promise<void> =>
       powerManagement.wake(hostId, signal),
+    admission: {
+      enabled: () => haAdmission.enabled(),
+      admitNew: (model, vm, hostId) => haAdmission.admitNew(model, vm, hostId),
+    },
   });
+  const haAdmission: HaAdmission = new HaAdmission({ placement, policies });
   const plans = new PlanService({
     store,
     clock,
@@ -449,6 +461,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       sensorHistory,
       sensorSampler,
       ha,
+      haAdmission,
       generatedAdminPassword: bootstrap.generatedPassword,
       async close() {
         await ha.stop();

@@ -105,6 +105,11 @@ export const errorCatalogue = {
     summary:
       'No host satisfies the VM: details list why each host was rejected (the same as POST /placement/preview shows).',
   },
+  ZEN_HA_ADMISSION: {
+    status: 409,
+    summary:
+      "Refused by high availability's admission control: with the VM created, started or moved there, some failure of as many hosts as a policy's hostFailuresToTolerate would leave protected VMs that no host can restart; details name the failed hosts, the VMs and why no host takes them (see high-availability.md). Not forced: lower hostFailuresToTolerate (0 turns it off) to act anyway.",
+  },
   ZEN_PLAN_STALE: {
     status: 409,
     summary:

@@ -29,6 +29,7 @@ import { inventoryRoutes } from './routes/inventory.js';
 import { resourceGroupMemberRoutes } from './routes/resource-group-members.js';
 import { metricsHistoryRoutes } from './routes/metrics-history.js';
 import { haRoutes } from './routes/ha.js';
+import { haAdmissionRoutes } from './routes/ha-admission.js';
 import { machineRoutes } from './routes/machines.js';
 import { placementRoutes } from './routes/placement.js';
 import { policyRoutes } from './routes/policies.js';
@@ -150,6 +151,7 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
       await placementRoutes(api, plane);
       await machineRoutes(api, plane);
       await haRoutes(api, plane);
+      await haAdmissionRoutes(api, plane);
     },
     { prefix: '/api/v1' },
   );

@@ -17,8 +17,9 @@ import type { Permission, Principal } from '../services/identity/roles.js';
  * Where a route's permission is checked. `global`: a binding on everything
  * is needed. `filtered`: any binding of the permission lets the caller in and
  * the answer holds only what its scopes reach. A list of sources: the objects
- * the request names (a path parameter or a body field), each checked on its
- * scope chain; a task stands for the object it acts on.
+ * the request names (a path parameter, a body field or every item of a body
+ * field that lists them), each checked on its scope chain; a task stands for
+ * the object it acts on.
  */
 export type RouteScope =
   | 'global'
@@ -137,8 +138,21 @@ async function scopeObjects(
   const visible = (object: ManagedObject) =>
     mayRead(plane, principal, object.id) ||
     plane.access.decide(principal, needed, object.id).allowed;
+  const resolve = (kind: ObjectKind | 'any', value: string) =>
+    kind === 'any'
+      ? plane.inventory.lookup(value, visible)
+      : plane.inventory.resolve(kind, value, visible);
   for (const source of scope) {
     const value = 'param' in source ? params[source.param] : body[source.body];
+    // A body field listing objects: each is checked, and replaced by its id.
+    if ('body' in source && Array.isArray(value)) {
+      const ids = value.map((item: unknown) =>
+        typeof item === 'string' && item !== '' ? resolve(source.kind, item).id : item,
+      );
+      body[source.body] = ids;
+      for (const id of ids) if (typeof id === 'string') named.push(id);
+      continue;
+    }
     // A missing or mistyped body field is left to schema validation (a 400).
     if (typeof value !== 'string' || value === '') continue;
     if (source.kind === 'task') {
@@ -157,10 +171,7 @@ async function scopeObjects(
       named.push(task.targetId);
       continue;
     }
-    const object =
-      source.kind === 'any'
-        ? plane.inventory.lookup(value, visible)
-        : plane.inventory.resolve(source.kind, value, visible);
+    const object = resolve(source.kind, value);
     if ('param' in source) params[source.param] = object.id;
     else body[source.body] = object.id;
     named.push(object.id);

@@ -1,6 +1,10 @@
-/** `zenith ha`: high availability — hosts as the failure detector sees them, VMs' protection, failovers. */
+/**
+ * `zenith ha`: high availability — hosts as the failure detector sees them, VMs' protection,
+ * failovers, and the what-if of a host failure.
+ */
 import type { Command } from 'commander';
 import type { getFailover, haStatus, listFailovers, listHaVms } from '../../api/ha.js';
+import type { haWhatIf } from '../../api/ha-admission.js';
 import type { AnswerOf } from '../../api/operation.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printKeyValues, printTable } from '../output.js';
@@ -77,6 +81,33 @@ export function registerHa(program: Command): void {
           `${f.restarts.filter((r) => r.state === 'running').length}/${f.restarts.length} running`,
           f.error,
         ]),
+      );
+    });
+  ha.command('what-if <hosts...>')
+    .description(
+      'If these hosts failed now: where each protected VM on them would run again, or why it could not',
+    )
+    .action(async (hosts: string[], _o: unknown, command: Command) => {
+      const globals = command.optsWithGlobals<Globals>();
+      const report = await ApiClient.fromConfig(globals).post<AnswerOf<typeof haWhatIf>>(
+        '/ha/what-if',
+        { hosts },
+      );
+      if (globals.json) return printJson(report);
+      printTable(
+        ['VM', 'FROM', 'PRIORITY', 'ORDER', 'RESTARTS ON', 'WHY NOT'],
+        report.restarts.map((r) => [
+          r.vmName ?? '(not visible to you)',
+          r.fromHostName,
+          r.priority,
+          r.restartOrder,
+          r.restarts ? (r.toHostName ?? '(a host not visible to you)') : '—',
+          r.reason,
+        ]),
+      );
+      const failed = report.failedHosts.map((h) => h.name).join(', ');
+      process.stdout.write(
+        `\nIf ${failed} failed: ${report.restarted} VMs restart, ${report.unrecoverable} cannot\n`,
       );
     });
   ha.command('failover <id>')

@@ -53,7 +53,10 @@ const priorityRank: Record<string, number> = {
 };
 
 /** Start order: highest priority first, then the lower order group, then by name. */
-export function startOrder(a: Restart, b: Restart): number {
+export function startOrder(
+  a: Pick<Restart, 'priority' | 'restartOrder' | 'vmName'>,
+  b: Pick<Restart, 'priority' | 'restartOrder' | 'vmName'>,
+): number {
   return (
     (priorityRank[a.priority] ?? 2) - (priorityRank[b.priority] ?? 2) ||
     a.restartOrder - b.restartOrder ||

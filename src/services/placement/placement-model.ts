@@ -247,6 +247,23 @@ export class PlacementModel {
     this.finishMove(vm, target);
   }
 
+  /**
+   * A VM starts (or stops) where it is: it holds its capacity on its host only while active.
+   * Answers the state it had, to set it back.
+   */
+  setActive(vm: VmSlot, active: boolean): boolean {
+    const was = vm.active;
+    const host = this.hosts[vm.home];
+    if (was === active) return was;
+    if (host?.vms.has(vm.id)) {
+      const sign = active ? 1 : -1;
+      host.cpuUsed += sign * vm.cpu;
+      host.memoryUsed += sign * vm.memoryBytes;
+    }
+    vm.active = active;
+    return was;
+  }
+
   /** Policies that speak about a VM wherever it goes: global, its resource group, itself. */
   vmPolicies(vm: VmSlot): CompiledPolicy[] {
     const out = [...this.policies.global];

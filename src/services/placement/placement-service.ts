@@ -5,6 +5,9 @@
  * existing one (where it could move). Used by POST /placement/preview and by
  * VM creation without a host.
  *
+ * A new VM is then put to high availability's admission control (when a
+ * policy sets hostFailuresToTolerate), which may refuse it.
+ *
  * A host chosen for a VM being created is reserved until the VM shows up in
  * the inventory (or the creation ends): placements made meanwhile count it,
  * so concurrent creations neither overfill a host nor break anti-affinity.
@@ -23,12 +26,21 @@ import {
   type HostMode,
 } from './placement-model.js';
 import type { PolicyIndex, PolicyService } from '../policy/policy-service.js';
+import type { VmSlot } from './slots.js';
 
 export interface PreviewRequest {
   /** A VM to create (its size and type), or an existing VM by id or name (where it could move). */
   vm: DraftVm | string;
   explain?: boolean;
   topCandidates?: number;
+}
+
+/** High availability's admission control, as placement asks it about a new VM. */
+export interface AdmissionControl {
+  /** Whether it may refuse anything now (cheap: asked before a model is built for it). */
+  enabled(): boolean;
+  /** Throws the refusal when the new VM, placed on the host of the model, may not be admitted. */
+  admitNew(model: PlacementModel, vm: VmSlot, hostId: string): void;
 }
 
 interface Reservation {
@@ -56,6 +68,8 @@ export class PlacementService {
       modes: () => ReadonlyMap<string, HostMode>;
       /** Powers a host in standby on and waits for it (power management); absent: never woken. */
       wake?: (hostId: string, signal: AbortSignal) => Promise<void>;
+      /** Refuses creations high availability could not recover from (absent: none refused). */
+      admission?: AdmissionControl;
     },
   ) {}
 
@@ -137,18 +151,23 @@ export class PlacementService {
     });
     this.#scanStart = model.scanStart;
     let wakes = false;
+    let decided = model;
     if (!decision.chosen) {
       // No room among the hosts that are on: power management may wake a host in standby.
       const awake = this.deps.wake ? this.model({ requester, wakeStandby: true }) : undefined;
       const woken = awake ? placeVm(awake, awake.draftVm(draft), { explain: false }) : undefined;
-      if (woken?.chosen && this.deps.modes().get(woken.chosen.hostId) === 'standby') {
+      if (awake && woken?.chosen && this.deps.modes().get(woken.chosen.hostId) === 'standby') {
         decision = woken;
+        decided = awake;
         wakes = true;
       } else
         // Explain only when refusing: the answer says why each host was rejected.
         throw noPlacement(placeVm(model, model.draftVm(draft), { explain: true }));
     }
     const chosen = decision.chosen!;
+    // High availability's admission control, on the model that chose (not kept afterwards).
+    if (this.deps.admission?.enabled())
+      this.deps.admission.admitNew(decided, decided.draftVm(draft), chosen.hostId);
     const id = this.#nextReservation++;
     this.#reservations.set(id, {
       draft,
@@ -161,6 +180,14 @@ export class PlacementService {
       release: () => this.#reservations.delete(id),
       wakes,
     };
+  }
+
+  /** Admission control for a new VM on a host the request chose (throws the refusal). */
+  admitNew(draft: DraftVm, hostId: string, requester?: Requester): void {
+    const admission = this.deps.admission;
+    if (!admission?.enabled()) return;
+    const model = this.model({ requester });
+    admission.admitNew(model, model.draftVm(draft), hostId);
   }
 
   /**

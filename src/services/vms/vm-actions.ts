@@ -1,7 +1,8 @@
 /**
  * VM actions (start, stop, migrate, …) as tasks. A request is checked before
  * anything is queued (the VM exists, its connection is up and can do it, the
- * VM is in a state that allows it) so that an impossible action is a 4xx at
+ * VM is in a state that allows it, high availability's admission control
+ * lets a start or a move through) so that an impossible action is a 4xx at
  * once, not a failed task later.
  */
 import { Type, type Static } from 'typebox';
@@ -151,6 +152,12 @@ const specs: Record<VmActionName, ActionSpec> = {
   },
 };
 
+/** High availability's admission control for starts and moves: each throws its refusal. */
+export interface ActionAdmission {
+  admitStart(vmId: string): void;
+  admitMigration(vmId: string, targetHostId: string): void;
+}
+
 export class VmActionService {
   readonly #kinds = new Map<VmActionName, TaskKind<ActionParams>>();
 
@@ -158,6 +165,8 @@ export class VmActionService {
     private readonly inventory: InventoryService,
     private readonly connections: ConnectionService,
     private readonly tasks: TaskService,
+    /** Absent: no start or move is refused for high availability's sake. */
+    private readonly admission?: ActionAdmission,
   ) {
     for (const name of vmActionNames) {
       const kind = tasks.register({
@@ -213,6 +222,7 @@ export class VmActionService {
         { powerState: power, action },
       );
     }
+    if (action === 'start') this.admission?.admitStart(vm.id);
     const taskParams: ActionParams = { ...params, vmName: vm.name };
     if (action === 'migrate') {
       const datastore =
@@ -257,6 +267,8 @@ export class VmActionService {
           `host ${target.name} is in maintenance (${String(target.computed['host.mode'])})`,
           { mode: target.computed['host.mode'] },
         );
+      if (target.id !== vm.computed['location.hostId'])
+        this.admission?.admitMigration(vm.id, target.id);
       taskParams.targetHostId = target.id;
       taskParams.targetHostName = target.name;
       taskParams.sourceHostId = stringOrNull(vm.computed['location.hostId']);

@@ -1,6 +1,8 @@
 /**
  * Creating a VM, as a task. Without a host, placement chooses one by policy
  * (or the request is refused with ZEN_NO_PLACEMENT and every host's reason).
+ * Where high availability's admission control is on, a VM whose host could
+ * not be recovered from is refused (ZEN_HA_ADMISSION).
  * The spec is checked before anything is queued: sane sizes, a present host
  * whose connection can create VMs, room for the memory, and a name not
  * already used on that connection. Tags and user facts given with the
@@ -70,18 +72,21 @@ const CreateParams = Type.Object({
 });
 type CreateParams = Static<typeof CreateParams>;
 
+/** A VM to create, as placement sees it. */
+export interface NewVmDraft {
+  name: string;
+  cpus: number;
+  memoryBytes: number;
+  diskBytes: number;
+  type?: string;
+  tags?: string[];
+  facts?: Facts;
+}
+
 /** Chooses a host by policy (the placement service). */
 export interface HostChooser {
   chooseHost(
-    draft: {
-      name: string;
-      cpus: number;
-      memoryBytes: number;
-      diskBytes: number;
-      type?: string;
-      tags?: string[];
-      facts?: Facts;
-    },
+    draft: NewVmDraft,
     requester: Actor,
   ): {
     hostId: string;
@@ -93,6 +98,23 @@ export interface HostChooser {
   };
   /** Powers a host in standby on and waits until it answers; absent: hosts are never woken. */
   wake?(hostId: string, signal: AbortSignal): Promise<void>;
+  /**
+   * Admission control for a VM on a host the request chose (chooseHost applies it itself):
+   * throws the refusal. Absent: nothing is refused.
+   */
+  admitNew?(draft: NewVmDraft, hostId: string, requester: Actor): void;
+}
+
+function draftOf(spec: VmCreateRequest): NewVmDraft {
+  return {
+    name: spec.name,
+    cpus: spec.cpus,
+    memoryBytes: spec.memoryBytes,
+    diskBytes: spec.diskBytes,
+    ...(spec.type ? { type: spec.type } : {}),
+    ...(spec.tags ? { tags: spec.tags } : {}),
+    ...(spec.facts ? { facts: spec.facts } : {}),
+  };
 }
 
 const vmName = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
@@ -191,18 +213,7 @@ export class VmCreateService {
     let release: (() => void) | undefined;
     let hostId = spec.hostId;
     if (hostId === undefined) {
-      const chosen = this.placement.chooseHost(
-        {
-          name: spec.name,
-          cpus: spec.cpus,
-          memoryBytes: spec.memoryBytes,
-          diskBytes: spec.diskBytes,
-          ...(spec.type ? { type: spec.type } : {}),
-          ...(spec.tags ? { tags: spec.tags } : {}),
-          ...(spec.facts ? { facts: spec.facts } : {}),
-        },
-        owner,
-      );
+      const chosen = this.placement.chooseHost(draftOf(spec), owner);
       hostId = chosen.hostId;
       release = chosen.release;
       placement = {
@@ -271,6 +282,8 @@ export class VmCreateService {
       throw new ZenithError('ZEN_CONFLICT', `a VM named '${spec.name}' exists on this connection`, {
         name: spec.name,
       });
+    // On a host the request chose; one placement chose was admitted as it was chosen.
+    if (!placement) this.placement.admitNew?.(draftOf(spec), host.id, owner);
     // What the VM will really take, as the driver will make it (family options may size its
     // disks): checked before anything is queued, and what a quota reserves.
     const footprint = driver?.checkNewVm
