@@ -76,6 +76,12 @@ export interface FailoverDeps {
 export class FailoverRunner {
   readonly kind: TaskKind<FailoverParams>;
 
+  /**
+   * VMs placed and not landed yet (vm id → host id): the VMs of one priority level start at once,
+   * and each is placed with the room of the ones placed before it taken.
+   */
+  readonly #placing = new Map<string, string>();
+
   constructor(private readonly deps: FailoverDeps) {
     this.kind = deps.tasks.register({
       name: 'ha.failover',
@@ -297,6 +303,23 @@ export class FailoverRunner {
       await this.#wait(failover, restart, target.waiting);
       return false;
     }
+    try {
+      return await this.#startThere(failover, restart, target, context);
+    } finally {
+      this.#placing.delete(vm.id);
+    }
+  }
+
+  async #startThere(
+    failover: Failover,
+    restart: Restart,
+    target: { hostId: string; wake: boolean },
+    context: TaskRunContext<FailoverParams>,
+  ): Promise<boolean> {
+    const { store, inventory } = this.deps;
+    const update = (patch: Parameters<HaStore['updateRestart']>[2]) =>
+      store.updateRestart(failover.id, restart.vmId, patch);
+    const description = (await store.description(restart.vmId))!;
     const targetHost = inventory.index.get(target.hostId)!;
     if (target.wake) {
       context.progress({ percent: 10, message: `powering ${targetHost.name} on (standby)` });
@@ -418,6 +441,12 @@ export class FailoverRunner {
     const { placement } = this.deps;
     const attempt = (wakeStandby: boolean) => {
       const model = placement.model(wakeStandby ? { wakeStandby } : {});
+      // The VMs placed a moment ago and still starting hold their room already.
+      for (const [vmId, hostId] of this.#placing) {
+        const placed = model.vms.get(vmId);
+        const host = model.hostById.get(hostId);
+        if (placed && host && vmId !== vm.id) model.move(placed, host);
+      }
       const found = model.vms.get(vm.id);
       if (!found) return null;
       // It runs again from its description: no migration from its (dead) connection.
@@ -429,10 +458,16 @@ export class FailoverRunner {
       });
     };
     const decision = attempt(false);
-    if (decision?.chosen) return { hostId: decision.chosen.hostId, wake: false };
+    if (decision?.chosen) {
+      this.#placing.set(vm.id, decision.chosen.hostId);
+      return { hostId: decision.chosen.hostId, wake: false };
+    }
     if (placement.canWake) {
       const woken = attempt(true);
-      if (woken?.chosen) return { hostId: woken.chosen.hostId, wake: true };
+      if (woken?.chosen) {
+        this.#placing.set(vm.id, woken.chosen.hostId);
+        return { hostId: woken.chosen.hostId, wake: true };
+      }
     }
     const reasons = Object.entries(decision?.rejectedByReason ?? {})
       .map(([reason, hosts]) => `${hosts} host(s): ${reason}`)
