@@ -155,7 +155,7 @@ try {
             diskBytes: 4 * 2 ** 20,
             options: { kernel: image.kernel, initrd: image.initrd, cmdline: GUEST_KERNEL_APPEND },
           });
-          const id = (created.result).vmId as string;
+          const id = created.result.vmId as string;
           ids.push(id);
           await task('POST', `/vms/${id}/start`);
         }
