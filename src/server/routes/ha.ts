@@ -55,15 +55,16 @@ export async function haRoutes(
     const failovers = await ha.store.list(request.query.limit ?? 50);
     return {
       items: await Promise.all(
-        failovers.filter((f) => visible(f.hostId)).map((f) => ha.failoverView(f)),
+        failovers.filter((f) => visible(f.hostId)).map((f) => ha.failoverView(f, visible)),
       ),
     };
   });
 
   serve(app, getFailover, {}, async (request) => {
     const failover = await ha.store.failover(request.params.id);
-    if (!readable(request)(failover.hostId))
+    const visible = readable(request);
+    if (!visible(failover.hostId))
       throw new ZenithError('ZEN_NOT_FOUND', `no failover '${request.params.id}'`);
-    return ha.failoverView(failover);
+    return ha.failoverView(failover, visible);
   });
 }

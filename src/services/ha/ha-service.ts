@@ -612,8 +612,9 @@ export class HaService {
     return out;
   }
 
-  async failoverView(failover: Failover) {
-    const restarts = await this.store.restarts(failover.id);
+  /** A failover with the restarts of the VMs `visible` says the caller may read. */
+  async failoverView(failover: Failover, visible: (id: string) => boolean = () => true) {
+    const restarts = (await this.store.restarts(failover.id)).filter((r) => visible(r.vmId));
     const nameOf = (id: string | null) =>
       id ? (this.deps.inventory.index.get(id)?.name ?? null) : null;
     return {
