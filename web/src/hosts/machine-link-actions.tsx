@@ -76,6 +76,24 @@ export function MachineLinkActions(props: {
   );
 }
 
+/** A dialog's one request: busy while it runs, its refusal shown (never swallowed). */
+function useSubmit() {
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const submit = async (request: () => Promise<void>) => {
+    setBusy(true);
+    setError(null);
+    try {
+      await request();
+    } catch (failure) {
+      setError(reasonOf(failure));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { busy, error, setError, submit };
+}
+
 function LinkDialog(props: {
   view: MachineView;
   client: ApiClient;
@@ -85,8 +103,7 @@ function LinkDialog(props: {
   const { view, client, onClose, onLinked } = props;
   const [hosts, setHosts] = useState<{ hosts: ManagedObject[]; more: boolean } | null>(null);
   const [chosen, setChosen] = useState('');
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, error, setError, submit } = useSubmit();
 
   useEffect(() => {
     const abort = new AbortController();
@@ -98,18 +115,11 @@ function LinkDialog(props: {
     return () => abort.abort();
   }, [client]);
 
-  const link = async () => {
-    setBusy(true);
-    setError(null);
-    try {
+  const link = () =>
+    submit(async () => {
       await linkMachine(client, view.machine.id, chosen);
       onLinked();
-    } catch (failure) {
-      setError(reasonOf(failure));
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
 
   return (
     <Modal
@@ -175,22 +185,14 @@ function UnlinkDialog(props: {
   onUnlinked: () => void;
 }) {
   const { view, hostName, client, onClose, onUnlinked } = props;
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, error, submit } = useSubmit();
   const shared = view.link ? sharedBy[view.link.how] : null;
 
-  const unlink = async () => {
-    setBusy(true);
-    setError(null);
-    try {
+  const unlink = () =>
+    submit(async () => {
       await unlinkMachine(client, view.machine.id);
       onUnlinked();
-    } catch (failure) {
-      setError(reasonOf(failure));
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
 
   return (
     <Modal
