@@ -22,7 +22,7 @@ import { Type, type Static } from 'typebox';
 import type { Clock } from '../../core/clock.js';
 import { isZenithError, ZenithError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
-import { facetOf } from '../../hypervisors/driver.js';
+import { facetOf, type PortableVm } from '../../hypervisors/driver.js';
 import type { Actor, AuditService } from '../audit/audit-service.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { EventBus } from '../events/event-bus.js';
@@ -304,7 +304,7 @@ export class FailoverRunner {
       return false;
     }
     try {
-      return await this.#startThere(failover, restart, target, context);
+      return await this.#startThere(failover, restart, description, target, context);
     } finally {
       this.#placing.delete(vm.id);
     }
@@ -313,20 +313,28 @@ export class FailoverRunner {
   async #startThere(
     failover: Failover,
     restart: Restart,
+    description: PortableVm,
     target: { hostId: string; wake: boolean },
     context: TaskRunContext<FailoverParams>,
   ): Promise<boolean> {
     const { store, inventory } = this.deps;
     const update = (patch: Parameters<HaStore['updateRestart']>[2]) =>
       store.updateRestart(failover.id, restart.vmId, patch);
-    const description = (await store.description(restart.vmId))!;
     const targetHost = inventory.index.get(target.hostId)!;
-    if (target.wake) {
-      context.progress({ percent: 10, message: `powering ${targetHost.name} on (standby)` });
-      await this.deps.placement.wake(target.hostId, context.signal);
+    // The host chosen a moment ago may fail to wake or have gone since: the VM waits, the others
+    // of its level go on (a rejection here would end the whole failover half-way).
+    let portable: ReturnType<typeof facetOf<'portableVms'>>;
+    try {
+      if (target.wake) {
+        context.progress({ percent: 10, message: `powering ${targetHost.name} on (standby)` });
+        await this.deps.placement.wake(target.hostId, context.signal);
+      }
+      portable = facetOf(this.deps.connections.driver(targetHost.connectionId!), 'portableVms');
+    } catch (error) {
+      if (context.signal.aborted) throw error;
+      await this.#wait(failover, restart, `${targetHost.name} cannot take it: ${messageOf(error)}`);
+      return false;
     }
-    const driver = this.deps.connections.driver(targetHost.connectionId!);
-    const portable = facetOf(driver, 'portableVms');
     if (!portable) {
       await this.#wait(failover, restart, `${targetHost.name} cannot run VMs from a description`);
       return false;

@@ -245,7 +245,7 @@ export class HaService {
         { channelSilentMs: silent, storageCounter: counter, storageReadAt: this.#beatsReadAt },
         ha.detectionMs,
       );
-      await this.#transition(object, this.#verdicts.get(host.id), verdict, now);
+      await this.#transition(model, object, this.#verdicts.get(host.id), verdict, now);
       this.#verdicts.set(host.id, verdict);
     }
     if (now - this.#lastDescribe >= this.#options.describeEveryMs) {
@@ -264,6 +264,7 @@ export class HaService {
   }
 
   async #transition(
+    model: PlacementModel,
     host: ManagedObject,
     before: HostVerdict | undefined,
     verdict: HostVerdict,
@@ -272,13 +273,13 @@ export class HaService {
     const { events } = this.deps;
     if (verdict.state === 'failed') {
       if (now < this.#startedAt + this.#options.graceMs) return;
+      // Declared once per failure (a host that comes back and fails again gets a new failover):
+      // checked before the store, which a dead host would otherwise be asked about twice a second.
+      if (this.#declared.has(host.id)) return;
       const open = (await this.store.unfinished()).find((f) => f.hostId === host.id);
       if (open) return;
-      // A host that failed once and came back may fail again: a new failover each time.
-      if (this.#declared.has(host.id)) return;
       this.#declared.add(host.id);
       // A failover restarts VMs: a host with no protected VM running on it needs none.
-      const model = this.deps.placement.model();
       const running = this.deps.inventory.index
         .children(host.id)
         .filter(
@@ -524,8 +525,10 @@ export class HaService {
   }
 
   /** Each host's HA state now (hosts `visible` says the caller may read). */
-  hostStatus(visible: (id: string) => boolean): HaHostStatus[] {
-    const model = this.deps.placement.model();
+  hostStatus(
+    visible: (id: string) => boolean,
+    model: PlacementModel = this.deps.placement.model(),
+  ): HaHostStatus[] {
     const out: HaHostStatus[] = [];
     for (const host of model.hosts) {
       if (!visible(host.id)) continue;
@@ -569,7 +572,7 @@ export class HaService {
     const model = this.deps.placement.model();
     const open = new Map<string, Restart>();
     for (const restart of await this.store.openRestarts()) open.set(restart.vmId, restart);
-    const hosts = new Map(this.hostStatus(() => true).map((h) => [h.hostId, h]));
+    const hosts = new Map(this.hostStatus(() => true, model).map((h) => [h.hostId, h]));
     const out: HaVmStatus[] = [];
     for (const slot of model.vms.values()) {
       const vm = slot.object;
