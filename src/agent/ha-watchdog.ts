@@ -317,8 +317,7 @@ export class HaWatchdog {
           'ha: isolated (the control plane is lost, the storage is not): applying the isolation response',
         );
       }
-      if (this.#isolated && settings.isolationResponse !== 'leave-running' && !this.#responding)
-        this.#respond(vms, settings);
+      if (this.#isolated && !this.#responding) this.#respond(vms, settings);
     }
     if (!this.#writing) this.#beat(vms, settings, now, up);
   }
@@ -356,16 +355,22 @@ export class HaWatchdog {
 
   /** The isolation response for every running VM, in parallel; each is released once its QEMU is gone. */
   #respond(vms: HaLocalVm[], settings: HaAgentSettings): void {
-    const running = vms.filter((vm) => vm.pid !== null && !vm.transient);
+    const responseOf = (vm: HaLocalVm) =>
+      (vm.uuid !== null ? settings.vmIsolationResponses?.[vm.uuid] : undefined) ??
+      settings.isolationResponse;
+    const running = vms.filter(
+      (vm) => vm.pid !== null && !vm.transient && responseOf(vm) !== 'leave-running',
+    );
     if (running.length === 0) return;
     this.#responding = true;
     const log = this.#options.logger;
     const shutdownMs = (settings.shutdownSeconds ?? defaultShutdownSeconds) * 1000;
     const one = async (vm: HaLocalVm) => {
-      log.warn({ vm: vm.name, response: settings.isolationResponse }, 'ha: isolation response');
+      const response = responseOf(vm);
+      log.warn({ vm: vm.name, response }, 'ha: isolation response');
       // A VM that went away by itself meanwhile refuses the stop: what counts is that it is gone.
       await (
-        settings.isolationResponse === 'shutdown'
+        response === 'shutdown'
           ? this.#options.vms.shutdown(vm.id, shutdownMs)
           : this.#options.vms.powerOff(vm.id)
       ).catch((error: unknown) =>

@@ -199,6 +199,32 @@ describe('the HA watchdog', () => {
     assert.equal(stay.watchdog.status().isolated, true);
   });
 
+  test('a VM’s own isolation response overrides the host’s, both ways', async () => {
+    const { watchdog, vms, seconds, heartbeat } = setUp({ vms: [vm(1), vm(2), vm(3)] });
+    watchdog.channelOpened();
+    watchdog.configure(
+      settings({
+        isolationResponse: 'power-off',
+        vmIsolationResponses: { 'uuid-2': 'leave-running', 'uuid-3': 'shutdown' },
+      }),
+    );
+    await seconds(8, false);
+    assert.deepEqual([...vms.calls].sort(), ['power-off q1', 'shutdown q3 30000']);
+    assert.deepEqual([...heartbeat()!.released].sort(), ['uuid-1', 'uuid-3']);
+
+    const stay = setUp({ vms: [vm(1), vm(2)] });
+    stay.watchdog.channelOpened();
+    stay.watchdog.configure(
+      settings({
+        isolationResponse: 'leave-running',
+        vmIsolationResponses: { 'uuid-2': 'power-off' },
+      }),
+    );
+    await stay.seconds(8, false);
+    assert.deepEqual(stay.vms.calls, ['power-off q2']);
+    assert.deepEqual(stay.heartbeat()!.released, ['uuid-2']);
+  });
+
   test('self-fencing: every QEMU is killed selfFenceSeconds after both the channel and the storage are lost, and only then', async () => {
     const { watchdog, clock, vms, storage, seconds, heartbeat, logs } = setUp({});
     watchdog.channelOpened();

@@ -105,6 +105,7 @@ describe('high availability: a crashed host’s VMs run again on another host', 
             username: sim.username,
             thumbprint: sim.thumbprint,
             pollSeconds: 1,
+            fenceDeadlineSeconds: 6,
           },
           secret: sim.password,
         },
@@ -151,8 +152,8 @@ describe('high availability: a crashed host’s VMs run again on another host', 
   const whereIs = async (vmId: string) =>
     (await get(`/vms/${vmId}`)).computed['location.hostName'] as string;
 
-  test('host A crashes: it is declared failed, fenced through its BMC, and its protected VMs run on other hosts, highest priority first', async (t) => {
-    for (const name of ['web', 'db']) {
+  test('host A crashes: it is declared failed, fenced through its BMC, and its protected VMs run on other hosts, by order group and highest priority first', async (t) => {
+    for (const name of ['web', 'db', 'cache']) {
       const created = await s.waitForTask(
         admin,
         ok(
@@ -180,7 +181,8 @@ describe('high availability: a crashed host’s VMs run again on another host', 
       );
       assert.equal(started.state, 'succeeded', JSON.stringify(started.error));
     }
-    // HA on everywhere; the database restarts first.
+    // HA on everywhere; the database restarts first; the cache, in the second order group, only
+    // once both others run — though its priority is the highest.
     for (const body of [
       {
         name: 'ha-everywhere',
@@ -199,6 +201,11 @@ describe('high availability: a crashed host’s VMs run again on another host', 
         scope: { kind: 'vm', id: vmIds.db },
         settings: { ha: { restartPriority: 'highest' } },
       },
+      {
+        name: 'cache-after',
+        scope: { kind: 'vm', id: vmIds.cache },
+        settings: { ha: { restartPriority: 'highest', restartOrder: 2 } },
+      },
     ])
       ok(await s.request('POST', '/policies', { token: admin, body }), 201);
     const protectedNow = await until(
@@ -206,7 +213,7 @@ describe('high availability: a crashed host’s VMs run again on another host', 
       async () => {
         const vms = (await get('/ha/vms')).items as ApiAnswer[];
         const ours = vms.filter((vm) => Object.values(vmIds).includes(vm.vmId));
-        return ours.length === 2 && ours.every((vm) => vm.state === 'protected') ? ours : undefined;
+        return ours.length === 3 && ours.every((vm) => vm.state === 'protected') ? ours : undefined;
       },
       30_000,
       250,
@@ -227,17 +234,22 @@ describe('high availability: a crashed host’s VMs run again on another host', 
     assert.equal(failover.fenceMethod, 'bmc');
     assert.equal(sim.machine('System1').power, 'Off', 'fenced: the BMC powered it off');
     assert.deepEqual(
-      failover.restarts.map((r: ApiAnswer) => [r.vmName, r.state]),
+      failover.restarts.map((r: ApiAnswer) => [r.vmName, r.restartOrder, r.state]),
       [
-        ['db', 'running'],
-        ['web', 'running'],
+        ['db', 1, 'running'],
+        ['web', 1, 'running'],
+        ['cache', 2, 'running'],
       ],
-      'the highest priority first',
+      'in start order: order group, then priority',
     );
     for (const restart of failover.restarts as ApiAnswer[])
       assert.ok(['ha-b', 'ha-c', 'ha-d'].includes(restart.toHostName), restart.toHostName);
-    const [db, web] = failover.restarts as ApiAnswer[];
-    assert.ok(db!.startedAt <= web!.startedAt, 'db started before web');
+    const [db, web, cache] = failover.restarts as ApiAnswer[];
+    assert.ok(db!.startedAt <= web!.startedAt, 'db (highest) started before web (medium)');
+    assert.ok(
+      cache!.startedAt >= Math.max(db!.runningAt, web!.runningAt),
+      'the second order group started once the first was running',
+    );
 
     for (const [name, vmId] of Object.entries(vmIds)) {
       const vm = ok(await s.request('GET', `/vms/${vmId}`, { token: admin }));
@@ -262,10 +274,10 @@ describe('high availability: a crashed host’s VMs run again on another host', 
     const events = (await get('/events?limit=500')).items as ApiAnswer[];
     const types = events.map((e) => e.type);
     assert.ok(types.includes('ha.hostFailed'), types.join(' '));
-    assert.equal(types.filter((type) => type === 'ha.vmRestarted').length, 2);
+    assert.equal(types.filter((type) => type === 'ha.vmRestarted').length, 3);
     const audit = (await get('/audit?limit=500')).items as ApiAnswer[];
     const restarts = audit.filter((r) => r.action === 'ha.restart');
-    assert.equal(restarts.length, 2);
+    assert.equal(restarts.length, 3);
     assert.ok(
       restarts.every((r) => r.actorName === 'zenith-ha' || r.actorId !== 'system'),
       JSON.stringify(restarts[0]),
@@ -374,7 +386,7 @@ describe('high availability: a crashed host’s VMs run again on another host', 
     assert.match(status.stdout, /isolated/);
     assert.match(status.stdout, /VMs: \d+ protected/);
     const failovers = await zenith(['ha', 'failovers']);
-    assert.match(failovers.stdout, /ha-a[\s│]+done[\s│].*bmc[\s│]+2\/2 running/);
+    assert.match(failovers.stdout, /ha-a[\s│]+done[\s│].*bmc[\s│]+3\/3 running/);
     const id = /(failover_[0-9A-Z]+)[\s│]+ha-a/.exec(failovers.stdout)?.[1];
     assert.ok(id, failovers.stdout);
     const one = await zenith(['ha', 'failover', id]);
@@ -403,7 +415,7 @@ describe('high availability: a crashed host’s VMs run again on another host', 
       /qemu-system/.test(p.command),
     );
     assert.deepEqual(qemus, [], 'nothing of what moved away runs on ha-a');
-    for (const name of ['web', 'db']) {
+    for (const name of ['web', 'db', 'cache']) {
       const listed = (await get(`/vms?filter=name=${name}`)).items as ApiAnswer[];
       assert.equal(listed.length, 1, `${name} listed once`);
       assert.equal(listed[0].facts['vm.uuidConflict'], undefined, `${name} has no twin`);
@@ -411,5 +423,120 @@ describe('high availability: a crashed host’s VMs run again on another host', 
     }
     const events = ((await get('/events?limit=1000')).items as ApiAnswer[]).map((e) => e.type);
     assert.ok(events.includes('ha.hostRecovered'), events.join(' '));
+  });
+  test('a host whose BMC does not answer, cut off while its storage lease goes on, restarts nothing; once its lease has stopped past the self-fencing deadline, its VMs run elsewhere', async (t) => {
+    const created = await s.waitForTask(
+      admin,
+      ok(
+        await s.request('POST', '/vms', {
+          token: admin,
+          body: {
+            name: 'queue',
+            hostId: 'ha-a',
+            cpus: 1,
+            memoryBytes: 96 * 2 ** 20,
+            diskBytes: 8 * 2 ** 20,
+            options: { kernel: image.kernel, initrd: image.initrd, cmdline: GUEST_KERNEL_APPEND },
+          },
+        }),
+        202,
+      ).id,
+      60_000,
+    );
+    assert.equal(created.state, 'succeeded', JSON.stringify(created.error));
+    const queueId = created.result.vmId as string;
+    // Left running when cut off: only fencing may end it.
+    ok(
+      await s.request('POST', '/policies', {
+        token: admin,
+        body: {
+          name: 'queue-stays',
+          scope: { kind: 'vm', id: queueId },
+          settings: { ha: { isolationResponse: 'leave-running' } },
+        },
+      }),
+      201,
+    );
+    const started = await s.waitForTask(
+      admin,
+      ok(await s.request('POST', `/vms/${queueId}/start`, { token: admin }), 202).id,
+      60_000,
+    );
+    assert.equal(started.state, 'succeeded', JSON.stringify(started.error));
+    await until('queue protected', async () =>
+      (await get(`/ha/vms/${queueId}`)).state === 'protected' ? true : undefined,
+    );
+    const qemusOnA = async () =>
+      (await lab.processes(physical['ha-a']!)).filter((p) => /qemu-system/.test(p.command));
+    assert.equal((await qemusOnA()).length, 1);
+    const failoversOfA = async () =>
+      ((await get('/ha/failovers')).items as ApiAnswer[]).filter((f) => f.hostName === 'ha-a');
+    const before = (await failoversOfA()).length;
+
+    sim.fault({ kind: 'hang' });
+    try {
+      await lab.cutNetwork(physical['ha-a']!);
+      let seen: unknown;
+      const isolated = await until('ha-a seen isolated', async () => {
+        const host = ((await get('/ha')).hosts as ApiAnswer[]).find((h) => h.name === 'ha-a');
+        seen = host;
+        return host?.state === 'isolated' ? host : undefined;
+      }).catch((error: unknown) => {
+        throw new Error(`${(error as Error).message}: ${JSON.stringify(seen)}`);
+      });
+      assert.ok(isolated.storage, 'its storage heartbeat goes on');
+      // Some seconds cut off, its lease held: nothing restarts, the guest still runs there.
+      await new Promise((resolve) => setTimeout(resolve, 5000));
+      assert.equal(
+        (await failoversOfA()).length,
+        before,
+        'no failover of a host that may run them',
+      );
+      assert.equal((await qemusOnA()).length, 1, 'the guest still runs on ha-a');
+      assert.equal(await whereIs(queueId), 'ha-a');
+      const alarms = ((await get('/events?limit=1000')).items as ApiAnswer[]).filter(
+        (e) => e.objectId === isolated.hostId && e.type === 'ha.hostIsolated',
+      );
+      assert.ok(alarms.length >= 1, 'cut off: said as an event');
+
+      // Now it dies: the lease stops. The BMC still does not answer: the lease decides.
+      const crashedAt = Date.now();
+      await machines['ha-a']!.stop();
+      const failover = await until(
+        'a failover of ha-a fenced by its lease',
+        async () => {
+          const latest = (await failoversOfA())[0];
+          return (await failoversOfA()).length > before && latest?.state === 'done'
+            ? latest
+            : undefined;
+        },
+        90_000,
+        250,
+      );
+      assert.equal(failover.fenceMethod, 'self-fence', 'its BMC never confirmed anything');
+      const restart = (failover.restarts as ApiAnswer[]).find((r) => r.vmId === queueId)!;
+      assert.equal(restart.state, 'running', JSON.stringify(restart));
+      assert.notEqual(restart.toHostName, 'ha-a');
+      assert.ok(
+        failover.fencedAt - failover.failedAt >= 3000,
+        `fenced ${failover.fencedAt - failover.failedAt} ms after its lease stopped`,
+      );
+      assert.ok(restart.startedAt >= failover.fencedAt, 'nothing restarts before the fence');
+      const events = ((await get('/events?limit=1000')).items as ApiAnswer[]).filter(
+        (e) => e.type === 'ha.fenceFailed' && e.data.failoverId === failover.id,
+      );
+      assert.ok(events.length >= 1, 'the BMC that did not answer is an alarm');
+      assert.match(events[0].data.reason, /BMC/);
+      const listed = (await get('/vms?filter=name=queue')).items as ApiAnswer[];
+      assert.equal(listed.length, 1, 'one VM, not two');
+      assert.equal(listed[0].computed['location.hostName'], restart.toHostName);
+      assert.equal((await consoleTicks(s, admin, queueId, 2)).length, 2, 'it boots again');
+      t.diagnostic(
+        `BMC silent: fenced by lease ${failover.fencedAt - crashedAt} ms after the crash, running ${restart.runningAt - crashedAt} ms after`,
+      );
+    } finally {
+      sim.fault(undefined);
+      await lab.restoreNetwork(physical['ha-a']!);
+    }
   });
 });

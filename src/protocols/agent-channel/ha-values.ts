@@ -12,6 +12,8 @@ export const IsolationResponse = Type.Union([
 export const HaAgentSettings = Type.Object({
   enabled: Type.Boolean(),
   isolationResponse: IsolationResponse,
+  /** VMs (by UUID) whose own settings answer isolation otherwise than the host's. */
+  vmIsolationResponses: Type.Optional(Type.Record(Type.String(), IsolationResponse)),
   /** The channel down this long while the storage heartbeat still succeeds: isolated. */
   isolationSeconds: Type.Number({ minimum: 0 }),
   /** The channel down and no storage heartbeat written this long: the agent kills its VMs. */

@@ -6,8 +6,8 @@
  *    (an agent that lost both the control plane and its storage kills its own VMs by then). A
  *    fence that cannot be confirmed restarts nothing: the failover stays `fencing`, with the
  *    reason, and is tried again.
- * 2. **Restart**, highest priority first, lower order groups before higher ones (a group waits
- *    for the one before to be running, or for its timeout): each VM is placed by the placement
+ * 2. **Restart**, lower order groups before higher ones (a group opens once every VM of the one
+ *    before runs, or that one's timeout has passed), highest priority first within a group: each VM is placed by the placement
  *    engine (policies, anti-affinity, capacity; a host in standby is woken when nothing else has
  *    room) and run from its stored portable description with its existing disks. A VM with no
  *    room, or whose disk lock is still held, waits (never forced) and is tried again when the
@@ -116,23 +116,37 @@ export class FailoverRunner {
     }
     await store.updateFailover(failover.id, { state: 'restarting', error: null });
     await this.#listRestarts(failover);
-    const restarts = await store.restarts(failover.id);
-    const groups = groupsOf(restarts.filter((r) => r.state !== 'running' && r.state !== 'skipped'));
-    let done = 0;
-    // Order groups one after another (a group's VMs are running when runVm answers; one that
-    // cannot start waits, and does not hold the next group back); within a group, each priority
-    // level after the one above it, the VMs of one level at once.
-    for (const group of groups)
-      for (const level of levelsOf(group)) {
-        const started = await Promise.all(
-          level.map((restart) => this.#restartOne(failover, restart, context)),
-        );
-        done += started.filter(Boolean).length;
+    const total = (await store.restarts(failover.id)).length;
+    const groups = groupsOf(await store.restarts(failover.id));
+    // Order groups one after another: a group opens when the one before it is running (all of
+    // its VMs), or when that one's timeout has passed since it opened — counted from durable
+    // times (the fence, the VMs' runningAt), so a resumed failover keeps the same gates. Within
+    // a group, each priority level after the one above it, the VMs of one level at once.
+    let opensAt = failover.fencedAt ?? this.deps.clock.now();
+    for (const [index, group] of groups.entries()) {
+      const timeoutMs = this.#orderTimeoutMs(group);
+      for (;;) {
+        const current = await this.#current(failover.id, group);
+        for (const level of levelsOf(current.filter(unsettled)))
+          await Promise.all(level.map((restart) => this.#restartOne(failover, restart, context)));
+        const after = await this.#current(failover.id, group);
+        const done = (await store.restarts(failover.id)).filter((r) => r.state === 'running');
         context.progress({
-          percent: 10 + Math.round((90 * done) / Math.max(1, restarts.length)),
-          message: `${done} of ${restarts.length} VMs running again`,
+          percent: 10 + Math.round((90 * done.length) / Math.max(1, total)),
+          message: `${done.length} of ${total} VMs running again`,
         });
+        const next = nextGroupOpensAt(after, opensAt, timeoutMs, this.deps.clock.now());
+        if (next !== null || index === groups.length - 1) {
+          opensAt = next ?? opensAt;
+          break;
+        }
+        await this.#holdLater(failover, groups.slice(index + 1), group, opensAt + timeoutMs);
+        await this.deps.clock.sleep(
+          Math.max(50, Math.min(2000, opensAt + timeoutMs - this.deps.clock.now())),
+          context.signal,
+        );
       }
+    }
     const final = await store.restarts(failover.id);
     const count = (state: Restart['state']) => final.filter((r) => r.state === state).length;
     const waiting = count('waiting') + count('pending') + count('starting');
@@ -181,6 +195,12 @@ export class FailoverRunner {
     const selfFenceMs = this.#hostSettings(failover.hostId).selfFenceMs;
     const last = lease.leaseSeenAt(failover.hostId);
     if (last !== null) {
+      // A BMC that did not confirm is an alarm of its own, even though the lease may fence.
+      if (hasBmc)
+        await this.#alarm(
+          failover,
+          `${failover.hostName}'s BMC did not fence it (${reasons.join('; ')}); waiting for its storage lease to be expired past the self-fencing deadline instead`,
+        );
       const safeAt = Math.max(last, failover.failedAt) + selfFenceMs + heartbeatMs;
       while (clock.now() < safeAt) {
         context.progress({
@@ -208,7 +228,12 @@ export class FailoverRunner {
   }
 
   async #unfenced(failover: Failover, reasons: string[]): Promise<false> {
-    const reason = `${failover.hostName} cannot be fenced: ${reasons.join('; ')}`;
+    await this.#alarm(failover, `${failover.hostName} cannot be fenced: ${reasons.join('; ')}`);
+    return false;
+  }
+
+  /** Says why fencing did not happen (yet) on the failover, as an event and in the log. */
+  async #alarm(failover: Failover, reason: string): Promise<void> {
     await this.deps.store.updateFailover(failover.id, { state: 'fencing', error: reason });
     await this.deps.events.publish([
       {
@@ -218,7 +243,6 @@ export class FailoverRunner {
       },
     ]);
     this.deps.logger.warn({ host: failover.hostName }, reason);
-    return false;
   }
 
   /** The protected VMs that ran on the host when it failed (recorded once). */
@@ -431,6 +455,8 @@ export class FailoverRunner {
     reason: string,
     state: 'waiting' | 'starting' = 'waiting',
   ): Promise<void> {
+    // Tried again every few seconds while its group holds the next back: said once, not each time.
+    if (restart.state === state && restart.reason === reason) return;
     await this.deps.store.updateRestart(failover.id, restart.vmId, { state, reason });
     await this.deps.events.publish([
       {
@@ -483,6 +509,39 @@ export class FailoverRunner {
     return { waiting: `no host can take it now${reasons ? ` (${reasons})` : ''}` };
   }
 
+  /** The group's restarts as stored now. */
+  async #current(failoverId: string, group: Restart[]): Promise<Restart[]> {
+    const ids = new Set(group.map((r) => r.vmId));
+    return (await this.deps.store.restarts(failoverId))
+      .filter((r) => ids.has(r.vmId))
+      .sort(startOrder);
+  }
+
+  /** How long a group holds the next one back: the longest timeout its VMs' settings give. */
+  #orderTimeoutMs(group: Restart[]): number {
+    const model = this.deps.placement.model();
+    return Math.max(0, ...group.map((r) => haOfVm(model, r.vmId).orderTimeoutMs));
+  }
+
+  /** Says on the later groups' VMs what they wait for (once: no event every second). */
+  async #holdLater(
+    failover: Failover,
+    later: Restart[][],
+    group: Restart[],
+    until: number,
+  ): Promise<void> {
+    const order = group[0]!.restartOrder;
+    const reason = `waits for order group ${order} to be running, or until ${new Date(until).toISOString()}`;
+    const stored = new Map(
+      (await this.deps.store.restarts(failover.id)).map((r) => [r.vmId, r] as const),
+    );
+    for (const restart of later.flat()) {
+      const now = stored.get(restart.vmId);
+      if (now?.state === 'pending' && now.reason !== reason)
+        await this.deps.store.updateRestart(failover.id, restart.vmId, { reason });
+    }
+  }
+
   #hostSettings(hostId: string): EffectiveHa {
     const model = this.deps.placement.model();
     const host = model.hostById.get(hostId);
@@ -510,6 +569,27 @@ function levelsOf(group: Restart[]): Restart[][] {
     else levels.push([restart]);
   }
   return levels;
+}
+
+/** A restart still to be tried (not running, not given up on). */
+function unsettled(restart: Pick<Restart, 'state'>): boolean {
+  return restart.state !== 'running' && restart.state !== 'skipped' && restart.state !== 'failed';
+}
+
+/**
+ * When the order group after this one opens: once every VM of this one is running (or given up
+ * on: gone, or no description), when the last of them ran; else once its timeout has passed since
+ * it opened. Null: not yet.
+ */
+export function nextGroupOpensAt(
+  group: Pick<Restart, 'state' | 'runningAt'>[],
+  opensAt: number,
+  timeoutMs: number,
+  now: number,
+): number | null {
+  if (group.every((r) => !unsettled(r)))
+    return Math.max(opensAt, ...group.map((r) => r.runningAt ?? opensAt));
+  return now >= opensAt + timeoutMs ? opensAt + timeoutMs : null;
 }
 
 function messageOf(error: unknown): string {

@@ -30,6 +30,7 @@ import type { PlacementModel } from '../placement/placement-model.js';
 import type { PolicyService } from '../policy/policy-service.js';
 import type { TaskService } from '../tasks/task-service.js';
 import { FailoverRunner } from './failover.js';
+import type { IsolationResponse } from '../policy/policy-document.js';
 import { haOfHost, haOfVm } from './ha-settings.js';
 import { HaStore, type Failover, type Restart } from './ha-store.js';
 import { healthySilenceMs, HostWatch, type HostVerdict } from './host-watch.js';
@@ -201,6 +202,7 @@ export class HaService {
   async stop(): Promise<void> {
     this.#abort?.abort();
     await this.#loop;
+    await this.#describing;
   }
 
   async #identity(): Promise<Actor> {
@@ -248,11 +250,22 @@ export class HaService {
       await this.#transition(model, object, this.#verdicts.get(host.id), verdict, now);
       this.#verdicts.set(host.id, verdict);
     }
-    if (now - this.#lastDescribe >= this.#options.describeEveryMs) {
+    // Beside the loop, one round at a time: a description asks the VM's host, and a host cut off
+    // right then answers only at the call's deadline — the verdicts must not wait for it.
+    if (now - this.#lastDescribe >= this.#options.describeEveryMs && !this.#describing) {
       this.#lastDescribe = now;
-      await this.#describeProtected(model);
+      this.#describing = this.#describeProtected(model)
+        .catch((error: unknown) =>
+          this.deps.logger.warn({ err: error }, 'describing protected VMs failed'),
+        )
+        .finally(() => {
+          this.#describing = undefined;
+        });
     }
   }
+
+  /** The round of descriptions under way, if any. */
+  #describing: Promise<void> | undefined;
 
   #anyEnabled(): boolean {
     const index = this.deps.policies.index;
@@ -495,9 +508,19 @@ export class HaService {
       const link = agentId ? this.deps.agentHub.link(agentId) : undefined;
       if (!link?.connected || !link.supports('configureHa')) continue;
       const ha = haOfHost(model, host);
+      // A VM's own settings (its group's, its own) may answer isolation otherwise.
+      const vmIsolationResponses: Record<string, IsolationResponse> = {};
+      for (const slot of model.vms.values()) {
+        if (slot.home !== host.index) continue;
+        const uuid = slot.object?.facts['vm.uuid'];
+        const response = haOfVm(model, slot.id, host).isolationResponse;
+        if (typeof uuid === 'string' && response !== ha.isolationResponse)
+          vmIsolationResponses[uuid] = response;
+      }
       const settings: HaAgentSettings = {
         enabled: ha.enabled,
         isolationResponse: ha.isolationResponse,
+        ...(Object.keys(vmIsolationResponses).length > 0 ? { vmIsolationResponses } : {}),
         isolationSeconds: ha.detectionMs / 1000,
         selfFenceSeconds: ha.selfFenceMs / 1000,
         heartbeatMs: 1000,

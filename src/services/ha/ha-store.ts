@@ -52,14 +52,14 @@ const priorityRank: Record<string, number> = {
   disabled: 5,
 };
 
-/** Start order: highest priority first, then the lower order group, then by name. */
+/** Start order: the lower order group first, then the highest priority, then by name. */
 export function startOrder(
   a: Pick<Restart, 'priority' | 'restartOrder' | 'vmName'>,
   b: Pick<Restart, 'priority' | 'restartOrder' | 'vmName'>,
 ): number {
   return (
-    (priorityRank[a.priority] ?? 2) - (priorityRank[b.priority] ?? 2) ||
     a.restartOrder - b.restartOrder ||
+    (priorityRank[a.priority] ?? 2) - (priorityRank[b.priority] ?? 2) ||
     (a.vmName < b.vmName ? -1 : a.vmName > b.vmName ? 1 : 0)
   );
 }

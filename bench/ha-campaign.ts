@@ -1,0 +1,344 @@
+/**
+ * High availability fault campaign: N random faults at random moments of random operations,
+ * counting VMs that ran twice (must be 0) and VMs lost (must be 0). Not part of the suite.
+ *
+ * The lab (src/testing/ha-lab.ts): `zenith serve` as a real process, four hosts that are each a
+ * `zenith agent` in its own PID and network namespace with a shared storage directory, two of them
+ * behind BMCs (Zenith's Redfish service simulator, a simulator of our own), HA on with detection
+ * 3 s and self-fencing 3 s, tiny TCG guests (64 MiB); half of them leave running when their host
+ * is cut off, half are powered off by its agent (isolation response).
+ *
+ * Faults, each at a random moment (while a live migration runs, half of the time):
+ * - host-crash: everything in a host's namespaces killed at once (a host with or without a BMC);
+ * - bmc-down-crash: a host's BMC stops answering, then the host crashes (fenced by its lease);
+ * - partition: a host's control network cut for 1–12 s, then back;
+ * - control-plane-kill: `zenith serve` killed with SIGKILL, alone or a few seconds into a host
+ *   crash (in the middle of its failover), and started again on its data directory.
+ *
+ * All the time, every 250 ms, the QEMU processes across the hosts are counted by VM UUID: a VM
+ * with two QEMUs not started to receive a migration ran twice. After each fault the lab is let
+ * settle (up to 150 s): a VM not running exactly once then, and listed once in the inventory on
+ * the host that runs it, is lost. Crashed hosts are powered on again before the next fault.
+ *
+ *   node --import tsx bench/ha-campaign.ts [--faults 100] [--vms 6] [--seed 1]
+ */
+import { loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
+import type { ApiAnswer } from '../src/testing/control-plane.js';
+import { startHaLab, type HaLab } from '../src/testing/ha-lab.js';
+import { until } from '../src/testing/wait.js';
+
+const { values } = parseArgs({
+  options: {
+    faults: { type: 'string', default: '100' },
+    vms: { type: 'string', default: '6' },
+    seed: { type: 'string', default: '1' },
+  },
+});
+const faultCount = Number(values.faults);
+const vmCount = Number(values.vms);
+
+/** mulberry32: a small seeded generator, so that a campaign can be run again as it was. */
+let seed = Number(values.seed) >>> 0;
+function random(): number {
+  seed = (seed + 0x6d2b79f5) >>> 0;
+  let t = seed;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+}
+const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
+const between = (min: number, max: number) => min + Math.floor(random() * (max - min + 1));
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const hosts = ['f-a', 'f-b', 'f-c', 'f-d'];
+const bmcHosts = ['f-a', 'f-b'];
+const kinds = ['host-crash', 'bmc-down-crash', 'partition', 'control-plane-kill'] as const;
+type Kind = (typeof kinds)[number];
+
+interface Finding {
+  fault: number;
+  kind: string;
+  what: string;
+}
+const doubleRuns: Finding[] = [];
+const lost: Finding[] = [];
+const otherFindings: Finding[] = [];
+const byKind = new Map<string, number>();
+const recoveries: number[] = [];
+
+const lab: HaLab = await startHaLab({
+  hosts,
+  bmcHosts,
+  prefix: 'zenith-ha-campaign-',
+  ha: { failureDetectionSeconds: 3, selfFenceSeconds: 3, isolationResponse: 'power-off' },
+});
+const loadBefore = loadavg();
+const startedAt = Date.now();
+/** vm id → uuid, name. */
+const vms = new Map<string, { uuid: string; name: string }>();
+let currentFault = 0;
+let currentKind = 'setup';
+let sampling = true;
+
+/** Counts QEMUs by VM all the time; two running (not receiving a migration) is a double run. */
+async function sampler(): Promise<void> {
+  const reported = new Set<string>();
+  while (sampling) {
+    try {
+      const running = new Map<string, string[]>();
+      for (const qemu of await lab.qemus())
+        if (!qemu.incoming) running.set(qemu.uuid, [...(running.get(qemu.uuid) ?? []), qemu.host]);
+      for (const [uuid, where] of running)
+        if (where.length > 1) {
+          const key = `${currentFault}:${uuid}`;
+          if (reported.has(key)) continue;
+          reported.add(key);
+          const name = [...vms.values()].find((vm) => vm.uuid === uuid)?.name ?? uuid;
+          doubleRuns.push({
+            fault: currentFault,
+            kind: currentKind,
+            what: `${name} runs on ${where.join(' and ')}`,
+          });
+          console.log(`  DOUBLE RUN: ${name} on ${where.join(' and ')}`);
+        }
+    } catch {
+      // A namespace read while its host dies: the next sample sees it.
+    }
+    await sleep(250);
+  }
+}
+
+const hostState = async () =>
+  new Map(
+    ((await lab.ok('GET', '/ha')).hosts as ApiAnswer[]).map((h) => [h.name as string, h] as const),
+  );
+
+/** Every VM running exactly once, listed once, where the inventory says; the others' reasons. */
+async function check(): Promise<{ good: boolean; bad: string[] }> {
+  const qemus = (await lab.qemus()).filter((q) => !q.incoming);
+  const bad: string[] = [];
+  for (const [id, vm] of vms) {
+    const copies = qemus.filter((q) => q.uuid === vm.uuid);
+    const answer = await lab.api('GET', `/vms/${id}`);
+    if (answer.status !== 200) {
+      bad.push(`${vm.name}: not in the inventory (${answer.status})`);
+      continue;
+    }
+    const where = answer.body.computed['location.hostName'] as string | undefined;
+    const power = answer.body.facts['power.state'];
+    if (copies.length !== 1 || power !== 'running' || copies[0]!.host !== where) {
+      const ha = await lab.api('GET', `/ha/vms/${id}`);
+      bad.push(
+        `${vm.name}: ${copies.length} QEMU(s) [${copies.map((c) => c.host).join(',')}], inventory ${String(power)} on ${String(where)}; HA ${String(ha.body?.state)} ${String(ha.body?.reason ?? '')}`,
+      );
+      continue;
+    }
+    const listed = (await lab.ok('GET', `/vms?filter=name=${vm.name}`)).items as ApiAnswer[];
+    if (listed.length !== 1) bad.push(`${vm.name}: listed ${listed.length} times`);
+  }
+  return { good: bad.length === 0, bad };
+}
+
+/** Waits for every VM to run exactly once (up to 150 s); what does not is lost. */
+async function settle(since: number): Promise<void> {
+  let last: { good: boolean; bad: string[] } = { good: false, bad: [] };
+  const settled = await until(
+    'every VM running exactly once',
+    async () => {
+      last = await check().catch((error: unknown) => ({
+        good: false,
+        bad: [`check failed: ${(error as Error).message}`],
+      }));
+      return last.good ? true : undefined;
+    },
+    150_000,
+    500,
+  ).catch(() => false);
+  if (settled) {
+    recoveries.push(Date.now() - since);
+    return;
+  }
+  for (const what of last.bad) {
+    lost.push({ fault: currentFault, kind: currentKind, what });
+    console.log(`  LOST: ${what}`);
+  }
+  // Carry on with what still works: a VM that is not running is started where it is.
+  for (const [id, vm] of vms) {
+    const answer = await lab.api('GET', `/vms/${id}`);
+    if (answer.status === 200 && answer.body.facts['power.state'] !== 'running')
+      await lab.task('POST', `/vms/${id}/start`).catch(() => undefined);
+    if (answer.status !== 200) vms.delete(id);
+    void vm;
+  }
+}
+
+/** Powers the crashed hosts on again and waits until every host is healthy. */
+async function restoreHosts(): Promise<void> {
+  for (const name of hosts) {
+    await lab.lab.restoreNetwork(lab.physical[name]!);
+    if (lab.machines[name]!.running) continue;
+    if (bmcHosts.includes(name)) {
+      const done = await lab.task('POST', `/hosts/${name}/power`, { action: 'on' });
+      if (done.state !== 'succeeded') await lab.machines[name]!.start();
+    } else await lab.machines[name]!.start();
+  }
+  await until(
+    'every host healthy',
+    async () => {
+      const states = await hostState();
+      return hosts.every((name) => states.get(name)?.state === 'healthy') ? true : undefined;
+    },
+    120_000,
+    500,
+  );
+}
+
+/** A live migration of a random VM to another host, not awaited (it runs during the fault). */
+async function migrateOne(): Promise<string> {
+  const ids = [...vms.keys()];
+  const id = pick(ids);
+  const vm = await lab.ok('GET', `/vms/${id}`);
+  const from = vm.computed['location.hostName'] as string;
+  const to = pick(hosts.filter((h) => h !== from));
+  const answer = await lab.api('POST', `/vms/${id}/migrate`, { targetHostId: to });
+  return answer.status === 202 ? `migrating ${vms.get(id)!.name} ${from}→${to}` : 'no migration';
+}
+
+async function victimWithVms(candidates: string[]): Promise<string> {
+  const counts = new Map<string, number>();
+  for (const id of vms.keys()) {
+    const where = (await lab.ok('GET', `/vms/${id}`)).computed['location.hostName'] as string;
+    counts.set(where, (counts.get(where) ?? 0) + 1);
+  }
+  const loaded = candidates.filter((h) => (counts.get(h) ?? 0) > 0);
+  return pick(loaded.length > 0 ? loaded : candidates);
+}
+
+async function fault(kind: Kind): Promise<string> {
+  switch (kind) {
+    case 'host-crash': {
+      const victim = await victimWithVms(hosts);
+      await lab.machines[victim]!.stop();
+      return `${victim} crashed${bmcHosts.includes(victim) ? ' (BMC)' : ' (no BMC)'}`;
+    }
+    case 'bmc-down-crash': {
+      const victim = await victimWithVms(bmcHosts);
+      lab.sim!.fault({ kind: 'hang' });
+      await lab.machines[victim]!.stop();
+      // The BMC answers again only once the lease has fenced the host.
+      await sleep(between(8_000, 14_000));
+      lab.sim!.fault(undefined);
+      return `${victim}'s BMC silent, then ${victim} crashed`;
+    }
+    case 'partition': {
+      const victim = await victimWithVms(hosts);
+      const ms = between(1_000, 12_000);
+      await lab.lab.cutNetwork(lab.physical[victim]!);
+      await sleep(ms);
+      await lab.lab.restoreNetwork(lab.physical[victim]!);
+      return `${victim} cut off for ${(ms / 1000).toFixed(1)} s`;
+    }
+    case 'control-plane-kill': {
+      if (random() < 0.5) {
+        const downMs = between(0, 2_000);
+        await lab.restartServer('SIGKILL', downMs);
+        return `zenith serve killed (down ${downMs} ms)`;
+      }
+      const victim = await victimWithVms(hosts);
+      await lab.machines[victim]!.stop();
+      const afterMs = between(2_000, 9_000);
+      await sleep(afterMs);
+      await lab.restartServer('SIGKILL', between(0, 2_000));
+      return `${victim} crashed, zenith serve killed ${(afterMs / 1000).toFixed(1)} s later`;
+    }
+  }
+}
+
+let monitor: Promise<void> = Promise.resolve();
+try {
+  // The VMs, spread over the hosts; half left running when their host is cut off.
+  for (let i = 0; i < vmCount; i++) {
+    const id = await lab.runVm(`cv-${i}`, hosts[i % hosts.length]!);
+    const uuid = (await lab.ok('GET', `/vms/${id}`)).facts['vm.uuid'] as string;
+    vms.set(id, { uuid, name: `cv-${i}` });
+    if (i % 2 === 1)
+      await lab.ok('POST', '/policies', {
+        name: `cv-${i}-stays`,
+        scope: { kind: 'vm', id },
+        settings: { ha: { isolationResponse: 'leave-running' } },
+      });
+  }
+  await until(
+    'every VM protected',
+    async () => {
+      const items = (await lab.ok('GET', '/ha/vms')).items as ApiAnswer[];
+      const ours = items.filter((vm) => vms.has(vm.vmId as string));
+      return ours.length === vms.size && ours.every((vm) => vm.state === 'protected')
+        ? true
+        : undefined;
+    },
+    120_000,
+    500,
+  );
+  monitor = sampler();
+  console.log(
+    `${faultCount} faults on ${hosts.length} hosts (${bmcHosts.join(', ')} behind BMCs), ${vms.size} protected VMs; detection 3 s, self-fencing 3 s; seed ${values.seed}; load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`,
+  );
+  for (currentFault = 1; currentFault <= faultCount; currentFault++) {
+    const kind = pick(kinds);
+    currentKind = kind;
+    byKind.set(kind, (byKind.get(kind) ?? 0) + 1);
+    const during = random() < 0.5 ? await migrateOne().catch(() => 'no migration') : 'idle';
+    await sleep(between(0, 3_000));
+    const at = Date.now();
+    let what: string;
+    try {
+      what = await fault(kind);
+    } catch (error) {
+      what = `fault ended with ${(error as Error).message}`;
+      otherFindings.push({ fault: currentFault, kind, what });
+    }
+    await settle(at);
+    await restoreHosts().catch((error: unknown) => {
+      otherFindings.push({
+        fault: currentFault,
+        kind,
+        what: `hosts not back: ${(error as Error).message}`,
+      });
+    });
+    console.log(
+      `#${currentFault} ${kind}: ${what}; ${during}; settled ${((Date.now() - at) / 1000).toFixed(1)} s; double runs ${doubleRuns.length}, lost ${lost.length}`,
+    );
+  }
+} finally {
+  sampling = false;
+  await monitor;
+  const loadAfter = loadavg();
+  const sorted = [...recoveries].sort((a, b) => a - b);
+  const quantile = (q: number) =>
+    sorted.length === 0
+      ? 0
+      : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! / 1000;
+  console.log('');
+  console.log(
+    `faults: ${currentFault - 1} (${[...byKind].map(([k, n]) => `${k} ${n}`).join(', ')}) in ${((Date.now() - startedAt) / 60_000).toFixed(1)} min`,
+  );
+  console.log(`VMs that ran twice: ${doubleRuns.length}`);
+  for (const finding of doubleRuns)
+    console.log(`  #${finding.fault} ${finding.kind}: ${finding.what}`);
+  console.log(`VMs lost (not running exactly once after settling): ${lost.length}`);
+  for (const finding of lost) console.log(`  #${finding.fault} ${finding.kind}: ${finding.what}`);
+  if (otherFindings.length > 0) {
+    console.log(`other findings: ${otherFindings.length}`);
+    for (const finding of otherFindings)
+      console.log(`  #${finding.fault} ${finding.kind}: ${finding.what}`);
+  }
+  console.log(
+    `time to every VM running exactly once after a fault: p50 ${quantile(0.5).toFixed(1)} s, p90 ${quantile(0.9).toFixed(1)} s, max ${quantile(1).toFixed(1)} s`,
+  );
+  console.log(
+    `load average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(2)).join(' ')}`,
+  );
+  await lab.close();
+}

@@ -1,0 +1,258 @@
+/**
+ * A high availability lab for tests and benchmarks: `zenith serve` as a real process (so it can be
+ * killed with SIGKILL and started again on the same data directory), physical hosts that are each a
+ * `zenith agent` in its own PID and network namespace (./physical-hosts.ts) with a storage
+ * directory they all share, and BMCs for some of them — Zenith's Redfish service simulator (a
+ * simulator of our own), whose power hooks start and kill the host's namespaces. Guests are the
+ * tiny TCG test guest (./guest-image.ts) with their disks on the shared directory.
+ */
+/* eslint-disable @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-return --
+   the raw API's answers are untyped JSON (ApiAnswer), read here as the tests read them */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import type { HaSettings } from '../services/policy/policy-document.js';
+import { adminPassword, type ApiAnswer } from './control-plane.js';
+import { ensureGuestImage, GUEST_KERNEL_APPEND, type GuestImage } from './guest-image.js';
+import { MachineProcess } from './machine-process.js';
+import { startPhysicalLab, type PhysicalHost, type PhysicalLab } from './physical-hosts.js';
+import { startRedfishSimulator, type RedfishSimulator } from './redfish-simulator.js';
+import { startServerProcess, type ServerProcess } from './server-process.js';
+import { until } from './wait.js';
+
+export interface HaLabOptions {
+  /** Host names; each a namespaced agent. */
+  hosts: string[];
+  /** The hosts whose machine is behind a (simulated Redfish) BMC, linked by MAC. */
+  bmcHosts?: string[];
+  /** The global HA policy's settings (HA on when given). */
+  ha?: HaSettings;
+  /** Prefix of the temporary directory. */
+  prefix?: string;
+}
+
+export interface QemuProcess {
+  host: string;
+  pid: number;
+  uuid: string;
+  /** Started to receive a live migration (`-incoming`). */
+  incoming: boolean;
+}
+
+export interface HaLab {
+  lab: PhysicalLab;
+  image: GuestImage;
+  physical: Record<string, PhysicalHost>;
+  machines: Record<string, MachineProcess>;
+  sim: RedfishSimulator | undefined;
+  server: ServerProcess;
+  /** The REST API as the admin; answers whatever the status. */
+  api(method: string, path: string, body?: unknown): Promise<{ status: number; body: ApiAnswer }>;
+  /** The same, throwing on a status of 300 or more. */
+  ok(method: string, path: string, body?: unknown): Promise<ApiAnswer>;
+  /** Submits a task and waits for its end (any end). */
+  task(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<ApiAnswer>;
+  /** Waits until the host's agent is connected. */
+  connected(name: string, timeoutMs?: number): Promise<void>;
+  /** Creates and starts a tiny guest on the host; its id. */
+  runVm(name: string, hostId: string, memoryMiB?: number): Promise<string>;
+  /** Every QEMU process across the hosts, with the VM UUID on its command line. */
+  qemus(): Promise<QemuProcess[]>;
+  /** Kills `zenith serve` (SIGKILL by default) and starts it again on the same data directory. */
+  restartServer(signal?: NodeJS.Signals, downMs?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startHaLab(options: HaLabOptions): Promise<HaLab> {
+  const image = await ensureGuestImage();
+  const baseDir = mkdtempSync(join(tmpdir(), options.prefix ?? 'zenith-ha-lab-'));
+  const dataDir = join(baseDir, 'data');
+  const shared = join(baseDir, 'shared');
+  mkdirSync(shared, { recursive: true });
+  mkdirSync(dataDir, { recursive: true });
+  const physical: Record<string, PhysicalHost> = {};
+  const machines: Record<string, MachineProcess> = {};
+  let lab: PhysicalLab | undefined;
+  let sim: RedfishSimulator | undefined;
+  let server: ServerProcess | undefined;
+  let port = 0;
+  let token = '';
+
+  const api = async (method: string, path: string, body?: unknown) => {
+    const response = await fetch(`${server!.url}/api/v1${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await response.text();
+    return { status: response.status, body: text ? JSON.parse(text) : null };
+  };
+  const ok = async (method: string, path: string, body?: unknown) => {
+    const answer = await api(method, path, body);
+    if (answer.status >= 300)
+      throw new Error(`${method} ${path}: ${answer.status} ${JSON.stringify(answer.body)}`);
+    return answer.body;
+  };
+  const task = async (method: string, path: string, body?: unknown, timeoutMs = 120_000) => {
+    const accepted = await ok(method, path, body);
+    return until(
+      `task ${accepted.id as string} (${method} ${path})`,
+      async () => {
+        const now = await api('GET', `/tasks/${accepted.id as string}`);
+        return ['succeeded', 'failed', 'cancelled'].includes(now.body?.state as string)
+          ? now.body
+          : undefined;
+      },
+      timeoutMs,
+      200,
+    );
+  };
+  const start = async () => {
+    server = await startServerProcess({ dataDir, host: lab!.gateway, port });
+    port = Number(new URL(server.url).port);
+    const response = await fetch(`${server.url}/api/v1/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'admin', password: adminPassword }),
+    });
+    token = ((await response.json()) as { token: string }).token;
+  };
+  const connected = async (name: string, timeoutMs = 90_000) => {
+    await until(
+      `${name} connected`,
+      async () => {
+        const host = await api('GET', `/hosts/${name}`);
+        if (host.status !== 200) return undefined;
+        const connection = await api('GET', `/connections/${host.body.connectionId as string}`);
+        return connection.body?.state === 'connected' ? true : undefined;
+      },
+      timeoutMs,
+      250,
+    );
+  };
+  const close = async () => {
+    try {
+      for (const host of Object.values(physical)) await lab?.restoreNetwork(host);
+      await sim?.close();
+      for (const machine of Object.values(machines)) await machine.stop();
+      await server?.kill('SIGKILL').catch(() => undefined);
+    } finally {
+      await lab?.close();
+      rmSync(baseDir, { recursive: true, force: true });
+    }
+  };
+
+  try {
+    lab = await startPhysicalLab();
+    await start();
+    for (const name of options.hosts) {
+      const enrollment = await ok('POST', '/agents/enrollment-tokens', {});
+      const host = await lab.addHost({
+        name,
+        serverUrl: server!.url,
+        enrollmentToken: enrollment.token as string,
+        storageRoots: [shared, dirname(image.kernel)],
+        baseDir,
+      });
+      physical[name] = host;
+      machines[name] = new MachineProcess(host.machineCommand);
+    }
+    const bmcHosts = options.bmcHosts ?? [];
+    if (bmcHosts.length > 0) {
+      const byMachine = (id: string) => bmcHosts[Number(/(\d+)$/.exec(id)?.[1] ?? 1) - 1]!;
+      sim = await startRedfishSimulator({
+        machines: bmcHosts.length,
+        hooks: {
+          powerOn: (id) => machines[byMachine(id)]!.start(),
+          powerOff: (id) => machines[byMachine(id)]!.stop(),
+        },
+      });
+      for (const [index, name] of bmcHosts.entries())
+        sim.machine(`System${index + 1}`).macs = [physical[name]!.mac];
+    }
+    for (const machine of Object.values(machines)) await machine.start();
+    for (const name of options.hosts) await connected(name);
+    if (sim) {
+      await ok('POST', '/connections', {
+        name: 'bmcs',
+        type: 'redfish',
+        settings: {
+          url: sim.url,
+          username: sim.username,
+          thumbprint: sim.thumbprint,
+          pollSeconds: 1,
+          fenceDeadlineSeconds: 6,
+        },
+        secret: sim.password,
+      });
+      for (const name of bmcHosts)
+        await until(`${name} linked to its machine`, async () =>
+          typeof (await ok('GET', `/hosts/${name}`)).computed['machine.id'] === 'string'
+            ? true
+            : undefined,
+        );
+    }
+    if (options.ha)
+      await ok('POST', '/policies', {
+        name: 'ha',
+        scope: { kind: 'global' },
+        settings: { ha: { enabled: true, ...options.ha } },
+      });
+  } catch (error) {
+    await close().catch(() => undefined);
+    throw error;
+  }
+
+  return {
+    lab,
+    image,
+    physical,
+    machines,
+    sim,
+    get server() {
+      return server!;
+    },
+    api,
+    ok,
+    task,
+    connected,
+    async runVm(name, hostId, memoryMiB = 64) {
+      const created = await task('POST', '/vms', {
+        name,
+        hostId,
+        cpus: 1,
+        memoryBytes: memoryMiB * 2 ** 20,
+        diskBytes: 4 * 2 ** 20,
+        options: { kernel: image.kernel, initrd: image.initrd, cmdline: GUEST_KERNEL_APPEND },
+      });
+      if (created.state !== 'succeeded')
+        throw new Error(`creating ${name}: ${JSON.stringify(created.error)}`);
+      const id = created.result.vmId as string;
+      const started = await task('POST', `/vms/${id}/start`);
+      if (started.state !== 'succeeded')
+        throw new Error(`starting ${name}: ${JSON.stringify(started.error)}`);
+      return id;
+    },
+    async qemus() {
+      const found: QemuProcess[] = [];
+      for (const [name, host] of Object.entries(physical))
+        for (const { pid, command } of await lab.processes(host)) {
+          const uuid = /qemu-system\S*.*-uuid (\S+)/.exec(command)?.[1];
+          if (uuid) found.push({ host: name, pid, uuid, incoming: / -incoming /.test(command) });
+        }
+      return found;
+    },
+    async restartServer(signal = 'SIGKILL', downMs = 0) {
+      // A server that reported an unhandled rejection is a finding: said, after it runs again.
+      let failure: Error | undefined;
+      await server!.kill(signal).catch((error: unknown) => (failure = error as Error));
+      if (downMs > 0) await new Promise((resolve) => setTimeout(resolve, downMs));
+      await start();
+      if (failure) throw failure;
+    },
+    close,
+  };
+}
