@@ -5,7 +5,7 @@
  * The lab (src/testing/ha-lab.ts): `zenith serve` as a real process, four hosts that are each a
  * `zenith agent` in its own PID and network namespace with a shared storage directory, two of them
  * behind BMCs (Zenith's Redfish service simulator, a simulator of our own), HA on with detection
- * 3 s and self-fencing 3 s, tiny TCG guests (64 MiB); half of them leave running when their host
+ * 3 s and self-fencing 10 s (the default), tiny TCG guests (64 MiB); half of them leave running when their host
  * is cut off, half are powered off by its agent (isolation response).
  *
  * Faults, each at a random moment (while a live migration runs, half of the time):
@@ -16,7 +16,8 @@
  *   crash (in the middle of its failover), and started again on its data directory.
  *
  * All the time, every 250 ms, the QEMU processes across the hosts are counted by VM UUID: a VM
- * with two QEMUs not started to receive a migration ran twice. After each fault the lab is let
+ * with two QEMUs not started to receive a migration ran twice, and so did one with two QEMUs both
+ * using CPU (running a guest) for 5 s on end. After each fault the lab is let
  * settle (up to 150 s): a VM not running exactly once then, and listed once in the inventory on
  * the host that runs it, is lost. Crashed hosts are powered on again before the next fault.
  *
@@ -25,7 +26,7 @@
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { ApiAnswer } from '../src/testing/control-plane.js';
-import { startHaLab, type HaLab } from '../src/testing/ha-lab.js';
+import { startHaLab, type HaLab, type QemuProcess } from '../src/testing/ha-lab.js';
 import { until } from '../src/testing/wait.js';
 
 const { values } = parseArgs({
@@ -71,7 +72,7 @@ const lab: HaLab = await startHaLab({
   hosts,
   bmcHosts,
   prefix: 'zenith-ha-campaign-',
-  ha: { failureDetectionSeconds: 3, selfFenceSeconds: 3, isolationResponse: 'power-off' },
+  ha: { failureDetectionSeconds: 3, selfFenceSeconds: 10, isolationResponse: 'power-off' },
 });
 const loadBefore = loadavg();
 const startedAt = Date.now();
@@ -81,27 +82,54 @@ let currentFault = 0;
 let currentKind = 'setup';
 let sampling = true;
 
-/** Counts QEMUs by VM all the time; two running (not receiving a migration) is a double run. */
+/**
+ * Counts QEMUs by VM all the time. Two QEMUs of one VM neither of which was started to receive a
+ * migration is a double run at once; two whose CPU time both grow (both run a guest) for 5 s on end
+ * is one too (a live migration's two halves overlap well under that).
+ */
 async function sampler(): Promise<void> {
   const reported = new Set<string>();
+  const history = new Map<number, Array<{ at: number; ticks: number }>>();
+  const bothActiveSince = new Map<string, number>();
+  const report = (uuid: string, what: string) => {
+    const key = `${currentFault}:${uuid}`;
+    if (reported.has(key)) return;
+    reported.add(key);
+    const name = [...vms.values()].find((vm) => vm.uuid === uuid)?.name ?? uuid;
+    doubleRuns.push({ fault: currentFault, kind: currentKind, what: `${name} ${what}` });
+    console.log(`  DOUBLE RUN: ${name} ${what}`);
+  };
   while (sampling) {
     try {
-      const running = new Map<string, string[]>();
-      for (const qemu of await lab.qemus())
-        if (!qemu.incoming) running.set(qemu.uuid, [...(running.get(qemu.uuid) ?? []), qemu.host]);
-      for (const [uuid, where] of running)
-        if (where.length > 1) {
-          const key = `${currentFault}:${uuid}`;
-          if (reported.has(key)) continue;
-          reported.add(key);
-          const name = [...vms.values()].find((vm) => vm.uuid === uuid)?.name ?? uuid;
-          doubleRuns.push({
-            fault: currentFault,
-            kind: currentKind,
-            what: `${name} runs on ${where.join(' and ')}`,
-          });
-          console.log(`  DOUBLE RUN: ${name} on ${where.join(' and ')}`);
-        }
+      const now = Date.now();
+      const byVm = new Map<string, QemuProcess[]>();
+      for (const qemu of await lab.qemus()) {
+        byVm.set(qemu.uuid, [...(byVm.get(qemu.uuid) ?? []), qemu]);
+        const seen = [...(history.get(qemu.pid) ?? []), { at: now, ticks: qemu.cpuTicks }];
+        history.set(
+          qemu.pid,
+          seen.filter((s) => now - s.at <= 1500),
+        );
+      }
+      const active = (qemu: QemuProcess) => {
+        const seen = history.get(qemu.pid) ?? [];
+        const first = seen[0];
+        return first !== undefined && now - first.at >= 900 && qemu.cpuTicks > first.ticks;
+      };
+      for (const [uuid, copies] of byVm) {
+        const plain = copies.filter((q) => !q.incoming);
+        if (plain.length > 1) report(uuid, `runs on ${plain.map((q) => q.host).join(' and ')}`);
+        const running = copies.filter(active);
+        if (running.length > 1) {
+          const since = bothActiveSince.get(uuid) ?? now;
+          bothActiveSince.set(uuid, since);
+          if (now - since >= 5000)
+            report(uuid, `ran on ${running.map((q) => q.host).join(' and ')} for 5 s on end`);
+        } else bothActiveSince.delete(uuid);
+      }
+      for (const pid of history.keys())
+        if (![...byVm.values()].some((copies) => copies.some((q) => q.pid === pid)))
+          history.delete(pid);
     } catch {
       // A namespace read while its host dies: the next sample sees it.
     }
@@ -114,12 +142,18 @@ const hostState = async () =>
     ((await lab.ok('GET', '/ha')).hosts as ApiAnswer[]).map((h) => [h.name as string, h] as const),
   );
 
-/** Every VM running exactly once, listed once, where the inventory says; the others' reasons. */
+/**
+ * Every VM running exactly once — one QEMU, whose CPU time grows, on the host the inventory says,
+ * the inventory saying running — and listed once; what is not, and why.
+ */
 async function check(): Promise<{ good: boolean; bad: string[] }> {
-  const qemus = (await lab.qemus()).filter((q) => !q.incoming);
+  const first = new Map((await lab.qemus()).map((q) => [q.pid, q.cpuTicks] as const));
+  await sleep(1000);
+  const qemus = await lab.qemus();
   const bad: string[] = [];
   for (const [id, vm] of vms) {
     const copies = qemus.filter((q) => q.uuid === vm.uuid);
+    const running = copies.filter((q) => q.cpuTicks > (first.get(q.pid) ?? Infinity));
     const answer = await lab.api('GET', `/vms/${id}`);
     if (answer.status !== 200) {
       bad.push(`${vm.name}: not in the inventory (${answer.status})`);
@@ -127,10 +161,15 @@ async function check(): Promise<{ good: boolean; bad: string[] }> {
     }
     const where = answer.body.computed['location.hostName'] as string | undefined;
     const power = answer.body.facts['power.state'];
-    if (copies.length !== 1 || power !== 'running' || copies[0]!.host !== where) {
+    if (
+      copies.length !== 1 ||
+      running.length !== 1 ||
+      power !== 'running' ||
+      copies[0]!.host !== where
+    ) {
       const ha = await lab.api('GET', `/ha/vms/${id}`);
       bad.push(
-        `${vm.name}: ${copies.length} QEMU(s) [${copies.map((c) => c.host).join(',')}], inventory ${String(power)} on ${String(where)}; HA ${String(ha.body?.state)} ${String(ha.body?.reason ?? '')}`,
+        `${vm.name}: ${copies.length} QEMU(s) [${copies.map((c) => `${c.host}${c.incoming ? ' (incoming)' : ''}`).join(', ')}], ${running.length} running a guest; inventory ${String(power)} on ${String(where)}; HA ${String(ha.body?.state)} ${String(ha.body?.reason ?? '')}`,
       );
       continue;
     }
@@ -160,8 +199,24 @@ async function settle(since: number): Promise<void> {
     return;
   }
   for (const what of last.bad) {
+    // Running a guest once, with a leftover QEMU beside it (a migration's other half): not lost.
+    if (/ 1 running a guest; inventory running/.test(what)) {
+      otherFindings.push({ fault: currentFault, kind: currentKind, what: `leftover: ${what}` });
+      console.log(`  LEFTOVER: ${what}`);
+      continue;
+    }
     lost.push({ fault: currentFault, kind: currentKind, what });
     console.log(`  LOST: ${what}`);
+  }
+  // What happened to them, for whoever reads the campaign's output.
+  for (const [id, vm] of vms) {
+    if (!last.bad.some((what) => what.startsWith(`${vm.name}:`))) continue;
+    const events = ((await lab.api('GET', `/events?objectId=${id}&limit=30`)).body?.items ??
+      []) as ApiAnswer[];
+    for (const event of events.slice(-15))
+      console.log(
+        `    ${new Date(event.ts as number).toISOString()} ${event.type as string} ${JSON.stringify(event.data).slice(0, 300)}`,
+      );
   }
   // Carry on with what still works: a VM that is not running is started where it is.
   for (const [id, vm] of vms) {
@@ -283,7 +338,7 @@ try {
   );
   monitor = sampler();
   console.log(
-    `${faultCount} faults on ${hosts.length} hosts (${bmcHosts.join(', ')} behind BMCs), ${vms.size} protected VMs; detection 3 s, self-fencing 3 s; seed ${values.seed}; load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`,
+    `${faultCount} faults on ${hosts.length} hosts (${bmcHosts.join(', ')} behind BMCs), ${vms.size} protected VMs; detection 3 s, self-fencing 10 s; seed ${values.seed}; load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`,
   );
   for (currentFault = 1; currentFault <= faultCount; currentFault++) {
     const kind = pick(kinds);

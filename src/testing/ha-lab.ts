@@ -8,7 +8,7 @@
  */
 /* eslint-disable @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-return --
    the raw API's answers are untyped JSON (ApiAnswer), read here as the tests read them */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { HaSettings } from '../services/policy/policy-document.js';
@@ -35,8 +35,10 @@ export interface QemuProcess {
   host: string;
   pid: number;
   uuid: string;
-  /** Started to receive a live migration (`-incoming`). */
+  /** Started to receive a live migration (`-incoming`; it stays on the command line after). */
   incoming: boolean;
+  /** CPU time used so far, in clock ticks (utime + stime): a running guest's grows, a paused one's hardly. */
+  cpuTicks: number;
 }
 
 export interface HaLab {
@@ -241,7 +243,14 @@ export async function startHaLab(options: HaLabOptions): Promise<HaLab> {
       for (const [name, host] of Object.entries(physical))
         for (const { pid, command } of await lab.processes(host)) {
           const uuid = /qemu-system\S*.*-uuid (\S+)/.exec(command)?.[1];
-          if (uuid) found.push({ host: name, pid, uuid, incoming: / -incoming /.test(command) });
+          if (uuid)
+            found.push({
+              host: name,
+              pid,
+              uuid,
+              incoming: / -incoming /.test(command),
+              cpuTicks: cpuTicksOf(pid),
+            });
         }
       return found;
     },
@@ -255,4 +264,15 @@ export async function startHaLab(options: HaLabOptions): Promise<HaLab> {
     },
     close,
   };
+}
+
+/** utime + stime of a process (fields 14 and 15 of /proc/PID/stat, after the command's parentheses). */
+function cpuTicksOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return 0;
+  }
 }

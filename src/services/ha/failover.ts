@@ -256,11 +256,16 @@ export class FailoverRunner {
       failover.fenceMethod === 'released'
         ? new Set(this.deps.lease.released(failover.hostId))
         : null;
+    // A host that answers reports its VMs as they are: a released VM started again there since
+    // stays (one cut off reports nothing new, and its agent said the VM is gone).
+    const answering = this.#answers(failover.hostId);
     const protectedVms = vms
       .map((vm) => ({ vm, ha: haOfVm(model, vm.id) }))
       .filter(({ vm, ha }) =>
         released
-          ? released.has(String(vm.facts['vm.uuid'])) && ha.protected
+          ? released.has(String(vm.facts['vm.uuid'])) &&
+            ha.protected &&
+            !(answering && vm.facts['power.state'] === 'running')
           : ha.protected && vm.facts['power.state'] === 'running',
       );
     await this.deps.store.addRestarts(
@@ -436,6 +441,12 @@ export class FailoverRunner {
       },
     ]);
     return true;
+  }
+
+  /** Whether the host's connection is connected now (its VMs as reported are as they are). */
+  #answers(hostId: string): boolean {
+    const connectionId = this.deps.inventory.index.get(hostId)?.connectionId;
+    return !!connectionId && this.deps.connections.connectedIds().includes(connectionId);
   }
 
   /** Waits (up to 60 s) until the host's connection is connected, synced, and so has reported its VMs. */

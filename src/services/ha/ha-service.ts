@@ -342,6 +342,7 @@ export class HaService {
           { type: 'ha.hostRecovered', objectId: host.id, data: { name: host.name } },
         ]);
       this.#declared.delete(host.id);
+      await this.#settleReleased(host, now);
     }
   }
 
@@ -350,14 +351,23 @@ export class HaService {
    * (isolation response) and lists as released in its storage heartbeat — they are safe to run
    * elsewhere, and do, in a failover of their own.
    */
-  async #failOverReleased(host: ManagedObject, since: number, now: number): Promise<void> {
+  async #failOverReleased(
+    host: ManagedObject,
+    since: number,
+    now: number,
+    answering = false,
+  ): Promise<void> {
     const released = new Set(this.#beats.get(host.name)?.released ?? []);
     if (released.size === 0) return;
+    // A host that answers reports its VMs as they are: one started again there since is not.
     const stillHere = this.deps.inventory.index
       .children(host.id)
       .some(
         (vm) =>
-          vm.kind === 'vm' && vm.status === 'present' && released.has(String(vm.facts['vm.uuid'])),
+          vm.kind === 'vm' &&
+          vm.status === 'present' &&
+          released.has(String(vm.facts['vm.uuid'])) &&
+          !(answering && vm.facts['power.state'] === 'running'),
       );
     if (!stillHere) return;
     if ((await this.store.unfinished()).some((f) => f.hostId === host.id)) return;
@@ -373,6 +383,38 @@ export class HaService {
     );
     await this.failovers.submit(failover);
   }
+
+  /**
+   * A host that answers again (isolated, or self-fenced a moment by a stall) may list VMs it turned
+   * off: those still on it and off run again elsewhere (a failover of its released VMs); those that
+   * are not on it any more are dealt with, and its agent is told to forget them.
+   */
+  async #settleReleased(host: ManagedObject, now: number): Promise<void> {
+    const released = this.#beats.get(host.name)?.released ?? [];
+    if (released.length === 0) return;
+    if (now - (this.#releasedCheckedAt.get(host.id) ?? 0) < 3_000) return;
+    this.#releasedCheckedAt.set(host.id, now);
+    const here = new Set(
+      this.deps.inventory.index
+        .children(host.id)
+        .filter((vm) => vm.kind === 'vm' && vm.status === 'present')
+        .map((vm) => String(vm.facts['vm.uuid'])),
+    );
+    const gone = released.filter((uuid) => !here.has(uuid));
+    if (gone.length > 0) {
+      const agentId = host.connectionId ? this.#agentIds.get(host.connectionId) : undefined;
+      const link = agentId ? this.deps.agentHub.link(agentId) : undefined;
+      if (link?.connected && link.supports('clearReleased'))
+        await link
+          .call('clearReleased', [gone], { timeoutMs: 2000 })
+          .catch((error: unknown) =>
+            this.deps.logger.warn({ err: error, host: host.name }, 'clearing released VMs failed'),
+          );
+    }
+    if (released.some((uuid) => here.has(uuid))) await this.#failOverReleased(host, now, now, true);
+  }
+
+  readonly #releasedCheckedAt = new Map<string, number>();
 
   /** When each unfinished failover was last submitted again. */
   readonly #resumedAt = new Map<string, number>();
