@@ -16,8 +16,8 @@
  *   crash (in the middle of its failover), and started again on its data directory.
  *
  * All the time, every 250 ms, the QEMU processes across the hosts are counted by VM UUID: a VM
- * with two QEMUs not started to receive a migration ran twice, and so did one with two QEMUs both
- * using CPU (running a guest) for 5 s on end. After each fault the lab is let
+ * with two QEMUs (not started to receive a migration) for 5 s on end ran twice, and so did one
+ * with two QEMUs both using CPU (running a guest) for 5 s on end. After each fault the lab is let
  * settle (up to 150 s): a VM not running exactly once then, and listed once in the inventory on
  * the host that runs it, is lost. Crashed hosts are powered on again before the next fault.
  *
@@ -83,13 +83,15 @@ let currentKind = 'setup';
 let sampling = true;
 
 /**
- * Counts QEMUs by VM all the time. Two QEMUs of one VM neither of which was started to receive a
- * migration is a double run at once; two whose CPU time both grow (both run a guest) for 5 s on end
- * is one too (a live migration's two halves overlap well under that).
+ * Counts QEMUs by VM all the time. A VM with two QEMUs at once for 5 s on end, neither started to
+ * receive a migration, ran twice; so did one with two QEMUs whose CPU time both grow (both run a
+ * guest) for 5 s on end. (A QEMU refused by the disk's lock lives a moment: that is no double run;
+ * a live migration's two halves overlap for well under 5 s.)
  */
 async function sampler(): Promise<void> {
   const reported = new Set<string>();
   const history = new Map<number, Array<{ at: number; ticks: number }>>();
+  const twoSince = new Map<string, number>();
   const bothActiveSince = new Map<string, number>();
   const report = (uuid: string, what: string) => {
     const key = `${currentFault}:${uuid}`;
@@ -98,6 +100,15 @@ async function sampler(): Promise<void> {
     const name = [...vms.values()].find((vm) => vm.uuid === uuid)?.name ?? uuid;
     doubleRuns.push({ fault: currentFault, kind: currentKind, what: `${name} ${what}` });
     console.log(`  DOUBLE RUN: ${name} ${what}`);
+  };
+  const lasting = (since: Map<string, number>, uuid: string, now: number, yes: boolean) => {
+    if (!yes) {
+      since.delete(uuid);
+      return false;
+    }
+    const from = since.get(uuid) ?? now;
+    since.set(uuid, from);
+    return now - from >= 5000;
   };
   while (sampling) {
     try {
@@ -116,16 +127,17 @@ async function sampler(): Promise<void> {
         const first = seen[0];
         return first !== undefined && now - first.at >= 900 && qemu.cpuTicks > first.ticks;
       };
-      for (const [uuid, copies] of byVm) {
+      for (const uuid of new Set([...byVm.keys(), ...twoSince.keys(), ...bothActiveSince.keys()])) {
+        const copies = byVm.get(uuid) ?? [];
         const plain = copies.filter((q) => !q.incoming);
-        if (plain.length > 1) report(uuid, `runs on ${plain.map((q) => q.host).join(' and ')}`);
+        if (lasting(twoSince, uuid, now, plain.length > 1))
+          report(uuid, `ran on ${plain.map((q) => q.host).join(' and ')} (two QEMUs, 5 s on end)`);
         const running = copies.filter(active);
-        if (running.length > 1) {
-          const since = bothActiveSince.get(uuid) ?? now;
-          bothActiveSince.set(uuid, since);
-          if (now - since >= 5000)
-            report(uuid, `ran on ${running.map((q) => q.host).join(' and ')} for 5 s on end`);
-        } else bothActiveSince.delete(uuid);
+        if (lasting(bothActiveSince, uuid, now, running.length > 1))
+          report(
+            uuid,
+            `ran on ${running.map((q) => q.host).join(' and ')} (both using CPU, 5 s on end)`,
+          );
       }
       for (const pid of history.keys())
         if (![...byVm.values()].some((copies) => copies.some((q) => q.pid === pid)))
