@@ -2,14 +2,16 @@
  * vSphere clusters are protected by vSphere HA, not by Zenith: an operator turns vSphere HA on and
  * off through the vSphere API (ReconfigureComputeResource_Task, as the vSphere client does), and
  * Zenith shows it — cluster facts, each host's state as vSphere HA reports it, events, GET /ha and
- * `zenith ha status` — while its own HA (watch, what-if, admission control) leaves those hosts
- * alone even with a global Zenith HA policy.
+ * `zenith ha status`, the web console's HA page (Chromium) — while its own HA (watch, what-if,
+ * admission control) leaves those hosts alone even with a global Zenith HA policy.
  *
  * The simulator is govmomi's, which ignores a cluster's dasConfig and sets no host state; ours
  * adds vCenter's behaviour for both (src/testing/vsphere-simulator/das.go).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { seriousViolations } from '../../src/testing/accessibility.js';
+import { launchBrowser, type TestBrowser } from '../../src/testing/browser.js';
 import {
   adminPassword,
   startTestServer,
@@ -30,6 +32,7 @@ describe('a vSphere cluster protected by vSphere HA', () => {
   let token: string;
   let operator: VsphereOperator;
   let zenith: ReturnType<typeof cliRunner>;
+  let browser: TestBrowser | undefined;
 
   const call = (method: string, path: string, body?: unknown) =>
     s.request(method, path, { token, ...(body === undefined ? {} : { body }) });
@@ -89,6 +92,7 @@ describe('a vSphere cluster protected by vSphere HA', () => {
     assert.equal(login.code, 0, login.stderr);
   });
   after(async () => {
+    await browser?.close();
     await operator.close();
     await s.close();
     await sim.stop();
@@ -179,10 +183,11 @@ describe('a vSphere cluster protected by vSphere HA', () => {
       memoryFailoverPercent: null,
       failoverHosts: [],
     });
-    assert.deepEqual(
-      shown.hosts.map((h: ApiAnswer) => h.state).sort(),
-      ['connectedToMaster', 'connectedToMaster', 'master'],
-    );
+    assert.deepEqual(shown.hosts.map((h: ApiAnswer) => h.state).sort(), [
+      'connectedToMaster',
+      'connectedToMaster',
+      'master',
+    ]);
     for (const host of status.hosts.filter((h: ApiAnswer) => h.name.startsWith('DC0_C0_'))) {
       assert.equal(host.state, 'vsphere-ha', host.name);
       assert.match(host.reason, /protected by vSphere HA \(cluster DC0_C0/);
@@ -206,6 +211,43 @@ describe('a vSphere cluster protected by vSphere HA', () => {
     assert.match(line, /\bon\b/);
     assert.match(line, /tolerate 1 host failure\(s\)/);
     assert.match(line, /DC0_C0_H\d: master/);
+  });
+
+  test('the web console’s HA page shows the cluster’s vSphere HA read-only: on, its admission control, each host’s state', async () => {
+    browser = await launchBrowser();
+    const watched = await browser.newPage();
+    const { page } = watched;
+    const seen = { timeout: 30_000 };
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.goto(s.baseUrl);
+    await page.getByLabel('User name').fill('admin');
+    await page.getByLabel(/^Password/).fill(adminPassword);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.getByRole('link', { name: 'High availability' }).click();
+    const section = page.getByRole('region', { name: 'vSphere clusters' });
+    const row = section.getByRole('row', { name: /^DC0_C0\b/ });
+    await row.getByTestId('vsphere-ha-enabled').getByText('on', { exact: true }).waitFor(seen);
+    await row.getByText('tolerate 1 host failure(s)').waitFor(seen);
+    await row.getByText('vmMonitoringOnly').waitFor(seen);
+    const master = (await clusterHosts()).find((h) => h.facts['ha.vsphere.hostState'] === 'master');
+    await row.getByText(`${master.name}: master`).waitFor(seen);
+    assert.equal(await row.getByText(/: connectedToMaster$/).count(), 2);
+    // Read-only: nothing in the section acts.
+    assert.equal(await section.getByRole('button').count(), 0);
+    const hostRow = page
+      .getByRole('table', { name: 'Hosts HA watches' })
+      .getByRole('row', { name: new RegExp(`^${master.name}\\b`) });
+    await hostRow.getByText('vsphere-ha', { exact: true }).waitFor(seen);
+    await page.getByTestId('ha-count-vsphere-ha').getByText('2').waitFor(seen);
+    const overflow = await page.evaluate(() => {
+      const doc = (globalThis as unknown as { document: { documentElement: ApiAnswer } }).document
+        .documentElement;
+      return doc.scrollWidth - doc.clientWidth;
+    });
+    assert.ok(overflow <= 0, `the HA page scrolls sideways by ${overflow}px`);
+    assert.deepEqual(await seriousViolations(page), []);
+    assert.deepEqual(watched.errors(), []);
+    await page.close();
   });
 
   test('Zenith’s own HA leaves the vSphere hosts to vSphere: no what-if restarts, no failover, no admission refusal', async () => {
