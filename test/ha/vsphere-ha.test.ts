@@ -18,6 +18,7 @@ import {
   type ApiAnswer,
   type TestServer,
 } from '../../src/testing/control-plane.js';
+import type { VimArgObject } from '../../src/protocols/vim/vim-values.js';
 import { cliRunner } from '../../src/testing/server-process.js';
 import { VsphereOperator } from '../../src/testing/vsphere-operator.js';
 import {
@@ -50,7 +51,7 @@ describe('a vSphere cluster protected by vSphere HA', () => {
   const hostStateEvents = async () =>
     ok(await call('GET', '/events?type=ha.vsphereHostState&limit=100')).items as ApiAnswer[];
   /** Reconfigures the cluster's vSphere HA as the vSphere client does. */
-  const reconfigureHa = async (dasConfig: Record<string, unknown>, extra = {}) => {
+  const reconfigureHa = async (dasConfig: VimArgObject, extra: VimArgObject = {}) => {
     const clusters = await operator.named('ClusterComputeResource');
     await operator.task('ReconfigureComputeResource_Task', clusters.get('DC0_C0')!, {
       spec: { $type: 'ClusterConfigSpecEx', dasConfig, ...extra },

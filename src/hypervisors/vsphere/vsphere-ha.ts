@@ -5,7 +5,16 @@
  * vSphere's (docs/high-availability.md, "vSphere clusters").
  */
 import type { Facts } from '../driver.js';
-import { bool, list, num, obj, ref, refs, str, type VimValue } from '../../protocols/vim/vim-values.js';
+import {
+  bool,
+  list,
+  num,
+  obj,
+  ref,
+  refs,
+  str,
+  type VimValue,
+} from '../../protocols/vim/vim-values.js';
 
 /** Admission control policies by their vSphere type. */
 const admissionPolicies: Record<string, string> = {

@@ -90,7 +90,7 @@ export class VsphereHaEvents {
         await this.deps.events.publish(events);
       })
       .catch((error: unknown) =>
-        this.deps.logger.warn({ err: error }, "publishing vSphere HA host states failed"),
+        this.deps.logger.warn({ err: error }, 'publishing vSphere HA host states failed'),
       );
   }
 }
