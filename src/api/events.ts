@@ -130,6 +130,17 @@ export const eventData = {
     failoverId: Type.String(),
     reason: Type.String(),
   }),
+  /**
+   * A vSphere host's state as vSphere HA reports it changed (`master`, `connectedToMaster`,
+   * `hostDown`, `networkIsolated`, `fdmUnreachable`, …; null: HA not configured on it). Zenith only
+   * shows vSphere HA; it does not act on vSphere hosts.
+   */
+  'ha.vsphereHostState': Type.Object({
+    name: Type.String(),
+    state: NullableString,
+    previous: NullableString,
+    clusterId: NullableString,
+  }),
   'ha.failoverFinished': Type.Object({
     name: Type.String(),
     state: Type.String(),

@@ -9,8 +9,21 @@ import { operation } from './operation.js';
 const NullableString = Type.Union([Type.String(), Type.Null()]);
 const NullableNumber = Type.Union([Type.Number(), Type.Null()]);
 
-export const haHostStates = ['healthy', 'suspect', 'isolated', 'failed', 'unprotected'] as const;
-export const haVmStates = ['protected', 'unprotected', 'restarting', 'waiting'] as const;
+export const haHostStates = [
+  'healthy',
+  'suspect',
+  'isolated',
+  'failed',
+  'unprotected',
+  'vsphere-ha',
+] as const;
+export const haVmStates = [
+  'protected',
+  'unprotected',
+  'restarting',
+  'waiting',
+  'vsphere-ha',
+] as const;
 export const failoverStates = ['fencing', 'restarting', 'waiting', 'done', 'failed'] as const;
 export const restartStates = [
   'pending',
@@ -29,7 +42,8 @@ export const HaHostView = Type.Object({
   /**
    * healthy; suspect: its channel is silent, not yet for the detection time; isolated: channel
    * silent, storage heartbeat alive (nothing restarts); failed: both stopped (its VMs fail over);
-   * unprotected: HA off there, or a host HA cannot watch.
+   * unprotected: HA off there, or a host HA cannot watch; vsphere-ha: a host of a vSphere cluster
+   * whose vSphere HA is on (vSphere watches it and restarts its VMs; Zenith does not).
    */
   state: StringEnum(haHostStates),
   /** Since when it is in that state (ms since the epoch), when not healthy. */
@@ -44,6 +58,8 @@ export const HaHostView = Type.Object({
     Type.Null(),
   ]),
   reason: Type.Optional(Type.String()),
+  /** A vSphere host: its state as vSphere HA reports it (null: HA not configured on it). */
+  vsphereState: Type.Optional(NullableString),
 });
 export type HaHostView = Static<typeof HaHostView>;
 
@@ -51,9 +67,11 @@ export const HaVmView = Type.Object({
   vmId: Type.String(),
   name: Type.String(),
   hostId: NullableString,
+  /** vsphere-ha: on a host of a vSphere cluster whose vSphere HA is on (vSphere restarts it). */
   state: StringEnum(haVmStates),
-  /** Why it is unprotected or waiting. */
+  /** Why it is unprotected or waiting; who protects it when vSphere HA does. */
   reason: NullableString,
+  /** Zenith's priority, or vSphere HA's (its own override, else its cluster's default) for vsphere-ha. */
   priority: Type.String(),
   restartOrder: Type.Number(),
   /** When its portable description (what a restart runs) was last taken. */
@@ -95,13 +113,41 @@ export const FailoverView = Type.Object({
 });
 export type FailoverView = Static<typeof FailoverView>;
 
+/** A vSphere cluster's HA as vSphere shows it (read from vCenter; Zenith does not act on it). */
+export const VsphereHaClusterView = Type.Object({
+  clusterId: Type.String(),
+  name: Type.String(),
+  enabled: Type.Boolean(),
+  /** enabled or disabled: whether vSphere HA restarts the VMs of a failed host. */
+  hostMonitoring: NullableString,
+  /** vmMonitoringDisabled, vmMonitoringOnly, vmAndAppMonitoring. */
+  vmMonitoring: NullableString,
+  admissionControl: Type.Object({
+    enabled: Type.Boolean(),
+    /** hostFailures, resourcePercentage, failoverHosts (null: none set). */
+    policy: NullableString,
+    hostFailuresToTolerate: NullableNumber,
+    cpuFailoverPercent: NullableNumber,
+    memoryFailoverPercent: NullableNumber,
+    failoverHosts: Type.Array(Type.String()),
+  }),
+  /** The cluster's default restart priority and isolation response. */
+  restartPriority: NullableString,
+  isolationResponse: NullableString,
+  /** Its hosts the caller can read, each with its state as vSphere HA reports it. */
+  hosts: Type.Array(
+    Type.Object({ hostId: Type.String(), name: Type.String(), state: NullableString }),
+  ),
+});
+export type VsphereHaClusterView = Static<typeof VsphereHaClusterView>;
+
 export const haStatus = operation({
   method: 'GET',
   path: '/ha',
   auth: 'inventory.read',
   tag: 'ha',
   summary:
-    'High availability now: every host the caller can read with its failure-detection state and fencing method, and how many VMs are protected, unprotected, restarting or waiting',
+    'High availability now: every host the caller can read with its failure-detection state and fencing method, how many VMs are protected, unprotected, restarting, waiting or protected by vSphere HA, and each vSphere cluster with its vSphere HA settings and host states',
   success: {
     200: Type.Object({
       hosts: Type.Array(HaHostView),
@@ -110,7 +156,11 @@ export const haStatus = operation({
         unprotected: Type.Number(),
         restarting: Type.Number(),
         waiting: Type.Number(),
+        /** On hosts of vSphere clusters whose vSphere HA is on. */
+        vsphereHa: Type.Number(),
       }),
+      /** The vSphere clusters the caller can read: vSphere HA's settings and host states. */
+      vsphereClusters: Type.Array(VsphereHaClusterView),
     }),
   },
 });

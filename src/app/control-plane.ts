@@ -48,6 +48,7 @@ import {
 } from '../services/machines/sensor-history.js';
 import { SensorSampler } from '../services/machines/sensor-sampler.js';
 import { HaService, type HaOptions } from '../services/ha/ha-service.js';
+import { VsphereHaEvents } from '../services/ha/vsphere-ha-events.js';
 import { HaAdmission } from '../services/ha/admission-service.js';
 import { EvacuationService } from '../services/plans/evacuation-service.js';
 import { HostModeService } from '../services/placement/host-modes.js';
@@ -415,6 +416,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     sessionSweep.unref();
     // Links between machines and hosts follow the inventory from before the first sync on.
     await machines.start();
+    // vSphere HA's host states, as events, from the same point on.
+    const vsphereHaEvents = new VsphereHaEvents({ inventory, events, logger });
+    vsphereHaEvents.start();
     await connections.startAll();
     const recovered = await tasks.recover();
     if (recovered.resumed + recovered.completed + recovered.retried + recovered.interrupted > 0)
@@ -475,6 +479,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         await tasks.drain();
         machines.stop();
         await machines.settled();
+        vsphereHaEvents.stop();
+        await vsphereHaEvents.settled();
         await connections.stopAll();
         await store.close();
       },

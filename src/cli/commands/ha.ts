@@ -10,6 +10,23 @@ import { ApiClient } from '../client.js';
 import { formatTime, printJson, printKeyValues, printTable } from '../output.js';
 import type { Globals } from './globals.js';
 
+/** vSphere HA's admission control in a few words: off, or its policy and figures. */
+function admissionOf(
+  control: AnswerOf<typeof haStatus>['vsphereClusters'][number]['admissionControl'],
+): string {
+  if (!control.enabled) return 'off';
+  switch (control.policy) {
+    case 'hostFailures':
+      return `tolerate ${control.hostFailuresToTolerate ?? '?'} host failure(s)`;
+    case 'resourcePercentage':
+      return `reserve ${control.cpuFailoverPercent ?? '?'}% CPU, ${control.memoryFailoverPercent ?? '?'}% memory`;
+    case 'failoverHosts':
+      return `failover hosts ${control.failoverHosts.join(', ')}`;
+    default:
+      return control.policy ?? 'on';
+  }
+}
+
 const ms = (value: number | null) => (value === null ? null : `${(value / 1000).toFixed(1)} s`);
 
 export function registerHa(program: Command): void {
@@ -35,8 +52,33 @@ export function registerHa(program: Command): void {
         ]),
       );
       const { vms } = status;
+      const vsphereVms = vms.vsphereHa > 0 ? `, ${vms.vsphereHa} protected by vSphere HA` : '';
       process.stdout.write(
-        `\nVMs: ${vms.protected} protected, ${vms.unprotected} unprotected, ${vms.restarting} restarting, ${vms.waiting} waiting\n`,
+        `\nVMs: ${vms.protected} protected, ${vms.unprotected} unprotected, ${vms.restarting} restarting, ${vms.waiting} waiting${vsphereVms}\n`,
+      );
+      if (status.vsphereClusters.length === 0) return;
+      process.stdout.write('\nvSphere clusters (vSphere HA, as vCenter reports it):\n');
+      printTable(
+        [
+          'CLUSTER',
+          'VSPHERE HA',
+          'HOST MONITORING',
+          'ADMISSION CONTROL',
+          'VM MONITORING',
+          'RESTART',
+          'ISOLATION',
+          'HOSTS',
+        ],
+        status.vsphereClusters.map((c) => [
+          c.name,
+          c.enabled ? 'on' : 'off',
+          c.hostMonitoring,
+          admissionOf(c.admissionControl),
+          c.vmMonitoring,
+          c.restartPriority,
+          c.isolationResponse,
+          c.hosts.map((h) => `${h.name}: ${h.state ?? '-'}`).join(', '),
+        ]),
       );
     });
   ha.command('vms')

@@ -33,6 +33,7 @@ import {
   vmTriggerPaths,
   type InventoryCache,
 } from './inventory-model.js';
+import { changedOverrides } from './vsphere-ha.js';
 
 export interface FeedOptions {
   client: VimClient;
@@ -256,13 +257,16 @@ function apply(
     if (
       !samePaths(existing.props, props, [...new Set([...existing.props.keys(), ...props.keys()])])
     ) {
+      markOverridden(cache, existing.props.get('configurationEx'), props, dirty);
       cache.put(update.obj, props);
       dirty.add(value);
     }
     return undefined;
   }
+  const before = existing?.props.get('configurationEx');
   const props = update.kind === 'enter' || !existing ? new Map<string, VimValue>() : existing.props;
   for (const change of update.changes) applyChange(props, change);
+  markOverridden(cache, before, props, dirty);
   cache.put(update.obj, props);
   dirty.add(value);
   // A renamed host, datastore, network or pool shows in the facts of VMs that name it.
@@ -271,6 +275,18 @@ function apply(
       if (object.ref.type === 'VirtualMachine' && mentions(object.props, value))
         dirty.add(object.ref.value);
   return undefined;
+}
+
+/** A cluster's changed VM HA overrides show in the facts of those VMs. */
+function markOverridden(
+  cache: InventoryCache,
+  before: VimValue | undefined,
+  props: Map<string, VimValue>,
+  dirty: Set<string>,
+): void {
+  const after = props.get('configurationEx');
+  if (before === after) return;
+  for (const vm of changedOverrides(before, after)) if (cache.get(vm)) dirty.add(vm);
 }
 
 function mentions(props: Map<string, VimValue>, value: string): boolean {

@@ -18,6 +18,7 @@ import {
   str,
   type VimValue,
 } from '../../protocols/vim/vim-values.js';
+import { clusterHaFacts, hostHaFacts, vmHaFacts, vmHaOverrides } from './vsphere-ha.js';
 
 /** The types the container view holds (subtypes included: ClusterComputeResource, DistributedVirtualPortgroup, VirtualApp). */
 export const viewTypes = [
@@ -73,7 +74,9 @@ export const propertySpecs: PropertySpec[] = [
   { type: 'ComputeResource', pathSet: ['name', 'parent'] },
   {
     type: 'ClusterComputeResource',
-    pathSet: ['summary.numHosts', 'summary.numCpuCores', 'summary.totalMemory'],
+    // configurationEx whole: its HA part (dasConfig, dasVmConfig) exists only on the subtype
+    // ClusterConfigInfoEx, so a path into it is not one every server accepts.
+    pathSet: ['summary.numHosts', 'summary.numCpuCores', 'summary.totalMemory', 'configurationEx'],
   },
   {
     type: 'HostSystem',
@@ -88,6 +91,7 @@ export const propertySpecs: PropertySpec[] = [
       'runtime.connectionState',
       'runtime.powerState',
       'runtime.inMaintenanceMode',
+      'runtime.dasHostState',
       'customValue',
     ],
   },
@@ -171,6 +175,7 @@ export class InventoryCache {
             'cluster.hosts': num(props.get('summary.numHosts')),
             'cpu.cores': num(props.get('summary.numCpuCores')),
             'memory.totalBytes': num(props.get('summary.totalMemory')),
+            ...clusterHaFacts(props.get('configurationEx'), (moref) => this.#nameOf(moref)),
           }),
         };
       case 'HostSystem':
@@ -189,6 +194,7 @@ export class InventoryCache {
             'host.state': str(props.get('runtime.connectionState')),
             'host.powerState': str(props.get('runtime.powerState')),
             'host.maintenance': bool(props.get('runtime.inMaintenanceMode')),
+            ...hostHaFacts(props.get('runtime.dasHostState')),
             ...this.#customFacts(props.get('customValue')),
           }),
         };
@@ -284,6 +290,7 @@ export class InventoryCache {
           ? (str(this.objects.get(pool.value)?.props.get('name')) ?? pool.value)
           : undefined,
         'vsphere.resourcePoolId': pool?.value,
+        ...vmHaFacts(this.#haOverridesOf(host?.value)?.get(self.value)),
         ...this.#customFacts(props.get('customValue')),
       }),
     };
@@ -308,6 +315,17 @@ export class InventoryCache {
       current = up ? this.objects.get(up.value) : undefined;
     }
     return null;
+  }
+
+  #nameOf(value: string): string {
+    return str(this.objects.get(value)?.props.get('name')) ?? value;
+  }
+
+  /** The VM HA overrides of a host's cluster (none for a standalone host). */
+  #haOverridesOf(hostValue: string | undefined) {
+    const parent = hostValue ? ref(this.objects.get(hostValue)?.props.get('parent')) : undefined;
+    if (parent?.type !== 'ClusterComputeResource') return undefined;
+    return vmHaOverrides(this.objects.get(parent.value)?.props.get('configurationEx'));
   }
 
   #datacenterRef(self: MoRef): ExternalRef | null {

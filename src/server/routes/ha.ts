@@ -1,6 +1,7 @@
 import { getFailover, getHaVm, haStatus, listFailovers, listHaVms } from '../../api/ha.js';
 import { ZenithError } from '../../core/errors.js';
 import type { HaService } from '../../services/ha/ha-service.js';
+import { vsphereHaClusters } from '../../services/ha/vsphere-ha.js';
 import type { AccessService } from '../../services/identity/access-service.js';
 import type { InventoryService } from '../../services/inventory/inventory-service.js';
 import { principalOf } from '../auth.js';
@@ -33,7 +34,9 @@ export async function haRoutes(
         unprotected: count('unprotected'),
         restarting: count('restarting'),
         waiting: count('waiting'),
+        vsphereHa: count('vsphere-ha'),
       },
+      vsphereClusters: vsphereHaClusters(inventory.index, visible),
     };
   });
 

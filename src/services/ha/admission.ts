@@ -18,6 +18,7 @@ import type { HostSlot, VmSlot } from '../placement/slots.js';
 import type { CompiledPolicy, ScopeKind } from '../policy/policy-document.js';
 import { scopeOrder } from '../policy/policy-document.js';
 import type { PolicyIndex } from '../policy/policy-service.js';
+import { isVsphereHost } from './vsphere-ha.js';
 import { WhatIfSimulator, type WhatIf, type WhatIfOptions } from './what-if.js';
 
 /** At most this many combinations of failed hosts are tried one by one. */
@@ -51,8 +52,12 @@ export function anyToleratesFailures(policies: PolicyIndex): boolean {
   return known;
 }
 
-/** The tolerance in force on a host: the most specific policy that sets it; null when 0. */
+/**
+ * The tolerance in force on a host: the most specific policy that sets it; null when 0, and on a
+ * vSphere host (vSphere HA's own admission control governs it, not Zenith's).
+ */
 export function toleranceOf(model: PlacementModel, host: HostSlot): Tolerance | null {
+  if (isVsphereHost(host.object)) return null;
   const policies = [...model.policies.global, ...host.policies].sort(
     (a, b) => scopeOrder[a.scope.kind] - scopeOrder[b.scope.kind],
   );
@@ -74,12 +79,16 @@ export function toleranceOf(model: PlacementModel, host: HostSlot): Tolerance | 
   };
 }
 
-/** The hosts that may fail under a tolerance: the connected hosts of its scope. */
+/**
+ * The hosts that may fail under a tolerance: the connected hosts of its scope, but vSphere's
+ * (vSphere HA restarts their VMs; Zenith restarts none of them).
+ */
 export function hostsInScope(model: PlacementModel, tolerance: Tolerance): HostSlot[] {
   const { kind, id } = tolerance.scope;
   return model.hosts.filter(
     (host) =>
       host.state === 'connected' &&
+      !isVsphereHost(host.object) &&
       (kind === 'cluster'
         ? host.cluster?.id === id
         : kind === 'datacenter'

@@ -34,8 +34,10 @@ import type { IsolationResponse } from '../policy/policy-document.js';
 import { haOfHost, haOfVm } from './ha-settings.js';
 import { HaStore, type Failover, type Restart } from './ha-store.js';
 import { healthySilenceMs, HostWatch, type HostVerdict } from './host-watch.js';
+import { isVsphereHost, vsphereHaOfHost, vsphereRestartPriority } from './vsphere-ha.js';
 
-export type HaHostState = 'healthy' | 'suspect' | 'isolated' | 'failed' | 'unprotected';
+export type HaHostState =
+  'healthy' | 'suspect' | 'isolated' | 'failed' | 'unprotected' | 'vsphere-ha';
 
 export interface HaHostStatus {
   hostId: string;
@@ -47,13 +49,15 @@ export interface HaHostStatus {
   fencing: 'bmc' | 'self-fence' | 'none';
   storage: { counter: number; writtenAt: number; readAt: number } | null;
   reason?: string;
+  /** A vSphere host: its state as vSphere HA reports it. */
+  vsphereState?: string | null;
 }
 
 export interface HaVmStatus {
   vmId: string;
   name: string;
   hostId: string | null;
-  state: 'protected' | 'unprotected' | 'restarting' | 'waiting';
+  state: 'protected' | 'unprotected' | 'restarting' | 'waiting' | 'vsphere-ha';
   reason: string | null;
   priority: string;
   restartOrder: number;
@@ -610,6 +614,10 @@ export class HaService {
           : storage
             ? 'self-fence'
             : 'none';
+      // vSphere hosts are vSphere HA's (haOfHost has HA off there): shown as vSphere shows them.
+      const vsphere = isVsphereHost(host.object)
+        ? vsphereHaOfHost(host.object, host.cluster)
+        : undefined;
       const reason = !ha.enabled
         ? 'high availability is not enabled here'
         : !agentId
@@ -621,12 +629,17 @@ export class HaService {
         hostId: host.id,
         name: host.name,
         enabled: ha.enabled,
-        state: !ha.enabled || !agentId || !verdict ? 'unprotected' : verdict.state,
+        state: vsphere?.enabled
+          ? 'vsphere-ha'
+          : !ha.enabled || !agentId || !verdict
+            ? 'unprotected'
+            : verdict.state,
         since: verdict && verdict.state !== 'healthy' ? verdict.since : null,
         silentMs: agentId ? this.deps.agentHub.silentMs(agentId) : null,
         fencing,
         storage,
         ...(reason ? { reason } : {}),
+        ...(vsphere ? { reason: vsphere.reason, vsphereState: vsphere.state } : {}),
       });
     }
     return out;
@@ -649,9 +662,14 @@ export class HaService {
       const hostStatus = host ? hosts.get(host.id) : undefined;
       let state: HaVmStatus['state'] = 'protected';
       let reason: string | null = null;
+      let priority: string = ha.priority;
       if (restart) {
         state = restart.state === 'waiting' ? 'waiting' : 'restarting';
         reason = restart.reason;
+      } else if (hostStatus?.state === 'vsphere-ha') {
+        state = 'vsphere-ha';
+        reason = hostStatus.reason ?? null;
+        priority = vsphereRestartPriority(vm, host?.cluster);
       } else if (!ha.protected) {
         state = 'unprotected';
         reason = ha.reason;
@@ -672,7 +690,7 @@ export class HaService {
         hostId: host?.id ?? null,
         state,
         reason,
-        priority: ha.priority,
+        priority,
         restartOrder: ha.restartOrder,
         describedAt,
       });

@@ -11,6 +11,7 @@ import {
   type HaSettings,
   type IsolationResponse,
 } from '../policy/policy-document.js';
+import { isVsphereHost, vsphereHaOfHost } from './vsphere-ha.js';
 
 export interface EffectiveHa {
   enabled: boolean;
@@ -64,9 +65,23 @@ export function effectiveHa(ha: HaSettings | undefined): EffectiveHa {
   };
 }
 
+/**
+ * On a vSphere host, Zenith's HA is off whatever the policies say: vSphere HA watches it and
+ * restarts its VMs (vsphere-ha.ts), so Zenith neither watches it nor restarts, admits or plans for
+ * its VMs.
+ */
+function leftToVsphere(ha: EffectiveHa, host: HostSlot | undefined): EffectiveHa {
+  if (!host || !isVsphereHost(host.object)) return ha;
+  const { reason } = vsphereHaOfHost(host.object, host.cluster);
+  return { ...ha, enabled: false, protected: false, reason, hostFailuresToTolerate: 0 };
+}
+
 /** A host's settings: the global policies', then its datacenter's and cluster's. */
 export function haOfHost(model: PlacementModel, host: HostSlot): EffectiveHa {
-  return effectiveHa(mergeSettings([...model.policies.global, ...host.policies]).ha);
+  return leftToVsphere(
+    effectiveHa(mergeSettings([...model.policies.global, ...host.policies]).ha),
+    host,
+  );
 }
 
 /**
@@ -80,5 +95,5 @@ export function haOfVm(model: PlacementModel, vmId: string | null, host?: HostSl
     ...(vm ? model.vmPolicies(vm) : model.policies.global),
     ...(home?.policies ?? []),
   ];
-  return effectiveHa(mergeSettings(policies).ha);
+  return leftToVsphere(effectiveHa(mergeSettings(policies).ha), home);
 }

@@ -80,6 +80,7 @@ func main() {
 	model.Service.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	model.Service.Listen = &url.URL{Host: *listen}
 	server := model.Service.NewServer()
+	emulateHa(model.Service)
 
 	sum := sha256.Sum256(cert.Certificate[0])
 	pairs := make([]string, len(sum))

@@ -10,10 +10,11 @@ import type {
   HaHostView,
   HaVmView,
   RestartView,
+  VsphereHaClusterView,
 } from '../../../src/api/ha.ts';
 import type { ApiClient } from './client.ts';
 
-export type { FailoverView, HaHostView, HaVmView, RestartView };
+export type { FailoverView, HaHostView, HaVmView, RestartView, VsphereHaClusterView };
 export type HaStatus = AnswerOf<typeof haStatus>;
 
 export function haStatusOf(client: ApiClient, signal?: AbortSignal): Promise<HaStatus> {

@@ -12,6 +12,7 @@ const hostColors: Record<HaHostView['state'], string> = {
   isolated: 'orange',
   failed: 'red',
   unprotected: 'gray',
+  'vsphere-ha': 'teal',
 };
 const hostMeaning: Record<HaHostView['state'], string> = {
   healthy: 'its channel answers',
@@ -19,6 +20,8 @@ const hostMeaning: Record<HaHostView['state'], string> = {
   isolated: 'its channel is silent but its storage heartbeat goes on: cut off, nothing restarts',
   failed: 'its channel and its storage heartbeat stopped: its VMs fail over',
   unprotected: 'HA does not watch it',
+  'vsphere-ha':
+    "vSphere HA protects it (its cluster's HA in vCenter); Zenith's HA does not watch it",
 };
 
 export function HaHostStateBadge(props: {
@@ -45,6 +48,7 @@ const vmColors: Record<HaVmView['state'], string> = {
   unprotected: 'gray',
   restarting: 'blue',
   waiting: 'orange',
+  'vsphere-ha': 'teal',
 };
 
 export function HaVmStateBadge(props: { state: HaVmView['state']; reason?: string | null }) {

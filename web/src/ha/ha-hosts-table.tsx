@@ -15,6 +15,7 @@ const severity: Record<HaHostView['state'], number> = {
   suspect: 2,
   healthy: 3,
   unprotected: 4,
+  'vsphere-ha': 5,
 };
 
 export function HaHostsTable(props: { hosts: HaHostView[]; now: number }) {

@@ -16,6 +16,7 @@ const stateSet: Record<HaVmView['state'], true> = {
   unprotected: true,
   restarting: true,
   waiting: true,
+  'vsphere-ha': true,
 };
 const haVmStates = Object.keys(stateSet);
 export const priorities = ['highest', 'high', 'medium', 'low', 'lowest', 'disabled'];
@@ -24,6 +25,7 @@ const attention: Record<HaVmView['state'], number> = {
   restarting: 1,
   unprotected: 2,
   protected: 3,
+  'vsphere-ha': 4,
 };
 
 export interface VmFilter {

@@ -20,10 +20,16 @@ import type { EventStream } from '../api/event-stream.ts';
 import { reasonOf } from '../api/follow-task.ts';
 import { FailoverList } from '../ha/failover-list.tsx';
 import { HaHostsTable } from '../ha/ha-hosts-table.tsx';
+import { VsphereHaClusters } from '../ha/vsphere-ha-clusters.tsx';
 import { filterVms, HaVmFilterBar, HaVmsTable, type VmFilter } from '../ha/ha-vms-table.tsx';
 
 const pollMs = 5000;
-const vmStates = ['protected', 'unprotected', 'restarting', 'waiting'] as const;
+const vmStates = ['protected', 'unprotected', 'restarting', 'waiting', 'vsphere-ha'] as const;
+/** A state's count in GET /ha's answer, and its words on its card. */
+const countKey = (state: (typeof vmStates)[number]) =>
+  state === 'vsphere-ha' ? 'vsphereHa' : state;
+const countLabel = (state: (typeof vmStates)[number]) =>
+  state === 'vsphere-ha' ? 'by vSphere HA' : state;
 
 function countsOf(vms: HaVmView[]): HaStatus['vms'] {
   const count = (state: HaVmView['state']) => vms.filter((vm) => vm.state === state).length;
@@ -32,6 +38,7 @@ function countsOf(vms: HaVmView[]): HaStatus['vms'] {
     unprotected: count('unprotected'),
     restarting: count('restarting'),
     waiting: count('waiting'),
+    vsphereHa: count('vsphere-ha'),
   };
 }
 
@@ -124,12 +131,20 @@ export function HaPage(props: { client: ApiClient; events: EventStream }) {
         </Title>
         {status ? <HaHostsTable hosts={status.hosts} now={now} /> : <Text>Loading…</Text>}
       </Paper>
+      {status && status.vsphereClusters.length > 0 && (
+        <Paper withBorder p="md" component="section" aria-labelledby="ha-vsphere">
+          <Title order={3} id="ha-vsphere" mb="sm">
+            vSphere clusters
+          </Title>
+          <VsphereHaClusters clusters={status.vsphereClusters} />
+        </Paper>
+      )}
       <Paper withBorder p="md" component="section" aria-labelledby="ha-vms">
         <Title order={3} id="ha-vms" mb="sm">
           Virtual machines
         </Title>
         <Stack>
-          <SimpleGrid cols={{ base: 2, md: 4 }}>
+          <SimpleGrid cols={{ base: 2, md: 5 }}>
             {vmStates.map((state) => (
               <UnstyledButton
                 key={state}
@@ -146,10 +161,10 @@ export function HaPage(props: { client: ApiClient; events: EventStream }) {
                   {...(filter.state === state ? { bg: 'blue.0' } : {})}
                 >
                   <Text span size="xl" fw={700} data-testid={`ha-count-${state}`}>
-                    {status?.vms[state] ?? '…'}
+                    {status?.vms[countKey(state)] ?? '…'}
                   </Text>{' '}
                   <Text span size="sm">
-                    {state}
+                    {countLabel(state)}
                   </Text>
                 </Paper>
               </UnstyledButton>
