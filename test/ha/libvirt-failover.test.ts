@@ -10,11 +10,11 @@
  * declares it failed, fences it through the BMC and defines and starts the domain on another
  * daemon, with its id and UUID; its location history says failover. Then that host, which has no
  * BMC, crashes too: nothing restarts (a libvirt host has no agent to fence itself), and the
- * failover says why. The local QEMU host is listed as not watched, with the reason.
+ * failover says why; once it boots again, the failover ends and the VM is where it was. The local
+ * QEMU host is listed as not watched, with the reason.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -38,26 +38,6 @@ import { until } from '../../src/testing/wait.js';
 const run = promisify(execFile);
 const names = ['lv-a', 'lv-b', 'lv-c'];
 
-/** What a host crash kills: the daemon, its log daemon and every QEMU it started. */
-async function crash(daemon: LibvirtdDaemon): Promise<void> {
-  const pidFiles = [
-    join(daemon.root, 'libvirtd.pid'),
-    join(daemon.root, 'virtlogd.pid'),
-    ...(await readdir(join(daemon.root, 'run', 'qemu')).catch(() => []))
-      .filter((file) => file.endsWith('.pid'))
-      .map((file) => join(daemon.root, 'run', 'qemu', file)),
-  ];
-  for (const file of pidFiles) {
-    const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-    if (!Number.isInteger(pid) || pid <= 0) continue;
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone already
-    }
-  }
-}
-
 /** The domains a daemon has defined (running or not), by name. */
 async function domainsOf(daemon: LibvirtdDaemon): Promise<string[]> {
   const { stdout } = await run('virsh', [
@@ -79,6 +59,7 @@ describe('high availability of libvirt hosts: a crashed host’s domains run on 
   let image: { kernel: string; initrd: string };
   let vmId: string;
   let localConnection: string;
+  let unfenced: { hostName: string; failoverId: string } | undefined;
 
   const get = async (path: string) => ok(await s.request('GET', path, { token: admin }));
   const hostStatus = async (name: string | undefined) =>
@@ -130,7 +111,7 @@ describe('high availability of libvirt hosts: a crashed host’s domains run on 
     // A's machine behind the BMC: the BMC reads A's host UUID as its SMBIOS UUID.
     sim = await startRedfishSimulator({
       machines: 1,
-      hooks: { powerOff: () => crash(daemons['lv-a']!) },
+      hooks: { powerOff: () => daemons['lv-a']!.crash() },
     });
     sim.machine('System1').uuid = (await get('/hosts/lv-a')).facts['host.uuid'] as string;
     ok(
@@ -159,10 +140,7 @@ describe('high availability of libvirt hosts: a crashed host’s domains run on 
       await sim?.close();
       await s?.close();
     } finally {
-      for (const daemon of Object.values(daemons)) {
-        await crash(daemon);
-        await daemon.stop();
-      }
+      for (const daemon of Object.values(daemons)) await daemon.stop();
       rmSync(baseDir, { recursive: true, force: true });
     }
   });
@@ -242,7 +220,7 @@ describe('high availability of libvirt hosts: a crashed host’s domains run on 
 
     // The crash: A's daemons and its QEMU die at once; the BMC still reads the machine on.
     const crashedAt = Date.now();
-    await crash(daemons['lv-a']!);
+    await daemons['lv-a']!.crash();
     const failover = await failoverOf('lv-a', 'done');
     assert.equal(failover.fenceMethod, 'bmc');
     assert.equal(sim.machine('System1').power, 'Off', 'fenced: the BMC powered it off');
@@ -285,7 +263,7 @@ describe('high availability of libvirt hosts: a crashed host’s domains run on 
     await until('its new host healthy again in HA’s eyes', async () =>
       (await hostStatus(hostName))?.state === 'healthy' ? true : undefined,
     );
-    await crash(daemons[hostName]!);
+    await daemons[hostName]!.crash();
     const failover = await failoverOf(hostName, 'fencing');
     assert.equal(failover.fencedAt, null);
     assert.match(String(failover.error), /cannot be fenced: it has no BMC/);
@@ -299,5 +277,29 @@ describe('high availability of libvirt hosts: a crashed host’s domains run on 
     const vm = await get(`/vms/${vmId}`);
     assert.equal(vm.computed['location.hostName'], hostName, 'it stays where it was');
     assert.deepEqual(await domainsOf(daemons[other]!), [], `nothing was defined on ${other}`);
+    unfenced = { hostName, failoverId: failover.id as string };
+  });
+
+  test('that host boots again: its failover ends with nothing restarted, and the VM is there, stopped by the crash', async () => {
+    const { hostName, failoverId } = unfenced!;
+    await daemons[hostName]!.boot();
+    const ended = await until(
+      'the failover to end',
+      async () => {
+        const failover = await get(`/ha/failovers/${failoverId}`);
+        return failover.state === 'failed' ? failover : undefined;
+      },
+      60_000,
+      250,
+    );
+    assert.match(String(ended.error), /answered again before it could be fenced/);
+    assert.deepEqual(ended.restarts, []);
+    assert.equal((await hostStatus(hostName))?.state, 'healthy');
+    const vm = await until('the VM reported by its host again', async () => {
+      const found = await get(`/vms/${vmId}`);
+      return found.facts['power.state'] === 'stopped' ? found : undefined;
+    });
+    assert.equal(vm.computed['location.hostName'], hostName);
+    assert.equal((await get('/vms?filter=name=web')).items.length, 1, 'one VM, not two');
   });
 });

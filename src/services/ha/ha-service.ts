@@ -374,16 +374,41 @@ export class HaService {
   async #resumeFailovers(): Promise<void> {
     const now = this.deps.clock.now();
     for (const failover of await this.store.unfinished()) {
+      // A host that could not be fenced and answers again ran its VMs all along, or they are off:
+      // nothing was restarted, and nothing is to be now.
+      const recovered =
+        failover.state === 'fencing' &&
+        failover.fencedAt === null &&
+        this.#verdicts.get(failover.hostId)?.state === 'healthy';
       // One that cannot be fenced is tried again every 15 s (each try says why, as an event).
-      const every = failover.state === 'fencing' ? 15_000 : 3_000;
+      const every = failover.state === 'fencing' && !recovered ? 15_000 : 3_000;
       if (now - (this.#resumedAt.get(failover.id) ?? 0) < every) continue;
       this.#resumedAt.set(failover.id, now);
       if (failover.taskId) {
         const task = await this.deps.tasks.get(failover.taskId).catch(() => undefined);
         if (task && (task.state === 'queued' || task.state === 'running')) continue;
       }
-      await this.failovers.submit(failover);
+      if (recovered) await this.#endUnfenced(failover);
+      else await this.failovers.submit(failover);
     }
+  }
+
+  /** Ends a failover whose host answered again before it could be fenced (nothing restarted). */
+  async #endUnfenced(failover: Failover): Promise<void> {
+    const reason = `${failover.hostName} answered again before it could be fenced: nothing was restarted, its VMs are as it reports them`;
+    await this.store.updateFailover(failover.id, {
+      state: 'failed',
+      error: reason,
+      finished: true,
+    });
+    this.deps.logger.warn({ host: failover.hostName, failover: failover.id }, reason);
+    await this.deps.events.publish([
+      {
+        type: 'ha.failoverFinished',
+        objectId: failover.hostId,
+        data: { name: failover.hostName, state: 'failed', restarted: 0, waiting: 0, failed: 0 },
+      },
+    ]);
   }
 
   /** Descriptions of protected VMs on hosts that answer, taken again when the VM changed. */
