@@ -15,6 +15,7 @@ import type {
   VmSpec,
 } from './driver-types.js';
 import type { DiskStreamFacet } from './facets/disk-streams.js';
+import type { LivenessFacet } from './facets/liveness.js';
 import type { MachineFacet } from './facets/machine-power.js';
 import type { MigrationEndpoint } from './facets/migration-endpoint.js';
 import type { PortableVmFacet } from './facets/portable-vm.js';
@@ -33,6 +34,7 @@ import type { PortableVmFacet } from './facets/portable-vm.js';
 
 export * from './driver-types.js';
 export type * from './facets/disk-streams.js';
+export type * from './facets/liveness.js';
 export * from './facets/machine-power.js';
 export type * from './facets/migration-endpoint.js';
 export type * from './facets/portable-vm.js';
@@ -77,6 +79,8 @@ export interface DriverFacets {
   diskStreams: DiskStreamFacet;
   /** Power, boot device, media, identify light, sensors and fencing of the machines it discovers. */
   machine: MachineFacet;
+  /** How long the channel to its one host has been silent (high availability's signal). */
+  liveness: LivenessFacet;
 }
 
 export type FacetName = keyof DriverFacets;

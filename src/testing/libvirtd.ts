@@ -13,7 +13,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,7 +42,15 @@ export interface LibvirtdDaemon {
   /** Directory with cacert.pem, clientcert.pem and clientkey.pem for TLS clients. */
   readonly clientPkiDirectory: string | undefined;
   readonly logPath: string;
+  /** libvirtd's process id (a new one after boot()). */
   readonly pid: number;
+  /**
+   * What a crash of the host does: SIGKILL to libvirtd, virtlogd and every QEMU the daemon
+   * started, at once (QEMU outlives libvirtd otherwise). Its state stays for boot().
+   */
+  crash(): Promise<void>;
+  /** Starts the daemon again on its state after a crash, as the host booting again. */
+  boot(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -270,28 +278,45 @@ export async function startLibvirtd(options: LibvirtdOptions = {}): Promise<Libv
     }
     await rm(root, { recursive: true, force: true });
   };
-  const output = await new Promise<{ code: number | null; text: string }>((resolve) => {
-    const child = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let text = '';
-    child.stdout.on('data', (d: Buffer) => (text += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (text += d.toString()));
-    child.on('close', (code) => resolve({ code, text }));
-  });
   const socketPath = join(dirs.sock, 'libvirt-sock');
-  const deadline = Date.now() + 20_000;
-  while (output.code === 0 && !existsSync(socketPath) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  if (output.code !== 0 || !existsSync(socketPath)) {
-    const log = await readFile(logPath, 'utf8').catch(() => '');
-    await stopAll();
-    throw new Error(
-      `libvirtd did not start (exit ${output.code}): ${output.text.trim()}\n--- libvirtd.log ---\n${log.slice(-4000)}`,
-    );
-  }
-  const pid = (await readPid(libvirtdPidFile)) ?? 0;
+  const start = async (): Promise<void> => {
+    // A crashed daemon leaves its sockets behind: only a new one says the daemon is up.
+    for (const file of await readdir(dirs.sock).catch(() => []))
+      await rm(join(dirs.sock, file), { force: true });
+    const output = await new Promise<{ code: number | null; text: string }>((resolve) => {
+      const child = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let text = '';
+      child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (text += d.toString()));
+      child.on('close', (code) => resolve({ code, text }));
+    });
+    const deadline = Date.now() + 20_000;
+    while (output.code === 0 && !existsSync(socketPath) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    if (output.code !== 0 || !existsSync(socketPath)) {
+      const log = await readFile(logPath, 'utf8').catch(() => '');
+      await stopAll();
+      throw new Error(
+        `libvirtd did not start (exit ${output.code}): ${output.text.trim()}\n--- libvirtd.log ---\n${log.slice(-4000)}`,
+      );
+    }
+  };
+  const kill = async (files: string[]): Promise<void> => {
+    for (const file of files) {
+      const pid = await readPid(file);
+      if (pid !== undefined && isRunning(pid)) process.kill(pid, 'SIGKILL');
+    }
+  };
+  const qemuPidFiles = async () =>
+    (await readdir(join(dirs.run, 'qemu')).catch(() => []))
+      .filter((file) => file.endsWith('.pid'))
+      .map((file) => join(dirs.run, 'qemu', file));
+  const crash = async () => kill([libvirtdPidFile, virtlogdPidFile, ...(await qemuPidFiles())]);
+  await start();
+  let pid = (await readPid(libvirtdPidFile)) ?? 0;
   let stopped: Promise<void> | undefined;
   return {
     root,
@@ -300,7 +325,15 @@ export async function startLibvirtd(options: LibvirtdOptions = {}): Promise<Libv
     tlsPort,
     clientPkiDirectory: pki?.clientDir,
     logPath,
-    pid,
-    stop: () => (stopped ??= stopAll()),
+    get pid() {
+      return pid;
+    },
+    crash,
+    boot: async () => {
+      await start();
+      pid = (await readPid(libvirtdPidFile)) ?? 0;
+    },
+    // QEMU outlives libvirtd: the guests a test left running go with their daemon.
+    stop: () => (stopped ??= qemuPidFiles().then(kill).then(stopAll)),
   };
 }

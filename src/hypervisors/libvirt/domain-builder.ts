@@ -179,3 +179,95 @@ export function volumeXml(name: string, capacityBytes: number): string {
     },
   });
 }
+
+/** A disk of a portable VM as this host finds it. */
+export interface PortableDomainDisk {
+  path: string;
+  format: 'qcow2' | 'raw' | 'vmdk';
+  bus: 'virtio' | 'scsi' | 'sata' | 'ide';
+  readOnly: boolean;
+}
+
+export interface PortableDomainPlan {
+  domainType: string;
+  arch: string | null;
+  name: string;
+  uuid: string;
+  cpus: number;
+  memoryBytes: number;
+  firmware: 'bios' | 'uefi';
+  machine: 'pc' | 'q35';
+  kernel: { kernel: string; initrd?: string; cmdline?: string } | null;
+  disks: PortableDomainDisk[];
+  /** `source`: the network's or the bridge's name (none for user-mode networking). */
+  nics: Array<{ type: 'network' | 'bridge' | 'user'; mac: string; model: string; source: string }>;
+  serialConsole: boolean;
+  graphics: boolean;
+  ownedVolumes: OwnedVolume[];
+}
+
+/** The guest's name for the n-th disk on a bus (vda, sdb, hdc …). */
+function diskTarget(bus: PortableDomainDisk['bus'], index: number): string {
+  const prefix = bus === 'virtio' ? 'vd' : bus === 'ide' ? 'hd' : 'sd';
+  return `${prefix}${String.fromCharCode(97 + index)}`;
+}
+
+/** The domain of a VM run here from its portable description, with the disks it has (files). */
+export function portableDomainXml(plan: PortableDomainPlan): string {
+  const os: XmlNode = {
+    ...(plan.firmware === 'uefi' ? { '@firmware': 'efi' } : {}),
+    type: {
+      ...(plan.arch ? { '@arch': plan.arch } : {}),
+      '@machine': plan.machine,
+      '#text': 'hvm',
+    },
+  };
+  if (plan.kernel) {
+    os.kernel = plan.kernel.kernel;
+    if (plan.kernel.initrd) os.initrd = plan.kernel.initrd;
+    if (plan.kernel.cmdline) os.cmdline = plan.kernel.cmdline;
+  } else os.boot = { '@dev': 'hd' };
+  const perBus = new Map<string, number>();
+  const devices: XmlNode = {
+    disk: plan.disks.map((disk) => {
+      const prefix = diskTarget(disk.bus, 0).slice(0, 2);
+      const index = perBus.get(prefix) ?? 0;
+      perBus.set(prefix, index + 1);
+      return {
+        '@type': 'file',
+        '@device': 'disk',
+        driver: { '@name': 'qemu', '@type': disk.format },
+        source: { '@file': disk.path },
+        target: { '@dev': diskTarget(disk.bus, index), '@bus': disk.bus },
+        ...(disk.readOnly ? { readonly: '' } : {}),
+      };
+    }),
+    interface: plan.nics.map((nic) => ({
+      '@type': nic.type,
+      mac: { '@address': nic.mac },
+      ...(nic.type === 'user' ? {} : { source: { [`@${nic.type}`]: nic.source } }),
+      model: { '@type': nic.model },
+    })),
+  };
+  if (plan.serialConsole) {
+    devices.serial = { '@type': 'pty', target: { '@port': '0' } };
+    devices.console = { '@type': 'pty', target: { '@type': 'serial', '@port': '0' } };
+  }
+  if (plan.graphics)
+    devices.graphics = { '@type': 'vnc', '@autoport': 'yes', '@listen': '127.0.0.1' };
+  return builder.build({
+    domain: {
+      '@type': plan.domainType,
+      name: plan.name,
+      uuid: plan.uuid,
+      metadata: metadataElement({ ownedVolumes: plan.ownedVolumes }),
+      memory: { '@unit': 'KiB', '#text': String(Math.ceil(plan.memoryBytes / KiB)) },
+      vcpu: String(plan.cpus),
+      os,
+      on_poweroff: 'destroy',
+      on_reboot: 'restart',
+      on_crash: 'destroy',
+      devices,
+    },
+  });
+}

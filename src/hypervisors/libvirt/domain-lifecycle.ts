@@ -59,7 +59,7 @@ async function ensureNameFree(
   });
 }
 
-function domainTypeFor(
+export function domainTypeFor(
   host: LibvirtHost,
   settings: LibvirtSettings,
   requested: 'kvm' | 'tcg' | undefined,

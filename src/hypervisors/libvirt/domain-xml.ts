@@ -24,6 +24,11 @@ export interface DomainDisk {
   volume: string | null;
   /** qcow2, raw … */
   format: string | null;
+  /** file, block, volume, network, dir … */
+  sourceType: string;
+  /** virtio, scsi, sata, ide … */
+  bus: string | null;
+  readOnly: boolean;
 }
 
 export interface DomainInterface {
@@ -48,6 +53,10 @@ export interface DomainDescription {
   arch: string | null;
   machine: string | null;
   bootKind: 'kernel' | 'disk' | 'network' | 'init' | 'unknown';
+  /** Direct kernel boot: the files on the host and the command line. */
+  kernel: { kernel: string; initrd: string | null; cmdline: string | null } | null;
+  /** UEFI when the domain asks for it (firmware='efi' or a pflash loader); BIOS otherwise. */
+  firmware: 'bios' | 'uefi';
   disks: DomainDisk[];
   interfaces: DomainInterface[];
   serialConsole: boolean;
@@ -101,6 +110,9 @@ export function parseDomainXml(xml: string): DomainDescription {
       pool: attr(source, 'pool') ?? null,
       volume: attr(source, 'volume') ?? null,
       format: attr(child(disk, 'driver'), 'type') ?? null,
+      sourceType: attr(disk, 'type') ?? 'file',
+      bus: attr(child(disk, 'target'), 'bus') ?? null,
+      readOnly: has(disk, 'readonly'),
     };
   });
   const interfaces = children(devices, 'interface').map((nic): DomainInterface => {
@@ -124,6 +136,17 @@ export function parseDomainXml(xml: string): DomainDescription {
     arch: attr(osTypeNode, 'arch') ?? null,
     machine: attr(osTypeNode, 'machine') ?? null,
     bootKind: bootKind(os),
+    kernel: childText(os, 'kernel')
+      ? {
+          kernel: childText(os, 'kernel')!,
+          initrd: childText(os, 'initrd') ?? null,
+          cmdline: childText(os, 'cmdline') ?? null,
+        }
+      : null,
+    firmware:
+      attr(os, 'firmware') === 'efi' || attr(child(os, 'loader'), 'type') === 'pflash'
+        ? 'uefi'
+        : 'bios',
     disks,
     interfaces,
     serialConsole: has(devices, 'serial') || has(devices, 'console'),

@@ -154,6 +154,10 @@ export async function openLibvirt(options: OpenOptions): Promise<LibvirtClient> 
       uri: uri.remoteName,
       clock: options.clock,
       callTimeoutMs: options.settings.callTimeoutMs,
+      // The daemon is asked after each second of silence, so its silence (high availability's
+      // signal for the host) is known to a second; it is declared dead after 25 s, as with
+      // libvirt's own 5 × 5 s.
+      keepalive: { intervalMs: 1000, maxMissed: 25 },
       handshakeTimeoutMs: options.connectTimeoutMs ?? 10_000,
     });
   } catch (error) {

@@ -35,6 +35,7 @@ import type {
   DriverInfo,
   HypervisorDriver,
   InventoryDelta,
+  LivenessFacet,
   MigrateOptions,
   SnapshotInfo,
   VmSpec,
@@ -48,6 +49,7 @@ import { attempt } from './libvirt-errors.js';
 import { hostObject, vmObject, type LibvirtHost } from './libvirt-inventory.js';
 import { migrateDomain, type MigrationPeer, type MigrationStats } from './libvirt-migration.js';
 import { LibvirtMigrationEndpoint } from './libvirt-migration-endpoint.js';
+import { LibvirtPortableVms } from './libvirt-portable-vm.js';
 import {
   readDomain,
   readDomainStats,
@@ -70,8 +72,15 @@ export interface LibvirtDriverOptions {
 
 export class LibvirtDriver implements HypervisorDriver {
   readonly info: DriverInfo;
-  /** Migration only where libvirt's driver can migrate through Zenith (QEMU: see capabilitiesOf). */
-  readonly facets: { migration?: LibvirtMigrationEndpoint };
+  /**
+   * Migration and running VMs from a description only where libvirt's driver can do them through
+   * Zenith (QEMU: see capabilitiesOf); the connection's liveness always.
+   */
+  readonly facets: {
+    migration?: LibvirtMigrationEndpoint;
+    portableVms?: LibvirtPortableVms;
+    liveness: LivenessFacet;
+  };
   readonly #options: LibvirtDriverOptions;
   readonly #uri: LibvirtUri;
   readonly #feed = new DeltaFeed();
@@ -92,25 +101,42 @@ export class LibvirtDriver implements HypervisorDriver {
       simulated: false,
       capabilities: capabilitiesOf(this.#uri.driver),
     };
-    this.facets = this.info.capabilities.includes('vm.migrate')
-      ? {
-          migration: new LibvirtMigrationEndpoint({
-            guestKind: () => this.host.driver,
-            migrationPeer: () => this.migrationPeer(),
-            migrateToPeer: (uuid, peer, options, context) =>
-              this.migrateToPeer(uuid, peer, options, context),
-            hold: (uuid) => this.#held.add(uuid),
-            release: (uuid) => {
-              this.#held.delete(uuid);
-              this.#notices?.notice(uuid);
-            },
-            arrived: async (uuid) => {
-              this.#held.delete(uuid);
-              return this.#vm(await this.#lookup(uuid));
-            },
-          }),
-        }
-      : {};
+    const migrates = this.info.capabilities.includes('vm.migrate');
+    this.facets = {
+      liveness: {
+        silentMs: () => {
+          const client = this.#requireClient();
+          return Math.max(0, this.#options.clock.now() - client.lastReceivedAt);
+        },
+      },
+      ...(migrates
+        ? {
+            migration: new LibvirtMigrationEndpoint({
+              guestKind: () => this.host.driver,
+              migrationPeer: () => this.migrationPeer(),
+              migrateToPeer: (uuid, peer, options, context) =>
+                this.migrateToPeer(uuid, peer, options, context),
+              hold: (uuid) => this.#held.add(uuid),
+              release: (uuid) => {
+                this.#held.delete(uuid);
+                this.#notices?.notice(uuid);
+              },
+              arrived: async (uuid) => {
+                this.#held.delete(uuid);
+                return this.#vm(await this.#lookup(uuid));
+              },
+            }),
+            // Where a domain can migrate, it can be defined from a description (QEMU).
+            portableVms: new LibvirtPortableVms({
+              client: () => this.#requireClient(),
+              host: () => this.host,
+              settings: options.settings,
+              lookup: (uuid) => this.#lookup(uuid),
+              read: (dom) => this.#vm(dom),
+            }),
+          }
+        : {}),
+    };
   }
 
   get host(): LibvirtHost {

@@ -71,6 +71,8 @@ export class LibvirtClient extends EventEmitter {
   #flow: TransportFlow | undefined;
   #serial = 0;
   #keepalive: KeepaliveMonitor | undefined;
+  /** When the last packet arrived from the daemon (the clock's time; the connection's start before). */
+  #lastReceivedAt: number;
   readonly #keepaliveStats = { pingsReceived: 0, pongsSent: 0, pingsSent: 0, pongsReceived: 0 };
   #closeError: ZenithError | undefined;
   readonly #closed: Promise<ZenithError | undefined>;
@@ -86,6 +88,7 @@ export class LibvirtClient extends EventEmitter {
       this.emit('state', state, previous),
     );
     this.#closed = new Promise((resolve) => (this.#markClosed = resolve));
+    this.#lastReceivedAt = this.#clock.now();
   }
 
   /**
@@ -132,6 +135,14 @@ export class LibvirtClient extends EventEmitter {
   /** Resolves when the connection is closed: undefined after close(), else the error that closed it. */
   get closed(): Promise<ZenithError | undefined> {
     return this.#closed;
+  }
+
+  /**
+   * When the daemon was last heard (any packet, a keepalive pong among them): with keepalive on,
+   * the daemon is asked after each interval of silence, so this tells how alive it is now.
+   */
+  get lastReceivedAt(): number {
+    return this.#lastReceivedAt;
   }
 
   /** Calls currently waiting for a reply. */
@@ -275,7 +286,10 @@ export class LibvirtClient extends EventEmitter {
       this.#finish(error as ZenithError);
       return;
     }
-    if (packets.length > 0) this.#keepalive?.noteReceived();
+    if (packets.length > 0) {
+      this.#lastReceivedAt = this.#clock.now();
+      this.#keepalive?.noteReceived();
+    }
     for (const packet of packets) {
       if (this.#isClosed()) return;
       try {

@@ -41,6 +41,8 @@ export interface KnownAbilities {
   capabilities: readonly string[];
   /** Its migration facet's protocol, if it has one. */
   migrationProtocol: string | null;
+  /** It reports how long its one host has been silent (high availability watches it by that). */
+  liveness: boolean;
 }
 
 interface Running {
@@ -372,6 +374,7 @@ export class ConnectionService {
         running.known = {
           capabilities: [...driver.info.capabilities],
           migrationProtocol: facetOf(driver, 'migration')?.protocol ?? null,
+          liveness: facetOf(driver, 'liveness') !== undefined,
         };
         this.#knownByType.set(row.type, running.known);
         // Never two connections to one hypervisor: they would each move its VMs to themselves.

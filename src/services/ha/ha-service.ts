@@ -1,8 +1,10 @@
 /**
- * High availability for agent hosts: watches each host where a policy enables HA (its channel,
- * pinged every second, and its storage heartbeat), declares it failed when both stop for the
- * detection time, and runs a durable failover (./failover.ts) that fences it and restarts its
- * protected VMs elsewhere. Keeps each protected VM's portable description current while its host
+ * High availability for agent hosts and libvirt hosts: watches each host where a policy enables HA
+ * (an agent's channel, pinged every second, and its storage heartbeat; a libvirt daemon's RPC
+ * connection, kept alive every second — the only signal of a host without an agent), declares it
+ * failed when its signals stop for the detection time, and runs a durable failover (./failover.ts)
+ * that fences it and restarts its protected VMs elsewhere. The local QEMU host is not watched: the
+ * control plane runs there. Keeps each protected VM's portable description current while its host
  * is up — a restart runs it when the host is gone. Acts as an identity of its own, `zenith-ha`.
  *
  * A host whose channel is silent but whose storage heartbeat advances is isolated, not failed:
@@ -27,6 +29,7 @@ import type { ManagedObject } from '../inventory/model.js';
 import type { MachineService } from '../machines/machine-service.js';
 import type { PlacementService } from '../placement/placement-service.js';
 import type { PlacementModel } from '../placement/placement-model.js';
+import type { HostSlot } from '../placement/slots.js';
 import type { PolicyService } from '../policy/policy-service.js';
 import type { TaskService } from '../tasks/task-service.js';
 import { FailoverRunner } from './failover.js';
@@ -237,14 +240,14 @@ export class HaService {
     for (const host of model.hosts) {
       const object = host.object;
       const ha = haOfHost(model, host);
-      const agentId = host.connectionId ? this.#agentIds.get(host.connectionId) : undefined;
-      if (!ha.enabled || !agentId) {
+      const channel = this.#channelOf(host.connectionId);
+      if (!ha.enabled || !channel) {
         this.#verdicts.delete(host.id);
         continue;
       }
       let watch = this.#watches.get(host.id);
       if (!watch) this.#watches.set(host.id, (watch = new HostWatch(this.#startedAt)));
-      const silent = this.deps.agentHub.silentMs(agentId);
+      const silent = this.#silentMs(channel);
       const counter = this.#beats.get(object.name)?.counter ?? null;
       const verdict = watch.observe(
         now,
@@ -430,16 +433,41 @@ export class HaService {
   async #resumeFailovers(): Promise<void> {
     const now = this.deps.clock.now();
     for (const failover of await this.store.unfinished()) {
+      // A host that could not be fenced and answers again ran its VMs all along, or they are off:
+      // nothing was restarted, and nothing is to be now.
+      const recovered =
+        failover.state === 'fencing' &&
+        failover.fencedAt === null &&
+        this.#verdicts.get(failover.hostId)?.state === 'healthy';
       // One that cannot be fenced is tried again every 15 s (each try says why, as an event).
-      const every = failover.state === 'fencing' ? 15_000 : 3_000;
+      const every = failover.state === 'fencing' && !recovered ? 15_000 : 3_000;
       if (now - (this.#resumedAt.get(failover.id) ?? 0) < every) continue;
       this.#resumedAt.set(failover.id, now);
       if (failover.taskId) {
         const task = await this.deps.tasks.get(failover.taskId).catch(() => undefined);
         if (task && (task.state === 'queued' || task.state === 'running')) continue;
       }
-      await this.failovers.submit(failover);
+      if (recovered) await this.#endUnfenced(failover);
+      else await this.failovers.submit(failover);
     }
+  }
+
+  /** Ends a failover whose host answered again before it could be fenced (nothing restarted). */
+  async #endUnfenced(failover: Failover): Promise<void> {
+    const reason = `${failover.hostName} answered again before it could be fenced: nothing was restarted, its VMs are as it reports them`;
+    await this.store.updateFailover(failover.id, {
+      state: 'failed',
+      error: reason,
+      finished: true,
+    });
+    this.deps.logger.warn({ host: failover.hostName, failover: failover.id }, reason);
+    await this.deps.events.publish([
+      {
+        type: 'ha.failoverFinished',
+        objectId: failover.hostId,
+        data: { name: failover.hostName, state: 'failed', restarted: 0, waiting: 0, failed: 0 },
+      },
+    ]);
   }
 
   /** Descriptions of protected VMs on hosts that answer, taken again when the VM changed. */
@@ -587,10 +615,53 @@ export class HaService {
     if (now - this.#agentIdsAt < 5_000 && this.#agentIds.size > 0) return;
     this.#agentIdsAt = now;
     const ids = new Map<string, string>();
-    for (const connection of await this.deps.connections.list())
+    const types = new Map<string, string>();
+    for (const connection of await this.deps.connections.list()) {
+      types.set(connection.id, connection.type);
       if (connection.type === 'agent' && typeof connection.settings.agentId === 'string')
         ids.set(connection.id, connection.settings.agentId);
+    }
     this.#agentIds = ids;
+    this.#connectionTypes = types;
+  }
+
+  /** connection id → its type (the local QEMU host's is `qemu`). */
+  #connectionTypes = new Map<string, string>();
+
+  /**
+   * How a host is heard: its agent's channel, or — for a host without an agent — its connection's
+   * own liveness (a libvirt daemon's RPC connection, kept alive each second). None: not watched.
+   */
+  #channelOf(
+    connectionId: string | null,
+  ): { agentId: string } | { connectionId: string } | undefined {
+    if (!connectionId) return undefined;
+    const agentId = this.#agentIds.get(connectionId);
+    if (agentId) return { agentId };
+    // Known also while it is down (what it could do when it last answered).
+    return this.deps.connections.knownAbilities(connectionId)?.liveness
+      ? { connectionId }
+      : undefined;
+  }
+
+  /** ms since the host was last heard on its channel; null while there is no channel. */
+  #silentMs(channel: { agentId: string } | { connectionId: string }): number | null {
+    if ('agentId' in channel) return this.deps.agentHub.silentMs(channel.agentId);
+    try {
+      const liveness = facetOf(this.deps.connections.driver(channel.connectionId), 'liveness');
+      return liveness ? liveness.silentMs() : null;
+    } catch {
+      return null; // not connected now: silent since it was last heard
+    }
+  }
+
+  /** Why a host HA is on for is not watched. */
+  #unwatchedReason(host: HostSlot): string {
+    if (host.state === 'bare-metal')
+      return 'a physical machine as its BMC sees it: HA watches the hypervisor host running on it';
+    if (host.connectionId && this.#connectionTypes.get(host.connectionId) === 'qemu')
+      return "the control plane runs on this host: its failure is the control plane's own, and nothing is left to restart its VMs (VM monitoring covers a VM whose QEMU died)";
+    return 'only hosts with a Zenith agent and libvirt hosts are watched';
   }
 
   /** Each host's HA state now (hosts `visible` says the caller may read). */
@@ -602,7 +673,7 @@ export class HaService {
     for (const host of model.hosts) {
       if (!visible(host.id)) continue;
       const ha = haOfHost(model, host);
-      const agentId = host.connectionId ? this.#agentIds.get(host.connectionId) : undefined;
+      const channel = this.#channelOf(host.connectionId);
       const verdict = this.#verdicts.get(host.id);
       const beat = this.#beats.get(host.name);
       const storage = beat
@@ -620,10 +691,12 @@ export class HaService {
         : undefined;
       const reason = !ha.enabled
         ? 'high availability is not enabled here'
-        : !agentId
-          ? 'only agent hosts are watched so far'
+        : !channel
+          ? this.#unwatchedReason(host)
           : fencing === 'none'
-            ? 'it has no BMC and writes no storage heartbeat Zenith can read: a failure cannot be fenced, so its VMs would not restart'
+            ? 'agentId' in channel
+              ? 'it has no BMC and writes no storage heartbeat Zenith can read: a failure cannot be fenced, so its VMs would not restart'
+              : 'it has no BMC, and without a Zenith agent it writes no storage heartbeat and cannot fence itself: a failure cannot be fenced, so its VMs would not restart'
             : undefined;
       out.push({
         hostId: host.id,
@@ -631,11 +704,11 @@ export class HaService {
         enabled: ha.enabled,
         state: vsphere?.enabled
           ? 'vsphere-ha'
-          : !ha.enabled || !agentId || !verdict
+          : !ha.enabled || !channel || !verdict
             ? 'unprotected'
             : verdict.state,
         since: verdict && verdict.state !== 'healthy' ? verdict.since : null,
-        silentMs: agentId ? this.deps.agentHub.silentMs(agentId) : null,
+        silentMs: channel ? this.#silentMs(channel) : null,
         fencing,
         storage,
         ...(reason ? { reason } : {}),

@@ -31,6 +31,13 @@ const transferArgs = xdrStruct({
   flags: xdrUint,
 });
 
+/** Re-reads what a pool holds (volumes another host made in a shared directory appear). */
+export const storagePoolRefresh = remoteProcedure(
+  'storagePoolRefresh',
+  83,
+  xdrStruct({ pool: remoteStoragePoolRef, flags: xdrUint }),
+);
+
 export const storagePoolLookupByName = remoteProcedure(
   'storagePoolLookupByName',
   84,
