@@ -10,7 +10,13 @@ const NullableString = Type.Union([Type.String(), Type.Null()]);
 const NullableNumber = Type.Union([Type.Number(), Type.Null()]);
 
 export const haHostStates = ['healthy', 'suspect', 'isolated', 'failed', 'unprotected'] as const;
-export const haVmStates = ['protected', 'unprotected', 'restarting', 'waiting'] as const;
+export const haVmStates = [
+  'protected',
+  'unprotected',
+  'restarting',
+  'waiting',
+  'monitoring-limit',
+] as const;
 export const failoverStates = ['fencing', 'restarting', 'waiting', 'done', 'failed'] as const;
 export const restartStates = [
   'pending',
@@ -51,8 +57,13 @@ export const HaVmView = Type.Object({
   vmId: Type.String(),
   name: Type.String(),
   hostId: NullableString,
+  /**
+   * protected, unprotected, restarting or waiting (a failover's), monitoring-limit: its QEMU died
+   * or its guest panicked after VM monitoring had restarted it maxRestarts times in the window, so
+   * it stays off.
+   */
   state: StringEnum(haVmStates),
-  /** Why it is unprotected or waiting. */
+  /** Why it is unprotected, waiting or left off. */
   reason: NullableString,
   priority: Type.String(),
   restartOrder: Type.Number(),

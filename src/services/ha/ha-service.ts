@@ -52,7 +52,7 @@ export interface HaVmStatus {
   vmId: string;
   name: string;
   hostId: string | null;
-  state: 'protected' | 'unprotected' | 'restarting' | 'waiting';
+  state: 'protected' | 'unprotected' | 'restarting' | 'waiting' | 'monitoring-limit';
   reason: string | null;
   priority: string;
   restartOrder: number;
@@ -152,6 +152,19 @@ export class HaService {
         },
       },
     });
+  }
+
+  /** VM monitoring (./vm-monitor.ts), when built: a VM it gave up on is shown so, with why. */
+  vmMonitoring: { statusOf(vmId: string): { reason: string } | null } | undefined;
+
+  /** The identity HA acts as (VM monitoring's restarts are its too). */
+  get actor(): Actor {
+    return this.#actor;
+  }
+
+  /** The failure detector's verdict on a host HA watches (undefined: not watched). */
+  hostState(hostId: string): HostVerdict['state'] | undefined {
+    return this.#verdicts.get(hostId)?.state;
   }
 
   /** Loads what was kept, takes its identity, and starts watching (the grace period starts now). */
@@ -584,9 +597,13 @@ export class HaService {
       const hostStatus = host ? hosts.get(host.id) : undefined;
       let state: HaVmStatus['state'] = 'protected';
       let reason: string | null = null;
+      const gaveUp = this.vmMonitoring?.statusOf(vm.id);
       if (restart) {
         state = restart.state === 'waiting' ? 'waiting' : 'restarting';
         reason = restart.reason;
+      } else if (gaveUp) {
+        state = 'monitoring-limit';
+        reason = gaveUp.reason;
       } else if (!ha.protected) {
         state = 'unprotected';
         reason = ha.reason;

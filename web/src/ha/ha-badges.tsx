@@ -45,6 +45,7 @@ const vmColors: Record<HaVmView['state'], string> = {
   unprotected: 'gray',
   restarting: 'blue',
   waiting: 'orange',
+  'monitoring-limit': 'red',
 };
 
 export function HaVmStateBadge(props: { state: HaVmView['state']; reason?: string | null }) {
