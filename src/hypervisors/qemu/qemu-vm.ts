@@ -196,11 +196,14 @@ export class QemuVm {
     }
     this.pid = null;
     this.power = 'stopped';
-    if (this.record.desired === 'running') {
+    const seen = this.record.lastStop;
+    if (seen) {
+      // Seen before the restart (or at an earlier attach): the same stop, not a new one.
+      if (seen.cause !== 'requested') this.reason = reasonOf(seen.cause);
+    } else if (this.record.desired === 'running') {
       this.reason = 'its QEMU process exited while nobody watched (crash, kill or host reboot)';
-      // Seen at an earlier attach (or before the restart): the same stop, not a new one.
       this.#noteStop('crashed');
-    } else if (this.record.lastStop) this.reason = reasonOf(this.record.lastStop.cause);
+    }
     await this.releaseNetwork();
   }
 
