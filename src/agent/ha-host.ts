@@ -36,7 +36,11 @@ export function qemuHaControl(driver: QemuDriver): HaVmControl {
     powerOff: async (id) => {
       await driver.stopVm(id, quietly(), { force: true });
     },
-    kill: (pid) => process.kill(pid, 'SIGKILL'),
+    kill: (pid) => {
+      // Recorded first: the VM's stop says fenced, not crashed (VM monitoring leaves it alone).
+      driver.noteFencing(pid);
+      process.kill(pid, 'SIGKILL');
+    },
   };
 }
 

@@ -141,6 +141,32 @@ export const eventData = {
     previous: NullableString,
     clusterId: NullableString,
   }),
+  /** VM monitoring started a VM again on its host after its QEMU died or its guest panicked. */
+  'ha.vmMonitorRestarted': Type.Object({
+    name: Type.String(),
+    hostId: NullableString,
+    /** power.stopCause: crashed or guest-panic. */
+    cause: Type.String(),
+    /** When it was seen stopped (ms since the epoch). */
+    stoppedAt: Type.Number(),
+    /** From then to its start task's end. */
+    downMs: Type.Number(),
+    /** 1 for the first start after this stop (a start that failed is tried again). */
+    attempt: Type.Number(),
+    /** The vm.start task, of zenith-ha. */
+    taskId: Type.String(),
+  }),
+  /** VM monitoring restarted a VM maxRestarts times within the window: this stop leaves it off. */
+  'ha.vmMonitoringLimit': Type.Object({
+    name: Type.String(),
+    hostId: NullableString,
+    cause: Type.String(),
+    /** Restarts tried within the window. */
+    restarts: Type.Number(),
+    maxRestarts: Type.Number(),
+    windowMinutes: Type.Number(),
+    reason: Type.String(),
+  }),
   'ha.failoverFinished': Type.Object({
     name: Type.String(),
     state: Type.String(),

@@ -23,6 +23,7 @@ export const haVmStates = [
   'restarting',
   'waiting',
   'vsphere-ha',
+  'monitoring-limit',
 ] as const;
 export const failoverStates = ['fencing', 'restarting', 'waiting', 'done', 'failed'] as const;
 export const restartStates = [
@@ -67,9 +68,14 @@ export const HaVmView = Type.Object({
   vmId: Type.String(),
   name: Type.String(),
   hostId: NullableString,
-  /** vsphere-ha: on a host of a vSphere cluster whose vSphere HA is on (vSphere restarts it). */
+  /**
+   * protected, unprotected, restarting or waiting (a failover's); monitoring-limit: its QEMU died
+   * or its guest panicked after VM monitoring had restarted it maxRestarts times in the window, so
+   * it stays off; vsphere-ha: on a host of a vSphere cluster whose vSphere HA is on (vSphere
+   * restarts it).
+   */
   state: StringEnum(haVmStates),
-  /** Why it is unprotected or waiting; who protects it when vSphere HA does. */
+  /** Why it is unprotected, waiting or left off; who protects it when vSphere HA does. */
   reason: NullableString,
   /** Zenith's priority, or vSphere HA's (its own override, else its cluster's default) for vsphere-ha. */
   priority: Type.String(),

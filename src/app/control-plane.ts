@@ -50,6 +50,7 @@ import { SensorSampler } from '../services/machines/sensor-sampler.js';
 import { HaService, type HaOptions } from '../services/ha/ha-service.js';
 import { VsphereHaEvents } from '../services/ha/vsphere-ha-events.js';
 import { HaAdmission } from '../services/ha/admission-service.js';
+import { VmMonitor, type VmMonitorOptions } from '../services/ha/vm-monitor.js';
 import { EvacuationService } from '../services/plans/evacuation-service.js';
 import { HostModeService } from '../services/placement/host-modes.js';
 import { PlacementService } from '../services/placement/placement-service.js';
@@ -79,6 +80,7 @@ export interface ControlPlaneOptions {
   machines?: Partial<SensorSettings>;
   /** High availability's timings (checks, grace after a start, descriptions). */
   ha?: HaOptions;
+  vmMonitoring?: VmMonitorOptions;
   /** How long an agent's client certificate lasts (default 30 days); renewed at two thirds. */
   agentCertificateValidityMs?: number;
 }
@@ -128,6 +130,7 @@ export interface ControlPlane {
   evacuations: EvacuationService;
   /** High availability: failure detection, fencing, restarts of failed hosts' VMs. */
   ha: HaService;
+  vmMonitor: VmMonitor;
   /** Admission control and the what-if report of high availability. */
   haAdmission: HaAdmission;
   /** Set on the very first start when no admin password was given: print it once. */
@@ -330,6 +333,20 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     identities,
     ...(options.ha ? { options: options.ha } : {}),
   });
+  // Restarts VMs whose QEMU died or whose guest panicked, on their host (HA's vmMonitoring).
+  const vmMonitor = new VmMonitor({
+    store,
+    clock,
+    logger: logger.child({ room: 'ha' }),
+    inventory,
+    placement,
+    policies,
+    vms,
+    tasks,
+    events,
+    ha,
+    ...(options.vmMonitoring ? { options: options.vmMonitoring } : {}),
+  });
   const powerSchedule = new RebalanceScheduler(
     clock,
     () => {
@@ -428,6 +445,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     metricsSampler.start();
     sensorSampler.start();
     await ha.start();
+    await vmMonitor.start();
     return {
       store,
       clock,
@@ -465,9 +483,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       sensorHistory,
       sensorSampler,
       ha,
+      vmMonitor,
       haAdmission,
       generatedAdminPassword: bootstrap.generatedPassword,
       async close() {
+        await vmMonitor.stop();
         await ha.stop();
         agentHub.closeAll();
         clearInterval(pruneTimer);

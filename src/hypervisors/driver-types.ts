@@ -20,6 +20,28 @@ export const objectKinds: readonly ObjectKind[] = [
 
 export type PowerState = 'running' | 'stopped' | 'suspended' | 'paused' | 'unknown';
 
+/**
+ * Why a stopped VM stopped, the fact `power.stopCause` (with `power.stoppedAt`, ISO 8601) of the
+ * drivers that can tell; null while it runs or when the driver cannot tell. VM monitoring restarts
+ * only `crashed` and `guest-panic` (docs/high-availability.md).
+ * - requested: Zenith or a user turned it off (power-off, shutdown, an isolation response);
+ * - guest-shutdown: the guest powered itself off;
+ * - guest-panic: the guest's kernel panicked and said so (pvpanic), and the VM was powered off;
+ * - crashed: its process died (killed with SIGKILL, out of memory, a QEMU crash) or was found gone;
+ * - killed: a signal asked its process to quit on the host (SIGTERM/SIGINT/SIGHUP: an operator or
+ *   the host shutting down), outside Zenith;
+ * - fenced: high availability killed it (an agent fencing itself): it may run elsewhere now.
+ */
+export const stopCauses = [
+  'requested',
+  'guest-shutdown',
+  'guest-panic',
+  'crashed',
+  'killed',
+  'fenced',
+] as const;
+export type StopCause = (typeof stopCauses)[number];
+
 export interface ExternalRef {
   kind: ObjectKind;
   externalId: string;

@@ -354,6 +354,25 @@ export interface HaRestartsTable {
   updated_at: number;
 }
 
+/** One attempt of VM monitoring to restart a VM after one stop (migration 0013). */
+export interface HaMonitorRestartsTable {
+  vm_id: string;
+  /** The stop: when the VM's stopped location interval began. */
+  stopped_at: number;
+  /** 1, 2, … for the attempts after one stop (a start that failed is tried again). */
+  attempt: number;
+  vm_name: string;
+  host_id: string | null;
+  /** power.stopCause: crashed, guest-panic */
+  cause: string;
+  /** restarting (its start task queued or running), restarted, failed, limit (not tried: too many) */
+  state: string;
+  task_id: string | null;
+  reason: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface QuotasTable {
   group_id: string;
   /** null: no limit. */
@@ -413,6 +432,7 @@ export interface Database {
   ha_vm_descriptions: HaVmDescriptionsTable;
   ha_failovers: HaFailoversTable;
   ha_restarts: HaRestartsTable;
+  ha_monitor_restarts: HaMonitorRestartsTable;
   machine_sensor_samples: MachineSensorSamplesTable;
   vm_metric_samples: VmMetricSamplesTable;
   vm_metric_rollups: VmMetricRollupsTable;

@@ -48,24 +48,38 @@ export const GUEST_KERNEL_APPEND = 'console=ttyS0 quiet panic=-1 no_timer_check'
 export const GUEST_NET_UP_LINE = 'ZENITH-GUEST NET UP';
 
 /**
- * The command line for a guest that keeps dirtying `dirtyMiB` of its memory, brings its NIC up, or
- * crashes its kernel after `panicAfterTicks` ticks (then reboots, as `panic=-1` says; see /init).
+ * The command line for a guest that keeps dirtying `dirtyMiB` of its memory, brings its NIC up,
+ * crashes its kernel after `panicAfterTicks` ticks (then reboots, as `panic=-1` says; see /init —
+ * unless `pvpanic` loads the pvpanic driver, which tells QEMU, and QEMU powers the VM off), or
+ * powers itself off after `poweroffAfterTicks` ticks (`poweroff -f`).
  */
 export function guestAppend(
-  options: { dirtyMiB?: number; net?: boolean; panicAfterTicks?: number } = {},
+  options: {
+    dirtyMiB?: number;
+    net?: boolean;
+    panicAfterTicks?: number;
+    pvpanic?: boolean;
+    poweroffAfterTicks?: number;
+  } = {},
 ): string {
   return [
     GUEST_KERNEL_APPEND,
     ...(options.dirtyMiB ? [`zenith.dirty=${options.dirtyMiB}`] : []),
     ...(options.net ? ['zenith.net=up'] : []),
+    ...(options.pvpanic ? ['zenith.pvpanic=on'] : []),
     ...(options.panicAfterTicks !== undefined
       ? [`zenith.panic-after=${options.panicAfterTicks}`]
+      : []),
+    ...(options.poweroffAfterTicks !== undefined
+      ? [`zenith.poweroff-after=${options.poweroffAfterTicks}`]
       : []),
   ].join(' ');
 }
 
 /** The virtio PCI transport and the virtio-net driver; what they depend on is found in the modules themselves. */
 const NET_MODULES = ['virtio_pci', 'virtio_net'];
+/** The driver of QEMU's ISA pvpanic device (found by ACPI), with `zenith.pvpanic=on`. */
+const PANIC_MODULES = ['pvpanic_mmio'];
 
 const KERNEL_META_PACKAGE = 'linux-image-cloud-amd64';
 const BUSYBOX_PACKAGE = 'busybox-static';
@@ -84,6 +98,8 @@ for arg in $(cat /proc/cmdline); do
     zenith.dirty=*) dirty="\${arg#zenith.dirty=}" ;;
     zenith.net=up) net=up ;;
     zenith.panic-after=*) panic_after="\${arg#zenith.panic-after=}" ;;
+    zenith.pvpanic=on) pvpanic=on ;;
+    zenith.poweroff-after=*) poweroff_after="\${arg#zenith.poweroff-after=}" ;;
   esac
 done
 # zenith.net=up: load the virtio-net driver (modules absent from the image are built in) and bring every NIC up.
@@ -92,6 +108,10 @@ if [ -n "$net" ]; then
   up=0
   for dev in /sys/class/net/eth*; do ip link set "\${dev##*/}" up && up=$((up + 1)); done
   if [ "$up" -gt 0 ]; then echo "${GUEST_NET_UP_LINE}"; else echo "ZENITH-GUEST NET FAILED"; fi
+fi
+# zenith.pvpanic=on: load the pvpanic driver, so that a kernel panic is told to QEMU.
+if [ -n "$pvpanic" ]; then
+  for module in $(cat /lib/modules/panic-load-order); do insmod "/lib/modules/$module"; done
 fi
 if [ -n "$dirty" ]; then
   (
@@ -106,6 +126,8 @@ while true; do
   echo "tick $i"
   # zenith.panic-after=N: crash the kernel after N ticks (a guest that resets itself).
   if [ -n "$panic_after" ] && [ "$i" -ge "$panic_after" ]; then echo c > /proc/sysrq-trigger; fi
+  # zenith.poweroff-after=N: the guest powers itself off after N ticks (ACPI power-off, at once).
+  if [ -n "$poweroff_after" ] && [ "$i" -ge "$poweroff_after" ]; then poweroff -f; fi
   i=$((i + 1))
   usleep 100000
 done
@@ -127,7 +149,12 @@ export function ensureGuestImage(): Promise<GuestImage> {
 
 async function buildOnce(): Promise<GuestImage> {
   const kernelPackage = await resolveKernelPackage();
-  const key = `${kernelPackage}-${createHash('sha256').update(INIT_SCRIPT).update(NET_MODULES.join()).digest('hex').slice(0, 12)}`;
+  const key = `${kernelPackage}-${createHash('sha256')
+    .update(INIT_SCRIPT)
+    .update(NET_MODULES.join())
+    .update(PANIC_MODULES.join())
+    .digest('hex')
+    .slice(0, 12)}`;
   const finalDir = join(cacheDir, key);
   const image = { kernel: join(finalDir, 'vmlinuz'), initrd: join(finalDir, 'initrd.gz') };
   if (existsSync(image.kernel) && existsSync(image.initrd)) return image;
@@ -158,7 +185,18 @@ async function buildOnce(): Promise<GuestImage> {
     for (const dir of ['bin', 'dev', 'proc', 'sys'])
       mkdirSync(join(root, dir), { recursive: true });
     copyFileSync(join(extracted, 'bin', 'busybox'), join(root, 'bin', 'busybox'));
-    copyNetModules(join(extracted, 'lib', 'modules'), join(root, 'lib', 'modules'));
+    copyModules(
+      join(extracted, 'lib', 'modules'),
+      join(root, 'lib', 'modules'),
+      NET_MODULES,
+      'load-order',
+    );
+    copyModules(
+      join(extracted, 'lib', 'modules'),
+      join(root, 'lib', 'modules'),
+      PANIC_MODULES,
+      'panic-load-order',
+    );
     chmodSync(join(root, 'bin', 'busybox'), 0o755);
     writeFileSync(join(root, 'init'), INIT_SCRIPT, { mode: 0o755 });
     // /dev/console lets the kernel give /init a console before devtmpfs is mounted;
@@ -185,12 +223,17 @@ async function buildOnce(): Promise<GuestImage> {
 }
 
 /**
- * Copies the NET_MODULES and their dependencies (each module's `depends=`
- * in its .modinfo) into `target`, with `load-order` listing them
+ * Copies the modules `names` and their dependencies (each module's `depends=`
+ * in its .modinfo) into `target`, with the file `listName` listing them
  * dependencies first. A module the kernel has built in is not found and not
  * needed. Only uncompressed modules: busybox's insmod reads nothing else.
  */
-function copyNetModules(modulesDir: string, target: string): void {
+function copyModules(
+  modulesDir: string,
+  target: string,
+  names: readonly string[],
+  listName: string,
+): void {
   const paths = new Map<string, string>();
   const walk = (dir: string) => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
@@ -210,8 +253,8 @@ function copyNetModules(modulesDir: string, target: string): void {
     copyFileSync(path, join(target, `${name}.ko`));
     order.push(`${name}.ko`);
   };
-  for (const name of NET_MODULES) add(name);
-  writeFileSync(join(target, 'load-order'), `${order.join('\n')}\n`);
+  for (const name of names) add(name);
+  writeFileSync(join(target, listName), `${order.join('\n')}\n`);
 }
 
 async function resolveKernelPackage(): Promise<string> {

@@ -182,6 +182,24 @@ describe('zenith agent: enrollment, a real VM through the agent, and an agent re
     );
     assert.equal(stopped.state, 'succeeded');
     assert.equal(alive(pid), false);
+    // Why it stopped crosses the channel as facts: turned off by Zenith, then a QEMU killed.
+    const requested = await until('the stop cause of a stop through Zenith', async () => {
+      const vm = (await s.request('GET', `/vms/${vmId}`, { token })).body;
+      return vm.facts['power.stopCause'] === 'requested' ? vm : undefined;
+    });
+    assert.match(requested.facts['power.stoppedAt'], /^\d{4}-\d\d-\d\dT/);
+    const restarted = await waitTask(
+      (await s.request('POST', `/vms/${vmId}/start`, { token })).body.id,
+    );
+    assert.equal(restarted.state, 'succeeded');
+    const running = (await s.request('GET', `/vms/${vmId}`, { token })).body;
+    assert.equal(running.facts['power.stopCause'], null, 'no stop cause while it runs');
+    process.kill(running.facts['qemu.pid'], 'SIGKILL');
+    const crashed = await until('the stop cause of a killed QEMU', async () => {
+      const vm = (await s.request('GET', `/vms/${vmId}`, { token })).body;
+      return vm.facts['power.state'] === 'stopped' ? vm : undefined;
+    });
+    assert.equal(crashed.facts['power.stopCause'], 'crashed');
   });
 
   test('a revoked agent is cut off at once and cannot come back', async () => {

@@ -82,8 +82,8 @@ export function registerHa(program: Command): void {
       );
     });
   ha.command('vms')
-    .description("Each VM's protection, and why it is unprotected or waiting")
-    .option('--state <state>', 'protected, unprotected, restarting or waiting')
+    .description("Each VM's protection, and why it is unprotected, waiting or left off")
+    .option('--state <state>', 'protected, unprotected, restarting, waiting or monitoring-limit')
     .action(async (options: { state?: string }, command: Command) => {
       const globals = command.optsWithGlobals<Globals>();
       const query = options.state ? `?state=${encodeURIComponent(options.state)}` : '';

@@ -103,6 +103,7 @@ export function vmObject(host: LibvirtHost, domain: DomainReading): DiscoveredVm
     'libvirt.domainId': domain.id > 0 ? domain.id : null,
     'power.state': domain.power.powerState,
     'power.reason': domain.power.reason,
+    'power.stopCause': domain.power.stopCause,
     'vm.createdBy': d?.zenith ? 'zenith' : 'outside',
   };
   if (d) {

@@ -388,6 +388,7 @@ export class QemuDriver implements HypervisorDriver {
     this.#expect(vm, ['running', 'suspended', 'paused']);
     if (options.force === false) {
       // Ask the guest (ACPI power button); power off if it has not gone within the timeout.
+      vm.expectStop();
       await vm.qmp().execute('system_powerdown');
       const deadline = this.#options.clock.now() + (this.#options.shutdownTimeoutMs ?? 60_000);
       while (vm.pid !== null && this.#options.clock.now() < deadline && !context.signal.aborted)
@@ -654,6 +655,11 @@ export class QemuDriver implements HypervisorDriver {
     }));
   }
 
+  /** High availability kills this QEMU process now (fencing): its VM's stop is recorded as fenced. */
+  noteFencing(pid: number): void {
+    for (const vm of this.#vms.values()) if (vm.pid === pid) vm.expectStop('fenced');
+  }
+
   /** The serial console's unix socket of a running VM (for the console relay). */
   serialSocket(id: string): string {
     return this.#vm(id).paths.serialSocket;
@@ -704,6 +710,10 @@ export class QemuDriver implements HypervisorDriver {
         ),
         'power.state': vm.power,
         'power.reason': vm.reason,
+        // Why its QEMU last ended and when (null while it runs): VM monitoring reads them.
+        'power.stopCause': vm.power === 'stopped' ? (vm.lastStop?.cause ?? null) : null,
+        'power.stoppedAt':
+          vm.power === 'stopped' && vm.lastStop ? new Date(vm.lastStop.at).toISOString() : null,
         'qemu.pid': vm.pid,
         // Reboots, panics and triple faults of the guest since its QEMU started (0 after a restart or migration).
         'guest.resets': vm.guestResets,

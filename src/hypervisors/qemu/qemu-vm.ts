@@ -18,8 +18,13 @@ import type { Clock } from '../../core/clock.js';
 import { ZenithError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { processAlive } from '../../core/process.js';
-import { connectQmp, type QmpClient, type QmpRunState } from '../../protocols/qmp/index.js';
-import type { PowerState } from '../driver.js';
+import {
+  connectQmp,
+  type QmpClient,
+  type QmpRunState,
+  type QmpShutdownCause,
+} from '../../protocols/qmp/index.js';
+import type { PowerState, StopCause } from '../driver.js';
 import { buildCommandLine, type RuntimePaths } from './command-line.js';
 import { nicWiring, tapsOf, type NicWiring } from './nic-names.js';
 import { createTaps, removeTaps } from './tap-devices.js';
@@ -42,6 +47,8 @@ export interface VmRecord {
   outgoing?: { withStorage: boolean };
   /** Its snapshots (qemu-snapshots.ts), oldest first; they travel with the record when it migrates. */
   snapshots?: SnapshotRecord[];
+  /** Why and when (ms since the epoch) its QEMU last ended; cleared when it starts again. */
+  lastStop?: { cause: StopCause; at: number };
 }
 
 /** A snapshot as the driver keeps it: its id is also its tag inside every qcow2 disk. */
@@ -88,6 +95,42 @@ function powerOf(status: QmpRunState): PowerState {
   }
 }
 
+/** The cause of a stop QEMU announced with SHUTDOWN (qapi ShutdownCause), Zenith's way. */
+function shutdownCause(data: { guest: boolean; reason: QmpShutdownCause }): StopCause {
+  switch (data.reason) {
+    case 'guest-shutdown':
+      return 'guest-shutdown';
+    case 'guest-panic':
+      return 'guest-panic';
+    case 'host-qmp-quit':
+    case 'host-ui':
+      return 'requested';
+    case 'host-signal':
+      return 'killed';
+    default:
+      // host-error, or a reset turned into a stop: QEMU ended without being asked to.
+      return 'crashed';
+  }
+}
+
+/** The words of power.reason for a stop nobody asked for. */
+function reasonOf(cause: StopCause): string {
+  switch (cause) {
+    case 'guest-shutdown':
+      return 'the guest powered itself off';
+    case 'guest-panic':
+      return 'the guest panicked (reported through pvpanic) and was powered off';
+    case 'killed':
+      return 'its QEMU process exited on a signal sent on the host';
+    case 'fenced':
+      return 'high availability killed its QEMU process (fencing)';
+    case 'requested':
+      return 'it was turned off';
+    case 'crashed':
+      return 'its QEMU process exited';
+  }
+}
+
 export class QemuVm {
   power: PowerState = 'stopped';
   /** Why the VM is in its state when it was not asked for (e.g. its QEMU died). */
@@ -106,6 +149,10 @@ export class QemuVm {
   /** Taking or loading a snapshot: the guest's passing pause is not reported, only the state after. */
   snapshotting = false;
   #qmp: QmpClient | undefined;
+  /** Zenith is turning it off (power-off, or the power button and then power-off): a requested stop. */
+  #stopRequested = false;
+  /** What QEMU said before its QMP socket closed (SHUTDOWN, GUEST_PANICKED): why it ends. */
+  #endingCause: StopCause | undefined;
   /** The taps being removed: a start waits for it, so an old removal never takes a new tap. */
   #releasing: Promise<void> | undefined;
 
@@ -149,9 +196,33 @@ export class QemuVm {
     }
     this.pid = null;
     this.power = 'stopped';
-    if (this.record.desired === 'running')
+    const seen = this.record.lastStop;
+    if (seen) {
+      // Seen before the restart (or at an earlier attach): the same stop, not a new one.
+      if (seen.cause !== 'requested') this.reason = reasonOf(seen.cause);
+    } else if (this.record.desired === 'running') {
       this.reason = 'its QEMU process exited while nobody watched (crash, kill or host reboot)';
+      this.#noteStop('crashed');
+    }
     await this.releaseNetwork();
+  }
+
+  /** Why and when its QEMU last ended (undefined while it runs, or when nothing was recorded). */
+  get lastStop(): { cause: StopCause; at: number } | undefined {
+    return this.record.lastStop;
+  }
+
+  /** Zenith turns it off now (the power button, an isolation response, fencing): not a crash. */
+  expectStop(cause: Extract<StopCause, 'requested' | 'fenced'> = 'requested'): void {
+    if (cause === 'fenced') this.#noteStop('fenced');
+    this.#stopRequested = true;
+  }
+
+  /** Records the first cause seen for this stop (a later one, e.g. the socket closing, does not replace it). */
+  #noteStop(cause: StopCause): void {
+    if (this.record.lastStop) return;
+    this.record.lastStop = { cause, at: this.deps.clock.now() };
+    this.save();
   }
 
   async start(extraArgs: string[] = []): Promise<void> {
@@ -202,6 +273,9 @@ export class QemuVm {
     }
     this.pid = child.pid ?? null;
     this.record.desired = 'running';
+    delete this.record.lastStop;
+    this.#stopRequested = false;
+    this.#endingCause = undefined;
     this.reason = null;
     this.save();
     try {
@@ -255,14 +329,26 @@ export class QemuVm {
       }
       refresh();
     });
-    qmp.on('SHUTDOWN', refresh);
+    qmp.on('SHUTDOWN', (event) => {
+      this.#endingCause ??= shutdownCause(event.data);
+      refresh();
+    });
+    // QEMU's panic action (-action panic=shutdown, its default) powers the VM off after this.
+    qmp.on('GUEST_PANICKED', (event) => {
+      this.#endingCause = 'guest-panic';
+      this.deps.logger.warn({ vm: this.id, action: event.data.action }, 'the guest panicked');
+    });
     qmp.closed
       .then(() => {
         if (this.#qmp !== qmp) return;
         this.#qmp = undefined;
         this.pid = null;
-        if (this.power !== 'stopped' && this.record.desired === 'running')
-          this.reason = 'its QEMU process exited';
+        // The source of a migration ends because the VM runs elsewhere now: no stop of this VM.
+        if (!this.departed && !this.incoming && !this.outgoing) {
+          this.#noteStop(this.#stopRequested ? 'requested' : (this.#endingCause ?? 'crashed'));
+          if (this.record.desired === 'running')
+            this.reason = reasonOf(this.record.lastStop?.cause ?? 'crashed');
+        }
         this.power = 'stopped';
         this.deps.onChange(this);
         return this.releaseNetwork();
@@ -303,6 +389,7 @@ export class QemuVm {
   async quit(): Promise<void> {
     const pid = this.pid;
     this.record.desired = 'stopped';
+    if (pid !== null) this.expectStop();
     this.save();
     if (this.#qmp) {
       await this.#qmp.execute('quit').catch(() => undefined);

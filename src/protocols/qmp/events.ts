@@ -48,6 +48,8 @@ export interface QmpEvents {
   };
   BLOCK_JOB_CANCELLED: BlockJobProgress;
   JOB_STATUS_CHANGE: { id: string; status: QmpJobStatus };
+  /** The guest reported a panic (pvpanic); `action` is what QEMU does (-action panic=…). */
+  GUEST_PANICKED: { action: 'pause' | 'poweroff' | 'run' };
 }
 
 export type QmpEventName = keyof QmpEvents;

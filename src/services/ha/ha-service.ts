@@ -60,7 +60,7 @@ export interface HaVmStatus {
   vmId: string;
   name: string;
   hostId: string | null;
-  state: 'protected' | 'unprotected' | 'restarting' | 'waiting' | 'vsphere-ha';
+  state: 'protected' | 'unprotected' | 'restarting' | 'waiting' | 'vsphere-ha' | 'monitoring-limit';
   reason: string | null;
   priority: string;
   restartOrder: number;
@@ -160,6 +160,19 @@ export class HaService {
         },
       },
     });
+  }
+
+  /** VM monitoring (./vm-monitor.ts), when built: a VM it gave up on is shown so, with why. */
+  vmMonitoring: { statusOf(vmId: string): { reason: string } | null } | undefined;
+
+  /** The identity HA acts as (VM monitoring's restarts are its too). */
+  get actor(): Actor {
+    return this.#actor;
+  }
+
+  /** The failure detector's verdict on a host HA watches (undefined: not watched). */
+  hostState(hostId: string): HostVerdict['state'] | undefined {
+    return this.#verdicts.get(hostId)?.state;
   }
 
   /** Loads what was kept, takes its identity, and starts watching (the grace period starts now). */
@@ -736,6 +749,7 @@ export class HaService {
       let state: HaVmStatus['state'] = 'protected';
       let reason: string | null = null;
       let priority: string = ha.priority;
+      const gaveUp = this.vmMonitoring?.statusOf(vm.id);
       if (restart) {
         state = restart.state === 'waiting' ? 'waiting' : 'restarting';
         reason = restart.reason;
@@ -743,6 +757,9 @@ export class HaService {
         state = 'vsphere-ha';
         reason = hostStatus.reason ?? null;
         priority = vsphereRestartPriority(vm, host?.cluster);
+      } else if (gaveUp) {
+        state = 'monitoring-limit';
+        reason = gaveUp.reason;
       } else if (!ha.protected) {
         state = 'unprotected';
         reason = ha.reason;

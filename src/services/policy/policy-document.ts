@@ -512,7 +512,14 @@ export function mergeSettings(policies: readonly CompiledPolicy[]): PolicySettin
     const { migration, ha, ...rest } = policy.settings;
     Object.assign(merged, rest);
     if (migration) merged.migration = { ...merged.migration, ...migration };
-    if (ha) merged.ha = { ...merged.ha, ...ha };
+    if (ha) {
+      // vmMonitoring too, field by field: a VM's { enabled, maxRestarts } keeps its cluster's window.
+      const vmMonitoring = ha.vmMonitoring && {
+        ...merged.ha?.vmMonitoring,
+        ...ha.vmMonitoring,
+      };
+      merged.ha = { ...merged.ha, ...ha, ...(vmMonitoring ? { vmMonitoring } : {}) };
+    }
   }
   return merged;
 }

@@ -20,6 +20,7 @@ import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import type { FactValue, ManagedObject } from '../inventory/model.js';
 import { migrateAcrossHosts, migrationEnds } from './cross-host-migration.js';
+import type { Tx } from '../../store/store.js';
 import type { Task, TaskKind, TaskRunContext, TaskService } from '../tasks/task-service.js';
 
 export const vmActionNames = [
@@ -198,6 +199,11 @@ export class VmActionService {
     params: VmActionRequest,
     owner: Actor,
     requestId?: string,
+    /**
+     * High availability's own starts: not subject to its admission control (`admission: false`),
+     * and `prepare` writes what they record in the task's transaction.
+     */
+    internal: { admission?: false; prepare?: (tx: Tx, taskId: string) => Promise<void> } = {},
   ): Promise<Task> {
     const spec = specs[action];
     const vm = this.inventory.get(vmId);
@@ -222,7 +228,7 @@ export class VmActionService {
         { powerState: power, action },
       );
     }
-    if (action === 'start') this.admission?.admitStart(vm.id);
+    if (action === 'start' && internal.admission !== false) this.admission?.admitStart(vm.id);
     const taskParams: ActionParams = { ...params, vmName: vm.name };
     if (action === 'migrate') {
       const datastore =
@@ -279,6 +285,7 @@ export class VmActionService {
       params: taskParams,
       owner,
       ...(requestId ? { requestId } : {}),
+      ...(internal.prepare ? { prepare: internal.prepare } : {}),
     });
   }
 

@@ -15,6 +15,7 @@ import * as m0009 from './0009-connection-identity.js';
 import * as m0010 from './0010-machines.js';
 import * as m0011 from './0011-machine-sensor-samples.js';
 import * as m0012 from './0012-high-availability.js';
+import * as m0013 from './0013-ha-vm-monitoring.js';
 
 import type { MigrationContext } from './context.js';
 
@@ -43,4 +44,5 @@ export const migrations: readonly ZenithMigration[] = [
   { name: '0010-machines', up: m0010.up },
   { name: '0011-machine-sensor-samples', up: m0011.up },
   { name: '0012-high-availability', up: m0012.up },
+  { name: '0013-ha-vm-monitoring', up: m0013.up },
 ];

@@ -142,7 +142,10 @@ test('a bridged NIC is a tap Zenith made, named from the VM and the driver, with
     'VGA',
     `virtio-net-pci,netdev=net0,mac=${nics[0]!.mac}`,
     `virtio-net-pci,netdev=net1,mac=${nics[1]!.mac}`,
+    // A panicking guest tells QEMU, which powers it off (VM monitoring may restart it).
+    'pvpanic',
   ]);
+  assert.equal(args[args.indexOf('-action') + 1], 'panic=shutdown');
   // Every VM's NICs have MACs of their own; the tap's starts with fe so it never becomes the bridge's.
   assert.match(nics[1]!.mac, /^52:54:00(:[0-9a-f]{2}){3}$/);
   assert.notEqual(nics[0]!.mac, nics[1]!.mac);

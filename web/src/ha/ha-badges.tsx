@@ -49,6 +49,7 @@ const vmColors: Record<HaVmView['state'], string> = {
   restarting: 'blue',
   waiting: 'orange',
   'vsphere-ha': 'teal',
+  'monitoring-limit': 'red',
 };
 
 export function HaVmStateBadge(props: { state: HaVmView['state']; reason?: string | null }) {

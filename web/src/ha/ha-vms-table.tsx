@@ -17,10 +17,12 @@ const stateSet: Record<HaVmView['state'], true> = {
   restarting: true,
   waiting: true,
   'vsphere-ha': true,
+  'monitoring-limit': true,
 };
 const haVmStates = Object.keys(stateSet);
 export const priorities = ['highest', 'high', 'medium', 'low', 'lowest', 'disabled'];
 const attention: Record<HaVmView['state'], number> = {
+  'monitoring-limit': 0,
   waiting: 0,
   restarting: 1,
   unprotected: 2,
