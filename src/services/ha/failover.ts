@@ -53,6 +53,8 @@ export interface LeaseView {
   refresh(hostId: string): Promise<boolean>;
   /** The VMs (uuids) the host's agent powered off itself (isolation response), safe to restart. */
   released(hostId: string): string[];
+  /** Whether the host answers on its channel now (its VMs as reported are as they are). */
+  answering(hostId: string): boolean;
 }
 
 /** The agent writes its heartbeat this often: a write in flight when we last read is allowed for. */
@@ -258,7 +260,7 @@ export class FailoverRunner {
         : null;
     // A host that answers reports its VMs as they are: a released VM started again there since
     // stays (one cut off reports nothing new, and its agent said the VM is gone).
-    const answering = this.#answers(failover.hostId);
+    const answering = this.deps.lease.answering(failover.hostId);
     const protectedVms = vms
       .map((vm) => ({ vm, ha: haOfVm(model, vm.id) }))
       .filter(({ vm, ha }) =>
@@ -441,12 +443,6 @@ export class FailoverRunner {
       },
     ]);
     return true;
-  }
-
-  /** Whether the host's connection is connected now (its VMs as reported are as they are). */
-  #answers(hostId: string): boolean {
-    const connectionId = this.deps.inventory.index.get(hostId)?.connectionId;
-    return !!connectionId && this.deps.connections.connectedIds().includes(connectionId);
   }
 
   /** Waits (up to 60 s) until the host's connection is connected, synced, and so has reported its VMs. */

@@ -154,6 +154,7 @@ export class HaService {
           );
           return watch.lastStorageAdvance !== before;
         },
+        answering: (hostId) => this.#verdicts.get(hostId)?.state === 'healthy',
         released: (hostId) => {
           const host = this.deps.inventory.index.get(hostId);
           return host ? (this.#beats.get(host.name)?.released ?? []) : [];
@@ -371,25 +372,35 @@ export class HaService {
    * (isolation response) and lists as released in its storage heartbeat — they are safe to run
    * elsewhere, and do, in a failover of their own.
    */
+  /**
+   * The VMs the host's agent turned off (released) that are still on it, protected, and so to run
+   * elsewhere; of a host that answers, not those started again there since (it reports its VMs as
+   * they are; one cut off reports nothing new, and its agent said they are gone).
+   */
+  #releasedHere(host: ManagedObject, answering: boolean): ManagedObject[] {
+    const released = new Set(this.#beats.get(host.name)?.released ?? []);
+    if (released.size === 0) return [];
+    const model = this.deps.placement.model();
+    return this.deps.inventory.index
+      .children(host.id)
+      .filter(
+        (vm) =>
+          vm.kind === 'vm' &&
+          vm.status === 'present' &&
+          released.has(String(vm.facts['vm.uuid'])) &&
+          !(answering && vm.facts['power.state'] === 'running') &&
+          haOfVm(model, vm.id).protected,
+      );
+  }
+
   async #failOverReleased(
     host: ManagedObject,
     since: number,
     now: number,
     answering = false,
   ): Promise<void> {
-    const released = new Set(this.#beats.get(host.name)?.released ?? []);
-    if (released.size === 0) return;
-    // A host that answers reports its VMs as they are: one started again there since is not.
-    const stillHere = this.deps.inventory.index
-      .children(host.id)
-      .some(
-        (vm) =>
-          vm.kind === 'vm' &&
-          vm.status === 'present' &&
-          released.has(String(vm.facts['vm.uuid'])) &&
-          !(answering && vm.facts['power.state'] === 'running'),
-      );
-    if (!stillHere) return;
+    const here = this.#releasedHere(host, answering);
+    if (here.length === 0) return;
     if ((await this.store.unfinished()).some((f) => f.hostId === host.id)) return;
     const failover = await this.store.createFailover({
       hostId: host.id,
@@ -398,40 +409,35 @@ export class HaService {
       fenced: { method: 'released', at: now },
     });
     this.deps.logger.warn(
-      { host: host.name, failover: failover.id, released: [...released] },
-      'isolated host released VMs: restarting them elsewhere',
+      { host: host.name, failover: failover.id, released: here.map((vm) => vm.name) },
+      'a host released VMs: restarting them elsewhere',
     );
     await this.failovers.submit(failover);
   }
 
   /**
    * A host that answers again (isolated, or self-fenced a moment by a stall) may list VMs it turned
-   * off: those still on it and off run again elsewhere (a failover of its released VMs); those that
-   * are not on it any more are dealt with, and its agent is told to forget them.
+   * off: those still on it, off and protected run again elsewhere (a failover of its released VMs);
+   * its agent is told to forget the others (moved away, started again there, not protected).
    */
   async #settleReleased(host: ManagedObject, now: number): Promise<void> {
     const released = this.#beats.get(host.name)?.released ?? [];
     if (released.length === 0) return;
     if (now - (this.#releasedCheckedAt.get(host.id) ?? 0) < 3_000) return;
     this.#releasedCheckedAt.set(host.id, now);
-    const here = new Set(
-      this.deps.inventory.index
-        .children(host.id)
-        .filter((vm) => vm.kind === 'vm' && vm.status === 'present')
-        .map((vm) => String(vm.facts['vm.uuid'])),
-    );
-    const gone = released.filter((uuid) => !here.has(uuid));
-    if (gone.length > 0) {
+    const keep = new Set(this.#releasedHere(host, true).map((vm) => String(vm.facts['vm.uuid'])));
+    const done = released.filter((uuid) => !keep.has(uuid));
+    if (done.length > 0) {
       const agentId = host.connectionId ? this.#agentIds.get(host.connectionId) : undefined;
       const link = agentId ? this.deps.agentHub.link(agentId) : undefined;
       if (link?.connected && link.supports('clearReleased'))
         await link
-          .call('clearReleased', [gone], { timeoutMs: 2000 })
+          .call('clearReleased', [done], { timeoutMs: 2000 })
           .catch((error: unknown) =>
             this.deps.logger.warn({ err: error, host: host.name }, 'clearing released VMs failed'),
           );
     }
-    if (released.some((uuid) => here.has(uuid))) await this.#failOverReleased(host, now, now, true);
+    if (keep.size > 0) await this.#failOverReleased(host, now, now, true);
   }
 
   readonly #releasedCheckedAt = new Map<string, number>();
