@@ -33,6 +33,7 @@ import { FailoverRunner } from './failover.js';
 import { haOfHost, haOfVm } from './ha-settings.js';
 import { HaStore, type Failover, type Restart } from './ha-store.js';
 import { healthySilenceMs, HostWatch, type HostVerdict } from './host-watch.js';
+import { MovedAwayDiscards } from './moved-away.js';
 
 export type HaHostState = 'healthy' | 'suspect' | 'isolated' | 'failed' | 'unprotected';
 
@@ -87,6 +88,8 @@ export class HaService {
   #beatsAt = 0;
   /** What each agent link was last told to watch (a new link after a reconnect is told again). */
   readonly #configured = new WeakMap<AgentLink, string>();
+  /** Hosts back after a failover discard the VMs that moved away (moved-away.ts). */
+  readonly #movedAway: MovedAwayDiscards;
   #abort: AbortController | undefined;
   #loop: Promise<void> = Promise.resolve();
   readonly #options: Required<HaOptions>;
@@ -115,6 +118,7 @@ export class HaService {
       describeEveryMs: deps.options?.describeEveryMs ?? 2_000,
     };
     this.store = new HaStore(deps.store, deps.clock);
+    this.#movedAway = new MovedAwayDiscards({ ...deps, store: this.store });
     this.failovers = new FailoverRunner({
       store: this.store,
       inventory: deps.inventory,
@@ -228,6 +232,7 @@ export class HaService {
     await this.#refreshAgentIds(now);
     await this.#readHeartbeats(model, false);
     await this.#configureAgents(model);
+    await this.#movedAway.run(now, this.#agentIds);
     for (const host of model.hosts) {
       const object = host.object;
       const ha = haOfHost(model, host);
