@@ -36,8 +36,12 @@ export interface SentinelFeed {
   seq: number;
   /** The agent's process id, for the logs. */
   agentPid: number;
-  /** Kill the VMs this long after the feed was read, unless a newer one comes (≤ 0: at once). */
-  killAfterMs: number;
+  /**
+   * When to kill the VMs unless a newer feed comes, on the host's monotonic clock
+   * (monotonicMs(): the same for every process of the host, unmoved by changes of the wall clock),
+   * so a feed read late — a sentinel just started, or starved of CPU — does not kill late.
+   */
+  killAt: number;
   vms: SentinelVm[];
   /** The agent stopped on purpose or HA is off: the sentinel kills nothing and ends. */
   standDown: boolean;
@@ -71,13 +75,18 @@ export function sentinelPaths(stateDir: string): {
   };
 }
 
+/** The host's monotonic clock (CLOCK_MONOTONIC) in milliseconds: one for all its processes. */
+export function monotonicMs(): number {
+  return Number(process.hrtime.bigint() / 1_000_000n);
+}
+
 /** A process's start time (clock ticks since boot), or null when it is gone or /proc is missing. */
 export function processStartTime(pid: number): string | null {
   try {
     // "pid (comm) state ppid …": the command may hold spaces and parentheses; starttime is field 22.
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[1] === 'Z' ? null : (fields[19] ?? null);
+    return fields[0] === 'Z' ? null : (fields[19] ?? null);
   } catch {
     return null;
   }

@@ -8,6 +8,7 @@ import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../core/logger.js';
 import {
+  monotonicMs,
   processStartTime,
   readJson,
   runningSentinel,
@@ -54,13 +55,13 @@ export class HaSentinelLink implements HaSentinelControl {
   ): void {
     const listed: SentinelVm[] = vms.map((vm) => ({ ...vm, startTime: processStartTime(vm.pid) }));
     // The feed first: a sentinel started now reads it at once.
-    this.#write({ killAfterMs, vms: listed, standDown: false });
+    this.#write({ killAt: monotonicMs() + killAfterMs, vms: listed, standDown: false });
     this.#ensureRunning();
   }
 
   standDown(): void {
     if (!runningSentinel(this.#options.stateDir)) return;
-    this.#write({ killAfterMs: 0, vms: [], standDown: true });
+    this.#write({ killAt: monotonicMs(), vms: [], standDown: true });
     this.#options.logger.info('ha: the fencing sentinel stands down');
   }
 
@@ -71,7 +72,7 @@ export class HaSentinelLink implements HaSentinelControl {
     return fencing;
   }
 
-  #write(feed: Pick<SentinelFeed, 'killAfterMs' | 'vms' | 'standDown'>): void {
+  #write(feed: Pick<SentinelFeed, 'killAt' | 'vms' | 'standDown'>): void {
     this.#seq += 1;
     writeJsonAtomically(this.#paths.feed, {
       format: 1,

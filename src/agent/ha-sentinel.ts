@@ -15,6 +15,7 @@ import { existsSync, linkSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from '../core/logger.js';
 import {
+  monotonicMs,
   processStartTime,
   readJson,
   sameProcess,
@@ -29,7 +30,7 @@ import {
 /** How often the sentinel reads its feed and checks its deadline. */
 export const sentinelPollMs = 100;
 
-/** The sentinel's decisions, on a monotonic clock of its own (pure: tested alone). */
+/** The sentinel's decisions, on the host's monotonic clock (pure: tested alone). */
 export class SentinelState {
   #lastFeed: string | null = null;
   #armed: { deadline: number; vms: SentinelVm[] } | null = null;
@@ -40,8 +41,8 @@ export class SentinelState {
     return this.#standDown;
   }
 
-  /** A feed read now; answers whether it was a new one. */
-  observe(feed: SentinelFeed, now: number): boolean {
+  /** A feed read; answers whether it was a new one. */
+  observe(feed: SentinelFeed): boolean {
     const key = `${feed.boot}:${feed.seq}`;
     if (key === this.#lastFeed) return false;
     this.#lastFeed = key;
@@ -51,7 +52,7 @@ export class SentinelState {
       return true;
     }
     this.#standDown = false;
-    this.#armed = { deadline: now + feed.killAfterMs, vms: feed.vms };
+    this.#armed = { deadline: feed.killAt, vms: feed.vms };
     return true;
   }
 
@@ -111,7 +112,7 @@ function releaseSentinelRecord(stateDir: string, self: SentinelRecord): void {
 export interface SentinelOptions {
   stateDir: string;
   logger: Logger;
-  /** Monotonic milliseconds (default: performance.now). */
+  /** The host's monotonic clock in milliseconds, as the agent's feeds use it (default: monotonicMs). */
   now?: () => number;
   pollMs?: number;
   signal?: AbortSignal;
@@ -124,7 +125,7 @@ export interface SentinelOptions {
  */
 export async function runSentinel(options: SentinelOptions): Promise<void> {
   const { stateDir, logger } = options;
-  const now = options.now ?? (() => performance.now());
+  const now = options.now ?? monotonicMs;
   const pollMs = options.pollMs ?? sentinelPollMs;
   const paths = sentinelPaths(stateDir);
   const self: SentinelRecord = { pid: process.pid, startTime: processStartTime(process.pid) };
@@ -142,7 +143,7 @@ export async function runSentinel(options: SentinelOptions): Promise<void> {
       .then((text) => {
         const feed = JSON.parse(text) as SentinelFeed;
         if (feed.format !== 1 || !Array.isArray(feed.vms)) return;
-        if (state.observe(feed, now()) && feed.standDown)
+        if (state.observe(feed) && feed.standDown)
           logger.info({ agentPid: feed.agentPid }, 'ha sentinel: told to stand down');
       })
       .catch(() => undefined) // absent, or being replaced: the last feed stays armed

@@ -19,7 +19,7 @@
  * fencing sentinel run on) and start again in the same host.
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -188,16 +188,22 @@ export async function startPhysicalLab(): Promise<PhysicalLab> {
       // ends with it (with the host, when the machine is killed).
       const init = (await processesIn(host.namespace)).find((p) => namespacePid(p.pid) === 1);
       if (!init) throw new Error(`${host.name} is not running`);
-      const child = spawn(
-        'nsenter',
-        ['-t', String(init.pid), '-p', '-m', '-n', '--', ...host.agentCommand],
-        { detached: true, stdio: 'ignore' },
-      );
-      await new Promise<void>((resolve, reject) => {
-        child.once('spawn', () => resolve());
-        child.once('error', reject);
-      });
-      child.unref();
+      // Its output goes to agent.log in its state directory, for whoever reads a failure.
+      const log = openSync(join(host.stateDir, 'agent.log'), 'a');
+      try {
+        const child = spawn(
+          'nsenter',
+          ['-t', String(init.pid), '-p', '-m', '-n', '--', ...host.agentCommand],
+          { detached: true, stdio: ['ignore', log, log] },
+        );
+        await new Promise<void>((resolve, reject) => {
+          child.once('spawn', () => resolve());
+          child.once('error', reject);
+        });
+        child.unref();
+      } finally {
+        closeSync(log);
+      }
     },
     async close() {
       for (const namespace of namespaces)

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import {
+  monotonicMs,
   processStartTime,
   readJson,
   runningSentinel,
@@ -64,7 +65,7 @@ const feed = (
     boot: 'test',
     seq,
     agentPid: process.pid,
-    killAfterMs,
+    killAt: monotonicMs() + killAfterMs,
     vms,
     standDown,
   } satisfies SentinelFeed);
@@ -78,13 +79,13 @@ describe('the fencing sentinel’s decisions', () => {
     startTime: '1',
     release: false,
   });
-  const fed = (seqNo: number, killAfterMs: number, vms: SentinelVm[], standDown = false) =>
+  const fed = (seqNo: number, killAt: number, vms: SentinelVm[], standDown = false) =>
     ({
       format: 1,
       boot: 'b',
       seq: seqNo,
       agentPid: 1,
-      killAfterMs,
+      killAt,
       vms,
       standDown,
     }) satisfies SentinelFeed;
@@ -92,10 +93,10 @@ describe('the fencing sentinel’s decisions', () => {
   test('kills the last feed’s VMs once its time is up, each once; a newer feed moves the time', () => {
     const state = new SentinelState();
     assert.deepEqual(state.due(0), [], 'nothing armed before a feed');
-    assert.equal(state.observe(fed(1, 1000, [vm(10)]), 0), true);
+    assert.equal(state.observe(fed(1, 1000, [vm(10)])), true);
     assert.deepEqual(state.due(999), []);
-    assert.equal(state.observe(fed(1, 1000, [vm(10)]), 900), false, 'the same feed read again');
-    assert.equal(state.observe(fed(2, 1000, [vm(10), vm(11)]), 900), true);
+    assert.equal(state.observe(fed(1, 1000, [vm(10)])), false, 'the same feed read again');
+    assert.equal(state.observe(fed(2, 1900, [vm(10), vm(11)])), true);
     assert.deepEqual(state.due(1500), [], 'fed again in time');
     assert.deepEqual(
       state.due(1900).map((v) => v.pid),
@@ -108,8 +109,8 @@ describe('the fencing sentinel’s decisions', () => {
 
   test('a feed that says stand down disarms it', () => {
     const state = new SentinelState();
-    state.observe(fed(1, 0, [vm(10)]), 0);
-    state.observe(fed(2, 0, [], true), 0);
+    state.observe(fed(1, 0, [vm(10)]));
+    state.observe(fed(2, 0, [], true));
     assert.equal(state.standingDown, true);
     assert.deepEqual(state.due(10_000), []);
   });

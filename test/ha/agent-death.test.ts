@@ -33,7 +33,7 @@ import {
 import { until } from '../../src/testing/wait.js';
 
 const run = promisify(execFile);
-const selfFenceSeconds = 5;
+const selfFenceSeconds = 10;
 
 describe('high availability: the agent process alone dies on a host without a BMC', () => {
   let lab: PhysicalLab;
