@@ -12,6 +12,7 @@ import {
   processStartTime,
   readJson,
   runningSentinel,
+  sameProcess,
   sentinelPaths,
   writeJsonAtomically,
   type SentinelFeed,
@@ -41,8 +42,8 @@ export class HaSentinelLink implements HaSentinelControl {
   readonly #paths: ReturnType<typeof sentinelPaths>;
   readonly #boot = randomUUID();
   #seq = 0;
-  /** When it last started one (a sentinel takes a moment to write its record). */
-  #startedAt = 0;
+  /** The one it started last, while it comes up (loading takes seconds on a busy host). */
+  #starting: { pid: number; startTime: string | null } | null = null;
 
   constructor(options: HaSentinelLinkOptions) {
     this.#options = options;
@@ -83,11 +84,13 @@ export class HaSentinelLink implements HaSentinelControl {
     } satisfies SentinelFeed);
   }
 
-  /** Starts a sentinel unless one runs (or one was started a moment ago and is still coming up). */
+  /** Starts a sentinel unless one runs (or the one it started is still coming up). */
   #ensureRunning(): void {
-    if (runningSentinel(this.#options.stateDir)) return;
-    if (Date.now() - this.#startedAt < 5_000 && this.#startedAt > 0) return;
-    this.#startedAt = Date.now();
+    if (runningSentinel(this.#options.stateDir)) {
+      this.#starting = null;
+      return;
+    }
+    if (this.#starting && sameProcess(this.#starting.pid, this.#starting.startTime)) return;
     mkdirSync(this.#paths.dir, { recursive: true, mode: 0o700 });
     const log = openSync(this.#paths.log, 'a', 0o600);
     try {
@@ -100,6 +103,8 @@ export class HaSentinelLink implements HaSentinelControl {
         this.#options.logger.error({ err: error }, 'ha: the fencing sentinel did not start'),
       );
       child.unref();
+      this.#starting =
+        child.pid === undefined ? null : { pid: child.pid, startTime: processStartTime(child.pid) };
       this.#options.logger.info({ pid: child.pid }, 'ha: started the fencing sentinel');
     } finally {
       closeSync(log);
