@@ -23,7 +23,10 @@ import {
 /** What the watchdog asks of a sentinel (ha-watchdog.ts; a fake in unit tests). */
 export interface HaSentinelControl {
   /** Arms it: kill these QEMUs `killAfterMs` from now unless fed again. */
-  feed(killAfterMs: number, vms: Array<{ name: string; uuid: string | null; pid: number; release: boolean }>): void;
+  feed(
+    killAfterMs: number,
+    vms: Array<{ name: string; uuid: string | null; pid: number; release: boolean }>,
+  ): void;
   /** The agent stops on purpose, or HA is off: kill nothing, end. */
   standDown(): void;
   /** What it killed since last asked (removed once taken), or null. */

@@ -103,8 +103,15 @@ describe('the fencing sentinel’s decisions', () => {
       [10, 11],
     );
     assert.deepEqual(state.due(2500), [], 'killed once');
-    assert.equal(state.done(2500, () => false), true, 'nothing left to guard');
-    assert.equal(state.done(2500, () => true), false);
+    assert.equal(
+      state.done(2500, () => false),
+      true,
+      'nothing left to guard',
+    );
+    assert.equal(
+      state.done(2500, () => true),
+      false,
+    );
   });
 
   test('a feed that says stand down disarms it', () => {
@@ -140,10 +147,7 @@ describe('the fencing sentinel on real processes', () => {
       );
       assert.ok(processAlive(other), 'an unlisted process lives');
       const fencing = readJson<SentinelFencing>(sentinelPaths(stateDir).fenced);
-      assert.deepEqual(
-        fencing?.vms.map((v) => v.pid).sort(),
-        [a, b].sort(),
-      );
+      assert.deepEqual(fencing?.vms.map((v) => v.pid).sort(), [a, b].sort());
       assert.ok(typeof fencing?.fencedAt === 'number');
       // Its work done (nothing it guarded runs), it leaves, and its record with it.
       await sentinel;

@@ -342,7 +342,10 @@ describe('the HA watchdog', () => {
     assert.ok(sentinel.feeds.slice(fed).every((f) => f.at + f.killAfterMs <= deadline));
     // While the agent lives, it fences first.
     while (vms.calls.length === 0) await seconds(1, false);
-    assert.ok(clock.now() < deadline, `fenced itself at ${clock.now()}, the sentinel at ${deadline}`);
+    assert.ok(
+      clock.now() < deadline,
+      `fenced itself at ${clock.now()}, the sentinel at ${deadline}`,
+    );
     await seconds(1, false);
     assert.deepEqual(sentinel.feeds.at(-1)!.pids, [], 'nothing left to guard');
     assert.equal(sentinel.standDowns, 0);
@@ -364,7 +367,10 @@ describe('the HA watchdog', () => {
 
     const back = setUp({
       kept: { settings: settings(), released: [], fencedAt: null },
-      vms: [{ ...vm(1), pid: null }, { ...vm(2), pid: null }],
+      vms: [
+        { ...vm(1), pid: null },
+        { ...vm(2), pid: null },
+      ],
       sentinel: (c) => {
         sentinel = new FakeSentinel(c);
         sentinel.fencing = {

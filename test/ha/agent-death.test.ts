@@ -15,7 +15,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
-import { readJson, sentinelPaths, type SentinelFencing } from '../../src/agent/ha-sentinel-files.js';
+import {
+  readJson,
+  sentinelPaths,
+  type SentinelFencing,
+} from '../../src/agent/ha-sentinel-files.js';
 import {
   ok,
   startTestServer,
@@ -234,7 +238,7 @@ describe('high availability: the agent process alone dies on a host without a BM
     assert.equal((await qemus())['ad-a']!.length, 1);
     await lab.killAgent(physical['ad-a']!);
     const samples: Array<Record<string, number[]>> = [];
-    let failover: ApiAnswer | undefined;
+    let failover: ApiAnswer;
     // Every moment until it runs on ad-b: at most one QEMU of it across the hosts.
     await until(
       'the VM running on ad-b after a failover',
@@ -253,8 +257,8 @@ describe('high availability: the agent process alone dies on a host without a BM
     const goneAt = samples.findIndex((sample) => sample['ad-a']!.length === 0);
     const arrivedAt = samples.findIndex((sample) => sample['ad-b']!.length === 1);
     assert.ok(goneAt >= 0 && goneAt < arrivedAt, 'killed on ad-a before it started on ad-b');
-    assert.equal(failover!.fenceMethod, 'self-fence');
-    const restart = (failover!.restarts as ApiAnswer[]).find((r) => r.vmId === vmId)!;
+    assert.equal(failover.fenceMethod, 'self-fence');
+    const restart = (failover.restarts as ApiAnswer[]).find((r) => r.vmId === vmId)!;
     assert.deepEqual([restart.state, restart.toHostName], ['running', 'ad-b']);
     // The sentinel did it, and kept a record for the agent.
     const fencing = readJson<SentinelFencing>(sentinelPaths(physical['ad-a']!.stateDir).fenced);
