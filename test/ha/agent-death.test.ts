@@ -277,7 +277,7 @@ describe('high availability: the agent process alone dies on a host without a BM
     assert.ok(await diskMarked(), 'its disk, with what was written on it, under it on ad-b');
   });
 
-  test('the agent comes back: it reports what its sentinel killed as released, discards the VM that moved away, and the VM runs on ad-b only', async () => {
+  test('the agent comes back: it takes what its sentinel did, discards the VM that moved away, and the VM runs on ad-b only', async () => {
     await lab.startAgent(physical['ad-a']!);
     await connected('ad-a');
     const definitions = join(physical['ad-a']!.stateDir, 'qemu', 'vms');
