@@ -1,19 +1,22 @@
 /**
  * The agent's answers to the high-availability calls of the channel (protocol 1.2): configure its
  * watchdog, read the storage heartbeats of a root it shares with other hosts (how the control
- * plane reads a failed host's heartbeat), and forget VMs it released.
+ * plane reads a failed host's heartbeat), and forget VMs it released; and (1.3) discard what is
+ * left of VMs that moved away while it was gone.
  */
 import { resolve } from 'node:path';
 import { ZenithError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import type { QemuDriver } from '../hypervisors/qemu/qemu-driver.js';
 import type { CallHandlers } from '../protocols/agent-channel/dispatcher.js';
 import { readHeartbeatDir } from '../protocols/ha-heartbeat.js';
 import type { HaWatchdog } from './ha-watchdog.js';
 
-export type HaMethod = 'configureHa' | 'readHaHeartbeats' | 'clearReleased';
+export type HaMethod = 'configureHa' | 'readHaHeartbeats' | 'clearReleased' | 'discardMovedVms';
 
 export function haCallHandlers(
   watchdog: HaWatchdog,
+  driver: QemuDriver,
   storageRoots: string[],
   logger: Logger,
 ): Pick<CallHandlers, HaMethod> {
@@ -36,5 +39,13 @@ export function haCallHandlers(
       return heartbeats;
     },
     clearReleased: async ([uuids]) => watchdog.clearReleased(uuids),
+    discardMovedVms: async ([uuids]) => {
+      const result = await driver.discardMovedAway(uuids);
+      for (const { uuid, reason } of result.kept)
+        logger.error({ uuid, reason }, 'ha: a VM that moved away is still here; kept');
+      // Dealt with: released no more.
+      watchdog.clearReleased(result.discarded);
+      return result;
+    },
   };
 }

@@ -13,6 +13,7 @@ import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
 import type { QemuDriver } from '../hypervisors/qemu/qemu-driver.js';
 import { heartbeatPath, readHeartbeatFile, writeHeartbeatFile } from '../protocols/ha-heartbeat.js';
+import { HaSentinelLink } from './ha-sentinel-link.js';
 import {
   HaWatchdog,
   type HaPersistedState,
@@ -69,6 +70,8 @@ export async function startHaWatchdog(options: {
   driver: QemuDriver;
   stateDir: string;
   storageRoots: string[];
+  /** The command that runs `zenith agent-sentinel` (none: no fencing sentinel). */
+  sentinelCommand?: string[] | undefined;
   clock: Clock;
   logger: Logger;
 }): Promise<HaWatchdog> {
@@ -81,6 +84,15 @@ export async function startHaWatchdog(options: {
     state: haStateFile(options.stateDir),
     clock: options.clock,
     logger: options.logger,
+    ...(options.sentinelCommand
+      ? {
+          sentinel: new HaSentinelLink({
+            stateDir: options.stateDir,
+            command: options.sentinelCommand,
+            logger: options.logger,
+          }),
+        }
+      : {}),
   });
   watchdog.start();
   return watchdog;

@@ -24,6 +24,7 @@ import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
 import type { HaAgentSettings } from '../protocols/agent-channel/ha-values.js';
 import type { HaHeartbeat } from '../protocols/ha-heartbeat.js';
+import type { HaSentinelControl } from './ha-sentinel-link.js';
 
 /** A VM of this host as the watchdog sees it. */
 export interface HaLocalVm {
@@ -75,6 +76,12 @@ export interface HaWatchdogOptions {
   state: HaStateFile;
   clock: Clock;
   logger: Logger;
+  /**
+   * The host's fencing sentinel, a process that outlives the agent (ha-sentinel.ts): fed every
+   * beat, it kills the QEMUs if the agent dies and nothing feeds it before the self-fencing
+   * deadline. None: nothing fences while the agent process is gone.
+   */
+  sentinel?: HaSentinelControl;
 }
 
 export interface HaWatchdogStatus {
@@ -93,6 +100,12 @@ export const defaultHeartbeatMs = 1000;
 const defaultShutdownSeconds = 30;
 /** The channel is down once the control plane has not been heard for this many heartbeats. */
 export const channelSilenceBeats = 3;
+/**
+ * How long before the control plane's self-fencing wait ends (selfFenceSeconds + one heartbeat
+ * after the later of the agent's last word and its last heartbeat) the sentinel kills: more than
+ * twice its poll (100 ms: reading the feed, checking the deadline) and the kill itself.
+ */
+export const sentinelGuardMs = 400;
 
 export class HaWatchdog {
   readonly bootId = randomUUID();
@@ -132,21 +145,36 @@ export class HaWatchdog {
   /** Takes up the settings kept in the state directory: a restarted agent watches at once. */
   start(): void {
     const kept = this.#options.state.load();
-    if (!kept) return;
-    this.#settings = kept.settings;
-    for (const uuid of kept.released) this.#released.add(uuid);
-    this.#fencedAt = kept.fencedAt;
-    if (kept.settings.enabled) {
+    if (kept) {
+      this.#settings = kept.settings;
+      for (const uuid of kept.released) this.#released.add(uuid);
+      this.#fencedAt = kept.fencedAt;
+    }
+    // What a sentinel killed while the agent was away: released, whatever the settings are now.
+    this.#takeSentinelFencing();
+    if (kept?.settings.enabled) {
       this.#options.logger.info({ settings: kept.settings }, 'ha: watching (kept settings)');
       this.#startLoop(true);
-    }
+    } else this.#standDownSentinel();
   }
 
+  /**
+   * Stops watching. With HA off, or no VM left to guard, the sentinel stands down. With HA on and
+   * VMs running it stays armed: the control plane cannot tell a deliberate stop from a death, and
+   * restarts the VMs elsewhere once the lease deadline passes — so they must be gone by then, unless
+   * an agent (this one, restarted) feeds the sentinel again in time.
+   */
   async stop(): Promise<void> {
     const loop = this.#loop;
     this.#loop = undefined;
     loop?.controller.abort();
     await loop?.done;
+    if (this.#settings?.enabled && this.#guarded > 0)
+      this.#options.logger.warn(
+        { vms: this.#guarded },
+        'ha: stopping with HA on: the fencing sentinel stays armed; start the agent again within selfFenceSeconds, or its VMs are killed and restarted elsewhere',
+      );
+    else this.#standDownSentinel();
   }
 
   configure(settings: HaAgentSettings): {
@@ -235,8 +263,25 @@ export class HaWatchdog {
     if (restarted) await this.#recall(signal);
     while (!signal.aborted) {
       this.#tick();
-      await this.#options.clock.sleep(this.heartbeatMs, signal).catch(() => undefined);
+      await this.#options.clock.sleep(this.#untilNextBeat(), signal).catch(() => undefined);
     }
+  }
+
+  /**
+   * A heartbeat, or less when self-fencing falls due before the next beat: the watchdog fences
+   * when it is due, not up to a beat later (the fencing sentinel acts shortly after).
+   */
+  #untilNextBeat(): number {
+    const settings = this.#settings;
+    const beat = this.heartbeatMs;
+    if (!settings?.enabled || this.#lastHeard === null) return beat;
+    const fenceMs = settings.selfFenceSeconds * 1000;
+    const dueAt = Math.max(
+      this.#lastHeard + Math.max(fenceMs, channelSilenceBeats * beat),
+      this.#lastWritten === null ? -Infinity : this.#lastWritten + fenceMs,
+    );
+    const wait = dueAt - this.#options.clock.now();
+    return wait > 0 && wait < beat ? wait : beat;
   }
 
   /**
@@ -301,6 +346,8 @@ export class HaWatchdog {
       log.warn({ lastHeard: this.#downSince }, 'ha: the control plane is not heard');
     }
     const vms = this.#options.vms.vms();
+    this.#takeSentinelFencing();
+    this.#feedSentinel(vms, settings, now);
     if (!up) {
       const downMs = now - this.#downSince!;
       const fenceMs = settings.selfFenceSeconds * 1000;
@@ -438,6 +485,9 @@ export class HaWatchdog {
             this.#options.logger.info('ha: the storage heartbeat is written again');
           this.#storageFailing = false;
           this.#lastWritten = Math.max(this.#lastWritten ?? 0, now);
+          // At once, not a beat later: a restarted agent's first heartbeat moves the deadline.
+          if (this.#loop && this.#settings?.enabled)
+            this.#feedSentinel(vms, this.#settings, this.#options.clock.now());
         } else if (!this.#storageFailing) {
           this.#storageFailing = true;
           this.#options.logger.warn({ failed }, 'ha: the storage heartbeat cannot be written');
@@ -449,6 +499,75 @@ export class HaWatchdog {
       .catch((error: unknown) =>
         this.#options.logger.error({ err: error }, 'ha: the heartbeat went wrong'),
       );
+  }
+
+  /**
+   * Arms the sentinel until just before the control plane may restart the VMs: it waits
+   * selfFenceSeconds + one heartbeat after the later of the agent's last word and its last
+   * heartbeat, so the sentinel kills sentinelGuardMs before that, counted from the later of the
+   * channel last heard and the last heartbeat written. That is after this watchdog's own
+   * self-fencing (selfFenceSeconds after the same moment): while the agent lives it fences
+   * itself; the sentinel acts when it is gone. A restarted agent that has not heard the control
+   * plane nor written a heartbeat yet does not push the deadline back.
+   */
+  #feedSentinel(vms: HaLocalVm[], settings: HaAgentSettings, now: number): void {
+    const sentinel = this.#options.sentinel;
+    if (!sentinel) return;
+    const contact = Math.max(this.#lastHeard ?? now, this.#lastWritten ?? -Infinity);
+    const killAfterMs =
+      contact + settings.selfFenceSeconds * 1000 + this.heartbeatMs - sentinelGuardMs - now;
+    this.#guarded = vms.filter((vm) => vm.pid !== null).length;
+    try {
+      sentinel.feed(
+        killAfterMs,
+        vms.flatMap((vm) =>
+          vm.pid === null
+            ? []
+            : [
+                {
+                  name: vm.name,
+                  uuid: vm.uuid,
+                  pid: vm.pid,
+                  release: vm.uuid !== null && !vm.transient,
+                },
+              ],
+        ),
+      );
+    } catch (error) {
+      this.#options.logger.error({ err: error }, 'ha: the fencing sentinel could not be fed');
+    }
+  }
+
+  /** How many running VMs the sentinel was last fed. */
+  #guarded = 0;
+
+  #standDownSentinel(): void {
+    try {
+      this.#options.sentinel?.standDown();
+    } catch (error) {
+      this.#options.logger.error({ err: error }, 'ha: the fencing sentinel could not stand down');
+    }
+  }
+
+  /** VMs the sentinel killed (the agent was gone): released, as self-fencing would have. */
+  #takeSentinelFencing(): void {
+    let fencing;
+    try {
+      fencing = this.#options.sentinel?.takeFenced();
+    } catch (error) {
+      this.#options.logger.error({ err: error }, 'ha: what the fencing sentinel did is unreadable');
+      return;
+    }
+    if (!fencing) return;
+    for (const vm of fencing.vms) {
+      if (vm.release && vm.uuid !== null) this.#released.add(vm.uuid);
+      this.#options.logger.error(
+        { vm: vm.name, uuid: vm.uuid, pid: vm.pid, fencedAt: fencing.fencedAt },
+        'ha: the fencing sentinel killed a VM while the agent was away',
+      );
+    }
+    this.#fencedAt = Math.max(this.#fencedAt ?? 0, fencing.fencedAt);
+    this.#persist();
   }
 
   #persist(): void {

@@ -63,6 +63,11 @@ export interface HostAgentOptions {
   migrationAddress?: string | undefined;
   heartbeatMs?: number;
   /**
+   * The command that runs `zenith agent-sentinel` on this host, the fencing sentinel that kills
+   * the VMs should the agent die (ha-sentinel.ts). None: no sentinel (an agent inside a test).
+   */
+  sentinelCommand?: string[] | undefined;
+  /**
    * The channel protocol version to speak (default: this build's, or ZENITH_AGENT_PROTOCOL):
    * an older minor answers the methods it lacks as an agent of that version would, for testing
    * compatibility with a real agent process.
@@ -208,7 +213,7 @@ export class HostAgent {
       const ha = this.#ha!;
       const callHandlers = {
         ...qemuCallHandlers(driver),
-        ...haCallHandlers(ha, this.#options.storageRoots, this.#options.logger),
+        ...haCallHandlers(ha, driver, this.#options.storageRoots, this.#options.logger),
       };
       let unwatch: (() => void) | undefined;
       let heartbeat: NodeJS.Timeout | undefined;

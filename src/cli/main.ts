@@ -3,7 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerAccess } from './commands/access.js';
 import { registerAccounting } from './commands/accounting.js';
-import { registerAgent } from './commands/agent.js';
+import { registerAgent, registerAgentSentinel } from './commands/agent.js';
 import { registerAgents } from './commands/agents.js';
 import { registerAudit } from './commands/audit.js';
 import { registerBindings } from './commands/bindings.js';
@@ -46,6 +46,7 @@ const program = new Command('zenith')
 for (const register of [
   registerServe,
   registerAgent,
+  registerAgentSentinel,
   registerAgents,
   registerLogin,
   registerLogout,

@@ -12,16 +12,24 @@
  * on the first boot with a one-time token and reconnects with its
  * certificate on the next ones. Needs root (ip netns, veth, bridges). The
  * machine is `ip netns exec NS unshare --pid --fork --kill-child --mount-proc
- * zenith agent …`: `unshare --net=FILE` does not join FILE's namespace, it
- * makes a new one and mounts it over FILE.
+ * bash -c INIT zenith agent …`: `unshare --net=FILE` does not join FILE's
+ * namespace, it makes a new one and mounts it over FILE. The namespace's
+ * first process is a small init (bash, which reaps orphans as an init must),
+ * not the agent: as on a real host, the agent alone may die (its QEMUs, its
+ * fencing sentinel run on) and start again in the same host.
  */
-import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 const zenithBin = join(import.meta.dirname, '../../bin/zenith.js');
+/**
+ * The host's init: runs the agent, then waits forever, reaping every process that ends (bash
+ * reaps any child on SIGCHLD, the orphans a dead agent leaves included).
+ */
+const hostInit = '"$@" & while :; do sleep 1 & wait $!; done';
 
 export interface PhysicalHost {
   name: string;
@@ -33,8 +41,10 @@ export interface PhysicalHost {
   /** The bridge's end of its veth: down is its control network cut. */
   veth: string;
   stateDir: string;
-  /** The command the BMC runs to "boot" the machine (the agent in its namespaces). */
+  /** The command the BMC runs to "boot" the machine (an init and the agent in its namespaces). */
   machineCommand: string[];
+  /** The agent's own command line (what the init starts). */
+  agentCommand: string[];
 }
 
 export interface PhysicalLab {
@@ -58,6 +68,10 @@ export interface PhysicalLab {
   processes(host: PhysicalHost): Promise<Array<{ pid: number; command: string }>>;
   /** Crashes the host: SIGKILL to everything in its namespaces, at once. */
   crash(host: PhysicalHost): Promise<void>;
+  /** SIGKILL to the host's agent process only (its QEMUs and anything else run on); its pids. */
+  killAgent(host: PhysicalHost): Promise<number[]>;
+  /** Starts the agent again in the running host's namespaces (after killAgent). */
+  startAgent(host: PhysicalHost): Promise<void>;
   /** Removes every namespace and the bridge (kill the machines first). */
   close(): Promise<void>;
 }
@@ -102,16 +116,7 @@ export async function startPhysicalLab(): Promise<PhysicalLab> {
       mkdirSync(stateDir, { recursive: true });
       // `ip netns exec` joins the namespace (and execs, keeping the process id the BMC kills);
       // `unshare --net=FILE` would not join it but make a new one and mount it over FILE.
-      const machineCommand = [
-        'ip',
-        'netns',
-        'exec',
-        namespace,
-        'unshare',
-        '--pid',
-        '--fork',
-        '--kill-child',
-        '--mount-proc',
+      const agentCommand = [
         process.execPath,
         zenithBin,
         'agent',
@@ -129,7 +134,32 @@ export async function startPhysicalLab(): Promise<PhysicalLab> {
         '--host-name',
         name,
       ];
-      return { name, namespace, address, mac, veth: outside, stateDir, machineCommand };
+      const machineCommand = [
+        'ip',
+        'netns',
+        'exec',
+        namespace,
+        'unshare',
+        '--pid',
+        '--fork',
+        '--kill-child',
+        '--mount-proc',
+        'bash',
+        '-c',
+        hostInit,
+        'zenith-host',
+        ...agentCommand,
+      ];
+      return {
+        name,
+        namespace,
+        address,
+        mac,
+        veth: outside,
+        stateDir,
+        machineCommand,
+        agentCommand,
+      };
     },
     async cutNetwork(host) {
       await ip('link', 'set', host.veth, 'down');
@@ -146,6 +176,33 @@ export async function startPhysicalLab(): Promise<PhysicalLab> {
         } catch {
           // Gone already: its namespace's init took it along.
         }
+      }
+    },
+    async killAgent(host) {
+      const agents = (await processesIn(host.namespace)).filter((p) => isAgent(p.command));
+      for (const { pid } of agents) process.kill(pid, 'SIGKILL');
+      return agents.map((p) => p.pid);
+    },
+    async startAgent(host) {
+      // Into the namespaces of the host's init (its first process), as a child of nsenter, which
+      // ends with it (with the host, when the machine is killed).
+      const init = (await processesIn(host.namespace)).find((p) => namespacePid(p.pid) === 1);
+      if (!init) throw new Error(`${host.name} is not running`);
+      // Its output goes to agent.log in its state directory, for whoever reads a failure.
+      const log = openSync(join(host.stateDir, 'agent.log'), 'a');
+      try {
+        const child = spawn(
+          'nsenter',
+          ['-t', String(init.pid), '-p', '-m', '-n', '--', ...host.agentCommand],
+          { detached: true, stdio: ['ignore', log, log] },
+        );
+        await new Promise<void>((resolve, reject) => {
+          child.once('spawn', () => resolve());
+          child.once('error', reject);
+        });
+        child.unref();
+      } finally {
+        closeSync(log);
       }
     },
     async close() {
@@ -170,6 +227,21 @@ async function processesIn(namespace: string): Promise<Array<{ pid: number; comm
         return [];
       }
     });
+}
+
+/** The agent's own process (`zenith agent …`), not its sentinel's (`zenith agent-sentinel …`). */
+function isAgent(command: string): boolean {
+  return command.startsWith(`${process.execPath} ${zenithBin} agent `);
+}
+
+/** A process's id inside its own PID namespace (the last of /proc/PID/status's NSpid). */
+function namespacePid(pid: number): number | null {
+  try {
+    const line = /^NSpid:\s+(.+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return line ? Number(line.trim().split(/\s+/).at(-1)) : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Waits until the bridge forwards through the host's port (an agent's first connection may not fail). */

@@ -11,6 +11,7 @@ import { describe, test } from 'node:test';
 import { ManualClock } from '../../src/core/clock.js';
 import {
   HaWatchdog,
+  sentinelGuardMs,
   type HaLocalVm,
   type HaPersistedState,
   type HaVmControl,
@@ -18,6 +19,8 @@ import {
 } from '../../src/agent/ha-watchdog.js';
 import type { HaAgentSettings } from '../../src/protocols/agent-channel/ha-values.js';
 import type { HaHeartbeat } from '../../src/protocols/ha-heartbeat.js';
+import type { SentinelFencing } from '../../src/agent/ha-sentinel-files.js';
+import type { HaSentinelControl } from '../../src/agent/ha-sentinel-link.js';
 import { captureLogs } from '../../src/testing/log-capture.js';
 
 class FakeVms implements HaVmControl {
@@ -75,7 +78,36 @@ const settings = (changes: Partial<HaAgentSettings> = {}): HaAgentSettings => ({
   ...changes,
 });
 
-function setUp(options: { vms?: HaLocalVm[]; kept?: HaPersistedState; storage?: FakeStorage }) {
+/** The sentinel as the watchdog sees it: what it was fed, and when it would kill. */
+class FakeSentinel implements HaSentinelControl {
+  readonly feeds: Array<{ at: number; killAfterMs: number; pids: number[] }> = [];
+  standDowns = 0;
+  fencing: SentinelFencing | null = null;
+  constructor(private readonly clock: ManualClock) {}
+  feed(killAfterMs: number, vms: Array<{ pid: number }>): void {
+    this.feeds.push({ at: this.clock.now(), killAfterMs, pids: vms.map((v) => v.pid) });
+  }
+  standDown(): void {
+    this.standDowns += 1;
+  }
+  takeFenced(): SentinelFencing | null {
+    const fencing = this.fencing;
+    this.fencing = null;
+    return fencing;
+  }
+  /** When it would kill, as last fed. */
+  get deadline(): number {
+    const last = this.feeds.at(-1)!;
+    return last.at + last.killAfterMs;
+  }
+}
+
+function setUp(options: {
+  vms?: HaLocalVm[];
+  kept?: HaPersistedState;
+  storage?: FakeStorage;
+  sentinel?: (clock: ManualClock) => HaSentinelControl;
+}) {
   const clock = new ManualClock();
   const vms = new FakeVms(options.vms ?? [vm(1), vm(2)]);
   const storage = options.storage ?? new FakeStorage();
@@ -89,6 +121,7 @@ function setUp(options: { vms?: HaLocalVm[]; kept?: HaPersistedState; storage?: 
     state: { load: () => kept, save: (state) => (kept = structuredClone(state)) },
     clock,
     logger: logs.logger,
+    ...(options.sentinel ? { sentinel: options.sentinel(clock) } : {}),
   });
   /** Moves time on a second at a time; the control plane answers each second while `heard`. */
   const seconds = async (n: number, heard: boolean) => {
@@ -313,5 +346,92 @@ describe('the HA watchdog', () => {
     await late.seconds(1, false);
     assert.deepEqual(late.vms.calls, ['kill 1001', 'kill 1002']);
     await late.watchdog.stop();
+  });
+  test('feeds its fencing sentinel every beat: the running QEMUs, due a heartbeat less a guard after selfFenceSeconds past the last contact — after its own self-fencing', async () => {
+    let sentinel!: FakeSentinel;
+    const { watchdog, clock, vms, storage, seconds } = setUp({
+      sentinel: (c) => (sentinel = new FakeSentinel(c)),
+    });
+    watchdog.channelOpened();
+    watchdog.configure(settings({ isolationResponse: 'leave-running', selfFenceSeconds: 10 }));
+    await seconds(3, true);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(sentinel.feeds.at(-1)!.pids, [1001, 1002]);
+    // The last heartbeat was written now: the control plane restarts nothing before now + 11 s.
+    assert.equal(sentinel.deadline, clock.now() + 10_000 + 1000 - sentinelGuardMs);
+    // Cut off from both: the deadline stays where the last contact put it, however often fed.
+    storage.broken = true;
+    const deadline = sentinel.deadline;
+    const fed = sentinel.feeds.length;
+    await seconds(5, false);
+    assert.ok(sentinel.feeds.length > fed);
+    assert.ok(sentinel.feeds.slice(fed).every((f) => f.at + f.killAfterMs <= deadline));
+    // While the agent lives, it fences first.
+    while (vms.calls.length === 0) await seconds(1, false);
+    assert.ok(
+      clock.now() < deadline,
+      `fenced itself at ${clock.now()}, the sentinel at ${deadline}`,
+    );
+    await seconds(1, false);
+    assert.deepEqual(sentinel.feeds.at(-1)!.pids, [], 'nothing left to guard');
+    assert.equal(sentinel.standDowns, 0);
+    await watchdog.stop();
+    assert.equal(sentinel.standDowns, 1, 'a deliberate stop stands it down');
+  });
+
+  test('a deliberate stop with HA on and VMs running leaves the fencing sentinel armed (the control plane cannot tell it from a death)', async () => {
+    let sentinel!: FakeSentinel;
+    const { watchdog, seconds } = setUp({
+      sentinel: (c) => (sentinel = new FakeSentinel(c)),
+    });
+    watchdog.channelOpened();
+    watchdog.configure(settings({ selfFenceSeconds: 10 }));
+    await seconds(3, true);
+    await new Promise((resolve) => setImmediate(resolve));
+    const armed = sentinel.deadline;
+    await watchdog.stop();
+    assert.equal(sentinel.standDowns, 0, 'still armed');
+    assert.equal(sentinel.deadline, armed, 'the deadline the last feed set');
+  });
+
+  test('the fencing sentinel stands down when HA is off; what it killed while the agent was away is released in the heartbeat', async () => {
+    let sentinel!: FakeSentinel;
+    const off = setUp({ sentinel: (c) => (sentinel = new FakeSentinel(c)) });
+    off.watchdog.start();
+    assert.equal(sentinel.standDowns, 1, 'not configured: stands down at once');
+    off.watchdog.configure(settings());
+    off.watchdog.channelOpened();
+    await off.seconds(2, true);
+    off.watchdog.configure(settings({ enabled: false }));
+    await off.seconds(1, true);
+    assert.equal(sentinel.standDowns, 2, 'HA turned off');
+
+    const back = setUp({
+      kept: { settings: settings(), released: [], fencedAt: null },
+      vms: [
+        { ...vm(1), pid: null },
+        { ...vm(2), pid: null },
+      ],
+      sentinel: (c) => {
+        sentinel = new FakeSentinel(c);
+        sentinel.fencing = {
+          fencedAt: 5000,
+          vms: [
+            { name: 'vm-1', uuid: 'uuid-1', pid: 1001, release: true },
+            { name: 'vm-2', uuid: 'uuid-2', pid: 1002, release: false },
+          ],
+        };
+        return sentinel;
+      },
+    });
+    back.watchdog.start();
+    assert.deepEqual(back.watchdog.status().released, ['uuid-1'], 'not half of a migration');
+    assert.equal(back.watchdog.status().fencedAt, 5000);
+    assert.deepEqual(back.kept()!.released, ['uuid-1'], 'kept across restarts');
+    back.watchdog.channelOpened();
+    await back.seconds(2, true);
+    assert.deepEqual(back.heartbeat()!.released, ['uuid-1']);
+    assert.equal(back.heartbeat()!.fencedAt, 5000);
+    await back.watchdog.stop();
   });
 });

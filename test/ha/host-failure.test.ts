@@ -9,7 +9,7 @@
  * descriptions — higher priority first — with their ids; their location history says failover.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -400,7 +400,20 @@ describe('high availability: a crashed host’s VMs run again on another host', 
     const items = (JSON.parse(vms.stdout) as { items: ApiAnswer[] }).items;
     assert.ok(items.some((vm) => vm.name === 'db' && vm.priority === 'highest'));
   });
-  test('the fenced host comes back: it runs none of the VMs that moved away, and they are not listed twice', async () => {
+  test('the fenced host comes back: it runs none of the VMs that moved away, discards what is left of them (their disks stay), and they are not listed twice', async () => {
+    // What ha-a still holds of the VMs while it is off: their definitions, in its state directory.
+    const definitions = join(physical['ha-a']!.stateDir, 'qemu', 'vms');
+    const staleDefinitions = () =>
+      readdirSync(definitions).flatMap((id) => {
+        const file = join(definitions, id, 'vm.json');
+        if (!existsSync(file)) return [];
+        const record = JSON.parse(readFileSync(file, 'utf8')) as {
+          spec: { name: string; disks: Array<{ file: string }> };
+        };
+        return [{ name: record.spec.name, disks: record.spec.disks.map((d) => d.file) }];
+      });
+    const stale = staleDefinitions();
+    assert.deepEqual(stale.map((d) => d.name).sort(), ['db', 'web']);
     const power = ok(
       await s.request('POST', '/hosts/ha-a/power', { token: admin, body: { action: 'on' } }),
       202,
@@ -423,6 +436,21 @@ describe('high availability: a crashed host’s VMs run again on another host', 
     }
     const events = ((await get('/events?limit=1000')).items as ApiAnswer[]).map((e) => e.type);
     assert.ok(events.includes('ha.hostRecovered'), events.join(' '));
+    // Told what moved away, its agent removes their definitions, never their disks.
+    await until(
+      "ha-a's stale definitions discarded",
+      async () => (staleDefinitions().length === 0 ? true : undefined),
+      30_000,
+      250,
+    );
+    for (const file of stale.flatMap((d) => d.disks))
+      assert.ok(existsSync(file), `${file} stays: the VM runs elsewhere on it`);
+    for (const name of ['web', 'db']) {
+      const [vm] = (await get(`/vms?filter=name=${name}`)).items as ApiAnswer[];
+      assert.equal(vm.facts['power.state'], 'running', `${name} runs on`);
+      assert.notEqual(vm.computed['location.hostName'], 'ha-a');
+    }
+    assert.equal((await consoleTicks(s, admin, vmIds.web!, 2)).length, 2, 'web runs on');
   });
   test('a host whose BMC does not answer, cut off while its storage lease goes on, restarts nothing; once its lease has stopped past the self-fencing deadline, its VMs run elsewhere', async (t) => {
     const created = await s.waitForTask(

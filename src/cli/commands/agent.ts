@@ -72,6 +72,13 @@ export function registerAgent(program: Command): void {
           accelerator: options.accelerator as 'auto' | 'kvm' | 'tcg',
           hostName: options.hostName,
           migrationAddress: options.migrationAddress,
+          // The fencing sentinel runs through this same entry (the node flags and script it was run with).
+          sentinelCommand: [
+            process.execPath,
+            ...process.execArgv,
+            ...(process.argv[1] ? [process.argv[1]] : []),
+            'agent-sentinel',
+          ],
           clock: systemClock,
           logger,
         });
@@ -89,4 +96,22 @@ export function registerAgent(program: Command): void {
         await agent.run();
       },
     );
+}
+
+/**
+ * `zenith agent-sentinel --state-dir DIR`, hidden: the host's fencing sentinel, started and fed by
+ * the agent of that state directory (src/agent/ha-sentinel.ts). Not for people to run.
+ */
+export function registerAgentSentinel(program: Command): void {
+  program
+    .command('agent-sentinel', { hidden: true })
+    .description("The agent's fencing sentinel (started by the agent)")
+    .requiredOption('--state-dir <dir>', "the agent's state directory")
+    .action(async (options: { stateDir: string }) => {
+      const { runSentinel } = await import('../../agent/ha-sentinel.js');
+      const { createLogger } = await import('../../core/logger.js');
+      const logger = createLogger();
+      reportUnhandledRejectionsTo(logger);
+      await runSentinel({ stateDir: resolve(options.stateDir), logger });
+    });
 }

@@ -660,6 +660,41 @@ export class QemuDriver implements HypervisorDriver {
     for (const vm of this.#vms.values()) if (vm.pid === pid) vm.expectStop('fenced');
   }
 
+  /**
+   * Removes this host's stale definitions of VMs that high availability restarted on another host
+   * while this one was away (by UUID): the definition and its directory, its run files (QMP,
+   * console and VNC sockets, pid file), its taps. Never a disk nor a disk claim: the VM runs
+   * elsewhere with those very disks, claimed for its UUID. A definition whose QEMU runs here, or
+   * half of a migration, is kept and said why: that is for an operator, not for clean-up.
+   */
+  async discardMovedAway(
+    uuids: string[],
+  ): Promise<{ discarded: string[]; kept: Array<{ uuid: string; reason: string }> }> {
+    const wanted = new Set(uuids);
+    const discarded: string[] = [];
+    const kept: Array<{ uuid: string; reason: string }> = [];
+    for (const vm of [...this.#vms.values()]) {
+      const uuid = vm.record.spec.uuid;
+      if (uuid === undefined || !wanted.has(uuid)) continue;
+      if (vm.incoming || vm.outgoing || vm.departed || vm.record.incoming || vm.record.outgoing) {
+        kept.push({ uuid, reason: 'a migration of it is under way' });
+        continue;
+      }
+      if (vm.pid !== null || vm.power !== 'stopped') {
+        kept.push({ uuid, reason: `it is ${vm.power} here` });
+        continue;
+      }
+      await vm.releaseNetwork();
+      this.#forget(vm, false);
+      discarded.push(uuid);
+      this.#options.logger.warn(
+        { vm: vm.record.spec.name, id: vm.id, uuid },
+        'discarded the definition of a VM that runs on another host now (its disks stay)',
+      );
+    }
+    return { discarded, kept };
+  }
+
   /** The serial console's unix socket of a running VM (for the console relay). */
   serialSocket(id: string): string {
     return this.#vm(id).paths.serialSocket;

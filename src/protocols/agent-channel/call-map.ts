@@ -38,6 +38,7 @@ interface CallSpec<Args extends TSchema, Result extends TSchema> {
 const v1_0: ProtocolVersion = { major: 1, minor: 0 };
 const v1_1: ProtocolVersion = { major: 1, minor: 1 };
 const v1_2: ProtocolVersion = { major: 1, minor: 2 };
+const v1_3: ProtocolVersion = { major: 1, minor: 3 };
 
 function call<Args extends TSchema, Result extends TSchema>(
   since: ProtocolVersion,
@@ -97,6 +98,19 @@ export const agentCalls = {
   readHaHeartbeats: call(v1_2, Type.Tuple([Type.String()]), Type.Array(HaHeartbeat)),
   /** Forgets released VMs (by UUID) once the control plane has dealt with them; answers the rest. */
   clearReleased: call(v1_2, Type.Tuple([Type.Array(Type.String())]), Type.Array(Type.String())),
+  /**
+   * VMs (by UUID) that high availability restarted on another host while this one was away: the
+   * agent removes what is left of them here (definition, run files), never their disks. Answers
+   * what it removed, and what it kept and why (running here, a migration of it under way).
+   */
+  discardMovedVms: call(
+    v1_3,
+    Type.Tuple([Type.Array(Type.String())]),
+    Type.Object({
+      discarded: Type.Array(Type.String()),
+      kept: Type.Array(Type.Object({ uuid: Type.String(), reason: Type.String() })),
+    }),
+  ),
 };
 
 export type AgentMethod = keyof typeof agentCalls;

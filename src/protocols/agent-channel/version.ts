@@ -17,9 +17,10 @@ export interface ProtocolVersion {
  * What this build speaks. 1.0: the channel as it was before it carried a version (driver calls,
  * live migration, consoles, renewal). 1.1: describeVm and runVm (the portable-VM facet), NIC MACs
  * in migration packages. 1.2: configureHa, readHaHeartbeats and clearReleased (the agent's side of
- * high availability: storage heartbeat, isolation response, self-fencing).
+ * high availability: storage heartbeat, isolation response, self-fencing). 1.3: discardMovedVms (a
+ * host back after a failover removes what is left of the VMs that moved away).
  */
-export const channelProtocol: ProtocolVersion = { major: 1, minor: 2 };
+export const channelProtocol: ProtocolVersion = { major: 1, minor: 3 };
 
 /** Agents from before the handshake carried a version speak 1.0. */
 export const unversioned: ProtocolVersion = { major: 1, minor: 0 };

@@ -37,6 +37,7 @@ import type { IsolationResponse } from '../policy/policy-document.js';
 import { haOfHost, haOfVm } from './ha-settings.js';
 import { HaStore, type Failover, type Restart } from './ha-store.js';
 import { healthySilenceMs, HostWatch, type HostVerdict } from './host-watch.js';
+import { MovedAwayDiscards } from './moved-away.js';
 import { isVsphereHost, vsphereHaOfHost, vsphereRestartPriority } from './vsphere-ha.js';
 
 export type HaHostState =
@@ -95,6 +96,8 @@ export class HaService {
   #beatsAt = 0;
   /** What each agent link was last told to watch (a new link after a reconnect is told again). */
   readonly #configured = new WeakMap<AgentLink, string>();
+  /** Hosts back after a failover discard the VMs that moved away (moved-away.ts). */
+  readonly #movedAway: MovedAwayDiscards;
   #abort: AbortController | undefined;
   #loop: Promise<void> = Promise.resolve();
   readonly #options: Required<HaOptions>;
@@ -123,6 +126,7 @@ export class HaService {
       describeEveryMs: deps.options?.describeEveryMs ?? 2_000,
     };
     this.store = new HaStore(deps.store, deps.clock);
+    this.#movedAway = new MovedAwayDiscards({ ...deps, store: this.store });
     this.failovers = new FailoverRunner({
       store: this.store,
       inventory: deps.inventory,
@@ -251,6 +255,7 @@ export class HaService {
     await this.#refreshAgentIds(now);
     await this.#readHeartbeats(model, false);
     await this.#configureAgents(model);
+    await this.#movedAway.run(now, this.#agentIds);
     for (const host of model.hosts) {
       const object = host.object;
       const ha = haOfHost(model, host);

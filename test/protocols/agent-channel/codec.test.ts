@@ -168,7 +168,7 @@ describe('agent channel codec', () => {
       coded('AGENT_CHANNEL_PROTOCOL_ERROR'),
     );
     // Every method says when it came: 1.0 for the channel as it was, 1.1 for the portable-VM calls,
-    // 1.2 for high availability's.
+    // 1.2 for high availability's, 1.3 for the discard of VMs that moved away.
     assert.deepEqual(
       agentMethods.filter((m) => agentCalls[m].since.minor === 1),
       ['describeVm', 'runVm'],
@@ -176,6 +176,10 @@ describe('agent channel codec', () => {
     assert.deepEqual(
       agentMethods.filter((m) => agentCalls[m].since.minor === 2),
       ['configureHa', 'readHaHeartbeats', 'clearReleased'],
+    );
+    assert.deepEqual(
+      agentMethods.filter((m) => agentCalls[m].since.minor === 3),
+      ['discardMovedVms'],
     );
   });
 });
