@@ -540,7 +540,10 @@ describe('high availability: a crashed host’s VMs run again on another host', 
         },
         90_000,
         250,
-      );
+      ).catch(async (error: unknown) => {
+        const state = JSON.stringify({ failovers: await failoversOfA(), ha: await get('/ha') });
+        throw new Error(`${(error as Error).message}: ${state}`);
+      });
       assert.equal(failover.fenceMethod, 'self-fence', 'its BMC never confirmed anything');
       const restart = (failover.restarts as ApiAnswer[]).find((r) => r.vmId === queueId)!;
       assert.equal(restart.state, 'running', JSON.stringify(restart));

@@ -158,7 +158,7 @@ export class HaService {
           );
           return watch.lastStorageAdvance !== before;
         },
-        answering: (hostId) => this.#verdicts.get(hostId)?.state === 'healthy',
+        answering: (hostId) => this.#answering(hostId),
         released: (hostId) => {
           const host = this.deps.inventory.index.get(hostId);
           return host ? (this.#beats.get(host.name)?.released ?? []) : [];
@@ -228,6 +228,7 @@ export class HaService {
     this.#abort?.abort();
     await this.#loop;
     await this.#describing;
+    await this.#agentCalls;
   }
 
   async #identity(): Promise<Actor> {
@@ -254,8 +255,19 @@ export class HaService {
     const model = placement.model();
     await this.#refreshAgentIds(now);
     await this.#readHeartbeats(model, false);
-    await this.#configureAgents(model);
-    await this.#movedAway.run(now, this.#agentIds);
+    // Calls to agents beside the loop, one round at a time: an agent cut off right then answers
+    // only at the call's deadline, and the verdicts must not wait for it.
+    if (!this.#agentCalls)
+      this.#agentCalls = (async () => {
+        await this.#configureAgents(model);
+        await this.#movedAway.run(now, this.#agentIds, (hostId) => this.#answering(hostId));
+      })()
+        .catch((error: unknown) =>
+          this.deps.logger.warn({ err: error }, 'high availability calls to agents failed'),
+        )
+        .finally(() => {
+          this.#agentCalls = undefined;
+        });
     for (const host of model.hosts) {
       const object = host.object;
       const ha = haOfHost(model, host);
@@ -292,6 +304,14 @@ export class HaService {
 
   /** The round of descriptions under way, if any. */
   #describing: Promise<void> | undefined;
+
+  /** The round of configuration and discard calls to agents under way, if any. */
+  #agentCalls: Promise<void> | undefined;
+
+  /** Whether the detector last judged the host healthy (it answers on its channel). */
+  #answering(hostId: string): boolean {
+    return this.#verdicts.get(hostId)?.state === 'healthy';
+  }
 
   #anyEnabled(): boolean {
     const index = this.deps.policies.index;

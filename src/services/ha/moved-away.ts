@@ -25,7 +25,11 @@ export class MovedAwayDiscards {
   ) {}
 
   /** Every few seconds: tells each connected agent host the VMs that moved away from it. */
-  async run(now: number, agentIds: ReadonlyMap<string, string>): Promise<void> {
+  async run(
+    now: number,
+    agentIds: ReadonlyMap<string, string>,
+    answering: (hostId: string) => boolean,
+  ): Promise<void> {
     if (now - this.#lastRun < 3_000) return;
     this.#lastRun = now;
     const { index } = this.deps.inventory;
@@ -45,7 +49,9 @@ export class MovedAwayDiscards {
         );
       entry.uuids.add(uuid);
     }
-    for (const { connectionId, name, uuids } of byHost.values()) {
+    for (const [hostId, { connectionId, name, uuids }] of byHost) {
+      // Only a host the detector hears now: one cut off would hold the call to its deadline.
+      if (!answering(hostId)) continue;
       const agentId = agentIds.get(connectionId);
       const link = agentId ? this.deps.agentHub.link(agentId) : undefined;
       if (!link?.connected || !link.supports('discardMovedVms')) continue;
