@@ -413,7 +413,7 @@ describe('high availability: a crashed host’s VMs run again on another host', 
         return [{ name: record.spec.name, disks: record.spec.disks.map((d) => d.file) }];
       });
     const stale = staleDefinitions();
-    assert.deepEqual(stale.map((d) => d.name).sort(), ['db', 'web']);
+    assert.deepEqual(stale.map((d) => d.name).sort(), ['cache', 'db', 'web']);
     const power = ok(
       await s.request('POST', '/hosts/ha-a/power', { token: admin, body: { action: 'on' } }),
       202,
@@ -445,7 +445,7 @@ describe('high availability: a crashed host’s VMs run again on another host', 
     );
     for (const file of stale.flatMap((d) => d.disks))
       assert.ok(existsSync(file), `${file} stays: the VM runs elsewhere on it`);
-    for (const name of ['web', 'db']) {
+    for (const name of ['web', 'db', 'cache']) {
       const [vm] = (await get(`/vms?filter=name=${name}`)).items as ApiAnswer[];
       assert.equal(vm.facts['power.state'], 'running', `${name} runs on`);
       assert.notEqual(vm.computed['location.hostName'], 'ha-a');
