@@ -55,6 +55,8 @@ export interface LeaseView {
   released(hostId: string): string[];
   /** Whether the host answers on its channel now (its VMs as reported are as they are). */
   answering(hostId: string): boolean;
+  /** Whether the detector judges the host other than healthy now (suspect, isolated, failed). */
+  unwell(hostId: string): boolean;
 }
 
 /** The agent writes its heartbeat this often: a write in flight when we last read is allowed for. */
@@ -492,11 +494,14 @@ export class FailoverRunner {
       if (!found) return null;
       // It runs again from its description: no migration from its (dead) connection.
       const slot = { ...found, fromDescription: true };
-      const failed = model.hostById.get(failover.hostId);
-      return placeVm(model, slot, {
-        explain: false,
-        ...(failed ? { exclude: new Set([failed.index]) } : {}),
-      });
+      // Not the failed host, nor one the detector does not hear now: a host cut off may still
+      // look connected, and a VM sent there would wait for its answer.
+      const exclude = new Set(
+        model.hosts
+          .filter((host) => host.id === failover.hostId || this.deps.lease.unwell(host.id))
+          .map((host) => host.index),
+      );
+      return placeVm(model, slot, { explain: false, exclude });
     };
     const decision = attempt(false);
     if (decision?.chosen) {

@@ -159,6 +159,10 @@ export class HaService {
           return watch.lastStorageAdvance !== before;
         },
         answering: (hostId) => this.#answering(hostId),
+        unwell: (hostId) => {
+          const verdict = this.#verdicts.get(hostId);
+          return verdict !== undefined && verdict.state !== 'healthy';
+        },
         released: (hostId) => {
           const host = this.deps.inventory.index.get(hostId);
           return host ? (this.#beats.get(host.name)?.released ?? []) : [];
