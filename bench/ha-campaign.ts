@@ -5,7 +5,7 @@
  * The lab (src/testing/ha-lab.ts): `zenith serve` as a real process, four hosts that are each a
  * `zenith agent` in its own PID and network namespace with a shared storage directory, two of them
  * behind BMCs (Zenith's Redfish service simulator, a simulator of our own), HA on with detection
- * 3 s and self-fencing 10 s (the default), tiny TCG guests (64 MiB); half of them leave running when their host
+ * 3 s and self-fencing 10 s (the default), tiny TCG guests (128 MiB); half of them leave running when their host
  * is cut off, half are powered off by its agent (isolation response).
  *
  * Faults, each at a random moment (while a live migration runs, half of the time):

@@ -56,7 +56,7 @@ export interface HaLab {
   task(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<ApiAnswer>;
   /** Waits until the host's agent is connected. */
   connected(name: string, timeoutMs?: number): Promise<void>;
-  /** Creates and starts a tiny guest on the host; its id. */
+  /** Creates and starts a tiny guest on the host (128 MiB: with 64 the cloud kernel may reset in a loop); its id. */
   runVm(name: string, hostId: string, memoryMiB?: number): Promise<string>;
   /** Every QEMU process across the hosts, with the VM UUID on its command line. */
   qemus(): Promise<QemuProcess[]>;
@@ -221,7 +221,7 @@ export async function startHaLab(options: HaLabOptions): Promise<HaLab> {
     ok,
     task,
     connected,
-    async runVm(name, hostId, memoryMiB = 64) {
+    async runVm(name, hostId, memoryMiB = 128) {
       const created = await task('POST', '/vms', {
         name,
         hostId,
