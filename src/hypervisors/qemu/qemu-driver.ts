@@ -131,6 +131,7 @@ export class QemuDriver implements HypervisorDriver {
       requireFreeName: (name) => this.#requireFreeName(name),
       newVmId: () => newId('vm', this.#options.clock.now()).replace('vm_', 'q'),
       forget: (vm, removeDisks) => this.#forget(vm, removeDisks),
+      discardMovedAway: (uuids) => this.discardMovedAway(uuids),
     };
     this.#migrations = new QemuMigrations(this.#qemuHost);
     this.facets = {

@@ -38,4 +38,11 @@ export interface QemuHost {
   newVmId(): string;
   /** Removes the VM from this host (QEMU must have ended); its disks too when asked. */
   forget(vm: QemuVm, removeDisks: boolean): void;
+  /**
+   * Removes the stopped definitions of these VMs (by UUID), never their disks; one that runs here
+   * or is half of a migration is kept, with why.
+   */
+  discardMovedAway(
+    uuids: string[],
+  ): Promise<{ discarded: string[]; kept: Array<{ uuid: string; reason: string }> }>;
 }

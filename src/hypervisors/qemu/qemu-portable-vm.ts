@@ -130,14 +130,18 @@ export class QemuPortableVms implements PortableVmFacet {
             ...(desc.boot.cmdline !== undefined ? { cmdline: desc.boot.cmdline } : {}),
           }
         : { kind: 'disk' };
-    this.host.requireFreeName(desc.name);
-    const twin = [...this.host.all()].find((vm) => vm.record.spec.uuid === desc.uuid);
-    if (twin)
+    // A stopped definition of this very VM (its UUID) is a copy left from an earlier stay here —
+    // it failed over away and comes back, or a start here whose answer was lost never ran: it
+    // goes (never its disks: they are the description's) and the VM is defined anew. One that
+    // runs here, or is half of a migration, is the VM itself: refused.
+    const { kept } = await this.host.discardMovedAway([desc.uuid]);
+    if (kept.length > 0)
       throw new ZenithError(
         'ZEN_CONFLICT',
-        `a VM with UUID ${desc.uuid} is on this host already (${twin.record.spec.name})`,
+        `a VM with UUID ${desc.uuid} is on this host already (${kept[0]!.reason})`,
         { uuid: desc.uuid },
       );
+    this.host.requireFreeName(desc.name);
     const owner = { uuid: desc.uuid, name: desc.name };
     const checked: Array<{ spec: QemuDiskSpec; backing: string[] }> = [];
     for (const [index, file] of files.entries()) {

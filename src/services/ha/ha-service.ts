@@ -11,13 +11,11 @@
  * nothing restarts (its agent applies the isolation response). After the control plane starts,
  * no host is declared failed before the grace period (the hosts report first).
  */
-import { existsSync } from 'node:fs';
 import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../core/logger.js';
 import { facetOf } from '../../hypervisors/driver.js';
 import type { AgentLink } from '../../protocols/agent-channel/agent-link.js';
 import type { HaAgentSettings } from '../../protocols/agent-channel/ha-values.js';
-import { readHeartbeatDir, type HaHeartbeat } from '../../protocols/ha-heartbeat.js';
 import type { Store } from '../../store/store.js';
 import type { AgentHub } from '../agents/agent-hub.js';
 import type { Actor, AuditService } from '../audit/audit-service.js';
@@ -34,9 +32,10 @@ import type { PolicyService } from '../policy/policy-service.js';
 import type { TaskService } from '../tasks/task-service.js';
 import { FailoverRunner } from './failover.js';
 import type { IsolationResponse } from '../policy/policy-document.js';
-import { haOfHost, haOfVm } from './ha-settings.js';
+import { HaPolicyFlag, haOfHost, haOfVm } from './ha-settings.js';
 import { HaStore, type Failover, type Restart } from './ha-store.js';
-import { healthySilenceMs, HostWatch, type HostVerdict } from './host-watch.js';
+import { HeartbeatReader } from './heartbeat-reader.js';
+import { HostWatch, type HostVerdict } from './host-watch.js';
 import { MovedAwayDiscards } from './moved-away.js';
 import { isVsphereHost, vsphereHaOfHost, vsphereRestartPriority } from './vsphere-ha.js';
 
@@ -86,14 +85,13 @@ export class HaService {
   readonly #verdicts = new Map<string, HostVerdict>();
   /** connection id → agent id (agent connections only). */
   #agentIds = new Map<string, string>();
+  readonly #heartbeats: HeartbeatReader;
   #agentIdsAt = 0;
   #actor: Actor = { id: 'system', kind: 'system', name: haIdentityName };
   #startedAt = 0;
   #lastDescribe = 0;
   #lastRetry = 0;
   /** The storage heartbeats last read, by host name (the highest counter over its roots). */
-  #beats = new Map<string, HaHeartbeat>();
-  #beatsAt = 0;
   /** What each agent link was last told to watch (a new link after a reconnect is told again). */
   readonly #configured = new WeakMap<AgentLink, string>();
   /** Hosts back after a failover discard the VMs that moved away (moved-away.ts). */
@@ -126,6 +124,7 @@ export class HaService {
       describeEveryMs: deps.options?.describeEveryMs ?? 2_000,
     };
     this.store = new HaStore(deps.store, deps.clock);
+    this.#heartbeats = new HeartbeatReader(deps);
     this.#movedAway = new MovedAwayDiscards({ ...deps, store: this.store });
     this.failovers = new FailoverRunner({
       store: this.store,
@@ -146,13 +145,13 @@ export class HaService {
           const watch = this.#watches.get(hostId);
           if (!host || !watch) return false;
           const before = watch.lastStorageAdvance;
-          await this.#readHeartbeats(this.deps.placement.model(), true);
+          await this.#heartbeats.read(this.deps.placement.model(), this.#agentIds, true);
           watch.observe(
             this.deps.clock.now(),
             {
               channelSilentMs: null,
-              storageCounter: this.#beats.get(host.name)?.counter ?? null,
-              storageReadAt: this.#beatsReadAt,
+              storageCounter: this.#heartbeats.of(host.name)?.counter ?? null,
+              storageReadAt: this.#heartbeats.readAt,
             },
             0,
           );
@@ -165,7 +164,7 @@ export class HaService {
         },
         released: (hostId) => {
           const host = this.deps.inventory.index.get(hostId);
-          return host ? (this.#beats.get(host.name)?.released ?? []) : [];
+          return host ? (this.#heartbeats.of(host.name)?.released ?? []) : [];
         },
       },
     });
@@ -258,7 +257,7 @@ export class HaService {
     if (!this.#anyEnabled()) return;
     const model = placement.model();
     await this.#refreshAgentIds(now);
-    await this.#readHeartbeats(model, false);
+    await this.#heartbeats.read(model, this.#agentIds, false);
     // Calls to agents beside the loop, one round at a time: an agent cut off right then answers
     // only at the call's deadline, and the verdicts must not wait for it.
     if (!this.#agentCalls)
@@ -283,10 +282,14 @@ export class HaService {
       let watch = this.#watches.get(host.id);
       if (!watch) this.#watches.set(host.id, (watch = new HostWatch(this.#startedAt)));
       const silent = this.#silentMs(channel);
-      const counter = this.#beats.get(object.name)?.counter ?? null;
+      const counter = this.#heartbeats.of(object.name)?.counter ?? null;
       const verdict = watch.observe(
         now,
-        { channelSilentMs: silent, storageCounter: counter, storageReadAt: this.#beatsReadAt },
+        {
+          channelSilentMs: silent,
+          storageCounter: counter,
+          storageReadAt: this.#heartbeats.readAt,
+        },
         ha.detectionMs,
       );
       await this.#transition(model, object, this.#verdicts.get(host.id), verdict, now);
@@ -317,13 +320,10 @@ export class HaService {
     return this.#verdicts.get(hostId)?.state === 'healthy';
   }
 
+  readonly #haOn = new HaPolicyFlag((ha) => ha.enabled === true);
+
   #anyEnabled(): boolean {
-    const index = this.deps.policies.index;
-    const enables = (policy: { settings: { ha?: { enabled?: boolean } } }) =>
-      policy.settings.ha?.enabled === true;
-    if (index.global.some(enables)) return true;
-    for (const policies of index.byScopeId.values()) if (policies.some(enables)) return true;
-    return false;
+    return this.#haOn.of(this.deps.policies.index);
   }
 
   async #transition(
@@ -407,7 +407,7 @@ export class HaService {
    * they are; one cut off reports nothing new, and its agent said they are gone).
    */
   #releasedHere(host: ManagedObject, answering: boolean): ManagedObject[] {
-    const released = new Set(this.#beats.get(host.name)?.released ?? []);
+    const released = new Set(this.#heartbeats.of(host.name)?.released ?? []);
     if (released.size === 0) return [];
     const model = this.deps.placement.model();
     return this.deps.inventory.index
@@ -450,7 +450,7 @@ export class HaService {
    * its agent is told to forget the others (moved away, started again there, not protected).
    */
   async #settleReleased(host: ManagedObject, now: number): Promise<void> {
-    const released = this.#beats.get(host.name)?.released ?? [];
+    const released = this.#heartbeats.of(host.name)?.released ?? [];
     if (released.length === 0) return;
     if (now - (this.#releasedCheckedAt.get(host.id) ?? 0) < 3_000) return;
     this.#releasedCheckedAt.set(host.id, now);
@@ -549,77 +549,6 @@ export class HaService {
       } catch (error) {
         this.deps.logger.warn({ err: error, vm: vm.name }, 'describing a protected VM failed');
       }
-    }
-  }
-
-  /**
-   * Every HA host's storage heartbeat, read once per second: each storage root the HA hosts use is
-   * read through a live agent that has it (readHaHeartbeats), or where the control plane itself
-   * sees it. One read per root serves every host writing there.
-   */
-  async #readHeartbeats(model: PlacementModel, force: boolean): Promise<void> {
-    const now = this.deps.clock.now();
-    if (!force && now - this.#beatsAt < 1000) return;
-    this.#beatsAt = now;
-    const roots = new Map<string, string[]>(); // root → agents that have it and answer
-    for (const host of model.hosts) {
-      if (!haOfHost(model, host).enabled) continue;
-      const hostRoots = host.object.facts['storage.roots'];
-      if (!Array.isArray(hostRoots)) continue;
-      const agentId = host.connectionId ? this.#agentIds.get(host.connectionId) : undefined;
-      const silent = agentId ? this.deps.agentHub.silentMs(agentId) : null;
-      for (const root of hostRoots) {
-        if (typeof root !== 'string') continue;
-        const readers = roots.get(root) ?? [];
-        if (agentId && silent !== null && silent < healthySilenceMs) readers.push(agentId);
-        roots.set(root, readers);
-      }
-    }
-    const beats = new Map<string, HaHeartbeat>();
-    await Promise.all(
-      [...roots].map(async ([root, readers]) => {
-        for (const found of await this.#readRoot(root, readers))
-          if ((beats.get(found.host)?.counter ?? -1) < found.counter) beats.set(found.host, found);
-      }),
-    );
-    this.#beats = beats;
-    this.#beatsReadAt = this.deps.clock.now();
-  }
-
-  /** When the heartbeats were last read through (null: never). */
-  #beatsReadAt: number | null = null;
-
-  async #readRoot(root: string, readers: string[]): Promise<HaHeartbeat[]> {
-    // The two peers heard most recently are asked at once, the first answer taken: one that is
-    // being cut off right now must not hold the reading (and so the verdicts) back.
-    const peers = readers
-      .filter((agentId) => this.deps.agentHub.link(agentId)?.supports('readHaHeartbeats'))
-      .sort(
-        (a, b) =>
-          (this.deps.agentHub.silentMs(a) ?? Infinity) -
-          (this.deps.agentHub.silentMs(b) ?? Infinity),
-      )
-      .slice(0, 2);
-    if (peers.length > 0) {
-      try {
-        return await Promise.any(
-          peers.map((agentId) =>
-            this.deps.agentHub.link(agentId)!.call('readHaHeartbeats', [root], { timeoutMs: 1000 }),
-          ),
-        );
-      } catch (error) {
-        this.deps.logger.debug({ err: error, root }, 'no peer could read the heartbeats');
-      }
-    }
-    if (!existsSync(root)) return [];
-    try {
-      const { heartbeats, invalid } = await readHeartbeatDir(root);
-      for (const bad of invalid)
-        this.deps.logger.warn({ root, ...bad }, 'a storage heartbeat file is not valid');
-      return heartbeats;
-    } catch (error) {
-      this.deps.logger.warn({ err: error, root }, 'reading storage heartbeats failed');
-      return [];
     }
   }
 
@@ -723,9 +652,9 @@ export class HaService {
       const ha = haOfHost(model, host);
       const channel = this.#channelOf(host.connectionId);
       const verdict = this.#verdicts.get(host.id);
-      const beat = this.#beats.get(host.name);
+      const beat = this.#heartbeats.of(host.name);
       const storage = beat
-        ? { counter: beat.counter, writtenAt: beat.writtenAt, readAt: this.#beatsAt }
+        ? { counter: beat.counter, writtenAt: beat.writtenAt, readAt: this.#heartbeats.startedAt }
         : null;
       const fencing =
         typeof host.object.computed['machine.id'] === 'string'

@@ -4,6 +4,7 @@
  * then the VM's resource group and the VM itself), with Zenith's defaults for what none sets.
  */
 import type { PlacementModel } from '../placement/placement-model.js';
+import type { PolicyIndex } from '../policy/policy-service.js';
 import type { HostSlot } from '../placement/slots.js';
 import {
   mergeSettings,
@@ -96,4 +97,27 @@ export function haOfVm(model: PlacementModel, vmId: string | null, host?: HostSl
     ...(home?.policies ?? []),
   ];
   return leftToVsphere(effectiveHa(mergeSettings(policies).ha), home);
+}
+
+/**
+ * Whether any policy's `ha` settings pass a test (HA or VM monitoring on somewhere): what the
+ * loops ask each tick before doing anything, worked out again only when the policies change.
+ */
+export class HaPolicyFlag {
+  #version = -1;
+  #value = false;
+
+  constructor(private readonly test: (ha: HaSettings) => boolean) {}
+
+  of(index: PolicyIndex): boolean {
+    if (index.version !== this.#version) {
+      const passes = (policy: { settings: { ha?: HaSettings } }) =>
+        policy.settings.ha !== undefined && this.test(policy.settings.ha);
+      this.#value =
+        index.global.some(passes) ||
+        [...index.byScopeId.values()].some((policies) => policies.some(passes));
+      this.#version = index.version;
+    }
+    return this.#value;
+  }
 }

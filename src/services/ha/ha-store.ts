@@ -253,17 +253,27 @@ export class HaStore {
     return rows.map(restartOf);
   }
 
-  /** Every VM a failover ran elsewhere, with the host it left (latest first). */
-  async movedAway(): Promise<Array<{ vmId: string; hostId: string }>> {
-    const rows = await this.store.db
+  /** Every VM a failover ran elsewhere, with the host it left; only from these hosts if given. */
+  async movedAway(hostIds?: string[]): Promise<Array<{ vmId: string; hostId: string }>> {
+    if (hostIds?.length === 0) return [];
+    let query = this.store.db
       .selectFrom('ha_restarts')
       .innerJoin('ha_failovers', 'ha_failovers.id', 'ha_restarts.failover_id')
       .select(['ha_restarts.vm_id as vmId', 'ha_failovers.host_id as hostId'])
-      .where('ha_restarts.state', '=', 'running')
-      .orderBy('ha_failovers.detected_at', 'desc')
-      .execute();
-    return rows;
+      .where('ha_restarts.state', '=', 'running');
+    if (hostIds) query = query.where('ha_failovers.host_id', 'in', hostIds);
+    return query.execute();
   }
+
+  /**
+   * Counts the restarts this process saw reach `running`: what moved away from a host changes only
+   * then (a reader compares it with the count it last acted on instead of reading again).
+   */
+  get restartsRun(): number {
+    return this.#restartsRun;
+  }
+
+  #restartsRun = 0;
 
   /** Records the VMs a failover restarts (once: a resumed failover keeps what it had). */
   async addRestarts(
@@ -315,5 +325,6 @@ export class HaStore {
       .where('failover_id', '=', failoverId)
       .where('vm_id', '=', vmId)
       .execute();
+    if (patch.state === 'running') this.#restartsRun += 1;
   }
 }

@@ -12,7 +12,8 @@ import type { InventoryService } from '../inventory/inventory-service.js';
 import type { HaStore } from './ha-store.js';
 
 export class MovedAwayDiscards {
-  readonly #told = new WeakMap<AgentLink, string>();
+  /** Per channel: the list it was told, and the restart count it was told at. */
+  readonly #told = new WeakMap<AgentLink, { list: string; restartsRun: number }>();
   #lastRun = 0;
 
   constructor(
@@ -24,7 +25,10 @@ export class MovedAwayDiscards {
     },
   ) {}
 
-  /** Every few seconds: tells each connected agent host the VMs that moved away from it. */
+  /**
+   * Every few seconds: tells each agent host the detector hears the VMs that moved away from it —
+   * read only for hosts on a channel not told yet, or told before the latest restart ran.
+   */
   async run(
     now: number,
     agentIds: ReadonlyMap<string, string>,
@@ -33,36 +37,41 @@ export class MovedAwayDiscards {
     if (now - this.#lastRun < 3_000) return;
     this.#lastRun = now;
     const { index } = this.deps.inventory;
-    const byHost = new Map<string, { connectionId: string; name: string; uuids: Set<string> }>();
-    for (const { vmId, hostId } of await this.deps.store.movedAway()) {
-      const host = index.get(hostId);
+    const restartsRun = this.deps.store.restartsRun;
+    const due = new Map<string, { link: AgentLink; connectionId: string; name: string }>();
+    for (const host of index.ofKind('host')) {
+      // Only a host the detector hears now: one cut off would hold the call to its deadline.
+      if (!host.connectionId || !answering(host.id)) continue;
+      const agentId = agentIds.get(host.connectionId);
+      const link = agentId ? this.deps.agentHub.link(agentId) : undefined;
+      if (!link?.connected || !link.supports('discardMovedVms')) continue;
+      if (this.#told.get(link)?.restartsRun === restartsRun) continue;
+      due.set(host.id, { link, connectionId: host.connectionId, name: host.name });
+    }
+    if (due.size === 0) return;
+    const uuidsOf = new Map<string, Set<string>>();
+    for (const { vmId, hostId } of await this.deps.store.movedAway([...due.keys()])) {
       const vm = index.get(vmId);
       const uuid = vm?.facts['vm.uuid'];
       // A VM that came back to that host (moved there again) is its own there now.
-      if (!host?.connectionId || !vm || vm.connectionId === host.connectionId) continue;
+      if (!vm || vm.connectionId === due.get(hostId)!.connectionId) continue;
       if (typeof uuid !== 'string') continue;
-      let entry = byHost.get(hostId);
-      if (!entry)
-        byHost.set(
-          hostId,
-          (entry = { connectionId: host.connectionId, name: host.name, uuids: new Set() }),
-        );
-      entry.uuids.add(uuid);
+      const uuids = uuidsOf.get(hostId) ?? new Set<string>();
+      uuids.add(uuid);
+      uuidsOf.set(hostId, uuids);
     }
-    for (const [hostId, { connectionId, name, uuids }] of byHost) {
-      // Only a host the detector hears now: one cut off would hold the call to its deadline.
-      if (!answering(hostId)) continue;
-      const agentId = agentIds.get(connectionId);
-      const link = agentId ? this.deps.agentHub.link(agentId) : undefined;
-      if (!link?.connected || !link.supports('discardMovedVms')) continue;
-      const list = [...uuids].sort();
+    for (const [hostId, { link, name }] of due) {
+      const list = [...(uuidsOf.get(hostId) ?? [])].sort();
       const wanted = list.join(',');
-      if (this.#told.get(link) === wanted) continue;
+      if (list.length === 0 || this.#told.get(link)?.list === wanted) {
+        this.#told.set(link, { list: wanted, restartsRun });
+        continue;
+      }
       try {
         const { discarded, kept } = await link.call('discardMovedVms', [list], {
           timeoutMs: 10_000,
         });
-        this.#told.set(link, wanted);
+        this.#told.set(link, { list: wanted, restartsRun });
         if (discarded.length > 0)
           this.deps.logger.info(
             { host: name, discarded },

@@ -24,7 +24,7 @@ import type { PolicyService } from '../policy/policy-service.js';
 import type { TaskService } from '../tasks/task-service.js';
 import type { VmActionService } from '../vms/vm-actions.js';
 import type { HaService } from './ha-service.js';
-import { haOfVm } from './ha-settings.js';
+import { HaPolicyFlag, haOfVm } from './ha-settings.js';
 import { VmMonitorStore, type MonitorRestart } from './vm-monitor-store.js';
 
 /** The causes VM monitoring restarts; every other stop is somebody's wish. */
@@ -242,12 +242,9 @@ export class VmMonitor {
     return ids;
   }
 
+  readonly #monitoringOn = new HaPolicyFlag((ha) => ha.vmMonitoring?.enabled === true);
+
   #anyEnabled(): boolean {
-    const index = this.deps.policies.index;
-    const enables = (policy: { settings: { ha?: { vmMonitoring?: { enabled?: boolean } } } }) =>
-      policy.settings.ha?.vmMonitoring?.enabled === true;
-    if (index.global.some(enables)) return true;
-    for (const policies of index.byScopeId.values()) if (policies.some(enables)) return true;
-    return false;
+    return this.#monitoringOn.of(this.deps.policies.index);
   }
 }

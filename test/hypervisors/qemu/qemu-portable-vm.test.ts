@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -176,15 +176,30 @@ describe('a QEMU VM described on one host and run on another (real QEMU, TCG)', 
       },
       'ZEN_INVALID_STATE',
     );
-    // The same VM twice on one host, by name or by UUID.
-    await refuses(description, 'ZEN_CONFLICT');
-    await refuses({ ...description, name: 'renamed' }, 'ZEN_CONFLICT');
     // Another VM's disk is never this one's.
     await refuses(elsewhere, 'ZEN_DISK_IN_USE');
+    // The same VM twice on one host while it runs there, by name or by UUID.
+    const [stale] = await vmsOf(hostB);
+    await hostB.startVm(stale!.externalId, context);
+    await refuses(description, 'ZEN_CONFLICT');
+    await refuses({ ...description, name: 'renamed' }, 'ZEN_CONFLICT');
+    await refuses({ ...elsewhere, name: 'wanderer' }, 'ZEN_CONFLICT');
     assert.deepEqual(
-      (await vmsOf(hostB)).map((vm) => vm.name),
-      ['wanderer'],
-      'nothing else was defined',
+      (await vmsOf(hostB)).map((vm) => [vm.name, vm.externalId, vm.powerState]),
+      [['wanderer', stale!.externalId, 'running']],
+      'nothing else was defined, and it runs on',
     );
+    // Stopped, it is a stale copy: run again from the description it replaces that definition
+    // (one VM, a new definition), and its disk stays.
+    await hostB.stopVm(stale!.externalId, context);
+    const again = await hostB.facets.portableVms.runVm(description, { start: false }, context);
+    const now = await vmsOf(hostB);
+    assert.deepEqual(
+      now.map((vm) => vm.name),
+      ['wanderer'],
+    );
+    assert.notEqual(again.externalId, stale!.externalId, 'defined anew');
+    for (const disk of description.disks)
+      assert.ok(existsSync(disk.location.path), disk.location.path);
   });
 });
