@@ -59,6 +59,10 @@ export function qemuCallHandlers(driver: QemuDriver): Omit<CallHandlers, HaMetho
       await migration.finishOutgoing(id, true);
       return null;
     },
+    keepOutgoing: async ([id]) => {
+      await migration.finishOutgoing(id, false);
+      return null;
+    },
     abortIncoming: async ([id]) => {
       await migration.abortIncoming(id);
       return null;

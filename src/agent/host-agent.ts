@@ -145,8 +145,12 @@ export class HostAgent {
         return false;
       });
       if (this.#stopped) break;
-      backoffMs = opened ? 500 : Math.min(backoffMs * 2, 30_000);
-      await this.#options.clock.sleep(backoffMs, this.#abort.signal).catch(() => undefined);
+      // At most 5 s between tries: a control plane back from a restart hears from its agents at
+      // once (what was cut off, a migration's switch-over, waits on them); up to a fifth less, so
+      // that a fleet's agents do not all call in the same instant.
+      backoffMs = opened ? 500 : Math.min(backoffMs * 2, 5_000);
+      const jittered = Math.round(backoffMs * (0.8 + 0.2 * Math.random()));
+      await this.#options.clock.sleep(jittered, this.#abort.signal).catch(() => undefined);
     }
   }
 

@@ -12,7 +12,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { HaSettings } from '../services/policy/policy-document.js';
-import { adminPassword, type ApiAnswer } from './control-plane.js';
+import { adminPassword, type ApiAnswer, type TestServer } from './control-plane.js';
+import { consoleTicks } from './guest-console.js';
 import { ensureGuestImage, GUEST_KERNEL_APPEND, type GuestImage } from './guest-image.js';
 import { MachineProcess } from './machine-process.js';
 import { startPhysicalLab, type PhysicalHost, type PhysicalLab } from './physical-hosts.js';
@@ -60,6 +61,8 @@ export interface HaLab {
   runVm(name: string, hostId: string, memoryMiB?: number): Promise<string>;
   /** Every QEMU process across the hosts, with the VM UUID on its command line. */
   qemus(): Promise<QemuProcess[]>;
+  /** The next `count` `tick N` lines of the guest's serial console, read through the API: it runs. */
+  consoleTicks(vmId: string, count: number): Promise<number[]>;
   /** Kills `zenith serve` (SIGKILL by default) and starts it again on the same data directory. */
   restartServer(signal?: NodeJS.Signals, downMs?: number): Promise<void>;
   close(): Promise<void>;
@@ -237,6 +240,17 @@ export async function startHaLab(options: HaLabOptions): Promise<HaLab> {
       if (started.state !== 'succeeded')
         throw new Error(`starting ${name}: ${JSON.stringify(started.error)}`);
       return id;
+    },
+    consoleTicks(vmId, count) {
+      // The console reader speaks to a server by its base URL and the API's request shape.
+      const server_ = {
+        get baseUrl() {
+          return server!.url;
+        },
+        request: async (method: string, path: string, options: { body?: unknown }) =>
+          api(method, path, options.body),
+      } as unknown as TestServer;
+      return consoleTicks(server_, token, vmId, count);
     },
     async qemus() {
       const found: QemuProcess[] = [];

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { processAlive } from '../../src/core/process.js';
+import { facetOf } from '../../src/hypervisors/driver.js';
 import { killAgents, spawnAgent, type AgentProcess } from '../../src/testing/agent-process.js';
 import { consoleRead, consoleTicks } from '../../src/testing/guest-console.js';
 import { until } from '../../src/testing/wait.js';
@@ -219,6 +220,54 @@ describe('live migration between two agents on this machine (real QEMU)', () => 
       (await s.request('GET', '/vms?limit=100', { token })).body.items.length,
       1,
       'no half-received copy shows up',
+    );
+  });
+
+  test("the destination's QEMU lost after the switch-over, before it resumed the guest: the source takes the VM back and the guest goes on there", async () => {
+    const vm = (await s.request('GET', `/vms/${vmId}`, { token })).body;
+    assert.equal(vm.computed['location.hostName'], 'host-a');
+    const hostB = await hostNamed('host-b');
+    const endOf = (connectionId: string) =>
+      facetOf(s.plane.connections.driver(connectionId), 'migration')!;
+    const source = endOf(vm.connectionId);
+    const target = endOf(
+      (await s.request('GET', `/hosts/${hostB.id}`, { token })).body.connectionId,
+    );
+    const before = await consoleTicks(s, token, vmId, 1);
+    // The steps of a migration, as the control plane takes them, up to the switch-over.
+    const offer = await source.exportVm(vm.externalId);
+    const id = offer.migrationId;
+    const incoming = await target.prepareIncoming(offer, {});
+    await source.send(
+      id,
+      incoming,
+      {},
+      { signal: new AbortController().signal, progress: () => {} },
+    );
+    assert.deepEqual(
+      [await source.outgoingState!(id), await target.incomingState!(id)],
+      ['departed', 'received'],
+    );
+    const [receiver] = receivingQemus();
+    process.kill(Number(receiver), 'SIGKILL');
+    await until('the destination says it lost it', async () =>
+      (await target.incomingState!(id)) === 'failed' ? true : undefined,
+    );
+    await target.abortIncoming(id);
+    await source.finishOutgoing(id, false);
+    assert.equal(await source.outgoingState!(id), 'stayed');
+    const back = await until('the VM reported again at the source', async () => {
+      const found = (await s.request('GET', `/vms/${vmId}`, { token })).body;
+      return found.status === 'present' && found.facts['power.state'] === 'running'
+        ? found
+        : undefined;
+    });
+    assert.equal(back.computed['location.hostName'], 'host-a');
+    assert.equal(qemusOf(vm.facts['vm.uuid']).length, 1, 'one QEMU runs it');
+    const after = await consoleTicks(s, token, vmId, 1);
+    assert.ok(
+      after[0]! > before[0]!,
+      `the same guest, still counting (${before[0]} → ${after[0]})`,
     );
   });
 

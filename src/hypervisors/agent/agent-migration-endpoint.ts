@@ -60,7 +60,8 @@ export class AgentMigrationEndpoint implements MigrationEndpoint {
       24 * 60 * 60_000,
       context,
     );
-    return { ...result, ...(endpoint.nbd ? { resumesAtFinish: true } : {}) };
+    // The destination resumes the guest at finishIncoming: the hand-over is part of the downtime.
+    return { ...result, resumesAtFinish: true };
   }
 
   finishIncoming(id: string): Promise<DiscoveredVm> {
@@ -71,9 +72,20 @@ export class AgentMigrationEndpoint implements MigrationEndpoint {
     await this.agent.call('abortIncoming', [id], 60_000);
   }
 
-  /** Not arrived: the agent keeps its paused QEMU and settles it itself (after a restart). */
+  /**
+   * Not arrived (the destination's QEMU was removed without resuming the guest): the agent's QEMU
+   * takes the VM back, since protocol 1.4; an older agent keeps it paused and settles it itself
+   * after a restart.
+   */
   async finishOutgoing(id: string, arrived: boolean): Promise<void> {
     if (arrived) await this.agent.call('cleanupOutgoing', [id], 60_000);
+    else if (this.agent.connected().supports('keepOutgoing'))
+      await this.agent.call('keepOutgoing', [id], 60_000);
+    else
+      throw new ZenithError(
+        'ZEN_UNSUPPORTED',
+        'this agent cannot take back a VM whose migration did not finish (protocol 1.4): upgrade it; the VM stays paused on it',
+      );
   }
 
   incomingState(id: string): Promise<IncomingState> {

@@ -90,7 +90,8 @@ export class QemuMigrationEndpoint implements MigrationEndpoint {
   ): Promise<QemuMigrationResult & MigrationResult> {
     const endpoint = qemuEndpointOf(target);
     const result = await this.migrations.send(id, endpoint, options, context);
-    return { ...result, ...(endpoint.nbd ? { resumesAtFinish: true } : {}) };
+    // The destination resumes the guest at finishIncoming: the hand-over is part of the downtime.
+    return { ...result, resumesAtFinish: true };
   }
 
   async finishIncoming(id: string): Promise<DiscoveredVm> {
@@ -102,9 +103,10 @@ export class QemuMigrationEndpoint implements MigrationEndpoint {
     await this.migrations.abortIncoming(id);
   }
 
-  /** Arrived: ends the old QEMU and forgets the VM. Otherwise its paused QEMU stays, settled after a restart. */
+  /** Arrived: ends the old QEMU and forgets the VM. Otherwise its paused QEMU takes the VM back. */
   async finishOutgoing(id: string, arrived: boolean): Promise<void> {
     if (arrived) await this.migrations.cleanupOutgoing(id);
+    else await this.migrations.keepOutgoing(id);
   }
 
   incomingState(id: string): Promise<IncomingState> {

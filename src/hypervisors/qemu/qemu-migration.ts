@@ -10,8 +10,13 @@
  * migration copies the disks while the guest runs: the destination creates
  * empty disks and serves them over NBD, the source mirrors each disk into
  * them (write-blocking once in sync, so every guest write reaches both), then
- * memory follows; the destination, started paused (-S), resumes the guest
- * only once the mirrors are done.
+ * memory follows.
+ *
+ * The destination is always started paused (-S) and resumes the guest only in
+ * `finishIncoming`, when the control plane says so: until then the source's
+ * QEMU, paused after the switch-over, may still take the VM back
+ * (`keepOutgoing`), because the guest has run nowhere since. Once the
+ * destination resumed it, the destination is the VM.
  *
  * Both ends persist what is under way in the VM's record, so an agent killed
  * in mid-migration settles it after its restart (see `settleAfterRestart`).
@@ -62,6 +67,10 @@ export interface MigrationResult {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** QEMU's own defaults for a migration's limits (migration/options.c): 128 MiB/s, 300 ms. */
+const qemuDefaultBandwidth = 128 * 1024 * 1024;
+const qemuDefaultDowntimeMs = 300;
 
 export class QemuMigrations {
   constructor(private readonly host: QemuHost) {}
@@ -171,8 +180,9 @@ export class QemuMigrations {
         await run('qemu-img', ['create', '-q', '-f', 'qcow2', disk.file, String(disk.sizeBytes)]);
         this.host.claims.claim(disk.file, owner);
       }
-      // Paused after arrival when the disks come too: the guest resumes once their copies are final.
-      await vm.start(['-incoming', 'defer', ...(withStorage ? ['-S'] : [])]);
+      // Paused after arrival: the guest resumes at finishIncoming (once a storage migration's disk
+      // copies are final), so until then the source may still take it back.
+      await vm.start(['-incoming', 'defer', '-S']);
       const qmp = vm.qmp();
       await configure(qmp, options.multifdChannels, false, {});
       let nbd: IncomingEndpoint['nbd'];
@@ -212,7 +222,10 @@ export class QemuMigrations {
   /** Destination: how the reception stands (asked when the source's agent went silent). */
   async incomingState(id: string): Promise<'receiving' | 'received' | 'failed'> {
     const vm = this.host.find(id);
-    if (!vm || vm.pid === null) return 'failed';
+    if (!vm) return 'failed';
+    // Finished here (finishIncoming ran): the VM is this host's, whatever its QEMU says now.
+    if (!vm.record.incoming) return 'received';
+    if (vm.pid === null) return 'failed';
     try {
       const { status } = await vm.qmp().execute('query-status');
       if (status === 'inmigrate') return 'receiving';
@@ -241,11 +254,10 @@ export class QemuMigrations {
     const vm = this.host.vm(id);
     this.host.expect(vm, ['running', 'suspended', 'paused']);
     const qmp = vm.qmp();
+    // Always both: a QEMU keeps the limits of its last migration (one cut short) otherwise.
     await configure(qmp, options.multifdChannels, options.autoConverge === true, {
-      ...(options.maxBandwidthBytesPerSecond
-        ? { 'max-bandwidth': options.maxBandwidthBytesPerSecond }
-        : {}),
-      ...(options.maxDowntimeMs ? { 'downtime-limit': options.maxDowntimeMs } : {}),
+      'max-bandwidth': options.maxBandwidthBytesPerSecond ?? qemuDefaultBandwidth,
+      'downtime-limit': options.maxDowntimeMs ?? qemuDefaultDowntimeMs,
     });
     const nbd = incoming.nbd;
     if (nbd && nbd.exports.length !== vm.record.spec.disks.length)
@@ -254,7 +266,7 @@ export class QemuMigrations {
         'the destination offers a different number of disks',
       );
     vm.outgoing = true;
-    vm.record.outgoing = { withStorage: nbd !== undefined };
+    vm.record.outgoing = { withStorage: nbd !== undefined, powerState: vm.power };
     vm.save();
     const started = performance.now();
     const mirrors = nbd ? vm.record.spec.disks.map((_, index) => `zenith-mirror-${index}`) : [];
@@ -339,18 +351,64 @@ export class QemuMigrations {
         throw new ZenithError('ZEN_TIMEOUT', 'the destination did not finish loading the VM');
       await sleep(20);
     }
-    if (vm.record.incomingStorage) {
-      await qmp.executeRaw('nbd-server-stop');
-      const paused = ['suspended', 'paused'].includes(vm.record.sourcePowerState ?? 'running');
-      if (!paused) await qmp.execute('cont');
-    }
+    // Asked again after a cut-off (the control plane settling a migration): the NBD server is gone.
+    if (vm.record.incomingStorage) await qmp.executeRaw('nbd-server-stop').catch(() => undefined);
+    // Resumed only if it ran at the source, and only the first time (its source state is kept until then).
+    const from = vm.record.sourcePowerState;
+    const resume = from !== undefined && !['suspended', 'paused'].includes(from);
+    // The VM is this host's from here on, written before the guest resumes: a restart of this
+    // agent never removes a guest that has run here (and the source never takes it back).
     vm.incoming = false;
     delete vm.record.incoming;
     delete vm.record.incomingStorage;
     delete vm.record.incomingDisks;
+    vm.save();
+    if (resume && (await qmp.execute('query-status')).status !== 'running')
+      await qmp.execute('cont');
     delete vm.record.sourcePowerState;
     vm.save();
     await vm.refreshNow();
+  }
+
+  /**
+   * Source, after the switch-over, when the destination never resumed the guest (its QEMU was
+   * removed first): the VM runs here again, as it was before the migration. Refused while QEMU
+   * still sends (its end decides) and when this QEMU has ended.
+   */
+  async keepOutgoing(id: string): Promise<void> {
+    const vm = this.host.vm(id);
+    if (!vm.record.outgoing && !vm.departed) return;
+    if (!vm.departed)
+      throw new ZenithError(
+        'ZEN_INVALID_STATE',
+        `the migration of ${vm.record.spec.name} is still sending`,
+      );
+    if (vm.pid === null)
+      throw new ZenithError(
+        'ZEN_INVALID_STATE',
+        `the QEMU of ${vm.record.spec.name} ended after the switch-over: it cannot be taken back`,
+      );
+    const qmp = vm.qmp();
+    for (const job of (await qmp.execute('query-block-jobs')).filter((j) =>
+      j.device.startsWith('zenith-mirror-'),
+    ))
+      await qmp.execute('block-job-cancel', { device: job.device, force: true });
+    const before = vm.record.outgoing?.powerState ?? 'running';
+    // cont re-activates the disks the switch-over handed over.
+    if (
+      !['suspended', 'paused'].includes(before) &&
+      (await qmp.execute('query-status')).status !== 'running'
+    )
+      await qmp.execute('cont');
+    vm.outgoing = false;
+    vm.departed = false;
+    delete vm.record.outgoing;
+    vm.save();
+    await vm.refreshNow();
+    this.host.logger.warn(
+      { vm: id },
+      'the VM was taken back after its migration could not finish at the destination',
+    );
   }
 
   /** Source, after the switch-over: ends the old QEMU and forgets the VM (its disks too after a storage migration). */
@@ -366,6 +424,11 @@ export class QemuMigrations {
   async abortIncoming(id: string): Promise<void> {
     const vm = this.host.find(id);
     if (!vm) return;
+    if (!vm.record.incoming)
+      throw new ZenithError(
+        'ZEN_INVALID_STATE',
+        `${vm.record.spec.name} is no longer arriving here: the migration finished on this host`,
+      );
     await vm.quit().catch(() => undefined);
     const owner = { uuid: vm.record.spec.uuid ?? vm.record.id };
     for (const file of vm.record.incomingDisks ?? []) {

@@ -44,7 +44,8 @@ export interface VmRecord {
   /** The VM's power state at the source of an incoming migration. */
   sourcePowerState?: PowerState;
   /** Set while a live migration away from this host is under way: a restarted agent settles it. */
-  outgoing?: { withStorage: boolean };
+  /** An outgoing migration: whether the disks go too, and the power state it left (taken back as it was). */
+  outgoing?: { withStorage: boolean; powerState?: PowerState };
   /** Its snapshots (qemu-snapshots.ts), oldest first; they travel with the record when it migrates. */
   snapshots?: SnapshotRecord[];
   /** Why and when (ms since the epoch) its QEMU last ended; cleared when it starts again. */

@@ -39,6 +39,7 @@ const v1_0: ProtocolVersion = { major: 1, minor: 0 };
 const v1_1: ProtocolVersion = { major: 1, minor: 1 };
 const v1_2: ProtocolVersion = { major: 1, minor: 2 };
 const v1_3: ProtocolVersion = { major: 1, minor: 3 };
+const v1_4: ProtocolVersion = { major: 1, minor: 4 };
 
 function call<Args extends TSchema, Result extends TSchema>(
   since: ProtocolVersion,
@@ -78,6 +79,11 @@ export const agentCalls = {
   finishIncoming: call(v1_0, onVm, DiscoveredVm),
   cleanupOutgoing: call(v1_0, onVm, Type.Null()),
   abortIncoming: call(v1_0, onVm, Type.Null()),
+  /**
+   * The source of a migration whose destination never resumed the guest (its QEMU removed first):
+   * its QEMU, paused after the switch-over, runs the VM again as it was; refused while it sends.
+   */
+  keepOutgoing: call(v1_4, onVm, Type.Null()),
   incomingState: call(v1_0, onVm, IncomingState),
   outgoingState: call(v1_0, onVm, OutgoingState),
   // The portable-VM facet.

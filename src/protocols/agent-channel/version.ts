@@ -18,9 +18,10 @@ export interface ProtocolVersion {
  * live migration, consoles, renewal). 1.1: describeVm and runVm (the portable-VM facet), NIC MACs
  * in migration packages. 1.2: configureHa, readHaHeartbeats and clearReleased (the agent's side of
  * high availability: storage heartbeat, isolation response, self-fencing). 1.3: discardMovedVms (a
- * host back after a failover removes what is left of the VMs that moved away).
+ * host back after a failover removes what is left of the VMs that moved away). 1.4: keepOutgoing
+ * (the source of a migration that could not finish takes the VM back).
  */
-export const channelProtocol: ProtocolVersion = { major: 1, minor: 3 };
+export const channelProtocol: ProtocolVersion = { major: 1, minor: 4 };
 
 /** Agents from before the handshake carried a version speak 1.0. */
 export const unversioned: ProtocolVersion = { major: 1, minor: 0 };

@@ -288,6 +288,21 @@ export class ConnectionService {
       .map(([id]) => id);
   }
 
+  /**
+   * Waits until each of these connections is connected (a task run after a restart waits for its
+   * hosts' agents to be back); ZEN_CONNECTION_DISCONNECTED once `timeoutMs` has passed.
+   */
+  async whenConnected(ids: string[], timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    const connected = () => ids.every((id) => this.#running.get(id)?.state === 'connected');
+    while (!connected()) {
+      if (performance.now() > deadline || signal?.aborted) {
+        for (const id of ids) this.driver(id);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+
   /** Retries a disconnected connection now instead of after its backoff. */
   nudge(connectionId: string): void {
     this.#running.get(connectionId)?.nudge.abort();

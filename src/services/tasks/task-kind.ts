@@ -28,6 +28,11 @@ export interface TaskKind<P> {
   readonly params: TSchema;
   run(context: TaskRunContext<P>): Promise<unknown>;
   recover(task: Task<P>): Promise<RecoveryVerdict>;
+  /**
+   * How many runs a task of this kind may have across restarts (2 unless said): a kind whose run
+   * settles what an earlier run left under way (a live migration) takes more.
+   */
+  readonly maxAttempts?: number;
 }
 
 /** A kind as it is declared: its parameters are its schema's type. */

@@ -35,9 +35,10 @@ export type { RecoveryVerdict, TaskKind, TaskRunContext } from './task-kind.js';
 interface KindRunner {
   run(context: TaskRunContext<StoredParams>): Promise<unknown>;
   recover(task: Task): Promise<RecoveryVerdict>;
+  maxAttempts: number;
 }
 
-const maxAttempts = 2;
+const defaultMaxAttempts = 2;
 
 export class TaskService {
   readonly #kinds = new Map<string, KindRunner>();
@@ -66,6 +67,7 @@ export class TaskService {
     this.#kinds.set(kind.name, {
       run: (context) => kind.run({ ...context, task: typedTask(kind, context.task) }),
       recover: (task) => kind.recover(typedTask(kind, task)),
+      maxAttempts: kind.maxAttempts ?? defaultMaxAttempts,
     });
     return kind;
   }
@@ -271,7 +273,7 @@ export class TaskService {
         );
       }
       if (this.#live.has(task.id)) continue;
-      if (verdict === 'retry' && task.attempt < maxAttempts) {
+      if (verdict === 'retry' && kind && task.attempt < kind.maxAttempts) {
         const requeued = await transitionTask(this.deps.store.db, task.id, 'retry', {
           attempt: task.attempt + 1,
           progress: 0,

@@ -20,6 +20,7 @@ import {
   type MigrationEndpoint,
   type SendOptions,
 } from '../../hypervisors/driver.js';
+import type { IncomingState, OutgoingState } from '../../hypervisors/facets/migration-endpoint.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import type { ManagedObject } from '../inventory/model.js';
@@ -36,6 +37,8 @@ export interface MigrationStats {
 
 /** How long the destination may go on receiving after the source's end fell silent. */
 const silentSourceGraceMs = 10 * 60_000;
+/** How long a run after a restart waits for the two ends' agents to be back. */
+const reconnectGraceMs = 3 * 60_000;
 
 interface MigrationEnds {
   source: MigrationEndpoint;
@@ -90,6 +93,8 @@ export async function migrateAcrossHosts(
   targetHost: ManagedObject,
   options: SendOptions,
   context: ActionContext,
+  /** A run after a restart: a migration of this VM left under way between these ends is settled first. */
+  resume = false,
 ): Promise<MigrationStats> {
   const { source, target } = migrationEnds(
     deps.connections,
@@ -97,6 +102,16 @@ export async function migrateAcrossHosts(
     targetHost.connectionId!,
     targetHost.id,
   );
+  const ends = { ...deps, source, target, targetHost, context };
+  if (resume && source.outgoingState && target.incomingState) {
+    const left = await leftUnderWay(ends, vm.externalId!);
+    if (left === 'moved') return { totalTimeMs: null, downtimeMs: null, transferredBytes: null };
+    if (left === 'lost')
+      throw new ZenithError(
+        'ZEN_INVALID_STATE',
+        `${vm.name} was lost by a migration cut off by a restart: neither host has it`,
+      );
+  }
   context.progress({ percent: 0, message: 'preparing the destination' });
   const offer = await source.exportVm(vm.externalId!);
   const id = offer.migrationId;
@@ -125,22 +140,108 @@ export async function migrateAcrossHosts(
     }
     stats = { totalTimeMs: null, downtimeMs: null, transferredBytes: null, diskBytes: null };
   }
-  const handOver = performance.now();
+  let handOverMs = 0;
   try {
-    const arrived = await target.finishIncoming(id);
-    const handOverMs = Math.round(performance.now() - handOver);
-    if (resumesAtFinish && stats.downtimeMs !== null && stats.downtimeMs !== undefined)
-      stats = { ...stats, downtimeMs: stats.downtimeMs + handOverMs };
-    // The destination's report re-homes the same inventory object (matched by UUID) before the source lets go.
-    await deps.inventory.applyChanges(targetHost.connectionId!, [arrived]);
+    handOverMs = await handOverTo(ends, id);
   } catch (error) {
-    await source.finishOutgoing(id, false).catch(() => undefined);
-    throw error;
+    // Where it went is for the two ends to say: the VM runs at exactly one of them afterwards.
+    if (!source.outgoingState || !target.incomingState) {
+      await source.finishOutgoing(id, false).catch(() => undefined);
+      throw error;
+    }
+    if ((await settle(ends, id)) !== 'moved') throw error;
   }
-  // An unreachable source settles its side itself when it returns (it finds its VM gone).
-  await source.finishOutgoing(id, true).catch(() => undefined);
+  if (resumesAtFinish && stats.downtimeMs !== null && stats.downtimeMs !== undefined)
+    stats = { ...stats, downtimeMs: stats.downtimeMs + handOverMs };
   return stats;
 }
+
+interface Ends {
+  inventory: InventoryService;
+  source: MigrationEndpoint;
+  target: MigrationEndpoint;
+  targetHost: ManagedObject;
+  context: ActionContext;
+}
+
+/**
+ * After the switch-over: the destination resumes the guest and reports it, its report re-homes the
+ * same inventory object (matched by UUID), and only then does the source let go. An unreachable
+ * source settles its side itself when it returns (it finds its VM gone).
+ */
+async function handOverTo(ends: Ends, id: string): Promise<number> {
+  const started = performance.now();
+  const arrived = await ends.target.finishIncoming(id);
+  const handOverMs = Math.round(performance.now() - started);
+  await ends.inventory.applyChanges(ends.targetHost.connectionId!, [arrived]);
+  await ends.source.finishOutgoing(id, true).catch(() => undefined);
+  return handOverMs;
+}
+
+/**
+ * A run after a restart: what an earlier run of this migration left at the two ends. Nothing under
+ * way ('none': a leftover reception is removed, the migration starts again), settled to the
+ * destination ('moved') or back to the source ('stayed': it starts again), or neither has the VM.
+ */
+async function leftUnderWay(ends: Ends, id: string): Promise<'none' | 'moved' | 'stayed' | 'lost'> {
+  ends.context.progress({ percent: 0, message: 'settling what the restart cut off' });
+  const settled = await settle(ends, id);
+  return settled === 'stayed' ? 'none' : settled;
+}
+
+/** Both ends' states, asked again while either cannot answer (an agent reconnecting after a restart). */
+async function statesOf(ends: Ends, id: string): Promise<[OutgoingState, IncomingState]> {
+  const deadline = performance.now() + reconnectGraceMs;
+  for (;;) {
+    try {
+      return await Promise.all([ends.source.outgoingState!(id), ends.target.incomingState!(id)]);
+    } catch (error) {
+      const unreachable =
+        isZenithError(error) && ['ZEN_CONNECTION_DISCONNECTED', 'ZEN_TIMEOUT'].includes(error.code);
+      if (!unreachable || performance.now() > deadline || ends.context.signal.aborted) throw error;
+      await sleep(500);
+    }
+  }
+}
+
+/**
+ * Settles a migration past its start, by what the two ends say: the destination has received the
+ * VM (it has the newest state, whether or not it resumed it) → it resumes and reports it, the
+ * source lets go; the destination lost it while the source holds it, paused after the switch-over
+ * → the destination's leftovers are removed first, then the source takes it back; the source
+ * still sends → wait. The guest never runs at both ends: the destination resumes it only in
+ * finishIncoming, and the source only once the destination's QEMU is gone.
+ */
+async function settle(ends: Ends, id: string): Promise<'moved' | 'stayed' | 'lost'> {
+  const deadline = performance.now() + silentSourceGraceMs;
+  for (;;) {
+    const [outgoing, incoming] = await statesOf(ends, id);
+    // The source runs it (its send failed, or never began): the destination's QEMU only goes.
+    if (outgoing === 'stayed') {
+      await ends.target.abortIncoming(id);
+      return 'stayed';
+    }
+    if (incoming === 'received') {
+      await handOverTo(ends, id);
+      return 'moved';
+    }
+    if (incoming === 'failed' && outgoing !== 'sending') {
+      await ends.target.abortIncoming(id);
+      if (outgoing === 'gone') return 'lost';
+      await ends.source.finishOutgoing(id, false);
+      return 'stayed';
+    }
+    if (performance.now() > deadline || ends.context.signal.aborted)
+      throw new ZenithError(
+        'ZEN_TIMEOUT',
+        `the migration did not settle: the source says ${outgoing}, the destination ${incoming}`,
+        { outgoing, incoming },
+      );
+    await sleep(250);
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * The source's end went silent: waits for the destination to have the VM or

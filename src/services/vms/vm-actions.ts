@@ -175,6 +175,9 @@ export class VmActionService {
         params: ActionParams,
         run: (context) => this.#run(name, context),
         recover: (task) => this.#recover(name, task),
+        // A migration's run after a restart settles what the one before left under way: a VM
+        // is never left paused between two hosts for want of attempts.
+        ...(name === 'migrate' ? { maxAttempts: 10 } : {}),
       });
       this.#kinds.set(name, kind);
     }
@@ -292,9 +295,17 @@ export class VmActionService {
   async #run(action: VmActionName, context: TaskRunContext<ActionParams>): Promise<unknown> {
     const spec = specs[action];
     const vm = this.inventory.get(context.task.targetId!);
-    const driver = this.connections.driver(vm.connectionId!);
     const targetHost =
       action === 'migrate' ? this.inventory.get(String(context.task.params.targetHostId)) : null;
+    // A migration's run after a restart settles what the one before left at both ends: it waits
+    // for their connections (agents reconnecting) rather than leave the VM between them.
+    if (targetHost && context.task.attempt > 1)
+      await this.connections.whenConnected(
+        [...new Set([vm.connectionId!, targetHost.connectionId!])],
+        3 * 60_000,
+        context.signal,
+      );
+    const driver = this.connections.driver(vm.connectionId!);
     if (targetHost && targetHost.connectionId !== vm.connectionId) {
       const params = context.task.params;
       const options = {
@@ -319,7 +330,14 @@ export class VmActionService {
       const release = this.inventory.handovers.hold(vm.id, targetHost.connectionId!);
       let stats;
       try {
-        stats = await migrateAcrossHosts(deps, vm, targetHost, options, actionContext);
+        stats = await migrateAcrossHosts(
+          deps,
+          vm,
+          targetHost,
+          options,
+          actionContext,
+          context.task.attempt > 1,
+        );
       } finally {
         release();
       }
@@ -363,6 +381,13 @@ export class VmActionService {
     const spec = specs[action];
     const vm = this.inventory.index.get(task.targetId ?? '');
     if (spec.reaches === 'gone') return !vm || vm.status === 'missing' ? 'done' : 'retry';
+    // Between connections, a VM hidden by both ends (paused after the switch-over, not yet
+    // resumed at the destination) reads missing: the run after the restart settles it.
+    const target = this.inventory.index.get(String(task.params.targetHostId ?? ''));
+    if (action === 'migrate' && vm && target && target.connectionId !== vm.connectionId)
+      return vm.computed['location.hostId'] === target.id && vm.status !== 'missing'
+        ? 'done'
+        : 'retry';
     if (!vm || vm.status === 'missing') return 'interrupted';
     if (spec.reaches === 'moved')
       return vm.computed['location.hostId'] === task.params.targetHostId ? 'done' : 'retry';

@@ -168,7 +168,8 @@ describe('agent channel codec', () => {
       coded('AGENT_CHANNEL_PROTOCOL_ERROR'),
     );
     // Every method says when it came: 1.0 for the channel as it was, 1.1 for the portable-VM calls,
-    // 1.2 for high availability's, 1.3 for the discard of VMs that moved away.
+    // 1.2 for high availability's, 1.3 for the discard of VMs that moved away, 1.4 for a source
+    // taking back a VM its migration could not hand over.
     assert.deepEqual(
       agentMethods.filter((m) => agentCalls[m].since.minor === 1),
       ['describeVm', 'runVm'],
@@ -180,6 +181,10 @@ describe('agent channel codec', () => {
     assert.deepEqual(
       agentMethods.filter((m) => agentCalls[m].since.minor === 3),
       ['discardMovedVms'],
+    );
+    assert.deepEqual(
+      agentMethods.filter((m) => agentCalls[m].since.minor === 4),
+      ['keepOutgoing'],
     );
   });
 });
