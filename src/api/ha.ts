@@ -153,7 +153,7 @@ export const haStatus = operation({
   auth: 'inventory.read',
   tag: 'ha',
   summary:
-    'High availability now: every host the caller can read with its failure-detection state and fencing method, how many VMs are protected, unprotected, restarting, waiting or protected by vSphere HA, and each vSphere cluster with its vSphere HA settings and host states',
+    'High availability now: every host the caller can read with its failure-detection state and fencing method, how many VMs are protected, unprotected, restarting, waiting, protected by vSphere HA or at VM monitoring’s restart limit, and each vSphere cluster with its vSphere HA settings and host states',
   success: {
     200: Type.Object({
       hosts: Type.Array(HaHostView),
@@ -164,6 +164,8 @@ export const haStatus = operation({
         waiting: Type.Number(),
         /** On hosts of vSphere clusters whose vSphere HA is on. */
         vsphereHa: Type.Number(),
+        /** Stopped by a crash VM monitoring no longer restarts: its restarts reached the policy's limit. */
+        monitoringLimit: Type.Number(),
       }),
       /** The vSphere clusters the caller can read: vSphere HA's settings and host states. */
       vsphereClusters: Type.Array(VsphereHaClusterView),

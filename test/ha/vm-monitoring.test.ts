@@ -210,6 +210,9 @@ describe('VM monitoring: a VM whose QEMU died or whose guest panicked runs again
       (await zenith(['login', '--user', 'admin'], { input: `${adminPassword}\n` })).code,
       0,
     );
+    assert.equal((await get('/ha')).vms.monitoringLimit, 1, 'GET /ha counts it');
+    const summary = await zenith(['ha']);
+    assert.match(summary.stdout, /1 left stopped at VM monitoring's restart limit/);
     const listed = await zenith(['ha', 'vms', '--state', 'monitoring-limit']);
     assert.equal(listed.code, 0, listed.stderr);
     assert.match(listed.stdout, /crashy[\s│]+monitoring-limit[\s\S]*the limit is 1/);

@@ -53,8 +53,12 @@ export function registerHa(program: Command): void {
       );
       const { vms } = status;
       const vsphereVms = vms.vsphereHa > 0 ? `, ${vms.vsphereHa} protected by vSphere HA` : '';
+      const atLimit =
+        vms.monitoringLimit > 0
+          ? `, ${vms.monitoringLimit} left stopped at VM monitoring's restart limit`
+          : '';
       process.stdout.write(
-        `\nVMs: ${vms.protected} protected, ${vms.unprotected} unprotected, ${vms.restarting} restarting, ${vms.waiting} waiting${vsphereVms}\n`,
+        `\nVMs: ${vms.protected} protected, ${vms.unprotected} unprotected, ${vms.restarting} restarting, ${vms.waiting} waiting${vsphereVms}${atLimit}\n`,
       );
       if (status.vsphereClusters.length === 0) return;
       process.stdout.write('\nvSphere clusters (vSphere HA, as vCenter reports it):\n');

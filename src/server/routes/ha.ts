@@ -35,6 +35,7 @@ export async function haRoutes(
         restarting: count('restarting'),
         waiting: count('waiting'),
         vsphereHa: count('vsphere-ha'),
+        monitoringLimit: count('monitoring-limit'),
       },
       vsphereClusters: vsphereHaClusters(inventory.index, visible),
     };

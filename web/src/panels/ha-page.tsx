@@ -24,12 +24,23 @@ import { VsphereHaClusters } from '../ha/vsphere-ha-clusters.tsx';
 import { filterVms, HaVmFilterBar, HaVmsTable, type VmFilter } from '../ha/ha-vms-table.tsx';
 
 const pollMs = 5000;
-const vmStates = ['protected', 'unprotected', 'restarting', 'waiting', 'vsphere-ha'] as const;
+const vmStates = [
+  'protected',
+  'unprotected',
+  'restarting',
+  'waiting',
+  'vsphere-ha',
+  'monitoring-limit',
+] as const;
 /** A state's count in GET /ha's answer, and its words on its card. */
 const countKey = (state: (typeof vmStates)[number]) =>
-  state === 'vsphere-ha' ? 'vsphereHa' : state;
+  state === 'vsphere-ha' ? 'vsphereHa' : state === 'monitoring-limit' ? 'monitoringLimit' : state;
 const countLabel = (state: (typeof vmStates)[number]) =>
-  state === 'vsphere-ha' ? 'by vSphere HA' : state;
+  state === 'vsphere-ha'
+    ? 'by vSphere HA'
+    : state === 'monitoring-limit'
+      ? 'at the restart limit'
+      : state;
 
 function countsOf(vms: HaVmView[]): HaStatus['vms'] {
   const count = (state: HaVmView['state']) => vms.filter((vm) => vm.state === state).length;
@@ -39,6 +50,7 @@ function countsOf(vms: HaVmView[]): HaStatus['vms'] {
     restarting: count('restarting'),
     waiting: count('waiting'),
     vsphereHa: count('vsphere-ha'),
+    monitoringLimit: count('monitoring-limit'),
   };
 }
 
@@ -144,7 +156,7 @@ export function HaPage(props: { client: ApiClient; events: EventStream }) {
           Virtual machines
         </Title>
         <Stack>
-          <SimpleGrid cols={{ base: 2, md: 5 }}>
+          <SimpleGrid cols={{ base: 2, md: 6 }}>
             {vmStates.map((state) => (
               <UnstyledButton
                 key={state}
