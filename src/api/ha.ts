@@ -51,8 +51,11 @@ export const HaHostView = Type.Object({
   since: NullableNumber,
   /** How long its channel has been silent, in ms (null: no channel). */
   silentMs: NullableNumber,
-  /** How a failure is made safe before its VMs restart: its BMC, or its lease and self-fencing. */
-  fencing: StringEnum(['bmc', 'self-fence', 'none']),
+  /**
+   * How a failure is made safe before its VMs restart: its BMC, or its lease and self-fencing;
+   * vsphere-ha: vSphere HA's own (its isolation response and datastore heartbeats), not Zenith's.
+   */
+  fencing: StringEnum(['bmc', 'self-fence', 'vsphere-ha', 'none']),
   /** Its storage heartbeat as last read, when it writes one. */
   storage: Type.Union([
     Type.Object({ counter: Type.Number(), writtenAt: Type.Number(), readAt: Type.Number() }),

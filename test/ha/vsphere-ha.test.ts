@@ -191,6 +191,7 @@ describe('a vSphere cluster protected by vSphere HA', () => {
     ]);
     for (const host of status.hosts.filter((h: ApiAnswer) => h.name.startsWith('DC0_C0_'))) {
       assert.equal(host.state, 'vsphere-ha', host.name);
+      assert.equal(host.fencing, 'vsphere-ha', "vSphere HA's own fencing, not 'none'");
       assert.match(host.reason, /protected by vSphere HA \(cluster DC0_C0/);
     }
     const standalone = status.hosts.find((h: ApiAnswer) => h.name === 'DC0_H0');

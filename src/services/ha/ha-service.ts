@@ -49,7 +49,7 @@ export interface HaHostStatus {
   state: HaHostState;
   since: number | null;
   silentMs: number | null;
-  fencing: 'bmc' | 'self-fence' | 'none';
+  fencing: 'bmc' | 'self-fence' | 'vsphere-ha' | 'none';
   storage: { counter: number; writtenAt: number; readAt: number } | null;
   reason?: string;
   /** A vSphere host: its state as vSphere HA reports it. */
@@ -656,16 +656,17 @@ export class HaService {
       const storage = beat
         ? { counter: beat.counter, writtenAt: beat.writtenAt, readAt: this.#heartbeats.startedAt }
         : null;
-      const fencing =
-        typeof host.object.computed['machine.id'] === 'string'
-          ? 'bmc'
-          : storage
-            ? 'self-fence'
-            : 'none';
       // vSphere hosts are vSphere HA's (haOfHost has HA off there): shown as vSphere shows them.
       const vsphere = isVsphereHost(host.object)
         ? vsphereHaOfHost(host.object, host.cluster)
         : undefined;
+      const fencing = vsphere?.enabled
+        ? 'vsphere-ha'
+        : typeof host.object.computed['machine.id'] === 'string'
+          ? 'bmc'
+          : storage
+            ? 'self-fence'
+            : 'none';
       const reason = !ha.enabled
         ? 'high availability is not enabled here'
         : !channel

@@ -72,6 +72,8 @@ export function fencingLabel(method: string | null): string {
       return 'BMC';
     case 'self-fence':
       return 'self-fence';
+    case 'vsphere-ha':
+      return 'vSphere HA';
     case 'released':
       return 'released by its agent';
     case null:
@@ -84,6 +86,8 @@ export function fencingLabel(method: string | null): string {
 const fencingMeaning: Record<HaHostView['fencing'], string> = {
   bmc: 'powered off through its BMC, the power read back off, before its VMs restart',
   'self-fence': 'its VMs restart once its storage lease is stale past the self-fencing deadline',
+  'vsphere-ha':
+    'vSphere HA isolates and restarts it by its own means (isolation response, datastore heartbeats)',
   none: 'it cannot be fenced, so its VMs would not restart',
 };
 
