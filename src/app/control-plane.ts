@@ -196,7 +196,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const tasks = new TaskService({ store, events, audit, clock, logger, resolveActor });
   // High availability's admission control (built below, once placement is) may refuse starts and moves.
   const vms = new VmActionService(inventory, connections, tasks, {
-    admitStart: (vmId) => haAdmission.admitStart(vmId),
+    admitStart: (vmId, action) => haAdmission.admitStart(vmId, action),
     admitMigration: (vmId, targetHostId) => haAdmission.admitMigration(vmId, targetHostId),
   });
   const certificateAuthority = await CertificateAuthority.loadOrCreate({ store, secrets, clock });

@@ -68,7 +68,7 @@ describe('HA admission control and the what-if report on a simulated cluster', (
   });
   after(async () => s.close());
 
-  test('creations fill the cluster until one more would break "tolerate 1": refused, naming the VMs and the host failure; the what-if shows where that host’s VMs go; with 0 the same creation passes, and a start that would break it is refused', async () => {
+  test('creations fill the cluster until one more would break "tolerate 1": refused, naming the VMs and the host failure; the what-if shows where that host’s VMs go; with 0 the same creation passes, and a start or a resume that would break it is refused', async () => {
     let refusal: ApiAnswer = null;
     const created: string[] = [];
     for (let i = 1; i <= 20 && !refusal; i++) {
@@ -149,6 +149,19 @@ describe('HA admission control and the what-if report on a simulated cluster', (
     await tolerate(0);
     const allowed = ok(await call('POST', `/vms/${vmId}/start`), 202);
     assert.equal((await s.waitForTask(token, allowed.id)).state, 'succeeded');
+
+    // Suspended, it would not be restarted by a failover; resuming it is checked as a start is.
+    const suspended = ok(await call('POST', `/vms/${vmId}/suspend`), 202);
+    assert.equal((await s.waitForTask(token, suspended.id)).state, 'succeeded');
+    await tolerate(1);
+    const resume = await call('POST', `/vms/${vmId}/resume`);
+    assert.equal(resume.status, 409, JSON.stringify(resume.body));
+    assert.equal(resume.body.error.code, 'ZEN_HA_ADMISSION');
+    assert.match(resume.body.error.message, new RegExp(`resuming ${refusedName} on `));
+    assert.equal(ok(await call('GET', `/vms/${vmId}`)).facts['power.state'], 'suspended');
+    await tolerate(0);
+    const resumed = ok(await call('POST', `/vms/${vmId}/resume`), 202);
+    assert.equal((await s.waitForTask(token, resumed.id)).state, 'succeeded');
   });
 
   test('the what-if takes only hosts the caller may read, and names only VMs and hosts it may read', async () => {

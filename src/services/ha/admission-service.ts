@@ -50,15 +50,15 @@ export class HaAdmission implements AdmissionControl, ActionAdmission {
     if (refusal) throw refusal;
   }
 
-  /** A stopped VM started where it is. */
-  admitStart(vmId: string): void {
+  /** A stopped VM started where it is, or a suspended one resumed (a failover restarts running VMs only). */
+  admitStart(vmId: string, action: 'start' | 'resume' = 'start'): void {
     if (!this.enabled()) return;
     const model = this.deps.placement.model();
     const vm = model.vms.get(vmId);
     const host = vm ? model.hosts[vm.home] : undefined;
     if (!vm || !host || !toleranceOf(model, host)) return;
     model.setActive(vm, true);
-    const refusal = admit(model, 'start', vm, host, {
+    const refusal = admit(model, action, vm, host, {
       running: (slot) => slot === vm || runsNow(slot),
     });
     if (refusal) throw refusal;

@@ -31,7 +31,7 @@ export interface Tolerance {
   scope: { kind: ScopeKind; id: string | null; name: string | null };
 }
 
-export type AdmissionAction = 'create' | 'start' | 'migrate';
+export type AdmissionAction = 'create' | 'start' | 'resume' | 'migrate';
 
 const anyByIndex = new WeakMap<PolicyIndex, boolean>();
 
@@ -196,7 +196,9 @@ export function admissionError(
     tolerance.scope.kind === 'global'
       ? 'everywhere'
       : `on ${tolerance.scope.kind} ${tolerance.scope.name ?? tolerance.scope.id}`;
-  const verb = { create: 'creating', start: 'starting', migrate: 'moving' }[action];
+  const verb = { create: 'creating', start: 'starting', resume: 'resuming', migrate: 'moving' }[
+    action
+  ];
   return new ZenithError(
     'ZEN_HA_ADMISSION',
     `${verb} ${vmName} on ${hostName} would break high availability's admission control ` +

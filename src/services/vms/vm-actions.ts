@@ -155,7 +155,7 @@ const specs: Record<VmActionName, ActionSpec> = {
 
 /** High availability's admission control for starts and moves: each throws its refusal. */
 export interface ActionAdmission {
-  admitStart(vmId: string): void;
+  admitStart(vmId: string, action: 'start' | 'resume'): void;
   admitMigration(vmId: string, targetHostId: string): void;
 }
 
@@ -231,7 +231,9 @@ export class VmActionService {
         { powerState: power, action },
       );
     }
-    if (action === 'start' && internal.admission !== false) this.admission?.admitStart(vm.id);
+    // A suspended VM is not restarted by a failover: resuming it adds one to protect, as a start does.
+    if ((action === 'start' || action === 'resume') && internal.admission !== false)
+      this.admission?.admitStart(vm.id, action);
     const taskParams: ActionParams = { ...params, vmName: vm.name };
     if (action === 'migrate') {
       const datastore =
