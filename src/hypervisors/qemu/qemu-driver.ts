@@ -681,8 +681,8 @@ export class QemuDriver implements HypervisorDriver {
         kept.push({ uuid, reason: 'a migration of it is under way' });
         continue;
       }
-      if (vm.pid !== null || vm.power !== 'stopped') {
-        kept.push({ uuid, reason: `it is ${vm.power} here` });
+      if (vm.pid !== null || vm.power !== 'stopped' || vm.starting) {
+        kept.push({ uuid, reason: `it is ${vm.starting ? 'starting' : vm.power} here` });
         continue;
       }
       await vm.releaseNetwork();

@@ -143,6 +143,8 @@ export class QemuVm {
   lastGuestReset: { at: string; reason: string } | null = null;
   /** Receiving a live migration: not reported until the switch-over, so the VM is never seen on two hosts. */
   incoming = false;
+  /** Its QEMU is being started (no pid yet): the VM is not a stale definition to discard. */
+  starting = false;
   /** Sending a live migration: its passing states (paused for the switch-over) are not reported. */
   outgoing = false;
   /** The switch-over is done: the VM runs on the destination and is no longer reported here. */
@@ -229,6 +231,15 @@ export class QemuVm {
   async start(extraArgs: string[] = []): Promise<void> {
     if (this.pid !== null && alive(this.pid))
       throw new ZenithError('ZEN_INVALID_STATE', `${this.record.spec.name} is already running`);
+    this.starting = true;
+    try {
+      await this.#start(extraArgs);
+    } finally {
+      this.starting = false;
+    }
+  }
+
+  async #start(extraArgs: string[]): Promise<void> {
     rmSync(this.paths.qmpSocket, { force: true });
     rmSync(this.paths.pidFile, { force: true });
     const nics = this.nics;
@@ -278,8 +289,10 @@ export class QemuVm {
     this.#stopRequested = false;
     this.#endingCause = undefined;
     this.reason = null;
-    this.save();
     try {
+      // Inside: a record that cannot be written (its directory removed under it) ends the start
+      // too, with the QEMU killed — never a guest running that no record knows.
+      this.save();
       await this.#connect(() => exitCode === undefined);
     } catch (error) {
       // QEMU made its socket and then failed (a kernel it cannot read, a busy device) or never
@@ -289,9 +302,14 @@ export class QemuVm {
       this.power = 'stopped';
       rmSync(this.paths.qmpSocket, { force: true });
       rmSync(this.paths.pidFile, { force: true });
-      const output = readFileSync(join(this.dir, 'qemu.log'), 'utf8').slice(-2000).trim();
-      this.record.desired = 'stopped';
-      this.save();
+      let output = '';
+      try {
+        output = readFileSync(join(this.dir, 'qemu.log'), 'utf8').slice(-2000).trim();
+        this.record.desired = 'stopped';
+        this.save();
+      } catch {
+        // The VM's directory is gone: there is nothing left to write.
+      }
       throw new ZenithError(
         'ZEN_DRIVER_ERROR',
         `QEMU did not start: ${output || (error as Error).message}`,

@@ -202,4 +202,39 @@ describe('a QEMU VM described on one host and run on another (real QEMU, TCG)', 
     for (const disk of description.disks)
       assert.ok(existsSync(disk.location.path), disk.location.path);
   });
+  test('a discard of VMs that moved away, asked again and again while this very VM starts here, keeps it: it runs, and no QEMU of it runs unknown to its host', async () => {
+    const run = hostB.facets.portableVms.runVm(description, { start: true }, context);
+    let done = false;
+    const finished = run.finally(() => (done = true));
+    const answers: string[] = [];
+    // As the control plane's clean-up of a host back from a failure may ask while a restart runs.
+    while (!done) {
+      const { discarded, kept } = await hostB.discardMovedAway([description.uuid]);
+      answers.push(...discarded.map(() => 'discarded'), ...kept.map((k) => k.reason));
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const running = await finished;
+    assert.equal(running.powerState, 'running');
+    assert.ok(
+      answers.some((answer) => /starting|running/.test(answer)),
+      `the discard saw it being started: ${answers.join(', ')}`,
+    );
+    const listed = (await vmsOf(hostB)).filter((vm) => vm.facts['vm.uuid'] === description.uuid);
+    assert.deepEqual(
+      listed.map((vm) => [vm.externalId, vm.powerState]),
+      [[running.externalId, 'running']],
+    );
+    const qemus = spawnSync('pgrep', ['-f', `qemu-system.*-uuid ${description.uuid}`], {
+      encoding: 'utf8',
+    })
+      .stdout.trim()
+      .split('\n')
+      .filter(Boolean);
+    assert.deepEqual(
+      qemus.map(Number),
+      [listed[0]!.facts['qemu.pid']],
+      'its one QEMU is the one its host knows',
+    );
+    await hostB.stopVm(running.externalId, context);
+  });
 });
