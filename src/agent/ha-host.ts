@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect } from 'node:net';
 import type WebSocket from 'ws';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
@@ -65,6 +66,30 @@ export function haStateFile(stateDir: string): HaStateFile {
   };
 }
 
+/**
+ * The control plane's host as the isolation address: it answers when a TCP connection to its port
+ * is accepted or refused within a second (its network is there); a timeout or an unreachable
+ * network is silence.
+ */
+export function isolationAddress(server: string): { answers(): Promise<boolean> } {
+  const url = new URL(server);
+  const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  return {
+    answers: () =>
+      new Promise((resolve) => {
+        const socket = connect({ host, port, timeout: 1000 });
+        const done = (answered: boolean) => {
+          socket.destroy();
+          resolve(answered);
+        };
+        socket.once('connect', () => done(true));
+        socket.once('timeout', () => done(false));
+        socket.once('error', (error: NodeJS.ErrnoException) => done(error.code === 'ECONNREFUSED'));
+      }),
+  };
+}
+
 /** The agent's watchdog, started (it watches at once if the kept settings say so). */
 export async function startHaWatchdog(options: {
   driver: QemuDriver;
@@ -72,6 +97,8 @@ export async function startHaWatchdog(options: {
   storageRoots: string[];
   /** The command that runs `zenith agent-sentinel` (none: no fencing sentinel). */
   sentinelCommand?: string[] | undefined;
+  /** The control plane's URL: its host is the isolation address. */
+  server?: string;
   clock: Clock;
   logger: Logger;
 }): Promise<HaWatchdog> {
@@ -84,6 +111,7 @@ export async function startHaWatchdog(options: {
     state: haStateFile(options.stateDir),
     clock: options.clock,
     logger: options.logger,
+    ...(options.server ? { network: isolationAddress(options.server) } : {}),
     ...(options.sentinelCommand
       ? {
           sentinel: new HaSentinelLink({

@@ -6,7 +6,9 @@
  * heartbeat still reaches the storage — to act on its own when they fail:
  *
  * - isolated (channel down ≥ isolationSeconds, storage heartbeat still
- *   written): the isolation response — leave the VMs running, shut them down
+ *   written, and the control plane's host does not answer on the network
+ *   either — one that refuses or accepts a connection is down or busy, the
+ *   host's network is not: no isolation): the isolation response — leave the VMs running, shut them down
  *   (ACPI, then power-off after shutdownSeconds) or power them off — and
  *   every VM it turned off is listed as released in the heartbeat, so the
  *   control plane may run it elsewhere;
@@ -82,6 +84,12 @@ export interface HaWatchdogOptions {
    * deadline. None: nothing fences while the agent process is gone.
    */
   sentinel?: HaSentinelControl;
+  /**
+   * Whether the control plane's host answers on the network (a TCP connection to its address
+   * accepted or refused; nothing, or unreachable, is silence), asked every beat while the channel
+   * is down: the isolation address. None: isolation is judged by the channel alone.
+   */
+  network?: { answers(): Promise<boolean> };
 }
 
 export interface HaWatchdogStatus {
@@ -120,6 +128,10 @@ export class HaWatchdog {
   #downSince: number | null = null;
   #isolated = false;
   #responding = false;
+  // The isolation address: when the control plane's host last answered while the channel was down.
+  #networkAnsweredAt: number | null = null;
+  #probing = false;
+  #networkToldOnce = false;
   // The storage heartbeat.
   #counter = 0;
   #lastWritten: number | null = null;
@@ -320,6 +332,20 @@ export class HaWatchdog {
     );
   }
 
+  /** Asks the isolation address once at a time, in the background; a recent answer counts. */
+  #probeNetwork(): void {
+    const network = this.#options.network;
+    if (!network || this.#probing) return;
+    this.#probing = true;
+    network
+      .answers()
+      .then((answered) => {
+        if (answered) this.#networkAnsweredAt = this.#options.clock.now();
+      })
+      .catch(() => undefined)
+      .finally(() => (this.#probing = false));
+  }
+
   #channelUp(now: number): boolean {
     return (
       this.#channelOpen &&
@@ -341,6 +367,8 @@ export class HaWatchdog {
       if (this.#isolated) log.info('ha: isolation ends (VMs it turned off stay off)');
       this.#downSince = null;
       this.#isolated = false;
+      this.#networkAnsweredAt = null;
+      this.#networkToldOnce = false;
     } else if (this.#downSince === null) {
       this.#downSince = this.#lastHeard ?? now;
       log.warn({ lastHeard: this.#downSince }, 'ha: the control plane is not heard');
@@ -349,12 +377,29 @@ export class HaWatchdog {
     this.#takeSentinelFencing();
     this.#feedSentinel(vms, settings, now);
     if (!up) {
+      this.#probeNetwork();
       const downMs = now - this.#downSince!;
       const fenceMs = settings.selfFenceSeconds * 1000;
       const storageLostMs = this.#lastWritten === null ? Infinity : now - this.#lastWritten;
+      const networkAnswers =
+        this.#networkAnsweredAt !== null &&
+        now - this.#networkAnsweredAt <= channelSilenceBeats * this.heartbeatMs;
       if (downMs >= fenceMs && storageLostMs >= fenceMs) this.#fence(vms, now, storageLostMs);
       else if (
         !this.#isolated &&
+        downMs >= settings.isolationSeconds * 1000 &&
+        storageLostMs <= channelSilenceBeats * this.heartbeatMs &&
+        networkAnswers &&
+        !this.#networkToldOnce
+      ) {
+        this.#networkToldOnce = true;
+        log.warn(
+          { downMs },
+          'ha: the control plane is not heard, but its host answers on the network: it is down, this host is not isolated (no isolation response)',
+        );
+      } else if (
+        !this.#isolated &&
+        !networkAnswers &&
         downMs >= settings.isolationSeconds * 1000 &&
         storageLostMs <= channelSilenceBeats * this.heartbeatMs
       ) {

@@ -22,6 +22,9 @@ import type { HaHeartbeat } from '../../src/protocols/ha-heartbeat.js';
 import type { SentinelFencing } from '../../src/agent/ha-sentinel-files.js';
 import type { HaSentinelControl } from '../../src/agent/ha-sentinel-link.js';
 import { captureLogs } from '../../src/testing/log-capture.js';
+import { isolationAddress } from '../../src/agent/ha-host.js';
+import { spawn } from 'node:child_process';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 
 class FakeVms implements HaVmControl {
   readonly calls: string[] = [];
@@ -107,6 +110,7 @@ function setUp(options: {
   kept?: HaPersistedState;
   storage?: FakeStorage;
   sentinel?: (clock: ManualClock) => HaSentinelControl;
+  network?: { answers(): Promise<boolean> };
 }) {
   const clock = new ManualClock();
   const vms = new FakeVms(options.vms ?? [vm(1), vm(2)]);
@@ -122,6 +126,7 @@ function setUp(options: {
     clock,
     logger: logs.logger,
     ...(options.sentinel ? { sentinel: options.sentinel(clock) } : {}),
+    ...(options.network ? { network: options.network } : {}),
   });
   /** Moves time on a second at a time; the control plane answers each second while `heard`. */
   const seconds = async (n: number, heard: boolean) => {
@@ -212,6 +217,79 @@ describe('the HA watchdog', () => {
     assert.ok(messages.some((m) => /ha: isolated/.test(String(m))));
     assert.ok(messages.some((m) => /released/.test(String(m))));
     assert.ok(messages.some((m) => /isolation ends/.test(String(m))));
+  });
+
+  test('the control plane down while its host answers on the network (refused): no isolation, no VM touched; its host silent too: isolated', async () => {
+    const network = { answering: true, asked: 0 };
+    const probe = {
+      answers: async () => {
+        network.asked++;
+        return network.answering;
+      },
+    };
+    const { watchdog, clock, vms, seconds, logs } = setUp({ network: probe });
+    watchdog.channelOpened();
+    watchdog.configure(settings({ isolationSeconds: 5 }));
+    await seconds(2, true);
+    assert.equal(network.asked, 0, 'asked only while the channel is down');
+    watchdog.channelHeard();
+    await seconds(30, false);
+    assert.ok(network.asked > 0);
+    assert.deepEqual(vms.calls, [], 'a control plane restart powers nothing off');
+    assert.equal(watchdog.status().isolated, false);
+    assert.equal(watchdog.status().channel, 'down');
+    assert.ok(
+      logs.lines().some((line) => /its host answers on the network/.test(String(line.msg))),
+    );
+    // The network goes silent as well: isolated, within the isolation time and a few beats.
+    network.answering = false;
+    const silentFrom = clock.now();
+    await seconds(5, false);
+    assert.deepEqual(vms.calls, ['power-off q1', 'power-off q2']);
+    assert.equal(watchdog.status().isolated, true);
+    assert.ok(clock.now() - silentFrom <= 5000);
+  });
+
+  test('the isolation address: a listening port and a refused one answer; an address nothing answers from is silence', async () => {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      assert.equal(await isolationAddress(`http://127.0.0.1:${port}`).answers(), true);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+    assert.equal(await isolationAddress(`http://127.0.0.1:${port}`).answers(), true, 'refused');
+    // Silence, made here: a listener that never accepts, its queue (backlog 1) full — the kernel
+    // drops further connection requests, as a cut network loses them.
+    const mute = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const s = require('node:net').createServer();
+         s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+           console.log(s.address().port);
+           setTimeout(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60000), 20);
+         });`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const fillers: Socket[] = [];
+    try {
+      const mutePort = await new Promise<number>((resolve) =>
+        mute.stdout.once('data', (data) => resolve(Number(String(data)))),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      for (let i = 0; i < 2; i++)
+        await new Promise((resolve) => {
+          const filler = connect({ host: '127.0.0.1', port: mutePort }, () => resolve(null));
+          fillers.push(filler);
+        });
+      assert.equal(await isolationAddress(`http://127.0.0.1:${mutePort}`).answers(), false);
+    } finally {
+      for (const filler of fillers) filler.destroy();
+      mute.kill('SIGKILL');
+    }
   });
 
   test('isolation response shutdown asks the guest with the bounded wait; leave-running touches nothing', async () => {
