@@ -23,11 +23,10 @@ describe('a control plane killed in the middle of a live migration finishes it a
   });
 
   /**
-   * A live migration of a VM from k-b to k-c, slowed to a few MB/s so that the kill lands in the
-   * middle of it; SIGKILL of zenith serve; started again after `downMs`. Answers what a user
-   * checks afterwards: the task, where the VM is, and its QEMU processes.
+   * A VM started on k-b and its live migration to k-c, slowed to a few MB/s so that a kill lands
+   * in the middle of it: answered once it is under way, with the guest's console tick before.
    */
-  const migrationCutByKill = async (name: string, downMs: number) => {
+  const slowMigration = async (name: string) => {
     for (const host of ['k-b', 'k-c']) await lab.connected(host);
     const vmId = await lab.runVm(name, 'k-b');
     const uuid = (await ok('GET', `/vms/${vmId}`)).facts['vm.uuid'] as string;
@@ -36,20 +35,25 @@ describe('a control plane killed in the middle of a live migration finishes it a
       targetHostId: 'k-c',
       maxBandwidthBytesPerSecond: 3_000_000,
     });
+    const taskId = submitted.id as string;
     await until(
       'the migration under way',
       async () => {
-        const task = await ok('GET', `/tasks/${submitted.id as string}`);
+        const task = await ok('GET', `/tasks/${taskId}`);
         return task.state === 'running' && (task.progress as number) >= 5 ? true : undefined;
       },
       60_000,
       50,
     );
-    await lab.restartServer('SIGKILL', downMs);
-    const task = await until(
+    return { vmId, uuid, taskId, ticked: ticked! };
+  };
+
+  /** The migration task once it has ended (after the restart), with the server's log if it does not. */
+  const ended = (taskId: string) =>
+    until(
       'the migration to end after the restart',
       async () => {
-        const found = await ok('GET', `/tasks/${submitted.id as string}`);
+        const found = await ok('GET', `/tasks/${taskId}`);
         return ['succeeded', 'failed', 'cancelled'].includes(found.state as string)
           ? found
           : undefined;
@@ -59,8 +63,6 @@ describe('a control plane killed in the middle of a live migration finishes it a
     ).catch(async (error: unknown) => {
       throw new Error(`${(error as Error).message}\n${lab.server.output().slice(-6000)}`);
     });
-    return { vmId, uuid, task, ticked: ticked! };
-  };
 
   /** The VM's QEMU processes across the hosts, and whether each one's guest uses CPU (runs). */
   const qemusOf = async (uuid: string) => {
@@ -96,29 +98,15 @@ describe('a control plane killed in the middle of a live migration finishes it a
   };
 
   test('a live migration cut by a SIGKILL of zenith serve, which is back before it ends, finishes: the VM runs once, on the destination', async (t) => {
-    const { vmId, uuid, task, ticked } = await migrationCutByKill('mig-quick', 0);
+    const { vmId, uuid, taskId, ticked } = await slowMigration('mig-quick');
+    await lab.restartServer('SIGKILL');
+    const task = await ended(taskId);
     await assertMovedOnce(vmId, uuid, task, ticked);
     t.diagnostic(`attempts ${task.attempt as number}`);
   });
 
   test('a live migration whose switch-over happens while zenith serve is down: the guest waits paused at both ends, never runs twice, and resumes on the destination once it is back', async (t) => {
-    for (const host of ['k-b', 'k-c']) await lab.connected(host);
-    const vmId = await lab.runVm('mig-down', 'k-b');
-    const uuid = (await ok('GET', `/vms/${vmId}`)).facts['vm.uuid'] as string;
-    const [ticked] = await lab.consoleTicks(vmId, 1);
-    const submitted = await ok('POST', `/vms/${vmId}/migrate`, {
-      targetHostId: 'k-c',
-      maxBandwidthBytesPerSecond: 3_000_000,
-    });
-    await until(
-      'the migration under way',
-      async () => {
-        const found = await ok('GET', `/tasks/${submitted.id as string}`);
-        return found.state === 'running' && (found.progress as number) >= 5 ? true : undefined;
-      },
-      60_000,
-      50,
-    );
+    const { vmId, uuid, taskId, ticked } = await slowMigration('mig-down');
     await lab.server.kill('SIGKILL');
     // With the control plane down, QEMU finishes sending: both QEMUs are there, neither runs the guest.
     const switched = await until(
@@ -133,20 +121,8 @@ describe('a control plane killed in the middle of a live migration finishes it a
     assert.deepEqual(switched.map((end) => end.host).sort(), ['k-b', 'k-c']);
     const back = Date.now();
     await lab.restartServer('SIGKILL');
-    const task = await until(
-      'the migration to end after the restart',
-      async () => {
-        const found = await ok('GET', `/tasks/${submitted.id as string}`);
-        return ['succeeded', 'failed', 'cancelled'].includes(found.state as string)
-          ? found
-          : undefined;
-      },
-      180_000,
-      250,
-    ).catch(async (error: unknown) => {
-      throw new Error(`${(error as Error).message}\n${lab.server.output().slice(-6000)}`);
-    });
+    const task = await ended(taskId);
     t.diagnostic(`resumed on k-c ${Date.now() - back} ms after zenith serve was started again`);
-    await assertMovedOnce(vmId, uuid, task, ticked!);
+    await assertMovedOnce(vmId, uuid, task, ticked);
   });
 });

@@ -19,7 +19,8 @@ const stateSet: Record<HaVmView['state'], true> = {
   'vsphere-ha': true,
   'monitoring-limit': true,
 };
-const haVmStates = Object.keys(stateSet);
+/** Every state, in the contract's order (the HA page's counts follow it). */
+export const haVmStates = Object.keys(stateSet) as Array<HaVmView['state']>;
 export const priorities = ['highest', 'high', 'medium', 'low', 'lowest', 'disabled'];
 const attention: Record<HaVmView['state'], number> = {
   'monitoring-limit': 0,

@@ -21,21 +21,20 @@ import { reasonOf } from '../api/follow-task.ts';
 import { FailoverList } from '../ha/failover-list.tsx';
 import { HaHostsTable } from '../ha/ha-hosts-table.tsx';
 import { VsphereHaClusters } from '../ha/vsphere-ha-clusters.tsx';
-import { filterVms, HaVmFilterBar, HaVmsTable, type VmFilter } from '../ha/ha-vms-table.tsx';
+import {
+  filterVms,
+  haVmStates,
+  HaVmFilterBar,
+  HaVmsTable,
+  type VmFilter,
+} from '../ha/ha-vms-table.tsx';
 
 const pollMs = 5000;
-const vmStates = [
-  'protected',
-  'unprotected',
-  'restarting',
-  'waiting',
-  'vsphere-ha',
-  'monitoring-limit',
-] as const;
+const vmStates = haVmStates;
 /** A state's count in GET /ha's answer, and its words on its card. */
-const countKey = (state: (typeof vmStates)[number]) =>
+const countKey = (state: HaVmView['state']) =>
   state === 'vsphere-ha' ? 'vsphereHa' : state === 'monitoring-limit' ? 'monitoringLimit' : state;
-const countLabel = (state: (typeof vmStates)[number]) =>
+const countLabel = (state: HaVmView['state']) =>
   state === 'vsphere-ha'
     ? 'by vSphere HA'
     : state === 'monitoring-limit'
