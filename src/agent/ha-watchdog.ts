@@ -6,12 +6,12 @@
  * heartbeat still reaches the storage — to act on its own when they fail:
  *
  * - isolated (channel down ≥ isolationSeconds, storage heartbeat still
- *   written, and the control plane's host does not answer on the network
- *   either — one that refuses or accepts a connection is down or busy, the
- *   host's network is not: no isolation): the isolation response — leave the VMs running, shut them down
- *   (ACPI, then power-off after shutdownSeconds) or power them off — and
- *   every VM it turned off is listed as released in the heartbeat, so the
- *   control plane may run it elsewhere;
+ *   written, and the control plane's host silent on the network too: one
+ *   that accepts or refuses a connection is down, not this host's network):
+ *   the isolation response — leave the VMs running, shut them down (ACPI,
+ *   then power-off after shutdownSeconds) or power them off — and every VM
+ *   it turned off is listed as released in the heartbeat, so the control
+ *   plane may run it elsewhere;
  * - cut off from both (channel down and no heartbeat written, each for
  *   ≥ selfFenceSeconds): self-fencing — every QEMU of the host is killed at
  *   once, so that a control plane which waits that long after losing both can
@@ -384,25 +384,19 @@ export class HaWatchdog {
       const networkAnswers =
         this.#networkAnsweredAt !== null &&
         now - this.#networkAnsweredAt <= channelSilenceBeats * this.heartbeatMs;
+      const cutOff =
+        !this.#isolated &&
+        downMs >= settings.isolationSeconds * 1000 &&
+        storageLostMs <= channelSilenceBeats * this.heartbeatMs;
       if (downMs >= fenceMs && storageLostMs >= fenceMs) this.#fence(vms, now, storageLostMs);
-      else if (
-        !this.#isolated &&
-        downMs >= settings.isolationSeconds * 1000 &&
-        storageLostMs <= channelSilenceBeats * this.heartbeatMs &&
-        networkAnswers &&
-        !this.#networkToldOnce
-      ) {
+      else if (cutOff && networkAnswers) {
+        if (!this.#networkToldOnce)
+          log.warn(
+            { downMs },
+            'ha: the control plane is not heard, but its host answers on the network: it is down, this host is not isolated (no isolation response)',
+          );
         this.#networkToldOnce = true;
-        log.warn(
-          { downMs },
-          'ha: the control plane is not heard, but its host answers on the network: it is down, this host is not isolated (no isolation response)',
-        );
-      } else if (
-        !this.#isolated &&
-        !networkAnswers &&
-        downMs >= settings.isolationSeconds * 1000 &&
-        storageLostMs <= channelSilenceBeats * this.heartbeatMs
-      ) {
+      } else if (cutOff) {
         this.#isolated = true;
         log.warn(
           { downMs, response: settings.isolationResponse },

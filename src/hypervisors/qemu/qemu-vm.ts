@@ -43,8 +43,10 @@ export interface VmRecord {
   incomingDisks?: string[];
   /** The VM's power state at the source of an incoming migration. */
   sourcePowerState?: PowerState;
-  /** Set while a live migration away from this host is under way: a restarted agent settles it. */
-  /** An outgoing migration: whether the disks go too, and the power state it left (taken back as it was). */
+  /**
+   * Set while a live migration away from this host is under way (a restarted agent settles it):
+   * whether the disks go too, and the power state it left (a VM taken back returns to it).
+   */
   outgoing?: { withStorage: boolean; powerState?: PowerState };
   /** Its snapshots (qemu-snapshots.ts), oldest first; they travel with the record when it migrates. */
   snapshots?: SnapshotRecord[];
