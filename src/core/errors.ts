@@ -284,6 +284,32 @@ export const errorCatalogue = {
     summary:
       'QEMU sent something that is not valid QMP (bad JSON, an oversized line, an unmatched reply); the connection was closed.',
   },
+  // --- protocols: NBD (Network Block Device client, src/protocols/nbd) ------
+  NBD_CONNECT_FAILED: {
+    status: 502,
+    summary:
+      'The NBD server could not be reached or did not finish negotiating in time (missing socket, refused, or silent).',
+  },
+  NBD_OPTION_REFUSED: {
+    status: 502,
+    summary:
+      'The NBD server refused an option during negotiation (an unknown export, a metadata context such as a dirty bitmap it does not offer); details name the option and its reply.',
+  },
+  NBD_COMMAND_FAILED: {
+    status: 502,
+    summary:
+      'The NBD server answered a read, write or block-status request with an error, or the request was outside the export; details carry the command, range and error.',
+  },
+  NBD_PROTOCOL_ERROR: {
+    status: 502,
+    summary:
+      'The NBD server sent something the protocol does not allow (bad magic, a reply to no request, a malformed chunk); the connection was closed.',
+  },
+  NBD_CLOSED: {
+    status: 502,
+    summary:
+      'The NBD connection closed before a request was answered (the server exited or the client was closed).',
+  },
   // --- protocols: the agent channel (src/protocols/agent-channel) ----------
   AGENT_CHANNEL_PROTOCOL_ERROR: {
     status: 502,
