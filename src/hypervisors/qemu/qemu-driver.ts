@@ -132,6 +132,7 @@ export class QemuDriver implements HypervisorDriver {
       newVmId: () => newId('vm', this.#options.clock.now()).replace('vm_', 'q'),
       forget: (vm, removeDisks) => this.#forget(vm, removeDisks),
       discardMovedAway: (uuids) => this.discardMovedAway(uuids),
+      abandonReception: (uuid) => this.#abandonReception(uuid),
     };
     this.#migrations = new QemuMigrations(this.#qemuHost);
     this.facets = {
@@ -694,6 +695,18 @@ export class QemuDriver implements HypervisorDriver {
       );
     }
     return { discarded, kept };
+  }
+
+  async #abandonReception(uuid: string): Promise<void> {
+    for (const vm of [...this.#vms.values()]) {
+      if (vm.record.spec.uuid !== uuid || !vm.record.incoming) continue;
+      if ((await this.#migrations.incomingState(vm.id)) === 'received') continue;
+      this.#options.logger.warn(
+        { vm: vm.record.spec.name, id: vm.id, uuid },
+        'removed a reception of a VM that is started here from its disks: its source sends nothing more',
+      );
+      await this.#migrations.abortIncoming(vm.id);
+    }
   }
 
   /** The serial console's unix socket of a running VM (for the console relay). */

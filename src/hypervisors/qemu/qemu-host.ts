@@ -45,4 +45,9 @@ export interface QemuHost {
   discardMovedAway(
     uuids: string[],
   ): Promise<{ discarded: string[]; kept: Array<{ uuid: string; reason: string }> }>;
+  /**
+   * Removes a reception of this VM (by UUID) that never got the whole VM: waiting for a source
+   * that will send nothing more, or failed. One that received it all is kept.
+   */
+  abandonReception(uuid: string): Promise<void>;
 }

@@ -133,7 +133,10 @@ export class QemuPortableVms implements PortableVmFacet {
     // A stopped definition of this very VM (its UUID) is a copy left from an earlier stay here —
     // it failed over away and comes back, or a start here whose answer was lost never ran: it
     // goes (never its disks: they are the description's) and the VM is defined anew. One that
-    // runs here, or is half of a migration, is the VM itself: refused.
+    // runs here, or is half of a migration, is the VM itself: refused. The control plane starts
+    // a VM from its disks only when no host can run it (its host fenced): a reception of it
+    // still waiting here waits for a source that sends nothing more, and goes first.
+    await this.host.abandonReception(desc.uuid);
     const { kept } = await this.host.discardMovedAway([desc.uuid]);
     if (kept.length > 0)
       throw new ZenithError(

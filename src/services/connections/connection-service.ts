@@ -292,10 +292,17 @@ export class ConnectionService {
    * Waits until each of these connections is connected (a task run after a restart waits for its
    * hosts' agents to be back); ZEN_CONNECTION_DISCONNECTED once `timeoutMs` has passed.
    */
-  async whenConnected(ids: string[], timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  async whenConnected(
+    ids: string[],
+    timeoutMs: number,
+    signal?: AbortSignal,
+    /** Ends the wait early, without an error, once it answers true. */
+    enough?: () => Promise<boolean>,
+  ): Promise<void> {
     const deadline = performance.now() + timeoutMs;
     const connected = () => ids.every((id) => this.#running.get(id)?.state === 'connected');
     while (!connected()) {
+      if (enough && (await enough())) return;
       if (performance.now() > deadline || signal?.aborted) {
         for (const id of ids) this.driver(id);
       }

@@ -87,6 +87,22 @@ export function canMigrateAcrossAgents(
   );
 }
 
+/**
+ * Removes what a migration cut off left at its destination (best effort: the destination's host
+ * may be away too; an agent that restarts removes it itself).
+ */
+export async function abandonReception(
+  connections: ConnectionService,
+  targetConnectionId: string,
+  migrationId: string,
+): Promise<void> {
+  try {
+    await facetOf(connections.driver(targetConnectionId), 'migration')?.abortIncoming(migrationId);
+  } catch {
+    // Unreachable, or the reception finished: then the VM is there, and nothing is left over.
+  }
+}
+
 export async function migrateAcrossHosts(
   deps: { inventory: InventoryService; connections: ConnectionService },
   vm: ManagedObject,
@@ -102,14 +118,14 @@ export async function migrateAcrossHosts(
     targetHost.connectionId!,
     targetHost.id,
   );
-  const ends = { ...deps, source, target, targetHost, context };
+  const ends = { ...deps, vm, source, target, targetHost, context };
   if (resume && source.outgoingState && target.incomingState) {
     const left = await leftUnderWay(ends, vm.externalId!);
     if (left === 'moved') return { totalTimeMs: null, downtimeMs: null, transferredBytes: null };
     if (left === 'lost')
       throw new ZenithError(
         'ZEN_INVALID_STATE',
-        `${vm.name} was lost by a migration cut off by a restart: neither host has it`,
+        `the migration of ${vm.name} was cut off by a restart and neither end has the VM now (high availability restarts it elsewhere if it is protected)`,
       );
   }
   context.progress({ percent: 0, message: 'preparing the destination' });
@@ -158,6 +174,8 @@ export async function migrateAcrossHosts(
 
 interface Ends {
   inventory: InventoryService;
+  /** The VM as it was when the migration began (on the source's connection). */
+  vm: ManagedObject;
   source: MigrationEndpoint;
   target: MigrationEndpoint;
   targetHost: ManagedObject;
@@ -189,18 +207,36 @@ async function leftUnderWay(ends: Ends, id: string): Promise<'none' | 'moved' | 
   return settled === 'stayed' ? 'none' : settled;
 }
 
-/** Both ends' states, asked again while either cannot answer (an agent reconnecting after a restart). */
-async function statesOf(ends: Ends, id: string): Promise<[OutgoingState, IncomingState]> {
+/** The source's state, or that its end cannot be reached (its agent away: crashed, fenced or cut off). */
+type SourceState = OutgoingState | 'unreachable';
+
+const unreachable = (error: unknown) =>
+  isZenithError(error) && ['ZEN_CONNECTION_DISCONNECTED', 'ZEN_TIMEOUT'].includes(error.code);
+
+/**
+ * Both ends' states. The destination's is asked again while it cannot answer (an agent reconnecting
+ * after a restart); a source that cannot answer is said to be unreachable: its host may be gone for
+ * good (high availability fences it and restarts the VM), so the destination alone decides then.
+ */
+async function statesOf(ends: Ends, id: string): Promise<[SourceState, IncomingState]> {
   const deadline = performance.now() + reconnectGraceMs;
   for (;;) {
-    try {
-      return await Promise.all([ends.source.outgoingState!(id), ends.target.incomingState!(id)]);
-    } catch (error) {
-      const unreachable =
-        isZenithError(error) && ['ZEN_CONNECTION_DISCONNECTED', 'ZEN_TIMEOUT'].includes(error.code);
-      if (!unreachable || performance.now() > deadline || ends.context.signal.aborted) throw error;
-      await sleep(500);
+    const [outgoing, incoming] = await Promise.allSettled([
+      ends.source.outgoingState!(id),
+      ends.target.incomingState!(id),
+    ]);
+    if (incoming.status === 'fulfilled') {
+      if (outgoing.status === 'fulfilled') return [outgoing.value, incoming.value];
+      if (unreachable(outgoing.reason)) return ['unreachable', incoming.value];
+      throw outgoing.reason;
     }
+    if (
+      !unreachable(incoming.reason) ||
+      performance.now() > deadline ||
+      ends.context.signal.aborted
+    )
+      throw incoming.reason;
+    await sleep(500);
   }
 }
 
@@ -210,12 +246,27 @@ async function statesOf(ends: Ends, id: string): Promise<[OutgoingState, Incomin
  * source lets go; the destination lost it while the source holds it, paused after the switch-over
  * → the destination's leftovers are removed first, then the source takes it back; the source
  * still sends → wait. The guest never runs at both ends: the destination resumes it only in
- * finishIncoming, and the source only once the destination's QEMU is gone.
+ * finishIncoming, and the source only once the destination's QEMU is gone. A destination that
+ * lost the reception while the source cannot be reached is cleaned up at once (so that nothing of
+ * it stands in the way of a restart of the VM by high availability), and the source is waited
+ * for; a source that no longer knows the VM while the destination still waits means the VM went
+ * elsewhere (high availability restarted it): the reception goes, and the migration is lost.
  */
 async function settle(ends: Ends, id: string): Promise<'moved' | 'stayed' | 'lost'> {
   const deadline = performance.now() + silentSourceGraceMs;
   for (;;) {
     const [outgoing, incoming] = await statesOf(ends, id);
+    // Restarted from its disks on another host meanwhile (high availability, its host fenced): the
+    // reception is left over, and must never resume a second copy.
+    const now = ends.inventory.get(ends.vm.id);
+    if (now.connectionId !== ends.vm.connectionId) {
+      await ends.target.abortIncoming(id).catch(() => undefined);
+      throw new ZenithError(
+        'ZEN_INVALID_STATE',
+        `${ends.vm.name} was restarted on ${String(now.computed['location.hostName'] ?? 'another host')} while its migration was cut off: the migration is over`,
+        { connectionId: now.connectionId },
+      );
+    }
     // The source runs it (its send failed, or never began): the destination's QEMU only goes.
     if (outgoing === 'stayed') {
       await ends.target.abortIncoming(id);
@@ -225,11 +276,16 @@ async function settle(ends: Ends, id: string): Promise<'moved' | 'stayed' | 'los
       await handOverTo(ends, id);
       return 'moved';
     }
-    if (incoming === 'failed' && outgoing !== 'sending') {
+    if (
+      (incoming === 'failed' && outgoing !== 'sending') ||
+      (incoming === 'receiving' && outgoing === 'gone')
+    ) {
       await ends.target.abortIncoming(id);
       if (outgoing === 'gone') return 'lost';
-      await ends.source.finishOutgoing(id, false);
-      return 'stayed';
+      if (outgoing !== 'unreachable') {
+        await ends.source.finishOutgoing(id, false);
+        return 'stayed';
+      }
     }
     if (performance.now() > deadline || ends.context.signal.aborted)
       throw new ZenithError(

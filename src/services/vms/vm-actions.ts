@@ -19,7 +19,7 @@ import type { Actor } from '../audit/audit-service.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import type { FactValue, ManagedObject } from '../inventory/model.js';
-import { migrateAcrossHosts, migrationEnds } from './cross-host-migration.js';
+import { abandonReception, migrateAcrossHosts, migrationEnds } from './cross-host-migration.js';
 import type { Tx } from '../../store/store.js';
 import type { Task, TaskKind, TaskRunContext, TaskService } from '../tasks/task-service.js';
 
@@ -55,6 +55,8 @@ const ActionParams = Type.Object({
   targetHostId: Type.Optional(Type.String()),
   targetHostName: Type.Optional(Type.String()),
   sourceHostId: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  /** The VM's id at the source when a migration began: the migration's id at both ends. */
+  sourceExternalId: Type.Optional(Type.String()),
   targetDatastoreId: Type.Optional(Type.String()),
   targetDatastoreExternalId: Type.Optional(Type.Union([Type.String(), Type.Null()])),
   targetDatastoreName: Type.Optional(Type.String()),
@@ -283,6 +285,7 @@ export class VmActionService {
       taskParams.targetHostId = target.id;
       taskParams.targetHostName = target.name;
       taskParams.sourceHostId = stringOrNull(vm.computed['location.hostId']);
+      if (vm.externalId) taskParams.sourceExternalId = vm.externalId;
     }
     return this.tasks.submit({
       kind: this.#kinds.get(action)!,
@@ -301,12 +304,28 @@ export class VmActionService {
       action === 'migrate' ? this.inventory.get(String(context.task.params.targetHostId)) : null;
     // A migration's run after a restart settles what the one before left at both ends: it waits
     // for their connections (agents reconnecting) rather than leave the VM between them.
-    if (targetHost && context.task.attempt > 1)
+    // High availability may have restarted the VM meanwhile (its source host failed and was
+    // fenced): then the migration is over, and what it left at the destination goes.
+    if (targetHost && context.task.attempt > 1) {
+      const restarted = () => this.#restartedSince(vm.id, context.task.createdAt);
       await this.connections.whenConnected(
         [...new Set([vm.connectionId!, targetHost.connectionId!])],
         3 * 60_000,
         context.signal,
+        restarted,
       );
+      if (await restarted()) {
+        const migrationId = context.task.params.sourceExternalId;
+        if (migrationId)
+          await abandonReception(this.connections, targetHost.connectionId!, migrationId);
+        const now = this.inventory.get(vm.id);
+        throw new ZenithError(
+          'ZEN_INVALID_STATE',
+          `${vm.name} was restarted on ${String(now.computed['location.hostName'] ?? 'another host')} by high availability while its migration was cut off: the migration is over`,
+          { hostId: now.computed['location.hostId'] ?? null },
+        );
+      }
+    }
     const driver = this.connections.driver(vm.connectionId!);
     if (targetHost && targetHost.connectionId !== vm.connectionId) {
       const params = context.task.params;
@@ -374,6 +393,12 @@ export class VmActionService {
       status: now.status,
       durationMs: Date.now() - started,
     };
+  }
+
+  /** Whether high availability restarted the VM (a failover) since this time. */
+  async #restartedSince(vmId: string, since: number): Promise<boolean> {
+    const [current] = await this.inventory.locations.history(vmId, { limit: 1 });
+    return current?.reason === 'failover' && current.from >= since;
   }
 
   async #recover(
