@@ -9,7 +9,8 @@
  * is cut off, half are powered off by its agent (isolation response).
  *
  * Faults, each at a random moment (while a live migration runs, half of the time):
- * - host-crash: everything in a host's namespaces killed at once (a host with or without a BMC);
+ * - host-crash: a power loss — the host's network goes, then everything in its namespaces is
+ *   killed at once, so that it ends no connection cleanly (a host with or without a BMC);
  * - bmc-down-crash: a host's BMC stops answering, then the host crashes (fenced by its lease);
  * - partition: a host's control network cut for 1–12 s, then back;
  * - control-plane-kill: `zenith serve` killed with SIGKILL, alone or a few seconds into a host
@@ -283,17 +284,23 @@ async function victimWithVms(candidates: string[]): Promise<string> {
   return pick(loaded.length > 0 ? loaded : candidates);
 }
 
+/** A power loss: nothing more leaves the host, not even the ends of its connections. */
+async function crash(victim: string): Promise<void> {
+  await lab.lab.cutNetwork(lab.physical[victim]!);
+  await lab.machines[victim]!.stop();
+}
+
 async function fault(kind: Kind): Promise<string> {
   switch (kind) {
     case 'host-crash': {
       const victim = await victimWithVms(hosts);
-      await lab.machines[victim]!.stop();
+      await crash(victim);
       return `${victim} crashed${bmcHosts.includes(victim) ? ' (BMC)' : ' (no BMC)'}`;
     }
     case 'bmc-down-crash': {
       const victim = await victimWithVms(bmcHosts);
       lab.sim!.fault({ kind: 'hang' });
-      await lab.machines[victim]!.stop();
+      await crash(victim);
       // The BMC answers again only once the lease has fenced the host.
       await sleep(between(8_000, 14_000));
       lab.sim!.fault(undefined);
@@ -314,7 +321,7 @@ async function fault(kind: Kind): Promise<string> {
         return `zenith serve killed (down ${downMs} ms)`;
       }
       const victim = await victimWithVms(hosts);
-      await lab.machines[victim]!.stop();
+      await crash(victim);
       const afterMs = between(2_000, 9_000);
       await sleep(afterMs);
       await lab.restartServer('SIGKILL', between(0, 2_000));
