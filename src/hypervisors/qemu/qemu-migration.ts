@@ -105,6 +105,19 @@ export class QemuMigrations {
     const record = pkg.record;
     if (this.host.find(record.id))
       throw new ZenithError('ZEN_CONFLICT', `VM ${record.id} already exists on this host`);
+    // A stopped definition of this very VM (its UUID) is a copy from an earlier stay here (it
+    // failed over away): it goes, so that this host never holds two definitions of one VM. One
+    // that runs here, or is half of another migration, is refused.
+    const uuid = record.spec.uuid;
+    if (uuid !== undefined) {
+      const { kept } = await this.host.discardMovedAway([uuid]);
+      if (kept.length > 0)
+        throw new ZenithError(
+          'ZEN_CONFLICT',
+          `a VM with UUID ${uuid} is on this host already (${kept[0]!.reason})`,
+          { uuid },
+        );
+    }
     const withStorage = options.withStorage === true;
     // Internal snapshots live inside the qcow2 images, and a mirror copies only what the guest sees.
     const snapshots = record.snapshots?.length ?? 0;

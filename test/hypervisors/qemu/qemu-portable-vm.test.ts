@@ -237,4 +237,27 @@ describe('a QEMU VM described on one host and run on another (real QEMU, TCG)', 
     );
     await hostB.stopVm(running.externalId, context);
   });
+
+  test('a VM migrated live to a host that holds a stopped definition of it from an earlier stay: that one goes, and the host lists the VM once, running', async () => {
+    // host-a keeps a stopped definition of the VM (as after a failover away from it).
+    const stale = await hostA.facets.portableVms.runVm(description, { start: false }, context);
+    const [onB] = (await vmsOf(hostB)).filter((vm) => vm.facts['vm.uuid'] === description.uuid);
+    await hostB.startVm(onB!.externalId, context);
+    await ticksOn(hostB, onB!.externalId);
+    const source = facetOf(hostB, 'migration')!;
+    const target = facetOf(hostA, 'migration')!;
+    const offer = await source.exportVm(onB!.externalId);
+    const incoming = await target.prepareIncoming(offer, {});
+    await source.send(offer.migrationId, incoming, {}, context);
+    const arrived = await target.finishIncoming(offer.migrationId);
+    await source.finishOutgoing(offer.migrationId, true);
+    const listed = (await vmsOf(hostA)).filter((vm) => vm.facts['vm.uuid'] === description.uuid);
+    assert.deepEqual(
+      listed.map((vm) => [vm.externalId, vm.powerState]),
+      [[arrived.externalId, 'running']],
+      `one definition, the arrived one (the stale one was ${stale.externalId})`,
+    );
+    await ticksOn(hostA, arrived.externalId);
+    await hostA.stopVm(arrived.externalId, context);
+  });
 });
