@@ -24,6 +24,7 @@ const serviceRooms = [
   'placement',
   'plans',
   'ha',
+  'backup',
 ];
 const serviceRoomRules = serviceRooms.map((room, index) => ({
   name: `services-${room}-imports-only-rooms-below`,

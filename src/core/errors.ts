@@ -510,6 +510,32 @@ export const errorCatalogue = {
       'The host has no BMC Zenith knows: add its BMC as a redfish or ipmi connection (the machine is then linked to the host by SMBIOS UUID, serial or a NIC MAC, or by hand).',
   },
   // --- the fallback ---------------------------------------------------------
+  // --- backup ----------------------------------------------------------------
+  ZEN_BACKUP_REPOSITORY_INVALID: {
+    status: 409,
+    summary:
+      'The path is not a backup repository Zenith can use (no repository there, another format, or a repository made in a directory that was not empty).',
+  },
+  ZEN_BACKUP_KEY_WRONG: {
+    status: 403,
+    summary:
+      'The backup repository is encrypted and the key given is missing or not its key; nothing was read or written.',
+  },
+  ZEN_BACKUP_CHUNK_DAMAGED: {
+    status: 409,
+    summary:
+      'A chunk of a backup is missing or its bytes do not match its name (altered, cut or unreadable); the backups that use it are damaged and nothing was restored from it.',
+  },
+  ZEN_BACKUP_MANIFEST_DAMAGED: {
+    status: 409,
+    summary:
+      "A backup's manifest does not read, does not have the manifest's shape or does not match its checksum; the backup cannot be restored.",
+  },
+  ZEN_BACKUP_REPOSITORY_FULL: {
+    status: 507,
+    summary:
+      'The backup repository has no room left (or its quota is reached); the backup was not kept and nothing half-written names it.',
+  },
   ZEN_INTERNAL: {
     status: 500,
     summary: 'An unexpected error; it was logged with the request id. Please report it.',

@@ -24,6 +24,8 @@ export const idPrefixes = {
   policy: 'pol',
   plan: 'plan',
   failover: 'failover',
+  backup: 'backup',
+  backupRepository: 'brepo',
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

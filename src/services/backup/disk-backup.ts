@@ -1,0 +1,237 @@
+/**
+ * A disk into a backup repository, and back: the disk is cut into the repository's fixed-size
+ * chunks; a chunk that reads as zeroes is not stored (null in the manifest); any other is named
+ * by its hash and stored once (deduplicated across backups, disks and VMs). A read of only what
+ * changed since the last backup re-reads just the chunks those extents touch and takes every
+ * other chunk's name from the last backup's manifest. Several chunks are in flight at once:
+ * reading, hashing and compressing overlap.
+ */
+import { ZenithError } from '../../core/errors.js';
+import type { DiskReader, DiskWriter } from '../../hypervisors/facets/disk-streams.js';
+import type { ManifestDisk } from './repository/manifest.js';
+import type { BackupRepository, BackupWriter } from './repository/repository.js';
+
+export interface DiskProgress {
+  /** Bytes of the disk done (read, or known unchanged or zero). */
+  doneBytes: number;
+  totalBytes: number;
+  readBytes: number;
+}
+
+const IN_FLIGHT = 4;
+
+/** Runs `work` for 0..count-1 with at most `limit` at once; the first failure stops new work and is thrown. */
+async function inParallel(
+  count: number,
+  limit: number,
+  work: (index: number) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  let failed: { error: unknown } | undefined;
+  const lane = async () => {
+    while (failed === undefined && next < count) {
+      const index = next++;
+      try {
+        await work(index);
+      } catch (error) {
+        failed ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, count) }, lane));
+  if (failed !== undefined) throw failed.error as Error;
+}
+
+const isZeroes = (bytes: Buffer) => {
+  for (let at = 0; at < bytes.length; at += 8) {
+    if (
+      at + 8 <= bytes.length
+        ? bytes.readBigUInt64LE(at) !== 0n
+        : bytes.subarray(at).some((b) => b !== 0)
+    )
+      return false;
+  }
+  return true;
+};
+
+/**
+ * Which chunks the extents touch: for a full read, the chunks with data (the others are all zero
+ * extents); for a changed read, the chunks any changed extent overlaps.
+ */
+async function touchedChunks(
+  reader: DiskReader,
+  chunkSize: number,
+  count: number,
+): Promise<boolean[]> {
+  const touched = new Array<boolean>(count).fill(false);
+  let covered = 0;
+  for await (const extent of reader.extents()) {
+    if (
+      extent.offset < covered ||
+      extent.length < 0 ||
+      extent.offset + extent.length > reader.capacityBytes
+    )
+      throw new ZenithError(
+        'ZEN_DRIVER_ERROR',
+        'the disk reader gave extents out of order or outside the disk',
+        {
+          offset: extent.offset,
+          length: extent.length,
+        },
+      );
+    covered = extent.offset + extent.length;
+    if (extent.zero || extent.length === 0) continue;
+    const first = Math.floor(extent.offset / chunkSize);
+    const last = Math.floor((extent.offset + extent.length - 1) / chunkSize);
+    for (let index = first; index <= last; index++) touched[index] = true;
+  }
+  return touched;
+}
+
+/**
+ * Backs one disk up through the writer. With `parent` (the same disk in the last backup, of the
+ * same size and chunk size) and a reader of what changed since it, only the changed chunks are
+ * read; without, the reader must be a full one.
+ */
+export async function backupDisk(
+  writer: BackupWriter,
+  diskId: string,
+  reader: DiskReader,
+  options: {
+    parent?: ManifestDisk;
+    progress?: (progress: DiskProgress) => void;
+    signal?: AbortSignal;
+  } = {},
+): Promise<ManifestDisk> {
+  const chunkSize = writer.repository.config.chunkSize;
+  const capacity = reader.capacityBytes;
+  const count = Math.ceil(capacity / chunkSize);
+  const { parent } = options;
+  if (reader.scope === 'changed') {
+    if (!parent)
+      throw new ZenithError(
+        'ZEN_INVALID_STATE',
+        `a read of what changed on ${diskId} needs the last backup of the disk`,
+      );
+    if (parent.capacityBytes !== capacity || parent.chunks.length !== count)
+      throw new ZenithError(
+        'ZEN_INVALID_STATE',
+        `${diskId} changed size since its last backup: it is read in full`,
+        {
+          was: parent.capacityBytes,
+          is: capacity,
+        },
+      );
+  }
+  const touched = await touchedChunks(reader, chunkSize, count);
+  const chunks = new Array<string | null>(count).fill(null);
+  const disk: ManifestDisk = {
+    diskId,
+    capacityBytes: capacity,
+    chunks,
+    scope: reader.scope,
+    readBytes: 0,
+    storedBytes: 0,
+    newChunks: 0,
+    sharedChunks: 0,
+    zeroChunks: 0,
+  };
+  let doneBytes = 0;
+  const report = (bytes: number) => {
+    doneBytes += bytes;
+    options.progress?.({ doneBytes, totalBytes: capacity, readBytes: disk.readBytes });
+  };
+  await inParallel(count, IN_FLIGHT, async (index) => {
+    if (options.signal?.aborted)
+      throw new ZenithError('ZEN_TASK_CANCELLED', 'the backup was cancelled');
+    const offset = index * chunkSize;
+    const length = Math.min(chunkSize, capacity - offset);
+    if (!touched[index]) {
+      const kept = reader.scope === 'changed' ? parent!.chunks[index]! : null;
+      if (kept !== null) {
+        // Unchanged since the last backup: the same chunk, if it is still there.
+        if (!(await writer.reuseChunk(kept)))
+          throw new ZenithError(
+            'ZEN_BACKUP_CHUNK_DAMAGED',
+            `chunk ${kept} of the last backup of ${diskId} is missing: back the disk up in full`,
+            {
+              chunk: kept,
+              why: 'missing',
+            },
+          );
+        chunks[index] = kept;
+        disk.sharedChunks++;
+      } else disk.zeroChunks++;
+      report(length);
+      return;
+    }
+    const bytes = await reader.read(offset, length);
+    if (bytes.length !== length)
+      throw new ZenithError(
+        'ZEN_DRIVER_ERROR',
+        `the disk reader answered ${bytes.length} bytes for ${length}`,
+        { offset },
+      );
+    disk.readBytes += length;
+    if (isZeroes(bytes)) {
+      disk.zeroChunks++;
+    } else {
+      const { name, storedBytes } = await writer.putChunk(bytes);
+      chunks[index] = name;
+      if (storedBytes > 0) {
+        disk.newChunks++;
+        disk.storedBytes += storedBytes;
+      } else disk.sharedChunks++;
+    }
+    report(length);
+  });
+  return disk;
+}
+
+/**
+ * Writes a backed-up disk to a new image: every chunk read back and checked against its name (a
+ * damaged one stops the restore with ZEN_BACKUP_CHUNK_DAMAGED: nothing is restored silently
+ * wrong), zero chunks written as zeroes. The writer is aborted (its image removed) on any failure.
+ */
+export async function restoreDisk(
+  repository: BackupRepository,
+  disk: ManifestDisk,
+  writer: DiskWriter,
+  options: { progress?: (progress: DiskProgress) => void; signal?: AbortSignal } = {},
+): Promise<void> {
+  const chunkSize = repository.config.chunkSize;
+  if (writer.capacityBytes < disk.capacityBytes)
+    throw new ZenithError('ZEN_BAD_REQUEST', `the new disk is smaller than ${disk.diskId} was`, {
+      capacityBytes: writer.capacityBytes,
+      needed: disk.capacityBytes,
+    });
+  let doneBytes = 0;
+  try {
+    await inParallel(disk.chunks.length, IN_FLIGHT, async (index) => {
+      if (options.signal?.aborted)
+        throw new ZenithError('ZEN_TASK_CANCELLED', 'the restore was cancelled');
+      const offset = index * chunkSize;
+      const length = Math.min(chunkSize, disk.capacityBytes - offset);
+      const name = disk.chunks[index];
+      if (name === null || name === undefined) await writer.writeZeroes(offset, length);
+      else {
+        const bytes = await repository.getChunk(name);
+        if (bytes.length !== length)
+          throw new ZenithError(
+            'ZEN_BACKUP_CHUNK_DAMAGED',
+            `chunk ${name} holds ${bytes.length} bytes where ${length} belong`,
+            {
+              chunk: name,
+              why: 'wrong length',
+            },
+          );
+        await writer.write(offset, bytes);
+      }
+      doneBytes += length;
+      options.progress?.({ doneBytes, totalBytes: disk.capacityBytes, readBytes: doneBytes });
+    });
+  } catch (error) {
+    await writer.abort().catch(() => undefined);
+    throw error;
+  }
+}
