@@ -12,10 +12,13 @@
  * tell refuses `changedSince` with ZEN_UNSUPPORTED rather than answer a full
  * read in its place.
  *
- * Declared, not implemented yet: no driver has this facet. Backup (a later
- * issue) implements it for QEMU hosts and agents — a persistent dirty bitmap
- * and a point-in-time export of the disk over NBD, read by an NBD client in
- * src/protocols — and is its first user.
+ * The QEMU driver has it (qemu/qemu-disk-streams.ts): a persistent dirty
+ * bitmap per checkpoint, and a point-in-time export of the disk over NBD
+ * (qemu-nbd for a stopped VM, QEMU's own NBD server and a fleece overlay for a
+ * running one), read by the NBD client in src/protocols/nbd. A checkpoint
+ * that was lost (QEMU killed before it saved its bitmaps, or no such bitmap)
+ * is refused with ZEN_INVALID_STATE (details.checkpoint 'lost'): the caller
+ * reads the disk in full instead, never a wrong increment.
  */
 import type { ActionContext } from '../driver-types.js';
 import type { PortableDisk, PortableDiskFormat, PortableLocation } from './portable-vm.js';
@@ -47,6 +50,12 @@ export interface DiskExtent {
 export interface DiskReader {
   readonly capacityBytes: number;
   readonly scope: 'full' | 'changed';
+  /**
+   * Where a later changed read of this disk may start: this read's point in time. The caller keeps
+   * it once what it read is safe (a backup committed), and releases the one it read from; if it
+   * does not keep it, it releases it.
+   */
+  readonly checkpoint?: DiskCheckpoint;
   /** The extents to copy, in order and without overlap; a full read's cover the whole disk. */
   extents(): AsyncIterable<DiskExtent>;
   /** Bytes of the disk as the guest sees them. */
@@ -87,4 +96,10 @@ export interface DiskStreamFacet {
   ): Promise<DiskReader>;
   /** A writer of a new image; an existing file is never overwritten (ZEN_CONFLICT). */
   openWriter(disk: NewDisk, context: ActionContext): Promise<DiskWriter>;
+  /** Ends a checkpoint: what changes afterwards is no longer tracked for it (an unknown one is fine). */
+  releaseCheckpoint(
+    vmExternalId: string,
+    diskId: string,
+    checkpoint: DiskCheckpoint,
+  ): Promise<void>;
 }

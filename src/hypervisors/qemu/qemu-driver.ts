@@ -44,6 +44,7 @@ import {
 import type { QemuHost } from './qemu-host.js';
 import { QemuMigrationEndpoint } from './qemu-migration-endpoint.js';
 import { QemuMigrations } from './qemu-migration.js';
+import { QemuDiskStreams } from './qemu-disk-streams.js';
 import { QemuPortableVms } from './qemu-portable-vm.js';
 import { readVmMetrics } from './qemu-metrics.js';
 import { basesOf, cloneDisks, cloneSpec, linkedClonesOf, refuseIfBase } from './qemu-clone.js';
@@ -104,7 +105,11 @@ export class QemuDriver implements HypervisorDriver {
   /** What the facets work through (qemu-host.ts). */
   readonly #qemuHost: QemuHost;
   readonly #migrations: QemuMigrations;
-  readonly facets: { migration: QemuMigrationEndpoint; portableVms: QemuPortableVms };
+  readonly facets: {
+    migration: QemuMigrationEndpoint;
+    portableVms: QemuPortableVms;
+    diskStreams: QemuDiskStreams;
+  };
 
   constructor(options: QemuDriverOptions) {
     this.#options = options;
@@ -138,6 +143,7 @@ export class QemuDriver implements HypervisorDriver {
     this.facets = {
       migration: new QemuMigrationEndpoint(this.#qemuHost, this.#migrations),
       portableVms: new QemuPortableVms(this.#qemuHost),
+      diskStreams: new QemuDiskStreams(this.#qemuHost),
     };
     this.#snapshots = new QemuSnapshots(options.clock);
   }

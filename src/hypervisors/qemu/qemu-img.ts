@@ -163,3 +163,28 @@ export async function snapshotImage(
   const flag = { create: '-c', apply: '-a', delete: '-d' }[action];
   await qemuImg(['snapshot', flag, tag, file]);
 }
+
+/** A persistent dirty bitmap of a qcow2 image; `inUse`: not saved cleanly (its QEMU was killed), so untrustworthy. */
+export interface ImageBitmap {
+  name: string;
+  inUse: boolean;
+}
+
+export async function imageBitmaps(file: string): Promise<ImageBitmap[]> {
+  const raw = JSON.parse(await qemuImg(['info', '-U', '--output=json', file])) as {
+    'format-specific'?: { data?: { bitmaps?: Array<{ name: string; flags: string[] }> } };
+  };
+  return (raw['format-specific']?.data?.bitmaps ?? []).map((bitmap) => ({
+    name: bitmap.name,
+    inUse: bitmap.flags.includes('in-use'),
+  }));
+}
+
+/** Adds a persistent bitmap that records writes from now on (the image must not be open). */
+export async function addImageBitmap(file: string, name: string): Promise<void> {
+  await qemuImg(['bitmap', '--add', '--enable', file, name]);
+}
+
+export async function removeImageBitmap(file: string, name: string): Promise<void> {
+  await qemuImg(['bitmap', '--remove', file, name]);
+}

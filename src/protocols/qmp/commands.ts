@@ -90,8 +90,30 @@ export interface QmpBlockDeviceInfo {
   iops_wr: number;
   image: QmpImageInfo;
   write_threshold: number;
+  'dirty-bitmaps'?: QmpDirtyBitmapInfo[];
   cache: { writeback: boolean; direct: boolean; 'no-flush': boolean };
 }
+
+/** qapi/block-core.json BlockDirtyInfo. */
+export interface QmpDirtyBitmapInfo {
+  name?: string;
+  count: number;
+  granularity: number;
+  recording: boolean;
+  busy: boolean;
+  persistent: boolean;
+  /** Set when QEMU found it not cleanly saved (a crash): it cannot be trusted nor used. */
+  inconsistent?: boolean;
+}
+
+/** One action of a `transaction` (qapi/transaction.json), as used here. */
+export type QmpTransactionAction =
+  | { type: 'block-dirty-bitmap-add'; data: { node: string; name: string; persistent?: boolean } }
+  | { type: 'block-dirty-bitmap-disable'; data: { node: string; name: string } }
+  | {
+      type: 'blockdev-backup';
+      data: { device: string; target: string; sync: 'none' | 'full'; 'job-id'?: string };
+    };
 
 export interface QmpBlockInfo {
   device: string;
@@ -318,6 +340,24 @@ export interface QmpCommands {
   'drive-mirror': { args: QmpDriveMirrorArgs; result: Empty };
   'blockdev-mirror': { args: QmpBlockdevMirrorArgs; result: Empty };
   'block-job-cancel': { args: { device: string; force?: boolean }; result: Empty };
+  transaction: { args: { actions: QmpTransactionAction[] }; result: Empty };
+  'blockdev-add': { args: JsonObject; result: Empty };
+  'blockdev-del': { args: { 'node-name': string }; result: Empty };
+  'block-dirty-bitmap-remove': { args: { node: string; name: string }; result: Empty };
+  'nbd-server-start': { args: { addr: { type: 'unix'; data: { path: string } } }; result: Empty };
+  'nbd-server-stop': { args: NoArgs; result: Empty };
+  'block-export-add': {
+    args: {
+      type: 'nbd';
+      id: string;
+      'node-name': string;
+      name: string;
+      writable?: boolean;
+      bitmaps?: string[];
+    };
+    result: Empty;
+  };
+  'block-export-del': { args: { id: string; mode?: 'safe' | 'hard' }; result: Empty };
   'block-job-complete': { args: { device: string }; result: Empty };
   'query-block-jobs': { args: NoArgs; result: QmpBlockJobInfo[] };
   'query-jobs': { args: NoArgs; result: QmpJobInfo[] };

@@ -1,0 +1,220 @@
+/**
+ * The QEMU driver's disk-stream facet against real QEMU (TCG) and qemu-nbd: a VM's disk read into
+ * a backup repository while the VM is stopped and while it runs (QEMU's own NBD server over a
+ * point-in-time overlay), in full and through its checkpoints (persistent dirty bitmaps), and
+ * written back into a new image. A checkpoint whose QEMU was killed is refused, never read wrong.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { systemClock } from '../../../src/core/clock.js';
+import { isZenithError } from '../../../src/core/errors.js';
+import { silentLogger } from '../../../src/core/logger.js';
+import { processAlive } from '../../../src/core/process.js';
+import type { DiscoveredVm } from '../../../src/hypervisors/driver.js';
+import type { DiskReadOptions } from '../../../src/hypervisors/facets/disk-streams.js';
+import { imageBitmaps } from '../../../src/hypervisors/qemu/qemu-img.js';
+import { QemuDriver } from '../../../src/hypervisors/qemu/qemu-driver.js';
+import { backupDisk, restoreDisk } from '../../../src/services/backup/disk-backup.js';
+import type { BackupManifest } from '../../../src/services/backup/repository/manifest.js';
+import { BackupRepository } from '../../../src/services/backup/repository/repository.js';
+import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../../src/testing/guest-image.js';
+import { until } from '../../../src/testing/wait.js';
+
+const MiB = 1024 * 1024;
+const context = { signal: new AbortController().signal, progress: () => undefined };
+const base = mkdtempSync(join(tmpdir(), 'zenith-disk-streams-'));
+const run = (command: string, ...args: string[]) =>
+  execFileSync(command, args, { encoding: 'utf8' });
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+let driver: QemuDriver;
+let repository: BackupRepository;
+let vmId: string;
+let diskFile: string;
+
+/** The disk's bytes now, as qemu-img reads them (-U: beside a running QEMU). */
+function rawOf(file: string): Buffer {
+  const raw = join(base, 'raw.img');
+  run('qemu-img', 'convert', '-U', '-O', 'raw', file, raw);
+  const bytes = readFileSync(raw);
+  rmSync(raw);
+  return bytes;
+}
+
+/** One backup of disk0 through the facet; the reader's checkpoint comes back with it. */
+async function backUp(options: DiskReadOptions, parent?: BackupManifest) {
+  const facet = driver.facets.diskStreams;
+  const reader = await facet.openReader(vmId, 'disk0', options, context);
+  const writer = await repository.beginBackup();
+  try {
+    const disk = await backupDisk(
+      writer,
+      'disk0',
+      reader,
+      parent ? { parent: parent.disks[0]! } : {},
+    );
+    const now = new Date().toISOString();
+    const manifest = await writer.commit({
+      vm: { id: 'vm_x', name: 'streamed', uuid: null },
+      takenAt: now,
+      finishedAt: now,
+      parent: parent?.id ?? null,
+      job: null,
+      disks: [disk],
+    });
+    return { manifest, checkpoint: reader.checkpoint! };
+  } finally {
+    await reader.close();
+  }
+}
+
+const vmNow = async () =>
+  (await driver.discover()).objects.find(
+    (o) => o.kind === 'vm' && o.externalId === vmId,
+  ) as DiscoveredVm;
+
+async function restoredBytes(manifest: BackupManifest): Promise<Buffer> {
+  const file = join(base, `restored-${manifest.id}.qcow2`);
+  const writer = await driver.facets.diskStreams.openWriter(
+    { location: { path: file }, format: 'qcow2', capacityBytes: manifest.disks[0]!.capacityBytes },
+    context,
+  );
+  await restoreDisk(repository, manifest.disks[0]!, writer);
+  const disk = await writer.finish();
+  assert.equal(disk.location.path, file);
+  return rawOf(file);
+}
+
+before(async () => {
+  const image = await ensureGuestImage();
+  driver = new QemuDriver({
+    stateDir: join(base, 'state'),
+    storageRoots: [join(base, 'disks'), dirname(image.kernel)],
+    accelerator: 'tcg',
+    kvmUsable: false,
+    hostName: 'streamer',
+    clock: systemClock,
+    logger: silentLogger,
+  });
+  await driver.connect();
+  const vm = await driver.createVm(
+    {
+      name: 'streamed',
+      cpus: 1,
+      memoryBytes: 128 * MiB,
+      diskBytes: 32 * MiB,
+      hostExternalId: 'streamer',
+      options: { kernel: image.kernel, initrd: image.initrd, cmdline: GUEST_KERNEL_APPEND },
+    },
+    context,
+  );
+  vmId = vm.externalId;
+  diskFile = join(base, 'disks', 'streamed', 'disk0.qcow2');
+  assert.ok(existsSync(diskFile), diskFile);
+  repository = await BackupRepository.create(join(base, 'repository'), { chunkSize: MiB });
+});
+after(async () => {
+  await driver?.stopVm(vmId, context).catch(() => undefined);
+  await driver?.close();
+  rmSync(base, { recursive: true, force: true });
+});
+
+test('a stopped VM: a full read, then only what changed since its checkpoint; each restores to its point in time', async () => {
+  assert.deepEqual(await driver.facets.diskStreams.listDisks(vmId), [
+    { diskId: 'disk0', capacityBytes: 32 * MiB, format: 'qcow2' },
+  ]);
+  run('qemu-io', '-f', 'qcow2', '-c', 'write -P 0x11 0 2M', '-c', 'write -P 0x22 9M 1M', diskFile);
+  const atFirst = rawOf(diskFile);
+  const first = await backUp({});
+  assert.equal(first.manifest.disks[0]!.readBytes, 3 * MiB, 'holes are neither read nor stored');
+  assert.deepEqual(
+    (await imageBitmaps(diskFile)).map((b) => b.name),
+    [first.checkpoint.name],
+  );
+
+  run(
+    'qemu-io',
+    '-f',
+    'qcow2',
+    '-c',
+    'write -P 0x33 9M 64k',
+    '-c',
+    'write -P 0x44 20M 4k',
+    diskFile,
+  );
+  const atSecond = rawOf(diskFile);
+  const second = await backUp({ changedSince: first.checkpoint }, first.manifest);
+  assert.equal(second.manifest.disks[0]!.readBytes, 2 * MiB, 'the two chunks written since');
+  await driver.facets.diskStreams.releaseCheckpoint(vmId, 'disk0', first.checkpoint);
+  assert.deepEqual(
+    (await imageBitmaps(diskFile)).map((b) => b.name),
+    [second.checkpoint.name],
+  );
+
+  assert.equal(sha256(await restoredBytes(first.manifest)), sha256(atFirst));
+  assert.equal(sha256(await restoredBytes(second.manifest)), sha256(atSecond));
+  await assert.rejects(
+    driver.facets.diskStreams.openWriter(
+      { location: { path: diskFile }, format: 'qcow2', capacityBytes: MiB },
+      context,
+    ),
+    (error: unknown) => isZenithError(error) && error.code === 'ZEN_CONFLICT',
+    'a restore never overwrites a disk',
+  );
+});
+
+test('a running VM is read through QEMU at a point in time without stopping it, and leaves nothing behind; a checkpoint its QEMU did not save is refused', async () => {
+  const atStart = rawOf(diskFile);
+  const [checkpoint] = (await imageBitmaps(diskFile)).map((b) => ({ name: b.name }));
+  await driver.startVm(vmId, context);
+  const qmp = () => driver.facets.diskStreams['host'].vm(vmId).qmp();
+  const full = await backUp({});
+  assert.equal((await vmNow()).powerState, 'running');
+  assert.equal(
+    sha256(await restoredBytes(full.manifest)),
+    sha256(atStart),
+    'the point-in-time view is the disk',
+  );
+
+  // Since the last checkpoint nothing was written: nothing is read, every chunk is the parent's.
+  const since = await backUp({ changedSince: full.checkpoint }, full.manifest);
+  assert.equal(since.manifest.disks[0]!.readBytes, 0);
+  assert.deepEqual(since.manifest.disks[0]!.chunks, full.manifest.disks[0]!.chunks);
+  // Nothing of the reads is left in QEMU: no overlay node, no job, no export; no overlay file.
+  const nodes = (await qmp().execute('query-block')).map((b) => b.inserted?.['node-name']);
+  assert.equal(nodes.length, 1);
+  assert.deepEqual(await qmp().execute('query-block-jobs'), []);
+  assert.deepEqual(
+    readdirSync(join(base, 'state', 'vms', vmId)).filter((f) => f.startsWith('fleece')),
+    [],
+  );
+  await driver.facets.diskStreams.releaseCheckpoint(vmId, 'disk0', checkpoint!);
+  await driver.facets.diskStreams.releaseCheckpoint(vmId, 'disk0', full.checkpoint);
+
+  // QEMU killed: the bitmap it had not saved is in use in the image, and a read from it is refused.
+  const pid = (await vmNow()).facts['qemu.pid'] as number;
+  process.kill(pid, 'SIGKILL');
+  await until('QEMU gone', async () => (processAlive(pid) ? undefined : true));
+  await until('the VM stopped', async () =>
+    (await vmNow()).powerState === 'stopped' ? true : undefined,
+  );
+  await assert.rejects(
+    driver.facets.diskStreams.openReader(
+      vmId,
+      'disk0',
+      { changedSince: since.checkpoint },
+      context,
+    ),
+    (error: unknown) =>
+      isZenithError(error) &&
+      error.code === 'ZEN_INVALID_STATE' &&
+      error.details.checkpoint === 'lost',
+  );
+  const again = await backUp({});
+  assert.equal(again.manifest.disks[0]!.scope, 'full');
+  assert.equal(sha256(await restoredBytes(again.manifest)), sha256(atStart));
+});
