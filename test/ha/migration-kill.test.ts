@@ -125,4 +125,27 @@ describe('a control plane killed in the middle of a live migration finishes it a
     t.diagnostic(`resumed on k-c ${Date.now() - back} ms after zenith serve was started again`);
     await assertMovedOnce(vmId, uuid, task, ticked);
   });
+
+  test('a switch-over while zenith serve is down, and both hosts’ agents killed and started again before it is back: the guest waits paused, and runs once, on the destination', async () => {
+    const { vmId, uuid, taskId, ticked } = await slowMigration('mig-agents');
+    await lab.server.kill('SIGKILL');
+    await until(
+      'the switch-over without the control plane',
+      async () => {
+        const ends = await qemusOf(uuid);
+        return ends.length === 2 && ends.every((end) => end.paused) ? ends : undefined;
+      },
+      120_000,
+      500,
+    );
+    // The source's agent, back, finds its migration completed and ends its copy; the destination's
+    // keeps the whole VM it received, paused, for the control plane to finish.
+    for (const host of ['k-b', 'k-c']) {
+      await lab.lab.killAgent(lab.physical[host]!);
+      await lab.lab.startAgent(lab.physical[host]!);
+    }
+    await lab.restartServer('SIGKILL');
+    const task = await ended(taskId);
+    await assertMovedOnce(vmId, uuid, task, ticked);
+  });
 });

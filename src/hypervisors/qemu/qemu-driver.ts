@@ -164,8 +164,14 @@ export class QemuDriver implements HypervisorDriver {
       if (!existsSync(file)) continue;
       const vm = this.#instance(JSON.parse(readFileSync(file, 'utf8')) as VmRecord);
       if (vm.record.incoming) {
-        // A migration into this host was cut off: the source still has the VM.
         await vm.attach().catch(() => undefined);
+        // A reception that has the whole VM stays, paused and unreported, for the control plane to
+        // finish or abort: its source may have let go of its own copy meanwhile. One still receiving
+        // lost nothing the source does not hold (its QEMU goes on until told): it goes.
+        if ((await this.#migrations.incomingState(vm.id)) === 'received') {
+          vm.incoming = true;
+          continue;
+        }
         await this.#migrations.abortIncoming(vm.id);
         continue;
       }
