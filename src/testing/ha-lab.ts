@@ -65,6 +65,13 @@ export interface HaLab {
   consoleTicks(vmId: string, count: number): Promise<number[]>;
   /** Kills `zenith serve` (SIGKILL by default) and starts it again on the same data directory. */
   restartServer(signal?: NodeJS.Signals, downMs?: number): Promise<void>;
+  /**
+   * Submits a live migration slowed to a few MB/s, so that a fault lands in the middle of it;
+   * answers its task id once it is under way (5 %).
+   */
+  slowMigration(vmId: string, targetHostId: string, bytesPerSecond: number): Promise<string>;
+  /** The task once it has ended, whatever the end; the server's log in the error if it does not. */
+  taskEnded(taskId: string, timeoutMs?: number): Promise<ApiAnswer>;
   close(): Promise<void>;
 }
 
@@ -267,6 +274,38 @@ export async function startHaLab(options: HaLabOptions): Promise<HaLab> {
             });
         }
       return found;
+    },
+    async slowMigration(vmId, targetHostId, bytesPerSecond) {
+      const submitted = await ok('POST', `/vms/${vmId}/migrate`, {
+        targetHostId,
+        maxBandwidthBytesPerSecond: bytesPerSecond,
+      });
+      const taskId = submitted.id as string;
+      await until(
+        'the migration under way',
+        async () => {
+          const found = await ok('GET', `/tasks/${taskId}`);
+          return found.state === 'running' && (found.progress as number) >= 5 ? true : undefined;
+        },
+        60_000,
+        50,
+      );
+      return taskId;
+    },
+    taskEnded(taskId, timeoutMs = 180_000) {
+      return until(
+        `task ${taskId} to end`,
+        async () => {
+          const found = await ok('GET', `/tasks/${taskId}`);
+          return ['succeeded', 'failed', 'cancelled'].includes(found.state as string)
+            ? found
+            : undefined;
+        },
+        timeoutMs,
+        250,
+      ).catch((error: unknown) => {
+        throw new Error(`${(error as Error).message}\n${server!.output().slice(-6000)}`);
+      });
     },
     async restartServer(signal = 'SIGKILL', downMs = 0) {
       // A server that reported an unhandled rejection is a finding: said, after it runs again.

@@ -31,38 +31,11 @@ describe('a control plane killed in the middle of a live migration finishes it a
     const vmId = await lab.runVm(name, 'k-b');
     const uuid = (await ok('GET', `/vms/${vmId}`)).facts['vm.uuid'] as string;
     const [ticked] = await lab.consoleTicks(vmId, 1);
-    const submitted = await ok('POST', `/vms/${vmId}/migrate`, {
-      targetHostId: 'k-c',
-      maxBandwidthBytesPerSecond: 3_000_000,
-    });
-    const taskId = submitted.id as string;
-    await until(
-      'the migration under way',
-      async () => {
-        const task = await ok('GET', `/tasks/${taskId}`);
-        return task.state === 'running' && (task.progress as number) >= 5 ? true : undefined;
-      },
-      60_000,
-      50,
-    );
+    const taskId = await lab.slowMigration(vmId, 'k-c', 3_000_000);
     return { vmId, uuid, taskId, ticked: ticked! };
   };
 
-  /** The migration task once it has ended (after the restart), with the server's log if it does not. */
-  const ended = (taskId: string) =>
-    until(
-      'the migration to end after the restart',
-      async () => {
-        const found = await ok('GET', `/tasks/${taskId}`);
-        return ['succeeded', 'failed', 'cancelled'].includes(found.state as string)
-          ? found
-          : undefined;
-      },
-      180_000,
-      250,
-    ).catch(async (error: unknown) => {
-      throw new Error(`${(error as Error).message}\n${lab.server.output().slice(-6000)}`);
-    });
+  const ended = (taskId: string) => lab.taskEnded(taskId);
 
   /** The VM's QEMU processes across the hosts, and whether each one's guest uses CPU (runs). */
   const qemusOf = async (uuid: string) => {
@@ -75,6 +48,18 @@ describe('a control plane killed in the middle of a live migration finishes it a
       paused: q.cpuTicks - (first.find((f) => f.pid === q.pid)?.cpuTicks ?? q.cpuTicks) <= 3,
     }));
   };
+
+  /** With the control plane down, QEMU finishes sending: both QEMUs are there, neither runs the guest. */
+  const switchedOver = (uuid: string) =>
+    until(
+      'the switch-over without the control plane',
+      async () => {
+        const ends = await qemusOf(uuid);
+        return ends.length === 2 && ends.every((end) => end.paused) ? ends : undefined;
+      },
+      120_000,
+      500,
+    );
 
   const assertMovedOnce = async (vmId: string, uuid: string, task: ApiAnswer, ticked: number) => {
     assert.equal(task.state, 'succeeded', JSON.stringify(task));
@@ -109,15 +94,7 @@ describe('a control plane killed in the middle of a live migration finishes it a
     const { vmId, uuid, taskId, ticked } = await slowMigration('mig-down');
     await lab.server.kill('SIGKILL');
     // With the control plane down, QEMU finishes sending: both QEMUs are there, neither runs the guest.
-    const switched = await until(
-      'the switch-over without the control plane',
-      async () => {
-        const ends = await qemusOf(uuid);
-        return ends.length === 2 && ends.every((end) => end.paused) ? ends : undefined;
-      },
-      120_000,
-      500,
-    );
+    const switched = await switchedOver(uuid);
     assert.deepEqual(switched.map((end) => end.host).sort(), ['k-b', 'k-c']);
     const back = Date.now();
     await lab.restartServer('SIGKILL');
@@ -129,15 +106,7 @@ describe('a control plane killed in the middle of a live migration finishes it a
   test('a switch-over while zenith serve is down, and both hosts’ agents killed and started again before it is back: the guest waits paused, and runs once, on the destination', async () => {
     const { vmId, uuid, taskId, ticked } = await slowMigration('mig-agents');
     await lab.server.kill('SIGKILL');
-    await until(
-      'the switch-over without the control plane',
-      async () => {
-        const ends = await qemusOf(uuid);
-        return ends.length === 2 && ends.every((end) => end.paused) ? ends : undefined;
-      },
-      120_000,
-      500,
-    );
+    await switchedOver(uuid);
     // The source's agent, back, finds its migration completed and ends its copy; the destination's
     // keeps the whole VM it received, paused, for the control plane to finish.
     for (const host of ['k-b', 'k-c']) {

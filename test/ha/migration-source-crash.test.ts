@@ -28,20 +28,7 @@ test('a live migration whose source host crashes, with zenith serve killed durin
   const ok = (method: string, path: string, body?: unknown) => lab.ok(method, path, body);
   const vmId = await lab.runVm('mig-crash', 'x-b');
   const uuid = (await ok('GET', `/vms/${vmId}`)).facts['vm.uuid'] as string;
-  const submitted = await ok('POST', `/vms/${vmId}/migrate`, {
-    targetHostId: 'x-c',
-    maxBandwidthBytesPerSecond: 2_000_000,
-  });
-  const taskId = submitted.id as string;
-  await until(
-    'the migration under way',
-    async () => {
-      const task = await ok('GET', `/tasks/${taskId}`);
-      return task.state === 'running' && (task.progress as number) >= 5 ? true : undefined;
-    },
-    60_000,
-    50,
-  );
+  const taskId = await lab.slowMigration(vmId, 'x-c', 2_000_000);
   // A power loss: the host says nothing more, not even the end of the migration's stream (its
   // network goes first), so the destination's QEMU goes on waiting for the rest of the VM.
   const crashed = Date.now();
@@ -83,17 +70,7 @@ test('a live migration whose source host crashes, with zenith serve killed durin
 
   // The migration ends, failed (the VM did not move by it, it was restarted), as soon as the
   // restart is known — and never brings a second copy.
-  const task = await until(
-    'the migration task to end',
-    async () => {
-      const found = await ok('GET', `/tasks/${taskId}`);
-      return ['succeeded', 'failed', 'cancelled'].includes(found.state as string)
-        ? found
-        : undefined;
-    },
-    150_000,
-    500,
-  );
+  const task = await lab.taskEnded(taskId, 150_000);
   t.diagnostic(`migration task ${task.state as string}: ${JSON.stringify(task.error ?? null)}`);
   const error = task.error as { code: string; message: string } | undefined;
   assert.equal(task.state, 'failed');

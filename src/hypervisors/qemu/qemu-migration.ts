@@ -427,7 +427,8 @@ export class QemuMigrations {
   /** Source, after the switch-over: ends the old QEMU and forgets the VM (its disks too after a storage migration). */
   async cleanupOutgoing(id: string): Promise<void> {
     const vm = this.host.find(id);
-    if (!vm) return;
+    // Only a VM that is leaving: asked late, the id may be the VM's again (it came back since).
+    if (!vm || (!vm.record.outgoing && !vm.departed)) return;
     const removeDisks = vm.record.outgoing?.withStorage === true;
     await vm.quit();
     this.host.forget(vm, removeDisks);

@@ -103,6 +103,25 @@ export async function abandonReception(
   }
 }
 
+/**
+ * Ends the source's copy of a VM handed over already (best effort: a source that does not answer
+ * ends it itself when its agent starts again; one that no longer holds it does nothing).
+ */
+export async function endSourceCopy(
+  connections: ConnectionService,
+  sourceConnectionId: string,
+  migrationId: string,
+): Promise<void> {
+  try {
+    await facetOf(connections.driver(sourceConnectionId), 'migration')?.finishOutgoing(
+      migrationId,
+      true,
+    );
+  } catch {
+    // Unreachable now: settled by the source when it starts again.
+  }
+}
+
 export async function migrateAcrossHosts(
   deps: { inventory: InventoryService; connections: ConnectionService },
   vm: ManagedObject,

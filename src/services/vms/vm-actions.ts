@@ -19,7 +19,12 @@ import type { Actor } from '../audit/audit-service.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import type { FactValue, ManagedObject } from '../inventory/model.js';
-import { abandonReception, migrateAcrossHosts, migrationEnds } from './cross-host-migration.js';
+import {
+  abandonReception,
+  endSourceCopy,
+  migrateAcrossHosts,
+  migrationEnds,
+} from './cross-host-migration.js';
 import type { Tx } from '../../store/store.js';
 import type { Task, TaskKind, TaskRunContext, TaskService } from '../tasks/task-service.js';
 
@@ -307,6 +312,8 @@ export class VmActionService {
     // High availability may have restarted the VM meanwhile (its source host failed and was
     // fenced): then the migration is over, and what it left at the destination goes.
     if (targetHost && context.task.attempt > 1) {
+      const settled = await this.#handedOverBefore(vm, targetHost, context);
+      if (settled) return settled;
       const restarted = () => this.#restartedSince(vm.id, context.task.createdAt);
       await this.connections.whenConnected(
         [...new Set([vm.connectionId!, targetHost.connectionId!])],
@@ -395,6 +402,39 @@ export class VmActionService {
     };
   }
 
+  /**
+   * A run after a restart that finds the VM handed over to the destination already (the run
+   * before was cut off after the switch-over): only the source's end may be left, its paused
+   * copy, which goes once its host answers (a minute at most; a source host that stays away ends
+   * it itself when its agent starts again). Answers the result, or undefined to go on.
+   */
+  async #handedOverBefore(
+    vm: ManagedObject,
+    targetHost: ManagedObject,
+    context: TaskRunContext<ActionParams>,
+  ): Promise<Record<string, unknown> | undefined> {
+    const { sourceHostId, sourceExternalId } = context.task.params;
+    const sourceConnectionId = sourceHostId
+      ? this.inventory.index.get(sourceHostId)?.connectionId
+      : undefined;
+    if (!sourceConnectionId || sourceConnectionId === targetHost.connectionId) return undefined;
+    if (vm.connectionId !== targetHost.connectionId || vm.status !== 'present') return undefined;
+    if (await this.#restartedSince(vm.id, context.task.createdAt)) return undefined;
+    await this.connections
+      .whenConnected([sourceConnectionId], 60_000, context.signal)
+      .catch(() => undefined);
+    if (sourceExternalId && this.connections.connectedIds().includes(sourceConnectionId))
+      await endSourceCopy(this.connections, sourceConnectionId, sourceExternalId);
+    return {
+      powerState: vm.facts['power.state'] ?? null,
+      hostId: vm.computed['location.hostId'] ?? null,
+      status: vm.status,
+      totalTimeMs: null,
+      downtimeMs: null,
+      transferredBytes: null,
+    };
+  }
+
   /** Whether high availability restarted the VM (a failover) since this time. */
   async #restartedSince(vmId: string, since: number): Promise<boolean> {
     const [current] = await this.inventory.locations.history(vmId, { limit: 1 });
@@ -411,10 +451,12 @@ export class VmActionService {
     // Between connections, a VM hidden by both ends (paused after the switch-over, not yet
     // resumed at the destination) reads missing: the run after the restart settles it.
     const target = this.inventory.index.get(String(task.params.targetHostId ?? ''));
-    if (action === 'migrate' && vm && target && target.connectionId !== vm.connectionId)
-      return vm.computed['location.hostId'] === target.id && vm.status !== 'missing'
-        ? 'done'
-        : 'retry';
+    // Across connections, always run again: a migration handed over already still has the
+    // source's paused copy to end (#handedOverBefore), one cut off earlier is settled.
+    const source = this.inventory.index.get(String(task.params.sourceHostId ?? ''));
+    const from = source?.connectionId ?? vm?.connectionId;
+    if (action === 'migrate' && vm && target && from && target.connectionId !== from)
+      return 'retry';
     if (!vm || vm.status === 'missing') return 'interrupted';
     if (spec.reaches === 'moved')
       return vm.computed['location.hostId'] === task.params.targetHostId ? 'done' : 'retry';
