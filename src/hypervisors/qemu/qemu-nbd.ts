@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { ZenithError } from '../../core/errors.js';
 
 export interface QemuNbdOptions {
@@ -46,7 +47,8 @@ export async function startQemuNbd(options: QemuNbdOptions): Promise<QemuNbd> {
   );
   child.once('error', (error) => (output += String(error)));
   const deadline = Date.now() + 20_000;
-  while (!existsSync(options.socket)) {
+  // The socket file appears at bind(), a moment before qemu-nbd listens: ready once it accepts.
+  while (!existsSync(options.socket) || !(await accepts(options.socket))) {
     if (exited || Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new ZenithError(
@@ -67,4 +69,15 @@ export async function startQemuNbd(options: QemuNbdOptions): Promise<QemuNbd> {
       await closed;
     },
   };
+}
+
+function accepts(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ path });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }
