@@ -56,6 +56,9 @@ export class VmHandovers {
    * second one, and is left out.
    */
   disown(vmId: string, connectionId: string): void {
+    // What that connection was allowed before (a start there whose answer was lost, a move under
+    // way when the control plane restarted) ends with it: it is not where the VM is.
+    this.#clear(vmId, connectionId);
     let connections = this.#disowned.get(vmId);
     if (!connections) this.#disowned.set(vmId, (connections = new Set()));
     connections.add(connectionId);

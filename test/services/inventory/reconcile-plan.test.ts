@@ -255,6 +255,31 @@ describe('a reconcile plan, without a store', () => {
     release();
   });
 
+  test('a host the VM failed over away from is disowned: an allowance it had before does not bring the VM back to its stale report', () => {
+    const inventory = new PlannedInventory();
+    const uuid = '6f1c0c2e-0000-4000-8000-000000000002';
+    inventory.apply(
+      inventory.plan('conn_C', [dc, host(3), vm(3, 3, 'running', { 'vm.uuid': uuid })]),
+    );
+    const original = inventory.idOf('conn_C', 'vm', 'v3');
+    // An earlier start on conn_C whose answer was lost allowed its reports for a while; then the
+    // VM failed over from conn_C to conn_A.
+    inventory.handovers.allowUntil(original, 'conn_C', inventory.clock.now() + 120_000);
+    const release = inventory.handovers.hold(original, 'conn_A');
+    inventory.apply(
+      inventory.plan('conn_A', [dc, host(1), vm(8, 1, 'running', { 'vm.uuid': uuid })]),
+    );
+    release();
+    inventory.handovers.disown(original, 'conn_C');
+    // conn_C is back with its stale, stopped definition: left out, the VM stays on conn_A.
+    const back = inventory.plan('conn_C', [dc, host(3), vm(3, 3, 'stopped', { 'vm.uuid': uuid })]);
+    assert.deepEqual(
+      back.changes.filter((change) => change.object.kind === 'vm'),
+      [],
+    );
+    assert.equal(inventory.index.get(original)?.connectionId, 'conn_A');
+  });
+
   test('more than a thousand changes publish one summary event instead of one each', () => {
     const inventory = new PlannedInventory();
     const vms = Array.from({ length: 1000 }, (_, i) => vm(i, 1));
