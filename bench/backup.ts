@@ -31,9 +31,8 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { deflateRaw } from 'node:zlib';
-import { openNbdReader, openNbdWriter } from '../src/hypervisors/qemu/nbd-disk-stream.js';
-import { startQemuNbd } from '../src/hypervisors/qemu/qemu-nbd.js';
-import { backupDisk, restoreDisk } from '../src/services/backup/disk-backup.js';
+import { readImage, writeImage } from '../src/hypervisors/qemu/nbd-disk-stream.js';
+import { restoreDisk, takeBackup } from '../src/services/backup/disk-backup.js';
 import type { BackupManifest } from '../src/services/backup/repository/manifest.js';
 import { BackupRepository } from '../src/services/backup/repository/repository.js';
 
@@ -44,7 +43,6 @@ const dir = mkdtempSync(join(tmpdir(), 'zenith-bench-backup-'));
 const run = (command: string, ...args: string[]) =>
   execFileSync(command, args, { encoding: 'utf8' });
 const rate = (bytes: number, ms: number) => `${(bytes / MiB / (ms / 1000)).toFixed(0)} MiB/s`;
-let sockets = 0;
 
 /** The disk's content: 64 MiB segments of libraries, random bytes and nothing, in turn. */
 function makeDisk(): string {
@@ -128,38 +126,13 @@ async function backUp(
   changedSince?: string,
   parent?: BackupManifest,
 ) {
-  const socket = join(dir, `nbd-${sockets++}.sock`);
-  const server = await startQemuNbd({
-    image,
-    socket,
-    readOnly: true,
-    ...(changedSince ? { bitmap: changedSince } : {}),
-  });
-  const reader = await openNbdReader(
-    { path: socket },
-    {
-      exportName: 'disk0',
-      ...(changedSince ? { changedSince } : {}),
-      release: () => server.stop(),
-    },
-  );
-  const writer = await repository.beginBackup();
+  const reader = await readImage(image, changedSince ? { changedSince } : {});
   try {
-    const disk = await backupDisk(
-      writer,
-      'disk0',
-      reader,
-      parent ? { parent: parent.disks[0]! } : {},
+    return await takeBackup(
+      repository,
+      { vm: { id: 'vm_bench', name: 'bench', uuid: null }, ...(parent ? { parent } : {}) },
+      [{ diskId: 'disk0', reader }],
     );
-    const now = new Date().toISOString();
-    return await writer.commit({
-      vm: { id: 'vm_bench', name: 'bench', uuid: null },
-      takenAt: now,
-      finishedAt: now,
-      parent: parent?.id ?? null,
-      job: null,
-      disks: [disk],
-    });
   } finally {
     await reader.close();
   }
@@ -230,26 +203,7 @@ try {
   );
 
   const target = join(dir, 'restored.qcow2');
-  run('qemu-img', 'create', '-q', '-f', 'qcow2', target, String(size));
-  const socket = join(dir, `nbd-${sockets++}.sock`);
-  const server = await startQemuNbd({ image: target, socket });
-  const writer = await openNbdWriter(
-    { path: socket },
-    {
-      exportName: 'disk0',
-      complete: async () => {
-        await server.stop();
-        return {
-          location: { path: target },
-          format: 'qcow2',
-          bus: 'virtio',
-          capacityBytes: size,
-          owned: true,
-        };
-      },
-      discard: () => server.stop(),
-    },
-  );
+  const writer = await writeImage(target, size);
   const [, restoreMs] = await timed(async () => {
     await restoreDisk(repository, incDisk, writer);
     await writer.finish();

@@ -4,13 +4,39 @@
  * of it, holes and zeroes known from `base:allocation`, or only the extents a dirty bitmap marks —
  * or a DiskWriter into a new image.
  */
-import { ZenithError } from '../../core/errors.js';
-import { NbdClient, type NbdTarget } from '../../protocols/nbd/client.js';
+import { randomBytes } from 'node:crypto';
+import { existsSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isZenithError, ZenithError } from '../../core/errors.js';
+import { NbdClient, type NbdConnectOptions, type NbdTarget } from '../../protocols/nbd/client.js';
 import { AllocationFlag, DIRTY } from '../../protocols/nbd/constants.js';
 import type { DiskExtent, DiskReader, DiskWriter } from '../facets/disk-streams.js';
 import type { PortableDisk } from '../facets/portable-vm.js';
+import { createImage } from './qemu-img.js';
+import { startQemuNbd } from './qemu-nbd.js';
 
 export const ALLOCATION = 'base:allocation';
+
+/**
+ * Connects, asking again while the server refuses (qemu-nbd creates its socket a moment before it
+ * listens) for up to 5 s.
+ */
+async function connect(target: NbdTarget, options: NbdConnectOptions): Promise<NbdClient> {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    try {
+      return await NbdClient.connect(target, options);
+    } catch (error) {
+      const refused =
+        isZenithError(error) &&
+        error.code === 'NBD_CONNECT_FAILED' &&
+        error.details.reason === 'ECONNREFUSED';
+      if (!refused || Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+}
 export const dirtyBitmapContext = (bitmap: string) => `qemu:dirty-bitmap:${bitmap}`;
 
 /**
@@ -22,10 +48,7 @@ export async function openNbdReader(
   options: { exportName: string; changedSince?: string; release?: () => Promise<void> },
 ): Promise<DiskReader> {
   const context = options.changedSince ? dirtyBitmapContext(options.changedSince) : ALLOCATION;
-  const client = await NbdClient.connect(target, {
-    exportName: options.exportName,
-    metaContexts: [context],
-  });
+  const client = await connect(target, { exportName: options.exportName, metaContexts: [context] });
   let closed = false;
   return {
     capacityBytes: client.size,
@@ -67,7 +90,7 @@ export async function openNbdWriter(
     discard: () => Promise<void>;
   },
 ): Promise<DiskWriter> {
-  const client = await NbdClient.connect(target, { exportName: options.exportName });
+  const client = await connect(target, { exportName: options.exportName });
   if (client.readOnly) {
     client.destroy();
     throw new ZenithError('ZEN_DRIVER_ERROR', 'the export to write a disk into is read-only');
@@ -91,4 +114,86 @@ export async function openNbdWriter(
       await options.discard();
     },
   };
+}
+
+/** Unix socket paths are short (108 bytes): these live in the system's temporary directory. */
+export const socketPath = () => join(tmpdir(), `zenith-nbd-${randomBytes(8).toString('hex')}.sock`);
+
+/**
+ * Reads an image no QEMU holds, through a qemu-nbd of its own (read-only, one client: it ends when
+ * the reader closes, or when this process dies).
+ */
+export async function readImage(
+  file: string,
+  options: { changedSince?: string } = {},
+): Promise<DiskReader> {
+  const socket = socketPath();
+  const server = await startQemuNbd({
+    image: file,
+    socket,
+    readOnly: true,
+    ...(options.changedSince ? { bitmap: options.changedSince } : {}),
+  });
+  const release = async () => {
+    await server.stop();
+    rmSync(socket, { force: true });
+  };
+  try {
+    return await openNbdReader({ path: socket }, { exportName: 'disk0', ...options, release });
+  } catch (error) {
+    await release();
+    throw error;
+  }
+}
+
+/**
+ * Writes into a new qcow2 image made here (never over a file that exists: ZEN_CONFLICT), through
+ * a qemu-nbd of its own; an aborted write removes the image.
+ */
+export async function writeImage(file: string, capacityBytes: number): Promise<DiskWriter> {
+  if (existsSync(file))
+    throw new ZenithError('ZEN_CONFLICT', `${file} exists: a restore never overwrites a disk`, {
+      file,
+    });
+  await createImage(file, { sizeBytes: capacityBytes });
+  const socket = socketPath();
+  const discard = async () => {
+    rmSync(socket, { force: true });
+    rmSync(file, { force: true });
+  };
+  let server;
+  try {
+    server = await startQemuNbd({ image: file, socket });
+  } catch (error) {
+    await discard();
+    throw error;
+  }
+  const stop = async () => {
+    await server.stop();
+    rmSync(socket, { force: true });
+  };
+  return openNbdWriter(
+    { path: socket },
+    {
+      exportName: 'disk0',
+      complete: async () => {
+        await stop();
+        return {
+          location: { path: file },
+          format: 'qcow2',
+          bus: 'virtio',
+          capacityBytes,
+          owned: true,
+        };
+      },
+      discard: async () => {
+        await stop();
+        await discard();
+      },
+    },
+  ).catch(async (error: unknown) => {
+    await stop();
+    await discard();
+    throw error;
+  });
 }

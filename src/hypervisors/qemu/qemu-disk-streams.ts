@@ -6,15 +6,16 @@
  * new one at its point in time (the next read's start) and the caller releases the old one once
  * its backup is safe. A stopped VM's disk is served by qemu-nbd (read-only), its bitmaps handled
  * with qemu-img. A running VM's disk is read through QEMU itself, without pausing the guest
- * (FACTS: QEMU 7.2's incremental backup primitives): one QMP transaction disables the old bitmap,
- * adds the new one and starts a copy-before-write job into a temporary overlay ("fleece") whose
- * backing is the disk, so the overlay shows the disk as it was at that instant while the guest
- * writes on; QEMU's NBD server exports the overlay with the old bitmap. Closing the reader takes
- * all of that down again.
+ * (QEMU 7.2's incremental backup primitives): one QMP transaction freezes a copy of the old
+ * checkpoint (which itself records on), adds the new one and starts a copy-before-write job into a
+ * temporary overlay ("fleece") whose backing is the disk, so the overlay shows the disk as it was
+ * at that instant while the guest writes on; QEMU's NBD server exports the overlay with the frozen
+ * copy. Closing the reader takes all of that down again, and a read finds what a killed process
+ * left of one and clears it first. A stopped VM's qemu-nbd serves one client and ends with it, so
+ * none outlives a killed reader holding the image's lock. One read per VM at a time.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ZenithError } from '../../core/errors.js';
 import type { ActionContext } from '../driver-types.js';
@@ -27,7 +28,7 @@ import type {
   NewDisk,
   StreamDisk,
 } from '../facets/disk-streams.js';
-import { openNbdReader, openNbdWriter } from './nbd-disk-stream.js';
+import { openNbdReader, readImage, socketPath, writeImage } from './nbd-disk-stream.js';
 import {
   addImageBitmap,
   createImage,
@@ -36,8 +37,9 @@ import {
   removeImageBitmap,
 } from './qemu-img.js';
 import type { QemuHost } from './qemu-host.js';
-import { startQemuNbd } from './qemu-nbd.js';
+import type { QmpDirtyBitmapInfo } from '../../protocols/qmp/commands.js';
 import type { QemuVm } from './qemu-vm.js';
+import { pathWithinRoots } from './vm-spec.js';
 
 const lost = (checkpoint: string, why: string) =>
   new ZenithError(
@@ -51,11 +53,15 @@ const lost = (checkpoint: string, why: string) =>
   );
 
 const newCheckpoint = () => `zenith-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
-/** Unix socket paths are short (108 bytes): these live in the system's temporary directory. */
-const socketPath = () => join(tmpdir(), `zenith-nbd-${randomBytes(8).toString('hex')}.sock`);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Names this facet gives what it makes in a running QEMU: found again after a kill -9. */
+const PREFIX = { node: 'zenith-fleece-', job: 'zenith-backup-', bitmap: 'zenith-point-' } as const;
+
 export class QemuDiskStreams implements DiskStreamFacet {
+  /** VMs whose disk is being read by this process: one read at a time (QEMU has one NBD server). */
+  readonly #reading = new Set<string>();
+
   constructor(private readonly host: QemuHost) {}
 
   async listDisks(vmExternalId: string): Promise<StreamDisk[]> {
@@ -82,9 +88,32 @@ export class QemuDiskStreams implements DiskStreamFacet {
         'ZEN_INVALID_STATE',
         `${vm.record.spec.name} is migrating: its disks are read once it has settled`,
       );
-    return vm.pid === null
-      ? this.#readStopped(file, options)
-      : this.#readRunning(vm, diskId, options);
+    if (this.#reading.has(vm.id))
+      throw new ZenithError(
+        'ZEN_CONFLICT',
+        `a disk of ${vm.record.spec.name} is being read already: one read at a time`,
+      );
+    this.#reading.add(vm.id);
+    const done = () => this.#reading.delete(vm.id);
+    try {
+      const reader =
+        vm.pid === null
+          ? await this.#readStopped(file, options)
+          : await this.#readRunning(vm, diskId, options);
+      return {
+        ...reader,
+        close: async () => {
+          try {
+            await reader.close();
+          } finally {
+            done();
+          }
+        },
+      };
+    } catch (error) {
+      done();
+      throw error;
+    }
   }
 
   async openWriter(disk: NewDisk, _context: ActionContext): Promise<DiskWriter> {
@@ -95,44 +124,9 @@ export class QemuDiskStreams implements DiskStreamFacet {
       );
     if (disk.location.datastore !== undefined)
       throw new ZenithError('ZEN_UNSUPPORTED', 'a QEMU host names disks by path, not by datastore');
-    const file = disk.location.path;
-    if (existsSync(file))
-      throw new ZenithError('ZEN_CONFLICT', `${file} exists: a restore never overwrites a disk`, {
-        file,
-      });
-    await createImage(file, { sizeBytes: disk.capacityBytes });
-    const socket = socketPath();
-    let server;
-    try {
-      server = await startQemuNbd({ image: file, socket });
-    } catch (error) {
-      rmSync(file, { force: true });
-      throw error;
-    }
-    const stop = async () => {
-      await server.stop();
-      rmSync(socket, { force: true });
-    };
-    return openNbdWriter(
-      { path: socket },
-      {
-        exportName: 'disk0',
-        complete: async () => {
-          await stop();
-          return {
-            location: { path: file },
-            format: 'qcow2',
-            bus: 'virtio',
-            capacityBytes: disk.capacityBytes,
-            owned: true,
-          };
-        },
-        discard: async () => {
-          await stop();
-          rmSync(file, { force: true });
-        },
-      },
-    );
+    // Only inside this host's storage roots, as every disk it makes.
+    const file = pathWithinRoots(disk.location.path, this.host.storageRoots);
+    return writeImage(file, disk.capacityBytes);
   }
 
   async releaseCheckpoint(
@@ -185,31 +179,12 @@ export class QemuDiskStreams implements DiskStreamFacet {
     // Nothing writes the disk of a stopped VM: the new checkpoint starts now, and the read sees this instant.
     const checkpoint = newCheckpoint();
     await addImageBitmap(file, checkpoint);
-    const socket = socketPath();
     try {
-      const server = await startQemuNbd({
-        image: file,
-        socket,
-        readOnly: true,
-        ...(since ? { bitmap: since } : {}),
-      });
-      const reader = await openNbdReader(
-        { path: socket },
-        {
-          exportName: 'disk0',
-          ...(since ? { changedSince: since } : {}),
-          release: async () => {
-            await server.stop();
-            rmSync(socket, { force: true });
-          },
-        },
-      ).catch(async (error: unknown) => {
-        await server.stop();
-        throw error;
-      });
-      return { ...reader, checkpoint: { name: checkpoint } };
+      return {
+        ...(await readImage(file, since ? { changedSince: since } : {})),
+        checkpoint: { name: checkpoint },
+      };
     } catch (error) {
-      rmSync(socket, { force: true });
       await removeImageBitmap(file, checkpoint).catch(() => undefined);
       throw error;
     }
@@ -224,11 +199,15 @@ export class QemuDiskStreams implements DiskStreamFacet {
       if (!bitmap) throw lost(since, 'the disk has no such bitmap');
       if (bitmap.inconsistent) throw lost(since, 'QEMU found it not saved cleanly');
     }
+    await this.#clearLeftovers(vm, node);
     const checkpoint = newCheckpoint();
     const suffix = randomBytes(4).toString('hex');
-    const fleeceNode = `zenith-fleece-${suffix}`;
-    const jobId = `zenith-backup-${suffix}`;
+    const fleeceNode = `${PREFIX.node}${suffix}`;
+    const jobId = `${PREFIX.job}${suffix}`;
     const exportId = `zenith-export-${suffix}`;
+    // The export shows a frozen copy of the old checkpoint, never the checkpoint itself: it keeps
+    // recording, so a read that fails or a backup that is not kept leaves it exactly as good.
+    const point = `${PREFIX.bitmap}${suffix}`;
     const fleeceFile = join(vm.dir, `fleece-${suffix}.qcow2`);
     const socket = socketPath();
     const capacity = (await imageInfo(this.#diskFile(vm, diskId))).virtualSizeBytes;
@@ -252,8 +231,12 @@ export class QemuDiskStreams implements DiskStreamFacet {
           ...(since
             ? [
                 {
-                  type: 'block-dirty-bitmap-disable' as const,
-                  data: { node: node.name, name: since },
+                  type: 'block-dirty-bitmap-add' as const,
+                  data: { node: node.name, name: point, persistent: false, disabled: true },
+                },
+                {
+                  type: 'block-dirty-bitmap-merge' as const,
+                  data: { node: node.name, target: point, bitmaps: [since] },
                 },
               ]
             : []),
@@ -267,6 +250,10 @@ export class QemuDiskStreams implements DiskStreamFacet {
           },
         ],
       });
+      if (since)
+        steps.push(() =>
+          qmp.execute('block-dirty-bitmap-remove', { node: node.name, name: point }),
+        );
       steps.push(() => qmp.execute('block-job-cancel', { device: jobId, force: true }));
       await qmp.execute('nbd-server-start', { addr: { type: 'unix', data: { path: socket } } });
       steps.push(async () => {
@@ -279,12 +266,12 @@ export class QemuDiskStreams implements DiskStreamFacet {
         'node-name': fleeceNode,
         name: 'disk0',
         writable: false,
-        ...(since ? { bitmaps: [since] } : {}),
+        ...(since ? { bitmaps: [point] } : {}),
       });
       steps.push(() => qmp.execute('block-export-del', { id: exportId, mode: 'hard' }));
       const reader = await openNbdReader(
         { path: socket },
-        { exportName: 'disk0', ...(since ? { changedSince: since } : {}), release: teardown },
+        { exportName: 'disk0', ...(since ? { changedSince: point } : {}), release: teardown },
       );
       return { ...reader, checkpoint: { name: checkpoint } };
     } catch (error) {
@@ -294,6 +281,39 @@ export class QemuDiskStreams implements DiskStreamFacet {
         .catch(() => undefined);
       throw error;
     }
+  }
+
+  /**
+   * What a read of this VM left in its QEMU when the process that made it was killed (no read of
+   * it runs here: #reading): the NBD server, the copy job, the overlay node and file, the frozen
+   * copy of a checkpoint. A checkpoint it added stays (a later read never starts from it).
+   */
+  async #clearLeftovers(
+    vm: QemuVm,
+    node: { name: string; bitmaps: QmpDirtyBitmapInfo[] | undefined },
+  ): Promise<void> {
+    const qmp = vm.qmp();
+    await qmp.execute('nbd-server-stop').catch(() => undefined);
+    for (const job of await qmp.execute('query-block-jobs'))
+      if (job.device.startsWith(PREFIX.job))
+        await qmp
+          .execute('block-job-cancel', { device: job.device, force: true })
+          .catch(() => undefined);
+    const nodes = (await qmp.executeRaw('query-named-block-nodes')) as Array<{
+      'node-name'?: string;
+    }>;
+    for (const name of new Set(nodes.map((n) => n['node-name'] ?? '')))
+      if (name.startsWith(PREFIX.node))
+        await this.#retry(() => qmp.execute('blockdev-del', { 'node-name': name })).catch(
+          () => undefined,
+        );
+    for (const bitmap of node.bitmaps ?? [])
+      if (bitmap.name?.startsWith(PREFIX.bitmap))
+        await qmp
+          .execute('block-dirty-bitmap-remove', { node: node.name, name: bitmap.name })
+          .catch(() => undefined);
+    for (const file of readdirSync(vm.dir))
+      if (/^fleece-[0-9a-f]+\.qcow2$/.test(file)) rmSync(join(vm.dir, file), { force: true });
   }
 
   /** QEMU lets go of a node a moment after its export or job ended: asked again for a few seconds. */

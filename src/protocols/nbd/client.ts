@@ -266,10 +266,17 @@ export class NbdClient {
     if (pending) yield pending;
   }
 
-  /** Ends the connection: NBD_CMD_DISC after every request in flight is answered. */
-  async close(): Promise<void> {
+  /** Ends the connection: NBD_CMD_DISC after every request in flight is answered (or the time is up). */
+  async close(timeoutMs = 30_000): Promise<void> {
     if (this.#closed) return;
-    await Promise.allSettled(this.#inFlight);
+    // A server that stops answering does not hold the close: past the time, it ends at once.
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>(
+      (resolve) => (timer = setTimeout(() => resolve('late'), timeoutMs)),
+    );
+    const answered = await Promise.race([Promise.allSettled(this.#inFlight), late]);
+    clearTimeout(timer);
+    if (answered === 'late') return this.destroy();
     if (this.#closed) return;
     this.#closed = nbdError('NBD_CLOSED', 'the NBD client was closed');
     this.#socket.end(

@@ -108,8 +108,14 @@ export interface QmpDirtyBitmapInfo {
 
 /** One action of a `transaction` (qapi/transaction.json), as used here. */
 export type QmpTransactionAction =
-  | { type: 'block-dirty-bitmap-add'; data: { node: string; name: string; persistent?: boolean } }
-  | { type: 'block-dirty-bitmap-disable'; data: { node: string; name: string } }
+  | {
+      type: 'block-dirty-bitmap-add';
+      data: { node: string; name: string; persistent?: boolean; disabled?: boolean };
+    }
+  | {
+      type: 'block-dirty-bitmap-merge';
+      data: { node: string; target: string; bitmaps: string[] };
+    }
   | {
       type: 'blockdev-backup';
       data: { device: string; target: string; sync: 'none' | 'full'; 'job-id'?: string };

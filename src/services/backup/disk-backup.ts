@@ -8,7 +8,7 @@
  */
 import { ZenithError } from '../../core/errors.js';
 import type { DiskReader, DiskWriter } from '../../hypervisors/facets/disk-streams.js';
-import type { ManifestDisk } from './repository/manifest.js';
+import type { BackupManifest, ManifestDisk } from './repository/manifest.js';
 import type { BackupRepository, BackupWriter } from './repository/repository.js';
 
 export interface DiskProgress {
@@ -232,6 +232,55 @@ export async function restoreDisk(
     });
   } catch (error) {
     await writer.abort().catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * One backup of a VM: each disk through its reader (only what changed where the reader reads from
+ * the parent's checkpoint), then the manifest — or, on any failure, nothing but chunks the next
+ * garbage collection removes. The readers are the caller's to close.
+ */
+export async function takeBackup(
+  repository: BackupRepository,
+  subject: {
+    vm: BackupManifest['vm'];
+    job?: string | null;
+    /** The last backup of the VM, which changed reads are read against. */
+    parent?: BackupManifest;
+  },
+  disks: Array<{ diskId: string; reader: DiskReader }>,
+  options: {
+    progress?: (progress: DiskProgress & { diskId: string }) => void;
+    signal?: AbortSignal;
+  } = {},
+): Promise<BackupManifest> {
+  const takenAt = new Date().toISOString();
+  const writer = await repository.beginBackup();
+  try {
+    const written = [];
+    for (const { diskId, reader } of disks) {
+      const parent = subject.parent?.disks.find((disk) => disk.diskId === diskId);
+      written.push(
+        await backupDisk(writer, diskId, reader, {
+          ...(parent ? { parent } : {}),
+          ...(options.progress
+            ? { progress: (p: DiskProgress) => options.progress!({ ...p, diskId }) }
+            : {}),
+          ...(options.signal ? { signal: options.signal } : {}),
+        }),
+      );
+    }
+    return await writer.commit({
+      vm: subject.vm,
+      takenAt,
+      finishedAt: new Date().toISOString(),
+      parent: subject.parent?.id ?? null,
+      job: subject.job ?? null,
+      disks: written,
+    });
+  } catch (error) {
+    await writer.abort();
     throw error;
   }
 }

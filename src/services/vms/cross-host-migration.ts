@@ -87,41 +87,6 @@ export function canMigrateAcrossAgents(
   );
 }
 
-/**
- * Removes what a migration cut off left at its destination (best effort: the destination's host
- * may be away too; an agent that restarts removes it itself).
- */
-export async function abandonReception(
-  connections: ConnectionService,
-  targetConnectionId: string,
-  migrationId: string,
-): Promise<void> {
-  try {
-    await facetOf(connections.driver(targetConnectionId), 'migration')?.abortIncoming(migrationId);
-  } catch {
-    // Unreachable, or the reception finished: then the VM is there, and nothing is left over.
-  }
-}
-
-/**
- * Ends the source's copy of a VM handed over already (best effort: a source that does not answer
- * ends it itself when its agent starts again; one that no longer holds it does nothing).
- */
-export async function endSourceCopy(
-  connections: ConnectionService,
-  sourceConnectionId: string,
-  migrationId: string,
-): Promise<void> {
-  try {
-    await facetOf(connections.driver(sourceConnectionId), 'migration')?.finishOutgoing(
-      migrationId,
-      true,
-    );
-  } catch {
-    // Unreachable now: settled by the source when it starts again.
-  }
-}
-
 export async function migrateAcrossHosts(
   deps: { inventory: InventoryService; connections: ConnectionService },
   vm: ManagedObject,

@@ -19,12 +19,8 @@ import type { Actor } from '../audit/audit-service.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import type { FactValue, ManagedObject } from '../inventory/model.js';
-import {
-  abandonReception,
-  endSourceCopy,
-  migrateAcrossHosts,
-  migrationEnds,
-} from './cross-host-migration.js';
+import { migrateAcrossHosts, migrationEnds } from './cross-host-migration.js';
+import { beforeMigrationRetry } from './migration-retry.js';
 import type { Tx } from '../../store/store.js';
 import type { Task, TaskKind, TaskRunContext, TaskService } from '../tasks/task-service.js';
 
@@ -307,31 +303,30 @@ export class VmActionService {
     const vm = this.inventory.get(context.task.targetId!);
     const targetHost =
       action === 'migrate' ? this.inventory.get(String(context.task.params.targetHostId)) : null;
-    // A migration's run after a restart settles what the one before left at both ends: it waits
-    // for their connections (agents reconnecting) rather than leave the VM between them.
-    // High availability may have restarted the VM meanwhile (its source host failed and was
-    // fenced): then the migration is over, and what it left at the destination goes.
+    // A migration's run after a restart: handed over already, over (restarted by high
+    // availability), or to settle once both ends are back (migration-retry.ts).
     if (targetHost && context.task.attempt > 1) {
-      const settled = await this.#handedOverBefore(vm, targetHost, context);
-      if (settled) return settled;
-      const restarted = () => this.#restartedSince(vm.id, context.task.createdAt);
-      await this.connections.whenConnected(
-        [...new Set([vm.connectionId!, targetHost.connectionId!])],
-        3 * 60_000,
-        context.signal,
-        restarted,
+      const { sourceHostId, sourceExternalId } = context.task.params;
+      const before = await beforeMigrationRetry(
+        { inventory: this.inventory, connections: this.connections },
+        {
+          vm,
+          targetHost,
+          sourceHostId: sourceHostId ?? null,
+          migrationId: sourceExternalId ?? null,
+          since: context.task.createdAt,
+          signal: context.signal,
+        },
       );
-      if (await restarted()) {
-        const migrationId = context.task.params.sourceExternalId;
-        if (migrationId)
-          await abandonReception(this.connections, targetHost.connectionId!, migrationId);
-        const now = this.inventory.get(vm.id);
-        throw new ZenithError(
-          'ZEN_INVALID_STATE',
-          `${vm.name} was restarted on ${String(now.computed['location.hostName'] ?? 'another host')} by high availability while its migration was cut off: the migration is over`,
-          { hostId: now.computed['location.hostId'] ?? null },
-        );
-      }
+      if (before === 'handed-over')
+        return {
+          powerState: vm.facts['power.state'] ?? null,
+          hostId: vm.computed['location.hostId'] ?? null,
+          status: vm.status,
+          totalTimeMs: null,
+          downtimeMs: null,
+          transferredBytes: null,
+        };
     }
     const driver = this.connections.driver(vm.connectionId!);
     if (targetHost && targetHost.connectionId !== vm.connectionId) {
@@ -400,45 +395,6 @@ export class VmActionService {
       status: now.status,
       durationMs: Date.now() - started,
     };
-  }
-
-  /**
-   * A run after a restart that finds the VM handed over to the destination already (the run
-   * before was cut off after the switch-over): only the source's end may be left, its paused
-   * copy, which goes once its host answers (a minute at most; a source host that stays away ends
-   * it itself when its agent starts again). Answers the result, or undefined to go on.
-   */
-  async #handedOverBefore(
-    vm: ManagedObject,
-    targetHost: ManagedObject,
-    context: TaskRunContext<ActionParams>,
-  ): Promise<Record<string, unknown> | undefined> {
-    const { sourceHostId, sourceExternalId } = context.task.params;
-    const sourceConnectionId = sourceHostId
-      ? this.inventory.index.get(sourceHostId)?.connectionId
-      : undefined;
-    if (!sourceConnectionId || sourceConnectionId === targetHost.connectionId) return undefined;
-    if (vm.connectionId !== targetHost.connectionId || vm.status !== 'present') return undefined;
-    if (await this.#restartedSince(vm.id, context.task.createdAt)) return undefined;
-    await this.connections
-      .whenConnected([sourceConnectionId], 60_000, context.signal)
-      .catch(() => undefined);
-    if (sourceExternalId && this.connections.connectedIds().includes(sourceConnectionId))
-      await endSourceCopy(this.connections, sourceConnectionId, sourceExternalId);
-    return {
-      powerState: vm.facts['power.state'] ?? null,
-      hostId: vm.computed['location.hostId'] ?? null,
-      status: vm.status,
-      totalTimeMs: null,
-      downtimeMs: null,
-      transferredBytes: null,
-    };
-  }
-
-  /** Whether high availability restarted the VM (a failover) since this time. */
-  async #restartedSince(vmId: string, since: number): Promise<boolean> {
-    const [current] = await this.inventory.locations.history(vmId, { limit: 1 });
-    return current?.reason === 'failover' && current.from >= since;
   }
 
   async #recover(

@@ -5,7 +5,7 @@
  * written back into a new image. A checkpoint whose QEMU was killed is refused, never read wrong.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,7 +19,7 @@ import type { DiscoveredVm } from '../../../src/hypervisors/driver.js';
 import type { DiskReadOptions } from '../../../src/hypervisors/facets/disk-streams.js';
 import { imageBitmaps } from '../../../src/hypervisors/qemu/qemu-img.js';
 import { QemuDriver } from '../../../src/hypervisors/qemu/qemu-driver.js';
-import { backupDisk, restoreDisk } from '../../../src/services/backup/disk-backup.js';
+import { restoreDisk, takeBackup } from '../../../src/services/backup/disk-backup.js';
 import type { BackupManifest } from '../../../src/services/backup/repository/manifest.js';
 import { BackupRepository } from '../../../src/services/backup/repository/repository.js';
 import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../../src/testing/guest-image.js';
@@ -49,23 +49,12 @@ function rawOf(file: string): Buffer {
 async function backUp(options: DiskReadOptions, parent?: BackupManifest) {
   const facet = driver.facets.diskStreams;
   const reader = await facet.openReader(vmId, 'disk0', options, context);
-  const writer = await repository.beginBackup();
   try {
-    const disk = await backupDisk(
-      writer,
-      'disk0',
-      reader,
-      parent ? { parent: parent.disks[0]! } : {},
+    const manifest = await takeBackup(
+      repository,
+      { vm: { id: 'vm_x', name: 'streamed', uuid: null }, ...(parent ? { parent } : {}) },
+      [{ diskId: 'disk0', reader }],
     );
-    const now = new Date().toISOString();
-    const manifest = await writer.commit({
-      vm: { id: 'vm_x', name: 'streamed', uuid: null },
-      takenAt: now,
-      finishedAt: now,
-      parent: parent?.id ?? null,
-      job: null,
-      disks: [disk],
-    });
     return { manifest, checkpoint: reader.checkpoint! };
   } finally {
     await reader.close();
@@ -78,7 +67,7 @@ const vmNow = async () =>
   ) as DiscoveredVm;
 
 async function restoredBytes(manifest: BackupManifest): Promise<Buffer> {
-  const file = join(base, `restored-${manifest.id}.qcow2`);
+  const file = join(base, 'disks', `restored-${manifest.id}.qcow2`);
   const writer = await driver.facets.diskStreams.openWriter(
     { location: { path: file }, format: 'qcow2', capacityBytes: manifest.disks[0]!.capacityBytes },
     context,
@@ -167,6 +156,58 @@ test('a stopped VM: a full read, then only what changed since its checkpoint; ea
   );
 });
 
+test('a reader killed with SIGKILL leaves no qemu-nbd holding the disk; one read at a time; a new disk only inside the storage roots', async () => {
+  const before = new Set((await imageBitmaps(diskFile)).map((b) => b.name));
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(import.meta.dirname, 'disk-reader-child.ts'),
+      join(base, 'state'),
+      join(base, 'disks'),
+      vmId,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let said = '';
+  child.stdout.on('data', (chunk: Buffer) => (said += chunk.toString()));
+  await until(
+    'the child to open its reader',
+    async () => (said.startsWith('open') ? true : undefined),
+    60_000,
+  );
+  const servers = () =>
+    spawnSync('pgrep', ['-f', `qemu-nbd.*${diskFile}`], { encoding: 'utf8' }).stdout.trim();
+  assert.notEqual(servers(), '', 'its qemu-nbd serves the disk');
+  child.kill('SIGKILL');
+  await until(
+    'no qemu-nbd left on the disk',
+    async () => (servers() === '' ? true : undefined),
+    10_000,
+  );
+  // The checkpoint it added is no one's: released here (a later read never starts from it).
+  for (const bitmap of await imageBitmaps(diskFile))
+    if (!before.has(bitmap.name))
+      await driver.facets.diskStreams.releaseCheckpoint(vmId, 'disk0', { name: bitmap.name });
+
+  const open = await driver.facets.diskStreams.openReader(vmId, 'disk0', {}, context);
+  await assert.rejects(
+    driver.facets.diskStreams.openReader(vmId, 'disk0', {}, context),
+    (error: unknown) => isZenithError(error) && error.code === 'ZEN_CONFLICT',
+  );
+  await open.close();
+  await driver.facets.diskStreams.releaseCheckpoint(vmId, 'disk0', open.checkpoint!);
+  await assert.rejects(
+    driver.facets.diskStreams.openWriter(
+      { location: { path: join(base, 'elsewhere.qcow2') }, format: 'qcow2', capacityBytes: MiB },
+      context,
+    ),
+    (error: unknown) => isZenithError(error) && error.code === 'ZEN_BAD_REQUEST',
+  );
+  assert.equal(existsSync(join(base, 'elsewhere.qcow2')), false);
+});
+
 test('a running VM is read through QEMU at a point in time without stopping it, and leaves nothing behind; a checkpoint its QEMU did not save is refused', async () => {
   const atStart = rawOf(diskFile);
   const [checkpoint] = (await imageBitmaps(diskFile)).map((b) => ({ name: b.name }));
@@ -180,8 +221,40 @@ test('a running VM is read through QEMU at a point in time without stopping it, 
     'the point-in-time view is the disk',
   );
 
+  // What a reader killed with SIGKILL would have left in QEMU: its NBD server, overlay node and
+  // file, frozen checkpoint copy. The next read clears them first.
+  const [disk] = await qmp().execute('query-block');
+  const diskNode = disk!.inserted!['node-name']!;
+  const deadFleece = join(base, 'state', 'vms', vmId, 'fleece-deadbeef.qcow2');
+  run('qemu-img', 'create', '-q', '-f', 'qcow2', deadFleece, String(32 * MiB));
+  await qmp().execute('blockdev-add', {
+    driver: 'qcow2',
+    'node-name': 'zenith-fleece-dead',
+    file: { driver: 'file', filename: deadFleece },
+    backing: diskNode,
+  });
+  await qmp().execute('nbd-server-start', {
+    addr: { type: 'unix', data: { path: join(base, 'dead.sock') } },
+  });
+  await qmp().execute('transaction', {
+    actions: [
+      {
+        type: 'block-dirty-bitmap-add',
+        data: { node: diskNode, name: 'zenith-point-dead', persistent: false, disabled: true },
+      },
+    ],
+  });
+
   // Since the last checkpoint nothing was written: nothing is read, every chunk is the parent's.
   const since = await backUp({ changedSince: full.checkpoint }, full.manifest);
+  // The checkpoint read from records on (a frozen copy was exported): a backup not kept, or a read
+  // that failed, leaves it as good as it was.
+  const bitmaps = (await qmp().execute('query-block'))[0]!.inserted!['dirty-bitmaps'] ?? [];
+  assert.equal(bitmaps.find((b) => b.name === full.checkpoint.name)?.recording, true);
+  assert.deepEqual(
+    bitmaps.filter((b) => b.name?.startsWith('zenith-point-')),
+    [],
+  );
   assert.equal(since.manifest.disks[0]!.readBytes, 0);
   assert.deepEqual(since.manifest.disks[0]!.chunks, full.manifest.disks[0]!.chunks);
   // Nothing of the reads is left in QEMU: no overlay node, no job, no export; no overlay file.

@@ -22,14 +22,13 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { isZenithError } from '../../../src/core/errors.js';
 import type { DiskReader } from '../../../src/hypervisors/facets/disk-streams.js';
-import { openNbdReader, openNbdWriter } from '../../../src/hypervisors/qemu/nbd-disk-stream.js';
-import { backupDisk, restoreDisk } from '../../../src/services/backup/disk-backup.js';
+import { readImage, writeImage } from '../../../src/hypervisors/qemu/nbd-disk-stream.js';
+import { restoreDisk, takeBackup } from '../../../src/services/backup/disk-backup.js';
 import type {
   BackupManifest,
   ManifestDisk,
 } from '../../../src/services/backup/repository/manifest.js';
 import { BackupRepository } from '../../../src/services/backup/repository/repository.js';
-import { startQemuNbd } from '../../../src/testing/qemu-nbd.js';
 
 const MiB = 1024 * 1024;
 const chunkSize = 1 * MiB;
@@ -50,23 +49,8 @@ function rawOf(image: string): Buffer {
 }
 
 /** A reader of the image over NBD: all of it, or what the bitmap marks. */
-async function readerOf(image: string, changedSince?: string): Promise<DiskReader> {
-  const socket = join(dir, `nbd-${sockets++}.sock`);
-  const server = await startQemuNbd({
-    image,
-    socket,
-    readOnly: true,
-    ...(changedSince ? { bitmap: changedSince } : {}),
-  });
-  return openNbdReader(
-    { path: socket },
-    {
-      exportName: 'disk0',
-      ...(changedSince ? { changedSince } : {}),
-      release: () => server.stop(),
-    },
-  );
-}
+const readerOf = (image: string, changedSince?: string): Promise<DiskReader> =>
+  readImage(image, changedSince ? { changedSince } : {});
 
 async function backUp(
   repository: BackupRepository,
@@ -74,27 +58,16 @@ async function backUp(
   image: string,
   options: { changedSince?: string; parent?: BackupManifest } = {},
 ): Promise<BackupManifest> {
-  const writer = await repository.beginBackup();
   const reader = await readerOf(image, options.changedSince);
   try {
-    const disk = await backupDisk(
-      writer,
-      'disk0',
-      reader,
-      options.parent ? { parent: options.parent.disks[0]! } : {},
+    return await takeBackup(
+      repository,
+      {
+        vm: { id: `vm_${vm}`, name: vm, uuid: null },
+        ...(options.parent ? { parent: options.parent } : {}),
+      },
+      [{ diskId: 'disk0', reader }],
     );
-    const now = new Date().toISOString();
-    return await writer.commit({
-      vm: { id: `vm_${vm}`, name: vm, uuid: null },
-      takenAt: now,
-      finishedAt: now,
-      parent: options.parent?.id ?? null,
-      job: null,
-      disks: [disk],
-    });
-  } catch (error) {
-    await writer.abort();
-    throw error;
   } finally {
     await reader.close();
   }
@@ -106,29 +79,7 @@ async function restored(
   disk: ManifestDisk,
 ): Promise<{ image: string; bytes: Buffer }> {
   const image = join(dir, `restored-${sockets++}.qcow2`);
-  run('qemu-img', 'create', '-q', '-f', 'qcow2', image, String(disk.capacityBytes));
-  const socket = join(dir, `nbd-${sockets++}.sock`);
-  const server = await startQemuNbd({ image, socket });
-  const writer = await openNbdWriter(
-    { path: socket },
-    {
-      exportName: 'disk0',
-      complete: async () => {
-        await server.stop();
-        return {
-          location: { path: image },
-          format: 'qcow2',
-          bus: 'virtio',
-          capacityBytes: disk.capacityBytes,
-          owned: true,
-        };
-      },
-      discard: async () => {
-        await server.stop();
-        rmSync(image, { force: true });
-      },
-    },
-  );
+  const writer = await writeImage(image, disk.capacityBytes);
   await restoreDisk(repository, disk, writer);
   await writer.finish();
   return { image, bytes: rawOf(image) };
