@@ -54,7 +54,9 @@ export async function launchBrowser(): Promise<TestBrowser> {
         if (message.type() !== 'error') return;
         const status = /responded with a status of (\d+)/.exec(message.text());
         if (status && allowed.has(Number(status[1]))) return;
-        errors.push(message.text());
+        // The browser's text names no address; the location says which request it was.
+        const { url } = message.location();
+        errors.push(url ? `${message.text()} (${url})` : message.text());
       });
       page.on('pageerror', (error) => errors.push(`uncaught: ${error.message}`));
       return {

@@ -18,7 +18,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { processAlive } from '../core/process.js';
@@ -343,23 +342,23 @@ function runChassis(dir: string, args: string[]): Promise<void> {
   });
 }
 
-/** ipmi_sim binds its UDP port after reading its files; a bind to it fails once it listens. */
+/**
+ * ipmi_sim binds its UDP port after reading its files. The kernel's table of UDP sockets says when
+ * it does: a probe that bound the port itself could take it in the very moment ipmi_sim asks for it.
+ */
 async function waitForUdpListener(
   port: number,
   child: ChildProcess,
   stderr: () => string,
 ): Promise<void> {
   const deadline = Date.now() + 10_000;
+  const local = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null)
       throw new Error(`ipmi_sim exited at start: ${stderr()}`);
-    const socket = createSocket('udp4');
-    const bound = await new Promise<boolean>((resolve) => {
-      socket.once('error', () => resolve(false));
-      socket.bind(port, '127.0.0.1', () => resolve(true));
-    });
-    await new Promise<void>((resolve) => socket.close(() => resolve()));
-    if (!bound) return;
+    const table = await readFile('/proc/net/udp', 'utf8');
+    // Each line: "sl local_address rem_address st …", the address as hex IP:PORT.
+    if (table.split('\n').some((line) => line.trim().split(/\s+/)[1]?.endsWith(local))) return;
     if (Date.now() > deadline) throw new Error(`ipmi_sim does not listen on ${port}: ${stderr()}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }

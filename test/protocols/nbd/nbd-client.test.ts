@@ -223,9 +223,12 @@ test('requests in flight fail with NBD_CLOSED when qemu-nbd is killed, and nothi
   run('qemu-img', 'create', '-q', '-f', 'qcow2', image, '64M');
   const server = await startQemuNbd({ image, socket: join(dir, 'nbd.sock'), readOnly: true });
   const client = await NbdClient.connect({ path: join(dir, 'nbd.sock') }, { exportName: 'disk0' });
-  const reads = Array.from({ length: 32 }, (_, index) => client.read(index * 2 * MiB, 2 * MiB));
+  // Each read's outcome is awaited from the start, as a caller does: the kill rejects them at once.
+  const reads = Promise.allSettled(
+    Array.from({ length: 32 }, (_, index) => client.read(index * 2 * MiB, 2 * MiB)),
+  );
   await server.stop('SIGKILL');
-  const settled = await Promise.allSettled(reads);
+  const settled = await reads;
   for (const result of settled) {
     // A read answered before the kill holds the image's bytes (zeroes); every other fails closed.
     if (result.status === 'fulfilled')

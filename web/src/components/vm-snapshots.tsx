@@ -1,6 +1,7 @@
 /**
  * The VM's snapshots (read live from its hypervisor): take one, revert to one, delete one, the
- * last two after a confirmation. The list is read again when a task on the VM ends.
+ * last two after a confirmation. The list is read again when a task on the VM ends; a VM that is
+ * gone (deleted, or missing from its host) has none to read.
  */
 import { Button, Group, Modal, Stack, Table, Text, TextInput } from '@mantine/core';
 import { useCallback, useEffect, useState } from 'react';
@@ -20,8 +21,10 @@ export function VmSnapshots(props: {
   client: ApiClient;
   events: EventStream;
   mayChange: boolean;
+  /** The VM is on a host (a deleted or missing VM has no snapshots to read). */
+  present: boolean;
 }) {
-  const { vmId, client, events, mayChange } = props;
+  const { vmId, client, events, mayChange, present } = props;
   const [snapshots, setSnapshots] = useState<Snapshot[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [name, setName] = useState('');
@@ -29,16 +32,26 @@ export function VmSnapshots(props: {
   const { run, start } = useTaskRunner(client, events);
 
   const load = useCallback(async () => {
+    if (!present) {
+      setSnapshots([]);
+      setError(null);
+      return;
+    }
     try {
       setSnapshots(await snapshotsOf(client, vmId));
       setError(null);
     } catch (failure) {
       setError(reasonOf(failure));
     }
-  }, [client, vmId]);
+  }, [client, vmId, present]);
   useEffect(() => {
     void load();
     return events.subscribe((event) => {
+      // The VM's deletion ends before the page learns the VM is gone: nothing is left to read.
+      if (isEvent(event, 'task.succeeded') && event.data.kind === 'vm.delete') {
+        if (event.data.targetId === vmId) setSnapshots([]);
+        return;
+      }
       if (
         (isEvent(event, 'task.succeeded') || isEvent(event, 'task.failed')) &&
         event.data.targetId === vmId
@@ -65,7 +78,7 @@ export function VmSnapshots(props: {
 
   return (
     <Stack>
-      {mayChange && (
+      {mayChange && present && (
         <form
           onSubmit={(event) => {
             event.preventDefault();

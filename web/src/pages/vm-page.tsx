@@ -177,6 +177,7 @@ export function VmPage(props: { vmId: string; client: ApiClient; events: EventSt
           client={client}
           events={events}
           mayChange={can('vm.snapshot') && (capabilities?.has('vm.snapshot') ?? true)}
+          present={vm.status === 'present'}
         />
       </Paper>
       <Paper withBorder p="md">
