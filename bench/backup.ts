@@ -126,16 +126,11 @@ async function backUp(
   changedSince?: string,
   parent?: BackupManifest,
 ) {
-  const reader = await readImage(image, changedSince ? { changedSince } : {});
-  try {
-    return await takeBackup(
-      repository,
-      { vm: { id: 'vm_bench', name: 'bench', uuid: null }, ...(parent ? { parent } : {}) },
-      [{ diskId: 'disk0', reader }],
-    );
-  } finally {
-    await reader.close();
-  }
+  return takeBackup(
+    repository,
+    { vm: { id: 'vm_bench', name: 'bench', uuid: null }, ...(parent ? { parent } : {}) },
+    [{ diskId: 'disk0', open: () => readImage(image, changedSince ? { changedSince } : {}) }],
+  );
 }
 
 /** 1 % of the disk rewritten with random bytes, 64 KiB at a time at random places. */

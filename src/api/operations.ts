@@ -5,6 +5,7 @@ import * as accounting from './accounting.js';
 import * as agents from './agents.js';
 import * as audit from './audit.js';
 import * as auth from './auth.js';
+import * as backups from './backups.js';
 import * as connections from './connections.js';
 import * as consoles from './consoles.js';
 import * as events from './events.js';
@@ -49,6 +50,7 @@ export const operations = {
   ...operationsOf(vms),
   ...operationsOf(metrics),
   ...operationsOf(snapshots),
+  ...operationsOf(backups),
   ...operationsOf(consoles),
   ...operationsOf(tasks),
   ...operationsOf(events),

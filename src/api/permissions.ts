@@ -31,6 +31,14 @@ export const permissions = [
   'host.power',
   /** Linking physical machines to the hypervisor hosts on them (and unlinking). */
   'host.link',
+  /** Backups of the VMs in reach, and the backup repositories (read). */
+  'backup.read',
+  /** Backing VMs up now. */
+  'backup.run',
+  /** Restoring a backup as a new VM on a host. */
+  'backup.restore',
+  /** Backup repositories (register, forget, verify) and deleting backups. */
+  'backup.manage',
   /** What a host agent may do with its own credentials: report itself. */
   'agent.report',
 ] as const;

@@ -64,6 +64,7 @@ import { VmCloneService } from '../services/vms/vm-clone.js';
 import { VmCreateService } from '../services/vms/vm-create.js';
 import { VmSnapshotService } from '../services/vms/vm-snapshots.js';
 import { VmEditService } from '../services/vms/vm-edit.js';
+import { BackupService } from '../services/backup/backup-service.js';
 
 export interface ControlPlaneOptions {
   dataDir: string;
@@ -83,6 +84,8 @@ export interface ControlPlaneOptions {
   vmMonitoring?: VmMonitorOptions;
   /** How long an agent's client certificate lasts (default 30 days); renewed at two thirds. */
   agentCertificateValidityMs?: number;
+  /** Directories backup repositories may be in (default: the data directory's backups/). */
+  backupRoots?: string[];
 }
 
 export interface ControlPlane {
@@ -133,6 +136,8 @@ export interface ControlPlane {
   vmMonitor: VmMonitor;
   /** Admission control and the what-if report of high availability. */
   haAdmission: HaAdmission;
+  /** Backup repositories, the catalogue, backups, restores and verifies. */
+  backups: BackupService;
   /** Set on the very first start when no admin password was given: print it once. */
   generatedAdminPassword: string | undefined;
   close(): Promise<void>;
@@ -376,6 +381,18 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   });
   const accounting = new AccountingService(store, inventory, clock, sensorHistory);
   const vmEdits = new VmEditService(inventory, connections, tasks, quotaGate);
+  const backupRoots = options.backupRoots ?? [join(options.dataDir, 'backups')];
+  BackupService.ensureRoots(backupRoots);
+  const backups = new BackupService({
+    store,
+    inventory,
+    connections,
+    tasks,
+    secrets,
+    clock,
+    logger,
+    roots: backupRoots,
+  });
   const metrics = new MetricHistory(store, clock, { ...defaultMetricSettings, ...options.metrics });
   const metricsSampler = new MetricsSampler({
     clock,
@@ -485,6 +502,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       ha,
       vmMonitor,
       haAdmission,
+      backups,
       generatedAdminPassword: bootstrap.generatedPassword,
       async close() {
         await vmMonitor.stop();

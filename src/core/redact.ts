@@ -1,5 +1,5 @@
 /** Removes secrets from values that are stored or shown (audit parameters). */
-const secretKey = /pass(word)?|secret|token|credential|private.?key|api.?key/i;
+const secretKey = /pass(word)?|secret|token|credential|private.?key|api.?key|^key$/i;
 
 /**
  * Deeper than this, a value is replaced by a marker: a record stays small and serializable

@@ -19,13 +19,13 @@ import type { Permission, Principal } from '../services/identity/roles.js';
  * the answer holds only what its scopes reach. A list of sources: the objects
  * the request names (a path parameter, a body field or every item of a body
  * field that lists them), each checked on its scope chain; a task stands for
- * the object it acts on.
+ * the object it acts on, and a backup for the VM it is of.
  */
 export type RouteScope =
   | 'global'
   | 'filtered'
   | Array<
-      | { param: string; kind: ObjectKind | 'task' | 'any' }
+      | { param: string; kind: ObjectKind | 'task' | 'backup' | 'any' }
       | { body: string; kind: ObjectKind | 'any' }
     >;
 
@@ -169,6 +169,15 @@ async function scopeObjects(
         throw new ZenithError('ZEN_NOT_FOUND', `no task ${value}`, { id: value });
       // A task on no object is checked on everything.
       named.push(task.targetId);
+      continue;
+    }
+    if (source.kind === 'backup') {
+      // A backup is the VM's data: reached as its VM is (the catalogue, not the caller, says which).
+      const backup = await plane.backups.get(value);
+      const readable = plane.access.decide(principal, 'backup.read', backup.vmId).allowed;
+      if (!readable && !plane.access.decide(principal, needed, backup.vmId).allowed)
+        throw new ZenithError('ZEN_NOT_FOUND', `no backup ${value}`, { id: value });
+      named.push(backup.vmId);
       continue;
     }
     const object = resolve(source.kind, value);

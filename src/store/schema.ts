@@ -406,6 +406,37 @@ export interface MachineSensorSamplesTable {
   fan_rpm: number | null;
 }
 
+export interface BackupRepositoriesTable {
+  id: string;
+  name: string;
+  path: string;
+  chunk_size: number;
+  key_sealed: string | null;
+  created_at: number;
+  scanned_at: number | null;
+}
+
+export interface BackupsTable {
+  id: string;
+  repository_id: string;
+  vm_id: string;
+  vm_name: string;
+  taken_at: number;
+  finished_at: number;
+  parent_id: string | null;
+  job_id: string | null;
+  task_id: string | null;
+  state: string;
+  damage: string | null;
+  size_bytes: number;
+  read_bytes: number;
+  stored_bytes: number;
+  new_chunks: number;
+  shared_chunks: number;
+  zero_chunks: number;
+  disks: string;
+}
+
 export interface Database {
   objects: ObjectsTable;
   location_history: LocationHistoryTable;
@@ -433,6 +464,8 @@ export interface Database {
   ha_failovers: HaFailoversTable;
   ha_restarts: HaRestartsTable;
   ha_monitor_restarts: HaMonitorRestartsTable;
+  backup_repositories: BackupRepositoriesTable;
+  backups: BackupsTable;
   machine_sensor_samples: MachineSensorSamplesTable;
   vm_metric_samples: VmMetricSamplesTable;
   vm_metric_rollups: VmMetricRollupsTable;

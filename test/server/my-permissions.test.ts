@@ -68,6 +68,7 @@ describe("the caller's effective permissions", () => {
       'event.read',
       'connection.read',
       'policy.read',
+      'backup.read',
     ]);
     assert.deepEqual(answer.body.missing, ['vm_doesnotexist']);
   });

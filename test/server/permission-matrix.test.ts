@@ -14,7 +14,8 @@ import type { RouteEntry } from '../../src/server/auth.js';
 import { permissions, type Permission } from '../../src/services/identity/roles.js';
 
 /** What reading datacenter A takes: its objects, and the tasks on them. */
-const readPermissions: Permission[] = ['inventory.read', 'task.read'];
+const readPermissions: Permission[] = ['inventory.read', 'task.read', 'backup.read'];
+import { newId } from '../../src/core/ids.js';
 import {
   startTestServer,
   type ApiAnswer,
@@ -29,6 +30,8 @@ interface Fixture {
   inA: Record<string, string>;
   vmA: string;
   taskA: string;
+  /** A backup of vmA (in the catalogue: a simulated VM has no disks to read). */
+  backupA: string;
 }
 
 /** An id of the same form as `id` that names nothing. */
@@ -42,7 +45,14 @@ function requestFor(
 ): { path: string; body?: Record<string, string> } {
   const scope = Array.isArray(route.scope) ? route.scope : [];
   const objectFor = (kind: string) => {
-    const id = kind === 'task' ? f.taskA : kind === 'any' ? f.vmA : f.inA[kind]!;
+    const id =
+      kind === 'task'
+        ? f.taskA
+        : kind === 'backup'
+          ? f.backupA
+          : kind === 'any'
+            ? f.vmA
+            : f.inA[kind]!;
     return options.missing ? missingLike(id) : id;
   };
   const path = route.url.replace(/^\/api\/v1/, '').replace(/:(\w+)/g, (_all, name: string) => {
@@ -131,7 +141,21 @@ describe('permission matrix over every API route', () => {
     const task = await s.request('POST', `/vms/${vmA}/suspend`, { token: admin });
     assert.equal(task.status, 202, JSON.stringify(task.body));
     await s.waitForTask(admin, task.body.id);
-    f = { scopeA: scopeA.id, scopeB: scopeB.id, inA, vmA, taskA: task.body.id };
+    const backupA = newId('backup');
+    await s.plane.backups.catalogue.add({
+      format: 1,
+      id: backupA,
+      repositoryId: newId('backupRepository'),
+      chunkSize: 4 << 20,
+      vm: { id: vmA, name: 'vm-a', uuid: null },
+      takenAt: new Date().toISOString(),
+      finishedAt: new Date().toISOString(),
+      parent: null,
+      job: null,
+      disks: [],
+      checksum: '',
+    });
+    f = { scopeA: scopeA.id, scopeB: scopeB.id, inA, vmA, taskA: task.body.id, backupA };
     routes = s.app.routeTable.filter((r) => r.method !== 'HEAD');
 
     const { identities, access } = s.plane;
@@ -273,7 +297,8 @@ describe('permission matrix over every API route', () => {
         // Without a reading permission besides the one under test, it still sees nothing.
         const readsOthers = !(
           route.permission === 'inventory.read' ||
-          (route.permission === 'task.read' && scope.some((source) => source.kind === 'task'))
+          (route.permission === 'task.read' && scope.some((source) => source.kind === 'task')) ||
+          (route.permission === 'backup.read' && scope.some((source) => source.kind === 'backup'))
         );
         const reader = await call(s, route.method, path, await tokenOf(ids.onBReadsA), body);
         expect(

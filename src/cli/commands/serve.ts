@@ -54,6 +54,11 @@ export function registerServe(program: Command): void {
       process.env.ZENITH_SENSOR_SAMPLE_SECONDS ?? '60',
     )
     .option(
+      '--backup-roots <dirs>',
+      "directories backup repositories may be in, separated by ':' (env ZENITH_BACKUP_ROOTS; default: the data directory's backups/)",
+      process.env.ZENITH_BACKUP_ROOTS,
+    )
+    .option(
       '--no-local-host',
       'do not connect this machine as a QEMU host on the first start (env ZENITH_LOCAL_HOST=off)',
     )
@@ -66,6 +71,7 @@ export function registerServe(program: Command): void {
         localHost: boolean;
         agentCertificateDays: string;
         sensorSampleSeconds: string;
+        backupRoots?: string;
       }) => {
         const sensorSampleSeconds = Number(options.sensorSampleSeconds);
         if (!(sensorSampleSeconds >= 0.1 && sensorSampleSeconds <= 3600))
@@ -94,6 +100,14 @@ export function registerServe(program: Command): void {
           databaseUrl: options.database,
           agentCertificateValidityMs: Math.round(certificateDays * 86_400_000),
           machines: { sensorSampleEveryMs: Math.round(sensorSampleSeconds * 1000) },
+          ...(options.backupRoots
+            ? {
+                backupRoots: options.backupRoots
+                  .split(':')
+                  .filter(Boolean)
+                  .map((dir) => resolve(dir)),
+              }
+            : {}),
           adminPassword: process.env.ZENITH_ADMIN_PASSWORD || undefined,
           // LDAP/AD login: a JSON file of LdapSettings (docs/identity.md); the bind password may come from the environment.
           ...(process.env.ZENITH_LDAP_CONFIG

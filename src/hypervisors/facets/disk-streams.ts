@@ -78,6 +78,11 @@ export interface NewDisk {
   location: PortableLocation;
   format: PortableDiskFormat;
   capacityBytes: number;
+  /**
+   * A file already there is what a write cut off before left (a restore run again after a crash):
+   * it is replaced — unless a VM uses it or claims it (ZEN_DISK_IN_USE).
+   */
+  replace?: boolean;
 }
 
 export interface DiskStreamFacet {
@@ -94,7 +99,10 @@ export interface DiskStreamFacet {
     options: DiskReadOptions,
     context: ActionContext,
   ): Promise<DiskReader>;
-  /** A writer of a new image; an existing file is never overwritten (ZEN_CONFLICT). */
+  /**
+   * A writer of a new image (its directory made if need be); an existing file is never
+   * overwritten (ZEN_CONFLICT) unless `replace` says it is a leftover no VM uses.
+   */
   openWriter(disk: NewDisk, context: ActionContext): Promise<DiskWriter>;
   /** Ends a checkpoint: what changes afterwards is no longer tracked for it (an unknown one is fine). */
   releaseCheckpoint(

@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative, sep } from 'node:path';
 import { ZenithError } from '../../core/errors.js';
-import { pathWithinRoots } from './vm-spec.js';
+import { pathWithinRoots } from '../../core/paths.js';
 
 export const claimsDirName = '.zenith-claims';
 

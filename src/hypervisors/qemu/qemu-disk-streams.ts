@@ -15,8 +15,8 @@
  * none outlives a killed reader holding the image's lock. One read per VM at a time.
  */
 import { randomBytes } from 'node:crypto';
-import { readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { ZenithError } from '../../core/errors.js';
 import type { ActionContext } from '../driver-types.js';
 import type {
@@ -39,7 +39,7 @@ import {
 import type { QemuHost } from './qemu-host.js';
 import type { QmpDirtyBitmapInfo } from '../../protocols/qmp/commands.js';
 import type { QemuVm } from './qemu-vm.js';
-import { pathWithinRoots } from './vm-spec.js';
+import { pathWithinRoots } from '../../core/paths.js';
 
 const lost = (checkpoint: string, why: string) =>
   new ZenithError(
@@ -126,6 +126,20 @@ export class QemuDiskStreams implements DiskStreamFacet {
       throw new ZenithError('ZEN_UNSUPPORTED', 'a QEMU host names disks by path, not by datastore');
     // Only inside this host's storage roots, as every disk it makes.
     const file = pathWithinRoots(disk.location.path, this.host.storageRoots);
+    if (disk.replace && existsSync(file)) {
+      const user = [...this.host.all()].find((vm) =>
+        vm.record.spec.disks.some((d) => d.file === file || d.backingFile === file),
+      );
+      const claim = this.host.claims.owner(file);
+      if (user || claim)
+        throw new ZenithError(
+          'ZEN_DISK_IN_USE',
+          `${file} belongs to ${user?.record.spec.name ?? claim?.name ?? 'a VM'}: it is not replaced`,
+          { file },
+        );
+      rmSync(file, { force: true });
+    }
+    mkdirSync(dirname(file), { recursive: true });
     return writeImage(file, disk.capacityBytes);
   }
 

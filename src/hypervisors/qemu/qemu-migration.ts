@@ -32,7 +32,7 @@ import type { ActionContext, MigrateOptions, PowerState } from '../driver.js';
 import { reserveImageFile } from './qemu-img.js';
 import type { QemuHost } from './qemu-host.js';
 import type { QemuVm, VmRecord } from './qemu-vm.js';
-import { pathWithinRoots } from './vm-spec.js';
+import { pathWithinRoots } from '../../core/paths.js';
 
 const run = promisify(execFile);
 

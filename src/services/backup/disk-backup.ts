@@ -7,7 +7,11 @@
  * reading, hashing and compressing overlap.
  */
 import { ZenithError } from '../../core/errors.js';
-import type { DiskReader, DiskWriter } from '../../hypervisors/facets/disk-streams.js';
+import type {
+  DiskCheckpoint,
+  DiskReader,
+  DiskWriter,
+} from '../../hypervisors/facets/disk-streams.js';
 import type { BackupManifest, ManifestDisk } from './repository/manifest.js';
 import type { BackupRepository, BackupWriter } from './repository/repository.js';
 
@@ -237,39 +241,48 @@ export async function restoreDisk(
 }
 
 /**
- * One backup of a VM: each disk through its reader (only what changed where the reader reads from
- * the parent's checkpoint), then the manifest — or, on any failure, nothing but chunks the next
- * garbage collection removes. The readers are the caller's to close.
+ * One backup of a VM: each disk through a reader opened for it in turn (only what changed where
+ * the reader reads from the parent's checkpoint) and closed after, then the manifest — or, on any
+ * failure, nothing but chunks the next garbage collection removes, and every checkpoint the reads
+ * made handed to `unkept` (the family releases it: the next backup reads from the parent's).
  */
 export async function takeBackup(
   repository: BackupRepository,
   subject: {
     vm: BackupManifest['vm'];
     job?: string | null;
+    task?: string;
     /** The last backup of the VM, which changed reads are read against. */
     parent?: BackupManifest;
   },
-  disks: Array<{ diskId: string; reader: DiskReader }>,
+  disks: Array<{ diskId: string; open: () => Promise<DiskReader> }>,
   options: {
     progress?: (progress: DiskProgress & { diskId: string }) => void;
     signal?: AbortSignal;
+    unkept?: (diskId: string, checkpoint: DiskCheckpoint) => Promise<void>;
   } = {},
 ): Promise<BackupManifest> {
   const takenAt = new Date().toISOString();
   const writer = await repository.beginBackup();
+  const made: Array<{ diskId: string; checkpoint: DiskCheckpoint }> = [];
   try {
     const written = [];
-    for (const { diskId, reader } of disks) {
+    for (const { diskId, open } of disks) {
       const parent = subject.parent?.disks.find((disk) => disk.diskId === diskId);
-      written.push(
-        await backupDisk(writer, diskId, reader, {
+      const reader = await open();
+      try {
+        if (reader.checkpoint) made.push({ diskId, checkpoint: reader.checkpoint });
+        const disk = await backupDisk(writer, diskId, reader, {
           ...(parent ? { parent } : {}),
           ...(options.progress
             ? { progress: (p: DiskProgress) => options.progress!({ ...p, diskId }) }
             : {}),
           ...(options.signal ? { signal: options.signal } : {}),
-        }),
-      );
+        });
+        written.push(reader.checkpoint ? { ...disk, checkpoint: reader.checkpoint.name } : disk);
+      } finally {
+        await reader.close();
+      }
     }
     return await writer.commit({
       vm: subject.vm,
@@ -277,10 +290,13 @@ export async function takeBackup(
       finishedAt: new Date().toISOString(),
       parent: subject.parent?.id ?? null,
       job: subject.job ?? null,
+      ...(subject.task ? { task: subject.task } : {}),
       disks: written,
     });
   } catch (error) {
     await writer.abort();
+    for (const { diskId, checkpoint } of made)
+      await options.unkept?.(diskId, checkpoint).catch(() => undefined);
     throw error;
   }
 }

@@ -10,6 +10,7 @@ const viewer: Permission[] = [
   'event.read',
   'connection.read',
   'policy.read',
+  'backup.read',
 ];
 const operator: Permission[] = [
   ...viewer,
@@ -24,6 +25,8 @@ const operator: Permission[] = [
   'accounting.read',
   'host.maintenance',
   'host.power',
+  'backup.run',
+  'backup.restore',
 ];
 
 export const rolePermissions: Record<RoleName, ReadonlySet<Permission>> = {

@@ -16,6 +16,7 @@ import * as m0010 from './0010-machines.js';
 import * as m0011 from './0011-machine-sensor-samples.js';
 import * as m0012 from './0012-high-availability.js';
 import * as m0013 from './0013-ha-vm-monitoring.js';
+import * as m0014 from './0014-backup.js';
 
 import type { MigrationContext } from './context.js';
 
@@ -45,4 +46,5 @@ export const migrations: readonly ZenithMigration[] = [
   { name: '0011-machine-sensor-samples', up: m0011.up },
   { name: '0012-high-availability', up: m0012.up },
   { name: '0013-ha-vm-monitoring', up: m0013.up },
+  { name: '0014-backup', up: m0014.up },
 ];

@@ -48,17 +48,12 @@ function rawOf(file: string): Buffer {
 /** One backup of disk0 through the facet; the reader's checkpoint comes back with it. */
 async function backUp(options: DiskReadOptions, parent?: BackupManifest) {
   const facet = driver.facets.diskStreams;
-  const reader = await facet.openReader(vmId, 'disk0', options, context);
-  try {
-    const manifest = await takeBackup(
-      repository,
-      { vm: { id: 'vm_x', name: 'streamed', uuid: null }, ...(parent ? { parent } : {}) },
-      [{ diskId: 'disk0', reader }],
-    );
-    return { manifest, checkpoint: reader.checkpoint! };
-  } finally {
-    await reader.close();
-  }
+  const manifest = await takeBackup(
+    repository,
+    { vm: { id: 'vm_x', name: 'streamed', uuid: null }, ...(parent ? { parent } : {}) },
+    [{ diskId: 'disk0', open: () => facet.openReader(vmId, 'disk0', options, context) }],
+  );
+  return { manifest, checkpoint: { name: manifest.disks[0]!.checkpoint! } };
 }
 
 const vmNow = async () =>

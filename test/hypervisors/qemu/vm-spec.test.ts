@@ -9,11 +9,8 @@ import {
   resolveAccelerator,
 } from '../../../src/hypervisors/qemu/command-line.js';
 import { nicWiring, tapName } from '../../../src/hypervisors/qemu/nic-names.js';
-import {
-  pathWithinRoots,
-  validateSpec,
-  type QemuVmSpec,
-} from '../../../src/hypervisors/qemu/vm-spec.js';
+import { validateSpec, type QemuVmSpec } from '../../../src/hypervisors/qemu/vm-spec.js';
+import { pathWithinRoots } from '../../../src/core/paths.js';
 
 const base = mkdtempSync(join(tmpdir(), 'zenith-spec-'));
 const root = join(base, 'images');

@@ -58,19 +58,14 @@ async function backUp(
   image: string,
   options: { changedSince?: string; parent?: BackupManifest } = {},
 ): Promise<BackupManifest> {
-  const reader = await readerOf(image, options.changedSince);
-  try {
-    return await takeBackup(
-      repository,
-      {
-        vm: { id: `vm_${vm}`, name: vm, uuid: null },
-        ...(options.parent ? { parent: options.parent } : {}),
-      },
-      [{ diskId: 'disk0', reader }],
-    );
-  } finally {
-    await reader.close();
-  }
+  return takeBackup(
+    repository,
+    {
+      vm: { id: `vm_${vm}`, name: vm, uuid: null },
+      ...(options.parent ? { parent: options.parent } : {}),
+    },
+    [{ diskId: 'disk0', open: () => readerOf(image, options.changedSince) }],
+  );
 }
 
 /** Restores a backed-up disk into a new qcow2 image over NBD; answers its bytes. */

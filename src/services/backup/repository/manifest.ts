@@ -25,6 +25,11 @@ const ManifestDisk = Type.Object({
   /** Data chunks already in the repository (from earlier backups, other disks or other VMs). */
   sharedChunks: Type.Integer({ minimum: 0 }),
   zeroChunks: Type.Integer({ minimum: 0 }),
+  /**
+   * The checkpoint the read left in the VM's disk at the backup's point in time: the next backup
+   * of the disk reads only what changed since it (absent: the next backup reads in full).
+   */
+  checkpoint: Type.Optional(Type.String({ maxLength: 128 })),
 });
 export type ManifestDisk = Static<typeof ManifestDisk>;
 
@@ -37,6 +42,11 @@ const ManifestBody = Type.Object({
     id: Type.String(),
     name: Type.String(),
     uuid: Type.Union([Type.String(), Type.Null()]),
+    /**
+     * The VM described without its host (the portable-VM facet's description): what a restore
+     * defines again, with the restored disks in place of these.
+     */
+    description: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
   }),
   /** The point in time the backup shows (ISO 8601). */
   takenAt: Type.String(),
@@ -45,6 +55,8 @@ const ManifestBody = Type.Object({
   parent: Type.Union([Type.String(), Type.Null()]),
   /** The job that made it, if one did. */
   job: Type.Union([Type.String(), Type.Null()]),
+  /** The task that made it: a task run again after a crash finds the backup it made. */
+  task: Type.Optional(Type.String()),
   disks: Type.Array(ManifestDisk),
 });
 export type ManifestBody = Static<typeof ManifestBody>;

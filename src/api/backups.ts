@@ -1,0 +1,226 @@
+/**
+ * Backup: repositories (registered by path inside the backup roots), the catalogue of backups, and
+ * backing up, restoring and verifying as tasks.
+ */
+import { Type, type Static } from 'typebox';
+import {
+  IdOrName,
+  IdParams,
+  Instant,
+  Items,
+  NoContent,
+  NullableInstant,
+  NullableString,
+  StringEnum,
+} from './common.js';
+import { operation } from './operation.js';
+import { TaskView } from './tasks.js';
+
+export const BackupRepositoryView = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  path: Type.String(),
+  chunkSize: Type.Integer(),
+  encrypted: Type.Boolean(),
+  createdAt: Instant,
+  /** When its manifests were last read into the catalogue. */
+  scannedAt: NullableInstant,
+  backups: Type.Integer(),
+});
+export type BackupRepositoryView = Static<typeof BackupRepositoryView>;
+
+export const BackupRepositoryUsageView = Type.Object({
+  ...BackupRepositoryView.properties,
+  usage: Type.Object({
+    chunks: Type.Integer(),
+    /** Bytes the chunk files take. */
+    storedBytes: Type.Integer(),
+    /** What the backups' data would take stored one by one, uncompressed. */
+    logicalBytes: Type.Integer(),
+    /** logicalBytes over storedBytes (deduplication and compression together); null when empty. */
+    dedupRatio: Type.Union([Type.Number(), Type.Null()]),
+    filesystem: Type.Object({ totalBytes: Type.Integer(), freeBytes: Type.Integer() }),
+  }),
+});
+export type BackupRepositoryUsageView = Static<typeof BackupRepositoryUsageView>;
+
+export const backupStates = ['ok', 'damaged'] as const;
+
+export const BackupView = Type.Object({
+  id: Type.String(),
+  repositoryId: Type.String(),
+  vmId: Type.String(),
+  vmName: Type.String(),
+  /** The point in time the backup shows. */
+  takenAt: Instant,
+  finishedAt: Instant,
+  /** The backup its changed disks were read against (an incremental); null for a full one. */
+  parentId: NullableString,
+  jobId: NullableString,
+  taskId: NullableString,
+  state: StringEnum(backupStates),
+  /** Why it is damaged. */
+  damage: NullableString,
+  /** The disks' capacity. */
+  sizeBytes: Type.Integer(),
+  /** Bytes read from the disks (an incremental reads only what changed). */
+  readBytes: Type.Integer(),
+  /** Bytes of new chunks it stored (after deduplication and compression). */
+  storedBytes: Type.Integer(),
+  newChunks: Type.Integer(),
+  /** Chunks already in the repository (from earlier backups, other disks or other VMs). */
+  sharedChunks: Type.Integer(),
+  zeroChunks: Type.Integer(),
+  disks: Type.Array(
+    Type.Object({
+      diskId: Type.String(),
+      capacityBytes: Type.Integer(),
+      scope: StringEnum(['full', 'changed'] as const),
+      readBytes: Type.Integer(),
+      storedBytes: Type.Integer(),
+      checkpoint: NullableString,
+    }),
+  ),
+});
+export type BackupView = Static<typeof BackupView>;
+
+export const listBackupRepositories = operation({
+  method: 'GET',
+  path: '/backup-repositories',
+  auth: 'backup.read',
+  tag: 'backups',
+  summary: 'Backup repositories',
+  success: { 200: Items(BackupRepositoryView) },
+});
+
+export const addBackupRepository = operation({
+  method: 'POST',
+  path: '/backup-repositories',
+  auth: 'backup.manage',
+  tag: 'backups',
+  summary:
+    'Register a repository: a new one in an empty directory inside the backup roots, or one already there (its backups come into the catalogue); a new encrypted one answers its key, once',
+  body: Type.Object(
+    {
+      name: Type.String({ minLength: 1, maxLength: 63 }),
+      path: Type.String({ minLength: 1, maxLength: 4096 }),
+      chunkSize: Type.Optional(Type.Integer({ minimum: 65536, maximum: 67108864 })),
+      encrypted: Type.Optional(Type.Boolean()),
+      /** An existing encrypted repository's key (64 hex digits). */
+      key: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{64}$' })),
+    },
+    { additionalProperties: false },
+  ),
+  success: {
+    201: Type.Object({
+      repository: BackupRepositoryView,
+      /** A new encrypted repository's key: keep it elsewhere too (without it nothing restores). */
+      key: NullableString,
+    }),
+  },
+  errors: [409, 422],
+});
+
+export const getBackupRepository = operation({
+  method: 'GET',
+  path: '/backup-repositories/:id',
+  auth: 'backup.read',
+  tag: 'backups',
+  summary: 'A repository with its usage and deduplication ratio',
+  params: IdParams,
+  success: { 200: BackupRepositoryUsageView },
+  errors: [422],
+});
+
+export const removeBackupRepository = operation({
+  method: 'DELETE',
+  path: '/backup-repositories/:id',
+  auth: 'backup.manage',
+  tag: 'backups',
+  summary: 'Forget a repository (its files stay; registered again, its backups come back)',
+  params: IdParams,
+  success: { 204: NoContent },
+  errors: [409],
+});
+
+export const verifyBackupRepository = operation({
+  method: 'POST',
+  path: '/backup-repositories/:id/verify',
+  auth: 'backup.manage',
+  tag: 'backups',
+  summary:
+    'Re-read every chunk and manifest; backups using a damaged chunk are marked damaged. Answers 202 with the task',
+  params: IdParams,
+  success: { 202: TaskView },
+  errors: [409, 422],
+});
+
+export const listBackups = operation({
+  method: 'GET',
+  path: '/backups',
+  auth: 'backup.read',
+  tag: 'backups',
+  summary: 'The catalogue: backups of the VMs in reach, newest first',
+  query: Type.Object(
+    {
+      vm: Type.Optional(IdOrName),
+      repository: Type.Optional(IdOrName),
+      state: Type.Optional(StringEnum(backupStates)),
+    },
+    { additionalProperties: false },
+  ),
+  success: { 200: Items(BackupView) },
+});
+
+export const getBackup = operation({
+  method: 'GET',
+  path: '/backups/:id',
+  auth: 'backup.read',
+  tag: 'backups',
+  summary: 'One backup',
+  params: IdParams,
+  success: { 200: BackupView },
+});
+
+export const deleteBackup = operation({
+  method: 'DELETE',
+  path: '/backups/:id',
+  auth: 'backup.manage',
+  tag: 'backups',
+  summary: 'Delete a backup (its chunks go at the next garbage collection unless others use them)',
+  params: IdParams,
+  success: { 204: NoContent },
+  errors: [409],
+});
+
+export const backUpVm = operation({
+  method: 'POST',
+  path: '/vms/:id/backups',
+  auth: 'backup.run',
+  tag: 'backups',
+  summary:
+    'Back the VM up now (incremental where its last backup in the repository allows); answers 202 with the task',
+  params: IdParams,
+  body: Type.Object({ repository: IdOrName }, { additionalProperties: false }),
+  success: { 202: TaskView },
+  errors: [409, 422],
+});
+
+export const restoreBackup = operation({
+  method: 'POST',
+  path: '/backups/:id/restore',
+  auth: 'backup.restore',
+  tag: 'backups',
+  summary:
+    'Restore the backup as a new, stopped VM on a host (new UUID and MAC addresses); answers 202 with the task',
+  params: IdParams,
+  body: Type.Object(
+    {
+      host: IdOrName,
+      name: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })),
+    },
+    { additionalProperties: false },
+  ),
+  success: { 202: TaskView },
+  errors: [409, 422],
+});

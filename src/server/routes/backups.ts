@@ -1,0 +1,110 @@
+import {
+  addBackupRepository,
+  backUpVm,
+  deleteBackup,
+  getBackup,
+  getBackupRepository,
+  listBackupRepositories,
+  listBackups,
+  removeBackupRepository,
+  restoreBackup,
+  verifyBackupRepository,
+} from '../../api/backups.js';
+import type { BackupService } from '../../services/backup/backup-service.js';
+import type { AccessService } from '../../services/identity/access-service.js';
+import type { InventoryService } from '../../services/inventory/inventory-service.js';
+import { principalOf } from '../auth.js';
+import { noContent, serve, type Api } from '../route.js';
+import { acceptTask } from '../task-reply.js';
+
+export interface BackupRouteServices {
+  backups: BackupService;
+  inventory: InventoryService;
+  access: AccessService;
+}
+
+export async function backupRoutes(
+  app: Api,
+  { backups, inventory, access }: BackupRouteServices,
+): Promise<void> {
+  const onBackup = [{ param: 'id', kind: 'backup' }] as const;
+
+  // Repositories are infrastructure: read with backup.read on everything.
+  serve(app, listBackupRepositories, {}, async () => ({
+    items: await backups.repositories(),
+  }));
+  serve(app, addBackupRepository, { audit: 'backupRepository.add' }, async (request, reply) => {
+    const answer = await backups.addRepository(request.body);
+    return reply.status(201).send(answer);
+  });
+  serve(app, getBackupRepository, {}, async (request) =>
+    backups.repositoryUsage(request.params.id),
+  );
+  serve(
+    app,
+    removeBackupRepository,
+    { audit: 'backupRepository.remove' },
+    async (request, reply) => {
+      await backups.removeRepository(request.params.id);
+      return noContent(reply);
+    },
+  );
+  serve(app, verifyBackupRepository, { audit: false }, async (request, reply) =>
+    acceptTask(request, reply, (actor, requestId) =>
+      backups.verify(request.params.id, actor, requestId),
+    ),
+  );
+
+  serve(app, listBackups, { scope: 'filtered' }, async (request) => {
+    // Only backups of VMs the caller may read backups of.
+    const readable = access.filter(principalOf(request), 'backup.read');
+    const { vm, repository, state } = request.query;
+    const vmId = vm ? inventory.resolve('vm', vm, (o) => readable(o.id)).id : undefined;
+    const repositoryId = repository ? (await backups.findRepository(repository)).id : undefined;
+    const items = await backups.list({
+      ...(vmId ? { vmId } : {}),
+      ...(repositoryId ? { repositoryId } : {}),
+      ...(state ? { state } : {}),
+    });
+    return { items: items.filter((backup) => readable(backup.vmId)) };
+  });
+  serve(app, getBackup, { scope: [...onBackup] }, async (request) =>
+    backups.get(request.params.id),
+  );
+  serve(
+    app,
+    deleteBackup,
+    { audit: 'backup.delete', scope: [...onBackup] },
+    async (request, reply) => {
+      await backups.remove(request.params.id);
+      return noContent(reply);
+    },
+  );
+  serve(
+    app,
+    backUpVm,
+    { audit: false, scope: [{ param: 'id', kind: 'vm' }] },
+    async (request, reply) =>
+      acceptTask(request, reply, (actor, requestId) =>
+        backups.backUp(request.params.id, request.body.repository, actor, requestId),
+      ),
+  );
+  // A restore makes a VM on the host: the permission is needed on the backup's VM and on the host.
+  serve(
+    app,
+    restoreBackup,
+    { audit: false, scope: [...onBackup, { body: 'host', kind: 'host' }] },
+    async (request, reply) =>
+      acceptTask(request, reply, (actor, requestId) =>
+        backups.restore(
+          request.params.id,
+          {
+            host: request.body.host,
+            ...(request.body.name ? { name: request.body.name } : {}),
+          },
+          actor,
+          requestId,
+        ),
+      ),
+  );
+}

@@ -1,0 +1,769 @@
+/**
+ * Backup as Zenith runs it: repositories registered by path (only inside the backup roots), the
+ * catalogue of their backups, and backups, restores and verifies as tasks.
+ *
+ * A backup reads each disk of the VM through its family's disk-stream facet — only what changed
+ * since the VM's last backup in that repository where the disk still holds that backup's
+ * checkpoint, in full otherwise (a lost checkpoint, a resized disk, no earlier backup) — into the
+ * repository, then writes the manifest with the VM's portable description. A task run again after
+ * a crash first looks for the manifest it may have written (the manifest names its task): a
+ * backup is never made twice, and one cut off leaves only chunks garbage collection removes.
+ *
+ * A restore writes every disk of a backup as a new image on the chosen host and defines a new VM
+ * there from the backup's description (a new UUID, name and MAC addresses, so it never passes for
+ * the original), stopped. Its paths and identity are chosen when it is asked, so a run after a
+ * crash replaces what the cut-off run wrote and finds the VM if it was already defined.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, statfsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Type, type Static } from 'typebox';
+import type { Clock } from '../../core/clock.js';
+import { isZenithError, ZenithError } from '../../core/errors.js';
+import type { Logger } from '../../core/logger.js';
+import { pathWithinRoots } from '../../core/paths.js';
+import type { SecretBox } from '../../core/secret-box.js';
+import {
+  facetOf,
+  requireFacet,
+  type DiskReader,
+  type DiskStreamFacet,
+  type PortableDisk,
+  type PortableVm,
+} from '../../hypervisors/driver.js';
+import type { ActionContext } from '../../hypervisors/driver-types.js';
+import type { Store } from '../../store/store.js';
+import type { Actor } from '../audit/audit-service.js';
+import type { ConnectionService } from '../connections/connection-service.js';
+import type { InventoryService } from '../inventory/inventory-service.js';
+import type { ManagedObject } from '../inventory/model.js';
+import type { Task, TaskKind, TaskService } from '../tasks/task-service.js';
+import {
+  BackupCatalogue,
+  type CatalogueBackup,
+  type CatalogueFilter,
+  type RepositoryRecord,
+} from './backup-catalogue.js';
+import { restoreDisk, takeBackup, type DiskProgress } from './disk-backup.js';
+import type { BackupManifest } from './repository/manifest.js';
+import { BackupRepository, type VerifyReport } from './repository/repository.js';
+
+export interface BackupServiceDeps {
+  store: Store;
+  inventory: InventoryService;
+  connections: ConnectionService;
+  tasks: TaskService;
+  secrets: SecretBox;
+  clock: Clock;
+  logger: Logger;
+  /** Directories repositories must lie in (ZENITH_BACKUP_ROOTS; default: the data directory's backups/). */
+  roots: string[];
+}
+
+export interface RepositoryRequest {
+  name: string;
+  path: string;
+  /** A new repository's chunk size (default 4 MiB). */
+  chunkSize?: number;
+  /** Make a new repository encrypted (a key is made and answered once). */
+  encrypted?: boolean;
+  /** An existing encrypted repository's key (64 hex digits). */
+  key?: string;
+}
+
+export interface RepositoryView {
+  id: string;
+  name: string;
+  path: string;
+  chunkSize: number;
+  encrypted: boolean;
+  createdAt: number;
+  scannedAt: number | null;
+  backups: number;
+}
+
+export interface RepositoryUsageView extends RepositoryView {
+  usage: {
+    chunks: number;
+    /** Bytes the chunk files take. */
+    storedBytes: number;
+    /** What the backups' data would take stored one by one, uncompressed. */
+    logicalBytes: number;
+    /** logicalBytes over storedBytes (deduplication and compression together); null when empty. */
+    dedupRatio: number | null;
+    /** The file system the repository is on. */
+    filesystem: { totalBytes: number; freeBytes: number };
+  };
+}
+
+export interface RestoreRequest {
+  /** The host (id or name) the VM is restored on. */
+  host: string;
+  /** The new VM's name (default: the backed-up VM's name and "-restored"). */
+  name?: string;
+}
+
+const namePattern = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
+
+const BackupParams = Type.Object({
+  repositoryId: Type.String(),
+  repositoryName: Type.Optional(Type.String()),
+  vmName: Type.Optional(Type.String()),
+});
+const RestoreParams = Type.Object({
+  backupId: Type.String(),
+  repositoryId: Type.String(),
+  hostId: Type.String(),
+  hostName: Type.Optional(Type.String()),
+  name: Type.String(),
+  uuid: Type.String(),
+  macs: Type.Array(Type.String()),
+  /** Where each disk of the backup is written, in the backup's disk order. */
+  paths: Type.Array(Type.String()),
+});
+const VerifyParams = Type.Object({
+  repositoryId: Type.String(),
+  repositoryName: Type.Optional(Type.String()),
+});
+
+const newUuid = () => {
+  const bytes = randomBytes(16);
+  bytes[6] = (bytes[6]! & 0x0f) | 0x40;
+  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
+  const hex = bytes.toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+};
+/** 52:54:00 as QEMU's own MACs (a locally administered convention). */
+const newMac = () =>
+  `52:54:00:${[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
+
+/** Progress over several disks: bytes done, bytes read, rate and time left. */
+function progressOver(
+  totalBytes: number,
+  startedAt: number,
+  clock: Clock,
+  report: ActionContext['progress'],
+  verb: string,
+) {
+  let before = 0;
+  let current = '';
+  return {
+    next(diskId: string, doneBefore: number) {
+      current = diskId;
+      before = doneBefore;
+    },
+    update(progress: DiskProgress) {
+      const done = before + progress.doneBytes;
+      const seconds = Math.max((clock.now() - startedAt) / 1000, 0.001);
+      const rate = done / seconds;
+      report({
+        percent: totalBytes > 0 ? (done / totalBytes) * 100 : 100,
+        message: `${verb} ${current}`,
+        details: {
+          doneBytes: done,
+          totalBytes,
+          readBytes: progress.readBytes,
+          bytesPerSecond: Math.round(rate),
+          etaSeconds: rate > 0 ? Math.round((totalBytes - done) / rate) : 0,
+        },
+      });
+    },
+  };
+}
+
+export class BackupService {
+  readonly catalogue: BackupCatalogue;
+  readonly #open = new Map<string, Promise<BackupRepository>>();
+  readonly #backup: TaskKind<Static<typeof BackupParams>>;
+  readonly #restore: TaskKind<Static<typeof RestoreParams>>;
+  readonly #verify: TaskKind<Static<typeof VerifyParams>>;
+
+  constructor(private readonly deps: BackupServiceDeps) {
+    this.catalogue = new BackupCatalogue(deps.store);
+    this.#backup = deps.tasks.register({
+      name: 'backup.create',
+      params: BackupParams,
+      run: async ({ task, signal, progress }) => this.#runBackup(task, { signal, progress }),
+      recover: async (task) => {
+        const repository = await this.#repository(task.params.repositoryId).catch(() => null);
+        if (!repository) return 'interrupted';
+        const made = await this.#madeBy(repository, task.id);
+        if (!made) return 'retry';
+        await this.catalogue.add(made);
+        await this.#releaseParent(made);
+        return 'done';
+      },
+    });
+    this.#restore = deps.tasks.register({
+      name: 'backup.restore',
+      params: RestoreParams,
+      run: async ({ task, signal, progress }) => this.#runRestore(task, { signal, progress }),
+      // Written again over what a cut-off run left; a VM already defined is found (ZEN_CONFLICT).
+      recover: async (task) => (this.#restoredVm(task.params.uuid) ? 'done' : 'retry'),
+    });
+    this.#verify = deps.tasks.register({
+      name: 'backup.verify',
+      params: VerifyParams,
+      run: async ({ task }) => this.#runVerify(task.params.repositoryId),
+      recover: async () => 'retry',
+    });
+  }
+
+  // —— repositories ——
+
+  async addRepository(
+    request: RepositoryRequest,
+  ): Promise<{ repository: RepositoryView; key: string | null }> {
+    if (!namePattern.test(request.name))
+      throw new ZenithError(
+        'ZEN_BAD_REQUEST',
+        `'${request.name}' is not a valid repository name (letters, digits, . _ -, at most 63)`,
+        { name: request.name },
+      );
+    const path = pathWithinRoots(request.path, this.deps.roots, 'the backup roots');
+    const known = await this.catalogue.repositories();
+    if (known.some((r) => r.name === request.name))
+      throw new ZenithError('ZEN_CONFLICT', `a repository is named '${request.name}' already`, {
+        name: request.name,
+      });
+    if (known.some((r) => r.path === path))
+      throw new ZenithError('ZEN_CONFLICT', `${path} is registered already`, { path });
+    let key = request.key ? Buffer.from(request.key, 'hex') : undefined;
+    if (request.key !== undefined && (key!.length !== 32 || !/^[0-9a-f]{64}$/i.test(request.key)))
+      throw new ZenithError('ZEN_BAD_REQUEST', 'a repository key is 64 hex digits', {});
+    let made = false;
+    let repository: BackupRepository;
+    const exists = (() => {
+      try {
+        return readdirSync(path).includes('zenith-backup-repository.json');
+      } catch {
+        return false;
+      }
+    })();
+    if (exists) {
+      if (request.encrypted !== undefined || request.chunkSize !== undefined)
+        throw new ZenithError(
+          'ZEN_BAD_REQUEST',
+          `${path} holds a repository already: it is registered as it is (its key if it is encrypted, nothing else)`,
+          { path },
+        );
+      repository = await BackupRepository.open(path, key ? { key } : {});
+    } else {
+      if (request.encrypted && !key) {
+        key = randomBytes(32);
+        made = true;
+      }
+      if (!request.encrypted && key)
+        throw new ZenithError(
+          'ZEN_BAD_REQUEST',
+          'a key is given only for an encrypted repository (encrypted: true)',
+          {},
+        );
+      repository = await BackupRepository.create(path, {
+        ...(request.chunkSize !== undefined ? { chunkSize: request.chunkSize } : {}),
+        ...(key ? { key } : {}),
+      });
+    }
+    if (known.some((r) => r.id === repository.config.id))
+      throw new ZenithError(
+        'ZEN_CONFLICT',
+        `the repository at ${path} is registered already under another path`,
+        { id: repository.config.id },
+      );
+    const record: RepositoryRecord = {
+      id: repository.config.id,
+      name: request.name,
+      path,
+      chunkSize: repository.config.chunkSize,
+      keySealed: key ? this.deps.secrets.seal(key.toString('hex')) : null,
+      createdAt: this.deps.clock.now(),
+      scannedAt: null,
+    };
+    await this.catalogue.addRepository(record);
+    this.#open.set(record.id, Promise.resolve(repository));
+    await this.scan(record.id);
+    return {
+      repository: await this.#view((await this.catalogue.repository(record.id))!),
+      // Answered once, never again: without it the repository cannot be read elsewhere.
+      key: made ? key!.toString('hex') : null,
+    };
+  }
+
+  async repositories(): Promise<RepositoryView[]> {
+    return Promise.all((await this.catalogue.repositories()).map((r) => this.#view(r)));
+  }
+
+  /** Finds a repository by id or name. */
+  async findRepository(idOrName: string): Promise<RepositoryRecord> {
+    const found = (await this.catalogue.repositories()).find(
+      (r) => r.id === idOrName || r.name === idOrName,
+    );
+    if (!found)
+      throw new ZenithError('ZEN_NOT_FOUND', `no backup repository '${idOrName}'`, { idOrName });
+    return found;
+  }
+
+  async repositoryUsage(idOrName: string): Promise<RepositoryUsageView> {
+    const record = await this.findRepository(idOrName);
+    const repository = await this.#repository(record.id);
+    const usage = await repository.usage();
+    const fs = statfsSync(record.path);
+    return {
+      ...(await this.#view(record)),
+      usage: {
+        chunks: usage.chunks,
+        storedBytes: usage.storedBytes,
+        logicalBytes: usage.logicalBytes,
+        dedupRatio:
+          usage.storedBytes > 0
+            ? Math.round((usage.logicalBytes / usage.storedBytes) * 100) / 100
+            : null,
+        filesystem: { totalBytes: fs.blocks * fs.bsize, freeBytes: fs.bavail * fs.bsize },
+      },
+    };
+  }
+
+  /** Forgets a repository (its files stay: registered again, its backups come back). */
+  async removeRepository(idOrName: string): Promise<void> {
+    const record = await this.findRepository(idOrName);
+    const unfinished = [
+      ...(await this.deps.tasks.list({ state: 'queued', limit: 1000 })),
+      ...(await this.deps.tasks.list({ state: 'running', limit: 1000 })),
+    ];
+    const running = unfinished.filter(
+      (task) =>
+        (task.kind === 'backup.create' ||
+          task.kind === 'backup.restore' ||
+          task.kind === 'backup.verify') &&
+        (task.params as { repositoryId?: string }).repositoryId === record.id,
+    );
+    if (running.length > 0)
+      throw new ZenithError(
+        'ZEN_CONFLICT',
+        `${record.name} is in use by ${running.length} task(s): wait for them`,
+        { tasks: running.map((t) => t.id) },
+      );
+    await this.catalogue.removeRepository(record.id);
+    this.#open.delete(record.id);
+  }
+
+  /** Reads the repository's manifests into the catalogue. */
+  async scan(repositoryId: string): Promise<void> {
+    const repository = await this.#repository(repositoryId);
+    const { backups, unreadable } = await repository.listBackups();
+    await this.catalogue.sync(repositoryId, backups, unreadable, this.deps.clock.now());
+  }
+
+  // —— the catalogue ——
+
+  list(filter: CatalogueFilter = {}): Promise<CatalogueBackup[]> {
+    return this.catalogue.list(filter);
+  }
+
+  async get(backupId: string): Promise<CatalogueBackup> {
+    const found = await this.catalogue.get(backupId);
+    if (!found) throw new ZenithError('ZEN_NOT_FOUND', `no backup ${backupId}`, { id: backupId });
+    return found;
+  }
+
+  /** Deletes a backup (its manifest): its chunks go at the next garbage collection unless shared. */
+  async remove(backupId: string): Promise<void> {
+    const backup = await this.get(backupId);
+    const repository = await this.#repository(backup.repositoryId);
+    await repository.deleteBackup(backupId).catch((error: unknown) => {
+      // A manifest already gone (or damaged beyond reading) is removed from the catalogue anyway.
+      if (!isZenithError(error) || !error.code.startsWith('ZEN_BACKUP_')) throw error;
+    });
+    await this.catalogue.remove(backupId);
+  }
+
+  // —— tasks ——
+
+  /** Backs a VM up into a repository now. */
+  async backUp(vmId: string, repository: string, owner: Actor, requestId?: string): Promise<Task> {
+    const { vm } = this.#vmTarget(vmId);
+    const record = await this.findRepository(repository);
+    return this.deps.tasks.submit({
+      kind: this.#backup,
+      targetId: vm.id,
+      params: { repositoryId: record.id, repositoryName: record.name, vmName: vm.name },
+      owner,
+      ...(requestId ? { requestId } : {}),
+    });
+  }
+
+  /** Restores a backup as a new, stopped VM on a host. */
+  async restore(
+    backupId: string,
+    request: RestoreRequest,
+    owner: Actor,
+    requestId?: string,
+  ): Promise<Task> {
+    const backup = await this.get(backupId);
+    if (backup.state === 'damaged')
+      throw new ZenithError(
+        'ZEN_BACKUP_CHUNK_DAMAGED',
+        `backup ${backup.id} is damaged (${backup.damage ?? 'verify found it'}): it is not restored`,
+        { backupId: backup.id },
+      );
+    const host = this.deps.inventory.resolve('host', request.host);
+    if (host.status !== 'present' || !host.connectionId)
+      throw new ZenithError('ZEN_INVALID_STATE', `${host.name} is not connected`, {
+        hostId: host.id,
+      });
+    const driver = this.deps.connections.driver(host.connectionId);
+    requireFacet(driver, 'diskStreams', 'restoring a backup');
+    requireFacet(driver, 'portableVms', 'restoring a backup');
+    const name = request.name ?? `${backup.vmName}-restored`;
+    if (!namePattern.test(name))
+      throw new ZenithError(
+        'ZEN_BAD_REQUEST',
+        `'${name}' is not a valid VM name (letters, digits, . _ -, at most 63)`,
+        { name },
+      );
+    const taken = this.deps.inventory.index
+      .ofConnection(host.connectionId)
+      .some((o) => o.kind === 'vm' && o.name === name && o.status === 'present');
+    if (taken)
+      throw new ZenithError('ZEN_CONFLICT', `a VM named '${name}' exists on ${host.name}`, {
+        name,
+      });
+    const repository = await this.#repository(backup.repositoryId);
+    const manifest = await repository.readManifest(backup.id);
+    const description = manifest.vm.description as PortableVm | undefined;
+    if (!description)
+      throw new ZenithError(
+        'ZEN_UNSUPPORTED',
+        `backup ${backup.id} holds no description of its VM: it cannot be defined again`,
+        { backupId: backup.id },
+      );
+    const roots = host.facts['storage.roots'];
+    const root = Array.isArray(roots) && typeof roots[0] === 'string' ? roots[0] : undefined;
+    if (!root)
+      throw new ZenithError(
+        'ZEN_UNSUPPORTED',
+        `${host.name} names no storage root to restore into`,
+      );
+    const directory = join(root, `${name}-${randomBytes(4).toString('hex')}`);
+    return this.deps.tasks.submit({
+      kind: this.#restore,
+      targetId: host.id,
+      params: {
+        backupId: backup.id,
+        repositoryId: backup.repositoryId,
+        hostId: host.id,
+        hostName: host.name,
+        name,
+        uuid: newUuid(),
+        macs: description.nics.map(() => newMac()),
+        paths: manifest.disks.map((disk) => join(directory, `${disk.diskId}.qcow2`)),
+      },
+      owner,
+      ...(requestId ? { requestId } : {}),
+    });
+  }
+
+  /** Re-reads every chunk and manifest of a repository; damaged backups are marked. */
+  async verify(repository: string, owner: Actor, requestId?: string): Promise<Task> {
+    const record = await this.findRepository(repository);
+    return this.deps.tasks.submit({
+      kind: this.#verify,
+      targetId: null,
+      params: { repositoryId: record.id, repositoryName: record.name },
+      owner,
+      ...(requestId ? { requestId } : {}),
+    });
+  }
+
+  async #runBackup(
+    task: Task<Static<typeof BackupParams>>,
+    context: ActionContext,
+  ): Promise<unknown> {
+    const repository = await this.#repository(task.params.repositoryId);
+    const summary = (manifest: BackupManifest) => ({
+      backupId: manifest.id,
+      scope: manifest.disks.some((disk) => disk.scope === 'changed') ? 'incremental' : 'full',
+      sizeBytes: manifest.disks.reduce((sum, disk) => sum + disk.capacityBytes, 0),
+      readBytes: manifest.disks.reduce((sum, disk) => sum + disk.readBytes, 0),
+      storedBytes: manifest.disks.reduce((sum, disk) => sum + disk.storedBytes, 0),
+      newChunks: manifest.disks.reduce((sum, disk) => sum + disk.newChunks, 0),
+      sharedChunks: manifest.disks.reduce((sum, disk) => sum + disk.sharedChunks, 0),
+    });
+    const already = await this.#madeBy(repository, task.id);
+    if (already) {
+      await this.catalogue.add(already);
+      await this.#releaseParent(already);
+      return summary(already);
+    }
+    const { vm, driver } = this.#vmTarget(task.targetId!);
+    const streams = requireFacet(driver, 'diskStreams', 'backup');
+    const portable = facetOf(driver, 'portableVms');
+    const description = portable
+      ? await portable.describeVm(vm.externalId!).catch((error: unknown) => {
+          this.deps.logger.warn(
+            { err: error, vm: vm.name },
+            'a backed-up VM could not be described',
+          );
+          return undefined;
+        })
+      : undefined;
+    const last = await this.catalogue.latest(vm.id, repository.config.id);
+    const parent = last
+      ? await repository.readManifest(last.id).catch((error: unknown) => {
+          // The last backup cannot be read against: this one reads in full.
+          this.deps.logger.warn({ err: error, backup: last.id }, 'the last backup is unreadable');
+          return undefined;
+        })
+      : undefined;
+    const disks = await streams.listDisks(vm.externalId!);
+    const total = disks.reduce((sum, disk) => sum + disk.capacityBytes, 0);
+    const progress = progressOver(
+      total,
+      this.deps.clock.now(),
+      this.deps.clock,
+      (update) => context.progress(update),
+      'reading',
+    );
+    let doneBefore = 0;
+    const manifest = await takeBackup(
+      repository,
+      {
+        vm: {
+          id: vm.id,
+          name: vm.name,
+          uuid: typeof vm.facts['vm.uuid'] === 'string' ? vm.facts['vm.uuid'] : null,
+          ...(description
+            ? { description: description as unknown as Record<string, unknown> }
+            : {}),
+        },
+        task: task.id,
+        ...(parent ? { parent } : {}),
+      },
+      disks.map((disk, index) => ({
+        diskId: disk.diskId,
+        open: () => {
+          doneBefore = disks.slice(0, index).reduce((sum, d) => sum + d.capacityBytes, 0);
+          progress.next(disk.diskId, doneBefore);
+          const from = parent?.disks.find((d) => d.diskId === disk.diskId);
+          return this.#reader(streams, vm, disk.diskId, from, disk.capacityBytes, context);
+        },
+      })),
+      {
+        progress: (p) => progress.update(p),
+        signal: context.signal,
+        unkept: (diskId, checkpoint) =>
+          streams.releaseCheckpoint(vm.externalId!, diskId, checkpoint),
+      },
+    );
+    await this.catalogue.add(manifest);
+    await this.#releaseParent(manifest);
+    return summary(manifest);
+  }
+
+  /** Only what changed since the last backup where the disk still has its checkpoint; else all of it. */
+  async #reader(
+    streams: DiskStreamFacet,
+    vm: ManagedObject,
+    diskId: string,
+    last: BackupManifest['disks'][number] | undefined,
+    capacityBytes: number,
+    context: ActionContext,
+  ): Promise<DiskReader> {
+    if (last?.checkpoint && last.capacityBytes === capacityBytes) {
+      try {
+        return await streams.openReader(
+          vm.externalId!,
+          diskId,
+          { changedSince: { name: last.checkpoint } },
+          context,
+        );
+      } catch (error) {
+        if (!isZenithError(error) || error.details.checkpoint !== 'lost') throw error;
+        this.deps.logger.info(
+          { vm: vm.name, diskId, why: error.details.why },
+          'the checkpoint of the last backup is lost: the disk is read in full',
+        );
+      }
+    }
+    return streams.openReader(vm.externalId!, diskId, {}, context);
+  }
+
+  /** The parent's checkpoints are no longer needed once a backup after it is safe. */
+  async #releaseParent(manifest: BackupManifest): Promise<void> {
+    if (!manifest.parent) return;
+    const parent = await this.catalogue.get(manifest.parent);
+    const vm = this.deps.inventory.index.get(manifest.vm.id);
+    if (!parent || !vm?.connectionId || !vm.externalId || vm.status !== 'present') return;
+    try {
+      const streams = requireFacet(
+        this.deps.connections.driver(vm.connectionId),
+        'diskStreams',
+        'backup',
+      );
+      for (const disk of parent.disks)
+        if (disk.checkpoint && !manifest.disks.some((d) => d.checkpoint === disk.checkpoint))
+          await streams.releaseCheckpoint(vm.externalId, disk.diskId, { name: disk.checkpoint });
+    } catch (error) {
+      this.deps.logger.warn(
+        { err: error, backup: manifest.id },
+        "releasing the last backup's checkpoint failed (it is released at the next backup)",
+      );
+    }
+  }
+
+  async #runRestore(
+    task: Task<Static<typeof RestoreParams>>,
+    context: ActionContext,
+  ): Promise<unknown> {
+    const { params } = task;
+    const done = this.#restoredVm(params.uuid);
+    if (done) return { vmId: done.id, name: done.name, hostId: params.hostId };
+    const repository = await this.#repository(params.repositoryId);
+    const manifest = await repository.readManifest(params.backupId);
+    const description = manifest.vm.description as PortableVm | undefined;
+    if (!description || description.disks.length !== manifest.disks.length)
+      throw new ZenithError(
+        'ZEN_UNSUPPORTED',
+        `backup ${manifest.id} does not describe its VM's disks: it cannot be defined again`,
+      );
+    const host = this.deps.inventory.get(params.hostId);
+    if (!host.connectionId || host.status !== 'present')
+      throw new ZenithError('ZEN_INVALID_STATE', `${host.name} is not connected`);
+    const driver = this.deps.connections.driver(host.connectionId);
+    const streams = requireFacet(driver, 'diskStreams', 'restoring a backup');
+    const portable = requireFacet(driver, 'portableVms', 'restoring a backup');
+    const total = manifest.disks.reduce((sum, disk) => sum + disk.capacityBytes, 0);
+    const progress = progressOver(
+      total,
+      this.deps.clock.now(),
+      this.deps.clock,
+      (update) => context.progress(update),
+      'writing',
+    );
+    const written: PortableDisk[] = [];
+    let doneBefore = 0;
+    for (const [index, disk] of manifest.disks.entries()) {
+      progress.next(disk.diskId, doneBefore);
+      const writer = await streams.openWriter(
+        {
+          location: { path: params.paths[index]! },
+          format: 'qcow2',
+          capacityBytes: disk.capacityBytes,
+          replace: true,
+        },
+        context,
+      );
+      try {
+        await restoreDisk(repository, disk, writer, {
+          progress: (p) => progress.update(p),
+          signal: context.signal,
+        });
+      } catch (error) {
+        if (isZenithError(error) && error.code === 'ZEN_BACKUP_CHUNK_DAMAGED')
+          await this.catalogue.markDamaged([manifest.id], error.message);
+        throw error;
+      }
+      written.push(await writer.finish());
+      doneBefore += disk.capacityBytes;
+    }
+    const restored: PortableVm = {
+      ...description,
+      uuid: params.uuid,
+      name: params.name,
+      disks: description.disks.map((disk, index) => ({
+        ...disk,
+        location: written[index]!.location,
+        format: written[index]!.format,
+        owned: true,
+        readOnly: false,
+      })),
+      nics: description.nics.map((nic, index) => ({ ...nic, mac: params.macs[index]! })),
+    };
+    let arrived;
+    try {
+      arrived = await portable.runVm(restored, { start: false }, context);
+    } catch (error) {
+      // Defined by a run whose answer was lost: the inventory has it by now.
+      const found =
+        isZenithError(error) && error.code === 'ZEN_CONFLICT' && this.#restoredVm(params.uuid);
+      if (found) return { vmId: found.id, name: found.name, hostId: params.hostId };
+      throw error;
+    }
+    await this.deps.inventory.applyChanges(host.connectionId, [arrived]);
+    const vmId = this.deps.inventory.index.idForExternal(
+      host.connectionId,
+      'vm',
+      arrived.externalId,
+    );
+    return { vmId: vmId ?? null, name: params.name, hostId: params.hostId, backupId: manifest.id };
+  }
+
+  async #runVerify(repositoryId: string): Promise<VerifyReport> {
+    const repository = await this.#repository(repositoryId);
+    await this.scan(repositoryId);
+    const report = await repository.verify();
+    const damaged = report.damaged.map((d) => d.backupId);
+    await this.catalogue.markOk(repositoryId, damaged);
+    for (const entry of report.damaged)
+      await this.catalogue.markDamaged([entry.backupId], entry.reason);
+    return report;
+  }
+
+  /** The VM a restore defined, found by the UUID it was given. */
+  #restoredVm(uuid: string): ManagedObject | undefined {
+    return this.deps.inventory.index
+      .ofKind('vm')
+      .find((vm) => vm.facts['vm.uuid'] === uuid && vm.status === 'present');
+  }
+
+  async #madeBy(repository: BackupRepository, taskId: string): Promise<BackupManifest | undefined> {
+    const { backups } = await repository.listBackups();
+    return backups.find((manifest) => manifest.task === taskId);
+  }
+
+  #repository(id: string): Promise<BackupRepository> {
+    let opened = this.#open.get(id);
+    if (!opened) {
+      opened = (async () => {
+        const record = await this.catalogue.repository(id);
+        if (!record) throw new ZenithError('ZEN_NOT_FOUND', `no backup repository ${id}`, { id });
+        const key = record.keySealed
+          ? Buffer.from(this.deps.secrets.open(record.keySealed), 'hex')
+          : undefined;
+        return BackupRepository.open(record.path, key ? { key } : {});
+      })();
+      this.#open.set(id, opened);
+      // A failed open is tried again next time (the path may come back: an NFS mount).
+      opened.catch(() => this.#open.delete(id));
+    }
+    return opened;
+  }
+
+  async #view(record: RepositoryRecord): Promise<RepositoryView> {
+    return {
+      id: record.id,
+      name: record.name,
+      path: record.path,
+      chunkSize: record.chunkSize,
+      encrypted: record.keySealed !== null,
+      createdAt: record.createdAt,
+      scannedAt: record.scannedAt,
+      backups: await this.catalogue.countIn(record.id),
+    };
+  }
+
+  #vmTarget(vmId: string): { vm: ManagedObject; driver: ReturnType<ConnectionService['driver']> } {
+    const vm = this.deps.inventory.get(vmId);
+    if (vm.kind !== 'vm') throw new ZenithError('ZEN_NOT_FOUND', `${vmId} is not a VM`);
+    if (vm.status === 'missing' || !vm.connectionId || !vm.externalId)
+      throw new ZenithError('ZEN_INVALID_STATE', `${vm.name} is missing from its hypervisor`);
+    const driver = this.deps.connections.driver(vm.connectionId);
+    requireFacet(driver, 'diskStreams', 'backup');
+    return { vm, driver };
+  }
+
+  /** Makes the default root so a first repository can go there. */
+  static ensureRoots(roots: string[]): void {
+    for (const root of roots) mkdirSync(root, { recursive: true, mode: 0o700 });
+  }
+}

@@ -1,0 +1,255 @@
+/**
+ * Backup through the API, on two real QEMU hosts of one control plane: a repository registered in
+ * the backup roots, a VM backed up in full, then only what changed (stopped, and running), the
+ * catalogue, a restore onto the other host that boots and holds the disk exactly as it was at the
+ * backup's point in time, verify finding a flipped byte, and the refusals.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
+import { GuestConsole } from '../../src/testing/guest-console.js';
+import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../src/testing/guest-image.js';
+
+const MiB = 1024 * 1024;
+
+describe('backup and restore through the API (real QEMU, two hosts)', () => {
+  let s: TestServer;
+  let token: string;
+  const base = mkdtempSync(join(tmpdir(), 'zenith-api-backup-'));
+  const rootA = join(base, 'a');
+  const rootB = join(base, 'b');
+  let vmId = '';
+
+  const task = async (method: string, path: string, body?: unknown) => {
+    const answer = await s.request(method, path, { token, ...(body ? { body } : {}) });
+    assert.equal(answer.status, 202, JSON.stringify(answer.body));
+    return s.waitForTask(token, answer.body.id, 120_000);
+  };
+  const succeeded = async (method: string, path: string, body?: unknown) => {
+    const done = await task(method, path, body);
+    assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
+    return done.result;
+  };
+  const vm = async (id: string) => (await s.request('GET', `/vms/${id}`, { token })).body;
+  /** The disk's bytes as the guest sees them, hashed. */
+  const hashOf = (image: string) => {
+    const raw = join(base, 'raw');
+    execFileSync('qemu-img', ['convert', '-U', '-O', 'raw', image, raw]);
+    const digest = createHash('sha256').update(readFileSync(raw)).digest('hex');
+    rmSync(raw);
+    return digest;
+  };
+  const write = (image: string, pattern: number, offset: number, length: number) =>
+    execFileSync('qemu-io', [
+      '-f',
+      'qcow2',
+      '-c',
+      `write -P ${pattern} ${offset} ${length}`,
+      image,
+    ]);
+
+  before(async () => {
+    const image = await ensureGuestImage();
+    s = await startTestServer();
+    token = await s.login();
+    for (const [name, root] of [
+      ['bk-a', rootA],
+      ['bk-b', rootB],
+    ] as const) {
+      const added = await s.request('POST', '/connections', {
+        token,
+        body: {
+          name,
+          type: 'qemu',
+          settings: {
+            storageRoots: [root, dirname(image.kernel)],
+            accelerator: 'tcg',
+            hostName: name,
+          },
+        },
+      });
+      assert.equal(added.body.state, 'connected', added.body.lastError);
+    }
+    const hostA = (await s.request('GET', '/hosts/bk-a', { token })).body;
+    const created = await succeeded('POST', '/vms', {
+      name: 'bk',
+      hostId: hostA.id,
+      cpus: 1,
+      memoryBytes: 128 * MiB,
+      diskBytes: 64 * MiB,
+      options: { kernel: image.kernel, initrd: image.initrd, cmdline: GUEST_KERNEL_APPEND },
+    });
+    vmId = created.vmId;
+  });
+  after(async () => {
+    for (const each of (await s.request('GET', '/vms?limit=100', { token })).body.items ?? [])
+      if (each.facts['power.state'] !== 'stopped')
+        await task('POST', `/vms/${each.id}/stop`).catch(() => undefined);
+    await s.close();
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  test('full, then incremental backups (stopped and running); the catalogue; a restore on the other host boots with the disk as it was', async () => {
+    const disk = join(rootA, 'bk', 'disk0.qcow2');
+    write(disk, 0x11, 0, 8 * MiB);
+    write(disk, 0x22, 40 * MiB, 2 * MiB);
+
+    const path = join(s.dataDir, 'backups', 'main');
+    const added = await s.request('POST', '/backup-repositories', {
+      token,
+      body: { name: 'main', path },
+    });
+    assert.equal(added.status, 201, JSON.stringify(added.body));
+    assert.equal(added.body.key, null);
+    assert.equal(added.body.repository.chunkSize, 4 * MiB);
+
+    // Full: only the chunks with data are read (3 of 16); the two alike are stored once.
+    const full = await succeeded('POST', `/vms/${vmId}/backups`, { repository: 'main' });
+    assert.equal(full.scope, 'full');
+    assert.equal(full.readBytes, 12 * MiB);
+    assert.deepEqual([full.newChunks, full.sharedChunks], [2, 1]);
+
+    // 1 MiB changed while stopped: only the chunk it touches is read.
+    write(disk, 0x33, 20 * MiB, MiB);
+    const pointHash = hashOf(disk);
+    const second = await succeeded('POST', `/vms/${vmId}/backups`, { repository: 'main' });
+    assert.equal(second.scope, 'incremental');
+    assert.equal(second.readBytes, 4 * MiB);
+    assert.deepEqual([second.newChunks, second.sharedChunks], [1, 3]);
+
+    // Running: read through QEMU while the guest runs.
+    await succeeded('POST', `/vms/${vmId}/start`);
+    const third = await succeeded('POST', `/vms/${vmId}/backups`, { repository: 'main' });
+    assert.equal(third.scope, 'incremental');
+    assert.ok(third.readBytes <= 4 * MiB, `read ${third.readBytes} bytes`);
+    await succeeded('POST', `/vms/${vmId}/stop`);
+
+    const catalogue = (await s.request('GET', '/backups?vm=bk', { token })).body.items;
+    assert.deepEqual(
+      catalogue.map((b: { id: string }) => b.id),
+      [third.backupId, second.backupId, full.backupId],
+      'newest first',
+    );
+    assert.deepEqual(
+      catalogue.map((b: { parentId: string | null }) => b.parentId),
+      [second.backupId, full.backupId, null],
+    );
+    assert.ok(
+      catalogue.every((b: { state: string; vmId: string }) => b.state === 'ok' && b.vmId === vmId),
+    );
+    const repository = (await s.request('GET', '/backup-repositories/main', { token })).body;
+    assert.equal(repository.backups, 3);
+    assert.equal(repository.usage.chunks, 3 + third.newChunks);
+    assert.ok(repository.usage.dedupRatio > 1, JSON.stringify(repository.usage));
+    assert.ok(repository.usage.filesystem.freeBytes > 0);
+
+    // Restored onto the other host: a new VM (new UUID and MACs), stopped, disk as at the point.
+    const restored = await succeeded('POST', `/backups/${second.backupId}/restore`, {
+      host: 'bk-b',
+      name: 'bk-back',
+    });
+    const copy = await vm(restored.vmId);
+    const source = await vm(vmId);
+    assert.equal(copy.name, 'bk-back');
+    assert.equal(copy.computed['location.hostName'], 'bk-b');
+    assert.equal(copy.facts['power.state'], 'stopped');
+    assert.notEqual(copy.facts['vm.uuid'], source.facts['vm.uuid']);
+    const [restoredDir] = readdirSync(rootB).filter((d) => d.startsWith('bk-back-'));
+    assert.equal(hashOf(join(rootB, restoredDir!, 'disk0.qcow2')), pointHash);
+    await succeeded('POST', `/vms/${restored.vmId}/start`);
+    const ticket = await s.request('POST', `/vms/${restored.vmId}/console-tickets`, {
+      token,
+      body: { kind: 'serial' },
+    });
+    const console = await GuestConsole.webSocket(
+      `${s.baseUrl.replace('http', 'ws')}${ticket.body.path}`,
+    );
+    try {
+      await console.waitForTick((t) => t >= 2);
+    } finally {
+      console.close();
+    }
+    await succeeded('POST', `/vms/${restored.vmId}/stop`);
+  });
+
+  test('verify finds a flipped byte: the backups using the chunk are damaged and are not restored', async () => {
+    const backups = (await s.request('GET', '/backups?vm=bk', { token })).body.items;
+    const newest = backups[0];
+    // The chunk the stopped incremental wrote is used by it and the running one after it.
+    const chunks = join(s.dataDir, 'backups', 'main', 'chunks');
+    const files = readdirSync(chunks).flatMap((prefix) =>
+      readdirSync(join(chunks, prefix)).map((name) => join(chunks, prefix, name)),
+    );
+    const victim = files[0]!;
+    const bytes = readFileSync(victim);
+    bytes[bytes.length - 1]! ^= 0xff;
+    writeFileSync(victim, bytes);
+    const report = await succeeded('POST', '/backup-repositories/main/verify');
+    assert.deepEqual(report.damagedChunks, [victim.split('/').pop()]);
+    const damaged = (await s.request('GET', '/backups?vm=bk&state=damaged', { token })).body.items;
+    assert.ok(damaged.length >= 1);
+    const refused = await s.request('POST', `/backups/${damaged[0].id}/restore`, {
+      token,
+      body: { host: 'bk-b', name: 'from-damaged' },
+    });
+    assert.equal(
+      refused.body.error?.code,
+      'ZEN_BACKUP_CHUNK_DAMAGED',
+      JSON.stringify(refused.body),
+    );
+    assert.ok(newest);
+  });
+
+  test('refusals: a path outside the backup roots, a taken name, a viewer, an unknown backup', async () => {
+    const refusals: Array<[string, string, unknown, number, string]> = [
+      [
+        'POST',
+        '/backup-repositories',
+        { name: 'out', path: join(base, 'elsewhere') },
+        400,
+        'ZEN_BAD_REQUEST',
+      ],
+      [
+        'POST',
+        '/backup-repositories',
+        { name: 'main', path: join(s.dataDir, 'backups', 'x') },
+        409,
+        'ZEN_CONFLICT',
+      ],
+      ['POST', `/vms/${vmId}/backups`, { repository: 'nope' }, 404, 'ZEN_NOT_FOUND'],
+      [
+        'POST',
+        '/backups/backup_01M96AAAAAAAAAAAAAAAAAAAAA/restore',
+        { host: 'bk-b' },
+        404,
+        'ZEN_NOT_FOUND',
+      ],
+    ];
+    for (const [method, path, body, status, code] of refusals) {
+      const answer = await s.request(method, path, { token, body });
+      assert.deepEqual(
+        [answer.status, answer.body.error?.code],
+        [status, code],
+        JSON.stringify(body),
+      );
+    }
+    await s.request('POST', '/users', {
+      token,
+      body: { name: 'vera', role: 'viewer', password: 'viewer-password-1' },
+    });
+    const viewer = await s.login('vera', 'viewer-password-1');
+    const seen = await s.request('GET', '/backups?vm=bk', { token: viewer });
+    assert.equal(seen.status, 200);
+    assert.equal(seen.body.items.length, 3);
+    const forbidden = await s.request('POST', `/vms/${vmId}/backups`, {
+      token: viewer,
+      body: { repository: 'main' },
+    });
+    assert.deepEqual([forbidden.status, forbidden.body.error?.code], [403, 'ZEN_FORBIDDEN']);
+  });
+});
