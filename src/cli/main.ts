@@ -6,6 +6,7 @@ import { registerAccounting } from './commands/accounting.js';
 import { registerAgent, registerAgentSentinel } from './commands/agent.js';
 import { registerAgents } from './commands/agents.js';
 import { registerAudit } from './commands/audit.js';
+import { registerBackups } from './commands/backups.js';
 import { registerBindings } from './commands/bindings.js';
 import { registerConnections } from './commands/connections.js';
 import { registerEvents } from './commands/events.js';
@@ -53,6 +54,7 @@ for (const register of [
   registerWhoami,
   registerHosts,
   registerVms,
+  registerBackups,
   registerConnections,
   registerTasks,
   registerEvents,

@@ -1,0 +1,146 @@
+/**
+ * `zenith backups`: the catalogue of backups, backing a VM up, restoring and deleting a backup;
+ * repositories have a file of their own (backups-repositories.ts).
+ */
+import type { Command } from 'commander';
+import type { getBackup, listBackupRepositories, listBackups } from '../../api/backups.js';
+import type { AnswerOf } from '../../api/operation.js';
+import { ApiClient } from '../client.js';
+import { formatBytes, formatTime, printJson, printKeyValues, printTable } from '../output.js';
+import { runTaskAndSay, scopeOf } from './backup-views.js';
+import { registerRepositories } from './backups-repositories.js';
+import type { Globals } from './globals.js';
+
+export function registerBackups(program: Command): void {
+  const backups = program
+    .command('backups')
+    .description('Backups of VMs: the catalogue, backing up, restoring; repositories');
+  backups
+    .command('list', { isDefault: true })
+    .description('The catalogue, newest first')
+    .option('--vm <vm>', "only this VM's backups (name or id)")
+    .option('--repository <repository>', 'only the backups in this repository (name or id)')
+    .option('--state <state>', 'ok or damaged')
+    .action(
+      async (options: { vm?: string; repository?: string; state?: string }, command: Command) => {
+        const globals = command.optsWithGlobals<Globals>();
+        const query = new URLSearchParams({
+          ...(options.vm ? { vm: options.vm } : {}),
+          ...(options.repository ? { repository: options.repository } : {}),
+          ...(options.state ? { state: options.state } : {}),
+        }).toString();
+        const list = await ApiClient.fromConfig(globals).get<AnswerOf<typeof listBackups>>(
+          `/backups${query ? `?${query}` : ''}`,
+        );
+        if (globals.json) return printJson(list);
+        printTable(
+          ['ID', 'VM', 'TAKEN', 'SCOPE', 'SIZE', 'READ', 'STORED', 'NEW/SHARED', 'STATE'],
+          list.items.map((b) => [
+            b.id,
+            b.vmName,
+            formatTime(b.takenAt),
+            scopeOf(b),
+            formatBytes(b.sizeBytes),
+            formatBytes(b.readBytes),
+            formatBytes(b.storedBytes),
+            `${b.newChunks}/${b.sharedChunks}`,
+            b.state,
+          ]),
+        );
+      },
+    );
+  backups
+    .command('show <backup>')
+    .description('One backup with its disks')
+    .action(async (id: string, _o: unknown, command: Command) => {
+      const globals = command.optsWithGlobals<Globals>();
+      const client = ApiClient.fromConfig(globals);
+      const backup = await client.get<AnswerOf<typeof getBackup>>(
+        `/backups/${encodeURIComponent(id)}`,
+      );
+      if (globals.json) return printJson(backup);
+      // The repository by name where the caller may read the repositories (backup.read on all).
+      const repositories = await client
+        .get<AnswerOf<typeof listBackupRepositories>>('/backup-repositories')
+        .catch(() => ({ items: [] }));
+      const repository = repositories.items.find((r) => r.id === backup.repositoryId);
+      printKeyValues([
+        ['id', backup.id],
+        ['vm', `${backup.vmName} (${backup.vmId})`],
+        ['repository', repository ? `${repository.name} (${repository.id})` : backup.repositoryId],
+        ['taken', formatTime(backup.takenAt)],
+        ['finished', formatTime(backup.finishedAt)],
+        ['scope', scopeOf(backup)],
+        ['parent', backup.parentId],
+        ['state', backup.damage ? `${backup.state}: ${backup.damage}` : backup.state],
+        ['size', formatBytes(backup.sizeBytes)],
+        ['read', formatBytes(backup.readBytes)],
+        ['stored', formatBytes(backup.storedBytes)],
+        [
+          'chunks',
+          `${backup.newChunks} new, ${backup.sharedChunks} shared, ${backup.zeroChunks} zero`,
+        ],
+        ['task', backup.taskId],
+      ]);
+      process.stdout.write('\ndisks:\n');
+      printTable(
+        ['DISK', 'CAPACITY', 'SCOPE', 'READ', 'STORED', 'CHECKPOINT'],
+        backup.disks.map((d) => [
+          d.diskId,
+          formatBytes(d.capacityBytes),
+          d.scope,
+          formatBytes(d.readBytes),
+          formatBytes(d.storedBytes),
+          d.checkpoint,
+        ]),
+      );
+    });
+  backups
+    .command('create <vm>')
+    .description(
+      'Back a VM up now (incremental where its last backup in the repository allows) and wait for the task',
+    )
+    .requiredOption('--repository <repository>', 'the repository (name or id)')
+    .option('--no-wait', 'return as soon as the task is queued')
+    .action(async (vm: string, options: { repository: string; wait: boolean }, command: Command) =>
+      runTaskAndSay(
+        command.optsWithGlobals<Globals>(),
+        `/vms/${encodeURIComponent(vm)}/backups`,
+        { repository: options.repository },
+        options.wait,
+        (r) =>
+          `backup ${String(r.backupId)}: ${String(r.scope)}, read ${formatBytes(r.readBytes)}, stored ${formatBytes(r.storedBytes)}; chunks ${String(r.newChunks)} new, ${String(r.sharedChunks)} shared`,
+      ),
+    );
+  backups
+    .command('restore <backup>')
+    .description('Restore a backup as a new, stopped VM on a host and wait for the task')
+    .requiredOption('--host <host>', 'the host to restore on (name or id)')
+    .option('--name <name>', "the new VM's name (default: the VM's name and -restored)")
+    .option('--no-wait', 'return as soon as the task is queued')
+    .action(
+      async (
+        backup: string,
+        options: { host: string; name?: string; wait: boolean },
+        command: Command,
+      ) =>
+        runTaskAndSay(
+          command.optsWithGlobals<Globals>(),
+          `/backups/${encodeURIComponent(backup)}/restore`,
+          { host: options.host, ...(options.name ? { name: options.name } : {}) },
+          options.wait,
+          (r) => `restored as ${String(r.name)} (${String(r.vmId)}), stopped`,
+        ),
+    );
+  backups
+    .command('delete <backup>')
+    .description('Delete a backup (its chunks go at the next garbage collection unless shared)')
+    .action(async (backup: string, _o: unknown, command: Command) => {
+      await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).request(
+        'DELETE',
+        `/backups/${encodeURIComponent(backup)}`,
+      );
+      process.stderr.write(`deleted backup ${backup}\n`);
+    });
+  registerRepositories(backups);
+}
