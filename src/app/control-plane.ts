@@ -203,6 +203,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const vms = new VmActionService(inventory, connections, tasks, {
     admitStart: (vmId, action) => haAdmission.admitStart(vmId, action),
     admitMigration: (vmId, targetHostId) => haAdmission.admitMigration(vmId, targetHostId),
+    hostFailed: (hostId) => ha.hostState(hostId) === 'failed',
   });
   const certificateAuthority = await CertificateAuthority.loadOrCreate({ store, secrets, clock });
   const agentCertificates = new AgentCertificates({

@@ -63,8 +63,11 @@ export interface HaLab {
   qemus(): Promise<QemuProcess[]>;
   /** The next `count` `tick N` lines of the guest's serial console, read through the API: it runs. */
   consoleTicks(vmId: string, count: number): Promise<number[]>;
-  /** Kills `zenith serve` (SIGKILL by default) and starts it again on the same data directory. */
-  restartServer(signal?: NodeJS.Signals, downMs?: number): Promise<void>;
+  /**
+   * Kills `zenith serve` (SIGKILL by default) and starts it again on the same data directory, after
+   * `whileDown` (ms, or work done meanwhile).
+   */
+  restartServer(signal?: NodeJS.Signals, whileDown?: number | (() => Promise<void>)): Promise<void>;
   /**
    * Submits a live migration slowed to a few MB/s, so that a fault lands in the middle of it;
    * answers its task id once it is under way (5 %).
@@ -307,11 +310,12 @@ export async function startHaLab(options: HaLabOptions): Promise<HaLab> {
         throw new Error(`${(error as Error).message}\n${server!.output().slice(-6000)}`);
       });
     },
-    async restartServer(signal = 'SIGKILL', downMs = 0) {
+    async restartServer(signal = 'SIGKILL', whileDown = 0) {
       // A server that reported an unhandled rejection is a finding: said, after it runs again.
       let failure: Error | undefined;
       await server!.kill(signal).catch((error: unknown) => (failure = error as Error));
-      if (downMs > 0) await new Promise((resolve) => setTimeout(resolve, downMs));
+      if (typeof whileDown === 'function') await whileDown();
+      else if (whileDown > 0) await new Promise((resolve) => setTimeout(resolve, whileDown));
       await start();
       if (failure) throw failure;
     },

@@ -336,12 +336,6 @@ export class HaService {
     const { events } = this.deps;
     if (verdict.state === 'failed') {
       if (now < this.#startedAt + this.#options.graceMs) return;
-      // Declared once per failure (a host that comes back and fails again gets a new failover):
-      // checked before the store, which a dead host would otherwise be asked about twice a second.
-      if (this.#declared.has(host.id)) return;
-      const open = (await this.store.unfinished()).find((f) => f.hostId === host.id);
-      if (open) return;
-      this.#declared.add(host.id);
       // A failover restarts VMs: a host with no protected VM running on it needs none.
       const running = this.deps.inventory.index
         .children(host.id)
@@ -352,6 +346,15 @@ export class HaService {
             vm.facts['power.state'] === 'running' &&
             haOfVm(model, vm.id).protected,
         );
+      // Declared once per failure (a host that comes back and fails again gets a new failover):
+      // checked before the store, which a dead host would otherwise be asked about twice a second.
+      // A VM may land on the host after that: a live migration to it whose switch-over was done
+      // just before it failed is left to it. Such VMs get a failover of their own, once.
+      const declared = this.#declared.get(host.id);
+      if (declared && running.every((vm) => declared.has(vm.id))) return;
+      const open = (await this.store.unfinished()).find((f) => f.hostId === host.id);
+      if (open) return;
+      this.#declared.set(host.id, new Set([...(declared ?? []), ...running.map((vm) => vm.id)]));
       if (running.length === 0) {
         this.deps.logger.warn({ host: host.name }, 'host failed; no protected VM ran on it');
         return;
@@ -474,8 +477,8 @@ export class HaService {
   /** When each unfinished failover was last submitted again. */
   readonly #resumedAt = new Map<string, number>();
 
-  /** Hosts a failover was started for since they last answered. */
-  readonly #declared = new Set<string>();
+  /** Hosts declared failed since they last answered, with the VMs their failovers took. */
+  readonly #declared = new Map<string, Set<string>>();
 
   /** Failovers left fencing or waiting (their task over): tried again, as capacity may be back. */
   async #resumeFailovers(): Promise<void> {

@@ -17,6 +17,7 @@ import { isZenithError, ZenithError } from '../../core/errors.js';
 import {
   facetOf,
   type ActionContext,
+  type DiscoveredVm,
   type MigrationEndpoint,
   type SendOptions,
 } from '../../hypervisors/driver.js';
@@ -88,7 +89,12 @@ export function canMigrateAcrossAgents(
 }
 
 export async function migrateAcrossHosts(
-  deps: { inventory: InventoryService; connections: ConnectionService },
+  deps: {
+    inventory: InventoryService;
+    connections: ConnectionService;
+    /** High availability has declared the host failed. */
+    hostFailed?: (hostId: string) => boolean;
+  },
   vm: ManagedObject,
   targetHost: ManagedObject,
   options: SendOptions,
@@ -96,6 +102,15 @@ export async function migrateAcrossHosts(
   /** A run after a restart: a migration of this VM left under way between these ends is settled first. */
   resume = false,
 ): Promise<MigrationStats> {
+  // The destination's host failed (high availability says so) after the switch-over, while the
+  // control plane was down: the VM is that host's now, though its end cannot be reached at all.
+  if (resume && deps.hostFailed?.(targetHost.id) === true) {
+    const source = facetOf(deps.connections.driver(vm.connectionId!), 'migration');
+    if (source?.outgoingState && (await source.outgoingState(vm.externalId!)) === 'departed') {
+      await leaveToFailedHost({ ...deps, vm, source, targetHost, context }, vm.externalId!);
+      return { totalTimeMs: null, downtimeMs: null, transferredBytes: null };
+    }
+  }
   const { source, target } = migrationEnds(
     deps.connections,
     vm.connectionId!,
@@ -158,6 +173,7 @@ export async function migrateAcrossHosts(
 
 interface Ends {
   inventory: InventoryService;
+  hostFailed?: (hostId: string) => boolean;
   /** The VM as it was when the migration began (on the source's connection). */
   vm: ManagedObject;
   source: MigrationEndpoint;
@@ -193,6 +209,8 @@ async function leftUnderWay(ends: Ends, id: string): Promise<'none' | 'moved' | 
 
 /** The source's state, or that its end cannot be reached (its agent away: crashed, fenced or cut off). */
 type SourceState = OutgoingState | 'unreachable';
+/** The destination's, or that its host failed (declared so by high availability) after the switch-over. */
+type DestinationState = IncomingState | 'unreachable';
 
 const unreachable = (error: unknown) =>
   isZenithError(error) && ['ZEN_CONNECTION_DISCONNECTED', 'ZEN_TIMEOUT'].includes(error.code);
@@ -201,8 +219,10 @@ const unreachable = (error: unknown) =>
  * Both ends' states. The destination's is asked again while it cannot answer (an agent reconnecting
  * after a restart); a source that cannot answer is said to be unreachable: its host may be gone for
  * good (high availability fences it and restarts the VM), so the destination alone decides then.
+ * A destination that cannot answer after the source let the VM go, on a host high availability has
+ * declared failed, is said to be unreachable too: the VM went down with that host.
  */
-async function statesOf(ends: Ends, id: string): Promise<[SourceState, IncomingState]> {
+async function statesOf(ends: Ends, id: string): Promise<[SourceState, DestinationState]> {
   const deadline = performance.now() + reconnectGraceMs;
   for (;;) {
     const [outgoing, incoming] = await Promise.allSettled([
@@ -214,6 +234,13 @@ async function statesOf(ends: Ends, id: string): Promise<[SourceState, IncomingS
       if (unreachable(outgoing.reason)) return ['unreachable', incoming.value];
       throw outgoing.reason;
     }
+    if (
+      unreachable(incoming.reason) &&
+      outgoing.status === 'fulfilled' &&
+      outgoing.value === 'departed' &&
+      ends.hostFailed?.(ends.targetHost.id) === true
+    )
+      return ['departed', 'unreachable'];
     if (
       !unreachable(incoming.reason) ||
       performance.now() > deadline ||
@@ -251,6 +278,12 @@ async function settle(ends: Ends, id: string): Promise<'moved' | 'stayed' | 'los
         { connectionId: now.connectionId },
       );
     }
+    // Handed over to a host that failed since: the VM is that host's, and runs again elsewhere in
+    // its failover (from its disks; the paused copy the source kept goes, never to run).
+    if (incoming === 'unreachable') {
+      await leaveToFailedHost(ends, id);
+      return 'moved';
+    }
     // The source runs it (its send failed, or never began): the destination's QEMU only goes.
     if (outgoing === 'stayed') {
       await ends.target.abortIncoming(id);
@@ -282,6 +315,36 @@ async function settle(ends: Ends, id: string): Promise<'moved' | 'stayed' | 'los
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The switch-over was done and the destination's host failed before it reported the VM: the
+ * inventory puts the VM on that host, as it would have had the host reported it (running, the
+ * same object by its UUID), so that high availability's failover of the host runs it again
+ * elsewhere; the source ends the paused copy it kept (its disks were handed over with it).
+ */
+async function leaveToFailedHost(
+  ends: Pick<Ends, 'inventory' | 'vm' | 'source' | 'targetHost' | 'context'>,
+  id: string,
+): Promise<void> {
+  const vm = ends.inventory.get(ends.vm.id);
+  const host = ends.targetHost;
+  ends.context.progress({
+    percent: 90,
+    message: `${host.name} failed after the switch-over: the VM is left to its failover`,
+  });
+  const { 'qemu.pid': _pid, ...facts } = vm.facts;
+  const left: DiscoveredVm = {
+    kind: 'vm',
+    externalId: id,
+    name: vm.name,
+    parent: { kind: 'host', externalId: host.externalId! },
+    facts: { ...facts, 'power.state': 'running' },
+    hostExternalId: host.externalId!,
+    powerState: 'running',
+  };
+  await ends.inventory.applyChanges(host.connectionId!, [left]);
+  await ends.source.finishOutgoing(id, true);
+}
 
 /**
  * The source's end went silent: waits for the destination to have the VM or

@@ -3,7 +3,9 @@
  * before left at both ends (cross-host-migration.ts): the VM may be handed over already — only
  * the source's paused copy is left to end — or high availability may have restarted it meanwhile
  * (its source host failed and was fenced) — then the migration is over, and what it left at the
- * destination goes. Otherwise it waits (up to 3 min) for both ends' connections to be back.
+ * destination goes. Otherwise it waits (up to 3 min) for both ends' connections to be back — or,
+ * when high availability has declared the destination's host failed, for the source's alone: a
+ * switch-over done before that host failed leaves the VM to its failover, which the settling does.
  */
 import { ZenithError } from '../../core/errors.js';
 import { facetOf } from '../../hypervisors/driver.js';
@@ -14,6 +16,8 @@ import type { ManagedObject } from '../inventory/model.js';
 interface Deps {
   inventory: InventoryService;
   connections: ConnectionService;
+  /** High availability has declared the host failed. */
+  hostFailed?: (hostId: string) => boolean;
 }
 
 export interface RetryContext {
@@ -53,11 +57,13 @@ export async function beforeMigrationRetry(
       await endSourceCopy(deps.connections, sourceConnectionId, retry.migrationId);
     return 'handed-over';
   }
+  const sourceBack = () => deps.connections.connectedIds().includes(vm.connectionId!);
   await deps.connections.whenConnected(
     [...new Set([vm.connectionId!, targetHost.connectionId!])],
     3 * 60_000,
     retry.signal,
-    restarted,
+    async () =>
+      (await restarted()) || (deps.hostFailed?.(targetHost.id) === true && sourceBack()),
   );
   if (await restarted()) {
     if (retry.migrationId)

@@ -160,6 +160,11 @@ const specs: Record<VmActionName, ActionSpec> = {
 export interface ActionAdmission {
   admitStart(vmId: string, action: 'start' | 'resume'): void;
   admitMigration(vmId: string, targetHostId: string): void;
+  /**
+   * High availability has declared the host failed: a migration to it whose switch-over was done
+   * leaves the VM to it (its failover runs the VM again elsewhere) instead of waiting for the host.
+   */
+  hostFailed?(hostId: string): boolean;
 }
 
 export class VmActionService {
@@ -307,8 +312,15 @@ export class VmActionService {
     // availability), or to settle once both ends are back (migration-retry.ts).
     if (targetHost && context.task.attempt > 1) {
       const { sourceHostId, sourceExternalId } = context.task.params;
+      const admission = this.admission;
       const before = await beforeMigrationRetry(
-        { inventory: this.inventory, connections: this.connections },
+        {
+          inventory: this.inventory,
+          connections: this.connections,
+          ...(admission?.hostFailed
+            ? { hostFailed: (hostId: string) => admission.hostFailed!(hostId) }
+            : {}),
+        },
         {
           vm,
           targetHost,
@@ -344,7 +356,14 @@ export class VmActionService {
           : {}),
         ...(params.autoConverge === true ? { autoConverge: true } : {}),
       };
-      const deps = { inventory: this.inventory, connections: this.connections };
+      const admission = this.admission;
+      const deps = {
+        inventory: this.inventory,
+        connections: this.connections,
+        ...(admission?.hostFailed
+          ? { hostFailed: (hostId: string) => admission.hostFailed!(hostId) }
+          : {}),
+      };
       const actionContext = {
         signal: context.signal,
         progress: (update: ActionProgress) => context.progress(update),
