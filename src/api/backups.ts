@@ -54,7 +54,10 @@ export const BackupView = Type.Object({
   /** The point in time the backup shows. */
   takenAt: Instant,
   finishedAt: Instant,
-  /** The backup its changed disks were read against (an incremental); null for a full one. */
+  /**
+   * The VM's backup before it in the repository: its changed disks were read against it (a disk
+   * whose checkpoint was lost is read in full: see disks[].scope); null for the first.
+   */
   parentId: NullableString,
   jobId: NullableString,
   taskId: NullableString,

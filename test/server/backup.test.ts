@@ -252,4 +252,23 @@ describe('backup and restore through the API (real QEMU, two hosts)', () => {
     });
     assert.deepEqual([forbidden.status, forbidden.body.error?.code], [403, 'ZEN_FORBIDDEN']);
   });
+
+  test('deleting the newest backup ends the checkpoint it left in the disk; the next backup reads in full', async () => {
+    const disk = join(rootA, 'bk', 'disk0.qcow2');
+    const bitmaps = () =>
+      (
+        JSON.parse(execFileSync('qemu-img', ['info', '-U', '--output=json', disk]).toString())[
+          'format-specific'
+        ]?.data?.bitmaps ?? []
+      ).map((b: { name: string }) => b.name);
+    const [newest] = (await s.request('GET', '/backups?vm=bk', { token })).body.items;
+    const checkpoint = newest.disks[0].checkpoint as string;
+    assert.deepEqual(bitmaps(), [checkpoint], 'only the newest backup keeps a checkpoint');
+    const deleted = await s.request('DELETE', `/backups/${newest.id}`, { token });
+    assert.equal(deleted.status, 204, JSON.stringify(deleted.body));
+    assert.deepEqual(bitmaps(), []);
+    const next = await succeeded('POST', `/vms/${vmId}/backups`, { repository: 'main' });
+    assert.equal(next.scope, 'full');
+    assert.deepEqual(bitmaps().length, 1);
+  });
 });

@@ -307,7 +307,16 @@ export class BackupService {
     const record = await this.findRepository(idOrName);
     const repository = await this.#repository(record.id);
     const usage = await repository.usage();
-    const fs = statfsSync(record.path);
+    let fs;
+    try {
+      fs = statfsSync(record.path);
+    } catch (error) {
+      throw new ZenithError(
+        'ZEN_BACKUP_REPOSITORY_INVALID',
+        `the file system of ${record.path} cannot be read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+        { root: record.path },
+      );
+    }
     return {
       ...(await this.#view(record)),
       usage: {
@@ -370,6 +379,13 @@ export class BackupService {
   async remove(backupId: string): Promise<void> {
     const backup = await this.get(backupId);
     const repository = await this.#repository(backup.repositoryId);
+    // The newest backup's checkpoints would stay in the disks for good: the next backup reads
+    // from the one before, whose checkpoints are gone, so in full.
+    const [newest] = await this.catalogue.list({
+      vmId: backup.vmId,
+      repositoryId: backup.repositoryId,
+    });
+    if (newest?.id === backup.id) await this.#releaseCheckpoints(backup);
     await repository.deleteBackup(backupId).catch((error: unknown) => {
       // A manifest already gone (or damaged beyond reading) is removed from the catalogue anyway.
       if (!isZenithError(error) || !error.code.startsWith('ZEN_BACKUP_')) throw error;
@@ -588,27 +604,36 @@ export class BackupService {
     return streams.openReader(vm.externalId!, diskId, {}, context);
   }
 
-  /** The parent's checkpoints are no longer needed once a backup after it is safe. */
-  async #releaseParent(manifest: BackupManifest): Promise<void> {
-    if (!manifest.parent) return;
-    const parent = await this.catalogue.get(manifest.parent);
-    const vm = this.deps.inventory.index.get(manifest.vm.id);
-    if (!parent || !vm?.connectionId || !vm.externalId || vm.status !== 'present') return;
+  /** Ends the checkpoints a backup's reads left in the VM's disks (best effort: logged). */
+  async #releaseCheckpoints(backup: CatalogueBackup, keep: string[] = []): Promise<void> {
+    const vm = this.deps.inventory.index.get(backup.vmId);
+    if (!vm?.connectionId || !vm.externalId || vm.status !== 'present') return;
     try {
       const streams = requireFacet(
         this.deps.connections.driver(vm.connectionId),
         'diskStreams',
         'backup',
       );
-      for (const disk of parent.disks)
-        if (disk.checkpoint && !manifest.disks.some((d) => d.checkpoint === disk.checkpoint))
+      for (const disk of backup.disks)
+        if (disk.checkpoint && !keep.includes(disk.checkpoint))
           await streams.releaseCheckpoint(vm.externalId, disk.diskId, { name: disk.checkpoint });
     } catch (error) {
       this.deps.logger.warn(
-        { err: error, backup: manifest.id },
-        "releasing the last backup's checkpoint failed (it is released at the next backup)",
+        { err: error, backup: backup.id },
+        "releasing a backup's checkpoints failed (the next backup of the VM reads in full)",
       );
     }
+  }
+
+  /** The parent's checkpoints are no longer needed once a backup after it is safe. */
+  async #releaseParent(manifest: BackupManifest): Promise<void> {
+    if (!manifest.parent) return;
+    const parent = await this.catalogue.get(manifest.parent);
+    if (parent)
+      await this.#releaseCheckpoints(
+        parent,
+        manifest.disks.flatMap((disk) => (disk.checkpoint ? [disk.checkpoint] : [])),
+      );
   }
 
   async #runRestore(
