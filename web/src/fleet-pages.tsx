@@ -1,5 +1,6 @@
 /**
- * The fleet-wide pages (host, high availability, tasks and events, audit, accounting, policies) and their place in
+ * The fleet-wide pages (host, high availability, tasks and events, audit, accounting, policies,
+ * backup repositories) and their place in
  * the header. Each page is its own chunk, loaded when first opened (React.lazy), so the first
  * load carries only the shell, the login and the inventory.
  */
@@ -25,21 +26,27 @@ const PoliciesPage = lazy(async () => ({
   default: (await import('./panels/policies-page.tsx')).PoliciesPage,
 }));
 
-const panels: Array<{ panel: FleetPanel; label: string; needs: Permission }> = [
+const BackupsPage = lazy(async () => ({
+  default: (await import('./panels/backups-page.tsx')).BackupsPage,
+}));
+
+/** `everywhere`: the page's routes need the permission on everything (a scoped binding is not enough). */
+const panels: Array<{ panel: FleetPanel; label: string; needs: Permission; everywhere?: true }> = [
   { panel: 'ha', label: 'High availability', needs: 'inventory.read' },
   { panel: 'tasks', label: 'Tasks and events', needs: 'task.read' },
   { panel: 'audit', label: 'Audit', needs: 'audit.read' },
   { panel: 'accounting', label: 'Accounting', needs: 'accounting.read' },
   { panel: 'policies', label: 'Policies', needs: 'policy.read' },
+  { panel: 'backups', label: 'Backups', needs: 'backup.read', everywhere: true },
 ];
 
 /** Links to the fleet pages the identity may read somewhere. */
 export function FleetNav() {
-  const { canAnywhere } = usePermissions();
+  const { can, canAnywhere } = usePermissions();
   return (
     <>
       {panels
-        .filter((entry) => canAnywhere(entry.needs))
+        .filter((entry) => (entry.everywhere ? can(entry.needs) : canAnywhere(entry.needs)))
         .map((entry) => (
           <Anchor key={entry.panel} href={hrefOf.panel(entry.panel)}>
             {entry.label}
@@ -67,6 +74,8 @@ export function FleetPage(props: {
         <AuditPage client={client} />
       ) : route.panel === 'accounting' ? (
         <AccountingPage client={client} />
+      ) : route.panel === 'backups' ? (
+        <BackupsPage client={client} events={events} />
       ) : (
         <PoliciesPage client={client} />
       )}

@@ -1,6 +1,6 @@
 /**
  * One VM: its state, its HA protection, and the actions the identity may perform and its connection supports, its tasks,
- * snapshots, where it ran (a timeline), consoles (serial and graphical), metrics, cost and facts. The
+ * snapshots, backups, where it ran (a timeline), consoles (serial and graphical), metrics, cost and facts. The
  * page follows the event stream: the VM is read again on each of its inventory events.
  */
 import {
@@ -25,6 +25,7 @@ import { LocationTimeline } from '../components/location-timeline.tsx';
 import { PowerStateBadge } from '../components/power-state-badge.tsx';
 import { SerialConsole } from '../components/serial-console.tsx';
 import { VmActions } from '../components/vm-actions.tsx';
+import { VmBackups } from '../components/vm-backups.tsx';
 import { VmCost } from '../components/vm-cost.tsx';
 import { VmSnapshots } from '../components/vm-snapshots.tsx';
 import { VmTasks } from '../components/vm-tasks.tsx';
@@ -180,6 +181,21 @@ export function VmPage(props: { vmId: string; client: ApiClient; events: EventSt
           present={vm.status === 'present'}
         />
       </Paper>
+      {can('backup.read') && (
+        <Paper withBorder p="md">
+          <Title order={3} mb="sm">
+            Backups
+          </Title>
+          <VmBackups
+            vm={vm}
+            client={client}
+            events={events}
+            mayBackUp={can('backup.run')}
+            mayRestore={can('backup.restore')}
+            mayReadRepositories={permissions.can('backup.read')}
+          />
+        </Paper>
+      )}
       <Paper withBorder p="md">
         <Title order={3} mb="sm">
           Metrics

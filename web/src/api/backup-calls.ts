@@ -1,0 +1,90 @@
+/**
+ * The backup calls of the public API (src/api/backups.ts): the catalogue of a VM's backups,
+ * backing up and restoring as tasks, and the repositories with their usage and verify.
+ */
+import type {
+  BackupRepositoryUsageView,
+  BackupRepositoryView,
+  BackupView,
+} from '../../../src/api/backups.ts';
+import type { ApiClient } from './client.ts';
+import type { TaskDetail } from './vm-types.ts';
+
+export type { BackupRepositoryUsageView, BackupRepositoryView, BackupView };
+
+/** Full when every disk was read whole; incremental when any was read from its checkpoint. */
+export type BackupScope = 'full' | 'incremental';
+
+export function scopeOf(backup: BackupView): BackupScope {
+  return backup.disks.some((disk) => disk.scope === 'changed') ? 'incremental' : 'full';
+}
+
+/** A backup.restore task's result (the contract leaves task results untyped). */
+export interface RestoreResult {
+  vmId: string | null;
+  name: string;
+  hostId: string;
+}
+
+/** A backup.verify task's result. */
+export interface VerifyResult {
+  checkedBackups: number;
+  checkedChunks: number;
+  damaged: Array<{ backupId: string; chunks: string[]; reason: string }>;
+  damagedChunks: string[];
+}
+
+const repositoryPath = (id: string) => `/backup-repositories/${encodeURIComponent(id)}`;
+
+/** A VM's backups, newest first. */
+export async function backupsOfVm(
+  client: ApiClient,
+  vmId: string,
+  signal?: AbortSignal,
+): Promise<BackupView[]> {
+  const params = new URLSearchParams({ vm: vmId });
+  const answer = await client.call<{ items: BackupView[] }>(
+    'GET',
+    `/backups?${params.toString()}`,
+    undefined,
+    signal,
+  );
+  return answer.items;
+}
+
+export function backUpVm(client: ApiClient, vmId: string, repository: string): Promise<TaskDetail> {
+  return client.call('POST', `/vms/${encodeURIComponent(vmId)}/backups`, { repository });
+}
+
+export function restoreBackup(
+  client: ApiClient,
+  backupId: string,
+  target: { host: string; name: string },
+): Promise<TaskDetail> {
+  return client.call('POST', `/backups/${encodeURIComponent(backupId)}/restore`, target);
+}
+
+export async function backupRepositories(
+  client: ApiClient,
+  signal?: AbortSignal,
+): Promise<BackupRepositoryView[]> {
+  const answer = await client.call<{ items: BackupRepositoryView[] }>(
+    'GET',
+    '/backup-repositories',
+    undefined,
+    signal,
+  );
+  return answer.items;
+}
+
+export function backupRepositoryUsage(
+  client: ApiClient,
+  id: string,
+  signal?: AbortSignal,
+): Promise<BackupRepositoryUsageView> {
+  return client.call('GET', repositoryPath(id), undefined, signal);
+}
+
+export function verifyBackupRepository(client: ApiClient, id: string): Promise<TaskDetail> {
+  return client.call('POST', `${repositoryPath(id)}/verify`);
+}

@@ -1,0 +1,168 @@
+/**
+ * Backup repositories (`#/backups`, with backup.read on everything): each repository with its
+ * path, whether it is encrypted and how many backups it holds, and its usage read from its files
+ * (GET /backup-repositories/ID: stored and logical bytes, the deduplication ratio, free space).
+ * With backup.manage, Verify re-reads every chunk as a task, followed here. Read again when a
+ * backup task ends. Repositories are added with the API or the CLI (docs/backup.md).
+ */
+import { Alert, Badge, Button, Stack, Table, Text, Title } from '@mantine/core';
+import { useCallback, useEffect, useState } from 'react';
+import {
+  backupRepositories,
+  backupRepositoryUsage,
+  verifyBackupRepository,
+  type BackupRepositoryUsageView,
+  type BackupRepositoryView,
+  type VerifyResult,
+} from '../api/backup-calls.ts';
+import type { ApiClient } from '../api/client.ts';
+import type { EventStream } from '../api/event-stream.ts';
+import { isTaskEnd } from '../api/events.ts';
+import { reasonOf } from '../api/follow-task.ts';
+import { TaskRunStatus } from '../components/task-run-status.tsx';
+import { useTaskRunner } from '../components/use-task-runner.ts';
+import { formatBytes } from '../pages/inventory-page.tsx';
+import { usePermissions } from '../permissions.ts';
+
+type Usage = BackupRepositoryUsageView['usage'];
+/** A repository's usage, or why its files could not be read. */
+type UsageOf = Record<string, Usage | { failure: string }>;
+
+export function BackupsPage(props: { client: ApiClient; events: EventStream }) {
+  const { client, events } = props;
+  const mayVerify = usePermissions().can('backup.manage');
+  const [repositories, setRepositories] = useState<BackupRepositoryView[] | null>(null);
+  const [usage, setUsage] = useState<UsageOf>({});
+  const [error, setError] = useState<string | null>(null);
+  const { run, start } = useTaskRunner(client, events);
+
+  const load = useCallback(async () => {
+    try {
+      const found = await backupRepositories(client);
+      setRepositories(found);
+      setError(null);
+      const read = await Promise.all(
+        found.map(async (repository) => {
+          try {
+            return [repository.id, (await backupRepositoryUsage(client, repository.id)).usage];
+          } catch (failure) {
+            return [repository.id, { failure: reasonOf(failure) }];
+          }
+        }),
+      );
+      setUsage(Object.fromEntries(read) as UsageOf);
+    } catch (failure) {
+      setError(reasonOf(failure));
+    }
+  }, [client]);
+  useEffect(() => {
+    void load();
+    return events.subscribe((event) => {
+      if (isTaskEnd(event) && event.data.kind.startsWith('backup.')) void load();
+    });
+  }, [events, load]);
+
+  const verify = async (repository: BackupRepositoryView) => {
+    await start(`Verify ${repository.name}`, () => verifyBackupRepository(client, repository.id));
+    await load();
+  };
+  const report = run?.state === 'succeeded' ? (run.task.result as VerifyResult | null) : null;
+
+  return (
+    <Stack>
+      <Title order={2}>Backup repositories</Title>
+      {error && (
+        <Alert color="red" role="alert" title="The repositories could not be read">
+          {error}
+        </Alert>
+      )}
+      <TaskRunStatus run={run} />
+      {report && (
+        <Text size="sm">
+          {report.checkedChunks} chunks of {report.checkedBackups} backups read:{' '}
+          {report.damagedChunks.length === 0
+            ? 'none damaged.'
+            : `${report.damagedChunks.length} damaged, ${report.damaged.length} backups marked damaged.`}
+        </Text>
+      )}
+      {repositories && repositories.length === 0 && (
+        <Text c="dimmed">
+          No backup repository yet: one is added with the API or `zenith backups repositories add`.
+        </Text>
+      )}
+      {repositories && repositories.length > 0 && (
+        <Table aria-label="Backup repositories">
+          <Table.Thead>
+            <Table.Tr>
+              <Table.Th>Name</Table.Th>
+              <Table.Th>Path</Table.Th>
+              <Table.Th>Encrypted</Table.Th>
+              <Table.Th>Backups</Table.Th>
+              <Table.Th>Stored</Table.Th>
+              <Table.Th>Logical</Table.Th>
+              <Table.Th>Dedup ratio</Table.Th>
+              <Table.Th>Free space</Table.Th>
+              {mayVerify && <Table.Th>Actions</Table.Th>}
+            </Table.Tr>
+          </Table.Thead>
+          <Table.Tbody>
+            {repositories.map((repository) => {
+              const used = usage[repository.id];
+              return (
+                <Table.Tr key={repository.id}>
+                  <Table.Td>{repository.name}</Table.Td>
+                  <Table.Td style={{ wordBreak: 'break-all' }}>{repository.path}</Table.Td>
+                  <Table.Td>
+                    {repository.encrypted ? (
+                      <Badge color="teal" variant="light">
+                        encrypted
+                      </Badge>
+                    ) : (
+                      'no'
+                    )}
+                  </Table.Td>
+                  <Table.Td>{repository.backups}</Table.Td>
+                  {used && 'failure' in used ? (
+                    <Table.Td colSpan={4}>
+                      <Text c="red" size="sm">
+                        {used.failure}
+                      </Text>
+                    </Table.Td>
+                  ) : (
+                    <>
+                      <Table.Td>{used ? formatBytes(used.storedBytes) : '…'}</Table.Td>
+                      <Table.Td>{used ? formatBytes(used.logicalBytes) : '…'}</Table.Td>
+                      <Table.Td>
+                        {used ? (used.dedupRatio === null ? '—' : `${used.dedupRatio}×`) : '…'}
+                      </Table.Td>
+                      <Table.Td>
+                        {used
+                          ? `${formatBytes(used.filesystem.freeBytes)} of ${formatBytes(used.filesystem.totalBytes)}`
+                          : '…'}
+                      </Table.Td>
+                    </>
+                  )}
+                  {mayVerify && (
+                    <Table.Td>
+                      <Button
+                        size="xs"
+                        variant="default"
+                        aria-label={`Verify ${repository.name}`}
+                        loading={
+                          run?.state === 'pending' && run.label === `Verify ${repository.name}`
+                        }
+                        onClick={() => void verify(repository)}
+                      >
+                        Verify
+                      </Button>
+                    </Table.Td>
+                  )}
+                </Table.Tr>
+              );
+            })}
+          </Table.Tbody>
+        </Table>
+      )}
+    </Stack>
+  );
+}
