@@ -227,3 +227,47 @@ export const restoreBackup = operation({
   success: { 202: TaskView },
   errors: [409, 422],
 });
+
+const Keep = Type.Optional(Type.Integer({ minimum: 0, maximum: 100000 }));
+
+export const pruneBackupRepository = operation({
+  method: 'POST',
+  path: '/backup-repositories/:id/prune',
+  auth: 'backup.manage',
+  tag: 'backups',
+  summary:
+    "Delete the backups a retention does not keep, each VM's on their own (keep the newest `last`, and the newest of each of the newest N hours, days, ISO weeks, months, years in `timeZone`); `dryRun` only says which. Answers 202 with the task",
+  params: IdParams,
+  body: Type.Object(
+    {
+      vm: Type.Optional(IdOrName),
+      last: Keep,
+      hourly: Keep,
+      daily: Keep,
+      weekly: Keep,
+      monthly: Keep,
+      yearly: Keep,
+      timeZone: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+      dryRun: Type.Optional(Type.Boolean()),
+    },
+    { additionalProperties: false },
+  ),
+  success: { 202: TaskView },
+  errors: [409, 422],
+});
+
+export const collectBackupGarbage = operation({
+  method: 'POST',
+  path: '/backup-repositories/:id/garbage-collect',
+  auth: 'backup.manage',
+  tag: 'backups',
+  summary:
+    'Remove the chunks no backup names any more (safe beside backups being written: chunks touched after the oldest running backup began, less `graceSeconds` for hosts’ clocks, default 300, stay). Answers 202 with the task',
+  params: IdParams,
+  body: Type.Object(
+    { graceSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 86400 })) },
+    { additionalProperties: false },
+  ),
+  success: { 202: TaskView },
+  errors: [409, 422],
+});

@@ -271,4 +271,46 @@ describe('backup and restore through the API (real QEMU, two hosts)', () => {
     assert.equal(next.scope, 'full');
     assert.deepEqual(bitmaps().length, 1);
   });
+
+  test('prune keeps what the retention says (a dry run deletes nothing); garbage collection then frees the chunks only pruned backups used', async () => {
+    const before = (await s.request('GET', '/backups?vm=bk', { token })).body.items;
+    assert.ok(before.length >= 2, `${before.length} backups`);
+    const dry = await succeeded('POST', '/backup-repositories/main/prune', {
+      vm: 'bk',
+      last: 1,
+      dryRun: true,
+    });
+    assert.deepEqual(dry.kept, [before[0].id]);
+    assert.deepEqual(
+      [...dry.pruned].sort(),
+      before
+        .slice(1)
+        .map((b: { id: string }) => b.id)
+        .sort(),
+    );
+    assert.equal(
+      (await s.request('GET', '/backups?vm=bk', { token })).body.items.length,
+      before.length,
+    );
+    await succeeded('POST', '/backup-repositories/main/prune', { vm: 'bk', last: 1 });
+    const after = (await s.request('GET', '/backups?vm=bk', { token })).body.items;
+    assert.deepEqual(
+      after.map((b: { id: string }) => b.id),
+      [before[0].id],
+    );
+    const chunksBefore = (await s.request('GET', '/backup-repositories/main', { token })).body.usage
+      .chunks;
+    const collected = await succeeded('POST', '/backup-repositories/main/garbage-collect', {
+      graceSeconds: 0,
+    });
+    assert.ok(collected.removedChunks >= 1, JSON.stringify(collected));
+    const chunksAfter = (await s.request('GET', '/backup-repositories/main', { token })).body.usage
+      .chunks;
+    assert.equal(chunksAfter, chunksBefore - collected.removedChunks);
+    const bad = await s.request('POST', '/backup-repositories/main/prune', {
+      token,
+      body: { daily: 1, timeZone: 'Mars/Olympus' },
+    });
+    assert.deepEqual([bad.status, bad.body.error?.code], [400, 'ZEN_BAD_REQUEST']);
+  });
 });

@@ -1,6 +1,8 @@
 import {
   addBackupRepository,
   backUpVm,
+  collectBackupGarbage,
+  pruneBackupRepository,
   deleteBackup,
   getBackup,
   getBackupRepository,
@@ -52,6 +54,24 @@ export async function backupRoutes(
   serve(app, verifyBackupRepository, { audit: false }, async (request, reply) =>
     acceptTask(request, reply, (actor, requestId) =>
       backups.verify(request.params.id, actor, requestId),
+    ),
+  );
+
+  serve(app, pruneBackupRepository, { audit: false }, async (request, reply) => {
+    const { vm, dryRun, ...retention } = request.body;
+    const vmId = vm ? inventory.resolve('vm', vm).id : undefined;
+    return acceptTask(request, reply, (actor, requestId) =>
+      backups.prune(
+        request.params.id,
+        { retention, ...(vmId ? { vmId } : {}), ...(dryRun ? { dryRun } : {}) },
+        actor,
+        requestId,
+      ),
+    );
+  });
+  serve(app, collectBackupGarbage, { audit: false }, async (request, reply) =>
+    acceptTask(request, reply, (actor, requestId) =>
+      backups.collectGarbage(request.params.id, request.body ?? {}, actor, requestId),
     ),
   );
 

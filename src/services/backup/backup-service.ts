@@ -21,6 +21,7 @@ import { Type, type Static } from 'typebox';
 import type { Clock } from '../../core/clock.js';
 import { isZenithError, ZenithError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
+import { Mutex } from '../../core/mutex.js';
 import { pathWithinRoots } from '../../core/paths.js';
 import type { SecretBox } from '../../core/secret-box.js';
 import {
@@ -45,6 +46,7 @@ import {
   type RepositoryRecord,
 } from './backup-catalogue.js';
 import { restoreDisk, takeBackup, type DiskProgress } from './disk-backup.js';
+import { applyRetention, checkRetention, type Retention } from './retention.js';
 import type { BackupManifest } from './repository/manifest.js';
 import { BackupRepository, type VerifyReport } from './repository/repository.js';
 
@@ -125,6 +127,28 @@ const VerifyParams = Type.Object({
   repositoryId: Type.String(),
   repositoryName: Type.Optional(Type.String()),
 });
+const RetentionParams = Type.Object({
+  last: Type.Optional(Type.Integer()),
+  hourly: Type.Optional(Type.Integer()),
+  daily: Type.Optional(Type.Integer()),
+  weekly: Type.Optional(Type.Integer()),
+  monthly: Type.Optional(Type.Integer()),
+  yearly: Type.Optional(Type.Integer()),
+  timeZone: Type.Optional(Type.String()),
+});
+const PruneParams = Type.Object({
+  repositoryId: Type.String(),
+  repositoryName: Type.Optional(Type.String()),
+  /** Only this VM's backups; all VMs' otherwise (each VM's on its own). */
+  vmId: Type.Optional(Type.String()),
+  retention: RetentionParams,
+  dryRun: Type.Optional(Type.Boolean()),
+});
+const GarbageParams = Type.Object({
+  repositoryId: Type.String(),
+  repositoryName: Type.Optional(Type.String()),
+  graceSeconds: Type.Optional(Type.Integer()),
+});
 
 const newUuid = () => {
   const bytes = randomBytes(16);
@@ -174,9 +198,12 @@ function progressOver(
 export class BackupService {
   readonly catalogue: BackupCatalogue;
   readonly #open = new Map<string, Promise<BackupRepository>>();
+  readonly #locks = new Map<string, Mutex>();
   readonly #backup: TaskKind<Static<typeof BackupParams>>;
   readonly #restore: TaskKind<Static<typeof RestoreParams>>;
   readonly #verify: TaskKind<Static<typeof VerifyParams>>;
+  readonly #prune: TaskKind<Static<typeof PruneParams>>;
+  readonly #collect: TaskKind<Static<typeof GarbageParams>>;
 
   constructor(private readonly deps: BackupServiceDeps) {
     this.catalogue = new BackupCatalogue(deps.store);
@@ -205,6 +232,19 @@ export class BackupService {
       name: 'backup.verify',
       params: VerifyParams,
       run: async ({ task }) => this.#runVerify(task.params.repositoryId),
+      recover: async () => 'retry',
+    });
+    this.#prune = deps.tasks.register({
+      name: 'backup.prune',
+      params: PruneParams,
+      run: async ({ task }) => this.#runPrune(task.params),
+      // Applied again to what is left, the retention keeps the same backups.
+      recover: async () => 'retry',
+    });
+    this.#collect = deps.tasks.register({
+      name: 'backup.gc',
+      params: GarbageParams,
+      run: async ({ task }) => this.#runGarbageCollection(task.params),
       recover: async () => 'retry',
     });
   }
@@ -359,8 +399,17 @@ export class BackupService {
   /** Reads the repository's manifests into the catalogue. */
   async scan(repositoryId: string): Promise<void> {
     const repository = await this.#repository(repositoryId);
-    const { backups, unreadable } = await repository.listBackups();
-    await this.catalogue.sync(repositoryId, backups, unreadable, this.deps.clock.now());
+    // One at a time with deletions: a manifest listed before a deletion is not written back after.
+    await this.#catalogueLock(repositoryId).run(async () => {
+      const { backups, unreadable } = await repository.listBackups();
+      await this.catalogue.sync(repositoryId, backups, unreadable, this.deps.clock.now());
+    });
+  }
+
+  #catalogueLock(repositoryId: string): Mutex {
+    let lock = this.#locks.get(repositoryId);
+    if (!lock) this.#locks.set(repositoryId, (lock = new Mutex()));
+    return lock;
   }
 
   // —— the catalogue ——
@@ -386,11 +435,13 @@ export class BackupService {
       repositoryId: backup.repositoryId,
     });
     if (newest?.id === backup.id) await this.#releaseCheckpoints(backup);
-    await repository.deleteBackup(backupId).catch((error: unknown) => {
-      // A manifest already gone (or damaged beyond reading) is removed from the catalogue anyway.
-      if (!isZenithError(error) || !error.code.startsWith('ZEN_BACKUP_')) throw error;
+    await this.#catalogueLock(backup.repositoryId).run(async () => {
+      await repository.deleteBackup(backupId).catch((error: unknown) => {
+        // A manifest already gone (or damaged beyond reading) is removed from the catalogue anyway.
+        if (!isZenithError(error) || !error.code.startsWith('ZEN_BACKUP_')) throw error;
+      });
+      await this.catalogue.remove(backupId);
     });
-    await this.catalogue.remove(backupId);
   }
 
   // —— tasks ——
@@ -489,6 +540,86 @@ export class BackupService {
       owner,
       ...(requestId ? { requestId } : {}),
     });
+  }
+
+  /**
+   * Deletes the backups a retention does not keep (each VM's backups on their own); with `dryRun`,
+   * only says which. Their chunks go at the next garbage collection.
+   */
+  async prune(
+    repository: string,
+    request: { vmId?: string; retention: Retention; dryRun?: boolean },
+    owner: Actor,
+    requestId?: string,
+  ): Promise<Task> {
+    const record = await this.findRepository(repository);
+    checkRetention(request.retention);
+    return this.deps.tasks.submit({
+      kind: this.#prune,
+      targetId: null,
+      params: {
+        repositoryId: record.id,
+        repositoryName: record.name,
+        ...(request.vmId ? { vmId: request.vmId } : {}),
+        retention: request.retention,
+        ...(request.dryRun ? { dryRun: true } : {}),
+      },
+      owner,
+      ...(requestId ? { requestId } : {}),
+    });
+  }
+
+  /**
+   * Removes the chunks no backup names any more, safely beside backups being written (see the
+   * repository format); backups naming a chunk that is missing are marked damaged.
+   */
+  async collectGarbage(
+    repository: string,
+    request: { graceSeconds?: number },
+    owner: Actor,
+    requestId?: string,
+  ): Promise<Task> {
+    const record = await this.findRepository(repository);
+    return this.deps.tasks.submit({
+      kind: this.#collect,
+      targetId: null,
+      params: {
+        repositoryId: record.id,
+        repositoryName: record.name,
+        ...(request.graceSeconds !== undefined ? { graceSeconds: request.graceSeconds } : {}),
+      },
+      owner,
+      ...(requestId ? { requestId } : {}),
+    });
+  }
+
+  async #runPrune(params: Static<typeof PruneParams>): Promise<unknown> {
+    await this.scan(params.repositoryId);
+    const backups = await this.catalogue.list({
+      repositoryId: params.repositoryId,
+      ...(params.vmId ? { vmId: params.vmId } : {}),
+    });
+    const byVm = new Map<string, CatalogueBackup[]>();
+    for (const backup of backups) byVm.set(backup.vmId, [...(byVm.get(backup.vmId) ?? []), backup]);
+    const kept: string[] = [];
+    const pruned: string[] = [];
+    for (const list of byVm.values()) {
+      const { keep, prune } = applyRetention(list, params.retention);
+      kept.push(...keep.map((b) => b.id));
+      pruned.push(...prune.map((b) => b.id));
+    }
+    if (!params.dryRun) for (const id of pruned) await this.remove(id);
+    return { dryRun: params.dryRun === true, kept, pruned };
+  }
+
+  async #runGarbageCollection(params: Static<typeof GarbageParams>): Promise<unknown> {
+    const repository = await this.#repository(params.repositoryId);
+    const report = await repository.collectGarbage(
+      params.graceSeconds !== undefined ? { graceMs: params.graceSeconds * 1000 } : {},
+    );
+    for (const { chunk, backups } of report.missing)
+      await this.catalogue.markDamaged(backups, `chunk ${chunk} is missing`);
+    return report;
   }
 
   async #runBackup(

@@ -18,7 +18,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
 import { isZenithError } from '../../../src/core/errors.js';
 import type { DiskReader } from '../../../src/hypervisors/facets/disk-streams.js';
@@ -235,6 +235,17 @@ test('verify finds a flipped byte and names the backups it damages; a restore fr
   );
   assert.equal(leftover.length, before, 'the half-restored image was removed');
   assert.equal(readdirSync(dir).includes(target), false);
+
+  // The damaged chunk was put aside: the next backup of those bytes writes it anew, and the
+  // backups that named it are whole again.
+  assert.equal(readdirSync(dirname(path)).includes(`${victim}.bad`), true);
+  const three = await backUp(repository, 'verify', image);
+  assert.equal(three.disks[0]!.newChunks, 1, 'the random chunk, written again');
+  assert.deepEqual((await repository.verify()).damaged, []);
+  assert.equal(
+    (await restored(repository, two.disks[0]!)).bytes.length,
+    two.disks[0]!.capacityBytes,
+  );
 
   // A manifest altered by hand is refused, never read as a backup.
   const manifestPath = join(dir, 'repo-verify', 'backups', `${one.id}.json`);

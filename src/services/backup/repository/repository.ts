@@ -518,11 +518,16 @@ export class BackupRepository {
           reason: `${bad.size} damaged or missing chunk(s)`,
         });
     }
+    const damagedChunks = [...verdicts].filter(([, good]) => !good).map(([name]) => name);
+    // A damaged chunk is put aside (<name>.bad, removed by a later garbage collection): the next
+    // backup that has those bytes writes the chunk anew instead of naming the damaged file.
+    for (const name of damagedChunks)
+      await rename(this.#chunkPath(name), `${this.#chunkPath(name)}.bad`).catch(() => undefined);
     return {
       checkedBackups: backups.length + unreadable.length,
       checkedChunks: verdicts.size,
       damaged,
-      damagedChunks: [...verdicts].filter(([, good]) => !good).map(([name]) => name),
+      damagedChunks,
     };
   }
 
