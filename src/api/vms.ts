@@ -226,7 +226,7 @@ export const vmCapabilities = operation({
   auth: 'inventory.read',
   tag: 'vm actions',
   summary:
-    "What the VM's connection can do (its driver's capabilities: vm.start, vm.clone, vm.rename, ...); 409 ZEN_CONNECTION_DISCONNECTED while it is not connected",
+    "What the VM's connection can do (its driver's capabilities: vm.start, vm.clone, vm.rename, ...; vm.backup where its disks can be backed up); 409 ZEN_CONNECTION_DISCONNECTED while it is not connected",
   params: IdParams,
   success: { 200: VmCapabilities },
   errors: [409],

@@ -108,6 +108,8 @@ describe('backup and restore through the API (real QEMU, two hosts)', () => {
     assert.equal(added.body.key, null);
     assert.equal(added.body.repository.chunkSize, 4 * MiB);
 
+    const capabilities = (await s.request('GET', `/vms/${vmId}/capabilities`, { token })).body;
+    assert.ok(capabilities.capabilities.includes('vm.backup'));
     // Full: only the chunks with data are read (3 of 16); the two alike are stored once.
     const full = await succeeded('POST', `/vms/${vmId}/backups`, { repository: 'main' });
     assert.equal(full.scope, 'full');

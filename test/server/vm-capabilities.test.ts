@@ -27,6 +27,7 @@ describe("a VM's capabilities, as its connection's driver declares them", () => 
       assert.ok(byId.body.capabilities.includes(capability), capability);
     // The simulator cannot rename or reconfigure: not offered.
     assert.ok(!byId.body.capabilities.includes('vm.rename'));
+    assert.ok(!byId.body.capabilities.includes('vm.backup'), 'no disks to read');
     assert.ok(!byId.body.capabilities.includes('vm.reconfigure'));
     const byName = await s.request('GET', `/vms/${encodeURIComponent(vm.name)}/capabilities`, {
       token,

@@ -4,7 +4,7 @@
  */
 import { vmCapabilities } from '../../api/vms.js';
 import { ZenithError } from '../../core/errors.js';
-import type { Capability } from '../../hypervisors/driver.js';
+import { facetOf, type Capability } from '../../hypervisors/driver.js';
 import type { ConnectionService } from '../../services/connections/connection-service.js';
 import type { InventoryService } from '../../services/inventory/inventory-service.js';
 import { serve, type Api } from '../route.js';
@@ -34,7 +34,11 @@ export async function vmCapabilityRoutes(
       vmId: vm.id,
       connectionType: driver.info.type,
       simulated: driver.info.simulated,
-      capabilities: driver.info.capabilities.filter(present),
+      capabilities: [
+        ...driver.info.capabilities.filter(present),
+        // Backed up where its disks can be read as streams (the disk-stream facet).
+        ...(facetOf(driver, 'diskStreams') ? ['vm.backup'] : []),
+      ],
     };
   });
 }

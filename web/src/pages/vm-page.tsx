@@ -190,7 +190,7 @@ export function VmPage(props: { vmId: string; client: ApiClient; events: EventSt
             vm={vm}
             client={client}
             events={events}
-            mayBackUp={can('backup.run')}
+            mayBackUp={can('backup.run') && (capabilities?.has('vm.backup') ?? true)}
             mayRestore={can('backup.restore')}
             mayReadRepositories={permissions.can('backup.read')}
           />
