@@ -104,6 +104,11 @@ export interface DiskStreamFacet {
    * overwritten (ZEN_CONFLICT) unless `replace` says it is a leftover no VM uses.
    */
   openWriter(disk: NewDisk, context: ActionContext): Promise<DiskWriter>;
+  /**
+   * The checkpoints the disk holds (made by reads; a read killed before its caller kept or released
+   * the one it made leaves it here, which the caller, knowing which it keeps, releases).
+   */
+  listCheckpoints(vmExternalId: string, diskId: string): Promise<DiskCheckpoint[]>;
   /** Ends a checkpoint: what changes afterwards is no longer tracked for it (an unknown one is fine). */
   releaseCheckpoint(
     vmExternalId: string,

@@ -143,6 +143,20 @@ export class QemuDiskStreams implements DiskStreamFacet {
     return writeImage(file, disk.capacityBytes);
   }
 
+  async listCheckpoints(vmExternalId: string, diskId: string): Promise<DiskCheckpoint[]> {
+    const vm = this.host.vm(vmExternalId);
+    const names: string[] =
+      vm.pid === null
+        ? (await imageBitmaps(this.#diskFile(vm, diskId))).map((bitmap) => bitmap.name)
+        : ((await this.#node(vm, diskId)).bitmaps ?? []).flatMap((bitmap) =>
+            bitmap.name ? [bitmap.name] : [],
+          );
+    // Only checkpoints: a read's frozen copies (zenith-point-…) are its own, cleared by it.
+    return names
+      .filter((name) => name.startsWith('zenith-') && !name.startsWith(PREFIX.bitmap))
+      .map((name) => ({ name }));
+  }
+
   async releaseCheckpoint(
     vmExternalId: string,
     diskId: string,

@@ -663,6 +663,11 @@ export class BackupService {
         })
       : undefined;
     const disks = await streams.listDisks(vm.externalId!);
+    await this.#releaseStrayCheckpoints(
+      streams,
+      vm,
+      disks.map((disk) => disk.diskId),
+    );
     const total = disks.reduce((sum, disk) => sum + disk.capacityBytes, 0);
     const progress = progressOver(
       total,
@@ -733,6 +738,32 @@ export class BackupService {
       }
     }
     return streams.openReader(vm.externalId!, diskId, {}, context);
+  }
+
+  /**
+   * A read killed before its backup was kept (the control plane or the task killed) leaves its
+   * checkpoint in the disk, recording every write for nothing: any checkpoint no backup of the VM
+   * names (in any repository) is ended before the next backup reads.
+   */
+  async #releaseStrayCheckpoints(
+    streams: DiskStreamFacet,
+    vm: ManagedObject,
+    diskIds: string[],
+  ): Promise<void> {
+    const named = new Set(
+      (await this.catalogue.list({ vmId: vm.id })).flatMap((backup) =>
+        backup.disks.flatMap((disk) => (disk.checkpoint ? [disk.checkpoint] : [])),
+      ),
+    );
+    for (const diskId of diskIds)
+      for (const checkpoint of await streams.listCheckpoints(vm.externalId!, diskId))
+        if (!named.has(checkpoint.name)) {
+          this.deps.logger.info(
+            { vm: vm.name, diskId, checkpoint: checkpoint.name },
+            'a checkpoint no backup names (its read was cut off) is released',
+          );
+          await streams.releaseCheckpoint(vm.externalId!, diskId, checkpoint);
+        }
   }
 
   /** Ends the checkpoints a backup's reads left in the VM's disks (best effort: logged). */

@@ -1,0 +1,147 @@
+/**
+ * A backup is durable: `zenith serve` (a real process, its local QEMU host) is killed with SIGKILL
+ * in the middle of backing a VM up; the repository then holds no backup (no manifest), and after
+ * the restart the task runs again and makes exactly one, which verify finds whole; the checkpoint
+ * the killed read left in the disk is released, and the next backup reads only what changed.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { adminPassword } from '../../src/testing/control-plane.js';
+import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../src/testing/guest-image.js';
+import { startServerProcess, type ServerProcess } from '../../src/testing/server-process.js';
+import { until } from '../../src/testing/wait.js';
+
+const MiB = 1024 * 1024;
+const dataDir = mkdtempSync(join(tmpdir(), 'zenith-backup-kill-'));
+let server: ServerProcess | undefined;
+after(async () => {
+  await server?.kill('SIGKILL');
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function api(
+  token: string | undefined,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<any> {
+  const response = await fetch(`${server!.url}/api/v1${path}`, {
+    method,
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  return response.status === 204 ? undefined : response.json();
+}
+
+const login = async () =>
+  (await api(undefined, 'POST', '/auth/login', { username: 'admin', password: adminPassword }))
+    .token as string;
+
+const bitmapsOf = (disk: string): string[] =>
+  (
+    JSON.parse(execFileSync('qemu-img', ['info', '-U', '--output=json', disk]).toString())[
+      'format-specific'
+    ]?.data?.bitmaps ?? []
+  ).map((b: { name: string }) => b.name);
+
+test('kill -9 in the middle of a backup: no backup until the task, run again after the restart, makes exactly one', async () => {
+  const image = await ensureGuestImage();
+  const images = join(dataDir, 'images');
+  server = await startServerProcess({ dataDir });
+  let token = await login();
+  const added = await api(token, 'POST', '/connections', {
+    name: 'kb-host',
+    type: 'qemu',
+    settings: { storageRoots: [images, join(image.kernel, '..')], accelerator: 'tcg' },
+  });
+  assert.equal(added.state, 'connected', JSON.stringify(added));
+  const host = (await api(token, 'GET', '/hosts')).items[0];
+  const created = await api(token, 'POST', '/vms', {
+    name: 'kb',
+    hostId: host.id,
+    cpus: 1,
+    memoryBytes: 128 * MiB,
+    diskBytes: 160 * MiB,
+    options: { kernel: image.kernel, initrd: image.initrd, cmdline: GUEST_KERNEL_APPEND },
+  });
+  const finished = async (taskId: string, timeoutMs = 120_000) =>
+    until(
+      `task ${taskId}`,
+      async () => {
+        const task = await api(token, 'GET', `/tasks/${taskId}`).catch(() => undefined);
+        return task && ['succeeded', 'failed', 'cancelled'].includes(task.state) ? task : undefined;
+      },
+      timeoutMs,
+      100,
+    );
+  const made = await finished(created.id);
+  assert.equal(made.state, 'succeeded', JSON.stringify(made.error));
+  const vmId = made.result.vmId as string;
+  // Random bytes (they neither compress nor repeat): a backup long enough to be killed in.
+  const disk = join(images, 'kb', 'disk0.qcow2');
+  const noise = join(dataDir, 'noise.bin');
+  execFileSync('sh', ['-c', `head -c ${128 * MiB} /dev/urandom > ${noise}`]);
+  execFileSync('qemu-io', ['-f', 'qcow2', '-c', `write -s ${noise} 0 128M`, disk]);
+  rmSync(noise);
+  const repository = join(dataDir, 'backups', 'main');
+  const registered = await api(token, 'POST', '/backup-repositories', {
+    name: 'main',
+    path: repository,
+  });
+  assert.equal(registered.repository?.name, 'main', JSON.stringify(registered));
+
+  const submitted = await api(token, 'POST', `/vms/${vmId}/backups`, { repository: 'main' });
+  const taskId = submitted.id as string;
+  await until(
+    'the backup a fifth done',
+    async () => {
+      const task = await api(token, 'GET', `/tasks/${taskId}`);
+      assert.equal(task.state === 'succeeded', false, 'the backup ended before the kill');
+      return task.state === 'running' && task.progress >= 20 ? true : undefined;
+    },
+    120_000,
+    20,
+  );
+  await server.kill('SIGKILL');
+  // Chunks, a lease and the read's checkpoint, but no manifest: no backup for any reader.
+  assert.deepEqual(readdirSync(join(repository, 'backups')), []);
+  assert.equal(readdirSync(join(repository, 'writers')).length, 1);
+  const stray = bitmapsOf(disk);
+  assert.equal(stray.length, 1, `the killed read's checkpoint: ${stray.join(', ')}`);
+
+  server = await startServerProcess({ dataDir });
+  token = await login();
+  const task = await finished(taskId, 180_000);
+  assert.equal(task.state, 'succeeded', JSON.stringify(task.error));
+  assert.equal(task.attempt, 2);
+  assert.equal(task.result.scope, 'full');
+  assert.equal(task.result.readBytes, 128 * MiB);
+  const catalogue = (await api(token, 'GET', `/backups?vm=${vmId}`)).items;
+  assert.deepEqual(
+    catalogue.map((b: { id: string; taskId: string }) => [b.id, b.taskId]),
+    [[task.result.backupId, taskId]],
+    'exactly one backup, made by the task',
+  );
+  assert.equal(readdirSync(join(repository, 'backups')).length, 1);
+  // The killed read's checkpoint is gone; the disk keeps only the backup's own.
+  assert.deepEqual(bitmapsOf(disk), [catalogue[0].disks[0].checkpoint]);
+  assert.ok(!bitmapsOf(disk).includes(stray[0]!));
+
+  const verified = await api(token, 'POST', '/backup-repositories/main/verify');
+  const report = await finished(verified.id);
+  assert.equal(report.state, 'succeeded', JSON.stringify(report.error));
+  assert.deepEqual(report.result.damaged, []);
+  // Nothing changed since: the next backup reads nothing.
+  const next = await finished(
+    (await api(token, 'POST', `/vms/${vmId}/backups`, { repository: 'main' })).id,
+  );
+  assert.equal(next.state, 'succeeded', JSON.stringify(next.error));
+  assert.deepEqual([next.result.scope, next.result.readBytes], ['incremental', 0]);
+});
