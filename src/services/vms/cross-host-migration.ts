@@ -149,7 +149,14 @@ export async function migrateAcrossHosts(
     const silent =
       isZenithError(error) &&
       (error.code === 'ZEN_CONNECTION_DISCONNECTED' || error.code === 'ZEN_TIMEOUT');
-    if (!silent || (await arrival(source, target, id, context)) !== 'received') {
+    // Restarted elsewhere by high availability meanwhile (the source's host failed and was
+    // fenced): the reception will never be finished, and goes at once.
+    const restartedElsewhere = () =>
+      deps.inventory.index.get(vm.id)?.connectionId !== vm.connectionId;
+    if (
+      !silent ||
+      (await arrival(source, target, id, context, restartedElsewhere)) !== 'received'
+    ) {
       await target.abortIncoming(id).catch(() => undefined);
       throw error;
     }
@@ -356,6 +363,7 @@ async function arrival(
   target: MigrationEndpoint,
   id: string,
   context: ActionContext,
+  restartedElsewhere: () => boolean,
 ): Promise<'received' | 'failed'> {
   if (!target.incomingState || !source.outgoingState) return 'failed';
   const deadline = performance.now() + silentSourceGraceMs;
@@ -368,7 +376,7 @@ async function arrival(
     if (state === 'received' || state === 'failed') return state;
     // Only a source that kept the VM settles it; one that let go ('departed', 'gone') leaves it to the destination.
     const left = await source.outgoingState(id).catch(() => 'unknown' as const);
-    if (left === 'stayed') return 'failed';
+    if (left === 'stayed' || restartedElsewhere()) return 'failed';
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
   return 'failed';
