@@ -62,8 +62,7 @@ export async function beforeMigrationRetry(
     [...new Set([vm.connectionId!, targetHost.connectionId!])],
     3 * 60_000,
     retry.signal,
-    async () =>
-      (await restarted()) || (deps.hostFailed?.(targetHost.id) === true && sourceBack()),
+    async () => (await restarted()) || (deps.hostFailed?.(targetHost.id) === true && sourceBack()),
   );
   if (await restarted()) {
     if (retry.migrationId)
