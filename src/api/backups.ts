@@ -221,6 +221,8 @@ export const restoreBackup = operation({
     {
       host: IdOrName,
       name: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })),
+      /** The group the VM belongs to and whose quotas it counts against (default: the caller's only group). */
+      group: Type.Optional(IdOrName),
     },
     { additionalProperties: false },
   ),

@@ -393,6 +393,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     clock,
     logger,
     roots: backupRoots,
+    quotas: quotaGate,
   });
   const metrics = new MetricHistory(store, clock, { ...defaultMetricSettings, ...options.metrics });
   const metricsSampler = new MetricsSampler({

@@ -253,6 +253,26 @@ describe('backup and restore through the API (real QEMU, two hosts)', () => {
       body: { repository: 'main' },
     });
     assert.deepEqual([forbidden.status, forbidden.body.error?.code], [403, 'ZEN_FORBIDDEN']);
+    // A restore makes a VM: it counts against the restorer's group's quota, as a creation does.
+    await s.request('POST', '/users', {
+      token,
+      body: { name: 'otto', role: 'operator', password: 'operator-password-1' },
+    });
+    await s.request('POST', '/groups', { token, body: { name: 'team' } });
+    await s.request('POST', '/groups/team/members', { token, body: { member: 'otto' } });
+    await s.request('PUT', '/groups/team/quota', { token, body: { vms: 0 } });
+    const operator = await s.login('otto', 'operator-password-1');
+    // A whole backup (verify put the damaged chunk aside: this one writes it anew).
+    const fresh = await succeeded('POST', `/vms/${vmId}/backups`, { repository: 'main' });
+    const overQuota = await s.request('POST', `/backups/${fresh.backupId}/restore`, {
+      token: operator,
+      body: { host: 'bk-b', name: 'over-quota' },
+    });
+    assert.deepEqual(
+      [overQuota.status, overQuota.body.error?.code, overQuota.body.error?.details?.resource],
+      [409, 'ZEN_QUOTA_EXCEEDED', 'vms'],
+      JSON.stringify(overQuota.body),
+    );
   });
 
   test('deleting the newest backup ends the checkpoint it left in the disk; the next backup reads in full', async () => {

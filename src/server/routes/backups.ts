@@ -121,6 +121,7 @@ export async function backupRoutes(
           {
             host: request.body.host,
             ...(request.body.name ? { name: request.body.name } : {}),
+            ...(request.body.group ? { group: request.body.group } : {}),
           },
           actor,
           requestId,

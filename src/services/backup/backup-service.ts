@@ -34,6 +34,7 @@ import {
 } from '../../hypervisors/driver.js';
 import type { ActionContext } from '../../hypervisors/driver-types.js';
 import type { Store } from '../../store/store.js';
+import { quotaHoldParams, type QuotaGate } from '../quotas/quota-gate.js';
 import type { Actor } from '../audit/audit-service.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
@@ -60,6 +61,8 @@ export interface BackupServiceDeps {
   logger: Logger;
   /** Directories repositories must lie in (ZENITH_BACKUP_ROOTS; default: the data directory's backups/). */
   roots: string[];
+  /** A restored VM counts against its group's quotas, as a created or cloned one does. */
+  quotas: QuotaGate;
 }
 
 export interface RepositoryRequest {
@@ -103,6 +106,8 @@ export interface RestoreRequest {
   host: string;
   /** The new VM's name (default: the backed-up VM's name and "-restored"). */
   name?: string;
+  /** The group the VM belongs to (and whose quotas it counts against); default: the requester's only group. */
+  group?: string;
 }
 
 const namePattern = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
@@ -122,6 +127,7 @@ const RestoreParams = Type.Object({
   macs: Type.Array(Type.String()),
   /** Where each disk of the backup is written, in the backup's disk order. */
   paths: Type.Array(Type.String()),
+  ...quotaHoldParams,
 });
 const VerifyParams = Type.Object({
   repositoryId: Type.String(),
@@ -217,16 +223,22 @@ export class BackupService {
         const made = await this.#madeBy(repository, task.id);
         if (!made) return 'retry';
         await this.catalogue.add(made);
-        await this.#releaseParent(made);
+        await this.#releaseSuperseded(made);
         return 'done';
       },
     });
     this.#restore = deps.tasks.register({
       name: 'backup.restore',
       params: RestoreParams,
-      run: async ({ task, signal, progress }) => this.#runRestore(task, { signal, progress }),
+      run: async ({ task, signal, progress }) =>
+        deps.quotas.holdWhile(task, () => this.#runRestore(task, { signal, progress })),
       // Written again over what a cut-off run left; a VM already defined is found (ZEN_CONFLICT).
-      recover: async (task) => (this.#restoredVm(task.params.uuid) ? 'done' : 'retry'),
+      recover: async (task) => {
+        const restored = this.#restoredVm(task.params.uuid);
+        if (!restored) return 'retry';
+        await deps.quotas.settleRecovered(task, restored.id);
+        return 'done';
+      },
     });
     this.#verify = deps.tasks.register({
       name: 'backup.verify',
@@ -512,6 +524,14 @@ export class BackupService {
         `${host.name} names no storage root to restore into`,
       );
     const directory = join(root, `${name}-${randomBytes(4).toString('hex')}`);
+    const group = await this.deps.quotas.owningGroup(owner, request.group);
+    // What the VM takes: its CPUs and memory as described, its disks at their full size.
+    const amounts = {
+      vcpus: description.cpus,
+      memoryBytes: description.memoryBytes,
+      diskBytes: manifest.disks.reduce((sum, disk) => sum + disk.capacityBytes, 0),
+      vms: 1,
+    };
     return this.deps.tasks.submit({
       kind: this.#restore,
       targetId: host.id,
@@ -524,9 +544,13 @@ export class BackupService {
         uuid: newUuid(),
         macs: description.nics.map(() => newMac()),
         paths: manifest.disks.map((disk) => join(directory, `${disk.diskId}.qcow2`)),
+        ...(group ? { group, ownerName: owner.name } : {}),
       },
       owner,
       ...(requestId ? { requestId } : {}),
+      ...(group
+        ? { prepare: (tx, taskId) => this.deps.quotas.reserve(tx, taskId, group, amounts) }
+        : {}),
     });
   }
 
@@ -639,7 +663,7 @@ export class BackupService {
     const already = await this.#madeBy(repository, task.id);
     if (already) {
       await this.catalogue.add(already);
-      await this.#releaseParent(already);
+      await this.#releaseSuperseded(already);
       return summary(already);
     }
     const { vm, driver } = this.#vmTarget(task.targetId!);
@@ -708,7 +732,7 @@ export class BackupService {
       },
     );
     await this.catalogue.add(manifest);
-    await this.#releaseParent(manifest);
+    await this.#releaseSuperseded(manifest);
     return summary(manifest);
   }
 
@@ -787,15 +811,40 @@ export class BackupService {
     }
   }
 
-  /** The parent's checkpoints are no longer needed once a backup after it is safe. */
-  async #releaseParent(manifest: BackupManifest): Promise<void> {
-    if (!manifest.parent) return;
-    const parent = await this.catalogue.get(manifest.parent);
-    if (parent)
-      await this.#releaseCheckpoints(
-        parent,
-        manifest.disks.flatMap((disk) => (disk.checkpoint ? [disk.checkpoint] : [])),
+  /**
+   * Once a backup is safe, the checkpoints of the VM's earlier backups in that repository are no
+   * longer read from (the next backup reads from this one's): they end. Those of backups in other
+   * repositories stay (each repository has its own chain).
+   */
+  async #releaseSuperseded(manifest: BackupManifest): Promise<void> {
+    const vm = this.deps.inventory.index.get(manifest.vm.id);
+    if (!vm?.connectionId || !vm.externalId || vm.status !== 'present') return;
+    const earlier = new Set(
+      (await this.catalogue.list({ vmId: vm.id, repositoryId: manifest.repositoryId }))
+        .filter((backup) => backup.id !== manifest.id)
+        .flatMap((backup) =>
+          backup.disks.flatMap((disk) => (disk.checkpoint ? [disk.checkpoint] : [])),
+        ),
+    );
+    const own = new Set(
+      manifest.disks.flatMap((disk) => (disk.checkpoint ? [disk.checkpoint] : [])),
+    );
+    try {
+      const streams = requireFacet(
+        this.deps.connections.driver(vm.connectionId),
+        'diskStreams',
+        'backup',
       );
+      for (const disk of manifest.disks)
+        for (const checkpoint of await streams.listCheckpoints(vm.externalId, disk.diskId))
+          if (earlier.has(checkpoint.name) && !own.has(checkpoint.name))
+            await streams.releaseCheckpoint(vm.externalId, disk.diskId, checkpoint);
+    } catch (error) {
+      this.deps.logger.warn(
+        { err: error, backup: manifest.id },
+        "releasing the earlier backups' checkpoints failed (they are released after the next backup)",
+      );
+    }
   }
 
   async #runRestore(
