@@ -65,8 +65,14 @@ export async function beforeMigrationRetry(
     async () => (await restarted()) || (deps.hostFailed?.(targetHost.id) === true && sourceBack()),
   );
   if (await restarted()) {
-    if (retry.migrationId)
+    if (retry.migrationId) {
+      // Its agent may be reconnecting after the restart: the reception it holds is removed once
+      // it answers (a minute at most; one that stays away ends it itself when it starts again).
+      await deps.connections
+        .whenConnected([targetHost.connectionId!], 60_000, retry.signal)
+        .catch(() => undefined);
       await abandonReception(deps.connections, targetHost.connectionId!, retry.migrationId);
+    }
     const now = deps.inventory.get(vm.id);
     throw new ZenithError(
       'ZEN_INVALID_STATE',
