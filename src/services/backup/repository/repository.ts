@@ -160,8 +160,17 @@ export class BackupRepository {
         'the chunk size is a multiple of 4 KiB from 64 KiB to 64 MiB',
         { chunkSize },
       );
-    await mkdir(root, { recursive: true, mode: 0o700 });
-    const present = await readdir(root);
+    let present: string[];
+    try {
+      await mkdir(root, { recursive: true, mode: 0o700 });
+      present = await readdir(root);
+    } catch (error) {
+      // A file where the directory should be, a parent not writable: said, never an uncoded 500.
+      const code = (error as NodeJS.ErrnoException).code ?? String(error);
+      throw repositoryError(root, `${root} cannot be a repository's directory (${code})`, {
+        reason: code,
+      });
+    }
     if (present.length > 0)
       throw repositoryError(
         root,
