@@ -115,6 +115,15 @@ export const channelSilenceBeats = 3;
  */
 export const sentinelGuardMs = 400;
 
+/**
+ * The guard for a heartbeat: sentinelGuardMs, or half a beat when beats are short, so the sentinel
+ * acts midway between this watchdog's self-fencing and the control plane's restart rather than
+ * a few milliseconds after the former (a busy host delays a timer by more than that).
+ */
+export function sentinelGuardFor(heartbeatMs: number): number {
+  return Math.min(sentinelGuardMs, heartbeatMs / 2);
+}
+
 export class HaWatchdog {
   readonly bootId = randomUUID();
   readonly #options: HaWatchdogOptions;
@@ -543,7 +552,7 @@ export class HaWatchdog {
   /**
    * Arms the sentinel until just before the control plane may restart the VMs: it waits
    * selfFenceSeconds + one heartbeat after the later of the agent's last word and its last
-   * heartbeat, so the sentinel kills sentinelGuardMs before that, counted from the later of the
+   * heartbeat, so the sentinel kills sentinelGuardFor(heartbeat) before that, counted from the later of the
    * channel last heard and the last heartbeat written. That is after this watchdog's own
    * self-fencing (selfFenceSeconds after the same moment): while the agent lives it fences
    * itself; the sentinel acts when it is gone. A restarted agent that has not heard the control
@@ -554,7 +563,11 @@ export class HaWatchdog {
     if (!sentinel) return;
     const contact = Math.max(this.#lastHeard ?? now, this.#lastWritten ?? -Infinity);
     const killAfterMs =
-      contact + settings.selfFenceSeconds * 1000 + this.heartbeatMs - sentinelGuardMs - now;
+      contact +
+      settings.selfFenceSeconds * 1000 +
+      this.heartbeatMs -
+      sentinelGuardFor(this.heartbeatMs) -
+      now;
     this.#guarded = vms.filter((vm) => vm.pid !== null).length;
     try {
       sentinel.feed(

@@ -11,6 +11,7 @@ import { describe, test } from 'node:test';
 import { ManualClock } from '../../src/core/clock.js';
 import {
   HaWatchdog,
+  sentinelGuardFor,
   sentinelGuardMs,
   type HaLocalVm,
   type HaPersistedState,
@@ -455,6 +456,23 @@ describe('the HA watchdog', () => {
     assert.equal(sentinel.standDowns, 0);
     await watchdog.stop();
     assert.equal(sentinel.standDowns, 1, 'a deliberate stop stands it down');
+  });
+
+  test('with short beats the sentinel is due midway between self-fencing and the control plane’s restart, not a poll after the former', async () => {
+    let sentinel!: FakeSentinel;
+    const { watchdog, clock, seconds } = setUp({
+      sentinel: (c) => (sentinel = new FakeSentinel(c)),
+    });
+    watchdog.channelOpened();
+    watchdog.configure(
+      settings({ isolationResponse: 'leave-running', selfFenceSeconds: 3, heartbeatMs: 500 }),
+    );
+    await seconds(2, true);
+    await new Promise((resolve) => setImmediate(resolve));
+    // Self-fencing at +3 s, the control plane's restart at +3.5 s: the sentinel at +3.25 s.
+    assert.equal(sentinelGuardFor(500), 250);
+    assert.equal(sentinel.deadline, clock.now() + 3000 + 250);
+    await watchdog.stop();
   });
 
   test('a deliberate stop with HA on and VMs running leaves the fencing sentinel armed (the control plane cannot tell it from a death)', async () => {
