@@ -13,6 +13,7 @@ const serviceRooms = [
   'policy',
   'identity',
   'tasks',
+  'scheduler',
   'agents',
   'connections',
   'quotas',

@@ -5,6 +5,7 @@ import * as accounting from './accounting.js';
 import * as agents from './agents.js';
 import * as audit from './audit.js';
 import * as auth from './auth.js';
+import * as backupJobs from './backup-jobs.js';
 import * as backups from './backups.js';
 import * as connections from './connections.js';
 import * as consoles from './consoles.js';
@@ -51,6 +52,7 @@ export const operations = {
   ...operationsOf(metrics),
   ...operationsOf(snapshots),
   ...operationsOf(backups),
+  ...operationsOf(backupJobs),
   ...operationsOf(consoles),
   ...operationsOf(tasks),
   ...operationsOf(events),

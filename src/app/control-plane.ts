@@ -64,7 +64,9 @@ import { VmCloneService } from '../services/vms/vm-clone.js';
 import { VmCreateService } from '../services/vms/vm-create.js';
 import { VmSnapshotService } from '../services/vms/vm-snapshots.js';
 import { VmEditService } from '../services/vms/vm-edit.js';
+import { BackupJobs } from '../services/backup/backup-jobs.js';
 import { BackupService } from '../services/backup/backup-service.js';
+import { Scheduler } from '../services/scheduler/scheduler.js';
 
 export interface ControlPlaneOptions {
   dataDir: string;
@@ -138,6 +140,10 @@ export interface ControlPlane {
   haAdmission: HaAdmission;
   /** Backup repositories, the catalogue, backups, restores and verifies. */
   backups: BackupService;
+  /** Backup jobs: selectors, schedules, limits and retention; their runs. */
+  backupJobs: BackupJobs;
+  /** Cron schedules kept in the store, each slot fired once. */
+  scheduler: Scheduler;
   /** Set on the very first start when no admin password was given: print it once. */
   generatedAdminPassword: string | undefined;
   close(): Promise<void>;
@@ -395,6 +401,18 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     roots: backupRoots,
     quotas: quotaGate,
   });
+  const scheduler = new Scheduler({ store, clock, logger: logger.child({ room: 'scheduler' }) });
+  const backupJobs = new BackupJobs({
+    store,
+    inventory,
+    access,
+    identities,
+    tasks,
+    scheduler,
+    backups,
+    clock,
+    logger,
+  });
   const metrics = new MetricHistory(store, clock, { ...defaultMetricSettings, ...options.metrics });
   const metricsSampler = new MetricsSampler({
     clock,
@@ -461,6 +479,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       logger.info(recovered, 'tasks recovered after restart');
     rebalancer.start();
     powerSchedule.start();
+    scheduler.start();
     metricsSampler.start();
     sensorSampler.start();
     await ha.start();
@@ -505,6 +524,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       vmMonitor,
       haAdmission,
       backups,
+      backupJobs,
+      scheduler,
       generatedAdminPassword: bootstrap.generatedPassword,
       async close() {
         await vmMonitor.stop();
@@ -512,6 +533,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         agentHub.closeAll();
         clearInterval(pruneTimer);
         clearInterval(sessionSweep);
+        await scheduler.stop();
         await rebalancer.stop();
         await powerSchedule.stop();
         await metricsSampler.stop();

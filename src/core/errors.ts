@@ -536,6 +536,11 @@ export const errorCatalogue = {
     summary:
       'The backup repository has no room left (or its quota is reached); the backup was not kept and nothing half-written names it.',
   },
+  ZEN_BACKUP_JOB_INCOMPLETE: {
+    status: 409,
+    summary:
+      "A backup job's run ended with VMs not backed up (their backups failed or were cancelled); the message names them, and each one's backup task says why. The others were backed up and kept.",
+  },
   ZEN_INTERNAL: {
     status: 500,
     summary: 'An unexpected error; it was logged with the request id. Please report it.',

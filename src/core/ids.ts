@@ -26,6 +26,7 @@ export const idPrefixes = {
   failover: 'failover',
   backup: 'backup',
   backupRepository: 'brepo',
+  backupJob: 'bjob',
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

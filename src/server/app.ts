@@ -30,6 +30,7 @@ import { resourceGroupMemberRoutes } from './routes/resource-group-members.js';
 import { metricsHistoryRoutes } from './routes/metrics-history.js';
 import { haRoutes } from './routes/ha.js';
 import { haAdmissionRoutes } from './routes/ha-admission.js';
+import { backupJobRoutes } from './routes/backup-jobs.js';
 import { backupRoutes } from './routes/backups.js';
 import { machineRoutes } from './routes/machines.js';
 import { placementRoutes } from './routes/placement.js';
@@ -154,6 +155,7 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
       await haRoutes(api, plane);
       await haAdmissionRoutes(api, plane);
       await backupRoutes(api, plane);
+      await backupJobRoutes(api, plane);
     },
     { prefix: '/api/v1' },
   );

@@ -19,13 +19,13 @@ import type { Permission, Principal } from '../services/identity/roles.js';
  * the answer holds only what its scopes reach. A list of sources: the objects
  * the request names (a path parameter, a body field or every item of a body
  * field that lists them), each checked on its scope chain; a task stands for
- * the object it acts on, and a backup for the VM it is of.
+ * the object it acts on, a backup for the VM it is of, and a backup job for its scope.
  */
 export type RouteScope =
   | 'global'
   | 'filtered'
   | Array<
-      | { param: string; kind: ObjectKind | 'task' | 'backup' | 'any' }
+      | { param: string; kind: ObjectKind | 'task' | 'backup' | 'backupJob' | 'any' }
       | { body: string; kind: ObjectKind | 'any' }
     >;
 
@@ -178,6 +178,16 @@ async function scopeObjects(
       if (!readable && !plane.access.decide(principal, needed, backup.vmId).allowed)
         throw new ZenithError('ZEN_NOT_FOUND', `no backup ${value}`, { id: value });
       named.push(backup.vmId);
+      continue;
+    }
+    if (source.kind === 'backupJob') {
+      // A job stands for its scope (null: everything); unseen, it does not exist.
+      const job = await plane.backupJobs.scopeOf(value);
+      const readable = plane.access.decide(principal, 'backup.read', job.scopeId).allowed;
+      if (!readable && !plane.access.decide(principal, needed, job.scopeId).allowed)
+        throw new ZenithError('ZEN_NOT_FOUND', `no backup job ${value}`, { id: value });
+      params[(source as { param: string }).param] = job.id;
+      named.push(job.scopeId);
       continue;
     }
     const object = resolve(source.kind, value);

@@ -437,6 +437,43 @@ export interface BackupsTable {
   disks: string;
 }
 
+export interface SchedulesTable {
+  id: string;
+  owner_kind: string;
+  cron: string;
+  time_zone: string;
+  enabled: number;
+  next_run_at: number | null;
+  last_run_at: number | null;
+  last_task_id: string | null;
+}
+
+export interface BackupJobsTable {
+  id: string;
+  name: string;
+  description: string | null;
+  repository_id: string;
+  selector: string | null;
+  scope_id: string | null;
+  schedule: string | null;
+  time_zone: string;
+  enabled: number;
+  retention: string | null;
+  max_per_host: number;
+  max_per_repository: number;
+  identity_id: string;
+  binding_id: string | null;
+  created_by: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface BackupJobItemsTable {
+  run_task_id: string;
+  vm_id: string;
+  task_id: string;
+}
+
 export interface Database {
   objects: ObjectsTable;
   location_history: LocationHistoryTable;
@@ -466,6 +503,9 @@ export interface Database {
   ha_monitor_restarts: HaMonitorRestartsTable;
   backup_repositories: BackupRepositoriesTable;
   backups: BackupsTable;
+  schedules: SchedulesTable;
+  backup_jobs: BackupJobsTable;
+  backup_job_items: BackupJobItemsTable;
   machine_sensor_samples: MachineSensorSamplesTable;
   vm_metric_samples: VmMetricSamplesTable;
   vm_metric_rollups: VmMetricRollupsTable;

@@ -211,4 +211,66 @@ describe('backups through the zenith command (real QEMU)', () => {
     assert.equal(unknown.code, 4, unknown.stderr);
     assert.match(unknown.stderr, /error ZEN_NOT_FOUND: no backup repository 'nope'/);
   });
+  test('a backup job: add with a selector, a schedule and a retention; show; run; set; remove', async () => {
+    const added = await ok([
+      'backups',
+      'jobs',
+      'add',
+      'nightly',
+      'main',
+      '--selector',
+      "vm.name == 'bk'",
+      '--schedule',
+      '30 2 * * *',
+      '--time-zone',
+      'Europe/Paris',
+      '--keep',
+      'last=3',
+      '--keep',
+      'daily=7',
+    ]);
+    assert.match(added.stderr, /^backup job nightly \(bjob_\S+\), acting as job-\S+; next run /);
+    const listed = rowsOf((await ok(['backups', 'jobs'])).stdout);
+    assert.deepEqual(
+      listed.map((row) => [row[0], row[1], row[2], row[3], row[6]]),
+      [['nightly', 'main', 'everything', '30 2 * * * Europe/Paris', 'enabled']],
+    );
+    const shown = (await ok(['backups', 'jobs', 'show', 'nightly'])).stdout;
+    assert.match(shown, /retention\s+last=3 daily=7/);
+    assert.match(shown, /selects\s+bk\n/);
+    assert.match(shown, /at once\s+1 per host, 2 per repository/);
+
+    const ran = await ok(['backups', 'jobs', 'run', 'nightly']);
+    assert.match(ran.stderr, /backup\.job succeeded/);
+    assert.match(
+      ran.stdout,
+      /^bk: succeeded backup_\S+ \((full|incremental)\)\n1 VM\(s\) backed up, 0 backup\(s\) pruned\n$/,
+    );
+
+    await ok([
+      'backups',
+      'jobs',
+      'set',
+      'nightly',
+      '--disable',
+      '--keep',
+      'none',
+      '--per-host',
+      '2',
+    ]);
+    const changed = await json(['backups', 'jobs', 'show', 'nightly']);
+    assert.equal(changed.enabled, false);
+    assert.equal(changed.retention, null);
+    assert.deepEqual(changed.nextRuns, []);
+    assert.equal(changed.concurrency.perHost, 2);
+    assert.deepEqual(
+      changed.selection.vms.map((vm: { name: string }) => vm.name),
+      ['bk'],
+    );
+    const bad = await zenith(['backups', 'jobs', 'set', 'nightly', '--schedule', '61 * * * *']);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /error ZEN_BAD_REQUEST: '61 \* \* \* \*' is not a cron pattern/);
+    await ok(['backups', 'jobs', 'remove', 'nightly']);
+    assert.deepEqual((await json(['backups', 'jobs', 'list'])).items, []);
+  });
 });

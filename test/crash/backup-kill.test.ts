@@ -145,3 +145,93 @@ test('kill -9 in the middle of a backup: no backup until the task, run again aft
   assert.equal(next.state, 'succeeded', JSON.stringify(next.error));
   assert.deepEqual([next.result.scope, next.result.readBytes], ['incremental', 0]);
 });
+
+test('kill -9 in the middle of a backup job’s run: after the restart the run goes on, and each VM is backed up once by it', async () => {
+  let token = await login();
+  const host = (await api(token, 'GET', '/hosts')).items[0];
+  const image = await ensureGuestImage();
+  const finished = async (taskId: string, timeoutMs = 120_000) =>
+    until(
+      `task ${taskId}`,
+      async () => {
+        const task = await api(token, 'GET', `/tasks/${taskId}`).catch(() => undefined);
+        return task && ['succeeded', 'failed', 'cancelled'].includes(task.state) ? task : undefined;
+      },
+      timeoutMs,
+      100,
+    );
+  // A second VM never backed up, full of random bytes: its backup is long enough to be killed in.
+  const created = await api(token, 'POST', '/vms', {
+    name: 'kb2',
+    hostId: host.id,
+    cpus: 1,
+    memoryBytes: 128 * MiB,
+    diskBytes: 128 * MiB,
+    options: { kernel: image.kernel, initrd: image.initrd, cmdline: GUEST_KERNEL_APPEND },
+  });
+  const made = await finished(created.id);
+  assert.equal(made.state, 'succeeded', JSON.stringify(made.error));
+  const second = made.result.vmId as string;
+  const noise = join(dataDir, 'noise.bin');
+  execFileSync('sh', ['-c', `head -c ${96 * MiB} /dev/urandom > ${noise}`]);
+  execFileSync('qemu-io', [
+    '-f',
+    'qcow2',
+    '-c',
+    `write -s ${noise} 0 96M`,
+    join(dataDir, 'images', 'kb2', 'disk0.qcow2'),
+  ]);
+  rmSync(noise);
+  // Every VM (kb, then kb2), one at a time on the host.
+  const job = await api(token, 'POST', '/backup-jobs', {
+    name: 'all',
+    repository: 'main',
+    concurrency: { perHost: 1 },
+  });
+  assert.ok(job.id, JSON.stringify(job));
+  const run = (await api(token, 'POST', `/backup-jobs/${job.id}/run`)).id as string;
+  const child = await until(
+    'kb2’s backup a fifth done',
+    async () => {
+      const tasks = (await api(token, 'GET', `/tasks?targetId=${second}`)).items as Array<{
+        id: string;
+        kind: string;
+        state: string;
+        progress: number;
+      }>;
+      const backup = tasks.find((t) => t.kind === 'backup.create');
+      assert.notEqual(backup?.state, 'succeeded', 'the backup ended before the kill');
+      return backup?.state === 'running' && backup.progress >= 20 ? backup.id : undefined;
+    },
+    120_000,
+    20,
+  );
+  await server!.kill('SIGKILL');
+
+  server = await startServerProcess({ dataDir });
+  token = await login();
+  const ended = await finished(run, 180_000);
+  assert.equal(ended.state, 'succeeded', JSON.stringify(ended.error));
+  assert.equal(ended.attempt, 2, 'the run went on after the restart');
+  const byVm = Object.fromEntries(
+    ended.result.vms.map((vm: { vmName: string; taskId: string; state: string }) => [
+      vm.vmName,
+      vm,
+    ]),
+  );
+  assert.deepEqual(Object.keys(byVm).sort(), ['kb', 'kb2']);
+  assert.equal(byVm.kb2.taskId, child, 'the backup asked for before the kill, waited for');
+  assert.equal(byVm.kb2.state, 'succeeded');
+  // One backup.create for kb2, run again after the restart; one backup of each VM by the job.
+  const kb2Backups = (await api(token, 'GET', `/tasks?targetId=${second}`)).items.filter(
+    (t: { kind: string }) => t.kind === 'backup.create',
+  );
+  assert.deepEqual(
+    kb2Backups.map((t: { id: string; attempt: number }) => [t.id, t.attempt]),
+    [[child, 2]],
+  );
+  const byJob = (await api(token, 'GET', '/backups?repository=main')).items.filter(
+    (b: { jobId: string | null }) => b.jobId === job.id,
+  );
+  assert.deepEqual(byJob.map((b: { vmName: string }) => b.vmName).sort(), ['kb', 'kb2']);
+});

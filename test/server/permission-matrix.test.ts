@@ -10,6 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { join } from 'node:path';
 import type { RouteEntry } from '../../src/server/auth.js';
 import { permissions, type Permission } from '../../src/services/identity/roles.js';
 
@@ -32,6 +33,8 @@ interface Fixture {
   taskA: string;
   /** A backup of vmA (in the catalogue: a simulated VM has no disks to read). */
   backupA: string;
+  /** A backup job scoped to vmA. */
+  jobA: string;
 }
 
 /** An id of the same form as `id` that names nothing. */
@@ -50,9 +53,11 @@ function requestFor(
         ? f.taskA
         : kind === 'backup'
           ? f.backupA
-          : kind === 'any'
-            ? f.vmA
-            : f.inA[kind]!;
+          : kind === 'backupJob'
+            ? f.jobA
+            : kind === 'any'
+              ? f.vmA
+              : f.inA[kind]!;
     return options.missing ? missingLike(id) : id;
   };
   const path = route.url.replace(/^\/api\/v1/, '').replace(/:(\w+)/g, (_all, name: string) => {
@@ -155,7 +160,19 @@ describe('permission matrix over every API route', () => {
       disks: [],
       checksum: '',
     });
-    f = { scopeA: scopeA.id, scopeB: scopeB.id, inA, vmA, taskA: task.body.id, backupA };
+    // A job on vmA: a PATCH naming vmA as its scope (as the matrix's bodies do) does not move it.
+    await s.plane.backups.addRepository({
+      name: 'matrix',
+      path: join(s.dataDir, 'backups', 'matrix'),
+    });
+    const adminIdentity = await s.plane.identities.get('admin');
+    const jobA = (
+      await s.plane.backupJobs.create(
+        { name: 'job-a', repository: 'matrix', scope: vmA },
+        { id: adminIdentity.id, role: adminIdentity.role, name: adminIdentity.name },
+      )
+    ).id;
+    f = { scopeA: scopeA.id, scopeB: scopeB.id, inA, vmA, taskA: task.body.id, backupA, jobA };
     routes = s.app.routeTable.filter((r) => r.method !== 'HEAD');
 
     const { identities, access } = s.plane;
@@ -298,7 +315,8 @@ describe('permission matrix over every API route', () => {
         const readsOthers = !(
           route.permission === 'inventory.read' ||
           (route.permission === 'task.read' && scope.some((source) => source.kind === 'task')) ||
-          (route.permission === 'backup.read' && scope.some((source) => source.kind === 'backup'))
+          (route.permission === 'backup.read' &&
+            scope.some((source) => source.kind === 'backup' || source.kind === 'backupJob'))
         );
         const reader = await call(s, route.method, path, await tokenOf(ids.onBReadsA), body);
         expect(

@@ -8,13 +8,14 @@ import type { AnswerOf } from '../../api/operation.js';
 import { ApiClient } from '../client.js';
 import { formatBytes, formatTime, printJson, printKeyValues, printTable } from '../output.js';
 import { runTaskAndSay, scopeOf } from './backup-views.js';
+import { registerJobs } from './backups-jobs.js';
 import { registerRepositories } from './backups-repositories.js';
 import type { Globals } from './globals.js';
 
 export function registerBackups(program: Command): void {
   const backups = program
     .command('backups')
-    .description('Backups of VMs: the catalogue, backing up, restoring; repositories');
+    .description('Backups of VMs: the catalogue, backing up, restoring; repositories and jobs');
   backups
     .command('list', { isDefault: true })
     .description('The catalogue, newest first')
@@ -143,4 +144,5 @@ export function registerBackups(program: Command): void {
       process.stderr.write(`deleted backup ${backup}\n`);
     });
   registerRepositories(backups);
+  registerJobs(backups);
 }

@@ -33,7 +33,7 @@ import {
   type PortableVm,
 } from '../../hypervisors/driver.js';
 import type { ActionContext } from '../../hypervisors/driver-types.js';
-import type { Store } from '../../store/store.js';
+import type { Store, Tx } from '../../store/store.js';
 import { quotaHoldParams, type QuotaGate } from '../quotas/quota-gate.js';
 import type { Actor } from '../audit/audit-service.js';
 import type { ConnectionService } from '../connections/connection-service.js';
@@ -116,6 +116,8 @@ const BackupParams = Type.Object({
   repositoryId: Type.String(),
   repositoryName: Type.Optional(Type.String()),
   vmName: Type.Optional(Type.String()),
+  /** The job that asked for it, if one did (the catalogue lists it, and its retention applies). */
+  jobId: Type.Optional(Type.String()),
 });
 const RestoreParams = Type.Object({
   backupId: Type.String(),
@@ -404,6 +406,17 @@ export class BackupService {
         `${record.name} is in use by ${running.length} task(s): wait for them`,
         { tasks: running.map((t) => t.id) },
       );
+    const jobs = await this.deps.store.db
+      .selectFrom('backup_jobs')
+      .select('name')
+      .where('repository_id', '=', record.id)
+      .execute();
+    if (jobs.length > 0)
+      throw new ZenithError(
+        'ZEN_CONFLICT',
+        `${record.name} is where backup job(s) ${jobs.map((j) => j.name).join(', ')} write: remove or change them first`,
+        { jobs: jobs.map((j) => j.name) },
+      );
     await this.catalogue.removeRepository(record.id);
     this.#open.delete(record.id);
   }
@@ -458,17 +471,65 @@ export class BackupService {
 
   // —— tasks ——
 
-  /** Backs a VM up into a repository now. */
-  async backUp(vmId: string, repository: string, owner: Actor, requestId?: string): Promise<Task> {
+  /**
+   * Backs a VM up into a repository now. A job passes its id, and `prepare` to record the task in
+   * the transaction that writes it.
+   */
+  async backUp(
+    vmId: string,
+    repository: string,
+    owner: Actor,
+    requestId?: string,
+    options: { jobId?: string; prepare?: (tx: Tx, taskId: string) => Promise<void> } = {},
+  ): Promise<Task> {
     const { vm } = this.#vmTarget(vmId);
     const record = await this.findRepository(repository);
     return this.deps.tasks.submit({
       kind: this.#backup,
       targetId: vm.id,
-      params: { repositoryId: record.id, repositoryName: record.name, vmName: vm.name },
+      params: {
+        repositoryId: record.id,
+        repositoryName: record.name,
+        vmName: vm.name,
+        ...(options.jobId ? { jobId: options.jobId } : {}),
+      },
       owner,
       ...(requestId ? { requestId } : {}),
+      ...(options.prepare ? { prepare: options.prepare } : {}),
     });
+  }
+
+  /**
+   * Whether a VM's family can be backed up (it has disk streams). A VM whose connection is down
+   * counts as capable: a backup asked for it fails, and says why.
+   */
+  canBackUp(vm: ManagedObject): boolean {
+    if (!vm.connectionId || !vm.externalId) return false;
+    let driver;
+    try {
+      driver = this.deps.connections.driver(vm.connectionId);
+    } catch {
+      return true;
+    }
+    return facetOf(driver, 'diskStreams') !== undefined;
+  }
+
+  /**
+   * Deletes a VM's backups made by a job that its retention does not keep (a job's run does this
+   * after its backups); answers the ids pruned.
+   */
+  async pruneJobBackups(
+    repositoryId: string,
+    vmId: string,
+    jobId: string,
+    retention: Retention,
+  ): Promise<string[]> {
+    const backups = (await this.catalogue.list({ repositoryId, vmId })).filter(
+      (backup) => backup.jobId === jobId,
+    );
+    const { prune } = applyRetention(backups, retention);
+    for (const backup of prune) await this.remove(backup.id);
+    return prune.map((backup) => backup.id);
   }
 
   /** Restores a backup as a new, stopped VM on a host. */
@@ -713,6 +774,7 @@ export class BackupService {
             : {}),
         },
         task: task.id,
+        ...(task.params.jobId ? { job: task.params.jobId } : {}),
         ...(parent ? { parent } : {}),
       },
       disks.map((disk, index) => ({

@@ -1,0 +1,794 @@
+/**
+ * Backup jobs: which VMs (a selector in the policy language, over the job's scope), into which
+ * repository, when (a cron pattern in a time zone, through the scheduler, and on demand), how many
+ * at once (per host, per repository), and what to keep (retention, applied to the job's own
+ * backups after each run).
+ *
+ * A job acts as a service identity of its own, bound to the role `backup-job` on its scope: the
+ * binding, not the selector, decides what it may reach, and it is made only for someone who holds
+ * backup.run there themselves, so a job never reaches further than the one who made it. Its runs
+ * and the backups they make are tasks owned by that identity, audited under its name.
+ *
+ * A run is a task (`backup.job`). Each backup it asks for is recorded with the backup's task in the
+ * transaction that writes that task, so a run resumed after a crash waits for the backups it asked
+ * for and asks only for the others: no VM is backed up twice by one run.
+ */
+import { Type, type Static } from 'typebox';
+import type { Clock } from '../../core/clock.js';
+import type { ActionContext } from '../../hypervisors/driver-types.js';
+import { isZenithError, ZenithError } from '../../core/errors.js';
+import { newId } from '../../core/ids.js';
+import type { Logger } from '../../core/logger.js';
+import type { BackupJobsTable } from '../../store/schema.js';
+import type { Store, Tx } from '../../store/store.js';
+import type { Actor } from '../audit/audit-service.js';
+import type { AccessService } from '../identity/access-service.js';
+import type { IdentityService } from '../identity/identity-service.js';
+import type { InventoryService } from '../inventory/inventory-service.js';
+import type { ManagedObject } from '../inventory/model.js';
+import { compileCondition, type CompiledExpression } from '../policy/language/compiler.js';
+import { ObjectFacts, resourceGroupOf } from '../policy/fact-sources.js';
+import { nextSlot, nextSlots, type Scheduler } from '../scheduler/scheduler.js';
+import type { Task, TaskKind, TaskService } from '../tasks/task-service.js';
+import type { BackupService } from './backup-service.js';
+import { checkRetention, type Retention } from './retention.js';
+
+/** The role a job's identity is bound to on its scope (made on first use; admins may narrow it). */
+export const backupJobRole = 'backup-job';
+const backupJobPermissions = ['inventory.read', 'backup.read', 'backup.run'];
+const scheduleOwner = 'backup.job';
+const namePattern = /^[a-z][a-z0-9._-]{1,62}$/;
+
+export interface BackupJobInput {
+  name: string;
+  description?: string | null;
+  /** The repository (id or name) the job writes to. */
+  repository: string;
+  /** A condition over `vm` and `group` facts, e.g. `'env:prod' in vm.tags`; absent: every VM in scope. */
+  selector?: string | null;
+  /** The object (id or name) whose subtree the job reaches; absent or null: everything. */
+  scope?: string | null;
+  /** A cron pattern; absent or null: on demand only. */
+  schedule?: string | null;
+  timeZone?: string;
+  enabled?: boolean;
+  retention?: Retention | null;
+  concurrency?: { perHost?: number; perRepository?: number };
+}
+
+export interface BackupJobView {
+  id: string;
+  name: string;
+  description: string | null;
+  repository: { id: string; name: string };
+  selector: string | null;
+  scope: { id: string; name: string; kind: string } | null;
+  schedule: string | null;
+  timeZone: string;
+  enabled: boolean;
+  retention: Retention | null;
+  concurrency: { perHost: number; perRepository: number };
+  identity: { id: string; name: string };
+  /** The next slots (at most three) while the job is enabled and scheduled. */
+  nextRuns: number[];
+  lastRun: {
+    taskId: string;
+    state: string;
+    trigger: string;
+    startedAt: number | null;
+    endedAt: number | null;
+  } | null;
+  createdBy: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface JobRunResult {
+  job: string;
+  /** The VMs the job selected, each with the backup asked for it. */
+  vms: Array<{
+    vmId: string;
+    vmName: string;
+    taskId: string | null;
+    state: 'succeeded' | 'failed' | 'cancelled';
+    backupId?: string;
+    scope?: string;
+    readBytes?: number;
+    error?: { code: string; message: string };
+  }>;
+  /** Selected, but of a family that cannot be backed up. */
+  skipped: Array<{ vmId: string; vmName: string; reason: string }>;
+  /** Backups the retention removed after the run. */
+  pruned: string[];
+}
+
+const RunParams = Type.Object({
+  jobId: Type.String(),
+  jobName: Type.Optional(Type.String()),
+  trigger: Type.Union([Type.Literal('schedule'), Type.Literal('manual')]),
+  /** The schedule's slot a scheduled run fired for. */
+  slot: Type.Optional(Type.Number()),
+});
+
+const defaultConcurrency = { perHost: 1, perRepository: 2 };
+
+function checkConcurrency(field: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < 1 || value > 64)
+    throw new ZenithError(
+      'ZEN_BAD_REQUEST',
+      `concurrency.${field} must be a whole number from 1 to 64`,
+      {
+        field: `concurrency.${field}`,
+        value,
+      },
+    );
+  return value;
+}
+
+function compileSelector(selector: string): CompiledExpression {
+  try {
+    return compileCondition(selector, {
+      allowedRoots: ['vm', 'group'],
+      purpose: "a job's selector",
+    });
+  } catch (error) {
+    if (isZenithError(error))
+      throw new ZenithError(error.code, `selector: ${error.message}`, {
+        ...error.details,
+        field: 'selector',
+      });
+    throw error;
+  }
+}
+
+/** How many backups run now per host and per repository (every run of every job in this process). */
+class Slots {
+  readonly #busy = new Map<string, number>();
+  free(key: string, limit: number): boolean {
+    return (this.#busy.get(key) ?? 0) < limit;
+  }
+  take(key: string): void {
+    this.#busy.set(key, (this.#busy.get(key) ?? 0) + 1);
+  }
+  give(key: string): void {
+    const left = (this.#busy.get(key) ?? 1) - 1;
+    if (left > 0) this.#busy.set(key, left);
+    else this.#busy.delete(key);
+  }
+}
+
+export class BackupJobs {
+  readonly #run: TaskKind<Static<typeof RunParams>>;
+  readonly #slots = new Slots();
+
+  constructor(
+    private readonly deps: {
+      store: Store;
+      inventory: InventoryService;
+      access: AccessService;
+      identities: IdentityService;
+      tasks: TaskService;
+      scheduler: Scheduler;
+      backups: BackupService;
+      clock: Clock;
+      logger: Logger;
+    },
+  ) {
+    this.#run = deps.tasks.register({
+      name: 'backup.job',
+      params: RunParams,
+      run: async ({ task, signal, progress }) => this.#runJob(task, signal, progress),
+      // Run again: the backups it recorded are waited for, the others asked for.
+      recover: async () => 'retry',
+      maxAttempts: 5,
+    });
+    deps.scheduler.register(scheduleOwner, {
+      fire: async (firing) => {
+        const job = await this.#row(firing.id).catch(() => null);
+        if (!job) {
+          await deps.store.transaction((tx) => firing.take(tx, null));
+          return;
+        }
+        const busy = await this.#unfinishedRun(job.id);
+        if (busy) {
+          // One run at a time: a slot that comes while the last run goes on is passed.
+          await deps.store.transaction((tx) => firing.take(tx, null));
+          deps.logger.warn(
+            { job: job.name, slot: firing.slot, running: busy },
+            'a backup job’s slot came while its last run goes on: this slot is passed',
+          );
+          return;
+        }
+        await deps.tasks.submit({
+          kind: this.#run,
+          targetId: job.id,
+          params: { jobId: job.id, jobName: job.name, trigger: 'schedule', slot: firing.slot },
+          owner: await this.#actor(job),
+          prepare: (tx, taskId) => firing.take(tx, taskId),
+        });
+      },
+    });
+  }
+
+  // —— the jobs ——
+
+  async list(): Promise<BackupJobView[]> {
+    const rows = await this.deps.store.db
+      .selectFrom('backup_jobs')
+      .selectAll()
+      .orderBy('name')
+      .execute();
+    return Promise.all(rows.map((row) => this.#view(row)));
+  }
+
+  async get(idOrName: string): Promise<BackupJobView> {
+    return this.#view(await this.#row(idOrName));
+  }
+
+  /** The scope a job reaches (null: everything), for authorizing a request about it. */
+  async scopeOf(idOrName: string): Promise<{ id: string; scopeId: string | null }> {
+    const row = await this.#row(idOrName);
+    return { id: row.id, scopeId: row.scope_id };
+  }
+
+  /**
+   * Makes a job. The caller has backup.manage on the scope (the route checks); the job's binding
+   * needs backup.run there too, so `creator` must hold it.
+   */
+  async create(
+    input: BackupJobInput,
+    creator: { id: string; role: string; name: string },
+  ): Promise<BackupJobView> {
+    if (!namePattern.test(input.name))
+      throw new ZenithError(
+        'ZEN_BAD_REQUEST',
+        `'${input.name}' is not a valid job name: 2–63 lower-case letters, digits and . _ -, starting with a letter`,
+        { field: 'name', name: input.name },
+      );
+    const taken = await this.deps.store.db
+      .selectFrom('backup_jobs')
+      .select('id')
+      .where('name', '=', input.name)
+      .executeTakeFirst();
+    if (taken)
+      throw new ZenithError('ZEN_CONFLICT', `a backup job named '${input.name}' exists`, {
+        name: input.name,
+      });
+    const settings = await this.#settings(input, null);
+    this.#mayDelegate(creator, settings.scopeId);
+    const now = this.deps.clock.now();
+    const id = newId('backupJob', now);
+    await this.#ensureRole();
+    const identity = await this.deps.identities.createServiceIdentity({
+      name: `job-${id.slice('bjob_'.length).toLowerCase()}`,
+      role: 'none',
+      displayName: `backup job ${input.name}`,
+    });
+    let bindingId: string | null = null;
+    try {
+      bindingId = (
+        await this.deps.access.createBinding(
+          { subject: identity.id, role: backupJobRole, scope: settings.scopeId },
+          creator.id,
+        )
+      ).id;
+      const row: BackupJobsTable = {
+        id,
+        name: input.name,
+        description: input.description ?? null,
+        repository_id: settings.repositoryId,
+        selector: settings.selector,
+        scope_id: settings.scopeId,
+        schedule: settings.schedule,
+        time_zone: settings.timeZone,
+        enabled: settings.enabled ? 1 : 0,
+        retention: settings.retention ? JSON.stringify(settings.retention) : null,
+        max_per_host: settings.perHost,
+        max_per_repository: settings.perRepository,
+        identity_id: identity.id,
+        binding_id: bindingId,
+        created_by: creator.id,
+        created_at: now,
+        updated_at: now,
+      };
+      await this.deps.store.transaction(async (tx) => {
+        await tx.insertInto('backup_jobs').values(row).execute();
+        await this.#setSchedule(tx, row);
+      });
+    } catch (error) {
+      // Nothing is left of a job that was not made.
+      if (bindingId) await this.deps.access.deleteBinding(bindingId).catch(() => undefined);
+      await this.deps.identities.remove(identity.id).catch(() => undefined);
+      await this.#refuseTakenName(input.name);
+      throw error;
+    }
+    return this.get(id);
+  }
+
+  /** Changes a job; a new scope moves its binding (the caller needs the same rights there). */
+  async update(
+    idOrName: string,
+    changes: Partial<Omit<BackupJobInput, 'name'>>,
+    by: { id: string; role: string; name: string },
+  ): Promise<BackupJobView> {
+    const row = await this.#row(idOrName);
+    const current: BackupJobInput = {
+      name: row.name,
+      description: row.description,
+      repository: row.repository_id,
+      selector: row.selector,
+      scope: row.scope_id,
+      schedule: row.schedule,
+      timeZone: row.time_zone,
+      enabled: row.enabled === 1,
+      retention: row.retention ? (JSON.parse(row.retention) as Retention) : null,
+      concurrency: { perHost: row.max_per_host, perRepository: row.max_per_repository },
+    };
+    const merged: BackupJobInput = { ...current };
+    for (const [key, value] of Object.entries(changes))
+      if (value !== undefined) (merged as unknown as Record<string, unknown>)[key] = value;
+    if (changes.concurrency)
+      merged.concurrency = { ...current.concurrency, ...changes.concurrency };
+    const settings = await this.#settings(merged, row);
+    let bindingId = row.binding_id;
+    const moved = settings.scopeId !== row.scope_id;
+    if (moved) {
+      this.#mayDelegate(by, settings.scopeId);
+      bindingId = (
+        await this.deps.access.createBinding(
+          { subject: row.identity_id, role: backupJobRole, scope: settings.scopeId },
+          by.id,
+        )
+      ).id;
+    }
+    const updated: BackupJobsTable = {
+      ...row,
+      description: merged.description ?? null,
+      repository_id: settings.repositoryId,
+      selector: settings.selector,
+      scope_id: settings.scopeId,
+      schedule: settings.schedule,
+      time_zone: settings.timeZone,
+      enabled: settings.enabled ? 1 : 0,
+      retention: settings.retention ? JSON.stringify(settings.retention) : null,
+      max_per_host: settings.perHost,
+      max_per_repository: settings.perRepository,
+      binding_id: bindingId,
+      updated_at: this.deps.clock.now(),
+    };
+    try {
+      await this.deps.store.transaction(async (tx) => {
+        await tx.updateTable('backup_jobs').set(updated).where('id', '=', row.id).execute();
+        const scheduleChanged =
+          row.schedule !== updated.schedule ||
+          row.time_zone !== updated.time_zone ||
+          row.enabled !== updated.enabled;
+        if (scheduleChanged) await this.#setSchedule(tx, updated);
+      });
+    } catch (error) {
+      if (moved && bindingId)
+        await this.deps.access.deleteBinding(bindingId).catch(() => undefined);
+      throw error;
+    }
+    if (moved && row.binding_id)
+      await this.deps.access.deleteBinding(row.binding_id).catch(() => undefined);
+    return this.get(row.id);
+  }
+
+  /** Removes a job, its schedule, binding and identity; its backups stay (prune them apart). */
+  async remove(idOrName: string): Promise<BackupJobView> {
+    const row = await this.#row(idOrName);
+    const view = await this.#view(row);
+    const running = await this.#unfinishedRun(row.id);
+    if (running)
+      throw new ZenithError(
+        'ZEN_CONFLICT',
+        `backup job ${row.name} is running (task ${running}): cancel the run or wait for it`,
+        { task: running },
+      );
+    await this.deps.store.transaction(async (tx) => {
+      await tx.deleteFrom('backup_jobs').where('id', '=', row.id).execute();
+      await this.deps.scheduler.remove(tx, row.id);
+    });
+    if (row.binding_id) await this.deps.access.deleteBinding(row.binding_id).catch(() => undefined);
+    await this.deps.identities.remove(row.identity_id).catch(() => undefined);
+    return view;
+  }
+
+  /** Starts a run now (a run already under way is waited for: one run of a job at a time). */
+  async runNow(idOrName: string, owner: Actor, requestId?: string): Promise<Task> {
+    const row = await this.#row(idOrName);
+    return this.deps.tasks.submit({
+      kind: this.#run,
+      targetId: row.id,
+      params: { jobId: row.id, jobName: row.name, trigger: 'manual' },
+      owner,
+      ...(requestId ? { requestId } : {}),
+    });
+  }
+
+  /** The VMs a run would back up now, and those it selects but cannot back up. */
+  async selection(idOrName: string): Promise<{
+    vms: Array<{ id: string; name: string; hostId: string | null }>;
+    skipped: Array<{ id: string; name: string; reason: string }>;
+  }> {
+    const row = await this.#row(idOrName);
+    const { chosen, skipped } = this.#select(row);
+    return {
+      vms: chosen.map((vm) => ({ id: vm.id, name: vm.name, hostId: this.#hostOf(vm) })),
+      skipped: skipped.map(({ vm, reason }) => ({ id: vm.id, name: vm.name, reason })),
+    };
+  }
+
+  // —— a run ——
+
+  async #runJob(
+    task: Task<Static<typeof RunParams>>,
+    signal: AbortSignal,
+    progress: ActionContext['progress'],
+  ): Promise<JobRunResult> {
+    const row = await this.#row(task.params.jobId);
+    const owner = await this.#actor(row);
+    const recorded = new Map(
+      (
+        await this.deps.store.db
+          .selectFrom('backup_job_items')
+          .selectAll()
+          .where('run_task_id', '=', task.id)
+          .execute()
+      ).map((item) => [item.vm_id, item.task_id]),
+    );
+    const { chosen, skipped } = this.#select(row);
+    // A VM asked for before a restart is waited for even if the selector no longer picks it.
+    const byId = new Map(chosen.map((vm) => [vm.id, vm]));
+    for (const vmId of recorded.keys()) {
+      const vm = this.deps.inventory.index.get(vmId);
+      if (vm && !byId.has(vmId)) byId.set(vmId, vm);
+    }
+    const vms = [...byId.values()];
+    const result: JobRunResult = {
+      job: row.name,
+      vms: [],
+      skipped: skipped.map(({ vm, reason }) => ({ vmId: vm.id, vmName: vm.name, reason })),
+      pruned: [],
+    };
+    const repositoryKey = `repository:${row.repository_id}`;
+    const pending = vms.filter((vm) => !recorded.has(vm.id));
+    const inFlight = new Map<string, { vm: ManagedObject; keys: string[]; done: Promise<Task> }>();
+    const report = () =>
+      progress({
+        percent: vms.length === 0 ? 100 : (result.vms.length / vms.length) * 100,
+        message: `${result.vms.length} of ${vms.length} VMs done`,
+        details: { done: result.vms.length, total: vms.length, running: inFlight.size },
+      });
+    const follow = (vm: ManagedObject, taskId: string, keys: string[]) => {
+      for (const key of keys) this.#slots.take(key);
+      inFlight.set(taskId, { vm, keys, done: this.deps.tasks.waitFor(taskId, signal) });
+    };
+    // Backups asked for before a restart: waited for first (they hold their host's slot).
+    for (const [vmId, taskId] of recorded) {
+      const vm = byId.get(vmId);
+      if (vm) follow(vm, taskId, [`host:${this.#hostOf(vm)}`, repositoryKey]);
+    }
+    report();
+    try {
+      while (pending.length > 0 || inFlight.size > 0) {
+        if (signal.aborted) throw signal.reason;
+        for (let i = 0; i < pending.length;) {
+          const vm = pending[i]!;
+          const hostKey = `host:${this.#hostOf(vm)}`;
+          if (
+            !this.#slots.free(hostKey, row.max_per_host) ||
+            !this.#slots.free(repositoryKey, row.max_per_repository)
+          ) {
+            i++;
+            continue;
+          }
+          pending.splice(i, 1);
+          try {
+            const child = await this.deps.backups.backUp(
+              vm.id,
+              row.repository_id,
+              owner,
+              undefined,
+              {
+                jobId: row.id,
+                prepare: async (tx, childId) => {
+                  await tx
+                    .insertInto('backup_job_items')
+                    .values({ run_task_id: task.id, vm_id: vm.id, task_id: childId })
+                    .execute();
+                },
+              },
+            );
+            follow(vm, child.id, [hostKey, repositoryKey]);
+          } catch (error) {
+            result.vms.push({
+              vmId: vm.id,
+              vmName: vm.name,
+              taskId: null,
+              state: 'failed',
+              error: errorOf(error),
+            });
+            report();
+          }
+        }
+        if (inFlight.size === 0) continue;
+        const [taskId, ended] = await Promise.race(
+          [...inFlight.entries()].map(async ([id, entry]) => [id, await entry.done] as const),
+        );
+        const entry = inFlight.get(taskId)!;
+        inFlight.delete(taskId);
+        for (const key of entry.keys) this.#slots.give(key);
+        result.vms.push(outcomeOf(entry.vm, ended));
+        report();
+      }
+    } catch (error) {
+      // Cancelled: the backups under way are cancelled too, and their slots given back.
+      for (const [taskId, entry] of inFlight) {
+        for (const key of entry.keys) this.#slots.give(key);
+        await this.deps.tasks.cancel(taskId, owner).catch(() => undefined);
+      }
+      throw error;
+    }
+    const retention = row.retention ? (JSON.parse(row.retention) as Retention) : null;
+    if (retention)
+      for (const outcome of result.vms)
+        if (outcome.state === 'succeeded')
+          result.pruned.push(
+            ...(await this.deps.backups.pruneJobBackups(
+              row.repository_id,
+              outcome.vmId,
+              row.id,
+              retention,
+            )),
+          );
+    const failed = result.vms.filter((vm) => vm.state !== 'succeeded');
+    if (failed.length > 0)
+      throw new ZenithError(
+        'ZEN_BACKUP_JOB_INCOMPLETE',
+        `${failed.length} of ${result.vms.length} VMs of backup job ${row.name} were not backed up: ${failed
+          .map((vm) => `${vm.vmName} (${vm.error?.code ?? vm.state})`)
+          .join(', ')}`,
+        { ...result },
+      );
+    return result;
+  }
+
+  /** The VMs the job's selector picks among those its identity may back up. */
+  #select(row: BackupJobsTable): {
+    chosen: ManagedObject[];
+    skipped: Array<{ vm: ManagedObject; reason: string }>;
+  } {
+    const selector = row.selector ? compileSelector(row.selector) : null;
+    const asker = { id: row.identity_id, role: 'none' as const };
+    const reachable = this.deps.access.filter(asker, 'backup.run');
+    const chosen: ManagedObject[] = [];
+    const skipped: Array<{ vm: ManagedObject; reason: string }> = [];
+    for (const vm of this.deps.inventory.index.ofKind('vm')) {
+      if (!reachable(vm.id)) continue;
+      if (selector) {
+        const group = resourceGroupOf(
+          this.deps.inventory.index,
+          vm.userFacts['user.resourceGroup'],
+        );
+        let picked: boolean;
+        try {
+          picked =
+            selector.evaluate({
+              vm: new ObjectFacts(vm),
+              group: group ? new ObjectFacts(group) : undefined,
+            }) === true;
+        } catch {
+          picked = false; // a selector that fails on a VM's facts leaves it out
+        }
+        if (!picked) continue;
+      }
+      if (!this.deps.backups.canBackUp(vm))
+        skipped.push({ vm, reason: 'its family cannot be backed up (no disk streams)' });
+      else chosen.push(vm);
+    }
+    chosen.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return { chosen, skipped };
+  }
+
+  #hostOf(vm: ManagedObject): string | null {
+    return vm.parentId ?? vm.connectionId;
+  }
+
+  // —— helpers ——
+
+  async #settings(input: BackupJobInput, existing: BackupJobsTable | null) {
+    const repository = await this.deps.backups.findRepository(input.repository);
+    const selector = input.selector?.trim() ? input.selector : null;
+    if (selector !== null) compileSelector(selector);
+    if (input.scope === '')
+      throw new ZenithError(
+        'ZEN_BAD_REQUEST',
+        'scope is empty: leave it out (or null) for everything',
+        {
+          field: 'scope',
+        },
+      );
+    const scopeId = input.scope == null ? null : this.deps.inventory.lookup(input.scope).id;
+    const schedule = input.schedule?.trim() ? input.schedule.trim() : null;
+    const timeZone = input.timeZone ?? existing?.time_zone ?? 'UTC';
+    // A pattern and zone that cannot give a slot are refused before anything is written.
+    nextSlot({ cron: schedule ?? '0 0 * * *', timeZone }, this.deps.clock.now());
+    const retention = input.retention ?? null;
+    if (retention) checkRetention(retention);
+    return {
+      repositoryId: repository.id,
+      selector,
+      scopeId,
+      schedule,
+      timeZone,
+      enabled: input.enabled ?? true,
+      retention,
+      perHost: checkConcurrency('perHost', input.concurrency?.perHost, defaultConcurrency.perHost),
+      perRepository: checkConcurrency(
+        'perRepository',
+        input.concurrency?.perRepository,
+        defaultConcurrency.perRepository,
+      ),
+    };
+  }
+
+  /** A job's binding gives backup.run on its scope: only to be made by someone who holds it there. */
+  #mayDelegate(by: { id: string; role: string; name: string }, scopeId: string | null): void {
+    const decision = this.deps.access.decide(
+      { id: by.id, role: by.role as 'none' },
+      'backup.run',
+      scopeId,
+    );
+    if (!decision.allowed)
+      throw new ZenithError(
+        'ZEN_FORBIDDEN',
+        `${by.name} may not give a backup job backup.run ${scopeId ? `on ${scopeId}` : 'everywhere'}: they do not hold it there`,
+        { permission: 'backup.run', scope: scopeId },
+      );
+  }
+
+  async #ensureRole(): Promise<void> {
+    const role = await this.deps.access.getRole(backupJobRole).catch(() => null);
+    if (role) return;
+    await this.deps.access
+      .createRole({
+        name: backupJobRole,
+        permissions: backupJobPermissions,
+        description: 'what a backup job acts with on its scope',
+      })
+      .catch(async (error: unknown) => {
+        // Made by a concurrent request meanwhile: as good.
+        if (!(await this.deps.access.getRole(backupJobRole).catch(() => null))) throw error;
+      });
+  }
+
+  async #setSchedule(tx: Tx, row: BackupJobsTable): Promise<void> {
+    if (row.schedule === null) await this.deps.scheduler.remove(tx, row.id);
+    else
+      await this.deps.scheduler.set(tx, row.id, scheduleOwner, {
+        cron: row.schedule,
+        timeZone: row.time_zone,
+        enabled: row.enabled === 1,
+      });
+  }
+
+  async #refuseTakenName(name: string): Promise<void> {
+    const taken = await this.deps.store.db
+      .selectFrom('backup_jobs')
+      .select('id')
+      .where('name', '=', name)
+      .executeTakeFirst()
+      .catch(() => undefined);
+    if (taken)
+      throw new ZenithError('ZEN_CONFLICT', `a backup job named '${name}' exists`, { name });
+  }
+
+  async #row(idOrName: string): Promise<BackupJobsTable> {
+    const row = await this.deps.store.db
+      .selectFrom('backup_jobs')
+      .selectAll()
+      .where((eb) => eb.or([eb('id', '=', idOrName), eb('name', '=', idOrName)]))
+      .executeTakeFirst();
+    if (!row) throw new ZenithError('ZEN_NOT_FOUND', `no backup job ${idOrName}`, { id: idOrName });
+    return row;
+  }
+
+  async #actor(row: BackupJobsTable): Promise<Actor> {
+    const identity = await this.deps.identities.get(row.identity_id);
+    return { id: identity.id, kind: identity.kind, name: identity.name };
+  }
+
+  async #unfinishedRun(jobId: string): Promise<string | null> {
+    const row = await this.deps.store.db
+      .selectFrom('tasks')
+      .select('id')
+      .where('kind', '=', 'backup.job')
+      .where('target_id', '=', jobId)
+      .where('state', 'in', ['queued', 'running'])
+      .executeTakeFirst();
+    return row?.id ?? null;
+  }
+
+  async #view(row: BackupJobsTable): Promise<BackupJobView> {
+    const repository = await this.deps.backups.findRepository(row.repository_id).catch(() => null);
+    const scope = row.scope_id ? this.deps.inventory.index.get(row.scope_id) : undefined;
+    const identity = await this.deps.identities.get(row.identity_id).catch(() => null);
+    const schedule = row.schedule ? await this.deps.scheduler.get(row.id) : null;
+    const last = await this.deps.store.db
+      .selectFrom('tasks')
+      .selectAll()
+      .where('kind', '=', 'backup.job')
+      .where('target_id', '=', row.id)
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .executeTakeFirst();
+    const nextRuns =
+      schedule?.enabled && schedule.nextRunAt !== null
+        ? [
+            schedule.nextRunAt,
+            ...nextSlots(
+              { cron: schedule.cron, timeZone: schedule.timeZone },
+              schedule.nextRunAt,
+              2,
+            ),
+          ]
+        : [];
+    return {
+      id: row.id,
+      name: row.name,
+      description: row.description,
+      repository: { id: row.repository_id, name: repository?.name ?? row.repository_id },
+      selector: row.selector,
+      scope: row.scope_id
+        ? { id: row.scope_id, name: scope?.name ?? row.scope_id, kind: scope?.kind ?? 'unknown' }
+        : null,
+      schedule: row.schedule,
+      timeZone: row.time_zone,
+      enabled: row.enabled === 1,
+      retention: row.retention ? (JSON.parse(row.retention) as Retention) : null,
+      concurrency: { perHost: row.max_per_host, perRepository: row.max_per_repository },
+      identity: { id: row.identity_id, name: identity?.name ?? row.identity_id },
+      nextRuns,
+      lastRun: last
+        ? {
+            taskId: last.id,
+            state: last.state,
+            trigger: (JSON.parse(last.params) as { trigger?: string }).trigger ?? 'manual',
+            startedAt: last.started_at === null ? null : Number(last.started_at),
+            endedAt: last.ended_at === null ? null : Number(last.ended_at),
+          }
+        : null,
+      createdBy: row.created_by,
+      createdAt: Number(row.created_at),
+      updatedAt: Number(row.updated_at),
+    };
+  }
+}
+
+function errorOf(error: unknown): { code: string; message: string } {
+  return isZenithError(error)
+    ? { code: error.code, message: error.message }
+    : { code: 'ZEN_INTERNAL', message: (error as Error).message };
+}
+
+function outcomeOf(vm: ManagedObject, task: Task): JobRunResult['vms'][number] {
+  const base = { vmId: vm.id, vmName: vm.name, taskId: task.id };
+  if (task.state === 'succeeded') {
+    const result = (task.result ?? {}) as { backupId?: string; scope?: string; readBytes?: number };
+    return {
+      ...base,
+      state: 'succeeded',
+      ...(result.backupId ? { backupId: result.backupId } : {}),
+      ...(result.scope ? { scope: result.scope } : {}),
+      ...(result.readBytes !== undefined ? { readBytes: result.readBytes } : {}),
+    };
+  }
+  return {
+    ...base,
+    state: task.state === 'cancelled' ? 'cancelled' : 'failed',
+    ...(task.error ? { error: { code: task.error.code, message: task.error.message } } : {}),
+  };
+}
