@@ -230,6 +230,27 @@ export const restoreBackup = operation({
   errors: [409, 422],
 });
 
+export const testBackup = operation({
+  method: 'POST',
+  path: '/backups/:id/test',
+  auth: 'backup.restore',
+  tag: 'backups',
+  summary:
+    'A restore test: the backup restored on a host as a VM with no network, started, its serial console watched for `marker` (a regular expression, default a login prompt) up to `timeoutSeconds` (default 300), then removed with its disks; answers 202 with the task, which fails with ZEN_BACKUP_RESTORE_TEST_FAILED when the guest did not come up',
+  params: IdParams,
+  body: Type.Object(
+    {
+      host: IdOrName,
+      marker: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+      timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
+      group: Type.Optional(IdOrName),
+    },
+    { additionalProperties: false },
+  ),
+  success: { 202: TaskView },
+  errors: [409, 422],
+});
+
 const Keep = Type.Optional(Type.Integer({ minimum: 0, maximum: 100000 }));
 
 export const pruneBackupRepository = operation({

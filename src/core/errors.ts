@@ -536,6 +536,11 @@ export const errorCatalogue = {
     summary:
       'The backup repository has no room left (or its quota is reached); the backup was not kept and nothing half-written names it.',
   },
+  ZEN_BACKUP_RESTORE_TEST_FAILED: {
+    status: 409,
+    summary:
+      'A restore test did not see the guest come up: the VM restored from the backup (with no network) did not write the awaited line on its serial console in time; the message holds its last output. The test VM was removed.',
+  },
   ZEN_BACKUP_JOB_INCOMPLETE: {
     status: 409,
     summary:

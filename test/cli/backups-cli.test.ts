@@ -15,7 +15,11 @@ import {
   startTestServer,
   type TestServer,
 } from '../../src/testing/control-plane.js';
-import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../src/testing/guest-image.js';
+import {
+  ensureGuestImage,
+  GUEST_KERNEL_APPEND,
+  GUEST_READY_LINE,
+} from '../../src/testing/guest-image.js';
 import { cliRunner } from '../../src/testing/server-process.js';
 
 const MiB = 1024 * 1024;
@@ -245,6 +249,24 @@ describe('backups through the zenith command (real QEMU)', () => {
     assert.match(
       ran.stdout,
       /^bk: succeeded backup_\S+ \((full|incremental)\)\n1 VM\(s\) backed up, 0 backup\(s\) pruned\n$/,
+    );
+
+    // The job's backup, proven by a restore test: booted with no network, seen up, removed.
+    const backupId = /^bk: succeeded (backup_\S+)/.exec(ran.stdout)![1]!;
+    const tested = await ok([
+      'backups',
+      'test',
+      backupId,
+      '--host',
+      'bk-host',
+      '--marker',
+      GUEST_READY_LINE,
+      '--timeout',
+      '120',
+    ]);
+    assert.match(
+      tested.stdout,
+      new RegExp(`^the guest came up in [\\d.]+ s: ${GUEST_READY_LINE}\\n$`),
     );
 
     await ok([

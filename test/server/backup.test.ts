@@ -13,7 +13,11 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
 import { GuestConsole } from '../../src/testing/guest-console.js';
-import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../src/testing/guest-image.js';
+import {
+  ensureGuestImage,
+  GUEST_KERNEL_APPEND,
+  GUEST_READY_LINE,
+} from '../../src/testing/guest-image.js';
 
 const MiB = 1024 * 1024;
 
@@ -177,6 +181,47 @@ describe('backup and restore through the API (real QEMU, two hosts)', () => {
       console.close();
     }
     await succeeded('POST', `/vms/${restored.vmId}/stop`);
+  });
+
+  test('a restore test boots the newest backup with no network on the other host, sees the guest come up, and removes it; a guest that never says so fails the test and is removed too', async () => {
+    const [newest] = (await s.request('GET', `/backups?vm=${vmId}`, { token })).body.items;
+    /** VMs present (a removed one stays in the inventory as missing, with its history). */
+    const present = async () =>
+      (await s.request('GET', '/vms?limit=100', { token })).body.items.filter(
+        (v: { status: string }) => v.status === 'present',
+      ).length;
+    const vmsBefore = await present();
+    const dirsBefore = readdirSync(rootB).sort();
+    const passed = await succeeded('POST', `/backups/${newest.id}/test`, {
+      host: 'bk-b',
+      marker: GUEST_READY_LINE,
+      timeoutSeconds: 120,
+    });
+    assert.equal(passed.booted, true);
+    assert.equal(passed.backupId, newest.id);
+    assert.match(passed.line, new RegExp(GUEST_READY_LINE));
+    // Nothing of the test VM is left: not in the inventory, not on the host's storage.
+    assert.equal(await present(), vmsBefore);
+    assert.deepEqual(readdirSync(rootB).sort(), dirsBefore);
+
+    const failed = await task('POST', `/backups/${newest.id}/test`, {
+      host: 'bk-b',
+      marker: 'a line no guest writes',
+      timeoutSeconds: 5,
+    });
+    assert.equal(failed.state, 'failed');
+    assert.equal(failed.error.code, 'ZEN_BACKUP_RESTORE_TEST_FAILED');
+    // The console's last output is in the report: the guest did run.
+    assert.match(failed.error.message, /did not write .* in 5 s; its last output: ".*tick/);
+    assert.equal(await present(), vmsBefore);
+    assert.deepEqual(readdirSync(rootB).sort(), dirsBefore);
+
+    const bad = await s.request('POST', `/backups/${newest.id}/test`, {
+      token,
+      body: { host: 'bk-b', marker: '(' },
+    });
+    assert.equal(bad.status, 400, JSON.stringify(bad.body));
+    assert.equal(bad.body.error.details.field, 'marker');
   });
 
   test('verify finds a flipped byte: the backups using the chunk are damaged and are not restored', async () => {

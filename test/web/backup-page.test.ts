@@ -201,6 +201,52 @@ describe('backups in the web console in Chromium (real QEMU)', () => {
     t.diagnostic(`browser part ${Date.now() - started} ms`);
   });
 
+  test('an admin makes a backup job, runs it now and disables it; a job the server refuses says why', async () => {
+    const watched = await browser.newPage();
+    const { page } = watched;
+    await logIn(watched, 'admin', 'admin-password-for-tests');
+    await page.goto(`${s.baseUrl}/#/backups`);
+    await page.getByRole('heading', { name: 'Backup jobs' }).waitFor(seen);
+    await page.getByText('No backup job yet').waitFor(seen);
+    await page.getByRole('button', { name: 'New job' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Name').fill('nightly');
+    await dialog.getByLabel('Selector').fill("vm.name == 'web-bk'");
+    await dialog.getByLabel('Schedule (cron)').fill('30 2 * * *');
+    await dialog.getByLabel('Time zone').fill('Europe/Paris');
+    await dialog.getByRole('button', { name: 'Make the job' }).click();
+    const jobs = page.getByRole('table', { name: 'Backup jobs' });
+    const row = jobs.getByRole('row', { name: /nightly/ });
+    await row.getByText('30 2 * * * (Europe/Paris)').waitFor(seen);
+    await row.getByText('last 7').waitFor(seen);
+
+    await page.getByRole('button', { name: 'Run nightly now' }).click();
+    await page.getByText('Run nightly done.').waitFor(seen);
+    await page
+      .getByLabel('Run result')
+      .getByText(/^web-bk: succeeded \(incremental\)/)
+      .waitFor(seen);
+    await row.getByText('succeeded').waitFor(seen);
+
+    await page.getByRole('button', { name: 'Disable nightly' }).click();
+    await row.getByText('disabled').waitFor(seen);
+    const job = (await s.request('GET', '/backup-jobs/nightly', { token })).body;
+    assert.equal(job.enabled, false);
+    assert.equal(job.selector, "vm.name == 'web-bk'");
+
+    await page.getByRole('button', { name: 'New job' }).click();
+    await dialog.getByLabel('Name').fill('broken');
+    await dialog.getByLabel('Schedule (cron)').fill('61 * * * *');
+    await dialog.getByRole('button', { name: 'Make the job' }).click();
+    await dialog
+      .getByRole('alert')
+      .getByText(/is not a cron pattern/)
+      .waitFor(seen);
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    assert.equal(await jobs.getByRole('row', { name: /broken/ }).count(), 0);
+    assert.deepEqual(watched.errors(), []);
+  });
+
   test('a viewer sees the backups but is offered no backup, restore or verify', async () => {
     const watched = await browser.newPage();
     const { page } = watched;
@@ -220,6 +266,13 @@ describe('backups in the web console in Chromium (real QEMU)', () => {
       .getByRole('row', { name: /^main/ })
       .waitFor(seen);
     assert.equal(await page.getByRole('button', { name: 'Verify main' }).count(), 0);
+    // The jobs, without Run now, New job or Remove.
+    await page
+      .getByRole('table', { name: 'Backup jobs' })
+      .getByRole('row', { name: /nightly/ })
+      .waitFor(seen);
+    for (const name of ['Run nightly now', 'New job', 'Remove nightly', 'Enable nightly'])
+      assert.equal(await page.getByRole('button', { name }).count(), 0, `no ${name} button`);
     assert.deepEqual(watched.errors(), []);
   });
 });

@@ -134,6 +134,36 @@ export function registerBackups(program: Command): void {
         ),
     );
   backups
+    .command('test <backup>')
+    .description(
+      'A restore test: restore the backup on a host with no network, start it, wait for the guest to say it is up on its serial console, then remove it',
+    )
+    .requiredOption('--host <host>', 'the host to run the test VM on (name or id)')
+    .option('--marker <regex>', 'what the guest writes once up (default: a login prompt)')
+    .option('--timeout <seconds>', 'how long to wait for it (default 300)')
+    .option('--no-wait', 'return as soon as the task is queued')
+    .action(
+      async (
+        backup: string,
+        options: { host: string; marker?: string; timeout?: string; wait: boolean },
+        command: Command,
+      ) => {
+        if (options.timeout !== undefined && !/^\d+$/.test(options.timeout))
+          throw new Error('--timeout must be a whole number of seconds');
+        return runTaskAndSay(
+          command.optsWithGlobals<Globals>(),
+          `/backups/${encodeURIComponent(backup)}/test`,
+          {
+            host: options.host,
+            ...(options.marker ? { marker: options.marker } : {}),
+            ...(options.timeout ? { timeoutSeconds: Number(options.timeout) } : {}),
+          },
+          options.wait,
+          (r) => `the guest came up in ${String(r.bootSeconds)} s: ${String(r.line)}`,
+        );
+      },
+    );
+  backups
     .command('delete <backup>')
     .description('Delete a backup (its chunks go at the next garbage collection unless shared)')
     .action(async (backup: string, _o: unknown, command: Command) => {

@@ -10,6 +10,7 @@ import {
   listBackups,
   removeBackupRepository,
   restoreBackup,
+  testBackup,
   verifyBackupRepository,
 } from '../../api/backups.js';
 import type { BackupService } from '../../services/backup/backup-service.js';
@@ -121,6 +122,26 @@ export async function backupRoutes(
           {
             host: request.body.host,
             ...(request.body.name ? { name: request.body.name } : {}),
+            ...(request.body.group ? { group: request.body.group } : {}),
+          },
+          actor,
+          requestId,
+        ),
+      ),
+  );
+  // A restore test makes (and removes) a VM on the host: as a restore, on the backup's VM and the host.
+  serve(
+    app,
+    testBackup,
+    { audit: false, scope: [...onBackup, { body: 'host', kind: 'host' }] },
+    async (request, reply) =>
+      acceptTask(request, reply, (actor, requestId) =>
+        backups.restoreTest(
+          request.params.id,
+          {
+            host: request.body.host,
+            ...(request.body.marker ? { marker: request.body.marker } : {}),
+            ...(request.body.timeoutSeconds ? { timeoutSeconds: request.body.timeoutSeconds } : {}),
             ...(request.body.group ? { group: request.body.group } : {}),
           },
           actor,

@@ -15,8 +15,8 @@
  * crash replaces what the cut-off run wrote and finds the VM if it was already defined.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, statfsSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readdirSync, rmSync, statfsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { Type, type Static } from 'typebox';
 import type { Clock } from '../../core/clock.js';
 import { isZenithError, ZenithError } from '../../core/errors.js';
@@ -47,6 +47,7 @@ import {
   type RepositoryRecord,
 } from './backup-catalogue.js';
 import { restoreDisk, takeBackup, type DiskProgress } from './disk-backup.js';
+import { watchConsole } from './console-watch.js';
 import { applyRetention, checkRetention, type Retention } from './retention.js';
 import type { BackupManifest } from './repository/manifest.js';
 import { BackupRepository, type VerifyReport } from './repository/repository.js';
@@ -131,6 +132,12 @@ const RestoreParams = Type.Object({
   paths: Type.Array(Type.String()),
   ...quotaHoldParams,
 });
+const RestoreTestParams = Type.Object({
+  ...RestoreParams.properties,
+  /** What the guest writes on its serial console once it is up (a regular expression). */
+  marker: Type.String(),
+  timeoutSeconds: Type.Integer(),
+});
 const VerifyParams = Type.Object({
   repositoryId: Type.String(),
   repositoryName: Type.Optional(Type.String()),
@@ -209,6 +216,7 @@ export class BackupService {
   readonly #locks = new Map<string, Mutex>();
   readonly #backup: TaskKind<Static<typeof BackupParams>>;
   readonly #restore: TaskKind<Static<typeof RestoreParams>>;
+  readonly #restoreTest: TaskKind<Static<typeof RestoreTestParams>>;
   readonly #verify: TaskKind<Static<typeof VerifyParams>>;
   readonly #prune: TaskKind<Static<typeof PruneParams>>;
   readonly #collect: TaskKind<Static<typeof GarbageParams>>;
@@ -240,6 +248,17 @@ export class BackupService {
         if (!restored) return 'retry';
         await deps.quotas.settleRecovered(task, restored.id);
         return 'done';
+      },
+    });
+    this.#restoreTest = deps.tasks.register({
+      name: 'backup.test',
+      params: RestoreTestParams,
+      run: async ({ task, signal, progress }) =>
+        deps.quotas.holdWhile(task, () => this.#runRestoreTest(task, { signal, progress })),
+      // The test VM a cut-off run left is removed; the test runs again from the start.
+      recover: async (task) => {
+        await this.#removeTestVm(task.params.uuid, task.params.paths);
+        return 'retry';
       },
     });
     this.#verify = deps.tasks.register({
@@ -539,6 +558,71 @@ export class BackupService {
     owner: Actor,
     requestId?: string,
   ): Promise<Task> {
+    const { params, prepare } = await this.#prepareRestore(backupId, request, owner);
+    return this.deps.tasks.submit({
+      kind: this.#restore,
+      targetId: params.hostId,
+      params,
+      owner,
+      ...(requestId ? { requestId } : {}),
+      ...(prepare ? { prepare } : {}),
+    });
+  }
+
+  /**
+   * A restore test (a health check): the backup restored on a host as a VM with no network,
+   * started, its serial console watched for `marker` (a regular expression; default: a login
+   * prompt) for at most `timeoutSeconds`, then stopped and removed with its disks, whatever came
+   * of it. The task succeeds when the guest came up, and fails with
+   * ZEN_BACKUP_RESTORE_TEST_FAILED (the console's last lines in the message) when it did not.
+   */
+  async restoreTest(
+    backupId: string,
+    request: { host: string; marker?: string; timeoutSeconds?: number; group?: string },
+    owner: Actor,
+    requestId?: string,
+  ): Promise<Task> {
+    const marker = request.marker ?? 'login: *$';
+    try {
+      new RegExp(marker, 'm');
+    } catch (error) {
+      throw new ZenithError(
+        'ZEN_BAD_REQUEST',
+        `marker is not a regular expression: ${(error as Error).message}`,
+        { field: 'marker' },
+      );
+    }
+    const timeoutSeconds = request.timeoutSeconds ?? 300;
+    if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > 3600)
+      throw new ZenithError('ZEN_BAD_REQUEST', 'timeoutSeconds must be from 1 to 3600', {
+        field: 'timeoutSeconds',
+      });
+    const backup = await this.get(backupId);
+    const name = `${backup.vmName.slice(0, 40)}-test-${randomBytes(3).toString('hex')}`;
+    const { params, prepare } = await this.#prepareRestore(
+      backupId,
+      { host: request.host, name, ...(request.group ? { group: request.group } : {}) },
+      owner,
+    );
+    return this.deps.tasks.submit({
+      kind: this.#restoreTest,
+      targetId: params.hostId,
+      params: { ...params, macs: [], marker, timeoutSeconds },
+      owner,
+      ...(requestId ? { requestId } : {}),
+      ...(prepare ? { prepare } : {}),
+    });
+  }
+
+  /** What a restore (or a restore test) is asked with: checked, named, placed; quota reserved. */
+  async #prepareRestore(
+    backupId: string,
+    request: RestoreRequest,
+    owner: Actor,
+  ): Promise<{
+    params: Static<typeof RestoreParams>;
+    prepare: ((tx: Tx, taskId: string) => Promise<void>) | undefined;
+  }> {
     const backup = await this.get(backupId);
     if (backup.state === 'damaged')
       throw new ZenithError(
@@ -593,9 +677,7 @@ export class BackupService {
       diskBytes: manifest.disks.reduce((sum, disk) => sum + disk.capacityBytes, 0),
       vms: 1,
     };
-    return this.deps.tasks.submit({
-      kind: this.#restore,
-      targetId: host.id,
+    return {
       params: {
         backupId: backup.id,
         repositoryId: backup.repositoryId,
@@ -607,12 +689,10 @@ export class BackupService {
         paths: manifest.disks.map((disk) => join(directory, `${disk.diskId}.qcow2`)),
         ...(group ? { group, ownerName: owner.name } : {}),
       },
-      owner,
-      ...(requestId ? { requestId } : {}),
-      ...(group
-        ? { prepare: (tx, taskId) => this.deps.quotas.reserve(tx, taskId, group, amounts) }
-        : {}),
-    });
+      prepare: group
+        ? (tx: Tx, taskId: string) => this.deps.quotas.reserve(tx, taskId, group, amounts)
+        : undefined,
+    };
   }
 
   /** Re-reads every chunk and manifest of a repository; damaged backups are marked. */
@@ -912,7 +992,8 @@ export class BackupService {
   async #runRestore(
     task: Task<Static<typeof RestoreParams>>,
     context: ActionContext,
-  ): Promise<unknown> {
+    options: { isolated?: boolean; start?: boolean } = {},
+  ): Promise<{ vmId: string | null; name: string; hostId: string; backupId?: string }> {
     const { params } = task;
     const done = this.#restoredVm(params.uuid);
     if (done) return { vmId: done.id, name: done.name, hostId: params.hostId };
@@ -975,11 +1056,15 @@ export class BackupService {
         owned: true,
         readOnly: false,
       })),
-      nics: description.nics.map((nic, index) => ({ ...nic, mac: params.macs[index]! })),
+      // Isolated (a restore test): no network at all, and a serial console to watch.
+      nics: options.isolated
+        ? []
+        : description.nics.map((nic, index) => ({ ...nic, mac: params.macs[index]! })),
+      ...(options.isolated ? { serialConsole: true } : {}),
     };
     let arrived;
     try {
-      arrived = await portable.runVm(restored, { start: false }, context);
+      arrived = await portable.runVm(restored, { start: options.start === true }, context);
     } catch (error) {
       // Defined by a run whose answer was lost: the inventory has it by now.
       const found =
@@ -994,6 +1079,78 @@ export class BackupService {
       arrived.externalId,
     );
     return { vmId: vmId ?? null, name: params.name, hostId: params.hostId, backupId: manifest.id };
+  }
+
+  async #runRestoreTest(
+    task: Task<Static<typeof RestoreTestParams>>,
+    context: ActionContext,
+  ): Promise<unknown> {
+    const { params } = task;
+    const started = this.deps.clock.now();
+    try {
+      // A test VM left by an earlier attempt goes first: each attempt boots its own.
+      await this.#removeTestVm(params.uuid, params.paths);
+      const restored = await this.#runRestore(task, context, { isolated: true, start: true });
+      const vm = restored.vmId ? this.deps.inventory.index.get(restored.vmId) : undefined;
+      if (!vm?.connectionId || !vm.externalId)
+        throw new ZenithError('ZEN_INVALID_STATE', 'the test VM is not in the inventory');
+      const driver = this.deps.connections.driver(vm.connectionId);
+      if (!driver.openConsole)
+        throw new ZenithError(
+          'ZEN_UNSUPPORTED',
+          `${params.hostName ?? params.hostId} offers no serial console to watch a test VM on`,
+        );
+      context.progress({ percent: 90, message: `waiting for ${params.marker} on the console` });
+      const booted = await watchConsole(
+        await driver.openConsole(vm.externalId, 'serial'),
+        new RegExp(params.marker, 'm'),
+        params.timeoutSeconds * 1000,
+        context.signal,
+      );
+      if (!booted.matched)
+        throw new ZenithError(
+          'ZEN_BACKUP_RESTORE_TEST_FAILED',
+          `the guest restored from backup ${params.backupId} did not write /${params.marker}/ on its console in ${params.timeoutSeconds} s; its last output: ${JSON.stringify(booted.tail)}`,
+          { backupId: params.backupId },
+        );
+      return {
+        backupId: params.backupId,
+        hostId: params.hostId,
+        booted: true,
+        bootSeconds: Math.round((this.deps.clock.now() - started) / 100) / 10,
+        line: booted.line,
+      };
+    } finally {
+      await this.#removeTestVm(params.uuid, params.paths).catch((error: unknown) =>
+        this.deps.logger.error(
+          { err: error, uuid: params.uuid },
+          'a restore test VM could not be removed',
+        ),
+      );
+    }
+  }
+
+  /** Stops and deletes a restore test's VM (found by its UUID) and its disks, if it is there. */
+  async #removeTestVm(uuid: string, paths: string[]): Promise<void> {
+    const vm = this.#restoredVm(uuid);
+    if (vm?.connectionId && vm.externalId) {
+      const driver = this.deps.connections.driver(vm.connectionId);
+      const context: ActionContext = {
+        signal: new AbortController().signal,
+        progress: () => undefined,
+      };
+      if (vm.facts['power.state'] !== 'stopped')
+        await driver.stopVm(vm.externalId, context, { force: true }).catch(() => undefined);
+      await driver.deleteVm(vm.externalId, context);
+      await this.deps.inventory.applyChanges(
+        vm.connectionId,
+        [],
+        [{ kind: 'vm', externalId: vm.externalId }],
+      );
+    }
+    // Disks written before the VM was defined (a run cut off in between).
+    for (const path of paths) rmSync(path, { force: true });
+    if (paths[0]) rmSync(dirname(paths[0]), { recursive: true, force: true });
   }
 
   async #runVerify(repositoryId: string): Promise<VerifyReport> {

@@ -1,16 +1,18 @@
 /**
- * The backup calls of the public API (src/api/backups.ts): the catalogue of a VM's backups,
- * backing up and restoring as tasks, and the repositories with their usage and verify.
+ * The backup calls of the public API (src/api/backups.ts, src/api/backup-jobs.ts): the catalogue
+ * of a VM's backups, backing up and restoring as tasks, the repositories with their usage and
+ * verify, and backup jobs.
  */
 import type {
   BackupRepositoryUsageView,
   BackupRepositoryView,
   BackupView,
 } from '../../../src/api/backups.ts';
+import type { BackupJobView } from '../../../src/api/backup-jobs.ts';
 import type { ApiClient } from './client.ts';
 import type { TaskDetail } from './vm-types.ts';
 
-export type { BackupRepositoryUsageView, BackupRepositoryView, BackupView };
+export type { BackupJobView, BackupRepositoryUsageView, BackupRepositoryView, BackupView };
 
 /** Full when every disk was read whole; incremental when any was read from its checkpoint. */
 export type BackupScope = 'full' | 'incremental';
@@ -87,4 +89,58 @@ export function backupRepositoryUsage(
 
 export function verifyBackupRepository(client: ApiClient, id: string): Promise<TaskDetail> {
   return client.call('POST', `${repositoryPath(id)}/verify`);
+}
+
+/** What a new job is made of (the API's body): the rest takes its defaults. */
+export interface BackupJobInput {
+  name: string;
+  repository: string;
+  selector?: string | null;
+  scope?: string | null;
+  schedule?: string | null;
+  timeZone?: string;
+  retention?: { last?: number; daily?: number; weekly?: number; monthly?: number } | null;
+  concurrency?: { perHost?: number; perRepository?: number };
+}
+
+/** A backup.job task's result: each VM's backup, those skipped, the backups pruned. */
+export interface JobRunResult {
+  vms: Array<{ vmName: string; state: string; backupId?: string; scope?: string }>;
+  skipped: Array<{ vmName: string; reason: string }>;
+  pruned: string[];
+}
+
+const jobPath = (id: string) => `/backup-jobs/${encodeURIComponent(id)}`;
+
+export async function backupJobs(
+  client: ApiClient,
+  signal?: AbortSignal,
+): Promise<BackupJobView[]> {
+  const answer = await client.call<{ items: BackupJobView[] }>(
+    'GET',
+    '/backup-jobs',
+    undefined,
+    signal,
+  );
+  return answer.items;
+}
+
+export function createBackupJob(client: ApiClient, input: BackupJobInput): Promise<BackupJobView> {
+  return client.call('POST', '/backup-jobs', input);
+}
+
+export function setBackupJobEnabled(
+  client: ApiClient,
+  id: string,
+  enabled: boolean,
+): Promise<BackupJobView> {
+  return client.call('PATCH', jobPath(id), { enabled });
+}
+
+export function deleteBackupJob(client: ApiClient, id: string): Promise<BackupJobView> {
+  return client.call('DELETE', jobPath(id));
+}
+
+export function runBackupJob(client: ApiClient, id: string): Promise<TaskDetail> {
+  return client.call('POST', `${jobPath(id)}/run`);
 }

@@ -3,7 +3,8 @@
  * path, whether it is encrypted and how many backups it holds, and its usage read from its files
  * (GET /backup-repositories/ID: stored and logical bytes, the deduplication ratio, free space).
  * With backup.manage, Verify re-reads every chunk as a task, followed here. Read again when a
- * backup task ends. Repositories are added with the API or the CLI (docs/backup.md).
+ * backup task ends. Repositories are added with the API or the CLI (docs/backup.md). Below them,
+ * the backup jobs (backup-jobs.tsx).
  */
 import { Alert, Badge, Button, Stack, Table, Text, Title } from '@mantine/core';
 import { useCallback, useEffect, useState } from 'react';
@@ -20,6 +21,7 @@ import type { EventStream } from '../api/event-stream.ts';
 import { isTaskEnd } from '../api/events.ts';
 import { reasonOf } from '../api/follow-task.ts';
 import { TaskRunStatus } from '../components/task-run-status.tsx';
+import { BackupJobs } from './backup-jobs.tsx';
 import { useTaskRunner } from '../components/use-task-runner.ts';
 import { formatBytes } from '../pages/inventory-page.tsx';
 import { usePermissions } from '../permissions.ts';
@@ -163,6 +165,7 @@ export function BackupsPage(props: { client: ApiClient; events: EventStream }) {
           </Table.Tbody>
         </Table>
       )}
+      {repositories && <BackupJobs client={client} events={events} repositories={repositories} />}
     </Stack>
   );
 }

@@ -1,0 +1,367 @@
+/**
+ * Backup jobs on the backups page: each job with its repository, scope, schedule (in its time
+ * zone), next run, last run and retention; with backup.run, Run now (the run is followed: one
+ * line per VM); with backup.manage, enable or disable, remove, and New job (a dialog: name,
+ * repository, selector, schedule, time zone, retention, backups at once per host). The server
+ * still decides: a job wider than the person's own backup.run is refused, and the refusal shows.
+ */
+import {
+  Alert,
+  Badge,
+  Button,
+  Group,
+  Modal,
+  NativeSelect,
+  NumberInput,
+  Stack,
+  Table,
+  Text,
+  TextInput,
+  Title,
+} from '@mantine/core';
+import { useCallback, useEffect, useState } from 'react';
+import {
+  backupJobs,
+  createBackupJob,
+  deleteBackupJob,
+  runBackupJob,
+  setBackupJobEnabled,
+  type BackupJobView,
+  type BackupRepositoryView,
+  type JobRunResult,
+} from '../api/backup-calls.ts';
+import type { ApiClient } from '../api/client.ts';
+import type { EventStream } from '../api/event-stream.ts';
+import { isTaskEnd } from '../api/events.ts';
+import { reasonOf } from '../api/follow-task.ts';
+import { TaskRunStatus } from '../components/task-run-status.tsx';
+import { useTaskRunner } from '../components/use-task-runner.ts';
+import { usePermissions } from '../permissions.ts';
+
+const when = (at: number | null | undefined) => (at ? new Date(at).toLocaleString() : '—');
+
+function retentionText(job: BackupJobView): string {
+  if (!job.retention) return 'everything';
+  const keys = ['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const;
+  return keys
+    .filter((key) => job.retention![key] !== undefined)
+    .map((key) => `${key} ${String(job.retention![key])}`)
+    .join(', ');
+}
+
+export function BackupJobs(props: {
+  client: ApiClient;
+  events: EventStream;
+  repositories: BackupRepositoryView[];
+}) {
+  const { client, events, repositories } = props;
+  const permissions = usePermissions();
+  const mayRun = permissions.can('backup.run');
+  const mayManage = permissions.can('backup.manage');
+  const [jobs, setJobs] = useState<BackupJobView[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [making, setMaking] = useState(false);
+  const { run, start } = useTaskRunner(client, events);
+
+  const load = useCallback(async () => {
+    try {
+      setJobs(await backupJobs(client));
+      setError(null);
+    } catch (failure) {
+      setError(reasonOf(failure));
+    }
+  }, [client]);
+  useEffect(() => {
+    void load();
+    return events.subscribe((event) => {
+      if (isTaskEnd(event) && event.data.kind === 'backup.job') void load();
+    });
+  }, [events, load]);
+
+  const act = async (work: () => Promise<unknown>) => {
+    try {
+      await work();
+      setError(null);
+    } catch (failure) {
+      setError(reasonOf(failure));
+    }
+    await load();
+  };
+  const result = run?.state === 'succeeded' ? (run.task.result as JobRunResult | null) : null;
+
+  return (
+    <Stack>
+      <Group justify="space-between">
+        <Title order={3}>Backup jobs</Title>
+        {mayManage && repositories.length > 0 && (
+          <Button size="xs" onClick={() => setMaking(true)}>
+            New job
+          </Button>
+        )}
+      </Group>
+      {error && (
+        <Alert color="red" role="alert" title="Backup jobs">
+          {error}
+        </Alert>
+      )}
+      <TaskRunStatus run={run} />
+      {result && (
+        <Text size="sm" aria-label="Run result">
+          {result.vms
+            .map((vm) => `${vm.vmName}: ${vm.state}${vm.scope ? ` (${vm.scope})` : ''}`)
+            .join('; ') || 'no VM selected'}
+          {result.pruned.length > 0 ? `; ${result.pruned.length} backups pruned` : ''}
+        </Text>
+      )}
+      {jobs && jobs.length === 0 && (
+        <Text c="dimmed">No backup job yet: a job backs up the VMs it selects on a schedule.</Text>
+      )}
+      {jobs && jobs.length > 0 && (
+        <Table aria-label="Backup jobs">
+          <Table.Thead>
+            <Table.Tr>
+              <Table.Th>Name</Table.Th>
+              <Table.Th>Repository</Table.Th>
+              <Table.Th>Selects</Table.Th>
+              <Table.Th>Schedule</Table.Th>
+              <Table.Th>Next run</Table.Th>
+              <Table.Th>Last run</Table.Th>
+              <Table.Th>Keeps</Table.Th>
+              {(mayRun || mayManage) && <Table.Th>Actions</Table.Th>}
+            </Table.Tr>
+          </Table.Thead>
+          <Table.Tbody>
+            {jobs.map((job) => (
+              <Table.Tr key={job.id}>
+                <Table.Td>
+                  {job.name}{' '}
+                  {!job.enabled && (
+                    <Badge color="gray" variant="light">
+                      disabled
+                    </Badge>
+                  )}
+                </Table.Td>
+                <Table.Td>{job.repository.name}</Table.Td>
+                <Table.Td>
+                  <Text size="sm">{job.selector ?? 'every VM'}</Text>
+                  <Text size="xs" c="dimmed">
+                    in {job.scope ? `${job.scope.kind} ${job.scope.name}` : 'everything'}
+                  </Text>
+                </Table.Td>
+                <Table.Td>
+                  {job.schedule ? `${job.schedule} (${job.timeZone})` : 'on demand'}
+                </Table.Td>
+                <Table.Td>{job.enabled ? when(job.nextRuns[0]) : '—'}</Table.Td>
+                <Table.Td>
+                  {job.lastRun ? (
+                    <Badge
+                      color={
+                        job.lastRun.state === 'succeeded'
+                          ? 'green'
+                          : job.lastRun.state === 'failed'
+                            ? 'red'
+                            : 'blue'
+                      }
+                      variant="light"
+                    >
+                      {job.lastRun.state}
+                    </Badge>
+                  ) : (
+                    '—'
+                  )}{' '}
+                  {job.lastRun && when(job.lastRun.endedAt ?? job.lastRun.startedAt)}
+                </Table.Td>
+                <Table.Td>{retentionText(job)}</Table.Td>
+                {(mayRun || mayManage) && (
+                  <Table.Td>
+                    <Group gap="xs" wrap="nowrap">
+                      {mayRun && (
+                        <Button
+                          size="xs"
+                          variant="default"
+                          aria-label={`Run ${job.name} now`}
+                          loading={run?.state === 'pending' && run.label === `Run ${job.name}`}
+                          onClick={() =>
+                            void start(`Run ${job.name}`, () => runBackupJob(client, job.id))
+                          }
+                        >
+                          Run now
+                        </Button>
+                      )}
+                      {mayManage && (
+                        <Button
+                          size="xs"
+                          variant="default"
+                          aria-label={`${job.enabled ? 'Disable' : 'Enable'} ${job.name}`}
+                          onClick={() =>
+                            void act(() => setBackupJobEnabled(client, job.id, !job.enabled))
+                          }
+                        >
+                          {job.enabled ? 'Disable' : 'Enable'}
+                        </Button>
+                      )}
+                      {mayManage && (
+                        <Button
+                          size="xs"
+                          color="red"
+                          variant="light"
+                          aria-label={`Remove ${job.name}`}
+                          onClick={() => {
+                            if (window.confirm(`Remove backup job ${job.name}? Its backups stay.`))
+                              void act(() => deleteBackupJob(client, job.id));
+                          }}
+                        >
+                          Remove
+                        </Button>
+                      )}
+                    </Group>
+                  </Table.Td>
+                )}
+              </Table.Tr>
+            ))}
+          </Table.Tbody>
+        </Table>
+      )}
+      {making && (
+        <NewJobDialog
+          client={client}
+          repositories={repositories}
+          onClose={() => setMaking(false)}
+          onMade={() => {
+            setMaking(false);
+            void load();
+          }}
+        />
+      )}
+    </Stack>
+  );
+}
+
+function NewJobDialog(props: {
+  client: ApiClient;
+  repositories: BackupRepositoryView[];
+  onClose: () => void;
+  onMade: () => void;
+}) {
+  const { client, repositories, onClose, onMade } = props;
+  const [name, setName] = useState('');
+  const [repository, setRepository] = useState(repositories[0]?.id ?? '');
+  const [selector, setSelector] = useState('');
+  const [scope, setScope] = useState('');
+  const [schedule, setSchedule] = useState('0 2 * * *');
+  const [timeZone, setTimeZone] = useState(
+    () => Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC',
+  );
+  const [keepLast, setKeepLast] = useState<number | string>(7);
+  const [keepDaily, setKeepDaily] = useState<number | string>('');
+  const [perHost, setPerHost] = useState<number | string>(1);
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const count = (value: number | string) => (typeof value === 'number' ? value : undefined);
+
+  const submit = async () => {
+    setBusy(true);
+    try {
+      const last = count(keepLast);
+      const daily = count(keepDaily);
+      await createBackupJob(client, {
+        name: name.trim(),
+        repository,
+        selector: selector.trim() || null,
+        scope: scope.trim() || null,
+        schedule: schedule.trim() || null,
+        timeZone: timeZone.trim() || 'UTC',
+        retention:
+          last === undefined && daily === undefined
+            ? null
+            : {
+                ...(last !== undefined ? { last } : {}),
+                ...(daily !== undefined ? { daily } : {}),
+              },
+        ...(typeof perHost === 'number' ? { concurrency: { perHost } } : {}),
+      });
+      onMade();
+    } catch (failure) {
+      setError(reasonOf(failure));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <Modal opened onClose={onClose} title="New backup job">
+      <form
+        onSubmit={(event) => {
+          event.preventDefault();
+          void submit();
+        }}
+      >
+        <Stack>
+          {error && (
+            <Alert color="red" role="alert" title="The job was not made">
+              {error}
+            </Alert>
+          )}
+          <TextInput
+            label="Name"
+            required
+            maxLength={63}
+            value={name}
+            onChange={(event) => setName(event.currentTarget.value)}
+            data-autofocus
+          />
+          <NativeSelect
+            label="Repository"
+            value={repository}
+            data={repositories.map((r) => ({ value: r.id, label: r.name }))}
+            onChange={(event) => setRepository(event.currentTarget.value)}
+          />
+          <TextInput
+            label="Selector"
+            description="A condition on the VM's facts, e.g. 'env:prod' in vm.tags; empty: every VM in scope"
+            value={selector}
+            onChange={(event) => setSelector(event.currentTarget.value)}
+          />
+          <TextInput
+            label="Scope"
+            description="The object (name or id) whose VMs the job reaches; empty: everything"
+            value={scope}
+            onChange={(event) => setScope(event.currentTarget.value)}
+          />
+          <Group grow>
+            <TextInput
+              label="Schedule (cron)"
+              description="minute hour day month weekday; empty: on demand"
+              value={schedule}
+              onChange={(event) => setSchedule(event.currentTarget.value)}
+            />
+            <TextInput
+              label="Time zone"
+              value={timeZone}
+              onChange={(event) => setTimeZone(event.currentTarget.value)}
+            />
+          </Group>
+          <Group grow>
+            <NumberInput label="Keep last" min={0} value={keepLast} onChange={setKeepLast} />
+            <NumberInput label="Keep daily" min={0} value={keepDaily} onChange={setKeepDaily} />
+            <NumberInput
+              label="At once per host"
+              min={1}
+              max={64}
+              value={perHost}
+              onChange={setPerHost}
+            />
+          </Group>
+          <Group justify="flex-end">
+            <Button variant="default" onClick={onClose}>
+              Cancel
+            </Button>
+            <Button type="submit" loading={busy} disabled={!name.trim() || !repository}>
+              Make the job
+            </Button>
+          </Group>
+        </Stack>
+      </form>
+    </Modal>
+  );
+}
