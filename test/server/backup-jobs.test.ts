@@ -188,6 +188,28 @@ describe('backup jobs through the API (real QEMU)', () => {
     assert.equal((await backupsOf('jobs')).length, 4);
   });
 
+  test('two jobs writing to one repository, one backup at a time there: a run waits for the other’s backup, and both finish', async () => {
+    const jobs = await Promise.all(
+      (['web-1', 'db-1'] as const).map((name) =>
+        ok('POST', '/backup-jobs', {
+          name: `only-${name}`,
+          repository: 'jobs',
+          selector: `vm.name == '${name}'`,
+          concurrency: { perHost: 2, perRepository: 1 },
+        }),
+      ),
+    );
+    const runs = await Promise.all(jobs.map((job) => call('POST', `/backup-jobs/${job.id}/run`)));
+    const ended = await Promise.all(runs.map((run) => s.waitForTask(token, run.body.id, 60_000)));
+    for (const run of ended) assert.equal(run.state, 'succeeded', JSON.stringify(run.error));
+    const children = await Promise.all(
+      ended.map((run) => ok('GET', `/tasks/${run.result.vms[0].taskId}`)),
+    );
+    const [first, second] = children.sort((a, b) => a.startedAt - b.startedAt);
+    assert.ok(first.endedAt <= second.startedAt, 'one backup at a time into the repository');
+    for (const job of jobs) await ok('DELETE', `/backup-jobs/${job.id}`);
+  });
+
   test('a job reaches what its binding reaches: a manager of one group makes jobs there only, never wider than their own backup.run', async () => {
     const group = await ok('POST', '/resource-groups', { name: 'team-a' });
     await ok('POST', `/resource-groups/${group.id}/members`, { object: vms['web-1'] });

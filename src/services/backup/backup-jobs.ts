@@ -145,6 +145,7 @@ function compileSelector(selector: string): CompiledExpression {
 /** How many backups run now per host and per repository (every run of every job in this process). */
 class Slots {
   readonly #busy = new Map<string, number>();
+  #waiters: Array<() => void> = [];
   free(key: string, limit: number): boolean {
     return (this.#busy.get(key) ?? 0) < limit;
   }
@@ -155,6 +156,20 @@ class Slots {
     const left = (this.#busy.get(key) ?? 1) - 1;
     if (left > 0) this.#busy.set(key, left);
     else this.#busy.delete(key);
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const wake of waiters) wake();
+  }
+  /** Resolves when any slot is given back (another run's backup ended), or the signal aborts. */
+  released(signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        signal.removeEventListener('abort', wake);
+        resolve();
+      };
+      this.#waiters.push(wake);
+      signal.addEventListener('abort', wake, { once: true });
+    });
   }
 }
 
@@ -514,7 +529,11 @@ export class BackupJobs {
             report();
           }
         }
-        if (inFlight.size === 0) continue;
+        // Every slot this run needs is held by other runs' backups: wait until one is given back.
+        if (inFlight.size === 0) {
+          if (pending.length > 0) await this.#slots.released(signal);
+          continue;
+        }
         const [taskId, ended] = await Promise.race(
           [...inFlight.entries()].map(async ([id, entry]) => [id, await entry.done] as const),
         );
