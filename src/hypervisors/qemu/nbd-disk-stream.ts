@@ -40,6 +40,20 @@ async function connect(target: NbdTarget, options: NbdConnectOptions): Promise<N
 export const dirtyBitmapContext = (bitmap: string) => `qemu:dirty-bitmap:${bitmap}`;
 
 /**
+ * The protocol's failures (NBD_CLOSED when QEMU or qemu-nbd ends mid-read, a refused request) as
+ * the catalogue's: a task that read or wrote a disk fails with a code callers know.
+ */
+function asDriverError(error: unknown): never {
+  if (isZenithError(error) && error.code.startsWith('NBD_'))
+    throw new ZenithError(
+      'ZEN_DRIVER_ERROR',
+      `the disk's NBD export failed: ${error.message} (its QEMU or qemu-nbd may have ended)`,
+      { nbd: error.code },
+    );
+  throw error;
+}
+
+/**
  * Reads an export: in full, or (`changedSince`: a bitmap the export offers) only what the bitmap
  * marks as written. `release` runs when the reader closes (it ends the export).
  */
@@ -54,7 +68,22 @@ export async function openNbdReader(
     capacityBytes: client.size,
     scope: options.changedSince ? 'changed' : 'full',
     async *extents(): AsyncGenerator<DiskExtent> {
-      for await (const extent of client.extents(context)) {
+      yield* translated(client.extents(context));
+    },
+    read: (offset, length) => client.read(offset, length).catch(asDriverError),
+    async close() {
+      if (closed) return;
+      closed = true;
+      await client.close().catch(() => client.destroy());
+      await options.release?.();
+    },
+  };
+
+  async function* translated(
+    extents: AsyncIterable<{ offset: number; length: number; flags: number }>,
+  ): AsyncGenerator<DiskExtent> {
+    try {
+      for await (const extent of extents) {
         if (options.changedSince) {
           // Only what the bitmap marks; the rest did not change.
           if (extent.flags & DIRTY)
@@ -67,15 +96,10 @@ export async function openNbdReader(
           };
         }
       }
-    },
-    read: (offset, length) => client.read(offset, length),
-    async close() {
-      if (closed) return;
-      closed = true;
-      await client.close().catch(() => client.destroy());
-      await options.release?.();
-    },
-  };
+    } catch (error) {
+      asDriverError(error);
+    }
+  }
 }
 
 /**
@@ -98,8 +122,8 @@ export async function openNbdWriter(
   let ended = false;
   return {
     capacityBytes: client.size,
-    write: (offset, data) => client.write(offset, data),
-    writeZeroes: (offset, length) => client.writeZeroes(offset, length),
+    write: (offset, data) => client.write(offset, data).catch(asDriverError),
+    writeZeroes: (offset, length) => client.writeZeroes(offset, length).catch(asDriverError),
     async finish() {
       if (ended) throw new ZenithError('ZEN_INVALID_STATE', 'the disk writer has ended');
       ended = true;

@@ -136,26 +136,35 @@ export async function migrateAcrossHosts(
   });
   let stats: MigrationStats;
   let resumesAtFinish = false;
+  // Restarted elsewhere by high availability meanwhile (the source's host failed and was
+  // fenced): the reception will never be finished, and goes at once.
+  const restartedElsewhere = () =>
+    deps.inventory.index.get(vm.id)?.connectionId !== vm.connectionId;
+  // The source's host declared failed by high availability (fenced before any restart): the VM is
+  // the failover's; the destination's copy never resumes, even a complete one.
+  const sourceFailed = () => vm.parentId !== null && deps.hostFailed?.(vm.parentId) === true;
   try {
-    const { resumesAtFinish: paused, ...result } = await source.send(
-      id,
-      incoming,
-      options,
-      context,
-    );
-    stats = result;
-    resumesAtFinish = paused === true;
+    // A crashed source's agent never answers the send: the failover's verdict stops the wait.
+    const sending = source.send(id, incoming, options, context);
+    sending.catch(() => undefined); // awaited below, or no longer once the source is lost
+    const watch = new AbortController();
+    try {
+      const { resumesAtFinish: paused, ...result } = await Promise.race([
+        sending,
+        sourceLost(() => sourceFailed() || restartedElsewhere(), vm.name, watch.signal),
+      ]);
+      stats = result;
+      resumesAtFinish = paused === true;
+    } finally {
+      watch.abort();
+    }
   } catch (error) {
     const silent =
       isZenithError(error) &&
       (error.code === 'ZEN_CONNECTION_DISCONNECTED' || error.code === 'ZEN_TIMEOUT');
-    // Restarted elsewhere by high availability meanwhile (the source's host failed and was
-    // fenced): the reception will never be finished, and goes at once.
-    const restartedElsewhere = () =>
-      deps.inventory.index.get(vm.id)?.connectionId !== vm.connectionId;
     if (
       !silent ||
-      (await arrival(source, target, id, context, restartedElsewhere)) !== 'received'
+      (await arrival(source, target, id, context, restartedElsewhere, sourceFailed)) !== 'received'
     ) {
       await target.abortIncoming(id).catch(() => undefined);
       throw error;
@@ -291,6 +300,17 @@ async function settle(ends: Ends, id: string): Promise<'moved' | 'stayed' | 'los
       await leaveToFailedHost(ends, id);
       return 'moved';
     }
+    // Still receiving from a source whose host failed (fenced): it never completes, and its QEMU
+    // holds the disks a restart elsewhere needs: it goes, and high availability restarts the VM.
+    if (
+      incoming === 'receiving' &&
+      outgoing === 'unreachable' &&
+      ends.vm.parentId !== null &&
+      ends.hostFailed?.(ends.vm.parentId) === true
+    ) {
+      await ends.target.abortIncoming(id);
+      return 'lost';
+    }
     // The source runs it (its send failed, or never began): the destination's QEMU only goes.
     if (outgoing === 'stayed') {
       await ends.target.abortIncoming(id);
@@ -322,6 +342,26 @@ async function settle(ends: Ends, id: string): Promise<'moved' | 'stayed' | 'los
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Rejects (as a silent source) once `lost` holds, looked at every second until `signal` aborts;
+ * never resolves.
+ */
+function sourceLost(lost: () => boolean, vmName: string, signal: AbortSignal): Promise<never> {
+  return new Promise<never>((_resolve, reject) => {
+    const timer = setInterval(() => {
+      if (!lost()) return;
+      clearInterval(timer);
+      reject(
+        new ZenithError(
+          'ZEN_CONNECTION_DISCONNECTED',
+          `the source host of ${vmName}'s migration failed (high availability has the VM)`,
+        ),
+      );
+    }, 1000);
+    signal.addEventListener('abort', () => clearInterval(timer), { once: true });
+  });
+}
 
 /**
  * The switch-over was done and the destination's host failed before it reported the VM: the
@@ -356,7 +396,9 @@ async function leaveToFailedHost(
 /**
  * The source's end went silent: waits for the destination to have the VM or
  * to have lost it, or for the returning source to say the VM stayed. Ends
- * that cannot say how a migration stands count as lost.
+ * that cannot say how a migration stands count as lost, and so does the
+ * reception once the source's host is declared failed or the VM restarted
+ * elsewhere: high availability has the VM then.
  */
 async function arrival(
   source: MigrationEndpoint,
@@ -364,6 +406,7 @@ async function arrival(
   id: string,
   context: ActionContext,
   restartedElsewhere: () => boolean,
+  sourceFailed: () => boolean,
 ): Promise<'received' | 'failed'> {
   if (!target.incomingState || !source.outgoingState) return 'failed';
   const deadline = performance.now() + silentSourceGraceMs;
@@ -372,6 +415,8 @@ async function arrival(
     message: "the source's agent went silent; asking the destination",
   });
   while (performance.now() < deadline && !context.signal.aborted) {
+    // High availability has the VM (its source's host failed): the reception goes, even complete.
+    if (sourceFailed() || restartedElsewhere()) return 'failed';
     const state = await target.incomingState(id).catch(() => 'unknown' as const);
     if (state === 'received' || state === 'failed') return state;
     // Only a source that kept the VM settles it; one that let go ('departed', 'gone') leaves it to the destination.
