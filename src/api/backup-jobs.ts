@@ -5,22 +5,11 @@
  */
 import { Type, type Static } from 'typebox';
 import { IdOrName, IdParams, Instant, Items, NullableInstant, NullableString } from './common.js';
+import { RetentionRules } from './backups.js';
 import { operation } from './operation.js';
 import { TaskView } from './tasks.js';
 
-const Keep = Type.Optional(Type.Integer({ minimum: 0, maximum: 100000 }));
-const Retention = Type.Object(
-  {
-    last: Keep,
-    hourly: Keep,
-    daily: Keep,
-    weekly: Keep,
-    monthly: Keep,
-    yearly: Keep,
-    timeZone: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
-  },
-  { additionalProperties: false },
-);
+const Retention = Type.Object(RetentionRules, { additionalProperties: false });
 const Concurrency = Type.Object(
   {
     perHost: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),

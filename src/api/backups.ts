@@ -252,6 +252,16 @@ export const testBackup = operation({
 });
 
 const Keep = Type.Optional(Type.Integer({ minimum: 0, maximum: 100000 }));
+/** What a retention keeps (prune, and a backup job's own backups). */
+export const RetentionRules = {
+  last: Keep,
+  hourly: Keep,
+  daily: Keep,
+  weekly: Keep,
+  monthly: Keep,
+  yearly: Keep,
+  timeZone: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+};
 
 export const pruneBackupRepository = operation({
   method: 'POST',
@@ -264,13 +274,7 @@ export const pruneBackupRepository = operation({
   body: Type.Object(
     {
       vm: Type.Optional(IdOrName),
-      last: Keep,
-      hourly: Keep,
-      daily: Keep,
-      weekly: Keep,
-      monthly: Keep,
-      yearly: Keep,
-      timeZone: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+      ...RetentionRules,
       dryRun: Type.Optional(Type.Boolean()),
     },
     { additionalProperties: false },

@@ -44,6 +44,20 @@ const login = async () =>
   (await api(undefined, 'POST', '/auth/login', { username: 'admin', password: adminPassword }))
     .token as string;
 
+/** A task once ended, read with the token of the moment (a new one after a restart). */
+const finishedAs =
+  (token: () => string) =>
+  async (taskId: string, timeoutMs = 120_000) =>
+    until(
+      `task ${taskId}`,
+      async () => {
+        const task = await api(token(), 'GET', `/tasks/${taskId}`).catch(() => undefined);
+        return task && ['succeeded', 'failed', 'cancelled'].includes(task.state) ? task : undefined;
+      },
+      timeoutMs,
+      100,
+    );
+
 const bitmapsOf = (disk: string): string[] =>
   (
     JSON.parse(execFileSync('qemu-img', ['info', '-U', '--output=json', disk]).toString())[
@@ -56,6 +70,7 @@ test('kill -9 in the middle of a backup: no backup until the task, run again aft
   const images = join(dataDir, 'images');
   server = await startServerProcess({ dataDir });
   let token = await login();
+  const finished = finishedAs(() => token);
   const added = await api(token, 'POST', '/connections', {
     name: 'kb-host',
     type: 'qemu',
@@ -71,16 +86,6 @@ test('kill -9 in the middle of a backup: no backup until the task, run again aft
     diskBytes: 160 * MiB,
     options: { kernel: image.kernel, initrd: image.initrd, cmdline: GUEST_KERNEL_APPEND },
   });
-  const finished = async (taskId: string, timeoutMs = 120_000) =>
-    until(
-      `task ${taskId}`,
-      async () => {
-        const task = await api(token, 'GET', `/tasks/${taskId}`).catch(() => undefined);
-        return task && ['succeeded', 'failed', 'cancelled'].includes(task.state) ? task : undefined;
-      },
-      timeoutMs,
-      100,
-    );
   const made = await finished(created.id);
   assert.equal(made.state, 'succeeded', JSON.stringify(made.error));
   const vmId = made.result.vmId as string;
@@ -148,18 +153,9 @@ test('kill -9 in the middle of a backup: no backup until the task, run again aft
 
 test('kill -9 in the middle of a backup job’s run: after the restart the run goes on, and each VM is backed up once by it', async () => {
   let token = await login();
+  const finished = finishedAs(() => token);
   const host = (await api(token, 'GET', '/hosts')).items[0];
   const image = await ensureGuestImage();
-  const finished = async (taskId: string, timeoutMs = 120_000) =>
-    until(
-      `task ${taskId}`,
-      async () => {
-        const task = await api(token, 'GET', `/tasks/${taskId}`).catch(() => undefined);
-        return task && ['succeeded', 'failed', 'cancelled'].includes(task.state) ? task : undefined;
-      },
-      timeoutMs,
-      100,
-    );
   // A second VM never backed up, full of random bytes: its backup is long enough to be killed in.
   const created = await api(token, 'POST', '/vms', {
     name: 'kb2',

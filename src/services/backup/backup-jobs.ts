@@ -112,6 +112,19 @@ const RunParams = Type.Object({
 
 const defaultConcurrency = { perHost: 1, perRepository: 2 };
 
+/** A job's settings once checked: ids resolved, pattern and retention valid. */
+interface JobSettings {
+  repositoryId: string;
+  selector: string | null;
+  scopeId: string | null;
+  schedule: string | null;
+  timeZone: string;
+  enabled: boolean;
+  retention: Retention | null;
+  perHost: number;
+  perRepository: number;
+}
+
 function checkConcurrency(field: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (!Number.isInteger(value) || value < 1 || value > 64)
@@ -292,15 +305,7 @@ export class BackupJobs {
         id,
         name: input.name,
         description: input.description ?? null,
-        repository_id: settings.repositoryId,
-        selector: settings.selector,
-        scope_id: settings.scopeId,
-        schedule: settings.schedule,
-        time_zone: settings.timeZone,
-        enabled: settings.enabled ? 1 : 0,
-        retention: settings.retention ? JSON.stringify(settings.retention) : null,
-        max_per_host: settings.perHost,
-        max_per_repository: settings.perRepository,
+        ...columnsOf(settings),
         identity_id: identity.id,
         binding_id: bindingId,
         created_by: creator.id,
@@ -360,15 +365,7 @@ export class BackupJobs {
     const updated: BackupJobsTable = {
       ...row,
       description: merged.description ?? null,
-      repository_id: settings.repositoryId,
-      selector: settings.selector,
-      scope_id: settings.scopeId,
-      schedule: settings.schedule,
-      time_zone: settings.timeZone,
-      enabled: settings.enabled ? 1 : 0,
-      retention: settings.retention ? JSON.stringify(settings.retention) : null,
-      max_per_host: settings.perHost,
-      max_per_repository: settings.perRepository,
+      ...columnsOf(settings),
       binding_id: bindingId,
       updated_at: this.deps.clock.now(),
     };
@@ -618,7 +615,7 @@ export class BackupJobs {
 
   // —— helpers ——
 
-  async #settings(input: BackupJobInput, existing: BackupJobsTable | null) {
+  async #settings(input: BackupJobInput, existing: BackupJobsTable | null): Promise<JobSettings> {
     const repository = await this.deps.backups.findRepository(input.repository);
     const selector = input.selector?.trim() ? input.selector : null;
     if (selector !== null) compileSelector(selector);
@@ -785,6 +782,21 @@ export class BackupJobs {
       updatedAt: Number(row.updated_at),
     };
   }
+}
+
+/** A job's checked settings as its row's columns. */
+function columnsOf(settings: JobSettings) {
+  return {
+    repository_id: settings.repositoryId,
+    selector: settings.selector,
+    scope_id: settings.scopeId,
+    schedule: settings.schedule,
+    time_zone: settings.timeZone,
+    enabled: settings.enabled ? 1 : 0,
+    retention: settings.retention ? JSON.stringify(settings.retention) : null,
+    max_per_host: settings.perHost,
+    max_per_repository: settings.perRepository,
+  };
 }
 
 function errorOf(error: unknown): { code: string; message: string } {
