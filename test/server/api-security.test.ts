@@ -384,7 +384,8 @@ describe('hostile input never gets a 5xx', () => {
     )) {
       for (const method of Object.keys(methods)) {
         if (path.endsWith('/events/stream') || path.endsWith('/auth/logout')) continue;
-        for (const id of ids) {
+        // A path without parameters is the same request whatever the id: sent once, not per id.
+        for (const id of /\{[^}]+\}/.test(path) ? ids : ids.slice(0, 1)) {
           const concrete = path.replace('/api/v1', '').replace(/\{[^}]+\}/g, id);
           const sendsBody = ['post', 'patch', 'put'].includes(method);
           for (const variant of [
