@@ -442,6 +442,18 @@ export class BackupJobs {
   ): Promise<JobRunResult> {
     const row = await this.#row(task.params.jobId);
     const owner = await this.#actor(row);
+    // What earlier runs of the job recorded is needed only while they may resume: once ended, gone.
+    await this.deps.store.db
+      .deleteFrom('backup_job_items')
+      .where('run_task_id', 'in', (eb) =>
+        eb
+          .selectFrom('tasks')
+          .select('id')
+          .where('kind', '=', 'backup.job')
+          .where('target_id', '=', row.id)
+          .where('state', 'in', ['succeeded', 'failed', 'cancelled']),
+      )
+      .execute();
     const recorded = new Map(
       (
         await this.deps.store.db
@@ -467,7 +479,12 @@ export class BackupJobs {
     };
     const repositoryKey = `repository:${row.repository_id}`;
     const pending = vms.filter((vm) => !recorded.has(vm.id));
-    const inFlight = new Map<string, { vm: ManagedObject; keys: string[]; done: Promise<Task> }>();
+    // `done` never rejects (an abort or a store failure is its `error`): the losers of each race
+    // below are left pending or settled, never an unhandled rejection.
+    const inFlight = new Map<
+      string,
+      { vm: ManagedObject; keys: string[]; done: Promise<{ task: Task } | { error: unknown }> }
+    >();
     const report = () =>
       progress({
         percent: vms.length === 0 ? 100 : (result.vms.length / vms.length) * 100,
@@ -476,7 +493,11 @@ export class BackupJobs {
       });
     const follow = (vm: ManagedObject, taskId: string, keys: string[]) => {
       for (const key of keys) this.#slots.take(key);
-      inFlight.set(taskId, { vm, keys, done: this.deps.tasks.waitFor(taskId, signal) });
+      const done = this.deps.tasks.waitFor(taskId, signal).then(
+        (task) => ({ task }),
+        (error: unknown) => ({ error }),
+      );
+      inFlight.set(taskId, { vm, keys, done });
     };
     // Backups asked for before a restart: waited for first (they hold their host's slot).
     for (const [vmId, taskId] of recorded) {
@@ -534,10 +555,11 @@ export class BackupJobs {
         const [taskId, ended] = await Promise.race(
           [...inFlight.entries()].map(async ([id, entry]) => [id, await entry.done] as const),
         );
+        if ('error' in ended) throw ended.error;
         const entry = inFlight.get(taskId)!;
         inFlight.delete(taskId);
         for (const key of entry.keys) this.#slots.give(key);
-        result.vms.push(outcomeOf(entry.vm, ended));
+        result.vms.push(outcomeOf(entry.vm, ended.task));
         report();
       }
     } catch (error) {

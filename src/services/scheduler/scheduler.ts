@@ -13,6 +13,7 @@ import { Cron } from 'croner';
 import type { Clock } from '../../core/clock.js';
 import { ZenithError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
+import type { SchedulesTable } from '../../store/schema.js';
 import type { Store, Tx } from '../../store/store.js';
 
 /** A schedule as its owner gives it. */
@@ -92,16 +93,7 @@ export function nextSlots(
   return slots;
 }
 
-const stateOf = (row: {
-  id: string;
-  owner_kind: string;
-  cron: string;
-  time_zone: string;
-  enabled: number;
-  next_run_at: number | null;
-  last_run_at: number | null;
-  last_task_id: string | null;
-}): ScheduleState => ({
+const stateOf = (row: SchedulesTable): ScheduleState => ({
   id: row.id,
   ownerKind: row.owner_kind,
   cron: row.cron,
