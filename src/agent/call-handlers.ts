@@ -8,10 +8,13 @@ import type { QemuDriver } from '../hypervisors/qemu/qemu-driver.js';
 import { check } from '../protocols/agent-channel/codec.js';
 import type { CallHandlers } from '../protocols/agent-channel/dispatcher.js';
 import { DiscoverySnapshot } from '../protocols/agent-channel/values.js';
+import type { DiskStreamMethod } from './disk-stream-handles.js';
 import type { HaMethod } from './ha-call-handlers.js';
 
-/** Every call but high availability's (ha-call-handlers.ts). */
-export function qemuCallHandlers(driver: QemuDriver): Omit<CallHandlers, HaMethod> {
+/** Every call but high availability's (ha-call-handlers.ts) and the disk streams' (disk-stream-handles.ts). */
+export function qemuCallHandlers(
+  driver: QemuDriver,
+): Omit<CallHandlers, HaMethod | DiskStreamMethod> {
   const migration = driver.facets.migration;
   const portable = driver.facets.portableVms;
   return {

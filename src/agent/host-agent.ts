@@ -40,6 +40,7 @@ import {
 } from '../protocols/agent-channel/values.js';
 import { qemuCallHandlers } from './call-handlers.js';
 import { ConsoleRelays } from './console-relays.js';
+import { DiskStreamHandles } from './disk-stream-handles.js';
 import { haCallHandlers } from './ha-call-handlers.js';
 import { startHaWatchdog, watchChannel } from './ha-host.js';
 import type { HaWatchdog } from './ha-watchdog.js';
@@ -215,8 +216,11 @@ export class HostAgent {
       };
       // Started by run() before any session.
       const ha = this.#ha!;
+      // What this channel opens of the host's disks, closed when it drops.
+      const diskStreams = new DiskStreamHandles(driver.facets.diskStreams, this.#options.logger);
       const callHandlers = {
         ...qemuCallHandlers(driver),
+        ...diskStreams.handlers(),
         ...haCallHandlers(ha, driver, this.#options.storageRoots, this.#options.logger),
       };
       let unwatch: (() => void) | undefined;
@@ -343,6 +347,11 @@ export class HostAgent {
         clearInterval(heartbeat);
         unwatch?.();
         consoles.closeAll();
+        diskStreams
+          .closeAll()
+          .catch((error: unknown) =>
+            this.#options.logger.error({ err: error }, 'closing the disk streams failed'),
+          );
         watching.abort();
         resolve(opened);
       });

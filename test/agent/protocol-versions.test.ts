@@ -134,16 +134,21 @@ describe('agent channel protocol versions, against the real server', () => {
     const currentId = (await s.request('GET', '/agents', { token })).body.items.find(
       (a: ApiAnswer) => a.hostname === 'host-a',
     ).id as string;
-    assert.deepEqual(s.plane.agentHub.link(currentId)?.protocol, { major: 1, minor: 4 });
+    assert.deepEqual(s.plane.agentHub.link(currentId)?.protocol, { major: 1, minor: 5 });
     assert.ok(
       facetOf(driverOf(currentConnection.id), 'portableVms'),
       'this build runs VMs from a description',
     );
     const olderDriver = driverOf(olderConnection.id);
+    assert.ok(facetOf(driverOf(currentConnection.id), 'diskStreams'), 'this build backs VMs up');
     assert.equal(facetOf(olderDriver, 'portableVms'), undefined, 'a 1.0 agent has no such facet');
     assert.throws(
       () => requireFacet(olderDriver, 'portableVms', 'run VMs from a description'),
       coded('ZEN_UNSUPPORTED'),
+    );
+    assert.throws(
+      () => requireFacet(olderDriver, 'diskStreams', 'back VMs up'),
+      coded('ZEN_UNSUPPORTED', /no 'diskStreams' facet \(since 1\.5\)/),
     );
     // Asked anyway, the control plane answers for it, and the channel stays up.
     const agentId = (await s.request('GET', '/agents', { token })).body.items.find(

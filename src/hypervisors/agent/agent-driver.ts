@@ -25,6 +25,7 @@ import { AgentCaller } from './agent-caller.js';
 import type { AgentLink } from '../../protocols/agent-channel/agent-link.js';
 import { agentCalls } from '../../protocols/agent-channel/call-map.js';
 import { formatVersion } from '../../protocols/agent-channel/version.js';
+import { AgentDiskStreams } from './agent-disk-streams.js';
 import { AgentMigrationEndpoint } from './agent-migration-endpoint.js';
 import { AgentPortableVms } from './agent-portable-vms.js';
 
@@ -45,34 +46,48 @@ const capabilities: readonly Capability[] = [
   'vm.migrate',
 ];
 
+/** The facets a later protocol added, by the first method of each. */
+const facetSince = { portableVms: 'runVm', diskStreams: 'openDiskReader' } as const;
+const isVersioned = (name: FacetName): name is keyof typeof facetSince =>
+  Object.hasOwn(facetSince, name);
+
 export class AgentDriver implements HypervisorDriver {
   readonly info: DriverInfo = { type: 'agent', simulated: false, capabilities };
 
   readonly #agent: AgentCaller;
   readonly #migration: AgentMigrationEndpoint;
   readonly #portableVms: AgentPortableVms;
+  readonly #diskStreams: AgentDiskStreams;
 
   constructor(link: () => AgentLink | undefined) {
     this.#agent = new AgentCaller(link);
     this.#migration = new AgentMigrationEndpoint(this.#agent);
     this.#portableVms = new AgentPortableVms(this.#agent);
+    this.#diskStreams = new AgentDiskStreams(this.#agent);
   }
 
   /**
    * What the agent can do depends on the protocol version it speaks (asked anew each time). The
-   * migration facet is in every version; the portable-VM facet only while an agent of 1.1 or later
-   * is connected: a disconnected agent has no version, and nothing it could be asked to do now.
+   * migration facet is in every version; the portable-VM facet (1.1) and the disk-stream facet
+   * (1.5) only while an agent of that version or later is connected: a disconnected agent has no
+   * version, and nothing it could be asked to do now.
    */
-  get facets(): { migration: AgentMigrationEndpoint; portableVms?: AgentPortableVms } {
+  get facets(): {
+    migration: AgentMigrationEndpoint;
+    portableVms?: AgentPortableVms;
+    diskStreams?: AgentDiskStreams;
+  } {
+    const link = this.#agent.open();
     return {
       migration: this.#migration,
-      ...(this.#agent.open()?.supports('runVm') ? { portableVms: this.#portableVms } : {}),
+      ...(link?.supports(facetSince.portableVms) ? { portableVms: this.#portableVms } : {}),
+      ...(link?.supports(facetSince.diskStreams) ? { diskStreams: this.#diskStreams } : {}),
     };
   }
 
-  /** Why the portable-VM facet is absent: the agent is away, or speaks a version without it. */
+  /** Why a facet of a later protocol is absent: the agent is away, or speaks a version without it. */
   facetRefusal(name: FacetName, purpose: string): ZenithError | undefined {
-    if (name !== 'portableVms') return undefined;
+    if (!isVersioned(name)) return undefined;
     const link = this.#agent.open();
     if (!link)
       return new ZenithError(
@@ -80,10 +95,11 @@ export class AgentDriver implements HypervisorDriver {
         `cannot ${purpose}: the host agent is not connected (whether it has the '${name}' facet is known when it is back)`,
         { facet: name },
       );
-    if (link.supports('runVm')) return undefined;
+    const method = facetSince[name];
+    if (link.supports(method)) return undefined;
     return new ZenithError(
       'ZEN_UNSUPPORTED',
-      `cannot ${purpose}: the host agent speaks the agent channel protocol ${formatVersion(link.protocol)}, which has no '${name}' facet (since ${formatVersion(agentCalls.runVm.since)}): upgrade the agent`,
+      `cannot ${purpose}: the host agent speaks the agent channel protocol ${formatVersion(link.protocol)}, which has no '${name}' facet (since ${formatVersion(agentCalls[method].since)}): upgrade the agent`,
       { facet: name, agentProtocol: formatVersion(link.protocol) },
     );
   }

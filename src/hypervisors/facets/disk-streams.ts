@@ -105,6 +105,12 @@ export interface DiskStreamFacet {
    */
   openWriter(disk: NewDisk, context: ActionContext): Promise<DiskWriter>;
   /**
+   * Removes images a writer made that no VM came to use (a restore cut off before its VM was
+   * defined, a restore test's leftovers), and their directory once it is empty. A missing one is
+   * fine; one a VM uses or claims is refused (ZEN_DISK_IN_USE), as is one outside the host's roots.
+   */
+  removeImages(locations: PortableLocation[]): Promise<void>;
+  /**
    * The checkpoints the disk holds (made by reads; a read killed before its caller kept or released
    * the one it made leaves it here, which the caller, knowing which it keeps, releases).
    */

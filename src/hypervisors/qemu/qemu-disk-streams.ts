@@ -16,7 +16,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { ZenithError } from '../../core/errors.js';
 import type { ActionContext } from '../driver-types.js';
 import type {
@@ -28,6 +28,7 @@ import type {
   NewDisk,
   StreamDisk,
 } from '../facets/disk-streams.js';
+import type { PortableLocation } from '../facets/portable-vm.js';
 import { openNbdReader, readImage, socketPath, writeImage } from './nbd-disk-stream.js';
 import {
   addImageBitmap,
@@ -37,7 +38,6 @@ import {
   removeImageBitmap,
 } from './qemu-img.js';
 import type { QemuHost } from './qemu-host.js';
-import type { QmpDirtyBitmapInfo } from '../../protocols/qmp/commands.js';
 import type { QemuVm } from './qemu-vm.js';
 import { pathWithinRoots } from '../../core/paths.js';
 
@@ -127,20 +127,47 @@ export class QemuDiskStreams implements DiskStreamFacet {
     // Only inside this host's storage roots, as every disk it makes.
     const file = pathWithinRoots(disk.location.path, this.host.storageRoots);
     if (disk.replace && existsSync(file)) {
-      const user = [...this.host.all()].find((vm) =>
-        vm.record.spec.disks.some((d) => d.file === file || d.backingFile === file),
-      );
-      const claim = this.host.claims.owner(file);
-      if (user || claim)
-        throw new ZenithError(
-          'ZEN_DISK_IN_USE',
-          `${file} belongs to ${user?.record.spec.name ?? claim?.name ?? 'a VM'}: it is not replaced`,
-          { file },
-        );
+      this.#unused(file, 'replaced');
       rmSync(file, { force: true });
     }
     mkdirSync(dirname(file), { recursive: true });
     return writeImage(file, disk.capacityBytes);
+  }
+
+  async removeImages(locations: PortableLocation[]): Promise<void> {
+    const files = locations.map((location) => {
+      if (location.datastore !== undefined)
+        throw new ZenithError(
+          'ZEN_UNSUPPORTED',
+          'a QEMU host names disks by path, not by datastore',
+        );
+      return pathWithinRoots(location.path, this.host.storageRoots);
+    });
+    for (const file of files) this.#unused(file, 'removed');
+    for (const file of files) rmSync(file, { force: true });
+    // Their directories go once empty; a storage root itself stays.
+    const roots = new Set(this.host.storageRoots.map((root) => resolve(root)));
+    for (const directory of new Set(files.map((file) => dirname(file))))
+      if (
+        !roots.has(resolve(directory)) &&
+        existsSync(directory) &&
+        readdirSync(directory).length === 0
+      )
+        rmSync(directory, { recursive: true, force: true });
+  }
+
+  /** Refuses a file a VM of this host uses (as its disk or a disk's backing) or claims. */
+  #unused(file: string, what: 'replaced' | 'removed'): void {
+    const user = [...this.host.all()].find((vm) =>
+      vm.record.spec.disks.some((d) => d.file === file || d.backingFile === file),
+    );
+    const claim = this.host.claims.owner(file);
+    if (user || claim)
+      throw new ZenithError(
+        'ZEN_DISK_IN_USE',
+        `${file} belongs to ${user?.record.spec.name ?? claim?.name ?? 'a VM'}: it is not ${what}`,
+        { file },
+      );
   }
 
   async listCheckpoints(vmExternalId: string, diskId: string): Promise<DiskCheckpoint[]> {
@@ -220,6 +247,8 @@ export class QemuDiskStreams implements DiskStreamFacet {
 
   async #readRunning(vm: QemuVm, diskId: string, options: DiskReadOptions): Promise<DiskReader> {
     const qmp = vm.qmp();
+    await this.#clearLeftovers(vm, diskId);
+    // Looked up after the clearing: a killed read's copy job had a filter node over the disk's.
     const node = await this.#node(vm, diskId);
     const since = options.changedSince?.name;
     if (since) {
@@ -227,7 +256,6 @@ export class QemuDiskStreams implements DiskStreamFacet {
       if (!bitmap) throw lost(since, 'the disk has no such bitmap');
       if (bitmap.inconsistent) throw lost(since, 'QEMU found it not saved cleanly');
     }
-    await this.#clearLeftovers(vm, node);
     const checkpoint = newCheckpoint();
     const suffix = randomBytes(4).toString('hex');
     const fleeceNode = `${PREFIX.node}${suffix}`;
@@ -316,17 +344,18 @@ export class QemuDiskStreams implements DiskStreamFacet {
    * it runs here: #reading): the NBD server, the copy job, the overlay node and file, the frozen
    * copy of a checkpoint. A checkpoint it added stays (a later read never starts from it).
    */
-  async #clearLeftovers(
-    vm: QemuVm,
-    node: { name: string; bitmaps: QmpDirtyBitmapInfo[] | undefined },
-  ): Promise<void> {
+  async #clearLeftovers(vm: QemuVm, diskId: string): Promise<void> {
     const qmp = vm.qmp();
     await qmp.execute('nbd-server-stop').catch(() => undefined);
-    for (const job of await qmp.execute('query-block-jobs'))
-      if (job.device.startsWith(PREFIX.job))
-        await qmp
-          .execute('block-job-cancel', { device: job.device, force: true })
-          .catch(() => undefined);
+    const ours = async () =>
+      (await qmp.execute('query-block-jobs')).filter((job) => job.device.startsWith(PREFIX.job));
+    for (const job of await ours())
+      await qmp
+        .execute('block-job-cancel', { device: job.device, force: true })
+        .catch(() => undefined);
+    // A cancelled job ends (and takes its filter node off the disk) a moment later.
+    for (let waited = 0; (await ours()).length > 0 && waited < 10_000; waited += 50)
+      await sleep(50);
     const nodes = (await qmp.executeRaw('query-named-block-nodes')) as Array<{
       'node-name'?: string;
     }>;
@@ -335,6 +364,7 @@ export class QemuDiskStreams implements DiskStreamFacet {
         await this.#retry(() => qmp.execute('blockdev-del', { 'node-name': name })).catch(
           () => undefined,
         );
+    const node = await this.#node(vm, diskId);
     for (const bitmap of node.bitmaps ?? [])
       if (bitmap.name?.startsWith(PREFIX.bitmap))
         await qmp

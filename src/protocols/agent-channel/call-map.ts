@@ -8,7 +8,18 @@
 import { Type, type Static, type TSchema } from 'typebox';
 import { HaHeartbeat } from '../ha-heartbeat.js';
 import { HaAgentSettings } from './ha-values.js';
-import { PortableVm, RunOptions } from './portable-values.js';
+import {
+  DiskCheckpoint,
+  DiskExtent,
+  DiskReadOptions,
+  NewDisk,
+  OpenedReader,
+  OpenedWriter,
+  Piece,
+  PieceBytes,
+  StreamDisk,
+} from './disk-stream-values.js';
+import { Disk, Location, PortableVm, RunOptions } from './portable-values.js';
 import {
   IncomingEndpoint,
   IncomingOptions,
@@ -40,6 +51,7 @@ const v1_1: ProtocolVersion = { major: 1, minor: 1 };
 const v1_2: ProtocolVersion = { major: 1, minor: 2 };
 const v1_3: ProtocolVersion = { major: 1, minor: 3 };
 const v1_4: ProtocolVersion = { major: 1, minor: 4 };
+const v1_5: ProtocolVersion = { major: 1, minor: 5 };
 
 function call<Args extends TSchema, Result extends TSchema>(
   since: ProtocolVersion,
@@ -117,6 +129,33 @@ export const agentCalls = {
       kept: Type.Array(Type.Object({ uuid: Type.String(), reason: Type.String() })),
     }),
   ),
+  /**
+   * The disk-stream facet (backup and restore): readers and writers are opened at the agent and
+   * named by a handle until closed, finished or aborted — or until the channel drops, which
+   * closes every reader and aborts every writer it opened. Bytes cross in base64 pieces.
+   */
+  listStreamDisks: call(v1_5, onVm, Type.Array(StreamDisk)),
+  openDiskReader: call(v1_5, Type.Tuple([vmId, Type.String(), DiskReadOptions]), OpenedReader),
+  /** Every extent of the reader, in order (a disk's extents are few: runs, not blocks). */
+  readerExtents: call(v1_5, Type.Tuple([Type.String()]), Type.Array(DiskExtent)),
+  readDisk: call(v1_5, Type.Tuple([Type.String(), ...Piece]), PieceBytes),
+  closeDiskReader: call(v1_5, Type.Tuple([Type.String()]), Type.Null()),
+  openDiskWriter: call(v1_5, Type.Tuple([NewDisk]), OpenedWriter),
+  writeDisk: call(
+    v1_5,
+    Type.Tuple([Type.String(), Type.Integer({ minimum: 0 }), PieceBytes]),
+    Type.Null(),
+  ),
+  writeDiskZeroes: call(
+    v1_5,
+    Type.Tuple([Type.String(), Type.Integer({ minimum: 0 }), Type.Integer({ minimum: 1 })]),
+    Type.Null(),
+  ),
+  finishDiskWriter: call(v1_5, Type.Tuple([Type.String()]), Disk),
+  abortDiskWriter: call(v1_5, Type.Tuple([Type.String()]), Type.Null()),
+  removeDiskImages: call(v1_5, Type.Tuple([Type.Array(Location)]), Type.Null()),
+  listCheckpoints: call(v1_5, Type.Tuple([vmId, Type.String()]), Type.Array(DiskCheckpoint)),
+  releaseCheckpoint: call(v1_5, Type.Tuple([vmId, Type.String(), DiskCheckpoint]), Type.Null()),
 };
 
 export type AgentMethod = keyof typeof agentCalls;

@@ -1,14 +1,18 @@
 /** A VM described without its host, as it crosses the channel (protocol 1.1: describeVm, runVm). */
 import { Type } from 'typebox';
 
-const Location = Type.Object({
+export const Location = Type.Object({
   datastore: Type.Optional(Type.String()),
   path: Type.String(),
 });
 
-const DiskFormat = Type.Union([Type.Literal('qcow2'), Type.Literal('raw'), Type.Literal('vmdk')]);
+export const DiskFormat = Type.Union([
+  Type.Literal('qcow2'),
+  Type.Literal('raw'),
+  Type.Literal('vmdk'),
+]);
 
-const Disk = Type.Object({
+export const Disk = Type.Object({
   location: Location,
   format: DiskFormat,
   bus: Type.Union([

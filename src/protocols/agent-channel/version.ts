@@ -19,9 +19,10 @@ export interface ProtocolVersion {
  * in migration packages. 1.2: configureHa, readHaHeartbeats and clearReleased (the agent's side of
  * high availability: storage heartbeat, isolation response, self-fencing). 1.3: discardMovedVms (a
  * host back after a failover removes what is left of the VMs that moved away). 1.4: keepOutgoing
- * (the source of a migration that could not finish takes the VM back).
+ * (the source of a migration that could not finish takes the VM back). 1.5: the disk-stream facet
+ * (listStreamDisks … releaseCheckpoint: backup and restore of the agent's VMs).
  */
-export const channelProtocol: ProtocolVersion = { major: 1, minor: 4 };
+export const channelProtocol: ProtocolVersion = { major: 1, minor: 5 };
 
 /** Agents from before the handshake carried a version speak 1.0. */
 export const unversioned: ProtocolVersion = { major: 1, minor: 0 };

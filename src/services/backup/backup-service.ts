@@ -15,8 +15,8 @@
  * crash replaces what the cut-off run wrote and finds the VM if it was already defined.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, rmSync, statfsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { mkdirSync, readdirSync, statfsSync } from 'node:fs';
+import { join } from 'node:path';
 import { Type, type Static } from 'typebox';
 import type { Clock } from '../../core/clock.js';
 import { isZenithError, ZenithError } from '../../core/errors.js';
@@ -257,7 +257,7 @@ export class BackupService {
         deps.quotas.holdWhile(task, () => this.#runRestoreTest(task, { signal, progress })),
       // The test VM a cut-off run left is removed; the test runs again from the start.
       recover: async (task) => {
-        await this.#removeTestVm(task.params.uuid, task.params.paths);
+        await this.#removeTestVm(task.params);
         return 'retry';
       },
     });
@@ -1089,7 +1089,7 @@ export class BackupService {
     const started = this.deps.clock.now();
     try {
       // A test VM left by an earlier attempt goes first: each attempt boots its own.
-      await this.#removeTestVm(params.uuid, params.paths);
+      await this.#removeTestVm(params);
       const restored = await this.#runRestore(task, context, { isolated: true, start: true });
       const vm = restored.vmId ? this.deps.inventory.index.get(restored.vmId) : undefined;
       if (!vm?.connectionId || !vm.externalId)
@@ -1121,7 +1121,7 @@ export class BackupService {
         line: booted.line,
       };
     } finally {
-      await this.#removeTestVm(params.uuid, params.paths).catch((error: unknown) =>
+      await this.#removeTestVm(params).catch((error: unknown) =>
         this.deps.logger.error(
           { err: error, uuid: params.uuid },
           'a restore test VM could not be removed',
@@ -1131,7 +1131,15 @@ export class BackupService {
   }
 
   /** Stops and deletes a restore test's VM (found by its UUID) and its disks, if it is there. */
-  async #removeTestVm(uuid: string, paths: string[]): Promise<void> {
+  async #removeTestVm({
+    uuid,
+    paths,
+    hostId,
+  }: {
+    uuid: string;
+    paths: string[];
+    hostId: string;
+  }): Promise<void> {
     const vm = this.#restoredVm(uuid);
     if (vm?.connectionId && vm.externalId) {
       const driver = this.deps.connections.driver(vm.connectionId);
@@ -1148,9 +1156,14 @@ export class BackupService {
         [{ kind: 'vm', externalId: vm.externalId }],
       );
     }
-    // Disks written before the VM was defined (a run cut off in between).
-    for (const path of paths) rmSync(path, { force: true });
-    if (paths[0]) rmSync(dirname(paths[0]), { recursive: true, force: true });
+    // Disks written before the VM was defined (a run cut off in between), on the test's host.
+    const host = this.deps.inventory.index.get(hostId);
+    if (!host?.connectionId) return; // removed from the inventory, and its disks with it
+    await requireFacet(
+      this.deps.connections.driver(host.connectionId),
+      'diskStreams',
+      "removing a restore test's disks",
+    ).removeImages(paths.map((path) => ({ path })));
   }
 
   async #runVerify(repositoryId: string): Promise<VerifyReport> {

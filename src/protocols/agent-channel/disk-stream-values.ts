@@ -1,0 +1,54 @@
+/**
+ * The disk-stream facet's values as they cross the agent channel (protocol 1.5): a VM's disks,
+ * readers and writers held open at the agent under a handle, and the bytes of a disk as base64
+ * pieces of at most `diskPieceBytes` (a piece and its envelope fit the channel's 1 MiB frames).
+ */
+import { Type } from 'typebox';
+import { DiskFormat, Location } from './portable-values.js';
+
+/** The most bytes one readDisk or writeDisk call carries. */
+export const diskPieceBytes = 512 * 1024;
+
+export const StreamDisk = Type.Object({
+  diskId: Type.String(),
+  capacityBytes: Type.Integer({ minimum: 0 }),
+  format: DiskFormat,
+});
+
+export const DiskCheckpoint = Type.Object({ name: Type.String({ minLength: 1, maxLength: 200 }) });
+
+export const DiskReadOptions = Type.Object({ changedSince: Type.Optional(DiskCheckpoint) });
+
+export const OpenedReader = Type.Object({
+  handle: Type.String(),
+  capacityBytes: Type.Integer({ minimum: 0 }),
+  scope: Type.Union([Type.Literal('full'), Type.Literal('changed')]),
+  checkpoint: Type.Optional(DiskCheckpoint),
+});
+
+export const DiskExtent = Type.Object({
+  offset: Type.Integer({ minimum: 0 }),
+  length: Type.Integer({ minimum: 0 }),
+  zero: Type.Boolean(),
+});
+
+export const NewDisk = Type.Object({
+  location: Location,
+  format: DiskFormat,
+  capacityBytes: Type.Integer({ minimum: 1 }),
+  replace: Type.Optional(Type.Boolean()),
+});
+
+export const OpenedWriter = Type.Object({
+  handle: Type.String(),
+  capacityBytes: Type.Integer({ minimum: 0 }),
+});
+
+/** A piece of a disk: its offset and length within the disk. */
+export const Piece = [
+  Type.Integer({ minimum: 0 }),
+  Type.Integer({ minimum: 1, maximum: diskPieceBytes }),
+] as const;
+
+/** Base64 of at most one piece. */
+export const PieceBytes = Type.String({ maxLength: Math.ceil(diskPieceBytes / 3) * 4 });
