@@ -114,10 +114,43 @@ export class Scheduler {
       store: Store;
       clock: Clock;
       logger: Logger;
-      /** How often due slots are looked for (ms); a second by default. */
-      pollMs?: number;
+      /**
+       * The longest the loop sleeps before it looks again (ms; a minute by default): it sleeps until
+       * the next slot any schedule has, or this long when another process may have set one.
+       */
+      maxIdleMs?: number;
     },
   ) {}
+
+  /** Wakes the loop from its sleep (a schedule was set or removed here). */
+  #wake: AbortController | undefined;
+  /** A schedule changed here since the loop last looked: it looks again shortly (after the commit). */
+  #changed = false;
+
+  #nudge(): void {
+    this.#changed = true;
+    this.#wake?.abort();
+  }
+
+  /** How long the loop may sleep: until the earliest slot of an enabled schedule, within bounds. */
+  async #idleMs(): Promise<number> {
+    const maxIdle = this.deps.maxIdleMs ?? 60_000;
+    // Set in a transaction that may not have committed when it woke the loop: look again in a second.
+    if (this.#changed) {
+      this.#changed = false;
+      return Math.min(1000, maxIdle);
+    }
+    const row = await this.deps.store.db
+      .selectFrom('schedules')
+      .select((eb) => eb.fn.min('next_run_at').as('next'))
+      .where('enabled', '=', 1)
+      .executeTakeFirst();
+    const next = row?.next === null || row?.next === undefined ? null : Number(row.next);
+    if (next === null) return maxIdle;
+    const wait = next - this.deps.clock.now();
+    // A slot still due after a round (its owner has no handler in this process): not in a spin.
+    return wait <= 0 ? Math.min(1000, maxIdle) : Math.min(wait, maxIdle);
+  }
 
   /** The handler that fires the schedules of an owner kind. */
   register(ownerKind: string, handler: ScheduleHandler): void {
@@ -153,11 +186,13 @@ export class Scheduler {
         }),
       )
       .execute();
+    this.#nudge();
     return (await this.get(id, tx))!;
   }
 
   async remove(tx: Tx, id: string): Promise<void> {
     await tx.deleteFrom('schedules').where('id', '=', id).execute();
+    this.#nudge();
   }
 
   async get(id: string, tx?: Tx): Promise<ScheduleState | null> {
@@ -178,7 +213,15 @@ export class Scheduler {
         await this.runDue().catch((error: unknown) =>
           this.deps.logger.error({ err: error }, 'the scheduler could not look for due slots'),
         );
-        await this.deps.clock.sleep(this.deps.pollMs ?? 1000, abort.signal).catch(() => undefined);
+        const idle = await this.#idleMs().catch((error: unknown) => {
+          this.deps.logger.error({ err: error }, 'the scheduler could not read its next slot');
+          return 1000;
+        });
+        const wake = new AbortController();
+        this.#wake = wake;
+        await this.deps.clock
+          .sleep(idle, AbortSignal.any([abort.signal, wake.signal]))
+          .catch(() => undefined);
       }
     })();
   }

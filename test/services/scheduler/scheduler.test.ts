@@ -13,6 +13,7 @@ import { isZenithError } from '../../../src/core/errors.js';
 import { Scheduler, nextSlots, type Firing } from '../../../src/services/scheduler/scheduler.js';
 import { openStore, type Store } from '../../../src/store/store.js';
 import { captureLogs } from '../../../src/testing/log-capture.js';
+import { until } from '../../../src/testing/wait.js';
 
 describe('the scheduler', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'zenith-scheduler-'));
@@ -148,5 +149,40 @@ describe('the scheduler', () => {
     const state = (await scheduler.get('broken'))!;
     assert.equal(state.nextRunAt, Date.parse('2026-04-01T02:00:00Z'));
     assert.equal(state.lastTaskId, null);
+  });
+
+  test('the running loop sleeps until the next slot, wakes for a schedule set meanwhile, and fires each slot once', async () => {
+    const clock = new ManualClock(Date.parse('2026-05-01T00:00:00Z'));
+    const { scheduler, fired } = make(clock, 'looped');
+    scheduler.start();
+    try {
+      const parked = () =>
+        until('the loop asleep', async () => (clock.pendingSleeps > 0 ? true : undefined));
+      await parked();
+      // Set while the loop sleeps (a minute at most with nothing scheduled): it looks again.
+      await store.transaction((tx) =>
+        scheduler.set(tx, 'looped', 'looped', {
+          cron: '*/20 * * * * *',
+          timeZone: 'UTC',
+          enabled: true,
+        }),
+      );
+      await clock.advance(1000);
+      await parked();
+      // It sleeps to the slot 20 s on and fires it there, once.
+      await clock.advance(19_000);
+      await until('the first slot fired', async () => (fired.length === 1 ? true : undefined));
+      assert.deepEqual(fired, [Date.parse('2026-05-01T00:00:20Z')]);
+      await parked();
+      await clock.advance(20_000);
+      await until('the second slot fired', async () => (fired.length === 2 ? true : undefined));
+      assert.deepEqual(fired, [
+        Date.parse('2026-05-01T00:00:20Z'),
+        Date.parse('2026-05-01T00:00:40Z'),
+      ]);
+    } finally {
+      await scheduler.stop();
+      await store.transaction((tx) => scheduler.remove(tx, 'looped'));
+    }
   });
 });
