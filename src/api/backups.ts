@@ -215,19 +215,39 @@ export const restoreBackup = operation({
   auth: 'backup.restore',
   tag: 'backups',
   summary:
-    'Restore the backup as a new, stopped VM on a host (new UUID and MAC addresses); answers 202 with the task',
+    "Restore the backup as a new, stopped VM on a host (new UUID and MAC addresses), or with `replace` naming the backup's own VM (stopped), over it: its disks replaced by the backup's and its settings by the backup's description, its identity kept; answers 202 with the task",
   params: IdParams,
   body: Type.Object(
     {
-      host: IdOrName,
+      host: Type.Optional(IdOrName),
       name: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })),
       /** The group the VM belongs to and whose quotas it counts against (default: the caller's only group). */
       group: Type.Optional(IdOrName),
+      /** Over the original: the backup's VM, named (the confirmation that its disks go). */
+      replace: Type.Optional(IdOrName),
     },
     { additionalProperties: false },
   ),
   success: { 202: TaskView },
   errors: [409, 422],
+});
+
+export const downloadBackupDisk = operation({
+  method: 'POST',
+  path: '/backups/:id/disks/:diskId/download',
+  auth: 'backup.restore',
+  tag: 'backups',
+  summary:
+    "One disk of the backup as a raw image (the guest's bytes, zeroes included), checked chunk by chunk as it is sent: a damaged chunk ends the answer short of its Content-Length and marks the backup damaged. A POST, so that every download is audited",
+  params: Type.Object({ id: Type.String(), diskId: Type.String({ pattern: '^disk[0-9]{1,3}$' }) }),
+  success: {
+    200: Type.String({
+      format: 'binary',
+      description: 'The raw image; Content-Disposition names the file',
+    }),
+  },
+  errors: [409],
+  binary: true,
 });
 
 export const testBackup = operation({

@@ -10,9 +10,16 @@ export interface ApiRequest {
   /** Under /api/v1: path parameters filled in, the query appended. */
   path: string;
   body?: unknown;
-  /** JSON (the default), or the text of a CSV answer. */
-  expect?: 'json' | 'text';
+  /** JSON (the default), the text of a CSV answer, or the bytes of a binary one (a ByteAnswer). */
+  expect?: 'json' | 'text' | 'bytes';
   signal?: AbortSignal | undefined;
+}
+
+/** A binary answer as it arrives: its length and file name as the server gives them, and its bytes. */
+export interface ByteAnswer {
+  sizeBytes: number | null;
+  fileName: string | null;
+  body: ReadableStream<Uint8Array>;
 }
 
 /** Sends a request; answers the parsed body of a success (undefined for 204), throws on an error answer. */
@@ -59,7 +66,7 @@ function requestOf(
   spec: OperationSpec,
   input: { params?: unknown; query?: unknown; body?: unknown } | undefined,
   signal: AbortSignal | undefined,
-  expect: 'json' | 'text',
+  expect: 'json' | 'text' | 'bytes',
 ): ApiRequest {
   return {
     method: spec.method,
@@ -91,5 +98,13 @@ export class ApiClient {
     ...[input, signal]: CallArgs<O>
   ): Promise<string> {
     return (await this.transport(requestOf(spec, input, signal, 'text'))) as string;
+  }
+
+  /** An operation that answers bytes: read them from `body` (its length is `sizeBytes`). */
+  async bytes<O extends OperationSpec & { binary: true }>(
+    spec: O,
+    ...[input, signal]: CallArgs<O>
+  ): Promise<ByteAnswer> {
+    return (await this.transport(requestOf(spec, input, signal, 'bytes'))) as ByteAnswer;
   }
 }

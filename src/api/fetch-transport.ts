@@ -1,5 +1,5 @@
 /** A transport over fetch: JSON in and out, a bearer token, coded errors from error answers. */
-import type { Transport } from './client.js';
+import type { ByteAnswer, Transport } from './client.js';
 import { errorFromBody, ZenithError } from './errors.js';
 
 export interface FetchTransportOptions {
@@ -13,7 +13,12 @@ export interface FetchTransportOptions {
 export function fetchTransport(options: FetchTransportOptions): Transport {
   return async ({ method, path, body, expect = 'json', signal }) => {
     const headers: Record<string, string> = {
-      accept: expect === 'text' ? 'text/csv' : 'application/json',
+      accept:
+        expect === 'text'
+          ? 'text/csv'
+          : expect === 'bytes'
+            ? 'application/octet-stream, application/json'
+            : 'application/json',
     };
     if (options.token) headers.authorization = `Bearer ${options.token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -34,6 +39,17 @@ export function fetchTransport(options: FetchTransportOptions): Transport {
       );
     }
     if (response.status === 204) return undefined;
+    if (expect === 'bytes' && response.ok && response.body) {
+      const length = response.headers.get('content-length');
+      const disposition = /filename="([^"]+)"/.exec(
+        response.headers.get('content-disposition') ?? '',
+      );
+      return {
+        sizeBytes: length === null ? null : Number(length),
+        fileName: disposition?.[1] ?? null,
+        body: response.body,
+      } satisfies ByteAnswer;
+    }
     const text = await response.text();
     if (!response.ok) {
       let parsed: unknown;

@@ -37,6 +37,8 @@ export interface OperationSpec {
   readonly csv?: true;
   /** The answer is a Server-Sent Events stream whose `data` are the success schema. */
   readonly stream?: true;
+  /** The success answer is bytes (application/octet-stream) with a Content-Length, not JSON. */
+  readonly binary?: true;
 }
 
 /** Declares an operation; the spec is kept as written, so that its types stay exact. */

@@ -91,6 +91,37 @@ export class ApiClient {
     return text;
   }
 
+  /** A POST answered with bytes (a download): its length, file name and body; errors arrive as coded JSON. */
+  async download(
+    path: string,
+  ): Promise<{
+    sizeBytes: number | null;
+    fileName: string | null;
+    body: ReadableStream<Uint8Array>;
+  }> {
+    const headers: Record<string, string> = {
+      accept: 'application/octet-stream, application/json',
+    };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    const response = await fetch(`${this.server}/api/v1${path}`, { method: 'POST', headers }).catch(
+      (error: unknown) => {
+        throw new ZenithError(
+          'ZEN_CONNECTION_FAILED',
+          `cannot reach the Zenith server at ${this.server} (${(error as Error).message})`,
+        );
+      },
+    );
+    if (!response.ok || !response.body)
+      throw errorFromBody(await response.json().catch(() => undefined), `HTTP ${response.status}`);
+    const length = response.headers.get('content-length');
+    return {
+      sizeBytes: length === null ? null : Number(length),
+      fileName:
+        /filename="([^"]+)"/.exec(response.headers.get('content-disposition') ?? '')?.[1] ?? null,
+      body: response.body,
+    };
+  }
+
   get<T>(path: string): Promise<T> {
     return this.request<T>('GET', path);
   }

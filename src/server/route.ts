@@ -85,7 +85,12 @@ export function routeSchema(spec: OperationSpec): Record<string, unknown> {
             description: 'Server-Sent Events: every `data` is one of these',
             content: { 'text/event-stream': { schema } },
           }
-        : schema;
+        : spec.binary
+          ? {
+              description: (schema as { description?: string }).description ?? 'Bytes',
+              content: { 'application/octet-stream': { schema } },
+            }
+          : schema;
   }
   for (const status of errorStatusesOf(spec))
     response[status] = { ...errorBodyRef, description: errorStatusMeanings[status] };

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -162,6 +162,47 @@ describe('backups through the zenith command (real QEMU)', () => {
     assert.equal(copy.name, 'bk-back');
     assert.equal(copy.facts['power.state'], 'stopped');
     assert.equal(copy.computed['location.hostName'], 'bk-host');
+
+    // A disk as a raw file: sparse where the disk reads as zeroes, its bytes the disk's at the point.
+    const file = join(base, 'bk-disk0.raw');
+    const downloaded = await ok([
+      'backups',
+      'download',
+      second.result.backupId,
+      '--disk',
+      'disk0',
+      '--output',
+      file,
+    ]);
+    assert.match(downloaded.stderr, new RegExp(`wrote ${file} \\(64 MiB, raw\\)`));
+    assert.equal(statSync(file).size, 64 * MiB);
+    assert.ok(statSync(file).blocks * 512 <= 16 * MiB, 'the zeroes are holes');
+    assert.equal(
+      execFileSync('qemu-img', [
+        'compare',
+        '-U',
+        '-f',
+        'raw',
+        '-F',
+        'qcow2',
+        file,
+        disk,
+      ]).toString(),
+      'Images are identical.\n',
+    );
+    const missing = await zenith([
+      'backups',
+      'download',
+      second.result.backupId,
+      '--disk',
+      'disk3',
+    ]);
+    assert.equal(missing.code, 4, missing.stderr);
+    assert.match(missing.stderr, /error ZEN_NOT_FOUND: backup \S+ has no disk disk3/);
+
+    const nowhere = await zenith(['backups', 'restore', second.result.backupId]);
+    assert.notEqual(nowhere.code, 0);
+    assert.match(nowhere.stderr, /--host H for a new VM, or --replace VM/);
 
     const verified = await ok(['backups', 'repositories', 'verify', 'main']);
     assert.match(verified.stdout, /checked 2 backup\(s\), 2 chunk\(s\): no damage/);

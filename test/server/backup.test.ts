@@ -7,10 +7,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { downloadBackupDisk } from '../../src/api/backups.js';
 import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
 import { GuestConsole } from '../../src/testing/guest-console.js';
 import {
@@ -224,6 +225,52 @@ describe('backup and restore through the API (real QEMU, two hosts)', () => {
     assert.equal(bad.body.error.details.field, 'marker');
   });
 
+  test('a disk of a backup downloads as a raw image equal to the disk at its point; audited; a viewer, an unknown disk and a damaged backup are refused', async () => {
+    const [newest] = (await s.request('GET', `/backups?vm=${vmId}`, { token })).body.items;
+    // The VM is stopped and its guest never writes its disk: the disk is as at the newest backup.
+    const diskHash = hashOf(join(rootA, 'bk', 'disk0.qcow2'));
+    const download = (id: string, diskId: string, as = token) =>
+      fetch(`${s.baseUrl}/api/v1/backups/${id}/disks/${diskId}/download`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${as}` },
+      });
+    // Through the typed client, as a program of the operators' would take it.
+    const answer = await s
+      .client(token)
+      .bytes(downloadBackupDisk, { params: { id: newest.id, diskId: 'disk0' } });
+    assert.equal(answer.sizeBytes, 64 * MiB);
+    assert.match(answer.fileName ?? '', /^bk-disk0-\S+\.raw$/);
+    const hash = createHash('sha256');
+    let received = 0;
+    for await (const piece of answer.body) {
+      hash.update(piece);
+      received += piece.length;
+    }
+    assert.equal(received, 64 * MiB);
+    assert.equal(hash.digest('hex'), diskHash);
+    const plain = await download(newest.id, 'disk0');
+    assert.equal(plain.headers.get('content-type'), 'application/octet-stream');
+    await plain.body?.cancel();
+    const audited = (await s.request('GET', '/audit?action=backup.download', { token })).body.items;
+    assert.equal(audited[0]?.targetId, newest.id, JSON.stringify(audited[0]));
+
+    const unknown = await download(newest.id, 'disk7');
+    assert.deepEqual(
+      [unknown.status, ((await unknown.json()) as { error: { code: string } }).error.code],
+      [404, 'ZEN_NOT_FOUND'],
+    );
+    await s.request('POST', '/users', {
+      token,
+      body: { name: 'dora', role: 'viewer', password: 'viewer-password-2' },
+    });
+    const viewer = await s.login('dora', 'viewer-password-2');
+    const forbidden = await download(newest.id, 'disk0', viewer);
+    assert.deepEqual(
+      [forbidden.status, ((await forbidden.json()) as { error: { code: string } }).error.code],
+      [403, 'ZEN_FORBIDDEN'],
+    );
+  });
+
   test('verify finds a flipped byte: the backups using the chunk are damaged and are not restored', async () => {
     // The chunk the stopped incremental wrote is used by it and the running one after it.
     const chunks = join(s.dataDir, 'backups', 'main', 'chunks');
@@ -246,6 +293,15 @@ describe('backup and restore through the API (real QEMU, two hosts)', () => {
       refused.body.error?.code,
       'ZEN_BACKUP_CHUNK_DAMAGED',
       JSON.stringify(refused.body),
+    );
+    const notDownloaded = await s.request(
+      'POST',
+      `/backups/${damaged[0].id}/disks/disk0/download`,
+      { token },
+    );
+    assert.deepEqual(
+      [notDownloaded.status, notDownloaded.body.error?.code],
+      [409, 'ZEN_BACKUP_CHUNK_DAMAGED'],
     );
   });
 
@@ -385,5 +441,68 @@ describe('backup and restore through the API (real QEMU, two hosts)', () => {
       body: { daily: 1, timeZone: 'Mars/Olympus' },
     });
     assert.deepEqual([bad.status, bad.body.error?.code], [400, 'ZEN_BAD_REQUEST']);
+  });
+
+  test('over the original, after naming it: the stopped VM keeps its identity and runs on the disk as it was; its old disk goes; refused while it runs, for another VM, with a host', async () => {
+    const oldDisk = join(rootA, 'bk', 'disk0.qcow2');
+    const [newest] = (await s.request('GET', '/backups?vm=bk', { token })).body.items;
+    const pointHash = hashOf(oldDisk);
+    const original = await vm(vmId);
+    // What went wrong since: the disk overwritten.
+    write(oldDisk, 0x66, 0, 16 * MiB);
+    assert.notEqual(hashOf(oldDisk), pointHash);
+
+    const refusals: Array<[unknown, number, string]> = [
+      [{ replace: 'bk', host: 'bk-b' }, 400, 'ZEN_BAD_REQUEST'],
+      [{ replace: 'bk-back' }, 400, 'ZEN_BAD_REQUEST'],
+      [{}, 400, 'ZEN_BAD_REQUEST'],
+    ];
+    for (const [body, status, code] of refusals) {
+      const refused = await s.request('POST', `/backups/${newest.id}/restore`, { token, body });
+      assert.deepEqual(
+        [refused.status, refused.body.error?.code],
+        [status, code],
+        `${JSON.stringify(body)}: ${JSON.stringify(refused.body)}`,
+      );
+    }
+    await succeeded('POST', `/vms/${vmId}/start`);
+    const running = await s.request('POST', `/backups/${newest.id}/restore`, {
+      token,
+      body: { replace: 'bk' },
+    });
+    assert.deepEqual([running.status, running.body.error?.code], [409, 'ZEN_INVALID_STATE']);
+    await succeeded('POST', `/vms/${vmId}/stop`);
+
+    const restored = await succeeded('POST', `/backups/${newest.id}/restore`, { replace: 'bk' });
+    assert.equal(restored.name, 'bk');
+    const now = await vm(restored.vmId);
+    assert.equal(now.facts['vm.uuid'], original.facts['vm.uuid'], 'the same VM');
+    assert.equal(now.computed['location.hostName'], 'bk-a');
+    assert.equal(
+      (await s.request('GET', '/vms?limit=100', { token })).body.items.filter(
+        (v: { name: string; status: string }) => v.name === 'bk' && v.status === 'present',
+      ).length,
+      1,
+    );
+    const [newDir] = readdirSync(rootA).filter((d) => d.startsWith('bk-restored-'));
+    assert.equal(hashOf(join(rootA, newDir!, 'disk0.qcow2')), pointHash);
+    assert.equal(existsSync(oldDisk), false, 'the disk it had is gone');
+    await succeeded('POST', `/vms/${restored.vmId}/start`);
+    const ticket = await s.request('POST', `/vms/${restored.vmId}/console-tickets`, {
+      token,
+      body: { kind: 'serial' },
+    });
+    const console = await GuestConsole.webSocket(
+      `${s.baseUrl.replace('http', 'ws')}${ticket.body.path}`,
+    );
+    try {
+      await console.waitForTick((t) => t >= 2);
+    } finally {
+      console.close();
+    }
+    // Its old checkpoints went with the old disk: the next backup reads in full, and is whole.
+    const next = await succeeded('POST', `/vms/${restored.vmId}/backups`, { repository: 'main' });
+    assert.equal(next.scope, 'full');
+    await succeeded('POST', `/vms/${restored.vmId}/stop`);
   });
 });

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -287,6 +287,36 @@ describe('backups in the web console in Chromium (real QEMU)', () => {
       .waitFor(seen);
     for (const name of ['Run nightly now', 'New job', 'Remove nightly', 'Enable nightly'])
       assert.equal(await page.getByRole('button', { name }).count(), 0, `no ${name} button`);
+    assert.deepEqual(watched.errors(), []);
+  });
+
+  test('an admin restores the stopped VM over itself once its name is typed: the same VM, on the disk as it was', async () => {
+    const watched = await browser.newPage();
+    const { page } = watched;
+    await logIn(watched, 'admin', 'admin-password-for-tests');
+    const before = (await s.request('GET', `/vms/${vmId}`, { token })).body;
+    assert.equal(before.facts['power.state'], 'stopped');
+    await page.goto(`${s.baseUrl}/#/vms/${vmId}`);
+    await page.getByRole('heading', { name: 'web-bk' }).waitFor(seen);
+    const backups = page.getByRole('table', { name: 'Backups' });
+    await backups.getByRole('row').nth(1).getByRole('button', { name: 'Restore…' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByText('Over web-bk').click();
+    const replace = dialog.getByRole('button', { name: 'Replace web-bk' });
+    assert.equal(await replace.isDisabled(), true, 'not before the name is typed');
+    await dialog.getByLabel('Type web-bk to confirm').fill('web-b');
+    assert.equal(await replace.isDisabled(), true);
+    await dialog.getByLabel('Type web-bk to confirm').fill('web-bk');
+    await replace.click();
+    await dialog.getByText('Restore done.').waitFor(seen);
+    const after = (await s.request('GET', `/vms/${vmId}`, { token })).body;
+    assert.equal(after.facts['vm.uuid'], before.facts['vm.uuid']);
+    assert.equal(after.status, 'present');
+    assert.ok(
+      readdirSync(storage).some((d) => d.startsWith('web-bk-restored-')),
+      'its disks written anew',
+    );
+    assert.equal(existsSync(disk()), false, 'its old disk removed');
     assert.deepEqual(watched.errors(), []);
   });
 });

@@ -2,6 +2,8 @@
  * `zenith backups`: the catalogue of backups, backing a VM up, restoring and deleting a backup;
  * repositories have a file of their own (backups-repositories.ts).
  */
+import { rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import type { Command } from 'commander';
 import type { getBackup, listBackupRepositories, listBackups } from '../../api/backups.js';
 import type { AnswerOf } from '../../api/operation.js';
@@ -115,23 +117,37 @@ export function registerBackups(program: Command): void {
     );
   backups
     .command('restore <backup>')
-    .description('Restore a backup as a new, stopped VM on a host and wait for the task')
-    .requiredOption('--host <host>', 'the host to restore on (name or id)')
+    .description(
+      'Restore a backup as a new, stopped VM on a host, or over its own (stopped) VM, and wait for the task',
+    )
+    .option('--host <host>', 'the host to restore a new VM on (name or id)')
     .option('--name <name>', "the new VM's name (default: the VM's name and -restored)")
+    .option(
+      '--replace <vm>',
+      "over the original: the backup's own VM, named to confirm that its disks are replaced",
+    )
     .option('--no-wait', 'return as soon as the task is queued')
     .action(
       async (
         backup: string,
-        options: { host: string; name?: string; wait: boolean },
+        options: { host?: string; name?: string; replace?: string; wait: boolean },
         command: Command,
-      ) =>
-        runTaskAndSay(
+      ) => {
+        if ((options.host === undefined) === (options.replace === undefined))
+          throw new Error('say where: --host H for a new VM, or --replace VM to restore over it');
+        return runTaskAndSay(
           command.optsWithGlobals<Globals>(),
           `/backups/${encodeURIComponent(backup)}/restore`,
-          { host: options.host, ...(options.name ? { name: options.name } : {}) },
+          options.replace !== undefined
+            ? { replace: options.replace }
+            : { host: options.host, ...(options.name ? { name: options.name } : {}) },
           options.wait,
-          (r) => `restored as ${String(r.name)} (${String(r.vmId)}), stopped`,
-        ),
+          (r) =>
+            options.replace !== undefined
+              ? `restored over ${String(r.name)} (${String(r.vmId)}), stopped; its old disks are removed`
+              : `restored as ${String(r.name)} (${String(r.vmId)}), stopped`,
+        );
+      },
     );
   backups
     .command('test <backup>')
@@ -164,6 +180,37 @@ export function registerBackups(program: Command): void {
       },
     );
   backups
+    .command('download <backup>')
+    .description(
+      "Download one disk of a backup as a raw image (sparse where the guest's disk reads as zeroes)",
+    )
+    .option('--disk <disk>', 'which disk (disk0, disk1, …)', 'disk0')
+    .option('--output <file>', 'where to write it (default: the name the server gives)')
+    .action(
+      async (backup: string, options: { disk: string; output?: string }, command: Command) => {
+        const answer = await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).download(
+          `/backups/${encodeURIComponent(backup)}/disks/${encodeURIComponent(options.disk)}/download`,
+        );
+        const file = options.output ?? answer.fileName ?? `${backup}-${options.disk}.raw`;
+        let written: number;
+      try {
+        written = await writeSparse(file, answer.body);
+      } catch (error) {
+        throw new Error(
+          `the download was cut off (${(error as Error).message}; a damaged chunk ends it: see the backup's state); nothing was kept`,
+          { cause: error },
+        );
+      }
+        if (answer.sizeBytes !== null && written !== answer.sizeBytes) {
+          rmSync(file, { force: true });
+          throw new Error(
+            `the download ended after ${formatBytes(written)} of ${formatBytes(answer.sizeBytes)} (a damaged chunk ends it: see the backup's state); nothing was kept`,
+          );
+        }
+        process.stderr.write(`wrote ${file} (${formatBytes(written)}, raw)\n`);
+      },
+    );
+  backups
     .command('delete <backup>')
     .description('Delete a backup (its chunks go at the next garbage collection unless shared)')
     .action(async (backup: string, _o: unknown, command: Command) => {
@@ -175,4 +222,37 @@ export function registerBackups(program: Command): void {
     });
   registerRepositories(backups);
   registerJobs(backups);
+}
+
+/** Writes the bytes to a new file, leaving holes where a whole 64 KiB block is zeroes; answers the length. */
+async function writeSparse(file: string, body: ReadableStream<Uint8Array>): Promise<number> {
+  const block = 64 * 1024;
+  const handle = await open(file, 'wx');
+  let position = 0;
+  let pending = Buffer.alloc(0);
+  const flush = async (bytes: Buffer) => {
+    for (let at = 0; at < bytes.length; at += block) {
+      const part = bytes.subarray(at, at + block);
+      if (part.some((b) => b !== 0)) await handle.write(part, 0, part.length, position + at);
+    }
+    position += bytes.length;
+  };
+  try {
+    for await (const piece of body) {
+      pending = pending.length === 0 ? Buffer.from(piece) : Buffer.concat([pending, piece]);
+      const whole = pending.length - (pending.length % block);
+      if (whole > 0) {
+        await flush(pending.subarray(0, whole));
+        pending = pending.subarray(whole);
+      }
+    }
+    await flush(pending);
+    await handle.truncate(position);
+  } catch (error) {
+    await handle.close();
+    rmSync(file, { force: true });
+    throw error;
+  }
+  await handle.close();
+  return position;
 }

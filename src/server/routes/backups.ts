@@ -1,9 +1,11 @@
+import { Readable } from 'node:stream';
 import {
   addBackupRepository,
   backUpVm,
   collectBackupGarbage,
   pruneBackupRepository,
   deleteBackup,
+  downloadBackupDisk,
   getBackup,
   getBackupRepository,
   listBackupRepositories,
@@ -110,24 +112,49 @@ export async function backupRoutes(
         backups.backUp(request.params.id, request.body.repository, actor, requestId),
       ),
   );
-  // A restore makes a VM on the host: the permission is needed on the backup's VM and on the host.
+  // A restore makes a VM on the host: the permission is needed on the backup's VM and on the
+  // host; over the original, on the backup's VM and on the VM it replaces (the same one).
   serve(
     app,
     restoreBackup,
-    { audit: false, scope: [...onBackup, { body: 'host', kind: 'host' }] },
+    {
+      audit: false,
+      scope: [...onBackup, { body: 'host', kind: 'host' }, { body: 'replace', kind: 'vm' }],
+    },
     async (request, reply) =>
       acceptTask(request, reply, (actor, requestId) =>
         backups.restore(
           request.params.id,
           {
-            host: request.body.host,
+            ...(request.body.host !== undefined ? { host: request.body.host } : {}),
             ...(request.body.name ? { name: request.body.name } : {}),
             ...(request.body.group ? { group: request.body.group } : {}),
+            ...(request.body.replace !== undefined ? { replace: request.body.replace } : {}),
           },
           actor,
           requestId,
         ),
       ),
+  );
+  // The disk's data leaves Zenith: the permission of a restore, and audited as every POST.
+  serve(
+    app,
+    downloadBackupDisk,
+    { audit: 'backup.download', scope: [...onBackup] },
+    async (request, reply) => {
+      const { sizeBytes, fileName, bytes } = await backups.download(
+        request.params.id,
+        request.params.diskId,
+      );
+      return (
+        reply
+          .type('application/octet-stream')
+          .header('content-length', String(sizeBytes))
+          .header('content-disposition', `attachment; filename="${fileName}"`)
+          // Fastify streams a Readable as it comes; the schema types the answer as the bytes it is.
+          .send(Readable.from(bytes, { objectMode: false }) as unknown as string)
+      );
+    },
   );
   // A restore test makes (and removes) a VM on the host: as a restore, on the backup's VM and the host.
   serve(

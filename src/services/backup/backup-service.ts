@@ -46,7 +46,7 @@ import {
   type CatalogueFilter,
   type RepositoryRecord,
 } from './backup-catalogue.js';
-import { restoreDisk, takeBackup, type DiskProgress } from './disk-backup.js';
+import { diskBytes, restoreDisk, takeBackup, type DiskProgress } from './disk-backup.js';
 import { watchConsole } from './console-watch.js';
 import { applyRetention, checkRetention, type Retention } from './retention.js';
 import type { BackupManifest } from './repository/manifest.js';
@@ -103,12 +103,17 @@ export interface RepositoryUsageView extends RepositoryView {
 }
 
 export interface RestoreRequest {
-  /** The host (id or name) the VM is restored on. */
-  host: string;
+  /** The host (id or name) the VM is restored on; not with `replace`. */
+  host?: string;
   /** The new VM's name (default: the backed-up VM's name and "-restored"). */
   name?: string;
   /** The group the VM belongs to (and whose quotas it counts against); default: the requester's only group. */
   group?: string;
+  /**
+   * Over the original instead: the backed-up VM (its id, resolved by the route), which must be
+   * stopped; its disks are replaced by the backup's and its settings by the backup's description.
+   */
+  replace?: string;
 }
 
 const namePattern = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
@@ -130,6 +135,8 @@ const RestoreParams = Type.Object({
   macs: Type.Array(Type.String()),
   /** Where each disk of the backup is written, in the backup's disk order. */
   paths: Type.Array(Type.String()),
+  /** Over the original: the VM, and the disks it had (removed once it runs on the restored ones). */
+  replace: Type.Optional(Type.Object({ vmId: Type.String(), oldPaths: Type.Array(Type.String()) })),
   ...quotaHoldParams,
 });
 const RestoreTestParams = Type.Object({
@@ -244,6 +251,8 @@ export class BackupService {
         deps.quotas.holdWhile(task, () => this.#runRestore(task, { signal, progress })),
       // Written again over what a cut-off run left; a VM already defined is found (ZEN_CONFLICT).
       recover: async (task) => {
+        // Over the original, the VM is there all along: the run finds how far it got.
+        if (task.params.replace) return 'retry';
         const restored = this.#restoredVm(task.params.uuid);
         if (!restored) return 'retry';
         await deps.quotas.settleRecovered(task, restored.id);
@@ -552,13 +561,55 @@ export class BackupService {
   }
 
   /** Restores a backup as a new, stopped VM on a host. */
+  /**
+   * One disk of a backup as a raw image, for a download: its size, a name for the file, and its
+   * bytes (checked chunk by chunk as they are read; a damaged chunk ends them early and marks the
+   * backup damaged). A backup already known damaged is refused.
+   */
+  async download(
+    backupId: string,
+    diskId: string,
+  ): Promise<{ sizeBytes: number; fileName: string; bytes: AsyncIterable<Buffer> }> {
+    const backup = await this.get(backupId);
+    if (backup.state === 'damaged')
+      throw new ZenithError(
+        'ZEN_BACKUP_CHUNK_DAMAGED',
+        `backup ${backup.id} is damaged (${backup.damage ?? 'verify found it'}): it is not downloaded`,
+        { backupId: backup.id },
+      );
+    const repository = await this.#repository(backup.repositoryId);
+    const manifest = await repository.readManifest(backup.id);
+    const disk = manifest.disks.find((d) => d.diskId === diskId);
+    if (!disk)
+      throw new ZenithError('ZEN_NOT_FOUND', `backup ${backup.id} has no disk ${diskId}`, {
+        diskId,
+        disks: manifest.disks.map((d) => d.diskId),
+      });
+    return {
+      sizeBytes: disk.capacityBytes,
+      fileName: `${backup.vmName}-${diskId}-${backup.id}.raw`.replace(/[^A-Za-z0-9._-]/g, '_'),
+      bytes: diskBytes(repository, disk, (error) =>
+        this.catalogue.markDamaged([backup.id], error.message),
+      ),
+    };
+  }
+
   async restore(
     backupId: string,
     request: RestoreRequest,
     owner: Actor,
     requestId?: string,
   ): Promise<Task> {
-    const { params, prepare } = await this.#prepareRestore(backupId, request, owner);
+    if (request.replace === undefined && request.host === undefined)
+      throw new ZenithError(
+        'ZEN_BAD_REQUEST',
+        'say where: a host to restore a new VM on, or replace naming the VM to restore over',
+        { field: 'host' },
+      );
+    const { params, prepare } =
+      request.replace !== undefined
+        ? { params: await this.#prepareReplace(backupId, request), prepare: undefined }
+        : await this.#prepareRestore(backupId, { ...request, host: request.host! }, owner);
     return this.deps.tasks.submit({
       kind: this.#restore,
       targetId: params.hostId,
@@ -614,10 +665,82 @@ export class BackupService {
     });
   }
 
+  /**
+   * A restore over the original VM: it must be the backup's own VM, still present and stopped;
+   * its disks are written anew beside the old ones (in a directory of their own on its host's
+   * first storage root), and it keeps its name, UUID and the MACs the backup describes.
+   */
+  async #prepareReplace(
+    backupId: string,
+    request: RestoreRequest,
+  ): Promise<Static<typeof RestoreParams>> {
+    if (request.host !== undefined || request.name !== undefined || request.group !== undefined)
+      throw new ZenithError(
+        'ZEN_BAD_REQUEST',
+        'a restore over the original VM takes neither host, name nor group: it stays where it is, as it is named',
+        { field: request.host !== undefined ? 'host' : request.name !== undefined ? 'name' : 'group' },
+      );
+    const backup = await this.get(backupId);
+    if (backup.state === 'damaged')
+      throw new ZenithError(
+        'ZEN_BACKUP_CHUNK_DAMAGED',
+        `backup ${backup.id} is damaged (${backup.damage ?? 'verify found it'}): it is not restored`,
+        { backupId: backup.id },
+      );
+    const vm = this.deps.inventory.get(request.replace!);
+    if (vm.id !== backup.vmId)
+      throw new ZenithError(
+        'ZEN_BAD_REQUEST',
+        `backup ${backup.id} is of ${backup.vmName}, not ${vm.name}: restore it over its own VM, or as a new VM`,
+        { field: 'replace', backupVmId: backup.vmId },
+      );
+    if (vm.status !== 'present' || !vm.connectionId || !vm.externalId || !vm.parentId)
+      throw new ZenithError('ZEN_INVALID_STATE', `${vm.name} is not present on a host`, {
+        vmId: vm.id,
+      });
+    if (vm.facts['power.state'] !== 'stopped')
+      throw new ZenithError(
+        'ZEN_INVALID_STATE',
+        `${vm.name} is ${String(vm.facts['power.state'])}: stop it before its disks are replaced`,
+        { vmId: vm.id, powerState: vm.facts['power.state'] },
+      );
+    const driver = this.deps.connections.driver(vm.connectionId);
+    requireFacet(driver, 'diskStreams', 'restoring a backup');
+    const current = await requireFacet(driver, 'portableVms', 'restoring a backup').describeVm(
+      vm.externalId,
+    );
+    const repository = await this.#repository(backup.repositoryId);
+    const manifest = await repository.readManifest(backup.id);
+    const description = manifest.vm.description as PortableVm | undefined;
+    if (!description)
+      throw new ZenithError(
+        'ZEN_UNSUPPORTED',
+        `backup ${backup.id} holds no description of its VM: it cannot be defined again`,
+        { backupId: backup.id },
+      );
+    const host = this.deps.inventory.get(vm.parentId);
+    const roots = host.facts['storage.roots'];
+    const root = Array.isArray(roots) && typeof roots[0] === 'string' ? roots[0] : undefined;
+    if (!root)
+      throw new ZenithError('ZEN_UNSUPPORTED', `${host.name} names no storage root to restore into`);
+    const directory = join(root, `${vm.name}-restored-${randomBytes(4).toString('hex')}`);
+    return {
+      backupId: backup.id,
+      repositoryId: backup.repositoryId,
+      hostId: host.id,
+      hostName: host.name,
+      name: current.name,
+      uuid: current.uuid,
+      macs: description.nics.map((nic) => nic.mac),
+      paths: manifest.disks.map((disk) => join(directory, `${disk.diskId}.qcow2`)),
+      replace: { vmId: vm.id, oldPaths: current.disks.map((disk) => disk.location.path) },
+    };
+  }
+
   /** What a restore (or a restore test) is asked with: checked, named, placed; quota reserved. */
   async #prepareRestore(
     backupId: string,
-    request: RestoreRequest,
+    request: RestoreRequest & { host: string },
     owner: Actor,
   ): Promise<{
     params: Static<typeof RestoreParams>;
@@ -995,8 +1118,57 @@ export class BackupService {
     options: { isolated?: boolean; start?: boolean } = {},
   ): Promise<{ vmId: string | null; name: string; hostId: string; backupId?: string }> {
     const { params } = task;
+    if (params.replace) return this.#runReplace(task, context);
     const done = this.#restoredVm(params.uuid);
     if (done) return { vmId: done.id, name: done.name, hostId: params.hostId };
+    return this.#restoreAs(task, context, options);
+  }
+
+  /**
+   * Over the original: the backup's disks written beside the VM's, then the VM defined again on
+   * them (its stopped definition goes, never a running one: ZEN_CONFLICT), then its old disks
+   * removed. Run again after a cut-off, it finds how far the last run got by the VM's disks.
+   */
+  async #runReplace(
+    task: Task<Static<typeof RestoreParams>>,
+    context: ActionContext,
+  ): Promise<{ vmId: string | null; name: string; hostId: string; backupId?: string }> {
+    const { params } = task;
+    const { vmId, oldPaths } = params.replace!;
+    const vm = this.deps.inventory.get(vmId);
+    if (!vm.connectionId || !vm.externalId || vm.status !== 'present')
+      throw new ZenithError('ZEN_INVALID_STATE', `${vm.name} is not present on a host`);
+    const driver = this.deps.connections.driver(vm.connectionId);
+    const portable = requireFacet(driver, 'portableVms', 'restoring a backup');
+    const now = await portable.describeVm(vm.externalId);
+    const swapped =
+      now.disks.length === params.paths.length &&
+      now.disks.every((disk, index) => disk.location.path === params.paths[index]);
+    let result = { vmId: vm.id as string | null, name: vm.name, hostId: params.hostId };
+    if (!swapped) {
+      if (vm.facts['power.state'] !== 'stopped')
+        throw new ZenithError(
+          'ZEN_INVALID_STATE',
+          `${vm.name} was started meanwhile: its disks are not replaced while it runs`,
+          { vmId: vm.id },
+        );
+      result = await this.#restoreAs(task, context, {});
+    }
+    // The disks it ran on before, no longer any VM's.
+    const streams = requireFacet(driver, 'diskStreams', 'restoring a backup');
+    await streams.removeImages(
+      oldPaths.filter((path) => !params.paths.includes(path)).map((path) => ({ path })),
+    );
+    return { ...result, backupId: params.backupId };
+  }
+
+  /** The backup's disks written at the task's paths, and a VM defined on them from its description. */
+  async #restoreAs(
+    task: Task<Static<typeof RestoreParams>>,
+    context: ActionContext,
+    options: { isolated?: boolean; start?: boolean },
+  ): Promise<{ vmId: string | null; name: string; hostId: string; backupId?: string }> {
+    const { params } = task;
     const repository = await this.#repository(params.repositoryId);
     const manifest = await repository.readManifest(params.backupId);
     const description = manifest.vm.description as PortableVm | undefined;
@@ -1067,8 +1239,12 @@ export class BackupService {
       arrived = await portable.runVm(restored, { start: options.start === true }, context);
     } catch (error) {
       // Defined by a run whose answer was lost: the inventory has it by now.
+      // (Over the original, the VM with that UUID is the original itself: the conflict stands.)
       const found =
-        isZenithError(error) && error.code === 'ZEN_CONFLICT' && this.#restoredVm(params.uuid);
+        isZenithError(error) &&
+        error.code === 'ZEN_CONFLICT' &&
+        !params.replace &&
+        this.#restoredVm(params.uuid);
       if (found) return { vmId: found.id, name: found.name, hostId: params.hostId };
       throw error;
     }

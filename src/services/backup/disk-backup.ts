@@ -6,7 +6,7 @@
  * other chunk's name from the last backup's manifest. Several chunks are in flight at once:
  * reading, hashing and compressing overlap.
  */
-import { ZenithError } from '../../core/errors.js';
+import { isZenithError, ZenithError } from '../../core/errors.js';
 import type {
   DiskCheckpoint,
   DiskReader,
@@ -237,6 +237,43 @@ export async function restoreDisk(
   } catch (error) {
     await writer.abort().catch(() => undefined);
     throw error;
+  }
+}
+
+/**
+ * A backed-up disk's bytes as the guest saw them, from the first to the last (a download): each
+ * chunk read back and checked against its name, zero chunks as zeroes. A damaged chunk ends the
+ * sequence with ZEN_BACKUP_CHUNK_DAMAGED, after `damaged` (the backup is marked): a reader that
+ * counts what it got finds it short, and nothing passes for the disk silently.
+ */
+export async function* diskBytes(
+  repository: BackupRepository,
+  disk: ManifestDisk,
+  damaged: (error: ZenithError) => Promise<void>,
+): AsyncGenerator<Buffer> {
+  const chunkSize = repository.config.chunkSize;
+  let zeroes: Buffer | undefined;
+  for (const [index, name] of disk.chunks.entries()) {
+    const length = Math.min(chunkSize, disk.capacityBytes - index * chunkSize);
+    if (name === null || name === undefined) {
+      zeroes ??= Buffer.alloc(chunkSize);
+      yield zeroes.subarray(0, length);
+      continue;
+    }
+    let bytes: Buffer;
+    try {
+      bytes = await repository.getChunk(name);
+      if (bytes.length !== length)
+        throw new ZenithError(
+          'ZEN_BACKUP_CHUNK_DAMAGED',
+          `chunk ${name} holds ${bytes.length} bytes where ${length} belong`,
+          { chunk: name, why: 'wrong length' },
+        );
+    } catch (error) {
+      if (isZenithError(error) && error.code === 'ZEN_BACKUP_CHUNK_DAMAGED') await damaged(error);
+      throw error;
+    }
+    yield bytes;
   }
 }
 

@@ -61,7 +61,7 @@ export function backUpVm(client: ApiClient, vmId: string, repository: string): P
 export function restoreBackup(
   client: ApiClient,
   backupId: string,
-  target: { host: string; name: string },
+  target: { host: string; name: string } | { replace: string },
 ): Promise<TaskDetail> {
   return client.call('POST', `/backups/${encodeURIComponent(backupId)}/restore`, target);
 }
