@@ -92,9 +92,7 @@ export class ApiClient {
   }
 
   /** A POST answered with bytes (a download): its length, file name and body; errors arrive as coded JSON. */
-  async download(
-    path: string,
-  ): Promise<{
+  async download(path: string): Promise<{
     sizeBytes: number | null;
     fileName: string | null;
     body: ReadableStream<Uint8Array>;

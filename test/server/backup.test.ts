@@ -475,6 +475,7 @@ describe('backup and restore through the API (real QEMU, two hosts)', () => {
 
     const restored = await succeeded('POST', `/backups/${newest.id}/restore`, { replace: 'bk' });
     assert.equal(restored.name, 'bk');
+    assert.equal(restored.vmId, vmId, 'the same VM in the inventory (its id, tags, history)');
     const now = await vm(restored.vmId);
     assert.equal(now.facts['vm.uuid'], original.facts['vm.uuid'], 'the same VM');
     assert.equal(now.computed['location.hostName'], 'bk-a');

@@ -193,14 +193,14 @@ export function registerBackups(program: Command): void {
         );
         const file = options.output ?? answer.fileName ?? `${backup}-${options.disk}.raw`;
         let written: number;
-      try {
-        written = await writeSparse(file, answer.body);
-      } catch (error) {
-        throw new Error(
-          `the download was cut off (${(error as Error).message}; a damaged chunk ends it: see the backup's state); nothing was kept`,
-          { cause: error },
-        );
-      }
+        try {
+          written = await writeSparse(file, answer.body);
+        } catch (error) {
+          throw new Error(
+            `the download was cut off (${(error as Error).message}; a damaged chunk ends it: see the backup's state); nothing was kept`,
+            { cause: error },
+          );
+        }
         if (answer.sizeBytes !== null && written !== answer.sizeBytes) {
           rmSync(file, { force: true });
           throw new Error(

@@ -143,8 +143,13 @@ export class QemuDiskStreams implements DiskStreamFacet {
         );
       return pathWithinRoots(location.path, this.host.storageRoots);
     });
-    for (const file of files) this.#unused(file, 'removed');
-    for (const file of files) rmSync(file, { force: true });
+    for (const file of files) this.#unused(file, 'removed', true);
+    for (const file of files) {
+      // What is left of a claim is that of a VM defined here that uses the file no more.
+      const claim = this.host.claims.owner(file);
+      if (claim) this.host.claims.release(file, { uuid: claim.vm });
+      rmSync(file, { force: true });
+    }
     // Their directories go once empty; a storage root itself stays.
     const roots = new Set(this.host.storageRoots.map((root) => resolve(root)));
     for (const directory of new Set(files.map((file) => dirname(file))))
@@ -156,12 +161,20 @@ export class QemuDiskStreams implements DiskStreamFacet {
         rmSync(directory, { recursive: true, force: true });
   }
 
-  /** Refuses a file a VM of this host uses (as its disk or a disk's backing) or claims. */
-  #unused(file: string, what: 'replaced' | 'removed'): void {
-    const user = [...this.host.all()].find((vm) =>
+  /**
+   * Refuses a file a VM of this host uses (as its disk or a disk's backing) or claims. With
+   * `staleClaims`, a claim of a VM defined here that no longer uses the file (restored over onto
+   * new disks) does not count; a claim of a VM not defined here may be a VM on another host that
+   * shares the storage, and does.
+   */
+  #unused(file: string, what: 'replaced' | 'removed', staleClaims = false): void {
+    const vms = [...this.host.all()];
+    const user = vms.find((vm) =>
       vm.record.spec.disks.some((d) => d.file === file || d.backingFile === file),
     );
-    const claim = this.host.claims.owner(file);
+    const held = this.host.claims.owner(file);
+    const claim =
+      held && staleClaims && vms.some((vm) => vm.record.spec.uuid === held.vm) ? null : held;
     if (user || claim)
       throw new ZenithError(
         'ZEN_DISK_IN_USE',

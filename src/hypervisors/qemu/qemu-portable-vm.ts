@@ -137,7 +137,8 @@ export class QemuPortableVms implements PortableVmFacet {
     // a VM from its disks only when no host can run it (its host fenced): a reception of it
     // still waiting here waits for a source that sends nothing more, and goes first.
     await this.host.abandonReception(desc.uuid);
-    const { kept } = await this.host.discardMovedAway([desc.uuid]);
+    const previous = [...this.host.all()].find((vm) => vm.record.spec.uuid === desc.uuid);
+    const { discarded, kept } = await this.host.discardMovedAway([desc.uuid]);
     if (kept.length > 0)
       throw new ZenithError(
         'ZEN_CONFLICT',
@@ -187,13 +188,18 @@ export class QemuPortableVms implements PortableVmFacet {
       release();
       throw error;
     }
+    // Defined again over its own stopped definition (a restore over it), it keeps that one's id:
+    // the same VM to the inventory, not a new one beside a missing one.
     const vm = this.host.instance({
-      id: this.host.newVmId(),
+      id: previous && discarded.includes(desc.uuid) ? previous.id : this.host.newVmId(),
       spec,
       createdAt: this.host.clock.now(),
       desired: 'stopped',
     });
     vm.save();
+    // Not started, it is reported now, after the discarded definition's removal, so that its
+    // watchers end with it present (a start reports it as it goes).
+    if (!options.start) await vm.refreshNow();
     if (options.start) {
       context.progress({ percent: 50, message: 'starting QEMU' });
       try {

@@ -678,7 +678,10 @@ export class BackupService {
       throw new ZenithError(
         'ZEN_BAD_REQUEST',
         'a restore over the original VM takes neither host, name nor group: it stays where it is, as it is named',
-        { field: request.host !== undefined ? 'host' : request.name !== undefined ? 'name' : 'group' },
+        {
+          field:
+            request.host !== undefined ? 'host' : request.name !== undefined ? 'name' : 'group',
+        },
       );
     const backup = await this.get(backupId);
     if (backup.state === 'damaged')
@@ -722,7 +725,10 @@ export class BackupService {
     const roots = host.facts['storage.roots'];
     const root = Array.isArray(roots) && typeof roots[0] === 'string' ? roots[0] : undefined;
     if (!root)
-      throw new ZenithError('ZEN_UNSUPPORTED', `${host.name} names no storage root to restore into`);
+      throw new ZenithError(
+        'ZEN_UNSUPPORTED',
+        `${host.name} names no storage root to restore into`,
+      );
     const directory = join(root, `${vm.name}-restored-${randomBytes(4).toString('hex')}`);
     return {
       backupId: backup.id,
