@@ -9,17 +9,7 @@
  *   node --import tsx bench/agent-backup.ts [--size 1024]
  */
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeSync,
-} from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -27,6 +17,7 @@ import { killAgents, spawnAgent, type AgentProcess } from '../src/testing/agent-
 import { startTestServer } from '../src/testing/control-plane.js';
 import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../src/testing/guest-image.js';
 import { until } from '../src/testing/wait.js';
+import { writeRealisticDisk } from './disk-content.js';
 
 const { values } = parseArgs({ options: { size: { type: 'string', default: '1024' } } });
 const MiB = 1024 * 1024;
@@ -36,36 +27,7 @@ const rate = (bytes: number, ms: number) => `${(bytes / MiB / (ms / 1000)).toFix
 
 function content(): string {
   const raw = join(base, 'content.raw');
-  const fd = openSync(raw, 'w');
-  const libraries = readdirSync('/usr/lib/x86_64-linux-gnu')
-    .map((name) => join('/usr/lib/x86_64-linux-gnu', name))
-    .filter((path) => {
-      try {
-        return statSync(path).isFile() && /\.so/.test(path);
-      } catch {
-        return false;
-      }
-    });
-  let library = 0;
-  const fromLibraries = (length: number) => {
-    const parts: Buffer[] = [];
-    let got = 0;
-    while (got < length) {
-      const bytes = readFileSync(libraries[library++ % libraries.length]!);
-      parts.push(bytes.subarray(0, length - got));
-      got += Math.min(bytes.length, length - got);
-    }
-    return Buffer.concat(parts);
-  };
-  const segment = 64 * MiB;
-  for (let at = 0, index = 0; at < size; at += segment, index++) {
-    const length = Math.min(segment, size - at);
-    const kind = ['lib', 'lib', 'random', 'zero', 'zero'][index % 5];
-    if (kind === 'zero') continue;
-    writeSync(fd, kind === 'lib' ? fromLibraries(length) : randomBytes(length), 0, length, at);
-  }
-  closeSync(fd);
-  execFileSync('truncate', ['-s', String(size), raw]);
+  writeRealisticDisk(raw, size);
   return raw;
 }
 

@@ -15,24 +15,15 @@
  *   node --import tsx bench/backup.ts [--size 2048] (MiB)
  */
 import { execFileSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  readSync,
-  rmSync,
-  statSync,
-  writeSync,
-} from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { deflateRaw } from 'node:zlib';
 import { readImage, writeImage } from '../src/hypervisors/qemu/nbd-disk-stream.js';
 import { restoreDisk, takeBackup } from '../src/services/backup/disk-backup.js';
+import { writeRealisticDisk } from './disk-content.js';
 import type { BackupManifest } from '../src/services/backup/repository/manifest.js';
 import { BackupRepository } from '../src/services/backup/repository/repository.js';
 
@@ -44,40 +35,11 @@ const run = (command: string, ...args: string[]) =>
   execFileSync(command, args, { encoding: 'utf8' });
 const rate = (bytes: number, ms: number) => `${(bytes / MiB / (ms / 1000)).toFixed(0)} MiB/s`;
 
-/** The disk's content: 64 MiB segments of libraries, random bytes and nothing, in turn. */
+/** The disk: realistic content (disk-content.ts) in a qcow2. */
 function makeDisk(): string {
   const raw = join(dir, 'disk.raw');
-  const fd = openSync(raw, 'w');
-  const libraries = readdirSync('/usr/lib/x86_64-linux-gnu')
-    .map((name) => join('/usr/lib/x86_64-linux-gnu', name))
-    .filter((path) => {
-      try {
-        return statSync(path).isFile() && /\.so/.test(path);
-      } catch {
-        return false;
-      }
-    });
-  let library = 0;
-  const fromLibraries = (length: number) => {
-    const parts: Buffer[] = [];
-    let got = 0;
-    while (got < length) {
-      const bytes = readFileSync(libraries[library++ % libraries.length]!);
-      parts.push(bytes.subarray(0, length - got));
-      got += Math.min(bytes.length, length - got);
-    }
-    return Buffer.concat(parts);
-  };
-  const segment = 64 * MiB;
-  for (let at = 0, index = 0; at < size; at += segment, index++) {
-    const length = Math.min(segment, size - at);
-    const kind = ['lib', 'lib', 'random', 'zero', 'zero'][index % 5];
-    if (kind === 'zero') continue;
-    writeSync(fd, kind === 'lib' ? fromLibraries(length) : randomBytes(length), 0, length, at);
-  }
-  closeSync(fd);
+  writeRealisticDisk(raw, size);
   const image = join(dir, 'disk.qcow2');
-  run('truncate', '-s', String(size), raw);
   run('qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', raw, image);
   rmSync(raw);
   return image;

@@ -239,7 +239,10 @@ export const downloadBackupDisk = operation({
   tag: 'backups',
   summary:
     "One disk of the backup as a raw image (the guest's bytes, zeroes included), checked chunk by chunk as it is sent: a damaged chunk ends the answer short of its Content-Length and marks the backup damaged. A POST, so that every download is audited",
-  params: Type.Object({ id: Type.String(), diskId: Type.String({ pattern: '^disk[0-9]{1,3}$' }) }),
+  params: Type.Object(
+    { id: IdOrName, diskId: Type.String({ maxLength: 7, pattern: '^disk[0-9]{1,3}$' }) },
+    { additionalProperties: false },
+  ),
   success: {
     200: Type.String({
       format: 'binary',

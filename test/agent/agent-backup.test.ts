@@ -8,14 +8,14 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { processAlive } from '../../src/core/process.js';
 import { killAgents, spawnAgent, type AgentProcess } from '../../src/testing/agent-process.js';
 import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
+import { guestBytesHash as hashOf } from '../../src/testing/disk-image.js';
 import { consoleTicks } from '../../src/testing/guest-console.js';
 import {
   ensureGuestImage,
@@ -66,14 +66,6 @@ describe('backup and restore of VMs on agent hosts (real agents, real QEMU)', ()
     return done.result;
   };
   const vm = async (id: string) => (await s.request('GET', `/vms/${id}`, { token })).body;
-  /** The disk's bytes as the guest sees them, hashed. */
-  const hashOf = (file: string) => {
-    const raw = join(base, 'raw');
-    execFileSync('qemu-img', ['convert', '-U', '-O', 'raw', file, raw]);
-    const digest = createHash('sha256').update(readFileSync(raw)).digest('hex');
-    rmSync(raw);
-    return digest;
-  };
   const write = (file: string, pattern: number, offset: number, length: number) =>
     execFileSync('qemu-io', ['-f', 'qcow2', '-c', `write -P ${pattern} ${offset} ${length}`, file]);
   const newVm = async (name: string, hostName: string, diskBytes: number) =>

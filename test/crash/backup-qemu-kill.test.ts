@@ -6,14 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
 import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
 import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../src/testing/guest-image.js';
 import { until } from '../../src/testing/wait.js';
+import { guestBytesHash as hashOf } from '../../src/testing/disk-image.js';
 
 const MiB = 1024 * 1024;
 const base = mkdtempSync(join(tmpdir(), 'zenith-backup-qemu-kill-'));
@@ -22,15 +22,6 @@ after(async () => {
   await s?.close();
   rmSync(base, { recursive: true, force: true });
 });
-
-/** The disk's bytes as the guest sees them, hashed. */
-function hashOf(image: string): string {
-  const raw = join(base, 'raw');
-  execFileSync('qemu-img', ['convert', '-U', '-O', 'raw', image, raw]);
-  const digest = createHash('sha256').update(readFileSync(raw)).digest('hex');
-  rmSync(raw);
-  return digest;
-}
 
 /** Random bytes (they neither compress nor repeat) written into the stopped VM's disk. */
 function noise(disk: string, offsetMiB: number, sizeMiB: number): void {

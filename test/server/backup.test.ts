@@ -13,6 +13,7 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { downloadBackupDisk } from '../../src/api/backups.js';
 import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
+import { guestBytesHash as hashOf } from '../../src/testing/disk-image.js';
 import { GuestConsole } from '../../src/testing/guest-console.js';
 import {
   ensureGuestImage,
@@ -41,13 +42,20 @@ describe('backup and restore through the API (real QEMU, two hosts)', () => {
     return done.result;
   };
   const vm = async (id: string) => (await s.request('GET', `/vms/${id}`, { token })).body;
-  /** The disk's bytes as the guest sees them, hashed. */
-  const hashOf = (image: string) => {
-    const raw = join(base, 'raw');
-    execFileSync('qemu-img', ['convert', '-U', '-O', 'raw', image, raw]);
-    const digest = createHash('sha256').update(readFileSync(raw)).digest('hex');
-    rmSync(raw);
-    return digest;
+  /** The guest's serial console through the API, until it has counted two ticks: it runs. */
+  const ticks = async (id: string) => {
+    const ticket = await s.request('POST', `/vms/${id}/console-tickets`, {
+      token,
+      body: { kind: 'serial' },
+    });
+    const console = await GuestConsole.webSocket(
+      `${s.baseUrl.replace('http', 'ws')}${ticket.body.path}`,
+    );
+    try {
+      await console.waitForTick((t) => t >= 2);
+    } finally {
+      console.close();
+    }
   };
   const write = (image: string, pattern: number, offset: number, length: number) =>
     execFileSync('qemu-io', [
@@ -169,18 +177,7 @@ describe('backup and restore through the API (real QEMU, two hosts)', () => {
     const [restoredDir] = readdirSync(rootB).filter((d) => d.startsWith('bk-back-'));
     assert.equal(hashOf(join(rootB, restoredDir!, 'disk0.qcow2')), pointHash);
     await succeeded('POST', `/vms/${restored.vmId}/start`);
-    const ticket = await s.request('POST', `/vms/${restored.vmId}/console-tickets`, {
-      token,
-      body: { kind: 'serial' },
-    });
-    const console = await GuestConsole.webSocket(
-      `${s.baseUrl.replace('http', 'ws')}${ticket.body.path}`,
-    );
-    try {
-      await console.waitForTick((t) => t >= 2);
-    } finally {
-      console.close();
-    }
+    await ticks(restored.vmId);
     await succeeded('POST', `/vms/${restored.vmId}/stop`);
   });
 
@@ -489,18 +486,7 @@ describe('backup and restore through the API (real QEMU, two hosts)', () => {
     assert.equal(hashOf(join(rootA, newDir!, 'disk0.qcow2')), pointHash);
     assert.equal(existsSync(oldDisk), false, 'the disk it had is gone');
     await succeeded('POST', `/vms/${restored.vmId}/start`);
-    const ticket = await s.request('POST', `/vms/${restored.vmId}/console-tickets`, {
-      token,
-      body: { kind: 'serial' },
-    });
-    const console = await GuestConsole.webSocket(
-      `${s.baseUrl.replace('http', 'ws')}${ticket.body.path}`,
-    );
-    try {
-      await console.waitForTick((t) => t >= 2);
-    } finally {
-      console.close();
-    }
+    await ticks(restored.vmId);
     // Its old checkpoints went with the old disk: the next backup reads in full, and is whole.
     const next = await succeeded('POST', `/vms/${restored.vmId}/backups`, { repository: 'main' });
     assert.equal(next.scope, 'full');

@@ -179,6 +179,15 @@ const newUuid = () => {
   const hex = bytes.toString('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 };
+/** A new directory for restored disks on the host's first storage root, named after `name`. */
+function restoreDirectory(host: ManagedObject, name: string): string {
+  const roots = host.facts['storage.roots'];
+  const root = Array.isArray(roots) && typeof roots[0] === 'string' ? roots[0] : undefined;
+  if (!root)
+    throw new ZenithError('ZEN_UNSUPPORTED', `${host.name} names no storage root to restore into`);
+  return join(root, `${name}-${randomBytes(4).toString('hex')}`);
+}
+
 /** 52:54:00 as QEMU's own MACs (a locally administered convention). */
 const newMac = () =>
   `52:54:00:${[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
@@ -570,13 +579,7 @@ export class BackupService {
     backupId: string,
     diskId: string,
   ): Promise<{ sizeBytes: number; fileName: string; bytes: AsyncIterable<Buffer> }> {
-    const backup = await this.get(backupId);
-    if (backup.state === 'damaged')
-      throw new ZenithError(
-        'ZEN_BACKUP_CHUNK_DAMAGED',
-        `backup ${backup.id} is damaged (${backup.damage ?? 'verify found it'}): it is not downloaded`,
-        { backupId: backup.id },
-      );
+    const backup = await this.#undamaged(backupId, 'downloaded');
     const repository = await this.#repository(backup.repositoryId);
     const manifest = await repository.readManifest(backup.id);
     const disk = manifest.disks.find((d) => d.diskId === diskId);
@@ -683,13 +686,7 @@ export class BackupService {
             request.host !== undefined ? 'host' : request.name !== undefined ? 'name' : 'group',
         },
       );
-    const backup = await this.get(backupId);
-    if (backup.state === 'damaged')
-      throw new ZenithError(
-        'ZEN_BACKUP_CHUNK_DAMAGED',
-        `backup ${backup.id} is damaged (${backup.damage ?? 'verify found it'}): it is not restored`,
-        { backupId: backup.id },
-      );
+    const backup = await this.#undamaged(backupId, 'restored');
     const vm = this.deps.inventory.get(request.replace!);
     if (vm.id !== backup.vmId)
       throw new ZenithError(
@@ -712,24 +709,9 @@ export class BackupService {
     const current = await requireFacet(driver, 'portableVms', 'restoring a backup').describeVm(
       vm.externalId,
     );
-    const repository = await this.#repository(backup.repositoryId);
-    const manifest = await repository.readManifest(backup.id);
-    const description = manifest.vm.description as PortableVm | undefined;
-    if (!description)
-      throw new ZenithError(
-        'ZEN_UNSUPPORTED',
-        `backup ${backup.id} holds no description of its VM: it cannot be defined again`,
-        { backupId: backup.id },
-      );
+    const { manifest, description } = await this.#described(backup);
     const host = this.deps.inventory.get(vm.parentId);
-    const roots = host.facts['storage.roots'];
-    const root = Array.isArray(roots) && typeof roots[0] === 'string' ? roots[0] : undefined;
-    if (!root)
-      throw new ZenithError(
-        'ZEN_UNSUPPORTED',
-        `${host.name} names no storage root to restore into`,
-      );
-    const directory = join(root, `${vm.name}-restored-${randomBytes(4).toString('hex')}`);
+    const directory = restoreDirectory(host, `${vm.name}-restored`);
     return {
       backupId: backup.id,
       repositoryId: backup.repositoryId,
@@ -743,6 +725,34 @@ export class BackupService {
     };
   }
 
+  /** The backup, unless it is known damaged (ZEN_BACKUP_CHUNK_DAMAGED: it is not restored). */
+  async #undamaged(backupId: string, what: 'restored' | 'downloaded'): Promise<CatalogueBackup> {
+    const backup = await this.get(backupId);
+    if (backup.state === 'damaged')
+      throw new ZenithError(
+        'ZEN_BACKUP_CHUNK_DAMAGED',
+        `backup ${backup.id} is damaged (${backup.damage ?? 'verify found it'}): it is not ${what}`,
+        { backupId: backup.id },
+      );
+    return backup;
+  }
+
+  /** The backup's manifest and the description of its VM it carries (without one, it cannot be defined again). */
+  async #described(
+    backup: CatalogueBackup,
+  ): Promise<{ manifest: BackupManifest; description: PortableVm }> {
+    const repository = await this.#repository(backup.repositoryId);
+    const manifest = await repository.readManifest(backup.id);
+    const description = manifest.vm.description as PortableVm | undefined;
+    if (!description)
+      throw new ZenithError(
+        'ZEN_UNSUPPORTED',
+        `backup ${backup.id} holds no description of its VM: it cannot be defined again`,
+        { backupId: backup.id },
+      );
+    return { manifest, description };
+  }
+
   /** What a restore (or a restore test) is asked with: checked, named, placed; quota reserved. */
   async #prepareRestore(
     backupId: string,
@@ -752,13 +762,7 @@ export class BackupService {
     params: Static<typeof RestoreParams>;
     prepare: ((tx: Tx, taskId: string) => Promise<void>) | undefined;
   }> {
-    const backup = await this.get(backupId);
-    if (backup.state === 'damaged')
-      throw new ZenithError(
-        'ZEN_BACKUP_CHUNK_DAMAGED',
-        `backup ${backup.id} is damaged (${backup.damage ?? 'verify found it'}): it is not restored`,
-        { backupId: backup.id },
-      );
+    const backup = await this.#undamaged(backupId, 'restored');
     const host = this.deps.inventory.resolve('host', request.host);
     if (host.status !== 'present' || !host.connectionId)
       throw new ZenithError('ZEN_INVALID_STATE', `${host.name} is not connected`, {
@@ -781,23 +785,8 @@ export class BackupService {
       throw new ZenithError('ZEN_CONFLICT', `a VM named '${name}' exists on ${host.name}`, {
         name,
       });
-    const repository = await this.#repository(backup.repositoryId);
-    const manifest = await repository.readManifest(backup.id);
-    const description = manifest.vm.description as PortableVm | undefined;
-    if (!description)
-      throw new ZenithError(
-        'ZEN_UNSUPPORTED',
-        `backup ${backup.id} holds no description of its VM: it cannot be defined again`,
-        { backupId: backup.id },
-      );
-    const roots = host.facts['storage.roots'];
-    const root = Array.isArray(roots) && typeof roots[0] === 'string' ? roots[0] : undefined;
-    if (!root)
-      throw new ZenithError(
-        'ZEN_UNSUPPORTED',
-        `${host.name} names no storage root to restore into`,
-      );
-    const directory = join(root, `${name}-${randomBytes(4).toString('hex')}`);
+    const { manifest, description } = await this.#described(backup);
+    const directory = restoreDirectory(host, name);
     const group = await this.deps.quotas.owningGroup(owner, request.group);
     // What the VM takes: its CPUs and memory as described, its disks at their full size.
     const amounts = {

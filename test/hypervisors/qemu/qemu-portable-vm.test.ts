@@ -190,7 +190,7 @@ describe('a QEMU VM described on one host and run on another (real QEMU, TCG)', 
       'nothing else was defined, and it runs on',
     );
     // Stopped, it is a stale copy: run again from the description it replaces that definition
-    // (one VM, a new definition), and its disk stays.
+    // (one VM, defined again under the id it had: the same VM to the inventory), and its disk stays.
     await hostB.stopVm(stale!.externalId, context);
     const again = await hostB.facets.portableVms.runVm(description, { start: false }, context);
     const now = await vmsOf(hostB);
@@ -198,7 +198,8 @@ describe('a QEMU VM described on one host and run on another (real QEMU, TCG)', 
       now.map((vm) => vm.name),
       ['wanderer'],
     );
-    assert.notEqual(again.externalId, stale!.externalId, 'defined anew');
+    assert.equal(again.externalId, stale!.externalId, 'defined again under its id');
+    assert.equal(again.powerState, 'stopped');
     for (const disk of description.disks)
       assert.ok(existsSync(disk.location.path), disk.location.path);
   });
