@@ -15,7 +15,7 @@
  * none outlives a killed reader holding the image's lock. One read per VM at a time.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, realpathSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ZenithError } from '../../core/errors.js';
 import type { ActionContext } from '../driver-types.js';
@@ -175,6 +175,17 @@ export class QemuDiskStreams implements DiskStreamFacet {
     const held = this.host.claims.owner(file);
     const claim =
       held && staleClaims && vms.some((vm) => vm.record.spec.uuid === held.vm) ? null : held;
+    // A file some VM's disk reads through (its backing chain), on any host sharing the storage.
+    const real = existsSync(file) ? realpathSync(file) : file;
+    const backs = this.host.claims
+      .all()
+      .find((other) => other.backing.includes(real) || other.backing.includes(file));
+    if (backs)
+      throw new ZenithError(
+        'ZEN_DISK_IN_USE',
+        `${file} backs a disk of ${backs.name}: it is not ${what}`,
+        { file },
+      );
     if (user || claim)
       throw new ZenithError(
         'ZEN_DISK_IN_USE',

@@ -273,9 +273,15 @@ export class BackupService {
       params: RestoreTestParams,
       run: async ({ task, signal, progress }) =>
         deps.quotas.holdWhile(task, () => this.#runRestoreTest(task, { signal, progress })),
-      // The test VM a cut-off run left is removed; the test runs again from the start.
+      // The test VM a cut-off run left is removed; the test runs again from the start (and removes
+      // it first itself: a host not connected yet, an agent coming back, is no reason to fail).
       recover: async (task) => {
-        await this.#removeTestVm(task.params);
+        await this.#removeTestVm(task.params).catch((error: unknown) =>
+          this.deps.logger.warn(
+            { err: error, task: task.id },
+            'a cut-off restore test VM is removed when the test runs again',
+          ),
+        );
         return 'retry';
       },
     });
@@ -1131,17 +1137,24 @@ export class BackupService {
     const { params } = task;
     const { vmId, oldPaths } = params.replace!;
     const vm = this.deps.inventory.get(vmId);
-    if (!vm.connectionId || !vm.externalId || vm.status !== 'present')
-      throw new ZenithError('ZEN_INVALID_STATE', `${vm.name} is not present on a host`);
-    const driver = this.deps.connections.driver(vm.connectionId);
-    const portable = requireFacet(driver, 'portableVms', 'restoring a backup');
-    const now = await portable.describeVm(vm.externalId);
+    const host = this.deps.inventory.get(params.hostId);
+    if (!host.connectionId || host.status !== 'present')
+      throw new ZenithError('ZEN_INVALID_STATE', `${host.name} is not connected`);
+    const driver = this.deps.connections.driver(host.connectionId);
+    // Missing from its host only if a cut-off run was stopped between letting go of its old
+    // definition and making the new one: it is defined again from the backup, as planned.
+    const present = vm.status === 'present' && vm.connectionId === host.connectionId;
+    const now =
+      present && vm.externalId
+        ? await requireFacet(driver, 'portableVms', 'restoring a backup').describeVm(vm.externalId)
+        : undefined;
     const swapped =
+      now !== undefined &&
       now.disks.length === params.paths.length &&
       now.disks.every((disk, index) => disk.location.path === params.paths[index]);
     let result = { vmId: vm.id as string | null, name: vm.name, hostId: params.hostId };
     if (!swapped) {
-      if (vm.facts['power.state'] !== 'stopped')
+      if (present && vm.facts['power.state'] !== 'stopped')
         throw new ZenithError(
           'ZEN_INVALID_STATE',
           `${vm.name} was started meanwhile: its disks are not replaced while it runs`,

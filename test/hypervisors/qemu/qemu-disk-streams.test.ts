@@ -7,7 +7,15 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -17,6 +25,7 @@ import { silentLogger } from '../../../src/core/logger.js';
 import { processAlive } from '../../../src/core/process.js';
 import type { DiscoveredVm } from '../../../src/hypervisors/driver.js';
 import type { DiskReadOptions } from '../../../src/hypervisors/facets/disk-streams.js';
+import { DiskClaims } from '../../../src/hypervisors/qemu/disk-claims.js';
 import { imageBitmaps } from '../../../src/hypervisors/qemu/qemu-img.js';
 import { QemuDriver } from '../../../src/hypervisors/qemu/qemu-driver.js';
 import { restoreDisk, takeBackup } from '../../../src/services/backup/disk-backup.js';
@@ -285,4 +294,39 @@ test('a running VM is read through QEMU at a point in time without stopping it, 
   const again = await backUp({});
   assert.equal(again.manifest.disks[0]!.scope, 'full');
   assert.equal(sha256(await restoredBytes(again.manifest)), sha256(atStart));
+});
+
+test("removing images: a leftover goes with its empty directory; a VM's disk, and a file that backs another host's VM's disk, are refused", async () => {
+  const facet = driver.facets.diskStreams;
+  const refused = (error: unknown) => isZenithError(error) && error.code === 'ZEN_DISK_IN_USE';
+  await assert.rejects(facet.removeImages([{ path: diskFile }]), refused);
+  // An image a VM on another host sharing the storage reads through (its disk's backing).
+  const baseImage = join(base, 'disks', 'shared-base.qcow2');
+  const overlay = join(base, 'disks', 'elsewhere', 'disk0.qcow2');
+  mkdirSync(dirname(overlay), { recursive: true });
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', baseImage, '16M']);
+  execFileSync('qemu-img', [
+    'create',
+    '-q',
+    '-f',
+    'qcow2',
+    '-F',
+    'qcow2',
+    '-b',
+    baseImage,
+    overlay,
+  ]);
+  new DiskClaims([join(base, 'disks')]).claim(
+    overlay,
+    { uuid: 'a-vm-of-another-host', name: 'elsewhere' },
+    [realpathSync(baseImage)],
+  );
+  await assert.rejects(facet.removeImages([{ path: baseImage }]), refused);
+  assert.ok(existsSync(baseImage));
+  // What a cut-off restore left: removed, and its directory with it.
+  const leftover = join(base, 'disks', 'cut-off-restore', 'disk0.qcow2');
+  mkdirSync(dirname(leftover), { recursive: true });
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', leftover, '16M']);
+  await facet.removeImages([{ path: leftover }]);
+  assert.equal(existsSync(dirname(leftover)), false);
 });
