@@ -1143,7 +1143,14 @@ export class BackupService {
     const driver = this.deps.connections.driver(host.connectionId);
     // Missing from its host only if a cut-off run was stopped between letting go of its old
     // definition and making the new one: it is defined again from the backup, as planned.
-    const present = vm.status === 'present' && vm.connectionId === host.connectionId;
+    // On another host now (moved meanwhile): never defined a second time here.
+    if (vm.connectionId !== host.connectionId)
+      throw new ZenithError(
+        'ZEN_INVALID_STATE',
+        `${vm.name} is on another host now: it is not restored over on ${host.name}`,
+        { vmId: vm.id },
+      );
+    const present = vm.status === 'present';
     const now =
       present && vm.externalId
         ? await requireFacet(driver, 'portableVms', 'restoring a backup').describeVm(vm.externalId)
