@@ -59,6 +59,11 @@ export interface HaLab {
   connected(name: string, timeoutMs?: number): Promise<void>;
   /** Creates and starts a tiny guest on the host (128 MiB: with 64 the cloud kernel may reset in a loop); its id. */
   runVm(name: string, hostId: string, memoryMiB?: number): Promise<string>;
+  /**
+   * Waits until high availability protects the VM: its description (what a restart runs) is
+   * taken. A fault before that leaves nothing to restart it from.
+   */
+  protectedVm(vmId: string, timeoutMs?: number): Promise<void>;
   /** Every QEMU process across the hosts, with the VM UUID on its command line. */
   qemus(): Promise<QemuProcess[]>;
   /** The next `count` `tick N` lines of the guest's serial console, read through the API: it runs. */
@@ -250,6 +255,18 @@ export async function startHaLab(options: HaLabOptions): Promise<HaLab> {
       if (started.state !== 'succeeded')
         throw new Error(`starting ${name}: ${JSON.stringify(started.error)}`);
       return id;
+    },
+    async protectedVm(vmId, timeoutMs = 30_000) {
+      let seen: ApiAnswer = null;
+      await until(
+        () => `${vmId} protected by HA (last seen: ${JSON.stringify(seen)})`,
+        async () => {
+          seen = await ok('GET', `/ha/vms/${vmId}`);
+          return seen.state === 'protected' ? true : undefined;
+        },
+        timeoutMs,
+        200,
+      );
     },
     consoleTicks(vmId, count) {
       // The console reader speaks to a server by its base URL and the API's request shape.

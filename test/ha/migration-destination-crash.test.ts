@@ -29,6 +29,8 @@ after(async () => {
 test('a live migration whose destination crashes after the switch-over, zenith serve down meanwhile: the VM runs once, on the source host, restarted by HA', async (t) => {
   const ok = (method: string, path: string, body?: unknown) => lab.ok(method, path, body);
   const vmId = await lab.runVm('mig-dest', 'y-b');
+  // Restarted from its description: a fault before it is taken would leave nothing to run.
+  await lab.protectedVm(vmId);
   const uuid = (await ok('GET', `/vms/${vmId}`)).facts['vm.uuid'] as string;
   const sourcePid = (await lab.qemus()).find((q) => q.uuid === uuid)!.pid;
   const taskId = await lab.slowMigration(vmId, 'y-c', 20_000_000);

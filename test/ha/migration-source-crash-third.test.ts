@@ -25,6 +25,8 @@ after(async () => {
 test('a live migration whose source host crashes: the reception on the destination goes once the source is declared failed, and the VM restarts on a third host, once', async (t) => {
   const ok = (method: string, path: string, body?: unknown) => lab.ok(method, path, body);
   const vmId = await lab.runVm('mig-third', 'y-b');
+  // Restarted from its description: a fault before it is taken would leave nothing to run.
+  await lab.protectedVm(vmId);
   // The destination holds a VM already: the third host is the emptier for the restart.
   await lab.runVm('filler', 'y-c');
   const uuid = (await ok('GET', `/vms/${vmId}`)).facts['vm.uuid'] as string;

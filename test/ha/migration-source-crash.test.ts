@@ -27,6 +27,8 @@ after(async () => {
 test('a live migration whose source host crashes, with zenith serve killed during the failover: the VM runs once, on the destination', async (t) => {
   const ok = (method: string, path: string, body?: unknown) => lab.ok(method, path, body);
   const vmId = await lab.runVm('mig-crash', 'x-b');
+  // Restarted from its description: a fault before it is taken would leave nothing to run.
+  await lab.protectedVm(vmId);
   const uuid = (await ok('GET', `/vms/${vmId}`)).facts['vm.uuid'] as string;
   const taskId = await lab.slowMigration(vmId, 'x-c', 2_000_000);
   // A power loss: the host says nothing more, not even the end of the migration's stream (its
