@@ -8,12 +8,14 @@
 import { randomBytes } from 'node:crypto';
 import { ZenithError } from '../core/errors.js';
 import type {
+  DiskExtent,
   DiskReader,
   DiskStreamFacet,
   DiskWriter,
 } from '../hypervisors/facets/disk-streams.js';
 import type { Logger } from '../core/logger.js';
 import type { CallHandlers } from '../protocols/agent-channel/dispatcher.js';
+import { extentsPerPage } from '../protocols/agent-channel/disk-stream-values.js';
 
 export type DiskStreamMethod =
   | 'listStreamDisks'
@@ -35,6 +37,8 @@ const newHandle = () => randomBytes(12).toString('hex');
 export class DiskStreamHandles {
   readonly #readers = new Map<string, DiskReader>();
   readonly #writers = new Map<string, DiskWriter>();
+  /** Where each reader's extents were last paged to: the next page goes on from there. */
+  readonly #cursors = new Map<string, { next: number; extents: AsyncIterator<DiskExtent> }>();
 
   constructor(
     private readonly facet: DiskStreamFacet,
@@ -55,6 +59,40 @@ export class DiskStreamHandles {
     return writer;
   }
 
+  /**
+   * A page of the reader's extents from `from`: the walk goes on where the last page ended, or
+   * starts again (and skips what ends before `from`) when asked for another offset.
+   */
+  async #extentPage(handle: string, from: number) {
+    const reader = this.#reader(handle);
+    let cursor = this.#cursors.get(handle);
+    if (cursor?.next !== from) {
+      await this.#dropCursor(handle);
+      cursor = { next: 0, extents: reader.extents()[Symbol.asyncIterator]() };
+      this.#cursors.set(handle, cursor);
+    }
+    const extents: DiskExtent[] = [];
+    while (extents.length < extentsPerPage) {
+      const step = await cursor.extents.next();
+      if (step.done) {
+        this.#cursors.delete(handle);
+        return { extents, next: null };
+      }
+      const { offset, length, zero } = step.value;
+      const end = offset + length;
+      if (end <= from) continue;
+      extents.push(offset < from ? { offset: from, length: end - from, zero } : step.value);
+      cursor.next = end;
+    }
+    return { extents, next: cursor.next };
+  }
+
+  async #dropCursor(handle: string): Promise<void> {
+    const cursor = this.#cursors.get(handle);
+    this.#cursors.delete(handle);
+    await cursor?.extents.return?.();
+  }
+
   handlers(): Pick<CallHandlers, DiskStreamMethod> {
     const facet = this.facet;
     return {
@@ -70,16 +108,13 @@ export class DiskStreamHandles {
           ...(reader.checkpoint ? { checkpoint: reader.checkpoint } : {}),
         };
       },
-      readerExtents: async ([handle]) => {
-        const extents = [];
-        for await (const extent of this.#reader(handle).extents()) extents.push(extent);
-        return extents;
-      },
+      readerExtents: ([handle, from]) => this.#extentPage(handle, from),
       readDisk: async ([handle, offset, length]) =>
         (await this.#reader(handle).read(offset, length)).toString('base64'),
       closeDiskReader: async ([handle]) => {
         const reader = this.#readers.get(handle);
         this.#readers.delete(handle);
+        await this.#dropCursor(handle);
         await reader?.close();
         return null;
       },
@@ -124,8 +159,10 @@ export class DiskStreamHandles {
   async closeAll(): Promise<void> {
     const readers = [...this.#readers.values()];
     const writers = [...this.#writers.values()];
+    const cursors = [...this.#cursors.keys()];
     this.#readers.clear();
     this.#writers.clear();
+    for (const handle of cursors) await this.#dropCursor(handle).catch(() => undefined);
     for (const reader of readers)
       await reader
         .close()

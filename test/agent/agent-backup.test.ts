@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -184,6 +184,51 @@ describe('backup and restore of VMs on agent hosts (real agents, real QEMU)', ()
     });
     assert.equal(passed.booted, true);
     assert.deepEqual(readdirSync(storage(1)).sort(), dirsBefore);
+  });
+
+  test('a disk scattered into 32,768 runs (more than one message of the channel holds) backs up through the agent and restores as it was', async () => {
+    const vmId = await newVm('ab-frag', 'ab-a', 16 * MiB);
+    const disk = join(storage(0), 'ab-frag', 'disk0.qcow2');
+    // 512-byte clusters, every other one written: a run per cluster (large disks written here and
+    // there come to this many runs with 64 KiB clusters).
+    const raw = join(base, 'frag.raw');
+    const bytes = Buffer.alloc(16 * MiB);
+    for (let i = 0; i < 16 * 1024; i++) bytes.fill(1 + (i % 250), i * 1024, i * 1024 + 512);
+    writeFileSync(raw, bytes);
+    execFileSync('qemu-img', [
+      'convert',
+      '-q',
+      '-S',
+      '512',
+      '-f',
+      'raw',
+      '-O',
+      'qcow2',
+      '-o',
+      'cluster_size=512',
+      raw,
+      disk,
+    ]);
+    rmSync(raw);
+    const runs = (
+      JSON.parse(
+        execFileSync('qemu-img', ['map', '--output=json', disk], {
+          maxBuffer: 64 * MiB,
+        }).toString(),
+      ) as unknown[]
+    ).length;
+    assert.ok(runs >= 32_768, `${runs} runs`);
+    const sourceHash = hashOf(disk);
+    const full = await succeeded('POST', `/vms/${vmId}/backups`, { repository: 'main' });
+    assert.equal(full.scope, 'full');
+    assert.equal(full.readBytes, 16 * MiB);
+    const restored = await succeeded('POST', `/backups/${full.backupId}/restore`, {
+      host: 'ab-b',
+      name: 'ab-frag-back',
+    });
+    const [restoredDir] = readdirSync(storage(1)).filter((d) => d.startsWith('ab-frag-back-'));
+    assert.equal(hashOf(join(storage(1), restoredDir!, 'disk0.qcow2')), sourceHash);
+    assert.equal((await vm(restored.vmId)).computed['location.hostName'], 'ab-b');
   });
 
   test('kill -9 of the agent in the middle of a backup of its running VM: no backup, the guest runs on, and the next backup is whole', async () => {

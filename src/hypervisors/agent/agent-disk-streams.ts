@@ -19,6 +19,7 @@ import type {
   StreamDisk,
 } from '../facets/disk-streams.js';
 import type { PortableDisk, PortableLocation } from '../facets/portable-vm.js';
+import type { CallResult } from '../../protocols/agent-channel/call-map.js';
 import type { AgentCaller } from './agent-caller.js';
 
 /** Pieces of [offset, offset + length) of at most one piece's size. */
@@ -58,7 +59,16 @@ export class AgentDiskStreams implements DiskStreamFacet {
       scope: opened.scope,
       ...(opened.checkpoint ? { checkpoint: opened.checkpoint } : {}),
       async *extents(): AsyncIterable<DiskExtent> {
-        yield* await agent.call('readerExtents', [opened.handle], openTimeoutMs);
+        // A page at a time: a disk written here and there has more runs than a frame holds.
+        for (let from: number | null = 0; from !== null;) {
+          const page: CallResult<'readerExtents'> = await agent.call(
+            'readerExtents',
+            [opened.handle, from],
+            openTimeoutMs,
+          );
+          yield* page.extents;
+          from = page.next;
+        }
       },
       async read(offset: number, length: number): Promise<Buffer> {
         const parts = await Promise.all(

@@ -10,7 +10,7 @@ import { HaHeartbeat } from '../ha-heartbeat.js';
 import { HaAgentSettings } from './ha-values.js';
 import {
   DiskCheckpoint,
-  DiskExtent,
+  ExtentPage,
   DiskReadOptions,
   NewDisk,
   OpenedReader,
@@ -136,8 +136,11 @@ export const agentCalls = {
    */
   listStreamDisks: call(v1_5, onVm, Type.Array(StreamDisk)),
   openDiskReader: call(v1_5, Type.Tuple([vmId, Type.String(), DiskReadOptions]), OpenedReader),
-  /** Every extent of the reader, in order (a disk's extents are few: runs, not blocks). */
-  readerExtents: call(v1_5, Type.Tuple([Type.String()]), Type.Array(DiskExtent)),
+  /**
+   * The reader's extents in order, a page at a time from an offset (the `next` of the page before;
+   * 0 first): a disk written here and there has more runs than one frame holds.
+   */
+  readerExtents: call(v1_5, Type.Tuple([Type.String(), Type.Integer({ minimum: 0 })]), ExtentPage),
   readDisk: call(v1_5, Type.Tuple([Type.String(), ...Piece]), PieceBytes),
   closeDiskReader: call(v1_5, Type.Tuple([Type.String()]), Type.Null()),
   openDiskWriter: call(v1_5, Type.Tuple([NewDisk]), OpenedWriter),

@@ -32,6 +32,18 @@ export const DiskExtent = Type.Object({
   zero: Type.Boolean(),
 });
 
+/**
+ * The most extents one readerExtents call answers (about 60 bytes each as JSON: a page is well
+ * within a frame). A disk written here and there has tens of thousands of runs.
+ */
+export const extentsPerPage = 4096;
+
+/** A page of a reader's extents, from an offset; `next` is where the next page starts, null at the end. */
+export const ExtentPage = Type.Object({
+  extents: Type.Array(DiskExtent, { maxItems: extentsPerPage }),
+  next: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]),
+});
+
 export const NewDisk = Type.Object({
   location: Location,
   format: DiskFormat,
