@@ -78,6 +78,9 @@ export interface HaOptions {
 
 const haIdentityName = 'zenith-ha';
 
+/** How long the loop sleeps while nothing enables HA and no failover is open (a policy change wakes it). */
+const idleMs = 60_000;
+
 export class HaService {
   readonly store: HaStore;
   readonly failovers: FailoverRunner;
@@ -193,10 +196,16 @@ export class HaService {
     const signal = this.#abort.signal;
     this.#loop = (async () => {
       while (!signal.aborted) {
-        await this.#tick().catch((error: unknown) =>
-          this.deps.logger.warn({ err: error }, 'high availability check failed'),
-        );
-        await this.deps.clock.sleep(this.#options.tickMs, signal).catch(() => undefined);
+        const changes = this.deps.policies.changes;
+        const idle = await this.#tick().catch((error: unknown) => {
+          this.deps.logger.warn({ err: error }, 'high availability check failed');
+          return false;
+        });
+        // While no policy enables HA and no failover is open, nothing is watched: the loop sleeps
+        // until a policy changes (or a while), not every tick.
+        await this.deps.clock
+          .sleep(idle ? idleMs : this.#options.tickMs, AbortSignal.any([signal, changes]))
+          .catch(() => undefined);
       }
     })();
   }
@@ -246,15 +255,16 @@ export class HaService {
     return { id: identity.id, kind: identity.kind, name: identity.name };
   }
 
-  async #tick(): Promise<void> {
+  /** One look at the hosts; answers whether there is nothing to do until a policy changes. */
+  async #tick(): Promise<boolean> {
     const { clock, placement } = this.deps;
     const now = clock.now();
     if (now - this.#lastRetry >= 3_000) {
       this.#lastRetry = now;
-      await this.#resumeFailovers();
+      this.#openFailovers = await this.#resumeFailovers();
     }
     // Nothing to watch until a policy enables HA somewhere (the model is not built for nothing).
-    if (!this.#anyEnabled()) return;
+    if (!this.#anyEnabled()) return this.#openFailovers === 0;
     const model = placement.model();
     await this.#refreshAgentIds(now);
     await this.#heartbeats.read(model, this.#agentIds, false);
@@ -307,7 +317,11 @@ export class HaService {
           this.#describing = undefined;
         });
     }
+    return false;
   }
+
+  /** Failovers not finished at the last look (-1: not looked yet). */
+  #openFailovers = -1;
 
   /** The round of descriptions under way, if any. */
   #describing: Promise<void> | undefined;
@@ -481,9 +495,11 @@ export class HaService {
   readonly #declared = new Map<string, Set<string>>();
 
   /** Failovers left fencing or waiting (their task over): tried again, as capacity may be back. */
-  async #resumeFailovers(): Promise<void> {
+  /** Takes up the failovers left unfinished; answers how many there are. */
+  async #resumeFailovers(): Promise<number> {
     const now = this.deps.clock.now();
-    for (const failover of await this.store.unfinished()) {
+    const unfinished = await this.store.unfinished();
+    for (const failover of unfinished) {
       // A host that could not be fenced and answers again ran its VMs all along, or they are off:
       // nothing was restarted, and nothing is to be now.
       const recovered =
@@ -501,6 +517,7 @@ export class HaService {
       if (recovered) await this.#endUnfenced(failover);
       else await this.failovers.submit(failover);
     }
+    return unfinished.length;
   }
 
   /** Ends a failover whose host answered again before it could be fenced (nothing restarted). */

@@ -81,10 +81,16 @@ export class VmMonitor {
     const signal = this.#abort.signal;
     this.#loop = (async () => {
       while (!signal.aborted) {
-        await this.#tick().catch((error: unknown) =>
-          this.deps.logger.warn({ err: error }, 'VM monitoring check failed'),
-        );
-        await this.deps.clock.sleep(this.#options.tickMs, signal).catch(() => undefined);
+        const changes = this.deps.policies.changes;
+        const idle = await this.#tick().catch((error: unknown) => {
+          this.deps.logger.warn({ err: error }, 'VM monitoring check failed');
+          return false;
+        });
+        // While no policy turns VM monitoring on and no restart of its is under way, it sleeps
+        // until a policy changes (or a minute), not every tick.
+        await this.deps.clock
+          .sleep(idle ? 60_000 : this.#options.tickMs, AbortSignal.any([signal, changes]))
+          .catch(() => undefined);
       }
     })();
   }
@@ -103,9 +109,11 @@ export class VmMonitor {
     return { reason: latest.reason ?? 'VM monitoring reached its restart limit' };
   }
 
-  async #tick(): Promise<void> {
+  /** One look at the stopped VMs; answers whether there is nothing to do until a policy changes. */
+  async #tick(): Promise<boolean> {
     await this.#settleStarts();
-    if (!this.#anyEnabled()) return;
+    if (!this.#anyEnabled())
+      return ![...this.#latest.values()].some((restart) => restart.state === 'restarting');
     const { inventory, clock } = this.deps;
     let model: PlacementModel | undefined;
     let failingOver: Set<string> | undefined;
@@ -143,6 +151,7 @@ export class VmMonitor {
           ha.vmMonitoring,
         );
       }
+    return false;
   }
 
   async #restart(

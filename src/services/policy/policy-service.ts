@@ -73,6 +73,7 @@ export class PolicyService {
   readonly #views = new Map<string, PolicyView>();
   readonly #compiled = new Map<string, CompiledPolicy>();
   #index: PolicyIndex = { global: [], byScopeId: new Map(), version: 0 };
+  #changes = new AbortController();
 
   constructor(
     private readonly deps: {
@@ -104,6 +105,14 @@ export class PolicyService {
 
   get index(): PolicyIndex {
     return this.#index;
+  }
+
+  /**
+   * Aborted at the next change of the index: a loop that idles while no policy asks anything of
+   * it sleeps on this (taken before it looks at the index, so a change in between is not missed).
+   */
+  get changes(): AbortSignal {
+    return this.#changes.signal;
   }
 
   list(): PolicyView[] {
@@ -252,6 +261,9 @@ export class PolicyService {
     global.sort(byName);
     for (const list of byScopeId.values()) list.sort(byName);
     this.#index = { global, byScopeId, version: this.#index.version + 1 };
+    const changed = this.#changes;
+    this.#changes = new AbortController();
+    changed.abort();
   }
 
   #rowOf(
