@@ -48,8 +48,14 @@ export class GuestConsole {
 
   /** Every tick number in a whole line, in the order received. */
   get ticks(): number[] {
+    return this.numbers('tick');
+  }
+
+  /** The numbers of the whole lines `<word> N` (`tick`, `pattern`), in the order received. */
+  numbers(word: string): number[] {
+    const line = new RegExp(`^${word} (\\d+)$`);
     return this.#lines()
-      .map((line) => /^tick (\d+)$/.exec(line)?.[1])
+      .map((each) => line.exec(each)?.[1])
       .filter((n): n is string => n !== undefined)
       .map(Number);
   }
@@ -68,18 +74,30 @@ export class GuestConsole {
    * Waits for a tick at position `from` or later (positions count ticks from
    * the first received) that satisfies `accept`; answers it.
    */
-  async waitForTick(
+  waitForTick(
     accept: (tick: number) => boolean = () => true,
+    from = 0,
+    timeoutMs = 60_000,
+  ): Promise<number> {
+    return this.waitForNumber('tick', accept, from, timeoutMs);
+  }
+
+  /** Waits for a line `<word> N` at position `from` or later whose N satisfies `accept`; answers N. */
+  async waitForNumber(
+    word: string,
+    accept: (n: number) => boolean,
     from = 0,
     timeoutMs = 60_000,
   ): Promise<number> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const found = this.ticks.slice(from).find(accept);
+      const found = this.numbers(word).slice(from).find(accept);
       if (found !== undefined) return found;
       if (this.#closed) throw new Error(`the console closed; last output: ${this.#tail()}`);
       if (Date.now() > deadline)
-        throw new Error(`no such tick within ${timeoutMs} ms; last output: ${this.#tail()}`);
+        throw new Error(
+          `no such ${word} line within ${timeoutMs} ms; last output: ${this.#tail()}`,
+        );
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, 200);
         this.#waiters.add(() => {

@@ -51,7 +51,8 @@ export const GUEST_NET_UP_LINE = 'ZENITH-GUEST NET UP';
  * The command line for a guest that keeps dirtying `dirtyMiB` of its memory, brings its NIC up,
  * crashes its kernel after `panicAfterTicks` ticks (then reboots, as `panic=-1` says; see /init —
  * unless `pvpanic` loads the pvpanic driver, which tells QEMU, and QEMU powers the VM off), or
- * powers itself off after `poweroffAfterTicks` ticks (`poweroff -f`).
+ * powers itself off after `poweroffAfterTicks` ticks (`poweroff -f`), or writes the numbered
+ * pattern to its first disk (`pattern`, see `PATTERN_BLOCK_BYTES`).
  */
 export function guestAppend(
   options: {
@@ -60,6 +61,7 @@ export function guestAppend(
     panicAfterTicks?: number;
     pvpanic?: boolean;
     poweroffAfterTicks?: number;
+    pattern?: boolean;
   } = {},
 ): string {
   return [
@@ -67,6 +69,7 @@ export function guestAppend(
     ...(options.dirtyMiB ? [`zenith.dirty=${options.dirtyMiB}`] : []),
     ...(options.net ? ['zenith.net=up'] : []),
     ...(options.pvpanic ? ['zenith.pvpanic=on'] : []),
+    ...(options.pattern ? ['zenith.pattern=on'] : []),
     ...(options.panicAfterTicks !== undefined
       ? [`zenith.panic-after=${options.panicAfterTicks}`]
       : []),
@@ -75,6 +78,17 @@ export function guestAppend(
       : []),
   ].join(' ');
 }
+
+/**
+ * With `pattern`, the guest writes its first disk (/dev/vda) a block at a time from the start, in
+ * order, each made durable (fsync) before the next: block N holds the line `zenith-pattern N` and
+ * zeroes. It prints `pattern N` on the console after every 16th block (N blocks written so far) and
+ * stops at the disk's end. Any point-in-time copy of the disk holds exactly a prefix of the blocks.
+ */
+export const PATTERN_BLOCK_BYTES = 4096;
+
+/** The virtio block driver (and what it depends on), for `zenith.pattern=on`. */
+const DISK_MODULES = ['virtio_pci', 'virtio_blk'];
 
 /** The virtio PCI transport and the virtio-net driver; what they depend on is found in the modules themselves. */
 const NET_MODULES = ['virtio_pci', 'virtio_net'];
@@ -100,6 +114,7 @@ for arg in $(cat /proc/cmdline); do
     zenith.panic-after=*) panic_after="\${arg#zenith.panic-after=}" ;;
     zenith.pvpanic=on) pvpanic=on ;;
     zenith.poweroff-after=*) poweroff_after="\${arg#zenith.poweroff-after=}" ;;
+    zenith.pattern=on) pattern=on ;;
   esac
 done
 # zenith.net=up: load the virtio-net driver (modules absent from the image are built in) and bring every NIC up.
@@ -112,6 +127,21 @@ fi
 # zenith.pvpanic=on: load the pvpanic driver, so that a kernel panic is told to QEMU.
 if [ -n "$pvpanic" ]; then
   for module in $(cat /lib/modules/panic-load-order); do insmod "/lib/modules/$module"; done
+fi
+# zenith.pattern=on: write the numbered pattern to /dev/vda, a block at a time, each made durable
+# before the next (see PATTERN_BLOCK_BYTES).
+if [ -n "$pattern" ]; then
+  for module in $(cat /lib/modules/disk-load-order); do insmod "/lib/modules/$module" 2>/dev/null; done
+  (
+    n=0
+    blocks=$(( $(cat /sys/block/vda/size) * 512 / ${PATTERN_BLOCK_BYTES} ))
+    while [ "$n" -lt "$blocks" ]; do
+      echo "zenith-pattern $n" | dd of=/dev/vda bs=${PATTERN_BLOCK_BYTES} seek="$n" count=1 conv=sync,notrunc,fsync 2>/dev/null || break
+      n=$((n + 1))
+      if [ $((n % 16)) -eq 0 ]; then echo "pattern $n"; fi
+    done
+    echo "pattern $n"
+  ) &
 fi
 if [ -n "$dirty" ]; then
   (
@@ -153,6 +183,7 @@ async function buildOnce(): Promise<GuestImage> {
     .update(INIT_SCRIPT)
     .update(NET_MODULES.join())
     .update(PANIC_MODULES.join())
+    .update(DISK_MODULES.join())
     .digest('hex')
     .slice(0, 12)}`;
   const finalDir = join(cacheDir, key);
@@ -196,6 +227,12 @@ async function buildOnce(): Promise<GuestImage> {
       join(root, 'lib', 'modules'),
       PANIC_MODULES,
       'panic-load-order',
+    );
+    copyModules(
+      join(extracted, 'lib', 'modules'),
+      join(root, 'lib', 'modules'),
+      DISK_MODULES,
+      'disk-load-order',
     );
     chmodSync(join(root, 'bin', 'busybox'), 0o755);
     writeFileSync(join(root, 'init'), INIT_SCRIPT, { mode: 0o755 });

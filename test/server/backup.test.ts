@@ -19,6 +19,8 @@ import {
   ensureGuestImage,
   GUEST_KERNEL_APPEND,
   GUEST_READY_LINE,
+  guestAppend,
+  PATTERN_BLOCK_BYTES,
 } from '../../src/testing/guest-image.js';
 
 const MiB = 1024 * 1024;
@@ -491,5 +493,110 @@ describe('backup and restore through the API (real QEMU, two hosts)', () => {
     const next = await succeeded('POST', `/vms/${restored.vmId}/backups`, { repository: 'main' });
     assert.equal(next.scope, 'full');
     await succeeded('POST', `/vms/${restored.vmId}/stop`);
+  });
+
+  test('a guest writing a numbered pattern while it is backed up (full, then incremental): each backup holds exactly a prefix of what it wrote, as at one instant', async (t) => {
+    const image = await ensureGuestImage();
+    const hostA = (await s.request('GET', '/hosts/bk-a', { token })).body;
+    const { vmId: id } = await succeeded('POST', '/vms', {
+      name: 'bk-pattern',
+      hostId: hostA.id,
+      cpus: 1,
+      memoryBytes: 128 * MiB,
+      diskBytes: 16 * MiB,
+      options: {
+        kernel: image.kernel,
+        initrd: image.initrd,
+        cmdline: guestAppend({ pattern: true }),
+      },
+    });
+    const blocks = (16 * MiB) / PATTERN_BLOCK_BYTES;
+    /** How many blocks from the start hold the pattern; every block after them must be zeroes. */
+    const prefixOf = (bytes: Buffer): number => {
+      let n = 0;
+      for (; n < blocks; n++) {
+        const block = bytes.subarray(n * PATTERN_BLOCK_BYTES, (n + 1) * PATTERN_BLOCK_BYTES);
+        const line = Buffer.from(`zenith-pattern ${n}\n`);
+        if (!block.subarray(0, line.length).equals(line)) break;
+        assert.ok(
+          block.subarray(line.length).every((b) => b === 0),
+          `block ${n} is whole`,
+        );
+      }
+      for (let rest = n; rest < blocks; rest++)
+        assert.ok(
+          bytes
+            .subarray(rest * PATTERN_BLOCK_BYTES, (rest + 1) * PATTERN_BLOCK_BYTES)
+            .every((b) => b === 0),
+          `block ${rest}, after the prefix of ${n}, was never written at the backup's point`,
+        );
+      return n;
+    };
+    await succeeded('POST', `/vms/${id}/start`);
+    const ticket = await s.request('POST', `/vms/${id}/console-tickets`, {
+      token,
+      body: { kind: 'serial' },
+    });
+    const console = await GuestConsole.webSocket(
+      `${s.baseUrl.replace('http', 'ws')}${ticket.body.path}`,
+    );
+    try {
+      const prefixes: number[] = [];
+      for (const scope of ['full', 'incremental']) {
+        // Written (and said so on the console) before the backup started: at least this many.
+        const before = Math.max(
+          await console.waitForNumber('pattern', (n) => n >= 48 + prefixes.length * 48, 0, 120_000),
+          ...console.numbers('pattern'),
+        );
+        const backup = await succeeded('POST', `/vms/${id}/backups`, { repository: 'main' });
+        assert.equal(backup.scope, scope);
+        // What the guest had written when the backup ended, said on the console a moment later.
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+        const after = Math.max(...console.numbers('pattern'));
+        let bytes: Buffer;
+        if (scope === 'full') {
+          const answer = await s.client(token).bytes(downloadBackupDisk, {
+            params: { id: backup.backupId, diskId: 'disk0' },
+          });
+          const pieces: Buffer[] = [];
+          for await (const piece of answer.body) pieces.push(Buffer.from(piece));
+          bytes = Buffer.concat(pieces);
+        } else {
+          const restored = await succeeded('POST', `/backups/${backup.backupId}/restore`, {
+            host: 'bk-b',
+            name: 'bk-pattern-back',
+          });
+          assert.equal((await vm(restored.vmId)).computed['location.hostName'], 'bk-b');
+          const [dir] = readdirSync(rootB).filter((d) => d.startsWith('bk-pattern-back-'));
+          const raw = join(base, 'pattern.raw');
+          execFileSync('qemu-img', [
+            'convert',
+            '-f',
+            'qcow2',
+            '-O',
+            'raw',
+            join(rootB, dir!, 'disk0.qcow2'),
+            raw,
+          ]);
+          bytes = readFileSync(raw);
+          rmSync(raw);
+        }
+        const prefix = prefixOf(bytes);
+        assert.ok(prefix >= before, `${scope}: ${prefix} blocks, ${before} written before it`);
+        // The console says every 16th block: up to 15 more may be written and not said yet.
+        assert.ok(prefix <= after + 15, `${scope}: ${prefix} blocks, ${after} said after it`);
+        prefixes.push(prefix);
+        t.diagnostic(
+          `${scope}: ${before} blocks said before, ${prefix} in the backup, ${after} said after`,
+        );
+      }
+      assert.ok(
+        prefixes[1]! > prefixes[0]!,
+        `the guest wrote on between them: ${prefixes.join(', ')}`,
+      );
+    } finally {
+      console.close();
+      await succeeded('POST', `/vms/${id}/stop`);
+    }
   });
 });
