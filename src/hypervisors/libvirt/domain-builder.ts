@@ -175,7 +175,9 @@ export function volumeXml(name: string, capacityBytes: number): string {
     volume: {
       name,
       capacity: { '@unit': 'bytes', '#text': String(capacityBytes) },
-      target: { format: { '@type': 'qcow2' } },
+      // Version 3 (compat 1.1), not libvirt's default 0.10: only it keeps the persistent dirty
+      // bitmaps a backup's checkpoint is.
+      target: { format: { '@type': 'qcow2' }, compat: '1.1' },
     },
   });
 }

@@ -49,6 +49,7 @@ import { attempt } from './libvirt-errors.js';
 import { hostObject, vmObject, type LibvirtHost } from './libvirt-inventory.js';
 import { migrateDomain, type MigrationPeer, type MigrationStats } from './libvirt-migration.js';
 import { LibvirtMigrationEndpoint } from './libvirt-migration-endpoint.js';
+import { LibvirtDiskStreams } from './libvirt-disk-streams.js';
 import { LibvirtPortableVms } from './libvirt-portable-vm.js';
 import {
   readDomain,
@@ -79,6 +80,8 @@ export class LibvirtDriver implements HypervisorDriver {
   readonly facets: {
     migration?: LibvirtMigrationEndpoint;
     portableVms?: LibvirtPortableVms;
+    /** QEMU domains of a local daemon (its disks and sockets are on this machine). */
+    diskStreams?: LibvirtDiskStreams;
     liveness: LivenessFacet;
   };
   readonly #options: LibvirtDriverOptions;
@@ -137,6 +140,12 @@ export class LibvirtDriver implements HypervisorDriver {
           }
         : {}),
     };
+    if (this.facets.portableVms && this.#uri.transport === 'unix')
+      this.facets.diskStreams = new LibvirtDiskStreams({
+        client: () => this.#requireClient(),
+        lookup: (uuid) => this.#lookup(uuid),
+        portable: this.facets.portableVms,
+      });
   }
 
   get host(): LibvirtHost {

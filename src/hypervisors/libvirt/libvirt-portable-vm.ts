@@ -338,6 +338,10 @@ export class LibvirtPortableVms implements PortableVmFacet {
   }
 
   /** A disk's file on this host: its source, or for a volume, the volume's path. */
+  diskPath(disk: DomainDescription['disks'][number]): Promise<string> {
+    return this.#diskPath(this.deps.client(), disk);
+  }
+
   async #diskPath(
     client: LibvirtClient,
     disk: DomainDescription['disks'][number],

@@ -149,13 +149,14 @@ export const socketPath = () => join(tmpdir(), `zenith-nbd-${randomBytes(8).toSt
  */
 export async function readImage(
   file: string,
-  options: { changedSince?: string } = {},
+  options: { changedSince?: string; format?: 'qcow2' | 'raw' } = {},
 ): Promise<DiskReader> {
   const socket = socketPath();
   const server = await startQemuNbd({
     image: file,
     socket,
     readOnly: true,
+    ...(options.format ? { format: options.format } : {}),
     ...(options.changedSince ? { bitmap: options.changedSince } : {}),
   });
   const release = async () => {
@@ -163,7 +164,14 @@ export async function readImage(
     rmSync(socket, { force: true });
   };
   try {
-    return await openNbdReader({ path: socket }, { exportName: 'disk0', ...options, release });
+    return await openNbdReader(
+      { path: socket },
+      {
+        exportName: 'disk0',
+        ...(options.changedSince ? { changedSince: options.changedSince } : {}),
+        release,
+      },
+    );
   } catch (error) {
     await release();
     throw error;

@@ -180,6 +180,15 @@ export async function imageBitmaps(file: string): Promise<ImageBitmap[]> {
   }));
 }
 
+/** Whether the image can keep persistent dirty bitmaps: qcow2 version 3 (compat 1.1), not 2 (0.10) or raw. */
+export async function keepsBitmaps(file: string): Promise<boolean> {
+  const raw = JSON.parse(await qemuImg(['info', '-U', '--output=json', file])) as {
+    format: string;
+    'format-specific'?: { data?: { compat?: string } };
+  };
+  return raw.format === 'qcow2' && raw['format-specific']?.data?.compat !== '0.10';
+}
+
 /** Adds a persistent bitmap that records writes from now on (the image must not be open). */
 export async function addImageBitmap(file: string, name: string): Promise<void> {
   await qemuImg(['bitmap', '--add', '--enable', file, name]);

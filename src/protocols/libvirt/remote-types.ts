@@ -81,6 +81,13 @@ export const remoteSnapshotRef = xdrStruct(
 );
 export type SnapshotRef = XdrValue<typeof remoteSnapshotRef>;
 
+/** A domain checkpoint: its name and its domain (as a snapshot is named). */
+export const remoteCheckpointRef = xdrStruct(
+  { name: remoteNonnullString, dom: remoteDomainRef },
+  'remote_nonnull_domain_checkpoint',
+);
+export type CheckpointRef = XdrValue<typeof remoteCheckpointRef>;
+
 /** VIR_TYPED_PARAM_* discriminants. */
 export const TYPED_PARAM = {
   int: 1,

@@ -1,0 +1,264 @@
+/**
+ * Backup of VMs on a libvirt host (a real libvirtd and a real QEMU domain under TCG), restored onto
+ * a QEMU host of the same control plane: stopped (its disk file read by qemu-nbd), running
+ * (libvirt's pull-mode backup: a point-in-time export while the guest writes on, with a libvirt
+ * checkpoint), then only what changed since that checkpoint. The guest writes a numbered pattern
+ * to its disk all along: the restored disk holds exactly a prefix of it. A backup job a killed read
+ * left in libvirt is ended by the next read; one Zenith did not start is left alone.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { LibvirtClient } from '../../src/protocols/libvirt/libvirt-client.js';
+import { storagePoolCreateXml } from '../../src/protocols/libvirt/procedures/storage.js';
+import { connectUnixSocket } from '../../src/protocols/libvirt/transports.js';
+import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
+import { GuestConsole } from '../../src/testing/guest-console.js';
+import {
+  ensureGuestImage,
+  guestAppend,
+  PATTERN_BLOCK_BYTES,
+} from '../../src/testing/guest-image.js';
+import { startLibvirtd, type LibvirtdDaemon } from '../../src/testing/libvirtd.js';
+
+const MiB = 1024 * 1024;
+
+describe('backup of VMs on a libvirt host (real libvirtd, real QEMU), restored onto a QEMU host', () => {
+  let daemon: LibvirtdDaemon;
+  let s: TestServer;
+  let token: string;
+  let image: { kernel: string; initrd: string };
+  const base = mkdtempSync(join(tmpdir(), 'zenith-libvirt-backup-'));
+  const poolDir = join(base, 'pool');
+  const qemuRoot = join(base, 'qemu');
+  let vmId = '';
+  const disk = () => join(poolDir, 'lvb-disk0.qcow2');
+  const virsh = (...args: string[]) =>
+    execFileSync('virsh', ['-c', `qemu:///system?socket=${daemon.socketPath}`, ...args], {
+      encoding: 'utf8',
+    });
+
+  const task = async (method: string, path: string, body?: unknown) => {
+    const answer = await s.request(method, path, { token, ...(body ? { body } : {}) });
+    assert.equal(answer.status, 202, JSON.stringify(answer.body));
+    return s.waitForTask(token, answer.body.id, 180_000);
+  };
+  const succeeded = async (method: string, path: string, body?: unknown) => {
+    const done = await task(method, path, body);
+    assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
+    return done.result;
+  };
+  const blocks = (16 * MiB) / PATTERN_BLOCK_BYTES;
+  /** How many blocks from the start hold the pattern; every block after them must be zeroes. */
+  const prefixOf = (bytes: Buffer): number => {
+    let n = 0;
+    for (; n < blocks; n++) {
+      const line = Buffer.from(`zenith-pattern ${n}\n`);
+      const block = bytes.subarray(n * PATTERN_BLOCK_BYTES, (n + 1) * PATTERN_BLOCK_BYTES);
+      if (!block.subarray(0, line.length).equals(line)) break;
+      assert.ok(
+        block.subarray(line.length).every((b) => b === 0),
+        `block ${n} is whole`,
+      );
+    }
+    assert.ok(
+      bytes.subarray(n * PATTERN_BLOCK_BYTES).every((b) => b === 0),
+      `nothing after the prefix of ${n} blocks`,
+    );
+    return n;
+  };
+  /** The guest's disk as restored onto the QEMU host, as raw bytes. */
+  const restoredBytes = async (backupId: string, name: string) => {
+    const restored = await succeeded('POST', `/backups/${backupId}/restore`, {
+      host: 'lq-b',
+      name,
+    });
+    const [dir] = readdirSync(qemuRoot).filter((d) => d.startsWith(`${name}-`));
+    const raw = join(base, `${name}.raw`);
+    execFileSync('qemu-img', [
+      'convert',
+      '-f',
+      'qcow2',
+      '-O',
+      'raw',
+      join(qemuRoot, dir!, 'disk0.qcow2'),
+      raw,
+    ]);
+    const bytes = readFileSync(raw);
+    rmSync(raw);
+    return { bytes, vmId: restored.vmId as string };
+  };
+
+  before(async () => {
+    image = await ensureGuestImage();
+    // QEMU runs as root here so that it reads the shared guest image where it lies.
+    daemon = await startLibvirtd({ qemuConf: 'user = "root"\ngroup = "root"' });
+    const admin = await LibvirtClient.connect(() => connectUnixSocket(daemon.socketPath), {
+      uri: 'qemu:///system',
+    });
+    execFileSync('mkdir', ['-p', poolDir, qemuRoot]);
+    await admin.call(storagePoolCreateXml, {
+      xml: `<pool type='dir'><name>images</name><target><path>${poolDir}</path></target></pool>`,
+      flags: 0,
+    });
+    await admin.close();
+    s = await startTestServer();
+    token = await s.login();
+    for (const body of [
+      {
+        name: 'lv-a',
+        type: 'libvirt',
+        settings: {
+          uri: `qemu:///system?socket=${daemon.socketPath}`,
+          accelerator: 'tcg',
+          storagePool: 'images',
+          hostName: 'lv-a',
+        },
+      },
+      {
+        name: 'lq-b',
+        type: 'qemu',
+        settings: {
+          storageRoots: [qemuRoot, dirname(image.kernel)],
+          accelerator: 'tcg',
+          hostName: 'lq-b',
+        },
+      },
+    ]) {
+      const added = await s.request('POST', '/connections', { token, body });
+      assert.equal(added.body.state, 'connected', added.body.lastError);
+    }
+    const repository = await s.request('POST', '/backup-repositories', {
+      token,
+      body: { name: 'main', path: join(s.dataDir, 'backups', 'main') },
+    });
+    assert.equal(repository.status, 201, JSON.stringify(repository.body));
+    const created = await succeeded('POST', '/vms', {
+      name: 'lvb',
+      hostId: (await s.request('GET', '/hosts/lv-a', { token })).body.id,
+      cpus: 1,
+      memoryBytes: 128 * MiB,
+      diskBytes: 16 * MiB,
+      options: {
+        kernel: image.kernel,
+        initrd: image.initrd,
+        cmdline: guestAppend({ pattern: true }),
+      },
+    });
+    vmId = created.vmId;
+  });
+  after(async () => {
+    for (const each of (await s?.request('GET', '/vms?limit=100', { token }))?.body.items ?? [])
+      if (each.facts['power.state'] !== 'stopped')
+        await task('POST', `/vms/${each.id}/stop`).catch(() => undefined);
+    await s?.close();
+    await daemon?.stop();
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  test('stopped, then running, then only what changed: each restored onto a QEMU host holds exactly a prefix of what the guest wrote', async (t) => {
+    const capabilities = (await s.request('GET', `/vms/${vmId}/capabilities`, { token })).body;
+    assert.ok(capabilities.capabilities.includes('vm.backup'), JSON.stringify(capabilities));
+
+    // Stopped: the file read by qemu-nbd; only the chunk with data is read. libvirt makes no
+    // checkpoint of an inactive domain, so the next backup reads in full.
+    execFileSync('qemu-io', ['-f', 'qcow2', '-c', `write -P 0 8M 1M`, disk()]);
+    const stopped = await succeeded('POST', `/vms/${vmId}/backups`, { repository: 'main' });
+    assert.equal(stopped.scope, 'full');
+    assert.equal(stopped.readBytes, 4 * MiB);
+
+    await succeeded('POST', `/vms/${vmId}/start`);
+    const ticket = await s.request('POST', `/vms/${vmId}/console-tickets`, {
+      token,
+      body: { kind: 'serial' },
+    });
+    assert.equal(ticket.status, 201, JSON.stringify(ticket.body));
+    const console = await GuestConsole.webSocket(
+      `${s.baseUrl.replace('http', 'ws')}${ticket.body.path}`,
+    );
+    const prefixes: number[] = [];
+    try {
+      for (const scope of ['full', 'incremental']) {
+        const before = Math.max(
+          await console.waitForNumber('pattern', (n) => n >= 48 + prefixes.length * 64, 0, 120_000),
+          ...console.numbers('pattern'),
+        );
+        const backup = await succeeded('POST', `/vms/${vmId}/backups`, { repository: 'main' });
+        assert.equal(backup.scope, scope);
+        if (scope === 'incremental')
+          assert.ok(backup.readBytes <= 4 * MiB, `read ${backup.readBytes} bytes`);
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+        const after = Math.max(...console.numbers('pattern'));
+        const { bytes, vmId: copy } = await restoredBytes(backup.backupId, `lvb-${scope}`);
+        const prefix = prefixOf(bytes);
+        t.diagnostic(`${scope}: ${before} said before, ${prefix} in the backup, ${after} after`);
+        assert.ok(prefix >= before, `${scope}: ${prefix} blocks, ${before} written before it`);
+        assert.ok(prefix <= after + 15, `${scope}: ${prefix} blocks, ${after} said after it`);
+        prefixes.push(prefix);
+        // The restored VM is a VM of the QEMU host that boots.
+        const restored = (await s.request('GET', `/vms/${copy}`, { token })).body;
+        assert.equal(restored.computed['location.hostName'], 'lq-b');
+      }
+    } finally {
+      console.close();
+    }
+    assert.ok(prefixes[1]! > prefixes[0]!, prefixes.join(', '));
+    // The full backup's checkpoint was released once the incremental was safe: one is left.
+    assert.equal(
+      virsh('checkpoint-list', 'lvb', '--name').trim().split('\n').filter(Boolean).length,
+      1,
+    );
+  });
+
+  test('a backup job a killed read left is ended by the next backup; one Zenith did not start is left alone, and the backup refused', async () => {
+    // What a read killed after libvirt began its job leaves: a pull-mode job on a socket of ours.
+    const left = join(base, 'left.xml');
+    const socket = join(tmpdir(), `zenith-nbd-${Date.now().toString(16)}.sock`);
+    writeFileSync(
+      left,
+      `<domainbackup mode='pull'><server transport='unix' socket='${socket}'/></domainbackup>`,
+    );
+    virsh('backup-begin', 'lvb', left);
+    const next = await succeeded('POST', `/vms/${vmId}/backups`, { repository: 'main' });
+    assert.equal(next.scope, 'incremental');
+
+    const foreign = join(base, 'foreign.xml');
+    writeFileSync(
+      foreign,
+      `<domainbackup mode='pull'><server transport='unix' socket='${join(base, 'other.sock')}'/></domainbackup>`,
+    );
+    virsh('backup-begin', 'lvb', foreign);
+    try {
+      const refused = await task('POST', `/vms/${vmId}/backups`, { repository: 'main' });
+      assert.equal(refused.state, 'failed');
+      assert.equal(refused.error.code, 'ZEN_CONFLICT', JSON.stringify(refused.error));
+      assert.match(virsh('domjobinfo', 'lvb'), /Backup/, 'its job runs on');
+    } finally {
+      virsh('domjobabort', 'lvb');
+    }
+  });
+
+  test('a stopped domain: only what changed since the last checkpoint is read (its bitmap in the image); a restore onto a libvirt host is refused with a code', async () => {
+    await succeeded('POST', `/vms/${vmId}/stop`);
+    const changed = await succeeded('POST', `/vms/${vmId}/backups`, { repository: 'main' });
+    assert.equal(changed.scope, 'incremental');
+    assert.ok(changed.readBytes < 16 * MiB, `read ${changed.readBytes} bytes`);
+    // It made no checkpoint (libvirt makes none of an inactive domain): the next reads in full.
+    const full = await succeeded('POST', `/vms/${vmId}/backups`, { repository: 'main' });
+    assert.equal(full.scope, 'full');
+    assert.equal(virsh('checkpoint-list', 'lvb', '--name').trim(), '', 'none left');
+
+    const onto = await s.request('POST', `/backups/${full.backupId}/restore`, {
+      token,
+      body: { host: 'lv-a', name: 'lvb-back' },
+    });
+    assert.deepEqual(
+      [onto.status, onto.body.error?.code],
+      [422, 'ZEN_UNSUPPORTED'],
+      JSON.stringify(onto.body),
+    );
+  });
+});
