@@ -46,6 +46,11 @@ export class GuestConsole {
     });
   }
 
+  /** Connects to a VM's serial console through the API (a console ticket, then its WebSocket). */
+  static async ofVm(s: TestServer, token: string, vmId: string): Promise<GuestConsole> {
+    return GuestConsole.webSocket(await serialConsoleUrl(s, token, vmId));
+  }
+
   /** Every tick number in a whole line, in the order received. */
   get ticks(): number[] {
     return this.numbers('tick');
@@ -108,6 +113,25 @@ export class GuestConsole {
     }
   }
 
+  /**
+   * Runs `work` (a backup) while the guest writes its numbered pattern, once it has said it wrote
+   * at least `atLeast` blocks. Answers the blocks it had said before `work` began, and the most it
+   * can have written by a second after `work` ended (it says every 16th: 15 more than it said): a
+   * copy of its disk made meanwhile holds between the two.
+   */
+  async patternAround<T>(
+    atLeast: number,
+    work: () => Promise<T>,
+  ): Promise<{ before: number; after: number; result: T }> {
+    const before = Math.max(
+      await this.waitForNumber('pattern', (n) => n >= atLeast, 0, 120_000),
+      ...this.numbers('pattern'),
+    );
+    const result = await work();
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    return { before, after: Math.max(...this.numbers('pattern')) + 15, result };
+  }
+
   close(): void {
     this.release();
     this.#end();
@@ -142,6 +166,18 @@ export class GuestConsole {
   }
 }
 
+/** The WebSocket URL of a ticket to the VM's serial console. */
+async function serialConsoleUrl(s: TestServer, token: string, vmId: string): Promise<string> {
+  const issued = await s.request('POST', `/vms/${vmId}/console-tickets`, {
+    token,
+    body: { kind: 'serial' },
+  });
+  const path = (issued.body as { path?: string } | undefined)?.path;
+  if (issued.status !== 201 || !path)
+    throw new Error(`no console ticket: ${issued.status} ${JSON.stringify(issued.body)}`);
+  return `${s.baseUrl.replace('http', 'ws')}${path}`;
+}
+
 /** Answers the numbers of the first `count` `tick N` lines seen on the VM's console. */
 export async function consoleTicks(
   s: TestServer,
@@ -164,16 +200,10 @@ export async function consoleRead(
   count: number,
   timeoutMs = 30_000,
 ): Promise<{ ticks: number[]; text: string }> {
-  const issued = await s.request('POST', `/vms/${vmId}/console-tickets`, {
-    token,
-    body: { kind: 'serial' },
-  });
-  const path = (issued.body as { path?: string } | undefined)?.path;
-  if (issued.status !== 201 || !path)
-    throw new Error(`no console ticket: ${issued.status} ${JSON.stringify(issued.body)}`);
+  const url = await serialConsoleUrl(s, token, vmId);
   return new Promise((resolve, reject) => {
     let text = '';
-    const socket = new WebSocket(`${s.baseUrl.replace('http', 'ws')}${path}`);
+    const socket = new WebSocket(url);
     const timer = setTimeout(() => {
       socket.close();
       reject(

@@ -18,6 +18,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { LibvirtClient } from '../protocols/libvirt/libvirt-client.js';
+import { storagePoolCreateXml } from '../protocols/libvirt/procedures/storage.js';
+import { connectUnixSocket } from '../protocols/libvirt/transports.js';
 
 const run = promisify(execFile);
 
@@ -51,6 +54,8 @@ export interface LibvirtdDaemon {
   crash(): Promise<void>;
   /** Starts the daemon again on its state after a crash, as the host booting again. */
   boot(): Promise<void>;
+  /** Makes a transient directory storage pool `name` on `directory` (made if need be), as an operator would. */
+  createDirPool(name: string, directory: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -332,6 +337,20 @@ export async function startLibvirtd(options: LibvirtdOptions = {}): Promise<Libv
     boot: async () => {
       await start();
       pid = (await readPid(libvirtdPidFile)) ?? 0;
+    },
+    createDirPool: async (name, directory) => {
+      await mkdir(directory, { recursive: true });
+      const admin = await LibvirtClient.connect(() => connectUnixSocket(socketPath), {
+        uri: 'qemu:///system',
+      });
+      try {
+        await admin.call(storagePoolCreateXml, {
+          xml: `<pool type='dir'><name>${name}</name><target><path>${directory}</path></target></pool>`,
+          flags: 0,
+        });
+      } finally {
+        await admin.close();
+      }
     },
     // QEMU outlives libvirtd: the guests a test left running go with their daemon.
     stop: () => (stopped ??= qemuPidFiles().then(kill).then(stopAll)),

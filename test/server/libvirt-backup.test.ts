@@ -8,20 +8,14 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { LibvirtClient } from '../../src/protocols/libvirt/libvirt-client.js';
-import { storagePoolCreateXml } from '../../src/protocols/libvirt/procedures/storage.js';
-import { connectUnixSocket } from '../../src/protocols/libvirt/transports.js';
 import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
+import { guestBytes, patternPrefix } from '../../src/testing/disk-image.js';
 import { GuestConsole } from '../../src/testing/guest-console.js';
-import {
-  ensureGuestImage,
-  guestAppend,
-  PATTERN_BLOCK_BYTES,
-} from '../../src/testing/guest-image.js';
+import { ensureGuestImage, guestAppend } from '../../src/testing/guest-image.js';
 import { startLibvirtd, type LibvirtdDaemon } from '../../src/testing/libvirtd.js';
 
 const MiB = 1024 * 1024;
@@ -51,25 +45,6 @@ describe('backup of VMs on a libvirt host (real libvirtd, real QEMU), restored o
     assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
     return done.result;
   };
-  const blocks = (16 * MiB) / PATTERN_BLOCK_BYTES;
-  /** How many blocks from the start hold the pattern; every block after them must be zeroes. */
-  const prefixOf = (bytes: Buffer): number => {
-    let n = 0;
-    for (; n < blocks; n++) {
-      const line = Buffer.from(`zenith-pattern ${n}\n`);
-      const block = bytes.subarray(n * PATTERN_BLOCK_BYTES, (n + 1) * PATTERN_BLOCK_BYTES);
-      if (!block.subarray(0, line.length).equals(line)) break;
-      assert.ok(
-        block.subarray(line.length).every((b) => b === 0),
-        `block ${n} is whole`,
-      );
-    }
-    assert.ok(
-      bytes.subarray(n * PATTERN_BLOCK_BYTES).every((b) => b === 0),
-      `nothing after the prefix of ${n} blocks`,
-    );
-    return n;
-  };
   /** The guest's disk as restored onto the QEMU host, as raw bytes. */
   const restoredBytes = async (backupId: string, name: string) => {
     const restored = await succeeded('POST', `/backups/${backupId}/restore`, {
@@ -77,18 +52,7 @@ describe('backup of VMs on a libvirt host (real libvirtd, real QEMU), restored o
       name,
     });
     const [dir] = readdirSync(qemuRoot).filter((d) => d.startsWith(`${name}-`));
-    const raw = join(base, `${name}.raw`);
-    execFileSync('qemu-img', [
-      'convert',
-      '-f',
-      'qcow2',
-      '-O',
-      'raw',
-      join(qemuRoot, dir!, 'disk0.qcow2'),
-      raw,
-    ]);
-    const bytes = readFileSync(raw);
-    rmSync(raw);
+    const bytes = guestBytes(join(qemuRoot, dir!, 'disk0.qcow2'));
     return { bytes, vmId: restored.vmId as string };
   };
 
@@ -96,15 +60,8 @@ describe('backup of VMs on a libvirt host (real libvirtd, real QEMU), restored o
     image = await ensureGuestImage();
     // QEMU runs as root here so that it reads the shared guest image where it lies.
     daemon = await startLibvirtd({ qemuConf: 'user = "root"\ngroup = "root"' });
-    const admin = await LibvirtClient.connect(() => connectUnixSocket(daemon.socketPath), {
-      uri: 'qemu:///system',
-    });
-    execFileSync('mkdir', ['-p', poolDir, qemuRoot]);
-    await admin.call(storagePoolCreateXml, {
-      xml: `<pool type='dir'><name>images</name><target><path>${poolDir}</path></target></pool>`,
-      flags: 0,
-    });
-    await admin.close();
+    await daemon.createDirPool('images', poolDir);
+    mkdirSync(qemuRoot, { recursive: true });
     s = await startTestServer();
     token = await s.login();
     for (const body of [
@@ -171,32 +128,26 @@ describe('backup of VMs on a libvirt host (real libvirtd, real QEMU), restored o
     assert.equal(stopped.readBytes, 4 * MiB);
 
     await succeeded('POST', `/vms/${vmId}/start`);
-    const ticket = await s.request('POST', `/vms/${vmId}/console-tickets`, {
-      token,
-      body: { kind: 'serial' },
-    });
-    assert.equal(ticket.status, 201, JSON.stringify(ticket.body));
-    const console = await GuestConsole.webSocket(
-      `${s.baseUrl.replace('http', 'ws')}${ticket.body.path}`,
-    );
+    const console = await GuestConsole.ofVm(s, token, vmId);
     const prefixes: number[] = [];
     try {
       for (const scope of ['full', 'incremental']) {
-        const before = Math.max(
-          await console.waitForNumber('pattern', (n) => n >= 48 + prefixes.length * 64, 0, 120_000),
-          ...console.numbers('pattern'),
+        const {
+          before,
+          after,
+          result: backup,
+        } = await console.patternAround(48 + prefixes.length * 64, () =>
+          succeeded('POST', `/vms/${vmId}/backups`, { repository: 'main' }),
         );
-        const backup = await succeeded('POST', `/vms/${vmId}/backups`, { repository: 'main' });
         assert.equal(backup.scope, scope);
         if (scope === 'incremental')
           assert.ok(backup.readBytes <= 4 * MiB, `read ${backup.readBytes} bytes`);
-        await new Promise((resolve) => setTimeout(resolve, 1_000));
-        const after = Math.max(...console.numbers('pattern'));
         const { bytes, vmId: copy } = await restoredBytes(backup.backupId, `lvb-${scope}`);
-        const prefix = prefixOf(bytes);
-        t.diagnostic(`${scope}: ${before} said before, ${prefix} in the backup, ${after} after`);
-        assert.ok(prefix >= before, `${scope}: ${prefix} blocks, ${before} written before it`);
-        assert.ok(prefix <= after + 15, `${scope}: ${prefix} blocks, ${after} said after it`);
+        const prefix = patternPrefix(bytes);
+        t.diagnostic(
+          `${scope}: ${before} said before, ${prefix} in the backup, ${after} at most after`,
+        );
+        assert.ok(prefix >= before && prefix <= after, `${scope}: ${prefix} blocks`);
         prefixes.push(prefix);
         // The restored VM is a VM of the QEMU host that boots.
         const restored = (await s.request('GET', `/vms/${copy}`, { token })).body;

@@ -46,7 +46,7 @@ import type {
   StreamDisk,
 } from '../facets/disk-streams.js';
 import type { PortableLocation } from '../facets/portable-vm.js';
-import { openNbdReader, readImage, socketPath } from '../qemu/nbd-disk-stream.js';
+import { openNbdReader, readImage, ReadsUnderWay, socketPath } from '../qemu/nbd-disk-stream.js';
 import { imageBitmaps, imageInfo, keepsBitmaps, removeImageBitmap } from '../qemu/qemu-img.js';
 import { parseDomainXml, type DomainDisk } from './domain-xml.js';
 import { attempt } from './libvirt-errors.js';
@@ -82,7 +82,7 @@ interface DiskOfDomain {
 
 export class LibvirtDiskStreams implements DiskStreamFacet {
   /** Domains whose disk is being read by this process: libvirt runs one backup job per domain. */
-  readonly #reading = new Set<string>();
+  readonly #reading = new ReadsUnderWay();
 
   constructor(private readonly deps: LibvirtDiskStreamDeps) {}
 
@@ -108,31 +108,9 @@ export class LibvirtDiskStreams implements DiskStreamFacet {
     _context: ActionContext,
   ): Promise<DiskReader> {
     const found = await this.#disk(uuid, diskId);
-    if (this.#reading.has(uuid))
-      throw new ZenithError(
-        'ZEN_CONFLICT',
-        `a disk of ${found.dom.name} is being read already: one read at a time`,
-      );
-    this.#reading.add(uuid);
-    const done = () => this.#reading.delete(uuid);
-    try {
-      const reader = found.active
-        ? await this.#readRunning(found, options)
-        : await this.#readStopped(found, options);
-      return {
-        ...reader,
-        close: async () => {
-          try {
-            await reader.close();
-          } finally {
-            done();
-          }
-        },
-      };
-    } catch (error) {
-      done();
-      throw error;
-    }
+    return this.#reading.open(uuid, found.dom.name, () =>
+      found.active ? this.#readRunning(found, options) : this.#readStopped(found, options),
+    );
   }
 
   openWriter(_disk: NewDisk, _context: ActionContext): Promise<DiskWriter> {

@@ -54,6 +54,41 @@ function asDriverError(error: unknown): never {
 }
 
 /**
+ * The reads of VMs' disks under way in this process, one per VM at a time (a QEMU has one NBD
+ * server; libvirt runs one backup job per domain): a second is refused (ZEN_CONFLICT) until the
+ * first reader closes.
+ */
+export class ReadsUnderWay {
+  readonly #reading = new Set<string>();
+
+  async open(vm: string, name: string, open: () => Promise<DiskReader>): Promise<DiskReader> {
+    if (this.#reading.has(vm))
+      throw new ZenithError(
+        'ZEN_CONFLICT',
+        `a disk of ${name} is being read already: one read at a time`,
+      );
+    this.#reading.add(vm);
+    const done = () => this.#reading.delete(vm);
+    try {
+      const reader = await open();
+      return {
+        ...reader,
+        close: async () => {
+          try {
+            await reader.close();
+          } finally {
+            done();
+          }
+        },
+      };
+    } catch (error) {
+      done();
+      throw error;
+    }
+  }
+}
+
+/**
  * Reads an export: in full, or (`changedSince`: a bitmap the export offers) only what the bitmap
  * marks as written. `release` runs when the reader closes (it ends the export).
  */

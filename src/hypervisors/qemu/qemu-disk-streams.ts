@@ -29,7 +29,13 @@ import type {
   StreamDisk,
 } from '../facets/disk-streams.js';
 import type { PortableLocation } from '../facets/portable-vm.js';
-import { openNbdReader, readImage, socketPath, writeImage } from './nbd-disk-stream.js';
+import {
+  openNbdReader,
+  readImage,
+  ReadsUnderWay,
+  socketPath,
+  writeImage,
+} from './nbd-disk-stream.js';
 import {
   addImageBitmap,
   createImage,
@@ -60,7 +66,7 @@ const PREFIX = { node: 'zenith-fleece-', job: 'zenith-backup-', bitmap: 'zenith-
 
 export class QemuDiskStreams implements DiskStreamFacet {
   /** VMs whose disk is being read by this process: one read at a time (QEMU has one NBD server). */
-  readonly #reading = new Set<string>();
+  readonly #reading = new ReadsUnderWay();
 
   constructor(private readonly host: QemuHost) {}
 
@@ -88,32 +94,9 @@ export class QemuDiskStreams implements DiskStreamFacet {
         'ZEN_INVALID_STATE',
         `${vm.record.spec.name} is migrating: its disks are read once it has settled`,
       );
-    if (this.#reading.has(vm.id))
-      throw new ZenithError(
-        'ZEN_CONFLICT',
-        `a disk of ${vm.record.spec.name} is being read already: one read at a time`,
-      );
-    this.#reading.add(vm.id);
-    const done = () => this.#reading.delete(vm.id);
-    try {
-      const reader =
-        vm.pid === null
-          ? await this.#readStopped(file, options)
-          : await this.#readRunning(vm, diskId, options);
-      return {
-        ...reader,
-        close: async () => {
-          try {
-            await reader.close();
-          } finally {
-            done();
-          }
-        },
-      };
-    } catch (error) {
-      done();
-      throw error;
-    }
+    return this.#reading.open(vm.id, vm.record.spec.name, () =>
+      vm.pid === null ? this.#readStopped(file, options) : this.#readRunning(vm, diskId, options),
+    );
   }
 
   async openWriter(disk: NewDisk, _context: ActionContext): Promise<DiskWriter> {

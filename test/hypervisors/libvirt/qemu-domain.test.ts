@@ -11,9 +11,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
-import { LibvirtClient } from '../../../src/protocols/libvirt/libvirt-client.js';
-import { storagePoolCreateXml } from '../../../src/protocols/libvirt/procedures/storage.js';
-import { connectUnixSocket } from '../../../src/protocols/libvirt/transports.js';
 import {
   startTestServer,
   type ApiAnswer,
@@ -33,14 +30,7 @@ describe('a QEMU (TCG) guest on a libvirt host, through Zenith', () => {
     image = await ensureGuestImage();
     // QEMU runs as root here so that it reads the shared guest image where it lies.
     daemon = await startLibvirtd({ qemuConf: 'user = "root"\ngroup = "root"' });
-    const admin = await LibvirtClient.connect(() => connectUnixSocket(daemon.socketPath), {
-      uri: 'qemu:///system',
-    });
-    await admin.call(storagePoolCreateXml, {
-      xml: `<pool type='dir'><name>images</name><target><path>${poolDir}</path></target></pool>`,
-      flags: 0,
-    });
-    await admin.close();
+    await daemon.createDirPool('images', poolDir);
     s = await startTestServer();
     token = await s.login();
   });
