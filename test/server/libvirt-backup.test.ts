@@ -13,8 +13,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
-import { guestBytes, patternPrefix } from '../../src/testing/disk-image.js';
-import { GuestConsole } from '../../src/testing/guest-console.js';
+import { guestBytes, guestBytesHash, patternPrefix } from '../../src/testing/disk-image.js';
+import { consoleTicks, GuestConsole } from '../../src/testing/guest-console.js';
 import { ensureGuestImage, guestAppend } from '../../src/testing/guest-image.js';
 import { startLibvirtd, type LibvirtdDaemon } from '../../src/testing/libvirtd.js';
 
@@ -192,7 +192,7 @@ describe('backup of VMs on a libvirt host (real libvirtd, real QEMU), restored o
     }
   });
 
-  test('a stopped domain: only what changed since the last checkpoint is read (its bitmap in the image); a restore onto a libvirt host is refused with a code', async () => {
+  test('a stopped domain: only what changed since the last checkpoint is read (its bitmap in the image); next, in full', async () => {
     await succeeded('POST', `/vms/${vmId}/stop`);
     const changed = await succeeded('POST', `/vms/${vmId}/backups`, { repository: 'main' });
     assert.equal(changed.scope, 'incremental');
@@ -201,15 +201,49 @@ describe('backup of VMs on a libvirt host (real libvirtd, real QEMU), restored o
     const full = await succeeded('POST', `/vms/${vmId}/backups`, { repository: 'main' });
     assert.equal(full.scope, 'full');
     assert.equal(virsh('checkpoint-list', 'lvb', '--name').trim(), '', 'none left');
+  });
 
-    const onto = await s.request('POST', `/backups/${full.backupId}/restore`, {
+  test("and back: a backup of the QEMU host's copy restored onto the libvirt host, as a volume of its pool, boots there as it was; deleted, its disk goes; over the original on libvirt is refused", async () => {
+    // The copy the incremental restore made on the QEMU host, backed up there and brought home.
+    const copy = (await s.request('GET', '/vms/lvb-incremental', { token })).body;
+    const [dir] = readdirSync(qemuRoot).filter((d) => d.startsWith('lvb-incremental-'));
+    const copyHash = guestBytesHash(join(qemuRoot, dir!, 'disk0.qcow2'));
+    const there = await succeeded('POST', `/vms/${copy.id}/backups`, { repository: 'main' });
+    const home = await succeeded('POST', `/backups/${there.backupId}/restore`, {
+      host: 'lv-a',
+      name: 'lvb-home',
+    });
+    const restored = (await s.request('GET', `/vms/${home.vmId}`, { token })).body;
+    assert.equal(restored.computed['location.hostName'], 'lv-a');
+    const [file] = readdirSync(poolDir).filter((f) => f.startsWith('lvb-home-'));
+    assert.ok(file?.endsWith('-disk0.qcow2'), `a file of the pool: ${file}`);
+    assert.equal(guestBytesHash(join(poolDir, file!)), copyHash, 'the disk as it was backed up');
+    assert.match(virsh('vol-list', 'images'), new RegExp(file!), 'a volume of the pool');
+    await succeeded('POST', `/vms/${home.vmId}/start`);
+    const ticks = await consoleTicks(s, token, home.vmId, 2);
+    assert.equal(ticks.length, 2, 'it boots on the libvirt host');
+    await succeeded('POST', `/vms/${home.vmId}/stop`);
+    await succeeded('DELETE', `/vms/${home.vmId}`);
+    assert.deepEqual(
+      readdirSync(poolDir).filter((f) => f.startsWith('lvb-home-')),
+      [],
+      'its disk went with it',
+    );
+
+    const over = await s.request('POST', `/backups/${there.backupId}/restore`, {
       token,
-      body: { host: 'lv-a', name: 'lvb-back' },
+      body: { replace: 'lvb' },
+    });
+    assert.equal(over.status, 400, JSON.stringify(over.body));
+    const [newest] = (await s.request('GET', `/backups?vm=${vmId}`, { token })).body.items;
+    const overOwn = await s.request('POST', `/backups/${newest.id}/restore`, {
+      token,
+      body: { replace: 'lvb' },
     });
     assert.deepEqual(
-      [onto.status, onto.body.error?.code],
+      [overOwn.status, overOwn.body.error?.code],
       [422, 'ZEN_UNSUPPORTED'],
-      JSON.stringify(onto.body),
+      JSON.stringify(overOwn.body),
     );
   });
 });

@@ -8,6 +8,9 @@ import type { PortableVm, PortableVmFacet, RunOptions } from '../facets/portable
 import type { AgentCaller } from './agent-caller.js';
 
 export class AgentPortableVms implements PortableVmFacet {
+  /** Over its own stopped definition, keeping its id (a restore over the original). */
+  readonly redefinesStopped = true;
+
   constructor(private readonly agent: AgentCaller) {}
 
   describeVm(id: string): Promise<PortableVm> {

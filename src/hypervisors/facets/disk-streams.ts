@@ -105,6 +105,12 @@ export interface DiskStreamFacet {
    */
   openWriter(disk: NewDisk, context: ActionContext): Promise<DiskWriter>;
   /**
+   * Where a restore of a VM named `name` writes its new disks on this host, one absolute path a
+   * disk (chosen once, when the restore is asked for). A family without it writes them into a new
+   * directory on the host's first storage root (its `storage.roots` fact).
+   */
+  newDiskPaths?(name: string, diskIds: string[]): Promise<string[]>;
+  /**
    * Removes images a writer made that no VM came to use (a restore cut off before its VM was
    * defined, a restore test's leftovers), and their directory once it is empty. A missing one is
    * fine; one a VM uses or claims is refused (ZEN_DISK_IN_USE), as is one outside the host's roots.

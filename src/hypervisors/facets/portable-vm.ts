@@ -95,4 +95,9 @@ export interface PortableVmFacet {
    * restart after a host failure) holds the inventory's handover for it first, as a migration does.
    */
   runVm(vm: PortableVm, options: RunOptions, context: ActionContext): Promise<DiscoveredVm>;
+  /**
+   * Whether runVm defines a VM again over its own stopped definition (same UUID and name), keeping
+   * it the same VM — what a restore over the original needs. Without it, that is refused.
+   */
+  readonly redefinesStopped?: boolean;
 }

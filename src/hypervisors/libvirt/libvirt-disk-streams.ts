@@ -15,12 +15,15 @@
  * none: the backup after it reads in full. Its checkpoints are released from libvirt's metadata,
  * and the bitmap from the image with qemu-img.
  *
- * Writing (a restore onto a libvirt host) is not built yet: ZEN_UNSUPPORTED.
+ * A restore onto the host writes new qcow2 files directly in the directory of the connection's
+ * storage pool (so the VM defined on them owns them as volumes of the pool, deleted with it),
+ * through a qemu-nbd of this machine; only files of this host's directory pools that no domain has
+ * as a disk are replaced or removed.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { XMLBuilder } from 'fast-xml-parser';
 import { ZenithError } from '../../core/errors.js';
 import type { LibvirtClient } from '../../protocols/libvirt/libvirt-client.js';
@@ -46,7 +49,13 @@ import type {
   StreamDisk,
 } from '../facets/disk-streams.js';
 import type { PortableLocation } from '../facets/portable-vm.js';
-import { openNbdReader, readImage, ReadsUnderWay, socketPath } from '../qemu/nbd-disk-stream.js';
+import {
+  openNbdReader,
+  readImage,
+  ReadsUnderWay,
+  socketPath,
+  writeImage,
+} from '../qemu/nbd-disk-stream.js';
 import { imageBitmaps, imageInfo, keepsBitmaps, removeImageBitmap } from '../qemu/qemu-img.js';
 import { parseDomainXml, type DomainDisk } from './domain-xml.js';
 import { attempt } from './libvirt-errors.js';
@@ -68,6 +77,8 @@ const lost = (checkpoint: string, why: string) =>
 
 export interface LibvirtDiskStreamDeps {
   client(): LibvirtClient;
+  /** The connection's storage pool: where restored disks are written. */
+  storagePool: string;
   lookup(uuid: string): Promise<DomainRef>;
   portable: LibvirtPortableVms;
 }
@@ -113,19 +124,72 @@ export class LibvirtDiskStreams implements DiskStreamFacet {
     );
   }
 
-  openWriter(_disk: NewDisk, _context: ActionContext): Promise<DiskWriter> {
-    return Promise.reject(
-      new ZenithError(
+  /** Files directly in the directory of the connection's storage pool (each a volume of it). */
+  async newDiskPaths(name: string, diskIds: string[]): Promise<string[]> {
+    const pool = this.deps.storagePool;
+    const directory = pool ? await this.deps.portable.poolDirectory(pool) : null;
+    if (!pool || !directory)
+      throw new ZenithError(
         'ZEN_UNSUPPORTED',
-        'restoring onto a libvirt host is not built yet: restore onto a QEMU or agent host',
-      ),
-    );
+        pool
+          ? `the storage pool ${pool} is not a directory pool: restored disks are files in one`
+          : 'the connection names no storage pool (settings.storagePool) to restore disks into',
+      );
+    this.#local(directory);
+    const suffix = randomBytes(4).toString('hex');
+    return diskIds.map((diskId) => join(directory, `${name}-${suffix}-${diskId}.qcow2`));
   }
 
-  removeImages(_locations: PortableLocation[]): Promise<void> {
-    return Promise.reject(
-      new ZenithError('ZEN_UNSUPPORTED', 'a libvirt host does not remove restored images yet'),
-    );
+  async openWriter(disk: NewDisk, _context: ActionContext): Promise<DiskWriter> {
+    if (disk.format !== 'qcow2')
+      throw new ZenithError(
+        'ZEN_UNSUPPORTED',
+        `a libvirt host is restored onto in qcow2, not ${disk.format}`,
+      );
+    const file = await this.#inPool(disk.location);
+    if (existsSync(file)) {
+      if (!disk.replace)
+        throw new ZenithError('ZEN_CONFLICT', `${file} exists: a restore never overwrites a disk`, {
+          file,
+        });
+      await this.#unused([file], 'replaced');
+      rmSync(file, { force: true });
+    }
+    return writeImage(file, disk.capacityBytes);
+  }
+
+  async removeImages(locations: PortableLocation[]): Promise<void> {
+    const files = await Promise.all(locations.map((location) => this.#inPool(location)));
+    await this.#unused(files, 'removed');
+    for (const file of files) rmSync(file, { force: true });
+  }
+
+  /** A file directly in a directory pool of this host (the only place restores write). */
+  async #inPool(location: PortableLocation): Promise<string> {
+    if (location.datastore !== undefined)
+      throw new ZenithError(
+        'ZEN_UNSUPPORTED',
+        'restored disks are named by path on a libvirt host',
+      );
+    const file = resolve(location.path);
+    if (!(await this.deps.portable.poolDirectories()).includes(dirname(file)))
+      throw new ZenithError(
+        'ZEN_BAD_REQUEST',
+        `${location.path} is not a file of a directory pool of this host`,
+        { path: location.path },
+      );
+    return file;
+  }
+
+  /** Refuses files a domain of this host has as disks (ZEN_DISK_IN_USE). */
+  async #unused(files: string[], what: 'replaced' | 'removed'): Promise<void> {
+    const user = await this.deps.portable.diskUser(files);
+    if (user)
+      throw new ZenithError(
+        'ZEN_DISK_IN_USE',
+        `${user.file} is a disk of ${user.name}: it is not ${what}`,
+        { file: user.file },
+      );
   }
 
   async listCheckpoints(uuid: string, diskId: string): Promise<DiskCheckpoint[]> {

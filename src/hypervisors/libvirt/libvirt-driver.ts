@@ -143,6 +143,7 @@ export class LibvirtDriver implements HypervisorDriver {
     if (this.facets.portableVms && this.#uri.transport === 'unix')
       this.facets.diskStreams = new LibvirtDiskStreams({
         client: () => this.#requireClient(),
+        storagePool: options.settings.storagePool,
         lookup: (uuid) => this.#lookup(uuid),
         portable: this.facets.portableVms,
       });

@@ -296,11 +296,35 @@ export class LibvirtPortableVms implements PortableVmFacet {
 
   /** Refuses disks another domain of this host uses (ZEN_DISK_IN_USE). */
   async #requireDisksFree(client: LibvirtClient, desc: PortableVm, paths: string[]): Promise<void> {
-    if (paths.length === 0) return;
+    const user = await this.#diskUser(client, paths);
+    if (user)
+      throw new ZenithError(
+        'ZEN_DISK_IN_USE',
+        `${user.file} is a disk of ${user.name} on this host: ${desc.name} cannot use it`,
+        { file: user.file, vm: user.name },
+      );
+  }
+
+  /** A domain of this host (defined, running or not) that has one of the files as a disk. */
+  diskUser(paths: string[]): Promise<{ name: string; file: string } | null> {
+    return this.#diskUser(this.deps.client(), paths);
+  }
+
+  async #diskUser(
+    client: LibvirtClient,
+    paths: string[],
+  ): Promise<{ name: string; file: string } | null> {
+    if (paths.length === 0) return null;
     const wanted = new Set(paths);
     const { domains } = await attempt('list the domains', () =>
       client.call(connectListAllDomains, { need_results: 1, flags: 0 }),
     );
+    const pools = await this.#pools(client);
+    // A volume disk names its pool and volume: its file is the volume in the pool's directory.
+    const fileOf = (disk: DomainDescription['disks'][number]) =>
+      disk.sourceType === 'volume' && disk.pool && disk.volume
+        ? volumePath(pools, { pool: disk.pool, name: disk.volume })
+        : disk.source;
     const users = await mapLimit(domains, 8, async (dom) => {
       let description: DomainDescription;
       try {
@@ -309,18 +333,22 @@ export class LibvirtPortableVms implements PortableVmFacet {
       } catch {
         return null; // gone meanwhile, or a definition we cannot read (it is shown as such)
       }
-      const used = description.disks.find(
-        (disk) => disk.source !== null && wanted.has(disk.source),
-      );
-      return used ? { name: dom.name, file: used.source } : null;
+      const file = description.disks.map(fileOf).find((f) => f !== null && wanted.has(f));
+      return file ? { name: dom.name, file } : null;
     });
-    const user = users.find((u) => u !== null);
-    if (user)
-      throw new ZenithError(
-        'ZEN_DISK_IN_USE',
-        `${user.file} is a disk of ${user.name} on this host: ${desc.name} cannot use it`,
-        { file: user.file, vm: user.name },
-      );
+    return users.find((u) => u !== null) ?? null;
+  }
+
+  /** The directory of a pool of this host (null: not a directory pool, or no such pool). */
+  async poolDirectory(name: string): Promise<string | null> {
+    return (await this.#pools(this.deps.client())).find((pool) => pool.name === name)?.path ?? null;
+  }
+
+  /** The directories of this host's directory pools. */
+  async poolDirectories(): Promise<string[]> {
+    return (await this.#pools(this.deps.client())).flatMap((pool) =>
+      pool.path ? [pool.path] : [],
+    );
   }
 
   async #pools(client: LibvirtClient): Promise<PoolDirectory[]> {

@@ -52,6 +52,9 @@ function nicSpec(nic: PortableNic): QemuNicSpec {
 }
 
 export class QemuPortableVms implements PortableVmFacet {
+  /** Over its own stopped definition, keeping its id (a restore over the original). */
+  readonly redefinesStopped = true;
+
   constructor(private readonly host: QemuHost) {}
 
   async describeVm(id: string): Promise<PortableVm> {

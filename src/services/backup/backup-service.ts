@@ -179,13 +179,23 @@ const newUuid = () => {
   const hex = bytes.toString('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 };
-/** A new directory for restored disks on the host's first storage root, named after `name`. */
-function restoreDirectory(host: ManagedObject, name: string): string {
+/**
+ * Where a restore of `name` writes its disks on the host: where its family says, or a new
+ * directory on the host's first storage root, named after `name`.
+ */
+async function restorePaths(
+  host: ManagedObject,
+  streams: DiskStreamFacet,
+  name: string,
+  diskIds: string[],
+): Promise<string[]> {
+  if (streams.newDiskPaths) return streams.newDiskPaths(name, diskIds);
   const roots = host.facts['storage.roots'];
   const root = Array.isArray(roots) && typeof roots[0] === 'string' ? roots[0] : undefined;
   if (!root)
     throw new ZenithError('ZEN_UNSUPPORTED', `${host.name} names no storage root to restore into`);
-  return join(root, `${name}-${randomBytes(4).toString('hex')}`);
+  const directory = join(root, `${name}-${randomBytes(4).toString('hex')}`);
+  return diskIds.map((diskId) => join(directory, `${diskId}.qcow2`));
 }
 
 /** 52:54:00 as QEMU's own MACs (a locally administered convention). */
@@ -711,13 +721,23 @@ export class BackupService {
         { vmId: vm.id, powerState: vm.facts['power.state'] },
       );
     const driver = this.deps.connections.driver(vm.connectionId);
-    requireFacet(driver, 'diskStreams', 'restoring a backup');
-    const current = await requireFacet(driver, 'portableVms', 'restoring a backup').describeVm(
-      vm.externalId,
-    );
+    const streams = requireFacet(driver, 'diskStreams', 'restoring a backup');
+    const portable = requireFacet(driver, 'portableVms', 'restoring a backup');
+    if (!portable.redefinesStopped)
+      throw new ZenithError(
+        'ZEN_UNSUPPORTED',
+        `${vm.name}'s host cannot define a VM again over its own definition: restore it as a new VM`,
+        { vmId: vm.id },
+      );
+    const current = await portable.describeVm(vm.externalId);
     const { manifest, description } = await this.#described(backup);
     const host = this.deps.inventory.get(vm.parentId);
-    const directory = restoreDirectory(host, `${vm.name}-restored`);
+    const paths = await restorePaths(
+      host,
+      streams,
+      `${vm.name}-restored`,
+      manifest.disks.map((disk) => disk.diskId),
+    );
     return {
       backupId: backup.id,
       repositoryId: backup.repositoryId,
@@ -726,7 +746,7 @@ export class BackupService {
       name: current.name,
       uuid: current.uuid,
       macs: description.nics.map((nic) => nic.mac),
-      paths: manifest.disks.map((disk) => join(directory, `${disk.diskId}.qcow2`)),
+      paths,
       replace: { vmId: vm.id, oldPaths: current.disks.map((disk) => disk.location.path) },
     };
   }
@@ -775,7 +795,7 @@ export class BackupService {
         hostId: host.id,
       });
     const driver = this.deps.connections.driver(host.connectionId);
-    requireFacet(driver, 'diskStreams', 'restoring a backup');
+    const streams = requireFacet(driver, 'diskStreams', 'restoring a backup');
     requireFacet(driver, 'portableVms', 'restoring a backup');
     const name = request.name ?? `${backup.vmName}-restored`;
     if (!namePattern.test(name))
@@ -792,7 +812,12 @@ export class BackupService {
         name,
       });
     const { manifest, description } = await this.#described(backup);
-    const directory = restoreDirectory(host, name);
+    const paths = await restorePaths(
+      host,
+      streams,
+      name,
+      manifest.disks.map((disk) => disk.diskId),
+    );
     const group = await this.deps.quotas.owningGroup(owner, request.group);
     // What the VM takes: its CPUs and memory as described, its disks at their full size.
     const amounts = {
@@ -810,7 +835,7 @@ export class BackupService {
         name,
         uuid: newUuid(),
         macs: description.nics.map(() => newMac()),
-        paths: manifest.disks.map((disk) => join(directory, `${disk.diskId}.qcow2`)),
+        paths,
         ...(group ? { group, ownerName: owner.name } : {}),
       },
       prepare: group
