@@ -31,7 +31,7 @@ describe('a control plane killed in the middle of a live migration finishes it a
     const vmId = await lab.runVm(name, 'k-b');
     const uuid = (await ok('GET', `/vms/${vmId}`)).facts['vm.uuid'] as string;
     const [ticked] = await lab.consoleTicks(vmId, 1);
-    const taskId = await lab.slowMigration(vmId, 'k-c', 3_000_000);
+    const taskId = await lab.slowMigration(vmId, 'k-c', 6_000_000);
     return { vmId, uuid, taskId, ticked: ticked! };
   };
 
