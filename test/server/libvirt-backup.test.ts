@@ -15,7 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
 import { guestBytes, guestBytesHash, patternPrefix } from '../../src/testing/disk-image.js';
 import { consoleTicks, GuestConsole } from '../../src/testing/guest-console.js';
-import { ensureGuestImage, guestAppend } from '../../src/testing/guest-image.js';
+import { ensureGuestImage, GUEST_READY_LINE, guestAppend } from '../../src/testing/guest-image.js';
 import { startLibvirtd, type LibvirtdDaemon } from '../../src/testing/libvirtd.js';
 
 const MiB = 1024 * 1024;
@@ -203,7 +203,7 @@ describe('backup of VMs on a libvirt host (real libvirtd, real QEMU), restored o
     assert.equal(virsh('checkpoint-list', 'lvb', '--name').trim(), '', 'none left');
   });
 
-  test("and back: a backup of the QEMU host's copy restored onto the libvirt host, as a volume of its pool, boots there as it was; deleted, its disk goes; over the original on libvirt is refused", async () => {
+  test("and back: a backup of the QEMU host's copy restored onto the libvirt host, as a volume of its pool, boots there as it was; deleted, its disk goes; a restore test there leaves nothing; over the original on libvirt is refused", async () => {
     // The copy the incremental restore made on the QEMU host, backed up there and brought home.
     const copy = (await s.request('GET', '/vms/lvb-incremental', { token })).body;
     const [dir] = readdirSync(qemuRoot).filter((d) => d.startsWith('lvb-incremental-'));
@@ -229,6 +229,17 @@ describe('backup of VMs on a libvirt host (real libvirtd, real QEMU), restored o
       [],
       'its disk went with it',
     );
+
+    // A restore test on the libvirt host: booted with no network, then nothing of it left there.
+    const poolBefore = readdirSync(poolDir).sort();
+    const passed = await succeeded('POST', `/backups/${there.backupId}/test`, {
+      host: 'lv-a',
+      marker: GUEST_READY_LINE,
+      timeoutSeconds: 120,
+    });
+    assert.equal(passed.booted, true);
+    assert.deepEqual(readdirSync(poolDir).sort(), poolBefore);
+    assert.doesNotMatch(virsh('list', '--all', '--name'), /lvb-incremental-test-|lvb-home/);
 
     const over = await s.request('POST', `/backups/${there.backupId}/restore`, {
       token,
