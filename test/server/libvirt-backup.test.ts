@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -203,7 +203,7 @@ describe('backup of VMs on a libvirt host (real libvirtd, real QEMU), restored o
     assert.equal(virsh('checkpoint-list', 'lvb', '--name').trim(), '', 'none left');
   });
 
-  test("and back: a backup of the QEMU host's copy restored onto the libvirt host, as a volume of its pool, boots there as it was; deleted, its disk goes; a restore test there leaves nothing; over the original on libvirt is refused", async () => {
+  test("and back: a backup of the QEMU host's copy restored onto the libvirt host, as a volume of its pool, boots there as it was; deleted, its disk goes; a restore test there leaves nothing; over the original there keeps the VM and runs it on the disk as it was", async () => {
     // The copy the incremental restore made on the QEMU host, backed up there and brought home.
     const copy = (await s.request('GET', '/vms/lvb-incremental', { token })).body;
     const [dir] = readdirSync(qemuRoot).filter((d) => d.startsWith('lvb-incremental-'));
@@ -246,15 +246,28 @@ describe('backup of VMs on a libvirt host (real libvirtd, real QEMU), restored o
       body: { replace: 'lvb' },
     });
     assert.equal(over.status, 400, JSON.stringify(over.body));
+    // Over the original, on the libvirt host: the same domain (UUID, inventory id) defined again on
+    // the backup's disk, a new volume of the pool; the disk it had goes.
     const [newest] = (await s.request('GET', `/backups?vm=${vmId}`, { token })).body.items;
-    const overOwn = await s.request('POST', `/backups/${newest.id}/restore`, {
+    const original = (await s.request('GET', `/vms/${vmId}`, { token })).body;
+    const pointHash = guestBytesHash(disk());
+    execFileSync('qemu-io', ['-f', 'qcow2', '-c', 'write -P 9 0 1M', disk()]);
+    const back = await succeeded('POST', `/backups/${newest.id}/restore`, { replace: 'lvb' });
+    assert.equal(back.vmId, vmId, 'the same VM in the inventory');
+    const now = (await s.request('GET', `/vms/${vmId}`, { token })).body;
+    assert.equal(now.facts['vm.uuid'], original.facts['vm.uuid']);
+    assert.equal(now.computed['location.hostName'], 'lv-a');
+    const [newFile] = readdirSync(poolDir).filter((f) => f.startsWith('lvb-restored-'));
+    assert.equal(guestBytesHash(join(poolDir, newFile!)), pointHash, 'the disk as at the backup');
+    assert.equal(existsSync(disk()), false, 'the disk it had is gone');
+    assert.match(virsh('domblklist', 'lvb'), new RegExp(newFile!));
+    await succeeded('POST', `/vms/${vmId}/start`);
+    assert.equal((await consoleTicks(s, token, vmId, 2)).length, 2, 'it boots');
+    const running = await s.request('POST', `/backups/${newest.id}/restore`, {
       token,
       body: { replace: 'lvb' },
     });
-    assert.deepEqual(
-      [overOwn.status, overOwn.body.error?.code],
-      [422, 'ZEN_UNSUPPORTED'],
-      JSON.stringify(overOwn.body),
-    );
+    assert.deepEqual([running.status, running.body.error?.code], [409, 'ZEN_INVALID_STATE']);
+    await succeeded('POST', `/vms/${vmId}/stop`);
   });
 });

@@ -19,6 +19,7 @@ export class AgentPortableVms implements PortableVmFacet {
 
   /** A start waits for QEMU, as a start does. */
   runVm(vm: PortableVm, options: RunOptions, context: ActionContext): Promise<DiscoveredVm> {
-    return this.agent.call('runVm', [vm, options], 5 * 60_000, context);
+    // The agent's QEMU defines over its own stopped definition anyway (`over` is not sent).
+    return this.agent.call('runVm', [vm, { start: options.start }], 5 * 60_000, context);
   }
 }

@@ -79,6 +79,11 @@ export interface PortableVm {
 export interface RunOptions {
   /** Start it once defined (a restart after a failure); otherwise it stays stopped. */
   start: boolean;
+  /**
+   * Define it over this host's own stopped definition of the same VM (same UUID and name),
+   * keeping it the same VM: a restore over the original. Refused while that one runs.
+   */
+  over?: boolean;
 }
 
 export interface PortableVmFacet {
@@ -97,7 +102,7 @@ export interface PortableVmFacet {
   runVm(vm: PortableVm, options: RunOptions, context: ActionContext): Promise<DiscoveredVm>;
   /**
    * Whether runVm defines a VM again over its own stopped definition (same UUID and name), keeping
-   * it the same VM — what a restore over the original needs. Without it, that is refused.
+   * it the same VM (`over`) — what a restore over the original needs. Without it, that is refused.
    */
   readonly redefinesStopped?: boolean;
 }

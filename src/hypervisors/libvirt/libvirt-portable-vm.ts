@@ -12,11 +12,13 @@ import { dirname, basename, isAbsolute } from 'node:path';
 import { ZenithError } from '../../core/errors.js';
 import type { LibvirtClient } from '../../protocols/libvirt/libvirt-client.js';
 import {
+  DOMAIN_STATE,
   DOMAIN_XML,
   UNDEFINE,
   connectListAllDomains,
   domainCreate,
   domainDefineXml,
+  domainGetState,
   domainGetXmlDesc,
   domainLookupByName,
   domainLookupByUuid,
@@ -89,6 +91,9 @@ interface PoolDirectory {
 }
 
 export class LibvirtPortableVms implements PortableVmFacet {
+  /** Over its own stopped definition when asked (`over`): a restore over the original. */
+  readonly redefinesStopped = true;
+
   constructor(private readonly deps: LibvirtPortableDeps) {}
 
   async describeVm(uuid: string): Promise<PortableVm> {
@@ -184,7 +189,7 @@ export class LibvirtPortableVms implements PortableVmFacet {
       throw unsupported(`VMs from a description on its ${host.driver} driver`, {
         driver: host.driver,
       });
-    await this.#requireFree(client, host, desc);
+    await this.#requireFree(client, host, desc, options.over === true);
     const pools = await this.#pools(client);
     const disks = await Promise.all(
       desc.disks.map(async (disk) => ({
@@ -259,8 +264,16 @@ export class LibvirtPortableVms implements PortableVmFacet {
     return this.deps.read(await this.deps.lookup(desc.uuid));
   }
 
-  /** Refuses a description whose UUID or name is taken here (ZEN_CONFLICT). */
-  async #requireFree(client: LibvirtClient, host: LibvirtHost, desc: PortableVm): Promise<void> {
+  /**
+   * Refuses a description whose UUID or name is taken here (ZEN_CONFLICT) — unless `over` and the
+   * domain of that UUID is this VM's own stopped definition (same name), which it then replaces.
+   */
+  async #requireFree(
+    client: LibvirtClient,
+    host: LibvirtHost,
+    desc: PortableVm,
+    over: boolean,
+  ): Promise<void> {
     const taken = async (lookup: () => Promise<unknown>): Promise<boolean> => {
       try {
         await lookup();
@@ -270,6 +283,28 @@ export class LibvirtPortableVms implements PortableVmFacet {
         throw error;
       }
     };
+    if (over) {
+      const own = await attempt('look for the VM', async () => {
+        try {
+          return (await client.call(domainLookupByUuid, { uuid: desc.uuid })).dom;
+        } catch (error) {
+          if (isNoDomainError(error)) return null;
+          throw error;
+        }
+      });
+      if (own?.name === desc.name) {
+        const { state } = await attempt(`read the state of ${own.name}`, () =>
+          client.call(domainGetState, { dom: own, flags: 0 }),
+        );
+        if (state !== DOMAIN_STATE.shutoff && state !== DOMAIN_STATE.crashed)
+          throw new ZenithError(
+            'ZEN_CONFLICT',
+            `${own.name} is not stopped on ${host.name}: it is not defined again while it runs`,
+            { uuid: desc.uuid },
+          );
+        return;
+      }
+    }
     if (
       await attempt('look for the VM', () =>
         taken(() => client.call(domainLookupByUuid, { uuid: desc.uuid })),

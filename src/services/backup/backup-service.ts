@@ -1276,7 +1276,11 @@ export class BackupService {
     };
     let arrived;
     try {
-      arrived = await portable.runVm(restored, { start: options.start === true }, context);
+      arrived = await portable.runVm(
+        restored,
+        { start: options.start === true, ...(task.params.replace ? { over: true } : {}) },
+        context,
+      );
     } catch (error) {
       // Defined by a run whose answer was lost: the inventory has it by now.
       // (Over the original, the VM with that UUID is the original itself: the conflict stands.)
