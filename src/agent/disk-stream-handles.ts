@@ -122,7 +122,11 @@ export class DiskStreamHandles {
         const writer = await facet.openWriter(disk, context);
         const handle = newHandle();
         this.#writers.set(handle, writer);
-        return { handle, capacityBytes: writer.capacityBytes };
+        return {
+          handle,
+          capacityBytes: writer.capacityBytes,
+          ...(writer.zeroed ? { zeroed: true } : {}),
+        };
       },
       writeDisk: async ([handle, offset, data]) => {
         await this.#writer(handle).write(offset, Buffer.from(data, 'base64'));

@@ -118,6 +118,7 @@ export class AgentDiskStreams implements DiskStreamFacet {
     const agent = this.agent;
     return {
       capacityBytes: opened.capacityBytes,
+      ...(opened.zeroed ? { zeroed: true } : {}),
       async write(offset: number, data: Uint8Array): Promise<void> {
         const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
         await Promise.all(

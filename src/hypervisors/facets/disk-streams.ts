@@ -66,6 +66,8 @@ export interface DiskReader {
 
 export interface DiskWriter {
   readonly capacityBytes: number;
+  /** A new image that reads as zeroes wherever nothing was written: writing zeroes is needless. */
+  readonly zeroed?: boolean;
   write(offset: number, data: Uint8Array): Promise<void>;
   writeZeroes(offset: number, length: number): Promise<void>;
   /** Makes every write durable and closes: answers the disk as a portable VM names it. */

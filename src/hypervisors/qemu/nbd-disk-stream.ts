@@ -147,6 +147,8 @@ export async function openNbdWriter(
     exportName: string;
     complete: () => Promise<PortableDisk>;
     discard: () => Promise<void>;
+    /** The image is new: it reads as zeroes until written. */
+    zeroed?: boolean;
   },
 ): Promise<DiskWriter> {
   const client = await connect(target, { exportName: options.exportName });
@@ -157,6 +159,7 @@ export async function openNbdWriter(
   let ended = false;
   return {
     capacityBytes: client.size,
+    ...(options.zeroed ? { zeroed: true } : {}),
     write: (offset, data) => client.write(offset, data).catch(asDriverError),
     writeZeroes: (offset, length) => client.writeZeroes(offset, length).catch(asDriverError),
     async finish() {
@@ -243,6 +246,7 @@ export async function writeImage(file: string, capacityBytes: number): Promise<D
     { path: socket },
     {
       exportName: 'disk0',
+      zeroed: true,
       complete: async () => {
         await stop();
         return {

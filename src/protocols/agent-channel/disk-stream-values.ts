@@ -54,6 +54,8 @@ export const NewDisk = Type.Object({
 export const OpenedWriter = Type.Object({
   handle: Type.String(),
   capacityBytes: Type.Integer({ minimum: 0 }),
+  /** A new image that reads as zeroes until written. */
+  zeroed: Type.Optional(Type.Boolean()),
 });
 
 /** A piece of a disk: its offset and length within the disk. */

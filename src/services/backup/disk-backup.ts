@@ -217,8 +217,10 @@ export async function restoreDisk(
       const offset = index * chunkSize;
       const length = Math.min(chunkSize, disk.capacityBytes - offset);
       const name = disk.chunks[index];
-      if (name === null || name === undefined) await writer.writeZeroes(offset, length);
-      else {
+      if (name === null || name === undefined) {
+        // A new image reads as zeroes already: a chunk of zeroes is nothing to write.
+        if (!writer.zeroed) await writer.writeZeroes(offset, length);
+      } else {
         const bytes = await repository.getChunk(name);
         if (bytes.length !== length)
           throw new ZenithError(
