@@ -20,6 +20,7 @@
  * is refused with ZEN_INVALID_STATE (details.checkpoint 'lost'): the caller
  * reads the disk in full instead, never a wrong increment.
  */
+import { ZenithError } from '../../core/errors.js';
 import type { ActionContext } from '../driver-types.js';
 import type { PortableDisk, PortableDiskFormat, PortableLocation } from './portable-vm.js';
 
@@ -129,4 +130,16 @@ export interface DiskStreamFacet {
     diskId: string,
     checkpoint: DiskCheckpoint,
   ): Promise<void>;
+}
+
+/**
+ * A checkpoint a changed read cannot start from (no such bitmap, or not saved cleanly): the caller
+ * reads the disk in full instead (ZEN_INVALID_STATE, details.checkpoint 'lost').
+ */
+export function checkpointLost(checkpoint: string, why: string): ZenithError {
+  return new ZenithError(
+    'ZEN_INVALID_STATE',
+    `the checkpoint ${checkpoint} cannot be read from (${why}): read the disk in full`,
+    { checkpoint: 'lost', name: checkpoint, why },
+  );
 }

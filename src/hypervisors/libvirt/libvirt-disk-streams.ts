@@ -48,6 +48,7 @@ import type {
   NewDisk,
   StreamDisk,
 } from '../facets/disk-streams.js';
+import { checkpointLost } from '../facets/disk-streams.js';
 import type { PortableLocation } from '../facets/portable-vm.js';
 import {
   openNbdReader,
@@ -68,12 +69,7 @@ const ACTIVE_STATES = new Set([1, 2, 3]);
 /** Names of the sockets this facet's backup jobs export on: found again after a kill -9. */
 const SOCKET_MARK = 'zenith-nbd-';
 
-const lost = (checkpoint: string, why: string) =>
-  new ZenithError(
-    'ZEN_INVALID_STATE',
-    `the checkpoint ${checkpoint} cannot be read from (${why}): read the disk in full`,
-    { checkpoint: 'lost', name: checkpoint, why },
-  );
+const lost = checkpointLost;
 
 export interface LibvirtDiskStreamDeps {
   client(): LibvirtClient;

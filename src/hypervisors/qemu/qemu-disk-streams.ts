@@ -28,6 +28,7 @@ import type {
   NewDisk,
   StreamDisk,
 } from '../facets/disk-streams.js';
+import { checkpointLost } from '../facets/disk-streams.js';
 import type { PortableLocation } from '../facets/portable-vm.js';
 import {
   openNbdReader,
@@ -47,16 +48,7 @@ import type { QemuHost } from './qemu-host.js';
 import type { QemuVm } from './qemu-vm.js';
 import { pathWithinRoots } from '../../core/paths.js';
 
-const lost = (checkpoint: string, why: string) =>
-  new ZenithError(
-    'ZEN_INVALID_STATE',
-    `the checkpoint ${checkpoint} cannot be read from (${why}): read the disk in full`,
-    {
-      checkpoint: 'lost',
-      name: checkpoint,
-      why,
-    },
-  );
+const lost = checkpointLost;
 
 const newCheckpoint = () => `zenith-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
