@@ -73,6 +73,9 @@ describe('the fleet pages of the web console in Chromium, on a simulated fleet',
     const { page } = watched;
     await page.setViewportSize({ width: 1280, height: 900 });
     await page.goto(s.baseUrl);
+    // The first page of a fresh browser under the suite's load may take longer than an action's
+    // 30 s: the login form is awaited as long as any page of this file.
+    await page.getByLabel('User name').waitFor(seen);
     await page.getByLabel('User name').fill(username);
     await page.getByLabel(/^Password/).fill(password);
     await page.getByRole('button', { name: 'Log in' }).click();
