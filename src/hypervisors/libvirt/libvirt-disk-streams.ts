@@ -83,6 +83,9 @@ interface DiskOfDomain {
   dom: DomainRef;
   active: boolean;
   disk: DomainDisk & { target: string };
+  diskId: string;
+  /** Every disk of the domain, as streams number them (read once per call). */
+  disks: Array<DomainDisk & { target: string }>;
   file: string;
   format: 'qcow2' | 'raw';
 }
@@ -190,14 +193,15 @@ export class LibvirtDiskStreams implements DiskStreamFacet {
 
   async listCheckpoints(uuid: string, diskId: string): Promise<DiskCheckpoint[]> {
     const found = await this.#disk(uuid, diskId);
-    const { checkpoints } = await attempt(`list the checkpoints of ${found.dom.name}`, () =>
-      this.deps.client().call(domainListAllCheckpoints, {
-        dom: found.dom,
-        need_results: 1,
-        flags: 0,
-      }),
+    return this.#checkpointsOf(found.dom, found.disk.target);
+  }
+
+  /** libvirt's checkpoints of the domain that this facet made for the disk `target`. */
+  async #checkpointsOf(dom: DomainRef, target: string): Promise<DiskCheckpoint[]> {
+    const { checkpoints } = await attempt(`list the checkpoints of ${dom.name}`, () =>
+      this.deps.client().call(domainListAllCheckpoints, { dom, need_results: 1, flags: 0 }),
     );
-    const prefix = checkpointPrefix(found.disk.target);
+    const prefix = checkpointPrefix(target);
     return checkpoints
       .filter((checkpoint) => checkpoint.name.startsWith(prefix))
       .map((checkpoint) => ({ name: checkpoint.name }));
@@ -260,11 +264,12 @@ export class LibvirtDiskStreams implements DiskStreamFacet {
   async #disk(uuid: string, diskId: string): Promise<DiskOfDomain> {
     const { dom, active } = await this.#domain(uuid);
     const index = /^disk(\d+)$/.exec(diskId)?.[1];
-    const disk = index === undefined ? undefined : (await this.#disks(dom))[Number(index)];
+    const disks = await this.#disks(dom);
+    const disk = index === undefined ? undefined : disks[Number(index)];
     if (!disk)
       throw new ZenithError('ZEN_NOT_FOUND', `${dom.name} has no disk ${diskId}`, { diskId });
     const file = this.#local(await this.deps.portable.diskPath(disk));
-    return { dom, active, disk, file, format: formatOf(disk) };
+    return { dom, active, disk, diskId, disks, file, format: formatOf(disk) };
   }
 
   /** The disk's file, which this machine must see (the daemon is local). */
@@ -301,14 +306,14 @@ export class LibvirtDiskStreams implements DiskStreamFacet {
     const tracked = await keepsBitmaps(found.file);
     if (since && !tracked) throw lost(since, 'the disk keeps no bitmaps (raw, or qcow2 version 2)');
     if (since) {
-      const known = await this.listCheckpoints(dom.uuid, diskIdOf(await this.#disks(dom), disk));
+      const known = await this.#checkpointsOf(dom, disk.target);
       if (!known.some((checkpoint) => checkpoint.name === since))
         throw lost(since, 'libvirt has no such checkpoint');
     }
     const checkpoint = `${checkpointPrefix(disk.target)}${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
     const socket = socketPath();
     const scratch = join(tmpdir(), `zenith-scratch-${randomBytes(6).toString('hex')}.qcow2`);
-    const others = (await this.#disks(dom)).filter((other) => other.target !== disk.target);
+    const others = found.disks.filter((other) => other.target !== disk.target);
     const backupXml = builder.build({
       domainbackup: {
         '@mode': 'pull',
@@ -364,7 +369,7 @@ export class LibvirtDiskStreams implements DiskStreamFacet {
     } catch (error) {
       await end();
       if (tracked)
-        await this.releaseCheckpoint(dom.uuid, diskIdOf(await this.#disks(dom), disk), {
+        await this.releaseCheckpoint(dom.uuid, found.diskId, {
           name: checkpoint,
         }).catch(() => undefined);
       throw error;
@@ -402,8 +407,4 @@ function formatOf(disk: DomainDisk): 'qcow2' | 'raw' {
   throw new ZenithError('ZEN_UNSUPPORTED', `a ${disk.format ?? 'format-less'} disk is not read`, {
     format: disk.format,
   });
-}
-
-function diskIdOf(disks: readonly DomainDisk[], disk: DomainDisk): string {
-  return `disk${disks.findIndex((each) => each.target === disk.target)}`;
 }
