@@ -108,13 +108,13 @@ describe('backups through the zenith command (real QEMU)', () => {
       /^backup \S+: full, read 8 MiB, stored [\d.]+ \w+; chunks 1 new, 1 shared\n/,
     );
 
-    // 1 MiB changed: only the 4 MiB chunk it touches is read.
+    // 1 MiB changed: only that MiB is read (the rest of its 4 MiB chunk is the last backup's).
     write(0x33, 20 * MiB, MiB);
     const second = await json(['backups', 'create', 'bk', '--repository', 'main']);
     assert.equal(second.state, 'succeeded');
     assert.equal(second.result.scope, 'incremental');
 
-    // What a user checks: two rows, newest first, the second an incremental that read 4 MiB.
+    // What a user checks: two rows, newest first, the second an incremental that read 1 MiB.
     const table = await ok(['backups', 'list', '--vm', 'bk']);
     assert.match(table.stdout, /ID.*VM.*TAKEN.*SCOPE.*SIZE.*READ.*STORED.*NEW\/SHARED.*STATE/);
     const rows = rowsOf(table.stdout);
@@ -122,14 +122,14 @@ describe('backups through the zenith command (real QEMU)', () => {
     assert.deepEqual(
       rows.map((row) => [row[0], row[1], row[3], row[4], row[5], row[8]]),
       [
-        [second.result.backupId, 'bk', 'incremental', '64 MiB', '4 MiB', 'ok'],
+        [second.result.backupId, 'bk', 'incremental', '64 MiB', '1 MiB', 'ok'],
         [rows[1]![0], 'bk', 'full', '64 MiB', '8 MiB', 'ok'],
       ],
     );
     const list = await json(['backups', 'list', '--repository', 'main', '--state', 'ok']);
     assert.deepEqual(
       list.items.map((b: { readBytes: number }) => b.readBytes),
-      [4 * MiB, 8 * MiB],
+      [MiB, 8 * MiB],
     );
     assert.equal(list.items[0].parentId, list.items[1].id);
     const firstId: string = list.items[1].id;
@@ -138,7 +138,7 @@ describe('backups through the zenith command (real QEMU)', () => {
     assert.match(shown.stdout, /scope\s+incremental/);
     assert.match(shown.stdout, /repository\s+main \(/);
     assert.match(shown.stdout, new RegExp(`parent\\s+${firstId}`));
-    assert.match(shown.stdout, /disk0\s+│ 64 MiB\s+│ changed\s+│ 4 MiB/);
+    assert.match(shown.stdout, /disk0\s+│ 64 MiB\s+│ changed\s+│ 1 MiB/);
 
     const usage = await ok(['backups', 'repositories', 'show', 'main']);
     assert.match(usage.stdout, /backups\s+2\n/);

@@ -154,7 +154,7 @@ export class LibvirtDiskStreams implements DiskStreamFacet {
       await this.#unused([file], 'replaced');
       rmSync(file, { force: true });
     }
-    return writeImage(file, disk.capacityBytes);
+    return writeImage(file, disk.capacityBytes, { replace: disk.replace === true });
   }
 
   async removeImages(locations: PortableLocation[]): Promise<void> {

@@ -106,7 +106,7 @@ export class QemuDiskStreams implements DiskStreamFacet {
       rmSync(file, { force: true });
     }
     mkdirSync(dirname(file), { recursive: true });
-    return writeImage(file, disk.capacityBytes);
+    return writeImage(file, disk.capacityBytes, { replace: disk.replace === true });
   }
 
   async removeImages(locations: PortableLocation[]): Promise<void> {

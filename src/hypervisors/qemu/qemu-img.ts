@@ -65,7 +65,7 @@ export async function backingChain(file: string): Promise<string[]> {
   return raw.slice(1).map((image) => image.filename);
 }
 
-const imageMode = 0o640;
+export const IMAGE_MODE = 0o640;
 
 /**
  * Makes the file an image will be written to, readable by its owner and group only (a guest's disk
@@ -74,8 +74,8 @@ const imageMode = 0o640;
  */
 export function reserveImageFile(file: string): { created: boolean } {
   const created = !existsSync(file);
-  closeSync(openSync(file, 'a', imageMode));
-  chmodSync(file, imageMode);
+  closeSync(openSync(file, 'a', IMAGE_MODE));
+  chmodSync(file, IMAGE_MODE);
   return { created };
 }
 
@@ -118,13 +118,23 @@ export function convertImage(
   target: string,
   onProgress: (percent: number) => void,
   signal: AbortSignal,
+  options: { sourceFormat?: 'raw' | 'qcow2'; outOfOrder?: boolean } = {},
 ): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(aborted());
     reserveImageFile(target);
-    const child = spawn('qemu-img', ['convert', '-p', '-O', 'qcow2', source, target], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    // A source's format is given where it is known: a raw image is never probed (its first bytes
+    // are a guest's, and could read as another format's header).
+    const from = options.sourceFormat ? ['-f', options.sourceFormat] : [];
+    // Into a new image that nothing backs, writes may land out of order, several at once.
+    const parallel = options.outOfOrder ? ['-W', '-m', '8'] : [];
+    const child = spawn(
+      'qemu-img',
+      ['convert', '-p', ...from, ...parallel, '-O', 'qcow2', source, target],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stderr = '';
     let last = -1;
     child.stdout.on('data', (chunk: Buffer) => {

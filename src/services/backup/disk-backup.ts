@@ -2,9 +2,10 @@
  * A disk into a backup repository, and back: the disk is cut into the repository's fixed-size
  * chunks; a chunk that reads as zeroes is not stored (null in the manifest); any other is named
  * by its hash and stored once (deduplicated across backups, disks and VMs). A read of only what
- * changed since the last backup re-reads just the chunks those extents touch and takes every
- * other chunk's name from the last backup's manifest. Several chunks are in flight at once:
- * reading, hashing and compressing overlap.
+ * changed since the last backup reads just those extents from the disk: a chunk they touch is the
+ * last backup's chunk with them written over it (a chunk they mostly cover is read whole), and
+ * every other chunk's name comes from the last backup's manifest. Several chunks are in flight at
+ * once: reading, hashing and compressing overlap.
  */
 import { isZenithError, ZenithError } from '../../core/errors.js';
 import type {
@@ -46,28 +47,37 @@ async function inParallel(
   if (failed !== undefined) throw failed.error as Error;
 }
 
-const isZeroes = (bytes: Buffer) => {
-  for (let at = 0; at < bytes.length; at += 8) {
-    if (
-      at + 8 <= bytes.length
-        ? bytes.readBigUInt64LE(at) !== 0n
-        : bytes.subarray(at).some((b) => b !== 0)
-    )
+const ZEROES = Buffer.alloc(64 * 1024);
+/** Whether the bytes are all zero (compared 64 KiB at a time, as memory is). */
+export const isZeroes = (bytes: Buffer) => {
+  for (let at = 0; at < bytes.length; at += ZEROES.length) {
+    const piece = bytes.subarray(at, at + ZEROES.length);
+    if (!piece.equals(piece.length === ZEROES.length ? ZEROES : ZEROES.subarray(0, piece.length)))
       return false;
   }
   return true;
 };
 
 /**
- * Which chunks the extents touch: for a full read, the chunks with data (the others are all zero
- * extents); for a changed read, the chunks any changed extent overlaps.
+ * What a read must take of one chunk: nothing (null), all of it, or only these ranges (offsets on
+ * the disk) — the rest of the chunk is as the last backup holds it.
  */
-async function touchedChunks(
+type ChunkRead = null | 'whole' | Array<[offset: number, length: number]>;
+
+/** More ranges than this in one chunk, or more than half of it changed: it is read whole. */
+const MOST_RANGES = 16;
+
+/**
+ * What to read of each chunk: for a full read, the chunks with data, whole (the others are all
+ * zero extents); for a changed read, the ranges of each chunk the changed extents cover.
+ */
+async function chunkReads(
   reader: DiskReader,
   chunkSize: number,
   count: number,
-): Promise<boolean[]> {
-  const touched = new Array<boolean>(count).fill(false);
+): Promise<ChunkRead[]> {
+  const reads = new Array<ChunkRead>(count).fill(null);
+  const changed = new Array<number>(count).fill(0);
   let covered = 0;
   for await (const extent of reader.extents()) {
     if (
@@ -87,9 +97,20 @@ async function touchedChunks(
     if (extent.zero || extent.length === 0) continue;
     const first = Math.floor(extent.offset / chunkSize);
     const last = Math.floor((extent.offset + extent.length - 1) / chunkSize);
-    for (let index = first; index <= last; index++) touched[index] = true;
+    for (let index = first; index <= last; index++) {
+      if (reader.scope === 'full' || reads[index] === 'whole') {
+        reads[index] = 'whole';
+        continue;
+      }
+      const from = Math.max(extent.offset, index * chunkSize);
+      const to = Math.min(extent.offset + extent.length, (index + 1) * chunkSize);
+      const ranges = (reads[index] ??= []) as Array<[number, number]>;
+      ranges.push([from, to - from]);
+      changed[index]! += to - from;
+      if (ranges.length > MOST_RANGES || changed[index]! * 2 > chunkSize) reads[index] = 'whole';
+    }
   }
-  return touched;
+  return reads;
 }
 
 /**
@@ -127,7 +148,7 @@ export async function backupDisk(
         },
       );
   }
-  const touched = await touchedChunks(reader, chunkSize, count);
+  const reads = await chunkReads(reader, chunkSize, count);
   const chunks = new Array<string | null>(count).fill(null);
   const disk: ManifestDisk = {
     diskId,
@@ -150,7 +171,8 @@ export async function backupDisk(
       throw new ZenithError('ZEN_TASK_CANCELLED', 'the backup was cancelled');
     const offset = index * chunkSize;
     const length = Math.min(chunkSize, capacity - offset);
-    if (!touched[index]) {
+    const read = reads[index]!;
+    if (read === null) {
       const kept = reader.scope === 'changed' ? parent!.chunks[index]! : null;
       if (kept !== null) {
         // Unchanged since the last backup: the same chunk, if it is still there.
@@ -169,14 +191,36 @@ export async function backupDisk(
       report(length);
       return;
     }
-    const bytes = await reader.read(offset, length);
-    if (bytes.length !== length)
-      throw new ZenithError(
-        'ZEN_DRIVER_ERROR',
-        `the disk reader answered ${bytes.length} bytes for ${length}`,
-        { offset },
-      );
-    disk.readBytes += length;
+    const readFromDisk = async (at: number, size: number) => {
+      const bytes = await reader.read(at, size);
+      if (bytes.length !== size)
+        throw new ZenithError(
+          'ZEN_DRIVER_ERROR',
+          `the disk reader answered ${bytes.length} bytes for ${size}`,
+          { offset: at },
+        );
+      disk.readBytes += size;
+      return bytes;
+    };
+    // A chunk partly changed: the last backup's chunk with the changed ranges read over it. Where
+    // that chunk cannot be read back, the disk is read whole instead (it holds all of it).
+    const kept = read === 'whole' ? null : parent!.chunks[index]!;
+    const base =
+      read === 'whole'
+        ? null
+        : kept === null
+          ? Buffer.alloc(length)
+          : await writer.repository.getChunk(kept).catch((error: unknown) => {
+              if (isZenithError(error) && error.code === 'ZEN_BACKUP_CHUNK_DAMAGED') return null;
+              throw error;
+            });
+    let bytes: Buffer;
+    if (base === null || base.length !== length || read === 'whole')
+      bytes = await readFromDisk(offset, length);
+    else {
+      for (const [at, size] of read) (await readFromDisk(at, size)).copy(base, at - offset);
+      bytes = base;
+    }
     if (isZeroes(bytes)) {
       disk.zeroChunks++;
     } else {

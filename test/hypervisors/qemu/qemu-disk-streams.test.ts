@@ -15,6 +15,7 @@ import {
   readFileSync,
   realpathSync,
   rmSync,
+  statSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -26,7 +27,8 @@ import { processAlive } from '../../../src/core/process.js';
 import type { DiscoveredVm } from '../../../src/hypervisors/driver.js';
 import type { DiskReadOptions } from '../../../src/hypervisors/facets/disk-streams.js';
 import { DiskClaims } from '../../../src/hypervisors/qemu/disk-claims.js';
-import { imageBitmaps } from '../../../src/hypervisors/qemu/qemu-img.js';
+import { stagingFile } from '../../../src/hypervisors/qemu/nbd-disk-stream.js';
+import { imageBitmaps, keepsBitmaps } from '../../../src/hypervisors/qemu/qemu-img.js';
 import { QemuDriver } from '../../../src/hypervisors/qemu/qemu-driver.js';
 import { restoreDisk, takeBackup } from '../../../src/services/backup/disk-backup.js';
 import type { BackupManifest } from '../../../src/services/backup/repository/manifest.js';
@@ -141,7 +143,11 @@ test('a stopped VM: a full read, then only what changed since its checkpoint; ea
   );
   const atSecond = rawOf(diskFile);
   const second = await backUp({ changedSince: first.checkpoint }, first.manifest);
-  assert.equal(second.manifest.disks[0]!.readBytes, 2 * MiB, 'the two chunks written since');
+  assert.equal(
+    second.manifest.disks[0]!.readBytes,
+    2 * 64 * 1024,
+    'only the two 64 KiB granules of the bitmap written since, not their chunks',
+  );
   await driver.facets.diskStreams.releaseCheckpoint(vmId, 'disk0', first.checkpoint);
   assert.deepEqual(
     (await imageBitmaps(diskFile)).map((b) => b.name),
@@ -158,6 +164,57 @@ test('a stopped VM: a full read, then only what changed since its checkpoint; ea
     (error: unknown) => isZenithError(error) && error.code === 'ZEN_CONFLICT',
     'a restore never overwrites a disk',
   );
+});
+
+test('a restore stages its bytes beside the new disk: a write cut off blocks the next until it is replaced; an aborted one leaves nothing; the disk made is a qcow2 that keeps checkpoints, readable by its owner and group only', async () => {
+  const streams = driver.facets.diskStreams;
+  const file = join(base, 'disks', 'staged', 'disk0.qcow2');
+  const newDisk = (replace?: boolean) => ({
+    location: { path: file },
+    format: 'qcow2' as const,
+    capacityBytes: 4 * MiB,
+    ...(replace === undefined ? {} : { replace }),
+  });
+  // A write cut off (its process killed): the staging file stays, the disk was never made.
+  const cut = await streams.openWriter(newDisk(), context);
+  await cut.write(MiB, Buffer.alloc(MiB, 7));
+  assert.equal(existsSync(file), false, 'no disk before the write finishes');
+  assert.ok(existsSync(stagingFile(file)));
+  await assert.rejects(
+    streams.openWriter(newDisk(), context),
+    (error: unknown) => isZenithError(error) && error.code === 'ZEN_CONFLICT',
+    'a second write of the same disk waits for the first, or for a replace',
+  );
+  await assert.rejects(
+    cut.write(4 * MiB - 512, Buffer.alloc(MiB)),
+    (error: unknown) => isZenithError(error) && error.code === 'ZEN_BAD_REQUEST',
+    'nothing is written past the disk',
+  );
+
+  const writer = await streams.openWriter(newDisk(true), context);
+  const bytes = Buffer.alloc(MiB);
+  for (let i = 0; i < bytes.length; i += 8) bytes.writeBigUInt64LE(BigInt(i), i);
+  await writer.write(2 * MiB, bytes);
+  await writer.writeZeroes(2 * MiB + 4096, 4096);
+  const disk = await writer.finish();
+  assert.equal(disk.format, 'qcow2');
+  assert.equal(existsSync(stagingFile(file)), false, 'the staging file is gone');
+  assert.equal(statSync(file).mode & 0o777, 0o640);
+  assert.equal(await keepsBitmaps(file), true, 'compat 1.1: later backups can be incremental');
+  const expected = Buffer.alloc(4 * MiB);
+  bytes.copy(expected, 2 * MiB);
+  expected.fill(0, 2 * MiB + 4096, 2 * MiB + 8192);
+  assert.equal(sha256(rawOf(file)), sha256(expected), 'exactly what was written, zeroes elsewhere');
+  assert.match(run('qemu-img', 'info', '--output=json', file), /"format": "qcow2"/);
+
+  const aborted = await streams.openWriter(
+    { ...newDisk(), location: { path: join(base, 'disks', 'staged', 'disk1.qcow2') } },
+    context,
+  );
+  await aborted.write(0, bytes);
+  await aborted.abort();
+  assert.deepEqual(readdirSync(join(base, 'disks', 'staged')), ['disk0.qcow2']);
+  await streams.removeImages([{ path: file }]);
 });
 
 test('a reader killed with SIGKILL leaves no qemu-nbd holding the disk; one read at a time; a new disk only inside the storage roots', async () => {

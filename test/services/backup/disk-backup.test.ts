@@ -30,7 +30,8 @@ import type {
 } from '../../../src/services/backup/repository/manifest.js';
 import { BackupRepository } from '../../../src/services/backup/repository/repository.js';
 
-const MiB = 1024 * 1024;
+const KiB = 1024;
+const MiB = 1024 * KiB;
 const chunkSize = 1 * MiB;
 const run = (command: string, ...args: string[]) =>
   execFileSync(command, args, { encoding: 'utf8' });
@@ -107,7 +108,7 @@ function newDisk(name: string): string {
   return image;
 }
 
-test('a full backup, then an incremental through a dirty bitmap reading only the changed chunks; each restores to its point in time', async () => {
+test('a full backup, then an incremental through a dirty bitmap reading only the changed extents; each restores to its point in time', async () => {
   const repository = await BackupRepository.create(join(dir, 'repo-inc'), { chunkSize });
   const image = newDisk('inc');
   // The bitmap starts at the first backup's point: it tracks what changes after it.
@@ -139,7 +140,9 @@ test('a full backup, then an incremental through a dirty bitmap reading only the
   const second = await backUp(repository, 'inc', image, { changedSince: 'since-1', parent: first });
   const [changed] = second.disks;
   assert.equal(changed!.scope, 'changed');
-  assert.equal(changed!.readBytes, 3 * MiB, 'only the three chunks the bitmap marks are read');
+  // Only what the bitmap marks (64 KiB granules) is read from the disk; the rest of chunks 1 and
+  // 15 comes from the first backup, and chunk 21, changed whole, is read whole.
+  assert.equal(changed!.readBytes, 64 * KiB + 64 * KiB + MiB, 'only the changed extents are read');
   assert.equal(changed!.zeroChunks, 16 - 1 + 1, 'chunk 15 has data now, chunk 21 reads as zeroes');
   assert.equal(second.parent, first.id);
 
@@ -150,6 +153,28 @@ test('a full backup, then an incremental through a dirty bitmap reading only the
     backups.map((b) => b.id),
     [first.id, second.id],
   );
+});
+
+test('an incremental over a chunk the last backup can no longer give back reads that chunk whole from the disk, and is right', async () => {
+  const repository = await BackupRepository.create(join(dir, 'repo-patch'), { chunkSize });
+  const image = newDisk('patch');
+  run('qemu-img', 'bitmap', '--add', '--enable', image, 'since-1');
+  const first = await backUp(repository, 'patch', image);
+  // Chunk 10 (512 KiB of 0x22, then zeroes) damaged in the repository; 4 KiB of it and of chunk 21 written since.
+  const victim = first.disks[0]!.chunks[10]!;
+  const path = join(dir, 'repo-patch', 'chunks', victim.slice(0, 4), victim);
+  writeFileSync(path, readFileSync(path).subarray(0, 100));
+  run('qemu-io', '-f', 'qcow2', '-c', 'write -P 0x66 10M 4k', '-c', 'write -P 0x67 21M 4k', image);
+  const second = await backUp(repository, 'patch', image, {
+    changedSince: 'since-1',
+    parent: first,
+  });
+  assert.equal(
+    second.disks[0]!.readBytes,
+    MiB + 64 * KiB,
+    'chunk 10 whole (its last copy is damaged), of chunk 21 only the granule written',
+  );
+  assert.equal(sha256((await restored(repository, second.disks[0]!)).bytes), sha256(rawOf(image)));
 });
 
 test('clones share their chunks; an encrypted repository stores neither plain bytes nor their hashes', async () => {
