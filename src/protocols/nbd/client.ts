@@ -327,7 +327,6 @@ export class NbdClient {
     const cookie = this.#nextCookie++;
     const answered = new Promise<PendingRequest>((resolve, reject) => {
       const request: PendingRequest = { command, offset, length, resolve, reject };
-      if (command === Command.READ) request.data = Buffer.alloc(length);
       if (contextId !== undefined) request.contextId = contextId;
       this.#pending.set(cookie, request);
       this.#socket.write(encodeRequest({ type: command, cookie, offset, length }));
@@ -369,7 +368,12 @@ export class NbdClient {
       if (reply.error !== 0)
         request.reject(this.#commandError(request, errnoName(reply.error), ''));
       else {
-        if (reply.data) reply.data.copy(request.data!);
+        if (request.command === Command.READ)
+          // The frame's bytes are the request's own: taken as they are, not copied again.
+          request.data =
+            reply.data?.length === request.length
+              ? reply.data
+              : Buffer.concat([reply.data ?? Buffer.alloc(0)], request.length);
         request.resolve(request);
       }
       return;
@@ -386,7 +390,15 @@ export class NbdClient {
             offset: chunk.offset,
           });
         }
-        chunk.data.copy(request.data!, chunk.offset - request.offset);
+        // One piece of all of it (what servers send for data) is taken as it is; pieces are
+        // gathered into a buffer of zeroes (a hole needs nothing more).
+        if (request.data === undefined && chunk.data.length === request.length)
+          request.data = chunk.data;
+        else
+          chunk.data.copy(
+            (request.data ??= Buffer.alloc(request.length)),
+            chunk.offset - request.offset,
+          );
         break;
       case 'offset-hole':
         if (
@@ -416,6 +428,7 @@ export class NbdClient {
     }
     if (!reply.done) return;
     this.#pending.delete(reply.cookie);
+    if (request.command === Command.READ) request.data ??= Buffer.alloc(request.length);
     if (request.error) request.reject(request.error);
     else request.resolve(request);
   }
