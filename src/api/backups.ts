@@ -321,3 +321,71 @@ export const collectBackupGarbage = operation({
   success: { 202: TaskView },
   errors: [409, 422],
 });
+
+export const VerifyScheduleInput = Type.Object(
+  {
+    schedule: Type.String({
+      minLength: 1,
+      maxLength: 128,
+      description:
+        'a cron pattern: five fields (minute hour day month weekday), or six with seconds first; @daily and the like',
+    }),
+    timeZone: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 64, description: 'an IANA time zone (default UTC)' }),
+    ),
+    enabled: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+export type VerifyScheduleInput = Static<typeof VerifyScheduleInput>;
+
+export const VerifyScheduleView = Type.Object({
+  repository: Type.Object({ id: Type.String(), name: Type.String() }),
+  schedule: Type.String(),
+  timeZone: Type.String(),
+  enabled: Type.Boolean(),
+  /** The next slots (at most three) while enabled. */
+  nextRuns: Type.Array(Instant),
+  lastRun: Type.Union([
+    Type.Object({
+      taskId: Type.String(),
+      state: Type.String(),
+      startedAt: NullableInstant,
+      endedAt: NullableInstant,
+    }),
+    Type.Null(),
+  ]),
+});
+export type VerifyScheduleView = Static<typeof VerifyScheduleView>;
+
+export const getVerifySchedule = operation({
+  method: 'GET',
+  path: '/backup-repositories/:id/verify-schedule',
+  auth: 'backup.read',
+  tag: 'backups',
+  summary: "A repository's verify schedule, its next slots and its last scheduled verify",
+  params: IdParams,
+  success: { 200: VerifyScheduleView },
+});
+
+export const setVerifySchedule = operation({
+  method: 'PUT',
+  path: '/backup-repositories/:id/verify-schedule',
+  auth: 'backup.manage',
+  tag: 'backups',
+  summary:
+    'Verify the repository on a schedule (a cron pattern in a time zone); each slot runs the verify task as the system, a slot that comes while a verify goes on is passed',
+  params: IdParams,
+  body: VerifyScheduleInput,
+  success: { 200: VerifyScheduleView },
+});
+
+export const removeVerifySchedule = operation({
+  method: 'DELETE',
+  path: '/backup-repositories/:id/verify-schedule',
+  auth: 'backup.manage',
+  tag: 'backups',
+  summary: 'Verify the repository on demand only',
+  params: IdParams,
+  success: { 204: NoContent },
+});

@@ -6,14 +6,24 @@
  * their own; bad input is refused with codes and leaves nothing behind.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
 import { ensureGuestImage } from '../../src/testing/guest-image.js';
+import { until } from '../../src/testing/wait.js';
 
 const MiB = 1024 * 1024;
+
+/** The chunks a backup's manifest names (its file in the repository). */
+function chunkNamesOf(repository: string, backupId: string): string[] {
+  const manifest = JSON.parse(
+    readFileSync(join(repository, 'backups', `${backupId}.json`), 'utf8'),
+  ) as { disks: Array<{ chunks: Array<string | null> }> };
+  return manifest.disks.flatMap((disk) => disk.chunks.filter((c): c is string => c !== null));
+}
 
 describe('backup jobs through the API (real QEMU)', () => {
   let s: TestServer;
@@ -46,6 +56,8 @@ describe('backup jobs through the API (real QEMU)', () => {
   };
   const backupsOf = async (repository: string) =>
     (await ok('GET', `/backups?repository=${repository}`)).items as Array<{
+      id: string;
+      state: string;
       vmName: string;
       jobId: string | null;
       takenAt: number;
@@ -186,6 +198,100 @@ describe('backup jobs through the API (real QEMU)', () => {
     await refused(404, 'ZEN_NOT_FOUND', 'GET', `/backup-jobs/${job.id}`);
     await refused(404, 'ZEN_NOT_FOUND', 'GET', `/users/${job.identity.id}`);
     assert.equal((await backupsOf('jobs')).length, 4);
+  });
+
+  test('a repository verified on a schedule: each slot verifies it as the system, a damaged chunk found by a scheduled verify marks the backups using it; removed, no slot fires; bad input and a viewer are refused', async () => {
+    const path = '/backup-repositories/jobs/verify-schedule';
+    await refused(404, 'ZEN_NOT_FOUND', 'GET', path);
+    await refused(400, 'ZEN_BAD_REQUEST', 'PUT', path, { schedule: 'nope' });
+    await refused(400, 'ZEN_BAD_REQUEST', 'PUT', path, {
+      schedule: '0 3 * * 0',
+      timeZone: 'Mars/Olympus',
+    });
+    await refused(404, 'ZEN_NOT_FOUND', 'PUT', '/backup-repositories/none/verify-schedule', {
+      schedule: '0 3 * * 0',
+    });
+    await ok('POST', '/users', { name: 'vera', password: 'correct horse battery', role: 'viewer' });
+    const viewer = await s.login('vera', 'correct horse battery');
+    await refused(403, 'ZEN_FORBIDDEN', 'PUT', path, { schedule: '0 3 * * 0' }, viewer);
+
+    const weekly = await ok('PUT', path, { schedule: '0 3 * * 0', timeZone: 'Europe/Paris' });
+    assert.equal(weekly.nextRuns.length, 3);
+    for (const at of weekly.nextRuns) {
+      const local = new Intl.DateTimeFormat('en-GB', {
+        timeZone: 'Europe/Paris',
+        weekday: 'short',
+        hour: '2-digit',
+        minute: '2-digit',
+      }).format(new Date(at));
+      assert.equal(local, 'Sun 03:00', 'Sundays at 03:00 in Paris');
+    }
+    const audited = (await ok('GET', '/audit?action=backupRepository.verifySchedule')).items;
+    assert.ok(audited.length >= 1, 'the change is audited');
+
+    // Every 3 s: the verifies are the system's tasks, one after the other.
+    const backups = await backupsOf('jobs');
+    assert.ok(backups.length > 0);
+    await ok('PUT', path, { schedule: '*/3 * * * * *' });
+    const verifies = async () =>
+      (
+        (await ok('GET', '/tasks?limit=1000')).items as Array<{
+          id: string;
+          kind: string;
+          state: string;
+          ownerId: string;
+          result: { checkedBackups: number; damagedChunks: string[] } | null;
+        }>
+      ).filter((t) => t.kind === 'backup.verify');
+    const first = await until('a scheduled verify to succeed', async () =>
+      (await verifies()).find((t) => t.state === 'succeeded'),
+    );
+    assert.equal(first.ownerId, 'system');
+    assert.equal(first.result!.checkedBackups, backups.length);
+    assert.deepEqual(first.result!.damagedChunks, []);
+    const shown = await ok('GET', path);
+    assert.equal(shown.lastRun.state === 'succeeded' || shown.lastRun.state === 'running', true);
+
+    // A backup with data, one of its chunks damaged: the next scheduled verify finds it and marks
+    // every backup that uses it.
+    execFileSync('qemu-io', [
+      '-f',
+      'qcow2',
+      '-c',
+      'write -P 0x5a 0 1M',
+      join(base, 'dev-1', 'disk0.qcow2'),
+    ]);
+    const made = await call('POST', `/vms/${vms['dev-1']}/backups`, { repository: 'jobs' });
+    assert.equal(made.status, 202, JSON.stringify(made.body));
+    const backedUp = await s.waitForTask(token, made.body.id, 60_000);
+    assert.equal(backedUp.state, 'succeeded', JSON.stringify(backedUp.error));
+    const [chunk] = chunkNamesOf(join(s.dataDir, 'backups', 'jobs'), backedUp.result.backupId);
+    assert.ok(chunk, 'the backup stored a chunk');
+    const file = join(s.dataDir, 'backups', 'jobs', 'chunks', chunk.slice(0, 4), chunk);
+    writeFileSync(file, readFileSync(file).subarray(0, 64));
+    const caught = await until('a scheduled verify to find the damage', async () =>
+      (await verifies()).find((t) => t.state === 'succeeded' && t.result!.damagedChunks.length > 0),
+    );
+    assert.deepEqual(caught.result!.damagedChunks, [chunk]);
+    const damaged = (await backupsOf('jobs')).filter((b) => b.state === 'damaged');
+    assert.deepEqual(
+      damaged.map((b) => b.id),
+      [backedUp.result.backupId],
+      'the backup that uses the chunk, and only it',
+    );
+
+    const removed = await call('DELETE', path);
+    assert.equal(removed.status, 204);
+    await refused(404, 'ZEN_NOT_FOUND', 'GET', path);
+    const settled = await until(
+      'no verify under way',
+      async () =>
+        (await verifies()).every((t) => t.state !== 'queued' && t.state !== 'running') || undefined,
+    );
+    assert.ok(settled);
+    const count = (await verifies()).length;
+    await new Promise((resolve) => setTimeout(resolve, 4_000));
+    assert.equal((await verifies()).length, count, 'no slot fires once the schedule is removed');
   });
 
   test('two jobs writing to one repository, one backup at a time there: a run waits for the other’s backup, and both finish', async () => {

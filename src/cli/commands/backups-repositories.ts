@@ -1,9 +1,11 @@
-/** `zenith backups repositories`: list, show (usage), add, remove and verify backup repositories. */
+/** `zenith backups repositories`: list, show (usage), add, remove and verify backup repositories, and verify them on a schedule. */
 import type { Command } from 'commander';
 import type {
   addBackupRepository,
   getBackupRepository,
+  getVerifySchedule,
   listBackupRepositories,
+  setVerifySchedule,
 } from '../../api/backups.js';
 import type { AnswerOf } from '../../api/operation.js';
 import { ApiClient } from '../client.js';
@@ -144,5 +146,49 @@ export function registerRepositories(backups: Command): void {
           ].join('\n');
         },
       ),
+    );
+  repositories
+    .command('verify-schedule <repository> [schedule]')
+    .description(
+      "Show the repository's verify schedule, or set one (a cron pattern in a time zone: each slot verifies the repository as the system)",
+    )
+    .option('--time-zone <zone>', 'an IANA time zone the pattern is read in (default UTC)')
+    .option('--disable', 'keep the schedule but fire no slot')
+    .option('--off', 'remove the schedule: verify on demand only')
+    .action(
+      async (
+        repository: string,
+        schedule: string | undefined,
+        options: { timeZone?: string; disable?: boolean; off?: boolean },
+        command: Command,
+      ) => {
+        const globals = command.optsWithGlobals<Globals>();
+        const client = ApiClient.fromConfig(globals);
+        const path = `/backup-repositories/${encodeURIComponent(repository)}/verify-schedule`;
+        if (options.off) {
+          await client.request('DELETE', path);
+          process.stderr.write(`${repository} is verified on demand only\n`);
+          return;
+        }
+        const view = schedule
+          ? await client.request<AnswerOf<typeof setVerifySchedule>>('PUT', path, {
+              schedule,
+              ...(options.timeZone ? { timeZone: options.timeZone } : {}),
+              ...(options.disable ? { enabled: false } : {}),
+            })
+          : await client.get<AnswerOf<typeof getVerifySchedule>>(path);
+        if (globals.json) return printJson(view);
+        printKeyValues([
+          ['repository', view.repository.name],
+          ['schedule', `${view.schedule} (${view.timeZone})${view.enabled ? '' : ', disabled'}`],
+          ['next runs', view.nextRuns.map((at) => formatTime(at)).join(', ') || null],
+          [
+            'last run',
+            view.lastRun
+              ? `${view.lastRun.state} (task ${view.lastRun.taskId}, ${formatTime(view.lastRun.startedAt)})`
+              : null,
+          ],
+        ]);
+      },
     );
 }

@@ -14,8 +14,12 @@ import {
   restoreBackup,
   testBackup,
   verifyBackupRepository,
+  getVerifySchedule,
+  setVerifySchedule,
+  removeVerifySchedule,
 } from '../../api/backups.js';
 import type { BackupService } from '../../services/backup/backup-service.js';
+import type { VerifySchedules } from '../../services/backup/verify-schedules.js';
 import type { AccessService } from '../../services/identity/access-service.js';
 import type { InventoryService } from '../../services/inventory/inventory-service.js';
 import { principalOf } from '../auth.js';
@@ -24,13 +28,14 @@ import { acceptTask } from '../task-reply.js';
 
 export interface BackupRouteServices {
   backups: BackupService;
+  verifySchedules: VerifySchedules;
   inventory: InventoryService;
   access: AccessService;
 }
 
 export async function backupRoutes(
   app: Api,
-  { backups, inventory, access }: BackupRouteServices,
+  { backups, verifySchedules, inventory, access }: BackupRouteServices,
 ): Promise<void> {
   const onBackup = [{ param: 'id', kind: 'backup' }] as const;
 
@@ -51,6 +56,19 @@ export async function backupRoutes(
     { audit: 'backupRepository.remove' },
     async (request, reply) => {
       await backups.removeRepository(request.params.id);
+      return noContent(reply);
+    },
+  );
+  serve(app, getVerifySchedule, {}, async (request) => verifySchedules.get(request.params.id));
+  serve(app, setVerifySchedule, { audit: 'backupRepository.verifySchedule' }, async (request) =>
+    verifySchedules.set(request.params.id, request.body),
+  );
+  serve(
+    app,
+    removeVerifySchedule,
+    { audit: 'backupRepository.verifySchedule.remove' },
+    async (request, reply) => {
+      await verifySchedules.remove(request.params.id);
       return noContent(reply);
     },
   );

@@ -298,7 +298,8 @@ export class BackupService {
     this.#verify = deps.tasks.register({
       name: 'backup.verify',
       params: VerifyParams,
-      run: async ({ task }) => this.#runVerify(task.params.repositoryId),
+      run: async ({ task, signal, progress }) =>
+        this.#runVerify(task.params.repositoryId, { signal, progress }),
       recover: async () => 'retry',
     });
     this.#prune = deps.tasks.register({
@@ -845,7 +846,12 @@ export class BackupService {
   }
 
   /** Re-reads every chunk and manifest of a repository; damaged backups are marked. */
-  async verify(repository: string, owner: Actor, requestId?: string): Promise<Task> {
+  async verify(
+    repository: string,
+    owner: Actor,
+    requestId?: string,
+    options: { prepare?: (tx: Tx, taskId: string) => Promise<void> } = {},
+  ): Promise<Task> {
     const record = await this.findRepository(repository);
     return this.deps.tasks.submit({
       kind: this.#verify,
@@ -853,6 +859,7 @@ export class BackupService {
       params: { repositoryId: record.id, repositoryName: record.name },
       owner,
       ...(requestId ? { requestId } : {}),
+      ...(options.prepare ? { prepare: options.prepare } : {}),
     });
   }
 
@@ -1386,10 +1393,18 @@ export class BackupService {
     ).removeImages(paths.map((path) => ({ path })));
   }
 
-  async #runVerify(repositoryId: string): Promise<VerifyReport> {
+  async #runVerify(repositoryId: string, context: ActionContext): Promise<VerifyReport> {
     const repository = await this.#repository(repositoryId);
     await this.scan(repositoryId);
-    const report = await repository.verify();
+    const report = await repository.verify({
+      signal: context.signal,
+      progress: (checked, total) =>
+        context.progress({
+          percent: total === 0 ? 100 : Math.floor((checked / total) * 100),
+          message: `${checked} of ${total} chunks checked`,
+          details: { checkedChunks: checked, totalChunks: total },
+        }),
+    });
     const damaged = report.damaged.map((d) => d.backupId);
     await this.catalogue.markOk(repositoryId, damaged);
     for (const entry of report.damaged)

@@ -493,33 +493,50 @@ export class BackupRepository {
    * Re-reads every chunk the finished backups name and checks it against its name, and every
    * manifest against its checksum: answers which backups are damaged and by which chunks.
    */
-  async verify(): Promise<VerifyReport> {
+  /**
+   * Re-reads every chunk the manifests name (each once, four at a time) and checks it against its
+   * name; answers the backups that use a damaged or missing one.
+   */
+  async verify(
+    options: { signal?: AbortSignal; progress?: (checked: number, total: number) => void } = {},
+  ): Promise<VerifyReport> {
     const { backups, unreadable } = await this.listBackups();
     const damaged: VerifyReport['damaged'] = unreadable.map(({ backupId, reason }) => ({
       backupId,
       chunks: [],
       reason,
     }));
+    const names = [
+      ...new Set(
+        backups.flatMap((manifest) =>
+          manifest.disks.flatMap((disk) => disk.chunks.filter((name) => name !== null)),
+        ),
+      ),
+    ];
     const verdicts = new Map<string, boolean>();
+    let next = 0;
+    const lane = async () => {
+      while (next < names.length) {
+        if (options.signal?.aborted)
+          throw new ZenithError('ZEN_TASK_CANCELLED', 'the verify was cancelled');
+        const name = names[next++]!;
+        const good = await this.getChunk(name).then(
+          () => true,
+          (error: unknown) => {
+            if (error instanceof ZenithError && error.code === 'ZEN_BACKUP_CHUNK_DAMAGED')
+              return false;
+            throw error;
+          },
+        );
+        verdicts.set(name, good);
+        options.progress?.(verdicts.size, names.length);
+      }
+    };
+    await Promise.all([lane(), lane(), lane(), lane()]);
     for (const manifest of backups) {
       const bad = new Set<string>();
       for (const disk of manifest.disks)
-        for (const name of disk.chunks) {
-          if (name === null) continue;
-          let good = verdicts.get(name);
-          if (good === undefined) {
-            good = await this.getChunk(name).then(
-              () => true,
-              (error: unknown) => {
-                if (error instanceof ZenithError && error.code === 'ZEN_BACKUP_CHUNK_DAMAGED')
-                  return false;
-                throw error;
-              },
-            );
-            verdicts.set(name, good);
-          }
-          if (!good) bad.add(name);
-        }
+        for (const name of disk.chunks) if (name !== null && !verdicts.get(name)) bad.add(name);
       if (bad.size > 0)
         damaged.push({
           backupId: manifest.id,
