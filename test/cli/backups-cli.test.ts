@@ -211,6 +211,29 @@ describe('backups through the zenith command (real QEMU)', () => {
     assert.ok(task, queued.stderr);
     await ok(['tasks', 'wait', task[1]!]);
 
+    // On a schedule: set, shown with its next slots, then back to on demand.
+    const weekly = await ok([
+      'backups',
+      'repositories',
+      'verify-schedule',
+      'main',
+      '0 3 * * 0',
+      '--time-zone',
+      'Europe/Paris',
+    ]);
+    assert.match(weekly.stdout, /schedule\s+0 3 \* \* 0 \(Europe\/Paris\)/);
+    assert.match(weekly.stdout, /next runs\s+\S+/);
+    const shownSchedule = await json(['backups', 'repositories', 'verify-schedule', 'main']);
+    assert.equal(shownSchedule.nextRuns.length, 3);
+    const off = await ok(['backups', 'repositories', 'verify-schedule', 'main', '--off']);
+    assert.match(off.stderr, /main is verified on demand only/);
+    const none = await zenith(['backups', 'repositories', 'verify-schedule', 'main']);
+    assert.equal(none.code, 4, none.stderr);
+    assert.match(
+      none.stderr,
+      /error ZEN_NOT_FOUND: backup repository main is verified on demand only/,
+    );
+
     // The oldest goes; the incremental stays (every backup lists all its chunks).
     const deleted = await ok(['backups', 'delete', firstId]);
     assert.match(deleted.stderr, new RegExp(`deleted backup ${firstId}`));
