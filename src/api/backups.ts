@@ -322,7 +322,9 @@ export const collectBackupGarbage = operation({
   errors: [409, 422],
 });
 
-export const VerifyScheduleInput = Type.Object(
+export const repositoryWorks = ['verify', 'garbage-collect'] as const;
+
+export const ScheduleInput = Type.Object(
   {
     schedule: Type.String({
       minLength: 1,
@@ -337,10 +339,11 @@ export const VerifyScheduleInput = Type.Object(
   },
   { additionalProperties: false },
 );
-export type VerifyScheduleInput = Static<typeof VerifyScheduleInput>;
+export type ScheduleInput = Static<typeof ScheduleInput>;
 
-export const VerifyScheduleView = Type.Object({
+export const ScheduleView = Type.Object({
   repository: Type.Object({ id: Type.String(), name: Type.String() }),
+  work: StringEnum(repositoryWorks),
   schedule: Type.String(),
   timeZone: Type.String(),
   enabled: Type.Boolean(),
@@ -356,36 +359,45 @@ export const VerifyScheduleView = Type.Object({
     Type.Null(),
   ]),
 });
-export type VerifyScheduleView = Static<typeof VerifyScheduleView>;
+export type ScheduleView = Static<typeof ScheduleView>;
 
-export const getVerifySchedule = operation({
-  method: 'GET',
-  path: '/backup-repositories/:id/verify-schedule',
-  auth: 'backup.read',
-  tag: 'backups',
-  summary: "A repository's verify schedule, its next slots and its last scheduled verify",
-  params: IdParams,
-  success: { 200: VerifyScheduleView },
-});
+/** The three operations on a repository's schedule for one kind of upkeep. */
+function scheduleOperations(work: (typeof repositoryWorks)[number], doing: string) {
+  const path = `/backup-repositories/:id/${work}-schedule` as const;
+  return {
+    get: operation({
+      method: 'GET',
+      path,
+      auth: 'backup.read',
+      tag: 'backups',
+      summary: `A repository's ${doing} schedule, its next slots and its last scheduled run`,
+      params: IdParams,
+      success: { 200: ScheduleView },
+    }),
+    set: operation({
+      method: 'PUT',
+      path,
+      auth: 'backup.manage',
+      tag: 'backups',
+      summary: `${doing[0]!.toUpperCase()}${doing.slice(1)} on a schedule (a cron pattern in a time zone): each slot runs the task as the system; a slot that comes while it runs is passed`,
+      params: IdParams,
+      body: ScheduleInput,
+      success: { 200: ScheduleView },
+    }),
+    remove: operation({
+      method: 'DELETE',
+      path,
+      auth: 'backup.manage',
+      tag: 'backups',
+      summary: `${doing[0]!.toUpperCase()}${doing.slice(1)} on demand only`,
+      params: IdParams,
+      success: { 204: NoContent },
+    }),
+  };
+}
 
-export const setVerifySchedule = operation({
-  method: 'PUT',
-  path: '/backup-repositories/:id/verify-schedule',
-  auth: 'backup.manage',
-  tag: 'backups',
-  summary:
-    'Verify the repository on a schedule (a cron pattern in a time zone); each slot runs the verify task as the system, a slot that comes while a verify goes on is passed',
-  params: IdParams,
-  body: VerifyScheduleInput,
-  success: { 200: VerifyScheduleView },
-});
-
-export const removeVerifySchedule = operation({
-  method: 'DELETE',
-  path: '/backup-repositories/:id/verify-schedule',
-  auth: 'backup.manage',
-  tag: 'backups',
-  summary: 'Verify the repository on demand only',
-  params: IdParams,
-  success: { 204: NoContent },
-});
+export const verifySchedule = scheduleOperations('verify', 'verifying the repository');
+export const garbageCollectSchedule = scheduleOperations(
+  'garbage-collect',
+  'collecting the repository’s garbage',
+);

@@ -65,7 +65,7 @@ import { VmCreateService } from '../services/vms/vm-create.js';
 import { VmSnapshotService } from '../services/vms/vm-snapshots.js';
 import { VmEditService } from '../services/vms/vm-edit.js';
 import { BackupJobs } from '../services/backup/backup-jobs.js';
-import { VerifySchedules } from '../services/backup/verify-schedules.js';
+import { RepositorySchedules } from '../services/backup/repository-schedules.js';
 import { BackupService } from '../services/backup/backup-service.js';
 import { Scheduler } from '../services/scheduler/scheduler.js';
 
@@ -143,7 +143,7 @@ export interface ControlPlane {
   backups: BackupService;
   /** Backup jobs: selectors, schedules, limits and retention; their runs. */
   backupJobs: BackupJobs;
-  verifySchedules: VerifySchedules;
+  repositorySchedules: RepositorySchedules;
   /** Cron schedules kept in the store, each slot fired once. */
   scheduler: Scheduler;
   /** Set on the very first start when no admin password was given: print it once. */
@@ -415,7 +415,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     clock,
     logger,
   });
-  const verifySchedules = new VerifySchedules({ store, scheduler, tasks, backups, clock, logger });
+  const repositorySchedules = new RepositorySchedules({
+    store,
+    scheduler,
+    tasks,
+    backups,
+    clock,
+    logger,
+  });
   const metrics = new MetricHistory(store, clock, { ...defaultMetricSettings, ...options.metrics });
   const metricsSampler = new MetricsSampler({
     clock,
@@ -528,7 +535,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       haAdmission,
       backups,
       backupJobs,
-      verifySchedules,
+      repositorySchedules,
       scheduler,
       generatedAdminPassword: bootstrap.generatedPassword,
       async close() {

@@ -226,7 +226,7 @@ describe('backups through the zenith command (real QEMU)', () => {
     const shownSchedule = await json(['backups', 'repositories', 'verify-schedule', 'main']);
     assert.equal(shownSchedule.nextRuns.length, 3);
     const off = await ok(['backups', 'repositories', 'verify-schedule', 'main', '--off']);
-    assert.match(off.stderr, /main is verified on demand only/);
+    assert.match(off.stderr, /main: verify on demand only/);
     const none = await zenith(['backups', 'repositories', 'verify-schedule', 'main']);
     assert.equal(none.code, 4, none.stderr);
     assert.match(

@@ -200,7 +200,7 @@ describe('backup jobs through the API (real QEMU)', () => {
     assert.equal((await backupsOf('jobs')).length, 4);
   });
 
-  test('a repository verified on a schedule: each slot verifies it as the system, a damaged chunk found by a scheduled verify marks the backups using it; removed, no slot fires; bad input and a viewer are refused', async () => {
+  test('a repository verified and garbage-collected on schedules: each slot runs as the system, a damaged chunk found by a scheduled verify marks the backups using it; removed, no slot fires; bad input and a viewer are refused', async () => {
     const path = '/backup-repositories/jobs/verify-schedule';
     await refused(404, 'ZEN_NOT_FOUND', 'GET', path);
     await refused(400, 'ZEN_BAD_REQUEST', 'PUT', path, { schedule: 'nope' });
@@ -226,7 +226,7 @@ describe('backup jobs through the API (real QEMU)', () => {
       }).format(new Date(at));
       assert.equal(local, 'Sun 03:00', 'Sundays at 03:00 in Paris');
     }
-    const audited = (await ok('GET', '/audit?action=backupRepository.verifySchedule')).items;
+    const audited = (await ok('GET', '/audit?action=backupRepository.schedule.verify')).items;
     assert.ok(audited.length >= 1, 'the change is audited');
 
     // Every 3 s: the verifies are the system's tasks, one after the other.
@@ -290,8 +290,23 @@ describe('backup jobs through the API (real QEMU)', () => {
     );
     assert.ok(settled);
     const count = (await verifies()).length;
-    await new Promise((resolve) => setTimeout(resolve, 4_000));
-    assert.equal((await verifies()).length, count, 'no slot fires once the schedule is removed');
+
+    // Garbage collection the same way: the chunks no backup names go, as the system.
+    const gcPath = '/backup-repositories/jobs/garbage-collect-schedule';
+    const gc = await ok('PUT', gcPath, { schedule: '*/3 * * * * *' });
+    assert.equal(gc.work, 'garbage-collect');
+    const collected = await until('a scheduled garbage collection to succeed', async () =>
+      (
+        (await ok('GET', '/tasks?limit=1000')).items as Array<{
+          kind: string;
+          state: string;
+          ownerId: string;
+        }>
+      ).find((t) => t.kind === 'backup.gc' && t.state === 'succeeded'),
+    );
+    assert.equal(collected.ownerId, 'system');
+    assert.equal((await call('DELETE', gcPath)).status, 204);
+    assert.equal((await verifies()).length, count, 'no verify slot fired once it was removed');
   });
 
   test('two jobs writing to one repository, one backup at a time there: a run waits for the other’s backup, and both finish', async () => {

@@ -1,11 +1,10 @@
-/** `zenith backups repositories`: list, show (usage), add, remove and verify backup repositories, and verify them on a schedule. */
+/** `zenith backups repositories`: list, show (usage), add, remove and verify backup repositories, and verify them or collect their garbage on a schedule. */
 import type { Command } from 'commander';
 import type {
   addBackupRepository,
   getBackupRepository,
-  getVerifySchedule,
   listBackupRepositories,
-  setVerifySchedule,
+  verifySchedule,
 } from '../../api/backups.js';
 import type { AnswerOf } from '../../api/operation.js';
 import { ApiClient } from '../client.js';
@@ -147,14 +146,30 @@ export function registerRepositories(backups: Command): void {
         },
       ),
     );
+  scheduleCommand(repositories, 'verify', 'verify-schedule', 'verifies the repository');
+  scheduleCommand(
+    repositories,
+    'garbage-collect',
+    'gc-schedule',
+    'removes the chunks no backup names',
+  );
+}
+
+/** `<name> <repository> [schedule]`: show a repository's schedule for the work, set it, or remove it. */
+function scheduleCommand(
+  repositories: Command,
+  work: 'verify' | 'garbage-collect',
+  name: string,
+  what: string,
+): void {
   repositories
-    .command('verify-schedule <repository> [schedule]')
+    .command(`${name} <repository> [schedule]`)
     .description(
-      "Show the repository's verify schedule, or set one (a cron pattern in a time zone: each slot verifies the repository as the system)",
+      `Show the repository's schedule, or set one (a cron pattern in a time zone: each slot ${what}, as the system)`,
     )
     .option('--time-zone <zone>', 'an IANA time zone the pattern is read in (default UTC)')
     .option('--disable', 'keep the schedule but fire no slot')
-    .option('--off', 'remove the schedule: verify on demand only')
+    .option('--off', 'remove the schedule: on demand only')
     .action(
       async (
         repository: string,
@@ -164,22 +179,23 @@ export function registerRepositories(backups: Command): void {
       ) => {
         const globals = command.optsWithGlobals<Globals>();
         const client = ApiClient.fromConfig(globals);
-        const path = `/backup-repositories/${encodeURIComponent(repository)}/verify-schedule`;
+        const path = `/backup-repositories/${encodeURIComponent(repository)}/${work}-schedule`;
         if (options.off) {
           await client.request('DELETE', path);
-          process.stderr.write(`${repository} is verified on demand only\n`);
+          process.stderr.write(`${repository}: ${work} on demand only\n`);
           return;
         }
         const view = schedule
-          ? await client.request<AnswerOf<typeof setVerifySchedule>>('PUT', path, {
+          ? await client.request<AnswerOf<typeof verifySchedule.set>>('PUT', path, {
               schedule,
               ...(options.timeZone ? { timeZone: options.timeZone } : {}),
               ...(options.disable ? { enabled: false } : {}),
             })
-          : await client.get<AnswerOf<typeof getVerifySchedule>>(path);
+          : await client.get<AnswerOf<typeof verifySchedule.get>>(path);
         if (globals.json) return printJson(view);
         printKeyValues([
           ['repository', view.repository.name],
+          ['work', view.work],
           ['schedule', `${view.schedule} (${view.timeZone})${view.enabled ? '' : ', disabled'}`],
           ['next runs', view.nextRuns.map((at) => formatTime(at)).join(', ') || null],
           [

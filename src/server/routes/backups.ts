@@ -14,12 +14,11 @@ import {
   restoreBackup,
   testBackup,
   verifyBackupRepository,
-  getVerifySchedule,
-  setVerifySchedule,
-  removeVerifySchedule,
+  verifySchedule,
+  garbageCollectSchedule,
 } from '../../api/backups.js';
 import type { BackupService } from '../../services/backup/backup-service.js';
-import type { VerifySchedules } from '../../services/backup/verify-schedules.js';
+import type { RepositorySchedules } from '../../services/backup/repository-schedules.js';
 import type { AccessService } from '../../services/identity/access-service.js';
 import type { InventoryService } from '../../services/inventory/inventory-service.js';
 import { principalOf } from '../auth.js';
@@ -28,14 +27,14 @@ import { acceptTask } from '../task-reply.js';
 
 export interface BackupRouteServices {
   backups: BackupService;
-  verifySchedules: VerifySchedules;
+  repositorySchedules: RepositorySchedules;
   inventory: InventoryService;
   access: AccessService;
 }
 
 export async function backupRoutes(
   app: Api,
-  { backups, verifySchedules, inventory, access }: BackupRouteServices,
+  { backups, repositorySchedules, inventory, access }: BackupRouteServices,
 ): Promise<void> {
   const onBackup = [{ param: 'id', kind: 'backup' }] as const;
 
@@ -59,19 +58,26 @@ export async function backupRoutes(
       return noContent(reply);
     },
   );
-  serve(app, getVerifySchedule, {}, async (request) => verifySchedules.get(request.params.id));
-  serve(app, setVerifySchedule, { audit: 'backupRepository.verifySchedule' }, async (request) =>
-    verifySchedules.set(request.params.id, request.body),
-  );
-  serve(
-    app,
-    removeVerifySchedule,
-    { audit: 'backupRepository.verifySchedule.remove' },
-    async (request, reply) => {
-      await verifySchedules.remove(request.params.id);
-      return noContent(reply);
-    },
-  );
+  for (const [work, operations] of [
+    ['verify', verifySchedule],
+    ['garbage-collect', garbageCollectSchedule],
+  ] as const) {
+    serve(app, operations.get, {}, async (request) =>
+      repositorySchedules.get(work, request.params.id),
+    );
+    serve(app, operations.set, { audit: `backupRepository.schedule.${work}` }, async (request) =>
+      repositorySchedules.set(work, request.params.id, request.body),
+    );
+    serve(
+      app,
+      operations.remove,
+      { audit: `backupRepository.schedule.${work}.remove` },
+      async (request, reply) => {
+        await repositorySchedules.remove(work, request.params.id);
+        return noContent(reply);
+      },
+    );
+  }
   serve(app, verifyBackupRepository, { audit: false }, async (request, reply) =>
     acceptTask(request, reply, (actor, requestId) =>
       backups.verify(request.params.id, actor, requestId),

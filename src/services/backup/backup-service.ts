@@ -899,6 +899,7 @@ export class BackupService {
     request: { graceSeconds?: number },
     owner: Actor,
     requestId?: string,
+    options: { prepare?: (tx: Tx, taskId: string) => Promise<void> } = {},
   ): Promise<Task> {
     const record = await this.findRepository(repository);
     return this.deps.tasks.submit({
@@ -911,6 +912,7 @@ export class BackupService {
       },
       owner,
       ...(requestId ? { requestId } : {}),
+      ...(options.prepare ? { prepare: options.prepare } : {}),
     });
   }
 
