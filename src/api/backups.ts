@@ -396,8 +396,14 @@ function scheduleOperations(work: (typeof repositoryWorks)[number], doing: strin
   };
 }
 
-export const verifySchedule = scheduleOperations('verify', 'verifying the repository');
-export const garbageCollectSchedule = scheduleOperations(
+const verifyOperations = scheduleOperations('verify', 'verifying the repository');
+export const getVerifySchedule = verifyOperations.get;
+export const setVerifySchedule = verifyOperations.set;
+export const removeVerifySchedule = verifyOperations.remove;
+const collectOperations = scheduleOperations(
   'garbage-collect',
   'collecting the repository’s garbage',
 );
+export const getGarbageCollectSchedule = collectOperations.get;
+export const setGarbageCollectSchedule = collectOperations.set;
+export const removeGarbageCollectSchedule = collectOperations.remove;

@@ -4,7 +4,8 @@ import type {
   addBackupRepository,
   getBackupRepository,
   listBackupRepositories,
-  verifySchedule,
+  getVerifySchedule,
+  setVerifySchedule,
 } from '../../api/backups.js';
 import type { AnswerOf } from '../../api/operation.js';
 import { ApiClient } from '../client.js';
@@ -186,12 +187,12 @@ function scheduleCommand(
           return;
         }
         const view = schedule
-          ? await client.request<AnswerOf<typeof verifySchedule.set>>('PUT', path, {
+          ? await client.request<AnswerOf<typeof setVerifySchedule>>('PUT', path, {
               schedule,
               ...(options.timeZone ? { timeZone: options.timeZone } : {}),
               ...(options.disable ? { enabled: false } : {}),
             })
-          : await client.get<AnswerOf<typeof verifySchedule.get>>(path);
+          : await client.get<AnswerOf<typeof getVerifySchedule>>(path);
         if (globals.json) return printJson(view);
         printKeyValues([
           ['repository', view.repository.name],

@@ -14,8 +14,12 @@ import {
   restoreBackup,
   testBackup,
   verifyBackupRepository,
-  verifySchedule,
-  garbageCollectSchedule,
+  getVerifySchedule,
+  setVerifySchedule,
+  removeVerifySchedule,
+  getGarbageCollectSchedule,
+  setGarbageCollectSchedule,
+  removeGarbageCollectSchedule,
 } from '../../api/backups.js';
 import type { BackupService } from '../../services/backup/backup-service.js';
 import type { RepositorySchedules } from '../../services/backup/repository-schedules.js';
@@ -59,8 +63,15 @@ export async function backupRoutes(
     },
   );
   for (const [work, operations] of [
-    ['verify', verifySchedule],
-    ['garbage-collect', garbageCollectSchedule],
+    ['verify', { get: getVerifySchedule, set: setVerifySchedule, remove: removeVerifySchedule }],
+    [
+      'garbage-collect',
+      {
+        get: getGarbageCollectSchedule,
+        set: setGarbageCollectSchedule,
+        remove: removeGarbageCollectSchedule,
+      },
+    ],
   ] as const) {
     serve(app, operations.get, {}, async (request) =>
       repositorySchedules.get(work, request.params.id),
