@@ -36,6 +36,15 @@ export const BackupJobView = Type.Object({
   enabled: Type.Boolean(),
   retention: Type.Union([Retention, Type.Null()]),
   concurrency: Type.Object({ perHost: Type.Integer(), perRepository: Type.Integer() }),
+  /** Each backup a run makes restored isolated on this host and booted, then removed; null: none. */
+  restoreTest: Type.Union([
+    Type.Object({
+      host: Type.Object({ id: Type.String(), name: Type.String() }),
+      marker: NullableString,
+      timeoutSeconds: Type.Union([Type.Integer(), Type.Null()]),
+    }),
+    Type.Null(),
+  ]),
   /** The service identity the job acts as. */
   identity: Type.Object({ id: Type.String(), name: Type.String() }),
   /** The next slots (up to three) while enabled and scheduled. */
@@ -74,6 +83,32 @@ const JobFields = {
   enabled: Type.Optional(Type.Boolean()),
   retention: Type.Optional(Type.Union([Retention, Type.Null()])),
   concurrency: Type.Optional(Concurrency),
+  restoreTest: Type.Optional(
+    Type.Union(
+      [
+        Type.Object(
+          {
+            host: IdOrName,
+            marker: Type.Optional(
+              Type.String({
+                minLength: 1,
+                maxLength: 256,
+                description:
+                  'a regular expression the guest prints once it is up (default a login prompt)',
+              }),
+            ),
+            timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
+          },
+          { additionalProperties: false },
+        ),
+        Type.Null(),
+      ],
+      {
+        description:
+          "restore-test each backup a run makes on this host (the asker needs backup.restore on it and on the job's scope); null: none",
+      },
+    ),
+  ),
 };
 
 export const listBackupJobs = operation({

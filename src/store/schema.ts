@@ -461,6 +461,8 @@ export interface BackupJobsTable {
   retention: string | null;
   max_per_host: number;
   max_per_repository: number;
+  /** JSON: where and how each backup a run made is restore-tested; null: none. */
+  restore_test: string | null;
   identity_id: string;
   binding_id: string | null;
   created_by: string;
@@ -469,6 +471,12 @@ export interface BackupJobsTable {
 }
 
 export interface BackupJobItemsTable {
+  run_task_id: string;
+  vm_id: string;
+  task_id: string;
+}
+
+export interface BackupJobRestoreTestsTable {
   run_task_id: string;
   vm_id: string;
   task_id: string;
@@ -506,6 +514,7 @@ export interface Database {
   schedules: SchedulesTable;
   backup_jobs: BackupJobsTable;
   backup_job_items: BackupJobItemsTable;
+  backup_job_restore_tests: BackupJobRestoreTestsTable;
   machine_sensor_samples: MachineSensorSamplesTable;
   vm_metric_samples: VmMetricSamplesTable;
   vm_metric_rollups: VmMetricRollupsTable;

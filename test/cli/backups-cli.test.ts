@@ -353,6 +353,28 @@ describe('backups through the zenith command (real QEMU)', () => {
       changed.selection.vms.map((vm: { name: string }) => vm.name),
       ['bk'],
     );
+    await ok([
+      'backups',
+      'jobs',
+      'set',
+      'nightly',
+      '--restore-test',
+      'bk-host',
+      '--restore-test-marker',
+      GUEST_READY_LINE,
+      '--restore-test-timeout',
+      '90',
+    ]);
+    assert.match(
+      (await ok(['backups', 'jobs', 'show', 'nightly'])).stdout,
+      new RegExp(`restore tests\\s+on bk-host, waiting for /${GUEST_READY_LINE}/`),
+    );
+    assert.equal(
+      (await json(['backups', 'jobs', 'show', 'nightly'])).restoreTest.timeoutSeconds,
+      90,
+    );
+    await ok(['backups', 'jobs', 'set', 'nightly', '--restore-test', '']);
+    assert.equal((await json(['backups', 'jobs', 'show', 'nightly'])).restoreTest, null);
     const bad = await zenith(['backups', 'jobs', 'set', 'nightly', '--schedule', '61 * * * *']);
     assert.equal(bad.code, 2, bad.stderr);
     assert.match(bad.stderr, /error ZEN_BAD_REQUEST: '61 \* \* \* \*' is not a cron pattern/);

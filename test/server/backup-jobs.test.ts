@@ -12,7 +12,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
-import { ensureGuestImage } from '../../src/testing/guest-image.js';
+import {
+  ensureGuestImage,
+  GUEST_KERNEL_APPEND,
+  GUEST_READY_LINE,
+} from '../../src/testing/guest-image.js';
 import { until } from '../../src/testing/wait.js';
 
 const MiB = 1024 * 1024;
@@ -467,5 +471,89 @@ describe('backup jobs through the API (real QEMU)', () => {
     await refused(400, 'ZEN_BAD_REQUEST', 'PATCH', `/backup-jobs/${made.id}`, { schedule: 'nope' });
     assert.equal((await ok('GET', `/backup-jobs/${made.id}`)).schedule, null, 'unchanged');
     await ok('DELETE', `/backup-jobs/${made.id}`);
+  });
+
+  test('a job that restore-tests: each backup a run makes boots isolated on the host and is removed; asking for it needs backup.restore there', async () => {
+    const image = await ensureGuestImage();
+    const host = await ok('GET', '/hosts/bj');
+    const created = await call('POST', '/vms', {
+      name: 'canary',
+      hostId: host.id,
+      cpus: 1,
+      memoryBytes: 128 * MiB,
+      diskBytes: 16 * MiB,
+      options: { kernel: image.kernel, initrd: image.initrd, cmdline: GUEST_KERNEL_APPEND },
+    });
+    assert.equal(created.status, 202, JSON.stringify(created.body));
+    const done = await s.waitForTask(token, created.body.id, 60_000);
+    assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
+    await ok('PATCH', `/objects/${done.result.vmId}`, { addTags: ['env:canary'] });
+
+    // Someone who may back up and manage jobs everywhere, but not restore: no restore tests.
+    await ok('POST', '/roles', {
+      name: 'backup-runner',
+      permissions: ['inventory.read', 'backup.read', 'backup.run', 'backup.manage'],
+    });
+    await ok('POST', '/users', { name: 'carol', password: 'correct horse battery', role: 'none' });
+    await ok('POST', '/role-bindings', { subject: 'carol', role: 'backup-runner' });
+    const carol = await s.login('carol', 'correct horse battery');
+    const withTest = {
+      name: 'canary-checked',
+      repository: 'jobs',
+      selector: "'env:canary' in vm.tags",
+      restoreTest: { host: 'bj', marker: GUEST_READY_LINE, timeoutSeconds: 120 },
+    };
+    const forbidden = await refused(403, 'ZEN_FORBIDDEN', 'POST', '/backup-jobs', withTest, carol);
+    assert.equal(forbidden.details.field, 'restoreTest');
+    await refused(404, 'ZEN_NOT_FOUND', 'GET', '/backup-jobs/canary-checked');
+    await refused(400, 'ZEN_BAD_REQUEST', 'POST', '/backup-jobs', {
+      ...withTest,
+      restoreTest: { host: 'bj', marker: '(' },
+    });
+
+    const job = await ok('POST', '/backup-jobs', withTest);
+    assert.deepEqual(
+      [job.restoreTest.host.name, job.restoreTest.marker, job.restoreTest.timeoutSeconds],
+      ['bj', GUEST_READY_LINE, 120],
+    );
+    const started = await ok('POST', `/backup-jobs/${job.id}/run`, {});
+    const run = await s.waitForTask(token, started.id, 300_000);
+    assert.equal(run.state, 'succeeded', JSON.stringify(run.error));
+    assert.deepEqual(
+      run.result.vms.map((vm: { vmName: string; state: string }) => [vm.vmName, vm.state]),
+      [['canary', 'succeeded']],
+    );
+    assert.equal(run.result.restoreTests.length, 1);
+    const [tested] = run.result.restoreTests;
+    assert.deepEqual(
+      [tested.vmName, tested.state, tested.backupId],
+      ['canary', 'succeeded', run.result.vms[0].backupId],
+    );
+    const testTask = await ok('GET', `/tasks/${tested.taskId}`);
+    assert.equal(testTask.kind, 'backup.test');
+    assert.equal(testTask.ownerId, job.identity.id, 'the restore test is the job’s own');
+    const names = (
+      (await ok('GET', '/vms?limit=200')).items as Array<{ name: string; status: string }>
+    )
+      .filter((vm) => vm.status === 'present')
+      .map((vm) => vm.name);
+    assert.ok(
+      names.every((name) => !name.startsWith('canary-test-')),
+      `the test VM is gone: ${names.join(', ')}`,
+    );
+
+    // Cleared, carol may not ask for them again.
+    const cleared = await ok('PATCH', `/backup-jobs/${job.id}`, { restoreTest: null });
+    assert.equal(cleared.restoreTest, null);
+    await refused(
+      403,
+      'ZEN_FORBIDDEN',
+      'PATCH',
+      `/backup-jobs/${job.id}`,
+      { restoreTest: { host: 'bj' } },
+      carol,
+    );
+    assert.equal((await ok('GET', `/backup-jobs/${job.id}`)).restoreTest, null, 'unchanged');
+    await ok('DELETE', `/backup-jobs/${job.id}`);
   });
 });

@@ -27,6 +27,9 @@ interface JobOptions {
   description?: string;
   enable?: boolean;
   disable?: boolean;
+  restoreTest?: string;
+  restoreTestMarker?: string;
+  restoreTestTimeout?: string;
 }
 
 const keepKeys = ['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const;
@@ -75,6 +78,24 @@ function bodyOf(options: JobOptions): Record<string, unknown> {
     ...(retention !== undefined ? { retention } : {}),
     ...(Object.keys(concurrency).length > 0 ? { concurrency } : {}),
     ...(options.enable ? { enabled: true } : options.disable ? { enabled: false } : {}),
+    ...(options.restoreTest === ''
+      ? { restoreTest: null }
+      : options.restoreTest !== undefined
+        ? {
+            restoreTest: {
+              host: options.restoreTest,
+              ...(options.restoreTestMarker ? { marker: options.restoreTestMarker } : {}),
+              ...(options.restoreTestTimeout !== undefined
+                ? {
+                    timeoutSeconds: wholeNumber(
+                      '--restore-test-timeout',
+                      options.restoreTestTimeout,
+                    ),
+                  }
+                : {}),
+            },
+          }
+        : {}),
   };
   return Object.fromEntries(Object.entries(body).filter(([, value]) => value !== undefined));
 }
@@ -103,7 +124,19 @@ function withJobOptions(command: Command): Command {
     )
     .option('--per-host <n>', 'backups at once on one host (default 1)')
     .option('--per-repository <n>', 'backups at once into the repository (default 2)')
-    .option('--description <text>', 'what the job is for');
+    .option('--description <text>', 'what the job is for')
+    .option(
+      '--restore-test <host>',
+      "after each run, restore-test every backup it made on this host (booted isolated, then removed); '' for none",
+    )
+    .option(
+      '--restore-test-marker <regexp>',
+      'what the guest prints once it is up (default a login prompt)',
+    )
+    .option(
+      '--restore-test-timeout <seconds>',
+      'how long a restore test waits for it (default 300)',
+    );
 }
 
 export function registerJobs(backups: Command): void {
@@ -157,6 +190,12 @@ export function registerJobs(backups: Command): void {
         [
           'at once',
           `${shown.concurrency.perHost} per host, ${shown.concurrency.perRepository} per repository`,
+        ],
+        [
+          'restore tests',
+          shown.restoreTest
+            ? `on ${shown.restoreTest.host.name}${shown.restoreTest.marker ? `, waiting for /${shown.restoreTest.marker}/` : ''}`
+            : 'none',
         ],
         ['acts as', shown.identity.name],
         [
@@ -238,13 +277,19 @@ export function registerJobs(backups: Command): void {
           }>;
           const skipped = (result.skipped ?? []) as Array<{ vmName: string; reason: string }>;
           const pruned = (result.pruned ?? []) as string[];
+          const tests = (result.restoreTests ?? []) as Array<{ vmName: string; state: string }>;
           return [
             ...vms.map(
               (vm) =>
                 `${vm.vmName}: ${vm.state}${vm.backupId ? ` ${vm.backupId} (${vm.scope ?? ''})` : ''}`,
             ),
             ...skipped.map((vm) => `${vm.vmName}: skipped (${vm.reason})`),
-            `${vms.length} VM(s) backed up, ${pruned.length} backup(s) pruned`,
+            ...tests.map((test) => `${test.vmName}: restore test ${test.state}`),
+            `${vms.length} VM(s) backed up, ${pruned.length} backup(s) pruned${
+              tests.length > 0
+                ? `, ${tests.filter((test) => test.state === 'succeeded').length} of ${tests.length} restore tests passed`
+                : ''
+            }`,
           ].join('\n');
         },
       ),

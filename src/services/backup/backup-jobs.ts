@@ -54,6 +54,22 @@ export interface BackupJobInput {
   enabled?: boolean;
   retention?: Retention | null;
   concurrency?: { perHost?: number; perRepository?: number };
+  /** Restore-test each backup a run makes on this host (id or name); null: none. */
+  restoreTest?: RestoreTestInput | null;
+}
+
+export interface RestoreTestInput {
+  host: string;
+  /** What the guest prints once it is up (a regular expression; default a login prompt). */
+  marker?: string;
+  timeoutSeconds?: number;
+}
+
+/** A job's restore tests as kept: the host resolved. */
+interface RestoreTestSettings {
+  hostId: string;
+  marker?: string;
+  timeoutSeconds?: number;
 }
 
 export interface BackupJobView {
@@ -68,6 +84,11 @@ export interface BackupJobView {
   enabled: boolean;
   retention: Retention | null;
   concurrency: { perHost: number; perRepository: number };
+  restoreTest: {
+    host: { id: string; name: string };
+    marker: string | null;
+    timeoutSeconds: number | null;
+  } | null;
   identity: { id: string; name: string };
   /** The next slots (at most three) while the job is enabled and scheduled. */
   nextRuns: number[];
@@ -100,6 +121,15 @@ export interface JobRunResult {
   skipped: Array<{ vmId: string; vmName: string; reason: string }>;
   /** Backups the retention removed after the run. */
   pruned: string[];
+  /** The restore tests of the backups it made (when the job asks for them). */
+  restoreTests: Array<{
+    vmId: string;
+    vmName: string;
+    backupId: string;
+    taskId: string | null;
+    state: 'succeeded' | 'failed' | 'cancelled';
+    error?: { code: string; message: string };
+  }>;
 }
 
 const RunParams = Type.Object({
@@ -123,6 +153,7 @@ interface JobSettings {
   retention: Retention | null;
   perHost: number;
   perRepository: number;
+  restoreTest: RestoreTestSettings | null;
 }
 
 function checkConcurrency(field: string, value: number | undefined, fallback: number): number {
@@ -285,6 +316,7 @@ export class BackupJobs {
       });
     const settings = await this.#settings(input, null);
     this.#mayDelegate(creator, settings.scopeId);
+    this.#mayRestoreTest(creator, settings);
     const now = this.deps.clock.now();
     const id = newId('backupJob', now);
     await this.#ensureRole();
@@ -344,6 +376,9 @@ export class BackupJobs {
       enabled: row.enabled === 1,
       retention: row.retention ? (JSON.parse(row.retention) as Retention) : null,
       concurrency: { perHost: row.max_per_host, perRepository: row.max_per_repository },
+      restoreTest: restoreTestOf(row)
+        ? { ...restoreTestOf(row)!, host: restoreTestOf(row)!.hostId }
+        : null,
     };
     const merged: BackupJobInput = { ...current };
     for (const [key, value] of Object.entries(changes))
@@ -351,6 +386,15 @@ export class BackupJobs {
     if (changes.concurrency)
       merged.concurrency = { ...current.concurrency, ...changes.concurrency };
     const settings = await this.#settings(merged, row);
+    // Restore tests asked for anew, or moved to another host or scope: the one who asks must hold
+    // backup.restore there themselves.
+    if (
+      settings.restoreTest &&
+      (row.restore_test === null ||
+        restoreTestOf(row)!.hostId !== settings.restoreTest.hostId ||
+        settings.scopeId !== row.scope_id)
+    )
+      this.#mayRestoreTest(by, settings);
     let bindingId = row.binding_id;
     const moved = settings.scopeId !== row.scope_id;
     if (moved) {
@@ -443,21 +487,31 @@ export class BackupJobs {
     const row = await this.#row(task.params.jobId);
     const owner = await this.#actor(row);
     // What earlier runs of the job recorded is needed only while they may resume: once ended, gone.
-    await this.deps.store.db
-      .deleteFrom('backup_job_items')
-      .where('run_task_id', 'in', (eb) =>
-        eb
-          .selectFrom('tasks')
-          .select('id')
-          .where('kind', '=', 'backup.job')
-          .where('target_id', '=', row.id)
-          .where('state', 'in', ['succeeded', 'failed', 'cancelled']),
-      )
-      .execute();
+    for (const table of ['backup_job_items', 'backup_job_restore_tests'] as const)
+      await this.deps.store.db
+        .deleteFrom(table)
+        .where('run_task_id', 'in', (eb) =>
+          eb
+            .selectFrom('tasks')
+            .select('id')
+            .where('kind', '=', 'backup.job')
+            .where('target_id', '=', row.id)
+            .where('state', 'in', ['succeeded', 'failed', 'cancelled']),
+        )
+        .execute();
     const recorded = new Map(
       (
         await this.deps.store.db
           .selectFrom('backup_job_items')
+          .selectAll()
+          .where('run_task_id', '=', task.id)
+          .execute()
+      ).map((item) => [item.vm_id, item.task_id]),
+    );
+    const recordedTests = new Map(
+      (
+        await this.deps.store.db
+          .selectFrom('backup_job_restore_tests')
           .selectAll()
           .where('run_task_id', '=', task.id)
           .execute()
@@ -476,6 +530,7 @@ export class BackupJobs {
       vms: [],
       skipped: skipped.map(({ vm, reason }) => ({ vmId: vm.id, vmName: vm.name, reason })),
       pruned: [],
+      restoreTests: [],
     };
     const repositoryKey = `repository:${row.repository_id}`;
     const pending = vms.filter((vm) => !recorded.has(vm.id));
@@ -582,16 +637,98 @@ export class BackupJobs {
               retention,
             )),
           );
+    const restoreTest = restoreTestOf(row);
+    if (restoreTest)
+      for (const outcome of result.vms) {
+        if (outcome.state !== 'succeeded' || !outcome.backupId) continue;
+        if (signal.aborted) throw signal.reason;
+        result.restoreTests.push(
+          await this.#restoreTest(task.id, row, outcome, restoreTest, recordedTests, owner, signal),
+        );
+        report();
+      }
     const failed = result.vms.filter((vm) => vm.state !== 'succeeded');
-    if (failed.length > 0)
+    const failedTests = result.restoreTests.filter((test) => test.state !== 'succeeded');
+    if (failed.length > 0 || failedTests.length > 0)
       throw new ZenithError(
         'ZEN_BACKUP_JOB_INCOMPLETE',
-        `${failed.length} of ${result.vms.length} VMs of backup job ${row.name} were not backed up: ${failed
-          .map((vm) => `${vm.vmName} (${vm.error?.code ?? vm.state})`)
-          .join(', ')}`,
+        [
+          failed.length > 0
+            ? `${failed.length} of ${result.vms.length} VMs of backup job ${row.name} were not backed up: ${failed
+                .map((vm) => `${vm.vmName} (${vm.error?.code ?? vm.state})`)
+                .join(', ')}`
+            : null,
+          failedTests.length > 0
+            ? `${failedTests.length} of ${result.restoreTests.length} restore tests of backup job ${row.name} failed: ${failedTests
+                .map((test) => `${test.vmName} (${test.error?.code ?? test.state})`)
+                .join(', ')}`
+            : null,
+        ]
+          .filter((part) => part !== null)
+          .join('; '),
         { ...result },
       );
     return result;
+  }
+
+  /**
+   * One backup restore-tested, one at a time (each boots a VM): asked for once per run (recorded
+   * with its task, so a run resumed after a crash waits for it instead of asking again).
+   */
+  async #restoreTest(
+    runTaskId: string,
+    row: BackupJobsTable,
+    outcome: JobRunResult['vms'][number],
+    settings: RestoreTestSettings,
+    recorded: Map<string, string>,
+    owner: Actor,
+    signal: AbortSignal,
+  ): Promise<JobRunResult['restoreTests'][number]> {
+    const base = { vmId: outcome.vmId, vmName: outcome.vmName, backupId: outcome.backupId! };
+    let taskId = recorded.get(outcome.vmId);
+    try {
+      if (!taskId)
+        taskId = (
+          await this.deps.backups.restoreTest(
+            outcome.backupId!,
+            {
+              host: settings.hostId,
+              ...(settings.marker !== undefined ? { marker: settings.marker } : {}),
+              ...(settings.timeoutSeconds !== undefined
+                ? { timeoutSeconds: settings.timeoutSeconds }
+                : {}),
+            },
+            owner,
+            undefined,
+            {
+              prepare: async (tx, childId) => {
+                await tx
+                  .insertInto('backup_job_restore_tests')
+                  .values({ run_task_id: runTaskId, vm_id: outcome.vmId, task_id: childId })
+                  .execute();
+              },
+            },
+          )
+        ).id;
+      const ended = await this.deps.tasks.waitFor(taskId, signal);
+      return ended.state === 'succeeded'
+        ? { ...base, taskId, state: 'succeeded' }
+        : {
+            ...base,
+            taskId,
+            state: ended.state === 'cancelled' ? 'cancelled' : 'failed',
+            ...(ended.error
+              ? { error: { code: ended.error.code, message: ended.error.message } }
+              : {}),
+          };
+    } catch (error) {
+      if (signal.aborted) throw error;
+      this.deps.logger.warn(
+        { job: row.name, vm: outcome.vmName, error: (error as Error).message },
+        'a restore test of a backup job could not be asked for',
+      );
+      return { ...base, taskId: taskId ?? null, state: 'failed', error: errorOf(error) };
+    }
   }
 
   /** The VMs the job's selector picks among those its identity may back up. */
@@ -656,6 +793,7 @@ export class BackupJobs {
     nextSlot({ cron: schedule ?? '0 0 * * *', timeZone }, this.deps.clock.now());
     const retention = input.retention ?? null;
     if (retention) checkRetention(retention);
+    const restoreTest = input.restoreTest ? this.#restoreTestSettings(input.restoreTest) : null;
     return {
       repositoryId: repository.id,
       selector,
@@ -670,7 +808,68 @@ export class BackupJobs {
         input.concurrency?.perRepository,
         defaultConcurrency.perRepository,
       ),
+      restoreTest,
     };
+  }
+
+  #restoreTestSettings(input: RestoreTestInput): RestoreTestSettings {
+    const host = this.deps.inventory.resolve('host', input.host);
+    if (input.marker !== undefined)
+      try {
+        new RegExp(input.marker, 'm');
+      } catch (error) {
+        throw new ZenithError(
+          'ZEN_BAD_REQUEST',
+          `restoreTest.marker is not a regular expression: ${(error as Error).message}`,
+          { field: 'restoreTest.marker' },
+        );
+      }
+    const timeout = input.timeoutSeconds;
+    if (timeout !== undefined && (!Number.isInteger(timeout) || timeout < 1 || timeout > 3600))
+      throw new ZenithError(
+        'ZEN_BAD_REQUEST',
+        'restoreTest.timeoutSeconds must be from 1 to 3600',
+        {
+          field: 'restoreTest.timeoutSeconds',
+        },
+      );
+    return {
+      hostId: host.id,
+      ...(input.marker !== undefined ? { marker: input.marker } : {}),
+      ...(timeout !== undefined ? { timeoutSeconds: timeout } : {}),
+    };
+  }
+
+  #restoreTestView(row: BackupJobsTable): BackupJobView['restoreTest'] {
+    const settings = restoreTestOf(row);
+    if (!settings) return null;
+    const host = this.deps.inventory.index.get(settings.hostId);
+    return {
+      host: { id: settings.hostId, name: host?.name ?? settings.hostId },
+      marker: settings.marker ?? null,
+      timeoutSeconds: settings.timeoutSeconds ?? null,
+    };
+  }
+
+  /**
+   * A job's restore tests restore its VMs' backups onto a host: only to be asked for by someone who
+   * may restore there themselves (backup.restore on the host and on the job's scope).
+   */
+  #mayRestoreTest(by: { id: string; role: string; name: string }, settings: JobSettings): void {
+    if (!settings.restoreTest) return;
+    for (const scope of [settings.restoreTest.hostId, settings.scopeId]) {
+      const decision = this.deps.access.decide(
+        { id: by.id, role: by.role as 'none' },
+        'backup.restore',
+        scope,
+      );
+      if (!decision.allowed)
+        throw new ZenithError(
+          'ZEN_FORBIDDEN',
+          `${by.name} may not have a backup job restore-test ${scope ? `on ${scope}` : 'everywhere'}: they do not hold backup.restore there`,
+          { permission: 'backup.restore', scope, field: 'restoreTest' },
+        );
+    }
   }
 
   /** A job's binding gives backup.run on its scope: only to be made by someone who holds it there. */
@@ -788,6 +987,7 @@ export class BackupJobs {
       enabled: row.enabled === 1,
       retention: row.retention ? (JSON.parse(row.retention) as Retention) : null,
       concurrency: { perHost: row.max_per_host, perRepository: row.max_per_repository },
+      restoreTest: this.#restoreTestView(row),
       identity: { id: row.identity_id, name: identity?.name ?? row.identity_id },
       nextRuns,
       lastRun: last
@@ -807,6 +1007,10 @@ export class BackupJobs {
 }
 
 /** A job's checked settings as its row's columns. */
+function restoreTestOf(row: BackupJobsTable): RestoreTestSettings | null {
+  return row.restore_test ? (JSON.parse(row.restore_test) as RestoreTestSettings) : null;
+}
+
 function columnsOf(settings: JobSettings) {
   return {
     repository_id: settings.repositoryId,
@@ -818,6 +1022,7 @@ function columnsOf(settings: JobSettings) {
     retention: settings.retention ? JSON.stringify(settings.retention) : null,
     max_per_host: settings.perHost,
     max_per_repository: settings.perRepository,
+    restore_test: settings.restoreTest ? JSON.stringify(settings.restoreTest) : null,
   };
 }
 

@@ -652,6 +652,7 @@ export class BackupService {
     request: { host: string; marker?: string; timeoutSeconds?: number; group?: string },
     owner: Actor,
     requestId?: string,
+    options: { prepare?: (tx: Tx, taskId: string) => Promise<void> } = {},
   ): Promise<Task> {
     const marker = request.marker ?? 'login: *$';
     try {
@@ -681,7 +682,14 @@ export class BackupService {
       params: { ...params, macs: [], marker, timeoutSeconds },
       owner,
       ...(requestId ? { requestId } : {}),
-      ...(prepare ? { prepare } : {}),
+      ...(prepare || options.prepare
+        ? {
+            prepare: async (tx: Tx, taskId: string) => {
+              await prepare?.(tx, taskId);
+              await options.prepare?.(tx, taskId);
+            },
+          }
+        : {}),
     });
   }
 

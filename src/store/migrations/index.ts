@@ -18,6 +18,7 @@ import * as m0012 from './0012-high-availability.js';
 import * as m0013 from './0013-ha-vm-monitoring.js';
 import * as m0014 from './0014-backup.js';
 import * as m0015 from './0015-backup-jobs.js';
+import * as m0016 from './0016-backup-job-restore-tests.js';
 
 import type { MigrationContext } from './context.js';
 
@@ -49,4 +50,5 @@ export const migrations: readonly ZenithMigration[] = [
   { name: '0013-ha-vm-monitoring', up: m0013.up },
   { name: '0014-backup', up: m0014.up },
   { name: '0015-backup-jobs', up: m0015.up },
+  { name: '0016-backup-job-restore-tests', up: m0016.up },
 ];
