@@ -69,6 +69,24 @@ describe('backup jobs through the API (real QEMU)', () => {
       parentId: string | null;
     }>;
 
+  /** A new VM on the host, tagged; answers its id. */
+  const taggedVm = async (name: string, tag: string, extra: Record<string, unknown> = {}) => {
+    const host = await ok('GET', '/hosts/bj');
+    const created = await call('POST', '/vms', {
+      name,
+      hostId: host.id,
+      cpus: 1,
+      memoryBytes: 64 * MiB,
+      diskBytes: 16 * MiB,
+      ...extra,
+    });
+    assert.equal(created.status, 202, JSON.stringify(created.body));
+    const done = await s.waitForTask(token, created.body.id, 60_000);
+    assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
+    await ok('PATCH', `/objects/${done.result.vmId}`, { addTags: [tag] });
+    return done.result.vmId as string;
+  };
+
   before(async () => {
     const image = await ensureGuestImage();
     s = await startTestServer();
@@ -83,25 +101,12 @@ describe('backup jobs through the API (real QEMU)', () => {
       },
     });
     assert.equal(added.state, 'connected', added.lastError);
-    const host = await ok('GET', '/hosts/bj');
     for (const [name, tag] of [
       ['web-1', 'env:prod'],
       ['db-1', 'env:prod'],
       ['dev-1', 'env:dev'],
-    ] as const) {
-      const created = await call('POST', '/vms', {
-        name,
-        hostId: host.id,
-        cpus: 1,
-        memoryBytes: 64 * MiB,
-        diskBytes: 16 * MiB,
-      });
-      assert.equal(created.status, 202, JSON.stringify(created.body));
-      const done = await s.waitForTask(token, created.body.id, 60_000);
-      assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
-      vms[name] = done.result.vmId;
-      await ok('PATCH', `/objects/${vms[name]}`, { addTags: [tag] });
-    }
+    ] as const)
+      vms[name] = await taggedVm(name, tag);
     await ok('POST', '/backup-repositories', {
       name: 'jobs',
       path: join(s.dataDir, 'backups', 'jobs'),
@@ -475,19 +480,10 @@ describe('backup jobs through the API (real QEMU)', () => {
 
   test('a job that restore-tests: each backup a run makes boots isolated on the host and is removed; asking for it needs backup.restore there', async () => {
     const image = await ensureGuestImage();
-    const host = await ok('GET', '/hosts/bj');
-    const created = await call('POST', '/vms', {
-      name: 'canary',
-      hostId: host.id,
-      cpus: 1,
+    await taggedVm('canary', 'env:canary', {
       memoryBytes: 128 * MiB,
-      diskBytes: 16 * MiB,
       options: { kernel: image.kernel, initrd: image.initrd, cmdline: GUEST_KERNEL_APPEND },
     });
-    assert.equal(created.status, 202, JSON.stringify(created.body));
-    const done = await s.waitForTask(token, created.body.id, 60_000);
-    assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
-    await ok('PATCH', `/objects/${done.result.vmId}`, { addTags: ['env:canary'] });
 
     // Someone who may back up and manage jobs everywhere, but not restore: no restore tests.
     await ok('POST', '/roles', {

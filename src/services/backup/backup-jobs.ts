@@ -499,24 +499,19 @@ export class BackupJobs {
             .where('state', 'in', ['succeeded', 'failed', 'cancelled']),
         )
         .execute();
-    const recorded = new Map(
-      (
-        await this.deps.store.db
-          .selectFrom('backup_job_items')
-          .selectAll()
-          .where('run_task_id', '=', task.id)
-          .execute()
-      ).map((item) => [item.vm_id, item.task_id]),
-    );
-    const recordedTests = new Map(
-      (
-        await this.deps.store.db
-          .selectFrom('backup_job_restore_tests')
-          .selectAll()
-          .where('run_task_id', '=', task.id)
-          .execute()
-      ).map((item) => [item.vm_id, item.task_id]),
-    );
+    // What this run asked for before a restart: VM → the task asked for it.
+    const askedFor = async (table: 'backup_job_items' | 'backup_job_restore_tests') =>
+      new Map(
+        (
+          await this.deps.store.db
+            .selectFrom(table)
+            .selectAll()
+            .where('run_task_id', '=', task.id)
+            .execute()
+        ).map((item) => [item.vm_id, item.task_id]),
+      );
+    const recorded = await askedFor('backup_job_items');
+    const recordedTests = await askedFor('backup_job_restore_tests');
     const { chosen, skipped } = this.#select(row);
     // A VM asked for before a restart is waited for even if the selector no longer picks it.
     const byId = new Map(chosen.map((vm) => [vm.id, vm]));
