@@ -852,34 +852,32 @@ export class BackupJobs {
    */
   #mayRestoreTest(by: { id: string; role: string; name: string }, settings: JobSettings): void {
     if (!settings.restoreTest) return;
-    for (const scope of [settings.restoreTest.hostId, settings.scopeId]) {
-      const decision = this.deps.access.decide(
-        { id: by.id, role: by.role as 'none' },
-        'backup.restore',
-        scope,
-      );
-      if (!decision.allowed)
-        throw new ZenithError(
-          'ZEN_FORBIDDEN',
-          `${by.name} may not have a backup job restore-test ${scope ? `on ${scope}` : 'everywhere'}: they do not hold backup.restore there`,
-          { permission: 'backup.restore', scope, field: 'restoreTest' },
-        );
-    }
+    for (const scope of [settings.restoreTest.hostId, settings.scopeId])
+      this.#holds(by, 'backup.restore', scope, 'have a backup job restore-test', {
+        field: 'restoreTest',
+      });
   }
 
   /** A job's binding gives backup.run on its scope: only to be made by someone who holds it there. */
   #mayDelegate(by: { id: string; role: string; name: string }, scopeId: string | null): void {
-    const decision = this.deps.access.decide(
-      { id: by.id, role: by.role as 'none' },
-      'backup.run',
-      scopeId,
+    this.#holds(by, 'backup.run', scopeId, 'give a backup job backup.run');
+  }
+
+  /** ZEN_FORBIDDEN unless `by` holds the permission on the scope (what a job is given, its maker holds). */
+  #holds(
+    by: { id: string; role: string; name: string },
+    permission: 'backup.run' | 'backup.restore',
+    scope: string | null,
+    what: string,
+    details: Record<string, unknown> = {},
+  ): void {
+    if (this.deps.access.decide({ id: by.id, role: by.role as 'none' }, permission, scope).allowed)
+      return;
+    throw new ZenithError(
+      'ZEN_FORBIDDEN',
+      `${by.name} may not ${what} ${scope ? `on ${scope}` : 'everywhere'}: they do not hold ${permission} there`,
+      { permission, scope, ...details },
     );
-    if (!decision.allowed)
-      throw new ZenithError(
-        'ZEN_FORBIDDEN',
-        `${by.name} may not give a backup job backup.run ${scopeId ? `on ${scopeId}` : 'everywhere'}: they do not hold it there`,
-        { permission: 'backup.run', scope: scopeId },
-      );
   }
 
   async #ensureRole(): Promise<void> {
