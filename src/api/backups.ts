@@ -396,6 +396,16 @@ function scheduleOperations(work: (typeof repositoryWorks)[number], doing: strin
   };
 }
 
+export const listRepositorySchedules = operation({
+  method: 'GET',
+  path: '/backup-repositories/:id/schedules',
+  auth: 'backup.read',
+  tag: 'backups',
+  summary: "A repository's schedules (verify, garbage collection); its other upkeep runs on demand",
+  params: IdParams,
+  success: { 200: Items(ScheduleView) },
+});
+
 const verifyOperations = scheduleOperations('verify', 'verifying the repository');
 export const getVerifySchedule = verifyOperations.get;
 export const setVerifySchedule = verifyOperations.set;

@@ -304,6 +304,13 @@ describe('backup jobs through the API (real QEMU)', () => {
     const gcPath = '/backup-repositories/jobs/garbage-collect-schedule';
     const gc = await ok('PUT', gcPath, { schedule: '*/3 * * * * *' });
     assert.equal(gc.work, 'garbage-collect');
+    assert.deepEqual(
+      (await ok('GET', '/backup-repositories/jobs/schedules')).items.map(
+        (each: { work: string; schedule: string }) => [each.work, each.schedule],
+      ),
+      [['garbage-collect', '*/3 * * * * *']],
+      'the verify schedule was removed above',
+    );
     const collected = await until('a scheduled garbage collection to succeed', async () =>
       (
         (await ok('GET', '/tasks?limit=1000')).items as Array<{

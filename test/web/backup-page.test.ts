@@ -133,7 +133,7 @@ describe('backups in the web console in Chromium (real QEMU)', () => {
     assert.equal(catalogue[0].disks[0].scope, 'changed');
     assert.match(
       (await newest.textContent()) ?? '',
-      /incremental64 MiB4 MiB.*1 \/ 2ok/,
+      /incremental64 MiB1 MiB.*1 \/ 2ok/,
       'size, read, new and shared chunks, state',
     );
     assert.match((await rows.nth(2).textContent()) ?? '', /full64 MiB8 MiB.*1 \/ 1ok/);
@@ -166,7 +166,12 @@ describe('backups in the web console in Chromium (real QEMU)', () => {
     assert.equal(restored.facts['power.state'], 'stopped');
     assert.ok(page.url().endsWith(`#/vms/${restored.id}`), page.url());
 
-    // The repositories page: usage and the dedup ratio as the API answers them; Verify.
+    // The repositories page: usage and the dedup ratio as the API answers them, the schedules; Verify.
+    const scheduled = await s.request('PUT', '/backup-repositories/main/verify-schedule', {
+      token,
+      body: { schedule: '0 3 * * 0', timeZone: 'Europe/Paris' },
+    });
+    assert.equal(scheduled.status, 200, JSON.stringify(scheduled.body));
     await page.getByRole('link', { name: 'Backups' }).click();
     await page.getByRole('heading', { name: 'Backup repositories' }).waitFor(seen);
     const usage = (await s.request('GET', '/backup-repositories/main', { token })).body;
@@ -176,6 +181,8 @@ describe('backups in the web console in Chromium (real QEMU)', () => {
     const main = repositories.getByRole('row', { name: /^main/ });
     await main.getByText(`${usage.usage.dedupRatio}×`).waitFor(seen);
     assert.match((await main.textContent()) ?? '', /^main.*\/backups\/mainno2/);
+    await main.getByText(/^Verify: 0 3 \* \* 0 \(Europe\/Paris\), next /).waitFor(seen);
+    await main.getByText('Garbage collection: on demand').waitFor(seen);
     await page.getByRole('button', { name: 'Verify main' }).click();
     await page.getByText('Verify main done.').waitFor(seen);
     await page.getByText(/chunks of 2 backups read: none damaged\./).waitFor(seen);

@@ -15,6 +15,7 @@ import {
   testBackup,
   verifyBackupRepository,
   getVerifySchedule,
+  listRepositorySchedules,
   setVerifySchedule,
   removeVerifySchedule,
   getGarbageCollectSchedule,
@@ -62,6 +63,9 @@ export async function backupRoutes(
       return noContent(reply);
     },
   );
+  serve(app, listRepositorySchedules, {}, async (request) => ({
+    items: await repositorySchedules.list(request.params.id),
+  }));
   for (const [work, operations] of [
     ['verify', { get: getVerifySchedule, set: setVerifySchedule, remove: removeVerifySchedule }],
     [

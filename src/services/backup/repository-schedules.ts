@@ -130,6 +130,16 @@ export class RepositorySchedules {
     };
   }
 
+  /** The repository's schedules, of each work that has one. */
+  async list(repository: string): Promise<ScheduleView[]> {
+    const record = await this.deps.backups.findRepository(repository);
+    const views: ScheduleView[] = [];
+    for (const work of Object.keys(works) as RepositoryWork[])
+      if (await this.deps.scheduler.get(scheduleId(work, record.id)))
+        views.push(await this.get(work, record.id));
+    return views;
+  }
+
   /** Sets (or replaces) the schedule; a pattern or zone that gives no slot is refused. */
   async set(work: RepositoryWork, repository: string, input: ScheduleInput): Promise<ScheduleView> {
     const record = await this.deps.backups.findRepository(repository);

@@ -7,12 +7,19 @@ import type {
   BackupRepositoryUsageView,
   BackupRepositoryView,
   BackupView,
+  ScheduleView,
 } from '../../../src/api/backups.ts';
 import type { BackupJobView } from '../../../src/api/backup-jobs.ts';
 import type { ApiClient } from './client.ts';
 import type { TaskDetail } from './vm-types.ts';
 
-export type { BackupJobView, BackupRepositoryUsageView, BackupRepositoryView, BackupView };
+export type {
+  BackupJobView,
+  BackupRepositoryUsageView,
+  BackupRepositoryView,
+  BackupView,
+  ScheduleView,
+};
 
 /** Full when every disk was read whole; incremental when any was read from its checkpoint. */
 export type BackupScope = 'full' | 'incremental';
@@ -85,6 +92,21 @@ export function backupRepositoryUsage(
   signal?: AbortSignal,
 ): Promise<BackupRepositoryUsageView> {
   return client.call('GET', repositoryPath(id), undefined, signal);
+}
+
+/** The repository's schedules (verify, garbage collection): the work without one runs on demand. */
+export async function repositorySchedules(
+  client: ApiClient,
+  id: string,
+  signal?: AbortSignal,
+): Promise<ScheduleView[]> {
+  const answer = await client.call<{ items: ScheduleView[] }>(
+    'GET',
+    `${repositoryPath(id)}/schedules`,
+    undefined,
+    signal,
+  );
+  return answer.items;
 }
 
 export function verifyBackupRepository(client: ApiClient, id: string): Promise<TaskDetail> {

@@ -127,6 +127,7 @@ export function BackupJobs(props: {
               <Table.Th>Next run</Table.Th>
               <Table.Th>Last run</Table.Th>
               <Table.Th>Keeps</Table.Th>
+              <Table.Th>Restore tests</Table.Th>
               {(mayRun || mayManage) && <Table.Th>Actions</Table.Th>}
             </Table.Tr>
           </Table.Thead>
@@ -172,6 +173,7 @@ export function BackupJobs(props: {
                   {job.lastRun && when(job.lastRun.endedAt ?? job.lastRun.startedAt)}
                 </Table.Td>
                 <Table.Td>{retentionText(job)}</Table.Td>
+                <Table.Td>{job.restoreTest ? `on ${job.restoreTest.host.name}` : 'none'}</Table.Td>
                 {(mayRun || mayManage) && (
                   <Table.Td>
                     <Group gap="xs" wrap="nowrap">

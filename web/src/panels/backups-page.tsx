@@ -2,7 +2,9 @@
  * Backup repositories (`#/backups`, with backup.read on everything): each repository with its
  * path, whether it is encrypted and how many backups it holds, and its usage read from its files
  * (GET /backup-repositories/ID: stored and logical bytes, the deduplication ratio, free space).
- * With backup.manage, Verify re-reads every chunk as a task, followed here. Read again when a
+ * Its verify and garbage collection schedules (GET …/schedules)
+ * with their next slot and last run. With backup.manage, Verify re-reads every chunk as a task,
+ * followed here. Read again when a
  * backup task ends. Repositories are added with the API or the CLI (docs/backup.md). Below them,
  * the backup jobs (backup-jobs.tsx).
  */
@@ -11,9 +13,11 @@ import { useCallback, useEffect, useState } from 'react';
 import {
   backupRepositories,
   backupRepositoryUsage,
+  repositorySchedules,
   verifyBackupRepository,
   type BackupRepositoryUsageView,
   type BackupRepositoryView,
+  type ScheduleView,
   type VerifyResult,
 } from '../api/backup-calls.ts';
 import type { ApiClient } from '../api/client.ts';
@@ -29,12 +33,29 @@ import { usePermissions } from '../permissions.ts';
 type Usage = BackupRepositoryUsageView['usage'];
 /** A repository's usage, or why its files could not be read. */
 type UsageOf = Record<string, Usage | { failure: string }>;
+/** A repository's schedules (verify, garbage collection): null where it runs on demand only. */
+type SchedulesOf = Record<string, { verify: ScheduleView | null; gc: ScheduleView | null }>;
+
+/** "0 3 * * 0 (Europe/Paris), next …, last succeeded", or "on demand". */
+function scheduleText(schedule: ScheduleView | null): string {
+  if (!schedule) return 'on demand';
+  const next = schedule.nextRuns[0];
+  return [
+    `${schedule.schedule} (${schedule.timeZone})`,
+    schedule.enabled ? null : 'disabled',
+    next ? `next ${new Date(next).toLocaleString()}` : null,
+    schedule.lastRun ? `last ${schedule.lastRun.state}` : null,
+  ]
+    .filter((part) => part !== null)
+    .join(', ');
+}
 
 export function BackupsPage(props: { client: ApiClient; events: EventStream }) {
   const { client, events } = props;
   const mayVerify = usePermissions().can('backup.manage');
   const [repositories, setRepositories] = useState<BackupRepositoryView[] | null>(null);
   const [usage, setUsage] = useState<UsageOf>({});
+  const [schedules, setSchedules] = useState<SchedulesOf>({});
   const [error, setError] = useState<string | null>(null);
   const { run, start } = useTaskRunner(client, events);
 
@@ -53,6 +74,15 @@ export function BackupsPage(props: { client: ApiClient; events: EventStream }) {
         }),
       );
       setUsage(Object.fromEntries(read) as UsageOf);
+      const planned = await Promise.all(
+        found.map(async (repository) => {
+          const set = await repositorySchedules(client, repository.id).catch(() => []);
+          const of = (work: ScheduleView['work']) =>
+            set.find((schedule) => schedule.work === work) ?? null;
+          return [repository.id, { verify: of('verify'), gc: of('garbage-collect') }];
+        }),
+      );
+      setSchedules(Object.fromEntries(planned) as SchedulesOf);
     } catch (failure) {
       setError(reasonOf(failure));
     }
@@ -104,6 +134,7 @@ export function BackupsPage(props: { client: ApiClient; events: EventStream }) {
               <Table.Th>Logical</Table.Th>
               <Table.Th>Dedup ratio</Table.Th>
               <Table.Th>Free space</Table.Th>
+              <Table.Th>Schedules</Table.Th>
               {mayVerify && <Table.Th>Actions</Table.Th>}
             </Table.Tr>
           </Table.Thead>
@@ -144,6 +175,18 @@ export function BackupsPage(props: { client: ApiClient; events: EventStream }) {
                       </Table.Td>
                     </>
                   )}
+                  <Table.Td>
+                    <Text size="sm">
+                      Verify:{' '}
+                      {schedules[repository.id]
+                        ? scheduleText(schedules[repository.id]!.verify)
+                        : '…'}
+                    </Text>
+                    <Text size="sm">
+                      Garbage collection:{' '}
+                      {schedules[repository.id] ? scheduleText(schedules[repository.id]!.gc) : '…'}
+                    </Text>
+                  </Table.Td>
                   {mayVerify && (
                     <Table.Td>
                       <Button
