@@ -238,15 +238,19 @@ export const downloadBackupDisk = operation({
   auth: 'backup.restore',
   tag: 'backups',
   summary:
-    "One disk of the backup as a raw image (the guest's bytes, zeroes included), checked chunk by chunk as it is sent: a damaged chunk ends the answer short of its Content-Length and marks the backup damaged. A POST, so that every download is audited",
+    "One disk of the backup as a raw image (the guest's bytes, zeroes included) or a qcow2 image (`format=qcow2`: what holds data, laid out as it is sent), checked chunk by chunk as it is sent: a damaged chunk ends the answer short of its Content-Length and marks the backup damaged. A POST, so that every download is audited",
   params: Type.Object(
     { id: IdOrName, diskId: Type.String({ maxLength: 7, pattern: '^disk[0-9]{1,3}$' }) },
+    { additionalProperties: false },
+  ),
+  query: Type.Object(
+    { format: Type.Optional(StringEnum(['raw', 'qcow2'] as const)) },
     { additionalProperties: false },
   ),
   success: {
     200: Type.String({
       format: 'binary',
-      description: 'The raw image; Content-Disposition names the file',
+      description: 'The raw or qcow2 image; Content-Disposition names the file',
     }),
   },
   errors: [409],

@@ -190,6 +190,22 @@ describe('backups through the zenith command (real QEMU)', () => {
       ]).toString(),
       'Images are identical.\n',
     );
+    const asQcow2 = join(base, 'bk-disk0.qcow2');
+    const qcow2 = await ok([
+      'backups',
+      'download',
+      second.result.backupId,
+      '--format',
+      'qcow2',
+      '--output',
+      asQcow2,
+    ]);
+    assert.match(qcow2.stderr, new RegExp(`wrote ${asQcow2} \\([\\d.]+ MiB, qcow2\\)`));
+    execFileSync('qemu-img', ['check', '-q', asQcow2]);
+    assert.equal(
+      execFileSync('qemu-img', ['compare', '-U', asQcow2, file]).toString(),
+      'Images are identical.\n',
+    );
     const missing = await zenith([
       'backups',
       'download',

@@ -7,7 +7,15 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -221,7 +229,7 @@ describe('backup and restore through the API (real QEMU, two hosts)', () => {
     assert.equal(bad.body.error.details.field, 'marker');
   });
 
-  test('a disk of a backup downloads as a raw image equal to the disk at its point; audited; a viewer, an unknown disk and a damaged backup are refused', async () => {
+  test('a disk of a backup downloads as a raw or a qcow2 image equal to the disk at its point; audited; a viewer, an unknown disk and a damaged backup are refused', async () => {
     const [newest] = (await s.request('GET', `/backups?vm=${vmId}`, { token })).body.items;
     // The VM is stopped and its guest never writes its disk: the disk is as at the newest backup.
     const diskHash = hashOf(join(rootA, 'bk', 'disk0.qcow2'));
@@ -244,6 +252,20 @@ describe('backup and restore through the API (real QEMU, two hosts)', () => {
     }
     assert.equal(received, 64 * MiB);
     assert.equal(hash.digest('hex'), diskHash);
+    // As qcow2: only what holds data, an image qemu-img checks clean and reads as the disk.
+    const qcow2 = await s.client(token).bytes(downloadBackupDisk, {
+      params: { id: newest.id, diskId: 'disk0' },
+      query: { format: 'qcow2' },
+    });
+    assert.match(qcow2.fileName ?? '', /^bk-disk0-\S+\.qcow2$/);
+    const qcow2File = join(base, 'download.qcow2');
+    const pieces: Buffer[] = [];
+    for await (const piece of qcow2.body) pieces.push(Buffer.from(piece));
+    writeFileSync(qcow2File, Buffer.concat(pieces));
+    assert.equal(statSync(qcow2File).size, qcow2.sizeBytes);
+    assert.ok(qcow2.sizeBytes! < 32 * MiB, `holes take no room: ${qcow2.sizeBytes} bytes`);
+    execFileSync('qemu-img', ['check', '-q', qcow2File]);
+    assert.equal(hashOf(qcow2File), diskHash);
     const plain = await download(newest.id, 'disk0');
     assert.equal(plain.headers.get('content-type'), 'application/octet-stream');
     await plain.body?.cancel();

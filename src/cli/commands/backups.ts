@@ -182,16 +182,24 @@ export function registerBackups(program: Command): void {
   backups
     .command('download <backup>')
     .description(
-      "Download one disk of a backup as a raw image (sparse where the guest's disk reads as zeroes)",
+      "Download one disk of a backup as a raw image (sparse where the guest's disk reads as zeroes) or a qcow2 image",
     )
     .option('--disk <disk>', 'which disk (disk0, disk1, …)', 'disk0')
+    .option('--format <format>', 'raw or qcow2', 'raw')
     .option('--output <file>', 'where to write it (default: the name the server gives)')
     .action(
-      async (backup: string, options: { disk: string; output?: string }, command: Command) => {
+      async (
+        backup: string,
+        options: { disk: string; format: string; output?: string },
+        command: Command,
+      ) => {
+        if (options.format !== 'raw' && options.format !== 'qcow2')
+          throw new Error(`--format ${options.format}: give raw or qcow2`);
         const answer = await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).download(
-          `/backups/${encodeURIComponent(backup)}/disks/${encodeURIComponent(options.disk)}/download`,
+          `/backups/${encodeURIComponent(backup)}/disks/${encodeURIComponent(options.disk)}/download?format=${options.format}`,
         );
-        const file = options.output ?? answer.fileName ?? `${backup}-${options.disk}.raw`;
+        const file =
+          options.output ?? answer.fileName ?? `${backup}-${options.disk}.${options.format}`;
         let written: number;
         try {
           written = await writeSparse(file, answer.body);
@@ -207,7 +215,7 @@ export function registerBackups(program: Command): void {
             `the download ended after ${formatBytes(written)} of ${formatBytes(answer.sizeBytes)} (a damaged chunk ends it: see the backup's state); nothing was kept`,
           );
         }
-        process.stderr.write(`wrote ${file} (${formatBytes(written)}, raw)\n`);
+        process.stderr.write(`wrote ${file} (${formatBytes(written)}, ${options.format})\n`);
       },
     );
   backups

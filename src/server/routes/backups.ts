@@ -184,6 +184,7 @@ export async function backupRoutes(
       const { sizeBytes, fileName, bytes } = await backups.download(
         request.params.id,
         request.params.diskId,
+        request.query.format,
       );
       return (
         reply

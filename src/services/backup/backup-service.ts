@@ -47,6 +47,7 @@ import {
   type RepositoryRecord,
 } from './backup-catalogue.js';
 import { diskBytes, restoreDisk, takeBackup, type DiskProgress } from './disk-backup.js';
+import { qcow2Bytes, qcow2Layout } from './qcow2-stream.js';
 import { watchConsole } from './console-watch.js';
 import { applyRetention, checkRetention, type Retention } from './retention.js';
 import type { BackupManifest } from './repository/manifest.js';
@@ -595,6 +596,7 @@ export class BackupService {
   async download(
     backupId: string,
     diskId: string,
+    format: 'raw' | 'qcow2' = 'raw',
   ): Promise<{ sizeBytes: number; fileName: string; bytes: AsyncIterable<Buffer> }> {
     const backup = await this.#undamaged(backupId, 'downloaded');
     const repository = await this.#repository(backup.repositoryId);
@@ -605,13 +607,18 @@ export class BackupService {
         diskId,
         disks: manifest.disks.map((d) => d.diskId),
       });
-    return {
-      sizeBytes: disk.capacityBytes,
-      fileName: `${backup.vmName}-${diskId}-${backup.id}.raw`.replace(/[^A-Za-z0-9._-]/g, '_'),
-      bytes: diskBytes(repository, disk, (error) =>
-        this.catalogue.markDamaged([backup.id], error.message),
-      ),
-    };
+    const damaged = (error: ZenithError) => this.catalogue.markDamaged([backup.id], error.message);
+    const fileName = `${backup.vmName}-${diskId}-${backup.id}.${format}`.replace(
+      /[^A-Za-z0-9._-]/g,
+      '_',
+    );
+    return format === 'qcow2'
+      ? {
+          sizeBytes: qcow2Layout(disk, repository.config.chunkSize).sizeBytes,
+          fileName,
+          bytes: qcow2Bytes(repository, disk, damaged),
+        }
+      : { sizeBytes: disk.capacityBytes, fileName, bytes: diskBytes(repository, disk, damaged) };
   }
 
   async restore(

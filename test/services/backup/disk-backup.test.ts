@@ -14,6 +14,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
@@ -24,6 +25,7 @@ import { isZenithError } from '../../../src/core/errors.js';
 import type { DiskReader } from '../../../src/hypervisors/facets/disk-streams.js';
 import { readImage, writeImage } from '../../../src/hypervisors/qemu/nbd-disk-stream.js';
 import { restoreDisk, takeBackup } from '../../../src/services/backup/disk-backup.js';
+import { qcow2Bytes, qcow2Layout } from '../../../src/services/backup/qcow2-stream.js';
 import type {
   BackupManifest,
   ManifestDisk,
@@ -175,6 +177,52 @@ test('an incremental over a chunk the last backup can no longer give back reads 
     'chunk 10 whole (its last copy is damaged), of chunk 21 only the granule written',
   );
   assert.equal(sha256((await restored(repository, second.disks[0]!)).bytes), sha256(rawOf(image)));
+});
+
+test('a backed-up disk streams as a qcow2 image that qemu-img checks clean and reads as the disk was, holes left out; whatever the chunk size and an odd capacity', async () => {
+  for (const [name, size, chunk] of [
+    ['q-default', 24 * MiB, chunkSize],
+    ['q-odd', 10 * MiB + 4096, 17 * 4096],
+  ] as const) {
+    const repository = await BackupRepository.create(join(dir, `repo-${name}`), {
+      chunkSize: chunk,
+    });
+    const image = join(dir, `${name}.qcow2`);
+    run('qemu-img', 'create', '-q', '-f', 'qcow2', image, String(size));
+    run(
+      'qemu-io',
+      '-f',
+      'qcow2',
+      '-c',
+      'write -P 0x21 0 200k',
+      '-c',
+      `write -P 0x22 ${5 * MiB} 1M`,
+      '-c',
+      `write -P 0x23 ${size - 4096} 4k`,
+      image,
+    );
+    const manifest = await backUp(repository, name, image);
+    const disk = manifest.disks[0]!;
+    const layout = qcow2Layout(disk, chunk);
+    const file = join(dir, `${name}-download.qcow2`);
+    const parts: Buffer[] = [];
+    for await (const part of qcow2Bytes(repository, disk, async () => undefined)) parts.push(part);
+    writeFileSync(file, Buffer.concat(parts));
+    assert.equal(statSync(file).size, layout.sizeBytes, 'as long as the layout said');
+    assert.ok(layout.sizeBytes < size / 2, `holes take no room: ${layout.sizeBytes} bytes`);
+    const check = JSON.parse(run('qemu-img', 'check', '--output=json', file)) as {
+      'check-errors': number;
+      corruptions?: number;
+      leaks?: number;
+    };
+    assert.deepEqual([check['check-errors'], check.corruptions ?? 0, check.leaks ?? 0], [0, 0, 0]);
+    assert.equal(sha256(rawOf(file)), sha256(rawOf(image)), `${name}: the disk as it was`);
+    const info = JSON.parse(run('qemu-img', 'info', '--output=json', file)) as {
+      'virtual-size': number;
+      format: string;
+    };
+    assert.deepEqual([info.format, info['virtual-size']], ['qcow2', size]);
+  }
 });
 
 test('clones share their chunks; an encrypted repository stores neither plain bytes nor their hashes', async () => {
