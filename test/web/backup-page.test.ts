@@ -249,6 +249,30 @@ describe('backups in the web console in Chromium (real QEMU)', () => {
     assert.equal(job.enabled, false);
     assert.equal(job.selector, "vm.name == 'web-bk'");
 
+    // Edited: the dialog opens on the job's settings; a rule it does not show (weekly) is kept.
+    const weekly = await s.request('PATCH', '/backup-jobs/nightly', {
+      token,
+      body: { retention: { last: 7, weekly: 4 } },
+    });
+    assert.equal(weekly.status, 200, JSON.stringify(weekly.body));
+    await page.reload();
+    await page.getByRole('button', { name: 'Edit nightly' }).click();
+    assert.equal(await dialog.getByLabel('Name').inputValue(), 'nightly');
+    assert.equal(await dialog.getByLabel('Name').isDisabled(), true, 'a job keeps its name');
+    assert.equal(await dialog.getByLabel('Schedule (cron)').inputValue(), '30 2 * * *');
+    assert.equal(await dialog.getByLabel('Selector').inputValue(), "vm.name == 'web-bk'");
+    await dialog.getByLabel('Schedule (cron)').fill('15 4 * * 1-5');
+    await dialog.getByLabel('Keep daily').fill('14');
+    await dialog.getByRole('button', { name: 'Save' }).click();
+    await row.getByText('15 4 * * 1-5 (Europe/Paris)').waitFor(seen);
+    const edited = (await s.request('GET', '/backup-jobs/nightly', { token })).body;
+    assert.equal(edited.schedule, '15 4 * * 1-5');
+    assert.deepEqual(
+      [edited.retention.last, edited.retention.daily, edited.retention.weekly],
+      [7, 14, 4],
+    );
+    assert.equal(edited.selector, "vm.name == 'web-bk'", 'what was not changed stays');
+
     // Refused on purpose: the browser logs the 400.
     watched.allowHttpStatus(400);
     await page.getByRole('button', { name: 'New job' }).click();

@@ -121,7 +121,7 @@ export interface BackupJobInput {
   scope?: string | null;
   schedule?: string | null;
   timeZone?: string;
-  retention?: { last?: number; daily?: number; weekly?: number; monthly?: number } | null;
+  retention?: BackupJobView['retention'];
   concurrency?: { perHost?: number; perRepository?: number };
 }
 
@@ -149,6 +149,15 @@ export async function backupJobs(
 
 export function createBackupJob(client: ApiClient, input: BackupJobInput): Promise<BackupJobView> {
   return client.call('POST', '/backup-jobs', input);
+}
+
+/** Changes a job (its name stays): only what is given. */
+export function updateBackupJob(
+  client: ApiClient,
+  id: string,
+  changes: Partial<Omit<BackupJobInput, 'name'>>,
+): Promise<BackupJobView> {
+  return client.call('PATCH', jobPath(id), changes);
 }
 
 export function setBackupJobEnabled(

@@ -1,9 +1,11 @@
 /**
  * Backup jobs on the backups page: each job with its repository, scope, schedule (in its time
  * zone), next run, last run and retention; with backup.run, Run now (the run is followed: one
- * line per VM); with backup.manage, enable or disable, remove, and New job (a dialog: name,
- * repository, selector, schedule, time zone, retention, backups at once per host). The server
- * still decides: a job wider than the person's own backup.run is refused, and the refusal shows.
+ * line per VM); with backup.manage, enable or disable, remove, New job (a dialog: name,
+ * repository, selector, scope, schedule, time zone, retention, backups at once per host) and Edit
+ * (the same dialog over the job's settings; the name stays, retention rules the dialog does not
+ * show are kept). The server still decides: a job wider than the person's own backup.run is
+ * refused, and the refusal shows.
  */
 import {
   Alert,
@@ -26,6 +28,7 @@ import {
   deleteBackupJob,
   runBackupJob,
   setBackupJobEnabled,
+  updateBackupJob,
   type BackupJobView,
   type BackupRepositoryView,
   type JobRunResult,
@@ -60,7 +63,8 @@ export function BackupJobs(props: {
   const mayManage = permissions.can('backup.manage');
   const [jobs, setJobs] = useState<BackupJobView[] | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const [making, setMaking] = useState(false);
+  /** The dialog open: a new job (null) or the job edited. */
+  const [editing, setEditing] = useState<BackupJobView | null | undefined>(undefined);
   const { run, start } = useTaskRunner(client, events);
 
   const load = useCallback(async () => {
@@ -94,7 +98,7 @@ export function BackupJobs(props: {
       <Group justify="space-between">
         <Title order={3}>Backup jobs</Title>
         {mayManage && repositories.length > 0 && (
-          <Button size="xs" onClick={() => setMaking(true)}>
+          <Button size="xs" onClick={() => setEditing(null)}>
             New job
           </Button>
         )}
@@ -194,6 +198,16 @@ export function BackupJobs(props: {
                         <Button
                           size="xs"
                           variant="default"
+                          aria-label={`Edit ${job.name}`}
+                          onClick={() => setEditing(job)}
+                        >
+                          Edit
+                        </Button>
+                      )}
+                      {mayManage && (
+                        <Button
+                          size="xs"
+                          variant="default"
                           aria-label={`${job.enabled ? 'Disable' : 'Enable'} ${job.name}`}
                           onClick={() =>
                             void act(() => setBackupJobEnabled(client, job.id, !job.enabled))
@@ -224,13 +238,14 @@ export function BackupJobs(props: {
           </Table.Tbody>
         </Table>
       )}
-      {making && (
-        <NewJobDialog
+      {editing !== undefined && (
+        <JobDialog
           client={client}
           repositories={repositories}
-          onClose={() => setMaking(false)}
+          job={editing}
+          onClose={() => setEditing(undefined)}
           onMade={() => {
-            setMaking(false);
+            setEditing(undefined);
             void load();
           }}
         />
@@ -239,24 +254,26 @@ export function BackupJobs(props: {
   );
 }
 
-function NewJobDialog(props: {
+/** Making a job (`job` null), or changing one: the same fields, the name fixed. */
+function JobDialog(props: {
   client: ApiClient;
   repositories: BackupRepositoryView[];
+  job: BackupJobView | null;
   onClose: () => void;
   onMade: () => void;
 }) {
-  const { client, repositories, onClose, onMade } = props;
-  const [name, setName] = useState('');
-  const [repository, setRepository] = useState(repositories[0]?.id ?? '');
-  const [selector, setSelector] = useState('');
-  const [scope, setScope] = useState('');
-  const [schedule, setSchedule] = useState('0 2 * * *');
+  const { client, repositories, job, onClose, onMade } = props;
+  const [name, setName] = useState(job?.name ?? '');
+  const [repository, setRepository] = useState(job?.repository.id ?? repositories[0]?.id ?? '');
+  const [selector, setSelector] = useState(job?.selector ?? '');
+  const [scope, setScope] = useState(job?.scope?.name ?? '');
+  const [schedule, setSchedule] = useState(job ? (job.schedule ?? '') : '0 2 * * *');
   const [timeZone, setTimeZone] = useState(
-    () => Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC',
+    () => job?.timeZone ?? (Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'),
   );
-  const [keepLast, setKeepLast] = useState<number | string>(7);
-  const [keepDaily, setKeepDaily] = useState<number | string>('');
-  const [perHost, setPerHost] = useState<number | string>(1);
+  const [keepLast, setKeepLast] = useState<number | string>(job ? (job.retention?.last ?? '') : 7);
+  const [keepDaily, setKeepDaily] = useState<number | string>(job?.retention?.daily ?? '');
+  const [perHost, setPerHost] = useState<number | string>(job?.concurrency.perHost ?? 1);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const count = (value: number | string) => (typeof value === 'number' ? value : undefined);
@@ -266,22 +283,24 @@ function NewJobDialog(props: {
     try {
       const last = count(keepLast);
       const daily = count(keepDaily);
-      await createBackupJob(client, {
-        name: name.trim(),
+      // Rules the dialog does not show (weekly, monthly, …) are kept as they are.
+      const { last: _last, daily: _daily, ...kept } = job?.retention ?? {};
+      const rules = {
+        ...kept,
+        ...(last !== undefined ? { last } : {}),
+        ...(daily !== undefined ? { daily } : {}),
+      };
+      const settings = {
         repository,
         selector: selector.trim() || null,
         scope: scope.trim() || null,
         schedule: schedule.trim() || null,
         timeZone: timeZone.trim() || 'UTC',
-        retention:
-          last === undefined && daily === undefined
-            ? null
-            : {
-                ...(last !== undefined ? { last } : {}),
-                ...(daily !== undefined ? { daily } : {}),
-              },
+        retention: Object.keys(rules).some((key) => key !== 'timeZone') ? rules : null,
         ...(typeof perHost === 'number' ? { concurrency: { perHost } } : {}),
-      });
+      };
+      if (job) await updateBackupJob(client, job.id, settings);
+      else await createBackupJob(client, { name: name.trim(), ...settings });
       onMade();
     } catch (failure) {
       setError(reasonOf(failure));
@@ -291,7 +310,7 @@ function NewJobDialog(props: {
   };
 
   return (
-    <Modal opened onClose={onClose} title="New backup job">
+    <Modal opened onClose={onClose} title={job ? `Edit ${job.name}` : 'New backup job'}>
       <form
         onSubmit={(event) => {
           event.preventDefault();
@@ -300,7 +319,11 @@ function NewJobDialog(props: {
       >
         <Stack>
           {error && (
-            <Alert color="red" role="alert" title="The job was not made">
+            <Alert
+              color="red"
+              role="alert"
+              title={job ? 'The job was not changed' : 'The job was not made'}
+            >
               {error}
             </Alert>
           )}
@@ -309,6 +332,7 @@ function NewJobDialog(props: {
             required
             maxLength={63}
             value={name}
+            disabled={job !== null}
             onChange={(event) => setName(event.currentTarget.value)}
             data-autofocus
           />
@@ -359,7 +383,7 @@ function NewJobDialog(props: {
               Cancel
             </Button>
             <Button type="submit" loading={busy} disabled={!name.trim() || !repository}>
-              Make the job
+              {job ? 'Save' : 'Make the job'}
             </Button>
           </Group>
         </Stack>
