@@ -11,8 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { adminPassword } from '../../src/testing/control-plane.js';
-import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../src/testing/guest-image.js';
+import {
+  ensureGuestImage,
+  GUEST_KERNEL_APPEND,
+  GUEST_READY_LINE,
+} from '../../src/testing/guest-image.js';
 import { startServerProcess, type ServerProcess } from '../../src/testing/server-process.js';
+import { guestBytesHash } from '../../src/testing/disk-image.js';
 import { until } from '../../src/testing/wait.js';
 
 const MiB = 1024 * 1024;
@@ -230,4 +235,127 @@ test('kill -9 in the middle of a backup job’s run: after the restart the run g
     (b: { jobId: string | null }) => b.jobId === job.id,
   );
   assert.deepEqual(byJob.map((b: { vmName: string }) => b.vmName).sort(), ['kb', 'kb2']);
+});
+
+test('kill -9 while a backup job restore-tests what it backed up: after the restart the run waits for that test, and no backup is tested twice by it', async () => {
+  let token = await login();
+  const finished = finishedAs(() => token);
+  const host = (await api(token, 'GET', '/hosts')).items[0];
+  const kb2 = (await api(token, 'GET', '/vms/kb2')).id as string;
+  const job = await api(token, 'POST', '/backup-jobs', {
+    name: 'tested',
+    repository: 'main',
+    selector: "vm.name == 'kb2'",
+    restoreTest: { host: host.name, marker: GUEST_READY_LINE, timeoutSeconds: 120 },
+  });
+  assert.ok(job.id, JSON.stringify(job));
+  const testsOnHost = async () =>
+    (
+      (await api(token, 'GET', `/tasks?targetId=${host.id}&limit=1000`)).items as Array<{
+        id: string;
+        kind: string;
+        state: string;
+        attempt: number;
+      }>
+    ).filter((t) => t.kind === 'backup.test');
+  const before = new Set((await testsOnHost()).map((t) => t.id));
+  const run = (await api(token, 'POST', `/backup-jobs/${job.id}/run`)).id as string;
+  const test = await until(
+    'the run’s restore test to be under way',
+    async () => {
+      const mine = (await testsOnHost()).find((t) => !before.has(t.id));
+      assert.notEqual(mine?.state, 'succeeded', 'the test ended before the kill');
+      return mine?.state === 'running' ? mine.id : undefined;
+    },
+    120_000,
+    20,
+  );
+  await server!.kill('SIGKILL');
+
+  server = await startServerProcess({ dataDir });
+  token = await login();
+  const ended = await finished(run, 240_000);
+  assert.equal(ended.state, 'succeeded', JSON.stringify(ended.error));
+  assert.equal(ended.attempt, 2, 'the run went on after the restart');
+  assert.deepEqual(
+    ended.result.restoreTests.map((t: { vmName: string; taskId: string; state: string }) => [
+      t.vmName,
+      t.taskId,
+      t.state,
+    ]),
+    [['kb2', test, 'succeeded']],
+    'the test asked for before the kill, waited for',
+  );
+  const tests = (await testsOnHost()).filter((t) => !before.has(t.id));
+  assert.deepEqual(
+    tests.map((t) => t.id),
+    [test],
+    'one restore test by the run',
+  );
+  const left = (
+    (await api(token, 'GET', '/vms?limit=200')).items as Array<{
+      id: string;
+      name: string;
+      status: string;
+    }>
+  ).filter((vm) => vm.status === 'present' && vm.name.startsWith('kb2-test-'));
+  assert.deepEqual(left, [], 'the test VM is gone');
+  assert.equal((await api(token, 'GET', `/vms/${kb2}`)).facts['power.state'], 'stopped');
+});
+
+test('kill -9 in the middle of a restore: after the restart the restore runs again over what the cut-off run wrote, and makes exactly one VM, its disk as backed up', async () => {
+  let token = await login();
+  const finished = finishedAs(() => token);
+  const host = (await api(token, 'GET', '/hosts')).items[0];
+  const kb2 = (await api(token, 'GET', '/vms/kb2')).id as string;
+  const [newest] = (await api(token, 'GET', `/backups?vm=${kb2}`)).items as Array<{ id: string }>;
+  assert.ok(newest, 'kb2 has backups');
+  const restore = (
+    await api(token, 'POST', `/backups/${newest.id}/restore`, {
+      host: host.name,
+      name: 'kb2-back',
+    })
+  ).id as string;
+  await until(
+    'the restore to be writing',
+    async () => {
+      const task = await api(token, 'GET', `/tasks/${restore}`);
+      assert.notEqual(task.state, 'succeeded', 'the restore ended before the kill');
+      return task.state === 'running' ? true : undefined;
+    },
+    120_000,
+    10,
+  );
+  await server!.kill('SIGKILL');
+
+  server = await startServerProcess({ dataDir });
+  token = await login();
+  const ended = await finished(restore, 180_000);
+  assert.equal(ended.state, 'succeeded', JSON.stringify(ended.error));
+  assert.equal(ended.attempt, 2, 'the restore ran again after the restart');
+  const copies = (
+    (await api(token, 'GET', '/vms?limit=200')).items as Array<{
+      id: string;
+      name: string;
+      status: string;
+    }>
+  ).filter((vm) => vm.status === 'present' && vm.name === 'kb2-back');
+  assert.deepEqual(
+    copies.map((vm) => vm.id),
+    [ended.result.vmId],
+    'exactly one VM made',
+  );
+  const staged = readdirSync(dataDir, { recursive: true, encoding: 'utf8' }).filter((file) =>
+    file.endsWith('.zenith-partial'),
+  );
+  assert.deepEqual(staged, [], 'no staging file left');
+  const restoredDisk = readdirSync(dataDir, { recursive: true, encoding: 'utf8' }).find(
+    (file) => file.includes('kb2-back') && file.endsWith('.qcow2'),
+  );
+  assert.ok(restoredDisk, 'the restored disk');
+  assert.equal(
+    guestBytesHash(join(dataDir, restoredDisk)),
+    guestBytesHash(join(dataDir, 'images', 'kb2', 'disk0.qcow2')),
+    'the disk as backed up (kb2 has not run since)',
+  );
 });
