@@ -306,20 +306,32 @@ export async function* diskBytes(
       yield zeroes.subarray(0, length);
       continue;
     }
-    let bytes: Buffer;
-    try {
-      bytes = await repository.getChunk(name);
-      if (bytes.length !== length)
-        throw new ZenithError(
-          'ZEN_BACKUP_CHUNK_DAMAGED',
-          `chunk ${name} holds ${bytes.length} bytes where ${length} belong`,
-          { chunk: name, why: 'wrong length' },
-        );
-    } catch (error) {
-      if (isZenithError(error) && error.code === 'ZEN_BACKUP_CHUNK_DAMAGED') await damaged(error);
-      throw error;
-    }
-    yield bytes;
+    yield await sentChunk(repository, name, length, damaged);
+  }
+}
+
+/**
+ * A chunk of a disk being sent, read back and checked (its name, its length); a damaged one is
+ * told to `damaged` (the backup is marked) before ZEN_BACKUP_CHUNK_DAMAGED ends the sending.
+ */
+export async function sentChunk(
+  repository: BackupRepository,
+  name: string,
+  length: number,
+  damaged: (error: ZenithError) => Promise<void>,
+): Promise<Buffer> {
+  try {
+    const bytes = await repository.getChunk(name);
+    if (bytes.length !== length)
+      throw new ZenithError(
+        'ZEN_BACKUP_CHUNK_DAMAGED',
+        `chunk ${name} holds ${bytes.length} bytes where ${length} belong`,
+        { chunk: name, why: 'wrong length' },
+      );
+    return bytes;
+  } catch (error) {
+    if (isZenithError(error) && error.code === 'ZEN_BACKUP_CHUNK_DAMAGED') await damaged(error);
+    throw error;
   }
 }
 

@@ -12,6 +12,7 @@
  * QEMU's own tools write only into files (decision 0036).
  */
 import { ZenithError } from '../../core/errors.js';
+import { sentChunk } from './disk-backup.js';
 import type { ManifestDisk } from './repository/manifest.js';
 import type { BackupRepository } from './repository/repository.js';
 
@@ -188,21 +189,7 @@ export async function* qcow2Bytes(
   for (const [index, name] of disk.chunks.entries()) {
     if (name === null) continue;
     const length = Math.min(chunkSize, disk.capacityBytes - index * chunkSize);
-    let bytes: Buffer;
-    try {
-      bytes = await repository.getChunk(name);
-      if (bytes.length !== length)
-        throw new ZenithError(
-          'ZEN_BACKUP_CHUNK_DAMAGED',
-          `chunk ${name} holds ${bytes.length} bytes where ${length} belong`,
-          { chunk: name, why: 'wrong length' },
-        );
-    } catch (error) {
-      if (error instanceof ZenithError && error.code === 'ZEN_BACKUP_CHUNK_DAMAGED')
-        await damaged(error);
-      throw error;
-    }
-    yield bytes;
+    yield await sentChunk(repository, name, length, damaged);
     const padding = ceilDiv(length, p.clusterSize) * p.clusterSize - length;
     if (padding > 0) yield Buffer.alloc(padding);
   }
