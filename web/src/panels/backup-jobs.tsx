@@ -293,7 +293,8 @@ function JobDialog(props: {
       const settings = {
         repository,
         selector: selector.trim() || null,
-        scope: scope.trim() || null,
+        // The job's own scope, unchanged, goes by id (a name may stand for more than one object).
+        scope: job?.scope && scope.trim() === job.scope.name ? job.scope.id : scope.trim() || null,
         schedule: schedule.trim() || null,
         timeZone: timeZone.trim() || 'UTC',
         retention: Object.keys(rules).some((key) => key !== 'timeZone') ? rules : null,
