@@ -307,7 +307,12 @@ export class HaService {
     }
     // Beside the loop, one round at a time: a description asks the VM's host, and a host cut off
     // right then answers only at the call's deadline — the verdicts must not wait for it.
-    if (now - this.#lastDescribe >= this.#options.describeEveryMs && !this.#describing) {
+    // Every describeEveryMs for VMs that changed; at once (each tick) for a protected VM never
+    // described yet, so that one started and lost soon after is still restarted.
+    if (
+      !this.#describing &&
+      (now - this.#lastDescribe >= this.#options.describeEveryMs || this.#undescribed(model, now))
+    ) {
       this.#lastDescribe = now;
       this.#describing = this.#describeProtected(model)
         .catch((error: unknown) =>
@@ -538,6 +543,30 @@ export class HaService {
     ]);
   }
 
+  /** When describing a VM last failed: it is tried again at the round's pace, not every tick. */
+  readonly #describeFailedAt = new Map<string, number>();
+
+  /** Whether a protected VM on a healthy host, of a family that describes VMs, has no description yet. */
+  #undescribed(model: PlacementModel, now: number): boolean {
+    for (const slot of model.vms.values()) {
+      const vm = slot.object;
+      if (!vm || vm.status !== 'present' || slot.home < 0 || !vm.externalId || !vm.connectionId)
+        continue;
+      if (this.#verdicts.get(model.hosts[slot.home]!.id)?.state !== 'healthy') continue;
+      if (this.store.describedAt(vm.id) !== null || !haOfVm(model, vm.id).protected) continue;
+      const failed = this.#describeFailedAt.get(vm.id);
+      if (failed !== undefined && now - failed < this.#options.describeEveryMs) continue;
+      let driver;
+      try {
+        driver = this.deps.connections.driver(vm.connectionId);
+      } catch {
+        continue;
+      }
+      if (facetOf(driver, 'portableVms')) return true;
+    }
+    return false;
+  }
+
   /** Descriptions of protected VMs on hosts that answer, taken again when the VM changed. */
   async #describeProtected(model: PlacementModel): Promise<void> {
     const { inventory, connections } = this.deps;
@@ -566,7 +595,9 @@ export class HaService {
         // The VM may have moved while it was described: keep it only if it is still there.
         if (inventory.index.get(vm.id)?.connectionId === vm.connectionId)
           await this.store.putDescription(vm.id, host.id, description);
+        this.#describeFailedAt.delete(vm.id);
       } catch (error) {
+        this.#describeFailedAt.set(vm.id, this.deps.clock.now());
         this.deps.logger.warn({ err: error, vm: vm.name }, 'describing a protected VM failed');
       }
     }
