@@ -544,7 +544,7 @@ export const errorCatalogue = {
   ZEN_BACKUP_JOB_INCOMPLETE: {
     status: 409,
     summary:
-      "A backup job's run ended with VMs not backed up (their backups failed or were cancelled); the message names them, and each one's backup task says why. The others were backed up and kept.",
+      "A backup job's run ended with VMs not backed up (their backups failed or were cancelled), or with restore tests of its backups that failed; the message names them, and each one's task says why. The others were backed up (and tested) and kept.",
   },
   ZEN_INTERNAL: {
     status: 500,

@@ -257,7 +257,12 @@ describe('HA on the agent: storage heartbeat, isolation response, self-fencing',
     assert.deepEqual(fenced.vms, [{ uuid, running: false }]);
     assert.equal(fenced.channel, 'down');
     const log = machines['ha-b']!.output();
-    assert.match(log, /self-fencing killed a VM/);
+    // The agent kills it; if the agent itself was held up past the deadline (a loaded machine),
+    // its fencing sentinel does, and the agent says so when it looks again.
+    assert.match(
+      log,
+      /self-fencing killed a VM|the fencing sentinel killed a VM while the agent was away/,
+    );
     assert.ok(fenced.fencedAt! - fenced.channelDownSince! >= selfFenceSeconds * 1000);
   });
 });
