@@ -21,7 +21,8 @@ import { closeSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { readImage, writeImage } from '../src/hypervisors/qemu/nbd-disk-stream.js';
+import { writeImage } from '../src/hypervisors/qemu/image-writer.js';
+import { readImage } from '../src/hypervisors/qemu/nbd-disk-stream.js';
 import { isZeroes, restoreDisk, takeBackup } from '../src/services/backup/disk-backup.js';
 import { chunkName, encodeChunk } from '../src/services/backup/repository/chunk-codec.js';
 import { writeRealisticDisk } from './disk-content.js';
@@ -71,7 +72,7 @@ async function hashAndCompress(image: string): Promise<{ ms: number; bytes: numb
       const data = buffer.subarray(0, length);
       if (isZeroes(data)) continue;
       // What a backup does to a chunk: name it (SHA-256) and encode it (deflate, as chunks are).
-      await encodeChunk(data, chunkName(data));
+      await encodeChunk(data, await chunkName(data));
       bytes += length;
     }
   };

@@ -110,6 +110,14 @@ export class AgentDiskStreams implements DiskStreamFacet {
           format: disk.format,
           capacityBytes: disk.capacityBytes,
           ...(disk.replace !== undefined ? { replace: disk.replace } : {}),
+          ...(disk.dataExtents
+            ? {
+                dataExtents: disk.dataExtents.map(([offset, length]): [number, number] => [
+                  offset,
+                  length,
+                ]),
+              }
+            : {}),
         },
       ],
       openTimeoutMs,

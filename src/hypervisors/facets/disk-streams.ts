@@ -86,7 +86,16 @@ export interface NewDisk {
    * it is replaced — unless a VM uses it or claims it (ZEN_DISK_IN_USE).
    */
   replace?: boolean;
+  /**
+   * The byte ranges (offset, length) that will hold data, when the caller knows them before it
+   * writes (a restore, from the backup's manifest): the image is laid out for them up front, and a
+   * write outside them is refused (ZEN_BAD_REQUEST). At most MAX_DATA_EXTENTS.
+   */
+  dataExtents?: ReadonlyArray<readonly [offset: number, length: number]>;
 }
+
+/** The most data extents a new disk is laid out for (as many as fit one agent channel frame); a caller with more names none. */
+export const MAX_DATA_EXTENTS = 4096;
 
 export interface DiskStreamFacet {
   /** The VM's disks as streams name them. */

@@ -50,13 +50,8 @@ import type {
 } from '../facets/disk-streams.js';
 import { checkpointLost } from '../facets/disk-streams.js';
 import type { PortableLocation } from '../facets/portable-vm.js';
-import {
-  openNbdReader,
-  readImage,
-  ReadsUnderWay,
-  socketPath,
-  writeImage,
-} from '../qemu/nbd-disk-stream.js';
+import { openNbdReader, readImage, ReadsUnderWay, socketPath } from '../qemu/nbd-disk-stream.js';
+import { writeImage } from '../qemu/image-writer.js';
 import { imageBitmaps, imageInfo, keepsBitmaps, removeImageBitmap } from '../qemu/qemu-img.js';
 import { parseDomainXml, type DomainDisk } from './domain-xml.js';
 import { attempt } from './libvirt-errors.js';
@@ -154,7 +149,10 @@ export class LibvirtDiskStreams implements DiskStreamFacet {
       await this.#unused([file], 'replaced');
       rmSync(file, { force: true });
     }
-    return writeImage(file, disk.capacityBytes, { replace: disk.replace === true });
+    return writeImage(file, disk.capacityBytes, {
+      replace: disk.replace === true,
+      ...(disk.dataExtents ? { dataExtents: disk.dataExtents } : {}),
+    });
   }
 
   async removeImages(locations: PortableLocation[]): Promise<void> {

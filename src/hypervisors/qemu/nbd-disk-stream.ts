@@ -5,16 +5,14 @@
  * or a DiskWriter into a new image.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, rmSync } from 'node:fs';
-import { type FileHandle, open } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { isZenithError, ZenithError } from '../../core/errors.js';
 import { NbdClient, type NbdConnectOptions, type NbdTarget } from '../../protocols/nbd/client.js';
 import { AllocationFlag, DIRTY } from '../../protocols/nbd/constants.js';
 import type { DiskExtent, DiskReader, DiskWriter } from '../facets/disk-streams.js';
 import type { PortableDisk } from '../facets/portable-vm.js';
-import { convertImage, IMAGE_MODE } from './qemu-img.js';
 import { startQemuNbd } from './qemu-nbd.js';
 
 export const ALLOCATION = 'base:allocation';
@@ -214,141 +212,5 @@ export async function readImage(
   } catch (error) {
     await release();
     throw error;
-  }
-}
-
-/** Where a restore stages a disk's bytes before they become `file` (see writeImage). */
-export const stagingFile = (file: string) => `${file}.zenith-partial`;
-
-/**
- * Writes a new qcow2 image at `file`. The bytes go into a sparse raw file beside it (a plain
- * positioned write each: QEMU's NBD server takes writes at a fifth of the disk's speed, measured in
- * docs/performance.md), and `finish` converts that into the qcow2 and makes it durable before it
- * removes the staging file. Never over a file that exists (ZEN_CONFLICT); a staging file left by a
- * write cut off before is removed only when the caller says so (`replace`). An aborted write leaves
- * neither file.
- */
-export async function writeImage(
-  file: string,
-  capacityBytes: number,
-  options: { replace?: boolean } = {},
-): Promise<DiskWriter> {
-  if (existsSync(file))
-    throw new ZenithError('ZEN_CONFLICT', `${file} exists: a restore never overwrites a disk`, {
-      file,
-    });
-  const staging = stagingFile(file);
-  if (options.replace) rmSync(staging, { force: true });
-  let handle: FileHandle;
-  try {
-    handle = await open(staging, 'wx', IMAGE_MODE);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST')
-      throw new ZenithError(
-        'ZEN_CONFLICT',
-        `${file} is being written, or a write of it was cut off (${staging} is there)`,
-        { file },
-      );
-    throw writeFailed(file, error);
-  }
-  const discard = async () => {
-    await handle.close().catch(() => undefined);
-    rmSync(staging, { force: true });
-    rmSync(file, { force: true });
-  };
-  let ended = false;
-  const writable = () => {
-    if (ended) throw new ZenithError('ZEN_INVALID_STATE', 'the disk writer has ended');
-  };
-  const inBounds = (offset: number, length: number) => {
-    if (offset < 0 || length < 0 || offset + length > capacityBytes)
-      throw new ZenithError('ZEN_BAD_REQUEST', `a write beyond the disk's ${capacityBytes} bytes`, {
-        offset,
-        length,
-      });
-  };
-  const write = async (offset: number, data: Uint8Array) => {
-    writable();
-    inBounds(offset, data.length);
-    for (let done = 0; done < data.length;) {
-      const { bytesWritten } = await handle
-        .write(data, done, data.length - done, offset + done)
-        .catch((error: unknown) => {
-          throw writeFailed(file, error);
-        });
-      done += bytesWritten;
-    }
-  };
-  try {
-    await handle.truncate(capacityBytes);
-  } catch (error) {
-    await discard();
-    throw writeFailed(file, error);
-  }
-  return {
-    capacityBytes,
-    zeroed: true,
-    write,
-    async writeZeroes(offset, length) {
-      writable();
-      inBounds(offset, length);
-      const zeroes = Buffer.alloc(Math.min(length, 1 << 20));
-      for (let done = 0; done < length;) {
-        const piece = Math.min(zeroes.length, length - done);
-        await write(offset + done, zeroes.subarray(0, piece));
-        done += piece;
-      }
-    },
-    async finish() {
-      writable();
-      ended = true;
-      try {
-        await handle.close();
-        await convertImage(staging, file, () => undefined, new AbortController().signal, {
-          sourceFormat: 'raw',
-          outOfOrder: true,
-        });
-        await syncFile(file);
-        rmSync(staging, { force: true });
-      } catch (error) {
-        await discard();
-        throw writeFailed(file, error);
-      }
-      return {
-        location: { path: file },
-        format: 'qcow2',
-        bus: 'virtio',
-        capacityBytes,
-        owned: true,
-      };
-    },
-    async abort() {
-      if (ended) return;
-      ended = true;
-      await discard();
-    },
-  };
-}
-
-/** A failed write of a disk as the catalogue's error (a full host disk says ENOSPC in `errno`). */
-function writeFailed(file: string, error: unknown): ZenithError {
-  if (isZenithError(error)) return error;
-  const errno = (error as NodeJS.ErrnoException).code;
-  return new ZenithError(
-    'ZEN_DRIVER_ERROR',
-    `writing ${file} failed: ${(error as Error).message}`,
-    errno ? { file, errno } : { file },
-  );
-}
-
-/** Makes a file's bytes and its name in its directory durable. */
-async function syncFile(file: string): Promise<void> {
-  for (const path of [file, dirname(file)]) {
-    const handle = await open(path, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
   }
 }

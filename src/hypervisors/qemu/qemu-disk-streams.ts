@@ -30,13 +30,8 @@ import type {
 } from '../facets/disk-streams.js';
 import { checkpointLost } from '../facets/disk-streams.js';
 import type { PortableLocation } from '../facets/portable-vm.js';
-import {
-  openNbdReader,
-  readImage,
-  ReadsUnderWay,
-  socketPath,
-  writeImage,
-} from './nbd-disk-stream.js';
+import { openNbdReader, readImage, ReadsUnderWay, socketPath } from './nbd-disk-stream.js';
+import { writeImage } from './image-writer.js';
 import {
   addImageBitmap,
   createImage,
@@ -106,7 +101,10 @@ export class QemuDiskStreams implements DiskStreamFacet {
       rmSync(file, { force: true });
     }
     mkdirSync(dirname(file), { recursive: true });
-    return writeImage(file, disk.capacityBytes, { replace: disk.replace === true });
+    return writeImage(file, disk.capacityBytes, {
+      replace: disk.replace === true,
+      ...(disk.dataExtents ? { dataExtents: disk.dataExtents } : {}),
+    });
   }
 
   async removeImages(locations: PortableLocation[]): Promise<void> {

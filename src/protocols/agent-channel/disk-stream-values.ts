@@ -49,6 +49,12 @@ export const NewDisk = Type.Object({
   format: DiskFormat,
   capacityBytes: Type.Integer({ minimum: 1 }),
   replace: Type.Optional(Type.Boolean()),
+  /** The byte ranges that will hold data, when known (offset, length): the image is laid out for them. */
+  dataExtents: Type.Optional(
+    Type.Array(Type.Tuple([Type.Integer({ minimum: 0 }), Type.Integer({ minimum: 0 })]), {
+      maxItems: extentsPerPage,
+    }),
+  ),
 });
 
 export const OpenedWriter = Type.Object({

@@ -33,6 +33,7 @@ import {
   type PortableVm,
 } from '../../hypervisors/driver.js';
 import type { ActionContext } from '../../hypervisors/driver-types.js';
+import { MAX_DATA_EXTENTS } from '../../hypervisors/facets/disk-streams.js';
 import type { Store, Tx } from '../../store/store.js';
 import { quotaHoldParams, type QuotaGate } from '../quotas/quota-gate.js';
 import type { Actor } from '../audit/audit-service.js';
@@ -47,7 +48,7 @@ import {
   type RepositoryRecord,
 } from './backup-catalogue.js';
 import { diskBytes, restoreDisk, takeBackup, type DiskProgress } from './disk-backup.js';
-import { qcow2Bytes, qcow2Layout } from './qcow2-stream.js';
+import { dataExtents, qcow2Bytes, qcow2Plan } from './qcow2-stream.js';
 import { watchConsole } from './console-watch.js';
 import { applyRetention, checkRetention, type Retention } from './retention.js';
 import type { BackupManifest } from './repository/manifest.js';
@@ -612,13 +613,18 @@ export class BackupService {
       /[^A-Za-z0-9._-]/g,
       '_',
     );
-    return format === 'qcow2'
-      ? {
-          sizeBytes: qcow2Layout(disk, repository.config.chunkSize).sizeBytes,
-          fileName,
-          bytes: qcow2Bytes(repository, disk, damaged),
-        }
-      : { sizeBytes: disk.capacityBytes, fileName, bytes: diskBytes(repository, disk, damaged) };
+    if (format === 'raw')
+      return {
+        sizeBytes: disk.capacityBytes,
+        fileName,
+        bytes: diskBytes(repository, disk, damaged),
+      };
+    const plan = qcow2Plan(disk, repository.config.chunkSize);
+    return {
+      sizeBytes: plan.sizeBytes,
+      fileName,
+      bytes: qcow2Bytes(repository, disk, plan, damaged),
+    };
   }
 
   async restore(
@@ -1259,12 +1265,15 @@ export class BackupService {
     let doneBefore = 0;
     for (const [index, disk] of manifest.disks.entries()) {
       progress.next(disk.diskId, doneBefore);
+      // The new image laid out for the backup's data up front: written in place, never converted.
+      const extents = dataExtents(disk, repository.config.chunkSize);
       const writer = await streams.openWriter(
         {
           location: { path: params.paths[index]! },
           format: 'qcow2',
           capacityBytes: disk.capacityBytes,
           replace: true,
+          ...(extents.length <= MAX_DATA_EXTENTS ? { dataExtents: extents } : {}),
         },
         context,
       );

@@ -16,6 +16,7 @@ import {
   realpathSync,
   rmSync,
   statSync,
+  writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -27,7 +28,7 @@ import { processAlive } from '../../../src/core/process.js';
 import type { DiscoveredVm } from '../../../src/hypervisors/driver.js';
 import type { DiskReadOptions } from '../../../src/hypervisors/facets/disk-streams.js';
 import { DiskClaims } from '../../../src/hypervisors/qemu/disk-claims.js';
-import { stagingFile } from '../../../src/hypervisors/qemu/nbd-disk-stream.js';
+import { stagingFile } from '../../../src/hypervisors/qemu/image-writer.js';
 import { imageBitmaps, keepsBitmaps } from '../../../src/hypervisors/qemu/qemu-img.js';
 import { QemuDriver } from '../../../src/hypervisors/qemu/qemu-driver.js';
 import { restoreDisk, takeBackup } from '../../../src/services/backup/disk-backup.js';
@@ -214,6 +215,82 @@ test('a restore stages its bytes beside the new disk: a write cut off blocks the
   await aborted.write(0, bytes);
   await aborted.abort();
   assert.deepEqual(readdirSync(join(base, 'disks', 'staged')), ['disk0.qcow2']);
+  await streams.removeImages([{ path: file }]);
+});
+
+test('a restore that names its data extents writes the qcow2 in place: only they hold data, a write outside them is refused, and a file that appears meanwhile is never overwritten', async () => {
+  const streams = driver.facets.diskStreams;
+  const file = join(base, 'disks', 'in-place', 'disk0.qcow2');
+  const newDisk = {
+    location: { path: file },
+    format: 'qcow2' as const,
+    capacityBytes: 8 * MiB,
+    dataExtents: [
+      [MiB, MiB],
+      [6 * MiB, 2 * MiB],
+    ] as const,
+  };
+  const writer = await streams.openWriter(newDisk, context);
+  const bytes = (salt: number) => {
+    const b = Buffer.alloc(MiB);
+    for (let i = 0; i < b.length; i += 8) b.writeBigUInt64LE(BigInt(i + salt), i);
+    return b;
+  };
+  // Out of order, as a restore's chunks arrive.
+  await writer.write(7 * MiB, bytes(3));
+  await writer.write(MiB, bytes(1));
+  await writer.write(6 * MiB, bytes(2));
+  await writer.writeZeroes(6 * MiB + 4096, 4096);
+  await writer.writeZeroes(3 * MiB, MiB); // a hole: nothing to write
+  await assert.rejects(
+    writer.write(3 * MiB, Buffer.alloc(4096, 1)),
+    (error: unknown) => isZenithError(error) && error.code === 'ZEN_BAD_REQUEST',
+    'a write outside the extents named',
+  );
+  assert.equal(existsSync(file), false, 'no disk before the write finishes');
+  const disk = await writer.finish();
+  assert.equal(disk.format, 'qcow2');
+  assert.equal(existsSync(stagingFile(file)), false, 'the staging file is gone');
+  assert.equal(statSync(file).mode & 0o777, 0o640);
+  assert.equal(await keepsBitmaps(file), true, 'compat 1.1: later backups can be incremental');
+  const check = JSON.parse(run('qemu-img', 'check', '--output=json', file)) as {
+    'check-errors': number;
+    corruptions?: number;
+    leaks?: number;
+  };
+  assert.deepEqual([check['check-errors'], check.corruptions ?? 0, check.leaks ?? 0], [0, 0, 0]);
+  const expected = Buffer.alloc(8 * MiB);
+  bytes(1).copy(expected, MiB);
+  bytes(2).copy(expected, 6 * MiB);
+  bytes(3).copy(expected, 7 * MiB);
+  expected.fill(0, 6 * MiB + 4096, 6 * MiB + 8192);
+  assert.equal(sha256(rawOf(file)), sha256(expected), 'exactly what was written, zeroes elsewhere');
+  const map = JSON.parse(run('qemu-img', 'map', '--output=json', file)) as Array<{
+    start: number;
+    length: number;
+    data: boolean;
+  }>;
+  assert.deepEqual(
+    map.filter((m) => m.data).map((m) => [m.start, m.length]),
+    [
+      [MiB, MiB],
+      [6 * MiB, 2 * MiB],
+    ],
+    'only the extents take room',
+  );
+
+  // Another file at the disk's path by the time the write finishes: it stays as it was.
+  const second = join(base, 'disks', 'in-place', 'disk1.qcow2');
+  const late = await streams.openWriter({ ...newDisk, location: { path: second } }, context);
+  await late.write(MiB, bytes(4));
+  writeFileSync(second, 'not ours');
+  await assert.rejects(
+    late.finish(),
+    (error: unknown) => isZenithError(error) && error.code === 'ZEN_CONFLICT',
+  );
+  assert.equal(readFileSync(second, 'utf8'), 'not ours');
+  assert.equal(existsSync(stagingFile(second)), false);
+  rmSync(second);
   await streams.removeImages([{ path: file }]);
 });
 

@@ -23,9 +23,10 @@ import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
 import { isZenithError } from '../../../src/core/errors.js';
 import type { DiskReader } from '../../../src/hypervisors/facets/disk-streams.js';
-import { readImage, writeImage } from '../../../src/hypervisors/qemu/nbd-disk-stream.js';
+import { writeImage } from '../../../src/hypervisors/qemu/image-writer.js';
+import { readImage } from '../../../src/hypervisors/qemu/nbd-disk-stream.js';
 import { restoreDisk, takeBackup } from '../../../src/services/backup/disk-backup.js';
-import { qcow2Bytes, qcow2Layout } from '../../../src/services/backup/qcow2-stream.js';
+import { qcow2Bytes, qcow2Plan } from '../../../src/services/backup/qcow2-stream.js';
 import type {
   BackupManifest,
   ManifestDisk,
@@ -203,10 +204,11 @@ test('a backed-up disk streams as a qcow2 image that qemu-img checks clean and r
     );
     const manifest = await backUp(repository, name, image);
     const disk = manifest.disks[0]!;
-    const layout = qcow2Layout(disk, chunk);
+    const layout = qcow2Plan(disk, chunk);
     const file = join(dir, `${name}-download.qcow2`);
     const parts: Buffer[] = [];
-    for await (const part of qcow2Bytes(repository, disk, async () => undefined)) parts.push(part);
+    for await (const part of qcow2Bytes(repository, disk, layout, async () => undefined))
+      parts.push(part);
     writeFileSync(file, Buffer.concat(parts));
     assert.equal(statSync(file).size, layout.sizeBytes, 'as long as the layout said');
     assert.ok(layout.sizeBytes < size / 2, `holes take no room: ${layout.sizeBytes} bytes`);

@@ -14,10 +14,10 @@
 import {
   createCipheriv,
   createDecipheriv,
-  createHash,
   createHmac,
   hkdfSync,
   randomBytes,
+  webcrypto,
 } from 'node:crypto';
 import { promisify } from 'node:util';
 import { deflateRaw, inflateRaw } from 'node:zlib';
@@ -70,10 +70,23 @@ export function keyCheck(repositoryKey: Buffer): string {
     .digest('base64url');
 }
 
-export function chunkName(plain: Uint8Array, keys?: ChunkKeys): string {
-  return (keys ? createHmac('sha256', keys.naming) : createHash('sha256'))
-    .update(plain)
-    .digest('hex');
+const namingKeys = new WeakMap<ChunkKeys, Promise<webcrypto.CryptoKey>>();
+
+/**
+ * The chunk's name. Web Crypto's digest and HMAC run in Node's thread pool, beside the zlib work,
+ * where `createHash` would take the event loop's thread: hashing a 4 MiB chunk there costs 2.5 ms
+ * that reading and writing wait for.
+ */
+export async function chunkName(plain: Uint8Array, keys?: ChunkKeys): Promise<string> {
+  if (!keys) return Buffer.from(await webcrypto.subtle.digest('SHA-256', plain)).toString('hex');
+  let key = namingKeys.get(keys);
+  if (!key) {
+    key = webcrypto.subtle.importKey('raw', keys.naming, { name: 'HMAC', hash: 'SHA-256' }, false, [
+      'sign',
+    ]);
+    namingKeys.set(keys, key);
+  }
+  return Buffer.from(await webcrypto.subtle.sign('HMAC', await key, plain)).toString('hex');
 }
 
 export const isChunkName = (name: string) => /^[0-9a-f]{64}$/.test(name);
@@ -139,6 +152,7 @@ export async function decodeChunk(blob: Buffer, name: string, keys?: ChunkKeys):
       throw damaged(name, 'it does not decompress');
     }
   }
-  if (chunkName(plain, keys) !== name) throw damaged(name, 'its bytes do not hash to its name');
+  if ((await chunkName(plain, keys)) !== name)
+    throw damaged(name, 'its bytes do not hash to its name');
   return plain;
 }

@@ -248,7 +248,7 @@ export class BackupRepository {
   }
 
   /** Names the bytes as this repository does (its key, if it has one). */
-  nameOf(plain: Uint8Array): string {
+  nameOf(plain: Uint8Array): Promise<string> {
     return chunkName(plain, this.#keys);
   }
 
@@ -269,7 +269,7 @@ export class BackupRepository {
    * name and the bytes written (0 when it was there).
    */
   async putChunk(plain: Buffer): Promise<{ name: string; storedBytes: number }> {
-    const name = this.nameOf(plain);
+    const name = await this.nameOf(plain);
     // The same bytes twice at once (a disk's chunks of one pattern): written once.
     const pending = this.#writing.get(name);
     if (pending) {
