@@ -4,13 +4,13 @@
  * - the disk: a qcow2 of `--size` (2 GiB by default) with realistic content — 40 % the machine's
  *   own shared libraries (compressible binaries), 20 % random bytes, 40 % never written;
  * - the physical limit: reading the disk (qemu-io, 64 MiB reads), and hashing
- *   (SHA-256) and compressing (deflate level 1) the same bytes, four chunks in flight (the
- *   compression runs in Node's thread pool on every core); the limit is the slowest of the two;
+ *   (SHA-256) and compressing (deflate level 1) the same bytes, four chunks in flight (both run in
+ *   Node's thread pool on every core); the limit is the slowest of the two;
  * - a full backup through qemu-nbd and the NBD client (what Zenith does for a stopped VM's disk);
  * - an incremental after 1 % of the disk changed in 64 KiB writes at random places, and another
  *   after 1 % changed in 4 MiB writes, through persistent dirty bitmaps;
  * - deduplication over 10 linked clones, each with 1 % of its own changes;
- * - a restore into a new qcow2 (staged in a raw file beside it, then converted), beside the disk's
+ * - a restore into a new qcow2 (laid out for the backup's data, written in place), beside the disk's
  *   write speed (`qemu-img convert` of the same bytes into a new qcow2, then fsync) and beside
  *   reading and checking the same chunks from the repository alone.
  *
@@ -24,6 +24,7 @@ import { parseArgs } from 'node:util';
 import { writeImage } from '../src/hypervisors/qemu/image-writer.js';
 import { readImage } from '../src/hypervisors/qemu/nbd-disk-stream.js';
 import { isZeroes, restoreDisk, takeBackup } from '../src/services/backup/disk-backup.js';
+import { dataExtents } from '../src/services/backup/qcow2-stream.js';
 import { chunkName, encodeChunk } from '../src/services/backup/repository/chunk-codec.js';
 import { writeRealisticDisk } from './disk-content.js';
 import type { BackupManifest } from '../src/services/backup/repository/manifest.js';
@@ -192,7 +193,9 @@ try {
   );
 
   const target = join(dir, 'restored.qcow2');
-  const writer = await writeImage(target, size);
+  const writer = await writeImage(target, size, {
+    dataExtents: dataExtents(clusteredDisk, repository.config.chunkSize),
+  });
   const [, restoreMs] = await timed(async () => {
     await restoreDisk(repository, clusteredDisk, writer);
     await writer.finish();
