@@ -257,6 +257,58 @@ export const downloadBackupDisk = operation({
   binary: true,
 });
 
+export const DiskDownloadParams = Type.Object(
+  { id: IdOrName, diskId: Type.String({ maxLength: 7, pattern: '^disk[0-9]{1,3}$' }) },
+  { additionalProperties: false },
+);
+
+export const DownloadTicket = Type.Object({
+  ticket: Type.String(),
+  /** Where to GET the file (under /api/v1), with no other credential, once, before `expiresAt`. */
+  path: Type.String(),
+  expiresAt: Type.Number(),
+  fileName: Type.String(),
+  sizeBytes: Type.Integer({ minimum: 0 }),
+});
+export type DownloadTicket = Static<typeof DownloadTicket>;
+
+export const createBackupDownloadTicket = operation({
+  method: 'POST',
+  path: '/backups/:id/disks/:diskId/download-tickets',
+  auth: 'backup.restore',
+  tag: 'backups',
+  summary:
+    'A single-use ticket (60 s) to download one disk of the backup, raw or qcow2, with a plain GET of the path it names (how a browser saves a file: no bearer token). The ticket is the credential: a token revoked or a permission withdrawn since ends it. The download is audited when the ticket is used',
+  params: DiskDownloadParams,
+  body: Type.Object(
+    { format: Type.Optional(StringEnum(['raw', 'qcow2'] as const)) },
+    { additionalProperties: false },
+  ),
+  success: { 201: DownloadTicket },
+  errors: [409],
+});
+
+export const downloadWithTicket = operation({
+  method: 'GET',
+  path: '/downloads/:ticket',
+  auth: 'public',
+  tag: 'backups',
+  summary:
+    "The backed-up disk a download ticket was issued for, as a raw or qcow2 file; the single-use ticket in the path is the credential (401 when unknown, used or expired). Audited as backup.download by the ticket's user",
+  params: Type.Object(
+    { ticket: Type.String({ minLength: 16, maxLength: 64 }) },
+    { additionalProperties: false },
+  ),
+  success: {
+    200: Type.String({
+      format: 'binary',
+      description: 'The raw or qcow2 image; Content-Disposition names the file',
+    }),
+  },
+  errors: [401, 403, 409],
+  binary: true,
+});
+
 export const testBackup = operation({
   method: 'POST',
   path: '/backups/:id/test',

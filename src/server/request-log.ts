@@ -1,6 +1,7 @@
 /**
  * How a request appears in the log: Fastify logs every request with its URL, and some URLs carry a
- * credential (a console ticket is the last segment of /consoles/…; a query string may name a token).
+ * credential (a console or download ticket is the last segment of /consoles/… or /downloads/…; a query
+ * string may name a token).
  * Those are replaced before anything is written.
  */
 import type { FastifyRequest } from 'fastify';
@@ -13,7 +14,7 @@ const secretParameter = /ticket|token|pass(word)?|secret|credential|key|signatur
 export function loggedUrl(url: string): string {
   const at = url.indexOf('?');
   const path = (at < 0 ? url : url.slice(0, at)).replace(
-    /(\/consoles\/)[^/]+/,
+    /(\/(?:consoles|downloads)\/)[^/]+/,
     (_match, prefix: string) => `${prefix}${redacted}`,
   );
   if (at < 0) return path;

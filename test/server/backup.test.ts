@@ -289,6 +289,68 @@ describe('backup and restore through the API (real QEMU, two hosts)', () => {
     );
   });
 
+  test('a browser download: a single-use ticket for one disk, then a plain GET with no token; audited as its user; a used ticket, a logged-out token and a viewer are refused', async () => {
+    const [newest] = (await s.request('GET', `/backups?vm=${vmId}`, { token })).body.items;
+    const diskHash = hashOf(join(rootA, 'bk', 'disk0.qcow2'));
+    const ticketFor = (as: string, format = 'qcow2') =>
+      s.request('POST', `/backups/${newest.id}/disks/disk0/download-tickets`, {
+        token: as,
+        body: { format },
+      });
+    const issued = await ticketFor(token);
+    assert.equal(issued.status, 201, JSON.stringify(issued.body));
+    assert.match(issued.body.path, /^\/api\/v1\/downloads\/\S{16,}$/);
+    assert.match(issued.body.fileName, /^bk-disk0-\S+\.qcow2$/);
+    // No Authorization header: the ticket in the path is the credential.
+    const answer = await fetch(`${s.baseUrl}${issued.body.path}`);
+    assert.equal(answer.status, 200);
+    assert.equal(
+      answer.headers.get('content-disposition'),
+      `attachment; filename="${issued.body.fileName}"`,
+    );
+    assert.equal(Number(answer.headers.get('content-length')), issued.body.sizeBytes);
+    const file = join(base, 'ticket-download.qcow2');
+    writeFileSync(file, Buffer.from(await answer.arrayBuffer()));
+    execFileSync('qemu-img', ['check', '-q', file]);
+    assert.equal(hashOf(file), diskHash, 'the disk as it was at the backup');
+    const audited = (await s.request('GET', '/audit?action=backup.download', { token })).body.items;
+    assert.deepEqual(
+      [audited[0]?.targetId, audited[0]?.actorName, audited[0]?.params?.by],
+      [newest.id, 'admin', 'ticket'],
+      JSON.stringify(audited[0]),
+    );
+    const again = await fetch(`${s.baseUrl}${issued.body.path}`);
+    assert.deepEqual(
+      [again.status, ((await again.json()) as { error: { code: string } }).error.code],
+      [401, 'ZEN_UNAUTHENTICATED'],
+      'a ticket is used once',
+    );
+    // A ticket outlives no logout of the token it was asked for with.
+    const other = await s.login();
+    const orphan = await ticketFor(other, 'raw');
+    assert.equal(orphan.status, 201);
+    assert.equal((await s.request('POST', '/auth/logout', { token: other })).status, 204);
+    const afterLogout = await fetch(`${s.baseUrl}${orphan.body.path}`);
+    assert.equal(afterLogout.status, 401);
+    await afterLogout.body?.cancel();
+    // A viewer gets no ticket (the same refusal as for the download itself).
+    const viewer = await s.login('dora', 'viewer-password-2');
+    assert.equal((await ticketFor(viewer)).status, 403);
+    const unknownDisk = await s.request(
+      'POST',
+      `/backups/${newest.id}/disks/disk7/download-tickets`,
+      {
+        token,
+        body: {},
+      },
+    );
+    assert.equal(
+      unknownDisk.status,
+      404,
+      'a disk the backup lacks is told when the ticket is asked for',
+    );
+  });
+
   test('verify finds a flipped byte: the backups using the chunk are damaged and are not restored', async () => {
     // The chunk the stopped incremental wrote is used by it and the running one after it.
     const chunks = join(s.dataDir, 'backups', 'main', 'chunks');

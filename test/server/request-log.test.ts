@@ -16,7 +16,7 @@ describe('request lines in the server log', () => {
   });
   after(async () => s.close());
 
-  test('a console ticket in the WebSocket URL, and tokens in query strings, are redacted', async () => {
+  test('a console ticket in the WebSocket URL, a download ticket, and tokens in query strings, are redacted', async () => {
     const ticket = 'Tk7v0Qx3LmZp9RwA2sYc8NdE';
     const socket = new WebSocket(`${s.baseUrl.replace(/^http/, 'ws')}/api/v1/consoles/${ticket}`);
     const closed = await new Promise<number>((resolve) => {
@@ -25,6 +25,8 @@ describe('request lines in the server log', () => {
     });
     assert.ok(closed >= 4000, `the unknown ticket is refused (${closed})`);
     await s.request('GET', `/consoles/${ticket}`);
+    const download = await s.request('GET', `/downloads/${ticket}`);
+    assert.equal(download.status, 401, 'an unknown download ticket is refused');
     await s.request('GET', '/vms?limit=5&token=query-secret-value&Password=x%20y', {
       token: admin,
     });
@@ -36,6 +38,7 @@ describe('request lines in the server log', () => {
       .filter((line) => line.msg === 'incoming request')
       .map((line) => (line.req as { url: string }).url);
     assert.ok(urls.includes('/api/v1/consoles/[redacted]'), urls.join(' '));
+    assert.ok(urls.includes('/api/v1/downloads/[redacted]'), urls.join(' '));
     assert.ok(urls.includes('/api/v1/vms?limit=5&token=[redacted]&Password=[redacted]'));
   });
 

@@ -102,7 +102,7 @@ describe('backups in the web console in Chromium (real QEMU)', () => {
     await page.getByRole('heading', { name: 'Virtual machines' }).waitFor(seen);
   };
 
-  test('an admin backs a VM up (full, then incremental), restores the newest as a new VM, and verifies the repository', async (t) => {
+  test('an admin backs a VM up (full, then incremental), downloads its disk, restores the newest as a new VM, and verifies the repository', async (t) => {
     const started = Date.now();
     const watched = await browser.newPage();
     const { page } = watched;
@@ -140,6 +140,22 @@ describe('backups in the web console in Chromium (real QEMU)', () => {
     assert.ok((await page.evaluate(overflow)) <= 0, 'no horizontal scrolling at 1280 px');
     assert.deepEqual(await seriousViolations(page), [], 'no serious axe-core violation');
     await watched.screenshot('vm-backups');
+
+    // Its disk downloads through the browser: a single-use ticket, then a plain link it saves.
+    await newest.getByRole('button', { name: 'Download ▾' }).click();
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('menuitem', { name: /disk0 as qcow2/ }).click(),
+    ]);
+    assert.match(download.suggestedFilename(), /^web-bk-disk0-\S+\.qcow2$/);
+    const saved = join(storage, 'downloaded.qcow2');
+    await download.saveAs(saved);
+    execFileSync('qemu-img', ['check', '-q', saved]);
+    assert.equal(
+      execFileSync('qemu-img', ['compare', saved, disk()], { encoding: 'utf8' }).trim(),
+      'Images are identical.',
+      'the disk as at the newest backup (never started since)',
+    );
 
     // The newest restored onto the same host under a new name; the dialog links to the new VM.
     await newest.getByRole('button', { name: 'Restore…' }).click();

@@ -3,9 +3,11 @@ import {
   addBackupRepository,
   backUpVm,
   collectBackupGarbage,
+  createBackupDownloadTicket,
   pruneBackupRepository,
   deleteBackup,
   downloadBackupDisk,
+  downloadWithTicket,
   getBackup,
   getBackupRepository,
   listBackupRepositories,
@@ -22,9 +24,13 @@ import {
   setGarbageCollectSchedule,
   removeGarbageCollectSchedule,
 } from '../../api/backups.js';
+import type { Clock } from '../../core/clock.js';
+import type { AuditService } from '../../services/audit/audit-service.js';
 import type { BackupService } from '../../services/backup/backup-service.js';
+import { DownloadTickets } from '../../services/backup/download-tickets.js';
 import type { RepositorySchedules } from '../../services/backup/repository-schedules.js';
 import type { AccessService } from '../../services/identity/access-service.js';
+import type { SessionService } from '../../services/identity/session-service.js';
 import type { InventoryService } from '../../services/inventory/inventory-service.js';
 import { principalOf } from '../auth.js';
 import { noContent, serve, type Api } from '../route.js';
@@ -35,12 +41,16 @@ export interface BackupRouteServices {
   repositorySchedules: RepositorySchedules;
   inventory: InventoryService;
   access: AccessService;
+  sessions: SessionService;
+  audit: AuditService;
+  clock: Clock;
 }
 
 export async function backupRoutes(
   app: Api,
-  { backups, repositorySchedules, inventory, access }: BackupRouteServices,
+  { backups, repositorySchedules, inventory, access, sessions, audit, clock }: BackupRouteServices,
 ): Promise<void> {
+  const downloads = new DownloadTickets({ backups, access, sessions, clock });
   const onBackup = [{ param: 'id', kind: 'backup' }] as const;
 
   // Repositories are infrastructure: read with backup.read on everything.
@@ -196,6 +206,43 @@ export async function backupRoutes(
       );
     },
   );
+  // A browser's download: a ticket asked for with the token, then a plain GET with the ticket only.
+  serve(
+    app,
+    createBackupDownloadTicket,
+    { audit: 'backup.download.ticket', scope: [...onBackup] },
+    async (request, reply) =>
+      reply
+        .status(201)
+        .send(
+          await downloads.issue(
+            request.params.id,
+            request.params.diskId,
+            request.body.format ?? 'raw',
+            principalOf(request),
+          ),
+        ),
+  );
+  // The ticket in the path is the credential: a public route, audited here as the ticket's user.
+  serve(app, downloadWithTicket, {}, async (request, reply) => {
+    const { backupId, diskId, format, actor } = await downloads.redeem(request.params.ticket);
+    const { sizeBytes, fileName, bytes } = await backups.download(backupId, diskId, format);
+    await audit.append([
+      {
+        actor,
+        action: 'backup.download',
+        targetId: backupId,
+        params: { diskId, format, by: 'ticket' },
+        result: 'succeeded',
+        requestId: request.id,
+      },
+    ]);
+    return reply
+      .type('application/octet-stream')
+      .header('content-length', String(sizeBytes))
+      .header('content-disposition', `attachment; filename="${fileName}"`)
+      .send(Readable.from(bytes, { objectMode: false }) as unknown as string);
+  });
   // A restore test makes (and removes) a VM on the host: as a restore, on the backup's VM and the host.
   serve(
     app,

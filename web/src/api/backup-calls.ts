@@ -7,6 +7,7 @@ import type {
   BackupRepositoryUsageView,
   BackupRepositoryView,
   BackupView,
+  DownloadTicket,
   ScheduleView,
 } from '../../../src/api/backups.ts';
 import type { BackupJobView } from '../../../src/api/backup-jobs.ts';
@@ -174,4 +175,18 @@ export function deleteBackupJob(client: ApiClient, id: string): Promise<BackupJo
 
 export function runBackupJob(client: ApiClient, id: string): Promise<TaskDetail> {
   return client.call('POST', `${jobPath(id)}/run`);
+}
+
+/** A single-use ticket to download one disk of a backup with a plain GET (a browser's download). */
+export function backupDownloadTicket(
+  client: ApiClient,
+  backupId: string,
+  diskId: string,
+  format: 'raw' | 'qcow2',
+): Promise<DownloadTicket> {
+  return client.call(
+    'POST',
+    `/backups/${encodeURIComponent(backupId)}/disks/${encodeURIComponent(diskId)}/download-tickets`,
+    { format },
+  );
 }

@@ -2,7 +2,8 @@
  * The VM's backups (the catalogue, GET /backups?vm=ID, newest first): when each was taken, full or
  * incremental, what it read and stored, and whether it is damaged. With backup.run, "Back up now"
  * into a chosen repository (the repositories are read with backup.read on everything); with
- * backup.restore, each backup restores as a new VM on a host. The list is read again when a task
+ * backup.restore, each backup restores as a new VM on a host, and each of its disks downloads as a
+ * qcow2 or raw file. The list is read again when a task
  * on the VM ends, and when a verify or a restore ends (either may mark backups damaged).
  */
 import { Badge, Button, Group, NativeSelect, Stack, Table, Text } from '@mantine/core';
@@ -21,6 +22,7 @@ import { isTaskEnd } from '../api/events.ts';
 import { reasonOf } from '../api/follow-task.ts';
 import type { ManagedObject } from '../api/types.ts';
 import { formatBytes } from '../pages/inventory-page.tsx';
+import { BackupDownload } from './backup-download.tsx';
 import { RestoreDialog } from './restore-dialog.tsx';
 import { TaskRunStatus } from './task-run-status.tsx';
 import { useTaskRunner } from './use-task-runner.ts';
@@ -173,19 +175,22 @@ export function VmBackups(props: {
                 </Table.Td>
                 {mayRestore && (
                   <Table.Td>
-                    <Button
-                      size="xs"
-                      variant="default"
-                      disabled={backup.state === 'damaged'}
-                      title={
-                        backup.state === 'damaged'
-                          ? `Damaged, not restored: ${backup.damage ?? 'verify found it'}`
-                          : undefined
-                      }
-                      onClick={() => setRestoring(backup)}
-                    >
-                      Restore…
-                    </Button>
+                    <Group gap="xs" wrap="nowrap">
+                      <Button
+                        size="xs"
+                        variant="default"
+                        disabled={backup.state === 'damaged'}
+                        title={
+                          backup.state === 'damaged'
+                            ? `Damaged, not restored: ${backup.damage ?? 'verify found it'}`
+                            : undefined
+                        }
+                        onClick={() => setRestoring(backup)}
+                      >
+                        Restore…
+                      </Button>
+                      <BackupDownload backup={backup} client={client} />
+                    </Group>
                   </Table.Td>
                 )}
               </Table.Tr>

@@ -1,0 +1,112 @@
+/**
+ * Downloads of a backed-up disk by a plain GET (a browser saving a file sends no bearer token): an
+ * authorized user asks for a single-use ticket for one disk and format, and the ticket, in the
+ * path, is the credential for one download within a minute. As a console ticket, it remembers whom
+ * it was issued to and under which token: a token revoked since, or a permission withdrawn, ends it.
+ * Only its SHA-256 is kept.
+ */
+import type { Clock } from '../../core/clock.js';
+import { randomSecret, sha256Hex } from '../../core/crypto.js';
+import { ZenithError } from '../../core/errors.js';
+import type { Actor } from '../audit/audit-service.js';
+import type { AccessService } from '../identity/access-service.js';
+import type { Principal } from '../identity/roles.js';
+import type { SessionService } from '../identity/session-service.js';
+import type { BackupService } from './backup-service.js';
+
+const ticketLifetimeMs = 60_000;
+
+export type DownloadFormat = 'raw' | 'qcow2';
+
+interface Ticket {
+  backupId: string;
+  diskId: string;
+  format: DownloadFormat;
+  principal: Principal;
+  expiresAt: number;
+}
+
+export interface IssuedDownload {
+  ticket: string;
+  /** Where to GET the file (under /api/v1). */
+  path: string;
+  expiresAt: number;
+  fileName: string;
+  sizeBytes: number;
+}
+
+export class DownloadTickets {
+  /** By the SHA-256 of the ticket: the secret itself is never kept. */
+  readonly #tickets = new Map<string, Ticket>();
+
+  constructor(
+    private readonly deps: {
+      backups: BackupService;
+      access: AccessService;
+      sessions: SessionService;
+      clock: Clock;
+    },
+  ) {}
+
+  /** A ticket for one disk of a backup the principal may restore (checked by the caller's route). */
+  async issue(
+    backupId: string,
+    diskId: string,
+    format: DownloadFormat,
+    principal: Principal,
+  ): Promise<IssuedDownload> {
+    // What a download of it would answer, found now: a damaged backup or a missing disk is told at once.
+    const backup = await this.deps.backups.get(backupId);
+    const { fileName, sizeBytes } = await this.deps.backups.download(backup.id, diskId, format);
+    this.#prune();
+    const ticket = randomSecret(24);
+    const expiresAt = this.deps.clock.now() + ticketLifetimeMs;
+    this.#tickets.set(sha256Hex(ticket), {
+      backupId: backup.id,
+      diskId,
+      format,
+      principal,
+      expiresAt,
+    });
+    return { ticket, path: `/api/v1/downloads/${ticket}`, expiresAt, fileName, sizeBytes };
+  }
+
+  /**
+   * Consumes a ticket: what it was issued for and for whom (ZEN_UNAUTHENTICATED when unknown, used
+   * or expired; the token's end, or ZEN_FORBIDDEN when the permission is gone).
+   */
+  async redeem(
+    ticket: string,
+  ): Promise<{ backupId: string; diskId: string; format: DownloadFormat; actor: Actor }> {
+    const key = sha256Hex(ticket);
+    const found = this.#tickets.get(key);
+    this.#tickets.delete(key);
+    if (!found || found.expiresAt <= this.deps.clock.now())
+      throw new ZenithError(
+        'ZEN_UNAUTHENTICATED',
+        'the download ticket is unknown, used or expired; ask for a new one',
+      );
+    const ending = await this.deps.sessions.tokenEnding(found.principal.tokenId);
+    if (ending) throw new ZenithError(ending.code, ending.message);
+    const backup = await this.deps.backups.get(found.backupId);
+    if (!this.deps.access.decide(found.principal, 'backup.restore', backup.vmId).allowed)
+      throw new ZenithError(
+        'ZEN_FORBIDDEN',
+        `${found.principal.name} may no longer download backups of ${backup.vmName}`,
+        { permission: 'backup.restore' },
+      );
+    const { principal } = found;
+    return {
+      backupId: found.backupId,
+      diskId: found.diskId,
+      format: found.format,
+      actor: { id: principal.id, kind: principal.kind, name: principal.name },
+    };
+  }
+
+  #prune(): void {
+    const now = this.deps.clock.now();
+    for (const [key, ticket] of this.#tickets)
+      if (ticket.expiresAt <= now) this.#tickets.delete(key);
+  }
+}
