@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -136,7 +136,21 @@ describe('restoring one disk of a backup into a VM (real QEMU)', () => {
     write(oldDisk, 0x66, 0, 4 * MiB);
     assert.notEqual(hashOf(oldDisk), pointHash);
     const original = await vm(ids['dr-src']!);
-    const restored = await succeeded('POST', restorePath(backupId, 'disk0'), { replace: 'disk0' });
+    // Asked twice at once: the first replaces the disk; the second finds it changed and refuses
+    // (replacing it too would leave the first one's image behind, no VM's).
+    const [first, second] = await Promise.all(
+      [1, 2].map(() =>
+        s.request('POST', restorePath(backupId, 'disk0'), { token, body: { replace: 'disk0' } }),
+      ),
+    );
+    const ended = await Promise.all(
+      [first!, second!].map((answer) => s.waitForTask(token, answer.body.id, 120_000)),
+    );
+    assert.deepEqual(ended.map((t) => [t.state, t.error?.code ?? null]).sort(), [
+      ['failed', 'ZEN_CONFLICT'],
+      ['succeeded', null],
+    ]);
+    const restored = ended.find((t) => t.state === 'succeeded')!.result;
     assert.deepEqual(
       [restored.vmId, restored.vmDiskId, restored.replaced],
       [original.id, 'disk0', true],
@@ -147,6 +161,11 @@ describe('restoring one disk of a backup into a VM (real QEMU)', () => {
     assert.equal(now.facts['vm.uuid'], original.facts['vm.uuid']);
     assert.equal(now.facts['disk.totalBytes'], 16 * MiB);
     assert.equal(new DiskClaims([root]).owner(restored.path)?.vm, original.facts['vm.uuid']);
+    assert.equal(
+      readdirSync(root).filter((d) => d.startsWith('dr-src-disk0-restored-')).length,
+      1,
+      'one image written',
+    );
   });
 
   test('refusals: an unknown disk, a disk the VM lacks, a running VM, a restorer who may not change the VM', async () => {

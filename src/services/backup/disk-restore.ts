@@ -194,6 +194,17 @@ export class DiskRestore {
     const done = at >= 0;
     if (!done) {
       if (present) stopped(vm, params.replace ? 'replaced' : 'added to', 'meanwhile');
+      // The disk named is no longer the image it was when asked (another restore over it came
+      // first): replacing it now would leave that image behind, no VM's.
+      if (
+        params.replace &&
+        now.disks[params.replace.index]?.location.path !== params.replace.oldPath
+      )
+        throw new ZenithError(
+          'ZEN_CONFLICT',
+          `${vm.name}'s ${params.replace.diskId} changed since the restore was asked for: ask again`,
+          { vmId: vm.id, diskId: params.replace.diskId },
+        );
       const written = await this.#write(params, repository, disk, streams, context);
       const described = manifest.vm.description as PortableVm | undefined;
       const restored: PortableDisk = {
