@@ -1,12 +1,13 @@
 /**
  * One disk of a backup restored into an existing VM through the API, on a real QEMU host: added
  * to another stopped VM (its bytes those of the backed-up disk, claimed for that VM), over a disk
- * of the original (its contents as at the backup's point, its old image gone), and the refusals —
- * an unknown disk, a disk the VM lacks, a running VM, and a restorer who may not change the VM.
+ * of the original (its contents as at the backup's point, its old image gone; a second request at
+ * once refused), and the refusals — an unknown disk, a disk the VM lacks, a running VM, a restorer
+ * who may not change the VM, a host without disk streams, a damaged backup.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -168,7 +169,7 @@ describe('restoring one disk of a backup into a VM (real QEMU)', () => {
     );
   });
 
-  test('refusals: an unknown disk, a disk the VM lacks, a running VM, a restorer who may not change the VM', async () => {
+  test('refusals: an unknown disk, a disk the VM lacks, a running VM, a restorer who may not change the VM, a host without disk streams, a damaged backup', async () => {
     const refusals: Array<[string, unknown, number, string]> = [
       ['disk7', {}, 404, 'ZEN_NOT_FOUND'],
       ['disk0', { vm: 'dr-other', replace: 'disk5' }, 404, 'ZEN_NOT_FOUND'],
@@ -210,5 +211,43 @@ describe('restoring one disk of a backup into a VM (real QEMU)', () => {
     });
     assert.deepEqual([running.status, running.body.error?.code], [409, 'ZEN_INVALID_STATE']);
     await succeeded('POST', `/vms/${ids['dr-other']}/stop`);
+
+    // A VM on a host without disk streams (the simulated hypervisor).
+    const lab = await s.request('POST', '/connections', {
+      token,
+      body: { name: 'lab', type: 'simulated', settings: { hostsPerCluster: 1, vmsPerHost: 1 } },
+    });
+    assert.equal(lab.status, 201, JSON.stringify(lab.body));
+    const simulated = (
+      (await s.request('GET', '/vms?limit=100', { token })).body.items as Array<{
+        id: string;
+        connectionId: string;
+      }>
+    ).find((each) => each.connectionId === lab.body.id)!;
+    const unsupported = await s.request('POST', restorePath(backupId, 'disk0'), {
+      token,
+      body: { vm: simulated.id },
+    });
+    assert.deepEqual(
+      [unsupported.status, unsupported.body.error?.code],
+      [422, 'ZEN_UNSUPPORTED'],
+      JSON.stringify(unsupported.body),
+    );
+
+    // A damaged backup, as a restore.
+    const chunks = join(s.dataDir, 'backups', 'main', 'chunks');
+    for (const prefix of readdirSync(chunks))
+      for (const name of readdirSync(join(chunks, prefix))) {
+        const file = join(chunks, prefix, name);
+        const bytes = readFileSync(file);
+        bytes[bytes.length - 1]! ^= 0xff;
+        writeFileSync(file, bytes);
+      }
+    await succeeded('POST', '/backup-repositories/main/verify');
+    const damaged = await s.request('POST', restorePath(backupId, 'disk0'), {
+      token,
+      body: { vm: 'dr-other' },
+    });
+    assert.deepEqual([damaged.status, damaged.body.error?.code], [409, 'ZEN_BACKUP_CHUNK_DAMAGED']);
   });
 });
