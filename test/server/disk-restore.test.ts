@@ -117,6 +117,9 @@ describe('restoring one disk of a backup into a VM (real QEMU)', () => {
     assert.equal(now.facts['vm.uuid'], other.facts['vm.uuid'], 'the same VM');
     assert.equal(new DiskClaims([root]).owner(restored.path)?.vm, other.facts['vm.uuid']);
     assert.ok(existsSync(join(root, 'dr-other', 'disk0.qcow2')), 'its own disk stays');
+    const audited = (await s.request('GET', '/audit?action=backup.restoreDisk', { token })).body
+      .items;
+    assert.equal(audited[0]?.targetId, other.id, JSON.stringify(audited[0]));
     // The VM reads it: its next backup has both disks, the new one as backed up.
     const next = await succeeded('POST', `/vms/${other.id}/backups`, { repository: 'main' });
     const shown = (await s.request('GET', `/backups/${next.backupId}`, { token })).body;
