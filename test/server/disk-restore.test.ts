@@ -3,7 +3,7 @@
  * to another stopped VM (its bytes those of the backed-up disk, claimed for that VM), over a disk
  * of the original (its contents as at the backup's point, its old image gone; a second request at
  * once refused), and the refusals — an unknown disk, a disk the VM lacks, a running VM, a restorer
- * who may not change the VM, a host without disk streams, a damaged backup.
+ * who may not change the VM, a host without disk streams, a group's quota, a damaged backup.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -172,7 +172,7 @@ describe('restoring one disk of a backup into a VM (real QEMU)', () => {
     );
   });
 
-  test('refusals: an unknown disk, a disk the VM lacks, a running VM, a restorer who may not change the VM, a host without disk streams, a damaged backup', async () => {
+  test('refusals: an unknown disk, a disk the VM lacks, a running VM, a restorer who may not change the VM, a host without disk streams, a quota, a damaged backup', async () => {
     const refusals: Array<[string, unknown, number, string]> = [
       ['disk7', {}, 404, 'ZEN_NOT_FOUND'],
       ['disk0', { vm: 'dr-other', replace: 'disk5' }, 404, 'ZEN_NOT_FOUND'],
@@ -235,6 +235,25 @@ describe('restoring one disk of a backup into a VM (real QEMU)', () => {
       [unsupported.status, unsupported.body.error?.code],
       [422, 'ZEN_UNSUPPORTED'],
       JSON.stringify(unsupported.body),
+    );
+
+    // What the VM grows by counts against its group's quota, as a reconfiguration's growth does.
+    for (const [method, path, body] of [
+      ['POST', '/groups', { name: 'team' }],
+      ['PUT', `/vms/${ids['dr-other']}/ownership`, { group: 'team' }],
+      ['PUT', '/groups/team/quota', { diskBytes: 32 * MiB }],
+    ] as const) {
+      const done = await s.request(method, path, { token, body });
+      assert.ok(done.status < 300, `${path}: ${JSON.stringify(done.body)}`);
+    }
+    const overQuota = await s.request('POST', restorePath(backupId, 'disk0'), {
+      token,
+      body: { vm: 'dr-other' },
+    });
+    assert.deepEqual(
+      [overQuota.status, overQuota.body.error?.code, overQuota.body.error?.details?.resource],
+      [409, 'ZEN_QUOTA_EXCEEDED', 'diskBytes'],
+      JSON.stringify(overQuota.body),
     );
 
     // A damaged backup, as a restore.

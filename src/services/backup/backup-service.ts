@@ -272,6 +272,7 @@ export class BackupService {
       clock: deps.clock,
       logger: deps.logger,
       catalogue: this.catalogue,
+      quotas: deps.quotas,
       repository: (id) => this.#repository(id),
       undamaged: (backupId) => this.#undamaged(backupId, 'restored'),
     });

@@ -25,6 +25,8 @@ import type { Actor } from '../audit/audit-service.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import type { ManagedObject } from '../inventory/model.js';
+import type { Tx } from '../../store/store.js';
+import { quotaHoldParams, type QuotaGate } from '../quotas/quota-gate.js';
 import type { Task, TaskKind, TaskService } from '../tasks/task-service.js';
 import type { BackupCatalogue, CatalogueBackup } from './backup-catalogue.js';
 import { restoreDisk } from './disk-backup.js';
@@ -69,6 +71,8 @@ const DiskRestoreParams = Type.Object({
    * left the VM between its old definition and the new one.
    */
   vm: Type.Unknown(),
+  /** The VM's group, whose quota holds what the VM grows by until the task ends. */
+  ...quotaHoldParams,
 });
 type DiskRestoreParams = Static<typeof DiskRestoreParams>;
 
@@ -79,6 +83,8 @@ export interface DiskRestoreDeps {
   clock: Clock;
   logger: Logger;
   catalogue: BackupCatalogue;
+  /** A VM that grows takes more of its group's quotas, as a reconfigured one does. */
+  quotas: QuotaGate;
   repository(id: string): Promise<BackupRepository>;
   /** The backup unless it is known damaged (ZEN_BACKUP_CHUNK_DAMAGED). */
   undamaged(backupId: string): Promise<CatalogueBackup>;
@@ -93,7 +99,8 @@ export class DiskRestore {
     this.#kind = deps.tasks.register({
       name: 'backup.restoreDisk',
       params: DiskRestoreParams,
-      run: async ({ task, signal, progress }) => this.#run(task, { signal, progress }),
+      run: async ({ task, signal, progress }) =>
+        deps.quotas.holdWhile(task, () => this.#run(task, { signal, progress })),
       // The VM is there all along: the run finds how far the cut-off one got by its disks.
       recover: async () => 'retry',
     });
@@ -145,6 +152,13 @@ export class DiskRestore {
         });
       replace = { diskId: request.replace, index, oldPath: had.location.path };
     }
+    // What the VM grows by (the restored disk has the backup's capacity) is reserved against its
+    // group's quota when the task is recorded, as a reconfiguration's growth is.
+    const growth = Math.max(
+      0,
+      disk.capacityBytes - (replace ? current.disks[replace.index]!.capacityBytes : 0),
+    );
+    const group = growth > 0 ? await this.deps.quotas.groupOfVm(vm.id) : null;
     const host = this.deps.inventory.get(vm.parentId);
     const [path] = await restorePaths(host, streams, `${vm.name}-${diskId}-restored`, [diskId]);
     return this.deps.tasks.submit({
@@ -159,9 +173,21 @@ export class DiskRestore {
         path: path!,
         ...(replace ? { replace } : {}),
         vm: current,
+        ...(group ? { group } : {}),
       },
       owner,
       ...(requestId ? { requestId } : {}),
+      ...(group
+        ? {
+            prepare: (tx: Tx, taskId: string) =>
+              this.deps.quotas.reserve(tx, taskId, group, {
+                vcpus: 0,
+                memoryBytes: 0,
+                diskBytes: growth,
+                vms: 0,
+              }),
+          }
+        : {}),
     });
   }
 
