@@ -138,7 +138,7 @@ export class DiskRestore {
         `${vm.name}'s host cannot define a VM again over its own definition: restore the backup as a new VM`,
         { vmId: vm.id },
       );
-    stopped(vm, request.replace !== undefined ? 'replaced' : 'added to');
+    stopped(vm);
     const current = await portable.describeVm(vm.externalId);
     const disks = await streams.listDisks(vm.externalId);
     let replace: DiskRestoreParams['replace'];
@@ -219,7 +219,7 @@ export class DiskRestore {
     const at = now.disks.findIndex((d) => d.location.path === params.path);
     const done = at >= 0;
     if (!done) {
-      if (present) stopped(vm, params.replace ? 'replaced' : 'added to', 'meanwhile');
+      if (present) stopped(vm, true);
       // The disk named is no longer the image it was when asked (another restore over it came
       // first): replacing it now would leave that image behind, no VM's.
       if (
@@ -326,12 +326,12 @@ export class DiskRestore {
 }
 
 /** Refuses a VM that is not stopped: its definition is replaced, which a running VM's is not. */
-function stopped(vm: ManagedObject, verb: 'replaced' | 'added to', when = ''): void {
+function stopped(vm: ManagedObject, meanwhile = false): void {
   const state = vm.facts['power.state'];
   if (state !== 'stopped')
     throw new ZenithError(
       'ZEN_INVALID_STATE',
-      `${vm.name} is ${String(state)}${when ? ` (started ${when})` : ''}: stop it before a disk of it is ${verb === 'replaced' ? 'replaced' : 'restored into it'}`,
+      `${vm.name} is ${String(state)}${meanwhile ? ' (started meanwhile)' : ''}: stop it before a disk is restored into it`,
       { vmId: vm.id, powerState: state },
     );
 }
