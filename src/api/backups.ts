@@ -232,6 +232,49 @@ export const restoreBackup = operation({
   errors: [409, 422],
 });
 
+/** A disk of a backup names: disk0, disk1, … in the order the guest saw them. */
+const BackupDiskParams = Type.Object(
+  { id: IdOrName, diskId: Type.String({ maxLength: 7, pattern: '^disk[0-9]{1,3}$' }) },
+  { additionalProperties: false },
+);
+
+export const restoreBackupDisk = operation({
+  method: 'POST',
+  path: '/backups/:id/disks/:diskId/restore',
+  auth: 'backup.restore',
+  tag: 'backups',
+  summary:
+    "Restore one disk of the backup into a stopped VM (`vm`, default the backup's own) on a host with disk streams: added as a new disk, or with `replace` naming one of the VM's disks (the confirmation that its contents go) over it, its old image removed. The restored disk has the backup's capacity. Needs backup.restore on the backup's VM and vm.create (the right to change a VM) on the target VM; answers 202 with the task",
+  params: BackupDiskParams,
+  body: Type.Object(
+    {
+      /** The VM the disk goes into (default: the backup's own VM). */
+      vm: Type.Optional(IdOrName),
+      /** One of the VM's disks (disk0, …) whose contents the backup's disk replaces. */
+      replace: Type.Optional(Type.String({ maxLength: 7, pattern: '^disk[0-9]{1,3}$' })),
+    },
+    { additionalProperties: false },
+  ),
+  success: { 202: TaskView },
+  errors: [409, 422],
+});
+
+/** What a disk restore's task answers when it succeeded. */
+export const DiskRestoreResult = Type.Object({
+  vmId: Type.String(),
+  name: Type.String(),
+  backupId: Type.String(),
+  /** The backup's disk restored. */
+  diskId: Type.String(),
+  /** The VM's disk it became: the one replaced, or the new last one. */
+  vmDiskId: Type.String(),
+  /** The new image on the VM's host. */
+  path: Type.String(),
+  capacityBytes: Type.Integer(),
+  replaced: Type.Boolean(),
+});
+export type DiskRestoreResult = Static<typeof DiskRestoreResult>;
+
 export const downloadBackupDisk = operation({
   method: 'POST',
   path: '/backups/:id/disks/:diskId/download',
@@ -239,10 +282,7 @@ export const downloadBackupDisk = operation({
   tag: 'backups',
   summary:
     "One disk of the backup as a raw image (the guest's bytes, zeroes included) or a qcow2 image (`format=qcow2`: what holds data, laid out as it is sent), checked chunk by chunk as it is sent: a damaged chunk ends the answer short of its Content-Length and marks the backup damaged. A POST, so that every download is audited",
-  params: Type.Object(
-    { id: IdOrName, diskId: Type.String({ maxLength: 7, pattern: '^disk[0-9]{1,3}$' }) },
-    { additionalProperties: false },
-  ),
+  params: BackupDiskParams,
   query: Type.Object(
     { format: Type.Optional(StringEnum(['raw', 'qcow2'] as const)) },
     { additionalProperties: false },

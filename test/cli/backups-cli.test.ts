@@ -397,4 +397,30 @@ describe('backups through the zenith command (real QEMU)', () => {
     await ok(['backups', 'jobs', 'remove', 'nightly']);
     assert.deepEqual((await json(['backups', 'jobs', 'list'])).items, []);
   });
+  test('restore-disk: a disk of a backup added to another VM, then over the disk of its own VM', async () => {
+    const [newest] = (await json(['backups', 'list', '--vm', 'bk'])).items;
+    const raw = join(base, 'bk-newest.raw');
+    await ok(['backups', 'download', newest.id, '--disk', 'disk0', '--output', raw]);
+    const same = (image: string) =>
+      execFileSync('qemu-img', ['compare', '-f', 'raw', '-F', 'qcow2', raw, image]).toString();
+
+    const added = await ok(['backups', 'restore-disk', newest.id, 'disk0', '--vm', 'bk-back']);
+    assert.match(added.stderr, /backup\.restoreDisk succeeded/);
+    assert.match(added.stdout, /^disk0 restored into bk-back \(\S+\) as disk1, 64 MiB\n/);
+    assert.equal(
+      (await s.request('GET', '/vms/bk-back', { token })).body.facts['disk.totalBytes'],
+      128 * MiB,
+    );
+
+    write(0x77, 0, MiB);
+    const over = await json(['backups', 'restore-disk', newest.id, 'disk0', '--replace', 'disk0']);
+    assert.equal(over.state, 'succeeded');
+    assert.deepEqual([over.result.name, over.result.vmDiskId], ['bk', 'disk0']);
+    assert.equal(same(over.result.path), 'Images are identical.\n');
+    assert.throws(() => statSync(disk), /ENOENT/, 'the image it had is gone');
+
+    const missing = await zenith(['backups', 'restore-disk', newest.id, 'disk4']);
+    assert.equal(missing.code, 4, missing.stderr);
+    assert.match(missing.stderr, /error ZEN_NOT_FOUND: backup \S+ has no disk disk4/);
+  });
 });

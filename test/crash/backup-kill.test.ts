@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -358,4 +359,61 @@ test('kill -9 in the middle of a restore: after the restart the restore runs aga
     guestBytesHash(join(dataDir, 'images', 'kb2', 'disk0.qcow2')),
     'the disk as backed up (kb2 has not run since)',
   );
+});
+
+test('kill -9 in the middle of a disk restore: after the restart it runs again over what the cut-off run wrote, and the VM has exactly one restored disk, as backed up', async () => {
+  let token = await login();
+  const finished = finishedAs(() => token);
+  const target = await api(token, 'GET', '/vms/kb2-back');
+  const [newest] = (await api(token, 'GET', '/backups?vm=kb')).items as Array<{ id: string }>;
+  assert.ok(newest, 'kb has backups');
+  const restore = (
+    await api(token, 'POST', `/backups/${newest.id}/disks/disk0/restore`, { vm: 'kb2-back' })
+  ).id as string;
+  assert.ok(restore, 'the disk restore was queued');
+  await until(
+    'the disk restore to be writing',
+    async () => {
+      const task = await api(token, 'GET', `/tasks/${restore}`);
+      assert.notEqual(task.state, 'succeeded', 'the disk restore ended before the kill');
+      return task.state === 'running' && task.progress > 0 ? true : undefined;
+    },
+    120_000,
+    10,
+  );
+  await server!.kill('SIGKILL');
+
+  server = await startServerProcess({ dataDir });
+  token = await login();
+  const ended = await finished(restore, 180_000);
+  assert.equal(ended.state, 'succeeded', JSON.stringify(ended.error));
+  assert.equal(ended.attempt, 2, 'the disk restore ran again after the restart');
+  const now = await api(token, 'GET', `/vms/${target.id}`);
+  assert.equal(
+    now.facts['disk.totalBytes'],
+    target.facts['disk.totalBytes'] + 160 * MiB,
+    'exactly one disk added',
+  );
+  const files = readdirSync(dataDir, { recursive: true, encoding: 'utf8' });
+  assert.deepEqual(
+    files.filter((file) => file.endsWith('.zenith-partial')),
+    [],
+    'no staging file left',
+  );
+  const restored = files.filter(
+    (file) => file.includes('kb2-back-disk0-restored') && file.endsWith('.qcow2'),
+  );
+  assert.deepEqual(
+    restored.map((file) => join(dataDir, file)),
+    [ended.result.path],
+    'one image written, the one the VM has',
+  );
+  const download = await fetch(`${server.url}/api/v1/backups/${newest.id}/disks/disk0/download`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}` },
+  });
+  const backedUp = createHash('sha256')
+    .update(Buffer.from(await download.arrayBuffer()))
+    .digest('hex');
+  assert.equal(guestBytesHash(ended.result.path), backedUp, 'the disk as backed up');
 });

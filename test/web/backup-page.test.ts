@@ -366,6 +366,33 @@ describe('backups in the web console in Chromium (real QEMU)', () => {
     assert.equal(existsSync(disk()), false, 'its old disk removed');
     assert.deepEqual(watched.errors(), []);
   });
+
+  test('an admin restores one disk of a backup into the stopped VM as a new disk; replacing one waits for the name', async () => {
+    const watched = await browser.newPage();
+    const { page } = watched;
+    await logIn(watched, 'admin', 'admin-password-for-tests');
+    const before = (await s.request('GET', `/vms/${vmId}`, { token })).body;
+    await page.goto(`${s.baseUrl}/#/vms/${vmId}`);
+    await page.getByRole('heading', { name: 'web-bk' }).waitFor(seen);
+    const backups = page.getByRole('table', { name: 'Backups' });
+    await backups.getByRole('row').nth(1).getByRole('button', { name: 'Restore…' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByText('One disk').click();
+    await dialog.getByLabel('Into web-bk').selectOption('disk0');
+    const replace = dialog.getByRole('button', { name: 'Replace disk0' });
+    assert.equal(await replace.isDisabled(), true, 'not before the name is typed');
+    await dialog.getByLabel('Into web-bk').selectOption('add');
+    await dialog.getByRole('button', { name: 'Add disk0 to web-bk' }).click();
+    await dialog.getByText('Restore disk done.').waitFor(seen);
+    const after = (await s.request('GET', `/vms/${vmId}`, { token })).body;
+    assert.equal(after.facts['vm.uuid'], before.facts['vm.uuid']);
+    assert.equal(after.facts['disk.totalBytes'], before.facts['disk.totalBytes'] + 64 * MiB);
+    assert.ok(
+      readdirSync(storage).some((d) => d.startsWith('web-bk-disk0-restored-')),
+      'the disk written beside its own',
+    );
+    assert.deepEqual(watched.errors(), []);
+  });
 });
 
 /** How far the page scrolls sideways (0 or less: it fits). */

@@ -5,8 +5,14 @@
 import { rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Command } from 'commander';
-import type { getBackup, listBackupRepositories, listBackups } from '../../api/backups.js';
-import type { AnswerOf } from '../../api/operation.js';
+import type {
+  DiskRestoreResult,
+  getBackup,
+  listBackupRepositories,
+  listBackups,
+  restoreBackupDisk,
+} from '../../api/backups.js';
+import type { AnswerOf, BodyOf } from '../../api/operation.js';
 import { ApiClient } from '../client.js';
 import { formatBytes, formatTime, printJson, printKeyValues, printTable } from '../output.js';
 import { runTaskAndSay, scopeOf } from './backup-views.js';
@@ -146,6 +152,42 @@ export function registerBackups(program: Command): void {
             options.replace !== undefined
               ? `restored over ${String(r.name)} (${String(r.vmId)}), stopped; its old disks are removed`
               : `restored as ${String(r.name)} (${String(r.vmId)}), stopped`,
+        );
+      },
+    );
+  backups
+    .command('restore-disk <backup> <disk>')
+    .description(
+      "Restore one disk of a backup (disk0, disk1, …) into a stopped VM — added as a new disk, or over one of its disks with --replace — and wait for the task; the restored disk has the backup's capacity",
+    )
+    .option('--vm <vm>', "the VM the disk goes into (name or id; default: the backup's own VM)")
+    .option(
+      '--replace <disk>',
+      "one of the VM's disks (disk0, …), named to confirm that its contents are replaced",
+    )
+    .option('--no-wait', 'return as soon as the task is queued')
+    .action(
+      async (
+        backup: string,
+        disk: string,
+        options: { vm?: string; replace?: string; wait: boolean },
+        command: Command,
+      ) => {
+        const body: BodyOf<typeof restoreBackupDisk> = {
+          ...(options.vm !== undefined ? { vm: options.vm } : {}),
+          ...(options.replace !== undefined ? { replace: options.replace } : {}),
+        };
+        return runTaskAndSay(
+          command.optsWithGlobals<Globals>(),
+          `/backups/${encodeURIComponent(backup)}/disks/${encodeURIComponent(disk)}/restore`,
+          body,
+          options.wait,
+          (result) => {
+            const r = result as DiskRestoreResult;
+            return r.replaced
+              ? `${r.diskId} restored over ${r.vmDiskId} of ${r.name} (${r.vmId}), ${formatBytes(r.capacityBytes)}; its old image is removed`
+              : `${r.diskId} restored into ${r.name} (${r.vmId}) as ${r.vmDiskId}, ${formatBytes(r.capacityBytes)}`;
+          },
         );
       },
     );

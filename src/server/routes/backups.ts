@@ -14,6 +14,7 @@ import {
   listBackups,
   removeBackupRepository,
   restoreBackup,
+  restoreBackupDisk,
   testBackup,
   verifyBackupRepository,
   getVerifySchedule,
@@ -32,6 +33,7 @@ import type { RepositorySchedules } from '../../services/backup/repository-sched
 import type { AccessService } from '../../services/identity/access-service.js';
 import type { SessionService } from '../../services/identity/session-service.js';
 import type { InventoryService } from '../../services/inventory/inventory-service.js';
+import { ZenithError } from '../../core/errors.js';
 import { principalOf } from '../auth.js';
 import { noContent, serve, type Api } from '../route.js';
 import { acceptTask } from '../task-reply.js';
@@ -185,6 +187,41 @@ export async function backupRoutes(
         ),
       ),
   );
+  // One disk into a VM: backup.restore on the backup's VM (the scope), and the right to change the
+  // VM it goes into (vm.create, as reconfiguring it needs), so that restoring a backup reaches no
+  // VM its restorer could not change. A VM the caller cannot see is not found.
+  serve(app, restoreBackupDisk, { audit: false, scope: [...onBackup] }, async (request, reply) => {
+    const principal = principalOf(request);
+    const named = request.body.vm;
+    const vmId =
+      named === undefined
+        ? (await backups.get(request.params.id)).vmId
+        : inventory.resolve(
+            'vm',
+            named,
+            (o) =>
+              access.decide(principal, 'inventory.read', o.id).allowed ||
+              access.decide(principal, 'vm.create', o.id).allowed,
+          ).id;
+    if (!access.decide(principal, 'vm.create', vmId).allowed)
+      throw new ZenithError(
+        'ZEN_FORBIDDEN',
+        `${principal.name} may not vm.create on the VM the disk goes into: restoring a disk into a VM changes it`,
+        { permission: 'vm.create', role: principal.role },
+      );
+    return acceptTask(request, reply, (actor, requestId) =>
+      backups.restoreDisk(
+        request.params.id,
+        request.params.diskId,
+        {
+          vm: vmId,
+          ...(request.body.replace !== undefined ? { replace: request.body.replace } : {}),
+        },
+        actor,
+        requestId,
+      ),
+    );
+  });
   // The disk's data leaves Zenith: the permission of a restore, and audited as every POST.
   serve(
     app,

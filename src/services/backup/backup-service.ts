@@ -16,7 +16,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, statfsSync } from 'node:fs';
-import { join } from 'node:path';
 import { Type, type Static } from 'typebox';
 import type { Clock } from '../../core/clock.js';
 import { isZenithError, ZenithError } from '../../core/errors.js';
@@ -33,7 +32,6 @@ import {
   type PortableVm,
 } from '../../hypervisors/driver.js';
 import type { ActionContext } from '../../hypervisors/driver-types.js';
-import { MAX_DATA_EXTENTS } from '../../hypervisors/facets/disk-streams.js';
 import type { Store, Tx } from '../../store/store.js';
 import { quotaHoldParams, type QuotaGate } from '../quotas/quota-gate.js';
 import type { Actor } from '../audit/audit-service.js';
@@ -47,12 +45,14 @@ import {
   type CatalogueFilter,
   type RepositoryRecord,
 } from './backup-catalogue.js';
-import { diskBytes, restoreDisk, takeBackup, type DiskProgress } from './disk-backup.js';
-import { dataExtents, qcow2Bytes, qcow2Plan } from './qcow2-stream.js';
+import { diskBytes, restoreDisk, takeBackup } from './disk-backup.js';
+import { DiskRestore, type DiskRestoreRequest } from './disk-restore.js';
+import { qcow2Bytes, qcow2Plan } from './qcow2-stream.js';
 import { watchConsole } from './console-watch.js';
 import { applyRetention, checkRetention, type Retention } from './retention.js';
 import type { BackupManifest } from './repository/manifest.js';
 import { BackupRepository, type VerifyReport } from './repository/repository.js';
+import { progressOver, restoredImage, restorePaths } from './restore-paths.js';
 
 export interface BackupServiceDeps {
   store: Store;
@@ -181,62 +181,9 @@ const newUuid = () => {
   const hex = bytes.toString('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 };
-/**
- * Where a restore of `name` writes its disks on the host: where its family says, or a new
- * directory on the host's first storage root, named after `name`.
- */
-async function restorePaths(
-  host: ManagedObject,
-  streams: DiskStreamFacet,
-  name: string,
-  diskIds: string[],
-): Promise<string[]> {
-  if (streams.newDiskPaths) return streams.newDiskPaths(name, diskIds);
-  const roots = host.facts['storage.roots'];
-  const root = Array.isArray(roots) && typeof roots[0] === 'string' ? roots[0] : undefined;
-  if (!root)
-    throw new ZenithError('ZEN_UNSUPPORTED', `${host.name} names no storage root to restore into`);
-  const directory = join(root, `${name}-${randomBytes(4).toString('hex')}`);
-  return diskIds.map((diskId) => join(directory, `${diskId}.qcow2`));
-}
-
 /** 52:54:00 as QEMU's own MACs (a locally administered convention). */
 const newMac = () =>
   `52:54:00:${[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
-
-/** Progress over several disks: bytes done, bytes read, rate and time left. */
-function progressOver(
-  totalBytes: number,
-  startedAt: number,
-  clock: Clock,
-  report: ActionContext['progress'],
-  verb: string,
-) {
-  let before = 0;
-  let current = '';
-  return {
-    next(diskId: string, doneBefore: number) {
-      current = diskId;
-      before = doneBefore;
-    },
-    update(progress: DiskProgress) {
-      const done = before + progress.doneBytes;
-      const seconds = Math.max((clock.now() - startedAt) / 1000, 0.001);
-      const rate = done / seconds;
-      report({
-        percent: totalBytes > 0 ? (done / totalBytes) * 100 : 100,
-        message: `${verb} ${current}`,
-        details: {
-          doneBytes: done,
-          totalBytes,
-          readBytes: progress.readBytes,
-          bytesPerSecond: Math.round(rate),
-          etaSeconds: rate > 0 ? Math.round((totalBytes - done) / rate) : 0,
-        },
-      });
-    },
-  };
-}
 
 export class BackupService {
   readonly catalogue: BackupCatalogue;
@@ -248,6 +195,7 @@ export class BackupService {
   readonly #verify: TaskKind<Static<typeof VerifyParams>>;
   readonly #prune: TaskKind<Static<typeof PruneParams>>;
   readonly #collect: TaskKind<Static<typeof GarbageParams>>;
+  readonly #diskRestore: DiskRestore;
 
   constructor(private readonly deps: BackupServiceDeps) {
     this.catalogue = new BackupCatalogue(deps.store);
@@ -316,6 +264,17 @@ export class BackupService {
       params: GarbageParams,
       run: async ({ task }) => this.#runGarbageCollection(task.params),
       recover: async () => 'retry',
+    });
+    this.#diskRestore = new DiskRestore({
+      inventory: deps.inventory,
+      connections: deps.connections,
+      tasks: deps.tasks,
+      clock: deps.clock,
+      logger: deps.logger,
+      catalogue: this.catalogue,
+      quotas: deps.quotas,
+      repository: (id) => this.#repository(id),
+      undamaged: (backupId) => this.#undamaged(backupId, 'restored'),
     });
   }
 
@@ -651,6 +610,20 @@ export class BackupService {
       ...(requestId ? { requestId } : {}),
       ...(prepare ? { prepare } : {}),
     });
+  }
+
+  /**
+   * One disk of the backup restored into a stopped VM (the backup's own by default): added as a
+   * new disk, or over the VM's disk `replace` names (disk-restore.ts).
+   */
+  restoreDisk(
+    backupId: string,
+    diskId: string,
+    request: DiskRestoreRequest,
+    owner: Actor,
+    requestId?: string,
+  ): Promise<Task> {
+    return this.#diskRestore.submit(backupId, diskId, request, owner, requestId);
   }
 
   /**
@@ -1265,16 +1238,8 @@ export class BackupService {
     let doneBefore = 0;
     for (const [index, disk] of manifest.disks.entries()) {
       progress.next(disk.diskId, doneBefore);
-      // The new image laid out for the backup's data up front: written in place, never converted.
-      const extents = dataExtents(disk, repository.config.chunkSize);
       const writer = await streams.openWriter(
-        {
-          location: { path: params.paths[index]! },
-          format: 'qcow2',
-          capacityBytes: disk.capacityBytes,
-          replace: true,
-          ...(extents.length <= MAX_DATA_EXTENTS ? { dataExtents: extents } : {}),
-        },
+        restoredImage(disk, repository.config.chunkSize, params.paths[index]!),
         context,
       );
       try {

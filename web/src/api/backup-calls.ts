@@ -7,15 +7,19 @@ import type {
   BackupRepositoryUsageView,
   BackupRepositoryView,
   BackupView,
+  DiskRestoreResult,
   DownloadTicket,
+  restoreBackupDisk as restoreBackupDiskOperation,
   ScheduleView,
 } from '../../../src/api/backups.ts';
+import type { BodyOf } from '../../../src/api/operation.ts';
 import type { BackupJobView } from '../../../src/api/backup-jobs.ts';
 import type { ApiClient } from './client.ts';
 import type { TaskDetail } from './vm-types.ts';
 
 export type {
   BackupJobView,
+  DiskRestoreResult,
   BackupRepositoryUsageView,
   BackupRepositoryView,
   BackupView,
@@ -72,6 +76,20 @@ export function restoreBackup(
   target: { host: string; name: string } | { replace: string },
 ): Promise<TaskDetail> {
   return client.call('POST', `/backups/${encodeURIComponent(backupId)}/restore`, target);
+}
+
+/** One disk of a backup into a stopped VM: added, or over the VM's disk `replace` names. */
+export function restoreBackupDisk(
+  client: ApiClient,
+  backupId: string,
+  diskId: string,
+  target: BodyOf<typeof restoreBackupDiskOperation>,
+): Promise<TaskDetail> {
+  return client.call(
+    'POST',
+    `/backups/${encodeURIComponent(backupId)}/disks/${encodeURIComponent(diskId)}/restore`,
+    target,
+  );
 }
 
 export async function backupRepositories(

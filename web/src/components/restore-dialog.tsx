@@ -1,7 +1,9 @@
 /**
  * Restore a backup as a new, stopped VM (new UUID and MAC addresses) on a host the person picks
  * (the VM's own host first), under a new name — or over the VM itself, stopped, once its name is
- * typed to confirm that its disks are replaced; the task is followed and the VM linked.
+ * typed to confirm that its disks are replaced — or one disk of it into the VM (stopped), added as
+ * a new disk or over one of its disks (its name typed to confirm); the task is followed and the
+ * VM linked.
  */
 import {
   Alert,
@@ -16,13 +18,20 @@ import {
   TextInput,
 } from '@mantine/core';
 import { useEffect, useState } from 'react';
-import { restoreBackup, type BackupView, type RestoreResult } from '../api/backup-calls.ts';
+import {
+  restoreBackup,
+  restoreBackupDisk,
+  type BackupView,
+  type DiskRestoreResult,
+  type RestoreResult,
+} from '../api/backup-calls.ts';
 import type { ApiClient } from '../api/client.ts';
 import type { EventStream } from '../api/event-stream.ts';
 import { reasonOf } from '../api/follow-task.ts';
 import type { ManagedObject } from '../api/types.ts';
 import { listHosts } from '../api/vm-calls.ts';
 import { hrefOf } from '../hash-route.ts';
+import { formatBytes } from '../pages/inventory-page.tsx';
 import { TaskRunStatus } from './task-run-status.tsx';
 import { useTaskRunner } from './use-task-runner.ts';
 
@@ -38,13 +47,20 @@ export function RestoreDialog(props: {
   const [hostId, setHostId] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [name, setName] = useState(`${backup.vmName}-restored`);
-  const [mode, setMode] = useState<'new' | 'replace'>('new');
+  const [mode, setMode] = useState<'new' | 'replace' | 'disk'>('new');
   const [confirmation, setConfirmation] = useState('');
+  // One disk: which of the backup's, and into the VM as a new disk ('add') or over one of its own.
+  const [diskId, setDiskId] = useState(backup.disks[0]?.diskId ?? 'disk0');
+  const [into, setInto] = useState('add');
+  const chosen = backup.disks.find((disk) => disk.diskId === diskId);
   // Only the backup's own VM can be restored over, and only while it is stopped.
   const replaceable = vm.id === backup.vmId && vm.status === 'present';
   const stopped = vm.facts['power.state'] === 'stopped';
   const { run, start } = useTaskRunner(client, events);
-  const result = run?.state === 'succeeded' ? (run.task.result as RestoreResult | null) : null;
+  const result =
+    run?.state === 'succeeded'
+      ? (run.task.result as RestoreResult | DiskRestoreResult | null)
+      : null;
   // Its host by id (the VM object is new on each of its inventory events: the choice stays).
   const ownHostId = vm.computed['location.hostId'];
 
@@ -69,12 +85,17 @@ export function RestoreDialog(props: {
       <form
         onSubmit={(event) => {
           event.preventDefault();
-          void start('Restore', () =>
-            restoreBackup(
-              client,
-              backup.id,
-              mode === 'replace' ? { replace: vm.id } : { host: hostId, name: name.trim() },
-            ),
+          void start(mode === 'disk' ? 'Restore disk' : 'Restore', () =>
+            mode === 'disk'
+              ? restoreBackupDisk(client, backup.id, diskId, {
+                  vm: vm.id,
+                  ...(into === 'add' ? {} : { replace: into }),
+                })
+              : restoreBackup(
+                  client,
+                  backup.id,
+                  mode === 'replace' ? { replace: vm.id } : { host: hostId, name: name.trim() },
+                ),
           );
         }}
       >
@@ -84,17 +105,65 @@ export function RestoreDialog(props: {
               {error}
             </Alert>
           )}
-          {replaceable && (
+          {vm.status === 'present' && (
             <SegmentedControl
               value={mode}
-              onChange={(value) => setMode(value === 'replace' ? 'replace' : 'new')}
+              onChange={(value) => setMode(value === 'replace' || value === 'disk' ? value : 'new')}
               data={[
                 { value: 'new', label: 'As a new VM' },
-                { value: 'replace', label: `Over ${vm.name}` },
+                ...(replaceable ? [{ value: 'replace', label: `Over ${vm.name}` }] : []),
+                { value: 'disk', label: 'One disk' },
               ]}
             />
           )}
-          {mode === 'replace' ? (
+          {mode === 'disk' ? (
+            <>
+              <NativeSelect
+                label="Disk of the backup"
+                value={diskId}
+                data={backup.disks.map((disk) => ({
+                  value: disk.diskId,
+                  label: `${disk.diskId} (${formatBytes(disk.capacityBytes)})`,
+                }))}
+                onChange={(event) => setDiskId(event.currentTarget.value)}
+              />
+              <NativeSelect
+                label={`Into ${vm.name}`}
+                value={into}
+                data={[
+                  { value: 'add', label: 'As a new disk' },
+                  ...backup.disks.map((disk) => ({
+                    value: disk.diskId,
+                    label: `Over its ${disk.diskId}`,
+                  })),
+                ]}
+                onChange={(event) => {
+                  setInto(event.currentTarget.value);
+                  setConfirmation('');
+                }}
+              />
+              <Text size="sm">
+                {into === 'add'
+                  ? `${vm.name} gets a new disk holding ${diskId} as it was backed up.`
+                  : `The contents of ${vm.name}'s ${into} are replaced by ${diskId} as it was backed up, and its current image is removed.`}{' '}
+                The restored disk has the backup&apos;s capacity
+                {chosen ? ` (${formatBytes(chosen.capacityBytes)})` : ''}.
+              </Text>
+              {!stopped && (
+                <Alert color="yellow" title={`${vm.name} is running`}>
+                  Stop it first: no disk is restored into a running VM.
+                </Alert>
+              )}
+              {into !== 'add' && (
+                <TextInput
+                  label={`Type ${vm.name} to confirm`}
+                  value={confirmation}
+                  onChange={(event) => setConfirmation(event.currentTarget.value)}
+                  autoComplete="off"
+                />
+              )}
+            </>
+          ) : mode === 'replace' ? (
             <>
               <Text size="sm">
                 {vm.name}&apos;s disks are replaced by the backup&apos;s, and its settings by those
@@ -140,12 +209,24 @@ export function RestoreDialog(props: {
             <Button
               type="submit"
               loading={run?.state === 'pending'}
-              {...(mode === 'replace' ? { color: 'red' } : {})}
+              {...(mode === 'replace' || (mode === 'disk' && into !== 'add')
+                ? { color: 'red' }
+                : {})}
               disabled={
-                mode === 'replace' ? !stopped || confirmation !== vm.name : !hostId || !name.trim()
+                mode === 'disk'
+                  ? !stopped || (into !== 'add' && confirmation !== vm.name)
+                  : mode === 'replace'
+                    ? !stopped || confirmation !== vm.name
+                    : !hostId || !name.trim()
               }
             >
-              {mode === 'replace' ? `Replace ${vm.name}` : 'Restore'}
+              {mode === 'disk'
+                ? into === 'add'
+                  ? `Add ${diskId} to ${vm.name}`
+                  : `Replace ${into}`
+                : mode === 'replace'
+                  ? `Replace ${vm.name}`
+                  : 'Restore'}
             </Button>
           </Group>
         </Stack>
