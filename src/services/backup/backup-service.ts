@@ -45,14 +45,14 @@ import {
   type CatalogueFilter,
   type RepositoryRecord,
 } from './backup-catalogue.js';
-import { diskBytes, restoreDisk, takeBackup } from './disk-backup.js';
+import { diskBytes, takeBackup } from './disk-backup.js';
 import { DiskRestore, type DiskRestoreRequest } from './disk-restore.js';
 import { qcow2Bytes, qcow2Plan } from './qcow2-stream.js';
 import { watchConsole } from './console-watch.js';
 import { applyRetention, checkRetention, type Retention } from './retention.js';
 import type { BackupManifest } from './repository/manifest.js';
 import { BackupRepository, type VerifyReport } from './repository/repository.js';
-import { progressOver, restoredImage, restorePaths } from './restore-paths.js';
+import { progressOver, restorePaths, writeRestoredDisk } from './restore-paths.js';
 
 export interface BackupServiceDeps {
   store: Store;
@@ -1238,21 +1238,12 @@ export class BackupService {
     let doneBefore = 0;
     for (const [index, disk] of manifest.disks.entries()) {
       progress.next(disk.diskId, doneBefore);
-      const writer = await streams.openWriter(
-        restoredImage(disk, repository.config.chunkSize, params.paths[index]!),
-        context,
-      );
-      try {
-        await restoreDisk(repository, disk, writer, {
+      written.push(
+        await writeRestoredDisk(repository, disk, streams, params.paths[index]!, context, {
           progress: (p) => progress.update(p),
-          signal: context.signal,
-        });
-      } catch (error) {
-        if (isZenithError(error) && error.code === 'ZEN_BACKUP_CHUNK_DAMAGED')
-          await this.catalogue.markDamaged([manifest.id], error.message);
-        throw error;
-      }
-      written.push(await writer.finish());
+          damaged: (error) => this.catalogue.markDamaged([manifest.id], error.message),
+        }),
+      );
       doneBefore += disk.capacityBytes;
     }
     const restored: PortableVm = {

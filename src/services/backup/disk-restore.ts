@@ -31,7 +31,7 @@ import type { Task, TaskKind, TaskService } from '../tasks/task-service.js';
 import type { BackupCatalogue, CatalogueBackup } from './backup-catalogue.js';
 import { restoreDisk } from './disk-backup.js';
 import type { BackupRepository } from './repository/repository.js';
-import { progressOver, restoredImage, restorePaths } from './restore-paths.js';
+import { progressOver, restorePaths, writeRestoredDisk } from './restore-paths.js';
 
 export interface DiskRestoreRequest {
   /** The VM the disk goes into (its id, resolved by the route); default: the backup's own VM. */
@@ -301,22 +301,10 @@ export class DiskRestore {
       'writing',
     );
     progress.next(disk.diskId, 0);
-    const writer = await streams.openWriter(
-      restoredImage(disk, repository.config.chunkSize, params.path),
-      context,
-    );
-    try {
-      await restoreDisk(repository, disk, writer, {
-        progress: (p) => progress.update(p),
-        signal: context.signal,
-      });
-    } catch (error) {
-      await writer.abort().catch(() => undefined);
-      if (isZenithError(error) && error.code === 'ZEN_BACKUP_CHUNK_DAMAGED')
-        await this.deps.catalogue.markDamaged([params.backupId], error.message);
-      throw error;
-    }
-    return writer.finish();
+    return writeRestoredDisk(repository, disk, streams, params.path, context, {
+      progress: (p) => progress.update(p),
+      damaged: (error) => this.deps.catalogue.markDamaged([params.backupId], error.message),
+    });
   }
 }
 

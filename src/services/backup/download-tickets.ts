@@ -6,12 +6,12 @@
  * Only its SHA-256 is kept.
  */
 import type { Clock } from '../../core/clock.js';
-import { randomSecret, sha256Hex } from '../../core/crypto.js';
 import { ZenithError } from '../../core/errors.js';
 import type { Actor } from '../audit/audit-service.js';
 import type { AccessService } from '../identity/access-service.js';
 import type { Principal } from '../identity/roles.js';
 import type { SessionService } from '../identity/session-service.js';
+import { SingleUseTickets } from '../identity/single-use-tickets.js';
 import type { BackupService } from './backup-service.js';
 
 const ticketLifetimeMs = 60_000;
@@ -22,8 +22,6 @@ interface Ticket {
   backupId: string;
   diskId: string;
   format: DownloadFormat;
-  principal: Principal;
-  expiresAt: number;
 }
 
 export interface IssuedDownload {
@@ -36,8 +34,7 @@ export interface IssuedDownload {
 }
 
 export class DownloadTickets {
-  /** By the SHA-256 of the ticket: the secret itself is never kept. */
-  readonly #tickets = new Map<string, Ticket>();
+  readonly #tickets: SingleUseTickets<Ticket>;
 
   constructor(
     private readonly deps: {
@@ -46,7 +43,9 @@ export class DownloadTickets {
       sessions: SessionService;
       clock: Clock;
     },
-  ) {}
+  ) {
+    this.#tickets = new SingleUseTickets(deps, { lifetimeMs: ticketLifetimeMs, what: 'download' });
+  }
 
   /** A ticket for one disk of a backup the principal may restore (checked by the caller's route). */
   async issue(
@@ -58,16 +57,10 @@ export class DownloadTickets {
     // What a download of it would answer, found now: a damaged backup or a missing disk is told at once.
     const backup = await this.deps.backups.get(backupId);
     const { fileName, sizeBytes } = await this.deps.backups.download(backup.id, diskId, format);
-    this.#prune();
-    const ticket = randomSecret(24);
-    const expiresAt = this.deps.clock.now() + ticketLifetimeMs;
-    this.#tickets.set(sha256Hex(ticket), {
-      backupId: backup.id,
-      diskId,
-      format,
+    const { ticket, expiresAt } = this.#tickets.issue(
+      { backupId: backup.id, diskId, format },
       principal,
-      expiresAt,
-    });
+    );
     return { ticket, path: `/api/v1/downloads/${ticket}`, expiresAt, fileName, sizeBytes };
   }
 
@@ -78,35 +71,19 @@ export class DownloadTickets {
   async redeem(
     ticket: string,
   ): Promise<{ backupId: string; diskId: string; format: DownloadFormat; actor: Actor }> {
-    const key = sha256Hex(ticket);
-    const found = this.#tickets.get(key);
-    this.#tickets.delete(key);
-    if (!found || found.expiresAt <= this.deps.clock.now())
-      throw new ZenithError(
-        'ZEN_UNAUTHENTICATED',
-        'the download ticket is unknown, used or expired; ask for a new one',
-      );
-    const ending = await this.deps.sessions.tokenEnding(found.principal.tokenId);
-    if (ending) throw new ZenithError(ending.code, ending.message);
+    const { value: found, principal } = await this.#tickets.redeem(ticket);
     const backup = await this.deps.backups.get(found.backupId);
-    if (!this.deps.access.decide(found.principal, 'backup.restore', backup.vmId).allowed)
+    if (!this.deps.access.decide(principal, 'backup.restore', backup.vmId).allowed)
       throw new ZenithError(
         'ZEN_FORBIDDEN',
-        `${found.principal.name} may no longer download backups of ${backup.vmName}`,
+        `${principal.name} may no longer download backups of ${backup.vmName}`,
         { permission: 'backup.restore' },
       );
-    const { principal } = found;
     return {
       backupId: found.backupId,
       diskId: found.diskId,
       format: found.format,
       actor: { id: principal.id, kind: principal.kind, name: principal.name },
     };
-  }
-
-  #prune(): void {
-    const now = this.deps.clock.now();
-    for (const [key, ticket] of this.#tickets)
-      if (ticket.expiresAt <= now) this.#tickets.delete(key);
   }
 }

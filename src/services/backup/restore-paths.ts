@@ -5,14 +5,15 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Clock } from '../../core/clock.js';
-import { ZenithError } from '../../core/errors.js';
-import type { DiskStreamFacet, NewDisk } from '../../hypervisors/driver.js';
+import { isZenithError, ZenithError } from '../../core/errors.js';
+import type { DiskStreamFacet, NewDisk, PortableDisk } from '../../hypervisors/driver.js';
 import { MAX_DATA_EXTENTS } from '../../hypervisors/facets/disk-streams.js';
 import type { ActionContext } from '../../hypervisors/driver-types.js';
 import type { ManagedObject } from '../inventory/model.js';
-import type { DiskProgress } from './disk-backup.js';
+import { restoreDisk, type DiskProgress } from './disk-backup.js';
 import { dataExtents } from './qcow2-stream.js';
 import type { ManifestDisk } from './repository/manifest.js';
+import type { BackupRepository } from './repository/repository.js';
 
 /**
  * Where a restore of `name` writes its disks on the host: where its family says, or a new
@@ -80,4 +81,38 @@ export function restoredImage(disk: ManifestDisk, chunkSize: number, path: strin
     replace: true,
     ...(extents.length <= MAX_DATA_EXTENTS ? { dataExtents: extents } : {}),
   };
+}
+
+/**
+ * Writes a backed-up disk as a new image at `path` on a host (its disk-stream facet), each chunk
+ * checked as it is read: a damaged one is told to `damaged` (the backup is marked) and nothing of
+ * the image stays. Answers the disk as a portable VM names it.
+ */
+export async function writeRestoredDisk(
+  repository: BackupRepository,
+  disk: ManifestDisk,
+  streams: DiskStreamFacet,
+  path: string,
+  context: ActionContext,
+  options: {
+    progress: (progress: DiskProgress) => void;
+    damaged: (error: ZenithError) => Promise<void>;
+  },
+): Promise<PortableDisk> {
+  const writer = await streams.openWriter(
+    restoredImage(disk, repository.config.chunkSize, path),
+    context,
+  );
+  try {
+    // restoreDisk aborts the writer (its image removed) when it fails.
+    await restoreDisk(repository, disk, writer, {
+      progress: options.progress,
+      signal: context.signal,
+    });
+  } catch (error) {
+    if (isZenithError(error) && error.code === 'ZEN_BACKUP_CHUNK_DAMAGED')
+      await options.damaged(error);
+    throw error;
+  }
+  return writer.finish();
 }

@@ -11,11 +11,11 @@
 import type { Duplex } from 'node:stream';
 import type { Clock } from '../../core/clock.js';
 import { ZenithError } from '../../core/errors.js';
-import { randomSecret, sha256Hex } from '../../core/crypto.js';
 import type { ConsoleKind } from '../../hypervisors/driver.js';
 import type { Actor, AuditService } from '../audit/audit-service.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { SessionService } from '../identity/session-service.js';
+import { SingleUseTickets } from '../identity/single-use-tickets.js';
 import type { Principal } from '../identity/roles.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 
@@ -24,8 +24,6 @@ const ticketLifetimeMs = 30_000;
 interface Ticket {
   vmId: string;
   kind: ConsoleKind;
-  principal: Principal;
-  expiresAt: number;
 }
 
 /** A console opened with a ticket: its bytes, and for whom and on which VM it was opened. */
@@ -37,8 +35,7 @@ export interface OpenedConsole {
 }
 
 export class ConsoleService {
-  /** By the SHA-256 of the ticket: the secret itself is never kept. */
-  readonly #tickets = new Map<string, Ticket>();
+  readonly #tickets: SingleUseTickets<Ticket>;
 
   constructor(
     private readonly deps: {
@@ -48,7 +45,9 @@ export class ConsoleService {
       sessions: SessionService;
       clock: Clock;
     },
-  ) {}
+  ) {
+    this.#tickets = new SingleUseTickets(deps, { lifetimeMs: ticketLifetimeMs, what: 'console' });
+  }
 
   issue(
     vmId: string,
@@ -70,27 +69,13 @@ export class ConsoleService {
         'ZEN_INVALID_STATE',
         `${vm.name} is stopped; start it to reach its console`,
       );
-    this.#prune();
-    const ticket = randomSecret(24);
-    const expiresAt = this.deps.clock.now() + ticketLifetimeMs;
-    this.#tickets.set(sha256Hex(ticket), { vmId: vm.id, kind, principal, expiresAt });
+    const { ticket, expiresAt } = this.#tickets.issue({ vmId: vm.id, kind }, principal);
     return { ticket, path: `/api/v1/consoles/${ticket}`, expiresAt };
   }
 
   /** Consumes a ticket and opens the console it was issued for. */
   async redeem(ticket: string, requestId: string): Promise<OpenedConsole> {
-    const key = sha256Hex(ticket);
-    const found = this.#tickets.get(key);
-    this.#tickets.delete(key);
-    if (!found || found.expiresAt <= this.deps.clock.now())
-      throw new ZenithError(
-        'ZEN_UNAUTHENTICATED',
-        'the console ticket is unknown, used or expired; ask for a new one',
-      );
-    // The token it was issued under may have been revoked (or its identity disabled) since.
-    const ending = await this.deps.sessions.tokenEnding(found.principal.tokenId);
-    if (ending) throw new ZenithError(ending.code, ending.message);
-    const { principal } = found;
+    const { value: found, principal } = await this.#tickets.redeem(ticket);
     const actor: Actor = { id: principal.id, kind: principal.kind, name: principal.name };
     const vm = this.deps.inventory.get(found.vmId);
     const driver = this.deps.connections.driver(vm.connectionId!);
@@ -105,11 +90,5 @@ export class ConsoleService {
       },
     ]);
     return { stream, vmId: vm.id, vmName: vm.name, principal };
-  }
-
-  #prune(): void {
-    const now = this.deps.clock.now();
-    for (const [key, ticket] of this.#tickets)
-      if (ticket.expiresAt <= now) this.#tickets.delete(key);
   }
 }
