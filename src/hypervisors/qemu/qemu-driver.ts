@@ -262,6 +262,7 @@ export class QemuDriver implements HypervisorDriver {
         nics: options.nics ?? [{ mode: 'user' }],
         vnc: options.vnc ?? true,
         accelerator: options.accelerator ?? this.#options.accelerator,
+        ...(options.guestAgent !== undefined ? { guestAgent: options.guestAgent } : {}),
         uuid: randomUUID(),
       },
       this.#limits(host),
@@ -733,6 +734,7 @@ export class QemuDriver implements HypervisorDriver {
       qmpSocket: join(this.#runDir, `${record.id}.qmp`),
       serialSocket: join(this.#runDir, `${record.id}.serial`),
       vncSocket: join(this.#runDir, `${record.id}.vnc`),
+      agentSocket: join(this.#runDir, `${record.id}.qga`),
       pidFile: join(this.#runDir, `${record.id}.pid`),
     };
     const vm = new QemuVm(record, dir, paths, {
@@ -785,6 +787,8 @@ export class QemuDriver implements HypervisorDriver {
         'boot.kind': spec.boot.kind,
         'console.serial': true,
         'console.vnc': spec.vnc,
+        // A guest agent channel (whether an agent answers on it is the guest's business).
+        'guest.agentChannel': spec.guestAgent === true,
         'network.macs': vm.nics.map((nic) => nic.mac),
         // The host's taps of its bridged NICs, in NIC order; they exist while its QEMU runs.
         'network.taps': vm.tapNames,
