@@ -108,7 +108,7 @@ const DISK_MODULES = ['virtio_pci', 'virtio_blk'];
 
 /** The line the guest prints once qemu-ga runs (with `agent: true`). */
 export const GUEST_AGENT_LINE = 'ZENITH-GUEST AGENT STARTED';
-/** The line the guest prints once `fs`'s file system is mounted; then `fs N` every 16 files written. */
+/** The line the guest prints once `fs`'s file system is mounted; then `fs N` every 4 files written. */
 export const GUEST_FS_LINE = 'ZENITH-GUEST FS MOUNTED';
 
 /** The virtio-serial driver qemu-ga's port needs (with `zenith.agent=on`). */
@@ -171,7 +171,7 @@ if [ -n "$pattern" ]; then
   ) &
 fi
 # zenith.fs=vdX: mount that disk's ext4 at /mnt and write files there without end (16 files of
-# 64 KiB in turn), printing "fs N" after every 16th.
+# 64 KiB in turn, each made durable), printing "fs N" after every 4th.
 if [ -n "$fs" ]; then
   for module in $(cat /lib/modules/disk-load-order); do insmod "/lib/modules/$module" 2>/dev/null; done
   mkdir -p /mnt
@@ -182,7 +182,7 @@ if [ -n "$fs" ]; then
       while true; do
         dd if=/dev/urandom of="/mnt/file$((n % 16))" bs=64k count=1 conv=fsync 2>/dev/null
         n=$((n + 1))
-        if [ $((n % 16)) -eq 0 ]; then echo "fs $n"; fi
+        if [ $((n % 4)) -eq 0 ]; then echo "fs $n"; fi
       done
     ) &
   else

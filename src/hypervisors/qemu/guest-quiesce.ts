@@ -37,11 +37,13 @@ export async function withGuestFrozen<T>(
   const log = deps.logger;
   let agent: QgaClient | undefined;
   let frozen: number | undefined;
+  let freezing = false;
   let why: string | undefined;
   try {
     agent = await connectQga(vm.paths.agentSocket, { clock: deps.clock });
     await agent.ping({ timeoutMs: deps.pingTimeoutMs ?? AGENT_PING_TIMEOUT_MS });
     await thawIfLeftFrozen(vm, agent, log);
+    freezing = true;
     frozen = await agent.freeze({ timeoutMs: FREEZE_TIMEOUT_MS });
   } catch (error) {
     why = `the guest agent ${(error as { code?: string }).code === 'QGA_TIMEOUT' ? 'did not answer' : 'failed'}: ${(error as Error).message}`;
@@ -49,8 +51,9 @@ export async function withGuestFrozen<T>(
       { vm: vm.id, err: (error as Error).message },
       'file systems not frozen: crash-consistent',
     );
-    // A freeze that timed out may have frozen some file systems all the same.
-    if (agent && frozen === undefined && !agent.closed)
+    // A freeze that failed or timed out may have frozen some file systems all the same; an agent
+    // that never answered froze nothing (and would hold the backup up once more).
+    if (agent && freezing && !agent.closed)
       await agent.thaw({ timeoutMs: THAW_TIMEOUT_MS }).catch(() => undefined);
   }
   if (frozen === undefined) {

@@ -727,6 +727,11 @@ export class QemuDriver implements HypervisorDriver {
     return this.#vm(id).paths.serialSocket;
   }
 
+  /** The host end of a VM's guest agent channel (a unix socket; with `guestAgent` only). */
+  agentSocket(id: string): string {
+    return this.#vm(id).paths.agentSocket;
+  }
+
   #instance(record: VmRecord): QemuVm {
     const dir = join(this.#options.stateDir, 'vms', record.id);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
