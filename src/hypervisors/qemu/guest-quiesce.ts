@@ -97,6 +97,28 @@ async function thaw(
   }
 }
 
+/**
+ * After a restart of the process that runs the VM's QEMU: a guest its predecessor froze and never
+ * thawed (killed in between) is thawed now, not at its next backup. Never throws: an agent that
+ * does not answer froze nothing it could be asked to thaw.
+ */
+export async function thawLeftFrozen(vm: QemuVm, deps: QuiesceDeps): Promise<void> {
+  if (vm.record.spec.guestAgent !== true || vm.pid === null) return;
+  let agent: QgaClient | undefined;
+  try {
+    agent = await connectQga(vm.paths.agentSocket, { clock: deps.clock });
+    await agent.ping({ timeoutMs: deps.pingTimeoutMs ?? AGENT_PING_TIMEOUT_MS });
+    await thawIfLeftFrozen(vm, agent, deps.logger);
+  } catch (error) {
+    deps.logger.debug(
+      { vm: vm.id, err: (error as Error).message },
+      'the guest agent was not asked whether the guest was left frozen',
+    );
+  } finally {
+    agent?.close();
+  }
+}
+
 /** A guest frozen by a process that died before it thawed it: thawed now (and said so). */
 async function thawIfLeftFrozen(vm: QemuVm, agent: QgaClient, log: Logger): Promise<void> {
   if ((await agent.freezeStatus({ timeoutMs: THAW_TIMEOUT_MS })) !== 'frozen') return;

@@ -50,6 +50,7 @@ import { readVmMetrics } from './qemu-metrics.js';
 import { basesOf, cloneDisks, cloneSpec, linkedClonesOf, refuseIfBase } from './qemu-clone.js';
 import { DiskClaims } from './disk-claims.js';
 import { backingChain, createImage, imageInfo } from './qemu-img.js';
+import { thawLeftFrozen } from './guest-quiesce.js';
 import { QemuSnapshots } from './qemu-snapshots.js';
 import { QemuVm, type VmRecord } from './qemu-vm.js';
 import { validateSpec, type HostLimits, type QemuVmSpec } from './vm-spec.js';
@@ -105,6 +106,8 @@ export class QemuDriver implements HypervisorDriver {
   /** What the facets work through (qemu-host.ts). */
   readonly #qemuHost: QemuHost;
   readonly #migrations: QemuMigrations;
+  /** Checks started at a restart that run on in the background (never failing): close waits for them. */
+  readonly #afterRestart: Array<Promise<void>> = [];
   readonly facets: {
     migration: QemuMigrationEndpoint;
     portableVms: QemuPortableVms;
@@ -189,6 +192,9 @@ export class QemuDriver implements HypervisorDriver {
             'could not re-attach',
           ),
         );
+      // A guest a killed predecessor left frozen (between a backup's freeze and thaw) is thawed.
+      if (vm.pid !== null && vm.record.spec.guestAgent)
+        this.#afterRestart.push(thawLeftFrozen(vm, this.#qemuHost));
       // Settled in the background: the VM stays hidden while its outgoing migration may still complete.
       if (vm.record.outgoing)
         void this.#migrations
@@ -606,6 +612,7 @@ export class QemuDriver implements HypervisorDriver {
   }
 
   async close(): Promise<void> {
+    await Promise.all(this.#afterRestart.splice(0));
     // The VMs keep running: only the QMP connections are let go.
     await Promise.all([...this.#vms.values()].map((vm) => vm.detach()));
     this.#feed.close();

@@ -136,9 +136,9 @@ async function restoredFileSystem(manifest: BackupManifest) {
   };
 }
 
-before(async () => {
-  image = await ensureAgentGuestImage();
-  driver = new QemuDriver({
+/** The driver as a process starting (again) makes it: it re-attaches to the VMs still running. */
+async function startDriver(): Promise<QemuDriver> {
+  const started = new QemuDriver({
     stateDir: join(base, 'state'),
     storageRoots: [disks, dirname(image.kernel)],
     accelerator: 'tcg',
@@ -147,7 +147,13 @@ before(async () => {
     clock: systemClock,
     logger: logs.logger,
   });
-  await driver.connect();
+  await started.connect();
+  return started;
+}
+
+before(async () => {
+  image = await ensureAgentGuestImage();
+  driver = await startDriver();
   repository = await BackupRepository.create(join(base, 'repository'), { chunkSize: MiB });
 });
 after(async () => {
@@ -203,6 +209,33 @@ test('a guest left frozen (a backup killed between freeze and thaw) is thawed by
   const after = await agentOf(id);
   assert.equal(await after.freezeStatus(), 'thawed');
   after.close();
+});
+
+test('a guest left frozen by a process that died is thawed when the driver starts again, not at its next backup', async () => {
+  const [vm] = (await driver.discover()).objects.filter(
+    (o) => o.kind === 'vm' && o.name === 'frozen',
+  );
+  const id = vm!.externalId;
+  const warned = () =>
+    logs
+      .lines()
+      .filter((line) => line.msg === 'the guest was left with frozen file systems: thawed').length;
+  const warnedBefore = warned();
+  const agent = await agentOf(id);
+  assert.ok((await agent.freeze()) >= 1);
+  agent.close();
+  // The process dies (its QEMU runs on, as on a real host) and a new one starts.
+  await driver.close();
+  driver = await startDriver();
+  const after = await agentOf(id);
+  await until(
+    'the guest thawed',
+    async () => ((await after.freezeStatus()) === 'thawed' ? true : undefined),
+    30_000,
+    200,
+  );
+  after.close();
+  assert.equal(warned(), warnedBefore + 1, 'the thaw is logged');
 });
 
 test('the guest stops writing while frozen, and is thawed when the step between freeze and thaw fails', async () => {
