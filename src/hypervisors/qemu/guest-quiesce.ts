@@ -8,6 +8,7 @@
  * thawed by the next quiesce, before it freezes again.
  */
 import type { Clock } from '../../core/clock.js';
+import { isZenithError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { connectQga, type QgaClient } from '../../protocols/qga/index.js';
 import type { DiskQuiesce } from '../facets/disk-streams.js';
@@ -46,7 +47,8 @@ export async function withGuestFrozen<T>(
     freezing = true;
     frozen = await agent.freeze({ timeoutMs: FREEZE_TIMEOUT_MS });
   } catch (error) {
-    why = `the guest agent ${(error as { code?: string }).code === 'QGA_TIMEOUT' ? 'did not answer' : 'failed'}: ${(error as Error).message}`;
+    const silent = isZenithError(error) && error.code === 'QGA_TIMEOUT';
+    why = `the guest agent ${silent ? 'did not answer' : 'failed'}: ${(error as Error).message}`;
     log.warn(
       { vm: vm.id, err: (error as Error).message },
       'file systems not frozen: crash-consistent',
