@@ -106,6 +106,15 @@ export class DiskStreamHandles {
           capacityBytes: reader.capacityBytes,
           scope: reader.scope,
           ...(reader.checkpoint ? { checkpoint: reader.checkpoint } : {}),
+          ...(reader.quiesce
+            ? {
+                quiesce: {
+                  quiesced: reader.quiesce.quiesced,
+                  frozenFileSystems: reader.quiesce.frozenFileSystems,
+                  ...(reader.quiesce.why ? { why: reader.quiesce.why.slice(0, 1024) } : {}),
+                },
+              }
+            : {}),
         };
       },
       readerExtents: ([handle, from]) => this.#extentPage(handle, from),

@@ -74,6 +74,11 @@ export const BackupView = Type.Object({
   /** Chunks already in the repository (from earlier backups, other disks or other VMs). */
   sharedChunks: Type.Integer(),
   zeroChunks: Type.Integer(),
+  /**
+   * Every disk was read with the guest's file systems frozen through its guest agent (an
+   * application-consistent point in time); false: crash-consistent, or a stopped VM.
+   */
+  quiesced: Type.Boolean(),
   disks: Type.Array(
     Type.Object({
       diskId: Type.String(),
@@ -82,6 +87,11 @@ export const BackupView = Type.Object({
       readBytes: Type.Integer(),
       storedBytes: Type.Integer(),
       checkpoint: NullableString,
+      quiesced: Type.Boolean(),
+      /** File systems the guest agent froze for this disk's point in time. */
+      frozenFileSystems: Type.Integer(),
+      /** Why a running VM's disk was not quiesced (no agent channel, no answer, …); null otherwise. */
+      quiesceNote: NullableString,
     }),
   ),
 });

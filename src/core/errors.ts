@@ -284,6 +284,31 @@ export const errorCatalogue = {
     summary:
       'QEMU sent something that is not valid QMP (bad JSON, an oversized line, an unmatched reply); the connection was closed.',
   },
+  // --- protocols: QGA (QEMU guest agent client, src/protocols/qga) --------
+  QGA_CONNECT_FAILED: {
+    status: 502,
+    summary: "The host side of a VM's guest agent channel (a unix socket) could not be opened.",
+  },
+  QGA_COMMAND_FAILED: {
+    status: 502,
+    summary:
+      'The guest agent refused a command; details carry the command, its error class and description.',
+  },
+  QGA_TIMEOUT: {
+    status: 504,
+    summary:
+      'The guest agent did not answer a command (or the sync before it) in time: no agent runs in the guest, or it is stuck; details name the command.',
+  },
+  QGA_CLOSED: {
+    status: 502,
+    summary:
+      'The guest agent channel closed (QEMU exited or the client was closed) before the command was answered.',
+  },
+  QGA_PROTOCOL_ERROR: {
+    status: 502,
+    summary:
+      'The guest agent sent something that is not QGA (bad JSON, an oversized answer, an answer of the wrong type).',
+  },
   // --- protocols: NBD (Network Block Device client, src/protocols/nbd) ------
   NBD_CONNECT_FAILED: {
     status: 502,

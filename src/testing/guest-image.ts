@@ -7,6 +7,15 @@
  * packets in (a NIC without a driver does not) and IPv6 announces itself.
  * Built once from Debian packages into .cache/guest/<key>/ and shared by every
  * test; concurrent builders each build in a temp dir and the first rename wins.
+ *
+ * The guest with an agent (`ensureAgentGuestImage`, `zenith.agent=on`) boots the same initramfs
+ * with a second archive appended (the kernel unpacks both): the REAL qemu-ga of Debian's
+ * qemu-guest-agent package as installed on this machine, every library `ldd` lists and the
+ * dynamic loader, and the virtio_console module. /init then runs qemu-ga on the virtio-serial
+ * port named org.qemu.guest_agent.0 (the VM needs `guestAgent: true`), and with `zenith.fs=vdX`
+ * mounts that disk's ext4 file system (ext4 is built into the cloud kernel) at /mnt and writes
+ * files to it without end, so a backup has a file system to freeze. The plain guest stays as
+ * small as it was: only tests that ask for the agent build and boot the larger initramfs.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -18,11 +27,12 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  realpathSync,
   renameSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -62,6 +72,10 @@ export function guestAppend(
     pvpanic?: boolean;
     poweroffAfterTicks?: number;
     pattern?: boolean;
+    /** Run qemu-ga (needs ensureAgentGuestImage's initrd and a VM with a guest agent channel). */
+    agent?: boolean;
+    /** Mount this disk's ext4 file system (e.g. `vda`) at /mnt and write files to it without end. */
+    fs?: string;
   } = {},
 ): string {
   return [
@@ -70,6 +84,8 @@ export function guestAppend(
     ...(options.net ? ['zenith.net=up'] : []),
     ...(options.pvpanic ? ['zenith.pvpanic=on'] : []),
     ...(options.pattern ? ['zenith.pattern=on'] : []),
+    ...(options.agent ? ['zenith.agent=on'] : []),
+    ...(options.fs ? [`zenith.fs=${options.fs}`] : []),
     ...(options.panicAfterTicks !== undefined
       ? [`zenith.panic-after=${options.panicAfterTicks}`]
       : []),
@@ -89,6 +105,15 @@ export const PATTERN_BLOCK_BYTES = 4096;
 
 /** The virtio block driver (and what it depends on), for `zenith.pattern=on`. */
 const DISK_MODULES = ['virtio_pci', 'virtio_blk'];
+
+/** The line the guest prints once qemu-ga runs (with `agent: true`). */
+export const GUEST_AGENT_LINE = 'ZENITH-GUEST AGENT STARTED';
+/** The line the guest prints once `fs`'s file system is mounted; then `fs N` every 4 files written. */
+export const GUEST_FS_LINE = 'ZENITH-GUEST FS MOUNTED';
+
+/** The virtio-serial driver qemu-ga's port needs (with `zenith.agent=on`). */
+const AGENT_MODULES = ['virtio_console'];
+const AGENT_BINARY = '/usr/sbin/qemu-ga';
 
 /** The virtio PCI transport and the virtio-net driver; what they depend on is found in the modules themselves. */
 const NET_MODULES = ['virtio_pci', 'virtio_net'];
@@ -115,6 +140,8 @@ for arg in $(cat /proc/cmdline); do
     zenith.pvpanic=on) pvpanic=on ;;
     zenith.poweroff-after=*) poweroff_after="\${arg#zenith.poweroff-after=}" ;;
     zenith.pattern=on) pattern=on ;;
+    zenith.agent=on) agent=on ;;
+    zenith.fs=*) fs="\${arg#zenith.fs=}" ;;
   esac
 done
 # zenith.net=up: load the virtio-net driver (modules absent from the image are built in) and bring every NIC up.
@@ -142,6 +169,44 @@ if [ -n "$pattern" ]; then
     done
     echo "pattern $n"
   ) &
+fi
+# zenith.fs=vdX: mount that disk's ext4 at /mnt and write files there without end (16 files of
+# 64 KiB in turn, each made durable), printing "fs N" after every 4th.
+if [ -n "$fs" ]; then
+  for module in $(cat /lib/modules/disk-load-order); do insmod "/lib/modules/$module" 2>/dev/null; done
+  mkdir -p /mnt
+  if mount -t ext4 "/dev/$fs" /mnt; then
+    echo "${GUEST_FS_LINE}"
+    (
+      n=0
+      while true; do
+        dd if=/dev/urandom of="/mnt/file$((n % 16))" bs=64k count=1 conv=fsync 2>/dev/null
+        n=$((n + 1))
+        if [ $((n % 4)) -eq 0 ]; then echo "fs $n"; fi
+      done
+    ) &
+  else
+    echo "ZENITH-GUEST FS FAILED"
+  fi
+fi
+# zenith.agent=on: run qemu-ga (in the appended archive) on the port named org.qemu.guest_agent.0.
+if [ -n "$agent" ]; then
+  for module in $(cat /lib/modules/agent-load-order); do insmod "/lib/modules/$module" 2>/dev/null; done
+  port=
+  for tries in 1 2 3 4 5 6 7 8 9 10; do
+    for p in /sys/class/virtio-ports/*; do
+      if [ "$(cat "$p/name" 2>/dev/null)" = org.qemu.guest_agent.0 ]; then port="/dev/\${p##*/}"; fi
+    done
+    if [ -n "$port" ] && [ -e "$port" ]; then break; fi
+    usleep 100000
+  done
+  mkdir -p /tmp /var/run
+  if [ -n "$port" ]; then
+    /usr/sbin/qemu-ga -m virtio-serial -p "$port" -t /tmp -l /tmp/qemu-ga.log &
+    echo "${GUEST_AGENT_LINE}"
+  else
+    echo "ZENITH-GUEST AGENT FAILED"
+  fi
 fi
 if [ -n "$dirty" ]; then
   (
@@ -251,6 +316,87 @@ async function buildOnce(): Promise<GuestImage> {
       renameSync(out, finalDir);
     } catch (error) {
       // Another process finished first: its files are identical, keep them.
+      if (!existsSync(image.initrd)) throw error;
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  return image;
+}
+
+let buildingAgent: Promise<GuestImage> | undefined;
+
+/**
+ * The guest with qemu-ga (see the top of this file): the same kernel, and the initramfs with a
+ * second archive appended. Needs qemu-ga installed here (`apt-get install -y qemu-guest-agent`,
+ * scripts/test-debs.txt). Built once into .cache/guest/<key>-agent/.
+ */
+export function ensureAgentGuestImage(): Promise<GuestImage> {
+  buildingAgent ??= buildAgentOnce().catch((error: unknown) => {
+    buildingAgent = undefined;
+    throw error;
+  });
+  return buildingAgent;
+}
+
+async function buildAgentOnce(): Promise<GuestImage> {
+  const base = await ensureGuestImage();
+  if (!existsSync(AGENT_BINARY))
+    throw new Error(
+      `${AGENT_BINARY} is missing; the test command installs it from scripts/test-debs.txt (apt-get install -y qemu-guest-agent)`,
+    );
+  // The libraries qemu-ga loads, as ldd resolves them here, and the loader itself.
+  const libraries = [
+    ...(await run('ldd', [AGENT_BINARY])).stdout.matchAll(/(\/\S+) \(0x[0-9a-f]+\)/g),
+  ].map((match) => match[1]!);
+  const binary = readFileSync(AGENT_BINARY);
+  const key = `${basename(dirname(base.initrd))}-agent-${createHash('sha256')
+    .update(binary)
+    .update(libraries.join())
+    .update(AGENT_MODULES.join())
+    .digest('hex')
+    .slice(0, 12)}`;
+  const finalDir = join(cacheDir, key);
+  const image = { kernel: join(finalDir, 'vmlinuz'), initrd: join(finalDir, 'initrd.gz') };
+  if (existsSync(image.kernel) && existsSync(image.initrd)) return image;
+
+  const work = mkdtempSync(join(cacheDir, '.build-agent-'));
+  try {
+    const kernelPackage = await resolveKernelPackage();
+    await run('apt-get', ['download', '-qq', kernelPackage], { cwd: work });
+    const extracted = join(work, 'extracted');
+    for (const deb of readdirSync(work).filter((f) => f.endsWith('.deb')))
+      await run('dpkg', ['-x', join(work, deb), extracted]);
+    const root = join(work, 'root');
+    mkdirSync(join(root, 'usr', 'sbin'), { recursive: true });
+    copyFileSync(AGENT_BINARY, join(root, 'usr', 'sbin', 'qemu-ga'));
+    chmodSync(join(root, 'usr', 'sbin', 'qemu-ga'), 0o755);
+    for (const library of libraries) {
+      // Kept at the path the loader looks for it (the loader itself at /lib64/…).
+      mkdirSync(join(root, dirname(library)), { recursive: true });
+      copyFileSync(realpathSync(library), join(root, library));
+    }
+    copyModules(
+      join(extracted, 'lib', 'modules'),
+      join(root, 'lib', 'modules'),
+      AGENT_MODULES,
+      'agent-load-order',
+    );
+    const out = join(work, 'out');
+    mkdirSync(out);
+    const appended = join(work, 'agent.cpio.gz');
+    await run('sh', ['-c', 'find . | cpio -o -H newc --quiet | gzip -1 > "$0"', appended], {
+      cwd: root,
+    });
+    // Linux unpacks concatenated archives in turn: the base guest, then qemu-ga over it.
+    writeFileSync(
+      join(out, 'initrd.gz'),
+      Buffer.concat([readFileSync(base.initrd), readFileSync(appended)]),
+    );
+    copyFileSync(base.kernel, join(out, 'vmlinuz'));
+    try {
+      renameSync(out, finalDir);
+    } catch (error) {
       if (!existsSync(image.initrd)) throw error;
     }
   } finally {

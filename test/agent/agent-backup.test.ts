@@ -4,7 +4,8 @@
  * (stopped, and running), restored onto the other agent and onto the control plane's own QEMU host
  * with its disk exactly as at the backup's point, booted; a restore test on an agent; and a
  * `kill -9` of the agent in the middle of a backup of its running VM: no backup made, the VM runs
- * on, and the next backup, once the agent is back, is whole and correct.
+ * on, and the next backup, once the agent is back, is whole and correct. A VM with a guest agent
+ * on an agent host is backed up with its file systems frozen, and the catalogue says so.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -16,9 +17,11 @@ import { processAlive } from '../../src/core/process.js';
 import { killAgents, spawnAgent, type AgentProcess } from '../../src/testing/agent-process.js';
 import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
 import { guestBytesHash as hashOf } from '../../src/testing/disk-image.js';
-import { consoleTicks } from '../../src/testing/guest-console.js';
+import { consoleTicks, GuestConsole } from '../../src/testing/guest-console.js';
 import {
+  ensureAgentGuestImage,
   ensureGuestImage,
+  guestAppend,
   GUEST_KERNEL_APPEND,
   GUEST_READY_LINE,
 } from '../../src/testing/guest-image.js';
@@ -40,7 +43,8 @@ describe('backup and restore of VMs on agent hosts (real agents, real QEMU)', ()
     agents[i] = spawnAgent({
       serverUrl: s.baseUrl,
       stateDir: dirs[i]!,
-      storageRoots: [storage(i), dirname(image.kernel)],
+      // The guest images' cache: the plain guest's and the one with a guest agent.
+      storageRoots: [storage(i), dirname(dirname(image.kernel))],
       hostName: hostNames[i]!,
       extra: enrollment ? ['--token', enrollment] : [],
     });
@@ -229,6 +233,59 @@ describe('backup and restore of VMs on agent hosts (real agents, real QEMU)', ()
     const [restoredDir] = readdirSync(storage(1)).filter((d) => d.startsWith('ab-frag-back-'));
     assert.equal(hashOf(join(storage(1), restoredDir!, 'disk0.qcow2')), sourceHash);
     assert.equal((await vm(restored.vmId)).computed['location.hostName'], 'ab-b');
+  });
+
+  test('a VM with a guest agent on an agent host is backed up with its ext4 frozen; the task and the catalogue say so', async () => {
+    const agentImage = await ensureAgentGuestImage();
+    const vmId = (
+      await succeeded('POST', '/vms', {
+        name: 'ab-qga',
+        hostId: (await s.request('GET', '/hosts/ab-a', { token })).body.id,
+        cpus: 1,
+        memoryBytes: 192 * MiB,
+        diskBytes: 48 * MiB,
+        options: {
+          kernel: agentImage.kernel,
+          initrd: agentImage.initrd,
+          cmdline: guestAppend({ agent: true, fs: 'vda' }),
+          guestAgent: true,
+        },
+      })
+    ).vmId as string;
+    assert.equal((await vm(vmId)).facts['guest.agentChannel'], true);
+    // An ext4 written over the new blank disk while the VM is stopped.
+    const raw = join(base, 'ext4.raw');
+    execFileSync('truncate', ['-s', '48M', raw]);
+    execFileSync('mkfs.ext4', ['-q', '-F', raw]);
+    execFileSync('qemu-img', [
+      'convert',
+      '-n',
+      '-f',
+      'raw',
+      '-O',
+      'qcow2',
+      raw,
+      join(storage(0), 'ab-qga', 'disk0.qcow2'),
+    ]);
+    rmSync(raw);
+    await succeeded('POST', `/vms/${vmId}/start`);
+    const guest = await GuestConsole.ofVm(s, token, vmId);
+    try {
+      await guest.waitForNumber('fs', (n) => n >= 16, 0, 120_000);
+      const result = await succeeded('POST', `/vms/${vmId}/backups`, { repository: 'main' });
+      assert.equal(result.quiesced, true, JSON.stringify(result));
+      assert.ok(result.frozenFileSystems >= 1, JSON.stringify(result));
+      const [listed] = (await s.request('GET', `/backups?vm=${vmId}`, { token })).body.items;
+      assert.equal(listed.quiesced, true);
+      assert.equal(listed.disks[0].quiesced, true);
+      assert.ok(listed.disks[0].frozenFileSystems >= 1);
+      // Thawed: it writes on.
+      const written = Math.max(...guest.numbers('fs'));
+      await guest.waitForNumber('fs', (n) => n >= written + 8, 0, 30_000);
+    } finally {
+      guest.close();
+    }
+    await succeeded('POST', `/vms/${vmId}/stop`);
   });
 
   test('kill -9 of the agent in the middle of a backup of its running VM: no backup, the guest runs on, and the next backup is whole', async () => {

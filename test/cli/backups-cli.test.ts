@@ -136,6 +136,8 @@ describe('backups through the zenith command (real QEMU)', () => {
 
     const shown = await ok(['backups', 'show', second.result.backupId]);
     assert.match(shown.stdout, /scope\s+incremental/);
+    // A stopped VM's disk: nothing to freeze.
+    assert.match(shown.stdout, /quiesced\s+no: crash-consistent, or the VM was stopped/);
     assert.match(shown.stdout, /repository\s+main \(/);
     assert.match(shown.stdout, new RegExp(`parent\\s+${firstId}`));
     assert.match(shown.stdout, /disk0\s+│ 64 MiB\s+│ changed\s+│ 1 MiB/);

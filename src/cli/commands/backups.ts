@@ -80,6 +80,12 @@ export function registerBackups(program: Command): void {
         ['taken', formatTime(backup.takenAt)],
         ['finished', formatTime(backup.finishedAt)],
         ['scope', scopeOf(backup)],
+        [
+          'quiesced',
+          backup.quiesced
+            ? `yes: file systems frozen by the guest agent (${Math.max(0, ...backup.disks.map((d) => d.frozenFileSystems))})`
+            : `no: ${backup.disks.find((d) => d.quiesceNote)?.quiesceNote ?? 'crash-consistent, or the VM was stopped'}`,
+        ],
         ['parent', backup.parentId],
         ['state', backup.damage ? `${backup.state}: ${backup.damage}` : backup.state],
         ['size', formatBytes(backup.sizeBytes)],

@@ -58,6 +58,7 @@ export class AgentDiskStreams implements DiskStreamFacet {
       capacityBytes: opened.capacityBytes,
       scope: opened.scope,
       ...(opened.checkpoint ? { checkpoint: opened.checkpoint } : {}),
+      ...(opened.quiesce ? { quiesce: opened.quiesce } : {}),
       async *extents(): AsyncIterable<DiskExtent> {
         // A page at a time: a disk written here and there has more runs than a frame holds.
         for (let from: number | null = 0; from !== null;) {

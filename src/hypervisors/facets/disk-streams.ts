@@ -48,9 +48,23 @@ export interface DiskExtent {
   zero: boolean;
 }
 
+/**
+ * Whether the guest's file systems were frozen (through its guest agent) at a running VM's point
+ * in time: if so, the view needs no journal replay; if not, it is crash-consistent.
+ */
+export interface DiskQuiesce {
+  quiesced: boolean;
+  /** File systems the agent froze (0 when not quiesced). */
+  frozenFileSystems: number;
+  /** Why not quiesced: no agent channel, the agent did not answer, the freeze was refused. */
+  why?: string;
+}
+
 export interface DiskReader {
   readonly capacityBytes: number;
   readonly scope: 'full' | 'changed';
+  /** A running VM's read: whether its file systems were frozen for the point in time (absent: stopped). */
+  readonly quiesce?: DiskQuiesce;
   /**
    * Where a later changed read of this disk may start: this read's point in time. The caller keeps
    * it once what it read is safe (a backup committed), and releases the one it read from; if it

@@ -74,6 +74,8 @@ export interface PortableVm {
   serialConsole: boolean;
   /** A display adapter and a graphical console. */
   graphics: boolean;
+  /** A guest agent channel (QEMU's org.qemu.guest_agent.0); absent: none. */
+  guestAgent?: boolean;
 }
 
 export interface RunOptions {

@@ -363,7 +363,16 @@ export class LibvirtDiskStreams implements DiskStreamFacet {
           release: end,
         },
       );
-      return tracked ? { ...reader, checkpoint: { name: checkpoint } } : reader;
+      // virDomainBackupBegin has no quiesce flag; freezing through libvirt's own agent calls
+      // (virDomainFSFreeze/Thaw around it) is not built: a libvirt domain is read crash-consistently.
+      const quiesce = {
+        quiesced: false,
+        frozenFileSystems: 0,
+        why: 'libvirt domains are backed up crash-consistently (no file-system freeze)',
+      };
+      return tracked
+        ? { ...reader, checkpoint: { name: checkpoint }, quiesce }
+        : { ...reader, quiesce };
     } catch (error) {
       await end();
       if (tracked)

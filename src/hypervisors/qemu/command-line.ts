@@ -6,6 +6,8 @@ export interface RuntimePaths {
   qmpSocket: string;
   serialSocket: string;
   vncSocket: string;
+  /** The host end of the guest agent channel (with `guestAgent`). */
+  agentSocket: string;
   pidFile: string;
 }
 
@@ -60,6 +62,15 @@ export function buildCommandLine(
   spec.disks.forEach((disk, index) => {
     args.push('-drive', `file=${optionValue(disk.file)},format=qcow2,if=virtio,id=disk${index}`);
   });
+  if (spec.guestAgent)
+    args.push(
+      '-chardev',
+      `socket,id=qga0,path=${optionValue(paths.agentSocket)},server=on,wait=off`,
+      '-device',
+      'virtio-serial-pci,id=vserial0',
+      '-device',
+      'virtserialport,bus=vserial0.0,chardev=qga0,name=org.qemu.guest_agent.0',
+    );
   if (spec.boot.kind === 'kernel') {
     args.push('-kernel', spec.boot.kernel);
     if (spec.boot.initrd) args.push('-initrd', spec.boot.initrd);

@@ -39,6 +39,7 @@ import {
   imageInfo,
   removeImageBitmap,
 } from './qemu-img.js';
+import { withGuestFrozen } from './guest-quiesce.js';
 import type { QemuHost } from './qemu-host.js';
 import type { QemuVm } from './qemu-vm.js';
 import { pathWithinRoots } from '../../core/paths.js';
@@ -279,30 +280,33 @@ export class QemuDiskStreams implements DiskStreamFacet {
         backing: node.name,
       });
       steps.push(() => this.#retry(() => qmp.execute('blockdev-del', { 'node-name': fleeceNode })));
-      await qmp.execute('transaction', {
-        actions: [
-          ...(since
-            ? [
-                {
-                  type: 'block-dirty-bitmap-add' as const,
-                  data: { node: node.name, name: point, persistent: false, disabled: true },
-                },
-                {
-                  type: 'block-dirty-bitmap-merge' as const,
-                  data: { node: node.name, target: point, bitmaps: [since] },
-                },
-              ]
-            : []),
-          {
-            type: 'block-dirty-bitmap-add',
-            data: { node: node.name, name: checkpoint, persistent: true },
-          },
-          {
-            type: 'blockdev-backup',
-            data: { device: node.name, target: fleeceNode, sync: 'none', 'job-id': jobId },
-          },
-        ],
-      });
+      // File systems frozen through the guest agent for the instant of the transaction only.
+      const { quiesce } = await withGuestFrozen(vm, this.host, () =>
+        qmp.execute('transaction', {
+          actions: [
+            ...(since
+              ? [
+                  {
+                    type: 'block-dirty-bitmap-add' as const,
+                    data: { node: node.name, name: point, persistent: false, disabled: true },
+                  },
+                  {
+                    type: 'block-dirty-bitmap-merge' as const,
+                    data: { node: node.name, target: point, bitmaps: [since] },
+                  },
+                ]
+              : []),
+            {
+              type: 'block-dirty-bitmap-add',
+              data: { node: node.name, name: checkpoint, persistent: true },
+            },
+            {
+              type: 'blockdev-backup',
+              data: { device: node.name, target: fleeceNode, sync: 'none', 'job-id': jobId },
+            },
+          ],
+        }),
+      );
       if (since)
         steps.push(() =>
           qmp.execute('block-dirty-bitmap-remove', { node: node.name, name: point }),
@@ -326,7 +330,7 @@ export class QemuDiskStreams implements DiskStreamFacet {
         { path: socket },
         { exportName: 'disk0', ...(since ? { changedSince: point } : {}), release: teardown },
       );
-      return { ...reader, checkpoint: { name: checkpoint } };
+      return { ...reader, checkpoint: { name: checkpoint }, quiesce };
     } catch (error) {
       await teardown();
       await qmp

@@ -50,6 +50,7 @@ import { readVmMetrics } from './qemu-metrics.js';
 import { basesOf, cloneDisks, cloneSpec, linkedClonesOf, refuseIfBase } from './qemu-clone.js';
 import { DiskClaims } from './disk-claims.js';
 import { backingChain, createImage, imageInfo } from './qemu-img.js';
+import { thawLeftFrozen } from './guest-quiesce.js';
 import { QemuSnapshots } from './qemu-snapshots.js';
 import { QemuVm, type VmRecord } from './qemu-vm.js';
 import { validateSpec, type HostLimits, type QemuVmSpec } from './vm-spec.js';
@@ -105,6 +106,8 @@ export class QemuDriver implements HypervisorDriver {
   /** What the facets work through (qemu-host.ts). */
   readonly #qemuHost: QemuHost;
   readonly #migrations: QemuMigrations;
+  /** Checks started at a restart that run on in the background (never failing): close waits for them. */
+  readonly #afterRestart: Array<Promise<void>> = [];
   readonly facets: {
     migration: QemuMigrationEndpoint;
     portableVms: QemuPortableVms;
@@ -189,6 +192,9 @@ export class QemuDriver implements HypervisorDriver {
             'could not re-attach',
           ),
         );
+      // A guest a killed predecessor left frozen (between a backup's freeze and thaw) is thawed.
+      if (vm.pid !== null && vm.record.spec.guestAgent)
+        this.#afterRestart.push(thawLeftFrozen(vm, this.#qemuHost));
       // Settled in the background: the VM stays hidden while its outgoing migration may still complete.
       if (vm.record.outgoing)
         void this.#migrations
@@ -262,6 +268,7 @@ export class QemuDriver implements HypervisorDriver {
         nics: options.nics ?? [{ mode: 'user' }],
         vnc: options.vnc ?? true,
         accelerator: options.accelerator ?? this.#options.accelerator,
+        ...(options.guestAgent !== undefined ? { guestAgent: options.guestAgent } : {}),
         uuid: randomUUID(),
       },
       this.#limits(host),
@@ -605,6 +612,7 @@ export class QemuDriver implements HypervisorDriver {
   }
 
   async close(): Promise<void> {
+    await Promise.all(this.#afterRestart.splice(0));
     // The VMs keep running: only the QMP connections are let go.
     await Promise.all([...this.#vms.values()].map((vm) => vm.detach()));
     this.#feed.close();
@@ -726,6 +734,11 @@ export class QemuDriver implements HypervisorDriver {
     return this.#vm(id).paths.serialSocket;
   }
 
+  /** The host end of a VM's guest agent channel (a unix socket; with `guestAgent` only). */
+  agentSocket(id: string): string {
+    return this.#vm(id).paths.agentSocket;
+  }
+
   #instance(record: VmRecord): QemuVm {
     const dir = join(this.#options.stateDir, 'vms', record.id);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -733,6 +746,7 @@ export class QemuDriver implements HypervisorDriver {
       qmpSocket: join(this.#runDir, `${record.id}.qmp`),
       serialSocket: join(this.#runDir, `${record.id}.serial`),
       vncSocket: join(this.#runDir, `${record.id}.vnc`),
+      agentSocket: join(this.#runDir, `${record.id}.qga`),
       pidFile: join(this.#runDir, `${record.id}.pid`),
     };
     const vm = new QemuVm(record, dir, paths, {
@@ -785,6 +799,8 @@ export class QemuDriver implements HypervisorDriver {
         'boot.kind': spec.boot.kind,
         'console.serial': true,
         'console.vnc': spec.vnc,
+        // A guest agent channel (whether an agent answers on it is the guest's business).
+        'guest.agentChannel': spec.guestAgent === true,
         'network.macs': vm.nics.map((nic) => nic.mac),
         // The host's taps of its bridged NICs, in NIC order; they exist while its QEMU runs.
         'network.taps': vm.tapNames,

@@ -104,6 +104,7 @@ export class QemuPortableVms implements PortableVmFacet {
       }),
       serialConsole: true,
       graphics: spec.vnc,
+      ...(spec.guestAgent ? { guestAgent: true } : {}),
     };
   }
 
@@ -172,6 +173,7 @@ export class QemuPortableVms implements PortableVmFacet {
       nics,
       vnc: desc.graphics,
       accelerator: this.host.accelerator,
+      ...(desc.guestAgent ? { guestAgent: true } : {}),
     });
     if (spec.boot.kind === 'kernel')
       for (const file of [spec.boot.kernel, spec.boot.initrd])

@@ -243,6 +243,7 @@ export class QemuVm {
 
   async #start(extraArgs: string[]): Promise<void> {
     rmSync(this.paths.qmpSocket, { force: true });
+    rmSync(this.paths.agentSocket, { force: true });
     rmSync(this.paths.pidFile, { force: true });
     const nics = this.nics;
     const args = [

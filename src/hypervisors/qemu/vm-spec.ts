@@ -41,6 +41,12 @@ export interface QemuVmSpec {
   nics: QemuNicSpec[];
   vnc: boolean;
   accelerator: Accelerator;
+  /**
+   * A guest agent channel: a virtio-serial port named org.qemu.guest_agent.0 that qemu-ga in the
+   * guest opens (the host end is a unix socket beside the QMP socket). Backups freeze the guest's
+   * file systems through it when the agent answers (qemu-disk-streams.ts).
+   */
+  guestAgent?: boolean;
 }
 
 export interface HostLimits {
@@ -127,6 +133,8 @@ export function validateSpec(spec: QemuVmSpec, host: HostLimits): QemuVmSpec {
         bridges: host.bridges,
       });
   }
+  if (spec.guestAgent !== undefined && typeof spec.guestAgent !== 'boolean')
+    throw bad("option 'guestAgent' is true or false", { guestAgent: spec.guestAgent });
   if (!['kvm', 'tcg', 'auto'].includes(spec.accelerator))
     throw bad(`unknown accelerator '${String(spec.accelerator)}' (kvm, tcg or auto)`);
   return { ...spec, disks, boot };

@@ -24,6 +24,14 @@ export const OpenedReader = Type.Object({
   capacityBytes: Type.Integer({ minimum: 0 }),
   scope: Type.Union([Type.Literal('full'), Type.Literal('changed')]),
   checkpoint: Type.Optional(DiskCheckpoint),
+  /** A running VM's read: whether the guest's file systems were frozen (an older agent: absent). */
+  quiesce: Type.Optional(
+    Type.Object({
+      quiesced: Type.Boolean(),
+      frozenFileSystems: Type.Integer({ minimum: 0 }),
+      why: Type.Optional(Type.String({ maxLength: 1024 })),
+    }),
+  ),
 });
 
 export const DiskExtent = Type.Object({

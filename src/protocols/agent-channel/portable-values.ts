@@ -64,6 +64,7 @@ export const PortableVm = Type.Object({
   nics: Type.Array(Nic),
   serialConsole: Type.Boolean(),
   graphics: Type.Boolean(),
+  guestAgent: Type.Optional(Type.Boolean()),
 });
 
 export const RunOptions = Type.Object({ start: Type.Boolean() });

@@ -43,6 +43,7 @@ const QemuVmSpec = Type.Object({
   boot: QemuBoot,
   nics: Type.Array(QemuNicSpec),
   vnc: Type.Boolean(),
+  guestAgent: Type.Optional(Type.Boolean()),
   accelerator: Type.Union([Type.Literal('kvm'), Type.Literal('tcg'), Type.Literal('auto')]),
 });
 

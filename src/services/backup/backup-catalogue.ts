@@ -26,6 +26,11 @@ export interface CatalogueDisk {
   readBytes: number;
   storedBytes: number;
   checkpoint: string | null;
+  /** The guest's file systems were frozen through its agent at the point in time. */
+  quiesced: boolean;
+  frozenFileSystems: number;
+  /** Why not (a running VM's disk): no agent channel, the agent did not answer, …; null otherwise. */
+  quiesceNote: string | null;
 }
 
 export type BackupState = 'ok' | 'damaged';
@@ -50,6 +55,8 @@ export interface CatalogueBackup {
   newChunks: number;
   sharedChunks: number;
   zeroChunks: number;
+  /** Every disk was read with the guest's file systems frozen (see disks[].quiesced). */
+  quiesced: boolean;
   disks: CatalogueDisk[];
 }
 
@@ -69,6 +76,19 @@ const repositoryOf = (row: BackupRepositoriesTable): RepositoryRecord => ({
   scannedAt: row.scanned_at === null ? null : Number(row.scanned_at),
 });
 
+/** A row's disks; rows written before quiescing was recorded read as not quiesced. */
+const disksOf = (row: BackupsTable): CatalogueDisk[] =>
+  (
+    JSON.parse(row.disks) as Array<
+      Partial<CatalogueDisk> & Omit<CatalogueDisk, 'quiesced' | 'frozenFileSystems' | 'quiesceNote'>
+    >
+  ).map((disk) => ({
+    ...disk,
+    quiesced: disk.quiesced ?? false,
+    frozenFileSystems: disk.frozenFileSystems ?? 0,
+    quiesceNote: disk.quiesceNote ?? null,
+  }));
+
 const backupOf = (row: BackupsTable): CatalogueBackup => ({
   id: row.id,
   repositoryId: row.repository_id,
@@ -87,7 +107,11 @@ const backupOf = (row: BackupsTable): CatalogueBackup => ({
   newChunks: Number(row.new_chunks),
   sharedChunks: Number(row.shared_chunks),
   zeroChunks: Number(row.zero_chunks),
-  disks: JSON.parse(row.disks) as CatalogueDisk[],
+  quiesced: (() => {
+    const disks = disksOf(row);
+    return disks.length > 0 && disks.every((disk) => disk.quiesced);
+  })(),
+  disks: disksOf(row),
 });
 
 /** The catalogue row a manifest makes. */
@@ -120,6 +144,9 @@ export function rowOfManifest(manifest: BackupManifest): BackupsTable {
         readBytes: disk.readBytes,
         storedBytes: disk.storedBytes,
         checkpoint: disk.checkpoint ?? null,
+        quiesced: disk.quiesced ?? false,
+        frozenFileSystems: disk.frozenFileSystems ?? 0,
+        quiesceNote: disk.quiesceNote ?? null,
       })),
     ),
   };

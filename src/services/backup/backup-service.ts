@@ -952,6 +952,9 @@ export class BackupService {
       storedBytes: manifest.disks.reduce((sum, disk) => sum + disk.storedBytes, 0),
       newChunks: manifest.disks.reduce((sum, disk) => sum + disk.newChunks, 0),
       sharedChunks: manifest.disks.reduce((sum, disk) => sum + disk.sharedChunks, 0),
+      // Each disk's point in time froze every file system of the guest: the most, not the sum.
+      quiesced: manifest.disks.length > 0 && manifest.disks.every((disk) => disk.quiesced === true),
+      frozenFileSystems: Math.max(0, ...manifest.disks.map((disk) => disk.frozenFileSystems ?? 0)),
     });
     const already = await this.#madeBy(repository, task.id);
     if (already) {

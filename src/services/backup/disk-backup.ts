@@ -374,7 +374,17 @@ export async function takeBackup(
             : {}),
           ...(options.signal ? { signal: options.signal } : {}),
         });
-        written.push(reader.checkpoint ? { ...disk, checkpoint: reader.checkpoint.name } : disk);
+        written.push({
+          ...disk,
+          ...(reader.checkpoint ? { checkpoint: reader.checkpoint.name } : {}),
+          ...(reader.quiesce
+            ? {
+                quiesced: reader.quiesce.quiesced,
+                frozenFileSystems: reader.quiesce.frozenFileSystems,
+                ...(reader.quiesce.why ? { quiesceNote: reader.quiesce.why.slice(0, 1024) } : {}),
+              }
+            : {}),
+        });
       } finally {
         await reader.close();
       }

@@ -34,6 +34,7 @@ test('metrics of a VM with a process but no QMP connection are refused with a co
       qmpSocket: join(dir, 'qmp'),
       serialSocket: join(dir, 'serial'),
       vncSocket: join(dir, 'vnc'),
+      agentSocket: join(dir, 'qga'),
       pidFile: join(dir, 'pid'),
     },
     {

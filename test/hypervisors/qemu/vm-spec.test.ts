@@ -98,6 +98,7 @@ test('the command line uses the accelerator the host can run, and quotes option 
       qmpSocket: '/run/q.sock',
       serialSocket: '/run/s.sock',
       vncSocket: '/run/v.sock',
+      agentSocket: '/run/a.sock',
       pidFile: '/run/pid',
     },
     'tcg',
@@ -116,6 +117,33 @@ test('the command line uses the accelerator the host can run, and quotes option 
   assert.equal(after('-netdev'), 'user,id=net0');
 });
 
+test('a guest agent channel is a virtio-serial port named for qemu-ga on a unix socket, only when asked', () => {
+  const paths = {
+    qmpSocket: '/q',
+    serialSocket: '/s',
+    vncSocket: '/v',
+    agentSocket: '/run/a,b.qga',
+    pidFile: '/p',
+  };
+  const withAgent = validateSpec({ ...spec, guestAgent: true }, host);
+  const args = buildCommandLine(withAgent, paths, 'tcg', nicWiring(withAgent, 'q1', 'hostkey'));
+  const after = (flag: string) => args.filter((_, i) => args[i - 1] === flag);
+  assert.deepEqual(after('-chardev'), ['socket,id=qga0,path=/run/a,,b.qga,server=on,wait=off']);
+  assert.ok(after('-device').includes('virtio-serial-pci,id=vserial0'));
+  assert.ok(
+    after('-device').includes(
+      'virtserialport,bus=vserial0.0,chardev=qga0,name=org.qemu.guest_agent.0',
+    ),
+  );
+  const without = validateSpec(spec, host);
+  const plain = buildCommandLine(without, paths, 'tcg', nicWiring(without, 'q1', 'hostkey'));
+  assert.ok(!plain.some((arg) => arg.includes('guest_agent') || arg.includes('virtio-serial')));
+  assert.throws(
+    () => validateSpec({ ...spec, guestAgent: 'yes' as unknown as boolean }, host),
+    (error) => isZenithError(error) && error.code === 'ZEN_BAD_REQUEST',
+  );
+});
+
 test('a bridged NIC is a tap Zenith made, named from the VM and the driver, with a MAC of its own', () => {
   const valid = validateSpec(
     { ...spec, nics: [{ mode: 'user' }, { mode: 'bridge', bridge: 'br0' }] },
@@ -124,7 +152,7 @@ test('a bridged NIC is a tap Zenith made, named from the VM and the driver, with
   const nics = nicWiring(valid, 'q1', 'hostkey');
   const args = buildCommandLine(
     valid,
-    { qmpSocket: '/q', serialSocket: '/s', vncSocket: '/v', pidFile: '/p' },
+    { qmpSocket: '/q', serialSocket: '/s', vncSocket: '/v', agentSocket: '/a', pidFile: '/p' },
     'tcg',
     nics,
   );

@@ -152,7 +152,20 @@ export function VmBackups(props: {
             {backups.map((backup) => (
               <Table.Tr key={backup.id}>
                 <Table.Td title={backup.id}>{new Date(backup.takenAt).toLocaleString()}</Table.Td>
-                <Table.Td>{scopeOf(backup)}</Table.Td>
+                <Table.Td
+                  title={
+                    backup.quiesced
+                      ? 'File systems frozen by the guest agent for the point in time'
+                      : 'Not quiesced: crash-consistent, or the VM was stopped'
+                  }
+                >
+                  {scopeOf(backup)}
+                  {backup.quiesced && (
+                    <Badge ml={4} size="xs" variant="light">
+                      quiesced
+                    </Badge>
+                  )}
+                </Table.Td>
                 <Table.Td>{formatBytes(backup.sizeBytes)}</Table.Td>
                 <Table.Td>{formatBytes(backup.readBytes)}</Table.Td>
                 <Table.Td>{formatBytes(backup.storedBytes)}</Table.Td>

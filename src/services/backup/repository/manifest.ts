@@ -30,6 +30,15 @@ const ManifestDisk = Type.Object({
    * of the disk reads only what changed since it (absent: the next backup reads in full).
    */
   checkpoint: Type.Optional(Type.String({ maxLength: 128 })),
+  /**
+   * A running VM's disk: whether the guest's file systems were frozen through its guest agent at
+   * the point in time (absent: a stopped VM's disk, or a backup from before this field).
+   */
+  quiesced: Type.Optional(Type.Boolean()),
+  /** How many file systems the agent froze. */
+  frozenFileSystems: Type.Optional(Type.Integer({ minimum: 0 })),
+  /** Why it was not quiesced (no agent channel, the agent did not answer, …). */
+  quiesceNote: Type.Optional(Type.String({ maxLength: 1024 })),
 });
 export type ManifestDisk = Static<typeof ManifestDisk>;
 
