@@ -29,7 +29,8 @@ describe('API authentication, authorization and bad input', () => {
       for (const [method, operation] of Object.entries(
         methods as Record<string, { security?: unknown[] }>,
       )) {
-        // Public operations say so in the document (security: []): health, login, agent enrollment.
+        // Public operations say so in the document (security: []): health, login, agent enrollment,
+        // and a download whose single-use ticket in the path is its credential.
         if (Array.isArray(operation.security) && operation.security.length === 0) {
           publicOperations.push(`${method.toUpperCase()} ${path}`);
           continue;
@@ -54,9 +55,17 @@ describe('API authentication, authorization and bad input', () => {
     assert.ok(checked > 30);
     assert.deepEqual(
       publicOperations.sort(),
-      ['GET /api/v1/health', 'POST /api/v1/agents/enroll', 'POST /api/v1/auth/login'],
+      [
+        'GET /api/v1/downloads/{ticket}',
+        'GET /api/v1/health',
+        'POST /api/v1/agents/enroll',
+        'POST /api/v1/auth/login',
+      ],
       'exactly these need no credentials',
     );
+    // Without a ticket it was issued, the download answers 401 as any route without credentials.
+    const download = await s.request('GET', '/downloads/not-a-ticket-at-all-0000');
+    assert.deepEqual([download.status, download.body.error.code], [401, 'ZEN_UNAUTHENTICATED']);
     // The console WebSocket (not in the document) takes a single-use ticket instead of credentials.
     const console = await s.request('GET', '/consoles/not-a-ticket-at-all-0000');
     assert.ok(
