@@ -231,16 +231,20 @@ done
 const repoRoot = resolve(import.meta.dirname, '..', '..');
 const cacheDir = join(repoRoot, '.cache', 'guest');
 
-let building: Promise<GuestImage> | undefined;
+/** A build run once per process and shared by every caller; a failed one is tried again next time. */
+function builtOnce<T>(build: () => Promise<T>): () => Promise<T> {
+  let building: Promise<T> | undefined;
+  return () => {
+    building ??= build().catch((error: unknown) => {
+      building = undefined;
+      throw error;
+    });
+    return building;
+  };
+}
 
 /** Builds the guest on first use (about 27 MB of downloads) and returns its files. */
-export function ensureGuestImage(): Promise<GuestImage> {
-  building ??= buildOnce().catch((error: unknown) => {
-    building = undefined;
-    throw error;
-  });
-  return building;
-}
+export const ensureGuestImage: () => Promise<GuestImage> = builtOnce(() => buildOnce());
 
 async function buildOnce(): Promise<GuestImage> {
   const kernelPackage = await resolveKernelPackage();
@@ -324,20 +328,12 @@ async function buildOnce(): Promise<GuestImage> {
   return image;
 }
 
-let buildingAgent: Promise<GuestImage> | undefined;
-
 /**
  * The guest with qemu-ga (see the top of this file): the same kernel, and the initramfs with a
  * second archive appended. Needs qemu-ga installed here (`apt-get install -y qemu-guest-agent`,
  * scripts/test-debs.txt). Built once into .cache/guest/<key>-agent/.
  */
-export function ensureAgentGuestImage(): Promise<GuestImage> {
-  buildingAgent ??= buildAgentOnce().catch((error: unknown) => {
-    buildingAgent = undefined;
-    throw error;
-  });
-  return buildingAgent;
-}
+export const ensureAgentGuestImage: () => Promise<GuestImage> = builtOnce(() => buildAgentOnce());
 
 async function buildAgentOnce(): Promise<GuestImage> {
   const base = await ensureGuestImage();

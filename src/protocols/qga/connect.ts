@@ -1,5 +1,4 @@
-import { createConnection } from 'node:net';
-import { ZenithError } from '../../core/errors.js';
+import { openUnixSocket } from '../unix-socket.js';
 import { QgaClient, type QgaClientOptions } from './client.js';
 
 /**
@@ -7,23 +6,9 @@ import { QgaClient, type QgaClientOptions } from './client.js';
  * The socket opens whether or not an agent runs in the guest: only a command tells.
  */
 export async function connectQga(path: string, options: QgaClientOptions = {}): Promise<QgaClient> {
-  const socket = createConnection({ path });
-  await new Promise<void>((resolve, reject) => {
-    const onError = (error: NodeJS.ErrnoException) => {
-      socket.destroy();
-      reject(
-        new ZenithError(
-          'QGA_CONNECT_FAILED',
-          `cannot open the guest agent socket ${path}: ${error.code ?? error.message}`,
-          { path, reason: error.code ?? error.message },
-        ),
-      );
-    };
-    socket.once('error', onError);
-    socket.once('connect', () => {
-      socket.off('error', onError);
-      resolve();
-    });
+  const socket = await openUnixSocket(path, {
+    code: 'QGA_CONNECT_FAILED',
+    what: 'the guest agent socket',
   });
   return new QgaClient(socket, options);
 }

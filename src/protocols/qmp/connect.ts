@@ -1,5 +1,5 @@
-import { createConnection } from 'node:net';
 import { ZenithError } from '../../core/errors.js';
+import { openUnixSocket } from '../unix-socket.js';
 import { QmpClient, type QmpClientOptions } from './client.js';
 
 /**
@@ -9,27 +9,7 @@ import { QmpClient, type QmpClientOptions } from './client.js';
  * so it fails with QMP_CONNECT_FAILED after the handshake timeout.
  */
 export async function connectQmp(path: string, options: QmpClientOptions = {}): Promise<QmpClient> {
-  const socket = createConnection({ path });
-  await new Promise<void>((resolve, reject) => {
-    const onError = (error: NodeJS.ErrnoException) => {
-      socket.destroy();
-      reject(
-        new ZenithError(
-          'QMP_CONNECT_FAILED',
-          `cannot open QMP socket ${path}: ${error.code ?? error.message}`,
-          {
-            path,
-            reason: error.code ?? error.message,
-          },
-        ),
-      );
-    };
-    socket.once('error', onError);
-    socket.once('connect', () => {
-      socket.off('error', onError);
-      resolve();
-    });
-  });
+  const socket = await openUnixSocket(path, { code: 'QMP_CONNECT_FAILED', what: 'QMP socket' });
   try {
     return await QmpClient.open(socket, options);
   } catch (error) {

@@ -264,16 +264,25 @@ export async function backupRoutes(
   serve(app, downloadWithTicket, {}, async (request, reply) => {
     const { backupId, diskId, format, actor } = await downloads.redeem(request.params.ticket);
     const { sizeBytes, fileName, bytes } = await backups.download(backupId, diskId, format);
-    await audit.append([
-      {
-        actor,
-        action: 'backup.download',
-        targetId: backupId,
-        params: { diskId, format, by: 'ticket' },
-        result: 'succeeded',
-        requestId: request.id,
-      },
-    ]);
+    // The trail fails closed, as for every POST: no record, no disk leaves.
+    await audit
+      .append([
+        {
+          actor,
+          action: 'backup.download',
+          targetId: backupId,
+          params: { diskId, format, by: 'ticket' },
+          result: 'succeeded',
+          requestId: request.id,
+        },
+      ])
+      .catch((error: unknown) => {
+        request.log.error({ err: error }, 'audit append failed: the download is refused');
+        throw new ZenithError(
+          'ZEN_AUDIT_UNAVAILABLE',
+          'the audit trail cannot be written now, so the download is refused; ask for a new ticket later',
+        );
+      });
     return reply
       .type('application/octet-stream')
       .header('content-length', String(sizeBytes))

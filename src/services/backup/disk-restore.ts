@@ -29,7 +29,7 @@ import type { Tx } from '../../store/store.js';
 import { quotaHoldParams, type QuotaGate } from '../quotas/quota-gate.js';
 import type { Task, TaskKind, TaskService } from '../tasks/task-service.js';
 import type { BackupCatalogue, CatalogueBackup } from './backup-catalogue.js';
-import { restoreDisk } from './disk-backup.js';
+import type { ManifestDisk } from './repository/manifest.js';
 import type { BackupRepository } from './repository/repository.js';
 import { progressOver, restorePaths, writeRestoredDisk } from './restore-paths.js';
 
@@ -289,7 +289,7 @@ export class DiskRestore {
   async #write(
     params: DiskRestoreParams,
     repository: BackupRepository,
-    disk: Parameters<typeof restoreDisk>[1],
+    disk: ManifestDisk,
     streams: ReturnType<typeof requireFacet<'diskStreams'>>,
     context: ActionContext,
   ): Promise<PortableDisk> {
