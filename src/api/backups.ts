@@ -285,6 +285,10 @@ export const DiskRestoreResult = Type.Object({
 });
 export type DiskRestoreResult = Static<typeof DiskRestoreResult>;
 
+/** How a backed-up disk is handed out: the guest's bytes (raw) or a qcow2 of what holds data. */
+export const DiskImageFormat = StringEnum(['raw', 'qcow2'] as const);
+export type DiskImageFormat = Static<typeof DiskImageFormat>;
+
 export const downloadBackupDisk = operation({
   method: 'POST',
   path: '/backups/:id/disks/:diskId/download',
@@ -293,10 +297,7 @@ export const downloadBackupDisk = operation({
   summary:
     "One disk of the backup as a raw image (the guest's bytes, zeroes included) or a qcow2 image (`format=qcow2`: what holds data, laid out as it is sent), checked chunk by chunk as it is sent: a damaged chunk ends the answer short of its Content-Length and marks the backup damaged. A POST, so that every download is audited",
   params: BackupDiskParams,
-  query: Type.Object(
-    { format: Type.Optional(StringEnum(['raw', 'qcow2'] as const)) },
-    { additionalProperties: false },
-  ),
+  query: Type.Object({ format: Type.Optional(DiskImageFormat) }, { additionalProperties: false }),
   success: {
     200: Type.String({
       format: 'binary',
@@ -330,10 +331,7 @@ export const createBackupDownloadTicket = operation({
   summary:
     'A single-use ticket (60 s) to download one disk of the backup, raw or qcow2, with a plain GET of the path it names (how a browser saves a file: no bearer token). The ticket is the credential: a token revoked or a permission withdrawn since ends it. The download is audited when the ticket is used',
   params: DiskDownloadParams,
-  body: Type.Object(
-    { format: Type.Optional(StringEnum(['raw', 'qcow2'] as const)) },
-    { additionalProperties: false },
-  ),
+  body: Type.Object({ format: Type.Optional(DiskImageFormat) }, { additionalProperties: false }),
   success: { 201: DownloadTicket },
   errors: [409],
 });

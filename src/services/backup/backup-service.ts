@@ -17,6 +17,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, statfsSync } from 'node:fs';
 import { Type, type Static } from 'typebox';
+import type { DiskImageFormat } from '../../api/backups.js';
 import type { Clock } from '../../core/clock.js';
 import { isZenithError, ZenithError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
@@ -556,7 +557,7 @@ export class BackupService {
   async download(
     backupId: string,
     diskId: string,
-    format: 'raw' | 'qcow2' = 'raw',
+    format: DiskImageFormat = 'raw',
   ): Promise<{ sizeBytes: number; fileName: string; bytes: AsyncIterable<Buffer> }> {
     const backup = await this.#undamaged(backupId, 'downloaded');
     const repository = await this.#repository(backup.repositoryId);

@@ -16,6 +16,7 @@
  * left, then defined).
  */
 import { Type, type Static } from 'typebox';
+import type { DiskRestoreResult } from '../../api/backups.js';
 import { isZenithError, ZenithError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { Clock } from '../../core/clock.js';
@@ -38,20 +39,6 @@ export interface DiskRestoreRequest {
   vm?: string;
   /** The VM's disk whose contents the backup's disk replaces; absent: the disk is added. */
   replace?: string;
-}
-
-export interface DiskRestoreResult {
-  vmId: string;
-  name: string;
-  backupId: string;
-  /** The backup's disk restored. */
-  diskId: string;
-  /** The VM's disk it became (the one replaced, or the new last one). */
-  vmDiskId: string;
-  /** The new image. */
-  path: string;
-  capacityBytes: number;
-  replaced: boolean;
 }
 
 const DiskRestoreParams = Type.Object({

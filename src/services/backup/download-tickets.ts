@@ -5,6 +5,7 @@
  * it was issued to and under which token: a token revoked since, or a permission withdrawn, ends it.
  * Only its SHA-256 is kept.
  */
+import type { DiskImageFormat, DownloadTicket } from '../../api/backups.js';
 import type { Clock } from '../../core/clock.js';
 import { ZenithError } from '../../core/errors.js';
 import type { Actor } from '../audit/audit-service.js';
@@ -16,21 +17,10 @@ import type { BackupService } from './backup-service.js';
 
 const ticketLifetimeMs = 60_000;
 
-export type DownloadFormat = 'raw' | 'qcow2';
-
 interface Ticket {
   backupId: string;
   diskId: string;
-  format: DownloadFormat;
-}
-
-export interface IssuedDownload {
-  ticket: string;
-  /** Where to GET the file (under /api/v1). */
-  path: string;
-  expiresAt: number;
-  fileName: string;
-  sizeBytes: number;
+  format: DiskImageFormat;
 }
 
 export class DownloadTickets {
@@ -51,9 +41,9 @@ export class DownloadTickets {
   async issue(
     backupId: string,
     diskId: string,
-    format: DownloadFormat,
+    format: DiskImageFormat,
     principal: Principal,
-  ): Promise<IssuedDownload> {
+  ): Promise<DownloadTicket> {
     // What a download of it would answer, found now: a damaged backup or a missing disk is told at once.
     const backup = await this.deps.backups.get(backupId);
     const { fileName, sizeBytes } = await this.deps.backups.download(backup.id, diskId, format);
@@ -70,7 +60,7 @@ export class DownloadTickets {
    */
   async redeem(
     ticket: string,
-  ): Promise<{ backupId: string; diskId: string; format: DownloadFormat; actor: Actor }> {
+  ): Promise<{ backupId: string; diskId: string; format: DiskImageFormat; actor: Actor }> {
     const { value: found, principal } = await this.#tickets.redeem(ticket);
     const backup = await this.deps.backups.get(found.backupId);
     if (!this.deps.access.decide(principal, 'backup.restore', backup.vmId).allowed)

@@ -7,6 +7,7 @@ import type {
   BackupRepositoryUsageView,
   BackupRepositoryView,
   BackupView,
+  DiskImageFormat,
   DiskRestoreResult,
   DownloadTicket,
   restoreBackupDisk as restoreBackupDiskOperation,
@@ -23,6 +24,7 @@ export type {
   BackupRepositoryUsageView,
   BackupRepositoryView,
   BackupView,
+  DiskImageFormat,
   ScheduleView,
 };
 
@@ -200,7 +202,7 @@ export function backupDownloadTicket(
   client: ApiClient,
   backupId: string,
   diskId: string,
-  format: 'raw' | 'qcow2',
+  format: DiskImageFormat,
 ): Promise<DownloadTicket> {
   return client.call(
     'POST',

@@ -5,7 +5,11 @@
  */
 import { Button, Menu, Text } from '@mantine/core';
 import { useState } from 'react';
-import { backupDownloadTicket, type BackupView } from '../api/backup-calls.ts';
+import {
+  backupDownloadTicket,
+  type BackupView,
+  type DiskImageFormat,
+} from '../api/backup-calls.ts';
 import type { ApiClient } from '../api/client.ts';
 import { reasonOf } from '../api/follow-task.ts';
 import { formatBytes } from '../pages/inventory-page.tsx';
@@ -16,7 +20,7 @@ export function BackupDownload(props: { backup: BackupView; client: ApiClient })
   const [busy, setBusy] = useState(false);
   const damaged = backup.state === 'damaged';
 
-  const download = async (diskId: string, format: 'raw' | 'qcow2') => {
+  const download = async (diskId: string, format: DiskImageFormat) => {
     setBusy(true);
     try {
       const ticket = await backupDownloadTicket(client, backup.id, diskId, format);
