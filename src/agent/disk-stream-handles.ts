@@ -30,7 +30,8 @@ export type DiskStreamMethod =
   | 'abortDiskWriter'
   | 'removeDiskImages'
   | 'listCheckpoints'
-  | 'releaseCheckpoint';
+  | 'releaseCheckpoint'
+  | 'mergeOverlay';
 
 const newHandle = () => randomBytes(12).toString('hex');
 
@@ -163,6 +164,12 @@ export class DiskStreamHandles {
       listCheckpoints: ([vmId, diskId]) => facet.listCheckpoints(vmId, diskId),
       releaseCheckpoint: async ([vmId, diskId, checkpoint]) => {
         await facet.releaseCheckpoint(vmId, diskId, checkpoint);
+        return null;
+      },
+      mergeOverlay: async ([merge]) => {
+        if (!facet.mergeOverlay)
+          throw new ZenithError('ZEN_UNSUPPORTED', 'this host cannot merge disk overlays');
+        await facet.mergeOverlay(merge);
         return null;
       },
     };

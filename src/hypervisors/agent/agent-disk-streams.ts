@@ -16,6 +16,7 @@ import type {
   DiskStreamFacet,
   DiskWriter,
   NewDisk,
+  OverlayMerge,
   StreamDisk,
 } from '../facets/disk-streams.js';
 import type { PortableDisk, PortableLocation } from '../facets/portable-vm.js';
@@ -119,6 +120,7 @@ export class AgentDiskStreams implements DiskStreamFacet {
                 ]),
               }
             : {}),
+          ...(disk.backing ? { backing: disk.backing } : {}),
         },
       ],
       openTimeoutMs,
@@ -159,6 +161,11 @@ export class AgentDiskStreams implements DiskStreamFacet {
 
   async removeImages(locations: PortableLocation[]): Promise<void> {
     await this.agent.call('removeDiskImages', [locations], 60_000);
+  }
+
+  async mergeOverlay(merge: OverlayMerge): Promise<void> {
+    // Folding a disk's data into another takes as long as copying it.
+    await this.agent.call('mergeOverlay', [merge], 600_000);
   }
 
   listCheckpoints(vmExternalId: string, diskId: string): Promise<DiskCheckpoint[]> {

@@ -106,6 +106,24 @@ export interface NewDisk {
    * write outside them is refused (ZEN_BAD_REQUEST). At most MAX_DATA_EXTENTS.
    */
   dataExtents?: ReadonlyArray<readonly [offset: number, length: number]>;
+  /**
+   * An overlay of this image (on the same host, in the same format): it reads as the backing image
+   * wherever nothing was written (a replica's next point in time holds only what changed). Needs
+   * `dataExtents`, and a write of zeroes outside them is refused: there it shows its backing.
+   */
+  backing?: PortableLocation;
+}
+
+/**
+ * One image of a chain folded into the one under it: `overlay`'s data written into `backing` (its
+ * backing image), `above` (the image whose backing `overlay` was, if any) pointed at `backing`
+ * instead, and `overlay` removed. Every image in the chain above keeps reading as before; the point
+ * in time `backing` showed is gone.
+ */
+export interface OverlayMerge {
+  overlay: PortableLocation;
+  backing: PortableLocation;
+  above: PortableLocation | null;
 }
 
 /** The most data extents a new disk is laid out for (as many as fit one agent channel frame); a caller with more names none. */
@@ -142,6 +160,13 @@ export interface DiskStreamFacet {
    * fine; one a VM uses or claims is refused (ZEN_DISK_IN_USE), as is one outside the host's roots.
    */
   removeImages(locations: PortableLocation[]): Promise<void>;
+  /**
+   * Folds an overlay into its backing image (OverlayMerge): safe to run again after a cut-off at
+   * any step (a missing overlay is one merged already). Images a running VM holds open are refused
+   * (ZEN_DISK_IN_USE), and so are images outside the host's roots. A family without it keeps every
+   * point of a replica chain.
+   */
+  mergeOverlay?(merge: OverlayMerge): Promise<void>;
   /**
    * The checkpoints the disk holds (made by reads; a read killed before its caller kept or released
    * the one it made leaves it here, which the caller, knowing which it keeps, releases).

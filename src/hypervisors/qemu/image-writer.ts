@@ -14,7 +14,12 @@ import { existsSync, rmSync } from 'node:fs';
 import { type FileHandle, link, open, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { isZenithError, ZenithError } from '../../core/errors.js';
-import { Qcow2LayoutError, Qcow2Plan, type Extent } from '../../protocols/qcow2/qcow2-layout.js';
+import {
+  Qcow2LayoutError,
+  Qcow2Plan,
+  type Extent,
+  type Qcow2Backing,
+} from '../../protocols/qcow2/qcow2-layout.js';
 import type { DiskWriter } from '../facets/disk-streams.js';
 import type { PortableDisk } from '../facets/portable-vm.js';
 import { convertImage, IMAGE_MODE } from './qemu-img.js';
@@ -34,7 +39,7 @@ function writeFailed(file: string, error: unknown): ZenithError {
 }
 
 /** Makes a directory's entries durable (a file linked or renamed into it). */
-async function syncDirectory(directory: string): Promise<void> {
+export async function syncDirectory(directory: string): Promise<void> {
   const handle = await open(directory, 'r');
   try {
     await handle.sync();
@@ -54,20 +59,28 @@ async function writeAll(handle: FileHandle, data: Uint8Array, position: number):
  * Writes a new qcow2 image at `file`, never over a file that exists (ZEN_CONFLICT); a staging file
  * left by a write cut off before is removed only when the caller says so (`replace`). An aborted
  * write leaves neither file. With `dataExtents`, a write outside them is refused (ZEN_BAD_REQUEST).
+ * With `backing` (and `dataExtents`, which it needs), the image is an overlay of that file: it
+ * reads as the backing file wherever the extents hold no data.
  */
 export async function writeImage(
   file: string,
   capacityBytes: number,
-  options: { replace?: boolean; dataExtents?: readonly Extent[] } = {},
+  options: { replace?: boolean; dataExtents?: readonly Extent[]; backing?: Qcow2Backing } = {},
 ): Promise<DiskWriter> {
   if (existsSync(file))
     throw new ZenithError('ZEN_CONFLICT', `${file} exists: a restore never overwrites a disk`, {
       file,
     });
+  if (options.backing && !options.dataExtents)
+    throw new ZenithError(
+      'ZEN_BAD_REQUEST',
+      'an overlay is written for known data extents: name them (dataExtents)',
+      { field: 'dataExtents' },
+    );
   let plan: Qcow2Plan | undefined;
   if (options.dataExtents)
     try {
-      plan = Qcow2Plan.of(capacityBytes, options.dataExtents);
+      plan = Qcow2Plan.of(capacityBytes, options.dataExtents, options.backing);
     } catch (error) {
       if (error instanceof Qcow2LayoutError)
         throw new ZenithError('ZEN_BAD_REQUEST', `the disk's data extents: ${error.message}`, {
@@ -176,11 +189,14 @@ export async function writeImage(
   };
   return {
     capacityBytes,
-    zeroed: true,
+    // An overlay reads as its backing file until written, not as zeroes.
+    zeroed: !options.backing,
     write,
     async writeZeroes(offset, length) {
       writable();
       inBounds(offset, length);
+      // Outside its extents an overlay shows its backing file: zeroes there cannot be written.
+      if (options.backing) placed(offset, length);
       // A new image reads as zeroes: only where data may have been written are they written.
       const ranges = plan
         ? plan.extents

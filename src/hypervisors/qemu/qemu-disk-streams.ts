@@ -26,17 +26,20 @@ import type {
   DiskStreamFacet,
   DiskWriter,
   NewDisk,
+  OverlayMerge,
   StreamDisk,
 } from '../facets/disk-streams.js';
 import { checkpointLost } from '../facets/disk-streams.js';
 import type { PortableLocation } from '../facets/portable-vm.js';
 import { openNbdReader, readImage, ReadsUnderWay, socketPath } from './nbd-disk-stream.js';
-import { writeImage } from './image-writer.js';
+import { syncDirectory, writeImage } from './image-writer.js';
 import {
   addImageBitmap,
+  commitImage,
   createImage,
   imageBitmaps,
   imageInfo,
+  pointBackingAt,
   removeImageBitmap,
 } from './qemu-img.js';
 import { withGuestFrozen } from './guest-quiesce.js';
@@ -97,6 +100,7 @@ export class QemuDiskStreams implements DiskStreamFacet {
       throw new ZenithError('ZEN_UNSUPPORTED', 'a QEMU host names disks by path, not by datastore');
     // Only inside this host's storage roots, as every disk it makes.
     const file = pathWithinRoots(disk.location.path, this.host.storageRoots);
+    const backing = disk.backing ? await this.#backingOf(disk.backing, disk.capacityBytes) : null;
     if (disk.replace && existsSync(file)) {
       this.#unused(file, 'replaced');
       rmSync(file, { force: true });
@@ -105,7 +109,53 @@ export class QemuDiskStreams implements DiskStreamFacet {
     return writeImage(file, disk.capacityBytes, {
       replace: disk.replace === true,
       ...(disk.dataExtents ? { dataExtents: disk.dataExtents } : {}),
+      ...(backing ? { backing } : {}),
     });
+  }
+
+  /** An overlay's backing image: a qcow2 of the same size inside the roots. */
+  async #backingOf(location: PortableLocation, capacityBytes: number) {
+    const file = this.#path(location);
+    if (!existsSync(file))
+      throw new ZenithError('ZEN_NOT_FOUND', `the backing image ${file} is not there`, { file });
+    const info = await imageInfo(file);
+    if (info.format !== 'qcow2' || info.virtualSizeBytes !== capacityBytes)
+      throw new ZenithError(
+        'ZEN_BAD_REQUEST',
+        `an overlay's backing image must be a qcow2 of its size (${file} is a ${info.format} of ${info.virtualSizeBytes} bytes)`,
+        { file },
+      );
+    return { file, format: 'qcow2' as const };
+  }
+
+  /** A location on this host: a path inside its storage roots. */
+  #path(location: PortableLocation): string {
+    if (location.datastore !== undefined)
+      throw new ZenithError('ZEN_UNSUPPORTED', 'a QEMU host names disks by path, not by datastore');
+    return pathWithinRoots(location.path, this.host.storageRoots);
+  }
+
+  async mergeOverlay(merge: OverlayMerge): Promise<void> {
+    const overlay = this.#path(merge.overlay);
+    const backing = this.#path(merge.backing);
+    const above = merge.above ? this.#path(merge.above) : null;
+    // No VM of this host may have any of them open (a test failover booted from a point).
+    for (const file of [overlay, backing, ...(above ? [above] : [])])
+      if (existsSync(file)) this.#unused(file, 'merged');
+    if (existsSync(overlay)) {
+      const under = (await imageInfo(overlay)).backingFile;
+      if (under === null || resolve(dirname(overlay), under) !== resolve(backing))
+        throw new ZenithError(
+          'ZEN_INVALID_STATE',
+          `${overlay} is not an overlay of ${backing}: nothing is merged`,
+          { file: overlay },
+        );
+      await commitImage(overlay);
+    }
+    // Once the overlay's data is in its backing image, the image above may read through that.
+    if (above) await pointBackingAt(above, backing);
+    rmSync(overlay, { force: true });
+    await syncDirectory(dirname(backing));
   }
 
   async removeImages(locations: PortableLocation[]): Promise<void> {
@@ -141,7 +191,7 @@ export class QemuDiskStreams implements DiskStreamFacet {
    * new disks) does not count; a claim of a VM not defined here may be a VM on another host that
    * shares the storage, and does.
    */
-  #unused(file: string, what: 'replaced' | 'removed', staleClaims = false): void {
+  #unused(file: string, what: 'replaced' | 'removed' | 'merged', staleClaims = false): void {
     const vms = [...this.host.all()];
     const user = vms.find((vm) =>
       vm.record.spec.disks.some((d) => d.file === file || d.backingFile === file),

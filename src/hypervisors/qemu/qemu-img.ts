@@ -207,3 +207,35 @@ export async function addImageBitmap(file: string, name: string): Promise<void> 
 export async function removeImageBitmap(file: string, name: string): Promise<void> {
   await qemuImg(['bitmap', '--remove', file, name]);
 }
+
+/**
+ * Writes an overlay's data into its backing image (which then reads as the overlay did); the
+ * overlay is left as it is (`-d`), for the caller to remove. Run again after a cut-off, it writes
+ * the same data again. An image a QEMU holds open is refused by its lock (ZEN_DISK_IN_USE).
+ */
+export async function commitImage(overlay: string): Promise<void> {
+  try {
+    await qemuImg(['commit', '-q', '-d', '-f', 'qcow2', overlay]);
+  } catch (error) {
+    throw lockedOr(error, overlay);
+  }
+}
+
+/**
+ * Points an overlay at another backing file without copying anything (`rebase -u`): only for a
+ * backing file that reads exactly as the old one did (after a commit into it).
+ */
+export async function pointBackingAt(overlay: string, backing: string): Promise<void> {
+  try {
+    await qemuImg(['rebase', '-q', '-u', '-f', 'qcow2', '-b', backing, '-F', 'qcow2', overlay]);
+  } catch (error) {
+    throw lockedOr(error, overlay);
+  }
+}
+
+/** qemu-img's failure to take an image's lock (a QEMU has it open) as ZEN_DISK_IN_USE. */
+function lockedOr(error: unknown, file: string): unknown {
+  if (error instanceof ZenithError && /lock/i.test(String(error.details.message)))
+    return new ZenithError('ZEN_DISK_IN_USE', `${file} is open in a running VM`, { file });
+  return error;
+}

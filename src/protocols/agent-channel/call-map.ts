@@ -13,6 +13,7 @@ import {
   ExtentPage,
   DiskReadOptions,
   NewDisk,
+  OverlayMerge,
   OpenedReader,
   OpenedWriter,
   Piece,
@@ -52,6 +53,7 @@ const v1_2: ProtocolVersion = { major: 1, minor: 2 };
 const v1_3: ProtocolVersion = { major: 1, minor: 3 };
 const v1_4: ProtocolVersion = { major: 1, minor: 4 };
 const v1_5: ProtocolVersion = { major: 1, minor: 5 };
+const v1_6: ProtocolVersion = { major: 1, minor: 6 };
 
 function call<Args extends TSchema, Result extends TSchema>(
   since: ProtocolVersion,
@@ -159,6 +161,8 @@ export const agentCalls = {
   removeDiskImages: call(v1_5, Type.Tuple([Type.Array(Location)]), Type.Null()),
   listCheckpoints: call(v1_5, Type.Tuple([vmId, Type.String()]), Type.Array(DiskCheckpoint)),
   releaseCheckpoint: call(v1_5, Type.Tuple([vmId, Type.String(), DiskCheckpoint]), Type.Null()),
+  /** Replica chains (replication): an overlay folded into its backing image. */
+  mergeOverlay: call(v1_6, Type.Tuple([OverlayMerge]), Type.Null()),
 };
 
 export type AgentMethod = keyof typeof agentCalls;

@@ -63,6 +63,15 @@ export const NewDisk = Type.Object({
       maxItems: extentsPerPage,
     }),
   ),
+  /** An overlay of this image (protocol 1.6): it reads as it wherever nothing was written. */
+  backing: Type.Optional(Location),
+});
+
+/** An overlay folded into its backing image (protocol 1.6). */
+export const OverlayMerge = Type.Object({
+  overlay: Location,
+  backing: Location,
+  above: Type.Union([Location, Type.Null()]),
 });
 
 export const OpenedWriter = Type.Object({

@@ -6,7 +6,9 @@
  * positioned writes (a restore), and ranges without data take no room.
  *
  * The format is QEMU's qcow2 version 3 (docs/interop/qcow2.txt in QEMU's sources): big-endian
- * header, 16-bit refcounts, no backing file, no snapshots, no extensions. Every cluster is used
+ * header, 16-bit refcounts, no snapshots. With a backing file (an overlay: a replica's next point
+ * in time), the header names it and its format (the backing-format extension), and the guest reads
+ * the backing file wherever the extents hold no data. Every cluster is used
  * once (refcount 1, so L1 and L2 entries carry the COPIED flag). The cluster size is 64 KiB, or the
  * largest power of two dividing every extent's offset and length when that is smaller (an extent
  * that ends the disk may end anywhere), so that an extent is a run of whole clusters. Hand-written
@@ -20,6 +22,23 @@ const HEADER_LENGTH = 104;
 const REFCOUNT_ORDER = 4; // 16-bit refcounts
 const MAX_CLUSTER = 64 * 1024;
 const MIN_CLUSTER = 512;
+/** The header extension naming the backing file's format. */
+const BACKING_FORMAT_EXTENSION = 0xe2792aca;
+/** QEMU reads a backing file name of at most 1023 bytes. */
+const MAX_BACKING_NAME = 1023;
+
+/** The image an overlay reads through where it holds no data. */
+export interface Qcow2Backing {
+  /** As written in the header: an absolute path (or one relative to the overlay's directory). */
+  file: string;
+  format: 'qcow2' | 'raw';
+}
+
+/**
+ * Where the backing file's name starts in the header cluster: after the header, the backing-format
+ * extension (8 bytes of type and length, the format padded to 8) and the end of the extensions (8).
+ */
+const BACKING_NAME_AT = HEADER_LENGTH + 16 + 8;
 
 /** A byte range of the disk: offset and length. */
 export type Extent = readonly [offset: number, length: number];
@@ -82,6 +101,7 @@ export class Qcow2Plan {
   readonly dataClusters: number;
   /** Bytes of the whole image. */
   readonly sizeBytes: number;
+  readonly backing: Qcow2Backing | undefined;
   readonly #extents: PlacedExtent[];
   readonly #l1Clusters: number;
   readonly #l1Size: number;
@@ -90,10 +110,22 @@ export class Qcow2Plan {
   /** The L1 indexes that have an L2 table, in order. */
   readonly #l2Tables: number[];
 
-  private constructor(capacity: number, extents: ReadonlyArray<[number, number]>) {
+  private constructor(
+    capacity: number,
+    extents: ReadonlyArray<[number, number]>,
+    backing: Qcow2Backing | undefined,
+  ) {
     this.capacity = capacity;
     const c = clusterSizeFor(capacity, extents);
     this.clusterSize = c;
+    this.backing = backing;
+    if (backing) {
+      const name = Buffer.byteLength(backing.file);
+      if (name === 0 || name > MAX_BACKING_NAME || BACKING_NAME_AT + name > c)
+        throw new Qcow2LayoutError(
+          `a backing file name of ${name} bytes does not fit the header (at most ${Math.min(MAX_BACKING_NAME, c - BACKING_NAME_AT)})`,
+        );
+    }
     const entriesPerL2 = c / 8;
     this.#l1Size = Math.max(1, ceilDiv(capacity, entriesPerL2 * c));
     this.#l1Clusters = ceilDiv(this.#l1Size * 8, c);
@@ -140,8 +172,8 @@ export class Qcow2Plan {
    * The layout of a disk of `capacity` bytes whose data lies in `extents` (in any order; touching
    * ones are joined). QCOW2_BAD_LAYOUT for ranges past the disk, overlapping or not aligned to 512.
    */
-  static of(capacity: number, extents: readonly Extent[]): Qcow2Plan {
-    return new Qcow2Plan(capacity, normalise(capacity, extents));
+  static of(capacity: number, extents: readonly Extent[], backing?: Qcow2Backing): Qcow2Plan {
+    return new Qcow2Plan(capacity, normalise(capacity, extents), backing);
   }
 
   /** The data's extents, joined, with where each starts in the image file. */
@@ -216,7 +248,16 @@ export class Qcow2Plan {
     header.writeUInt32BE(this.#refcountTableClusters, 56);
     header.writeUInt32BE(REFCOUNT_ORDER, 96);
     header.writeUInt32BE(HEADER_LENGTH, 100);
-    // The header extensions end at once: their end marker is the zeroes that follow.
+    if (this.backing) {
+      // The backing format's extension, the extensions' end (type 0, zeroes), then the file's name.
+      header.writeUInt32BE(BACKING_FORMAT_EXTENSION, HEADER_LENGTH);
+      header.writeUInt32BE(this.backing.format.length, HEADER_LENGTH + 4);
+      header.write(this.backing.format, HEADER_LENGTH + 8, 'latin1');
+      const length = header.write(this.backing.file, BACKING_NAME_AT, 'utf8');
+      header.writeBigUInt64BE(BigInt(BACKING_NAME_AT), 8);
+      header.writeUInt32BE(length, 16);
+    }
+    // Otherwise the header extensions end at once: their end marker is the zeroes that follow.
     yield header;
 
     const l1 = Buffer.alloc(this.#l1Clusters * c);
