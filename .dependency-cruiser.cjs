@@ -26,6 +26,7 @@ const serviceRooms = [
   'plans',
   'ha',
   'backup',
+  'replication',
 ];
 const serviceRoomRules = serviceRooms.map((room, index) => ({
   name: `services-${room}-imports-only-rooms-below`,

@@ -174,6 +174,47 @@ export const eventData = {
     waiting: Type.Number(),
     failed: Type.Number(),
   }),
+  /** A replication cycle made a new point in time of the VM's replica ready. */
+  'replication.cycleFinished': Type.Object({
+    name: Type.String(),
+    seq: Type.Number(),
+    scope: Type.String(),
+    takenAt: Type.Number(),
+    readBytes: Type.Number(),
+  }),
+  /** A replication cycle failed: the replica stays at its last ready point. */
+  'replication.cycleFailed': Type.Object({
+    name: Type.String(),
+    code: Type.String(),
+    message: Type.String(),
+  }),
+  /** The VM's current RPO went over its target (said once until it is back under). */
+  'replication.rpoExceeded': Type.Object({
+    name: Type.String(),
+    rpoSeconds: Type.Number(),
+    targetSeconds: Type.Number(),
+  }),
+  /** The VM's current RPO is back under its target. */
+  'replication.rpoRestored': Type.Object({
+    name: Type.String(),
+    rpoSeconds: Type.Number(),
+    targetSeconds: Type.Number(),
+  }),
+  /** A VM of a recovery plan's run is up at the target (a test's copy, or the VM itself). */
+  'recovery.vmUp': Type.Object({
+    name: Type.String(),
+    runId: Type.String(),
+    operation: Type.String(),
+    hostId: Type.String(),
+    runVmId: Type.String(),
+  }),
+  'recovery.runFinished': Type.Object({
+    name: Type.String(),
+    runId: Type.String(),
+    operation: Type.String(),
+    state: Type.String(),
+    rtoSeconds: Type.Union([Type.Number(), Type.Null()]),
+  }),
 } as const satisfies Record<string, TSchema>;
 
 export type EventType = keyof typeof eventData;

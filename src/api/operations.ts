@@ -19,6 +19,7 @@ import type { OperationSpec } from './operation.js';
 import * as placement from './placement.js';
 import * as policies from './policies.js';
 import * as quotas from './quotas.js';
+import * as replication from './replication.js';
 import * as snapshots from './snapshots.js';
 import * as system from './system.js';
 import * as tasks from './tasks.js';
@@ -53,6 +54,7 @@ export const operations = {
   ...operationsOf(snapshots),
   ...operationsOf(backups),
   ...operationsOf(backupJobs),
+  ...operationsOf(replication),
   ...operationsOf(consoles),
   ...operationsOf(tasks),
   ...operationsOf(events),

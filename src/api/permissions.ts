@@ -39,6 +39,12 @@ export const permissions = [
   'backup.restore',
   /** Backup repositories (register, forget, verify) and deleting backups. */
   'backup.manage',
+  /** Sites, replicated VMs and their RPO, recovery plans and their runs (read). */
+  'replication.read',
+  /** Sites, replicating VMs (on the VM and the target host), recovery plans. */
+  'replication.manage',
+  /** Running recovery plans: test failovers, planned migrations, failovers. */
+  'recovery.run',
   /** What a host agent may do with its own credentials: report itself. */
   'agent.report',
 ] as const;

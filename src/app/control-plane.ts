@@ -67,6 +67,9 @@ import { VmEditService } from '../services/vms/vm-edit.js';
 import { BackupJobs } from '../services/backup/backup-jobs.js';
 import { RepositorySchedules } from '../services/backup/repository-schedules.js';
 import { BackupService } from '../services/backup/backup-service.js';
+import { RecoveryPlans } from '../services/replication/recovery-plans.js';
+import { ReplicationService } from '../services/replication/replication-service.js';
+import { SiteService } from '../services/replication/sites.js';
 import { Scheduler } from '../services/scheduler/scheduler.js';
 
 export interface ControlPlaneOptions {
@@ -144,6 +147,12 @@ export interface ControlPlane {
   /** Backup jobs: selectors, schedules, limits and retention; their runs. */
   backupJobs: BackupJobs;
   repositorySchedules: RepositorySchedules;
+  /** Sites: the sets of hosts replication and recovery plans go between. */
+  sites: SiteService;
+  /** Replicated VMs, their cycles, points in time and RPO. */
+  replication: ReplicationService;
+  /** Recovery plans and their runs (test failover, planned migration, failover). */
+  recoveryPlans: RecoveryPlans;
   /** Cron schedules kept in the store, each slot fired once. */
   scheduler: Scheduler;
   /** Set on the very first start when no admin password was given: print it once. */
@@ -423,6 +432,30 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     clock,
     logger,
   });
+  const sites = new SiteService({ store, inventory, clock });
+  const replication = new ReplicationService({
+    store,
+    inventory,
+    connections,
+    tasks,
+    events,
+    identities,
+    sites,
+    clock,
+    logger: logger.child({ room: 'replication' }),
+  });
+  const recoveryPlans = new RecoveryPlans({
+    store,
+    inventory,
+    connections,
+    tasks,
+    events,
+    machines,
+    sites,
+    replication,
+    clock,
+    logger: logger.child({ room: 'replication' }),
+  });
   const metrics = new MetricHistory(store, clock, { ...defaultMetricSettings, ...options.metrics });
   const metricsSampler = new MetricsSampler({
     clock,
@@ -469,6 +502,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     await vms.allowInterruptedMoves(clock.now() + 10 * 60_000);
     // The same for a failover's restart cut off by the restart.
     await ha.allowInterruptedRestarts(clock.now() + 10 * 60_000);
+    // The hosts VMs were failed over away from (by recovery plans) still define them, stopped.
+    await recoveryPlans.disownRecovered();
     // Live sessions end at their token's expiry and after revocations by another replica.
     const sessionSweep = setInterval(
       () =>
@@ -494,6 +529,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     sensorSampler.start();
     await ha.start();
     await vmMonitor.start();
+    await replication.start();
     return {
       store,
       clock,
@@ -536,9 +572,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       backups,
       backupJobs,
       repositorySchedules,
+      sites,
+      replication,
+      recoveryPlans,
       scheduler,
       generatedAdminPassword: bootstrap.generatedPassword,
       async close() {
+        await replication.stop();
         await vmMonitor.stop();
         await ha.stop();
         agentHub.closeAll();

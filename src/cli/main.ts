@@ -7,6 +7,9 @@ import { registerAgent, registerAgentSentinel } from './commands/agent.js';
 import { registerAgents } from './commands/agents.js';
 import { registerAudit } from './commands/audit.js';
 import { registerBackups } from './commands/backups.js';
+import { registerRecoveryPlans } from './commands/recovery-plans.js';
+import { registerReplication } from './commands/replication.js';
+import { registerSites } from './commands/sites.js';
 import { registerBindings } from './commands/bindings.js';
 import { registerConnections } from './commands/connections.js';
 import { registerEvents } from './commands/events.js';
@@ -55,6 +58,9 @@ for (const register of [
   registerHosts,
   registerVms,
   registerBackups,
+  registerSites,
+  registerReplication,
+  registerRecoveryPlans,
   registerConnections,
   registerTasks,
   registerEvents,

@@ -571,6 +571,11 @@ export const errorCatalogue = {
     summary:
       "A backup job's run ended with VMs not backed up (their backups failed or were cancelled), or with restore tests of its backups that failed; the message names them, and each one's task says why. The others were backed up (and tested) and kept.",
   },
+  ZEN_RECOVERY_PLAN_BLOCKED: {
+    status: 422,
+    summary:
+      'A recovery plan cannot run now: details.problems lists each VM without a ready replica, whose target host is gone or cannot take it, or that is recovered already. Nothing was started.',
+  },
   ZEN_INTERNAL: {
     status: 500,
     summary: 'An unexpected error; it was logged with the request id. Please report it.',

@@ -27,6 +27,11 @@ export const idPrefixes = {
   backup: 'backup',
   backupRepository: 'brepo',
   backupJob: 'bjob',
+  site: 'site',
+  replication: 'repl',
+  replicaPoint: 'rpt',
+  recoveryPlan: 'rplan',
+  recoveryRun: 'rrun',
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

@@ -34,6 +34,11 @@ import type { PortableVmFacet } from './facets/portable-vm.js';
 
 export * from './driver-types.js';
 export type * from './facets/disk-streams.js';
+export {
+  checkpointTagged,
+  MAX_DATA_EXTENTS,
+  REPLICA_CHECKPOINT_TAG,
+} from './facets/disk-streams.js';
 export type * from './facets/liveness.js';
 export * from './facets/machine-power.js';
 export type * from './facets/migration-endpoint.js';

@@ -32,6 +32,7 @@ import { haRoutes } from './routes/ha.js';
 import { haAdmissionRoutes } from './routes/ha-admission.js';
 import { backupJobRoutes } from './routes/backup-jobs.js';
 import { backupRoutes } from './routes/backups.js';
+import { replicationRoutes } from './routes/replication.js';
 import { machineRoutes } from './routes/machines.js';
 import { placementRoutes } from './routes/placement.js';
 import { policyRoutes } from './routes/policies.js';
@@ -156,6 +157,7 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
       await haAdmissionRoutes(api, plane);
       await backupRoutes(api, plane);
       await backupJobRoutes(api, plane);
+      await replicationRoutes(api, plane);
     },
     { prefix: '/api/v1' },
   );

@@ -482,6 +482,92 @@ export interface BackupJobRestoreTestsTable {
   task_id: string;
 }
 
+export interface SitesTable {
+  id: string;
+  name: string;
+  description: string | null;
+  created_by: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface SiteHostsTable {
+  host_id: string;
+  site_id: string;
+}
+
+export interface ReplicationsTable {
+  id: string;
+  vm_id: string;
+  vm_name: string;
+  target_host_id: string;
+  directory: string;
+  rpo_seconds: number;
+  interval_seconds: number;
+  keep_points: number;
+  state: string;
+  description: string | null;
+  next_cycle_at: number | null;
+  last_task_id: string | null;
+  rpo_exceeded: number;
+  created_by: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface ReplicaPointsTable {
+  id: string;
+  replication_id: string;
+  seq: number;
+  state: string;
+  taken_at: number;
+  finished_at: number | null;
+  task_id: string;
+  disks: string;
+  read_bytes: number;
+}
+
+export interface RecoveryPlansTable {
+  id: string;
+  name: string;
+  description: string | null;
+  source_site_id: string;
+  target_site_id: string;
+  groups: string;
+  network_map: string;
+  created_by: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface RecoveryRunsTable {
+  id: string;
+  plan_id: string;
+  operation: string;
+  state: string;
+  task_id: string;
+  started_at: number;
+  ended_at: number | null;
+  error: string | null;
+  created_by: string;
+}
+
+export interface RecoveryRunVmsTable {
+  run_id: string;
+  vm_id: string;
+  vm_name: string;
+  group_index: number;
+  state: string;
+  point_id: string | null;
+  point_taken_at: number | null;
+  host_id: string | null;
+  run_vm_id: string | null;
+  images: string | null;
+  started_at: number | null;
+  up_at: number | null;
+  reason: string | null;
+}
+
 export interface Database {
   objects: ObjectsTable;
   location_history: LocationHistoryTable;
@@ -515,6 +601,13 @@ export interface Database {
   backup_jobs: BackupJobsTable;
   backup_job_items: BackupJobItemsTable;
   backup_job_restore_tests: BackupJobRestoreTestsTable;
+  sites: SitesTable;
+  site_hosts: SiteHostsTable;
+  replications: ReplicationsTable;
+  replica_points: ReplicaPointsTable;
+  recovery_plans: RecoveryPlansTable;
+  recovery_runs: RecoveryRunsTable;
+  recovery_run_vms: RecoveryRunVmsTable;
   machine_sensor_samples: MachineSensorSamplesTable;
   vm_metric_samples: VmMetricSamplesTable;
   vm_metric_rollups: VmMetricRollupsTable;

@@ -30,6 +30,11 @@ export interface HaLabOptions {
   ha?: HaSettings;
   /** Prefix of the temporary directory. */
   prefix?: string;
+  /**
+   * `per-host`: each host's disks on a storage directory of its own (sites that share nothing, as
+   * replication needs); default one directory all hosts share (as HA's restarts need).
+   */
+  storage?: 'shared' | 'per-host';
 }
 
 export interface QemuProcess {
@@ -57,8 +62,18 @@ export interface HaLab {
   task(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<ApiAnswer>;
   /** Waits until the host's agent is connected. */
   connected(name: string, timeoutMs?: number): Promise<void>;
-  /** Creates and starts a tiny guest on the host (128 MiB: with 64 the cloud kernel may reset in a loop); its id. */
-  runVm(name: string, hostId: string, memoryMiB?: number): Promise<string>;
+  /**
+   * Creates and starts a tiny guest on the host (128 MiB: with 64 the cloud kernel may reset in a
+   * loop); its id. `cmdline` replaces the guest's kernel command line, `diskMiB` its disk's 4 MiB.
+   */
+  runVm(
+    name: string,
+    hostId: string,
+    memoryMiB?: number,
+    options?: { cmdline?: string; diskMiB?: number },
+  ): Promise<string>;
+  /** The storage directory a host's disks are made on. */
+  storageOf(host: string): string;
   /**
    * Waits until high availability protects the VM: its description (what a restart runs) is
    * taken. A fault before that leaves nothing to restart it from.
@@ -90,6 +105,12 @@ export async function startHaLab(options: HaLabOptions): Promise<HaLab> {
   const shared = join(baseDir, 'shared');
   mkdirSync(shared, { recursive: true });
   mkdirSync(dataDir, { recursive: true });
+  const storageOf = (host: string) => {
+    if (options.storage !== 'per-host') return shared;
+    const dir = join(baseDir, `storage-${host}`);
+    mkdirSync(dir, { recursive: true });
+    return dir;
+  };
   const physical: Record<string, PhysicalHost> = {};
   const machines: Record<string, MachineProcess> = {};
   let lab: PhysicalLab | undefined;
@@ -174,7 +195,7 @@ export async function startHaLab(options: HaLabOptions): Promise<HaLab> {
         name,
         serverUrl: server!.url,
         enrollmentToken: enrollment.token as string,
-        storageRoots: [shared, dirname(image.kernel)],
+        storageRoots: [storageOf(name), dirname(image.kernel)],
         baseDir,
       });
       physical[name] = host;
@@ -239,14 +260,19 @@ export async function startHaLab(options: HaLabOptions): Promise<HaLab> {
     ok,
     task,
     connected,
-    async runVm(name, hostId, memoryMiB = 128) {
+    storageOf,
+    async runVm(name, hostId, memoryMiB = 128, vmOptions = {}) {
       const created = await task('POST', '/vms', {
         name,
         hostId,
         cpus: 1,
         memoryBytes: memoryMiB * 2 ** 20,
-        diskBytes: 4 * 2 ** 20,
-        options: { kernel: image.kernel, initrd: image.initrd, cmdline: GUEST_KERNEL_APPEND },
+        diskBytes: (vmOptions.diskMiB ?? 4) * 2 ** 20,
+        options: {
+          kernel: image.kernel,
+          initrd: image.initrd,
+          cmdline: vmOptions.cmdline ?? GUEST_KERNEL_APPEND,
+        },
       });
       if (created.state !== 'succeeded')
         throw new Error(`creating ${name}: ${JSON.stringify(created.error)}`);

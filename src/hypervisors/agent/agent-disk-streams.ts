@@ -49,7 +49,14 @@ export class AgentDiskStreams implements DiskStreamFacet {
   ): Promise<DiskReader> {
     const opened = await this.agent.call(
       'openDiskReader',
-      [vmExternalId, diskId, options.changedSince ? { changedSince: options.changedSince } : {}],
+      [
+        vmExternalId,
+        diskId,
+        {
+          ...(options.changedSince ? { changedSince: options.changedSince } : {}),
+          ...(options.checkpointTag ? { checkpointTag: options.checkpointTag } : {}),
+        },
+      ],
       openTimeoutMs,
       context,
     );

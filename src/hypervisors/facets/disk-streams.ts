@@ -39,6 +39,20 @@ export interface DiskCheckpoint {
 export interface DiskReadOptions {
   /** Only the extents written since this checkpoint. */
   changedSince?: DiskCheckpoint;
+  /**
+   * Whose the read's new checkpoint is (`zenith-<tag>-…`, a tag of 1 to 16 lower-case letters):
+   * replication and backup each keep their own checkpoints of a disk, and each releases only its
+   * own strays. Absent: a backup's (`zenith-…`).
+   */
+  checkpointTag?: string;
+}
+
+/** The checkpoint tag of replication's reads: backup leaves `zenith-replica-…` alone. */
+export const REPLICA_CHECKPOINT_TAG = 'replica';
+
+/** Whether a checkpoint's name carries the tag (a backup's carry none). */
+export function checkpointTagged(name: string, tag: string): boolean {
+  return name.startsWith(`zenith-${tag}-`);
 }
 
 export interface DiskExtent {
@@ -156,7 +170,8 @@ export interface DiskStreamFacet {
   newDiskPaths?(name: string, diskIds: string[]): Promise<string[]>;
   /**
    * Removes images a writer made that no VM came to use (a restore cut off before its VM was
-   * defined, a restore test's leftovers), and their directory once it is empty. A missing one is
+   * defined, a restore test's leftovers, a replication cycle cut off) — and what a write of them
+   * cut off left — and their directory once it is empty. A missing one is
    * fine; one a VM uses or claims is refused (ZEN_DISK_IN_USE), as is one outside the host's roots.
    */
   removeImages(locations: PortableLocation[]): Promise<void>;

@@ -44,7 +44,9 @@ export type PortableNicAttachment =
   /** A port on the host's bridge of this name. */
   | { kind: 'bridge'; bridge: string }
   /** A network the hypervisor manages (libvirt network, vSphere port group) of this name. */
-  | { kind: 'network'; network: string };
+  | { kind: 'network'; network: string }
+  /** A network of the NIC's own that reaches nothing (a test failover's copy of a VM). */
+  | { kind: 'isolated' };
 
 export interface PortableNic {
   /** The guest's MAC address (the guest's network configuration may depend on it). */

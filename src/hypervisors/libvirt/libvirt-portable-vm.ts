@@ -233,11 +233,13 @@ export class LibvirtPortableVms implements PortableVmFacet {
       kernel,
       disks,
       nics: desc.nics.map((nic) =>
-        nic.attachment.kind === 'network'
-          ? { type: 'network', mac: nic.mac, model: nic.model, source: nic.attachment.network }
-          : nic.attachment.kind === 'bridge'
-            ? { type: 'bridge', mac: nic.mac, model: nic.model, source: nic.attachment.bridge }
-            : { type: 'user', mac: nic.mac, model: nic.model, source: '' },
+        nic.attachment.kind === 'isolated'
+          ? unsupportedIsolated()
+          : nic.attachment.kind === 'network'
+            ? { type: 'network', mac: nic.mac, model: nic.model, source: nic.attachment.network }
+            : nic.attachment.kind === 'bridge'
+              ? { type: 'bridge', mac: nic.mac, model: nic.model, source: nic.attachment.bridge }
+              : { type: 'user', mac: nic.mac, model: nic.model, source: '' },
       ),
       serialConsole: desc.serialConsole,
       graphics: desc.graphics,
@@ -482,4 +484,12 @@ function capacityOf(stats: readonly TypedParam[], path: string): number | undefi
   for (let i = 0; i < count; i++)
     if (record[`block.${i}.path`] === path) return typedParamNumber(stats, `block.${i}.capacity`);
   return undefined;
+}
+
+/** libvirt has no network that reaches nothing without one defined for it: refused. */
+function unsupportedIsolated(): never {
+  throw new ZenithError(
+    'ZEN_UNSUPPORTED',
+    'a libvirt host has no isolated NIC of its own: map the NIC to a network or bridge without an uplink',
+  );
 }

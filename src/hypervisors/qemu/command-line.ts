@@ -81,7 +81,7 @@ export function buildCommandLine(
     // A tap Zenith made and owns: QEMU runs no scripts on it (tap-devices.ts sets it up and removes it).
     const netdev = nic.tap
       ? `tap,id=net${index},ifname=${nic.tap.name},script=no,downscript=no`
-      : `user,id=net${index}`;
+      : `user,id=net${index}${spec.nics[index]?.mode === 'user' && spec.nics[index].isolated ? ',restrict=on' : ''}`;
     args.push('-netdev', netdev, '-device', `virtio-net-pci,netdev=net${index},mac=${nic.mac}`);
   });
   // A guest kernel that panics says so through pvpanic (Linux's pvpanic-mmio driver binds to it by

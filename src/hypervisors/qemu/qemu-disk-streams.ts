@@ -32,7 +32,7 @@ import type {
 import { checkpointLost } from '../facets/disk-streams.js';
 import type { PortableLocation } from '../facets/portable-vm.js';
 import { openNbdReader, readImage, ReadsUnderWay, socketPath } from './nbd-disk-stream.js';
-import { syncDirectory, writeImage } from './image-writer.js';
+import { stagingFile, syncDirectory, writeImage } from './image-writer.js';
 import {
   addImageBitmap,
   commitImage,
@@ -49,7 +49,14 @@ import { pathWithinRoots } from '../../core/paths.js';
 
 const lost = checkpointLost;
 
-const newCheckpoint = () => `zenith-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+const newCheckpoint = (options: DiskReadOptions) => {
+  const tag = options.checkpointTag;
+  if (tag !== undefined && !/^[a-z]{1,16}$/.test(tag))
+    throw new ZenithError('ZEN_BAD_REQUEST', `a checkpoint tag is 1 to 16 lower-case letters`, {
+      field: 'checkpointTag',
+    });
+  return `zenith-${tag ? `${tag}-` : ''}${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+};
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Names this facet gives what it makes in a running QEMU: found again after a kill -9. */
@@ -173,6 +180,8 @@ export class QemuDiskStreams implements DiskStreamFacet {
       const claim = this.host.claims.owner(file);
       if (claim) this.host.claims.release(file, { uuid: claim.vm });
       rmSync(file, { force: true });
+      // And what a write of it cut off before it finished left (a writer whose abort never came).
+      rmSync(stagingFile(file), { force: true });
     }
     // Their directories go once empty; a storage root itself stays.
     const roots = new Set(this.host.storageRoots.map((root) => resolve(root)));
@@ -280,7 +289,7 @@ export class QemuDiskStreams implements DiskStreamFacet {
       if (bitmap.inUse) throw lost(since, 'its QEMU ended without saving it');
     }
     // Nothing writes the disk of a stopped VM: the new checkpoint starts now, and the read sees this instant.
-    const checkpoint = newCheckpoint();
+    const checkpoint = newCheckpoint(options);
     await addImageBitmap(file, checkpoint);
     try {
       return {
@@ -304,7 +313,7 @@ export class QemuDiskStreams implements DiskStreamFacet {
       if (!bitmap) throw lost(since, 'the disk has no such bitmap');
       if (bitmap.inconsistent) throw lost(since, 'QEMU found it not saved cleanly');
     }
-    const checkpoint = newCheckpoint();
+    const checkpoint = newCheckpoint(options);
     const suffix = randomBytes(4).toString('hex');
     const fleeceNode = `${PREFIX.node}${suffix}`;
     const jobId = `${PREFIX.job}${suffix}`;

@@ -46,6 +46,7 @@ function nicSpec(nic: PortableNic): QemuNicSpec {
     throw unsupported(`a NIC on the managed network '${nic.attachment.network}'`, {
       network: nic.attachment.network,
     });
+  if (nic.attachment.kind === 'isolated') return { mode: 'user', mac: nic.mac, isolated: true };
   return nic.attachment.kind === 'bridge'
     ? { mode: 'bridge', bridge: nic.attachment.bridge, mac: nic.mac }
     : { mode: 'user', mac: nic.mac };
@@ -99,7 +100,11 @@ export class QemuPortableVms implements PortableVmFacet {
           mac: wiring.mac,
           model: 'virtio',
           attachment:
-            nic.mode === 'bridge' ? { kind: 'bridge', bridge: nic.bridge } : { kind: 'user' },
+            nic.mode === 'bridge'
+              ? { kind: 'bridge', bridge: nic.bridge }
+              : nic.isolated
+                ? { kind: 'isolated' }
+                : { kind: 'user' },
         };
       }),
       serialConsole: true,

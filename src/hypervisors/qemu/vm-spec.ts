@@ -28,7 +28,9 @@ export type QemuBoot =
  * portable description); otherwise it is derived from the VM's id (nic-names.ts).
  */
 export type QemuNicSpec =
-  { mode: 'user'; mac?: string } | { mode: 'bridge'; bridge: string; mac?: string };
+  /** `isolated`: QEMU's user-mode network restricted (`restrict=on`): the guest reaches nothing. */
+  | { mode: 'user'; mac?: string; isolated?: boolean }
+  | { mode: 'bridge'; bridge: string; mac?: string };
 
 export interface QemuVmSpec {
   name: string;

@@ -17,7 +17,11 @@ export const StreamDisk = Type.Object({
 
 export const DiskCheckpoint = Type.Object({ name: Type.String({ minLength: 1, maxLength: 200 }) });
 
-export const DiskReadOptions = Type.Object({ changedSince: Type.Optional(DiskCheckpoint) });
+export const DiskReadOptions = Type.Object({
+  changedSince: Type.Optional(DiskCheckpoint),
+  /** Whose the new checkpoint is (protocol 1.6; zenith-<tag>-…). */
+  checkpointTag: Type.Optional(Type.String({ pattern: '^[a-z]{1,16}$' })),
+});
 
 export const OpenedReader = Type.Object({
   handle: Type.String(),

@@ -39,6 +39,8 @@ const Nic = Type.Object({
     Type.Object({ kind: Type.Literal('user') }),
     Type.Object({ kind: Type.Literal('bridge'), bridge: Type.String() }),
     Type.Object({ kind: Type.Literal('network'), network: Type.String() }),
+    /** Protocol 1.6: a network of the NIC's own that reaches nothing. */
+    Type.Object({ kind: Type.Literal('isolated') }),
   ]),
 });
 

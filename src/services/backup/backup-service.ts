@@ -25,7 +25,9 @@ import { Mutex } from '../../core/mutex.js';
 import { pathWithinRoots } from '../../core/paths.js';
 import type { SecretBox } from '../../core/secret-box.js';
 import {
+  checkpointTagged,
   facetOf,
+  REPLICA_CHECKPOINT_TAG,
   requireFacet,
   type DiskReader,
   type DiskStreamFacet,
@@ -1065,7 +1067,7 @@ export class BackupService {
   /**
    * A read killed before its backup was kept (the control plane or the task killed) leaves its
    * checkpoint in the disk, recording every write for nothing: any checkpoint no backup of the VM
-   * names (in any repository) is ended before the next backup reads.
+   * names (in any repository) is ended before the next backup reads — replication's excepted.
    */
   async #releaseStrayCheckpoints(
     streams: DiskStreamFacet,
@@ -1079,7 +1081,11 @@ export class BackupService {
     );
     for (const diskId of diskIds)
       for (const checkpoint of await streams.listCheckpoints(vm.externalId!, diskId))
-        if (!named.has(checkpoint.name)) {
+        // Replication's checkpoints are its own (it releases its strays itself).
+        if (
+          !named.has(checkpoint.name) &&
+          !checkpointTagged(checkpoint.name, REPLICA_CHECKPOINT_TAG)
+        ) {
           this.deps.logger.info(
             { vm: vm.name, diskId, checkpoint: checkpoint.name },
             'a checkpoint no backup names (its read was cut off) is released',

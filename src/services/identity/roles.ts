@@ -11,6 +11,7 @@ const viewer: Permission[] = [
   'connection.read',
   'policy.read',
   'backup.read',
+  'replication.read',
 ];
 const operator: Permission[] = [
   ...viewer,

@@ -1,0 +1,192 @@
+/** `zenith replication`: protect VMs to another site, see their RPO and points in time, report. */
+import type { Command } from 'commander';
+import type { AnswerOf } from '../../api/operation.js';
+import type { getReplication, listReplications, replicationReport } from '../../api/replication.js';
+import { ApiClient } from '../client.js';
+import { formatTime, printJson, printKeyValues, printTable } from '../output.js';
+import { runTaskAndSay } from './backup-views.js';
+import type { Globals } from './globals.js';
+
+type Replication = AnswerOf<typeof getReplication>;
+
+function wholeNumber(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value)) throw new Error(`${flag} must be a whole number`);
+  return Number(value);
+}
+
+const rpoText = (r: Replication) =>
+  r.currentRpoSeconds === null ? '-' : `${Math.round(r.currentRpoSeconds)} s`;
+
+interface SettingOptions {
+  rpo?: string;
+  interval?: string;
+  keep?: string;
+}
+
+function settings(options: SettingOptions) {
+  const rpoSeconds = wholeNumber('--rpo', options.rpo);
+  const intervalSeconds = wholeNumber('--interval', options.interval);
+  const keepPoints = wholeNumber('--keep', options.keep);
+  return {
+    ...(rpoSeconds !== undefined ? { rpoSeconds } : {}),
+    ...(intervalSeconds !== undefined ? { intervalSeconds } : {}),
+    ...(keepPoints !== undefined ? { keepPoints } : {}),
+  };
+}
+
+const vmPath = (vm: string) => `/vms/${encodeURIComponent(vm)}/replication`;
+
+export function registerReplication(program: Command): void {
+  const replication = program
+    .command('replication')
+    .description('Replicated VMs: where their replicas are, their RPO, their points in time');
+  replication
+    .command('list', { isDefault: true })
+    .description('List the replicated VMs with their current RPO')
+    .action(async (_o: unknown, command: Command) => {
+      const globals = command.optsWithGlobals<Globals>();
+      const list =
+        await ApiClient.fromConfig(globals).get<AnswerOf<typeof listReplications>>('/replications');
+      if (globals.json) return printJson(list);
+      printTable(
+        ['VM', 'TO', 'STATE', 'RPO', 'TARGET', 'POINTS', 'LAST POINT'],
+        list.items.map((r) => [
+          r.vm.name,
+          `${r.targetHost.name}${r.targetSite ? ` (${r.targetSite.name})` : ''}`,
+          r.state,
+          `${rpoText(r)}${r.rpoExceeded ? ' (over)' : ''}`,
+          `${r.rpoSeconds} s`,
+          r.points.filter((p) => p.state === 'ready').length,
+          formatTime(r.points.find((p) => p.state === 'ready')?.takenAt ?? null),
+        ]),
+      );
+    });
+  replication
+    .command('show <vm>')
+    .description("One VM's replication and its points in time")
+    .action(async (vm: string, _o: unknown, command: Command) => {
+      const globals = command.optsWithGlobals<Globals>();
+      const shown = await ApiClient.fromConfig(globals).get<Replication>(vmPath(vm));
+      if (globals.json) return printJson(shown);
+      printKeyValues([
+        ['vm', `${shown.vm.name} (${shown.vm.id})`],
+        ['from site', shown.sourceSite?.name ?? null],
+        ['to', `${shown.targetHost.name}${shown.targetSite ? ` (${shown.targetSite.name})` : ''}`],
+        ['directory', shown.directory],
+        ['state', shown.state],
+        [
+          'rpo',
+          `${rpoText(shown)} (target ${shown.rpoSeconds} s${shown.rpoExceeded ? ', over' : ''})`,
+        ],
+        ['interval', `${shown.intervalSeconds} s`],
+        ['keeps', `${shown.keepPoints} points`],
+        ['next cycle', formatTime(shown.nextCycleAt)],
+      ]);
+      printTable(
+        ['SEQ', 'STATE', 'DATA TAKEN', 'READY', 'READ'],
+        shown.points.map((p) => [
+          p.seq,
+          p.state,
+          formatTime(p.takenAt),
+          formatTime(p.finishedAt),
+          p.readBytes,
+        ]),
+      );
+    });
+  replication
+    .command('protect <vm>')
+    .description('Replicate a VM to a host of another site (its first cycle starts at once)')
+    .requiredOption('--to <host>', 'the host the replica is kept on')
+    .requiredOption('--rpo <seconds>', 'the most data a failover may lose (at least 60)')
+    .option('--interval <seconds>', 'how often a cycle starts (default half the RPO)')
+    .option('--keep <points>', 'points in time kept (default 3)')
+    .action(async (vm: string, options: SettingOptions & { to: string }, command: Command) => {
+      const globals = command.optsWithGlobals<Globals>();
+      const made = await ApiClient.fromConfig(globals).post<Replication>(vmPath(vm), {
+        targetHost: options.to,
+        ...settings(options),
+      });
+      if (globals.json) return printJson(made);
+      process.stderr.write(
+        `${made.vm.name} is replicated to ${made.targetHost.name} every ${made.intervalSeconds} s (RPO ${made.rpoSeconds} s)\n`,
+      );
+    });
+  replication
+    .command('set <vm>')
+    .description("Change a VM's RPO, interval or points kept, or pause and resume it")
+    .option('--rpo <seconds>', 'the RPO target')
+    .option('--interval <seconds>', 'how often a cycle starts')
+    .option('--keep <points>', 'points in time kept')
+    .option('--pause', 'stop its cycles (the replica stays)')
+    .option('--resume', 'start its cycles again')
+    .action(
+      async (
+        vm: string,
+        options: SettingOptions & { pause?: boolean; resume?: boolean },
+        command: Command,
+      ) => {
+        const globals = command.optsWithGlobals<Globals>();
+        const changed = await ApiClient.fromConfig(globals).request<Replication>(
+          'PATCH',
+          vmPath(vm),
+          {
+            ...settings(options),
+            ...(options.pause ? { state: 'paused' } : options.resume ? { state: 'active' } : {}),
+          },
+        );
+        if (globals.json) return printJson(changed);
+        process.stderr.write(`${changed.vm.name}'s replication is ${changed.state}\n`);
+      },
+    );
+  replication
+    .command('now <vm>')
+    .description('Run a replication cycle of the VM now')
+    .option('--no-wait', 'answer with the task at once')
+    .action(async (vm: string, options: { wait: boolean }, command: Command) => {
+      await runTaskAndSay(
+        command.optsWithGlobals<Globals>(),
+        `${vmPath(vm)}/cycles`,
+        undefined,
+        options.wait,
+        (result) =>
+          `point ${String(result.seq)} (${String(result.scope)}), ${String(result.readBytes)} bytes read`,
+      );
+    });
+  replication
+    .command('unprotect <vm>')
+    .description("Stop replicating a VM and remove its replica's images")
+    .action(async (vm: string, _o: unknown, command: Command) => {
+      await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).request('DELETE', vmPath(vm));
+      process.stderr.write(`${vm} is no longer replicated\n`);
+    });
+  replication
+    .command('report')
+    .description('RPO achieved per VM, point by point (--csv for auditors)')
+    .option('--vm <vm>', 'one VM only')
+    .option('--csv', 'as CSV')
+    .action(async (options: { vm?: string; csv?: boolean }, command: Command) => {
+      const globals = command.optsWithGlobals<Globals>();
+      const client = ApiClient.fromConfig(globals);
+      const query = new URLSearchParams({
+        ...(options.vm ? { vm: options.vm } : {}),
+        ...(options.csv ? { format: 'csv' } : {}),
+      }).toString();
+      const path = `/replications/report${query ? `?${query}` : ''}`;
+      if (options.csv) return void process.stdout.write(await client.getText(path));
+      const report = await client.get<AnswerOf<typeof replicationReport>>(path);
+      if (globals.json) return printJson(report);
+      printTable(
+        ['VM', 'SEQ', 'DATA TAKEN', 'READY', 'RPO BEFORE', 'RPO AFTER', 'TARGET'],
+        report.items.map((row) => [
+          row.vmName,
+          row.seq,
+          formatTime(row.takenAt),
+          formatTime(row.finishedAt),
+          row.rpoBeforeSeconds === null ? '-' : `${row.rpoBeforeSeconds.toFixed(1)} s`,
+          `${row.rpoAfterSeconds.toFixed(1)} s`,
+          `${row.rpoTargetSeconds} s`,
+        ]),
+      );
+    });
+}

@@ -1,0 +1,1038 @@
+/**
+ * Replication: each protected VM is copied to a host of another site at an interval that meets
+ * its RPO, as a chain of points in time on that host's storage. The first cycle writes a full
+ * image of each disk (what holds data); every later one reads only what changed since the last
+ * point (the disk-stream facet's checkpoints: QEMU dirty bitmaps, as backups use, but tagged as
+ * replication's own) and writes it as a qcow2 overlay of the last point's image.
+ *
+ * A cycle is a durable task (`replication.cycle`). Its point is recorded `writing` before a byte
+ * is written and `ready` only once every disk's image is durable, in the transaction that also
+ * keeps the VM's description: a cycle cut off at any point (the link, the target host, the control
+ * plane) leaves the last ready point as it was, and the next cycle removes what the cut-off one
+ * wrote. Points beyond `keepPoints` are folded into the oldest (the facet's mergeOverlay, safe to
+ * run again), so the chain stays short. The replica VM is never defined at the target until a
+ * recovery plan runs it (./recovery-plans.ts).
+ *
+ * Each VM's current RPO (now less the time its latest ready point's data was taken) is kept as
+ * facts on it (`replication.rpoSeconds`, `replication.state`, …); when it goes over the target the
+ * event `replication.rpoExceeded` is published, once, and `replication.rpoRestored` when it is back.
+ */
+import { Type, type Static } from 'typebox';
+import type {
+  ReplicaPointView,
+  ReplicationCycleResult,
+  ReplicationView,
+} from '../../api/replication.js';
+import type { Clock } from '../../core/clock.js';
+import { isZenithError, ZenithError } from '../../core/errors.js';
+import { newId } from '../../core/ids.js';
+import type { Logger } from '../../core/logger.js';
+import { Mutex } from '../../core/mutex.js';
+import {
+  checkpointTagged,
+  facetOf,
+  REPLICA_CHECKPOINT_TAG,
+  requireFacet,
+  type ActionContext,
+  type DiskReader,
+  type DiskStreamFacet,
+  type PortableVm,
+} from '../../hypervisors/driver.js';
+import type { Store } from '../../store/store.js';
+import type { Actor } from '../audit/audit-service.js';
+import type { ConnectionService } from '../connections/connection-service.js';
+import type { EventBus } from '../events/event-bus.js';
+import type { IdentityService } from '../identity/identity-service.js';
+import type { InventoryService } from '../inventory/inventory-service.js';
+import type { ManagedObject } from '../inventory/model.js';
+import type { Task, TaskKind, TaskService } from '../tasks/task-service.js';
+import { copyDisk, STALL_MS, within } from './replica-copy.js';
+import type { SiteService } from './sites.js';
+
+export const replicationIdentityName = 'zenith-replication';
+
+/** One disk of a point: its image at the target and how it was made. */
+export interface PointDisk {
+  diskId: string;
+  /** The image on the target host (absolute). */
+  path: string;
+  capacityBytes: number;
+  /** The image it is an overlay of (the point before's); null: a full image. */
+  backing: string | null;
+  /** The source checkpoint the read of this point made (the next read starts there). */
+  checkpoint: string | null;
+}
+
+export interface ReplicaPoint {
+  id: string;
+  replicationId: string;
+  seq: number;
+  state: 'writing' | 'ready' | 'merging' | 'merged' | 'failed';
+  takenAt: number;
+  finishedAt: number | null;
+  taskId: string;
+  disks: PointDisk[];
+  readBytes: number;
+}
+
+export interface Replication {
+  id: string;
+  vmId: string;
+  vmName: string;
+  targetHostId: string;
+  directory: string;
+  rpoSeconds: number;
+  intervalSeconds: number;
+  keepPoints: number;
+  state: 'active' | 'paused' | 'recovered';
+  description: PortableVm | null;
+  nextCycleAt: number | null;
+  lastTaskId: string | null;
+  rpoExceeded: boolean;
+  createdBy: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface ProtectInput {
+  targetHost: string;
+  rpoSeconds: number;
+  intervalSeconds?: number;
+  keepPoints?: number;
+}
+
+export interface ReplicationDeps {
+  store: Store;
+  inventory: InventoryService;
+  connections: ConnectionService;
+  tasks: TaskService;
+  events: EventBus;
+  identities: IdentityService;
+  sites: SiteService;
+  clock: Clock;
+  logger: Logger;
+  /** How often the loop looks for cycles due and RPOs over target (default 1 s). */
+  tickMs?: number;
+}
+
+const CycleParams = Type.Object({ replicationId: Type.String() });
+type CycleParams = Static<typeof CycleParams>;
+
+const defaultKeepPoints = 3;
+
+type ReplicationRow = Awaited<ReturnType<ReplicationService['rows']>>[number];
+
+export class ReplicationService {
+  readonly #cycle: TaskKind<CycleParams>;
+  /** One cycle (or final cycle, or removal) of a replication at a time in this process. */
+  readonly #locks = new Map<string, Mutex>();
+  #actor: Actor = { id: 'system', kind: 'system', name: replicationIdentityName };
+  #abort: AbortController | undefined;
+  #loop: Promise<void> | undefined;
+
+  constructor(private readonly deps: ReplicationDeps) {
+    this.#cycle = deps.tasks.register({
+      name: 'replication.cycle',
+      params: CycleParams,
+      run: async ({ task, signal, progress }) => this.#runCycle(task, { signal, progress }),
+      // The run removes what a cut-off cycle wrote and starts again from the last ready point.
+      recover: () => Promise.resolve('retry'),
+    });
+  }
+
+  /** The identity replication's tasks run as. */
+  get actor(): Actor {
+    return this.#actor;
+  }
+
+  async start(): Promise<void> {
+    this.#actor = await this.#identity();
+    this.#abort = new AbortController();
+    const signal = this.#abort.signal;
+    this.#loop = (async () => {
+      while (!signal.aborted) {
+        await this.#tick().catch((error: unknown) =>
+          this.deps.logger.warn({ err: error }, 'the replication check failed'),
+        );
+        await this.deps.clock.sleep(this.deps.tickMs ?? 1000, signal).catch(() => undefined);
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.#abort?.abort();
+    await this.#loop;
+  }
+
+  // ---- reading ----
+
+  async rows() {
+    return this.deps.store.db.selectFrom('replications').selectAll().execute();
+  }
+
+  async list(): Promise<ReplicationView[]> {
+    const rows = await this.rows();
+    return Promise.all(rows.map((row) => this.#view(toReplication(row))));
+  }
+
+  /** The VM's replication (ZEN_NOT_FOUND when it has none). */
+  async ofVm(vmId: string): Promise<Replication> {
+    const row = await this.deps.store.db
+      .selectFrom('replications')
+      .selectAll()
+      .where('vm_id', '=', vmId)
+      .executeTakeFirst();
+    if (!row)
+      throw new ZenithError('ZEN_NOT_FOUND', `${this.#vmName(vmId)} is not replicated`, { vmId });
+    return toReplication(row);
+  }
+
+  async get(vmId: string): Promise<ReplicationView> {
+    return this.#view(await this.ofVm(vmId));
+  }
+
+  async points(replicationId: string): Promise<ReplicaPoint[]> {
+    const rows = await this.deps.store.db
+      .selectFrom('replica_points')
+      .selectAll()
+      .where('replication_id', '=', replicationId)
+      .orderBy('seq')
+      .execute();
+    return rows.map((row) => ({
+      id: row.id,
+      replicationId: row.replication_id,
+      seq: Number(row.seq),
+      state: row.state as ReplicaPoint['state'],
+      takenAt: Number(row.taken_at),
+      finishedAt: row.finished_at === null ? null : Number(row.finished_at),
+      taskId: row.task_id,
+      disks: JSON.parse(row.disks) as PointDisk[],
+      readBytes: Number(row.read_bytes),
+    }));
+  }
+
+  /** The newest point a recovery may start from (null: none yet). */
+  async latestReady(replicationId: string): Promise<ReplicaPoint | null> {
+    return (await this.points(replicationId)).filter((p) => p.state === 'ready').at(-1) ?? null;
+  }
+
+  /** RPO achieved per VM, point by point: the evidence auditors ask for. */
+  async report(filter: { vmId?: string; since?: number }) {
+    const replications = (await this.rows()).map(toReplication);
+    const rows = [];
+    for (const replication of replications) {
+      if (filter.vmId && replication.vmId !== filter.vmId) continue;
+      const done = (await this.points(replication.id)).filter(
+        (p) => (p.state === 'ready' || p.state === 'merged') && p.finishedAt !== null,
+      );
+      for (const [index, point] of done.entries()) {
+        if (filter.since !== undefined && point.finishedAt! < filter.since) continue;
+        const before = index > 0 ? done[index - 1]! : null;
+        rows.push({
+          vmId: replication.vmId,
+          vmName: replication.vmName,
+          pointId: point.id,
+          seq: point.seq,
+          takenAt: point.takenAt,
+          finishedAt: point.finishedAt!,
+          rpoBeforeSeconds: before ? (point.finishedAt! - before.takenAt) / 1000 : null,
+          rpoAfterSeconds: (point.finishedAt! - point.takenAt) / 1000,
+          rpoTargetSeconds: replication.rpoSeconds,
+          readBytes: point.readBytes,
+        });
+      }
+    }
+    return rows.sort((a, b) => a.finishedAt - b.finishedAt);
+  }
+
+  // ---- changing ----
+
+  async protect(vmId: string, input: ProtectInput, by: string): Promise<ReplicationView> {
+    const { inventory } = this.deps;
+    const vm = this.#presentVm(vmId);
+    const source = this.deps.connections.driver(vm.connectionId!);
+    requireFacet(source, 'diskStreams', 'replicating a VM');
+    requireFacet(source, 'portableVms', 'replicating a VM');
+    const target = inventory.resolve('host', input.targetHost);
+    const sourceHostId = vm.computed['location.hostId'];
+    if (target.id === sourceHostId)
+      throw new ZenithError('ZEN_BAD_REQUEST', 'a VM is replicated to another host than its own', {
+        field: 'targetHost',
+      });
+    const [fromSite, toSite] = await Promise.all([
+      typeof sourceHostId === 'string' ? this.deps.sites.siteOf(sourceHostId) : null,
+      this.deps.sites.siteOf(target.id),
+    ]);
+    if (!toSite)
+      throw new ZenithError(
+        'ZEN_INVALID_STATE',
+        `${target.name} belongs to no site: put it in the recovery site first`,
+        { hostId: target.id },
+      );
+    if (fromSite?.id === toSite.id)
+      throw new ZenithError(
+        'ZEN_INVALID_STATE',
+        `${vm.name} and ${target.name} are both at the site ${toSite.name}: replication goes to another site`,
+        { site: toSite.name },
+      );
+    const streams = this.#targetStreams(target);
+    if (!streams.mergeOverlay)
+      throw new ZenithError(
+        'ZEN_UNSUPPORTED',
+        `${target.name} cannot keep replica chains (its family cannot merge disk overlays)`,
+      );
+    const roots = target.facts['storage.roots'];
+    const root = Array.isArray(roots) && typeof roots[0] === 'string' ? roots[0] : null;
+    if (!root)
+      throw new ZenithError('ZEN_INVALID_STATE', `${target.name} reports no storage roots`, {
+        hostId: target.id,
+      });
+    const interval = input.intervalSeconds ?? Math.max(10, Math.floor(input.rpoSeconds / 2));
+    if (interval > input.rpoSeconds)
+      throw new ZenithError(
+        'ZEN_BAD_REQUEST',
+        `an interval of ${interval} s cannot meet an RPO of ${input.rpoSeconds} s`,
+        { field: 'intervalSeconds' },
+      );
+    const now = this.deps.clock.now();
+    const id = newId('replication', now);
+    const safeName = vm.name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 48);
+    await this.deps.store.transaction(async (tx) => {
+      if (
+        await tx
+          .selectFrom('replications')
+          .select('id')
+          .where('vm_id', '=', vm.id)
+          .executeTakeFirst()
+      )
+        throw new ZenithError('ZEN_CONFLICT', `${vm.name} is replicated already`, { vmId: vm.id });
+      await tx
+        .insertInto('replications')
+        .values({
+          id,
+          vm_id: vm.id,
+          vm_name: vm.name,
+          target_host_id: target.id,
+          directory: `${root.replace(/\/+$/, '')}/zenith-replicas/${safeName}-${id.slice(-8).toLowerCase()}`,
+          rpo_seconds: input.rpoSeconds,
+          interval_seconds: interval,
+          keep_points: input.keepPoints ?? defaultKeepPoints,
+          state: 'active',
+          description: null,
+          next_cycle_at: now,
+          last_task_id: null,
+          rpo_exceeded: 0,
+          created_by: by,
+          created_at: now,
+          updated_at: now,
+        })
+        .execute();
+    });
+    return this.get(vm.id);
+  }
+
+  async update(
+    vmId: string,
+    input: {
+      rpoSeconds?: number;
+      intervalSeconds?: number;
+      keepPoints?: number;
+      state?: 'active' | 'paused';
+    },
+  ): Promise<ReplicationView> {
+    const current = await this.ofVm(vmId);
+    if (current.state === 'recovered' && input.state !== undefined)
+      throw new ZenithError(
+        'ZEN_INVALID_STATE',
+        `${current.vmName} runs from its replica: protect it anew (reprotect) instead`,
+      );
+    const rpo = input.rpoSeconds ?? current.rpoSeconds;
+    const interval = input.intervalSeconds ?? current.intervalSeconds;
+    if (interval > rpo)
+      throw new ZenithError(
+        'ZEN_BAD_REQUEST',
+        `an interval of ${interval} s cannot meet an RPO of ${rpo} s`,
+        {
+          field: 'intervalSeconds',
+        },
+      );
+    await this.deps.store.db
+      .updateTable('replications')
+      .set({
+        rpo_seconds: rpo,
+        interval_seconds: interval,
+        keep_points: input.keepPoints ?? current.keepPoints,
+        ...(input.state ? { state: input.state } : {}),
+        ...(input.state === 'active' && current.state !== 'active'
+          ? { next_cycle_at: this.deps.clock.now() }
+          : {}),
+        updated_at: this.deps.clock.now(),
+      })
+      .where('id', '=', current.id)
+      .execute();
+    return this.get(vmId);
+  }
+
+  /** Stops replicating the VM and removes its replica's images (refused while a plan names it). */
+  async remove(vmId: string): Promise<void> {
+    const replication = await this.ofVm(vmId);
+    const plans = (
+      await this.deps.store.db.selectFrom('recovery_plans').select(['name', 'groups']).execute()
+    ).filter((plan) => plan.groups.includes(`"${vmId}"`));
+    if (plans.length > 0)
+      throw new ZenithError(
+        'ZEN_CONFLICT',
+        `recovery plans name ${replication.vmName}: ${plans.map((p) => p.name).join(', ')}`,
+        { plans: plans.map((p) => p.name) },
+      );
+    await this.#lock(replication.id).run(async () => {
+      const points = await this.points(replication.id);
+      if (replication.state !== 'recovered') {
+        const target = this.deps.inventory.index.get(replication.targetHostId);
+        const streams = target ? this.#targetStreams(target) : undefined;
+        const files = [
+          ...new Set(
+            points.filter((p) => p.state !== 'merged').flatMap((p) => p.disks.map((d) => d.path)),
+          ),
+        ];
+        // Newest first: an image is never removed while one above it still reads through it.
+        if (streams && files.length > 0)
+          await streams.removeImages(files.reverse().map((path) => ({ path })));
+        await this.#releaseSourceCheckpoints(replication, new Set()).catch((error: unknown) =>
+          this.deps.logger.warn(
+            { err: error, vm: replication.vmName },
+            'releasing checkpoints failed',
+          ),
+        );
+      }
+      await this.deps.store.transaction(async (tx) => {
+        await tx
+          .deleteFrom('replica_points')
+          .where('replication_id', '=', replication.id)
+          .execute();
+        await tx.deleteFrom('replications').where('id', '=', replication.id).execute();
+      });
+      this.deps.inventory.setOverlay('replication', vmId, null);
+    });
+  }
+
+  /** Queues a cycle now (ZEN_CONFLICT while one is queued or running). */
+  async cycleNow(vmId: string, actor: Actor, requestId?: string): Promise<Task<CycleParams>> {
+    const replication = await this.ofVm(vmId);
+    if (replication.state !== 'active')
+      throw new ZenithError(
+        'ZEN_INVALID_STATE',
+        `${replication.vmName}'s replication is ${replication.state}`,
+      );
+    return this.#submit(replication, actor, requestId);
+  }
+
+  /**
+   * The last cycle of a planned migration, run in the caller's task: the VM is stopped, so this
+   * point holds everything it wrote.
+   */
+  async finalCycle(vmId: string, context: ActionContext): Promise<ReplicaPoint> {
+    const replication = await this.ofVm(vmId);
+    await this.#lock(replication.id).run(() => this.#cycleOnce(replication, 'final', context));
+    const point = await this.latestReady(replication.id);
+    if (!point) throw new ZenithError('ZEN_INVALID_STATE', `${replication.vmName} has no replica`);
+    return point;
+  }
+
+  /** The replica now runs (a failover or planned migration): cycles stop for good. */
+  async markRecovered(replicationId: string): Promise<void> {
+    await this.deps.store.db
+      .updateTable('replications')
+      .set({ state: 'recovered', next_cycle_at: null, updated_at: this.deps.clock.now() })
+      .where('id', '=', replicationId)
+      .execute();
+  }
+
+  /** The disk-stream facet of the host a replica is kept on. */
+  targetStreams(hostId: string): DiskStreamFacet {
+    const host = this.deps.inventory.index.get(hostId);
+    if (!host) throw new ZenithError('ZEN_NOT_FOUND', `no host ${hostId}`, { hostId });
+    return this.#targetStreams(host);
+  }
+
+  // ---- the loop ----
+
+  async #tick(): Promise<void> {
+    const now = this.deps.clock.now();
+    const latest = new Map(
+      (
+        await this.deps.store.db
+          .selectFrom('replica_points')
+          .select(['replication_id'])
+          .select((eb) => eb.fn.max('taken_at').as('taken_at'))
+          .where('state', 'in', ['ready', 'merging'])
+          .groupBy('replication_id')
+          .execute()
+      ).map((row) => [row.replication_id, Number(row.taken_at)] as const),
+    );
+    for (const replication of (await this.rows()).map(toReplication)) {
+      if (replication.state === 'recovered') continue;
+      const takenAt = latest.get(replication.id);
+      const rpo = takenAt === undefined ? null : (now - takenAt) / 1000;
+      this.deps.inventory.setOverlay('replication', replication.vmId, {
+        'replication.state': replication.state,
+        'replication.targetHostId': replication.targetHostId,
+        'replication.rpoTargetSeconds': replication.rpoSeconds,
+        ...(rpo === null ? {} : { 'replication.rpoSeconds': Math.round(rpo) }),
+      });
+      // Measured from when the replication began while no point is ready yet.
+      const late = (rpo ?? (now - replication.createdAt) / 1000) > replication.rpoSeconds;
+      if (late !== replication.rpoExceeded && replication.state === 'active')
+        await this.#rpoChanged(replication, late, rpo ?? (now - replication.createdAt) / 1000);
+      if (
+        replication.state === 'active' &&
+        replication.nextCycleAt !== null &&
+        replication.nextCycleAt <= now &&
+        !(await this.#busy(replication))
+      )
+        await this.#submit(replication, this.#actor).catch((error: unknown) =>
+          this.deps.logger.warn(
+            { err: error, vm: replication.vmName },
+            'a replication cycle was not queued',
+          ),
+        );
+    }
+  }
+
+  async #rpoChanged(replication: Replication, late: boolean, rpoSeconds: number): Promise<void> {
+    await this.deps.store.db
+      .updateTable('replications')
+      .set({ rpo_exceeded: late ? 1 : 0 })
+      .where('id', '=', replication.id)
+      .execute();
+    const data = {
+      name: replication.vmName,
+      rpoSeconds: Math.round(rpoSeconds),
+      targetSeconds: replication.rpoSeconds,
+    };
+    await this.deps.events.publish([
+      late
+        ? { type: 'replication.rpoExceeded', objectId: replication.vmId, data }
+        : { type: 'replication.rpoRestored', objectId: replication.vmId, data },
+    ]);
+    if (late) this.deps.logger.warn(data, "a replicated VM's RPO is over its target");
+  }
+
+  /** Whether the replication's last cycle is still queued or running. */
+  async #busy(replication: Replication): Promise<boolean> {
+    if (!replication.lastTaskId) return false;
+    const task = await this.deps.tasks.get(replication.lastTaskId).catch(() => null);
+    return task !== null && (task.state === 'queued' || task.state === 'running');
+  }
+
+  async #submit(replication: Replication, actor: Actor, requestId?: string) {
+    if (await this.#busy(replication))
+      throw new ZenithError('ZEN_CONFLICT', `a cycle of ${replication.vmName} is under way`, {
+        taskId: replication.lastTaskId,
+      });
+    const task = await this.deps.tasks.submit({
+      kind: this.#cycle,
+      targetId: replication.vmId,
+      params: { replicationId: replication.id },
+      owner: actor,
+      ...(requestId ? { requestId } : {}),
+    });
+    await this.deps.store.db
+      .updateTable('replications')
+      .set({
+        last_task_id: task.id,
+        next_cycle_at: this.deps.clock.now() + replication.intervalSeconds * 1000,
+      })
+      .where('id', '=', replication.id)
+      .execute();
+    return task;
+  }
+
+  // ---- a cycle ----
+
+  async #runCycle(
+    task: Task<CycleParams>,
+    context: ActionContext,
+  ): Promise<ReplicationCycleResult> {
+    const row = await this.deps.store.db
+      .selectFrom('replications')
+      .selectAll()
+      .where('id', '=', task.params.replicationId)
+      .executeTakeFirst();
+    if (!row) throw new ZenithError('ZEN_NOT_FOUND', 'the replication was removed');
+    const replication = toReplication(row);
+    if (replication.state !== 'active')
+      throw new ZenithError(
+        'ZEN_INVALID_STATE',
+        `${replication.vmName}'s replication is ${replication.state}`,
+      );
+    return this.#lock(replication.id).run(() => this.#cycleOnce(replication, task.id, context));
+  }
+
+  async #cycleOnce(
+    replication: Replication,
+    taskId: string,
+    context: ActionContext,
+  ): Promise<ReplicationCycleResult> {
+    const target = this.deps.inventory.index.get(replication.targetHostId);
+    if (!target) throw new ZenithError('ZEN_NOT_FOUND', 'the target host is gone');
+    const targetStreams = this.#targetStreams(target);
+    await this.#clearCutOff(replication, targetStreams);
+    await this.#finishMerges(replication, targetStreams);
+    const vm = this.#presentVm(replication.vmId);
+    const source = this.deps.connections.driver(vm.connectionId!);
+    const streams = requireFacet(source, 'diskStreams', 'replicating a VM');
+    const portable = requireFacet(source, 'portableVms', 'replicating a VM');
+    const description = await portable.describeVm(vm.externalId!);
+    const disks = await streams.listDisks(vm.externalId!);
+    const points = await this.points(replication.id);
+    const latest = points.filter((p) => p.state === 'ready').at(-1) ?? null;
+    await this.#releaseSourceCheckpoints(
+      replication,
+      new Set((latest?.disks ?? []).flatMap((d) => (d.checkpoint ? [d.checkpoint] : []))),
+      streams,
+      vm,
+    );
+    const seq = Math.max(0, ...points.map((p) => p.seq)) + 1;
+    const now = this.deps.clock.now();
+    const pointId = newId('replicaPoint', now);
+    const planned: PointDisk[] = disks.map((disk) => ({
+      diskId: disk.diskId,
+      path: `${replication.directory}/${disk.diskId}-${String(seq).padStart(6, '0')}.qcow2`,
+      capacityBytes: disk.capacityBytes,
+      backing: null,
+      checkpoint: null,
+    }));
+    // Recorded before a byte is written: a cut-off cycle is found and undone by the next one.
+    await this.deps.store.db
+      .insertInto('replica_points')
+      .values({
+        id: pointId,
+        replication_id: replication.id,
+        seq,
+        state: 'writing',
+        taken_at: now,
+        finished_at: null,
+        task_id: taskId,
+        disks: JSON.stringify(planned),
+        read_bytes: 0,
+      })
+      .execute();
+    let takenAt = Infinity;
+    let readBytes = 0;
+    let full = false;
+    const total = disks.reduce((sum, d) => sum + d.capacityBytes, 0);
+    let done = 0;
+    try {
+      for (const disk of planned) {
+        const from = latest?.disks.find(
+          (d) => d.diskId === disk.diskId && d.capacityBytes === disk.capacityBytes,
+        );
+        takenAt = Math.min(takenAt, this.deps.clock.now());
+        const reader = await this.#reader(streams, vm, disk.diskId, from, context);
+        if (reader.scope === 'full') full = true;
+        disk.backing = reader.scope === 'changed' ? from!.path : null;
+        const copied = await copyDisk(
+          reader,
+          targetStreams,
+          {
+            location: { path: disk.path },
+            backing: disk.backing ? { path: disk.backing } : null,
+          },
+          context,
+          (bytes) => {
+            done += bytes;
+            context.progress({
+              percent: Math.min(99, Math.round((100 * done) / Math.max(1, total))),
+              message: `replicating ${vm.name} (${disk.diskId})`,
+            });
+          },
+        ).catch(async (error: unknown) => {
+          // Its read's checkpoint recorded for nothing: released (the last point's stays).
+          if (reader.checkpoint)
+            await streams
+              .releaseCheckpoint(vm.externalId!, disk.diskId, reader.checkpoint)
+              .catch(() => undefined);
+          throw error;
+        });
+        disk.checkpoint = copied.checkpoint;
+        readBytes += copied.readBytes;
+      }
+    } catch (error) {
+      await this.#discard(pointId, planned, targetStreams, streams, vm);
+      const coded = isZenithError(error)
+        ? error
+        : new ZenithError('ZEN_DRIVER_ERROR', (error as Error).message);
+      await this.deps.events.publish([
+        {
+          type: 'replication.cycleFailed',
+          objectId: replication.vmId,
+          data: { name: replication.vmName, code: coded.code, message: coded.message },
+        },
+      ]);
+      throw error;
+    }
+    const finishedAt = this.deps.clock.now();
+    await this.deps.store.transaction(async (tx) => {
+      await tx
+        .updateTable('replica_points')
+        .set({
+          state: 'ready',
+          taken_at: takenAt,
+          finished_at: finishedAt,
+          disks: JSON.stringify(planned),
+          read_bytes: readBytes,
+        })
+        .where('id', '=', pointId)
+        .execute();
+      await tx
+        .updateTable('replications')
+        .set({ description: JSON.stringify(description), updated_at: finishedAt })
+        .where('id', '=', replication.id)
+        .execute();
+    });
+    // The point before's checkpoints are superseded by this one's.
+    await this.#releaseSourceCheckpoints(
+      replication,
+      new Set(planned.flatMap((d) => (d.checkpoint ? [d.checkpoint] : []))),
+      streams,
+      vm,
+    ).catch((error: unknown) =>
+      this.deps.logger.warn({ err: error, vm: vm.name }, 'releasing superseded checkpoints failed'),
+    );
+    const scope = full ? 'full' : 'changed';
+    await this.deps.events.publish([
+      {
+        type: 'replication.cycleFinished',
+        objectId: replication.vmId,
+        data: { name: replication.vmName, seq, scope, takenAt, readBytes },
+      },
+    ]);
+    const merged = await this.#retain(replication, targetStreams);
+    return { vmId: replication.vmId, pointId, seq, scope, takenAt, readBytes, merged };
+  }
+
+  /** What changed since the last point where the disk still has its checkpoint; else all of it. */
+  async #reader(
+    streams: DiskStreamFacet,
+    vm: ManagedObject,
+    diskId: string,
+    from: PointDisk | undefined,
+    context: ActionContext,
+  ): Promise<DiskReader> {
+    const options = { checkpointTag: REPLICA_CHECKPOINT_TAG };
+    if (from?.checkpoint)
+      try {
+        return await streams.openReader(
+          vm.externalId!,
+          diskId,
+          { ...options, changedSince: { name: from.checkpoint } },
+          context,
+        );
+      } catch (error) {
+        if (!isZenithError(error) || error.details.checkpoint !== 'lost') throw error;
+        this.deps.logger.info(
+          { vm: vm.name, diskId, why: error.details.why },
+          "the replica's checkpoint is lost: the disk is copied in full",
+        );
+      }
+    return streams.openReader(vm.externalId!, diskId, options, context);
+  }
+
+  /**
+   * A cut-off cycle's point: its images removed and the point kept as failed (its history) — or,
+   * when the target cannot be reached to remove them, left `writing` for the next cycle to clear.
+   */
+  async #discard(
+    pointId: string,
+    disks: PointDisk[],
+    target: DiskStreamFacet,
+    source?: DiskStreamFacet,
+    vm?: ManagedObject,
+  ): Promise<void> {
+    if (source && vm)
+      for (const disk of disks)
+        if (disk.checkpoint)
+          await within(
+            5000,
+            'releasing a checkpoint',
+            source.releaseCheckpoint(vm.externalId!, disk.diskId, { name: disk.checkpoint }),
+          ).catch(() => undefined);
+    const removed = await within(
+      5000,
+      "removing a cut-off cycle's images",
+      target.removeImages(disks.map((disk) => ({ path: disk.path }))),
+    ).then(
+      () => true,
+      (error: unknown) => {
+        this.deps.logger.warn(
+          { err: error, pointId },
+          "a cut-off cycle's images were not removed: the next cycle removes them",
+        );
+        return false;
+      },
+    );
+    if (!removed) return;
+    await this.deps.store.db
+      .updateTable('replica_points')
+      .set({ state: 'failed', finished_at: this.deps.clock.now() })
+      .where('id', '=', pointId)
+      .execute();
+  }
+
+  /** Points a killed cycle left `writing`: removed before the next one writes. */
+  async #clearCutOff(replication: Replication, target: DiskStreamFacet): Promise<void> {
+    for (const point of await this.points(replication.id))
+      if (point.state === 'writing') {
+        this.deps.logger.info(
+          { vm: replication.vmName, seq: point.seq },
+          'a replication cycle was cut off: what it wrote is removed',
+        );
+        await within(
+          STALL_MS,
+          "removing a cut-off cycle's images",
+          target.removeImages(point.disks.map((disk) => ({ path: disk.path }))),
+        );
+        await this.deps.store.db
+          .updateTable('replica_points')
+          .set({ state: 'failed', finished_at: this.deps.clock.now() })
+          .where('id', '=', point.id)
+          .execute();
+      }
+  }
+
+  /** A merge a killed cycle left half-way is finished (each step may be run again). */
+  async #finishMerges(replication: Replication, target: DiskStreamFacet): Promise<void> {
+    const points = await this.points(replication.id);
+    for (const point of points.filter((p) => p.state === 'merging')) {
+      const later = points.filter((p) => p.seq > point.seq && p.state === 'ready');
+      if (later[0]) await this.#merge(point, later[0], later[1] ?? null, target);
+    }
+  }
+
+  /** Folds the oldest points into the base until `keepPoints` remain; answers how many went. */
+  async #retain(replication: Replication, target: DiskStreamFacet): Promise<number> {
+    let merged = 0;
+    for (;;) {
+      const ready = (await this.points(replication.id)).filter((p) => p.state === 'ready');
+      if (ready.length <= replication.keepPoints) return merged;
+      const [base, next, above] = ready;
+      await this.deps.store.db
+        .updateTable('replica_points')
+        .set({ state: 'merging' })
+        .where('id', '=', base!.id)
+        .execute();
+      try {
+        await this.#merge(base!, next!, above ?? null, target);
+        merged++;
+      } catch (error) {
+        // A test failover running from these images holds them: kept until it is cleaned up.
+        await this.deps.store.db
+          .updateTable('replica_points')
+          .set({ state: 'ready' })
+          .where('id', '=', base!.id)
+          .execute();
+        if (isZenithError(error) && error.code === 'ZEN_DISK_IN_USE') {
+          this.deps.logger.info(
+            { vm: replication.vmName, why: error.message },
+            'older replica points are kept while a copy runs from them',
+          );
+          return merged;
+        }
+        throw error;
+      }
+    }
+  }
+
+  /**
+   * The base point goes: `next`'s overlay is folded into its image, which then holds `next`'s
+   * point in time under `next`'s name; `above` reads through it directly.
+   */
+  async #merge(
+    base: ReplicaPoint,
+    next: ReplicaPoint,
+    above: ReplicaPoint | null,
+    target: DiskStreamFacet,
+  ): Promise<void> {
+    const nextDisks = next.disks.map((d) => ({ ...d }));
+    const aboveDisks = above?.disks.map((d) => ({ ...d })) ?? null;
+    const orphans: string[] = [];
+    for (const disk of nextDisks) {
+      const under = base.disks.find((d) => d.diskId === disk.diskId);
+      if (!under) continue;
+      if (disk.backing !== under.path) {
+        // Copied in full this time: the base's image is not needed by it.
+        if (under.path !== disk.path) orphans.push(under.path);
+        continue;
+      }
+      const upper = aboveDisks?.find((d) => d.diskId === disk.diskId && d.backing === disk.path);
+      await target.mergeOverlay!({
+        overlay: { path: disk.path },
+        backing: { path: under.path },
+        above: upper ? { path: upper.path } : null,
+      });
+      if (upper) upper.backing = under.path;
+      disk.path = under.path;
+      disk.backing = under.backing;
+    }
+    for (const disk of base.disks)
+      if (!nextDisks.some((d) => d.diskId === disk.diskId)) orphans.push(disk.path);
+    if (orphans.length > 0) await target.removeImages(orphans.map((path) => ({ path })));
+    await this.deps.store.transaction(async (tx) => {
+      await tx
+        .updateTable('replica_points')
+        .set({ state: 'merged' })
+        .where('id', '=', base.id)
+        .execute();
+      await tx
+        .updateTable('replica_points')
+        .set({ disks: JSON.stringify(nextDisks) })
+        .where('id', '=', next.id)
+        .execute();
+      if (above && aboveDisks)
+        await tx
+          .updateTable('replica_points')
+          .set({ disks: JSON.stringify(aboveDisks) })
+          .where('id', '=', above.id)
+          .execute();
+    });
+  }
+
+  /** Ends replication's checkpoints of the VM's disks other than `keep` (strays and superseded ones). */
+  async #releaseSourceCheckpoints(
+    replication: Replication,
+    keep: Set<string>,
+    streams?: DiskStreamFacet,
+    vm?: ManagedObject,
+  ): Promise<void> {
+    const found = vm ?? this.deps.inventory.index.get(replication.vmId);
+    if (!found?.connectionId || !found.externalId || found.status !== 'present') return;
+    const facet =
+      streams ?? facetOf(this.deps.connections.driver(found.connectionId), 'diskStreams');
+    if (!facet) return;
+    for (const disk of await facet.listDisks(found.externalId))
+      for (const checkpoint of await facet.listCheckpoints(found.externalId, disk.diskId))
+        if (checkpointTagged(checkpoint.name, REPLICA_CHECKPOINT_TAG) && !keep.has(checkpoint.name))
+          await facet.releaseCheckpoint(found.externalId, disk.diskId, checkpoint);
+  }
+
+  // ---- helpers ----
+
+  #lock(replicationId: string): Mutex {
+    let lock = this.#locks.get(replicationId);
+    if (!lock) this.#locks.set(replicationId, (lock = new Mutex()));
+    return lock;
+  }
+
+  #presentVm(vmId: string): ManagedObject {
+    const vm = this.deps.inventory.index.get(vmId);
+    if (!vm || vm.kind !== 'vm' || vm.status !== 'present' || !vm.connectionId || !vm.externalId)
+      throw new ZenithError(
+        'ZEN_INVALID_STATE',
+        `${vm?.name ?? vmId} is not present: its host does not report it`,
+        {
+          vmId,
+        },
+      );
+    return vm;
+  }
+
+  #vmName(vmId: string): string {
+    return this.deps.inventory.index.get(vmId)?.name ?? vmId;
+  }
+
+  #targetStreams(host: ManagedObject): DiskStreamFacet {
+    if (!host.connectionId)
+      throw new ZenithError('ZEN_INVALID_STATE', `${host.name} has no connection`, {
+        hostId: host.id,
+      });
+    return requireFacet(
+      this.deps.connections.driver(host.connectionId),
+      'diskStreams',
+      'keeping replicas',
+    );
+  }
+
+  async #view(replication: Replication): Promise<ReplicationView> {
+    const { inventory } = this.deps;
+    const vm = inventory.index.get(replication.vmId);
+    const sourceHostId = vm?.computed['location.hostId'];
+    const [sourceSite, targetSite] = await Promise.all([
+      typeof sourceHostId === 'string' ? this.deps.sites.siteOf(sourceHostId) : null,
+      this.deps.sites.siteOf(replication.targetHostId),
+    ]);
+    const points = await this.points(replication.id);
+    const latest = points.filter((p) => p.state === 'ready' || p.state === 'merging').at(-1);
+    const shown: ReplicaPointView[] = points
+      .filter((p) => p.state === 'ready' || p.state === 'writing' || p.state === 'merging')
+      .reverse()
+      .map((p) => ({
+        id: p.id,
+        seq: p.seq,
+        state: p.state,
+        takenAt: p.takenAt,
+        finishedAt: p.finishedAt,
+        readBytes: p.readBytes,
+        taskId: p.taskId,
+      }));
+    return {
+      id: replication.id,
+      vm: { id: replication.vmId, name: vm?.name ?? replication.vmName },
+      sourceSite,
+      targetHost: {
+        id: replication.targetHostId,
+        name: inventory.index.get(replication.targetHostId)?.name ?? replication.targetHostId,
+      },
+      targetSite,
+      directory: replication.directory,
+      rpoSeconds: replication.rpoSeconds,
+      intervalSeconds: replication.intervalSeconds,
+      keepPoints: replication.keepPoints,
+      state: replication.state,
+      currentRpoSeconds:
+        latest && replication.state !== 'recovered'
+          ? (this.deps.clock.now() - latest.takenAt) / 1000
+          : null,
+      rpoExceeded: replication.rpoExceeded,
+      nextCycleAt: replication.nextCycleAt,
+      lastTaskId: replication.lastTaskId,
+      points: shown,
+      createdBy: replication.createdBy,
+      createdAt: replication.createdAt,
+      updatedAt: replication.updatedAt,
+    };
+  }
+
+  async #identity(): Promise<Actor> {
+    const { identities } = this.deps;
+    const identity = await identities.get(replicationIdentityName).catch(() =>
+      identities.createServiceIdentity({
+        name: replicationIdentityName,
+        role: 'none',
+        displayName: 'replication (copies protected VMs to their recovery site)',
+      }),
+    );
+    return { id: identity.id, kind: identity.kind, name: identity.name };
+  }
+}
+
+function toReplication(row: ReplicationRow): Replication {
+  return {
+    id: row.id,
+    vmId: row.vm_id,
+    vmName: row.vm_name,
+    targetHostId: row.target_host_id,
+    directory: row.directory,
+    rpoSeconds: Number(row.rpo_seconds),
+    intervalSeconds: Number(row.interval_seconds),
+    keepPoints: Number(row.keep_points),
+    state: row.state as Replication['state'],
+    description: row.description ? (JSON.parse(row.description) as PortableVm) : null,
+    nextCycleAt: row.next_cycle_at === null ? null : Number(row.next_cycle_at),
+    lastTaskId: row.last_task_id,
+    rpoExceeded: Number(row.rpo_exceeded) === 1,
+    createdBy: row.created_by,
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
+  };
+}

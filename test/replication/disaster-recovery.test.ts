@@ -1,0 +1,285 @@
+/**
+ * Replication and disaster recovery against real peers: two "sites", each a `zenith agent` host in
+ * its own PID and network namespace (src/testing/physical-hosts.ts) with a storage directory of its
+ * own (nothing shared between sites), managed by one `zenith serve` process. Tiny TCG guests write
+ * the numbered pattern to their disks (a block at a time, each durable), so any consistent copy of
+ * a disk holds exactly a prefix of the blocks: the tests read the replicas' images with qemu-img
+ * and check it. The link between the sites is cut by taking the recovery host's veth down.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { ApiAnswer } from '../../src/testing/control-plane.js';
+import { guestBytes, patternPrefix } from '../../src/testing/disk-image.js';
+import { GUEST_READY_LINE, guestAppend } from '../../src/testing/guest-image.js';
+import { startHaLab, type HaLab } from '../../src/testing/ha-lab.js';
+import { until } from '../../src/testing/wait.js';
+
+describe('replication to a second site, and recovery plans run there', () => {
+  let lab: HaLab;
+  const ok = (method: string, path: string, body?: unknown) => lab.ok(method, path, body);
+  const api = (method: string, path: string, body?: unknown) => lab.api(method, path, body);
+  let web: string;
+  let db: string;
+  const replicationOf = (vm: string) => ok('GET', `/vms/${vm}/replication`);
+  const readyPoints = async (vm: string) =>
+    ((await replicationOf(vm)).points as ApiAnswer[]).filter((p) => p.state === 'ready');
+  /** The guest's bytes of the newest ready point of the VM's replica, read at the recovery site. */
+  const replicaPrefix = async (vm: string) => {
+    const replication = await replicationOf(vm);
+    const [latest] = (replication.points as ApiAnswer[]).filter((p) => p.state === 'ready');
+    const seq = String(latest!.seq).padStart(6, '0');
+    return {
+      seq: latest!.seq as number,
+      blocks: patternPrefix(
+        guestBytes(join(replication.directory as string, `disk0-${seq}.qcow2`)),
+      ),
+    };
+  };
+  const cycles = async (vm: string, count: number) => {
+    const first = ((await readyPoints(vm))[0]?.seq as number | undefined) ?? 0;
+    await until(
+      `${count} more replication cycles of ${vm}`,
+      async () =>
+        (((await readyPoints(vm))[0]?.seq as number | undefined) ?? 0) >= first + count ||
+        undefined,
+      120_000,
+      500,
+    );
+  };
+  const qemuCount = async (uuid: string) => (await lab.qemus()).filter((q) => q.uuid === uuid);
+
+  before(async () => {
+    lab = await startHaLab({ hosts: ['dr-a', 'dr-b'], storage: 'per-host', prefix: 'zenith-dr-' });
+    const pattern = guestAppend({ pattern: true });
+    [web, db] = await Promise.all([
+      lab.runVm('web', 'dr-a', 128, { cmdline: pattern, diskMiB: 8 }),
+      lab.runVm('db', 'dr-a', 128, { cmdline: pattern, diskMiB: 8 }),
+    ]);
+    await ok('POST', '/sites', { name: 'site-a', hosts: ['dr-a'] });
+    await ok('POST', '/sites', { name: 'site-b', hosts: ['dr-b'] });
+  });
+  after(async () => {
+    await lab?.close();
+  });
+
+  test('bad input is refused with a coded error and nothing written', async () => {
+    const sameSite = await api('POST', `/vms/${web}/replication`, {
+      targetHost: 'dr-a',
+      rpoSeconds: 60,
+    });
+    assert.equal(sameSite.status, 400);
+    const slow = await api('POST', `/vms/${web}/replication`, {
+      targetHost: 'dr-b',
+      rpoSeconds: 60,
+      intervalSeconds: 120,
+    });
+    assert.equal(slow.body.error.code, 'ZEN_BAD_REQUEST');
+    const taken = await api('POST', '/sites', { name: 'again', hosts: ['dr-a'] });
+    assert.equal(taken.body.error.code, 'ZEN_CONFLICT', 'a host belongs to one site at most');
+    const unprotected = await api('POST', '/recovery-plans', {
+      name: 'early',
+      sourceSite: 'site-a',
+      targetSite: 'site-b',
+      groups: [{ vms: ['web'] }],
+    });
+    assert.equal(unprotected.status, 422);
+    assert.equal(unprotected.body.error.code, 'ZEN_RECOVERY_PLAN_BLOCKED');
+    assert.match(JSON.stringify(unprotected.body.error.details.problems), /web is not replicated/);
+    assert.equal((await ok('GET', '/replications')).items.length, 0);
+    assert.equal((await ok('GET', '/recovery-plans')).items.length, 0);
+  });
+
+  test('each cycle sends only what changed, keeps its points, and holds the RPO while the guests write', async () => {
+    for (const vm of [web, db])
+      await ok('POST', `/vms/${vm}/replication`, {
+        targetHost: 'dr-b',
+        rpoSeconds: 60,
+        intervalSeconds: 10,
+        keepPoints: 2,
+      });
+    await cycles(web, 3);
+    await cycles(db, 1);
+    const replication = await replicationOf(web);
+    assert.equal(replication.targetSite.name, 'site-b');
+    assert.equal(replication.sourceSite.name, 'site-a');
+    assert.ok(
+      replication.currentRpoSeconds < 60,
+      `RPO ${replication.currentRpoSeconds} s under its 60 s target`,
+    );
+    const ready = (replication.points as ApiAnswer[]).filter((p) => p.state === 'ready');
+    assert.equal(ready.length, 2, 'two points kept: the older ones were folded into the base');
+    const report = (await ok('GET', `/replications/report?vm=web`)).items as ApiAnswer[];
+    assert.ok(report.length >= 3);
+    const [first, ...later] = report;
+    // The first cycle copies what holds data; later ones what the guest wrote since (a few blocks).
+    for (const row of later)
+      assert.ok(
+        row.readBytes < first!.readBytes || first!.readBytes === 0 || row.readBytes <= 2 * 2 ** 20,
+        `cycle ${row.seq} read ${row.readBytes} bytes`,
+      );
+    assert.ok(report.every((row) => row.rpoAfterSeconds < 60));
+    // The replica is a consistent copy of one instant (a prefix of the pattern), not written since.
+    const { blocks } = await replicaPrefix(web);
+    assert.ok(blocks > 0, `the replica holds ${blocks} pattern blocks`);
+    const vm = await ok('GET', `/vms/${web}`);
+    assert.equal(vm.computed['replication.targetHostId'], replication.targetHost.id);
+    assert.equal(typeof vm.computed['replication.rpoSeconds'], 'number');
+    // The images on site B: two points, nothing half-written.
+    const files = readdirSync(replication.directory as string);
+    assert.equal(files.filter((f) => f.endsWith('.zenith-partial')).length, 0);
+    assert.equal(files.filter((f) => /^disk0-\d+\.qcow2$/.test(f)).length, 2, files.join(' '));
+  });
+
+  test('a cycle cut off by the link between the sites leaves the last replica intact', async () => {
+    const before = await replicaPrefix(web);
+    await ok('PATCH', `/vms/${web}/replication`, { state: 'paused' });
+    await until('no cycle of web under way', async () => {
+      const r = await replicationOf(web);
+      if (!r.lastTaskId) return true;
+      const task = await ok('GET', `/tasks/${r.lastTaskId as string}`);
+      return ['succeeded', 'failed', 'cancelled'].includes(task.state as string) || undefined;
+    });
+    await ok('PATCH', `/vms/${web}/replication`, { state: 'active' });
+    // The cycle the resume starts meets a link that is down.
+    await lab.lab.cutNetwork(lab.physical['dr-b']!);
+    try {
+      const failed = await until(
+        'a cycle of web failed',
+        async () => {
+          const r = await replicationOf(web);
+          if (!r.lastTaskId) return undefined;
+          const task = await ok('GET', `/tasks/${r.lastTaskId as string}`);
+          return task.state === 'failed' ? task : undefined;
+        },
+        90_000,
+        250,
+      ).catch((error: unknown) => {
+        throw new Error(`${(error as Error).message}\n${lab.server.output().slice(-4000)}`);
+      });
+      assert.match(failed.error.code as string, /^ZEN_/);
+    } finally {
+      await lab.lab.restoreNetwork(lab.physical['dr-b']!);
+    }
+    await lab.connected('dr-b');
+    const after = await replicaPrefix(web);
+    assert.equal(after.seq, before.seq, 'the last ready point is the same');
+    assert.ok(after.blocks >= before.blocks);
+    await cycles(web, 1);
+    const files = readdirSync((await replicationOf(web)).directory as string);
+    assert.equal(files.filter((f) => f.endsWith('.zenith-partial')).length, 0, files.join(' '));
+  });
+
+  test('a test failover boots copies isolated at site B while production and replication go on; cleanup removes them', async () => {
+    await ok('POST', '/recovery-plans', {
+      name: 'rp-web',
+      sourceSite: 'site-a',
+      targetSite: 'site-b',
+      groups: [{ vms: ['web'], marker: GUEST_READY_LINE, timeoutSeconds: 120 }],
+    });
+    const run = await lab.task(
+      'POST',
+      '/recovery-plans/rp-web/runs',
+      { operation: 'test' },
+      180_000,
+    );
+    assert.equal(run.state, 'succeeded', JSON.stringify(run.error));
+    const [step] = run.result.vms as ApiAnswer[];
+    assert.equal(step!.state, 'up');
+    const copy = await ok('GET', `/vms/${step!.runVmId as string}`);
+    assert.notEqual(copy.id, web, 'a copy of its own');
+    assert.match(copy.name as string, /^web-test-/);
+    assert.equal(copy.computed['location.hostId'], (await ok('GET', '/hosts/dr-b')).id);
+    // Production runs on, and replication goes on beside the test.
+    const production = await ok('GET', `/vms/${web}`);
+    assert.equal(production.facts['power.state'], 'running');
+    assert.equal(production.computed['location.hostId'], (await ok('GET', '/hosts/dr-a')).id);
+    await cycles(web, 1);
+    const cleaned = await lab.task(
+      'POST',
+      `/recovery-plans/rp-web/runs/${run.result.id as string}/cleanup`,
+    );
+    assert.equal(cleaned.state, 'succeeded', JSON.stringify(cleaned.error));
+    const gone = await api('GET', `/vms/${copy.id as string}`);
+    assert.ok(gone.status === 404 || gone.body.status !== 'present', 'the copy is gone');
+    assert.equal((await qemuCount(copy.facts['vm.uuid'] as string)).length, 0);
+  });
+
+  test('a planned migration loses nothing: the VM stops at A, replicates a last time and runs at B as itself', async () => {
+    const uuid = (await ok('GET', `/vms/${web}`)).facts['vm.uuid'] as string;
+    const run = await lab.task(
+      'POST',
+      '/recovery-plans/rp-web/runs',
+      { operation: 'planned' },
+      240_000,
+    );
+    assert.equal(run.state, 'succeeded', JSON.stringify(run.error));
+    const moved = await ok('GET', `/vms/${web}`);
+    assert.equal(moved.computed['location.hostId'], (await ok('GET', '/hosts/dr-b')).id);
+    const running = await qemuCount(uuid);
+    assert.deepEqual(
+      running.map((q) => q.host),
+      ['dr-b'],
+      'it runs once, at site B',
+    );
+    // Every block it wrote at A is in the disk it runs from at B (the guest rewrites the same blocks).
+    const sourceDisk = readdirSync(lab.storageOf('dr-a'), { recursive: true })
+      .map(String)
+      .find((f) => f.includes('web') && f.endsWith('.qcow2') && !f.includes('fleece'));
+    assert.ok(sourceDisk, 'the stopped source disk is still at A');
+    const written = patternPrefix(guestBytes(join(lab.storageOf('dr-a'), sourceDisk)));
+    const runDisk = join((await replicationOf(web)).directory as string, 'run-disk0.qcow2');
+    assert.ok(patternPrefix(guestBytes(runDisk)) >= written, `all ${written} blocks are at B`);
+    const [now, then] = (await ok('GET', `/vms/${web}/location-history`)).items as ApiAnswer[];
+    assert.equal(now!.hostName, 'dr-b');
+    assert.equal(now!.reason, 'failover');
+    assert.equal(then!.hostName, 'dr-a');
+    assert.equal((await replicationOf(web)).state, 'recovered');
+  });
+
+  test('a disaster: site A lost; the control plane killed mid-failover resumes it; db runs once, its loss bounded by the RPO', async () => {
+    await ok('POST', '/recovery-plans', {
+      name: 'rp-db',
+      sourceSite: 'site-a',
+      targetSite: 'site-b',
+      groups: [{ vms: ['db'] }],
+    });
+    const uuid = (await ok('GET', `/vms/${db}`)).facts['vm.uuid'] as string;
+    await cycles(db, 1);
+    // Site A goes: its host and everything on it killed at once.
+    await lab.lab.crash(lab.physical['dr-a']!);
+    const lostAt = Date.now();
+    await until(
+      'site A seen gone',
+      async () => {
+        const host = await ok('GET', '/hosts/dr-a');
+        const connection = await ok('GET', `/connections/${host.connectionId as string}`);
+        return connection.state !== 'connected' || undefined;
+      },
+      60_000,
+      250,
+    );
+    const submitted = await ok('POST', '/recovery-plans/rp-db/runs', { operation: 'failover' });
+    await lab.restartServer('SIGKILL');
+    const ended = await lab.taskEnded(submitted.id as string, 240_000);
+    assert.equal(ended.state, 'succeeded', JSON.stringify(ended.error));
+    const [runView] = (await ok('GET', '/recovery-plans/rp-db/runs')).items as ApiAnswer[];
+    assert.equal(runView!.state, 'done');
+    assert.ok(runView!.rtoSeconds > 0);
+    assert.ok(
+      runView!.dataLossSeconds <= 60 + (Date.now() - lostAt) / 1000,
+      `data loss window ${runView!.dataLossSeconds} s`,
+    );
+    const running = await qemuCount(uuid);
+    assert.deepEqual(
+      running.map((q) => q.host),
+      ['dr-b'],
+      'db runs exactly once, at site B',
+    );
+    const moved = await ok('GET', `/vms/${db}`);
+    assert.equal(moved.computed['location.hostId'], (await ok('GET', '/hosts/dr-b')).id);
+    const [now] = (await ok('GET', `/vms/${db}/location-history`)).items as ApiAnswer[];
+    assert.equal(now!.reason, 'failover');
+  });
+});
