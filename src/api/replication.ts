@@ -146,7 +146,7 @@ const ReplicationSettings = {
     description: 'the recovery point objective: the most data a failover may lose',
   }),
   intervalSeconds: Type.Integer({
-    minimum: 10,
+    minimum: 5,
     maximum: 86_400,
     description: 'how often a cycle starts (default half the RPO)',
   }),
@@ -470,6 +470,18 @@ export const runRecoveryPlan = operation({
   params: IdParams,
   body: Type.Object({ operation: RecoveryOperation }, { additionalProperties: false }),
   success: { 202: TaskView },
+  errors: [404, 409, 422],
+});
+
+export const reprotectRecoveryPlan = operation({
+  method: 'POST',
+  path: '/recovery-plans/:id/reprotect',
+  auth: 'replication.manage',
+  tag: 'replication',
+  summary:
+    'After a failover or planned migration: replicate every VM of the plan back to the site it came from (to the host it left when that one answers; a full first cycle) and turn the plan round, so that a planned migration of it is the failback. Refused (422, with the list) unless every VM runs from its replica',
+  params: IdParams,
+  success: { 200: RecoveryPlanView },
   errors: [404, 409, 422],
 });
 

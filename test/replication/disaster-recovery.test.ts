@@ -96,7 +96,7 @@ describe('replication to a second site, and recovery plans run there', () => {
       await ok('POST', `/vms/${vm}/replication`, {
         targetHost: 'dr-b',
         rpoSeconds: 60,
-        intervalSeconds: 10,
+        intervalSeconds: 5,
         keepPoints: 2,
       });
     await cycles(web, 3);
@@ -236,6 +236,34 @@ describe('replication to a second site, and recovery plans run there', () => {
     assert.equal(now!.reason, 'failover');
     assert.equal(then!.hostName, 'dr-a');
     assert.equal((await replicationOf(web)).state, 'recovered');
+  });
+
+  test('reprotect replicates web back to site A and turns the plan round; its planned migration fails back', async () => {
+    const uuid = (await ok('GET', `/vms/${web}`)).facts['vm.uuid'] as string;
+    const early = await api('POST', '/recovery-plans/rp-db/reprotect');
+    assert.equal(early.status, 422, 'db has not failed over: nothing to reprotect');
+    const turned = await ok('POST', '/recovery-plans/rp-web/reprotect');
+    assert.deepEqual([turned.sourceSite.name, turned.targetSite.name], ['site-b', 'site-a']);
+    const back = await replicationOf(web);
+    assert.equal(back.targetHost.name, 'dr-a', 'back to the host it left');
+    assert.equal(back.state, 'active');
+    await cycles(web, 1);
+    const run = await lab.task(
+      'POST',
+      '/recovery-plans/rp-web/runs',
+      { operation: 'planned' },
+      240_000,
+    );
+    assert.equal(run.state, 'succeeded', JSON.stringify(run.error));
+    const home = await ok('GET', `/vms/${web}`);
+    assert.equal(home.computed['location.hostId'], (await ok('GET', '/hosts/dr-a')).id);
+    assert.deepEqual(
+      (await qemuCount(uuid)).map((q) => q.host),
+      ['dr-a'],
+      'it runs once, at site A',
+    );
+    const runDisk = join((await replicationOf(web)).directory as string, 'run-disk0.qcow2');
+    assert.ok(patternPrefix(guestBytes(runDisk)) > 0, 'its data came back');
   });
 
   test('a disaster: site A lost; the control plane killed mid-failover resumes it; db runs once, its loss bounded by the RPO', async () => {

@@ -201,6 +201,22 @@ export function registerRecoveryPlans(program: Command): void {
       },
     );
   plans
+    .command('reprotect <plan>')
+    .description(
+      'After a failover: replicate its VMs back to the site they came from and turn the plan round (then `run PLAN planned` fails back)',
+    )
+    .action(async (plan: string, _o: unknown, command: Command) => {
+      const globals = command.optsWithGlobals<Globals>();
+      const turned = await ApiClient.fromConfig(globals).post<Plan>(
+        `${planPath(plan)}/reprotect`,
+        {},
+      );
+      if (globals.json) return printJson(turned);
+      process.stderr.write(
+        `${turned.name} now goes from ${turned.sourceSite.name} to ${turned.targetSite.name}; its VMs replicate there\n`,
+      );
+    });
+  plans
     .command('runs <plan>')
     .description("The plan's runs, each VM's step and times")
     .action(async (plan: string, _o: unknown, command: Command) => {

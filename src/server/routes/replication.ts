@@ -14,6 +14,7 @@ import {
   previewRecoveryPlan,
   protectVm,
   replicateNow,
+  reprotectRecoveryPlan,
   replicationReport,
   runRecoveryPlan,
   unprotectVm,
@@ -155,6 +156,9 @@ export async function replicationRoutes(
     acceptTask(request, reply, (actor, requestId) =>
       recoveryPlans.run(request.params.id, request.body.operation, actor, requestId),
     ),
+  );
+  serve(app, reprotectRecoveryPlan, { audit: 'recoveryPlan.reprotect' }, async (request) =>
+    recoveryPlans.reprotect(request.params.id, principalOf(request).name),
   );
   serve(app, listRecoveryRuns, {}, async (request) => ({
     items: await recoveryPlans.runs(request.params.id),

@@ -360,6 +360,85 @@ export class RecoveryPlans {
     });
   }
 
+  /**
+   * Reprotect: after a failover or planned migration, each VM of the plan (running from its
+   * replica at the target site) is replicated back to the site it came from — to the host it ran
+   * on when that one answers, else to the first host there that answers — and the plan turns
+   * round: its source is the site the VMs run at now. A planned migration of the turned plan is the
+   * failback. Refused (ZEN_RECOVERY_PLAN_BLOCKED, with the list) unless every VM runs from its
+   * replica, and while a run of the plan is under way.
+   */
+  async reprotect(idOrName: string, by: string): Promise<RecoveryPlanView> {
+    const plan = await this.#row(idOrName);
+    const running = await this.deps.store.db
+      .selectFrom('recovery_runs')
+      .select('id')
+      .where('plan_id', '=', plan.id)
+      .where('state', '=', 'running')
+      .executeTakeFirst();
+    if (running) throw new ZenithError('ZEN_CONFLICT', `a run of ${plan.name} is under way`);
+    const back = await this.deps.sites.get(plan.source_site_id);
+    const vms = (JSON.parse(plan.groups) as RecoveryGroup[]).flatMap((g) => g.vms);
+    const problems: Array<{ vm: { id: string; name: string }; problem: string }> = [];
+    const targets = new Map<string, string>();
+    for (const vmId of vms) {
+      const vm = { id: vmId, name: this.deps.inventory.index.get(vmId)?.name ?? vmId };
+      const replication = await this.deps.replication.ofVm(vmId).catch(() => null);
+      if (replication?.state !== 'recovered') {
+        problems.push({ vm, problem: 'it does not run from its replica (nothing to reprotect)' });
+        continue;
+      }
+      const target = await this.#homeOf(
+        vmId,
+        back.hosts.map((h) => h.id),
+      );
+      if (!target) problems.push({ vm, problem: `no host of ${back.name} answers` });
+      else targets.set(vmId, target);
+    }
+    if (problems.length > 0)
+      throw new ZenithError(
+        'ZEN_RECOVERY_PLAN_BLOCKED',
+        `the plan ${plan.name} cannot be reprotected: ${problems.map((p) => `${p.vm.name}: ${p.problem}`).join('; ')}`,
+        { problems },
+      );
+    for (const [vmId, hostId] of targets) await this.deps.replication.reprotect(vmId, hostId, by);
+    await this.deps.store.db
+      .updateTable('recovery_plans')
+      .set({
+        source_site_id: plan.target_site_id,
+        target_site_id: plan.source_site_id,
+        updated_at: this.deps.clock.now(),
+      })
+      .where('id', '=', plan.id)
+      .execute();
+    return this.get(plan.id);
+  }
+
+  /** Where a VM goes back to: the host it left (when it answers), else the first that answers. */
+  async #homeOf(vmId: string, hostIds: string[]): Promise<string | null> {
+    const left = await this.deps.store.db
+      .selectFrom('recovery_run_vms')
+      .innerJoin('recovery_runs', 'recovery_runs.id', 'recovery_run_vms.run_id')
+      .select(['recovery_run_vms.images'])
+      .where('recovery_run_vms.vm_id', '=', vmId)
+      .where('recovery_runs.operation', 'in', ['planned', 'failover'])
+      .where('recovery_run_vms.state', '=', 'up')
+      .orderBy('recovery_runs.started_at', 'desc')
+      .executeTakeFirst();
+    const from = left?.images
+      ? (JSON.parse(left.images) as { fromConnectionId?: string }).fromConnectionId
+      : undefined;
+    const answering = hostIds
+      .map((id) => this.deps.inventory.index.get(id))
+      .filter(
+        (host): host is ManagedObject =>
+          host?.connectionId !== undefined &&
+          host.connectionId !== null &&
+          this.deps.connections.connectedIds().includes(host.connectionId),
+      );
+    return (answering.find((h) => h.connectionId === from) ?? answering[0])?.id ?? null;
+  }
+
   async runs(idOrName: string): Promise<RecoveryRunView[]> {
     const plan = await this.#row(idOrName);
     const rows = await this.deps.store.db

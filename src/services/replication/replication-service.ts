@@ -416,6 +416,36 @@ export class ReplicationService {
     });
   }
 
+  /**
+   * Reprotect: the VM runs from its replica (recovered); it is replicated anew, from where it runs
+   * now to `targetHost` (at the site it came from), with the same RPO, interval and points kept.
+   * The old replica's images stay: the VM runs on an overlay of them.
+   */
+  async reprotect(vmId: string, targetHost: string, by: string): Promise<ReplicationView> {
+    const old = await this.ofVm(vmId);
+    if (old.state !== 'recovered')
+      throw new ZenithError(
+        'ZEN_INVALID_STATE',
+        `${old.vmName} does not run from its replica: it is protected already`,
+      );
+    await this.#lock(old.id).run(() =>
+      this.deps.store.transaction(async (tx) => {
+        await tx.deleteFrom('replica_points').where('replication_id', '=', old.id).execute();
+        await tx.deleteFrom('replications').where('id', '=', old.id).execute();
+      }),
+    );
+    return this.protect(
+      vmId,
+      {
+        targetHost,
+        rpoSeconds: old.rpoSeconds,
+        intervalSeconds: old.intervalSeconds,
+        keepPoints: old.keepPoints,
+      },
+      by,
+    );
+  }
+
   /** Queues a cycle now (ZEN_CONFLICT while one is queued or running). */
   async cycleNow(vmId: string, actor: Actor, requestId?: string): Promise<Task<CycleParams>> {
     const replication = await this.ofVm(vmId);
