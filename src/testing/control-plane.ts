@@ -1,5 +1,6 @@
 /** Test fixtures: a control plane on a throw-away store (SQLite or a fresh PostgreSQL database), and an API client. */
 import type { HaOptions } from '../services/ha/ha-service.js';
+import type { VmMonitorOptions } from '../services/ha/vm-monitor.js';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -53,6 +54,8 @@ export interface TestPlaneOptions {
   /** Machines' sensor sampling (e.g. sensorSampleEveryMs: 500 in tests). */
   /** High availability's timings (a short grace period after the start, for one). */
   ha?: HaOptions;
+  /** VM monitoring's timings (how often it looks at the stopped VMs, for one). */
+  vmMonitoring?: VmMonitorOptions;
   machines?: Partial<SensorSettings>;
   agentCertificateValidityMs?: number;
   /** Silent unless given (captureLogs gives one whose lines a test reads). */
@@ -72,6 +75,7 @@ export async function startTestPlane(options: TestPlaneOptions = {}): Promise<Te
     ...(options.metrics ? { metrics: options.metrics } : {}),
     ...(options.machines ? { machines: options.machines } : {}),
     ...(options.ha ? { ha: options.ha } : {}),
+    ...(options.vmMonitoring ? { vmMonitoring: options.vmMonitoring } : {}),
     ...(options.agentCertificateValidityMs
       ? { agentCertificateValidityMs: options.agentCertificateValidityMs }
       : {}),

@@ -13,7 +13,16 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import {
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  writeFile,
+} from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +32,42 @@ import { storagePoolCreateXml } from '../protocols/libvirt/procedures/storage.js
 import { connectUnixSocket } from '../protocols/libvirt/transports.js';
 
 const run = promisify(execFile);
+
+/**
+ * libvirt's cache of what the QEMU binary can do (/var/cache/libvirt/qemu/capabilities), kept
+ * across this machine's test daemons as a real host keeps it across restarts of its daemon: a
+ * daemon with an empty cache probes QEMU at its first QEMU connection, some 3–4 s. libvirt checks
+ * each cached file against the binary and itself (ctimes, versions) and probes again when it no
+ * longer matches; what a daemon cached is copied back here when it stops.
+ */
+const capabilitiesSeed = join(
+  import.meta.dirname,
+  '..',
+  '..',
+  '.cache',
+  'libvirt',
+  'qemu-capabilities',
+);
+
+async function seedCapabilities(cacheDir: string): Promise<void> {
+  const target = join(cacheDir, 'qemu', 'capabilities');
+  await mkdir(target, { recursive: true });
+  for (const file of await readdir(capabilitiesSeed).catch(() => []))
+    if (file.endsWith('.xml')) await copyFile(join(capabilitiesSeed, file), join(target, file));
+}
+
+async function keepCapabilities(cacheDir: string): Promise<void> {
+  const source = join(cacheDir, 'qemu', 'capabilities');
+  const files = (await readdir(source).catch(() => [])).filter((file) => file.endsWith('.xml'));
+  if (files.length === 0) return;
+  await mkdir(capabilitiesSeed, { recursive: true });
+  for (const file of files) {
+    // Written aside, then renamed: a daemon starting meanwhile copies a whole file or none.
+    const temporary = join(capabilitiesSeed, `.${file}.${process.pid}.${randomUUID()}`);
+    await copyFile(join(source, file), temporary);
+    await rename(temporary, join(capabilitiesSeed, file));
+  }
+}
 
 export interface LibvirtdOptions {
   /** Listen on plain TCP (auth none) on 127.0.0.1. */
@@ -224,7 +269,7 @@ export async function startLibvirtd(options: LibvirtdOptions = {}): Promise<Libv
   for (const sub of ['qemu', 'images', 'boot', 'network', 'dnsmasq'])
     await mkdir(join(dirs.lib, sub), { recursive: true });
   await mkdir(join(dirs.log, 'qemu'), { recursive: true });
-  await mkdir(join(dirs.cache, 'qemu'), { recursive: true });
+  await seedCapabilities(dirs.cache);
   const logPath = join(root, 'libvirtd.log');
   const tcpPort = options.tcp ? await freePort() : undefined;
   const tlsPort = options.tls ? await freePort() : undefined;
@@ -281,6 +326,7 @@ export async function startLibvirtd(options: LibvirtdOptions = {}): Promise<Libv
       const pid = await readPid(file);
       if (pid) await stopPid(pid);
     }
+    await keepCapabilities(dirs.cache).catch(() => undefined);
     await rm(root, { recursive: true, force: true });
   };
   const socketPath = join(dirs.sock, 'libvirt-sock');

@@ -326,9 +326,10 @@ describe('live migration between two agents on this machine (real QEMU)', () => 
     const vm = (await s.request('GET', `/vms/${vmId}`, { token })).body;
     const uuid = vm.facts['vm.uuid'];
     const before = await consoleTicks(s, token, vmId, 1);
+    // About 90 MB to send: at 24 MiB/s it lasts some 4 s, well past the kill right after it starts.
     const migrate = await s.request('POST', `/vms/${vmId}/migrate`, {
       token,
-      body: { targetHostId: hostB.id, maxBandwidthBytesPerSecond: 8 * 1048576 },
+      body: { targetHostId: hostB.id, maxBandwidthBytesPerSecond: 24 * 1048576 },
     });
     assert.equal(migrate.status, 202, JSON.stringify(migrate.body));
     await until('memory being sent', async () => {

@@ -37,7 +37,9 @@ import {
 import { until } from '../../src/testing/wait.js';
 
 const run = promisify(execFile);
-const selfFenceSeconds = 10;
+// Time enough for a killed agent to be started again and feed its sentinel (about a second here,
+// a few under load); each scenario below waits it out once or twice.
+const selfFenceSeconds = 6;
 
 describe('high availability: the agent process alone dies on a host without a BMC', () => {
   let lab: PhysicalLab;

@@ -23,15 +23,18 @@ describe('a control plane killed in the middle of a live migration finishes it a
   });
 
   /**
-   * A VM started on k-b and its live migration to k-c, slowed to a few MB/s so that a kill lands
-   * in the middle of it: answered once it is under way, with the guest's console tick before.
+   * A VM started on k-b and its live migration to k-c, slowed so that a kill lands in the middle
+   * of it: answered once it is under way, with the guest's console tick before. The guest's
+   * migration sends roughly 90 MB: at 6 MB/s (the default) it lasts some 15 s, time for a restarted
+   * control plane to be back before it ends; a migration meant to end while the control plane is
+   * down only needs to outlast the kill, and goes faster.
    */
-  const slowMigration = async (name: string) => {
+  const slowMigration = async (name: string, bytesPerSecond = 6_000_000) => {
     for (const host of ['k-b', 'k-c']) await lab.connected(host);
     const vmId = await lab.runVm(name, 'k-b');
     const uuid = (await ok('GET', `/vms/${vmId}`)).facts['vm.uuid'] as string;
     const [ticked] = await lab.consoleTicks(vmId, 1);
-    const taskId = await lab.slowMigration(vmId, 'k-c', 6_000_000);
+    const taskId = await lab.slowMigration(vmId, 'k-c', bytesPerSecond);
     return { vmId, uuid, taskId, ticked: ticked! };
   };
 
@@ -91,7 +94,7 @@ describe('a control plane killed in the middle of a live migration finishes it a
   });
 
   test('a live migration whose switch-over happens while zenith serve is down: the guest waits paused at both ends, never runs twice, and resumes on the destination once it is back', async (t) => {
-    const { vmId, uuid, taskId, ticked } = await slowMigration('mig-down');
+    const { vmId, uuid, taskId, ticked } = await slowMigration('mig-down', 20_000_000);
     await lab.server.kill('SIGKILL');
     // With the control plane down, QEMU finishes sending: both QEMUs are there, neither runs the guest.
     const switched = await switchedOver(uuid);
@@ -104,7 +107,7 @@ describe('a control plane killed in the middle of a live migration finishes it a
   });
 
   test('a switch-over while zenith serve is down, and both hosts’ agents killed and started again before it is back: the guest waits paused, and runs once, on the destination', async () => {
-    const { vmId, uuid, taskId, ticked } = await slowMigration('mig-agents');
+    const { vmId, uuid, taskId, ticked } = await slowMigration('mig-agents', 20_000_000);
     await lab.server.kill('SIGKILL');
     await switchedOver(uuid);
     // The source's agent, back, finds its migration completed and ends its copy; the destination's

@@ -122,7 +122,7 @@ describe('backup jobs through the API (real QEMU)', () => {
       name: 'prod-nightly',
       repository: 'jobs',
       selector: "'env:prod' in vm.tags",
-      schedule: '*/4 * * * * *',
+      schedule: '*/2 * * * * *',
       timeZone: 'Europe/Paris',
       retention: { last: 2 },
       concurrency: { perHost: 1 },
@@ -130,7 +130,7 @@ describe('backup jobs through the API (real QEMU)', () => {
     assert.equal(job.repository.name, 'jobs');
     assert.match(job.identity.name, /^job-/);
     assert.equal(job.nextRuns.length, 3);
-    assert.equal(job.nextRuns[1] - job.nextRuns[0], 4000, 'every 4 s');
+    assert.equal(job.nextRuns[1] - job.nextRuns[0], 2000, 'every 2 s');
     assert.deepEqual(job.concurrency, { perHost: 1, perRepository: 2 });
 
     const selection = await ok('GET', `/backup-jobs/${job.id}/selection`);
@@ -238,10 +238,10 @@ describe('backup jobs through the API (real QEMU)', () => {
     const audited = (await ok('GET', '/audit?action=backupRepository.schedule.verify')).items;
     assert.ok(audited.length >= 1, 'the change is audited');
 
-    // Every 3 s: the verifies are the system's tasks, one after the other.
+    // Every 2 s: the verifies are the system's tasks, one after the other.
     const backups = await backupsOf('jobs');
     assert.ok(backups.length > 0);
-    await ok('PUT', path, { schedule: '*/3 * * * * *' });
+    await ok('PUT', path, { schedule: '*/2 * * * * *' });
     const verifies = async () =>
       (
         (await ok('GET', '/tasks?limit=1000')).items as Array<{
@@ -302,13 +302,13 @@ describe('backup jobs through the API (real QEMU)', () => {
 
     // Garbage collection the same way: the chunks no backup names go, as the system.
     const gcPath = '/backup-repositories/jobs/garbage-collect-schedule';
-    const gc = await ok('PUT', gcPath, { schedule: '*/3 * * * * *' });
+    const gc = await ok('PUT', gcPath, { schedule: '*/2 * * * * *' });
     assert.equal(gc.work, 'garbage-collect');
     assert.deepEqual(
       (await ok('GET', '/backup-repositories/jobs/schedules')).items.map(
         (each: { work: string; schedule: string }) => [each.work, each.schedule],
       ),
-      [['garbage-collect', '*/3 * * * * *']],
+      [['garbage-collect', '*/2 * * * * *']],
       'the verify schedule was removed above',
     );
     const collected = await until('a scheduled garbage collection to succeed', async () =>

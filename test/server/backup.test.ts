@@ -188,7 +188,7 @@ describe('backup and restore through the API (real QEMU, two hosts)', () => {
     await succeeded('POST', `/vms/${restored.vmId}/stop`);
   });
 
-  test('a restore test boots the newest backup with no network on the other host, sees the guest come up, and removes it; a guest that never says so fails the test and is removed too', async () => {
+  test('a restore test boots the newest backup with no network on the other host, sees the guest come up, and removes it; a guest that never says so fails the test and is removed too', async (t) => {
     const [newest] = (await s.request('GET', `/backups?vm=${vmId}`, { token })).body.items;
     /** VMs present (a removed one stays in the inventory as missing, with its history). */
     const present = async () =>
@@ -209,16 +209,22 @@ describe('backup and restore through the API (real QEMU, two hosts)', () => {
     assert.equal(await present(), vmsBefore);
     assert.deepEqual(readdirSync(rootB).sort(), dirsBefore);
 
+    // Long enough for the guest to write something under the load of the moment (its kernel at
+    // least): twice what the test above took from restore to marker, and some; 15 s at most.
+    const timeoutSeconds = Math.min(15, Math.ceil(2 * passed.bootSeconds) + 3);
+    t.diagnostic(`came up in ${passed.bootSeconds} s; the failing one waits ${timeoutSeconds} s`);
     const failed = await task('POST', `/backups/${newest.id}/test`, {
       host: 'bk-b',
       marker: 'a line no guest writes',
-      // Long enough for the guest to write something under the suite's load (its kernel at least).
-      timeoutSeconds: 15,
+      timeoutSeconds,
     });
     assert.equal(failed.state, 'failed');
     assert.equal(failed.error.code, 'ZEN_BACKUP_RESTORE_TEST_FAILED');
     // The console's last output is in the report: the guest did run.
-    assert.match(failed.error.message, /did not write .* in 15 s; its last output: ".+"/);
+    assert.match(
+      failed.error.message,
+      new RegExp(`did not write .* in ${timeoutSeconds} s; its last output: ".+"`),
+    );
     assert.equal(await present(), vmsBefore);
     assert.deepEqual(readdirSync(rootB).sort(), dirsBefore);
 

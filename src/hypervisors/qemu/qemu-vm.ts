@@ -415,7 +415,10 @@ export class QemuVm {
     this.save();
     if (this.#qmp) {
       await this.#qmp.execute('quit').catch(() => undefined);
-      await Promise.race([this.#qmp?.closed, new Promise((r) => setTimeout(r, 5000))]);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.#qmp?.closed, new Promise((r) => (timer = setTimeout(r, 5000)))]);
+      // The timer must not outlive the wait: it would keep the process alive 5 s after the stop.
+      clearTimeout(timer);
     }
     if (pid !== null && alive(pid)) process.kill(pid, 'SIGKILL');
     this.pid = null;
