@@ -358,6 +358,8 @@ export const RecoveryPlanView = Type.Object({
   targetSite: Named,
   groups: Type.Array(RecoveryGroupView),
   networkMap: Type.Array(NetworkMapping),
+  /** A planned migration asks each guest to shut down, and powers it off after this long. */
+  shutdownTimeoutSeconds: Type.Integer(),
   lastRun: Type.Union([RecoveryRunView, Type.Null()]),
   createdBy: Type.String(),
   createdAt: Instant,
@@ -398,6 +400,14 @@ export const createRecoveryPlan = operation({
       targetSite: IdOrName,
       groups: Type.Array(RecoveryGroupInput, { minItems: 1, maxItems: 20 }),
       networkMap: Type.Optional(Type.Array(NetworkMapping, { maxItems: 64 })),
+      shutdownTimeoutSeconds: Type.Optional(
+        Type.Integer({
+          minimum: 0,
+          maximum: 3600,
+          description:
+            'a planned migration asks each guest to shut down and powers it off after this long (default 120; 0: at once)',
+        }),
+      ),
     },
     { additionalProperties: false },
   ),

@@ -535,6 +535,7 @@ export interface RecoveryPlansTable {
   target_site_id: string;
   groups: string;
   network_map: string;
+  shutdown_timeout_seconds: number;
   created_by: string;
   created_at: number;
   updated_at: number;

@@ -13,6 +13,8 @@ import { after, before, describe, test } from 'node:test';
 import type { ApiAnswer } from '../../src/testing/control-plane.js';
 import { guestBytes, patternPrefix } from '../../src/testing/disk-image.js';
 import { GUEST_READY_LINE, guestAppend } from '../../src/testing/guest-image.js';
+import { launchBrowser } from '../../src/testing/browser.js';
+import { adminPassword } from '../../src/testing/control-plane.js';
 import { startHaLab, type HaLab } from '../../src/testing/ha-lab.js';
 import { until } from '../../src/testing/wait.js';
 
@@ -177,6 +179,8 @@ describe('replication to a second site, and recovery plans run there', () => {
       sourceSite: 'site-a',
       targetSite: 'site-b',
       groups: [{ vms: ['web'], marker: GUEST_READY_LINE, timeoutSeconds: 120 }],
+      // The test guest has no ACPI handler: it is powered off after 2 s (its writes are durable).
+      shutdownTimeoutSeconds: 2,
     });
     const run = await lab.task(
       'POST',
@@ -203,6 +207,8 @@ describe('replication to a second site, and recovery plans run there', () => {
     assert.equal(cleaned.state, 'succeeded', JSON.stringify(cleaned.error));
     const gone = await api('GET', `/vms/${copy.id as string}`);
     assert.ok(gone.status === 404 || gone.body.status !== 'present', 'the copy is gone');
+    const early = await api('POST', '/recovery-plans/rp-web/reprotect');
+    assert.equal(early.status, 422, 'web runs at its own site: nothing to reprotect');
     assert.equal((await qemuCount(copy.facts['vm.uuid'] as string)).length, 0);
   });
 
@@ -240,8 +246,6 @@ describe('replication to a second site, and recovery plans run there', () => {
 
   test('reprotect replicates web back to site A and turns the plan round; its planned migration fails back', async () => {
     const uuid = (await ok('GET', `/vms/${web}`)).facts['vm.uuid'] as string;
-    const early = await api('POST', '/recovery-plans/rp-db/reprotect');
-    assert.equal(early.status, 422, 'db has not failed over: nothing to reprotect');
     const turned = await ok('POST', '/recovery-plans/rp-web/reprotect');
     assert.deepEqual([turned.sourceSite.name, turned.targetSite.name], ['site-b', 'site-a']);
     const back = await replicationOf(web);
@@ -309,5 +313,41 @@ describe('replication to a second site, and recovery plans run there', () => {
     assert.equal(moved.computed['location.hostId'], (await ok('GET', '/hosts/dr-b')).id);
     const [now] = (await ok('GET', `/vms/${db}/location-history`)).items as ApiAnswer[];
     assert.equal(now!.reason, 'failover');
+  });
+
+  test('the web console shows the sites, each protected VM with its RPO, and the plans with their last run', async () => {
+    const browser = await launchBrowser();
+    try {
+      const watched = await browser.newPage();
+      const { page } = watched;
+      await page.setViewportSize({ width: 1280, height: 900 });
+      await page.goto(lab.server.url);
+      await page.getByLabel('User name').fill('admin');
+      await page.getByLabel(/^Password/).fill(adminPassword);
+      await page.getByRole('button', { name: 'Log in' }).click();
+      await page.getByRole('link', { name: 'Disaster recovery' }).click();
+      const vms = page.getByRole('table', { name: 'Replicated VMs' });
+      await vms.getByRole('row', { name: /^web / }).waitFor({ timeout: 30_000 });
+      const db = await vms.getByRole('row', { name: /^db / }).innerText();
+      assert.match(db, /recovered/, db);
+      assert.match(await page.getByRole('table', { name: 'Sites' }).innerText(), /site-a\s+dr-a/);
+      const plan = await page.getByLabel('Recovery plan rp-db').innerText();
+      assert.match(plan, /Last run: failover done/, plan);
+      assert.match(plan, /RTO \d+ s/, plan);
+      const overflow = await page.evaluate(
+        () =>
+          (
+            globalThis as unknown as {
+              document: { documentElement: { scrollWidth: number; clientWidth: number } };
+            }
+          ).document.documentElement.scrollWidth -
+          (globalThis as unknown as { document: { documentElement: { clientWidth: number } } })
+            .document.documentElement.clientWidth,
+      );
+      assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow} px`);
+      assert.deepEqual(watched.errors(), []);
+    } finally {
+      await browser.close();
+    }
   });
 });

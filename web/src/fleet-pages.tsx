@@ -1,6 +1,6 @@
 /**
  * The fleet-wide pages (host, high availability, tasks and events, audit, accounting, policies,
- * backup repositories) and their place in
+ * backup repositories, disaster recovery) and their place in
  * the header. Each page is its own chunk, loaded when first opened (React.lazy), so the first
  * load carries only the shell, the login and the inventory.
  */
@@ -26,6 +26,10 @@ const PoliciesPage = lazy(async () => ({
   default: (await import('./panels/policies-page.tsx')).PoliciesPage,
 }));
 
+const ReplicationPage = lazy(async () => ({
+  default: (await import('./panels/replication-page.tsx')).ReplicationPage,
+}));
+
 const BackupsPage = lazy(async () => ({
   default: (await import('./panels/backups-page.tsx')).BackupsPage,
 }));
@@ -38,6 +42,7 @@ const panels: Array<{ panel: FleetPanel; label: string; needs: Permission; every
   { panel: 'accounting', label: 'Accounting', needs: 'accounting.read' },
   { panel: 'policies', label: 'Policies', needs: 'policy.read' },
   { panel: 'backups', label: 'Backups', needs: 'backup.read', everywhere: true },
+  { panel: 'replication', label: 'Disaster recovery', needs: 'replication.read', everywhere: true },
 ];
 
 /** Links to the fleet pages the identity may read somewhere. */
@@ -76,6 +81,8 @@ export function FleetPage(props: {
         <AccountingPage client={client} />
       ) : route.panel === 'backups' ? (
         <BackupsPage client={client} events={events} />
+      ) : route.panel === 'replication' ? (
+        <ReplicationPage client={client} events={events} />
       ) : (
         <PoliciesPage client={client} />
       )}

@@ -9,7 +9,15 @@ export type Route =
   | { page: 'create-vm' };
 
 /** The fleet-wide pages beside the inventory (web/src/fleet-pages.tsx). */
-export const fleetPanels = ['ha', 'tasks', 'audit', 'accounting', 'policies', 'backups'] as const;
+export const fleetPanels = [
+  'ha',
+  'tasks',
+  'audit',
+  'accounting',
+  'policies',
+  'backups',
+  'replication',
+] as const;
 export type FleetPanel = (typeof fleetPanels)[number];
 
 export function parseRoute(hash: string): Route {

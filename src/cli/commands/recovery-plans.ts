@@ -133,6 +133,10 @@ export function registerRecoveryPlans(program: Command): void {
       collect,
     )
     .option('--description <text>', 'what the plan is for')
+    .option(
+      '--shutdown-timeout <seconds>',
+      'a planned migration powers a guest off after this long if it has not shut down (default 120)',
+    )
     .action(
       async (
         name: string,
@@ -144,6 +148,7 @@ export function registerRecoveryPlans(program: Command): void {
           timeout?: string;
           network?: string[];
           description?: string;
+          shutdownTimeout?: string;
         },
         command: Command,
       ) => {
@@ -154,6 +159,9 @@ export function registerRecoveryPlans(program: Command): void {
           targetSite: options.to,
           groups: groupsOf(options.group, options.marker, options.timeout),
           networkMap: networkOf(options.network),
+          ...(options.shutdownTimeout !== undefined
+            ? { shutdownTimeoutSeconds: Number(options.shutdownTimeout) }
+            : {}),
           ...(options.description ? { description: options.description } : {}),
         });
         if (globals.json) return printJson(made);

@@ -64,6 +64,7 @@ export interface RecoveryPlanInput {
   targetSite: string;
   groups: Array<{ vms: string[]; marker?: string; timeoutSeconds?: number }>;
   networkMap?: NetworkMapping[];
+  shutdownTimeoutSeconds?: number;
 }
 
 const RunParams = Type.Object({ runId: Type.String() });
@@ -217,6 +218,7 @@ export class RecoveryPlans {
           target_site_id: target.id,
           groups: JSON.stringify(groups),
           network_map: JSON.stringify(input.networkMap ?? []),
+          shutdown_timeout_seconds: input.shutdownTimeoutSeconds ?? 120,
           created_by: by,
           created_at: now,
           updated_at: now,
@@ -519,15 +521,21 @@ export class RecoveryPlans {
           steps
             .filter((step) => step.state !== 'up' && step.state !== 'failed')
             .map((step) =>
-              this.#recoverOne(run.id, operation, step, group, networkMap, context).catch(
-                async (error: unknown) => {
-                  if (context.signal.aborted) throw error;
-                  await this.#updateStep(run.id, step.vm_id, {
-                    state: 'failed',
-                    reason: messageOf(error),
-                  });
-                },
-              ),
+              this.#recoverOne(
+                run.id,
+                operation,
+                step,
+                group,
+                networkMap,
+                Number(plan.shutdown_timeout_seconds),
+                context,
+              ).catch(async (error: unknown) => {
+                if (context.signal.aborted) throw error;
+                await this.#updateStep(run.id, step.vm_id, {
+                  state: 'failed',
+                  reason: messageOf(error),
+                });
+              }),
             ),
         );
       }
@@ -563,6 +571,7 @@ export class RecoveryPlans {
     step: RunVmRow,
     group: RecoveryGroup,
     networkMap: NetworkMapping[],
+    shutdownTimeoutSeconds: number,
     context: ActionContext,
   ): Promise<void> {
     const { inventory, replication: replications, clock } = this.deps;
@@ -594,9 +603,7 @@ export class RecoveryPlans {
       if (vm?.connectionId && vm.externalId && vm.connectionId !== host.connectionId) {
         if (vm.facts['power.state'] !== 'stopped') {
           await this.#updateStep(runId, step.vm_id, { state: 'stopping', started_at: startedAt });
-          const stopped = await this.deps.connections
-            .driver(vm.connectionId)
-            .stopVm(vm.externalId, context, { force: false });
+          const stopped = await this.#shutDown(vm, shutdownTimeoutSeconds, context);
           await inventory.applyChanges(vm.connectionId, [stopped]);
         }
         point = await replications.finalCycle(step.vm_id, context);
@@ -672,6 +679,29 @@ export class RecoveryPlans {
     if (!running)
       throw new ZenithError('ZEN_DRIVER_ERROR', `${images.name} did not appear on ${host.name}`);
     await this.#up(runId, operation, step, host, running, group, startedAt, context);
+  }
+
+  /**
+   * A planned migration's stop: the guest is asked to shut down (ACPI), and powered off once the
+   * plan's shutdown timeout has passed (its writes that reached the disk are all replicated after).
+   */
+  async #shutDown(vm: ManagedObject, timeoutSeconds: number, context: ActionContext) {
+    const driver = this.deps.connections.driver(vm.connectionId!);
+    if (timeoutSeconds === 0) return driver.stopVm(vm.externalId!, context, { force: true });
+    const asked = driver.stopVm(vm.externalId!, context, { force: false });
+    const timer = new Promise<'late'>((resolve) => {
+      const handle = setTimeout(() => resolve('late'), timeoutSeconds * 1000);
+      void asked.finally(() => clearTimeout(handle)).catch(() => undefined);
+    });
+    const first = await Promise.race([asked, timer]);
+    if (first !== 'late') return first;
+    this.deps.logger.info(
+      { vm: vm.name, timeoutSeconds },
+      'a guest did not shut down within the plan’s timeout: powered off',
+    );
+    const forced = await driver.stopVm(vm.externalId!, context, { force: true });
+    await asked.catch(() => undefined);
+    return forced;
   }
 
   /** Waits for the guest to be up (its marker, or running), then records the step up. */
@@ -968,6 +998,7 @@ export class RecoveryPlans {
         timeoutSeconds: group.timeoutSeconds,
       })),
       networkMap: JSON.parse(row.network_map) as NetworkMapping[],
+      shutdownTimeoutSeconds: Number(row.shutdown_timeout_seconds),
       lastRun: last ? await this.#runView(last) : null,
       createdBy: row.created_by,
       createdAt: Number(row.created_at),

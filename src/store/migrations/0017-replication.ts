@@ -73,6 +73,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('groups', 'text', (c) => c.notNull())
     /** JSON: source network attachment → target attachment, for failovers and for tests. */
     .addColumn('network_map', 'text', (c) => c.notNull())
+    /** A planned migration asks each guest to shut down, and powers it off after this long. */
+    .addColumn('shutdown_timeout_seconds', 'integer', (c) => c.notNull())
     .addColumn('created_by', 'text', (c) => c.notNull())
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .addColumn('updated_at', 'bigint', (c) => c.notNull())

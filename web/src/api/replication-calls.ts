@@ -1,0 +1,35 @@
+/**
+ * The replication and recovery calls of the public API (src/api/replication.ts): sites, the
+ * replicated VMs with their current RPO and points in time, recovery plans with their last run.
+ */
+import type {
+  RecoveryPlanView,
+  RecoveryRunView,
+  ReplicationView,
+  SiteView,
+} from '../../../src/api/replication.ts';
+import type { ApiClient } from './client.ts';
+
+export type { RecoveryPlanView, RecoveryRunView, ReplicationView, SiteView };
+
+export async function sites(client: ApiClient, signal?: AbortSignal): Promise<SiteView[]> {
+  return (await client.call<{ items: SiteView[] }>('GET', '/sites', undefined, signal)).items;
+}
+
+export async function replications(
+  client: ApiClient,
+  signal?: AbortSignal,
+): Promise<ReplicationView[]> {
+  return (
+    await client.call<{ items: ReplicationView[] }>('GET', '/replications', undefined, signal)
+  ).items;
+}
+
+export async function recoveryPlans(
+  client: ApiClient,
+  signal?: AbortSignal,
+): Promise<RecoveryPlanView[]> {
+  return (
+    await client.call<{ items: RecoveryPlanView[] }>('GET', '/recovery-plans', undefined, signal)
+  ).items;
+}

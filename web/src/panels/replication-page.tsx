@@ -1,0 +1,224 @@
+/**
+ * Disaster recovery (`#/replication`, with replication.read on everything): the sites and their
+ * hosts; every replicated VM with where its replica is, its current RPO against its target (red
+ * when over), its points in time and the last one's age; and the recovery plans with their last
+ * run — each VM's step, when it was up, the RTO and the data loss window. Read again on a
+ * `replication.*` or `recovery.*` event (at most every 0.3 s) and every 5 s while the tab is
+ * visible (the RPO grows with time). Plans are made and run with the API or the CLI
+ * (docs/replication.md).
+ */
+import { Alert, Badge, Stack, Table, Text, Title } from '@mantine/core';
+import { useCallback, useEffect, useRef, useState } from 'react';
+import type { ApiClient } from '../api/client.ts';
+import type { EventStream } from '../api/event-stream.ts';
+import { reasonOf } from '../api/follow-task.ts';
+import {
+  recoveryPlans,
+  replications,
+  sites,
+  type RecoveryPlanView,
+  type ReplicationView,
+  type SiteView,
+} from '../api/replication-calls.ts';
+import { formatBytes } from '../pages/inventory-page.tsx';
+
+const pollMs = 5000;
+const seconds = (value: number | null) => (value === null ? '–' : `${Math.round(value)} s`);
+const time = (value: number | null) => (value === null ? '–' : new Date(value).toLocaleString());
+
+function RpoBadge(props: { replication: ReplicationView }) {
+  const { replication } = props;
+  if (replication.state === 'recovered') return <Badge color="gray">recovered</Badge>;
+  const over = replication.rpoExceeded;
+  return (
+    <Badge color={over ? 'red' : 'green'} aria-label={`RPO ${over ? 'over' : 'within'} target`}>
+      {seconds(replication.currentRpoSeconds)} / {replication.rpoSeconds} s
+    </Badge>
+  );
+}
+
+function ReplicatedVms(props: { items: ReplicationView[] }) {
+  if (props.items.length === 0) return <Text c="dimmed">No VM is replicated.</Text>;
+  return (
+    <Table striped aria-label="Replicated VMs">
+      <Table.Thead>
+        <Table.Tr>
+          <Table.Th>VM</Table.Th>
+          <Table.Th>From</Table.Th>
+          <Table.Th>Replica on</Table.Th>
+          <Table.Th>State</Table.Th>
+          <Table.Th>RPO now / target</Table.Th>
+          <Table.Th>Points</Table.Th>
+          <Table.Th>Newest point</Table.Th>
+        </Table.Tr>
+      </Table.Thead>
+      <Table.Tbody>
+        {props.items.map((r) => {
+          const ready = r.points.filter((p) => p.state === 'ready');
+          return (
+            <Table.Tr key={r.id}>
+              <Table.Td>{r.vm.name}</Table.Td>
+              <Table.Td>{r.sourceSite?.name ?? '–'}</Table.Td>
+              <Table.Td>
+                {r.targetHost.name}
+                {r.targetSite ? ` (${r.targetSite.name})` : ''}
+              </Table.Td>
+              <Table.Td>{r.state}</Table.Td>
+              <Table.Td>
+                <RpoBadge replication={r} />
+              </Table.Td>
+              <Table.Td>{ready.length}</Table.Td>
+              <Table.Td>
+                {ready[0] ? `${time(ready[0].takenAt)} (${formatBytes(ready[0].readBytes)})` : '–'}
+              </Table.Td>
+            </Table.Tr>
+          );
+        })}
+      </Table.Tbody>
+    </Table>
+  );
+}
+
+function Plans(props: { items: RecoveryPlanView[] }) {
+  if (props.items.length === 0) return <Text c="dimmed">No recovery plan.</Text>;
+  return (
+    <Stack gap="md">
+      {props.items.map((plan) => {
+        const run = plan.lastRun;
+        return (
+          <Stack key={plan.id} gap={4} aria-label={`Recovery plan ${plan.name}`}>
+            <Text fw={600}>
+              {plan.name}: {plan.sourceSite.name} → {plan.targetSite.name}, {plan.groups.length}{' '}
+              group{plan.groups.length === 1 ? '' : 's'}
+            </Text>
+            {run ? (
+              <>
+                <Text size="sm">
+                  Last run: {run.operation} {run.state}, started {time(run.startedAt)}; RTO{' '}
+                  {seconds(run.rtoSeconds)}, data loss window {seconds(run.dataLossSeconds)}
+                  {run.error ? ` — ${run.error}` : ''}
+                </Text>
+                <Table aria-label={`Steps of ${plan.name}'s last run`}>
+                  <Table.Thead>
+                    <Table.Tr>
+                      <Table.Th>Group</Table.Th>
+                      <Table.Th>VM</Table.Th>
+                      <Table.Th>Step</Table.Th>
+                      <Table.Th>Host</Table.Th>
+                      <Table.Th>Data taken</Table.Th>
+                      <Table.Th>Up</Table.Th>
+                    </Table.Tr>
+                  </Table.Thead>
+                  <Table.Tbody>
+                    {run.vms.map((step) => (
+                      <Table.Tr key={step.vm.id}>
+                        <Table.Td>{step.group + 1}</Table.Td>
+                        <Table.Td>{step.vm.name}</Table.Td>
+                        <Table.Td>
+                          {step.reason ? `${step.state}: ${step.reason}` : step.state}
+                        </Table.Td>
+                        <Table.Td>{step.host?.name ?? '–'}</Table.Td>
+                        <Table.Td>{time(step.pointTakenAt)}</Table.Td>
+                        <Table.Td>{time(step.upAt)}</Table.Td>
+                      </Table.Tr>
+                    ))}
+                  </Table.Tbody>
+                </Table>
+              </>
+            ) : (
+              <Text size="sm" c="dimmed">
+                Never run.
+              </Text>
+            )}
+          </Stack>
+        );
+      })}
+    </Stack>
+  );
+}
+
+export function ReplicationPage(props: { client: ApiClient; events: EventStream }) {
+  const { client, events } = props;
+  const [siteList, setSites] = useState<SiteView[] | null>(null);
+  const [replicated, setReplicated] = useState<ReplicationView[] | null>(null);
+  const [plans, setPlans] = useState<RecoveryPlanView[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const pending = useRef<ReturnType<typeof setTimeout> | null>(null);
+
+  const load = useCallback(async () => {
+    try {
+      const [s, r, p] = await Promise.all([
+        sites(client),
+        replications(client),
+        recoveryPlans(client),
+      ]);
+      setSites(s);
+      setReplicated(r);
+      setPlans(p);
+      setError(null);
+    } catch (failure) {
+      setError(reasonOf(failure));
+    }
+  }, [client]);
+
+  useEffect(() => {
+    void load();
+    const timer = setInterval(() => {
+      if (document.visibilityState === 'visible') void load();
+    }, pollMs);
+    const unsubscribe = events.subscribe((event) => {
+      if (!event.type.startsWith('replication.') && !event.type.startsWith('recovery.')) return;
+      pending.current ??= setTimeout(() => {
+        pending.current = null;
+        void load();
+      }, 300);
+    });
+    return () => {
+      clearInterval(timer);
+      unsubscribe();
+      if (pending.current) clearTimeout(pending.current);
+    };
+  }, [events, load]);
+
+  return (
+    <Stack gap="lg">
+      <Title order={2}>Disaster recovery</Title>
+      {error && (
+        <Alert color="red" title="Could not read replication">
+          {error}
+        </Alert>
+      )}
+      <Stack gap="xs">
+        <Title order={3}>Sites</Title>
+        {siteList && siteList.length === 0 ? (
+          <Text c="dimmed">No site yet.</Text>
+        ) : (
+          <Table aria-label="Sites">
+            <Table.Thead>
+              <Table.Tr>
+                <Table.Th>Site</Table.Th>
+                <Table.Th>Hosts</Table.Th>
+              </Table.Tr>
+            </Table.Thead>
+            <Table.Tbody>
+              {(siteList ?? []).map((site) => (
+                <Table.Tr key={site.id}>
+                  <Table.Td>{site.name}</Table.Td>
+                  <Table.Td>{site.hosts.map((h) => h.name).join(', ')}</Table.Td>
+                </Table.Tr>
+              ))}
+            </Table.Tbody>
+          </Table>
+        )}
+      </Stack>
+      <Stack gap="xs">
+        <Title order={3}>Protected VMs</Title>
+        {replicated && <ReplicatedVms items={replicated} />}
+      </Stack>
+      <Stack gap="xs">
+        <Title order={3}>Recovery plans</Title>
+        {plans && <Plans items={plans} />}
+      </Stack>
+    </Stack>
+  );
+}
