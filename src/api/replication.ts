@@ -495,6 +495,51 @@ export const reprotectRecoveryPlan = operation({
   errors: [404, 409, 422],
 });
 
+/** A plan with what a second Zenith at the recovery site needs to run it without this one. */
+export const RecoveryPlanExport = Type.Object({
+  format: Type.Literal('zenith-recovery-plan/1'),
+  exportedAt: Instant,
+  plan: RecoveryPlanView,
+  vms: Type.Array(
+    Type.Object({
+      vm: Named,
+      /** Where its replica is: the host and the directory of its images. */
+      targetHost: Named,
+      directory: Type.String(),
+      /** Its newest ready point: each disk's image (the top of its chain) on the target host. */
+      point: Type.Union([
+        Type.Object({
+          seq: Type.Integer(),
+          takenAt: Instant,
+          disks: Type.Array(
+            Type.Object({
+              diskId: Type.String(),
+              path: Type.String(),
+              capacityBytes: Type.Integer(),
+            }),
+          ),
+        }),
+        Type.Null(),
+      ]),
+      /** The VM's portable description at that point (what a failover runs). */
+      description: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
+    }),
+  ),
+});
+export type RecoveryPlanExport = Static<typeof RecoveryPlanExport>;
+
+export const exportRecoveryPlan = operation({
+  method: 'GET',
+  path: '/recovery-plans/:id/export',
+  auth: 'replication.read',
+  tag: 'replication',
+  summary:
+    "The plan, and for each VM its replica's newest point (each disk's image on the target host) and the VM's portable description: what a second Zenith at the recovery site needs to run it",
+  params: IdParams,
+  success: { 200: RecoveryPlanExport },
+  errors: [404],
+});
+
 export const listRecoveryRuns = operation({
   method: 'GET',
   path: '/recovery-plans/:id/runs',

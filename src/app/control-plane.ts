@@ -451,6 +451,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     tasks,
     events,
     machines,
+    placement,
     sites,
     replication,
     clock,

@@ -296,6 +296,10 @@ describe('replication to a second site, and recovery plans run there', () => {
     await lab.restartServer('SIGKILL');
     const ended = await lab.taskEnded(submitted.id as string, 240_000);
     assert.equal(ended.state, 'succeeded', JSON.stringify(ended.error));
+    const exported = await ok('GET', '/recovery-plans/rp-db/export');
+    assert.equal(exported.format, 'zenith-recovery-plan/1');
+    assert.equal(exported.vms[0].description.uuid, uuid, 'the description a second Zenith runs');
+    assert.match(exported.vms[0].point.disks[0].path as string, /disk0-\d+\.qcow2$/);
     const [runView] = (await ok('GET', '/recovery-plans/rp-db/runs')).items as ApiAnswer[];
     assert.equal(runView!.state, 'done');
     assert.ok(runView!.rtoSeconds > 0);

@@ -225,6 +225,15 @@ export function registerRecoveryPlans(program: Command): void {
       );
     });
   plans
+    .command('export <plan>')
+    .description(
+      "The plan with each VM's newest replica point and description, as JSON (for a second Zenith at the recovery site)",
+    )
+    .action(async (plan: string, _o: unknown, command: Command) => {
+      const globals = command.optsWithGlobals<Globals>();
+      printJson(await ApiClient.fromConfig(globals).get<unknown>(`${planPath(plan)}/export`));
+    });
+  plans
     .command('runs <plan>')
     .description("The plan's runs, each VM's step and times")
     .action(async (plan: string, _o: unknown, command: Command) => {

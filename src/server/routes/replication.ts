@@ -4,6 +4,7 @@ import {
   createSite,
   deleteRecoveryPlan,
   deleteSite,
+  exportRecoveryPlan,
   getRecoveryPlan,
   getReplication,
   getSite,
@@ -149,6 +150,7 @@ export async function replicationRoutes(
   serve(app, deleteRecoveryPlan, { audit: 'recoveryPlan.delete' }, async (request) =>
     recoveryPlans.remove(request.params.id),
   );
+  serve(app, exportRecoveryPlan, {}, async (request) => recoveryPlans.export(request.params.id));
   serve(app, previewRecoveryPlan, {}, async (request) =>
     recoveryPlans.preview(request.params.id, request.query.operation),
   );

@@ -18,7 +18,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Type, type Static } from 'typebox';
-import type { RecoveryPlanView, RecoveryPreview, RecoveryRunView } from '../../api/replication.js';
+import type {
+  RecoveryPlanExport,
+  RecoveryPlanView,
+  RecoveryPreview,
+  RecoveryRunView,
+} from '../../api/replication.js';
 import type { Clock } from '../../core/clock.js';
 import { isZenithError, ZenithError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
@@ -39,6 +44,7 @@ import type { EventBus } from '../events/event-bus.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import type { ManagedObject } from '../inventory/model.js';
 import type { MachineService } from '../machines/machine-service.js';
+import type { PlacementService } from '../placement/placement-service.js';
 import type { Task, TaskKind, TaskService } from '../tasks/task-service.js';
 import type { ReplicaPoint, Replication, ReplicationService } from './replication-service.js';
 import type { SiteService } from './sites.js';
@@ -103,6 +109,7 @@ export interface RecoveryPlanDeps {
   tasks: TaskService;
   events: EventBus;
   machines: MachineService;
+  placement: PlacementService;
   sites: SiteService;
   replication: ReplicationService;
   clock: Clock;
@@ -266,6 +273,8 @@ export class RecoveryPlans {
     const steps: RecoveryPreview['steps'] = [];
     const problems: RecoveryPreview['problems'] = [];
     const target = await this.deps.sites.get(plan.target_site_id);
+    /** Memory each target host must find for the replicas it would run (their descriptions'). */
+    const needed = new Map<string, Array<{ vm: { id: string; name: string }; bytes: number }>>();
     for (const [index, group] of groups.entries())
       for (const vmId of group.vms) {
         const vm = { id: vmId, name: this.deps.inventory.index.get(vmId)?.name ?? vmId };
@@ -292,6 +301,11 @@ export class RecoveryPlans {
           problems.push({ vm, problem: `${host.name}, where its replica is, does not answer` });
         else if (!facetOf(this.deps.connections.driver(host.connectionId), 'portableVms'))
           problems.push({ vm, problem: `${host.name} cannot run VMs from a description` });
+        if (host && replication.description && replication.state !== 'recovered') {
+          const list = needed.get(host.id) ?? [];
+          list.push({ vm, bytes: replication.description.memoryBytes });
+          needed.set(host.id, list);
+        }
         steps.push({
           group: index,
           vm,
@@ -305,7 +319,67 @@ export class RecoveryPlans {
                 : 'fence its host where it can be, start its latest replica at the target',
         });
       }
+    problems.push(...this.#capacityProblems(needed));
     return { operation, steps, problems };
+  }
+
+  /** Target hosts without the memory the replicas they would run need (placement's figures). */
+  #capacityProblems(
+    needed: Map<string, Array<{ vm: { id: string; name: string }; bytes: number }>>,
+  ): RecoveryPreview['problems'] {
+    if (needed.size === 0) return [];
+    const model = this.deps.placement.model();
+    const problems: RecoveryPreview['problems'] = [];
+    for (const [hostId, vms] of needed) {
+      const slot = model.hostById.get(hostId);
+      if (!slot || slot.memoryCapacity <= 0) continue;
+      const free = slot.memoryCapacity - slot.memoryUsed;
+      const total = vms.reduce((sum, vm) => sum + vm.bytes, 0);
+      if (total <= free) continue;
+      const MiB = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MiB`;
+      for (const { vm } of vms)
+        problems.push({
+          vm,
+          problem: `${slot.object.name} has ${MiB(Math.max(0, free))} of memory free, and the plan's VMs there need ${MiB(total)}`,
+        });
+    }
+    return problems;
+  }
+
+  /** The plan with each VM's newest replica point and description (for a second Zenith). */
+  async export(idOrName: string): Promise<RecoveryPlanExport> {
+    const plan = await this.get(idOrName);
+    const vms: RecoveryPlanExport['vms'] = [];
+    for (const { id, name } of plan.groups.flatMap((g) => g.vms)) {
+      const replication = await this.deps.replication.ofVm(id).catch(() => null);
+      if (!replication) continue;
+      const point = await this.deps.replication.latestReady(replication.id);
+      vms.push({
+        vm: { id, name },
+        targetHost: {
+          id: replication.targetHostId,
+          name:
+            this.deps.inventory.index.get(replication.targetHostId)?.name ??
+            replication.targetHostId,
+        },
+        directory: replication.directory,
+        point: point
+          ? {
+              seq: point.seq,
+              takenAt: point.takenAt,
+              disks: point.disks.map((d) => ({
+                diskId: d.diskId,
+                path: d.path,
+                capacityBytes: d.capacityBytes,
+              })),
+            }
+          : null,
+        description: replication.description
+          ? (replication.description as unknown as Record<string, unknown>)
+          : null,
+      });
+    }
+    return { format: 'zenith-recovery-plan/1', exportedAt: this.deps.clock.now(), plan, vms };
   }
 
   /** Queues a run (ZEN_RECOVERY_PLAN_BLOCKED with the list when it cannot run). */
