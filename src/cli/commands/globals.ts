@@ -1,6 +1,7 @@
 /** What every command shares: the global options, repeatable options, and the API client they give. */
 import type { Command } from 'commander';
 import { ApiClient } from '../client.js';
+import { printJson } from '../output.js';
 
 /** The options of `zenith` itself, which every command reads. */
 export interface Globals {
@@ -15,4 +16,14 @@ export const collect = (value: string, previous: string[] = []) => [...previous,
 export function clientOf(command: Command): { api: ApiClient; json: boolean } {
   const globals = command.optsWithGlobals<Globals>();
   return { api: ApiClient.fromConfig(globals), json: globals.json === true };
+}
+
+/** Sends one request with the command's client and prints the answer as JSON (for commands that show what they changed). */
+export async function printAnswer(
+  command: Command,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<void> {
+  printJson(await clientOf(command).api.request(method, path, body));
 }

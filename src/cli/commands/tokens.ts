@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printTable } from '../output.js';
 import { wholeNumber } from './parse-number.js';
-import type { Globals } from './globals.js';
+import { printAnswer, type Globals } from './globals.js';
 
 export function registerTokens(program: Command): void {
   const tokens = program.command('tokens').description('API tokens and sessions');
@@ -64,11 +64,6 @@ export function registerTokens(program: Command): void {
     .command('revoke <id>')
     .description('Revoke a token at once')
     .action(async (id: string, _o: unknown, command: Command) =>
-      printJson(
-        await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).request(
-          'DELETE',
-          `/tokens/${encodeURIComponent(id)}`,
-        ),
-      ),
+      printAnswer(command, 'DELETE', `/tokens/${encodeURIComponent(id)}`),
     );
 }

@@ -4,7 +4,7 @@ import { ZenithError } from '../../api/errors.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printTable } from '../output.js';
 import { readSecret } from '../prompt.js';
-import type { Globals } from './globals.js';
+import { printAnswer, type Globals } from './globals.js';
 
 export function registerUsers(program: Command): void {
   const users = program.command('users').description('People and service identities');
@@ -71,13 +71,7 @@ export function registerUsers(program: Command): void {
     .command('set-role <user> <role>')
     .description('Change a role')
     .action(async (user: string, role: string, _o: unknown, command: Command) =>
-      printJson(
-        await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).request(
-          'PATCH',
-          `/users/${encodeURIComponent(user)}`,
-          { role },
-        ),
-      ),
+      printAnswer(command, 'PATCH', `/users/${encodeURIComponent(user)}`, { role }),
     );
   users
     .command('set-attributes <user> <attributes...>')
@@ -93,36 +87,19 @@ export function registerUsers(program: Command): void {
         const value = pair.slice(at + 1);
         attributes[pair.slice(0, at)] = value === '' ? null : value;
       }
-      printJson(
-        await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).request(
-          'PATCH',
-          `/users/${encodeURIComponent(user)}`,
-          { attributes },
-        ),
-      );
+      await printAnswer(command, 'PATCH', `/users/${encodeURIComponent(user)}`, { attributes });
     });
   users
     .command('disable <user>')
     .description('Disable an identity (its tokens stop working)')
     .action(async (user: string, _o: unknown, command: Command) =>
-      printJson(
-        await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).request(
-          'PATCH',
-          `/users/${encodeURIComponent(user)}`,
-          { disabled: true },
-        ),
-      ),
+      printAnswer(command, 'PATCH', `/users/${encodeURIComponent(user)}`, { disabled: true }),
     );
   users
     .command('delete <user>')
     .description('Delete an identity')
     .action(async (user: string, _o: unknown, command: Command) =>
-      printJson(
-        await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).request(
-          'DELETE',
-          `/users/${encodeURIComponent(user)}`,
-        ),
-      ),
+      printAnswer(command, 'DELETE', `/users/${encodeURIComponent(user)}`),
     );
   users
     .command('passwd [user]')
