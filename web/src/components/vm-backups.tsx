@@ -26,6 +26,7 @@ import { BackupDownload } from './backup-download.tsx';
 import { RestoreDialog } from './restore-dialog.tsx';
 import { TaskRunStatus } from './task-run-status.tsx';
 import { useTaskRunner } from './use-task-runner.ts';
+import { TableHead } from './table-head.tsx';
 
 /** A backup.create task's result (the contract leaves task results untyped). */
 interface BackupResult {
@@ -136,18 +137,18 @@ export function VmBackups(props: {
       {backups && backups.length === 0 && <Text c="dimmed">No backups.</Text>}
       {backups && backups.length > 0 && (
         <Table aria-label="Backups">
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>Taken</Table.Th>
-              <Table.Th>Scope</Table.Th>
-              <Table.Th>Size</Table.Th>
-              <Table.Th>Read</Table.Th>
-              <Table.Th>Stored</Table.Th>
-              <Table.Th>New / shared chunks</Table.Th>
-              <Table.Th>State</Table.Th>
-              {mayRestore && <Table.Th>Actions</Table.Th>}
-            </Table.Tr>
-          </Table.Thead>
+          <TableHead
+            columns={[
+              'Taken',
+              'Scope',
+              'Size',
+              'Read',
+              'Stored',
+              'New / shared chunks',
+              'State',
+              mayRestore && 'Actions',
+            ]}
+          />
           <Table.Tbody>
             {backups.map((backup) => (
               <Table.Tr key={backup.id}>

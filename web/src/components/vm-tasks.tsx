@@ -10,6 +10,7 @@ import { reasonOf } from '../api/follow-task.ts';
 import { tasksOfVm } from '../api/vm-calls.ts';
 import { isTaskEvent } from '../api/events.ts';
 import type { TaskDetail } from '../api/vm-types.ts';
+import { TableHead } from './table-head.tsx';
 
 const stateColors: Record<string, string> = {
   queued: 'gray',
@@ -60,15 +61,7 @@ export function VmTasks(props: { vmId: string; client: ApiClient; events: EventS
   if (tasks.length === 0) return <Text c="dimmed">No tasks yet.</Text>;
   return (
     <Table aria-label="Tasks of this VM">
-      <Table.Thead>
-        <Table.Tr>
-          <Table.Th>Task</Table.Th>
-          <Table.Th>State</Table.Th>
-          <Table.Th>Progress</Table.Th>
-          <Table.Th>Started</Table.Th>
-          <Table.Th>Outcome</Table.Th>
-        </Table.Tr>
-      </Table.Thead>
+      <TableHead columns={['Task', 'State', 'Progress', 'Started', 'Outcome']} />
       <Table.Tbody>
         {tasks.map((task) => (
           <Table.Tr key={task.id} data-task-kind={task.kind}>

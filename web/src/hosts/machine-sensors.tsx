@@ -9,6 +9,7 @@ import { useCallback, useEffect, useState } from 'react';
 import type { ApiClient } from '../api/client.ts';
 import { reasonOf } from '../api/follow-task.ts';
 import { sensorsOf, type MachineSensor } from '../api/machine-calls.ts';
+import { TableHead } from '../components/table-head.tsx';
 
 const refreshEveryMs = 15_000;
 
@@ -88,13 +89,7 @@ export function MachineSensors(props: { hostId: string; client: ApiClient }) {
       {sensors && sensors.length === 0 && <Text c="dimmed">The BMC reports no sensors.</Text>}
       {sorted.length > 0 && (
         <Table aria-label="Sensor readings" striped>
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>Sensor</Table.Th>
-              <Table.Th>Kind</Table.Th>
-              <Table.Th>Reading</Table.Th>
-            </Table.Tr>
-          </Table.Thead>
+          <TableHead columns={['Sensor', 'Kind', 'Reading']} />
           <Table.Tbody>
             {sorted.map((sensor) => (
               <Table.Tr key={`${sensor.kind}:${sensor.name}`}>

@@ -22,6 +22,7 @@ import { SimulatedBadge } from '../components/simulated-badge.tsx';
 import { BareMetalBadge } from '../hosts/host-badges.tsx';
 import { MachineSection } from '../hosts/machine-section.tsx';
 import { HostHaBadges } from '../ha/host-ha-badges.tsx';
+import { TableHead } from '../components/table-head.tsx';
 
 /** A host holds a few hundred VMs at most; past this the page says it shows only the first ones. */
 const vmLimit = 1000;
@@ -140,14 +141,7 @@ export function HostPage(props: { hostId: string; client: ApiClient; events: Eve
             {more ? '+' : ''})
           </Title>
           <Table aria-label="VMs on this host" striped>
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th>Name</Table.Th>
-                <Table.Th>Power state</Table.Th>
-                <Table.Th>CPUs</Table.Th>
-                <Table.Th>Memory</Table.Th>
-              </Table.Tr>
-            </Table.Thead>
+            <TableHead columns={['Name', 'Power state', 'CPUs', 'Memory']} />
             <Table.Tbody>
               {vms.map((vm) => (
                 <Table.Tr key={vm.id}>

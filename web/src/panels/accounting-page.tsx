@@ -20,6 +20,7 @@ import { ApiError, apiErrorOf } from '../api/api-error.ts';
 import { apiBase, type ApiClient } from '../api/client.ts';
 import type { Report, Showback } from '../api/accounting-types.ts';
 import { formatMinor } from './money.ts';
+import { TableHead } from '../components/table-head.tsx';
 
 const granularities = ['hourly', 'daily', 'monthly'];
 const dimensions = ['vm', 'owner', 'group', 'costCenter', 'cluster', 'host', 'hypervisor'];
@@ -177,15 +178,7 @@ export function AccountingPage(props: { client: ApiClient }) {
           </Title>
           <Text size="sm">Total {money(report.totals.total, report)}</Text>
           <Table aria-label="Report rows" striped>
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th>Period start</Table.Th>
-                <Table.Th>{groupBy}</Table.Th>
-                <Table.Th>VMs</Table.Th>
-                <Table.Th>Running hours</Table.Th>
-                <Table.Th>Cost</Table.Th>
-              </Table.Tr>
-            </Table.Thead>
+            <TableHead columns={['Period start', groupBy, 'VMs', 'Running hours', 'Cost']} />
             <Table.Tbody>
               {report.rows.slice(0, 200).map((row) => (
                 <Table.Tr key={`${row.bucketStart}-${row.key}`}>

@@ -9,6 +9,7 @@ import { ApiError } from '../api/api-error.ts';
 import type { ApiClient } from '../api/client.ts';
 import type { ManagedObject } from '../api/types.ts';
 import { time } from './tasks-page.tsx';
+import { TableHead } from '../components/table-head.tsx';
 
 interface AuditRecord {
   seq: number;
@@ -165,16 +166,7 @@ export function AuditPage(props: { client: ApiClient }) {
         </Alert>
       )}
       <Table aria-label="Audit records" striped>
-        <Table.Thead>
-          <Table.Tr>
-            <Table.Th>#</Table.Th>
-            <Table.Th>At</Table.Th>
-            <Table.Th>Actor</Table.Th>
-            <Table.Th>Action</Table.Th>
-            <Table.Th>Object</Table.Th>
-            <Table.Th>Result</Table.Th>
-          </Table.Tr>
-        </Table.Thead>
+        <TableHead columns={['#', 'At', 'Actor', 'Action', 'Object', 'Result']} />
         <Table.Tbody>
           {records.map((record) => (
             <Table.Tr key={record.seq}>

@@ -40,6 +40,7 @@ import { reasonOf } from '../api/follow-task.ts';
 import { TaskRunStatus } from '../components/task-run-status.tsx';
 import { useTaskRunner } from '../components/use-task-runner.ts';
 import { usePermissions } from '../permissions.ts';
+import { TableHead } from '../components/table-head.tsx';
 
 const when = (at: number | null | undefined) => (at ? new Date(at).toLocaleString() : '—');
 
@@ -122,19 +123,19 @@ export function BackupJobs(props: {
       )}
       {jobs && jobs.length > 0 && (
         <Table aria-label="Backup jobs">
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>Name</Table.Th>
-              <Table.Th>Repository</Table.Th>
-              <Table.Th>Selects</Table.Th>
-              <Table.Th>Schedule</Table.Th>
-              <Table.Th>Next run</Table.Th>
-              <Table.Th>Last run</Table.Th>
-              <Table.Th>Keeps</Table.Th>
-              <Table.Th>Restore tests</Table.Th>
-              {(mayRun || mayManage) && <Table.Th>Actions</Table.Th>}
-            </Table.Tr>
-          </Table.Thead>
+          <TableHead
+            columns={[
+              'Name',
+              'Repository',
+              'Selects',
+              'Schedule',
+              'Next run',
+              'Last run',
+              'Keeps',
+              'Restore tests',
+              (mayRun || mayManage) && 'Actions',
+            ]}
+          />
           <Table.Tbody>
             {jobs.map((job) => (
               <Table.Tr key={job.id}>

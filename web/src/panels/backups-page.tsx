@@ -29,6 +29,7 @@ import { BackupJobs } from './backup-jobs.tsx';
 import { useTaskRunner } from '../components/use-task-runner.ts';
 import { formatBytes } from '../pages/inventory-page.tsx';
 import { usePermissions } from '../permissions.ts';
+import { TableHead } from '../components/table-head.tsx';
 
 type Usage = BackupRepositoryUsageView['usage'];
 /** A repository's usage, or why its files could not be read. */
@@ -124,20 +125,20 @@ export function BackupsPage(props: { client: ApiClient; events: EventStream }) {
       )}
       {repositories && repositories.length > 0 && (
         <Table aria-label="Backup repositories">
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>Name</Table.Th>
-              <Table.Th>Path</Table.Th>
-              <Table.Th>Encrypted</Table.Th>
-              <Table.Th>Backups</Table.Th>
-              <Table.Th>Stored</Table.Th>
-              <Table.Th>Logical</Table.Th>
-              <Table.Th>Dedup ratio</Table.Th>
-              <Table.Th>Free space</Table.Th>
-              <Table.Th>Schedules</Table.Th>
-              {mayVerify && <Table.Th>Actions</Table.Th>}
-            </Table.Tr>
-          </Table.Thead>
+          <TableHead
+            columns={[
+              'Name',
+              'Path',
+              'Encrypted',
+              'Backups',
+              'Stored',
+              'Logical',
+              'Dedup ratio',
+              'Free space',
+              'Schedules',
+              mayVerify && 'Actions',
+            ]}
+          />
           <Table.Tbody>
             {repositories.map((repository) => {
               const used = usage[repository.id];

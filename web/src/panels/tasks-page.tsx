@@ -11,6 +11,7 @@ import type { EventStream } from '../api/event-stream.ts';
 import type { Task, ZenithEvent } from '../api/types.ts';
 import { ObjectLink } from '../components/object-link.tsx';
 import { usePermissions } from '../permissions.ts';
+import { TableHead } from '../components/table-head.tsx';
 
 /** A task as the contract declares it (GET /tasks). */
 type TaskRow = Task;
@@ -104,15 +105,7 @@ export function TasksPage(props: { client: ApiClient; events: EventStream }) {
         <Grid.Col span={{ base: 12, xl: 7 }}>
           <Title order={3}>Recent tasks</Title>
           <Table aria-label="Recent tasks" striped>
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th>Task</Table.Th>
-                <Table.Th>On</Table.Th>
-                <Table.Th>State</Table.Th>
-                <Table.Th>Progress</Table.Th>
-                <Table.Th>Created</Table.Th>
-              </Table.Tr>
-            </Table.Thead>
+            <TableHead columns={['Task', 'On', 'State', 'Progress', 'Created']} />
             <Table.Tbody>
               {tasks.map((task) => (
                 <Table.Tr key={task.id} data-task-id={task.id}>
@@ -144,14 +137,7 @@ export function TasksPage(props: { client: ApiClient; events: EventStream }) {
         <Grid.Col span={{ base: 12, xl: 5 }}>
           <Title order={3}>Recent events</Title>
           <Table aria-label="Recent events" striped>
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th>#</Table.Th>
-                <Table.Th>Event</Table.Th>
-                <Table.Th>Object</Table.Th>
-                <Table.Th>At</Table.Th>
-              </Table.Tr>
-            </Table.Thead>
+            <TableHead columns={['#', 'Event', 'Object', 'At']} />
             <Table.Tbody>
               {recent.map((event) => (
                 <Table.Tr key={event.seq}>
