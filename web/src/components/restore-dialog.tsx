@@ -34,6 +34,7 @@ import { hrefOf } from '../hash-route.ts';
 import { formatBytes } from '../pages/inventory-page.tsx';
 import { TaskRunStatus } from './task-run-status.tsx';
 import { useTaskRunner } from './use-task-runner.ts';
+import { ErrorAlert } from './error-alert.tsx';
 
 export function RestoreDialog(props: {
   vm: ManagedObject;
@@ -100,11 +101,7 @@ export function RestoreDialog(props: {
         }}
       >
         <Stack>
-          {error && (
-            <Alert color="red" role="alert" title="The hosts could not be listed">
-              {error}
-            </Alert>
-          )}
+          <ErrorAlert title="The hosts could not be listed" error={error} />
           {vm.status === 'present' && (
             <SegmentedControl
               value={mode}

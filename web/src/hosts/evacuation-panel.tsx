@@ -10,6 +10,7 @@ import type { ApiClient } from '../api/client.ts';
 import type { EventStream } from '../api/event-stream.ts';
 import type { ManagedObject, Task } from '../api/types.ts';
 import { TableHead } from '../components/table-head.tsx';
+import { ErrorAlert } from '../components/error-alert.tsx';
 
 interface PlannedMove {
   vmId: string;
@@ -173,11 +174,7 @@ export function EvacuationPanel(props: {
           </Button>
         )}
       </Group>
-      {error && (
-        <Alert color="red" role="alert" title="Refused">
-          {error}
-        </Alert>
-      )}
+      <ErrorAlert title="Refused" error={error} />
       {task && (
         <Stack gap={4}>
           <Text size="sm">

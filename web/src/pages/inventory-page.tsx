@@ -7,7 +7,6 @@
  * or removed anywhere makes the current page be fetched again, all without a reload.
  */
 import {
-  Alert,
   Anchor,
   Badge,
   Button,
@@ -35,6 +34,7 @@ import { parseFilterBar } from '../inventory/filter-bar.ts';
 import { InventoryTree } from '../inventory/inventory-tree.tsx';
 import { StandaloneHosts } from '../inventory/standalone-hosts.tsx';
 import { SimulatedBadge } from '../components/simulated-badge.tsx';
+import { ErrorAlert } from '../components/error-alert.tsx';
 
 /** Inventory events that change which VMs a page holds (not just what one of them shows). */
 const membershipEvents = new Set([
@@ -244,11 +244,7 @@ export function InventoryPage(props: { client: ApiClient; events: EventStream })
               />
             </Group>
           )}
-          {error && (
-            <Alert color="red" role="alert" title="The list could not be loaded">
-              {error}
-            </Alert>
-          )}
+          <ErrorAlert title="The list could not be loaded" error={error} />
           <Table striped highlightOnHover aria-label="Virtual machines" aria-busy={loading}>
             <Table.Thead>
               <Table.Tr>

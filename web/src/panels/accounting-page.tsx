@@ -3,17 +3,7 @@
  * cost report with its period, granularity and grouping, shown as a table and downloadable as CSV
  * or JSON (the API's own renderings, fetched with the session's token).
  */
-import {
-  Alert,
-  Button,
-  Group,
-  NativeSelect,
-  Stack,
-  Table,
-  Text,
-  TextInput,
-  Title,
-} from '@mantine/core';
+import { Button, Group, NativeSelect, Stack, Table, Text, TextInput, Title } from '@mantine/core';
 import { useCallback, useEffect, useState } from 'react';
 import { Bar, BarChart, CartesianGrid, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { ApiError, apiErrorOf } from '../api/api-error.ts';
@@ -21,6 +11,7 @@ import { apiBase, type ApiClient } from '../api/client.ts';
 import type { Report, Showback } from '../api/accounting-types.ts';
 import { formatMinor } from './money.ts';
 import { TableHead } from '../components/table-head.tsx';
+import { ErrorAlert } from '../components/error-alert.tsx';
 
 const granularities = ['hourly', 'daily', 'monthly'];
 const dimensions = ['vm', 'owner', 'group', 'costCenter', 'cluster', 'host', 'hypervisor'];
@@ -147,11 +138,7 @@ export function AccountingPage(props: { client: ApiClient }) {
           </Button>
         </Group>
       </form>
-      {error && (
-        <Alert color="red" role="alert" title="The report could not be made">
-          {error}
-        </Alert>
-      )}
+      <ErrorAlert title="The report could not be made" error={error} />
       {showback && (
         <section aria-label="Showback per group">
           <Title order={3}>Showback per group</Title>

@@ -41,6 +41,7 @@ import { TaskRunStatus } from '../components/task-run-status.tsx';
 import { useTaskRunner } from '../components/use-task-runner.ts';
 import { usePermissions } from '../permissions.ts';
 import { TableHead } from '../components/table-head.tsx';
+import { ErrorAlert } from '../components/error-alert.tsx';
 
 const when = (at: number | null | undefined) => (at ? new Date(at).toLocaleString() : '—');
 
@@ -104,11 +105,7 @@ export function BackupJobs(props: {
           </Button>
         )}
       </Group>
-      {error && (
-        <Alert color="red" role="alert" title="Backup jobs">
-          {error}
-        </Alert>
-      )}
+      <ErrorAlert title="Backup jobs" error={error} />
       <TaskRunStatus run={run} />
       {result && (
         <Text size="sm" aria-label="Run result">

@@ -8,7 +8,7 @@
  * backup task ends. Repositories are added with the API or the CLI (docs/backup.md). Below them,
  * the backup jobs (backup-jobs.tsx).
  */
-import { Alert, Badge, Button, Stack, Table, Text, Title } from '@mantine/core';
+import { Badge, Button, Stack, Table, Text, Title } from '@mantine/core';
 import { useCallback, useEffect, useState } from 'react';
 import {
   backupRepositories,
@@ -30,6 +30,7 @@ import { useTaskRunner } from '../components/use-task-runner.ts';
 import { formatBytes } from '../pages/inventory-page.tsx';
 import { usePermissions } from '../permissions.ts';
 import { TableHead } from '../components/table-head.tsx';
+import { ErrorAlert } from '../components/error-alert.tsx';
 
 type Usage = BackupRepositoryUsageView['usage'];
 /** A repository's usage, or why its files could not be read. */
@@ -104,11 +105,7 @@ export function BackupsPage(props: { client: ApiClient; events: EventStream }) {
   return (
     <Stack>
       <Title order={2}>Backup repositories</Title>
-      {error && (
-        <Alert color="red" role="alert" title="The repositories could not be read">
-          {error}
-        </Alert>
-      )}
+      <ErrorAlert title="The repositories could not be read" error={error} />
       <TaskRunStatus run={run} />
       {report && (
         <Text size="sm">

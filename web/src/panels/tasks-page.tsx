@@ -3,7 +3,7 @@
  * kept live from the event stream (a task's events fetch it again; events are appended as they
  * arrive, newest first, at most the last 100).
  */
-import { Alert, Badge, Grid, Progress, Stack, Table, Text, Title } from '@mantine/core';
+import { Badge, Grid, Progress, Stack, Table, Text, Title } from '@mantine/core';
 import { useEffect, useState } from 'react';
 import { ApiError } from '../api/api-error.ts';
 import type { ApiClient } from '../api/client.ts';
@@ -12,6 +12,7 @@ import type { Task, ZenithEvent } from '../api/types.ts';
 import { ObjectLink } from '../components/object-link.tsx';
 import { usePermissions } from '../permissions.ts';
 import { TableHead } from '../components/table-head.tsx';
+import { ErrorAlert } from '../components/error-alert.tsx';
 
 /** A task as the contract declares it (GET /tasks). */
 type TaskRow = Task;
@@ -96,11 +97,7 @@ export function TasksPage(props: { client: ApiClient; events: EventStream }) {
   return (
     <Stack>
       <Title order={2}>Tasks and events</Title>
-      {error && (
-        <Alert color="red" role="alert" title="Could not be loaded">
-          {error}
-        </Alert>
-      )}
+      <ErrorAlert title="Could not be loaded" error={error} />
       <Grid>
         <Grid.Col span={{ base: 12, xl: 7 }}>
           <Title order={3}>Recent tasks</Title>
