@@ -68,31 +68,22 @@ export function HostPage(props: { hostId: string; client: ApiClient; events: Eve
   useEffect(() => {
     const ids = new Set(listed.split(','));
     const here = new Set([hostId, host?.id]);
-    let timer: ReturnType<typeof setTimeout> | null = null;
-    const unsubscribe = events.subscribe((event) => {
+    return events.subscribeCoalesced((event) => {
       const location =
         isInventoryEvent(event) && event.type !== 'inventory.synced'
           ? 'location' in event.data
             ? event.data.location
             : undefined
           : undefined;
-      const relevant =
+      return (
         here.has(event.objectId ?? '') ||
         (event.type.startsWith('inventory.') && ids.has(event.objectId ?? '')) ||
         here.has(location?.hostId ?? '') ||
         here.has(location?.previousHostId ?? '') ||
         event.type === 'inventory.synced' ||
-        (event.type === 'inventory.created' && event.data?.kind === 'vm');
-      if (!relevant) return;
-      timer ??= setTimeout(() => {
-        timer = null;
-        reload();
-      }, 300);
-    });
-    return () => {
-      unsubscribe();
-      if (timer) clearTimeout(timer);
-    };
+        (event.type === 'inventory.created' && event.data?.kind === 'vm')
+      );
+    }, reload);
   }, [events, host?.id, hostId, listed, reload]);
 
   if (error)

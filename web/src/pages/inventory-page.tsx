@@ -167,22 +167,18 @@ export function InventoryPage(props: { client: ApiClient; events: EventStream })
 
   // Live: VMs created or removed anywhere may enter or leave this page; fetch it again, at most
   // every half second however many arrive.
-  useEffect(() => {
-    let timer: ReturnType<typeof setTimeout> | null = null;
-    const unsubscribe = events.subscribe((event) => {
-      if (!membershipEvents.has(event.type) || !isInventoryEvent(event)) return;
-      const kind = event.type === 'inventory.synced' ? undefined : event.data.kind;
-      if (event.type !== 'inventory.synced' && kind !== 'vm') return;
-      timer ??= setTimeout(() => {
-        timer = null;
-        setGeneration((n) => n + 1);
-      }, 500);
-    });
-    return () => {
-      unsubscribe();
-      if (timer) clearTimeout(timer);
-    };
-  }, [events]);
+  useEffect(
+    () =>
+      events.subscribeCoalesced(
+        (event) => {
+          if (!membershipEvents.has(event.type) || !isInventoryEvent(event)) return false;
+          return event.type === 'inventory.synced' || event.data.kind === 'vm';
+        },
+        () => setGeneration((n) => n + 1),
+        500,
+      ),
+    [events],
+  );
 
   // Live: a change to a VM on this page is fetched again and redrawn in place.
   useEffect(() => {
