@@ -35,6 +35,7 @@ import { formatBytes } from '../pages/inventory-page.tsx';
 import { TaskRunStatus } from './task-run-status.tsx';
 import { useTaskRunner } from './use-task-runner.ts';
 import { ErrorAlert } from './error-alert.tsx';
+import { NameConfirmation } from './name-confirmation.tsx';
 
 export function RestoreDialog(props: {
   vm: ManagedObject;
@@ -152,12 +153,7 @@ export function RestoreDialog(props: {
                 </Alert>
               )}
               {into !== 'add' && (
-                <TextInput
-                  label={`Type ${vm.name} to confirm`}
-                  value={confirmation}
-                  onChange={(event) => setConfirmation(event.currentTarget.value)}
-                  autoComplete="off"
-                />
+                <NameConfirmation name={vm.name} value={confirmation} onChange={setConfirmation} />
               )}
             </>
           ) : mode === 'replace' ? (
@@ -171,12 +167,7 @@ export function RestoreDialog(props: {
                   Stop it first: its disks are not replaced while it runs.
                 </Alert>
               )}
-              <TextInput
-                label={`Type ${vm.name} to confirm`}
-                value={confirmation}
-                onChange={(event) => setConfirmation(event.currentTarget.value)}
-                autoComplete="off"
-              />
+              <NameConfirmation name={vm.name} value={confirmation} onChange={setConfirmation} />
             </>
           ) : (
             <>
