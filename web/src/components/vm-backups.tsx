@@ -27,6 +27,7 @@ import { RestoreDialog } from './restore-dialog.tsx';
 import { TaskRunStatus } from './task-run-status.tsx';
 import { useTaskRunner } from './use-task-runner.ts';
 import { TableHead } from './table-head.tsx';
+import { useLiveLoad } from './use-live-load.ts';
 
 /** A backup.create task's result (the contract leaves task results untyped). */
 interface BackupResult {
@@ -64,14 +65,11 @@ export function VmBackups(props: {
       setError(reasonOf(failure));
     }
   }, [client, vmId]);
-  useEffect(() => {
-    void load();
-    return events.subscribe((event) => {
-      if (!isTaskEnd(event)) return;
-      const { kind, targetId } = event.data;
-      if (targetId === vmId || kind === 'backup.verify' || kind === 'backup.restore') void load();
-    });
-  }, [events, load, vmId]);
+  useLiveLoad(events, load, (event) => {
+    if (!isTaskEnd(event)) return false;
+    const { kind, targetId } = event.data;
+    return targetId === vmId || kind === 'backup.verify' || kind === 'backup.restore';
+  });
 
   const offerBackUp = mayBackUp && present && mayReadRepositories;
   useEffect(() => {

@@ -21,7 +21,7 @@ import {
   TextInput,
   Title,
 } from '@mantine/core';
-import { useCallback, useEffect, useState } from 'react';
+import { useCallback, useState } from 'react';
 import {
   backupJobs,
   createBackupJob,
@@ -42,6 +42,7 @@ import { useTaskRunner } from '../components/use-task-runner.ts';
 import { usePermissions } from '../permissions.ts';
 import { TableHead } from '../components/table-head.tsx';
 import { ErrorAlert } from '../components/error-alert.tsx';
+import { useLiveLoad } from '../components/use-live-load.ts';
 
 const when = (at: number | null | undefined) => (at ? new Date(at).toLocaleString() : '—');
 
@@ -77,12 +78,7 @@ export function BackupJobs(props: {
       setError(reasonOf(failure));
     }
   }, [client]);
-  useEffect(() => {
-    void load();
-    return events.subscribe((event) => {
-      if (isTaskEnd(event) && event.data.kind === 'backup.job') void load();
-    });
-  }, [events, load]);
+  useLiveLoad(events, load, (event) => isTaskEnd(event) && event.data.kind === 'backup.job');
 
   const act = async (work: () => Promise<unknown>) => {
     try {

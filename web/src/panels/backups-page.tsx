@@ -9,7 +9,7 @@
  * the backup jobs (backup-jobs.tsx).
  */
 import { Badge, Button, Stack, Table, Text, Title } from '@mantine/core';
-import { useCallback, useEffect, useState } from 'react';
+import { useCallback, useState } from 'react';
 import {
   backupRepositories,
   backupRepositoryUsage,
@@ -31,6 +31,7 @@ import { formatBytes } from '../pages/inventory-page.tsx';
 import { usePermissions } from '../permissions.ts';
 import { TableHead } from '../components/table-head.tsx';
 import { ErrorAlert } from '../components/error-alert.tsx';
+import { useLiveLoad } from '../components/use-live-load.ts';
 
 type Usage = BackupRepositoryUsageView['usage'];
 /** A repository's usage, or why its files could not be read. */
@@ -89,12 +90,7 @@ export function BackupsPage(props: { client: ApiClient; events: EventStream }) {
       setError(reasonOf(failure));
     }
   }, [client]);
-  useEffect(() => {
-    void load();
-    return events.subscribe((event) => {
-      if (isTaskEnd(event) && event.data.kind.startsWith('backup.')) void load();
-    });
-  }, [events, load]);
+  useLiveLoad(events, load, (event) => isTaskEnd(event) && event.data.kind.startsWith('backup.'));
 
   const verify = async (repository: BackupRepositoryView) => {
     await start(`Verify ${repository.name}`, () => verifyBackupRepository(client, repository.id));
