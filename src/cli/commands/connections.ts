@@ -1,5 +1,7 @@
 /** `zenith connections`: connections to hypervisors and managers. */
 import type { Command } from 'commander';
+import type { listConnections } from '../../api/connections.js';
+import type { AnswerOf } from '../../api/operation.js';
 import { ZenithError } from '../../api/errors.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printTable } from '../output.js';
@@ -38,17 +40,8 @@ export function registerConnections(program: Command): void {
     .description('List connections')
     .action(async (_o: unknown, command: Command) => {
       const globals = command.optsWithGlobals<Globals>();
-      const list = await ApiClient.fromConfig(globals).get<{
-        items: Array<{
-          id: string;
-          name: string;
-          type: string;
-          simulated: boolean;
-          state: string;
-          lastSyncAt: number | null;
-          lastError: string | null;
-        }>;
-      }>('/connections');
+      const list =
+        await ApiClient.fromConfig(globals).get<AnswerOf<typeof listConnections>>('/connections');
       if (globals.json) return printJson(list);
       printTable(
         ['NAME', 'TYPE', 'STATE', 'LAST SYNC', 'ERROR', 'ID'],

@@ -1,8 +1,10 @@
 /** `zenith tasks`: long actions and their progress. */
 import type { Command } from 'commander';
+import type { AnswerOf } from '../../api/operation.js';
+import type { listTasks } from '../../api/tasks.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printTable } from '../output.js';
-import { waitForTask, type TaskSummary } from '../progress.js';
+import { waitForTask } from '../progress.js';
 import type { Globals } from './globals.js';
 
 export function registerTasks(program: Command): void {
@@ -18,15 +20,9 @@ export function registerTasks(program: Command): void {
         limit: options.limit,
         ...(options.state ? { state: options.state } : {}),
       });
-      const list = await ApiClient.fromConfig(globals).get<{
-        items: Array<
-          TaskSummary & {
-            createdAt: number;
-            targetId: string | null;
-            params: Record<string, unknown>;
-          }
-        >;
-      }>(`/tasks?${query.toString()}`);
+      const list = await ApiClient.fromConfig(globals).get<AnswerOf<typeof listTasks>>(
+        `/tasks?${query.toString()}`,
+      );
       if (globals.json) return printJson(list);
       printTable(
         ['ID', 'KIND', 'TARGET', 'STATE', 'PROGRESS', 'CREATED', 'ERROR'],

@@ -1,5 +1,7 @@
 /** `zenith tokens`: API tokens and sessions — your own, or everyone's for administrators. */
 import type { Command } from 'commander';
+import type { listTokens } from '../../api/tokens.js';
+import type { AnswerOf } from '../../api/operation.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printTable } from '../output.js';
 import { wholeNumber } from './parse-number.js';
@@ -13,18 +15,9 @@ export function registerTokens(program: Command): void {
     .option('--all', "every identity's tokens")
     .action(async (options: { all?: boolean }, command: Command) => {
       const globals = command.optsWithGlobals<Globals>();
-      const list = await ApiClient.fromConfig(globals).get<{
-        items: Array<{
-          id: string;
-          name: string;
-          kind: string;
-          identityId: string;
-          createdAt: number;
-          expiresAt: number | null;
-          lastUsedAt: number | null;
-          revokedAt: number | null;
-        }>;
-      }>(`/tokens${options.all ? '?all=true' : ''}`);
+      const list = await ApiClient.fromConfig(globals).get<AnswerOf<typeof listTokens>>(
+        `/tokens${options.all ? '?all=true' : ''}`,
+      );
       if (globals.json) return printJson(list);
       printTable(
         ['ID', 'NAME', 'KIND', 'CREATED', 'EXPIRES', 'LAST USED', 'REVOKED'],

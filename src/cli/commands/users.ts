@@ -1,5 +1,7 @@
 /** `zenith users`: people and service identities, their roles, attributes and passwords. */
 import type { Command } from 'commander';
+import type { listUsers } from '../../api/users.js';
+import type { AnswerOf } from '../../api/operation.js';
 import { ZenithError } from '../../api/errors.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printTable } from '../output.js';
@@ -13,16 +15,7 @@ export function registerUsers(program: Command): void {
     .description('List identities')
     .action(async (_o: unknown, command: Command) => {
       const globals = command.optsWithGlobals<Globals>();
-      const list = await ApiClient.fromConfig(globals).get<{
-        items: Array<{
-          id: string;
-          name: string;
-          kind: string;
-          role: string;
-          disabled: boolean;
-          createdAt: number;
-        }>;
-      }>('/users');
+      const list = await ApiClient.fromConfig(globals).get<AnswerOf<typeof listUsers>>('/users');
       if (globals.json) return printJson(list);
       printTable(
         ['NAME', 'KIND', 'ROLE', 'DISABLED', 'CREATED', 'ID'],

@@ -1,5 +1,7 @@
 /** `zenith vms snapshot`: list, create, revert and delete a VM's snapshots. */
 import type { Command } from 'commander';
+import type { listSnapshots } from '../../api/snapshots.js';
+import type { AnswerOf } from '../../api/operation.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printTable } from '../output.js';
 import { runTask } from '../progress.js';
@@ -12,9 +14,9 @@ export function registerSnapshots(vms: Command): void {
     .description('List the snapshots of a VM')
     .action(async (vm: string, _o: unknown, command: Command) => {
       const globals = command.optsWithGlobals<Globals>();
-      const list = await ApiClient.fromConfig(globals).get<{
-        items: Array<{ id: string; name: string; createdAt: number; powerState: string }>;
-      }>(`/vms/${encodeURIComponent(vm)}/snapshots`);
+      const list = await ApiClient.fromConfig(globals).get<AnswerOf<typeof listSnapshots>>(
+        `/vms/${encodeURIComponent(vm)}/snapshots`,
+      );
       if (globals.json) return printJson(list);
       printTable(
         ['NAME', 'TAKEN', 'POWER', 'ID'],
