@@ -4,7 +4,8 @@ import type { Command } from 'commander';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printTable } from '../output.js';
 import { instant } from './parse-instant.js';
-import type { CostBreakdown } from '../../api/accounting.js';
+import type { CostBreakdown, listRateCards } from '../../api/accounting.js';
+import type { AnswerOf } from '../../api/operation.js';
 import type { Globals } from './globals.js';
 
 type Cost = CostBreakdown;
@@ -40,14 +41,10 @@ export function registerAccounting(program: Command): void {
     .description('List rate card versions')
     .action(async (_options: unknown, command: Command) => {
       const globals = command.optsWithGlobals<Globals>();
-      const answer = await ApiClient.fromConfig(globals).get<{
-        items: Array<{
-          id: string;
-          version: number;
-          effectiveFrom: number;
-          body: { currency: string; timeZone: string; rates: unknown[] };
-        }>;
-      }>('/accounting/rate-cards');
+      const answer =
+        await ApiClient.fromConfig(globals).get<AnswerOf<typeof listRateCards>>(
+          '/accounting/rate-cards',
+        );
       if (globals.json) return printJson(answer);
       printTable(
         ['VERSION', 'EFFECTIVE FROM', 'CURRENCY', 'TIME ZONE', 'RULES', 'ID'],

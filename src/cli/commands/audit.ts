@@ -1,5 +1,7 @@
 /** `zenith audit`: the audit trail, listed from the server or verified (also offline, from the store). */
 import type { Command } from 'commander';
+import type { listAudit } from '../../api/audit.js';
+import type { AnswerOf } from '../../api/operation.js';
 import { ZenithError } from '../../api/errors.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printTable } from '../output.js';
@@ -34,18 +36,9 @@ export function registerAudit(program: Command): void {
           ...(options.target ? { targetId: options.target } : {}),
           ...(options.action ? { action: options.action } : {}),
         });
-        const page = await ApiClient.fromConfig(globals).get<{
-          items: Array<{
-            seq: number;
-            ts: number;
-            actorName: string;
-            actorKind: string;
-            action: string;
-            targetId: string | null;
-            result: string;
-            errorCode: string | null;
-          }>;
-        }>(`/audit?${query.toString()}`);
+        const page = await ApiClient.fromConfig(globals).get<AnswerOf<typeof listAudit>>(
+          `/audit?${query.toString()}`,
+        );
         if (globals.json) return printJson(page);
         printTable(
           ['SEQ', 'TIME', 'WHO', 'ACTION', 'TARGET', 'RESULT'],
