@@ -1,17 +1,8 @@
 /** `zenith bindings`: role bindings — subject → role → scope, with an optional condition. */
 import type { Command } from 'commander';
+import type { BindingView } from '../../api/access.js';
 import { formatTime, printJson, printTable } from '../output.js';
 import { clientOf } from './globals.js';
-
-export interface Binding {
-  id: string;
-  subjectId: string;
-  subjectKind: string;
-  role: string;
-  scopeId: string | null;
-  condition?: string | null;
-  createdAt: number;
-}
 
 export function registerBindings(program: Command): void {
   const bindings = program.command('bindings').description('Role bindings: subject → role → scope');
@@ -22,7 +13,7 @@ export function registerBindings(program: Command): void {
     .action(async (options: { subject?: string; scope?: string }, command: Command) => {
       const { api, json } = clientOf(command);
       const query = new URLSearchParams(options as Record<string, string>);
-      const page = await api.get<{ items: Binding[] }>(`/role-bindings?${query.toString()}`);
+      const page = await api.get<{ items: BindingView[] }>(`/role-bindings?${query.toString()}`);
       if (json) return printJson(page);
       printTable(
         ['ID', 'SUBJECT', 'ROLE', 'SCOPE', 'CONDITION', 'CREATED'],
@@ -54,7 +45,7 @@ export function registerBindings(program: Command): void {
         command: Command,
       ) => {
         const { api, json } = clientOf(command);
-        const binding = await api.post<Binding>('/role-bindings', {
+        const binding = await api.post<BindingView>('/role-bindings', {
           subject,
           role,
           ...(scope ? { scope } : {}),
@@ -68,7 +59,7 @@ export function registerBindings(program: Command): void {
     );
   bindings.command('delete <id>').action(async (id: string, _o, command: Command) => {
     const { api, json } = clientOf(command);
-    const binding = await api.request<Binding>(
+    const binding = await api.request<BindingView>(
       'DELETE',
       `/role-bindings/${encodeURIComponent(id)}`,
     );

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ZenithError } from '../../api/errors.js';
+import type { PolicyView } from '../../api/policies.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printKeyValues, printTable } from '../output.js';
 import { wholeNumber } from './parse-number.js';
@@ -17,20 +18,6 @@ interface PolicyFlags {
   prefer?: string[];
   set?: string[];
   disabled?: boolean;
-}
-
-interface PolicyView {
-  id: string;
-  name: string;
-  description: string | null;
-  enabled: boolean;
-  scope: { kind: string; id: string | null; name: string | null };
-  when: string | null;
-  constraints: Array<{ name: string; expression: string }>;
-  preferences: Array<{ name: string; expression: string; weight: number }>;
-  rules: Array<Record<string, unknown>>;
-  settings: Record<string, unknown>;
-  updatedAt: number;
 }
 
 function readJson(path: string): Record<string, unknown> {

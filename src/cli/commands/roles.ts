@@ -1,19 +1,14 @@
 /** `zenith roles`: predefined and custom roles. */
 import type { Command } from 'commander';
+import type { RoleView } from '../../api/access.js';
 import { printJson, printTable } from '../output.js';
 import { clientOf } from './globals.js';
-
-interface Role {
-  name: string;
-  permissions: string[];
-  predefined: boolean;
-}
 
 export function registerRoles(program: Command): void {
   const roles = program.command('roles').description('Predefined and custom roles');
   roles.command('list', { isDefault: true }).action(async (_o, command: Command) => {
     const { api, json } = clientOf(command);
-    const page = await api.get<{ items: Role[] }>('/roles');
+    const page = await api.get<{ items: RoleView[] }>('/roles');
     if (json) return printJson(page);
     printTable(
       ['NAME', 'KIND', 'PERMISSIONS'],
@@ -29,13 +24,13 @@ export function registerRoles(program: Command): void {
     .description('A custom role granting the given permissions (e.g. vm.read vm.power)')
     .action(async (name: string, permissions: string[], _o, command: Command) => {
       const { api, json } = clientOf(command);
-      const role = await api.post<Role>('/roles', { name, permissions });
+      const role = await api.post<RoleView>('/roles', { name, permissions });
       if (json) return printJson(role);
       console.log(`role ${role.name}: ${role.permissions.join(' ')}`);
     });
   roles.command('delete <name>').action(async (name: string, _o, command: Command) => {
     const { api, json } = clientOf(command);
-    const role = await api.request<Role>('DELETE', `/roles/${encodeURIComponent(name)}`);
+    const role = await api.request<RoleView>('DELETE', `/roles/${encodeURIComponent(name)}`);
     if (json) return printJson(role);
     console.log(`deleted role ${role.name}`);
   });
