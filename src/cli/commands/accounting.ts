@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printTable } from '../output.js';
 import { instant } from './parse-instant.js';
-import type { CostBreakdown, listRateCards } from '../../api/accounting.js';
+import type { CostBreakdown, listRateCards, OwnershipRecord } from '../../api/accounting.js';
 import type { AnswerOf } from '../../api/operation.js';
 import type { Globals } from './globals.js';
 
@@ -115,16 +115,7 @@ export function registerAccounting(program: Command): void {
           Object.entries(options).filter(([, v]) => v !== undefined),
         );
         if (Object.keys(change).length > 0) await client.request('PUT', path, change);
-        const history = await client.get<{
-          items: Array<{
-            owner: string;
-            group: string;
-            costCenter: string;
-            from: number;
-            to: number | null;
-            changedBy: string;
-          }>;
-        }>(path);
+        const history = await client.get<{ items: OwnershipRecord[] }>(path);
         if (globals.json) return printJson(history);
         printTable(
           ['OWNER', 'GROUP', 'COST CENTER', 'FROM', 'TO', 'CHANGED BY'],

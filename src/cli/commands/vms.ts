@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { ZenithError } from '../../api/errors.js';
+import type { LocationView } from '../../api/inventory.js';
 import { ApiClient } from '../client.js';
 import { formatTime, formatBytes, printJson, printKeyValues, printTable } from '../output.js';
 import { runTask } from '../progress.js';
@@ -228,13 +229,9 @@ export function registerVms(program: Command): void {
     .action(async (vm: string, options: { at?: string }, command: Command) => {
       const globals = command.optsWithGlobals<Globals>();
       const at = options.at ? `?at=${encodeURIComponent(options.at)}` : '';
-      const location = await ApiClient.fromConfig(globals).get<{
-        hostName: string | null;
-        hostId: string | null;
-        powerState: string;
-        from: number;
-        to: number | null;
-      }>(`/vms/${encodeURIComponent(vm)}/location${at}`);
+      const location = await ApiClient.fromConfig(globals).get<LocationView>(
+        `/vms/${encodeURIComponent(vm)}/location${at}`,
+      );
       if (globals.json) return printJson(location);
       printKeyValues([
         ['host', `${location.hostName ?? '-'} (${location.hostId ?? '-'})`],
@@ -249,14 +246,9 @@ export function registerVms(program: Command): void {
     .description('The location history: every interval on a host in one power state')
     .action(async (vm: string, _o: unknown, command: Command) => {
       const globals = command.optsWithGlobals<Globals>();
-      const history = await ApiClient.fromConfig(globals).get<{
-        items: Array<{
-          hostName: string | null;
-          powerState: string;
-          from: number;
-          to: number | null;
-        }>;
-      }>(`/vms/${encodeURIComponent(vm)}/location-history`);
+      const history = await ApiClient.fromConfig(globals).get<{ items: LocationView[] }>(
+        `/vms/${encodeURIComponent(vm)}/location-history`,
+      );
       if (globals.json) return printJson(history);
       printTable(
         ['FROM', 'TO', 'HOST', 'POWER'],
