@@ -4,9 +4,9 @@ import type { listAudit } from '../../api/audit.js';
 import type { AnswerOf } from '../../api/operation.js';
 import { ZenithError } from '../../api/errors.js';
 import { ApiClient } from '../client.js';
-import { formatTime, printJson, printTable } from '../output.js';
+import { formatTime, printJson } from '../output.js';
 import { verifyStoredAudit } from './local-audit.js';
-import type { Globals } from './globals.js';
+import { printList, type Globals } from './globals.js';
 
 interface VerifyResult {
   ok: boolean;
@@ -29,27 +29,24 @@ export function registerAudit(program: Command): void {
         options: { actor?: string; target?: string; action?: string; limit: string },
         command: Command,
       ) => {
-        const globals = command.optsWithGlobals<Globals>();
         const query = new URLSearchParams({
           limit: options.limit,
           ...(options.actor ? { actorId: options.actor } : {}),
           ...(options.target ? { targetId: options.target } : {}),
           ...(options.action ? { action: options.action } : {}),
         });
-        const page = await ApiClient.fromConfig(globals).get<AnswerOf<typeof listAudit>>(
+        await printList<AnswerOf<typeof listAudit>>(
+          command,
           `/audit?${query.toString()}`,
-        );
-        if (globals.json) return printJson(page);
-        printTable(
           ['SEQ', 'TIME', 'WHO', 'ACTION', 'TARGET', 'RESULT'],
-          page.items.map((r) => [
+          (r) => [
             r.seq,
             formatTime(r.ts),
             `${r.actorName} (${r.actorKind})`,
             r.action,
             r.targetId,
             r.errorCode ? `${r.result} ${r.errorCode}` : r.result,
-          ]),
+          ],
         );
       },
     );

@@ -1,7 +1,7 @@
 /** What every command shares: the global options, repeatable options, and the API client they give. */
 import type { Command } from 'commander';
 import { ApiClient } from '../client.js';
-import { printJson } from '../output.js';
+import { printJson, printTable } from '../output.js';
 
 /** The options of `zenith` itself, which every command reads. */
 export interface Globals {
@@ -26,4 +26,23 @@ export async function printAnswer(
   body?: unknown,
 ): Promise<void> {
   printJson(await clientOf(command).api.request(method, path, body));
+}
+
+/** A cell of a printed table (null and undefined print as '-'). */
+type Cell = string | number | boolean | null | undefined;
+
+/**
+ * The usual list command: GET `path` with the command's client, then the answer as JSON with
+ * --json, otherwise a table of `headers` with one row per item.
+ */
+export async function printList<Answer extends { items: readonly unknown[] }>(
+  command: Command,
+  path: string,
+  headers: string[],
+  row: (item: Answer['items'][number]) => Cell[],
+): Promise<void> {
+  const { api, json } = clientOf(command);
+  const answer = await api.get<Answer>(path);
+  if (json) return printJson(answer);
+  printTable(headers, answer.items.map(row));
 }

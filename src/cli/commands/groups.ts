@@ -1,8 +1,8 @@
 /** `zenith groups`: groups of users, service identities and groups. */
 import type { Command } from 'commander';
 import type { GroupView } from '../../api/access.js';
-import { printJson, printKeyValues, printTable } from '../output.js';
-import { clientOf } from './globals.js';
+import { printJson, printKeyValues } from '../output.js';
+import { clientOf, printList } from './globals.js';
 
 function printGroup(group: GroupView): void {
   printKeyValues([
@@ -17,13 +17,11 @@ export function registerGroups(program: Command): void {
     .command('groups')
     .description('Groups of users, service identities and groups');
   groups.command('list', { isDefault: true }).action(async (_o, command: Command) => {
-    const { api, json } = clientOf(command);
-    const page = await api.get<{ items: GroupView[] }>('/groups');
-    if (json) return printJson(page);
-    printTable(
-      ['ID', 'NAME', 'MEMBERS'],
-      page.items.map((g) => [g.id, g.name, g.members.map((m) => m.name).join(', ')]),
-    );
+    await printList<{ items: GroupView[] }>(command, '/groups', ['ID', 'NAME', 'MEMBERS'], (g) => [
+      g.id,
+      g.name,
+      g.members.map((m) => m.name).join(', '),
+    ]);
   });
   groups
     .command('create <name>')

@@ -6,7 +6,7 @@ import type { PolicyView } from '../../api/policies.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printKeyValues, printTable } from '../output.js';
 import { wholeNumber } from './parse-number.js';
-import { collect, type Globals } from './globals.js';
+import { printList, collect, type Globals } from './globals.js';
 
 interface PolicyFlags {
   file?: string;
@@ -269,12 +269,11 @@ export function registerPolicy(program: Command): void {
     .command('list', { isDefault: true })
     .description('Every policy, general scopes first')
     .action(async (_o: unknown, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const list = await ApiClient.fromConfig(globals).get<{ items: PolicyView[] }>('/policies');
-      if (globals.json) return printJson(list);
-      printTable(
+      await printList<{ items: PolicyView[] }>(
+        command,
+        '/policies',
         ['NAME', 'SCOPE', 'ENABLED', 'WHEN', 'CONSTRAINTS', 'PREFERENCES', 'RULES', 'SETTINGS'],
-        list.items.map((p) => [
+        (p) => [
           p.name,
           p.scope.id ? `${p.scope.kind} ${p.scope.name ?? p.scope.id}` : 'global',
           p.enabled,
@@ -283,7 +282,7 @@ export function registerPolicy(program: Command): void {
           p.preferences.length,
           p.rules.length,
           Object.keys(p.settings).join(' ') || null,
-        ]),
+        ],
       );
     });
   policy

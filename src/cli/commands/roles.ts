@@ -1,22 +1,17 @@
 /** `zenith roles`: predefined and custom roles. */
 import type { Command } from 'commander';
 import type { RoleView } from '../../api/access.js';
-import { printJson, printTable } from '../output.js';
-import { clientOf } from './globals.js';
+import { printJson } from '../output.js';
+import { clientOf, printList } from './globals.js';
 
 export function registerRoles(program: Command): void {
   const roles = program.command('roles').description('Predefined and custom roles');
   roles.command('list', { isDefault: true }).action(async (_o, command: Command) => {
-    const { api, json } = clientOf(command);
-    const page = await api.get<{ items: RoleView[] }>('/roles');
-    if (json) return printJson(page);
-    printTable(
+    await printList<{ items: RoleView[] }>(
+      command,
+      '/roles',
       ['NAME', 'KIND', 'PERMISSIONS'],
-      page.items.map((r) => [
-        r.name,
-        r.predefined ? 'predefined' : 'custom',
-        r.permissions.join(' '),
-      ]),
+      (r) => [r.name, r.predefined ? 'predefined' : 'custom', r.permissions.join(' ')],
     );
   });
   roles

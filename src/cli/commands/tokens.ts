@@ -3,9 +3,9 @@ import type { Command } from 'commander';
 import type { listTokens } from '../../api/tokens.js';
 import type { AnswerOf } from '../../api/operation.js';
 import { ApiClient } from '../client.js';
-import { formatTime, printJson, printTable } from '../output.js';
+import { formatTime, printJson } from '../output.js';
 import { wholeNumber } from './parse-number.js';
-import { printAnswer, type Globals } from './globals.js';
+import { printList, printAnswer, type Globals } from './globals.js';
 
 export function registerTokens(program: Command): void {
   const tokens = program.command('tokens').description('API tokens and sessions');
@@ -14,14 +14,11 @@ export function registerTokens(program: Command): void {
     .description("Your tokens (--all: everyone's, administrators only)")
     .option('--all', "every identity's tokens")
     .action(async (options: { all?: boolean }, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const list = await ApiClient.fromConfig(globals).get<AnswerOf<typeof listTokens>>(
+      await printList<AnswerOf<typeof listTokens>>(
+        command,
         `/tokens${options.all ? '?all=true' : ''}`,
-      );
-      if (globals.json) return printJson(list);
-      printTable(
         ['ID', 'NAME', 'KIND', 'CREATED', 'EXPIRES', 'LAST USED', 'REVOKED'],
-        list.items.map((t) => [
+        (t) => [
           t.id,
           t.name,
           t.kind,
@@ -29,7 +26,7 @@ export function registerTokens(program: Command): void {
           formatTime(t.expiresAt),
           formatTime(t.lastUsedAt),
           formatTime(t.revokedAt),
-        ]),
+        ],
       );
     });
   tokens

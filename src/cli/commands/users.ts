@@ -4,9 +4,9 @@ import type { listUsers } from '../../api/users.js';
 import type { AnswerOf } from '../../api/operation.js';
 import { ZenithError } from '../../api/errors.js';
 import { ApiClient } from '../client.js';
-import { formatTime, printJson, printTable } from '../output.js';
+import { formatTime, printJson } from '../output.js';
 import { readSecret } from '../prompt.js';
-import { printAnswer, type Globals } from './globals.js';
+import { printList, printAnswer, type Globals } from './globals.js';
 
 export function registerUsers(program: Command): void {
   const users = program.command('users').description('People and service identities');
@@ -14,19 +14,11 @@ export function registerUsers(program: Command): void {
     .command('list', { isDefault: true })
     .description('List identities')
     .action(async (_o: unknown, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const list = await ApiClient.fromConfig(globals).get<AnswerOf<typeof listUsers>>('/users');
-      if (globals.json) return printJson(list);
-      printTable(
+      await printList<AnswerOf<typeof listUsers>>(
+        command,
+        '/users',
         ['NAME', 'KIND', 'ROLE', 'DISABLED', 'CREATED', 'ID'],
-        list.items.map((u) => [
-          u.name,
-          u.kind,
-          u.role,
-          u.disabled ? 'yes' : '',
-          formatTime(u.createdAt),
-          u.id,
-        ]),
+        (u) => [u.name, u.kind, u.role, u.disabled ? 'yes' : '', formatTime(u.createdAt), u.id],
       );
     });
   users

@@ -2,10 +2,10 @@
 import type { Command } from 'commander';
 import type { listSnapshots } from '../../api/snapshots.js';
 import type { AnswerOf } from '../../api/operation.js';
-import { ApiClient } from '../client.js';
-import { formatTime, printJson, printTable } from '../output.js';
+import { formatTime } from '../output.js';
 import { runTask } from '../progress.js';
 import type { Globals } from './object-views.js';
+import { printList } from './globals.js';
 
 export function registerSnapshots(vms: Command): void {
   const snapshots = vms.command('snapshot').description('Snapshots of a VM');
@@ -13,14 +13,11 @@ export function registerSnapshots(vms: Command): void {
     .command('list <vm>', { isDefault: true })
     .description('List the snapshots of a VM')
     .action(async (vm: string, _o: unknown, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const list = await ApiClient.fromConfig(globals).get<AnswerOf<typeof listSnapshots>>(
+      await printList<AnswerOf<typeof listSnapshots>>(
+        command,
         `/vms/${encodeURIComponent(vm)}/snapshots`,
-      );
-      if (globals.json) return printJson(list);
-      printTable(
         ['NAME', 'TAKEN', 'POWER', 'ID'],
-        list.items.map((s) => [s.name, formatTime(s.createdAt), s.powerState, s.id]),
+        (s) => [s.name, formatTime(s.createdAt), s.powerState, s.id],
       );
     });
   snapshots
