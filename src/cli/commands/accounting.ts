@@ -6,7 +6,7 @@ import { formatTime, printJson, printTable } from '../output.js';
 import { instant } from './parse-instant.js';
 import type { CostBreakdown, listRateCards, OwnershipRecord } from '../../api/accounting.js';
 import type { AnswerOf } from '../../api/operation.js';
-import type { Globals } from './globals.js';
+import { printList, type Globals } from './globals.js';
 
 type Cost = CostBreakdown;
 
@@ -40,22 +40,18 @@ export function registerAccounting(program: Command): void {
     .command('list', { isDefault: true })
     .description('List rate card versions')
     .action(async (_options: unknown, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const answer =
-        await ApiClient.fromConfig(globals).get<AnswerOf<typeof listRateCards>>(
-          '/accounting/rate-cards',
-        );
-      if (globals.json) return printJson(answer);
-      printTable(
+      await printList<AnswerOf<typeof listRateCards>>(
+        command,
+        '/accounting/rate-cards',
         ['VERSION', 'EFFECTIVE FROM', 'CURRENCY', 'TIME ZONE', 'RULES', 'ID'],
-        answer.items.map((c) => [
+        (c) => [
           c.version,
           formatTime(c.effectiveFrom),
           c.body.currency,
           c.body.timeZone,
           c.body.rates.length,
           c.id,
-        ]),
+        ],
       );
     });
   rates
