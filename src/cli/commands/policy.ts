@@ -2,7 +2,8 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ZenithError } from '../../api/errors.js';
-import type { PolicyView } from '../../api/policies.js';
+import type { PlacementDecision } from '../../api/placement.js';
+import type { ExpressionTestResult, PolicyTestResult, PolicyView } from '../../api/policies.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printKeyValues, printTable } from '../output.js';
 import { wholeNumber } from './parse-number.js';
@@ -130,49 +131,7 @@ function showPolicy(policy: PolicyView): void {
   }
 }
 
-interface PolicyTestAnswer {
-  policy: { name: string; scope: { kind: string; id: string | null } };
-  appliesTo: { vms: number; sample: string[] };
-  constraints: Array<{
-    name: string;
-    expression: string;
-    holds: number;
-    violated: number;
-    failed: number;
-    violations: Array<{ vmName: string; hostName: string | null }>;
-    failures: Array<{ vmName: string; hostName: string | null; message: string }>;
-  }>;
-  rules: Array<{
-    name: string;
-    kind: string;
-    hard: boolean;
-    members: number;
-    groups: number;
-    violations: Array<{ vmName: string; detail: string }>;
-  }>;
-  preferences: Array<{
-    name: string;
-    weight: number;
-    min: number | null;
-    max: number | null;
-    mean: number | null;
-    failed: number;
-  }>;
-  placement: unknown;
-}
-
-interface ExpressionAnswer {
-  expression: string;
-  type: string;
-  value?: unknown;
-  over?: string;
-  evaluated?: number;
-  counts?: Array<{ value: string; count: number }>;
-  matches?: string[];
-  failures?: Array<{ vmName: string; hostName: string | null; message: string }>;
-}
-
-function printPolicyTest(answer: PolicyTestAnswer): void {
+function printPolicyTest(answer: PolicyTestResult): void {
   const { policy } = answer;
   process.stdout.write(
     `policy ${policy.name} (${policy.scope.id ? `${policy.scope.kind} ${policy.scope.id}` : 'global'}) applies to ${answer.appliesTo.vms} VMs now\n`,
@@ -198,11 +157,11 @@ function printPolicyTest(answer: PolicyTestAnswer): void {
     );
   if (answer.placement) {
     process.stdout.write('\nwith this policy in force:\n');
-    printDecision(answer.placement as Decision, true);
+    printDecision(answer.placement, true);
   }
 }
 
-function printExpression(answer: ExpressionAnswer): void {
+function printExpression(answer: ExpressionTestResult): void {
   if ('value' in answer) {
     process.stdout.write(`${JSON.stringify(answer.value)}\n`);
     return;
@@ -214,22 +173,7 @@ function printExpression(answer: ExpressionAnswer): void {
     process.stdout.write(`  failed on ${f.vmName || f.hostName || '-'}: ${f.message}\n`);
 }
 
-export interface Decision {
-  vm: { name: string };
-  chosen: { hostName: string; hostId: string; score: number } | null;
-  candidates: Array<{
-    hostName: string;
-    score: number;
-    loadAfter: number;
-    breakdown?: Array<{ kind: string; name: string; points: number }>;
-  }>;
-  rejected: Array<{ hostName: string; reason: { kind: string; message: string } }>;
-  rejectedByReason: Record<string, number>;
-  hostsConsidered: number;
-  feasibleHosts: number;
-}
-
-export function printDecision(decision: Decision, explain: boolean): void {
+export function printDecision(decision: PlacementDecision, explain: boolean): void {
   process.stdout.write(
     decision.chosen
       ? `${decision.vm.name} → ${decision.chosen.hostName} (${decision.chosen.hostId}), score ${decision.chosen.score.toFixed(3)}; ${decision.feasibleHosts} of ${decision.hostsConsidered} hosts could take it\n`
@@ -360,11 +304,11 @@ export function registerPolicy(program: Command): void {
         if (flags.vm) body.vm = flags.vm;
         if (flags.host) body.host = flags.host;
         const answer = await ApiClient.fromConfig(globals).post<
-          PolicyTestAnswer | ExpressionAnswer
+          PolicyTestResult | ExpressionTestResult
         >('/policies/test', body);
         if (globals.json) return printJson(answer);
-        if (flags.expr !== undefined) printExpression(answer as ExpressionAnswer);
-        else printPolicyTest(answer as PolicyTestAnswer);
+        if (flags.expr !== undefined) printExpression(answer as ExpressionTestResult);
+        else printPolicyTest(answer as PolicyTestResult);
       },
     );
   policy
