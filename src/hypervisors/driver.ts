@@ -74,6 +74,18 @@ export type Capability =
   /** Power off confirmed by reading it back (high availability fences failed hosts with it). */
   | 'machine.fence';
 
+/** Power actions and deletion of a VM: what every family but libvirt (which has no reset) offers. */
+export const vmPowerCapabilities = [
+  'vm.start',
+  'vm.stop',
+  'vm.shutdown',
+  'vm.reboot',
+  'vm.reset',
+  'vm.suspend',
+  'vm.resume',
+  'vm.delete',
+] as const satisfies readonly Capability[];
+
 /** The facets a driver may declare, by name. */
 export interface DriverFacets {
   /** One end of a migration between hosts of different connections. */

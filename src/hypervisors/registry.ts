@@ -8,6 +8,7 @@ import type { Clock } from '../core/clock.js';
 import { ZenithError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { HypervisorDriver } from './driver.js';
+import { intSetting } from './int-setting.js';
 import { AgentDriver } from './agent/agent-driver.js';
 import type { AgentLink } from '../protocols/agent-channel/agent-link.js';
 import { LibvirtDriver } from './libvirt/libvirt-driver.js';
@@ -40,25 +41,6 @@ export interface DriverFamily {
     secret: string | null,
     context: DriverContext,
   ): HypervisorDriver;
-}
-
-/** A whole-number setting from min to max (the fallback when absent); ZEN_CONFIG_INVALID otherwise. */
-export function intSetting(
-  settings: Record<string, unknown>,
-  key: string,
-  fallback: number,
-  min: number,
-  max: number,
-): number {
-  const value = settings[key] ?? fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new ZenithError(
-      'ZEN_CONFIG_INVALID',
-      `setting '${key}' must be a whole number from ${min} to ${max}`,
-      { key, value },
-    );
-  }
-  return value;
 }
 
 const simulated: DriverFamily = {

@@ -4,7 +4,7 @@
  * never logged, never in settings).
  */
 import { ZenithError } from '../core/errors.js';
-import { intSetting } from '../hypervisors/registry.js';
+import { intSetting } from '../hypervisors/int-setting.js';
 import {
   httpsUrlSetting,
   readTlsSettings,

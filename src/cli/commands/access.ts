@@ -3,13 +3,13 @@ import type { Command } from 'commander';
 import { registerAccessReport } from './access-report.js';
 import { printJson, printKeyValues } from '../output.js';
 import { clientOf } from './globals.js';
-import type { Binding } from './bindings.js';
+import type { BindingView } from '../../api/access.js';
 
 interface Decision {
   allowed: boolean;
   permission: string;
   objectId: string | null;
-  binding: Binding | null;
+  binding: BindingView | null;
   via: string[];
   reason: string;
   conditions: Array<{ bindingId: string; condition: string; held: boolean; error?: string }>;

@@ -4,8 +4,9 @@ import type { Command } from 'commander';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printTable } from '../output.js';
 import { instant } from './parse-instant.js';
-import type { CostBreakdown } from '../../api/accounting.js';
-import type { Globals } from './globals.js';
+import type { CostBreakdown, listRateCards, OwnershipRecord } from '../../api/accounting.js';
+import type { AnswerOf } from '../../api/operation.js';
+import { printList, type Globals } from './globals.js';
 
 type Cost = CostBreakdown;
 
@@ -39,26 +40,18 @@ export function registerAccounting(program: Command): void {
     .command('list', { isDefault: true })
     .description('List rate card versions')
     .action(async (_options: unknown, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const answer = await ApiClient.fromConfig(globals).get<{
-        items: Array<{
-          id: string;
-          version: number;
-          effectiveFrom: number;
-          body: { currency: string; timeZone: string; rates: unknown[] };
-        }>;
-      }>('/accounting/rate-cards');
-      if (globals.json) return printJson(answer);
-      printTable(
+      await printList<AnswerOf<typeof listRateCards>>(
+        command,
+        '/accounting/rate-cards',
         ['VERSION', 'EFFECTIVE FROM', 'CURRENCY', 'TIME ZONE', 'RULES', 'ID'],
-        answer.items.map((c) => [
+        (c) => [
           c.version,
           formatTime(c.effectiveFrom),
           c.body.currency,
           c.body.timeZone,
           c.body.rates.length,
           c.id,
-        ]),
+        ],
       );
     });
   rates
@@ -118,16 +111,7 @@ export function registerAccounting(program: Command): void {
           Object.entries(options).filter(([, v]) => v !== undefined),
         );
         if (Object.keys(change).length > 0) await client.request('PUT', path, change);
-        const history = await client.get<{
-          items: Array<{
-            owner: string;
-            group: string;
-            costCenter: string;
-            from: number;
-            to: number | null;
-            changedBy: string;
-          }>;
-        }>(path);
+        const history = await client.get<{ items: OwnershipRecord[] }>(path);
         if (globals.json) return printJson(history);
         printTable(
           ['OWNER', 'GROUP', 'COST CENTER', 'FROM', 'TO', 'CHANGED BY'],

@@ -2,8 +2,8 @@
 import type { Command } from 'commander';
 import { ZenithError } from '../../api/errors.js';
 import { ApiClient } from '../client.js';
-import { formatTime, printJson, printKeyValues, printTable } from '../output.js';
-import type { Globals } from './globals.js';
+import { formatTime, printJson, printKeyValues } from '../output.js';
+import { printList, type Globals } from './globals.js';
 
 interface AgentView {
   id: string;
@@ -20,18 +20,17 @@ export function registerAgents(program: Command): void {
     .command('list', { isDefault: true })
     .description('Enrolled agents with their state (connected, disconnected, revoked)')
     .action(async (_o: unknown, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const page = await ApiClient.fromConfig(globals).get<{ items: AgentView[] }>('/agents');
-      if (globals.json) return printJson(page);
-      printTable(
+      await printList<{ items: AgentView[] }>(
+        command,
+        '/agents',
         ['ID', 'HOST', 'STATE', 'LAST SEEN', 'VMS'],
-        page.items.map((a) => [
+        (a) => [
           a.id,
           a.hostname,
           a.state,
           a.lastSeenAt ? formatTime(a.lastSeenAt) : '-',
           typeof a.facts['agent.vms'] === 'number' ? String(a.facts['agent.vms']) : '-',
-        ]),
+        ],
       );
     });
   agents

@@ -1,10 +1,12 @@
 /** `zenith audit`: the audit trail, listed from the server or verified (also offline, from the store). */
 import type { Command } from 'commander';
+import type { listAudit } from '../../api/audit.js';
+import type { AnswerOf } from '../../api/operation.js';
 import { ZenithError } from '../../api/errors.js';
 import { ApiClient } from '../client.js';
-import { formatTime, printJson, printTable } from '../output.js';
+import { formatTime, printJson } from '../output.js';
 import { verifyStoredAudit } from './local-audit.js';
-import type { Globals } from './globals.js';
+import { printList, type Globals } from './globals.js';
 
 interface VerifyResult {
   ok: boolean;
@@ -27,36 +29,24 @@ export function registerAudit(program: Command): void {
         options: { actor?: string; target?: string; action?: string; limit: string },
         command: Command,
       ) => {
-        const globals = command.optsWithGlobals<Globals>();
         const query = new URLSearchParams({
           limit: options.limit,
           ...(options.actor ? { actorId: options.actor } : {}),
           ...(options.target ? { targetId: options.target } : {}),
           ...(options.action ? { action: options.action } : {}),
         });
-        const page = await ApiClient.fromConfig(globals).get<{
-          items: Array<{
-            seq: number;
-            ts: number;
-            actorName: string;
-            actorKind: string;
-            action: string;
-            targetId: string | null;
-            result: string;
-            errorCode: string | null;
-          }>;
-        }>(`/audit?${query.toString()}`);
-        if (globals.json) return printJson(page);
-        printTable(
+        await printList<AnswerOf<typeof listAudit>>(
+          command,
+          `/audit?${query.toString()}`,
           ['SEQ', 'TIME', 'WHO', 'ACTION', 'TARGET', 'RESULT'],
-          page.items.map((r) => [
+          (r) => [
             r.seq,
             formatTime(r.ts),
             `${r.actorName} (${r.actorKind})`,
             r.action,
             r.targetId,
             r.errorCode ? `${r.result} ${r.errorCode}` : r.result,
-          ]),
+          ],
         );
       },
     );

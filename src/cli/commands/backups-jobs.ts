@@ -9,9 +9,9 @@ import type {
 } from '../../api/backup-jobs.js';
 import type { AnswerOf } from '../../api/operation.js';
 import { ApiClient } from '../client.js';
-import { formatTime, printJson, printKeyValues, printTable } from '../output.js';
+import { formatTime, printJson, printKeyValues } from '../output.js';
 import { runTaskAndSay } from './backup-views.js';
-import type { Globals } from './globals.js';
+import { printList, type Globals } from './globals.js';
 
 type Job = AnswerOf<typeof getBackupJob>;
 
@@ -147,13 +147,11 @@ export function registerJobs(backups: Command): void {
     .command('list', { isDefault: true })
     .description('List the jobs with their next and last runs')
     .action(async (_o: unknown, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const list =
-        await ApiClient.fromConfig(globals).get<AnswerOf<typeof listBackupJobs>>('/backup-jobs');
-      if (globals.json) return printJson(list);
-      printTable(
+      await printList<AnswerOf<typeof listBackupJobs>>(
+        command,
+        '/backup-jobs',
         ['NAME', 'REPOSITORY', 'SCOPE', 'SCHEDULE', 'NEXT RUN', 'LAST RUN', 'STATE'],
-        list.items.map((job) => [
+        (job) => [
           job.name,
           job.repository.name,
           job.scope?.name ?? 'everything',
@@ -161,7 +159,7 @@ export function registerJobs(backups: Command): void {
           job.enabled ? formatTime(job.nextRuns[0] ?? null) : 'disabled',
           job.lastRun ? `${job.lastRun.state} ${formatTime(job.lastRun.endedAt)}` : null,
           job.enabled ? 'enabled' : 'disabled',
-        ]),
+        ],
       );
     });
   jobs

@@ -9,9 +9,9 @@ import type {
 } from '../../api/backups.js';
 import type { AnswerOf } from '../../api/operation.js';
 import { ApiClient } from '../client.js';
-import { formatBytes, formatTime, printJson, printKeyValues, printTable } from '../output.js';
+import { formatBytes, formatTime, printJson, printKeyValues } from '../output.js';
 import { runTaskAndSay } from './backup-views.js';
-import type { Globals } from './globals.js';
+import { printList, type Globals } from './globals.js';
 import { parseSize } from './parse-size.js';
 
 export function registerRepositories(backups: Command): void {
@@ -22,15 +22,11 @@ export function registerRepositories(backups: Command): void {
     .command('list', { isDefault: true })
     .description('List the repositories')
     .action(async (_o: unknown, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const list =
-        await ApiClient.fromConfig(globals).get<AnswerOf<typeof listBackupRepositories>>(
-          '/backup-repositories',
-        );
-      if (globals.json) return printJson(list);
-      printTable(
+      await printList<AnswerOf<typeof listBackupRepositories>>(
+        command,
+        '/backup-repositories',
         ['NAME', 'PATH', 'BACKUPS', 'CHUNK SIZE', 'ENCRYPTED', 'SCANNED', 'ID'],
-        list.items.map((r) => [
+        (r) => [
           r.name,
           r.path,
           r.backups,
@@ -38,7 +34,7 @@ export function registerRepositories(backups: Command): void {
           r.encrypted ? 'yes' : 'no',
           formatTime(r.scannedAt),
           r.id,
-        ]),
+        ],
       );
     });
   repositories

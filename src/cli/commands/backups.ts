@@ -18,7 +18,7 @@ import { formatBytes, formatTime, printJson, printKeyValues, printTable } from '
 import { runTaskAndSay, scopeOf } from './backup-views.js';
 import { registerJobs } from './backups-jobs.js';
 import { registerRepositories } from './backups-repositories.js';
-import type { Globals } from './globals.js';
+import { printList, type Globals } from './globals.js';
 
 export function registerBackups(program: Command): void {
   const backups = program
@@ -32,19 +32,16 @@ export function registerBackups(program: Command): void {
     .option('--state <state>', 'ok or damaged')
     .action(
       async (options: { vm?: string; repository?: string; state?: string }, command: Command) => {
-        const globals = command.optsWithGlobals<Globals>();
         const query = new URLSearchParams({
           ...(options.vm ? { vm: options.vm } : {}),
           ...(options.repository ? { repository: options.repository } : {}),
           ...(options.state ? { state: options.state } : {}),
         }).toString();
-        const list = await ApiClient.fromConfig(globals).get<AnswerOf<typeof listBackups>>(
+        await printList<AnswerOf<typeof listBackups>>(
+          command,
           `/backups${query ? `?${query}` : ''}`,
-        );
-        if (globals.json) return printJson(list);
-        printTable(
           ['ID', 'VM', 'TAKEN', 'SCOPE', 'SIZE', 'READ', 'STORED', 'NEW/SHARED', 'STATE'],
-          list.items.map((b) => [
+          (b) => [
             b.id,
             b.vmName,
             formatTime(b.takenAt),
@@ -54,7 +51,7 @@ export function registerBackups(program: Command): void {
             formatBytes(b.storedBytes),
             `${b.newChunks}/${b.sharedChunks}`,
             b.state,
-          ]),
+          ],
         );
       },
     );

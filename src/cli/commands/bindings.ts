@@ -1,17 +1,8 @@
 /** `zenith bindings`: role bindings — subject → role → scope, with an optional condition. */
 import type { Command } from 'commander';
-import { formatTime, printJson, printTable } from '../output.js';
-import { clientOf } from './globals.js';
-
-export interface Binding {
-  id: string;
-  subjectId: string;
-  subjectKind: string;
-  role: string;
-  scopeId: string | null;
-  condition?: string | null;
-  createdAt: number;
-}
+import type { BindingView } from '../../api/access.js';
+import { formatTime, printJson } from '../output.js';
+import { clientOf, printList } from './globals.js';
 
 export function registerBindings(program: Command): void {
   const bindings = program.command('bindings').description('Role bindings: subject → role → scope');
@@ -20,20 +11,19 @@ export function registerBindings(program: Command): void {
     .option('--subject <subject>', 'only this user, service identity or group')
     .option('--scope <object>', 'only bindings on this object')
     .action(async (options: { subject?: string; scope?: string }, command: Command) => {
-      const { api, json } = clientOf(command);
       const query = new URLSearchParams(options as Record<string, string>);
-      const page = await api.get<{ items: Binding[] }>(`/role-bindings?${query.toString()}`);
-      if (json) return printJson(page);
-      printTable(
+      await printList<{ items: BindingView[] }>(
+        command,
+        `/role-bindings?${query.toString()}`,
         ['ID', 'SUBJECT', 'ROLE', 'SCOPE', 'CONDITION', 'CREATED'],
-        page.items.map((b) => [
+        (b) => [
           b.id,
           `${b.subjectId} (${b.subjectKind})`,
           b.role,
           b.scopeId ?? 'everything',
           b.condition ?? '-',
           formatTime(b.createdAt),
-        ]),
+        ],
       );
     });
   bindings
@@ -54,7 +44,7 @@ export function registerBindings(program: Command): void {
         command: Command,
       ) => {
         const { api, json } = clientOf(command);
-        const binding = await api.post<Binding>('/role-bindings', {
+        const binding = await api.post<BindingView>('/role-bindings', {
           subject,
           role,
           ...(scope ? { scope } : {}),
@@ -68,7 +58,7 @@ export function registerBindings(program: Command): void {
     );
   bindings.command('delete <id>').action(async (id: string, _o, command: Command) => {
     const { api, json } = clientOf(command);
-    const binding = await api.request<Binding>(
+    const binding = await api.request<BindingView>(
       'DELETE',
       `/role-bindings/${encodeURIComponent(id)}`,
     );

@@ -1,9 +1,11 @@
 /** `zenith connections`: connections to hypervisors and managers. */
 import type { Command } from 'commander';
+import type { listConnections } from '../../api/connections.js';
+import type { AnswerOf } from '../../api/operation.js';
 import { ZenithError } from '../../api/errors.js';
 import { ApiClient } from '../client.js';
-import { formatTime, printJson, printTable } from '../output.js';
-import { collect, type Globals } from './globals.js';
+import { formatTime, printJson } from '../output.js';
+import { printList, collect, type Globals } from './globals.js';
 
 function parseSettings(pairs: string[] = []): Record<string, unknown> {
   const settings: Record<string, unknown> = {};
@@ -37,29 +39,18 @@ export function registerConnections(program: Command): void {
     .command('list', { isDefault: true })
     .description('List connections')
     .action(async (_o: unknown, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const list = await ApiClient.fromConfig(globals).get<{
-        items: Array<{
-          id: string;
-          name: string;
-          type: string;
-          simulated: boolean;
-          state: string;
-          lastSyncAt: number | null;
-          lastError: string | null;
-        }>;
-      }>('/connections');
-      if (globals.json) return printJson(list);
-      printTable(
+      await printList<AnswerOf<typeof listConnections>>(
+        command,
+        '/connections',
         ['NAME', 'TYPE', 'STATE', 'LAST SYNC', 'ERROR', 'ID'],
-        list.items.map((c) => [
+        (c) => [
           c.name,
           c.simulated ? `${c.type} (simulated)` : c.type,
           c.state,
           formatTime(c.lastSyncAt),
           c.lastError,
           c.id,
-        ]),
+        ],
       );
     });
   connections

@@ -1,16 +1,10 @@
 /** `zenith groups`: groups of users, service identities and groups. */
 import type { Command } from 'commander';
-import { printJson, printKeyValues, printTable } from '../output.js';
-import { clientOf } from './globals.js';
+import type { GroupView } from '../../api/access.js';
+import { printJson, printKeyValues } from '../output.js';
+import { clientOf, printList } from './globals.js';
 
-interface Group {
-  id: string;
-  name: string;
-  description: string | null;
-  members: Array<{ id: string; kind: string; name: string }>;
-}
-
-function printGroup(group: Group): void {
+function printGroup(group: GroupView): void {
   printKeyValues([
     ['id', group.id],
     ['name', group.name],
@@ -23,26 +17,24 @@ export function registerGroups(program: Command): void {
     .command('groups')
     .description('Groups of users, service identities and groups');
   groups.command('list', { isDefault: true }).action(async (_o, command: Command) => {
-    const { api, json } = clientOf(command);
-    const page = await api.get<{ items: Group[] }>('/groups');
-    if (json) return printJson(page);
-    printTable(
-      ['ID', 'NAME', 'MEMBERS'],
-      page.items.map((g) => [g.id, g.name, g.members.map((m) => m.name).join(', ')]),
-    );
+    await printList<{ items: GroupView[] }>(command, '/groups', ['ID', 'NAME', 'MEMBERS'], (g) => [
+      g.id,
+      g.name,
+      g.members.map((m) => m.name).join(', '),
+    ]);
   });
   groups
     .command('create <name>')
     .option('--description <text>')
     .action(async (name: string, options: { description?: string }, command: Command) => {
       const { api, json } = clientOf(command);
-      const group = await api.post<Group>('/groups', { name, ...options });
+      const group = await api.post<GroupView>('/groups', { name, ...options });
       if (json) return printJson(group);
       printGroup(group);
     });
   groups.command('delete <group>').action(async (group: string, _o, command: Command) => {
     const { api, json } = clientOf(command);
-    const deleted = await api.request<Group>('DELETE', `/groups/${encodeURIComponent(group)}`);
+    const deleted = await api.request<GroupView>('DELETE', `/groups/${encodeURIComponent(group)}`);
     if (json) return printJson(deleted);
     console.log(`deleted group ${deleted.name}`);
   });
@@ -51,7 +43,7 @@ export function registerGroups(program: Command): void {
     .description('Add a user, service identity or group to a group')
     .action(async (group: string, member: string, _o, command: Command) => {
       const { api, json } = clientOf(command);
-      const updated = await api.post<Group>(`/groups/${encodeURIComponent(group)}/members`, {
+      const updated = await api.post<GroupView>(`/groups/${encodeURIComponent(group)}/members`, {
         member,
       });
       if (json) return printJson(updated);
@@ -61,7 +53,7 @@ export function registerGroups(program: Command): void {
     .command('remove <group> <member>')
     .action(async (group: string, member: string, _o, command: Command) => {
       const { api, json } = clientOf(command);
-      const updated = await api.request<Group>(
+      const updated = await api.request<GroupView>(
         'DELETE',
         `/groups/${encodeURIComponent(group)}/members/${encodeURIComponent(member)}`,
       );

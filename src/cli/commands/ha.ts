@@ -8,7 +8,7 @@ import type { haWhatIf } from '../../api/ha-admission.js';
 import type { AnswerOf } from '../../api/operation.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printKeyValues, printTable } from '../output.js';
-import type { Globals } from './globals.js';
+import { printList, type Globals } from './globals.js';
 
 /** vSphere HA's admission control in a few words: off, or its policy and figures. */
 function admissionOf(
@@ -89,36 +89,30 @@ export function registerHa(program: Command): void {
     .description("Each VM's protection, and why it is unprotected, waiting or left off")
     .option('--state <state>', 'protected, unprotected, restarting, waiting or monitoring-limit')
     .action(async (options: { state?: string }, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
       const query = options.state ? `?state=${encodeURIComponent(options.state)}` : '';
-      const list = await ApiClient.fromConfig(globals).get<AnswerOf<typeof listHaVms>>(
+      await printList<AnswerOf<typeof listHaVms>>(
+        command,
         `/ha/vms${query}`,
-      );
-      if (globals.json) return printJson(list);
-      printTable(
         ['VM', 'STATE', 'PRIORITY', 'ORDER', 'DESCRIBED', 'WHY'],
-        list.items.map((vm) => [
+        (vm) => [
           vm.name,
           vm.state,
           vm.priority,
           vm.restartOrder,
           vm.describedAt === null ? null : formatTime(vm.describedAt),
           vm.reason,
-        ]),
+        ],
       );
     });
   ha.command('failovers')
     .description('Failovers, newest first')
     .option('--limit <n>', 'how many', '20')
     .action(async (options: { limit: string }, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const list = await ApiClient.fromConfig(globals).get<AnswerOf<typeof listFailovers>>(
+      await printList<AnswerOf<typeof listFailovers>>(
+        command,
         `/ha/failovers?limit=${encodeURIComponent(options.limit)}`,
-      );
-      if (globals.json) return printJson(list);
-      printTable(
         ['ID', 'HOST', 'STATE', 'FAILED', 'FENCED BY', 'VMS', 'ERROR'],
-        list.items.map((f) => [
+        (f) => [
           f.id,
           f.hostName,
           f.state,
@@ -126,7 +120,7 @@ export function registerHa(program: Command): void {
           f.fenceMethod,
           `${f.restarts.filter((r) => r.state === 'running').length}/${f.restarts.length} running`,
           f.error,
-        ]),
+        ],
       );
     });
   ha.command('what-if <hosts...>')

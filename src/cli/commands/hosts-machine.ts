@@ -8,7 +8,8 @@ import {
   machineBootDevices,
   machinePowerActions,
   type MachineView,
-  type SensorPoint,
+  type MachineEnergyView,
+  type SensorHistoryView,
 } from '../../api/machines.js';
 import { ZenithError } from '../../api/errors.js';
 import { ApiClient } from '../client.js';
@@ -201,11 +202,9 @@ export function registerMachineCommands(hosts: Command): void {
           to: String(to),
           step: options.step,
         });
-        const history = await ApiClient.fromConfig(globals).get<{
-          machineId: string;
-          stepSeconds: number;
-          points: SensorPoint[];
-        }>(hostPath(host, `sensors/history?${params.toString()}`));
+        const history = await ApiClient.fromConfig(globals).get<SensorHistoryView>(
+          hostPath(host, `sensors/history?${params.toString()}`),
+        );
         if (globals.json) return printJson(history);
         printTable(
           ['AT', 'POWER', 'HOTTEST', 'FANS'],
@@ -229,14 +228,9 @@ export function registerMachineCommands(hosts: Command): void {
       const globals = command.optsWithGlobals<Globals>();
       const { from, to } = period(options, 86_400_000);
       const params = new URLSearchParams({ from: String(from), to: String(to) });
-      const energy = await ApiClient.fromConfig(globals).get<{
-        machineId: string;
-        from: number;
-        to: number;
-        kWh: number;
-        coveredMs: number;
-        averageWatts: number | null;
-      }>(hostPath(host, `energy?${params.toString()}`));
+      const energy = await ApiClient.fromConfig(globals).get<MachineEnergyView>(
+        hostPath(host, `energy?${params.toString()}`),
+      );
       if (globals.json) return printJson(energy);
       const coveredPercent = (100 * energy.coveredMs) / (energy.to - energy.from);
       printKeyValues([

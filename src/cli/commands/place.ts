@@ -4,7 +4,8 @@ import { ZenithError } from '../../api/errors.js';
 import { ApiClient } from '../client.js';
 import { printJson } from '../output.js';
 import { parseSize } from './parse-size.js';
-import { printDecision, type Decision } from './policy.js';
+import type { PlacementDecision } from '../../api/placement.js';
+import { printDecision } from './policy.js';
 import { wholeNumber } from './parse-number.js';
 import { collect, type Globals } from './globals.js';
 
@@ -69,10 +70,13 @@ export function registerPlace(program: Command): void {
             ...(Object.keys(facts).length > 0 ? { facts } : {}),
           };
         }
-        const decision = await ApiClient.fromConfig(globals).post<Decision>('/placement/preview', {
-          vm: target,
-          topCandidates: wholeNumber(options.top, '--top'),
-        });
+        const decision = await ApiClient.fromConfig(globals).post<PlacementDecision>(
+          '/placement/preview',
+          {
+            vm: target,
+            topCandidates: wholeNumber(options.top, '--top'),
+          },
+        );
         if (globals.json) return printJson(decision);
         printDecision(decision, options.explain === true);
         if (!decision.chosen) process.exitCode = 1;

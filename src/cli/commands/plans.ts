@@ -2,9 +2,9 @@
 import type { Command } from 'commander';
 import { ZenithError } from '../../api/errors.js';
 import { ApiClient } from '../client.js';
-import { formatTime, printJson, printTable } from '../output.js';
+import { formatTime, printJson } from '../output.js';
 import type { TaskSummary } from '../progress.js';
-import { collect, type Globals } from './globals.js';
+import { printList, collect, type Globals } from './globals.js';
 import { printPlan, seconds, waitAndReport, type Plan } from './plan-views.js';
 
 export function registerPlans(program: Command): void {
@@ -17,18 +17,15 @@ export function registerPlans(program: Command): void {
     .option('--state <state>', 'proposed, applying, applied, failed or discarded')
     .option('--limit <n>', 'how many', '20')
     .action(async (options: { state?: string; limit: string }, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
       const query = new URLSearchParams({
         limit: options.limit,
         ...(options.state ? { state: options.state } : {}),
       });
-      const list = await ApiClient.fromConfig(globals).get<{ items: Plan[] }>(
+      await printList<{ items: Plan[] }>(
+        command,
         `/placement/plans?${query.toString()}`,
-      );
-      if (globals.json) return printJson(list);
-      printTable(
         ['ID', 'KIND', 'STATE', 'MOVES', 'PREDICTED', 'ACTUAL', 'CREATED'],
-        list.items.map((p) => [
+        (p) => [
           p.id,
           p.kind,
           p.state,
@@ -36,7 +33,7 @@ export function registerPlans(program: Command): void {
           seconds(p.predictedCompletionMs),
           p.outcome ? seconds(p.outcome.actualCompletionMs) : null,
           formatTime(p.createdAt),
-        ]),
+        ],
       );
     });
   plans

@@ -2,10 +2,12 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ZenithError } from '../../api/errors.js';
+import type { PlacementDecision } from '../../api/placement.js';
+import type { ExpressionTestResult, PolicyTestResult, PolicyView } from '../../api/policies.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printKeyValues, printTable } from '../output.js';
 import { wholeNumber } from './parse-number.js';
-import { collect, type Globals } from './globals.js';
+import { printList, collect, type Globals } from './globals.js';
 
 interface PolicyFlags {
   file?: string;
@@ -17,20 +19,6 @@ interface PolicyFlags {
   prefer?: string[];
   set?: string[];
   disabled?: boolean;
-}
-
-interface PolicyView {
-  id: string;
-  name: string;
-  description: string | null;
-  enabled: boolean;
-  scope: { kind: string; id: string | null; name: string | null };
-  when: string | null;
-  constraints: Array<{ name: string; expression: string }>;
-  preferences: Array<{ name: string; expression: string; weight: number }>;
-  rules: Array<Record<string, unknown>>;
-  settings: Record<string, unknown>;
-  updatedAt: number;
 }
 
 function readJson(path: string): Record<string, unknown> {
@@ -143,49 +131,7 @@ function showPolicy(policy: PolicyView): void {
   }
 }
 
-interface PolicyTestAnswer {
-  policy: { name: string; scope: { kind: string; id: string | null } };
-  appliesTo: { vms: number; sample: string[] };
-  constraints: Array<{
-    name: string;
-    expression: string;
-    holds: number;
-    violated: number;
-    failed: number;
-    violations: Array<{ vmName: string; hostName: string | null }>;
-    failures: Array<{ vmName: string; hostName: string | null; message: string }>;
-  }>;
-  rules: Array<{
-    name: string;
-    kind: string;
-    hard: boolean;
-    members: number;
-    groups: number;
-    violations: Array<{ vmName: string; detail: string }>;
-  }>;
-  preferences: Array<{
-    name: string;
-    weight: number;
-    min: number | null;
-    max: number | null;
-    mean: number | null;
-    failed: number;
-  }>;
-  placement: unknown;
-}
-
-interface ExpressionAnswer {
-  expression: string;
-  type: string;
-  value?: unknown;
-  over?: string;
-  evaluated?: number;
-  counts?: Array<{ value: string; count: number }>;
-  matches?: string[];
-  failures?: Array<{ vmName: string; hostName: string | null; message: string }>;
-}
-
-function printPolicyTest(answer: PolicyTestAnswer): void {
+function printPolicyTest(answer: PolicyTestResult): void {
   const { policy } = answer;
   process.stdout.write(
     `policy ${policy.name} (${policy.scope.id ? `${policy.scope.kind} ${policy.scope.id}` : 'global'}) applies to ${answer.appliesTo.vms} VMs now\n`,
@@ -211,11 +157,11 @@ function printPolicyTest(answer: PolicyTestAnswer): void {
     );
   if (answer.placement) {
     process.stdout.write('\nwith this policy in force:\n');
-    printDecision(answer.placement as Decision, true);
+    printDecision(answer.placement, true);
   }
 }
 
-function printExpression(answer: ExpressionAnswer): void {
+function printExpression(answer: ExpressionTestResult): void {
   if ('value' in answer) {
     process.stdout.write(`${JSON.stringify(answer.value)}\n`);
     return;
@@ -227,22 +173,7 @@ function printExpression(answer: ExpressionAnswer): void {
     process.stdout.write(`  failed on ${f.vmName || f.hostName || '-'}: ${f.message}\n`);
 }
 
-export interface Decision {
-  vm: { name: string };
-  chosen: { hostName: string; hostId: string; score: number } | null;
-  candidates: Array<{
-    hostName: string;
-    score: number;
-    loadAfter: number;
-    breakdown?: Array<{ kind: string; name: string; points: number }>;
-  }>;
-  rejected: Array<{ hostName: string; reason: { kind: string; message: string } }>;
-  rejectedByReason: Record<string, number>;
-  hostsConsidered: number;
-  feasibleHosts: number;
-}
-
-export function printDecision(decision: Decision, explain: boolean): void {
+export function printDecision(decision: PlacementDecision, explain: boolean): void {
   process.stdout.write(
     decision.chosen
       ? `${decision.vm.name} → ${decision.chosen.hostName} (${decision.chosen.hostId}), score ${decision.chosen.score.toFixed(3)}; ${decision.feasibleHosts} of ${decision.hostsConsidered} hosts could take it\n`
@@ -282,12 +213,11 @@ export function registerPolicy(program: Command): void {
     .command('list', { isDefault: true })
     .description('Every policy, general scopes first')
     .action(async (_o: unknown, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const list = await ApiClient.fromConfig(globals).get<{ items: PolicyView[] }>('/policies');
-      if (globals.json) return printJson(list);
-      printTable(
+      await printList<{ items: PolicyView[] }>(
+        command,
+        '/policies',
         ['NAME', 'SCOPE', 'ENABLED', 'WHEN', 'CONSTRAINTS', 'PREFERENCES', 'RULES', 'SETTINGS'],
-        list.items.map((p) => [
+        (p) => [
           p.name,
           p.scope.id ? `${p.scope.kind} ${p.scope.name ?? p.scope.id}` : 'global',
           p.enabled,
@@ -296,7 +226,7 @@ export function registerPolicy(program: Command): void {
           p.preferences.length,
           p.rules.length,
           Object.keys(p.settings).join(' ') || null,
-        ]),
+        ],
       );
     });
   policy
@@ -374,11 +304,11 @@ export function registerPolicy(program: Command): void {
         if (flags.vm) body.vm = flags.vm;
         if (flags.host) body.host = flags.host;
         const answer = await ApiClient.fromConfig(globals).post<
-          PolicyTestAnswer | ExpressionAnswer
+          PolicyTestResult | ExpressionTestResult
         >('/policies/test', body);
         if (globals.json) return printJson(answer);
-        if (flags.expr !== undefined) printExpression(answer as ExpressionAnswer);
-        else printPolicyTest(answer as PolicyTestAnswer);
+        if (flags.expr !== undefined) printExpression(answer as ExpressionTestResult);
+        else printPolicyTest(answer as PolicyTestResult);
       },
     );
   policy

@@ -1,23 +1,13 @@
 /** zenith quotas: limits per group and usage against them. */
 import type { Command } from 'commander';
 import { ZenithError } from '../../api/errors.js';
+import type { QuotaView } from '../../api/quotas.js';
 import { ApiClient } from '../client.js';
 import { formatBytes, formatTime, printJson, printKeyValues, printTable } from '../output.js';
 import { parseSize } from './parse-size.js';
 import type { Globals } from './globals.js';
 
 type Resource = 'vcpus' | 'memoryBytes' | 'diskBytes' | 'vms';
-interface Quota {
-  groupId: string;
-  groupName: string;
-  limits: Record<Resource, number | null>;
-  used: Record<Resource, number>;
-  reserved: Record<Resource, number>;
-  available: Record<Resource, number | null>;
-  covers: string[];
-  updatedBy: string;
-  updatedAt: number;
-}
 
 const resources: Array<{ key: Resource; label: string; bytes: boolean }> = [
   { key: 'vcpus', label: 'vCPUs', bytes: false },
@@ -46,7 +36,7 @@ function limit(text: string, bytes: boolean): number | null {
   return Number(text);
 }
 
-function printQuota(quota: Quota): void {
+function printQuota(quota: QuotaView): void {
   printKeyValues([
     ['group', quota.groupName],
     ['covers', quota.covers.join(', ')],
@@ -74,7 +64,7 @@ export function registerQuotas(program: Command): void {
     .description('Every group quota with its usage')
     .action(async (_o, command: Command) => {
       const { api, json } = client(command);
-      const page = await api.get<{ items: Quota[] }>('/quotas');
+      const page = await api.get<{ items: QuotaView[] }>('/quotas');
       if (json) return printJson(page);
       printTable(
         ['GROUP', 'VCPUS', 'MEMORY', 'DISK', 'VMS'],
@@ -94,7 +84,7 @@ export function registerQuotas(program: Command): void {
     )
     .action(async (group: string, _o, command: Command) => {
       const { api, json } = client(command);
-      const quota = await api.get<Quota>(`/groups/${path(group)}/quota`);
+      const quota = await api.get<QuotaView>(`/groups/${path(group)}/quota`);
       if (json) return printJson(quota);
       printQuota(quota);
     });
@@ -117,7 +107,7 @@ export function registerQuotas(program: Command): void {
         if (options.memory !== undefined) body.memoryBytes = limit(options.memory, true);
         if (options.disk !== undefined) body.diskBytes = limit(options.disk, true);
         if (options.vms !== undefined) body.vms = limit(options.vms, false);
-        const quota = await api.request<Quota>('PUT', `/groups/${path(group)}/quota`, body);
+        const quota = await api.request<QuotaView>('PUT', `/groups/${path(group)}/quota`, body);
         if (json) return printJson(quota);
         printQuota(quota);
       },
@@ -127,7 +117,7 @@ export function registerQuotas(program: Command): void {
     .description("Remove a group's quota")
     .action(async (group: string, _o, command: Command) => {
       const { api, json } = client(command);
-      const quota = await api.request<Quota>('DELETE', `/groups/${path(group)}/quota`);
+      const quota = await api.request<QuotaView>('DELETE', `/groups/${path(group)}/quota`);
       if (json) return printJson(quota);
       console.log(`cleared the quota of ${quota.groupName}`);
     });

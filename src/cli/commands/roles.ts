@@ -1,27 +1,17 @@
 /** `zenith roles`: predefined and custom roles. */
 import type { Command } from 'commander';
-import { printJson, printTable } from '../output.js';
-import { clientOf } from './globals.js';
-
-interface Role {
-  name: string;
-  permissions: string[];
-  predefined: boolean;
-}
+import type { RoleView } from '../../api/access.js';
+import { printJson } from '../output.js';
+import { clientOf, printList } from './globals.js';
 
 export function registerRoles(program: Command): void {
   const roles = program.command('roles').description('Predefined and custom roles');
   roles.command('list', { isDefault: true }).action(async (_o, command: Command) => {
-    const { api, json } = clientOf(command);
-    const page = await api.get<{ items: Role[] }>('/roles');
-    if (json) return printJson(page);
-    printTable(
+    await printList<{ items: RoleView[] }>(
+      command,
+      '/roles',
       ['NAME', 'KIND', 'PERMISSIONS'],
-      page.items.map((r) => [
-        r.name,
-        r.predefined ? 'predefined' : 'custom',
-        r.permissions.join(' '),
-      ]),
+      (r) => [r.name, r.predefined ? 'predefined' : 'custom', r.permissions.join(' ')],
     );
   });
   roles
@@ -29,13 +19,13 @@ export function registerRoles(program: Command): void {
     .description('A custom role granting the given permissions (e.g. vm.read vm.power)')
     .action(async (name: string, permissions: string[], _o, command: Command) => {
       const { api, json } = clientOf(command);
-      const role = await api.post<Role>('/roles', { name, permissions });
+      const role = await api.post<RoleView>('/roles', { name, permissions });
       if (json) return printJson(role);
       console.log(`role ${role.name}: ${role.permissions.join(' ')}`);
     });
   roles.command('delete <name>').action(async (name: string, _o, command: Command) => {
     const { api, json } = clientOf(command);
-    const role = await api.request<Role>('DELETE', `/roles/${encodeURIComponent(name)}`);
+    const role = await api.request<RoleView>('DELETE', `/roles/${encodeURIComponent(name)}`);
     if (json) return printJson(role);
     console.log(`deleted role ${role.name}`);
   });

@@ -1,9 +1,11 @@
 /** `zenith tasks`: long actions and their progress. */
 import type { Command } from 'commander';
+import type { AnswerOf } from '../../api/operation.js';
+import type { listTasks } from '../../api/tasks.js';
 import { ApiClient } from '../client.js';
-import { formatTime, printJson, printTable } from '../output.js';
-import { waitForTask, type TaskSummary } from '../progress.js';
-import type { Globals } from './globals.js';
+import { formatTime, printJson } from '../output.js';
+import { waitForTask } from '../progress.js';
+import { printList, type Globals } from './globals.js';
 
 export function registerTasks(program: Command): void {
   const tasks = program.command('tasks').description('Tasks: long actions and their progress');
@@ -13,24 +15,15 @@ export function registerTasks(program: Command): void {
     .option('--state <state>', 'queued, running, succeeded, failed or cancelled')
     .option('--limit <n>', 'how many', '20')
     .action(async (options: { state?: string; limit: string }, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
       const query = new URLSearchParams({
         limit: options.limit,
         ...(options.state ? { state: options.state } : {}),
       });
-      const list = await ApiClient.fromConfig(globals).get<{
-        items: Array<
-          TaskSummary & {
-            createdAt: number;
-            targetId: string | null;
-            params: Record<string, unknown>;
-          }
-        >;
-      }>(`/tasks?${query.toString()}`);
-      if (globals.json) return printJson(list);
-      printTable(
+      await printList<AnswerOf<typeof listTasks>>(
+        command,
+        `/tasks?${query.toString()}`,
         ['ID', 'KIND', 'TARGET', 'STATE', 'PROGRESS', 'CREATED', 'ERROR'],
-        list.items.map((t) => [
+        (t) => [
           t.id,
           t.kind,
           (t.params.vmName as string | undefined) ?? t.targetId,
@@ -38,7 +31,7 @@ export function registerTasks(program: Command): void {
           `${t.progress}%`,
           formatTime(t.createdAt),
           t.error ? `${t.error.code}: ${t.error.message}` : null,
-        ]),
+        ],
       );
     });
   tasks

@@ -1,9 +1,11 @@
 /** `zenith tokens`: API tokens and sessions — your own, or everyone's for administrators. */
 import type { Command } from 'commander';
+import type { listTokens } from '../../api/tokens.js';
+import type { AnswerOf } from '../../api/operation.js';
 import { ApiClient } from '../client.js';
-import { formatTime, printJson, printTable } from '../output.js';
+import { formatTime, printJson } from '../output.js';
 import { wholeNumber } from './parse-number.js';
-import type { Globals } from './globals.js';
+import { printList, printAnswer, type Globals } from './globals.js';
 
 export function registerTokens(program: Command): void {
   const tokens = program.command('tokens').description('API tokens and sessions');
@@ -12,23 +14,11 @@ export function registerTokens(program: Command): void {
     .description("Your tokens (--all: everyone's, administrators only)")
     .option('--all', "every identity's tokens")
     .action(async (options: { all?: boolean }, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const list = await ApiClient.fromConfig(globals).get<{
-        items: Array<{
-          id: string;
-          name: string;
-          kind: string;
-          identityId: string;
-          createdAt: number;
-          expiresAt: number | null;
-          lastUsedAt: number | null;
-          revokedAt: number | null;
-        }>;
-      }>(`/tokens${options.all ? '?all=true' : ''}`);
-      if (globals.json) return printJson(list);
-      printTable(
+      await printList<AnswerOf<typeof listTokens>>(
+        command,
+        `/tokens${options.all ? '?all=true' : ''}`,
         ['ID', 'NAME', 'KIND', 'CREATED', 'EXPIRES', 'LAST USED', 'REVOKED'],
-        list.items.map((t) => [
+        (t) => [
           t.id,
           t.name,
           t.kind,
@@ -36,7 +26,7 @@ export function registerTokens(program: Command): void {
           formatTime(t.expiresAt),
           formatTime(t.lastUsedAt),
           formatTime(t.revokedAt),
-        ]),
+        ],
       );
     });
   tokens
@@ -64,11 +54,6 @@ export function registerTokens(program: Command): void {
     .command('revoke <id>')
     .description('Revoke a token at once')
     .action(async (id: string, _o: unknown, command: Command) =>
-      printJson(
-        await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).request(
-          'DELETE',
-          `/tokens/${encodeURIComponent(id)}`,
-        ),
-      ),
+      printAnswer(command, 'DELETE', `/tokens/${encodeURIComponent(id)}`),
     );
 }

@@ -1,10 +1,12 @@
 /** `zenith users`: people and service identities, their roles, attributes and passwords. */
 import type { Command } from 'commander';
+import type { listUsers } from '../../api/users.js';
+import type { AnswerOf } from '../../api/operation.js';
 import { ZenithError } from '../../api/errors.js';
 import { ApiClient } from '../client.js';
-import { formatTime, printJson, printTable } from '../output.js';
+import { formatTime, printJson } from '../output.js';
 import { readSecret } from '../prompt.js';
-import type { Globals } from './globals.js';
+import { printList, printAnswer, type Globals } from './globals.js';
 
 export function registerUsers(program: Command): void {
   const users = program.command('users').description('People and service identities');
@@ -12,28 +14,11 @@ export function registerUsers(program: Command): void {
     .command('list', { isDefault: true })
     .description('List identities')
     .action(async (_o: unknown, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const list = await ApiClient.fromConfig(globals).get<{
-        items: Array<{
-          id: string;
-          name: string;
-          kind: string;
-          role: string;
-          disabled: boolean;
-          createdAt: number;
-        }>;
-      }>('/users');
-      if (globals.json) return printJson(list);
-      printTable(
+      await printList<AnswerOf<typeof listUsers>>(
+        command,
+        '/users',
         ['NAME', 'KIND', 'ROLE', 'DISABLED', 'CREATED', 'ID'],
-        list.items.map((u) => [
-          u.name,
-          u.kind,
-          u.role,
-          u.disabled ? 'yes' : '',
-          formatTime(u.createdAt),
-          u.id,
-        ]),
+        (u) => [u.name, u.kind, u.role, u.disabled ? 'yes' : '', formatTime(u.createdAt), u.id],
       );
     });
   users
@@ -71,13 +56,7 @@ export function registerUsers(program: Command): void {
     .command('set-role <user> <role>')
     .description('Change a role')
     .action(async (user: string, role: string, _o: unknown, command: Command) =>
-      printJson(
-        await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).request(
-          'PATCH',
-          `/users/${encodeURIComponent(user)}`,
-          { role },
-        ),
-      ),
+      printAnswer(command, 'PATCH', `/users/${encodeURIComponent(user)}`, { role }),
     );
   users
     .command('set-attributes <user> <attributes...>')
@@ -93,36 +72,19 @@ export function registerUsers(program: Command): void {
         const value = pair.slice(at + 1);
         attributes[pair.slice(0, at)] = value === '' ? null : value;
       }
-      printJson(
-        await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).request(
-          'PATCH',
-          `/users/${encodeURIComponent(user)}`,
-          { attributes },
-        ),
-      );
+      await printAnswer(command, 'PATCH', `/users/${encodeURIComponent(user)}`, { attributes });
     });
   users
     .command('disable <user>')
     .description('Disable an identity (its tokens stop working)')
     .action(async (user: string, _o: unknown, command: Command) =>
-      printJson(
-        await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).request(
-          'PATCH',
-          `/users/${encodeURIComponent(user)}`,
-          { disabled: true },
-        ),
-      ),
+      printAnswer(command, 'PATCH', `/users/${encodeURIComponent(user)}`, { disabled: true }),
     );
   users
     .command('delete <user>')
     .description('Delete an identity')
     .action(async (user: string, _o: unknown, command: Command) =>
-      printJson(
-        await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).request(
-          'DELETE',
-          `/users/${encodeURIComponent(user)}`,
-        ),
-      ),
+      printAnswer(command, 'DELETE', `/users/${encodeURIComponent(user)}`),
     );
   users
     .command('passwd [user]')

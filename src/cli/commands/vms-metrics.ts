@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { ZenithError } from '../../api/errors.js';
 import { ApiClient } from '../client.js';
 import { formatBytes, formatTime, printJson, printKeyValues, printTable } from '../output.js';
-import type { MetricPoint } from '../../api/metrics.js';
+import type { MetricsHistory } from '../../api/metrics.js';
 import { instant } from './parse-instant.js';
 import type { Globals } from './object-views.js';
 
@@ -27,10 +27,9 @@ export async function printMetricsHistory(
   if (!/^\d+$/.test(step))
     throw new ZenithError('ZEN_BAD_REQUEST', `--step '${step}' is not a whole number of seconds`);
   const params = new URLSearchParams({ from: String(from), to: String(to), step });
-  const history = await ApiClient.fromConfig(globals).get<{
-    stepSeconds: number;
-    points: MetricPoint[];
-  }>(`/vms/${encodeURIComponent(vm)}/metrics/history?${params.toString()}`);
+  const history = await ApiClient.fromConfig(globals).get<MetricsHistory>(
+    `/vms/${encodeURIComponent(vm)}/metrics/history?${params.toString()}`,
+  );
   if (globals.json) return printJson(history);
   const rate = (value: number | null) => (value === null ? '-' : `${formatBytes(value)}/s`);
   printTable(

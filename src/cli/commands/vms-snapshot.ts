@@ -1,9 +1,11 @@
 /** `zenith vms snapshot`: list, create, revert and delete a VM's snapshots. */
 import type { Command } from 'commander';
-import { ApiClient } from '../client.js';
-import { formatTime, printJson, printTable } from '../output.js';
+import type { listSnapshots } from '../../api/snapshots.js';
+import type { AnswerOf } from '../../api/operation.js';
+import { formatTime } from '../output.js';
 import { runTask } from '../progress.js';
 import type { Globals } from './object-views.js';
+import { printList } from './globals.js';
 
 export function registerSnapshots(vms: Command): void {
   const snapshots = vms.command('snapshot').description('Snapshots of a VM');
@@ -11,14 +13,11 @@ export function registerSnapshots(vms: Command): void {
     .command('list <vm>', { isDefault: true })
     .description('List the snapshots of a VM')
     .action(async (vm: string, _o: unknown, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const list = await ApiClient.fromConfig(globals).get<{
-        items: Array<{ id: string; name: string; createdAt: number; powerState: string }>;
-      }>(`/vms/${encodeURIComponent(vm)}/snapshots`);
-      if (globals.json) return printJson(list);
-      printTable(
+      await printList<AnswerOf<typeof listSnapshots>>(
+        command,
+        `/vms/${encodeURIComponent(vm)}/snapshots`,
         ['NAME', 'TAKEN', 'POWER', 'ID'],
-        list.items.map((s) => [s.name, formatTime(s.createdAt), s.powerState, s.id]),
+        (s) => [s.name, formatTime(s.createdAt), s.powerState, s.id],
       );
     });
   snapshots

@@ -5,8 +5,9 @@
  */
 import type { Command } from 'commander';
 import { ZenithError } from '../../api/errors.js';
+import type { LocationView } from '../../api/inventory.js';
 import { ApiClient } from '../client.js';
-import { formatTime, formatBytes, printJson, printKeyValues, printTable } from '../output.js';
+import { formatTime, formatBytes, printJson, printKeyValues } from '../output.js';
 import { runTask } from '../progress.js';
 import {
   addListCommand,
@@ -24,6 +25,7 @@ import { registerMetrics } from './vms-metrics.js';
 import { registerReconfigure } from './vms-reconfigure.js';
 import { registerRename } from './vms-rename.js';
 import { registerSnapshots } from './vms-snapshot.js';
+import { printList } from './globals.js';
 
 export function registerVms(program: Command): void {
   const vms = program.command('vms').description('Virtual machines');
@@ -228,13 +230,9 @@ export function registerVms(program: Command): void {
     .action(async (vm: string, options: { at?: string }, command: Command) => {
       const globals = command.optsWithGlobals<Globals>();
       const at = options.at ? `?at=${encodeURIComponent(options.at)}` : '';
-      const location = await ApiClient.fromConfig(globals).get<{
-        hostName: string | null;
-        hostId: string | null;
-        powerState: string;
-        from: number;
-        to: number | null;
-      }>(`/vms/${encodeURIComponent(vm)}/location${at}`);
+      const location = await ApiClient.fromConfig(globals).get<LocationView>(
+        `/vms/${encodeURIComponent(vm)}/location${at}`,
+      );
       if (globals.json) return printJson(location);
       printKeyValues([
         ['host', `${location.hostName ?? '-'} (${location.hostId ?? '-'})`],
@@ -248,24 +246,11 @@ export function registerVms(program: Command): void {
     .command('history <vm>')
     .description('The location history: every interval on a host in one power state')
     .action(async (vm: string, _o: unknown, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const history = await ApiClient.fromConfig(globals).get<{
-        items: Array<{
-          hostName: string | null;
-          powerState: string;
-          from: number;
-          to: number | null;
-        }>;
-      }>(`/vms/${encodeURIComponent(vm)}/location-history`);
-      if (globals.json) return printJson(history);
-      printTable(
+      await printList<{ items: LocationView[] }>(
+        command,
+        `/vms/${encodeURIComponent(vm)}/location-history`,
         ['FROM', 'TO', 'HOST', 'POWER'],
-        history.items.map((i) => [
-          formatTime(i.from),
-          i.to ? formatTime(i.to) : 'now',
-          i.hostName,
-          i.powerState,
-        ]),
+        (i) => [formatTime(i.from), i.to ? formatTime(i.to) : 'now', i.hostName, i.powerState],
       );
     });
   vms

@@ -6,7 +6,6 @@ import type { Duplex } from 'node:stream';
 import { ZenithError } from '../../core/errors.js';
 import type {
   ActionContext,
-  Capability,
   FacetName,
   CloneOptions,
   ConsoleKind,
@@ -21,6 +20,7 @@ import type {
   VmFootprint,
   VmSpec,
 } from '../driver.js';
+import { qemuCapabilities } from '../qemu/qemu-driver.js';
 import { AgentCaller } from './agent-caller.js';
 import type { AgentLink } from '../../protocols/agent-channel/agent-link.js';
 import { agentCalls } from '../../protocols/agent-channel/call-map.js';
@@ -29,30 +29,13 @@ import { AgentDiskStreams } from './agent-disk-streams.js';
 import { AgentMigrationEndpoint } from './agent-migration-endpoint.js';
 import { AgentPortableVms } from './agent-portable-vms.js';
 
-const capabilities: readonly Capability[] = [
-  'vm.start',
-  'vm.stop',
-  'vm.shutdown',
-  'vm.reboot',
-  'vm.reset',
-  'vm.suspend',
-  'vm.resume',
-  'vm.delete',
-  'vm.create',
-  'vm.clone',
-  'vm.snapshot',
-  'vm.console',
-  // To and from other QEMU hosts, through the migration facet; one agent is one host.
-  'vm.migrate',
-];
-
 /** The facets a later protocol added, by the first method of each. */
 const facetSince = { portableVms: 'runVm', diskStreams: 'openDiskReader' } as const;
 const isVersioned = (name: FacetName): name is keyof typeof facetSince =>
   Object.hasOwn(facetSince, name);
 
 export class AgentDriver implements HypervisorDriver {
-  readonly info: DriverInfo = { type: 'agent', simulated: false, capabilities };
+  readonly info: DriverInfo = { type: 'agent', simulated: false, capabilities: qemuCapabilities };
 
   readonly #agent: AgentCaller;
   readonly #migration: AgentMigrationEndpoint;

@@ -5,6 +5,7 @@
 import { isAbsolute } from 'node:path';
 import { ZenithError } from '../../core/errors.js';
 import { parseLibvirtUri, type LibvirtUri } from './libvirt-uri.js';
+import { intSetting } from '../int-setting.js';
 
 export interface LibvirtSettings {
   uri: string;
@@ -69,19 +70,6 @@ function optionalPath(settings: Record<string, unknown>, key: string): string | 
   return value;
 }
 
-function whole(
-  settings: Record<string, unknown>,
-  key: string,
-  fallback: number,
-  min: number,
-  max: number,
-): number {
-  const value = settings[key] ?? fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max)
-    fail(key, `is a whole number of milliseconds from ${min} to ${max}`);
-  return value;
-}
-
 export function validateLibvirtSettings(settings: Record<string, unknown>): LibvirtSettings {
   const unknown = Object.keys(settings).filter((key) => !known.includes(key));
   if (unknown.length > 0)
@@ -127,8 +115,15 @@ export function validateLibvirtSettings(settings: Record<string, unknown>): Libv
     storagePool:
       optionalString(settings, 'storagePool', /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$/, 'a pool name') ??
       'default',
-    shutdownTimeoutMs: whole(settings, 'shutdownTimeoutMs', 60_000, 0, 3_600_000),
-    callTimeoutMs: whole(settings, 'callTimeoutMs', 60_000, 1000, 3_600_000),
+    shutdownTimeoutMs: intSetting(
+      settings,
+      'shutdownTimeoutMs',
+      60_000,
+      0,
+      3_600_000,
+      'milliseconds',
+    ),
+    callTimeoutMs: intSetting(settings, 'callTimeoutMs', 60_000, 1000, 3_600_000, 'milliseconds'),
   };
   const optional = {
     ...tls,

@@ -33,6 +33,7 @@ import type {
   SnapshotInfo,
   VmSpec,
 } from '../driver.js';
+import { vmPowerCapabilities } from '../driver.js';
 import { resolveAccelerator } from './command-line.js';
 import {
   hostBridges,
@@ -70,25 +71,19 @@ export interface QemuDriverOptions {
   logger: Logger;
 }
 
-const capabilities: readonly Capability[] = [
-  'vm.start',
-  'vm.stop',
-  'vm.shutdown',
-  'vm.reboot',
-  'vm.reset',
-  'vm.suspend',
-  'vm.resume',
-  'vm.delete',
+/** What a QEMU host does (an agent's host too: its agent runs this driver). */
+export const qemuCapabilities: readonly Capability[] = [
+  ...vmPowerCapabilities,
   'vm.create',
   'vm.clone',
   'vm.snapshot',
   'vm.console',
-  // To and from other QEMU hosts, through the migration facet; one QEMU connection is one host.
+  // To and from other QEMU hosts, through the migration facet; one QEMU connection (or agent) is one host.
   'vm.migrate',
 ];
 
 export class QemuDriver implements HypervisorDriver {
-  readonly info: DriverInfo = { type: 'qemu', simulated: false, capabilities };
+  readonly info: DriverInfo = { type: 'qemu', simulated: false, capabilities: qemuCapabilities };
   readonly #options: QemuDriverOptions;
   readonly #binary: string;
   readonly #feed = new DeltaFeed();

@@ -25,6 +25,7 @@ import type {
   SnapshotInfo,
   VmSpec,
 } from '../driver.js';
+import { vmPowerCapabilities } from '../driver.js';
 import {
   defaultDirtyBytesPerSecond,
   defaultFleet,
@@ -50,14 +51,7 @@ export interface SimulatedDriverOptions {
 type JournalEntry = { op: 'vm'; vm: SimVm } | { op: 'delete'; id: string };
 
 const capabilities: readonly Capability[] = [
-  'vm.start',
-  'vm.stop',
-  'vm.shutdown',
-  'vm.reboot',
-  'vm.reset',
-  'vm.suspend',
-  'vm.resume',
-  'vm.delete',
+  ...vmPowerCapabilities,
   'vm.migrate',
   'vm.create',
   'vm.clone',

@@ -117,6 +117,11 @@ export const nonVmViewTypes = viewTypes.filter((t) => t !== 'VirtualMachine');
 /** What the feed follows of the objects that are not VMs: every path discovery reads. */
 export const nonVmPropertySpecs = propertySpecs.filter((p) => p.type !== 'VirtualMachine');
 
+/** The facts every vSphere object carries: its family and its managed object reference. */
+function vsphereIdentity(self: MoRef): Facts {
+  return { 'hypervisor.type': 'vsphere', 'vsphere.moref': self.value };
+}
+
 export interface CachedObject {
   ref: MoRef;
   props: Map<string, VimValue>;
@@ -162,7 +167,7 @@ export class InventoryCache {
           ...base,
           kind: 'datacenter',
           parent: null,
-          facts: { 'hypervisor.type': 'vsphere', 'vsphere.moref': self.value },
+          facts: vsphereIdentity(self),
         };
       case 'ClusterComputeResource':
         return {
@@ -170,8 +175,7 @@ export class InventoryCache {
           kind: 'cluster',
           parent: this.#datacenterRef(self),
           facts: compact({
-            'hypervisor.type': 'vsphere',
-            'vsphere.moref': self.value,
+            ...vsphereIdentity(self),
             'cluster.hosts': num(props.get('summary.numHosts')),
             'cpu.cores': num(props.get('summary.numCpuCores')),
             'memory.totalBytes': num(props.get('summary.totalMemory')),
@@ -184,8 +188,7 @@ export class InventoryCache {
           kind: 'host',
           parent: this.#hostParent(props.get('parent')),
           facts: compact({
-            'hypervisor.type': 'vsphere',
-            'vsphere.moref': self.value,
+            ...vsphereIdentity(self),
             'cpu.cores': num(props.get('summary.hardware.numCpuCores')),
             'cpu.mhz': num(props.get('summary.hardware.cpuMhz')),
             'cpu.model': str(props.get('summary.hardware.cpuModel')),
@@ -206,8 +209,7 @@ export class InventoryCache {
           kind: 'datastore',
           parent: this.#datacenterRef(self),
           facts: compact({
-            'hypervisor.type': 'vsphere',
-            'vsphere.moref': self.value,
+            ...vsphereIdentity(self),
             'storage.capacityBytes': num(props.get('summary.capacity')),
             'storage.freeBytes': num(props.get('summary.freeSpace')),
             'storage.type': str(props.get('summary.type')),
@@ -222,8 +224,7 @@ export class InventoryCache {
           kind: 'network',
           parent: this.#datacenterRef(self),
           facts: {
-            'hypervisor.type': 'vsphere',
-            'vsphere.moref': self.value,
+            ...vsphereIdentity(self),
             'network.type': self.type,
           },
         };
@@ -239,8 +240,7 @@ export class InventoryCache {
               ? { kind: ownerKind, externalId: owner.value }
               : this.#datacenterRef(self),
           facts: {
-            'hypervisor.type': 'vsphere',
-            'vsphere.moref': self.value,
+            ...vsphereIdentity(self),
             'vsphere.type': self.type,
             'vsphere.root':
               ref(props.get('parent'))?.type !== 'ResourcePool' &&
@@ -270,8 +270,7 @@ export class InventoryCache {
       powerState,
       tags: [],
       facts: compact({
-        'hypervisor.type': 'vsphere',
-        'vsphere.moref': self.value,
+        ...vsphereIdentity(self),
         'power.state': powerState,
         'cpu.count': num(props.get('config.hardware.numCPU')),
         'memory.bytes': memoryMb === undefined ? undefined : memoryMb * 1024 * 1024,

@@ -32,6 +32,7 @@ import type {
   VmMetrics,
   VmSpec,
 } from '../driver.js';
+import { vmPowerCapabilities } from '../driver.js';
 import { customFieldNames, followInventory } from './inventory-feed.js';
 import {
   InventoryCache,
@@ -69,14 +70,7 @@ export interface VsphereDriverOptions {
 }
 
 const capabilities: readonly Capability[] = [
-  'vm.start',
-  'vm.stop',
-  'vm.shutdown',
-  'vm.reboot',
-  'vm.reset',
-  'vm.suspend',
-  'vm.resume',
-  'vm.delete',
+  ...vmPowerCapabilities,
   'vm.migrate',
   'vm.relocateStorage',
   'vm.create',

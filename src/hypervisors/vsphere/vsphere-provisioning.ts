@@ -330,17 +330,23 @@ export async function createSnapshot(
   return { snapshot, vm: await host.readVm(id) };
 }
 
+/** One snapshot of a VM, by its id; ZEN_NOT_FOUND when the VM has none of that id. */
+async function snapshotOf(host: ActionHost, id: string, snapshotId: string): Promise<SnapshotNode> {
+  const snapshot = (await listSnapshots(host, id)).find((s) => s.id === snapshotId);
+  if (!snapshot)
+    throw new ZenithError('ZEN_NOT_FOUND', `VM ${id} has no snapshot ${snapshotId}`, {
+      snapshotId,
+    });
+  return snapshot;
+}
+
 export async function revertSnapshot(
   host: ActionHost,
   id: string,
   snapshotId: string,
   context: ActionContext,
 ): Promise<DiscoveredVm> {
-  const snapshot = (await listSnapshots(host, id)).find((s) => s.id === snapshotId);
-  if (!snapshot)
-    throw new ZenithError('ZEN_NOT_FOUND', `VM ${id} has no snapshot ${snapshotId}`, {
-      snapshotId,
-    });
+  const snapshot = await snapshotOf(host, id, snapshotId);
   await runTask(host, 'RevertToSnapshot_Task', snapshot.ref, {}, context);
   return host.readVm(id);
 }
@@ -351,11 +357,7 @@ export async function deleteSnapshot(
   snapshotId: string,
   context: ActionContext,
 ): Promise<DiscoveredVm> {
-  const snapshot = (await listSnapshots(host, id)).find((s) => s.id === snapshotId);
-  if (!snapshot)
-    throw new ZenithError('ZEN_NOT_FOUND', `VM ${id} has no snapshot ${snapshotId}`, {
-      snapshotId,
-    });
+  const snapshot = await snapshotOf(host, id, snapshotId);
   await runTask(host, 'RemoveSnapshot_Task', snapshot.ref, { removeChildren: false }, context);
   return host.readVm(id);
 }

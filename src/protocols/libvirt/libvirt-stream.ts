@@ -53,7 +53,9 @@ export class LibvirtStream extends Duplex {
     const { status } = packet.header;
     if (status === MESSAGE_STATUS.continue) {
       if (packet.payload.length === 0) {
-        this.#endOfData();
+        // Empty CONTINUE: no more data. The daemon waits for our OK before it confirms the end
+        // with its own OK; the readable side ends then, so errors at the end still surface.
+        this.#sendFinish();
         return;
       }
       if (!this.push(packet.payload)) this.#channel.pauseReading(this);
@@ -83,18 +85,11 @@ export class LibvirtStream extends Duplex {
     this.#fail(error);
   }
 
-  /** Empty CONTINUE: no more data. The readable side ends when the daemon confirms our OK, so errors at the end still surface. */
-  #endOfData(): void {
-    if (!this.#finishSent) {
-      // The daemon waits for our OK before it confirms the end with its own OK.
-      this.#finishSent = true;
-      this.#channel.sendStreamPacket(
-        this.serial,
-        this.procedure,
-        MESSAGE_STATUS.ok,
-        Buffer.alloc(0),
-      );
-    }
+  /** Our empty OK, sent once: the end of the stream on our side (after reading or writing). */
+  #sendFinish(): void {
+    if (this.#finishSent) return;
+    this.#finishSent = true;
+    this.#channel.sendStreamPacket(this.serial, this.procedure, MESSAGE_STATUS.ok, Buffer.alloc(0));
   }
 
   #fail(error: Error): void {
@@ -153,15 +148,7 @@ export class LibvirtStream extends Duplex {
       return;
     }
     this.#onFinishConfirmed = (error) => callback(error ?? null);
-    if (!this.#finishSent) {
-      this.#finishSent = true;
-      this.#channel.sendStreamPacket(
-        this.serial,
-        this.procedure,
-        MESSAGE_STATUS.ok,
-        Buffer.alloc(0),
-      );
-    }
+    this.#sendFinish();
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {

@@ -24,6 +24,7 @@ import {
   testPolicy as testDraft,
   withDraft,
 } from '../../services/placement/policy-tester.js';
+import { policyEnvOf } from '../../services/placement/policy-tester.js';
 import { principalOf } from '../auth.js';
 import { serve, type Api } from '../route.js';
 import { requesterOf } from './placement.js';
@@ -92,14 +93,7 @@ export async function policyRoutes(
       : vm.home >= 0
         ? model.hosts[vm.home]
         : undefined;
-    const env = {
-      vm: vm.facts,
-      group: vm.groupFacts,
-      user: model.requester,
-      host: host?.facts,
-      cluster: host?.clusterFacts,
-      datacenter: host?.datacenterFacts,
-    };
+    const env = policyEnvOf(model, vm, host);
     const inForce = [...(host?.policies ?? []), ...model.vmPolicies(vm)].filter((policy) => {
       try {
         return policy.when === null || policy.when.evaluate(env) === true;

@@ -5,6 +5,8 @@
 import type { Clock } from '../../core/clock.js';
 import { ZenithError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
+import type { Selectable } from 'kysely';
+import type { VmOwnershipTable } from '../../store/schema.js';
 import type { Store } from '../../store/store.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import type { PowerState } from '../inventory/model.js';
@@ -271,15 +273,7 @@ export class AccountingService {
           changedBy: 'system',
         },
       ];
-    return rows.map((row) => ({
-      vmId: row.vm_id,
-      owner: row.owner,
-      group: row.group_name,
-      costCenter: row.cost_center,
-      from: Number(row.from_ts),
-      to: row.to_ts === null ? null : Number(row.to_ts),
-      changedBy: row.changed_by,
-    }));
+    return rows.map((row) => ({ ...ownershipSpanOf(row), changedBy: row.changed_by }));
   }
 
   async report(request: ReportRequest): Promise<Report> {
@@ -340,14 +334,7 @@ export class AccountingService {
     const energy = cards.some((card) => card.pricesEnergy)
       ? await this.#energyOf(hosts, from, to)
       : undefined;
-    const ownership: OwnershipSpan[] = ownershipRows.map((row) => ({
-      vmId: row.vm_id,
-      owner: row.owner,
-      group: row.group_name,
-      costCenter: row.cost_center,
-      from: Number(row.from_ts),
-      to: row.to_ts === null ? null : Number(row.to_ts),
-    }));
+    const ownership = ownershipRows.map(ownershipSpanOf);
     const defaults = new Map<string, Ownership>();
     const result = meter({
       from,
@@ -500,4 +487,16 @@ export class AccountingService {
     const creator = (await loadCreators(this.store.db)).get(vmId);
     return { owner: creator ?? unassigned, group: unassigned, costCenter: unassigned };
   }
+}
+
+/** A VM's ownership over a span of time, from its row (PostgreSQL may answer bigints as strings). */
+function ownershipSpanOf(row: Selectable<VmOwnershipTable>): OwnershipSpan {
+  return {
+    vmId: row.vm_id,
+    owner: row.owner,
+    group: row.group_name,
+    costCenter: row.cost_center,
+    from: Number(row.from_ts),
+    to: row.to_ts === null ? null : Number(row.to_ts),
+  };
 }

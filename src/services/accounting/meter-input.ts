@@ -3,18 +3,11 @@ import type { Facts, PowerState } from '../inventory/model.js';
 import type { WattSample } from './energy.js';
 import type { CompiledRateCard } from './rate-card.js';
 import type { MeasuredSample, ReportRow } from './report-accumulator.js';
+import type { Dimension } from '../../api/accounting.js';
 import type { Granularity } from './timeline.js';
 
-export type Dimension = 'vm' | 'owner' | 'group' | 'costCenter' | 'cluster' | 'host' | 'hypervisor';
-export const dimensions: readonly Dimension[] = [
-  'vm',
-  'owner',
-  'group',
-  'costCenter',
-  'cluster',
-  'host',
-  'hypervisor',
-];
+// What a report groups by is the contract's (src/api/accounting.ts).
+export { dimensions, type Dimension } from '../../api/accounting.js';
 
 export interface MeterHost {
   id: string;

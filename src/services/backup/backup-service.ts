@@ -53,7 +53,7 @@ import { DiskRestore, type DiskRestoreRequest } from './disk-restore.js';
 import { qcow2Bytes, qcow2Plan } from './qcow2-stream.js';
 import { watchConsole } from './console-watch.js';
 import { applyRetention, checkRetention, type Retention } from './retention.js';
-import type { BackupManifest } from './repository/manifest.js';
+import { manifestDisk, type BackupManifest } from './repository/manifest.js';
 import { BackupRepository, type VerifyReport } from './repository/repository.js';
 import { progressOver, restorePaths, writeRestoredDisk } from './restore-paths.js';
 
@@ -564,12 +564,7 @@ export class BackupService {
     const backup = await this.#undamaged(backupId, 'downloaded');
     const repository = await this.#repository(backup.repositoryId);
     const manifest = await repository.readManifest(backup.id);
-    const disk = manifest.disks.find((d) => d.diskId === diskId);
-    if (!disk)
-      throw new ZenithError('ZEN_NOT_FOUND', `backup ${backup.id} has no disk ${diskId}`, {
-        diskId,
-        disks: manifest.disks.map((d) => d.diskId),
-      });
+    const disk = manifestDisk(manifest, diskId);
     const damaged = (error: ZenithError) => this.catalogue.markDamaged([backup.id], error.message);
     const fileName = `${backup.vmName}-${diskId}-${backup.id}.${format}`.replace(
       /[^A-Za-z0-9._-]/g,

@@ -30,7 +30,7 @@ import type { Tx } from '../../store/store.js';
 import { quotaHoldParams, type QuotaGate } from '../quotas/quota-gate.js';
 import type { Task, TaskKind, TaskService } from '../tasks/task-service.js';
 import type { BackupCatalogue, CatalogueBackup } from './backup-catalogue.js';
-import type { ManifestDisk } from './repository/manifest.js';
+import { manifestDisk, type ManifestDisk } from './repository/manifest.js';
 import type { BackupRepository } from './repository/repository.js';
 import { progressOver, restorePaths, writeRestoredDisk } from './restore-paths.js';
 
@@ -104,12 +104,7 @@ export class DiskRestore {
     const backup = await this.deps.undamaged(backupId);
     const repository = await this.deps.repository(backup.repositoryId);
     const manifest = await repository.readManifest(backup.id);
-    const disk = manifest.disks.find((d) => d.diskId === diskId);
-    if (!disk)
-      throw new ZenithError('ZEN_NOT_FOUND', `backup ${backup.id} has no disk ${diskId}`, {
-        diskId,
-        disks: manifest.disks.map((d) => d.diskId),
-      });
+    const disk = manifestDisk(manifest, diskId);
     const vm = this.deps.inventory.get(request.vm ?? backup.vmId);
     if (vm.kind !== 'vm') throw new ZenithError('ZEN_NOT_FOUND', `${vm.id} is not a VM`);
     if (vm.status !== 'present' || !vm.connectionId || !vm.externalId || !vm.parentId)

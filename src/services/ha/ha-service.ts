@@ -37,6 +37,7 @@ import { HaStore, type Failover, type Restart } from './ha-store.js';
 import { HeartbeatReader } from './heartbeat-reader.js';
 import { HostWatch, type HostVerdict } from './host-watch.js';
 import { MovedAwayDiscards } from './moved-away.js';
+import { PolicyPacedLoop } from './policy-paced-loop.js';
 import { isVsphereHost, vsphereHaOfHost, vsphereRestartPriority } from './vsphere-ha.js';
 
 export type HaHostState =
@@ -99,8 +100,7 @@ export class HaService {
   readonly #configured = new WeakMap<AgentLink, string>();
   /** Hosts back after a failover discard the VMs that moved away (moved-away.ts). */
   readonly #movedAway: MovedAwayDiscards;
-  #abort: AbortController | undefined;
-  #loop: Promise<void> = Promise.resolve();
+  #loop: PolicyPacedLoop | undefined;
   readonly #options: Required<HaOptions>;
 
   constructor(
@@ -192,22 +192,16 @@ export class HaService {
     this.#actor = await this.#identity();
     this.#startedAt = this.deps.clock.now();
     this.deps.agentHub.probeEvery(1000);
-    this.#abort = new AbortController();
-    const signal = this.#abort.signal;
-    this.#loop = (async () => {
-      while (!signal.aborted) {
-        const changes = this.deps.policies.changes;
-        const idle = await this.#tick().catch((error: unknown) => {
-          this.deps.logger.warn({ err: error }, 'high availability check failed');
-          return false;
-        });
-        // While no policy enables HA and no failover is open, nothing is watched: the loop sleeps
-        // until a policy changes (or a while), not every tick.
-        await this.deps.clock
-          .sleep(idle ? idleMs : this.#options.tickMs, AbortSignal.any([signal, changes]))
-          .catch(() => undefined);
-      }
-    })();
+    this.#loop = new PolicyPacedLoop({
+      clock: this.deps.clock,
+      logger: this.deps.logger,
+      policies: this.deps.policies,
+      tickMs: this.#options.tickMs,
+      // Idle while no policy enables HA and no failover is open: nothing is watched.
+      idleMs,
+      failure: 'high availability check failed',
+      check: () => this.#tick(),
+    });
   }
 
   /**
@@ -237,8 +231,7 @@ export class HaService {
   }
 
   async stop(): Promise<void> {
-    this.#abort?.abort();
-    await this.#loop;
+    await this.#loop?.stop();
     await this.#describing;
     await this.#agentCalls;
   }

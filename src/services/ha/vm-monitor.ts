@@ -26,6 +26,7 @@ import type { VmActionService } from '../vms/vm-actions.js';
 import type { HaService } from './ha-service.js';
 import { HaPolicyFlag, haOfVm } from './ha-settings.js';
 import { VmMonitorStore, type MonitorRestart } from './vm-monitor-store.js';
+import { PolicyPacedLoop } from './policy-paced-loop.js';
 
 /** The causes VM monitoring restarts; every other stop is somebody's wish. */
 const restartable: readonly StopCause[] = ['crashed', 'guest-panic'];
@@ -48,8 +49,7 @@ export class VmMonitor {
   #latest = new Map<string, MonitorRestart>();
   /** VMs whose start was refused at once (connection down, …): tried again, logged once. */
   readonly #refused = new Set<string>();
-  #abort: AbortController | undefined;
-  #loop: Promise<void> = Promise.resolve();
+  #loop: PolicyPacedLoop | undefined;
   readonly #options: Required<VmMonitorOptions>;
 
   constructor(
@@ -77,27 +77,20 @@ export class VmMonitor {
   async start(): Promise<void> {
     this.#latest = await this.store.latest();
     this.deps.ha.vmMonitoring = this;
-    this.#abort = new AbortController();
-    const signal = this.#abort.signal;
-    this.#loop = (async () => {
-      while (!signal.aborted) {
-        const changes = this.deps.policies.changes;
-        const idle = await this.#tick().catch((error: unknown) => {
-          this.deps.logger.warn({ err: error }, 'VM monitoring check failed');
-          return false;
-        });
-        // While no policy turns VM monitoring on and no restart of its is under way, it sleeps
-        // until a policy changes (or a minute), not every tick.
-        await this.deps.clock
-          .sleep(idle ? 60_000 : this.#options.tickMs, AbortSignal.any([signal, changes]))
-          .catch(() => undefined);
-      }
-    })();
+    this.#loop = new PolicyPacedLoop({
+      clock: this.deps.clock,
+      logger: this.deps.logger,
+      policies: this.deps.policies,
+      tickMs: this.#options.tickMs,
+      // Idle while no policy turns VM monitoring on and no restart of its is under way.
+      idleMs: 60_000,
+      failure: 'VM monitoring check failed',
+      check: () => this.#tick(),
+    });
   }
 
   async stop(): Promise<void> {
-    this.#abort?.abort();
-    await this.#loop;
+    await this.#loop?.stop();
   }
 
   /** A VM VM monitoring gave up on (the limit), while it is still off after that stop. */

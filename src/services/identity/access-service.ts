@@ -7,6 +7,7 @@
 import type { Clock } from '../../core/clock.js';
 import { ZenithError } from '../../core/errors.js';
 import { isId, newId } from '../../core/ids.js';
+import type { RoleBindingsTable } from '../../store/schema.js';
 import type { Store } from '../../store/store.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import { scopeResolverOf, type ScopeResolver } from '../inventory/scope-chain.js';
@@ -469,16 +470,7 @@ export class AccessService {
   }
 }
 
-function bindingOf(row: {
-  id: string;
-  subject_id: string;
-  subject_kind: string;
-  role: string;
-  scope_id: string | null;
-  condition: string | null;
-  created_by: string;
-  created_at: number;
-}): RoleBinding {
+function bindingOf(row: RoleBindingsTable): RoleBinding {
   return {
     id: row.id,
     subjectId: row.subject_id,

@@ -77,18 +77,8 @@ export class InventoryService {
   lookup(idOrName: string, visible?: (object: ManagedObject) => boolean): ManagedObject {
     const byId = this.index.get(idOrName);
     if (byId && (visible?.(byId) ?? true)) return byId;
-    const named = this.index.query({
-      filters: [{ key: 'name', op: '=', values: [idOrName], text: `name=${idOrName}` }],
-      limit: 2,
-      ...(visible ? { visible } : {}),
-    }).items;
-    if (named.length === 1) return named[0]!;
-    if (named.length > 1)
-      throw new ZenithError(
-        'ZEN_CONFLICT',
-        `more than one object is named '${idOrName}'; use its id`,
-        { name: idOrName, ids: named.map((o) => o.id) },
-      );
+    const named = this.#onlyNamed(idOrName, undefined, visible);
+    if (named) return named;
     throw new ZenithError('ZEN_NOT_FOUND', `no object '${idOrName}'`, { idOrName });
   }
 
@@ -100,20 +90,33 @@ export class InventoryService {
   ): ManagedObject {
     const byId = this.index.get(idOrName);
     if (byId && byId.kind === kind && (visible?.(byId) ?? true)) return byId;
+    const named = this.#onlyNamed(idOrName, kind, visible);
+    if (named) return named;
+    throw new ZenithError('ZEN_NOT_FOUND', `no ${kind} '${idOrName}'`, { kind, idOrName });
+  }
+
+  /**
+   * The one object (of `kind` when given) of this exact name that `visible` lets through;
+   * undefined when there is none, ZEN_CONFLICT when there are several (the caller needs the id).
+   */
+  #onlyNamed(
+    name: string,
+    kind: ObjectKind | undefined,
+    visible: ((object: ManagedObject) => boolean) | undefined,
+  ): ManagedObject | undefined {
     const named = this.index.query({
-      kind,
-      filters: [{ key: 'name', op: '=', values: [idOrName], text: `name=${idOrName}` }],
+      ...(kind ? { kind } : {}),
+      filters: [{ key: 'name', op: '=', values: [name], text: `name=${name}` }],
       limit: 2,
       ...(visible ? { visible } : {}),
     }).items;
-    if (named.length === 1) return named[0]!;
     if (named.length > 1)
       throw new ZenithError(
         'ZEN_CONFLICT',
-        `more than one ${kind} is named '${idOrName}'; use its id`,
-        { name: idOrName, ids: named.map((o) => o.id) },
+        `more than one ${kind ?? 'object'} is named '${name}'; use its id`,
+        { name, ids: named.map((o) => o.id) },
       );
-    throw new ZenithError('ZEN_NOT_FOUND', `no ${kind} '${idOrName}'`, { kind, idOrName });
+    return named[0];
   }
 
   /** A full snapshot: what the connection no longer reports is marked missing. */

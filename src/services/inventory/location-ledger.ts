@@ -4,6 +4,8 @@
  * source of truth for "where was it at time T".
  */
 import type { PowerState } from '../../hypervisors/driver.js';
+import type { Selectable } from 'kysely';
+import type { LocationHistoryTable } from '../../store/schema.js';
 import type { Store, Tx } from '../../store/store.js';
 import type { LocationInterval } from './model.js';
 
@@ -153,14 +155,7 @@ export class LocationLedger {
       .orderBy('id', 'desc')
       .limit(options.limit ?? 1000)
       .execute();
-    return rows.map((row) => ({
-      vmId: row.vm_id,
-      hostId: row.host_id,
-      powerState: row.power_state as PowerState,
-      from: Number(row.from_ts),
-      to: row.to_ts === null ? null : Number(row.to_ts),
-      ...(row.reason ? { reason: row.reason } : {}),
-    }));
+    return rows.map(intervalOf);
   }
 
   /** The interval that covers time `at`, or null when Zenith did not know the VM then. */
@@ -175,13 +170,18 @@ export class LocationLedger {
       .orderBy('id', 'desc')
       .executeTakeFirst();
     if (!row) return null;
-    return {
-      vmId: row.vm_id,
-      hostId: row.host_id,
-      powerState: row.power_state as PowerState,
-      from: Number(row.from_ts),
-      to: row.to_ts === null ? null : Number(row.to_ts),
-      ...(row.reason ? { reason: row.reason } : {}),
-    };
+    return intervalOf(row);
   }
+}
+
+/** An interval of the location history, from its row (PostgreSQL may answer bigints as strings). */
+function intervalOf(row: Selectable<LocationHistoryTable>): LocationInterval {
+  return {
+    vmId: row.vm_id,
+    hostId: row.host_id,
+    powerState: row.power_state as PowerState,
+    from: Number(row.from_ts),
+    to: row.to_ts === null ? null : Number(row.to_ts),
+    ...(row.reason ? { reason: row.reason } : {}),
+  };
 }

@@ -8,6 +8,7 @@ import type { Clock } from '../../core/clock.js';
 import { ZenithError } from '../../core/errors.js';
 import type { MachineSensor } from '../../hypervisors/driver.js';
 import type { Store } from '../../store/store.js';
+import { chartSteps } from '../metrics/chart-steps.js';
 import { energyOf, type EnergyFigures, type WattSample } from '../accounting/energy.js';
 
 export interface SensorSettings {
@@ -170,25 +171,8 @@ export class SensorHistory {
     machineId: string,
     request: { from: number; to: number; stepSeconds: number },
   ): Promise<SensorHistoryView> {
-    const { from, to, stepSeconds } = request;
-    if (!Number.isInteger(stepSeconds) || stepSeconds < 1)
-      throw new ZenithError(
-        'ZEN_BAD_REQUEST',
-        'step must be a whole number of seconds, at least 1',
-        {
-          step: stepSeconds,
-        },
-      );
-    checkPeriod(from, to);
-    const stepMs = stepSeconds * 1000;
-    const first = Math.floor(from / stepMs) * stepMs;
-    const count = Math.ceil((to - first) / stepMs);
-    if (count > maxSensorPoints)
-      throw new ZenithError(
-        'ZEN_BAD_REQUEST',
-        `the period holds ${count} steps; at most ${maxSensorPoints}: take a longer step`,
-        { from, to, step: stepSeconds, maxPoints: maxSensorPoints },
-      );
+    const { to, stepSeconds } = request;
+    const { stepMs, first, count } = chartSteps(request, maxSensorPoints, checkPeriod);
     const sums = Array.from({ length: count }, () => ({
       watts: 0,
       wattsCount: 0,

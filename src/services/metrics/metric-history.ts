@@ -11,6 +11,7 @@ import type { VmMetrics } from '../../hypervisors/driver.js';
 import { sql } from 'kysely';
 import type { Store } from '../../store/store.js';
 import type { MetricSums } from '../../store/schema.js';
+import { chartSteps } from './chart-steps.js';
 import {
   addSums,
   metricDelta,
@@ -164,26 +165,8 @@ export class MetricHistory {
     vmId: string,
     request: { from: number; to: number; stepSeconds: number },
   ): Promise<MetricHistoryView> {
-    const { from, to, stepSeconds } = request;
-    if (!Number.isInteger(stepSeconds) || stepSeconds < 1)
-      throw new ZenithError(
-        'ZEN_BAD_REQUEST',
-        'step must be a whole number of seconds, at least 1',
-        {
-          step: stepSeconds,
-        },
-      );
-    if (!(Number.isSafeInteger(from) && Number.isSafeInteger(to) && from < to))
-      throw new ZenithError('ZEN_BAD_REQUEST', 'the period must end after it starts', { from, to });
-    const stepMs = stepSeconds * 1000;
-    const first = Math.floor(from / stepMs) * stepMs;
-    const count = Math.ceil((to - first) / stepMs);
-    if (count > maxPoints)
-      throw new ZenithError(
-        'ZEN_BAD_REQUEST',
-        `the period holds ${count} steps; at most ${maxPoints}: take a longer step`,
-        { from, to, step: stepSeconds, maxPoints },
-      );
+    const { to, stepSeconds } = request;
+    const { stepMs, first, count } = chartSteps(request, maxPoints, checkPeriod);
     const raw = first >= this.clock.now() - this.settings.rawRetentionMs;
     const rows: Array<Sums & { time: number }> = raw
       ? (
@@ -230,4 +213,10 @@ function numbers(sums: Sums): Sums {
     memory_sum_bytes: Number(sums.memory_sum_bytes),
     memory_samples: Number(sums.memory_samples),
   };
+}
+
+/** A period of whole milliseconds that ends after it starts. */
+function checkPeriod(from: number, to: number): void {
+  if (!(Number.isSafeInteger(from) && Number.isSafeInteger(to) && from < to))
+    throw new ZenithError('ZEN_BAD_REQUEST', 'the period must end after it starts', { from, to });
 }

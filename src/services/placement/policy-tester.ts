@@ -105,7 +105,12 @@ function covers(policy: CompiledPolicy, vm: VmSlot, host: HostSlot | undefined):
   }
 }
 
-function envOf(model: PlacementModel, vm: VmSlot, host: HostSlot | undefined): PolicyEnv {
+/** What a policy's conditions read of a VM on a host (or on no host yet): the facts of both and their scopes. */
+export function policyEnvOf(
+  model: PlacementModel,
+  vm: VmSlot,
+  host: HostSlot | undefined,
+): PolicyEnv {
   return {
     vm: vm.facts,
     group: vm.groupFacts,
@@ -143,7 +148,7 @@ export function testPolicy(
   for (const vm of model.vms.values()) {
     const host = vm.home >= 0 ? model.hosts[vm.home] : undefined;
     if (!covers(policy, vm, host)) continue;
-    const env = envOf(model, vm, host);
+    const env = policyEnvOf(model, vm, host);
     try {
       if (policy.when && policy.when.evaluate(env) !== true) continue;
     } catch {
@@ -316,7 +321,7 @@ export function testExpression(
         ? model.hosts[vm.home]
         : undefined;
     const env: PolicyEnv = vm
-      ? envOf(model, vm, host)
+      ? policyEnvOf(model, vm, host)
       : {
           user: model.requester,
           host: host?.facts,
@@ -349,7 +354,7 @@ export function testExpression(
     const vms = [...model.vms.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
     for (const vm of vms) {
       const host = vm.home >= 0 ? model.hosts[vm.home] : undefined;
-      record(vm.name, refOf(vm, host), () => compiled.evaluate(envOf(model, vm, host)));
+      record(vm.name, refOf(vm, host), () => compiled.evaluate(policyEnvOf(model, vm, host)));
     }
   } else {
     for (const host of model.hosts)

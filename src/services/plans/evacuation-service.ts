@@ -26,18 +26,15 @@ import {
   summary,
   wakeHosts,
   wakesFor,
+  planRunParamFields,
 } from './plan-runs.js';
 import type { PlanStore, PlanView } from './plan-store.js';
 import type { HostSlot } from '../placement/slots.js';
 
 const EvacuateParams = Type.Object({
-  planId: Type.String(),
+  ...planRunParamFields,
   hostId: Type.String(),
   hostName: Type.String(),
-  /** Who evacuates it: its migrate tasks are theirs. */
-  owner: Type.Object({ id: Type.String(), kind: Type.String(), name: Type.String() }),
-  predictedCompletionMs: Type.Number(),
-  moves: Type.Optional(Type.Number()),
 });
 type EvacuateParams = Static<typeof EvacuateParams>;
 

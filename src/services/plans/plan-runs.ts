@@ -1,4 +1,5 @@
 /** What applying a plan and evacuating a host share: rescheduling, recording the outcome, failing cleanly. */
+import { Type } from 'typebox';
 import { isZenithError } from '../../core/errors.js';
 import type { TaskRunContext } from '../tasks/task-service.js';
 import { scheduleMoves, type Schedule } from './migration-planner.js';
@@ -8,6 +9,15 @@ import type { Move } from './migration-planner.js';
 import type { PlacementService } from '../placement/placement-service.js';
 
 export type Outcome = NonNullable<PlanDocument['outcome']>;
+
+/** The task parameters every run of a plan carries (applying it, evacuating a host with it). */
+export const planRunParamFields = {
+  planId: Type.String(),
+  /** Who runs it: its migrate tasks are theirs. */
+  owner: Type.Object({ id: Type.String(), kind: Type.String(), name: Type.String() }),
+  predictedCompletionMs: Type.Number(),
+  moves: Type.Optional(Type.Number()),
+};
 
 export function scheduleDocument(schedule: Schedule): Omit<PlanDocument, 'options'> {
   return {

@@ -27,6 +27,7 @@ import {
   summary,
   wakeHosts,
   wakesFor,
+  planRunParamFields,
 } from './plan-runs.js';
 import type { HostModeService } from '../placement/host-modes.js';
 import { PlanStore, type PlanView } from './plan-store.js';
@@ -47,13 +48,7 @@ export interface RebalanceRequest {
   apply: 'recommend' | 'automatic';
 }
 
-const ApplyParams = Type.Object({
-  planId: Type.String(),
-  /** Who applies it: its migrate tasks are theirs. */
-  owner: Type.Object({ id: Type.String(), kind: Type.String(), name: Type.String() }),
-  predictedCompletionMs: Type.Number(),
-  moves: Type.Optional(Type.Number()),
-});
+const ApplyParams = Type.Object(planRunParamFields);
 type ApplyParams = Static<typeof ApplyParams>;
 
 export class PlanService {

@@ -12,6 +12,7 @@ import { sql } from 'kysely';
 import type { Clock } from '../../core/clock.js';
 import { ZenithError } from '../../core/errors.js';
 import type { Facts } from '../../hypervisors/driver.js';
+import type { QuotasTable } from '../../store/schema.js';
 import type { Db, Store, Tx } from '../../store/store.js';
 import type { Actor } from '../audit/audit-service.js';
 import type { AccessService } from '../identity/access-service.js';
@@ -65,17 +66,7 @@ function add(to: Amounts, amounts: Amounts): void {
   for (const resource of quotaResources) to[resource] += amounts[resource];
 }
 
-interface QuotaRow {
-  group_id: string;
-  vcpus: number | null;
-  memory_bytes: number | null;
-  disk_bytes: number | null;
-  vms: number | null;
-  updated_by: string;
-  updated_at: number;
-}
-
-function limitsOf(row: QuotaRow): Limits {
+function limitsOf(row: QuotasTable): Limits {
   const limit = (value: number | null) => (value === null ? null : Number(value));
   return {
     vcpus: limit(row.vcpus),
@@ -318,7 +309,7 @@ export class QuotaService {
     return this.access.graph.groupsOf(identityId).has(groupId);
   }
 
-  async #views(rows: QuotaRow[]): Promise<QuotaView[]> {
+  async #views(rows: QuotasTable[]): Promise<QuotaView[]> {
     const tree = await this.#tree(this.store.db);
     const usage = await this.#usage(
       this.store.db,
@@ -362,7 +353,7 @@ export class QuotaService {
   }
 
   /** The quota rows of these groups, locked until the transaction ends (in group id order: no deadlocks). */
-  async #lockQuotas(tx: Tx, groupIds: Set<string>): Promise<QuotaRow[]> {
+  async #lockQuotas(tx: Tx, groupIds: Set<string>): Promise<QuotasTable[]> {
     if (groupIds.size === 0) return [];
     const query = tx
       .selectFrom('quotas')

@@ -26,6 +26,28 @@ export interface VmListQuery {
   tags?: string[];
 }
 
+/** The period [from, to) and step of a history chart (a VM's metrics, a machine's sensors). */
+export interface HistoryRange {
+  from: number;
+  to: number;
+  stepSeconds: number;
+}
+
+/** The chart points a history operation answers at `path` for `range`. */
+export function historyOf<T>(
+  client: ApiClient,
+  path: string,
+  range: HistoryRange,
+  signal?: AbortSignal,
+): Promise<T> {
+  const params = new URLSearchParams({
+    from: String(range.from),
+    to: String(range.to),
+    step: String(range.stepSeconds),
+  });
+  return client.call('GET', `${path}?${params.toString()}`, undefined, signal);
+}
+
 export async function login(username: string, password: string): Promise<LoginAnswer> {
   const response = await fetch(`${apiBase}/auth/login`, {
     method: 'POST',

@@ -32,6 +32,30 @@ export class EventStream {
     return () => this.#listeners.delete(listener);
   }
 
+  /**
+   * Calls `react` once, `delayMs` after the first event that `relevant` keeps, however many more
+   * arrive meanwhile: a burst of events is one reload. The answer unsubscribes and cancels a call
+   * not made yet.
+   */
+  subscribeCoalesced(
+    relevant: (event: ZenithEvent) => boolean,
+    react: () => void,
+    delayMs = 300,
+  ): () => void {
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    const unsubscribe = this.subscribe((event) => {
+      if (!relevant(event)) return;
+      timer ??= setTimeout(() => {
+        timer = null;
+        react();
+      }, delayMs);
+    });
+    return () => {
+      unsubscribe();
+      if (timer) clearTimeout(timer);
+    };
+  }
+
   onState(listener: (state: StreamState) => void): () => void {
     this.#stateListeners.add(listener);
     return () => this.#stateListeners.delete(listener);

@@ -15,7 +15,7 @@ import type {
   SensorHistoryView,
   SensorPoint,
 } from '../../../src/api/machines.ts';
-import type { ApiClient } from './client.ts';
+import { historyOf, type ApiClient, type HistoryRange } from './client.ts';
 import type { ManagedObject, Page } from './types.ts';
 import type { TaskDetail } from './vm-types.ts';
 
@@ -86,20 +86,10 @@ export async function sensorsOf(
 export function sensorHistoryOf(
   client: ApiClient,
   hostId: string,
-  range: { from: number; to: number; stepSeconds: number },
+  range: HistoryRange,
   signal?: AbortSignal,
 ): Promise<SensorHistoryView> {
-  const params = new URLSearchParams({
-    from: String(range.from),
-    to: String(range.to),
-    step: String(range.stepSeconds),
-  });
-  return client.call(
-    'GET',
-    `${hostPath(hostId)}/sensors/history?${params.toString()}`,
-    undefined,
-    signal,
-  );
+  return historyOf(client, `${hostPath(hostId)}/sensors/history`, range, signal);
 }
 
 /** The energy drawn over [from, to) and how much of it the samples cover. */

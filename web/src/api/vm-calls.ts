@@ -2,7 +2,7 @@
  * The VM-centred calls of the public API (tasks of a VM, snapshots, clone, rename, reconfigure,
  * migrate, delete, create, placement preview, metrics history), over the app's ApiClient.
  */
-import type { ApiClient } from './client.ts';
+import { historyOf, type ApiClient, type HistoryRange } from './client.ts';
 import type { ManagedObject, Page } from './types.ts';
 import type {
   DraftVm,
@@ -104,18 +104,8 @@ export function placementPreview(
 export function metricsHistory(
   client: ApiClient,
   vmId: string,
-  range: { from: number; to: number; stepSeconds: number },
+  range: HistoryRange,
   signal?: AbortSignal,
 ): Promise<MetricsHistory> {
-  const params = new URLSearchParams({
-    from: String(range.from),
-    to: String(range.to),
-    step: String(range.stepSeconds),
-  });
-  return client.call(
-    'GET',
-    `${vmPath(vmId)}/metrics/history?${params.toString()}`,
-    undefined,
-    signal,
-  );
+  return historyOf(client, `${vmPath(vmId)}/metrics/history`, range, signal);
 }

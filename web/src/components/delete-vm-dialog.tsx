@@ -1,11 +1,12 @@
 /** Delete a VM: the person types its name to confirm; once deleted, back to the VM list. */
-import { Button, Group, Modal, Stack, Text, TextInput } from '@mantine/core';
+import { Button, Group, Modal, Stack, Text } from '@mantine/core';
 import { useState } from 'react';
 import { deleteVm } from '../api/vm-calls.ts';
 import { hrefOf } from '../hash-route.ts';
 import { TaskRunStatus } from './task-run-status.tsx';
 import { useTaskRunner } from './use-task-runner.ts';
 import type { VmDialogProps } from './vm-dialog.ts';
+import { NameConfirmation } from './name-confirmation.tsx';
 
 export function DeleteVmDialog(props: VmDialogProps) {
   const { vm, client, events, onClose } = props;
@@ -28,13 +29,7 @@ export function DeleteVmDialog(props: VmDialogProps) {
           <Text size="sm">
             The VM and its disks are deleted for good. It must be stopped first.
           </Text>
-          <TextInput
-            label={`Type ${vm.name} to confirm`}
-            value={typed}
-            onChange={(event) => setTyped(event.currentTarget.value)}
-            autoComplete="off"
-            data-autofocus
-          />
+          <NameConfirmation name={vm.name} value={typed} onChange={setTyped} autoFocus />
           <TaskRunStatus run={run} />
           <Group justify="flex-end">
             <Button variant="default" onClick={onClose}>

@@ -4,7 +4,7 @@
  * (the task's progressDetails: bytes sent and remaining, passes). The page's location timeline
  * grows on its own from the event stream.
  */
-import { Alert, Button, Checkbox, Group, Loader, Modal, NumberInput, Stack } from '@mantine/core';
+import { Button, Checkbox, Group, Loader, Modal, NumberInput, Stack } from '@mantine/core';
 import { useEffect, useState } from 'react';
 import { reasonOf } from '../api/follow-task.ts';
 import { migrateVm, placementPreview } from '../api/vm-calls.ts';
@@ -13,6 +13,7 @@ import { PlacementPreview } from './placement-preview.tsx';
 import { TaskRunStatus } from './task-run-status.tsx';
 import { useTaskRunner } from './use-task-runner.ts';
 import type { VmDialogProps } from './vm-dialog.ts';
+import { ErrorAlert } from './error-alert.tsx';
 
 export function MigrateDialog(props: VmDialogProps) {
   const { vm, client, events, onClose } = props;
@@ -44,11 +45,7 @@ export function MigrateDialog(props: VmDialogProps) {
   return (
     <Modal opened onClose={onClose} title={`Migrate ${vm.name}`} size="xl">
       <Stack>
-        {error && (
-          <Alert color="red" role="alert" title="No placement preview">
-            {error}
-          </Alert>
-        )}
+        <ErrorAlert title="No placement preview" error={error} />
         {!decision && !error && <Loader size="sm" aria-label="Loading the placement preview" />}
         {decision && (
           <PlacementPreview decision={decision} selected={selected} onSelect={setSelected} />

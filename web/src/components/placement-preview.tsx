@@ -5,6 +5,7 @@
  */
 import { Badge, Radio, Stack, Table, Text, Title } from '@mantine/core';
 import type { PlacementDecision } from '../api/vm-types.ts';
+import { TableHead } from './table-head.tsx';
 
 const percent = (load: number) => `${Math.round(load * 100)} %`;
 
@@ -33,14 +34,7 @@ export function PlacementPreview(props: {
           aria-label="Target host"
         >
           <Table aria-label="Candidate hosts">
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th>Choose</Table.Th>
-                <Table.Th>Host</Table.Th>
-                <Table.Th>Score</Table.Th>
-                <Table.Th>Load after</Table.Th>
-              </Table.Tr>
-            </Table.Thead>
+            <TableHead columns={['Choose', 'Host', 'Score', 'Load after']} />
             <Table.Tbody>
               {decision.candidates.map((candidate, rank) => (
                 <Table.Tr key={candidate.hostId}>
@@ -67,13 +61,7 @@ export function PlacementPreview(props: {
         <>
           <Title order={4}>Rejected hosts</Title>
           <Table aria-label="Rejected hosts">
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th>Host</Table.Th>
-                <Table.Th>Check</Table.Th>
-                <Table.Th>Why</Table.Th>
-              </Table.Tr>
-            </Table.Thead>
+            <TableHead columns={['Host', 'Check', 'Why']} />
             <Table.Tbody>
               {decision.rejected.map((rejection) => (
                 <Table.Tr key={rejection.hostId}>

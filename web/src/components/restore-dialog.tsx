@@ -34,6 +34,8 @@ import { hrefOf } from '../hash-route.ts';
 import { formatBytes } from '../pages/inventory-page.tsx';
 import { TaskRunStatus } from './task-run-status.tsx';
 import { useTaskRunner } from './use-task-runner.ts';
+import { ErrorAlert } from './error-alert.tsx';
+import { NameConfirmation } from './name-confirmation.tsx';
 
 export function RestoreDialog(props: {
   vm: ManagedObject;
@@ -100,11 +102,7 @@ export function RestoreDialog(props: {
         }}
       >
         <Stack>
-          {error && (
-            <Alert color="red" role="alert" title="The hosts could not be listed">
-              {error}
-            </Alert>
-          )}
+          <ErrorAlert title="The hosts could not be listed" error={error} />
           {vm.status === 'present' && (
             <SegmentedControl
               value={mode}
@@ -155,12 +153,7 @@ export function RestoreDialog(props: {
                 </Alert>
               )}
               {into !== 'add' && (
-                <TextInput
-                  label={`Type ${vm.name} to confirm`}
-                  value={confirmation}
-                  onChange={(event) => setConfirmation(event.currentTarget.value)}
-                  autoComplete="off"
-                />
+                <NameConfirmation name={vm.name} value={confirmation} onChange={setConfirmation} />
               )}
             </>
           ) : mode === 'replace' ? (
@@ -174,12 +167,7 @@ export function RestoreDialog(props: {
                   Stop it first: its disks are not replaced while it runs.
                 </Alert>
               )}
-              <TextInput
-                label={`Type ${vm.name} to confirm`}
-                value={confirmation}
-                onChange={(event) => setConfirmation(event.currentTarget.value)}
-                autoComplete="off"
-              />
+              <NameConfirmation name={vm.name} value={confirmation} onChange={setConfirmation} />
             </>
           ) : (
             <>

@@ -2,11 +2,12 @@
  * The VM's serial console in a terminal emulator: a single-use ticket from the API, then the
  * console's bytes both ways over the WebSocket the ticket names.
  */
-import { Alert, Box } from '@mantine/core';
+import { Box } from '@mantine/core';
 import { Terminal } from '@xterm/xterm';
 import { useEffect, useRef, useState } from 'react';
 import { ApiError } from '../api/api-error.ts';
 import type { ApiClient } from '../api/client.ts';
+import { ErrorAlert } from './error-alert.tsx';
 
 export function SerialConsole(props: { vmId: string; client: ApiClient }) {
   const { vmId, client } = props;
@@ -62,11 +63,7 @@ export function SerialConsole(props: { vmId: string; client: ApiClient }) {
 
   return (
     <div>
-      {error && (
-        <Alert color="red" role="alert" title="The console closed" mb="xs">
-          {error}
-        </Alert>
-      )}
+      <ErrorAlert title="The console closed" mb="xs" error={error} />
       <Box
         ref={host}
         role="region"

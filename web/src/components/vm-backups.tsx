@@ -26,6 +26,8 @@ import { BackupDownload } from './backup-download.tsx';
 import { RestoreDialog } from './restore-dialog.tsx';
 import { TaskRunStatus } from './task-run-status.tsx';
 import { useTaskRunner } from './use-task-runner.ts';
+import { TableHead } from './table-head.tsx';
+import { useLiveLoad } from './use-live-load.ts';
 
 /** A backup.create task's result (the contract leaves task results untyped). */
 interface BackupResult {
@@ -63,14 +65,11 @@ export function VmBackups(props: {
       setError(reasonOf(failure));
     }
   }, [client, vmId]);
-  useEffect(() => {
-    void load();
-    return events.subscribe((event) => {
-      if (!isTaskEnd(event)) return;
-      const { kind, targetId } = event.data;
-      if (targetId === vmId || kind === 'backup.verify' || kind === 'backup.restore') void load();
-    });
-  }, [events, load, vmId]);
+  useLiveLoad(events, load, (event) => {
+    if (!isTaskEnd(event)) return false;
+    const { kind, targetId } = event.data;
+    return targetId === vmId || kind === 'backup.verify' || kind === 'backup.restore';
+  });
 
   const offerBackUp = mayBackUp && present && mayReadRepositories;
   useEffect(() => {
@@ -136,18 +135,18 @@ export function VmBackups(props: {
       {backups && backups.length === 0 && <Text c="dimmed">No backups.</Text>}
       {backups && backups.length > 0 && (
         <Table aria-label="Backups">
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>Taken</Table.Th>
-              <Table.Th>Scope</Table.Th>
-              <Table.Th>Size</Table.Th>
-              <Table.Th>Read</Table.Th>
-              <Table.Th>Stored</Table.Th>
-              <Table.Th>New / shared chunks</Table.Th>
-              <Table.Th>State</Table.Th>
-              {mayRestore && <Table.Th>Actions</Table.Th>}
-            </Table.Tr>
-          </Table.Thead>
+          <TableHead
+            columns={[
+              'Taken',
+              'Scope',
+              'Size',
+              'Read',
+              'Stored',
+              'New / shared chunks',
+              'State',
+              mayRestore && 'Actions',
+            ]}
+          />
           <Table.Tbody>
             {backups.map((backup) => (
               <Table.Tr key={backup.id}>

@@ -3,12 +3,13 @@
  * (`/accounting/report?vm=ID&groupBy=vm`): the total and its parts, running hours, and the rate
  * card versions that priced it. Money comes in integer minor units and is formatted from them.
  */
-import { Alert, Group, SegmentedControl, Table, Text } from '@mantine/core';
+import { Group, SegmentedControl, Table, Text } from '@mantine/core';
 import { useEffect, useState } from 'react';
 import type { Report } from '../api/accounting-types.ts';
 import type { ApiClient } from '../api/client.ts';
 import { reasonOf } from '../api/follow-task.ts';
 import { formatMinor } from '../panels/money.ts';
+import { ErrorAlert } from './error-alert.tsx';
 
 const day = 86_400_000;
 const periods = [
@@ -63,11 +64,7 @@ export function VmCost(props: { vmId: string; client: ApiClient; changed: string
         onChange={setDays}
         mb="sm"
       />
-      {error && (
-        <Alert color="red" role="alert" title="The cost could not be read">
-          {error}
-        </Alert>
-      )}
+      <ErrorAlert title="The cost could not be read" error={error} />
       {report && !error && (
         <>
           <Group gap="xs" mb="xs">

@@ -13,6 +13,7 @@ import { isEvent } from '../api/events.ts';
 import type { Snapshot } from '../api/vm-types.ts';
 import { TaskRunStatus } from './task-run-status.tsx';
 import { useTaskRunner } from './use-task-runner.ts';
+import { TableHead } from './table-head.tsx';
 
 type Confirming = { action: 'revert' | 'delete'; snapshot: Snapshot } | null;
 
@@ -103,14 +104,7 @@ export function VmSnapshots(props: {
       {snapshots && snapshots.length === 0 && <Text c="dimmed">No snapshots.</Text>}
       {snapshots && snapshots.length > 0 && (
         <Table aria-label="Snapshots">
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>Name</Table.Th>
-              <Table.Th>Taken</Table.Th>
-              <Table.Th>Power state</Table.Th>
-              {mayChange && <Table.Th>Actions</Table.Th>}
-            </Table.Tr>
-          </Table.Thead>
+          <TableHead columns={['Name', 'Taken', 'Power state', mayChange && 'Actions']} />
           <Table.Tbody>
             {snapshots.map((snapshot) => (
               <Table.Tr key={snapshot.id}>

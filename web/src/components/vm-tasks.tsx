@@ -3,13 +3,15 @@
  * already listed, such as its progress) fetches the list again.
  */
 import { Badge, Progress, Table, Text } from '@mantine/core';
-import { useCallback, useEffect, useRef, useState } from 'react';
+import { useCallback, useRef, useState } from 'react';
 import type { ApiClient } from '../api/client.ts';
 import type { EventStream } from '../api/event-stream.ts';
 import { reasonOf } from '../api/follow-task.ts';
 import { tasksOfVm } from '../api/vm-calls.ts';
 import { isTaskEvent } from '../api/events.ts';
 import type { TaskDetail } from '../api/vm-types.ts';
+import { TableHead } from './table-head.tsx';
+import { useLiveLoad } from './use-live-load.ts';
 
 const stateColors: Record<string, string> = {
   queued: 'gray',
@@ -47,28 +49,17 @@ export function VmTasks(props: { vmId: string; client: ApiClient; events: EventS
     if (again) await load();
   }, [client, vmId]);
 
-  useEffect(() => {
-    void load();
-    return events.subscribe((event) => {
-      if (!isTaskEvent(event)) return;
-      const about = event.type !== 'task.progress' && event.data.targetId === vmId;
-      if (about || (event.objectId !== null && known.current.has(event.objectId))) void load();
-    });
-  }, [events, load, vmId]);
+  useLiveLoad(events, load, (event) => {
+    if (!isTaskEvent(event)) return false;
+    const about = event.type !== 'task.progress' && event.data.targetId === vmId;
+    return about || (event.objectId !== null && known.current.has(event.objectId));
+  });
 
   if (error) return <Text c="red">{error}</Text>;
   if (tasks.length === 0) return <Text c="dimmed">No tasks yet.</Text>;
   return (
     <Table aria-label="Tasks of this VM">
-      <Table.Thead>
-        <Table.Tr>
-          <Table.Th>Task</Table.Th>
-          <Table.Th>State</Table.Th>
-          <Table.Th>Progress</Table.Th>
-          <Table.Th>Started</Table.Th>
-          <Table.Th>Outcome</Table.Th>
-        </Table.Tr>
-      </Table.Thead>
+      <TableHead columns={['Task', 'State', 'Progress', 'Started', 'Outcome']} />
       <Table.Tbody>
         {tasks.map((task) => (
           <Table.Tr key={task.id} data-task-kind={task.kind}>

@@ -2,11 +2,12 @@
  * The VM's graphical console with noVNC: a single-use ticket of kind vnc from the API, then the
  * WebSocket it names carries the RFB protocol to the VM's VNC server, both ways.
  */
-import { Alert, Box, Button, Group } from '@mantine/core';
+import { Box, Button, Group } from '@mantine/core';
 import RFB from '@novnc/novnc';
 import { useEffect, useRef, useState } from 'react';
 import type { ApiClient } from '../api/client.ts';
 import { reasonOf } from '../api/follow-task.ts';
+import { ErrorAlert } from './error-alert.tsx';
 
 export function VncConsole(props: { vmId: string; client: ApiClient }) {
   const { vmId, client } = props;
@@ -55,11 +56,7 @@ export function VncConsole(props: { vmId: string; client: ApiClient }) {
 
   return (
     <div>
-      {error && (
-        <Alert color="red" role="alert" title="The graphical console closed" mb="xs">
-          {error}
-        </Alert>
-      )}
+      <ErrorAlert title="The graphical console closed" mb="xs" error={error} />
       <Group mb="xs">
         <Button
           size="xs"

@@ -10,6 +10,7 @@ import type { FailoverView } from '../api/ha-calls.ts';
 import { ObjectLink } from '../components/object-link.tsx';
 import { FailoverStateBadge, fencingLabel } from './ha-badges.tsx';
 import { after, clock } from './ha-format.ts';
+import { TableHead } from '../components/table-head.tsx';
 
 export function FailoverList(props: { failovers: FailoverView[] }) {
   const { failovers } = props;
@@ -107,20 +108,20 @@ function RestartTable(props: { failover: FailoverView }) {
     return <Text c="dimmed">No protected VM was running on {failover.hostName}.</Text>;
   return (
     <Table aria-label={`Restarts of ${failover.hostName}'s VMs`} striped>
-      <Table.Thead>
-        <Table.Tr>
-          <Table.Th>#</Table.Th>
-          <Table.Th>VM</Table.Th>
-          <Table.Th>Priority</Table.Th>
-          <Table.Th>Order group</Table.Th>
-          <Table.Th>State</Table.Th>
-          <Table.Th>To host</Table.Th>
-          <Table.Th>Started</Table.Th>
-          <Table.Th>Running</Table.Th>
-          <Table.Th>Attempts</Table.Th>
-          <Table.Th>Why waiting</Table.Th>
-        </Table.Tr>
-      </Table.Thead>
+      <TableHead
+        columns={[
+          '#',
+          'VM',
+          'Priority',
+          'Order group',
+          'State',
+          'To host',
+          'Started',
+          'Running',
+          'Attempts',
+          'Why waiting',
+        ]}
+      />
       <Table.Tbody>
         {failover.restarts.map((restart, index) => (
           <Table.Tr key={restart.vmId} data-vm={restart.vmName}>

@@ -8,6 +8,7 @@ import type { HaHostView } from '../api/ha-calls.ts';
 import { ObjectLink } from '../components/object-link.tsx';
 import { FencingBadge, HaHostStateBadge } from './ha-badges.tsx';
 import { clock, formatSpan } from './ha-format.ts';
+import { TableHead } from '../components/table-head.tsx';
 
 const severity: Record<HaHostView['state'], number> = {
   failed: 0,
@@ -26,16 +27,9 @@ export function HaHostsTable(props: { hosts: HaHostView[]; now: number }) {
   if (hosts.length === 0) return <Text c="dimmed">No hosts.</Text>;
   return (
     <Table aria-label="Hosts HA watches" striped>
-      <Table.Thead>
-        <Table.Tr>
-          <Table.Th>Host</Table.Th>
-          <Table.Th>State</Table.Th>
-          <Table.Th>Since</Table.Th>
-          <Table.Th>Channel silent</Table.Th>
-          <Table.Th>Fencing</Table.Th>
-          <Table.Th>Storage heartbeat</Table.Th>
-        </Table.Tr>
-      </Table.Thead>
+      <TableHead
+        columns={['Host', 'State', 'Since', 'Channel silent', 'Fencing', 'Storage heartbeat']}
+      />
       <Table.Tbody>
         {hosts.map((host) => (
           <Table.Tr key={host.hostId} data-host={host.name}>

@@ -8,6 +8,7 @@ import type { HaHostView, HaVmView } from '../api/ha-calls.ts';
 import { ObjectLink } from '../components/object-link.tsx';
 import { HaVmStateBadge } from './ha-badges.tsx';
 import { clock } from './ha-format.ts';
+import { TableHead } from '../components/table-head.tsx';
 
 const shown = 200;
 /** The contract's states (a record, so a state it adds is missed here at compile time). */
@@ -90,17 +91,9 @@ export function HaVmsTable(props: { vms: HaVmView[]; hosts: HaHostView[] }) {
   return (
     <>
       <Table aria-label="VM protection" striped>
-        <Table.Thead>
-          <Table.Tr>
-            <Table.Th>VM</Table.Th>
-            <Table.Th>Protection</Table.Th>
-            <Table.Th>Reason</Table.Th>
-            <Table.Th>Priority</Table.Th>
-            <Table.Th>Order group</Table.Th>
-            <Table.Th>Host</Table.Th>
-            <Table.Th>Described</Table.Th>
-          </Table.Tr>
-        </Table.Thead>
+        <TableHead
+          columns={['VM', 'Protection', 'Reason', 'Priority', 'Order group', 'Host', 'Described']}
+        />
         <Table.Tbody>
           {rows.map((vm) => (
             <Table.Tr key={vm.vmId} data-vm={vm.name}>

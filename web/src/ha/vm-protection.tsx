@@ -56,18 +56,13 @@ export function VmProtection(props: {
     const poll = setInterval(() => {
       if (document.visibilityState === 'visible') void load();
     }, pollMs);
-    let timer: ReturnType<typeof setTimeout> | null = null;
-    const unsubscribe = events.subscribe((event) => {
-      if (!event.type.startsWith('ha.')) return;
-      timer ??= setTimeout(() => {
-        timer = null;
-        void load();
-      }, 300);
-    });
+    const unsubscribe = events.subscribeCoalesced(
+      (event) => event.type.startsWith('ha.'),
+      () => void load(),
+    );
     return () => {
       unsubscribe();
       clearInterval(poll);
-      if (timer) clearTimeout(timer);
     };
   }, [events, load]);
 

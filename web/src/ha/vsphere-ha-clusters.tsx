@@ -7,6 +7,7 @@
 import { Badge, Group, Table, Text } from '@mantine/core';
 import type { VsphereHaClusterView } from '../api/ha-calls.ts';
 import { ObjectLink } from '../components/object-link.tsx';
+import { TableHead } from '../components/table-head.tsx';
 
 /** vSphere HA's admission control in a few words: off, or its policy and figures. */
 export function admissionText(control: VsphereHaClusterView['admissionControl']): string {
@@ -40,18 +41,18 @@ const stateColors: Record<string, string> = {
 export function VsphereHaClusters(props: { clusters: VsphereHaClusterView[] }) {
   return (
     <Table aria-label="vSphere clusters" striped>
-      <Table.Thead>
-        <Table.Tr>
-          <Table.Th>Cluster</Table.Th>
-          <Table.Th>vSphere HA</Table.Th>
-          <Table.Th>Host monitoring</Table.Th>
-          <Table.Th>Admission control</Table.Th>
-          <Table.Th>VM monitoring</Table.Th>
-          <Table.Th>Restart priority</Table.Th>
-          <Table.Th>Isolation response</Table.Th>
-          <Table.Th>Hosts</Table.Th>
-        </Table.Tr>
-      </Table.Thead>
+      <TableHead
+        columns={[
+          'Cluster',
+          'vSphere HA',
+          'Host monitoring',
+          'Admission control',
+          'VM monitoring',
+          'Restart priority',
+          'Isolation response',
+          'Hosts',
+        ]}
+      />
       <Table.Tbody>
         {props.clusters.map((cluster) => (
           <Table.Tr key={cluster.clusterId} data-cluster={cluster.name}>

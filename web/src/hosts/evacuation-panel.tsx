@@ -9,6 +9,8 @@ import { ApiError } from '../api/api-error.ts';
 import type { ApiClient } from '../api/client.ts';
 import type { EventStream } from '../api/event-stream.ts';
 import type { ManagedObject, Task } from '../api/types.ts';
+import { TableHead } from '../components/table-head.tsx';
+import { ErrorAlert } from '../components/error-alert.tsx';
 
 interface PlannedMove {
   vmId: string;
@@ -172,11 +174,7 @@ export function EvacuationPanel(props: {
           </Button>
         )}
       </Group>
-      {error && (
-        <Alert color="red" role="alert" title="Refused">
-          {error}
-        </Alert>
-      )}
+      <ErrorAlert title="Refused" error={error} />
       {task && (
         <Stack gap={4}>
           <Text size="sm">
@@ -199,15 +197,7 @@ export function EvacuationPanel(props: {
             {plan.outcome ? `, took ${(plan.outcome.actualCompletionMs / 1000).toFixed(1)} s` : ''}
           </Text>
           <Table aria-label="Migration plan" striped>
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th>#</Table.Th>
-                <Table.Th>VM</Table.Th>
-                <Table.Th>To host</Table.Th>
-                <Table.Th>Predicted</Table.Th>
-                <Table.Th>State</Table.Th>
-              </Table.Tr>
-            </Table.Thead>
+            <TableHead columns={['#', 'VM', 'To host', 'Predicted', 'State']} />
             <Table.Tbody>
               {plan.moves.map((move) => {
                 const outcome = plan.outcome?.moves.find((m) => m.vmId === move.vmId)?.state;

@@ -6,7 +6,7 @@
  * remembers the unlink and will not link them again by itself. A refusal (403, 409 …) stays in the
  * dialog with its code.
  */
-import { Alert, Button, Group, Loader, Modal, NativeSelect, Stack, Text } from '@mantine/core';
+import { Button, Group, Loader, Modal, NativeSelect, Stack, Text } from '@mantine/core';
 import { useEffect, useState } from 'react';
 import type { ApiClient } from '../api/client.ts';
 import { reasonOf } from '../api/follow-task.ts';
@@ -18,6 +18,7 @@ import {
   type MachineView,
 } from '../api/machine-calls.ts';
 import type { ManagedObject } from '../api/types.ts';
+import { ErrorAlert } from '../components/error-alert.tsx';
 
 /** What Zenith found them to share, for the links it made by itself. */
 const sharedBy: Record<NonNullable<MachineView['link']>['how'], string | null> = {
@@ -159,11 +160,7 @@ function LinkDialog(props: {
             `zenith hosts link`.
           </Text>
         )}
-        {error && (
-          <Alert color="red" role="alert" title="Not linked">
-            {error}
-          </Alert>
-        )}
+        <ErrorAlert title="Not linked" error={error} />
         <Group justify="flex-end">
           <Button variant="default" onClick={onClose}>
             Cancel
@@ -210,11 +207,7 @@ function UnlinkDialog(props: {
           Zenith remembers this unlink as undone on purpose: it will not link them again by itself
           {shared ? `, even though ${shared}` : ''}. Link them again by hand to undo it.
         </Text>
-        {error && (
-          <Alert color="red" role="alert" title="Not unlinked">
-            {error}
-          </Alert>
-        )}
+        <ErrorAlert title="Not unlinked" error={error} />
         <Group justify="flex-end">
           <Button variant="default" onClick={onClose}>
             Cancel

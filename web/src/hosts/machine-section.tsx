@@ -126,18 +126,10 @@ export function MachineSection(props: {
   useEffect(() => {
     if (!wanted) return;
     const watched = new Set([host.id, machineId, linkedId].filter(Boolean));
-    let timer: ReturnType<typeof setTimeout> | null = null;
-    const unsubscribe = events.subscribe((event) => {
-      if (!event.type.startsWith('inventory.') || !watched.has(event.objectId ?? null)) return;
-      timer ??= setTimeout(() => {
-        timer = null;
-        reload();
-      }, 300);
-    });
-    return () => {
-      unsubscribe();
-      if (timer) clearTimeout(timer);
-    };
+    return events.subscribeCoalesced(
+      (event) => event.type.startsWith('inventory.') && watched.has(event.objectId ?? null),
+      reload,
+    );
   }, [events, host.id, machineId, linkedId, wanted, reload]);
 
   if (!wanted) return null;

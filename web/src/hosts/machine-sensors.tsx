@@ -4,11 +4,13 @@
  * Each read asks the BMC, so a hidden tab asks nothing. No history: these are readings, not a
  * series.
  */
-import { Alert, Button, Group, Table, Text, Title } from '@mantine/core';
+import { Button, Group, Table, Text, Title } from '@mantine/core';
 import { useCallback, useEffect, useState } from 'react';
 import type { ApiClient } from '../api/client.ts';
 import { reasonOf } from '../api/follow-task.ts';
 import { sensorsOf, type MachineSensor } from '../api/machine-calls.ts';
+import { TableHead } from '../components/table-head.tsx';
+import { ErrorAlert } from '../components/error-alert.tsx';
 
 const refreshEveryMs = 15_000;
 
@@ -80,21 +82,11 @@ export function MachineSensors(props: { hostId: string; client: ApiClient }) {
           </Button>
         </Group>
       </Group>
-      {error && (
-        <Alert color="red" role="alert" title="The sensors could not be read" mt="xs">
-          {error}
-        </Alert>
-      )}
+      <ErrorAlert title="The sensors could not be read" mt="xs" error={error} />
       {sensors && sensors.length === 0 && <Text c="dimmed">The BMC reports no sensors.</Text>}
       {sorted.length > 0 && (
         <Table aria-label="Sensor readings" striped>
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>Sensor</Table.Th>
-              <Table.Th>Kind</Table.Th>
-              <Table.Th>Reading</Table.Th>
-            </Table.Tr>
-          </Table.Thead>
+          <TableHead columns={['Sensor', 'Kind', 'Reading']} />
           <Table.Tbody>
             {sorted.map((sensor) => (
               <Table.Tr key={`${sensor.kind}:${sensor.name}`}>

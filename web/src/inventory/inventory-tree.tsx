@@ -5,7 +5,7 @@
  * Live: an inventory event that adds, removes, renames or moves something under an opened level
  * fetches that level again (tree-refresh.ts), at most every 300 ms, keeping what is open below it.
  */
-import { Alert, Group, Text, Tree, useTree, type TreeNodeData } from '@mantine/core';
+import { Group, Text, Tree, useTree, type TreeNodeData } from '@mantine/core';
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { ApiError } from '../api/api-error.ts';
 import type { ApiClient } from '../api/client.ts';
@@ -14,6 +14,7 @@ import type { ManagedObject, Page } from '../api/types.ts';
 import { loadedParents, parentsToRefresh, replaceChildren, TREE_ROOT } from './tree-refresh.ts';
 import { SimulatedBadge } from '../components/simulated-badge.tsx';
 import { HostBadges, machinePowerOf } from '../hosts/host-badges.tsx';
+import { ErrorAlert } from '../components/error-alert.tsx';
 
 /** What the tree shows under each kind (networks and datastores are not part of the path to a VM). */
 const shownKinds = new Set(['datacenter', 'cluster', 'host', 'vm']);
@@ -149,11 +150,7 @@ export function InventoryTree(props: {
 
   return (
     <nav aria-label="Inventory tree">
-      {error && (
-        <Alert color="red" role="alert" title="The tree could not be loaded" mb="xs">
-          {error}
-        </Alert>
-      )}
+      <ErrorAlert title="The tree could not be loaded" mb="xs" error={error} />
       {data.length === 0 && !error && <Text c="dimmed">No datacenters.</Text>}
       <Tree
         data={data}

@@ -49,21 +49,16 @@ export function StandaloneHosts(props: { client: ApiClient; events: EventStream 
   useEffect(() => {
     const abort = new AbortController();
     void load(abort.signal);
-    let timer: ReturnType<typeof setTimeout> | null = null;
-    const unsubscribe = events.subscribe((event) => {
-      const aboutHosts =
+    const unsubscribe = events.subscribeCoalesced(
+      (event) =>
         isInventoryEvent(event) &&
-        (event.type === 'inventory.synced' || ('kind' in event.data && event.data.kind === 'host'));
-      if (!aboutHosts) return;
-      timer ??= setTimeout(() => {
-        timer = null;
-        void load(abort.signal);
-      }, 500);
-    });
+        (event.type === 'inventory.synced' || ('kind' in event.data && event.data.kind === 'host')),
+      () => void load(abort.signal),
+      500,
+    );
     return () => {
       abort.abort();
       unsubscribe();
-      if (timer) clearTimeout(timer);
     };
   }, [events, load]);
 

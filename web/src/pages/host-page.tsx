@@ -22,6 +22,7 @@ import { SimulatedBadge } from '../components/simulated-badge.tsx';
 import { BareMetalBadge } from '../hosts/host-badges.tsx';
 import { MachineSection } from '../hosts/machine-section.tsx';
 import { HostHaBadges } from '../ha/host-ha-badges.tsx';
+import { TableHead } from '../components/table-head.tsx';
 
 /** A host holds a few hundred VMs at most; past this the page says it shows only the first ones. */
 const vmLimit = 1000;
@@ -67,31 +68,22 @@ export function HostPage(props: { hostId: string; client: ApiClient; events: Eve
   useEffect(() => {
     const ids = new Set(listed.split(','));
     const here = new Set([hostId, host?.id]);
-    let timer: ReturnType<typeof setTimeout> | null = null;
-    const unsubscribe = events.subscribe((event) => {
+    return events.subscribeCoalesced((event) => {
       const location =
         isInventoryEvent(event) && event.type !== 'inventory.synced'
           ? 'location' in event.data
             ? event.data.location
             : undefined
           : undefined;
-      const relevant =
+      return (
         here.has(event.objectId ?? '') ||
         (event.type.startsWith('inventory.') && ids.has(event.objectId ?? '')) ||
         here.has(location?.hostId ?? '') ||
         here.has(location?.previousHostId ?? '') ||
         event.type === 'inventory.synced' ||
-        (event.type === 'inventory.created' && event.data?.kind === 'vm');
-      if (!relevant) return;
-      timer ??= setTimeout(() => {
-        timer = null;
-        reload();
-      }, 300);
-    });
-    return () => {
-      unsubscribe();
-      if (timer) clearTimeout(timer);
-    };
+        (event.type === 'inventory.created' && event.data?.kind === 'vm')
+      );
+    }, reload);
   }, [events, host?.id, hostId, listed, reload]);
 
   if (error)
@@ -140,14 +132,7 @@ export function HostPage(props: { hostId: string; client: ApiClient; events: Eve
             {more ? '+' : ''})
           </Title>
           <Table aria-label="VMs on this host" striped>
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th>Name</Table.Th>
-                <Table.Th>Power state</Table.Th>
-                <Table.Th>CPUs</Table.Th>
-                <Table.Th>Memory</Table.Th>
-              </Table.Tr>
-            </Table.Thead>
+            <TableHead columns={['Name', 'Power state', 'CPUs', 'Memory']} />
             <Table.Tbody>
               {vms.map((vm) => (
                 <Table.Tr key={vm.id}>

@@ -7,7 +7,6 @@
  * or removed anywhere makes the current page be fetched again, all without a reload.
  */
 import {
-  Alert,
   Anchor,
   Badge,
   Button,
@@ -35,6 +34,7 @@ import { parseFilterBar } from '../inventory/filter-bar.ts';
 import { InventoryTree } from '../inventory/inventory-tree.tsx';
 import { StandaloneHosts } from '../inventory/standalone-hosts.tsx';
 import { SimulatedBadge } from '../components/simulated-badge.tsx';
+import { ErrorAlert } from '../components/error-alert.tsx';
 
 /** Inventory events that change which VMs a page holds (not just what one of them shows). */
 const membershipEvents = new Set([
@@ -167,22 +167,18 @@ export function InventoryPage(props: { client: ApiClient; events: EventStream })
 
   // Live: VMs created or removed anywhere may enter or leave this page; fetch it again, at most
   // every half second however many arrive.
-  useEffect(() => {
-    let timer: ReturnType<typeof setTimeout> | null = null;
-    const unsubscribe = events.subscribe((event) => {
-      if (!membershipEvents.has(event.type) || !isInventoryEvent(event)) return;
-      const kind = event.type === 'inventory.synced' ? undefined : event.data.kind;
-      if (event.type !== 'inventory.synced' && kind !== 'vm') return;
-      timer ??= setTimeout(() => {
-        timer = null;
-        setGeneration((n) => n + 1);
-      }, 500);
-    });
-    return () => {
-      unsubscribe();
-      if (timer) clearTimeout(timer);
-    };
-  }, [events]);
+  useEffect(
+    () =>
+      events.subscribeCoalesced(
+        (event) => {
+          if (!membershipEvents.has(event.type) || !isInventoryEvent(event)) return false;
+          return event.type === 'inventory.synced' || event.data.kind === 'vm';
+        },
+        () => setGeneration((n) => n + 1),
+        500,
+      ),
+    [events],
+  );
 
   // Live: a change to a VM on this page is fetched again and redrawn in place.
   useEffect(() => {
@@ -244,11 +240,7 @@ export function InventoryPage(props: { client: ApiClient; events: EventStream })
               />
             </Group>
           )}
-          {error && (
-            <Alert color="red" role="alert" title="The list could not be loaded">
-              {error}
-            </Alert>
-          )}
+          <ErrorAlert title="The list could not be loaded" error={error} />
           <Table striped highlightOnHover aria-label="Virtual machines" aria-busy={loading}>
             <Table.Thead>
               <Table.Tr>

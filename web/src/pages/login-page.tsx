@@ -12,6 +12,7 @@ import { useState, type FormEvent } from 'react';
 import { ApiError } from '../api/api-error.ts';
 import { login } from '../api/client.ts';
 import type { Session } from '../session.ts';
+import { ErrorAlert } from '../components/error-alert.tsx';
 
 export function LoginPage(props: {
   notice: string | null;
@@ -43,11 +44,7 @@ export function LoginPage(props: {
           <Stack>
             <Title order={2}>Zenith</Title>
             {props.notice && <Alert color="yellow">{props.notice}</Alert>}
-            {error && (
-              <Alert color="red" role="alert" title="Login refused">
-                {error}
-              </Alert>
-            )}
+            <ErrorAlert title="Login refused" error={error} />
             <TextInput
               label="User name"
               autoComplete="username"

@@ -15,7 +15,7 @@ import {
   Text,
   Title,
 } from '@mantine/core';
-import { lazy, Suspense, useCallback, useEffect, useState } from 'react';
+import { lazy, Suspense, useCallback, useEffect, useState, type ReactNode } from 'react';
 import type { ApiClient } from '../api/client.ts';
 import type { EventStream } from '../api/event-stream.ts';
 import { reasonOf } from '../api/follow-task.ts';
@@ -129,23 +129,14 @@ export function VmPage(props: { vmId: string; client: ApiClient; events: EventSt
       />
       <VmActions vm={vm} client={client} events={events} can={can} capabilities={capabilities} />
       <SimpleGrid cols={{ base: 1, xl: 2 }}>
-        <Paper withBorder p="md">
-          <Title order={3} mb="sm">
-            Tasks
-          </Title>
+        <VmSection title="Tasks">
           <VmTasks vmId={vm.id} client={client} events={events} />
-        </Paper>
-        <Paper withBorder p="md">
-          <Title order={3} mb="sm">
-            Location history
-          </Title>
+        </VmSection>
+        <VmSection title="Location history">
           <LocationTimeline intervals={history} now={now} />
-        </Paper>
+        </VmSection>
       </SimpleGrid>
-      <Paper withBorder p="md">
-        <Title order={3} mb="sm">
-          Consoles
-        </Title>
+      <VmSection title="Consoles">
         {can('vm.console') ? (
           <Stack>
             <Group>
@@ -168,11 +159,8 @@ export function VmPage(props: { vmId: string; client: ApiClient; events: EventSt
         ) : (
           <Text c="dimmed">You may not open this VM's consoles.</Text>
         )}
-      </Paper>
-      <Paper withBorder p="md">
-        <Title order={3} mb="sm">
-          Snapshots
-        </Title>
+      </VmSection>
+      <VmSection title="Snapshots">
         <VmSnapshots
           vmId={vm.id}
           client={client}
@@ -180,12 +168,9 @@ export function VmPage(props: { vmId: string; client: ApiClient; events: EventSt
           mayChange={can('vm.snapshot') && (capabilities?.has('vm.snapshot') ?? true)}
           present={vm.status === 'present'}
         />
-      </Paper>
+      </VmSection>
       {can('backup.read') && (
-        <Paper withBorder p="md">
-          <Title order={3} mb="sm">
-            Backups
-          </Title>
+        <VmSection title="Backups">
           <VmBackups
             vm={vm}
             client={client}
@@ -194,32 +179,23 @@ export function VmPage(props: { vmId: string; client: ApiClient; events: EventSt
             mayRestore={can('backup.restore')}
             mayReadRepositories={permissions.can('backup.read')}
           />
-        </Paper>
+        </VmSection>
       )}
-      <Paper withBorder p="md">
-        <Title order={3} mb="sm">
-          Metrics
-        </Title>
+      <VmSection title="Metrics">
         <Suspense fallback={<Text c="dimmed">Loading metrics…</Text>}>
           <MetricsCharts vmId={vm.id} client={client} />
         </Suspense>
-      </Paper>
+      </VmSection>
       {can('accounting.read') && (
-        <Paper withBorder p="md">
-          <Title order={3} mb="sm">
-            Cost
-          </Title>
+        <VmSection title="Cost">
           <VmCost
             vmId={vm.id}
             client={client}
             changed={`${String(vm.facts['power.state'])}@${history.length}@${String(vm.computed['location.hostId'])}`}
           />
-        </Paper>
+        </VmSection>
       )}
-      <Paper withBorder p="md">
-        <Title order={3} mb="sm">
-          Facts
-        </Title>
+      <VmSection title="Facts">
         <Table aria-label="Facts">
           <Table.Tbody>
             {facts.map(([key, value]) => (
@@ -230,7 +206,19 @@ export function VmPage(props: { vmId: string; client: ApiClient; events: EventSt
             ))}
           </Table.Tbody>
         </Table>
-      </Paper>
+      </VmSection>
     </Stack>
+  );
+}
+
+/** One bordered section of the VM page under its heading. */
+function VmSection(props: { title: string; children: ReactNode }) {
+  return (
+    <Paper withBorder p="md">
+      <Title order={3} mb="sm">
+        {props.title}
+      </Title>
+      {props.children}
+    </Paper>
   );
 }

@@ -3,23 +3,15 @@
  * cost report with its period, granularity and grouping, shown as a table and downloadable as CSV
  * or JSON (the API's own renderings, fetched with the session's token).
  */
-import {
-  Alert,
-  Button,
-  Group,
-  NativeSelect,
-  Stack,
-  Table,
-  Text,
-  TextInput,
-  Title,
-} from '@mantine/core';
+import { Button, Group, NativeSelect, Stack, Table, Text, TextInput, Title } from '@mantine/core';
 import { useCallback, useEffect, useState } from 'react';
 import { Bar, BarChart, CartesianGrid, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { ApiError, apiErrorOf } from '../api/api-error.ts';
 import { apiBase, type ApiClient } from '../api/client.ts';
 import type { Report, Showback } from '../api/accounting-types.ts';
 import { formatMinor } from './money.ts';
+import { TableHead } from '../components/table-head.tsx';
+import { ErrorAlert } from '../components/error-alert.tsx';
 
 const granularities = ['hourly', 'daily', 'monthly'];
 const dimensions = ['vm', 'owner', 'group', 'costCenter', 'cluster', 'host', 'hypervisor'];
@@ -146,11 +138,7 @@ export function AccountingPage(props: { client: ApiClient }) {
           </Button>
         </Group>
       </form>
-      {error && (
-        <Alert color="red" role="alert" title="The report could not be made">
-          {error}
-        </Alert>
-      )}
+      <ErrorAlert title="The report could not be made" error={error} />
       {showback && (
         <section aria-label="Showback per group">
           <Title order={3}>Showback per group</Title>
@@ -177,15 +165,7 @@ export function AccountingPage(props: { client: ApiClient }) {
           </Title>
           <Text size="sm">Total {money(report.totals.total, report)}</Text>
           <Table aria-label="Report rows" striped>
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th>Period start</Table.Th>
-                <Table.Th>{groupBy}</Table.Th>
-                <Table.Th>VMs</Table.Th>
-                <Table.Th>Running hours</Table.Th>
-                <Table.Th>Cost</Table.Th>
-              </Table.Tr>
-            </Table.Thead>
+            <TableHead columns={['Period start', groupBy, 'VMs', 'Running hours', 'Cost']} />
             <Table.Tbody>
               {report.rows.slice(0, 200).map((row) => (
                 <Table.Tr key={`${row.bucketStart}-${row.key}`}>

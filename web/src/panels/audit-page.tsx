@@ -3,12 +3,14 @@
  * (id or name) and period, older pages on demand; and the hash chain's verification status
  * (`POST /audit/verify`: intact, or the first record that was edited, deleted or reordered).
  */
-import { Alert, Badge, Button, Group, Stack, Table, Text, TextInput, Title } from '@mantine/core';
+import { Badge, Button, Group, Stack, Table, Text, TextInput, Title } from '@mantine/core';
 import { useCallback, useEffect, useState } from 'react';
 import { ApiError } from '../api/api-error.ts';
 import type { ApiClient } from '../api/client.ts';
 import type { ManagedObject } from '../api/types.ts';
 import { time } from './tasks-page.tsx';
+import { TableHead } from '../components/table-head.tsx';
+import { ErrorAlert } from '../components/error-alert.tsx';
 
 interface AuditRecord {
   seq: number;
@@ -159,22 +161,9 @@ export function AuditPage(props: { client: ApiClient }) {
           </Button>
         </Group>
       </form>
-      {error && (
-        <Alert color="red" role="alert" title="The audit log could not be loaded">
-          {error}
-        </Alert>
-      )}
+      <ErrorAlert title="The audit log could not be loaded" error={error} />
       <Table aria-label="Audit records" striped>
-        <Table.Thead>
-          <Table.Tr>
-            <Table.Th>#</Table.Th>
-            <Table.Th>At</Table.Th>
-            <Table.Th>Actor</Table.Th>
-            <Table.Th>Action</Table.Th>
-            <Table.Th>Object</Table.Th>
-            <Table.Th>Result</Table.Th>
-          </Table.Tr>
-        </Table.Thead>
+        <TableHead columns={['#', 'At', 'Actor', 'Action', 'Object', 'Result']} />
         <Table.Tbody>
           {records.map((record) => (
             <Table.Tr key={record.seq}>

@@ -21,7 +21,7 @@ import {
   TextInput,
   Title,
 } from '@mantine/core';
-import { useCallback, useEffect, useState } from 'react';
+import { useCallback, useState } from 'react';
 import {
   backupJobs,
   createBackupJob,
@@ -40,6 +40,9 @@ import { reasonOf } from '../api/follow-task.ts';
 import { TaskRunStatus } from '../components/task-run-status.tsx';
 import { useTaskRunner } from '../components/use-task-runner.ts';
 import { usePermissions } from '../permissions.ts';
+import { TableHead } from '../components/table-head.tsx';
+import { ErrorAlert } from '../components/error-alert.tsx';
+import { useLiveLoad } from '../components/use-live-load.ts';
 
 const when = (at: number | null | undefined) => (at ? new Date(at).toLocaleString() : '—');
 
@@ -75,12 +78,7 @@ export function BackupJobs(props: {
       setError(reasonOf(failure));
     }
   }, [client]);
-  useEffect(() => {
-    void load();
-    return events.subscribe((event) => {
-      if (isTaskEnd(event) && event.data.kind === 'backup.job') void load();
-    });
-  }, [events, load]);
+  useLiveLoad(events, load, (event) => isTaskEnd(event) && event.data.kind === 'backup.job');
 
   const act = async (work: () => Promise<unknown>) => {
     try {
@@ -103,11 +101,7 @@ export function BackupJobs(props: {
           </Button>
         )}
       </Group>
-      {error && (
-        <Alert color="red" role="alert" title="Backup jobs">
-          {error}
-        </Alert>
-      )}
+      <ErrorAlert title="Backup jobs" error={error} />
       <TaskRunStatus run={run} />
       {result && (
         <Text size="sm" aria-label="Run result">
@@ -122,19 +116,19 @@ export function BackupJobs(props: {
       )}
       {jobs && jobs.length > 0 && (
         <Table aria-label="Backup jobs">
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>Name</Table.Th>
-              <Table.Th>Repository</Table.Th>
-              <Table.Th>Selects</Table.Th>
-              <Table.Th>Schedule</Table.Th>
-              <Table.Th>Next run</Table.Th>
-              <Table.Th>Last run</Table.Th>
-              <Table.Th>Keeps</Table.Th>
-              <Table.Th>Restore tests</Table.Th>
-              {(mayRun || mayManage) && <Table.Th>Actions</Table.Th>}
-            </Table.Tr>
-          </Table.Thead>
+          <TableHead
+            columns={[
+              'Name',
+              'Repository',
+              'Selects',
+              'Schedule',
+              'Next run',
+              'Last run',
+              'Keeps',
+              'Restore tests',
+              (mayRun || mayManage) && 'Actions',
+            ]}
+          />
           <Table.Tbody>
             {jobs.map((job) => (
               <Table.Tr key={job.id}>

@@ -8,8 +8,8 @@
  * backup task ends. Repositories are added with the API or the CLI (docs/backup.md). Below them,
  * the backup jobs (backup-jobs.tsx).
  */
-import { Alert, Badge, Button, Stack, Table, Text, Title } from '@mantine/core';
-import { useCallback, useEffect, useState } from 'react';
+import { Badge, Button, Stack, Table, Text, Title } from '@mantine/core';
+import { useCallback, useState } from 'react';
 import {
   backupRepositories,
   backupRepositoryUsage,
@@ -29,6 +29,9 @@ import { BackupJobs } from './backup-jobs.tsx';
 import { useTaskRunner } from '../components/use-task-runner.ts';
 import { formatBytes } from '../pages/inventory-page.tsx';
 import { usePermissions } from '../permissions.ts';
+import { TableHead } from '../components/table-head.tsx';
+import { ErrorAlert } from '../components/error-alert.tsx';
+import { useLiveLoad } from '../components/use-live-load.ts';
 
 type Usage = BackupRepositoryUsageView['usage'];
 /** A repository's usage, or why its files could not be read. */
@@ -87,12 +90,7 @@ export function BackupsPage(props: { client: ApiClient; events: EventStream }) {
       setError(reasonOf(failure));
     }
   }, [client]);
-  useEffect(() => {
-    void load();
-    return events.subscribe((event) => {
-      if (isTaskEnd(event) && event.data.kind.startsWith('backup.')) void load();
-    });
-  }, [events, load]);
+  useLiveLoad(events, load, (event) => isTaskEnd(event) && event.data.kind.startsWith('backup.'));
 
   const verify = async (repository: BackupRepositoryView) => {
     await start(`Verify ${repository.name}`, () => verifyBackupRepository(client, repository.id));
@@ -103,11 +101,7 @@ export function BackupsPage(props: { client: ApiClient; events: EventStream }) {
   return (
     <Stack>
       <Title order={2}>Backup repositories</Title>
-      {error && (
-        <Alert color="red" role="alert" title="The repositories could not be read">
-          {error}
-        </Alert>
-      )}
+      <ErrorAlert title="The repositories could not be read" error={error} />
       <TaskRunStatus run={run} />
       {report && (
         <Text size="sm">
@@ -124,20 +118,20 @@ export function BackupsPage(props: { client: ApiClient; events: EventStream }) {
       )}
       {repositories && repositories.length > 0 && (
         <Table aria-label="Backup repositories">
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>Name</Table.Th>
-              <Table.Th>Path</Table.Th>
-              <Table.Th>Encrypted</Table.Th>
-              <Table.Th>Backups</Table.Th>
-              <Table.Th>Stored</Table.Th>
-              <Table.Th>Logical</Table.Th>
-              <Table.Th>Dedup ratio</Table.Th>
-              <Table.Th>Free space</Table.Th>
-              <Table.Th>Schedules</Table.Th>
-              {mayVerify && <Table.Th>Actions</Table.Th>}
-            </Table.Tr>
-          </Table.Thead>
+          <TableHead
+            columns={[
+              'Name',
+              'Path',
+              'Encrypted',
+              'Backups',
+              'Stored',
+              'Logical',
+              'Dedup ratio',
+              'Free space',
+              'Schedules',
+              mayVerify && 'Actions',
+            ]}
+          />
           <Table.Tbody>
             {repositories.map((repository) => {
               const used = usage[repository.id];

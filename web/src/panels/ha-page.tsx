@@ -5,7 +5,7 @@
  * 0.3 s); the host figures (channel silence, heartbeats) are read again every 5 s while the tab is
  * visible, and the VM list when a VM is created or deleted or the counts no longer match it.
  */
-import { Alert, Paper, SimpleGrid, Stack, Text, Title, UnstyledButton } from '@mantine/core';
+import { Paper, SimpleGrid, Stack, Text, Title, UnstyledButton } from '@mantine/core';
 import { useCallback, useEffect, useRef, useState } from 'react';
 import {
   failovers as listFailovers,
@@ -28,6 +28,7 @@ import {
   HaVmsTable,
   type VmFilter,
 } from '../ha/ha-vms-table.tsx';
+import { ErrorAlert } from '../components/error-alert.tsx';
 
 const pollMs = 5000;
 const vmStates = haVmStates;
@@ -131,11 +132,7 @@ export function HaPage(props: { client: ApiClient; events: EventStream }) {
   return (
     <Stack>
       <Title order={2}>High availability</Title>
-      {error && (
-        <Alert color="red" role="alert" title="Could not be loaded">
-          {error}
-        </Alert>
-      )}
+      <ErrorAlert title="Could not be loaded" error={error} />
       <Paper withBorder p="md" component="section" aria-labelledby="ha-hosts">
         <Title order={3} id="ha-hosts" mb="sm">
           Hosts

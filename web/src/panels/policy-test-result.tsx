@@ -1,6 +1,7 @@
 /** What `POST /policies/test` answered for a draft policy or an expression, for a person to read. */
 import { Alert, Code, List, Stack, Table, Text, Title } from '@mantine/core';
 import type { ApiError } from '../api/api-error.ts';
+import { TableHead } from '../components/table-head.tsx';
 
 interface Ref {
   vmName: string;
@@ -83,15 +84,9 @@ export function PolicyTestView(props: { answer: PolicyTestAnswer }) {
       </Text>
       {answer.constraints.length > 0 && (
         <Table aria-label="Constraints against the inventory">
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>Constraint</Table.Th>
-              <Table.Th>Holds</Table.Th>
-              <Table.Th>Violated</Table.Th>
-              <Table.Th>Failed</Table.Th>
-              <Table.Th>Where it does not hold now</Table.Th>
-            </Table.Tr>
-          </Table.Thead>
+          <TableHead
+            columns={['Constraint', 'Holds', 'Violated', 'Failed', 'Where it does not hold now']}
+          />
           <Table.Tbody>
             {answer.constraints.map((c) => (
               <Table.Tr key={c.name}>

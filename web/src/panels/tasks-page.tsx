@@ -3,7 +3,7 @@
  * kept live from the event stream (a task's events fetch it again; events are appended as they
  * arrive, newest first, at most the last 100).
  */
-import { Alert, Badge, Grid, Progress, Stack, Table, Text, Title } from '@mantine/core';
+import { Badge, Grid, Progress, Stack, Table, Text, Title } from '@mantine/core';
 import { useEffect, useState } from 'react';
 import { ApiError } from '../api/api-error.ts';
 import type { ApiClient } from '../api/client.ts';
@@ -11,6 +11,8 @@ import type { EventStream } from '../api/event-stream.ts';
 import type { Task, ZenithEvent } from '../api/types.ts';
 import { ObjectLink } from '../components/object-link.tsx';
 import { usePermissions } from '../permissions.ts';
+import { TableHead } from '../components/table-head.tsx';
+import { ErrorAlert } from '../components/error-alert.tsx';
 
 /** A task as the contract declares it (GET /tasks). */
 type TaskRow = Task;
@@ -95,24 +97,12 @@ export function TasksPage(props: { client: ApiClient; events: EventStream }) {
   return (
     <Stack>
       <Title order={2}>Tasks and events</Title>
-      {error && (
-        <Alert color="red" role="alert" title="Could not be loaded">
-          {error}
-        </Alert>
-      )}
+      <ErrorAlert title="Could not be loaded" error={error} />
       <Grid>
         <Grid.Col span={{ base: 12, xl: 7 }}>
           <Title order={3}>Recent tasks</Title>
           <Table aria-label="Recent tasks" striped>
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th>Task</Table.Th>
-                <Table.Th>On</Table.Th>
-                <Table.Th>State</Table.Th>
-                <Table.Th>Progress</Table.Th>
-                <Table.Th>Created</Table.Th>
-              </Table.Tr>
-            </Table.Thead>
+            <TableHead columns={['Task', 'On', 'State', 'Progress', 'Created']} />
             <Table.Tbody>
               {tasks.map((task) => (
                 <Table.Tr key={task.id} data-task-id={task.id}>
@@ -144,14 +134,7 @@ export function TasksPage(props: { client: ApiClient; events: EventStream }) {
         <Grid.Col span={{ base: 12, xl: 5 }}>
           <Title order={3}>Recent events</Title>
           <Table aria-label="Recent events" striped>
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th>#</Table.Th>
-                <Table.Th>Event</Table.Th>
-                <Table.Th>Object</Table.Th>
-                <Table.Th>At</Table.Th>
-              </Table.Tr>
-            </Table.Thead>
+            <TableHead columns={['#', 'Event', 'Object', 'At']} />
             <Table.Tbody>
               {recent.map((event) => (
                 <Table.Tr key={event.seq}>

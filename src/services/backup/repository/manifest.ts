@@ -84,6 +84,17 @@ function canonical(value: unknown): string {
   return JSON.stringify(value);
 }
 
+/** One disk of a backup by its id; ZEN_NOT_FOUND (naming the disks it has) when it has none of that id. */
+export function manifestDisk(manifest: BackupManifest, diskId: string): ManifestDisk {
+  const disk = manifest.disks.find((d) => d.diskId === diskId);
+  if (!disk)
+    throw new ZenithError('ZEN_NOT_FOUND', `backup ${manifest.id} has no disk ${diskId}`, {
+      diskId,
+      disks: manifest.disks.map((d) => d.diskId),
+    });
+  return disk;
+}
+
 export function manifestChecksum(body: ManifestBody, keys?: ChunkKeys): string {
   const { ...plain } = body as ManifestBody & { checksum?: string };
   delete plain.checksum;

@@ -42,6 +42,61 @@ const numeric = (summary: string, fn: (n: number) => number): FunctionSpec => ({
   apply: ([n]) => (n === null ? null : fn(num(n!))),
 });
 
+/** A function of one string (null gives null) answering a string. */
+const stringToString = (summary: string, fn: (s: string) => string): FunctionSpec => ({
+  min: 1,
+  max: 1,
+  args: [['string', 'null']],
+  returns: 'string',
+  summary,
+  apply: ([s]) => (s === null ? null : fn(str(s!))),
+});
+
+/** A test of two strings: false when either is null. */
+const stringTest = (
+  summary: string,
+  test: (s: string, other: string) => boolean,
+): FunctionSpec => ({
+  min: 2,
+  max: 2,
+  args: [
+    ['string', 'null'],
+    ['string', 'null'],
+  ],
+  returns: 'boolean',
+  summary,
+  apply: ([s, p]) => s !== null && p !== null && test(str(s!), str(p!)),
+});
+
+/** A test of two lists, a null one standing for the empty list. */
+const listTest = (
+  summary: string,
+  test: (left: readonly Value[], right: readonly Value[]) => boolean,
+): FunctionSpec => ({
+  min: 2,
+  max: 2,
+  args: [
+    ['list', 'null'],
+    ['list', 'null'],
+  ],
+  returns: 'boolean',
+  summary,
+  apply: ([a, b]) => test(list(a!), list(b!)),
+});
+
+/** The smallest or largest number of the arguments and the lists among them (nulls skipped). */
+const extreme = (summary: string, pick: (...values: number[]) => number): FunctionSpec => ({
+  min: 1,
+  max: 64,
+  args: [['number', 'list', 'null']],
+  returns: 'number',
+  summary,
+  apply: (args) => {
+    const values = numbers(args);
+    return values.length === 0 ? null : pick(...values);
+  },
+});
+
 export const functions: Record<string, FunctionSpec> = {
   len: {
     min: 1,
@@ -51,44 +106,12 @@ export const functions: Record<string, FunctionSpec> = {
     summary: 'the number of items of a list, or of characters of a string (0 for null)',
     apply: ([x]) => (x === null ? 0 : (x as string | readonly Value[]).length),
   },
-  lower: {
-    min: 1,
-    max: 1,
-    args: [['string', 'null']],
-    returns: 'string',
-    summary: 'the string in lower case',
-    apply: ([s]) => (s === null ? null : str(s!).toLowerCase()),
-  },
-  upper: {
-    min: 1,
-    max: 1,
-    args: [['string', 'null']],
-    returns: 'string',
-    summary: 'the string in upper case',
-    apply: ([s]) => (s === null ? null : str(s!).toUpperCase()),
-  },
-  startsWith: {
-    min: 2,
-    max: 2,
-    args: [
-      ['string', 'null'],
-      ['string', 'null'],
-    ],
-    returns: 'boolean',
-    summary: 'whether the first string begins with the second',
-    apply: ([s, p]) => s !== null && p !== null && str(s!).startsWith(str(p!)),
-  },
-  endsWith: {
-    min: 2,
-    max: 2,
-    args: [
-      ['string', 'null'],
-      ['string', 'null'],
-    ],
-    returns: 'boolean',
-    summary: 'whether the first string ends with the second',
-    apply: ([s, p]) => s !== null && p !== null && str(s!).endsWith(str(p!)),
-  },
+  lower: stringToString('the string in lower case', (s) => s.toLowerCase()),
+  upper: stringToString('the string in upper case', (s) => s.toUpperCase()),
+  startsWith: stringTest('whether the first string begins with the second', (s, p) =>
+    s.startsWith(p),
+  ),
+  endsWith: stringTest('whether the first string ends with the second', (s, p) => s.endsWith(p)),
   contains: {
     min: 2,
     max: 2,
@@ -104,34 +127,12 @@ export const functions: Record<string, FunctionSpec> = {
       return listContains(list(haystack!), needle!);
     },
   },
-  overlaps: {
-    min: 2,
-    max: 2,
-    args: [
-      ['list', 'null'],
-      ['list', 'null'],
-    ],
-    returns: 'boolean',
-    summary: 'whether two lists share at least one item',
-    apply: ([a, b]) => {
-      const right = list(b!);
-      return list(a!).some((item) => listContains(right, item));
-    },
-  },
-  subset: {
-    min: 2,
-    max: 2,
-    args: [
-      ['list', 'null'],
-      ['list', 'null'],
-    ],
-    returns: 'boolean',
-    summary: 'whether every item of the first list is in the second',
-    apply: ([a, b]) => {
-      const right = list(b!);
-      return list(a!).every((item) => listContains(right, item));
-    },
-  },
+  overlaps: listTest('whether two lists share at least one item', (left, right) =>
+    left.some((item) => listContains(right, item)),
+  ),
+  subset: listTest('whether every item of the first list is in the second', (left, right) =>
+    left.every((item) => listContains(right, item)),
+  ),
   tagValue: {
     min: 2,
     max: 2,
@@ -156,28 +157,8 @@ export const functions: Record<string, FunctionSpec> = {
       return null;
     },
   },
-  min: {
-    min: 1,
-    max: 64,
-    args: [['number', 'list', 'null']],
-    returns: 'number',
-    summary: 'the smallest of the numbers (lists are looked into; nulls are skipped)',
-    apply: (args) => {
-      const values = numbers(args);
-      return values.length === 0 ? null : Math.min(...values);
-    },
-  },
-  max: {
-    min: 1,
-    max: 64,
-    args: [['number', 'list', 'null']],
-    returns: 'number',
-    summary: 'the largest of the numbers (lists are looked into; nulls are skipped)',
-    apply: (args) => {
-      const values = numbers(args);
-      return values.length === 0 ? null : Math.max(...values);
-    },
-  },
+  min: extreme('the smallest of the numbers (lists are looked into; nulls are skipped)', Math.min),
+  max: extreme('the largest of the numbers (lists are looked into; nulls are skipped)', Math.max),
   abs: numeric('the absolute value', Math.abs),
   round: numeric('rounded to the nearest whole number', Math.round),
   floor: numeric('rounded down', Math.floor),

@@ -1,0 +1,23 @@
+/** Whole-number settings of a connection, read and checked one way by every family. */
+import { ZenithError } from '../core/errors.js';
+
+/** A whole-number setting from min to max (the fallback when absent); ZEN_CONFIG_INVALID otherwise. */
+export function intSetting(
+  settings: Record<string, unknown>,
+  key: string,
+  fallback: number,
+  min: number,
+  max: number,
+  /** Named in the refusal ("milliseconds"). */
+  unit?: string,
+): number {
+  const value = settings[key] ?? fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new ZenithError(
+      'ZEN_CONFIG_INVALID',
+      `setting '${key}' must be a whole number${unit === undefined ? '' : ` of ${unit}`} from ${min} to ${max}`,
+      { key, value },
+    );
+  }
+  return value;
+}
