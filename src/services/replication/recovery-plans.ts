@@ -35,7 +35,11 @@ import {
   type PortableNic,
   type PortableVm,
 } from '../../hypervisors/driver.js';
-import type { RecoveryPlansTable, RecoveryRunsTable } from '../../store/schema.js';
+import type {
+  RecoveryPlansTable,
+  RecoveryRunsTable,
+  RecoveryRunVmsTable,
+} from '../../store/schema.js';
 import type { Store, Tx } from '../../store/store.js';
 import type { Actor } from '../audit/audit-service.js';
 import { watchConsole } from '../backup/console-watch.js';
@@ -79,21 +83,7 @@ type RunParams = Static<typeof RunParams>;
 /** A group's VMs are given this long to be up unless the plan says otherwise. */
 const defaultGroupTimeoutSeconds = 300;
 
-interface RunVmRow {
-  run_id: string;
-  vm_id: string;
-  vm_name: string;
-  group_index: number;
-  state: string;
-  point_id: string | null;
-  point_taken_at: number | null;
-  host_id: string | null;
-  run_vm_id: string | null;
-  images: string | null;
-  started_at: number | null;
-  up_at: number | null;
-  reason: string | null;
-}
+type RunVmRow = RecoveryRunVmsTable;
 
 /** What a step made at the target: its images, and the identity it runs under. */
 interface StepImages {
@@ -397,12 +387,7 @@ export class RecoveryPlans {
         `the plan ${plan.name} cannot run: ${preview.problems.map((p) => `${p.vm?.name ?? ''}: ${p.problem}`).join('; ')}`,
         { problems: preview.problems },
       );
-    const running = await this.deps.store.db
-      .selectFrom('recovery_runs')
-      .select('id')
-      .where('plan_id', '=', plan.id)
-      .where('state', '=', 'running')
-      .executeTakeFirst();
+    const running = await this.#runningRun(plan.id);
     if (running)
       throw new ZenithError('ZEN_CONFLICT', `a run of ${plan.name} is under way (${running.id})`, {
         runId: running.id,
@@ -446,12 +431,7 @@ export class RecoveryPlans {
    */
   async reprotect(idOrName: string, by: string): Promise<RecoveryPlanView> {
     const plan = await this.#row(idOrName);
-    const running = await this.deps.store.db
-      .selectFrom('recovery_runs')
-      .select('id')
-      .where('plan_id', '=', plan.id)
-      .where('state', '=', 'running')
-      .executeTakeFirst();
+    const running = await this.#runningRun(plan.id);
     if (running) throw new ZenithError('ZEN_CONFLICT', `a run of ${plan.name} is under way`);
     const back = await this.deps.sites.get(plan.source_site_id);
     const vms = (JSON.parse(plan.groups) as RecoveryGroup[]).flatMap((g) => g.vms);
@@ -488,6 +468,16 @@ export class RecoveryPlans {
       .where('id', '=', plan.id)
       .execute();
     return this.get(plan.id);
+  }
+
+  /** The plan's run under way, if any. */
+  #runningRun(planId: string) {
+    return this.deps.store.db
+      .selectFrom('recovery_runs')
+      .select('id')
+      .where('plan_id', '=', planId)
+      .where('state', '=', 'running')
+      .executeTakeFirst();
   }
 
   /** Where a VM goes back to: the host it left (when it answers), else the first that answers. */

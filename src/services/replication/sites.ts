@@ -8,6 +8,7 @@ import type { SiteView } from '../../api/replication.js';
 import type { Clock } from '../../core/clock.js';
 import { ZenithError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
+import type { SitesTable } from '../../store/schema.js';
 import type { Store } from '../../store/store.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 
@@ -17,14 +18,7 @@ export interface SiteInput {
   hosts: string[];
 }
 
-interface SiteRow {
-  id: string;
-  name: string;
-  description: string | null;
-  created_by: string;
-  created_at: number;
-  updated_at: number;
-}
+type SiteRow = SitesTable;
 
 export class SiteService {
   constructor(private readonly deps: { store: Store; inventory: InventoryService; clock: Clock }) {}

@@ -7,8 +7,8 @@
  * visible (the RPO grows with time). Plans are made and run with the API or the CLI
  * (docs/replication.md).
  */
-import { Alert, Badge, Stack, Table, Text, Title } from '@mantine/core';
-import { useCallback, useEffect, useRef, useState } from 'react';
+import { Badge, Stack, Table, Text, Title } from '@mantine/core';
+import { useCallback, useEffect, useState } from 'react';
 import type { ApiClient } from '../api/client.ts';
 import type { EventStream } from '../api/event-stream.ts';
 import { reasonOf } from '../api/follow-task.ts';
@@ -20,6 +20,8 @@ import {
   type ReplicationView,
   type SiteView,
 } from '../api/replication-calls.ts';
+import { ErrorAlert } from '../components/error-alert.tsx';
+import { TableHead } from '../components/table-head.tsx';
 import { formatBytes } from '../pages/inventory-page.tsx';
 
 const pollMs = 5000;
@@ -41,17 +43,17 @@ function ReplicatedVms(props: { items: ReplicationView[] }) {
   if (props.items.length === 0) return <Text c="dimmed">No VM is replicated.</Text>;
   return (
     <Table striped aria-label="Replicated VMs">
-      <Table.Thead>
-        <Table.Tr>
-          <Table.Th>VM</Table.Th>
-          <Table.Th>From</Table.Th>
-          <Table.Th>Replica on</Table.Th>
-          <Table.Th>State</Table.Th>
-          <Table.Th>RPO now / target</Table.Th>
-          <Table.Th>Points</Table.Th>
-          <Table.Th>Newest point</Table.Th>
-        </Table.Tr>
-      </Table.Thead>
+      <TableHead
+        columns={[
+          'VM',
+          'From',
+          'Replica on',
+          'State',
+          'RPO now / target',
+          'Points',
+          'Newest point',
+        ]}
+      />
       <Table.Tbody>
         {props.items.map((r) => {
           const ready = r.points.filter((p) => p.state === 'ready');
@@ -99,16 +101,7 @@ function Plans(props: { items: RecoveryPlanView[] }) {
                   {run.error ? ` — ${run.error}` : ''}
                 </Text>
                 <Table aria-label={`Steps of ${plan.name}'s last run`}>
-                  <Table.Thead>
-                    <Table.Tr>
-                      <Table.Th>Group</Table.Th>
-                      <Table.Th>VM</Table.Th>
-                      <Table.Th>Step</Table.Th>
-                      <Table.Th>Host</Table.Th>
-                      <Table.Th>Data taken</Table.Th>
-                      <Table.Th>Up</Table.Th>
-                    </Table.Tr>
-                  </Table.Thead>
+                  <TableHead columns={['Group', 'VM', 'Step', 'Host', 'Data taken', 'Up']} />
                   <Table.Tbody>
                     {run.vms.map((step) => (
                       <Table.Tr key={step.vm.id}>
@@ -143,7 +136,6 @@ export function ReplicationPage(props: { client: ApiClient; events: EventStream 
   const [replicated, setReplicated] = useState<ReplicationView[] | null>(null);
   const [plans, setPlans] = useState<RecoveryPlanView[] | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const pending = useRef<ReturnType<typeof setTimeout> | null>(null);
 
   const load = useCallback(async () => {
     try {
@@ -166,40 +158,27 @@ export function ReplicationPage(props: { client: ApiClient; events: EventStream 
     const timer = setInterval(() => {
       if (document.visibilityState === 'visible') void load();
     }, pollMs);
-    const unsubscribe = events.subscribe((event) => {
-      if (!event.type.startsWith('replication.') && !event.type.startsWith('recovery.')) return;
-      pending.current ??= setTimeout(() => {
-        pending.current = null;
-        void load();
-      }, 300);
-    });
+    const unsubscribe = events.subscribeCoalesced(
+      (event) => event.type.startsWith('replication.') || event.type.startsWith('recovery.'),
+      () => void load(),
+    );
     return () => {
       clearInterval(timer);
       unsubscribe();
-      if (pending.current) clearTimeout(pending.current);
     };
   }, [events, load]);
 
   return (
     <Stack gap="lg">
       <Title order={2}>Disaster recovery</Title>
-      {error && (
-        <Alert color="red" title="Could not read replication">
-          {error}
-        </Alert>
-      )}
+      <ErrorAlert title="Could not read replication" error={error} />
       <Stack gap="xs">
         <Title order={3}>Sites</Title>
         {siteList && siteList.length === 0 ? (
           <Text c="dimmed">No site yet.</Text>
         ) : (
           <Table aria-label="Sites">
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th>Site</Table.Th>
-                <Table.Th>Hosts</Table.Th>
-              </Table.Tr>
-            </Table.Thead>
+            <TableHead columns={['Site', 'Hosts']} />
             <Table.Tbody>
               {(siteList ?? []).map((site) => (
                 <Table.Tr key={site.id}>
