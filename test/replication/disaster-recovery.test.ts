@@ -335,6 +335,13 @@ describe('replication to a second site, and recovery plans run there', () => {
       const db = await vms.getByRole('row', { name: /^db / }).innerText();
       assert.match(db, /recovered/, db);
       assert.match(await page.getByRole('table', { name: 'Sites' }).innerText(), /site-a\s+dr-a/);
+      // The RPO chart of the first VM: a line of its points against the target.
+      await page.getByLabel('RPO over time of').selectOption({ label: 'db' });
+      await page
+        .getByLabel('RPO of db over time')
+        .locator('.recharts-line')
+        .first()
+        .waitFor({ timeout: 10_000 });
       const plan = await page.getByLabel('Recovery plan rp-db').innerText();
       assert.match(plan, /Last run: failover done/, plan);
       assert.match(plan, /RTO \d+ s/, plan);

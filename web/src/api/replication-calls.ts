@@ -2,7 +2,9 @@
  * The replication and recovery calls of the public API (src/api/replication.ts): sites, the
  * replicated VMs with their current RPO and points in time, recovery plans with their last run.
  */
+import type { AnswerOf } from '../../../src/api/operation.ts';
 import type {
+  replicationReport,
   RecoveryPlanView,
   RecoveryRunView,
   ReplicationView,
@@ -22,6 +24,24 @@ export async function replications(
 ): Promise<ReplicationView[]> {
   return (
     await client.call<{ items: ReplicationView[] }>('GET', '/replications', undefined, signal)
+  ).items;
+}
+
+export type RpoReportRow = AnswerOf<typeof replicationReport>['items'][number];
+
+/** The RPO achieved point by point, for one VM (oldest first). */
+export async function rpoReport(
+  client: ApiClient,
+  vmId: string,
+  signal?: AbortSignal,
+): Promise<RpoReportRow[]> {
+  return (
+    await client.call<{ items: RpoReportRow[] }>(
+      'GET',
+      `/replications/report?vm=${encodeURIComponent(vmId)}`,
+      undefined,
+      signal,
+    )
   ).items;
 }
 

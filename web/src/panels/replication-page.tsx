@@ -7,7 +7,7 @@
  * visible (the RPO grows with time). Plans are made and run with the API or the CLI
  * (docs/replication.md).
  */
-import { Badge, Stack, Table, Text, Title } from '@mantine/core';
+import { Badge, NativeSelect, Stack, Table, Text, Title } from '@mantine/core';
 import { useCallback, useEffect, useState } from 'react';
 import type { ApiClient } from '../api/client.ts';
 import type { EventStream } from '../api/event-stream.ts';
@@ -15,6 +15,8 @@ import { reasonOf } from '../api/follow-task.ts';
 import {
   recoveryPlans,
   replications,
+  rpoReport,
+  type RpoReportRow,
   sites,
   type RecoveryPlanView,
   type ReplicationView,
@@ -22,6 +24,7 @@ import {
 } from '../api/replication-calls.ts';
 import { ErrorAlert } from '../components/error-alert.tsx';
 import { TableHead } from '../components/table-head.tsx';
+import { TimeSeriesChart } from '../components/time-series-chart.tsx';
 import { formatBytes } from '../pages/inventory-page.tsx';
 
 const pollMs = 5000;
@@ -78,6 +81,59 @@ function ReplicatedVms(props: { items: ReplicationView[] }) {
         })}
       </Table.Tbody>
     </Table>
+  );
+}
+
+/**
+ * One VM's RPO over time: just before each point was ready (the longest it had been since the
+ * point before's data), against its target. Read again when the list of points changes.
+ */
+function RpoHistory(props: { client: ApiClient; items: ReplicationView[] }) {
+  const { client, items } = props;
+  const [vmId, setVmId] = useState<string | null>(null);
+  const [rows, setRows] = useState<RpoReportRow[]>([]);
+  const shown = items.find((r) => r.vm.id === vmId) ?? items[0];
+  const newest = shown?.points[0]?.id;
+  useEffect(() => {
+    if (!shown) return;
+    const abort = new AbortController();
+    rpoReport(client, shown.vm.id, abort.signal)
+      .then(setRows)
+      .catch(() => undefined);
+    return () => abort.abort();
+  }, [client, shown?.vm.id, newest]);
+  if (!shown) return null;
+  const points = rows
+    .filter((row) => row.rpoBeforeSeconds !== null)
+    .map((row) => ({
+      at: row.finishedAt,
+      rpo: row.rpoBeforeSeconds!,
+      target: row.rpoTargetSeconds,
+    }));
+  const span = points.length > 1 ? points.at(-1)!.at - points[0]!.at : 0;
+  return (
+    <Stack gap="xs" aria-label={`RPO of ${shown.vm.name} over time`}>
+      <NativeSelect
+        label="RPO over time of"
+        value={shown.vm.id}
+        onChange={(event) => setVmId(event.currentTarget.value)}
+        data={items.map((r) => ({ value: r.vm.id, label: r.vm.name }))}
+        w={240}
+      />
+      {points.length === 0 ? (
+        <Text c="dimmed">No point after the first yet.</Text>
+      ) : (
+        <TimeSeriesChart
+          points={points}
+          series={[
+            { key: 'rpo', name: 'RPO just before each point', color: '#228be6' },
+            { key: 'target', name: 'target', color: '#fa5252' },
+          ]}
+          unit={(value) => `${Math.round(value)} s`}
+          spanMs={span}
+        />
+      )}
+    </Stack>
   );
 }
 
@@ -193,6 +249,7 @@ export function ReplicationPage(props: { client: ApiClient; events: EventStream 
       <Stack gap="xs">
         <Title order={3}>Protected VMs</Title>
         {replicated && <ReplicatedVms items={replicated} />}
+        {replicated && <RpoHistory client={client} items={replicated} />}
       </Stack>
       <Stack gap="xs">
         <Title order={3}>Recovery plans</Title>
