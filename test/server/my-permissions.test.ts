@@ -69,6 +69,7 @@ describe("the caller's effective permissions", () => {
       'connection.read',
       'policy.read',
       'backup.read',
+      'replication.read',
     ]);
     assert.deepEqual(answer.body.missing, ['vm_doesnotexist']);
   });
