@@ -504,7 +504,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     // The same for a failover's restart cut off by the restart.
     await ha.allowInterruptedRestarts(clock.now() + 10 * 60_000);
     // The hosts VMs were failed over away from (by recovery plans) still define them, stopped.
-    await recoveryPlans.disownRecovered();
+    await recoveryPlans.prepareAfterRestart(clock.now() + 10 * 60_000);
     // Live sessions end at their token's expiry and after revocations by another replica.
     const sessionSweep = setInterval(
       () =>

@@ -19,6 +19,7 @@
 import { randomUUID } from 'node:crypto';
 import { Type, type Static } from 'typebox';
 import type {
+  NetworkMapping as NetworkMappingSchema,
   RecoveryPlanExport,
   RecoveryPlanView,
   RecoveryPreview,
@@ -61,11 +62,7 @@ export interface RecoveryGroup {
   timeoutSeconds: number;
 }
 
-export interface NetworkMapping {
-  from: string;
-  to: string;
-  test?: string;
-}
+export type NetworkMapping = Static<typeof NetworkMappingSchema>;
 
 export interface RecoveryPlanInput {
   name: string;
@@ -545,9 +542,35 @@ export class RecoveryPlans {
 
   /**
    * Before the connections start after a restart: the hosts VMs were failed over (or migrated)
-   * away from still have their stopped definitions; those are not the VMs any more.
+   * away from still have their stopped definitions; those are not the VMs any more. And a step
+   * that was starting a VM at its target when the control plane stopped may have started it: until
+   * `until`, that host's report of it is the same VM moving (its location says failover), not a
+   * stranger claiming its UUID — the resumed run then finds it there and starts nothing twice.
    */
-  async disownRecovered(): Promise<void> {
+  async prepareAfterRestart(until: number): Promise<void> {
+    const starting = await this.deps.store.db
+      .selectFrom('recovery_run_vms')
+      .innerJoin('recovery_runs', 'recovery_runs.id', 'recovery_run_vms.run_id')
+      .select(['recovery_run_vms.vm_id', 'recovery_run_vms.host_id', 'recovery_run_vms.started_at'])
+      .where('recovery_runs.operation', 'in', ['planned', 'failover'])
+      .where('recovery_runs.state', '=', 'running')
+      .where('recovery_run_vms.state', '=', 'starting')
+      .execute();
+    for (const step of starting) {
+      const connectionId = step.host_id
+        ? this.deps.inventory.index.get(step.host_id)?.connectionId
+        : undefined;
+      if (!connectionId) continue;
+      this.deps.inventory.handovers.allowUntil(step.vm_id, connectionId, until);
+      this.deps.inventory.locations.expect(step.vm_id, {
+        reason: 'failover',
+        leftAt: Number(step.started_at ?? this.deps.clock.now()),
+      });
+    }
+    await this.#disownRecovered();
+  }
+
+  async #disownRecovered(): Promise<void> {
     const rows = await this.deps.store.db
       .selectFrom('recovery_run_vms')
       .innerJoin('recovery_runs', 'recovery_runs.id', 'recovery_run_vms.run_id')
@@ -653,8 +676,15 @@ export class RecoveryPlans {
       ? (JSON.parse(step.images) as StepImages & { fromConnectionId?: string })
       : null;
     if (step.state === 'starting' && recorded) {
-      const running = this.#runningAt(host.connectionId, recorded.uuid);
-      if (running) {
+      const defined = this.#definedAt(host.connectionId, recorded.uuid);
+      if (defined) {
+        // Defined there by the attempt the kill cut off: started if it is not, never defined again.
+        const running =
+          defined.facts['power.state'] === 'running'
+            ? defined
+            : await this.#start(defined, host.connectionId, context);
+        if (operation !== 'test')
+          await this.#settle(step.vm_id, recorded.fromConnectionId, host.connectionId, replication);
         await this.#up(runId, operation, step, host, running, group, startedAt, context);
         return;
       }
@@ -734,15 +764,39 @@ export class RecoveryPlans {
     } finally {
       release();
     }
-    if (vmId) {
-      if (fromConnectionId && fromConnectionId !== host.connectionId)
-        inventory.handovers.disown(vmId, fromConnectionId);
-      await replications.markRecovered(replication.id);
-    }
-    const running = this.#runningAt(host.connectionId, images.uuid);
+    if (vmId) await this.#settle(vmId, fromConnectionId, host.connectionId, replication);
+    const running = this.#definedAt(host.connectionId, images.uuid);
     if (!running)
       throw new ZenithError('ZEN_DRIVER_ERROR', `${images.name} did not appear on ${host.name}`);
     await this.#up(runId, operation, step, host, running, group, startedAt, context);
+  }
+
+  /**
+   * The VM runs at the target as itself: the host it left no longer stands for it (its stale
+   * definition is left out), and its replication is spent (no more cycles).
+   */
+  async #settle(
+    vmId: string,
+    fromConnectionId: string | undefined,
+    toConnectionId: string,
+    replication: Replication,
+  ): Promise<void> {
+    if (fromConnectionId && fromConnectionId !== toConnectionId)
+      this.deps.inventory.handovers.disown(vmId, fromConnectionId);
+    await this.deps.replication.markRecovered(replication.id);
+  }
+
+  /** Starts a VM an interrupted step defined but did not start; answers it as reported. */
+  async #start(
+    vm: ManagedObject,
+    connectionId: string,
+    context: ActionContext,
+  ): Promise<ManagedObject> {
+    const started = await this.deps.connections
+      .driver(connectionId)
+      .startVm(vm.externalId!, context);
+    await this.deps.inventory.applyChanges(connectionId, [started]);
+    return this.deps.inventory.index.get(vm.id) ?? vm;
   }
 
   /**
@@ -896,8 +950,8 @@ export class RecoveryPlans {
     }
   }
 
-  /** The VM of this UUID the connection reports now. */
-  #runningAt(connectionId: string, uuid: string): ManagedObject | undefined {
+  /** The VM of this UUID the connection reports now (running or not). */
+  #definedAt(connectionId: string, uuid: string): ManagedObject | undefined {
     return this.deps.inventory.index
       .ofKind('vm')
       .find(
@@ -919,7 +973,7 @@ export class RecoveryPlans {
       const host = this.deps.inventory.index.get(step.host_id);
       if (!host?.connectionId)
         throw new ZenithError('ZEN_INVALID_STATE', `the test's host is gone`);
-      const copy = this.#runningAt(host.connectionId, images.uuid);
+      const copy = this.#definedAt(host.connectionId, images.uuid);
       const driver = this.deps.connections.driver(host.connectionId);
       if (copy?.externalId) {
         if (copy.facts['power.state'] !== 'stopped')

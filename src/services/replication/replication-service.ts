@@ -378,7 +378,11 @@ export class ReplicationService {
     const replication = await this.ofVm(vmId);
     const plans = (
       await this.deps.store.db.selectFrom('recovery_plans').select(['name', 'groups']).execute()
-    ).filter((plan) => plan.groups.includes(`"${vmId}"`));
+    ).filter((plan) =>
+      (JSON.parse(plan.groups) as Array<{ vms: string[] }>).some((group) =>
+        group.vms.includes(vmId),
+      ),
+    );
     if (plans.length > 0)
       throw new ZenithError(
         'ZEN_CONFLICT',
