@@ -576,6 +576,11 @@ export const errorCatalogue = {
     summary:
       'A recovery plan cannot run now: details.problems lists each VM without a ready replica, whose target host is gone or cannot take it, or that is recovered already. Nothing was started.',
   },
+  ZEN_STORAGE_FULL: {
+    status: 507,
+    summary:
+      "A host's storage has no room left (or its quota is reached) for a disk image being written: details.file and details.errno say which; the write was abandoned and nothing half-written stays under the image's name.",
+  },
   ZEN_INTERNAL: {
     status: 500,
     summary: 'An unexpected error; it was logged with the request id. Please report it.',

@@ -8,9 +8,11 @@
  */
 /* eslint-disable @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-return --
    the raw API's answers are untyped JSON (ApiAnswer), read here as the tests read them */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
 import type { HaSettings } from '../services/policy/policy-document.js';
 import { adminPassword, type ApiAnswer, type TestServer } from './control-plane.js';
 import { consoleTicks } from './guest-console.js';
@@ -20,6 +22,8 @@ import { startPhysicalLab, type PhysicalHost, type PhysicalLab } from './physica
 import { startRedfishSimulator, type RedfishSimulator } from './redfish-simulator.js';
 import { startServerProcess, type ServerProcess } from './server-process.js';
 import { until } from './wait.js';
+
+const exec = promisify(execFile);
 
 export interface HaLabOptions {
   /** Host names; each a namespaced agent. */
@@ -35,6 +39,11 @@ export interface HaLabOptions {
    * replication needs); default one directory all hosts share (as HA's restarts need).
    */
   storage?: 'shared' | 'per-host';
+  /**
+   * With `per-host` storage: hosts whose storage directory is a tmpfs of this many MiB (mounted
+   * before the host starts, so its namespace sees the same filesystem), to run out of room on.
+   */
+  storageLimitsMiB?: Record<string, number>;
 }
 
 export interface QemuProcess {
@@ -75,6 +84,11 @@ export interface HaLab {
   /** The storage directory a host's disks are made on. */
   storageOf(host: string): string;
   /**
+   * Resizes a host's tmpfs storage (`storageLimitsMiB`) to `bytes` (rounded up to a page), or to
+   * what it holds now plus `bytes` with `{ free: true }`: its writes fail with ENOSPC past it.
+   */
+  setStorageLimit(host: string, bytes: number, options?: { free?: boolean }): Promise<void>;
+  /**
    * Waits until high availability protects the VM: its description (what a restart runs) is
    * taken. A fault before that leaves nothing to restart it from.
    */
@@ -110,6 +124,14 @@ export async function startHaLab(options: HaLabOptions): Promise<HaLab> {
     const dir = join(baseDir, `storage-${host}`);
     mkdirSync(dir, { recursive: true });
     return dir;
+  };
+  const mounted: string[] = [];
+  const setStorageLimit = async (host: string, bytes: number, limit: { free?: boolean } = {}) => {
+    const dir = storageOf(host);
+    if (!mounted.includes(dir)) throw new Error(`${host}'s storage is not a tmpfs of the lab's`);
+    const { bsize, blocks, bfree } = statfsSync(dir);
+    const size = (limit.free ? (blocks - bfree) * bsize : 0) + bytes;
+    await exec('mount', ['-o', `remount,size=${Math.ceil(size / 4096) * 4096}`, dir]);
   };
   const physical: Record<string, PhysicalHost> = {};
   const machines: Record<string, MachineProcess> = {};
@@ -182,11 +204,17 @@ export async function startHaLab(options: HaLabOptions): Promise<HaLab> {
       await server?.kill('SIGKILL').catch(() => undefined);
     } finally {
       await lab?.close();
+      for (const dir of mounted) await exec('umount', ['-l', dir]).catch(() => undefined);
       rmSync(baseDir, { recursive: true, force: true });
     }
   };
 
   try {
+    for (const [host, mib] of Object.entries(options.storageLimitsMiB ?? {})) {
+      const dir = storageOf(host);
+      await exec('mount', ['-t', 'tmpfs', '-o', `size=${mib}m,mode=0755`, `zenith-${host}`, dir]);
+      mounted.push(dir);
+    }
     lab = await startPhysicalLab();
     await start();
     for (const name of options.hosts) {
@@ -261,6 +289,7 @@ export async function startHaLab(options: HaLabOptions): Promise<HaLab> {
     task,
     connected,
     storageOf,
+    setStorageLimit,
     async runVm(name, hostId, memoryMiB = 128, vmOptions = {}) {
       const created = await task('POST', '/vms', {
         name,

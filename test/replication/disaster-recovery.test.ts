@@ -55,9 +55,71 @@ describe('replication to a second site, and recovery plans run there', () => {
     );
   };
   const qemuCount = async (uuid: string) => (await lab.qemus()).filter((q) => q.uuid === uuid);
+  /**
+   * Slows the link to the recovery host (its veth, bridge side: what the control plane sends it) so
+   * that a cycle is held in the middle of its copy; answers once a cycle of `vm` is copying, then
+   * `during` runs and the link is restored.
+   */
+  const inTheMiddleOfACycle = async (vm: string, during: () => Promise<void>) => {
+    const veth = lab.physical['dr-b']!.veth;
+    await exec('tc', [
+      'qdisc',
+      'replace',
+      'dev',
+      veth,
+      'root',
+      'tbf',
+      'rate',
+      '1mbit',
+      'burst',
+      '16kb',
+      'latency',
+      '2s',
+    ]);
+    try {
+      const taskId = await until(
+        `a cycle of ${vm} copying`,
+        async () => {
+          const r = await replicationOf(vm);
+          if (!(r.points as ApiAnswer[]).some((p) => p.state === 'writing')) return undefined;
+          const task = await ok('GET', `/tasks/${r.lastTaskId as string}`);
+          return task.state === 'running' && (task.progress as number) > 0
+            ? (task.id as string)
+            : undefined;
+        },
+        60_000,
+        100,
+      );
+      await during();
+      return taskId;
+    } finally {
+      await exec('tc', ['qdisc', 'del', 'dev', veth, 'root']).catch(() => undefined);
+    }
+  };
+  /** The replica's directory holds whole images only: `points` of them, nothing half-written. */
+  const wholeImagesOnly = async (vm: string, points: number) => {
+    const replication = await replicationOf(vm);
+    assert.equal(
+      (replication.points as ApiAnswer[]).filter((p) => p.state === 'writing').length,
+      0,
+    );
+    const files = readdirSync(replication.directory as string);
+    assert.equal(files.filter((f) => f.endsWith('.zenith-partial')).length, 0, files.join(' '));
+    assert.equal(files.filter((f) => /^disk0-\d+\.qcow2$/.test(f)).length, points, files.join(' '));
+  };
+  const cycleFailedEvents = async (vm: string) =>
+    ((await ok('GET', '/events?limit=1000')).items as ApiAnswer[]).filter(
+      (e) => e.type === 'replication.cycleFailed' && e.objectId === vm,
+    );
 
   before(async () => {
-    lab = await startHaLab({ hosts: ['dr-a', 'dr-b'], storage: 'per-host', prefix: 'zenith-dr-' });
+    lab = await startHaLab({
+      hosts: ['dr-a', 'dr-b'],
+      storage: 'per-host',
+      // Site B's storage a tmpfs, to fill up in a test.
+      storageLimitsMiB: { 'dr-b': 1024 },
+      prefix: 'zenith-dr-',
+    });
     const pattern = guestAppend({ pattern: true });
     [web, db] = await Promise.all([
       lab.runVm('web', 'dr-a', 128, { cmdline: pattern, diskMiB: 64 }),
@@ -184,51 +246,71 @@ describe('replication to a second site, and recovery plans run there', () => {
 
   test('a cycle cut off by a kill -9 of zenith serve is undone after the restart, and the next one is whole', async () => {
     const before = await replicaPrefix(web);
-    // A slow link (the recovery host's veth, bridge side: what the control plane sends it) holds
-    // the next cycle in the middle of its copy.
-    const veth = lab.physical['dr-b']!.veth;
-    await exec('tc', [
-      'qdisc',
-      'replace',
-      'dev',
-      veth,
-      'root',
-      'tbf',
-      'rate',
-      '1mbit',
-      'burst',
-      '16kb',
-      'latency',
-      '2s',
-    ]);
-    try {
-      await until(
-        'a cycle of web copying',
-        async () => {
-          const r = await replicationOf(web);
-          if (!(r.points as ApiAnswer[]).some((p) => p.state === 'writing')) return undefined;
-          const task = await ok('GET', `/tasks/${r.lastTaskId as string}`);
-          return task.state === 'running' && (task.progress as number) > 0 ? true : undefined;
-        },
-        60_000,
-        100,
-      );
-      await lab.restartServer('SIGKILL');
-    } finally {
-      await exec('tc', ['qdisc', 'del', 'dev', veth, 'root']).catch(() => undefined);
-    }
+    await inTheMiddleOfACycle(web, () => lab.restartServer('SIGKILL'));
     await lab.connected('dr-b');
     await cycles(web, 1);
     const after = await replicaPrefix(web);
     assert.ok(after.seq > before.seq, 'a whole cycle came after the one cut off');
-    const replication = await replicationOf(web);
-    assert.equal(
-      (replication.points as ApiAnswer[]).filter((p) => p.state === 'writing').length,
-      0,
-    );
-    const files = readdirSync(replication.directory as string);
-    assert.equal(files.filter((f) => f.endsWith('.zenith-partial')).length, 0, files.join(' '));
-    assert.equal(files.filter((f) => /^disk0-\d+\.qcow2$/.test(f)).length, 2, files.join(' '));
+    await wholeImagesOnly(web, 2);
+  });
+
+  test('the recovery host killed in the middle of a cycle: the cycle fails with a coded error and an event, the last replica stays, and the next cycle after its return is whole', async () => {
+    const before = await replicaPrefix(web);
+    const failedBefore = (await cycleFailedEvents(web)).length;
+    const cutOff = await inTheMiddleOfACycle(web, () => lab.machines['dr-b']!.stop());
+    try {
+      const failed = await lab.taskEnded(cutOff, 90_000);
+      assert.equal(failed.state, 'failed');
+      assert.match(failed.error.code as string, /^ZEN_/);
+      const events = await cycleFailedEvents(web);
+      assert.ok(events.length > failedBefore, 'the failed cycle is an event');
+      assert.ok(
+        events.slice(failedBefore).some((e) => e.data.code === failed.error.code),
+        JSON.stringify(events.map((e) => e.data)),
+      );
+    } finally {
+      await lab.machines['dr-b']!.start();
+    }
+    await lab.connected('dr-b');
+    const kept = await replicaPrefix(web);
+    assert.equal(kept.seq, before.seq, 'the last ready point is the same');
+    assert.ok(kept.blocks >= before.blocks, 'and it reads as a whole prefix of the pattern');
+    await cycles(web, 1);
+    assert.ok((await replicaPrefix(web)).seq > before.seq);
+    await wholeImagesOnly(web, 2);
+  });
+
+  test("the recovery site's storage full: cycles fail with ZEN_STORAGE_FULL and an event, the last replica stays, and they go on once there is room", async () => {
+    const before = await replicaPrefix(web);
+    // Room for a quarter of a MiB more: the guest writes more than that between two cycles.
+    await lab.setStorageLimit('dr-b', 256 * 1024, { free: true });
+    let failed: ApiAnswer;
+    try {
+      failed = await until(
+        'a cycle of web failed',
+        async () => {
+          const r = await replicationOf(web);
+          const task = await ok('GET', `/tasks/${r.lastTaskId as string}`);
+          return task.state === 'failed' ? task : undefined;
+        },
+        90_000,
+        250,
+      );
+      assert.equal(failed.error.code, 'ZEN_STORAGE_FULL', JSON.stringify(failed.error));
+      assert.match(failed.error.message as string, /disk0-\d+\.qcow2: the storage is full/);
+      const event = (await cycleFailedEvents(web)).at(-1);
+      assert.equal(event!.data.code, 'ZEN_STORAGE_FULL');
+      const kept = await replicaPrefix(web);
+      assert.equal(kept.seq, before.seq, 'the last ready point is the same');
+      assert.ok(kept.blocks >= before.blocks);
+      const files = readdirSync((await replicationOf(web)).directory as string);
+      assert.equal(files.filter((f) => f.endsWith('.zenith-partial')).length, 0, files.join(' '));
+    } finally {
+      await lab.setStorageLimit('dr-b', 1024 * 2 ** 20);
+    }
+    await cycles(web, 1);
+    assert.ok((await replicaPrefix(web)).seq > before.seq);
+    await wholeImagesOnly(web, 2);
   });
 
   test('a test failover boots copies isolated at site B while production and replication go on; cleanup removes them', async () => {
@@ -295,10 +377,15 @@ describe('replication to a second site, and recovery plans run there', () => {
     const written = patternPrefix(guestBytes(join(lab.storageOf('dr-a'), sourceDisk)));
     const runDisk = join((await replicationOf(web)).directory as string, 'run-disk0.qcow2');
     assert.ok(patternPrefix(guestBytes(runDisk)) >= written, `all ${written} blocks are at B`);
-    const [now, then] = (await ok('GET', `/vms/${web}/location-history`)).items as ApiAnswer[];
-    assert.equal(now!.hostName, 'dr-b');
-    assert.equal(now!.reason, 'failover');
-    assert.equal(then!.hostName, 'dr-a');
+    // Newest first: running at B; before it (the plan waits on its console marker) held
+    // suspended at B until its console was read, the interval the move opened; before that, A.
+    const history = (await ok('GET', `/vms/${web}/location-history`)).items as ApiAnswer[];
+    assert.equal(history[0]!.hostName, 'dr-b');
+    assert.equal(history[0]!.powerState, 'running');
+    const left = history.findIndex((entry) => entry.hostName === 'dr-a');
+    const arrived = history[left - 1]!;
+    assert.equal(arrived.hostName, 'dr-b');
+    assert.equal(arrived.reason, 'failover', JSON.stringify(history.slice(0, left + 1)));
     assert.equal((await replicationOf(web)).state, 'recovered');
   });
 

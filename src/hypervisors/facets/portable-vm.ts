@@ -84,6 +84,12 @@ export interface RunOptions {
   /** Start it once defined (a restart after a failure); otherwise it stays stopped. */
   start: boolean;
   /**
+   * With `start`: the VM is started but its guest does not run yet (reported `suspended`;
+   * `resumeVm` runs it), so that whoever waits on its console reads it from the first byte.
+   * Only where the facet says `startsPaused`.
+   */
+  paused?: boolean;
+  /**
    * Define it over this host's own stopped definition of the same VM (same UUID and name),
    * keeping it the same VM: a restore over the original. Refused while that one runs.
    */
@@ -109,4 +115,6 @@ export interface PortableVmFacet {
    * it the same VM (`over`) — what a restore over the original needs. Without it, that is refused.
    */
   readonly redefinesStopped?: boolean;
+  /** Whether runVm can start a VM with its guest not yet running (`paused`). */
+  readonly startsPaused?: boolean;
 }

@@ -27,10 +27,12 @@ import { convertImage, IMAGE_MODE } from './qemu-img.js';
 /** Where a write stages a disk's bytes before they become `file`. */
 export const stagingFile = (file: string) => `${file}.zenith-partial`;
 
-/** A failed write of a disk as the catalogue's error (a full host disk says ENOSPC in `errno`). */
+/** A failed write of a disk as the catalogue's error (a full host disk: ZEN_STORAGE_FULL, its errno in details). */
 function writeFailed(file: string, error: unknown): ZenithError {
   if (isZenithError(error)) return error;
   const errno = (error as NodeJS.ErrnoException).code;
+  if (errno === 'ENOSPC' || errno === 'EDQUOT')
+    return new ZenithError('ZEN_STORAGE_FULL', `${file}: the storage is full`, { file, errno });
   return new ZenithError(
     'ZEN_DRIVER_ERROR',
     `writing ${file} failed: ${(error as Error).message}`,

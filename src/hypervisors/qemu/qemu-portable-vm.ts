@@ -55,6 +55,8 @@ function nicSpec(nic: PortableNic): QemuNicSpec {
 export class QemuPortableVms implements PortableVmFacet {
   /** Over its own stopped definition, keeping its id (a restore over the original). */
   readonly redefinesStopped = true;
+  /** Started with -S: QEMU waits for `cont` (resumeVm) before the guest runs. */
+  readonly startsPaused = true;
 
   constructor(private readonly host: QemuHost) {}
 
@@ -213,7 +215,7 @@ export class QemuPortableVms implements PortableVmFacet {
     if (options.start) {
       context.progress({ percent: 50, message: 'starting QEMU' });
       try {
-        await vm.start();
+        await vm.start(options.paused ? ['-S'] : []);
       } catch (error) {
         // Nothing of it stays: not the record, not the claims it took (the disks were never its to remove).
         this.host.forget(vm, false);

@@ -69,4 +69,8 @@ export const PortableVm = Type.Object({
   guestAgent: Type.Optional(Type.Boolean()),
 });
 
-export const RunOptions = Type.Object({ start: Type.Boolean() });
+export const RunOptions = Type.Object({
+  start: Type.Boolean(),
+  /** Protocol 1.7: started with its guest not yet running. */
+  paused: Type.Optional(Type.Boolean()),
+});

@@ -21,9 +21,10 @@ export interface ProtocolVersion {
  * host back after a failover removes what is left of the VMs that moved away). 1.4: keepOutgoing
  * (the source of a migration that could not finish takes the VM back). 1.5: the disk-stream facet
  * (listStreamDisks … releaseCheckpoint: backup and restore of the agent's VMs). 1.6: overlays
- * (a new disk's `backing`) and mergeOverlay: replica chains for replication.
+ * (a new disk's `backing`) and mergeOverlay: replica chains for replication. 1.7: runVm's
+ * `paused` (a VM started with its guest not yet running, so its console is read from the start).
  */
-export const channelProtocol: ProtocolVersion = { major: 1, minor: 6 };
+export const channelProtocol: ProtocolVersion = { major: 1, minor: 7 };
 
 /** Agents from before the handshake carried a version speak 1.0. */
 export const unversioned: ProtocolVersion = { major: 1, minor: 0 };

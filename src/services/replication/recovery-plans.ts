@@ -679,10 +679,10 @@ export class RecoveryPlans {
       const defined = this.#definedAt(host.connectionId, recorded.uuid);
       if (defined) {
         // Defined there by the attempt the kill cut off: started if it is not, never defined again.
-        const running =
-          defined.facts['power.state'] === 'running'
-            ? defined
-            : await this.#start(defined, host.connectionId, context);
+        // Suspended: started paused for its console, the guest is let run in #up.
+        const running = ['running', 'suspended'].includes(defined.facts['power.state'] as string)
+          ? defined
+          : await this.#start(defined, host.connectionId, context);
         if (operation !== 'test')
           await this.#settle(step.vm_id, recorded.fromConnectionId, host.connectionId, replication);
         await this.#up(runId, operation, step, host, running, group, startedAt, context);
@@ -756,7 +756,10 @@ export class RecoveryPlans {
       : () => undefined;
     let arrived;
     try {
-      arrived = await portable.runVm(description, { start: true }, context);
+      // Waiting on a console marker: the guest runs only once its console is read (#up), so that
+      // a line printed in its first second is not missed.
+      const paused = group.marker !== null && portable.startsPaused === true;
+      arrived = await portable.runVm(description, { start: true, paused }, context);
       await inventory.applyChanges(host.connectionId, [arrived]);
     } catch (error) {
       expected();
@@ -833,26 +836,36 @@ export class RecoveryPlans {
     startedAt: number,
     context: ActionContext,
   ): Promise<void> {
+    const driver = this.deps.connections.driver(host.connectionId!);
+    /** A VM started paused (for its console) runs its guest now. */
+    const letRun = async () => {
+      if (running.facts['power.state'] !== 'suspended') return;
+      const resumed = await driver.resumeVm(running.externalId!, context);
+      await this.deps.inventory.applyChanges(host.connectionId!, [resumed]);
+    };
     if (group.marker) {
-      const driver = this.deps.connections.driver(host.connectionId!);
       if (!driver.openConsole)
         throw new ZenithError('ZEN_UNSUPPORTED', `${host.name} offers no console to wait on`);
       const remaining = Math.max(
         1000,
         startedAt + group.timeoutSeconds * 1000 - this.deps.clock.now(),
       );
-      const watch = await watchConsole(
-        await driver.openConsole(running.externalId!, 'serial'),
-        new RegExp(group.marker),
-        remaining,
-        context.signal,
-      );
+      const serial = await driver.openConsole(running.externalId!, 'serial');
+      const watching = watchConsole(serial, new RegExp(group.marker), remaining, context.signal);
+      try {
+        await letRun();
+      } catch (error) {
+        serial.destroy();
+        await watching;
+        throw error;
+      }
+      const watch = await watching;
       if (!watch.matched)
         throw new ZenithError(
           'ZEN_TIMEOUT',
           `${running.name} did not print /${group.marker}/ within ${group.timeoutSeconds} s (last output: ${watch.tail.slice(-200)})`,
         );
-    }
+    } else await letRun();
     const upAt = this.deps.clock.now();
     await this.#updateStep(runId, step.vm_id, {
       state: 'up',

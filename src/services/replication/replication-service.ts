@@ -603,7 +603,30 @@ export class ReplicationService {
     return this.#lock(replication.id).run(() => this.#cycleOnce(replication, task.id, context));
   }
 
+  /** A cycle; whatever stops it, wherever, is an event (what alarms read) with its code. */
   async #cycleOnce(
+    replication: Replication,
+    taskId: string,
+    context: ActionContext,
+  ): Promise<ReplicationCycleResult> {
+    try {
+      return await this.#replicateOnce(replication, taskId, context);
+    } catch (error) {
+      const coded = isZenithError(error)
+        ? error
+        : new ZenithError('ZEN_DRIVER_ERROR', (error as Error).message);
+      await this.deps.events.publish([
+        {
+          type: 'replication.cycleFailed',
+          objectId: replication.vmId,
+          data: { name: replication.vmName, code: coded.code, message: coded.message },
+        },
+      ]);
+      throw error;
+    }
+  }
+
+  async #replicateOnce(
     replication: Replication,
     taskId: string,
     context: ActionContext,
@@ -694,16 +717,6 @@ export class ReplicationService {
       }
     } catch (error) {
       await this.#discard(pointId, planned, targetStreams, streams, vm);
-      const coded = isZenithError(error)
-        ? error
-        : new ZenithError('ZEN_DRIVER_ERROR', (error as Error).message);
-      await this.deps.events.publish([
-        {
-          type: 'replication.cycleFailed',
-          objectId: replication.vmId,
-          data: { name: replication.vmName, code: coded.code, message: coded.message },
-        },
-      ]);
       throw error;
     }
     const finishedAt = this.deps.clock.now();

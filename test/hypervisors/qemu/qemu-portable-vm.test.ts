@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -260,5 +261,45 @@ describe('a QEMU VM described on one host and run on another (real QEMU, TCG)', 
     );
     await ticksOn(hostA, arrived.externalId);
     await hostA.stopVm(arrived.externalId, context);
+  });
+  test('a VM started paused runs no guest until resumed: its console is read from the first byte', async () => {
+    assert.equal(hostB.facets.portableVms.startsPaused, true);
+    const boot = description.boot as Extract<PortableVm['boot'], { kind: 'kernel' }>;
+    const held: PortableVm = {
+      ...description,
+      uuid: randomUUID(),
+      name: 'held',
+      disks: [],
+      nics: [],
+      // Not quiet: the kernel's first line ("Linux version …") comes a moment after the start.
+      boot: { ...boot, cmdline: GUEST_KERNEL_APPEND.replace(' quiet', '') },
+    };
+    const started = await hostB.facets.portableVms.runVm(
+      held,
+      { start: true, paused: true },
+      context,
+    );
+    try {
+      assert.equal(started.powerState, 'suspended', 'QEMU runs, its guest is held');
+      let output = '';
+      const serial = connect(hostB.serialSocket(started.externalId));
+      serial.on('data', (chunk: Buffer) => (output += chunk.toString('latin1')));
+      await new Promise((resolve) => serial.once('connect', resolve));
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+        assert.equal(output, '', 'nothing printed while held');
+        const resumed = await hostB.resumeVm(started.externalId);
+        assert.equal(resumed.powerState, 'running');
+        await until('the kernel’s first line on the console', async () =>
+          /Linux version/.test(output) ? true : undefined,
+        );
+        assert.match(output.slice(0, 2000), /Linux version/, 'read from the start of the boot');
+      } finally {
+        serial.destroy();
+      }
+    } finally {
+      await hostB.stopVm(started.externalId, context, { force: true });
+      await hostB.deleteVm(started.externalId, context);
+    }
   });
 });
