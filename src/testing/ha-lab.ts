@@ -73,13 +73,14 @@ export interface HaLab {
   connected(name: string, timeoutMs?: number): Promise<void>;
   /**
    * Creates and starts a tiny guest on the host (128 MiB: with 64 the cloud kernel may reset in a
-   * loop); its id. `cmdline` replaces the guest's kernel command line, `diskMiB` its disk's 4 MiB.
+   * loop); its id. `cmdline` replaces the guest's kernel command line, `diskMiB` its disk's 4 MiB;
+   * `start: false` leaves it defined, stopped.
    */
   runVm(
     name: string,
     hostId: string,
     memoryMiB?: number,
-    options?: { cmdline?: string; diskMiB?: number },
+    options?: { cmdline?: string; diskMiB?: number; start?: boolean },
   ): Promise<string>;
   /** The storage directory a host's disks are made on. */
   storageOf(host: string): string;
@@ -306,6 +307,7 @@ export async function startHaLab(options: HaLabOptions): Promise<HaLab> {
       if (created.state !== 'succeeded')
         throw new Error(`creating ${name}: ${JSON.stringify(created.error)}`);
       const id = created.result.vmId as string;
+      if (vmOptions.start === false) return id;
       const started = await task('POST', `/vms/${id}/start`);
       if (started.state !== 'succeeded')
         throw new Error(`starting ${name}: ${JSON.stringify(started.error)}`);

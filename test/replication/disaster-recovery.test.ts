@@ -206,6 +206,60 @@ describe('replication to a second site, and recovery plans run there', () => {
     assert.equal(files.filter((f) => /^disk0-\d+\.qcow2$/.test(f)).length, 2, files.join(' '));
   });
 
+  test('a plan whose VMs the recovery site has no memory for is refused before it starts, with the list', async () => {
+    // Placement's figures: dr-b's memory at the lowest overcommit a policy allows (0.1), and a VM
+    // asking for more than that (defined, stopped: a stopped VM is replicated all the same).
+    const total = (await ok('GET', '/hosts/dr-b')).facts['memory.totalBytes'] as number;
+    const bigMiB = Math.ceil((total * 0.1) / 2 ** 20) + 256;
+    const big = await lab.runVm('big', 'dr-a', bigMiB, { start: false });
+    try {
+      await ok('POST', `/vms/${big}/replication`, {
+        targetHost: 'dr-b',
+        rpoSeconds: 60,
+        intervalSeconds: 30,
+      });
+      await cycles(big, 1);
+      await ok('POST', '/recovery-plans', {
+        name: 'rp-big',
+        sourceSite: 'site-a',
+        targetSite: 'site-b',
+        groups: [{ vms: ['big'] }],
+      });
+      await ok('POST', '/policies', {
+        name: 'tight',
+        scope: { kind: 'global' },
+        settings: { memoryOvercommit: 0.1 },
+      });
+      try {
+        const preview = await ok('GET', '/recovery-plans/rp-big/preview?operation=failover');
+        assert.equal(preview.problems.length, 1, JSON.stringify(preview.problems));
+        assert.match(
+          preview.problems[0].problem as string,
+          new RegExp(
+            `^dr-b has \\d+ MiB of memory free, and the plan's VMs there need ${bigMiB} MiB$`,
+          ),
+        );
+        const refused = await api('POST', '/recovery-plans/rp-big/runs', { operation: 'test' });
+        assert.equal(refused.status, 422);
+        assert.equal(refused.body.error.code, 'ZEN_RECOVERY_PLAN_BLOCKED');
+        assert.equal(refused.body.error.details.problems[0].vm.name, 'big');
+        assert.equal(
+          (await ok('GET', '/recovery-plans/rp-big/runs')).items.length,
+          0,
+          'nothing was started',
+        );
+      } finally {
+        await ok('DELETE', '/policies/tight');
+      }
+      const fits = await ok('GET', '/recovery-plans/rp-big/preview?operation=failover');
+      assert.deepEqual(fits.problems, [], 'with the memory back, nothing stops it');
+    } finally {
+      await api('DELETE', '/recovery-plans/rp-big');
+      await api('DELETE', `/vms/${big}/replication`);
+      await lab.task('DELETE', `/vms/${big}`);
+    }
+  });
+
   test('a cycle cut off by the link between the sites leaves the last replica intact', async () => {
     const before = await replicaPrefix(web);
     await until('no cycle of web under way', async () => {
@@ -232,13 +286,14 @@ describe('replication to a second site, and recovery plans run there', () => {
         throw new Error(`${(error as Error).message}\n${lab.server.output().slice(-4000)}`);
       });
       assert.match(failed.error.code as string, /^ZEN_/);
+      // Read while the link is still down (no cycle can end): the replica at site B.
+      const after = await replicaPrefix(web);
+      assert.equal(after.seq, before.seq, 'the last ready point is the same');
+      assert.ok(after.blocks >= before.blocks);
     } finally {
       await lab.lab.restoreNetwork(lab.physical['dr-b']!);
     }
     await lab.connected('dr-b');
-    const after = await replicaPrefix(web);
-    assert.equal(after.seq, before.seq, 'the last ready point is the same');
-    assert.ok(after.blocks >= before.blocks);
     await cycles(web, 1);
     const files = readdirSync((await replicationOf(web)).directory as string);
     assert.equal(files.filter((f) => f.endsWith('.zenith-partial')).length, 0, files.join(' '));
@@ -255,9 +310,13 @@ describe('replication to a second site, and recovery plans run there', () => {
   });
 
   test('the recovery host killed in the middle of a cycle: the cycle fails with a coded error and an event, the last replica stays, and the next cycle after its return is whole', async () => {
-    const before = await replicaPrefix(web);
     const failedBefore = (await cycleFailedEvents(web)).length;
-    const cutOff = await inTheMiddleOfACycle(web, () => lab.machines['dr-b']!.stop());
+    // Read while the cycle copies (cycles of a VM run one at a time): the point it would follow.
+    let before = { seq: 0, blocks: 0 };
+    const cutOff = await inTheMiddleOfACycle(web, async () => {
+      before = await replicaPrefix(web);
+      await lab.machines['dr-b']!.stop();
+    });
     try {
       const failed = await lab.taskEnded(cutOff, 90_000);
       assert.equal(failed.state, 'failed');
@@ -268,25 +327,25 @@ describe('replication to a second site, and recovery plans run there', () => {
         events.slice(failedBefore).some((e) => e.data.code === failed.error.code),
         JSON.stringify(events.map((e) => e.data)),
       );
+      // Its host down, no cycle can end: the replica at site B is the one before.
+      const kept = await replicaPrefix(web);
+      assert.equal(kept.seq, before.seq, 'the last ready point is the same');
+      assert.ok(kept.blocks >= before.blocks, 'and it reads as a whole prefix of the pattern');
     } finally {
       await lab.machines['dr-b']!.start();
     }
     await lab.connected('dr-b');
-    const kept = await replicaPrefix(web);
-    assert.equal(kept.seq, before.seq, 'the last ready point is the same');
-    assert.ok(kept.blocks >= before.blocks, 'and it reads as a whole prefix of the pattern');
     await cycles(web, 1);
     assert.ok((await replicaPrefix(web)).seq > before.seq);
     await wholeImagesOnly(web, 2);
   });
 
   test("the recovery site's storage full: cycles fail with ZEN_STORAGE_FULL and an event, the last replica stays, and they go on once there is room", async () => {
-    const before = await replicaPrefix(web);
-    // Room for a quarter of a MiB more: the guest writes more than that between two cycles.
-    await lab.setStorageLimit('dr-b', 256 * 1024, { free: true });
-    let failed: ApiAnswer;
+    // No room left at all: not even a new image's metadata fits.
+    await lab.setStorageLimit('dr-b', 0, { free: true });
+    let before: { seq: number; blocks: number };
     try {
-      failed = await until(
+      const failed = await until(
         'a cycle of web failed',
         async () => {
           const r = await replicationOf(web);
@@ -298,8 +357,17 @@ describe('replication to a second site, and recovery plans run there', () => {
       );
       assert.equal(failed.error.code, 'ZEN_STORAGE_FULL', JSON.stringify(failed.error));
       assert.match(failed.error.message as string, /disk0-\d+\.qcow2: the storage is full/);
-      const event = (await cycleFailedEvents(web)).at(-1);
-      assert.equal(event!.data.code, 'ZEN_STORAGE_FULL');
+      const failures = await cycleFailedEvents(web);
+      assert.equal(failures.at(-1)!.data.code, 'ZEN_STORAGE_FULL');
+      // While it stays full, every cycle fails the same way and the last replica stays whole.
+      before = await replicaPrefix(web);
+      await until(
+        'another cycle of web failed',
+        async () => ((await cycleFailedEvents(web)).length > failures.length ? true : undefined),
+        60_000,
+        250,
+      );
+      assert.equal((await cycleFailedEvents(web)).at(-1)!.data.code, 'ZEN_STORAGE_FULL');
       const kept = await replicaPrefix(web);
       assert.equal(kept.seq, before.seq, 'the last ready point is the same');
       assert.ok(kept.blocks >= before.blocks);

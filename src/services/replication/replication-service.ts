@@ -46,53 +46,14 @@ import type { IdentityService } from '../identity/identity-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import type { ManagedObject } from '../inventory/model.js';
 import type { Task, TaskKind, TaskService } from '../tasks/task-service.js';
-import { copyDisk, STALL_MS, within } from './replica-copy.js';
+import { copyDisk } from './replica-copy.js';
+import { ReplicaChain } from './replica-chain.js';
+import type { PointDisk, ReplicaPoint, Replication } from './replica-types.js';
 import type { SiteService } from './sites.js';
 
+export type { PointDisk, ReplicaPoint, Replication } from './replica-types.js';
+
 export const replicationIdentityName = 'zenith-replication';
-
-/** One disk of a point: its image at the target and how it was made. */
-export interface PointDisk {
-  diskId: string;
-  /** The image on the target host (absolute). */
-  path: string;
-  capacityBytes: number;
-  /** The image it is an overlay of (the point before's); null: a full image. */
-  backing: string | null;
-  /** The source checkpoint the read of this point made (the next read starts there). */
-  checkpoint: string | null;
-}
-
-export interface ReplicaPoint {
-  id: string;
-  replicationId: string;
-  seq: number;
-  state: 'writing' | 'ready' | 'merging' | 'merged' | 'failed';
-  takenAt: number;
-  finishedAt: number | null;
-  taskId: string;
-  disks: PointDisk[];
-  readBytes: number;
-}
-
-export interface Replication {
-  id: string;
-  vmId: string;
-  vmName: string;
-  targetHostId: string;
-  directory: string;
-  rpoSeconds: number;
-  intervalSeconds: number;
-  keepPoints: number;
-  state: 'active' | 'paused' | 'recovered';
-  description: PortableVm | null;
-  nextCycleAt: number | null;
-  lastTaskId: string | null;
-  rpoExceeded: boolean;
-  createdBy: string;
-  createdAt: number;
-  updatedAt: number;
-}
 
 export interface ProtectInput {
   targetHost: string;
@@ -126,11 +87,13 @@ export class ReplicationService {
   readonly #cycle: TaskKind<CycleParams>;
   /** One cycle (or final cycle, or removal) of a replication at a time in this process. */
   readonly #locks = new Map<string, Mutex>();
+  readonly #chain: ReplicaChain;
   #actor: Actor = { id: 'system', kind: 'system', name: replicationIdentityName };
   #abort: AbortController | undefined;
   #loop: Promise<void> | undefined;
 
   constructor(private readonly deps: ReplicationDeps) {
+    this.#chain = new ReplicaChain(deps);
     this.#cycle = deps.tasks.register({
       name: 'replication.cycle',
       params: CycleParams,
@@ -191,24 +154,8 @@ export class ReplicationService {
     return this.#view(await this.ofVm(vmId));
   }
 
-  async points(replicationId: string): Promise<ReplicaPoint[]> {
-    const rows = await this.deps.store.db
-      .selectFrom('replica_points')
-      .selectAll()
-      .where('replication_id', '=', replicationId)
-      .orderBy('seq')
-      .execute();
-    return rows.map((row) => ({
-      id: row.id,
-      replicationId: row.replication_id,
-      seq: Number(row.seq),
-      state: row.state as ReplicaPoint['state'],
-      takenAt: Number(row.taken_at),
-      finishedAt: row.finished_at === null ? null : Number(row.finished_at),
-      taskId: row.task_id,
-      disks: JSON.parse(row.disks) as PointDisk[],
-      readBytes: Number(row.read_bytes),
-    }));
+  points(replicationId: string): Promise<ReplicaPoint[]> {
+    return this.#chain.points(replicationId);
   }
 
   /** The newest point a recovery may start from (null: none yet). */
@@ -634,8 +581,8 @@ export class ReplicationService {
     const target = this.deps.inventory.index.get(replication.targetHostId);
     if (!target) throw new ZenithError('ZEN_NOT_FOUND', 'the target host is gone');
     const targetStreams = this.#targetStreams(target);
-    await this.#clearCutOff(replication, targetStreams);
-    await this.#finishMerges(replication, targetStreams);
+    await this.#chain.clearCutOff(replication, targetStreams);
+    await this.#chain.finishMerges(replication, targetStreams);
     const vm = this.#presentVm(replication.vmId);
     const source = this.deps.connections.driver(vm.connectionId!);
     const streams = requireFacet(source, 'diskStreams', 'replicating a VM');
@@ -716,7 +663,7 @@ export class ReplicationService {
         readBytes += copied.readBytes;
       }
     } catch (error) {
-      await this.#discard(pointId, planned, targetStreams, streams, vm);
+      await this.#chain.discard(pointId, planned, targetStreams, streams, vm);
       throw error;
     }
     const finishedAt = this.deps.clock.now();
@@ -755,7 +702,7 @@ export class ReplicationService {
         data: { name: replication.vmName, seq, scope, takenAt, readBytes },
       },
     ]);
-    const merged = await this.#retain(replication, targetStreams);
+    const merged = await this.#chain.retain(replication, targetStreams);
     return { vmId: replication.vmId, pointId, seq, scope, takenAt, readBytes, merged };
   }
 
@@ -784,165 +731,6 @@ export class ReplicationService {
         );
       }
     return streams.openReader(vm.externalId!, diskId, options, context);
-  }
-
-  /**
-   * A cut-off cycle's point: its images removed and the point kept as failed (its history) — or,
-   * when the target cannot be reached to remove them, left `writing` for the next cycle to clear.
-   */
-  async #discard(
-    pointId: string,
-    disks: PointDisk[],
-    target: DiskStreamFacet,
-    source?: DiskStreamFacet,
-    vm?: ManagedObject,
-  ): Promise<void> {
-    if (source && vm)
-      for (const disk of disks)
-        if (disk.checkpoint)
-          await within(
-            5000,
-            'releasing a checkpoint',
-            source.releaseCheckpoint(vm.externalId!, disk.diskId, { name: disk.checkpoint }),
-          ).catch(() => undefined);
-    const removed = await within(
-      5000,
-      "removing a cut-off cycle's images",
-      target.removeImages(disks.map((disk) => ({ path: disk.path }))),
-    ).then(
-      () => true,
-      (error: unknown) => {
-        this.deps.logger.warn(
-          { err: error, pointId },
-          "a cut-off cycle's images were not removed: the next cycle removes them",
-        );
-        return false;
-      },
-    );
-    if (!removed) return;
-    await this.deps.store.db
-      .updateTable('replica_points')
-      .set({ state: 'failed', finished_at: this.deps.clock.now() })
-      .where('id', '=', pointId)
-      .execute();
-  }
-
-  /** Points a killed cycle left `writing`: removed before the next one writes. */
-  async #clearCutOff(replication: Replication, target: DiskStreamFacet): Promise<void> {
-    for (const point of await this.points(replication.id))
-      if (point.state === 'writing') {
-        this.deps.logger.info(
-          { vm: replication.vmName, seq: point.seq },
-          'a replication cycle was cut off: what it wrote is removed',
-        );
-        await within(
-          STALL_MS,
-          "removing a cut-off cycle's images",
-          target.removeImages(point.disks.map((disk) => ({ path: disk.path }))),
-        );
-        await this.deps.store.db
-          .updateTable('replica_points')
-          .set({ state: 'failed', finished_at: this.deps.clock.now() })
-          .where('id', '=', point.id)
-          .execute();
-      }
-  }
-
-  /** A merge a killed cycle left half-way is finished (each step may be run again). */
-  async #finishMerges(replication: Replication, target: DiskStreamFacet): Promise<void> {
-    const points = await this.points(replication.id);
-    for (const point of points.filter((p) => p.state === 'merging')) {
-      const later = points.filter((p) => p.seq > point.seq && p.state === 'ready');
-      if (later[0]) await this.#merge(point, later[0], later[1] ?? null, target);
-    }
-  }
-
-  /** Folds the oldest points into the base until `keepPoints` remain; answers how many went. */
-  async #retain(replication: Replication, target: DiskStreamFacet): Promise<number> {
-    let merged = 0;
-    for (;;) {
-      const ready = (await this.points(replication.id)).filter((p) => p.state === 'ready');
-      if (ready.length <= replication.keepPoints) return merged;
-      const [base, next, above] = ready;
-      await this.deps.store.db
-        .updateTable('replica_points')
-        .set({ state: 'merging' })
-        .where('id', '=', base!.id)
-        .execute();
-      try {
-        await this.#merge(base!, next!, above ?? null, target);
-        merged++;
-      } catch (error) {
-        // A test failover running from these images holds them: kept until it is cleaned up.
-        await this.deps.store.db
-          .updateTable('replica_points')
-          .set({ state: 'ready' })
-          .where('id', '=', base!.id)
-          .execute();
-        if (isZenithError(error) && error.code === 'ZEN_DISK_IN_USE') {
-          this.deps.logger.info(
-            { vm: replication.vmName, why: error.message },
-            'older replica points are kept while a copy runs from them',
-          );
-          return merged;
-        }
-        throw error;
-      }
-    }
-  }
-
-  /**
-   * The base point goes: `next`'s overlay is folded into its image, which then holds `next`'s
-   * point in time under `next`'s name; `above` reads through it directly.
-   */
-  async #merge(
-    base: ReplicaPoint,
-    next: ReplicaPoint,
-    above: ReplicaPoint | null,
-    target: DiskStreamFacet,
-  ): Promise<void> {
-    const nextDisks = next.disks.map((d) => ({ ...d }));
-    const aboveDisks = above?.disks.map((d) => ({ ...d })) ?? null;
-    const orphans: string[] = [];
-    for (const disk of nextDisks) {
-      const under = base.disks.find((d) => d.diskId === disk.diskId);
-      if (!under) continue;
-      if (disk.backing !== under.path) {
-        // Copied in full this time: the base's image is not needed by it.
-        if (under.path !== disk.path) orphans.push(under.path);
-        continue;
-      }
-      const upper = aboveDisks?.find((d) => d.diskId === disk.diskId && d.backing === disk.path);
-      await target.mergeOverlay!({
-        overlay: { path: disk.path },
-        backing: { path: under.path },
-        above: upper ? { path: upper.path } : null,
-      });
-      if (upper) upper.backing = under.path;
-      disk.path = under.path;
-      disk.backing = under.backing;
-    }
-    for (const disk of base.disks)
-      if (!nextDisks.some((d) => d.diskId === disk.diskId)) orphans.push(disk.path);
-    if (orphans.length > 0) await target.removeImages(orphans.map((path) => ({ path })));
-    await this.deps.store.transaction(async (tx) => {
-      await tx
-        .updateTable('replica_points')
-        .set({ state: 'merged' })
-        .where('id', '=', base.id)
-        .execute();
-      await tx
-        .updateTable('replica_points')
-        .set({ disks: JSON.stringify(nextDisks) })
-        .where('id', '=', next.id)
-        .execute();
-      if (above && aboveDisks)
-        await tx
-          .updateTable('replica_points')
-          .set({ disks: JSON.stringify(aboveDisks) })
-          .where('id', '=', above.id)
-          .execute();
-    });
   }
 
   /** Ends replication's checkpoints of the VM's disks other than `keep` (strays and superseded ones). */

@@ -1,0 +1,45 @@
+/** What replication keeps about a protected VM and its points in time (./replication-service.ts). */
+import type { PortableVm } from '../../hypervisors/driver.js';
+
+/** One disk of a point: its image at the target and how it was made. */
+export interface PointDisk {
+  diskId: string;
+  /** The image on the target host (absolute). */
+  path: string;
+  capacityBytes: number;
+  /** The image it is an overlay of (the point before's); null: a full image. */
+  backing: string | null;
+  /** The source checkpoint the read of this point made (the next read starts there). */
+  checkpoint: string | null;
+}
+
+export interface ReplicaPoint {
+  id: string;
+  replicationId: string;
+  seq: number;
+  state: 'writing' | 'ready' | 'merging' | 'merged' | 'failed';
+  takenAt: number;
+  finishedAt: number | null;
+  taskId: string;
+  disks: PointDisk[];
+  readBytes: number;
+}
+
+export interface Replication {
+  id: string;
+  vmId: string;
+  vmName: string;
+  targetHostId: string;
+  directory: string;
+  rpoSeconds: number;
+  intervalSeconds: number;
+  keepPoints: number;
+  state: 'active' | 'paused' | 'recovered';
+  description: PortableVm | null;
+  nextCycleAt: number | null;
+  lastTaskId: string | null;
+  rpoExceeded: boolean;
+  createdBy: string;
+  createdAt: number;
+  updatedAt: number;
+}
