@@ -1149,7 +1149,7 @@ export class BackupService {
   async #runRestore(
     task: Task<Static<typeof RestoreParams>>,
     context: ActionContext,
-    options: { isolated?: boolean; start?: boolean } = {},
+    options: { isolated?: boolean; start?: boolean; paused?: boolean } = {},
   ): Promise<{ vmId: string | null; name: string; hostId: string; backupId?: string }> {
     const { params } = task;
     if (params.replace) return this.#runReplace(task, context);
@@ -1214,7 +1214,7 @@ export class BackupService {
   async #restoreAs(
     task: Task<Static<typeof RestoreParams>>,
     context: ActionContext,
-    options: { isolated?: boolean; start?: boolean },
+    options: { isolated?: boolean; start?: boolean; paused?: boolean },
   ): Promise<{ vmId: string | null; name: string; hostId: string; backupId?: string }> {
     const { params } = task;
     const repository = await this.#repository(params.repositoryId);
@@ -1272,7 +1272,12 @@ export class BackupService {
     try {
       arrived = await portable.runVm(
         restored,
-        { start: options.start === true, ...(task.params.replace ? { over: true } : {}) },
+        {
+          start: options.start === true,
+          // Held until its console is watched, where the host can (a restore test).
+          ...(options.paused && portable.startsPaused ? { paused: true } : {}),
+          ...(task.params.replace ? { over: true } : {}),
+        },
         context,
       );
     } catch (error) {
@@ -1304,7 +1309,11 @@ export class BackupService {
     try {
       // A test VM left by an earlier attempt goes first: each attempt boots its own.
       await this.#removeTestVm(params);
-      const restored = await this.#runRestore(task, context, { isolated: true, start: true });
+      const restored = await this.#runRestore(task, context, {
+        isolated: true,
+        start: true,
+        paused: true,
+      });
       const vm = restored.vmId ? this.deps.inventory.index.get(restored.vmId) : undefined;
       if (!vm?.connectionId || !vm.externalId)
         throw new ZenithError('ZEN_INVALID_STATE', 'the test VM is not in the inventory');
@@ -1315,12 +1324,25 @@ export class BackupService {
           `${params.hostName ?? params.hostId} offers no serial console to watch a test VM on`,
         );
       context.progress({ percent: 90, message: `waiting for ${params.marker} on the console` });
-      const booted = await watchConsole(
-        await driver.openConsole(vm.externalId, 'serial'),
+      const serial = await driver.openConsole(vm.externalId, 'serial');
+      const watching = watchConsole(
+        serial,
         new RegExp(params.marker, 'm'),
         params.timeoutSeconds * 1000,
         context.signal,
       );
+      // Started with its guest held (where the host can): it runs once its console is read, so
+      // that nothing it prints is missed.
+      if (vm.facts['power.state'] === 'suspended')
+        try {
+          const resumed = await driver.resumeVm(vm.externalId, context);
+          await this.deps.inventory.applyChanges(vm.connectionId, [resumed]);
+        } catch (error) {
+          serial.destroy();
+          await watching;
+          throw error;
+        }
+      const booted = await watching;
       if (!booted.matched)
         throw new ZenithError(
           'ZEN_BACKUP_RESTORE_TEST_FAILED',
