@@ -74,5 +74,9 @@ export function qemuCallHandlers(
     outgoingState: ([id]) => migration.outgoingState(id),
     describeVm: ([id]) => portable.describeVm(id),
     runVm: ([vm, options], context) => portable.runVm(vm, options, context),
+    waitForGuestAgent: async ([id, timeoutMs], context) => {
+      await driver.facets.guestAgent.waitForGuestAgent(id, timeoutMs, context);
+      return null;
+    },
   };
 }

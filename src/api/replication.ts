@@ -311,6 +311,8 @@ export const RecoveryGroupView = Type.Object({
   vms: Type.Array(Named),
   /** What the guest prints once it is up (a regular expression); null: running is up. */
   marker: NullableString,
+  /** Up also means its guest agent answers (a guest that runs qemu-ga). */
+  guestAgent: Type.Boolean(),
   /** How long the group's VMs may take to be up before the next group starts anyway. */
   timeoutSeconds: Type.Integer(),
 });
@@ -371,6 +373,7 @@ const RecoveryGroupInput = Type.Object(
   {
     vms: Type.Array(IdOrName, { minItems: 1, maxItems: 500 }),
     marker: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    guestAgent: Type.Optional(Type.Boolean()),
     timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
   },
   { additionalProperties: false },

@@ -15,6 +15,7 @@ import type {
   VmSpec,
 } from './driver-types.js';
 import type { DiskStreamFacet } from './facets/disk-streams.js';
+import type { GuestAgentFacet } from './facets/guest-agent.js';
 import type { LivenessFacet } from './facets/liveness.js';
 import type { MachineFacet } from './facets/machine-power.js';
 import type { MigrationEndpoint } from './facets/migration-endpoint.js';
@@ -39,6 +40,7 @@ export {
   MAX_DATA_EXTENTS,
   REPLICA_CHECKPOINT_TAG,
 } from './facets/disk-streams.js';
+export type * from './facets/guest-agent.js';
 export type * from './facets/liveness.js';
 export * from './facets/machine-power.js';
 export type * from './facets/migration-endpoint.js';
@@ -98,6 +100,8 @@ export interface DriverFacets {
   machine: MachineFacet;
   /** How long the channel to its one host has been silent (high availability's signal). */
   liveness: LivenessFacet;
+  /** Whether a VM's guest agent answers (what "up" means for a guest that runs one). */
+  guestAgent: GuestAgentFacet;
 }
 
 export type FacetName = keyof DriverFacets;

@@ -16,7 +16,12 @@ import { promisify } from 'node:util';
 import type { HaSettings } from '../services/policy/policy-document.js';
 import { adminPassword, type ApiAnswer, type TestServer } from './control-plane.js';
 import { consoleTicks } from './guest-console.js';
-import { ensureGuestImage, GUEST_KERNEL_APPEND, type GuestImage } from './guest-image.js';
+import {
+  ensureAgentGuestImage,
+  ensureGuestImage,
+  GUEST_KERNEL_APPEND,
+  type GuestImage,
+} from './guest-image.js';
 import { MachineProcess } from './machine-process.js';
 import { startPhysicalLab, type PhysicalHost, type PhysicalLab } from './physical-hosts.js';
 import { startRedfishSimulator, type RedfishSimulator } from './redfish-simulator.js';
@@ -44,6 +49,8 @@ export interface HaLabOptions {
    * before the host starts, so its namespace sees the same filesystem), to run out of room on.
    */
   storageLimitsMiB?: Record<string, number>;
+  /** Guests that run qemu-ga may be run (runVm's `agent`): the hosts can read that guest's files. */
+  agentGuests?: boolean;
 }
 
 export interface QemuProcess {
@@ -74,13 +81,14 @@ export interface HaLab {
   /**
    * Creates and starts a tiny guest on the host (128 MiB: with 64 the cloud kernel may reset in a
    * loop); its id. `cmdline` replaces the guest's kernel command line, `diskMiB` its disk's 4 MiB;
-   * `start: false` leaves it defined, stopped.
+   * `start: false` leaves it defined, stopped; `agent` boots the guest that runs qemu-ga, with a
+   * guest agent channel (its command line should say `agent: true`, see guestAppend).
    */
   runVm(
     name: string,
     hostId: string,
     memoryMiB?: number,
-    options?: { cmdline?: string; diskMiB?: number; start?: boolean },
+    options?: { cmdline?: string; diskMiB?: number; start?: boolean; agent?: boolean },
   ): Promise<string>;
   /** The storage directory a host's disks are made on. */
   storageOf(host: string): string;
@@ -115,6 +123,7 @@ export interface HaLab {
 
 export async function startHaLab(options: HaLabOptions): Promise<HaLab> {
   const image = await ensureGuestImage();
+  const agentImage = options.agentGuests ? await ensureAgentGuestImage() : undefined;
   const baseDir = mkdtempSync(join(tmpdir(), options.prefix ?? 'zenith-ha-lab-'));
   const dataDir = join(baseDir, 'data');
   const shared = join(baseDir, 'shared');
@@ -125,6 +134,10 @@ export async function startHaLab(options: HaLabOptions): Promise<HaLab> {
     const dir = join(baseDir, `storage-${host}`);
     mkdirSync(dir, { recursive: true });
     return dir;
+  };
+  const requireAgentImage = () => {
+    if (!agentImage) throw new Error('a guest with qemu-ga needs the lab started with agentGuests');
+    return agentImage;
   };
   const mounted: string[] = [];
   const setStorageLimit = async (host: string, bytes: number, limit: { free?: boolean } = {}) => {
@@ -224,7 +237,11 @@ export async function startHaLab(options: HaLabOptions): Promise<HaLab> {
         name,
         serverUrl: server!.url,
         enrollmentToken: enrollment.token as string,
-        storageRoots: [storageOf(name), dirname(image.kernel)],
+        storageRoots: [
+          storageOf(name),
+          dirname(image.kernel),
+          ...(agentImage ? [dirname(agentImage.kernel)] : []),
+        ],
         baseDir,
       });
       physical[name] = host;
@@ -299,8 +316,13 @@ export async function startHaLab(options: HaLabOptions): Promise<HaLab> {
         memoryBytes: memoryMiB * 2 ** 20,
         diskBytes: (vmOptions.diskMiB ?? 4) * 2 ** 20,
         options: {
-          kernel: image.kernel,
-          initrd: image.initrd,
+          ...(vmOptions.agent
+            ? {
+                kernel: requireAgentImage().kernel,
+                initrd: requireAgentImage().initrd,
+                guestAgent: true,
+              }
+            : { kernel: image.kernel, initrd: image.initrd }),
           cmdline: vmOptions.cmdline ?? GUEST_KERNEL_APPEND,
         },
       });

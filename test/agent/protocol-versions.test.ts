@@ -213,6 +213,24 @@ describe('agent channel protocol versions, against the real server', () => {
     assert.equal(roamers.length, 1, 'listed once');
   });
 
+  test('an agent speaking 1.5 backs VMs up but keeps no replica chains, starts no VM paused and waits on no guest agent; this build does all three', async () => {
+    const agent = await startAgent('host-15', { ZENITH_AGENT_PROTOCOL: '1.5' });
+    const connection = await connected('host-15', agent);
+    const older = driverOf(connection.id);
+    const streams = facetOf(older, 'diskStreams');
+    assert.ok(streams, 'a 1.5 agent backs VMs up');
+    assert.equal(streams.mergeOverlay, undefined, 'no overlay merges before 1.6');
+    assert.equal(facetOf(older, 'portableVms')?.startsPaused, false, 'no paused start before 1.7');
+    assert.throws(
+      () => requireFacet(older, 'guestAgent', 'wait on a guest agent'),
+      coded('ZEN_UNSUPPORTED', /no 'guestAgent' facet \(since 1\.7\)/),
+    );
+    const current = driverOf((await connectionOf('host-a'))!.id);
+    assert.ok(facetOf(current, 'diskStreams')?.mergeOverlay);
+    assert.equal(facetOf(current, 'portableVms')?.startsPaused, true);
+    assert.ok(facetOf(current, 'guestAgent'));
+  });
+
   test('an agent of another major is refused with ZEN_AGENT_INCOMPATIBLE and stops, saying to upgrade it', async () => {
     const ancient = await startAgent('host-ancient', { ZENITH_AGENT_PROTOCOL: '0.9' });
     // A deadline that does not outlive the test (a pending timer keeps the file's process alive).

@@ -17,6 +17,8 @@ import { guestBytes, patternPrefix } from '../../src/testing/disk-image.js';
 import { GUEST_READY_LINE, guestAppend } from '../../src/testing/guest-image.js';
 import { launchBrowser } from '../../src/testing/browser.js';
 import { adminPassword } from '../../src/testing/control-plane.js';
+import { parseCsv } from '../../src/testing/csv-reader.js';
+import { cliRunner } from '../../src/testing/server-process.js';
 import { startHaLab, type HaLab } from '../../src/testing/ha-lab.js';
 import { until } from '../../src/testing/wait.js';
 
@@ -118,12 +120,18 @@ describe('replication to a second site, and recovery plans run there', () => {
       storage: 'per-host',
       // Site B's storage a tmpfs, to fill up in a test.
       storageLimitsMiB: { 'dr-b': 1024 },
+      agentGuests: true,
       prefix: 'zenith-dr-',
     });
     const pattern = guestAppend({ pattern: true });
     [web, db] = await Promise.all([
       lab.runVm('web', 'dr-a', 128, { cmdline: pattern, diskMiB: 64 }),
-      lab.runVm('db', 'dr-a', 128, { cmdline: pattern, diskMiB: 8 }),
+      // db runs qemu-ga: its plan waits for its guest agent.
+      lab.runVm('db', 'dr-a', 192, {
+        cmdline: guestAppend({ pattern: true, agent: true }),
+        diskMiB: 8,
+        agent: true,
+      }),
     ]);
     await ok('POST', '/sites', { name: 'site-a', hosts: ['dr-a'] });
     await ok('POST', '/sites', { name: 'site-b', hosts: ['dr-b'] });
@@ -253,8 +261,21 @@ describe('replication to a second site, and recovery plans run there', () => {
       }
       const fits = await ok('GET', '/recovery-plans/rp-big/preview?operation=failover');
       assert.deepEqual(fits.problems, [], 'with the memory back, nothing stops it');
+      // A group that waits on a guest agent, of a VM with no guest agent channel: refused.
+      await ok('POST', '/recovery-plans', {
+        name: 'rp-big-agent',
+        sourceSite: 'site-a',
+        targetSite: 'site-b',
+        groups: [{ vms: ['big'], guestAgent: true }],
+      });
+      const noAgent = await ok('GET', '/recovery-plans/rp-big-agent/preview?operation=test');
+      assert.deepEqual(
+        noAgent.problems.map((p: ApiAnswer) => p.problem),
+        ['its group waits on a guest agent, and it has no guest agent channel'],
+      );
     } finally {
       await api('DELETE', '/recovery-plans/rp-big');
+      await api('DELETE', '/recovery-plans/rp-big-agent');
       await api('DELETE', `/vms/${big}/replication`);
       await lab.task('DELETE', `/vms/${big}`);
     }
@@ -488,8 +509,9 @@ describe('replication to a second site, and recovery plans run there', () => {
       name: 'rp-db',
       sourceSite: 'site-a',
       targetSite: 'site-b',
-      groups: [{ vms: ['db'] }],
+      groups: [{ vms: ['db'], guestAgent: true }],
     });
+    assert.equal((await ok('GET', '/recovery-plans/rp-db')).groups[0].guestAgent, true);
     const uuid = (await ok('GET', `/vms/${db}`)).facts['vm.uuid'] as string;
     await cycles(db, 1);
     // Site A goes: its host and everything on it killed at once.
@@ -573,5 +595,34 @@ describe('replication to a second site, and recovery plans run there', () => {
     } finally {
       await browser.close();
     }
+  });
+  test('the zenith command shows the sites, the replicated VMs with their RPO, the plans, their runs and what stops one', async () => {
+    const zenith = cliRunner(lab.server.url);
+    const login = await zenith(['login', '--user', 'admin'], { input: `${adminPassword}\n` });
+    assert.equal(login.code, 0, login.stderr);
+    /** Standard output, with the table's box drawing turned into spaces. */
+    const out = async (args: string[]) => {
+      const result = await zenith(args);
+      assert.equal(result.code, 0, `${args.join(' ')}: ${result.stderr}`);
+      return result.stdout.replace(/[│┌┐└┘├┤┬┴┼─]/g, ' ');
+    };
+    assert.match(await out(['sites', 'list']), /site-a\s+dr-a\s/);
+    const replicated = await out(['replication', 'list']);
+    assert.match(replicated, /db\s+dr-b \(site-b\)\s+recovered\s/, replicated);
+    assert.match(replicated, /web\s+dr-a \(site-a\)\s+recovered\s/, replicated);
+    const plan = await out(['recovery-plans', 'show', 'rp-db']);
+    assert.match(plan, /group 1\s+db \(up: its guest agent answers\), 300 s/, plan);
+    const runs = await out(['recovery-plans', 'runs', 'rp-db']);
+    assert.match(runs, /\(failover, done\)/, runs);
+    assert.match(runs, /rto\s+\d+\.\d s/, runs);
+    assert.match(runs, /1\s+db\s+up\s+dr-b\s/, runs);
+    const preview = await zenith(['recovery-plans', 'preview', 'rp-db', 'failover']);
+    assert.equal(preview.code, 0, preview.stderr);
+    assert.match(
+      preview.stderr,
+      /cannot run: db: it runs from its replica already \(reprotect it first\)/,
+    );
+    const report = parseCsv(await out(['replication', 'report', '--vm', 'db', '--csv']));
+    assert.ok(report.length >= 2, `${report.length} rows`);
   });
 });

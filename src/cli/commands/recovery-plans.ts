@@ -20,12 +20,13 @@ const planPath = (plan: string) => `/recovery-plans/${encodeURIComponent(plan)}`
 const operations = ['test', 'planned', 'failover'] as const;
 
 /** `--group vm1,vm2` → one priority group each, in the order given. */
-function groupsOf(groups: string[], marker?: string, timeout?: string) {
+function groupsOf(groups: string[], marker?: string, timeout?: string, guestAgent?: boolean) {
   if (timeout !== undefined && !/^\d+$/.test(timeout))
     throw new Error('--timeout must be a whole number of seconds');
   return groups.map((group) => ({
     vms: group.split(',').filter((vm) => vm !== ''),
     ...(marker ? { marker } : {}),
+    ...(guestAgent ? { guestAgent: true } : {}),
     ...(timeout !== undefined ? { timeoutSeconds: Number(timeout) } : {}),
   }));
 }
@@ -108,7 +109,7 @@ export function registerRecoveryPlans(program: Command): void {
         ['to', shown.targetSite.name],
         ...shown.groups.map((g, index): [string, string] => [
           `group ${index + 1}`,
-          `${g.vms.map((vm) => vm.name).join(', ')}${g.marker ? ` (up: /${g.marker}/)` : ''}, ${g.timeoutSeconds} s`,
+          `${g.vms.map((vm) => vm.name).join(', ')}${g.marker ? ` (up: /${g.marker}/)` : ''}${g.guestAgent ? ' (up: its guest agent answers)' : ''}, ${g.timeoutSeconds} s`,
         ]),
         [
           'networks',
@@ -126,6 +127,7 @@ export function registerRecoveryPlans(program: Command): void {
     .requiredOption('--to <site>', 'the recovery site')
     .requiredOption('--group <vms>', 'VMs started together, comma-separated (repeatable)', collect)
     .option('--marker <regexp>', 'what a guest prints once it is up (default: running is up)')
+    .option('--guest-agent', 'a guest is up once its guest agent answers (too)')
     .option('--timeout <seconds>', 'how long a group may take before the next starts anyway')
     .option(
       '--network <mapping>',
@@ -145,6 +147,7 @@ export function registerRecoveryPlans(program: Command): void {
           to: string;
           group: string[];
           marker?: string;
+          guestAgent?: boolean;
           timeout?: string;
           network?: string[];
           description?: string;
@@ -157,7 +160,7 @@ export function registerRecoveryPlans(program: Command): void {
           name,
           sourceSite: options.from,
           targetSite: options.to,
-          groups: groupsOf(options.group, options.marker, options.timeout),
+          groups: groupsOf(options.group, options.marker, options.timeout, options.guestAgent),
           networkMap: networkOf(options.network),
           ...(options.shutdownTimeout !== undefined
             ? { shutdownTimeoutSeconds: Number(options.shutdownTimeout) }

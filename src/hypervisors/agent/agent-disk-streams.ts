@@ -170,9 +170,16 @@ export class AgentDiskStreams implements DiskStreamFacet {
     await this.agent.call('removeDiskImages', [locations], 60_000);
   }
 
-  async mergeOverlay(merge: OverlayMerge): Promise<void> {
-    // Folding a disk's data into another takes as long as copying it.
-    await this.agent.call('mergeOverlay', [merge], 600_000);
+  /**
+   * Agents of protocol 1.6 and later (replica chains); an older agent's facet has none, so that
+   * replication refuses it as a target at once rather than at its first merge.
+   */
+  get mergeOverlay(): ((merge: OverlayMerge) => Promise<void>) | undefined {
+    if (!this.agent.open()?.supports('mergeOverlay')) return undefined;
+    return async (merge) => {
+      // Folding a disk's data into another takes as long as copying it.
+      await this.agent.call('mergeOverlay', [merge], 600_000);
+    };
   }
 
   listCheckpoints(vmExternalId: string, diskId: string): Promise<DiskCheckpoint[]> {

@@ -26,11 +26,16 @@ import type { AgentLink } from '../../protocols/agent-channel/agent-link.js';
 import { agentCalls } from '../../protocols/agent-channel/call-map.js';
 import { formatVersion } from '../../protocols/agent-channel/version.js';
 import { AgentDiskStreams } from './agent-disk-streams.js';
+import { AgentGuestAgent } from './agent-guest-agent.js';
 import { AgentMigrationEndpoint } from './agent-migration-endpoint.js';
 import { AgentPortableVms } from './agent-portable-vms.js';
 
 /** The facets a later protocol added, by the first method of each. */
-const facetSince = { portableVms: 'runVm', diskStreams: 'openDiskReader' } as const;
+const facetSince = {
+  portableVms: 'runVm',
+  diskStreams: 'openDiskReader',
+  guestAgent: 'waitForGuestAgent',
+} as const;
 const isVersioned = (name: FacetName): name is keyof typeof facetSince =>
   Object.hasOwn(facetSince, name);
 
@@ -41,30 +46,34 @@ export class AgentDriver implements HypervisorDriver {
   readonly #migration: AgentMigrationEndpoint;
   readonly #portableVms: AgentPortableVms;
   readonly #diskStreams: AgentDiskStreams;
+  readonly #guestAgent: AgentGuestAgent;
 
   constructor(link: () => AgentLink | undefined) {
     this.#agent = new AgentCaller(link);
     this.#migration = new AgentMigrationEndpoint(this.#agent);
     this.#portableVms = new AgentPortableVms(this.#agent);
     this.#diskStreams = new AgentDiskStreams(this.#agent);
+    this.#guestAgent = new AgentGuestAgent(this.#agent);
   }
 
   /**
    * What the agent can do depends on the protocol version it speaks (asked anew each time). The
-   * migration facet is in every version; the portable-VM facet (1.1) and the disk-stream facet
-   * (1.5) only while an agent of that version or later is connected: a disconnected agent has no
+   * migration facet is in every version; the portable-VM facet (1.1), the disk-stream facet (1.5)
+   * and the guest-agent facet (1.7) only while an agent of that version or later is connected: a disconnected agent has no
    * version, and nothing it could be asked to do now.
    */
   get facets(): {
     migration: AgentMigrationEndpoint;
     portableVms?: AgentPortableVms;
     diskStreams?: AgentDiskStreams;
+    guestAgent?: AgentGuestAgent;
   } {
     const link = this.#agent.open();
     return {
       migration: this.#migration,
       ...(link?.supports(facetSince.portableVms) ? { portableVms: this.#portableVms } : {}),
       ...(link?.supports(facetSince.diskStreams) ? { diskStreams: this.#diskStreams } : {}),
+      ...(link?.supports(facetSince.guestAgent) ? { guestAgent: this.#guestAgent } : {}),
     };
   }
 

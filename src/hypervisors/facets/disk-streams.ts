@@ -178,10 +178,10 @@ export interface DiskStreamFacet {
   /**
    * Folds an overlay into its backing image (OverlayMerge): safe to run again after a cut-off at
    * any step (a missing overlay is one merged already). Images a running VM holds open are refused
-   * (ZEN_DISK_IN_USE), and so are images outside the host's roots. A family without it keeps every
-   * point of a replica chain.
+   * (ZEN_DISK_IN_USE), and so are images outside the host's roots. A family without it (or a host
+   * agent of a protocol before it) cannot keep replica chains.
    */
-  mergeOverlay?(merge: OverlayMerge): Promise<void>;
+  readonly mergeOverlay?: ((merge: OverlayMerge) => Promise<void>) | undefined;
   /**
    * The checkpoints the disk holds (made by reads; a read killed before its caller kept or released
    * the one it made leaves it here, which the caller, knowing which it keeps, releases).

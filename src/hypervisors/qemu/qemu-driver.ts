@@ -46,6 +46,7 @@ import type { QemuHost } from './qemu-host.js';
 import { QemuMigrationEndpoint } from './qemu-migration-endpoint.js';
 import { QemuMigrations } from './qemu-migration.js';
 import { QemuDiskStreams } from './qemu-disk-streams.js';
+import { QemuGuestAgent } from './qemu-guest-agent.js';
 import { QemuPortableVms } from './qemu-portable-vm.js';
 import { readVmMetrics } from './qemu-metrics.js';
 import { basesOf, cloneDisks, cloneSpec, linkedClonesOf, refuseIfBase } from './qemu-clone.js';
@@ -107,6 +108,7 @@ export class QemuDriver implements HypervisorDriver {
     migration: QemuMigrationEndpoint;
     portableVms: QemuPortableVms;
     diskStreams: QemuDiskStreams;
+    guestAgent: QemuGuestAgent;
   };
 
   constructor(options: QemuDriverOptions) {
@@ -142,6 +144,7 @@ export class QemuDriver implements HypervisorDriver {
       migration: new QemuMigrationEndpoint(this.#qemuHost, this.#migrations),
       portableVms: new QemuPortableVms(this.#qemuHost),
       diskStreams: new QemuDiskStreams(this.#qemuHost),
+      guestAgent: new QemuGuestAgent(this.#qemuHost),
     };
     this.#snapshots = new QemuSnapshots(options.clock);
   }

@@ -54,6 +54,7 @@ const v1_3: ProtocolVersion = { major: 1, minor: 3 };
 const v1_4: ProtocolVersion = { major: 1, minor: 4 };
 const v1_5: ProtocolVersion = { major: 1, minor: 5 };
 const v1_6: ProtocolVersion = { major: 1, minor: 6 };
+const v1_7: ProtocolVersion = { major: 1, minor: 7 };
 
 function call<Args extends TSchema, Result extends TSchema>(
   since: ProtocolVersion,
@@ -103,6 +104,8 @@ export const agentCalls = {
   // The portable-VM facet.
   describeVm: call(v1_1, onVm, PortableVm),
   runVm: call(v1_1, Type.Tuple([PortableVm, RunOptions]), DiscoveredVm),
+  /** The guest-agent facet: until the VM's guest agent answers, or the timeout (ms). */
+  waitForGuestAgent: call(v1_7, Type.Tuple([vmId, Type.Number({ minimum: 0 })]), Type.Null()),
   // High availability: the agent's watchdog, and the storage heartbeats of a root it shares.
   configureHa: call(
     v1_2,

@@ -22,7 +22,8 @@ export interface ProtocolVersion {
  * (the source of a migration that could not finish takes the VM back). 1.5: the disk-stream facet
  * (listStreamDisks … releaseCheckpoint: backup and restore of the agent's VMs). 1.6: overlays
  * (a new disk's `backing`) and mergeOverlay: replica chains for replication. 1.7: runVm's
- * `paused` (a VM started with its guest not yet running, so its console is read from the start).
+ * `paused` (a VM started with its guest not yet running, so its console is read from the start)
+ * and waitForGuestAgent (the guest-agent facet).
  */
 export const channelProtocol: ProtocolVersion = { major: 1, minor: 7 };
 

@@ -107,6 +107,7 @@ export class RecoveryPlans {
         return vm.id;
       }),
       marker: group.marker ?? null,
+      guestAgent: group.guestAgent === true,
       timeoutSeconds: group.timeoutSeconds ?? defaultGroupTimeoutSeconds,
     }));
     for (const group of groups)
@@ -236,6 +237,16 @@ export class RecoveryPlans {
           problems.push({ vm, problem: `${host.name}, where its replica is, does not answer` });
         else if (!facetOf(this.deps.connections.driver(host.connectionId), 'portableVms'))
           problems.push({ vm, problem: `${host.name} cannot run VMs from a description` });
+        else if (
+          group.guestAgent === true &&
+          !facetOf(this.deps.connections.driver(host.connectionId), 'guestAgent')
+        )
+          problems.push({ vm, problem: `${host.name} cannot wait on a guest agent` });
+        if (group.guestAgent === true && replication.description?.guestAgent !== true)
+          problems.push({
+            vm,
+            problem: 'its group waits on a guest agent, and it has no guest agent channel',
+          });
         if (host && replication.description && replication.state !== 'recovered') {
           const list = needed.get(host.id) ?? [];
           list.push({ vm, bytes: replication.description.memoryBytes });

@@ -32,6 +32,8 @@ export type RecoveryOperation = 'test' | 'planned' | 'failover';
 export interface RecoveryGroup {
   vms: string[];
   marker: string | null;
+  /** Up also means its guest agent answers; absent in plans made before it existed. */
+  guestAgent?: boolean;
   timeoutSeconds: number;
 }
 
@@ -42,7 +44,7 @@ export interface RecoveryPlanInput {
   description?: string | null;
   sourceSite: string;
   targetSite: string;
-  groups: Array<{ vms: string[]; marker?: string; timeoutSeconds?: number }>;
+  groups: Array<{ vms: string[]; marker?: string; guestAgent?: boolean; timeoutSeconds?: number }>;
   networkMap?: NetworkMapping[];
   shutdownTimeoutSeconds?: number;
 }
@@ -196,6 +198,7 @@ export class RecoveryRecords {
       groups: (JSON.parse(row.groups) as RecoveryGroup[]).map((group) => ({
         vms: group.vms.map((id) => ({ id, name: name(id) })),
         marker: group.marker,
+        guestAgent: group.guestAgent === true,
         timeoutSeconds: group.timeoutSeconds,
       })),
       networkMap: JSON.parse(row.network_map) as NetworkMapping[],

@@ -312,6 +312,12 @@ export class RecoveryRunner {
           `${running.name} did not print /${group.marker}/ within ${group.timeoutSeconds} s (last output: ${watch.tail.slice(-200)})`,
         );
     } else await letRun();
+    if (group.guestAgent === true)
+      await requireFacet(driver, 'guestAgent', 'wait on a guest agent').waitForGuestAgent(
+        running.externalId!,
+        Math.max(1000, startedAt + group.timeoutSeconds * 1000 - this.deps.clock.now()),
+        context,
+      );
     const upAt = this.deps.clock.now();
     await this.records.updateStep(runId, step.vm_id, {
       state: 'up',

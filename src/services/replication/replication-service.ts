@@ -226,7 +226,7 @@ export class ReplicationService {
     if (!streams.mergeOverlay)
       throw new ZenithError(
         'ZEN_UNSUPPORTED',
-        `${target.name} cannot keep replica chains (its family cannot merge disk overlays)`,
+        `${target.name} cannot keep replica chains: it cannot merge disk overlays (a family without them, or a host agent older than protocol 1.6: upgrade it)`,
       );
     const roots = target.facts['storage.roots'];
     const root = Array.isArray(roots) && typeof roots[0] === 'string' ? roots[0] : null;
