@@ -225,7 +225,8 @@ describe('agent channel protocol versions, against the real server', () => {
       () => requireFacet(older, 'guestAgent', 'wait on a guest agent'),
       coded('ZEN_UNSUPPORTED', /no 'guestAgent' facet \(since 1\.7\)/),
     );
-    const current = driverOf((await connectionOf('host-a'))!.id);
+    // host-b: this build's agent (host-a's was killed by the test before).
+    const current = driverOf((await connectionOf('host-b'))!.id);
     assert.ok(facetOf(current, 'diskStreams')?.mergeOverlay);
     assert.equal(facetOf(current, 'portableVms')?.startsPaused, true);
     assert.ok(facetOf(current, 'guestAgent'));
