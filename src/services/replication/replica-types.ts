@@ -1,5 +1,14 @@
 /** What replication keeps about a protected VM and its points in time (./replication-service.ts). */
+import type { Clock } from '../../core/clock.js';
+import type { Logger } from '../../core/logger.js';
 import type { PortableVm } from '../../hypervisors/driver.js';
+import type { Store } from '../../store/store.js';
+import type { ConnectionService } from '../connections/connection-service.js';
+import type { EventBus } from '../events/event-bus.js';
+import type { IdentityService } from '../identity/identity-service.js';
+import type { InventoryService } from '../inventory/inventory-service.js';
+import type { TaskService } from '../tasks/task-service.js';
+import type { SiteService } from './sites.js';
 
 /** One disk of a point: its image at the target and how it was made. */
 export interface PointDisk {
@@ -42,4 +51,18 @@ export interface Replication {
   createdBy: string;
   createdAt: number;
   updatedAt: number;
+}
+
+export interface ReplicationDeps {
+  store: Store;
+  inventory: InventoryService;
+  connections: ConnectionService;
+  tasks: TaskService;
+  events: EventBus;
+  identities: IdentityService;
+  sites: SiteService;
+  clock: Clock;
+  logger: Logger;
+  /** How often the loop looks for cycles due and RPOs over target (default 1 s). */
+  tickMs?: number;
 }

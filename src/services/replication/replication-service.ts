@@ -23,35 +23,27 @@ import type {
   ReplicationCycleResult,
   ReplicationView,
 } from '../../api/replication.js';
-import type { Clock } from '../../core/clock.js';
 import { isZenithError, ZenithError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
-import type { Logger } from '../../core/logger.js';
 import { Mutex } from '../../core/mutex.js';
 import {
-  checkpointTagged,
-  facetOf,
-  REPLICA_CHECKPOINT_TAG,
   requireFacet,
   type ActionContext,
-  type DiskReader,
   type DiskStreamFacet,
   type PortableVm,
 } from '../../hypervisors/driver.js';
-import type { Store } from '../../store/store.js';
 import type { Actor } from '../audit/audit-service.js';
-import type { ConnectionService } from '../connections/connection-service.js';
-import type { EventBus } from '../events/event-bus.js';
-import type { IdentityService } from '../identity/identity-service.js';
-import type { InventoryService } from '../inventory/inventory-service.js';
-import type { ManagedObject } from '../inventory/model.js';
-import type { Task, TaskKind, TaskService } from '../tasks/task-service.js';
-import { copyDisk } from './replica-copy.js';
+import type { Task, TaskKind } from '../tasks/task-service.js';
 import { ReplicaChain } from './replica-chain.js';
-import type { PointDisk, ReplicaPoint, Replication } from './replica-types.js';
-import type { SiteService } from './sites.js';
+import {
+  presentVm,
+  ReplicaCycles,
+  releaseSourceCheckpoints,
+  targetStreamsOf,
+} from './replica-cycles.js';
+import type { ReplicaPoint, Replication, ReplicationDeps } from './replica-types.js';
 
-export type { PointDisk, ReplicaPoint, Replication } from './replica-types.js';
+export type { PointDisk, ReplicaPoint, Replication, ReplicationDeps } from './replica-types.js';
 
 export const replicationIdentityName = 'zenith-replication';
 
@@ -60,20 +52,6 @@ export interface ProtectInput {
   rpoSeconds: number;
   intervalSeconds?: number;
   keepPoints?: number;
-}
-
-export interface ReplicationDeps {
-  store: Store;
-  inventory: InventoryService;
-  connections: ConnectionService;
-  tasks: TaskService;
-  events: EventBus;
-  identities: IdentityService;
-  sites: SiteService;
-  clock: Clock;
-  logger: Logger;
-  /** How often the loop looks for cycles due and RPOs over target (default 1 s). */
-  tickMs?: number;
 }
 
 const CycleParams = Type.Object({ replicationId: Type.String() });
@@ -88,12 +66,14 @@ export class ReplicationService {
   /** One cycle (or final cycle, or removal) of a replication at a time in this process. */
   readonly #locks = new Map<string, Mutex>();
   readonly #chain: ReplicaChain;
+  readonly #cycles: ReplicaCycles;
   #actor: Actor = { id: 'system', kind: 'system', name: replicationIdentityName };
   #abort: AbortController | undefined;
   #loop: Promise<void> | undefined;
 
   constructor(private readonly deps: ReplicationDeps) {
     this.#chain = new ReplicaChain(deps);
+    this.#cycles = new ReplicaCycles(deps, this.#chain);
     this.#cycle = deps.tasks.register({
       name: 'replication.cycle',
       params: CycleParams,
@@ -196,7 +176,7 @@ export class ReplicationService {
 
   async protect(vmId: string, input: ProtectInput, by: string): Promise<ReplicationView> {
     const { inventory } = this.deps;
-    const vm = this.#presentVm(vmId);
+    const vm = presentVm(this.deps.inventory, vmId);
     const source = this.deps.connections.driver(vm.connectionId!);
     requireFacet(source, 'diskStreams', 'replicating a VM');
     requireFacet(source, 'portableVms', 'replicating a VM');
@@ -222,7 +202,7 @@ export class ReplicationService {
         `${vm.name} and ${target.name} are both at the site ${toSite.name}: replication goes to another site`,
         { site: toSite.name },
       );
-    const streams = this.#targetStreams(target);
+    const streams = targetStreamsOf(this.deps.connections, target);
     if (!streams.mergeOverlay)
       throw new ZenithError(
         'ZEN_UNSUPPORTED',
@@ -340,7 +320,7 @@ export class ReplicationService {
       const points = await this.points(replication.id);
       if (replication.state !== 'recovered') {
         const target = this.deps.inventory.index.get(replication.targetHostId);
-        const streams = target ? this.#targetStreams(target) : undefined;
+        const streams = target ? targetStreamsOf(this.deps.connections, target) : undefined;
         const files = [
           ...new Set(
             points.filter((p) => p.state !== 'merged').flatMap((p) => p.disks.map((d) => d.path)),
@@ -349,7 +329,7 @@ export class ReplicationService {
         // Newest first: an image is never removed while one above it still reads through it.
         if (streams && files.length > 0)
           await streams.removeImages(files.reverse().map((path) => ({ path })));
-        await this.#releaseSourceCheckpoints(replication, new Set()).catch((error: unknown) =>
+        await releaseSourceCheckpoints(this.deps, replication, new Set()).catch((error: unknown) =>
           this.deps.logger.warn(
             { err: error, vm: replication.vmName },
             'releasing checkpoints failed',
@@ -433,7 +413,7 @@ export class ReplicationService {
   targetStreams(hostId: string): DiskStreamFacet {
     const host = this.deps.inventory.index.get(hostId);
     if (!host) throw new ZenithError('ZEN_NOT_FOUND', `no host ${hostId}`, { hostId });
-    return this.#targetStreams(host);
+    return targetStreamsOf(this.deps.connections, host);
   }
 
   // ---- the loop ----
@@ -557,7 +537,7 @@ export class ReplicationService {
     context: ActionContext,
   ): Promise<ReplicationCycleResult> {
     try {
-      return await this.#replicateOnce(replication, taskId, context);
+      return await this.#cycles.run(replication, taskId, context);
     } catch (error) {
       const coded = isZenithError(error)
         ? error
@@ -573,184 +553,6 @@ export class ReplicationService {
     }
   }
 
-  async #replicateOnce(
-    replication: Replication,
-    taskId: string,
-    context: ActionContext,
-  ): Promise<ReplicationCycleResult> {
-    const target = this.deps.inventory.index.get(replication.targetHostId);
-    if (!target) throw new ZenithError('ZEN_NOT_FOUND', 'the target host is gone');
-    const targetStreams = this.#targetStreams(target);
-    await this.#chain.clearCutOff(replication, targetStreams);
-    await this.#chain.finishMerges(replication, targetStreams);
-    const vm = this.#presentVm(replication.vmId);
-    const source = this.deps.connections.driver(vm.connectionId!);
-    const streams = requireFacet(source, 'diskStreams', 'replicating a VM');
-    const portable = requireFacet(source, 'portableVms', 'replicating a VM');
-    const description = await portable.describeVm(vm.externalId!);
-    const disks = await streams.listDisks(vm.externalId!);
-    const points = await this.points(replication.id);
-    const latest = points.filter((p) => p.state === 'ready').at(-1) ?? null;
-    await this.#releaseSourceCheckpoints(
-      replication,
-      new Set((latest?.disks ?? []).flatMap((d) => (d.checkpoint ? [d.checkpoint] : []))),
-      streams,
-      vm,
-    );
-    const seq = Math.max(0, ...points.map((p) => p.seq)) + 1;
-    const now = this.deps.clock.now();
-    const pointId = newId('replicaPoint', now);
-    const planned: PointDisk[] = disks.map((disk) => ({
-      diskId: disk.diskId,
-      path: `${replication.directory}/${disk.diskId}-${String(seq).padStart(6, '0')}.qcow2`,
-      capacityBytes: disk.capacityBytes,
-      backing: null,
-      checkpoint: null,
-    }));
-    // Recorded before a byte is written: a cut-off cycle is found and undone by the next one.
-    await this.deps.store.db
-      .insertInto('replica_points')
-      .values({
-        id: pointId,
-        replication_id: replication.id,
-        seq,
-        state: 'writing',
-        taken_at: now,
-        finished_at: null,
-        task_id: taskId,
-        disks: JSON.stringify(planned),
-        read_bytes: 0,
-      })
-      .execute();
-    let takenAt = Infinity;
-    let readBytes = 0;
-    let full = false;
-    const total = disks.reduce((sum, d) => sum + d.capacityBytes, 0);
-    let done = 0;
-    try {
-      for (const disk of planned) {
-        const from = latest?.disks.find(
-          (d) => d.diskId === disk.diskId && d.capacityBytes === disk.capacityBytes,
-        );
-        takenAt = Math.min(takenAt, this.deps.clock.now());
-        const reader = await this.#reader(streams, vm, disk.diskId, from, context);
-        if (reader.scope === 'full') full = true;
-        disk.backing = reader.scope === 'changed' ? from!.path : null;
-        const copied = await copyDisk(
-          reader,
-          targetStreams,
-          {
-            location: { path: disk.path },
-            backing: disk.backing ? { path: disk.backing } : null,
-          },
-          context,
-          (bytes) => {
-            done += bytes;
-            context.progress({
-              percent: Math.min(99, Math.round((100 * done) / Math.max(1, total))),
-              message: `replicating ${vm.name} (${disk.diskId})`,
-            });
-          },
-        ).catch(async (error: unknown) => {
-          // Its read's checkpoint recorded for nothing: released (the last point's stays).
-          if (reader.checkpoint)
-            await streams
-              .releaseCheckpoint(vm.externalId!, disk.diskId, reader.checkpoint)
-              .catch(() => undefined);
-          throw error;
-        });
-        disk.checkpoint = copied.checkpoint;
-        readBytes += copied.readBytes;
-      }
-    } catch (error) {
-      await this.#chain.discard(pointId, planned, targetStreams, streams, vm);
-      throw error;
-    }
-    const finishedAt = this.deps.clock.now();
-    await this.deps.store.transaction(async (tx) => {
-      await tx
-        .updateTable('replica_points')
-        .set({
-          state: 'ready',
-          taken_at: takenAt,
-          finished_at: finishedAt,
-          disks: JSON.stringify(planned),
-          read_bytes: readBytes,
-        })
-        .where('id', '=', pointId)
-        .execute();
-      await tx
-        .updateTable('replications')
-        .set({ description: JSON.stringify(description), updated_at: finishedAt })
-        .where('id', '=', replication.id)
-        .execute();
-    });
-    // The point before's checkpoints are superseded by this one's.
-    await this.#releaseSourceCheckpoints(
-      replication,
-      new Set(planned.flatMap((d) => (d.checkpoint ? [d.checkpoint] : []))),
-      streams,
-      vm,
-    ).catch((error: unknown) =>
-      this.deps.logger.warn({ err: error, vm: vm.name }, 'releasing superseded checkpoints failed'),
-    );
-    const scope = full ? 'full' : 'changed';
-    await this.deps.events.publish([
-      {
-        type: 'replication.cycleFinished',
-        objectId: replication.vmId,
-        data: { name: replication.vmName, seq, scope, takenAt, readBytes },
-      },
-    ]);
-    const merged = await this.#chain.retain(replication, targetStreams);
-    return { vmId: replication.vmId, pointId, seq, scope, takenAt, readBytes, merged };
-  }
-
-  /** What changed since the last point where the disk still has its checkpoint; else all of it. */
-  async #reader(
-    streams: DiskStreamFacet,
-    vm: ManagedObject,
-    diskId: string,
-    from: PointDisk | undefined,
-    context: ActionContext,
-  ): Promise<DiskReader> {
-    const options = { checkpointTag: REPLICA_CHECKPOINT_TAG };
-    if (from?.checkpoint)
-      try {
-        return await streams.openReader(
-          vm.externalId!,
-          diskId,
-          { ...options, changedSince: { name: from.checkpoint } },
-          context,
-        );
-      } catch (error) {
-        if (!isZenithError(error) || error.details.checkpoint !== 'lost') throw error;
-        this.deps.logger.info(
-          { vm: vm.name, diskId, why: error.details.why },
-          "the replica's checkpoint is lost: the disk is copied in full",
-        );
-      }
-    return streams.openReader(vm.externalId!, diskId, options, context);
-  }
-
-  /** Ends replication's checkpoints of the VM's disks other than `keep` (strays and superseded ones). */
-  async #releaseSourceCheckpoints(
-    replication: Replication,
-    keep: Set<string>,
-    streams?: DiskStreamFacet,
-    vm?: ManagedObject,
-  ): Promise<void> {
-    const found = vm ?? this.deps.inventory.index.get(replication.vmId);
-    if (!found?.connectionId || !found.externalId || found.status !== 'present') return;
-    const facet =
-      streams ?? facetOf(this.deps.connections.driver(found.connectionId), 'diskStreams');
-    if (!facet) return;
-    for (const disk of await facet.listDisks(found.externalId))
-      for (const checkpoint of await facet.listCheckpoints(found.externalId, disk.diskId))
-        if (checkpointTagged(checkpoint.name, REPLICA_CHECKPOINT_TAG) && !keep.has(checkpoint.name))
-          await facet.releaseCheckpoint(found.externalId, disk.diskId, checkpoint);
-  }
-
   // ---- helpers ----
 
   #lock(replicationId: string): Mutex {
@@ -759,33 +561,8 @@ export class ReplicationService {
     return lock;
   }
 
-  #presentVm(vmId: string): ManagedObject {
-    const vm = this.deps.inventory.index.get(vmId);
-    if (!vm || vm.kind !== 'vm' || vm.status !== 'present' || !vm.connectionId || !vm.externalId)
-      throw new ZenithError(
-        'ZEN_INVALID_STATE',
-        `${vm?.name ?? vmId} is not present: its host does not report it`,
-        {
-          vmId,
-        },
-      );
-    return vm;
-  }
-
   #vmName(vmId: string): string {
     return this.deps.inventory.index.get(vmId)?.name ?? vmId;
-  }
-
-  #targetStreams(host: ManagedObject): DiskStreamFacet {
-    if (!host.connectionId)
-      throw new ZenithError('ZEN_INVALID_STATE', `${host.name} has no connection`, {
-        hostId: host.id,
-      });
-    return requireFacet(
-      this.deps.connections.driver(host.connectionId),
-      'diskStreams',
-      'keeping replicas',
-    );
   }
 
   async #view(replication: Replication): Promise<ReplicationView> {
