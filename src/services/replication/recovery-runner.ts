@@ -290,13 +290,19 @@ export class RecoveryRunner {
       await this.deps.inventory.applyChanges(host.connectionId!, [resumed]);
     };
     if (group.marker) {
-      if (!driver.openConsole)
-        throw new ZenithError('ZEN_UNSUPPORTED', `${host.name} offers no console to wait on`);
       const remaining = Math.max(
         1000,
         startedAt + group.timeoutSeconds * 1000 - this.deps.clock.now(),
       );
-      const serial = await driver.openConsole(running.externalId!, 'serial');
+      // A console that cannot be read fails the step, never at the cost of the guest: it runs.
+      const serial = await (async () => {
+        if (!driver.openConsole)
+          throw new ZenithError('ZEN_UNSUPPORTED', `${host.name} offers no console to wait on`);
+        return driver.openConsole(running.externalId!, 'serial');
+      })().catch(async (error: unknown) => {
+        await letRun();
+        throw error;
+      });
       const watching = watchConsole(serial, new RegExp(group.marker), remaining, context.signal);
       try {
         await letRun();
