@@ -13,16 +13,13 @@
  *
  *   node --import tsx bench/replication.ts [--mbit 40] [--interval 10] [--cycles 6] [--vms 10]
  */
-import { execFile } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
-import { promisify } from 'node:util';
 import type { ApiAnswer } from '../src/testing/control-plane.js';
 import { GUEST_READY_LINE, guestAppend } from '../src/testing/guest-image.js';
 import { startHaLab } from '../src/testing/ha-lab.js';
 import { until } from '../src/testing/wait.js';
 
-const run = promisify(execFile);
 const { values } = parseArgs({
   options: {
     mbit: { type: 'string', default: '40' },
@@ -52,21 +49,8 @@ try {
   await ok('POST', '/sites', { name: 'bench-b', hosts: ['rb-b'] });
 
   // 1. RPO against the link.
-  const veth = lab.physical['rb-b']!.veth;
-  await run('tc', [
-    'qdisc',
-    'replace',
-    'dev',
-    veth,
-    'root',
-    'tbf',
-    'rate',
-    `${mbit}mbit`,
-    'burst',
-    '64kb',
-    'latency',
-    '500ms',
-  ]);
+  const recoveryHost = lab.physical['rb-b']!;
+  await lab.lab.throttle(recoveryHost, { mbit, burst: '64kb', latency: '500ms' });
   const writer = await lab.runVm('writer', 'rb-a', 128, {
     cmdline: guestAppend({ pattern: true }),
     diskMiB: 64,
@@ -116,7 +100,7 @@ try {
     console.log(
       `RPO achieved / limit, changed cycles: median ${ratios.sort((a, b) => a - b)[Math.floor(ratios.length / 2)]!.toFixed(2)}, worst ${ratios.at(-1)!.toFixed(2)}`,
     );
-  await run('tc', ['qdisc', 'del', 'dev', veth, 'root']).catch(() => undefined);
+  await lab.lab.throttle(recoveryHost, null);
   await ok('DELETE', `/vms/${writer}/replication`);
   await lab.task('POST', `/vms/${writer}/stop`);
 

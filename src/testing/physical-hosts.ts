@@ -62,6 +62,14 @@ export interface PhysicalLab {
   cutNetwork(host: PhysicalHost): Promise<void>;
   restoreNetwork(host: PhysicalHost): Promise<void>;
   /**
+   * Throttles what reaches the host (its veth at the bridge: what others send it) to a token bucket
+   * of `mbit` Mbit/s; `null` lifts it.
+   */
+  throttle(
+    host: PhysicalHost,
+    link: { mbit: number; burst: string; latency: string } | null,
+  ): Promise<void>;
+  /**
    * Every process in the host's namespaces (its agent, its QEMUs), with ids as this test's
    * namespace sees them (the agent reports ids of its own PID namespace).
    */
@@ -163,6 +171,25 @@ export async function startPhysicalLab(): Promise<PhysicalLab> {
     },
     async cutNetwork(host) {
       await ip('link', 'set', host.veth, 'down');
+    },
+    async throttle(host, link) {
+      if (link === null)
+        await run('tc', ['qdisc', 'del', 'dev', host.veth, 'root']).catch(() => undefined);
+      else
+        await run('tc', [
+          'qdisc',
+          'replace',
+          'dev',
+          host.veth,
+          'root',
+          'tbf',
+          'rate',
+          `${link.mbit}mbit`,
+          'burst',
+          link.burst,
+          'latency',
+          link.latency,
+        ]);
     },
     async restoreNetwork(host) {
       await ip('link', 'set', host.veth, 'up');

@@ -7,11 +7,9 @@
  * and check it. The link between the sites is cut by taking the recovery host's veth down.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import type { ApiAnswer } from '../../src/testing/control-plane.js';
 import { guestBytes, patternPrefix } from '../../src/testing/disk-image.js';
 import { GUEST_READY_LINE, guestAppend } from '../../src/testing/guest-image.js';
@@ -21,8 +19,6 @@ import { parseCsv } from '../../src/testing/csv-reader.js';
 import { cliRunner } from '../../src/testing/server-process.js';
 import { startHaLab, type HaLab } from '../../src/testing/ha-lab.js';
 import { until } from '../../src/testing/wait.js';
-
-const exec = promisify(execFile);
 
 describe('replication to a second site, and recovery plans run there', () => {
   let lab: HaLab;
@@ -63,21 +59,8 @@ describe('replication to a second site, and recovery plans run there', () => {
    * `during` runs and the link is restored.
    */
   const inTheMiddleOfACycle = async (vm: string, during: () => Promise<void>) => {
-    const veth = lab.physical['dr-b']!.veth;
-    await exec('tc', [
-      'qdisc',
-      'replace',
-      'dev',
-      veth,
-      'root',
-      'tbf',
-      'rate',
-      '1mbit',
-      'burst',
-      '16kb',
-      'latency',
-      '2s',
-    ]);
+    const host = lab.physical['dr-b']!;
+    await lab.lab.throttle(host, { mbit: 1, burst: '16kb', latency: '2s' });
     try {
       const taskId = await until(
         `a cycle of ${vm} copying`,
@@ -95,7 +78,7 @@ describe('replication to a second site, and recovery plans run there', () => {
       await during();
       return taskId;
     } finally {
-      await exec('tc', ['qdisc', 'del', 'dev', veth, 'root']).catch(() => undefined);
+      await lab.lab.throttle(host, null);
     }
   };
   /** The replica's directory holds whole images only: `points` of them, nothing half-written. */

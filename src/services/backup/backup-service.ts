@@ -24,16 +24,7 @@ import type { Logger } from '../../core/logger.js';
 import { Mutex } from '../../core/mutex.js';
 import { pathWithinRoots } from '../../core/paths.js';
 import type { SecretBox } from '../../core/secret-box.js';
-import {
-  checkpointTagged,
-  facetOf,
-  REPLICA_CHECKPOINT_TAG,
-  requireFacet,
-  type DiskReader,
-  type DiskStreamFacet,
-  type PortableDisk,
-  type PortableVm,
-} from '../../hypervisors/driver.js';
+import { checkpointTagged, facetOf, REPLICA_CHECKPOINT_TAG, requireFacet, type DiskReader, type DiskStreamFacet, type PortableDisk, type PortableVm } from '../../hypervisors/driver.js';
 import type { ActionContext } from '../../hypervisors/driver-types.js';
 import type { Store, Tx } from '../../store/store.js';
 import { quotaHoldParams, type QuotaGate } from '../quotas/quota-gate.js';
@@ -42,16 +33,11 @@ import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import type { ManagedObject } from '../inventory/model.js';
 import type { Task, TaskKind, TaskService } from '../tasks/task-service.js';
-import {
-  BackupCatalogue,
-  type CatalogueBackup,
-  type CatalogueFilter,
-  type RepositoryRecord,
-} from './backup-catalogue.js';
+import { BackupCatalogue, type CatalogueBackup, type CatalogueFilter, type RepositoryRecord } from './backup-catalogue.js';
 import { diskBytes, takeBackup } from './disk-backup.js';
 import { DiskRestore, type DiskRestoreRequest } from './disk-restore.js';
 import { qcow2Bytes, qcow2Plan } from './qcow2-stream.js';
-import { watchConsole } from './console-watch.js';
+import { watchFromTheStart } from './console-watch.js';
 import { applyRetention, checkRetention, type Retention } from './retention.js';
 import { manifestDisk, type BackupManifest } from './repository/manifest.js';
 import { BackupRepository, type VerifyReport } from './repository/repository.js';
@@ -1324,25 +1310,19 @@ export class BackupService {
           `${params.hostName ?? params.hostId} offers no serial console to watch a test VM on`,
         );
       context.progress({ percent: 90, message: `waiting for ${params.marker} on the console` });
-      const serial = await driver.openConsole(vm.externalId, 'serial');
-      const watching = watchConsole(
-        serial,
-        new RegExp(params.marker, 'm'),
-        params.timeoutSeconds * 1000,
-        context.signal,
-      );
       // Started with its guest held (where the host can): it runs once its console is read, so
       // that nothing it prints is missed.
-      if (vm.facts['power.state'] === 'suspended')
-        try {
-          const resumed = await driver.resumeVm(vm.externalId, context);
-          await this.deps.inventory.applyChanges(vm.connectionId, [resumed]);
-        } catch (error) {
-          serial.destroy();
-          await watching;
-          throw error;
-        }
-      const booted = await watching;
+      const booted = await watchFromTheStart(
+        await driver.openConsole(vm.externalId, 'serial'),
+        new RegExp(params.marker, 'm'),
+        params.timeoutSeconds * 1000,
+        async () => {
+          if (vm.facts['power.state'] !== 'suspended') return;
+          const resumed = await driver.resumeVm(vm.externalId!, context);
+          await this.deps.inventory.applyChanges(vm.connectionId!, [resumed]);
+        },
+        context.signal,
+      );
       if (!booted.matched)
         throw new ZenithError(
           'ZEN_BACKUP_RESTORE_TEST_FAILED',

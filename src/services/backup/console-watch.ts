@@ -15,6 +15,28 @@ export interface ConsoleWatch {
   tail: string;
 }
 
+/**
+ * Watches the console of a VM started with its guest held while `letRun` lets it run, so that
+ * nothing it prints is missed; a `letRun` that fails ends the watch and is thrown.
+ */
+export async function watchFromTheStart(
+  stream: Duplex,
+  marker: RegExp,
+  timeoutMs: number,
+  letRun: () => Promise<void>,
+  signal?: AbortSignal,
+): Promise<ConsoleWatch> {
+  const watching = watchConsole(stream, marker, timeoutMs, signal);
+  try {
+    await letRun();
+  } catch (error) {
+    stream.destroy();
+    await watching;
+    throw error;
+  }
+  return watching;
+}
+
 export function watchConsole(
   stream: Duplex,
   marker: RegExp,

@@ -11,7 +11,7 @@ import {
   type PortableNic,
   type PortableVm,
 } from '../../hypervisors/driver.js';
-import { watchConsole } from '../backup/console-watch.js';
+import { watchFromTheStart } from '../backup/console-watch.js';
 import type { ManagedObject } from '../inventory/model.js';
 import type { Task } from '../tasks/task-service.js';
 import type { ReplicaPoint, Replication } from './replication-service.js';
@@ -303,15 +303,13 @@ export class RecoveryRunner {
         await letRun();
         throw error;
       });
-      const watching = watchConsole(serial, new RegExp(group.marker), remaining, context.signal);
-      try {
-        await letRun();
-      } catch (error) {
-        serial.destroy();
-        await watching;
-        throw error;
-      }
-      const watch = await watching;
+      const watch = await watchFromTheStart(
+        serial,
+        new RegExp(group.marker),
+        remaining,
+        letRun,
+        context.signal,
+      );
       if (!watch.matched)
         throw new ZenithError(
           'ZEN_TIMEOUT',
