@@ -131,6 +131,11 @@ export const ReplicationView = Type.Object({
   rpoExceeded: Type.Boolean(),
   nextCycleAt: NullableInstant,
   lastTaskId: NullableString,
+  /** Why the last cycle failed, when it did (null once a cycle succeeds again, and once recovered). */
+  lastCycleError: Type.Union([
+    Type.Object({ code: Type.String(), message: Type.String(), at: Instant }),
+    Type.Null(),
+  ]),
   /** The points in time the replica can be started from (ready), newest first, and any under way. */
   points: Type.Array(ReplicaPointView),
   createdBy: Type.String(),

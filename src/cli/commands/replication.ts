@@ -54,7 +54,7 @@ export function registerReplication(program: Command): void {
         list.items.map((r) => [
           r.vm.name,
           `${r.targetHost.name}${r.targetSite ? ` (${r.targetSite.name})` : ''}`,
-          r.state,
+          `${r.state}${r.lastCycleError ? ` (last cycle: ${r.lastCycleError.code})` : ''}`,
           `${rpoText(r)}${r.rpoExceeded ? ' (over)' : ''}`,
           `${r.rpoSeconds} s`,
           r.points.filter((p) => p.state === 'ready').length,
@@ -82,6 +82,12 @@ export function registerReplication(program: Command): void {
         ['interval', `${shown.intervalSeconds} s`],
         ['keeps', `${shown.keepPoints} points`],
         ['next cycle', formatTime(shown.nextCycleAt)],
+        [
+          'last cycle',
+          shown.lastCycleError
+            ? `failed ${formatTime(shown.lastCycleError.at)}: ${shown.lastCycleError.code}: ${shown.lastCycleError.message}`
+            : 'ok',
+        ],
       ]);
       printTable(
         ['SEQ', 'STATE', 'DATA TAKEN', 'READY', 'READ'],

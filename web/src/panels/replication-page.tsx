@@ -68,7 +68,14 @@ function ReplicatedVms(props: { items: ReplicationView[] }) {
                 {r.targetHost.name}
                 {r.targetSite ? ` (${r.targetSite.name})` : ''}
               </Table.Td>
-              <Table.Td>{r.state}</Table.Td>
+              <Table.Td>
+                {r.state}
+                {r.lastCycleError ? (
+                  <Text c="red" size="xs" title={r.lastCycleError.message}>
+                    last cycle failed: {r.lastCycleError.code}
+                  </Text>
+                ) : null}
+              </Table.Td>
               <Table.Td>
                 <RpoBadge replication={r} />
               </Table.Td>
