@@ -11,7 +11,7 @@ import type { AnswerOf } from '../../api/operation.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printKeyValues } from '../output.js';
 import { runTaskAndSay } from './backup-views.js';
-import { printList, type Globals } from './globals.js';
+import { addListCommand, type Globals } from './globals.js';
 
 type Job = AnswerOf<typeof getBackupJob>;
 
@@ -143,25 +143,20 @@ export function registerJobs(backups: Command): void {
   const jobs = backups
     .command('jobs')
     .description('Backup jobs: which VMs, where, when, how many at once, what to keep');
-  jobs
-    .command('list', { isDefault: true })
-    .description('List the jobs with their next and last runs')
-    .action(async (_o: unknown, command: Command) => {
-      await printList<AnswerOf<typeof listBackupJobs>>(
-        command,
-        '/backup-jobs',
-        ['NAME', 'REPOSITORY', 'SCOPE', 'SCHEDULE', 'NEXT RUN', 'LAST RUN', 'STATE'],
-        (job) => [
-          job.name,
-          job.repository.name,
-          job.scope?.name ?? 'everything',
-          job.schedule ? `${job.schedule} ${job.timeZone}` : 'on demand',
-          job.enabled ? formatTime(job.nextRuns[0] ?? null) : 'disabled',
-          job.lastRun ? `${job.lastRun.state} ${formatTime(job.lastRun.endedAt)}` : null,
-          job.enabled ? 'enabled' : 'disabled',
-        ],
-      );
-    });
+  addListCommand<AnswerOf<typeof listBackupJobs>>(jobs, {
+    description: 'List the jobs with their next and last runs',
+    path: '/backup-jobs',
+    headers: ['NAME', 'REPOSITORY', 'SCOPE', 'SCHEDULE', 'NEXT RUN', 'LAST RUN', 'STATE'],
+    row: (job) => [
+      job.name,
+      job.repository.name,
+      job.scope?.name ?? 'everything',
+      job.schedule ? `${job.schedule} ${job.timeZone}` : 'on demand',
+      job.enabled ? formatTime(job.nextRuns[0] ?? null) : 'disabled',
+      job.lastRun ? `${job.lastRun.state} ${formatTime(job.lastRun.endedAt)}` : null,
+      job.enabled ? 'enabled' : 'disabled',
+    ],
+  });
   jobs
     .command('show <job>')
     .description(
