@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { ZenithError } from '../../api/errors.js';
 import type { LocationView } from '../../api/inventory.js';
+import { vmPowerActions, type VmPowerAction } from '../../api/vms.js';
 import { ApiClient } from '../client.js';
 import { formatTime, formatBytes, printJson, printKeyValues } from '../output.js';
 import { runTask } from '../progress.js';
@@ -54,15 +55,7 @@ export function registerVms(program: Command): void {
       showObject(command.optsWithGlobals<Globals>(), vmPath(vm)),
     );
 
-  for (const action of [
-    'start',
-    'stop',
-    'shutdown',
-    'reboot',
-    'reset',
-    'suspend',
-    'resume',
-  ] as const) {
+  for (const action of Object.keys(vmPowerActions) as VmPowerAction[]) {
     addTaskCommand(
       vms,
       `${action} <vm>`,
