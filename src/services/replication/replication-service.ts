@@ -40,6 +40,7 @@ import {
 } from '../../hypervisors/driver.js';
 import type { Store } from '../../store/store.js';
 import type { Actor } from '../audit/audit-service.js';
+import { systemActor } from '../identity/system-actor.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { EventBus } from '../events/event-bus.js';
 import type { IdentityService } from '../identity/identity-service.js';
@@ -146,7 +147,11 @@ export class ReplicationService {
   }
 
   async start(): Promise<void> {
-    this.#actor = await this.#identity();
+    this.#actor = await systemActor(
+      this.deps.identities,
+      replicationIdentityName,
+      'replication (copies protected VMs to their recovery site)',
+    );
     this.#abort = new AbortController();
     const signal = this.#abort.signal;
     this.#loop = (async () => {
@@ -1035,18 +1040,6 @@ export class ReplicationService {
       createdAt: replication.createdAt,
       updatedAt: replication.updatedAt,
     };
-  }
-
-  async #identity(): Promise<Actor> {
-    const { identities } = this.deps;
-    const identity = await identities.get(replicationIdentityName).catch(() =>
-      identities.createServiceIdentity({
-        name: replicationIdentityName,
-        role: 'none',
-        displayName: 'replication (copies protected VMs to their recovery site)',
-      }),
-    );
-    return { id: identity.id, kind: identity.kind, name: identity.name };
   }
 }
 
