@@ -4,7 +4,7 @@
  * never logged, never in settings).
  */
 import { ZenithError } from '../core/errors.js';
-import { intSetting } from '../hypervisors/int-setting.js';
+import { intSetting, refuseUnknownSettings } from '../hypervisors/int-setting.js';
 import {
   httpsUrlSetting,
   readTlsSettings,
@@ -39,16 +39,6 @@ function invalid(message: string, key?: string): ZenithError {
   return new ZenithError('ZEN_CONFIG_INVALID', message, key ? { key } : {});
 }
 
-function refuseUnknown(type: string, settings: Record<string, unknown>, known: string[]): void {
-  const unknown = Object.keys(settings).filter((k) => !known.includes(k));
-  if (unknown.length > 0)
-    throw new ZenithError(
-      'ZEN_CONFIG_INVALID',
-      `unknown ${type} setting(s): ${unknown.join(', ')} (known: ${known.join(', ')})`,
-      { unknown },
-    );
-}
-
 function username(settings: Record<string, unknown>): string {
   const value = settings.username;
   if (typeof value !== 'string' || value.length === 0 || value.length > 64)
@@ -65,7 +55,7 @@ function timing(settings: Record<string, unknown>, timeoutDefault: number) {
 }
 
 export function validateRedfishSettings(settings: Record<string, unknown>): RedfishSettings {
-  refuseUnknown('redfish', settings, [
+  refuseUnknownSettings('redfish', settings, [
     'url',
     'username',
     ...tlsSettingKeys,
@@ -88,7 +78,7 @@ export function validateRedfishSettings(settings: Record<string, unknown>): Redf
 const hostName = /^[a-zA-Z0-9]([a-zA-Z0-9.:-]{0,252})$/;
 
 export function validateIpmiSettings(settings: Record<string, unknown>): IpmiSettings {
-  refuseUnknown('ipmi', settings, [
+  refuseUnknownSettings('ipmi', settings, [
     'host',
     'port',
     'username',

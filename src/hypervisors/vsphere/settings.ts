@@ -1,6 +1,7 @@
 /** Settings of a vsphere connection, checked when it is added (ZEN_CONFIG_INVALID); the password is its secret. */
 import { ZenithError } from '../../core/errors.js';
 import { caOf, httpsUrlSetting, readTlsSettings, type TlsSettings } from '../tls-settings.js';
+import { refuseUnknownSettings } from '../int-setting.js';
 
 export interface VsphereSettings extends TlsSettings {
   /** The SDK endpoint: https://HOST/sdk (a bare host name means that). */
@@ -27,13 +28,7 @@ function invalid(message: string, key?: string): ZenithError {
 }
 
 export function validateVsphereSettings(settings: Record<string, unknown>): VsphereSettings {
-  const unknown = Object.keys(settings).filter((k) => !known.includes(k));
-  if (unknown.length > 0)
-    throw new ZenithError(
-      'ZEN_CONFIG_INVALID',
-      `unknown vsphere setting(s): ${unknown.join(', ')} (known: ${known.join(', ')})`,
-      { unknown },
-    );
+  refuseUnknownSettings('vsphere', settings, known);
   const url = httpsUrlSetting(
     settings.url,
     'the vCenter or ESXi address, e.g. https://vcenter.example.com/sdk',
