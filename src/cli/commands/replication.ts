@@ -6,14 +6,9 @@ import { ApiClient } from '../client.js';
 import { formatTime, printJson, printKeyValues, printTable } from '../output.js';
 import { runTaskAndSay } from './backup-views.js';
 import { addListCommand, addShowCommand, type Globals } from './globals.js';
+import { optionalWholeNumber } from './parse-number.js';
 
 type Replication = AnswerOf<typeof getReplication>;
-
-function wholeNumber(flag: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value)) throw new Error(`${flag} must be a whole number`);
-  return Number(value);
-}
 
 const rpoText = (r: Replication) =>
   r.currentRpoSeconds === null ? '-' : `${Math.round(r.currentRpoSeconds)} s`;
@@ -25,9 +20,9 @@ interface SettingOptions {
 }
 
 function settings(options: SettingOptions) {
-  const rpoSeconds = wholeNumber('--rpo', options.rpo);
-  const intervalSeconds = wholeNumber('--interval', options.interval);
-  const keepPoints = wholeNumber('--keep', options.keep);
+  const rpoSeconds = optionalWholeNumber('--rpo', options.rpo);
+  const intervalSeconds = optionalWholeNumber('--interval', options.interval);
+  const keepPoints = optionalWholeNumber('--keep', options.keep);
   return {
     ...(rpoSeconds !== undefined ? { rpoSeconds } : {}),
     ...(intervalSeconds !== undefined ? { intervalSeconds } : {}),
