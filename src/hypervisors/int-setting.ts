@@ -25,6 +25,11 @@ export function intSetting(
   return value;
 }
 
+/** The refusal of a setting (ZEN_CONFIG_INVALID), naming the setting when it is one. */
+export function settingInvalid(message: string, key?: string): ZenithError {
+  return new ZenithError('ZEN_CONFIG_INVALID', message, key ? { key } : {});
+}
+
 /** Refuses settings the family does not know (a misspelt name would otherwise be ignored). */
 export function refuseUnknownSettings(
   family: string,

@@ -4,7 +4,7 @@
  * never logged, never in settings).
  */
 import { ZenithError } from '../core/errors.js';
-import { intSetting, refuseUnknownSettings } from '../hypervisors/int-setting.js';
+import { intSetting, refuseUnknownSettings, settingInvalid } from '../hypervisors/int-setting.js';
 import {
   httpsUrlSetting,
   readTlsSettings,
@@ -35,14 +35,13 @@ export interface IpmiSettings {
   fenceDeadlineSeconds: number;
 }
 
-function invalid(message: string, key?: string): ZenithError {
-  return new ZenithError('ZEN_CONFIG_INVALID', message, key ? { key } : {});
-}
-
 function username(settings: Record<string, unknown>): string {
   const value = settings.username;
   if (typeof value !== 'string' || value.length === 0 || value.length > 64)
-    throw invalid("setting 'username' is the BMC user (the password is the secret)", 'username');
+    throw settingInvalid(
+      "setting 'username' is the BMC user (the password is the secret)",
+      'username',
+    );
   return value;
 }
 
@@ -87,7 +86,7 @@ export function validateIpmiSettings(settings: Record<string, unknown>): IpmiSet
     'fenceDeadlineSeconds',
   ]);
   if (typeof settings.host !== 'string' || !hostName.test(settings.host))
-    throw invalid("setting 'host' is the BMC's host name or IP address", 'host');
+    throw settingInvalid("setting 'host' is the BMC's host name or IP address", 'host');
   return {
     host: settings.host,
     port: intSetting(settings, 'port', 623, 1, 65535),
