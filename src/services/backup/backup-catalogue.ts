@@ -6,6 +6,7 @@
  */
 import type { BackupRepositoriesTable, BackupsTable } from '../../store/schema.js';
 import type { Store } from '../../store/store.js';
+import { findRowById } from '../../store/row-by-id.js';
 import type { BackupManifest } from './repository/manifest.js';
 
 export interface RepositoryRecord {
@@ -165,11 +166,7 @@ export class BackupCatalogue {
   }
 
   async repository(id: string): Promise<RepositoryRecord | undefined> {
-    const row = await this.store.db
-      .selectFrom('backup_repositories')
-      .selectAll()
-      .where('id', '=', id)
-      .executeTakeFirst();
+    const row = await findRowById(this.store.db, 'backup_repositories', id);
     return row ? repositoryOf(row) : undefined;
   }
 
@@ -273,11 +270,7 @@ export class BackupCatalogue {
   }
 
   async get(id: string): Promise<CatalogueBackup | undefined> {
-    const row = await this.store.db
-      .selectFrom('backups')
-      .selectAll()
-      .where('id', '=', id)
-      .executeTakeFirst();
+    const row = await findRowById(this.store.db, 'backups', id);
     return row ? backupOf(row) : undefined;
   }
 

@@ -53,6 +53,7 @@ import type { PlacementService } from '../placement/placement-service.js';
 import type { Task, TaskKind, TaskService } from '../tasks/task-service.js';
 import type { ReplicaPoint, Replication, ReplicationService } from './replication-service.js';
 import type { SiteService } from './sites.js';
+import { rowById } from '../../store/row-by-id.js';
 
 export type RecoveryOperation = 'test' | 'planned' | 'failover';
 
@@ -1014,12 +1015,12 @@ export class RecoveryPlans {
   }
 
   async #runRow(runId: string) {
-    const row = await this.deps.store.db
-      .selectFrom('recovery_runs')
-      .selectAll()
-      .where('id', '=', runId)
-      .executeTakeFirst();
-    if (!row) throw new ZenithError('ZEN_NOT_FOUND', `no recovery run ${runId}`, { id: runId });
+    const row = await rowById(
+      this.deps.store.db,
+      'recovery_runs',
+      runId,
+      `no recovery run ${runId}`,
+    );
     return row;
   }
 
