@@ -17,7 +17,7 @@ import type { IdentityService } from '../identity/identity-service.js';
 import type { Principal } from '../identity/roles.js';
 import type { AgentCertificates, AuthenticatedAgent } from './agent-certificates.js';
 import type { IssuedCertificate } from './certificate-authority.js';
-import { rowById } from '../../store/row-by-id.js';
+import { rowById } from '../../store/rows.js';
 
 export type AgentState = 'connected' | 'disconnected' | 'revoked';
 

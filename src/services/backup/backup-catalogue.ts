@@ -6,7 +6,7 @@
  */
 import type { BackupRepositoriesTable, BackupsTable } from '../../store/schema.js';
 import type { Store } from '../../store/store.js';
-import { findRowById } from '../../store/row-by-id.js';
+import { findRowById, rowsByName } from '../../store/rows.js';
 import type { BackupManifest } from './repository/manifest.js';
 
 export interface RepositoryRecord {
@@ -157,11 +157,7 @@ export class BackupCatalogue {
   constructor(private readonly store: Store) {}
 
   async repositories(): Promise<RepositoryRecord[]> {
-    const rows = await this.store.db
-      .selectFrom('backup_repositories')
-      .selectAll()
-      .orderBy('name')
-      .execute();
+    const rows = await rowsByName(this.store.db, 'backup_repositories');
     return rows.map(repositoryOf);
   }
 

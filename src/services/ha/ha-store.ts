@@ -9,7 +9,7 @@ import { newId } from '../../core/ids.js';
 import type { PortableVm } from '../../hypervisors/driver.js';
 import type { HaFailoversTable, HaRestartsTable } from '../../store/schema.js';
 import type { Store } from '../../store/store.js';
-import { rowById } from '../../store/row-by-id.js';
+import { rowById } from '../../store/rows.js';
 
 export type FailoverState = 'fencing' | 'restarting' | 'waiting' | 'done' | 'failed';
 export type RestartState = 'pending' | 'starting' | 'running' | 'waiting' | 'failed' | 'skipped';

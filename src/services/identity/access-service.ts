@@ -32,7 +32,7 @@ import {
   rolePermissions,
   type Permission,
 } from './roles.js';
-import { rowById } from '../../store/row-by-id.js';
+import { rowById } from '../../store/rows.js';
 
 export interface Group {
   id: string;

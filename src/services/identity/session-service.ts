@@ -15,7 +15,7 @@ import type { TokensTable } from '../../store/schema.js';
 import { credentialEndings } from './credential-endings.js';
 import { LiveSessions, type SessionEnd } from './live-sessions.js';
 import type { Principal, RoleName } from './roles.js';
-import { rowById } from '../../store/row-by-id.js';
+import { rowById } from '../../store/rows.js';
 
 export interface TokenInfo {
   id: string;

@@ -6,7 +6,7 @@ import type { Store } from '../../store/store.js';
 import type { PlannedMove } from './migration-planner.js';
 import type { ExecutionResult } from './plan-executor.js';
 import type { Imbalance } from './rebalancer.js';
-import { rowById } from '../../store/row-by-id.js';
+import { rowById } from '../../store/rows.js';
 
 export type PlanKind = 'rebalance' | 'evacuation' | 'moves';
 export type PlanState = 'proposed' | 'applying' | 'applied' | 'failed' | 'discarded';

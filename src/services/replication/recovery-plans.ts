@@ -53,7 +53,7 @@ import type { PlacementService } from '../placement/placement-service.js';
 import type { Task, TaskKind, TaskService } from '../tasks/task-service.js';
 import type { ReplicaPoint, Replication, ReplicationService } from './replication-service.js';
 import type { SiteService } from './sites.js';
-import { rowById } from '../../store/row-by-id.js';
+import { rowById, rowsByName } from '../../store/rows.js';
 
 export type RecoveryOperation = 'test' | 'planned' | 'failover';
 
@@ -127,11 +127,7 @@ export class RecoveryPlans {
   // ---- plans ----
 
   async list(): Promise<RecoveryPlanView[]> {
-    const rows = await this.deps.store.db
-      .selectFrom('recovery_plans')
-      .selectAll()
-      .orderBy('name')
-      .execute();
+    const rows = await rowsByName(this.deps.store.db, 'recovery_plans');
     return Promise.all(rows.map((row) => this.#view(row)));
   }
 

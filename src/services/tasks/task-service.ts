@@ -26,7 +26,7 @@ import {
 } from './task-kind.js';
 import { progressWriter } from './task-progress.js';
 import { taskTransitions, transitionTask, type TaskTransition } from './task-transitions.js';
-import { rowById } from '../../store/row-by-id.js';
+import { rowById } from '../../store/rows.js';
 
 // The task's shapes live beside it; callers keep importing them from the service.
 export { finalStates, type Task, type TaskState } from './task.js';
