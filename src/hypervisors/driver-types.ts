@@ -64,6 +64,22 @@ export interface DiscoveredVm extends DiscoveredObject {
   powerState: PowerState;
 }
 
+/** A VM discovered on a host: the host is also its parent in the inventory's tree. */
+export function vmOnHost(
+  hostExternalId: string,
+  vm: Omit<DiscoveredVm, 'kind' | 'parent' | 'hostExternalId'>,
+): DiscoveredVm {
+  const { externalId, name, ...rest } = vm;
+  return {
+    kind: 'vm',
+    externalId,
+    name,
+    parent: { kind: 'host', externalId: hostExternalId },
+    hostExternalId,
+    ...rest,
+  };
+}
+
 export function isDiscoveredVm(object: DiscoveredObject): object is DiscoveredVm {
   return object.kind === 'vm';
 }

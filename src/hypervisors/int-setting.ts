@@ -1,4 +1,7 @@
-/** Whole-number settings of a connection, read and checked one way by every family. */
+/**
+ * Settings of a connection, read and checked one way by every family: the names it knows, and
+ * whole numbers.
+ */
 import { ZenithError } from '../core/errors.js';
 
 /** A whole-number setting from min to max (the fallback when absent); ZEN_CONFIG_INVALID otherwise. */
@@ -20,4 +23,24 @@ export function intSetting(
     );
   }
   return value;
+}
+
+/** The refusal of a setting (ZEN_CONFIG_INVALID), naming the setting when it is one. */
+export function settingInvalid(message: string, key?: string): ZenithError {
+  return new ZenithError('ZEN_CONFIG_INVALID', message, key ? { key } : {});
+}
+
+/** Refuses settings the family does not know (a misspelt name would otherwise be ignored). */
+export function refuseUnknownSettings(
+  family: string,
+  settings: Record<string, unknown>,
+  known: readonly string[],
+): void {
+  const unknown = Object.keys(settings).filter((key) => !known.includes(key));
+  if (unknown.length > 0)
+    throw new ZenithError(
+      'ZEN_CONFIG_INVALID',
+      `unknown ${family} setting(s): ${unknown.join(', ')} (known: ${known.join(', ')})`,
+      { unknown },
+    );
 }

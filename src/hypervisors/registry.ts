@@ -8,7 +8,7 @@ import type { Clock } from '../core/clock.js';
 import { ZenithError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { HypervisorDriver } from './driver.js';
-import { intSetting } from './int-setting.js';
+import { intSetting, refuseUnknownSettings } from './int-setting.js';
 import { AgentDriver } from './agent/agent-driver.js';
 import type { AgentLink } from '../protocols/agent-channel/agent-link.js';
 import { LibvirtDriver } from './libvirt/libvirt-driver.js';
@@ -56,13 +56,7 @@ const simulated: DriverFamily = {
       'vmsPerHost',
       'timeScale',
     ];
-    const unknown = Object.keys(settings).filter((k) => !known.includes(k));
-    if (unknown.length > 0)
-      throw new ZenithError(
-        'ZEN_CONFIG_INVALID',
-        `unknown simulated setting(s): ${unknown.join(', ')} (known: ${known.join(', ')})`,
-        { unknown },
-      );
+    refuseUnknownSettings('simulated', settings, known);
     const timeScale = settings.timeScale ?? 1;
     if (typeof timeScale !== 'number' || !(timeScale >= 0 && timeScale <= 100))
       throw new ZenithError(
@@ -123,13 +117,7 @@ const qemu: DriverFamily = {
       'shutdownTimeoutMs',
       'migrationAddress',
     ];
-    const unknown = Object.keys(settings).filter((k) => !known.includes(k));
-    if (unknown.length > 0)
-      throw new ZenithError(
-        'ZEN_CONFIG_INVALID',
-        `unknown qemu setting(s): ${unknown.join(', ')} (known: ${known.join(', ')})`,
-        { unknown },
-      );
+    refuseUnknownSettings('qemu', settings, known);
     const roots = settings.storageRoots ?? [];
     if (!Array.isArray(roots) || !roots.every((r) => typeof r === 'string' && r.startsWith('/')))
       throw new ZenithError(

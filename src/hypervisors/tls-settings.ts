@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { ZenithError } from '../core/errors.js';
 import { normalizeThumbprint } from '../protocols/tls/verified-tls.js';
+import { settingInvalid } from './int-setting.js';
 
 export interface TlsSettings {
   /** Pin this certificate (SHA-256 or SHA-1 thumbprint) instead of verifying it against CAs. */
@@ -19,26 +20,22 @@ export interface TlsSettings {
 
 export const tlsSettingKeys = ['thumbprint', 'ca', 'caFile'] as const;
 
-function invalid(message: string, key: string): ZenithError {
-  return new ZenithError('ZEN_CONFIG_INVALID', message, { key });
-}
-
 /**
  * The `url` setting of an HTTPS peer, checked (ZEN_CONFIG_INVALID): a URL or a bare host name
  * (meaning https://NAME), https only, no credentials in it. `example` completes the message.
  */
 export function httpsUrlSetting(value: unknown, example: string): URL {
   if (typeof value !== 'string' || value.length === 0 || value.length > 2048)
-    throw invalid(`setting 'url' is ${example}`, 'url');
+    throw settingInvalid(`setting 'url' is ${example}`, 'url');
   let url: URL;
   try {
     url = new URL(value.includes('://') ? value : `https://${value}`);
   } catch {
-    throw invalid(`setting 'url' is not a URL: ${value}`, 'url');
+    throw settingInvalid(`setting 'url' is not a URL: ${value}`, 'url');
   }
-  if (url.protocol !== 'https:') throw invalid("setting 'url' must use https", 'url');
+  if (url.protocol !== 'https:') throw settingInvalid("setting 'url' must use https", 'url');
   if (url.username || url.password)
-    throw invalid(
+    throw settingInvalid(
       "setting 'url' may not carry credentials: give 'username', and the password as the secret",
       'url',
     );
@@ -54,7 +51,7 @@ export function readTlsSettings(settings: Record<string, unknown>): TlsSettings 
         ? normalizeThumbprint(settings.thumbprint)
         : undefined;
     if (!pin)
-      throw invalid(
+      throw settingInvalid(
         "setting 'thumbprint' is a SHA-256 or SHA-1 certificate thumbprint in hex",
         'thumbprint',
       );
@@ -62,12 +59,12 @@ export function readTlsSettings(settings: Record<string, unknown>): TlsSettings 
   }
   if (settings.ca !== undefined) {
     if (typeof settings.ca !== 'string' || !settings.ca.includes('-----BEGIN CERTIFICATE-----'))
-      throw invalid("setting 'ca' is PEM text with one or more certificates", 'ca');
+      throw settingInvalid("setting 'ca' is PEM text with one or more certificates", 'ca');
     out.ca = settings.ca;
   }
   if (settings.caFile !== undefined) {
     if (typeof settings.caFile !== 'string' || !isAbsolute(settings.caFile))
-      throw invalid("setting 'caFile' is an absolute path", 'caFile');
+      throw settingInvalid("setting 'caFile' is an absolute path", 'caFile');
     out.caFile = settings.caFile;
   }
   return out;

@@ -4,7 +4,7 @@
  * never logged, never in settings).
  */
 import { ZenithError } from '../core/errors.js';
-import { intSetting } from '../hypervisors/int-setting.js';
+import { intSetting, refuseUnknownSettings, settingInvalid } from '../hypervisors/int-setting.js';
 import {
   httpsUrlSetting,
   readTlsSettings,
@@ -35,24 +35,13 @@ export interface IpmiSettings {
   fenceDeadlineSeconds: number;
 }
 
-function invalid(message: string, key?: string): ZenithError {
-  return new ZenithError('ZEN_CONFIG_INVALID', message, key ? { key } : {});
-}
-
-function refuseUnknown(type: string, settings: Record<string, unknown>, known: string[]): void {
-  const unknown = Object.keys(settings).filter((k) => !known.includes(k));
-  if (unknown.length > 0)
-    throw new ZenithError(
-      'ZEN_CONFIG_INVALID',
-      `unknown ${type} setting(s): ${unknown.join(', ')} (known: ${known.join(', ')})`,
-      { unknown },
-    );
-}
-
 function username(settings: Record<string, unknown>): string {
   const value = settings.username;
   if (typeof value !== 'string' || value.length === 0 || value.length > 64)
-    throw invalid("setting 'username' is the BMC user (the password is the secret)", 'username');
+    throw settingInvalid(
+      "setting 'username' is the BMC user (the password is the secret)",
+      'username',
+    );
   return value;
 }
 
@@ -65,7 +54,7 @@ function timing(settings: Record<string, unknown>, timeoutDefault: number) {
 }
 
 export function validateRedfishSettings(settings: Record<string, unknown>): RedfishSettings {
-  refuseUnknown('redfish', settings, [
+  refuseUnknownSettings('redfish', settings, [
     'url',
     'username',
     ...tlsSettingKeys,
@@ -88,7 +77,7 @@ export function validateRedfishSettings(settings: Record<string, unknown>): Redf
 const hostName = /^[a-zA-Z0-9]([a-zA-Z0-9.:-]{0,252})$/;
 
 export function validateIpmiSettings(settings: Record<string, unknown>): IpmiSettings {
-  refuseUnknown('ipmi', settings, [
+  refuseUnknownSettings('ipmi', settings, [
     'host',
     'port',
     'username',
@@ -97,7 +86,7 @@ export function validateIpmiSettings(settings: Record<string, unknown>): IpmiSet
     'fenceDeadlineSeconds',
   ]);
   if (typeof settings.host !== 'string' || !hostName.test(settings.host))
-    throw invalid("setting 'host' is the BMC's host name or IP address", 'host');
+    throw settingInvalid("setting 'host' is the BMC's host name or IP address", 'host');
   return {
     host: settings.host,
     port: intSetting(settings, 'port', 623, 1, 65535),

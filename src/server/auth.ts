@@ -142,6 +142,16 @@ async function scopeObjects(
     kind === 'any'
       ? plane.inventory.lookup(value, visible)
       : plane.inventory.resolve(kind, value, visible);
+  /**
+   * An object that stands for what the caller names (a backup's VM, a job's scope; null:
+   * everything) is checked in its place: unseen, what was named does not exist.
+   */
+  const standIn = (objectId: string | null, read: Permission, what: string, id: string) => {
+    const readable = plane.access.decide(principal, read, objectId).allowed;
+    if (!readable && !plane.access.decide(principal, needed, objectId).allowed)
+      throw new ZenithError('ZEN_NOT_FOUND', `no ${what} ${id}`, { id });
+    named.push(objectId);
+  };
   for (const source of scope) {
     const value = 'param' in source ? params[source.param] : body[source.body];
     // A body field listing objects: each is checked, and replaced by its id.
@@ -174,20 +184,14 @@ async function scopeObjects(
     if (source.kind === 'backup') {
       // A backup is the VM's data: reached as its VM is (the catalogue, not the caller, says which).
       const backup = await plane.backups.get(value);
-      const readable = plane.access.decide(principal, 'backup.read', backup.vmId).allowed;
-      if (!readable && !plane.access.decide(principal, needed, backup.vmId).allowed)
-        throw new ZenithError('ZEN_NOT_FOUND', `no backup ${value}`, { id: value });
-      named.push(backup.vmId);
+      standIn(backup.vmId, 'backup.read', 'backup', value);
       continue;
     }
     if (source.kind === 'backupJob') {
       // A job stands for its scope (null: everything); unseen, it does not exist.
       const job = await plane.backupJobs.scopeOf(value);
-      const readable = plane.access.decide(principal, 'backup.read', job.scopeId).allowed;
-      if (!readable && !plane.access.decide(principal, needed, job.scopeId).allowed)
-        throw new ZenithError('ZEN_NOT_FOUND', `no backup job ${value}`, { id: value });
+      standIn(job.scopeId, 'backup.read', 'backup job', value);
       params[(source as { param: string }).param] = job.id;
-      named.push(job.scopeId);
       continue;
     }
     const object = resolve(source.kind, value);

@@ -248,16 +248,14 @@ export const ensureGuestImage: () => Promise<GuestImage> = builtOnce(() => build
 
 async function buildOnce(): Promise<GuestImage> {
   const kernelPackage = await resolveKernelPackage();
-  const key = `${kernelPackage}-${createHash('sha256')
-    .update(INIT_SCRIPT)
-    .update(NET_MODULES.join())
-    .update(PANIC_MODULES.join())
-    .update(DISK_MODULES.join())
-    .digest('hex')
-    .slice(0, 12)}`;
-  const finalDir = join(cacheDir, key);
-  const image = { kernel: join(finalDir, 'vmlinuz'), initrd: join(finalDir, 'initrd.gz') };
-  if (existsSync(image.kernel) && existsSync(image.initrd)) return image;
+  const { finalDir, image, built } = cacheEntry(
+    kernelPackage,
+    INIT_SCRIPT,
+    NET_MODULES.join(),
+    PANIC_MODULES.join(),
+    DISK_MODULES.join(),
+  );
+  if (built) return image;
 
   for (const tool of ['cpio', 'gzip', 'dpkg', 'apt-get']) await requireTool(tool);
   mkdirSync(cacheDir, { recursive: true });
@@ -271,10 +269,7 @@ async function buildOnce(): Promise<GuestImage> {
         );
       },
     );
-    const extracted = join(work, 'extracted');
-    for (const deb of readdirSync(work).filter((f) => f.endsWith('.deb'))) {
-      await run('dpkg', ['-x', join(work, deb), extracted]);
-    }
+    const extracted = await extractDebs(work);
     const out = join(work, 'out');
     mkdirSync(out);
     const vmlinuz = readdirSync(join(extracted, 'boot')).find((f) => f.startsWith('vmlinuz-'));
@@ -308,20 +303,8 @@ async function buildOnce(): Promise<GuestImage> {
     // /dev/console lets the kernel give /init a console before devtmpfs is mounted;
     // only root may create it, and /init works without it (it reopens ttyS0 itself).
     await run('mknod', [join(root, 'dev', 'console'), 'c', '5', '1']).catch(() => undefined);
-    await run(
-      'sh',
-      ['-c', 'find . | cpio -o -H newc --quiet | gzip -1 > "$0"', join(out, 'initrd.gz')],
-      {
-        cwd: root,
-      },
-    );
-
-    try {
-      renameSync(out, finalDir);
-    } catch (error) {
-      // Another process finished first: its files are identical, keep them.
-      if (!existsSync(image.initrd)) throw error;
-    }
+    await packInitramfs(root, join(out, 'initrd.gz'));
+    publish(out, finalDir, image);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -346,23 +329,19 @@ async function buildAgentOnce(): Promise<GuestImage> {
     ...(await run('ldd', [AGENT_BINARY])).stdout.matchAll(/(\/\S+) \(0x[0-9a-f]+\)/g),
   ].map((match) => match[1]!);
   const binary = readFileSync(AGENT_BINARY);
-  const key = `${basename(dirname(base.initrd))}-agent-${createHash('sha256')
-    .update(binary)
-    .update(libraries.join())
-    .update(AGENT_MODULES.join())
-    .digest('hex')
-    .slice(0, 12)}`;
-  const finalDir = join(cacheDir, key);
-  const image = { kernel: join(finalDir, 'vmlinuz'), initrd: join(finalDir, 'initrd.gz') };
-  if (existsSync(image.kernel) && existsSync(image.initrd)) return image;
+  const { finalDir, image, built } = cacheEntry(
+    `${basename(dirname(base.initrd))}-agent`,
+    binary,
+    libraries.join(),
+    AGENT_MODULES.join(),
+  );
+  if (built) return image;
 
   const work = mkdtempSync(join(cacheDir, '.build-agent-'));
   try {
     const kernelPackage = await resolveKernelPackage();
     await run('apt-get', ['download', '-qq', kernelPackage], { cwd: work });
-    const extracted = join(work, 'extracted');
-    for (const deb of readdirSync(work).filter((f) => f.endsWith('.deb')))
-      await run('dpkg', ['-x', join(work, deb), extracted]);
+    const extracted = await extractDebs(work);
     const root = join(work, 'root');
     mkdirSync(join(root, 'usr', 'sbin'), { recursive: true });
     copyFileSync(AGENT_BINARY, join(root, 'usr', 'sbin', 'qemu-ga'));
@@ -381,24 +360,58 @@ async function buildAgentOnce(): Promise<GuestImage> {
     const out = join(work, 'out');
     mkdirSync(out);
     const appended = join(work, 'agent.cpio.gz');
-    await run('sh', ['-c', 'find . | cpio -o -H newc --quiet | gzip -1 > "$0"', appended], {
-      cwd: root,
-    });
+    await packInitramfs(root, appended);
     // Linux unpacks concatenated archives in turn: the base guest, then qemu-ga over it.
     writeFileSync(
       join(out, 'initrd.gz'),
       Buffer.concat([readFileSync(base.initrd), readFileSync(appended)]),
     );
     copyFileSync(base.kernel, join(out, 'vmlinuz'));
-    try {
-      renameSync(out, finalDir);
-    } catch (error) {
-      if (!existsSync(image.initrd)) throw error;
-    }
+    publish(out, finalDir, image);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
   return image;
+}
+
+/**
+ * A build's place in the cache: `.cache/guest/<name>-<digest of its inputs>/`, its files, and
+ * whether they are there already.
+ */
+function cacheEntry(name: string, ...inputs: Array<string | Buffer>) {
+  const hash = createHash('sha256');
+  for (const input of inputs) hash.update(input);
+  const finalDir = join(cacheDir, `${name}-${hash.digest('hex').slice(0, 12)}`);
+  const image: GuestImage = {
+    kernel: join(finalDir, 'vmlinuz'),
+    initrd: join(finalDir, 'initrd.gz'),
+  };
+  return { finalDir, image, built: existsSync(image.kernel) && existsSync(image.initrd) };
+}
+
+/** Unpacks every .deb downloaded into `work` into one directory, and answers it. */
+async function extractDebs(work: string): Promise<string> {
+  const extracted = join(work, 'extracted');
+  for (const deb of readdirSync(work).filter((f) => f.endsWith('.deb')))
+    await run('dpkg', ['-x', join(work, deb), extracted]);
+  return extracted;
+}
+
+/** Writes the tree under `root` as a gzipped newc cpio archive (an initramfs) to `file`. */
+async function packInitramfs(root: string, file: string): Promise<void> {
+  await run('sh', ['-c', 'find . | cpio -o -H newc --quiet | gzip -1 > "$0"', file], {
+    cwd: root,
+  });
+}
+
+/** Moves a finished build into the cache, unless another process finished the same one first. */
+function publish(out: string, finalDir: string, image: GuestImage): void {
+  try {
+    renameSync(out, finalDir);
+  } catch (error) {
+    // Another process finished first: its files are identical, keep them.
+    if (!existsSync(image.initrd)) throw error;
+  }
 }
 
 /**

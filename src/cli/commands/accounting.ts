@@ -6,7 +6,7 @@ import { formatTime, printJson, printTable } from '../output.js';
 import { instant } from './parse-instant.js';
 import type { CostBreakdown, listRateCards, OwnershipRecord } from '../../api/accounting.js';
 import type { AnswerOf } from '../../api/operation.js';
-import { printList, type Globals } from './globals.js';
+import { addListCommand, printAnswer, type Globals } from './globals.js';
 
 type Cost = CostBreakdown;
 
@@ -36,34 +36,25 @@ function money(minor: number, digits: number): string {
 export function registerAccounting(program: Command): void {
   const accounting = program.command('accounting').description('Usage, cost and chargeback');
   const rates = accounting.command('rates').description('Rate card versions');
-  rates
-    .command('list', { isDefault: true })
-    .description('List rate card versions')
-    .action(async (_options: unknown, command: Command) => {
-      await printList<AnswerOf<typeof listRateCards>>(
-        command,
-        '/accounting/rate-cards',
-        ['VERSION', 'EFFECTIVE FROM', 'CURRENCY', 'TIME ZONE', 'RULES', 'ID'],
-        (c) => [
-          c.version,
-          formatTime(c.effectiveFrom),
-          c.body.currency,
-          c.body.timeZone,
-          c.body.rates.length,
-          c.id,
-        ],
-      );
-    });
+  addListCommand<AnswerOf<typeof listRateCards>>(rates, {
+    description: 'List rate card versions',
+    path: '/accounting/rate-cards',
+    headers: ['VERSION', 'EFFECTIVE FROM', 'CURRENCY', 'TIME ZONE', 'RULES', 'ID'],
+    row: (c) => [
+      c.version,
+      formatTime(c.effectiveFrom),
+      c.body.currency,
+      c.body.timeZone,
+      c.body.rates.length,
+      c.id,
+    ],
+  });
   rates
     .command('show <version>')
     .description('Show one version (by number or id) as JSON')
-    .action(async (version: string, _options: unknown, command: Command) => {
-      printJson(
-        await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).get(
-          `/accounting/rate-cards/${encodeURIComponent(version)}`,
-        ),
-      );
-    });
+    .action(async (version: string, _options: unknown, command: Command) =>
+      printAnswer(command, 'GET', `/accounting/rate-cards/${encodeURIComponent(version)}`),
+    );
   rates
     .command('add <file>')
     .description(

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { ZenithError } from '../../api/errors.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printKeyValues } from '../output.js';
-import { printList, type Globals } from './globals.js';
+import { addListCommand, type Globals } from './globals.js';
 
 interface AgentView {
   id: string;
@@ -16,23 +16,18 @@ interface AgentView {
 
 export function registerAgents(program: Command): void {
   const agents = program.command('agents').description('Host agents: enroll, list, revoke');
-  agents
-    .command('list', { isDefault: true })
-    .description('Enrolled agents with their state (connected, disconnected, revoked)')
-    .action(async (_o: unknown, command: Command) => {
-      await printList<{ items: AgentView[] }>(
-        command,
-        '/agents',
-        ['ID', 'HOST', 'STATE', 'LAST SEEN', 'VMS'],
-        (a) => [
-          a.id,
-          a.hostname,
-          a.state,
-          a.lastSeenAt ? formatTime(a.lastSeenAt) : '-',
-          typeof a.facts['agent.vms'] === 'number' ? String(a.facts['agent.vms']) : '-',
-        ],
-      );
-    });
+  addListCommand<{ items: AgentView[] }>(agents, {
+    description: 'Enrolled agents with their state (connected, disconnected, revoked)',
+    path: '/agents',
+    headers: ['ID', 'HOST', 'STATE', 'LAST SEEN', 'VMS'],
+    row: (a) => [
+      a.id,
+      a.hostname,
+      a.state,
+      a.lastSeenAt ? formatTime(a.lastSeenAt) : '-',
+      typeof a.facts['agent.vms'] === 'number' ? String(a.facts['agent.vms']) : '-',
+    ],
+  });
   agents
     .command('enroll')
     .description(

@@ -6,7 +6,7 @@ import { ZenithError } from '../../api/errors.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson } from '../output.js';
 import { verifyStoredAudit } from './local-audit.js';
-import { printList, type Globals } from './globals.js';
+import { addListCommand, type Globals } from './globals.js';
 
 interface VerifyResult {
   ok: boolean;
@@ -15,41 +15,40 @@ interface VerifyResult {
   durationMs: number;
 }
 
+interface AuditListOptions {
+  actor?: string;
+  target?: string;
+  action?: string;
+  limit: string;
+}
+
 export function registerAudit(program: Command): void {
   const audit = program.command('audit').description('The tamper-evident audit trail');
-  audit
-    .command('list', { isDefault: true })
-    .description('Recent audit records, newest first')
+  addListCommand<AnswerOf<typeof listAudit>, AuditListOptions>(audit, {
+    description: 'Recent audit records, newest first',
+    path: (options) => {
+      const query = new URLSearchParams({
+        limit: options.limit,
+        ...(options.actor ? { actorId: options.actor } : {}),
+        ...(options.target ? { targetId: options.target } : {}),
+        ...(options.action ? { action: options.action } : {}),
+      });
+      return `/audit?${query.toString()}`;
+    },
+    headers: ['SEQ', 'TIME', 'WHO', 'ACTION', 'TARGET', 'RESULT'],
+    row: (r) => [
+      r.seq,
+      formatTime(r.ts),
+      `${r.actorName} (${r.actorKind})`,
+      r.action,
+      r.targetId,
+      r.errorCode ? `${r.result} ${r.errorCode}` : r.result,
+    ],
+  })
     .option('--actor <id>', 'only this identity')
     .option('--target <id>', 'only this object')
     .option('--action <prefix>', 'only actions starting with this')
-    .option('--limit <n>', 'how many', '50')
-    .action(
-      async (
-        options: { actor?: string; target?: string; action?: string; limit: string },
-        command: Command,
-      ) => {
-        const query = new URLSearchParams({
-          limit: options.limit,
-          ...(options.actor ? { actorId: options.actor } : {}),
-          ...(options.target ? { targetId: options.target } : {}),
-          ...(options.action ? { action: options.action } : {}),
-        });
-        await printList<AnswerOf<typeof listAudit>>(
-          command,
-          `/audit?${query.toString()}`,
-          ['SEQ', 'TIME', 'WHO', 'ACTION', 'TARGET', 'RESULT'],
-          (r) => [
-            r.seq,
-            formatTime(r.ts),
-            `${r.actorName} (${r.actorKind})`,
-            r.action,
-            r.targetId,
-            r.errorCode ? `${r.result} ${r.errorCode}` : r.result,
-          ],
-        );
-      },
-    );
+    .option('--limit <n>', 'how many', '50');
   audit
     .command('verify')
     .description(

@@ -11,7 +11,8 @@ import type { AnswerOf } from '../../api/operation.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printKeyValues } from '../output.js';
 import { runTaskAndSay } from './backup-views.js';
-import { printList, type Globals } from './globals.js';
+import { addListCommand, type Globals } from './globals.js';
+import { optionalWholeNumber } from './parse-number.js';
 
 type Job = AnswerOf<typeof getBackupJob>;
 
@@ -49,22 +50,16 @@ function retentionOf(keep: string[] | undefined, timeZone: string | undefined) {
   return retention;
 }
 
-function wholeNumber(flag: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value)) throw new Error(`${flag} must be a whole number`);
-  return Number(value);
-}
-
 /** The body of an add or a set: only what was given (an empty string clears selector, scope, schedule). */
 function bodyOf(options: JobOptions): Record<string, unknown> {
   const clear = (value: string | undefined) =>
     value === undefined ? undefined : value === '' ? null : value;
   const concurrency = {
     ...(options.perHost !== undefined
-      ? { perHost: wholeNumber('--per-host', options.perHost) }
+      ? { perHost: optionalWholeNumber('--per-host', options.perHost) }
       : {}),
     ...(options.perRepository !== undefined
-      ? { perRepository: wholeNumber('--per-repository', options.perRepository) }
+      ? { perRepository: optionalWholeNumber('--per-repository', options.perRepository) }
       : {}),
   };
   const retention = retentionOf(options.keep, options.timeZone);
@@ -87,7 +82,7 @@ function bodyOf(options: JobOptions): Record<string, unknown> {
               ...(options.restoreTestMarker ? { marker: options.restoreTestMarker } : {}),
               ...(options.restoreTestTimeout !== undefined
                 ? {
-                    timeoutSeconds: wholeNumber(
+                    timeoutSeconds: optionalWholeNumber(
                       '--restore-test-timeout',
                       options.restoreTestTimeout,
                     ),
@@ -143,25 +138,20 @@ export function registerJobs(backups: Command): void {
   const jobs = backups
     .command('jobs')
     .description('Backup jobs: which VMs, where, when, how many at once, what to keep');
-  jobs
-    .command('list', { isDefault: true })
-    .description('List the jobs with their next and last runs')
-    .action(async (_o: unknown, command: Command) => {
-      await printList<AnswerOf<typeof listBackupJobs>>(
-        command,
-        '/backup-jobs',
-        ['NAME', 'REPOSITORY', 'SCOPE', 'SCHEDULE', 'NEXT RUN', 'LAST RUN', 'STATE'],
-        (job) => [
-          job.name,
-          job.repository.name,
-          job.scope?.name ?? 'everything',
-          job.schedule ? `${job.schedule} ${job.timeZone}` : 'on demand',
-          job.enabled ? formatTime(job.nextRuns[0] ?? null) : 'disabled',
-          job.lastRun ? `${job.lastRun.state} ${formatTime(job.lastRun.endedAt)}` : null,
-          job.enabled ? 'enabled' : 'disabled',
-        ],
-      );
-    });
+  addListCommand<AnswerOf<typeof listBackupJobs>>(jobs, {
+    description: 'List the jobs with their next and last runs',
+    path: '/backup-jobs',
+    headers: ['NAME', 'REPOSITORY', 'SCOPE', 'SCHEDULE', 'NEXT RUN', 'LAST RUN', 'STATE'],
+    row: (job) => [
+      job.name,
+      job.repository.name,
+      job.scope?.name ?? 'everything',
+      job.schedule ? `${job.schedule} ${job.timeZone}` : 'on demand',
+      job.enabled ? formatTime(job.nextRuns[0] ?? null) : 'disabled',
+      job.lastRun ? `${job.lastRun.state} ${formatTime(job.lastRun.endedAt)}` : null,
+      job.enabled ? 'enabled' : 'disabled',
+    ],
+  });
   jobs
     .command('show <job>')
     .description(

@@ -11,41 +11,32 @@ import type { AnswerOf } from '../../api/operation.js';
 import { ApiClient } from '../client.js';
 import { formatBytes, formatTime, printJson, printKeyValues } from '../output.js';
 import { runTaskAndSay } from './backup-views.js';
-import { printList, type Globals } from './globals.js';
+import { addListCommand, addShowCommand, type Globals } from './globals.js';
 import { parseSize } from './parse-size.js';
 
 export function registerRepositories(backups: Command): void {
   const repositories = backups
     .command('repositories')
     .description('Backup repositories: directories inside the backup roots');
-  repositories
-    .command('list', { isDefault: true })
-    .description('List the repositories')
-    .action(async (_o: unknown, command: Command) => {
-      await printList<AnswerOf<typeof listBackupRepositories>>(
-        command,
-        '/backup-repositories',
-        ['NAME', 'PATH', 'BACKUPS', 'CHUNK SIZE', 'ENCRYPTED', 'SCANNED', 'ID'],
-        (r) => [
-          r.name,
-          r.path,
-          r.backups,
-          formatBytes(r.chunkSize),
-          r.encrypted ? 'yes' : 'no',
-          formatTime(r.scannedAt),
-          r.id,
-        ],
-      );
-    });
-  repositories
-    .command('show <repository>')
-    .description('One repository with its usage: chunks, bytes stored, deduplication, free space')
-    .action(async (repository: string, _o: unknown, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const shown = await ApiClient.fromConfig(globals).get<AnswerOf<typeof getBackupRepository>>(
-        `/backup-repositories/${encodeURIComponent(repository)}`,
-      );
-      if (globals.json) return printJson(shown);
+  addListCommand<AnswerOf<typeof listBackupRepositories>>(repositories, {
+    description: 'List the repositories',
+    path: '/backup-repositories',
+    headers: ['NAME', 'PATH', 'BACKUPS', 'CHUNK SIZE', 'ENCRYPTED', 'SCANNED', 'ID'],
+    row: (r) => [
+      r.name,
+      r.path,
+      r.backups,
+      formatBytes(r.chunkSize),
+      r.encrypted ? 'yes' : 'no',
+      formatTime(r.scannedAt),
+      r.id,
+    ],
+  });
+  addShowCommand<AnswerOf<typeof getBackupRepository>>(repositories, {
+    usage: 'show <repository>',
+    description: 'One repository with its usage: chunks, bytes stored, deduplication, free space',
+    path: (repository) => `/backup-repositories/${encodeURIComponent(repository)}`,
+    print: (shown) => {
       const { usage } = shown;
       printKeyValues([
         ['name', shown.name],
@@ -65,7 +56,8 @@ export function registerRepositories(backups: Command): void {
           `${formatBytes(usage.filesystem.freeBytes)} of ${formatBytes(usage.filesystem.totalBytes)}`,
         ],
       ]);
-    });
+    },
+  });
   repositories
     .command('add <name> <path>')
     .description(

@@ -5,7 +5,7 @@ import type { AnswerOf } from '../../api/operation.js';
 import { ZenithError } from '../../api/errors.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson } from '../output.js';
-import { printList, collect, type Globals } from './globals.js';
+import { addListCommand, collect, type Globals } from './globals.js';
 
 function parseSettings(pairs: string[] = []): Record<string, unknown> {
   const settings: Record<string, unknown> = {};
@@ -35,24 +35,19 @@ export function registerConnections(program: Command): void {
   const connections = program
     .command('connections')
     .description('Connections to hypervisors and managers');
-  connections
-    .command('list', { isDefault: true })
-    .description('List connections')
-    .action(async (_o: unknown, command: Command) => {
-      await printList<AnswerOf<typeof listConnections>>(
-        command,
-        '/connections',
-        ['NAME', 'TYPE', 'STATE', 'LAST SYNC', 'ERROR', 'ID'],
-        (c) => [
-          c.name,
-          c.simulated ? `${c.type} (simulated)` : c.type,
-          c.state,
-          formatTime(c.lastSyncAt),
-          c.lastError,
-          c.id,
-        ],
-      );
-    });
+  addListCommand<AnswerOf<typeof listConnections>>(connections, {
+    description: 'List connections',
+    path: '/connections',
+    headers: ['NAME', 'TYPE', 'STATE', 'LAST SYNC', 'ERROR', 'ID'],
+    row: (c) => [
+      c.name,
+      c.simulated ? `${c.type} (simulated)` : c.type,
+      c.state,
+      formatTime(c.lastSyncAt),
+      c.lastError,
+      c.id,
+    ],
+  });
   connections
     .command('add <name> <type>')
     .description(

@@ -46,3 +46,67 @@ export async function printList<Answer extends { items: readonly unknown[] }>(
   if (json) return printJson(answer);
   printTable(headers, answer.items.map(row));
 }
+
+/**
+ * The usual `list` subcommand, its group's default: the list at `path` (which may depend on the
+ * command's options) printed by printList.
+ */
+export function addListCommand<Answer extends { items: readonly unknown[] }, Options = unknown>(
+  group: Command,
+  list: {
+    description: string;
+    path: string | ((options: Options) => string);
+    headers: string[];
+    row: (item: Answer['items'][number]) => Cell[];
+  },
+): Command {
+  return group
+    .command('list', { isDefault: true })
+    .description(list.description)
+    .action(async (options: Options, command: Command) =>
+      printList<Answer>(
+        command,
+        typeof list.path === 'string' ? list.path : list.path(options),
+        list.headers,
+        list.row,
+      ),
+    );
+}
+
+/**
+ * The usual `show <name>` subcommand: GET the object at `path(name)`, then the answer as JSON with
+ * --json, otherwise as `print` writes it.
+ */
+export function addShowCommand<Shown>(
+  group: Command,
+  show: {
+    usage: string;
+    description: string;
+    path: (name: string) => string;
+    print: (shown: Shown) => void;
+  },
+): Command {
+  return group
+    .command(show.usage)
+    .description(show.description)
+    .action(async (name: string, _options: unknown, command: Command) => {
+      const { api, json } = clientOf(command);
+      const shown = await api.get<Shown>(show.path(name));
+      if (json) return printJson(shown);
+      show.print(shown);
+    });
+}
+
+/** The options of a list filtered by state and cut at a number of items. */
+export interface StateAndLimit {
+  state?: string;
+  limit: string;
+}
+
+/** The query string of a list filtered by --state and cut at --limit. */
+export function stateAndLimitQuery(options: StateAndLimit): string {
+  return new URLSearchParams({
+    limit: options.limit,
+    ...(options.state ? { state: options.state } : {}),
+  }).toString();
+}

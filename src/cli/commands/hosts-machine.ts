@@ -17,6 +17,7 @@ import { formatBytes, formatTime, printJson, printKeyValues, printTable } from '
 import { runTask } from '../progress.js';
 import type { Globals } from './object-views.js';
 import { instant } from './parse-instant.js';
+import { addTaskCommand } from './task-command.js';
 
 /** --from and --to as ms since the epoch; default the last `defaultMs` up to now. */
 function period(options: { from?: string; to?: string }, defaultMs: number) {
@@ -48,34 +49,26 @@ interface Sensor {
 }
 
 export function registerMachineCommands(hosts: Command): void {
-  hosts
-    .command('power <host> <action>')
-    .description(
-      `Power the host's machine through its BMC (${machinePowerActions.join(', ')}) and wait until the BMC reads it done`,
-    )
-    .option('--no-wait', 'return as soon as the task is queued')
-    .action(async (host: string, action: string, options: { wait: boolean }, command: Command) =>
-      runTask(
-        command.optsWithGlobals<Globals>(),
-        'POST',
-        hostPath(host, 'power'),
-        { action: oneOf(machinePowerActions, 'the action')(action) },
-        options.wait,
-      ),
-    );
-  hosts
-    .command('boot <host> <device>')
-    .description(`Boot once from a device (${machineBootDevices.join(', ')}), then as configured`)
-    .option('--no-wait', 'return as soon as the task is queued')
-    .action(async (host: string, device: string, options: { wait: boolean }, command: Command) =>
-      runTask(
-        command.optsWithGlobals<Globals>(),
-        'POST',
-        hostPath(host, 'boot'),
-        { device: oneOf(machineBootDevices, 'the device')(device) },
-        options.wait,
-      ),
-    );
+  addTaskCommand(
+    hosts,
+    'power <host> <action>',
+    `Power the host's machine through its BMC (${machinePowerActions.join(', ')}) and wait until the BMC reads it done`,
+    (host, action) => ({
+      method: 'POST',
+      path: hostPath(host, 'power'),
+      body: { action: oneOf(machinePowerActions, 'the action')(action) },
+    }),
+  );
+  addTaskCommand(
+    hosts,
+    'boot <host> <device>',
+    `Boot once from a device (${machineBootDevices.join(', ')}), then as configured`,
+    (host, device) => ({
+      method: 'POST',
+      path: hostPath(host, 'boot'),
+      body: { device: oneOf(machineBootDevices, 'the device')(device) },
+    }),
+  );
   hosts
     .command('media <host> <insert|eject> [url]')
     .description(
@@ -102,32 +95,22 @@ export function registerMachineCommands(hosts: Command): void {
         );
       },
     );
-  hosts
-    .command('identify <host> <on|off>')
-    .description("Turn the machine's identify light on or off")
-    .option('--no-wait', 'return as soon as the task is queued')
-    .action(async (host: string, state: string, options: { wait: boolean }, command: Command) =>
-      runTask(
-        command.optsWithGlobals<Globals>(),
-        'POST',
-        hostPath(host, 'identify'),
-        { on: oneOf(['on', 'off'] as const, 'the light')(state) === 'on' },
-        options.wait,
-      ),
-    );
-  hosts
-    .command('fence <host>')
-    .description('Power the machine off and confirm it by reading the power state back')
-    .option('--no-wait', 'return as soon as the task is queued')
-    .action(async (host: string, options: { wait: boolean }, command: Command) =>
-      runTask(
-        command.optsWithGlobals<Globals>(),
-        'POST',
-        hostPath(host, 'fence'),
-        {},
-        options.wait,
-      ),
-    );
+  addTaskCommand(
+    hosts,
+    'identify <host> <on|off>',
+    "Turn the machine's identify light on or off",
+    (host, state) => ({
+      method: 'POST',
+      path: hostPath(host, 'identify'),
+      body: { on: oneOf(['on', 'off'] as const, 'the light')(state) === 'on' },
+    }),
+  );
+  addTaskCommand(
+    hosts,
+    'fence <host>',
+    'Power the machine off and confirm it by reading the power state back',
+    (host) => ({ method: 'POST', path: hostPath(host, 'fence') }),
+  );
   hosts
     .command('bmc <host>')
     .description("The host's physical machine: hardware, BMC, link, power and sensors now")

@@ -14,6 +14,13 @@ export function wholeNumber(text: string, option: string): number {
   return Number(trimmed);
 }
 
+/** A whole-number option that may be absent (then undefined); digits only. */
+export function optionalWholeNumber(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value)) throw new Error(`${flag} must be a whole number`);
+  return Number(value);
+}
+
 /** A decimal number such as `0.3`, `1` or `-2.5` (a ratio or weight, never money). */
 export function decimalNumber(text: string, option: string): number {
   const trimmed = text.trim();

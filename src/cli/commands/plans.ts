@@ -4,49 +4,44 @@ import { ZenithError } from '../../api/errors.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson } from '../output.js';
 import type { TaskSummary } from '../progress.js';
-import { printList, collect, type Globals } from './globals.js';
+import {
+  addListCommand,
+  addShowCommand,
+  collect,
+  stateAndLimitQuery,
+  type Globals,
+  type StateAndLimit,
+} from './globals.js';
 import { printPlan, seconds, waitAndReport, type Plan } from './plan-views.js';
+
+const planPath = (id: string) => `/placement/plans/${encodeURIComponent(id)}`;
 
 export function registerPlans(program: Command): void {
   const plans = program
     .command('plans')
     .description('Migration plans: rebalancing, evacuations, given moves');
-  plans
-    .command('list', { isDefault: true })
-    .description('Plans, newest first')
+  addListCommand<{ items: Plan[] }, StateAndLimit>(plans, {
+    description: 'Plans, newest first',
+    path: (options) => `/placement/plans?${stateAndLimitQuery(options)}`,
+    headers: ['ID', 'KIND', 'STATE', 'MOVES', 'PREDICTED', 'ACTUAL', 'CREATED'],
+    row: (p) => [
+      p.id,
+      p.kind,
+      p.state,
+      p.moves.length,
+      seconds(p.predictedCompletionMs),
+      p.outcome ? seconds(p.outcome.actualCompletionMs) : null,
+      formatTime(p.createdAt),
+    ],
+  })
     .option('--state <state>', 'proposed, applying, applied, failed or discarded')
-    .option('--limit <n>', 'how many', '20')
-    .action(async (options: { state?: string; limit: string }, command: Command) => {
-      const query = new URLSearchParams({
-        limit: options.limit,
-        ...(options.state ? { state: options.state } : {}),
-      });
-      await printList<{ items: Plan[] }>(
-        command,
-        `/placement/plans?${query.toString()}`,
-        ['ID', 'KIND', 'STATE', 'MOVES', 'PREDICTED', 'ACTUAL', 'CREATED'],
-        (p) => [
-          p.id,
-          p.kind,
-          p.state,
-          p.moves.length,
-          seconds(p.predictedCompletionMs),
-          p.outcome ? seconds(p.outcome.actualCompletionMs) : null,
-          formatTime(p.createdAt),
-        ],
-      );
-    });
-  plans
-    .command('show <id>')
-    .description('One plan: its moves in order with predicted times, and its outcome once applied')
-    .action(async (id: string, _o: unknown, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const plan = await ApiClient.fromConfig(globals).get<Plan>(
-        `/placement/plans/${encodeURIComponent(id)}`,
-      );
-      if (globals.json) return printJson(plan);
-      printPlan(plan);
-    });
+    .option('--limit <n>', 'how many', '20');
+  addShowCommand<Plan>(plans, {
+    usage: 'show <id>',
+    description: 'One plan: its moves in order with predicted times, and its outcome once applied',
+    path: planPath,
+    print: printPlan,
+  });
   plans
     .command('create')
     .description(
@@ -73,9 +68,7 @@ export function registerPlans(program: Command): void {
     .action(async (id: string, options: { wait: boolean }, command: Command) => {
       const globals = command.optsWithGlobals<Globals>();
       const client = ApiClient.fromConfig(globals);
-      const task = await client.post<TaskSummary>(
-        `/placement/plans/${encodeURIComponent(id)}/apply`,
-      );
+      const task = await client.post<TaskSummary>(`${planPath(id)}/apply`);
       if (!options.wait) {
         if (globals.json) return printJson(task);
         process.stderr.write(`applying as ${task.id}\n`);
@@ -89,7 +82,7 @@ export function registerPlans(program: Command): void {
     .action(async (id: string, _o: unknown, command: Command) => {
       const plan = await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).request<Plan>(
         'DELETE',
-        `/placement/plans/${encodeURIComponent(id)}`,
+        planPath(id),
       );
       process.stderr.write(`plan ${plan.id} is ${plan.state}\n`);
     });

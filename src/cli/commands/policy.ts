@@ -7,7 +7,7 @@ import type { ExpressionTestResult, PolicyTestResult, PolicyView } from '../../a
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printKeyValues, printTable } from '../output.js';
 import { wholeNumber } from './parse-number.js';
-import { printList, collect, type Globals } from './globals.js';
+import { addListCommand, addShowCommand, collect, type Globals } from './globals.js';
 
 interface PolicyFlags {
   file?: string;
@@ -207,39 +207,40 @@ export function printDecision(decision: PlacementDecision, explain: boolean): vo
   }
 }
 
+const policyPath = (name: string) => `/policies/${encodeURIComponent(name)}`;
+
 export function registerPolicy(program: Command): void {
   const policy = program.command('policy').description('Placement policies: write, test, inspect');
-  policy
-    .command('list', { isDefault: true })
-    .description('Every policy, general scopes first')
-    .action(async (_o: unknown, command: Command) => {
-      await printList<{ items: PolicyView[] }>(
-        command,
-        '/policies',
-        ['NAME', 'SCOPE', 'ENABLED', 'WHEN', 'CONSTRAINTS', 'PREFERENCES', 'RULES', 'SETTINGS'],
-        (p) => [
-          p.name,
-          p.scope.id ? `${p.scope.kind} ${p.scope.name ?? p.scope.id}` : 'global',
-          p.enabled,
-          p.when,
-          p.constraints.length,
-          p.preferences.length,
-          p.rules.length,
-          Object.keys(p.settings).join(' ') || null,
-        ],
-      );
-    });
-  policy
-    .command('show <policy>')
-    .description('One policy by name or id')
-    .action(async (name: string, _o: unknown, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const view = await ApiClient.fromConfig(globals).get<PolicyView>(
-        `/policies/${encodeURIComponent(name)}`,
-      );
-      if (globals.json) return printJson(view);
-      showPolicy(view);
-    });
+  addListCommand<{ items: PolicyView[] }>(policy, {
+    description: 'Every policy, general scopes first',
+    path: '/policies',
+    headers: [
+      'NAME',
+      'SCOPE',
+      'ENABLED',
+      'WHEN',
+      'CONSTRAINTS',
+      'PREFERENCES',
+      'RULES',
+      'SETTINGS',
+    ],
+    row: (p) => [
+      p.name,
+      p.scope.id ? `${p.scope.kind} ${p.scope.name ?? p.scope.id}` : 'global',
+      p.enabled,
+      p.when,
+      p.constraints.length,
+      p.preferences.length,
+      p.rules.length,
+      Object.keys(p.settings).join(' ') || null,
+    ],
+  });
+  addShowCommand<PolicyView>(policy, {
+    usage: 'show <policy>',
+    description: 'One policy by name or id',
+    path: policyPath,
+    print: showPolicy,
+  });
   addPolicyFlags(
     policy
       .command('create')
@@ -261,7 +262,7 @@ export function registerPolicy(program: Command): void {
     const globals = command.optsWithGlobals<Globals>();
     const replaced = await ApiClient.fromConfig(globals).request<PolicyView>(
       'PUT',
-      `/policies/${encodeURIComponent(name)}`,
+      policyPath(name),
       policyFromFlags(flags),
     );
     if (globals.json) return printJson(replaced);
@@ -274,7 +275,7 @@ export function registerPolicy(program: Command): void {
       const globals = command.optsWithGlobals<Globals>();
       const gone = await ApiClient.fromConfig(globals).request<PolicyView>(
         'DELETE',
-        `/policies/${encodeURIComponent(name)}`,
+        policyPath(name),
       );
       process.stderr.write(`deleted policy ${gone.name}\n`);
     });

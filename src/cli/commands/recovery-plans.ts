@@ -10,12 +10,11 @@ import type {
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printKeyValues, printTable } from '../output.js';
 import { runTaskAndSay } from './backup-views.js';
-import type { Globals } from './globals.js';
+import { addListCommand, addShowCommand, collect, type Globals } from './globals.js';
 
 type Plan = AnswerOf<typeof getRecoveryPlan>;
 type Run = AnswerOf<typeof listRecoveryRuns>['items'][number];
 
-const collect = (value: string, previous: string[] = []) => [...previous, value];
 const planPath = (plan: string) => `/recovery-plans/${encodeURIComponent(plan)}`;
 const operations = ['test', 'planned', 'failover'] as const;
 
@@ -72,36 +71,25 @@ export function registerRecoveryPlans(program: Command): void {
   const plans = program
     .command('recovery-plans')
     .description('Recovery plans: ordered groups of replicated VMs started at another site');
-  plans
-    .command('list', { isDefault: true })
-    .description('List the plans with their last run')
-    .action(async (_o: unknown, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const list =
-        await ApiClient.fromConfig(globals).get<AnswerOf<typeof listRecoveryPlans>>(
-          '/recovery-plans',
-        );
-      if (globals.json) return printJson(list);
-      printTable(
-        ['NAME', 'FROM', 'TO', 'VMS', 'LAST RUN'],
-        list.items.map((plan) => [
-          plan.name,
-          plan.sourceSite.name,
-          plan.targetSite.name,
-          plan.groups.reduce((sum, g) => sum + g.vms.length, 0),
-          plan.lastRun
-            ? `${plan.lastRun.operation} ${plan.lastRun.state} ${formatTime(plan.lastRun.startedAt)}`
-            : null,
-        ]),
-      );
-    });
-  plans
-    .command('show <plan>')
-    .description('One plan: its groups, networks and last run')
-    .action(async (plan: string, _o: unknown, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const shown = await ApiClient.fromConfig(globals).get<Plan>(planPath(plan));
-      if (globals.json) return printJson(shown);
+  addListCommand<AnswerOf<typeof listRecoveryPlans>>(plans, {
+    description: 'List the plans with their last run',
+    path: '/recovery-plans',
+    headers: ['NAME', 'FROM', 'TO', 'VMS', 'LAST RUN'],
+    row: (plan) => [
+      plan.name,
+      plan.sourceSite.name,
+      plan.targetSite.name,
+      plan.groups.reduce((sum, g) => sum + g.vms.length, 0),
+      plan.lastRun
+        ? `${plan.lastRun.operation} ${plan.lastRun.state} ${formatTime(plan.lastRun.startedAt)}`
+        : null,
+    ],
+  });
+  addShowCommand<Plan>(plans, {
+    usage: 'show <plan>',
+    description: 'One plan: its groups, networks and last run',
+    path: planPath,
+    print: (shown) => {
       printKeyValues([
         ['name', shown.name],
         ['id', shown.id],
@@ -119,7 +107,8 @@ export function registerRecoveryPlans(program: Command): void {
         ],
       ]);
       if (shown.lastRun) printRun(shown.lastRun);
-    });
+    },
+  });
   plans
     .command('add <name>')
     .description('Make a plan: --group once per priority group, in start order')

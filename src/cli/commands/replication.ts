@@ -5,15 +5,10 @@ import type { getReplication, listReplications, replicationReport } from '../../
 import { ApiClient } from '../client.js';
 import { formatTime, printJson, printKeyValues, printTable } from '../output.js';
 import { runTaskAndSay } from './backup-views.js';
-import type { Globals } from './globals.js';
+import { addListCommand, addShowCommand, type Globals } from './globals.js';
+import { optionalWholeNumber } from './parse-number.js';
 
 type Replication = AnswerOf<typeof getReplication>;
-
-function wholeNumber(flag: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value)) throw new Error(`${flag} must be a whole number`);
-  return Number(value);
-}
 
 const rpoText = (r: Replication) =>
   r.currentRpoSeconds === null ? '-' : `${Math.round(r.currentRpoSeconds)} s`;
@@ -25,9 +20,9 @@ interface SettingOptions {
 }
 
 function settings(options: SettingOptions) {
-  const rpoSeconds = wholeNumber('--rpo', options.rpo);
-  const intervalSeconds = wholeNumber('--interval', options.interval);
-  const keepPoints = wholeNumber('--keep', options.keep);
+  const rpoSeconds = optionalWholeNumber('--rpo', options.rpo);
+  const intervalSeconds = optionalWholeNumber('--interval', options.interval);
+  const keepPoints = optionalWholeNumber('--keep', options.keep);
   return {
     ...(rpoSeconds !== undefined ? { rpoSeconds } : {}),
     ...(intervalSeconds !== undefined ? { intervalSeconds } : {}),
@@ -35,44 +30,39 @@ function settings(options: SettingOptions) {
   };
 }
 
+/** The replica's host, and its site when it has one. */
+const targetText = (r: Replication) =>
+  `${r.targetHost.name}${r.targetSite ? ` (${r.targetSite.name})` : ''}`;
+
 const vmPath = (vm: string) => `/vms/${encodeURIComponent(vm)}/replication`;
 
 export function registerReplication(program: Command): void {
   const replication = program
     .command('replication')
     .description('Replicated VMs: where their replicas are, their RPO, their points in time');
-  replication
-    .command('list', { isDefault: true })
-    .description('List the replicated VMs with their current RPO')
-    .action(async (_o: unknown, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const list =
-        await ApiClient.fromConfig(globals).get<AnswerOf<typeof listReplications>>('/replications');
-      if (globals.json) return printJson(list);
-      printTable(
-        ['VM', 'TO', 'STATE', 'RPO', 'TARGET', 'POINTS', 'LAST POINT'],
-        list.items.map((r) => [
-          r.vm.name,
-          `${r.targetHost.name}${r.targetSite ? ` (${r.targetSite.name})` : ''}`,
-          `${r.state}${r.lastCycleError ? ` (last cycle: ${r.lastCycleError.code})` : ''}`,
-          `${rpoText(r)}${r.rpoExceeded ? ' (over)' : ''}`,
-          `${r.rpoSeconds} s`,
-          r.points.filter((p) => p.state === 'ready').length,
-          formatTime(r.points.find((p) => p.state === 'ready')?.takenAt ?? null),
-        ]),
-      );
-    });
-  replication
-    .command('show <vm>')
-    .description("One VM's replication and its points in time")
-    .action(async (vm: string, _o: unknown, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const shown = await ApiClient.fromConfig(globals).get<Replication>(vmPath(vm));
-      if (globals.json) return printJson(shown);
+  addListCommand<AnswerOf<typeof listReplications>>(replication, {
+    description: 'List the replicated VMs with their current RPO',
+    path: '/replications',
+    headers: ['VM', 'TO', 'STATE', 'RPO', 'TARGET', 'POINTS', 'LAST POINT'],
+    row: (r) => [
+      r.vm.name,
+      targetText(r),
+      `${r.state}${r.lastCycleError ? ` (last cycle: ${r.lastCycleError.code})` : ''}`,
+      `${rpoText(r)}${r.rpoExceeded ? ' (over)' : ''}`,
+      `${r.rpoSeconds} s`,
+      r.points.filter((p) => p.state === 'ready').length,
+      formatTime(r.points.find((p) => p.state === 'ready')?.takenAt ?? null),
+    ],
+  });
+  addShowCommand<Replication>(replication, {
+    usage: 'show <vm>',
+    description: "One VM's replication and its points in time",
+    path: vmPath,
+    print: (shown) => {
       printKeyValues([
         ['vm', `${shown.vm.name} (${shown.vm.id})`],
         ['from site', shown.sourceSite?.name ?? null],
-        ['to', `${shown.targetHost.name}${shown.targetSite ? ` (${shown.targetSite.name})` : ''}`],
+        ['to', targetText(shown)],
         ['directory', shown.directory],
         ['state', shown.state],
         [
@@ -99,7 +89,8 @@ export function registerReplication(program: Command): void {
           p.readBytes,
         ]),
       );
-    });
+    },
+  });
   replication
     .command('protect <vm>')
     .description('Replicate a VM to a host of another site (its first cycle starts at once)')

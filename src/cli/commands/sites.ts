@@ -3,49 +3,36 @@ import type { Command } from 'commander';
 import type { AnswerOf } from '../../api/operation.js';
 import type { getSite, listSites } from '../../api/replication.js';
 import { ApiClient } from '../client.js';
-import { printJson, printKeyValues, printTable } from '../output.js';
-import type { Globals } from './globals.js';
+import { printJson, printKeyValues } from '../output.js';
+import { addListCommand, addShowCommand, collect, type Globals } from './globals.js';
 
 type Site = AnswerOf<typeof getSite>;
 
-const collect = (value: string, previous: string[] = []) => [...previous, value];
+const sitePath = (site: string) => `/sites/${encodeURIComponent(site)}`;
+const hostNames = (site: Site) => site.hosts.map((h) => h.name).join(', ');
 
 export function registerSites(program: Command): void {
   const sites = program
     .command('sites')
     .description('Sites: the named sets of hosts VMs are replicated between');
-  sites
-    .command('list', { isDefault: true })
-    .description('List the sites and their hosts')
-    .action(async (_o: unknown, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const list = await ApiClient.fromConfig(globals).get<AnswerOf<typeof listSites>>('/sites');
-      if (globals.json) return printJson(list);
-      printTable(
-        ['NAME', 'HOSTS', 'DESCRIPTION'],
-        list.items.map((site) => [
-          site.name,
-          site.hosts.map((h) => h.name).join(', '),
-          site.description,
-        ]),
-      );
-    });
-  sites
-    .command('show <site>')
-    .description('One site')
-    .action(async (site: string, _o: unknown, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const shown = await ApiClient.fromConfig(globals).get<Site>(
-        `/sites/${encodeURIComponent(site)}`,
-      );
-      if (globals.json) return printJson(shown);
+  addListCommand<AnswerOf<typeof listSites>>(sites, {
+    description: 'List the sites and their hosts',
+    path: '/sites',
+    headers: ['NAME', 'HOSTS', 'DESCRIPTION'],
+    row: (site) => [site.name, hostNames(site), site.description],
+  });
+  addShowCommand<Site>(sites, {
+    usage: 'show <site>',
+    description: 'One site',
+    path: sitePath,
+    print: (shown) =>
       printKeyValues([
         ['name', shown.name],
         ['id', shown.id],
         ['description', shown.description],
-        ['hosts', shown.hosts.map((h) => h.name).join(', ') || null],
-      ]);
-    });
+        ['hosts', hostNames(shown) || null],
+      ]),
+  });
   sites
     .command('add <name>')
     .description('Make a site of hosts (a host belongs to one site at most)')
@@ -60,9 +47,7 @@ export function registerSites(program: Command): void {
           ...(options.description ? { description: options.description } : {}),
         });
         if (globals.json) return printJson(made);
-        process.stderr.write(
-          `site ${made.name} (${made.id}): ${made.hosts.map((h) => h.name).join(', ')}\n`,
-        );
+        process.stderr.write(`site ${made.name} (${made.id}): ${hostNames(made)}\n`);
       },
     );
   sites
@@ -77,14 +62,10 @@ export function registerSites(program: Command): void {
         command: Command,
       ) => {
         const globals = command.optsWithGlobals<Globals>();
-        const changed = await ApiClient.fromConfig(globals).request<Site>(
-          'PATCH',
-          `/sites/${encodeURIComponent(site)}`,
-          {
-            ...(options.host ? { hosts: options.host } : {}),
-            ...(options.description !== undefined ? { description: options.description } : {}),
-          },
-        );
+        const changed = await ApiClient.fromConfig(globals).request<Site>('PATCH', sitePath(site), {
+          ...(options.host ? { hosts: options.host } : {}),
+          ...(options.description !== undefined ? { description: options.description } : {}),
+        });
         if (globals.json) return printJson(changed);
         process.stderr.write(`site ${changed.name} changed\n`);
       },
@@ -95,7 +76,7 @@ export function registerSites(program: Command): void {
     .action(async (site: string, _o: unknown, command: Command) => {
       await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).request(
         'DELETE',
-        `/sites/${encodeURIComponent(site)}`,
+        sitePath(site),
       );
       process.stderr.write(`removed site ${site}\n`);
     });

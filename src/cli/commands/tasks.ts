@@ -5,44 +5,39 @@ import type { listTasks } from '../../api/tasks.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson } from '../output.js';
 import { waitForTask } from '../progress.js';
-import { printList, type Globals } from './globals.js';
+import {
+  addListCommand,
+  printAnswer,
+  stateAndLimitQuery,
+  type Globals,
+  type StateAndLimit,
+} from './globals.js';
+
+const taskPath = (id: string) => `/tasks/${encodeURIComponent(id)}`;
 
 export function registerTasks(program: Command): void {
   const tasks = program.command('tasks').description('Tasks: long actions and their progress');
-  tasks
-    .command('list', { isDefault: true })
-    .description('Recent tasks, newest first')
+  addListCommand<AnswerOf<typeof listTasks>, StateAndLimit>(tasks, {
+    description: 'Recent tasks, newest first',
+    path: (options) => `/tasks?${stateAndLimitQuery(options)}`,
+    headers: ['ID', 'KIND', 'TARGET', 'STATE', 'PROGRESS', 'CREATED', 'ERROR'],
+    row: (t) => [
+      t.id,
+      t.kind,
+      (t.params.vmName as string | undefined) ?? t.targetId,
+      t.state,
+      `${t.progress}%`,
+      formatTime(t.createdAt),
+      t.error ? `${t.error.code}: ${t.error.message}` : null,
+    ],
+  })
     .option('--state <state>', 'queued, running, succeeded, failed or cancelled')
-    .option('--limit <n>', 'how many', '20')
-    .action(async (options: { state?: string; limit: string }, command: Command) => {
-      const query = new URLSearchParams({
-        limit: options.limit,
-        ...(options.state ? { state: options.state } : {}),
-      });
-      await printList<AnswerOf<typeof listTasks>>(
-        command,
-        `/tasks?${query.toString()}`,
-        ['ID', 'KIND', 'TARGET', 'STATE', 'PROGRESS', 'CREATED', 'ERROR'],
-        (t) => [
-          t.id,
-          t.kind,
-          (t.params.vmName as string | undefined) ?? t.targetId,
-          t.state,
-          `${t.progress}%`,
-          formatTime(t.createdAt),
-          t.error ? `${t.error.code}: ${t.error.message}` : null,
-        ],
-      );
-    });
+    .option('--limit <n>', 'how many', '20');
   tasks
     .command('show <id>')
     .description('One task')
     .action(async (id: string, _o: unknown, command: Command) =>
-      printJson(
-        await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).get(
-          `/tasks/${encodeURIComponent(id)}`,
-        ),
-      ),
+      printAnswer(command, 'GET', taskPath(id)),
     );
   tasks
     .command('wait <id>')
@@ -58,10 +53,6 @@ export function registerTasks(program: Command): void {
     .command('cancel <id>')
     .description('Cancel a queued or running task')
     .action(async (id: string, _o: unknown, command: Command) =>
-      printJson(
-        await ApiClient.fromConfig(command.optsWithGlobals<Globals>()).post(
-          `/tasks/${encodeURIComponent(id)}/cancel`,
-        ),
-      ),
+      printAnswer(command, 'POST', `${taskPath(id)}/cancel`, {}),
     );
 }

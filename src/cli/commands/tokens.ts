@@ -5,30 +5,24 @@ import type { AnswerOf } from '../../api/operation.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson } from '../output.js';
 import { wholeNumber } from './parse-number.js';
-import { printList, printAnswer, type Globals } from './globals.js';
+import { addListCommand, printAnswer, type Globals } from './globals.js';
 
 export function registerTokens(program: Command): void {
   const tokens = program.command('tokens').description('API tokens and sessions');
-  tokens
-    .command('list', { isDefault: true })
-    .description("Your tokens (--all: everyone's, administrators only)")
-    .option('--all', "every identity's tokens")
-    .action(async (options: { all?: boolean }, command: Command) => {
-      await printList<AnswerOf<typeof listTokens>>(
-        command,
-        `/tokens${options.all ? '?all=true' : ''}`,
-        ['ID', 'NAME', 'KIND', 'CREATED', 'EXPIRES', 'LAST USED', 'REVOKED'],
-        (t) => [
-          t.id,
-          t.name,
-          t.kind,
-          formatTime(t.createdAt),
-          formatTime(t.expiresAt),
-          formatTime(t.lastUsedAt),
-          formatTime(t.revokedAt),
-        ],
-      );
-    });
+  addListCommand<AnswerOf<typeof listTokens>, { all?: boolean }>(tokens, {
+    description: "Your tokens (--all: everyone's, administrators only)",
+    path: (options) => `/tokens${options.all ? '?all=true' : ''}`,
+    headers: ['ID', 'NAME', 'KIND', 'CREATED', 'EXPIRES', 'LAST USED', 'REVOKED'],
+    row: (t) => [
+      t.id,
+      t.name,
+      t.kind,
+      formatTime(t.createdAt),
+      formatTime(t.expiresAt),
+      formatTime(t.lastUsedAt),
+      formatTime(t.revokedAt),
+    ],
+  }).option('--all', "every identity's tokens");
   tokens
     .command('create <name>')
     .description('Create an API token for yourself (the secret is shown once)')

@@ -6,21 +6,16 @@ import { ZenithError } from '../../api/errors.js';
 import { ApiClient } from '../client.js';
 import { formatTime, printJson } from '../output.js';
 import { readSecret } from '../prompt.js';
-import { printList, printAnswer, type Globals } from './globals.js';
+import { addListCommand, printAnswer, type Globals } from './globals.js';
 
 export function registerUsers(program: Command): void {
   const users = program.command('users').description('People and service identities');
-  users
-    .command('list', { isDefault: true })
-    .description('List identities')
-    .action(async (_o: unknown, command: Command) => {
-      await printList<AnswerOf<typeof listUsers>>(
-        command,
-        '/users',
-        ['NAME', 'KIND', 'ROLE', 'DISABLED', 'CREATED', 'ID'],
-        (u) => [u.name, u.kind, u.role, u.disabled ? 'yes' : '', formatTime(u.createdAt), u.id],
-      );
-    });
+  addListCommand<AnswerOf<typeof listUsers>>(users, {
+    description: 'List identities',
+    path: '/users',
+    headers: ['NAME', 'KIND', 'ROLE', 'DISABLED', 'CREATED', 'ID'],
+    row: (u) => [u.name, u.kind, u.role, u.disabled ? 'yes' : '', formatTime(u.createdAt), u.id],
+  });
   users
     .command('create <name>')
     .description(

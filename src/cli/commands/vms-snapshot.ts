@@ -3,9 +3,10 @@ import type { Command } from 'commander';
 import type { listSnapshots } from '../../api/snapshots.js';
 import type { AnswerOf } from '../../api/operation.js';
 import { formatTime } from '../output.js';
-import { runTask } from '../progress.js';
-import type { Globals } from './object-views.js';
 import { printList } from './globals.js';
+import { addTaskCommand } from './task-command.js';
+
+const snapshotsPath = (vm: string) => `/vms/${encodeURIComponent(vm)}/snapshots`;
 
 export function registerSnapshots(vms: Command): void {
   const snapshots = vms.command('snapshot').description('Snapshots of a VM');
@@ -15,48 +16,37 @@ export function registerSnapshots(vms: Command): void {
     .action(async (vm: string, _o: unknown, command: Command) => {
       await printList<AnswerOf<typeof listSnapshots>>(
         command,
-        `/vms/${encodeURIComponent(vm)}/snapshots`,
+        snapshotsPath(vm),
         ['NAME', 'TAKEN', 'POWER', 'ID'],
         (s) => [s.name, formatTime(s.createdAt), s.powerState, s.id],
       );
     });
-  snapshots
-    .command('create <vm> <name>')
-    .description('Take a snapshot and wait for the task')
-    .option('--no-wait', 'return as soon as the task is queued')
-    .action(async (vm: string, name: string, options: { wait: boolean }, command: Command) =>
-      runTask(
-        command.optsWithGlobals<Globals>(),
-        'POST',
-        `/vms/${encodeURIComponent(vm)}/snapshots`,
-        { name },
-        options.wait,
-      ),
-    );
-  snapshots
-    .command('revert <vm> <snapshot>')
-    .description('Revert to a snapshot (name or id)')
-    .option('--no-wait', 'return as soon as the task is queued')
-    .action(async (vm: string, snapshot: string, options: { wait: boolean }, command: Command) =>
-      runTask(
-        command.optsWithGlobals<Globals>(),
-        'POST',
-        `/vms/${encodeURIComponent(vm)}/snapshots/${encodeURIComponent(snapshot)}/revert`,
-        {},
-        options.wait,
-      ),
-    );
-  snapshots
-    .command('delete <vm> <snapshot>')
-    .description('Delete a snapshot (name or id)')
-    .option('--no-wait', 'return as soon as the task is queued')
-    .action(async (vm: string, snapshot: string, options: { wait: boolean }, command: Command) =>
-      runTask(
-        command.optsWithGlobals<Globals>(),
-        'DELETE',
-        `/vms/${encodeURIComponent(vm)}/snapshots/${encodeURIComponent(snapshot)}`,
-        undefined,
-        options.wait,
-      ),
-    );
+  addTaskCommand(
+    snapshots,
+    'create <vm> <name>',
+    'Take a snapshot and wait for the task',
+    (vm, name) => ({
+      method: 'POST',
+      path: snapshotsPath(vm),
+      body: { name },
+    }),
+  );
+  addTaskCommand(
+    snapshots,
+    'revert <vm> <snapshot>',
+    'Revert to a snapshot (name or id)',
+    (vm, snapshot) => ({
+      method: 'POST',
+      path: `${snapshotsPath(vm)}/${encodeURIComponent(snapshot)}/revert`,
+    }),
+  );
+  addTaskCommand(
+    snapshots,
+    'delete <vm> <snapshot>',
+    'Delete a snapshot (name or id)',
+    (vm, snapshot) => ({
+      method: 'DELETE',
+      path: `${snapshotsPath(vm)}/${encodeURIComponent(snapshot)}`,
+    }),
+  );
 }

@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { ZenithError } from '../../api/errors.js';
 import type { LocationView } from '../../api/inventory.js';
+import { vmPowerActions, type VmPowerAction } from '../../api/vms.js';
 import { ApiClient } from '../client.js';
 import { formatTime, formatBytes, printJson, printKeyValues } from '../output.js';
 import { runTask } from '../progress.js';
@@ -26,6 +27,9 @@ import { registerReconfigure } from './vms-reconfigure.js';
 import { registerRename } from './vms-rename.js';
 import { registerSnapshots } from './vms-snapshot.js';
 import { printList } from './globals.js';
+import { addTaskCommand } from './task-command.js';
+
+const vmPath = (vm: string) => `/vms/${encodeURIComponent(vm)}`;
 
 export function registerVms(program: Command): void {
   const vms = program.command('vms').description('Virtual machines');
@@ -48,31 +52,16 @@ export function registerVms(program: Command): void {
     .command('show <vm>')
     .description('One VM by name or id, with its facts')
     .action(async (vm: string, _o: unknown, command: Command) =>
-      showObject(command.optsWithGlobals<Globals>(), `/vms/${encodeURIComponent(vm)}`),
+      showObject(command.optsWithGlobals<Globals>(), vmPath(vm)),
     );
 
-  for (const action of [
-    'start',
-    'stop',
-    'shutdown',
-    'reboot',
-    'reset',
-    'suspend',
-    'resume',
-  ] as const) {
-    vms
-      .command(`${action} <vm>`)
-      .description(`${action[0]!.toUpperCase()}${action.slice(1)} a VM and wait for the task`)
-      .option('--no-wait', 'return as soon as the task is queued')
-      .action(async (vm: string, options: { wait: boolean }, command: Command) =>
-        runTask(
-          command.optsWithGlobals<Globals>(),
-          'POST',
-          `/vms/${encodeURIComponent(vm)}/${action}`,
-          undefined,
-          options.wait,
-        ),
-      );
+  for (const action of Object.keys(vmPowerActions) as VmPowerAction[]) {
+    addTaskCommand(
+      vms,
+      `${action} <vm>`,
+      `${action[0]!.toUpperCase()}${action.slice(1)} a VM and wait for the task`,
+      (vm) => ({ method: 'POST', path: `${vmPath(vm)}/${action}` }),
+    );
   }
   vms
     .command('create <name>')
@@ -164,19 +153,10 @@ export function registerVms(program: Command): void {
   registerReconfigure(vms);
   registerConsole(vms);
   registerSnapshots(vms);
-  vms
-    .command('delete <vm>')
-    .description('Delete a stopped VM')
-    .option('--no-wait', 'return as soon as the task is queued')
-    .action(async (vm: string, options: { wait: boolean }, command: Command) =>
-      runTask(
-        command.optsWithGlobals<Globals>(),
-        'DELETE',
-        `/vms/${encodeURIComponent(vm)}`,
-        undefined,
-        options.wait,
-      ),
-    );
+  addTaskCommand(vms, 'delete <vm>', 'Delete a stopped VM', (vm) => ({
+    method: 'DELETE',
+    path: vmPath(vm),
+  }));
   vms
     .command('migrate <vm> [host]')
     .description(
@@ -217,7 +197,7 @@ export function registerVms(program: Command): void {
         await runTask(
           command.optsWithGlobals<Globals>(),
           'POST',
-          `/vms/${encodeURIComponent(vm)}/migrate`,
+          `${vmPath(vm)}/migrate`,
           body,
           options.wait,
         );
@@ -231,7 +211,7 @@ export function registerVms(program: Command): void {
       const globals = command.optsWithGlobals<Globals>();
       const at = options.at ? `?at=${encodeURIComponent(options.at)}` : '';
       const location = await ApiClient.fromConfig(globals).get<LocationView>(
-        `/vms/${encodeURIComponent(vm)}/location${at}`,
+        `${vmPath(vm)}/location${at}`,
       );
       if (globals.json) return printJson(location);
       printKeyValues([
@@ -248,7 +228,7 @@ export function registerVms(program: Command): void {
     .action(async (vm: string, _o: unknown, command: Command) => {
       await printList<{ items: LocationView[] }>(
         command,
-        `/vms/${encodeURIComponent(vm)}/location-history`,
+        `${vmPath(vm)}/location-history`,
         ['FROM', 'TO', 'HOST', 'POWER'],
         (i) => [formatTime(i.from), i.to ? formatTime(i.to) : 'now', i.hostName, i.powerState],
       );
@@ -267,7 +247,7 @@ export function registerVms(program: Command): void {
       ) => {
         const globals = command.optsWithGlobals<Globals>();
         const client = ApiClient.fromConfig(globals);
-        const target = await client.get<ObjectView>(`/vms/${encodeURIComponent(vm)}`);
+        const target = await client.get<ObjectView>(vmPath(vm));
         const facts: Record<string, unknown> = {};
         for (const pair of options.fact ?? []) {
           const eq = pair.indexOf('=');

@@ -320,23 +320,22 @@ export class LibvirtDriver implements HypervisorDriver {
     return { snapshot, vm: await this.#vm(dom) };
   }
 
-  async revertSnapshot(
-    id: string,
-    snapshotId: string,
-    _context: ActionContext,
-  ): Promise<DiscoveredVm> {
-    const dom = await this.#lookup(id);
-    await snapshots.revertSnapshot(this.#requireClient(), dom, snapshotId);
-    return this.#vm(dom);
+  revertSnapshot(id: string, snapshotId: string, _context: ActionContext): Promise<DiscoveredVm> {
+    return this.#onSnapshot(id, snapshotId, snapshots.revertSnapshot);
   }
 
-  async deleteSnapshot(
+  deleteSnapshot(id: string, snapshotId: string, _context: ActionContext): Promise<DiscoveredVm> {
+    return this.#onSnapshot(id, snapshotId, snapshots.deleteSnapshot);
+  }
+
+  /** Acts on one of the domain's snapshots, then reads the VM as it left it. */
+  async #onSnapshot(
     id: string,
     snapshotId: string,
-    _context: ActionContext,
+    act: (client: LibvirtClient, dom: DomainRef, name: string) => Promise<void>,
   ): Promise<DiscoveredVm> {
     const dom = await this.#lookup(id);
-    await snapshots.deleteSnapshot(this.#requireClient(), dom, snapshotId);
+    await act(this.#requireClient(), dom, snapshotId);
     return this.#vm(dom);
   }
 

@@ -6,7 +6,7 @@
  */
 import type { TypedParam } from '../../protocols/libvirt/remote-types.js';
 import { typedParamNumber } from '../../protocols/libvirt/remote-types.js';
-import type { DiscoveredObject, DiscoveredVm, Facts } from '../driver.js';
+import { vmOnHost, type DiscoveredObject, type DiscoveredVm, type Facts } from '../driver.js';
 import type { DomainDescription } from './domain-xml.js';
 import type { DomainPower } from './domain-state.js';
 import type { HostCapabilities, NetworkDescription, PoolDescription } from './host-xml.js';
@@ -130,15 +130,12 @@ export function vmObject(host: LibvirtHost, domain: DomainReading): DiscoveredVm
   } else {
     facts['libvirt.descriptionError'] = domain.descriptionError;
   }
-  return {
-    kind: 'vm',
+  return vmOnHost(host.externalId, {
     externalId: domain.uuid,
     name: domain.name,
-    parent: { kind: 'host', externalId: host.externalId },
-    hostExternalId: host.externalId,
     powerState: domain.power.powerState,
     facts,
-  };
+  });
 }
 
 export function networkObject(

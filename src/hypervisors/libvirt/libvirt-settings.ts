@@ -5,7 +5,7 @@
 import { isAbsolute } from 'node:path';
 import { ZenithError } from '../../core/errors.js';
 import { parseLibvirtUri, type LibvirtUri } from './libvirt-uri.js';
-import { intSetting } from '../int-setting.js';
+import { intSetting, refuseUnknownSettings } from '../int-setting.js';
 
 export interface LibvirtSettings {
   uri: string;
@@ -71,13 +71,7 @@ function optionalPath(settings: Record<string, unknown>, key: string): string | 
 }
 
 export function validateLibvirtSettings(settings: Record<string, unknown>): LibvirtSettings {
-  const unknown = Object.keys(settings).filter((key) => !known.includes(key));
-  if (unknown.length > 0)
-    throw new ZenithError(
-      'ZEN_CONFIG_INVALID',
-      `unknown libvirt setting(s): ${unknown.join(', ')} (known: ${known.join(', ')})`,
-      { unknown },
-    );
+  refuseUnknownSettings('libvirt', settings, known);
   if (typeof settings.uri !== 'string')
     fail('uri', 'is required: a libvirt URI such as qemu:///system or qemu+tls://host/system');
   const uri = parseLibvirtUri(settings.uri);

@@ -33,7 +33,7 @@ import type {
   SnapshotInfo,
   VmSpec,
 } from '../driver.js';
-import { vmPowerCapabilities } from '../driver.js';
+import { vmOnHost, vmPowerCapabilities } from '../driver.js';
 import { resolveAccelerator } from './command-line.js';
 import {
   hostBridges,
@@ -765,12 +765,9 @@ export class QemuDriver implements HypervisorDriver {
   #view(vm: QemuVm): DiscoveredVm {
     const host = this.#requireHost();
     const spec = vm.record.spec;
-    return {
-      kind: 'vm',
+    return vmOnHost(host.name, {
       externalId: vm.id,
       name: spec.name,
-      parent: { kind: 'host', externalId: host.name },
-      hostExternalId: host.name,
       powerState: vm.power,
       facts: {
         'hypervisor.type': 'qemu',
@@ -805,7 +802,7 @@ export class QemuDriver implements HypervisorDriver {
         'snapshot.count': this.#snapshots.count(vm),
         'clone.linkedClones': linkedClonesOf(vm, this.#vms.values()).map((c) => c.record.spec.name),
       },
-    };
+    });
   }
 
   #vm(id: string): QemuVm {

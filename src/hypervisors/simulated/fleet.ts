@@ -2,7 +2,7 @@
  * The deterministic fleet of the simulated driver: the same settings and seed
  * always give the same datacenters, clusters, hosts and VMs, with the same ids.
  */
-import type { DiscoveredObject, DiscoveredVm, PowerState } from '../driver.js';
+import { vmOnHost, type DiscoveredObject, type DiscoveredVm, type PowerState } from '../driver.js';
 
 export interface FleetSettings {
   seed: number;
@@ -167,12 +167,9 @@ export function hostObject(host: SimHost): DiscoveredObject {
 }
 
 export function vmObject(vm: SimVm): DiscoveredVm {
-  return {
-    kind: 'vm',
+  return vmOnHost(vm.hostExternalId, {
     externalId: vm.externalId,
     name: vm.name,
-    parent: { kind: 'host', externalId: vm.hostExternalId },
-    hostExternalId: vm.hostExternalId,
     powerState: vm.powerState,
     tags: vm.tags,
     facts: {
@@ -186,5 +183,5 @@ export function vmObject(vm: SimVm): DiscoveredVm {
       'snapshot.count': vm.snapshots?.length ?? 0,
       'memory.dirtyBytesPerSecond': vm.dirtyBytesPerSecond ?? defaultDirtyBytesPerSecond,
     },
-  };
+  });
 }

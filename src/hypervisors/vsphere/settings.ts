@@ -1,6 +1,6 @@
 /** Settings of a vsphere connection, checked when it is added (ZEN_CONFIG_INVALID); the password is its secret. */
-import { ZenithError } from '../../core/errors.js';
 import { caOf, httpsUrlSetting, readTlsSettings, type TlsSettings } from '../tls-settings.js';
+import { refuseUnknownSettings, settingInvalid } from '../int-setting.js';
 
 export interface VsphereSettings extends TlsSettings {
   /** The SDK endpoint: https://HOST/sdk (a bare host name means that). */
@@ -22,18 +22,8 @@ const known = [
   'shutdownTimeoutSeconds',
 ];
 
-function invalid(message: string, key?: string): ZenithError {
-  return new ZenithError('ZEN_CONFIG_INVALID', message, key ? { key } : {});
-}
-
 export function validateVsphereSettings(settings: Record<string, unknown>): VsphereSettings {
-  const unknown = Object.keys(settings).filter((k) => !known.includes(k));
-  if (unknown.length > 0)
-    throw new ZenithError(
-      'ZEN_CONFIG_INVALID',
-      `unknown vsphere setting(s): ${unknown.join(', ')} (known: ${known.join(', ')})`,
-      { unknown },
-    );
+  refuseUnknownSettings('vsphere', settings, known);
   const url = httpsUrlSetting(
     settings.url,
     'the vCenter or ESXi address, e.g. https://vcenter.example.com/sdk',
@@ -44,7 +34,10 @@ export function validateVsphereSettings(settings: Record<string, unknown>): Vsph
     settings.username.length === 0 ||
     settings.username.length > 256
   )
-    throw invalid("setting 'username' is required (e.g. administrator@vsphere.local)", 'username');
+    throw settingInvalid(
+      "setting 'username' is required (e.g. administrator@vsphere.local)",
+      'username',
+    );
   const out: VsphereSettings = {
     url: url.href,
     username: settings.username,
@@ -55,7 +48,7 @@ export function validateVsphereSettings(settings: Record<string, unknown>): Vsph
   if (settings.watchWaitSeconds !== undefined) {
     const wait = settings.watchWaitSeconds;
     if (typeof wait !== 'number' || !Number.isInteger(wait) || wait < 1 || wait > 600)
-      throw invalid(
+      throw settingInvalid(
         "setting 'watchWaitSeconds' is a whole number from 1 to 600",
         'watchWaitSeconds',
       );
@@ -64,7 +57,7 @@ export function validateVsphereSettings(settings: Record<string, unknown>): Vsph
   if (settings.shutdownTimeoutSeconds !== undefined) {
     const wait = settings.shutdownTimeoutSeconds;
     if (typeof wait !== 'number' || !Number.isInteger(wait) || wait < 1 || wait > 3600)
-      throw invalid(
+      throw settingInvalid(
         "setting 'shutdownTimeoutSeconds' is a whole number from 1 to 3600",
         'shutdownTimeoutSeconds',
       );

@@ -340,25 +340,37 @@ async function snapshotOf(host: ActionHost, id: string, snapshotId: string): Pro
   return snapshot;
 }
 
-export async function revertSnapshot(
+export function revertSnapshot(
   host: ActionHost,
   id: string,
   snapshotId: string,
   context: ActionContext,
 ): Promise<DiscoveredVm> {
-  const snapshot = await snapshotOf(host, id, snapshotId);
-  await runTask(host, 'RevertToSnapshot_Task', snapshot.ref, {}, context);
-  return host.readVm(id);
+  return onSnapshot(host, id, snapshotId, context, 'RevertToSnapshot_Task', {});
 }
 
-export async function deleteSnapshot(
+export function deleteSnapshot(
   host: ActionHost,
   id: string,
   snapshotId: string,
   context: ActionContext,
 ): Promise<DiscoveredVm> {
+  return onSnapshot(host, id, snapshotId, context, 'RemoveSnapshot_Task', {
+    removeChildren: false,
+  });
+}
+
+/** Runs a task on one of the VM's snapshots, then reads the VM as the task left it. */
+async function onSnapshot(
+  host: ActionHost,
+  id: string,
+  snapshotId: string,
+  context: ActionContext,
+  method: 'RevertToSnapshot_Task' | 'RemoveSnapshot_Task',
+  args: Record<string, VimArg>,
+): Promise<DiscoveredVm> {
   const snapshot = await snapshotOf(host, id, snapshotId);
-  await runTask(host, 'RemoveSnapshot_Task', snapshot.ref, { removeChildren: false }, context);
+  await runTask(host, method, snapshot.ref, args, context);
   return host.readVm(id);
 }
 

@@ -1,4 +1,5 @@
 import { ZenithError } from '../../core/errors.js';
+import { PartialMessage } from '../partial-message.js';
 import type { JsonValue, QgaMessage } from './messages.js';
 import { QGA_DELIMITER } from './encoder.js';
 
@@ -28,22 +29,20 @@ const BACKSLASH = 0x5c;
  * that are not JSON (the rest of an answer cut before this connection began) are skipped.
  */
 export class QgaDecoder {
-  readonly #maxMessageBytes: number;
+  readonly #object: PartialMessage;
   readonly #utf8 = new TextDecoder('utf-8', { fatal: true });
-  #object: Buffer[] = [];
-  #objectBytes = 0;
   #depth = 0;
   #inString = false;
   #escaped = false;
   #error: ZenithError | undefined;
 
   constructor(options: { maxMessageBytes?: number } = {}) {
-    this.#maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.#object = new PartialMessage(options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES);
   }
 
   /** Bytes of an object begun but not yet ended. */
   get bufferedBytes(): number {
-    return this.#objectBytes;
+    return this.#object.bytes;
   }
 
   push(chunk: Uint8Array): QgaDecodeResult {
@@ -78,9 +77,9 @@ export class QgaDecoder {
       else if (byte === CLOSE_BRACE || byte === CLOSE_BRACKET) this.#depth--;
       if (this.#depth === 0) {
         const piece = bytes.subarray(start, at + 1);
-        if (this.#objectBytes + piece.length > this.#maxMessageBytes)
-          return this.#fail(messages, oversized(this.#maxMessageBytes));
-        const text = this.#object.length === 0 ? piece : Buffer.concat([...this.#object, piece]);
+        if (this.#object.overflows(piece))
+          return this.#fail(messages, oversized(this.#object.maxBytes));
+        const text = this.#object.finish(piece);
         this.#reset();
         start = -1;
         const parsed = this.#parse(text);
@@ -90,18 +89,15 @@ export class QgaDecoder {
     }
     if (this.#depth > 0 && start >= 0) {
       const rest = bytes.subarray(start);
-      if (this.#objectBytes + rest.length > this.#maxMessageBytes)
-        return this.#fail(messages, oversized(this.#maxMessageBytes));
-      // Copy: the caller may reuse its buffer after push() returns.
-      this.#object.push(Buffer.from(rest));
-      this.#objectBytes += rest.length;
+      if (this.#object.overflows(rest))
+        return this.#fail(messages, oversized(this.#object.maxBytes));
+      this.#object.keep(rest);
     }
     return { messages };
   }
 
   #reset(): void {
-    this.#object = [];
-    this.#objectBytes = 0;
+    this.#object.clear();
     this.#depth = 0;
     this.#inString = false;
     this.#escaped = false;

@@ -1,4 +1,5 @@
 import { ZenithError } from '../../core/errors.js';
+import { PartialMessage } from '../partial-message.js';
 import type { JsonObject, JsonValue, QmpMessage, QmpTimestamp } from './messages.js';
 
 /** QEMU never sends a line this long in practice; a longer one means a broken or hostile peer. */
@@ -20,19 +21,17 @@ const NEWLINE = 0x0a;
  * before decoding. Not supported: QEMU's `pretty=on` output, which spans lines.
  */
 export class QmpDecoder {
-  readonly #maxLineBytes: number;
+  readonly #line: PartialMessage;
   readonly #utf8 = new TextDecoder('utf-8', { fatal: true });
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
   #error: ZenithError | undefined;
 
   constructor(options: { maxLineBytes?: number } = {}) {
-    this.#maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+    this.#line = new PartialMessage(options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES);
   }
 
   /** Bytes received but not yet ended by a newline. */
   get bufferedBytes(): number {
-    return this.#pendingBytes;
+    return this.#line.bytes;
   }
 
   push(chunk: Uint8Array): DecodeResult {
@@ -45,30 +44,22 @@ export class QmpDecoder {
       if (end === -1) break;
       const piece = bytes.subarray(start, end);
       start = end + 1;
-      if (this.#pendingBytes + piece.length > this.#maxLineBytes)
-        return this.#fail(messages, oversized(this.#maxLineBytes));
-      const line = this.#pending.length === 0 ? piece : Buffer.concat([...this.#pending, piece]);
-      this.#pending = [];
-      this.#pendingBytes = 0;
-      const parsed = this.#parseLine(line);
+      if (this.#line.overflows(piece)) return this.#fail(messages, oversized(this.#line.maxBytes));
+      const parsed = this.#parseLine(this.#line.finish(piece));
       if (parsed instanceof ZenithError) return this.#fail(messages, parsed);
       if (parsed) messages.push(parsed);
     }
     if (start < bytes.length) {
       const rest = bytes.subarray(start);
-      if (this.#pendingBytes + rest.length > this.#maxLineBytes)
-        return this.#fail(messages, oversized(this.#maxLineBytes));
-      // Copy: the caller may reuse its buffer after push() returns.
-      this.#pending.push(Buffer.from(rest));
-      this.#pendingBytes += rest.length;
+      if (this.#line.overflows(rest)) return this.#fail(messages, oversized(this.#line.maxBytes));
+      this.#line.keep(rest);
     }
     return { messages };
   }
 
   #fail(messages: QmpMessage[], error: ZenithError): DecodeResult {
     this.#error = error;
-    this.#pending = [];
-    this.#pendingBytes = 0;
+    this.#line.clear();
     return { messages, error };
   }
 

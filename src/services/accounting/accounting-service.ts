@@ -33,6 +33,7 @@ import {
   type RateCardVersion,
 } from './rate-card.js';
 import { assertTimeZone } from './local-time.js';
+import { usageFields } from './report-accumulator.js';
 import type { EnergyReadings } from './energy.js';
 import type { HostEnergy, HostMachineSamples } from './meter-input.js';
 import type { Granularity } from './timeline.js';
@@ -453,15 +454,7 @@ export class AccountingService {
         });
         continue;
       }
-      for (const key of [
-        'runningMs',
-        'suspendedMs',
-        'stoppedMs',
-        'vcpuMs',
-        'memoryMiBMs',
-        'diskMiBMs',
-      ] as const)
-        group[key] += row[key];
+      for (const key of usageFields) group[key] += row[key];
       for (const key of Object.keys(group.cost) as Array<keyof ReportRow['cost']>)
         group.cost[key] = (group.cost[key] ?? 0) + (row.cost[key] ?? 0);
       if (row.energyKWh !== undefined) group.energyKWh = (group.energyKWh ?? 0) + row.energyKWh;

@@ -65,14 +65,19 @@ export interface MeasuredSample {
   netTxBytes: number;
 }
 
-/** Order of the values an atom adds (all integers: ms, unit·ms, minor units). */
-export const atomFields = [
+/** The time a VM spent in each power state and the resources it held over it (ms, unit·ms). */
+export const usageFields = [
   'runningMs',
   'suspendedMs',
   'stoppedMs',
   'vcpuMs',
   'memoryMiBMs',
   'diskMiBMs',
+] as const;
+
+/** Order of the values an atom adds (all integers: ms, unit·ms, minor units). */
+export const atomFields = [
+  ...usageFields,
   'vcpu',
   'memory',
   'disk',

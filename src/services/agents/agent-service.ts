@@ -17,6 +17,7 @@ import type { IdentityService } from '../identity/identity-service.js';
 import type { Principal } from '../identity/roles.js';
 import type { AgentCertificates, AuthenticatedAgent } from './agent-certificates.js';
 import type { IssuedCertificate } from './certificate-authority.js';
+import { rowById } from '../../store/rows.js';
 
 export type AgentState = 'connected' | 'disconnected' | 'revoked';
 
@@ -283,12 +284,7 @@ export class AgentService {
   }
 
   async get(id: string): Promise<Agent> {
-    const row = await this.deps.store.db
-      .selectFrom('agents')
-      .selectAll()
-      .where('id', '=', id)
-      .executeTakeFirst();
-    if (!row) throw new ZenithError('ZEN_NOT_FOUND', `no agent ${id}`, { id });
+    const row = await rowById(this.deps.store.db, 'agents', id, `no agent ${id}`);
     return this.#view(row);
   }
 

@@ -6,6 +6,7 @@
  */
 import type { BackupRepositoriesTable, BackupsTable } from '../../store/schema.js';
 import type { Store } from '../../store/store.js';
+import { findRowById, rowsByName } from '../../store/rows.js';
 import type { BackupManifest } from './repository/manifest.js';
 
 export interface RepositoryRecord {
@@ -156,20 +157,12 @@ export class BackupCatalogue {
   constructor(private readonly store: Store) {}
 
   async repositories(): Promise<RepositoryRecord[]> {
-    const rows = await this.store.db
-      .selectFrom('backup_repositories')
-      .selectAll()
-      .orderBy('name')
-      .execute();
+    const rows = await rowsByName(this.store.db, 'backup_repositories');
     return rows.map(repositoryOf);
   }
 
   async repository(id: string): Promise<RepositoryRecord | undefined> {
-    const row = await this.store.db
-      .selectFrom('backup_repositories')
-      .selectAll()
-      .where('id', '=', id)
-      .executeTakeFirst();
+    const row = await findRowById(this.store.db, 'backup_repositories', id);
     return row ? repositoryOf(row) : undefined;
   }
 
@@ -273,11 +266,7 @@ export class BackupCatalogue {
   }
 
   async get(id: string): Promise<CatalogueBackup | undefined> {
-    const row = await this.store.db
-      .selectFrom('backups')
-      .selectAll()
-      .where('id', '=', id)
-      .executeTakeFirst();
+    const row = await findRowById(this.store.db, 'backups', id);
     return row ? backupOf(row) : undefined;
   }
 

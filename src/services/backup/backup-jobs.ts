@@ -32,6 +32,7 @@ import { nextSlot, nextSlots, type Scheduler } from '../scheduler/scheduler.js';
 import type { Task, TaskKind, TaskService } from '../tasks/task-service.js';
 import type { BackupService } from './backup-service.js';
 import { checkRetention, type Retention } from './retention.js';
+import { rowsByName } from '../../store/rows.js';
 
 /** The role a job's identity is bound to on its scope (made on first use; admins may narrow it). */
 export const backupJobRole = 'backup-job';
@@ -273,11 +274,7 @@ export class BackupJobs {
   // —— the jobs ——
 
   async list(): Promise<BackupJobView[]> {
-    const rows = await this.deps.store.db
-      .selectFrom('backup_jobs')
-      .selectAll()
-      .orderBy('name')
-      .execute();
+    const rows = await rowsByName(this.deps.store.db, 'backup_jobs');
     return Promise.all(rows.map((row) => this.#view(row)));
   }
 

@@ -19,6 +19,7 @@ import type { EventBus } from '../events/event-bus.js';
 import type { IdentityService } from '../identity/identity-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import { claimPeer, connectionOfPeer, probePeer, refuseTakenPeer } from './connection-peer.js';
+import { rowsByName } from '../../store/rows.js';
 
 export type ConnectionState = 'connecting' | 'connected' | 'disconnected';
 
@@ -194,11 +195,7 @@ export class ConnectionService {
   }
 
   async list(): Promise<Connection[]> {
-    const rows = await this.deps.store.db
-      .selectFrom('connections')
-      .selectAll()
-      .orderBy('name')
-      .execute();
+    const rows = await rowsByName(this.deps.store.db, 'connections');
     return rows.map((row) => this.#view(row));
   }
 

@@ -19,6 +19,7 @@ import type { HaAgentSettings } from '../../protocols/agent-channel/ha-values.js
 import type { Store } from '../../store/store.js';
 import type { AgentHub } from '../agents/agent-hub.js';
 import type { Actor, AuditService } from '../audit/audit-service.js';
+import { systemActor } from '../identity/system-actor.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { EventBus } from '../events/event-bus.js';
 import type { IdentityService } from '../identity/identity-service.js';
@@ -189,7 +190,11 @@ export class HaService {
   /** Loads what was kept, takes its identity, and starts watching (the grace period starts now). */
   async start(): Promise<void> {
     await this.store.load();
-    this.#actor = await this.#identity();
+    this.#actor = await systemActor(
+      this.deps.identities,
+      haIdentityName,
+      'high availability (restarts the VMs of failed hosts)',
+    );
     this.#startedAt = this.deps.clock.now();
     this.deps.agentHub.probeEvery(1000);
     this.#loop = new PolicyPacedLoop({
@@ -234,18 +239,6 @@ export class HaService {
     await this.#loop?.stop();
     await this.#describing;
     await this.#agentCalls;
-  }
-
-  async #identity(): Promise<Actor> {
-    const { identities } = this.deps;
-    const identity = await identities.get(haIdentityName).catch(() =>
-      identities.createServiceIdentity({
-        name: haIdentityName,
-        role: 'none',
-        displayName: 'high availability (restarts the VMs of failed hosts)',
-      }),
-    );
-    return { id: identity.id, kind: identity.kind, name: identity.name };
   }
 
   /** One look at the hosts; answers whether there is nothing to do until a policy changes. */

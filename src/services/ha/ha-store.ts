@@ -5,11 +5,11 @@
  * resumes it and starts nothing twice.
  */
 import type { Clock } from '../../core/clock.js';
-import { ZenithError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
 import type { PortableVm } from '../../hypervisors/driver.js';
 import type { HaFailoversTable, HaRestartsTable } from '../../store/schema.js';
 import type { Store } from '../../store/store.js';
+import { rowById } from '../../store/rows.js';
 
 export type FailoverState = 'fencing' | 'restarting' | 'waiting' | 'done' | 'failed';
 export type RestartState = 'pending' | 'starting' | 'running' | 'waiting' | 'failed' | 'skipped';
@@ -203,12 +203,7 @@ export class HaStore {
   }
 
   async failover(id: string): Promise<Failover> {
-    const row = await this.store.db
-      .selectFrom('ha_failovers')
-      .selectAll()
-      .where('id', '=', id)
-      .executeTakeFirst();
-    if (!row) throw new ZenithError('ZEN_NOT_FOUND', `no failover '${id}'`, { id });
+    const row = await rowById(this.store.db, 'ha_failovers', id, `no failover '${id}'`);
     return failoverOf(row);
   }
 

@@ -32,6 +32,7 @@ import {
   rolePermissions,
   type Permission,
 } from './roles.js';
+import { rowById } from '../../store/rows.js';
 
 export interface Group {
   id: string;
@@ -446,12 +447,7 @@ export class AccessService {
   }
 
   async deleteBinding(id: string): Promise<RoleBinding> {
-    const row = await this.store.db
-      .selectFrom('role_bindings')
-      .selectAll()
-      .where('id', '=', id)
-      .executeTakeFirst();
-    if (!row) throw new ZenithError('ZEN_NOT_FOUND', `no role binding ${id}`, { id });
+    const row = await rowById(this.store.db, 'role_bindings', id, `no role binding ${id}`);
     await this.store.db.deleteFrom('role_bindings').where('id', '=', id).execute();
     await this.load();
     return bindingOf(row);

@@ -15,6 +15,7 @@ import type { TokensTable } from '../../store/schema.js';
 import { credentialEndings } from './credential-endings.js';
 import { LiveSessions, type SessionEnd } from './live-sessions.js';
 import type { Principal, RoleName } from './roles.js';
+import { rowById } from '../../store/rows.js';
 
 export interface TokenInfo {
   id: string;
@@ -120,12 +121,7 @@ export class SessionService {
   }
 
   async getToken(id: string): Promise<TokenInfo> {
-    const row = await this.store.db
-      .selectFrom('tokens')
-      .selectAll()
-      .where('id', '=', id)
-      .executeTakeFirst();
-    if (!row) throw new ZenithError('ZEN_NOT_FOUND', `no token ${id}`, { id });
+    const row = await rowById(this.store.db, 'tokens', id, `no token ${id}`);
     return tokenOf(row);
   }
 

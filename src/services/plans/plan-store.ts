@@ -1,12 +1,12 @@
 /** Migration plans as stored: the schedule and figures as JSON, the state beside them. */
 import type { Clock } from '../../core/clock.js';
-import { ZenithError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
 import type { PlacementPlansTable } from '../../store/schema.js';
 import type { Store } from '../../store/store.js';
 import type { PlannedMove } from './migration-planner.js';
 import type { ExecutionResult } from './plan-executor.js';
 import type { Imbalance } from './rebalancer.js';
+import { rowById } from '../../store/rows.js';
 
 export type PlanKind = 'rebalance' | 'evacuation' | 'moves';
 export type PlanState = 'proposed' | 'applying' | 'applied' | 'failed' | 'discarded';
@@ -86,12 +86,7 @@ export class PlanStore {
   }
 
   async get(id: string): Promise<PlanView> {
-    const row = await this.store.db
-      .selectFrom('placement_plans')
-      .selectAll()
-      .where('id', '=', id)
-      .executeTakeFirst();
-    if (!row) throw new ZenithError('ZEN_NOT_FOUND', `no plan ${id}`, { id });
+    const row = await rowById(this.store.db, 'placement_plans', id, `no plan ${id}`);
     return viewOf(row);
   }
 

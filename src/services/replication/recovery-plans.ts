@@ -39,6 +39,7 @@ import {
   type StepImages,
 } from './recovery-records.js';
 import { RecoveryRunner } from './recovery-runner.js';
+import { rowsByName } from '../../store/rows.js';
 
 export type {
   NetworkMapping,
@@ -74,11 +75,7 @@ export class RecoveryPlans {
   // ---- plans ----
 
   async list(): Promise<RecoveryPlanView[]> {
-    const rows = await this.deps.store.db
-      .selectFrom('recovery_plans')
-      .selectAll()
-      .orderBy('name')
-      .execute();
+    const rows = await rowsByName(this.deps.store.db, 'recovery_plans');
     return Promise.all(rows.map((row) => this.#records.planView(row)));
   }
 

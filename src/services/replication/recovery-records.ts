@@ -17,6 +17,7 @@ import type {
   RecoveryRunsTable,
   RecoveryRunVmsTable,
 } from '../../store/schema.js';
+import { rowById } from '../../store/rows.js';
 import type { Store, Tx } from '../../store/store.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { EventBus } from '../events/event-bus.js';
@@ -99,13 +100,7 @@ export class RecoveryRecords {
   }
 
   async run(runId: string) {
-    const row = await this.deps.store.db
-      .selectFrom('recovery_runs')
-      .selectAll()
-      .where('id', '=', runId)
-      .executeTakeFirst();
-    if (!row) throw new ZenithError('ZEN_NOT_FOUND', `no recovery run ${runId}`, { id: runId });
-    return row;
+    return rowById(this.deps.store.db, 'recovery_runs', runId, `no recovery run ${runId}`);
   }
 
   async steps(runId: string): Promise<RunVmRow[]> {

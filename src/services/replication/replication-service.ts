@@ -33,6 +33,7 @@ import {
   type PortableVm,
 } from '../../hypervisors/driver.js';
 import type { Actor } from '../audit/audit-service.js';
+import { systemActor } from '../identity/system-actor.js';
 import type { Task, TaskKind } from '../tasks/task-service.js';
 import { ReplicaChain } from './replica-chain.js';
 import {
@@ -89,7 +90,11 @@ export class ReplicationService {
   }
 
   async start(): Promise<void> {
-    this.#actor = await this.#identity();
+    this.#actor = await systemActor(
+      this.deps.identities,
+      replicationIdentityName,
+      'replication (copies protected VMs to their recovery site)',
+    );
     this.#abort = new AbortController();
     const signal = this.#abort.signal;
     this.#loop = (async () => {
@@ -627,18 +632,6 @@ export class ReplicationService {
       createdAt: replication.createdAt,
       updatedAt: replication.updatedAt,
     };
-  }
-
-  async #identity(): Promise<Actor> {
-    const { identities } = this.deps;
-    const identity = await identities.get(replicationIdentityName).catch(() =>
-      identities.createServiceIdentity({
-        name: replicationIdentityName,
-        role: 'none',
-        displayName: 'replication (copies protected VMs to their recovery site)',
-      }),
-    );
-    return { id: identity.id, kind: identity.kind, name: identity.name };
   }
 }
 

@@ -26,6 +26,7 @@ import {
 } from './task-kind.js';
 import { progressWriter } from './task-progress.js';
 import { taskTransitions, transitionTask, type TaskTransition } from './task-transitions.js';
+import { rowById } from '../../store/rows.js';
 
 // The task's shapes live beside it; callers keep importing them from the service.
 export { finalStates, type Task, type TaskState } from './task.js';
@@ -140,12 +141,7 @@ export class TaskService {
   }
 
   async get(id: string): Promise<Task> {
-    const row = await this.deps.store.db
-      .selectFrom('tasks')
-      .selectAll()
-      .where('id', '=', id)
-      .executeTakeFirst();
-    if (!row) throw new ZenithError('ZEN_NOT_FOUND', `no task ${id}`, { id });
+    const row = await rowById(this.deps.store.db, 'tasks', id, `no task ${id}`);
     return taskOf(row);
   }
 

@@ -1,7 +1,12 @@
 /** Snapshots of VMs: listed live from the driver; created, reverted and deleted as tasks. */
 import { Type, type Static } from 'typebox';
 import { ZenithError } from '../../core/errors.js';
-import type { HypervisorDriver, SnapshotInfo } from '../../hypervisors/driver.js';
+import type {
+  ActionContext,
+  DiscoveredVm,
+  HypervisorDriver,
+  SnapshotInfo,
+} from '../../hypervisors/driver.js';
 import type { Actor } from '../audit/audit-service.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
@@ -22,7 +27,8 @@ const OnSnapshotParams = Type.Object({
   snapshotName: Type.Optional(Type.String()),
   vmName: Type.Optional(Type.String()),
 });
-type OnSnapshotKind = TaskKind<Static<typeof OnSnapshotParams>>;
+type OnSnapshotParams = Static<typeof OnSnapshotParams>;
+type OnSnapshotKind = TaskKind<OnSnapshotParams>;
 
 export class VmSnapshotService {
   readonly #create: TaskKind<Static<typeof CreateParams>>;
@@ -54,12 +60,7 @@ export class VmSnapshotService {
       name: 'vm.snapshot.revert',
       params: OnSnapshotParams,
       run: async ({ task, signal, progress }) => {
-        const { vm, driver } = this.#target(task.targetId!);
-        const after = await driver.revertSnapshot(vm.externalId!, task.params.snapshotId, {
-          signal,
-          progress,
-        });
-        await this.inventory.applyChanges(vm.connectionId!, [after]);
+        const after = await this.#changeSnapshot('revertSnapshot', task, { signal, progress });
         return { powerState: after.powerState };
       },
       // Reverting again lands in the same state.
@@ -69,12 +70,7 @@ export class VmSnapshotService {
       name: 'vm.snapshot.delete',
       params: OnSnapshotParams,
       run: async ({ task, signal, progress }) => {
-        const { vm, driver } = this.#target(task.targetId!);
-        const after = await driver.deleteSnapshot(vm.externalId!, task.params.snapshotId, {
-          signal,
-          progress,
-        });
-        await this.inventory.applyChanges(vm.connectionId!, [after]);
+        await this.#changeSnapshot('deleteSnapshot', task, { signal, progress });
         return { deleted: task.params.snapshotId };
       },
       recover: async (task) =>
@@ -137,6 +133,18 @@ export class VmSnapshotService {
       owner,
       ...(requestId ? { requestId } : {}),
     });
+  }
+
+  /** Reverts to or deletes the task's snapshot, and takes in the VM as the driver leaves it. */
+  async #changeSnapshot(
+    action: 'revertSnapshot' | 'deleteSnapshot',
+    task: Task<OnSnapshotParams>,
+    context: ActionContext,
+  ): Promise<DiscoveredVm> {
+    const { vm, driver } = this.#target(task.targetId!);
+    const after = await driver[action](vm.externalId!, task.params.snapshotId, context);
+    await this.inventory.applyChanges(vm.connectionId!, [after]);
+    return after;
   }
 
   async #find(vmId: string, idOrName: string): Promise<SnapshotInfo | undefined> {

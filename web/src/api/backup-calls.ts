@@ -59,13 +59,7 @@ export async function backupsOfVm(
   signal?: AbortSignal,
 ): Promise<BackupView[]> {
   const params = new URLSearchParams({ vm: vmId });
-  const answer = await client.call<{ items: BackupView[] }>(
-    'GET',
-    `/backups?${params.toString()}`,
-    undefined,
-    signal,
-  );
-  return answer.items;
+  return client.items<BackupView>(`/backups?${params.toString()}`, signal);
 }
 
 export function backUpVm(client: ApiClient, vmId: string, repository: string): Promise<TaskDetail> {
@@ -98,13 +92,7 @@ export async function backupRepositories(
   client: ApiClient,
   signal?: AbortSignal,
 ): Promise<BackupRepositoryView[]> {
-  const answer = await client.call<{ items: BackupRepositoryView[] }>(
-    'GET',
-    '/backup-repositories',
-    undefined,
-    signal,
-  );
-  return answer.items;
+  return client.items<BackupRepositoryView>('/backup-repositories', signal);
 }
 
 export function backupRepositoryUsage(
@@ -121,13 +109,7 @@ export async function repositorySchedules(
   id: string,
   signal?: AbortSignal,
 ): Promise<ScheduleView[]> {
-  const answer = await client.call<{ items: ScheduleView[] }>(
-    'GET',
-    `${repositoryPath(id)}/schedules`,
-    undefined,
-    signal,
-  );
-  return answer.items;
+  return client.items<ScheduleView>(`${repositoryPath(id)}/schedules`, signal);
 }
 
 export function verifyBackupRepository(client: ApiClient, id: string): Promise<TaskDetail> {
@@ -159,13 +141,7 @@ export async function backupJobs(
   client: ApiClient,
   signal?: AbortSignal,
 ): Promise<BackupJobView[]> {
-  const answer = await client.call<{ items: BackupJobView[] }>(
-    'GET',
-    '/backup-jobs',
-    undefined,
-    signal,
-  );
-  return answer.items;
+  return client.items<BackupJobView>('/backup-jobs', signal);
 }
 
 export function createBackupJob(client: ApiClient, input: BackupJobInput): Promise<BackupJobView> {

@@ -88,6 +88,11 @@ export class ApiClient {
     return (await response.json()) as T;
   }
 
+  /** GET a whole list (an answer of `items`) and answer its items. */
+  async items<T>(path: string, signal?: AbortSignal): Promise<T[]> {
+    return (await this.call<{ items: T[] }>('GET', path, undefined, signal)).items;
+  }
+
   listVms(query: VmListQuery, signal?: AbortSignal): Promise<Page<ManagedObject>> {
     const params = new URLSearchParams({ limit: String(query.limit), sort: query.sort });
     const search = query.search.trim();
@@ -103,13 +108,7 @@ export class ApiClient {
   }
 
   async locationHistory(id: string, signal?: AbortSignal): Promise<LocationInterval[]> {
-    const answer = await this.call<{ items: LocationInterval[] }>(
-      'GET',
-      `/vms/${encodeURIComponent(id)}/location-history`,
-      undefined,
-      signal,
-    );
-    return answer.items;
+    return this.items<LocationInterval>(`/vms/${encodeURIComponent(id)}/location-history`, signal);
   }
 
   requestVmAction(id: string, action: VmAction): Promise<Task> {

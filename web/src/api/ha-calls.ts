@@ -22,8 +22,7 @@ export function haStatusOf(client: ApiClient, signal?: AbortSignal): Promise<HaS
 }
 
 export async function haVms(client: ApiClient, signal?: AbortSignal): Promise<HaVmView[]> {
-  const answer = await client.call<{ items: HaVmView[] }>('GET', '/ha/vms', undefined, signal);
-  return answer.items;
+  return client.items<HaVmView>('/ha/vms', signal);
 }
 
 export function haVm(client: ApiClient, vmId: string, signal?: AbortSignal): Promise<HaVmView> {
@@ -36,11 +35,5 @@ export async function failovers(
   limit = 50,
   signal?: AbortSignal,
 ): Promise<FailoverView[]> {
-  const answer = await client.call<{ items: FailoverView[] }>(
-    'GET',
-    `/ha/failovers?limit=${limit}`,
-    undefined,
-    signal,
-  );
-  return answer.items;
+  return client.items<FailoverView>(`/ha/failovers?limit=${limit}`, signal);
 }

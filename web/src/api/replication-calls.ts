@@ -15,16 +15,14 @@ import type { ApiClient } from './client.ts';
 export type { RecoveryPlanView, RecoveryRunView, ReplicationView, SiteView };
 
 export async function sites(client: ApiClient, signal?: AbortSignal): Promise<SiteView[]> {
-  return (await client.call<{ items: SiteView[] }>('GET', '/sites', undefined, signal)).items;
+  return client.items<SiteView>('/sites', signal);
 }
 
 export async function replications(
   client: ApiClient,
   signal?: AbortSignal,
 ): Promise<ReplicationView[]> {
-  return (
-    await client.call<{ items: ReplicationView[] }>('GET', '/replications', undefined, signal)
-  ).items;
+  return client.items<ReplicationView>('/replications', signal);
 }
 
 export type RpoReportRow = AnswerOf<typeof replicationReport>['items'][number];
@@ -35,21 +33,12 @@ export async function rpoReport(
   vmId: string,
   signal?: AbortSignal,
 ): Promise<RpoReportRow[]> {
-  return (
-    await client.call<{ items: RpoReportRow[] }>(
-      'GET',
-      `/replications/report?vm=${encodeURIComponent(vmId)}`,
-      undefined,
-      signal,
-    )
-  ).items;
+  return client.items<RpoReportRow>(`/replications/report?vm=${encodeURIComponent(vmId)}`, signal);
 }
 
 export async function recoveryPlans(
   client: ApiClient,
   signal?: AbortSignal,
 ): Promise<RecoveryPlanView[]> {
-  return (
-    await client.call<{ items: RecoveryPlanView[] }>('GET', '/recovery-plans', undefined, signal)
-  ).items;
+  return client.items<RecoveryPlanView>('/recovery-plans', signal);
 }

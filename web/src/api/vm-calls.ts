@@ -35,8 +35,7 @@ export function taskById(client: ApiClient, taskId: string): Promise<TaskDetail>
 }
 
 export async function snapshotsOf(client: ApiClient, vmId: string): Promise<Snapshot[]> {
-  const answer = await client.call<{ items: Snapshot[] }>('GET', `${vmPath(vmId)}/snapshots`);
-  return answer.items;
+  return client.items<Snapshot>(`${vmPath(vmId)}/snapshots`);
 }
 
 export function takeSnapshot(client: ApiClient, vmId: string, name: string): Promise<TaskDetail> {

@@ -1,15 +1,17 @@
 /** Clone a stopped VM under a new name, its disks copied (full) or shared copy-on-write (linked). */
-import { Anchor, Button, Checkbox, Group, Modal, Stack, TextInput } from '@mantine/core';
+import { useInputState } from '@mantine/hooks';
+import { Anchor, Button, Checkbox, Modal, Stack, TextInput } from '@mantine/core';
 import { useState } from 'react';
 import { cloneVm } from '../api/vm-calls.ts';
 import { hrefOf } from '../hash-route.ts';
 import { TaskRunStatus } from './task-run-status.tsx';
 import { useTaskRunner } from './use-task-runner.ts';
 import type { VmDialogProps } from './vm-dialog.ts';
+import { DialogButtons } from './dialog-buttons.tsx';
 
 export function CloneDialog(props: VmDialogProps) {
   const { vm, client, events, onClose } = props;
-  const [name, setName] = useState(`${vm.name}-clone`);
+  const [name, setName] = useInputState(`${vm.name}-clone`);
   const [linked, setLinked] = useState(false);
   const { run, start } = useTaskRunner(client, events);
   const result = run?.state === 'succeeded' ? (run.task.result as { vmId?: string }) : null;
@@ -28,7 +30,7 @@ export function CloneDialog(props: VmDialogProps) {
             required
             maxLength={63}
             value={name}
-            onChange={(event) => setName(event.currentTarget.value)}
+            onChange={setName}
             data-autofocus
           />
           <Checkbox
@@ -38,14 +40,11 @@ export function CloneDialog(props: VmDialogProps) {
           />
           <TaskRunStatus run={run} />
           {result?.vmId && <Anchor href={hrefOf.vm(result.vmId)}>Open {name.trim()}</Anchor>}
-          <Group justify="flex-end">
-            <Button variant="default" onClick={onClose}>
-              Close
-            </Button>
+          <DialogButtons onDismiss={onClose}>
             <Button type="submit" loading={run?.state === 'pending'} disabled={!name.trim()}>
               Clone
             </Button>
-          </Group>
+          </DialogButtons>
         </Stack>
       </form>
     </Modal>

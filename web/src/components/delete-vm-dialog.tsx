@@ -1,5 +1,5 @@
 /** Delete a VM: the person types its name to confirm; once deleted, back to the VM list. */
-import { Button, Group, Modal, Stack, Text } from '@mantine/core';
+import { Button, Modal, Stack, Text } from '@mantine/core';
 import { useState } from 'react';
 import { deleteVm } from '../api/vm-calls.ts';
 import { hrefOf } from '../hash-route.ts';
@@ -7,6 +7,7 @@ import { TaskRunStatus } from './task-run-status.tsx';
 import { useTaskRunner } from './use-task-runner.ts';
 import type { VmDialogProps } from './vm-dialog.ts';
 import { NameConfirmation } from './name-confirmation.tsx';
+import { DialogButtons } from './dialog-buttons.tsx';
 
 export function DeleteVmDialog(props: VmDialogProps) {
   const { vm, client, events, onClose } = props;
@@ -31,10 +32,7 @@ export function DeleteVmDialog(props: VmDialogProps) {
           </Text>
           <NameConfirmation name={vm.name} value={typed} onChange={setTyped} autoFocus />
           <TaskRunStatus run={run} />
-          <Group justify="flex-end">
-            <Button variant="default" onClick={onClose}>
-              Cancel
-            </Button>
+          <DialogButtons onDismiss={onClose} dismissLabel="Cancel">
             <Button
               type="submit"
               color="red"
@@ -43,7 +41,7 @@ export function DeleteVmDialog(props: VmDialogProps) {
             >
               Delete VM
             </Button>
-          </Group>
+          </DialogButtons>
         </Stack>
       </form>
     </Modal>

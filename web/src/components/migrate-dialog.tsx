@@ -4,7 +4,7 @@
  * (the task's progressDetails: bytes sent and remaining, passes). The page's location timeline
  * grows on its own from the event stream.
  */
-import { Button, Checkbox, Group, Loader, Modal, NumberInput, Stack } from '@mantine/core';
+import { Button, Checkbox, Loader, Modal, NumberInput, Stack } from '@mantine/core';
 import { useEffect, useState } from 'react';
 import { reasonOf } from '../api/follow-task.ts';
 import { migrateVm, placementPreview } from '../api/vm-calls.ts';
@@ -14,6 +14,7 @@ import { TaskRunStatus } from './task-run-status.tsx';
 import { useTaskRunner } from './use-task-runner.ts';
 import type { VmDialogProps } from './vm-dialog.ts';
 import { ErrorAlert } from './error-alert.tsx';
+import { DialogButtons } from './dialog-buttons.tsx';
 
 export function MigrateDialog(props: VmDialogProps) {
   const { vm, client, events, onClose } = props;
@@ -66,10 +67,7 @@ export function MigrateDialog(props: VmDialogProps) {
           }
         />
         <TaskRunStatus run={run} showDetails />
-        <Group justify="flex-end">
-          <Button variant="default" onClick={onClose}>
-            Close
-          </Button>
+        <DialogButtons onDismiss={onClose}>
           <Button
             disabled={!target || run?.state === 'pending'}
             loading={run?.state === 'pending'}
@@ -86,7 +84,7 @@ export function MigrateDialog(props: VmDialogProps) {
           >
             {target ? `Migrate to ${target.hostName}` : 'Migrate'}
           </Button>
-        </Group>
+        </DialogButtons>
       </Stack>
     </Modal>
   );

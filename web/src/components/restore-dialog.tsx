@@ -5,11 +5,11 @@
  * a new disk or over one of its disks (its name typed to confirm); the task is followed and the
  * VM linked.
  */
+import { useInputState } from '@mantine/hooks';
 import {
   Alert,
   Anchor,
   Button,
-  Group,
   Modal,
   NativeSelect,
   SegmentedControl,
@@ -36,6 +36,7 @@ import { TaskRunStatus } from './task-run-status.tsx';
 import { useTaskRunner } from './use-task-runner.ts';
 import { ErrorAlert } from './error-alert.tsx';
 import { NameConfirmation } from './name-confirmation.tsx';
+import { DialogButtons } from './dialog-buttons.tsx';
 
 export function RestoreDialog(props: {
   vm: ManagedObject;
@@ -46,13 +47,13 @@ export function RestoreDialog(props: {
 }) {
   const { vm, backup, client, events, onClose } = props;
   const [hosts, setHosts] = useState<ManagedObject[] | null>(null);
-  const [hostId, setHostId] = useState('');
+  const [hostId, setHostId] = useInputState('');
   const [error, setError] = useState<string | null>(null);
-  const [name, setName] = useState(`${backup.vmName}-restored`);
+  const [name, setName] = useInputState(`${backup.vmName}-restored`);
   const [mode, setMode] = useState<'new' | 'replace' | 'disk'>('new');
   const [confirmation, setConfirmation] = useState('');
   // One disk: which of the backup's, and into the VM as a new disk ('add') or over one of its own.
-  const [diskId, setDiskId] = useState(backup.disks[0]?.diskId ?? 'disk0');
+  const [diskId, setDiskId] = useInputState(backup.disks[0]?.diskId ?? 'disk0');
   const [into, setInto] = useState('add');
   const chosen = backup.disks.find((disk) => disk.diskId === diskId);
   // Only the backup's own VM can be restored over, and only while it is stopped.
@@ -123,7 +124,7 @@ export function RestoreDialog(props: {
                   value: disk.diskId,
                   label: `${disk.diskId} (${formatBytes(disk.capacityBytes)})`,
                 }))}
-                onChange={(event) => setDiskId(event.currentTarget.value)}
+                onChange={setDiskId}
               />
               <NativeSelect
                 label={`Into ${vm.name}`}
@@ -176,24 +177,21 @@ export function RestoreDialog(props: {
                 value={hostId}
                 disabled={!hosts}
                 data={(hosts ?? []).map((host) => ({ value: host.id, label: host.name }))}
-                onChange={(event) => setHostId(event.currentTarget.value)}
+                onChange={setHostId}
               />
               <TextInput
                 label="New VM name"
                 required
                 maxLength={63}
                 value={name}
-                onChange={(event) => setName(event.currentTarget.value)}
+                onChange={setName}
                 data-autofocus
               />
             </>
           )}
           <TaskRunStatus run={run} />
           {result?.vmId && <Anchor href={hrefOf.vm(result.vmId)}>Open {result.name}</Anchor>}
-          <Group justify="flex-end">
-            <Button variant="default" onClick={onClose}>
-              Close
-            </Button>
+          <DialogButtons onDismiss={onClose}>
             <Button
               type="submit"
               loading={run?.state === 'pending'}
@@ -216,7 +214,7 @@ export function RestoreDialog(props: {
                   ? `Replace ${vm.name}`
                   : 'Restore'}
             </Button>
-          </Group>
+          </DialogButtons>
         </Stack>
       </form>
     </Modal>

@@ -6,6 +6,7 @@
  * qcow2 or raw file. The list is read again when a task
  * on the VM ends, and when a verify or a restore ends (either may mark backups damaged).
  */
+import { useInputState } from '@mantine/hooks';
 import { Badge, Button, Group, NativeSelect, Stack, Table, Text } from '@mantine/core';
 import { useCallback, useEffect, useState } from 'react';
 import {
@@ -53,7 +54,7 @@ export function VmBackups(props: {
   const [backups, setBackups] = useState<BackupView[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [repositories, setRepositories] = useState<BackupRepositoryView[] | null>(null);
-  const [repository, setRepository] = useState<string>('');
+  const [repository, setRepository] = useInputState<string>('');
   const [restoring, setRestoring] = useState<BackupView | null>(null);
   const { run, start } = useTaskRunner(client, events);
 
@@ -116,7 +117,7 @@ export function VmBackups(props: {
               label="Repository"
               value={repository}
               data={repositories.map((r) => ({ value: r.id, label: r.name }))}
-              onChange={(event) => setRepository(event.currentTarget.value)}
+              onChange={setRepository}
             />
             <Button type="submit" disabled={!repository} loading={run?.state === 'pending'}>
               Back up now

@@ -1,16 +1,18 @@
 /** Rename and reconfigure (CPUs, memory): offered only where the VM's connection supports them. */
-import { Button, Group, Modal, NumberInput, Stack, TextInput } from '@mantine/core';
+import { useInputState } from '@mantine/hooks';
+import { Button, Modal, NumberInput, Stack, TextInput } from '@mantine/core';
 import { useState } from 'react';
 import { reconfigureVm, renameVm } from '../api/vm-calls.ts';
 import { TaskRunStatus } from './task-run-status.tsx';
 import { useTaskRunner } from './use-task-runner.ts';
 import type { VmDialogProps } from './vm-dialog.ts';
+import { DialogButtons } from './dialog-buttons.tsx';
 
 const mib = 1024 * 1024;
 
 export function RenameDialog(props: VmDialogProps) {
   const { vm, client, events, onClose } = props;
-  const [name, setName] = useState(vm.name);
+  const [name, setName] = useInputState(vm.name);
   const { run, start } = useTaskRunner(client, events);
   return (
     <Modal opened onClose={onClose} title={`Rename ${vm.name}`}>
@@ -26,18 +28,15 @@ export function RenameDialog(props: VmDialogProps) {
             required
             maxLength={63}
             value={name}
-            onChange={(event) => setName(event.currentTarget.value)}
+            onChange={setName}
             data-autofocus
           />
           <TaskRunStatus run={run} />
-          <Group justify="flex-end">
-            <Button variant="default" onClick={onClose}>
-              Close
-            </Button>
+          <DialogButtons onDismiss={onClose}>
             <Button type="submit" loading={run?.state === 'pending'} disabled={!name.trim()}>
               Rename
             </Button>
-          </Group>
+          </DialogButtons>
         </Stack>
       </form>
     </Modal>
@@ -79,14 +78,11 @@ export function ReconfigureDialog(props: VmDialogProps) {
             onChange={(value) => setMemoryMiB(Number(value) || 16)}
           />
           <TaskRunStatus run={run} />
-          <Group justify="flex-end">
-            <Button variant="default" onClick={onClose}>
-              Close
-            </Button>
+          <DialogButtons onDismiss={onClose}>
             <Button type="submit" loading={run?.state === 'pending'}>
               Apply
             </Button>
-          </Group>
+          </DialogButtons>
         </Stack>
       </form>
     </Modal>

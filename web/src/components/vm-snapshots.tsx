@@ -3,6 +3,7 @@
  * last two after a confirmation. The list is read again when a task on the VM ends; a VM that is
  * gone (deleted, or missing from its host) has none to read.
  */
+import { useInputState } from '@mantine/hooks';
 import { Button, Group, Modal, Stack, Table, Text, TextInput } from '@mantine/core';
 import { useCallback, useEffect, useState } from 'react';
 import type { ApiClient } from '../api/client.ts';
@@ -14,6 +15,7 @@ import type { Snapshot } from '../api/vm-types.ts';
 import { TaskRunStatus } from './task-run-status.tsx';
 import { useTaskRunner } from './use-task-runner.ts';
 import { TableHead } from './table-head.tsx';
+import { DialogButtons } from './dialog-buttons.tsx';
 
 type Confirming = { action: 'revert' | 'delete'; snapshot: Snapshot } | null;
 
@@ -28,7 +30,7 @@ export function VmSnapshots(props: {
   const { vmId, client, events, mayChange, present } = props;
   const [snapshots, setSnapshots] = useState<Snapshot[] | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const [name, setName] = useState('');
+  const [name, setName] = useInputState('');
   const [confirming, setConfirming] = useState<Confirming>(null);
   const { run, start } = useTaskRunner(client, events);
 
@@ -87,12 +89,7 @@ export function VmSnapshots(props: {
           }}
         >
           <Group align="flex-end">
-            <TextInput
-              label="Snapshot name"
-              maxLength={64}
-              value={name}
-              onChange={(event) => setName(event.currentTarget.value)}
-            />
+            <TextInput label="Snapshot name" maxLength={64} value={name} onChange={setName} />
             <Button type="submit" disabled={!name.trim()} loading={run?.state === 'pending'}>
               Take snapshot
             </Button>
@@ -154,14 +151,11 @@ export function VmSnapshots(props: {
               ? 'The VM returns to the state it had then; what happened since is lost.'
               : 'The snapshot is deleted for good.'}
           </Text>
-          <Group justify="flex-end">
-            <Button variant="default" onClick={() => setConfirming(null)}>
-              Cancel
-            </Button>
+          <DialogButtons onDismiss={() => setConfirming(null)} dismissLabel="Cancel">
             <Button color="red" onClick={() => void confirm()} data-autofocus>
               {confirming?.action === 'revert' ? 'Revert' : 'Delete'}
             </Button>
-          </Group>
+          </DialogButtons>
         </Stack>
       </Modal>
     </Stack>

@@ -58,33 +58,19 @@ export function HostCapacity(props: { host: ManagedObject; allocation: Allocatio
   const cores = typeof host.facts['cpu.cores'] === 'number' ? host.facts['cpu.cores'] : 0;
   const memory =
     typeof host.facts['memory.totalBytes'] === 'number' ? host.facts['memory.totalBytes'] : 0;
-  const count = (n: number) => `${n} vCPU`;
+  const cpus = { capacity: cores, show: (n: number) => `${n} vCPU` };
+  const bytes = { capacity: memory, show: formatBytes };
+  const meters = [
+    { label: 'vCPUs allocated (all VMs)', used: allocation.cpus, ...cpus },
+    { label: 'Memory allocated (all VMs)', used: allocation.memoryBytes, ...bytes },
+    { label: 'CPU load (running VMs)', used: allocation.runningCpus, ...cpus },
+    { label: 'Memory load (running VMs)', used: allocation.runningMemoryBytes, ...bytes },
+  ];
   return (
     <SimpleGrid cols={{ base: 1, md: 2 }} aria-label="Capacity and load">
-      <Meter
-        label="vCPUs allocated (all VMs)"
-        used={allocation.cpus}
-        capacity={cores}
-        show={count}
-      />
-      <Meter
-        label="Memory allocated (all VMs)"
-        used={allocation.memoryBytes}
-        capacity={memory}
-        show={formatBytes}
-      />
-      <Meter
-        label="CPU load (running VMs)"
-        used={allocation.runningCpus}
-        capacity={cores}
-        show={count}
-      />
-      <Meter
-        label="Memory load (running VMs)"
-        used={allocation.runningMemoryBytes}
-        capacity={memory}
-        show={formatBytes}
-      />
+      {meters.map((meter) => (
+        <Meter key={meter.label} {...meter} />
+      ))}
     </SimpleGrid>
   );
 }

@@ -23,6 +23,7 @@ import type { FactValue } from '../api/types.ts';
 import type { TaskDetail } from '../api/vm-types.ts';
 import { TaskRunStatus } from '../components/task-run-status.tsx';
 import { useTaskRunner } from '../components/use-task-runner.ts';
+import { DialogButtons } from '../components/dialog-buttons.tsx';
 
 type Destructive = Exclude<MachinePowerAction, 'on'> | 'fence';
 
@@ -186,14 +187,11 @@ export function MachineActions(props: {
       >
         <Stack>
           <Text size="sm">{confirming ? consequences[confirming].what : ''}</Text>
-          <Group justify="flex-end">
-            <Button variant="default" onClick={() => setConfirming(null)}>
-              Cancel
-            </Button>
+          <DialogButtons onDismiss={() => setConfirming(null)} dismissLabel="Cancel">
             <Button color="red" onClick={confirm} data-autofocus>
               {confirming ? consequences[confirming].label : ''}
             </Button>
-          </Group>
+          </DialogButtons>
         </Stack>
       </Modal>
     </div>

@@ -6,6 +6,7 @@
  * remembers the unlink and will not link them again by itself. A refusal (403, 409 …) stays in the
  * dialog with its code.
  */
+import { useInputState } from '@mantine/hooks';
 import { Button, Group, Loader, Modal, NativeSelect, Stack, Text } from '@mantine/core';
 import { useEffect, useState } from 'react';
 import type { ApiClient } from '../api/client.ts';
@@ -19,6 +20,7 @@ import {
 } from '../api/machine-calls.ts';
 import type { ManagedObject } from '../api/types.ts';
 import { ErrorAlert } from '../components/error-alert.tsx';
+import { DialogButtons } from '../components/dialog-buttons.tsx';
 
 /** What Zenith found them to share, for the links it made by itself. */
 const sharedBy: Record<NonNullable<MachineView['link']>['how'], string | null> = {
@@ -103,7 +105,7 @@ function LinkDialog(props: {
 }) {
   const { view, client, onClose, onLinked } = props;
   const [hosts, setHosts] = useState<{ hosts: ManagedObject[]; more: boolean } | null>(null);
-  const [chosen, setChosen] = useState('');
+  const [chosen, setChosen] = useInputState('');
   const { busy, error, setError, submit } = useSubmit();
 
   useEffect(() => {
@@ -147,7 +149,7 @@ function LinkDialog(props: {
             label="Hypervisor host"
             description="Hosts that are not machines and not linked to one"
             value={chosen}
-            onChange={(event) => setChosen(event.currentTarget.value)}
+            onChange={setChosen}
             data={[
               { value: '', label: 'Choose a host' },
               ...hosts.hosts.map((host) => ({ value: host.id, label: host.name })),
@@ -161,14 +163,11 @@ function LinkDialog(props: {
           </Text>
         )}
         <ErrorAlert title="Not linked" error={error} />
-        <Group justify="flex-end">
-          <Button variant="default" onClick={onClose}>
-            Cancel
-          </Button>
+        <DialogButtons onDismiss={onClose} dismissLabel="Cancel">
           <Button disabled={chosen === ''} loading={busy} onClick={() => void link()}>
             Link
           </Button>
-        </Group>
+        </DialogButtons>
       </Stack>
     </Modal>
   );
@@ -208,14 +207,11 @@ function UnlinkDialog(props: {
           {shared ? `, even though ${shared}` : ''}. Link them again by hand to undo it.
         </Text>
         <ErrorAlert title="Not unlinked" error={error} />
-        <Group justify="flex-end">
-          <Button variant="default" onClick={onClose}>
-            Cancel
-          </Button>
+        <DialogButtons onDismiss={onClose} dismissLabel="Cancel">
           <Button color="red" loading={busy} onClick={() => void unlink()}>
             Unlink
           </Button>
-        </Group>
+        </DialogButtons>
       </Stack>
     </Modal>
   );

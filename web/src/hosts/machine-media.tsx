@@ -5,6 +5,7 @@
  * sentence saying what is wrong) and ejecting it after a confirmation. Each is a task, followed
  * like the other machine actions; a refusal of the request is shown in the dialog that made it.
  */
+import { useInputState } from '@mantine/hooks';
 import { Button, Group, Modal, Stack, Text, TextInput } from '@mantine/core';
 import { useState, type FormEvent } from 'react';
 import type { ApiClient } from '../api/client.ts';
@@ -13,6 +14,7 @@ import { ejectMachineMedia, imageUrlProblem, insertMachineMedia } from '../api/m
 import type { ManagedObject } from '../api/types.ts';
 import { TaskRunStatus } from '../components/task-run-status.tsx';
 import { useTaskRunner } from '../components/use-task-runner.ts';
+import { DialogButtons } from '../components/dialog-buttons.tsx';
 
 const insertLabel = 'Insert image';
 const ejectLabel = 'Eject';
@@ -30,7 +32,7 @@ export function MachineMedia(props: {
   const { hostId, hostLabel, machine, client, events, mayPower, capabilities, onTaskEnded } = props;
   const { run, start } = useTaskRunner(client, events);
   const [dialog, setDialog] = useState<'insert' | 'eject' | null>(null);
-  const [url, setUrl] = useState('');
+  const [url, setUrl] = useInputState('');
   const [problem, setProblem] = useState<string | null>(null);
   if (!capabilities.includes('machine.media')) return null;
 
@@ -118,19 +120,16 @@ export function MachineMedia(props: {
               description="The BMC fetches the ISO image from it: an http, https, nfs or cifs URL."
               placeholder="https://images.example/installer.iso"
               value={url}
-              onChange={(event) => setUrl(event.currentTarget.value)}
+              onChange={setUrl}
               error={problem}
               data-autofocus
             />
             {refusedHere(insertLabel) && <TaskRunStatus run={run} />}
-            <Group justify="flex-end">
-              <Button variant="default" onClick={() => setDialog(null)}>
-                Cancel
-              </Button>
+            <DialogButtons onDismiss={() => setDialog(null)} dismissLabel="Cancel">
               <Button type="submit" loading={pending && run.label === insertLabel}>
                 Insert
               </Button>
-            </Group>
+            </DialogButtons>
           </Stack>
         </form>
       </Modal>
@@ -146,10 +145,7 @@ export function MachineMedia(props: {
             the machine: an installer or operating system reading from the CD loses it.
           </Text>
           {refusedHere(ejectLabel) && <TaskRunStatus run={run} />}
-          <Group justify="flex-end">
-            <Button variant="default" onClick={() => setDialog(null)}>
-              Cancel
-            </Button>
+          <DialogButtons onDismiss={() => setDialog(null)} dismissLabel="Cancel">
             <Button
               color="red"
               loading={pending && run.label === ejectLabel}
@@ -157,7 +153,7 @@ export function MachineMedia(props: {
             >
               Eject
             </Button>
-          </Group>
+          </DialogButtons>
         </Stack>
       </Modal>
     </Stack>

@@ -149,6 +149,16 @@ export function MachineSection(props: {
   const { machine } = view;
   const onPage = machine.id === host.id;
   const hostLabel = onPage ? host.name : `${host.name} (machine ${machine.name})`;
+  // What the machine's action and media controls act on, and what they do once a task ends.
+  const machineTasks = {
+    hostId: host.id,
+    hostLabel,
+    client,
+    events,
+    mayPower,
+    capabilities: view.capabilities,
+    onTaskEnded: reload,
+  };
   return (
     <Stack component="section" aria-label="Machine" gap="sm">
       <Group gap="sm">
@@ -181,26 +191,8 @@ export function MachineSection(props: {
           {String(machine.facts['bmc.address'] ?? '—')}
         </Text>
       </Text>
-      <MachineActions
-        hostId={host.id}
-        hostLabel={hostLabel}
-        client={client}
-        events={events}
-        mayPower={mayPower}
-        capabilities={view.capabilities}
-        identify={machine.facts['bmc.identify']}
-        onTaskEnded={reload}
-      />
-      <MachineMedia
-        hostId={host.id}
-        hostLabel={hostLabel}
-        machine={machine}
-        client={client}
-        events={events}
-        mayPower={mayPower}
-        capabilities={view.capabilities}
-        onTaskEnded={reload}
-      />
+      <MachineActions {...machineTasks} identify={machine.facts['bmc.identify']} />
+      <MachineMedia {...machineTasks} machine={machine} />
       <Grid>
         <Grid.Col span={{ base: 12, lg: 7 }}>
           <Title order={4}>Hardware</Title>

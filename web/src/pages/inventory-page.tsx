@@ -21,7 +21,7 @@ import {
   Title,
   UnstyledButton,
 } from '@mantine/core';
-import { useDebouncedValue } from '@mantine/hooks';
+import { useDebouncedValue, useInputState } from '@mantine/hooks';
 import { useEffect, useState } from 'react';
 import { ApiError } from '../api/api-error.ts';
 import type { ApiClient } from '../api/client.ts';
@@ -101,7 +101,7 @@ export function formatBytes(value: unknown): string {
 
 export function InventoryPage(props: { client: ApiClient; events: EventStream }) {
   const { client, events } = props;
-  const [search, setSearch] = useState('');
+  const [search, setSearch] = useInputState('');
   const [debouncedSearch] = useDebouncedValue(search, 250);
   const [sort, setSort] = useState('name');
   /** A datacenter or cluster chosen in the tree: the table shows only the VMs under it. */
@@ -219,7 +219,7 @@ export function InventoryPage(props: { client: ApiClient; events: EventStream })
             description="Words search names; tag:env:prod, power=running, cpus>=4, host=NAME, cluster=NAME, user.owner"
             placeholder="web tag:env:prod power=running"
             value={search}
-            onChange={(event) => setSearch(event.currentTarget.value)}
+            onChange={setSearch}
             maw={600}
           />
           <Checkbox

@@ -1,3 +1,4 @@
+import { useInputState } from '@mantine/hooks';
 import {
   Alert,
   Button,
@@ -18,8 +19,8 @@ export function LoginPage(props: {
   notice: string | null;
   onLoggedIn: (session: Session) => void;
 }) {
-  const [username, setUsername] = useState('');
-  const [password, setPassword] = useState('');
+  const [username, setUsername] = useInputState('');
+  const [password, setPassword] = useInputState('');
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
 
@@ -50,14 +51,14 @@ export function LoginPage(props: {
               autoComplete="username"
               required
               value={username}
-              onChange={(event) => setUsername(event.currentTarget.value)}
+              onChange={setUsername}
             />
             <PasswordInput
               label="Password"
               autoComplete="current-password"
               required
               value={password}
-              onChange={(event) => setPassword(event.currentTarget.value)}
+              onChange={setPassword}
             />
             <Button type="submit" loading={busy}>
               Log in

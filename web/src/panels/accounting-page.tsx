@@ -3,6 +3,7 @@
  * cost report with its period, granularity and grouping, shown as a table and downloadable as CSV
  * or JSON (the API's own renderings, fetched with the session's token).
  */
+import { useInputState } from '@mantine/hooks';
 import { Button, Group, NativeSelect, Stack, Table, Text, TextInput, Title } from '@mantine/core';
 import { useCallback, useEffect, useState } from 'react';
 import { Bar, BarChart, CartesianGrid, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
@@ -32,10 +33,10 @@ function periodOf(from: string, to: string): { from: number; to: number } {
 
 export function AccountingPage(props: { client: ApiClient }) {
   const { client } = props;
-  const [from, setFrom] = useState(() => dateInput(Date.now() - 6 * day));
-  const [to, setTo] = useState(() => dateInput(Date.now()));
-  const [granularity, setGranularity] = useState('daily');
-  const [groupBy, setGroupBy] = useState('vm');
+  const [from, setFrom] = useInputState(dateInput(Date.now() - 6 * day));
+  const [to, setTo] = useInputState(dateInput(Date.now()));
+  const [granularity, setGranularity] = useInputState('daily');
+  const [groupBy, setGroupBy] = useInputState('vm');
   const [showback, setShowback] = useState<Showback | null>(null);
   const [report, setReport] = useState<Report | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -105,30 +106,15 @@ export function AccountingPage(props: { client: ApiClient }) {
         }}
       >
         <Group align="end">
-          <TextInput
-            type="date"
-            label="From"
-            value={from}
-            onChange={(e) => setFrom(e.currentTarget.value)}
-          />
-          <TextInput
-            type="date"
-            label="To (inclusive)"
-            value={to}
-            onChange={(e) => setTo(e.currentTarget.value)}
-          />
+          <TextInput type="date" label="From" value={from} onChange={setFrom} />
+          <TextInput type="date" label="To (inclusive)" value={to} onChange={setTo} />
           <NativeSelect
             label="Granularity"
             data={granularities}
             value={granularity}
-            onChange={(e) => setGranularity(e.currentTarget.value)}
+            onChange={setGranularity}
           />
-          <NativeSelect
-            label="Group by"
-            data={dimensions}
-            value={groupBy}
-            onChange={(e) => setGroupBy(e.currentTarget.value)}
-          />
+          <NativeSelect label="Group by" data={dimensions} value={groupBy} onChange={setGroupBy} />
           <Button type="submit">Show</Button>
           <Button variant="default" onClick={() => void download('csv')}>
             Download CSV

@@ -7,6 +7,7 @@
  * show are kept). The server still decides: a job wider than the person's own backup.run is
  * refused, and the refusal shows.
  */
+import { useInputState } from '@mantine/hooks';
 import {
   Alert,
   Badge,
@@ -43,6 +44,7 @@ import { usePermissions } from '../permissions.ts';
 import { TableHead } from '../components/table-head.tsx';
 import { ErrorAlert } from '../components/error-alert.tsx';
 import { useLiveLoad } from '../components/use-live-load.ts';
+import { DialogButtons } from '../components/dialog-buttons.tsx';
 
 const when = (at: number | null | undefined) => (at ? new Date(at).toLocaleString() : '—');
 
@@ -257,13 +259,15 @@ function JobDialog(props: {
   onMade: () => void;
 }) {
   const { client, repositories, job, onClose, onMade } = props;
-  const [name, setName] = useState(job?.name ?? '');
-  const [repository, setRepository] = useState(job?.repository.id ?? repositories[0]?.id ?? '');
-  const [selector, setSelector] = useState(job?.selector ?? '');
-  const [scope, setScope] = useState(job?.scope?.name ?? '');
-  const [schedule, setSchedule] = useState(job ? (job.schedule ?? '') : '0 2 * * *');
-  const [timeZone, setTimeZone] = useState(
-    () => job?.timeZone ?? (Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'),
+  const [name, setName] = useInputState(job?.name ?? '');
+  const [repository, setRepository] = useInputState(
+    job?.repository.id ?? repositories[0]?.id ?? '',
+  );
+  const [selector, setSelector] = useInputState(job?.selector ?? '');
+  const [scope, setScope] = useInputState(job?.scope?.name ?? '');
+  const [schedule, setSchedule] = useInputState(job ? (job.schedule ?? '') : '0 2 * * *');
+  const [timeZone, setTimeZone] = useInputState(
+    job?.timeZone ?? (Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'),
   );
   const [keepLast, setKeepLast] = useState<number | string>(job ? (job.retention?.last ?? '') : 7);
   const [keepDaily, setKeepDaily] = useState<number | string>(job?.retention?.daily ?? '');
@@ -328,39 +332,35 @@ function JobDialog(props: {
             maxLength={63}
             value={name}
             disabled={job !== null}
-            onChange={(event) => setName(event.currentTarget.value)}
+            onChange={setName}
             data-autofocus
           />
           <NativeSelect
             label="Repository"
             value={repository}
             data={repositories.map((r) => ({ value: r.id, label: r.name }))}
-            onChange={(event) => setRepository(event.currentTarget.value)}
+            onChange={setRepository}
           />
           <TextInput
             label="Selector"
             description="A condition on the VM's facts, e.g. 'env:prod' in vm.tags; empty: every VM in scope"
             value={selector}
-            onChange={(event) => setSelector(event.currentTarget.value)}
+            onChange={setSelector}
           />
           <TextInput
             label="Scope"
             description="The object (name or id) whose VMs the job reaches; empty: everything"
             value={scope}
-            onChange={(event) => setScope(event.currentTarget.value)}
+            onChange={setScope}
           />
           <Group grow>
             <TextInput
               label="Schedule (cron)"
               description="minute hour day month weekday; empty: on demand"
               value={schedule}
-              onChange={(event) => setSchedule(event.currentTarget.value)}
+              onChange={setSchedule}
             />
-            <TextInput
-              label="Time zone"
-              value={timeZone}
-              onChange={(event) => setTimeZone(event.currentTarget.value)}
-            />
+            <TextInput label="Time zone" value={timeZone} onChange={setTimeZone} />
           </Group>
           <Group grow>
             <NumberInput label="Keep last" min={0} value={keepLast} onChange={setKeepLast} />
@@ -373,14 +373,11 @@ function JobDialog(props: {
               onChange={setPerHost}
             />
           </Group>
-          <Group justify="flex-end">
-            <Button variant="default" onClick={onClose}>
-              Cancel
-            </Button>
+          <DialogButtons onDismiss={onClose} dismissLabel="Cancel">
             <Button type="submit" loading={busy} disabled={!name.trim() || !repository}>
               {job ? 'Save' : 'Make the job'}
             </Button>
-          </Group>
+          </DialogButtons>
         </Stack>
       </form>
     </Modal>

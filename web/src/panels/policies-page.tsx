@@ -18,7 +18,7 @@ import {
   TextInput,
   Title,
 } from '@mantine/core';
-import { useDebouncedValue } from '@mantine/hooks';
+import { useDebouncedValue, useInputState } from '@mantine/hooks';
 import { useCallback, useEffect, useState } from 'react';
 import { ApiError } from '../api/api-error.ts';
 import type { ApiClient } from '../api/client.ts';
@@ -79,12 +79,12 @@ export function PoliciesPage(props: { client: ApiClient }) {
   const mayManage = usePermissions().can('policy.manage');
   const [policies, setPolicies] = useState<PolicyView[]>([]);
   const [selected, setSelected] = useState<PolicyView | null>(null);
-  const [text, setText] = useState(() => JSON.stringify(template, null, 2));
+  const [text, setText] = useInputState(JSON.stringify(template, null, 2));
   const [debouncedText] = useDebouncedValue(text, 400);
   const [test, setTest] = useState<PolicyTestAnswer | null>(null);
   const [refusal, setRefusal] = useState<ApiError | Error | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
-  const [expression, setExpression] = useState('');
+  const [expression, setExpression] = useInputState('');
   const [debouncedExpression] = useDebouncedValue(expression, 400);
   const [expressionTest, setExpressionTest] = useState<ExpressionTestAnswer | null>(null);
   const [expressionRefusal, setExpressionRefusal] = useState<ApiError | Error | null>(null);
@@ -231,7 +231,7 @@ export function PoliciesPage(props: { client: ApiClient }) {
               label={selected ? `Policy ${selected.name} (JSON)` : 'New policy (JSON)'}
               description="Tested against the live inventory as you type"
               value={text}
-              onChange={(event) => setText(event.currentTarget.value)}
+              onChange={setText}
               autosize
               minRows={10}
               styles={{ input: { fontFamily: 'monospace' } }}
@@ -260,7 +260,7 @@ export function PoliciesPage(props: { client: ApiClient }) {
               label="Try an expression across the fleet"
               description="e.g. vm.cpu.count >= 4, or host.cpu.cores > 32"
               value={expression}
-              onChange={(event) => setExpression(event.currentTarget.value)}
+              onChange={setExpression}
               styles={{ input: { fontFamily: 'monospace' } }}
             />
             {expressionRefusal && <TestRefusal error={expressionRefusal} />}

@@ -7,6 +7,7 @@
  * visible (the RPO grows with time). Plans are made and run with the API or the CLI
  * (docs/replication.md).
  */
+import { useInputState } from '@mantine/hooks';
 import { Badge, NativeSelect, Stack, Table, Text, Title } from '@mantine/core';
 import { useCallback, useEffect, useState } from 'react';
 import type { ApiClient } from '../api/client.ts';
@@ -97,7 +98,7 @@ function ReplicatedVms(props: { items: ReplicationView[] }) {
  */
 function RpoHistory(props: { client: ApiClient; items: ReplicationView[] }) {
   const { client, items } = props;
-  const [vmId, setVmId] = useState<string | null>(null);
+  const [vmId, setVmId] = useInputState<string | null>(null);
   const [rows, setRows] = useState<RpoReportRow[]>([]);
   const shown = items.find((r) => r.vm.id === vmId) ?? items[0];
   const newest = shown?.points[0]?.id;
@@ -123,7 +124,7 @@ function RpoHistory(props: { client: ApiClient; items: ReplicationView[] }) {
       <NativeSelect
         label="RPO over time of"
         value={shown.vm.id}
-        onChange={(event) => setVmId(event.currentTarget.value)}
+        onChange={setVmId}
         data={items.map((r) => ({ value: r.vm.id, label: r.vm.name }))}
         w={240}
       />

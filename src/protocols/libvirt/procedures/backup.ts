@@ -13,6 +13,7 @@ import {
   remoteNonnullString,
   remoteString,
 } from '../remote-types.js';
+import { domainFlagsMessage, domainListAllArgs, xmlMessage } from './messages.js';
 
 /** virDomainCheckpointDeleteFlags. */
 export const CHECKPOINT_DELETE = { children: 1, metadataOnly: 2, childrenOnly: 4 } as const;
@@ -33,14 +34,14 @@ export const domainBackupBegin = remoteProcedure(
 export const domainBackupGetXmlDesc = remoteProcedure(
   'domainBackupGetXmlDesc',
   422,
-  xdrStruct({ dom: remoteDomainRef, flags: xdrUint }),
-  xdrStruct({ xml: remoteNonnullString }),
+  domainFlagsMessage,
+  xmlMessage,
 );
 
 export const domainListAllCheckpoints = remoteProcedure(
   'domainListAllCheckpoints',
   413,
-  xdrStruct({ dom: remoteDomainRef, need_results: xdrInt, flags: xdrUint }),
+  domainListAllArgs,
   xdrStruct({ checkpoints: xdrArray(remoteCheckpointRef, REMOTE_LIST_MAX), ret: xdrInt }),
 );
 
@@ -48,7 +49,7 @@ export const domainCheckpointGetXmlDesc = remoteProcedure(
   'domainCheckpointGetXmlDesc',
   412,
   checkpointFlagsArg,
-  xdrStruct({ xml: remoteNonnullString }),
+  xmlMessage,
 );
 
 export const domainCheckpointLookupByName = remoteProcedure(

@@ -16,6 +16,15 @@ import {
   remoteTypedParams,
   remoteUuid,
 } from '../remote-types.js';
+import {
+  domainFlagsMessage,
+  domainMessage,
+  listAllAnswer,
+  listAllArgs,
+  nameMessage,
+  xmlFlagsMessage,
+  xmlMessage,
+} from './messages.js';
 
 /** virDomainState. */
 export const DOMAIN_STATE = {
@@ -67,39 +76,30 @@ export const DOMAIN_STATS = {
   dirtyRate: 512,
 } as const;
 
-const domArg = xdrStruct({ dom: remoteDomainRef });
-const domFlagsArg = xdrStruct({ dom: remoteDomainRef, flags: xdrUint });
-const domRet = xdrStruct({ dom: remoteDomainRef });
-
-export const domainCreate = remoteProcedure('domainCreate', 9, domArg);
+export const domainCreate = remoteProcedure('domainCreate', 9, domainMessage);
 
 export const domainCreateXml = remoteProcedure(
   'domainCreateXml',
   10,
   xdrStruct({ xml_desc: remoteNonnullString, flags: xdrUint }),
-  domRet,
+  domainMessage,
 );
 
-export const domainDefineXml = remoteProcedure(
-  'domainDefineXml',
-  11,
-  xdrStruct({ xml: remoteNonnullString }),
-  domRet,
-);
+export const domainDefineXml = remoteProcedure('domainDefineXml', 11, xmlMessage, domainMessage);
 
-export const domainDestroy = remoteProcedure('domainDestroy', 12, domArg);
+export const domainDestroy = remoteProcedure('domainDestroy', 12, domainMessage);
 
 export const domainGetXmlDesc = remoteProcedure(
   'domainGetXmlDesc',
   14,
-  domFlagsArg,
-  xdrStruct({ xml: remoteNonnullString }),
+  domainFlagsMessage,
+  xmlMessage,
 );
 
 export const domainGetInfo = remoteProcedure(
   'domainGetInfo',
   16,
-  domArg,
+  domainMessage,
   xdrStruct(
     {
       /** DOMAIN_STATE */
@@ -120,34 +120,34 @@ export const domainLookupById = remoteProcedure(
   'domainLookupById',
   22,
   xdrStruct({ id: xdrInt }),
-  domRet,
+  domainMessage,
 );
 
 export const domainLookupByName = remoteProcedure(
   'domainLookupByName',
   23,
-  xdrStruct({ name: remoteNonnullString }),
-  domRet,
+  nameMessage,
+  domainMessage,
 );
 
 export const domainLookupByUuid = remoteProcedure(
   'domainLookupByUuid',
   24,
   xdrStruct({ uuid: remoteUuid }),
-  domRet,
+  domainMessage,
 );
 
-export const domainReboot = remoteProcedure('domainReboot', 27, domFlagsArg);
-export const domainResume = remoteProcedure('domainResume', 28, domArg);
-export const domainShutdown = remoteProcedure('domainShutdown', 33, domArg);
-export const domainSuspend = remoteProcedure('domainSuspend', 34, domArg);
-export const domainUndefine = remoteProcedure('domainUndefine', 35, domArg);
+export const domainReboot = remoteProcedure('domainReboot', 27, domainFlagsMessage);
+export const domainResume = remoteProcedure('domainResume', 28, domainMessage);
+export const domainShutdown = remoteProcedure('domainShutdown', 33, domainMessage);
+export const domainSuspend = remoteProcedure('domainSuspend', 34, domainMessage);
+export const domainUndefine = remoteProcedure('domainUndefine', 35, domainMessage);
 
 export const domainCreateWithFlags = remoteProcedure(
   'domainCreateWithFlags',
   196,
-  domFlagsArg,
-  domRet,
+  domainFlagsMessage,
+  domainMessage,
 );
 
 /** Opens a console: after the reply, the call's serial carries a duplex stream of the console bytes. */
@@ -162,19 +162,19 @@ export const domainOpenConsole = remoteProcedure(
 export const domainGetState = remoteProcedure(
   'domainGetState',
   212,
-  domFlagsArg,
+  domainFlagsMessage,
   xdrStruct({ state: xdrInt, reason: xdrInt }),
 );
 
-export const domainUndefineFlags = remoteProcedure('domainUndefineFlags', 231, domFlagsArg);
-export const domainDestroyFlags = remoteProcedure('domainDestroyFlags', 234, domFlagsArg);
-export const domainShutdownFlags = remoteProcedure('domainShutdownFlags', 258, domFlagsArg);
+export const domainUndefineFlags = remoteProcedure('domainUndefineFlags', 231, domainFlagsMessage);
+export const domainDestroyFlags = remoteProcedure('domainDestroyFlags', 234, domainFlagsMessage);
+export const domainShutdownFlags = remoteProcedure('domainShutdownFlags', 258, domainFlagsMessage);
 
 export const connectListAllDomains = remoteProcedure(
   'connectListAllDomains',
   273,
-  xdrStruct({ need_results: xdrInt, flags: xdrUint }),
-  xdrStruct({ domains: xdrArray(remoteDomainRef, REMOTE_LIST_MAX), ret: xdrUint }),
+  listAllArgs,
+  listAllAnswer('domains', remoteDomainRef),
 );
 
 export const connectGetAllDomainStats = remoteProcedure(
@@ -192,6 +192,6 @@ export const connectGetAllDomainStats = remoteProcedure(
 export const domainDefineXmlFlags = remoteProcedure(
   'domainDefineXmlFlags',
   350,
-  xdrStruct({ xml: remoteNonnullString, flags: xdrUint }),
-  domRet,
+  xmlFlagsMessage,
+  domainMessage,
 );

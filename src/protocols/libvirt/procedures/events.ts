@@ -2,6 +2,7 @@
 import { xdrInt, xdrStruct, type XdrValue } from '../../xdr/xdr-types.js';
 import { remoteEvent, remoteProcedure } from '../procedure.js';
 import { remoteDomainRef, remoteOptionalDomainRef, remoteTypedParams } from '../remote-types.js';
+import { callbackIdMessage, domainMessage } from './messages.js';
 
 /** virDomainEventID: what connectDomainEventCallbackRegisterAny subscribes to. */
 export const DOMAIN_EVENT_ID = {
@@ -60,13 +61,13 @@ export const connectDomainEventCallbackRegisterAny = remoteProcedure(
   'connectDomainEventCallbackRegisterAny',
   316,
   xdrStruct({ eventID: xdrInt, dom: remoteOptionalDomainRef }),
-  xdrStruct({ callbackID: xdrInt }),
+  callbackIdMessage,
 );
 
 export const connectDomainEventCallbackDeregisterAny = remoteProcedure(
   'connectDomainEventCallbackDeregisterAny',
   317,
-  xdrStruct({ callbackID: xdrInt }),
+  callbackIdMessage,
 );
 
 export const domainEventLifecycle = remoteEvent(
@@ -82,7 +83,7 @@ export type DomainLifecycleEvent = XdrValue<typeof domainEventLifecycle.message>
 export const domainEventReboot = remoteEvent(
   'domainEventCallbackReboot',
   319,
-  xdrStruct({ callbackID: xdrInt, msg: xdrStruct({ dom: remoteDomainRef }) }),
+  xdrStruct({ callbackID: xdrInt, msg: domainMessage }),
 );
 export type DomainRebootEvent = XdrValue<typeof domainEventReboot.message>;
 

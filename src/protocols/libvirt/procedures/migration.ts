@@ -14,6 +14,7 @@ import {
   remoteString,
   remoteTypedParams,
 } from '../remote-types.js';
+import { domainFlagsMessage, domainMessage } from './messages.js';
 
 /** virDomainMigrateFlags. */
 export const MIGRATE = {
@@ -66,7 +67,7 @@ export const JOB_STATS = { completed: 1, keepCompleted: 2 } as const;
 export const domainGetJobInfo = remoteProcedure(
   'domainGetJobInfo',
   163,
-  xdrStruct({ dom: remoteDomainRef }),
+  domainMessage,
   xdrStruct({
     type: xdrInt,
     timeElapsed: xdrUhyperNumber,
@@ -83,11 +84,7 @@ export const domainGetJobInfo = remoteProcedure(
   }),
 );
 
-export const domainAbortJob = remoteProcedure(
-  'domainAbortJob',
-  164,
-  xdrStruct({ dom: remoteDomainRef }),
-);
+export const domainAbortJob = remoteProcedure('domainAbortJob', 164, domainMessage);
 
 /** Maximum tolerable downtime in milliseconds. */
 export const domainMigrateSetMaxDowntime = remoteProcedure(
@@ -106,14 +103,14 @@ export const domainMigrateSetMaxSpeed = remoteProcedure(
 export const domainMigrateGetMaxSpeed = remoteProcedure(
   'domainMigrateGetMaxSpeed',
   242,
-  xdrStruct({ dom: remoteDomainRef, flags: xdrUint }),
+  domainFlagsMessage,
   xdrStruct({ bandwidth: xdrUhyper }),
 );
 
 export const domainGetJobStats = remoteProcedure(
   'domainGetJobStats',
   298,
-  xdrStruct({ dom: remoteDomainRef, flags: xdrUint }),
+  domainFlagsMessage,
   xdrStruct({ type: xdrInt, params: remoteTypedParams }),
 );
 

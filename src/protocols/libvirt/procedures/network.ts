@@ -1,7 +1,8 @@
 /** Virtual network procedures. */
-import { xdrArray, xdrInt, xdrStruct, xdrUint } from '../../xdr/xdr-types.js';
+import { xdrStruct, xdrUint } from '../../xdr/xdr-types.js';
 import { remoteProcedure } from '../procedure.js';
-import { REMOTE_LIST_MAX, remoteNetworkRef, remoteNonnullString } from '../remote-types.js';
+import { remoteNetworkRef } from '../remote-types.js';
+import { listAllAnswer, listAllArgs, nameMessage, xmlMessage } from './messages.js';
 
 /** virConnectListAllNetworksFlags. */
 export const LIST_NETWORKS = {
@@ -17,19 +18,19 @@ export const networkGetXmlDesc = remoteProcedure(
   'networkGetXmlDesc',
   43,
   xdrStruct({ net: remoteNetworkRef, flags: xdrUint }),
-  xdrStruct({ xml: remoteNonnullString }),
+  xmlMessage,
 );
 
 export const networkLookupByName = remoteProcedure(
   'networkLookupByName',
   46,
-  xdrStruct({ name: remoteNonnullString }),
+  nameMessage,
   xdrStruct({ net: remoteNetworkRef }),
 );
 
 export const connectListAllNetworks = remoteProcedure(
   'connectListAllNetworks',
   283,
-  xdrStruct({ need_results: xdrInt, flags: xdrUint }),
-  xdrStruct({ nets: xdrArray(remoteNetworkRef, REMOTE_LIST_MAX), ret: xdrUint }),
+  listAllArgs,
+  listAllAnswer('nets', remoteNetworkRef),
 );

@@ -7,6 +7,7 @@ import {
   remoteNonnullString,
   remoteSnapshotRef,
 } from '../remote-types.js';
+import { domainListAllArgs, xmlMessage } from './messages.js';
 
 /** virDomainSnapshotCreateFlags (a selection). */
 export const SNAPSHOT_CREATE = {
@@ -39,7 +40,7 @@ export const domainSnapshotGetXmlDesc = remoteProcedure(
   'domainSnapshotGetXmlDesc',
   186,
   snapFlagsArg,
-  xdrStruct({ xml: remoteNonnullString }),
+  xmlMessage,
 );
 
 export const domainSnapshotLookupByName = remoteProcedure(
@@ -55,6 +56,6 @@ export const domainSnapshotDelete = remoteProcedure('domainSnapshotDelete', 193,
 export const domainListAllSnapshots = remoteProcedure(
   'domainListAllSnapshots',
   274,
-  xdrStruct({ dom: remoteDomainRef, need_results: xdrInt, flags: xdrUint }),
+  domainListAllArgs,
   xdrStruct({ snapshots: xdrArray(remoteSnapshotRef, REMOTE_LIST_MAX), ret: xdrInt }),
 );

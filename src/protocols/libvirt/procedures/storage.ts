@@ -1,12 +1,18 @@
 /** Storage pool and volume procedures, including volume upload and download streams. */
-import { xdrArray, xdrInt, xdrStruct, xdrUhyperNumber, xdrUint } from '../../xdr/xdr-types.js';
+import { xdrInt, xdrStruct, xdrUhyperNumber, xdrUint } from '../../xdr/xdr-types.js';
 import { remoteProcedure } from '../procedure.js';
+import { remoteNonnullString, remoteStoragePoolRef, remoteStorageVolRef } from '../remote-types.js';
 import {
-  REMOTE_LIST_MAX,
-  remoteNonnullString,
-  remoteStoragePoolRef,
-  remoteStorageVolRef,
-} from '../remote-types.js';
+  listAllAnswer,
+  listAllArgs,
+  nameMessage,
+  poolFlagsMessage,
+  poolMessage,
+  volFlagsMessage,
+  volMessage,
+  xmlFlagsMessage,
+  xmlMessage,
+} from './messages.js';
 
 /** virStoragePoolState. */
 export const POOL_STATE = {
@@ -20,9 +26,6 @@ export const POOL_STATE = {
 /** virStorageVolType. */
 export const VOL_TYPE = { file: 0, block: 1, dir: 2, network: 3, netdir: 4, ploop: 5 } as const;
 
-const poolArg = xdrStruct({ pool: remoteStoragePoolRef });
-const volArg = xdrStruct({ vol: remoteStorageVolRef });
-const volRet = xdrStruct({ vol: remoteStorageVolRef });
 const transferArgs = xdrStruct({
   vol: remoteStorageVolRef,
   offset: xdrUhyperNumber,
@@ -32,46 +35,38 @@ const transferArgs = xdrStruct({
 });
 
 /** Re-reads what a pool holds (volumes another host made in a shared directory appear). */
-export const storagePoolRefresh = remoteProcedure(
-  'storagePoolRefresh',
-  83,
-  xdrStruct({ pool: remoteStoragePoolRef, flags: xdrUint }),
-);
+export const storagePoolRefresh = remoteProcedure('storagePoolRefresh', 83, poolFlagsMessage);
 
 export const storagePoolLookupByName = remoteProcedure(
   'storagePoolLookupByName',
   84,
-  xdrStruct({ name: remoteNonnullString }),
-  xdrStruct({ pool: remoteStoragePoolRef }),
+  nameMessage,
+  poolMessage,
 );
 
 export const storagePoolCreateXml = remoteProcedure(
   'storagePoolCreateXml',
   76,
-  xdrStruct({ xml: remoteNonnullString, flags: xdrUint }),
-  xdrStruct({ pool: remoteStoragePoolRef }),
+  xmlFlagsMessage,
+  poolMessage,
 );
 
 export const storagePoolDefineXml = remoteProcedure(
   'storagePoolDefineXml',
   77,
-  xdrStruct({ xml: remoteNonnullString, flags: xdrUint }),
-  xdrStruct({ pool: remoteStoragePoolRef }),
+  xmlFlagsMessage,
+  poolMessage,
 );
 
-export const storagePoolCreate = remoteProcedure(
-  'storagePoolCreate',
-  78,
-  xdrStruct({ pool: remoteStoragePoolRef, flags: xdrUint }),
-);
+export const storagePoolCreate = remoteProcedure('storagePoolCreate', 78, poolFlagsMessage);
 
-export const storagePoolDestroy = remoteProcedure('storagePoolDestroy', 80, poolArg);
-export const storagePoolUndefine = remoteProcedure('storagePoolUndefine', 82, poolArg);
+export const storagePoolDestroy = remoteProcedure('storagePoolDestroy', 80, poolMessage);
+export const storagePoolUndefine = remoteProcedure('storagePoolUndefine', 82, poolMessage);
 
 export const storagePoolGetInfo = remoteProcedure(
   'storagePoolGetInfo',
   87,
-  poolArg,
+  poolMessage,
   xdrStruct(
     {
       /** POOL_STATE */
@@ -88,34 +83,30 @@ export const storagePoolGetInfo = remoteProcedure(
 export const storagePoolGetXmlDesc = remoteProcedure(
   'storagePoolGetXmlDesc',
   88,
-  xdrStruct({ pool: remoteStoragePoolRef, flags: xdrUint }),
-  xdrStruct({ xml: remoteNonnullString }),
+  poolFlagsMessage,
+  xmlMessage,
 );
 
 export const storageVolCreateXml = remoteProcedure(
   'storageVolCreateXml',
   93,
   xdrStruct({ pool: remoteStoragePoolRef, xml: remoteNonnullString, flags: xdrUint }),
-  volRet,
+  volMessage,
 );
 
-export const storageVolDelete = remoteProcedure(
-  'storageVolDelete',
-  94,
-  xdrStruct({ vol: remoteStorageVolRef, flags: xdrUint }),
-);
+export const storageVolDelete = remoteProcedure('storageVolDelete', 94, volFlagsMessage);
 
 export const storageVolLookupByName = remoteProcedure(
   'storageVolLookupByName',
   95,
   xdrStruct({ pool: remoteStoragePoolRef, name: remoteNonnullString }),
-  volRet,
+  volMessage,
 );
 
 export const storageVolGetInfo = remoteProcedure(
   'storageVolGetInfo',
   98,
-  volArg,
+  volMessage,
   xdrStruct(
     { type: xdrInt, capacity: xdrUhyperNumber, allocation: xdrUhyperNumber },
     'remote_storage_vol_get_info_ret',
@@ -125,8 +116,8 @@ export const storageVolGetInfo = remoteProcedure(
 export const storageVolGetXmlDesc = remoteProcedure(
   'storageVolGetXmlDesc',
   99,
-  xdrStruct({ vol: remoteStorageVolRef, flags: xdrUint }),
-  xdrStruct({ xml: remoteNonnullString }),
+  volFlagsMessage,
+  xmlMessage,
 );
 
 /** Client-to-daemon stream of the volume's new contents. */
@@ -150,13 +141,13 @@ export const storageVolDownload = remoteProcedure(
 export const connectListAllStoragePools = remoteProcedure(
   'connectListAllStoragePools',
   281,
-  xdrStruct({ need_results: xdrInt, flags: xdrUint }),
-  xdrStruct({ pools: xdrArray(remoteStoragePoolRef, REMOTE_LIST_MAX), ret: xdrUint }),
+  listAllArgs,
+  listAllAnswer('pools', remoteStoragePoolRef),
 );
 
 export const storagePoolListAllVolumes = remoteProcedure(
   'storagePoolListAllVolumes',
   282,
   xdrStruct({ pool: remoteStoragePoolRef, need_results: xdrInt, flags: xdrUint }),
-  xdrStruct({ vols: xdrArray(remoteStorageVolRef, REMOTE_LIST_MAX), ret: xdrUint }),
+  listAllAnswer('vols', remoteStorageVolRef),
 );

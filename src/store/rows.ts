@@ -1,0 +1,53 @@
+/** Reading the rows of the tables the services keep: one by its id, or every one by name. */
+import type { Kysely, Selectable } from 'kysely';
+import { ZenithError } from '../core/errors.js';
+import type { Database } from './schema.js';
+import type { Db } from './store.js';
+
+/** The tables whose rows are named by a text `id`. */
+export type TableWithId = {
+  [T in keyof Database]: Database[T] extends { id: string } ? T : never;
+}[keyof Database];
+
+/** The tables whose rows also have a `name`. */
+export type TableWithName = {
+  [T in keyof Database]: Database[T] extends { name: string } ? T : never;
+}[keyof Database];
+
+/** The row of `table` whose id is `id`, or undefined when there is none. */
+export async function findRowById<T extends TableWithId>(
+  db: Db,
+  table: T,
+  id: string,
+): Promise<Selectable<Database[T]> | undefined> {
+  // Every table named here has a text id: read as one of such tables, the query is the same.
+  const tables = db as unknown as Kysely<Record<string, { id: string }>>;
+  const name: string = table;
+  return (await tables.selectFrom(name).selectAll().where('id', '=', id).executeTakeFirst()) as
+    Selectable<Database[T]> | undefined;
+}
+
+/** The row of `table` whose id is `id`; ZEN_NOT_FOUND saying `notFound` when there is none. */
+export async function rowById<T extends TableWithId>(
+  db: Db,
+  table: T,
+  id: string,
+  notFound: string,
+): Promise<Selectable<Database[T]>> {
+  const row = await findRowById(db, table, id);
+  if (!row) throw new ZenithError('ZEN_NOT_FOUND', notFound, { id });
+  return row;
+}
+
+/** Every row of `table`, in the order of their names. */
+export async function rowsByName<T extends TableWithName>(
+  db: Db,
+  table: T,
+): Promise<Array<Selectable<Database[T]>>> {
+  // Every table named here has a name: read as one of such tables, the query is the same.
+  const tables = db as unknown as Kysely<Record<string, { name: string }>>;
+  const name: string = table;
+  return (await tables.selectFrom(name).selectAll().orderBy('name').execute()) as Array<
+    Selectable<Database[T]>
+  >;
+}
