@@ -24,7 +24,16 @@ import type { Logger } from '../../core/logger.js';
 import { Mutex } from '../../core/mutex.js';
 import { pathWithinRoots } from '../../core/paths.js';
 import type { SecretBox } from '../../core/secret-box.js';
-import { checkpointTagged, facetOf, REPLICA_CHECKPOINT_TAG, requireFacet, type DiskReader, type DiskStreamFacet, type PortableDisk, type PortableVm } from '../../hypervisors/driver.js';
+import {
+  checkpointTagged,
+  facetOf,
+  REPLICA_CHECKPOINT_TAG,
+  requireFacet,
+  type DiskReader,
+  type DiskStreamFacet,
+  type PortableDisk,
+  type PortableVm,
+} from '../../hypervisors/driver.js';
 import type { ActionContext } from '../../hypervisors/driver-types.js';
 import type { Store, Tx } from '../../store/store.js';
 import { quotaHoldParams, type QuotaGate } from '../quotas/quota-gate.js';
@@ -33,7 +42,12 @@ import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import type { ManagedObject } from '../inventory/model.js';
 import type { Task, TaskKind, TaskService } from '../tasks/task-service.js';
-import { BackupCatalogue, type CatalogueBackup, type CatalogueFilter, type RepositoryRecord } from './backup-catalogue.js';
+import {
+  BackupCatalogue,
+  type CatalogueBackup,
+  type CatalogueFilter,
+  type RepositoryRecord,
+} from './backup-catalogue.js';
 import { diskBytes, takeBackup } from './disk-backup.js';
 import { DiskRestore, type DiskRestoreRequest } from './disk-restore.js';
 import { qcow2Bytes, qcow2Plan } from './qcow2-stream.js';
