@@ -1,4 +1,7 @@
-/** Reading the rows of the tables the services keep: one by its id, or every one by name. */
+/**
+ * Reading the rows of the tables the services keep: one by its id, every one by name, and whether
+ * a name is taken.
+ */
 import type { Kysely, Selectable } from 'kysely';
 import { ZenithError } from '../core/errors.js';
 import type { Database } from './schema.js';
@@ -50,4 +53,22 @@ export async function rowsByName<T extends TableWithName>(
   return (await tables.selectFrom(name).selectAll().orderBy('name').execute()) as Array<
     Selectable<Database[T]>
   >;
+}
+
+/** Refuses (ZEN_CONFLICT saying `taken`) a name a row of `table` already has. */
+export async function refuseTakenName<T extends TableWithName>(
+  db: Db,
+  table: T,
+  name: string,
+  taken: string,
+): Promise<void> {
+  // Every table named here has a name: read as one of such tables, the query is the same.
+  const tables = db as unknown as Kysely<Record<string, { id: string; name: string }>>;
+  const from: string = table;
+  const clash = await tables
+    .selectFrom(from)
+    .select('id')
+    .where('name', '=', name)
+    .executeTakeFirst();
+  if (clash) throw new ZenithError('ZEN_CONFLICT', taken, { name });
 }

@@ -32,7 +32,7 @@ import { nextSlot, nextSlots, type Scheduler } from '../scheduler/scheduler.js';
 import type { Task, TaskKind, TaskService } from '../tasks/task-service.js';
 import type { BackupService } from './backup-service.js';
 import { checkRetention, type Retention } from './retention.js';
-import { rowsByName } from '../../store/rows.js';
+import { refuseTakenName, rowsByName } from '../../store/rows.js';
 
 /** The role a job's identity is bound to on its scope (made on first use; admins may narrow it). */
 export const backupJobRole = 'backup-job';
@@ -302,15 +302,12 @@ export class BackupJobs {
         `'${input.name}' is not a valid job name: 2–63 lower-case letters, digits and . _ -, starting with a letter`,
         { field: 'name', name: input.name },
       );
-    const taken = await this.deps.store.db
-      .selectFrom('backup_jobs')
-      .select('id')
-      .where('name', '=', input.name)
-      .executeTakeFirst();
-    if (taken)
-      throw new ZenithError('ZEN_CONFLICT', `a backup job named '${input.name}' exists`, {
-        name: input.name,
-      });
+    await refuseTakenName(
+      this.deps.store.db,
+      'backup_jobs',
+      input.name,
+      `a backup job named '${input.name}' exists`,
+    );
     const settings = await this.#settings(input, null);
     this.#mayDelegate(creator, settings.scopeId);
     this.#mayRestoreTest(creator, settings);

@@ -19,7 +19,7 @@ import type { EventBus } from '../events/event-bus.js';
 import type { IdentityService } from '../identity/identity-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import { claimPeer, connectionOfPeer, probePeer, refuseTakenPeer } from './connection-peer.js';
-import { rowsByName } from '../../store/rows.js';
+import { refuseTakenName, rowsByName } from '../../store/rows.js';
 
 export type ConnectionState = 'connecting' | 'connected' | 'disconnected';
 
@@ -322,13 +322,12 @@ export class ConnectionService {
   }
 
   async #refuseTakenName(name: string): Promise<void> {
-    const clash = await this.deps.store.db
-      .selectFrom('connections')
-      .select('id')
-      .where('name', '=', name)
-      .executeTakeFirst();
-    if (clash)
-      throw new ZenithError('ZEN_CONFLICT', `a connection named '${name}' exists`, { name });
+    await refuseTakenName(
+      this.deps.store.db,
+      'connections',
+      name,
+      `a connection named '${name}' exists`,
+    );
   }
 
   #view(row: ConnectionsTable): Connection {

@@ -32,7 +32,7 @@ import {
   rolePermissions,
   type Permission,
 } from './roles.js';
-import { rowById } from '../../store/rows.js';
+import { refuseTakenName, rowById } from '../../store/rows.js';
 
 export interface Group {
   id: string;
@@ -139,15 +139,12 @@ export class AccessService {
 
   async createGroup(input: { name: string; description?: string | null }): Promise<Group> {
     checkName('group', input.name);
-    const clash = await this.store.db
-      .selectFrom('groups')
-      .select('id')
-      .where('name', '=', input.name)
-      .executeTakeFirst();
-    if (clash)
-      throw new ZenithError('ZEN_CONFLICT', `a group named '${input.name}' exists`, {
-        name: input.name,
-      });
+    await refuseTakenName(
+      this.store.db,
+      'groups',
+      input.name,
+      `a group named '${input.name}' exists`,
+    );
     const now = this.clock.now();
     const row = {
       id: newId('group', now),

@@ -18,6 +18,7 @@ import type { LdapDirectory } from './ldap-directory.js';
 import { LoginLimiter, type LoginAttempt } from './login-limiter.js';
 import { isRoleName, type Principal, type RoleName } from './roles.js';
 import type { IssuedToken, SessionService } from './session-service.js';
+import { refuseTakenName } from '../../store/rows.js';
 
 export interface Identity {
   id: string;
@@ -199,15 +200,12 @@ export class IdentityService {
       created_at: now,
       updated_at: now,
     };
-    const clash = await this.store.db
-      .selectFrom('identities')
-      .select('id')
-      .where('name', '=', input.name)
-      .executeTakeFirst();
-    if (clash)
-      throw new ZenithError('ZEN_CONFLICT', `an identity named '${input.name}' exists`, {
-        name: input.name,
-      });
+    await refuseTakenName(
+      this.store.db,
+      'identities',
+      input.name,
+      `an identity named '${input.name}' exists`,
+    );
     await this.store.db.insertInto('identities').values(row).execute();
     this.#changed(identityOf(row));
     return identityOf(row);
