@@ -581,10 +581,15 @@ export class ReplicationService {
     const points = await this.points(replication.id);
     const latest = points.filter((p) => p.state === 'ready' || p.state === 'merging').at(-1);
     // The newest cycle that ended (a newer one may be queued or running already).
-    const lastTask = (await this.deps.tasks.list({ targetId: replication.vmId, limit: 20 })).find(
-      (task) =>
-        task.kind === this.#cycle.name && (task.state === 'succeeded' || task.state === 'failed'),
-    );
+    // Not read for a recovered replication: it is spent, and says nothing of its last cycle.
+    const lastTask =
+      replication.state === 'recovered'
+        ? undefined
+        : (await this.deps.tasks.list({ targetId: replication.vmId, limit: 20 })).find(
+            (task) =>
+              task.kind === this.#cycle.name &&
+              (task.state === 'succeeded' || task.state === 'failed'),
+          );
     const shown: ReplicaPointView[] = points
       .filter((p) => p.state === 'ready' || p.state === 'writing' || p.state === 'merging')
       .reverse()
@@ -619,8 +624,7 @@ export class ReplicationService {
       nextCycleAt: replication.nextCycleAt,
       lastTaskId: replication.lastTaskId,
       lastCycleError:
-        // A recovered replication is spent: its last cycle (the site lost) says nothing any more.
-        replication.state !== 'recovered' && lastTask?.state === 'failed' && lastTask.error
+        lastTask?.state === 'failed' && lastTask.error
           ? {
               code: lastTask.error.code,
               message: lastTask.error.message,
