@@ -165,7 +165,15 @@ export const systemActor: Actor = { id: 'system', kind: 'system', name: 'zenith'
 export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger();
-  const store = await openStore({ dataDir: options.dataDir, databaseUrl: options.databaseUrl });
+  const store = await openStore({
+    dataDir: options.dataDir,
+    databaseUrl: options.databaseUrl,
+    onIdleConnectionLost: (error) =>
+      logger.warn(
+        { err: error },
+        'PostgreSQL ended an idle connection; the next query opens another',
+      ),
+  });
   const registry = options.registry ?? new DriverRegistry();
   // BMC families join the hypervisor families (a registry given by a test may bring its own).
   for (const family of machineFamilies)

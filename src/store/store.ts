@@ -18,6 +18,11 @@ export interface StoreOptions {
   dataDir?: string | undefined;
   /** Stop after this migration (tests of upgrades); default: all. */
   migrateUpTo?: string | undefined;
+  /**
+   * Told when PostgreSQL ends a connection that sat idle in the pool (a restart, a failover, an
+   * administrator's terminate). The pool drops it and opens another on the next query.
+   */
+  onIdleConnectionLost?: ((error: Error) => void) | undefined;
 }
 
 export interface Store {
@@ -47,6 +52,7 @@ function ownerOnly(path: string): void {
 export async function openStore(options: StoreOptions): Promise<Store> {
   let db: Db;
   let dialect: Dialect;
+  let closeDb = (): Promise<void> => db.destroy();
   if (options.databaseUrl) {
     if (!/^postgres(ql)?:\/\//.test(options.databaseUrl)) {
       throw new ZenithError(
@@ -56,11 +62,31 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     }
     dialect = 'postgres';
     const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 10 });
+    // Without a listener, pg-pool throws an idle connection's end as an uncaught exception: one
+    // restart of the database would take the whole control plane down.
+    pool.on('error', (error) => options.onIdleConnectionLost?.(error));
+    // pool.end() resolves once it has asked its connections to end, not once they have: close()
+    // waits for their sockets too, so that nothing of this store is left open after it.
+    const open = new Set<Promise<void>>();
+    pool.on('connect', (client) => {
+      const ended = new Promise<void>((resolve) =>
+        client.once('end', () => {
+          open.delete(ended);
+          resolve();
+        }),
+      );
+      open.add(ended);
+    });
     db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    const destroy = db.destroy.bind(db);
+    closeDb = async () => {
+      await destroy();
+      await Promise.all(open);
+    };
     try {
       await sql`select 1`.execute(db);
     } catch (error) {
-      await db.destroy();
+      await closeDb();
       throw new ZenithError(
         'ZEN_STORE_UNAVAILABLE',
         `cannot reach PostgreSQL: ${(error as Error).message}`,
@@ -90,12 +116,12 @@ export async function openStore(options: StoreOptions): Promise<Store> {
       (
         await sql<{ name: string }>`select name from zenith_migrations order by name`.execute(db)
       ).rows.map((r) => r.name),
-    close: () => db.destroy(),
+    close: () => closeDb(),
   };
   try {
     await migrate(store, options.migrateUpTo);
   } catch (error) {
-    await db.destroy();
+    await closeDb();
     throw error;
   }
   return store;
