@@ -202,6 +202,36 @@ describe('zenith agent: enrollment, a real VM through the agent, and an agent re
     assert.equal(crashed.facts['power.stopCause'], 'crashed');
   });
 
+  test('a frozen agent is cut off once silent past its limit: a call waiting on it fails at once, and thawed it reconnects', async () => {
+    const [agentRow] = (await s.request('GET', '/agents', { token })).body.items;
+    const link = s.plane.agentHub.link(agentRow.id)!;
+    assert.ok(link.connected);
+    const frozen = agent!.process;
+    frozen.kill('SIGSTOP');
+    try {
+      // The call's own deadline is far off: only the cut-off ends it, with the channel's code.
+      const failed = await link.call('discover', [], { timeoutMs: 300_000 }).then(
+        () => assert.fail('a frozen agent answered'),
+        (error: unknown) => error as { code?: string },
+      );
+      assert.equal(failed.code, 'ZEN_CONNECTION_DISCONNECTED');
+      assert.equal(link.connected, false);
+      assert.notEqual((await connection())?.state, 'connected');
+    } finally {
+      frozen.kill('SIGCONT');
+    }
+    // Thawed, it finds its socket closed and connects again; calls reach it on the new channel.
+    await until(
+      () => `the agent connected again${lastOutput()}`,
+      async () => ((await connection())?.state === 'connected' ? true : undefined),
+      60_000,
+    );
+    const fresh = s.plane.agentHub.link(agentRow.id)!;
+    assert.notEqual(fresh, link);
+    const snapshot = await fresh.call('discover', []);
+    assert.equal(snapshot.objects.filter((o) => o.kind === 'host').length, 1);
+  });
+
   test('a revoked agent is cut off at once and cannot come back', async () => {
     const agents = (await s.request('GET', '/agents', { token })).body.items;
     assert.equal((await connection())?.state, 'connected');

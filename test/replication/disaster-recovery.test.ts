@@ -272,10 +272,11 @@ describe('replication to a second site, and recovery plans run there', () => {
       const task = await ok('GET', `/tasks/${r.lastTaskId as string}`);
       return ['succeeded', 'failed', 'cancelled'].includes(task.state as string) || undefined;
     });
-    await ok('PATCH', `/vms/${web}/replication`, { state: 'active' });
-    // The cycle the resume starts meets a link that is down.
+    // The cycle the resume starts meets a link that is down (cut first: a cycle started before
+    // could end whole, and its retention merge then wait on the cut link).
     await lab.lab.cutNetwork(lab.physical['dr-b']!);
     try {
+      await ok('PATCH', `/vms/${web}/replication`, { state: 'active' });
       const failed = await until(
         'a cycle of web failed',
         async () => {

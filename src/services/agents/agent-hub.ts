@@ -40,6 +40,8 @@ import {
 export interface ChannelSocket {
   send(data: string): void;
   close(code?: number, reason?: string): void;
+  /** Destroys the connection at once, without a closing handshake a silent peer never answers. */
+  terminate?(): void;
   on(event: 'message', listener: (data: Buffer) => void): unknown;
   on(event: 'close', listener: () => void): unknown;
   /** A WebSocket ping (the peer's pong proves it alive without a message of ours). */
@@ -214,6 +216,17 @@ class AgentChannel implements AgentLink {
     this.drop();
   }
 
+  /** Cuts a peer that has gone silent off: no closing handshake, everything under way fails. */
+  cutOff(): void {
+    try {
+      if (this.socket.terminate) this.socket.terminate();
+      else this.socket.close(4408, 'silent');
+    } catch {
+      // Already closing.
+    }
+    this.drop();
+  }
+
   drop(): void {
     if (!this.#connected) return;
     this.#connected = false;
@@ -316,12 +329,57 @@ class AgentChannel implements AgentLink {
   };
 }
 
+/**
+ * How long an agent may say nothing (no message, no pong) before its channel is cut off: three
+ * heartbeats, when the agent is shown disconnected too. A link cut without its socket closing, or a
+ * frozen agent, then fails the calls waiting on it within seconds instead of at each one's own
+ * timeout (a disk merge waits up to ten minutes).
+ */
+export const channelSilenceLimitMs = 15_000;
+
+export interface AgentHubOptions {
+  silenceLimitMs?: number;
+  /** How often channels are looked at (and pinged when nothing else pings them). */
+  watchEveryMs?: number;
+}
+
 export class AgentHub {
   readonly #channels = new Map<string, AgentChannel>();
   readonly #connectedFollowers = new Set<(agentId: string) => void>();
   #prober: NodeJS.Timeout | undefined;
+  #watcher: NodeJS.Timeout | undefined;
+  #lastWatch = Date.now();
+  readonly #silenceLimitMs: number;
+  readonly #watchEveryMs: number;
 
-  constructor(private readonly logger: Logger) {}
+  constructor(
+    private readonly logger: Logger,
+    options: AgentHubOptions = {},
+  ) {
+    this.#silenceLimitMs = options.silenceLimitMs ?? channelSilenceLimitMs;
+    this.#watchEveryMs = options.watchEveryMs ?? 1000;
+  }
+
+  /** Pings the channels nothing else pings, and cuts off those silent past the limit. */
+  #watch(): void {
+    const now = Date.now();
+    const late = now - this.#lastWatch - this.#watchEveryMs;
+    this.#lastWatch = now;
+    // This process stood still (a long pause of its own): what its sockets received meanwhile is
+    // not read yet, so silence measured now says nothing about the agents.
+    if (late > this.#watchEveryMs + 1000) return;
+    for (const [agentId, channel] of this.#channels) {
+      const silent = now - channel.lastHeardAt;
+      if (silent > this.#silenceLimitMs) {
+        this.logger.warn(
+          { agentId, silentMs: silent },
+          'agent channel silent past its limit: cut off (its calls fail; the agent reconnects)',
+        );
+        this.#channels.delete(agentId);
+        channel.cutOff();
+      } else if (!this.#prober && silent > this.#silenceLimitMs / 3) channel.probe();
+    }
+  }
 
   /**
    * Pings every agent each `everyMs` (high availability: a host cut off without its socket closing
@@ -358,6 +416,11 @@ export class AgentHub {
     handlers: { heartbeat: (facts: Record<string, unknown>) => void } & RenewalHandlers,
   ): void {
     this.#channels.get(agentId)?.drop();
+    if (!this.#watcher) {
+      this.#lastWatch = Date.now();
+      this.#watcher = setInterval(() => this.#watch(), this.#watchEveryMs);
+      this.#watcher.unref();
+    }
     const channel = new AgentChannel(socket, protocol, handlers.heartbeat, handlers, this.logger);
     this.#channels.set(agentId, channel);
     socket.on('close', () => {
@@ -383,6 +446,8 @@ export class AgentHub {
   closeAll(): void {
     clearInterval(this.#prober);
     this.#prober = undefined;
+    clearInterval(this.#watcher);
+    this.#watcher = undefined;
     for (const channel of this.#channels.values()) channel.drop();
     this.#channels.clear();
   }
