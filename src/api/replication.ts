@@ -334,6 +334,11 @@ export const RecoveryRunVmView = Type.Object({
   startedAt: NullableInstant,
   upAt: NullableInstant,
   reason: NullableString,
+  /** A failover's fence of the host the VM left, through its BMC: powered off, read back off. */
+  fenced: Type.Union([
+    Type.Object({ host: Named, at: Instant, elapsedMs: Type.Integer({ minimum: 0 }) }),
+    Type.Null(),
+  ]),
 });
 
 export const RecoveryOperation = StringEnum(['test', 'planned', 'failover'] as const);

@@ -103,6 +103,8 @@ describe('replication to a second site, and recovery plans run there', () => {
       storage: 'per-host',
       // Site B's storage a tmpfs, to fill up in a test.
       storageLimitsMiB: { 'dr-b': 1024 },
+      // Site A's host is behind a (simulated Redfish) BMC: a failover fences it.
+      bmcHosts: ['dr-a'],
       agentGuests: true,
       prefix: 'zenith-dr-',
     });
@@ -526,6 +528,10 @@ describe('replication to a second site, and recovery plans run there', () => {
     assert.match(exported.vms[0].point.disks[0].path as string, /disk0-\d+\.qcow2$/);
     const [runView] = (await ok('GET', '/recovery-plans/rp-db/runs')).items as ApiAnswer[];
     assert.equal(runView!.state, 'done');
+    // Its BMC still answered: the lost host was powered off and read back off before db started.
+    assert.equal(runView!.vms[0].fenced?.host.name, 'dr-a', JSON.stringify(runView!.vms[0]));
+    assert.ok(runView!.vms[0].fenced.at <= runView!.vms[0].upAt);
+    assert.equal(lab.sim!.machine('System1').power, 'Off');
     assert.ok(runView!.rtoSeconds > 0);
     assert.ok(
       runView!.dataLossSeconds <= 60 + (Date.now() - lostAt) / 1000,
@@ -569,6 +575,7 @@ describe('replication to a second site, and recovery plans run there', () => {
       const plan = await page.getByLabel('Recovery plan rp-db').innerText();
       assert.match(plan, /Last run: failover done/, plan);
       assert.match(plan, /RTO \d+ s/, plan);
+      assert.match(plan, /up \(dr-a fenced\)/, plan);
       const overflow = await page.evaluate(
         () =>
           (
@@ -604,6 +611,7 @@ describe('replication to a second site, and recovery plans run there', () => {
     const runs = await out(['recovery-plans', 'runs', 'rp-db']);
     assert.match(runs, /\(failover, done\)/, runs);
     assert.match(runs, /rto\s+\d+\.\d s/, runs);
+    assert.match(runs, /fenced\s+dr-a \(through its BMC, off in \d+\.\d s\)/, runs);
     assert.match(runs, /1\s+db\s+up\s+dr-b\s/, runs);
     const preview = await zenith(['recovery-plans', 'preview', 'rp-db', 'failover']);
     assert.equal(preview.code, 0, preview.stderr);

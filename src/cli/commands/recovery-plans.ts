@@ -50,6 +50,20 @@ function printRun(run: Run): void {
       'data loss window',
       run.dataLossSeconds === null ? null : `${run.dataLossSeconds.toFixed(1)} s`,
     ],
+    [
+      'fenced',
+      [
+        ...new Set(
+          run.vms.flatMap((vm) =>
+            vm.fenced
+              ? [
+                  `${vm.fenced.host.name} (through its BMC, off in ${(vm.fenced.elapsedMs / 1000).toFixed(1)} s)`,
+                ]
+              : [],
+          ),
+        ),
+      ].join(', ') || null,
+    ],
     ['error', run.error],
   ]);
   printTable(

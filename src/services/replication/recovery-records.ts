@@ -63,6 +63,8 @@ export interface StepImages {
   uuid: string;
   name: string;
   paths: string[];
+  /** A failover's fence of the host the VM left, through its BMC (confirmed off). */
+  fenced?: { hostId: string; hostName: string; at: number; elapsedMs: number };
 }
 
 export interface RecoveryPlanDeps {
@@ -236,10 +238,23 @@ export class RecoveryRecords {
         startedAt: s.started_at === null ? null : Number(s.started_at),
         upAt: s.up_at === null ? null : Number(s.up_at),
         reason: s.reason,
+        fenced: fencedOf(s.images),
       })),
       createdBy: row.created_by,
     };
   }
+}
+
+/** The fence a failover step recorded, as the run view shows it. */
+function fencedOf(images: string | null): RecoveryRunView['vms'][number]['fenced'] {
+  const fenced = images ? (JSON.parse(images) as StepImages).fenced : undefined;
+  return fenced
+    ? {
+        host: { id: fenced.hostId, name: fenced.hostName },
+        at: fenced.at,
+        elapsedMs: fenced.elapsedMs,
+      }
+    : null;
 }
 
 export function messageOf(error: unknown): string {

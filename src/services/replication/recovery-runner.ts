@@ -134,6 +134,7 @@ export class RecoveryRunner {
     }
     let point: ReplicaPoint | null;
     let fromConnectionId: string | undefined;
+    let fenced: StepImages['fenced'];
     if (operation === 'planned') {
       const vm = inventory.index.get(step.vm_id);
       fromConnectionId = vm?.connectionId ?? undefined;
@@ -149,7 +150,8 @@ export class RecoveryRunner {
         point = await replications.finalCycle(step.vm_id, context);
       } else point = await replications.latestReady(replication.id);
     } else {
-      if (operation === 'failover') fromConnectionId = await this.#fence(step, host, runId);
+      if (operation === 'failover')
+        ({ fromConnectionId, fenced } = await this.#fence(step, host, runId));
       point = step.point_id
         ? ((await replications.points(replication.id)).find((p) => p.id === step.point_id) ?? null)
         : await replications.latestReady(replication.id);
@@ -169,6 +171,7 @@ export class RecoveryRunner {
           `${replication.directory}/${operation === 'test' ? `test-${suffix}` : 'run'}-${disk.diskId}.qcow2`,
       ),
       ...(fromConnectionId ? { fromConnectionId } : {}),
+      ...(fenced ? { fenced } : {}),
     };
     await this.records.updateStep(runId, step.vm_id, {
       state: 'starting',
@@ -341,20 +344,31 @@ export class RecoveryRunner {
   /**
    * A failover's fence of the VM's last host: powered off through its BMC where it has one. One
    * without a BMC must not answer (the site is lost); one that answers still runs the VM — that is
-   * a planned migration's case, refused here. Answers the connection the VM leaves.
+   * a planned migration's case, refused here. Answers the connection the VM leaves, and the fence.
    */
-  async #fence(step: RunVmRow, target: ManagedObject, runId: string): Promise<string | undefined> {
+  async #fence(
+    step: RunVmRow,
+    target: ManagedObject,
+    runId: string,
+  ): Promise<{ fromConnectionId: string | undefined; fenced?: StepImages['fenced'] }> {
     const vm = this.deps.inventory.index.get(step.vm_id);
     const hostId = vm?.computed['location.hostId'];
     const host = typeof hostId === 'string' ? this.deps.inventory.index.get(hostId) : undefined;
-    if (!vm || !host || host.id === target.id) return vm?.connectionId ?? undefined;
+    const fromConnectionId = vm?.connectionId ?? undefined;
+    if (!vm || !host || host.id === target.id) return { fromConnectionId };
     if (typeof host.computed['machine.id'] === 'string') {
-      await this.deps.machines.fence(host.id);
+      const result = await this.deps.machines.fence(host.id);
       this.deps.logger.info(
-        { host: host.name, runId },
+        { host: host.name, runId, elapsedMs: result.elapsedMs },
         'a failover fenced the lost host through its BMC',
       );
-      return vm.connectionId ?? undefined;
+      const fenced = {
+        hostId: host.id,
+        hostName: host.name,
+        at: this.deps.clock.now(),
+        elapsedMs: Math.round(result.elapsedMs),
+      };
+      return { fromConnectionId, fenced };
     }
     const answering =
       host.connectionId !== null &&
@@ -365,7 +379,7 @@ export class RecoveryRunner {
         `${host.name} answers and runs ${vm.name}: the site is not lost (run a planned migration instead)`,
         { hostId: host.id },
       );
-    return vm.connectionId ?? undefined;
+    return { fromConnectionId };
   }
 
   /** The description the target runs: the replica's images, the plan's networks, a test's identity. */

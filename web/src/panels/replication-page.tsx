@@ -173,6 +173,7 @@ function Plans(props: { items: RecoveryPlanView[] }) {
                         <Table.Td>{step.vm.name}</Table.Td>
                         <Table.Td>
                           {step.reason ? `${step.state}: ${step.reason}` : step.state}
+                          {step.fenced ? ` (${step.fenced.host.name} fenced)` : ''}
                         </Table.Td>
                         <Table.Td>{step.host?.name ?? '–'}</Table.Td>
                         <Table.Td>{time(step.pointTakenAt)}</Table.Td>
