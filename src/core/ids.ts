@@ -32,6 +32,7 @@ export const idPrefixes = {
   replicaPoint: 'rpt',
   recoveryPlan: 'rplan',
   recoveryRun: 'rrun',
+  replicaLeftover: 'rlft',
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

@@ -527,6 +527,16 @@ export interface ReplicaPointsTable {
   read_bytes: number;
 }
 
+export interface ReplicaLeftoversTable {
+  id: string;
+  vm_id: string;
+  host_id: string;
+  definition_uuid: string | null;
+  paths: string;
+  reason: string;
+  created_at: number;
+}
+
 export interface RecoveryPlansTable {
   id: string;
   name: string;
@@ -606,6 +616,7 @@ export interface Database {
   site_hosts: SiteHostsTable;
   replications: ReplicationsTable;
   replica_points: ReplicaPointsTable;
+  replica_leftovers: ReplicaLeftoversTable;
   recovery_plans: RecoveryPlansTable;
   recovery_runs: RecoveryRunsTable;
   recovery_run_vms: RecoveryRunVmsTable;

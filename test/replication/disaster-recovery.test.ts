@@ -7,7 +7,7 @@
  * and check it. The link between the sites is cut by taking the recovery host's veth down.
  */
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { ApiAnswer } from '../../src/testing/control-plane.js';
@@ -52,6 +52,8 @@ describe('replication to a second site, and recovery plans run there', () => {
       500,
     );
   };
+  /** web's own disk at A, which it left by the planned migration. */
+  let webDiskAtA = '';
   const qemuCount = async (uuid: string) => (await lab.qemus()).filter((q) => q.uuid === uuid);
   /**
    * Slows the link to the recovery host (its veth, bridge side: what the control plane sends it) so
@@ -452,6 +454,7 @@ describe('replication to a second site, and recovery plans run there', () => {
       .map(String)
       .find((f) => f.includes('web') && f.endsWith('.qcow2') && !f.includes('fleece'));
     assert.ok(sourceDisk, 'the stopped source disk is still at A');
+    webDiskAtA = join(lab.storageOf('dr-a'), sourceDisk);
     const written = patternPrefix(guestBytes(join(lab.storageOf('dr-a'), sourceDisk)));
     // The point of the last cycle (what the VM runs on at B, under its own overlay; the overlay
     // itself is written by the guest now, so it is not read while it runs).
@@ -469,14 +472,23 @@ describe('replication to a second site, and recovery plans run there', () => {
     assert.equal((await replicationOf(web)).state, 'recovered');
   });
 
-  test('reprotect replicates web back to site A and turns the plan round; its planned migration fails back', async () => {
+  test('reprotect replicates web back to site A and turns the plan round; its planned migration fails back; what it left at each site goes once a new replica there is ready', async () => {
     const uuid = (await ok('GET', `/vms/${web}`)).facts['vm.uuid'] as string;
+    // The chain web runs from at B (under its run overlay).
+    const chainAtB = (await replicationOf(web)).directory as string;
     const turned = await ok('POST', '/recovery-plans/rp-web/reprotect');
     assert.deepEqual([turned.sourceSite.name, turned.targetSite.name], ['site-b', 'site-a']);
     const back = await replicationOf(web);
     assert.equal(back.targetHost.name, 'dr-a', 'back to the host it left');
     assert.equal(back.state, 'active');
+    assert.ok(existsSync(webDiskAtA), 'its old disk at A stays until a replica at A is ready');
     await cycles(web, 1);
+    // A holds a ready copy of web again: its stale definition there and its old disk go.
+    await until(
+      'the disk web left at A reclaimed',
+      async () => !existsSync(webDiskAtA) || undefined,
+    );
+    assert.ok(existsSync(chainAtB), 'the chain web runs from at B stays');
     const run = await lab.task(
       'POST',
       '/recovery-plans/rp-web/runs',
@@ -493,6 +505,20 @@ describe('replication to a second site, and recovery plans run there', () => {
     );
     // Its last point at A (what it runs on there; the running overlay is not read while written).
     assert.ok((await replicaPrefix(web)).blocks > 0, 'its data came back');
+    assert.ok(existsSync(chainAtB), 'what web ran from at B stays while no new replica is there');
+    // Protected again towards B: once that replica is ready, the old chain at B goes.
+    const again = await ok('POST', '/recovery-plans/rp-web/reprotect');
+    assert.deepEqual([again.sourceSite.name, again.targetSite.name], ['site-a', 'site-b']);
+    await cycles(web, 1);
+    await until(
+      'the chain web left at B reclaimed',
+      async () => !existsSync(chainAtB) || undefined,
+    );
+    assert.deepEqual(
+      (await qemuCount(uuid)).map((q) => q.host),
+      ['dr-a'],
+      'it still runs once, at site A',
+    );
   });
 
   test('a disaster: site A lost; the control plane killed mid-failover resumes it; db runs once, its loss bounded by the RPO', async () => {
@@ -605,7 +631,7 @@ describe('replication to a second site, and recovery plans run there', () => {
     assert.match(await out(['sites', 'list']), /site-a\s+dr-a\s/);
     const replicated = await out(['replication', 'list']);
     assert.match(replicated, /db\s+dr-b \(site-b\)\s+recovered\s/, replicated);
-    assert.match(replicated, /web\s+dr-a \(site-a\)\s+recovered\s/, replicated);
+    assert.match(replicated, /web\s+dr-b \(site-b\)\s+active\s/, replicated);
     const plan = await out(['recovery-plans', 'show', 'rp-db']);
     assert.match(plan, /group 1\s+db \(up: its guest agent answers\), 300 s/, plan);
     const runs = await out(['recovery-plans', 'runs', 'rp-db']);

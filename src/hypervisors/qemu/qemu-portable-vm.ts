@@ -60,6 +60,10 @@ export class QemuPortableVms implements PortableVmFacet {
 
   constructor(private readonly host: QemuHost) {}
 
+  discardMovedAway(uuids: string[]) {
+    return this.host.discardMovedAway(uuids);
+  }
+
   async describeVm(id: string): Promise<PortableVm> {
     const vm = this.host.vm(id);
     const spec = vm.record.spec;

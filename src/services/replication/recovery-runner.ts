@@ -127,7 +127,13 @@ export class RecoveryRunner {
           ? defined
           : await this.#start(defined, host.connectionId, context);
         if (operation !== 'test')
-          await this.#settle(step.vm_id, recorded.fromConnectionId, host.connectionId, replication);
+          await this.#settle(
+            step.vm_id,
+            recorded.fromConnectionId,
+            host.connectionId,
+            replication,
+            operation,
+          );
         await this.#up(runId, operation, step, host, running, group, startedAt, context);
         return;
       }
@@ -216,7 +222,7 @@ export class RecoveryRunner {
     } finally {
       release();
     }
-    if (vmId) await this.#settle(vmId, fromConnectionId, host.connectionId, replication);
+    if (vmId) await this.#settle(vmId, fromConnectionId, host.connectionId, replication, operation);
     const running = this.#definedAt(host.connectionId, images.uuid);
     if (!running)
       throw new ZenithError('ZEN_DRIVER_ERROR', `${images.name} did not appear on ${host.name}`);
@@ -232,9 +238,29 @@ export class RecoveryRunner {
     fromConnectionId: string | undefined,
     toConnectionId: string,
     replication: Replication,
+    operation: RecoveryOperation,
   ): Promise<void> {
-    if (fromConnectionId && fromConnectionId !== toConnectionId)
+    if (fromConnectionId && fromConnectionId !== toConnectionId) {
       this.deps.inventory.handovers.disown(vmId, fromConnectionId);
+      // Its stale definition at the host it left, and the disks that one had: reclaimed once a
+      // replica of it at that site is ready again (./replica-leftovers.ts).
+      // A connection of one host (an agent, a QEMU host): the host it left is that one.
+      const hosts = this.deps.inventory.index
+        .ofKind('host')
+        .filter((host) => host.connectionId === fromConnectionId);
+      const left = hosts.length === 1 ? hosts[0] : undefined;
+      const description = replication.description;
+      if (left && description)
+        await this.deps.replication.leftovers.record({
+          vmId,
+          hostId: left.id,
+          definitionUuid: description.uuid,
+          paths: description.disks.flatMap((disk) =>
+            disk.owned && disk.location.path !== undefined ? [disk.location.path] : [],
+          ),
+          reason: operation === 'failover' ? 'failover' : 'planned',
+        });
+    }
     await this.deps.replication.markRecovered(replication.id);
   }
 

@@ -21,6 +21,7 @@ import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import type { ManagedObject } from '../inventory/model.js';
 import type { ReplicaChain } from './replica-chain.js';
+import type { ReplicaLeftovers } from './replica-leftovers.js';
 import { copyDisk } from './replica-copy.js';
 import type { PointDisk, Replication, ReplicationDeps } from './replica-types.js';
 
@@ -28,6 +29,7 @@ export class ReplicaCycles {
   constructor(
     private readonly deps: ReplicationDeps,
     private readonly chain: ReplicaChain,
+    private readonly leftovers: ReplicaLeftovers,
   ) {}
 
   async run(
@@ -162,6 +164,12 @@ export class ReplicaCycles {
       },
     ]);
     const merged = await this.chain.retain(replication, targetStreams);
+    // The site holds a ready copy again: what the VM left at its hosts goes (never failing this).
+    await this.leftovers
+      .reclaim(replication)
+      .catch((error: unknown) =>
+        this.deps.logger.warn({ err: error, vm: vm.name }, 'reclaiming leftovers failed'),
+      );
     return { vmId: replication.vmId, pointId, seq, scope, takenAt, readBytes, merged };
   }
 

@@ -36,6 +36,7 @@ import type { Actor } from '../audit/audit-service.js';
 import { systemActor } from '../identity/system-actor.js';
 import type { Task, TaskKind } from '../tasks/task-service.js';
 import { ReplicaChain } from './replica-chain.js';
+import { ReplicaLeftovers } from './replica-leftovers.js';
 import {
   presentVm,
   ReplicaCycles,
@@ -68,13 +69,16 @@ export class ReplicationService {
   readonly #locks = new Map<string, Mutex>();
   readonly #chain: ReplicaChain;
   readonly #cycles: ReplicaCycles;
+  /** What VMs left at hosts they moved away from, reclaimed after cycles. */
+  readonly leftovers: ReplicaLeftovers;
   #actor: Actor = { id: 'system', kind: 'system', name: replicationIdentityName };
   #abort: AbortController | undefined;
   #loop: Promise<void> | undefined;
 
   constructor(private readonly deps: ReplicationDeps) {
     this.#chain = new ReplicaChain(deps);
-    this.#cycles = new ReplicaCycles(deps, this.#chain);
+    this.leftovers = new ReplicaLeftovers(deps);
+    this.#cycles = new ReplicaCycles(deps, this.#chain, this.leftovers);
     this.#cycle = deps.tasks.register({
       name: 'replication.cycle',
       params: CycleParams,
@@ -355,7 +359,8 @@ export class ReplicationService {
   /**
    * Reprotect: the VM runs from its replica (recovered); it is replicated anew, from where it runs
    * now to `targetHost` (at the site it came from), with the same RPO, interval and points kept.
-   * The old replica's images stay: the VM runs on an overlay of them.
+   * The old replica's images stay while the VM runs on an overlay of them: they are recorded as
+   * left at that host, reclaimed once it runs elsewhere and a new replica there is ready.
    */
   async reprotect(vmId: string, targetHost: string, by: string): Promise<ReplicationView> {
     const old = await this.ofVm(vmId);
@@ -364,8 +369,27 @@ export class ReplicationService {
         'ZEN_INVALID_STATE',
         `${old.vmName} does not run from its replica: it is protected already`,
       );
+    const points = (await this.points(old.id)).filter(
+      (p) => p.state !== 'merged' && p.state !== 'failed',
+    );
+    const diskIds = [...new Set(points.flatMap((p) => p.disks.map((d) => d.diskId)))];
+    // Newest first: the run overlays, then the chain from its top down.
+    const chain = [
+      ...diskIds.map((diskId) => `${old.directory}/run-${diskId}.qcow2`),
+      ...points.reverse().flatMap((p) => p.disks.map((d) => d.path)),
+    ];
     await this.#lock(old.id).run(() =>
       this.deps.store.transaction(async (tx) => {
+        await this.leftovers.record(
+          {
+            vmId,
+            hostId: old.targetHostId,
+            definitionUuid: null,
+            paths: [...new Set(chain)],
+            reason: 'reprotect',
+          },
+          tx,
+        );
         await tx.deleteFrom('replica_points').where('replication_id', '=', old.id).execute();
         await tx.deleteFrom('replications').where('id', '=', old.id).execute();
       }),

@@ -1,0 +1,163 @@
+/**
+ * What a VM left at a host: when a recovery plan moved it away (its stale definition there and
+ * the disks that definition had), and when it was reprotected (the replica chain and run overlays
+ * it ran from at that host). Recorded then (./recovery-runner.ts, ./replication-service.ts);
+ * reclaimed after a cycle of the VM's replication to that host's site has made a ready point —
+ * the site holds a newer consistent copy of the VM again — and only while the VM runs on another
+ * host. Its stale definition there goes first (never a disk), then each image, one at a time in
+ * the order recorded (an overlay before the image it reads through). The host refuses an image a
+ * VM there uses (ZEN_DISK_IN_USE): that leftover stays for a later cycle, as does everything on a
+ * host that does not answer. A reclaim never fails the cycle that asked for it.
+ */
+import { isZenithError } from '../../core/errors.js';
+import { newId } from '../../core/ids.js';
+import { facetOf, requireFacet } from '../../hypervisors/driver.js';
+import type { Db, Tx } from '../../store/store.js';
+import { within, STALL_MS } from './replica-copy.js';
+import type { Replication, ReplicationDeps } from './replica-types.js';
+
+export interface Leftover {
+  vmId: string;
+  hostId: string;
+  /** The VM's UUID when its stale definition at the host goes first; null: images only. */
+  definitionUuid: string | null;
+  /** Absolute paths on that host, removed in this order. */
+  paths: string[];
+  reason: 'failover' | 'planned' | 'reprotect';
+}
+
+export class ReplicaLeftovers {
+  constructor(
+    private readonly deps: Pick<
+      ReplicationDeps,
+      'store' | 'inventory' | 'connections' | 'sites' | 'clock' | 'logger'
+    >,
+  ) {}
+
+  /** Records one; the same leftover recorded again (a step resumed after a restart) is one. */
+  async record(leftover: Leftover, tx: Tx | Db = this.deps.store.db): Promise<void> {
+    if (leftover.paths.length === 0 && leftover.definitionUuid === null) return;
+    const paths = JSON.stringify(leftover.paths);
+    const same = await tx
+      .selectFrom('replica_leftovers')
+      .select('id')
+      .where('vm_id', '=', leftover.vmId)
+      .where('host_id', '=', leftover.hostId)
+      .where('paths', '=', paths)
+      .where('reason', '=', leftover.reason)
+      .executeTakeFirst();
+    if (same) return;
+    await tx
+      .insertInto('replica_leftovers')
+      .values({
+        id: newId('replicaLeftover', this.deps.clock.now()),
+        vm_id: leftover.vmId,
+        host_id: leftover.hostId,
+        definition_uuid: leftover.definitionUuid,
+        paths,
+        reason: leftover.reason,
+        created_at: this.deps.clock.now(),
+      })
+      .execute();
+  }
+
+  /** The VM's leftovers, oldest first. */
+  async of(vmId: string): Promise<Array<Leftover & { id: string }>> {
+    const rows = await this.deps.store.db
+      .selectFrom('replica_leftovers')
+      .selectAll()
+      .where('vm_id', '=', vmId)
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
+    return rows.map((row) => ({
+      id: row.id,
+      vmId: row.vm_id,
+      hostId: row.host_id,
+      definitionUuid: row.definition_uuid,
+      paths: JSON.parse(row.paths) as string[],
+      reason: row.reason as Leftover['reason'],
+    }));
+  }
+
+  /**
+   * After a cycle made a ready point: what the VM left at the hosts of the replica's site goes.
+   * Answers how many leftovers were reclaimed whole.
+   */
+  async reclaim(replication: Replication): Promise<number> {
+    const { inventory, connections, sites, logger } = this.deps;
+    const leftovers = await this.of(replication.vmId);
+    if (leftovers.length === 0) return 0;
+    const site = await sites.siteOf(replication.targetHostId);
+    const vm = inventory.index.get(replication.vmId);
+    const answering = new Set(connections.connectedIds());
+    // Definitions first: a stale definition holds the images it used.
+    const ordered = [
+      ...leftovers.filter((l) => l.definitionUuid !== null),
+      ...leftovers.filter((l) => l.definitionUuid === null),
+    ];
+    let reclaimed = 0;
+    for (const leftover of ordered) {
+      const host = inventory.index.get(leftover.hostId);
+      if (!host?.connectionId || !answering.has(host.connectionId)) continue;
+      // The VM runs there: nothing of it there is left over.
+      if (vm?.connectionId === host.connectionId) continue;
+      const hostSite =
+        leftover.hostId === replication.targetHostId ? site : await sites.siteOf(host.id);
+      if (!site || hostSite?.id !== site.id) continue;
+      try {
+        const driver = connections.driver(host.connectionId);
+        if (leftover.definitionUuid) {
+          const portable = facetOf(driver, 'portableVms');
+          if (!portable?.discardMovedAway) {
+            logger.warn(
+              { vm: replication.vmName, host: host.name },
+              'the stale definition the VM left there cannot be discarded by this host: its images stay',
+            );
+            continue;
+          }
+          const { kept } = await within(
+            STALL_MS,
+            'discarding a stale definition',
+            portable.discardMovedAway([leftover.definitionUuid]),
+          );
+          if (kept.length > 0) {
+            logger.warn(
+              { vm: replication.vmName, host: host.name, reason: kept[0]!.reason },
+              'the definition the VM left there is kept: its images stay',
+            );
+            continue;
+          }
+        }
+        const streams = requireFacet(driver, 'diskStreams', 'reclaiming leftover images');
+        for (const path of leftover.paths)
+          await within(STALL_MS, 'removing a leftover image', streams.removeImages([{ path }]));
+        await this.deps.store.db
+          .deleteFrom('replica_leftovers')
+          .where('id', '=', leftover.id)
+          .execute();
+        reclaimed += 1;
+        logger.info(
+          {
+            vm: replication.vmName,
+            host: host.name,
+            reason: leftover.reason,
+            images: leftover.paths.length,
+          },
+          'reclaimed what the VM left at a host of its replica site',
+        );
+      } catch (error) {
+        logger.warn(
+          {
+            vm: replication.vmName,
+            host: host.name,
+            code: isZenithError(error) ? error.code : undefined,
+            err: error,
+          },
+          'what the VM left at a host was not reclaimed: tried again after the next cycle',
+        );
+      }
+    }
+    return reclaimed;
+  }
+}
