@@ -52,6 +52,14 @@ describe('replication to a second site, and recovery plans run there', () => {
       500,
     );
   };
+  /** What the server logged about reclaiming leftovers (for a failure's message). */
+  const reclaimLog = () =>
+    lab.server
+      .output()
+      .split('\n')
+      .filter((line) => /reclaim|left at a host|stale definition|discarded/i.test(line))
+      .slice(-20)
+      .join('\n');
   /** web's own disk at A, which it left by the planned migration. */
   let webDiskAtA = '';
   const qemuCount = async (uuid: string) => (await lab.qemus()).filter((q) => q.uuid === uuid);
@@ -487,7 +495,9 @@ describe('replication to a second site, and recovery plans run there', () => {
     await until(
       'the disk web left at A reclaimed',
       async () => !existsSync(webDiskAtA) || undefined,
-    );
+    ).catch((error: unknown) => {
+      throw new Error(`${(error as Error).message}\n${reclaimLog()}`);
+    });
     assert.ok(existsSync(chainAtB), 'the chain web runs from at B stays');
     const run = await lab.task(
       'POST',
@@ -513,7 +523,9 @@ describe('replication to a second site, and recovery plans run there', () => {
     await until(
       'the chain web left at B reclaimed',
       async () => !existsSync(chainAtB) || undefined,
-    );
+    ).catch((error: unknown) => {
+      throw new Error(`${(error as Error).message}\n${reclaimLog()}`);
+    });
     assert.deepEqual(
       (await qemuCount(uuid)).map((q) => q.host),
       ['dr-a'],
