@@ -531,7 +531,7 @@ export interface ReplicaLeftoversTable {
   id: string;
   vm_id: string;
   host_id: string;
-  definition_uuid: string | null;
+  definition_id: string | null;
   paths: string;
   reason: string;
   created_at: number;

@@ -24,11 +24,6 @@ export class AgentPortableVms implements PortableVmFacet {
     return link !== undefined && speaks(link.protocol, pausedSince);
   }
 
-  /** Protocol 1.3 (an older agent refuses it with ZEN_UNSUPPORTED). */
-  discardMovedAway(uuids: string[]) {
-    return this.agent.call('discardMovedVms', [uuids], 30_000);
-  }
-
   describeVm(id: string): Promise<PortableVm> {
     return this.agent.call('describeVm', [id], 60_000);
   }

@@ -117,12 +117,4 @@ export interface PortableVmFacet {
   readonly redefinesStopped?: boolean;
   /** Whether runVm can start a VM with its guest not yet running (`paused`). */
   readonly startsPaused?: boolean;
-  /**
-   * Removes this host's stale definitions of VMs that now run on another host for good (by UUID):
-   * the definition and its run files, never a disk. One that runs here, or is half of a migration,
-   * is kept and said why. Where absent, stale definitions stay until an operator removes them.
-   */
-  discardMovedAway?(
-    uuids: string[],
-  ): Promise<{ discarded: string[]; kept: Array<{ uuid: string; reason: string }> }>;
 }

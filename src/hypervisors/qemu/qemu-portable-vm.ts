@@ -60,10 +60,6 @@ export class QemuPortableVms implements PortableVmFacet {
 
   constructor(private readonly host: QemuHost) {}
 
-  discardMovedAway(uuids: string[]) {
-    return this.host.discardMovedAway(uuids);
-  }
-
   async describeVm(id: string): Promise<PortableVm> {
     const vm = this.host.vm(id);
     const spec = vm.record.spec;

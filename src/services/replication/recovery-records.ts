@@ -63,6 +63,8 @@ export interface StepImages {
   uuid: string;
   name: string;
   paths: string[];
+  /** The host's own id of the definition the VM left there (deleted once it is left over). */
+  fromExternalId?: string;
   /** A failover's fence of the host the VM left, through its BMC (confirmed off). */
   fenced?: { hostId: string; hostName: string; at: number; elapsedMs: number };
 }

@@ -129,7 +129,7 @@ export class RecoveryRunner {
         if (operation !== 'test')
           await this.#settle(
             step.vm_id,
-            recorded.fromConnectionId,
+            { connectionId: recorded.fromConnectionId, externalId: recorded.fromExternalId },
             host.connectionId,
             replication,
             operation,
@@ -141,9 +141,11 @@ export class RecoveryRunner {
     let point: ReplicaPoint | null;
     let fromConnectionId: string | undefined;
     let fenced: StepImages['fenced'];
+    let fromExternalId: string | undefined;
     if (operation === 'planned') {
       const vm = inventory.index.get(step.vm_id);
       fromConnectionId = vm?.connectionId ?? undefined;
+      fromExternalId = vm?.externalId ?? undefined;
       if (vm?.connectionId && vm.externalId && vm.connectionId !== host.connectionId) {
         if (vm.facts['power.state'] !== 'stopped') {
           await this.records.updateStep(runId, step.vm_id, {
@@ -157,7 +159,7 @@ export class RecoveryRunner {
       } else point = await replications.latestReady(replication.id);
     } else {
       if (operation === 'failover')
-        ({ fromConnectionId, fenced } = await this.#fence(step, host, runId));
+        ({ fromConnectionId, fromExternalId, fenced } = await this.#fence(step, host, runId));
       point = step.point_id
         ? ((await replications.points(replication.id)).find((p) => p.id === step.point_id) ?? null)
         : await replications.latestReady(replication.id);
@@ -177,6 +179,7 @@ export class RecoveryRunner {
           `${replication.directory}/${operation === 'test' ? `test-${suffix}` : 'run'}-${disk.diskId}.qcow2`,
       ),
       ...(fromConnectionId ? { fromConnectionId } : {}),
+      ...(fromConnectionId && fromExternalId ? { fromExternalId } : {}),
       ...(fenced ? { fenced } : {}),
     };
     await this.records.updateStep(runId, step.vm_id, {
@@ -222,7 +225,14 @@ export class RecoveryRunner {
     } finally {
       release();
     }
-    if (vmId) await this.#settle(vmId, fromConnectionId, host.connectionId, replication, operation);
+    if (vmId)
+      await this.#settle(
+        vmId,
+        { connectionId: fromConnectionId, externalId: fromExternalId },
+        host.connectionId,
+        replication,
+        operation,
+      );
     const running = this.#definedAt(host.connectionId, images.uuid);
     if (!running)
       throw new ZenithError('ZEN_DRIVER_ERROR', `${images.name} did not appear on ${host.name}`);
@@ -235,16 +245,17 @@ export class RecoveryRunner {
    */
   async #settle(
     vmId: string,
-    fromConnectionId: string | undefined,
+    from: { connectionId?: string | undefined; externalId?: string | undefined },
     toConnectionId: string,
     replication: Replication,
     operation: RecoveryOperation,
   ): Promise<void> {
+    const fromConnectionId = from.connectionId;
     if (fromConnectionId && fromConnectionId !== toConnectionId) {
       this.deps.inventory.handovers.disown(vmId, fromConnectionId);
-      // Its stale definition at the host it left, and the disks that one had: reclaimed once a
-      // replica of it at that site is ready again (./replica-leftovers.ts).
-      // A connection of one host (an agent, a QEMU host): the host it left is that one.
+      // Its stale definition at the host it left, and the disks that one owns: reclaimed once a
+      // replica of it at that site is ready again (./replica-leftovers.ts). A connection of one
+      // host (an agent, a QEMU host): the host it left is that one.
       const hosts = this.deps.inventory.index
         .ofKind('host')
         .filter((host) => host.connectionId === fromConnectionId);
@@ -254,7 +265,7 @@ export class RecoveryRunner {
         await this.deps.replication.leftovers.record({
           vmId,
           hostId: left.id,
-          definitionUuid: description.uuid,
+          definitionId: from.externalId ?? null,
           paths: description.disks.flatMap((disk) =>
             disk.owned && disk.location.path !== undefined ? [disk.location.path] : [],
           ),
@@ -376,12 +387,17 @@ export class RecoveryRunner {
     step: RunVmRow,
     target: ManagedObject,
     runId: string,
-  ): Promise<{ fromConnectionId: string | undefined; fenced?: StepImages['fenced'] }> {
+  ): Promise<{
+    fromConnectionId: string | undefined;
+    fromExternalId: string | undefined;
+    fenced?: StepImages['fenced'];
+  }> {
     const vm = this.deps.inventory.index.get(step.vm_id);
     const hostId = vm?.computed['location.hostId'];
     const host = typeof hostId === 'string' ? this.deps.inventory.index.get(hostId) : undefined;
     const fromConnectionId = vm?.connectionId ?? undefined;
-    if (!vm || !host || host.id === target.id) return { fromConnectionId };
+    const fromExternalId = vm?.externalId ?? undefined;
+    if (!vm || !host || host.id === target.id) return { fromConnectionId, fromExternalId };
     if (typeof host.computed['machine.id'] === 'string') {
       const result = await this.deps.machines.fence(host.id);
       this.deps.logger.info(
@@ -394,7 +410,7 @@ export class RecoveryRunner {
         at: this.deps.clock.now(),
         elapsedMs: Math.round(result.elapsedMs),
       };
-      return { fromConnectionId, fenced };
+      return { fromConnectionId, fromExternalId, fenced };
     }
     const answering =
       host.connectionId !== null &&
@@ -405,7 +421,7 @@ export class RecoveryRunner {
         `${host.name} answers and runs ${vm.name}: the site is not lost (run a planned migration instead)`,
         { hostId: host.id },
       );
-    return { fromConnectionId };
+    return { fromConnectionId, fromExternalId };
   }
 
   /** The description the target runs: the replica's images, the plan's networks, a test's identity. */

@@ -166,7 +166,7 @@ export class ReplicaCycles {
     const merged = await this.chain.retain(replication, targetStreams);
     // The site holds a ready copy again: what the VM left at its hosts goes (never failing this).
     await this.leftovers
-      .reclaim(replication)
+      .reclaim(replication, context)
       .catch((error: unknown) =>
         this.deps.logger.warn({ err: error, vm: vm.name }, 'reclaiming leftovers failed'),
       );

@@ -4,14 +4,16 @@
  * it ran from at that host). Recorded then (./recovery-runner.ts, ./replication-service.ts);
  * reclaimed after a cycle of the VM's replication to that host's site has made a ready point —
  * the site holds a newer consistent copy of the VM again — and only while the VM runs on another
- * host. Its stale definition there goes first (never a disk), then each image, one at a time in
- * the order recorded (an overlay before the image it reads through). The host refuses an image a
- * VM there uses (ZEN_DISK_IN_USE): that leftover stays for a later cycle, as does everything on a
- * host that does not answer. A reclaim never fails the cycle that asked for it.
+ * host. Its stale definition there is deleted first, as an operator would (the driver's deleteVm:
+ * the disks it owns and their claims go with it; one already gone is fine), then each image, one
+ * at a time in the order recorded (an overlay before the image it reads through). The host
+ * refuses an image a VM there uses (ZEN_DISK_IN_USE) and a definition that runs: that leftover
+ * stays for a later cycle, as does everything on a host that does not answer. A reclaim never
+ * fails the cycle that asked for it.
  */
 import { isZenithError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
-import { facetOf, requireFacet } from '../../hypervisors/driver.js';
+import { requireFacet, type ActionContext } from '../../hypervisors/driver.js';
 import type { Db, Tx } from '../../store/store.js';
 import { within, STALL_MS } from './replica-copy.js';
 import type { Replication, ReplicationDeps } from './replica-types.js';
@@ -19,8 +21,8 @@ import type { Replication, ReplicationDeps } from './replica-types.js';
 export interface Leftover {
   vmId: string;
   hostId: string;
-  /** The VM's UUID when its stale definition at the host goes first; null: images only. */
-  definitionUuid: string | null;
+  /** The host's own id of the VM's stale definition there, deleted first; null: images only. */
+  definitionId: string | null;
   /** Absolute paths on that host, removed in this order. */
   paths: string[];
   reason: 'failover' | 'planned' | 'reprotect';
@@ -36,7 +38,7 @@ export class ReplicaLeftovers {
 
   /** Records one; the same leftover recorded again (a step resumed after a restart) is one. */
   async record(leftover: Leftover, tx: Tx | Db = this.deps.store.db): Promise<void> {
-    if (leftover.paths.length === 0 && leftover.definitionUuid === null) return;
+    if (leftover.paths.length === 0 && leftover.definitionId === null) return;
     const paths = JSON.stringify(leftover.paths);
     const same = await tx
       .selectFrom('replica_leftovers')
@@ -53,7 +55,7 @@ export class ReplicaLeftovers {
         id: newId('replicaLeftover', this.deps.clock.now()),
         vm_id: leftover.vmId,
         host_id: leftover.hostId,
-        definition_uuid: leftover.definitionUuid,
+        definition_id: leftover.definitionId,
         paths,
         reason: leftover.reason,
         created_at: this.deps.clock.now(),
@@ -74,7 +76,7 @@ export class ReplicaLeftovers {
       id: row.id,
       vmId: row.vm_id,
       hostId: row.host_id,
-      definitionUuid: row.definition_uuid,
+      definitionId: row.definition_id,
       paths: JSON.parse(row.paths) as string[],
       reason: row.reason as Leftover['reason'],
     }));
@@ -84,7 +86,7 @@ export class ReplicaLeftovers {
    * After a cycle made a ready point: what the VM left at the hosts of the replica's site goes.
    * Answers how many leftovers were reclaimed whole.
    */
-  async reclaim(replication: Replication): Promise<number> {
+  async reclaim(replication: Replication, context: ActionContext): Promise<number> {
     const { inventory, connections, sites, logger } = this.deps;
     const leftovers = await this.of(replication.vmId);
     if (leftovers.length === 0) return 0;
@@ -93,8 +95,8 @@ export class ReplicaLeftovers {
     const answering = new Set(connections.connectedIds());
     // Definitions first: a stale definition holds the images it used.
     const ordered = [
-      ...leftovers.filter((l) => l.definitionUuid !== null),
-      ...leftovers.filter((l) => l.definitionUuid === null),
+      ...leftovers.filter((l) => l.definitionId !== null),
+      ...leftovers.filter((l) => l.definitionId === null),
     ];
     let reclaimed = 0;
     for (const leftover of ordered) {
@@ -107,27 +109,20 @@ export class ReplicaLeftovers {
       if (!site || hostSite?.id !== site.id) continue;
       try {
         const driver = connections.driver(host.connectionId);
-        if (leftover.definitionUuid) {
-          const portable = facetOf(driver, 'portableVms');
-          if (!portable?.discardMovedAway) {
-            logger.warn(
-              { vm: replication.vmName, host: host.name },
-              'the stale definition the VM left there cannot be discarded by this host: its images stay',
-            );
-            continue;
-          }
-          const { kept } = await within(
+        if (leftover.definitionId) {
+          const deleted = await within(
             STALL_MS,
-            'discarding a stale definition',
-            portable.discardMovedAway([leftover.definitionUuid]),
-          );
-          if (kept.length > 0) {
-            logger.warn(
-              { vm: replication.vmName, host: host.name, reason: kept[0]!.reason },
-              'the definition the VM left there is kept: its images stay',
+            'deleting a stale definition',
+            driver.deleteVm(leftover.definitionId, context),
+          ).catch((error: unknown) => {
+            if (isZenithError(error) && error.code === 'ZEN_NOT_FOUND') return undefined;
+            throw error;
+          });
+          if (deleted === null)
+            logger.info(
+              { vm: replication.vmName, host: host.name, definition: leftover.definitionId },
+              'deleted the stale definition the VM left at a host (with the disks it owned)',
             );
-            continue;
-          }
         }
         const streams = requireFacet(driver, 'diskStreams', 'reclaiming leftover images');
         for (const path of leftover.paths)

@@ -384,7 +384,7 @@ export class ReplicationService {
           {
             vmId,
             hostId: old.targetHostId,
-            definitionUuid: null,
+            definitionId: null,
             paths: [...new Set(chain)],
             reason: 'reprotect',
           },

@@ -2,16 +2,17 @@ import type { Kysely } from 'kysely';
 
 // Forward-only: once released, a migration is never edited (test/store/migrations.lock.json holds its checksum).
 // What a VM left at a host when a recovery plan moved it away (its stale definition there and the
-// disks it had), or when it was reprotected (the replica chain and run overlays it ran from): kept
-// until a new replica of the VM at that site has a ready point, then discarded and removed.
+// disks it owns), or when it was reprotected (the replica chain and run overlays it ran from): kept
+// until a new replica of the VM at that site has a ready point, then deleted and removed.
 export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema
     .createTable('replica_leftovers')
     .addColumn('id', 'text', (c) => c.primaryKey())
     .addColumn('vm_id', 'text', (c) => c.notNull())
     .addColumn('host_id', 'text', (c) => c.notNull())
-    /** The VM's UUID when its stale definition there is to be discarded first; null: images only. */
-    .addColumn('definition_uuid', 'text')
+    /** The host's own id of the VM's stale definition there, deleted first (with the disks it
+     * owns); null: images only. */
+    .addColumn('definition_id', 'text')
     /** JSON: the images (absolute paths on that host), removed one at a time in this order. */
     .addColumn('paths', 'text', (c) => c.notNull())
     /** failover, planned (the VM moved away), reprotect (its replica chain was left). */
