@@ -138,6 +138,21 @@ export const ReplicationView = Type.Object({
   ]),
   /** The points in time the replica can be started from (ready), newest first, and any under way. */
   points: Type.Array(ReplicaPointView),
+  /**
+   * What the VM left at hosts a plan moved it away from (its stale definition there, its old disks)
+   * or a reprotect left (the chain it ran from), oldest first: reclaimed once a replica at that
+   * host's site is ready and the VM runs elsewhere.
+   */
+  leftovers: Type.Array(
+    Type.Object({
+      host: Named,
+      reason: StringEnum(['failover', 'planned', 'reprotect'] as const),
+      /** A stale definition of the VM there, deleted with the disks it owns. */
+      definition: Type.Boolean(),
+      images: Type.Integer({ minimum: 0 }),
+      since: Instant,
+    }),
+  ),
   createdBy: Type.String(),
   createdAt: Instant,
   updatedAt: Instant,

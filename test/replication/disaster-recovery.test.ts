@@ -477,7 +477,16 @@ describe('replication to a second site, and recovery plans run there', () => {
     const arrived = history[left - 1]!;
     assert.equal(arrived.hostName, 'dr-b');
     assert.equal(arrived.reason, 'failover', JSON.stringify(history.slice(0, left + 1)));
-    assert.equal((await replicationOf(web)).state, 'recovered');
+    const recovered = await replicationOf(web);
+    assert.equal(recovered.state, 'recovered');
+    // What it left at A: its definition there and its disk, until A holds a replica again.
+    const leftAtA = (recovered.leftovers as ApiAnswer[]).map((l) => [
+      l.host.name,
+      l.reason,
+      l.definition,
+      l.images,
+    ]);
+    assert.deepEqual(leftAtA, [['dr-a', 'planned', true, 1]]);
   });
 
   test('reprotect replicates web back to site A and turns the plan round; its planned migration fails back; what it left at each site goes once a new replica there is ready', async () => {
@@ -499,6 +508,12 @@ describe('replication to a second site, and recovery plans run there', () => {
       throw new Error(`${(error as Error).message}\n${reclaimLog()}`);
     });
     assert.ok(existsSync(chainAtB), 'the chain web runs from at B stays');
+    const leftNow = ((await replicationOf(web)).leftovers as ApiAnswer[]).map((l) => [
+      l.host.name,
+      l.reason,
+      l.definition,
+    ]);
+    assert.deepEqual(leftNow, [['dr-b', 'reprotect', false]]);
     const run = await lab.task(
       'POST',
       '/recovery-plans/rp-web/runs',
@@ -644,6 +659,11 @@ describe('replication to a second site, and recovery plans run there', () => {
     const replicated = await out(['replication', 'list']);
     assert.match(replicated, /db\s+dr-b \(site-b\)\s+recovered\s/, replicated);
     assert.match(replicated, /web\s+dr-b \(site-b\)\s+active\s/, replicated);
+    // web runs at A on the chain its reprotect left there: shown, kept while it runs on it.
+    assert.match(
+      await out(['replication', 'show', 'web']),
+      /left at dr-a\s+\d+ images \(reprotect, since .*reclaimed once a replica there is ready\)/,
+    );
     const plan = await out(['recovery-plans', 'show', 'rp-db']);
     assert.match(plan, /group 1\s+db \(up: its guest agent answers\), 300 s/, plan);
     const runs = await out(['recovery-plans', 'runs', 'rp-db']);

@@ -78,6 +78,10 @@ export function registerReplication(program: Command): void {
             ? `failed ${formatTime(shown.lastCycleError.at)}: ${shown.lastCycleError.code}: ${shown.lastCycleError.message}`
             : 'ok',
         ],
+        ...shown.leftovers.map((l): [string, string] => [
+          `left at ${l.host.name}`,
+          `${l.definition ? 'its stale definition and ' : ''}${l.images} image${l.images === 1 ? '' : 's'} (${l.reason}, since ${formatTime(l.since)}; reclaimed once a replica there is ready)`,
+        ]),
       ]);
       printTable(
         ['SEQ', 'STATE', 'DATA TAKEN', 'READY', 'READ'],

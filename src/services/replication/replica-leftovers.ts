@@ -64,7 +64,7 @@ export class ReplicaLeftovers {
   }
 
   /** The VM's leftovers, oldest first. */
-  async of(vmId: string): Promise<Array<Leftover & { id: string }>> {
+  async of(vmId: string): Promise<Array<Leftover & { id: string; since: number }>> {
     const rows = await this.deps.store.db
       .selectFrom('replica_leftovers')
       .selectAll()
@@ -79,6 +79,7 @@ export class ReplicaLeftovers {
       definitionId: row.definition_id,
       paths: JSON.parse(row.paths) as string[],
       reason: row.reason as Leftover['reason'],
+      since: Number(row.created_at),
     }));
   }
 

@@ -602,7 +602,10 @@ export class ReplicationService {
       typeof sourceHostId === 'string' ? this.deps.sites.siteOf(sourceHostId) : null,
       this.deps.sites.siteOf(replication.targetHostId),
     ]);
-    const points = await this.points(replication.id);
+    const [points, leftovers] = await Promise.all([
+      this.points(replication.id),
+      this.leftovers.of(replication.vmId),
+    ]);
     const latest = points.filter((p) => p.state === 'ready' || p.state === 'merging').at(-1);
     // The newest cycle that ended (a newer one may be queued or running already).
     // Not read for a recovered replication: it is spent, and says nothing of its last cycle.
@@ -656,6 +659,13 @@ export class ReplicationService {
             }
           : null,
       points: shown,
+      leftovers: leftovers.map((l) => ({
+        host: { id: l.hostId, name: inventory.index.get(l.hostId)?.name ?? l.hostId },
+        reason: l.reason,
+        definition: l.definitionId !== null,
+        images: l.paths.length,
+        since: l.since,
+      })),
       createdBy: replication.createdBy,
       createdAt: replication.createdAt,
       updatedAt: replication.updatedAt,
