@@ -612,11 +612,14 @@ export class ReplicationService {
     const lastTask =
       replication.state === 'recovered'
         ? undefined
-        : (await this.deps.tasks.list({ targetId: replication.vmId, limit: 20 })).find(
-            (task) =>
-              task.kind === this.#cycle.name &&
-              (task.state === 'succeeded' || task.state === 'failed'),
-          );
+        : (
+            await this.deps.tasks.list({
+              targetId: replication.vmId,
+              kind: this.#cycle.name,
+              states: ['succeeded', 'failed'],
+              limit: 1,
+            })
+          )[0];
     const shown: ReplicaPointView[] = points
       .filter((p) => p.state === 'ready' || p.state === 'writing' || p.state === 'merging')
       .reverse()

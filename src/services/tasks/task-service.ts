@@ -174,6 +174,9 @@ export class TaskService {
 
   async list(options: {
     state?: TaskState;
+    /** Any of these states (with `state`, both must hold). */
+    states?: TaskState[];
+    kind?: string;
     targetId?: string;
     ownerId?: string;
     beforeId?: string;
@@ -181,6 +184,8 @@ export class TaskService {
   }): Promise<Task[]> {
     let query = this.deps.store.db.selectFrom('tasks').selectAll();
     if (options.state) query = query.where('state', '=', options.state);
+    if (options.states) query = query.where('state', 'in', options.states);
+    if (options.kind) query = query.where('kind', '=', options.kind);
     if (options.targetId) query = query.where('target_id', '=', options.targetId);
     if (options.ownerId) query = query.where('owner_id', '=', options.ownerId);
     if (options.beforeId) query = query.where('id', '<', options.beforeId);
