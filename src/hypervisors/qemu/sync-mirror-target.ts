@@ -58,6 +58,11 @@ export interface ReplicaDaemonOptions {
   writethrough?: boolean;
   /** Default `qemu-storage-daemon`. */
   binary?: string;
+  /**
+   * A command the daemon is run under, which must exec it in place (same process id): e.g.
+   * `['ip', 'netns', 'exec', NS]` for a recovery host's network namespace in a lab.
+   */
+  launcher?: string[];
   clock?: Clock;
 }
 
@@ -191,7 +196,11 @@ export async function startReplicaDaemon(options: ReplicaDaemonOptions): Promise
   const logFile = join(dir, 'daemon.log');
   const log = openSync(logFile, 'w', 0o600);
   // Detached and unreferenced: the replica must outlive the agent that started it.
-  const child = spawn(options.binary ?? 'qemu-storage-daemon', args, {
+  const [command, ...prefix] = [
+    ...(options.launcher ?? []),
+    options.binary ?? 'qemu-storage-daemon',
+  ];
+  const child = spawn(command, [...prefix, ...args], {
     detached: true,
     stdio: ['ignore', log, log],
   });
