@@ -26,7 +26,7 @@ import { systemClock } from '../src/core/clock.js';
 import { silentLogger } from '../src/core/logger.js';
 import { createImage } from '../src/hypervisors/qemu/qemu-img.js';
 import { QemuDriver } from '../src/hypervisors/qemu/qemu-driver.js';
-import type { DiskWriteLatency } from '../src/hypervisors/qemu/sync-mirror-source.js';
+import type { DiskWriteLatency } from '../src/hypervisors/qemu/disk-write-latency.js';
 import {
   startReplicaDaemon,
   type ReplicaDaemon,

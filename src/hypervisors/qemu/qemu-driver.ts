@@ -54,7 +54,7 @@ import { DiskClaims } from './disk-claims.js';
 import { backingChain, createImage, imageInfo } from './qemu-img.js';
 import { thawLeftFrozen } from './guest-quiesce.js';
 import { QemuSnapshots } from './qemu-snapshots.js';
-import { QemuSyncMirrors } from './sync-mirror-source.js';
+import { QemuSyncMirrors } from './qemu-sync-mirrors.js';
 import { QemuVm, type VmRecord } from './qemu-vm.js';
 import { validateSpec, type HostLimits, type QemuVmSpec } from './vm-spec.js';
 
@@ -111,7 +111,7 @@ export class QemuDriver implements HypervisorDriver {
     diskStreams: QemuDiskStreams;
     guestAgent: QemuGuestAgent;
   };
-  /** Synchronous mirrors of its VMs' disks to replica daemons (sync-mirror-source.ts). */
+  /** Synchronous mirrors of its VMs' disks to replica daemons (qemu-sync-mirrors.ts). */
   readonly syncMirrors: QemuSyncMirrors;
 
   constructor(options: QemuDriverOptions) {

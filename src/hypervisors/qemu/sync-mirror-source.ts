@@ -14,14 +14,22 @@
  * `auto-dismiss: false` it stays, concluded with QEMU's message, until `stopSyncMirror` dismisses
  * it — so a caller that looks later still reads why. A target lost while the guest writes nothing
  * is noticed at its next write: until then the job still says ready.
+ *
+ * A link that goes silent (no reset) is worse: the guest's write waits for an answer that does not
+ * come (7.2's NBD client has no request timeout; TCP retransmits for many minutes), and a
+ * `block-job-cancel` then waits for it too, holding QEMU's main loop — the monitor stops
+ * answering. The job still says ready, with `inFlightBytes` stuck above 0. `severSyncMirror` cuts
+ * the connection in the kernel (`ss -K`): the waiting writes fail on the target side, the mirror
+ * ends with an error and the guest's writes go on; `stopSyncMirror` always does that first.
  */
 import { connect } from 'node:net';
-import { rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { isZenithError, ZenithError } from '../../core/errors.js';
 import type { QmpBlockJobInfo, QmpClient } from '../../protocols/qmp/index.js';
-import type { QemuHost } from './qemu-host.js';
 import type { QemuVm } from './qemu-vm.js';
 import { writePskDir, type PskCredentials } from './tls-psk.js';
 
@@ -49,7 +57,8 @@ export interface SyncMirrorOptions {
 export type SyncMirrorStatus =
   | { state: 'none' }
   | { state: 'copying'; jobId: string; copiedBytes: number; totalBytes: number }
-  | { state: 'ready'; jobId: string; totalBytes: number }
+  /** inFlightBytes: sent to the target and not yet acknowledged (stuck there when the link went silent). */
+  | { state: 'ready'; jobId: string; totalBytes: number; inFlightBytes: number }
   | { state: 'failed'; jobId: string; error: string }
   | { state: 'ended'; jobId: string };
 
@@ -74,7 +83,12 @@ function statusOf(job: QmpBlockJobInfo | undefined): SyncMirrorStatus {
       return { state: 'failed', jobId: job.device, error: 'the mirror is being abandoned' };
     default:
       return job.ready
-        ? { state: 'ready', jobId: job.device, totalBytes: job.len }
+        ? {
+            state: 'ready',
+            jobId: job.device,
+            totalBytes: job.len,
+            inFlightBytes: job.len - job.offset,
+          }
         : { state: 'copying', jobId: job.device, copiedBytes: job.offset, totalBytes: job.len };
   }
 }
@@ -151,6 +165,12 @@ export async function startSyncMirror(
       { host: target.host, port: target.port, reason: unreachable },
     );
   const pskDir = writePskDir(pskDirOf(vm, diskId), target.psk);
+  // Where it goes, for severSyncMirror (after a restart too); the key stays in keys.psk only.
+  writeFileSync(
+    join(pskDir, 'target.json'),
+    `${JSON.stringify({ host: target.host, port: target.port })}\n`,
+    { mode: 0o600 },
+  );
   try {
     await qmp.execute('object-add', {
       'qom-type': 'tls-creds-psk',
@@ -278,6 +298,9 @@ export async function stopSyncMirror(
   const qmp = vm.qmp();
   const named = names(diskId);
   const seen = statusOf(await jobOf(qmp, diskId));
+  // A cancel waits for the writes in flight, holding QEMU's main loop (its monitor and the guest
+  // with it): over a silent link they never come back. Cut the connection first, so they fail.
+  if (seen.state === 'ready' || seen.state === 'copying') await severSyncMirror(vm, diskId);
   const deadline = clock.now() + (options.timeoutMs ?? 30_000);
   for (;;) {
     const job = await jobOf(qmp, diskId);
@@ -315,88 +338,37 @@ export async function stopSyncMirror(
   return seen;
 }
 
-/** What the guest's writes to a disk cost, as QEMU counts them at the device (qapi BlockDeviceStats). */
-export interface DiskWriteLatency {
-  writeOperations: number;
-  writeTotalNs: number;
-  /** Flushes (a guest's fsync): the mirror sends none to the target, only writes. */
-  flushOperations: number;
-  flushTotalNs: number;
-  /** Writes per latency bin since `trackWriteLatency`: bin i counts those under boundariesNs[i] (and over the one before). */
-  histogram: { boundariesNs: number[]; bins: number[] } | null;
-}
-
 /**
- * Starts (or restarts, from zero) the device's write latency histogram with these bin
- * boundaries in nanoseconds (QMP `block-latency-histogram-set`).
+ * Cuts the mirror's TCP connection to its target (the kernel's socket destroy, `ss -K`): the
+ * writes QEMU waits on fail at once, the mirror ends with an error and the guest's writes go on.
+ * What to do when a link went silent (a stall: `inFlightBytes` stays above 0), since QEMU 7.2's
+ * NBD client has no request timeout and TCP retransmits for many minutes. Answers whether a
+ * connection was cut.
  */
-export async function trackWriteLatency(
-  vm: QemuVm,
-  diskId: string,
-  boundariesNs: number[],
-): Promise<void> {
-  const qmp = vm.qmp();
-  const block = (await qmp.execute('query-block')).find((b) => b.device === diskId);
-  if (!block?.qdev)
-    throw new ZenithError('ZEN_NOT_FOUND', `${vm.record.spec.name} has no disk ${diskId}`, {
-      diskId,
-    });
-  await qmp.execute('block-latency-histogram-set', {
-    id: block.qdev,
-    'boundaries-write': boundariesNs,
-  });
-}
-
-/** The device's write counters now: compare two readings for a window's average. */
-export async function diskWriteLatency(vm: QemuVm, diskId: string): Promise<DiskWriteLatency> {
-  const entry = (await vm.qmp().execute('query-blockstats')).find((b) => b.device === diskId);
-  if (!entry)
-    throw new ZenithError('ZEN_NOT_FOUND', `${vm.record.spec.name} has no disk ${diskId}`, {
-      diskId,
-    });
-  const histogram = entry.stats.wr_latency_histogram as
-    { boundaries: number[]; bins: number[] } | undefined;
-  return {
-    writeOperations: entry.stats.wr_operations,
-    writeTotalNs: entry.stats.wr_total_time_ns,
-    flushOperations: entry.stats.flush_operations,
-    flushTotalNs: entry.stats.flush_total_time_ns,
-    histogram: histogram ? { boundariesNs: histogram.boundaries, bins: histogram.bins } : null,
-  };
-}
-
-/**
- * The same, by VM id, for whoever holds the driver (the agent, later): `driver.syncMirrors`. Not
- * a facet yet: only QEMU hosts mirror synchronously.
- */
-export class QemuSyncMirrors {
-  constructor(private readonly host: Pick<QemuHost, 'vm' | 'clock'>) {}
-
-  start(
-    vmExternalId: string,
-    diskId: string,
-    target: SyncMirrorTarget,
-    options: Omit<SyncMirrorOptions, 'clock'> = {},
-  ): Promise<SyncMirrorStatus> {
-    return startSyncMirror(this.host.vm(vmExternalId), diskId, target, {
-      ...options,
-      clock: this.host.clock,
-    });
+export async function severSyncMirror(vm: QemuVm, diskId: string): Promise<boolean> {
+  let target: { host: string; port: number };
+  try {
+    target = JSON.parse(readFileSync(join(pskDirOf(vm, diskId), 'target.json'), 'utf8')) as {
+      host: string;
+      port: number;
+    };
+  } catch {
+    return false;
   }
-
-  status(vmExternalId: string, diskId: string): Promise<SyncMirrorStatus> {
-    return syncMirrorStatus(this.host.vm(vmExternalId), diskId);
-  }
-
-  stop(vmExternalId: string, diskId: string): Promise<SyncMirrorStatus> {
-    return stopSyncMirror(this.host.vm(vmExternalId), diskId, { clock: this.host.clock });
-  }
-
-  trackWriteLatency(vmExternalId: string, diskId: string, boundariesNs: number[]): Promise<void> {
-    return trackWriteLatency(this.host.vm(vmExternalId), diskId, boundariesNs);
-  }
-
-  writeLatency(vmExternalId: string, diskId: string): Promise<DiskWriteLatency> {
-    return diskWriteLatency(this.host.vm(vmExternalId), diskId);
+  const host = target.host.includes(':') ? `[${target.host}]` : target.host;
+  try {
+    const { stdout } = await promisify(execFile)('ss', [
+      '-K',
+      '-t',
+      'dst',
+      host,
+      'dport',
+      '=',
+      String(target.port),
+    ]);
+    return /ESTAB|CLOSE|FIN|SYN/.test(stdout);
+  } catch {
+    // No ss, or a kernel without socket destroy: the cancel that follows is all there is.
+    return false;
   }
 }

@@ -3,8 +3,9 @@
  * guest writing its numbered pattern is mirrored in write-blocking mode over TCP with TLS-PSK to a
  * replica daemon on 127.0.0.1, whose points in time hold every block the guest had reported
  * written before they were taken (RPO 0). A wrong key is refused; a daemon killed with SIGKILL
- * ends the mirror with an error the caller reads while the guest writes on; a daemon outlives the
- * process that started it and is found again from its directory.
+ * ends the mirror with an error the caller reads while the guest writes on; a link that goes
+ * silent holds the guest's writes until the mirror is stopped, which cuts the connection and lets
+ * them go on; a daemon outlives the process that started it and is found again from its directory.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -31,6 +32,7 @@ import { newPskKey, type PskCredentials } from '../../../src/hypervisors/qemu/tl
 import { guestBytes, patternPrefix } from '../../../src/testing/disk-image.js';
 import { GuestConsole } from '../../../src/testing/guest-console.js';
 import { ensureGuestImage, guestAppend } from '../../../src/testing/guest-image.js';
+import { startPhysicalLab, type PhysicalLab } from '../../../src/testing/physical-hosts.js';
 import { freePort } from '../../../src/testing/ports.js';
 import { until } from '../../../src/testing/wait.js';
 
@@ -46,6 +48,7 @@ let guest: GuestConsole;
 /** The newest ready point of an asynchronous replica, which every test's overlay starts from. */
 let readyPoint: string;
 const daemons: ReplicaDaemon[] = [];
+let lab: PhysicalLab | undefined;
 
 const psk = (): PskCredentials => ({ identity: 'replication-r1', key: newPskKey() });
 /** The most blocks the guest has said it wrote (it says so every 16 blocks). */
@@ -60,14 +63,18 @@ const vmNow = async () =>
     (o) => o.kind === 'vm' && o.externalId === vmId,
   ) as DiscoveredVm;
 
-async function daemon(name: string, key: PskCredentials): Promise<ReplicaDaemon> {
+async function daemon(
+  name: string,
+  key: PskCredentials,
+  where: { host: string; launcher?: string[] } = { host: '127.0.0.1' },
+): Promise<ReplicaDaemon> {
   const started = await startReplicaDaemon({
     dir: join(base, 'daemons', name),
     base: readyPoint,
     overlay: join(replicas, `${name}-0.qcow2`),
-    host: '127.0.0.1',
     port: await freePort(),
     psk: key,
+    ...where,
   });
   daemons.push(started);
   return started;
@@ -120,6 +127,7 @@ after(async () => {
   for (const d of daemons) await d.stop().catch(() => undefined);
   await driver?.stopVm(vmId, context).catch(() => undefined);
   await driver?.close();
+  await lab?.close();
   rmSync(base, { recursive: true, force: true });
 });
 
@@ -220,6 +228,51 @@ test('a replica daemon killed with SIGKILL ends the mirror with an error the cal
   const stopped = await driver.syncMirrors.stop(vmId, 'disk0');
   assert.deepEqual(stopped, failed, 'stopping answers why it failed');
   assert.deepEqual(await driver.syncMirrors.status(vmId, 'disk0'), { state: 'none' });
+});
+
+test('a link to the replica that goes silent holds the guest’s writes (QEMU 7.2) until the mirror is stopped: stopping cuts the connection, the guest writes on, the point taken before is intact', async () => {
+  lab = await startPhysicalLab();
+  const recovery = await lab.addHost({
+    name: 'recovery',
+    serverUrl: 'http://unused',
+    enrollmentToken: 'unused',
+    storageRoots: [],
+    baseDir: base,
+  });
+  const key = psk();
+  const replica = await daemon('silent', key, {
+    host: recovery.address,
+    launcher: ['ip', 'netns', 'exec', recovery.namespace],
+  });
+  assert.equal(
+    (await driver.syncMirrors.start(vmId, 'disk0', target(replica, key))).state,
+    'ready',
+  );
+  await writtenMore(16);
+  const point = await replica.takePoint(join(replicas, 'silent-1.qcow2'));
+  const pointBytes = guestBytes(point.point);
+
+  await lab.cutNetwork(recovery);
+  const stalled = await until('a write stuck on the silent link', async () => {
+    const status = await driver.syncMirrors.status(vmId, 'disk0');
+    return status.state === 'ready' && status.inFlightBytes > 0 ? status : undefined;
+  });
+  const atStall = reported();
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  assert.ok(reported() <= atStall + 16, 'the guest waits on its write');
+
+  const started = Date.now();
+  const stopped = await driver.syncMirrors.stop(vmId, 'disk0');
+  assert.ok(Date.now() - started < 10_000, `stopped in ${Date.now() - started} ms`);
+  assert.equal(stopped.state, stalled.state);
+  assert.deepEqual(await driver.syncMirrors.status(vmId, 'disk0'), { state: 'none' });
+  await writtenMore(48);
+  assert.equal((await vmNow()).powerState, 'running');
+
+  await lab.restoreNetwork(recovery);
+  assert.equal(replica.running(), true);
+  assert.equal(sha256(guestBytes(point.point)), sha256(pointBytes), 'the point is as it was');
+  await replica.stop();
 });
 
 test('a replica daemon outlives the process that started it, and a fresh process finds it from its directory, mirrors to it and stops it', async () => {
