@@ -180,8 +180,6 @@ export async function startSyncMirror(
       username: target.psk.identity,
     });
     await addTarget(qmp, named.node, named.creds, target);
-    const ready = waitReady(qmp, named.job, options.readyTimeoutMs ?? 10 * 60_000, clock);
-    ready.catch(() => undefined);
     await qmp.execute('blockdev-mirror', {
       'job-id': named.job,
       device,
@@ -195,7 +193,8 @@ export async function startSyncMirror(
       // The job stays, concluded with its error, until stopSyncMirror: a later look reads why.
       'auto-dismiss': false,
     });
-    await ready;
+    // Its first look is query-block-jobs: a BLOCK_JOB_READY sent before it listens is not missed.
+    await waitReady(qmp, named.job, options.readyTimeoutMs ?? 10 * 60_000, clock);
     return statusOf(await jobOf(qmp, diskId));
   } catch (error) {
     await stopSyncMirror(vm, diskId, { clock }).catch(() => undefined);
@@ -258,10 +257,10 @@ async function waitReady(
       const job = (await qmp.execute('query-block-jobs')).find((j) => j.device === jobId);
       const status = statusOf(job);
       if (status.state === 'ready') return;
-      if (status.state !== 'copying' && job !== undefined)
+      if (status.state !== 'copying')
         throw new ZenithError(
           'QMP_JOB_FAILED',
-          `the mirror's first pass failed: ${status.state === 'failed' ? status.error : status.state}`,
+          `the mirror's first pass failed: ${status.state === 'failed' ? status.error : status.state === 'none' ? 'its job is gone' : 'it ended before it was ready'}`,
           { jobId, type: 'mirror', error: status.state === 'failed' ? status.error : null },
         );
       if (clock.now() >= deadline)
