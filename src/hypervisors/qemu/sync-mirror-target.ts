@@ -381,7 +381,13 @@ class Daemon implements ReplicaDaemon {
 
   async stop(options: { deadlineMs?: number } = {}): Promise<void> {
     const { pid } = this.#state;
-    await this.qmp.execute('quit').catch(() => undefined);
+    // Released before (or its connection lost): a connection of its own to say quit.
+    const qmp =
+      this.qmp.state === 'ready' || !isOurDaemon(this.#state)
+        ? this.qmp
+        : await connectQmp(this.#state.qmpSocket, { clock: this.clock }).catch(() => this.qmp);
+    await qmp.execute('quit').catch(() => undefined);
+    await qmp.close();
     await this.qmp.close();
     const deadline = this.clock.now() + (options.deadlineMs ?? 5000);
     while (isOurDaemon(this.#state) && this.clock.now() < deadline) await this.clock.sleep(20);

@@ -123,6 +123,12 @@ before(async () => {
 });
 
 after(async () => {
+  // A guest that ended under the tests says why (its QEMU's stop cause), for whoever reads a failure.
+  const vm = await vmNow().catch(() => undefined);
+  if (vm && vm.powerState !== 'running')
+    console.error(
+      `the protected VM is ${vm.powerState}: ${String(vm.facts['power.stopCause'])}, ${String(vm.facts['power.reason'])}`,
+    );
   guest?.close();
   for (const d of daemons) await d.stop().catch(() => undefined);
   await driver?.stopVm(vmId, context).catch(() => undefined);
@@ -306,7 +312,9 @@ test('a replica daemon outlives the process that started it, and a fresh process
   assert.ok(patternPrefix(guestBytes(point.point)) >= before);
   await driver.syncMirrors.stop(vmId, 'disk0');
 
-  await found.stop();
+  // A handle that let its QMP connection go (an agent shutting down) still stops it.
+  await found.release();
+  await found.stop({ deadlineMs: 20_000 });
   assert.equal(processAlive(started.pid), false);
   assert.equal(existsSync(join(dir, 'psk')), false, 'its key is removed with it');
   assert.equal(await findReplicaDaemon(dir), null);
