@@ -113,7 +113,11 @@ async function diskNode(vm: QemuVm, qmp: QmpClient, diskId: string): Promise<str
   return node;
 }
 
-/** Whether the target's port takes a TCP connection within the time: asked before QEMU connects, whose connect blocks its main loop. */
+/**
+ * Whether the target's port takes a TCP connection within the time: asked before QEMU connects,
+ * whose `blockdev-add` waits for its connect (134 s against an address that drops SYNs), its
+ * monitor answering nothing else meanwhile.
+ */
 function reachable(host: string, port: number, timeoutMs: number): Promise<string | null> {
   return new Promise((resolve) => {
     const socket = connect({ host, port });
