@@ -54,6 +54,7 @@ import { DiskClaims } from './disk-claims.js';
 import { backingChain, createImage, imageInfo } from './qemu-img.js';
 import { thawLeftFrozen } from './guest-quiesce.js';
 import { QemuSnapshots } from './qemu-snapshots.js';
+import { QemuSyncMirrors } from './qemu-sync-mirrors.js';
 import { QemuVm, type VmRecord } from './qemu-vm.js';
 import { validateSpec, type HostLimits, type QemuVmSpec } from './vm-spec.js';
 
@@ -110,6 +111,8 @@ export class QemuDriver implements HypervisorDriver {
     diskStreams: QemuDiskStreams;
     guestAgent: QemuGuestAgent;
   };
+  /** Synchronous mirrors of its VMs' disks to replica daemons (qemu-sync-mirrors.ts). */
+  readonly syncMirrors: QemuSyncMirrors;
 
   constructor(options: QemuDriverOptions) {
     this.#options = options;
@@ -146,6 +149,7 @@ export class QemuDriver implements HypervisorDriver {
       diskStreams: new QemuDiskStreams(this.#qemuHost),
       guestAgent: new QemuGuestAgent(this.#qemuHost),
     };
+    this.syncMirrors = new QemuSyncMirrors(this.#qemuHost);
     this.#snapshots = new QemuSnapshots(options.clock);
   }
 

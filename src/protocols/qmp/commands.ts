@@ -312,6 +312,14 @@ export interface QmpDriveMirrorArgs extends QmpMirrorCommon {
 
 export type QmpBlockdevMirrorArgs = QmpMirrorCommon & { 'filter-node-name'?: string };
 
+/** qapi/block-export.json BlockExportInfo. */
+export interface QmpBlockExportInfo {
+  id: string;
+  type: string;
+  'node-name': string;
+  'shutting-down': boolean;
+}
+
 type NoArgs = Record<string, never>;
 type Empty = Record<string, never>;
 
@@ -372,6 +380,24 @@ export interface QmpCommands {
   'snapshot-load': { args: QmpSnapshotJobArgs; result: Empty };
   'snapshot-delete': {
     args: { 'job-id': string; tag: string; devices: string[] };
+    result: Empty;
+  };
+  /** qapi/qom.json: an object such as `tls-creds-psk` (its properties sit beside qom-type and id). */
+  'object-add': { args: { 'qom-type': string; id: string } & JsonObject; result: Empty };
+  'object-del': { args: { id: string }; result: Empty };
+  /** qapi/block-core.json: `overlay` (added with `backing: null`) goes on top of `node`, taking its parents. */
+  'blockdev-snapshot': { args: { node: string; overlay: string }; result: Empty };
+  'query-block-exports': { args: NoArgs; result: QmpBlockExportInfo[] };
+  'query-named-block-nodes': { args: { flat?: boolean }; result: QmpBlockDeviceInfo[] };
+  /** qapi/block.json: latency histograms of a device's requests, boundaries in nanoseconds. */
+  'block-latency-histogram-set': {
+    args: {
+      id: string;
+      boundaries?: number[];
+      'boundaries-read'?: number[];
+      'boundaries-write'?: number[];
+      'boundaries-flush'?: number[];
+    };
     result: Empty;
   };
 }
