@@ -20,12 +20,9 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { systemClock } from '../src/core/clock.js';
-import { silentLogger } from '../src/core/logger.js';
 import { createImage } from '../src/hypervisors/qemu/qemu-img.js';
-import { QemuDriver } from '../src/hypervisors/qemu/qemu-driver.js';
 import type { DiskWriteLatency } from '../src/hypervisors/qemu/disk-write-latency.js';
 import {
   startReplicaDaemon,
@@ -33,10 +30,11 @@ import {
 } from '../src/hypervisors/qemu/sync-mirror-target.js';
 import { newPskKey } from '../src/hypervisors/qemu/tls-psk.js';
 import { GuestConsole } from '../src/testing/guest-console.js';
-import { ensureGuestImage, guestAppend } from '../src/testing/guest-image.js';
+import { guestAppend } from '../src/testing/guest-image.js';
 import { startDelayProxy } from '../src/testing/delay-proxy.js';
 import { startPhysicalLab, type PhysicalLab } from '../src/testing/physical-hosts.js';
 import { freePort } from '../src/testing/ports.js';
+import { startTcgDriver } from '../src/testing/tcg-driver.js';
 
 const { values } = parseArgs({
   options: {
@@ -68,17 +66,7 @@ console.log(
   `commit ${execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim()}, ${new Date().toISOString()}, load at start: ${load()}`,
 );
 
-const image = await ensureGuestImage();
-const driver = new QemuDriver({
-  stateDir: join(dir, 'state'),
-  storageRoots: [join(dir, 'disks'), dirname(image.kernel)],
-  accelerator: 'tcg',
-  kvmUsable: false,
-  hostName: 'bench',
-  clock: systemClock,
-  logger: silentLogger,
-});
-await driver.connect();
+const { driver, image } = await startTcgDriver(dir, 'bench');
 const vm = await driver.createVm(
   {
     name: 'writer',

@@ -21,9 +21,7 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { systemClock } from '../../../src/core/clock.js';
 import { isZenithError } from '../../../src/core/errors.js';
-import { silentLogger } from '../../../src/core/logger.js';
 import { processAlive } from '../../../src/core/process.js';
 import type { DiscoveredVm } from '../../../src/hypervisors/driver.js';
 import type { DiskReadOptions } from '../../../src/hypervisors/facets/disk-streams.js';
@@ -34,8 +32,9 @@ import { QemuDriver } from '../../../src/hypervisors/qemu/qemu-driver.js';
 import { restoreDisk, takeBackup } from '../../../src/services/backup/disk-backup.js';
 import type { BackupManifest } from '../../../src/services/backup/repository/manifest.js';
 import { BackupRepository } from '../../../src/services/backup/repository/repository.js';
-import { ensureGuestImage, GUEST_KERNEL_APPEND } from '../../../src/testing/guest-image.js';
+import { GUEST_KERNEL_APPEND } from '../../../src/testing/guest-image.js';
 import { until } from '../../../src/testing/wait.js';
+import { startTcgDriver } from '../../../src/testing/tcg-driver.js';
 
 const MiB = 1024 * 1024;
 const context = { signal: new AbortController().signal, progress: () => undefined };
@@ -86,17 +85,9 @@ async function restoredBytes(manifest: BackupManifest): Promise<Buffer> {
 }
 
 before(async () => {
-  const image = await ensureGuestImage();
-  driver = new QemuDriver({
-    stateDir: join(base, 'state'),
-    storageRoots: [join(base, 'disks'), dirname(image.kernel)],
-    accelerator: 'tcg',
-    kvmUsable: false,
-    hostName: 'streamer',
-    clock: systemClock,
-    logger: silentLogger,
-  });
-  await driver.connect();
+  const started = await startTcgDriver(base, 'streamer');
+  driver = started.driver;
+  const image = started.image;
   const vm = await driver.createVm(
     {
       name: 'streamed',

@@ -12,12 +12,10 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
-import { systemClock } from '../../../src/core/clock.js';
 import { isZenithError } from '../../../src/core/errors.js';
-import { silentLogger } from '../../../src/core/logger.js';
 import { processAlive } from '../../../src/core/process.js';
 import type { DiscoveredVm } from '../../../src/hypervisors/driver.js';
 import { backingChain, createImage } from '../../../src/hypervisors/qemu/qemu-img.js';
@@ -31,10 +29,11 @@ import {
 import { newPskKey, type PskCredentials } from '../../../src/hypervisors/qemu/tls-psk.js';
 import { guestBytes, patternPrefix } from '../../../src/testing/disk-image.js';
 import { GuestConsole } from '../../../src/testing/guest-console.js';
-import { ensureGuestImage, guestAppend } from '../../../src/testing/guest-image.js';
+import { guestAppend } from '../../../src/testing/guest-image.js';
 import { startPhysicalLab, type PhysicalLab } from '../../../src/testing/physical-hosts.js';
 import { freePort } from '../../../src/testing/ports.js';
 import { until } from '../../../src/testing/wait.js';
+import { startTcgDriver } from '../../../src/testing/tcg-driver.js';
 
 const MiB = 1024 * 1024;
 const DISK_BYTES = 64 * MiB;
@@ -87,17 +86,9 @@ const target = (d: ReplicaDaemon, key: PskCredentials) => ({
 });
 
 before(async () => {
-  const image = await ensureGuestImage();
-  driver = new QemuDriver({
-    stateDir: join(base, 'state'),
-    storageRoots: [join(base, 'disks'), dirname(image.kernel)],
-    accelerator: 'tcg',
-    kvmUsable: false,
-    hostName: 'protected',
-    clock: systemClock,
-    logger: silentLogger,
-  });
-  await driver.connect();
+  const started = await startTcgDriver(base, 'protected');
+  driver = started.driver;
+  const image = started.image;
   const vm = await driver.createVm(
     {
       name: 'protected',
