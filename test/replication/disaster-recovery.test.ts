@@ -503,7 +503,13 @@ describe('replication to a second site, and recovery plans run there', () => {
     // A holds a ready copy of web again: its stale definition there and its old disk go.
     await until(
       'the disk web left at A reclaimed',
-      async () => !existsSync(webDiskAtA) || undefined,
+      // The file goes first, then the record of it (the view reads the record).
+      async () =>
+        (!existsSync(webDiskAtA) &&
+          !((await replicationOf(web)).leftovers as ApiAnswer[]).some(
+            (l) => l.host.name === 'dr-a',
+          )) ||
+        undefined,
     ).catch((error: unknown) => {
       throw new Error(`${(error as Error).message}\n${reclaimLog()}`);
     });
