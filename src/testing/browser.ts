@@ -63,6 +63,24 @@ export async function launchBrowser(): Promise<TestBrowser> {
         errors.push(url ? `${message.text()} (${url})` : message.text());
       });
       page.on('pageerror', (error) => errors.push(`uncaught: ${error.message}`));
+      // A page whose load met ERR_NETWORK_CHANGED (above) is loaded again, up to three times: a
+      // first page that lost its bundle that way showed no login form, and its test waited 30 s.
+      let networkChanged = false;
+      page.on('requestfailed', (request) => {
+        if (request.failure()?.errorText.includes('ERR_NETWORK_CHANGED')) networkChanged = true;
+      });
+      const goto = page.goto.bind(page);
+      page.goto = async (url, options) => {
+        for (let attempt = 1; ; attempt += 1) {
+          networkChanged = false;
+          try {
+            const response = await goto(url, options);
+            if (!networkChanged || attempt === 3) return response;
+          } catch (error) {
+            if (!String(error).includes('ERR_NETWORK_CHANGED') || attempt === 3) throw error;
+          }
+        }
+      };
       return {
         page,
         errors: () => [...errors],
