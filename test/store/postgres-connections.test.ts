@@ -70,6 +70,11 @@ describe('the store on PostgreSQL', () => {
     await store.close();
     // Before, pool.end() resolved before its sockets closed, and the drop's terminate reached an
     // idle connection as an uncaught exception that failed the whole test file.
+    const left = await admin.query(
+      'select count(*) as n from pg_stat_activity where datname = $1',
+      [new URL(scratch.url).pathname.slice(1)],
+    );
+    assert.equal(Number(left.rows[0].n), 0, 'no connection of the closed store is left');
     await scratch.drop();
     await sleep(200);
   });
