@@ -34,6 +34,12 @@ export interface WatchedPage {
   /** A refusal the test provokes on purpose: the browser logs its status as a console error. */
   allowHttpStatus(status: number): void;
   screenshot(name: string): Promise<void>;
+  /**
+   * Runs `steps`; when they fail, the error says what the page showed: its address, its visible
+   * text, its console and the requests that failed (ERR_NETWORK_CHANGED ones too), and a
+   * screenshot is kept. A wait that timed out in CI then tells why.
+   */
+  explain<T>(name: string, steps: () => Promise<T>): Promise<T>;
 }
 
 export async function launchBrowser(): Promise<TestBrowser> {
@@ -49,6 +55,16 @@ export async function launchBrowser(): Promise<TestBrowser> {
     async newPage() {
       const page = await context.newPage();
       const errors: string[] = [];
+      /** Everything the page said and every request that failed, for explain(). */
+      const journal: string[] = [];
+      const note = (line: string) => {
+        journal.push(`${new Date().toISOString().slice(11, 23)} ${line}`);
+        if (journal.length > 200) journal.shift();
+      };
+      page.on('console', (message) => note(`console.${message.type()}: ${message.text()}`));
+      page.on('framenavigated', (frame) => {
+        if (frame === page.mainFrame()) note(`navigated to ${frame.url()}`);
+      });
       const allowed = new Set<number>();
       page.on('console', (message) => {
         if (message.type() !== 'error') return;
@@ -67,7 +83,9 @@ export async function launchBrowser(): Promise<TestBrowser> {
       // first page that lost its bundle that way showed no login form, and its test waited 30 s.
       let networkChanged = false;
       page.on('requestfailed', (request) => {
-        if (request.failure()?.errorText.includes('ERR_NETWORK_CHANGED')) networkChanged = true;
+        const reason = request.failure()?.errorText ?? 'failed';
+        note(`request failed: ${request.method()} ${request.url()}: ${reason}`);
+        if (reason.includes('ERR_NETWORK_CHANGED')) networkChanged = true;
       });
       const goto = page.goto.bind(page);
       page.goto = async (url, options) => {
@@ -87,6 +105,34 @@ export async function launchBrowser(): Promise<TestBrowser> {
         allowHttpStatus: (status) => allowed.add(status),
         async screenshot(name) {
           await page.screenshot({ path: join(screenshotDir, `${name}.png`), fullPage: true });
+        },
+        async explain(name, steps) {
+          try {
+            return await steps();
+          } catch (error) {
+            const shot = join(screenshotDir, `${name}-failed.png`);
+            const text = await page
+              .evaluate(
+                () =>
+                  (globalThis as unknown as { document: { body: { innerText: string } } }).document
+                    .body.innerText,
+              )
+              .catch((failure: unknown) => `(unreadable: ${String(failure)})`);
+            await page.screenshot({ path: shot, fullPage: true }).catch(() => undefined);
+            const told = [
+              error instanceof Error ? error.message : String(error),
+              `page ${page.url()} (screenshot ${shot})`,
+              'its visible text:',
+              text.replace(/\n{2,}/g, '\n').slice(0, 3000),
+              'its console and failed requests:',
+              ...(journal.length > 0 ? journal : ['(none)']),
+            ].join('\n');
+            if (error instanceof Error) {
+              error.message = told;
+              throw error;
+            }
+            throw new Error(told, { cause: error });
+          }
         },
       };
     },

@@ -225,28 +225,32 @@ describe('a vSphere cluster protected by vSphere HA', () => {
     await page.getByLabel('User name').fill('admin');
     await page.getByLabel(/^Password/).fill(adminPassword);
     await page.getByRole('button', { name: 'Log in' }).click();
-    await page.getByRole('link', { name: 'High availability' }).click();
-    const section = page.getByRole('region', { name: 'vSphere clusters' });
-    const row = section.getByRole('row', { name: /^DC0_C0\b/ });
-    await row.getByTestId('vsphere-ha-enabled').getByText('on', { exact: true }).waitFor(seen);
-    await row.getByText('tolerate 1 host failure(s)').waitFor(seen);
-    await row.getByText('vmMonitoringOnly').waitFor(seen);
-    const master = (await clusterHosts()).find((h) => h.facts['ha.vsphere.hostState'] === 'master');
-    await row.getByText(`${master.name}: master`).waitFor(seen);
-    assert.equal(await row.getByText(/: connectedToMaster$/).count(), 2);
-    // Read-only: nothing in the section acts.
-    assert.equal(await section.getByRole('button').count(), 0);
-    const hostRow = page
-      .getByRole('table', { name: 'Hosts HA watches' })
-      .getByRole('row', { name: new RegExp(`^${master.name}\\b`) });
-    await hostRow.getByText('vsphere-ha', { exact: true }).waitFor(seen);
-    await page.getByTestId('ha-count-vsphere-ha').getByText('2').waitFor(seen);
-    const overflow = await page.evaluate(() => {
-      const doc = (globalThis as unknown as { document: { documentElement: ApiAnswer } }).document
-        .documentElement;
-      return doc.scrollWidth - doc.clientWidth;
+    await watched.explain('vsphere-ha-page', async () => {
+      await page.getByRole('link', { name: 'High availability' }).click();
+      const section = page.getByRole('region', { name: 'vSphere clusters' });
+      const row = section.getByRole('row', { name: /^DC0_C0\b/ });
+      await row.getByTestId('vsphere-ha-enabled').getByText('on', { exact: true }).waitFor(seen);
+      await row.getByText('tolerate 1 host failure(s)').waitFor(seen);
+      await row.getByText('vmMonitoringOnly').waitFor(seen);
+      const master = (await clusterHosts()).find(
+        (h) => h.facts['ha.vsphere.hostState'] === 'master',
+      );
+      await row.getByText(`${master.name}: master`).waitFor(seen);
+      assert.equal(await row.getByText(/: connectedToMaster$/).count(), 2);
+      // Read-only: nothing in the section acts.
+      assert.equal(await section.getByRole('button').count(), 0);
+      const hostRow = page
+        .getByRole('table', { name: 'Hosts HA watches' })
+        .getByRole('row', { name: new RegExp(`^${master.name}\\b`) });
+      await hostRow.getByText('vsphere-ha', { exact: true }).waitFor(seen);
+      await page.getByTestId('ha-count-vsphere-ha').getByText('2').waitFor(seen);
+      const overflow = await page.evaluate(() => {
+        const doc = (globalThis as unknown as { document: { documentElement: ApiAnswer } }).document
+          .documentElement;
+        return doc.scrollWidth - doc.clientWidth;
+      });
+      assert.ok(overflow <= 0, `the HA page scrolls sideways by ${overflow}px`);
     });
-    assert.ok(overflow <= 0, `the HA page scrolls sideways by ${overflow}px`);
     assert.deepEqual(await seriousViolations(page), []);
     assert.deepEqual(watched.errors(), []);
     await page.close();

@@ -12,6 +12,7 @@ import { LoginPage } from './pages/login-page.tsx';
 import { PermissionProvider, usePermissions } from './permissions.ts';
 import { VmPage } from './lazy-vm-page.tsx';
 import { clearSession, loadSession, saveSession, type Session } from './session.ts';
+import { PageBoundary } from './components/page-boundary.tsx';
 
 export function App() {
   const [session, setSession] = useState<Session | null>(loadSession);
@@ -106,16 +107,19 @@ function Console(props: {
         </Group>
       </AppShell.Header>
       <AppShell.Main>
-        {events &&
-          (route.page === 'host' || route.page === 'fleet' ? (
-            <FleetPage route={route} client={client} events={events} />
-          ) : route.page === 'vm' ? (
-            <VmPage key={route.vmId} vmId={route.vmId} client={client} events={events} />
-          ) : route.page === 'create-vm' ? (
-            <CreateVmPage client={client} events={events} />
-          ) : (
-            <InventoryPage client={client} events={events} />
-          ))}
+        {events && (
+          <PageBoundary resetKey={JSON.stringify(route)}>
+            {route.page === 'host' || route.page === 'fleet' ? (
+              <FleetPage route={route} client={client} events={events} />
+            ) : route.page === 'vm' ? (
+              <VmPage key={route.vmId} vmId={route.vmId} client={client} events={events} />
+            ) : route.page === 'create-vm' ? (
+              <CreateVmPage client={client} events={events} />
+            ) : (
+              <InventoryPage client={client} events={events} />
+            )}
+          </PageBoundary>
+        )}
       </AppShell.Main>
     </AppShell>
   );

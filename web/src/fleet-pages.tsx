@@ -5,34 +5,47 @@
  * load carries only the shell, the login and the inventory.
  */
 import { Anchor, Loader } from '@mantine/core';
-import { lazy, Suspense } from 'react';
+import { Suspense } from 'react';
 import type { ApiClient } from './api/client.ts';
 import type { EventStream } from './api/event-stream.ts';
 import { hrefOf, type FleetPanel, type Route } from './hash-route.ts';
 import { usePermissions, type Permission } from './permissions.ts';
+import { lazyChunk } from './components/lazy-chunk.ts';
 
-const HostPage = lazy(async () => ({ default: (await import('./pages/host-page.tsx')).HostPage }));
-const HaPage = lazy(async () => ({ default: (await import('./panels/ha-page.tsx')).HaPage }));
-const TasksPage = lazy(async () => ({
-  default: (await import('./panels/tasks-page.tsx')).TasksPage,
-}));
-const AuditPage = lazy(async () => ({
-  default: (await import('./panels/audit-page.tsx')).AuditPage,
-}));
-const AccountingPage = lazy(async () => ({
-  default: (await import('./panels/accounting-page.tsx')).AccountingPage,
-}));
-const PoliciesPage = lazy(async () => ({
-  default: (await import('./panels/policies-page.tsx')).PoliciesPage,
-}));
+const HostPage = lazyChunk(
+  () => import('./pages/host-page.tsx'),
+  (m) => m.HostPage,
+);
+const HaPage = lazyChunk(
+  () => import('./panels/ha-page.tsx'),
+  (m) => m.HaPage,
+);
+const TasksPage = lazyChunk(
+  () => import('./panels/tasks-page.tsx'),
+  (m) => m.TasksPage,
+);
+const AuditPage = lazyChunk(
+  () => import('./panels/audit-page.tsx'),
+  (m) => m.AuditPage,
+);
+const AccountingPage = lazyChunk(
+  () => import('./panels/accounting-page.tsx'),
+  (m) => m.AccountingPage,
+);
+const PoliciesPage = lazyChunk(
+  () => import('./panels/policies-page.tsx'),
+  (m) => m.PoliciesPage,
+);
 
-const ReplicationPage = lazy(async () => ({
-  default: (await import('./panels/replication-page.tsx')).ReplicationPage,
-}));
+const ReplicationPage = lazyChunk(
+  () => import('./panels/replication-page.tsx'),
+  (m) => m.ReplicationPage,
+);
 
-const BackupsPage = lazy(async () => ({
-  default: (await import('./panels/backups-page.tsx')).BackupsPage,
-}));
+const BackupsPage = lazyChunk(
+  () => import('./panels/backups-page.tsx'),
+  (m) => m.BackupsPage,
+);
 
 /** `everywhere`: the page's routes need the permission on everything (a scoped binding is not enough). */
 const panels: Array<{ panel: FleetPanel; label: string; needs: Permission; everywhere?: true }> = [

@@ -3,11 +3,13 @@
  * opened, so the first load holds only the shell, the login and the inventory.
  */
 import { Loader } from '@mantine/core';
-import { lazy, Suspense, type ComponentProps } from 'react';
+import { Suspense, type ComponentProps } from 'react';
+import { lazyChunk } from './components/lazy-chunk.ts';
 
-const VmPageChunk = lazy(async () => ({
-  default: (await import('./pages/vm-page.tsx')).VmPage,
-}));
+const VmPageChunk = lazyChunk(
+  () => import('./pages/vm-page.tsx'),
+  (m) => m.VmPage,
+);
 
 export function VmPage(props: ComponentProps<typeof VmPageChunk>) {
   return (

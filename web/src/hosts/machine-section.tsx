@@ -8,7 +8,7 @@
  * state) and when an action ends.
  */
 import { Alert, Anchor, Grid, Group, Stack, Text, Title } from '@mantine/core';
-import { lazy, Suspense, useCallback, useEffect, useState } from 'react';
+import { Suspense, useCallback, useEffect, useState } from 'react';
 import { ApiError } from '../api/api-error.ts';
 import type { ApiClient } from '../api/client.ts';
 import type { EventStream } from '../api/event-stream.ts';
@@ -27,11 +27,13 @@ import { MachineHardware } from './machine-hardware.tsx';
 import { MachineLinkActions } from './machine-link-actions.tsx';
 import { MachineMedia } from './machine-media.tsx';
 import { MachineSensors } from './machine-sensors.tsx';
+import { lazyChunk } from '../components/lazy-chunk.ts';
 
 // The chart library is loaded when a machine is first shown: other host pages do not wait for it.
-const MachineSensorHistory = lazy(async () => ({
-  default: (await import('./machine-sensor-history.tsx')).MachineSensorHistory,
-}));
+const MachineSensorHistory = lazyChunk(
+  () => import('./machine-sensor-history.tsx'),
+  (m) => m.MachineSensorHistory,
+);
 
 const linkedHow: Record<NonNullable<MachineView['link']>['how'], string> = {
   smbiosUuid: 'the same SMBIOS UUID',

@@ -15,7 +15,7 @@ import {
   Text,
   Title,
 } from '@mantine/core';
-import { lazy, Suspense, useCallback, useEffect, useState, type ReactNode } from 'react';
+import { Suspense, useCallback, useEffect, useState, type ReactNode } from 'react';
 import type { ApiClient } from '../api/client.ts';
 import type { EventStream } from '../api/event-stream.ts';
 import { reasonOf } from '../api/follow-task.ts';
@@ -33,14 +33,17 @@ import { hrefOf } from '../hash-route.ts';
 import { usePermissions, type Permission } from '../permissions.ts';
 import { SimulatedBadge } from '../components/simulated-badge.tsx';
 import { VmProtection } from '../ha/vm-protection.tsx';
+import { lazyChunk } from '../components/lazy-chunk.ts';
 
 // The chart library and noVNC are loaded when first shown: the VM list does not wait for them.
-const MetricsCharts = lazy(async () => ({
-  default: (await import('../components/metrics-charts.tsx')).MetricsCharts,
-}));
-const VncConsole = lazy(async () => ({
-  default: (await import('../components/vnc-console.tsx')).VncConsole,
-}));
+const MetricsCharts = lazyChunk(
+  () => import('../components/metrics-charts.tsx'),
+  (m) => m.MetricsCharts,
+);
+const VncConsole = lazyChunk(
+  () => import('../components/vnc-console.tsx'),
+  (m) => m.VncConsole,
+);
 
 export function VmPage(props: { vmId: string; client: ApiClient; events: EventStream }) {
   const { vmId, client, events } = props;
