@@ -169,6 +169,12 @@ export interface DiskStreamFacet {
    */
   newDiskPaths?(name: string, diskIds: string[]): Promise<string[]>;
   /**
+   * A directory of this host where Zenith keeps images of its own in directories (a replica's
+   * chain of points), for a family without storage roots (`storage.roots`): libvirt's is the
+   * directory of the connection's storage pool.
+   */
+  imageDirectory?(): Promise<string>;
+  /**
    * Removes images a writer made that no VM came to use (a restore cut off before its VM was
    * defined, a restore test's leftovers, a replication cycle cut off) — and what a write of them
    * cut off left — and their directory once it is empty. A missing one is

@@ -18,12 +18,15 @@
  * A restore onto the host writes new qcow2 files directly in the directory of the connection's
  * storage pool (so the VM defined on them owns them as volumes of the pool, deleted with it),
  * through a qemu-nbd of this machine; only files of this host's directory pools that no domain has
- * as a disk are replaced or removed.
+ * as a disk are replaced or removed. Images Zenith keeps of its own — a replica's chain of points,
+ * the overlays a recovered VM runs on — go in directories below the connection's pool directory
+ * (imageDirectory): files there are not volumes of the pool, and chains of them are folded with
+ * qemu-img as on a QEMU host (mergeOverlay).
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve, sep, isAbsolute } from 'node:path';
 import { XMLBuilder } from 'fast-xml-parser';
 import { ZenithError } from '../../core/errors.js';
 import type { LibvirtClient } from '../../protocols/libvirt/libvirt-client.js';
@@ -46,12 +49,14 @@ import type {
   DiskStreamFacet,
   DiskWriter,
   NewDisk,
+  OverlayMerge,
   StreamDisk,
 } from '../facets/disk-streams.js';
 import { checkpointLost } from '../facets/disk-streams.js';
 import type { PortableLocation } from '../facets/portable-vm.js';
 import { openNbdReader, readImage, ReadsUnderWay, socketPath } from '../qemu/nbd-disk-stream.js';
 import { writeImage } from '../qemu/image-writer.js';
+import { mergeOverlayFiles, overlayBacking } from '../qemu/overlay-files.js';
 import { imageBitmaps, imageInfo, keepsBitmaps, removeImageBitmap } from '../qemu/qemu-img.js';
 import { parseDomainXml, type DomainDisk } from './domain-xml.js';
 import { attempt } from './libvirt-errors.js';
@@ -120,18 +125,28 @@ export class LibvirtDiskStreams implements DiskStreamFacet {
 
   /** Files directly in the directory of the connection's storage pool (each a volume of it). */
   async newDiskPaths(name: string, diskIds: string[]): Promise<string[]> {
+    const directory = await this.#poolDirectory('restores disks');
+    const suffix = randomBytes(4).toString('hex');
+    return diskIds.map((diskId) => join(directory, `${name}-${suffix}-${diskId}.qcow2`));
+  }
+
+  /** The directory of the connection's storage pool, on this machine. */
+  async #poolDirectory(purpose: string): Promise<string> {
     const pool = this.deps.storagePool;
     const directory = pool ? await this.deps.portable.poolDirectory(pool) : null;
     if (!pool || !directory)
       throw new ZenithError(
         'ZEN_UNSUPPORTED',
         pool
-          ? `the storage pool ${pool} is not a directory pool: restored disks are files in one`
-          : 'the connection names no storage pool (settings.storagePool) to restore disks into',
+          ? `the storage pool ${pool} is not a directory pool: a libvirt host ${purpose} in one`
+          : `the connection names no storage pool (settings.storagePool): a libvirt host ${purpose} in its directory`,
       );
-    this.#local(directory);
-    const suffix = randomBytes(4).toString('hex');
-    return diskIds.map((diskId) => join(directory, `${name}-${suffix}-${diskId}.qcow2`));
+    return this.#local(directory);
+  }
+
+  /** The connection's pool directory: where Zenith keeps images of its own, in directories. */
+  async imageDirectory(): Promise<string> {
+    return this.#poolDirectory('keeps images of its own');
   }
 
   async openWriter(disk: NewDisk, _context: ActionContext): Promise<DiskWriter> {
@@ -141,6 +156,9 @@ export class LibvirtDiskStreams implements DiskStreamFacet {
         `a libvirt host is restored onto in qcow2, not ${disk.format}`,
       );
     const file = await this.#inPool(disk.location);
+    const backing = disk.backing
+      ? await overlayBacking(await this.#inPool(disk.backing), disk.capacityBytes)
+      : null;
     if (existsSync(file)) {
       if (!disk.replace)
         throw new ZenithError('ZEN_CONFLICT', `${file} exists: a restore never overwrites a disk`, {
@@ -149,9 +167,11 @@ export class LibvirtDiskStreams implements DiskStreamFacet {
       await this.#unused([file], 'replaced');
       rmSync(file, { force: true });
     }
+    mkdirSync(dirname(file), { recursive: true });
     return writeImage(file, disk.capacityBytes, {
       replace: disk.replace === true,
       ...(disk.dataExtents ? { dataExtents: disk.dataExtents } : {}),
+      ...(backing ? { backing } : {}),
     });
   }
 
@@ -159,9 +179,25 @@ export class LibvirtDiskStreams implements DiskStreamFacet {
     const files = await Promise.all(locations.map((location) => this.#inPool(location)));
     await this.#unused(files, 'removed');
     for (const file of files) rmSync(file, { force: true });
+    // Directories of Zenith's own below a pool go once empty; a pool's directory stays.
+    const pools = new Set(await this.deps.portable.poolDirectories());
+    for (const directory of new Set(files.map((file) => dirname(file))))
+      if (!pools.has(directory) && existsSync(directory) && readdirSync(directory).length === 0)
+        rmSync(directory, { recursive: true, force: true });
   }
 
-  /** A file directly in a directory pool of this host (the only place restores write). */
+  async mergeOverlay(merge: OverlayMerge): Promise<void> {
+    await mergeOverlayFiles(
+      {
+        overlay: await this.#inPool(merge.overlay),
+        backing: await this.#inPool(merge.backing),
+        above: merge.above ? await this.#inPool(merge.above) : null,
+      },
+      (file) => this.#unused([file], 'merged'),
+    );
+  }
+
+  /** A file in a directory pool of this host, or below one (the only places Zenith writes). */
   async #inPool(location: PortableLocation): Promise<string> {
     if (location.datastore !== undefined)
       throw new ZenithError(
@@ -169,7 +205,11 @@ export class LibvirtDiskStreams implements DiskStreamFacet {
         'restored disks are named by path on a libvirt host',
       );
     const file = resolve(location.path);
-    if (!(await this.deps.portable.poolDirectories()).includes(dirname(file)))
+    const within = (directory: string) => {
+      const path = relative(directory, file);
+      return path !== '' && !path.startsWith(`..${sep}`) && path !== '..' && !isAbsolute(path);
+    };
+    if (!(await this.deps.portable.poolDirectories()).some(within))
       throw new ZenithError(
         'ZEN_BAD_REQUEST',
         `${location.path} is not a file of a directory pool of this host`,
@@ -179,7 +219,7 @@ export class LibvirtDiskStreams implements DiskStreamFacet {
   }
 
   /** Refuses files a domain of this host has as disks (ZEN_DISK_IN_USE). */
-  async #unused(files: string[], what: 'replaced' | 'removed'): Promise<void> {
+  async #unused(files: string[], what: 'replaced' | 'removed' | 'merged'): Promise<void> {
     const user = await this.deps.portable.diskUser(files);
     if (user)
       throw new ZenithError(

@@ -32,14 +32,13 @@ import type {
 import { checkpointLost } from '../facets/disk-streams.js';
 import type { PortableLocation } from '../facets/portable-vm.js';
 import { openNbdReader, readImage, ReadsUnderWay, socketPath } from './nbd-disk-stream.js';
-import { stagingFile, syncDirectory, writeImage } from './image-writer.js';
+import { stagingFile, writeImage } from './image-writer.js';
+import { mergeOverlayFiles, overlayBacking } from './overlay-files.js';
 import {
   addImageBitmap,
-  commitImage,
   createImage,
   imageBitmaps,
   imageInfo,
-  pointBackingAt,
   removeImageBitmap,
 } from './qemu-img.js';
 import { withGuestFrozen } from './guest-quiesce.js';
@@ -107,7 +106,9 @@ export class QemuDiskStreams implements DiskStreamFacet {
       throw new ZenithError('ZEN_UNSUPPORTED', 'a QEMU host names disks by path, not by datastore');
     // Only inside this host's storage roots, as every disk it makes.
     const file = pathWithinRoots(disk.location.path, this.host.storageRoots);
-    const backing = disk.backing ? await this.#backingOf(disk.backing, disk.capacityBytes) : null;
+    const backing = disk.backing
+      ? await overlayBacking(this.#path(disk.backing), disk.capacityBytes)
+      : null;
     if (disk.replace && existsSync(file)) {
       this.#unused(file, 'replaced');
       rmSync(file, { force: true });
@@ -120,21 +121,6 @@ export class QemuDiskStreams implements DiskStreamFacet {
     });
   }
 
-  /** An overlay's backing image: a qcow2 of the same size inside the roots. */
-  async #backingOf(location: PortableLocation, capacityBytes: number) {
-    const file = this.#path(location);
-    if (!existsSync(file))
-      throw new ZenithError('ZEN_NOT_FOUND', `the backing image ${file} is not there`, { file });
-    const info = await imageInfo(file);
-    if (info.format !== 'qcow2' || info.virtualSizeBytes !== capacityBytes)
-      throw new ZenithError(
-        'ZEN_BAD_REQUEST',
-        `an overlay's backing image must be a qcow2 of its size (${file} is a ${info.format} of ${info.virtualSizeBytes} bytes)`,
-        { file },
-      );
-    return { file, format: 'qcow2' as const };
-  }
-
   /** A location on this host: a path inside its storage roots. */
   #path(location: PortableLocation): string {
     if (location.datastore !== undefined)
@@ -143,26 +129,15 @@ export class QemuDiskStreams implements DiskStreamFacet {
   }
 
   async mergeOverlay(merge: OverlayMerge): Promise<void> {
-    const overlay = this.#path(merge.overlay);
-    const backing = this.#path(merge.backing);
-    const above = merge.above ? this.#path(merge.above) : null;
     // No VM of this host may have any of them open (a test failover booted from a point).
-    for (const file of [overlay, backing, ...(above ? [above] : [])])
-      if (existsSync(file)) this.#unused(file, 'merged');
-    if (existsSync(overlay)) {
-      const under = (await imageInfo(overlay)).backingFile;
-      if (under === null || resolve(dirname(overlay), under) !== resolve(backing))
-        throw new ZenithError(
-          'ZEN_INVALID_STATE',
-          `${overlay} is not an overlay of ${backing}: nothing is merged`,
-          { file: overlay },
-        );
-      await commitImage(overlay);
-    }
-    // Once the overlay's data is in its backing image, the image above may read through that.
-    if (above) await pointBackingAt(above, backing);
-    rmSync(overlay, { force: true });
-    await syncDirectory(dirname(backing));
+    await mergeOverlayFiles(
+      {
+        overlay: this.#path(merge.overlay),
+        backing: this.#path(merge.backing),
+        above: merge.above ? this.#path(merge.above) : null,
+      },
+      (file) => this.#unused(file, 'merged'),
+    );
   }
 
   async removeImages(locations: PortableLocation[]): Promise<void> {

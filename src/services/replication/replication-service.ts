@@ -218,7 +218,10 @@ export class ReplicationService {
         `${target.name} cannot keep replica chains: it cannot merge disk overlays (a family without them, or a host agent older than protocol 1.6: upgrade it)`,
       );
     const roots = target.facts['storage.roots'];
-    const root = Array.isArray(roots) && typeof roots[0] === 'string' ? roots[0] : null;
+    const root =
+      Array.isArray(roots) && typeof roots[0] === 'string'
+        ? roots[0]
+        : ((await streams.imageDirectory?.()) ?? null);
     if (!root)
       throw new ZenithError('ZEN_INVALID_STATE', `${target.name} reports no storage roots`, {
         hostId: target.id,
