@@ -5,6 +5,7 @@
  */
 import type { Static } from 'typebox';
 import type { QemuDriver } from '../hypervisors/qemu/qemu-driver.js';
+import { qemuOffer, qemuTarget } from '../hypervisors/qemu/qemu-migration-endpoint.js';
 import { check } from '../protocols/agent-channel/codec.js';
 import type { CallHandlers } from '../protocols/agent-channel/dispatcher.js';
 import { DiscoverySnapshot } from '../protocols/agent-channel/values.js';
@@ -42,16 +43,11 @@ export function qemuCallHandlers(
     // The migration facet, in the channel's terms since protocol 1.0 (a package, an endpoint).
     exportVm: async ([id]) => (await migration.exportVm(id)).payload,
     prepareIncoming: async ([pkg, options]) =>
-      (
-        await migration.prepareIncoming(
-          { migrationId: pkg.record.id, protocol: 'qemu', payload: pkg },
-          options,
-        )
-      ).payload,
+      (await migration.prepareIncoming(qemuOffer(pkg), options)).payload,
     sendMigration: async ([id, incoming, options], context) => {
       const { resumesAtFinish: _, ...result } = await migration.send(
         id,
-        { protocol: 'qemu', payload: incoming },
+        qemuTarget(incoming),
         options,
         context,
       );

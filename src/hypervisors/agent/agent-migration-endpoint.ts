@@ -16,7 +16,12 @@ import type {
   SendOptions,
 } from '../facets/migration-endpoint.js';
 import type { QemuMigrationOffer, QemuMigrationTarget } from '../qemu/qemu-migration-endpoint.js';
-import { qemuEndpointOf, qemuPackageOf } from '../qemu/qemu-migration-endpoint.js';
+import {
+  qemuEndpointOf,
+  qemuOffer,
+  qemuPackageOf,
+  qemuTarget,
+} from '../qemu/qemu-migration-endpoint.js';
 import type { AgentCaller } from './agent-caller.js';
 
 export class AgentMigrationEndpoint implements MigrationEndpoint {
@@ -26,8 +31,7 @@ export class AgentMigrationEndpoint implements MigrationEndpoint {
   constructor(private readonly agent: AgentCaller) {}
 
   async exportVm(id: string): Promise<QemuMigrationOffer> {
-    const payload = await this.agent.call('exportVm', [id], 60_000);
-    return { migrationId: payload.record.id, protocol: 'qemu', payload };
+    return qemuOffer(await this.agent.call('exportVm', [id], 60_000));
   }
 
   async prepareIncoming(
@@ -43,8 +47,7 @@ export class AgentMigrationEndpoint implements MigrationEndpoint {
         'ZEN_UNSUPPORTED',
         `${pkg.record.spec.name} keeps MAC addresses of its own, which this agent's protocol version does not carry: upgrade the agent`,
       );
-    const payload = await this.agent.call('prepareIncoming', [pkg, options], 10 * 60_000);
-    return { protocol: 'qemu', payload };
+    return qemuTarget(await this.agent.call('prepareIncoming', [pkg, options], 10 * 60_000));
   }
 
   async send(

@@ -100,8 +100,61 @@ export interface DomainPlan {
 
 const KiB = 1024;
 
-function memory(spec: VmSpec): { '@unit': string; '#text': string } {
-  return { '@unit': 'KiB', '#text': String(Math.ceil(spec.memoryBytes / KiB)) };
+function memory(bytes: number): { '@unit': string; '#text': string } {
+  return { '@unit': 'KiB', '#text': String(Math.ceil(bytes / KiB)) };
+}
+
+/** A direct kernel boot when a kernel is named, else from the first disk. */
+function setBoot(os: XmlNode, boot: { kernel?: string; initrd?: string; cmdline?: string }): void {
+  if (boot.kernel) {
+    os.kernel = boot.kernel;
+    if (boot.initrd) os.initrd = boot.initrd;
+    if (boot.cmdline) os.cmdline = boot.cmdline;
+  } else os.boot = { '@dev': 'hd' };
+}
+
+/** The serial port on a pty, and the guest's console on that port. */
+function serialConsoleDevices(): XmlNode {
+  return {
+    serial: { '@type': 'pty', target: { '@port': '0' } },
+    console: { '@type': 'pty', target: { '@type': 'serial', '@port': '0' } },
+  };
+}
+
+/** VNC on the host's loopback address only, on a port libvirt chooses. */
+function vncGraphics(): XmlNode {
+  return { '@type': 'vnc', '@autoport': 'yes', '@listen': '127.0.0.1' };
+}
+
+/**
+ * A QEMU domain: its identity and size, how it boots and its devices; ended when the guest powers
+ * off or crashes, restarted when it reboots.
+ */
+function qemuDomain(domain: {
+  domainType: string;
+  name: string;
+  uuid: string;
+  ownedVolumes: OwnedVolume[];
+  memoryBytes: number;
+  cpus: number;
+  os: XmlNode;
+  devices: XmlNode;
+}): string {
+  return builder.build({
+    domain: {
+      '@type': domain.domainType,
+      name: domain.name,
+      uuid: domain.uuid,
+      metadata: metadataElement({ ownedVolumes: domain.ownedVolumes }),
+      memory: memory(domain.memoryBytes),
+      vcpu: String(domain.cpus),
+      os: domain.os,
+      on_poweroff: 'destroy',
+      on_reboot: 'restart',
+      on_crash: 'destroy',
+      devices: domain.devices,
+    },
+  });
 }
 
 export function testDomainXml(spec: VmSpec, plan: DomainPlan): string {
@@ -111,7 +164,7 @@ export function testDomainXml(spec: VmSpec, plan: DomainPlan): string {
       name: spec.name,
       uuid: plan.uuid,
       metadata: metadataElement({ ownedVolumes: [] }),
-      memory: memory(spec),
+      memory: memory(spec.memoryBytes),
       vcpu: String(spec.cpus),
       os: { type: 'hvm' },
     },
@@ -126,17 +179,8 @@ export function qemuDomainXml(
   const os: XmlNode = {
     type: { ...(plan.arch ? { '@arch': plan.arch } : {}), '#text': 'hvm' },
   };
-  if (options.kernel) {
-    os.kernel = options.kernel;
-    if (options.initrd) os.initrd = options.initrd;
-    if (options.cmdline) os.cmdline = options.cmdline;
-  } else {
-    os.boot = { '@dev': 'hd' };
-  }
-  const devices: XmlNode = {
-    serial: { '@type': 'pty', target: { '@port': '0' } },
-    console: { '@type': 'pty', target: { '@type': 'serial', '@port': '0' } },
-  };
+  setBoot(os, options);
+  const devices = serialConsoleDevices();
   if (plan.disk)
     devices.disk = {
       '@type': 'volume',
@@ -151,22 +195,16 @@ export function qemuDomainXml(
       source: { '@network': options.network },
       model: { '@type': 'virtio' },
     };
-  if (options.vnc)
-    devices.graphics = { '@type': 'vnc', '@autoport': 'yes', '@listen': '127.0.0.1' };
-  return builder.build({
-    domain: {
-      '@type': plan.domainType,
-      name: spec.name,
-      uuid: plan.uuid,
-      metadata: metadataElement({ ownedVolumes: plan.disk ? [plan.disk] : [] }),
-      memory: memory(spec),
-      vcpu: String(spec.cpus),
-      os,
-      on_poweroff: 'destroy',
-      on_reboot: 'restart',
-      on_crash: 'destroy',
-      devices,
-    },
+  if (options.vnc) devices.graphics = vncGraphics();
+  return qemuDomain({
+    domainType: plan.domainType,
+    name: spec.name,
+    uuid: plan.uuid,
+    ownedVolumes: plan.disk ? [plan.disk] : [],
+    memoryBytes: spec.memoryBytes,
+    cpus: spec.cpus,
+    os,
+    devices,
   });
 }
 
@@ -224,11 +262,7 @@ export function portableDomainXml(plan: PortableDomainPlan): string {
       '#text': 'hvm',
     },
   };
-  if (plan.kernel) {
-    os.kernel = plan.kernel.kernel;
-    if (plan.kernel.initrd) os.initrd = plan.kernel.initrd;
-    if (plan.kernel.cmdline) os.cmdline = plan.kernel.cmdline;
-  } else os.boot = { '@dev': 'hd' };
+  setBoot(os, plan.kernel ?? {});
   const perBus = new Map<string, number>();
   const devices: XmlNode = {
     disk: plan.disks.map((disk) => {
@@ -251,25 +285,16 @@ export function portableDomainXml(plan: PortableDomainPlan): string {
       model: { '@type': nic.model },
     })),
   };
-  if (plan.serialConsole) {
-    devices.serial = { '@type': 'pty', target: { '@port': '0' } };
-    devices.console = { '@type': 'pty', target: { '@type': 'serial', '@port': '0' } };
-  }
-  if (plan.graphics)
-    devices.graphics = { '@type': 'vnc', '@autoport': 'yes', '@listen': '127.0.0.1' };
-  return builder.build({
-    domain: {
-      '@type': plan.domainType,
-      name: plan.name,
-      uuid: plan.uuid,
-      metadata: metadataElement({ ownedVolumes: plan.ownedVolumes }),
-      memory: { '@unit': 'KiB', '#text': String(Math.ceil(plan.memoryBytes / KiB)) },
-      vcpu: String(plan.cpus),
-      os,
-      on_poweroff: 'destroy',
-      on_reboot: 'restart',
-      on_crash: 'destroy',
-      devices,
-    },
+  if (plan.serialConsole) Object.assign(devices, serialConsoleDevices());
+  if (plan.graphics) devices.graphics = vncGraphics();
+  return qemuDomain({
+    domainType: plan.domainType,
+    name: plan.name,
+    uuid: plan.uuid,
+    ownedVolumes: plan.ownedVolumes,
+    memoryBytes: plan.memoryBytes,
+    cpus: plan.cpus,
+    os,
+    devices,
   });
 }

@@ -36,6 +36,16 @@ export interface QemuMigrationTarget extends MigrationTarget {
   payload: IncomingEndpoint;
 }
 
+/** A package offered as a migration of protocol 'qemu', named by the VM's id. */
+export function qemuOffer(pkg: MigrationPackage): QemuMigrationOffer {
+  return { migrationId: pkg.record.id, protocol: 'qemu', payload: pkg };
+}
+
+/** An endpoint ready to receive, as a target of protocol 'qemu'. */
+export function qemuTarget(endpoint: IncomingEndpoint): QemuMigrationTarget {
+  return { protocol: 'qemu', payload: endpoint };
+}
+
 /** The package inside an offer of protocol 'qemu' (refuses another protocol's). */
 export function qemuPackageOf(offer: MigrationOffer): MigrationPackage {
   if (offer.protocol !== 'qemu')
@@ -66,20 +76,20 @@ export class QemuMigrationEndpoint implements MigrationEndpoint {
   ) {}
 
   async exportVm(id: string): Promise<QemuMigrationOffer> {
-    const payload = await this.migrations.export(id);
-    return { migrationId: payload.record.id, protocol: 'qemu', payload };
+    return qemuOffer(await this.migrations.export(id));
   }
 
   async prepareIncoming(
     offer: MigrationOffer,
     options: IncomingOptions,
   ): Promise<QemuMigrationTarget> {
-    const payload = await this.migrations.prepareIncoming(
-      qemuPackageOf(offer),
-      this.host.migrationAddress,
-      options,
+    return qemuTarget(
+      await this.migrations.prepareIncoming(
+        qemuPackageOf(offer),
+        this.host.migrationAddress,
+        options,
+      ),
     );
-    return { protocol: 'qemu', payload };
   }
 
   async send(

@@ -13,10 +13,9 @@ import { requireFacet } from '../../hypervisors/driver.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import type { ManagedObject } from '../inventory/model.js';
+import { SamplingLoop } from '../metrics/sampling-loop.js';
 import { isMachine } from './machine-links.js';
 import { summarizeSensors, type SensorHistory, type SensorSample } from './sensor-history.js';
-
-const pruneEveryMs = 3_600_000;
 
 export interface SensorRound {
   /** Machines whose reading this round started. */
@@ -29,9 +28,7 @@ export interface SensorRound {
 }
 
 export class SensorSampler {
-  readonly #stop = new AbortController();
-  #loop: Promise<void> | undefined;
-  #lastPrune = Number.NEGATIVE_INFINITY;
+  readonly #loop: SamplingLoop;
   /** Machines whose reading is out. */
   readonly #inFlight = new Set<string>();
   /** Machines whose last reading failed (logged once until they answer again). */
@@ -49,15 +46,24 @@ export class SensorSampler {
       connections: ConnectionService;
       logger: Logger;
     },
-  ) {}
+  ) {
+    this.#loop = new SamplingLoop({
+      clock: deps.clock,
+      logger: deps.logger,
+      everyMs: () => deps.history.settings.sensorSampleEveryMs,
+      sample: () => this.sampleOnce(),
+      prune: () => deps.history.prune(),
+      failure: 'sensor sampling failed',
+      pacing: 'period apart',
+    });
+  }
 
   start(): void {
-    this.#loop ??= this.#rounds();
+    this.#loop.start();
   }
 
   async stop(): Promise<void> {
-    this.#stop.abort();
-    await this.#loop;
+    await this.#loop.stop();
     await this.#flush().catch(() => 0);
   }
 
@@ -83,7 +89,7 @@ export class SensorSampler {
     const all = Promise.all(readings).then(() => undefined);
     // Stopping the sampler ends the wait too: stop() never waits for a hanging BMC.
     const patience = new AbortController();
-    const signal = AbortSignal.any([patience.signal, this.#stop.signal]);
+    const signal = AbortSignal.any([patience.signal, this.#loop.stopped]);
     await Promise.race([all, this.deps.clock.sleep(waitMs, signal).catch(() => undefined)]);
     patience.abort();
     const failed = this.#failed;
@@ -145,29 +151,6 @@ export class SensorSampler {
       // Keep them for the next round rather than lose them to a passing store error.
       this.#pending = samples.concat(this.#pending);
       throw error;
-    }
-  }
-
-  async #rounds(): Promise<void> {
-    const { clock, history, logger } = this.deps;
-    const signal = this.#stop.signal;
-    while (!signal.aborted) {
-      const started = clock.now();
-      try {
-        await this.sampleOnce();
-        if (clock.now() - this.#lastPrune >= pruneEveryMs) {
-          this.#lastPrune = clock.now();
-          await history.prune();
-        }
-      } catch (error) {
-        logger.warn({ err: (error as Error).message }, 'sensor sampling failed');
-      }
-      const rest = Math.max(0, history.settings.sensorSampleEveryMs - (clock.now() - started));
-      try {
-        await clock.sleep(rest, signal);
-      } catch {
-        return; // stopped
-      }
     }
   }
 }

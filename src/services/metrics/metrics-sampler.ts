@@ -10,13 +10,10 @@ import type { HypervisorDriver } from '../../hypervisors/driver.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import type { MetricHistory } from './metric-history.js';
-
-const pruneEveryMs = 3_600_000;
+import { SamplingLoop } from './sampling-loop.js';
 
 export class MetricsSampler {
-  readonly #stop = new AbortController();
-  #loop: Promise<void> | undefined;
-  #lastPrune = Number.NEGATIVE_INFINITY;
+  readonly #loop: SamplingLoop;
 
   constructor(
     private readonly deps: {
@@ -26,15 +23,24 @@ export class MetricsSampler {
       connections: ConnectionService;
       logger: Logger;
     },
-  ) {}
+  ) {
+    this.#loop = new SamplingLoop({
+      clock: deps.clock,
+      logger: deps.logger,
+      everyMs: () => deps.history.settings.sampleEveryMs,
+      sample: () => this.sampleOnce(),
+      prune: () => deps.history.prune(),
+      failure: 'metrics sampling failed',
+      pacing: 'period between',
+    });
+  }
 
   start(): void {
-    this.#loop ??= this.#rounds();
+    this.#loop.start();
   }
 
   async stop(): Promise<void> {
-    this.#stop.abort();
-    await this.#loop;
+    await this.#loop.stop();
     await this.deps.history.flush().catch(() => 0);
   }
 
@@ -63,26 +69,5 @@ export class MetricsSampler {
       }
     await history.flush();
     return taken;
-  }
-
-  async #rounds(): Promise<void> {
-    const { clock, history, logger } = this.deps;
-    const signal = this.#stop.signal;
-    while (!signal.aborted) {
-      try {
-        await clock.sleep(history.settings.sampleEveryMs, signal);
-      } catch {
-        return; // stopped
-      }
-      try {
-        await this.sampleOnce();
-        if (clock.now() - this.#lastPrune >= pruneEveryMs) {
-          this.#lastPrune = clock.now();
-          await history.prune();
-        }
-      } catch (error) {
-        logger.warn({ err: (error as Error).message }, 'metrics sampling failed');
-      }
-    }
   }
 }

@@ -58,6 +58,12 @@ export async function login(username: string, password: string): Promise<LoginAn
   return (await response.json()) as LoginAnswer;
 }
 
+/** The WebSocket a console ticket names, on the console's own host (wss when the page is https). */
+export function consoleSocket(ticket: ConsoleTicket): WebSocket {
+  const scheme = window.location.protocol === 'https:' ? 'wss' : 'ws';
+  return new WebSocket(`${scheme}://${window.location.host}${ticket.path}`);
+}
+
 export class ApiClient {
   constructor(
     readonly token: string,

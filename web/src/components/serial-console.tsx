@@ -6,7 +6,7 @@ import { Box } from '@mantine/core';
 import { Terminal } from '@xterm/xterm';
 import { useEffect, useRef, useState } from 'react';
 import { ApiError } from '../api/api-error.ts';
-import type { ApiClient } from '../api/client.ts';
+import { consoleSocket, type ApiClient } from '../api/client.ts';
 import { ErrorAlert } from './error-alert.tsx';
 
 export function SerialConsole(props: { vmId: string; client: ApiClient }) {
@@ -30,8 +30,7 @@ export function SerialConsole(props: { vmId: string; client: ApiClient }) {
       .consoleTicket(vmId, 'serial')
       .then((ticket) => {
         if (closed) return;
-        const scheme = window.location.protocol === 'https:' ? 'wss' : 'ws';
-        socket = new WebSocket(`${scheme}://${window.location.host}${ticket.path}`);
+        socket = consoleSocket(ticket);
         socket.binaryType = 'arraybuffer';
         socket.onopen = () => {
           setStatus('connected');

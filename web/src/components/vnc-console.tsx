@@ -5,7 +5,7 @@
 import { Box, Button, Group } from '@mantine/core';
 import RFB from '@novnc/novnc';
 import { useEffect, useRef, useState } from 'react';
-import type { ApiClient } from '../api/client.ts';
+import { consoleSocket, type ApiClient } from '../api/client.ts';
 import { reasonOf } from '../api/follow-task.ts';
 import { ErrorAlert } from './error-alert.tsx';
 
@@ -24,9 +24,8 @@ export function VncConsole(props: { vmId: string; client: ApiClient }) {
       .consoleTicket(vmId, 'vnc')
       .then((ticket) => {
         if (closed) return;
-        const scheme = window.location.protocol === 'https:' ? 'wss' : 'ws';
         // A WebSocket of our own: its close code and reason carry the server's coded refusal.
-        const socket = new WebSocket(`${scheme}://${window.location.host}${ticket.path}`);
+        const socket = consoleSocket(ticket);
         socket.addEventListener('close', (event) => {
           if (!closed && event.code >= 4000) setError(event.reason);
         });
