@@ -96,7 +96,6 @@ export class HaService {
   #startedAt = 0;
   #lastDescribe = 0;
   #lastRetry = 0;
-  /** The storage heartbeats last read, by host name (the highest counter over its roots). */
   /** What each agent link was last told to watch (a new link after a reconnect is told again). */
   readonly #configured = new WeakMap<AgentLink, string>();
   /** Hosts back after a failover discard the VMs that moved away (moved-away.ts). */
