@@ -188,6 +188,20 @@ export const eventData = {
     code: Type.String(),
     message: Type.String(),
   }),
+  /** A policy's replication settings protected the VM (replicated to a host of its target site). */
+  'replication.protectedByPolicy': Type.Object({
+    name: Type.String(),
+    policy: Type.String(),
+    targetHost: Type.String(),
+    rpoSeconds: Type.Number(),
+  }),
+  /** A policy asks to replicate the VM and it cannot be (said once until the policies change). */
+  'replication.policyRefused': Type.Object({
+    name: Type.String(),
+    policy: Type.String(),
+    code: Type.String(),
+    message: Type.String(),
+  }),
   /** The VM's current RPO went over its target (said once until it is back under). */
   'replication.rpoExceeded': Type.Object({
     name: Type.String(),

@@ -78,6 +78,18 @@ const HaSettings = Type.Object(
   { additionalProperties: false },
 );
 
+/** Replication by policy: the VMs it is in force for are replicated to a host of the site. */
+const ReplicationPolicySettings = Type.Object(
+  {
+    enabled: Type.Optional(Type.Boolean()),
+    targetSite: Type.Optional(IdOrName),
+    rpoSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 86_400 })),
+    intervalSeconds: Type.Optional(Type.Integer({ minimum: 5, maximum: 86_400 })),
+    keepPoints: Type.Optional(Type.Integer({ minimum: 1, maximum: 24 })),
+  },
+  { additionalProperties: false },
+);
+
 const Settings = Type.Object(
   {
     cpuOvercommit: Type.Optional(Type.Number({ minimum: 0.1, maximum: 64 })),
@@ -91,6 +103,11 @@ const Settings = Type.Object(
      * powered on again when a placement needs their room.
      */
     ha: Type.Optional(HaSettings),
+    /**
+     * Replication by policy (replication.manage on everything to set): every VM the policy is in
+     * force for that is not replicated yet is replicated to a host of `targetSite`.
+     */
+    replication: Type.Optional(ReplicationPolicySettings),
     powerManagement: Type.Optional(
       Type.Object(
         {

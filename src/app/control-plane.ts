@@ -70,6 +70,7 @@ import { BackupService } from '../services/backup/backup-service.js';
 import { RecoveryPlans } from '../services/replication/recovery-plans.js';
 import { ReplicationService } from '../services/replication/replication-service.js';
 import { SiteService } from '../services/replication/sites.js';
+import { ReplicationByPolicy } from '../services/replication/replication-by-policy.js';
 import { Scheduler } from '../services/scheduler/scheduler.js';
 
 export interface ControlPlaneOptions {
@@ -465,6 +466,18 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     clock,
     logger: logger.child({ room: 'replication' }),
   });
+  const replicationByPolicy = new ReplicationByPolicy({
+    store,
+    inventory,
+    connections,
+    policies,
+    placement,
+    sites,
+    replication,
+    events,
+    clock,
+    logger: logger.child({ room: 'replication' }),
+  });
   const metrics = new MetricHistory(store, clock, { ...defaultMetricSettings, ...options.metrics });
   const metricsSampler = new MetricsSampler({
     clock,
@@ -539,6 +552,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     await ha.start();
     await vmMonitor.start();
     await replication.start();
+    replicationByPolicy.start();
     return {
       store,
       clock,
@@ -587,6 +601,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       scheduler,
       generatedAdminPassword: bootstrap.generatedPassword,
       async close() {
+        await replicationByPolicy.stop();
         await replication.stop();
         await vmMonitor.stop();
         await ha.stop();

@@ -268,4 +268,112 @@ describe('replication between families: a libvirt domain at site A, a QEMU host 
       ['lv-a', 'lq-b'],
     );
   });
+
+  test('a policy replicates the VMs it selects as they come; one it cannot replicate is said once; saving one needs replication.manage everywhere', async () => {
+    // One who may manage policies but not replication cannot replicate through a policy.
+    ok(
+      await s.request('POST', '/roles', {
+        token,
+        body: {
+          name: 'policy-author',
+          permissions: ['inventory.read', 'policy.read', 'policy.manage'],
+        },
+      }),
+      201,
+    );
+    await s.plane.identities.createUser({ name: 'pat', role: 'none', password: 'pat-password-12' });
+    ok(
+      await s.request('POST', '/role-bindings', {
+        token,
+        body: { subject: 'pat', role: 'policy-author' },
+      }),
+      201,
+    );
+    const pat = await s.login('pat', 'pat-password-12');
+    const policy = {
+      name: 'dr-gold',
+      scope: { kind: 'global' },
+      when: "'dr:gold' in vm.tags",
+      settings: {
+        replication: { enabled: true, targetSite: 'site-b', rpoSeconds: 300, keepPoints: 2 },
+      },
+    };
+    const refused = await s.request('POST', '/policies', { token: pat, body: policy });
+    assert.equal(refused.status, 403, JSON.stringify(refused.body));
+    assert.equal(refused.body.error.code, 'ZEN_FORBIDDEN');
+    const bad = await s.request('POST', '/policies', {
+      token,
+      body: { ...policy, settings: { replication: { enabled: true, targetSite: 'site-b' } } },
+    });
+    assert.equal(bad.status, 400, JSON.stringify(bad.body));
+    assert.equal(bad.body.error.details.field, 'settings.replication');
+    await send('POST', '/policies', policy, 201);
+
+    const image = await ensureGuestImage();
+    const make = async (name: string, host: string) =>
+      (
+        await task('POST', '/vms', {
+          name,
+          hostId: (await get(`/hosts/${host}`)).id,
+          cpus: 1,
+          memoryBytes: 64 * MiB,
+          diskBytes: 4 * MiB,
+          options: { kernel: image.kernel, initrd: image.initrd },
+        })
+      ).vmId as string;
+    const [gold, plain, atB] = [
+      await make('lvp', 'lv-a'),
+      await make('lvq', 'lv-a'),
+      await make('lqp', 'lq-b'),
+    ];
+    for (const vm of [gold, atB])
+      ok(await s.request('PATCH', `/objects/${vm}`, { token, body: { addTags: ['dr:gold'] } }));
+    const protectedNow = await until(
+      'lvp replicated by the policy',
+      async () => {
+        const answer = await s.request('GET', `/vms/${gold}/replication`, { token });
+        return answer.status === 200 ? answer.body : undefined;
+      },
+      30_000,
+      250,
+    );
+    assert.equal(protectedNow.targetHost.name, 'lq-b');
+    assert.equal(protectedNow.rpoSeconds, 300);
+    assert.equal(protectedNow.keepPoints, 2);
+    assert.equal(protectedNow.createdBy, 'policy:dr-gold');
+    await until(
+      'a first point of lvp',
+      async () =>
+        ((await get(`/vms/${gold}/replication`)).points as ApiAnswer[]).some(
+          (p) => p.state === 'ready',
+        ) || undefined,
+      60_000,
+      500,
+    );
+    const said = async (type: string) =>
+      ((await get(`/events?type=${type}&limit=100`)).items as ApiAnswer[]).filter((e) =>
+        [gold, atB, plain].includes(e.objectId as string),
+      );
+    const byPolicy = await said('replication.protectedByPolicy');
+    assert.deepEqual(
+      byPolicy.map((e) => [e.data.name, e.data.policy, e.data.targetHost]),
+      [['lvp', 'dr-gold', 'lq-b']],
+    );
+    // lqp is at site B itself: refused, and said once, however many rounds pass.
+    const refusals = await until('lqp refused', async () => {
+      const found = await said('replication.policyRefused');
+      return found.length > 0 ? found : undefined;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 6000));
+    assert.deepEqual(
+      (await said('replication.policyRefused')).map((e) => [e.data.name, e.data.code]),
+      [['lqp', 'ZEN_INVALID_STATE']],
+    );
+    assert.match(refusals[0]!.data.message as string, /site-b/);
+    // A VM the policy does not select is left alone.
+    assert.equal((await s.request('GET', `/vms/${plain}/replication`, { token })).status, 404);
+    // The policy removed: nothing it protected is unprotected.
+    ok(await s.request('DELETE', '/policies/dr-gold', { token }));
+    assert.equal((await s.request('GET', `/vms/${gold}/replication`, { token })).status, 200);
+  });
 });

@@ -8,7 +8,9 @@ import {
   testPolicy,
   type PolicyBody,
 } from '../../api/policies.js';
+import type { FastifyRequest } from 'fastify';
 import { ZenithError } from '../../core/errors.js';
+import type { AccessService } from '../../services/identity/access-service.js';
 import type { InventoryService } from '../../services/inventory/inventory-service.js';
 import type { PlacementService } from '../../services/placement/placement-service.js';
 import {
@@ -35,6 +37,7 @@ function inputOf(body: PolicyBody): PolicyInput {
 }
 
 export interface PolicyRouteServices {
+  access: AccessService;
   policies: PolicyService;
   placement: PlacementService;
   inventory: InventoryService;
@@ -42,16 +45,39 @@ export interface PolicyRouteServices {
 
 export async function policyRoutes(
   app: Api,
-  { policies, placement, inventory }: PolicyRouteServices,
+  { access, policies, placement, inventory }: PolicyRouteServices,
 ): Promise<void> {
+  /**
+   * A policy that replicates puts copies of VMs at hosts of another site, by the replication
+   * service's identity: saving one needs replication.manage on everything, as sites do, so no one
+   * with policy.manage alone reaches further through it.
+   */
+  const mayReplicate = (request: FastifyRequest, body: PolicyBody) => {
+    if (body.settings?.replication === undefined) return;
+    const principal = principalOf(request);
+    if (!access.decide(principal, 'replication.manage', null).allowed)
+      throw new ZenithError(
+        'ZEN_FORBIDDEN',
+        `${principal.name} may not replication.manage everywhere: a policy's replication settings need it`,
+        { permission: 'replication.manage', role: principal.role },
+      );
+  };
   serve(app, listPolicies, {}, async () => ({ items: policies.list() }));
   serve(app, getPolicy, {}, async (request) => policies.get(request.params.id));
-  serve(app, createPolicy, { audit: 'policy.create' }, async (request, reply) =>
-    reply.status(201).send(await policies.create(inputOf(request.body), principalOf(request))),
-  );
-  serve(app, replacePolicy, { audit: 'policy.replace' }, async (request) =>
-    policies.replace(request.params.id, inputOf(request.body)),
-  );
+  serve(app, createPolicy, { audit: 'policy.create' }, async (request, reply) => {
+    mayReplicate(request, request.body);
+    return reply
+      .status(201)
+      .send(await policies.create(inputOf(request.body), principalOf(request)));
+  });
+  serve(app, replacePolicy, { audit: 'policy.replace' }, async (request) => {
+    mayReplicate(request, request.body);
+    // Replacing one that replicates (by a policy without it) takes its replication away: the same.
+    const current = policies.get(request.params.id);
+    if (current.settings.replication !== undefined)
+      mayReplicate(request, { ...request.body, settings: { replication: {} } });
+    return policies.replace(request.params.id, inputOf(request.body));
+  });
   serve(app, deletePolicy, { audit: 'policy.delete' }, async (request) =>
     policies.delete(request.params.id),
   );

@@ -140,6 +140,21 @@ export const haHostSettings = [
   'selfFenceSeconds',
 ] as const;
 
+/**
+ * Replication by policy (off unless enabled): every VM the policy is in force for is replicated to
+ * a host of `targetSite` (the site's host that holds the fewest replicas and can keep them) with
+ * these settings, by the replication service's identity. Field by field like `ha`; a VM
+ * replicated already keeps its own settings.
+ */
+export interface ReplicationPolicySettings {
+  enabled?: boolean;
+  /** The site (name or id) the VMs are replicated to. */
+  targetSite?: string;
+  rpoSeconds?: number;
+  intervalSeconds?: number;
+  keepPoints?: number;
+}
+
 export interface PolicySettings {
   cpuOvercommit?: number;
   memoryOvercommit?: number;
@@ -150,6 +165,7 @@ export interface PolicySettings {
   rebalance?: RebalanceScheduleSettings;
   powerManagement?: PowerManagementSettings;
   ha?: HaSettings;
+  replication?: ReplicationPolicySettings;
 }
 
 export interface PolicyScope {
@@ -283,6 +299,32 @@ function checkNames(field: string, items: Array<{ name: string }>, max: number):
   });
 }
 
+function checkReplication(replication: ReplicationPolicySettings): void {
+  const field = 'settings.replication';
+  if (replication.enabled !== undefined && typeof replication.enabled !== 'boolean')
+    throw invalid(`${field}.enabled`, 'must be true or false');
+  if (
+    replication.enabled &&
+    (replication.targetSite === undefined || replication.rpoSeconds === undefined)
+  )
+    throw invalid(field, 'replication by policy names its targetSite and rpoSeconds');
+  if (replication.rpoSeconds !== undefined)
+    checkNumber(`${field}.rpoSeconds`, replication.rpoSeconds, 60, 86_400);
+  if (replication.intervalSeconds !== undefined) {
+    checkNumber(`${field}.intervalSeconds`, replication.intervalSeconds, 5, 86_400);
+    if (
+      replication.rpoSeconds !== undefined &&
+      replication.intervalSeconds > replication.rpoSeconds
+    )
+      throw invalid(
+        `${field}.intervalSeconds`,
+        `an interval of ${replication.intervalSeconds} s cannot meet an RPO of ${replication.rpoSeconds} s`,
+      );
+  }
+  if (replication.keepPoints !== undefined)
+    checkNumber(`${field}.keepPoints`, replication.keepPoints, 1, 24);
+}
+
 function checkHa(ha: HaSettings, scope: ScopeKind): void {
   if (ha.enabled !== undefined && typeof ha.enabled !== 'boolean')
     throw invalid('settings.ha.enabled', 'must be true or false');
@@ -338,6 +380,7 @@ export function checkSettings(settings: PolicySettings, scope: ScopeKind): Polic
       checkNumber('settings.rebalance.minBenefit', settings.rebalance.minBenefit, 0, 1);
   }
   if (settings.ha) checkHa(settings.ha, scope);
+  if (settings.replication) checkReplication(settings.replication);
   const power = settings.powerManagement;
   if (power) {
     if (typeof power.enabled !== 'boolean')
@@ -509,9 +552,10 @@ export function mergeSettings(policies: readonly CompiledPolicy[]): PolicySettin
   for (const policy of [...policies].sort(
     (a, b) => scopeOrder[a.scope.kind] - scopeOrder[b.scope.kind],
   )) {
-    const { migration, ha, ...rest } = policy.settings;
+    const { migration, ha, replication, ...rest } = policy.settings;
     Object.assign(merged, rest);
     if (migration) merged.migration = { ...merged.migration, ...migration };
+    if (replication) merged.replication = { ...merged.replication, ...replication };
     if (ha) {
       // vmMonitoring too, field by field: a VM's { enabled, maxRestarts } keeps its cluster's window.
       const vmMonitoring = ha.vmMonitoring && {
