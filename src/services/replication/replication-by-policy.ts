@@ -57,6 +57,8 @@ export class ReplicationByPolicy {
   /** VMs refused under the policies of this version: said once, tried again when they change. */
   #refused = new Set<string>();
   #refusedAt = -1;
+  /** What the last round saw (see apply). */
+  #seen = '';
 
   constructor(private readonly deps: ReplicationByPolicyDeps) {}
 
@@ -85,8 +87,18 @@ export class ReplicationByPolicy {
       this.#refused.clear();
       this.#refusedAt = index.version;
     }
-    const [replicated, copies] = await Promise.all([
-      store.db.selectFrom('replications').select('vm_id').execute(),
+    const replicated = await store.db.selectFrom('replications').select('vm_id').execute();
+    // Nothing that decides it changed since the last round (policies, VMs, hosts, replications):
+    // the fleet's model is not built again.
+    const seen = [
+      index.version,
+      inventory.index.kindVersion('vm'),
+      inventory.index.kindVersion('host'),
+      replicated.length,
+    ].join(':');
+    if (seen === this.#seen) return false;
+    this.#seen = seen;
+    const [copies] = await Promise.all([
       // A test failover's copies are not VMs to protect: they go with the test's cleanup.
       store.db
         .selectFrom('recovery_run_vms')
