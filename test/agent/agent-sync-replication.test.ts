@@ -173,6 +173,32 @@ describe('synchronous replication between agent hosts (real agents, real QEMU)',
       coded('ZEN_CONFLICT'),
       'one replica per directory',
     );
+    await assert.rejects(
+      replicaEnd.startReplica({
+        directory: join(base, 'elsewhere'),
+        disks: [{ diskId: 'disk0', base: readyPoint }],
+        psk,
+        listen: { host: '127.0.0.1' },
+      }),
+      coded('ZEN_BAD_REQUEST', /outside the storage roots/),
+      'the agent writes inside its storage roots only',
+    );
+    await assert.rejects(
+      replicaEnd.startReplica({
+        directory: join(storage('sync-b'), 'replica-two-disks'),
+        disks: [
+          { diskId: 'disk0', base: readyPoint },
+          { diskId: 'disk1', base: readyPoint },
+        ],
+        psk,
+        listen: { host: '127.0.0.1', port: disk.port + 1 },
+      }),
+      coded('ZEN_BAD_REQUEST', /a port of its own/),
+    );
+    await assert.rejects(
+      replicaEnd.takePoint(directory, [{ diskId: 'disk1', path: join(chainDir, 'never.qcow2') }]),
+      coded('ZEN_NOT_FOUND'),
+    );
 
     const vmEnd = await facetOn('sync-a');
     const target = { host: disk.host, port: disk.port, exportName: disk.exportName, psk };
