@@ -261,6 +261,62 @@ describe('synchronous replication between agent hosts (real agents, real QEMU)',
       assert.ok(!agent.output().includes(psk.key), `${name}'s log holds the key`);
   });
 
+  test('a replica of two disks serves each on a port of its own and takes a point of both; one that cannot start for a disk leaves none running', async () => {
+    const replicaEnd = await facetOn('sync-b');
+    const chainDir = join(storage('sync-b'), 'two-disks');
+    mkdirSync(chainDir, { recursive: true });
+    for (const diskId of ['disk0', 'disk1'])
+      await createImage(join(chainDir, `${diskId}-point-0.qcow2`), { sizeBytes: 8 * MiB });
+    const psk: ReplicaPsk = { identity: 'replication-r2', key: newPskKey() };
+    const request = (bases: string[]) => ({
+      directory: join(storage('sync-b'), 'replica-r2'),
+      disks: ['disk0', 'disk1'].map((diskId, i) => ({ diskId, base: bases[i]! })),
+      psk,
+      listen: { host: '127.0.0.1' },
+    });
+
+    await assert.rejects(
+      replicaEnd.startReplica(
+        request([join(chainDir, 'disk0-point-0.qcow2'), join(chainDir, 'missing.qcow2')]),
+      ),
+      coded('ZEN_NOT_FOUND'),
+    );
+    assert.equal(
+      await replicaEnd.findReplica(request([]).directory),
+      null,
+      "disk0's daemon was stopped when disk1's could not start",
+    );
+
+    const replica = await replicaEnd.startReplica(
+      request(['disk0', 'disk1'].map((d) => join(chainDir, `${d}-point-0.qcow2`))),
+    );
+    assert.deepEqual(
+      replica.disks.map((d) => [d.diskId, d.exportName]),
+      [
+        ['disk0', 'disk0'],
+        ['disk1', 'disk1'],
+      ],
+    );
+    assert.notEqual(replica.disks[0]!.port, replica.disks[1]!.port);
+    const points = await replicaEnd.takePoint(
+      replica.directory,
+      ['disk0', 'disk1'].map((diskId) => ({
+        diskId,
+        path: join(chainDir, `${diskId}-live-1.qcow2`),
+      })),
+    );
+    for (const [i, point] of points.entries()) {
+      assert.equal(point.point, replica.disks[i]!.overlay, 'the live overlay became the point');
+      assert.deepEqual(await backingChain(point.point), [replica.disks[i]!.base]);
+    }
+    assert.deepEqual(
+      (await replicaEnd.findReplica(replica.directory))?.disks.map((d) => d.overlay),
+      points.map((p) => p.overlay),
+    );
+    await replicaEnd.stopReplica(replica.directory);
+    assert.equal(await replicaEnd.findReplica(replica.directory), null);
+  });
+
   test('an agent speaking 1.7 has no synchronous-replication facet: it is refused with ZEN_UNSUPPORTED saying to upgrade it, and a direct call too', async () => {
     const connection = await startAgent('sync-17', { ZENITH_AGENT_PROTOCOL: '1.7' });
     const older = s.plane.connections.driver(connection.id);

@@ -77,7 +77,11 @@ export class QemuSyncReplication implements SyncReplicationFacet {
     const found = new Map<string, ReplicaDaemon>();
     const root = this.#path(directory);
     if (!existsSync(root)) return found;
-    for (const entry of readdirSync(root, { withFileTypes: true })) {
+    // In the disks' order by name, whatever order the file system lists them in.
+    const entries = readdirSync(root, { withFileTypes: true }).sort((a, b) =>
+      a.name.localeCompare(b.name),
+    );
+    for (const entry of entries) {
       if (!entry.isDirectory()) continue;
       const daemon = await findReplicaDaemon(join(root, entry.name), { clock: this.host.clock });
       if (daemon) found.set(entry.name, daemon);
