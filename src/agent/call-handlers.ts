@@ -18,6 +18,7 @@ export function qemuCallHandlers(
 ): Omit<CallHandlers, HaMethod | DiskStreamMethod> {
   const migration = driver.facets.migration;
   const portable = driver.facets.portableVms;
+  const sync = driver.facets.syncReplication;
   return {
     // The driver's type lets any object be a VM; the channel's says a VM has a host and a power state.
     discover: async () =>
@@ -74,5 +75,17 @@ export function qemuCallHandlers(
       await driver.facets.guestAgent.waitForGuestAgent(id, timeoutMs, context);
       return null;
     },
+    // Synchronous replication: each call finds the replica's daemons again by their directory.
+    startReplica: ([request]) => sync.startReplica(request),
+    findReplica: ([directory]) => sync.findReplica(directory),
+    takeReplicaPoint: ([directory, points]) => sync.takePoint(directory, points),
+    stopReplica: async ([directory]) => {
+      await sync.stopReplica(directory);
+      return null;
+    },
+    startSyncMirror: ([id, diskId, target, options]) =>
+      sync.startMirror(id, diskId, target, options),
+    syncMirrorStatus: ([id, diskId]) => sync.mirrorStatus(id, diskId),
+    stopSyncMirror: ([id, diskId]) => sync.stopMirror(id, diskId),
   };
 }

@@ -17,6 +17,9 @@ export const redactedPaths = [
   '*.privateKey',
   'sealed_key',
   '*.sealed_key',
+  // A replication's pre-shared key (synchronous replication), wherever its psk object goes.
+  'psk',
+  '*.psk',
   'req.headers.authorization',
   'req.headers.cookie',
   'headers.authorization',

@@ -20,6 +20,7 @@ import type { LivenessFacet } from './facets/liveness.js';
 import type { MachineFacet } from './facets/machine-power.js';
 import type { MigrationEndpoint } from './facets/migration-endpoint.js';
 import type { PortableVmFacet } from './facets/portable-vm.js';
+import type { SyncReplicationFacet } from './facets/sync-replication.js';
 
 /**
  * The one interface every hypervisor family implements. A driver speaks in
@@ -45,6 +46,7 @@ export type * from './facets/liveness.js';
 export * from './facets/machine-power.js';
 export type * from './facets/migration-endpoint.js';
 export type * from './facets/portable-vm.js';
+export type * from './facets/sync-replication.js';
 
 export type Capability =
   | 'vm.start'
@@ -102,6 +104,8 @@ export interface DriverFacets {
   liveness: LivenessFacet;
   /** Whether a VM's guest agent answers (what "up" means for a guest that runs one). */
   guestAgent: GuestAgentFacet;
+  /** Both ends of synchronous replication: a replica on the recovery host, a VM's disk mirrored into it. */
+  syncReplication: SyncReplicationFacet;
 }
 
 export type FacetName = keyof DriverFacets;

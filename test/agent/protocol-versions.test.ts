@@ -135,7 +135,7 @@ describe('agent channel protocol versions, against the real server', () => {
     const currentId = (await s.request('GET', '/agents', { token })).body.items.find(
       (a: ApiAnswer) => a.hostname === 'host-a',
     ).id as string;
-    assert.deepEqual(s.plane.agentHub.link(currentId)?.protocol, { major: 1, minor: 7 });
+    assert.deepEqual(s.plane.agentHub.link(currentId)?.protocol, { major: 1, minor: 8 });
     assert.ok(
       facetOf(driverOf(currentConnection.id), 'portableVms'),
       'this build runs VMs from a description',
@@ -213,7 +213,7 @@ describe('agent channel protocol versions, against the real server', () => {
     assert.equal(roamers.length, 1, 'listed once');
   });
 
-  test('an agent speaking 1.5 backs VMs up but keeps no replica chains, starts no VM paused and waits on no guest agent; this build does all three', async () => {
+  test('an agent speaking 1.5 backs VMs up but keeps no replica chains, starts no VM paused, waits on no guest agent and replicates nothing synchronously; this build does all four', async () => {
     const agent = await startAgent('host-15', { ZENITH_AGENT_PROTOCOL: '1.5' });
     const connection = await connected('host-15', agent);
     const older = driverOf(connection.id);
@@ -225,11 +225,16 @@ describe('agent channel protocol versions, against the real server', () => {
       () => requireFacet(older, 'guestAgent', 'wait on a guest agent'),
       coded('ZEN_UNSUPPORTED', /no 'guestAgent' facet \(since 1\.7\)/),
     );
+    assert.throws(
+      () => requireFacet(older, 'syncReplication', 'replicate synchronously'),
+      coded('ZEN_UNSUPPORTED', /no 'syncReplication' facet \(since 1\.8\)/),
+    );
     // host-b: this build's agent (host-a's was killed by the test before).
     const current = driverOf((await connectionOf('host-b'))!.id);
     assert.ok(facetOf(current, 'diskStreams')?.mergeOverlay);
     assert.equal(facetOf(current, 'portableVms')?.startsPaused, true);
     assert.ok(facetOf(current, 'guestAgent'));
+    assert.ok(facetOf(current, 'syncReplication'));
   });
 
   test('an agent of another major is refused with ZEN_AGENT_INCOMPATIBLE and stops, saying to upgrade it', async () => {

@@ -29,12 +29,14 @@ import { AgentDiskStreams } from './agent-disk-streams.js';
 import { AgentGuestAgent } from './agent-guest-agent.js';
 import { AgentMigrationEndpoint } from './agent-migration-endpoint.js';
 import { AgentPortableVms } from './agent-portable-vms.js';
+import { AgentSyncReplication } from './agent-sync-replication.js';
 
 /** The facets a later protocol added, by the first method of each. */
 const facetSince = {
   portableVms: 'runVm',
   diskStreams: 'openDiskReader',
   guestAgent: 'waitForGuestAgent',
+  syncReplication: 'startReplica',
 } as const;
 const isVersioned = (name: FacetName): name is keyof typeof facetSince =>
   Object.hasOwn(facetSince, name);
@@ -47,6 +49,7 @@ export class AgentDriver implements HypervisorDriver {
   readonly #portableVms: AgentPortableVms;
   readonly #diskStreams: AgentDiskStreams;
   readonly #guestAgent: AgentGuestAgent;
+  readonly #syncReplication: AgentSyncReplication;
 
   constructor(link: () => AgentLink | undefined) {
     this.#agent = new AgentCaller(link);
@@ -54,19 +57,22 @@ export class AgentDriver implements HypervisorDriver {
     this.#portableVms = new AgentPortableVms(this.#agent);
     this.#diskStreams = new AgentDiskStreams(this.#agent);
     this.#guestAgent = new AgentGuestAgent(this.#agent);
+    this.#syncReplication = new AgentSyncReplication(this.#agent);
   }
 
   /**
    * What the agent can do depends on the protocol version it speaks (asked anew each time). The
-   * migration facet is in every version; the portable-VM facet (1.1), the disk-stream facet (1.5)
-   * and the guest-agent facet (1.7) only while an agent of that version or later is connected: a disconnected agent has no
-   * version, and nothing it could be asked to do now.
+   * migration facet is in every version; the portable-VM facet (1.1), the disk-stream facet (1.5),
+   * the guest-agent facet (1.7) and the synchronous-replication facet (1.8) only while an agent of
+   * that version or later is connected: a disconnected agent has no version, and nothing it could
+   * be asked to do now.
    */
   get facets(): {
     migration: AgentMigrationEndpoint;
     portableVms?: AgentPortableVms;
     diskStreams?: AgentDiskStreams;
     guestAgent?: AgentGuestAgent;
+    syncReplication?: AgentSyncReplication;
   } {
     const link = this.#agent.open();
     return {
@@ -74,6 +80,9 @@ export class AgentDriver implements HypervisorDriver {
       ...(link?.supports(facetSince.portableVms) ? { portableVms: this.#portableVms } : {}),
       ...(link?.supports(facetSince.diskStreams) ? { diskStreams: this.#diskStreams } : {}),
       ...(link?.supports(facetSince.guestAgent) ? { guestAgent: this.#guestAgent } : {}),
+      ...(link?.supports(facetSince.syncReplication)
+        ? { syncReplication: this.#syncReplication }
+        : {}),
     };
   }
 

@@ -55,6 +55,7 @@ import { backingChain, createImage, imageInfo } from './qemu-img.js';
 import { thawLeftFrozen } from './guest-quiesce.js';
 import { QemuSnapshots } from './qemu-snapshots.js';
 import { QemuSyncMirrors } from './qemu-sync-mirrors.js';
+import { QemuSyncReplication } from './qemu-sync-replication.js';
 import { QemuVm, type VmRecord } from './qemu-vm.js';
 import { validateSpec, type HostLimits, type QemuVmSpec } from './vm-spec.js';
 
@@ -110,6 +111,7 @@ export class QemuDriver implements HypervisorDriver {
     portableVms: QemuPortableVms;
     diskStreams: QemuDiskStreams;
     guestAgent: QemuGuestAgent;
+    syncReplication: QemuSyncReplication;
   };
   /** Synchronous mirrors of its VMs' disks to replica daemons (qemu-sync-mirrors.ts). */
   readonly syncMirrors: QemuSyncMirrors;
@@ -143,13 +145,14 @@ export class QemuDriver implements HypervisorDriver {
       abandonReception: (uuid) => this.#abandonReception(uuid),
     };
     this.#migrations = new QemuMigrations(this.#qemuHost);
+    this.syncMirrors = new QemuSyncMirrors(this.#qemuHost);
     this.facets = {
       migration: new QemuMigrationEndpoint(this.#qemuHost, this.#migrations),
       portableVms: new QemuPortableVms(this.#qemuHost),
       diskStreams: new QemuDiskStreams(this.#qemuHost),
       guestAgent: new QemuGuestAgent(this.#qemuHost),
+      syncReplication: new QemuSyncReplication(this.#qemuHost, this.syncMirrors),
     };
-    this.syncMirrors = new QemuSyncMirrors(this.#qemuHost);
     this.#snapshots = new QemuSnapshots(options.clock);
   }
 

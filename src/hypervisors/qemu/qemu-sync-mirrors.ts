@@ -1,8 +1,8 @@
 /**
- * Synchronous mirrors of a QEMU driver's VMs by VM id (`driver.syncMirrors`), for whoever holds the
- * driver (the agent, once the replication service's sync mode calls it): sync-mirror-source.ts on
- * the VM the id names, and the disk's write latency beside it. Not a facet yet: only QEMU hosts
- * mirror synchronously.
+ * Synchronous mirrors of a QEMU driver's VMs by VM id (`driver.syncMirrors`): sync-mirror-source.ts
+ * on the VM the id names, and the disk's write latency and a cut of the connection beside it. The
+ * synchronous-replication facet's VM end (qemu-sync-replication.ts) is these; what stays here
+ * only is what measurements and tests of the mirror use.
  */
 import {
   diskWriteLatency,

@@ -30,6 +30,7 @@ import { join } from 'node:path';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { isZenithError, ZenithError } from '../../core/errors.js';
 import type { QmpBlockJobInfo, QmpClient } from '../../protocols/qmp/index.js';
+import type { SyncMirrorStatus } from '../facets/sync-replication.js';
 import type { QemuVm } from './qemu-vm.js';
 import { writePskDir, type PskCredentials } from './tls-psk.js';
 
@@ -49,18 +50,8 @@ export interface SyncMirrorOptions {
   clock?: Clock;
 }
 
-/**
- * none: no mirror of this disk. copying: the first pass runs (writes are mirrored already, the
- * replica is not whole yet). ready: every write the guest completes is on the replica. failed:
- * the mirror ended with QEMU's error (the target was lost); the guest runs on without it.
- */
-export type SyncMirrorStatus =
-  | { state: 'none' }
-  | { state: 'copying'; jobId: string; copiedBytes: number; totalBytes: number }
-  /** inFlightBytes: sent to the target and not yet acknowledged (stuck there when the link went silent). */
-  | { state: 'ready'; jobId: string; totalBytes: number; inFlightBytes: number }
-  | { state: 'failed'; jobId: string; error: string }
-  | { state: 'ended'; jobId: string };
+/** The facet's statuses (facets/sync-replication.ts): what QEMU's job says, in its terms. */
+export type { SyncMirrorStatus };
 
 const names = (diskId: string) => ({
   job: `zenith-sync-${diskId}`,

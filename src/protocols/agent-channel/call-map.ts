@@ -31,6 +31,15 @@ import {
   SendOptions,
 } from './qemu-values.js';
 import {
+  Replica,
+  ReplicaPointRequests,
+  ReplicaPointsTaken,
+  ReplicaStart,
+  SyncMirrorStartOptions,
+  SyncMirrorStatus,
+  SyncMirrorTarget,
+} from './sync-replication-values.js';
+import {
   CloneOptions,
   DiscoveredVm,
   DiscoverySnapshot,
@@ -55,6 +64,7 @@ const v1_4: ProtocolVersion = { major: 1, minor: 4 };
 const v1_5: ProtocolVersion = { major: 1, minor: 5 };
 const v1_6: ProtocolVersion = { major: 1, minor: 6 };
 const v1_7: ProtocolVersion = { major: 1, minor: 7 };
+const v1_8: ProtocolVersion = { major: 1, minor: 8 };
 
 function call<Args extends TSchema, Result extends TSchema>(
   since: ProtocolVersion,
@@ -166,6 +176,26 @@ export const agentCalls = {
   releaseCheckpoint: call(v1_5, Type.Tuple([vmId, Type.String(), DiskCheckpoint]), Type.Null()),
   /** Replica chains (replication): an overlay folded into its backing image. */
   mergeOverlay: call(v1_6, Type.Tuple([OverlayMerge]), Type.Null()),
+  /**
+   * The synchronous-replication facet. The recovery host's end: a replica (a daemon per disk,
+   * detached: it outlives the agent) named by its directory.
+   */
+  startReplica: call(v1_8, Type.Tuple([ReplicaStart]), Replica),
+  findReplica: call(v1_8, Type.Tuple([Type.String()]), Type.Union([Replica, Type.Null()])),
+  takeReplicaPoint: call(
+    v1_8,
+    Type.Tuple([Type.String(), ReplicaPointRequests]),
+    ReplicaPointsTaken,
+  ),
+  stopReplica: call(v1_8, Type.Tuple([Type.String()]), Type.Null()),
+  // The protected VM's end: a disk's write-blocking mirror into a replica.
+  startSyncMirror: call(
+    v1_8,
+    Type.Tuple([vmId, Type.String(), SyncMirrorTarget, SyncMirrorStartOptions]),
+    SyncMirrorStatus,
+  ),
+  syncMirrorStatus: call(v1_8, Type.Tuple([vmId, Type.String()]), SyncMirrorStatus),
+  stopSyncMirror: call(v1_8, Type.Tuple([vmId, Type.String()]), SyncMirrorStatus),
 };
 
 export type AgentMethod = keyof typeof agentCalls;

@@ -23,9 +23,11 @@ export interface ProtocolVersion {
  * (listStreamDisks … releaseCheckpoint: backup and restore of the agent's VMs). 1.6: overlays
  * (a new disk's `backing`) and mergeOverlay: replica chains for replication. 1.7: runVm's
  * `paused` (a VM started with its guest not yet running, so its console is read from the start)
- * and waitForGuestAgent (the guest-agent facet).
+ * and waitForGuestAgent (the guest-agent facet). 1.8: the synchronous-replication facet
+ * (startReplica … stopReplica on the recovery host, startSyncMirror … stopSyncMirror on the
+ * protected VM's host).
  */
-export const channelProtocol: ProtocolVersion = { major: 1, minor: 7 };
+export const channelProtocol: ProtocolVersion = { major: 1, minor: 8 };
 
 /** Agents from before the handshake carried a version speak 1.0. */
 export const unversioned: ProtocolVersion = { major: 1, minor: 0 };

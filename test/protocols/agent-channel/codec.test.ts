@@ -186,6 +186,44 @@ describe('agent channel codec', () => {
       agentMethods.filter((m) => agentCalls[m].since.minor === 4),
       ['keepOutgoing'],
     );
+    assert.deepEqual(
+      agentMethods.filter((m) => agentCalls[m].since.minor === 8),
+      [
+        'startReplica',
+        'findReplica',
+        'takeReplicaPoint',
+        'stopReplica',
+        'startSyncMirror',
+        'syncMirrorStatus',
+        'stopSyncMirror',
+      ],
+    );
+  });
+
+  test('a replica key QEMU cannot carry is refused at the agent, and the refusal does not repeat it', () => {
+    const replica = (key: string, identity = 'replication-r1') => [
+      {
+        directory: '/srv/replicas/r1',
+        disks: [{ diskId: 'disk0', base: '/srv/replicas/r1/point-0.qcow2' }],
+        psk: { identity, key },
+        listen: { host: '192.0.2.7' },
+      },
+    ];
+    const key = 'ab'.repeat(32);
+    assert.deepEqual(decodeArgs('startReplica', replica(key)), replica(key));
+    for (const [bad, identity] of [
+      [`${'cd'.repeat(31)}zz`, 'replication-r1'],
+      ['ef'.repeat(8 - 1), 'replication-r1'],
+      [key, 'replication:r1'],
+    ] as const)
+      assert.throws(
+        () => decodeArgs('startReplica', replica(bad, identity)),
+        (error) =>
+          coded('AGENT_CHANNEL_PROTOCOL_ERROR')(error) &&
+          !JSON.stringify({ message: (error as Error).message, ...(error as object) }).includes(
+            bad,
+          ),
+      );
   });
 });
 
