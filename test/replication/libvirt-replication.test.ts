@@ -375,5 +375,15 @@ describe('replication between families: a libvirt domain at site A, a QEMU host 
     // The policy removed: nothing it protected is unprotected.
     ok(await s.request('DELETE', '/policies/dr-gold', { token }));
     assert.equal((await s.request('GET', `/vms/${gold}/replication`, { token })).status, 200);
+    // A replicated VM is not deleted from under its replica: replication is stopped first.
+    const kept = await s.request('DELETE', `/vms/${gold}`, { token });
+    assert.equal(kept.status, 409, JSON.stringify(kept.body));
+    assert.equal(kept.body.error.code, 'ZEN_CONFLICT');
+    assert.match(kept.body.error.message, /lvp is replicated: stop replicating it first/);
+    assert.equal((await get(`/vms/${gold}`)).status, 'present');
+    const replicaDirectory = protectedNow.directory as string;
+    assert.equal((await s.request('DELETE', `/vms/${gold}/replication`, { token })).status, 204);
+    assert.ok(!existsSync(replicaDirectory), 'its replica at B is removed');
+    await task('DELETE', `/vms/${gold}`);
   });
 });

@@ -29,7 +29,7 @@ import type { RecoveryPlans } from '../../services/replication/recovery-plans.js
 import type { ReplicationService } from '../../services/replication/replication-service.js';
 import type { SiteService } from '../../services/replication/sites.js';
 import { principalOf } from '../auth.js';
-import { serve, type Api } from '../route.js';
+import { noContent, serve, type Api } from '../route.js';
 import { acceptTask } from '../task-reply.js';
 
 export interface ReplicationRouteServices {
@@ -72,9 +72,10 @@ export async function replicationRoutes(
   serve(app, updateSite, { audit: 'site.update' }, async (request) =>
     sites.update(request.params.id, request.body),
   );
-  serve(app, deleteSite, { audit: 'site.delete' }, async (request) =>
-    sites.remove(request.params.id),
-  );
+  serve(app, deleteSite, { audit: 'site.delete' }, async (request, reply) => {
+    await sites.remove(request.params.id);
+    return noContent(reply);
+  });
 
   serve(app, listReplications, { scope: 'filtered' }, async (request) => {
     const principal = principalOf(request);
@@ -104,8 +105,14 @@ export async function replicationRoutes(
     { audit: 'replication.update', scope: [...onVm] },
     async (request) => replication.update(request.params.id, request.body),
   );
-  serve(app, unprotectVm, { audit: 'replication.unprotect', scope: [...onVm] }, async (request) =>
-    replication.remove(request.params.id),
+  serve(
+    app,
+    unprotectVm,
+    { audit: 'replication.unprotect', scope: [...onVm] },
+    async (request, reply) => {
+      await replication.remove(request.params.id);
+      return noContent(reply);
+    },
   );
   serve(app, replicateNow, { audit: false, scope: [...onVm] }, async (request, reply) =>
     acceptTask(request, reply, (actor, requestId) =>
@@ -147,9 +154,10 @@ export async function replicationRoutes(
     reply.status(201).send(await recoveryPlans.create(request.body, principalOf(request).name)),
   );
   serve(app, getRecoveryPlan, {}, async (request) => recoveryPlans.get(request.params.id));
-  serve(app, deleteRecoveryPlan, { audit: 'recoveryPlan.delete' }, async (request) =>
-    recoveryPlans.remove(request.params.id),
-  );
+  serve(app, deleteRecoveryPlan, { audit: 'recoveryPlan.delete' }, async (request, reply) => {
+    await recoveryPlans.remove(request.params.id);
+    return noContent(reply);
+  });
   serve(app, exportRecoveryPlan, {}, async (request) => recoveryPlans.export(request.params.id));
   serve(app, previewRecoveryPlan, {}, async (request) =>
     recoveryPlans.preview(request.params.id, request.query.operation),

@@ -13,6 +13,8 @@ import type { VmActionService } from '../../services/vms/vm-actions.js';
 import type { VmCloneService } from '../../services/vms/vm-clone.js';
 import type { VmCreateService } from '../../services/vms/vm-create.js';
 import type { VmEditService } from '../../services/vms/vm-edit.js';
+import { ZenithError } from '../../core/errors.js';
+import type { ReplicationService } from '../../services/replication/replication-service.js';
 import { principalOf } from '../auth.js';
 import { serve, type Api } from '../route.js';
 import { acceptTask } from '../task-reply.js';
@@ -24,11 +26,12 @@ export interface VmActionRouteServices {
   vmCreation: VmCreateService;
   vmClones: VmCloneService;
   vmEdits: VmEditService;
+  replication: ReplicationService;
 }
 
 export async function vmActionRoutes(
   app: Api,
-  { inventory, accessData, vms, vmCreation, vmClones, vmEdits }: VmActionRouteServices,
+  { inventory, accessData, vms, vmCreation, vmClones, vmEdits, replication }: VmActionRouteServices,
 ): Promise<void> {
   const vmId = (idOrName: string) => inventory.resolve('vm', idOrName).id;
   const onVm = [{ param: 'id', kind: 'vm' }] as const;
@@ -94,9 +97,19 @@ export async function vmActionRoutes(
       vmEdits.reconfigure(vmId(request.params.id), request.body, actor, requestId),
     ),
   );
-  serve(app, deleteVm, { audit: false, scope: [...onVm] }, async (request, reply) =>
-    acceptTask(request, reply, (actor, requestId) =>
-      vms.request('delete', vmId(request.params.id), {}, actor, requestId),
-    ),
-  );
+  serve(app, deleteVm, { audit: false, scope: [...onVm] }, async (request, reply) => {
+    const id = vmId(request.params.id);
+    // A replicated VM deleted would leave its replica, and cycles failing, at the other site:
+    // replication is stopped first (which removes the replica), as an operator means it.
+    const replicated = await replication.ofVm(id).catch(() => null);
+    if (replicated)
+      throw new ZenithError(
+        'ZEN_CONFLICT',
+        `${replicated.vmName} is replicated: stop replicating it first (DELETE /vms/${id}/replication removes its replica), then delete it`,
+        { vmId: id, replication: replicated.id },
+      );
+    return acceptTask(request, reply, (actor, requestId) =>
+      vms.request('delete', id, {}, actor, requestId),
+    );
+  });
 }
