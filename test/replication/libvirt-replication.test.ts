@@ -9,20 +9,16 @@
  * back there as a libvirt domain again, the same VM.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { execFileSync } from 'node:child_process';
-import {
-  ok,
-  startTestServer,
-  type ApiAnswer,
-  type TestServer,
-} from '../../src/testing/control-plane.js';
+import { ok, type ApiAnswer, type TestServer } from '../../src/testing/control-plane.js';
 import { guestBytes, patternPrefix } from '../../src/testing/disk-image.js';
 import { ensureGuestImage, GUEST_READY_LINE, guestAppend } from '../../src/testing/guest-image.js';
-import { startLibvirtd, type LibvirtdDaemon } from '../../src/testing/libvirtd.js';
+import { type LibvirtdDaemon } from '../../src/testing/libvirtd.js';
+import { startLibvirtAndQemu } from '../../src/testing/libvirt-and-qemu.js';
 import { until } from '../../src/testing/wait.js';
 
 const MiB = 1024 * 1024;
@@ -73,36 +69,8 @@ describe('replication between families: a libvirt domain at site A, a QEMU host 
   const hostOf = async () => (await get(`/vms/${vmId}`)).computed['location.hostName'];
 
   before(async () => {
-    const image = await ensureGuestImage();
-    daemon = await startLibvirtd({ qemuConf: 'user = "root"\ngroup = "root"' });
-    await daemon.createDirPool('images', poolDir);
-    mkdirSync(qemuRoot, { recursive: true });
-    s = await startTestServer();
-    token = await s.login();
-    for (const body of [
-      {
-        name: 'lv-a',
-        type: 'libvirt',
-        settings: {
-          uri: `qemu:///system?socket=${daemon.socketPath}`,
-          accelerator: 'tcg',
-          storagePool: 'images',
-          hostName: 'lv-a',
-        },
-      },
-      {
-        name: 'lq-b',
-        type: 'qemu',
-        settings: {
-          storageRoots: [qemuRoot, dirname(image.kernel)],
-          accelerator: 'tcg',
-          hostName: 'lq-b',
-        },
-      },
-    ]) {
-      const added = await s.request('POST', '/connections', { token, body });
-      assert.equal(added.body.state, 'connected', added.body.lastError);
-    }
+    let image: { kernel: string; initrd: string };
+    ({ daemon, s, token, image } = await startLibvirtAndQemu(base));
     ok(
       await s.request('POST', '/sites', { token, body: { name: 'site-a', hosts: ['lv-a'] } }),
       201,

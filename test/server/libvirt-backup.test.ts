@@ -8,15 +8,16 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { startTestServer, type TestServer } from '../../src/testing/control-plane.js';
+import { type TestServer } from '../../src/testing/control-plane.js';
 import { guestBytes, guestBytesHash, patternPrefix } from '../../src/testing/disk-image.js';
 import { consoleTicks, GuestConsole } from '../../src/testing/guest-console.js';
-import { ensureGuestImage, GUEST_READY_LINE, guestAppend } from '../../src/testing/guest-image.js';
-import { startLibvirtd, type LibvirtdDaemon } from '../../src/testing/libvirtd.js';
+import { GUEST_READY_LINE, guestAppend } from '../../src/testing/guest-image.js';
+import { type LibvirtdDaemon } from '../../src/testing/libvirtd.js';
+import { startLibvirtAndQemu } from '../../src/testing/libvirt-and-qemu.js';
 
 const MiB = 1024 * 1024;
 
@@ -57,37 +58,7 @@ describe('backup of VMs on a libvirt host (real libvirtd, real QEMU), restored o
   };
 
   before(async () => {
-    image = await ensureGuestImage();
-    // QEMU runs as root here so that it reads the shared guest image where it lies.
-    daemon = await startLibvirtd({ qemuConf: 'user = "root"\ngroup = "root"' });
-    await daemon.createDirPool('images', poolDir);
-    mkdirSync(qemuRoot, { recursive: true });
-    s = await startTestServer();
-    token = await s.login();
-    for (const body of [
-      {
-        name: 'lv-a',
-        type: 'libvirt',
-        settings: {
-          uri: `qemu:///system?socket=${daemon.socketPath}`,
-          accelerator: 'tcg',
-          storagePool: 'images',
-          hostName: 'lv-a',
-        },
-      },
-      {
-        name: 'lq-b',
-        type: 'qemu',
-        settings: {
-          storageRoots: [qemuRoot, dirname(image.kernel)],
-          accelerator: 'tcg',
-          hostName: 'lq-b',
-        },
-      },
-    ]) {
-      const added = await s.request('POST', '/connections', { token, body });
-      assert.equal(added.body.state, 'connected', added.body.lastError);
-    }
+    ({ daemon, s, token, image } = await startLibvirtAndQemu(base));
     const repository = await s.request('POST', '/backup-repositories', {
       token,
       body: { name: 'main', path: join(s.dataDir, 'backups', 'main') },
