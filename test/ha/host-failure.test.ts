@@ -501,6 +501,7 @@ describe('high availability: a crashed host’s VMs run again on another host', 
       ((await get('/ha/failovers')).items as ApiAnswer[]).filter((f) => f.hostName === 'ha-a');
     const before = (await failoversOfA()).length;
 
+    const requestsBefore = sim.requests.length;
     sim.fault({ kind: 'hang' });
     try {
       await lab.cutNetwork(physical['ha-a']!);
@@ -544,7 +545,16 @@ describe('high availability: a crashed host’s VMs run again on another host', 
         const state = JSON.stringify({ failovers: await failoversOfA(), ha: await get('/ha') });
         throw new Error(`${(error as Error).message}: ${state}`);
       });
-      assert.equal(failover.fenceMethod, 'self-fence', 'its BMC never confirmed anything');
+      // Should a BMC that hangs every request ever confirm a fence, the failure says what it saw.
+      assert.equal(
+        failover.fenceMethod,
+        'self-fence',
+        `its BMC never confirmed anything: ${JSON.stringify({
+          failover,
+          bmcRequestsSinceTheFault: sim.requests.slice(requestsBefore).slice(-40),
+          machine: sim.machine('System1').power,
+        })}`,
+      );
       const restart = (failover.restarts as ApiAnswer[]).find((r) => r.vmId === queueId)!;
       assert.equal(restart.state, 'running', JSON.stringify(restart));
       assert.notEqual(restart.toHostName, 'ha-a');
