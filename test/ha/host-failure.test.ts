@@ -534,10 +534,11 @@ describe('high availability: a crashed host’s VMs run again on another host', 
       const failover = await until(
         'a failover of ha-a fenced by its lease',
         async () => {
-          const latest = (await failoversOfA())[0];
-          return (await failoversOfA()).length > before && latest?.state === 'done'
-            ? latest
-            : undefined;
+          // One read: with two, the first could still show an earlier failover (done, fenced by
+          // its BMC) as the newest while the second already counted the new one.
+          const failovers = await failoversOfA();
+          const latest = failovers[0];
+          return failovers.length > before && latest?.state === 'done' ? latest : undefined;
         },
         90_000,
         250,
