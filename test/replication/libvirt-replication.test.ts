@@ -276,6 +276,13 @@ describe('replication between families: a libvirt domain at site A, a QEMU host 
     assert.equal(bad.status, 400, JSON.stringify(bad.body));
     assert.equal(bad.body.error.details.field, 'settings.replication');
     await send('POST', '/policies', policy, 201);
+    // Nor can they take a replicating policy's settings away by replacing it.
+    const replaced = await s.request('PUT', '/policies/dr-gold', {
+      token: pat,
+      body: { ...policy, settings: {} },
+    });
+    assert.equal(replaced.status, 403, JSON.stringify(replaced.body));
+    assert.equal((await get('/policies/dr-gold')).settings.replication.targetSite, 'site-b');
 
     const image = await ensureGuestImage();
     const make = async (name: string, host: string) =>

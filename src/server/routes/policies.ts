@@ -52,8 +52,7 @@ export async function policyRoutes(
    * service's identity: saving one needs replication.manage on everything, as sites do, so no one
    * with policy.manage alone reaches further through it.
    */
-  const mayReplicate = (request: FastifyRequest, body: PolicyBody) => {
-    if (body.settings?.replication === undefined) return;
+  const requireReplicationManage = (request: FastifyRequest) => {
     const principal = principalOf(request);
     if (!access.decide(principal, 'replication.manage', null).allowed)
       throw new ZenithError(
@@ -65,17 +64,19 @@ export async function policyRoutes(
   serve(app, listPolicies, {}, async () => ({ items: policies.list() }));
   serve(app, getPolicy, {}, async (request) => policies.get(request.params.id));
   serve(app, createPolicy, { audit: 'policy.create' }, async (request, reply) => {
-    mayReplicate(request, request.body);
+    if (request.body.settings?.replication !== undefined) requireReplicationManage(request);
     return reply
       .status(201)
       .send(await policies.create(inputOf(request.body), principalOf(request)));
   });
   serve(app, replacePolicy, { audit: 'policy.replace' }, async (request) => {
-    mayReplicate(request, request.body);
-    // Replacing one that replicates (by a policy without it) takes its replication away: the same.
-    const current = policies.get(request.params.id);
-    if (current.settings.replication !== undefined)
-      mayReplicate(request, { ...request.body, settings: { replication: {} } });
+    // Adding replication settings, or replacing a policy that has them (which changes or removes
+    // them), needs the same.
+    if (
+      request.body.settings?.replication !== undefined ||
+      policies.get(request.params.id).settings.replication !== undefined
+    )
+      requireReplicationManage(request);
     return policies.replace(request.params.id, inputOf(request.body));
   });
   serve(app, deletePolicy, { audit: 'policy.delete' }, async (request) =>

@@ -13,7 +13,7 @@ import type { VmActionService } from '../../services/vms/vm-actions.js';
 import type { VmCloneService } from '../../services/vms/vm-clone.js';
 import type { VmCreateService } from '../../services/vms/vm-create.js';
 import type { VmEditService } from '../../services/vms/vm-edit.js';
-import { ZenithError } from '../../core/errors.js';
+import { isZenithError, ZenithError } from '../../core/errors.js';
 import type { ReplicationService } from '../../services/replication/replication-service.js';
 import { principalOf } from '../auth.js';
 import { serve, type Api } from '../route.js';
@@ -101,7 +101,10 @@ export async function vmActionRoutes(
     const id = vmId(request.params.id);
     // A replicated VM deleted would leave its replica, and cycles failing, at the other site:
     // replication is stopped first (which removes the replica), as an operator means it.
-    const replicated = await replication.ofVm(id).catch(() => null);
+    const replicated = await replication.ofVm(id).catch((error: unknown) => {
+      if (isZenithError(error) && error.code === 'ZEN_NOT_FOUND') return null;
+      throw error;
+    });
     if (replicated)
       throw new ZenithError(
         'ZEN_CONFLICT',

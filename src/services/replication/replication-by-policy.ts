@@ -97,7 +97,6 @@ export class ReplicationByPolicy {
       replicated.length,
     ].join(':');
     if (seen === this.#seen) return false;
-    this.#seen = seen;
     const [copies] = await Promise.all([
       // A test failover's copies are not VMs to protect: they go with the test's cleanup.
       store.db
@@ -121,26 +120,39 @@ export class ReplicationByPolicy {
         whenHolds(policy, env),
       );
       const settings = mergeSettings(inForce).replication;
-      if (settings?.enabled !== true) continue;
+      // A policy that enables replication names its site and RPO (checked when saved).
+      if (
+        settings?.enabled !== true ||
+        settings.targetSite === undefined ||
+        settings.rpoSeconds === undefined
+      )
+        continue;
       // Every policy that gave a replication setting (most often one).
       const from = inForce
         .filter((policy) => policy.settings.replication !== undefined)
         .map((policy) => policy.name)
         .join(', ');
-      await this.#protect(vm.id, object.name, settings, from);
+      await this.#protect(
+        vm.id,
+        object.name,
+        { ...settings, targetSite: settings.targetSite, rpoSeconds: settings.rpoSeconds },
+        from,
+      );
     }
+    // Only a whole round counts as seen: one cut off by a failure is run again at the next tick.
+    this.#seen = seen;
     return false;
   }
 
   async #protect(
     vmId: string,
     vmName: string,
-    settings: ReplicationPolicySettings,
+    settings: ReplicationPolicySettings & { targetSite: string; rpoSeconds: number },
     policy: string,
   ): Promise<void> {
     const { replication, events, logger } = this.deps;
     try {
-      const site = await this.deps.sites.get(settings.targetSite!);
+      const site = await this.deps.sites.get(settings.targetSite);
       const hostId = this.deps.inventory.index.get(vmId)?.computed['location.hostId'];
       const here = typeof hostId === 'string' ? await this.deps.sites.siteOf(hostId) : null;
       if (here?.id === site.id)
@@ -154,7 +166,7 @@ export class ReplicationByPolicy {
         vmId,
         {
           targetHost,
-          rpoSeconds: settings.rpoSeconds!,
+          rpoSeconds: settings.rpoSeconds,
           ...(settings.intervalSeconds !== undefined
             ? { intervalSeconds: settings.intervalSeconds }
             : {}),
