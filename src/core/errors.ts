@@ -277,7 +277,7 @@ export const errorCatalogue = {
   QMP_JOB_FAILED: {
     status: 502,
     summary:
-      "A QEMU job (snapshot save, load or delete) concluded with an error; details carry the job id, its type and QEMU's message.",
+      "A QEMU job (a snapshot's save, load or delete, a mirror, a replica point's fold) concluded with an error; details carry the job id, its type and QEMU's message.",
   },
   QMP_PROTOCOL_ERROR: {
     status: 502,

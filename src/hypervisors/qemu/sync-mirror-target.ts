@@ -10,7 +10,9 @@
  * overlay goes on top of the live one and takes the export (and every later write) with it; the
  * live one, frozen, is the point — base ← … ← point, crash-consistent, and every write the
  * source's guest saw complete before the snapshot is in it (the mirror blocks the guest's write
- * until the daemon acknowledged it, and the snapshot drains what is in flight).
+ * until the daemon acknowledged it, and the snapshot drains what is in flight). An old point is
+ * folded into the image under it inside the daemon too (replica-point-fold.ts): the daemon holds
+ * the chain open, and no other process may write it.
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -33,6 +35,7 @@ import { processAlive } from '../../core/process.js';
 import { connectQmp, type QmpClient } from '../../protocols/qmp/index.js';
 import { syncDirectory } from './image-writer.js';
 import { createImage } from './qemu-img.js';
+import { foldPoint } from './replica-point-fold.js';
 import { writePskDir, type PskCredentials } from './tls-psk.js';
 
 export interface ReplicaDaemonOptions {
@@ -94,6 +97,13 @@ export interface ReplicaDaemon {
   running(): boolean;
   /** Freezes the live overlay as a point; `newOverlay` (must not exist) takes the writes from now on. */
   takePoint(newOverlay: string): Promise<ReplicaPoint>;
+  /**
+   * Folds the point `overlay` into `backing`, the image directly under it (replica-point-fold.ts):
+   * done already when `overlay` is gone or out of the chain. ZEN_INVALID_STATE for another pair,
+   * ZEN_DISK_IN_USE when another process holds an image open, ZEN_TIMEOUT past `timeoutMs`
+   * (default 9 minutes; the fold goes on in the daemon).
+   */
+  mergePoint(overlay: string, backing: string, options?: { timeoutMs?: number }): Promise<void>;
   /** QMP `quit`, then SIGKILL once `deadlineMs` (default 5 s) passed; its state and key are removed. */
   stop(options?: { deadlineMs?: number }): Promise<void>;
   /** Closes this process's QMP connection; the daemon runs on (found again with `findReplicaDaemon`). */
@@ -377,6 +387,20 @@ class Daemon implements ReplicaDaemon {
     this.#state = { ...this.#state, overlay: next };
     saveState(this.dir, this.#state);
     return { point: top.file, overlay: next, takenAt };
+  }
+
+  async mergePoint(
+    overlay: string,
+    backing: string,
+    options: { timeoutMs?: number } = {},
+  ): Promise<void> {
+    await foldPoint(this.qmp, {
+      overlay,
+      backing,
+      top: await this.#top(),
+      clock: this.clock,
+      timeoutMs: options.timeoutMs ?? 9 * 60_000,
+    });
   }
 
   async stop(options: { deadlineMs?: number } = {}): Promise<void> {

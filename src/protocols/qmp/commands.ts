@@ -59,6 +59,8 @@ export interface QmpImageInfo {
   'actual-size'?: number;
   'dirty-flag'?: boolean;
   'backing-filename'?: string;
+  /** The image under this one as QEMU has it open (not in a `flat` answer). */
+  'backing-image'?: QmpImageInfo;
   /** Internal snapshots the image holds (qcow2). */
   snapshots?: QmpSnapshotInfo[];
 }
@@ -387,6 +389,22 @@ export interface QmpCommands {
   'object-del': { args: { id: string }; result: Empty };
   /** qapi/block-core.json: `overlay` (added with `backing: null`) goes on top of `node`, taking its parents. */
   'blockdev-snapshot': { args: { node: string; overlay: string }; result: Empty };
+  /**
+   * qapi/block-core.json: `top-node`'s data written into `base-node` (below it, in the chain of the
+   * root node `device`); an intermediate commit ends by itself, and the image above `top-node`
+   * then reads through `base-node` (QEMU rewrites its header's backing file).
+   */
+  'block-commit': {
+    args: {
+      'job-id': string;
+      device: string;
+      'top-node': string;
+      'base-node': string;
+      'auto-dismiss'?: boolean;
+      speed?: number;
+    };
+    result: Empty;
+  };
   'query-block-exports': { args: NoArgs; result: QmpBlockExportInfo[] };
   'query-named-block-nodes': { args: { flat?: boolean }; result: QmpBlockDeviceInfo[] };
   /** qapi/block.json: latency histograms of a device's requests, boundaries in nanoseconds. */

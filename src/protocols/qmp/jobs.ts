@@ -31,16 +31,41 @@ export interface QmpJobOptions {
  * QMP_TIMEOUT when it does not conclude in time (the job is left to QEMU),
  * and with QMP_CLOSED when the connection closes meanwhile.
  */
-export async function runJob<K extends QmpJobCommand>(
+export function runJob<K extends QmpJobCommand>(
   client: QmpClient,
   command: K,
   args: QmpArgs<K>,
   options: QmpJobOptions = {},
 ): Promise<QmpJobInfo> {
+  const id = (args as { 'job-id': string })['job-id'];
+  return followJob(client, command, id, options, async () => {
+    await client.executeRaw(command, args as unknown as JsonObject);
+  });
+}
+
+/**
+ * Waits for a job started before (by an earlier call that gave up waiting, or on another
+ * connection) as runJob waits for its own: its final JobInfo once concluded and dismissed.
+ */
+export function awaitJob(
+  client: QmpClient,
+  command: QmpJobCommand,
+  id: string,
+  options: QmpJobOptions = {},
+): Promise<QmpJobInfo> {
+  return followJob(client, command, id, options, async () => undefined);
+}
+
+async function followJob(
+  client: QmpClient,
+  command: QmpJobCommand,
+  id: string,
+  options: QmpJobOptions,
+  start: () => Promise<void>,
+): Promise<QmpJobInfo> {
   const clock = options.clock ?? systemClock;
   const timeoutMs = options.timeoutMs ?? 10 * 60_000;
   const pollIntervalMs = options.pollIntervalMs ?? 1000;
-  const id = (args as { 'job-id': string })['job-id'];
   let concluded = false;
   let wake: (() => void) | undefined;
   // Subscribe before the command: the job may conclude before its reply is read.
@@ -54,7 +79,7 @@ export async function runJob<K extends QmpJobCommand>(
   const wakeUp = () => wake?.();
   client.closed.then(wakeUp, wakeUp);
   try {
-    await client.executeRaw(command, args as unknown as JsonObject);
+    await start();
     const deadline = clock.now() + timeoutMs;
     for (;;) {
       const job = (await client.execute('query-jobs')).find((j) => j.id === id);
