@@ -79,6 +79,10 @@ export function qemuCallHandlers(
     startReplica: ([request]) => sync.startReplica(request),
     findReplica: ([directory]) => sync.findReplica(directory),
     takeReplicaPoint: ([directory, points]) => sync.takePoint(directory, points),
+    mergeReplicaPoint: async ([directory, merge]) => {
+      await sync.mergePoint(directory, merge);
+      return null;
+    },
     stopReplica: async ([directory]) => {
       await sync.stopReplica(directory);
       return null;

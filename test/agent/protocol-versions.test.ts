@@ -135,7 +135,7 @@ describe('agent channel protocol versions, against the real server', () => {
     const currentId = (await s.request('GET', '/agents', { token })).body.items.find(
       (a: ApiAnswer) => a.hostname === 'host-a',
     ).id as string;
-    assert.deepEqual(s.plane.agentHub.link(currentId)?.protocol, { major: 1, minor: 8 });
+    assert.deepEqual(s.plane.agentHub.link(currentId)?.protocol, { major: 1, minor: 9 });
     assert.ok(
       facetOf(driverOf(currentConnection.id), 'portableVms'),
       'this build runs VMs from a description',
@@ -227,7 +227,7 @@ describe('agent channel protocol versions, against the real server', () => {
     );
     assert.throws(
       () => requireFacet(older, 'syncReplication', 'replicate synchronously'),
-      coded('ZEN_UNSUPPORTED', /no 'syncReplication' facet \(since 1\.8\)/),
+      coded('ZEN_UNSUPPORTED', /no 'syncReplication' facet \(since 1\.9\)/),
     );
     // host-b: this build's agent (host-a's was killed by the test before).
     const current = driverOf((await connectionOf('host-b'))!.id);

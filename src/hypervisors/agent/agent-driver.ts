@@ -36,7 +36,8 @@ const facetSince = {
   portableVms: 'runVm',
   diskStreams: 'openDiskReader',
   guestAgent: 'waitForGuestAgent',
-  syncReplication: 'startReplica',
+  // From 1.9: a replica's points are folded in it (1.8's facet had no mergePoint).
+  syncReplication: 'mergeReplicaPoint',
 } as const;
 const isVersioned = (name: FacetName): name is keyof typeof facetSince =>
   Object.hasOwn(facetSince, name);
@@ -63,7 +64,7 @@ export class AgentDriver implements HypervisorDriver {
   /**
    * What the agent can do depends on the protocol version it speaks (asked anew each time). The
    * migration facet is in every version; the portable-VM facet (1.1), the disk-stream facet (1.5),
-   * the guest-agent facet (1.7) and the synchronous-replication facet (1.8) only while an agent of
+   * the guest-agent facet (1.7) and the synchronous-replication facet (1.9) only while an agent of
    * that version or later is connected: a disconnected agent has no version, and nothing it could
    * be asked to do now.
    */

@@ -1,12 +1,13 @@
 /**
  * An agent host's synchronous-replication facet: calls over the channel to the facet of the
- * agent's QEMU driver (protocol 1.8). The replica's daemons run detached at the agent and outlive
+ * agent's QEMU driver (protocol 1.9: 1.8's calls and mergeReplicaPoint). The replica's daemons run detached at the agent and outlive
  * it; the mirror lives in the VM's QEMU: nothing here holds either between calls. The key crosses
  * in the call's arguments (the channel is TLS with the agent's certificate), and the agent keeps
  * it in 0600 files only.
  */
 import type {
   Replica,
+  ReplicaPointMerge,
   ReplicaPointRequest,
   ReplicaPointTaken,
   ReplicaStart,
@@ -19,6 +20,8 @@ import type { AgentCaller } from './agent-caller.js';
 
 /** Starting, freezing and stopping daemons (a few seconds each, per disk) at most this long. */
 const replicaTimeoutMs = 2 * 60_000;
+/** Folding a point copies its data (the agent's daemon gives up after 9 minutes). */
+const mergeTimeoutMs = 10 * 60_000;
 /** A mirror's first pass waits this long at the agent unless told otherwise (the facet's default). */
 const defaultReadyMs = 10 * 60_000;
 
@@ -35,6 +38,10 @@ export class AgentSyncReplication implements SyncReplicationFacet {
 
   takePoint(directory: string, points: ReplicaPointRequest[]): Promise<ReplicaPointTaken[]> {
     return this.agent.call('takeReplicaPoint', [directory, points], replicaTimeoutMs);
+  }
+
+  async mergePoint(directory: string, merge: ReplicaPointMerge): Promise<void> {
+    await this.agent.call('mergeReplicaPoint', [directory, merge], mergeTimeoutMs);
   }
 
   async stopReplica(directory: string): Promise<void> {

@@ -46,11 +46,11 @@ export interface ReplicaStart {
   disks: ReplicaDiskStart[];
   psk: ReplicaPsk;
   /**
-   * The address the replica listens on (the recovery host's replication address). Each disk is
-   * served on a port of its own: a port given here is for a replica of one disk; absent, a free
-   * port is taken for each.
+   * The address the replica listens on. Absent (or without a host): the recovery host's migration
+   * address, the one other hosts reach it on. Each disk is served on a port of its own: a port
+   * given here is for a replica of one disk; absent, a free port is taken for each.
    */
-  listen: { host: string; port?: number };
+  listen?: { host?: string; port?: number };
   /** Every write on stable storage at the replica before it is acknowledged (a cost in latency). Default false. */
   writethrough?: boolean;
 }
@@ -84,6 +84,18 @@ export interface ReplicaPointTaken {
   point: string;
   overlay: string;
   takenAt: string;
+}
+
+/**
+ * Folding a point into the one under it while the replica runs: `overlay` (a point of the running
+ * replica's chain) is merged into `backing` (the image directly under it), whatever reads through
+ * `overlay` (a later point, or the live overlay) reads through `backing` from then on, and
+ * `overlay`'s file is removed.
+ */
+export interface ReplicaPointMerge {
+  diskId: string;
+  overlay: string;
+  backing: string;
 }
 
 /** Where the protected VM's mirror sends a disk's writes: a ReplicaDisk's address and the key. */
@@ -123,6 +135,15 @@ export interface SyncReplicationFacet {
   findReplica(directory: string): Promise<Replica | null>;
   /** Freezes each named disk's live overlay as a point and goes on into the new overlay. */
   takePoint(directory: string, points: ReplicaPointRequest[]): Promise<ReplicaPointTaken[]>;
+  /**
+   * Folds a point of a running replica's chain into the image under it, inside the replica (the
+   * chain is held open by it: no other process may write it). Safe to run again: an `overlay`
+   * that is gone, or no longer in the chain, was merged already (its file is removed).
+   * ZEN_NOT_FOUND when no replica of the disk runs in the directory (fold it as files then);
+   * ZEN_INVALID_STATE when `backing` is not directly under `overlay`; ZEN_DISK_IN_USE when another
+   * process holds `backing` open (a test failover's VM reading the chain).
+   */
+  mergePoint(directory: string, merge: ReplicaPointMerge): Promise<void>;
   /** Stops the replica and removes its key; its images stay. Nothing running is fine. */
   stopReplica(directory: string): Promise<void>;
   /** Mirrors a disk of a running VM to a replica; answers once the mirror is ready. */

@@ -7,6 +7,7 @@
  * directories and lets go of their monitors once done, so a daemon is the same to an agent that
  * started it and to one restarted since (it is detached and outlives the agent). Every path is
  * checked to be inside the host's storage roots: the control plane names them, the agent writes.
+ * A replica listens on the host's migration address unless told otherwise, a free port per disk.
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -16,6 +17,7 @@ import { pathWithinRoots } from '../../core/paths.js';
 import type {
   Replica,
   ReplicaDisk,
+  ReplicaPointMerge,
   ReplicaPointRequest,
   ReplicaPointTaken,
   ReplicaStart,
@@ -64,7 +66,7 @@ function diskOf(diskId: string, daemon: ReplicaDaemon): ReplicaDisk {
 
 export class QemuSyncReplication implements SyncReplicationFacet {
   constructor(
-    private readonly host: Pick<QemuHost, 'storageRoots' | 'clock'>,
+    private readonly host: Pick<QemuHost, 'storageRoots' | 'clock' | 'migrationAddress'>,
     private readonly mirrors: QemuSyncMirrors,
   ) {}
 
@@ -96,7 +98,10 @@ export class QemuSyncReplication implements SyncReplicationFacet {
       throw new ZenithError('ZEN_BAD_REQUEST', 'a replica serves at least one disk', {
         field: 'disks',
       });
-    if (request.listen.port !== undefined && request.disks.length > 1)
+    // By default where other hosts reach this one: its migration address.
+    const listenHost = request.listen?.host ?? this.host.migrationAddress;
+    const listenPort = request.listen?.port;
+    if (listenPort !== undefined && request.disks.length > 1)
       throw new ZenithError(
         'ZEN_BAD_REQUEST',
         'each disk is served on a port of its own: a port is given only for a replica of one disk',
@@ -126,8 +131,8 @@ export class QemuSyncReplication implements SyncReplicationFacet {
           dir: join(directory, disk.diskId),
           base,
           overlay,
-          host: request.listen.host,
-          port: request.listen.port ?? (await freePortAt(request.listen.host)),
+          host: listenHost,
+          port: listenPort ?? (await freePortAt(listenHost)),
           psk: request.psk,
           exportName: disk.diskId,
           writethrough: request.writethrough === true,
@@ -171,6 +176,25 @@ export class QemuSyncReplication implements SyncReplicationFacet {
         taken.push({ diskId, ...point });
       }
       return taken;
+    } finally {
+      for (const daemon of running.values()) await daemon.release();
+    }
+  }
+
+  async mergePoint(directory: string, merge: ReplicaPointMerge): Promise<void> {
+    checkDiskId(merge.diskId);
+    const overlay = this.#path(merge.overlay);
+    const backing = this.#path(merge.backing);
+    const running = await this.#daemons(directory);
+    try {
+      const daemon = running.get(merge.diskId);
+      if (!daemon)
+        throw new ZenithError(
+          'ZEN_NOT_FOUND',
+          `no replica of ${merge.diskId} runs in ${this.#path(directory)}: fold its files instead`,
+          { directory, disks: [merge.diskId] },
+        );
+      await daemon.mergePoint(overlay, backing);
     } finally {
       for (const daemon of running.values()) await daemon.release();
     }

@@ -32,6 +32,7 @@ import {
 } from './qemu-values.js';
 import {
   Replica,
+  ReplicaPointMerge,
   ReplicaPointRequests,
   ReplicaPointsTaken,
   ReplicaStart,
@@ -65,6 +66,7 @@ const v1_5: ProtocolVersion = { major: 1, minor: 5 };
 const v1_6: ProtocolVersion = { major: 1, minor: 6 };
 const v1_7: ProtocolVersion = { major: 1, minor: 7 };
 const v1_8: ProtocolVersion = { major: 1, minor: 8 };
+const v1_9: ProtocolVersion = { major: 1, minor: 9 };
 
 function call<Args extends TSchema, Result extends TSchema>(
   since: ProtocolVersion,
@@ -187,6 +189,8 @@ export const agentCalls = {
     Type.Tuple([Type.String(), ReplicaPointRequests]),
     ReplicaPointsTaken,
   ),
+  /** A point of a running replica folded into the image under it, inside the replica's daemon. */
+  mergeReplicaPoint: call(v1_9, Type.Tuple([Type.String(), ReplicaPointMerge]), Type.Null()),
   stopReplica: call(v1_8, Type.Tuple([Type.String()]), Type.Null()),
   // The protected VM's end: a disk's write-blocking mirror into a replica.
   startSyncMirror: call(

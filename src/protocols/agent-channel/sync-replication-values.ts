@@ -1,6 +1,7 @@
 /**
- * The synchronous-replication facet's values as they cross the agent channel (protocol 1.8): a
- * replica's request and its disks' addresses, points, a mirror's target and status. The key is
+ * The synchronous-replication facet's values as they cross the agent channel (protocol 1.8; 1.9
+ * adds folding a point, and a replica's address may be left to the agent): a replica's request and
+ * its disks' addresses, points, a point to fold, a mirror's target and status. The key is
  * checked here as QEMU's key file can carry it (an identity without a colon, hex digits), and is
  * never part of an answer.
  */
@@ -23,7 +24,8 @@ export const ReplicaStart = Type.Object({
     maxItems: 64,
   }),
   psk: ReplicaPsk,
-  listen: Type.Object({ host, port: Type.Optional(port) }),
+  /** Absent, or without a host: the agent's migration address. */
+  listen: Type.Optional(Type.Object({ host: Type.Optional(host), port: Type.Optional(port) })),
   writethrough: Type.Optional(Type.Boolean()),
 });
 
@@ -50,6 +52,8 @@ export const ReplicaPointRequests = Type.Array(Type.Object({ diskId, path }), {
 export const ReplicaPointsTaken = Type.Array(
   Type.Object({ diskId, point: path, overlay: path, takenAt: Type.String() }),
 );
+
+export const ReplicaPointMerge = Type.Object({ diskId, overlay: path, backing: path });
 
 export const SyncMirrorTarget = Type.Object({
   host,

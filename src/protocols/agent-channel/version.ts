@@ -25,9 +25,11 @@ export interface ProtocolVersion {
  * `paused` (a VM started with its guest not yet running, so its console is read from the start)
  * and waitForGuestAgent (the guest-agent facet). 1.8: the synchronous-replication facet
  * (startReplica … stopReplica on the recovery host, startSyncMirror … stopSyncMirror on the
- * protected VM's host).
+ * protected VM's host). 1.9: mergeReplicaPoint (a point of a running replica folded into the image
+ * under it, inside the replica), and a replica's listen address optional (the agent's migration
+ * address); the control plane offers the synchronous-replication facet from 1.9 only.
  */
-export const channelProtocol: ProtocolVersion = { major: 1, minor: 8 };
+export const channelProtocol: ProtocolVersion = { major: 1, minor: 9 };
 
 /** Agents from before the handshake carried a version speak 1.0. */
 export const unversioned: ProtocolVersion = { major: 1, minor: 0 };
