@@ -3,13 +3,15 @@
  * qemu-storage-daemon, one control plane): through the control plane's drivers of the two hosts,
  * a replica is started on host B and a guest on host A, writing its numbered pattern, is mirrored
  * into it. Every point taken on B holds every block the guest had reported written before it
- * (RPO 0); the replica outlives B's agent and is found again by its restarted agent; stopping the
+ * (RPO 0); the replica outlives B's agent and is found again by its restarted agent; the oldest
+ * point is folded into the base inside the running replica while the guest writes on; stopping the
  * mirror lets the guest write on, stopping the replica ends its daemon. A wrong key is refused
- * with its code across the channel, the key is in no agent's log, and an agent speaking 1.7 has
+ * with its code across the channel, the key is in no agent's log, a replica started without an
+ * address listens on its agent's migration address, and an agent speaking 1.8 (no mergePoint) has
  * no such facet and is told to upgrade.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -36,6 +38,8 @@ import { until } from '../../src/testing/wait.js';
 
 const MiB = 1024 * 1024;
 const DISK_BYTES = 64 * MiB;
+/** Host B's migration address (not the default 127.0.0.1): a replica without an address listens there. */
+const B_MIGRATION_ADDRESS = '127.0.0.2';
 const coded = (code: string, message?: RegExp) => (error: unknown) =>
   isZenithError(error) && error.code === code && (!message || message.test(error.message));
 
@@ -60,7 +64,10 @@ describe('synchronous replication between agent hosts (real agents, real QEMU)',
       stateDir: join(base, hostName),
       storageRoots: [storage(hostName), dirname(image.kernel)],
       hostName,
-      extra,
+      extra: [
+        ...extra,
+        ...(hostName === 'sync-b' ? ['--migration-address', B_MIGRATION_ADDRESS] : []),
+      ],
       env,
     });
   const connectionOf = async (hostName: string) =>
@@ -213,6 +220,8 @@ describe('synchronous replication between agent hosts (real agents, real QEMU)',
     assert.equal((await vmEnd.mirrorStatus(vm.externalId, 'disk0')).state, 'ready');
 
     const chain = [readyPoint];
+    /** What each point held (by its file). */
+    const held = new Map<string, number>();
     let previous = 0;
     const takeAndCheck = async (i: number) => {
       await writtenMore(16 * i);
@@ -221,13 +230,14 @@ describe('synchronous replication between agent hosts (real agents, real QEMU)',
         await facetOn('sync-b')
       ).takePoint(directory, [{ diskId: 'disk0', path: join(chainDir, `live-${i}.qcow2`) }]);
       assert.ok(taken);
-      const held = patternPrefix(guestBytes(taken.point));
+      const blocks = patternPrefix(guestBytes(taken.point));
       assert.ok(
-        held >= before,
-        `point ${i} holds ${held} blocks; the guest had said ${before} were written before it`,
+        blocks >= before,
+        `point ${i} holds ${blocks} blocks; the guest had said ${before} were written before it`,
       );
-      assert.ok(held >= previous, 'a later point never holds less');
-      previous = held;
+      assert.ok(blocks >= previous, 'a later point never holds less');
+      previous = blocks;
+      held.set(taken.point, blocks);
       assert.deepEqual(await backingChain(taken.point), chain.toReversed());
       chain.push(taken.point);
       assert.equal(taken.overlay, join(chainDir, `live-${i}.qcow2`));
@@ -248,6 +258,38 @@ describe('synchronous replication between agent hosts (real agents, real QEMU)',
     assert.equal((await vmEnd.mirrorStatus(vm.externalId, 'disk0')).state, 'ready');
     await takeAndCheck(3);
 
+    // The oldest point folded into the base inside the running replica, the guest writing on.
+    const [, oldest, second, third] = chain;
+    assert.ok(oldest && second && third && oldest === disk.overlay, JSON.stringify(chain));
+    const fold = { diskId: 'disk0', overlay: oldest, backing: readyPoint };
+    await (await facetOn('sync-b')).mergePoint(directory, fold);
+    assert.ok(!existsSync(oldest), 'the folded point is removed');
+    chain.splice(1, 1);
+    assert.deepEqual(await backingChain(second), [readyPoint]);
+    assert.deepEqual(await backingChain(third), [second, readyPoint]);
+    const inBase = patternPrefix(guestBytes(readyPoint));
+    assert.ok(
+      inBase >= held.get(oldest)!,
+      `the base holds ${inBase} blocks after the fold; the point folded into it held ${held.get(oldest)}`,
+    );
+    assert.equal((await vmEnd.mirrorStatus(vm.externalId, 'disk0')).state, 'ready');
+    await takeAndCheck(4);
+    await (await facetOn('sync-b')).mergePoint(directory, fold); // done already: fine
+    await assert.rejects(
+      (await facetOn('sync-b')).mergePoint(directory, {
+        diskId: 'disk0',
+        overlay: third,
+        backing: readyPoint,
+      }),
+      coded('ZEN_INVALID_STATE'),
+      'the image under the point is another',
+    );
+    await assert.rejects(
+      (await facetOn('sync-b')).mergePoint(join(storage('sync-b'), 'replica-none'), fold),
+      coded('ZEN_NOT_FOUND'),
+    );
+    assert.ok(existsSync(third) && existsSync(second), 'a refused fold changes nothing');
+
     assert.equal((await vmEnd.stopMirror(vm.externalId, 'disk0')).state, 'ready');
     assert.deepEqual(await vmEnd.mirrorStatus(vm.externalId, 'disk0'), { state: 'none' });
     await writtenMore(16);
@@ -261,7 +303,7 @@ describe('synchronous replication between agent hosts (real agents, real QEMU)',
       assert.ok(!agent.output().includes(psk.key), `${name}'s log holds the key`);
   });
 
-  test('a replica of two disks serves each on a port of its own and takes a point of both; one that cannot start for a disk leaves none running', async () => {
+  test("a replica of two disks serves each on a port of its own (by default on its agent's migration address) and takes a point of both; one that cannot start for a disk leaves none running", async () => {
     const replicaEnd = await facetOn('sync-b');
     const chainDir = join(storage('sync-b'), 'two-disks');
     mkdirSync(chainDir, { recursive: true });
@@ -272,7 +314,6 @@ describe('synchronous replication between agent hosts (real agents, real QEMU)',
       directory: join(storage('sync-b'), 'replica-r2'),
       disks: ['disk0', 'disk1'].map((diskId, i) => ({ diskId, base: bases[i]! })),
       psk,
-      listen: { host: '127.0.0.1' },
     });
 
     await assert.rejects(
@@ -298,6 +339,11 @@ describe('synchronous replication between agent hosts (real agents, real QEMU)',
       ],
     );
     assert.notEqual(replica.disks[0]!.port, replica.disks[1]!.port);
+    assert.deepEqual(
+      replica.disks.map((d) => d.host),
+      [B_MIGRATION_ADDRESS, B_MIGRATION_ADDRESS],
+      "no address given: the agent's migration address",
+    );
     const points = await replicaEnd.takePoint(
       replica.directory,
       ['disk0', 'disk1'].map((diskId) => ({
@@ -317,23 +363,29 @@ describe('synchronous replication between agent hosts (real agents, real QEMU)',
     assert.equal(await replicaEnd.findReplica(replica.directory), null);
   });
 
-  test('an agent speaking 1.7 has no synchronous-replication facet: it is refused with ZEN_UNSUPPORTED saying to upgrade it, and a direct call too', async () => {
-    const connection = await startAgent('sync-17', { ZENITH_AGENT_PROTOCOL: '1.7' });
+  test('an agent speaking 1.8 (no mergePoint) has no synchronous-replication facet: it is refused with ZEN_UNSUPPORTED saying to upgrade it, and a direct call too', async () => {
+    const connection = await startAgent('sync-18', { ZENITH_AGENT_PROTOCOL: '1.8' });
     const older = s.plane.connections.driver(connection.id);
     assert.throws(
       () => requireFacet(older, 'syncReplication', 'replicate synchronously'),
       coded(
         'ZEN_UNSUPPORTED',
-        /protocol 1\.7.*no 'syncReplication' facet \(since 1\.8\).*upgrade the agent/,
+        /protocol 1\.8.*no 'syncReplication' facet \(since 1\.9\).*upgrade the agent/,
       ),
     );
     const agentId = ((await s.request('GET', '/agents', { token })).body.items as ApiAnswer[]).find(
-      (a) => a.hostname === 'sync-17',
+      (a) => a.hostname === 'sync-18',
     )!.id as string;
+    const point = join(storage('sync-18'), 'point.qcow2');
     await assert.rejects(
-      s.plane.agentHub.link(agentId)!.call('findReplica', [storage('sync-17')]),
+      s.plane.agentHub
+        .link(agentId)!
+        .call('mergeReplicaPoint', [
+          storage('sync-18'),
+          { diskId: 'disk0', overlay: point, backing: point },
+        ]),
       coded('ZEN_UNSUPPORTED'),
     );
-    assert.equal((await connectionOf('sync-17'))?.state, 'connected');
+    assert.equal((await connectionOf('sync-18'))?.state, 'connected');
   });
 });
