@@ -202,6 +202,20 @@ export const eventData = {
     code: Type.String(),
     message: Type.String(),
   }),
+  /** A sync replication's mirror is ready: every write of the VM reaches its replica (RPO 0). */
+  'replication.syncEngaged': Type.Object({
+    name: Type.String(),
+    disks: Type.Number(),
+  }),
+  /**
+   * A sync replication's mirror was lost, or could not be set up: interval cycles keep the
+   * replica until it is set up again.
+   */
+  'replication.syncLost': Type.Object({
+    name: Type.String(),
+    code: Type.String(),
+    message: Type.String(),
+  }),
   /** The VM's current RPO went over its target (said once until it is back under). */
   'replication.rpoExceeded': Type.Object({
     name: Type.String(),

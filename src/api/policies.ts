@@ -86,6 +86,8 @@ const ReplicationPolicySettings = Type.Object(
     rpoSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 86_400 })),
     intervalSeconds: Type.Optional(Type.Integer({ minimum: 5, maximum: 86_400 })),
     keepPoints: Type.Optional(Type.Integer({ minimum: 1, maximum: 24 })),
+    /** interval (default) or sync (every write mirrored to the replica: RPO 0). */
+    mode: Type.Optional(StringEnum(['interval', 'sync'] as const)),
   },
   { additionalProperties: false },
 );

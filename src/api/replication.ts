@@ -126,7 +126,28 @@ export const ReplicationView = Type.Object({
   intervalSeconds: Type.Integer(),
   keepPoints: Type.Integer(),
   state: ReplicationState,
-  /** Seconds since the data of the latest ready point was taken (null: no point yet). */
+  /** interval: cycles of what changed; sync: a write-blocking mirror into a running replica. */
+  mode: StringEnum(['interval', 'sync'] as const),
+  /**
+   * A sync replication's mirror (null for interval ones): not set up yet (state null), engaging,
+   * mirroring (every write reaches the replica: RPO 0), fallback (lost, or its setup failed:
+   * interval cycles keep the replica until it is set up again, with why).
+   */
+  sync: Type.Union([
+    Type.Object({
+      state: Type.Union([StringEnum(['engaging', 'mirroring', 'fallback'] as const), Type.Null()]),
+      since: NullableInstant,
+      error: Type.Union([
+        Type.Object({ code: Type.String(), message: Type.String() }),
+        Type.Null(),
+      ]),
+    }),
+    Type.Null(),
+  ]),
+  /**
+   * Seconds since the data of the latest ready point was taken (null: no point yet); 0 while a
+   * sync replication's mirror holds.
+   */
   currentRpoSeconds: Type.Union([Type.Number(), Type.Null()]),
   rpoExceeded: Type.Boolean(),
   nextCycleAt: NullableInstant,
@@ -197,6 +218,12 @@ export const protectVm = operation({
   body: Type.Object(
     {
       targetHost: IdOrName,
+      mode: Type.Optional(
+        StringEnum(['interval', 'sync'] as const, {
+          description:
+            'interval (default): cycles of what changed; sync: every write mirrored to the replica before the guest sees it complete (RPO 0, at a cost in write latency; both hosts need the synchronous-replication facet: QEMU hosts, agents from protocol 1.9)',
+        }),
+      ),
       rpoSeconds: ReplicationSettings.rpoSeconds,
       intervalSeconds: Type.Optional(ReplicationSettings.intervalSeconds),
       keepPoints: Type.Optional(ReplicationSettings.keepPoints),
@@ -266,8 +293,11 @@ export const ReplicationCycleResult = Type.Object({
   vmId: Type.String(),
   pointId: Type.String(),
   seq: Type.Integer(),
-  /** full: the first point (or a disk whose checkpoint was lost); changed: what changed only. */
-  scope: StringEnum(['full', 'changed'] as const),
+  /**
+   * full: the first point (or a disk whose checkpoint was lost); changed: what changed only; sync:
+   * a point taken inside a sync replication's running replica (nothing read).
+   */
+  scope: StringEnum(['full', 'changed', 'sync'] as const),
   takenAt: Instant,
   readBytes: Type.Integer(),
   /** Points folded into the base to keep `keepPoints`. */

@@ -450,6 +450,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     events,
     identities,
     sites,
+    secrets,
     clock,
     logger: logger.child({ room: 'replication' }),
   });

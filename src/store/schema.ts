@@ -513,6 +513,12 @@ export interface ReplicationsTable {
   created_by: string;
   created_at: number;
   updated_at: number;
+  mode: Generated<string>;
+  sync_key: string | null;
+  sync_state: string | null;
+  sync_overlays: string | null;
+  sync_since: number | null;
+  sync_error: string | null;
 }
 
 export interface ReplicaPointsTable {

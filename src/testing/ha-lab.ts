@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { HaSettings } from '../services/policy/policy-document.js';
 import { adminPassword, type ApiAnswer, type TestServer } from './control-plane.js';
-import { consoleTicks } from './guest-console.js';
+import { consoleTicks, GuestConsole } from './guest-console.js';
 import {
   ensureAgentGuestImage,
   ensureGuestImage,
@@ -106,6 +106,8 @@ export interface HaLab {
   qemus(): Promise<QemuProcess[]>;
   /** The next `count` `tick N` lines of the guest's serial console, read through the API: it runs. */
   consoleTicks(vmId: string, count: number): Promise<number[]>;
+  /** The VM's serial console through the API, read from now on (close it when done). */
+  openConsole(vmId: string): Promise<GuestConsole>;
   /**
    * Kills `zenith serve` (SIGKILL by default) and starts it again on the same data directory, after
    * `whileDown` (ms, or work done meanwhile).
@@ -167,6 +169,15 @@ export async function startHaLab(options: HaLabOptions): Promise<HaLab> {
     const text = await response.text();
     return { status: response.status, body: text ? JSON.parse(text) : null };
   };
+  /** The console readers speak to a server by its base URL and the API's request shape. */
+  const consoleServer = () =>
+    ({
+      get baseUrl() {
+        return server!.url;
+      },
+      request: async (method: string, path: string, options: { body?: unknown }) =>
+        api(method, path, options.body),
+    }) as unknown as TestServer;
   const ok = async (method: string, path: string, body?: unknown) => {
     const answer = await api(method, path, body);
     if (answer.status >= 300)
@@ -348,15 +359,10 @@ export async function startHaLab(options: HaLabOptions): Promise<HaLab> {
       );
     },
     consoleTicks(vmId, count) {
-      // The console reader speaks to a server by its base URL and the API's request shape.
-      const server_ = {
-        get baseUrl() {
-          return server!.url;
-        },
-        request: async (method: string, path: string, options: { body?: unknown }) =>
-          api(method, path, options.body),
-      } as unknown as TestServer;
-      return consoleTicks(server_, token, vmId, count);
+      return consoleTicks(consoleServer(), token, vmId, count);
+    },
+    openConsole(vmId) {
+      return GuestConsole.ofVm(consoleServer(), token, vmId);
     },
     async qemus() {
       const found: QemuProcess[] = [];

@@ -30,6 +30,12 @@ function settings(options: SettingOptions) {
   };
 }
 
+/** interval, or sync with where its mirror stands (and why it was lost). */
+const modeText = (r: Replication) =>
+  r.sync
+    ? `sync: ${r.sync.state ?? 'not set up yet'}${r.sync.since ? ` since ${formatTime(r.sync.since)}` : ''}${r.sync.error ? ` (${r.sync.error.code}: ${r.sync.error.message})` : ''}`
+    : 'interval';
+
 /** The replica's host, and its site when it has one. */
 const targetText = (r: Replication) =>
   `${r.targetHost.name}${r.targetSite ? ` (${r.targetSite.name})` : ''}`;
@@ -43,11 +49,12 @@ export function registerReplication(program: Command): void {
   addListCommand<AnswerOf<typeof listReplications>>(replication, {
     description: 'List the replicated VMs with their current RPO',
     path: '/replications',
-    headers: ['VM', 'TO', 'STATE', 'RPO', 'TARGET', 'POINTS', 'LAST POINT'],
+    headers: ['VM', 'TO', 'STATE', 'MODE', 'RPO', 'TARGET', 'POINTS', 'LAST POINT'],
     row: (r) => [
       r.vm.name,
       targetText(r),
       `${r.state}${r.lastCycleError ? ` (last cycle: ${r.lastCycleError.code})` : ''}`,
+      r.sync ? `sync (${r.sync.state ?? 'pending'})` : 'interval',
       `${rpoText(r)}${r.rpoExceeded ? ' (over)' : ''}`,
       `${r.rpoSeconds} s`,
       r.points.filter((p) => p.state === 'ready').length,
@@ -65,6 +72,7 @@ export function registerReplication(program: Command): void {
         ['to', targetText(shown)],
         ['directory', shown.directory],
         ['state', shown.state],
+        ['mode', modeText(shown)],
         [
           'rpo',
           `${rpoText(shown)} (target ${shown.rpoSeconds} s${shown.rpoExceeded ? ', over' : ''})`,
@@ -102,17 +110,30 @@ export function registerReplication(program: Command): void {
     .requiredOption('--rpo <seconds>', 'the most data a failover may lose (at least 60)')
     .option('--interval <seconds>', 'how often a cycle starts (default half the RPO)')
     .option('--keep <points>', 'points in time kept (default 3)')
-    .action(async (vm: string, options: SettingOptions & { to: string }, command: Command) => {
-      const globals = command.optsWithGlobals<Globals>();
-      const made = await ApiClient.fromConfig(globals).post<Replication>(vmPath(vm), {
-        targetHost: options.to,
-        ...settings(options),
-      });
-      if (globals.json) return printJson(made);
-      process.stderr.write(
-        `${made.vm.name} is replicated to ${made.targetHost.name} every ${made.intervalSeconds} s (RPO ${made.rpoSeconds} s)\n`,
-      );
-    });
+    .option(
+      '--sync',
+      'mirror every write to the replica before the guest sees it complete (RPO 0, at a cost in write latency); --interval is then how often a point is taken',
+    )
+    .action(
+      async (
+        vm: string,
+        options: SettingOptions & { to: string; sync?: boolean },
+        command: Command,
+      ) => {
+        const globals = command.optsWithGlobals<Globals>();
+        const made = await ApiClient.fromConfig(globals).post<Replication>(vmPath(vm), {
+          targetHost: options.to,
+          ...(options.sync ? { mode: 'sync' } : {}),
+          ...settings(options),
+        });
+        if (globals.json) return printJson(made);
+        process.stderr.write(
+          made.mode === 'sync'
+            ? `${made.vm.name}'s writes are mirrored to ${made.targetHost.name} once its first copy is there, a point taken every ${made.intervalSeconds} s (RPO target ${made.rpoSeconds} s while the mirror is down)\n`
+            : `${made.vm.name} is replicated to ${made.targetHost.name} every ${made.intervalSeconds} s (RPO ${made.rpoSeconds} s)\n`,
+        );
+      },
+    );
   replication
     .command('set <vm>')
     .description("Change a VM's RPO, interval or points kept, or pause and resume it")

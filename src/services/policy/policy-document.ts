@@ -153,6 +153,8 @@ export interface ReplicationPolicySettings {
   rpoSeconds?: number;
   intervalSeconds?: number;
   keepPoints?: number;
+  /** interval (default) or sync. */
+  mode?: 'interval' | 'sync';
 }
 
 export interface PolicySettings {
@@ -323,6 +325,8 @@ function checkReplication(replication: ReplicationPolicySettings): void {
   }
   if (replication.keepPoints !== undefined)
     checkNumber(`${field}.keepPoints`, replication.keepPoints, 1, 24);
+  if (replication.mode !== undefined && !['interval', 'sync'].includes(replication.mode))
+    throw invalid(`${field}.mode`, "is 'interval' or 'sync'");
 }
 
 function checkHa(ha: HaSettings, scope: ScopeKind): void {

@@ -160,9 +160,13 @@ export class RecoveryRunner {
     } else {
       if (operation === 'failover')
         ({ fromConnectionId, fromExternalId, fenced } = await this.#fence(step, host, runId));
+      // None chosen: a sync replication's replica gives a point of now (every write the guest saw
+      // complete); an interval one's latest ready point is the newest there is.
       point = step.point_id
         ? ((await replications.points(replication.id)).find((p) => p.id === step.point_id) ?? null)
-        : await replications.latestReady(replication.id);
+        : operation === 'failover'
+          ? await replications.lastPoint(step.vm_id, runId)
+          : await replications.testPoint(step.vm_id, runId);
     }
     if (!point || !replication.description)
       throw new ZenithError('ZEN_INVALID_STATE', 'its replica has no ready point in time');

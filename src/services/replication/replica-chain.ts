@@ -13,6 +13,27 @@ import type { ManagedObject } from '../inventory/model.js';
 import type { PointDisk, ReplicaPoint, Replication } from './replica-types.js';
 import { STALL_MS, within } from './replica-copy.js';
 
+/**
+ * Folds `overlay` into `backing` (and points `above` at `backing`): the target's mergeOverlay, or
+ * for a sync replication the running replica's own (which holds the chain open).
+ */
+export type PointMerger = (merge: {
+  diskId: string;
+  overlay: string;
+  backing: string;
+  above: string | null;
+}) => Promise<void>;
+
+/** The target's own fold, as files. */
+export function fileMerger(target: DiskStreamFacet): PointMerger {
+  return ({ overlay, backing, above }) =>
+    target.mergeOverlay!({
+      overlay: { path: overlay },
+      backing: { path: backing },
+      above: above ? { path: above } : null,
+    });
+}
+
 export class ReplicaChain {
   constructor(private readonly deps: { store: Store; clock: Clock; logger: Logger }) {}
 
@@ -99,16 +120,24 @@ export class ReplicaChain {
   }
 
   /** A merge a killed cycle left half-way is finished (each step may be run again). */
-  async finishMerges(replication: Replication, target: DiskStreamFacet): Promise<void> {
+  async finishMerges(
+    replication: Replication,
+    target: DiskStreamFacet,
+    merger: PointMerger = fileMerger(target),
+  ): Promise<void> {
     const points = await this.points(replication.id);
     for (const point of points.filter((p) => p.state === 'merging')) {
       const later = points.filter((p) => p.seq > point.seq && p.state === 'ready');
-      if (later[0]) await this.#merge(point, later[0], later[1] ?? null, target);
+      if (later[0]) await this.#merge(point, later[0], later[1] ?? null, target, merger);
     }
   }
 
   /** Folds the oldest points into the base until `keepPoints` remain; answers how many went. */
-  async retain(replication: Replication, target: DiskStreamFacet): Promise<number> {
+  async retain(
+    replication: Replication,
+    target: DiskStreamFacet,
+    merger: PointMerger = fileMerger(target),
+  ): Promise<number> {
     let merged = 0;
     for (;;) {
       const ready = (await this.points(replication.id)).filter((p) => p.state === 'ready');
@@ -120,7 +149,7 @@ export class ReplicaChain {
         .where('id', '=', base!.id)
         .execute();
       try {
-        await this.#merge(base!, next!, above ?? null, target);
+        await this.#merge(base!, next!, above ?? null, target, merger);
         merged++;
       } catch (error) {
         // A test failover running from these images holds them: kept until it is cleaned up.
@@ -150,6 +179,7 @@ export class ReplicaChain {
     next: ReplicaPoint,
     above: ReplicaPoint | null,
     target: DiskStreamFacet,
+    merger: PointMerger,
   ): Promise<void> {
     const nextDisks = next.disks.map((d) => ({ ...d }));
     const aboveDisks = above?.disks.map((d) => ({ ...d })) ?? null;
@@ -163,10 +193,11 @@ export class ReplicaChain {
         continue;
       }
       const upper = aboveDisks?.find((d) => d.diskId === disk.diskId && d.backing === disk.path);
-      await target.mergeOverlay!({
-        overlay: { path: disk.path },
-        backing: { path: under.path },
-        above: upper ? { path: upper.path } : null,
+      await merger({
+        diskId: disk.diskId,
+        overlay: disk.path,
+        backing: under.path,
+        above: upper?.path ?? null,
       });
       if (upper) upper.backing = under.path;
       disk.path = under.path;

@@ -20,7 +20,7 @@ import type { ReplicationCycleResult } from '../../api/replication.js';
 import type { ConnectionService } from '../connections/connection-service.js';
 import type { InventoryService } from '../inventory/inventory-service.js';
 import type { ManagedObject } from '../inventory/model.js';
-import type { ReplicaChain } from './replica-chain.js';
+import type { PointMerger, ReplicaChain } from './replica-chain.js';
 import type { ReplicaLeftovers } from './replica-leftovers.js';
 import { copyDisk } from './replica-copy.js';
 import type { PointDisk, Replication, ReplicationDeps } from './replica-types.js';
@@ -30,6 +30,8 @@ export class ReplicaCycles {
     private readonly deps: ReplicationDeps,
     private readonly chain: ReplicaChain,
     private readonly leftovers: ReplicaLeftovers,
+    /** How the replication's points are folded on that target. */
+    private readonly mergerOf: (replication: Replication, target: DiskStreamFacet) => PointMerger,
   ) {}
 
   async run(
@@ -41,7 +43,8 @@ export class ReplicaCycles {
     if (!target) throw new ZenithError('ZEN_NOT_FOUND', 'the target host is gone');
     const targetStreams = targetStreamsOf(this.deps.connections, target);
     await this.chain.clearCutOff(replication, targetStreams);
-    await this.chain.finishMerges(replication, targetStreams);
+    const merger = this.mergerOf(replication, targetStreams);
+    await this.chain.finishMerges(replication, targetStreams, merger);
     const vm = presentVm(this.deps.inventory, replication.vmId);
     const source = this.deps.connections.driver(vm.connectionId!);
     const streams = requireFacet(source, 'diskStreams', 'replicating a VM');
@@ -163,7 +166,7 @@ export class ReplicaCycles {
         data: { name: replication.vmName, seq, scope, takenAt, readBytes },
       },
     ]);
-    const merged = await this.chain.retain(replication, targetStreams);
+    const merged = await this.chain.retain(replication, targetStreams, merger);
     // The site holds a ready copy again: what the VM left at its hosts goes (never failing this).
     await this.leftovers
       .reclaim(replication, context)

@@ -9,7 +9,8 @@
  * at a time in the order recorded (an overlay before the image it reads through). The host
  * refuses an image a VM there uses (ZEN_DISK_IN_USE) and a definition that runs: that leftover
  * stays for a later cycle, as does everything on a host that does not answer. A reclaim never
- * fails the cycle that asked for it.
+ * fails the cycle that asked for it. Once the VM's replication is stopped, what it left anywhere is
+ * reclaimed then, and what could not be is tried again every minute.
  */
 import { isZenithError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
@@ -63,6 +64,25 @@ export class ReplicaLeftovers {
       .execute();
   }
 
+  /** VMs with leftovers and no replication (it was stopped): theirs are reclaimed anywhere. */
+  async orphaned(): Promise<Array<{ vmId: string }>> {
+    return this.deps.store.db
+      .selectFrom('replica_leftovers')
+      .select('vm_id as vmId')
+      .distinct()
+      .where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('replications')
+              .select('id')
+              .whereRef('replications.vm_id', '=', 'replica_leftovers.vm_id'),
+          ),
+        ),
+      )
+      .execute();
+  }
+
   /** The VM's leftovers, oldest first. */
   async of(vmId: string): Promise<Array<Leftover & { id: string; since: number }>> {
     const rows = await this.deps.store.db
@@ -85,9 +105,15 @@ export class ReplicaLeftovers {
 
   /**
    * After a cycle made a ready point: what the VM left at the hosts of the replica's site goes.
-   * Answers how many leftovers were reclaimed whole.
+   * `anySite`: the VM's replication was stopped, so no replica is wanted anywhere — what it left
+   * at any host goes (still only while it runs on another host). Answers how many leftovers were
+   * reclaimed whole.
    */
-  async reclaim(replication: Replication, context: ActionContext): Promise<number> {
+  async reclaim(
+    replication: Pick<Replication, 'vmId' | 'vmName' | 'targetHostId'>,
+    context: ActionContext,
+    options: { anySite?: boolean } = {},
+  ): Promise<number> {
     const { inventory, connections, sites, logger } = this.deps;
     const leftovers = await this.of(replication.vmId);
     if (leftovers.length === 0) return 0;
@@ -105,9 +131,11 @@ export class ReplicaLeftovers {
       if (!host?.connectionId || !answering.has(host.connectionId)) continue;
       // The VM runs there: nothing of it there is left over.
       if (vm?.connectionId === host.connectionId) continue;
-      const hostSite =
-        leftover.hostId === replication.targetHostId ? site : await sites.siteOf(host.id);
-      if (!site || hostSite?.id !== site.id) continue;
+      if (!options.anySite) {
+        const hostSite =
+          leftover.hostId === replication.targetHostId ? site : await sites.siteOf(host.id);
+        if (!site || hostSite?.id !== site.id) continue;
+      }
       try {
         const driver = connections.driver(host.connectionId);
         if (leftover.definitionId) {
@@ -150,7 +178,9 @@ export class ReplicaLeftovers {
             code: isZenithError(error) ? error.code : undefined,
             err: error,
           },
-          'what the VM left at a host was not reclaimed: tried again after the next cycle',
+          options.anySite
+            ? 'what the VM left at a host was not reclaimed: tried again in a minute'
+            : 'what the VM left at a host was not reclaimed: tried again after the next cycle',
         );
       }
     }

@@ -1,6 +1,7 @@
 /** What replication keeps about a protected VM and its points in time (./replication-service.ts). */
 import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../core/logger.js';
+import type { SecretBox } from '../../core/secret-box.js';
 import type { PortableVm } from '../../hypervisors/driver.js';
 import type { Store } from '../../store/store.js';
 import type { ConnectionService } from '../connections/connection-service.js';
@@ -48,9 +49,27 @@ export interface Replication {
   nextCycleAt: number | null;
   lastTaskId: string | null;
   rpoExceeded: boolean;
+  /** interval: cycles of changed extents; sync: a write-blocking mirror into a running replica. */
+  mode: 'interval' | 'sync';
+  /** Where a sync replication's mirror stands (null for interval replications). */
+  sync: SyncStanding | null;
+  /** A sync replication's key, sealed (null for interval replications). */
+  syncKey: string | null;
   createdBy: string;
   createdAt: number;
   updatedAt: number;
+}
+
+/**
+ * A sync replication's mirror: not set up yet (null state), being set up, every write reaching the
+ * replica, or lost (interval cycles until it is set up again).
+ */
+export interface SyncStanding {
+  state: 'engaging' | 'mirroring' | 'fallback' | null;
+  /** The live overlays at the target, by disk id: the next point's images. */
+  overlays: Record<string, string>;
+  since: number | null;
+  error: { code: string; message: string } | null;
 }
 
 export interface ReplicationDeps {
@@ -61,6 +80,8 @@ export interface ReplicationDeps {
   events: EventBus;
   identities: IdentityService;
   sites: SiteService;
+  /** Seals a sync replication's key. */
+  secrets: SecretBox;
   clock: Clock;
   logger: Logger;
   /** How often the loop looks for cycles due and RPOs over target (default 1 s). */

@@ -171,6 +171,7 @@ export class ReplicationByPolicy {
             ? { intervalSeconds: settings.intervalSeconds }
             : {}),
           ...(settings.keepPoints !== undefined ? { keepPoints: settings.keepPoints } : {}),
+          ...(settings.mode !== undefined ? { mode: settings.mode } : {}),
         },
         `policy:${policy}`,
       );

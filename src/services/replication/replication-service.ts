@@ -27,6 +27,7 @@ import { isZenithError, ZenithError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
 import { Mutex } from '../../core/mutex.js';
 import {
+  facetOf,
   requireFacet,
   type ActionContext,
   type DiskStreamFacet,
@@ -35,7 +36,7 @@ import {
 import type { Actor } from '../audit/audit-service.js';
 import { systemActor } from '../identity/system-actor.js';
 import type { Task, TaskKind } from '../tasks/task-service.js';
-import { ReplicaChain } from './replica-chain.js';
+import { fileMerger, ReplicaChain, type PointMerger } from './replica-chain.js';
 import { ReplicaLeftovers } from './replica-leftovers.js';
 import {
   presentVm,
@@ -43,7 +44,8 @@ import {
   releaseSourceCheckpoints,
   targetStreamsOf,
 } from './replica-cycles.js';
-import type { ReplicaPoint, Replication, ReplicationDeps } from './replica-types.js';
+import { newReplicaKey, ReplicaSync, SYNC_WATCH_MS } from './replica-sync.js';
+import type { ReplicaPoint, Replication, ReplicationDeps, SyncStanding } from './replica-types.js';
 
 export type { PointDisk, ReplicaPoint, Replication, ReplicationDeps } from './replica-types.js';
 
@@ -51,6 +53,8 @@ export const replicationIdentityName = 'zenith-replication';
 
 export interface ProtectInput {
   targetHost: string;
+  /** interval (default): cycles of what changed; sync: a write-blocking mirror (RPO 0). */
+  mode?: 'interval' | 'sync';
   rpoSeconds: number;
   intervalSeconds?: number;
   keepPoints?: number;
@@ -69,6 +73,12 @@ export class ReplicationService {
   readonly #locks = new Map<string, Mutex>();
   readonly #chain: ReplicaChain;
   readonly #cycles: ReplicaCycles;
+  readonly #sync: ReplicaSync;
+  /** Sync replications whose mirror is being read now, and when each was last read. */
+  readonly #watching = new Map<string, number>();
+  readonly #watchers = new Set<Promise<void>>();
+  /** When leftovers of VMs no longer replicated were last looked for. */
+  #orphansAt = 0;
   /** What VMs left at hosts they moved away from, reclaimed after cycles. */
   readonly leftovers: ReplicaLeftovers;
   #actor: Actor = { id: 'system', kind: 'system', name: replicationIdentityName };
@@ -78,7 +88,10 @@ export class ReplicationService {
   constructor(private readonly deps: ReplicationDeps) {
     this.#chain = new ReplicaChain(deps);
     this.leftovers = new ReplicaLeftovers(deps);
-    this.#cycles = new ReplicaCycles(deps, this.#chain, this.leftovers);
+    this.#cycles = new ReplicaCycles(deps, this.#chain, this.leftovers, (replication, target) =>
+      this.#merger(replication, target),
+    );
+    this.#sync = new ReplicaSync(deps, this.#chain);
     this.#cycle = deps.tasks.register({
       name: 'replication.cycle',
       params: CycleParams,
@@ -114,6 +127,7 @@ export class ReplicationService {
   async stop(): Promise<void> {
     this.#abort?.abort();
     await this.#loop;
+    await Promise.all(this.#watchers);
   }
 
   // ---- reading ----
@@ -226,6 +240,8 @@ export class ReplicationService {
       throw new ZenithError('ZEN_INVALID_STATE', `${target.name} reports no storage roots`, {
         hostId: target.id,
       });
+    const mode = input.mode ?? 'interval';
+    if (mode === 'sync') this.#sync.check(vm, target);
     const interval = input.intervalSeconds ?? Math.max(10, Math.floor(input.rpoSeconds / 2));
     if (interval > input.rpoSeconds)
       throw new ZenithError(
@@ -261,6 +277,13 @@ export class ReplicationService {
           next_cycle_at: now,
           last_task_id: null,
           rpo_exceeded: 0,
+          mode,
+          sync_key:
+            mode === 'sync' ? this.deps.secrets.seal(JSON.stringify(newReplicaKey(id))) : null,
+          sync_state: null,
+          sync_overlays: null,
+          sync_since: null,
+          sync_error: null,
           created_by: by,
           created_at: now,
           updated_at: now,
@@ -329,6 +352,8 @@ export class ReplicationService {
         { plans: plans.map((p) => p.name) },
       );
     await this.#lock(replication.id).run(async () => {
+      if (replication.mode === 'sync')
+        await this.#sync.standDown(replication, 'replication stopped');
       const points = await this.points(replication.id);
       if (replication.state !== 'recovered') {
         const target = this.deps.inventory.index.get(replication.targetHostId);
@@ -357,6 +382,25 @@ export class ReplicationService {
       });
       this.deps.inventory.setOverlay('replication', vmId, null);
     });
+    // No replica is wanted any more: what the VM left at hosts goes too (never failing this).
+    await this.#reclaimOrphan(replication).catch((error: unknown) =>
+      this.deps.logger.warn({ err: error, vm: replication.vmName }, 'reclaiming leftovers failed'),
+    );
+  }
+
+  /** What VMs no longer replicated left at hosts (their replication stopped), reclaimed. */
+  async #reclaimOrphans(): Promise<void> {
+    for (const { vmId } of await this.leftovers.orphaned())
+      await this.#reclaimOrphan({ vmId, vmName: this.#vmName(vmId), targetHostId: '' });
+  }
+
+  /** What a VM without a replication left at hosts, reclaimed wherever it does not run. */
+  async #reclaimOrphan(vm: { vmId: string; vmName: string; targetHostId: string }) {
+    return this.leftovers.reclaim(
+      vm,
+      { signal: this.#abort?.signal ?? new AbortController().signal, progress: () => undefined },
+      { anySite: true },
+    );
   }
 
   /**
@@ -401,6 +445,7 @@ export class ReplicationService {
       vmId,
       {
         targetHost,
+        mode: old.mode,
         rpoSeconds: old.rpoSeconds,
         intervalSeconds: old.intervalSeconds,
         keepPoints: old.keepPoints,
@@ -426,17 +471,79 @@ export class ReplicationService {
    */
   async finalCycle(vmId: string, context: ActionContext): Promise<ReplicaPoint> {
     const replication = await this.ofVm(vmId);
-    await this.#lock(replication.id).run(() => this.#cycleOnce(replication, 'final', context));
+    await this.#lock(replication.id).run(async () => {
+      // A sync replication's mirror may have been lost in the VM's last moments (its QEMU is
+      // gone, and what it knew with it): the replica is stopped, and a cycle of the stopped VM
+      // (what changed since the last interval point) holds everything whatever became of it.
+      if (replication.mode === 'sync')
+        await this.#sync.standDown(replication, 'a planned migration');
+      await this.#cycleOnce(replication, 'final', context);
+    });
     const point = await this.latestReady(replication.id);
     if (!point) throw new ZenithError('ZEN_INVALID_STATE', `${replication.vmName} has no replica`);
     return point;
+  }
+
+  /**
+   * The point a failover starts from when none was chosen: a sync replication's replica, where it
+   * still runs, gives a last point from its live overlay (every write the guest saw complete) and
+   * is stopped; otherwise the latest ready point.
+   */
+  async lastPoint(vmId: string, taskId: string): Promise<ReplicaPoint | null> {
+    const replication = await this.ofVm(vmId);
+    // Only a mirror that holds: a replica left running after a loss has an overlay older than the
+    // interval points made since.
+    if (replication.mode === 'sync' && replication.sync?.state === 'mirroring')
+      await this.#lock(replication.id).run(async () => {
+        const point = await this.#sync.lastPoint(replication, taskId).catch((error: unknown) => {
+          this.deps.logger.warn(
+            { err: error, vm: replication.vmName },
+            'no last point from the replica: the latest ready point is used',
+          );
+          return null;
+        });
+        if (point) await this.#noMoreMirror(replication);
+      });
+    return this.latestReady(replication.id);
+  }
+
+  /**
+   * A point for a test failover when none was chosen: a sync replication whose mirror holds takes
+   * one in its replica now (the mirror goes on); otherwise the latest ready point.
+   */
+  async testPoint(vmId: string, taskId: string): Promise<ReplicaPoint | null> {
+    const replication = await this.ofVm(vmId);
+    if (this.#mirrorHolds(replication))
+      await this.#lock(replication.id).run(() =>
+        this.#sync.takePoint(replication, taskId).catch((error: unknown) => {
+          this.deps.logger.warn(
+            { err: error, vm: replication.vmName },
+            'no point taken in the replica for the test: the latest ready point is used',
+          );
+          return null;
+        }),
+      );
+    return this.latestReady(replication.id);
+  }
+
+  async #noMoreMirror(replication: Replication): Promise<void> {
+    await this.deps.store.db
+      .updateTable('replications')
+      .set({ sync_state: null, sync_since: this.deps.clock.now() })
+      .where('id', '=', replication.id)
+      .execute();
   }
 
   /** The replica now runs (a failover or planned migration): cycles stop for good. */
   async markRecovered(replicationId: string): Promise<void> {
     await this.deps.store.db
       .updateTable('replications')
-      .set({ state: 'recovered', next_cycle_at: null, updated_at: this.deps.clock.now() })
+      .set({
+        state: 'recovered',
+        next_cycle_at: null,
+        sync_state: null,
+        updated_at: this.deps.clock.now(),
+      })
       .where('id', '=', replicationId)
       .execute();
   }
@@ -452,6 +559,13 @@ export class ReplicationService {
 
   async #tick(): Promise<void> {
     const now = this.deps.clock.now();
+    if (now - this.#orphansAt >= 60_000) {
+      this.#orphansAt = now;
+      // Beside the rest of the round: a failure here holds up no cycle.
+      await this.#reclaimOrphans().catch((error: unknown) =>
+        this.deps.logger.warn({ err: error }, 'reclaiming leftovers failed'),
+      );
+    }
     const latest = new Map(
       (
         await this.deps.store.db
@@ -466,13 +580,19 @@ export class ReplicationService {
     for (const replication of (await this.rows()).map(toReplication)) {
       if (replication.state === 'recovered') continue;
       const takenAt = latest.get(replication.id);
-      const rpo = takenAt === undefined ? null : (now - takenAt) / 1000;
+      const holds = this.#mirrorHolds(replication);
+      const rpo = holds ? 0 : takenAt === undefined ? null : (now - takenAt) / 1000;
       this.deps.inventory.setOverlay('replication', replication.vmId, {
         'replication.state': replication.state,
+        'replication.mode': replication.mode,
         'replication.targetHostId': replication.targetHostId,
         'replication.rpoTargetSeconds': replication.rpoSeconds,
         ...(rpo === null ? {} : { 'replication.rpoSeconds': Math.round(rpo) }),
+        ...(replication.sync
+          ? { 'replication.syncState': replication.sync.state ?? 'pending' }
+          : {}),
       });
+      if (holds) this.#watch(replication);
       // Measured from when the replication began while no point is ready yet.
       const late = (rpo ?? (now - replication.createdAt) / 1000) > replication.rpoSeconds;
       if (late !== replication.rpoExceeded && replication.state === 'active')
@@ -490,6 +610,39 @@ export class ReplicationService {
           ),
         );
     }
+  }
+
+  /**
+   * Reads a sync replication's mirror every few seconds, beside the loop (a host slow to answer
+   * holds up no other VM); a lost one is taken down under the replication's lock.
+   */
+  #watch(replication: Replication): void {
+    const last = this.#watching.get(replication.id);
+    const now = this.deps.clock.now();
+    if (last !== undefined && (last < 0 || now - last < SYNC_WATCH_MS)) return;
+    this.#watching.set(replication.id, -1);
+    const watcher = (async () => {
+      try {
+        const lost = await this.#sync.watch(replication);
+        if (!lost) return;
+        await this.#lock(replication.id).run(async () => {
+          // Looked at again under the lock: a point or a removal may have changed it meanwhile.
+          const current = await this.ofVm(replication.vmId).catch(() => null);
+          if (current?.sync?.state === 'mirroring' && current.state !== 'recovered')
+            await this.#sync.disengage(current, lost);
+        });
+      } catch (error) {
+        this.deps.logger.warn({ err: error, vm: replication.vmName }, 'watching a mirror failed');
+      } finally {
+        this.#watching.set(replication.id, this.deps.clock.now());
+      }
+    })();
+    this.#watchers.add(watcher);
+    // The watcher handles everything it throws: this only forgets it once it is done.
+    watcher.then(
+      () => this.#watchers.delete(watcher),
+      () => this.#watchers.delete(watcher),
+    );
   }
 
   async #rpoChanged(replication: Replication, late: boolean, rpoSeconds: number): Promise<void> {
@@ -562,14 +715,65 @@ export class ReplicationService {
     return this.#lock(replication.id).run(() => this.#cycleOnce(replication, task.id, context));
   }
 
-  /** A cycle; whatever stops it, wherever, is an event (what alarms read) with its code. */
+  /**
+   * A cycle; whatever stops it, wherever, is an event (what alarms read) with its code. A sync
+   * replication's cycle while its mirror holds takes a point inside the replica; otherwise (no
+   * point yet, the mirror lost or being set up) it is an interval cycle, after which the mirror is
+   * set up (again).
+   */
   async #cycleOnce(
     replication: Replication,
     taskId: string,
     context: ActionContext,
   ): Promise<ReplicationCycleResult> {
     try {
-      return await this.#cycles.run(replication, taskId, context);
+      if (replication.sync?.state === 'mirroring' && taskId !== 'final') {
+        const point = await this.#sync.takePoint(replication, taskId);
+        if (point) {
+          const merged = await this.#chain.retain(
+            replication,
+            this.targetStreams(replication.targetHostId),
+            this.#merger(replication, this.targetStreams(replication.targetHostId)),
+          );
+          await this.deps.events.publish([
+            {
+              type: 'replication.cycleFinished',
+              objectId: replication.vmId,
+              data: {
+                name: replication.vmName,
+                seq: point.seq,
+                scope: 'sync',
+                takenAt: point.takenAt,
+                readBytes: 0,
+              },
+            },
+          ]);
+          return {
+            vmId: replication.vmId,
+            pointId: point.id,
+            seq: point.seq,
+            scope: 'sync',
+            takenAt: point.takenAt,
+            readBytes: 0,
+            merged,
+          };
+        }
+        await this.#sync.disengage(replication, {
+          code: 'ZEN_NOT_FOUND',
+          message: 'the replica no longer runs at the target',
+        });
+        replication = await this.ofVm(replication.vmId);
+      }
+      // A replica a loss could not stop (its host did not answer) still holds the chain, with an
+      // overlay older than what this cycle writes: it goes first.
+      if (replication.sync && Object.keys(replication.sync.overlays).length > 0)
+        await this.#sync.takeDown(replication, 'an interval cycle runs');
+      const result = await this.#cycles.run(replication, taskId, context);
+      if (replication.mode === 'sync' && taskId !== 'final' && this.#mayEngage(replication))
+        await this.#sync
+          .engage(replication, context)
+          .catch((error: unknown) => this.#sync.engageFailed(replication, error));
+      return result;
     } catch (error) {
       const coded = isZenithError(error)
         ? error
@@ -586,6 +790,58 @@ export class ReplicationService {
   }
 
   // ---- helpers ----
+
+  /**
+   * A sync replication whose mirror holds: every write of the VM is on the replica (RPO 0). A
+   * paused one's mirror runs on (pausing stops its points and folds), and is watched.
+   */
+  #mirrorHolds(replication: Replication): boolean {
+    return replication.state !== 'recovered' && replication.sync?.state === 'mirroring';
+  }
+
+  /**
+   * A sync replication sets its mirror up after a cycle that succeeded — after a loss or a failed
+   * setup, once two intervals (10 s at least) have passed, so a link that comes and goes is not
+   * asked for a whole disk's first pass at every cycle.
+   */
+  #mayEngage(replication: Replication): boolean {
+    const sync = replication.sync;
+    if (!sync || sync.state === 'mirroring') return false;
+    // Only a running VM's writes can be mirrored.
+    if (this.deps.inventory.index.get(replication.vmId)?.facts['power.state'] !== 'running')
+      return false;
+    if (sync.state !== 'fallback' || sync.since === null) return true;
+    return (
+      this.deps.clock.now() - sync.since >= Math.max(10_000, 2 * replication.intervalSeconds * 1000)
+    );
+  }
+
+  /**
+   * How a replication's points are folded: a sync replication's while its mirror holds inside its
+   * running replica (which holds the chain open), as files where none runs; otherwise as files.
+   */
+  #merger(replication: Replication, target: DiskStreamFacet): PointMerger {
+    const files = fileMerger(target);
+    if (replication.sync?.state !== 'mirroring') return files;
+    return async (merge) => {
+      const host = this.deps.inventory.index.get(replication.targetHostId);
+      const facet = host?.connectionId
+        ? facetOf(this.deps.connections.driver(host.connectionId), 'syncReplication')
+        : undefined;
+      if (facet)
+        try {
+          await facet.mergePoint(ReplicaSync.directoryOf(replication), {
+            diskId: merge.diskId,
+            overlay: merge.overlay,
+            backing: merge.backing,
+          });
+          return;
+        } catch (error) {
+          if (!isZenithError(error) || error.code !== 'ZEN_NOT_FOUND') throw error;
+        }
+      await files(merge);
+    };
+  }
 
   #lock(replicationId: string): Mutex {
     let lock = this.#locks.get(replicationId);
@@ -649,10 +905,22 @@ export class ReplicationService {
       intervalSeconds: replication.intervalSeconds,
       keepPoints: replication.keepPoints,
       state: replication.state,
+      mode: replication.mode,
+      sync: replication.sync
+        ? {
+            state: replication.sync.state,
+            since: replication.sync.since,
+            error: replication.sync.error,
+          }
+        : null,
       currentRpoSeconds:
-        latest && replication.state !== 'recovered'
-          ? (this.deps.clock.now() - latest.takenAt) / 1000
-          : null,
+        replication.state === 'recovered'
+          ? null
+          : this.#mirrorHolds(replication)
+            ? 0
+            : latest
+              ? (this.deps.clock.now() - latest.takenAt) / 1000
+              : null,
       rpoExceeded: replication.rpoExceeded,
       nextCycleAt: replication.nextCycleAt,
       lastTaskId: replication.lastTaskId,
@@ -694,6 +962,19 @@ function toReplication(row: ReplicationRow): Replication {
     nextCycleAt: row.next_cycle_at === null ? null : Number(row.next_cycle_at),
     lastTaskId: row.last_task_id,
     rpoExceeded: Number(row.rpo_exceeded) === 1,
+    mode: row.mode === 'sync' ? 'sync' : 'interval',
+    sync:
+      row.mode === 'sync'
+        ? {
+            state: (row.sync_state as SyncStanding['state']) ?? null,
+            overlays: row.sync_overlays
+              ? (JSON.parse(row.sync_overlays) as Record<string, string>)
+              : {},
+            since: row.sync_since === null ? null : Number(row.sync_since),
+            error: row.sync_error ? (JSON.parse(row.sync_error) as SyncStanding['error']) : null,
+          }
+        : null,
+    syncKey: row.sync_key,
     createdBy: row.created_by,
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),

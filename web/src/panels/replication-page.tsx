@@ -53,6 +53,7 @@ function ReplicatedVms(props: { items: ReplicationView[] }) {
           'From',
           'Replica on',
           'State',
+          'Mode',
           'RPO now / target',
           'Points',
           'Newest point',
@@ -63,7 +64,14 @@ function ReplicatedVms(props: { items: ReplicationView[] }) {
           const ready = r.points.filter((p) => p.state === 'ready');
           return (
             <Table.Tr key={r.id}>
-              <Table.Td>{r.vm.name}</Table.Td>
+              <Table.Td>
+                {r.vm.name}
+                {r.createdBy.startsWith('policy:') ? (
+                  <Text c="dimmed" size="xs">
+                    by {r.createdBy.replace(':', ' ')}
+                  </Text>
+                ) : null}
+              </Table.Td>
               <Table.Td>{r.sourceSite?.name ?? '–'}</Table.Td>
               <Table.Td>
                 {r.targetHost.name}
@@ -74,6 +82,14 @@ function ReplicatedVms(props: { items: ReplicationView[] }) {
                 {r.lastCycleError ? (
                   <Text c="red" size="xs" title={r.lastCycleError.message}>
                     last cycle failed: {r.lastCycleError.code}
+                  </Text>
+                ) : null}
+              </Table.Td>
+              <Table.Td>
+                {r.sync ? `sync: ${r.sync.state ?? 'first copy'}` : 'interval'}
+                {r.sync?.error && r.sync.state !== 'mirroring' ? (
+                  <Text c="orange" size="xs" title={r.sync.error.message}>
+                    mirror: {r.sync.error.code}
                   </Text>
                 ) : null}
               </Table.Td>
