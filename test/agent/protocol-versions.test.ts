@@ -135,7 +135,7 @@ describe('agent channel protocol versions, against the real server', () => {
     const currentId = (await s.request('GET', '/agents', { token })).body.items.find(
       (a: ApiAnswer) => a.hostname === 'host-a',
     ).id as string;
-    assert.deepEqual(s.plane.agentHub.link(currentId)?.protocol, { major: 1, minor: 8 });
+    assert.deepEqual(s.plane.agentHub.link(currentId)?.protocol, { major: 1, minor: 10 });
     assert.ok(
       facetOf(driverOf(currentConnection.id), 'portableVms'),
       'this build runs VMs from a description',

@@ -25,9 +25,10 @@ export interface ProtocolVersion {
  * `paused` (a VM started with its guest not yet running, so its console is read from the start)
  * and waitForGuestAgent (the guest-agent facet). 1.8: the synchronous-replication facet
  * (startReplica … stopReplica on the recovery host, startSyncMirror … stopSyncMirror on the
- * protected VM's host).
+ * protected VM's host). 1.9: mergeReplicaPoint (replication). 1.10: the storage-scan facet
+ * (startStorageScan, readStorageScan: the images in the host's storage roots, by their headers).
  */
-export const channelProtocol: ProtocolVersion = { major: 1, minor: 8 };
+export const channelProtocol: ProtocolVersion = { major: 1, minor: 10 };
 
 /** Agents from before the handshake carried a version speak 1.0. */
 export const unversioned: ProtocolVersion = { major: 1, minor: 0 };
