@@ -21,6 +21,7 @@ import * as m0015 from './0015-backup-jobs.js';
 import * as m0016 from './0016-backup-job-restore-tests.js';
 import * as m0017 from './0017-replication.js';
 import * as m0018 from './0018-replica-leftovers.js';
+import * as m0020 from './0020-images.js';
 
 import type { MigrationContext } from './context.js';
 
@@ -55,4 +56,5 @@ export const migrations: readonly ZenithMigration[] = [
   { name: '0016-backup-job-restore-tests', up: m0016.up },
   { name: '0017-replication', up: m0017.up },
   { name: '0018-replica-leftovers', up: m0018.up },
+  { name: '0020-images', up: m0020.up },
 ];
