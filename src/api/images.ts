@@ -107,3 +107,34 @@ export const scanHostImages = operation({
   success: { 202: TaskView },
   errors: [409, 422, 502],
 });
+
+/** The result of a scan task (`host.images.scan`): what it found and what it passed over. */
+export const ScanSummaryView = Type.Object({
+  hostId: Type.String(),
+  images: Type.Integer(),
+  created: Type.Integer(),
+  updated: Type.Integer(),
+  missing: Type.Integer({ description: 'Files found before and not now: marked missing' }),
+  orphaned: Type.Integer(),
+  orphanedBytes: Type.Number({ description: 'What the orphaned disks take on the storage' }),
+  corrupt: Type.Integer(),
+  roots: Type.Array(
+    Type.Object({
+      root: Type.String(),
+      error: Type.Union([
+        Type.Object({ code: Type.String(), message: Type.String() }),
+        Type.Null(),
+      ]),
+    }),
+  ),
+  skipped: Type.Object({
+    linksOutside: Type.Integer(),
+    brokenLinks: Type.Integer(),
+    tooDeep: Type.Integer(),
+    unreadable: Type.Integer(),
+    notImages: Type.Integer(),
+  }),
+  truncated: Type.Boolean(),
+  durationMs: Type.Number(),
+});
+export type ScanSummaryView = Static<typeof ScanSummaryView>;

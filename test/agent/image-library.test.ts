@@ -21,7 +21,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DiskClaims } from '../../src/hypervisors/qemu/disk-claims.js';
 import { spawnAgent, type AgentProcess } from '../../src/testing/agent-process.js';
+import { cliRunner } from '../../src/testing/server-process.js';
 import {
+  adminPassword,
   startTestServer,
   type ApiAnswer,
   type TestServer,
@@ -227,6 +229,29 @@ describe('the image library of an agent host (a real agent, real images)', () =>
     assert.equal(gone.length, 1);
     assert.equal(gone[0]!.name, 'scratch.img');
     assert.equal(typeof gone[0]!.missingSince, 'number');
+  });
+
+  test('zenith images scan, list --orphaned and show', async () => {
+    const zenith = cliRunner(s.baseUrl);
+    const ok = async (args: string[], input?: string) => {
+      const result = await zenith(args, input !== undefined ? { input } : {});
+      assert.equal(result.code, 0, `${args.join(' ')}: ${result.stderr}`);
+      return result.stdout;
+    };
+    await ok(['login', '--user', 'admin'], `${adminPassword}\n`);
+    const scanned = await ok(['images', 'scan', 'library-host']);
+    assert.match(scanned, /orphaned\s+2 \(/);
+    const orphans = await ok(['images', 'list', '--orphaned']);
+    assert.match(orphans, /stranger-disk0\.qcow2 .*unregistered \(stranger\)/);
+    assert.match(orphans, /dropped\/disk0\.qcow2 .*vm-missing \(dropped\)/);
+    assert.match(orphans, /2 orphaned disks take /);
+    const listed = JSON.parse(await ok(['--json', 'images', 'list', '--kind', 'iso'])).items;
+    assert.equal(listed.length, 1);
+    const shown = await ok(['images', 'show', listed[0].id]);
+    assert.match(shown, /label\s+INSTALL/);
+    const corrupt = JSON.parse(await ok(['--json', 'images', 'list', '--format', 'qcow2'])).items;
+    const damaged = corrupt.find((image: ApiAnswer) => image.name === 'damaged.qcow2');
+    assert.match(await ok(['images', 'show', damaged.id]), /ZEN_IMAGE_CORRUPT: qcow2 version 7/);
   });
 
   test('images are read as their host is: a user who cannot read the host sees none of them', async () => {
