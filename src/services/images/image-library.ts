@@ -63,6 +63,9 @@ export class ImageLibrary {
         this.#runScan(task.targetId!, { signal, progress }),
       // A scan reads and records; run again, it records the same.
       recover: async () => 'retry',
+      // Scans of a host wait for each other, not for the host's other tasks (VMs created there,
+      // an evacuation, its machine's power), nor they for a scan of a slow storage.
+      lane: (task) => `images:${task.targetId ?? task.id}`,
     });
   }
 
