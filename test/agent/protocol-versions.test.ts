@@ -229,10 +229,15 @@ describe('agent channel protocol versions, against the real server', () => {
       () => requireFacet(older, 'syncReplication', 'replicate synchronously'),
       coded('ZEN_UNSUPPORTED', /no 'syncReplication' facet \(since 1\.8\)/),
     );
+    assert.throws(
+      () => requireFacet(older, 'storageScan', 'scan storage for images'),
+      coded('ZEN_UNSUPPORTED', /no 'storageScan' facet \(since 1\.10\)/),
+    );
     // host-b: this build's agent (host-a's was killed by the test before).
     const current = driverOf((await connectionOf('host-b'))!.id);
     assert.ok(facetOf(current, 'diskStreams')?.mergeOverlay);
     assert.equal(facetOf(current, 'portableVms')?.startsPaused, true);
+    assert.ok(facetOf(current, 'storageScan'));
     assert.ok(facetOf(current, 'guestAgent'));
     assert.ok(facetOf(current, 'syncReplication'));
   });

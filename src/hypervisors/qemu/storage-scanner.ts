@@ -7,7 +7,7 @@
  * the others' results.
  */
 import { lstat, open, opendir, realpath, stat } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
+import { constants, type Stats } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { Clock } from '../../core/clock.js';
 import { ZenithError } from '../../core/errors.js';
@@ -201,7 +201,12 @@ async function readCandidate(
   owners: (file: string) => { vmUuid: string; vmName: string } | null,
 ): Promise<ScannedImage | null> {
   const { stats } = candidate;
-  const file = await open(candidate.target, 'r');
+  // A file swapped since it was listed — for a FIFO (which would block the read) or for a link
+  // (which could lead out of the roots) — is not read: non-blocking, no link followed.
+  const file = await open(
+    candidate.target,
+    constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW,
+  );
   try {
     const head = Buffer.alloc(Math.min(headBytes, stats.size));
     await file.read(head, 0, head.length, 0);

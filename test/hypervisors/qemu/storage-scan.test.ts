@@ -1,7 +1,7 @@
 /**
- * The QEMU host's storage scan over real images: qemu-img made every disk format (and a qcow2 whose
- * header was then damaged), genisoimage an ISO; links into and out of the roots, a link loop, a
- * root that is no directory, a deep tree and a wide one.
+ * The QEMU host's storage scan over real images: qemu-img made every disk format (and a qcow2
+ * whose header was then damaged), genisoimage an ISO; links into and out of the roots, a link
+ * loop, a FIFO, a root that is no directory, a deep tree and a wide one.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -73,6 +73,9 @@ before(async () => {
   writeFileSync(join(root, 'boot', 'vmlinuz-6.1'), kernel);
   writeFileSync(join(root, 'boot', 'initrd.img-6.1'), Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0]));
   writeFileSync(join(root, 'notes.txt'), 'not an image');
+  // A FIFO named like an image, and a link to it: reading either would block the scan for ever.
+  execFileSync('mkfifo', [join(root, 'pipe.img')]);
+  symlinkSync(join(root, 'pipe.img'), join(root, 'pipe-link.img'));
   // Links: one into the root (followed), one out of it (not), a loop, a directory link to the root.
   qemuImg('create', '-q', '-f', 'qcow2', join(outside, 'secret.qcow2'), '1G');
   symlinkSync(join(root, 'blank.img'), join(root, 'alias.img'));
