@@ -35,7 +35,9 @@ export class StorageScanHandles {
         const now = this.clock.now();
         for (const [id, kept] of this.#scans) if (kept.until < now) this.#scans.delete(id);
         const scanId = randomBytes(12).toString('hex');
-        this.#scans.set(scanId, { images: scan.images, until: now + keepMs });
+        // A scan with no images has no page to read: nothing is kept.
+        if (scan.images.length > 0)
+          this.#scans.set(scanId, { images: scan.images, until: now + keepMs });
         const { images, ...summary } = scan;
         return { ...summary, scanId, imageCount: images.length };
       },
