@@ -16,6 +16,7 @@ const serviceRooms = [
   'scheduler',
   'agents',
   'connections',
+  'images',
   'quotas',
   'consoles',
   'metrics',

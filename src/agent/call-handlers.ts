@@ -11,11 +11,15 @@ import type { CallHandlers } from '../protocols/agent-channel/dispatcher.js';
 import { DiscoverySnapshot } from '../protocols/agent-channel/values.js';
 import type { DiskStreamMethod } from './disk-stream-handles.js';
 import type { HaMethod } from './ha-call-handlers.js';
+import type { StorageScanMethod } from './storage-scan-handles.js';
 
-/** Every call but high availability's (ha-call-handlers.ts) and the disk streams' (disk-stream-handles.ts). */
+/**
+ * Every call but high availability's (ha-call-handlers.ts), the disk streams'
+ * (disk-stream-handles.ts) and the storage scans' (storage-scan-handles.ts).
+ */
 export function qemuCallHandlers(
   driver: QemuDriver,
-): Omit<CallHandlers, HaMethod | DiskStreamMethod> {
+): Omit<CallHandlers, HaMethod | DiskStreamMethod | StorageScanMethod> {
   const migration = driver.facets.migration;
   const portable = driver.facets.portableVms;
   const sync = driver.facets.syncReplication;

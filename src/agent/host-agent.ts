@@ -42,6 +42,7 @@ import { qemuCallHandlers } from './call-handlers.js';
 import { ConsoleRelays } from './console-relays.js';
 import { DiskStreamHandles } from './disk-stream-handles.js';
 import { haCallHandlers } from './ha-call-handlers.js';
+import { StorageScanHandles } from './storage-scan-handles.js';
 import { startHaWatchdog, watchChannel } from './ha-host.js';
 import type { HaWatchdog } from './ha-watchdog.js';
 import {
@@ -218,9 +219,12 @@ export class HostAgent {
       const ha = this.#ha!;
       // What this channel opens of the host's disks, closed when it drops.
       const diskStreams = new DiskStreamHandles(driver.facets.diskStreams, this.#options.logger);
+      // Scans this channel ran, kept until read (or it drops).
+      const storageScans = new StorageScanHandles(driver.facets.storageScan, this.#options.clock);
       const callHandlers = {
         ...qemuCallHandlers(driver),
         ...diskStreams.handlers(),
+        ...storageScans.handlers(),
         ...haCallHandlers(ha, driver, this.#options.storageRoots, this.#options.logger),
       };
       let unwatch: (() => void) | undefined;
@@ -347,6 +351,7 @@ export class HostAgent {
         clearInterval(heartbeat);
         unwatch?.();
         consoles.closeAll();
+        storageScans.close();
         diskStreams
           .closeAll()
           .catch((error: unknown) =>

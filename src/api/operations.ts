@@ -12,6 +12,7 @@ import * as consoles from './consoles.js';
 import * as events from './events.js';
 import * as ha from './ha.js';
 import * as haAdmission from './ha-admission.js';
+import * as images from './images.js';
 import * as inventory from './inventory.js';
 import * as machines from './machines.js';
 import * as metrics from './metrics.js';
@@ -52,6 +53,7 @@ export const operations = {
   ...operationsOf(vms),
   ...operationsOf(metrics),
   ...operationsOf(snapshots),
+  ...operationsOf(images),
   ...operationsOf(backups),
   ...operationsOf(backupJobs),
   ...operationsOf(replication),

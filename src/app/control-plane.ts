@@ -63,6 +63,7 @@ import { VmActionService } from '../services/vms/vm-actions.js';
 import { VmCloneService } from '../services/vms/vm-clone.js';
 import { VmCreateService } from '../services/vms/vm-create.js';
 import { VmSnapshotService } from '../services/vms/vm-snapshots.js';
+import { ImageLibrary } from '../services/images/image-library.js';
 import { VmEditService } from '../services/vms/vm-edit.js';
 import { BackupJobs } from '../services/backup/backup-jobs.js';
 import { RepositorySchedules } from '../services/backup/repository-schedules.js';
@@ -93,6 +94,8 @@ export interface ControlPlaneOptions {
   agentCertificateValidityMs?: number;
   /** Directories backup repositories may be in (default: the data directory's backups/). */
   backupRoots?: string[];
+  /** Scan each host's storage for images when its connection comes up (default true). */
+  scanImagesAtConnect?: boolean;
 }
 
 export interface ControlPlane {
@@ -117,6 +120,8 @@ export interface ControlPlane {
   vmCreation: VmCreateService;
   vmClones: VmCloneService;
   snapshots: VmSnapshotService;
+  /** The images on hosts' storage (disk images, ISO files, kernels, initrds) and orphaned disks. */
+  images: ImageLibrary;
   vmEdits: VmEditService;
   registry: DriverRegistry;
   agents: AgentService;
@@ -402,6 +407,16 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const vmCreation = new VmCreateService(inventory, connections, tasks, placement, quotaGate);
   const vmClones = new VmCloneService(inventory, connections, tasks, quotaGate);
   const snapshots = new VmSnapshotService(inventory, connections, tasks);
+  const images = new ImageLibrary({
+    store,
+    inventory,
+    connections,
+    tasks,
+    events,
+    clock,
+    logger: logger.child({ room: 'images' }),
+    scannerActor: async () => systemActor,
+  });
   const sensorHistory = new SensorHistory(store, clock, {
     ...defaultSensorSettings,
     ...options.machines,
@@ -541,6 +556,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     // vSphere HA's host states, as events, from the same point on.
     const vsphereHaEvents = new VsphereHaEvents({ inventory, events, logger });
     vsphereHaEvents.start();
+    // Hosts are scanned for images as their connections come up, the first time too.
+    if (options.scanImagesAtConnect ?? true) images.start();
     await connections.startAll();
     const recovered = await tasks.recover();
     if (recovered.resumed + recovered.completed + recovered.retried + recovered.interrupted > 0)
@@ -573,6 +590,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       vmCreation,
       vmClones,
       snapshots,
+      images,
       vmEdits,
       registry,
       agents,
@@ -616,6 +634,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         await sensorSampler.stop();
         await tasks.drain();
         machines.stop();
+        images.stop();
         await machines.settled();
         vsphereHaEvents.stop();
         await vsphereHaEvents.settled();

@@ -7,6 +7,7 @@ import { registerAgent, registerAgentSentinel } from './commands/agent.js';
 import { registerAgents } from './commands/agents.js';
 import { registerAudit } from './commands/audit.js';
 import { registerBackups } from './commands/backups.js';
+import { registerImages } from './commands/images.js';
 import { registerRecoveryPlans } from './commands/recovery-plans.js';
 import { registerReplication } from './commands/replication.js';
 import { registerSites } from './commands/sites.js';
@@ -57,6 +58,7 @@ for (const register of [
   registerWhoami,
   registerHosts,
   registerVms,
+  registerImages,
   registerBackups,
   registerSites,
   registerReplication,

@@ -208,6 +208,16 @@ export const errorCatalogue = {
     summary:
       'The hypervisor reported an error while carrying out the action; details carry its own code and message.',
   },
+  ZEN_STORAGE_ROOT_UNREADABLE: {
+    status: 502,
+    summary:
+      "A host's storage root could not be scanned for images (it does not exist, is not a directory, or cannot be read); details name the root and the host's reason. The other roots are still scanned.",
+  },
+  ZEN_IMAGE_CORRUPT: {
+    status: 422,
+    summary:
+      'An image file says it is of a format (a qcow2 or VMDK header, an .iso name) but its header is not a valid one: the library lists it with this problem; nothing may use it until it is repaired or replaced.',
+  },
   ZEN_TASK_INTERRUPTED: {
     status: 409,
     summary:

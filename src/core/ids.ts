@@ -33,6 +33,7 @@ export const idPrefixes = {
   recoveryPlan: 'rplan',
   recoveryRun: 'rrun',
   replicaLeftover: 'rlft',
+  image: 'img',
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

@@ -20,6 +20,7 @@ import type { LivenessFacet } from './facets/liveness.js';
 import type { MachineFacet } from './facets/machine-power.js';
 import type { MigrationEndpoint } from './facets/migration-endpoint.js';
 import type { PortableVmFacet } from './facets/portable-vm.js';
+import type { StorageScanFacet } from './facets/storage-scan.js';
 import type { SyncReplicationFacet } from './facets/sync-replication.js';
 
 /**
@@ -46,6 +47,7 @@ export type * from './facets/liveness.js';
 export * from './facets/machine-power.js';
 export type * from './facets/migration-endpoint.js';
 export type * from './facets/portable-vm.js';
+export type * from './facets/storage-scan.js';
 export type * from './facets/sync-replication.js';
 
 export type Capability =
@@ -106,6 +108,8 @@ export interface DriverFacets {
   guestAgent: GuestAgentFacet;
   /** Both ends of synchronous replication: a replica on the recovery host, a VM's disk mirrored into it. */
   syncReplication: SyncReplicationFacet;
+  /** The images in the host's storage, found by their headers, with each disk's owner. */
+  storageScan: StorageScanFacet;
 }
 
 export type FacetName = keyof DriverFacets;

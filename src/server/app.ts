@@ -37,6 +37,7 @@ import { machineRoutes } from './routes/machines.js';
 import { placementRoutes } from './routes/placement.js';
 import { policyRoutes } from './routes/policies.js';
 import { snapshotRoutes } from './routes/snapshots.js';
+import { imageRoutes } from './routes/images.js';
 import { systemRoutes } from './routes/system.js';
 import { taskRoutes } from './routes/tasks.js';
 import { vmActionRoutes } from './routes/vm-actions.js';
@@ -138,6 +139,7 @@ export async function buildApp(plane: ControlPlane, options: AppOptions = {}): P
       await metricsHistoryRoutes(api, plane);
       await vmActionRoutes(api, plane);
       await snapshotRoutes(api, plane);
+      await imageRoutes(api, plane);
       await vmCapabilityRoutes(api, plane);
       await connectionRoutes(api, plane);
       await taskRoutes(api, plane);

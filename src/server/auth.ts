@@ -19,13 +19,14 @@ import type { Permission, Principal } from '../services/identity/roles.js';
  * the answer holds only what its scopes reach. A list of sources: the objects
  * the request names (a path parameter, a body field or every item of a body
  * field that lists them), each checked on its scope chain; a task stands for
- * the object it acts on, a backup for the VM it is of, and a backup job for its scope.
+ * the object it acts on, a backup for the VM it is of, a backup job for its scope, and an image
+ * (of the library) for the host it lies on.
  */
 export type RouteScope =
   | 'global'
   | 'filtered'
   | Array<
-      | { param: string; kind: ObjectKind | 'task' | 'backup' | 'backupJob' | 'any' }
+      | { param: string; kind: ObjectKind | 'task' | 'backup' | 'backupJob' | 'image' | 'any' }
       | { body: string; kind: ObjectKind | 'any' }
     >;
 
@@ -185,6 +186,12 @@ async function scopeObjects(
       // A backup is the VM's data: reached as its VM is (the catalogue, not the caller, says which).
       const backup = await plane.backups.get(value);
       standIn(backup.vmId, 'backup.read', 'backup', value);
+      continue;
+    }
+    if (source.kind === 'image') {
+      // An image is read as the host it lies on is: unseen, it does not exist.
+      const hostId = await plane.images.hostOf(assertId(value, 'image'));
+      standIn(hostId, 'inventory.read', 'image', value);
       continue;
     }
     if (source.kind === 'backupJob') {

@@ -533,6 +533,39 @@ export interface ReplicaPointsTable {
   read_bytes: number;
 }
 
+export interface ImagesTable {
+  id: string;
+  host_id: string;
+  connection_id: string;
+  path: string;
+  root: string;
+  name: string;
+  format: string;
+  kind: string;
+  virtual_bytes: number;
+  file_bytes: number;
+  allocated_bytes: number;
+  backing_file: string | null;
+  label: string | null;
+  problem: string | null;
+  link_target: string | null;
+  modified_at: number;
+  owner_vm_uuid: string | null;
+  owner_vm_name: string | null;
+  owner_defined: number;
+  status: 'present' | 'missing';
+  missing_since: number | null;
+  first_seen_at: number;
+  scanned_at: number;
+}
+
+export interface ImageScansTable {
+  host_id: string;
+  scanned_at: number;
+  duration_ms: number;
+  summary: string;
+}
+
 export interface ReplicaLeftoversTable {
   id: string;
   vm_id: string;
@@ -623,6 +656,8 @@ export interface Database {
   replications: ReplicationsTable;
   replica_points: ReplicaPointsTable;
   replica_leftovers: ReplicaLeftoversTable;
+  images: ImagesTable;
+  image_scans: ImageScansTable;
   recovery_plans: RecoveryPlansTable;
   recovery_runs: RecoveryRunsTable;
   recovery_run_vms: RecoveryRunVmsTable;

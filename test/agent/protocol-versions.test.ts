@@ -135,7 +135,7 @@ describe('agent channel protocol versions, against the real server', () => {
     const currentId = (await s.request('GET', '/agents', { token })).body.items.find(
       (a: ApiAnswer) => a.hostname === 'host-a',
     ).id as string;
-    assert.deepEqual(s.plane.agentHub.link(currentId)?.protocol, { major: 1, minor: 9 });
+    assert.deepEqual(s.plane.agentHub.link(currentId)?.protocol, { major: 1, minor: 10 });
     assert.ok(
       facetOf(driverOf(currentConnection.id), 'portableVms'),
       'this build runs VMs from a description',
@@ -229,10 +229,15 @@ describe('agent channel protocol versions, against the real server', () => {
       () => requireFacet(older, 'syncReplication', 'replicate synchronously'),
       coded('ZEN_UNSUPPORTED', /no 'syncReplication' facet \(since 1\.9\)/),
     );
+    assert.throws(
+      () => requireFacet(older, 'storageScan', 'scan storage for images'),
+      coded('ZEN_UNSUPPORTED', /no 'storageScan' facet \(since 1\.10\)/),
+    );
     // host-b: this build's agent (host-a's was killed by the test before).
     const current = driverOf((await connectionOf('host-b'))!.id);
     assert.ok(facetOf(current, 'diskStreams')?.mergeOverlay);
     assert.equal(facetOf(current, 'portableVms')?.startsPaused, true);
+    assert.ok(facetOf(current, 'storageScan'));
     assert.ok(facetOf(current, 'guestAgent'));
     assert.ok(facetOf(current, 'syncReplication'));
   });

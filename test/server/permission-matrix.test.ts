@@ -35,6 +35,8 @@ interface Fixture {
   backupA: string;
   /** A backup job scoped to vmA. */
   jobA: string;
+  /** An image of the library on the host in A (a simulated host has no storage to scan). */
+  imageA: string;
 }
 
 /** An id of the same form as `id` that names nothing. */
@@ -55,9 +57,11 @@ function requestFor(
           ? f.backupA
           : kind === 'backupJob'
             ? f.jobA
-            : kind === 'any'
-              ? f.vmA
-              : f.inA[kind]!;
+            : kind === 'image'
+              ? f.imageA
+              : kind === 'any'
+                ? f.vmA
+                : f.inA[kind]!;
     return options.missing ? missingLike(id) : id;
   };
   const path = route.url.replace(/^\/api\/v1/, '').replace(/:(\w+)/g, (_all, name: string) => {
@@ -172,7 +176,46 @@ describe('permission matrix over every API route', () => {
         { id: adminIdentity.id, role: adminIdentity.role, name: adminIdentity.name },
       )
     ).id;
-    f = { scopeA: scopeA.id, scopeB: scopeB.id, inA, vmA, taskA: task.body.id, backupA, jobA };
+    const imageA = newId('image');
+    const now = Date.now();
+    await s.plane.store.db
+      .insertInto('images')
+      .values({
+        id: imageA,
+        host_id: inA.host!,
+        connection_id: added.body.id,
+        path: '/images/a.qcow2',
+        root: '/images',
+        name: 'a.qcow2',
+        format: 'qcow2',
+        kind: 'disk',
+        virtual_bytes: 1 << 30,
+        file_bytes: 1 << 20,
+        allocated_bytes: 1 << 20,
+        backing_file: null,
+        label: null,
+        problem: null,
+        link_target: null,
+        modified_at: now,
+        owner_vm_uuid: null,
+        owner_vm_name: null,
+        owner_defined: 0,
+        status: 'present',
+        missing_since: null,
+        first_seen_at: now,
+        scanned_at: now,
+      })
+      .execute();
+    f = {
+      scopeA: scopeA.id,
+      scopeB: scopeB.id,
+      inA,
+      vmA,
+      taskA: task.body.id,
+      backupA,
+      jobA,
+      imageA,
+    };
     routes = s.app.routeTable.filter((r) => r.method !== 'HEAD');
 
     const { identities, access } = s.plane;

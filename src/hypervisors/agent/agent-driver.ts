@@ -29,6 +29,7 @@ import { AgentDiskStreams } from './agent-disk-streams.js';
 import { AgentGuestAgent } from './agent-guest-agent.js';
 import { AgentMigrationEndpoint } from './agent-migration-endpoint.js';
 import { AgentPortableVms } from './agent-portable-vms.js';
+import { AgentStorageScan } from './agent-storage-scan.js';
 import { AgentSyncReplication } from './agent-sync-replication.js';
 
 /** The facets a later protocol added, by the first method of each. */
@@ -38,6 +39,7 @@ const facetSince = {
   guestAgent: 'waitForGuestAgent',
   // From 1.9: a replica's points are folded in it (1.8's facet had no mergePoint).
   syncReplication: 'mergeReplicaPoint',
+  storageScan: 'startStorageScan',
 } as const;
 const isVersioned = (name: FacetName): name is keyof typeof facetSince =>
   Object.hasOwn(facetSince, name);
@@ -51,6 +53,7 @@ export class AgentDriver implements HypervisorDriver {
   readonly #diskStreams: AgentDiskStreams;
   readonly #guestAgent: AgentGuestAgent;
   readonly #syncReplication: AgentSyncReplication;
+  readonly #storageScan: AgentStorageScan;
 
   constructor(link: () => AgentLink | undefined) {
     this.#agent = new AgentCaller(link);
@@ -59,12 +62,14 @@ export class AgentDriver implements HypervisorDriver {
     this.#diskStreams = new AgentDiskStreams(this.#agent);
     this.#guestAgent = new AgentGuestAgent(this.#agent);
     this.#syncReplication = new AgentSyncReplication(this.#agent);
+    this.#storageScan = new AgentStorageScan(this.#agent);
   }
 
   /**
    * What the agent can do depends on the protocol version it speaks (asked anew each time). The
    * migration facet is in every version; the portable-VM facet (1.1), the disk-stream facet (1.5),
-   * the guest-agent facet (1.7) and the synchronous-replication facet (1.9) only while an agent of
+   * the guest-agent facet (1.7), the synchronous-replication facet (1.9) and the storage-scan facet
+   * (1.10) only while an agent of
    * that version or later is connected: a disconnected agent has no version, and nothing it could
    * be asked to do now.
    */
@@ -74,6 +79,7 @@ export class AgentDriver implements HypervisorDriver {
     diskStreams?: AgentDiskStreams;
     guestAgent?: AgentGuestAgent;
     syncReplication?: AgentSyncReplication;
+    storageScan?: AgentStorageScan;
   } {
     const link = this.#agent.open();
     return {
@@ -84,6 +90,7 @@ export class AgentDriver implements HypervisorDriver {
       ...(link?.supports(facetSince.syncReplication)
         ? { syncReplication: this.#syncReplication }
         : {}),
+      ...(link?.supports(facetSince.storageScan) ? { storageScan: this.#storageScan } : {}),
     };
   }
 

@@ -7,6 +7,7 @@
  * by the control plane through the migration facet
  * (libvirt-migration-endpoint.ts), over the migration methods at the end.
  */
+import { LibvirtStorageScan } from './libvirt-storage-scan.js';
 import { realpathSync } from 'node:fs';
 import { normalize } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -83,6 +84,8 @@ export class LibvirtDriver implements HypervisorDriver {
     /** QEMU domains of a local daemon (its disks and sockets are on this machine). */
     diskStreams?: LibvirtDiskStreams;
     liveness: LivenessFacet;
+    /** Its storage pools' volumes (the image library). */
+    storageScan: LibvirtStorageScan;
   };
   readonly #options: LibvirtDriverOptions;
   readonly #uri: LibvirtUri;
@@ -106,6 +109,10 @@ export class LibvirtDriver implements HypervisorDriver {
     };
     const migrates = this.info.capabilities.includes('vm.migrate');
     this.facets = {
+      storageScan: new LibvirtStorageScan({
+        client: () => this.#requireClient(),
+        clock: options.clock,
+      }),
       liveness: {
         silentMs: () => {
           const client = this.#requireClient();

@@ -54,6 +54,7 @@ import { DiskClaims } from './disk-claims.js';
 import { backingChain, createImage, imageInfo } from './qemu-img.js';
 import { thawLeftFrozen } from './guest-quiesce.js';
 import { QemuSnapshots } from './qemu-snapshots.js';
+import { QemuStorageScan } from './qemu-storage-scan.js';
 import { QemuSyncMirrors } from './qemu-sync-mirrors.js';
 import { QemuSyncReplication } from './qemu-sync-replication.js';
 import { QemuVm, type VmRecord } from './qemu-vm.js';
@@ -112,6 +113,7 @@ export class QemuDriver implements HypervisorDriver {
     diskStreams: QemuDiskStreams;
     guestAgent: QemuGuestAgent;
     syncReplication: QemuSyncReplication;
+    storageScan: QemuStorageScan;
   };
   /** Synchronous mirrors of its VMs' disks to replica daemons (qemu-sync-mirrors.ts). */
   readonly syncMirrors: QemuSyncMirrors;
@@ -152,6 +154,7 @@ export class QemuDriver implements HypervisorDriver {
       diskStreams: new QemuDiskStreams(this.#qemuHost),
       guestAgent: new QemuGuestAgent(this.#qemuHost),
       syncReplication: new QemuSyncReplication(this.#qemuHost, this.syncMirrors),
+      storageScan: new QemuStorageScan(this.#qemuHost),
     };
     this.#snapshots = new QemuSnapshots(options.clock);
   }

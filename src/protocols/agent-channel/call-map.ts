@@ -40,6 +40,7 @@ import {
   SyncMirrorStatus,
   SyncMirrorTarget,
 } from './sync-replication-values.js';
+import { StorageScanPage, StorageScanSummary } from './storage-scan-values.js';
 import {
   CloneOptions,
   DiscoveredVm,
@@ -67,6 +68,7 @@ const v1_6: ProtocolVersion = { major: 1, minor: 6 };
 const v1_7: ProtocolVersion = { major: 1, minor: 7 };
 const v1_8: ProtocolVersion = { major: 1, minor: 8 };
 const v1_9: ProtocolVersion = { major: 1, minor: 9 };
+const v1_10: ProtocolVersion = { major: 1, minor: 10 };
 
 function call<Args extends TSchema, Result extends TSchema>(
   since: ProtocolVersion,
@@ -200,6 +202,17 @@ export const agentCalls = {
   ),
   syncMirrorStatus: call(v1_8, Type.Tuple([vmId, Type.String()]), SyncMirrorStatus),
   stopSyncMirror: call(v1_8, Type.Tuple([vmId, Type.String()]), SyncMirrorStatus),
+  /**
+   * The storage-scan facet: scans the host's storage roots and keeps the result under an id (for
+   * a few minutes, or until its last page is read); the images are read a page at a time, from
+   * an offset, since thousands of them do not fit one frame.
+   */
+  startStorageScan: call(v1_10, Type.Tuple([]), StorageScanSummary),
+  readStorageScan: call(
+    v1_10,
+    Type.Tuple([Type.String({ maxLength: 64 }), Type.Integer({ minimum: 0 })]),
+    StorageScanPage,
+  ),
 };
 
 export type AgentMethod = keyof typeof agentCalls;

@@ -27,9 +27,11 @@ export interface ProtocolVersion {
  * (startReplica … stopReplica on the recovery host, startSyncMirror … stopSyncMirror on the
  * protected VM's host). 1.9: mergeReplicaPoint (a point of a running replica folded into the image
  * under it, inside the replica), and a replica's listen address optional (the agent's migration
- * address); the control plane offers the synchronous-replication facet from 1.9 only.
+ * address); the control plane offers the synchronous-replication facet from 1.9 only. 1.10: the
+ * storage-scan facet (startStorageScan, readStorageScan: the images in the host's storage roots, by
+ * their headers).
  */
-export const channelProtocol: ProtocolVersion = { major: 1, minor: 9 };
+export const channelProtocol: ProtocolVersion = { major: 1, minor: 10 };
 
 /** Agents from before the handshake carried a version speak 1.0. */
 export const unversioned: ProtocolVersion = { major: 1, minor: 0 };

@@ -33,6 +33,12 @@ export interface TaskKind<P> {
    * settles what an earlier run left under way (a live migration) takes more.
    */
   readonly maxAttempts?: number;
+  /**
+   * The lane its tasks run in, one after the other: by default their target's, so that tasks on
+   * one object never overlap. A kind that may run beside its target's other tasks (a read of a
+   * host's storage beside a VM created there) names a lane of its own.
+   */
+  readonly lane?: (task: Task) => string;
 }
 
 /** A kind as it is declared: its parameters are its schema's type. */

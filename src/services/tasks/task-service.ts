@@ -37,6 +37,8 @@ interface KindRunner {
   run(context: TaskRunContext<StoredParams>): Promise<unknown>;
   recover(task: Task): Promise<RecoveryVerdict>;
   maxAttempts: number;
+  /** The lane its tasks wait in (default: their target's). */
+  lane: ((task: Task) => string) | undefined;
 }
 
 const defaultMaxAttempts = 2;
@@ -69,6 +71,7 @@ export class TaskService {
       run: (context) => kind.run({ ...context, task: typedTask(kind, context.task) }),
       recover: (task) => kind.recover(typedTask(kind, task)),
       maxAttempts: kind.maxAttempts ?? defaultMaxAttempts,
+      lane: kind.lane,
     });
     return kind;
   }
@@ -312,7 +315,7 @@ export class TaskService {
   #schedule(task: Task): void {
     if (this.#live.has(task.id)) return;
     this.#live.add(task.id);
-    const lane = task.targetId ?? task.id;
+    const lane = this.#kinds.get(task.kind)?.lane?.(task) ?? task.targetId ?? task.id;
     const previous = this.#lanes.get(lane) ?? Promise.resolve();
     const next: Promise<void> = previous
       .then(() => this.#execute(task))

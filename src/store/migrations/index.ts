@@ -22,6 +22,7 @@ import * as m0016 from './0016-backup-job-restore-tests.js';
 import * as m0017 from './0017-replication.js';
 import * as m0018 from './0018-replica-leftovers.js';
 import * as m0019 from './0019-sync-replication.js';
+import * as m0020 from './0020-images.js';
 
 import type { MigrationContext } from './context.js';
 
@@ -57,4 +58,5 @@ export const migrations: readonly ZenithMigration[] = [
   { name: '0017-replication', up: m0017.up },
   { name: '0018-replica-leftovers', up: m0018.up },
   { name: '0019-sync-replication', up: m0019.up },
+  { name: '0020-images', up: m0020.up },
 ];

@@ -154,6 +154,53 @@ for (const kind of storeKinds) {
       );
     });
 
+    test("a kind with a lane of its own runs beside its target's other tasks, and its own tasks one at a time", async () => {
+      const gate = deferred();
+      const held = t.plane.tasks.register({
+        name: `test.lane.held.${kind}`,
+        params: Type.Object({}),
+        run: async () => gate.promise,
+        recover: async () => 'retry',
+      });
+      const order: string[] = [];
+      const side = t.plane.tasks.register({
+        name: `test.lane.side.${kind}`,
+        params: Type.Object({ name: Type.String() }),
+        run: async ({ task }) => {
+          order.push(`${task.params.name} starts`);
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          order.push(`${task.params.name} ends`);
+        },
+        recover: async () => 'retry',
+        lane: (task) => `side:${task.targetId}`,
+      });
+      const blocking = await t.plane.tasks.submit({
+        kind: held,
+        targetId: 'obj_lane',
+        params: {},
+        owner: alice,
+      });
+      const first = await t.plane.tasks.submit({
+        kind: side,
+        targetId: 'obj_lane',
+        params: { name: 'a' },
+        owner: alice,
+      });
+      const second = await t.plane.tasks.submit({
+        kind: side,
+        targetId: 'obj_lane',
+        params: { name: 'b' },
+        owner: alice,
+      });
+      // Both finish while the target's other task still runs.
+      assert.equal((await t.plane.tasks.waitFor(second.id)).state, 'succeeded');
+      assert.equal((await t.plane.tasks.waitFor(first.id)).state, 'succeeded');
+      assert.deepEqual(order, ['a starts', 'a ends', 'b starts', 'b ends']);
+      assert.equal((await t.plane.tasks.get(blocking.id)).state, 'running');
+      gate.resolve();
+      assert.equal((await t.plane.tasks.waitFor(blocking.id)).state, 'succeeded');
+    });
+
     test('cancel: a queued task never runs, a running one stops, an ended one refuses', async () => {
       const gate = deferred();
       const blocker = t.plane.tasks.register({
