@@ -8,7 +8,7 @@
  *
  *   node --import tsx bench/image-scan.ts [--files 5000] [--runs 3] [--sample 200]
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { systemClock } from '../src/core/clock.js';
 import { scanStorageRoots } from '../src/hypervisors/qemu/storage-scanner.js';
+import { makeImage, makeIso, makeOverlay } from '../src/testing/image-files.js';
 
 const run = promisify(execFile);
 const { values } = parseArgs({
@@ -35,30 +36,10 @@ const base = mkdtempSync(join(tmpdir(), 'zenith-bench-scan-'));
 const root = join(base, 'root');
 const templates = join(base, 'templates');
 mkdirSync(templates);
-const qemuImg = (...args: string[]) => execFileSync('qemu-img', args, { stdio: 'ignore' });
-qemuImg('create', '-q', '-f', 'qcow2', join(templates, 'base.qcow2'), '10G');
-qemuImg(
-  'create',
-  '-q',
-  '-f',
-  'qcow2',
-  '-b',
-  join(templates, 'base.qcow2'),
-  '-F',
-  'qcow2',
-  join(templates, 'overlay.qcow2'),
-);
-qemuImg('create', '-q', '-f', 'vmdk', join(templates, 'disk.vmdk'), '4G');
-mkdirSync(join(base, 'media'));
-writeFileSync(join(base, 'media', 'README'), 'install media\n');
-execFileSync('genisoimage', [
-  '-quiet',
-  '-V',
-  'BENCH',
-  '-o',
-  join(templates, 'media.iso'),
-  join(base, 'media'),
-]);
+makeImage(join(templates, 'base.qcow2'), 'qcow2', '10G');
+makeOverlay(join(templates, 'overlay.qcow2'), join(templates, 'base.qcow2'));
+makeImage(join(templates, 'disk.vmdk'), 'vmdk', '4G');
+makeIso(join(templates, 'media.iso'), 'BENCH', join(base, 'media'));
 const kinds = ['qcow2', 'overlay', 'vmdk', 'raw', 'iso'] as const;
 const files: string[] = [];
 const madeAt = performance.now();

@@ -5,17 +5,8 @@
  * Scanned at connect and on demand; read only by who may read the host.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import {
-  closeSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
+
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -29,6 +20,7 @@ import {
   type TestServer,
 } from '../../src/testing/control-plane.js';
 import { until } from '../../src/testing/wait.js';
+import { makeDamagedQcow2, makeImage, makeIso } from '../../src/testing/image-files.js';
 
 describe('the image library of an agent host (a real agent, real images)', () => {
   let s: TestServer;
@@ -72,29 +64,16 @@ describe('the image library of an agent host (a real agent, real images)', () =>
     assert.equal(answer.status, 200, JSON.stringify(answer.body));
     return answer.body.items as ApiAnswer[];
   };
-  const qemuImg = (...args: string[]) => execFileSync('qemu-img', args, { stdio: 'ignore' });
 
   before(async () => {
     mkdirSync(root, { recursive: true });
     mkdirSync(outside);
-    qemuImg('create', '-q', '-f', 'qcow2', join(root, 'debian.qcow2'), '2G');
-    qemuImg('create', '-q', '-f', 'vmdk', join(root, 'appliance.vmdk'), '1G');
-    qemuImg('create', '-q', '-f', 'raw', join(root, 'scratch.img'), '16M');
-    qemuImg('create', '-q', '-f', 'qcow2', join(root, 'damaged.qcow2'), '1G');
-    const fd = openSync(join(root, 'damaged.qcow2'), 'r+');
-    writeSync(fd, Buffer.from([0, 0, 0, 7]), 0, 4, 4);
-    closeSync(fd);
-    mkdirSync(join(base, 'media'));
-    writeFileSync(join(base, 'media', 'hello'), 'hello\n');
-    execFileSync('genisoimage', [
-      '-quiet',
-      '-V',
-      'INSTALL',
-      '-o',
-      join(root, 'install.iso'),
-      join(base, 'media'),
-    ]);
-    qemuImg('create', '-q', '-f', 'qcow2', join(outside, 'private.qcow2'), '1G');
+    makeImage(join(root, 'debian.qcow2'), 'qcow2', '2G');
+    makeImage(join(root, 'appliance.vmdk'), 'vmdk', '1G');
+    makeImage(join(root, 'scratch.img'), 'raw', '16M');
+    makeDamagedQcow2(join(root, 'damaged.qcow2'), 7);
+    makeIso(join(root, 'install.iso'), 'INSTALL', join(base, 'media'));
+    makeImage(join(outside, 'private.qcow2'), 'qcow2', '1G');
     symlinkSync(join(outside, 'private.qcow2'), join(root, 'sneaky.qcow2'));
     symlinkSync(join(root, 'loop-2'), join(root, 'loop-1'));
     symlinkSync(join(root, 'loop-1'), join(root, 'loop-2'));
@@ -178,7 +157,7 @@ describe('the image library of an agent host (a real agent, real images)', () =>
     );
     rmSync(join(stateDir, 'qemu', 'vms', droppedVm.externalId), { recursive: true, force: true });
     // A disk some other control plane's VM claimed: no VM Zenith ever knew.
-    qemuImg('create', '-q', '-f', 'qcow2', join(root, 'stranger-disk0.qcow2'), '1G');
+    makeImage(join(root, 'stranger-disk0.qcow2'), 'qcow2', '1G');
     writeFileSync(join(root, 'stranger-pad'), 'not an image');
     new DiskClaims([root]).claim(join(root, 'stranger-disk0.qcow2'), {
       uuid: '0b5e55ed-0000-4000-8000-00000000abcd',

@@ -6,8 +6,8 @@
  * more on a loaded machine (docs/images.md).
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -19,6 +19,7 @@ import {
 import { parseVolumeXml } from '../../../src/hypervisors/libvirt/libvirt-storage-scan.js';
 import { startLibvirtd, type LibvirtdDaemon } from '../../../src/testing/libvirtd.js';
 import { until } from '../../../src/testing/wait.js';
+import { makeImage, makeIso, makeOverlay } from '../../../src/testing/image-files.js';
 
 test("a volume's description: path, format, sizes, backing store and modification time", () => {
   // As libvirt 9.0 describes a qcow2 overlay in a directory pool.
@@ -50,36 +51,16 @@ describe('the image library of a libvirt host (a real libvirtd, its storage pool
   let token: string;
   const base = mkdtempSync(join(tmpdir(), 'zenith-libvirt-scan-'));
   const poolDir = join(base, 'pool');
-  const qemuImg = (...args: string[]) => execFileSync('qemu-img', args, { stdio: 'ignore' });
   const images = async (query = '') =>
     (await s.request('GET', `/images${query}`, { token })).body.items as ApiAnswer[];
 
   before(async () => {
     mkdirSync(poolDir, { recursive: true });
-    qemuImg('create', '-q', '-f', 'qcow2', join(poolDir, 'golden.qcow2'), '4G');
-    qemuImg(
-      'create',
-      '-q',
-      '-f',
-      'qcow2',
-      '-b',
-      join(poolDir, 'golden.qcow2'),
-      '-F',
-      'qcow2',
-      join(poolDir, 'web-disk0.qcow2'),
-    );
-    qemuImg('create', '-q', '-f', 'vmdk', join(poolDir, 'legacy.vmdk'), '1G');
-    qemuImg('create', '-q', '-f', 'raw', join(poolDir, 'scratch.img'), '32M');
-    mkdirSync(join(base, 'media'));
-    writeFileSync(join(base, 'media', 'README'), 'media\n');
-    execFileSync('genisoimage', [
-      '-quiet',
-      '-V',
-      'SETUP',
-      '-o',
-      join(poolDir, 'setup.iso'),
-      join(base, 'media'),
-    ]);
+    makeImage(join(poolDir, 'golden.qcow2'), 'qcow2', '4G');
+    makeOverlay(join(poolDir, 'web-disk0.qcow2'), join(poolDir, 'golden.qcow2'));
+    makeImage(join(poolDir, 'legacy.vmdk'), 'vmdk', '1G');
+    makeImage(join(poolDir, 'scratch.img'), 'raw', '32M');
+    makeIso(join(poolDir, 'setup.iso'), 'SETUP', join(base, 'media'));
     daemon = await startLibvirtd({ virtlogd: false });
     await daemon.createDirPool('images', poolDir);
     s = await startTestServer();
@@ -134,7 +115,7 @@ describe('the image library of a libvirt host (a real libvirtd, its storage pool
   });
 
   test('a scan on demand refreshes the pool: a file added by hand appears, a removed one is missing', async () => {
-    qemuImg('create', '-q', '-f', 'qcow2', join(poolDir, 'uploaded.qcow2'), '2G');
+    makeImage(join(poolDir, 'uploaded.qcow2'), 'qcow2', '2G');
     rmSync(join(poolDir, 'scratch.img'));
     const host = (await s.request('GET', '/hosts', { token })).body.items[0];
     const answer = await s.request('POST', `/hosts/${host.id}/images/scan`, { token });

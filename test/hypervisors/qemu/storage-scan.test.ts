@@ -5,16 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import {
-  closeSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -23,6 +14,12 @@ import { silentLogger } from '../../../src/core/logger.js';
 import { QemuDriver } from '../../../src/hypervisors/qemu/qemu-driver.js';
 import { scanStorageRoots } from '../../../src/hypervisors/qemu/storage-scanner.js';
 import { DiskClaims } from '../../../src/hypervisors/qemu/disk-claims.js';
+import {
+  makeDamagedQcow2,
+  makeImage,
+  makeIso,
+  makeOverlay,
+} from '../../../src/testing/image-files.js';
 
 const base = mkdtempSync(join(tmpdir(), 'zenith-scan-'));
 const root = join(base, 'images');
@@ -38,35 +35,12 @@ function qemuImg(...args: string[]): void {
 before(async () => {
   for (const dir of [root, second, outside, join(root, 'iso'), join(root, 'boot')])
     mkdirSync(dir, { recursive: true });
-  qemuImg('create', '-q', '-f', 'qcow2', join(root, 'base.qcow2'), '1G');
-  qemuImg(
-    'create',
-    '-q',
-    '-f',
-    'qcow2',
-    '-b',
-    'base.qcow2',
-    '-F',
-    'qcow2',
-    join(root, 'overlay.qcow2'),
-  );
-  qemuImg('create', '-q', '-f', 'raw', join(root, 'blank.img'), '64M');
-  qemuImg('create', '-q', '-f', 'vmdk', join(root, 'disk.vmdk'), '2G');
-  qemuImg('create', '-q', '-f', 'qcow2', join(root, 'broken.qcow2'), '1G');
-  // Version 99: a qcow2 magic, a header no QEMU reads.
-  const fd = openSync(join(root, 'broken.qcow2'), 'r+');
-  writeSync(fd, Buffer.from([0, 0, 0, 99]), 0, 4, 4);
-  closeSync(fd);
-  mkdirSync(join(base, 'iso-content'));
-  writeFileSync(join(base, 'iso-content', 'README'), 'install media\n');
-  execFileSync('genisoimage', [
-    '-quiet',
-    '-V',
-    'ZENITH-MEDIA',
-    '-o',
-    join(root, 'iso', 'media.iso'),
-    join(base, 'iso-content'),
-  ]);
+  makeImage(join(root, 'base.qcow2'), 'qcow2', '1G');
+  makeOverlay(join(root, 'overlay.qcow2'), 'base.qcow2');
+  makeImage(join(root, 'blank.img'), 'raw', '64M');
+  makeImage(join(root, 'disk.vmdk'), 'vmdk', '2G');
+  makeDamagedQcow2(join(root, 'broken.qcow2'));
+  makeIso(join(root, 'iso', 'media.iso'), 'ZENITH-MEDIA', join(base, 'iso-content'));
   // A bzImage's boot header ("HdrS" at 0x202) and a gzip initramfs.
   const kernel = Buffer.alloc(8192);
   kernel.write('HdrS', 0x202, 'latin1');
@@ -77,7 +51,7 @@ before(async () => {
   execFileSync('mkfifo', [join(root, 'pipe.img')]);
   symlinkSync(join(root, 'pipe.img'), join(root, 'pipe-link.img'));
   // Links: one into the root (followed), one out of it (not), a loop, a directory link to the root.
-  qemuImg('create', '-q', '-f', 'qcow2', join(outside, 'secret.qcow2'), '1G');
+  makeImage(join(outside, 'secret.qcow2'), 'qcow2', '1G');
   symlinkSync(join(root, 'blank.img'), join(root, 'alias.img'));
   symlinkSync(join(outside, 'secret.qcow2'), join(root, 'escape.qcow2'));
   symlinkSync(join(root, 'loop-b'), join(root, 'loop-a'));
@@ -88,7 +62,7 @@ before(async () => {
   let deep = join(root, 'deep');
   for (let level = 0; level < 12; level++) deep = join(deep, `d${level}`);
   mkdirSync(deep, { recursive: true });
-  qemuImg('create', '-q', '-f', 'qcow2', join(deep, 'lost.qcow2'), '1G');
+  makeImage(join(deep, 'lost.qcow2'), 'qcow2', '1G');
   driver = new QemuDriver({
     stateDir: join(base, 'state'),
     storageRoots: [root, second],
