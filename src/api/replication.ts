@@ -250,7 +250,8 @@ export const updateReplication = operation({
   path: '/vms/:id/replication',
   auth: 'replication.manage',
   tag: 'replication',
-  summary: "Change the VM's RPO, interval or points kept, or pause and resume its cycles",
+  summary:
+    "Change the VM's RPO, interval or points kept, pause and resume its cycles, or switch its mode (to interval: its mirror is taken down first; to sync: the mirror is set up after the next cycle)",
   params: IdParams,
   body: Type.Object(
     {
@@ -258,6 +259,7 @@ export const updateReplication = operation({
       intervalSeconds: Type.Optional(ReplicationSettings.intervalSeconds),
       keepPoints: Type.Optional(ReplicationSettings.keepPoints),
       state: Type.Optional(StringEnum(['active', 'paused'] as const)),
+      mode: Type.Optional(StringEnum(['interval', 'sync'] as const)),
     },
     { additionalProperties: false },
   ),

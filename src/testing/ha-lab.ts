@@ -145,9 +145,19 @@ export async function startHaLab(options: HaLabOptions): Promise<HaLab> {
   const setStorageLimit = async (host: string, bytes: number, limit: { free?: boolean } = {}) => {
     const dir = storageOf(host);
     if (!mounted.includes(dir)) throw new Error(`${host}'s storage is not a tmpfs of the lab's`);
-    const { bsize, blocks, bfree } = statfsSync(dir);
-    const size = (limit.free ? (blocks - bfree) * bsize : 0) + bytes;
-    await exec('mount', ['-o', `remount,size=${Math.ceil(size / 4096) * 4096}`, dir]);
+    // A size under what the tmpfs holds is refused (EINVAL): what it holds is read again and the
+    // remount tried again while something still writes there (a replication cycle in flight).
+    for (let attempt = 1; ; attempt++) {
+      const { bsize, blocks, bfree } = statfsSync(dir);
+      const size = (limit.free ? (blocks - bfree) * bsize : 0) + bytes;
+      try {
+        await exec('mount', ['-o', `remount,size=${Math.ceil(size / 4096) * 4096}`, dir]);
+        return;
+      } catch (error) {
+        if (attempt >= 40) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
   };
   const physical: Record<string, PhysicalHost> = {};
   const machines: Record<string, MachineProcess> = {};

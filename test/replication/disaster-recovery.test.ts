@@ -91,8 +91,27 @@ describe('replication to a second site, and recovery plans run there', () => {
       await lab.lab.throttle(host, null);
     }
   };
-  /** The replica's directory holds whole images only: `points` of them, nothing half-written. */
+  /**
+   * The replica's directory holds whole images only: `points` of them, nothing half-written. Read
+   * with the replication paused and no cycle under way: on a loaded machine the next cycle may
+   * start as soon as one ends, and its own point is `writing` while it runs.
+   */
   const wholeImagesOnly = async (vm: string, points: number) => {
+    const active = (await replicationOf(vm)).state === 'active';
+    if (active) await ok('PATCH', `/vms/${vm}/replication`, { state: 'paused' });
+    try {
+      await until('no cycle under way', async () => {
+        const { lastTaskId } = await replicationOf(vm);
+        if (!lastTaskId) return true;
+        const task = await ok('GET', `/tasks/${lastTaskId as string}`);
+        return ['succeeded', 'failed', 'cancelled'].includes(task.state as string) || undefined;
+      });
+      await checkWholeImages(vm, points);
+    } finally {
+      if (active) await ok('PATCH', `/vms/${vm}/replication`, { state: 'active' });
+    }
+  };
+  const checkWholeImages = async (vm: string, points: number) => {
     const replication = await replicationOf(vm);
     assert.equal(
       (replication.points as ApiAnswer[]).filter((p) => p.state === 'writing').length,

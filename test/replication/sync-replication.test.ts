@@ -219,6 +219,19 @@ describe('synchronous replication to a second site (real agents, real QEMU)', ()
     );
     const { seq, blocks } = await newestBlocks();
     assert.ok(blocks >= said, `point ${seq} holds ${blocks} blocks; the guest said ${said}`);
+    // Switched to interval: the mirror and the replica go, the points stay; and back to sync.
+    const points = (await readyPoints(app)).length;
+    const interval = await ok('PATCH', `/vms/${app}/replication`, { mode: 'interval' });
+    assert.equal(interval.mode, 'interval');
+    assert.equal(interval.sync, null);
+    assert.equal((await readyPoints(app)).length, points);
+    const daemons = (await lab.lab.processes(b)).filter((p) =>
+      p.command.includes('qemu-storage-daemon'),
+    );
+    assert.deepEqual(daemons, [], 'no replica daemon runs at B');
+    const sync = await ok('PATCH', `/vms/${app}/replication`, { mode: 'sync' });
+    assert.equal(sync.sync.state, null);
+    await mirroring('the mirror set up again once the replication is sync again');
   });
 
   test('site A lost with the mirror holding: the failover starts app at B from a last point of the live overlay, and nothing the guest said it wrote is lost', async () => {

@@ -136,16 +136,19 @@ export function registerReplication(program: Command): void {
     );
   replication
     .command('set <vm>')
-    .description("Change a VM's RPO, interval or points kept, or pause and resume it")
+    .description(
+      "Change a VM's RPO, interval or points kept, pause and resume it, or switch its mode",
+    )
     .option('--rpo <seconds>', 'the RPO target')
     .option('--interval <seconds>', 'how often a cycle starts')
     .option('--keep <points>', 'points in time kept')
     .option('--pause', 'stop its cycles (the replica stays)')
     .option('--resume', 'start its cycles again')
+    .option('--mode <mode>', 'interval, or sync (every write mirrored to the replica)')
     .action(
       async (
         vm: string,
-        options: SettingOptions & { pause?: boolean; resume?: boolean },
+        options: SettingOptions & { pause?: boolean; resume?: boolean; mode?: string },
         command: Command,
       ) => {
         const globals = command.optsWithGlobals<Globals>();
@@ -155,10 +158,13 @@ export function registerReplication(program: Command): void {
           {
             ...settings(options),
             ...(options.pause ? { state: 'paused' } : options.resume ? { state: 'active' } : {}),
+            ...(options.mode !== undefined ? { mode: options.mode } : {}),
           },
         );
         if (globals.json) return printJson(changed);
-        process.stderr.write(`${changed.vm.name}'s replication is ${changed.state}\n`);
+        process.stderr.write(
+          `${changed.vm.name}'s replication is ${changed.state} (${modeText(changed)})\n`,
+        );
       },
     );
   replication

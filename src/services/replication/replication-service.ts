@@ -300,14 +300,17 @@ export class ReplicationService {
       intervalSeconds?: number;
       keepPoints?: number;
       state?: 'active' | 'paused';
+      mode?: 'interval' | 'sync';
     },
   ): Promise<ReplicationView> {
     const current = await this.ofVm(vmId);
-    if (current.state === 'recovered' && input.state !== undefined)
+    if (current.state === 'recovered' && (input.state !== undefined || input.mode !== undefined))
       throw new ZenithError(
         'ZEN_INVALID_STATE',
         `${current.vmName} runs from its replica: protect it anew (reprotect) instead`,
       );
+    if (input.mode !== undefined && input.mode !== current.mode)
+      await this.#switchMode(current, input.mode);
     const rpo = input.rpoSeconds ?? current.rpoSeconds;
     const interval = input.intervalSeconds ?? current.intervalSeconds;
     if (interval > rpo)
@@ -333,6 +336,40 @@ export class ReplicationService {
       .where('id', '=', current.id)
       .execute();
     return this.get(vmId);
+  }
+
+  /**
+   * A replication changed between modes, under its lock: to interval, its mirror and replica are
+   * taken down first (ZEN_… of the host that does not answer, nothing changed); to sync, both hosts
+   * must have the facet, and the mirror is set up after the next cycle. Its points are kept.
+   */
+  async #switchMode(current: Replication, mode: 'interval' | 'sync'): Promise<void> {
+    await this.#lock(current.id).run(async () => {
+      if (mode === 'interval')
+        await this.#sync.standDown(current, 'the replication is interval now');
+      else {
+        const vm = presentVm(this.deps.inventory, current.vmId);
+        const target = this.deps.inventory.index.get(current.targetHostId);
+        if (!target) throw new ZenithError('ZEN_NOT_FOUND', 'the target host is gone');
+        this.#sync.check(vm, target);
+      }
+      await this.deps.store.db
+        .updateTable('replications')
+        .set({
+          mode,
+          sync_key:
+            mode === 'sync'
+              ? (current.syncKey ??
+                this.deps.secrets.seal(JSON.stringify(newReplicaKey(current.id))))
+              : current.syncKey,
+          sync_state: null,
+          sync_error: null,
+          sync_since: this.deps.clock.now(),
+          ...(mode === 'sync' ? { next_cycle_at: this.deps.clock.now() } : {}),
+        })
+        .where('id', '=', current.id)
+        .execute();
+    });
   }
 
   /** Stops replicating the VM and removes its replica's images (refused while a plan names it). */
