@@ -71,18 +71,23 @@ describe('replication to a second site, and recovery plans run there', () => {
   const inTheMiddleOfACycle = async (vm: string, during: () => Promise<void>) => {
     const host = lab.physical['dr-b']!;
     await lab.lab.throttle(host, { mbit: 1, burst: '16kb', latency: '2s' });
+    // A cycle that started before the link was slowed may end before anything is done to it
+    // (one starts as soon as a replication is resumed): only one started since counts.
+    const slowedAt = Date.now();
     try {
       const taskId = await until(
-        `a cycle of ${vm} copying`,
+        `a cycle of ${vm} copying, started once the link was slow`,
         async () => {
           const r = await replicationOf(vm);
           if (!(r.points as ApiAnswer[]).some((p) => p.state === 'writing')) return undefined;
           const task = await ok('GET', `/tasks/${r.lastTaskId as string}`);
-          return task.state === 'running' && (task.progress as number) > 0
+          return task.state === 'running' &&
+            (task.startedAt as number) >= slowedAt &&
+            (task.progress as number) > 0
             ? (task.id as string)
             : undefined;
         },
-        60_000,
+        120_000,
         100,
       );
       await during();
